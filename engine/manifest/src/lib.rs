@@ -1,0 +1,26 @@
+//! Experiment manifests: the TOML file a researcher writes to say what to run.
+//!
+//! - [`types`]: the sections of a manifest as plain serde types with defaults.
+//! - [`load`]: reading, `--set` overrides, parsing and validation in one call.
+//! - [`validate`]: checks across sections (references, splits, names).
+//! - [`diagnostic`]: located errors rendered like rustc's (file:line:col, caret, help).
+//! - [`spans`]: finds the source position of any key path.
+//! - [`suggest`]: did-you-mean for near-miss names.
+//! - [`overrides`]: `--set key.path=value`.
+//! - [`schema`]: the JSON Schema generated from the types.
+//! - [`plan`]: the stages a manifest turns into, each with a content key for caching.
+
+pub mod diagnostic;
+pub mod load;
+pub mod overrides;
+pub mod plan;
+pub mod schema;
+pub mod spans;
+pub mod suggest;
+pub mod types;
+pub mod validate;
+
+pub use diagnostic::{Diagnostic, ManifestError};
+pub use load::{LoadError, Loaded, load, load_str};
+pub use plan::{Plan, Stage, StageKind};
+pub use types::*;

@@ -1,0 +1,166 @@
+//! From a manifest to a plan: the stages of a run in dependency order, each with a content key
+//! (a hash of its own manifest section, the keys of the stages it consumes and the code version).
+//!
+//! A stage's output is stored under its key, so a rerun skips every stage whose key is already
+//! stored and a change to one section reruns only that section's stages and what depends on them.
+//! Keys never depend on the order stages happen to run in, so sharded runs can merge.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::types::Manifest;
+
+/// Bump when a stage's stored output changes meaning, to invalidate old caches.
+const STAGE_FORMAT: u32 = 1;
+
+/// What a stage does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum StageKind {
+    /// Load or generate dataset `name`.
+    Data { name: String },
+    /// Train (or import) zoo `name`.
+    Zoo { name: String },
+    /// Run method number `index` with one seed: fit on its zoo and sample.
+    Method { index: usize, name: String, seed: u64 },
+    /// Compute the metrics of that method's samples.
+    Evaluate { index: usize, name: String, seed: u64 },
+    /// Aggregate every table and render the report.
+    Report,
+}
+
+/// One unit of work.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stage {
+    pub kind: StageKind,
+    /// Content key: 16 hex digits of a SHA-256.
+    pub key: String,
+    /// Indices (into [`Plan::stages`]) of the stages this one consumes.
+    pub deps: Vec<usize>,
+}
+
+impl Stage {
+    /// A short human label such as `zoo cnn` or `method "noise σ=0.05" seed 1`.
+    pub fn label(&self) -> String {
+        match &self.kind {
+            StageKind::Data { name } => format!("data {name}"),
+            StageKind::Zoo { name } => format!("zoo {name}"),
+            StageKind::Method { name, seed, .. } => format!("method \"{name}\" seed {seed}"),
+            StageKind::Evaluate { name, seed, .. } => format!("evaluate \"{name}\" seed {seed}"),
+            StageKind::Report => "report".to_string(),
+        }
+    }
+
+    /// The folder name a stage's output is stored under: kind + key.
+    pub fn dir_name(&self) -> String {
+        let kind = match self.kind {
+            StageKind::Data { .. } => "data",
+            StageKind::Zoo { .. } => "zoo",
+            StageKind::Method { .. } => "method",
+            StageKind::Evaluate { .. } => "evaluate",
+            StageKind::Report => "report",
+        };
+        format!("{kind}-{}", self.key)
+    }
+}
+
+/// Every stage of a run, dependencies before dependents.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub stages: Vec<Stage>,
+}
+
+impl Plan {
+    /// Builds the plan. `plugin_identity` returns what identifies a plugin's code (a hash of
+    /// its component), so that a rebuilt plugin reruns its method stages.
+    pub fn new(m: &Manifest, plugin_identity: &dyn Fn(&str) -> String) -> Plan {
+        let mut stages: Vec<Stage> = Vec::new();
+        let push = |stages: &mut Vec<Stage>, kind: StageKind, parts: &[&dyn erased::Part], deps: Vec<usize>| {
+            let mut h = Sha256::new();
+            h.update(format!("weightlab {} stage-format {STAGE_FORMAT}\n", env!("CARGO_PKG_VERSION")));
+            h.update(serde_json::to_string(&kind).expect("serialisable"));
+            for part in parts {
+                h.update(b"\n");
+                h.update(part.json());
+            }
+            for d in &deps {
+                h.update(b"\ndep ");
+                h.update(&stages[*d].key);
+            }
+            let key = hex::encode(&h.finalize()[..8]);
+            stages.push(Stage { kind, key, deps });
+            stages.len() - 1
+        };
+
+        let mut data_idx = std::collections::BTreeMap::new();
+        for (name, spec) in &m.data {
+            let i = push(&mut stages, StageKind::Data { name: name.clone() }, &[spec], vec![]);
+            data_idx.insert(name.clone(), i);
+        }
+        let mut zoo_idx = std::collections::BTreeMap::new();
+        for (name, spec) in &m.zoo {
+            let deps = data_idx.get(&spec.data).map(|d| vec![*d]).unwrap_or_default();
+            let i = push(&mut stages, StageKind::Zoo { name: name.clone() }, &[spec], deps);
+            zoo_idx.insert(name.clone(), i);
+        }
+        let mut eval_stages = Vec::new();
+        for (index, method) in m.method.iter().enumerate() {
+            let plugin = plugin_identity(&method.plugin);
+            for &seed in &m.experiment.seeds {
+                let zoo = zoo_idx.get(&method.zoo).copied();
+                let deps = zoo.into_iter().collect::<Vec<_>>();
+                // The display name and limits do not change what is computed.
+                let what = (&method.plugin, &plugin, &method.role, method.samples, &method.config);
+                let mi = push(&mut stages, StageKind::Method { index, name: method.name.clone(), seed }, &[&what], deps.clone());
+                let mut edeps = vec![mi];
+                edeps.extend(deps);
+                let ei = push(&mut stages, StageKind::Evaluate { index, name: method.name.clone(), seed }, &[&m.evaluate], edeps);
+                eval_stages.push(ei);
+            }
+        }
+        let zoo_stages: Vec<usize> = zoo_idx.values().copied().collect();
+        let mut report_deps = zoo_stages;
+        report_deps.extend(eval_stages);
+        push(&mut stages, StageKind::Report, &[&m.report, &m.experiment], report_deps);
+        Plan { stages }
+    }
+}
+
+/// Object-safe "serialise me to canonical JSON" for hashing heterogeneous sections.
+mod erased {
+    pub trait Part {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Part for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).expect("manifest sections serialise")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(extra: &str) -> Manifest {
+        let text = format!(
+            "[experiment]\nname = \"t\"\nseeds = [0, 1]\n[data.d]\nsource = \"blobs\"\n[zoo.z]\ndata = \"d\"\narch = {{ kind = \"mlp\" }}\n\
+             [[method]]\nname = \"a\"\nplugin = \"copy\"\nzoo = \"z\"\n[[method]]\nname = \"b\"\nplugin = \"noise\"\nzoo = \"z\"\n{extra}"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn keys_are_stable_and_changes_propagate_only_downstream() {
+        let id = |p: &str| format!("hash-of-{p}");
+        let a = Plan::new(&manifest(""), &id);
+        let b = Plan::new(&manifest(""), &id);
+        let keys = |p: &Plan| p.stages.iter().map(|s| (s.label(), s.key.clone())).collect::<Vec<_>>();
+        assert_eq!(keys(&a), keys(&b));
+        let c = Plan::new(&manifest("config = { sigma = 0.1 }"), &id);
+        let changed: Vec<String> = a.stages.iter().zip(&c.stages).filter(|(x, y)| x.key != y.key).map(|(x, _)| x.label()).collect();
+        assert_eq!(changed, vec![
+            "method \"b\" seed 0", "evaluate \"b\" seed 0", "method \"b\" seed 1", "evaluate \"b\" seed 1", "report",
+        ]);
+    }
+}

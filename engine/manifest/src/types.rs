@@ -1,0 +1,432 @@
+//! The manifest's data types. Every section is a plain struct with documented fields and
+//! defaults; the doc comments become the JSON Schema's descriptions (`weightlab schema`).
+//! They hold no source positions: [`crate::spans`] finds the line and column of any key path
+//! when a problem needs to be shown.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A weightlab experiment: which data, which model zoos, which methods, which metrics, which report.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Name, seeds and output folder of the experiment.
+    pub experiment: Experiment,
+    /// Datasets by name (`[data.fmnist]`); zoos refer to them by that name.
+    #[serde(default)]
+    pub data: BTreeMap<String, DataSpec>,
+    /// Model zoos by name (`[zoo.cnn]`): trained here or imported from checkpoints.
+    #[serde(default)]
+    pub zoo: BTreeMap<String, ZooSpec>,
+    /// Methods to run (`[[method]]`): generators, baselines and probes, each a wasm plugin.
+    #[serde(default)]
+    pub method: Vec<MethodSpec>,
+    /// Metrics computed on every method's samples.
+    #[serde(default)]
+    pub evaluate: EvaluateSpec,
+    /// The HTML report.
+    #[serde(default)]
+    pub report: ReportSpec,
+}
+
+/// `[experiment]`: identity and seeds.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Name of the experiment; names the default output folder `reports/<name>`.
+    pub name: String,
+    /// Free text shown at the top of the report.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Seeds: every stochastic method stage runs once per seed, and results aggregate over them.
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// Output folder, relative to the manifest's folder's parent project (default `reports/<name>`).
+    #[serde(default)]
+    pub output: Option<PathBuf>,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+
+/// Where a dataset comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataSource {
+    /// Fashion-MNIST from the Debian package `dataset-fashion-mnist` (28x28 grey images, 10 classes).
+    FashionMnist,
+    /// Gaussian blobs in 2-D, one per class (procedural; for tests and quick studies).
+    Blobs,
+    /// Two interleaved half-moons in 2-D, 2 classes (procedural).
+    Moons,
+    /// Signed distance functions of random 3-D shapes (spheres, boxes, tori): a neural-field task.
+    SdfShapes,
+}
+
+/// `[data.<name>]`: a dataset.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// Where the data comes from.
+    pub source: DataSource,
+    /// Use only the first N training examples (after a seeded shuffle). Default: all.
+    #[serde(default)]
+    pub train_subset: Option<usize>,
+    /// Use only the first N test examples. Default: all.
+    #[serde(default)]
+    pub test_subset: Option<usize>,
+    /// Folder with the IDX files (fashion-mnist only). Default: the Debian package's folder.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Number of classes (blobs).
+    #[serde(default = "default_classes")]
+    pub classes: usize,
+    /// Number of training examples (procedural sources); test examples are a quarter of it.
+    #[serde(default = "default_samples")]
+    pub samples: usize,
+    /// Noise level of procedural sources (blob spread, moon jitter).
+    #[serde(default = "default_noise")]
+    pub noise: f64,
+    /// Seed of the procedural generator and the subset shuffle.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_classes() -> usize {
+    4
+}
+fn default_samples() -> usize {
+    2048
+}
+fn default_noise() -> f64 {
+    0.2
+}
+
+/// Activation function of an MLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    /// max(0, x)
+    #[default]
+    Relu,
+    /// tanh(x)
+    Tanh,
+    /// x * sigmoid(x)
+    Silu,
+    /// sin(30 x), as in SIREN neural fields.
+    Sine,
+}
+
+/// The architecture of every model in a zoo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ArchSpec {
+    /// Fully connected network; input and output sizes come from the dataset.
+    Mlp {
+        /// Hidden layer widths, e.g. `[10]` for the G.pt MNIST MLP (784→10→10).
+        #[serde(default = "default_hidden")]
+        hidden: Vec<usize>,
+        /// Activation between layers.
+        #[serde(default)]
+        activation: Activation,
+    },
+    /// The Hyper-Representations "CNN-s" zoo model: conv 8@5x5 → conv 6@5x5 → conv 4@2x2 →
+    /// FC 36→20 → FC 20→10 on 28x28x1 (2,464 parameters).
+    CnnS {},
+    /// A small MLP neural field: 3-D point → signed distance.
+    SdfMlp {
+        /// Hidden layer widths.
+        #[serde(default = "default_sdf_hidden")]
+        hidden: Vec<usize>,
+    },
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![32]
+}
+fn default_sdf_hidden() -> Vec<usize> {
+    vec![32, 32]
+}
+
+/// Optimizer of zoo training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Optimizer {
+    /// Adam (β = 0.9, 0.999).
+    #[default]
+    Adam,
+    /// Plain stochastic gradient descent.
+    Sgd,
+}
+
+/// How each model of a zoo is trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// Optimizer.
+    #[serde(default)]
+    pub optimizer: Optimizer,
+    /// Learning rate.
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// L2 weight decay.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Passes over the training data.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Examples per step (each model draws its own batches in its own order).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+impl Default for TrainSpec {
+    fn default() -> Self {
+        Self {
+            optimizer: Optimizer::default(),
+            lr: default_lr(),
+            weight_decay: 0.0,
+            epochs: default_epochs(),
+            batch_size: default_batch_size(),
+        }
+    }
+}
+
+fn default_lr() -> f64 {
+    1e-3
+}
+fn default_epochs() -> usize {
+    3
+}
+fn default_batch_size() -> usize {
+    128
+}
+
+/// Which checkpoints of each model a zoo keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeepSpec {
+    /// Keep the checkpoints of the last N epochs (1 = only the final weights).
+    #[serde(default = "one")]
+    pub last_epochs: usize,
+    /// Keep the parameters whose names start with one of these prefixes (default: all).
+    #[serde(default)]
+    pub params: Option<Vec<String>>,
+}
+
+impl Default for KeepSpec {
+    fn default() -> Self {
+        Self { last_epochs: 1, params: None }
+    }
+}
+
+fn one() -> usize {
+    1
+}
+
+/// How the models of a zoo divide into the set methods learn from and a held-out set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    /// Models whose checkpoints the methods see.
+    pub train: usize,
+    /// Models kept aside as a reference for "new" models of the same distribution.
+    pub heldout: usize,
+}
+
+/// `[zoo.<name>]`: a population of models of one architecture.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZooSpec {
+    /// Dataset the models are trained and evaluated on (a `[data.<name>]`).
+    pub data: String,
+    /// Architecture of every model.
+    pub arch: ArchSpec,
+    /// Number of models.
+    #[serde(default = "default_models")]
+    pub models: usize,
+    /// Training recipe.
+    #[serde(default)]
+    pub train: TrainSpec,
+    /// Which checkpoints to keep.
+    #[serde(default)]
+    pub keep: KeepSpec,
+    /// Train/held-out split of the models (default: all models in train).
+    #[serde(default)]
+    pub split: Option<SplitSpec>,
+    /// Import the zoo from a folder of safetensors files instead of training it.
+    #[serde(default)]
+    pub import: Option<PathBuf>,
+    /// Seed of the zoo: model i is initialised and shuffled with a seed derived from (seed, i).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_models() -> usize {
+    16
+}
+
+impl ZooSpec {
+    /// The split, defaulting to every model in the training set.
+    pub fn split(&self) -> SplitSpec {
+        self.split.clone().unwrap_or(SplitSpec {
+            train: self.models,
+            heldout: 0,
+        })
+    }
+}
+
+/// What a method does; it selects the WIT world the plugin must implement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Learns a distribution of weights from the zoo and samples new models.
+    Generator,
+    /// A simple reference method with the generator's shape (noise, averaging, copying…).
+    Baseline,
+    /// Predicts properties of a model from its weights.
+    Probe,
+}
+
+/// Resource limits of one plugin. The defaults stop runaway plugins while leaving room for real
+/// training inside a generator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Wall-clock deadline per call into the plugin, in seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: f64,
+    /// Cap on the plugin's own linear memory, in MiB.
+    #[serde(default = "default_memory")]
+    pub memory_mib: u64,
+    /// Cap on host tensor memory the plugin may hold at once, in MiB.
+    #[serde(default = "default_tensor_memory")]
+    pub tensor_memory_mib: u64,
+    /// CPU budget of guest code per call, in wasmtime fuel units (≈ instructions).
+    #[serde(default = "default_fuel")]
+    pub fuel: u64,
+}
+
+impl Default for LimitsSpec {
+    fn default() -> Self {
+        Self {
+            timeout_secs: default_timeout(),
+            memory_mib: default_memory(),
+            tensor_memory_mib: default_tensor_memory(),
+            fuel: default_fuel(),
+        }
+    }
+}
+
+fn default_timeout() -> f64 {
+    600.0
+}
+fn default_memory() -> u64 {
+    256
+}
+fn default_tensor_memory() -> u64 {
+    4096
+}
+fn default_fuel() -> u64 {
+    50_000_000_000
+}
+
+/// `[[method]]`: one method run on one zoo.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MethodSpec {
+    /// How the method appears in tables and the report; unique within the manifest.
+    pub name: String,
+    /// A built-in plugin name (see `weightlab plugins`) or a path to a `.wasm` component.
+    pub plugin: String,
+    /// Role of the plugin; default: the role the plugin declares.
+    #[serde(default)]
+    pub role: Option<Role>,
+    /// The zoo the method learns from (a `[zoo.<name>]`).
+    pub zoo: String,
+    /// Number of models to sample per seed.
+    #[serde(default = "default_method_samples")]
+    pub samples: usize,
+    /// The plugin's own configuration; checked against the schema the plugin declares.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub config: toml::Table,
+    /// Resource limits of the plugin.
+    #[serde(default)]
+    pub limits: LimitsSpec,
+}
+
+fn default_method_samples() -> usize {
+    16
+}
+
+/// A metric computed on every sampled model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Metric {
+    /// Test accuracy (classification) or negative SDF error (neural fields).
+    Accuracy,
+    /// Minimum L2 distance to any training checkpoint.
+    NnDistance,
+    /// 1 − the highest IoU of wrong test predictions with any training checkpoint.
+    Novelty,
+}
+
+/// `[evaluate]`: metrics to compute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateSpec {
+    /// Metrics to compute for every sample.
+    #[serde(default = "default_metrics")]
+    pub metrics: Vec<Metric>,
+}
+
+impl Default for EvaluateSpec {
+    fn default() -> Self {
+        Self { metrics: default_metrics() }
+    }
+}
+
+fn default_metrics() -> Vec<Metric> {
+    vec![Metric::Accuracy, Metric::NnDistance, Metric::Novelty]
+}
+
+/// A plot of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Plot {
+    /// Accuracy vs. novelty of every sample, one colour per method.
+    AccuracyNovelty,
+    /// Distribution of nearest-neighbour distances, generated vs. training.
+    NnDistance,
+    /// Training curves logged by plugins and zoo training.
+    TrainingCurves,
+    /// 2-D PCA of training, held-out and generated weights.
+    WeightPca,
+}
+
+/// `[report]`: the HTML report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    /// Folder with a `report.html.j2` overriding the built-in template.
+    #[serde(default)]
+    pub template: Option<PathBuf>,
+    /// Plots to include.
+    #[serde(default = "default_plots")]
+    pub plots: Vec<Plot>,
+}
+
+impl Default for ReportSpec {
+    fn default() -> Self {
+        Self { template: None, plots: default_plots() }
+    }
+}
+
+fn default_plots() -> Vec<Plot> {
+    vec![Plot::AccuracyNovelty, Plot::NnDistance, Plot::TrainingCurves, Plot::WeightPca]
+}

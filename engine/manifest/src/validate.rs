@@ -1,0 +1,174 @@
+//! Checks that need more than one section: references between sections, splits that cannot be
+//! made, names used twice, architectures that do not fit their data. Each finding carries the
+//! span of the key at fault and, for names, a did-you-mean.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::diagnostic::Diagnostic;
+use crate::path;
+use crate::spans::Spans;
+use crate::suggest::suggest;
+use crate::types::{ArchSpec, DataSource, Manifest};
+
+/// What the validator needs to know about the world outside the manifest.
+pub struct Context<'a> {
+    /// Folder that relative paths in the manifest are resolved against.
+    pub base_dir: &'a Path,
+    /// Names of the built-in plugins.
+    pub builtin_plugins: &'a [String],
+}
+
+/// True when a `plugin = "…"` value names a file rather than a built-in plugin.
+pub fn is_plugin_path(plugin: &str) -> bool {
+    plugin.ends_with(".wasm") || plugin.contains('/')
+}
+
+pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let data_names: Vec<&String> = m.data.keys().collect();
+    let zoo_names: Vec<&String> = m.zoo.keys().collect();
+
+    if m.experiment.seeds.is_empty() {
+        out.push(Diagnostic::new("`seeds` is empty: every method needs at least one seed", spans.value(&path!["experiment", "seeds"]))
+            .with_help(Some("for example `seeds = [0, 1, 2]`".into())));
+    }
+    let unique_seeds: BTreeSet<_> = m.experiment.seeds.iter().collect();
+    if unique_seeds.len() != m.experiment.seeds.len() {
+        out.push(Diagnostic::new("`seeds` lists a seed twice", spans.value(&path!["experiment", "seeds"])));
+    }
+
+    for (name, data) in &m.data {
+        for (key, v) in [("train_subset", data.train_subset), ("test_subset", data.test_subset)] {
+            if v == Some(0) {
+                out.push(Diagnostic::new(format!("`data.{name}.{key}` is 0: no examples would be left"), spans.value(&path!["data", name.as_str(), key])));
+            }
+        }
+        if data.source == DataSource::FashionMnist {
+            if let Some(p) = &data.path {
+                let full = ctx.base_dir.join(p);
+                if !full.is_dir() {
+                    out.push(Diagnostic::new(format!("`data.{name}.path`: folder `{}` does not exist", full.display()), spans.value(&path!["data", name.as_str(), "path"])));
+                }
+            }
+        } else if data.samples < 8 {
+            out.push(Diagnostic::new(format!("`data.{name}.samples` = {} is too small to split into train and test", data.samples), spans.value(&path!["data", name.as_str(), "samples"])));
+        }
+        if data.source == DataSource::Blobs && data.classes < 2 {
+            out.push(Diagnostic::new(format!("`data.{name}.classes` must be at least 2"), spans.value(&path!["data", name.as_str(), "classes"])));
+        }
+    }
+
+    for (name, zoo) in &m.zoo {
+        let at = |key: &str| spans.value(&path!["zoo", name.as_str(), key]);
+        match m.data.get(&zoo.data) {
+            None => out.push(
+                Diagnostic::new(format!("zoo `{name}` refers to dataset `{}`, which is not defined", zoo.data), at("data"))
+                    .with_help(Some(suggest(&zoo.data, "datasets", &data_names))),
+            ),
+            Some(data) => {
+                let fits = match (&zoo.arch, data.source) {
+                    (ArchSpec::SdfMlp { .. }, DataSource::SdfShapes) => true,
+                    (ArchSpec::SdfMlp { .. }, _) | (_, DataSource::SdfShapes) => false,
+                    (ArchSpec::CnnS {}, DataSource::FashionMnist) => true,
+                    (ArchSpec::CnnS {}, _) => false,
+                    (ArchSpec::Mlp { .. }, _) => true,
+                };
+                if !fits {
+                    out.push(
+                        Diagnostic::new(format!("zoo `{name}`: architecture `{}` cannot be trained on `{}` data", arch_kind(&zoo.arch), source_name(data.source)), at("arch"))
+                            .with_help(Some("`cnn-s` needs 28x28 images (fashion-mnist), `sdf-mlp` needs `sdf-shapes`; `mlp` fits any classification data".into())),
+                    );
+                }
+            }
+        }
+        if zoo.models == 0 && zoo.import.is_none() {
+            out.push(Diagnostic::new(format!("zoo `{name}` has 0 models"), at("models")));
+        }
+        if let Some(split) = &zoo.split {
+            if split.train == 0 {
+                out.push(Diagnostic::new(format!("zoo `{name}`: the split leaves no training models for the methods"), at("split")));
+            }
+            if zoo.import.is_none() && split.train + split.heldout > zoo.models {
+                out.push(
+                    Diagnostic::new(format!("zoo `{name}`: split of {} train + {} held-out models needs {} models, but the zoo has {}", split.train, split.heldout, split.train + split.heldout, zoo.models), at("split"))
+                        .with_help(Some(format!("raise `models` to {} or shrink the split", split.train + split.heldout))),
+                );
+            }
+        }
+        if zoo.train.epochs == 0 && zoo.import.is_none() {
+            out.push(Diagnostic::new(format!("zoo `{name}`: `train.epochs` is 0"), spans.value(&path!["zoo", name.as_str(), "train", "epochs"])));
+        }
+        if zoo.train.batch_size == 0 {
+            out.push(Diagnostic::new(format!("zoo `{name}`: `train.batch_size` is 0"), spans.value(&path!["zoo", name.as_str(), "train", "batch_size"])));
+        }
+        if !(zoo.train.lr > 0.0 && zoo.train.lr.is_finite()) {
+            out.push(Diagnostic::new(format!("zoo `{name}`: `train.lr` must be a positive number"), spans.value(&path!["zoo", name.as_str(), "train", "lr"])));
+        }
+        if zoo.keep.last_epochs == 0 || (zoo.import.is_none() && zoo.keep.last_epochs > zoo.train.epochs) {
+            out.push(
+                Diagnostic::new(format!("zoo `{name}`: `keep.last_epochs` = {} but training runs {} epochs", zoo.keep.last_epochs, zoo.train.epochs), spans.value(&path!["zoo", name.as_str(), "keep", "last_epochs"]))
+                    .with_help(Some(format!("use a value from 1 to {}", zoo.train.epochs.max(1)))),
+            );
+        }
+        if let Some(import) = &zoo.import {
+            let full = ctx.base_dir.join(import);
+            if !full.is_dir() {
+                out.push(Diagnostic::new(format!("zoo `{name}`: import folder `{}` does not exist", full.display()), at("import")));
+            }
+        }
+    }
+
+    let mut seen = BTreeSet::new();
+    for (i, method) in m.method.iter().enumerate() {
+        let at = |key: &str| spans.value(&path!["method", i, key]);
+        if method.name.trim().is_empty() {
+            out.push(Diagnostic::new("method name is empty", at("name")));
+        } else if !seen.insert(method.name.as_str()) {
+            out.push(Diagnostic::new(format!("two methods are named `{}`", method.name), at("name")).with_help(Some("names identify methods in tables and the report; make them unique".into())));
+        }
+        if !m.zoo.contains_key(&method.zoo) {
+            out.push(
+                Diagnostic::new(format!("method `{}` refers to zoo `{}`, which is not defined", method.name, method.zoo), at("zoo"))
+                    .with_help(Some(suggest(&method.zoo, "zoos", &zoo_names))),
+            );
+        }
+        if is_plugin_path(&method.plugin) {
+            let full = ctx.base_dir.join(&method.plugin);
+            if !full.is_file() {
+                out.push(Diagnostic::new(format!("method `{}`: plugin file `{}` does not exist", method.name, full.display()), at("plugin")).with_help(Some("build it with `weightlab plugin build <crate-dir>`".into())));
+            }
+        } else if !ctx.builtin_plugins.iter().any(|p| p == &method.plugin) {
+            out.push(
+                Diagnostic::new(format!("method `{}`: unknown plugin `{}`", method.name, method.plugin), at("plugin"))
+                    .with_help(Some(suggest(&method.plugin, "built-in plugins (or give a path to a .wasm file)", ctx.builtin_plugins))),
+            );
+        }
+        if method.samples == 0 {
+            out.push(Diagnostic::new(format!("method `{}` samples 0 models", method.name), at("samples")));
+        }
+        let l = &method.limits;
+        if !(l.timeout_secs > 0.0 && l.timeout_secs.is_finite()) || l.memory_mib == 0 || l.tensor_memory_mib == 0 || l.fuel == 0 {
+            out.push(Diagnostic::new(format!("method `{}`: every limit must be positive", method.name), at("limits")));
+        }
+    }
+    out.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
+    out
+}
+
+pub fn arch_kind(arch: &ArchSpec) -> &'static str {
+    match arch {
+        ArchSpec::Mlp { .. } => "mlp",
+        ArchSpec::CnnS {} => "cnn-s",
+        ArchSpec::SdfMlp { .. } => "sdf-mlp",
+    }
+}
+
+pub fn source_name(source: DataSource) -> &'static str {
+    match source {
+        DataSource::FashionMnist => "fashion-mnist",
+        DataSource::Blobs => "blobs",
+        DataSource::Moons => "moons",
+        DataSource::SdfShapes => "sdf-shapes",
+    }
+}

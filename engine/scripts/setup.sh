@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what weightlab needs and is missing, idempotently; `make quickstart` and `make test`
+# both start here. Everything heavy lives in a per-user cache folder, keyed by version, so a
+# fresh clone (CI runs in one) reuses it:
+#   $WEIGHTLAB_CACHE/torch-2.9.0/   venv with PyPI's torch==2.9.0 (libtorch for tch 0.22)
+#   $WEIGHTLAB_CACHE/target/        cargo's target directory, shared by every clone
+# It writes .cargo/config.toml (git-ignored) so plain `cargo build/test/run` work afterwards.
+set -euo pipefail
+
+TORCH_VERSION=2.9.0
+CACHE="${WEIGHTLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/weightlab}"
+VENV="$CACHE/torch-$TORCH_VERSION"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+APT_PACKAGES=(dataset-fashion-mnist python3-venv)
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# 1. Debian packages.
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+
+# 2. Rust target for plugins.
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  say "adding rust target wasm32-wasip2"
+  rustup target add wasm32-wasip2
+fi
+
+# 3. libtorch from PyPI's torch wheel, in a versioned venv (several GB; installed once per machine).
+if [ ! -f "$VENV/.complete" ]; then
+  say "installing torch==$TORCH_VERSION into $VENV (once per machine)"
+  rm -rf "$VENV"
+  mkdir -p "$CACHE"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION" numpy pandas pyarrow polars
+  touch "$VENV/.complete"
+fi
+TORCH_DIR="$("$VENV/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
+
+# 4. Cargo configuration for this clone: where libtorch is, an rpath so binaries find it without
+#    LD_LIBRARY_PATH, and the shared target directory.
+mkdir -p "$ROOT/.cargo"
+cat > "$ROOT/.cargo/config.toml" <<TOML
+# Written by engine/scripts/setup.sh; do not edit (git-ignored, machine-specific).
+[build]
+target-dir = "$CACHE/target"
+
+[env]
+LIBTORCH = "$TORCH_DIR"
+LIBTORCH_CXX11_ABI = "1"
+WEIGHTLAB_TORCH_PYTHON = "$VENV/bin/python"
+
+[target.x86_64-unknown-linux-gnu]
+rustflags = ["-C", "link-arg=-Wl,-rpath,$TORCH_DIR/lib"]
+TOML
+say "ready: libtorch at $TORCH_DIR, cargo target at $CACHE/target"
