@@ -1,1 +1,17 @@
+//! The native compute core of weightlab, on libtorch through burn's `tch` backend.
+//!
+//! - [`data`]: Fashion-MNIST from the Debian package, procedural 2-D data, an SDF neural-field task.
+//! - [`arch`]: architectures with their canonical flat parameter layout and batched forward pass.
+//! - [`zoo`]: batched training of model zoos, checkpoint storage (safetensors + index), import/export.
+//! - [`eval`]: scoring flat weight vectors (loss, accuracy, predictions), batched.
+//! - [`device`]: where tensors live.
 
+pub mod arch;
+pub mod data;
+pub mod device;
+pub mod eval;
+pub mod zoo;
+
+pub use arch::{Arch, Layout};
+pub use data::Dataset;
+pub use zoo::{Checkpoint, Side, Zoo};

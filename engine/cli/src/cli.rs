@@ -1,0 +1,74 @@
+//! Command-line arguments (clap derive). Every command and flag is documented here; `--help`
+//! prints these doc comments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// weightlab — research on neural-network weights as data.
+///
+/// Describe an experiment (datasets, model zoos, methods, metrics, report) in a TOML manifest;
+/// weightlab validates it, trains the zoos natively on libtorch, runs each method as a
+/// sandboxed WebAssembly plugin, and writes Arrow/Parquet tables and an HTML report.
+/// Finished stages are cached by content, so reruns only do what changed.
+#[derive(Debug, Parser)]
+#[command(name = "weightlab", version, propagate_version = true)]
+pub struct Cli {
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail (stage keys, timings, plugin logs).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    pub fn verbosity(&self) -> crate::output::Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => crate::output::Verbosity::Quiet,
+            (_, true) => crate::output::Verbosity::Verbose,
+            _ => crate::output::Verbosity::Normal,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an experiment: every stage of its plan that is not cached yet, then the report.
+    Run(RunArgs),
+    /// Check manifests without running anything; errors point at file:line:col.
+    Validate {
+        /// Manifest files.
+        #[arg(required = true)]
+        manifests: Vec<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Show the stages a run would execute and which are already cached.
+    Plan(RunArgs),
+    /// Print the JSON Schema of manifests (for editors: `#:schema` in a manifest).
+    Schema,
+    /// List the available method plugins with their role and version.
+    Plugins,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment manifest.
+    pub manifest: PathBuf,
+    /// Output folder (default: `experiment.output`, else `reports/<experiment name>`).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct Overrides {
+    /// Override a manifest value before validation, e.g. `--set zoo.mlp.models=32` or
+    /// `--set method.noise.config.sigma=0.1` (array entries by index or by `name`). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}

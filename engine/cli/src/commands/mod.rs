@@ -1,0 +1,39 @@
+//! One function per command. Each returns the process exit code: 0 success, 1 a run that
+//! finished with failed stages or an internal error, 2 a manifest that does not validate.
+
+mod plan;
+mod plugins;
+mod run;
+mod schema;
+mod validate;
+
+use std::path::Path;
+
+use weightlab_manifest::{LoadError, Loaded};
+
+use crate::cli::{Cli, Command};
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Validate { manifests, overrides } => validate::validate(&manifests, &overrides.sets),
+        Command::Plan(args) => plan::plan(&args),
+        Command::Schema => schema::schema(),
+        Command::Plugins => plugins::list(),
+    }
+}
+
+/// Exit code for a manifest that does not validate.
+pub const INVALID: i32 = 2;
+
+/// Loads a manifest; prints its errors and returns `Err(exit code)` when it does not validate.
+pub fn load_manifest(path: &Path, sets: &[String]) -> Result<Loaded, i32> {
+    let builtins = crate::plugins::builtin_names();
+    weightlab_manifest::load(path, sets, &builtins).map_err(|e| {
+        match &e {
+            LoadError::Invalid(err) => eprint!("{err}"),
+            other => crate::output::error(&other.to_string()),
+        }
+        INVALID
+    })
+}

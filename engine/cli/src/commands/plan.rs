@@ -1,0 +1,23 @@
+use crate::cli::RunArgs;
+use crate::executor::Run;
+
+/// `weightlab plan`: the stages in order, each marked cached or to run.
+pub fn plan(args: &RunArgs) -> anyhow::Result<i32> {
+    let loaded = match super::load_manifest(&args.manifest, &args.overrides.sets) {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let run = Run::new(loaded, args.output.clone())?;
+    println!("plan for `{}` → {}", run.loaded.manifest.experiment.name, run.output.display());
+    let mut to_run = 0;
+    for stage in &run.plan.stages {
+        let cached = run.store.is_done(stage);
+        if !cached {
+            to_run += 1;
+        }
+        let mark = if cached { "cached" } else { "run" };
+        println!("  {mark:<7} {:<48} {}", stage.label(), stage.key);
+    }
+    println!("{} stages, {} cached, {} to run", run.plan.stages.len(), run.plan.stages.len() - to_run, to_run);
+    Ok(0)
+}

@@ -1,0 +1,23 @@
+//! `weightlab`: run weight-space experiments described by TOML manifests.
+
+mod cli;
+mod commands;
+mod executor;
+mod output;
+mod plugins;
+mod stage_store;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    output::init(cli.verbosity());
+    let code = match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            output::error(&format!("{e:#}"));
+            1
+        }
+    };
+    std::process::exit(code);
+}

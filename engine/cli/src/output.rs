@@ -1,0 +1,59 @@
+//! Console output: verbosity, coloured status lines and progress bars. Everything the user
+//! sees goes through here so `--quiet` and `--verbose` mean the same in every command.
+
+use std::sync::OnceLock;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+static VERBOSITY: OnceLock<Verbosity> = OnceLock::new();
+
+pub fn init(v: Verbosity) {
+    let _ = VERBOSITY.set(v);
+}
+
+pub fn verbosity() -> Verbosity {
+    *VERBOSITY.get().unwrap_or(&Verbosity::Normal)
+}
+
+/// A status line such as `   Training zoo cnn`, printed unless `--quiet`.
+pub fn status(verb: &str, what: &str) {
+    if verbosity() >= Verbosity::Normal {
+        eprintln!("\x1b[1;32m{verb:>12}\x1b[0m {what}");
+    }
+}
+
+/// Detail printed only with `--verbose`.
+pub fn detail(what: &str) {
+    if verbosity() >= Verbosity::Verbose {
+        eprintln!("{:>12} {what}", "");
+    }
+}
+
+pub fn warn(what: &str) {
+    if verbosity() >= Verbosity::Normal {
+        eprintln!("\x1b[1;33mwarning\x1b[0m: {what}");
+    }
+}
+
+pub fn error(what: &str) {
+    eprintln!("\x1b[1;31merror\x1b[0m: {what}");
+}
+
+/// A progress bar with rate and ETA; hidden when `--quiet` or when stderr is not a terminal.
+pub fn bar(len: u64, what: &str, unit: &str) -> ProgressBar {
+    if verbosity() == Verbosity::Quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    let template = format!("{{prefix:>12.cyan.bold}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}}) {{msg}}");
+    pb.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    pb.set_prefix(what.to_string());
+    pb
+}

@@ -1,0 +1,49 @@
+//! Where finished stages live: `<output>/stages/<kind>-<key>/`. A stage writes into a temporary
+//! folder that is renamed into place only when complete, with `stage.json` inside, so a crash
+//! (even kill -9) never leaves a half-written stage that a rerun would trust.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use weightlab_manifest::Stage;
+
+pub struct StageStore {
+    root: PathBuf,
+}
+
+impl StageStore {
+    pub fn new(output: &Path) -> Self {
+        Self { root: output.join("stages") }
+    }
+
+    /// The folder of a finished stage.
+    pub fn dir(&self, stage: &Stage) -> PathBuf {
+        self.root.join(stage.dir_name())
+    }
+
+    pub fn is_done(&self, stage: &Stage) -> bool {
+        self.dir(stage).join("stage.json").is_file()
+    }
+
+    /// A fresh, empty temporary folder to build the stage's output in.
+    pub fn begin(&self, stage: &Stage) -> Result<PathBuf> {
+        let tmp = self.root.join(format!("{}.partial", stage.dir_name()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).with_context(|| format!("removing stale {}", tmp.display()))?;
+        }
+        std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        Ok(tmp)
+    }
+
+    /// Marks the stage complete: writes `stage.json` and moves the folder into place.
+    pub fn commit(&self, stage: &Stage, tmp: &Path, summary: serde_json::Value) -> Result<PathBuf> {
+        let record = serde_json::json!({ "stage": stage.label(), "key": stage.key, "summary": summary });
+        std::fs::write(tmp.join("stage.json"), serde_json::to_vec_pretty(&record)?).context("writing stage.json")?;
+        let dir = self.dir(stage);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("replacing {}", dir.display()))?;
+        }
+        std::fs::rename(tmp, &dir).with_context(|| format!("moving {} into place", dir.display()))?;
+        Ok(dir)
+    }
+}

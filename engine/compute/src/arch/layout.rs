@@ -1,0 +1,86 @@
+//! The canonical flat layout of a model's parameters: an ordered list of named tensors with
+//! PyTorch state_dict names (`layers.0.weight`, shape `[out, in]`), packed back to back. A model
+//! is one flat `f32` vector; a zoo is a (models × parameters) matrix. Methods see zoos in this form.
+
+use serde::{Deserialize, Serialize};
+
+/// One named tensor inside the flat vector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// Index of its first value in the flat vector.
+    pub offset: usize,
+}
+
+impl ParamSpec {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.numel()
+    }
+}
+
+/// All parameters of an architecture, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    pub params: Vec<ParamSpec>,
+}
+
+impl Layout {
+    /// Builds a layout from (name, shape) pairs, assigning offsets in order.
+    pub fn new(named: impl IntoIterator<Item = (String, Vec<usize>)>) -> Self {
+        let mut offset = 0;
+        let params = named
+            .into_iter()
+            .map(|(name, shape)| {
+                let p = ParamSpec { name, offset, shape };
+                offset += p.numel();
+                p
+            })
+            .collect();
+        Self { params }
+    }
+
+    /// Total number of parameters.
+    pub fn len(&self) -> usize {
+        self.params.last().map_or(0, |p| p.offset + p.numel())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ParamSpec> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// Splits a flat vector into named tensors (copies).
+    pub fn unflatten(&self, flat: &[f32]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        assert_eq!(flat.len(), self.len(), "flat vector does not match the layout");
+        self.params.iter().map(|p| (p.name.clone(), p.shape.clone(), flat[p.range()].to_vec())).collect()
+    }
+
+    /// Packs named tensors into a flat vector; every parameter must be present with its shape.
+    pub fn flatten<'a>(&self, mut lookup: impl FnMut(&str) -> Option<(&'a [usize], &'a [f32])>) -> Result<Vec<f32>, String> {
+        let mut flat = vec![0.0; self.len()];
+        for p in &self.params {
+            let (shape, values) = lookup(&p.name).ok_or_else(|| format!("parameter `{}` is missing", p.name))?;
+            if shape != p.shape.as_slice() {
+                return Err(format!("parameter `{}` has shape {shape:?}, expected {:?}", p.name, p.shape));
+            }
+            flat[p.range()].copy_from_slice(values);
+        }
+        Ok(flat)
+    }
+
+    /// The sub-layout of the parameters whose names start with one of `prefixes`, with the
+    /// indices of their values in the full flat vector.
+    pub fn select(&self, prefixes: &[String]) -> (Layout, Vec<usize>) {
+        let chosen: Vec<&ParamSpec> = self.params.iter().filter(|p| prefixes.iter().any(|pre| p.name.starts_with(pre.as_str()))).collect();
+        let indices = chosen.iter().flat_map(|p| p.range()).collect();
+        (Layout::new(chosen.into_iter().map(|p| (p.name.clone(), p.shape.clone()))), indices)
+    }
+}

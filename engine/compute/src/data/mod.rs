@@ -1,0 +1,122 @@
+//! Datasets: where models learn and are evaluated. Every dataset becomes the same plain
+//! [`Dataset`] (flat `f32` inputs, targets, shapes), with a content hash as its identity.
+
+pub mod fashion_mnist;
+pub mod procedural;
+pub mod sdf;
+
+use sha2::{Digest, Sha256};
+use weightlab_manifest::{DataSource, DataSpec};
+
+/// What the targets mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// Targets are class indices `0..classes` (stored as `f32`).
+    Classification { classes: usize },
+    /// Targets are one real value per example (e.g. a signed distance).
+    Regression,
+}
+
+/// Examples of one split, row-major: `x` holds `len × features` values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Split {
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
+}
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    /// Keeps the first `n` examples.
+    pub fn truncate(&mut self, n: usize, features: usize) {
+        let n = n.min(self.len());
+        self.x.truncate(n * features);
+        self.y.truncate(n);
+    }
+}
+
+/// A dataset in memory.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub task: Task,
+    /// Shape of one input, e.g. `[1, 28, 28]` or `[2]`.
+    pub input_shape: Vec<usize>,
+    pub train: Split,
+    pub test: Split,
+    /// Content hash (16 hex digits) of shapes and values: the dataset's identity.
+    pub hash: String,
+}
+
+impl Dataset {
+    /// Number of input values per example.
+    pub fn features(&self) -> usize {
+        self.input_shape.iter().product()
+    }
+
+    /// Number of outputs a model needs: classes, or 1 for regression.
+    pub fn outputs(&self) -> usize {
+        match self.task {
+            Task::Classification { classes } => classes,
+            Task::Regression => 1,
+        }
+    }
+
+    fn new(task: Task, input_shape: Vec<usize>, train: Split, test: Split) -> Self {
+        let mut h = Sha256::new();
+        h.update(format!("{task:?} {input_shape:?} {} {}", train.len(), test.len()));
+        for split in [&train, &test] {
+            for v in split.x.iter().chain(&split.y) {
+                h.update(v.to_le_bytes());
+            }
+        }
+        let hash = hex::encode(&h.finalize()[..8]);
+        Self { task, input_shape, train, test, hash }
+    }
+}
+
+/// Why a dataset could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read `{path}`: {source} (Fashion-MNIST comes from the Debian package `dataset-fashion-mnist`; `make quickstart` installs it)")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error("`{path}` is not a valid IDX file: {reason}")]
+    Format { path: std::path::PathBuf, reason: String },
+}
+
+/// Loads or generates the dataset a manifest section describes. Relative paths resolve against
+/// `base_dir`.
+pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, DataError> {
+    let (task, shape, mut train, mut test) = match spec.source {
+        DataSource::FashionMnist => {
+            let dir = spec.path.as_ref().map(|p| base_dir.join(p)).unwrap_or_else(|| fashion_mnist::DEFAULT_DIR.into());
+            let (train, test) = fashion_mnist::load(&dir, spec.seed)?;
+            (Task::Classification { classes: 10 }, vec![1, 28, 28], train, test)
+        }
+        DataSource::Blobs => {
+            let (train, test) = procedural::blobs(spec.classes, spec.samples, spec.noise, spec.seed);
+            (Task::Classification { classes: spec.classes }, vec![2], train, test)
+        }
+        DataSource::Moons => {
+            let (train, test) = procedural::moons(spec.samples, spec.noise, spec.seed);
+            (Task::Classification { classes: 2 }, vec![2], train, test)
+        }
+        DataSource::SdfShapes => {
+            let (train, test) = sdf::shape_points(spec.samples, spec.seed);
+            (Task::Regression, vec![3], train, test)
+        }
+    };
+    let features: usize = shape.iter().product();
+    if let Some(n) = spec.train_subset {
+        train.truncate(n, features);
+    }
+    if let Some(n) = spec.test_subset {
+        test.truncate(n, features);
+    }
+    Ok(Dataset::new(task, shape, train, test))
+}

@@ -1,0 +1,53 @@
+//! Small 2-D classification datasets made in code, so tests need no package: Gaussian blobs
+//! and two moons. A quarter as many test examples as training examples are drawn.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::Split;
+
+fn normal(rng: &mut ChaCha8Rng) -> f32 {
+    // Box-Muller: enough for data generation, and stable across rand versions.
+    let u1: f32 = rng.random_range(f32::EPSILON..1.0);
+    let u2: f32 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}
+
+fn draw(n: usize, rng: &mut ChaCha8Rng, mut example: impl FnMut(&mut ChaCha8Rng, usize) -> ([f32; 2], usize)) -> Split {
+    let mut split = Split::default();
+    for i in 0..n {
+        let (x, y) = example(rng, i);
+        split.x.extend_from_slice(&x);
+        split.y.push(y as f32);
+    }
+    split
+}
+
+/// `classes` Gaussian blobs with centres on a circle of radius 2 and deviation `noise`.
+pub fn blobs(classes: usize, samples: usize, noise: f64, seed: u64) -> (Split, Split) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let noise = noise as f32;
+    let mut example = move |rng: &mut ChaCha8Rng, i: usize| {
+        let c = i % classes;
+        let angle = std::f32::consts::TAU * c as f32 / classes as f32;
+        ([2.0 * angle.cos() + noise * normal(rng), 2.0 * angle.sin() + noise * normal(rng)], c)
+    };
+    let train = draw(samples, &mut rng, &mut example);
+    let test = draw(samples.div_ceil(4), &mut rng, &mut example);
+    (train, test)
+}
+
+/// Two interleaving half circles with Gaussian jitter `noise`.
+pub fn moons(samples: usize, noise: f64, seed: u64) -> (Split, Split) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let noise = noise as f32;
+    let mut example = move |rng: &mut ChaCha8Rng, i: usize| {
+        let c = i % 2;
+        let t: f32 = rng.random_range(0.0..std::f32::consts::PI);
+        let (x, y) = if c == 0 { (t.cos(), t.sin()) } else { (1.0 - t.cos(), 0.5 - t.sin()) };
+        ([x + noise * normal(rng), y + noise * normal(rng)], c)
+    };
+    let train = draw(samples, &mut rng, &mut example);
+    let test = draw(samples.div_ceil(4), &mut rng, &mut example);
+    (train, test)
+}

@@ -1,0 +1,65 @@
+//! Weight evaluation: given flat parameter vectors of one architecture, run them as batched
+//! models on a dataset split and report loss, accuracy and every prediction. Every method's
+//! samples are scored here, so hundreds of generated models evaluate in a few big operations.
+
+use burn::tensor::{Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::arch::Arch;
+use crate::data::{Dataset, Split};
+use crate::device;
+use crate::zoo::batch::{DeviceSplit, correct, per_model_loss};
+
+/// Models evaluated together (bounds memory: K × examples × features per chunk).
+const MODELS_PER_CHUNK: usize = 64;
+const EXAMPLES_PER_CHUNK: usize = 1000;
+
+/// How one model did on a split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelScore {
+    /// Mean loss (cross-entropy, or MSE of the signed distance for neural fields).
+    pub loss: f32,
+    /// Fraction correct (classification); `None` for regression.
+    pub accuracy: Option<f32>,
+    /// Predicted class per example (classification), in the split's order.
+    pub predictions: Vec<u8>,
+}
+
+/// Evaluates `n` models stored back to back in `weights` (n × P) on `split`.
+pub fn evaluate(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32]) -> Vec<ModelScore> {
+    let p = arch.layout().len();
+    assert_eq!(weights.len() % p.max(1), 0, "weights are not a whole number of models");
+    let n = weights.len() / p;
+    let device = device::cpu();
+    let dsplit = DeviceSplit::new(split, data.features(), data.task, &device);
+    let classification = dsplit.y_class.is_some();
+    let mut scores = Vec::with_capacity(n);
+    for start in (0..n).step_by(MODELS_PER_CHUNK) {
+        let k = MODELS_PER_CHUNK.min(n - start);
+        let params: Tensor<2> = Tensor::from_data(TensorData::new(weights[start * p..(start + k) * p].to_vec(), [k, p]), &device);
+        let mut loss_sum = vec![0.0f64; k];
+        let mut hits = vec![0i64; k];
+        let mut preds: Vec<Vec<u8>> = vec![Vec::new(); k];
+        for ex in (0..dsplit.len).step_by(EXAMPLES_PER_CHUNK) {
+            let b = EXAMPLES_PER_CHUNK.min(dsplit.len - ex);
+            let (x, targets) = dsplit.range(ex, b, k);
+            let out = arch.forward(&params, x);
+            let losses = per_model_loss(out.clone(), &targets).into_data().into_vec::<f32>().unwrap_or_default();
+            for (acc, l) in loss_sum.iter_mut().zip(losses) {
+                *acc += l as f64 * b as f64;
+            }
+            if let Some((h, pred)) = correct(out, &targets) {
+                for m in 0..k {
+                    hits[m] += h[m];
+                    preds[m].extend(pred[m * b..(m + 1) * b].iter().map(|&c| c as u8));
+                }
+            }
+        }
+        for m in 0..k {
+            let loss = (loss_sum[m] / dsplit.len.max(1) as f64) as f32;
+            let accuracy = classification.then(|| hits[m] as f32 / dsplit.len.max(1) as f32);
+            scores.push(ModelScore { loss, accuracy, predictions: std::mem::take(&mut preds[m]) });
+        }
+    }
+    scores
+}

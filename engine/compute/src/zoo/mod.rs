@@ -1,0 +1,82 @@
+//! Model zoos: many models of one architecture, trained in batches, stored as checkpoints.
+//!
+//! - [`train`]: batched training of K models at once.
+//! - [`store`]: safetensors files with PyTorch names plus an index; import and export.
+//! - [`batch`]: device-side data and the per-model loss shared with evaluation.
+
+pub mod batch;
+pub mod store;
+pub mod train;
+
+use serde::{Deserialize, Serialize};
+
+use crate::arch::{Arch, Layout};
+
+/// Which side of the zoo's split a model is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Side {
+    /// Methods learn from these checkpoints.
+    Train,
+    /// Kept aside: a reference for new models of the same distribution.
+    Heldout,
+}
+
+/// One stored checkpoint and what is known about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Model index within the zoo.
+    pub model: usize,
+    /// Seed that initialised the model and ordered its data.
+    pub seed: u64,
+    /// Epoch after which the checkpoint was taken (1-based).
+    pub epoch: usize,
+    pub side: Side,
+    pub train_loss: f32,
+    pub train_accuracy: Option<f32>,
+    pub test_loss: f32,
+    pub test_accuracy: Option<f32>,
+    /// Parent model for model trees (fine-tuned from it).
+    pub parent: Option<usize>,
+    /// Safetensors file holding it, relative to the zoo folder.
+    pub file: String,
+}
+
+/// A zoo in memory: checkpoints and their flat weights, (checkpoints × P) row-major.
+#[derive(Debug, Clone)]
+pub struct Zoo {
+    pub arch: Arch,
+    pub checkpoints: Vec<Checkpoint>,
+    pub weights: Vec<f32>,
+}
+
+impl Zoo {
+    pub fn layout(&self) -> Layout {
+        self.arch.layout()
+    }
+
+    /// Flat weights of checkpoint `i`.
+    pub fn weights_of(&self, i: usize) -> &[f32] {
+        let p = self.layout().len();
+        &self.weights[i * p..(i + 1) * p]
+    }
+
+    /// Indices of the checkpoints on one side of the split.
+    pub fn side(&self, side: Side) -> Vec<usize> {
+        self.checkpoints.iter().enumerate().filter(|(_, c)| c.side == side).map(|(i, _)| i).collect()
+    }
+
+    /// The weights of the given checkpoints, stacked.
+    pub fn stack(&self, indices: &[usize]) -> Vec<f32> {
+        indices.iter().flat_map(|&i| self.weights_of(i).iter().copied()).collect()
+    }
+}
+
+/// The seed of model `index` in a zoo seeded with `zoo_seed` (SplitMix64 of both), so each
+/// model's randomness depends only on its own identity, never on batching or run order.
+pub fn model_seed(zoo_seed: u64, index: usize) -> u64 {
+    let mut z = zoo_seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(index as u64 + 1);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,150 @@
+//! Zoo storage on disk, in formats PyTorch reads directly:
+//!
+//! ```text
+//! <zoo dir>/checkpoints/model-0003-epoch-05.safetensors   one state_dict per checkpoint
+//! <zoo dir>/zoo.json                                      architecture and checkpoint index
+//! ```
+//! (The run's Arrow/Parquet zoo table is written from the same index by the results crate.)
+//! `safetensors.torch.load_file` gives back a state_dict with the layout's names and shapes.
+//! Import turns any folder of such files into a zoo; export writes one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+
+use super::{Checkpoint, Side, Zoo};
+use crate::arch::{Arch, Layout};
+
+/// Why a zoo could not be stored or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Format { path: PathBuf, reason: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
+}
+
+/// The file name of a checkpoint inside the zoo folder.
+pub fn checkpoint_file(model: usize, epoch: usize) -> String {
+    format!("checkpoints/model-{model:04}-epoch-{epoch:03}.safetensors")
+}
+
+/// What `zoo.json` holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct Index {
+    layout: Layout,
+    checkpoints: Vec<Checkpoint>,
+}
+
+/// Encodes one flat vector as a safetensors state_dict.
+pub fn to_safetensors(layout: &Layout, flat: &[f32], metadata: Option<HashMap<String, String>>) -> Vec<u8> {
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = layout
+        .unflatten(flat)
+        .into_iter()
+        .map(|(name, shape, values)| (name, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(name, shape, bytes)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("shape matches bytes")))
+        .collect();
+    safetensors::serialize(views, metadata).expect("f32 tensors serialise")
+}
+
+/// Decodes a safetensors state_dict into a flat vector of `layout`.
+pub fn from_safetensors(layout: &Layout, bytes: &[u8]) -> Result<Vec<f32>, String> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let mut decoded: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
+    for (name, view) in st.tensors() {
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect(),
+            Dtype::F64 => view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
+            other => return Err(format!("tensor `{name}` has dtype {other:?}; only F32 and F64 are read")),
+        };
+        decoded.insert(name, (view.shape().to_vec(), values));
+    }
+    let extra: Vec<&String> = decoded.keys().filter(|k| layout.get(k).is_none()).collect();
+    if !extra.is_empty() {
+        return Err(format!("tensors {extra:?} are not part of the architecture"));
+    }
+    layout.flatten(|name| decoded.get(name).map(|(s, v)| (s.as_slice(), v.as_slice())))
+}
+
+/// Writes the zoo into `dir`: one safetensors file per checkpoint, then `zoo.json` last, so a
+/// folder with an index is always complete.
+pub fn save(zoo: &Zoo, dir: &Path) -> Result<(), StoreError> {
+    let layout = zoo.layout();
+    std::fs::create_dir_all(dir.join("checkpoints")).map_err(io(dir))?;
+    for (i, c) in zoo.checkpoints.iter().enumerate() {
+        let meta = HashMap::from([
+            ("model".to_string(), c.model.to_string()),
+            ("epoch".to_string(), c.epoch.to_string()),
+            ("seed".to_string(), c.seed.to_string()),
+        ]);
+        let path = dir.join(&c.file);
+        std::fs::write(&path, to_safetensors(&layout, zoo.weights_of(i), Some(meta))).map_err(io(&path))?;
+    }
+    let index = Index { layout, checkpoints: zoo.checkpoints.clone() };
+    let path = dir.join("zoo.json");
+    let tmp = dir.join("zoo.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&index).expect("index serialises")).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    Ok(())
+}
+
+/// Reads a zoo written by [`save`].
+pub fn load(arch: &Arch, dir: &Path) -> Result<Zoo, StoreError> {
+    let path = dir.join("zoo.json");
+    let text = std::fs::read(&path).map_err(io(&path))?;
+    let index: Index = serde_json::from_slice(&text).map_err(|e| StoreError::Format { path: path.clone(), reason: e.to_string() })?;
+    if index.layout != arch.layout() {
+        return Err(StoreError::Format { path, reason: "stored layout differs from the manifest's architecture".into() });
+    }
+    let mut weights = Vec::with_capacity(index.checkpoints.len() * index.layout.len());
+    for c in &index.checkpoints {
+        let file = dir.join(&c.file);
+        let bytes = std::fs::read(&file).map_err(io(&file))?;
+        weights.extend(from_safetensors(&index.layout, &bytes).map_err(|reason| StoreError::Format { path: file, reason })?);
+    }
+    Ok(Zoo { arch: arch.clone(), checkpoints: index.checkpoints, weights })
+}
+
+/// Imports every `*.safetensors` file in `dir` (sorted by name) as one checkpoint each. The
+/// first `train` files form the training side, the rest are held out. Accuracy and loss are
+/// unknown until evaluated (NaN).
+pub fn import(arch: &Arch, dir: &Path, train: usize) -> Result<Zoo, StoreError> {
+    let layout = arch.layout();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(StoreError::Format { path: dir.to_path_buf(), reason: "no .safetensors files to import".into() });
+    }
+    let mut checkpoints = Vec::new();
+    let mut weights = Vec::new();
+    for (model, file) in files.iter().enumerate() {
+        let bytes = std::fs::read(file).map_err(io(file))?;
+        weights.extend(from_safetensors(&layout, &bytes).map_err(|reason| StoreError::Format { path: file.clone(), reason })?);
+        checkpoints.push(Checkpoint {
+            model,
+            seed: 0,
+            epoch: 0,
+            side: if model < train { Side::Train } else { Side::Heldout },
+            train_loss: f32::NAN,
+            train_accuracy: None,
+            test_loss: f32::NAN,
+            test_accuracy: None,
+            parent: None,
+            file: file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        });
+    }
+    Ok(Zoo { arch: arch.clone(), checkpoints, weights })
+}

@@ -1,0 +1,51 @@
+//! `average`: each sample is the mean of k training checkpoints chosen at random without
+//! replacement (k = 16 in Zeng et al. 2025).
+
+use weightlab_sdk::prelude::*;
+
+/// Configuration of `average`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Checkpoints averaged per sample (capped at the number of training checkpoints).
+    #[serde(default = "default_k")]
+    k: usize,
+}
+
+fn default_k() -> usize {
+    16
+}
+
+struct Average {
+    weights: Tensor,
+    k: usize,
+}
+
+impl Method for Average {
+    type Config = Config;
+
+    fn describe() -> About {
+        About::baseline("average", env!("CARGO_PKG_VERSION"), "The mean of k random training checkpoints per sample.")
+    }
+
+    fn fit(_zoo: &Zoo, weights: Tensor, config: Config, _seed: u64) -> Result<Self, String> {
+        if config.k == 0 {
+            return Err("k must be at least 1".into());
+        }
+        let k = config.k.min(weights.shape()[0]);
+        Ok(Average { weights, k })
+    }
+
+    fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+        let rows = self.weights.shape()[0];
+        let means: Vec<Tensor> = (0..n)
+            .map(|i| {
+                let pick = Tensor::randperm(rows, seed.wrapping_add(i as u64)).narrow(0, 0, self.k);
+                self.weights.index_select(0, &pick).mean(0, false)
+            })
+            .collect();
+        Ok(Tensor::stack(&means.iter().collect::<Vec<_>>(), 0))
+    }
+}
+
+weightlab_sdk::export_method!(Average);

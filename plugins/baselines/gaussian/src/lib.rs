@@ -1,0 +1,44 @@
+//! `gaussian`: fits an independent normal to every parameter across the training checkpoints
+//! (mean and standard deviation per coordinate) and samples from it (Zeng et al. 2025).
+
+use weightlab_sdk::prelude::*;
+
+/// Configuration of `gaussian`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Multiplies the fitted standard deviations (1 = the fitted distribution).
+    #[serde(default = "default_scale")]
+    scale: f32,
+}
+
+fn default_scale() -> f32 {
+    1.0
+}
+
+struct Gaussian {
+    mean: Tensor,
+    std: Tensor,
+}
+
+impl Method for Gaussian {
+    type Config = Config;
+
+    fn describe() -> About {
+        About::baseline("gaussian", env!("CARGO_PKG_VERSION"), "An independent per-parameter normal fitted to the training checkpoints.")
+    }
+
+    fn fit(_zoo: &Zoo, weights: Tensor, config: Config, _seed: u64) -> Result<Self, String> {
+        if weights.shape()[0] < 2 {
+            return Err("needs at least 2 training checkpoints to fit a deviation".into());
+        }
+        Ok(Gaussian { mean: weights.mean(0, true), std: weights.std(0, true) * config.scale })
+    }
+
+    fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+        let p = self.mean.shape()[1];
+        Ok(&self.mean + &(Tensor::randn(&[n, p], seed) * &self.std))
+    }
+}
+
+weightlab_sdk::export_method!(Gaussian);
