@@ -44,7 +44,7 @@ pub fn evaluate(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32]) -> 
             let b = EXAMPLES_PER_CHUNK.min(dsplit.len - ex);
             let (x, targets) = dsplit.range(ex, b, k);
             let out = arch.forward(&params, x);
-            let losses = per_model_loss(out.clone(), &targets).into_data().into_vec::<f32>().unwrap_or_default();
+            let losses = per_model_loss(out.clone(), &targets).into_data().try_into_vec::<f32>().unwrap_or_default();
             for (acc, l) in loss_sum.iter_mut().zip(losses) {
                 *acc += l as f64 * b as f64;
             }

@@ -1,1 +1,37 @@
+//! Runs method plugins: WebAssembly components on wasmtime, sandboxed and limited, whose
+//! tensors live here in libtorch.
+//!
+//! - [`runtime`]: the wasmtime engine (compiled-component cache, epoch ticker) and loading.
+//! - [`plugin`]: one loaded plugin: describe, fit, sample, with failures as [`PluginError`].
+//! - [`limits`]: per-plugin limits: deadline, fuel, memory, host tensor memory.
+//! - [`abi`]: which WIT versions a component was built against; refusing other majors.
+//! - [`tensors`]: the `tensors` interface on libtorch.
+//! - [`state`]: per-store data and the `log` interface.
 
+pub mod abi;
+pub mod limits;
+pub mod plugin;
+pub mod runtime;
+pub mod state;
+pub mod tensors;
+
+pub use limits::Limits;
+pub use plugin::{Description, Plugin, PluginError, Role, ZooView};
+pub use runtime::Runtime;
+
+/// Generated bindings of `plugins/wit` (world `generator`; `baseline` exports the same).
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../plugins/wit",
+        world: "generator",
+        imports: { default: trappable },
+        with: {
+            "weightlab:plugin/tensors.tensor": crate::tensors::TensorEntry,
+            "weightlab:plugin/tensors.optimizer": crate::tensors::OptimizerEntry,
+        },
+        anyhow: true,
+    });
+}
+
+/// The ABI version this host implements (the `weightlab:plugin` package version).
+pub const ABI_VERSION: &str = "0.1.0";

@@ -80,7 +80,7 @@ pub fn correct(out: Tensor<3>, targets: &Targets) -> Option<(Vec<i64>, Vec<i64>)
     let [k, b, _] = out.dims();
     let pred = out.argmax(2);
     let hits = pred.clone().equal(y.clone()).int().sum_dim(1).reshape([k]);
-    let hits = hits.into_data().into_vec::<i64>().ok()?;
-    let pred = pred.reshape([k * b]).into_data().into_vec::<i64>().ok()?;
+    let hits = hits.into_data().try_into_vec::<i64>().ok()?;
+    let pred = pred.reshape([k * b]).into_data().try_into_vec::<i64>().ok()?;
     Some((hits, pred))
 }

@@ -109,7 +109,7 @@ pub fn train_models(arch: &Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u6
             };
         }
         if epoch + keep_epochs > recipe.epochs {
-            let flat = params.to_data().into_vec::<f32>().expect("f32 parameters");
+            let flat = params.to_data().try_into_vec::<f32>().expect("f32 parameters");
             kept.push((epoch, flat));
         }
         if let Some(pb) = progress {

@@ -1,0 +1,214 @@
+//! One loaded plugin and the calls the engine makes into it. Every way a plugin can go wrong —
+//! a trap or panic, running out of time, fuel or memory, returning the wrong shape or
+//! non-finite values — comes back as a [`PluginError`] naming the plugin, the call and the
+//! reason; the engine itself never panics on a plugin's account.
+
+use std::path::{Path, PathBuf};
+
+use wasmtime::component::Resource;
+use wasmtime::{Store, StoreLimitsBuilder, Trap};
+
+use crate::bindings::Generator;
+use crate::bindings::weightlab::plugin::{types, zoo};
+use crate::limits::Limits;
+use crate::runtime::{Runtime, TICK};
+use crate::state::PluginState;
+
+pub use types::Role;
+
+/// What a plugin says about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Description {
+    pub name: String,
+    pub version: String,
+    pub role: Role,
+    pub about: String,
+    /// JSON Schema of its config.
+    pub config_schema: serde_json::Value,
+    /// The `weightlab:plugin` ABI version it was built against.
+    pub abi: String,
+}
+
+/// A failed plugin call.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin `{plugin}` failed in {call}: {reason}")]
+pub struct PluginError {
+    pub plugin: String,
+    /// load, describe, fit or sample.
+    pub call: &'static str,
+    pub reason: String,
+}
+
+/// The zoo as a method sees it.
+pub type ZooView = zoo::ZooInfo;
+
+/// A loaded, instantiated plugin.
+pub struct Plugin {
+    name: String,
+    path: PathBuf,
+    store: Store<PluginState>,
+    bindings: Generator,
+    limits: Limits,
+    pub description: Description,
+}
+
+impl Plugin {
+    /// Compiles (cached), checks the ABI, instantiates and describes the plugin at `path`.
+    pub fn load(runtime: &Runtime, name: &str, path: &Path, limits: Limits) -> Result<Plugin, PluginError> {
+        let fail = |call: &'static str, reason: String| PluginError { plugin: name.to_string(), call, reason };
+        let component = runtime.compile(path).map_err(|e| fail("load", format!("{e:#}")))?;
+        let versions = crate::abi::versions(&component, &runtime.engine);
+        if versions.is_empty() {
+            return Err(fail("load", format!("{} does not use the weightlab:plugin interfaces; is it a weightlab plugin?", path.display())));
+        }
+        if let Some(bad) = versions.iter().find(|v| !crate::abi::compatible(crate::ABI_VERSION, v)) {
+            return Err(fail(
+                "load",
+                format!("built against weightlab:plugin@{bad}, but this engine implements @{}; rebuild the plugin against plugins/wit of this version", crate::ABI_VERSION),
+            ));
+        }
+        let store_limits = StoreLimitsBuilder::new().memory_size(limits.memory_bytes).instances(4).tables(16).memories(4).build();
+        let mut store = Store::new(&runtime.engine, PluginState::new(store_limits, limits.tensor_bytes));
+        store.limiter(|s| s);
+        Self::arm(&mut store, &limits);
+        let bindings = Generator::instantiate(&mut store, &component, &runtime.linker).map_err(|e| {
+            let reason = format!("{e:#}");
+            fail("load", if reason.contains("matching implementation") || reason.contains("import") {
+                format!("cannot link: {reason} (plugins may import only weightlab:plugin interfaces and the sandboxed WASI)")
+            } else {
+                reason
+            })
+        })?;
+        let mut plugin = Plugin {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            store,
+            bindings,
+            limits,
+            description: Description { name: name.into(), version: String::new(), role: Role::Baseline, about: String::new(), config_schema: serde_json::json!({}), abi: versions[0].clone() },
+        };
+        plugin.description = plugin.describe()?;
+        plugin.description.abi = versions[0].clone();
+        Ok(plugin)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sets the fuel and the wall-clock deadline for the next call.
+    fn arm(store: &mut Store<PluginState>, limits: &Limits) {
+        let _ = store.set_fuel(limits.fuel);
+        let ticks = (limits.timeout.as_millis() / TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+    }
+
+    /// Turns a wasmtime error into a readable reason.
+    fn reason(&self, e: &anyhow::Error) -> String {
+        let stderr = self.store.data().stderr_text();
+        let panic = stderr.lines().skip_while(|l| !l.contains("panicked")).take(3).collect::<Vec<_>>().join(" ");
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => format!("ran out of fuel: used its CPU budget of {} units (raise `limits.fuel`)", self.limits.fuel),
+            Some(Trap::Interrupt) => format!("exceeded its time limit of {:.0?} (raise `limits.timeout_secs`)", self.limits.timeout),
+            Some(Trap::UnreachableCodeReached) if !panic.is_empty() => format!("panicked: {panic}"),
+            Some(trap) if stderr.contains("memory allocation") => format!("ran out of memory (cap {} MiB, `limits.memory_mib`): {trap}", self.limits.memory_bytes >> 20),
+            Some(trap) => {
+                let detail = if panic.is_empty() { String::new() } else { format!(" ({panic})") };
+                format!("trapped: {trap}{detail}")
+            }
+            None => format!("{e:#}"),
+        }
+    }
+
+    fn call<T>(&mut self, call: &'static str, f: impl FnOnce(&Generator, &mut Store<PluginState>) -> anyhow::Result<T>) -> Result<T, PluginError> {
+        Self::arm(&mut self.store, &self.limits);
+        let result = f(&self.bindings, &mut self.store);
+        result.map_err(|e| PluginError { plugin: self.name.clone(), call, reason: self.reason(&e) })
+    }
+
+    fn describe(&mut self) -> Result<Description, PluginError> {
+        let d = self.call("describe", |b, s| Ok(b.weightlab_plugin_method().call_describe(s)?))?;
+        let config_schema = serde_json::from_str(&d.config_schema)
+            .map_err(|e| PluginError { plugin: self.name.clone(), call: "describe", reason: format!("config schema is not JSON: {e}") })?;
+        Ok(Description { name: d.name, version: d.version, role: d.role, about: d.about, config_schema, abi: String::new() })
+    }
+
+    /// Fits the method on `weights` (rows × P, row-major).
+    pub fn fit(&mut self, zoo: &ZooView, weights: &[f32], config: &serde_json::Value, seed: u64) -> Result<(), PluginError> {
+        let p = zoo.parameters as usize;
+        let rows = if p == 0 { 0 } else { weights.len() / p };
+        let tensor = tch::Tensor::from_slice(weights).reshape([rows as i64, p as i64]);
+        let handle = self.host_tensor(tensor, "fit")?;
+        let config = config.to_string();
+        let result = self.call("fit", |b, s| Ok(b.weightlab_plugin_method().call_fit(&mut *s, zoo, handle.clone_handle(), &config, seed)?));
+        self.drop_tensor(handle);
+        match result? {
+            Ok(()) => Ok(()),
+            Err(reason) => Err(PluginError { plugin: self.name.clone(), call: "fit", reason }),
+        }
+    }
+
+    /// Samples `n` flat weight vectors of length `p`; checks their shape and that they are finite.
+    pub fn sample(&mut self, n: usize, p: usize, seed: u64) -> Result<Vec<f32>, PluginError> {
+        let plugin = self.name.clone();
+        let fail = |reason: String| PluginError { plugin: plugin.clone(), call: "sample", reason };
+        let out = self.call("sample", |b, s| Ok(b.weightlab_plugin_method().call_sample(s, n as u32, seed, None)?))?;
+        let handle = out.map_err(|reason| fail(reason.clone()))?;
+        let tensor = {
+            let data = self.store.data();
+            data.tensor(&handle).map(|t| t.shallow_clone())
+        };
+        self.drop_tensor(handle);
+        let tensor = tensor.map_err(|e| fail(format!("returned an invalid tensor handle: {e}")))?;
+        let shape = tensor.size();
+        if shape != [n as i64, p as i64] {
+            return Err(fail(format!("returned a tensor of shape {shape:?}; expected [{n}, {p}] (samples × parameters)")));
+        }
+        let values = Vec::<f32>::try_from(tensor.contiguous().view([-1])).map_err(|e| fail(e.to_string()))?;
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            let bad = values.iter().filter(|v| !v.is_finite()).count();
+            return Err(fail(format!("returned {bad} non-finite values (first at sample {}, parameter {}: {})", i / p.max(1), i % p.max(1), values[i])));
+        }
+        Ok(values)
+    }
+
+    /// Metrics the plugin logged so far.
+    pub fn take_metrics(&mut self) -> Vec<crate::state::MetricRecord> {
+        std::mem::take(&mut self.store.data_mut().metrics)
+    }
+
+    /// Messages the plugin logged so far.
+    pub fn take_messages(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.store.data_mut().messages)
+    }
+
+    /// Sets the callback for the plugin's progress reports.
+    pub fn on_progress(&mut self, f: impl FnMut(u32, u32) + Send + 'static) {
+        self.store.data_mut().on_progress = Some(Box::new(f));
+    }
+
+    fn host_tensor(&mut self, t: tch::Tensor, call: &'static str) -> Result<Resource<crate::tensors::TensorEntry>, PluginError> {
+        self.store.data_mut().push_tensor(t).map_err(|e| PluginError { plugin: self.name.clone(), call, reason: format!("{e:#}") })
+    }
+
+    fn drop_tensor(&mut self, r: Resource<crate::tensors::TensorEntry>) {
+        use crate::bindings::weightlab::plugin::tensors::HostTensor;
+        let _ = HostTensor::drop(self.store.data_mut(), r);
+    }
+}
+
+trait CloneHandle {
+    fn clone_handle(&self) -> Self;
+}
+
+impl<T: 'static> CloneHandle for Resource<T> {
+    fn clone_handle(&self) -> Self {
+        Resource::new_borrow(self.rep())
+    }
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("name", &self.name).field("path", &self.path).finish()
+    }
+}
