@@ -1,14 +1,16 @@
 //! The executor: walks the plan in order, skips stages whose output is stored under their key,
 //! runs the others, and keeps going when one fails — its dependents are skipped, everything
-//! else still runs, and every finished stage stays on disk.
+//! else still runs, and every finished stage stays on disk. The report is rendered at the end
+//! of every run, failures included.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
-use weightlab_compute::{Arch, Dataset, Zoo, data, zoo};
+use weightlab_compute::{Dataset, Zoo};
 use weightlab_manifest::{Loaded, Plan, Stage, StageKind};
+use weightlab_results::FailureRow;
 
 use crate::output;
 use crate::stage_store::StageStore;
@@ -19,8 +21,15 @@ pub struct Run {
     pub plan: Plan,
     pub store: StageStore,
     pub output: PathBuf,
-    datasets: HashMap<String, Dataset>,
-    zoos: HashMap<String, Zoo>,
+    pub(crate) datasets: HashMap<String, Dataset>,
+    pub(crate) zoos: HashMap<String, Zoo>,
+    /// What evaluations of each zoo compare against.
+    pub(crate) references: HashMap<String, crate::stages::ZooReference>,
+    pub(crate) runtime: Option<weightlab_host::Runtime>,
+    pub(crate) failures: Vec<FailureRow>,
+    /// (stage label, seconds, cached), in plan order.
+    pub(crate) timings: Vec<(String, f64, bool)>,
+    pub(crate) started: std::time::SystemTime,
 }
 
 /// How a run went.
@@ -40,7 +49,19 @@ impl Run {
         let base = loaded.base_dir.clone();
         let plan = Plan::new(&loaded.manifest, &|p| crate::plugins::identity(p, &base));
         let store = StageStore::new(&output);
-        Ok(Self { loaded, plan, store, output, datasets: HashMap::new(), zoos: HashMap::new() })
+        Ok(Self {
+            loaded,
+            plan,
+            store,
+            output,
+            datasets: HashMap::new(),
+            zoos: HashMap::new(),
+            references: HashMap::new(),
+            runtime: None,
+            failures: Vec::new(),
+            timings: Vec::new(),
+            started: std::time::SystemTime::now(),
+        })
     }
 
     pub fn execute(&mut self) -> Result<Summary> {
@@ -50,86 +71,110 @@ impl Run {
         let mut failed: Vec<bool> = vec![false; self.plan.stages.len()];
         for i in 0..self.plan.stages.len() {
             let stage = self.plan.stages[i].clone();
-            if stage.deps.iter().any(|&d| failed[d]) {
+            let is_report = stage.kind == StageKind::Report;
+            if !is_report && stage.deps.iter().any(|&d| failed[d]) {
                 failed[i] = true;
                 summary.skipped += 1;
                 output::warn(&format!("skipping {}: a stage it needs failed", stage.label()));
                 continue;
             }
-            if self.store.is_done(&stage) {
+            let any_failed = failed.iter().any(|&f| f);
+            if self.store.is_done(&stage) && !(is_report && any_failed) {
                 summary.cached += 1;
+                self.timings.push((stage.label(), 0.0, true));
                 output::detail(&format!("cached {} ({})", stage.label(), stage.key));
                 continue;
             }
             let started = Instant::now();
-            match self.execute_stage(&stage) {
+            match self.execute_stage(&stage, any_failed) {
                 Ok(()) => {
                     summary.ran += 1;
+                    self.timings.push((stage.label(), started.elapsed().as_secs_f64(), false));
                     output::detail(&format!("{} took {:.1}s", stage.label(), started.elapsed().as_secs_f64()));
                 }
                 Err(e) => {
                     failed[i] = true;
                     summary.failed += 1;
+                    self.timings.push((stage.label(), started.elapsed().as_secs_f64(), false));
+                    let method = match &stage.kind {
+                        StageKind::Method { name, .. } | StageKind::Evaluate { name, .. } => name.clone(),
+                        _ => String::new(),
+                    };
+                    self.failures.push(FailureRow { stage: stage.label(), method, reason: format!("{e:#}") });
                     output::error(&format!("{} failed: {e:#}", stage.label()));
                 }
             }
         }
-        output::status("Finished", &format!("{} ran, {} cached, {} failed, {} skipped → {}", summary.ran, summary.cached, summary.failed, summary.skipped, self.output.display()));
+        output::status(
+            "Finished",
+            &format!("{} ran, {} cached, {} failed, {} skipped", summary.ran, summary.cached, summary.failed, summary.skipped),
+        );
+        output::status("Report", &self.output.join("report.html").display().to_string());
         Ok(summary)
     }
 
-    fn execute_stage(&mut self, stage: &Stage) -> Result<()> {
+    fn execute_stage(&mut self, stage: &Stage, earlier_failures: bool) -> Result<()> {
         let tmp = self.store.begin(stage)?;
         let summary = match &stage.kind {
-            StageKind::Data { name } => {
-                output::status("Loading", &format!("data {name}"));
-                let d = self.dataset(name)?;
-                serde_json::json!({ "hash": d.hash, "train": d.train.len(), "test": d.test.len(), "input_shape": d.input_shape })
+            StageKind::Data { name } => self.run_data(name)?,
+            StageKind::Zoo { name } => self.run_zoo(name, &tmp)?,
+            StageKind::Method { index, seed, .. } => self.run_method(*index, *seed, &tmp)?,
+            StageKind::Evaluate { index, seed, .. } => self.run_evaluate(*index, *seed, &tmp)?,
+            StageKind::Report => {
+                self.run_report()?;
+                if earlier_failures {
+                    // Rendered, but not cached: a rerun retries the failed stages and re-renders.
+                    std::fs::remove_dir_all(&tmp).ok();
+                    return Ok(());
+                }
+                serde_json::json!({})
             }
-            StageKind::Zoo { name } => self.train_zoo(name, &tmp)?,
-            StageKind::Method { name, .. } | StageKind::Evaluate { name, .. } => {
-                return Err(anyhow!("method `{name}`: the plugin host is not built into this version yet"));
-            }
-            StageKind::Report => serde_json::json!({}),
         };
         self.store.commit(stage, &tmp, summary)?;
         Ok(())
     }
 
-    fn dataset(&mut self, name: &str) -> Result<&Dataset> {
+    /// The folder of the finished stage that produced `kind`.
+    pub(crate) fn stage_dir(&self, pred: impl Fn(&StageKind) -> bool) -> Result<PathBuf> {
+        let stage = self.plan.stages.iter().find(|s| pred(&s.kind)).ok_or_else(|| anyhow!("no such stage in the plan"))?;
+        let dir = self.store.dir(stage);
+        if !self.store.is_done(stage) {
+            return Err(anyhow!("{} has not finished", stage.label()));
+        }
+        Ok(dir)
+    }
+
+    pub(crate) fn dataset(&mut self, name: &str) -> Result<&Dataset> {
         if !self.datasets.contains_key(name) {
             let spec = self.loaded.manifest.data.get(name).ok_or_else(|| anyhow!("no dataset `{name}`"))?;
-            let d = data::load(spec, &self.loaded.base_dir).with_context(|| format!("loading data `{name}`"))?;
+            let d = weightlab_compute::data::load(spec, &self.loaded.base_dir).with_context(|| format!("loading data `{name}`"))?;
             self.datasets.insert(name.to_string(), d);
         }
         Ok(&self.datasets[name])
     }
 
-    fn train_zoo(&mut self, name: &str, dir: &std::path::Path) -> Result<serde_json::Value> {
-        let spec = self.loaded.manifest.zoo[name].clone();
-        let data = self.dataset(&spec.data)?.clone();
-        let arch = Arch::new(&spec.arch, &data);
-        let started = Instant::now();
-        let zoo = match &spec.import {
-            Some(folder) => {
-                output::status("Importing", &format!("zoo {name} from {}", folder.display()));
-                zoo::store::import(&arch, &self.loaded.base_dir.join(folder), spec.split().train)?
-            }
-            None => {
-                output::status("Training", &format!("zoo {name}: {} models × {} parameters, {} epochs", spec.models, arch.layout().len(), spec.train.epochs));
-                let pb = output::bar((spec.models * spec.train.epochs) as u64, "Training", "model-epochs");
-                let zoo = zoo::train::train_zoo(&arch, &data, &spec, Some(&pb));
-                pb.finish_and_clear();
-                zoo
-            }
-        };
-        zoo::store::save(&zoo, dir)?;
-        let accs: Vec<f32> = zoo.checkpoints.iter().filter_map(|c| c.test_accuracy).collect();
-        let mean_acc = if accs.is_empty() { f32::NAN } else { accs.iter().sum::<f32>() / accs.len() as f32 };
-        let secs = started.elapsed().as_secs_f64();
-        output::status("Trained", &format!("zoo {name}: {} checkpoints, mean test accuracy {:.3}, {:.1}s ({:.1} models/s)", zoo.checkpoints.len(), mean_acc, secs, spec.models as f64 / secs));
-        let summary = serde_json::json!({ "checkpoints": zoo.checkpoints.len(), "parameters": arch.layout().len(), "mean_test_accuracy": mean_acc, "seconds": secs });
-        self.zoos.insert(name.to_string(), zoo);
-        Ok(summary)
+    /// The zoo `name`, from memory or from its finished stage folder.
+    pub(crate) fn zoo(&mut self, name: &str) -> Result<&Zoo> {
+        if !self.zoos.contains_key(name) {
+            let spec = self.loaded.manifest.zoo.get(name).ok_or_else(|| anyhow!("no zoo `{name}`"))?.clone();
+            let data = self.dataset(&spec.data)?.clone();
+            let arch = weightlab_compute::Arch::new(&spec.arch, &data);
+            let dir = self.stage_dir(|k| matches!(k, StageKind::Zoo { name: n } if n == name))?;
+            let zoo = weightlab_compute::zoo::store::load(&arch, &dir).with_context(|| format!("loading zoo `{name}`"))?;
+            self.zoos.insert(name.to_string(), zoo);
+        }
+        Ok(&self.zoos[name])
+    }
+
+    pub(crate) fn runtime(&mut self) -> Result<weightlab_host::Runtime> {
+        if self.runtime.is_none() {
+            let cache = weightlab_host::Runtime::default_cache_dir();
+            self.runtime = Some(weightlab_host::Runtime::new(cache.as_deref())?);
+        }
+        Ok(self.runtime.clone().expect("just set"))
+    }
+
+    pub(crate) fn base_dir(&self) -> &Path {
+        &self.loaded.base_dir
     }
 }

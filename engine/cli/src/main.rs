@@ -2,10 +2,12 @@
 
 mod cli;
 mod commands;
+mod config_check;
 mod executor;
 mod output;
 mod plugins;
 mod stage_store;
+mod stages;
 
 use clap::Parser;
 

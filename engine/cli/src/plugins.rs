@@ -57,11 +57,25 @@ pub fn resolve(plugin: &str, base_dir: &std::path::Path) -> Option<PathBuf> {
     find_all().into_iter().find(|(n, _)| n == plugin).map(|(_, p)| p)
 }
 
-/// Every plugin found, described.
+/// Every plugin found, described by loading it (compiled components are cached on disk).
+/// A plugin that fails to load is listed with the reason in place of its role.
 pub fn discover() -> Vec<PluginInfo> {
+    let runtime = weightlab_host::Runtime::new(weightlab_host::Runtime::default_cache_dir().as_deref());
     find_all()
         .into_iter()
-        .map(|(name, path)| PluginInfo { name, role: "?".into(), version: "?".into(), abi: "?".into(), path })
+        .map(|(name, path)| {
+            let loaded = runtime.as_ref().map_err(|e| e.to_string()).and_then(|rt| {
+                weightlab_host::Plugin::load(rt, &name, &path, weightlab_host::Limits::default()).map_err(|e| e.reason)
+            });
+            match loaded {
+                Ok(p) => {
+                    let d = &p.description;
+                    let role = format!("{:?}", d.role).to_lowercase();
+                    PluginInfo { name, role, version: d.version.clone(), abi: d.abi.clone(), path }
+                }
+                Err(reason) => PluginInfo { name, role: format!("broken: {reason}"), version: "-".into(), abi: "-".into(), path },
+            }
+        })
         .collect()
 }
 

@@ -4,12 +4,14 @@
 //! - [`arch`]: architectures with their canonical flat parameter layout and batched forward pass.
 //! - [`zoo`]: batched training of model zoos, checkpoint storage (safetensors + index), import/export.
 //! - [`eval`]: scoring flat weight vectors (loss, accuracy, predictions), batched.
+//! - [`metrics`]: memorization metrics: nearest training checkpoint, behavioural novelty.
 //! - [`device`]: where tensors live.
 
 pub mod arch;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod metrics;
 pub mod zoo;
 
 pub use arch::{Arch, Layout};

@@ -23,41 +23,47 @@ pub const MODELS_PER_BATCH: usize = 64;
 /// Trains the zoo `spec` describes on `data`. `progress` (if any) advances by one per model-epoch.
 pub fn train_zoo(arch: &Arch, data: &Dataset, spec: &ZooSpec, progress: Option<&ProgressBar>) -> Zoo {
     let split = spec.split();
-    let mut checkpoints = Vec::new();
-    let mut weights = Vec::new();
+    let p = arch.layout().len();
+    let mut kept: Vec<(Checkpoint, Vec<f32>)> = Vec::new();
     for start in (0..spec.models).step_by(MODELS_PER_BATCH) {
         let ids: Vec<usize> = (start..spec.models.min(start + MODELS_PER_BATCH)).collect();
         let seeds: Vec<u64> = ids.iter().map(|&i| model_seed(spec.seed, i)).collect();
-        let kept = train_models(arch, data, &spec.train, &seeds, spec.keep.last_epochs, progress);
-        for (epoch, flat) in kept {
-            let p = arch.layout().len();
-            let train_scores = eval::evaluate(arch, data, &data.train, &flat);
-            let test_scores = eval::evaluate(arch, data, &data.test, &flat);
+        for (epoch, flat) in train_models(arch, data, &spec.train, &seeds, spec.keep.last_epochs, progress) {
             for (j, &model) in ids.iter().enumerate() {
-                let side = if model < split.train { Side::Train } else { Side::Heldout };
-                checkpoints.push(Checkpoint {
+                let checkpoint = Checkpoint {
                     model,
                     seed: seeds[j],
                     epoch,
-                    side,
-                    train_loss: train_scores[j].loss,
-                    train_accuracy: train_scores[j].accuracy,
-                    test_loss: test_scores[j].loss,
-                    test_accuracy: test_scores[j].accuracy,
+                    side: if model < split.train { Side::Train } else { Side::Heldout },
+                    train_loss: f32::NAN,
+                    train_accuracy: None,
+                    test_loss: f32::NAN,
+                    test_accuracy: None,
                     parent: None,
                     file: super::store::checkpoint_file(model, epoch),
-                });
-                weights.extend_from_slice(&flat[j * p..(j + 1) * p]);
+                };
+                kept.push((checkpoint, flat[j * p..(j + 1) * p].to_vec()));
             }
         }
     }
     // Stable order: by model, then epoch.
-    let p = arch.layout().len();
-    let mut order: Vec<usize> = (0..checkpoints.len()).collect();
-    order.sort_by_key(|&i| (checkpoints[i].model, checkpoints[i].epoch));
-    let checkpoints_sorted = order.iter().map(|&i| checkpoints[i].clone()).collect();
-    let weights_sorted = order.iter().flat_map(|&i| weights[i * p..(i + 1) * p].iter().copied()).collect();
-    Zoo { arch: arch.clone(), checkpoints: checkpoints_sorted, weights: weights_sorted }
+    kept.sort_by_key(|(c, _)| (c.model, c.epoch));
+    let (checkpoints, weights): (Vec<Checkpoint>, Vec<Vec<f32>>) = kept.into_iter().unzip();
+    let mut zoo = Zoo { arch: arch.clone(), checkpoints, weights: weights.concat() };
+    score_checkpoints(&mut zoo, data);
+    zoo
+}
+
+/// Fills in every checkpoint's train and test loss and accuracy (batched evaluation).
+pub fn score_checkpoints(zoo: &mut Zoo, data: &Dataset) {
+    let train = eval::evaluate(&zoo.arch, data, &data.train, &zoo.weights);
+    let test = eval::evaluate(&zoo.arch, data, &data.test, &zoo.weights);
+    for ((c, tr), te) in zoo.checkpoints.iter_mut().zip(train).zip(test) {
+        c.train_loss = tr.loss;
+        c.train_accuracy = tr.accuracy;
+        c.test_loss = te.loss;
+        c.test_accuracy = te.accuracy;
+    }
 }
 
 /// Trains one batch of models (one per seed) and returns, for each of the last `keep_epochs`

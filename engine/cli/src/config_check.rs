@@ -1,0 +1,39 @@
+//! Checks a method's `config` table against the JSON Schema its plugin declares, and reports
+//! problems like manifest errors: file:line:col of the offending key, and a did-you-mean.
+
+use weightlab_manifest::spans::{Seg, Spans};
+use weightlab_manifest::suggest::suggest;
+use weightlab_manifest::{Diagnostic, Loaded, ManifestError};
+
+/// Validates `config` of method `index` against `schema`; `Err` holds the rendered diagnostics.
+pub fn check(loaded: &Loaded, index: usize, plugin: &str, schema: &serde_json::Value, config: &serde_json::Value) -> Result<(), ManifestError> {
+    let validator = match jsonschema::validator_for(schema) {
+        Ok(v) => v,
+        Err(e) => {
+            let d = Diagnostic::new(format!("plugin `{plugin}` declares an invalid config schema: {e}"), None);
+            return Err(error(loaded, vec![d]));
+        }
+    };
+    let spans = Spans::new(&loaded.text);
+    let known: Vec<String> = schema.get("properties").and_then(|p| p.as_object()).map(|p| p.keys().cloned().collect()).unwrap_or_default();
+    let mut diagnostics = Vec::new();
+    for e in validator.iter_errors(config) {
+        let mut path: Vec<Seg> = vec!["method".into(), index.into(), "config".into()];
+        path.extend(e.instance_path.as_str().split('/').filter(|s| !s.is_empty()).map(|s| Seg::Key(s.replace("~1", "/").replace("~0", "~"))));
+        let d = match &e.kind {
+            jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                let key = unexpected.first().cloned().unwrap_or_default();
+                path.push(Seg::Key(key.clone()));
+                Diagnostic::new(format!("plugin `{plugin}` has no config option `{key}`"), spans.key(&path))
+                    .with_help(Some(suggest(&key, "options", &known)))
+            }
+            _ => Diagnostic::new(format!("plugin `{plugin}` config: {e}"), spans.value(&path)),
+        };
+        diagnostics.push(d);
+    }
+    if diagnostics.is_empty() { Ok(()) } else { Err(error(loaded, diagnostics)) }
+}
+
+fn error(loaded: &Loaded, diagnostics: Vec<Diagnostic>) -> ManifestError {
+    ManifestError { path: loaded.path.clone(), source_text: loaded.text.clone(), diagnostics }
+}

@@ -1,0 +1,112 @@
+//! Evaluate stage: score a method's samples natively — test accuracy and loss, nearest training
+//! checkpoint in weight space, behavioural novelty against the training checkpoints, and the
+//! position in the zoo's 2-D PCA view.
+
+use std::path::Path;
+
+use anyhow::Result;
+use weightlab_compute::metrics::{self, Pca};
+use weightlab_compute::{Dataset, Side, Zoo, eval};
+use weightlab_manifest::StageKind;
+use weightlab_results::SampleRow;
+
+use crate::executor::Run;
+use crate::output;
+
+/// What every evaluation of one zoo compares against, computed once per zoo and run.
+#[derive(Clone)]
+pub struct ZooReference {
+    /// Test predictions of the training checkpoints (classification).
+    pub predictions: Vec<Vec<u8>>,
+    pub pca: Pca,
+    /// Rows for the zoo's own training (leave-one-out) and held-out models.
+    pub rows: Vec<SampleRow>,
+}
+
+/// Scores `models` (n × P) against the training side of `zoo`.
+fn score(zoo_name: &str, method: &str, role: &str, seed: u64, zoo: &Zoo, data: &Dataset, models: &[f32], reference: Option<&ZooReference>, leave_one_out: bool) -> (Vec<SampleRow>, Vec<Vec<u8>>) {
+    let p = zoo.layout().len();
+    let train = zoo.stack(&zoo.side(Side::Train));
+    let scores = eval::evaluate(&zoo.arch, data, &data.test, models);
+    let nearest = metrics::nearest(models, &train, p, leave_one_out);
+    let preds: Vec<Vec<u8>> = scores.iter().map(|s| s.predictions.clone()).collect();
+    let labels: Vec<u8> = data.test.y.iter().map(|&y| y as u8).collect();
+    let classification = scores.first().is_some_and(|s| s.accuracy.is_some());
+    let behaviour: Vec<Option<metrics::Behaviour>> = match (classification, reference) {
+        (true, Some(r)) => metrics::behaviour(&preds, &r.predictions, &labels, leave_one_out).into_iter().map(Some).collect(),
+        (true, None) => metrics::behaviour(&preds, &preds, &labels, leave_one_out).into_iter().map(Some).collect(),
+        _ => vec![None; scores.len()],
+    };
+    let pcs = match reference {
+        Some(r) => r.pca.project(models),
+        None => Pca::fit(&train, p).project(models),
+    };
+    let rows = (0..scores.len())
+        .map(|i| SampleRow {
+            method: method.to_string(),
+            role: role.to_string(),
+            zoo: zoo_name.to_string(),
+            seed,
+            sample: i,
+            accuracy: scores[i].accuracy.map(|a| a as f64),
+            loss: scores[i].loss as f64,
+            nn_l2: nearest[i].l2,
+            nn_cosine: nearest[i].cosine,
+            nn_index: nearest[i].index as i64,
+            novelty: behaviour[i].map(|b| b.novelty),
+            agreement: behaviour[i].map(|b| b.agreement),
+            pc1: pcs[i].0,
+            pc2: pcs[i].1,
+        })
+        .collect();
+    (rows, preds)
+}
+
+impl Run {
+    /// The zoo's reference: predictions, PCA and rows of its own models.
+    pub(crate) fn reference(&mut self, zoo_name: &str) -> Result<ZooReference> {
+        if let Some(r) = self.references.get(zoo_name) {
+            return Ok(r.clone());
+        }
+        let data_name = self.loaded.manifest.zoo[zoo_name].data.clone();
+        let data = self.dataset(&data_name)?.clone();
+        let zoo = self.zoo(zoo_name)?.clone();
+        let p = zoo.layout().len();
+        let train = zoo.stack(&zoo.side(Side::Train));
+        let pca = Pca::fit(&train, p);
+        // Training checkpoints: each against the others (leave-one-out), as in Zeng et al.
+        let (mut rows, predictions) = score(zoo_name, "train (leave-one-out)", "reference", 0, &zoo, &data, &train, None, true);
+        let partial = ZooReference { predictions, pca, rows: Vec::new() };
+        let heldout = zoo.stack(&zoo.side(Side::Heldout));
+        if !heldout.is_empty() {
+            rows.extend(score(zoo_name, "held-out", "reference", 0, &zoo, &data, &heldout, Some(&partial), false).0);
+        }
+        let reference = ZooReference { rows, ..partial };
+        self.references.insert(zoo_name.to_string(), reference.clone());
+        Ok(reference)
+    }
+
+    pub(crate) fn run_evaluate(&mut self, index: usize, seed: u64, dir: &Path) -> Result<serde_json::Value> {
+        let method = self.loaded.manifest.method[index].clone();
+        let method_dir = self.stage_dir(|k| matches!(k, StageKind::Method { index: i, seed: s, .. } if *i == index && *s == seed))?;
+        let role = std::fs::read_to_string(method_dir.join("stage.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["summary"]["role"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "method".into());
+        let (_, samples) = super::method::read_samples(&method_dir)?;
+        let data_name = self.loaded.manifest.zoo[&method.zoo].data.clone();
+        let data = self.dataset(&data_name)?.clone();
+        let zoo = self.zoo(&method.zoo)?.clone();
+        let reference = self.reference(&method.zoo)?;
+        let (rows, _) = score(&method.zoo, &method.name, &role, seed, &zoo, &data, &samples, Some(&reference), false);
+        std::fs::write(dir.join("rows.json"), serde_json::to_vec(&rows)?)?;
+        let mean = |f: &dyn Fn(&SampleRow) -> Option<f64>| {
+            let v: Vec<f64> = rows.iter().filter_map(f).collect();
+            if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
+        };
+        let (acc, l2, nov) = (mean(&|r| r.accuracy), mean(&|r| Some(r.nn_l2)), mean(&|r| r.novelty));
+        output::status("Evaluated", &format!("\"{}\" seed {seed}: accuracy {acc:.3}, NN distance {l2:.3}, novelty {nov:.3}", method.name));
+        Ok(serde_json::json!({ "accuracy": acc, "nn_l2": l2, "novelty": nov }))
+    }
+}

@@ -1,0 +1,10 @@
+//! One file per stage kind; each adds the method that runs it to [`crate::executor::Run`].
+
+mod data;
+mod evaluate;
+mod method;
+mod report;
+mod zoo;
+
+pub use evaluate::ZooReference;
+pub use method::load_plugin;

@@ -1,0 +1,67 @@
+//! Zoo stage: train (batched) or import a zoo, store its checkpoints and its index table.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Result;
+use weightlab_compute::{Arch, Zoo, zoo};
+use weightlab_results::{ZooRow, rows::table_of};
+
+use crate::executor::Run;
+use crate::output;
+
+impl Run {
+    pub(crate) fn run_zoo(&mut self, name: &str, dir: &Path) -> Result<serde_json::Value> {
+        let spec = self.loaded.manifest.zoo[name].clone();
+        let data = self.dataset(&spec.data)?.clone();
+        let arch = Arch::new(&spec.arch, &data);
+        let started = Instant::now();
+        let zoo = match &spec.import {
+            Some(folder) => {
+                output::status("Importing", &format!("zoo {name} from {}", folder.display()));
+                let mut zoo = zoo::store::import(&arch, &self.base_dir().join(folder), spec.split().train)?;
+                zoo::train::score_checkpoints(&mut zoo, &data);
+                zoo
+            }
+            None => {
+                output::status("Training", &format!("zoo {name}: {} models × {} parameters, {} epochs", spec.models, arch.layout().len(), spec.train.epochs));
+                let pb = output::bar((spec.models * spec.train.epochs) as u64, "Training", "model-epochs");
+                let zoo = zoo::train::train_zoo(&arch, &data, &spec, Some(&pb));
+                pb.finish_and_clear();
+                zoo
+            }
+        };
+        zoo::store::save(&zoo, dir)?;
+        table_of(&zoo_rows(name, &zoo)).write(dir, "zoo")?;
+        let accs: Vec<f32> = zoo.checkpoints.iter().filter_map(|c| c.test_accuracy).collect();
+        let mean_acc = if accs.is_empty() { f32::NAN } else { accs.iter().sum::<f32>() / accs.len() as f32 };
+        let secs = started.elapsed().as_secs_f64();
+        output::status(
+            "Trained",
+            &format!("zoo {name}: {} checkpoints, mean test accuracy {:.3}, {:.1}s ({:.2} models/s)", zoo.checkpoints.len(), mean_acc, secs, spec.models as f64 / secs),
+        );
+        let summary = serde_json::json!({ "checkpoints": zoo.checkpoints.len(), "parameters": arch.layout().len(), "mean_test_accuracy": mean_acc, "seconds": secs });
+        self.zoos.insert(name.to_string(), zoo);
+        Ok(summary)
+    }
+}
+
+/// The zoo's index as table rows.
+pub fn zoo_rows(name: &str, zoo: &Zoo) -> Vec<ZooRow> {
+    zoo.checkpoints
+        .iter()
+        .map(|c| ZooRow {
+            zoo: name.to_string(),
+            model: c.model,
+            seed: c.seed,
+            epoch: c.epoch,
+            side: format!("{:?}", c.side).to_lowercase(),
+            parent: c.parent.map(|p| p as i64),
+            train_loss: c.train_loss as f64,
+            train_accuracy: c.train_accuracy.map(|a| a as f64),
+            test_loss: c.test_loss as f64,
+            test_accuracy: c.test_accuracy.map(|a| a as f64),
+            file: c.file.clone(),
+        })
+        .collect()
+}

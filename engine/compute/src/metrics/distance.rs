@@ -1,0 +1,63 @@
+//! Weight-space nearest neighbours: for every model, the training checkpoint with the smallest
+//! L2 distance, that distance, and the cosine similarity to it. Computed exactly in f64 so a
+//! copied checkpoint has distance 0, not rounding noise.
+
+use serde::{Deserialize, Serialize};
+
+/// A model's nearest training checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Nearest {
+    /// Row of the nearest reference model.
+    pub index: usize,
+    /// Its L2 distance.
+    pub l2: f64,
+    /// Cosine similarity with it.
+    pub cosine: f64,
+}
+
+/// For each of the `models` (rows of length `p`), its nearest row of `reference`. With
+/// `exclude_same_row`, row i of `models` never matches row i of `reference` (leave-one-out
+/// among the training checkpoints themselves).
+pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bool) -> Vec<Nearest> {
+    let norms: Vec<f64> = reference.chunks_exact(p).map(|r| r.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt()).collect();
+    models
+        .chunks_exact(p)
+        .enumerate()
+        .map(|(i, m)| {
+            let m_norm = m.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt();
+            let mut best = Nearest { index: usize::MAX, l2: f64::INFINITY, cosine: f64::NAN };
+            for (j, r) in reference.chunks_exact(p).enumerate() {
+                if exclude_same_row && i == j {
+                    continue;
+                }
+                let (mut d2, mut dot) = (0.0f64, 0.0f64);
+                for (&a, &b) in m.iter().zip(r) {
+                    let (a, b) = (a as f64, b as f64);
+                    d2 += (a - b) * (a - b);
+                    dot += a * b;
+                }
+                if d2.sqrt() < best.l2 {
+                    best = Nearest { index: j, l2: d2.sqrt(), cosine: dot / (m_norm * norms[j]).max(f64::MIN_POSITIVE) };
+                }
+            }
+            best
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_are_at_distance_zero_and_leave_one_out_skips_self() {
+        let reference = [0.0, 0.0, 3.0, 4.0, 1.0, 0.0];
+        let exact = nearest(&[3.0, 4.0], &reference, 2, false);
+        assert_eq!(exact[0].index, 1);
+        assert_eq!(exact[0].l2, 0.0);
+        assert!((exact[0].cosine - 1.0).abs() < 1e-12);
+        let loo = nearest(&reference, &reference, 2, true);
+        assert_eq!(loo.iter().map(|n| n.index).collect::<Vec<_>>(), vec![2, 2, 0]);
+        assert!((loo[0].l2 - 1.0).abs() < 1e-12);
+    }
+}

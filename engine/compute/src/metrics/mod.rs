@@ -1,0 +1,10 @@
+//! Memorization metrics (Zeng et al. 2025): how close a model is to the training set, in weight
+//! space ([`distance`]) and in behaviour ([`novelty`]).
+
+pub mod distance;
+pub mod novelty;
+pub mod pca;
+
+pub use distance::{Nearest, nearest};
+pub use novelty::{Behaviour, behaviour};
+pub use pca::Pca;

@@ -1,0 +1,152 @@
+//! Every kind of manifest mistake is reported with file:line:col, the line with a caret under
+//! the mistake, and a suggestion where one makes sense.
+
+use std::path::Path;
+
+use weightlab_manifest::{LoadError, load_str};
+
+const GOOD: &str = r#"[experiment]
+name = "t"
+seeds = [0, 1]
+
+[data.fmnist]
+source = "blobs"
+
+[zoo.cnn]
+data = "fmnist"
+arch = { kind = "mlp", hidden = [8] }
+models = 8
+split = { train = 6, heldout = 2 }
+
+[[method]]
+name = "copy"
+plugin = "copy"
+zoo = "cnn"
+"#;
+
+fn plugins() -> Vec<String> {
+    ["copy", "noise", "average"].iter().map(|s| s.to_string()).collect()
+}
+
+/// Loads `text` and returns the rendered error.
+fn error_of(text: &str) -> String {
+    match load_str(Path::new("exp.toml"), text, &[], Path::new("."), &plugins()) {
+        Ok(_) => panic!("manifest should not validate:\n{text}"),
+        Err(LoadError::Invalid(e)) => e.to_string(),
+        Err(other) => panic!("unexpected error kind: {other}"),
+    }
+}
+
+/// Asserts the rendered error points at `line:col`, shows that line, and says `needle`.
+fn assert_points(rendered: &str, line: usize, col: usize, needle: &str) {
+    assert!(rendered.contains(&format!("exp.toml:{line}:{col}")), "expected exp.toml:{line}:{col} in:\n{rendered}");
+    assert!(rendered.contains('^'), "no caret in:\n{rendered}");
+    assert!(rendered.contains(needle), "expected `{needle}` in:\n{rendered}");
+}
+
+#[test]
+fn the_good_manifest_validates() {
+    let loaded = load_str(Path::new("exp.toml"), GOOD, &[], Path::new("."), &plugins()).unwrap();
+    assert_eq!(loaded.manifest.zoo["cnn"].models, 8);
+    assert_eq!(loaded.manifest.method[0].samples, 16, "default applied");
+}
+
+#[test]
+fn toml_syntax_error() {
+    let e = error_of(&GOOD.replace("models = 8", "models = = 8"));
+    assert_points(&e, 11, 10, "models = = 8");
+}
+
+#[test]
+fn unknown_key_with_did_you_mean() {
+    let e = error_of(&GOOD.replace("models = 8", "modles = 8"));
+    assert_points(&e, 11, 1, "did you mean `models`?");
+    assert!(e.contains("unknown field `modles`"), "{e}");
+}
+
+#[test]
+fn wrong_type() {
+    let e = error_of(&GOOD.replace("models = 8", "models = \"eight\""));
+    assert_points(&e, 11, 10, "invalid type");
+}
+
+#[test]
+fn unknown_enum_value_with_did_you_mean() {
+    let e = error_of(&GOOD.replace("source = \"blobs\"", "source = \"fashion-mnst\""));
+    assert_points(&e, 6, 10, "did you mean `fashion-mnist`?");
+}
+
+#[test]
+fn reference_to_missing_dataset() {
+    let e = error_of(&GOOD.replace("data = \"fmnist\"", "data = \"fmnst\""));
+    assert_points(&e, 9, 8, "did you mean `fmnist`?");
+    assert!(e.contains("dataset `fmnst`, which is not defined"), "{e}");
+}
+
+#[test]
+fn reference_to_missing_zoo() {
+    let e = error_of(&GOOD.replace("zoo = \"cnn\"", "zoo = \"cn\""));
+    assert_points(&e, 17, 7, "did you mean `cnn`?");
+}
+
+#[test]
+fn unknown_plugin() {
+    let e = error_of(&GOOD.replace("plugin = \"copy\"", "plugin = \"noice\""));
+    assert_points(&e, 16, 10, "did you mean `noise`?");
+}
+
+#[test]
+fn missing_plugin_file() {
+    let e = error_of(&GOOD.replace("plugin = \"copy\"", "plugin = \"build/mine.wasm\""));
+    assert_points(&e, 16, 10, "does not exist");
+}
+
+#[test]
+fn impossible_split() {
+    let e = error_of(&GOOD.replace("split = { train = 6, heldout = 2 }", "split = { train = 6, heldout = 4 }"));
+    assert_points(&e, 12, 9, "needs 10 models, but the zoo has 8");
+}
+
+#[test]
+fn duplicate_method_names_and_several_errors_at_once() {
+    let text = format!("{GOOD}\n[[method]]\nname = \"copy\"\nplugin = \"copy\"\nzoo = \"nope\"\n");
+    let e = error_of(&text);
+    assert!(e.contains("two methods are named `copy`"), "{e}");
+    assert!(e.contains("zoo `nope`, which is not defined"), "{e}");
+    assert_eq!(e.matches("error:").count(), 2, "{e}");
+}
+
+#[test]
+fn overrides_apply_before_validation() {
+    let loaded = load_str(Path::new("exp.toml"), GOOD, &["zoo.cnn.models=12".into(), "method.copy.samples=3".into()], Path::new("."), &plugins()).unwrap();
+    assert_eq!(loaded.manifest.zoo["cnn"].models, 12);
+    assert_eq!(loaded.manifest.method[0].samples, 3);
+    let e = match load_str(Path::new("exp.toml"), GOOD, &["zoo.cnn.models=4".into()], Path::new("."), &plugins()) {
+        Err(LoadError::Invalid(e)) => e.to_string(),
+        _ => panic!("split no longer fits"),
+    };
+    assert!(e.contains("split of 6 train + 2 held-out"), "{e}");
+}
+
+#[test]
+fn committed_schema_matches_the_types() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/weightlab.schema.json")).expect("weightlab.schema.json is committed");
+    assert_eq!(committed, weightlab_manifest::schema::manifest_schema_json(), "regenerate with `weightlab schema > engine/manifest/weightlab.schema.json`");
+}
+
+#[test]
+fn example_manifests_validate() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../experiments");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let plugins: Vec<String> = ["copy", "noise", "average", "interpolate", "gaussian", "random-init", "pdiff"].iter().map(|s| s.to_string()).collect();
+            if let Err(e) = weightlab_manifest::load(&path, &[], &plugins) {
+                panic!("{}: {e}", path.display());
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1);
+}

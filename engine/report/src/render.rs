@@ -1,0 +1,123 @@
+//! Rendering: the report's data as one serialisable context, passed to a minijinja template.
+//! The built-in template is `templates/report.html.j2` (compiled in); `[report] template =
+//! "dir"` points at a folder with a `report.html.j2` of the user's own.
+
+use std::path::Path;
+
+use minijinja::Environment;
+use serde::Serialize;
+
+use crate::metrics::{METRICS, MetricDecl};
+
+/// The built-in template.
+pub const DEFAULT_TEMPLATE: &str = include_str!("../../../templates/report.html.j2");
+
+/// One row of the summary table: a method with its metrics as (mean, std, ci95).
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub method: String,
+    pub role: String,
+    pub zoo: String,
+    pub seeds: u32,
+    pub samples: u32,
+    /// Metric key → [mean, std, ci95], in [`METRICS`] order; `None` where not computed.
+    pub metrics: Vec<Option<[f64; 3]>>,
+    /// Metric keys this row is best at within its zoo.
+    pub best: Vec<String>,
+    pub best_accuracy: Option<f64>,
+    pub rank: u32,
+    /// `ok`, or the failure reason.
+    pub status: String,
+}
+
+/// A failed stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub stage: String,
+    pub method: String,
+    pub reason: String,
+}
+
+/// Rendered plots (inline SVG), by name.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlotSet {
+    pub plots: Vec<(String, String, String)>,
+}
+
+impl PlotSet {
+    /// Adds a plot with an id, a caption and its SVG.
+    pub fn add(&mut self, id: &str, caption: &str, svg: String) {
+        self.plots.push((id.to_string(), caption.to_string(), svg));
+    }
+}
+
+/// Everything the template sees.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportContext {
+    pub title: String,
+    pub description: Option<String>,
+    pub generated: String,
+    pub rows: Vec<Row>,
+    pub metrics: Vec<MetricDecl>,
+    pub plots: PlotSet,
+    pub failures: Vec<Failure>,
+    /// (key, value) pairs: versions, hashes, machine.
+    pub provenance: Vec<(String, String)>,
+    /// (stage, seconds, cached).
+    pub stages: Vec<(String, f64, bool)>,
+    pub manifest: String,
+    /// (zoo, text) one-line descriptions of the zoos.
+    pub zoos: Vec<(String, String)>,
+}
+
+impl ReportContext {
+    /// Marks, per zoo and metric, the rows with the best mean (by the metric's direction).
+    pub fn mark_best(&mut self) {
+        for (m, decl) in METRICS.iter().enumerate() {
+            let zoos: Vec<String> = self.rows.iter().map(|r| r.zoo.clone()).collect();
+            for zoo in zoos {
+                let best = self
+                    .rows
+                    .iter()
+                    .filter(|r| r.zoo == zoo && r.role != "reference")
+                    .filter_map(|r| r.metrics[m].map(|v| v[0]))
+                    .fold(None, |acc: Option<f64>, v| Some(match acc {
+                        None => v,
+                        Some(a) if decl.higher_is_better => a.max(v),
+                        Some(a) => a.min(v),
+                    }));
+                if let Some(best) = best {
+                    for r in self.rows.iter_mut().filter(|r| r.zoo == zoo && r.role != "reference") {
+                        if r.metrics[m].is_some_and(|v| (v[0] - best).abs() <= 1e-12 * best.abs().max(1.0)) && !r.best.contains(&decl.key.to_string()) {
+                            r.best.push(decl.key.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why a report could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot read template {path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error("template error: {0:#}")]
+    Template(#[from] minijinja::Error),
+}
+
+/// Renders the report with the built-in template, or `template_dir/report.html.j2`.
+pub fn render(ctx: &ReportContext, template_dir: Option<&Path>) -> Result<String, RenderError> {
+    let source = match template_dir {
+        Some(dir) => {
+            let path = dir.join("report.html.j2");
+            std::fs::read_to_string(&path).map_err(|source| RenderError::Io { path, source })?
+        }
+        None => DEFAULT_TEMPLATE.to_string(),
+    };
+    let mut env = Environment::new();
+    env.add_filter("fixed", |v: f64, digits: usize| format!("{v:.digits$}"));
+    env.add_template_owned("report.html.j2".to_string(), source)?;
+    Ok(env.get_template("report.html.j2")?.render(ctx)?)
+}

@@ -1,0 +1,206 @@
+//! Minimal SVG plotting: enough for the report's scatter, histogram and line plots, with axes,
+//! tick labels, axis titles and a legend. Output is plain SVG text for inline embedding.
+
+use std::fmt::Write;
+
+/// Colours of series, in order (colour-blind friendly).
+pub const PALETTE: [&str; 10] = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000", "#999999", "#882255"];
+
+const W: f64 = 640.0;
+const H: f64 = 400.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 180.0;
+const TOP: f64 = 36.0;
+const BOTTOM: f64 = 52.0;
+
+/// A named set of points.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// "Nice" tick positions covering [lo, hi].
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let span = (hi - lo).max(1e-12);
+    let raw = span / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|s| span / s <= 6.0).unwrap_or(10.0 * mag);
+    let mut t = (lo / step).ceil() * step;
+    let mut out = Vec::new();
+    while t <= hi + 1e-9 * span {
+        out.push(if t.abs() < 1e-12 * step { 0.0 } else { t });
+        t += step;
+    }
+    out
+}
+
+fn fmt_tick(v: f64) -> String {
+    if v == 0.0 || (v.abs() >= 0.01 && v.abs() < 10_000.0) {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+struct Frame {
+    x: (f64, f64),
+    y: (f64, f64),
+}
+
+impl Frame {
+    fn fit(points: impl Iterator<Item = (f64, f64)>) -> Frame {
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+        for (x, y) in points.filter(|(x, y)| x.is_finite() && y.is_finite()) {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+        if !x0.is_finite() {
+            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+        }
+        let pad = |a: f64, b: f64| {
+            let d = if b > a { (b - a) * 0.05 } else { a.abs().max(1.0) * 0.05 };
+            (a - d, b + d)
+        };
+        Frame { x: pad(x0, x1), y: pad(y0, y1) }
+    }
+    fn px(&self, x: f64) -> f64 {
+        LEFT + (x - self.x.0) / (self.x.1 - self.x.0) * (W - LEFT - RIGHT)
+    }
+    fn py(&self, y: f64) -> f64 {
+        H - BOTTOM - (y - self.y.0) / (self.y.1 - self.y.0) * (H - TOP - BOTTOM)
+    }
+}
+
+fn axes(svg: &mut String, f: &Frame, title: &str, xlabel: &str, ylabel: &str) {
+    let _ = write!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" class="plot" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{t}"><title>{t}</title>"#, t = escape(title));
+    let _ = write!(svg, r#"<text class="plot-title" x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#, (LEFT + W - RIGHT) / 2.0, escape(title));
+    let _ = write!(svg, r##"<g class="axis x-axis"><line x1="{LEFT}" y1="{b}" x2="{r}" y2="{b}" stroke="#333"/>"##, b = H - BOTTOM, r = W - RIGHT);
+    for t in ticks(f.x.0, f.x.1) {
+        let x = f.px(t);
+        let _ = write!(svg, r##"<line x1="{x:.1}" y1="{b}" x2="{x:.1}" y2="{b2}" stroke="#333"/><text x="{x:.1}" y="{ty}" text-anchor="middle" font-size="11">{}</text>"##, fmt_tick(t), b = H - BOTTOM, b2 = H - BOTTOM + 5.0, ty = H - BOTTOM + 18.0);
+    }
+    let _ = write!(svg, r#"<text class="axis-label" x="{}" y="{}" text-anchor="middle" font-size="13">{}</text></g>"#, (LEFT + W - RIGHT) / 2.0, H - 10.0, escape(xlabel));
+    let _ = write!(svg, r##"<g class="axis y-axis"><line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{b}" stroke="#333"/>"##, b = H - BOTTOM);
+    for t in ticks(f.y.0, f.y.1) {
+        let y = f.py(t);
+        let _ = write!(svg, r##"<line x1="{l2}" y1="{y:.1}" x2="{LEFT}" y2="{y:.1}" stroke="#333"/><line x1="{LEFT}" y1="{y:.1}" x2="{r}" y2="{y:.1}" stroke="#eee"/><text x="{tx}" y="{ty:.1}" text-anchor="end" font-size="11">{}</text>"##, fmt_tick(t), l2 = LEFT - 5.0, r = W - RIGHT, tx = LEFT - 8.0, ty = y + 4.0);
+    }
+    let _ = write!(svg, r#"<text class="axis-label" transform="translate(16 {}) rotate(-90)" text-anchor="middle" font-size="13">{}</text></g>"#, (TOP + H - BOTTOM) / 2.0, escape(ylabel));
+}
+
+fn legend(svg: &mut String, names: &[&str], line: bool) {
+    let _ = write!(svg, r#"<g class="legend">"#);
+    for (i, name) in names.iter().enumerate() {
+        let y = TOP + 8.0 + 18.0 * i as f64;
+        let x = W - RIGHT + 14.0;
+        let c = PALETTE[i % PALETTE.len()];
+        if line {
+            let _ = write!(svg, r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{c}" stroke-width="2"/>"#, x + 14.0);
+        } else {
+            let _ = write!(svg, r#"<circle cx="{}" cy="{y}" r="5" fill="{c}"/>"#, x + 7.0);
+        }
+        let _ = write!(svg, r#"<text x="{}" y="{}" font-size="12">{}</text>"#, x + 20.0, y + 4.0, escape(name));
+    }
+    let _ = write!(svg, "</g>");
+}
+
+/// A scatter plot, one colour per series.
+pub fn scatter(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> String {
+    let f = Frame::fit(series.iter().flat_map(|s| s.points.iter().copied()));
+    let mut svg = String::new();
+    axes(&mut svg, &f, title, xlabel, ylabel);
+    for (i, s) in series.iter().enumerate() {
+        let c = PALETTE[i % PALETTE.len()];
+        let _ = write!(svg, r#"<g class="series" data-name="{}">"#, escape(&s.name));
+        for &(x, y) in s.points.iter().filter(|(x, y)| x.is_finite() && y.is_finite()) {
+            let _ = write!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{c}" fill-opacity="0.7"/>"#, f.px(x), f.py(y));
+        }
+        let _ = write!(svg, "</g>");
+    }
+    legend(&mut svg, &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), false);
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Overlaid histograms (as step outlines) of each series' x values, with `bins` shared bins.
+pub fn histogram(title: &str, xlabel: &str, series: &[Series], bins: usize) -> String {
+    let values: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).filter(|v| v.is_finite()).collect();
+    let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (lo.min(0.0), lo.max(0.0) + 1.0) };
+    let width = (hi - lo) / bins as f64;
+    let counts: Vec<Vec<f64>> = series
+        .iter()
+        .map(|s| {
+            let mut c = vec![0.0; bins];
+            let n = s.points.len().max(1) as f64;
+            for &(v, _) in s.points.iter().filter(|p| p.0.is_finite()) {
+                let b = (((v - lo) / width) as usize).min(bins - 1);
+                c[b] += 1.0 / n;
+            }
+            c
+        })
+        .collect();
+    let top = counts.iter().flatten().fold(0.0f64, |a, &b| a.max(b));
+    let f = Frame::fit([(lo, 0.0), (hi, top)].into_iter());
+    let mut svg = String::new();
+    axes(&mut svg, &f, title, xlabel, "fraction of models");
+    for (i, c) in counts.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let mut d = format!("M{:.1},{:.1}", f.px(lo), f.py(0.0));
+        for (b, &h) in c.iter().enumerate() {
+            let (x0, x1) = (lo + b as f64 * width, lo + (b + 1) as f64 * width);
+            let _ = write!(d, " L{:.1},{:.1} L{:.1},{:.1}", f.px(x0), f.py(h), f.px(x1), f.py(h));
+        }
+        let _ = write!(d, " L{:.1},{:.1}", f.px(hi), f.py(0.0));
+        let _ = write!(svg, r#"<path class="series" data-name="{}" d="{d}" fill="{colour}" fill-opacity="0.15" stroke="{colour}" stroke-width="2"/>"#, escape(&series[i].name));
+    }
+    legend(&mut svg, &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), true);
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Line plot, one line per series (points sorted by x).
+pub fn lines(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> String {
+    let f = Frame::fit(series.iter().flat_map(|s| s.points.iter().copied()));
+    let mut svg = String::new();
+    axes(&mut svg, &f, title, xlabel, ylabel);
+    for (i, s) in series.iter().enumerate() {
+        let c = PALETTE[i % PALETTE.len()];
+        let mut pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let d: Vec<String> = pts.iter().enumerate().map(|(j, &(x, y))| format!("{}{:.1},{:.1}", if j == 0 { "M" } else { "L" }, f.px(x), f.py(y))).collect();
+        let _ = write!(svg, r#"<path class="series" data-name="{}" d="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, escape(&s.name), d.join(" "));
+    }
+    legend(&mut svg, &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), true);
+    svg.push_str("</svg>");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_and_cover_the_range() {
+        assert_eq!(ticks(0.0, 1.0), vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]);
+        let t = ticks(0.13, 0.87);
+        assert!(t.first().unwrap() >= &0.13 && t.last().unwrap() <= &0.87 && t.len() >= 3);
+    }
+
+    #[test]
+    fn plots_have_axes_legend_and_escaped_names() {
+        let s = vec![Series { name: "noise σ<0.1>".into(), points: vec![(0.1, 0.5), (0.2, 0.7)] }];
+        let svg = scatter("t", "x", "y", &s);
+        assert!(svg.contains("class=\"axis x-axis\"") && svg.contains("class=\"legend\"") && svg.contains("noise σ&lt;0.1&gt;"));
+        assert!(histogram("h", "x", &s, 10).contains("<path"));
+        assert!(lines("l", "x", "y", &s).contains("<path"));
+    }
+}

@@ -1,0 +1,79 @@
+//! Building a table column by column and writing it as Arrow IPC and Parquet. Each file is
+//! written to a temporary name and renamed into place, so a reader (or a run killed midway)
+//! never sees half a table.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+/// Why a table could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Polars { path: PathBuf, source: PolarsError },
+}
+
+/// A table under construction: named columns of equal length.
+#[derive(Default)]
+pub struct Table {
+    columns: Vec<Column>,
+}
+
+impl Table {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn f64(mut self, name: &str, values: Vec<Option<f64>>) -> Self {
+        self.columns.push(Column::new(name.into(), values));
+        self
+    }
+
+    pub fn i64(mut self, name: &str, values: Vec<Option<i64>>) -> Self {
+        self.columns.push(Column::new(name.into(), values));
+        self
+    }
+
+    pub fn str(mut self, name: &str, values: Vec<String>) -> Self {
+        self.columns.push(Column::new(name.into(), values));
+        self
+    }
+
+    pub fn into_frame(self) -> PolarsResult<DataFrame> {
+        DataFrame::new(self.columns)
+    }
+
+    /// Writes `<dir>/<name>.parquet` and `<dir>/<name>.arrow`, each atomically.
+    pub fn write(self, dir: &Path, name: &str) -> Result<DataFrame, TableError> {
+        let mut df = self.into_frame().map_err(|source| TableError::Polars { path: dir.join(name), source })?;
+        write_frame(&mut df, dir, name)?;
+        Ok(df)
+    }
+}
+
+/// Writes a frame as `<name>.parquet` and `<name>.arrow` in `dir`, each atomically.
+pub fn write_frame(df: &mut DataFrame, dir: &Path, name: &str) -> Result<(), TableError> {
+    std::fs::create_dir_all(dir).map_err(|source| TableError::Io { path: dir.to_path_buf(), source })?;
+    for ext in ["parquet", "arrow"] {
+        let path = dir.join(format!("{name}.{ext}"));
+        let tmp = dir.join(format!(".{name}.{ext}.partial"));
+        let io = |source| TableError::Io { path: tmp.clone(), source };
+        let file = File::create(&tmp).map_err(io)?;
+        let result = match ext {
+            "parquet" => ParquetWriter::new(file).finish(df).map(|_| ()),
+            _ => IpcWriter::new(file).finish(df),
+        };
+        result.map_err(|source| TableError::Polars { path: tmp.clone(), source })?;
+        std::fs::rename(&tmp, &path).map_err(|source| TableError::Io { path: path.clone(), source })?;
+    }
+    Ok(())
+}
+
+/// Reads a Parquet table back.
+pub fn read_parquet(path: &Path) -> Result<DataFrame, TableError> {
+    let file = File::open(path).map_err(|source| TableError::Io { path: path.to_path_buf(), source })?;
+    ParquetReader::new(file).finish().map_err(|source| TableError::Polars { path: path.to_path_buf(), source })
+}
