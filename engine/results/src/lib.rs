@@ -11,3 +11,4 @@ pub mod table;
 pub use aggregate::{MethodSummary, summarize};
 pub use rows::*;
 pub use table::{Table, TableError, read_parquet};
+pub use polars::prelude::DataFrame;

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+pub use polars::prelude::DataType;
 use polars::prelude::*;
 
 /// Why a table could not be written or read.

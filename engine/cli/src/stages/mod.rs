@@ -7,4 +7,4 @@ mod report;
 mod zoo;
 
 pub use evaluate::ZooReference;
-pub use method::load_plugin;
+

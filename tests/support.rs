@@ -1,0 +1,53 @@
+//! Helpers for the end-to-end tests: find the `weightlab` binary next to the test executable,
+//! run it, and make temporary experiment folders.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `weightlab` binary built by `cargo test --workspace` (next to the test's own `deps/`).
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let bin = dir.join("weightlab");
+    assert!(bin.is_file(), "{} not built; run `cargo test --workspace`", bin.display());
+    bin
+}
+
+/// Runs `weightlab <args>` in `cwd`; returns the output.
+pub fn weightlab(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(binary()).args(args).current_dir(cwd).env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist")).output().expect("run weightlab")
+}
+
+/// Runs and asserts success, returning stderr + stdout as text.
+pub fn weightlab_ok(cwd: &Path, args: &[&str]) -> String {
+    let out = weightlab(cwd, args);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "weightlab {args:?} failed ({:?}):\n{text}", out.status);
+    text
+}
+
+/// A temporary folder holding `manifest` as `exp.toml`.
+pub fn experiment(manifest: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("exp.toml");
+    std::fs::write(&path, manifest).expect("write manifest");
+    (dir, path)
+}
+
+/// Reads `samples.parquet` of a run as (method, column) values.
+pub fn column(run_dir: &Path, table: &str, method: Option<&str>, name: &str) -> Vec<Option<f64>> {
+    let df = weightlab_results::read_parquet(&run_dir.join(format!("{table}.parquet"))).expect("table readable");
+    let values: Vec<Option<f64>> = df.column(name).expect("column").cast(&weightlab_results::table::DataType::Float64).expect("numeric").f64().expect("f64").into_iter().collect();
+    match method {
+        None => values,
+        Some(m) => {
+            let methods: Vec<String> = df.column("method").expect("method column").str().expect("str").into_iter().map(|v| v.unwrap_or_default().to_string()).collect();
+            values.into_iter().zip(methods).filter(|(_, mm)| mm == m).map(|(v, _)| v).collect()
+        }
+    }
+}
