@@ -11,7 +11,7 @@ TORCH_VERSION=2.9.0
 CACHE="${WEIGHTLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/weightlab}"
 VENV="$CACHE/torch-$TORCH_VERSION"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-APT_PACKAGES=(dataset-fashion-mnist python3-venv)
+APT_PACKAGES=(dataset-fashion-mnist python3-venv chromium)
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 

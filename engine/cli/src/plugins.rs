@@ -70,7 +70,7 @@ pub fn discover() -> Vec<PluginInfo> {
             match loaded {
                 Ok(p) => {
                     let d = &p.description;
-                    let role = format!("{:?}", d.role).to_lowercase();
+                    let role = weightlab_host::role_name(d.role).to_string();
                     PluginInfo { name, role, version: d.version.clone(), abi: d.abi.clone(), path }
                 }
                 Err(reason) => PluginInfo { name, role: format!("broken: {reason}"), version: "-".into(), abi: "-".into(), path },

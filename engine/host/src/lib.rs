@@ -16,7 +16,7 @@ pub mod state;
 pub mod tensors;
 
 pub use limits::Limits;
-pub use plugin::{Description, Plugin, PluginError, Role, ZooView};
+pub use plugin::{Description, Plugin, PluginError, Role, ZooView, role_name};
 pub use runtime::Runtime;
 
 /// Generated bindings of `plugins/wit` (world `generator`; `baseline` exports the same).

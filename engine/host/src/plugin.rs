@@ -16,6 +16,15 @@ use crate::state::PluginState;
 
 pub use types::Role;
 
+/// The manifest's name of a role: `generator`, `baseline` or `probe`.
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Generator => "generator",
+        Role::Baseline => "baseline",
+        Role::Probe => "probe",
+    }
+}
+
 /// What a plugin says about itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Description {

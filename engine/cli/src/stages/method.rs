@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use weightlab_compute::{Side, Zoo};
-use weightlab_host::{Limits, Plugin, Role, Runtime, ZooView};
+use weightlab_host::{Limits, Plugin, Role, Runtime, ZooView, role_name};
 use weightlab_host::bindings::weightlab::plugin::zoo as wit;
 use weightlab_manifest::{Loaded, MethodSpec};
 
@@ -23,14 +23,6 @@ pub fn load_plugin(runtime: &Runtime, method: &MethodSpec, base_dir: &Path) -> R
         tensor_bytes: l.tensor_memory_mib << 20,
     };
     Ok(Plugin::load(runtime, &method.plugin, &path, limits)?)
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Generator => "generator",
-        Role::Baseline => "baseline",
-        Role::Probe => "probe",
-    }
 }
 
 /// Checks a loaded plugin against its manifest entry: role and config.

@@ -82,8 +82,8 @@ mod tests {
 
     #[test]
     fn finds_the_direction_of_largest_spread() {
-        // Points spread along (1, 1, 0), a little along (0, 0, 1).
-        let rows: Vec<f32> = [-2.0f32, -1.0, 1.0, 2.0].iter().enumerate().flat_map(|(i, &t)| [t, t, if i % 2 == 0 { 0.1 } else { -0.1 }]).collect();
+        // Points spread along (1, 1, 0), a little along (0, 0, 1), uncorrelated.
+        let rows: Vec<f32> = [(-2.0f32, 0.1f32), (-1.0, -0.1), (1.0, -0.1), (2.0, 0.1)].iter().flat_map(|&(t, z)| [t, t, z]).collect();
         let pca = Pca::fit(&rows, 3);
         let proj = pca.project(&rows);
         let spread1: f64 = proj.iter().map(|p| p.0 * p.0).sum();

@@ -1,0 +1,128 @@
+//! The six built-in baselines on a real Fashion-MNIST zoo, checked against what each must do:
+//! `copy` reproduces training checkpoints exactly, `noise` with σ = 0 equals `copy`,
+//! `random-init` is at chance, and the zoo itself is far above chance.
+
+use weightlab_e2e::{column, experiment, weightlab_ok};
+
+const MANIFEST: &str = r#"[experiment]
+name = "baselines"
+seeds = [0, 1]
+
+[data.fmnist]
+source = "fashion-mnist"
+train_subset = 6000
+test_subset = 1000
+
+[zoo.mlp]
+data = "fmnist"
+arch = { kind = "mlp", hidden = [16] }
+models = 16
+train = { lr = 3e-3, epochs = 2, batch_size = 64 }
+split = { train = 12, heldout = 4 }
+
+[[method]]
+name = "copy"
+plugin = "copy"
+zoo = "mlp"
+samples = 12
+
+[[method]]
+name = "noise 0"
+plugin = "noise"
+zoo = "mlp"
+samples = 8
+config = { sigma = 0.0 }
+
+[[method]]
+name = "noise 0.05"
+plugin = "noise"
+zoo = "mlp"
+samples = 8
+config = { sigma = 0.05 }
+
+[[method]]
+name = "noise relative"
+plugin = "noise"
+zoo = "mlp"
+samples = 8
+config = { sigma = 0.5, relative = true }
+
+[[method]]
+name = "average"
+plugin = "average"
+zoo = "mlp"
+samples = 8
+config = { k = 16 }
+
+[[method]]
+name = "interpolate"
+plugin = "interpolate"
+zoo = "mlp"
+samples = 8
+
+[[method]]
+name = "gaussian"
+plugin = "gaussian"
+zoo = "mlp"
+samples = 8
+
+[[method]]
+name = "random-init"
+plugin = "random-init"
+zoo = "mlp"
+samples = 8
+"#;
+
+fn mean(v: &[Option<f64>]) -> f64 {
+    let xs: Vec<f64> = v.iter().flatten().copied().collect();
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+#[test]
+fn baselines_behave_as_specified() {
+    let (dir, path) = experiment(MANIFEST);
+    weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
+    let out = dir.path().join("out");
+
+    // The zoo is far above chance (10 classes).
+    let zoo_acc = column(&out, "zoo", None, "test_accuracy");
+    assert!(mean(&zoo_acc) > 0.7, "zoo accuracy {}", mean(&zoo_acc));
+
+    // copy: distance 0, novelty 0, and each sample's accuracy is exactly its source checkpoint's.
+    let copy_l2 = column(&out, "samples", Some("copy"), "nn_l2");
+    assert_eq!(copy_l2.len(), 24);
+    assert!(copy_l2.iter().all(|d| *d == Some(0.0)), "{copy_l2:?}");
+    assert!(column(&out, "samples", Some("copy"), "novelty").iter().all(|n| *n == Some(0.0)));
+    let copy_acc = column(&out, "samples", Some("copy"), "accuracy");
+    let copy_src = column(&out, "samples", Some("copy"), "nn_index");
+    let train_acc = column(&out, "samples", Some("train (leave-one-out)"), "accuracy");
+    for (acc, src) in copy_acc.iter().zip(&copy_src) {
+        assert_eq!(*acc, train_acc[src.unwrap() as usize], "copy reproduces its checkpoint's accuracy");
+    }
+    // Every training checkpoint appears once per seed (12 samples of 12 checkpoints).
+    let mut seen: Vec<i64> = copy_src.iter().take(12).map(|v| v.unwrap() as i64).collect();
+    seen.sort();
+    assert_eq!(seen, (0..12).collect::<Vec<_>>());
+
+    // noise with sigma 0 is copy.
+    assert!(column(&out, "samples", Some("noise 0"), "nn_l2").iter().all(|d| *d == Some(0.0)));
+
+    // noise 0.05 moves away from the checkpoints but keeps most of their accuracy.
+    let n05 = column(&out, "samples", Some("noise 0.05"), "nn_l2");
+    assert!(n05.iter().all(|d| d.unwrap() > 0.1), "{n05:?}");
+    let n05_acc = mean(&column(&out, "samples", Some("noise 0.05"), "accuracy"));
+    assert!(n05_acc > 0.4 && n05_acc <= mean(&copy_acc) + 0.02, "noise accuracy {n05_acc}");
+    assert!(column(&out, "samples", Some("noise relative"), "nn_l2").iter().all(|d| d.unwrap() > 0.0));
+
+    // random-init is at chance and novel.
+    let rand_acc = mean(&column(&out, "samples", Some("random-init"), "accuracy"));
+    assert!(rand_acc < 0.2, "random-init accuracy {rand_acc}");
+    assert!(mean(&column(&out, "samples", Some("random-init"), "novelty")) > 0.5);
+
+    // average, interpolate and gaussian make new weights (not copies).
+    for m in ["average", "interpolate", "gaussian"] {
+        let d = column(&out, "samples", Some(m), "nn_l2");
+        assert_eq!(d.len(), 16, "{m}");
+        assert!(d.iter().all(|x| x.unwrap() > 1e-3 && x.unwrap().is_finite()), "{m}: {d:?}");
+    }
+}
