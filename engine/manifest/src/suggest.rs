@@ -6,12 +6,14 @@ where
     I: IntoIterator<Item = &'a S>,
     S: AsRef<str> + 'a + ?Sized,
 {
+    // Plausible: a few edits away (transpositions count once), or a shared start (Jaro-Winkler).
+    let allowed = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c.as_ref()), c.as_ref()))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| format!("did you mean `{c}`?"))
+        .map(|c| (strsim::damerau_levenshtein(word, c.as_ref()), strsim::jaro_winkler(word, c.as_ref()), c.as_ref()))
+        .filter(|(edits, jw, _)| *edits <= allowed || *jw >= 0.85)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, c)| format!("did you mean `{c}`?"))
 }
 
 /// A help line listing what is allowed, used when nothing is close.
@@ -46,6 +48,7 @@ mod tests {
     fn near_miss_is_suggested_and_far_is_not() {
         assert_eq!(did_you_mean("modles", ["models", "arch", "data"].iter().copied()).as_deref(), Some("did you mean `models`?"));
         assert_eq!(did_you_mean("zzz", ["models", "arch"].iter().copied()), None);
+        assert_eq!(did_you_mean("mpl", ["mlp", "cnn"].iter().copied()).as_deref(), Some("did you mean `mlp`?"));
     }
 
     #[test]
