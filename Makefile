@@ -3,8 +3,11 @@
 
 CARGO ?= cargo
 
+# Where cargo puts binaries (the set-up points it at a shared cache folder).
+TARGET_DIR = $$($(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+
 quickstart: build
-	$(CARGO) run --release -q -p weightlab-cli -- run experiments/quickstart.toml
+	$(TARGET_DIR)/release/weightlab run experiments/quickstart.toml
 	@echo "Report: $$(pwd)/reports/quickstart/report.html"
 
 test: setup plugins
@@ -18,11 +21,13 @@ setup:
 plugins: setup
 	$(CARGO) build --release --manifest-path plugins/Cargo.toml --target wasm32-wasip2
 	@mkdir -p plugins/dist
-	@wasmdir="$$($(CARGO) metadata --format-version 1 --no-deps --manifest-path plugins/Cargo.toml | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/wasm32-wasip2/release"; \
+	@wasmdir="$(TARGET_DIR)/wasm32-wasip2/release"; \
 	for dir in plugins/baselines/*/ plugins/generators/*/; do \
 	  [ -f "$$dir/Cargo.toml" ] || continue; name=$$(basename $$dir); \
 	  cp "$$wasmdir/$$(echo $$name | tr - _).wasm" "plugins/dist/$$name.wasm"; \
 	done
 
+# Always the whole workspace: building one package alone unifies features differently and
+# would rebuild shared dependencies each time `make test` and `make build` alternate.
 build: setup plugins
-	$(CARGO) build --release -p weightlab-cli
+	$(CARGO) build --release --workspace

@@ -9,23 +9,13 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The `weightlab` binary of this checkout, next to the test's own `deps/` folder. It is
-/// (re)built once per test process with the test's profile, so `cargo test -p weightlab-e2e`
-/// never runs a stale binary.
+/// The `weightlab` binary built alongside the tests: `cargo test --workspace` (what
+/// `make test` runs) builds it next to the test's own `deps/` folder.
 pub fn binary() -> PathBuf {
-    static BUILD: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile dir").to_path_buf();
-    BUILD.call_once(|| {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-q", "-p", "weightlab-cli"]).current_dir(root());
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().expect("cargo runs").success(), "building weightlab failed");
-    });
+    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
     let bin = dir.join("weightlab");
-    assert!(bin.is_file(), "{} was not built", bin.display());
+    assert!(bin.is_file(), "{} is not built: run the tests with `cargo test --workspace`", bin.display());
     bin
 }
 
