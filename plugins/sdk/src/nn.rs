@@ -82,3 +82,63 @@ impl Mlp {
         self.layers.iter().flat_map(Linear::params).collect()
     }
 }
+
+/// 1-D convolution over (N × C × L), PyTorch-initialised.
+pub struct Conv1d {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Conv1d {
+    pub fn new(cin: usize, cout: usize, kernel: usize, stride: usize, padding: usize, seed: u64) -> Self {
+        let bound = 1.0 / ((cin * kernel) as f32).sqrt();
+        Conv1d {
+            weight: Tensor::uniform(&[cout, cin, kernel], -bound, bound, seed).parameter(),
+            bias: Tensor::uniform(&[cout], -bound, bound, seed.wrapping_add(1)).parameter(),
+            stride,
+            padding,
+        }
+    }
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.conv1d(&self.weight, Some(&self.bias), self.stride, self.padding)
+    }
+    pub fn params(&self) -> Vec<&Tensor> {
+        vec![&self.weight, &self.bias]
+    }
+}
+
+/// Transposed 1-D convolution over (N × C × L), PyTorch-initialised.
+pub struct ConvTranspose1d {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl ConvTranspose1d {
+    pub fn new(cin: usize, cout: usize, kernel: usize, stride: usize, padding: usize, seed: u64) -> Self {
+        let bound = 1.0 / ((cout * kernel) as f32).sqrt();
+        ConvTranspose1d {
+            weight: Tensor::uniform(&[cin, cout, kernel], -bound, bound, seed).parameter(),
+            bias: Tensor::uniform(&[cout], -bound, bound, seed.wrapping_add(1)).parameter(),
+            stride,
+            padding,
+        }
+    }
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.conv_transpose1d(&self.weight, Some(&self.bias), self.stride, self.padding, 0)
+    }
+    pub fn params(&self) -> Vec<&Tensor> {
+        vec![&self.weight, &self.bias]
+    }
+}
+
+/// Sinusoidal embedding of diffusion timesteps (N) → (N × dim), as in DDPM/Transformers.
+pub fn timestep_embedding(t: &Tensor, dim: usize) -> Tensor {
+    let half = dim / 2;
+    let freqs: Vec<f32> = (0..half).map(|i| (-(10_000f32.ln()) * i as f32 / half as f32).exp()).collect();
+    let args = t.unsqueeze(1).matmul(&Tensor::from_slice(&freqs, &[1, half]));
+    Tensor::cat(&[&args.sin(), &args.cos()], 1)
+}
