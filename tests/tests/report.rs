@@ -212,3 +212,26 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn report_command_rerenders_and_compares_runs_without_recomputing() {
+    let (dir, path) = experiment(MANIFEST);
+    let p = path.to_str().unwrap();
+    weightlab_ok(dir.path(), &["run", p, "-o", "a"]);
+    weightlab_ok(dir.path(), &["run", p, "-o", "b", "--set", "method.1.config.sigma=0.1"]);
+    let stages_before = walk(&dir.path().join("a/stages")).len();
+    std::fs::remove_file(dir.path().join("a/report.html")).unwrap();
+    weightlab_ok(dir.path(), &["report", "a"]);
+    assert!(dir.path().join("a/report.html").is_file(), "re-rendered in place");
+    assert_eq!(walk(&dir.path().join("a/stages")).len(), stages_before, "nothing recomputed");
+    // Two runs side by side, with a user template.
+    let templates = dir.path().join("tpl");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("report.html.j2"), "<html><body><h1>{{ title }}</h1>{% for r in rows %}<p>{{ r.method }}</p>{% endfor %}</body></html>").unwrap();
+    weightlab_ok(dir.path(), &["report", "a", "b", "-o", "both", "--template", "tpl"]);
+    let html = std::fs::read_to_string(dir.path().join("both/report.html")).unwrap();
+    assert!(html.contains("<h1>a vs b</h1>"), "{html}");
+    for m in ["a: copy", "b: copy", "a: noise σ=0.05", "b: noise σ=0.05"] {
+        assert!(html.contains(&format!("<p>{m}</p>")), "{m} missing: {html}");
+    }
+}

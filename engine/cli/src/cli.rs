@@ -52,6 +52,19 @@ pub enum Command {
     Schema,
     /// List the available method plugins with their role and version.
     Plugins,
+    /// Re-render the report of finished runs from their tables, without recomputing. With
+    /// several run folders, their methods appear side by side (prefixed by the run's name).
+    Report {
+        /// Run folders (each holds manifest.toml, samples.parquet, …).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Where to write report.html (default: the first run folder).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// A folder with a report.html.j2 to use instead of the built-in template.
+        #[arg(long)]
+        template: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod config_check;
 mod executor;
 mod output;
 mod plugins;
+mod report_builder;
 mod stage_store;
 mod stages;
 

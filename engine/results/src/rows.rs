@@ -5,6 +5,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::table::Table;
 
+/// Seeds are u64; tables store them as i64 with the same bits (pandas has no u64 default).
+fn u64_bits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(i128::deserialize(d)? as u64)
+}
+
+/// JSON has no NaN: a missing float is written as null and read back as NaN.
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// One evaluated model: a method's sample, or a training / held-out checkpoint as reference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SampleRow {
@@ -13,13 +23,17 @@ pub struct SampleRow {
     /// `generator`, `baseline` or `reference`.
     pub role: String,
     pub zoo: String,
+    #[serde(deserialize_with = "u64_bits")]
     pub seed: u64,
     /// Index of the sample within its method and seed (or model index for references).
     pub sample: usize,
     pub accuracy: Option<f64>,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub loss: f64,
     /// L2 distance to the nearest training checkpoint (self excluded for training models).
+    #[serde(deserialize_with = "f64_or_nan")]
     pub nn_l2: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub nn_cosine: f64,
     /// Index (in the zoo's training checkpoints) of that nearest checkpoint.
     pub nn_index: i64,
@@ -28,7 +42,9 @@ pub struct SampleRow {
     /// Agreement of predictions with the behaviourally closest training checkpoint.
     pub agreement: Option<f64>,
     /// First two principal components of the weights (within the zoo), for the PCA plot.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub pc1: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub pc2: f64,
 }
 
@@ -36,9 +52,11 @@ pub struct SampleRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogRow {
     pub source: String,
+    #[serde(deserialize_with = "u64_bits")]
     pub seed: u64,
     pub name: String,
     pub step: u64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub value: f64,
 }
 
@@ -55,12 +73,15 @@ pub struct FailureRow {
 pub struct ZooRow {
     pub zoo: String,
     pub model: usize,
+    #[serde(deserialize_with = "u64_bits")]
     pub seed: u64,
     pub epoch: usize,
     pub side: String,
     pub parent: Option<i64>,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub train_loss: f64,
     pub train_accuracy: Option<f64>,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub test_loss: f64,
     pub test_accuracy: Option<f64>,
     pub file: String,
@@ -77,6 +98,7 @@ pub struct RunRow {
     pub plugins: String,
     pub started: String,
     pub finished: String,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub seconds: f64,
     pub status: String,
 }
@@ -106,4 +128,34 @@ pub fn table_of<T: Serialize>(rows: &[T]) -> Table {
         };
     }
     table
+}
+
+/// Reads rows back from a table written by [`table_of`] (the inverse mapping: numbers and
+/// strings to the struct's fields; empty strings for optional text become `None`).
+pub fn rows_of<T: serde::de::DeserializeOwned>(df: &polars::prelude::DataFrame) -> Result<Vec<T>, String> {
+    use polars::prelude::AnyValue;
+    let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
+    let mut out = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let row = df.get_row(i).map_err(|e| e.to_string())?;
+        let mut map = serde_json::Map::new();
+        for (name, value) in names.iter().zip(row.0) {
+            let v = match value {
+                AnyValue::Null => serde_json::Value::Null,
+                AnyValue::Boolean(b) => serde_json::Value::Bool(b),
+                AnyValue::String(s) => serde_json::Value::String(s.to_string()),
+                AnyValue::StringOwned(s) => serde_json::Value::String(s.to_string()),
+                AnyValue::Float64(f) => serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+                AnyValue::Float32(f) => serde_json::Number::from_f64(f as f64).map_or(serde_json::Value::Null, serde_json::Value::Number),
+                AnyValue::Int64(x) => serde_json::Value::from(x),
+                AnyValue::Int32(x) => serde_json::Value::from(x),
+                AnyValue::UInt64(x) => serde_json::Value::from(x),
+                AnyValue::UInt32(x) => serde_json::Value::from(x),
+                other => serde_json::Value::String(other.to_string()),
+            };
+            map.insert(name.clone(), v);
+        }
+        out.push(serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| format!("row {i}: {e}"))?);
+    }
+    Ok(out)
 }

@@ -3,6 +3,7 @@
 
 mod plan;
 mod plugins;
+mod report;
 mod run;
 mod schema;
 mod validate;
@@ -20,6 +21,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Plan(args) => plan::plan(&args),
         Command::Schema => schema::schema(),
         Command::Plugins => plugins::list(),
+        Command::Report { runs, output, template } => report::report(&runs, output, template),
     }
 }
 

@@ -7,4 +7,5 @@ mod report;
 mod zoo;
 
 pub use evaluate::ZooReference;
+pub use report::utc;
 

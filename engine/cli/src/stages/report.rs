@@ -2,12 +2,8 @@
 //! draw the plots and render `report.html`. It runs at the end of every run, also when some
 //! methods failed (they are listed in the report), and `weightlab report` re-renders it.
 
-use std::collections::BTreeMap;
-
 use anyhow::{Context, Result};
-use weightlab_manifest::{Plot, StageKind};
-use weightlab_report::svg::{self, Series};
-use weightlab_report::{Failure, PlotSet, ReportContext, Row};
+use weightlab_manifest::StageKind;
 use weightlab_results::{FailureRow, LogRow, RunRow, SampleRow, ZooRow, rows::table_of};
 
 use crate::executor::Run;
@@ -81,120 +77,19 @@ impl Run {
             weightlab_version: env!("CARGO_PKG_VERSION").to_string(),
             git_commit: git_commit(self.base_dir()),
             plugins: plugins.join(", "),
-            started: unix(self.started),
-            finished: unix(finished),
+            started: utc(self.started),
+            finished: utc(finished),
             seconds,
             status: if failure_rows.is_empty() { "ok".into() } else { format!("{} failed", failure_rows.len()) },
         };
         table_of(std::slice::from_ref(&run)).write(&out, "runs")?;
 
-        let summaries = weightlab_results::summarize(&samples_df)?;
-        let mut rows: Vec<Row> = summaries
-            .iter()
-            .map(|s| Row {
-                method: s.method.clone(),
-                role: s.role.clone(),
-                zoo: s.zoo.clone(),
-                seeds: s.seeds,
-                samples: s.samples,
-                metrics: vec![s.accuracy, s.nn_l2, s.novelty],
-                best: Vec::new(),
-                best_accuracy: s.best_accuracy,
-                rank: s.rank,
-                status: "ok".into(),
-            })
-            .collect();
-        for m in &self.loaded.manifest.method {
-            if !rows.iter().any(|r| r.method == m.name) {
-                let reason = failure_rows.iter().find(|f| f.method == m.name).map(|f| f.reason.lines().next().unwrap_or("").to_string()).unwrap_or_else(|| "not run".into());
-                rows.push(Row { method: m.name.clone(), role: "?".into(), zoo: m.zoo.clone(), seeds: 0, samples: 0, metrics: vec![None; 3], best: vec![], best_accuracy: None, rank: 0, status: format!("failed: {reason}") });
-            }
-        }
-        // Reference rows last within each zoo, methods in manifest order.
-        let order = |r: &Row| (r.zoo.clone(), r.role == "reference", self.loaded.manifest.method.iter().position(|m| m.name == r.method).unwrap_or(usize::MAX), r.method.clone());
-        rows.sort_by_key(order);
-
-        let plots = self.plots(&samples, &logs);
-        let m = &self.loaded.manifest;
-        let zoos = m.zoo.iter().map(|(name, z)| {
-            let arch = weightlab_manifest::validate::arch_kind(&z.arch);
-            let params = self.zoos.get(name).map(|zoo| zoo.layout().len()).unwrap_or(0);
-            (name.clone(), format!("{} models of {arch} ({params} parameters) on `{}`, split {} train / {} held-out", z.models, z.data, z.split().train, z.split().heldout))
-        }).collect();
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let mut ctx = ReportContext {
-            title: m.experiment.name.clone(),
-            description: m.experiment.description.clone(),
-            generated: run.finished.clone(),
-            rows,
-            metrics: weightlab_report::metrics::METRICS.to_vec(),
-            plots,
-            failures: failure_rows.iter().map(|f| Failure { stage: f.stage.clone(), method: f.method.clone(), reason: f.reason.clone() }).collect(),
-            provenance: vec![
-                ("weightlab".into(), run.weightlab_version.clone()),
-                ("git commit".into(), run.git_commit.clone()),
-                ("manifest".into(), format!("{} (sha256 {})", self.loaded.path.display(), run.manifest_hash)),
-                ("seeds".into(), run.seeds.clone()),
-                ("plugins".into(), run.plugins.clone()),
-                ("compute".into(), format!("libtorch 2.9.0 via burn 0.22 (tch backend), CPU, {cores} cores")),
-                ("run time".into(), format!("{seconds:.1} s")),
-            ],
-            stages: self.timings.clone(),
-            manifest: self.loaded.text.clone(),
-            zoos,
-        };
-        ctx.mark_best();
-        let template = m.report.template.as_ref().map(|t| self.base_dir().join(t));
-        let html = weightlab_report::render(&ctx, template.as_deref())?;
-        let tmp = out.join(".report.html.partial");
-        std::fs::write(&tmp, html)?;
-        std::fs::rename(&tmp, out.join("report.html"))?;
+        let _ = samples_df;
+        let stages: Vec<(String, f64, bool)> = self.timings.clone();
+        std::fs::write(out.join("stages.json"), serde_json::to_vec_pretty(&stages)?)?;
+        let template = self.loaded.manifest.report.template.as_ref().map(|t| self.base_dir().join(t));
+        crate::report_builder::render_runs(&[out.clone()], &out, template.as_deref())?;
         Ok(())
-    }
-
-    fn plots(&self, samples: &[SampleRow], logs: &[LogRow]) -> PlotSet {
-        let mut set = PlotSet::default();
-        let by_method = |f: &dyn Fn(&SampleRow) -> Option<(f64, f64)>, zoo: &str| -> Vec<Series> {
-            let mut groups: BTreeMap<(bool, usize, String), Vec<(f64, f64)>> = BTreeMap::new();
-            for r in samples.iter().filter(|r| r.zoo == zoo) {
-                if let Some(pt) = f(r) {
-                    let pos = self.loaded.manifest.method.iter().position(|m| m.name == r.method).unwrap_or(usize::MAX);
-                    groups.entry((r.role == "reference", pos, r.method.clone())).or_default().push(pt);
-                }
-            }
-            groups.into_iter().map(|((_, _, name), points)| Series { name, points }).collect()
-        };
-        for zoo in self.loaded.manifest.zoo.keys() {
-            let suffix = if self.loaded.manifest.zoo.len() > 1 { format!(" — zoo {zoo}") } else { String::new() };
-            for plot in &self.loaded.manifest.report.plots {
-                match plot {
-                    Plot::AccuracyNovelty => {
-                        let s = by_method(&|r| Some((r.novelty?, r.accuracy?)), zoo);
-                        if !s.is_empty() {
-                            set.add(&format!("accuracy-novelty-{zoo}"), "Each point is one model: test accuracy against novelty (1 − max IoU of its test errors with any training checkpoint). Memorizing methods sit at novelty ≈ 0; the question is which methods reach high accuracy at high novelty.", svg::scatter(&format!("Accuracy vs. novelty{suffix}"), "novelty", "test accuracy", &s));
-                        }
-                    }
-                    Plot::NnDistance => {
-                        let s = by_method(&|r| Some((r.nn_l2, 0.0)), zoo);
-                        set.add(&format!("nn-distance-{zoo}"), "Distribution of the L2 distance from each model to its nearest training checkpoint. The training models' own leave-one-out distances show what \"different model of the same zoo\" looks like.", svg::histogram(&format!("Nearest-neighbour distance{suffix}"), "L2 distance to nearest training checkpoint", &s, 24));
-                    }
-                    Plot::WeightPca => {
-                        let s = by_method(&|r| Some((r.pc1, r.pc2)), zoo);
-                        set.add(&format!("weight-pca-{zoo}"), "Weights projected on the first two principal components of the training checkpoints.", svg::scatter(&format!("Weights, PCA of training checkpoints{suffix}"), "PC 1", "PC 2", &s));
-                    }
-                    Plot::TrainingCurves => {}
-                }
-            }
-        }
-        if self.loaded.manifest.report.plots.contains(&Plot::TrainingCurves) && !logs.is_empty() {
-            let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-            for l in logs.iter().filter(|l| l.seed == self.loaded.manifest.experiment.seeds[0]) {
-                groups.entry(format!("{}: {}", l.source, l.name)).or_default().push((l.step as f64, l.value));
-            }
-            let series: Vec<Series> = groups.into_iter().map(|(name, points)| Series { name, points }).collect();
-            set.add("training-curves", "Metrics logged by the plugins during fit (first seed).", svg::lines("Training curves", "step", "value", &series));
-        }
-        set
     }
 }
 
@@ -214,9 +109,10 @@ fn git_commit(dir: &std::path::Path) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn unix(t: std::time::SystemTime) -> String {
+/// "YYYY-MM-DD HH:MM:SS UTC" of a time (civil date from days since the epoch, Howard
+/// Hinnant's algorithm, to avoid a date crate for one line of provenance).
+pub fn utc(t: std::time::SystemTime) -> String {
     let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm), to avoid a date crate.
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);

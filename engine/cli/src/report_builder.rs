@@ -1,0 +1,213 @@
+//! Builds the HTML report from run folders alone — their tables, `manifest.toml` and
+//! `stages.json` — so `weightlab report` can re-render a run, or put several runs side by
+//! side, without recomputing anything. `weightlab run` ends by calling the same code.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use weightlab_manifest::{Manifest, Plot};
+use weightlab_report::svg::{self, Series};
+use weightlab_report::{Failure, PlotSet, ReportContext, Row};
+use weightlab_results::{FailureRow, LogRow, RunRow, SampleRow, ZooRow, read_parquet, rows::rows_of, rows::table_of};
+
+/// One run folder, read back.
+struct RunTables {
+    manifest: Manifest,
+    manifest_text: String,
+    run: RunRow,
+    samples: Vec<SampleRow>,
+    logs: Vec<LogRow>,
+    failures: Vec<FailureRow>,
+    zoo: Vec<ZooRow>,
+    stages: Vec<(String, f64, bool)>,
+}
+
+fn read_rows<T: serde::de::DeserializeOwned>(dir: &Path, table: &str, required: bool) -> Result<Vec<T>> {
+    let path = dir.join(format!("{table}.parquet"));
+    if !path.is_file() {
+        return if required { Err(anyhow!("{} is missing: is {} a finished weightlab run?", path.display(), dir.display())) } else { Ok(Vec::new()) };
+    }
+    let df = read_parquet(&path)?;
+    rows_of(&df).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+fn read_run(dir: &Path) -> Result<RunTables> {
+    let manifest_text = std::fs::read_to_string(dir.join("manifest.toml")).with_context(|| format!("{} has no manifest.toml: not a weightlab run folder", dir.display()))?;
+    let manifest: Manifest = toml::from_str(&manifest_text).with_context(|| format!("{}/manifest.toml", dir.display()))?;
+    let run = read_rows::<RunRow>(dir, "runs", true)?.into_iter().next().ok_or_else(|| anyhow!("{}: empty runs table", dir.display()))?;
+    let stages = std::fs::read(dir.join("stages.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    Ok(RunTables {
+        samples: read_rows(dir, "samples", true)?,
+        logs: read_rows(dir, "training_log", false)?,
+        failures: read_rows(dir, "failures", false)?,
+        zoo: read_rows(dir, "zoo", false)?,
+        manifest,
+        manifest_text,
+        run,
+        stages,
+    })
+}
+
+/// Renders `output/report.html` from the run folders `dirs`, with the built-in template or the
+/// `report.html.j2` in `template`. With several runs, method names are prefixed with the run's
+/// experiment name (or folder name when those repeat).
+pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> Result<PathBuf> {
+    let runs: Vec<RunTables> = dirs.iter().map(|d| read_run(d)).collect::<Result<_>>()?;
+    let multi = runs.len() > 1;
+    let names: Vec<String> = runs
+        .iter()
+        .zip(dirs)
+        .map(|(r, d)| {
+            let repeated = runs.iter().filter(|o| o.run.experiment == r.run.experiment).count() > 1;
+            if repeated { d.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default() } else { r.run.experiment.clone() }
+        })
+        .collect();
+    let label = |i: usize, method: &str| if multi { format!("{}: {method}", names[i]) } else { method.to_string() };
+
+    let mut samples = Vec::new();
+    let mut logs = Vec::new();
+    let mut failures = Vec::new();
+    let mut order: Vec<String> = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        samples.extend(r.samples.iter().cloned().map(|mut s| {
+            s.method = label(i, &s.method);
+            s
+        }));
+        logs.extend(r.logs.iter().cloned().map(|mut l| {
+            l.source = label(i, &l.source);
+            l
+        }));
+        failures.extend(r.failures.iter().map(|f| Failure { stage: label(i, &f.stage), method: label(i, &f.method), reason: f.reason.clone() }));
+        order.extend(r.manifest.method.iter().map(|m| label(i, &m.name)));
+    }
+
+    let df = table_of(&samples).into_frame()?;
+    let summaries = weightlab_results::summarize(&df)?;
+    let mut rows: Vec<Row> = summaries
+        .iter()
+        .map(|s| Row {
+            method: s.method.clone(),
+            role: s.role.clone(),
+            zoo: s.zoo.clone(),
+            seeds: s.seeds,
+            samples: s.samples,
+            metrics: vec![s.accuracy, s.nn_l2, s.novelty],
+            best: Vec::new(),
+            best_accuracy: s.best_accuracy,
+            rank: s.rank,
+            status: "ok".into(),
+        })
+        .collect();
+    for (i, r) in runs.iter().enumerate() {
+        for m in &r.manifest.method {
+            let name = label(i, &m.name);
+            if !rows.iter().any(|row| row.method == name) {
+                let reason = failures.iter().find(|f| f.method == name).map(|f| f.reason.lines().next().unwrap_or("").to_string()).unwrap_or_else(|| "not run".into());
+                rows.push(Row { method: name, role: "?".into(), zoo: m.zoo.clone(), seeds: 0, samples: 0, metrics: vec![None; 3], best: vec![], best_accuracy: None, rank: 0, status: format!("failed: {reason}") });
+            }
+        }
+    }
+    let position = |m: &str| order.iter().position(|o| o == m).unwrap_or(usize::MAX);
+    rows.sort_by_key(|r| (r.zoo.clone(), r.role == "reference", position(&r.method), r.method.clone()));
+
+    let first = &runs[0];
+    let plots = plots(&first.manifest, &samples, &logs, &position);
+    let zoos = runs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.manifest.zoo.iter().map(move |(name, z)| {
+                let ckpts: Vec<&ZooRow> = r.zoo.iter().filter(|c| &c.zoo == name).collect();
+                let accs: Vec<f64> = ckpts.iter().filter_map(|c| c.test_accuracy).collect();
+                let mean = if accs.is_empty() { String::new() } else { format!(", mean test accuracy {:.3}", accs.iter().sum::<f64>() / accs.len() as f64) };
+                let arch = weightlab_manifest::validate::arch_kind(&z.arch);
+                (label(i, name), format!("{} checkpoints of {} {arch} models on `{}` (split {} train / {} held-out){mean}", ckpts.len(), z.models, z.data, z.split().train, z.split().heldout))
+            })
+        })
+        .collect();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut provenance = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        let p = if multi { format!("{}: ", names[i]) } else { String::new() };
+        let run = &r.run;
+        provenance.push((format!("{p}weightlab"), format!("{} (git {})", run.weightlab_version, run.git_commit)));
+        provenance.push((format!("{p}manifest sha256"), run.manifest_hash.clone()));
+        provenance.push((format!("{p}seeds"), run.seeds.clone()));
+        provenance.push((format!("{p}plugins"), run.plugins.clone()));
+        provenance.push((format!("{p}run"), format!("{} → {} ({:.1} s), {}", run.started, run.finished, run.seconds, run.status)));
+    }
+    provenance.push(("compute".into(), format!("libtorch 2.9.0 via burn 0.22 (tch backend), CPU, {cores} cores")));
+    let mut ctx = ReportContext {
+        title: if multi { names.join(" vs ") } else { first.manifest.experiment.name.clone() },
+        description: first.manifest.experiment.description.clone(),
+        generated: crate::stages::utc(std::time::SystemTime::now()),
+        rows,
+        metrics: weightlab_report::metrics::METRICS.to_vec(),
+        plots,
+        failures,
+        provenance,
+        stages: runs.iter().enumerate().flat_map(|(i, r)| r.stages.iter().map(move |(s, t, c)| (label(i, s), *t, *c))).collect(),
+        manifest: runs.iter().map(|r| r.manifest_text.clone()).collect::<Vec<_>>().join("\n# ----\n"),
+        zoos,
+    };
+    ctx.mark_best();
+    let html = weightlab_report::render(&ctx, template)?;
+    std::fs::create_dir_all(output)?;
+    let path = output.join("report.html");
+    let tmp = output.join(".report.html.partial");
+    std::fs::write(&tmp, html)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+fn plots(manifest: &Manifest, samples: &[SampleRow], logs: &[LogRow], position: &dyn Fn(&str) -> usize) -> PlotSet {
+    let mut set = PlotSet::default();
+    let zoos: Vec<String> = {
+        let mut z: Vec<String> = samples.iter().map(|s| s.zoo.clone()).collect();
+        z.sort();
+        z.dedup();
+        z
+    };
+    let by_method = |f: &dyn Fn(&SampleRow) -> Option<(f64, f64)>, zoo: &str| -> Vec<Series> {
+        let mut groups: BTreeMap<(bool, usize, String), Vec<(f64, f64)>> = BTreeMap::new();
+        for r in samples.iter().filter(|r| r.zoo == zoo) {
+            if let Some(pt) = f(r) {
+                groups.entry((r.role == "reference", position(&r.method), r.method.clone())).or_default().push(pt);
+            }
+        }
+        groups.into_iter().map(|((_, _, name), points)| Series { name, points }).collect()
+    };
+    for zoo in &zoos {
+        let suffix = if zoos.len() > 1 { format!(" — zoo {zoo}") } else { String::new() };
+        for plot in &manifest.report.plots {
+            match plot {
+                Plot::AccuracyNovelty => {
+                    let s = by_method(&|r| Some((r.novelty?, r.accuracy?)), zoo);
+                    if !s.is_empty() {
+                        set.add(&format!("accuracy-novelty-{zoo}"), "Each point is one model: test accuracy against novelty (1 − max IoU of its test errors with any training checkpoint). Memorizing methods sit at novelty ≈ 0; the question is which methods reach high accuracy at high novelty.", svg::scatter(&format!("Accuracy vs. novelty{suffix}"), "novelty", "test accuracy", &s));
+                    }
+                }
+                Plot::NnDistance => {
+                    let s = by_method(&|r| Some((r.nn_l2, 0.0)), zoo);
+                    set.add(&format!("nn-distance-{zoo}"), "Distribution of the L2 distance from each model to its nearest training checkpoint. The training models' own leave-one-out distances show what \"a different model of the same zoo\" looks like.", svg::histogram(&format!("Nearest-neighbour distance{suffix}"), "L2 distance to nearest training checkpoint", &s, 24));
+                }
+                Plot::WeightPca => {
+                    let s = by_method(&|r| Some((r.pc1, r.pc2)), zoo);
+                    set.add(&format!("weight-pca-{zoo}"), "Weights projected on the first two principal components of the training checkpoints.", svg::scatter(&format!("Weights, PCA of training checkpoints{suffix}"), "PC 1", "PC 2", &s));
+                }
+                Plot::TrainingCurves => {}
+            }
+        }
+    }
+    if manifest.report.plots.contains(&Plot::TrainingCurves) && !logs.is_empty() {
+        let first_seed = logs.iter().map(|l| l.seed).min().unwrap_or(0);
+        let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for l in logs.iter().filter(|l| l.seed == first_seed) {
+            groups.entry(format!("{}: {}", l.source, l.name)).or_default().push((l.step as f64, l.value));
+        }
+        let series: Vec<Series> = groups.into_iter().map(|(name, points)| Series { name, points }).collect();
+        set.add("training-curves", "Metrics logged by the plugins during fit (first seed).", svg::lines("Training curves", "step", "value", &series));
+    }
+    set
+}
