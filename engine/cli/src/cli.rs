@@ -52,6 +52,9 @@ pub enum Command {
     Schema,
     /// List the available method plugins with their role and version.
     Plugins,
+    /// Create or build a method plugin.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Re-render the report of finished runs from their tables, without recomputing. With
     /// several run folders, their methods appear side by side (prefixed by the run's name).
     Report {
@@ -84,4 +87,41 @@ pub struct Overrides {
     /// `--set method.noise.config.sigma=0.1` (array entries by index or by `name`). Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Create a plugin crate from the template (`plugins/template`).
+    New {
+        /// Name of the plugin (and of its folder).
+        name: String,
+        /// What the plugin is.
+        #[arg(long, value_enum, default_value = "generator")]
+        role: NewRole,
+        /// Folder to create it in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Build a plugin crate for wasm32-wasip2; prints the path of the `.wasm` component.
+    Build {
+        /// The plugin crate's folder.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+/// Roles a new plugin can take.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum NewRole {
+    Generator,
+    Baseline,
+}
+
+impl NewRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NewRole::Generator => "generator",
+            NewRole::Baseline => "baseline",
+        }
+    }
 }

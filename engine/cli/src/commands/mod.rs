@@ -2,6 +2,7 @@
 //! finished with failed stages or an internal error, 2 a manifest that does not validate.
 
 mod plan;
+mod plugin;
 mod plugins;
 mod report;
 mod run;
@@ -12,7 +13,7 @@ use std::path::Path;
 
 use weightlab_manifest::{LoadError, Loaded};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, PluginCommand};
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
@@ -21,6 +22,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Plan(args) => plan::plan(&args),
         Command::Schema => schema::schema(),
         Command::Plugins => plugins::list(),
+        Command::Plugin(PluginCommand::New { name, role, dir }) => plugin::new(&name, role.as_str(), &dir),
+        Command::Plugin(PluginCommand::Build { dir }) => plugin::build(&dir),
         Command::Report { runs, output, template } => report::report(&runs, output, template),
     }
 }
