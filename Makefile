@@ -17,7 +17,8 @@ setup:
 	@bash engine/scripts/setup.sh
 
 # Built-in plugins: every crate under plugins/baselines and plugins/generators, copied to
-# plugins/dist/<crate name>.wasm where the engine finds them.
+# plugins/dist/<crate name>.wasm where the engine finds them; benchmark plugins go to
+# plugins/dist/bench/.
 plugins: setup
 	$(CARGO) build --release --manifest-path plugins/Cargo.toml --target wasm32-wasip2
 	@mkdir -p plugins/dist
@@ -25,6 +26,10 @@ plugins: setup
 	for dir in plugins/baselines/*/ plugins/generators/*/; do \
 	  [ -f "$$dir/Cargo.toml" ] || continue; name=$$(basename $$dir); \
 	  cp "$$wasmdir/$$(echo $$name | tr - _).wasm" "plugins/dist/$$name.wasm"; \
+	done; \
+	mkdir -p plugins/dist/bench; \
+	for dir in plugins/bench/*/; do \
+	  name=bench-$$(basename $$dir); cp "$$wasmdir/$$(echo $$name | tr - _).wasm" "plugins/dist/bench/$$name.wasm"; \
 	done
 
 # Always the whole workspace: building one package alone unifies features differently and

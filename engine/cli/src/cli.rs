@@ -52,6 +52,9 @@ pub enum Command {
     Schema,
     /// List the available method plugins with their role and version.
     Plugins,
+    /// Benchmarks, each against its reference in the same run (ratios, not absolute claims).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Create or build a method plugin.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -124,4 +127,30 @@ impl NewRole {
             NewRole::Baseline => "baseline",
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The cost of the plugin boundary: an autoencoder loop as a wasm plugin vs. natively
+    /// through the same host API vs. PyTorch.
+    Plugin(BenchPluginArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPluginArgs {
+    /// Training checkpoints (rows of the batch).
+    #[arg(long, default_value_t = 64)]
+    pub rows: usize,
+    /// Parameters per checkpoint.
+    #[arg(long, default_value_t = 2464)]
+    pub params: usize,
+    /// Width of the bottleneck.
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
+    /// Adam steps.
+    #[arg(long, default_value_t = 500)]
+    pub steps: usize,
+    /// Interleaved repeats; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
 }

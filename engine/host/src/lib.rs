@@ -7,8 +7,10 @@
 //! - [`abi`]: which WIT versions a component was built against; refusing other majors.
 //! - [`tensors`]: the `tensors` interface on libtorch.
 //! - [`state`]: per-store data and the `log` interface.
+//! - [`bench`]: the native side of the plugin-overhead benchmark.
 
 pub mod abi;
+pub mod bench;
 pub mod limits;
 pub mod plugin;
 pub mod runtime;

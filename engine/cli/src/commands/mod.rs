@@ -1,6 +1,7 @@
 //! One function per command. Each returns the process exit code: 0 success, 1 a run that
 //! finished with failed stages or an internal error, 2 a manifest that does not validate.
 
+mod bench;
 mod plan;
 mod plugin;
 mod plugins;
@@ -13,7 +14,7 @@ use std::path::Path;
 
 use weightlab_manifest::{LoadError, Loaded};
 
-use crate::cli::{Cli, Command, PluginCommand};
+use crate::cli::{BenchCommand, Cli, Command, PluginCommand};
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
@@ -22,6 +23,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Plan(args) => plan::plan(&args),
         Command::Schema => schema::schema(),
         Command::Plugins => plugins::list(),
+        Command::Bench(BenchCommand::Plugin(args)) => bench::plugin(&args),
         Command::Plugin(PluginCommand::New { name, role, dir }) => plugin::new(&name, role.as_str(), &dir),
         Command::Plugin(PluginCommand::Build { dir }) => plugin::build(&dir),
         Command::Report { runs, output, template } => report::report(&runs, output, template),

@@ -1,0 +1,73 @@
+//! `weightlab bench plugin`: the cost of the WebAssembly boundary. The same autoencoder training
+//! loop runs (1) as the `bench-autoencoder` plugin, (2) natively through the same host tensor
+//! API, (3) in PyTorch (`benches/autoencoder.py`, same torch install), interleaved, several
+//! times; the medians and their ratios are printed.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use weightlab_host::{Limits, Plugin, Runtime};
+use weightlab_host::bindings::weightlab::plugin::zoo as wit;
+
+use crate::cli::BenchPluginArgs;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn python() -> Option<String> {
+    std::env::var("WEIGHTLAB_TORCH_PYTHON").ok().or_else(|| {
+        let home = std::env::var("HOME").ok()?;
+        let p = PathBuf::from(home).join(".cache/weightlab/torch-2.9.0/bin/python");
+        p.is_file().then(|| p.display().to_string())
+    })
+}
+
+pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
+    let (rows, p, hidden, steps) = (args.rows, args.params, args.hidden, args.steps);
+    let path = crate::plugins::builtin_dir().join("bench/bench-autoencoder.wasm");
+    if !path.is_file() {
+        return Err(anyhow!("{} is missing: run `make plugins`", path.display()));
+    }
+    let weights: Vec<f32> = (0..rows * p).map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.2).collect();
+    let runtime = Runtime::new(Runtime::default_cache_dir().as_deref())?;
+    let view = wit::ZooInfo {
+        name: "bench".into(),
+        arch: "none".into(),
+        layout: vec![wit::Param { name: "w".into(), shape: vec![p as u32], offset: 0 }],
+        parameters: p as u32,
+        checkpoints: Vec::new(),
+        dataset: String::new(),
+        classes: 0,
+    };
+    let config = serde_json::json!({ "steps": steps, "hidden": hidden });
+    let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../benches/autoencoder.py"));
+    let py = python();
+    println!("autoencoder {rows}×{p} → {hidden} → {p}, {steps} Adam steps, {} repeats, {} cores", args.repeats, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let (mut wasm, mut native, mut torch) = (Vec::new(), Vec::new(), Vec::new());
+    for r in 0..args.repeats {
+        let mut plugin = Plugin::load(&runtime, "bench-autoencoder", &path, Limits { timeout: Duration::from_secs(3600), ..Limits::default() })?;
+        let t = Instant::now();
+        plugin.fit(&view, &weights, &config, 0)?;
+        wasm.push(t.elapsed().as_secs_f64());
+        native.push(weightlab_host::bench::native_autoencoder(&weights, rows, p, steps, hidden)?.as_secs_f64());
+        if let Some(py) = &py {
+            let out = Command::new(py).arg(&script).args([rows, p, hidden, steps].map(|v| v.to_string())).output().context("running benches/autoencoder.py")?;
+            let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|_| anyhow!("benches/autoencoder.py failed: {}", String::from_utf8_lossy(&out.stderr)))?;
+            torch.push(secs);
+        }
+        println!("  repeat {}: plugin {:.3}s, native {:.3}s{}", r + 1, wasm[r], native[r], torch.get(r).map(|t| format!(", pytorch {t:.3}s")).unwrap_or_default());
+    }
+    let (w, n) = (median(wasm), median(native));
+    println!("median: plugin {w:.3}s, native {n:.3}s → plugin/native = {:.3}", w / n);
+    if !torch.is_empty() {
+        let t = median(torch);
+        println!("        pytorch {t:.3}s → plugin/pytorch = {:.3}, native/pytorch = {:.3}", w / t, n / t);
+    } else {
+        println!("        (no PyTorch reference: torch venv not found)");
+    }
+    Ok(0)
+}
