@@ -60,4 +60,22 @@ WEIGHTLAB_TORCH_PYTHON = "$VENV/bin/python"
 [target.x86_64-unknown-linux-gnu]
 rustflags = ["-C", "link-arg=-Wl,-rpath,$TORCH_DIR/lib"]
 TOML
+# 5. The target folder is shared by every clone, but cargo decides freshness of workspace
+#    crates from the source files of the clone that built them last. When another clone built
+#    last, drop our own crates' artifacts (dependencies stay warm) so nothing stale is reused.
+STAMP="$CACHE/target/.weightlab-checkout"
+members() {  # "-p name" for every package of the workspace at $1
+  cargo metadata -q --no-deps --format-version 1 --manifest-path "$1" \
+    | python3 -c 'import json, sys; print(" ".join("-p " + p["name"] for p in json.load(sys.stdin)["packages"]))'
+}
+if [ -d "$CACHE/target" ] && [ "$(cat "$STAMP" 2>/dev/null)" != "$ROOT" ]; then
+  say "target folder was last used by another checkout: rebuilding weightlab's own crates"
+  cd "$ROOT"
+  cargo clean -q --release $(members Cargo.toml) || true
+  for ws in plugins/Cargo.toml tests/hostile/Cargo.toml; do
+    cargo clean -q --release --target wasm32-wasip2 --manifest-path "$ws" $(members "$ws") || true
+  done
+fi
+mkdir -p "$CACHE/target"
+echo "$ROOT" > "$STAMP"
 say "ready: libtorch at $TORCH_DIR, cargo target at $CACHE/target"

@@ -136,7 +136,7 @@ print("well-formed")
 
     // The summary table lists every method; the accuracy-novelty plot is there with axes and legend.
     for m in ["copy", "noise σ=0.05", "random-init", "held-out"] {
-        assert!(html.contains(&format!("<td>{m}</td>")), "summary row for {m}");
+        assert!(html.contains(&format!("<td class=\"text\">{m}</td>")), "summary row for {m}");
     }
     for id in ["plot-accuracy-novelty-mlp", "plot-nn-distance-mlp", "plot-weight-pca-mlp"] {
         let start = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("{id} missing"));

@@ -83,6 +83,10 @@ impl Run {
                 summary.cached += 1;
                 self.timings.push((stage.label(), 0.0, true));
                 output::detail(&format!("cached {} ({})", stage.label(), stage.key));
+                if is_report {
+                    // Tables are up to date; re-rendering is cheap and picks up a new template.
+                    self.render_report()?;
+                }
                 continue;
             }
             let started = Instant::now();

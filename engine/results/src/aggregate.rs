@@ -80,8 +80,8 @@ pub fn summarize(samples: &DataFrame) -> PolarsResult<Vec<MethodSummary>> {
             rank: 0,
         })
         .collect();
-    // Rank by mean accuracy within each zoo (1 = best).
-    let mut order: Vec<usize> = (0..out.len()).collect();
+    // Rank the methods (not the zoo's own reference models) by mean accuracy within each zoo.
+    let mut order: Vec<usize> = (0..out.len()).filter(|&i| out[i].role != "reference").collect();
     order.sort_by(|&a, &b| {
         let key = |i: usize| out[i].accuracy.map_or(f64::NEG_INFINITY, |a| a[0]);
         out[a].zoo.cmp(&out[b].zoo).then(key(b).total_cmp(&key(a)))

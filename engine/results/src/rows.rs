@@ -60,6 +60,15 @@ pub struct LogRow {
     pub value: f64,
 }
 
+/// One message a plugin logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRow {
+    pub source: String,
+    #[serde(deserialize_with = "u64_bits")]
+    pub seed: u64,
+    pub text: String,
+}
+
 /// One failed stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailureRow {

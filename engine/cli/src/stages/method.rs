@@ -91,8 +91,16 @@ impl Run {
             weightlab_compute::data::Task::Regression => 0,
         });
         let p = zoo.layout().len();
+        let bar = output::bar(0, "Fitting", "steps");
+        let progress = bar.clone();
+        plugin.on_progress(move |done, total| {
+            progress.set_length(total as u64);
+            progress.set_position(done as u64);
+        });
         let started = std::time::Instant::now();
-        plugin.fit(&view, &zoo.stack(&rows), &config, seed)?;
+        let fitted = plugin.fit(&view, &zoo.stack(&rows), &config, seed);
+        bar.finish_and_clear();
+        fitted?;
         let fit_secs = started.elapsed().as_secs_f64();
         let samples = plugin.sample(method.samples, p, seed.wrapping_mul(0x9E37_79B9).wrapping_add(1))?;
         let sample_secs = started.elapsed().as_secs_f64() - fit_secs;
@@ -105,6 +113,7 @@ impl Run {
         output::detail(&format!("fit {fit_secs:.2}s, sample {sample_secs:.2}s"));
         Ok(serde_json::json!({
             "plugin": d.name, "version": d.version, "abi": d.abi, "role": role_name(d.role),
+            "hash": crate::plugins::identity(&method.plugin, self.base_dir()),
             "samples": method.samples, "parameters": p, "fit_seconds": fit_secs, "sample_seconds": sample_secs,
         }))
     }

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use weightlab_manifest::StageKind;
-use weightlab_results::{FailureRow, LogRow, RunRow, SampleRow, ZooRow, rows::table_of};
+use weightlab_results::{FailureRow, LogRow, MessageRow, RunRow, SampleRow, ZooRow, rows::table_of};
 
 use crate::executor::Run;
 
@@ -12,6 +12,7 @@ impl Run {
     pub(crate) fn run_report(&mut self) -> Result<()> {
         let mut samples: Vec<SampleRow> = Vec::new();
         let mut logs: Vec<LogRow> = Vec::new();
+        let mut messages: Vec<MessageRow> = Vec::new();
         let mut plugins: Vec<String> = Vec::new();
         let zoo_names: Vec<String> = self.loaded.manifest.zoo.keys().cloned().collect();
         let mut zoo_rows: Vec<ZooRow> = Vec::new();
@@ -35,6 +36,9 @@ impl Run {
                 }
                 StageKind::Method { name, seed, .. } => {
                     let log: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("log.json"))?)?;
+                    for text in log["messages"].as_array().into_iter().flatten() {
+                        messages.push(MessageRow { source: name.clone(), seed: *seed, text: text.as_str().unwrap_or_default().to_string() });
+                    }
                     for m in log["metrics"].as_array().into_iter().flatten() {
                         logs.push(LogRow {
                             source: name.clone(),
@@ -45,7 +49,14 @@ impl Run {
                         });
                     }
                     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("stage.json"))?)?;
-                    let plugin = format!("{} {} (abi {})", s["summary"]["plugin"].as_str().unwrap_or("?"), s["summary"]["version"].as_str().unwrap_or("?"), s["summary"]["abi"].as_str().unwrap_or("?"));
+                    let summary = &s["summary"];
+                    let plugin = format!(
+                        "{} {} (abi {}, sha256 {})",
+                        summary["plugin"].as_str().unwrap_or("?"),
+                        summary["version"].as_str().unwrap_or("?"),
+                        summary["abi"].as_str().unwrap_or("?"),
+                        summary["hash"].as_str().unwrap_or("?")
+                    );
                     if !plugins.contains(&plugin) {
                         plugins.push(plugin);
                     }
@@ -59,6 +70,9 @@ impl Run {
         table_of(&zoo_rows).write(&out, "zoo")?;
         if !logs.is_empty() {
             table_of(&logs).write(&out, "training_log")?;
+        }
+        if !messages.is_empty() {
+            table_of(&messages).write(&out, "messages")?;
         }
         let failure_rows: Vec<FailureRow> = self.failures.clone();
         if failure_rows.is_empty() {
@@ -87,8 +101,13 @@ impl Run {
         let _ = samples_df;
         let stages: Vec<(String, f64, bool)> = self.timings.clone();
         std::fs::write(out.join("stages.json"), serde_json::to_vec_pretty(&stages)?)?;
+        self.render_report()
+    }
+
+    /// Renders report.html from the run's tables (the manifest's template, if it names one).
+    pub(crate) fn render_report(&self) -> Result<()> {
         let template = self.loaded.manifest.report.template.as_ref().map(|t| self.base_dir().join(t));
-        crate::report_builder::render_runs(&[out.clone()], &out, template.as_deref())?;
+        crate::report_builder::render_runs(std::slice::from_ref(&self.output), &self.output, template.as_deref())?;
         Ok(())
     }
 }
