@@ -39,8 +39,13 @@ if [ ! -f "$VENV/.complete" ]; then
   rm -rf "$VENV"
   mkdir -p "$CACHE"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION" numpy pandas pyarrow polars
+  "$VENV/bin/pip" install -q --disable-pip-version-check "torch==$TORCH_VERSION"
   touch "$VENV/.complete"
+fi
+# Python packages the tests use beside torch (added later than the venv itself may be).
+if ! "$VENV/bin/python" -c 'import numpy, pandas, pyarrow, polars, safetensors' 2>/dev/null; then
+  say "installing Python test packages into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check numpy pandas pyarrow polars safetensors
 fi
 TORCH_DIR="$("$VENV/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
 
