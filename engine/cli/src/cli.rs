@@ -134,6 +134,28 @@ pub enum BenchCommand {
     /// The cost of the plugin boundary: an autoencoder loop as a wasm plugin vs. natively
     /// through the same host API vs. PyTorch.
     Plugin(BenchPluginArgs),
+    /// Batched zoo training vs. PyTorch: a per-model loop and torch.func vmap (models/second).
+    Zoo(BenchZooArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchZooArgs {
+    /// `mlp`, `cnn` or `both`.
+    #[arg(long, default_value = "both")]
+    pub arch: String,
+    /// Models in the zoo.
+    #[arg(long, default_value_t = 64)]
+    pub models: usize,
+    /// Training examples per model.
+    #[arg(long, default_value_t = 2000)]
+    pub train: usize,
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Runs per method; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
 }
 
 #[derive(Debug, Args)]

@@ -71,3 +71,39 @@ pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// `weightlab bench zoo`: batched zoo training against PyTorch's per-model loop and vmap.
+pub fn zoo(args: &crate::cli::BenchZooArgs) -> Result<i32> {
+    use weightlab_manifest::{ArchSpec, DataSpec, TrainSpec};
+    let spec: DataSpec = toml::from_str(&format!("source = \"fashion-mnist\"\ntrain_subset = {}\ntest_subset = 100", args.train))?;
+    let data = weightlab_compute::data::load(&spec, std::path::Path::new("."))?;
+    let recipe = TrainSpec { epochs: args.epochs, batch_size: args.batch, lr: 1e-3, ..TrainSpec::default() };
+    let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../benches/zoo.py"));
+    let py = python().ok_or_else(|| anyhow!("the torch venv is missing: run `make`"))?;
+    println!("{} models, {} Fashion-MNIST examples, {} epoch(s), batch {}, Adam; {} cores; median of {} runs", args.models, args.train, args.epochs, args.batch, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), args.repeats);
+    println!("{:<6} {:>12} {:>12} {:>12} {:>14} {:>14}", "arch", "weightlab", "torch loop", "torch vmap", "vs loop", "vs vmap");
+    for (kind, arch_spec) in [("mlp", ArchSpec::Mlp { hidden: vec![32], activation: Default::default() }), ("cnn", ArchSpec::CnnS {})] {
+        if args.arch != "both" && args.arch != kind {
+            continue;
+        }
+        let arch = weightlab_compute::Arch::new(&arch_spec, &data);
+        let seeds: Vec<u64> = (0..args.models as u64).collect();
+        let (mut ours, mut looped, mut vmapped) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..args.repeats {
+            let t = Instant::now();
+            for chunk in seeds.chunks(weightlab_compute::zoo::train::MODELS_PER_BATCH) {
+                weightlab_compute::zoo::train::train_models(&arch, &data, &recipe, chunk, 1, None);
+            }
+            ours.push(t.elapsed().as_secs_f64());
+            for (mode, out) in [("loop", &mut looped), ("vmap", &mut vmapped)] {
+                let o = Command::new(&py).arg(&script).args([kind.to_string(), args.models.to_string(), args.train.to_string(), args.epochs.to_string(), args.batch.to_string(), mode.to_string()]).output()?;
+                let secs: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().map_err(|_| anyhow!("benches/zoo.py {mode} failed: {}", String::from_utf8_lossy(&o.stderr)))?;
+                out.push(secs);
+            }
+        }
+        let (w, l, v) = (median(ours), median(looped), median(vmapped));
+        let rate = |s: f64| args.models as f64 / s;
+        println!("{kind:<6} {:>9.1} m/s {:>9.1} m/s {:>9.1} m/s {:>13.2}x {:>13.2}x", rate(w), rate(l), rate(v), l / w, v / w);
+    }
+    Ok(0)
+}
