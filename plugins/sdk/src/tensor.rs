@@ -78,6 +78,10 @@ impl Tensor {
     pub fn randperm(n: usize, seed: u64) -> Self {
         Self::wrap(raw::Tensor::randperm(n as u32, seed))
     }
+    /// `k` distinct whole numbers from 0..n (a seeded random subset), e.g. checkpoints to combine.
+    pub fn choose(n: usize, k: usize, seed: u64) -> Self {
+        Self::randperm(n, seed).narrow(0, 0, k.min(n))
+    }
     pub fn arange(n: usize) -> Self {
         Self::wrap(raw::Tensor::arange(n as u32))
     }

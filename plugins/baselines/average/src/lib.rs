@@ -40,7 +40,7 @@ impl Method for Average {
         let rows = self.weights.shape()[0];
         let means: Vec<Tensor> = (0..n)
             .map(|i| {
-                let pick = Tensor::randperm(rows, seed.wrapping_add(i as u64)).narrow(0, 0, self.k);
+                let pick = Tensor::choose(rows, self.k, seed.wrapping_add(i as u64));
                 self.weights.index_select(0, &pick).mean(0, false)
             })
             .collect();

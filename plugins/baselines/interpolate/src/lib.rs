@@ -41,7 +41,7 @@ impl Method for Interpolate {
         let mixes: Vec<Tensor> = (0..n)
             .map(|i| {
                 let s = seed.wrapping_mul(31).wrapping_add(2 * i as u64);
-                let pick = Tensor::randperm(rows, s).narrow(0, 0, self.k);
+                let pick = Tensor::choose(rows, self.k, s);
                 // Exponential draws normalised to sum 1 are uniform on the simplex.
                 let e = -Tensor::uniform(&[self.k, 1], 1e-6, 1.0, s + 1).log();
                 let alpha = &e / &e.sum_all();
