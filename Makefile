@@ -10,7 +10,8 @@ quickstart: build
 	$(TARGET_DIR)/release/weightlab run experiments/quickstart.toml
 	@echo "Report: $$(pwd)/reports/quickstart/report.html"
 
-test: setup plugins
+# The end-to-end tests run the `weightlab` binary, which `cargo test` does not build by itself.
+test: build
 	$(CARGO) test --workspace --release --no-fail-fast
 
 setup:

@@ -213,14 +213,11 @@ pub struct KeepSpec {
     /// Keep the checkpoints of the last N epochs (1 = only the final weights).
     #[serde(default = "one")]
     pub last_epochs: usize,
-    /// Keep the parameters whose names start with one of these prefixes (default: all).
-    #[serde(default)]
-    pub params: Option<Vec<String>>,
 }
 
 impl Default for KeepSpec {
     fn default() -> Self {
-        Self { last_epochs: 1, params: None }
+        Self { last_epochs: 1 }
     }
 }
 

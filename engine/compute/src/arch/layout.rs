@@ -75,12 +75,4 @@ impl Layout {
         }
         Ok(flat)
     }
-
-    /// The sub-layout of the parameters whose names start with one of `prefixes`, with the
-    /// indices of their values in the full flat vector.
-    pub fn select(&self, prefixes: &[String]) -> (Layout, Vec<usize>) {
-        let chosen: Vec<&ParamSpec> = self.params.iter().filter(|p| prefixes.iter().any(|pre| p.name.starts_with(pre.as_str()))).collect();
-        let indices = chosen.iter().flat_map(|p| p.range()).collect();
-        (Layout::new(chosen.into_iter().map(|p| (p.name.clone(), p.shape.clone()))), indices)
-    }
 }
