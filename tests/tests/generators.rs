@@ -48,3 +48,28 @@ fn pdiff_samples_models_far_above_chance() {
         assert!(series.last().unwrap() < &(0.5 * series[0]), "{metric} did not decrease: {series:?}");
     }
 }
+
+#[test]
+fn pdiff_in_its_own_setting_reproduces_its_training_snapshots() {
+    // p-diff's recipe: one trained model whose last layer keeps training; 100 snapshots.
+    let manifest = MANIFEST
+        .replace("models = 20", "models = 1")
+        .replace("hidden = [10]", "hidden = [16]")
+        .replace("split = { train = 16, heldout = 4 }", "continue = { params = [\"layers.1\"], steps = 100, keep_every = 1 }")
+        .replace("config = { ae_steps = 400, ddpm_steps = 400, timesteps = 200 }", "config = { ae_steps = 600, ddpm_steps = 600 }");
+    let (dir, path) = experiment(&manifest);
+    weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
+    let out = dir.path().join("out");
+    let mean = |v: Vec<Option<f64>>| {
+        let v: Vec<f64> = v.into_iter().flatten().collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let train_acc = mean(column(&out, "samples", Some("train (leave-one-out)"), "accuracy"));
+    let train_nn = mean(column(&out, "samples", Some("train (leave-one-out)"), "nn_l2"));
+    let acc = mean(column(&out, "samples", Some("p-diff"), "accuracy"));
+    let nn = mean(column(&out, "samples", Some("p-diff"), "nn_l2"));
+    // Generated models work as well as the snapshots and sit among them (Zeng et al. 2025).
+    assert!(acc > train_acc - 0.06, "p-diff accuracy {acc} vs snapshots {train_acc}");
+    // Closer to a snapshot than the snapshot plus N(0, 0.01²) noise would be (√12,730 · 0.01 ≈ 1.13).
+    assert!(nn < 1.0, "p-diff samples are {nn} from the snapshots (snapshots are {train_nn} apart)");
+}

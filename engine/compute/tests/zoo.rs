@@ -39,14 +39,14 @@ fn same_seed_gives_bit_identical_checkpoints() {
     let data = dataset("source = \"blobs\"\nsamples = 512");
     let spec = zoo_spec("data = \"d\"\narch = { kind = \"mlp\", hidden = [16] }\nmodels = 6\ntrain = { lr = 0.01, epochs = 3, batch_size = 32 }\nkeep = { last_epochs = 2 }\nsplit = { train = 4, heldout = 2 }");
     let arch = Arch::new(&spec.arch, &data);
-    let a = train::train_zoo(&arch, &data, &spec, None);
-    let b = train::train_zoo(&arch, &data, &spec, None);
+    let a = train::train_zoo(&arch, &data, &spec, None).unwrap();
+    let b = train::train_zoo(&arch, &data, &spec, None).unwrap();
     assert_eq!(a.checkpoints.len(), 12, "2 epochs kept × 6 models");
     assert!(a.weights.iter().zip(&b.weights).all(|(x, y)| x.to_bits() == y.to_bits()), "same seed, same bits");
     assert_eq!(a.side(Side::Heldout).len(), 4);
     let mut other = spec.clone();
     other.seed = 1;
-    let c = train::train_zoo(&arch, &data, &other, None);
+    let c = train::train_zoo(&arch, &data, &other, None).unwrap();
     assert_ne!(a.weights, c.weights, "another zoo seed gives other models");
     // Models of one zoo differ from each other (own init and data order).
     assert_ne!(a.weights_of(0), a.weights_of(2));
@@ -77,7 +77,7 @@ fn fashion_mnist_zoos_learn_and_agree_with_pytorch() {
     ] {
         let spec = zoo_spec(spec);
         let arch = Arch::new(&spec.arch, &data);
-        let zoo = train::train_zoo(&arch, &data, &spec, None);
+        let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
         let scores = eval::evaluate(&arch, &data, &data.test, &zoo.weights);
         for (i, s) in scores.iter().enumerate() {
             let acc = s.accuracy.unwrap();
@@ -118,11 +118,32 @@ fn sdf_zoo_fits_its_shape() {
     let data = dataset("source = \"sdf-shapes\"\nsamples = 4096\nseed = 3");
     let spec = zoo_spec("data = \"d\"\narch = { kind = \"sdf-mlp\", hidden = [32, 32] }\nmodels = 4\ntrain = { lr = 0.003, epochs = 30, batch_size = 128 }");
     let arch = Arch::new(&spec.arch, &data);
-    let zoo = train::train_zoo(&arch, &data, &spec, None);
+    let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
     let mean = data.test.y.iter().sum::<f32>() / data.test.len() as f32;
     let constant = data.test.y.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / data.test.len() as f32;
     for c in &zoo.checkpoints {
         assert!(c.test_accuracy.is_none());
         assert!(c.test_loss < 0.1 * constant, "SDF MSE {} vs constant predictor {constant}", c.test_loss);
     }
+}
+
+#[test]
+fn continued_training_keeps_snapshots_of_only_the_chosen_parameters() {
+    let data = dataset("source = \"blobs\"\nsamples = 512");
+    let spec = zoo_spec("data = \"d\"\narch = { kind = \"mlp\", hidden = [16] }\nmodels = 2\ntrain = { lr = 0.01, epochs = 2, batch_size = 32 }\ncontinue = { params = [\"layers.1\"], steps = 30, keep_every = 3 }");
+    let arch = Arch::new(&spec.arch, &data);
+    let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
+    assert_eq!(zoo.checkpoints.len(), 20, "10 snapshots × 2 models");
+    assert!(zoo.checkpoints.iter().all(|c| c.step % 3 == 0 && c.step > 0 && c.epoch == 2));
+    let layout = arch.layout();
+    let frozen = layout.get("layers.0.weight").unwrap().range();
+    let trained = layout.get("layers.1.weight").unwrap().range();
+    let (a, b) = (zoo.weights_of(0), zoo.weights_of(9));
+    assert_eq!(zoo.checkpoints[9].model, 0);
+    assert_eq!(a[frozen.clone()], b[frozen], "frozen parameters do not move");
+    assert_ne!(a[trained.clone()], b[trained], "chosen parameters keep training");
+    let mut bad = spec.clone();
+    bad.continuation.as_mut().unwrap().params = vec!["head".into()];
+    let err = train::train_zoo(&arch, &data, &bad, None).unwrap_err();
+    assert!(err.contains("`head` names no parameter") && err.contains("layers.1.bias"), "{err}");
 }

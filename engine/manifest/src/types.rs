@@ -258,9 +258,36 @@ pub struct ZooSpec {
     /// Import the zoo from a folder of safetensors files instead of training it.
     #[serde(default)]
     pub import: Option<PathBuf>,
+    /// p-diff's recipe: after `train`, keep training only some parameters and keep a
+    /// checkpoint every few steps; those snapshots are then the zoo's checkpoints.
+    #[serde(default, rename = "continue")]
+    pub continuation: Option<ContinueSpec>,
     /// Seed of the zoo: model i is initialised and shuffled with a seed derived from (seed, i).
     #[serde(default)]
     pub seed: u64,
+}
+
+/// Continued training of a subset of parameters (p-diff: the last normalisation layers of a
+/// trained model, 200–300 snapshots).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContinueSpec {
+    /// Names (or name prefixes) of the parameters that keep training, e.g. `["layers.1"]`;
+    /// all others stay frozen.
+    pub params: Vec<String>,
+    /// Optimizer steps of continued training.
+    #[serde(default = "default_continue_steps")]
+    pub steps: usize,
+    /// Keep a snapshot every this many steps.
+    #[serde(default = "one")]
+    pub keep_every: usize,
+    /// Learning rate of continued training (default: the training learning rate).
+    #[serde(default)]
+    pub lr: Option<f64>,
+}
+
+fn default_continue_steps() -> usize {
+    200
 }
 
 fn default_models() -> usize {

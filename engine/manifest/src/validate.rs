@@ -111,6 +111,18 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
                     .with_help(Some(format!("use a value from 1 to {}", zoo.train.epochs.max(1)))),
             );
         }
+        if let Some(c) = &zoo.continuation {
+            let at = |key: &str| spans.value(&path!["zoo", name.as_str(), "continue", key]);
+            if c.params.is_empty() {
+                out.push(Diagnostic::new(format!("zoo `{name}`: `continue.params` is empty: name the parameters that keep training"), at("params")).with_help(Some("for example `params = [\"layers.1\"]`".into())));
+            }
+            if c.steps == 0 || c.keep_every == 0 || c.keep_every > c.steps {
+                out.push(Diagnostic::new(format!("zoo `{name}`: continued training keeps no snapshot ({} steps, one every {})", c.steps, c.keep_every), at("steps")));
+            }
+            if zoo.import.is_some() {
+                out.push(Diagnostic::new(format!("zoo `{name}`: `continue` trains further, so it cannot be combined with `import`"), at("params")));
+            }
+        }
         if let Some(import) = &zoo.import {
             let full = ctx.base_dir.join(import);
             if !full.is_dir() {

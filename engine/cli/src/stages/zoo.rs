@@ -26,7 +26,7 @@ impl Run {
             None => {
                 output::status("Training", &format!("zoo {name}: {} models × {} parameters, {} epochs", spec.models, arch.layout().len(), spec.train.epochs));
                 let pb = output::bar((spec.models * spec.train.epochs) as u64, "Training", "model-epochs");
-                let zoo = zoo::train::train_zoo(&arch, &data, &spec, Some(&pb));
+                let zoo = zoo::train::train_zoo(&arch, &data, &spec, Some(&pb)).map_err(|e| anyhow::anyhow!("zoo `{name}`: {e}"))?;
                 pb.finish_and_clear();
                 zoo
             }

@@ -31,6 +31,9 @@ pub struct Checkpoint {
     pub seed: u64,
     /// Epoch after which the checkpoint was taken (1-based).
     pub epoch: usize,
+    /// Step of continued training at which it was taken (0: an epoch checkpoint).
+    #[serde(default)]
+    pub step: usize,
     pub side: Side,
     pub train_loss: f32,
     pub train_accuracy: Option<f32>,

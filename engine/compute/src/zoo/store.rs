@@ -31,8 +31,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 }
 
 /// The file name of a checkpoint inside the zoo folder.
-pub fn checkpoint_file(model: usize, epoch: usize) -> String {
-    format!("checkpoints/model-{model:04}-epoch-{epoch:03}.safetensors")
+pub fn checkpoint_file(model: usize, epoch: usize, step: usize) -> String {
+    match step {
+        0 => format!("checkpoints/model-{model:04}-epoch-{epoch:03}.safetensors"),
+        _ => format!("checkpoints/model-{model:04}-epoch-{epoch:03}-step-{step:05}.safetensors"),
+    }
 }
 
 /// What `zoo.json` holds.
@@ -84,6 +87,7 @@ pub fn save(zoo: &Zoo, dir: &Path) -> Result<(), StoreError> {
         let meta = HashMap::from([
             ("model".to_string(), c.model.to_string()),
             ("epoch".to_string(), c.epoch.to_string()),
+            ("step".to_string(), c.step.to_string()),
             ("seed".to_string(), c.seed.to_string()),
         ]);
         let path = dir.join(&c.file);
@@ -137,6 +141,7 @@ pub fn import(arch: &Arch, dir: &Path, train: usize) -> Result<Zoo, StoreError> 
             model,
             seed: 0,
             epoch: 0,
+            step: 0,
             side: if model < train { Side::Train } else { Side::Heldout },
             train_loss: f32::NAN,
             train_accuracy: None,

@@ -10,10 +10,11 @@
 //!    MLP denoiser with a sinusoidal timestep embedding.
 //! 4. Sample: ancestral DDPM sampling from Gaussian noise, then decode.
 //!
-//! Differences from the official code, to fit CPU budgets: the denoiser is an MLP rather than a
-//! 1-D conv U-Net, and the autoencoder has no instance norm. The paper generates a subset of
-//! parameters (the last normalisation layers of a ResNet); here it generates the whole flat
-//! vector of whatever zoo it is given.
+//! Like the paper, which generates only the parameters it kept training (the last normalisation
+//! layers of a ResNet), it models only the coordinates that vary across the training checkpoints;
+//! constant ones (frozen layers of a `continue` zoo) are copied from the checkpoints. Differences
+//! from the official code, to fit CPU budgets: the denoiser is an MLP rather than a 1-D conv
+//! U-Net, and the autoencoder has no instance norm.
 
 use weightlab_sdk::nn::{Act, Conv1d, ConvTranspose1d, Linear, Mlp, timestep_embedding};
 use weightlab_sdk::prelude::*;
@@ -142,6 +143,9 @@ struct PDiff {
     config: Config,
     mean: Tensor,
     scale: f32,
+    /// Runs of coordinates (start, len, varying) covering the flat vector in order.
+    runs: Vec<(usize, usize, bool)>,
+    /// Number of varying coordinates (what the autoencoder sees).
     p: usize,
     padded: usize,
     ae: Autoencoder,
@@ -150,6 +154,8 @@ struct PDiff {
     alpha_bars: Vec<f32>,
     latent_mean: Tensor,
     latent_std: Tensor,
+    /// Mean of the full flat vectors (supplies the constant coordinates).
+    full_mean: Tensor,
 }
 
 const TEMB: usize = 32;
@@ -174,7 +180,7 @@ impl Method for PDiff {
 
     fn fit(zoo: &Zoo, weights: Tensor, config: Config, seed: u64) -> Result<Self, String> {
         let shape = weights.shape();
-        let (rows, p) = (shape[0], shape[1]);
+        let rows = shape[0];
         if rows < 2 {
             return Err("needs at least 2 training checkpoints".into());
         }
@@ -182,9 +188,28 @@ impl Method for PDiff {
             return Err("latent_dim, channels and timesteps must be positive".into());
         }
         let _ = zoo;
-        let padded = p.div_ceil(16) * 16;
         let mean = weights.mean(0, true);
-        let centred = &weights - &mean;
+        // Coordinates that vary across checkpoints, as runs over the flat vector.
+        let spread = weights.std(0, false).to_vec();
+        let top = spread.iter().cloned().fold(0.0f32, f32::max);
+        let mut runs: Vec<(usize, usize, bool)> = Vec::new();
+        for (i, s) in spread.iter().enumerate() {
+            let varying = *s > top * 1e-6;
+            match runs.last_mut() {
+                Some((_, len, v)) if *v == varying => *len += 1,
+                _ => runs.push((i, 1, varying)),
+            }
+        }
+        let parts: Vec<Tensor> = runs.iter().filter(|r| r.2).map(|&(start, len, _)| weights.narrow(1, start, len)).collect();
+        if parts.is_empty() {
+            return Err("all training checkpoints are identical: nothing to model".into());
+        }
+        let weights = Tensor::cat(&parts.iter().collect::<Vec<_>>(), 1);
+        let p = weights.shape()[1];
+        log::message(&format!("modelling {p} varying parameters of {}", spread.len()));
+        let padded = p.div_ceil(16) * 16;
+        let varying_mean = weights.mean(0, true);
+        let centred = &weights - &varying_mean;
         let scale = centred.square().mean_all().sqrt().item().max(1e-8);
         let mut x = centred * (1.0 / scale);
         if padded > p {
@@ -225,7 +250,7 @@ impl Method for PDiff {
         let d = config.latent_dim;
         let denoiser = Mlp::new(&[d + TEMB, config.hidden, config.hidden, d], Act::Silu, seed.wrapping_mul(104_729));
         let opt = Optimizer::new(OptimizerKind::Adamw, &denoiser.params(), config.lr, 2e-6);
-        let me = PDiff { config, mean, scale, p, padded, ae, denoiser, betas, alpha_bars, latent_mean, latent_std };
+        let me = PDiff { config, mean: varying_mean, scale, runs, p, padded, ae, denoiser, betas, alpha_bars, latent_mean, latent_std, full_mean: mean };
         for step in 0..me.config.ddpm_steps {
             let s = seed.wrapping_add(1_000_003 * (step as u64 + 1));
             let t = Tensor::randint(t_max, rows, s);
@@ -254,7 +279,22 @@ impl Method for PDiff {
         let codes = &(&z * &self.latent_std) + &self.latent_mean;
         let decoded = self.ae.decode(&codes).detach();
         let flat = if self.padded > self.p { decoded.narrow(1, 0, self.p) } else { decoded };
-        Ok(&(flat * self.scale) + &self.mean)
+        let generated = &(flat * self.scale) + &self.mean;
+        // Reassemble the full vectors: generated runs in place, constant runs from the mean.
+        let mut offset = 0;
+        let parts: Vec<Tensor> = self
+            .runs
+            .iter()
+            .map(|&(start, len, varying)| {
+                if varying {
+                    offset += len;
+                    generated.narrow(1, offset - len, len)
+                } else {
+                    self.full_mean.narrow(1, start, len).expand(&[n, len])
+                }
+            })
+            .collect();
+        Ok(Tensor::cat(&parts.iter().collect::<Vec<_>>(), 1))
     }
 }
 
