@@ -147,3 +147,15 @@ fn continued_training_keeps_snapshots_of_only_the_chosen_parameters() {
     let err = train::train_zoo(&arch, &data, &bad, None).unwrap_err();
     assert!(err.contains("`head` names no parameter") && err.contains("layers.1.bias"), "{err}");
 }
+
+#[test]
+fn signal_task_is_learnable() {
+    let data = dataset("source = \"signals\"\nclasses = 4\nsamples = 2048\nnoise = 0.3");
+    assert_eq!(data.input_shape, vec![32]);
+    let spec = zoo_spec("data = \"d\"\narch = { kind = \"mlp\", hidden = [32] }\nmodels = 4\ntrain = { lr = 0.003, epochs = 10, batch_size = 64 }");
+    let arch = Arch::new(&spec.arch, &data);
+    let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
+    for c in &zoo.checkpoints {
+        assert!(c.test_accuracy.unwrap() > 0.7, "4 classes, chance 0.25: {:?}", c.test_accuracy);
+    }
+}

@@ -63,6 +63,8 @@ pub enum DataSource {
     Blobs,
     /// Two interleaved half-moons in 2-D, 2 classes (procedural).
     Moons,
+    /// 1-D signals: 32 samples of a noisy sinusoid whose frequency band is the class (procedural).
+    Signals,
     /// Signed distance functions of random 3-D shapes (spheres, boxes, tori): a neural-field task.
     SdfShapes,
 }
@@ -82,7 +84,7 @@ pub struct DataSpec {
     /// Folder with the IDX files (fashion-mnist only). Default: the Debian package's folder.
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// Number of classes (blobs).
+    /// Number of classes (blobs, signals).
     #[serde(default = "default_classes")]
     pub classes: usize,
     /// Number of training examples (procedural sources); test examples are a quarter of it.

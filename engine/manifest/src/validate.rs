@@ -54,7 +54,7 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
         } else if data.samples < 8 {
             out.push(Diagnostic::new(format!("`data.{name}.samples` = {} is too small to split into train and test", data.samples), spans.value(&path!["data", name.as_str(), "samples"])));
         }
-        if data.source == DataSource::Blobs && data.classes < 2 {
+        if matches!(data.source, DataSource::Blobs | DataSource::Signals) && data.classes < 2 {
             out.push(Diagnostic::new(format!("`data.{name}.classes` must be at least 2"), spans.value(&path!["data", name.as_str(), "classes"])));
         }
     }
@@ -181,6 +181,7 @@ pub fn source_name(source: DataSource) -> &'static str {
         DataSource::FashionMnist => "fashion-mnist",
         DataSource::Blobs => "blobs",
         DataSource::Moons => "moons",
+        DataSource::Signals => "signals",
         DataSource::SdfShapes => "sdf-shapes",
     }
 }

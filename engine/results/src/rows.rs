@@ -93,6 +93,14 @@ pub struct ZooRow {
     #[serde(deserialize_with = "f64_or_nan")]
     pub test_loss: f64,
     pub test_accuracy: Option<f64>,
+    /// Step of continued training (0 for epoch checkpoints).
+    pub step: usize,
+    /// The training recipe (empty / NaN for imported zoos).
+    pub optimizer: String,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub lr: f64,
+    pub batch_size: usize,
+    pub epochs: usize,
     pub file: String,
 }
 

@@ -21,8 +21,9 @@ impl Run {
                 continue;
             }
             samples.extend(self.reference(name)?.rows);
+            let spec = self.loaded.manifest.zoo[name].clone();
             let zoo = self.zoo(name)?;
-            zoo_rows.extend(super::zoo::zoo_rows(name, zoo));
+            zoo_rows.extend(super::zoo::zoo_rows(name, zoo, &spec));
         }
         for stage in self.plan.stages.clone() {
             if !self.store.is_done(&stage) {

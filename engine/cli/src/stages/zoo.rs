@@ -32,22 +32,28 @@ impl Run {
             }
         };
         zoo::store::save(&zoo, dir)?;
-        table_of(&zoo_rows(name, &zoo)).write(dir, "zoo")?;
+        table_of(&zoo_rows(name, &zoo, &spec)).write(dir, "zoo")?;
         let accs: Vec<f32> = zoo.checkpoints.iter().filter_map(|c| c.test_accuracy).collect();
         let mean_acc = if accs.is_empty() { f32::NAN } else { accs.iter().sum::<f32>() / accs.len() as f32 };
+        let (min_acc, max_acc) = accs.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
         let secs = started.elapsed().as_secs_f64();
         output::status(
             "Trained",
-            &format!("zoo {name}: {} checkpoints, mean test accuracy {:.3}, {:.1}s ({:.2} models/s)", zoo.checkpoints.len(), mean_acc, secs, spec.models as f64 / secs),
+            &format!("zoo {name}: {} checkpoints, {:.1}s ({:.2} models/s)", zoo.checkpoints.len(), secs, spec.models as f64 / secs),
         );
+        if !accs.is_empty() {
+            output::status("", &format!("test accuracy min {min_acc:.3} · mean {mean_acc:.3} · max {max_acc:.3}"));
+        }
         let summary = serde_json::json!({ "checkpoints": zoo.checkpoints.len(), "parameters": arch.layout().len(), "mean_test_accuracy": mean_acc, "seconds": secs });
         self.zoos.insert(name.to_string(), zoo);
         Ok(summary)
     }
 }
 
-/// The zoo's index as table rows.
-pub fn zoo_rows(name: &str, zoo: &Zoo) -> Vec<ZooRow> {
+/// The zoo's index as table rows, with the training recipe of `spec`.
+pub fn zoo_rows(name: &str, zoo: &Zoo, spec: &weightlab_manifest::ZooSpec) -> Vec<ZooRow> {
+    let imported = spec.import.is_some();
+    let optimizer = if imported { String::new() } else { format!("{:?}", spec.train.optimizer).to_lowercase() };
     zoo.checkpoints
         .iter()
         .map(|c| ZooRow {
@@ -61,6 +67,11 @@ pub fn zoo_rows(name: &str, zoo: &Zoo) -> Vec<ZooRow> {
             train_accuracy: c.train_accuracy.map(|a| a as f64),
             test_loss: c.test_loss as f64,
             test_accuracy: c.test_accuracy.map(|a| a as f64),
+            step: c.step,
+            optimizer: optimizer.clone(),
+            lr: if imported { f64::NAN } else { spec.train.lr },
+            batch_size: if imported { 0 } else { spec.train.batch_size },
+            epochs: if imported { 0 } else { spec.train.epochs },
             file: c.file.clone(),
         })
         .collect()

@@ -106,6 +106,10 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
             let (train, test) = procedural::moons(spec.samples, spec.noise, spec.seed);
             (Task::Classification { classes: 2 }, vec![2], train, test)
         }
+        DataSource::Signals => {
+            let (train, test) = procedural::signals(spec.classes, spec.samples, spec.noise, spec.seed);
+            (Task::Classification { classes: spec.classes }, vec![procedural::SIGNAL_LENGTH], train, test)
+        }
         DataSource::SdfShapes => {
             let (train, test) = sdf::shape_points(spec.samples, spec.seed);
             (Task::Regression, vec![3], train, test)

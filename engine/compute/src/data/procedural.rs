@@ -1,5 +1,6 @@
-//! Small 2-D classification datasets made in code, so tests need no package: Gaussian blobs
-//! and two moons. A quarter as many test examples as training examples are drawn.
+//! Small classification datasets made in code, so tests need no package: Gaussian blobs and
+//! two moons in 2-D, and 1-D signals. A quarter as many test examples as training examples are
+//! drawn.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -49,5 +50,33 @@ pub fn moons(samples: usize, noise: f64, seed: u64) -> (Split, Split) {
     };
     let train = draw(samples, &mut rng, &mut example);
     let test = draw(samples.div_ceil(4), &mut rng, &mut example);
+    (train, test)
+}
+
+/// Samples per signal.
+pub const SIGNAL_LENGTH: usize = 32;
+
+/// Noisy sinusoids of random phase and amplitude; class c has a frequency in band c (1 to
+/// `classes` cycles per signal, ± a quarter cycle), with Gaussian noise `noise`.
+pub fn signals(classes: usize, samples: usize, noise: f64, seed: u64) -> (Split, Split) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let noise = noise as f32;
+    let draw = |n: usize, rng: &mut ChaCha8Rng| {
+        let mut split = Split::default();
+        for i in 0..n {
+            let c = i % classes;
+            let freq = (c + 1) as f32 + rng.random_range(-0.25..0.25);
+            let phase: f32 = rng.random_range(0.0..std::f32::consts::TAU);
+            let amp: f32 = rng.random_range(0.5..1.5);
+            for t in 0..SIGNAL_LENGTH {
+                let x = std::f32::consts::TAU * freq * t as f32 / SIGNAL_LENGTH as f32 + phase;
+                split.x.push(amp * x.sin() + noise * normal(rng));
+            }
+            split.y.push(c as f32);
+        }
+        split
+    };
+    let train = draw(samples, &mut rng);
+    let test = draw(samples.div_ceil(4), &mut rng);
     (train, test)
 }
