@@ -10,11 +10,7 @@ use wasmtime::component::Resource;
 
 use crate::bindings::weightlab::plugin::tensors::{HostOptimizer, HostTensor, OptimizerKind, Unary};
 use crate::state::PluginState;
-use crate::tensors::TensorEntry;
-
-fn borrow<T: 'static>(r: &Resource<T>) -> Resource<T> {
-    Resource::new_borrow(r.rep())
-}
+use crate::tensors::{TensorEntry, borrow};
 
 /// Trains the autoencoder for `steps` steps on `weights` (rows × p); returns the wall time.
 pub fn native_autoencoder(weights: &[f32], rows: usize, p: usize, steps: usize, hidden: usize) -> Result<Duration> {

@@ -149,7 +149,7 @@ impl Plugin {
         let tensor = tch::Tensor::from_slice(weights).reshape([rows as i64, p as i64]);
         let handle = self.host_tensor(tensor, "fit")?;
         let config = config.to_string();
-        let result = self.call("fit", |b, s| Ok(b.weightlab_plugin_method().call_fit(&mut *s, zoo, handle.clone_handle(), &config, seed)?));
+        let result = self.call("fit", |b, s| Ok(b.weightlab_plugin_method().call_fit(&mut *s, zoo, crate::tensors::borrow(&handle), &config, seed)?));
         self.drop_tensor(handle);
         match result? {
             Ok(()) => Ok(()),
@@ -203,16 +203,6 @@ impl Plugin {
     fn drop_tensor(&mut self, r: Resource<crate::tensors::TensorEntry>) {
         use crate::bindings::weightlab::plugin::tensors::HostTensor;
         let _ = HostTensor::drop(self.store.data_mut(), r);
-    }
-}
-
-trait CloneHandle {
-    fn clone_handle(&self) -> Self;
-}
-
-impl<T: 'static> CloneHandle for Resource<T> {
-    fn clone_handle(&self) -> Self {
-        Resource::new_borrow(self.rep())
     }
 }
 

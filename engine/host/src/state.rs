@@ -55,11 +55,6 @@ impl PluginState {
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
     }
-
-    /// Host tensor bytes held now.
-    pub fn tensor_bytes(&self) -> u64 {
-        self.tensor_bytes
-    }
 }
 
 impl WasiView for PluginState {

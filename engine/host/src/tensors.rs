@@ -28,6 +28,12 @@ pub struct OptimizerEntry {
 
 const OPTS: (Kind, tch::Device) = (Kind::Float, tch::Device::Cpu);
 
+/// A borrowed handle to the same table entry, for passing an owned handle where the generated
+/// bindings take one by value without giving it up.
+pub(crate) fn borrow<T: 'static>(r: &Resource<T>) -> Resource<T> {
+    Resource::new_borrow(r.rep())
+}
+
 fn shape_i64(shape: &[u32]) -> Vec<i64> {
     shape.iter().map(|&d| d as i64).collect()
 }

@@ -16,6 +16,8 @@ use crate::output;
 /// What every evaluation of one zoo compares against, computed once per zoo and run.
 #[derive(Clone)]
 pub struct ZooReference {
+    /// Weights of the training checkpoints, stacked (checkpoints × P).
+    pub train: Vec<f32>,
     /// Test predictions of the training checkpoints (classification).
     pub predictions: Vec<Vec<u8>>,
     pub pca: Pca,
@@ -23,24 +25,30 @@ pub struct ZooReference {
     pub rows: Vec<SampleRow>,
 }
 
+/// What `score` compares models with: the training checkpoints' weights, their test
+/// predictions (`None`: the scored models are those checkpoints, compare them with each other)
+/// and the zoo's PCA view.
+struct Against<'a> {
+    train: &'a [f32],
+    predictions: Option<&'a [Vec<u8>]>,
+    pca: &'a Pca,
+}
+
 /// Scores `models` (n × P) against the training side of `zoo`.
-fn score(zoo_name: &str, method: &str, role: &str, seed: u64, zoo: &Zoo, data: &Dataset, models: &[f32], reference: Option<&ZooReference>, leave_one_out: bool) -> (Vec<SampleRow>, Vec<Vec<u8>>) {
+fn score(zoo_name: &str, method: &str, role: &str, seed: u64, zoo: &Zoo, data: &Dataset, models: &[f32], against: &Against, leave_one_out: bool) -> (Vec<SampleRow>, Vec<Vec<u8>>) {
     let p = zoo.layout().len();
-    let train = zoo.stack(&zoo.side(Side::Train));
     let scores = eval::evaluate(&zoo.arch, data, &data.test, models);
-    let nearest = metrics::nearest(models, &train, p, leave_one_out);
+    let nearest = metrics::nearest(models, against.train, p, leave_one_out);
     let preds: Vec<Vec<u8>> = scores.iter().map(|s| s.predictions.clone()).collect();
     let labels: Vec<u8> = data.test.y.iter().map(|&y| y as u8).collect();
     let classification = scores.first().is_some_and(|s| s.accuracy.is_some());
-    let behaviour: Vec<Option<metrics::Behaviour>> = match (classification, reference) {
-        (true, Some(r)) => metrics::behaviour(&preds, &r.predictions, &labels, leave_one_out).into_iter().map(Some).collect(),
-        (true, None) => metrics::behaviour(&preds, &preds, &labels, leave_one_out).into_iter().map(Some).collect(),
-        _ => vec![None; scores.len()],
+    let behaviour: Vec<Option<metrics::Behaviour>> = if classification {
+        let reference = against.predictions.unwrap_or(&preds);
+        metrics::behaviour(&preds, reference, &labels, leave_one_out).into_iter().map(Some).collect()
+    } else {
+        vec![None; scores.len()]
     };
-    let pcs = match reference {
-        Some(r) => r.pca.project(models),
-        None => Pca::fit(&train, p).project(models),
-    };
+    let pcs = against.pca.project(models);
     let rows = (0..scores.len())
         .map(|i| SampleRow {
             method: method.to_string(),
@@ -75,13 +83,14 @@ impl Run {
         let train = zoo.stack(&zoo.side(Side::Train));
         let pca = Pca::fit(&train, p);
         // Training checkpoints: each against the others (leave-one-out), as in Zeng et al.
-        let (mut rows, predictions) = score(zoo_name, "train (leave-one-out)", "reference", 0, &zoo, &data, &train, None, true);
-        let partial = ZooReference { predictions, pca, rows: Vec::new() };
+        let own = Against { train: &train, predictions: None, pca: &pca };
+        let (mut rows, predictions) = score(zoo_name, "train (leave-one-out)", "reference", 0, &zoo, &data, &train, &own, true);
         let heldout = zoo.stack(&zoo.side(Side::Heldout));
         if !heldout.is_empty() {
-            rows.extend(score(zoo_name, "held-out", "reference", 0, &zoo, &data, &heldout, Some(&partial), false).0);
+            let against = Against { train: &train, predictions: Some(&predictions), pca: &pca };
+            rows.extend(score(zoo_name, "held-out", "reference", 0, &zoo, &data, &heldout, &against, false).0);
         }
-        let reference = ZooReference { rows, ..partial };
+        let reference = ZooReference { train, predictions, pca, rows };
         self.references.insert(zoo_name.to_string(), reference.clone());
         Ok(reference)
     }
@@ -99,7 +108,8 @@ impl Run {
         let data = self.dataset(&data_name)?.clone();
         let zoo = self.zoo(&method.zoo)?.clone();
         let reference = self.reference(&method.zoo)?;
-        let (rows, _) = score(&method.zoo, &method.name, &role, seed, &zoo, &data, &samples, Some(&reference), false);
+        let against = Against { train: &reference.train, predictions: Some(&reference.predictions), pca: &reference.pca };
+        let (rows, _) = score(&method.zoo, &method.name, &role, seed, &zoo, &data, &samples, &against, false);
         std::fs::write(dir.join("rows.json"), serde_json::to_vec(&rows)?)?;
         let mean = |f: &dyn Fn(&SampleRow) -> Option<f64>| {
             let v: Vec<f64> = rows.iter().filter_map(f).collect();

@@ -67,7 +67,7 @@ impl Run {
         }
 
         let out = self.output.clone();
-        let samples_df = table_of(&samples).write(&out, "samples")?;
+        table_of(&samples).write(&out, "samples")?;
         table_of(&zoo_rows).write(&out, "zoo")?;
         if !logs.is_empty() {
             table_of(&logs).write(&out, "training_log")?;
@@ -99,7 +99,6 @@ impl Run {
         };
         table_of(std::slice::from_ref(&run)).write(&out, "runs")?;
 
-        let _ = samples_df;
         let stages: Vec<(String, f64, bool)> = self.timings.clone();
         std::fs::write(out.join("stages.json"), serde_json::to_vec_pretty(&stages)?)?;
         self.render_report()
