@@ -159,3 +159,82 @@ fn signal_task_is_learnable() {
         assert!(c.test_accuracy.unwrap() > 0.7, "4 classes, chance 0.25: {:?}", c.test_accuracy);
     }
 }
+
+#[test]
+fn many_shape_zoo_fits_one_shape_per_model() {
+    let data = dataset("source = \"sdf-shapes\"\nsamples = 2048\nshapes = 4\nseed = 5");
+    assert_eq!(data.groups, 4);
+    assert_eq!(data.train.len(), 4 * 2048);
+    let spec = zoo_spec("data = \"d\"\narch = { kind = \"sdf-mlp\", hidden = [32, 32] }\nmodels = 8\ntrain = { lr = 0.003, epochs = 30, batch_size = 128 }");
+    let arch = Arch::new(&spec.arch, &data);
+    let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
+    // The shapes differ, so a model fitted to one is no good on the others.
+    let test_len = data.test.len();
+    let constant = |g: usize| {
+        let ys = &data.test.y[data.group_range(test_len, g)];
+        let mean = ys.iter().sum::<f32>() / ys.len() as f32;
+        ys.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / ys.len() as f32
+    };
+    for c in &zoo.checkpoints {
+        let shape = c.task.expect("many-shape checkpoints record their shape");
+        assert_eq!(shape, c.model % 4);
+        assert!(c.test_loss < 0.1 * constant(shape), "model {} on shape {shape}: MSE {} vs constant {}", c.model, c.test_loss, constant(shape));
+    }
+    // Scored without being told, every model is recognised as a fit of its own shape.
+    let blind = eval::evaluate(&arch, &data, &data.test, &zoo.weights);
+    for (c, s) in zoo.checkpoints.iter().zip(&blind) {
+        assert_eq!(s.task, c.task, "model {} fits its own shape best", c.model);
+    }
+    assert_ne!(data.test.y[data.group_range(test_len, 0)], data.test.y[data.group_range(test_len, 1)]);
+}
+
+#[test]
+fn model_tree_records_parents_and_fine_tuning_classes() {
+    let data = dataset("source = \"blobs\"\nclasses = 6\nsamples = 1200\nnoise = 0.5");
+    let spec = zoo_spec(
+        "data = \"d\"\narch = { kind = \"mlp\", hidden = [16] }\nmodels = 12\ntrain = { lr = 0.01, epochs = 3, batch_size = 32 }\ntree = { roots = 3, classes = 2, epochs = 2 }\nsplit = { train = 9, heldout = 3 }",
+    );
+    let arch = Arch::new(&spec.arch, &data);
+    let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
+    let roots: Vec<_> = zoo.checkpoints.iter().filter(|c| c.side == Side::Root).collect();
+    let children: Vec<_> = zoo.checkpoints.iter().filter(|c| c.side != Side::Root).collect();
+    assert_eq!((roots.len(), children.len()), (3, 12));
+    assert_eq!(zoo.side(Side::Train).len(), 9);
+    assert_eq!(zoo.side(Side::Heldout).len(), 3);
+    assert!(roots.iter().all(|r| r.parent.is_none() && r.classes.is_none() && r.model >= 12));
+    let mut subsets = std::collections::BTreeSet::new();
+    for c in &children {
+        assert_eq!(c.parent, Some(12 + c.model % 3), "child {} hangs under root {}", c.model, 12 + c.model % 3);
+        let classes = c.classes.clone().expect("children record their classes");
+        assert_eq!(classes.len(), 2);
+        assert!(classes.iter().all(|&k| k < 6));
+        subsets.insert(classes);
+        assert_eq!(c.epoch, 5, "3 epochs of pre-training + 2 of fine-tuning");
+    }
+    assert!(subsets.len() >= 4, "children draw different class subsets: {subsets:?}");
+    // Fine-tuning specialises: each child is better on its own classes than on the rest.
+    let scores = eval::evaluate(&arch, &data, &data.test, &zoo.weights);
+    for (c, s) in zoo.checkpoints.iter().zip(&scores) {
+        let Some(classes) = &c.classes else { continue };
+        let others: Vec<usize> = (0..6).filter(|k| !classes.contains(k)).collect();
+        let own = eval::subset_accuracy(&s.predictions, &data.test.y, classes).unwrap();
+        let rest = eval::subset_accuracy(&s.predictions, &data.test.y, &others).unwrap();
+        assert_eq!(c.test_accuracy, Some(own), "a child's accuracy counts its own classes");
+        assert!(own > 0.9 && own > rest, "child {}: own classes {own}, others {rest}", c.model);
+    }
+    // Children start from their parent: closer to it than to another root.
+    let p = arch.layout().len();
+    let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>();
+    let weights_of = |model: usize| {
+        let i = zoo.checkpoints.iter().position(|c| c.model == model).unwrap();
+        &zoo.weights[i * p..(i + 1) * p]
+    };
+    for c in &children {
+        let parent = c.parent.unwrap();
+        for other in 12..15 {
+            if other != parent {
+                assert!(dist(weights_of(c.model), weights_of(parent)) < dist(weights_of(c.model), weights_of(other)));
+            }
+        }
+    }
+}

@@ -93,6 +93,10 @@ pub struct DataSpec {
     /// Noise level of procedural sources (blob spread, moon jitter).
     #[serde(default = "default_noise")]
     pub noise: f64,
+    /// Number of different shapes (sdf-shapes): each shape gets `samples` training points, and
+    /// model i of a zoo on this dataset fits shape i mod `shapes` (HyperDiffusion's many-shape zoo).
+    #[serde(default = "one")]
+    pub shapes: usize,
     /// Seed of the procedural generator and the subset shuffle.
     #[serde(default)]
     pub seed: u64,
@@ -264,9 +268,37 @@ pub struct ZooSpec {
     /// checkpoint every few steps; those snapshots are then the zoo's checkpoints.
     #[serde(default, rename = "continue")]
     pub continuation: Option<ContinueSpec>,
+    /// Model tree (ProbeX / Model-J): pre-train `tree.roots` foundation models with `train`, then
+    /// fine-tune each of the `models` models from one root on its own random subset of classes.
+    #[serde(default)]
+    pub tree: Option<TreeSpec>,
     /// Seed of the zoo: model i is initialised and shuffled with a seed derived from (seed, i).
     #[serde(default)]
     pub seed: u64,
+}
+
+/// A model tree: foundation models and fine-tuned children, with parents and class subsets kept
+/// as labels (what probes learn to read from weights).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TreeSpec {
+    /// Foundation models, pre-trained on all classes with the zoo's `train` recipe. Child i is
+    /// fine-tuned from root i mod `roots`.
+    #[serde(default = "one")]
+    pub roots: usize,
+    /// Classes each child fine-tunes on (a subset drawn with the child's seed).
+    #[serde(default = "default_tree_classes")]
+    pub classes: usize,
+    /// Epochs of fine-tuning (over the child's subset).
+    #[serde(default = "one")]
+    pub epochs: usize,
+    /// Learning rate of fine-tuning (default: the training learning rate).
+    #[serde(default)]
+    pub lr: Option<f64>,
+}
+
+fn default_tree_classes() -> usize {
+    2
 }
 
 /// Continued training of a subset of parameters (p-diff: the last normalisation layers of a

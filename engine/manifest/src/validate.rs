@@ -54,6 +54,15 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
         } else if data.samples < 8 {
             out.push(Diagnostic::new(format!("`data.{name}.samples` = {} is too small to split into train and test", data.samples), spans.value(&path!["data", name.as_str(), "samples"])));
         }
+        if data.shapes == 0 || (data.shapes > 1 && data.source != DataSource::SdfShapes) {
+            out.push(
+                Diagnostic::new(format!("`data.{name}.shapes` = {} is only meaningful for `sdf-shapes` data, with at least 1 shape", data.shapes), spans.value(&path!["data", name.as_str(), "shapes"]))
+                    .with_help(Some("remove `shapes`, or use `source = \"sdf-shapes\"`".into())),
+            );
+        }
+        if data.shapes > 1 && (data.train_subset.is_some() || data.test_subset.is_some()) {
+            out.push(Diagnostic::new(format!("`data.{name}`: `train_subset`/`test_subset` cannot split a many-shape dataset; set `samples` (points per shape) instead"), spans.value(&path!["data", name.as_str(), "shapes"])));
+        }
         if matches!(data.source, DataSource::Blobs | DataSource::Signals) && data.classes < 2 {
             out.push(Diagnostic::new(format!("`data.{name}.classes` must be at least 2"), spans.value(&path!["data", name.as_str(), "classes"])));
         }
@@ -121,6 +130,32 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
             }
             if zoo.import.is_some() {
                 out.push(Diagnostic::new(format!("zoo `{name}`: `continue` trains further, so it cannot be combined with `import`"), at("params")));
+            }
+        }
+        if let Some(tree) = &zoo.tree {
+            let at = |key: &str| spans.value(&path!["zoo", name.as_str(), "tree", key]);
+            let classes = m.data.get(&zoo.data).map(|d| match d.source {
+                DataSource::FashionMnist => 10,
+                DataSource::Moons => 2,
+                DataSource::Blobs | DataSource::Signals => d.classes,
+                DataSource::SdfShapes => 0,
+            });
+            if tree.roots == 0 {
+                out.push(Diagnostic::new(format!("zoo `{name}`: a model tree needs at least one root"), at("roots")));
+            }
+            if tree.epochs == 0 {
+                out.push(Diagnostic::new(format!("zoo `{name}`: `tree.epochs` is 0: children would equal their root"), at("epochs")));
+            }
+            match classes {
+                Some(0) => out.push(Diagnostic::new(format!("zoo `{name}`: model trees fine-tune on class subsets, so they need classification data"), at("classes"))),
+                Some(n) if tree.classes == 0 || tree.classes > n => out.push(
+                    Diagnostic::new(format!("zoo `{name}`: `tree.classes` = {} but the dataset has {n} classes", tree.classes), at("classes"))
+                        .with_help(Some(format!("use a value from 1 to {n}"))),
+                ),
+                _ => {}
+            }
+            if zoo.import.is_some() || zoo.continuation.is_some() {
+                out.push(Diagnostic::new(format!("zoo `{name}`: `tree` cannot be combined with `import` or `continue`"), at("roots")));
             }
         }
         if let Some(import) = &zoo.import {

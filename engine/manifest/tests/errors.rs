@@ -150,3 +150,17 @@ fn example_manifests_validate() {
     }
     assert!(seen >= 1);
 }
+
+#[test]
+fn model_tree_asking_for_more_classes_than_the_data_has() {
+    let text = GOOD.replace("models = 8\n", "models = 8\ntree = { roots = 2, classes = 9 }\n");
+    let rendered = error_of(&text);
+    assert_points(&rendered, 12, 31, "`tree.classes` = 9 but the dataset has 4 classes");
+    assert!(rendered.contains("use a value from 1 to 4"), "{rendered}");
+}
+
+#[test]
+fn shapes_on_data_that_has_none() {
+    let text = GOOD.replace("source = \"blobs\"\n", "source = \"blobs\"\nshapes = 3\n");
+    assert_points(&error_of(&text), 7, 10, "`data.fmnist.shapes` = 3 is only meaningful for `sdf-shapes` data");
+}

@@ -87,6 +87,12 @@ pub struct ZooRow {
     pub epoch: usize,
     pub side: String,
     pub parent: Option<i64>,
+    /// Classes a tree child was fine-tuned on, comma-separated ("" = all classes).
+    #[serde(default)]
+    pub classes: String,
+    /// Shape learned on a many-shape neural-field dataset.
+    #[serde(default)]
+    pub task: Option<i64>,
     #[serde(deserialize_with = "f64_or_nan")]
     pub train_loss: f64,
     pub train_accuracy: Option<f64>,

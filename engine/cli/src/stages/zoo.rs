@@ -24,8 +24,12 @@ impl Run {
                 zoo
             }
             None => {
-                output::status("Training", &format!("zoo {name}: {} models × {} parameters, {} epochs", spec.models, arch.layout().len(), spec.train.epochs));
-                let pb = output::bar((spec.models * spec.train.epochs) as u64, "Training", "model-epochs");
+                let what = match &spec.tree {
+                    Some(t) => format!("{} roots × {} epochs, then {} children × {} epochs on {} classes each", t.roots, spec.train.epochs, spec.models, t.epochs, t.classes),
+                    None => format!("{} models × {} epochs", spec.models, spec.train.epochs),
+                };
+                output::status("Training", &format!("zoo {name}: {what}, {} parameters each", arch.layout().len()));
+                let pb = output::bar(zoo::train::model_epochs(&spec) as u64, "Training", "model-epochs");
                 let zoo = zoo::train::train_zoo(&arch, &data, &spec, Some(&pb)).map_err(|e| anyhow::anyhow!("zoo `{name}`: {e}"))?;
                 pb.finish_and_clear();
                 zoo
@@ -43,6 +47,9 @@ impl Run {
         );
         if !accs.is_empty() {
             output::status("", &format!("test accuracy min {min_acc:.3} · mean {mean_acc:.3} · max {max_acc:.3}"));
+        } else if let Some(max_loss) = zoo.checkpoints.iter().map(|c| c.test_loss).reduce(f32::max) {
+            let mean_loss = zoo.checkpoints.iter().map(|c| c.test_loss).sum::<f32>() / zoo.checkpoints.len() as f32;
+            output::status("", &format!("test SDF error (MSE) mean {mean_loss:.5} · max {max_loss:.5}"));
         }
         let summary = serde_json::json!({ "checkpoints": zoo.checkpoints.len(), "parameters": arch.layout().len(), "mean_test_accuracy": mean_acc, "seconds": secs });
         self.zoos.insert(name.to_string(), zoo);
@@ -63,6 +70,8 @@ pub fn zoo_rows(name: &str, zoo: &Zoo, spec: &weightlab_manifest::ZooSpec) -> Ve
             epoch: c.epoch,
             side: format!("{:?}", c.side).to_lowercase(),
             parent: c.parent.map(|p| p as i64),
+            classes: c.classes.as_ref().map(|set| set.iter().map(usize::to_string).collect::<Vec<_>>().join(",")).unwrap_or_default(),
+            task: c.task.map(|t| t as i64),
             train_loss: c.train_loss as f64,
             train_accuracy: c.train_accuracy.map(|a| a as f64),
             test_loss: c.test_loss as f64,

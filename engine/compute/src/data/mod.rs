@@ -49,6 +49,10 @@ pub struct Dataset {
     pub input_shape: Vec<usize>,
     pub train: Split,
     pub test: Split,
+    /// Number of tasks the examples fall into (shapes of a many-shape neural-field dataset):
+    /// both splits hold `groups` equal contiguous blocks, and model i of a zoo learns block
+    /// i mod `groups`. 1 for ordinary datasets.
+    pub groups: usize,
     /// Content hash (16 hex digits) of shapes and values: the dataset's identity.
     pub hash: String,
 }
@@ -67,16 +71,22 @@ impl Dataset {
         }
     }
 
-    fn new(task: Task, input_shape: Vec<usize>, train: Split, test: Split) -> Self {
+    /// Examples of group `g` in a split of `len` examples: a contiguous range.
+    pub fn group_range(&self, len: usize, g: usize) -> std::ops::Range<usize> {
+        let n = len / self.groups.max(1);
+        g * n..(g + 1) * n
+    }
+
+    fn new(task: Task, input_shape: Vec<usize>, train: Split, test: Split, groups: usize) -> Self {
         let mut h = Sha256::new();
-        h.update(format!("{task:?} {input_shape:?} {} {}", train.len(), test.len()));
+        h.update(format!("{task:?} {input_shape:?} {} {} {groups}", train.len(), test.len()));
         for split in [&train, &test] {
             for v in split.x.iter().chain(&split.y) {
                 h.update(v.to_le_bytes());
             }
         }
         let hash = hex::encode(&h.finalize()[..8]);
-        Self { task, input_shape, train, test, hash }
+        Self { task, input_shape, train, test, groups, hash }
     }
 }
 
@@ -92,6 +102,7 @@ pub enum DataError {
 /// Loads or generates the dataset a manifest section describes. Relative paths resolve against
 /// `base_dir`.
 pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, DataError> {
+    let mut groups = 1;
     let (task, shape, mut train, mut test) = match spec.source {
         DataSource::FashionMnist => {
             let dir = spec.path.as_ref().map(|p| base_dir.join(p)).unwrap_or_else(|| fashion_mnist::DEFAULT_DIR.into());
@@ -111,16 +122,20 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
             (Task::Classification { classes: spec.classes }, vec![procedural::SIGNAL_LENGTH], train, test)
         }
         DataSource::SdfShapes => {
-            let (train, test) = sdf::shape_points(spec.samples, spec.seed);
+            groups = spec.shapes.max(1);
+            let (train, test) = sdf::many_shape_points(spec.samples, groups, spec.seed);
             (Task::Regression, vec![3], train, test)
         }
     };
     let features: usize = shape.iter().product();
-    if let Some(n) = spec.train_subset {
-        train.truncate(n, features);
+    // Subsets apply to ungrouped data only (validation refuses them with several shapes).
+    if groups == 1 {
+        if let Some(n) = spec.train_subset {
+            train.truncate(n, features);
+        }
+        if let Some(n) = spec.test_subset {
+            test.truncate(n, features);
+        }
     }
-    if let Some(n) = spec.test_subset {
-        test.truncate(n, features);
-    }
-    Ok(Dataset::new(task, shape, train, test))
+    Ok(Dataset::new(task, shape, train, test, groups))
 }

@@ -2,6 +2,7 @@
 //! (sphere, box or torus, with random size and position) is chosen by the seed, so a zoo over
 //! several datasets of this kind holds fields of different shapes, as in HyperDiffusion.
 //! Points are drawn uniformly in [-1, 1]³; the target is the signed distance (negative inside).
+//! One dataset can hold many shapes ([`many_shape_points`]): a zoo on it fits one shape per model.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -63,5 +64,20 @@ pub fn shape_points(samples: usize, seed: u64) -> (Split, Split) {
     };
     let train = draw(samples);
     let test = draw(samples.div_ceil(4));
+    (train, test)
+}
+
+/// `shapes` shapes, each with [`shape_points`]: the splits hold one contiguous block per shape,
+/// in shape order. Shape 0 is the shape of `seed` alone, so `shapes = 1` equals [`shape_points`].
+pub fn many_shape_points(samples: usize, shapes: usize, seed: u64) -> (Split, Split) {
+    let mut train = Split::default();
+    let mut test = Split::default();
+    for s in 0..shapes as u64 {
+        let (tr, te) = shape_points(samples, seed.wrapping_add(s.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        train.x.extend(tr.x);
+        train.y.extend(tr.y);
+        test.x.extend(te.x);
+        test.y.extend(te.y);
+    }
     (train, test)
 }

@@ -20,6 +20,8 @@ pub enum Side {
     Train,
     /// Kept aside: a reference for new models of the same distribution.
     Heldout,
+    /// A foundation model of a model tree: the parent of fine-tuned models, given to no method.
+    Root,
 }
 
 /// One stored checkpoint and what is known about it.
@@ -41,8 +43,35 @@ pub struct Checkpoint {
     pub test_accuracy: Option<f32>,
     /// Parent model for model trees (fine-tuned from it).
     pub parent: Option<usize>,
+    /// Classes the model was fine-tuned on (model trees); `None`: all classes.
+    #[serde(default)]
+    pub classes: Option<Vec<usize>>,
+    /// Task (shape) the model learned on a many-shape dataset.
+    #[serde(default)]
+    pub task: Option<usize>,
     /// Safetensors file holding it, relative to the zoo folder.
     pub file: String,
+}
+
+impl Checkpoint {
+    /// A checkpoint not yet scored (losses NaN, accuracies unknown), with its file name.
+    pub fn new(model: usize, seed: u64, epoch: usize, step: usize, side: Side) -> Self {
+        Checkpoint {
+            model,
+            seed,
+            epoch,
+            step,
+            side,
+            train_loss: f32::NAN,
+            train_accuracy: None,
+            test_loss: f32::NAN,
+            test_accuracy: None,
+            parent: None,
+            classes: None,
+            task: None,
+            file: store::checkpoint_file(model, epoch, step),
+        }
+    }
 }
 
 /// A zoo in memory: checkpoints and their flat weights, (checkpoints × P) row-major.

@@ -137,19 +137,9 @@ pub fn import(arch: &Arch, dir: &Path, train: usize) -> Result<Zoo, StoreError> 
     for (model, file) in files.iter().enumerate() {
         let bytes = std::fs::read(file).map_err(io(file))?;
         weights.extend(from_safetensors(&layout, &bytes).map_err(|reason| StoreError::Format { path: file.clone(), reason })?);
-        checkpoints.push(Checkpoint {
-            model,
-            seed: 0,
-            epoch: 0,
-            step: 0,
-            side: if model < train { Side::Train } else { Side::Heldout },
-            train_loss: f32::NAN,
-            train_accuracy: None,
-            test_loss: f32::NAN,
-            test_accuracy: None,
-            parent: None,
-            file: file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
-        });
+        let mut checkpoint = Checkpoint::new(model, 0, 0, 0, if model < train { Side::Train } else { Side::Heldout });
+        checkpoint.file = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        checkpoints.push(checkpoint);
     }
     Ok(Zoo { arch: arch.clone(), checkpoints, weights })
 }

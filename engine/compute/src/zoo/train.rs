@@ -22,19 +22,25 @@ pub const MODELS_PER_BATCH: usize = 64;
 
 /// Trains the zoo `spec` describes on `data`. `progress` (if any) advances by one per model-epoch.
 /// Fails only when `continue.params` names no parameter of the architecture.
+///
+/// On a many-shape dataset (`data.groups > 1`) model i learns shape i mod groups. With
+/// `spec.tree`, the zoo is a model tree: roots pre-trained on everything, then children
+/// fine-tuned from them on class subsets ([`train_tree`]).
 pub fn train_zoo(arch: &Arch, data: &Dataset, spec: &ZooSpec, progress: Option<&ProgressBar>) -> Result<Zoo, String> {
     let split = spec.split();
-    let p = arch.layout().len();
     let mut kept: Vec<(Checkpoint, Vec<f32>)> = Vec::new();
-    for start in (0..spec.models).step_by(MODELS_PER_BATCH) {
-        let ids: Vec<usize> = (start..spec.models.min(start + MODELS_PER_BATCH)).collect();
+    // A tree first trains its roots; any other zoo trains its models.
+    let count = spec.tree.as_ref().map_or(spec.models, |t| t.roots);
+    for start in (0..count).step_by(MODELS_PER_BATCH) {
+        let ids: Vec<usize> = (start..count.min(start + MODELS_PER_BATCH)).collect();
         let seeds: Vec<u64> = ids.iter().map(|&i| model_seed(spec.seed, i)).collect();
-        let mut trainer = Trainer::new(arch, data, &spec.train, &seeds);
+        let pools: Vec<Vec<i64>> = ids.iter().map(|&i| group_pool(data, i)).collect();
+        let mut trainer = Trainer::with_pools(arch, data, &spec.train, &seeds, pools);
         let mut snapshots: Vec<(usize, usize, Vec<f32>)> = Vec::new();
         for epoch in 1..=spec.train.epochs {
             trainer.epoch();
-            let keep_epoch = spec.continuation.is_none() && epoch + spec.keep.last_epochs > spec.train.epochs;
-            if keep_epoch {
+            let keep_epoch = spec.continuation.is_none() && spec.tree.is_none() && epoch + spec.keep.last_epochs > spec.train.epochs;
+            if keep_epoch || (spec.tree.is_some() && epoch == spec.train.epochs) {
                 snapshots.push((epoch, 0, trainer.weights()));
             }
             if let Some(pb) = progress {
@@ -53,22 +59,16 @@ pub fn train_zoo(arch: &Arch, data: &Dataset, spec: &ZooSpec, progress: Option<&
         }
         for (epoch, step, flat) in snapshots {
             for (j, &model) in ids.iter().enumerate() {
-                let checkpoint = Checkpoint {
-                    model,
-                    seed: seeds[j],
-                    epoch,
-                    step,
-                    side: if model < split.train { Side::Train } else { Side::Heldout },
-                    train_loss: f32::NAN,
-                    train_accuracy: None,
-                    test_loss: f32::NAN,
-                    test_accuracy: None,
-                    parent: None,
-                    file: super::store::checkpoint_file(model, epoch, step),
-                };
-                kept.push((checkpoint, flat[j * p..(j + 1) * p].to_vec()));
+                let side = if model < split.train { Side::Train } else { Side::Heldout };
+                let mut checkpoint = Checkpoint::new(model, seeds[j], epoch, step, side);
+                checkpoint.task = (data.groups > 1).then_some(model % data.groups);
+                kept.push((checkpoint, model_weights(&flat, j, arch)));
             }
         }
+    }
+    if let Some(tree) = &spec.tree {
+        // What was trained above are the roots; the children come from them.
+        kept = train_tree(arch, data, spec, tree, kept, progress);
     }
     // Stable order: by model, then epoch, then step.
     kept.sort_by_key(|(c, _)| (c.model, c.epoch, c.step));
@@ -78,15 +78,109 @@ pub fn train_zoo(arch: &Arch, data: &Dataset, spec: &ZooSpec, progress: Option<&
     Ok(zoo)
 }
 
+/// Number of models `spec` trains in all (a tree's roots included), for progress bars.
+pub fn models_trained(spec: &ZooSpec) -> usize {
+    spec.models + spec.tree.as_ref().map_or(0, |t| t.roots)
+}
+
+/// Model-epochs of training `spec` asks for, for progress bars.
+pub fn model_epochs(spec: &ZooSpec) -> usize {
+    match &spec.tree {
+        Some(t) => t.roots * spec.train.epochs + spec.models * t.epochs,
+        None => spec.models * spec.train.epochs,
+    }
+}
+
+/// Training examples model `model` learns from: its shape's block on a many-shape dataset,
+/// everything otherwise.
+fn group_pool(data: &Dataset, model: usize) -> Vec<i64> {
+    let range = data.group_range(data.train.len(), model % data.groups.max(1));
+    (range.start as i64..range.end as i64).collect()
+}
+
+/// Row `j` of K stacked models.
+fn model_weights(flat: &[f32], j: usize, arch: &Arch) -> Vec<f32> {
+    let p = arch.layout().len();
+    flat[j * p..(j + 1) * p].to_vec()
+}
+
+/// Fine-tunes `spec.models` children from the roots trained with `spec.train` (model ids
+/// `0..roots` in `roots`): child c (model id roots + c) starts from root c mod roots and trains
+/// `tree.epochs` epochs on a subset of `tree.classes` classes drawn with its seed. Returns the
+/// roots (side `root`) followed by the children's kept checkpoints, with parents and classes.
+fn train_tree(arch: &Arch, data: &Dataset, spec: &ZooSpec, tree: &weightlab_manifest::TreeSpec, mut roots: Vec<(Checkpoint, Vec<f32>)>, progress: Option<&ProgressBar>) -> Vec<(Checkpoint, Vec<f32>)> {
+    let split = spec.split();
+    let classes = data.outputs();
+    for (c, _) in roots.iter_mut() {
+        c.side = Side::Root;
+    }
+    let root_ids = spec.models..spec.models + tree.roots;
+    // Roots were trained as models 0..roots; give them ids after the children so that child
+    // ids (0..models) and the split keep their meaning.
+    for (c, _) in roots.iter_mut() {
+        c.model += spec.models;
+        c.file = super::store::checkpoint_file(c.model, c.epoch, c.step);
+    }
+    let root_weights: Vec<&[f32]> = root_ids.clone().map(|id| roots.iter().find(|(c, _)| c.model == id).map(|(_, w)| w.as_slice()).unwrap_or_default()).collect();
+    let mut recipe = spec.train.clone();
+    recipe.epochs = tree.epochs;
+    recipe.lr = tree.lr.unwrap_or(spec.train.lr);
+    let mut children = Vec::new();
+    for start in (0..spec.models).step_by(MODELS_PER_BATCH) {
+        let ids: Vec<usize> = (start..spec.models.min(start + MODELS_PER_BATCH)).collect();
+        let seeds: Vec<u64> = ids.iter().map(|&i| model_seed(spec.seed ^ TREE_STREAM, i)).collect();
+        let subsets: Vec<Vec<usize>> = seeds.iter().map(|&s| class_subset(s, classes, tree.classes)).collect();
+        let pools: Vec<Vec<i64>> = subsets.iter().map(|set| data.train.y.iter().enumerate().filter(|(_, y)| set.contains(&(**y as usize))).map(|(i, _)| i as i64).collect()).collect();
+        let mut trainer = Trainer::with_pools(arch, data, &recipe, &seeds, pools);
+        trainer.set_weights(ids.iter().flat_map(|&i| root_weights[i % tree.roots].iter().copied()).collect());
+        for epoch in 1..=tree.epochs {
+            trainer.epoch();
+            if epoch + spec.keep.last_epochs > tree.epochs {
+                let flat = trainer.weights();
+                for (j, &model) in ids.iter().enumerate() {
+                    let side = if model < split.train { Side::Train } else { Side::Heldout };
+                    let mut c = Checkpoint::new(model, seeds[j], spec.train.epochs + epoch, 0, side);
+                    c.parent = Some(spec.models + model % tree.roots);
+                    c.classes = Some(subsets[j].clone());
+                    children.push((c, model_weights(&flat, j, arch)));
+                }
+            }
+            if let Some(pb) = progress {
+                pb.inc(ids.len() as u64);
+            }
+        }
+    }
+    roots.extend(children);
+    roots
+}
+
+/// Seeds of tree children come from their own stream, apart from the roots'.
+const TREE_STREAM: u64 = 0x7EE5_7EE5_7EE5_7EE5;
+
+/// `n` of `classes` classes, sorted, drawn with `seed`.
+fn class_subset(seed: u64, classes: usize, n: usize) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC1A5_5E5);
+    let mut all: Vec<usize> = (0..classes).collect();
+    all.shuffle(&mut rng);
+    let mut subset = all[..n.min(classes)].to_vec();
+    subset.sort_unstable();
+    subset
+}
+
 /// Fills in every checkpoint's train and test loss and accuracy (batched evaluation).
+/// Models of a many-shape zoo are scored on their own shape; tree children's accuracies count
+/// the classes they were fine-tuned on (their losses cover the whole split).
 pub fn score_checkpoints(zoo: &mut Zoo, data: &Dataset) {
-    let train = eval::evaluate(&zoo.arch, data, &data.train, &zoo.weights);
-    let test = eval::evaluate(&zoo.arch, data, &data.test, &zoo.weights);
+    let tasks: Option<Vec<usize>> = (data.groups > 1).then(|| zoo.checkpoints.iter().map(|c| c.task.unwrap_or(c.model)).collect());
+    let train = eval::evaluate_on(&zoo.arch, data, &data.train, &zoo.weights, tasks.as_deref());
+    let test = eval::evaluate_on(&zoo.arch, data, &data.test, &zoo.weights, tasks.as_deref());
     for ((c, tr), te) in zoo.checkpoints.iter_mut().zip(train).zip(test) {
         c.train_loss = tr.loss;
-        c.train_accuracy = tr.accuracy;
         c.test_loss = te.loss;
-        c.test_accuracy = te.accuracy;
+        (c.train_accuracy, c.test_accuracy) = match &c.classes {
+            Some(set) => (eval::subset_accuracy(&tr.predictions, &data.train.y, set), eval::subset_accuracy(&te.predictions, &data.test.y, set)),
+            None => (tr.accuracy, te.accuracy),
+        };
     }
 }
 
@@ -115,10 +209,10 @@ pub struct Trainer<'a> {
     k: usize,
     batch: usize,
     rngs: Vec<ChaCha8Rng>,
-    /// Each model's order of the training examples, reshuffled every epoch.
+    /// Each model's order of its training examples (its pool), reshuffled every epoch.
     order: Vec<Vec<i64>>,
-    /// Position in the current epoch's order.
-    cursor: usize,
+    /// Each model's position in its current order.
+    cursor: Vec<usize>,
     params: Tensor<2>,
     adam: Option<(Tensor<2>, Tensor<2>)>,
     t: i32,
@@ -129,15 +223,25 @@ pub struct Trainer<'a> {
 }
 
 impl<'a> Trainer<'a> {
-    /// K freshly initialised models, one per seed (PyTorch's default initialisation).
+    /// K freshly initialised models, one per seed (PyTorch's default initialisation), each
+    /// learning from the whole training split.
     pub fn new(arch: &'a Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u64]) -> Self {
+        let all: Vec<i64> = (0..data.train.len() as i64).collect();
+        Self::with_pools(arch, data, recipe, seeds, vec![all; seeds.len()])
+    }
+
+    /// Like [`Trainer::new`], but model j learns only from the training examples in `pools[j]`
+    /// (its shape of a many-shape dataset, or its class subset in a model tree). An epoch is as
+    /// many steps as the smallest pool allows.
+    pub fn with_pools(arch: &'a Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u64], pools: Vec<Vec<i64>>) -> Self {
+        assert_eq!(pools.len(), seeds.len(), "one pool per model");
         let device = device::cpu();
         let k = seeds.len();
         let p = arch.layout().len();
         let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect();
         let init: Vec<f32> = rngs.iter_mut().flat_map(|rng| arch.init(rng)).collect();
         let train = DeviceSplit::new(&data.train, data.features(), data.task, &device);
-        let n = train.len;
+        let n = pools.iter().map(Vec::len).min().unwrap_or(0);
         let params: Tensor<2> = Tensor::from_data(TensorData::new(init, [k, p]), &device);
         let adam = match recipe.optimizer {
             Optimizer::Adam => Some((params.zeros_like(), params.zeros_like())),
@@ -147,8 +251,8 @@ impl<'a> Trainer<'a> {
             arch,
             device,
             batch: recipe.batch_size.min(n).max(1),
-            order: vec![(0..n as i64).collect(); k],
-            cursor: usize::MAX,
+            order: pools,
+            cursor: vec![usize::MAX; k],
             train,
             k,
             rngs,
@@ -161,29 +265,34 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    /// One pass over the training data (whole batches).
+    /// One pass over the training data (whole batches of the smallest pool).
     pub fn epoch(&mut self) {
-        self.reshuffle();
-        for _ in 0..(self.train.len / self.batch).max(1) {
+        for j in 0..self.k {
+            self.reshuffle(j);
+        }
+        let smallest = self.order.iter().map(Vec::len).min().unwrap_or(0);
+        for _ in 0..(smallest / self.batch).max(1) {
             self.step();
         }
     }
 
-    fn reshuffle(&mut self) {
-        for (o, rng) in self.order.iter_mut().zip(self.rngs.iter_mut()) {
-            o.shuffle(rng);
-        }
-        self.cursor = 0;
+    fn reshuffle(&mut self, j: usize) {
+        self.order[j].shuffle(&mut self.rngs[j]);
+        self.cursor[j] = 0;
     }
 
     /// One optimizer step on the next batch of every model.
     pub fn step(&mut self) {
-        if self.cursor == usize::MAX || self.cursor + self.batch > self.train.len {
-            self.reshuffle();
+        let mut indices: Vec<i64> = Vec::with_capacity(self.k * self.batch);
+        for j in 0..self.k {
+            if self.cursor[j] == usize::MAX || self.cursor[j] + self.batch > self.order[j].len() {
+                self.reshuffle(j);
+            }
+            let from = self.cursor[j];
+            // A pool smaller than a batch repeats its examples.
+            indices.extend((from..from + self.batch).map(|i| self.order[j][i % self.order[j].len()]));
+            self.cursor[j] = from + self.batch;
         }
-        let (from, to) = (self.cursor, self.cursor + self.batch);
-        self.cursor = to;
-        let indices: Vec<i64> = self.order.iter().flat_map(|o| o[from..to].iter().copied()).collect();
         let (x, targets) = self.train.gather(&indices, self.k, &self.device);
         let tracked = self.params.clone().autodiff().require_grad();
         let loss = per_model_loss(self.arch.forward(&tracked, x), &targets).sum();
@@ -235,6 +344,12 @@ impl<'a> Trainer<'a> {
             *m1 = m1.zeros_like();
             *m2 = m2.zeros_like();
         }
+    }
+
+    /// Replaces the K models' weights (stacked K × P), e.g. with their parents' to fine-tune.
+    pub fn set_weights(&mut self, flat: Vec<f32>) {
+        let p = self.arch.layout().len();
+        self.params = Tensor::from_data(TensorData::new(flat, [self.k, p]), &self.device);
     }
 
     /// The K models' weights now, stacked (K × P).
