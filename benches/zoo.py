@@ -2,7 +2,7 @@
 (1) one after another (the usual per-model loop) and (2) all at once with torch.func
 (functional_call + vmap over stacked parameters), with the same torch install.
 
-Usage: python zoo.py {mlp,cnn} MODELS TRAIN EPOCHS BATCH MODE(loop|vmap)
+Usage: python zoo.py {mlp,cnn} MODELS TRAIN EPOCHS BATCH MODE(loop|vmap) [MLP_HIDDEN]
 Prints the seconds spent training (data loading excluded)."""
 import gzip, sys, time
 import numpy as np
@@ -10,6 +10,7 @@ import torch
 from torch.func import functional_call, grad, stack_module_state
 
 arch, models, n, epochs, batch, mode = sys.argv[1], *map(int, sys.argv[2:6]), sys.argv[6]
+hidden = int(sys.argv[7]) if len(sys.argv) > 7 else 32
 root = "/usr/share/datasets/fashion-mnist/"
 def idx(name, offset):
     with gzip.open(root + name) as f:
@@ -30,7 +31,7 @@ class CnnS(torch.nn.Module):
 
 def make():
     if arch == "mlp":
-        return torch.nn.Sequential(torch.nn.Linear(784, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+        return torch.nn.Sequential(torch.nn.Linear(784, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10))
     return CnnS()
 
 steps = n // batch

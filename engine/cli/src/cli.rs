@@ -143,6 +143,9 @@ pub struct BenchZooArgs {
     /// `mlp`, `cnn` or `both`.
     #[arg(long, default_value = "both")]
     pub arch: String,
+    /// Hidden width of the MLP (784 → hidden → 10); 10 is the G.pt MNIST MLP of the quickstart.
+    #[arg(long, default_value_t = 32)]
+    pub mlp_hidden: usize,
     /// Models in the zoo.
     #[arg(long, default_value_t = 64)]
     pub models: usize,

@@ -82,7 +82,7 @@ pub fn zoo(args: &crate::cli::BenchZooArgs) -> Result<i32> {
     let py = python().ok_or_else(|| anyhow!("the torch venv is missing: run `make`"))?;
     println!("{} models, {} Fashion-MNIST examples, {} epoch(s), batch {}, Adam; {} cores; median of {} runs", args.models, args.train, args.epochs, args.batch, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), args.repeats);
     println!("{:<6} {:>12} {:>12} {:>12} {:>14} {:>14}", "arch", "weightlab", "torch loop", "torch vmap", "vs loop", "vs vmap");
-    for (kind, arch_spec) in [("mlp", ArchSpec::Mlp { hidden: vec![32], activation: Default::default() }), ("cnn", ArchSpec::CnnS {})] {
+    for (kind, arch_spec) in [("mlp", ArchSpec::Mlp { hidden: vec![args.mlp_hidden], activation: Default::default() }), ("cnn", ArchSpec::CnnS {})] {
         if args.arch != "both" && args.arch != kind {
             continue;
         }
@@ -96,13 +96,14 @@ pub fn zoo(args: &crate::cli::BenchZooArgs) -> Result<i32> {
             }
             ours.push(t.elapsed().as_secs_f64());
             for (mode, out) in [("loop", &mut looped), ("vmap", &mut vmapped)] {
-                let o = Command::new(&py).arg(&script).args([kind.to_string(), args.models.to_string(), args.train.to_string(), args.epochs.to_string(), args.batch.to_string(), mode.to_string()]).output()?;
+                let o = Command::new(&py).arg(&script).args([kind.to_string(), args.models.to_string(), args.train.to_string(), args.epochs.to_string(), args.batch.to_string(), mode.to_string(), args.mlp_hidden.to_string()]).output()?;
                 let secs: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().map_err(|_| anyhow!("benches/zoo.py {mode} failed: {}", String::from_utf8_lossy(&o.stderr)))?;
                 out.push(secs);
             }
         }
         let (w, l, v) = (median(ours), median(looped), median(vmapped));
         let rate = |s: f64| args.models as f64 / s;
+        let kind = if kind == "mlp" { format!("mlp-{}", args.mlp_hidden) } else { kind.to_string() };
         println!("{kind:<6} {:>9.1} m/s {:>9.1} m/s {:>9.1} m/s {:>13.2}x {:>13.2}x", rate(w), rate(l), rate(v), l / w, v / w);
     }
     Ok(0)
