@@ -73,3 +73,87 @@ fn pdiff_in_its_own_setting_reproduces_its_training_snapshots() {
     // Closer to a snapshot than the snapshot plus N(0, 0.01²) noise would be (√12,730 · 0.01 ≈ 1.13).
     assert!(nn < 1.0, "p-diff samples are {nn} from the snapshots (snapshots are {train_nn} apart)");
 }
+
+/// The p-diff setting (one model whose last layer keeps training; 100 snapshots) for every other
+/// generator, plus FLoWN sampled with zero ODE steps.
+const SNAPSHOTS: &str = r#"[experiment]
+name = "generators"
+seeds = [0]
+
+[data.fmnist]
+source = "fashion-mnist"
+train_subset = 6000
+test_subset = 1000
+
+[zoo.mlp]
+data = "fmnist"
+arch = { kind = "mlp", hidden = [16] }
+models = 1
+train = { lr = 3e-3, epochs = 2, batch_size = 64 }
+continue = { params = ["layers.1"], steps = 100, keep_every = 1 }
+
+[[method]]
+name = "hyperreps"
+plugin = "hyperreps"
+zoo = "mlp"
+samples = 16
+config = { steps = 600 }
+
+[[method]]
+name = "hyperdiffusion"
+plugin = "hyperdiffusion"
+zoo = "mlp"
+samples = 16
+config = { steps = 1000, timesteps = 200 }
+
+[[method]]
+name = "gpt"
+plugin = "gpt"
+zoo = "mlp"
+samples = 16
+config = { steps = 1000, timesteps = 200, token_size = 64 }
+
+[[method]]
+name = "flown"
+plugin = "flown"
+zoo = "mlp"
+samples = 16
+config = { ae_steps = 600, flow_steps = 600, ode_steps = 20 }
+
+[[method]]
+name = "flown prior"
+plugin = "flown"
+zoo = "mlp"
+samples = 64
+config = { ae_steps = 600, flow_steps = 600, ode_steps = 0 }
+"#;
+
+#[test]
+fn every_generator_learns_its_snapshots_and_flow_matching_starts_from_its_prior() {
+    let (dir, path) = experiment(SNAPSHOTS);
+    weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
+    let out = dir.path().join("out");
+    let mean = |method: &str, col: &str| {
+        let v: Vec<f64> = column(&out, "samples", Some(method), col).into_iter().flatten().collect();
+        assert!(!v.is_empty(), "{method} has samples");
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let snapshots = mean("train (leave-one-out)", "accuracy");
+    for method in ["hyperreps", "hyperdiffusion", "gpt", "flown"] {
+        let (acc, nn) = (mean(method, "accuracy"), mean(method, "nn_l2"));
+        assert!(acc > snapshots - 0.06, "{method}: accuracy {acc} vs snapshots {snapshots} (chance 0.1)");
+        assert!(nn < 1.0, "{method}: samples are {nn} from the snapshots");
+    }
+    // Zero ODE steps: the latents handed to the decoder are the prior's draws, N(0, I).
+    let df = weightlab_results::read_parquet(&out.join("training_log.parquet")).unwrap();
+    let logged = |source: &str, name: &str| -> f64 {
+        let (s, n, v) = (df.column("source").unwrap().str().unwrap(), df.column("name").unwrap().str().unwrap(), df.column("value").unwrap().f64().unwrap());
+        (0..df.height()).find(|&i| s.get(i) == Some(source) && n.get(i) == Some(name)).and_then(|i| v.get(i)).unwrap_or_else(|| panic!("{source} logged {name}"))
+    };
+    let (m, s) = (logged("flown prior", "sample-latent-mean"), logged("flown prior", "sample-latent-std"));
+    assert!(m.abs() < 0.1 && (s - 1.0).abs() < 0.1, "zero-step latents: mean {m}, std {s}");
+    // Integrating the learned flow moves them onto the data: its samples sit closer to the
+    // snapshots than decoded prior draws (the decoder alone already maps noise near them).
+    let (flow, prior) = (mean("flown", "nn_l2"), mean("flown prior", "nn_l2"));
+    assert!(flow < prior, "flow samples {flow} vs decoded prior draws {prior} from the snapshots");
+}

@@ -57,8 +57,11 @@ pub mod bindings {
     });
 }
 
+pub mod diffusion;
+pub mod flow;
 pub mod log;
 pub mod nn;
+pub mod weights;
 mod tensor;
 
 pub use schemars::{self, JsonSchema};
@@ -181,6 +184,7 @@ macro_rules! export_method {
 pub mod prelude {
     pub use crate::log;
     pub use crate::nn;
+    pub use crate::{diffusion, flow, weights};
     pub use crate::{About, Checkpoint, JsonSchema, Method, Optimizer, OptimizerKind, Param, Tensor, Zoo};
     pub use serde::Deserialize;
 }

@@ -142,3 +142,226 @@ pub fn timestep_embedding(t: &Tensor, dim: usize) -> Tensor {
     let args = t.unsqueeze(1).matmul(&Tensor::from_slice(&freqs, &[1, half]));
     Tensor::cat(&[&args.sin(), &args.cos()], 1)
 }
+
+/// Multi-head self-attention over tokens (N × L × D) on the host's fused attention.
+pub struct SelfAttention {
+    pub qkv: Linear,
+    pub out: Linear,
+    pub heads: usize,
+}
+
+impl SelfAttention {
+    pub fn new(dim: usize, heads: usize, seed: u64) -> Self {
+        assert!(heads > 0 && dim % heads == 0, "attention width {dim} must be a multiple of {heads} heads");
+        SelfAttention { qkv: Linear::new(dim, 3 * dim, seed), out: Linear::new(dim, dim, seed.wrapping_add(2)), heads }
+    }
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let s = x.shape();
+        let (n, l, d) = (s[0] as i64, s[1] as i64, s[2] as i64);
+        let h = self.heads as i64;
+        let qkv = self.qkv.forward(x).reshape(&[n, l, 3, h, d / h]);
+        // (N × L × H × Dh) → (N × H × L × Dh)
+        let part = |i: usize| qkv.narrow(2, i, 1).reshape(&[n, l, h, d / h]).transpose(1, 2);
+        let att = part(0).attention(&part(1), &part(2), false);
+        self.out.forward(&att.transpose(1, 2).reshape(&[n, l, d]))
+    }
+    pub fn params(&self) -> Vec<&Tensor> {
+        self.qkv.params().into_iter().chain(self.out.params()).collect()
+    }
+}
+
+/// A pre-norm transformer encoder block: x + attn(ln(x)), then x + mlp(ln(x)).
+pub struct TransformerBlock {
+    pub ln1: LayerNorm,
+    pub attn: SelfAttention,
+    pub ln2: LayerNorm,
+    pub mlp: Mlp,
+}
+
+impl TransformerBlock {
+    pub fn new(dim: usize, heads: usize, seed: u64) -> Self {
+        TransformerBlock {
+            ln1: LayerNorm::new(dim),
+            attn: SelfAttention::new(dim, heads, seed),
+            ln2: LayerNorm::new(dim),
+            mlp: Mlp::new(&[dim, 4 * dim, dim], Act::Gelu, seed.wrapping_add(10)),
+        }
+    }
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let x = x + &self.attn.forward(&self.ln1.forward(x));
+        &x + &self.mlp.forward(&self.ln2.forward(&x))
+    }
+    pub fn params(&self) -> Vec<&Tensor> {
+        let mut p = self.ln1.params();
+        p.extend(self.attn.params());
+        p.extend(self.ln2.params());
+        p.extend(self.mlp.params());
+        p
+    }
+}
+
+/// A stack of [`TransformerBlock`]s with a final layer norm.
+pub struct Transformer {
+    pub blocks: Vec<TransformerBlock>,
+    pub ln: LayerNorm,
+}
+
+impl Transformer {
+    pub fn new(dim: usize, depth: usize, heads: usize, seed: u64) -> Self {
+        Transformer { blocks: (0..depth).map(|i| TransformerBlock::new(dim, heads, seed.wrapping_add(100 * i as u64))).collect(), ln: LayerNorm::new(dim) }
+    }
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let mut h = self.blocks.first().map(|b| b.forward(x)).unwrap_or_else(|| x.affine(1.0, 0.0));
+        for b in self.blocks.iter().skip(1) {
+            h = b.forward(&h);
+        }
+        self.ln.forward(&h)
+    }
+    pub fn params(&self) -> Vec<&Tensor> {
+        self.blocks.iter().flat_map(TransformerBlock::params).chain(self.ln.params()).collect()
+    }
+}
+
+/// p-diff's autoencoder over a flat (padded) parameter vector: four stride-2 1-D convolutions,
+/// a linear bottleneck to the latent, and the mirror image back. `padded` must be a multiple
+/// of 16.
+pub struct ConvAutoencoder {
+    down: Vec<Conv1d>,
+    to_latent: Linear,
+    from_latent: Linear,
+    up: Vec<ConvTranspose1d>,
+    channels: usize,
+    reduced: usize,
+}
+
+impl ConvAutoencoder {
+    pub fn new(padded: usize, channels: usize, latent: usize, seed: u64) -> Self {
+        let chans = [1, channels, channels, channels, channels];
+        let down = (0..4).map(|i| Conv1d::new(chans[i], chans[i + 1], 4, 2, 1, seed + 10 * i as u64)).collect();
+        let up = (0..4).rev().map(|i| ConvTranspose1d::new(chans[i + 1], if i == 0 { channels } else { chans[i] }, 4, 2, 1, seed + 100 + 10 * i as u64)).collect();
+        let reduced = padded / 16;
+        ConvAutoencoder {
+            down,
+            to_latent: Linear::new(channels * reduced, latent, seed + 200),
+            from_latent: Linear::new(latent, channels * reduced, seed + 300),
+            up,
+            channels,
+            reduced,
+        }
+    }
+
+    /// (N × padded) → (N × latent), bounded to (−1, 1) so that latent noise has a fixed
+    /// meaning relative to the codes' range.
+    pub fn encode(&self, x: &Tensor) -> Tensor {
+        let n = x.shape()[0] as i64;
+        let mut h = x.unsqueeze(1);
+        for conv in &self.down {
+            h = conv.forward(&h).silu();
+        }
+        self.to_latent.forward(&h.reshape(&[n, -1])).tanh()
+    }
+
+    /// (N × latent) → (N × padded)
+    pub fn decode(&self, z: &Tensor) -> Tensor {
+        let n = z.shape()[0] as i64;
+        let mut h = self.from_latent.forward(z).reshape(&[n, self.channels as i64, self.reduced as i64]);
+        for (i, conv) in self.up.iter().enumerate() {
+            h = conv.forward(&h);
+            if i + 1 < self.up.len() {
+                h = h.silu();
+            }
+        }
+        // The last layer keeps `channels` outputs; their mean is the reconstruction.
+        h.mean(1, false)
+    }
+
+    pub fn params(&self) -> Vec<&Tensor> {
+        self.down
+            .iter()
+            .flat_map(Conv1d::params)
+            .chain(self.to_latent.params())
+            .chain(self.from_latent.params())
+            .chain(self.up.iter().flat_map(ConvTranspose1d::params))
+            .collect()
+    }
+
+    /// Trains the autoencoder on `x` (N × padded) for `steps` full-batch AdamW steps with
+    /// p-diff's input noise and latent noise; logs `ae-loss`. Returns the last loss.
+    pub fn train(&self, x: &Tensor, steps: usize, lr: f32, input_noise: f32, latent_noise: f32, seed: u64, progress: (usize, usize)) -> f32 {
+        let opt = crate::Optimizer::new(crate::OptimizerKind::Adamw, &self.params(), lr, 2e-6);
+        let shape = x.shape();
+        let mut last = f32::NAN;
+        for step in 0..steps {
+            let noisy = x + &(Tensor::randn(&shape, seed ^ (step as u64) << 20) * input_noise);
+            let z = self.encode(&noisy);
+            let z = &z + &(Tensor::randn(&z.shape(), seed ^ (step as u64) << 21 ^ 1) * latent_noise);
+            let loss = self.decode(&z).mse(x);
+            opt.step_on(&loss);
+            if step % 50 == 0 || step + 1 == steps {
+                last = loss.item();
+                crate::log::metric("ae-loss", step, last);
+                crate::log::progress(progress.0 + step, progress.1);
+            }
+        }
+        last
+    }
+}
+
+/// A transformer denoiser over weight tokens, as in HyperDiffusion and G.pt: the flat
+/// (padded) vector is cut into `tokens` chunks of `token_size` in layout order (so large layers
+/// span several tokens), each chunk is embedded, a learned position embedding, the diffusion
+/// timestep's embedding and (optionally) a scalar condition's embedding are added, and a
+/// transformer predicts each chunk's noise.
+pub struct TokenDenoiser {
+    pub embed: Linear,
+    pub position: Tensor,
+    pub time: Mlp,
+    pub condition: Option<Mlp>,
+    pub transformer: Transformer,
+    pub head: Linear,
+    pub tokens: usize,
+    pub token_size: usize,
+    time_dim: usize,
+}
+
+impl TokenDenoiser {
+    /// `conditioned`: whether `forward` takes a scalar condition per row (G.pt's target metric).
+    pub fn new(tokens: usize, token_size: usize, dim: usize, depth: usize, heads: usize, conditioned: bool, seed: u64) -> Self {
+        let time_dim = 64;
+        TokenDenoiser {
+            embed: Linear::new(token_size, dim, seed),
+            position: (Tensor::randn(&[tokens, dim], seed.wrapping_add(1)) * 0.02).parameter(),
+            time: Mlp::new(&[time_dim, dim, dim], Act::Silu, seed.wrapping_add(2)),
+            condition: conditioned.then(|| Mlp::new(&[1, dim, dim], Act::Silu, seed.wrapping_add(3))),
+            transformer: Transformer::new(dim, depth, heads, seed.wrapping_add(4)),
+            head: Linear::new(dim, token_size, seed.wrapping_add(5)),
+            tokens,
+            token_size,
+            time_dim,
+        }
+    }
+
+    /// x (N × tokens·token_size), t (N), condition (N × 1) → predicted noise like x.
+    pub fn forward(&self, x: &Tensor, t: &Tensor, condition: Option<&Tensor>) -> Tensor {
+        let n = x.shape()[0] as i64;
+        let h = self.embed.forward(&x.reshape(&[n, self.tokens as i64, self.token_size as i64]));
+        let mut extra = self.time.forward(&timestep_embedding(t, self.time_dim));
+        if let (Some(mlp), Some(c)) = (&self.condition, condition) {
+            extra = &extra + &mlp.forward(c);
+        }
+        let h = &(&h + &self.position.unsqueeze(0)) + &extra.unsqueeze(1);
+        self.head.forward(&self.transformer.forward(&h)).reshape(&[n, -1])
+    }
+
+    pub fn params(&self) -> Vec<&Tensor> {
+        let mut p = self.embed.params();
+        p.push(&self.position);
+        p.extend(self.time.params());
+        if let Some(c) = &self.condition {
+            p.extend(c.params());
+        }
+        p.extend(self.transformer.params());
+        p.extend(self.head.params());
+        p
+    }
+}

@@ -1,0 +1,141 @@
+//! `hyperreps`: Hyper-Representations as generative models (Schürholt et al., NeurIPS 2022).
+//!
+//! 1. Normalise the training checkpoints (varying coordinates, per-coordinate mean, one scale).
+//! 2. Train an autoencoder over the flat weights. The paper uses a transformer over per-neuron
+//!    tokens with a contrastive term and permutation augmentation; here the encoder and decoder
+//!    are MLPs trained on reconstruction with input noise (the CPU-scale stand-in, documented
+//!    in this plugin's README).
+//! 3. Sample like the paper's `S_KDE` (their best sampler): take the latents of the best 30% of
+//!    the training checkpoints by test accuracy (lowest test loss for neural fields), fit a
+//!    Gaussian kernel density estimate to each latent dimension separately (Silverman's
+//!    bandwidth), draw every dimension independently and decode.
+
+use weightlab_sdk::nn::{Act, Mlp};
+use weightlab_sdk::prelude::*;
+use weightlab_sdk::weights::Normalizer;
+
+/// Configuration of `hyperreps`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Size of the latent code.
+    #[serde(default = "d_latent_dim")]
+    latent_dim: usize,
+    /// Hidden width of encoder and decoder.
+    #[serde(default = "d_hidden")]
+    hidden: usize,
+    /// Autoencoder training steps (full batch).
+    #[serde(default = "d_steps")]
+    steps: usize,
+    /// Learning rate (AdamW).
+    #[serde(default = "d_lr")]
+    lr: f32,
+    /// Gaussian noise added to the normalised input during training (augmentation).
+    #[serde(default = "d_noise")]
+    input_noise: f32,
+    /// Fraction of checkpoints, best first, whose latents the KDE is fitted to (paper: 0.3).
+    #[serde(default = "d_top")]
+    top_fraction: f32,
+    /// Multiplies Silverman's bandwidth (1 = the rule as is).
+    #[serde(default = "d_bandwidth")]
+    bandwidth_scale: f32,
+}
+
+fn d_latent_dim() -> usize {
+    32
+}
+fn d_hidden() -> usize {
+    256
+}
+fn d_steps() -> usize {
+    1000
+}
+fn d_lr() -> f32 {
+    1e-3
+}
+fn d_noise() -> f32 {
+    0.05
+}
+fn d_top() -> f32 {
+    0.3
+}
+fn d_bandwidth() -> f32 {
+    1.0
+}
+
+struct HyperReps {
+    normalizer: Normalizer,
+    decoder: Mlp,
+    /// Latents of the best checkpoints (rows of `latent_dim`).
+    anchors: Vec<Vec<f32>>,
+    /// KDE bandwidth per latent dimension.
+    bandwidth: Vec<f32>,
+}
+
+impl Method for HyperReps {
+    type Config = Config;
+
+    fn describe() -> About {
+        About::generator(
+            "hyperreps",
+            env!("CARGO_PKG_VERSION"),
+            "Hyper-Representations (Schürholt et al. 2022): an autoencoder over flattened weights; samples decode draws from a per-dimension KDE fitted to the latents of the best 30% of the zoo.",
+        )
+    }
+
+    fn fit(zoo: &Zoo, weights: Tensor, config: Config, seed: u64) -> Result<Self, String> {
+        let rows = weights.shape()[0];
+        if rows < 2 {
+            return Err("needs at least 2 training checkpoints".into());
+        }
+        if config.latent_dim == 0 || config.hidden == 0 || !(config.top_fraction > 0.0 && config.top_fraction <= 1.0) {
+            return Err("latent_dim and hidden must be positive and top_fraction in (0, 1]".into());
+        }
+        let (normalizer, x) = Normalizer::fit(&weights)?;
+        let p = normalizer.varying;
+        let (h, d) = (config.hidden, config.latent_dim);
+        let encoder = Mlp::new(&[p, h, h, d], Act::Gelu, seed.wrapping_mul(31));
+        let decoder = Mlp::new(&[d, h, h, p], Act::Gelu, seed.wrapping_mul(37));
+        let params: Vec<&Tensor> = encoder.params().into_iter().chain(decoder.params()).collect();
+        let opt = Optimizer::new(OptimizerKind::Adamw, &params, config.lr, 1e-5);
+        for step in 0..config.steps {
+            let noisy = &x + &(Tensor::randn(&[rows, p], seed ^ ((step as u64) << 20)) * config.input_noise);
+            let loss = decoder.forward(&encoder.forward(&noisy)).mse(&x);
+            opt.step_on(&loss);
+            if step % 50 == 0 || step + 1 == config.steps {
+                log::metric("ae-loss", step, loss.item());
+                log::progress(step, config.steps);
+            }
+        }
+        // Best checkpoints first: highest test accuracy, or lowest test loss without accuracy.
+        let mut order: Vec<usize> = (0..rows).collect();
+        let score = |i: usize| zoo.checkpoints.get(i).map_or(0.0, |c| c.test_accuracy.unwrap_or(-c.test_loss));
+        order.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
+        let keep = ((rows as f32 * config.top_fraction).ceil() as usize).clamp(1, rows);
+        let latents = encoder.forward(&x).detach().to_vec();
+        let anchors: Vec<Vec<f32>> = order[..keep].iter().map(|&i| latents[i * d..(i + 1) * d].to_vec()).collect();
+        // Silverman's rule per dimension: h = 1.06 σ n^(-1/5).
+        let n = anchors.len() as f32;
+        let bandwidth: Vec<f32> = (0..d)
+            .map(|j| {
+                let mean = anchors.iter().map(|a| a[j]).sum::<f32>() / n;
+                let var = anchors.iter().map(|a| (a[j] - mean).powi(2)).sum::<f32>() / (n - 1.0).max(1.0);
+                1.06 * var.sqrt() * n.powf(-0.2) * config.bandwidth_scale
+            })
+            .collect();
+        log::message(&format!("KDE on the latents of the best {keep} of {rows} checkpoints"));
+        Ok(HyperReps { normalizer, decoder, anchors, bandwidth })
+    }
+
+    fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+        let d = self.bandwidth.len();
+        // Each dimension independently: a random anchor's value plus kernel noise.
+        let pick = Tensor::randint(self.anchors.len(), n * d, seed).to_vec();
+        let noise = Tensor::randn(&[n * d], seed.wrapping_add(1)).to_vec();
+        let z: Vec<f32> = (0..n * d).map(|i| self.anchors[pick[i] as usize][i % d] + self.bandwidth[i % d] * noise[i]).collect();
+        let decoded = self.decoder.forward(&Tensor::from_slice(&z, &[n, d])).detach();
+        Ok(self.normalizer.restore(&decoded))
+    }
+}
+
+weightlab_sdk::export_method!(HyperReps);

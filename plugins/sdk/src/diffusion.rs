@@ -1,0 +1,127 @@
+//! Denoising diffusion (DDPM, Ho et al. 2020) as p-diff, HyperDiffusion and G.pt use it:
+//! linear betas, ε-prediction, ancestral sampling with σ² = β.
+
+use crate::Tensor;
+
+/// A DDPM noise schedule of `T` steps.
+pub struct Ddpm {
+    pub betas: Vec<f32>,
+    pub alpha_bars: Vec<f32>,
+    sqrt_ab: Tensor,
+    sqrt_1mab: Tensor,
+}
+
+impl Ddpm {
+    /// Linear betas from `beta_start` to `beta_end` over `steps` (the papers: 1e-4 → 0.02, 1000).
+    pub fn linear(steps: usize, beta_start: f32, beta_end: f32) -> Self {
+        let betas: Vec<f32> = (0..steps).map(|i| beta_start + (beta_end - beta_start) * i as f32 / (steps.max(2) - 1) as f32).collect();
+        let mut alpha_bars = Vec::with_capacity(steps);
+        let mut prod = 1.0f32;
+        for b in &betas {
+            prod *= 1.0 - b;
+            alpha_bars.push(prod);
+        }
+        let sqrt_ab = Tensor::from_slice(&alpha_bars.iter().map(|a| a.sqrt()).collect::<Vec<_>>(), &[steps]);
+        let sqrt_1mab = Tensor::from_slice(&alpha_bars.iter().map(|a| (1.0 - a).sqrt()).collect::<Vec<_>>(), &[steps]);
+        Ddpm { betas, alpha_bars, sqrt_ab, sqrt_1mab }
+    }
+
+    pub fn steps(&self) -> usize {
+        self.betas.len()
+    }
+
+    /// A training example for data `x0` (N × D): random timesteps t (N), the noise ε and the
+    /// noised x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε. Train the denoiser to predict ε from (x_t, t).
+    pub fn noised(&self, x0: &Tensor, seed: u64) -> (Tensor, Tensor, Tensor) {
+        let shape = x0.shape();
+        let n = shape[0];
+        let t = Tensor::randint(self.steps(), n, seed);
+        let eps = Tensor::randn(&shape, seed.wrapping_add(1));
+        let mut scale_shape = vec![n as i64];
+        scale_shape.extend(std::iter::repeat_n(1, shape.len() - 1));
+        let a = self.sqrt_ab.index_select(0, &t).reshape(&scale_shape);
+        let b = self.sqrt_1mab.index_select(0, &t).reshape(&scale_shape);
+        let xt = &(x0 * &a) + &(&eps * &b);
+        (xt, t, eps)
+    }
+
+    /// Ancestral sampling of `shape` from Gaussian noise; `denoise(x_t, t)` predicts ε.
+    pub fn sample(&self, shape: &[usize], seed: u64, denoise: impl Fn(&Tensor, &Tensor) -> Tensor) -> Tensor {
+        let n = shape[0];
+        let mut x = Tensor::randn(shape, seed);
+        for t in (0..self.steps()).rev() {
+            let (beta, ab) = (self.betas[t], self.alpha_bars[t]);
+            let eps = denoise(&x, &Tensor::full(&[n], t as f32)).detach();
+            // x_{t-1} = (x_t − β/√(1−ᾱ) ε) / √(1−β) + σ z, σ² = β.
+            let mean = (&x - &(eps * (beta / (1.0 - ab).sqrt()))) * (1.0 / (1.0 - beta).sqrt());
+            x = if t > 0 { mean + Tensor::randn(shape, seed.wrapping_add(t as u64 + 1)) * beta.sqrt() } else { mean };
+        }
+        x
+    }
+}
+
+/// A DDPM directly on (normalised) flat weights with a [`crate::nn::TokenDenoiser`]: the
+/// shared core of the HyperDiffusion-style and G.pt-style generators.
+pub struct WeightDiffusion {
+    pub normalizer: crate::weights::Normalizer,
+    pub denoiser: crate::nn::TokenDenoiser,
+    pub ddpm: Ddpm,
+    padded: usize,
+}
+
+/// Sizes and training of a [`WeightDiffusion`].
+pub struct WeightDiffusionConfig {
+    pub token_size: usize,
+    pub dim: usize,
+    pub depth: usize,
+    pub heads: usize,
+    pub timesteps: usize,
+    pub steps: usize,
+    pub lr: f32,
+    pub batch: usize,
+}
+
+impl WeightDiffusion {
+    /// Trains on `weights` (N × P); `conditions` (N × 1), if given, are what each checkpoint
+    /// is conditioned on (G.pt: its metric).
+    pub fn fit(weights: &Tensor, conditions: Option<&Tensor>, c: &WeightDiffusionConfig, seed: u64) -> Result<Self, String> {
+        if c.token_size == 0 || c.dim == 0 || c.depth == 0 || c.heads == 0 || c.dim % c.heads != 0 || c.timesteps == 0 {
+            return Err(format!("token_size, dim, depth, heads and timesteps must be positive, and dim ({}) a multiple of heads ({})", c.dim, c.heads));
+        }
+        let (normalizer, x) = crate::weights::Normalizer::fit(weights)?;
+        let tokens = normalizer.varying.div_ceil(c.token_size);
+        let padded = tokens * c.token_size;
+        let x = crate::weights::pad(&x, padded);
+        crate::log::message(&format!("{} varying parameters as {tokens} tokens of {}", normalizer.varying, c.token_size));
+        let denoiser = crate::nn::TokenDenoiser::new(tokens, c.token_size, c.dim, c.depth, c.heads, conditions.is_some(), seed.wrapping_mul(7919));
+        let ddpm = Ddpm::linear(c.timesteps, 1e-4, 0.02);
+        let opt = crate::Optimizer::new(crate::OptimizerKind::Adamw, &denoiser.params(), c.lr, 1e-5);
+        let rows = x.shape()[0];
+        for step in 0..c.steps {
+            let s = seed.wrapping_add(1_000_003 * (step as u64 + 1));
+            // A minibatch of checkpoints (all of them when the zoo is small).
+            let (xb, cb) = if rows > c.batch {
+                let idx = Tensor::choose(rows, c.batch, s ^ 0x5EED);
+                (x.index_select(0, &idx), conditions.map(|v| v.index_select(0, &idx)))
+            } else {
+                (x.detach(), conditions.map(Tensor::detach))
+            };
+            let (xt, t, eps) = ddpm.noised(&xb, s);
+            let loss = denoiser.forward(&xt, &t, cb.as_ref()).mse(&eps);
+            opt.step_on(&loss);
+            if step % 50 == 0 || step + 1 == c.steps {
+                crate::log::metric("ddpm-loss", step, loss.item());
+                crate::log::progress(step, c.steps);
+            }
+        }
+        Ok(WeightDiffusion { normalizer, denoiser, ddpm, padded })
+    }
+
+    /// `n` flat weight vectors (n × P); `condition` (n × 1) for a conditioned model.
+    pub fn sample(&self, n: usize, seed: u64, condition: Option<&Tensor>) -> Tensor {
+        let x = self.ddpm.sample(&[n, self.padded], seed, |x, t| self.denoiser.forward(x, t, condition));
+        let p = self.normalizer.varying;
+        let x = if self.padded > p { x.narrow(1, 0, p) } else { x };
+        self.normalizer.restore(&x)
+    }
+}
