@@ -143,6 +143,9 @@ fn every_generator_learns_its_snapshots_and_flow_matching_starts_from_its_prior(
         let (acc, nn) = (mean(method, "accuracy"), mean(method, "nn_l2"));
         assert!(acc > snapshots - 0.06, "{method}: accuracy {acc} vs snapshots {snapshots} (chance 0.1)");
         assert!(nn < 1.0, "{method}: samples are {nn} from the snapshots");
+        // Symmetry check: the same snapshots with hidden units permuted are far in weight space.
+        let permuted = mean(method, "nn_l2_permuted");
+        assert!(permuted > 10.0 * nn, "{method}: {permuted} from permuted snapshots vs {nn}");
     }
     // Zero ODE steps: the latents handed to the decoder are the prior's draws, N(0, I).
     let df = weightlab_results::read_parquet(&out.join("training_log.parquet")).unwrap();

@@ -238,3 +238,27 @@ fn model_tree_records_parents_and_fine_tuning_classes() {
         }
     }
 }
+
+#[test]
+fn hidden_unit_permutations_keep_the_function_and_move_the_weights() {
+    let data = dataset("source = \"fashion-mnist\"\ntrain_subset = 2000\ntest_subset = 500");
+    for arch_spec in ["arch = { kind = \"cnn-s\" }", "arch = { kind = \"mlp\", hidden = [16, 12] }"] {
+        let spec = zoo_spec(&format!("data = \"d\"\n{arch_spec}\nmodels = 2\ntrain = {{ lr = 0.003, epochs = 1, batch_size = 64 }}"));
+        let arch = Arch::new(&spec.arch, &data);
+        let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
+        let original = zoo.weights_of(0);
+        let permuted = arch.permute_hidden(original, 7);
+        let distance = original.iter().zip(&permuted).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
+        let norm = original.iter().map(|a| a * a).sum::<f32>().sqrt();
+        assert!(distance > 0.3 * norm, "{arch_spec}: permuting moved the weights only {distance} (norm {norm})");
+        let mut sorted_a = original.to_vec();
+        let mut sorted_b = permuted.clone();
+        sorted_a.sort_by(f32::total_cmp);
+        sorted_b.sort_by(f32::total_cmp);
+        assert_eq!(sorted_a, sorted_b, "a permutation only moves values");
+        let both = [original.to_vec(), permuted].concat();
+        let scores = eval::evaluate(&arch, &data, &data.test, &both);
+        assert_eq!(scores[0].predictions, scores[1].predictions, "{arch_spec}: same function");
+        assert!((scores[0].loss - scores[1].loss).abs() < 1e-4);
+    }
+}

@@ -37,6 +37,10 @@ pub struct SampleRow {
     pub nn_cosine: f64,
     /// Index (in the zoo's training checkpoints) of that nearest checkpoint.
     pub nn_index: i64,
+    /// Symmetry check: L2 distance to the nearest training checkpoint after each checkpoint's
+    /// hidden units were randomly permuted (same functions, other weights).
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub nn_l2_permuted: f64,
     /// 1 − max IoU of wrong test predictions with any training checkpoint.
     pub novelty: Option<f64>,
     /// Agreement of predictions with the behaviourally closest training checkpoint.
@@ -108,6 +112,10 @@ pub struct ZooRow {
     pub batch_size: usize,
     pub epochs: usize,
     pub file: String,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// One run.

@@ -18,6 +18,8 @@ use crate::output;
 pub struct ZooReference {
     /// Weights of the training checkpoints, stacked (checkpoints × P).
     pub train: Vec<f32>,
+    /// The same checkpoints with their hidden units randomly permuted (the symmetry check).
+    pub permuted: Vec<f32>,
     /// Test predictions of the training checkpoints (classification).
     pub predictions: Vec<Vec<u8>>,
     pub pca: Pca,
@@ -30,6 +32,7 @@ pub struct ZooReference {
 /// and the zoo's PCA view.
 struct Against<'a> {
     train: &'a [f32],
+    permuted: &'a [f32],
     predictions: Option<&'a [Vec<u8>]>,
     pca: &'a Pca,
 }
@@ -39,6 +42,7 @@ fn score(zoo_name: &str, method: &str, role: &str, seed: u64, zoo: &Zoo, data: &
     let p = zoo.layout().len();
     let scores = eval::evaluate(&zoo.arch, data, &data.test, models);
     let nearest = metrics::nearest(models, against.train, p, leave_one_out);
+    let nearest_permuted = metrics::nearest(models, against.permuted, p, leave_one_out);
     let preds: Vec<Vec<u8>> = scores.iter().map(|s| s.predictions.clone()).collect();
     let labels: Vec<u8> = data.test.y.iter().map(|&y| y as u8).collect();
     let classification = scores.first().is_some_and(|s| s.accuracy.is_some());
@@ -61,6 +65,7 @@ fn score(zoo_name: &str, method: &str, role: &str, seed: u64, zoo: &Zoo, data: &
             nn_l2: nearest[i].l2,
             nn_cosine: nearest[i].cosine,
             nn_index: nearest[i].index as i64,
+            nn_l2_permuted: nearest_permuted[i].l2,
             novelty: behaviour[i].map(|b| b.novelty),
             agreement: behaviour[i].map(|b| b.agreement),
             pc1: pcs[i].0,
@@ -69,6 +74,9 @@ fn score(zoo_name: &str, method: &str, role: &str, seed: u64, zoo: &Zoo, data: &
         .collect();
     (rows, preds)
 }
+
+/// Seed of the symmetry check's permutations (checkpoint i uses this + i).
+const SYMMETRY_SEED: u64 = 0x5E_77E7;
 
 impl Run {
     /// The zoo's reference: predictions, PCA and rows of its own models.
@@ -82,15 +90,16 @@ impl Run {
         let p = zoo.layout().len();
         let train = zoo.stack(&zoo.side(Side::Train));
         let pca = Pca::fit(&train, p);
+        let permuted: Vec<f32> = train.chunks(p.max(1)).enumerate().flat_map(|(i, w)| zoo.arch.permute_hidden(w, SYMMETRY_SEED + i as u64)).collect();
         // Training checkpoints: each against the others (leave-one-out), as in Zeng et al.
-        let own = Against { train: &train, predictions: None, pca: &pca };
+        let own = Against { train: &train, permuted: &permuted, predictions: None, pca: &pca };
         let (mut rows, predictions) = score(zoo_name, "train (leave-one-out)", "reference", 0, &zoo, &data, &train, &own, true);
         let heldout = zoo.stack(&zoo.side(Side::Heldout));
         if !heldout.is_empty() {
-            let against = Against { train: &train, predictions: Some(&predictions), pca: &pca };
+            let against = Against { train: &train, permuted: &permuted, predictions: Some(&predictions), pca: &pca };
             rows.extend(score(zoo_name, "held-out", "reference", 0, &zoo, &data, &heldout, &against, false).0);
         }
-        let reference = ZooReference { train, predictions, pca, rows };
+        let reference = ZooReference { train, permuted, predictions, pca, rows };
         self.references.insert(zoo_name.to_string(), reference.clone());
         Ok(reference)
     }
@@ -108,7 +117,7 @@ impl Run {
         let data = self.dataset(&data_name)?.clone();
         let zoo = self.zoo(&method.zoo)?.clone();
         let reference = self.reference(&method.zoo)?;
-        let against = Against { train: &reference.train, predictions: Some(&reference.predictions), pca: &reference.pca };
+        let against = Against { train: &reference.train, permuted: &reference.permuted, predictions: Some(&reference.predictions), pca: &reference.pca };
         let (rows, _) = score(&method.zoo, &method.name, &role, seed, &zoo, &data, &samples, &against, false);
         std::fs::write(dir.join("rows.json"), serde_json::to_vec(&rows)?)?;
         let mean = |f: &dyn Fn(&SampleRow) -> Option<f64>| {
@@ -116,7 +125,8 @@ impl Run {
             if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
         };
         let (acc, l2, nov) = (mean(&|r| r.accuracy), mean(&|r| Some(r.nn_l2)), mean(&|r| r.novelty));
-        output::status("Evaluated", &format!("\"{}\" seed {seed}: accuracy {acc:.3}, NN distance {l2:.3}, novelty {nov:.3}", method.name));
-        Ok(serde_json::json!({ "accuracy": acc, "nn_l2": l2, "novelty": nov }))
+        let l2_permuted = mean(&|r| Some(r.nn_l2_permuted));
+        output::status("Evaluated", &format!("\"{}\" seed {seed}: accuracy {acc:.3}, NN distance {l2:.3} ({l2_permuted:.3} to permuted checkpoints), novelty {nov:.3}", method.name));
+        Ok(serde_json::json!({ "accuracy": acc, "nn_l2": l2, "nn_l2_permuted": l2_permuted, "novelty": nov }))
     }
 }

@@ -3,6 +3,7 @@
 //! convolution for conv layers), their parameters stacked as one (K × P) tensor.
 
 pub mod layout;
+pub mod permute;
 
 use burn::tensor::activation;
 use burn::tensor::module::{conv2d, max_pool2d};
