@@ -141,7 +141,12 @@ fn example_manifests_validate() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let plugins: Vec<String> = ["copy", "noise", "average", "interpolate", "gaussian", "random-init", "pdiff"].iter().map(|s| s.to_string()).collect();
+            // Every built-in plugin: the crates under plugins/baselines and plugins/generators.
+            let plugins: Vec<String> = ["baselines", "generators"]
+                .iter()
+                .flat_map(|kind| std::fs::read_dir(format!("{dir}/../plugins/{kind}")).unwrap())
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
             if let Err(e) = weightlab_manifest::load(&path, &[], &plugins) {
                 panic!("{}: {e}", path.display());
             }
