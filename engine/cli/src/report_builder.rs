@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 use weightlab_manifest::{Manifest, Plot};
-use weightlab_report::svg::{self, Series};
+use weightlab_report::svg::{self, RowGroup, Series};
 use weightlab_report::{Failure, PlotSet, ReportContext, Row};
-use weightlab_results::{FailureRow, LogRow, RunRow, SampleRow, ZooRow, read_parquet, rows::rows_of, rows::table_of};
+use weightlab_results::{FailureRow, FinetuneRow, LogRow, RunRow, SampleRow, SimilarityRow, ZooRow, read_parquet, rows::rows_of, rows::table_of};
 
 /// One run folder, read back.
 struct RunTables {
@@ -17,6 +17,8 @@ struct RunTables {
     manifest_text: String,
     run: RunRow,
     samples: Vec<SampleRow>,
+    similarity: Vec<SimilarityRow>,
+    finetune: Vec<FinetuneRow>,
     logs: Vec<LogRow>,
     failures: Vec<FailureRow>,
     zoo: Vec<ZooRow>,
@@ -39,6 +41,8 @@ fn read_run(dir: &Path) -> Result<RunTables> {
     let stages = std::fs::read(dir.join("stages.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     Ok(RunTables {
         samples: read_rows(dir, "samples", true)?,
+        similarity: read_rows(dir, "similarity", false)?,
+        finetune: read_rows(dir, "finetune", false)?,
         logs: read_rows(dir, "training_log", false)?,
         failures: read_rows(dir, "failures", false)?,
         zoo: read_rows(dir, "zoo", false)?,
@@ -66,6 +70,8 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
     let label = |i: usize, method: &str| if multi { format!("{}: {method}", names[i]) } else { method.to_string() };
 
     let mut samples = Vec::new();
+    let mut similarity = Vec::new();
+    let mut finetune = Vec::new();
     let mut logs = Vec::new();
     let mut failures = Vec::new();
     let mut order: Vec<String> = Vec::new();
@@ -73,6 +79,14 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         samples.extend(r.samples.iter().cloned().map(|mut s| {
             s.method = label(i, &s.method);
             s
+        }));
+        similarity.extend(r.similarity.iter().cloned().map(|mut s| {
+            s.method = label(i, &s.method);
+            s
+        }));
+        finetune.extend(r.finetune.iter().cloned().map(|mut f| {
+            f.method = label(i, &f.method);
+            f
         }));
         logs.extend(r.logs.iter().cloned().map(|mut l| {
             l.source = label(i, &l.source);
@@ -112,7 +126,7 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
     rows.sort_by_key(|r| (r.zoo.clone(), r.role == "reference", position(&r.method), r.method.clone()));
 
     let first = &runs[0];
-    let plots = plots(&first.manifest, &samples, &logs, &position);
+    let plots = plots(&first.manifest, &Tables { samples: &samples, similarity: &similarity, finetune: &finetune, logs: &logs }, &position);
     let zoos = runs
         .iter()
         .enumerate()
@@ -161,7 +175,67 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
     Ok(path)
 }
 
-fn plots(manifest: &Manifest, samples: &[SampleRow], logs: &[LogRow], position: &dyn Fn(&str) -> usize) -> PlotSet {
+/// Heatmap rows of one zoo: references first, then methods in manifest order; first seed of
+/// each method; at most `MAX_ROWS_PER_METHOD` samples each.
+fn heatmap_groups(similarity: &[SimilarityRow], zoo: &str, position: &dyn Fn(&str) -> usize) -> (Vec<RowGroup>, String) {
+    const MAX_ROWS_PER_METHOD: usize = 16;
+    let mut by_method: BTreeMap<(usize, String), BTreeMap<usize, Vec<(usize, f64)>>> = BTreeMap::new();
+    let mut first_seed: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in similarity.iter().filter(|r| r.zoo == zoo) {
+        let s = first_seed.entry(r.method.as_str()).or_insert(r.seed);
+        *s = (*s).min(r.seed);
+    }
+    for r in similarity.iter().filter(|r| r.zoo == zoo && first_seed.get(r.method.as_str()) == Some(&r.seed)) {
+        let rank = match r.method.as_str() {
+            "train (leave-one-out)" => 0,
+            "held-out" => 1,
+            m => position(m).saturating_add(2),
+        };
+        let key = (rank, r.method.clone());
+        by_method.entry(key).or_default().entry(r.sample).or_default().push((r.checkpoint, r.similarity));
+    }
+    let kind = similarity.iter().find(|r| r.zoo == zoo).map(|r| r.kind.clone()).unwrap_or_default();
+    let groups = by_method
+        .into_iter()
+        .map(|((_, name), samples)| {
+            let rows = samples
+                .into_values()
+                .take(MAX_ROWS_PER_METHOD)
+                .map(|mut cells| {
+                    cells.sort_by_key(|c| c.0);
+                    cells.into_iter().map(|c| c.1).collect()
+                })
+                .collect();
+            RowGroup { name, rows }
+        })
+        .collect();
+    (groups, kind)
+}
+
+/// The rows plots are drawn from, across all runs being reported.
+struct Tables<'a> {
+    samples: &'a [SampleRow],
+    similarity: &'a [SimilarityRow],
+    finetune: &'a [FinetuneRow],
+    logs: &'a [LogRow],
+}
+
+/// Mean test accuracy (or SDF loss) of each method's fine-tuned samples per step count.
+fn finetune_series(rows: &[FinetuneRow], zoo: &str, position: &dyn Fn(&str) -> usize) -> (Vec<Series>, bool) {
+    let accuracy = rows.iter().any(|r| r.accuracy.is_some());
+    let mut groups: BTreeMap<(usize, String), BTreeMap<usize, (f64, usize)>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.zoo == zoo) {
+        let v = if accuracy { r.accuracy.unwrap_or(f64::NAN) } else { r.loss };
+        let cell = groups.entry((position(&r.method), r.method.clone())).or_default().entry(r.steps).or_insert((0.0, 0));
+        cell.0 += v;
+        cell.1 += 1;
+    }
+    let series = groups.into_iter().map(|((_, name), by_step)| Series { name, points: by_step.into_iter().map(|(k, (sum, n))| (k as f64, sum / n.max(1) as f64)).collect() }).collect();
+    (series, accuracy)
+}
+
+fn plots(manifest: &Manifest, tables: &Tables, position: &dyn Fn(&str) -> usize) -> PlotSet {
+    let Tables { samples, similarity, finetune, logs } = *tables;
     let mut set = PlotSet::default();
     let zoos: Vec<String> = {
         let mut z: Vec<String> = samples.iter().map(|s| s.zoo.clone()).collect();
@@ -195,6 +269,28 @@ fn plots(manifest: &Manifest, samples: &[SampleRow], logs: &[LogRow], position: 
                 Plot::WeightPca => {
                     let s = by_method(&|r| Some((r.pc1, r.pc2)), zoo);
                     set.add(&format!("weight-pca-{zoo}"), "Weights projected on the first two principal components of the training checkpoints.", svg::scatter(&format!("Weights, PCA of training checkpoints{suffix}"), "PC 1", "PC 2", &s));
+                }
+                Plot::SimilarityHeatmap => {
+                    let (groups, kind) = heatmap_groups(similarity, zoo, position);
+                    if !groups.is_empty() {
+                        let what = if kind == "weight-cosine" { "cosine similarity of the weights" } else { "IoU of test errors" };
+                        set.add(
+                            &format!("similarity-{zoo}"),
+                            &format!("Each row is one model (first seed, up to 16 per method), each column one training checkpoint; colour = {what}. A memorizing method shows one dark cell per row, like the training models' own block (whose diagonal is each model itself)."),
+                            svg::heatmap(&format!("Similarity to training checkpoints{suffix}"), "training checkpoint", "model (grouped by method)", &groups),
+                        );
+                    }
+                }
+                Plot::Finetune => {
+                    let (series, accuracy) = finetune_series(finetune, zoo, position);
+                    if !series.is_empty() {
+                        let y = if accuracy { "mean test accuracy" } else { "mean SDF error (MSE)" };
+                        set.add(
+                            &format!("finetune-{zoo}"),
+                            "Few-shot transfer: every sample fine-tuned with the zoo's recipe for the given number of steps (fresh Adam), averaged over samples and seeds. A generator worth using as an initialisation stays above random-init.",
+                            svg::lines(&format!("Fine-tuning from each method's samples{suffix}"), "fine-tuning steps", y, &series),
+                        );
+                    }
                 }
                 Plot::TrainingCurves => {}
             }

@@ -2,6 +2,7 @@
 //!
 //! - [`data`]: Fashion-MNIST from the Debian package, procedural 2-D data, an SDF neural-field task.
 //! - [`arch`]: architectures with their canonical flat parameter layout and batched forward pass.
+//! - [`finetune`]: few-shot transfer of given weights (fine-tune k steps, score).
 //! - [`zoo`]: batched training of model zoos, checkpoint storage (safetensors + index), import/export.
 //! - [`eval`]: scoring flat weight vectors (loss, accuracy, predictions), batched.
 //! - [`metrics`]: memorization metrics: nearest training checkpoint, behavioural novelty.
@@ -11,6 +12,7 @@ pub mod arch;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod finetune;
 pub mod metrics;
 pub mod zoo;
 

@@ -441,11 +441,16 @@ pub struct EvaluateSpec {
     /// Metrics to compute for every sample.
     #[serde(default = "default_metrics")]
     pub metrics: Vec<Metric>,
+    /// Few-shot transfer (FLoWN, D2NWG): fine-tune every sample with its zoo's training recipe
+    /// (fresh Adam, the zoo's data and batch size) and record test accuracy after each of these
+    /// step counts, e.g. `[0, 5, 25]`; compare a generator with `random-init`. Empty: skip.
+    #[serde(default)]
+    pub finetune_steps: Vec<usize>,
 }
 
 impl Default for EvaluateSpec {
     fn default() -> Self {
-        Self { metrics: default_metrics() }
+        Self { metrics: default_metrics(), finetune_steps: Vec::new() }
     }
 }
 
@@ -465,6 +470,12 @@ pub enum Plot {
     TrainingCurves,
     /// 2-D PCA of training, held-out and generated weights.
     WeightPca,
+    /// Heatmap of each model's similarity to each training checkpoint (IoU of test errors;
+    /// weight cosine for neural fields), one block of rows per method, first seed.
+    SimilarityHeatmap,
+    /// Test accuracy (or SDF error) against fine-tuning steps, per method (needs
+    /// `[evaluate] finetune_steps`).
+    Finetune,
 }
 
 /// `[report]`: the HTML report.
@@ -486,5 +497,5 @@ impl Default for ReportSpec {
 }
 
 fn default_plots() -> Vec<Plot> {
-    vec![Plot::AccuracyNovelty, Plot::NnDistance, Plot::TrainingCurves, Plot::WeightPca]
+    vec![Plot::AccuracyNovelty, Plot::NnDistance, Plot::SimilarityHeatmap, Plot::Finetune, Plot::TrainingCurves, Plot::WeightPca]
 }

@@ -1,4 +1,4 @@
-//! Minimal SVG plotting: enough for the report's scatter, histogram and line plots, with axes,
+//! Minimal SVG plotting: enough for the report's scatter, histogram, line and heatmap plots, with axes,
 //! tick labels, axis titles and a legend. Output is plain SVG text for inline embedding.
 
 use std::fmt::Write;
@@ -181,6 +181,73 @@ pub fn lines(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> Stri
     }
     legend(&mut svg, &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), true);
     svg.push_str("</svg>");
+    svg
+}
+
+/// A block of heatmap rows sharing a label (one method's samples).
+#[derive(Debug, Clone)]
+pub struct RowGroup {
+    pub name: String,
+    /// One row per model; values in [0, 1], NaN for missing.
+    pub rows: Vec<Vec<f64>>,
+}
+
+/// A heatmap of values in [0, 1]: columns are reference models, rows are grouped (one block per
+/// method, labelled on the y axis), with a colour-bar legend.
+pub fn heatmap(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup]) -> String {
+    let columns = groups.iter().flat_map(|g| g.rows.iter().map(Vec::len)).max().unwrap_or(0).max(1);
+    let total_rows: usize = groups.iter().map(|g| g.rows.len()).sum::<usize>().max(1);
+    let (left, top, right, bottom) = (150.0, TOP, 90.0, BOTTOM);
+    let height = (total_rows as f64 * 4.0).clamp(240.0, 900.0) + top + bottom;
+    let (pw, ph) = (W - left - right, height - top - bottom);
+    let (cw, ch) = (pw / columns as f64, ph / total_rows as f64);
+    let mut svg = String::new();
+    let _ = write!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" class="plot heatmap" viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img" aria-label="{t}"><title>{t}</title>"#, t = escape(title));
+    let _ = write!(svg, r#"<text class="plot-title" x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#, left + pw / 2.0, escape(title));
+    let colour = |v: f64| {
+        // White (0) to dark blue (1).
+        let v = v.clamp(0.0, 1.0);
+        let (r, g, b) = (255.0 - v * 247.0, 255.0 - v * 207.0, 255.0 - v * 148.0);
+        format!("rgb({:.0},{:.0},{:.0})", r, g, b)
+    };
+    let mut y = top;
+    let _ = write!(svg, r#"<g class="cells">"#);
+    for group in groups {
+        for row in &group.rows {
+            for (j, &v) in row.iter().enumerate() {
+                let fill = if v.is_finite() { colour(v) } else { "#ccc".to_string() };
+                let _ = write!(svg, r#"<rect x="{:.2}" y="{:.2}" width="{:.2}" height="{:.2}" fill="{fill}"/>"#, left + j as f64 * cw, y, cw + 0.05, ch + 0.05);
+            }
+            y += ch;
+        }
+    }
+    let _ = write!(svg, "</g>");
+    // Axes: reference models along x, method blocks along y.
+    let _ = write!(svg, r##"<g class="axis x-axis"><line x1="{left}" y1="{b}" x2="{r}" y2="{b}" stroke="#333"/>"##, b = top + ph, r = left + pw);
+    for t in ticks(0.0, (columns - 1) as f64) {
+        let x = left + (t + 0.5) * cw;
+        let _ = write!(svg, r##"<line x1="{x:.1}" y1="{b}" x2="{x:.1}" y2="{b2}" stroke="#333"/><text x="{x:.1}" y="{ty}" text-anchor="middle" font-size="11">{}</text>"##, fmt_tick(t), b = top + ph, b2 = top + ph + 5.0, ty = top + ph + 18.0);
+    }
+    let _ = write!(svg, r#"<text class="axis-label" x="{}" y="{}" text-anchor="middle" font-size="13">{}</text></g>"#, left + pw / 2.0, height - 10.0, escape(xlabel));
+    let _ = write!(svg, r##"<g class="axis y-axis"><line x1="{left}" y1="{top}" x2="{left}" y2="{b}" stroke="#333"/>"##, b = top + ph);
+    let mut y = top;
+    for group in groups {
+        let h = group.rows.len() as f64 * ch;
+        let _ = write!(svg, r##"<line x1="{l2}" y1="{y:.1}" x2="{r}" y2="{y:.1}" stroke="#333" stroke-width="0.5"/><text x="{tx}" y="{ty:.1}" text-anchor="end" font-size="11">{}</text>"##, escape(&group.name), l2 = left - 5.0, r = left + pw, tx = left - 8.0, ty = y + h / 2.0 + 4.0);
+        y += h;
+    }
+    let _ = write!(svg, r#"<text class="axis-label" transform="translate(14 {}) rotate(-90)" text-anchor="middle" font-size="13">{}</text></g>"#, top + ph / 2.0, escape(ylabel));
+    // Colour bar.
+    let (bx, bh) = (left + pw + 24.0, ph.min(200.0));
+    let _ = write!(svg, r#"<g class="legend">"#);
+    for k in 0..20 {
+        let v = 1.0 - k as f64 / 19.0;
+        let _ = write!(svg, r#"<rect x="{bx}" y="{:.1}" width="14" height="{:.2}" fill="{}"/>"#, top + k as f64 * bh / 20.0, bh / 20.0 + 0.05, colour(v));
+    }
+    for (v, label) in [(1.0, "1"), (0.5, "0.5"), (0.0, "0")] {
+        let _ = write!(svg, r#"<text x="{}" y="{:.1}" font-size="11">{label}</text>"#, bx + 18.0, top + (1.0 - v) * bh + 4.0);
+    }
+    let _ = write!(svg, "</g></svg>");
     svg
 }
 

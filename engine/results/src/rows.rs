@@ -118,6 +118,39 @@ fn nan() -> f64 {
     f64::NAN
 }
 
+/// How alike one model is to one training checkpoint: the cells of the report's heatmap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimilarityRow {
+    pub zoo: String,
+    pub method: String,
+    #[serde(deserialize_with = "u64_bits")]
+    pub seed: u64,
+    pub sample: usize,
+    /// Index among the zoo's training checkpoints.
+    pub checkpoint: usize,
+    /// IoU of test errors (classification) or cosine similarity of the weights (neural fields).
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub similarity: f64,
+    /// `error-iou` or `weight-cosine`.
+    pub kind: String,
+}
+
+/// A sample after some steps of fine-tuning (few-shot transfer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinetuneRow {
+    pub zoo: String,
+    pub method: String,
+    pub role: String,
+    #[serde(deserialize_with = "u64_bits")]
+    pub seed: u64,
+    pub sample: usize,
+    /// Optimizer steps of fine-tuning (0: as generated).
+    pub steps: usize,
+    pub accuracy: Option<f64>,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub loss: f64,
+}
+
 /// One run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRow {

@@ -8,7 +8,7 @@ use anyhow::Result;
 use weightlab_compute::metrics::{self, Pca};
 use weightlab_compute::{Dataset, Side, Zoo, eval};
 use weightlab_manifest::StageKind;
-use weightlab_results::SampleRow;
+use weightlab_results::{FinetuneRow, SampleRow, SimilarityRow};
 
 use crate::executor::Run;
 use crate::output;
@@ -25,6 +25,8 @@ pub struct ZooReference {
     pub pca: Pca,
     /// Rows for the zoo's own training (leave-one-out) and held-out models.
     pub rows: Vec<SampleRow>,
+    /// Their similarity to the training checkpoints (heatmap cells).
+    pub similarity: Vec<SimilarityRow>,
 }
 
 /// What `score` compares models with: the training checkpoints' weights, their test
@@ -37,8 +39,40 @@ struct Against<'a> {
     pca: &'a Pca,
 }
 
+/// Training checkpoints a heatmap shows at most (the first ones).
+const HEATMAP_COLUMNS: usize = 64;
+
+/// What scoring produces: one row per model, its test predictions, and its similarity to each
+/// of the first training checkpoints.
+struct Scored {
+    rows: Vec<SampleRow>,
+    predictions: Vec<Vec<u8>>,
+    similarity: Vec<SimilarityRow>,
+}
+
+/// Similarity of every model to each of the first [`HEATMAP_COLUMNS`] training checkpoints:
+/// IoU of test errors for classifiers, cosine of the weights otherwise.
+fn similarities(models: &[f32], preds: &[Vec<u8>], against: &Against, labels: &[u8], p: usize, classification: bool) -> Vec<(usize, usize, f64)> {
+    let reference_preds = against.predictions.unwrap_or(preds);
+    let columns = (against.train.len() / p.max(1)).min(HEATMAP_COLUMNS);
+    let mut out = Vec::new();
+    for (i, m) in models.chunks_exact(p).enumerate() {
+        for j in 0..columns {
+            let sim = if classification {
+                metrics::error_iou(&preds[i], &reference_preds[j], labels)
+            } else {
+                let r = &against.train[j * p..(j + 1) * p];
+                let (dot, nm, nr) = m.iter().zip(r).fold((0.0f64, 0.0f64, 0.0f64), |(d, a, b), (&x, &y)| (d + x as f64 * y as f64, a + (x as f64).powi(2), b + (y as f64).powi(2)));
+                dot / (nm.sqrt() * nr.sqrt()).max(f64::MIN_POSITIVE)
+            };
+            out.push((i, j, sim));
+        }
+    }
+    out
+}
+
 /// Scores `models` (n × P) against the training side of `zoo`.
-fn score(zoo_name: &str, method: &str, role: &str, seed: u64, zoo: &Zoo, data: &Dataset, models: &[f32], against: &Against, leave_one_out: bool) -> (Vec<SampleRow>, Vec<Vec<u8>>) {
+fn score(zoo_name: &str, method: &str, role: &str, seed: u64, zoo: &Zoo, data: &Dataset, models: &[f32], against: &Against, leave_one_out: bool) -> Scored {
     let p = zoo.layout().len();
     let scores = eval::evaluate(&zoo.arch, data, &data.test, models);
     let nearest = metrics::nearest(models, against.train, p, leave_one_out);
@@ -72,7 +106,12 @@ fn score(zoo_name: &str, method: &str, role: &str, seed: u64, zoo: &Zoo, data: &
             pc2: pcs[i].1,
         })
         .collect();
-    (rows, preds)
+    let kind = if classification { "error-iou" } else { "weight-cosine" };
+    let similarity = similarities(models, &preds, against, &labels, p, classification)
+        .into_iter()
+        .map(|(i, j, sim)| SimilarityRow { zoo: zoo_name.to_string(), method: method.to_string(), seed, sample: i, checkpoint: j, similarity: sim, kind: kind.to_string() })
+        .collect();
+    Scored { rows, predictions: preds, similarity }
 }
 
 /// Seed of the symmetry check's permutations (checkpoint i uses this + i).
@@ -93,13 +132,15 @@ impl Run {
         let permuted: Vec<f32> = train.chunks(p.max(1)).enumerate().flat_map(|(i, w)| zoo.arch.permute_hidden(w, SYMMETRY_SEED + i as u64)).collect();
         // Training checkpoints: each against the others (leave-one-out), as in Zeng et al.
         let own = Against { train: &train, permuted: &permuted, predictions: None, pca: &pca };
-        let (mut rows, predictions) = score(zoo_name, "train (leave-one-out)", "reference", 0, &zoo, &data, &train, &own, true);
+        let Scored { mut rows, predictions, mut similarity } = score(zoo_name, "train (leave-one-out)", "reference", 0, &zoo, &data, &train, &own, true);
         let heldout = zoo.stack(&zoo.side(Side::Heldout));
         if !heldout.is_empty() {
             let against = Against { train: &train, permuted: &permuted, predictions: Some(&predictions), pca: &pca };
-            rows.extend(score(zoo_name, "held-out", "reference", 0, &zoo, &data, &heldout, &against, false).0);
+            let scored = score(zoo_name, "held-out", "reference", 0, &zoo, &data, &heldout, &against, false);
+            rows.extend(scored.rows);
+            similarity.extend(scored.similarity);
         }
-        let reference = ZooReference { train, permuted, predictions, pca, rows };
+        let reference = ZooReference { train, permuted, predictions, pca, rows, similarity };
         self.references.insert(zoo_name.to_string(), reference.clone());
         Ok(reference)
     }
@@ -118,8 +159,23 @@ impl Run {
         let zoo = self.zoo(&method.zoo)?.clone();
         let reference = self.reference(&method.zoo)?;
         let against = Against { train: &reference.train, permuted: &reference.permuted, predictions: Some(&reference.predictions), pca: &reference.pca };
-        let (rows, _) = score(&method.zoo, &method.name, &role, seed, &zoo, &data, &samples, &against, false);
+        let Scored { rows, similarity, .. } = score(&method.zoo, &method.name, &role, seed, &zoo, &data, &samples, &against, false);
         std::fs::write(dir.join("rows.json"), serde_json::to_vec(&rows)?)?;
+        std::fs::write(dir.join("similarity.json"), serde_json::to_vec(&similarity)?)?;
+        let steps = self.loaded.manifest.evaluate.finetune_steps.clone();
+        if !steps.is_empty() {
+            let recipe = self.loaded.manifest.zoo[&method.zoo].train.clone();
+            let scores = weightlab_compute::finetune::finetune(&zoo.arch, &data, &recipe, &samples, &steps, seed);
+            let mut finetune: Vec<FinetuneRow> = Vec::new();
+            for (&k, at) in steps.iter().zip(&scores) {
+                for (i, s) in at.iter().enumerate() {
+                    finetune.push(FinetuneRow { zoo: method.zoo.clone(), method: method.name.clone(), role: role.clone(), seed, sample: i, steps: k, accuracy: s.accuracy.map(f64::from), loss: s.loss as f64 });
+                }
+            }
+            let summary: Vec<String> = steps.iter().zip(&scores).map(|(k, at)| format!("{k}: {:.3}", at.iter().filter_map(|s| s.accuracy).sum::<f32>() / at.len().max(1) as f32)).collect();
+            output::status("Fine-tuned", &format!("\"{}\" seed {seed}: accuracy after steps {}", method.name, summary.join(", ")));
+            std::fs::write(dir.join("finetune.json"), serde_json::to_vec(&finetune)?)?;
+        }
         let mean = |f: &dyn Fn(&SampleRow) -> Option<f64>| {
             let v: Vec<f64> = rows.iter().filter_map(f).collect();
             if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }

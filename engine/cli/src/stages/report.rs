@@ -4,13 +4,15 @@
 
 use anyhow::{Context, Result};
 use weightlab_manifest::StageKind;
-use weightlab_results::{FailureRow, LogRow, MessageRow, RunRow, SampleRow, ZooRow, rows::table_of};
+use weightlab_results::{FailureRow, FinetuneRow, LogRow, MessageRow, RunRow, SampleRow, SimilarityRow, ZooRow, rows::table_of};
 
 use crate::executor::Run;
 
 impl Run {
     pub(crate) fn run_report(&mut self) -> Result<()> {
         let mut samples: Vec<SampleRow> = Vec::new();
+        let mut similarity: Vec<SimilarityRow> = Vec::new();
+        let mut finetune: Vec<FinetuneRow> = Vec::new();
         let mut logs: Vec<LogRow> = Vec::new();
         let mut messages: Vec<MessageRow> = Vec::new();
         let mut plugins: Vec<String> = Vec::new();
@@ -20,7 +22,9 @@ impl Run {
             if self.zoo(name).is_err() {
                 continue;
             }
-            samples.extend(self.reference(name)?.rows);
+            let reference = self.reference(name)?;
+            samples.extend(reference.rows);
+            similarity.extend(reference.similarity);
             let spec = self.loaded.manifest.zoo[name].clone();
             let zoo = self.zoo(name)?;
             zoo_rows.extend(super::zoo::zoo_rows(name, zoo, &spec));
@@ -34,6 +38,13 @@ impl Run {
                 StageKind::Evaluate { .. } => {
                     let rows: Vec<SampleRow> = serde_json::from_slice(&std::fs::read(dir.join("rows.json"))?).context("reading evaluated rows")?;
                     samples.extend(rows);
+                    // Stages evaluated before heatmaps existed have no similarity file.
+                    if let Ok(bytes) = std::fs::read(dir.join("similarity.json")) {
+                        similarity.extend(serde_json::from_slice::<Vec<SimilarityRow>>(&bytes).context("reading similarity rows")?);
+                    }
+                    if let Ok(bytes) = std::fs::read(dir.join("finetune.json")) {
+                        finetune.extend(serde_json::from_slice::<Vec<FinetuneRow>>(&bytes).context("reading fine-tuning rows")?);
+                    }
                 }
                 StageKind::Method { name, seed, .. } => {
                     let log: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("log.json"))?)?;
@@ -69,6 +80,12 @@ impl Run {
         let out = self.output.clone();
         table_of(&samples).write(&out, "samples")?;
         table_of(&zoo_rows).write(&out, "zoo")?;
+        if !similarity.is_empty() {
+            table_of(&similarity).write(&out, "similarity")?;
+        }
+        if !finetune.is_empty() {
+            table_of(&finetune).write(&out, "finetune")?;
+        }
         if !logs.is_empty() {
             table_of(&logs).write(&out, "training_log")?;
         }
