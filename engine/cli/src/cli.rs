@@ -136,6 +136,25 @@ pub enum BenchCommand {
     Plugin(BenchPluginArgs),
     /// Batched zoo training vs. PyTorch: a per-model loop and torch.func vmap (models/second).
     Zoo(BenchZooArgs),
+    /// p-diff's training (autoencoder + latent DDPM) as the `pdiff` plugin vs. the same steps
+    /// in PyTorch (`benches/pdiff.py`): time per step and the ratio.
+    Pdiff(BenchPdiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPdiffArgs {
+    /// Training checkpoints (p-diff keeps 200).
+    #[arg(long, default_value_t = 200)]
+    pub rows: usize,
+    /// Parameters per checkpoint (p-diff's ResNet-18 BatchNorm layers: 2,048).
+    #[arg(long, default_value_t = 2048)]
+    pub params: usize,
+    /// Steps of each stage (autoencoder, DDPM).
+    #[arg(long, default_value_t = 300)]
+    pub steps: usize,
+    /// Interleaved repeats; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
 }
 
 #[derive(Debug, Args)]

@@ -47,13 +47,29 @@ impl Ddpm {
 
     /// Ancestral sampling of `shape` from Gaussian noise; `denoise(x_t, t)` predicts ε.
     pub fn sample(&self, shape: &[usize], seed: u64, denoise: impl Fn(&Tensor, &Tensor) -> Tensor) -> Tensor {
+        self.sample_clipped(shape, seed, None, denoise)
+    }
+
+    /// Ancestral sampling; with `clip = Some(c)` every step goes through the predicted clean
+    /// sample x̂₀ = (x_t − √(1−ᾱ_t) ε) / √ᾱ_t clamped to [−c, c] and the posterior mean
+    /// q(x_{t−1} | x_t, x̂₀), as image DDPMs clip to the pixel range. Without it an imperfect
+    /// ε-predictor lets samples grow by up to 1/√ᾱ_T (about 12× for T = 500); with it they stay
+    /// in the data's range.
+    pub fn sample_clipped(&self, shape: &[usize], seed: u64, clip: Option<f32>, denoise: impl Fn(&Tensor, &Tensor) -> Tensor) -> Tensor {
         let n = shape[0];
         let mut x = Tensor::randn(shape, seed);
         for t in (0..self.steps()).rev() {
             let (beta, ab) = (self.betas[t], self.alpha_bars[t]);
             let eps = denoise(&x, &Tensor::full(&[n], t as f32)).detach();
-            // x_{t-1} = (x_t − β/√(1−ᾱ) ε) / √(1−β) + σ z, σ² = β.
-            let mean = (&x - &(eps * (beta / (1.0 - ab).sqrt()))) * (1.0 / (1.0 - beta).sqrt());
+            let mean = match clip {
+                // x_{t-1} = (x_t − β/√(1−ᾱ) ε) / √(1−β) + σ z, σ² = β.
+                None => (&x - &(eps * (beta / (1.0 - ab).sqrt()))) * (1.0 / (1.0 - beta).sqrt()),
+                Some(c) => {
+                    let ab_prev = if t > 0 { self.alpha_bars[t - 1] } else { 1.0 };
+                    let x0 = ((&x - &(eps * (1.0 - ab).sqrt())) * (1.0 / ab.sqrt())).clamp(-c, c);
+                    &(x0 * (ab_prev.sqrt() * beta / (1.0 - ab))) + &(&x * ((1.0 - beta).sqrt() * (1.0 - ab_prev) / (1.0 - ab)))
+                }
+            };
             x = if t > 0 { mean + Tensor::randn(shape, seed.wrapping_add(t as u64 + 1)) * beta.sqrt() } else { mean };
         }
         x
@@ -67,6 +83,8 @@ pub struct WeightDiffusion {
     pub denoiser: crate::nn::TokenDenoiser,
     pub ddpm: Ddpm,
     padded: usize,
+    /// Largest |value| of the normalised training weights: the sampler's clip range.
+    clip: f32,
 }
 
 /// Sizes and training of a [`WeightDiffusion`].
@@ -97,6 +115,7 @@ impl WeightDiffusion {
         let ddpm = Ddpm::linear(c.timesteps, 1e-4, 0.02);
         let opt = crate::Optimizer::new(crate::OptimizerKind::Adamw, &denoiser.params(), c.lr, 1e-5);
         let rows = x.shape()[0];
+        let clip = x.abs().max(0, false).max(0, false).item();
         for step in 0..c.steps {
             let s = seed.wrapping_add(1_000_003 * (step as u64 + 1));
             // A minibatch of checkpoints (all of them when the zoo is small).
@@ -114,12 +133,12 @@ impl WeightDiffusion {
                 crate::log::progress(step, c.steps);
             }
         }
-        Ok(WeightDiffusion { normalizer, denoiser, ddpm, padded })
+        Ok(WeightDiffusion { normalizer, denoiser, ddpm, padded, clip })
     }
 
     /// `n` flat weight vectors (n × P); `condition` (n × 1) for a conditioned model.
     pub fn sample(&self, n: usize, seed: u64, condition: Option<&Tensor>) -> Tensor {
-        let x = self.ddpm.sample(&[n, self.padded], seed, |x, t| self.denoiser.forward(x, t, condition));
+        let x = self.ddpm.sample_clipped(&[n, self.padded], seed, Some(self.clip), |x, t| self.denoiser.forward(x, t, condition));
         let p = self.normalizer.varying;
         let x = if self.padded > p { x.narrow(1, 0, p) } else { x };
         self.normalizer.restore(&x)

@@ -26,6 +26,19 @@ fn python() -> Option<String> {
     })
 }
 
+/// A zoo view of `rows` checkpoints of `p` parameters for benchmark plugins.
+fn bench_zoo(p: usize) -> wit::ZooInfo {
+    wit::ZooInfo {
+        name: "bench".into(),
+        arch: "none".into(),
+        layout: vec![wit::Param { name: "w".into(), shape: vec![p as u32], offset: 0 }],
+        parameters: p as u32,
+        checkpoints: Vec::new(),
+        dataset: String::new(),
+        classes: 0,
+    }
+}
+
 pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
     let (rows, p, hidden, steps) = (args.rows, args.params, args.hidden, args.steps);
     let path = crate::plugins::builtin_dir().join("bench/bench-autoencoder.wasm");
@@ -34,15 +47,7 @@ pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
     }
     let weights: Vec<f32> = (0..rows * p).map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.2).collect();
     let runtime = Runtime::new(Runtime::default_cache_dir().as_deref())?;
-    let view = wit::ZooInfo {
-        name: "bench".into(),
-        arch: "none".into(),
-        layout: vec![wit::Param { name: "w".into(), shape: vec![p as u32], offset: 0 }],
-        parameters: p as u32,
-        checkpoints: Vec::new(),
-        dataset: String::new(),
-        classes: 0,
-    };
+    let view = bench_zoo(p);
     let config = serde_json::json!({ "steps": steps, "hidden": hidden });
     let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../benches/autoencoder.py"));
     let py = python();
@@ -69,6 +74,38 @@ pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
     } else {
         println!("        (no PyTorch reference: torch venv not found)");
     }
+    Ok(0)
+}
+
+/// `weightlab bench pdiff`: the `pdiff` plugin's fit (autoencoder + latent DDPM, `steps` each)
+/// against `benches/pdiff.py`, the same training in PyTorch, interleaved.
+pub fn pdiff(args: &crate::cli::BenchPdiffArgs) -> Result<i32> {
+    let path = crate::plugins::builtin_dir().join("pdiff.wasm");
+    if !path.is_file() {
+        return Err(anyhow!("{} is missing: run `make plugins`", path.display()));
+    }
+    let py = python().ok_or_else(|| anyhow!("the torch venv is missing: run `make`"))?;
+    let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../benches/pdiff.py"));
+    let (rows, p, steps) = (args.rows, args.params, args.steps);
+    // Checkpoints around a common point, like snapshots of continued training.
+    let weights: Vec<f32> = (0..rows * p).map(|i| ((i % p * 7919 % 1000) as f32 / 1000.0 - 0.5) + ((i * 104_729 % 997) as f32 / 997.0 - 0.5) * 0.1).collect();
+    let runtime = Runtime::new(Runtime::default_cache_dir().as_deref())?;
+    let config = serde_json::json!({ "ae_steps": steps, "ddpm_steps": steps });
+    println!("p-diff fit: {rows} checkpoints × {p} parameters, {steps} autoencoder + {steps} DDPM steps, {} repeats, {} cores", args.repeats, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let (mut ours, mut torch) = (Vec::new(), Vec::new());
+    for r in 0..args.repeats {
+        let mut plugin = Plugin::load(&runtime, "pdiff", &path, Limits { timeout: Duration::from_secs(3600), ..Limits::default() })?;
+        let t = Instant::now();
+        plugin.fit(&bench_zoo(p), &weights, &config, 0)?;
+        ours.push(t.elapsed().as_secs_f64());
+        let out = Command::new(&py).arg(&script).args([rows, p, steps].map(|v| v.to_string())).output().context("running benches/pdiff.py")?;
+        let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|_| anyhow!("benches/pdiff.py failed: {}", String::from_utf8_lossy(&out.stderr)))?;
+        torch.push(secs);
+        println!("  repeat {}: plugin {:.3}s, pytorch {:.3}s", r + 1, ours[r], torch[r]);
+    }
+    let (w, t) = (median(ours), median(torch));
+    let per_step = |s: f64| s / (2 * steps) as f64 * 1e3;
+    println!("median: plugin {w:.3}s ({:.2} ms/step), pytorch {t:.3}s ({:.2} ms/step) → plugin/pytorch = {:.3}", per_step(w), per_step(t), w / t);
     Ok(0)
 }
 

@@ -25,6 +25,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Plugins => plugins::list(),
         Command::Bench(BenchCommand::Plugin(args)) => bench::plugin(&args),
         Command::Bench(BenchCommand::Zoo(args)) => bench::zoo(&args),
+        Command::Bench(BenchCommand::Pdiff(args)) => bench::pdiff(&args),
         Command::Plugin(PluginCommand::New { name, role, dir }) => plugin::new(&name, role.as_str(), &dir),
         Command::Plugin(PluginCommand::Build { dir }) => plugin::build(&dir),
         Command::Report { runs, output, template } => report::report(&runs, output, template),

@@ -46,7 +46,7 @@ struct Config {
 }
 
 fn d_token() -> usize {
-    256
+    64
 }
 fn d_dim() -> usize {
     128
