@@ -42,6 +42,9 @@ name = "random-init"
 plugin = "random-init"
 zoo = "mlp"
 samples = 8
+
+[evaluate]
+finetune_steps = [0, 30]
 "#;
 
 fn python() -> String {
@@ -62,7 +65,7 @@ fn tables_open_in_pandas_and_polars() {
     let script = r#"
 import sys, pathlib, pandas, polars, pyarrow.ipc
 run = pathlib.Path(sys.argv[1])
-expected = {"samples", "zoo", "runs"}
+expected = {"samples", "zoo", "runs", "similarity", "finetune"}
 seen = set()
 for f in sorted(run.glob("*.parquet")):
     a = pandas.read_parquet(f)
@@ -76,6 +79,19 @@ assert expected <= seen, seen
 s = pandas.read_parquet(run / "samples.parquet")
 assert set(s["method"]) >= {"copy", "noise σ=0.05", "random-init", "train (leave-one-out)", "held-out"}, set(s["method"])
 assert (s[s.method == "copy"].nn_l2 == 0).all()
+# Heatmap cells: a copy's errors are exactly its source checkpoint's; random-init shares few.
+sim = pandas.read_parquet(run / "similarity.parquet")
+best = sim.groupby(["method", "seed", "sample"]).similarity.max()
+assert (best["copy"] == 1.0).all(), best["copy"]
+assert best["random-init"].max() < 0.9, best["random-init"]
+train = sim[sim.method == "train (leave-one-out)"]
+assert (train[train["sample"] == train.checkpoint].similarity == 1.0).all()
+# Few-shot transfer: copies start at their accuracy; random init learns but stays behind.
+ft = pandas.read_parquet(run / "finetune.parquet").groupby(["method", "steps"]).accuracy.mean()
+copy_samples = s[s.method == "copy"].accuracy.mean()
+assert abs(ft["copy"][0] - copy_samples) < 1e-6, (ft["copy"][0], copy_samples)
+assert ft["random-init"][30] > ft["random-init"][0] + 0.2, ft["random-init"]
+assert ft["copy"][30] > ft["random-init"][30], ft
 print("ok")
 "#;
     let out = run_python(script, &[&dir.path().join("out")]);
