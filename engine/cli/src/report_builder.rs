@@ -106,7 +106,7 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
             zoo: s.zoo.clone(),
             seeds: s.seeds,
             samples: s.samples,
-            metrics: vec![s.accuracy, s.nn_l2, s.novelty],
+            metrics: s.metrics.clone(),
             best: Vec::new(),
             best_accuracy: s.best_accuracy,
             rank: s.rank,
@@ -118,7 +118,7 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
             let name = label(i, &m.name);
             if !rows.iter().any(|row| row.method == name) {
                 let reason = failures.iter().find(|f| f.method == name).map(|f| f.reason.lines().next().unwrap_or("").to_string()).unwrap_or_else(|| "not run".into());
-                rows.push(Row { method: name, role: "?".into(), zoo: m.zoo.clone(), seeds: 0, samples: 0, metrics: vec![None; 3], best: vec![], best_accuracy: None, rank: 0, status: format!("failed: {reason}") });
+                rows.push(Row { method: name, role: "?".into(), zoo: m.zoo.clone(), seeds: 0, samples: 0, metrics: vec![None; weightlab_results::aggregate::METRIC_COLUMNS.len()], best: vec![], best_accuracy: None, rank: 0, status: format!("failed: {reason}") });
             }
         }
     }
@@ -306,4 +306,13 @@ fn plots(manifest: &Manifest, tables: &Tables, position: &dyn Fn(&str) -> usize)
         set.add("training-curves", "Metrics logged by the plugins during fit (first seed).", svg::lines("Training curves", "step", "value", &series));
     }
     set
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn declared_metrics_match_the_aggregated_columns() {
+        let declared: Vec<&str> = weightlab_report::metrics::METRICS.iter().map(|m| m.key).collect();
+        assert_eq!(declared, weightlab_results::aggregate::METRIC_COLUMNS.to_vec());
+    }
 }

@@ -10,8 +10,9 @@ use sha2::{Digest, Sha256};
 
 use crate::types::Manifest;
 
-/// Bump when a stage's stored output changes meaning, to invalidate old caches.
-const STAGE_FORMAT: u32 = 1;
+/// Bump when a stage's stored output changes meaning, to invalidate old caches (2: evaluate
+/// stages store similarity, fine-tuning and ensemble results).
+const STAGE_FORMAT: u32 = 2;
 
 /// What a stage does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

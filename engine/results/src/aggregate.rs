@@ -13,20 +13,33 @@ pub struct MethodSummary {
     pub zoo: String,
     pub seeds: u32,
     pub samples: u32,
-    /// (mean, std, ci95 half-width) over seeds.
-    pub accuracy: Option<[f64; 3]>,
+    /// (mean, std, ci95 half-width) over seeds of each of [`METRIC_COLUMNS`], in that order.
+    pub metrics: Vec<Option<[f64; 3]>>,
     pub best_accuracy: Option<f64>,
-    pub nn_l2: Option<[f64; 3]>,
-    pub novelty: Option<[f64; 3]>,
     pub rank: u32,
 }
 
+impl MethodSummary {
+    /// The aggregate of one column of [`METRIC_COLUMNS`].
+    pub fn metric(&self, column: &str) -> Option<[f64; 3]> {
+        METRIC_COLUMNS.iter().position(|c| *c == column).and_then(|i| self.metrics[i])
+    }
+}
+
+/// The `samples` columns aggregated into the summary, in order (the report declares how each
+/// is shown in `weightlab_report::metrics::METRICS`, in the same order).
+pub const METRIC_COLUMNS: [&str; 5] = ["accuracy", "ensemble_accuracy", "nn_l2", "nn_l2_permuted", "novelty"];
+
 /// Aggregates a `samples` frame into one summary per (zoo, method).
 pub fn summarize(samples: &DataFrame) -> PolarsResult<Vec<MethodSummary>> {
-    let metrics = ["accuracy", "nn_l2", "novelty"];
-    let per_seed = samples
-        .clone()
-        .lazy()
+    let metrics = METRIC_COLUMNS;
+    // Tables written before a metric existed lack its column: aggregate it as missing.
+    let mut frame = samples.clone().lazy();
+    let present: Vec<String> = samples.get_column_names().iter().map(|n| n.to_string()).collect();
+    for m in metrics.iter().filter(|m| !present.iter().any(|p| p == *m)) {
+        frame = frame.with_column(lit(NULL).cast(DataType::Float64).alias(*m));
+    }
+    let per_seed = frame
         .group_by([col("zoo"), col("method"), col("role"), col("seed")])
         .agg(
             metrics
@@ -65,7 +78,7 @@ pub fn summarize(samples: &DataFrame) -> PolarsResult<Vec<MethodSummary>> {
             }))
             .collect())
     };
-    let (acc, l2, nov) = (triple("accuracy")?, triple("nn_l2")?, triple("novelty")?);
+    let columns: Vec<Vec<Option<[f64; 3]>>> = metrics.iter().map(|m| triple(m)).collect::<PolarsResult<_>>()?;
     let mut out: Vec<MethodSummary> = (0..df.height())
         .map(|i| MethodSummary {
             method: method[i].clone(),
@@ -73,17 +86,15 @@ pub fn summarize(samples: &DataFrame) -> PolarsResult<Vec<MethodSummary>> {
             zoo: zoo[i].clone(),
             seeds: seeds[i],
             samples: samples_n[i],
-            accuracy: acc[i],
+            metrics: columns.iter().map(|c| c[i]).collect(),
             best_accuracy: best[i],
-            nn_l2: l2[i],
-            novelty: nov[i],
             rank: 0,
         })
         .collect();
     // Rank the methods (not the zoo's own reference models) by mean accuracy within each zoo.
     let mut order: Vec<usize> = (0..out.len()).filter(|&i| out[i].role != "reference").collect();
     order.sort_by(|&a, &b| {
-        let key = |i: usize| out[i].accuracy.map_or(f64::NEG_INFINITY, |a| a[0]);
+        let key = |i: usize| out[i].metric("accuracy").map_or(f64::NEG_INFINITY, |a| a[0]);
         out[a].zoo.cmp(&out[b].zoo).then(key(b).total_cmp(&key(a)))
     });
     let mut last_zoo = String::new();

@@ -28,6 +28,10 @@ pub struct SampleRow {
     /// Index of the sample within its method and seed (or model index for references).
     pub sample: usize,
     pub accuracy: Option<f64>,
+    /// Accuracy of the majority vote of all samples of this method and seed (the same in each
+    /// of its rows).
+    #[serde(default)]
+    pub ensemble_accuracy: Option<f64>,
     #[serde(deserialize_with = "f64_or_nan")]
     pub loss: f64,
     /// L2 distance to the nearest training checkpoint (self excluded for training models).

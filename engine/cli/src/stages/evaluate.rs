@@ -87,6 +87,7 @@ fn score(zoo_name: &str, method: &str, role: &str, seed: u64, zoo: &Zoo, data: &
         vec![None; scores.len()]
     };
     let pcs = against.pca.project(models);
+    let ensemble = if classification { metrics::ensemble_accuracy(&preds, &labels) } else { None };
     let rows = (0..scores.len())
         .map(|i| SampleRow {
             method: method.to_string(),
@@ -95,6 +96,7 @@ fn score(zoo_name: &str, method: &str, role: &str, seed: u64, zoo: &Zoo, data: &
             seed,
             sample: i,
             accuracy: scores[i].accuracy.map(|a| a as f64),
+            ensemble_accuracy: ensemble,
             loss: scores[i].loss as f64,
             nn_l2: nearest[i].l2,
             nn_cosine: nearest[i].cosine,

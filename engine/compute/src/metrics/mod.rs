@@ -6,5 +6,5 @@ pub mod novelty;
 pub mod pca;
 
 pub use distance::{Nearest, nearest};
-pub use novelty::{Behaviour, behaviour, error_iou};
+pub use novelty::{Behaviour, behaviour, ensemble_accuracy, error_iou};
 pub use pca::Pca;

@@ -52,6 +52,25 @@ pub fn behaviour(models: &[Vec<u8>], reference: &[Vec<u8>], labels: &[u8], exclu
         .collect()
 }
 
+/// Accuracy of the majority vote of `models`' predictions (ties go to the lowest class).
+pub fn ensemble_accuracy(models: &[Vec<u8>], labels: &[u8]) -> Option<f64> {
+    if models.is_empty() || labels.is_empty() {
+        return None;
+    }
+    let classes = models.iter().flatten().chain(labels).copied().max().unwrap_or(0) as usize + 1;
+    let mut right = 0usize;
+    let mut votes = vec![0u32; classes];
+    for (e, &y) in labels.iter().enumerate() {
+        votes.iter_mut().for_each(|v| *v = 0);
+        for m in models {
+            votes[m[e] as usize] += 1;
+        }
+        let winner = (0..classes).max_by(|&a, &b| votes[a].cmp(&votes[b]).then(b.cmp(&a))).unwrap_or(0);
+        right += usize::from(winner == y as usize);
+    }
+    Some(right as f64 / labels.len() as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +86,14 @@ mod tests {
         assert_eq!(out[0].index, 1);
         assert_eq!(out[0].novelty, 0.0);
         assert_eq!(out[0].agreement, 1.0);
+    }
+
+    #[test]
+    fn ensemble_votes_by_majority() {
+        let labels = [0, 1, 2, 1];
+        let models = vec![vec![0, 1, 0, 0], vec![0, 2, 2, 1], vec![1, 1, 2, 1]];
+        // Votes per example: 0 (2 of 3), 1 (2 of 3), 2 (2 of 3), 1 (2 of 3): all right.
+        assert_eq!(ensemble_accuracy(&models, &labels), Some(1.0));
+        assert_eq!(ensemble_accuracy(&models[..1], &labels), Some(0.5));
     }
 }
