@@ -87,16 +87,65 @@ pub struct WeightDiffusion {
     clip: f32,
 }
 
-/// Sizes and training of a [`WeightDiffusion`].
+/// Configuration of a [`WeightDiffusion`]: the `hyperdiffusion` and `gpt` plugins' config.
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WeightDiffusionConfig {
+    /// Weights per token (a layer spans several tokens). Keep it ≤ `dim`: the denoiser must be
+    /// able to pass a token's noise through its width.
+    #[serde(default = "d_token")]
     pub token_size: usize,
+    /// Transformer width.
+    #[serde(default = "d_dim")]
     pub dim: usize,
+    /// Transformer blocks.
+    #[serde(default = "d_depth")]
     pub depth: usize,
+    /// Attention heads.
+    #[serde(default = "d_heads")]
     pub heads: usize,
+    /// Diffusion steps T (linear betas 1e-4 → 0.02).
+    #[serde(default = "d_timesteps")]
     pub timesteps: usize,
+    /// Training steps.
+    #[serde(default = "d_steps")]
     pub steps: usize,
+    /// Learning rate (AdamW).
+    #[serde(default = "d_lr")]
     pub lr: f32,
+    /// Checkpoints per training step.
+    #[serde(default = "d_batch")]
     pub batch: usize,
+    /// Conditioned models only (`gpt`): the test accuracy to prompt with when sampling (test
+    /// loss, negated, for neural fields). Default: the best of the training checkpoints, as
+    /// G.pt prompts with the best loss.
+    #[serde(default)]
+    pub target: Option<f32>,
+}
+
+fn d_token() -> usize {
+    64
+}
+fn d_dim() -> usize {
+    128
+}
+fn d_depth() -> usize {
+    2
+}
+fn d_heads() -> usize {
+    4
+}
+fn d_timesteps() -> usize {
+    500
+}
+fn d_steps() -> usize {
+    1000
+}
+fn d_lr() -> f32 {
+    1e-3
+}
+fn d_batch() -> usize {
+    64
 }
 
 impl WeightDiffusion {

@@ -11,65 +11,6 @@
 use weightlab_sdk::diffusion::{WeightDiffusion, WeightDiffusionConfig};
 use weightlab_sdk::prelude::*;
 
-/// Configuration of `hyperdiffusion`.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    /// Weights per token (a layer spans several tokens).
-    #[serde(default = "d_token")]
-    token_size: usize,
-    /// Transformer width.
-    #[serde(default = "d_dim")]
-    dim: usize,
-    /// Transformer blocks.
-    #[serde(default = "d_depth")]
-    depth: usize,
-    /// Attention heads.
-    #[serde(default = "d_heads")]
-    heads: usize,
-    /// Diffusion steps T (linear betas 1e-4 → 0.02).
-    #[serde(default = "d_timesteps")]
-    timesteps: usize,
-    /// Training steps.
-    #[serde(default = "d_steps")]
-    steps: usize,
-    /// Learning rate (AdamW).
-    #[serde(default = "d_lr")]
-    lr: f32,
-    /// Checkpoints per training step.
-    #[serde(default = "d_batch")]
-    batch: usize,
-    /// Test accuracy to prompt with when sampling (test loss, negated, for neural fields).
-    /// Default: the best of the training checkpoints, as G.pt prompts with the best loss.
-    #[serde(default)]
-    target: Option<f32>,
-}
-
-fn d_token() -> usize {
-    64
-}
-fn d_dim() -> usize {
-    128
-}
-fn d_depth() -> usize {
-    2
-}
-fn d_heads() -> usize {
-    4
-}
-fn d_timesteps() -> usize {
-    500
-}
-fn d_steps() -> usize {
-    1000
-}
-fn d_lr() -> f32 {
-    1e-3
-}
-fn d_batch() -> usize {
-    64
-}
-
 struct Gpt {
     model: WeightDiffusion,
     /// The prompt, standardised like the training conditions.
@@ -77,7 +18,7 @@ struct Gpt {
 }
 
 impl Method for Gpt {
-    type Config = Config;
+    type Config = WeightDiffusionConfig;
 
     fn describe() -> About {
         About::generator(
@@ -87,7 +28,7 @@ impl Method for Gpt {
         )
     }
 
-    fn fit(zoo: &Zoo, weights: Tensor, c: Config, seed: u64) -> Result<Self, String> {
+    fn fit(zoo: &Zoo, weights: Tensor, config: WeightDiffusionConfig, seed: u64) -> Result<Self, String> {
         let rows = weights.shape()[0];
         if rows < 2 {
             return Err("needs at least 2 training checkpoints".into());
@@ -98,10 +39,9 @@ impl Method for Gpt {
         let std = (metric.iter().map(|m| (m - mean).powi(2)).sum::<f32>() / rows as f32).sqrt().max(1e-6);
         let standardised: Vec<f32> = metric.iter().map(|m| (m - mean) / std).collect();
         let best = metric.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let target = c.target.unwrap_or(best);
+        let target = config.target.unwrap_or(best);
         log::message(&format!("conditioned on test accuracy (zoo: mean {mean:.4}, best {best:.4}); prompting with {target:.4}"));
         let conditions = Tensor::from_slice(&standardised, &[rows, 1]);
-        let config = WeightDiffusionConfig { token_size: c.token_size, dim: c.dim, depth: c.depth, heads: c.heads, timesteps: c.timesteps, steps: c.steps, lr: c.lr, batch: c.batch };
         let model = WeightDiffusion::fit(&weights, Some(&conditions), &config, seed)?;
         Ok(Gpt { model, target: (target - mean) / std })
     }

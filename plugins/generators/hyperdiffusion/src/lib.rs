@@ -10,65 +10,10 @@
 use weightlab_sdk::diffusion::{WeightDiffusion, WeightDiffusionConfig};
 use weightlab_sdk::prelude::*;
 
-/// Configuration of `hyperdiffusion`.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    /// Weights per token (a layer spans several tokens).
-    #[serde(default = "d_token")]
-    token_size: usize,
-    /// Transformer width.
-    #[serde(default = "d_dim")]
-    dim: usize,
-    /// Transformer blocks.
-    #[serde(default = "d_depth")]
-    depth: usize,
-    /// Attention heads.
-    #[serde(default = "d_heads")]
-    heads: usize,
-    /// Diffusion steps T (linear betas 1e-4 → 0.02).
-    #[serde(default = "d_timesteps")]
-    timesteps: usize,
-    /// Training steps.
-    #[serde(default = "d_steps")]
-    steps: usize,
-    /// Learning rate (AdamW).
-    #[serde(default = "d_lr")]
-    lr: f32,
-    /// Checkpoints per training step.
-    #[serde(default = "d_batch")]
-    batch: usize,
-}
-
-fn d_token() -> usize {
-    64
-}
-fn d_dim() -> usize {
-    128
-}
-fn d_depth() -> usize {
-    2
-}
-fn d_heads() -> usize {
-    4
-}
-fn d_timesteps() -> usize {
-    500
-}
-fn d_steps() -> usize {
-    1000
-}
-fn d_lr() -> f32 {
-    1e-3
-}
-fn d_batch() -> usize {
-    64
-}
-
 struct HyperDiffusion(WeightDiffusion);
 
 impl Method for HyperDiffusion {
-    type Config = Config;
+    type Config = WeightDiffusionConfig;
 
     fn describe() -> About {
         About::generator(
@@ -78,11 +23,13 @@ impl Method for HyperDiffusion {
         )
     }
 
-    fn fit(_zoo: &Zoo, weights: Tensor, c: Config, seed: u64) -> Result<Self, String> {
+    fn fit(_zoo: &Zoo, weights: Tensor, config: WeightDiffusionConfig, seed: u64) -> Result<Self, String> {
         if weights.shape()[0] < 2 {
             return Err("needs at least 2 training checkpoints".into());
         }
-        let config = WeightDiffusionConfig { token_size: c.token_size, dim: c.dim, depth: c.depth, heads: c.heads, timesteps: c.timesteps, steps: c.steps, lr: c.lr, batch: c.batch };
+        if config.target.is_some() {
+            return Err("`target` prompts a conditioned model; hyperdiffusion is unconditional (use the `gpt` plugin)".into());
+        }
         Ok(HyperDiffusion(WeightDiffusion::fit(&weights, None, &config, seed)?))
     }
 
