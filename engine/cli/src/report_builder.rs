@@ -134,7 +134,14 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
             r.manifest.zoo.iter().map(move |(name, z)| {
                 let ckpts: Vec<&ZooRow> = r.zoo.iter().filter(|c| &c.zoo == name).collect();
                 let accs: Vec<f64> = ckpts.iter().filter_map(|c| c.test_accuracy).collect();
-                let mean = if accs.is_empty() { String::new() } else { format!(", mean test accuracy {:.3}", accs.iter().sum::<f64>() / accs.len() as f64) };
+                let losses: Vec<f64> = ckpts.iter().map(|c| c.test_loss).filter(|l| l.is_finite()).collect();
+                let mean = if !accs.is_empty() {
+                    format!(", mean test accuracy {:.3}", accs.iter().sum::<f64>() / accs.len() as f64)
+                } else if !losses.is_empty() {
+                    format!(", mean test SDF error (MSE) {:.5}", losses.iter().sum::<f64>() / losses.len() as f64)
+                } else {
+                    String::new()
+                };
                 let arch = weightlab_manifest::validate::arch_kind(&z.arch);
                 (label(i, name), format!("{} checkpoints of {} {arch} models on `{}` (split {} train / {} held-out){mean}", ckpts.len(), z.models, z.data, z.split().train, z.split().heldout))
             })

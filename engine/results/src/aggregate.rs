@@ -28,7 +28,7 @@ impl MethodSummary {
 
 /// The `samples` columns aggregated into the summary, in order (the report declares how each
 /// is shown in `weightlab_report::metrics::METRICS`, in the same order).
-pub const METRIC_COLUMNS: [&str; 5] = ["accuracy", "ensemble_accuracy", "nn_l2", "nn_l2_permuted", "novelty"];
+pub const METRIC_COLUMNS: [&str; 6] = ["accuracy", "ensemble_accuracy", "loss", "nn_l2", "nn_l2_permuted", "novelty"];
 
 /// Aggregates a `samples` frame into one summary per (zoo, method).
 pub fn summarize(samples: &DataFrame) -> PolarsResult<Vec<MethodSummary>> {
