@@ -82,9 +82,67 @@ pub struct WeightDiffusion {
     pub normalizer: crate::weights::Normalizer,
     pub denoiser: crate::nn::TokenDenoiser,
     pub ddpm: Ddpm,
-    padded: usize,
+    tokens: Tokenizer,
     /// Largest |value| of the normalised training weights: the sampler's clip range.
     clip: f32,
+}
+
+/// Per-layer tokens as in HyperDiffusion and G.pt: each parameter tensor of the layout (its
+/// varying coordinates) is cut into chunks of `token_size`, the last chunk of each padded with
+/// zeros, so no token mixes two layers.
+struct Tokenizer {
+    /// For each token position (tokens × token_size), the varying column it holds, or the
+    /// padding column (index `varying`, always zero).
+    gather: Tensor,
+    /// For each varying column, its token position: maps tokens back.
+    scatter: Tensor,
+    count: usize,
+}
+
+impl Tokenizer {
+    fn new(layout: &[crate::Param], normalizer: &crate::weights::Normalizer, token_size: usize) -> Self {
+        let columns = normalizer.varying_columns();
+        let pad = normalizer.varying;
+        let mut gather: Vec<usize> = Vec::new();
+        let chunk = |cols: &[usize], gather: &mut Vec<usize>| {
+            for piece in cols.chunks(token_size) {
+                gather.extend(piece);
+                gather.extend(std::iter::repeat_n(pad, token_size - piece.len()));
+            }
+        };
+        let mut covered = 0;
+        for param in layout {
+            let numel: usize = param.shape.iter().map(|&d| d as usize).product();
+            let start = param.offset as usize;
+            let cols: Vec<usize> = (start..(start + numel).min(columns.len())).filter_map(|i| columns[i]).collect();
+            covered += cols.len();
+            chunk(&cols, &mut gather);
+        }
+        if covered != pad {
+            // No usable layout (e.g. a bare vector): fixed-size chunks of the whole vector.
+            gather.clear();
+            chunk(&(0..pad).collect::<Vec<_>>(), &mut gather);
+        }
+        let mut scatter = vec![0usize; pad];
+        for (position, &col) in gather.iter().enumerate() {
+            if col < pad {
+                scatter[col] = position;
+            }
+        }
+        let as_tensor = |v: &[usize]| Tensor::from_slice(&v.iter().map(|&i| i as f32).collect::<Vec<_>>(), &[v.len()]);
+        Tokenizer { count: gather.len() / token_size.max(1), gather: as_tensor(&gather), scatter: as_tensor(&scatter) }
+    }
+
+    /// (N × varying) → (N × tokens·token_size), zeros in the padding.
+    fn tokenize(&self, x: &Tensor) -> Tensor {
+        let n = x.shape()[0];
+        Tensor::cat(&[x, &Tensor::zeros(&[n, 1])], 1).index_select(1, &self.gather)
+    }
+
+    /// (N × tokens·token_size) → (N × varying).
+    fn detokenize(&self, t: &Tensor) -> Tensor {
+        t.index_select(1, &self.scatter)
+    }
 }
 
 /// Configuration of a [`WeightDiffusion`]: the `hyperdiffusion` and `gpt` plugins' config.
@@ -151,16 +209,15 @@ fn d_batch() -> usize {
 impl WeightDiffusion {
     /// Trains on `weights` (N × P); `conditions` (N × 1), if given, are what each checkpoint
     /// is conditioned on (G.pt: its metric).
-    pub fn fit(weights: &Tensor, conditions: Option<&Tensor>, c: &WeightDiffusionConfig, seed: u64) -> Result<Self, String> {
+    pub fn fit(layout: &[crate::Param], weights: &Tensor, conditions: Option<&Tensor>, c: &WeightDiffusionConfig, seed: u64) -> Result<Self, String> {
         if c.token_size == 0 || c.dim == 0 || c.depth == 0 || c.heads == 0 || c.dim % c.heads != 0 || c.timesteps == 0 {
             return Err(format!("token_size, dim, depth, heads and timesteps must be positive, and dim ({}) a multiple of heads ({})", c.dim, c.heads));
         }
         let (normalizer, x) = crate::weights::Normalizer::fit(weights)?;
-        let tokens = normalizer.varying.div_ceil(c.token_size);
-        let padded = tokens * c.token_size;
-        let x = crate::weights::pad(&x, padded);
-        crate::log::message(&format!("{} varying parameters as {tokens} tokens of {}", normalizer.varying, c.token_size));
-        let denoiser = crate::nn::TokenDenoiser::new(tokens, c.token_size, c.dim, c.depth, c.heads, conditions.is_some(), seed.wrapping_mul(7919));
+        let tokenizer = Tokenizer::new(layout, &normalizer, c.token_size);
+        let x = tokenizer.tokenize(&x);
+        crate::log::message(&format!("{} varying parameters as {} per-layer tokens of {}", normalizer.varying, tokenizer.count, c.token_size));
+        let denoiser = crate::nn::TokenDenoiser::new(tokenizer.count, c.token_size, c.dim, c.depth, c.heads, conditions.is_some(), seed.wrapping_mul(7919));
         let ddpm = Ddpm::linear(c.timesteps, 1e-4, 0.02);
         let opt = crate::Optimizer::new(crate::OptimizerKind::Adamw, &denoiser.params(), c.lr, 1e-5);
         let rows = x.shape()[0];
@@ -182,14 +239,13 @@ impl WeightDiffusion {
                 crate::log::progress(step, c.steps);
             }
         }
-        Ok(WeightDiffusion { normalizer, denoiser, ddpm, padded, clip })
+        Ok(WeightDiffusion { normalizer, denoiser, ddpm, tokens: tokenizer, clip })
     }
 
     /// `n` flat weight vectors (n × P); `condition` (n × 1) for a conditioned model.
     pub fn sample(&self, n: usize, seed: u64, condition: Option<&Tensor>) -> Tensor {
-        let x = self.ddpm.sample_clipped(&[n, self.padded], seed, Some(self.clip), |x, t| self.denoiser.forward(x, t, condition));
-        let p = self.normalizer.varying;
-        let x = if self.padded > p { x.narrow(1, 0, p) } else { x };
-        self.normalizer.restore(&x)
+        let width = self.tokens.count * self.denoiser.token_size;
+        let x = self.ddpm.sample_clipped(&[n, width], seed, Some(self.clip), |x, t| self.denoiser.forward(x, t, condition));
+        self.normalizer.restore(&self.tokens.detokenize(&x))
     }
 }

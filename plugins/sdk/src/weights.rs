@@ -73,6 +73,21 @@ impl Normalizer {
         Tensor::cat(&parts.iter().collect::<Vec<_>>(), 1)
     }
 
+    /// For every coordinate of the full vector, its column among the varying coordinates.
+    pub fn varying_columns(&self) -> Vec<Option<usize>> {
+        let mut out = vec![None; self.parameters];
+        let mut next = 0;
+        for &(start, len, varying) in &self.runs {
+            if varying {
+                for (k, slot) in out[start..start + len].iter_mut().enumerate() {
+                    *slot = Some(next + k);
+                }
+                next += len;
+            }
+        }
+        out
+    }
+
     /// The varying coordinates' runs as (start, len) in the full vector, in order.
     pub fn varying_runs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.runs.iter().filter(|r| r.2).map(|&(s, l, _)| (s, l))

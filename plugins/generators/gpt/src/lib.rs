@@ -42,7 +42,7 @@ impl Method for Gpt {
         let target = config.target.unwrap_or(best);
         log::message(&format!("conditioned on test accuracy (zoo: mean {mean:.4}, best {best:.4}); prompting with {target:.4}"));
         let conditions = Tensor::from_slice(&standardised, &[rows, 1]);
-        let model = WeightDiffusion::fit(&weights, Some(&conditions), &config, seed)?;
+        let model = WeightDiffusion::fit(&zoo.layout, &weights, Some(&conditions), &config, seed)?;
         Ok(Gpt { model, target: (target - mean) / std })
     }
 

@@ -23,14 +23,14 @@ impl Method for HyperDiffusion {
         )
     }
 
-    fn fit(_zoo: &Zoo, weights: Tensor, config: WeightDiffusionConfig, seed: u64) -> Result<Self, String> {
+    fn fit(zoo: &Zoo, weights: Tensor, config: WeightDiffusionConfig, seed: u64) -> Result<Self, String> {
         if weights.shape()[0] < 2 {
             return Err("needs at least 2 training checkpoints".into());
         }
         if config.target.is_some() {
             return Err("`target` prompts a conditioned model; hyperdiffusion is unconditional (use the `gpt` plugin)".into());
         }
-        Ok(HyperDiffusion(WeightDiffusion::fit(&weights, None, &config, seed)?))
+        Ok(HyperDiffusion(WeightDiffusion::fit(&zoo.layout, &weights, None, &config, seed)?))
     }
 
     fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
