@@ -68,7 +68,7 @@ pub fn train_zoo(arch: &Arch, data: &Dataset, spec: &ZooSpec, progress: Option<&
     }
     if let Some(tree) = &spec.tree {
         // What was trained above are the roots; the children come from them.
-        kept = train_tree(arch, data, spec, tree, kept, progress);
+        kept = train_tree(arch, data, spec, tree, kept, progress)?;
     }
     // Stable order: by model, then epoch, then step.
     kept.sort_by_key(|(c, _)| (c.model, c.epoch, c.step));
@@ -108,7 +108,8 @@ fn model_weights(flat: &[f32], j: usize, arch: &Arch) -> Vec<f32> {
 /// `0..roots` in `roots`): child c (model id roots + c) starts from root c mod roots and trains
 /// `tree.epochs` epochs on a subset of `tree.classes` classes drawn with its seed. Returns the
 /// roots (side `root`) followed by the children's kept checkpoints, with parents and classes.
-fn train_tree(arch: &Arch, data: &Dataset, spec: &ZooSpec, tree: &weightlab_manifest::TreeSpec, mut roots: Vec<(Checkpoint, Vec<f32>)>, progress: Option<&ProgressBar>) -> Vec<(Checkpoint, Vec<f32>)> {
+/// Fails when a child's classes have no training examples.
+fn train_tree(arch: &Arch, data: &Dataset, spec: &ZooSpec, tree: &weightlab_manifest::TreeSpec, mut roots: Vec<(Checkpoint, Vec<f32>)>, progress: Option<&ProgressBar>) -> Result<Vec<(Checkpoint, Vec<f32>)>, String> {
     let split = spec.split();
     let classes = data.outputs();
     for (c, _) in roots.iter_mut() {
@@ -131,6 +132,9 @@ fn train_tree(arch: &Arch, data: &Dataset, spec: &ZooSpec, tree: &weightlab_mani
         let seeds: Vec<u64> = ids.iter().map(|&i| model_seed(spec.seed ^ TREE_STREAM, i)).collect();
         let subsets: Vec<Vec<usize>> = seeds.iter().map(|&s| class_subset(s, classes, tree.classes)).collect();
         let pools: Vec<Vec<i64>> = subsets.iter().map(|set| data.train.y.iter().enumerate().filter(|(_, y)| set.contains(&(**y as usize))).map(|(i, _)| i as i64).collect()).collect();
+        if let Some(j) = pools.iter().position(Vec::is_empty) {
+            return Err(format!("`tree`: child {} fine-tunes on classes {:?}, which have no training examples (raise `train_subset`)", ids[j], subsets[j]));
+        }
         let mut trainer = Trainer::with_pools(arch, data, &recipe, &seeds, pools);
         trainer.set_weights(ids.iter().flat_map(|&i| root_weights[i % tree.roots].iter().copied()).collect());
         for epoch in 1..=tree.epochs {
@@ -151,7 +155,7 @@ fn train_tree(arch: &Arch, data: &Dataset, spec: &ZooSpec, tree: &weightlab_mani
         }
     }
     roots.extend(children);
-    roots
+    Ok(roots)
 }
 
 /// Seeds of tree children come from their own stream, apart from the roots'.
