@@ -20,8 +20,8 @@ pub fn finetune(arch: &Arch, data: &Dataset, recipe: &TrainSpec, weights: &[f32]
     let mut sorted: Vec<usize> = steps.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    let start = eval::evaluate(arch, data, &data.test, weights);
-    let tasks: Vec<usize> = start.iter().map(|s| s.task.unwrap_or(0)).collect();
+    // Which shape each model continues on: only many-shape datasets need a scoring pass first.
+    let tasks: Vec<usize> = if data.groups > 1 { eval::evaluate(arch, data, &data.test, weights).iter().map(|s| s.task.unwrap_or(0)).collect() } else { vec![0; n] };
     let mut at: Vec<Vec<ModelScore>> = vec![Vec::with_capacity(n); sorted.len()];
     for first in (0..n).step_by(MODELS_PER_BATCH) {
         let ids: Vec<usize> = (first..n.min(first + MODELS_PER_BATCH)).collect();

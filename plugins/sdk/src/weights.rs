@@ -87,11 +87,6 @@ impl Normalizer {
         }
         out
     }
-
-    /// The varying coordinates' runs as (start, len) in the full vector, in order.
-    pub fn varying_runs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.runs.iter().filter(|r| r.2).map(|&(s, l, _)| (s, l))
-    }
 }
 
 /// Pads (N × p) with zero columns to (N × padded).
@@ -115,5 +110,49 @@ impl Standardizer {
     }
     pub fn restore(&self, z: &Tensor) -> Tensor {
         &(z * &self.std) + &self.mean
+    }
+}
+
+/// p-diff's latent space, shared by `pdiff` and `flown`: normalised varying weights, padded to a
+/// multiple of 16, compressed by a [`crate::nn::ConvAutoencoder`] trained with input and latent
+/// noise; latents standardised per dimension. Generative models work on the standardised
+/// latents; [`LatentSpace::decode`] maps them back to full flat weights.
+pub struct LatentSpace {
+    pub normalizer: Normalizer,
+    padded: usize,
+    ae: crate::nn::ConvAutoencoder,
+    latents: Standardizer,
+}
+
+/// Sizes and training of a [`LatentSpace`]'s autoencoder.
+pub struct AutoencoderTraining {
+    pub channels: usize,
+    pub latent_dim: usize,
+    pub steps: usize,
+    pub lr: f32,
+    pub input_noise: f32,
+    pub latent_noise: f32,
+}
+
+impl LatentSpace {
+    /// Fits the space to `weights` (N × P) and returns it with the standardised training
+    /// latents (N × latent_dim). `progress` is (steps done before, total steps) for logging.
+    pub fn fit(weights: &Tensor, t: &AutoencoderTraining, seed: u64, progress: (usize, usize)) -> Result<(LatentSpace, Tensor), String> {
+        let (normalizer, x) = Normalizer::fit(weights)?;
+        crate::log::message(&format!("modelling {} varying parameters of {}", normalizer.varying, normalizer.parameters));
+        let padded = normalizer.varying.div_ceil(16) * 16;
+        let x = pad(&x, padded);
+        let ae = crate::nn::ConvAutoencoder::new(padded, t.channels, t.latent_dim, seed.wrapping_mul(7919));
+        ae.train(&x, t.steps, t.lr, t.input_noise, t.latent_noise, seed, progress);
+        let (latents, z) = Standardizer::fit(&ae.encode(&x).detach());
+        Ok((LatentSpace { normalizer, padded, ae, latents }, z))
+    }
+
+    /// Full flat weights (n × P) from standardised latents (n × latent_dim).
+    pub fn decode(&self, z: &Tensor) -> Tensor {
+        let decoded = self.ae.decode(&self.latents.restore(z)).detach();
+        let p = self.normalizer.varying;
+        let flat = if self.padded > p { decoded.narrow(1, 0, p) } else { decoded };
+        self.normalizer.restore(&flat)
     }
 }

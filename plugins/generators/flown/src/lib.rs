@@ -14,9 +14,9 @@
 //! is measured natively by `[evaluate] finetune_steps`, beside `random-init`.
 
 use weightlab_sdk::flow::{self, Solver};
-use weightlab_sdk::nn::{Act, ConvAutoencoder, Mlp, timestep_embedding};
+use weightlab_sdk::nn::{Act, Mlp, timestep_embedding};
 use weightlab_sdk::prelude::*;
-use weightlab_sdk::weights::{Normalizer, Standardizer, pad};
+use weightlab_sdk::weights::{AutoencoderTraining, LatentSpace};
 
 /// Configuration of `flown`.
 #[derive(Deserialize, JsonSchema)]
@@ -92,10 +92,7 @@ const TEMB: usize = 32;
 
 struct Flown {
     config: Config,
-    normalizer: Normalizer,
-    padded: usize,
-    ae: ConvAutoencoder,
-    latents: Standardizer,
+    space: LatentSpace,
     velocity: Mlp,
     /// The zoo's context embedding (1 × context_dim).
     context: Tensor,
@@ -137,19 +134,15 @@ impl Method for Flown {
         if config.latent_dim == 0 || config.channels == 0 || config.hidden == 0 {
             return Err("latent_dim, channels and hidden must be positive".into());
         }
-        let (normalizer, x) = Normalizer::fit(&weights)?;
-        let padded = normalizer.varying.div_ceil(16) * 16;
-        let x = pad(&x, padded);
         let total = config.ae_steps + config.flow_steps;
-        let ae = ConvAutoencoder::new(padded, config.channels, config.latent_dim, seed.wrapping_mul(7919));
-        ae.train(&x, config.ae_steps, config.lr, config.input_noise, config.latent_noise, seed, (0, total));
-        let (latents, z1) = Standardizer::fit(&ae.encode(&x).detach());
+        let training = AutoencoderTraining { channels: config.channels, latent_dim: config.latent_dim, steps: config.ae_steps, lr: config.lr, input_noise: config.input_noise, latent_noise: config.latent_noise };
+        let (space, z1) = LatentSpace::fit(&weights, &training, seed, (0, total))?;
 
         let d = config.latent_dim;
         let velocity = Mlp::new(&[d + TEMB + config.context_dim, config.hidden, config.hidden, d], Act::Silu, seed.wrapping_mul(104_729));
         let context = descriptor_embedding(zoo, config.context_dim);
         let opt = Optimizer::new(OptimizerKind::Adamw, &velocity.params(), config.lr, 2e-6);
-        let me = Flown { config, normalizer, padded, ae, latents, velocity, context };
+        let me = Flown { config, space, velocity, context };
         let ctx = me.context.expand(&[rows, me.config.context_dim]);
         for step in 0..me.config.flow_steps {
             let (zt, t, target) = flow::training_pair(&z1, seed.wrapping_add(1_000_003 * (step as u64 + 1)));
@@ -180,10 +173,7 @@ impl Method for Flown {
         let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / v.len() as f32).sqrt();
         log::metric("sample-latent-mean", self.config.ode_steps, mean);
         log::metric("sample-latent-std", self.config.ode_steps, std);
-        let decoded = self.ae.decode(&self.latents.restore(&z)).detach();
-        let p = self.normalizer.varying;
-        let flat = if self.padded > p { decoded.narrow(1, 0, p) } else { decoded };
-        Ok(self.normalizer.restore(&flat))
+        Ok(self.space.decode(&z))
     }
 }
 

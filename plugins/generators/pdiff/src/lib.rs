@@ -17,8 +17,8 @@
 //! U-Net, and the autoencoder has no instance norm.
 
 use weightlab_sdk::diffusion::Ddpm;
-use weightlab_sdk::nn::{Act, ConvAutoencoder, Mlp, timestep_embedding};
-use weightlab_sdk::weights::{Normalizer, Standardizer, pad};
+use weightlab_sdk::nn::{Act, Mlp, timestep_embedding};
+use weightlab_sdk::weights::{AutoencoderTraining, LatentSpace};
 use weightlab_sdk::prelude::*;
 
 /// Configuration of `pdiff`; defaults follow the paper where it applies.
@@ -81,12 +81,9 @@ fn d_hidden() -> usize {
 
 struct PDiff {
     config: Config,
-    normalizer: Normalizer,
-    padded: usize,
-    ae: ConvAutoencoder,
+    space: LatentSpace,
     denoiser: Mlp,
     ddpm: Ddpm,
-    latents: Standardizer,
 }
 
 const TEMB: usize = 32;
@@ -116,24 +113,18 @@ impl Method for PDiff {
         if config.latent_dim == 0 || config.channels == 0 || config.timesteps == 0 {
             return Err("latent_dim, channels and timesteps must be positive".into());
         }
-        let (normalizer, x) = Normalizer::fit(&weights)?;
-        log::message(&format!("modelling {} varying parameters of {}", normalizer.varying, normalizer.parameters));
-        let padded = normalizer.varying.div_ceil(16) * 16;
-        let x = pad(&x, padded);
         let total = config.ae_steps + config.ddpm_steps;
-
-        // Stage 1: autoencoder with input and latent noise.
-        let ae = ConvAutoencoder::new(padded, config.channels, config.latent_dim, seed.wrapping_mul(7919));
-        ae.train(&x, config.ae_steps, config.lr, config.input_noise, config.latent_noise, seed, (0, total));
-        // The DDPM works on standardised latents (per dimension), then maps back.
-        let (latents, z0) = Standardizer::fit(&ae.encode(&x).detach());
+        // Stage 1: autoencoder with input and latent noise; the DDPM works on its standardised
+        // latents.
+        let training = AutoencoderTraining { channels: config.channels, latent_dim: config.latent_dim, steps: config.ae_steps, lr: config.lr, input_noise: config.input_noise, latent_noise: config.latent_noise };
+        let (space, z0) = LatentSpace::fit(&weights, &training, seed, (0, total))?;
 
         // Stage 2: DDPM on the latents.
         let d = config.latent_dim;
         let denoiser = Mlp::new(&[d + TEMB, config.hidden, config.hidden, d], Act::Silu, seed.wrapping_mul(104_729));
         let opt = Optimizer::new(OptimizerKind::Adamw, &denoiser.params(), config.lr, 2e-6);
         let ddpm = Ddpm::linear(config.timesteps, 1e-4, 0.02);
-        let me = PDiff { config, normalizer, padded, ae, denoiser, ddpm, latents };
+        let me = PDiff { config, space, denoiser, ddpm };
         for step in 0..me.config.ddpm_steps {
             let (zt, t, eps) = me.ddpm.noised(&z0, seed.wrapping_add(1_000_003 * (step as u64 + 1)));
             let loss = me.denoise(&zt, &t).mse(&eps);
@@ -148,10 +139,7 @@ impl Method for PDiff {
 
     fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
         let z = self.ddpm.sample(&[n, self.config.latent_dim], seed, |z, t| self.denoise(z, t));
-        let decoded = self.ae.decode(&self.latents.restore(&z)).detach();
-        let p = self.normalizer.varying;
-        let flat = if self.padded > p { decoded.narrow(1, 0, p) } else { decoded };
-        Ok(self.normalizer.restore(&flat))
+        Ok(self.space.decode(&z))
     }
 }
 
