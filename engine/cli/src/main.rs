@@ -13,6 +13,10 @@ mod stages;
 use clap::Parser;
 
 fn main() {
+    // A method's worker process (see weightlab_host::worker): not a user-facing command.
+    if std::env::args().nth(1).as_deref() == Some(weightlab_host::worker::WORKER_ARG) {
+        std::process::exit(weightlab_host::worker::serve());
+    }
     let cli = cli::Cli::parse();
     output::init(cli.verbosity());
     let code = match commands::dispatch(cli) {

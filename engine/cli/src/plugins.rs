@@ -16,7 +16,9 @@ pub struct PluginInfo {
 pub fn builtin_dir() -> PathBuf {
     std::env::var_os("WEIGHTLAB_PLUGIN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/dist")))
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/dist"))
+        })
 }
 
 fn search_dirs() -> Vec<PathBuf> {
@@ -31,11 +33,19 @@ fn search_dirs() -> Vec<PathBuf> {
 pub fn find_all() -> Vec<(String, PathBuf)> {
     let mut found: Vec<(String, PathBuf)> = Vec::new();
     for dir in search_dirs() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
         paths.sort();
         for path in paths {
-            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if !found.iter().any(|(n, _)| *n == name) {
                 found.push((name, path));
             }
@@ -54,26 +64,43 @@ pub fn resolve(plugin: &str, base_dir: &std::path::Path) -> Option<PathBuf> {
     if weightlab_manifest::validate::is_plugin_path(plugin) {
         return Some(base_dir.join(plugin));
     }
-    find_all().into_iter().find(|(n, _)| n == plugin).map(|(_, p)| p)
+    find_all()
+        .into_iter()
+        .find(|(n, _)| n == plugin)
+        .map(|(_, p)| p)
 }
 
-/// Every plugin found, described by loading it (compiled components are cached on disk).
-/// A plugin that fails to load is listed with the reason in place of its role.
+/// Every plugin found, described by loading it in a worker process (compiled components are
+/// cached on disk). A plugin that fails to load is listed with the reason in place of its role.
 pub fn discover() -> Vec<PluginInfo> {
-    let runtime = weightlab_host::Runtime::new(weightlab_host::Runtime::default_cache_dir().as_deref());
     find_all()
         .into_iter()
         .map(|(name, path)| {
-            let loaded = runtime.as_ref().map_err(|e| e.to_string()).and_then(|rt| {
-                weightlab_host::Plugin::load(rt, &name, &path, weightlab_host::Limits::default()).map_err(|e| e.reason)
-            });
-            match loaded {
-                Ok(p) => {
-                    let d = &p.description;
-                    let role = weightlab_host::role_name(d.role).to_string();
-                    PluginInfo { name, role, version: d.version.clone(), abi: d.abi.clone(), path }
+            match crate::stages::method::describe_path(
+                &name,
+                path.clone(),
+                weightlab_host::Limits::default(),
+            ) {
+                Ok(d) => PluginInfo {
+                    name,
+                    role: weightlab_host::role_name(d.role).to_string(),
+                    version: d.version,
+                    abi: d.abi,
+                    path,
+                },
+                Err(e) => {
+                    let reason = e
+                        .downcast_ref::<weightlab_host::PluginError>()
+                        .map(|e| e.reason.clone())
+                        .unwrap_or_else(|| format!("{e:#}"));
+                    PluginInfo {
+                        name,
+                        role: format!("broken: {reason}"),
+                        version: "-".into(),
+                        abi: "-".into(),
+                        path,
+                    }
                 }
-                Err(reason) => PluginInfo { name, role: format!("broken: {reason}"), version: "-".into(), abi: "-".into(), path },
             }
         })
         .collect()

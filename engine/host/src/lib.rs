@@ -3,7 +3,9 @@
 //!
 //! - [`runtime`]: the wasmtime engine (compiled-component cache, epoch ticker) and loading.
 //! - [`plugin`]: one loaded plugin: describe, fit, sample, with failures as [`PluginError`].
-//! - [`limits`]: per-plugin limits: deadline, fuel, memory, host tensor memory.
+//! - [`limits`]: per-plugin limits: deadline, fuel, memory, host tensor memory, OS memory.
+//! - [`budget`] and [`shapes`]: host tensor memory accounted before libtorch allocates.
+//! - [`worker`]: each plugin job in its own process, killed on its deadline.
 //! - [`abi`]: which WIT versions a component was built against; refusing other majors.
 //! - [`tensors`]: the `tensors` interface on libtorch.
 //! - [`state`]: per-store data and the `log` interface.
@@ -11,14 +13,19 @@
 
 pub mod abi;
 pub mod bench;
+pub mod budget;
 pub mod limits;
 pub mod plugin;
 pub mod runtime;
+pub mod shapes;
 pub mod state;
 pub mod tensors;
+pub mod worker;
 
 pub use limits::Limits;
-pub use plugin::{Description, Plugin, PluginError, Role, ZooView, role_name};
+pub use plugin::{
+    CheckpointView, Description, ParamView, Plugin, PluginError, Role, ZooView, role_name,
+};
 pub use runtime::Runtime;
 
 /// Generated bindings of `plugins/wit` (world `generator`; `baseline` exports the same).
@@ -36,4 +43,4 @@ pub mod bindings {
 }
 
 /// The ABI version this host implements (the `weightlab:plugin` package version).
-pub const ABI_VERSION: &str = "0.1.0";
+pub const ABI_VERSION: &str = "0.2.0";

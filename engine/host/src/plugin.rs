@@ -48,8 +48,74 @@ pub struct PluginError {
     pub reason: String,
 }
 
-/// The zoo as a method sees it.
-pub type ZooView = zoo::ZooInfo;
+/// One named tensor in a model's flat parameter vector (PyTorch state_dict name).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ParamView {
+    pub name: String,
+    pub shape: Vec<u32>,
+    pub offset: u32,
+}
+
+/// What a method sees of one training checkpoint: figures from the training split and the
+/// validation subset only, never from the test split.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointView {
+    pub model: u32,
+    pub epoch: u32,
+    pub seed: u64,
+    pub train_accuracy: Option<f32>,
+    pub validation_accuracy: Option<f32>,
+    pub validation_loss: f32,
+    pub parent: Option<u32>,
+}
+
+/// The zoo as a method sees it (the WIT `zoo-info` record as plain data).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ZooView {
+    pub name: String,
+    /// Architecture kind as plugins know it, e.g. "mlp" or "cnn-s".
+    pub arch: String,
+    pub layout: Vec<ParamView>,
+    pub parameters: u32,
+    pub checkpoints: Vec<CheckpointView>,
+    /// Content hash of the training and validation examples.
+    pub dataset: String,
+    pub classes: u32,
+}
+
+impl ZooView {
+    fn to_wit(&self) -> zoo::ZooInfo {
+        zoo::ZooInfo {
+            name: self.name.clone(),
+            arch: self.arch.clone(),
+            layout: self
+                .layout
+                .iter()
+                .map(|p| zoo::Param {
+                    name: p.name.clone(),
+                    shape: p.shape.clone(),
+                    offset: p.offset,
+                })
+                .collect(),
+            parameters: self.parameters,
+            checkpoints: self
+                .checkpoints
+                .iter()
+                .map(|c| zoo::Checkpoint {
+                    model: c.model,
+                    epoch: c.epoch,
+                    seed: c.seed,
+                    train_accuracy: c.train_accuracy,
+                    validation_accuracy: c.validation_accuracy,
+                    validation_loss: c.validation_loss,
+                    parent: c.parent,
+                })
+                .collect(),
+            dataset: self.dataset.clone(),
+            classes: self.classes,
+        }
+    }
+}
 
 /// A loaded, instantiated plugin.
 pub struct Plugin {
@@ -63,21 +129,54 @@ pub struct Plugin {
 
 impl Plugin {
     /// Compiles (cached), checks the ABI, instantiates and describes the plugin at `path`.
-    pub fn load(runtime: &Runtime, name: &str, path: &Path, limits: Limits) -> Result<Plugin, PluginError> {
-        let fail = |call: &'static str, reason: String| PluginError { plugin: name.to_string(), call, reason };
-        let component = runtime.compile(path).map_err(|e| fail("load", format!("{e:#}")))?;
+    /// `seed` seeds the WASI randomness the plugin may draw (use the method seed).
+    pub fn load(
+        runtime: &Runtime,
+        name: &str,
+        path: &Path,
+        limits: Limits,
+        seed: u64,
+    ) -> Result<Plugin, PluginError> {
+        let fail = |call: &'static str, reason: String| PluginError {
+            plugin: name.to_string(),
+            call,
+            reason,
+        };
+        let component = runtime
+            .compile(path)
+            .map_err(|e| fail("load", format!("{e:#}")))?;
         let versions = crate::abi::versions(&component, &runtime.engine);
         if versions.is_empty() {
-            return Err(fail("load", format!("{} does not use the weightlab:plugin interfaces; is it a weightlab plugin?", path.display())));
-        }
-        if let Some(bad) = versions.iter().find(|v| !crate::abi::compatible(crate::ABI_VERSION, v)) {
             return Err(fail(
                 "load",
-                format!("built against weightlab:plugin@{bad}, but this engine implements @{}; rebuild the plugin against plugins/wit of this version", crate::ABI_VERSION),
+                format!(
+                    "{} does not use the weightlab:plugin interfaces; is it a weightlab plugin?",
+                    path.display()
+                ),
             ));
         }
-        let store_limits = StoreLimitsBuilder::new().memory_size(limits.memory_bytes).instances(4).tables(16).memories(4).build();
-        let mut store = Store::new(&runtime.engine, PluginState::new(store_limits, limits.tensor_bytes));
+        if let Some(bad) = versions
+            .iter()
+            .find(|v| !crate::abi::compatible(crate::ABI_VERSION, v))
+        {
+            return Err(fail(
+                "load",
+                format!(
+                    "built against weightlab:plugin@{bad}, but this engine implements @{}; rebuild the plugin against plugins/wit of this version",
+                    crate::ABI_VERSION
+                ),
+            ));
+        }
+        let store_limits = StoreLimitsBuilder::new()
+            .memory_size(limits.memory_bytes)
+            .instances(4)
+            .tables(16)
+            .memories(4)
+            .build();
+        let mut store = Store::new(
+            &runtime.engine,
+            PluginState::new(store_limits, limits.tensor_bytes, seed),
+        );
         store.limiter(|s| s);
         Self::arm(&mut store, &limits);
         let bindings = Generator::instantiate(&mut store, &component, &runtime.linker).map_err(|e| {
@@ -94,7 +193,14 @@ impl Plugin {
             store,
             bindings,
             limits,
-            description: Description { name: name.into(), version: String::new(), role: Role::Baseline, about: String::new(), config_schema: serde_json::json!({}), abi: versions[0].clone() },
+            description: Description {
+                name: name.into(),
+                version: String::new(),
+                role: Role::Baseline,
+                about: String::new(),
+                config_schema: serde_json::json!({}),
+                abi: versions[0].clone(),
+            },
         };
         plugin.description = plugin.describe()?;
         plugin.description.abi = versions[0].clone();
@@ -115,53 +221,155 @@ impl Plugin {
     /// Turns a wasmtime error into a readable reason.
     fn reason(&self, e: &anyhow::Error) -> String {
         let stderr = self.store.data().stderr_text();
-        let panic = stderr.lines().skip_while(|l| !l.contains("panicked")).take(3).collect::<Vec<_>>().join(" ");
+        let panic = stderr
+            .lines()
+            .skip_while(|l| !l.contains("panicked"))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ");
         match e.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => format!("ran out of fuel: used its CPU budget of {} units (raise `limits.fuel`)", self.limits.fuel),
-            Some(Trap::Interrupt) => format!("exceeded its time limit of {:.0?} (raise `limits.timeout_secs`)", self.limits.timeout),
+            Some(Trap::OutOfFuel) => format!(
+                "ran out of fuel: used its CPU budget of {} units (raise `limits.fuel`)",
+                self.limits.fuel
+            ),
+            Some(Trap::Interrupt) => format!(
+                "time limit {:.0?} exceeded (raise `limits.timeout_secs`)",
+                self.limits.timeout
+            ),
             Some(Trap::UnreachableCodeReached) if !panic.is_empty() => format!("panicked: {panic}"),
-            Some(trap) if stderr.contains("memory allocation") => format!("ran out of memory (cap {} MiB, `limits.memory_mib`): {trap}", self.limits.memory_bytes >> 20),
+            Some(trap) if stderr.contains("memory allocation") => format!(
+                "ran out of memory (cap {} MiB, `limits.memory_mib`): {trap}",
+                self.limits.memory_bytes >> 20
+            ),
             Some(trap) => {
-                let detail = if panic.is_empty() { String::new() } else { format!(" ({panic})") };
+                let detail = if panic.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({panic})")
+                };
                 format!("trapped: {trap}{detail}")
             }
-            None => format!("{e:#}"),
+            // A host error (e.g. the tensor-memory cap): the cause first, then where.
+            None => {
+                // libtorch's messages carry C++ stack frames after their first line: drop them.
+                let chain: Vec<String> = e
+                    .chain()
+                    .map(|c| {
+                        c.to_string()
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string()
+                    })
+                    .filter(|c| !c.starts_with("error while executing at wasm backtrace"))
+                    .collect();
+                match chain.iter().find(|c| c.starts_with("tensor-memory cap")) {
+                    Some(cause) => cause.clone(),
+                    None => chain
+                        .last()
+                        .cloned()
+                        .map(|root| {
+                            if chain.len() > 1 {
+                                format!("{root} (in {})", chain[..chain.len() - 1].join(": "))
+                            } else {
+                                root
+                            }
+                        })
+                        .unwrap_or_default(),
+                }
+            }
         }
     }
 
-    fn call<T>(&mut self, call: &'static str, f: impl FnOnce(&Generator, &mut Store<PluginState>) -> anyhow::Result<T>) -> Result<T, PluginError> {
+    fn call<T>(
+        &mut self,
+        call: &'static str,
+        f: impl FnOnce(&Generator, &mut Store<PluginState>) -> anyhow::Result<T>,
+    ) -> Result<T, PluginError> {
         Self::arm(&mut self.store, &self.limits);
+        crate::limits::set_in_progress(Some(crate::limits::CallInProgress {
+            plugin: self.name.clone(),
+            call,
+            timeout: self.limits.timeout,
+            deadline: std::time::Instant::now() + self.limits.timeout,
+            activity: self.store.data().activity.clone(),
+        }));
         let result = f(&self.bindings, &mut self.store);
-        result.map_err(|e| PluginError { plugin: self.name.clone(), call, reason: self.reason(&e) })
+        crate::limits::set_in_progress(None);
+        result.map_err(|e| PluginError {
+            plugin: self.name.clone(),
+            call,
+            reason: self.reason(&e),
+        })
     }
 
     fn describe(&mut self) -> Result<Description, PluginError> {
-        let d = self.call("describe", |b, s| Ok(b.weightlab_plugin_method().call_describe(s)?))?;
-        let config_schema = serde_json::from_str(&d.config_schema)
-            .map_err(|e| PluginError { plugin: self.name.clone(), call: "describe", reason: format!("config schema is not JSON: {e}") })?;
-        Ok(Description { name: d.name, version: d.version, role: d.role, about: d.about, config_schema, abi: String::new() })
+        let d = self.call("describe", |b, s| {
+            Ok(b.weightlab_plugin_method().call_describe(s)?)
+        })?;
+        let config_schema = serde_json::from_str(&d.config_schema).map_err(|e| PluginError {
+            plugin: self.name.clone(),
+            call: "describe",
+            reason: format!("config schema is not JSON: {e}"),
+        })?;
+        Ok(Description {
+            name: d.name,
+            version: d.version,
+            role: d.role,
+            about: d.about,
+            config_schema,
+            abi: String::new(),
+        })
     }
 
     /// Fits the method on `weights` (rows × P, row-major).
-    pub fn fit(&mut self, zoo: &ZooView, weights: &[f32], config: &serde_json::Value, seed: u64) -> Result<(), PluginError> {
+    pub fn fit(
+        &mut self,
+        zoo: &ZooView,
+        weights: &[f32],
+        config: &serde_json::Value,
+        seed: u64,
+    ) -> Result<(), PluginError> {
+        let zoo_wit = zoo.to_wit();
+        let zoo = &zoo_wit;
         let p = zoo.parameters as usize;
         let rows = if p == 0 { 0 } else { weights.len() / p };
         let tensor = tch::Tensor::from_slice(weights).reshape([rows as i64, p as i64]);
         let handle = self.host_tensor(tensor, "fit")?;
         let config = config.to_string();
-        let result = self.call("fit", |b, s| Ok(b.weightlab_plugin_method().call_fit(&mut *s, zoo, crate::tensors::borrow(&handle), &config, seed)?));
+        let result = self.call("fit", |b, s| {
+            Ok(b.weightlab_plugin_method().call_fit(
+                &mut *s,
+                zoo,
+                crate::tensors::borrow(&handle),
+                &config,
+                seed,
+            )?)
+        });
         self.drop_tensor(handle);
         match result? {
             Ok(()) => Ok(()),
-            Err(reason) => Err(PluginError { plugin: self.name.clone(), call: "fit", reason }),
+            Err(reason) => Err(PluginError {
+                plugin: self.name.clone(),
+                call: "fit",
+                reason,
+            }),
         }
     }
 
     /// Samples `n` flat weight vectors of length `p`; checks their shape and that they are finite.
     pub fn sample(&mut self, n: usize, p: usize, seed: u64) -> Result<Vec<f32>, PluginError> {
         let plugin = self.name.clone();
-        let fail = |reason: String| PluginError { plugin: plugin.clone(), call: "sample", reason };
-        let out = self.call("sample", |b, s| Ok(b.weightlab_plugin_method().call_sample(s, n as u32, seed, None)?))?;
+        let fail = |reason: String| PluginError {
+            plugin: plugin.clone(),
+            call: "sample",
+            reason,
+        };
+        let out = self.call("sample", |b, s| {
+            Ok(b.weightlab_plugin_method()
+                .call_sample(s, n as u32, seed, None)?)
+        })?;
         let handle = out.map_err(|reason| fail(reason.clone()))?;
         let tensor = {
             let data = self.store.data();
@@ -171,12 +379,20 @@ impl Plugin {
         let tensor = tensor.map_err(|e| fail(format!("returned an invalid tensor handle: {e}")))?;
         let shape = tensor.size();
         if shape != [n as i64, p as i64] {
-            return Err(fail(format!("returned a tensor of shape {shape:?}; expected [{n}, {p}] (samples × parameters)")));
+            return Err(fail(format!(
+                "returned a tensor of shape {shape:?}; expected [{n}, {p}] (samples × parameters)"
+            )));
         }
-        let values = Vec::<f32>::try_from(tensor.contiguous().view([-1])).map_err(|e| fail(e.to_string()))?;
+        let values = Vec::<f32>::try_from(tensor.contiguous().view([-1]))
+            .map_err(|e| fail(e.to_string()))?;
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             let bad = values.iter().filter(|v| !v.is_finite()).count();
-            return Err(fail(format!("returned {bad} non-finite values (first at sample {}, parameter {}: {})", i / p.max(1), i % p.max(1), values[i])));
+            return Err(fail(format!(
+                "returned {bad} non-finite values (first at sample {}, parameter {}: {})",
+                i / p.max(1),
+                i % p.max(1),
+                values[i]
+            )));
         }
         Ok(values)
     }
@@ -196,8 +412,33 @@ impl Plugin {
         self.store.data_mut().on_progress = Some(Box::new(f));
     }
 
-    fn host_tensor(&mut self, t: tch::Tensor, call: &'static str) -> Result<Resource<crate::tensors::TensorEntry>, PluginError> {
-        self.store.data_mut().push_tensor(t).map_err(|e| PluginError { plugin: self.name.clone(), call, reason: format!("{e:#}") })
+    /// What the plugin is doing in the host right now (for a watchdog in another thread).
+    pub fn activity(&self) -> crate::state::Activity {
+        self.store.data().activity.clone()
+    }
+
+    /// The most host tensor memory the plugin held at once.
+    pub fn peak_tensor_bytes(&self) -> u64 {
+        self.store.data().peak_tensor_bytes()
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn host_tensor(
+        &mut self,
+        t: tch::Tensor,
+        call: &'static str,
+    ) -> Result<Resource<crate::tensors::TensorEntry>, PluginError> {
+        self.store
+            .data_mut()
+            .push_tensor(t)
+            .map_err(|e| PluginError {
+                plugin: self.name.clone(),
+                call,
+                reason: format!("{e:#}"),
+            })
     }
 
     fn drop_tensor(&mut self, r: Resource<crate::tensors::TensorEntry>) {
@@ -208,6 +449,9 @@ impl Plugin {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("name", &self.name).field("path", &self.path).finish()
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish()
     }
 }

@@ -1,18 +1,93 @@
-//! What a plugin's store holds: its resource table (tensors, optimisers), an empty WASI
-//! context, its limits, and what it logged.
+//! What a plugin's store holds: its resource table (tensors, optimisers), a WASI context with
+//! nothing in it but virtual clocks and seeded randomness, its limits, and what it logged.
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand_wasi::SeedableRng;
 use wasmtime::ResourceLimiter;
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+use crate::budget::Budget;
 
 /// One record of `log.metric`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MetricRecord {
     pub name: String,
     pub step: u32,
     pub value: f32,
+}
+
+/// Byte caps on what a plugin can make the host keep: its log and its stderr.
+pub mod log_caps {
+    /// Longest message kept; longer ones are cut (and say so).
+    pub const MESSAGE_BYTES: usize = 4 << 10;
+    /// All messages together.
+    pub const MESSAGES_TOTAL_BYTES: usize = 1 << 20;
+    /// Longest metric name kept.
+    pub const METRIC_NAME_BYTES: usize = 128;
+    /// Metric records kept (each at most a name and two numbers).
+    pub const METRIC_RECORDS: usize = 200_000;
+    /// The plugin's stderr (panic messages land there).
+    pub const STDERR_BYTES: usize = 64 << 10;
+}
+
+/// Which host operation the plugin is inside right now, for the watchdog's message when a
+/// deadline passes while the guest is blocked outside its own code.
+#[derive(Debug, Clone, Default)]
+pub struct Activity(Arc<Mutex<Option<&'static str>>>);
+
+impl Activity {
+    pub fn enter(&self, op: &'static str) {
+        if let Ok(mut a) = self.0.lock() {
+            *a = Some(op);
+        }
+    }
+
+    pub fn leave(&self) {
+        if let Ok(mut a) = self.0.lock() {
+            *a = None;
+        }
+    }
+
+    /// The host operation running now, if any.
+    pub fn current(&self) -> Option<&'static str> {
+        self.0.lock().ok().and_then(|a| *a)
+    }
+}
+
+/// A clock that starts at a fixed point and moves 1 µs per reading: a plugin can measure
+/// "time" (e.g. for a progress estimate), but what it reads never depends on the machine.
+#[derive(Default)]
+struct VirtualClock(std::sync::atomic::AtomicU64);
+
+impl VirtualClock {
+    fn tick(&self) -> u64 {
+        self.0
+            .fetch_add(1_000, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl HostMonotonicClock for VirtualClock {
+    fn resolution(&self) -> u64 {
+        1_000
+    }
+    fn now(&self) -> u64 {
+        self.tick()
+    }
+}
+
+impl HostWallClock for VirtualClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_micros(1)
+    }
+    fn now(&self) -> Duration {
+        // 2020-01-01T00:00:00Z plus the readings so far.
+        Duration::from_secs(1_577_836_800) + Duration::from_nanos(self.tick())
+    }
 }
 
 /// Per-store data of a plugin instance.
@@ -20,12 +95,14 @@ pub struct PluginState {
     pub(crate) table: ResourceTable,
     wasi: WasiCtx,
     pub(crate) limits: StoreLimits,
-    /// Bytes of host tensors the plugin holds now, and its cap.
-    pub(crate) tensor_bytes: u64,
-    pub(crate) tensor_cap: u64,
-    /// Metrics and messages the plugin logged.
+    /// Host tensor memory held by the plugin, and its cap.
+    pub(crate) budget: Budget,
+    /// The host operation in progress (read by the worker's watchdog).
+    pub(crate) activity: Activity,
+    /// Metrics and messages the plugin logged (capped, see [`log_caps`]).
     pub metrics: Vec<MetricRecord>,
     pub messages: Vec<String>,
+    messages_bytes: usize,
     /// Called on `log.progress(done, total)`.
     pub(crate) on_progress: Option<Box<dyn FnMut(u32, u32) + Send>>,
     /// What the plugin wrote to stderr (panic messages end up here).
@@ -33,19 +110,32 @@ pub struct PluginState {
 }
 
 impl PluginState {
-    pub(crate) fn new(limits: StoreLimits, tensor_cap: u64) -> Self {
-        let stderr = MemoryOutputPipe::new(64 * 1024);
-        // No preopened directories, no environment, no arguments, no network: the plugin can
-        // compute and log, nothing else.
-        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+    /// A store's data; `seed` seeds the plugin's WASI randomness (so reruns are identical).
+    pub(crate) fn new(limits: StoreLimits, tensor_cap: u64, seed: u64) -> Self {
+        let stderr = MemoryOutputPipe::new(log_caps::STDERR_BYTES);
+        // No preopened directories, no environment, no arguments, no network; clocks are
+        // virtual and randomness is seeded: the plugin can compute and log, nothing else, and
+        // it computes the same thing every time.
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .wall_clock(VirtualClock::default())
+            .monotonic_clock(VirtualClock::default())
+            .secure_random(rand_wasi::rngs::StdRng::seed_from_u64(seed))
+            .insecure_random(rand_wasi::rngs::StdRng::seed_from_u64(seed ^ 0x5EED_5EED))
+            .insecure_random_seed(u128::from(seed) << 1)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
         Self {
             table: ResourceTable::new(),
             wasi,
             limits,
-            tensor_bytes: 0,
-            tensor_cap,
+            budget: Budget::new(tensor_cap),
+            activity: Activity::default(),
             metrics: Vec::new(),
             messages: Vec::new(),
+            messages_bytes: 0,
             on_progress: None,
             stderr,
         }
@@ -53,22 +143,56 @@ impl PluginState {
 
     /// The plugin's stderr so far, as text (e.g. a Rust panic message).
     pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+        String::from_utf8_lossy(&self.stderr.contents())
+            .trim()
+            .to_string()
     }
+
+    /// The most host tensor memory the plugin held at once, in bytes.
+    pub fn peak_tensor_bytes(&self) -> u64 {
+        self.budget.peak()
+    }
+}
+
+/// `text` cut to at most `max` bytes at a character boundary.
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = text.len() - end;
+        text.truncate(end);
+        text.push_str(&format!("… [{cut} more bytes cut]"));
+    }
+    text
 }
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl ResourceLimiter for PluginState {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         self.limits.memory_growing(current, desired, maximum)
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         self.limits.table_growing(current, desired, maximum)
     }
 }
@@ -78,15 +202,31 @@ impl crate::bindings::weightlab::plugin::types::Host for PluginState {}
 
 impl crate::bindings::weightlab::plugin::log::Host for PluginState {
     fn metric(&mut self, name: String, step: u32, value: f32) -> anyhow::Result<()> {
-        if self.metrics.len() < 1_000_000 {
-            self.metrics.push(MetricRecord { name, step, value });
+        if self.metrics.len() < log_caps::METRIC_RECORDS {
+            self.metrics.push(MetricRecord {
+                name: truncate(name, log_caps::METRIC_NAME_BYTES),
+                step,
+                value,
+            });
         }
         Ok(())
     }
 
     fn message(&mut self, text: String) -> anyhow::Result<()> {
-        if self.messages.len() < 10_000 {
-            self.messages.push(text);
+        if self.messages_bytes >= log_caps::MESSAGES_TOTAL_BYTES {
+            return Ok(());
+        }
+        let text = truncate(
+            text,
+            log_caps::MESSAGE_BYTES.min(log_caps::MESSAGES_TOTAL_BYTES - self.messages_bytes),
+        );
+        self.messages_bytes += text.len();
+        self.messages.push(text);
+        if self.messages_bytes >= log_caps::MESSAGES_TOTAL_BYTES {
+            self.messages.push(format!(
+                "[further messages dropped: the log keeps {} KiB]",
+                log_caps::MESSAGES_TOTAL_BYTES >> 10
+            ));
         }
         Ok(())
     }

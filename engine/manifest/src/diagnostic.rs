@@ -18,7 +18,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(message: impl Into<String>, span: Option<Range<usize>>) -> Self {
-        Self { message: message.into(), span, help: None }
+        Self {
+            message: message.into(),
+            span,
+            help: None,
+        }
     }
 
     pub fn with_help(mut self, help: Option<String>) -> Self {
@@ -84,7 +88,13 @@ impl fmt::Display for ManifestError {
                     };
                     writeln!(f, "{:gutter$} |", "")?;
                     writeln!(f, "{line} | {text}")?;
-                    writeln!(f, "{:gutter$} | {}{}", "", " ".repeat(col - 1), "^".repeat(width))?;
+                    writeln!(
+                        f,
+                        "{:gutter$} | {}{}",
+                        "",
+                        " ".repeat(col - 1),
+                        "^".repeat(width)
+                    )?;
                 }
                 None => writeln!(f, "  --> {}", self.path.display())?,
             }

@@ -81,6 +81,12 @@ pub struct DataSpec {
     /// Use only the first N test examples. Default: all.
     #[serde(default)]
     pub test_subset: Option<usize>,
+    /// Fraction of the training examples split off as a validation subset (after
+    /// `train_subset`; per shape for many-shape data). Models do not train on it; the
+    /// checkpoint figures plugins see (validation accuracy and loss) come from it, so no
+    /// figure computed on the test split — where samples are scored — reaches a method.
+    #[serde(default = "default_validation")]
+    pub validation: f64,
     /// Folder with the IDX files (fashion-mnist only). Default: the Debian package's folder.
     #[serde(default)]
     pub path: Option<PathBuf>,
@@ -104,6 +110,9 @@ pub struct DataSpec {
 
 fn default_classes() -> usize {
     4
+}
+fn default_validation() -> f64 {
+    0.1
 }
 fn default_samples() -> usize {
     2048
@@ -367,6 +376,11 @@ pub struct LimitsSpec {
     /// CPU budget of guest code per call, in wasmtime fuel units (≈ instructions).
     #[serde(default = "default_fuel")]
     pub fuel: u64,
+    /// OS memory limit of the worker process the method runs in, in MiB (its data segment:
+    /// heap and private mappings). Default: `memory_mib` + `tensor_memory_mib` + 1024 for the
+    /// worker's own libtorch and wasmtime.
+    #[serde(default)]
+    pub worker_memory_mib: Option<u64>,
 }
 
 impl Default for LimitsSpec {
@@ -376,6 +390,7 @@ impl Default for LimitsSpec {
             memory_mib: default_memory(),
             tensor_memory_mib: default_tensor_memory(),
             fuel: default_fuel(),
+            worker_memory_mib: None,
         }
     }
 }
@@ -423,7 +438,9 @@ fn default_method_samples() -> usize {
 }
 
 /// A metric computed on every sampled model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Metric {
     /// Test accuracy (classification) or negative SDF error (neural fields).
@@ -450,7 +467,10 @@ pub struct EvaluateSpec {
 
 impl Default for EvaluateSpec {
     fn default() -> Self {
-        Self { metrics: default_metrics(), finetune_steps: Vec::new() }
+        Self {
+            metrics: default_metrics(),
+            finetune_steps: Vec::new(),
+        }
     }
 }
 
@@ -492,10 +512,20 @@ pub struct ReportSpec {
 
 impl Default for ReportSpec {
     fn default() -> Self {
-        Self { template: None, plots: default_plots() }
+        Self {
+            template: None,
+            plots: default_plots(),
+        }
     }
 }
 
 fn default_plots() -> Vec<Plot> {
-    vec![Plot::AccuracyNovelty, Plot::NnDistance, Plot::SimilarityHeatmap, Plot::Finetune, Plot::TrainingCurves, Plot::WeightPca]
+    vec![
+        Plot::AccuracyNovelty,
+        Plot::NnDistance,
+        Plot::SimilarityHeatmap,
+        Plot::Finetune,
+        Plot::TrainingCurves,
+        Plot::WeightPca,
+    ]
 }

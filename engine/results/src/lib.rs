@@ -9,6 +9,6 @@ pub mod rows;
 pub mod table;
 
 pub use aggregate::{MethodSummary, summarize};
+pub use polars::prelude::DataFrame;
 pub use rows::*;
 pub use table::{Table, TableError, read_parquet};
-pub use polars::prelude::DataFrame;

@@ -74,8 +74,15 @@ use bindings::weightlab::plugin::{types, zoo};
 pub type Zoo = zoo::ZooInfo;
 /// One named tensor of the flat layout.
 pub type Param = zoo::Param;
-/// Metadata of one training checkpoint.
+/// Metadata of one training checkpoint (figures from the training and validation data only).
 pub type Checkpoint = zoo::Checkpoint;
+
+/// How good checkpoint `i` of `zoo` is, for selecting or conditioning on checkpoints: its
+/// validation accuracy, or minus its validation loss where there is no accuracy (regression);
+/// 0 for a row without metadata. Never a test-set figure: plugins do not see any.
+pub fn checkpoint_quality(zoo: &Zoo, i: usize) -> f32 {
+    zoo.checkpoints.get(i).map_or(0.0, |c| c.validation_accuracy.unwrap_or(-c.validation_loss))
+}
 
 /// What a plugin says about itself (everything but the config schema, which is derived).
 pub struct About {
@@ -185,6 +192,6 @@ pub mod prelude {
     pub use crate::log;
     pub use crate::nn;
     pub use crate::{diffusion, flow, weights};
-    pub use crate::{About, Checkpoint, JsonSchema, Method, Optimizer, OptimizerKind, Param, Tensor, Zoo};
+    pub use crate::{About, Checkpoint, JsonSchema, checkpoint_quality, Method, Optimizer, OptimizerKind, Param, Tensor, Zoo};
     pub use serde::Deserialize;
 }

@@ -7,6 +7,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
+    if let Err(code) = crate::config_check::check_methods(&loaded, false) {
+        return Ok(code);
+    }
     let mut run = Run::new(loaded, args.output.clone())?;
     let summary = run.execute()?;
     Ok(if summary.failed == 0 { 0 } else { 1 })

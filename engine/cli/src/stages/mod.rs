@@ -2,10 +2,9 @@
 
 mod data;
 mod evaluate;
-mod method;
+pub(crate) mod method;
 mod report;
 mod zoo;
 
 pub use evaluate::ZooReference;
 pub use report::utc;
-

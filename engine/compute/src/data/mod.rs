@@ -33,6 +33,27 @@ impl Split {
         self.y.is_empty()
     }
 
+    /// Moves the last `fraction` of each of `groups` equal contiguous blocks into a new split
+    /// (the validation subset), keeping the blocks equal and contiguous in both.
+    pub fn split_off(&mut self, fraction: f64, groups: usize, features: usize) -> Split {
+        let groups = groups.max(1);
+        let block = self.len() / groups;
+        let take = ((block as f64 * fraction).round() as usize).min(block.saturating_sub(1));
+        let (mut kept, mut taken) = (Split::default(), Split::default());
+        for g in 0..groups {
+            let (start, cut, end) = (g * block, g * block + block - take, (g + 1) * block);
+            kept.x
+                .extend_from_slice(&self.x[start * features..cut * features]);
+            kept.y.extend_from_slice(&self.y[start..cut]);
+            taken
+                .x
+                .extend_from_slice(&self.x[cut * features..end * features]);
+            taken.y.extend_from_slice(&self.y[cut..end]);
+        }
+        *self = kept;
+        taken
+    }
+
     /// Keeps the first `n` examples.
     pub fn truncate(&mut self, n: usize, features: usize) {
         let n = n.min(self.len());
@@ -47,13 +68,19 @@ pub struct Dataset {
     pub task: Task,
     /// Shape of one input, e.g. `[1, 28, 28]` or `[2]`.
     pub input_shape: Vec<usize>,
+    /// What models train on.
     pub train: Split,
+    /// Split off the training data (`[data.*] validation`): models do not train on it, and
+    /// the checkpoint figures methods see are computed on it.
+    pub validation: Split,
+    /// Where samples are scored; nothing computed on it reaches a method.
     pub test: Split,
     /// Number of tasks the examples fall into (shapes of a many-shape neural-field dataset):
     /// both splits hold `groups` equal contiguous blocks, and model i of a zoo learns block
     /// i mod `groups`. 1 for ordinary datasets.
     pub groups: usize,
-    /// Content hash (16 hex digits) of shapes and values: the dataset's identity.
+    /// Content hash (16 hex digits) of the shapes and the training and validation values: the
+    /// dataset's identity as methods see it (the test split does not enter it).
     pub hash: String,
 }
 
@@ -77,26 +104,53 @@ impl Dataset {
         g * n..(g + 1) * n
     }
 
-    fn new(task: Task, input_shape: Vec<usize>, train: Split, test: Split, groups: usize) -> Self {
+    fn new(
+        task: Task,
+        input_shape: Vec<usize>,
+        train: Split,
+        validation: Split,
+        test: Split,
+        groups: usize,
+    ) -> Self {
         let mut h = Sha256::new();
-        h.update(format!("{task:?} {input_shape:?} {} {} {groups}", train.len(), test.len()));
-        for split in [&train, &test] {
+        h.update(format!(
+            "{task:?} {input_shape:?} {} {} {groups}",
+            train.len(),
+            validation.len()
+        ));
+        for split in [&train, &validation] {
             for v in split.x.iter().chain(&split.y) {
                 h.update(v.to_le_bytes());
             }
         }
         let hash = hex::encode(&h.finalize()[..8]);
-        Self { task, input_shape, train, test, groups, hash }
+        Self {
+            task,
+            input_shape,
+            train,
+            validation,
+            test,
+            groups,
+            hash,
+        }
     }
 }
 
 /// Why a dataset could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read `{path}`: {source} (Fashion-MNIST comes from the Debian package `dataset-fashion-mnist`; `make quickstart` installs it)")]
-    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error(
+        "cannot read `{path}`: {source} (Fashion-MNIST comes from the Debian package `dataset-fashion-mnist`; `make quickstart` installs it)"
+    )]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("`{path}` is not a valid IDX file: {reason}")]
-    Format { path: std::path::PathBuf, reason: String },
+    Format {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 /// Loads or generates the dataset a manifest section describes. Relative paths resolve against
@@ -105,21 +159,46 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
     let mut groups = 1;
     let (task, shape, mut train, mut test) = match spec.source {
         DataSource::FashionMnist => {
-            let dir = spec.path.as_ref().map(|p| base_dir.join(p)).unwrap_or_else(|| fashion_mnist::DEFAULT_DIR.into());
+            let dir = spec
+                .path
+                .as_ref()
+                .map(|p| base_dir.join(p))
+                .unwrap_or_else(|| fashion_mnist::DEFAULT_DIR.into());
             let (train, test) = fashion_mnist::load(&dir, spec.seed)?;
-            (Task::Classification { classes: 10 }, vec![1, 28, 28], train, test)
+            (
+                Task::Classification { classes: 10 },
+                vec![1, 28, 28],
+                train,
+                test,
+            )
         }
         DataSource::Blobs => {
-            let (train, test) = procedural::blobs(spec.classes, spec.samples, spec.noise, spec.seed);
-            (Task::Classification { classes: spec.classes }, vec![2], train, test)
+            let (train, test) =
+                procedural::blobs(spec.classes, spec.samples, spec.noise, spec.seed);
+            (
+                Task::Classification {
+                    classes: spec.classes,
+                },
+                vec![2],
+                train,
+                test,
+            )
         }
         DataSource::Moons => {
             let (train, test) = procedural::moons(spec.samples, spec.noise, spec.seed);
             (Task::Classification { classes: 2 }, vec![2], train, test)
         }
         DataSource::Signals => {
-            let (train, test) = procedural::signals(spec.classes, spec.samples, spec.noise, spec.seed);
-            (Task::Classification { classes: spec.classes }, vec![procedural::SIGNAL_LENGTH], train, test)
+            let (train, test) =
+                procedural::signals(spec.classes, spec.samples, spec.noise, spec.seed);
+            (
+                Task::Classification {
+                    classes: spec.classes,
+                },
+                vec![procedural::SIGNAL_LENGTH],
+                train,
+                test,
+            )
         }
         DataSource::SdfShapes => {
             groups = spec.shapes.max(1);
@@ -137,5 +216,6 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
             test.truncate(n, features);
         }
     }
-    Ok(Dataset::new(task, shape, train, test, groups))
+    let validation = train.split_off(spec.validation, groups, features);
+    Ok(Dataset::new(task, shape, train, validation, test, groups))
 }

@@ -39,6 +39,12 @@ pub struct Checkpoint {
     pub side: Side,
     pub train_loss: f32,
     pub train_accuracy: Option<f32>,
+    /// On the validation subset split off the training data: what methods may see.
+    #[serde(default = "nan")]
+    pub validation_loss: f32,
+    #[serde(default)]
+    pub validation_accuracy: Option<f32>,
+    /// On the test split: for reports only, never shown to a method.
     pub test_loss: f32,
     pub test_accuracy: Option<f32>,
     /// Parent model for model trees (fine-tuned from it).
@@ -64,6 +70,8 @@ impl Checkpoint {
             side,
             train_loss: f32::NAN,
             train_accuracy: None,
+            validation_loss: f32::NAN,
+            validation_accuracy: None,
             test_loss: f32::NAN,
             test_accuracy: None,
             parent: None,
@@ -72,6 +80,10 @@ impl Checkpoint {
             file: store::checkpoint_file(model, epoch, step),
         }
     }
+}
+
+fn nan() -> f32 {
+    f32::NAN
 }
 
 /// A zoo in memory: checkpoints and their flat weights, (checkpoints × P) row-major.
@@ -95,19 +107,29 @@ impl Zoo {
 
     /// Indices of the checkpoints on one side of the split.
     pub fn side(&self, side: Side) -> Vec<usize> {
-        self.checkpoints.iter().enumerate().filter(|(_, c)| c.side == side).map(|(i, _)| i).collect()
+        self.checkpoints
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.side == side)
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// The weights of the given checkpoints, stacked.
     pub fn stack(&self, indices: &[usize]) -> Vec<f32> {
-        indices.iter().flat_map(|&i| self.weights_of(i).iter().copied()).collect()
+        indices
+            .iter()
+            .flat_map(|&i| self.weights_of(i).iter().copied())
+            .collect()
     }
 }
 
 /// The seed of model `index` in a zoo seeded with `zoo_seed` (SplitMix64 of both), so each
 /// model's randomness depends only on its own identity, never on batching or run order.
 pub fn model_seed(zoo_seed: u64, index: usize) -> u64 {
-    let mut z = zoo_seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(index as u64 + 1);
+    let mut z = zoo_seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(index as u64 + 1);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)

@@ -5,7 +5,7 @@
 //!
 //! The paper also conditions on a starting checkpoint and its loss (one optimisation step as a
 //! generative jump) and predicts x₀; here generation starts from noise, the metric is the
-//! checkpoint's test accuracy (test loss, negated, for neural fields), standardised over the
+//! checkpoint's validation accuracy (validation loss, negated, for neural fields), standardised over the
 //! zoo, and the denoiser predicts ε.
 
 use weightlab_sdk::diffusion::{WeightDiffusion, WeightDiffusionConfig};
@@ -24,7 +24,7 @@ impl Method for Gpt {
         About::generator(
             "gpt",
             env!("CARGO_PKG_VERSION"),
-            "G.pt-style (Peebles et al. 2022): a transformer diffusion model over weight tokens conditioned on the checkpoint's test accuracy, prompted with a target accuracy.",
+            "G.pt-style (Peebles et al. 2022): a transformer diffusion model over weight tokens conditioned on the checkpoint's validation accuracy, prompted with a target accuracy.",
         )
     }
 
@@ -33,14 +33,14 @@ impl Method for Gpt {
         if rows < 2 {
             return Err("needs at least 2 training checkpoints".into());
         }
-        // The condition: each checkpoint's metric, standardised over the zoo.
-        let metric: Vec<f32> = (0..rows).map(|i| zoo.checkpoints.get(i).map_or(0.0, |c| c.test_accuracy.unwrap_or(-c.test_loss))).collect();
+        // The condition: each checkpoint's validation metric, standardised over the zoo.
+        let metric: Vec<f32> = (0..rows).map(|i| checkpoint_quality(zoo, i)).collect();
         let mean = metric.iter().sum::<f32>() / rows as f32;
         let std = (metric.iter().map(|m| (m - mean).powi(2)).sum::<f32>() / rows as f32).sqrt().max(1e-6);
         let standardised: Vec<f32> = metric.iter().map(|m| (m - mean) / std).collect();
         let best = metric.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
         let target = config.target.unwrap_or(best);
-        log::message(&format!("conditioned on test accuracy (zoo: mean {mean:.4}, best {best:.4}); prompting with {target:.4}"));
+        log::message(&format!("conditioned on validation accuracy (zoo: mean {mean:.4}, best {best:.4}); prompting with {target:.4}"));
         let conditions = Tensor::from_slice(&standardised, &[rows, 1]);
         let model = WeightDiffusion::fit(&zoo.layout, &weights, Some(&conditions), &config, seed)?;
         Ok(Gpt { model, target: (target - mean) / std })

@@ -6,7 +6,7 @@
 //!    are MLPs trained on reconstruction with input noise (the CPU-scale stand-in, documented
 //!    in this plugin's README).
 //! 3. Sample like the paper's `S_KDE` (their best sampler): take the latents of the best 30% of
-//!    the training checkpoints by test accuracy (lowest test loss for neural fields), fit a
+//!    the training checkpoints by validation accuracy (lowest validation loss for neural fields), fit a
 //!    Gaussian kernel density estimate to each latent dimension separately (Silverman's
 //!    bandwidth), draw every dimension independently and decode.
 
@@ -107,9 +107,10 @@ impl Method for HyperReps {
                 log::progress(step, config.steps);
             }
         }
-        // Best checkpoints first: highest test accuracy, or lowest test loss without accuracy.
+        // Best checkpoints first: highest validation accuracy, or lowest validation loss
+        // without accuracy.
         let mut order: Vec<usize> = (0..rows).collect();
-        let score = |i: usize| zoo.checkpoints.get(i).map_or(0.0, |c| c.test_accuracy.unwrap_or(-c.test_loss));
+        let score = |i: usize| checkpoint_quality(zoo, i);
         order.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
         let keep = ((rows as f32 * config.top_fraction).ceil() as usize).clamp(1, rows);
         let latents = encoder.forward(&x).detach().to_vec();

@@ -1,0 +1,559 @@
+//! Process isolation, the last line of containment: each plugin job runs in a worker process
+//! (the engine's own binary, started with a hidden `worker` argument) with its own wasmtime
+//! and libtorch, under an OS data-segment limit. Whatever happens in there — an abort, an
+//! out-of-memory kill, a segfault, a guest blocked past its deadline — the parent sees a
+//! failed job with a reason, and the experiment goes on.
+//!
+//! The protocol is plain: the parent writes one JSON [`Request`] line, then the job's weights
+//! as little-endian `f32`; the worker answers with JSON [`Event`] lines on stdout, the last
+//! being [`Event::Done`] (followed by the samples as little-endian `f32`) or
+//! [`Event::Failed`]. Everything else the worker prints goes to stderr, whose tail the parent
+//! keeps for crash reports.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{KILL_MARGIN, Limits};
+use crate::plugin::{Description, Plugin, PluginError, Role, ZooView};
+use crate::state::MetricRecord;
+
+/// The argument that turns the engine's binary into a worker.
+pub const WORKER_ARG: &str = "__worker";
+
+/// Exit code of a worker that stopped itself at a deadline.
+const EXIT_DEADLINE: i32 = 70;
+
+/// What the parent asks of a worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    /// The plugin's name in messages.
+    pub plugin: String,
+    pub path: PathBuf,
+    pub limits: Limits,
+    /// Where compiled components are cached.
+    pub cache_dir: Option<PathBuf>,
+    pub job: Job,
+}
+
+/// One job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Job {
+    /// Load the plugin and say what it is.
+    Describe,
+    /// Fit on the zoo's training checkpoints (the `f32` weights after the request line,
+    /// rows × `zoo.parameters`), then draw `samples` samples.
+    Run {
+        zoo: ZooView,
+        rows: usize,
+        config: serde_json::Value,
+        seed: u64,
+        sample_seed: u64,
+        samples: usize,
+    },
+}
+
+/// What a plugin says about itself, as plain data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DescriptionWire {
+    pub name: String,
+    pub version: String,
+    pub role: String,
+    pub about: String,
+    pub config_schema: serde_json::Value,
+    pub abi: String,
+}
+
+impl DescriptionWire {
+    fn of(d: &Description) -> Self {
+        Self {
+            name: d.name.clone(),
+            version: d.version.clone(),
+            role: crate::role_name(d.role).into(),
+            about: d.about.clone(),
+            config_schema: d.config_schema.clone(),
+            abi: d.abi.clone(),
+        }
+    }
+
+    /// Back to a [`Description`].
+    pub fn description(&self) -> Description {
+        let role = match self.role.as_str() {
+            "generator" => Role::Generator,
+            "probe" => Role::Probe,
+            _ => Role::Baseline,
+        };
+        Description {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            role,
+            about: self.about.clone(),
+            config_schema: self.config_schema.clone(),
+            abi: self.abi.clone(),
+        }
+    }
+}
+
+/// What a worker reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Event {
+    /// A call into the plugin starts (describe, fit, sample).
+    Call {
+        call: String,
+    },
+    Progress {
+        done: u32,
+        total: u32,
+    },
+    Described(DescriptionWire),
+    /// The job is done; `values` little-endian `f32` follow this line.
+    Done {
+        metrics: Vec<MetricRecord>,
+        messages: Vec<String>,
+        fit_seconds: f64,
+        sample_seconds: f64,
+        values: usize,
+        peak_tensor_bytes: u64,
+    },
+    Failed {
+        call: String,
+        reason: String,
+    },
+}
+
+/// What a finished run job returns.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub samples: Vec<f32>,
+    pub metrics: Vec<MetricRecord>,
+    pub messages: Vec<String>,
+    pub fit_seconds: f64,
+    pub sample_seconds: f64,
+    /// The most host tensor memory the plugin held at once.
+    pub peak_tensor_bytes: u64,
+}
+
+// ---------------------------------------------------------------- worker side
+
+static STDOUT: Mutex<()> = Mutex::new(());
+
+fn emit(event: &Event, payload: &[u8]) {
+    let _guard = STDOUT.lock();
+    let mut out = std::io::stdout().lock();
+    let line = serde_json::to_string(event)
+        .unwrap_or_else(|e| format!("{{\"Failed\":{{\"call\":\"report\",\"reason\":\"{e}\"}}}}"));
+    let _ = out.write_all(line.as_bytes());
+    let _ = out.write_all(b"\n");
+    let _ = out.write_all(payload);
+    let _ = out.flush();
+}
+
+/// Sets the OS limit on this process's data segment (heap and private writable mappings).
+fn limit_memory(bytes: u64) -> std::io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: bytes as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads a plain struct we own; it has no other memory effects.
+    if unsafe { libc::setrlimit(libc::RLIMIT_DATA, &limit) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Stops the worker when a call is past its deadline while the guest is blocked where epoch
+/// interruption cannot reach it (a WASI poll such as `sleep`, or one long host operation).
+fn watchdog() {
+    // Epoch interruption normally ends a late call within a tick; allow it that chance first.
+    const GRACE: Duration = Duration::from_millis(300);
+    std::thread::Builder::new()
+        .name("weightlab-watchdog".into())
+        .spawn(|| {
+            loop {
+                std::thread::sleep(Duration::from_millis(50));
+                let Some(call) = crate::limits::in_progress() else {
+                    continue;
+                };
+                if Instant::now() < call.deadline + GRACE {
+                    continue;
+                }
+                let place = match call.activity.current() {
+                    Some(op) => format!("while blocked in the host (`{op}`)"),
+                    None => {
+                        "while blocked outside its own code (a WASI call such as sleep or poll)"
+                            .to_string()
+                    }
+                };
+                let reason = format!(
+                    "time limit {:.0?} exceeded {place} (raise `limits.timeout_secs`)",
+                    call.timeout
+                );
+                emit(
+                    &Event::Failed {
+                        call: call.call.to_string(),
+                        reason,
+                    },
+                    &[],
+                );
+                std::process::exit(EXIT_DEADLINE);
+            }
+        })
+        .ok();
+}
+
+/// The worker's main: reads one request from stdin, runs it, reports on stdout. Returns the
+/// process exit code.
+pub fn serve() -> i32 {
+    let mut input = BufReader::new(std::io::stdin().lock());
+    let mut line = String::new();
+    let request: Request = match input
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_str(&line).map_err(|e| e.to_string()))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            emit(
+                &Event::Failed {
+                    call: "load".into(),
+                    reason: format!("worker got a bad request: {e}"),
+                },
+                &[],
+            );
+            return 2;
+        }
+    };
+    let mut weights = Vec::new();
+    if let Job::Run { zoo, rows, .. } = &request.job {
+        let mut bytes = vec![0u8; rows * zoo.parameters as usize * 4];
+        if let Err(e) = input.read_exact(&mut bytes) {
+            emit(
+                &Event::Failed {
+                    call: "load".into(),
+                    reason: format!("worker could not read the zoo's weights: {e}"),
+                },
+                &[],
+            );
+            return 2;
+        }
+        weights = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+    }
+    if let Err(e) = limit_memory(request.limits.os_memory_bytes()) {
+        eprintln!("weightlab worker: could not set the OS memory limit: {e}");
+    }
+    watchdog();
+    match run(&request, &weights) {
+        Ok(()) => 0,
+        Err(e) => {
+            emit(
+                &Event::Failed {
+                    call: e.call.into(),
+                    reason: e.reason,
+                },
+                &[],
+            );
+            1
+        }
+    }
+}
+
+fn run(request: &Request, weights: &[f32]) -> Result<(), PluginError> {
+    let fail = |call: &'static str, reason: String| PluginError {
+        plugin: request.plugin.clone(),
+        call,
+        reason,
+    };
+    let runtime = crate::Runtime::new(request.cache_dir.as_deref())
+        .map_err(|e| fail("load", format!("{e:#}")))?;
+    let seed = match &request.job {
+        Job::Run { seed, .. } => *seed,
+        Job::Describe => 0,
+    };
+    emit(
+        &Event::Call {
+            call: "describe".into(),
+        },
+        &[],
+    );
+    let mut plugin = Plugin::load(
+        &runtime,
+        &request.plugin,
+        &request.path,
+        request.limits.clone(),
+        seed,
+    )?;
+    emit(
+        &Event::Described(DescriptionWire::of(&plugin.description)),
+        &[],
+    );
+    let Job::Run {
+        zoo,
+        config,
+        seed,
+        sample_seed,
+        samples,
+        ..
+    } = &request.job
+    else {
+        return Ok(());
+    };
+    let mut last = Instant::now() - Duration::from_secs(1);
+    plugin.on_progress(move |done, total| {
+        if done >= total || last.elapsed() >= Duration::from_millis(100) {
+            last = Instant::now();
+            emit(&Event::Progress { done, total }, &[]);
+        }
+    });
+    emit(&Event::Call { call: "fit".into() }, &[]);
+    let started = Instant::now();
+    plugin.fit(zoo, weights, config, *seed)?;
+    let fit_seconds = started.elapsed().as_secs_f64();
+    emit(
+        &Event::Call {
+            call: "sample".into(),
+        },
+        &[],
+    );
+    let values = plugin.sample(*samples, zoo.parameters as usize, *sample_seed)?;
+    let sample_seconds = started.elapsed().as_secs_f64() - fit_seconds;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let done = Event::Done {
+        metrics: plugin.take_metrics(),
+        messages: plugin.take_messages(),
+        fit_seconds,
+        sample_seconds,
+        values: values.len(),
+        peak_tensor_bytes: plugin.peak_tensor_bytes(),
+    };
+    emit(&done, &bytes);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- parent side
+
+/// Runs `request` in a worker process started from `exe` (the engine's binary), feeding it
+/// `weights`; `on_progress` sees the plugin's progress reports. Returns the plugin's
+/// description and, for a run job, its outcome.
+pub fn run_in_worker(
+    exe: &Path,
+    request: &Request,
+    weights: &[f32],
+    mut on_progress: impl FnMut(u32, u32),
+) -> Result<(Description, Option<Outcome>), PluginError> {
+    let fail = |call: &str, reason: String| PluginError {
+        plugin: request.plugin.clone(),
+        call: leak_call(call),
+        reason,
+    };
+    let mut child = Command::new(exe)
+        .arg(WORKER_ARG)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            fail(
+                "load",
+                format!("cannot start a worker process ({}): {e}", exe.display()),
+            )
+        })?;
+    // Feed the request in its own thread: a worker that dies early must not block us.
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let header = serde_json::to_string(request).map_err(|e| fail("load", e.to_string()))?;
+    let payload: Vec<u8> = weights.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin
+            .write_all(header.as_bytes())
+            .and_then(|_| stdin.write_all(b"\n"))
+            .and_then(|_| stdin.write_all(&payload));
+    });
+    // Keep the tail of stderr for crash reports.
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let stderr_tail = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text);
+        let text = String::from_utf8_lossy(&text).into_owned();
+        let start = text.len().saturating_sub(4096);
+        let start = (start..text.len())
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(text.len());
+        text[start..].to_string()
+    });
+    // Events (and the samples after `Done`) come through a channel, so the deadline is ours.
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel::<(Event, Vec<u8>)>();
+    let reader = std::thread::spawn(move || {
+        let mut out = BufReader::new(stdout);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match out.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let Ok(event) = serde_json::from_str::<Event>(&line) else {
+                continue;
+            };
+            let mut payload = Vec::new();
+            if let Event::Done { values, .. } = &event {
+                payload = vec![0u8; values * 4];
+                if out.read_exact(&mut payload).is_err() {
+                    break;
+                }
+            }
+            if tx.send((event, payload)).is_err() {
+                break;
+            }
+        }
+    });
+
+    let mut description = None;
+    let mut outcome = None;
+    let mut failure: Option<(String, String)> = None;
+    let mut call = ("load".to_string(), Instant::now());
+    let mut killed = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok((event, payload)) => match event {
+                Event::Call { call: c } => call = (c, Instant::now()),
+                Event::Progress { done, total } => on_progress(done, total),
+                Event::Described(d) => description = Some(d.description()),
+                Event::Failed { call, reason } => failure = Some((call, reason)),
+                Event::Done {
+                    metrics,
+                    messages,
+                    fit_seconds,
+                    sample_seconds,
+                    peak_tensor_bytes,
+                    ..
+                } => {
+                    let samples = payload
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
+                    outcome = Some(Outcome {
+                        samples,
+                        metrics,
+                        messages,
+                        fit_seconds,
+                        sample_seconds,
+                        peak_tensor_bytes,
+                    });
+                }
+            },
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Loading has its own budget: compiling a component can take a while.
+                let budget = request.limits.timeout
+                    + KILL_MARGIN
+                    + if call.0 == "load" {
+                        Duration::from_secs(120)
+                    } else {
+                        Duration::ZERO
+                    };
+                if call.1.elapsed() > budget {
+                    let _ = child.kill();
+                    killed = Some(format!(
+                        "time limit {:.0?} exceeded in {}: the worker did not stop by itself and was killed after {:.1?}",
+                        request.limits.timeout,
+                        call.0,
+                        call.1.elapsed()
+                    ));
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let status = child.wait();
+    let _ = writer.join();
+    let _ = reader.join();
+    let tail = stderr_tail.join().unwrap_or_default();
+    if let Some(reason) = killed {
+        return Err(fail(&call.0, reason));
+    }
+    if let Some((c, reason)) = failure {
+        return Err(fail(&c, reason));
+    }
+    let description = match description {
+        Some(d) => d,
+        None if status.as_ref().is_ok_and(|s| s.success()) => {
+            return Err(fail(
+                "describe",
+                "the worker ended without describing the plugin".into(),
+            ));
+        }
+        None => {
+            return Err(fail(
+                &call.0,
+                crash_reason(status, &tail, request.limits.os_memory_bytes()),
+            ));
+        }
+    };
+    match (&request.job, outcome) {
+        (Job::Describe, _) if status.as_ref().is_ok_and(|s| s.success()) => Ok((description, None)),
+        (Job::Run { .. }, Some(outcome)) => Ok((description, Some(outcome))),
+        _ => Err(fail(
+            &call.0,
+            crash_reason(status, &tail, request.limits.os_memory_bytes()),
+        )),
+    }
+}
+
+/// Call names are `&'static str` in [`PluginError`].
+fn leak_call(call: &str) -> &'static str {
+    match call {
+        "describe" => "describe",
+        "fit" => "fit",
+        "sample" => "sample",
+        _ => "load",
+    }
+}
+
+/// Why a worker ended without an answer, the cause first.
+fn crash_reason(
+    status: std::io::Result<std::process::ExitStatus>,
+    stderr_tail: &str,
+    os_limit: u64,
+) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let limit = crate::budget::Size(os_limit);
+    let last = stderr_tail
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let detail = if last.is_empty() {
+        String::new()
+    } else {
+        format!("; its last words: {last}")
+    };
+    match status {
+        Ok(s) => match s.signal() {
+            Some(libc::SIGKILL) => format!(
+                "worker killed by the OS (SIGKILL), most likely for memory: its limit is {limit}{detail}"
+            ),
+            Some(libc::SIGABRT) if stderr_tail.contains("memory allocation") => {
+                format!("worker ran out of memory (OS limit {limit}) and aborted{detail}")
+            }
+            Some(libc::SIGABRT) => format!("worker aborted (SIGABRT){detail}"),
+            Some(libc::SIGSEGV) => format!("worker crashed: segmentation fault{detail}"),
+            Some(sig) => format!("worker ended by signal {sig}{detail}"),
+            None => format!(
+                "worker exited with status {} without an answer{detail}",
+                s.code().unwrap_or(-1)
+            ),
+        },
+        Err(e) => format!("could not wait for the worker: {e}"),
+    }
+}
