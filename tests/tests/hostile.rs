@@ -158,7 +158,7 @@ fn hostile_plugins_are_contained() {
             "host OOM in worker",
             "rust-oom",
             "worker_memory_mib = 900",
-            "worker ran out of memory (OS limit 900 MiB) and aborted",
+            "worker ran out of memory (OS limit 900 MiB) and aborted; its last words: memory allocation of",
             None,
         ),
         (

@@ -164,6 +164,8 @@ fn truncate(mut text: String, max: usize) -> String {
         let cut = text.len() - end;
         text.truncate(end);
         text.push_str(&format!("… [{cut} more bytes cut]"));
+        // The guest's string arrived whole: give its memory back, keep only what is logged.
+        text.shrink_to_fit();
     }
     text
 }

@@ -526,12 +526,18 @@ fn crash_reason(
 ) -> String {
     use std::os::unix::process::ExitStatusExt;
     let limit = crate::budget::Size(os_limit);
-    let last = stderr_tail
+    // The telling line: an allocation failure or a panic, else the last thing it printed.
+    let lines: Vec<&str> = stderr_tail
         .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let last = lines
+        .iter()
+        .find(|l| l.contains("memory allocation") || l.contains("panicked"))
+        .or(lines.last())
+        .copied()
         .unwrap_or("")
-        .trim()
         .to_string();
     let detail = if last.is_empty() {
         String::new()
