@@ -63,16 +63,16 @@ fn bad_plugin_config_is_reported_at_its_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),
-        Some(1),
-        "the noise method fails, the run finishes: {stderr}"
+        Some(2),
+        "a config its plugin refuses is a manifest error, found before anything runs: {stderr}"
     );
     assert!(
         stderr.contains("exp.toml:28:12") && stderr.contains("did you mean `sigma`?"),
         "{stderr}"
     );
     assert!(
-        dir.path().join("out/report.html").is_file(),
-        "the report is still written"
+        !dir.path().join("out/stages").exists(),
+        "no stage ran: no zoo was trained for nothing"
     );
 }
 
