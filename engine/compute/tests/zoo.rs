@@ -329,7 +329,7 @@ fn signal_task_is_learnable() {
 fn many_shape_zoo_fits_one_shape_per_model() {
     let data = dataset("source = \"sdf-shapes\"\nsamples = 2048\nshapes = 4\nseed = 5");
     assert_eq!(data.groups, 4);
-    assert_eq!(data.train.len(), 4 * 2048);
+    assert_eq!(data.train.len() + data.validation.len(), 4 * 2048, "a validation block is split off each shape");
     let spec = zoo_spec(
         "data = \"d\"\narch = { kind = \"sdf-mlp\", hidden = [32, 32] }\nmodels = 8\ntrain = { lr = 0.003, epochs = 30, batch_size = 128 }",
     );
