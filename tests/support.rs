@@ -13,42 +13,22 @@ pub fn root() -> PathBuf {
 /// `make test` runs) builds it next to the test's own `deps/` folder.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile dir");
+    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
     let bin = dir.join("weightlab");
-    assert!(
-        bin.is_file(),
-        "{} is not built: run the tests with `cargo test --workspace`",
-        bin.display()
-    );
+    assert!(bin.is_file(), "{} is not built: run the tests with `cargo test --workspace`", bin.display());
     bin
 }
 
 /// Runs `weightlab <args>` in `cwd`; returns the output.
 pub fn weightlab(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(binary())
-        .args(args)
-        .current_dir(cwd)
-        .env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist"))
-        .output()
-        .expect("run weightlab")
+    Command::new(binary()).args(args).current_dir(cwd).env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist")).output().expect("run weightlab")
 }
 
 /// Runs and asserts success, returning stderr + stdout as text.
 pub fn weightlab_ok(cwd: &Path, args: &[&str]) -> String {
     let out = weightlab(cwd, args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "weightlab {args:?} failed ({:?}):\n{text}",
-        out.status
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "weightlab {args:?} failed ({:?}):\n{text}", out.status);
     text
 }
 
@@ -62,34 +42,13 @@ pub fn experiment(manifest: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// Reads `samples.parquet` of a run as (method, column) values.
 pub fn column(run_dir: &Path, table: &str, method: Option<&str>, name: &str) -> Vec<Option<f64>> {
-    let df = weightlab_results::read_parquet(&run_dir.join(format!("{table}.parquet")))
-        .expect("table readable");
-    let values: Vec<Option<f64>> = df
-        .column(name)
-        .expect("column")
-        .cast(&weightlab_results::table::DataType::Float64)
-        .expect("numeric")
-        .f64()
-        .expect("f64")
-        .into_iter()
-        .collect();
+    let df = weightlab_results::read_parquet(&run_dir.join(format!("{table}.parquet"))).expect("table readable");
+    let values: Vec<Option<f64>> = df.column(name).expect("column").cast(&weightlab_results::table::DataType::Float64).expect("numeric").f64().expect("f64").into_iter().collect();
     match method {
         None => values,
         Some(m) => {
-            let methods: Vec<String> = df
-                .column("method")
-                .expect("method column")
-                .str()
-                .expect("str")
-                .into_iter()
-                .map(|v| v.unwrap_or_default().to_string())
-                .collect();
-            values
-                .into_iter()
-                .zip(methods)
-                .filter(|(_, mm)| mm == m)
-                .map(|(v, _)| v)
-                .collect()
+            let methods: Vec<String> = df.column("method").expect("method column").str().expect("str").into_iter().map(|v| v.unwrap_or_default().to_string()).collect();
+            values.into_iter().zip(methods).filter(|(_, mm)| mm == m).map(|(v, _)| v).collect()
         }
     }
 }
@@ -108,8 +67,7 @@ pub fn weightlab_peak_rss(cwd: &Path, args: &[&str]) -> (Output, u64) {
         .expect("run weightlab");
     let pid = child.id() as libc::pid_t;
     // Drain the pipes in threads; reap with wait4 to read the rusage.
-    let (mut out_pipe, mut err_pipe) =
-        (child.stdout.expect("stdout"), child.stderr.expect("stderr"));
+    let (mut out_pipe, mut err_pipe) = (child.stdout.expect("stdout"), child.stderr.expect("stderr"));
     let out = std::thread::spawn(move || {
         let mut v = Vec::new();
         std::io::Read::read_to_end(&mut out_pipe, &mut v).ok();
@@ -125,23 +83,12 @@ pub fn weightlab_peak_rss(cwd: &Path, args: &[&str]) -> (Output, u64) {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(reaped, pid, "wait4 failed");
-    let output = Output {
-        status: std::process::ExitStatus::from_raw(status),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    };
+    let output = Output { status: std::process::ExitStatus::from_raw(status), stdout: out.join().unwrap(), stderr: err.join().unwrap() };
     (output, usage.ru_maxrss as u64 / 1024)
 }
 
 /// Reads a string column of a table.
 pub fn strings(run_dir: &Path, table: &str, name: &str) -> Vec<String> {
-    let df = weightlab_results::read_parquet(&run_dir.join(format!("{table}.parquet")))
-        .expect("table readable");
-    df.column(name)
-        .expect("column")
-        .str()
-        .expect("str")
-        .into_iter()
-        .map(|v| v.unwrap_or_default().to_string())
-        .collect()
+    let df = weightlab_results::read_parquet(&run_dir.join(format!("{table}.parquet"))).expect("table readable");
+    df.column(name).expect("column").str().expect("str").into_iter().map(|v| v.unwrap_or_default().to_string()).collect()
 }

@@ -6,17 +6,7 @@ use weightlab_e2e::root;
 #[test]
 fn current_wit_matches_its_frozen_copy() {
     let current = std::fs::read_to_string(root().join("plugins/wit/weightlab.wit")).unwrap();
-    let version = current
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("package weightlab:plugin@"))
-        .expect("package line")
-        .trim_end_matches(';')
-        .to_string();
-    let frozen =
-        std::fs::read_to_string(root().join(format!("plugins/wit/frozen/{version}/weightlab.wit")))
-            .unwrap_or_else(|_| panic!("no frozen copy of {version}"));
-    assert_eq!(
-        current, frozen,
-        "plugins/wit/weightlab.wit changed but its version {version} did not"
-    );
+    let version = current.lines().find_map(|l| l.trim().strip_prefix("package weightlab:plugin@")).expect("package line").trim_end_matches(';').to_string();
+    let frozen = std::fs::read_to_string(root().join(format!("plugins/wit/frozen/{version}/weightlab.wit"))).unwrap_or_else(|_| panic!("no frozen copy of {version}"));
+    assert_eq!(current, frozen, "plugins/wit/weightlab.wit changed but its version {version} did not");
 }

@@ -92,50 +92,27 @@ fn baselines_behave_as_specified() {
     let copy_l2 = column(&out, "samples", Some("copy"), "nn_l2");
     assert_eq!(copy_l2.len(), 24);
     assert!(copy_l2.iter().all(|d| *d == Some(0.0)), "{copy_l2:?}");
-    assert!(
-        column(&out, "samples", Some("copy"), "novelty")
-            .iter()
-            .all(|n| *n == Some(0.0))
-    );
+    assert!(column(&out, "samples", Some("copy"), "novelty").iter().all(|n| *n == Some(0.0)));
     let copy_acc = column(&out, "samples", Some("copy"), "accuracy");
     let copy_src = column(&out, "samples", Some("copy"), "nn_index");
     let train_acc = column(&out, "samples", Some("train (leave-one-out)"), "accuracy");
     for (acc, src) in copy_acc.iter().zip(&copy_src) {
-        assert_eq!(
-            *acc,
-            train_acc[src.unwrap() as usize],
-            "copy reproduces its checkpoint's accuracy"
-        );
+        assert_eq!(*acc, train_acc[src.unwrap() as usize], "copy reproduces its checkpoint's accuracy");
     }
     // Every training checkpoint appears once per seed (12 samples of 12 checkpoints).
-    let mut seen: Vec<i64> = copy_src
-        .iter()
-        .take(12)
-        .map(|v| v.unwrap() as i64)
-        .collect();
+    let mut seen: Vec<i64> = copy_src.iter().take(12).map(|v| v.unwrap() as i64).collect();
     seen.sort();
     assert_eq!(seen, (0..12).collect::<Vec<_>>());
 
     // noise with sigma 0 is copy.
-    assert!(
-        column(&out, "samples", Some("noise 0"), "nn_l2")
-            .iter()
-            .all(|d| *d == Some(0.0))
-    );
+    assert!(column(&out, "samples", Some("noise 0"), "nn_l2").iter().all(|d| *d == Some(0.0)));
 
     // noise 0.05 moves away from the checkpoints but keeps most of their accuracy.
     let n05 = column(&out, "samples", Some("noise 0.05"), "nn_l2");
     assert!(n05.iter().all(|d| d.unwrap() > 0.1), "{n05:?}");
     let n05_acc = mean(&column(&out, "samples", Some("noise 0.05"), "accuracy"));
-    assert!(
-        n05_acc > 0.4 && n05_acc <= mean(&copy_acc) + 0.02,
-        "noise accuracy {n05_acc}"
-    );
-    assert!(
-        column(&out, "samples", Some("noise relative"), "nn_l2")
-            .iter()
-            .all(|d| d.unwrap() > 0.0)
-    );
+    assert!(n05_acc > 0.4 && n05_acc <= mean(&copy_acc) + 0.02, "noise accuracy {n05_acc}");
+    assert!(column(&out, "samples", Some("noise relative"), "nn_l2").iter().all(|d| d.unwrap() > 0.0));
 
     // random-init is at chance and novel.
     let rand_acc = mean(&column(&out, "samples", Some("random-init"), "accuracy"));
@@ -146,10 +123,6 @@ fn baselines_behave_as_specified() {
     for m in ["average", "interpolate", "gaussian"] {
         let d = column(&out, "samples", Some(m), "nn_l2");
         assert_eq!(d.len(), 16, "{m}");
-        assert!(
-            d.iter()
-                .all(|x| x.unwrap() > 1e-3 && x.unwrap().is_finite()),
-            "{m}: {d:?}"
-        );
+        assert!(d.iter().all(|x| x.unwrap() > 1e-3 && x.unwrap().is_finite()), "{m}: {d:?}");
     }
 }

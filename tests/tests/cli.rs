@@ -36,17 +36,13 @@ config = { sigma = 0.01 }
 fn schema_command_matches_the_committed_schema() {
     let out = weightlab(&root(), &["schema"]);
     assert!(out.status.success());
-    let committed =
-        std::fs::read_to_string(root().join("engine/manifest/weightlab.schema.json")).unwrap();
+    let committed = std::fs::read_to_string(root().join("engine/manifest/weightlab.schema.json")).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), committed);
 }
 
 #[test]
 fn invalid_manifest_exits_2_with_location_and_suggestion() {
-    let (dir, path) = experiment(&MANIFEST.replace(
-        "zoo = \"mlp\"\nsamples = 4\nconfig",
-        "zoo = \"mpl\"\nsamples = 4\nconfig",
-    ));
+    let (dir, path) = experiment(&MANIFEST.replace("zoo = \"mlp\"\nsamples = 4\nconfig", "zoo = \"mpl\"\nsamples = 4\nconfig"));
     let out = weightlab(dir.path(), &["validate", path.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -57,23 +53,12 @@ fn invalid_manifest_exits_2_with_location_and_suggestion() {
 
 #[test]
 fn bad_plugin_config_is_reported_at_its_line() {
-    let (dir, path) =
-        experiment(&MANIFEST.replace("config = { sigma = 0.01 }", "config = { sgima = 0.01 }"));
+    let (dir, path) = experiment(&MANIFEST.replace("config = { sigma = 0.01 }", "config = { sgima = 0.01 }"));
     let out = weightlab(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "a config its plugin refuses is a manifest error, found before anything runs: {stderr}"
-    );
-    assert!(
-        stderr.contains("exp.toml:28:12") && stderr.contains("did you mean `sigma`?"),
-        "{stderr}"
-    );
-    assert!(
-        !dir.path().join("out/stages").exists(),
-        "no stage ran: no zoo was trained for nothing"
-    );
+    assert_eq!(out.status.code(), Some(2), "a config its plugin refuses is a manifest error, found before anything runs: {stderr}");
+    assert!(stderr.contains("exp.toml:28:12") && stderr.contains("did you mean `sigma`?"), "{stderr}");
+    assert!(!dir.path().join("out/stages").exists(), "no stage ran: no zoo was trained for nothing");
 }
 
 #[test]
@@ -85,63 +70,20 @@ fn plan_is_cached_after_a_run_and_a_config_change_reruns_only_that_method() {
     weightlab_ok(dir.path(), &["run", p, "-o", "out"]);
     let after = weightlab_ok(dir.path(), &["plan", p, "-o", "out"]);
     assert!(after.contains("11 stages, 11 cached, 0 to run"), "{after}");
-    let changed = weightlab_ok(
-        dir.path(),
-        &[
-            "plan",
-            p,
-            "-o",
-            "out",
-            "--set",
-            "method.b.config.sigma=0.02",
-        ],
-    );
+    let changed = weightlab_ok(dir.path(), &["plan", p, "-o", "out", "--set", "method.b.config.sigma=0.02"]);
     // Lines look like `  run     method "b" seed 0      <key>`.
-    let labels: Vec<String> = changed
-        .lines()
-        .filter_map(|l| l.trim_start().strip_prefix("run "))
-        .map(|rest| {
-            rest.trim()
-                .rsplit_once(' ')
-                .map_or(rest, |(label, _key)| label)
-                .trim()
-                .to_string()
-        })
-        .collect();
-    assert_eq!(
-        labels,
-        vec![
-            "method \"b\" seed 0",
-            "evaluate \"b\" seed 0",
-            "method \"b\" seed 1",
-            "evaluate \"b\" seed 1",
-            "report"
-        ],
-        "{changed}"
-    );
+    let labels: Vec<String> =
+        changed.lines().filter_map(|l| l.trim_start().strip_prefix("run ")).map(|rest| rest.trim().rsplit_once(' ').map_or(rest, |(label, _key)| label).trim().to_string()).collect();
+    assert_eq!(labels, vec!["method \"b\" seed 0", "evaluate \"b\" seed 0", "method \"b\" seed 1", "evaluate \"b\" seed 1", "report"], "{changed}");
     // Running again with the change reruns exactly those.
-    let rerun = weightlab_ok(
-        dir.path(),
-        &["run", p, "-o", "out", "--set", "method.b.config.sigma=0.02"],
-    );
+    let rerun = weightlab_ok(dir.path(), &["run", p, "-o", "out", "--set", "method.b.config.sigma=0.02"]);
     assert!(rerun.contains("5 ran, 6 cached, 0 failed"), "{rerun}");
 }
 
 #[test]
 fn plugins_lists_the_built_in_baselines() {
     let out = weightlab_ok(&root(), &["plugins"]);
-    for name in [
-        "copy",
-        "noise",
-        "average",
-        "interpolate",
-        "gaussian",
-        "random-init",
-    ] {
-        assert!(
-            out.lines()
-                .any(|l| l.starts_with(name) && l.contains("baseline") && l.contains("0.1.0")),
-            "{name} missing in:\n{out}"
-        );
+    for name in ["copy", "noise", "average", "interpolate", "gaussian", "random-init"] {
+        assert!(out.lines().any(|l| l.starts_with(name) && l.contains("baseline") && l.contains("0.1.0")), "{name} missing in:\n{out}");
     }
 }

@@ -12,25 +12,13 @@ fn new_plugin_builds_and_runs_from_a_manifest() {
     assert!(dir.path().join("demo/src/lib.rs").is_file());
     // Share the workspace's target folder so the SDK's dependencies are already built.
     let target = binary().parent().unwrap().parent().unwrap().to_path_buf();
-    let out = std::process::Command::new(binary())
-        .args(["plugin", "build", "demo"])
-        .current_dir(dir.path())
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = std::process::Command::new(binary()).args(["plugin", "build", "demo"]).current_dir(dir.path()).env("CARGO_TARGET_DIR", &target).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dir.path().join("demo/demo.wasm").is_file());
     weightlab_ok(dir.path(), &["run", "exp.toml", "-o", "out"]);
     // With scale 0 the template plugin returns the mean of the training checkpoints.
     let d = column(&dir.path().join("out"), "samples", Some("demo"), "nn_l2");
     assert_eq!(d.len(), 4);
     let first = d[0].unwrap();
-    assert!(
-        d.iter().all(|x| (x.unwrap() - first).abs() < 1e-9) && first > 0.0,
-        "{d:?}"
-    );
+    assert!(d.iter().all(|x| (x.unwrap() - first).abs() < 1e-9) && first > 0.0, "{d:?}");
 }

@@ -48,22 +48,12 @@ finetune_steps = [0, 30]
 "#;
 
 fn python() -> String {
-    std::env::var("WEIGHTLAB_TORCH_PYTHON")
-        .expect("WEIGHTLAB_TORCH_PYTHON is set by the set-up (.cargo/config.toml)")
+    std::env::var("WEIGHTLAB_TORCH_PYTHON").expect("WEIGHTLAB_TORCH_PYTHON is set by the set-up (.cargo/config.toml)")
 }
 
 fn run_python(script: &str, args: &[&Path]) -> String {
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(python()).arg("-c").arg(script).args(args).output().expect("python runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "python check failed:\n{text}");
     text
 }
@@ -111,17 +101,11 @@ print("ok")
 /// Headless Chromium, or None (with the reason printed) where it is not installed.
 fn chromium() -> Option<String> {
     for c in ["chromium", "chromium-browser", "google-chrome"] {
-        if Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
+        if Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()) {
             return Some(c.to_string());
         }
     }
-    eprintln!(
-        "SKIPPED browser checks: no chromium on this machine (the set-up installs Debian's `chromium`)"
-    );
+    eprintln!("SKIPPED browser checks: no chromium on this machine (the set-up installs Debian's `chromium`)");
     None
 }
 
@@ -152,24 +136,11 @@ fn report_is_self_contained_and_renders_in_chromium() {
     let html = std::fs::read_to_string(&report).unwrap();
 
     // Self-contained: no scripts, stylesheets, images or fonts from elsewhere.
-    for bad in [
-        "src=\"http",
-        "href=\"http",
-        "url(http",
-        "@import",
-        "<script src",
-        "<link ",
-    ] {
-        assert!(
-            !html.contains(bad),
-            "external reference `{bad}` in the report"
-        );
+    for bad in ["src=\"http", "href=\"http", "url(http", "@import", "<script src", "<link "] {
+        assert!(!html.contains(bad), "external reference `{bad}` in the report");
     }
     let without_ns = html.replace("http://www.w3.org/2000/svg", "");
-    assert!(
-        !without_ns.contains("http://") && !without_ns.contains("https://"),
-        "no URLs besides the SVG namespace"
-    );
+    assert!(!without_ns.contains("http://") && !without_ns.contains("https://"), "no URLs besides the SVG namespace");
     // Well-formed: every non-void tag closes, in order.
     let check = r#"
 import sys, html.parser
@@ -192,26 +163,12 @@ print("well-formed")
 
     // The summary table lists every method; the accuracy-novelty plot is there with axes and legend.
     for m in ["copy", "noise σ=0.05", "random-init", "held-out"] {
-        assert!(
-            html.contains(&format!("<td class=\"text\">{m}</td>")),
-            "summary row for {m}"
-        );
+        assert!(html.contains(&format!("<td class=\"text\">{m}</td>")), "summary row for {m}");
     }
-    for id in [
-        "plot-accuracy-novelty-mlp",
-        "plot-nn-distance-mlp",
-        "plot-weight-pca-mlp",
-    ] {
-        let start = html
-            .find(&format!("id=\"{id}\""))
-            .unwrap_or_else(|| panic!("{id} missing"));
+    for id in ["plot-accuracy-novelty-mlp", "plot-nn-distance-mlp", "plot-weight-pca-mlp"] {
+        let start = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("{id} missing"));
         let figure = &html[start..start + html[start..].find("</figure>").unwrap()];
-        assert!(
-            figure.contains("class=\"axis x-axis\"")
-                && figure.contains("class=\"axis y-axis\"")
-                && figure.contains("class=\"legend\""),
-            "{id} lacks axes or legend"
-        );
+        assert!(figure.contains("class=\"axis x-axis\"") && figure.contains("class=\"axis y-axis\"") && figure.contains("class=\"legend\""), "{id} lacks axes or legend");
         assert!(figure.contains("class=\"series\""), "{id} has no data");
     }
 
@@ -220,58 +177,23 @@ print("well-formed")
     std::fs::create_dir_all(&shots).unwrap();
     let profile = tempfile::tempdir().unwrap();
     let url = format!("file://{}", report.display());
-    let dom = Command::new(&browser)
-        .args(chromium_args(profile.path()))
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .unwrap();
+    let dom = Command::new(&browser).args(chromium_args(profile.path())).arg("--dump-dom").arg(&url).output().unwrap();
     let dom_text = String::from_utf8_lossy(&dom.stdout);
     let log = String::from_utf8_lossy(&dom.stderr);
     assert!(dom.status.success(), "chromium failed: {log}");
-    assert!(
-        dom_text.contains("summary-table") && dom_text.matches("<svg").count() >= 3,
-        "rendered DOM lacks the table or plots"
-    );
-    let console_errors: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("CONSOLE") && (l.contains("ERROR") || l.contains("Uncaught")))
-        .collect();
-    assert!(
-        console_errors.is_empty(),
-        "console errors: {console_errors:?}"
-    );
+    assert!(dom_text.contains("summary-table") && dom_text.matches("<svg").count() >= 3, "rendered DOM lacks the table or plots");
+    let console_errors: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE") && (l.contains("ERROR") || l.contains("Uncaught"))).collect();
+    assert!(console_errors.is_empty(), "console errors: {console_errors:?}");
     let shot = shots.join("report.png");
-    let status = Command::new(&browser)
-        .args(chromium_args(profile.path()))
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg("--window-size=1200,2400")
-        .arg(&url)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success() && shot.is_file(),
-        "screenshot failed"
-    );
-    assert!(
-        std::fs::metadata(&shot).unwrap().len() > 20_000,
-        "screenshot is not blank"
-    );
+    let status = Command::new(&browser).args(chromium_args(profile.path())).arg(format!("--screenshot={}", shot.display())).arg("--window-size=1200,2400").arg(&url).output().unwrap();
+    assert!(status.status.success() && shot.is_file(), "screenshot failed");
+    assert!(std::fs::metadata(&shot).unwrap().len() > 20_000, "screenshot is not blank");
 }
 
 #[test]
 fn a_killed_run_leaves_only_complete_files_and_a_rerun_finishes() {
-    let (dir, path) = experiment(
-        &MANIFEST
-            .replace("models = 12", "models = 48")
-            .replace("epochs = 2", "epochs = 4"),
-    );
-    let mut child = Command::new(binary())
-        .args(["run", path.to_str().unwrap(), "-o", "out", "-q"])
-        .current_dir(dir.path())
-        .env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist"))
-        .spawn()
-        .unwrap();
+    let (dir, path) = experiment(&MANIFEST.replace("models = 12", "models = 48").replace("epochs = 2", "epochs = 4"));
+    let mut child = Command::new(binary()).args(["run", path.to_str().unwrap(), "-o", "out", "-q"]).current_dir(dir.path()).env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist")).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let _ = child.kill(); // SIGKILL
     let _ = child.wait();
@@ -284,18 +206,11 @@ fn a_killed_run_leaves_only_complete_files_and_a_rerun_finishes() {
             if name.ends_with(".partial") {
                 continue;
             }
-            assert!(
-                p.join("stage.json").is_file(),
-                "{name} is in place without stage.json"
-            );
+            assert!(p.join("stage.json").is_file(), "{name} is in place without stage.json");
         }
     }
-    for f in walk(&out)
-        .into_iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "parquet"))
-    {
-        weightlab_results::read_parquet(&f)
-            .unwrap_or_else(|e| panic!("{} is not a complete table: {e}", f.display()));
+    for f in walk(&out).into_iter().filter(|f| f.extension().is_some_and(|e| e == "parquet")) {
+        weightlab_results::read_parquet(&f).unwrap_or_else(|e| panic!("{} is not a complete table: {e}", f.display()));
     }
     let text = weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
     assert!(text.contains("0 failed"), "{text}");
@@ -308,11 +223,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p))
-            } else {
-                out.push(p)
-            }
+            if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
         }
     }
     out
@@ -323,30 +234,17 @@ fn report_command_rerenders_and_compares_runs_without_recomputing() {
     let (dir, path) = experiment(MANIFEST);
     let p = path.to_str().unwrap();
     weightlab_ok(dir.path(), &["run", p, "-o", "a"]);
-    weightlab_ok(
-        dir.path(),
-        &["run", p, "-o", "b", "--set", "method.1.config.sigma=0.1"],
-    );
+    weightlab_ok(dir.path(), &["run", p, "-o", "b", "--set", "method.1.config.sigma=0.1"]);
     let stages_before = walk(&dir.path().join("a/stages")).len();
     std::fs::remove_file(dir.path().join("a/report.html")).unwrap();
     weightlab_ok(dir.path(), &["report", "a"]);
-    assert!(
-        dir.path().join("a/report.html").is_file(),
-        "re-rendered in place"
-    );
-    assert_eq!(
-        walk(&dir.path().join("a/stages")).len(),
-        stages_before,
-        "nothing recomputed"
-    );
+    assert!(dir.path().join("a/report.html").is_file(), "re-rendered in place");
+    assert_eq!(walk(&dir.path().join("a/stages")).len(), stages_before, "nothing recomputed");
     // Two runs side by side, with a user template.
     let templates = dir.path().join("tpl");
     std::fs::create_dir_all(&templates).unwrap();
     std::fs::write(templates.join("report.html.j2"), "<html><body><h1>{{ title }}</h1>{% for r in rows %}<p>{{ r.method }}</p>{% endfor %}</body></html>").unwrap();
-    weightlab_ok(
-        dir.path(),
-        &["report", "a", "b", "-o", "both", "--template", "tpl"],
-    );
+    weightlab_ok(dir.path(), &["report", "a", "b", "-o", "both", "--template", "tpl"]);
     let html = std::fs::read_to_string(dir.path().join("both/report.html")).unwrap();
     assert!(html.contains("<h1>a vs b</h1>"), "{html}");
     for m in ["a: copy", "b: copy", "a: noise σ=0.05", "b: noise σ=0.05"] {

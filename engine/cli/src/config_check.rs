@@ -6,66 +6,35 @@ use weightlab_manifest::suggest::suggest;
 use weightlab_manifest::{Diagnostic, Loaded, ManifestError};
 
 /// Validates `config` of method `index` against `schema`; `Err` holds the rendered diagnostics.
-pub fn check(
-    loaded: &Loaded,
-    index: usize,
-    plugin: &str,
-    schema: &serde_json::Value,
-    config: &serde_json::Value,
-) -> Result<(), ManifestError> {
+pub fn check(loaded: &Loaded, index: usize, plugin: &str, schema: &serde_json::Value, config: &serde_json::Value) -> Result<(), ManifestError> {
     let validator = match jsonschema::validator_for(schema) {
         Ok(v) => v,
         Err(e) => {
-            let d = Diagnostic::new(
-                format!("plugin `{plugin}` declares an invalid config schema: {e}"),
-                None,
-            );
+            let d = Diagnostic::new(format!("plugin `{plugin}` declares an invalid config schema: {e}"), None);
             return Err(error(loaded, vec![d]));
         }
     };
     let spans = Spans::new(&loaded.text);
-    let known: Vec<String> = schema
-        .get("properties")
-        .and_then(|p| p.as_object())
-        .map(|p| p.keys().cloned().collect())
-        .unwrap_or_default();
+    let known: Vec<String> = schema.get("properties").and_then(|p| p.as_object()).map(|p| p.keys().cloned().collect()).unwrap_or_default();
     let mut diagnostics = Vec::new();
     for e in validator.iter_errors(config) {
         let mut path: Vec<Seg> = vec!["method".into(), index.into(), "config".into()];
-        path.extend(
-            e.instance_path
-                .as_str()
-                .split('/')
-                .filter(|s| !s.is_empty())
-                .map(|s| Seg::Key(s.replace("~1", "/").replace("~0", "~"))),
-        );
+        path.extend(e.instance_path.as_str().split('/').filter(|s| !s.is_empty()).map(|s| Seg::Key(s.replace("~1", "/").replace("~0", "~"))));
         let d = match &e.kind {
             jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let key = unexpected.first().cloned().unwrap_or_default();
                 path.push(Seg::Key(key.clone()));
-                Diagnostic::new(
-                    format!("plugin `{plugin}` has no config option `{key}`"),
-                    spans.key(&path),
-                )
-                .with_help(Some(suggest(&key, "options", &known)))
+                Diagnostic::new(format!("plugin `{plugin}` has no config option `{key}`"), spans.key(&path)).with_help(Some(suggest(&key, "options", &known)))
             }
             _ => Diagnostic::new(format!("plugin `{plugin}` config: {e}"), spans.value(&path)),
         };
         diagnostics.push(d);
     }
-    if diagnostics.is_empty() {
-        Ok(())
-    } else {
-        Err(error(loaded, diagnostics))
-    }
+    if diagnostics.is_empty() { Ok(()) } else { Err(error(loaded, diagnostics)) }
 }
 
 fn error(loaded: &Loaded, diagnostics: Vec<Diagnostic>) -> ManifestError {
-    ManifestError {
-        path: loaded.path.clone(),
-        source_text: loaded.text.clone(),
-        diagnostics,
-    }
+    ManifestError { path: loaded.path.clone(), source_text: loaded.text.clone(), diagnostics }
 }
 
 /// Loads every plugin a manifest names (each in a worker process, once per plugin) and checks
@@ -81,13 +50,10 @@ pub fn check_methods(loaded: &Loaded, strict: bool) -> Result<(), i32> {
         return Ok(());
     }
     crate::output::status("Checking", &format!("{} plugin configs", methods.len()));
-    let mut described: HashMap<String, Result<weightlab_host::Description, String>> =
-        HashMap::new();
+    let mut described: HashMap<String, Result<weightlab_host::Description, String>> = HashMap::new();
     let mut errors = 0;
     for (index, method) in methods.iter().enumerate() {
-        let d = described.entry(method.plugin.clone()).or_insert_with(|| {
-            crate::stages::method::describe(method, &loaded.base_dir).map_err(|e| format!("{e:#}"))
-        });
+        let d = described.entry(method.plugin.clone()).or_insert_with(|| crate::stages::method::describe(method, &loaded.base_dir).map_err(|e| format!("{e:#}")));
         match d {
             Ok(d) => {
                 if let Err(e) = crate::stages::method::check_plugin(loaded, index, d) {
@@ -99,14 +65,8 @@ pub fn check_methods(loaded: &Loaded, strict: bool) -> Result<(), i32> {
                 crate::output::error(&format!("method `{}`: {reason}", method.name));
                 errors += 1;
             }
-            Err(reason) => {
-                crate::output::warn(&format!("method `{}` will fail: {reason}", method.name))
-            }
+            Err(reason) => crate::output::warn(&format!("method `{}` will fail: {reason}", method.name)),
         }
     }
-    if errors > 0 {
-        Err(crate::commands::INVALID)
-    } else {
-        Ok(())
-    }
+    if errors > 0 { Err(crate::commands::INVALID) } else { Ok(()) }
 }

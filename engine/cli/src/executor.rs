@@ -42,16 +42,7 @@ pub struct Summary {
 
 impl Run {
     pub fn new(loaded: Loaded, output: Option<PathBuf>) -> Result<Self> {
-        let output = output
-            .or_else(|| {
-                loaded
-                    .manifest
-                    .experiment
-                    .output
-                    .as_ref()
-                    .map(|o| loaded.base_dir.join(o))
-            })
-            .unwrap_or_else(|| PathBuf::from("reports").join(&loaded.manifest.experiment.name));
+        let output = output.or_else(|| loaded.manifest.experiment.output.as_ref().map(|o| loaded.base_dir.join(o))).unwrap_or_else(|| PathBuf::from("reports").join(&loaded.manifest.experiment.name));
         let base = loaded.base_dir.clone();
         let plan = Plan::new(&loaded.manifest, &|p| crate::plugins::identity(p, &base));
         let store = StageStore::new(&output);
@@ -70,10 +61,8 @@ impl Run {
     }
 
     pub fn execute(&mut self) -> Result<Summary> {
-        std::fs::create_dir_all(&self.output)
-            .with_context(|| format!("creating output folder {}", self.output.display()))?;
-        std::fs::write(self.output.join("manifest.toml"), &self.loaded.text)
-            .context("saving the manifest as run")?;
+        std::fs::create_dir_all(&self.output).with_context(|| format!("creating output folder {}", self.output.display()))?;
+        std::fs::write(self.output.join("manifest.toml"), &self.loaded.text).context("saving the manifest as run")?;
         let mut summary = Summary::default();
         let mut failed: Vec<bool> = vec![false; self.plan.stages.len()];
         for i in 0..self.plan.stages.len() {
@@ -82,10 +71,7 @@ impl Run {
             if !is_report && stage.deps.iter().any(|&d| failed[d]) {
                 failed[i] = true;
                 summary.skipped += 1;
-                output::warn(&format!(
-                    "skipping {}: a stage it needs failed",
-                    stage.label()
-                ));
+                output::warn(&format!("skipping {}: a stage it needs failed", stage.label()));
                 continue;
             }
             let any_failed = failed.iter().any(|&f| f);
@@ -103,50 +89,27 @@ impl Run {
             match self.execute_stage(&stage, any_failed) {
                 Ok(()) => {
                     summary.ran += 1;
-                    self.timings
-                        .push((stage.label(), started.elapsed().as_secs_f64(), false));
-                    output::detail(&format!(
-                        "{} took {:.1}s",
-                        stage.label(),
-                        started.elapsed().as_secs_f64()
-                    ));
+                    self.timings.push((stage.label(), started.elapsed().as_secs_f64(), false));
+                    output::detail(&format!("{} took {:.1}s", stage.label(), started.elapsed().as_secs_f64()));
                 }
                 Err(e) => {
                     failed[i] = true;
                     summary.failed += 1;
-                    self.timings
-                        .push((stage.label(), started.elapsed().as_secs_f64(), false));
+                    self.timings.push((stage.label(), started.elapsed().as_secs_f64(), false));
                     let method = match &stage.kind {
-                        StageKind::Method { name, .. } | StageKind::Evaluate { name, .. } => {
-                            name.clone()
-                        }
+                        StageKind::Method { name, .. } | StageKind::Evaluate { name, .. } => name.clone(),
                         _ => String::new(),
                     };
                     let seconds = started.elapsed().as_secs_f64();
-                    self.failures.push(FailureRow {
-                        stage: stage.label(),
-                        method,
-                        reason: format!("{e:#}"),
-                        seconds,
-                    });
-                    output::error(&format!(
-                        "{} failed after {seconds:.1}s: {e:#}",
-                        stage.label()
-                    ));
+                    // A method's worker reports its peak memory with the failure.
+                    let peak_rss_mib = e.downcast_ref::<weightlab_host::PluginError>().and_then(|p| p.peak_rss_bytes).map(|b| b as f64 / (1 << 20) as f64);
+                    self.failures.push(FailureRow { stage: stage.label(), method, reason: format!("{e:#}"), seconds, peak_rss_mib });
+                    output::error(&format!("{} failed after {seconds:.1}s: {e:#}", stage.label()));
                 }
             }
         }
-        output::status(
-            "Finished",
-            &format!(
-                "{} ran, {} cached, {} failed, {} skipped",
-                summary.ran, summary.cached, summary.failed, summary.skipped
-            ),
-        );
-        output::status(
-            "Report",
-            &self.output.join("report.html").display().to_string(),
-        );
+        output::status("Finished", &format!("{} ran, {} cached, {} failed, {} skipped", summary.ran, summary.cached, summary.failed, summary.skipped));
+        output::status("Report", &self.output.join("report.html").display().to_string());
         Ok(summary)
     }
 
@@ -173,12 +136,7 @@ impl Run {
 
     /// The folder of the finished stage that produced `kind`.
     pub(crate) fn stage_dir(&self, pred: impl Fn(&StageKind) -> bool) -> Result<PathBuf> {
-        let stage = self
-            .plan
-            .stages
-            .iter()
-            .find(|s| pred(&s.kind))
-            .ok_or_else(|| anyhow!("no such stage in the plan"))?;
+        let stage = self.plan.stages.iter().find(|s| pred(&s.kind)).ok_or_else(|| anyhow!("no such stage in the plan"))?;
         let dir = self.store.dir(stage);
         if !self.store.is_done(stage) {
             return Err(anyhow!("{} has not finished", stage.label()));
@@ -188,14 +146,8 @@ impl Run {
 
     pub(crate) fn dataset(&mut self, name: &str) -> Result<&Dataset> {
         if !self.datasets.contains_key(name) {
-            let spec = self
-                .loaded
-                .manifest
-                .data
-                .get(name)
-                .ok_or_else(|| anyhow!("no dataset `{name}`"))?;
-            let d = weightlab_compute::data::load(spec, &self.loaded.base_dir)
-                .with_context(|| format!("loading data `{name}`"))?;
+            let spec = self.loaded.manifest.data.get(name).ok_or_else(|| anyhow!("no dataset `{name}`"))?;
+            let d = weightlab_compute::data::load(spec, &self.loaded.base_dir).with_context(|| format!("loading data `{name}`"))?;
             self.datasets.insert(name.to_string(), d);
         }
         Ok(&self.datasets[name])
@@ -204,18 +156,11 @@ impl Run {
     /// The zoo `name`, from memory or from its finished stage folder.
     pub(crate) fn zoo(&mut self, name: &str) -> Result<&Zoo> {
         if !self.zoos.contains_key(name) {
-            let spec = self
-                .loaded
-                .manifest
-                .zoo
-                .get(name)
-                .ok_or_else(|| anyhow!("no zoo `{name}`"))?
-                .clone();
+            let spec = self.loaded.manifest.zoo.get(name).ok_or_else(|| anyhow!("no zoo `{name}`"))?.clone();
             let data = self.dataset(&spec.data)?.clone();
             let arch = weightlab_compute::Arch::new(&spec.arch, &data);
             let dir = self.stage_dir(|k| matches!(k, StageKind::Zoo { name: n } if n == name))?;
-            let zoo = weightlab_compute::zoo::store::load(&arch, &dir)
-                .with_context(|| format!("loading zoo `{name}`"))?;
+            let zoo = weightlab_compute::zoo::store::load(&arch, &dir).with_context(|| format!("loading zoo `{name}`"))?;
             self.zoos.insert(name.to_string(), zoo);
         }
         Ok(&self.zoos[name])

@@ -14,11 +14,7 @@ pub struct PluginInfo {
 
 /// Folder of the built-in plugins: `WEIGHTLAB_PLUGIN_DIR`, else `plugins/dist` of this checkout.
 pub fn builtin_dir() -> PathBuf {
-    std::env::var_os("WEIGHTLAB_PLUGIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/dist"))
-        })
+    std::env::var_os("WEIGHTLAB_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/dist")))
 }
 
 fn search_dirs() -> Vec<PathBuf> {
@@ -36,16 +32,10 @@ pub fn find_all() -> Vec<(String, PathBuf)> {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect();
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
         paths.sort();
         for path in paths {
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             if !found.iter().any(|(n, _)| *n == name) {
                 found.push((name, path));
             }
@@ -64,10 +54,7 @@ pub fn resolve(plugin: &str, base_dir: &std::path::Path) -> Option<PathBuf> {
     if weightlab_manifest::validate::is_plugin_path(plugin) {
         return Some(base_dir.join(plugin));
     }
-    find_all()
-        .into_iter()
-        .find(|(n, _)| n == plugin)
-        .map(|(_, p)| p)
+    find_all().into_iter().find(|(n, _)| n == plugin).map(|(_, p)| p)
 }
 
 /// Every plugin found, described by loading it in a worker process (compiled components are
@@ -75,32 +62,11 @@ pub fn resolve(plugin: &str, base_dir: &std::path::Path) -> Option<PathBuf> {
 pub fn discover() -> Vec<PluginInfo> {
     find_all()
         .into_iter()
-        .map(|(name, path)| {
-            match crate::stages::method::describe_path(
-                &name,
-                path.clone(),
-                weightlab_host::Limits::default(),
-            ) {
-                Ok(d) => PluginInfo {
-                    name,
-                    role: weightlab_host::role_name(d.role).to_string(),
-                    version: d.version,
-                    abi: d.abi,
-                    path,
-                },
-                Err(e) => {
-                    let reason = e
-                        .downcast_ref::<weightlab_host::PluginError>()
-                        .map(|e| e.reason.clone())
-                        .unwrap_or_else(|| format!("{e:#}"));
-                    PluginInfo {
-                        name,
-                        role: format!("broken: {reason}"),
-                        version: "-".into(),
-                        abi: "-".into(),
-                        path,
-                    }
-                }
+        .map(|(name, path)| match crate::stages::method::describe_path(&name, path.clone(), weightlab_host::Limits::default()) {
+            Ok(d) => PluginInfo { name, role: weightlab_host::role_name(d.role).to_string(), version: d.version, abi: d.abi, path },
+            Err(e) => {
+                let reason = e.downcast_ref::<weightlab_host::PluginError>().map(|e| e.reason.clone()).unwrap_or_else(|| format!("{e:#}"));
+                PluginInfo { name, role: format!("broken: {reason}"), version: "-".into(), abi: "-".into(), path }
             }
         })
         .collect()

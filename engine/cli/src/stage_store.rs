@@ -13,9 +13,7 @@ pub struct StageStore {
 
 impl StageStore {
     pub fn new(output: &Path) -> Self {
-        Self {
-            root: output.join("stages"),
-        }
+        Self { root: output.join("stages") }
     }
 
     /// The folder of a finished stage.
@@ -31,8 +29,7 @@ impl StageStore {
     pub fn begin(&self, stage: &Stage) -> Result<PathBuf> {
         let tmp = self.root.join(format!("{}.partial", stage.dir_name()));
         if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)
-                .with_context(|| format!("removing stale {}", tmp.display()))?;
+            std::fs::remove_dir_all(&tmp).with_context(|| format!("removing stale {}", tmp.display()))?;
         }
         std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         Ok(tmp)
@@ -40,17 +37,13 @@ impl StageStore {
 
     /// Marks the stage complete: writes `stage.json` and moves the folder into place.
     pub fn commit(&self, stage: &Stage, tmp: &Path, summary: serde_json::Value) -> Result<PathBuf> {
-        let record =
-            serde_json::json!({ "stage": stage.label(), "key": stage.key, "summary": summary });
-        std::fs::write(tmp.join("stage.json"), serde_json::to_vec_pretty(&record)?)
-            .context("writing stage.json")?;
+        let record = serde_json::json!({ "stage": stage.label(), "key": stage.key, "summary": summary });
+        std::fs::write(tmp.join("stage.json"), serde_json::to_vec_pretty(&record)?).context("writing stage.json")?;
         let dir = self.dir(stage);
         if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("replacing {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir).with_context(|| format!("replacing {}", dir.display()))?;
         }
-        std::fs::rename(tmp, &dir)
-            .with_context(|| format!("moving {} into place", dir.display()))?;
+        std::fs::rename(tmp, &dir).with_context(|| format!("moving {} into place", dir.display()))?;
         Ok(dir)
     }
 }

@@ -36,19 +36,9 @@ pub fn evaluate(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32]) -> 
 }
 
 /// Like [`evaluate`], but model i of a many-shape dataset is scored on shape `tasks[i]`.
-pub fn evaluate_on(
-    arch: &Arch,
-    data: &Dataset,
-    split: &Split,
-    weights: &[f32],
-    tasks: Option<&[usize]>,
-) -> Vec<ModelScore> {
+pub fn evaluate_on(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32], tasks: Option<&[usize]>) -> Vec<ModelScore> {
     let p = arch.layout().len();
-    assert_eq!(
-        weights.len() % p.max(1),
-        0,
-        "weights are not a whole number of models"
-    );
+    assert_eq!(weights.len() % p.max(1), 0, "weights are not a whole number of models");
     let n = weights.len() / p;
     let device = device::cpu();
     let dsplit = DeviceSplit::new(split, data.features(), data.task, &device);
@@ -57,10 +47,7 @@ pub fn evaluate_on(
     let mut scores = Vec::with_capacity(n);
     for start in (0..n).step_by(MODELS_PER_CHUNK) {
         let k = MODELS_PER_CHUNK.min(n - start);
-        let params: Tensor<2> = Tensor::from_data(
-            TensorData::new(weights[start * p..(start + k) * p].to_vec(), [k, p]),
-            &device,
-        );
+        let params: Tensor<2> = Tensor::from_data(TensorData::new(weights[start * p..(start + k) * p].to_vec(), [k, p]), &device);
         // Loss of every model on every group (one group unless the dataset has several shapes).
         let mut loss_sum = vec![vec![0.0f64; groups]; k];
         let mut hits = vec![0i64; k];
@@ -73,10 +60,7 @@ pub fn evaluate_on(
                 let b = EXAMPLES_PER_CHUNK.min(range.end - ex);
                 let (x, targets) = dsplit.range(ex, b, k);
                 let out = arch.forward(&params, x);
-                let losses = per_model_loss(out.clone(), &targets)
-                    .into_data()
-                    .try_into_vec::<f32>()
-                    .unwrap_or_default();
+                let losses = per_model_loss(out.clone(), &targets).into_data().try_into_vec::<f32>().unwrap_or_default();
                 for (acc, l) in loss_sum.iter_mut().zip(losses) {
                     acc[g] += l as f64 * b as f64;
                 }
@@ -91,18 +75,11 @@ pub fn evaluate_on(
         for m in 0..k {
             let task = match tasks {
                 Some(t) => t[start + m] % groups,
-                None => (0..groups)
-                    .min_by(|&a, &b| loss_sum[m][a].total_cmp(&loss_sum[m][b]))
-                    .unwrap_or(0),
+                None => (0..groups).min_by(|&a, &b| loss_sum[m][a].total_cmp(&loss_sum[m][b])).unwrap_or(0),
             };
             let loss = (loss_sum[m][task] / group_len.max(1) as f64) as f32;
             let accuracy = classification.then(|| hits[m] as f32 / dsplit.len.max(1) as f32);
-            scores.push(ModelScore {
-                loss,
-                accuracy,
-                predictions: std::mem::take(&mut preds[m]),
-                task: (groups > 1).then_some(task),
-            });
+            scores.push(ModelScore { loss, accuracy, predictions: std::mem::take(&mut preds[m]), task: (groups > 1).then_some(task) });
         }
     }
     scores

@@ -14,28 +14,14 @@ use crate::zoo::train::{MODELS_PER_BATCH, Trainer};
 /// Scores of `weights` (n × P) on the test split after each of `steps` (ascending or not)
 /// fine-tuning steps: one `Vec<ModelScore>` (n entries) per entry of `steps`, in that order.
 /// On a many-shape dataset each model keeps training on the shape it fits best at the start.
-pub fn finetune(
-    arch: &Arch,
-    data: &Dataset,
-    recipe: &TrainSpec,
-    weights: &[f32],
-    steps: &[usize],
-    seed: u64,
-) -> Vec<Vec<ModelScore>> {
+pub fn finetune(arch: &Arch, data: &Dataset, recipe: &TrainSpec, weights: &[f32], steps: &[usize], seed: u64) -> Vec<Vec<ModelScore>> {
     let p = arch.layout().len();
     let n = weights.len() / p.max(1);
     let mut sorted: Vec<usize> = steps.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
     // Which shape each model continues on: only many-shape datasets need a scoring pass first.
-    let tasks: Vec<usize> = if data.groups > 1 {
-        eval::evaluate(arch, data, &data.test, weights)
-            .iter()
-            .map(|s| s.task.unwrap_or(0))
-            .collect()
-    } else {
-        vec![0; n]
-    };
+    let tasks: Vec<usize> = if data.groups > 1 { eval::evaluate(arch, data, &data.test, weights).iter().map(|s| s.task.unwrap_or(0)).collect() } else { vec![0; n] };
     let mut at: Vec<Vec<ModelScore>> = vec![Vec::with_capacity(n); sorted.len()];
     for first in (0..n).step_by(MODELS_PER_BATCH) {
         let ids: Vec<usize> = (first..n.min(first + MODELS_PER_BATCH)).collect();
@@ -56,17 +42,8 @@ pub fn finetune(
                 done += 1;
             }
             let batch_tasks: Vec<usize> = ids.iter().map(|&i| tasks[i]).collect();
-            at[k].extend(eval::evaluate_on(
-                arch,
-                data,
-                &data.test,
-                &trainer.weights(),
-                Some(&batch_tasks),
-            ));
+            at[k].extend(eval::evaluate_on(arch, data, &data.test, &trainer.weights(), Some(&batch_tasks)));
         }
     }
-    steps
-        .iter()
-        .map(|s| at[sorted.iter().position(|t| t == s).unwrap_or(0)].clone())
-        .collect()
+    steps.iter().map(|s| at[sorted.iter().position(|t| t == s).unwrap_or(0)].clone()).collect()
 }

@@ -21,36 +21,17 @@ fn zoo_spec(spec: &str) -> ZooSpec {
 #[test]
 fn flat_and_named_round_trip_exactly() {
     let data = dataset("source = \"fashion-mnist\"\ntrain_subset = 10\ntest_subset = 10");
-    for arch in [
-        Arch::new(&weightlab_manifest::ArchSpec::CnnS {}, &data),
-        Arch::Mlp {
-            sizes: vec![784, 10, 10],
-            activation: Default::default(),
-        },
-    ] {
+    for arch in [Arch::new(&weightlab_manifest::ArchSpec::CnnS {}, &data), Arch::Mlp { sizes: vec![784, 10, 10], activation: Default::default() }] {
         let layout = arch.layout();
-        let flat: Vec<f32> = (0..layout.len())
-            .map(|i| (i as f32 * 0.618).sin())
-            .collect();
+        let flat: Vec<f32> = (0..layout.len()).map(|i| (i as f32 * 0.618).sin()).collect();
         let bytes = store::to_safetensors(&layout, &flat, None);
         assert_eq!(store::from_safetensors(&layout, &bytes).unwrap(), flat);
         let named = layout.unflatten(&flat);
-        let back = layout
-            .flatten(|n| {
-                named
-                    .iter()
-                    .find(|(m, _, _)| m == n)
-                    .map(|(_, s, v)| (s.as_slice(), v.as_slice()))
-            })
-            .unwrap();
+        let back = layout.flatten(|n| named.iter().find(|(m, _, _)| m == n).map(|(_, s, v)| (s.as_slice(), v.as_slice()))).unwrap();
         assert_eq!(back, flat);
     }
     let cnn = Arch::new(&weightlab_manifest::ArchSpec::CnnS {}, &data);
-    assert_eq!(
-        cnn.layout().len(),
-        2464,
-        "CNN-s has the Hyper-Representations parameter count"
-    );
+    assert_eq!(cnn.layout().len(), 2464, "CNN-s has the Hyper-Representations parameter count");
 }
 
 #[test]
@@ -63,13 +44,7 @@ fn same_seed_gives_bit_identical_checkpoints() {
     let a = train::train_zoo(&arch, &data, &spec, None).unwrap();
     let b = train::train_zoo(&arch, &data, &spec, None).unwrap();
     assert_eq!(a.checkpoints.len(), 12, "2 epochs kept × 6 models");
-    assert!(
-        a.weights
-            .iter()
-            .zip(&b.weights)
-            .all(|(x, y)| x.to_bits() == y.to_bits()),
-        "same seed, same bits"
-    );
+    assert!(a.weights.iter().zip(&b.weights).all(|(x, y)| x.to_bits() == y.to_bits()), "same seed, same bits");
     assert_eq!(a.side(Side::Heldout).len(), 4);
     let mut other = spec.clone();
     other.seed = 1;
@@ -77,50 +52,27 @@ fn same_seed_gives_bit_identical_checkpoints() {
     assert_ne!(a.weights, c.weights, "another zoo seed gives other models");
     // Models of one zoo differ from each other (own init and data order).
     assert_ne!(a.weights_of(0), a.weights_of(2));
-    assert!(
-        a.checkpoints.iter().all(|c| c.test_accuracy.unwrap() > 0.8),
-        "blobs are easy: {:?}",
-        a.checkpoints
-            .iter()
-            .map(|c| c.test_accuracy)
-            .collect::<Vec<_>>()
-    );
+    assert!(a.checkpoints.iter().all(|c| c.test_accuracy.unwrap() > 0.8), "blobs are easy: {:?}", a.checkpoints.iter().map(|c| c.test_accuracy).collect::<Vec<_>>());
 }
 
 #[test]
 fn a_validation_subset_is_split_off_the_training_data_and_scored() {
     let full = dataset("source = \"blobs\"\nsamples = 400\nvalidation = 0.0");
     let data = dataset("source = \"blobs\"\nsamples = 400\nvalidation = 0.25");
-    assert_eq!(
-        (data.train.len(), data.validation.len(), data.test.len()),
-        (300, 100, 100)
-    );
+    assert_eq!((data.train.len(), data.validation.len(), data.test.len()), (300, 100, 100));
     // The validation examples are the tail of the training examples: models never train on them.
     assert_eq!(&full.train.y[300..], data.validation.y.as_slice());
     assert_eq!(&full.train.x[..600], data.train.x.as_slice());
     assert_eq!(data.test, full.test, "the test split is untouched");
     assert_ne!(data.hash, full.hash);
-    let other_test =
-        dataset("source = \"blobs\"\nsamples = 400\nvalidation = 0.25\ntest_subset = 50");
-    assert_eq!(
-        other_test.hash, data.hash,
-        "the identity methods see ignores the test split"
-    );
-    let spec = zoo_spec(
-        "data = \"d\"\narch = { kind = \"mlp\", hidden = [16] }\nmodels = 4\ntrain = { lr = 0.01, epochs = 3, batch_size = 32 }",
-    );
+    let other_test = dataset("source = \"blobs\"\nsamples = 400\nvalidation = 0.25\ntest_subset = 50");
+    assert_eq!(other_test.hash, data.hash, "the identity methods see ignores the test split");
+    let spec = zoo_spec("data = \"d\"\narch = { kind = \"mlp\", hidden = [16] }\nmodels = 4\ntrain = { lr = 0.01, epochs = 3, batch_size = 32 }");
     let zoo = train::train_zoo(&Arch::new(&spec.arch, &data), &data, &spec, None).unwrap();
     for c in &zoo.checkpoints {
         let (v, t) = (c.validation_accuracy.unwrap(), c.test_accuracy.unwrap());
-        assert!(
-            v > 0.8 && c.validation_loss.is_finite(),
-            "validation figures are computed: {v} {}",
-            c.validation_loss
-        );
-        assert!(
-            (v - t).abs() < 0.2,
-            "validation tracks test on the same distribution: {v} vs {t}"
-        );
+        assert!(v > 0.8 && c.validation_loss.is_finite(), "validation figures are computed: {v} {}", c.validation_loss);
+        assert!((v - t).abs() < 0.2, "validation tracks test on the same distribution: {v} vs {t}");
     }
     // Many-shape fields: each shape keeps its own contiguous validation block.
     let sdf = dataset("source = \"sdf-shapes\"\nsamples = 100\nshapes = 4\nvalidation = 0.2");
@@ -129,8 +81,7 @@ fn a_validation_subset_is_split_off_the_training_data_and_scored() {
 }
 
 fn python() -> String {
-    std::env::var("WEIGHTLAB_TORCH_PYTHON")
-        .expect("WEIGHTLAB_TORCH_PYTHON is set by the set-up (.cargo/config.toml)")
+    std::env::var("WEIGHTLAB_TORCH_PYTHON").expect("WEIGHTLAB_TORCH_PYTHON is set by the set-up (.cargo/config.toml)")
 }
 
 #[test]
@@ -140,42 +91,16 @@ fn fashion_mnist_zoos_learn_and_agree_with_pytorch() {
     let x: Vec<u8> = data.test.x.iter().flat_map(|v| v.to_le_bytes()).collect();
     let y: Vec<u8> = data.test.y.iter().flat_map(|v| v.to_le_bytes()).collect();
     let views = vec![
-        (
-            "x".to_string(),
-            safetensors::tensor::TensorView::new(
-                safetensors::Dtype::F32,
-                vec![data.test.len(), 784],
-                &x,
-            )
-            .unwrap(),
-        ),
-        (
-            "y".to_string(),
-            safetensors::tensor::TensorView::new(
-                safetensors::Dtype::F32,
-                vec![data.test.len()],
-                &y,
-            )
-            .unwrap(),
-        ),
+        ("x".to_string(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![data.test.len(), 784], &x).unwrap()),
+        ("y".to_string(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![data.test.len()], &y).unwrap()),
     ];
-    std::fs::write(
-        dir.path().join("inputs.safetensors"),
-        safetensors::serialize(views, None).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("inputs.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
 
     let mut ours = std::collections::BTreeMap::new();
     let mut exported = std::collections::BTreeMap::new();
     for (kind, spec) in [
-        (
-            "cnn",
-            "data = \"d\"\narch = { kind = \"cnn-s\" }\nmodels = 4\ntrain = { lr = 0.005, epochs = 3, batch_size = 32 }",
-        ),
-        (
-            "mlp",
-            "data = \"d\"\narch = { kind = \"mlp\", hidden = [32] }\nmodels = 4\ntrain = { lr = 0.003, epochs = 2, batch_size = 32 }",
-        ),
+        ("cnn", "data = \"d\"\narch = { kind = \"cnn-s\" }\nmodels = 4\ntrain = { lr = 0.005, epochs = 3, batch_size = 32 }"),
+        ("mlp", "data = \"d\"\narch = { kind = \"mlp\", hidden = [32] }\nmodels = 4\ntrain = { lr = 0.003, epochs = 2, batch_size = 32 }"),
     ] {
         let spec = zoo_spec(spec);
         let arch = Arch::new(&spec.arch, &data);
@@ -183,89 +108,49 @@ fn fashion_mnist_zoos_learn_and_agree_with_pytorch() {
         let scores = eval::evaluate(&arch, &data, &data.test, &zoo.weights);
         for (i, s) in scores.iter().enumerate() {
             let acc = s.accuracy.unwrap();
-            assert!(
-                acc > 0.55,
-                "{kind} model {i}: accuracy {acc} is not far above chance (0.1)"
-            );
+            assert!(acc > 0.55, "{kind} model {i}: accuracy {acc} is not far above chance (0.1)");
             let name = format!("model-{kind}-{i}.safetensors");
-            std::fs::write(
-                dir.path().join(&name),
-                store::to_safetensors(&arch.layout(), zoo.weights_of(i), None),
-            )
-            .unwrap();
+            std::fs::write(dir.path().join(&name), store::to_safetensors(&arch.layout(), zoo.weights_of(i), None)).unwrap();
             ours.insert(name.clone(), acc as f64);
             exported.insert(name, (arch.clone(), zoo.weights_of(i).to_vec()));
         }
     }
-    let out = Command::new(python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/torch_models.py"
-        ))
-        .arg(dir.path())
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "torch_models.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let theirs: std::collections::BTreeMap<String, f64> =
-        serde_json::from_slice(&out.stdout).expect("accuracies as JSON");
+    let out = Command::new(python()).arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/torch_models.py")).arg(dir.path()).output().expect("python runs");
+    assert!(out.status.success(), "torch_models.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let theirs: std::collections::BTreeMap<String, f64> = serde_json::from_slice(&out.stdout).expect("accuracies as JSON");
     for (name, acc) in &ours {
         let t = theirs[name];
-        assert!(
-            (acc - t).abs() <= 1.0 / 500.0 + 1e-9,
-            "{name}: weightlab {acc} vs PyTorch {t} on the same weights"
-        );
+        assert!((acc - t).abs() <= 1.0 / 500.0 + 1e-9, "{name}: weightlab {acc} vs PyTorch {t} on the same weights");
     }
     // State dicts written by torch import back to exactly the exported weights.
     for (name, (arch, flat)) in &exported {
         let bytes = std::fs::read(dir.path().join(name.replace("model-", "torch-"))).unwrap();
-        assert_eq!(
-            &store::from_safetensors(&arch.layout(), &bytes).unwrap(),
-            flat,
-            "{name}"
-        );
+        assert_eq!(&store::from_safetensors(&arch.layout(), &bytes).unwrap(), flat, "{name}");
     }
     // And a folder of them imports as a zoo.
     let mlp_dir = dir.path().join("mlp-import");
     std::fs::create_dir_all(&mlp_dir).unwrap();
     for i in 0..4 {
-        std::fs::copy(
-            dir.path().join(format!("torch-mlp-{i}.safetensors")),
-            mlp_dir.join(format!("m{i}.safetensors")),
-        )
-        .unwrap();
+        std::fs::copy(dir.path().join(format!("torch-mlp-{i}.safetensors")), mlp_dir.join(format!("m{i}.safetensors"))).unwrap();
     }
     let (arch, _) = &exported["model-mlp-0.safetensors"];
     let imported = store::import(arch, &mlp_dir, 3).unwrap();
     assert_eq!(imported.checkpoints.len(), 4);
     assert_eq!(imported.side(Side::Train).len(), 3);
-    assert_eq!(
-        imported.weights_of(2),
-        exported["model-mlp-2.safetensors"].1.as_slice()
-    );
+    assert_eq!(imported.weights_of(2), exported["model-mlp-2.safetensors"].1.as_slice());
 }
 
 #[test]
 fn sdf_zoo_fits_its_shape() {
     let data = dataset("source = \"sdf-shapes\"\nsamples = 4096\nseed = 3");
-    let spec = zoo_spec(
-        "data = \"d\"\narch = { kind = \"sdf-mlp\", hidden = [32, 32] }\nmodels = 4\ntrain = { lr = 0.003, epochs = 30, batch_size = 128 }",
-    );
+    let spec = zoo_spec("data = \"d\"\narch = { kind = \"sdf-mlp\", hidden = [32, 32] }\nmodels = 4\ntrain = { lr = 0.003, epochs = 30, batch_size = 128 }");
     let arch = Arch::new(&spec.arch, &data);
     let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
     let mean = data.test.y.iter().sum::<f32>() / data.test.len() as f32;
-    let constant =
-        data.test.y.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / data.test.len() as f32;
+    let constant = data.test.y.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / data.test.len() as f32;
     for c in &zoo.checkpoints {
         assert!(c.test_accuracy.is_none());
-        assert!(
-            c.test_loss < 0.1 * constant,
-            "SDF MSE {} vs constant predictor {constant}",
-            c.test_loss
-        );
+        assert!(c.test_loss < 0.1 * constant, "SDF MSE {} vs constant predictor {constant}", c.test_loss);
     }
 }
 
@@ -278,50 +163,29 @@ fn continued_training_keeps_snapshots_of_only_the_chosen_parameters() {
     let arch = Arch::new(&spec.arch, &data);
     let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
     assert_eq!(zoo.checkpoints.len(), 20, "10 snapshots × 2 models");
-    assert!(
-        zoo.checkpoints
-            .iter()
-            .all(|c| c.step % 3 == 0 && c.step > 0 && c.epoch == 2)
-    );
+    assert!(zoo.checkpoints.iter().all(|c| c.step % 3 == 0 && c.step > 0 && c.epoch == 2));
     let layout = arch.layout();
     let frozen = layout.get("layers.0.weight").unwrap().range();
     let trained = layout.get("layers.1.weight").unwrap().range();
     let (a, b) = (zoo.weights_of(0), zoo.weights_of(9));
     assert_eq!(zoo.checkpoints[9].model, 0);
-    assert_eq!(
-        a[frozen.clone()],
-        b[frozen],
-        "frozen parameters do not move"
-    );
-    assert_ne!(
-        a[trained.clone()],
-        b[trained],
-        "chosen parameters keep training"
-    );
+    assert_eq!(a[frozen.clone()], b[frozen], "frozen parameters do not move");
+    assert_ne!(a[trained.clone()], b[trained], "chosen parameters keep training");
     let mut bad = spec.clone();
     bad.continuation.as_mut().unwrap().params = vec!["head".into()];
     let err = train::train_zoo(&arch, &data, &bad, None).unwrap_err();
-    assert!(
-        err.contains("`head` names no parameter") && err.contains("layers.1.bias"),
-        "{err}"
-    );
+    assert!(err.contains("`head` names no parameter") && err.contains("layers.1.bias"), "{err}");
 }
 
 #[test]
 fn signal_task_is_learnable() {
     let data = dataset("source = \"signals\"\nclasses = 4\nsamples = 2048\nnoise = 0.3");
     assert_eq!(data.input_shape, vec![32]);
-    let spec = zoo_spec(
-        "data = \"d\"\narch = { kind = \"mlp\", hidden = [32] }\nmodels = 4\ntrain = { lr = 0.003, epochs = 10, batch_size = 64 }",
-    );
+    let spec = zoo_spec("data = \"d\"\narch = { kind = \"mlp\", hidden = [32] }\nmodels = 4\ntrain = { lr = 0.003, epochs = 10, batch_size = 64 }");
     let arch = Arch::new(&spec.arch, &data);
     let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
     for c in &zoo.checkpoints {
-        assert!(
-            c.test_accuracy.unwrap() > 0.7,
-            "4 classes, chance 0.25: {:?}",
-            c.test_accuracy
-        );
+        assert!(c.test_accuracy.unwrap() > 0.7, "4 classes, chance 0.25: {:?}", c.test_accuracy);
     }
 }
 
@@ -330,9 +194,7 @@ fn many_shape_zoo_fits_one_shape_per_model() {
     let data = dataset("source = \"sdf-shapes\"\nsamples = 2048\nshapes = 4\nseed = 5");
     assert_eq!(data.groups, 4);
     assert_eq!(data.train.len() + data.validation.len(), 4 * 2048, "a validation block is split off each shape");
-    let spec = zoo_spec(
-        "data = \"d\"\narch = { kind = \"sdf-mlp\", hidden = [32, 32] }\nmodels = 8\ntrain = { lr = 0.003, epochs = 30, batch_size = 128 }",
-    );
+    let spec = zoo_spec("data = \"d\"\narch = { kind = \"sdf-mlp\", hidden = [32, 32] }\nmodels = 8\ntrain = { lr = 0.003, epochs = 30, batch_size = 128 }");
     let arch = Arch::new(&spec.arch, &data);
     let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
     // The shapes differ, so a model fitted to one is no good on the others.
@@ -345,23 +207,14 @@ fn many_shape_zoo_fits_one_shape_per_model() {
     for c in &zoo.checkpoints {
         let shape = c.task.expect("many-shape checkpoints record their shape");
         assert_eq!(shape, c.model % 4);
-        assert!(
-            c.test_loss < 0.1 * constant(shape),
-            "model {} on shape {shape}: MSE {} vs constant {}",
-            c.model,
-            c.test_loss,
-            constant(shape)
-        );
+        assert!(c.test_loss < 0.1 * constant(shape), "model {} on shape {shape}: MSE {} vs constant {}", c.model, c.test_loss, constant(shape));
     }
     // Scored without being told, every model is recognised as a fit of its own shape.
     let blind = eval::evaluate(&arch, &data, &data.test, &zoo.weights);
     for (c, s) in zoo.checkpoints.iter().zip(&blind) {
         assert_eq!(s.task, c.task, "model {} fits its own shape best", c.model);
     }
-    assert_ne!(
-        data.test.y[data.group_range(test_len, 0)],
-        data.test.y[data.group_range(test_len, 1)]
-    );
+    assert_ne!(data.test.y[data.group_range(test_len, 0)], data.test.y[data.group_range(test_len, 1)]);
 }
 
 #[test]
@@ -372,43 +225,22 @@ fn model_tree_records_parents_and_fine_tuning_classes() {
     );
     let arch = Arch::new(&spec.arch, &data);
     let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
-    let roots: Vec<_> = zoo
-        .checkpoints
-        .iter()
-        .filter(|c| c.side == Side::Root)
-        .collect();
-    let children: Vec<_> = zoo
-        .checkpoints
-        .iter()
-        .filter(|c| c.side != Side::Root)
-        .collect();
+    let roots: Vec<_> = zoo.checkpoints.iter().filter(|c| c.side == Side::Root).collect();
+    let children: Vec<_> = zoo.checkpoints.iter().filter(|c| c.side != Side::Root).collect();
     assert_eq!((roots.len(), children.len()), (3, 12));
     assert_eq!(zoo.side(Side::Train).len(), 9);
     assert_eq!(zoo.side(Side::Heldout).len(), 3);
-    assert!(
-        roots
-            .iter()
-            .all(|r| r.parent.is_none() && r.classes.is_none() && r.model >= 12)
-    );
+    assert!(roots.iter().all(|r| r.parent.is_none() && r.classes.is_none() && r.model >= 12));
     let mut subsets = std::collections::BTreeSet::new();
     for c in &children {
-        assert_eq!(
-            c.parent,
-            Some(12 + c.model % 3),
-            "child {} hangs under root {}",
-            c.model,
-            12 + c.model % 3
-        );
+        assert_eq!(c.parent, Some(12 + c.model % 3), "child {} hangs under root {}", c.model, 12 + c.model % 3);
         let classes = c.classes.clone().expect("children record their classes");
         assert_eq!(classes.len(), 2);
         assert!(classes.iter().all(|&k| k < 6));
         subsets.insert(classes);
         assert_eq!(c.epoch, 5, "3 epochs of pre-training + 2 of fine-tuning");
     }
-    assert!(
-        subsets.len() >= 4,
-        "children draw different class subsets: {subsets:?}"
-    );
+    assert!(subsets.len() >= 4, "children draw different class subsets: {subsets:?}");
     // Fine-tuning specialises: each child is better on its own classes than on the rest.
     let scores = eval::evaluate(&arch, &data, &data.test, &zoo.weights);
     for (c, s) in zoo.checkpoints.iter().zip(&scores) {
@@ -416,36 +248,21 @@ fn model_tree_records_parents_and_fine_tuning_classes() {
         let others: Vec<usize> = (0..6).filter(|k| !classes.contains(k)).collect();
         let own = eval::subset_accuracy(&s.predictions, &data.test.y, classes).unwrap();
         let rest = eval::subset_accuracy(&s.predictions, &data.test.y, &others).unwrap();
-        assert_eq!(
-            c.test_accuracy,
-            Some(own),
-            "a child's accuracy counts its own classes"
-        );
-        assert!(
-            own > 0.9 && own > rest,
-            "child {}: own classes {own}, others {rest}",
-            c.model
-        );
+        assert_eq!(c.test_accuracy, Some(own), "a child's accuracy counts its own classes");
+        assert!(own > 0.9 && own > rest, "child {}: own classes {own}, others {rest}", c.model);
     }
     // Children start from their parent: closer to it than to another root.
     let p = arch.layout().len();
     let dist = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f32>();
     let weights_of = |model: usize| {
-        let i = zoo
-            .checkpoints
-            .iter()
-            .position(|c| c.model == model)
-            .unwrap();
+        let i = zoo.checkpoints.iter().position(|c| c.model == model).unwrap();
         &zoo.weights[i * p..(i + 1) * p]
     };
     for c in &children {
         let parent = c.parent.unwrap();
         for other in 12..15 {
             if other != parent {
-                assert!(
-                    dist(weights_of(c.model), weights_of(parent))
-                        < dist(weights_of(c.model), weights_of(other))
-                );
+                assert!(dist(weights_of(c.model), weights_of(parent)) < dist(weights_of(c.model), weights_of(other)));
             }
         }
     }
@@ -454,28 +271,15 @@ fn model_tree_records_parents_and_fine_tuning_classes() {
 #[test]
 fn hidden_unit_permutations_keep_the_function_and_move_the_weights() {
     let data = dataset("source = \"fashion-mnist\"\ntrain_subset = 2000\ntest_subset = 500");
-    for arch_spec in [
-        "arch = { kind = \"cnn-s\" }",
-        "arch = { kind = \"mlp\", hidden = [16, 12] }",
-    ] {
-        let spec = zoo_spec(&format!(
-            "data = \"d\"\n{arch_spec}\nmodels = 2\ntrain = {{ lr = 0.003, epochs = 1, batch_size = 64 }}"
-        ));
+    for arch_spec in ["arch = { kind = \"cnn-s\" }", "arch = { kind = \"mlp\", hidden = [16, 12] }"] {
+        let spec = zoo_spec(&format!("data = \"d\"\n{arch_spec}\nmodels = 2\ntrain = {{ lr = 0.003, epochs = 1, batch_size = 64 }}"));
         let arch = Arch::new(&spec.arch, &data);
         let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
         let original = zoo.weights_of(0);
         let permuted = arch.permute_hidden(original, 7);
-        let distance = original
-            .iter()
-            .zip(&permuted)
-            .map(|(a, b)| (a - b).powi(2))
-            .sum::<f32>()
-            .sqrt();
+        let distance = original.iter().zip(&permuted).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
         let norm = original.iter().map(|a| a * a).sum::<f32>().sqrt();
-        assert!(
-            distance > 0.3 * norm,
-            "{arch_spec}: permuting moved the weights only {distance} (norm {norm})"
-        );
+        assert!(distance > 0.3 * norm, "{arch_spec}: permuting moved the weights only {distance} (norm {norm})");
         let mut sorted_a = original.to_vec();
         let mut sorted_b = permuted.clone();
         sorted_a.sort_by(f32::total_cmp);
@@ -483,10 +287,7 @@ fn hidden_unit_permutations_keep_the_function_and_move_the_weights() {
         assert_eq!(sorted_a, sorted_b, "a permutation only moves values");
         let both = [original.to_vec(), permuted].concat();
         let scores = eval::evaluate(&arch, &data, &data.test, &both);
-        assert_eq!(
-            scores[0].predictions, scores[1].predictions,
-            "{arch_spec}: same function"
-        );
+        assert_eq!(scores[0].predictions, scores[1].predictions, "{arch_spec}: same function");
         assert!((scores[0].loss - scores[1].loss).abs() < 1e-4);
     }
 }

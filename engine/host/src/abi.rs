@@ -9,17 +9,8 @@ use wasmtime::component::Component;
 /// The `weightlab:plugin` versions a component refers to (deduplicated).
 pub fn versions(component: &Component, engine: &Engine) -> Vec<String> {
     let ty = component.component_type();
-    let names = ty
-        .imports(engine)
-        .map(|(n, _)| n.to_string())
-        .chain(ty.exports(engine).map(|(n, _)| n.to_string()));
-    let mut found: Vec<String> = names
-        .filter_map(|n| {
-            n.strip_prefix("weightlab:plugin/")
-                .and_then(|rest| rest.split_once('@'))
-                .map(|(_, v)| v.to_string())
-        })
-        .collect();
+    let names = ty.imports(engine).map(|(n, _)| n.to_string()).chain(ty.exports(engine).map(|(n, _)| n.to_string()));
+    let mut found: Vec<String> = names.filter_map(|n| n.strip_prefix("weightlab:plugin/").and_then(|rest| rest.split_once('@')).map(|(_, v)| v.to_string())).collect();
     found.sort();
     found.dedup();
     found

@@ -8,27 +8,16 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use wasmtime::component::Resource;
 
-use crate::bindings::weightlab::plugin::tensors::{
-    HostOptimizer, HostTensor, OptimizerKind, Unary,
-};
+use crate::bindings::weightlab::plugin::tensors::{HostOptimizer, HostTensor, OptimizerKind, Unary};
 use crate::state::PluginState;
 use crate::tensors::{TensorEntry, borrow};
 
 /// Trains the autoencoder for `steps` steps on `weights` (rows × p); returns the wall time.
-pub fn native_autoencoder(
-    weights: &[f32],
-    rows: usize,
-    p: usize,
-    steps: usize,
-    hidden: usize,
-) -> Result<Duration> {
+pub fn native_autoencoder(weights: &[f32], rows: usize, p: usize, steps: usize, hidden: usize) -> Result<Duration> {
     let mut s = PluginState::new(wasmtime::StoreLimitsBuilder::new().build(), u64::MAX, 0);
     let started = Instant::now();
     let x = s.from_list(weights.to_vec(), vec![rows as u32, p as u32])?;
-    let param = |s: &mut PluginState,
-                 shape: Vec<u32>,
-                 seed: Option<u64>|
-     -> Result<Resource<TensorEntry>> {
+    let param = |s: &mut PluginState, shape: Vec<u32>, seed: Option<u64>| -> Result<Resource<TensorEntry>> {
         let t = match seed {
             Some(seed) => {
                 let r = s.randn(shape, seed)?;
@@ -46,13 +35,7 @@ pub fn native_autoencoder(
     let b1 = param(&mut s, vec![hidden as u32], None)?;
     let w2 = param(&mut s, vec![p as u32, hidden as u32], Some(2))?;
     let b2 = param(&mut s, vec![p as u32], None)?;
-    let opt = HostOptimizer::new(
-        &mut s,
-        OptimizerKind::Adam,
-        vec![borrow(&w1), borrow(&b1), borrow(&w2), borrow(&b2)],
-        1e-3,
-        0.0,
-    )?;
+    let opt = HostOptimizer::new(&mut s, OptimizerKind::Adam, vec![borrow(&w1), borrow(&b1), borrow(&w2), borrow(&b2)], 1e-3, 0.0)?;
     for _ in 0..steps {
         let h0 = s.linear(borrow(&x), borrow(&w1), Some(borrow(&b1)))?;
         let h = s.apply(borrow(&h0), Unary::Tanh)?;

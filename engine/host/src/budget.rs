@@ -49,9 +49,7 @@ impl Drop for Charge {
 
 /// Why an operation was refused.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error(
-    "tensor-memory cap: `{op}` {shape} needs {need}{transient}, holding {held}, cap {cap} (raise `limits.tensor_memory_mib`)"
-)]
+#[error("tensor-memory cap: `{op}` {shape} needs {need}{transient}, holding {held}, cap {cap} (raise `limits.tensor_memory_mib`)")]
 pub struct CapExceeded {
     pub op: String,
     pub shape: String,
@@ -77,11 +75,7 @@ impl std::fmt::Display for Size {
             value /= 1024.0;
             unit += 1;
         }
-        if unit == 0 || value >= 100.0 || value.fract() == 0.0 {
-            write!(f, "{value:.0} {}", UNITS[unit])
-        } else {
-            write!(f, "{value:.1} {}", UNITS[unit])
-        }
+        if unit == 0 || value >= 100.0 || value.fract() == 0.0 { write!(f, "{value:.0} {}", UNITS[unit]) } else { write!(f, "{value:.1} {}", UNITS[unit]) }
     }
 }
 
@@ -91,21 +85,13 @@ pub struct TransientNote(pub u64);
 
 impl std::fmt::Display for TransientNote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0 > 0 {
-            write!(f, " (+{} of working memory)", Size(self.0))
-        } else {
-            Ok(())
-        }
+        if self.0 > 0 { write!(f, " (+{} of working memory)", Size(self.0)) } else { Ok(()) }
     }
 }
 
 impl Budget {
     pub fn new(cap: u64) -> Self {
-        Self {
-            held: Arc::new(AtomicU64::new(0)),
-            peak: Arc::new(AtomicU64::new(0)),
-            cap,
-        }
+        Self { held: Arc::new(AtomicU64::new(0)), peak: Arc::new(AtomicU64::new(0)), cap }
     }
 
     /// Bytes held now.
@@ -124,25 +110,12 @@ impl Budget {
 
     /// Checks that `bytes` more (plus `transient` working memory, released when the op returns)
     /// fit under the cap. `None` means the size overflowed 64 bits: always refused.
-    pub fn admit(
-        &self,
-        op: &str,
-        shape: &dyn std::fmt::Debug,
-        bytes: Option<u64>,
-        transient: Option<u64>,
-    ) -> Result<(), CapExceeded> {
+    pub fn admit(&self, op: &str, shape: &dyn std::fmt::Debug, bytes: Option<u64>, transient: Option<u64>) -> Result<(), CapExceeded> {
         let held = self.held();
         let (need, extra) = (bytes.unwrap_or(u64::MAX), transient.unwrap_or(u64::MAX));
         match held.checked_add(need).and_then(|v| v.checked_add(extra)) {
             Some(total) if total <= self.cap => Ok(()),
-            _ => Err(CapExceeded {
-                op: op.to_string(),
-                shape: format!("{shape:?}"),
-                need: Size(need),
-                transient: TransientNote(extra),
-                held: Size(held),
-                cap: Size(self.cap),
-            }),
+            _ => Err(CapExceeded { op: op.to_string(), shape: format!("{shape:?}"), need: Size(need), transient: TransientNote(extra), held: Size(held), cap: Size(self.cap) }),
         }
     }
 
@@ -150,11 +123,7 @@ impl Budget {
     pub fn charge(&self, bytes: u64, parents: Vec<Arc<Charge>>) -> Arc<Charge> {
         let held = self.held.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.peak.fetch_max(held, Ordering::Relaxed);
-        Arc::new(Charge {
-            bytes,
-            held: self.held.clone(),
-            parents,
-        })
+        Arc::new(Charge { bytes, held: self.held.clone(), parents })
     }
 }
 
@@ -197,20 +166,9 @@ mod tests {
     #[test]
     fn refusal_happens_before_charging_and_overflow_is_refused() {
         let budget = Budget::new(64 << 20);
-        let e = budget
-            .admit("zeros", &[32768, 32768], Some(32768 * 32768 * 4), Some(0))
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "tensor-memory cap: `zeros` [32768, 32768] needs 4 GiB, holding 0 B, cap 64 MiB (raise `limits.tensor_memory_mib`)"
-        );
-        assert!(
-            budget
-                .admit("randn", &[u32::MAX, u32::MAX], None, Some(0))
-                .unwrap_err()
-                .to_string()
-                .contains("more than 16 EiB")
-        );
+        let e = budget.admit("zeros", &[32768, 32768], Some(32768 * 32768 * 4), Some(0)).unwrap_err();
+        assert_eq!(e.to_string(), "tensor-memory cap: `zeros` [32768, 32768] needs 4 GiB, holding 0 B, cap 64 MiB (raise `limits.tensor_memory_mib`)");
+        assert!(budget.admit("randn", &[u32::MAX, u32::MAX], None, Some(0)).unwrap_err().to_string().contains("more than 16 EiB"));
         assert_eq!(budget.held(), 0);
         assert!(budget.admit("add", &[4], Some(16), Some(0)).is_ok());
     }

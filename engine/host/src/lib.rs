@@ -23,9 +23,7 @@ pub mod tensors;
 pub mod worker;
 
 pub use limits::Limits;
-pub use plugin::{
-    CheckpointView, Description, ParamView, Plugin, PluginError, Role, ZooView, role_name,
-};
+pub use plugin::{CheckpointView, Description, ParamView, Plugin, PluginError, Role, ZooView, role_name};
 pub use runtime::Runtime;
 
 /// Generated bindings of `plugins/wit` (world `generator`; `baseline` exports the same).

@@ -40,23 +40,13 @@ pub struct Limits {
 impl Limits {
     /// The worker's OS memory limit in bytes.
     pub fn os_memory_bytes(&self) -> u64 {
-        self.os_memory.unwrap_or_else(|| {
-            (self.memory_bytes as u64)
-                .saturating_add(self.tensor_bytes)
-                .saturating_add(WORKER_BASE_BYTES)
-        })
+        self.os_memory.unwrap_or_else(|| (self.memory_bytes as u64).saturating_add(self.tensor_bytes).saturating_add(WORKER_BASE_BYTES))
     }
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(600),
-            fuel: 50_000_000_000,
-            memory_bytes: 256 << 20,
-            tensor_bytes: 4 << 30,
-            os_memory: None,
-        }
+        Self { timeout: Duration::from_secs(600), fuel: 50_000_000_000, memory_bytes: 256 << 20, tensor_bytes: 4 << 30, os_memory: None }
     }
 }
 

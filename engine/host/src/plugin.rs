@@ -46,6 +46,8 @@ pub struct PluginError {
     /// load, describe, fit or sample.
     pub call: &'static str,
     pub reason: String,
+    /// Peak resident memory of the worker process the call ran in, when it ran in one.
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// One named tensor in a model's flat parameter vector (PyTorch state_dict name).
@@ -88,15 +90,7 @@ impl ZooView {
         zoo::ZooInfo {
             name: self.name.clone(),
             arch: self.arch.clone(),
-            layout: self
-                .layout
-                .iter()
-                .map(|p| zoo::Param {
-                    name: p.name.clone(),
-                    shape: p.shape.clone(),
-                    offset: p.offset,
-                })
-                .collect(),
+            layout: self.layout.iter().map(|p| zoo::Param { name: p.name.clone(), shape: p.shape.clone(), offset: p.offset }).collect(),
             parameters: self.parameters,
             checkpoints: self
                 .checkpoints
@@ -130,62 +124,30 @@ pub struct Plugin {
 impl Plugin {
     /// Compiles (cached), checks the ABI, instantiates and describes the plugin at `path`.
     /// `seed` seeds the WASI randomness the plugin may draw (use the method seed).
-    pub fn load(
-        runtime: &Runtime,
-        name: &str,
-        path: &Path,
-        limits: Limits,
-        seed: u64,
-    ) -> Result<Plugin, PluginError> {
-        let fail = |call: &'static str, reason: String| PluginError {
-            plugin: name.to_string(),
-            call,
-            reason,
-        };
-        let component = runtime
-            .compile(path)
-            .map_err(|e| fail("load", format!("{e:#}")))?;
+    pub fn load(runtime: &Runtime, name: &str, path: &Path, limits: Limits, seed: u64) -> Result<Plugin, PluginError> {
+        let fail = |call: &'static str, reason: String| PluginError { plugin: name.to_string(), call, reason, peak_rss_bytes: None };
+        let component = runtime.compile(path).map_err(|e| fail("load", format!("{e:#}")))?;
         let versions = crate::abi::versions(&component, &runtime.engine);
         if versions.is_empty() {
-            return Err(fail(
-                "load",
-                format!(
-                    "{} does not use the weightlab:plugin interfaces; is it a weightlab plugin?",
-                    path.display()
-                ),
-            ));
+            return Err(fail("load", format!("{} does not use the weightlab:plugin interfaces; is it a weightlab plugin?", path.display())));
         }
-        if let Some(bad) = versions
-            .iter()
-            .find(|v| !crate::abi::compatible(crate::ABI_VERSION, v))
-        {
-            return Err(fail(
-                "load",
-                format!(
-                    "built against weightlab:plugin@{bad}, but this engine implements @{}; rebuild the plugin against plugins/wit of this version",
-                    crate::ABI_VERSION
-                ),
-            ));
+        if let Some(bad) = versions.iter().find(|v| !crate::abi::compatible(crate::ABI_VERSION, v)) {
+            return Err(fail("load", format!("built against weightlab:plugin@{bad}, but this engine implements @{}; rebuild the plugin against plugins/wit of this version", crate::ABI_VERSION)));
         }
-        let store_limits = StoreLimitsBuilder::new()
-            .memory_size(limits.memory_bytes)
-            .instances(4)
-            .tables(16)
-            .memories(4)
-            .build();
-        let mut store = Store::new(
-            &runtime.engine,
-            PluginState::new(store_limits, limits.tensor_bytes, seed),
-        );
+        let store_limits = StoreLimitsBuilder::new().memory_size(limits.memory_bytes).instances(4).tables(16).memories(4).build();
+        let mut store = Store::new(&runtime.engine, PluginState::new(store_limits, limits.tensor_bytes, seed));
         store.limiter(|s| s);
         Self::arm(&mut store, &limits);
         let bindings = Generator::instantiate(&mut store, &component, &runtime.linker).map_err(|e| {
             let reason = format!("{e:#}");
-            fail("load", if reason.contains("matching implementation") || reason.contains("import") {
-                format!("cannot link: {reason} (plugins may import only weightlab:plugin interfaces and the sandboxed WASI)")
-            } else {
-                reason
-            })
+            fail(
+                "load",
+                if reason.contains("matching implementation") || reason.contains("import") {
+                    format!("cannot link: {reason} (plugins may import only weightlab:plugin interfaces and the sandboxed WASI)")
+                } else {
+                    reason
+                },
+            )
         })?;
         let mut plugin = Plugin {
             name: name.to_string(),
@@ -193,14 +155,7 @@ impl Plugin {
             store,
             bindings,
             limits,
-            description: Description {
-                name: name.into(),
-                version: String::new(),
-                role: Role::Baseline,
-                about: String::new(),
-                config_schema: serde_json::json!({}),
-                abi: versions[0].clone(),
-            },
+            description: Description { name: name.into(), version: String::new(), role: Role::Baseline, about: String::new(), config_schema: serde_json::json!({}), abi: versions[0].clone() },
         };
         plugin.description = plugin.describe()?;
         plugin.description.abi = versions[0].clone();
@@ -221,72 +176,30 @@ impl Plugin {
     /// Turns a wasmtime error into a readable reason.
     fn reason(&self, e: &anyhow::Error) -> String {
         let stderr = self.store.data().stderr_text();
-        let panic = stderr
-            .lines()
-            .skip_while(|l| !l.contains("panicked"))
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ");
+        let panic = stderr.lines().skip_while(|l| !l.contains("panicked")).take(3).filter(|l| !l.starts_with("note:")).collect::<Vec<_>>().join(" ");
         match e.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => format!(
-                "ran out of fuel: used its CPU budget of {} units (raise `limits.fuel`)",
-                self.limits.fuel
-            ),
-            Some(Trap::Interrupt) => format!(
-                "time limit {:.0?} exceeded (raise `limits.timeout_secs`)",
-                self.limits.timeout
-            ),
+            Some(Trap::OutOfFuel) => format!("ran out of fuel: used its CPU budget of {} units (raise `limits.fuel`)", self.limits.fuel),
+            Some(Trap::Interrupt) => format!("time limit {:.0?} exceeded (raise `limits.timeout_secs`)", self.limits.timeout),
             Some(Trap::UnreachableCodeReached) if !panic.is_empty() => format!("panicked: {panic}"),
-            Some(trap) if stderr.contains("memory allocation") => format!(
-                "ran out of memory (cap {} MiB, `limits.memory_mib`): {trap}",
-                self.limits.memory_bytes >> 20
-            ),
+            Some(trap) if stderr.contains("memory allocation") => format!("ran out of memory (cap {} MiB, `limits.memory_mib`): {trap}", self.limits.memory_bytes >> 20),
             Some(trap) => {
-                let detail = if panic.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({panic})")
-                };
+                let detail = if panic.is_empty() { String::new() } else { format!(" ({panic})") };
                 format!("trapped: {trap}{detail}")
             }
             // A host error (e.g. the tensor-memory cap): the cause first, then where.
             None => {
                 // libtorch's messages carry C++ stack frames after their first line: drop them.
-                let chain: Vec<String> = e
-                    .chain()
-                    .map(|c| {
-                        c.to_string()
-                            .lines()
-                            .next()
-                            .unwrap_or_default()
-                            .trim()
-                            .to_string()
-                    })
-                    .filter(|c| !c.starts_with("error while executing at wasm backtrace"))
-                    .collect();
+                let chain: Vec<String> =
+                    e.chain().map(|c| c.to_string().lines().next().unwrap_or_default().trim().to_string()).filter(|c| !c.starts_with("error while executing at wasm backtrace")).collect();
                 match chain.iter().find(|c| c.starts_with("tensor-memory cap")) {
                     Some(cause) => cause.clone(),
-                    None => chain
-                        .last()
-                        .cloned()
-                        .map(|root| {
-                            if chain.len() > 1 {
-                                format!("{root} (in {})", chain[..chain.len() - 1].join(": "))
-                            } else {
-                                root
-                            }
-                        })
-                        .unwrap_or_default(),
+                    None => chain.last().cloned().map(|root| if chain.len() > 1 { format!("{root} (in {})", chain[..chain.len() - 1].join(": ")) } else { root }).unwrap_or_default(),
                 }
             }
         }
     }
 
-    fn call<T>(
-        &mut self,
-        call: &'static str,
-        f: impl FnOnce(&Generator, &mut Store<PluginState>) -> anyhow::Result<T>,
-    ) -> Result<T, PluginError> {
+    fn call<T>(&mut self, call: &'static str, f: impl FnOnce(&Generator, &mut Store<PluginState>) -> anyhow::Result<T>) -> Result<T, PluginError> {
         Self::arm(&mut self.store, &self.limits);
         crate::limits::set_in_progress(Some(crate::limits::CallInProgress {
             plugin: self.name.clone(),
@@ -297,40 +210,18 @@ impl Plugin {
         }));
         let result = f(&self.bindings, &mut self.store);
         crate::limits::set_in_progress(None);
-        result.map_err(|e| PluginError {
-            plugin: self.name.clone(),
-            call,
-            reason: self.reason(&e),
-        })
+        result.map_err(|e| PluginError { plugin: self.name.clone(), call, reason: self.reason(&e), peak_rss_bytes: None })
     }
 
     fn describe(&mut self) -> Result<Description, PluginError> {
-        let d = self.call("describe", |b, s| {
-            Ok(b.weightlab_plugin_method().call_describe(s)?)
-        })?;
-        let config_schema = serde_json::from_str(&d.config_schema).map_err(|e| PluginError {
-            plugin: self.name.clone(),
-            call: "describe",
-            reason: format!("config schema is not JSON: {e}"),
-        })?;
-        Ok(Description {
-            name: d.name,
-            version: d.version,
-            role: d.role,
-            about: d.about,
-            config_schema,
-            abi: String::new(),
-        })
+        let d = self.call("describe", |b, s| Ok(b.weightlab_plugin_method().call_describe(s)?))?;
+        let config_schema =
+            serde_json::from_str(&d.config_schema).map_err(|e| PluginError { plugin: self.name.clone(), call: "describe", reason: format!("config schema is not JSON: {e}"), peak_rss_bytes: None })?;
+        Ok(Description { name: d.name, version: d.version, role: d.role, about: d.about, config_schema, abi: String::new() })
     }
 
     /// Fits the method on `weights` (rows × P, row-major).
-    pub fn fit(
-        &mut self,
-        zoo: &ZooView,
-        weights: &[f32],
-        config: &serde_json::Value,
-        seed: u64,
-    ) -> Result<(), PluginError> {
+    pub fn fit(&mut self, zoo: &ZooView, weights: &[f32], config: &serde_json::Value, seed: u64) -> Result<(), PluginError> {
         let zoo_wit = zoo.to_wit();
         let zoo = &zoo_wit;
         let p = zoo.parameters as usize;
@@ -338,38 +229,19 @@ impl Plugin {
         let tensor = tch::Tensor::from_slice(weights).reshape([rows as i64, p as i64]);
         let handle = self.host_tensor(tensor, "fit")?;
         let config = config.to_string();
-        let result = self.call("fit", |b, s| {
-            Ok(b.weightlab_plugin_method().call_fit(
-                &mut *s,
-                zoo,
-                crate::tensors::borrow(&handle),
-                &config,
-                seed,
-            )?)
-        });
+        let result = self.call("fit", |b, s| Ok(b.weightlab_plugin_method().call_fit(&mut *s, zoo, crate::tensors::borrow(&handle), &config, seed)?));
         self.drop_tensor(handle);
         match result? {
             Ok(()) => Ok(()),
-            Err(reason) => Err(PluginError {
-                plugin: self.name.clone(),
-                call: "fit",
-                reason,
-            }),
+            Err(reason) => Err(PluginError { plugin: self.name.clone(), call: "fit", reason, peak_rss_bytes: None }),
         }
     }
 
     /// Samples `n` flat weight vectors of length `p`; checks their shape and that they are finite.
     pub fn sample(&mut self, n: usize, p: usize, seed: u64) -> Result<Vec<f32>, PluginError> {
         let plugin = self.name.clone();
-        let fail = |reason: String| PluginError {
-            plugin: plugin.clone(),
-            call: "sample",
-            reason,
-        };
-        let out = self.call("sample", |b, s| {
-            Ok(b.weightlab_plugin_method()
-                .call_sample(s, n as u32, seed, None)?)
-        })?;
+        let fail = |reason: String| PluginError { plugin: plugin.clone(), call: "sample", reason, peak_rss_bytes: None };
+        let out = self.call("sample", |b, s| Ok(b.weightlab_plugin_method().call_sample(s, n as u32, seed, None)?))?;
         let handle = out.map_err(|reason| fail(reason.clone()))?;
         let tensor = {
             let data = self.store.data();
@@ -379,20 +251,12 @@ impl Plugin {
         let tensor = tensor.map_err(|e| fail(format!("returned an invalid tensor handle: {e}")))?;
         let shape = tensor.size();
         if shape != [n as i64, p as i64] {
-            return Err(fail(format!(
-                "returned a tensor of shape {shape:?}; expected [{n}, {p}] (samples × parameters)"
-            )));
+            return Err(fail(format!("returned a tensor of shape {shape:?}; expected [{n}, {p}] (samples × parameters)")));
         }
-        let values = Vec::<f32>::try_from(tensor.contiguous().view([-1]))
-            .map_err(|e| fail(e.to_string()))?;
+        let values = Vec::<f32>::try_from(tensor.contiguous().view([-1])).map_err(|e| fail(e.to_string()))?;
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             let bad = values.iter().filter(|v| !v.is_finite()).count();
-            return Err(fail(format!(
-                "returned {bad} non-finite values (first at sample {}, parameter {}: {})",
-                i / p.max(1),
-                i % p.max(1),
-                values[i]
-            )));
+            return Err(fail(format!("returned {bad} non-finite values (first at sample {}, parameter {}: {})", i / p.max(1), i % p.max(1), values[i])));
         }
         Ok(values)
     }
@@ -426,19 +290,8 @@ impl Plugin {
         &self.limits
     }
 
-    fn host_tensor(
-        &mut self,
-        t: tch::Tensor,
-        call: &'static str,
-    ) -> Result<Resource<crate::tensors::TensorEntry>, PluginError> {
-        self.store
-            .data_mut()
-            .push_tensor(t)
-            .map_err(|e| PluginError {
-                plugin: self.name.clone(),
-                call,
-                reason: format!("{e:#}"),
-            })
+    fn host_tensor(&mut self, t: tch::Tensor, call: &'static str) -> Result<Resource<crate::tensors::TensorEntry>, PluginError> {
+        self.store.data_mut().push_tensor(t).map_err(|e| PluginError { plugin: self.name.clone(), call, reason: format!("{e:#}"), peak_rss_bytes: None })
     }
 
     fn drop_tensor(&mut self, r: Resource<crate::tensors::TensorEntry>) {
@@ -449,9 +302,6 @@ impl Plugin {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin")
-            .field("name", &self.name)
-            .field("path", &self.path)
-            .finish()
+        f.debug_struct("Plugin").field("name", &self.name).field("path", &self.path).finish()
     }
 }

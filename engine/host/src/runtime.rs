@@ -26,13 +26,9 @@ impl Runtime {
     /// A runtime caching compiled components under `cache_dir` (none: no disk cache).
     pub fn new(cache_dir: Option<&Path>) -> Result<Self> {
         let mut config = Config::new();
-        config
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .wasm_component_model(true);
+        config.consume_fuel(true).epoch_interruption(true).wasm_component_model(true);
         if let Some(dir) = cache_dir {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating component cache {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating component cache {}", dir.display()))?;
             let mut cache = CacheConfig::new();
             cache.with_directory(dir);
             config.cache(Some(wasmtime::Cache::new(cache)?));
@@ -40,24 +36,16 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        crate::bindings::Generator::add_to_linker::<
-            PluginState,
-            wasmtime::component::HasSelf<PluginState>,
-        >(&mut linker, |s| s)?;
+        crate::bindings::Generator::add_to_linker::<PluginState, wasmtime::component::HasSelf<PluginState>>(&mut linker, |s| s)?;
         let ticker = engine.weak();
-        std::thread::Builder::new()
-            .name("wasm-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = ticker.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(TICK);
-                }
-            })?;
-        Ok(Self {
-            engine,
-            linker: std::sync::Arc::new(linker),
-        })
+        std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TICK);
+            }
+        })?;
+        Ok(Self { engine, linker: std::sync::Arc::new(linker) })
     }
 
     /// The default cache folder: `$WEIGHTLAB_CACHE/components` or `~/.cache/weightlab/components`.
@@ -70,10 +58,7 @@ impl Runtime {
 
     /// Compiles (or fetches from the cache) the component at `path`.
     pub fn compile(&self, path: &Path) -> Result<Component> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
-        Component::new(&self.engine, &bytes)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("{} is not a valid WebAssembly component", path.display()))
+        let bytes = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
+        Component::new(&self.engine, &bytes).map_err(anyhow::Error::from).with_context(|| format!("{} is not a valid WebAssembly component", path.display()))
     }
 }

@@ -7,9 +7,7 @@
 
 /// Product of the dimensions; `None` on overflow or a negative dimension.
 pub fn numel(shape: &[i64]) -> Option<u64> {
-    shape
-        .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(u64::try_from(d).ok()?))
+    shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(u64::try_from(d).ok()?))
 }
 
 /// Elements → bytes of f32.
@@ -24,20 +22,14 @@ pub fn from_u32(shape: &[u32]) -> Vec<i64> {
 
 /// Sum of several counts.
 pub fn sum(counts: impl IntoIterator<Item = Option<u64>>) -> Option<u64> {
-    counts
-        .into_iter()
-        .try_fold(0u64, |acc, c| acc.checked_add(c?))
+    counts.into_iter().try_fold(0u64, |acc, c| acc.checked_add(c?))
 }
 
 /// NumPy/PyTorch broadcasting of two shapes; `None` when they do not broadcast.
 pub fn broadcast(a: &[i64], b: &[i64]) -> Option<Vec<i64>> {
     let n = a.len().max(b.len());
     let dim = |s: &[i64], i: usize| {
-        if i + s.len() >= n {
-            s[i + s.len() - n]
-        } else {
-            1
-        }
+        if i + s.len() >= n { s[i + s.len() - n] } else { 1 }
     };
     (0..n)
         .map(|i| match (dim(a, i), dim(b, i)) {
@@ -67,22 +59,8 @@ pub fn matmul(a: &[i64], b: &[i64]) -> Option<(Vec<i64>, u64)> {
         (1, 2) => Some((vec![b[1]], 1)),
         (2, 2) => Some((vec![a[0], b[1]], 1)),
         _ => {
-            let (n, m) = (
-                if a.len() >= 2 {
-                    Some(a[a.len() - 2])
-                } else {
-                    None
-                },
-                if b.len() >= 2 {
-                    Some(b[b.len() - 1])
-                } else {
-                    None
-                },
-            );
-            let batch = broadcast(
-                &a[..a.len().saturating_sub(2)],
-                &b[..b.len().saturating_sub(2)],
-            )?;
+            let (n, m) = (if a.len() >= 2 { Some(a[a.len() - 2]) } else { None }, if b.len() >= 2 { Some(b[b.len() - 1]) } else { None });
+            let batch = broadcast(&a[..a.len().saturating_sub(2)], &b[..b.len().saturating_sub(2)])?;
             let count = numel(&batch)?;
             let mut out = batch;
             out.extend(n);
@@ -94,36 +72,20 @@ pub fn matmul(a: &[i64], b: &[i64]) -> Option<(Vec<i64>, u64)> {
 
 /// Output length of a 1-D convolution.
 pub fn conv_len(len: i64, kernel: i64, stride: i64, padding: i64) -> Option<i64> {
-    let span = len
-        .checked_add(padding.checked_mul(2)?)?
-        .checked_sub(kernel)?;
+    let span = len.checked_add(padding.checked_mul(2)?)?.checked_sub(kernel)?;
     (span >= 0 && stride > 0).then(|| span / stride + 1)
 }
 
 /// Output length of a transposed 1-D convolution.
-pub fn conv_transpose_len(
-    len: i64,
-    kernel: i64,
-    stride: i64,
-    padding: i64,
-    output_padding: i64,
-) -> Option<i64> {
-    let l = (len - 1)
-        .checked_mul(stride)?
-        .checked_sub(padding.checked_mul(2)?)?
-        .checked_add(kernel)?
-        .checked_add(output_padding)?;
+pub fn conv_transpose_len(len: i64, kernel: i64, stride: i64, padding: i64, output_padding: i64) -> Option<i64> {
+    let l = (len - 1).checked_mul(stride)?.checked_sub(padding.checked_mul(2)?)?.checked_add(kernel)?.checked_add(output_padding)?;
     (l > 0).then_some(l)
 }
 
 /// Elements left after reducing `dim` away (or everything, for an invalid dim).
 pub fn reduced(shape: &[i64], dim: i32) -> Option<u64> {
     let total = numel(shape)?;
-    let d = if dim < 0 {
-        shape.len() as i64 + dim as i64
-    } else {
-        dim as i64
-    };
+    let d = if dim < 0 { shape.len() as i64 + dim as i64 } else { dim as i64 };
     match usize::try_from(d).ok().and_then(|d| shape.get(d)) {
         Some(&size) if size > 0 => Some(total / size as u64),
         _ => Some(total),
@@ -136,10 +98,7 @@ mod tests {
 
     #[test]
     fn overflow_is_none_not_a_wrap() {
-        assert_eq!(
-            numel(&from_u32(&[u32::MAX, u32::MAX])),
-            Some(u32::MAX as u64 * u32::MAX as u64)
-        );
+        assert_eq!(numel(&from_u32(&[u32::MAX, u32::MAX])), Some(u32::MAX as u64 * u32::MAX as u64));
         assert_eq!(bytes(numel(&from_u32(&[u32::MAX, u32::MAX]))), None);
         assert_eq!(numel(&from_u32(&[u32::MAX, u32::MAX, u32::MAX])), None);
         assert_eq!(numel(&[-1, 3]), None);
@@ -147,10 +106,7 @@ mod tests {
 
     #[test]
     fn broadcasting_and_matmul_shapes() {
-        assert_eq!(
-            broadcast(&[32768, 1], &[1, 32768]),
-            Some(vec![32768, 32768])
-        );
+        assert_eq!(broadcast(&[32768, 1], &[1, 32768]), Some(vec![32768, 32768]));
         assert_eq!(broadcast(&[3], &[2, 3]), Some(vec![2, 3]));
         assert_eq!(broadcast(&[2], &[3]), None);
         assert_eq!(elementwise(&[2], &[3]), Some(3));

@@ -66,8 +66,7 @@ struct VirtualClock(std::sync::atomic::AtomicU64);
 
 impl VirtualClock {
     fn tick(&self) -> u64 {
-        self.0
-            .fetch_add(1_000, std::sync::atomic::Ordering::Relaxed)
+        self.0.fetch_add(1_000, std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -143,9 +142,7 @@ impl PluginState {
 
     /// The plugin's stderr so far, as text (e.g. a Rust panic message).
     pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents())
-            .trim()
-            .to_string()
+        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
     }
 
     /// The most host tensor memory the plugin held at once, in bytes.
@@ -172,29 +169,16 @@ fn truncate(mut text: String, max: usize) -> String {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl ResourceLimiter for PluginState {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         self.limits.memory_growing(current, desired, maximum)
     }
 
-    fn table_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         self.limits.table_growing(current, desired, maximum)
     }
 }
@@ -205,11 +189,7 @@ impl crate::bindings::weightlab::plugin::types::Host for PluginState {}
 impl crate::bindings::weightlab::plugin::log::Host for PluginState {
     fn metric(&mut self, name: String, step: u32, value: f32) -> anyhow::Result<()> {
         if self.metrics.len() < log_caps::METRIC_RECORDS {
-            self.metrics.push(MetricRecord {
-                name: truncate(name, log_caps::METRIC_NAME_BYTES),
-                step,
-                value,
-            });
+            self.metrics.push(MetricRecord { name: truncate(name, log_caps::METRIC_NAME_BYTES), step, value });
         }
         Ok(())
     }
@@ -218,17 +198,11 @@ impl crate::bindings::weightlab::plugin::log::Host for PluginState {
         if self.messages_bytes >= log_caps::MESSAGES_TOTAL_BYTES {
             return Ok(());
         }
-        let text = truncate(
-            text,
-            log_caps::MESSAGE_BYTES.min(log_caps::MESSAGES_TOTAL_BYTES - self.messages_bytes),
-        );
+        let text = truncate(text, log_caps::MESSAGE_BYTES.min(log_caps::MESSAGES_TOTAL_BYTES - self.messages_bytes));
         self.messages_bytes += text.len();
         self.messages.push(text);
         if self.messages_bytes >= log_caps::MESSAGES_TOTAL_BYTES {
-            self.messages.push(format!(
-                "[further messages dropped: the log keeps {} KiB]",
-                log_caps::MESSAGES_TOTAL_BYTES >> 10
-            ));
+            self.messages.push(format!("[further messages dropped: the log keeps {} KiB]", log_caps::MESSAGES_TOTAL_BYTES >> 10));
         }
         Ok(())
     }

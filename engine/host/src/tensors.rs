@@ -67,38 +67,24 @@ pub(crate) fn borrow<T: 'static>(r: &Resource<T>) -> Resource<T> {
 
 fn seeded_values(n: usize, seed: u64, normal: bool) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    if normal {
-        (0..n)
-            .map(|_| rng.sample::<f32, _>(StandardNormal))
-            .collect()
-    } else {
-        (0..n).map(|_| rng.random::<f32>()).collect()
-    }
+    if normal { (0..n).map(|_| rng.sample::<f32, _>(StandardNormal)).collect() } else { (0..n).map(|_| rng.random::<f32>()).collect() }
 }
 
 impl PluginState {
     /// Puts a tensor the host made (e.g. the zoo's weights) in the table, charged as new storage.
     pub fn push_tensor(&mut self, tensor: Tensor) -> Result<Resource<TensorEntry>> {
         let elements = numel(&tensor.size());
-        self.budget
-            .admit("input", &tensor.size(), shapes::bytes(elements), Some(0))?;
+        self.budget.admit("input", &tensor.size(), shapes::bytes(elements), Some(0))?;
         self.store(tensor, &[], false)
     }
 
     /// Stores an op's result: charges its storage (or shares its base's) and links the
     /// autograd inputs when the result is part of a graph.
-    fn store(
-        &mut self,
-        tensor: Tensor,
-        inputs: &[Arc<Charge>],
-        is_view: bool,
-    ) -> Result<Resource<TensorEntry>> {
+    fn store(&mut self, tensor: Tensor, inputs: &[Arc<Charge>], is_view: bool) -> Result<Resource<TensorEntry>> {
         let storage = match (is_view, inputs.first()) {
             (true, Some(base)) => base.clone(),
             _ => {
-                let bytes = numel(&tensor.size())
-                    .unwrap_or(u64::MAX)
-                    .saturating_mul(crate::budget::ELEMENT_BYTES);
+                let bytes = numel(&tensor.size()).unwrap_or(u64::MAX).saturating_mul(crate::budget::ELEMENT_BYTES);
                 self.budget.charge(bytes, vec![])
             }
         };
@@ -107,11 +93,7 @@ impl PluginState {
             parents.extend(inputs.iter().cloned());
             self.budget.charge(0, parents)
         });
-        Ok(self.table.push(TensorEntry {
-            tensor,
-            storage,
-            graph,
-        })?)
+        Ok(self.table.push(TensorEntry { tensor, storage, graph })?)
     }
 
     pub fn tensor(&self, r: &Resource<TensorEntry>) -> Result<&Tensor> {
@@ -143,56 +125,27 @@ impl PluginState {
     ) -> Result<Resource<TensorEntry>> {
         let (tensors, charges) = self.inputs(inputs)?;
         let shapes: Vec<Vec<i64>> = tensors.iter().map(Tensor::size).collect();
-        let out_bytes = if out == Out::View {
-            Some(0)
-        } else {
-            shapes::bytes(out_elems)
-        };
-        let shown: &dyn std::fmt::Debug = if shapes.len() == 1 {
-            &shapes[0]
-        } else {
-            &shapes
-        };
-        self.budget
-            .admit(what, shown, out_bytes, shapes::bytes(work_elems))
-            .map_err(|e| anyhow!(e))?;
+        let out_bytes = if out == Out::View { Some(0) } else { shapes::bytes(out_elems) };
+        let shown: &dyn std::fmt::Debug = if shapes.len() == 1 { &shapes[0] } else { &shapes };
+        self.budget.admit(what, shown, out_bytes, shapes::bytes(work_elems)).map_err(|e| anyhow!(e))?;
         self.activity.enter(what);
         let result = f(&tensors);
         self.activity.leave();
         let t = result.with_context(|| format!("tensor.{what}: input shapes {shapes:?}"))?;
         let is_view = match out {
             Out::View => true,
-            Out::MaybeView => {
-                t.numel() > 0
-                    && tensors
-                        .first()
-                        .is_some_and(|x| x.data_ptr() == t.data_ptr())
-            }
+            Out::MaybeView => t.numel() > 0 && tensors.first().is_some_and(|x| x.data_ptr() == t.data_ptr()),
             Out::New => false,
         };
         self.store(t, &charges, is_view)
     }
 
     /// A tensor made from nothing (zeros, randn, …) of `shape`.
-    fn create(
-        &mut self,
-        what: &'static str,
-        shape: &[u32],
-        work_elems: Option<u64>,
-        f: impl FnOnce(&[i64], usize) -> Result<Tensor, tch::TchError>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn create(&mut self, what: &'static str, shape: &[u32], work_elems: Option<u64>, f: impl FnOnce(&[i64], usize) -> Result<Tensor, tch::TchError>) -> Result<Resource<TensorEntry>> {
         let dims = shapes::from_u32(shape);
         let elements = numel(&dims);
-        self.budget
-            .admit(
-                what,
-                &shape,
-                shapes::bytes(elements),
-                shapes::bytes(work_elems),
-            )
-            .map_err(|e| anyhow!(e))?;
-        let n = usize::try_from(elements.unwrap_or(u64::MAX))
-            .map_err(|_| anyhow!("tensor.{what}: shape {shape:?} is too large"))?;
+        self.budget.admit(what, &shape, shapes::bytes(elements), shapes::bytes(work_elems)).map_err(|e| anyhow!(e))?;
+        let n = usize::try_from(elements.unwrap_or(u64::MAX)).map_err(|_| anyhow!("tensor.{what}: shape {shape:?} is too large"))?;
         self.activity.enter(what);
         let result = f(&dims, n);
         self.activity.leave();
@@ -201,63 +154,31 @@ impl PluginState {
     }
 
     /// An elementwise op over one input: same number of elements out.
-    fn map(
-        &mut self,
-        what: &'static str,
-        r: &Resource<TensorEntry>,
-        f: impl FnOnce(&Tensor) -> Result<Tensor, tch::TchError>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn map(&mut self, what: &'static str, r: &Resource<TensorEntry>, f: impl FnOnce(&Tensor) -> Result<Tensor, tch::TchError>) -> Result<Resource<TensorEntry>> {
         let n = numel(&self.tensor(r)?.size());
         self.op(what, &[r], n, Some(0), Out::New, |t| f(&t[0]))
     }
 
     /// A binary elementwise op (broadcasting).
-    fn zip(
-        &mut self,
-        what: &'static str,
-        a: &Resource<TensorEntry>,
-        b: &Resource<TensorEntry>,
-        f: impl FnOnce(&Tensor, &Tensor) -> Result<Tensor, tch::TchError>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn zip(&mut self, what: &'static str, a: &Resource<TensorEntry>, b: &Resource<TensorEntry>, f: impl FnOnce(&Tensor, &Tensor) -> Result<Tensor, tch::TchError>) -> Result<Resource<TensorEntry>> {
         let n = shapes::elementwise(&self.tensor(a)?.size(), &self.tensor(b)?.size());
         self.op(what, &[a, b], n, Some(0), Out::New, |t| f(&t[0], &t[1]))
     }
 
     /// A reduction along `dim`.
-    fn reduce(
-        &mut self,
-        what: &'static str,
-        r: &Resource<TensorEntry>,
-        dim: i32,
-        work: bool,
-        f: impl FnOnce(&Tensor) -> Result<Tensor, tch::TchError>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn reduce(&mut self, what: &'static str, r: &Resource<TensorEntry>, dim: i32, work: bool, f: impl FnOnce(&Tensor) -> Result<Tensor, tch::TchError>) -> Result<Resource<TensorEntry>> {
         let size = self.tensor(r)?.size();
         let work = if work { numel(&size) } else { Some(0) };
-        self.op(
-            what,
-            &[r],
-            shapes::reduced(&size, dim),
-            work,
-            Out::New,
-            |t| f(&t[0]),
-        )
+        self.op(what, &[r], shapes::reduced(&size, dim), work, Out::New, |t| f(&t[0]))
     }
 
     /// A view of one input (no new storage).
-    fn view(
-        &mut self,
-        what: &'static str,
-        r: &Resource<TensorEntry>,
-        f: impl FnOnce(&Tensor) -> Result<Tensor, tch::TchError>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn view(&mut self, what: &'static str, r: &Resource<TensorEntry>, f: impl FnOnce(&Tensor) -> Result<Tensor, tch::TchError>) -> Result<Resource<TensorEntry>> {
         self.op(what, &[r], Some(0), Some(0), Out::View, |t| f(&t[0]))
     }
 
     fn optional(&self, r: &Option<Resource<TensorEntry>>) -> Result<Option<Tensor>> {
-        r.as_ref()
-            .map(|r| self.tensor(r).map(Tensor::shallow_clone))
-            .transpose()
+        r.as_ref().map(|r| self.tensor(r).map(Tensor::shallow_clone)).transpose()
     }
 
     fn size(&self, r: &Resource<TensorEntry>) -> Result<Vec<i64>> {
@@ -269,41 +190,28 @@ impl wit::Host for PluginState {}
 
 impl wit::HostTensor for PluginState {
     fn zeros(&mut self, shape: Vec<u32>) -> Result<Resource<TensorEntry>> {
-        self.create("zeros", &shape, Some(0), |dims, _| {
-            Tensor::f_zeros(dims, OPTS)
-        })
+        self.create("zeros", &shape, Some(0), |dims, _| Tensor::f_zeros(dims, OPTS))
     }
 
     fn full(&mut self, shape: Vec<u32>, value: f32) -> Result<Resource<TensorEntry>> {
-        self.create("full", &shape, Some(0), |dims, _| {
-            Tensor::f_full(dims, value as f64, OPTS)
-        })
+        self.create("full", &shape, Some(0), |dims, _| Tensor::f_full(dims, value as f64, OPTS))
     }
 
     fn from_list(&mut self, data: Vec<f32>, shape: Vec<u32>) -> Result<Resource<TensorEntry>> {
         if numel(&shapes::from_u32(&shape)) != Some(data.len() as u64) {
-            bail!(
-                "tensor.from-list: {} values do not fill shape {shape:?}",
-                data.len()
-            );
+            bail!("tensor.from-list: {} values do not fill shape {shape:?}", data.len());
         }
-        self.create("from-list", &shape, Some(0), |dims, _| {
-            Tensor::f_from_slice(&data)?.f_reshape(dims)
-        })
+        self.create("from-list", &shape, Some(0), |dims, _| Tensor::f_from_slice(&data)?.f_reshape(dims))
     }
 
     fn randn(&mut self, shape: Vec<u32>, seed: u64) -> Result<Resource<TensorEntry>> {
         let n = numel(&shapes::from_u32(&shape));
-        self.create("randn", &shape, n, |dims, n| {
-            Tensor::f_from_slice(&seeded_values(n, seed, true))?.f_reshape(dims)
-        })
+        self.create("randn", &shape, n, |dims, n| Tensor::f_from_slice(&seeded_values(n, seed, true))?.f_reshape(dims))
     }
 
     fn rand(&mut self, shape: Vec<u32>, seed: u64) -> Result<Resource<TensorEntry>> {
         let n = numel(&shapes::from_u32(&shape));
-        self.create("rand", &shape, n, |dims, n| {
-            Tensor::f_from_slice(&seeded_values(n, seed, false))?.f_reshape(dims)
-        })
+        self.create("rand", &shape, n, |dims, n| Tensor::f_from_slice(&seeded_values(n, seed, false))?.f_reshape(dims))
     }
 
     fn randperm(&mut self, n: u32, seed: u64) -> Result<Resource<TensorEntry>> {
@@ -315,41 +223,19 @@ impl wit::HostTensor for PluginState {
     }
 
     fn arange(&mut self, n: u32) -> Result<Resource<TensorEntry>> {
-        self.create("arange", &[n], Some(0), |_, n| {
-            Tensor::f_arange(n as i64, OPTS)
-        })
+        self.create("arange", &[n], Some(0), |_, n| Tensor::f_arange(n as i64, OPTS))
     }
 
-    fn cat(
-        &mut self,
-        parts: Vec<Resource<TensorEntry>>,
-        dim: i32,
-    ) -> Result<Resource<TensorEntry>> {
+    fn cat(&mut self, parts: Vec<Resource<TensorEntry>>, dim: i32) -> Result<Resource<TensorEntry>> {
         let refs: Vec<&Resource<TensorEntry>> = parts.iter().collect();
-        let n = shapes::sum(
-            parts
-                .iter()
-                .map(|p| self.size(p).ok().and_then(|s| numel(&s))),
-        );
-        self.op("cat", &refs, n, Some(0), Out::New, |t| {
-            Tensor::f_cat(t, dim as i64)
-        })
+        let n = shapes::sum(parts.iter().map(|p| self.size(p).ok().and_then(|s| numel(&s))));
+        self.op("cat", &refs, n, Some(0), Out::New, |t| Tensor::f_cat(t, dim as i64))
     }
 
-    fn stack(
-        &mut self,
-        parts: Vec<Resource<TensorEntry>>,
-        dim: i32,
-    ) -> Result<Resource<TensorEntry>> {
+    fn stack(&mut self, parts: Vec<Resource<TensorEntry>>, dim: i32) -> Result<Resource<TensorEntry>> {
         let refs: Vec<&Resource<TensorEntry>> = parts.iter().collect();
-        let n = shapes::sum(
-            parts
-                .iter()
-                .map(|p| self.size(p).ok().and_then(|s| numel(&s))),
-        );
-        self.op("stack", &refs, n, Some(0), Out::New, |t| {
-            Tensor::f_stack(t, dim as i64)
-        })
+        let n = shapes::sum(parts.iter().map(|p| self.size(p).ok().and_then(|s| numel(&s))));
+        self.op("stack", &refs, n, Some(0), Out::New, |t| Tensor::f_stack(t, dim as i64))
     }
 
     fn shape(&mut self, r: Resource<TensorEntry>) -> Result<Vec<u32>> {
@@ -359,19 +245,8 @@ impl wit::HostTensor for PluginState {
     fn to_list(&mut self, r: Resource<TensorEntry>) -> Result<Vec<f32>> {
         let size = self.size(&r)?;
         // A contiguous copy and the list itself, both released when the call returns.
-        self.budget
-            .admit(
-                "to-list",
-                &size,
-                Some(0),
-                shapes::bytes(numel(&size).and_then(|n| n.checked_mul(2))),
-            )
-            .map_err(|e| anyhow!(e))?;
-        let t = self
-            .tensor(&r)?
-            .f_contiguous()?
-            .f_to_kind(Kind::Float)?
-            .f_view([-1])?;
+        self.budget.admit("to-list", &size, Some(0), shapes::bytes(numel(&size).and_then(|n| n.checked_mul(2)))).map_err(|e| anyhow!(e))?;
+        let t = self.tensor(&r)?.f_contiguous()?.f_to_kind(Kind::Float)?.f_view([-1])?;
         Ok(Vec::<f32>::try_from(&t).context("tensor.to-list")?)
     }
 
@@ -383,48 +258,25 @@ impl wit::HostTensor for PluginState {
         Ok(t.f_double_value(&[])? as f32)
     }
 
-    fn add(
-        &mut self,
-        a: Resource<TensorEntry>,
-        b: Resource<TensorEntry>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn add(&mut self, a: Resource<TensorEntry>, b: Resource<TensorEntry>) -> Result<Resource<TensorEntry>> {
         self.zip("add", &a, &b, |x, y| x.f_add(y))
     }
 
-    fn sub(
-        &mut self,
-        a: Resource<TensorEntry>,
-        b: Resource<TensorEntry>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn sub(&mut self, a: Resource<TensorEntry>, b: Resource<TensorEntry>) -> Result<Resource<TensorEntry>> {
         self.zip("sub", &a, &b, |x, y| x.f_sub(y))
     }
 
-    fn mul(
-        &mut self,
-        a: Resource<TensorEntry>,
-        b: Resource<TensorEntry>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn mul(&mut self, a: Resource<TensorEntry>, b: Resource<TensorEntry>) -> Result<Resource<TensorEntry>> {
         self.zip("mul", &a, &b, |x, y| x.f_mul(y))
     }
 
-    fn div(
-        &mut self,
-        a: Resource<TensorEntry>,
-        b: Resource<TensorEntry>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn div(&mut self, a: Resource<TensorEntry>, b: Resource<TensorEntry>) -> Result<Resource<TensorEntry>> {
         self.zip("div", &a, &b, |x, y| x.f_div(y))
     }
 
-    fn affine(
-        &mut self,
-        r: Resource<TensorEntry>,
-        a: f32,
-        b: f32,
-    ) -> Result<Resource<TensorEntry>> {
+    fn affine(&mut self, r: Resource<TensorEntry>, a: f32, b: f32) -> Result<Resource<TensorEntry>> {
         let n = numel(&self.size(&r)?);
-        self.op("affine", &[&r], n, n, Out::New, |t| {
-            t[0].f_mul_scalar(a as f64)?.f_add_scalar(b as f64)
-        })
+        self.op("affine", &[&r], n, n, Out::New, |t| t[0].f_mul_scalar(a as f64)?.f_add_scalar(b as f64))
     }
 
     fn pow(&mut self, r: Resource<TensorEntry>, exponent: f32) -> Result<Resource<TensorEntry>> {
@@ -450,194 +302,89 @@ impl wit::HostTensor for PluginState {
         })
     }
 
-    fn clamp(
-        &mut self,
-        r: Resource<TensorEntry>,
-        lo: f32,
-        hi: f32,
-    ) -> Result<Resource<TensorEntry>> {
+    fn clamp(&mut self, r: Resource<TensorEntry>, lo: f32, hi: f32) -> Result<Resource<TensorEntry>> {
         self.map("clamp", &r, |t| t.f_clamp(lo as f64, hi as f64))
     }
 
-    fn greater(
-        &mut self,
-        a: Resource<TensorEntry>,
-        b: Resource<TensorEntry>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn greater(&mut self, a: Resource<TensorEntry>, b: Resource<TensorEntry>) -> Result<Resource<TensorEntry>> {
         // A boolean result, then its float copy.
-        self.zip("greater", &a, &b, |x, y| {
-            x.f_gt_tensor(y)?.f_to_kind(Kind::Float)
-        })
+        self.zip("greater", &a, &b, |x, y| x.f_gt_tensor(y)?.f_to_kind(Kind::Float))
     }
 
-    fn matmul(
-        &mut self,
-        a: Resource<TensorEntry>,
-        b: Resource<TensorEntry>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn matmul(&mut self, a: Resource<TensorEntry>, b: Resource<TensorEntry>) -> Result<Resource<TensorEntry>> {
         let (x, y) = (self.size(&a)?, self.size(&b)?);
         let (out, work) = match shapes::matmul(&x, &y) {
             // Broadcast batches are expanded into contiguous copies of both operands.
             Some((shape, batch)) if batch > 1 => {
                 let matrix = |s: &[i64]| numel(&s[s.len().saturating_sub(2)..]);
-                (
-                    numel(&shape),
-                    shapes::sum([matrix(&x), matrix(&y)]).and_then(|m| m.checked_mul(batch)),
-                )
+                (numel(&shape), shapes::sum([matrix(&x), matrix(&y)]).and_then(|m| m.checked_mul(batch)))
             }
             Some((shape, _)) => (numel(&shape), Some(0)),
             None => (numel(&x).max(numel(&y)), Some(0)),
         };
-        self.op("matmul", &[&a, &b], out, work, Out::New, |t| {
-            t[0].f_matmul(&t[1])
-        })
+        self.op("matmul", &[&a, &b], out, work, Out::New, |t| t[0].f_matmul(&t[1]))
     }
 
     fn sum_all(&mut self, r: Resource<TensorEntry>) -> Result<Resource<TensorEntry>> {
-        self.op("sum-all", &[&r], Some(1), Some(0), Out::New, |t| {
-            t[0].f_sum(None::<Kind>)
-        })
+        self.op("sum-all", &[&r], Some(1), Some(0), Out::New, |t| t[0].f_sum(None::<Kind>))
     }
 
     fn mean_all(&mut self, r: Resource<TensorEntry>) -> Result<Resource<TensorEntry>> {
-        self.op("mean-all", &[&r], Some(1), Some(0), Out::New, |t| {
-            t[0].f_mean(None::<Kind>)
-        })
+        self.op("mean-all", &[&r], Some(1), Some(0), Out::New, |t| t[0].f_mean(None::<Kind>))
     }
 
-    fn sum(
-        &mut self,
-        r: Resource<TensorEntry>,
-        dim: i32,
-        keepdim: bool,
-    ) -> Result<Resource<TensorEntry>> {
-        self.reduce("sum", &r, dim, false, |t| {
-            t.f_sum_dim_intlist([dim as i64].as_slice(), keepdim, None::<Kind>)
-        })
+    fn sum(&mut self, r: Resource<TensorEntry>, dim: i32, keepdim: bool) -> Result<Resource<TensorEntry>> {
+        self.reduce("sum", &r, dim, false, |t| t.f_sum_dim_intlist([dim as i64].as_slice(), keepdim, None::<Kind>))
     }
 
-    fn mean(
-        &mut self,
-        r: Resource<TensorEntry>,
-        dim: i32,
-        keepdim: bool,
-    ) -> Result<Resource<TensorEntry>> {
-        self.reduce("mean", &r, dim, false, |t| {
-            t.f_mean_dim([dim as i64].as_slice(), keepdim, None::<Kind>)
-        })
+    fn mean(&mut self, r: Resource<TensorEntry>, dim: i32, keepdim: bool) -> Result<Resource<TensorEntry>> {
+        self.reduce("mean", &r, dim, false, |t| t.f_mean_dim([dim as i64].as_slice(), keepdim, None::<Kind>))
     }
 
-    fn std(
-        &mut self,
-        r: Resource<TensorEntry>,
-        dim: i32,
-        keepdim: bool,
-    ) -> Result<Resource<TensorEntry>> {
-        self.reduce("std", &r, dim, true, |t| {
-            t.f_std_dim([dim as i64].as_slice(), true, keepdim)
-        })
+    fn std(&mut self, r: Resource<TensorEntry>, dim: i32, keepdim: bool) -> Result<Resource<TensorEntry>> {
+        self.reduce("std", &r, dim, true, |t| t.f_std_dim([dim as i64].as_slice(), true, keepdim))
     }
 
-    fn max(
-        &mut self,
-        r: Resource<TensorEntry>,
-        dim: i32,
-        keepdim: bool,
-    ) -> Result<Resource<TensorEntry>> {
+    fn max(&mut self, r: Resource<TensorEntry>, dim: i32, keepdim: bool) -> Result<Resource<TensorEntry>> {
         // Values and int64 indices.
-        self.reduce("max", &r, dim, true, |t| {
-            t.f_max_dim(dim as i64, keepdim).map(|(v, _)| v)
-        })
+        self.reduce("max", &r, dim, true, |t| t.f_max_dim(dim as i64, keepdim).map(|(v, _)| v))
     }
 
-    fn min(
-        &mut self,
-        r: Resource<TensorEntry>,
-        dim: i32,
-        keepdim: bool,
-    ) -> Result<Resource<TensorEntry>> {
-        self.reduce("min", &r, dim, true, |t| {
-            t.f_min_dim(dim as i64, keepdim).map(|(v, _)| v)
-        })
+    fn min(&mut self, r: Resource<TensorEntry>, dim: i32, keepdim: bool) -> Result<Resource<TensorEntry>> {
+        self.reduce("min", &r, dim, true, |t| t.f_min_dim(dim as i64, keepdim).map(|(v, _)| v))
     }
 
     fn argmax(&mut self, r: Resource<TensorEntry>, dim: i32) -> Result<Resource<TensorEntry>> {
-        self.reduce("argmax", &r, dim, true, |t| {
-            t.f_argmax(dim as i64, false)?.f_to_kind(Kind::Float)
-        })
+        self.reduce("argmax", &r, dim, true, |t| t.f_argmax(dim as i64, false)?.f_to_kind(Kind::Float))
     }
 
-    fn reshape(
-        &mut self,
-        r: Resource<TensorEntry>,
-        shape: Vec<i64>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn reshape(&mut self, r: Resource<TensorEntry>, shape: Vec<i64>) -> Result<Resource<TensorEntry>> {
         let size = self.size(&r)?;
         // A copy when the strides do not allow a view: charged as one until it proves a view.
-        self.op(
-            "reshape",
-            &[&r],
-            numel(&size),
-            Some(0),
-            Out::MaybeView,
-            |t| t[0].f_reshape(shape.as_slice()),
-        )
-        .with_context(|| format!("tensor.reshape from {size:?} to {shape:?}"))
+        self.op("reshape", &[&r], numel(&size), Some(0), Out::MaybeView, |t| t[0].f_reshape(shape.as_slice())).with_context(|| format!("tensor.reshape from {size:?} to {shape:?}"))
     }
 
-    fn transpose(
-        &mut self,
-        r: Resource<TensorEntry>,
-        dim0: i32,
-        dim1: i32,
-    ) -> Result<Resource<TensorEntry>> {
+    fn transpose(&mut self, r: Resource<TensorEntry>, dim0: i32, dim1: i32) -> Result<Resource<TensorEntry>> {
         self.view("transpose", &r, |t| t.f_transpose(dim0 as i64, dim1 as i64))
     }
 
-    fn narrow(
-        &mut self,
-        r: Resource<TensorEntry>,
-        dim: i32,
-        start: u32,
-        len: u32,
-    ) -> Result<Resource<TensorEntry>> {
+    fn narrow(&mut self, r: Resource<TensorEntry>, dim: i32, start: u32, len: u32) -> Result<Resource<TensorEntry>> {
         let size = self.size(&r)?;
-        self.view("narrow", &r, |t| {
-            t.f_narrow(dim as i64, start as i64, len as i64)
-        })
-        .with_context(|| format!("tensor.narrow(dim {dim}, {start}+{len}) of {size:?}"))
+        self.view("narrow", &r, |t| t.f_narrow(dim as i64, start as i64, len as i64)).with_context(|| format!("tensor.narrow(dim {dim}, {start}+{len}) of {size:?}"))
     }
 
-    fn index_select(
-        &mut self,
-        r: Resource<TensorEntry>,
-        dim: i32,
-        index: Resource<TensorEntry>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn index_select(&mut self, r: Resource<TensorEntry>, dim: i32, index: Resource<TensorEntry>) -> Result<Resource<TensorEntry>> {
         let (size, picks) = (self.size(&r)?, numel(&self.size(&index)?));
         let out = shapes::reduced(&size, dim).and_then(|row| row.checked_mul(picks?));
-        self.op(
-            "index-select",
-            &[&r, &index],
-            out,
-            picks.and_then(|p| p.checked_mul(2)),
-            Out::New,
-            |t| t[0].f_index_select(dim as i64, &t[1].f_to_kind(Kind::Int64)?),
-        )
+        self.op("index-select", &[&r, &index], out, picks.and_then(|p| p.checked_mul(2)), Out::New, |t| t[0].f_index_select(dim as i64, &t[1].f_to_kind(Kind::Int64)?))
     }
 
     fn unsqueeze(&mut self, r: Resource<TensorEntry>, dim: i32) -> Result<Resource<TensorEntry>> {
         self.view("unsqueeze", &r, |t| t.f_unsqueeze(dim as i64))
     }
 
-    fn expand(
-        &mut self,
-        r: Resource<TensorEntry>,
-        shape: Vec<u32>,
-    ) -> Result<Resource<TensorEntry>> {
-        self.view("expand", &r, |t| {
-            t.f_expand(shapes::from_u32(&shape), false)
-        })
+    fn expand(&mut self, r: Resource<TensorEntry>, shape: Vec<u32>) -> Result<Resource<TensorEntry>> {
+        self.view("expand", &r, |t| t.f_expand(shapes::from_u32(&shape), false))
     }
 
     fn softmax(&mut self, r: Resource<TensorEntry>, dim: i32) -> Result<Resource<TensorEntry>> {
@@ -645,131 +392,57 @@ impl wit::HostTensor for PluginState {
     }
 
     fn log_softmax(&mut self, r: Resource<TensorEntry>, dim: i32) -> Result<Resource<TensorEntry>> {
-        self.map("log-softmax", &r, |t| {
-            t.f_log_softmax(dim as i64, None::<Kind>)
-        })
+        self.map("log-softmax", &r, |t| t.f_log_softmax(dim as i64, None::<Kind>))
     }
 
-    fn mse(
-        &mut self,
-        a: Resource<TensorEntry>,
-        b: Resource<TensorEntry>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn mse(&mut self, a: Resource<TensorEntry>, b: Resource<TensorEntry>) -> Result<Resource<TensorEntry>> {
         let diff = shapes::elementwise(&self.size(&a)?, &self.size(&b)?);
-        self.op(
-            "mse",
-            &[&a, &b],
-            Some(1),
-            diff.and_then(|d| d.checked_mul(2)),
-            Out::New,
-            |t| t[0].f_mse_loss(&t[1], Reduction::Mean),
-        )
+        self.op("mse", &[&a, &b], Some(1), diff.and_then(|d| d.checked_mul(2)), Out::New, |t| t[0].f_mse_loss(&t[1], Reduction::Mean))
     }
 
-    fn cross_entropy(
-        &mut self,
-        logits: Resource<TensorEntry>,
-        targets: Resource<TensorEntry>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn cross_entropy(&mut self, logits: Resource<TensorEntry>, targets: Resource<TensorEntry>) -> Result<Resource<TensorEntry>> {
         let (x, y) = (numel(&self.size(&logits)?), numel(&self.size(&targets)?));
         // log-softmax of the logits and the int64 targets.
         let work = shapes::sum([x, y.and_then(|y| y.checked_mul(2))]);
-        self.op(
-            "cross-entropy",
-            &[&logits, &targets],
-            Some(1),
-            work,
-            Out::New,
-            |t| {
-                t[0].f_cross_entropy_loss(
-                    &t[1].f_to_kind(Kind::Int64)?,
-                    None::<Tensor>,
-                    Reduction::Mean,
-                    -100,
-                    0.0,
-                )
-            },
-        )
+        self.op("cross-entropy", &[&logits, &targets], Some(1), work, Out::New, |t| t[0].f_cross_entropy_loss(&t[1].f_to_kind(Kind::Int64)?, None::<Tensor>, Reduction::Mean, -100, 0.0))
     }
 
-    fn linear(
-        &mut self,
-        r: Resource<TensorEntry>,
-        weight: Resource<TensorEntry>,
-        bias: Option<Resource<TensorEntry>>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn linear(&mut self, r: Resource<TensorEntry>, weight: Resource<TensorEntry>, bias: Option<Resource<TensorEntry>>) -> Result<Resource<TensorEntry>> {
         let (x, w) = (self.size(&r)?, self.size(&weight)?);
         let out = match (x.last(), w.first()) {
-            (Some(&inputs), Some(&outputs)) if inputs > 0 => numel(&x)
-                .map(|n| n / inputs as u64)
-                .and_then(|rows| rows.checked_mul(u64::try_from(outputs).ok()?)),
+            (Some(&inputs), Some(&outputs)) if inputs > 0 => numel(&x).map(|n| n / inputs as u64).and_then(|rows| rows.checked_mul(u64::try_from(outputs).ok()?)),
             _ => numel(&x),
         };
         let b = self.optional(&bias)?;
         let mut inputs = vec![&r, &weight];
         inputs.extend(bias.as_ref());
-        self.op("linear", &inputs, out, Some(0), Out::New, |t| {
-            t[0].f_linear(&t[1], b.as_ref())
-        })
+        self.op("linear", &inputs, out, Some(0), Out::New, |t| t[0].f_linear(&t[1], b.as_ref()))
     }
 
-    fn layer_norm(
-        &mut self,
-        r: Resource<TensorEntry>,
-        weight: Option<Resource<TensorEntry>>,
-        bias: Option<Resource<TensorEntry>>,
-        eps: f32,
-    ) -> Result<Resource<TensorEntry>> {
+    fn layer_norm(&mut self, r: Resource<TensorEntry>, weight: Option<Resource<TensorEntry>>, bias: Option<Resource<TensorEntry>>, eps: f32) -> Result<Resource<TensorEntry>> {
         let size = self.size(&r)?;
-        let last = *size
-            .last()
-            .ok_or_else(|| anyhow!("tensor.layer-norm on a scalar"))?;
+        let last = *size.last().ok_or_else(|| anyhow!("tensor.layer-norm on a scalar"))?;
         let (w, b) = (self.optional(&weight)?, self.optional(&bias)?);
         let mut inputs = vec![&r];
         inputs.extend(weight.as_ref());
         inputs.extend(bias.as_ref());
-        self.op(
-            "layer-norm",
-            &inputs,
-            numel(&size),
-            numel(&size),
-            Out::New,
-            |t| t[0].f_layer_norm([last].as_slice(), w.as_ref(), b.as_ref(), eps as f64, false),
-        )
+        self.op("layer-norm", &inputs, numel(&size), numel(&size), Out::New, |t| t[0].f_layer_norm([last].as_slice(), w.as_ref(), b.as_ref(), eps as f64, false))
     }
 
-    fn conv1d(
-        &mut self,
-        r: Resource<TensorEntry>,
-        weight: Resource<TensorEntry>,
-        bias: Option<Resource<TensorEntry>>,
-        stride: u32,
-        padding: u32,
-    ) -> Result<Resource<TensorEntry>> {
+    fn conv1d(&mut self, r: Resource<TensorEntry>, weight: Resource<TensorEntry>, bias: Option<Resource<TensorEntry>>, stride: u32, padding: u32) -> Result<Resource<TensorEntry>> {
         let (x, w) = (self.size(&r)?, self.size(&weight)?);
         // Output N × Cout × Lout; working memory: the unfolded input, N × Cin·K × Lout.
         let (out, work) = match (x.as_slice(), w.as_slice()) {
-            ([n, _, l], [cout, cin, k]) => {
-                match shapes::conv_len(*l, *k, stride as i64, padding as i64) {
-                    Some(lout) => (numel(&[*n, *cout, lout]), numel(&[*n, *cin, *k, lout])),
-                    None => (numel(&x), Some(0)),
-                }
-            }
+            ([n, _, l], [cout, cin, k]) => match shapes::conv_len(*l, *k, stride as i64, padding as i64) {
+                Some(lout) => (numel(&[*n, *cout, lout]), numel(&[*n, *cin, *k, lout])),
+                None => (numel(&x), Some(0)),
+            },
             _ => (numel(&x), Some(0)),
         };
         let b = self.optional(&bias)?;
         let mut inputs = vec![&r, &weight];
         inputs.extend(bias.as_ref());
-        self.op("conv1d", &inputs, out, work, Out::New, |t| {
-            t[0].f_conv1d(
-                &t[1],
-                b.as_ref(),
-                [stride as i64].as_slice(),
-                [padding as i64].as_slice(),
-                [1i64].as_slice(),
-                1,
-            )
-        })
+        self.op("conv1d", &inputs, out, work, Out::New, |t| t[0].f_conv1d(&t[1], b.as_ref(), [stride as i64].as_slice(), [padding as i64].as_slice(), [1i64].as_slice(), 1))
     }
 
     fn conv_transpose1d(
@@ -784,13 +457,7 @@ impl wit::HostTensor for PluginState {
         let (x, w) = (self.size(&r)?, self.size(&weight)?);
         // Output N × Cout × Lout; working memory: the columns, N × Cout·K × Lin.
         let (out, work) = match (x.as_slice(), w.as_slice()) {
-            ([n, _, l], [_, cout, k]) => match shapes::conv_transpose_len(
-                *l,
-                *k,
-                stride as i64,
-                padding as i64,
-                output_padding as i64,
-            ) {
+            ([n, _, l], [_, cout, k]) => match shapes::conv_transpose_len(*l, *k, stride as i64, padding as i64, output_padding as i64) {
                 Some(lout) => (numel(&[*n, *cout, lout]), numel(&[*n, *cout, *k, *l])),
                 None => (numel(&x), Some(0)),
             },
@@ -800,83 +467,38 @@ impl wit::HostTensor for PluginState {
         let mut inputs = vec![&r, &weight];
         inputs.extend(bias.as_ref());
         self.op("conv-transpose1d", &inputs, out, work, Out::New, |t| {
-            t[0].f_conv_transpose1d(
-                &t[1],
-                b.as_ref(),
-                [stride as i64].as_slice(),
-                [padding as i64].as_slice(),
-                [output_padding as i64].as_slice(),
-                1,
-                [1i64].as_slice(),
-            )
+            t[0].f_conv_transpose1d(&t[1], b.as_ref(), [stride as i64].as_slice(), [padding as i64].as_slice(), [output_padding as i64].as_slice(), 1, [1i64].as_slice())
         })
     }
 
-    fn attention(
-        &mut self,
-        q: Resource<TensorEntry>,
-        k: Resource<TensorEntry>,
-        v: Resource<TensorEntry>,
-        causal: bool,
-    ) -> Result<Resource<TensorEntry>> {
+    fn attention(&mut self, q: Resource<TensorEntry>, k: Resource<TensorEntry>, v: Resource<TensorEntry>, causal: bool) -> Result<Resource<TensorEntry>> {
         let (qs, ks, vs) = (self.size(&q)?, self.size(&k)?, self.size(&v)?);
         // Output … × L × Dv; working memory: the scores and their softmax, … × L × S, twice.
         let (out, work) = match (qs.len(), ks.len(), vs.last()) {
             (a, b, Some(&dv)) if a >= 2 && b >= 2 => {
                 let batch = shapes::broadcast(&qs[..a - 2], &ks[..b - 2]).and_then(|s| numel(&s));
                 let (l, s) = (qs[a - 2], ks[b - 2]);
-                (
-                    batch.and_then(|n| numel(&[l, dv])?.checked_mul(n)),
-                    batch.and_then(|n| numel(&[l, s, 2])?.checked_mul(n)),
-                )
+                (batch.and_then(|n| numel(&[l, dv])?.checked_mul(n)), batch.and_then(|n| numel(&[l, s, 2])?.checked_mul(n)))
             }
             _ => (numel(&qs), Some(0)),
         };
-        self.op("attention", &[&q, &k, &v], out, work, Out::New, |t| {
-            Tensor::f_scaled_dot_product_attention(
-                &t[0],
-                &t[1],
-                &t[2],
-                None::<Tensor>,
-                0.0,
-                causal,
-                None,
-                false,
-            )
-        })
+        self.op("attention", &[&q, &k, &v], out, work, Out::New, |t| Tensor::f_scaled_dot_product_attention(&t[0], &t[1], &t[2], None::<Tensor>, 0.0, causal, None, false))
     }
 
-    fn embedding(
-        &mut self,
-        table: Resource<TensorEntry>,
-        indices: Resource<TensorEntry>,
-    ) -> Result<Resource<TensorEntry>> {
+    fn embedding(&mut self, table: Resource<TensorEntry>, indices: Resource<TensorEntry>) -> Result<Resource<TensorEntry>> {
         let (w, picks) = (self.size(&table)?, numel(&self.size(&indices)?));
         let out = picks.and_then(|p| p.checked_mul(u64::try_from(*w.last()?).ok()?));
-        self.op(
-            "embedding",
-            &[&table, &indices],
-            out,
-            picks.and_then(|p| p.checked_mul(2)),
-            Out::New,
-            |t| Tensor::f_embedding(&t[0], &t[1].f_to_kind(Kind::Int64)?, -1, false, false),
-        )
+        self.op("embedding", &[&table, &indices], out, picks.and_then(|p| p.checked_mul(2)), Out::New, |t| Tensor::f_embedding(&t[0], &t[1].f_to_kind(Kind::Int64)?, -1, false, false))
     }
 
     fn parameter(&mut self, r: Resource<TensorEntry>) -> Result<Resource<TensorEntry>> {
         // The value and the gradient that backward will fill: a leaf, charged twice its size.
         let size = self.size(&r)?;
         let bytes = shapes::bytes(numel(&size).and_then(|n| n.checked_mul(2)));
-        self.budget
-            .admit("parameter", &size, bytes, Some(0))
-            .map_err(|e| anyhow!(e))?;
+        self.budget.admit("parameter", &size, bytes, Some(0)).map_err(|e| anyhow!(e))?;
         let t = self.tensor(&r)?.f_detach()?.copy().set_requires_grad(true);
         let storage = self.budget.charge(bytes.unwrap_or(0), vec![]);
-        Ok(self.table.push(TensorEntry {
-            tensor: t,
-            storage,
-            graph: None,
-        })?)
+        Ok(self.table.push(TensorEntry { tensor: t, storage, graph: None })?)
     }
 
     fn detach(&mut self, r: Resource<TensorEntry>) -> Result<Resource<TensorEntry>> {
@@ -885,27 +507,18 @@ impl wit::HostTensor for PluginState {
             let e = self.table.get(&r)?;
             (e.tensor.f_detach()?, e.storage.clone())
         };
-        Ok(self.table.push(TensorEntry {
-            tensor: t,
-            storage,
-            graph: None,
-        })?)
+        Ok(self.table.push(TensorEntry { tensor: t, storage, graph: None })?)
     }
 
     fn backward(&mut self, r: Resource<TensorEntry>) -> Result<()> {
         let e = self.table.get(&r)?;
         if e.tensor.numel() != 1 {
-            bail!(
-                "tensor.backward needs a scalar loss, got shape {:?}",
-                e.tensor.size()
-            );
+            bail!("tensor.backward needs a scalar loss, got shape {:?}", e.tensor.size());
         }
         // Gradients of every node of the graph may exist at once while backward runs.
         let graph = Charge::reachable_bytes(&[&e.root()]);
         let t = e.tensor.shallow_clone();
-        self.budget
-            .admit("backward", &"(graph)", Some(0), Some(graph))
-            .map_err(|e| anyhow!(e))?;
+        self.budget.admit("backward", &"(graph)", Some(0), Some(graph)).map_err(|e| anyhow!(e))?;
         self.activity.enter("backward");
         let result = t.f_backward().context("tensor.backward");
         self.activity.leave();
@@ -921,11 +534,7 @@ impl wit::HostTensor for PluginState {
             return Ok(None);
         }
         // The gradient slot was charged with the parameter.
-        Ok(Some(self.table.push(TensorEntry {
-            tensor: g.f_detach()?,
-            storage,
-            graph: None,
-        })?))
+        Ok(Some(self.table.push(TensorEntry { tensor: g.f_detach()?, storage, graph: None })?))
     }
 
     fn drop(&mut self, r: Resource<TensorEntry>) -> Result<()> {
@@ -935,13 +544,7 @@ impl wit::HostTensor for PluginState {
 }
 
 impl wit::HostOptimizer for PluginState {
-    fn new(
-        &mut self,
-        kind: OptimizerKind,
-        params: Vec<Resource<TensorEntry>>,
-        lr: f32,
-        weight_decay: f32,
-    ) -> Result<Resource<OptimizerEntry>> {
+    fn new(&mut self, kind: OptimizerKind, params: Vec<Resource<TensorEntry>>, lr: f32, weight_decay: f32) -> Result<Resource<OptimizerEntry>> {
         let (lr, wd) = (lr as f64, weight_decay as f64);
         let (tensors, charges) = self.inputs(&params.iter().collect::<Vec<_>>())?;
         // Adam keeps two moments per parameter; plain SGD (no momentum) keeps nothing.
@@ -949,16 +552,8 @@ impl wit::HostOptimizer for PluginState {
             OptimizerKind::Sgd => 0,
             OptimizerKind::Adam | OptimizerKind::Adamw => 2,
         };
-        let elements = shapes::sum(tensors.iter().map(|t| numel(&t.size())))
-            .and_then(|n| n.checked_mul(moments));
-        self.budget
-            .admit(
-                "optimizer",
-                &format!("{} parameters", tensors.len()),
-                shapes::bytes(elements),
-                Some(0),
-            )
-            .map_err(|e| anyhow!(e))?;
+        let elements = shapes::sum(tensors.iter().map(|t| numel(&t.size()))).and_then(|n| n.checked_mul(moments));
+        self.budget.admit("optimizer", &format!("{} parameters", tensors.len()), shapes::bytes(elements), Some(0)).map_err(|e| anyhow!(e))?;
         let mut opt = match kind {
             OptimizerKind::Sgd => tch::COptimizer::sgd(lr, 0.0, 0.0, wd, false),
             OptimizerKind::Adam => tch::COptimizer::adam(lr, 0.9, 0.999, wd, 1e-8, false),
@@ -967,17 +562,11 @@ impl wit::HostOptimizer for PluginState {
         .context("optimizer")?;
         for t in &tensors {
             if !t.requires_grad() {
-                bail!(
-                    "optimizer: a tensor of shape {:?} is not a parameter (make it with `parameter()`)",
-                    t.size()
-                );
+                bail!("optimizer: a tensor of shape {:?} is not a parameter (make it with `parameter()`)", t.size());
             }
-            opt.add_parameters(t, 0)
-                .context("optimizer.add-parameters")?;
+            opt.add_parameters(t, 0).context("optimizer.add-parameters")?;
         }
-        let state = self
-            .budget
-            .charge(shapes::bytes(elements).unwrap_or(0), charges);
+        let state = self.budget.charge(shapes::bytes(elements).unwrap_or(0), charges);
         Ok(self.table.push(OptimizerEntry { opt, _state: state })?)
     }
 
@@ -990,19 +579,11 @@ impl wit::HostOptimizer for PluginState {
     }
 
     fn zero_grad(&mut self, r: Resource<OptimizerEntry>) -> Result<()> {
-        self.table
-            .get(&r)?
-            .opt
-            .zero_grad()
-            .context("optimizer.zero-grad")
+        self.table.get(&r)?.opt.zero_grad().context("optimizer.zero-grad")
     }
 
     fn set_lr(&mut self, r: Resource<OptimizerEntry>, lr: f32) -> Result<()> {
-        self.table
-            .get_mut(&r)?
-            .opt
-            .set_learning_rate(lr as f64)
-            .context("optimizer.set-lr")
+        self.table.get_mut(&r)?.opt.set_learning_rate(lr as f64).context("optimizer.set-lr")
     }
 
     fn drop(&mut self, r: Resource<OptimizerEntry>) -> Result<()> {

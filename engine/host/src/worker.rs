@@ -48,14 +48,7 @@ pub enum Job {
     Describe,
     /// Fit on the zoo's training checkpoints (the `f32` weights after the request line,
     /// rows × `zoo.parameters`), then draw `samples` samples.
-    Run {
-        zoo: ZooView,
-        rows: usize,
-        config: serde_json::Value,
-        seed: u64,
-        sample_seed: u64,
-        samples: usize,
-    },
+    Run { zoo: ZooView, rows: usize, config: serde_json::Value, seed: u64, sample_seed: u64, samples: usize },
 }
 
 /// What a plugin says about itself, as plain data.
@@ -71,14 +64,7 @@ pub struct DescriptionWire {
 
 impl DescriptionWire {
     fn of(d: &Description) -> Self {
-        Self {
-            name: d.name.clone(),
-            version: d.version.clone(),
-            role: crate::role_name(d.role).into(),
-            about: d.about.clone(),
-            config_schema: d.config_schema.clone(),
-            abi: d.abi.clone(),
-        }
+        Self { name: d.name.clone(), version: d.version.clone(), role: crate::role_name(d.role).into(), about: d.about.clone(), config_schema: d.config_schema.clone(), abi: d.abi.clone() }
     }
 
     /// Back to a [`Description`].
@@ -88,14 +74,7 @@ impl DescriptionWire {
             "probe" => Role::Probe,
             _ => Role::Baseline,
         };
-        Description {
-            name: self.name.clone(),
-            version: self.version.clone(),
-            role,
-            about: self.about.clone(),
-            config_schema: self.config_schema.clone(),
-            abi: self.abi.clone(),
-        }
+        Description { name: self.name.clone(), version: self.version.clone(), role, about: self.about.clone(), config_schema: self.config_schema.clone(), abi: self.abi.clone() }
     }
 }
 
@@ -111,6 +90,10 @@ pub enum Event {
         total: u32,
     },
     Described(DescriptionWire),
+    /// The worker's peak resident memory (VmHWM), sent just before its last event.
+    Memory {
+        peak_rss_bytes: u64,
+    },
     /// The job is done; `values` little-endian `f32` follow this line.
     Done {
         metrics: Vec<MetricRecord>,
@@ -136,6 +119,8 @@ pub struct Outcome {
     pub sample_seconds: f64,
     /// The most host tensor memory the plugin held at once.
     pub peak_tensor_bytes: u64,
+    /// Peak resident memory of the worker process.
+    pub peak_rss_bytes: Option<u64>,
 }
 
 // ---------------------------------------------------------------- worker side
@@ -145,26 +130,39 @@ static STDOUT: Mutex<()> = Mutex::new(());
 fn emit(event: &Event, payload: &[u8]) {
     let _guard = STDOUT.lock();
     let mut out = std::io::stdout().lock();
-    let line = serde_json::to_string(event)
-        .unwrap_or_else(|e| format!("{{\"Failed\":{{\"call\":\"report\",\"reason\":\"{e}\"}}}}"));
+    let line = serde_json::to_string(event).unwrap_or_else(|e| format!("{{\"Failed\":{{\"call\":\"report\",\"reason\":\"{e}\"}}}}"));
     let _ = out.write_all(line.as_bytes());
     let _ = out.write_all(b"\n");
     let _ = out.write_all(payload);
     let _ = out.flush();
 }
 
+/// Peak resident memory of process `pid` (`None`: this one), from `/proc/<pid>/status`.
+/// (`getrusage`/`wait4` would count the parent's memory too: a child spawned from a large
+/// process inherits its high-water mark at exec.)
+pub fn peak_rss(pid: Option<u32>) -> Option<u64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    let status = std::fs::read_to_string(path).ok()?;
+    let kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Sends the worker's last event, preceded by its peak memory.
+fn finish(event: &Event, payload: &[u8]) {
+    if let Some(peak_rss_bytes) = peak_rss(None) {
+        emit(&Event::Memory { peak_rss_bytes }, &[]);
+    }
+    emit(event, payload);
+}
+
 /// Sets the OS limit on this process's data segment (heap and private writable mappings).
 fn limit_memory(bytes: u64) -> std::io::Result<()> {
-    let limit = libc::rlimit {
-        rlim_cur: bytes as libc::rlim_t,
-        rlim_max: bytes as libc::rlim_t,
-    };
+    let limit = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
     // SAFETY: setrlimit reads a plain struct we own; it has no other memory effects.
-    if unsafe { libc::setrlimit(libc::RLIMIT_DATA, &limit) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    if unsafe { libc::setrlimit(libc::RLIMIT_DATA, &limit) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 /// Stops the worker when a call is past its deadline while the guest is blocked where epoch
@@ -185,22 +183,10 @@ fn watchdog() {
                 }
                 let place = match call.activity.current() {
                     Some(op) => format!("while blocked in the host (`{op}`)"),
-                    None => {
-                        "while blocked outside its own code (a WASI call such as sleep or poll)"
-                            .to_string()
-                    }
+                    None => "while blocked outside its own code (a WASI call such as sleep or poll)".to_string(),
                 };
-                let reason = format!(
-                    "time limit {:.0?} exceeded {place} (raise `limits.timeout_secs`)",
-                    call.timeout
-                );
-                emit(
-                    &Event::Failed {
-                        call: call.call.to_string(),
-                        reason,
-                    },
-                    &[],
-                );
+                let reason = format!("time limit {:.0?} exceeded {place} (raise `limits.timeout_secs`)", call.timeout);
+                finish(&Event::Failed { call: call.call.to_string(), reason }, &[]);
                 std::process::exit(EXIT_DEADLINE);
             }
         })
@@ -212,20 +198,10 @@ fn watchdog() {
 pub fn serve() -> i32 {
     let mut input = BufReader::new(std::io::stdin().lock());
     let mut line = String::new();
-    let request: Request = match input
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())
-        .and_then(|_| serde_json::from_str(&line).map_err(|e| e.to_string()))
-    {
+    let request: Request = match input.read_line(&mut line).map_err(|e| e.to_string()).and_then(|_| serde_json::from_str(&line).map_err(|e| e.to_string())) {
         Ok(r) => r,
         Err(e) => {
-            emit(
-                &Event::Failed {
-                    call: "load".into(),
-                    reason: format!("worker got a bad request: {e}"),
-                },
-                &[],
-            );
+            emit(&Event::Failed { call: "load".into(), reason: format!("worker got a bad request: {e}") }, &[]);
             return 2;
         }
     };
@@ -233,19 +209,10 @@ pub fn serve() -> i32 {
     if let Job::Run { zoo, rows, .. } = &request.job {
         let mut bytes = vec![0u8; rows * zoo.parameters as usize * 4];
         if let Err(e) = input.read_exact(&mut bytes) {
-            emit(
-                &Event::Failed {
-                    call: "load".into(),
-                    reason: format!("worker could not read the zoo's weights: {e}"),
-                },
-                &[],
-            );
+            emit(&Event::Failed { call: "load".into(), reason: format!("worker could not read the zoo's weights: {e}") }, &[]);
             return 2;
         }
-        weights = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        weights = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     }
     if let Err(e) = limit_memory(request.limits.os_memory_bytes()) {
         eprintln!("weightlab worker: could not set the OS memory limit: {e}");
@@ -254,56 +221,23 @@ pub fn serve() -> i32 {
     match run(&request, &weights) {
         Ok(()) => 0,
         Err(e) => {
-            emit(
-                &Event::Failed {
-                    call: e.call.into(),
-                    reason: e.reason,
-                },
-                &[],
-            );
+            finish(&Event::Failed { call: e.call.into(), reason: e.reason }, &[]);
             1
         }
     }
 }
 
 fn run(request: &Request, weights: &[f32]) -> Result<(), PluginError> {
-    let fail = |call: &'static str, reason: String| PluginError {
-        plugin: request.plugin.clone(),
-        call,
-        reason,
-    };
-    let runtime = crate::Runtime::new(request.cache_dir.as_deref())
-        .map_err(|e| fail("load", format!("{e:#}")))?;
+    let fail = |call: &'static str, reason: String| PluginError { plugin: request.plugin.clone(), call, reason, peak_rss_bytes: None };
+    let runtime = crate::Runtime::new(request.cache_dir.as_deref()).map_err(|e| fail("load", format!("{e:#}")))?;
     let seed = match &request.job {
         Job::Run { seed, .. } => *seed,
         Job::Describe => 0,
     };
-    emit(
-        &Event::Call {
-            call: "describe".into(),
-        },
-        &[],
-    );
-    let mut plugin = Plugin::load(
-        &runtime,
-        &request.plugin,
-        &request.path,
-        request.limits.clone(),
-        seed,
-    )?;
-    emit(
-        &Event::Described(DescriptionWire::of(&plugin.description)),
-        &[],
-    );
-    let Job::Run {
-        zoo,
-        config,
-        seed,
-        sample_seed,
-        samples,
-        ..
-    } = &request.job
-    else {
+    emit(&Event::Call { call: "describe".into() }, &[]);
+    let mut plugin = Plugin::load(&runtime, &request.plugin, &request.path, request.limits.clone(), seed)?;
+    emit(&Event::Described(DescriptionWire::of(&plugin.description)), &[]);
+    let Job::Run { zoo, config, seed, sample_seed, samples, .. } = &request.job else {
         return Ok(());
     };
     let mut last = Instant::now() - Duration::from_secs(1);
@@ -317,24 +251,12 @@ fn run(request: &Request, weights: &[f32]) -> Result<(), PluginError> {
     let started = Instant::now();
     plugin.fit(zoo, weights, config, *seed)?;
     let fit_seconds = started.elapsed().as_secs_f64();
-    emit(
-        &Event::Call {
-            call: "sample".into(),
-        },
-        &[],
-    );
+    emit(&Event::Call { call: "sample".into() }, &[]);
     let values = plugin.sample(*samples, zoo.parameters as usize, *sample_seed)?;
     let sample_seconds = started.elapsed().as_secs_f64() - fit_seconds;
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let done = Event::Done {
-        metrics: plugin.take_metrics(),
-        messages: plugin.take_messages(),
-        fit_seconds,
-        sample_seconds,
-        values: values.len(),
-        peak_tensor_bytes: plugin.peak_tensor_bytes(),
-    };
-    emit(&done, &bytes);
+    let done = Event::Done { metrics: plugin.take_metrics(), messages: plugin.take_messages(), fit_seconds, sample_seconds, values: values.len(), peak_tensor_bytes: plugin.peak_tensor_bytes() };
+    finish(&done, &bytes);
     Ok(())
 }
 
@@ -343,38 +265,21 @@ fn run(request: &Request, weights: &[f32]) -> Result<(), PluginError> {
 /// Runs `request` in a worker process started from `exe` (the engine's binary), feeding it
 /// `weights`; `on_progress` sees the plugin's progress reports. Returns the plugin's
 /// description and, for a run job, its outcome.
-pub fn run_in_worker(
-    exe: &Path,
-    request: &Request,
-    weights: &[f32],
-    mut on_progress: impl FnMut(u32, u32),
-) -> Result<(Description, Option<Outcome>), PluginError> {
-    let fail = |call: &str, reason: String| PluginError {
-        plugin: request.plugin.clone(),
-        call: leak_call(call),
-        reason,
-    };
+pub fn run_in_worker(exe: &Path, request: &Request, weights: &[f32], mut on_progress: impl FnMut(u32, u32)) -> Result<(Description, Option<Outcome>), PluginError> {
+    let fail = |call: &str, reason: String| PluginError { plugin: request.plugin.clone(), call: leak_call(call), reason, peak_rss_bytes: None };
     let mut child = Command::new(exe)
         .arg(WORKER_ARG)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            fail(
-                "load",
-                format!("cannot start a worker process ({}): {e}", exe.display()),
-            )
-        })?;
+        .map_err(|e| fail("load", format!("cannot start a worker process ({}): {e}", exe.display())))?;
     // Feed the request in its own thread: a worker that dies early must not block us.
     let mut stdin = child.stdin.take().expect("piped stdin");
     let header = serde_json::to_string(request).map_err(|e| fail("load", e.to_string()))?;
     let payload: Vec<u8> = weights.iter().flat_map(|v| v.to_le_bytes()).collect();
     let writer = std::thread::spawn(move || {
-        let _ = stdin
-            .write_all(header.as_bytes())
-            .and_then(|_| stdin.write_all(b"\n"))
-            .and_then(|_| stdin.write_all(&payload));
+        let _ = stdin.write_all(header.as_bytes()).and_then(|_| stdin.write_all(b"\n")).and_then(|_| stdin.write_all(&payload));
     });
     // Keep the tail of stderr for crash reports.
     let mut stderr = child.stderr.take().expect("piped stderr");
@@ -383,9 +288,7 @@ pub fn run_in_worker(
         let _ = stderr.read_to_end(&mut text);
         let text = String::from_utf8_lossy(&text).into_owned();
         let start = text.len().saturating_sub(4096);
-        let start = (start..text.len())
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(text.len());
+        let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
         text[start..].to_string()
     });
     // Events (and the samples after `Done`) come through a channel, so the deadline is ours.
@@ -421,6 +324,7 @@ pub fn run_in_worker(
     let mut failure: Option<(String, String)> = None;
     let mut call = ("load".to_string(), Instant::now());
     let mut killed = None;
+    let mut peak: Option<u64> = None;
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok((event, payload)) => match event {
@@ -428,45 +332,20 @@ pub fn run_in_worker(
                 Event::Progress { done, total } => on_progress(done, total),
                 Event::Described(d) => description = Some(d.description()),
                 Event::Failed { call, reason } => failure = Some((call, reason)),
-                Event::Done {
-                    metrics,
-                    messages,
-                    fit_seconds,
-                    sample_seconds,
-                    peak_tensor_bytes,
-                    ..
-                } => {
-                    let samples = payload
-                        .chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect();
-                    outcome = Some(Outcome {
-                        samples,
-                        metrics,
-                        messages,
-                        fit_seconds,
-                        sample_seconds,
-                        peak_tensor_bytes,
-                    });
+                Event::Memory { peak_rss_bytes } => peak = peak.max(Some(peak_rss_bytes)),
+                Event::Done { metrics, messages, fit_seconds, sample_seconds, peak_tensor_bytes, .. } => {
+                    let samples = payload.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                    outcome = Some(Outcome { samples, metrics, messages, fit_seconds, sample_seconds, peak_tensor_bytes, peak_rss_bytes: None });
                 }
             },
             Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Watched from outside too, for a worker that dies without reporting.
+                peak = peak.max(peak_rss(Some(child.id())));
                 // Loading has its own budget: compiling a component can take a while.
-                let budget = request.limits.timeout
-                    + KILL_MARGIN
-                    + if call.0 == "load" {
-                        Duration::from_secs(120)
-                    } else {
-                        Duration::ZERO
-                    };
+                let budget = request.limits.timeout + KILL_MARGIN + if call.0 == "load" { Duration::from_secs(120) } else { Duration::ZERO };
                 if call.1.elapsed() > budget {
                     let _ = child.kill();
-                    killed = Some(format!(
-                        "time limit {:.0?} exceeded in {}: the worker did not stop by itself and was killed after {:.1?}",
-                        request.limits.timeout,
-                        call.0,
-                        call.1.elapsed()
-                    ));
+                    killed = Some(format!("time limit {:.0?} exceeded in {}: the worker did not stop by itself and was killed after {:.1?}", request.limits.timeout, call.0, call.1.elapsed()));
                     break;
                 }
             }
@@ -474,6 +353,8 @@ pub fn run_in_worker(
         }
     }
     let status = child.wait();
+    // From here on, every answer carries the worker's peak memory.
+    let fail = |call: &str, reason: String| PluginError { peak_rss_bytes: peak, ..fail(call, reason) };
     let _ = writer.join();
     let _ = reader.join();
     let tail = stderr_tail.join().unwrap_or_default();
@@ -486,25 +367,16 @@ pub fn run_in_worker(
     let description = match description {
         Some(d) => d,
         None if status.as_ref().is_ok_and(|s| s.success()) => {
-            return Err(fail(
-                "describe",
-                "the worker ended without describing the plugin".into(),
-            ));
+            return Err(fail("describe", "the worker ended without describing the plugin".into()));
         }
         None => {
-            return Err(fail(
-                &call.0,
-                crash_reason(status, &tail, request.limits.os_memory_bytes()),
-            ));
+            return Err(fail(&call.0, crash_reason(status, &tail, request.limits.os_memory_bytes())));
         }
     };
     match (&request.job, outcome) {
         (Job::Describe, _) if status.as_ref().is_ok_and(|s| s.success()) => Ok((description, None)),
-        (Job::Run { .. }, Some(outcome)) => Ok((description, Some(outcome))),
-        _ => Err(fail(
-            &call.0,
-            crash_reason(status, &tail, request.limits.os_memory_bytes()),
-        )),
+        (Job::Run { .. }, Some(outcome)) => Ok((description, Some(Outcome { peak_rss_bytes: peak, ..outcome }))),
+        _ => Err(fail(&call.0, crash_reason(status, &tail, request.limits.os_memory_bytes()))),
     }
 }
 
@@ -519,46 +391,23 @@ fn leak_call(call: &str) -> &'static str {
 }
 
 /// Why a worker ended without an answer, the cause first.
-fn crash_reason(
-    status: std::io::Result<std::process::ExitStatus>,
-    stderr_tail: &str,
-    os_limit: u64,
-) -> String {
+fn crash_reason(status: std::io::Result<std::process::ExitStatus>, stderr_tail: &str, os_limit: u64) -> String {
     use std::os::unix::process::ExitStatusExt;
     let limit = crate::budget::Size(os_limit);
     // The telling line: an allocation failure or a panic, else the last thing it printed.
-    let lines: Vec<&str> = stderr_tail
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let last = lines
-        .iter()
-        .find(|l| l.contains("memory allocation") || l.contains("panicked"))
-        .or(lines.last())
-        .copied()
-        .unwrap_or("")
-        .to_string();
-    let detail = if last.is_empty() {
-        String::new()
-    } else {
-        format!("; its last words: {last}")
-    };
+    let lines: Vec<&str> = stderr_tail.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let last = lines.iter().find(|l| l.contains("memory allocation") || l.contains("panicked")).or(lines.last()).copied().unwrap_or("").to_string();
+    let detail = if last.is_empty() { String::new() } else { format!("; its last words: {last}") };
     match status {
         Ok(s) => match s.signal() {
-            Some(libc::SIGKILL) => format!(
-                "worker killed by the OS (SIGKILL), most likely for memory: its limit is {limit}{detail}"
-            ),
+            Some(libc::SIGKILL) => format!("worker killed by the OS (SIGKILL), most likely for memory: its limit is {limit}{detail}"),
             Some(libc::SIGABRT) if stderr_tail.contains("memory allocation") => {
                 format!("worker ran out of memory (OS limit {limit}) and aborted{detail}")
             }
             Some(libc::SIGABRT) => format!("worker aborted (SIGABRT){detail}"),
             Some(libc::SIGSEGV) => format!("worker crashed: segmentation fault{detail}"),
             Some(sig) => format!("worker ended by signal {sig}{detail}"),
-            None => format!(
-                "worker exited with status {} without an answer{detail}",
-                s.code().unwrap_or(-1)
-            ),
+            None => format!("worker exited with status {} without an answer{detail}", s.code().unwrap_or(-1)),
         },
         Err(e) => format!("could not wait for the worker: {e}"),
     }

@@ -18,11 +18,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(message: impl Into<String>, span: Option<Range<usize>>) -> Self {
-        Self {
-            message: message.into(),
-            span,
-            help: None,
-        }
+        Self { message: message.into(), span, help: None }
     }
 
     pub fn with_help(mut self, help: Option<String>) -> Self {
@@ -81,20 +77,10 @@ impl fmt::Display for ManifestError {
                     let gutter = line.to_string().len();
                     // Underline to the span's end or the line's end, whichever is first.
                     let (end_line, end_col) = self.line_col(span.end.max(span.start + 1));
-                    let width = if end_line == line {
-                        end_col.saturating_sub(col).max(1)
-                    } else {
-                        text.chars().count().saturating_sub(col - 1).max(1)
-                    };
+                    let width = if end_line == line { end_col.saturating_sub(col).max(1) } else { text.chars().count().saturating_sub(col - 1).max(1) };
                     writeln!(f, "{:gutter$} |", "")?;
                     writeln!(f, "{line} | {text}")?;
-                    writeln!(
-                        f,
-                        "{:gutter$} | {}{}",
-                        "",
-                        " ".repeat(col - 1),
-                        "^".repeat(width)
-                    )?;
+                    writeln!(f, "{:gutter$} | {}{}", "", " ".repeat(col - 1), "^".repeat(width))?;
                 }
                 None => writeln!(f, "  --> {}", self.path.display())?,
             }

@@ -26,10 +26,7 @@ pub struct Loaded {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read manifest `{path}`: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Override(#[from] OverrideError),
     #[error("{0}")]
@@ -38,62 +35,32 @@ pub enum LoadError {
 
 /// Loads and validates the manifest at `path`.
 pub fn load(path: &Path, sets: &[String], builtin_plugins: &[String]) -> Result<Loaded, LoadError> {
-    let raw = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let raw = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base_dir = if base_dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        base_dir
-    };
+    let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
     load_str(path, &raw, sets, &base_dir, builtin_plugins)
 }
 
 /// Like [`load`], from text; `path` only names the source in messages.
-pub fn load_str(
-    path: &Path,
-    raw: &str,
-    sets: &[String],
-    base_dir: &Path,
-    builtin_plugins: &[String],
-) -> Result<Loaded, LoadError> {
+pub fn load_str(path: &Path, raw: &str, sets: &[String], base_dir: &Path, builtin_plugins: &[String]) -> Result<Loaded, LoadError> {
     let text = overrides::apply(raw, sets)?;
-    let fail = |diagnostics: Vec<Diagnostic>| ManifestError {
-        path: path.to_path_buf(),
-        source_text: text.clone(),
-        diagnostics,
-    };
+    let fail = |diagnostics: Vec<Diagnostic>| ManifestError { path: path.to_path_buf(), source_text: text.clone(), diagnostics };
     let manifest: Manifest = toml::from_str(&text).map_err(|e| fail(vec![from_toml_error(&e)]))?;
     let spans = Spans::new(&text);
-    let ctx = Context {
-        base_dir,
-        builtin_plugins,
-    };
+    let ctx = Context { base_dir, builtin_plugins };
     let diagnostics = validate::validate(&manifest, &spans, &ctx);
     if !diagnostics.is_empty() {
         return Err(fail(diagnostics).into());
     }
-    Ok(Loaded {
-        manifest,
-        path: path.to_path_buf(),
-        text,
-        base_dir: base_dir.to_path_buf(),
-    })
+    Ok(Loaded { manifest, path: path.to_path_buf(), text, base_dir: base_dir.to_path_buf() })
 }
 
 /// Turns a TOML/serde error into a diagnostic, adding a did-you-mean for unknown names.
 fn from_toml_error(e: &toml::de::Error) -> Diagnostic {
     let message = e.message().trim().to_string();
     let help = match serde_unknown(&message) {
-        Some((word, expected)) => Some(
-            did_you_mean(&word, expected.iter())
-                .unwrap_or_else(|| one_of("allowed names", &expected)),
-        ),
-        None if message.starts_with("missing field") => {
-            Some("see `weightlab schema` for every key and its default".to_string())
-        }
+        Some((word, expected)) => Some(did_you_mean(&word, expected.iter()).unwrap_or_else(|| one_of("allowed names", &expected))),
+        None if message.starts_with("missing field") => Some("see `weightlab schema` for every key and its default".to_string()),
         None => None,
     };
     let message = match message.split_once(", expected") {

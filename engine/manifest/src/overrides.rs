@@ -14,12 +14,7 @@ pub enum OverrideError {
     #[error("`--set {0}`: expected KEY.PATH=VALUE")]
     Syntax(String),
     #[error("`--set {arg}`: `{segment}` does not name an entry of `{parent}`{help}")]
-    NoEntry {
-        arg: String,
-        segment: String,
-        parent: String,
-        help: String,
-    },
+    NoEntry { arg: String, segment: String, parent: String, help: String },
     #[error("`--set {arg}`: `{parent}` is not a table")]
     NotATable { arg: String, parent: String },
 }
@@ -34,9 +29,7 @@ pub fn apply(text: &str, sets: &[String]) -> Result<String, OverrideError> {
         return Ok(text.to_string());
     };
     for arg in sets {
-        let (path, raw) = arg
-            .split_once('=')
-            .ok_or_else(|| OverrideError::Syntax(arg.clone()))?;
+        let (path, raw) = arg.split_once('=').ok_or_else(|| OverrideError::Syntax(arg.clone()))?;
         let segments: Vec<&str> = path.trim().split('.').map(str::trim).collect();
         if segments.iter().any(|s| s.is_empty()) {
             return Err(OverrideError::Syntax(arg.clone()));
@@ -54,39 +47,15 @@ fn parse_value(raw: &str) -> Item {
     }
 }
 
-fn set_path(
-    item: &mut Item,
-    segments: &[&str],
-    new: Item,
-    arg: &str,
-    parent: &str,
-) -> Result<(), OverrideError> {
+fn set_path(item: &mut Item, segments: &[&str], new: Item, arg: &str, parent: &str) -> Result<(), OverrideError> {
     let (first, rest) = segments.split_first().expect("non-empty path");
-    let here = if parent.is_empty() {
-        first.to_string()
-    } else {
-        format!("{parent}.{first}")
-    };
+    let here = if parent.is_empty() { first.to_string() } else { format!("{parent}.{first}") };
     if let Item::ArrayOfTables(array) = item {
-        let names: Vec<String> = array
-            .iter()
-            .filter_map(|t| t.get("name").and_then(|n| n.as_str()).map(str::to_string))
-            .collect();
-        let index = first
-            .parse::<usize>()
-            .ok()
-            .filter(|i| *i < array.len())
-            .or_else(|| names.iter().position(|n| n == first));
+        let names: Vec<String> = array.iter().filter_map(|t| t.get("name").and_then(|n| n.as_str()).map(str::to_string)).collect();
+        let index = first.parse::<usize>().ok().filter(|i| *i < array.len()).or_else(|| names.iter().position(|n| n == first));
         let Some(index) = index else {
-            let help = crate::suggest::did_you_mean(first, names.iter())
-                .map(|h| format!("; {h}"))
-                .unwrap_or_default();
-            return Err(OverrideError::NoEntry {
-                arg: arg.into(),
-                segment: first.to_string(),
-                parent: parent.into(),
-                help,
-            });
+            let help = crate::suggest::did_you_mean(first, names.iter()).map(|h| format!("; {h}")).unwrap_or_default();
+            return Err(OverrideError::NoEntry { arg: arg.into(), segment: first.to_string(), parent: parent.into(), help });
         };
         let table = array.get_mut(index).expect("index checked");
         return match rest.is_empty() {
@@ -97,32 +66,17 @@ fn set_path(
     if item.is_none() {
         *item = Item::Table(toml_edit::Table::new());
     }
-    let table = item
-        .as_table_like_mut()
-        .ok_or_else(|| OverrideError::NotATable {
-            arg: arg.into(),
-            parent: parent.into(),
-        })?;
+    let table = item.as_table_like_mut().ok_or_else(|| OverrideError::NotATable { arg: arg.into(), parent: parent.into() })?;
     set_in_table_like(table, segments, new, arg, parent)
 }
 
-fn set_in_table_like(
-    table: &mut dyn toml_edit::TableLike,
-    segments: &[&str],
-    new: Item,
-    arg: &str,
-    parent: &str,
-) -> Result<(), OverrideError> {
+fn set_in_table_like(table: &mut dyn toml_edit::TableLike, segments: &[&str], new: Item, arg: &str, parent: &str) -> Result<(), OverrideError> {
     let (first, rest) = segments.split_first().expect("non-empty path");
     if rest.is_empty() {
         table.insert(first, new);
         return Ok(());
     }
-    let here = if parent.is_empty() {
-        first.to_string()
-    } else {
-        format!("{parent}.{first}")
-    };
+    let here = if parent.is_empty() { first.to_string() } else { format!("{parent}.{first}") };
     if table.get(first).is_none() {
         table.insert(first, Item::Table(toml_edit::Table::new()));
     }
@@ -138,21 +92,11 @@ fn set_in_table_like(
 mod tests {
     use super::*;
 
-    const TEXT: &str =
-        "[zoo.mlp]\nmodels = 8\ntrain = { lr = 0.1 }\n\n[[method]]\nname = \"copy\"\nsamples = 4\n";
+    const TEXT: &str = "[zoo.mlp]\nmodels = 8\ntrain = { lr = 0.1 }\n\n[[method]]\nname = \"copy\"\nsamples = 4\n";
 
     #[test]
     fn sets_nested_inline_and_array_entries() {
-        let out = apply(
-            TEXT,
-            &[
-                "zoo.mlp.models=32".into(),
-                "zoo.mlp.train.lr=1e-3".into(),
-                "method.copy.samples=9".into(),
-                "method.0.plugin=copy".into(),
-            ],
-        )
-        .unwrap();
+        let out = apply(TEXT, &["zoo.mlp.models=32".into(), "zoo.mlp.train.lr=1e-3".into(), "method.copy.samples=9".into(), "method.0.plugin=copy".into()]).unwrap();
         let v: toml::Table = toml::from_str(&out).unwrap();
         assert_eq!(v["zoo"]["mlp"]["models"].as_integer(), Some(32));
         assert_eq!(v["zoo"]["mlp"]["train"]["lr"].as_float(), Some(1e-3));
@@ -162,10 +106,7 @@ mod tests {
 
     #[test]
     fn bad_overrides_are_explained() {
-        assert!(matches!(
-            apply(TEXT, &["zoo.mlp.models".into()]),
-            Err(OverrideError::Syntax(_))
-        ));
+        assert!(matches!(apply(TEXT, &["zoo.mlp.models".into()]), Err(OverrideError::Syntax(_))));
         let err = apply(TEXT, &["method.cpy.samples=1".into()]).unwrap_err();
         assert!(err.to_string().contains("did you mean `copy`"), "{err}");
     }

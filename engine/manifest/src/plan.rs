@@ -24,17 +24,9 @@ pub enum StageKind {
     /// Train (or import) zoo `name`.
     Zoo { name: String },
     /// Run method number `index` with one seed: fit on its zoo and sample.
-    Method {
-        index: usize,
-        name: String,
-        seed: u64,
-    },
+    Method { index: usize, name: String, seed: u64 },
     /// Compute the metrics of that method's samples.
-    Evaluate {
-        index: usize,
-        name: String,
-        seed: u64,
-    },
+    Evaluate { index: usize, name: String, seed: u64 },
     /// Aggregate every table and render the report.
     Report,
 }
@@ -85,15 +77,9 @@ impl Plan {
     /// its component), so that a rebuilt plugin reruns its method stages.
     pub fn new(m: &Manifest, plugin_identity: &dyn Fn(&str) -> String) -> Plan {
         let mut stages: Vec<Stage> = Vec::new();
-        let push = |stages: &mut Vec<Stage>,
-                    kind: StageKind,
-                    parts: &[&dyn erased::Part],
-                    deps: Vec<usize>| {
+        let push = |stages: &mut Vec<Stage>, kind: StageKind, parts: &[&dyn erased::Part], deps: Vec<usize>| {
             let mut h = Sha256::new();
-            h.update(format!(
-                "weightlab {} stage-format {STAGE_FORMAT}\n",
-                env!("CARGO_PKG_VERSION")
-            ));
+            h.update(format!("weightlab {} stage-format {STAGE_FORMAT}\n", env!("CARGO_PKG_VERSION")));
             h.update(serde_json::to_string(&kind).expect("serialisable"));
             for part in parts {
                 h.update(b"\n");
@@ -110,26 +96,13 @@ impl Plan {
 
         let mut data_idx = std::collections::BTreeMap::new();
         for (name, spec) in &m.data {
-            let i = push(
-                &mut stages,
-                StageKind::Data { name: name.clone() },
-                &[spec],
-                vec![],
-            );
+            let i = push(&mut stages, StageKind::Data { name: name.clone() }, &[spec], vec![]);
             data_idx.insert(name.clone(), i);
         }
         let mut zoo_idx = std::collections::BTreeMap::new();
         for (name, spec) in &m.zoo {
-            let deps = data_idx
-                .get(&spec.data)
-                .map(|d| vec![*d])
-                .unwrap_or_default();
-            let i = push(
-                &mut stages,
-                StageKind::Zoo { name: name.clone() },
-                &[spec],
-                deps,
-            );
+            let deps = data_idx.get(&spec.data).map(|d| vec![*d]).unwrap_or_default();
+            let i = push(&mut stages, StageKind::Zoo { name: name.clone() }, &[spec], deps);
             zoo_idx.insert(name.clone(), i);
         }
         let mut eval_stages = Vec::new();
@@ -139,47 +112,18 @@ impl Plan {
                 let zoo = zoo_idx.get(&method.zoo).copied();
                 let deps = zoo.into_iter().collect::<Vec<_>>();
                 // The display name and limits do not change what is computed.
-                let what = (
-                    &method.plugin,
-                    &plugin,
-                    &method.role,
-                    method.samples,
-                    &method.config,
-                );
-                let mi = push(
-                    &mut stages,
-                    StageKind::Method {
-                        index,
-                        name: method.name.clone(),
-                        seed,
-                    },
-                    &[&what],
-                    deps.clone(),
-                );
+                let what = (&method.plugin, &plugin, &method.role, method.samples, &method.config);
+                let mi = push(&mut stages, StageKind::Method { index, name: method.name.clone(), seed }, &[&what], deps.clone());
                 let mut edeps = vec![mi];
                 edeps.extend(deps);
-                let ei = push(
-                    &mut stages,
-                    StageKind::Evaluate {
-                        index,
-                        name: method.name.clone(),
-                        seed,
-                    },
-                    &[&m.evaluate],
-                    edeps,
-                );
+                let ei = push(&mut stages, StageKind::Evaluate { index, name: method.name.clone(), seed }, &[&m.evaluate], edeps);
                 eval_stages.push(ei);
             }
         }
         let zoo_stages: Vec<usize> = zoo_idx.values().copied().collect();
         let mut report_deps = zoo_stages;
         report_deps.extend(eval_stages);
-        push(
-            &mut stages,
-            StageKind::Report,
-            &[&m.report, &m.experiment],
-            report_deps,
-        );
+        push(&mut stages, StageKind::Report, &[&m.report, &m.experiment], report_deps);
         Plan { stages }
     }
 }
@@ -213,30 +157,10 @@ mod tests {
         let id = |p: &str| format!("hash-of-{p}");
         let a = Plan::new(&manifest(""), &id);
         let b = Plan::new(&manifest(""), &id);
-        let keys = |p: &Plan| {
-            p.stages
-                .iter()
-                .map(|s| (s.label(), s.key.clone()))
-                .collect::<Vec<_>>()
-        };
+        let keys = |p: &Plan| p.stages.iter().map(|s| (s.label(), s.key.clone())).collect::<Vec<_>>();
         assert_eq!(keys(&a), keys(&b));
         let c = Plan::new(&manifest("config = { sigma = 0.1 }"), &id);
-        let changed: Vec<String> = a
-            .stages
-            .iter()
-            .zip(&c.stages)
-            .filter(|(x, y)| x.key != y.key)
-            .map(|(x, _)| x.label())
-            .collect();
-        assert_eq!(
-            changed,
-            vec![
-                "method \"b\" seed 0",
-                "evaluate \"b\" seed 0",
-                "method \"b\" seed 1",
-                "evaluate \"b\" seed 1",
-                "report",
-            ]
-        );
+        let changed: Vec<String> = a.stages.iter().zip(&c.stages).filter(|(x, y)| x.key != y.key).map(|(x, _)| x.label()).collect();
+        assert_eq!(changed, vec!["method \"b\" seed 0", "evaluate \"b\" seed 0", "method \"b\" seed 1", "evaluate \"b\" seed 1", "report",]);
     }
 }

@@ -36,9 +36,7 @@ pub struct Spans {
 impl Spans {
     /// Parses `text`; when it is not valid TOML every lookup answers `None`.
     pub fn new(text: &str) -> Self {
-        Self {
-            doc: toml_edit::Document::parse(text.to_string()).ok(),
-        }
+        Self { doc: toml_edit::Document::parse(text.to_string()).ok() }
     }
 
     /// Span of the value at `path`, or of the nearest ancestor that exists.

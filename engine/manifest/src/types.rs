@@ -201,13 +201,7 @@ pub struct TrainSpec {
 
 impl Default for TrainSpec {
     fn default() -> Self {
-        Self {
-            optimizer: Optimizer::default(),
-            lr: default_lr(),
-            weight_decay: 0.0,
-            epochs: default_epochs(),
-            batch_size: default_batch_size(),
-        }
+        Self { optimizer: Optimizer::default(), lr: default_lr(), weight_decay: 0.0, epochs: default_epochs(), batch_size: default_batch_size() }
     }
 }
 
@@ -340,10 +334,7 @@ fn default_models() -> usize {
 impl ZooSpec {
     /// The split, defaulting to every model in the training set.
     pub fn split(&self) -> SplitSpec {
-        self.split.clone().unwrap_or(SplitSpec {
-            train: self.models,
-            heldout: 0,
-        })
+        self.split.clone().unwrap_or(SplitSpec { train: self.models, heldout: 0 })
     }
 }
 
@@ -385,13 +376,7 @@ pub struct LimitsSpec {
 
 impl Default for LimitsSpec {
     fn default() -> Self {
-        Self {
-            timeout_secs: default_timeout(),
-            memory_mib: default_memory(),
-            tensor_memory_mib: default_tensor_memory(),
-            fuel: default_fuel(),
-            worker_memory_mib: None,
-        }
+        Self { timeout_secs: default_timeout(), memory_mib: default_memory(), tensor_memory_mib: default_tensor_memory(), fuel: default_fuel(), worker_memory_mib: None }
     }
 }
 
@@ -438,9 +423,7 @@ fn default_method_samples() -> usize {
 }
 
 /// A metric computed on every sampled model.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Metric {
     /// Test accuracy (classification) or negative SDF error (neural fields).
@@ -467,10 +450,7 @@ pub struct EvaluateSpec {
 
 impl Default for EvaluateSpec {
     fn default() -> Self {
-        Self {
-            metrics: default_metrics(),
-            finetune_steps: Vec::new(),
-        }
+        Self { metrics: default_metrics(), finetune_steps: Vec::new() }
     }
 }
 
@@ -512,20 +492,10 @@ pub struct ReportSpec {
 
 impl Default for ReportSpec {
     fn default() -> Self {
-        Self {
-            template: None,
-            plots: default_plots(),
-        }
+        Self { template: None, plots: default_plots() }
     }
 }
 
 fn default_plots() -> Vec<Plot> {
-    vec![
-        Plot::AccuracyNovelty,
-        Plot::NnDistance,
-        Plot::SimilarityHeatmap,
-        Plot::Finetune,
-        Plot::TrainingCurves,
-        Plot::WeightPca,
-    ]
+    vec![Plot::AccuracyNovelty, Plot::NnDistance, Plot::SimilarityHeatmap, Plot::Finetune, Plot::TrainingCurves, Plot::WeightPca]
 }

@@ -30,101 +30,59 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
     let zoo_names: Vec<&String> = m.zoo.keys().collect();
 
     if m.experiment.seeds.is_empty() {
-        out.push(
-            Diagnostic::new(
-                "`seeds` is empty: every method needs at least one seed",
-                spans.value(&path!["experiment", "seeds"]),
-            )
-            .with_help(Some("for example `seeds = [0, 1, 2]`".into())),
-        );
+        out.push(Diagnostic::new("`seeds` is empty: every method needs at least one seed", spans.value(&path!["experiment", "seeds"])).with_help(Some("for example `seeds = [0, 1, 2]`".into())));
     }
     let unique_seeds: BTreeSet<_> = m.experiment.seeds.iter().collect();
     if unique_seeds.len() != m.experiment.seeds.len() {
-        out.push(Diagnostic::new(
-            "`seeds` lists a seed twice",
-            spans.value(&path!["experiment", "seeds"]),
-        ));
+        out.push(Diagnostic::new("`seeds` lists a seed twice", spans.value(&path!["experiment", "seeds"])));
     }
 
     for (name, data) in &m.data {
-        for (key, v) in [
-            ("train_subset", data.train_subset),
-            ("test_subset", data.test_subset),
-        ] {
+        for (key, v) in [("train_subset", data.train_subset), ("test_subset", data.test_subset)] {
             if v == Some(0) {
-                out.push(Diagnostic::new(
-                    format!("`data.{name}.{key}` is 0: no examples would be left"),
-                    spans.value(&path!["data", name.as_str(), key]),
-                ));
+                out.push(Diagnostic::new(format!("`data.{name}.{key}` is 0: no examples would be left"), spans.value(&path!["data", name.as_str(), key])));
             }
         }
         if data.source == DataSource::FashionMnist {
             if let Some(p) = &data.path {
                 let full = ctx.base_dir.join(p);
                 if !full.is_dir() {
-                    out.push(Diagnostic::new(
-                        format!(
-                            "`data.{name}.path`: folder `{}` does not exist",
-                            full.display()
-                        ),
-                        spans.value(&path!["data", name.as_str(), "path"]),
-                    ));
+                    out.push(Diagnostic::new(format!("`data.{name}.path`: folder `{}` does not exist", full.display()), spans.value(&path!["data", name.as_str(), "path"])));
                 }
             }
         } else if data.samples < 8 {
-            out.push(Diagnostic::new(
-                format!(
-                    "`data.{name}.samples` = {} is too small to split into train and test",
-                    data.samples
-                ),
-                spans.value(&path!["data", name.as_str(), "samples"]),
-            ));
+            out.push(Diagnostic::new(format!("`data.{name}.samples` = {} is too small to split into train and test", data.samples), spans.value(&path!["data", name.as_str(), "samples"])));
         }
         if !(0.0..0.9).contains(&data.validation) {
             out.push(
-                Diagnostic::new(
-                    format!(
-                        "`data.{name}.validation` = {} must be a fraction in [0, 0.9)",
-                        data.validation
-                    ),
-                    spans.value(&path!["data", name.as_str(), "validation"]),
-                )
-                .with_help(Some(
-                    "the default, 0.1, keeps a tenth of the training examples for validation"
-                        .into(),
-                )),
+                Diagnostic::new(format!("`data.{name}.validation` = {} must be a fraction in [0, 0.9)", data.validation), spans.value(&path!["data", name.as_str(), "validation"]))
+                    .with_help(Some("the default, 0.1, keeps a tenth of the training examples for validation".into())),
             );
         }
         if data.shapes == 0 || (data.shapes > 1 && data.source != DataSource::SdfShapes) {
             out.push(
-                Diagnostic::new(format!("`data.{name}.shapes` = {} is only meaningful for `sdf-shapes` data, with at least 1 shape", data.shapes), spans.value(&path!["data", name.as_str(), "shapes"]))
-                    .with_help(Some("remove `shapes`, or use `source = \"sdf-shapes\"`".into())),
+                Diagnostic::new(
+                    format!("`data.{name}.shapes` = {} is only meaningful for `sdf-shapes` data, with at least 1 shape", data.shapes),
+                    spans.value(&path!["data", name.as_str(), "shapes"]),
+                )
+                .with_help(Some("remove `shapes`, or use `source = \"sdf-shapes\"`".into())),
             );
         }
         if data.shapes > 1 && (data.train_subset.is_some() || data.test_subset.is_some()) {
-            out.push(Diagnostic::new(format!("`data.{name}`: `train_subset`/`test_subset` cannot split a many-shape dataset; set `samples` (points per shape) instead"), spans.value(&path!["data", name.as_str(), "shapes"])));
+            out.push(Diagnostic::new(
+                format!("`data.{name}`: `train_subset`/`test_subset` cannot split a many-shape dataset; set `samples` (points per shape) instead"),
+                spans.value(&path!["data", name.as_str(), "shapes"]),
+            ));
         }
         if matches!(data.source, DataSource::Blobs | DataSource::Signals) && data.classes < 2 {
-            out.push(Diagnostic::new(
-                format!("`data.{name}.classes` must be at least 2"),
-                spans.value(&path!["data", name.as_str(), "classes"]),
-            ));
+            out.push(Diagnostic::new(format!("`data.{name}.classes` must be at least 2"), spans.value(&path!["data", name.as_str(), "classes"])));
         }
     }
 
     for (name, zoo) in &m.zoo {
         let at = |key: &str| spans.value(&path!["zoo", name.as_str(), key]);
         match m.data.get(&zoo.data) {
-            None => out.push(
-                Diagnostic::new(
-                    format!(
-                        "zoo `{name}` refers to dataset `{}`, which is not defined",
-                        zoo.data
-                    ),
-                    at("data"),
-                )
-                .with_help(Some(suggest(&zoo.data, "datasets", &data_names))),
-            ),
+            None => out.push(Diagnostic::new(format!("zoo `{name}` refers to dataset `{}`, which is not defined", zoo.data), at("data")).with_help(Some(suggest(&zoo.data, "datasets", &data_names)))),
             Some(data) => {
                 let fits = match (&zoo.arch, data.source) {
                     (ArchSpec::SdfMlp { .. }, DataSource::SdfShapes) => true,
@@ -142,64 +100,47 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
             }
         }
         if zoo.models == 0 && zoo.import.is_none() {
-            out.push(Diagnostic::new(
-                format!("zoo `{name}` has 0 models"),
-                at("models"),
-            ));
+            out.push(Diagnostic::new(format!("zoo `{name}` has 0 models"), at("models")));
         }
         if let Some(split) = &zoo.split {
             if split.train == 0 {
-                out.push(Diagnostic::new(
-                    format!("zoo `{name}`: the split leaves no training models for the methods"),
-                    at("split"),
-                ));
+                out.push(Diagnostic::new(format!("zoo `{name}`: the split leaves no training models for the methods"), at("split")));
             }
             if zoo.import.is_none() && split.train + split.heldout > zoo.models {
                 out.push(
-                    Diagnostic::new(format!("zoo `{name}`: split of {} train + {} held-out models needs {} models, but the zoo has {}", split.train, split.heldout, split.train + split.heldout, zoo.models), at("split"))
-                        .with_help(Some(format!("raise `models` to {} or shrink the split", split.train + split.heldout))),
+                    Diagnostic::new(
+                        format!("zoo `{name}`: split of {} train + {} held-out models needs {} models, but the zoo has {}", split.train, split.heldout, split.train + split.heldout, zoo.models),
+                        at("split"),
+                    )
+                    .with_help(Some(format!("raise `models` to {} or shrink the split", split.train + split.heldout))),
                 );
             }
         }
         if zoo.train.epochs == 0 && zoo.import.is_none() {
-            out.push(Diagnostic::new(
-                format!("zoo `{name}`: `train.epochs` is 0"),
-                spans.value(&path!["zoo", name.as_str(), "train", "epochs"]),
-            ));
+            out.push(Diagnostic::new(format!("zoo `{name}`: `train.epochs` is 0"), spans.value(&path!["zoo", name.as_str(), "train", "epochs"])));
         }
         if zoo.train.batch_size == 0 {
-            out.push(Diagnostic::new(
-                format!("zoo `{name}`: `train.batch_size` is 0"),
-                spans.value(&path!["zoo", name.as_str(), "train", "batch_size"]),
-            ));
+            out.push(Diagnostic::new(format!("zoo `{name}`: `train.batch_size` is 0"), spans.value(&path!["zoo", name.as_str(), "train", "batch_size"])));
         }
         if !(zoo.train.lr > 0.0 && zoo.train.lr.is_finite()) {
-            out.push(Diagnostic::new(
-                format!("zoo `{name}`: `train.lr` must be a positive number"),
-                spans.value(&path!["zoo", name.as_str(), "train", "lr"]),
-            ));
+            out.push(Diagnostic::new(format!("zoo `{name}`: `train.lr` must be a positive number"), spans.value(&path!["zoo", name.as_str(), "train", "lr"])));
         }
-        if zoo.keep.last_epochs == 0
-            || (zoo.import.is_none() && zoo.keep.last_epochs > zoo.train.epochs)
-        {
+        if zoo.keep.last_epochs == 0 || (zoo.import.is_none() && zoo.keep.last_epochs > zoo.train.epochs) {
             out.push(
                 Diagnostic::new(
-                    format!(
-                        "zoo `{name}`: `keep.last_epochs` = {} but training runs {} epochs",
-                        zoo.keep.last_epochs, zoo.train.epochs
-                    ),
+                    format!("zoo `{name}`: `keep.last_epochs` = {} but training runs {} epochs", zoo.keep.last_epochs, zoo.train.epochs),
                     spans.value(&path!["zoo", name.as_str(), "keep", "last_epochs"]),
                 )
-                .with_help(Some(format!(
-                    "use a value from 1 to {}",
-                    zoo.train.epochs.max(1)
-                ))),
+                .with_help(Some(format!("use a value from 1 to {}", zoo.train.epochs.max(1)))),
             );
         }
         if let Some(c) = &zoo.continuation {
             let at = |key: &str| spans.value(&path!["zoo", name.as_str(), "continue", key]);
             if c.params.is_empty() {
-                out.push(Diagnostic::new(format!("zoo `{name}`: `continue.params` is empty: name the parameters that keep training"), at("params")).with_help(Some("for example `params = [\"layers.1\"]`".into())));
+                out.push(
+                    Diagnostic::new(format!("zoo `{name}`: `continue.params` is empty: name the parameters that keep training"), at("params"))
+                        .with_help(Some("for example `params = [\"layers.1\"]`".into())),
+                );
             }
             if c.steps == 0 || c.keep_every == 0 || c.keep_every > c.steps {
                 out.push(Diagnostic::new(format!("zoo `{name}`: continued training keeps no snapshot ({} steps, one every {})", c.steps, c.keep_every), at("steps")));
@@ -217,42 +158,26 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
                 DataSource::SdfShapes => 0,
             });
             if tree.roots == 0 {
-                out.push(Diagnostic::new(
-                    format!("zoo `{name}`: a model tree needs at least one root"),
-                    at("roots"),
-                ));
+                out.push(Diagnostic::new(format!("zoo `{name}`: a model tree needs at least one root"), at("roots")));
             }
             if tree.epochs == 0 {
-                out.push(Diagnostic::new(
-                    format!("zoo `{name}`: `tree.epochs` is 0: children would equal their root"),
-                    at("epochs"),
-                ));
+                out.push(Diagnostic::new(format!("zoo `{name}`: `tree.epochs` is 0: children would equal their root"), at("epochs")));
             }
             match classes {
                 Some(0) => out.push(Diagnostic::new(format!("zoo `{name}`: model trees fine-tune on class subsets, so they need classification data"), at("classes"))),
                 Some(n) if tree.classes == 0 || tree.classes > n => out.push(
-                    Diagnostic::new(format!("zoo `{name}`: `tree.classes` = {} but the dataset has {n} classes", tree.classes), at("classes"))
-                        .with_help(Some(format!("use a value from 1 to {n}"))),
+                    Diagnostic::new(format!("zoo `{name}`: `tree.classes` = {} but the dataset has {n} classes", tree.classes), at("classes")).with_help(Some(format!("use a value from 1 to {n}"))),
                 ),
                 _ => {}
             }
             if zoo.import.is_some() || zoo.continuation.is_some() {
-                out.push(Diagnostic::new(
-                    format!("zoo `{name}`: `tree` cannot be combined with `import` or `continue`"),
-                    at("roots"),
-                ));
+                out.push(Diagnostic::new(format!("zoo `{name}`: `tree` cannot be combined with `import` or `continue`"), at("roots")));
             }
         }
         if let Some(import) = &zoo.import {
             let full = ctx.base_dir.join(import);
             if !full.is_dir() {
-                out.push(Diagnostic::new(
-                    format!(
-                        "zoo `{name}`: import folder `{}` does not exist",
-                        full.display()
-                    ),
-                    at("import"),
-                ));
+                out.push(Diagnostic::new(format!("zoo `{name}`: import folder `{}` does not exist", full.display()), at("import")));
             }
         }
     }
@@ -263,77 +188,32 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
         if method.name.trim().is_empty() {
             out.push(Diagnostic::new("method name is empty", at("name")));
         } else if !seen.insert(method.name.as_str()) {
-            out.push(
-                Diagnostic::new(
-                    format!("two methods are named `{}`", method.name),
-                    at("name"),
-                )
-                .with_help(Some(
-                    "names identify methods in tables and the report; make them unique".into(),
-                )),
-            );
+            out.push(Diagnostic::new(format!("two methods are named `{}`", method.name), at("name")).with_help(Some("names identify methods in tables and the report; make them unique".into())));
         }
         if !m.zoo.contains_key(&method.zoo) {
-            out.push(
-                Diagnostic::new(
-                    format!(
-                        "method `{}` refers to zoo `{}`, which is not defined",
-                        method.name, method.zoo
-                    ),
-                    at("zoo"),
-                )
-                .with_help(Some(suggest(&method.zoo, "zoos", &zoo_names))),
-            );
+            out.push(Diagnostic::new(format!("method `{}` refers to zoo `{}`, which is not defined", method.name, method.zoo), at("zoo")).with_help(Some(suggest(&method.zoo, "zoos", &zoo_names))));
         }
         if is_plugin_path(&method.plugin) {
             let full = ctx.base_dir.join(&method.plugin);
             if !full.is_file() {
                 out.push(
-                    Diagnostic::new(
-                        format!(
-                            "method `{}`: plugin file `{}` does not exist",
-                            method.name,
-                            full.display()
-                        ),
-                        at("plugin"),
-                    )
-                    .with_help(Some(
-                        "build it with `weightlab plugin build <crate-dir>`".into(),
-                    )),
+                    Diagnostic::new(format!("method `{}`: plugin file `{}` does not exist", method.name, full.display()), at("plugin"))
+                        .with_help(Some("build it with `weightlab plugin build <crate-dir>`".into())),
                 );
             }
         } else if !ctx.builtin_plugins.iter().any(|p| p == &method.plugin) {
-            out.push(
-                Diagnostic::new(
-                    format!(
-                        "method `{}`: unknown plugin `{}`",
-                        method.name, method.plugin
-                    ),
-                    at("plugin"),
-                )
-                .with_help(Some(suggest(
-                    &method.plugin,
-                    "built-in plugins (or give a path to a .wasm file)",
-                    ctx.builtin_plugins,
-                ))),
-            );
+            out.push(Diagnostic::new(format!("method `{}`: unknown plugin `{}`", method.name, method.plugin), at("plugin")).with_help(Some(suggest(
+                &method.plugin,
+                "built-in plugins (or give a path to a .wasm file)",
+                ctx.builtin_plugins,
+            ))));
         }
         if method.samples == 0 {
-            out.push(Diagnostic::new(
-                format!("method `{}` samples 0 models", method.name),
-                at("samples"),
-            ));
+            out.push(Diagnostic::new(format!("method `{}` samples 0 models", method.name), at("samples")));
         }
         let l = &method.limits;
-        if !(l.timeout_secs > 0.0 && l.timeout_secs.is_finite())
-            || l.memory_mib == 0
-            || l.tensor_memory_mib == 0
-            || l.fuel == 0
-        {
-            out.push(Diagnostic::new(
-                format!("method `{}`: every limit must be positive", method.name),
-                at("limits"),
-            ));
+        if !(l.timeout_secs > 0.0 && l.timeout_secs.is_finite()) || l.memory_mib == 0 || l.tensor_memory_mib == 0 || l.fuel == 0 {
+            out.push(Diagnostic::new(format!("method `{}`: every limit must be positive", method.name), at("limits")));
         }
     }
     out.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));

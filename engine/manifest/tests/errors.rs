@@ -25,10 +25,7 @@ zoo = "cnn"
 "#;
 
 fn plugins() -> Vec<String> {
-    ["copy", "noise", "average"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    ["copy", "noise", "average"].iter().map(|s| s.to_string()).collect()
 }
 
 /// Loads `text` and returns the rendered error.
@@ -42,15 +39,9 @@ fn error_of(text: &str) -> String {
 
 /// Asserts the rendered error points at `line:col`, shows that line, and says `needle`.
 fn assert_points(rendered: &str, line: usize, col: usize, needle: &str) {
-    assert!(
-        rendered.contains(&format!("exp.toml:{line}:{col}")),
-        "expected exp.toml:{line}:{col} in:\n{rendered}"
-    );
+    assert!(rendered.contains(&format!("exp.toml:{line}:{col}")), "expected exp.toml:{line}:{col} in:\n{rendered}");
     assert!(rendered.contains('^'), "no caret in:\n{rendered}");
-    assert!(
-        rendered.contains(needle),
-        "expected `{needle}` in:\n{rendered}"
-    );
+    assert!(rendered.contains(needle), "expected `{needle}` in:\n{rendered}");
 }
 
 #[test]
@@ -112,10 +103,7 @@ fn missing_plugin_file() {
 
 #[test]
 fn impossible_split() {
-    let e = error_of(&GOOD.replace(
-        "split = { train = 6, heldout = 2 }",
-        "split = { train = 6, heldout = 4 }",
-    ));
+    let e = error_of(&GOOD.replace("split = { train = 6, heldout = 2 }", "split = { train = 6, heldout = 4 }"));
     assert_points(&e, 12, 9, "needs 10 models, but the zoo has 8");
 }
 
@@ -130,23 +118,10 @@ fn duplicate_method_names_and_several_errors_at_once() {
 
 #[test]
 fn overrides_apply_before_validation() {
-    let loaded = load_str(
-        Path::new("exp.toml"),
-        GOOD,
-        &["zoo.cnn.models=12".into(), "method.copy.samples=3".into()],
-        Path::new("."),
-        &plugins(),
-    )
-    .unwrap();
+    let loaded = load_str(Path::new("exp.toml"), GOOD, &["zoo.cnn.models=12".into(), "method.copy.samples=3".into()], Path::new("."), &plugins()).unwrap();
     assert_eq!(loaded.manifest.zoo["cnn"].models, 12);
     assert_eq!(loaded.manifest.method[0].samples, 3);
-    let e = match load_str(
-        Path::new("exp.toml"),
-        GOOD,
-        &["zoo.cnn.models=4".into()],
-        Path::new("."),
-        &plugins(),
-    ) {
+    let e = match load_str(Path::new("exp.toml"), GOOD, &["zoo.cnn.models=4".into()], Path::new("."), &plugins()) {
         Err(LoadError::Invalid(e)) => e.to_string(),
         _ => panic!("split no longer fits"),
     };
@@ -155,16 +130,8 @@ fn overrides_apply_before_validation() {
 
 #[test]
 fn committed_schema_matches_the_types() {
-    let committed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/weightlab.schema.json"
-    ))
-    .expect("weightlab.schema.json is committed");
-    assert_eq!(
-        committed,
-        weightlab_manifest::schema::manifest_schema_json(),
-        "regenerate with `weightlab schema > engine/manifest/weightlab.schema.json`"
-    );
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/weightlab.schema.json")).expect("weightlab.schema.json is committed");
+    assert_eq!(committed, weightlab_manifest::schema::manifest_schema_json(), "regenerate with `weightlab schema > engine/manifest/weightlab.schema.json`");
 }
 
 #[test]
@@ -191,27 +158,14 @@ fn example_manifests_validate() {
 
 #[test]
 fn model_tree_asking_for_more_classes_than_the_data_has() {
-    let text = GOOD.replace(
-        "models = 8\n",
-        "models = 8\ntree = { roots = 2, classes = 9 }\n",
-    );
+    let text = GOOD.replace("models = 8\n", "models = 8\ntree = { roots = 2, classes = 9 }\n");
     let rendered = error_of(&text);
-    assert_points(
-        &rendered,
-        12,
-        31,
-        "`tree.classes` = 9 but the dataset has 4 classes",
-    );
+    assert_points(&rendered, 12, 31, "`tree.classes` = 9 but the dataset has 4 classes");
     assert!(rendered.contains("use a value from 1 to 4"), "{rendered}");
 }
 
 #[test]
 fn shapes_on_data_that_has_none() {
     let text = GOOD.replace("source = \"blobs\"\n", "source = \"blobs\"\nshapes = 3\n");
-    assert_points(
-        &error_of(&text),
-        7,
-        10,
-        "`data.fmnist.shapes` = 3 is only meaningful for `sdf-shapes` data",
-    );
+    assert_points(&error_of(&text), 7, 10, "`data.fmnist.shapes` = 3 is only meaningful for `sdf-shapes` data");
 }

@@ -17,20 +17,8 @@ pub struct MetricDecl {
 
 /// Every metric of the summary table, in column order.
 pub const METRICS: [MetricDecl; 6] = [
-    MetricDecl {
-        key: "accuracy",
-        label: "Test accuracy",
-        higher_is_better: true,
-        digits: 3,
-        help: "Mean test accuracy of the samples (per seed, then over seeds).",
-    },
-    MetricDecl {
-        key: "ensemble_accuracy",
-        label: "Ensemble acc.",
-        higher_is_better: true,
-        digits: 3,
-        help: "Test accuracy of the majority vote of a seed's samples.",
-    },
+    MetricDecl { key: "accuracy", label: "Test accuracy", higher_is_better: true, digits: 3, help: "Mean test accuracy of the samples (per seed, then over seeds)." },
+    MetricDecl { key: "ensemble_accuracy", label: "Ensemble acc.", higher_is_better: true, digits: 3, help: "Test accuracy of the majority vote of a seed's samples." },
     MetricDecl {
         key: "loss",
         label: "Test loss",
@@ -38,13 +26,7 @@ pub const METRICS: [MetricDecl; 6] = [
         digits: 4,
         help: "Mean test loss of the samples: cross-entropy for classifiers, mean squared SDF error for neural fields (on the shape each fits best).",
     },
-    MetricDecl {
-        key: "nn_l2",
-        label: "NN distance (L2)",
-        higher_is_better: true,
-        digits: 3,
-        help: "L2 distance to the nearest training checkpoint; 0 means a copy.",
-    },
+    MetricDecl { key: "nn_l2", label: "NN distance (L2)", higher_is_better: true, digits: 3, help: "L2 distance to the nearest training checkpoint; 0 means a copy." },
     MetricDecl {
         key: "nn_l2_permuted",
         label: "NN dist., permuted",

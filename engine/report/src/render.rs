@@ -76,28 +76,16 @@ impl ReportContext {
         for (m, decl) in METRICS.iter().enumerate() {
             let zoos: Vec<String> = self.rows.iter().map(|r| r.zoo.clone()).collect();
             for zoo in zoos {
-                let best = self
-                    .rows
-                    .iter()
-                    .filter(|r| r.zoo == zoo && r.role != "reference")
-                    .filter_map(|r| r.metrics[m].map(|v| v[0]))
-                    .fold(None, |acc: Option<f64>, v| {
-                        Some(match acc {
-                            None => v,
-                            Some(a) if decl.higher_is_better => a.max(v),
-                            Some(a) => a.min(v),
-                        })
-                    });
+                let best = self.rows.iter().filter(|r| r.zoo == zoo && r.role != "reference").filter_map(|r| r.metrics[m].map(|v| v[0])).fold(None, |acc: Option<f64>, v| {
+                    Some(match acc {
+                        None => v,
+                        Some(a) if decl.higher_is_better => a.max(v),
+                        Some(a) => a.min(v),
+                    })
+                });
                 if let Some(best) = best {
-                    for r in self
-                        .rows
-                        .iter_mut()
-                        .filter(|r| r.zoo == zoo && r.role != "reference")
-                    {
-                        if r.metrics[m]
-                            .is_some_and(|v| (v[0] - best).abs() <= 1e-12 * best.abs().max(1.0))
-                            && !r.best.contains(&decl.key.to_string())
-                        {
+                    for r in self.rows.iter_mut().filter(|r| r.zoo == zoo && r.role != "reference") {
+                        if r.metrics[m].is_some_and(|v| (v[0] - best).abs() <= 1e-12 * best.abs().max(1.0)) && !r.best.contains(&decl.key.to_string()) {
                             r.best.push(decl.key.to_string());
                         }
                     }
@@ -111,10 +99,7 @@ impl ReportContext {
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("cannot read template {path}: {source}")]
-    Io {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: std::path::PathBuf, source: std::io::Error },
     #[error("template error: {0:#}")]
     Template(#[from] minijinja::Error),
 }

@@ -4,10 +4,7 @@
 use std::fmt::Write;
 
 /// Colours of series, in order (colour-blind friendly).
-pub const PALETTE: [&str; 10] = [
-    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
-    "#999999", "#882255",
-];
+pub const PALETTE: [&str; 10] = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000", "#999999", "#882255"];
 
 const W: f64 = 640.0;
 const H: f64 = 400.0;
@@ -24,10 +21,7 @@ pub struct Series {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// "Nice" tick positions covering [lo, hi].
@@ -35,11 +29,7 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     let span = (hi - lo).max(1e-12);
     let raw = span / 5.0;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| span / s <= 6.0)
-        .unwrap_or(10.0 * mag);
+    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|s| span / s <= 6.0).unwrap_or(10.0 * mag);
     let mut t = (lo / step).ceil() * step;
     let mut out = Vec::new();
     while t <= hi + 1e-9 * span {
@@ -65,12 +55,7 @@ struct Frame {
 
 impl Frame {
     fn fit(points: impl Iterator<Item = (f64, f64)>) -> Frame {
-        let (mut x0, mut x1, mut y0, mut y1) = (
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-        );
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
         for (x, y) in points.filter(|(x, y)| x.is_finite() && y.is_finite()) {
             x0 = x0.min(x);
             x1 = x1.max(x);
@@ -81,17 +66,10 @@ impl Frame {
             (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
         }
         let pad = |a: f64, b: f64| {
-            let d = if b > a {
-                (b - a) * 0.05
-            } else {
-                a.abs().max(1.0) * 0.05
-            };
+            let d = if b > a { (b - a) * 0.05 } else { a.abs().max(1.0) * 0.05 };
             (a - d, b + d)
         };
-        Frame {
-            x: pad(x0, x1),
-            y: pad(y0, y1),
-        }
+        Frame { x: pad(x0, x1), y: pad(y0, y1) }
     }
     fn px(&self, x: f64) -> f64 {
         LEFT + (x - self.x.0) / (self.x.1 - self.x.0) * (W - LEFT - RIGHT)
@@ -102,23 +80,9 @@ impl Frame {
 }
 
 fn axes(svg: &mut String, f: &Frame, title: &str, xlabel: &str, ylabel: &str) {
-    let _ = write!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="plot" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{t}"><title>{t}</title>"#,
-        t = escape(title)
-    );
-    let _ = write!(
-        svg,
-        r#"<text class="plot-title" x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#,
-        (LEFT + W - RIGHT) / 2.0,
-        escape(title)
-    );
-    let _ = write!(
-        svg,
-        r##"<g class="axis x-axis"><line x1="{LEFT}" y1="{b}" x2="{r}" y2="{b}" stroke="#333"/>"##,
-        b = H - BOTTOM,
-        r = W - RIGHT
-    );
+    let _ = write!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" class="plot" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{t}"><title>{t}</title>"#, t = escape(title));
+    let _ = write!(svg, r#"<text class="plot-title" x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#, (LEFT + W - RIGHT) / 2.0, escape(title));
+    let _ = write!(svg, r##"<g class="axis x-axis"><line x1="{LEFT}" y1="{b}" x2="{r}" y2="{b}" stroke="#333"/>"##, b = H - BOTTOM, r = W - RIGHT);
     for t in ticks(f.x.0, f.x.1) {
         let x = f.px(t);
         let _ = write!(
@@ -130,18 +94,8 @@ fn axes(svg: &mut String, f: &Frame, title: &str, xlabel: &str, ylabel: &str) {
             ty = H - BOTTOM + 18.0
         );
     }
-    let _ = write!(
-        svg,
-        r#"<text class="axis-label" x="{}" y="{}" text-anchor="middle" font-size="13">{}</text></g>"#,
-        (LEFT + W - RIGHT) / 2.0,
-        H - 10.0,
-        escape(xlabel)
-    );
-    let _ = write!(
-        svg,
-        r##"<g class="axis y-axis"><line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{b}" stroke="#333"/>"##,
-        b = H - BOTTOM
-    );
+    let _ = write!(svg, r#"<text class="axis-label" x="{}" y="{}" text-anchor="middle" font-size="13">{}</text></g>"#, (LEFT + W - RIGHT) / 2.0, H - 10.0, escape(xlabel));
+    let _ = write!(svg, r##"<g class="axis y-axis"><line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{b}" stroke="#333"/>"##, b = H - BOTTOM);
     for t in ticks(f.y.0, f.y.1) {
         let y = f.py(t);
         let _ = write!(
@@ -154,12 +108,7 @@ fn axes(svg: &mut String, f: &Frame, title: &str, xlabel: &str, ylabel: &str) {
             ty = y + 4.0
         );
     }
-    let _ = write!(
-        svg,
-        r#"<text class="axis-label" transform="translate(16 {}) rotate(-90)" text-anchor="middle" font-size="13">{}</text></g>"#,
-        (TOP + H - BOTTOM) / 2.0,
-        escape(ylabel)
-    );
+    let _ = write!(svg, r#"<text class="axis-label" transform="translate(16 {}) rotate(-90)" text-anchor="middle" font-size="13">{}</text></g>"#, (TOP + H - BOTTOM) / 2.0, escape(ylabel));
 }
 
 fn legend(svg: &mut String, names: &[&str], line: bool) {
@@ -169,25 +118,11 @@ fn legend(svg: &mut String, names: &[&str], line: bool) {
         let x = W - RIGHT + 14.0;
         let c = PALETTE[i % PALETTE.len()];
         if line {
-            let _ = write!(
-                svg,
-                r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{c}" stroke-width="2"/>"#,
-                x + 14.0
-            );
+            let _ = write!(svg, r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{c}" stroke-width="2"/>"#, x + 14.0);
         } else {
-            let _ = write!(
-                svg,
-                r#"<circle cx="{}" cy="{y}" r="5" fill="{c}"/>"#,
-                x + 7.0
-            );
+            let _ = write!(svg, r#"<circle cx="{}" cy="{y}" r="5" fill="{c}"/>"#, x + 7.0);
         }
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{}" font-size="12">{}</text>"#,
-            x + 20.0,
-            y + 4.0,
-            escape(name)
-        );
+        let _ = write!(svg, r#"<text x="{}" y="{}" font-size="12">{}</text>"#, x + 20.0, y + 4.0, escape(name));
     }
     let _ = write!(svg, "</g>");
 }
@@ -200,46 +135,21 @@ pub fn scatter(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> St
     for (i, s) in series.iter().enumerate() {
         let c = PALETTE[i % PALETTE.len()];
         let _ = write!(svg, r#"<g class="series" data-name="{}">"#, escape(&s.name));
-        for &(x, y) in s
-            .points
-            .iter()
-            .filter(|(x, y)| x.is_finite() && y.is_finite())
-        {
-            let _ = write!(
-                svg,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{c}" fill-opacity="0.7"/>"#,
-                f.px(x),
-                f.py(y)
-            );
+        for &(x, y) in s.points.iter().filter(|(x, y)| x.is_finite() && y.is_finite()) {
+            let _ = write!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{c}" fill-opacity="0.7"/>"#, f.px(x), f.py(y));
         }
         let _ = write!(svg, "</g>");
     }
-    legend(
-        &mut svg,
-        &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-        false,
-    );
+    legend(&mut svg, &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), false);
     svg.push_str("</svg>");
     svg
 }
 
 /// Overlaid histograms (as step outlines) of each series' x values, with `bins` shared bins.
 pub fn histogram(title: &str, xlabel: &str, series: &[Series], bins: usize) -> String {
-    let values: Vec<f64> = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.0))
-        .filter(|v| v.is_finite())
-        .collect();
-    let (lo, hi) = values
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
-    let (lo, hi) = if lo.is_finite() && hi > lo {
-        (lo, hi)
-    } else {
-        (lo.min(0.0), lo.max(0.0) + 1.0)
-    };
+    let values: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).filter(|v| v.is_finite()).collect();
+    let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (lo.min(0.0), lo.max(0.0) + 1.0) };
     let width = (hi - lo) / bins as f64;
     let counts: Vec<Vec<f64>> = series
         .iter()
@@ -262,27 +172,12 @@ pub fn histogram(title: &str, xlabel: &str, series: &[Series], bins: usize) -> S
         let mut d = format!("M{:.1},{:.1}", f.px(lo), f.py(0.0));
         for (b, &h) in c.iter().enumerate() {
             let (x0, x1) = (lo + b as f64 * width, lo + (b + 1) as f64 * width);
-            let _ = write!(
-                d,
-                " L{:.1},{:.1} L{:.1},{:.1}",
-                f.px(x0),
-                f.py(h),
-                f.px(x1),
-                f.py(h)
-            );
+            let _ = write!(d, " L{:.1},{:.1} L{:.1},{:.1}", f.px(x0), f.py(h), f.px(x1), f.py(h));
         }
         let _ = write!(d, " L{:.1},{:.1}", f.px(hi), f.py(0.0));
-        let _ = write!(
-            svg,
-            r#"<path class="series" data-name="{}" d="{d}" fill="{colour}" fill-opacity="0.15" stroke="{colour}" stroke-width="2"/>"#,
-            escape(&series[i].name)
-        );
+        let _ = write!(svg, r#"<path class="series" data-name="{}" d="{d}" fill="{colour}" fill-opacity="0.15" stroke="{colour}" stroke-width="2"/>"#, escape(&series[i].name));
     }
-    legend(
-        &mut svg,
-        &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-        true,
-    );
+    legend(&mut svg, &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), true);
     svg.push_str("</svg>");
     svg
 }
@@ -294,37 +189,12 @@ pub fn lines(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> Stri
     axes(&mut svg, &f, title, xlabel, ylabel);
     for (i, s) in series.iter().enumerate() {
         let c = PALETTE[i % PALETTE.len()];
-        let mut pts: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .copied()
-            .filter(|(x, y)| x.is_finite() && y.is_finite())
-            .collect();
+        let mut pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let d: Vec<String> = pts
-            .iter()
-            .enumerate()
-            .map(|(j, &(x, y))| {
-                format!(
-                    "{}{:.1},{:.1}",
-                    if j == 0 { "M" } else { "L" },
-                    f.px(x),
-                    f.py(y)
-                )
-            })
-            .collect();
-        let _ = write!(
-            svg,
-            r#"<path class="series" data-name="{}" d="{}" fill="none" stroke="{c}" stroke-width="2"/>"#,
-            escape(&s.name),
-            d.join(" ")
-        );
+        let d: Vec<String> = pts.iter().enumerate().map(|(j, &(x, y))| format!("{}{:.1},{:.1}", if j == 0 { "M" } else { "L" }, f.px(x), f.py(y))).collect();
+        let _ = write!(svg, r#"<path class="series" data-name="{}" d="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, escape(&s.name), d.join(" "));
     }
-    legend(
-        &mut svg,
-        &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-        true,
-    );
+    legend(&mut svg, &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), true);
     svg.push_str("</svg>");
     svg
 }
@@ -340,12 +210,7 @@ pub struct RowGroup {
 /// A heatmap of values in [0, 1]: columns are reference models, rows are grouped (one block per
 /// method, labelled on the y axis), with a colour-bar legend.
 pub fn heatmap(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup]) -> String {
-    let columns = groups
-        .iter()
-        .flat_map(|g| g.rows.iter().map(Vec::len))
-        .max()
-        .unwrap_or(0)
-        .max(1);
+    let columns = groups.iter().flat_map(|g| g.rows.iter().map(Vec::len)).max().unwrap_or(0).max(1);
     let total_rows: usize = groups.iter().map(|g| g.rows.len()).sum::<usize>().max(1);
     let (left, top, right, bottom) = (150.0, TOP, 90.0, BOTTOM);
     let height = (total_rows as f64 * 4.0).clamp(240.0, 900.0) + top + bottom;
@@ -357,12 +222,7 @@ pub fn heatmap(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup]) -> 
         r#"<svg xmlns="http://www.w3.org/2000/svg" class="plot heatmap" viewBox="0 0 {W} {height}" width="{W}" height="{height}" role="img" aria-label="{t}"><title>{t}</title>"#,
         t = escape(title)
     );
-    let _ = write!(
-        svg,
-        r#"<text class="plot-title" x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#,
-        left + pw / 2.0,
-        escape(title)
-    );
+    let _ = write!(svg, r#"<text class="plot-title" x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#, left + pw / 2.0, escape(title));
     let colour = |v: f64| {
         // White (0) to dark blue (1).
         let v = v.clamp(0.0, 1.0);
@@ -374,31 +234,15 @@ pub fn heatmap(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup]) -> 
     for group in groups {
         for row in &group.rows {
             for (j, &v) in row.iter().enumerate() {
-                let fill = if v.is_finite() {
-                    colour(v)
-                } else {
-                    "#ccc".to_string()
-                };
-                let _ = write!(
-                    svg,
-                    r#"<rect x="{:.2}" y="{:.2}" width="{:.2}" height="{:.2}" fill="{fill}"/>"#,
-                    left + j as f64 * cw,
-                    y,
-                    cw + 0.05,
-                    ch + 0.05
-                );
+                let fill = if v.is_finite() { colour(v) } else { "#ccc".to_string() };
+                let _ = write!(svg, r#"<rect x="{:.2}" y="{:.2}" width="{:.2}" height="{:.2}" fill="{fill}"/>"#, left + j as f64 * cw, y, cw + 0.05, ch + 0.05);
             }
             y += ch;
         }
     }
     let _ = write!(svg, "</g>");
     // Axes: reference models along x, method blocks along y.
-    let _ = write!(
-        svg,
-        r##"<g class="axis x-axis"><line x1="{left}" y1="{b}" x2="{r}" y2="{b}" stroke="#333"/>"##,
-        b = top + ph,
-        r = left + pw
-    );
+    let _ = write!(svg, r##"<g class="axis x-axis"><line x1="{left}" y1="{b}" x2="{r}" y2="{b}" stroke="#333"/>"##, b = top + ph, r = left + pw);
     for t in ticks(0.0, (columns - 1) as f64) {
         let x = left + (t + 0.5) * cw;
         let _ = write!(
@@ -410,18 +254,8 @@ pub fn heatmap(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup]) -> 
             ty = top + ph + 18.0
         );
     }
-    let _ = write!(
-        svg,
-        r#"<text class="axis-label" x="{}" y="{}" text-anchor="middle" font-size="13">{}</text></g>"#,
-        left + pw / 2.0,
-        height - 10.0,
-        escape(xlabel)
-    );
-    let _ = write!(
-        svg,
-        r##"<g class="axis y-axis"><line x1="{left}" y1="{top}" x2="{left}" y2="{b}" stroke="#333"/>"##,
-        b = top + ph
-    );
+    let _ = write!(svg, r#"<text class="axis-label" x="{}" y="{}" text-anchor="middle" font-size="13">{}</text></g>"#, left + pw / 2.0, height - 10.0, escape(xlabel));
+    let _ = write!(svg, r##"<g class="axis y-axis"><line x1="{left}" y1="{top}" x2="{left}" y2="{b}" stroke="#333"/>"##, b = top + ph);
     let mut y = top;
     for group in groups {
         let h = group.rows.len() as f64 * ch;
@@ -436,32 +270,16 @@ pub fn heatmap(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup]) -> 
         );
         y += h;
     }
-    let _ = write!(
-        svg,
-        r#"<text class="axis-label" transform="translate(14 {}) rotate(-90)" text-anchor="middle" font-size="13">{}</text></g>"#,
-        top + ph / 2.0,
-        escape(ylabel)
-    );
+    let _ = write!(svg, r#"<text class="axis-label" transform="translate(14 {}) rotate(-90)" text-anchor="middle" font-size="13">{}</text></g>"#, top + ph / 2.0, escape(ylabel));
     // Colour bar.
     let (bx, bh) = (left + pw + 24.0, ph.min(200.0));
     let _ = write!(svg, r#"<g class="legend">"#);
     for k in 0..20 {
         let v = 1.0 - k as f64 / 19.0;
-        let _ = write!(
-            svg,
-            r#"<rect x="{bx}" y="{:.1}" width="14" height="{:.2}" fill="{}"/>"#,
-            top + k as f64 * bh / 20.0,
-            bh / 20.0 + 0.05,
-            colour(v)
-        );
+        let _ = write!(svg, r#"<rect x="{bx}" y="{:.1}" width="14" height="{:.2}" fill="{}"/>"#, top + k as f64 * bh / 20.0, bh / 20.0 + 0.05, colour(v));
     }
     for (v, label) in [(1.0, "1"), (0.5, "0.5"), (0.0, "0")] {
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{:.1}" font-size="11">{label}</text>"#,
-            bx + 18.0,
-            top + (1.0 - v) * bh + 4.0
-        );
+        let _ = write!(svg, r#"<text x="{}" y="{:.1}" font-size="11">{label}</text>"#, bx + 18.0, top + (1.0 - v) * bh + 4.0);
     }
     let _ = write!(svg, "</g></svg>");
     svg
@@ -473,26 +291,16 @@ mod tests {
 
     #[test]
     fn ticks_are_round_and_cover_the_range() {
-        assert_eq!(
-            ticks(0.0, 1.0),
-            vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
-        );
+        assert_eq!(ticks(0.0, 1.0), vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]);
         let t = ticks(0.13, 0.87);
         assert!(t.first().unwrap() >= &0.13 && t.last().unwrap() <= &0.87 && t.len() >= 3);
     }
 
     #[test]
     fn plots_have_axes_legend_and_escaped_names() {
-        let s = vec![Series {
-            name: "noise σ<0.1>".into(),
-            points: vec![(0.1, 0.5), (0.2, 0.7)],
-        }];
+        let s = vec![Series { name: "noise σ<0.1>".into(), points: vec![(0.1, 0.5), (0.2, 0.7)] }];
         let svg = scatter("t", "x", "y", &s);
-        assert!(
-            svg.contains("class=\"axis x-axis\"")
-                && svg.contains("class=\"legend\"")
-                && svg.contains("noise σ&lt;0.1&gt;")
-        );
+        assert!(svg.contains("class=\"axis x-axis\"") && svg.contains("class=\"legend\"") && svg.contains("noise σ&lt;0.1&gt;"));
         assert!(histogram("h", "x", &s, 10).contains("<path"));
         assert!(lines("l", "x", "y", &s).contains("<path"));
     }

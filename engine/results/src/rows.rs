@@ -87,6 +87,9 @@ pub struct FailureRow {
     /// Wall time the stage ran before it failed.
     #[serde(default = "nan", deserialize_with = "f64_or_nan")]
     pub seconds: f64,
+    /// Peak resident memory of the method's worker process, in MiB (method stages).
+    #[serde(default)]
+    pub peak_rss_mib: Option<f64>,
 }
 
 /// One zoo checkpoint.
@@ -196,36 +199,15 @@ pub fn table_of<T: Serialize>(rows: &[T]) -> Table {
     };
     let mut table = Table::new();
     for key in first.keys() {
-        let col: Vec<&serde_json::Value> = values
-            .iter()
-            .map(|m| m.get(key).unwrap_or(&serde_json::Value::Null))
-            .collect();
+        let col: Vec<&serde_json::Value> = values.iter().map(|m| m.get(key).unwrap_or(&serde_json::Value::Null)).collect();
         let integral = col.iter().all(|v| v.is_null() || v.is_i64() || v.is_u64());
         let numeric = col.iter().all(|v| v.is_null() || v.is_number());
         table = if numeric && integral && col.iter().any(|v| !v.is_null()) {
-            table.i64(
-                key,
-                col.iter()
-                    .map(|v| v.as_i64().or_else(|| v.as_u64().map(|u| u as i64)))
-                    .collect(),
-            )
+            table.i64(key, col.iter().map(|v| v.as_i64().or_else(|| v.as_u64().map(|u| u as i64))).collect())
         } else if numeric {
             table.f64(key, col.iter().map(|v| v.as_f64()).collect())
         } else {
-            table.str(
-                key,
-                col.iter()
-                    .map(|v| {
-                        v.as_str().map(str::to_string).unwrap_or_else(|| {
-                            if v.is_null() {
-                                String::new()
-                            } else {
-                                v.to_string()
-                            }
-                        })
-                    })
-                    .collect(),
-            )
+            table.str(key, col.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| if v.is_null() { String::new() } else { v.to_string() })).collect())
         };
     }
     table
@@ -233,15 +215,9 @@ pub fn table_of<T: Serialize>(rows: &[T]) -> Table {
 
 /// Reads rows back from a table written by [`table_of`] (the inverse mapping: numbers and
 /// strings to the struct's fields; empty strings for optional text become `None`).
-pub fn rows_of<T: serde::de::DeserializeOwned>(
-    df: &polars::prelude::DataFrame,
-) -> Result<Vec<T>, String> {
+pub fn rows_of<T: serde::de::DeserializeOwned>(df: &polars::prelude::DataFrame) -> Result<Vec<T>, String> {
     use polars::prelude::AnyValue;
-    let names: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
+    let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
     let mut out = Vec::with_capacity(df.height());
     for i in 0..df.height() {
         let row = df.get_row(i).map_err(|e| e.to_string())?;
@@ -252,10 +228,8 @@ pub fn rows_of<T: serde::de::DeserializeOwned>(
                 AnyValue::Boolean(b) => serde_json::Value::Bool(b),
                 AnyValue::String(s) => serde_json::Value::String(s.to_string()),
                 AnyValue::StringOwned(s) => serde_json::Value::String(s.to_string()),
-                AnyValue::Float64(f) => serde_json::Number::from_f64(f)
-                    .map_or(serde_json::Value::Null, serde_json::Value::Number),
-                AnyValue::Float32(f) => serde_json::Number::from_f64(f as f64)
-                    .map_or(serde_json::Value::Null, serde_json::Value::Number),
+                AnyValue::Float64(f) => serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+                AnyValue::Float32(f) => serde_json::Number::from_f64(f as f64).map_or(serde_json::Value::Null, serde_json::Value::Number),
                 AnyValue::Int64(x) => serde_json::Value::from(x),
                 AnyValue::Int32(x) => serde_json::Value::from(x),
                 AnyValue::UInt64(x) => serde_json::Value::from(x),
@@ -264,10 +238,7 @@ pub fn rows_of<T: serde::de::DeserializeOwned>(
             };
             map.insert(name.clone(), v);
         }
-        out.push(
-            serde_json::from_value(serde_json::Value::Object(map))
-                .map_err(|e| format!("row {i}: {e}"))?,
-        );
+        out.push(serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| format!("row {i}: {e}"))?);
     }
     Ok(out)
 }

@@ -12,10 +12,7 @@ use polars::prelude::*;
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
     Polars { path: PathBuf, source: PolarsError },
 }
@@ -52,10 +49,7 @@ impl Table {
 
     /// Writes `<dir>/<name>.parquet` and `<dir>/<name>.arrow`, each atomically.
     pub fn write(self, dir: &Path, name: &str) -> Result<DataFrame, TableError> {
-        let mut df = self.into_frame().map_err(|source| TableError::Polars {
-            path: dir.join(name),
-            source,
-        })?;
+        let mut df = self.into_frame().map_err(|source| TableError::Polars { path: dir.join(name), source })?;
         write_frame(&mut df, dir, name)?;
         Ok(df)
     }
@@ -63,44 +57,24 @@ impl Table {
 
 /// Writes a frame as `<name>.parquet` and `<name>.arrow` in `dir`, each atomically.
 pub fn write_frame(df: &mut DataFrame, dir: &Path, name: &str) -> Result<(), TableError> {
-    std::fs::create_dir_all(dir).map_err(|source| TableError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir).map_err(|source| TableError::Io { path: dir.to_path_buf(), source })?;
     for ext in ["parquet", "arrow"] {
         let path = dir.join(format!("{name}.{ext}"));
         let tmp = dir.join(format!(".{name}.{ext}.partial"));
-        let io = |source| TableError::Io {
-            path: tmp.clone(),
-            source,
-        };
+        let io = |source| TableError::Io { path: tmp.clone(), source };
         let file = File::create(&tmp).map_err(io)?;
         let result = match ext {
             "parquet" => ParquetWriter::new(file).finish(df).map(|_| ()),
             _ => IpcWriter::new(file).finish(df),
         };
-        result.map_err(|source| TableError::Polars {
-            path: tmp.clone(),
-            source,
-        })?;
-        std::fs::rename(&tmp, &path).map_err(|source| TableError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        result.map_err(|source| TableError::Polars { path: tmp.clone(), source })?;
+        std::fs::rename(&tmp, &path).map_err(|source| TableError::Io { path: path.clone(), source })?;
     }
     Ok(())
 }
 
 /// Reads a Parquet table back.
 pub fn read_parquet(path: &Path) -> Result<DataFrame, TableError> {
-    let file = File::open(path).map_err(|source| TableError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    ParquetReader::new(file)
-        .finish()
-        .map_err(|source| TableError::Polars {
-            path: path.to_path_buf(),
-            source,
-        })
+    let file = File::open(path).map_err(|source| TableError::Io { path: path.to_path_buf(), source })?;
+    ParquetReader::new(file).finish().map_err(|source| TableError::Polars { path: path.to_path_buf(), source })
 }

@@ -30,11 +30,7 @@ fn bench_zoo(p: usize) -> ZooView {
     ZooView {
         name: "bench".into(),
         arch: "none".into(),
-        layout: vec![ParamView {
-            name: "w".into(),
-            shape: vec![p as u32],
-            offset: 0,
-        }],
+        layout: vec![ParamView { name: "w".into(), shape: vec![p as u32], offset: 0 }],
         parameters: p as u32,
         checkpoints: Vec::new(),
         dataset: String::new(),
@@ -48,83 +44,32 @@ pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
     if !path.is_file() {
         return Err(anyhow!("{} is missing: run `make plugins`", path.display()));
     }
-    let weights: Vec<f32> = (0..rows * p)
-        .map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.2)
-        .collect();
+    let weights: Vec<f32> = (0..rows * p).map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.2).collect();
     let runtime = Runtime::new(Runtime::default_cache_dir().as_deref())?;
     let view = bench_zoo(p);
     let config = serde_json::json!({ "steps": steps, "hidden": hidden });
-    let script = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../benches/autoencoder.py"
-    ));
+    let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../benches/autoencoder.py"));
     let py = python();
-    println!(
-        "autoencoder {rows}×{p} → {hidden} → {p}, {steps} Adam steps, {} repeats, {} cores",
-        args.repeats,
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    );
+    println!("autoencoder {rows}×{p} → {hidden} → {p}, {steps} Adam steps, {} repeats, {} cores", args.repeats, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let (mut wasm, mut native, mut torch) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..args.repeats {
-        let mut plugin = Plugin::load(
-            &runtime,
-            "bench-autoencoder",
-            &path,
-            Limits {
-                timeout: Duration::from_secs(3600),
-                ..Limits::default()
-            },
-            0,
-        )?;
+        let mut plugin = Plugin::load(&runtime, "bench-autoencoder", &path, Limits { timeout: Duration::from_secs(3600), ..Limits::default() }, 0)?;
         let t = Instant::now();
         plugin.fit(&view, &weights, &config, 0)?;
         wasm.push(t.elapsed().as_secs_f64());
-        native.push(
-            weightlab_host::bench::native_autoencoder(&weights, rows, p, steps, hidden)?
-                .as_secs_f64(),
-        );
+        native.push(weightlab_host::bench::native_autoencoder(&weights, rows, p, steps, hidden)?.as_secs_f64());
         if let Some(py) = &py {
-            let out = Command::new(py)
-                .arg(&script)
-                .args([rows, p, hidden, steps].map(|v| v.to_string()))
-                .output()
-                .context("running benches/autoencoder.py")?;
-            let secs: f64 = String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse()
-                .map_err(|_| {
-                    anyhow!(
-                        "benches/autoencoder.py failed: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    )
-                })?;
+            let out = Command::new(py).arg(&script).args([rows, p, hidden, steps].map(|v| v.to_string())).output().context("running benches/autoencoder.py")?;
+            let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|_| anyhow!("benches/autoencoder.py failed: {}", String::from_utf8_lossy(&out.stderr)))?;
             torch.push(secs);
         }
-        println!(
-            "  repeat {}: plugin {:.3}s, native {:.3}s{}",
-            r + 1,
-            wasm[r],
-            native[r],
-            torch
-                .get(r)
-                .map(|t| format!(", pytorch {t:.3}s"))
-                .unwrap_or_default()
-        );
+        println!("  repeat {}: plugin {:.3}s, native {:.3}s{}", r + 1, wasm[r], native[r], torch.get(r).map(|t| format!(", pytorch {t:.3}s")).unwrap_or_default());
     }
     let (w, n) = (median(wasm), median(native));
-    println!(
-        "median: plugin {w:.3}s, native {n:.3}s → plugin/native = {:.3}",
-        w / n
-    );
+    println!("median: plugin {w:.3}s, native {n:.3}s → plugin/native = {:.3}", w / n);
     if !torch.is_empty() {
         let t = median(torch);
-        println!(
-            "        pytorch {t:.3}s → plugin/pytorch = {:.3}, native/pytorch = {:.3}",
-            w / t,
-            n / t
-        );
+        println!("        pytorch {t:.3}s → plugin/pytorch = {:.3}, native/pytorch = {:.3}", w / t, n / t);
     } else {
         println!("        (no PyTorch reference: torch venv not found)");
     }
@@ -139,89 +84,40 @@ pub fn pdiff(args: &crate::cli::BenchPdiffArgs) -> Result<i32> {
         return Err(anyhow!("{} is missing: run `make plugins`", path.display()));
     }
     let py = python().ok_or_else(|| anyhow!("the torch venv is missing: run `make`"))?;
-    let script = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../benches/pdiff.py"
-    ));
+    let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../benches/pdiff.py"));
     let (rows, p, steps) = (args.rows, args.params, args.steps);
     // Checkpoints around a common point, like snapshots of continued training.
-    let weights: Vec<f32> = (0..rows * p)
-        .map(|i| {
-            ((i % p * 7919 % 1000) as f32 / 1000.0 - 0.5)
-                + ((i * 104_729 % 997) as f32 / 997.0 - 0.5) * 0.1
-        })
-        .collect();
+    let weights: Vec<f32> = (0..rows * p).map(|i| ((i % p * 7919 % 1000) as f32 / 1000.0 - 0.5) + ((i * 104_729 % 997) as f32 / 997.0 - 0.5) * 0.1).collect();
     let runtime = Runtime::new(Runtime::default_cache_dir().as_deref())?;
     let config = serde_json::json!({ "ae_steps": steps, "ddpm_steps": steps });
     println!(
         "p-diff fit: {rows} checkpoints × {p} parameters, {steps} autoencoder + {steps} DDPM steps, {} repeats, {} cores",
         args.repeats,
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     let (mut ours, mut torch) = (Vec::new(), Vec::new());
     for r in 0..args.repeats {
-        let mut plugin = Plugin::load(
-            &runtime,
-            "pdiff",
-            &path,
-            Limits {
-                timeout: Duration::from_secs(3600),
-                ..Limits::default()
-            },
-            0,
-        )?;
+        let mut plugin = Plugin::load(&runtime, "pdiff", &path, Limits { timeout: Duration::from_secs(3600), ..Limits::default() }, 0)?;
         let t = Instant::now();
         plugin.fit(&bench_zoo(p), &weights, &config, 0)?;
         ours.push(t.elapsed().as_secs_f64());
-        let out = Command::new(&py)
-            .arg(&script)
-            .args([rows, p, steps].map(|v| v.to_string()))
-            .output()
-            .context("running benches/pdiff.py")?;
-        let secs: f64 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .map_err(|_| {
-                anyhow!(
-                    "benches/pdiff.py failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            })?;
+        let out = Command::new(&py).arg(&script).args([rows, p, steps].map(|v| v.to_string())).output().context("running benches/pdiff.py")?;
+        let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|_| anyhow!("benches/pdiff.py failed: {}", String::from_utf8_lossy(&out.stderr)))?;
         torch.push(secs);
-        println!(
-            "  repeat {}: plugin {:.3}s, pytorch {:.3}s",
-            r + 1,
-            ours[r],
-            torch[r]
-        );
+        println!("  repeat {}: plugin {:.3}s, pytorch {:.3}s", r + 1, ours[r], torch[r]);
     }
     let (w, t) = (median(ours), median(torch));
     let per_step = |s: f64| s / (2 * steps) as f64 * 1e3;
-    println!(
-        "median: plugin {w:.3}s ({:.2} ms/step), pytorch {t:.3}s ({:.2} ms/step) → plugin/pytorch = {:.3}",
-        per_step(w),
-        per_step(t),
-        w / t
-    );
+    println!("median: plugin {w:.3}s ({:.2} ms/step), pytorch {t:.3}s ({:.2} ms/step) → plugin/pytorch = {:.3}", per_step(w), per_step(t), w / t);
     Ok(0)
 }
 
 /// `weightlab bench zoo`: batched zoo training against PyTorch's per-model loop and vmap.
 pub fn zoo(args: &crate::cli::BenchZooArgs) -> Result<i32> {
     use weightlab_manifest::{ArchSpec, DataSpec, TrainSpec};
-    let spec: DataSpec = toml::from_str(&format!(
-        "source = \"fashion-mnist\"\ntrain_subset = {}\ntest_subset = 100",
-        args.train
-    ))?;
+    let spec: DataSpec = toml::from_str(&format!("source = \"fashion-mnist\"\ntrain_subset = {}\ntest_subset = 100", args.train))?;
     let data = weightlab_compute::data::load(&spec, std::path::Path::new("."))?;
-    let recipe = TrainSpec {
-        epochs: args.epochs,
-        batch_size: args.batch,
-        lr: 1e-3,
-        ..TrainSpec::default()
-    };
+    let recipe = TrainSpec { epochs: args.epochs, batch_size: args.batch, lr: 1e-3, ..TrainSpec::default() };
     let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../benches/zoo.py"));
     let py = python().ok_or_else(|| anyhow!("the torch venv is missing: run `make`"))?;
     println!(
@@ -230,25 +126,11 @@ pub fn zoo(args: &crate::cli::BenchZooArgs) -> Result<i32> {
         args.train,
         args.epochs,
         args.batch,
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         args.repeats
     );
-    println!(
-        "{:<6} {:>12} {:>12} {:>12} {:>14} {:>14}",
-        "arch", "weightlab", "torch loop", "torch vmap", "vs loop", "vs vmap"
-    );
-    for (kind, arch_spec) in [
-        (
-            "mlp",
-            ArchSpec::Mlp {
-                hidden: vec![args.mlp_hidden],
-                activation: Default::default(),
-            },
-        ),
-        ("cnn", ArchSpec::CnnS {}),
-    ] {
+    println!("{:<6} {:>12} {:>12} {:>12} {:>14} {:>14}", "arch", "weightlab", "torch loop", "torch vmap", "vs loop", "vs vmap");
+    for (kind, arch_spec) in [("mlp", ArchSpec::Mlp { hidden: vec![args.mlp_hidden], activation: Default::default() }), ("cnn", ArchSpec::CnnS {})] {
         if args.arch != "both" && args.arch != kind {
             continue;
         }
@@ -264,44 +146,16 @@ pub fn zoo(args: &crate::cli::BenchZooArgs) -> Result<i32> {
             for (mode, out) in [("loop", &mut looped), ("vmap", &mut vmapped)] {
                 let o = Command::new(&py)
                     .arg(&script)
-                    .args([
-                        kind.to_string(),
-                        args.models.to_string(),
-                        args.train.to_string(),
-                        args.epochs.to_string(),
-                        args.batch.to_string(),
-                        mode.to_string(),
-                        args.mlp_hidden.to_string(),
-                    ])
+                    .args([kind.to_string(), args.models.to_string(), args.train.to_string(), args.epochs.to_string(), args.batch.to_string(), mode.to_string(), args.mlp_hidden.to_string()])
                     .output()?;
-                let secs: f64 =
-                    String::from_utf8_lossy(&o.stdout)
-                        .trim()
-                        .parse()
-                        .map_err(|_| {
-                            anyhow!(
-                                "benches/zoo.py {mode} failed: {}",
-                                String::from_utf8_lossy(&o.stderr)
-                            )
-                        })?;
+                let secs: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().map_err(|_| anyhow!("benches/zoo.py {mode} failed: {}", String::from_utf8_lossy(&o.stderr)))?;
                 out.push(secs);
             }
         }
         let (w, l, v) = (median(ours), median(looped), median(vmapped));
         let rate = |s: f64| args.models as f64 / s;
-        let kind = if kind == "mlp" {
-            format!("mlp-{}", args.mlp_hidden)
-        } else {
-            kind.to_string()
-        };
-        println!(
-            "{kind:<6} {:>9.1} m/s {:>9.1} m/s {:>9.1} m/s {:>13.2}x {:>13.2}x",
-            rate(w),
-            rate(l),
-            rate(v),
-            l / w,
-            v / w
-        );
+        let kind = if kind == "mlp" { format!("mlp-{}", args.mlp_hidden) } else { kind.to_string() };
+        println!("{kind:<6} {:>9.1} m/s {:>9.1} m/s {:>9.1} m/s {:>13.2}x {:>13.2}x", rate(w), rate(l), rate(v), l / w, v / w);
     }
     Ok(0)
 }

@@ -19,25 +19,16 @@ use crate::cli::{BenchCommand, Cli, Command, PluginCommand};
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => run::run(&args),
-        Command::Validate {
-            manifests,
-            overrides,
-        } => validate::validate(&manifests, &overrides.sets),
+        Command::Validate { manifests, overrides } => validate::validate(&manifests, &overrides.sets),
         Command::Plan(args) => plan::plan(&args),
         Command::Schema => schema::schema(),
         Command::Plugins => plugins::list(),
         Command::Bench(BenchCommand::Plugin(args)) => bench::plugin(&args),
         Command::Bench(BenchCommand::Zoo(args)) => bench::zoo(&args),
         Command::Bench(BenchCommand::Pdiff(args)) => bench::pdiff(&args),
-        Command::Plugin(PluginCommand::New { name, role, dir }) => {
-            plugin::new(&name, role.as_str(), &dir)
-        }
+        Command::Plugin(PluginCommand::New { name, role, dir }) => plugin::new(&name, role.as_str(), &dir),
         Command::Plugin(PluginCommand::Build { dir }) => plugin::build(&dir),
-        Command::Report {
-            runs,
-            output,
-            template,
-        } => report::report(&runs, output, template),
+        Command::Report { runs, output, template } => report::report(&runs, output, template),
     }
 }
 

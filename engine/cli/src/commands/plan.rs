@@ -8,11 +8,7 @@ pub fn plan(args: &RunArgs) -> anyhow::Result<i32> {
         Err(code) => return Ok(code),
     };
     let run = Run::new(loaded, args.output.clone())?;
-    println!(
-        "plan for `{}` → {}",
-        run.loaded.manifest.experiment.name,
-        run.output.display()
-    );
+    println!("plan for `{}` → {}", run.loaded.manifest.experiment.name, run.output.display());
     let mut to_run = 0;
     for stage in &run.plan.stages {
         let cached = run.store.is_done(stage);
@@ -22,11 +18,6 @@ pub fn plan(args: &RunArgs) -> anyhow::Result<i32> {
         let mark = if cached { "cached" } else { "run" };
         println!("  {mark:<7} {:<48} {}", stage.label(), stage.key);
     }
-    println!(
-        "{} stages, {} cached, {} to run",
-        run.plan.stages.len(),
-        run.plan.stages.len() - to_run,
-        to_run
-    );
+    println!("{} stages, {} cached, {} to run", run.plan.stages.len(), run.plan.stages.len() - to_run, to_run);
     Ok(0)
 }

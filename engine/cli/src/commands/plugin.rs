@@ -18,36 +18,18 @@ fn sdk_path() -> PathBuf {
 
 /// Creates a plugin crate `<dir>/<name>` from `plugins/template`.
 pub fn new(name: &str, role: &str, dir: &Path) -> Result<i32> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        || name.starts_with(|c: char| c.is_ascii_digit())
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || name.starts_with(|c: char| c.is_ascii_digit()) {
         bail!("plugin name `{name}`: use letters, digits, `-` and `_`, starting with a letter");
     }
     let target = dir.join(name);
     if target.exists() {
         bail!("{} already exists", target.display());
     }
-    let fill = |text: &str| {
-        text.replace("{{name}}", name)
-            .replace("{{crate_name}}", name)
-            .replace("{{role}}", role)
-            .replace("{{sdk_path}}", &sdk_path().display().to_string())
-    };
-    std::fs::create_dir_all(target.join("src"))
-        .with_context(|| format!("creating {}", target.display()))?;
+    let fill = |text: &str| text.replace("{{name}}", name).replace("{{crate_name}}", name).replace("{{role}}", role).replace("{{sdk_path}}", &sdk_path().display().to_string());
+    std::fs::create_dir_all(target.join("src")).with_context(|| format!("creating {}", target.display()))?;
     std::fs::write(target.join("Cargo.toml"), fill(CARGO_TOML))?;
     std::fs::write(target.join("src/lib.rs"), fill(LIB_RS))?;
-    output::status(
-        "Created",
-        &format!(
-            "{role} plugin `{name}` in {} — build it with `weightlab plugin build {}`",
-            target.display(),
-            target.display()
-        ),
-    );
+    output::status("Created", &format!("{role} plugin `{name}` in {} — build it with `weightlab plugin build {}`", target.display(), target.display()));
     Ok(0)
 }
 
@@ -56,10 +38,7 @@ pub fn new(name: &str, role: &str, dir: &Path) -> Result<i32> {
 pub fn build(dir: &Path) -> Result<i32> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
-        bail!(
-            "{} has no Cargo.toml; give the plugin crate's folder",
-            dir.display()
-        );
+        bail!("{} has no Cargo.toml; give the plugin crate's folder", dir.display());
     }
     output::status("Building", &format!("{} for wasm32-wasip2", dir.display()));
     let status = Command::new("cargo")
@@ -70,30 +49,11 @@ pub fn build(dir: &Path) -> Result<i32> {
     if !status.success() {
         return Ok(1);
     }
-    let meta = Command::new("cargo")
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .output()?;
-    let meta: serde_json::Value =
-        serde_json::from_slice(&meta.stdout).context("reading cargo metadata")?;
-    let name = meta["packages"][0]["name"]
-        .as_str()
-        .context("package name")?
-        .to_string();
-    let target = PathBuf::from(
-        meta["target_directory"]
-            .as_str()
-            .context("target directory")?,
-    );
-    let built = target
-        .join("wasm32-wasip2/release")
-        .join(format!("{}.wasm", name.replace('-', "_")));
+    let meta = Command::new("cargo").args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"]).arg(&manifest).output()?;
+    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).context("reading cargo metadata")?;
+    let name = meta["packages"][0]["name"].as_str().context("package name")?.to_string();
+    let target = PathBuf::from(meta["target_directory"].as_str().context("target directory")?);
+    let built = target.join("wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")));
     let out = dir.join(format!("{name}.wasm"));
     std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;
     output::status("Built", &out.display().to_string());

@@ -8,9 +8,7 @@ use crate::output;
 pub fn validate(manifests: &[PathBuf], sets: &[String]) -> anyhow::Result<i32> {
     let mut code = 0;
     for path in manifests {
-        match super::load_manifest(path, sets)
-            .and_then(|loaded| crate::config_check::check_methods(&loaded, true))
-        {
+        match super::load_manifest(path, sets).and_then(|loaded| crate::config_check::check_methods(&loaded, true)) {
             Ok(()) => output::status("Valid", &path.display().to_string()),
             Err(c) => code = c,
         }

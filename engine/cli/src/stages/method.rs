@@ -27,39 +27,23 @@ pub fn limits(l: &LimitsSpec) -> Limits {
 
 /// The path of the plugin a method names.
 pub fn plugin_path(method: &MethodSpec, base_dir: &Path) -> Result<PathBuf> {
-    crate::plugins::resolve(&method.plugin, base_dir)
-        .ok_or_else(|| anyhow!("plugin `{}` not found", method.plugin))
+    crate::plugins::resolve(&method.plugin, base_dir).ok_or_else(|| anyhow!("plugin `{}` not found", method.plugin))
 }
 
 /// A request to run `job` for plugin `name` at `path` in a worker process.
 fn request(name: &str, path: PathBuf, limits: Limits, job: Job) -> Request {
-    Request {
-        plugin: name.to_string(),
-        path,
-        limits,
-        cache_dir: weightlab_host::Runtime::default_cache_dir(),
-        job,
-    }
+    Request { plugin: name.to_string(), path, limits, cache_dir: weightlab_host::Runtime::default_cache_dir(), job }
 }
 
 /// Loads and describes the plugin at `path` in a worker process.
 pub fn describe_path(name: &str, path: PathBuf, limits: Limits) -> Result<Description> {
-    let (description, _) = worker::run_in_worker(
-        &worker_exe()?,
-        &request(name, path, limits, Job::Describe),
-        &[],
-        |_, _| {},
-    )?;
+    let (description, _) = worker::run_in_worker(&worker_exe()?, &request(name, path, limits, Job::Describe), &[], |_, _| {})?;
     Ok(description)
 }
 
 /// Loads and describes a method's plugin in a worker process.
 pub fn describe(method: &MethodSpec, base_dir: &Path) -> Result<Description> {
-    describe_path(
-        &method.plugin,
-        plugin_path(method, base_dir)?,
-        limits(&method.limits),
-    )
+    describe_path(&method.plugin, plugin_path(method, base_dir)?, limits(&method.limits))
 }
 
 /// This binary, which is also the worker.
@@ -72,29 +56,16 @@ pub fn worker_exe() -> Result<PathBuf> {
 pub fn check_plugin(loaded: &Loaded, index: usize, d: &Description) -> Result<serde_json::Value> {
     let method = &loaded.manifest.method[index];
     if let Some(role) = method.role {
-        let wanted = serde_json::to_value(role)?
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let wanted = serde_json::to_value(role)?.as_str().unwrap_or_default().to_string();
         if wanted != role_name(d.role) {
-            bail!(
-                "method `{}`: plugin `{}` is a {}, but the manifest says role = \"{wanted}\"",
-                method.name,
-                method.plugin,
-                role_name(d.role)
-            );
+            bail!("method `{}`: plugin `{}` is a {}, but the manifest says role = \"{wanted}\"", method.name, method.plugin, role_name(d.role));
         }
     }
     if d.role == Role::Probe {
-        bail!(
-            "method `{}`: plugin `{}` is a probe; probes are not run as methods",
-            method.name,
-            method.plugin
-        );
+        bail!("method `{}`: plugin `{}` is a probe; probes are not run as methods", method.name, method.plugin);
     }
     let config = serde_json::to_value(&method.config)?;
-    crate::config_check::check(loaded, index, &method.plugin, &d.config_schema, &config)
-        .map_err(|e| anyhow!("invalid config\n{e}"))?;
+    crate::config_check::check(loaded, index, &method.plugin, &d.config_schema, &config).map_err(|e| anyhow!("invalid config\n{e}"))?;
     Ok(config)
 }
 
@@ -110,15 +81,7 @@ pub fn zoo_view(name: &str, zoo: &Zoo, rows: &[usize], dataset: &str, classes: u
         name: name.to_string(),
         arch: arch.to_string(),
         parameters: layout.len() as u32,
-        layout: layout
-            .params
-            .iter()
-            .map(|p| ParamView {
-                name: p.name.clone(),
-                shape: p.shape.iter().map(|&d| d as u32).collect(),
-                offset: p.offset as u32,
-            })
-            .collect(),
+        layout: layout.params.iter().map(|p| ParamView { name: p.name.clone(), shape: p.shape.iter().map(|&d| d as u32).collect(), offset: p.offset as u32 }).collect(),
         checkpoints: rows
             .iter()
             .map(|&i| {
@@ -140,17 +103,9 @@ pub fn zoo_view(name: &str, zoo: &Zoo, rows: &[usize], dataset: &str, classes: u
 }
 
 impl Run {
-    pub(crate) fn run_method(
-        &mut self,
-        index: usize,
-        seed: u64,
-        dir: &Path,
-    ) -> Result<serde_json::Value> {
+    pub(crate) fn run_method(&mut self, index: usize, seed: u64, dir: &Path) -> Result<serde_json::Value> {
         let method = self.loaded.manifest.method[index].clone();
-        output::status(
-            "Running",
-            &format!("method \"{}\" ({}) seed {seed}", method.name, method.plugin),
-        );
+        output::status("Running", &format!("method \"{}\" ({}) seed {seed}", method.name, method.plugin));
         let zoo_spec = self.loaded.manifest.zoo[&method.zoo].clone();
         let data = self.dataset(&zoo_spec.data)?.clone();
         let zoo = self.zoo(&method.zoo)?.clone();
@@ -167,66 +122,33 @@ impl Run {
             },
         );
         let p = zoo.layout().len();
-        let job = Job::Run {
-            zoo: view,
-            rows: rows.len(),
-            config,
-            seed,
-            sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1),
-            samples: method.samples,
-        };
-        let request = request(
-            &method.plugin,
-            plugin_path(&method, self.base_dir())?,
-            limits(&method.limits),
-            job,
-        );
+        let job = Job::Run { zoo: view, rows: rows.len(), config, seed, sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), samples: method.samples };
+        let request = request(&method.plugin, plugin_path(&method, self.base_dir())?, limits(&method.limits), job);
         let bar = output::bar(0, "Fitting", "steps");
         let progress = bar.clone();
-        let ran = worker::run_in_worker(
-            &worker_exe()?,
-            &request,
-            &zoo.stack(&rows),
-            move |done, total| {
-                progress.set_length(total as u64);
-                progress.set_position(done as u64);
-            },
-        );
+        let ran = worker::run_in_worker(&worker_exe()?, &request, &zoo.stack(&rows), move |done, total| {
+            progress.set_length(total as u64);
+            progress.set_position(done as u64);
+        });
         bar.finish_and_clear();
         let (description, outcome) = ran?;
         // The same component described itself at the start of the run; check it again here,
         // where it actually ran.
         check_plugin(&self.loaded, index, &description)?;
         let outcome = outcome.ok_or_else(|| anyhow!("the worker returned no samples"))?;
-        let bytes: Vec<u8> = outcome
-            .samples
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        let view = safetensors::tensor::TensorView::new(
-            safetensors::Dtype::F32,
-            vec![method.samples, p],
-            &bytes,
-        )?;
-        std::fs::write(
-            dir.join("samples.safetensors"),
-            safetensors::serialize([("samples", view)], None)?,
-        )
-        .context("writing samples")?;
+        let bytes: Vec<u8> = outcome.samples.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![method.samples, p], &bytes)?;
+        std::fs::write(dir.join("samples.safetensors"), safetensors::serialize([("samples", view)], None)?).context("writing samples")?;
         let log = serde_json::json!({ "metrics": outcome.metrics, "messages": outcome.messages });
         std::fs::write(dir.join("log.json"), serde_json::to_vec(&log)?)?;
         let d = &description;
-        output::detail(&format!(
-            "fit {:.2}s, sample {:.2}s, peak tensor memory {}",
-            outcome.fit_seconds,
-            outcome.sample_seconds,
-            weightlab_host::budget::Size(outcome.peak_tensor_bytes)
-        ));
+        output::detail(&format!("fit {:.2}s, sample {:.2}s, peak tensor memory {}", outcome.fit_seconds, outcome.sample_seconds, weightlab_host::budget::Size(outcome.peak_tensor_bytes)));
         Ok(serde_json::json!({
             "plugin": d.name, "version": d.version, "abi": d.abi, "role": role_name(d.role),
             "hash": crate::plugins::identity(&method.plugin, self.base_dir()),
             "samples": method.samples, "parameters": p, "fit_seconds": outcome.fit_seconds, "sample_seconds": outcome.sample_seconds,
             "peak_tensor_mib": outcome.peak_tensor_bytes as f64 / (1 << 20) as f64,
+            "peak_rss_mib": outcome.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
         }))
     }
 }
@@ -237,11 +159,5 @@ pub fn read_samples(dir: &Path) -> Result<(usize, Vec<f32>)> {
     let st = safetensors::SafeTensors::deserialize(&bytes)?;
     let t = st.tensor("samples")?;
     let n = t.shape()[0];
-    Ok((
-        n,
-        t.data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-    ))
+    Ok((n, t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
 }

@@ -4,10 +4,7 @@
 
 use anyhow::{Context, Result};
 use weightlab_manifest::StageKind;
-use weightlab_results::{
-    FailureRow, FinetuneRow, LogRow, MessageRow, RunRow, SampleRow, SimilarityRow, ZooRow,
-    rows::table_of,
-};
+use weightlab_results::{FailureRow, FinetuneRow, LogRow, MessageRow, RunRow, SampleRow, SimilarityRow, ZooRow, rows::table_of};
 
 use crate::executor::Run;
 
@@ -39,33 +36,20 @@ impl Run {
             let dir = self.store.dir(&stage);
             match &stage.kind {
                 StageKind::Evaluate { .. } => {
-                    let rows: Vec<SampleRow> =
-                        serde_json::from_slice(&std::fs::read(dir.join("rows.json"))?)
-                            .context("reading evaluated rows")?;
+                    let rows: Vec<SampleRow> = serde_json::from_slice(&std::fs::read(dir.join("rows.json"))?).context("reading evaluated rows")?;
                     samples.extend(rows);
                     // Stages evaluated before heatmaps existed have no similarity file.
                     if let Ok(bytes) = std::fs::read(dir.join("similarity.json")) {
-                        similarity.extend(
-                            serde_json::from_slice::<Vec<SimilarityRow>>(&bytes)
-                                .context("reading similarity rows")?,
-                        );
+                        similarity.extend(serde_json::from_slice::<Vec<SimilarityRow>>(&bytes).context("reading similarity rows")?);
                     }
                     if let Ok(bytes) = std::fs::read(dir.join("finetune.json")) {
-                        finetune.extend(
-                            serde_json::from_slice::<Vec<FinetuneRow>>(&bytes)
-                                .context("reading fine-tuning rows")?,
-                        );
+                        finetune.extend(serde_json::from_slice::<Vec<FinetuneRow>>(&bytes).context("reading fine-tuning rows")?);
                     }
                 }
                 StageKind::Method { name, seed, .. } => {
-                    let log: serde_json::Value =
-                        serde_json::from_slice(&std::fs::read(dir.join("log.json"))?)?;
+                    let log: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("log.json"))?)?;
                     for text in log["messages"].as_array().into_iter().flatten() {
-                        messages.push(MessageRow {
-                            source: name.clone(),
-                            seed: *seed,
-                            text: text.as_str().unwrap_or_default().to_string(),
-                        });
+                        messages.push(MessageRow { source: name.clone(), seed: *seed, text: text.as_str().unwrap_or_default().to_string() });
                     }
                     for m in log["metrics"].as_array().into_iter().flatten() {
                         logs.push(LogRow {
@@ -76,8 +60,7 @@ impl Run {
                             value: m["value"].as_f64().unwrap_or(f64::NAN),
                         });
                     }
-                    let s: serde_json::Value =
-                        serde_json::from_slice(&std::fs::read(dir.join("stage.json"))?)?;
+                    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("stage.json"))?)?;
                     let summary = &s["summary"];
                     let plugin = format!(
                         "{} {} (abi {}, sha256 {})",
@@ -118,10 +101,7 @@ impl Run {
             table_of(&failure_rows).write(&out, "failures")?;
         }
         let finished = std::time::SystemTime::now();
-        let seconds = finished
-            .duration_since(self.started)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let seconds = finished.duration_since(self.started).map(|d| d.as_secs_f64()).unwrap_or(0.0);
         let run = RunRow {
             experiment: self.loaded.manifest.experiment.name.clone(),
             manifest_hash: manifest_hash(&self.loaded.text),
@@ -132,11 +112,7 @@ impl Run {
             started: utc(self.started),
             finished: utc(finished),
             seconds,
-            status: if failure_rows.is_empty() {
-                "ok".into()
-            } else {
-                format!("{} failed", failure_rows.len())
-            },
+            status: if failure_rows.is_empty() { "ok".into() } else { format!("{} failed", failure_rows.len()) },
         };
         table_of(std::slice::from_ref(&run)).write(&out, "runs")?;
 
@@ -147,18 +123,8 @@ impl Run {
 
     /// Renders report.html from the run's tables (the manifest's template, if it names one).
     pub(crate) fn render_report(&self) -> Result<()> {
-        let template = self
-            .loaded
-            .manifest
-            .report
-            .template
-            .as_ref()
-            .map(|t| self.base_dir().join(t));
-        crate::report_builder::render_runs(
-            std::slice::from_ref(&self.output),
-            &self.output,
-            template.as_deref(),
-        )?;
+        let template = self.loaded.manifest.report.template.as_ref().map(|t| self.base_dir().join(t));
+        crate::report_builder::render_runs(std::slice::from_ref(&self.output), &self.output, template.as_deref())?;
         Ok(())
     }
 }
@@ -182,10 +148,7 @@ fn git_commit(dir: &std::path::Path) -> String {
 /// "YYYY-MM-DD HH:MM:SS UTC" of a time (civil date from days since the epoch, Howard
 /// Hinnant's algorithm, to avoid a date crate for one line of provenance).
 pub fn utc(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let z = days as i64 + 719_468;
     let era = z.div_euclid(146_097);
@@ -196,10 +159,5 @@ pub fn utc(t: std::time::SystemTime) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
 }

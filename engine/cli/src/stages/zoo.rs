@@ -18,81 +18,35 @@ impl Run {
         let started = Instant::now();
         let zoo = match &spec.import {
             Some(folder) => {
-                output::status(
-                    "Importing",
-                    &format!("zoo {name} from {}", folder.display()),
-                );
-                let mut zoo =
-                    zoo::store::import(&arch, &self.base_dir().join(folder), spec.split().train)?;
+                output::status("Importing", &format!("zoo {name} from {}", folder.display()));
+                let mut zoo = zoo::store::import(&arch, &self.base_dir().join(folder), spec.split().train)?;
                 zoo::train::score_checkpoints(&mut zoo, &data);
                 zoo
             }
             None => {
                 let what = match &spec.tree {
-                    Some(t) => format!(
-                        "{} roots × {} epochs, then {} children × {} epochs on {} classes each",
-                        t.roots, spec.train.epochs, spec.models, t.epochs, t.classes
-                    ),
+                    Some(t) => format!("{} roots × {} epochs, then {} children × {} epochs on {} classes each", t.roots, spec.train.epochs, spec.models, t.epochs, t.classes),
                     None => format!("{} models × {} epochs", spec.models, spec.train.epochs),
                 };
-                output::status(
-                    "Training",
-                    &format!(
-                        "zoo {name}: {what}, {} parameters each",
-                        arch.layout().len()
-                    ),
-                );
-                let pb = output::bar(
-                    zoo::train::model_epochs(&spec) as u64,
-                    "Training",
-                    "model-epochs",
-                );
-                let zoo = zoo::train::train_zoo(&arch, &data, &spec, Some(&pb))
-                    .map_err(|e| anyhow::anyhow!("zoo `{name}`: {e}"))?;
+                output::status("Training", &format!("zoo {name}: {what}, {} parameters each", arch.layout().len()));
+                let pb = output::bar(zoo::train::model_epochs(&spec) as u64, "Training", "model-epochs");
+                let zoo = zoo::train::train_zoo(&arch, &data, &spec, Some(&pb)).map_err(|e| anyhow::anyhow!("zoo `{name}`: {e}"))?;
                 pb.finish_and_clear();
                 zoo
             }
         };
         zoo::store::save(&zoo, dir)?;
         table_of(&zoo_rows(name, &zoo, &spec)).write(dir, "zoo")?;
-        let accs: Vec<f32> = zoo
-            .checkpoints
-            .iter()
-            .filter_map(|c| c.test_accuracy)
-            .collect();
-        let mean_acc = if accs.is_empty() {
-            f32::NAN
-        } else {
-            accs.iter().sum::<f32>() / accs.len() as f32
-        };
-        let (min_acc, max_acc) = accs
-            .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
-                (a.min(v), b.max(v))
-            });
+        let accs: Vec<f32> = zoo.checkpoints.iter().filter_map(|c| c.test_accuracy).collect();
+        let mean_acc = if accs.is_empty() { f32::NAN } else { accs.iter().sum::<f32>() / accs.len() as f32 };
+        let (min_acc, max_acc) = accs.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
         let secs = started.elapsed().as_secs_f64();
-        output::status(
-            "Trained",
-            &format!(
-                "zoo {name}: {} checkpoints, {:.1}s ({:.2} models/s)",
-                zoo.checkpoints.len(),
-                secs,
-                spec.models as f64 / secs
-            ),
-        );
+        output::status("Trained", &format!("zoo {name}: {} checkpoints, {:.1}s ({:.2} models/s)", zoo.checkpoints.len(), secs, spec.models as f64 / secs));
         if !accs.is_empty() {
-            output::status(
-                "",
-                &format!("test accuracy min {min_acc:.3} · mean {mean_acc:.3} · max {max_acc:.3}"),
-            );
-        } else if let Some(max_loss) = zoo.checkpoints.iter().map(|c| c.test_loss).reduce(f32::max)
-        {
-            let mean_loss = zoo.checkpoints.iter().map(|c| c.test_loss).sum::<f32>()
-                / zoo.checkpoints.len() as f32;
-            output::status(
-                "",
-                &format!("test SDF error (MSE) mean {mean_loss:.5} · max {max_loss:.5}"),
-            );
+            output::status("", &format!("test accuracy min {min_acc:.3} · mean {mean_acc:.3} · max {max_acc:.3}"));
+        } else if let Some(max_loss) = zoo.checkpoints.iter().map(|c| c.test_loss).reduce(f32::max) {
+            let mean_loss = zoo.checkpoints.iter().map(|c| c.test_loss).sum::<f32>() / zoo.checkpoints.len() as f32;
+            output::status("", &format!("test SDF error (MSE) mean {mean_loss:.5} · max {max_loss:.5}"));
         }
         let summary = serde_json::json!({ "checkpoints": zoo.checkpoints.len(), "parameters": arch.layout().len(), "mean_test_accuracy": mean_acc, "seconds": secs });
         self.zoos.insert(name.to_string(), zoo);
@@ -103,11 +57,7 @@ impl Run {
 /// The zoo's index as table rows, with the training recipe of `spec`.
 pub fn zoo_rows(name: &str, zoo: &Zoo, spec: &weightlab_manifest::ZooSpec) -> Vec<ZooRow> {
     let imported = spec.import.is_some();
-    let optimizer = if imported {
-        String::new()
-    } else {
-        format!("{:?}", spec.train.optimizer).to_lowercase()
-    };
+    let optimizer = if imported { String::new() } else { format!("{:?}", spec.train.optimizer).to_lowercase() };
     zoo.checkpoints
         .iter()
         .map(|c| ZooRow {
@@ -117,16 +67,7 @@ pub fn zoo_rows(name: &str, zoo: &Zoo, spec: &weightlab_manifest::ZooSpec) -> Ve
             epoch: c.epoch,
             side: format!("{:?}", c.side).to_lowercase(),
             parent: c.parent.map(|p| p as i64),
-            classes: c
-                .classes
-                .as_ref()
-                .map(|set| {
-                    set.iter()
-                        .map(usize::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default(),
+            classes: c.classes.as_ref().map(|set| set.iter().map(usize::to_string).collect::<Vec<_>>().join(",")).unwrap_or_default(),
             task: c.task.map(|t| t as i64),
             train_loss: c.train_loss as f64,
             train_accuracy: c.train_accuracy.map(|a| a as f64),

@@ -36,11 +36,7 @@ impl Layout {
         let params = named
             .into_iter()
             .map(|(name, shape)| {
-                let p = ParamSpec {
-                    name,
-                    offset,
-                    shape,
-                };
+                let p = ParamSpec { name, offset, shape };
                 offset += p.numel();
                 p
             })
@@ -63,31 +59,17 @@ impl Layout {
 
     /// Splits a flat vector into named tensors (copies).
     pub fn unflatten(&self, flat: &[f32]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-        assert_eq!(
-            flat.len(),
-            self.len(),
-            "flat vector does not match the layout"
-        );
-        self.params
-            .iter()
-            .map(|p| (p.name.clone(), p.shape.clone(), flat[p.range()].to_vec()))
-            .collect()
+        assert_eq!(flat.len(), self.len(), "flat vector does not match the layout");
+        self.params.iter().map(|p| (p.name.clone(), p.shape.clone(), flat[p.range()].to_vec())).collect()
     }
 
     /// Packs named tensors into a flat vector; every parameter must be present with its shape.
-    pub fn flatten<'a>(
-        &self,
-        mut lookup: impl FnMut(&str) -> Option<(&'a [usize], &'a [f32])>,
-    ) -> Result<Vec<f32>, String> {
+    pub fn flatten<'a>(&self, mut lookup: impl FnMut(&str) -> Option<(&'a [usize], &'a [f32])>) -> Result<Vec<f32>, String> {
         let mut flat = vec![0.0; self.len()];
         for p in &self.params {
-            let (shape, values) =
-                lookup(&p.name).ok_or_else(|| format!("parameter `{}` is missing", p.name))?;
+            let (shape, values) = lookup(&p.name).ok_or_else(|| format!("parameter `{}` is missing", p.name))?;
             if shape != p.shape.as_slice() {
-                return Err(format!(
-                    "parameter `{}` has shape {shape:?}, expected {:?}",
-                    p.name, p.shape
-                ));
+                return Err(format!("parameter `{}` has shape {shape:?}, expected {:?}", p.name, p.shape));
             }
             flat[p.range()].copy_from_slice(values);
         }

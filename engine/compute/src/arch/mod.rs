@@ -20,10 +20,7 @@ pub use layout::{Layout, ParamSpec};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arch {
     /// Dense layers `sizes[0] → sizes[1] → … → sizes[n]`.
-    Mlp {
-        sizes: Vec<usize>,
-        activation: Activation,
-    },
+    Mlp { sizes: Vec<usize>, activation: Activation },
     /// The Hyper-Representations CNN-s on 28×28×1 inputs (2,464 parameters for 10 classes).
     CnnS { classes: usize },
 }
@@ -33,42 +30,21 @@ impl Arch {
     pub fn new(spec: &ArchSpec, data: &Dataset) -> Self {
         match spec {
             ArchSpec::Mlp { hidden, activation } => {
-                let sizes = std::iter::once(data.features())
-                    .chain(hidden.iter().copied())
-                    .chain([data.outputs()])
-                    .collect();
-                Arch::Mlp {
-                    sizes,
-                    activation: *activation,
-                }
+                let sizes = std::iter::once(data.features()).chain(hidden.iter().copied()).chain([data.outputs()]).collect();
+                Arch::Mlp { sizes, activation: *activation }
             }
             ArchSpec::SdfMlp { hidden } => {
-                let sizes = std::iter::once(data.features())
-                    .chain(hidden.iter().copied())
-                    .chain([1])
-                    .collect();
-                Arch::Mlp {
-                    sizes,
-                    activation: Activation::Relu,
-                }
+                let sizes = std::iter::once(data.features()).chain(hidden.iter().copied()).chain([1]).collect();
+                Arch::Mlp { sizes, activation: Activation::Relu }
             }
-            ArchSpec::CnnS {} => Arch::CnnS {
-                classes: data.outputs(),
-            },
+            ArchSpec::CnnS {} => Arch::CnnS { classes: data.outputs() },
         }
     }
 
     /// Named parameter tensors, PyTorch-style.
     pub fn layout(&self) -> Layout {
         match self {
-            Arch::Mlp { sizes, .. } => {
-                Layout::new(sizes.windows(2).enumerate().flat_map(|(i, w)| {
-                    [
-                        (format!("layers.{i}.weight"), vec![w[1], w[0]]),
-                        (format!("layers.{i}.bias"), vec![w[1]]),
-                    ]
-                }))
-            }
+            Arch::Mlp { sizes, .. } => Layout::new(sizes.windows(2).enumerate().flat_map(|(i, w)| [(format!("layers.{i}.weight"), vec![w[1], w[0]]), (format!("layers.{i}.bias"), vec![w[1]])])),
             Arch::CnnS { classes } => Layout::new(
                 [
                     ("conv1.weight", vec![8, 1, 5, 5]),
@@ -119,8 +95,7 @@ impl Arch {
                 let mut h = x;
                 let last = sizes.len() - 2;
                 for i in 0..=last {
-                    let w =
-                        param(&format!("layers.{i}.weight")).reshape([k, sizes[i + 1], sizes[i]]);
+                    let w = param(&format!("layers.{i}.weight")).reshape([k, sizes[i + 1], sizes[i]]);
                     let bias = param(&format!("layers.{i}.bias")).reshape([k, 1, sizes[i + 1]]);
                     h = h.matmul(w.swap_dims(1, 2)) + bias;
                     if i < last {
@@ -135,12 +110,7 @@ impl Arch {
                 let conv = |h: Tensor<4>, name: &str, out: usize, cin: usize, ks: usize| {
                     let w = param(&format!("{name}.weight")).reshape([k * out, cin, ks, ks]);
                     let bias = param(&format!("{name}.bias")).reshape([k * out]);
-                    conv2d(
-                        h,
-                        w,
-                        Some(bias),
-                        ConvOptions::new([1, 1], [0, 0], [1, 1], k),
-                    )
+                    conv2d(h, w, Some(bias), ConvOptions::new([1, 1], [0, 0], [1, 1], k))
                 };
                 let pool = |h: Tensor<4>| max_pool2d(h, MaxPoolOptions::new([2, 2]));
                 let h = activation::tanh(pool(conv(img, "conv1", 8, 1, 5)));

@@ -36,66 +36,18 @@ struct Units {
 impl Arch {
     fn unit_groups(&self) -> Vec<(usize, Vec<(String, usize, usize)>)> {
         match self {
-            Arch::Mlp { sizes, .. } => (1..sizes.len() - 1)
-                .map(|i| {
-                    (
-                        sizes[i],
-                        vec![
-                            (format!("layers.{}.weight", i - 1), 0, 1),
-                            (format!("layers.{}.bias", i - 1), 0, 1),
-                            (format!("layers.{i}.weight"), 1, 1),
-                        ],
-                    )
-                })
-                .collect(),
+            Arch::Mlp { sizes, .. } => {
+                (1..sizes.len() - 1).map(|i| (sizes[i], vec![(format!("layers.{}.weight", i - 1), 0, 1), (format!("layers.{}.bias", i - 1), 0, 1), (format!("layers.{i}.weight"), 1, 1)])).collect()
+            }
             Arch::CnnS { .. } => {
                 let groups: [Units; 4] = [
-                    Units {
-                        count: 8,
-                        indexes: vec![
-                            ("conv1.weight", 0, 1),
-                            ("conv1.bias", 0, 1),
-                            ("conv2.weight", 1, 1),
-                        ],
-                    },
-                    Units {
-                        count: 6,
-                        indexes: vec![
-                            ("conv2.weight", 0, 1),
-                            ("conv2.bias", 0, 1),
-                            ("conv3.weight", 1, 1),
-                        ],
-                    },
+                    Units { count: 8, indexes: vec![("conv1.weight", 0, 1), ("conv1.bias", 0, 1), ("conv2.weight", 1, 1)] },
+                    Units { count: 6, indexes: vec![("conv2.weight", 0, 1), ("conv2.bias", 0, 1), ("conv3.weight", 1, 1)] },
                     // conv3's 4 channels of 3×3 flatten into fc1's 36 inputs, channel-major.
-                    Units {
-                        count: 4,
-                        indexes: vec![
-                            ("conv3.weight", 0, 1),
-                            ("conv3.bias", 0, 1),
-                            ("fc1.weight", 1, 9),
-                        ],
-                    },
-                    Units {
-                        count: 20,
-                        indexes: vec![
-                            ("fc1.weight", 0, 1),
-                            ("fc1.bias", 0, 1),
-                            ("fc2.weight", 1, 1),
-                        ],
-                    },
+                    Units { count: 4, indexes: vec![("conv3.weight", 0, 1), ("conv3.bias", 0, 1), ("fc1.weight", 1, 9)] },
+                    Units { count: 20, indexes: vec![("fc1.weight", 0, 1), ("fc1.bias", 0, 1), ("fc2.weight", 1, 1)] },
                 ];
-                groups
-                    .into_iter()
-                    .map(|u| {
-                        (
-                            u.count,
-                            u.indexes
-                                .into_iter()
-                                .map(|(n, a, w)| (n.to_string(), a, w))
-                                .collect(),
-                        )
-                    })
-                    .collect()
+                groups.into_iter().map(|u| (u.count, u.indexes.into_iter().map(|(n, a, w)| (n.to_string(), a, w)).collect())).collect()
             }
         }
     }
@@ -113,9 +65,7 @@ impl Arch {
                 let Some(spec) = layout.get(&name) else {
                     continue;
                 };
-                let from: Vec<usize> = (0..count * width)
-                    .map(|j| perm[j / width] * width + j % width)
-                    .collect();
+                let from: Vec<usize> = (0..count * width).map(|j| perm[j / width] * width + j % width).collect();
                 permute_axis(&mut out[spec.range()], &spec.shape, axis, &from);
             }
         }

@@ -27,43 +27,21 @@ pub fn load(dir: &Path, seed: u64) -> Result<(Split, Split), DataError> {
 fn split(dir: &Path, prefix: &str) -> Result<Split, DataError> {
     let images = read_idx(&dir.join(format!("{prefix}-images-idx3-ubyte.gz")), 3)?;
     let labels = read_idx(&dir.join(format!("{prefix}-labels-idx1-ubyte.gz")), 1)?;
-    let x = images
-        .iter()
-        .map(|&p| (p as f32 / 255.0 - MEAN) / STD)
-        .collect();
+    let x = images.iter().map(|&p| (p as f32 / 255.0 - MEAN) / STD).collect();
     let y = labels.iter().map(|&l| l as f32).collect();
     Ok(Split { x, y })
 }
 
 /// Reads a gzipped IDX file of unsigned bytes with `dims` dimensions; returns its payload.
 fn read_idx(path: &PathBuf, dims: u8) -> Result<Vec<u8>, DataError> {
-    let file = std::fs::File::open(path).map_err(|source| DataError::Io {
-        path: path.clone(),
-        source,
-    })?;
+    let file = std::fs::File::open(path).map_err(|source| DataError::Io { path: path.clone(), source })?;
     let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_end(&mut bytes)
-        .map_err(|source| DataError::Io {
-            path: path.clone(),
-            source,
-        })?;
-    let bad = |reason: &str| DataError::Format {
-        path: path.clone(),
-        reason: reason.to_string(),
-    };
-    if bytes.len() < 4 + 4 * dims as usize
-        || bytes[0..2] != [0, 0]
-        || bytes[2] != 0x08
-        || bytes[3] != dims
-    {
+    flate2::read::GzDecoder::new(file).read_to_end(&mut bytes).map_err(|source| DataError::Io { path: path.clone(), source })?;
+    let bad = |reason: &str| DataError::Format { path: path.clone(), reason: reason.to_string() };
+    if bytes.len() < 4 + 4 * dims as usize || bytes[0..2] != [0, 0] || bytes[2] != 0x08 || bytes[3] != dims {
         return Err(bad("unexpected magic number"));
     }
-    let sizes: Vec<usize> = (0..dims as usize)
-        .map(|i| {
-            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
-        })
-        .collect();
+    let sizes: Vec<usize> = (0..dims as usize).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize).collect();
     let header = 4 + 4 * dims as usize;
     let expected: usize = sizes.iter().product();
     if bytes.len() - header != expected {

@@ -42,12 +42,9 @@ impl Split {
         let (mut kept, mut taken) = (Split::default(), Split::default());
         for g in 0..groups {
             let (start, cut, end) = (g * block, g * block + block - take, (g + 1) * block);
-            kept.x
-                .extend_from_slice(&self.x[start * features..cut * features]);
+            kept.x.extend_from_slice(&self.x[start * features..cut * features]);
             kept.y.extend_from_slice(&self.y[start..cut]);
-            taken
-                .x
-                .extend_from_slice(&self.x[cut * features..end * features]);
+            taken.x.extend_from_slice(&self.x[cut * features..end * features]);
             taken.y.extend_from_slice(&self.y[cut..end]);
         }
         *self = kept;
@@ -104,53 +101,26 @@ impl Dataset {
         g * n..(g + 1) * n
     }
 
-    fn new(
-        task: Task,
-        input_shape: Vec<usize>,
-        train: Split,
-        validation: Split,
-        test: Split,
-        groups: usize,
-    ) -> Self {
+    fn new(task: Task, input_shape: Vec<usize>, train: Split, validation: Split, test: Split, groups: usize) -> Self {
         let mut h = Sha256::new();
-        h.update(format!(
-            "{task:?} {input_shape:?} {} {} {groups}",
-            train.len(),
-            validation.len()
-        ));
+        h.update(format!("{task:?} {input_shape:?} {} {} {groups}", train.len(), validation.len()));
         for split in [&train, &validation] {
             for v in split.x.iter().chain(&split.y) {
                 h.update(v.to_le_bytes());
             }
         }
         let hash = hex::encode(&h.finalize()[..8]);
-        Self {
-            task,
-            input_shape,
-            train,
-            validation,
-            test,
-            groups,
-            hash,
-        }
+        Self { task, input_shape, train, validation, test, groups, hash }
     }
 }
 
 /// Why a dataset could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error(
-        "cannot read `{path}`: {source} (Fashion-MNIST comes from the Debian package `dataset-fashion-mnist`; `make quickstart` installs it)"
-    )]
-    Io {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read `{path}`: {source} (Fashion-MNIST comes from the Debian package `dataset-fashion-mnist`; `make quickstart` installs it)")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
     #[error("`{path}` is not a valid IDX file: {reason}")]
-    Format {
-        path: std::path::PathBuf,
-        reason: String,
-    },
+    Format { path: std::path::PathBuf, reason: String },
 }
 
 /// Loads or generates the dataset a manifest section describes. Relative paths resolve against
@@ -159,46 +129,21 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
     let mut groups = 1;
     let (task, shape, mut train, mut test) = match spec.source {
         DataSource::FashionMnist => {
-            let dir = spec
-                .path
-                .as_ref()
-                .map(|p| base_dir.join(p))
-                .unwrap_or_else(|| fashion_mnist::DEFAULT_DIR.into());
+            let dir = spec.path.as_ref().map(|p| base_dir.join(p)).unwrap_or_else(|| fashion_mnist::DEFAULT_DIR.into());
             let (train, test) = fashion_mnist::load(&dir, spec.seed)?;
-            (
-                Task::Classification { classes: 10 },
-                vec![1, 28, 28],
-                train,
-                test,
-            )
+            (Task::Classification { classes: 10 }, vec![1, 28, 28], train, test)
         }
         DataSource::Blobs => {
-            let (train, test) =
-                procedural::blobs(spec.classes, spec.samples, spec.noise, spec.seed);
-            (
-                Task::Classification {
-                    classes: spec.classes,
-                },
-                vec![2],
-                train,
-                test,
-            )
+            let (train, test) = procedural::blobs(spec.classes, spec.samples, spec.noise, spec.seed);
+            (Task::Classification { classes: spec.classes }, vec![2], train, test)
         }
         DataSource::Moons => {
             let (train, test) = procedural::moons(spec.samples, spec.noise, spec.seed);
             (Task::Classification { classes: 2 }, vec![2], train, test)
         }
         DataSource::Signals => {
-            let (train, test) =
-                procedural::signals(spec.classes, spec.samples, spec.noise, spec.seed);
-            (
-                Task::Classification {
-                    classes: spec.classes,
-                },
-                vec![procedural::SIGNAL_LENGTH],
-                train,
-                test,
-            )
+            let (train, test) = procedural::signals(spec.classes, spec.samples, spec.noise, spec.seed);
+            (Task::Classification { classes: spec.classes }, vec![procedural::SIGNAL_LENGTH], train, test)
         }
         DataSource::SdfShapes => {
             groups = spec.shapes.max(1);

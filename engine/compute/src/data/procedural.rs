@@ -14,11 +14,7 @@ fn normal(rng: &mut ChaCha8Rng) -> f32 {
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 
-fn draw(
-    n: usize,
-    rng: &mut ChaCha8Rng,
-    mut example: impl FnMut(&mut ChaCha8Rng, usize) -> ([f32; 2], usize),
-) -> Split {
+fn draw(n: usize, rng: &mut ChaCha8Rng, mut example: impl FnMut(&mut ChaCha8Rng, usize) -> ([f32; 2], usize)) -> Split {
     let mut split = Split::default();
     for i in 0..n {
         let (x, y) = example(rng, i);
@@ -35,13 +31,7 @@ pub fn blobs(classes: usize, samples: usize, noise: f64, seed: u64) -> (Split, S
     let mut example = move |rng: &mut ChaCha8Rng, i: usize| {
         let c = i % classes;
         let angle = std::f32::consts::TAU * c as f32 / classes as f32;
-        (
-            [
-                2.0 * angle.cos() + noise * normal(rng),
-                2.0 * angle.sin() + noise * normal(rng),
-            ],
-            c,
-        )
+        ([2.0 * angle.cos() + noise * normal(rng), 2.0 * angle.sin() + noise * normal(rng)], c)
     };
     let train = draw(samples, &mut rng, &mut example);
     let test = draw(samples.div_ceil(4), &mut rng, &mut example);
@@ -55,11 +45,7 @@ pub fn moons(samples: usize, noise: f64, seed: u64) -> (Split, Split) {
     let mut example = move |rng: &mut ChaCha8Rng, i: usize| {
         let c = i % 2;
         let t: f32 = rng.random_range(0.0..std::f32::consts::PI);
-        let (x, y) = if c == 0 {
-            (t.cos(), t.sin())
-        } else {
-            (1.0 - t.cos(), 0.5 - t.sin())
-        };
+        let (x, y) = if c == 0 { (t.cos(), t.sin()) } else { (1.0 - t.cos(), 0.5 - t.sin()) };
         ([x + noise * normal(rng), y + noise * normal(rng)], c)
     };
     let train = draw(samples, &mut rng, &mut example);

@@ -12,47 +12,19 @@ use super::Split;
 /// A shape with its signed distance function.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Shape {
-    Sphere {
-        centre: [f32; 3],
-        radius: f32,
-    },
-    Box {
-        centre: [f32; 3],
-        half: [f32; 3],
-    },
-    Torus {
-        centre: [f32; 3],
-        major: f32,
-        minor: f32,
-    },
+    Sphere { centre: [f32; 3], radius: f32 },
+    Box { centre: [f32; 3], half: [f32; 3] },
+    Torus { centre: [f32; 3], major: f32, minor: f32 },
 }
 
 impl Shape {
     /// A random shape, fully determined by `rng`.
     pub fn random(rng: &mut ChaCha8Rng) -> Self {
-        let centre = [
-            rng.random_range(-0.3..0.3),
-            rng.random_range(-0.3..0.3),
-            rng.random_range(-0.3..0.3),
-        ];
+        let centre = [rng.random_range(-0.3..0.3), rng.random_range(-0.3..0.3), rng.random_range(-0.3..0.3)];
         match rng.random_range(0..3) {
-            0 => Shape::Sphere {
-                centre,
-                radius: rng.random_range(0.2..0.6),
-            },
-            1 => Shape::Box {
-                centre,
-                half: [
-                    rng.random_range(0.15..0.5),
-                    rng.random_range(0.15..0.5),
-                    rng.random_range(0.15..0.5),
-                ],
-            },
-            _ => Shape::Torus {
-                centre,
-                major: rng.random_range(0.3..0.5),
-                minor: rng.random_range(0.08..0.2),
-            },
+            0 => Shape::Sphere { centre, radius: rng.random_range(0.2..0.6) },
+            1 => Shape::Box { centre, half: [rng.random_range(0.15..0.5), rng.random_range(0.15..0.5), rng.random_range(0.15..0.5)] },
+            _ => Shape::Torus { centre, major: rng.random_range(0.3..0.5), minor: rng.random_range(0.08..0.2) },
         }
     }
 
@@ -64,19 +36,11 @@ impl Shape {
             Shape::Sphere { centre, radius } => len(rel(centre)) - radius,
             Shape::Box { centre, half } => {
                 let q = rel(centre);
-                let d = [
-                    q[0].abs() - half[0],
-                    q[1].abs() - half[1],
-                    q[2].abs() - half[2],
-                ];
+                let d = [q[0].abs() - half[0], q[1].abs() - half[1], q[2].abs() - half[2]];
                 let outside = len([d[0].max(0.0), d[1].max(0.0), d[2].max(0.0)]);
                 outside + d[0].max(d[1]).max(d[2]).min(0.0)
             }
-            Shape::Torus {
-                centre,
-                major,
-                minor,
-            } => {
+            Shape::Torus { centre, major, minor } => {
                 let q = rel(centre);
                 let ring = (q[0] * q[0] + q[2] * q[2]).sqrt() - major;
                 (ring * ring + q[1] * q[1]).sqrt() - minor
@@ -92,11 +56,7 @@ pub fn shape_points(samples: usize, seed: u64) -> (Split, Split) {
     let mut draw = |n: usize| {
         let mut split = Split::default();
         for _ in 0..n {
-            let p = [
-                rng.random_range(-1.0..1.0),
-                rng.random_range(-1.0..1.0),
-                rng.random_range(-1.0..1.0),
-            ];
+            let p = [rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)];
             split.x.extend_from_slice(&p);
             split.y.push(shape.sdf(p));
         }
@@ -113,10 +73,7 @@ pub fn many_shape_points(samples: usize, shapes: usize, seed: u64) -> (Split, Sp
     let mut train = Split::default();
     let mut test = Split::default();
     for s in 0..shapes as u64 {
-        let (tr, te) = shape_points(
-            samples,
-            seed.wrapping_add(s.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-        );
+        let (tr, te) = shape_points(samples, seed.wrapping_add(s.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
         train.x.extend(tr.x);
         train.y.extend(tr.y);
         test.x.extend(te.x);

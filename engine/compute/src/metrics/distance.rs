@@ -18,35 +18,14 @@ pub struct Nearest {
 /// For each of the `models` (rows of length `p`), its nearest row of `reference`. With
 /// `exclude_same_row`, row i of `models` never matches row i of `reference` (leave-one-out
 /// among the training checkpoints themselves).
-pub fn nearest(
-    models: &[f32],
-    reference: &[f32],
-    p: usize,
-    exclude_same_row: bool,
-) -> Vec<Nearest> {
-    let norms: Vec<f64> = reference
-        .chunks_exact(p)
-        .map(|r| {
-            r.iter()
-                .map(|&v| (v as f64) * (v as f64))
-                .sum::<f64>()
-                .sqrt()
-        })
-        .collect();
+pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bool) -> Vec<Nearest> {
+    let norms: Vec<f64> = reference.chunks_exact(p).map(|r| r.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt()).collect();
     models
         .chunks_exact(p)
         .enumerate()
         .map(|(i, m)| {
-            let m_norm = m
-                .iter()
-                .map(|&v| (v as f64) * (v as f64))
-                .sum::<f64>()
-                .sqrt();
-            let mut best = Nearest {
-                index: usize::MAX,
-                l2: f64::INFINITY,
-                cosine: f64::NAN,
-            };
+            let m_norm = m.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt();
+            let mut best = Nearest { index: usize::MAX, l2: f64::INFINITY, cosine: f64::NAN };
             for (j, r) in reference.chunks_exact(p).enumerate() {
                 if exclude_same_row && i == j {
                     continue;
@@ -58,11 +37,7 @@ pub fn nearest(
                     dot += a * b;
                 }
                 if d2.sqrt() < best.l2 {
-                    best = Nearest {
-                        index: j,
-                        l2: d2.sqrt(),
-                        cosine: dot / (m_norm * norms[j]).max(f64::MIN_POSITIVE),
-                    };
+                    best = Nearest { index: j, l2: d2.sqrt(), cosine: dot / (m_norm * norms[j]).max(f64::MIN_POSITIVE) };
                 }
             }
             best
@@ -82,10 +57,7 @@ mod tests {
         assert_eq!(exact[0].l2, 0.0);
         assert!((exact[0].cosine - 1.0).abs() < 1e-12);
         let loo = nearest(&reference, &reference, 2, true);
-        assert_eq!(
-            loo.iter().map(|n| n.index).collect::<Vec<_>>(),
-            vec![2, 2, 0]
-        );
+        assert_eq!(loo.iter().map(|n| n.index).collect::<Vec<_>>(), vec![2, 2, 0]);
         assert!((loo[0].l2 - 1.0).abs() < 1e-12);
     }
 }

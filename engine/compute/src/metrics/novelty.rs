@@ -24,30 +24,17 @@ pub fn error_iou(a: &[u8], b: &[u8], labels: &[u8]) -> f64 {
         both += (wa && wb) as usize;
         either += (wa || wb) as usize;
     }
-    if either == 0 {
-        1.0
-    } else {
-        both as f64 / either as f64
-    }
+    if either == 0 { 1.0 } else { both as f64 / either as f64 }
 }
 
 /// Novelty of each model given its test predictions and those of the training checkpoints.
 /// With `exclude_same_row`, model i is not compared with reference i (leave-one-out).
-pub fn behaviour(
-    models: &[Vec<u8>],
-    reference: &[Vec<u8>],
-    labels: &[u8],
-    exclude_same_row: bool,
-) -> Vec<Behaviour> {
+pub fn behaviour(models: &[Vec<u8>], reference: &[Vec<u8>], labels: &[u8], exclude_same_row: bool) -> Vec<Behaviour> {
     models
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let mut best = Behaviour {
-                index: usize::MAX,
-                novelty: 1.0,
-                agreement: f64::NAN,
-            };
+            let mut best = Behaviour { index: usize::MAX, novelty: 1.0, agreement: f64::NAN };
             let mut best_sim = f64::NEG_INFINITY;
             for (j, r) in reference.iter().enumerate() {
                 if exclude_same_row && i == j {
@@ -56,13 +43,8 @@ pub fn behaviour(
                 let sim = error_iou(m, r, labels);
                 if sim > best_sim {
                     best_sim = sim;
-                    let agree = m.iter().zip(r).filter(|(a, b)| a == b).count() as f64
-                        / m.len().max(1) as f64;
-                    best = Behaviour {
-                        index: j,
-                        novelty: 1.0 - sim,
-                        agreement: agree,
-                    };
+                    let agree = m.iter().zip(r).filter(|(a, b)| a == b).count() as f64 / m.len().max(1) as f64;
+                    best = Behaviour { index: j, novelty: 1.0 - sim, agreement: agree };
                 }
             }
             best
@@ -75,14 +57,7 @@ pub fn ensemble_accuracy(models: &[Vec<u8>], labels: &[u8]) -> Option<f64> {
     if models.is_empty() || labels.is_empty() {
         return None;
     }
-    let classes = models
-        .iter()
-        .flatten()
-        .chain(labels)
-        .copied()
-        .max()
-        .unwrap_or(0) as usize
-        + 1;
+    let classes = models.iter().flatten().chain(labels).copied().max().unwrap_or(0) as usize + 1;
     let mut right = 0usize;
     let mut votes = vec![0u32; classes];
     for (e, &y) in labels.iter().enumerate() {
@@ -90,9 +65,7 @@ pub fn ensemble_accuracy(models: &[Vec<u8>], labels: &[u8]) -> Option<f64> {
         for m in models {
             votes[m[e] as usize] += 1;
         }
-        let winner = (0..classes)
-            .max_by(|&a, &b| votes[a].cmp(&votes[b]).then(b.cmp(&a)))
-            .unwrap_or(0);
+        let winner = (0..classes).max_by(|&a, &b| votes[a].cmp(&votes[b]).then(b.cmp(&a))).unwrap_or(0);
         right += usize::from(winner == y as usize);
     }
     Some(right as f64 / labels.len() as f64)

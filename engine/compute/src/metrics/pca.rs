@@ -19,10 +19,7 @@ impl Pca {
                 *m += v as f64 / n as f64;
             }
         }
-        let centred: Vec<Vec<f64>> = rows
-            .chunks_exact(p)
-            .map(|r| r.iter().zip(&mean).map(|(&v, m)| v as f64 - m).collect())
-            .collect();
+        let centred: Vec<Vec<f64>> = rows.chunks_exact(p).map(|r| r.iter().zip(&mean).map(|(&v, m)| v as f64 - m).collect()).collect();
         let mut gram = vec![vec![0.0; n]; n];
         for i in 0..n {
             for j in 0..=i {
@@ -34,14 +31,10 @@ impl Pca {
         let mut axes = Vec::new();
         for k in 0..2.min(n) {
             // Power iteration from a fixed start, deflating earlier eigenvectors.
-            let mut u: Vec<f64> = (0..n)
-                .map(|i| 1.0 + ((i * 7 + k * 3) % 5) as f64 * 0.1)
-                .collect();
+            let mut u: Vec<f64> = (0..n).map(|i| 1.0 + ((i * 7 + k * 3) % 5) as f64 * 0.1).collect();
             let mut lambda = 0.0;
             for _ in 0..200 {
-                let mut w: Vec<f64> = (0..n)
-                    .map(|i| gram[i].iter().zip(&u).map(|(g, x)| g * x).sum())
-                    .collect();
+                let mut w: Vec<f64> = (0..n).map(|i| gram[i].iter().zip(&u).map(|(g, x)| g * x).sum()).collect();
                 let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
                 if norm < 1e-300 {
                     break;
@@ -76,13 +69,7 @@ impl Pca {
         let p = self.mean.len();
         rows.chunks_exact(p)
             .map(|r| {
-                let dot = |axis: &[f64]| {
-                    r.iter()
-                        .zip(&self.mean)
-                        .zip(axis)
-                        .map(|((&v, m), a)| (v as f64 - m) * a)
-                        .sum::<f64>()
-                };
+                let dot = |axis: &[f64]| r.iter().zip(&self.mean).zip(axis).map(|((&v, m), a)| (v as f64 - m) * a).sum::<f64>();
                 (dot(&self.axes[0]), dot(&self.axes[1]))
             })
             .collect()
@@ -96,10 +83,7 @@ mod tests {
     #[test]
     fn finds_the_direction_of_largest_spread() {
         // Points spread along (1, 1, 0), a little along (0, 0, 1), uncorrelated.
-        let rows: Vec<f32> = [(-2.0f32, 0.1f32), (-1.0, -0.1), (1.0, -0.1), (2.0, 0.1)]
-            .iter()
-            .flat_map(|&(t, z)| [t, t, z])
-            .collect();
+        let rows: Vec<f32> = [(-2.0f32, 0.1f32), (-1.0, -0.1), (1.0, -0.1), (2.0, 0.1)].iter().flat_map(|&(t, z)| [t, t, z]).collect();
         let pca = Pca::fit(&rows, 3);
         let proj = pca.project(&rows);
         let spread1: f64 = proj.iter().map(|p| p.0 * p.0).sum();

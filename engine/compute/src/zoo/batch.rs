@@ -24,38 +24,18 @@ impl DeviceSplit {
         let (y_class, y_value) = match task {
             Task::Classification { .. } => {
                 let ys: Vec<i64> = split.y.iter().map(|&v| v as i64).collect();
-                (
-                    Some(Tensor::from_data(TensorData::new(ys, [len]), device)),
-                    None,
-                )
+                (Some(Tensor::from_data(TensorData::new(ys, [len]), device)), None)
             }
-            Task::Regression => (
-                None,
-                Some(Tensor::from_data(
-                    TensorData::new(split.y.clone(), [len]),
-                    device,
-                )),
-            ),
+            Task::Regression => (None, Some(Tensor::from_data(TensorData::new(split.y.clone(), [len]), device))),
         };
-        Self {
-            x,
-            y_class,
-            y_value,
-            len,
-            features,
-        }
+        Self { x, y_class, y_value, len, features }
     }
 
     /// Inputs (K × B × F) and targets for `indices` (K·B of them, model-major).
     pub fn gather(&self, indices: &[i64], k: usize, device: &Device) -> (Tensor<3>, Targets) {
         let b = indices.len() / k;
-        let idx: Tensor<1, Int> =
-            Tensor::from_data(TensorData::new(indices.to_vec(), [indices.len()]), device);
-        let x = self
-            .x
-            .clone()
-            .select(0, idx.clone())
-            .reshape([k, b, self.features]);
+        let idx: Tensor<1, Int> = Tensor::from_data(TensorData::new(indices.to_vec(), [indices.len()]), device);
+        let x = self.x.clone().select(0, idx.clone()).reshape([k, b, self.features]);
         let targets = match (&self.y_class, &self.y_value) {
             (Some(y), _) => Targets::Class(y.clone().select(0, idx).reshape([k, b, 1])),
             (_, Some(y)) => Targets::Value(y.clone().select(0, idx).reshape([k, b, 1])),
@@ -66,25 +46,10 @@ impl DeviceSplit {
 
     /// Inputs and targets of examples `start..start+b`, the same for all K models.
     pub fn range(&self, start: usize, b: usize, k: usize) -> (Tensor<3>, Targets) {
-        let x = self
-            .x
-            .clone()
-            .narrow(0, start, b)
-            .reshape([1, b, self.features])
-            .expand([k, b, self.features]);
+        let x = self.x.clone().narrow(0, start, b).reshape([1, b, self.features]).expand([k, b, self.features]);
         let targets = match (&self.y_class, &self.y_value) {
-            (Some(y), _) => Targets::Class(
-                y.clone()
-                    .narrow(0, start, b)
-                    .reshape([1, b, 1])
-                    .expand([k, b, 1]),
-            ),
-            (_, Some(y)) => Targets::Value(
-                y.clone()
-                    .narrow(0, start, b)
-                    .reshape([1, b, 1])
-                    .expand([k, b, 1]),
-            ),
+            (Some(y), _) => Targets::Class(y.clone().narrow(0, start, b).reshape([1, b, 1]).expand([k, b, 1])),
+            (_, Some(y)) => Targets::Value(y.clone().narrow(0, start, b).reshape([1, b, 1]).expand([k, b, 1])),
             _ => unreachable!("a split has targets"),
         };
         (x, targets)
@@ -118,10 +83,6 @@ pub fn correct(out: Tensor<3>, targets: &Targets) -> Option<(Vec<i64>, Vec<i64>)
     let pred = out.argmax(2);
     let hits = pred.clone().equal(y.clone()).int().sum_dim(1).reshape([k]);
     let hits = hits.into_data().try_into_vec::<i64>().ok()?;
-    let pred = pred
-        .reshape([k * b])
-        .into_data()
-        .try_into_vec::<i64>()
-        .ok()?;
+    let pred = pred.reshape([k * b]).into_data().try_into_vec::<i64>().ok()?;
     Some((hits, pred))
 }

@@ -107,29 +107,19 @@ impl Zoo {
 
     /// Indices of the checkpoints on one side of the split.
     pub fn side(&self, side: Side) -> Vec<usize> {
-        self.checkpoints
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.side == side)
-            .map(|(i, _)| i)
-            .collect()
+        self.checkpoints.iter().enumerate().filter(|(_, c)| c.side == side).map(|(i, _)| i).collect()
     }
 
     /// The weights of the given checkpoints, stacked.
     pub fn stack(&self, indices: &[usize]) -> Vec<f32> {
-        indices
-            .iter()
-            .flat_map(|&i| self.weights_of(i).iter().copied())
-            .collect()
+        indices.iter().flat_map(|&i| self.weights_of(i).iter().copied()).collect()
     }
 }
 
 /// The seed of model `index` in a zoo seeded with `zoo_seed` (SplitMix64 of both), so each
 /// model's randomness depends only on its own identity, never on batching or run order.
 pub fn model_seed(zoo_seed: u64, index: usize) -> u64 {
-    let mut z = zoo_seed
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(index as u64 + 1);
+    let mut z = zoo_seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(index as u64 + 1);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)

@@ -21,19 +21,13 @@ use crate::arch::{Arch, Layout};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {reason}")]
     Format { path: PathBuf, reason: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
 
 /// The file name of a checkpoint inside the zoo folder.
@@ -52,31 +46,9 @@ struct Index {
 }
 
 /// Encodes one flat vector as a safetensors state_dict.
-pub fn to_safetensors(
-    layout: &Layout,
-    flat: &[f32],
-    metadata: Option<HashMap<String, String>>,
-) -> Vec<u8> {
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = layout
-        .unflatten(flat)
-        .into_iter()
-        .map(|(name, shape, values)| {
-            (
-                name,
-                shape,
-                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            )
-        })
-        .collect();
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .map(|(name, shape, bytes)| {
-            (
-                name.clone(),
-                TensorView::new(Dtype::F32, shape.clone(), bytes).expect("shape matches bytes"),
-            )
-        })
-        .collect();
+pub fn to_safetensors(layout: &Layout, flat: &[f32], metadata: Option<HashMap<String, String>>) -> Vec<u8> {
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = layout.unflatten(flat).into_iter().map(|(name, shape, values)| (name, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
+    let views: Vec<(String, TensorView)> = tensors.iter().map(|(name, shape, bytes)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("shape matches bytes"))).collect();
     safetensors::serialize(views, metadata).expect("f32 tensors serialise")
 }
 
@@ -86,29 +58,17 @@ pub fn from_safetensors(layout: &Layout, bytes: &[u8]) -> Result<Vec<f32>, Strin
     let mut decoded: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
     for (name, view) in st.tensors() {
         let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect(),
-            Dtype::F64 => view
-                .data()
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
-                .collect(),
+            Dtype::F32 => view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect(),
+            Dtype::F64 => view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
             other => {
-                return Err(format!(
-                    "tensor `{name}` has dtype {other:?}; only F32 and F64 are read"
-                ));
+                return Err(format!("tensor `{name}` has dtype {other:?}; only F32 and F64 are read"));
             }
         };
         decoded.insert(name, (view.shape().to_vec(), values));
     }
     let extra: Vec<&String> = decoded.keys().filter(|k| layout.get(k).is_none()).collect();
     if !extra.is_empty() {
-        return Err(format!(
-            "tensors {extra:?} are not part of the architecture"
-        ));
+        return Err(format!("tensors {extra:?} are not part of the architecture"));
     }
     layout.flatten(|name| decoded.get(name).map(|(s, v)| (s.as_slice(), v.as_slice())))
 }
@@ -119,30 +79,15 @@ pub fn save(zoo: &Zoo, dir: &Path) -> Result<(), StoreError> {
     let layout = zoo.layout();
     std::fs::create_dir_all(dir.join("checkpoints")).map_err(io(dir))?;
     for (i, c) in zoo.checkpoints.iter().enumerate() {
-        let meta = HashMap::from([
-            ("model".to_string(), c.model.to_string()),
-            ("epoch".to_string(), c.epoch.to_string()),
-            ("step".to_string(), c.step.to_string()),
-            ("seed".to_string(), c.seed.to_string()),
-        ]);
+        let meta =
+            HashMap::from([("model".to_string(), c.model.to_string()), ("epoch".to_string(), c.epoch.to_string()), ("step".to_string(), c.step.to_string()), ("seed".to_string(), c.seed.to_string())]);
         let path = dir.join(&c.file);
-        std::fs::write(
-            &path,
-            to_safetensors(&layout, zoo.weights_of(i), Some(meta)),
-        )
-        .map_err(io(&path))?;
+        std::fs::write(&path, to_safetensors(&layout, zoo.weights_of(i), Some(meta))).map_err(io(&path))?;
     }
-    let index = Index {
-        layout,
-        checkpoints: zoo.checkpoints.clone(),
-    };
+    let index = Index { layout, checkpoints: zoo.checkpoints.clone() };
     let path = dir.join("zoo.json");
     let tmp = dir.join("zoo.json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec_pretty(&index).expect("index serialises"),
-    )
-    .map_err(io(&tmp))?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&index).expect("index serialises")).map_err(io(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
     Ok(())
 }
@@ -151,30 +96,17 @@ pub fn save(zoo: &Zoo, dir: &Path) -> Result<(), StoreError> {
 pub fn load(arch: &Arch, dir: &Path) -> Result<Zoo, StoreError> {
     let path = dir.join("zoo.json");
     let text = std::fs::read(&path).map_err(io(&path))?;
-    let index: Index = serde_json::from_slice(&text).map_err(|e| StoreError::Format {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+    let index: Index = serde_json::from_slice(&text).map_err(|e| StoreError::Format { path: path.clone(), reason: e.to_string() })?;
     if index.layout != arch.layout() {
-        return Err(StoreError::Format {
-            path,
-            reason: "stored layout differs from the manifest's architecture".into(),
-        });
+        return Err(StoreError::Format { path, reason: "stored layout differs from the manifest's architecture".into() });
     }
     let mut weights = Vec::with_capacity(index.checkpoints.len() * index.layout.len());
     for c in &index.checkpoints {
         let file = dir.join(&c.file);
         let bytes = std::fs::read(&file).map_err(io(&file))?;
-        weights.extend(
-            from_safetensors(&index.layout, &bytes)
-                .map_err(|reason| StoreError::Format { path: file, reason })?,
-        );
+        weights.extend(from_safetensors(&index.layout, &bytes).map_err(|reason| StoreError::Format { path: file, reason })?);
     }
-    Ok(Zoo {
-        arch: arch.clone(),
-        checkpoints: index.checkpoints,
-        weights,
-    })
+    Ok(Zoo { arch: arch.clone(), checkpoints: index.checkpoints, weights })
 }
 
 /// Imports every `*.safetensors` file in `dir` (sorted by name) as one checkpoint each. The
@@ -182,48 +114,19 @@ pub fn load(arch: &Arch, dir: &Path) -> Result<Zoo, StoreError> {
 /// unknown until evaluated (NaN).
 pub fn import(arch: &Arch, dir: &Path, train: usize) -> Result<Zoo, StoreError> {
     let layout = arch.layout();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).map_err(io(dir))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "safetensors")).collect();
     files.sort();
     if files.is_empty() {
-        return Err(StoreError::Format {
-            path: dir.to_path_buf(),
-            reason: "no .safetensors files to import".into(),
-        });
+        return Err(StoreError::Format { path: dir.to_path_buf(), reason: "no .safetensors files to import".into() });
     }
     let mut checkpoints = Vec::new();
     let mut weights = Vec::new();
     for (model, file) in files.iter().enumerate() {
         let bytes = std::fs::read(file).map_err(io(file))?;
-        weights.extend(
-            from_safetensors(&layout, &bytes).map_err(|reason| StoreError::Format {
-                path: file.clone(),
-                reason,
-            })?,
-        );
-        let mut checkpoint = Checkpoint::new(
-            model,
-            0,
-            0,
-            0,
-            if model < train {
-                Side::Train
-            } else {
-                Side::Heldout
-            },
-        );
-        checkpoint.file = file
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        weights.extend(from_safetensors(&layout, &bytes).map_err(|reason| StoreError::Format { path: file.clone(), reason })?);
+        let mut checkpoint = Checkpoint::new(model, 0, 0, 0, if model < train { Side::Train } else { Side::Heldout });
+        checkpoint.file = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         checkpoints.push(checkpoint);
     }
-    Ok(Zoo {
-        arch: arch.clone(),
-        checkpoints,
-        weights,
-    })
+    Ok(Zoo { arch: arch.clone(), checkpoints, weights })
 }

@@ -26,12 +26,7 @@ pub const MODELS_PER_BATCH: usize = 64;
 /// On a many-shape dataset (`data.groups > 1`) model i learns shape i mod groups. With
 /// `spec.tree`, the zoo is a model tree: roots pre-trained on everything, then children
 /// fine-tuned from them on class subsets ([`train_tree`]).
-pub fn train_zoo(
-    arch: &Arch,
-    data: &Dataset,
-    spec: &ZooSpec,
-    progress: Option<&ProgressBar>,
-) -> Result<Zoo, String> {
+pub fn train_zoo(arch: &Arch, data: &Dataset, spec: &ZooSpec, progress: Option<&ProgressBar>) -> Result<Zoo, String> {
     let split = spec.split();
     let mut kept: Vec<(Checkpoint, Vec<f32>)> = Vec::new();
     // A tree first trains its roots; any other zoo trains its models.
@@ -44,9 +39,7 @@ pub fn train_zoo(
         let mut snapshots: Vec<(usize, usize, Vec<f32>)> = Vec::new();
         for epoch in 1..=spec.train.epochs {
             trainer.epoch();
-            let keep_epoch = spec.continuation.is_none()
-                && spec.tree.is_none()
-                && epoch + spec.keep.last_epochs > spec.train.epochs;
+            let keep_epoch = spec.continuation.is_none() && spec.tree.is_none() && epoch + spec.keep.last_epochs > spec.train.epochs;
             if keep_epoch || (spec.tree.is_some() && epoch == spec.train.epochs) {
                 snapshots.push((epoch, 0, trainer.weights()));
             }
@@ -66,11 +59,7 @@ pub fn train_zoo(
         }
         for (epoch, step, flat) in snapshots {
             for (j, &model) in ids.iter().enumerate() {
-                let side = if model < split.train {
-                    Side::Train
-                } else {
-                    Side::Heldout
-                };
+                let side = if model < split.train { Side::Train } else { Side::Heldout };
                 let mut checkpoint = Checkpoint::new(model, seeds[j], epoch, step, side);
                 checkpoint.task = (data.groups > 1).then_some(model % data.groups);
                 kept.push((checkpoint, model_weights(&flat, j, arch)));
@@ -84,11 +73,7 @@ pub fn train_zoo(
     // Stable order: by model, then epoch, then step.
     kept.sort_by_key(|(c, _)| (c.model, c.epoch, c.step));
     let (checkpoints, weights): (Vec<Checkpoint>, Vec<Vec<f32>>) = kept.into_iter().unzip();
-    let mut zoo = Zoo {
-        arch: arch.clone(),
-        checkpoints,
-        weights: weights.concat(),
-    };
+    let mut zoo = Zoo { arch: arch.clone(), checkpoints, weights: weights.concat() };
     score_checkpoints(&mut zoo, data);
     Ok(zoo)
 }
@@ -144,66 +129,28 @@ fn train_tree(
         c.model += spec.models;
         c.file = super::store::checkpoint_file(c.model, c.epoch, c.step);
     }
-    let root_weights: Vec<&[f32]> = root_ids
-        .clone()
-        .map(|id| {
-            roots
-                .iter()
-                .find(|(c, _)| c.model == id)
-                .map(|(_, w)| w.as_slice())
-                .unwrap_or_default()
-        })
-        .collect();
+    let root_weights: Vec<&[f32]> = root_ids.clone().map(|id| roots.iter().find(|(c, _)| c.model == id).map(|(_, w)| w.as_slice()).unwrap_or_default()).collect();
     let mut recipe = spec.train.clone();
     recipe.epochs = tree.epochs;
     recipe.lr = tree.lr.unwrap_or(spec.train.lr);
     let mut children = Vec::new();
     for start in (0..spec.models).step_by(MODELS_PER_BATCH) {
         let ids: Vec<usize> = (start..spec.models.min(start + MODELS_PER_BATCH)).collect();
-        let seeds: Vec<u64> = ids
-            .iter()
-            .map(|&i| model_seed(spec.seed ^ TREE_STREAM, i))
-            .collect();
-        let subsets: Vec<Vec<usize>> = seeds
-            .iter()
-            .map(|&s| class_subset(s, classes, tree.classes))
-            .collect();
-        let pools: Vec<Vec<i64>> = subsets
-            .iter()
-            .map(|set| {
-                data.train
-                    .y
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, y)| set.contains(&(**y as usize)))
-                    .map(|(i, _)| i as i64)
-                    .collect()
-            })
-            .collect();
+        let seeds: Vec<u64> = ids.iter().map(|&i| model_seed(spec.seed ^ TREE_STREAM, i)).collect();
+        let subsets: Vec<Vec<usize>> = seeds.iter().map(|&s| class_subset(s, classes, tree.classes)).collect();
+        let pools: Vec<Vec<i64>> = subsets.iter().map(|set| data.train.y.iter().enumerate().filter(|(_, y)| set.contains(&(**y as usize))).map(|(i, _)| i as i64).collect()).collect();
         if let Some(j) = pools.iter().position(Vec::is_empty) {
-            return Err(format!(
-                "`tree`: child {} fine-tunes on classes {:?}, which have no training examples (raise `train_subset`)",
-                ids[j], subsets[j]
-            ));
+            return Err(format!("`tree`: child {} fine-tunes on classes {:?}, which have no training examples (raise `train_subset`)", ids[j], subsets[j]));
         }
         let mut trainer = Trainer::with_pools(arch, data, &recipe, &seeds, pools);
-        trainer.set_weights(
-            ids.iter()
-                .flat_map(|&i| root_weights[i % tree.roots].iter().copied())
-                .collect(),
-        );
+        trainer.set_weights(ids.iter().flat_map(|&i| root_weights[i % tree.roots].iter().copied()).collect());
         for epoch in 1..=tree.epochs {
             trainer.epoch();
             if epoch + spec.keep.last_epochs > tree.epochs {
                 let flat = trainer.weights();
                 for (j, &model) in ids.iter().enumerate() {
-                    let side = if model < split.train {
-                        Side::Train
-                    } else {
-                        Side::Heldout
-                    };
-                    let mut c =
-                        Checkpoint::new(model, seeds[j], spec.train.epochs + epoch, 0, side);
+                    let side = if model < split.train { Side::Train } else { Side::Heldout };
+                    let mut c = Checkpoint::new(model, seeds[j], spec.train.epochs + epoch, 0, side);
                     c.parent = Some(spec.models + model % tree.roots);
                     c.classes = Some(subsets[j].clone());
                     children.push((c, model_weights(&flat, j, arch)));
@@ -235,38 +182,22 @@ fn class_subset(seed: u64, classes: usize, n: usize) -> Vec<usize> {
 /// Models of a many-shape zoo are scored on their own shape; tree children's accuracies count
 /// the classes they were fine-tuned on (their losses cover the whole split).
 pub fn score_checkpoints(zoo: &mut Zoo, data: &Dataset) {
-    let tasks: Option<Vec<usize>> = (data.groups > 1).then(|| {
-        zoo.checkpoints
-            .iter()
-            .map(|c| c.task.unwrap_or(c.model))
-            .collect()
-    });
-    let score = |split: &crate::data::Split| {
-        (!split.is_empty())
-            .then(|| eval::evaluate_on(&zoo.arch, data, split, &zoo.weights, tasks.as_deref()))
-    };
-    let (train, validation, test) = (
-        score(&data.train),
-        score(&data.validation),
-        score(&data.test),
-    );
+    let tasks: Option<Vec<usize>> = (data.groups > 1).then(|| zoo.checkpoints.iter().map(|c| c.task.unwrap_or(c.model)).collect());
+    let score = |split: &crate::data::Split| (!split.is_empty()).then(|| eval::evaluate_on(&zoo.arch, data, split, &zoo.weights, tasks.as_deref()));
+    let (train, validation, test) = (score(&data.train), score(&data.validation), score(&data.test));
     for (i, c) in zoo.checkpoints.iter_mut().enumerate() {
         // A tree child's accuracy counts the classes it was fine-tuned on.
         let classes = c.classes.clone();
-        let figures =
-            |scores: &Option<Vec<eval::ModelScore>>, split: &crate::data::Split| match scores
-                .as_ref()
-                .map(|s| &s[i])
-            {
-                Some(s) => (
-                    s.loss,
-                    match &classes {
-                        Some(set) => eval::subset_accuracy(&s.predictions, &split.y, set),
-                        None => s.accuracy,
-                    },
-                ),
-                None => (f32::NAN, None),
-            };
+        let figures = |scores: &Option<Vec<eval::ModelScore>>, split: &crate::data::Split| match scores.as_ref().map(|s| &s[i]) {
+            Some(s) => (
+                s.loss,
+                match &classes {
+                    Some(set) => eval::subset_accuracy(&s.predictions, &split.y, set),
+                    None => s.accuracy,
+                },
+            ),
+            None => (f32::NAN, None),
+        };
         (c.train_loss, c.train_accuracy) = figures(&train, &data.train);
         (c.validation_loss, c.validation_accuracy) = figures(&validation, &data.validation);
         (c.test_loss, c.test_accuracy) = figures(&test, &data.test);
@@ -275,14 +206,7 @@ pub fn score_checkpoints(zoo: &mut Zoo, data: &Dataset) {
 
 /// Trains one batch of models (one per seed) and returns, for each of the last `keep_epochs`
 /// epochs, (epoch, weights of all models stacked K × P).
-pub fn train_models(
-    arch: &Arch,
-    data: &Dataset,
-    recipe: &TrainSpec,
-    seeds: &[u64],
-    keep_epochs: usize,
-    progress: Option<&ProgressBar>,
-) -> Vec<(usize, Vec<f32>)> {
+pub fn train_models(arch: &Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u64], keep_epochs: usize, progress: Option<&ProgressBar>) -> Vec<(usize, Vec<f32>)> {
     let mut trainer = Trainer::new(arch, data, recipe, seeds);
     let mut kept = Vec::new();
     for epoch in 1..=recipe.epochs {
@@ -329,21 +253,12 @@ impl<'a> Trainer<'a> {
     /// Like [`Trainer::new`], but model j learns only from the training examples in `pools[j]`
     /// (its shape of a many-shape dataset, or its class subset in a model tree). An epoch is as
     /// many steps as the smallest pool allows.
-    pub fn with_pools(
-        arch: &'a Arch,
-        data: &Dataset,
-        recipe: &TrainSpec,
-        seeds: &[u64],
-        pools: Vec<Vec<i64>>,
-    ) -> Self {
+    pub fn with_pools(arch: &'a Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u64], pools: Vec<Vec<i64>>) -> Self {
         assert_eq!(pools.len(), seeds.len(), "one pool per model");
         let device = device::cpu();
         let k = seeds.len();
         let p = arch.layout().len();
-        let mut rngs: Vec<ChaCha8Rng> = seeds
-            .iter()
-            .map(|&s| ChaCha8Rng::seed_from_u64(s))
-            .collect();
+        let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect();
         let init: Vec<f32> = rngs.iter_mut().flat_map(|rng| arch.init(rng)).collect();
         let train = DeviceSplit::new(&data.train, data.features(), data.task, &device);
         let n = pools.iter().map(Vec::len).min().unwrap_or(0);
@@ -395,8 +310,7 @@ impl<'a> Trainer<'a> {
             }
             let from = self.cursor[j];
             // A pool smaller than a batch repeats its examples.
-            indices
-                .extend((from..from + self.batch).map(|i| self.order[j][i % self.order[j].len()]));
+            indices.extend((from..from + self.batch).map(|i| self.order[j][i % self.order[j].len()]));
             self.cursor[j] = from + self.batch;
         }
         let (x, targets) = self.train.gather(&indices, self.k, &self.device);
@@ -417,11 +331,8 @@ impl<'a> Trainer<'a> {
             Some((m1, m2)) => {
                 *m1 = m1.clone() * beta1 + g.clone() * (1.0 - beta1);
                 *m2 = m2.clone() * beta2 + g.clone() * g * (1.0 - beta2);
-                let step_size =
-                    self.lr * (1.0 - beta2.powi(self.t)).sqrt() / (1.0 - beta1.powi(self.t));
-                params
-                    - m1.clone() * step_size
-                        / (m2.clone().sqrt() + eps * (1.0 - beta2.powi(self.t)).sqrt())
+                let step_size = self.lr * (1.0 - beta2.powi(self.t)).sqrt() / (1.0 - beta1.powi(self.t));
+                params - m1.clone() * step_size / (m2.clone().sqrt() + eps * (1.0 - beta2.powi(self.t)).sqrt())
             }
             None => params - g * self.lr,
         };
@@ -432,26 +343,16 @@ impl<'a> Trainer<'a> {
         let layout = self.arch.layout();
         let mut mask = vec![0.0f32; layout.len()];
         for pre in prefixes {
-            let matching: Vec<_> = layout
-                .params
-                .iter()
-                .filter(|p| p.name.starts_with(pre.as_str()))
-                .collect();
+            let matching: Vec<_> = layout.params.iter().filter(|p| p.name.starts_with(pre.as_str())).collect();
             if matching.is_empty() {
                 let names: Vec<&str> = layout.params.iter().map(|p| p.name.as_str()).collect();
-                return Err(format!(
-                    "`continue.params`: `{pre}` names no parameter; the architecture has {}",
-                    names.join(", ")
-                ));
+                return Err(format!("`continue.params`: `{pre}` names no parameter; the architecture has {}", names.join(", ")));
             }
             for p in matching {
                 mask[p.range()].iter_mut().for_each(|m| *m = 1.0);
             }
         }
-        self.mask = Some(Tensor::from_data(
-            TensorData::new(mask, [1, layout.len()]),
-            &self.device,
-        ));
+        self.mask = Some(Tensor::from_data(TensorData::new(mask, [1, layout.len()]), &self.device));
         Ok(())
     }
 
@@ -473,9 +374,6 @@ impl<'a> Trainer<'a> {
 
     /// The K models' weights now, stacked (K × P).
     pub fn weights(&self) -> Vec<f32> {
-        self.params
-            .to_data()
-            .try_into_vec::<f32>()
-            .expect("f32 parameters")
+        self.params.to_data().try_into_vec::<f32>().expect("f32 parameters")
     }
 }
