@@ -158,6 +158,20 @@ fn finish(event: &Event, payload: &[u8]) {
     emit(event, payload);
 }
 
+/// Serves tensor-sized allocations from the heap instead of a fresh `mmap` each time. glibc
+/// raises its mmap threshold by itself only after large blocks were freed, which a long-lived
+/// engine process has done by the time it runs a plugin but a fresh worker has not: without
+/// this, every mid-sized tensor costs an mmap, page faults and an munmap (p-diff's training
+/// loop ran about a third slower).
+fn tune_allocator() {
+    // SAFETY: mallopt only changes glibc's allocation policy; it is called before any threads
+    // of ours allocate.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
 /// Sets the OS limit on this process's data segment (heap and private writable mappings).
 fn limit_memory(bytes: u64) -> std::io::Result<()> {
     let limit = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
@@ -187,7 +201,10 @@ fn watchdog() {
                 };
                 let reason = format!("time limit {:.0?} exceeded {place} (raise `limits.timeout_secs`)", call.timeout);
                 finish(&Event::Failed { call: call.call.to_string(), reason }, &[]);
-                std::process::exit(EXIT_DEADLINE);
+                // Another thread may be inside libtorch: skip atexit handlers and static
+                // destructors, which could wait for it. The event above is already flushed.
+                // SAFETY: _exit ends the process at once; nothing after it runs.
+                unsafe { libc::_exit(EXIT_DEADLINE) };
             }
         })
         .ok();
@@ -214,6 +231,7 @@ pub fn serve() -> i32 {
         }
         weights = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     }
+    tune_allocator();
     if let Err(e) = limit_memory(request.limits.os_memory_bytes()) {
         eprintln!("weightlab worker: could not set the OS memory limit: {e}");
     }
