@@ -55,6 +55,8 @@ pub fn column(run_dir: &Path, table: &str, method: Option<&str>, name: &str) -> 
 
 /// Runs `weightlab <args>` in `cwd` and returns its output with the peak resident memory, in
 /// MiB, of the run and every worker process it started and waited for (`wait4`'s rusage).
+// The child is reaped with `wait4` (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 pub fn weightlab_peak_rss(cwd: &Path, args: &[&str]) -> (Output, u64) {
     use std::os::unix::process::ExitStatusExt;
     let child = Command::new(binary())

@@ -225,7 +225,7 @@ impl Plugin {
         let zoo_wit = zoo.to_wit();
         let zoo = &zoo_wit;
         let p = zoo.parameters as usize;
-        let rows = if p == 0 { 0 } else { weights.len() / p };
+        let rows = weights.len().checked_div(p).unwrap_or(0);
         let tensor = tch::Tensor::from_slice(weights).reshape([rows as i64, p as i64]);
         let handle = self.host_tensor(tensor, "fit")?;
         let config = config.to_string();

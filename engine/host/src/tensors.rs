@@ -247,7 +247,7 @@ impl wit::HostTensor for PluginState {
         // A contiguous copy and the list itself, both released when the call returns.
         self.budget.admit("to-list", &size, Some(0), shapes::bytes(numel(&size).and_then(|n| n.checked_mul(2)))).map_err(|e| anyhow!(e))?;
         let t = self.tensor(&r)?.f_contiguous()?.f_to_kind(Kind::Float)?.f_view([-1])?;
-        Ok(Vec::<f32>::try_from(&t).context("tensor.to-list")?)
+        Vec::<f32>::try_from(&t).context("tensor.to-list")
     }
 
     fn item(&mut self, r: Resource<TensorEntry>) -> Result<f32> {
