@@ -56,7 +56,6 @@ impl Default for Limits {
 /// reach it. One process runs one plugin call at a time (see [`crate::worker`]).
 #[derive(Debug, Clone)]
 pub struct CallInProgress {
-    pub plugin: String,
     pub call: &'static str,
     pub timeout: Duration,
     pub deadline: std::time::Instant,

@@ -71,6 +71,13 @@ pub struct CheckpointView {
     pub parent: Option<u32>,
 }
 
+impl PluginError {
+    /// A failure of `call` in `plugin`; the worker's peak memory is added where it is known.
+    pub fn new(plugin: impl Into<String>, call: &'static str, reason: impl Into<String>) -> Self {
+        Self { plugin: plugin.into(), call, reason: reason.into(), peak_rss_bytes: None }
+    }
+}
+
 /// The zoo as a method sees it (the WIT `zoo-info` record as plain data).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ZooView {
@@ -125,7 +132,7 @@ impl Plugin {
     /// Compiles (cached), checks the ABI, instantiates and describes the plugin at `path`.
     /// `seed` seeds the WASI randomness the plugin may draw (use the method seed).
     pub fn load(runtime: &Runtime, name: &str, path: &Path, limits: Limits, seed: u64) -> Result<Plugin, PluginError> {
-        let fail = |call: &'static str, reason: String| PluginError { plugin: name.to_string(), call, reason, peak_rss_bytes: None };
+        let fail = |call: &'static str, reason: String| PluginError::new(name.to_string(), call, reason);
         let component = runtime.compile(path).map_err(|e| fail("load", format!("{e:#}")))?;
         let versions = crate::abi::versions(&component, &runtime.engine);
         if versions.is_empty() {
@@ -202,7 +209,6 @@ impl Plugin {
     fn call<T>(&mut self, call: &'static str, f: impl FnOnce(&Generator, &mut Store<PluginState>) -> anyhow::Result<T>) -> Result<T, PluginError> {
         Self::arm(&mut self.store, &self.limits);
         crate::limits::set_in_progress(Some(crate::limits::CallInProgress {
-            plugin: self.name.clone(),
             call,
             timeout: self.limits.timeout,
             deadline: std::time::Instant::now() + self.limits.timeout,
@@ -210,13 +216,12 @@ impl Plugin {
         }));
         let result = f(&self.bindings, &mut self.store);
         crate::limits::set_in_progress(None);
-        result.map_err(|e| PluginError { plugin: self.name.clone(), call, reason: self.reason(&e), peak_rss_bytes: None })
+        result.map_err(|e| PluginError::new(self.name.clone(), call, self.reason(&e)))
     }
 
     fn describe(&mut self) -> Result<Description, PluginError> {
         let d = self.call("describe", |b, s| Ok(b.weightlab_plugin_method().call_describe(s)?))?;
-        let config_schema =
-            serde_json::from_str(&d.config_schema).map_err(|e| PluginError { plugin: self.name.clone(), call: "describe", reason: format!("config schema is not JSON: {e}"), peak_rss_bytes: None })?;
+        let config_schema = serde_json::from_str(&d.config_schema).map_err(|e| PluginError::new(self.name.clone(), "describe", format!("config schema is not JSON: {e}")))?;
         Ok(Description { name: d.name, version: d.version, role: d.role, about: d.about, config_schema, abi: String::new() })
     }
 
@@ -233,14 +238,14 @@ impl Plugin {
         self.drop_tensor(handle);
         match result? {
             Ok(()) => Ok(()),
-            Err(reason) => Err(PluginError { plugin: self.name.clone(), call: "fit", reason, peak_rss_bytes: None }),
+            Err(reason) => Err(PluginError::new(self.name.clone(), "fit", reason)),
         }
     }
 
     /// Samples `n` flat weight vectors of length `p`; checks their shape and that they are finite.
     pub fn sample(&mut self, n: usize, p: usize, seed: u64) -> Result<Vec<f32>, PluginError> {
         let plugin = self.name.clone();
-        let fail = |reason: String| PluginError { plugin: plugin.clone(), call: "sample", reason, peak_rss_bytes: None };
+        let fail = |reason: String| PluginError::new(plugin.clone(), "sample", reason);
         let out = self.call("sample", |b, s| Ok(b.weightlab_plugin_method().call_sample(s, n as u32, seed, None)?))?;
         let handle = out.map_err(|reason| fail(reason.clone()))?;
         let tensor = {
@@ -276,22 +281,13 @@ impl Plugin {
         self.store.data_mut().on_progress = Some(Box::new(f));
     }
 
-    /// What the plugin is doing in the host right now (for a watchdog in another thread).
-    pub fn activity(&self) -> crate::state::Activity {
-        self.store.data().activity.clone()
-    }
-
     /// The most host tensor memory the plugin held at once.
     pub fn peak_tensor_bytes(&self) -> u64 {
         self.store.data().peak_tensor_bytes()
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
     fn host_tensor(&mut self, t: tch::Tensor, call: &'static str) -> Result<Resource<crate::tensors::TensorEntry>, PluginError> {
-        self.store.data_mut().push_tensor(t).map_err(|e| PluginError { plugin: self.name.clone(), call, reason: format!("{e:#}"), peak_rss_bytes: None })
+        self.store.data_mut().push_tensor(t).map_err(|e| PluginError::new(self.name.clone(), call, format!("{e:#}")))
     }
 
     fn drop_tensor(&mut self, r: Resource<crate::tensors::TensorEntry>) {

@@ -41,15 +41,17 @@ pub mod log_caps {
 pub struct Activity(Arc<Mutex<Option<&'static str>>>);
 
 impl Activity {
-    pub fn enter(&self, op: &'static str) {
-        if let Ok(mut a) = self.0.lock() {
-            *a = Some(op);
-        }
+    /// Runs `f` as host operation `op`.
+    pub fn during<T>(&self, op: &'static str, f: impl FnOnce() -> T) -> T {
+        self.set(Some(op));
+        let out = f();
+        self.set(None);
+        out
     }
 
-    pub fn leave(&self) {
+    fn set(&self, op: Option<&'static str>) {
         if let Ok(mut a) = self.0.lock() {
-            *a = None;
+            *a = op;
         }
     }
 

@@ -128,9 +128,7 @@ impl PluginState {
         let out_bytes = if out == Out::View { Some(0) } else { shapes::bytes(out_elems) };
         let shown: &dyn std::fmt::Debug = if shapes.len() == 1 { &shapes[0] } else { &shapes };
         self.budget.admit(what, shown, out_bytes, shapes::bytes(work_elems)).map_err(|e| anyhow!(e))?;
-        self.activity.enter(what);
-        let result = f(&tensors);
-        self.activity.leave();
+        let result = self.activity.during(what, || f(&tensors));
         let t = result.with_context(|| format!("tensor.{what}: input shapes {shapes:?}"))?;
         let is_view = match out {
             Out::View => true,
@@ -146,9 +144,7 @@ impl PluginState {
         let elements = numel(&dims);
         self.budget.admit(what, &shape, shapes::bytes(elements), shapes::bytes(work_elems)).map_err(|e| anyhow!(e))?;
         let n = usize::try_from(elements.unwrap_or(u64::MAX)).map_err(|_| anyhow!("tensor.{what}: shape {shape:?} is too large"))?;
-        self.activity.enter(what);
-        let result = f(&dims, n);
-        self.activity.leave();
+        let result = self.activity.during(what, || f(&dims, n));
         let t = result.with_context(|| format!("tensor.{what} of shape {shape:?}"))?;
         self.store(t, &[], false)
     }
@@ -519,10 +515,7 @@ impl wit::HostTensor for PluginState {
         let graph = Charge::reachable_bytes(&[&e.root()]);
         let t = e.tensor.shallow_clone();
         self.budget.admit("backward", &"(graph)", Some(0), Some(graph)).map_err(|e| anyhow!(e))?;
-        self.activity.enter("backward");
-        let result = t.f_backward().context("tensor.backward");
-        self.activity.leave();
-        result
+        self.activity.during("backward", || t.f_backward()).context("tensor.backward")
     }
 
     fn grad(&mut self, r: Resource<TensorEntry>) -> Result<Option<Resource<TensorEntry>>> {
@@ -572,10 +565,7 @@ impl wit::HostOptimizer for PluginState {
 
     fn step(&mut self, r: Resource<OptimizerEntry>) -> Result<()> {
         let entry = self.table.get(&r)?;
-        self.activity.enter("optimizer.step");
-        let result = entry.opt.step().context("optimizer.step");
-        self.activity.leave();
-        result
+        self.activity.during("optimizer.step", || entry.opt.step()).context("optimizer.step")
     }
 
     fn zero_grad(&mut self, r: Resource<OptimizerEntry>) -> Result<()> {

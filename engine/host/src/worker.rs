@@ -246,7 +246,7 @@ pub fn serve() -> i32 {
 }
 
 fn run(request: &Request, weights: &[f32]) -> Result<(), PluginError> {
-    let fail = |call: &'static str, reason: String| PluginError { plugin: request.plugin.clone(), call, reason, peak_rss_bytes: None };
+    let fail = |call: &'static str, reason: String| PluginError::new(request.plugin.clone(), call, reason);
     let runtime = crate::Runtime::new(request.cache_dir.as_deref()).map_err(|e| fail("load", format!("{e:#}")))?;
     let seed = match &request.job {
         Job::Run { seed, .. } => *seed,
@@ -284,7 +284,7 @@ fn run(request: &Request, weights: &[f32]) -> Result<(), PluginError> {
 /// `weights`; `on_progress` sees the plugin's progress reports. Returns the plugin's
 /// description and, for a run job, its outcome.
 pub fn run_in_worker(exe: &Path, request: &Request, weights: &[f32], mut on_progress: impl FnMut(u32, u32)) -> Result<(Description, Option<Outcome>), PluginError> {
-    let fail = |call: &str, reason: String| PluginError { plugin: request.plugin.clone(), call: leak_call(call), reason, peak_rss_bytes: None };
+    let fail = |call: &str, reason: String| PluginError::new(request.plugin.clone(), leak_call(call), reason);
     let mut child = Command::new(exe)
         .arg(WORKER_ARG)
         .stdin(Stdio::piped())
