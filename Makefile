@@ -11,7 +11,10 @@ quickstart: build
 	@echo "Report: $$(pwd)/reports/quickstart/report.html"
 
 # The end-to-end tests run the `weightlab` binary, which `cargo test` does not build by itself.
+# Formatting and lints are part of the tests: a warning fails them.
 test: build
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --release --all-targets -- -D warnings
 	$(CARGO) test --workspace --release --no-fail-fast
 
 setup:
@@ -26,7 +29,7 @@ plugins: setup
 	@wasmdir="$(TARGET_DIR)/wasm32-wasip2/release"; \
 	for dir in plugins/baselines/*/ plugins/generators/*/; do \
 	  [ -f "$$dir/Cargo.toml" ] || continue; name=$$(basename $$dir); \
-	  cp "$$wasmdir/$$(echo $$name | tr - _).wasm" "plugins/dist/$$name.wasm"; \
+	  cp -p "$$wasmdir/$$(echo $$name | tr - _).wasm" "plugins/dist/$$name.wasm"; \
 	done; \
 	mkdir -p plugins/dist/bench; \
 	for dir in plugins/bench/*/; do \

@@ -2,7 +2,7 @@
 //! `copy` reproduces training checkpoints exactly, `noise` with σ = 0 equals `copy`,
 //! `random-init` is at chance, and the zoo itself is far above chance.
 
-use weightlab_e2e::{column, experiment, weightlab_ok};
+use weightlab_e2e::{column, experiment, strings, weightlab};
 
 const MANIFEST: &str = r#"[experiment]
 name = "baselines"
@@ -52,6 +52,13 @@ name = "average"
 plugin = "average"
 zoo = "mlp"
 samples = 8
+config = { k = 4 }
+
+[[method]]
+name = "average k=16"
+plugin = "average"
+zoo = "mlp"
+samples = 8
 config = { k = 16 }
 
 [[method]]
@@ -81,8 +88,16 @@ fn mean(v: &[Option<f64>]) -> f64 {
 #[test]
 fn baselines_behave_as_specified() {
     let (dir, path) = experiment(MANIFEST);
-    weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
+    let run = weightlab(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
     let out = dir.path().join("out");
+    // `average` with k ≥ the 12 training checkpoints would return one vector every time: it
+    // refuses, alone, and the run exits 1 with everything else done.
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    let failed = strings(&out, "failures", "method");
+    assert!(failed.iter().all(|m| m == "average k=16") && failed.len() == 2, "only `average k=16` fails, once per seed: {failed:?}");
+    let reasons = strings(&out, "failures", "reason");
+    assert!(reasons[0].contains("k = 16 but the zoo has 12 training checkpoints"), "{}", reasons[0]);
 
     // The zoo is far above chance (10 classes).
     let zoo_acc = column(&out, "zoo", None, "test_accuracy");
@@ -112,17 +127,28 @@ fn baselines_behave_as_specified() {
     assert!(n05.iter().all(|d| d.unwrap() > 0.1), "{n05:?}");
     let n05_acc = mean(&column(&out, "samples", Some("noise 0.05"), "accuracy"));
     assert!(n05_acc > 0.4 && n05_acc <= mean(&copy_acc) + 0.02, "noise accuracy {n05_acc}");
-    assert!(column(&out, "samples", Some("noise relative"), "nn_l2").iter().all(|d| d.unwrap() > 0.0));
+    // Relative noise scales each tensor's noise by that tensor's spread, so its distance to the
+    // source checkpoint is about σ·‖w − layer means‖ ≈ σ·‖w‖ = 0.5‖w‖; absolute noise of the
+    // same σ would be 0.5·√P ≈ ‖w‖ here. Independent checkpoints are ~√2‖w‖ apart, so the
+    // nearest one is the source.
+    let norm = mean(&column(&out, "samples", Some("train (leave-one-out)"), "weight_norm"));
+    let relative = mean(&column(&out, "samples", Some("noise relative"), "nn_l2"));
+    let ratio = relative / norm;
+    assert!((0.3..0.65).contains(&ratio), "relative noise moved {relative:.3} from checkpoints of norm {norm:.3}: ratio {ratio:.3}, expected ≈ 0.5");
 
     // random-init is at chance and novel.
     let rand_acc = mean(&column(&out, "samples", Some("random-init"), "accuracy"));
     assert!(rand_acc < 0.2, "random-init accuracy {rand_acc}");
     assert!(mean(&column(&out, "samples", Some("random-init"), "novelty")) > 0.5);
 
-    // average, interpolate and gaussian make new weights (not copies).
+    // average, interpolate and gaussian make new weights (not copies), and different ones.
     for m in ["average", "interpolate", "gaussian"] {
         let d = column(&out, "samples", Some(m), "nn_l2");
         assert_eq!(d.len(), 16, "{m}");
         assert!(d.iter().all(|x| x.unwrap() > 1e-3 && x.unwrap().is_finite()), "{m}: {d:?}");
+        let mut norms: Vec<f64> = column(&out, "samples", Some(m), "weight_norm").into_iter().flatten().collect();
+        norms.sort_by(f64::total_cmp);
+        norms.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+        assert!(norms.len() >= 8, "{m} returns the same few vectors: {norms:?}");
     }
 }

@@ -65,7 +65,10 @@ fn hostile_plugins_are_contained() {
     let (out, peak_mib) = weightlab_peak_rss(dir.path(), &["run", "exp.toml", "-o", "out"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "failed methods make the run exit 1:\n{stderr}");
-    assert!(!stderr.contains("panicked at") || stderr.contains("hostile plugin panicked on purpose"), "the engine itself must not panic:\n{stderr}");
+    // The plugin's own panic is reported in its failure reason; a panic of the engine (the
+    // parent or a worker's host code) would name a file of the engine or of a crate it uses.
+    let engine_panics: Vec<&str> = stderr.lines().filter(|l| l.contains("panicked at") && (l.contains("engine/") || l.contains(".cargo/registry") || l.contains("/rustc/"))).collect();
+    assert!(engine_panics.is_empty(), "the engine itself must not panic: {engine_panics:?}\n{stderr}");
 
     let run = dir.path().join("out");
     let methods = strings(&run, "failures", "method");

@@ -25,11 +25,11 @@ pub struct Cli {
 }
 
 impl Cli {
-    pub fn verbosity(&self) -> crate::output::Verbosity {
+    pub fn verbosity(&self) -> weightlab_pipeline::output::Verbosity {
         match (self.quiet, self.verbose) {
-            (true, _) => crate::output::Verbosity::Quiet,
-            (_, true) => crate::output::Verbosity::Verbose,
-            _ => crate::output::Verbosity::Normal,
+            (true, _) => weightlab_pipeline::output::Verbosity::Quiet,
+            (_, true) => weightlab_pipeline::output::Verbosity::Verbose,
+            _ => weightlab_pipeline::output::Verbosity::Normal,
         }
     }
 }

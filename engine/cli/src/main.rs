@@ -2,15 +2,9 @@
 
 mod cli;
 mod commands;
-mod config_check;
-mod executor;
-mod output;
-mod plugins;
-mod report_builder;
-mod stage_store;
-mod stages;
 
 use clap::Parser;
+use weightlab_pipeline::output;
 
 fn main() {
     // A method's worker process (see weightlab_host::worker): not a user-facing command.

@@ -9,3 +9,12 @@ use burn::tensor::Device;
 pub fn cpu() -> Device {
     Device::libtorch()
 }
+
+/// What computes, for the report's provenance: the backend stack and the device.
+pub fn description() -> String {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    format!("libtorch (PyTorch {TORCH}) via burn 0.22's tch backend, CPU, {cores} cores")
+}
+
+/// The PyTorch release whose libtorch the set-up installs (`engine/scripts/setup.sh`).
+pub const TORCH: &str = "2.9.0";

@@ -1,6 +1,7 @@
 //! Experiment manifests: the TOML file a researcher writes to say what to run.
 //!
 //! - [`types`]: the sections of a manifest as plain serde types with defaults.
+//! - [`descriptors`]: what each dataset source and architecture is, for validation and compute.
 //! - [`load`]: reading, `--set` overrides, parsing and validation in one call.
 //! - [`validate`]: checks across sections (references, splits, names).
 //! - [`diagnostic`]: located errors rendered like rustc's (file:line:col, caret, help).
@@ -10,6 +11,7 @@
 //! - [`schema`]: the JSON Schema generated from the types.
 //! - [`plan`]: the stages a manifest turns into, each with a content key for caching.
 
+pub mod descriptors;
 pub mod diagnostic;
 pub mod load;
 pub mod overrides;
@@ -24,3 +26,4 @@ pub use diagnostic::{Diagnostic, ManifestError};
 pub use load::{LoadError, Loaded, load, load_str};
 pub use plan::{Plan, Stage, StageKind};
 pub use types::*;
+pub use validate::Catalog;

@@ -1,5 +1,7 @@
-//! Reading a manifest: file → `--set` overrides → TOML + serde (syntax, unknown keys, wrong
-//! types) → cross-section validation. Every failure becomes a located [`Diagnostic`].
+//! Reading a manifest: file → `--set` overrides → TOML syntax → the JSON Schema (every unknown
+//! key, wrong type and missing key at once) → serde → cross-section validation (every broken
+//! reference at once). Every failure becomes a located [`Diagnostic`]; like rustc, one pass
+//! reports all it can find rather than stopping at the first.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +10,7 @@ use crate::overrides::{self, OverrideError};
 use crate::spans::Spans;
 use crate::suggest::{did_you_mean, one_of, serde_unknown};
 use crate::types::Manifest;
-use crate::validate::{self, Context};
+use crate::validate::{self, Catalog, Context};
 
 /// A manifest that parsed and validated, with where it came from.
 #[derive(Debug, Clone)]
@@ -34,20 +36,26 @@ pub enum LoadError {
 }
 
 /// Loads and validates the manifest at `path`.
-pub fn load(path: &Path, sets: &[String], builtin_plugins: &[String]) -> Result<Loaded, LoadError> {
+pub fn load(path: &Path, sets: &[String], catalog: &Catalog) -> Result<Loaded, LoadError> {
     let raw = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
-    load_str(path, &raw, sets, &base_dir, builtin_plugins)
+    load_str(path, &raw, sets, &base_dir, catalog)
 }
 
 /// Like [`load`], from text; `path` only names the source in messages.
-pub fn load_str(path: &Path, raw: &str, sets: &[String], base_dir: &Path, builtin_plugins: &[String]) -> Result<Loaded, LoadError> {
+pub fn load_str(path: &Path, raw: &str, sets: &[String], base_dir: &Path, catalog: &Catalog) -> Result<Loaded, LoadError> {
     let text = overrides::apply(raw, sets)?;
     let fail = |diagnostics: Vec<Diagnostic>| ManifestError { path: path.to_path_buf(), source_text: text.clone(), diagnostics };
-    let manifest: Manifest = toml::from_str(&text).map_err(|e| fail(vec![from_toml_error(&e)]))?;
+    let document: toml::Table = toml::from_str(&text).map_err(|e| fail(vec![from_toml_error(&e)]))?;
     let spans = Spans::new(&text);
-    let ctx = Context { base_dir, builtin_plugins };
+    let json = serde_json::to_value(&document).unwrap_or_default();
+    let problems = crate::schema::check(&json, &crate::schema::manifest_schema(catalog), &spans);
+    if !problems.is_empty() {
+        return Err(fail(problems).into());
+    }
+    let manifest: Manifest = toml::from_str(&text).map_err(|e| fail(vec![from_toml_error(&e)]))?;
+    let ctx = Context { base_dir, catalog };
     let diagnostics = validate::validate(&manifest, &spans, &ctx);
     if !diagnostics.is_empty() {
         return Err(fail(diagnostics).into());

@@ -12,8 +12,9 @@ use crate::types::Manifest;
 
 /// Bump when a stage's stored output changes meaning, to invalidate old caches (2: evaluate
 /// stages store similarity, fine-tuning and ensemble results; 3: a validation subset is split
-/// off the training data, and methods run in worker processes).
-const STAGE_FORMAT: u32 = 3;
+/// off the training data, and methods run in worker processes; 4: typed stage records, tables
+/// in stage folders, reference stages, registry metrics).
+const STAGE_FORMAT: u32 = 4;
 
 /// What a stage does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,6 +24,9 @@ pub enum StageKind {
     Data { name: String },
     /// Train (or import) zoo `name`.
     Zoo { name: String },
+    /// Score zoo `zoo`'s own training (leave-one-out) and held-out models: the reference rows
+    /// and the predictions every evaluation of that zoo compares against.
+    Reference { zoo: String },
     /// Run method number `index` with one seed: fit on its zoo and sample.
     Method { index: usize, name: String, seed: u64 },
     /// Compute the metrics of that method's samples.
@@ -47,6 +51,7 @@ impl Stage {
         match &self.kind {
             StageKind::Data { name } => format!("data {name}"),
             StageKind::Zoo { name } => format!("zoo {name}"),
+            StageKind::Reference { zoo } => format!("reference {zoo}"),
             StageKind::Method { name, seed, .. } => format!("method \"{name}\" seed {seed}"),
             StageKind::Evaluate { name, seed, .. } => format!("evaluate \"{name}\" seed {seed}"),
             StageKind::Report => "report".to_string(),
@@ -58,6 +63,7 @@ impl Stage {
         let kind = match self.kind {
             StageKind::Data { .. } => "data",
             StageKind::Zoo { .. } => "zoo",
+            StageKind::Reference { .. } => "reference",
             StageKind::Method { .. } => "method",
             StageKind::Evaluate { .. } => "evaluate",
             StageKind::Report => "report",
@@ -74,8 +80,10 @@ pub struct Plan {
 
 impl Plan {
     /// Builds the plan. `plugin_identity` returns what identifies a plugin's code (a hash of
-    /// its component), so that a rebuilt plugin reruns its method stages.
-    pub fn new(m: &Manifest, plugin_identity: &dyn Fn(&str) -> String) -> Plan {
+    /// its component), so that a rebuilt plugin reruns its method stages. `metrics` are the
+    /// metric keys evaluation computes (`[evaluate] metrics` resolved against the registry):
+    /// they, not the way the manifest spells them, key the reference and evaluate stages.
+    pub fn new(m: &Manifest, plugin_identity: &dyn Fn(&str) -> String, metrics: &[String]) -> Plan {
         let mut stages: Vec<Stage> = Vec::new();
         let push = |stages: &mut Vec<Stage>, kind: StageKind, parts: &[&dyn erased::Part], deps: Vec<usize>| {
             let mut h = Sha256::new();
@@ -100,10 +108,13 @@ impl Plan {
             data_idx.insert(name.clone(), i);
         }
         let mut zoo_idx = std::collections::BTreeMap::new();
+        let mut reference_idx = std::collections::BTreeMap::new();
         for (name, spec) in &m.zoo {
             let deps = data_idx.get(&spec.data).map(|d| vec![*d]).unwrap_or_default();
             let i = push(&mut stages, StageKind::Zoo { name: name.clone() }, &[spec], deps);
             zoo_idx.insert(name.clone(), i);
+            let r = push(&mut stages, StageKind::Reference { zoo: name.clone() }, &[&metrics], vec![i]);
+            reference_idx.insert(name.clone(), r);
         }
         let mut eval_stages = Vec::new();
         for (index, method) in m.method.iter().enumerate() {
@@ -115,13 +126,13 @@ impl Plan {
                 let what = (&method.plugin, &plugin, &method.role, method.samples, &method.config);
                 let mi = push(&mut stages, StageKind::Method { index, name: method.name.clone(), seed }, &[&what], deps.clone());
                 let mut edeps = vec![mi];
-                edeps.extend(deps);
-                let ei = push(&mut stages, StageKind::Evaluate { index, name: method.name.clone(), seed }, &[&m.evaluate], edeps);
+                edeps.extend(reference_idx.get(&method.zoo).copied());
+                let what = (metrics, &m.evaluate.finetune_steps);
+                let ei = push(&mut stages, StageKind::Evaluate { index, name: method.name.clone(), seed }, &[&what], edeps);
                 eval_stages.push(ei);
             }
         }
-        let zoo_stages: Vec<usize> = zoo_idx.values().copied().collect();
-        let mut report_deps = zoo_stages;
+        let mut report_deps: Vec<usize> = zoo_idx.values().chain(reference_idx.values()).copied().collect();
         report_deps.extend(eval_stages);
         push(&mut stages, StageKind::Report, &[&m.report, &m.experiment], report_deps);
         Plan { stages }
@@ -155,12 +166,22 @@ mod tests {
     #[test]
     fn keys_are_stable_and_changes_propagate_only_downstream() {
         let id = |p: &str| format!("hash-of-{p}");
-        let a = Plan::new(&manifest(""), &id);
-        let b = Plan::new(&manifest(""), &id);
+        let metrics = vec!["accuracy".to_string()];
+        let a = Plan::new(&manifest(""), &id, &metrics);
+        let b = Plan::new(&manifest(""), &id, &metrics);
         let keys = |p: &Plan| p.stages.iter().map(|s| (s.label(), s.key.clone())).collect::<Vec<_>>();
         assert_eq!(keys(&a), keys(&b));
-        let c = Plan::new(&manifest("config = { sigma = 0.1 }"), &id);
+        let c = Plan::new(&manifest("config = { sigma = 0.1 }"), &id, &metrics);
         let changed: Vec<String> = a.stages.iter().zip(&c.stages).filter(|(x, y)| x.key != y.key).map(|(x, _)| x.label()).collect();
         assert_eq!(changed, vec!["method \"b\" seed 0", "evaluate \"b\" seed 0", "method \"b\" seed 1", "evaluate \"b\" seed 1", "report",]);
+        // Fewer metrics rescore the references and reevaluate, and nothing upstream.
+        let d = Plan::new(&manifest(""), &id, &["accuracy".to_string(), "novelty".to_string()]);
+        let changed: Vec<String> = a.stages.iter().zip(&d.stages).filter(|(x, y)| x.key != y.key).map(|(x, _)| x.label()).collect();
+        assert!(changed.iter().all(|l| l.starts_with("evaluate") || l.starts_with("reference") || l == "report"), "{changed:?}");
+        assert!(changed.contains(&"reference z".to_string()));
+        // The report's plots change only the report.
+        let e = Plan::new(&manifest("[report]\nplots = [\"weight-pca\"]"), &id, &metrics);
+        let changed: Vec<String> = a.stages.iter().zip(&e.stages).filter(|(x, y)| x.key != y.key).map(|(x, _)| x.label()).collect();
+        assert_eq!(changed, vec!["report"]);
     }
 }

@@ -22,10 +22,10 @@ impl From<usize> for Seg {
     }
 }
 
-/// Builds a key path from mixed keys and indices: `path!["method", 2, "zoo"]`.
+/// Builds a key path (an array of segments) from mixed keys and indices: `path!["method", 2, "zoo"]`.
 #[macro_export]
 macro_rules! path {
-    ($($seg:expr),* $(,)?) => { vec![$($crate::spans::Seg::from($seg)),*] };
+    ($($seg:expr),* $(,)?) => { [$($crate::spans::Seg::from($seg)),*] };
 }
 
 /// Span lookup over a parsed document.
@@ -74,12 +74,8 @@ impl Spans {
                     Seg::Index(i) => item.get(*i)?,
                 };
             }
-            if let Some(table) = item.as_table_like() {
-                if let Some((key, _)) = table.get_key_value(k) {
-                    if let Some(s) = key.span() {
-                        return Some(s);
-                    }
-                }
+            if let Some(s) = item.as_table_like().and_then(|t| t.get_key_value(k)).and_then(|(key, _)| key.span()) {
+                return Some(s);
             }
         }
         self.value(path)

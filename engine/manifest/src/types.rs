@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::descriptors::{ArchDescriptor, SourceDescriptor, TaskKind};
+
 /// A weightlab experiment: which data, which model zoos, which methods, which metrics, which report.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +69,20 @@ pub enum DataSource {
     Signals,
     /// Signed distance functions of random 3-D shapes (spheres, boxes, tori): a neural-field task.
     SdfShapes,
+}
+
+impl DataSource {
+    /// What this source is (one arm per source; the loader lives in `weightlab_compute::data`).
+    pub fn descriptor(self) -> SourceDescriptor {
+        let spec_classes = |d: &DataSpec| d.classes;
+        match self {
+            DataSource::FashionMnist => SourceDescriptor { name: "fashion-mnist", task: TaskKind::Classification, input_shape: |_| vec![1, 28, 28], classes: |_| 10, procedural: false },
+            DataSource::Blobs => SourceDescriptor { name: "blobs", task: TaskKind::Classification, input_shape: |_| vec![2], classes: spec_classes, procedural: true },
+            DataSource::Moons => SourceDescriptor { name: "moons", task: TaskKind::Classification, input_shape: |_| vec![2], classes: |_| 2, procedural: true },
+            DataSource::Signals => SourceDescriptor { name: "signals", task: TaskKind::Classification, input_shape: |_| vec![32], classes: spec_classes, procedural: true },
+            DataSource::SdfShapes => SourceDescriptor { name: "sdf-shapes", task: TaskKind::Regression, input_shape: |_| vec![3], classes: |_| 0, procedural: true },
+        }
+    }
 }
 
 /// `[data.<name>]`: a dataset.
@@ -158,6 +174,30 @@ pub enum ArchSpec {
         #[serde(default = "default_sdf_hidden")]
         hidden: Vec<usize>,
     },
+}
+
+impl ArchSpec {
+    /// What this architecture is (one arm per architecture; the forward pass lives in
+    /// `weightlab_compute::arch`).
+    pub fn descriptor(&self) -> ArchDescriptor {
+        match self {
+            ArchSpec::Mlp { .. } => ArchDescriptor {
+                name: "mlp",
+                plugin_arch: "mlp",
+                fits: |task, _| if task == TaskKind::Classification { Ok(()) } else { Err("`mlp` fits classification data; use `sdf-mlp` for neural fields") },
+            },
+            ArchSpec::CnnS {} => ArchDescriptor {
+                name: "cnn-s",
+                plugin_arch: "cnn-s",
+                fits: |task, shape| if task == TaskKind::Classification && shape == [1, 28, 28] { Ok(()) } else { Err("`cnn-s` needs 28x28 grey images with classes (fashion-mnist)") },
+            },
+            ArchSpec::SdfMlp { .. } => ArchDescriptor {
+                name: "sdf-mlp",
+                plugin_arch: "sdf-mlp",
+                fits: |task, shape| if task == TaskKind::Regression && shape == [3] { Ok(()) } else { Err("`sdf-mlp` needs 3-D points with signed distances (sdf-shapes)") },
+            },
+        }
+    }
 }
 
 fn default_hidden() -> Vec<usize> {
@@ -422,25 +462,15 @@ fn default_method_samples() -> usize {
     16
 }
 
-/// A metric computed on every sampled model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Metric {
-    /// Test accuracy (classification) or negative SDF error (neural fields).
-    Accuracy,
-    /// Minimum L2 distance to any training checkpoint.
-    NnDistance,
-    /// 1 − the highest IoU of wrong test predictions with any training checkpoint.
-    Novelty,
-}
-
 /// `[evaluate]`: metrics to compute.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluateSpec {
-    /// Metrics to compute for every sample.
-    #[serde(default = "default_metrics")]
-    pub metrics: Vec<Metric>,
+    /// Metrics to compute for every sample and reference model (keys of the metric registry,
+    /// e.g. `["accuracy", "nn_l2", "novelty"]`); metrics not listed are not computed. Default:
+    /// every registered metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Vec<String>>,
     /// Few-shot transfer (FLoWN, D2NWG): fine-tune every sample with its zoo's training recipe
     /// (fresh Adam, the zoo's data and batch size) and record test accuracy after each of these
     /// step counts, e.g. `[0, 5, 25]`; compare a generator with `random-init`. Empty: skip.
@@ -448,54 +478,15 @@ pub struct EvaluateSpec {
     pub finetune_steps: Vec<usize>,
 }
 
-impl Default for EvaluateSpec {
-    fn default() -> Self {
-        Self { metrics: default_metrics(), finetune_steps: Vec::new() }
-    }
-}
-
-fn default_metrics() -> Vec<Metric> {
-    vec![Metric::Accuracy, Metric::NnDistance, Metric::Novelty]
-}
-
-/// A plot of the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Plot {
-    /// Accuracy vs. novelty of every sample, one colour per method.
-    AccuracyNovelty,
-    /// Distribution of nearest-neighbour distances, generated vs. training.
-    NnDistance,
-    /// Training curves logged by plugins and zoo training.
-    TrainingCurves,
-    /// 2-D PCA of training, held-out and generated weights.
-    WeightPca,
-    /// Heatmap of each model's similarity to each training checkpoint (IoU of test errors;
-    /// weight cosine for neural fields), one block of rows per method, first seed.
-    SimilarityHeatmap,
-    /// Test accuracy (or SDF error) against fine-tuning steps, per method (needs
-    /// `[evaluate] finetune_steps`).
-    Finetune,
-}
-
 /// `[report]`: the HTML report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSpec {
     /// Folder with a `report.html.j2` overriding the built-in template.
     #[serde(default)]
     pub template: Option<PathBuf>,
-    /// Plots to include.
-    #[serde(default = "default_plots")]
-    pub plots: Vec<Plot>,
-}
-
-impl Default for ReportSpec {
-    fn default() -> Self {
-        Self { template: None, plots: default_plots() }
-    }
-}
-
-fn default_plots() -> Vec<Plot> {
-    vec![Plot::AccuracyNovelty, Plot::NnDistance, Plot::SimilarityHeatmap, Plot::Finetune, Plot::TrainingCurves, Plot::WeightPca]
+    /// Plots to include, in this order (ids of the plot registry, e.g. `["accuracy-novelty",
+    /// "weight-pca"]`). Default: every registered plot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plots: Option<Vec<String>>,
 }

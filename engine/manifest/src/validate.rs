@@ -9,14 +9,26 @@ use crate::diagnostic::Diagnostic;
 use crate::path;
 use crate::spans::Spans;
 use crate::suggest::suggest;
-use crate::types::{ArchSpec, DataSource, Manifest};
+use crate::types::{DataSource, Manifest};
+
+/// What the engine offers that a manifest may name: filled from the registries of the
+/// pipeline (plugins found, metrics and plots declared), so the manifest crate needs none of
+/// their code.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// Names of the built-in plugins.
+    pub plugins: Vec<String>,
+    /// Keys of the metric registry (`[evaluate] metrics`).
+    pub metrics: Vec<String>,
+    /// Ids of the plot registry (`[report] plots`).
+    pub plots: Vec<String>,
+}
 
 /// What the validator needs to know about the world outside the manifest.
 pub struct Context<'a> {
     /// Folder that relative paths in the manifest are resolved against.
     pub base_dir: &'a Path,
-    /// Names of the built-in plugins.
-    pub builtin_plugins: &'a [String],
+    pub catalog: &'a Catalog,
 }
 
 /// True when a `plugin = "…"` value names a file rather than a built-in plugin.
@@ -43,7 +55,7 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
                 out.push(Diagnostic::new(format!("`data.{name}.{key}` is 0: no examples would be left"), spans.value(&path!["data", name.as_str(), key])));
             }
         }
-        if data.source == DataSource::FashionMnist {
+        if !data.source.descriptor().procedural {
             if let Some(p) = &data.path {
                 let full = ctx.base_dir.join(p);
                 if !full.is_dir() {
@@ -84,18 +96,9 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
         match m.data.get(&zoo.data) {
             None => out.push(Diagnostic::new(format!("zoo `{name}` refers to dataset `{}`, which is not defined", zoo.data), at("data")).with_help(Some(suggest(&zoo.data, "datasets", &data_names)))),
             Some(data) => {
-                let fits = match (&zoo.arch, data.source) {
-                    (ArchSpec::SdfMlp { .. }, DataSource::SdfShapes) => true,
-                    (ArchSpec::SdfMlp { .. }, _) | (_, DataSource::SdfShapes) => false,
-                    (ArchSpec::CnnS {}, DataSource::FashionMnist) => true,
-                    (ArchSpec::CnnS {}, _) => false,
-                    (ArchSpec::Mlp { .. }, _) => true,
-                };
-                if !fits {
-                    out.push(
-                        Diagnostic::new(format!("zoo `{name}`: architecture `{}` cannot be trained on `{}` data", arch_kind(&zoo.arch), source_name(data.source)), at("arch"))
-                            .with_help(Some("`cnn-s` needs 28x28 images (fashion-mnist), `sdf-mlp` needs `sdf-shapes`; `mlp` fits any classification data".into())),
-                    );
+                let (source, arch) = (data.source.descriptor(), zoo.arch.descriptor());
+                if let Err(needs) = (arch.fits)(source.task, &(source.input_shape)(data)) {
+                    out.push(Diagnostic::new(format!("zoo `{name}`: architecture `{}` cannot be trained on `{}` data", arch.name, source.name), at("arch")).with_help(Some(needs.to_string())));
                 }
             }
         }
@@ -151,12 +154,7 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
         }
         if let Some(tree) = &zoo.tree {
             let at = |key: &str| spans.value(&path!["zoo", name.as_str(), "tree", key]);
-            let classes = m.data.get(&zoo.data).map(|d| match d.source {
-                DataSource::FashionMnist => 10,
-                DataSource::Moons => 2,
-                DataSource::Blobs | DataSource::Signals => d.classes,
-                DataSource::SdfShapes => 0,
-            });
+            let classes = m.data.get(&zoo.data).map(|d| d.source.descriptor().class_count(d).unwrap_or(0));
             if tree.roots == 0 {
                 out.push(Diagnostic::new(format!("zoo `{name}`: a model tree needs at least one root"), at("roots")));
             }
@@ -201,11 +199,11 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
                         .with_help(Some("build it with `weightlab plugin build <crate-dir>`".into())),
                 );
             }
-        } else if !ctx.builtin_plugins.iter().any(|p| p == &method.plugin) {
+        } else if !ctx.catalog.plugins.iter().any(|p| p == &method.plugin) {
             out.push(Diagnostic::new(format!("method `{}`: unknown plugin `{}`", method.name, method.plugin), at("plugin")).with_help(Some(suggest(
                 &method.plugin,
                 "built-in plugins (or give a path to a .wasm file)",
-                ctx.builtin_plugins,
+                &ctx.catalog.plugins,
             ))));
         }
         if method.samples == 0 {
@@ -216,24 +214,16 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
             out.push(Diagnostic::new(format!("method `{}`: every limit must be positive", method.name), at("limits")));
         }
     }
+    for (i, key) in m.evaluate.metrics.iter().flatten().enumerate() {
+        if !ctx.catalog.metrics.contains(key) {
+            out.push(Diagnostic::new(format!("unknown metric `{key}`"), spans.value(&path!["evaluate", "metrics", i])).with_help(Some(suggest(key, "metrics", &ctx.catalog.metrics))));
+        }
+    }
+    for (i, id) in m.report.plots.iter().flatten().enumerate() {
+        if !ctx.catalog.plots.contains(id) {
+            out.push(Diagnostic::new(format!("unknown plot `{id}`"), spans.value(&path!["report", "plots", i])).with_help(Some(suggest(id, "plots", &ctx.catalog.plots))));
+        }
+    }
     out.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
     out
-}
-
-pub fn arch_kind(arch: &ArchSpec) -> &'static str {
-    match arch {
-        ArchSpec::Mlp { .. } => "mlp",
-        ArchSpec::CnnS {} => "cnn-s",
-        ArchSpec::SdfMlp { .. } => "sdf-mlp",
-    }
-}
-
-pub fn source_name(source: DataSource) -> &'static str {
-    match source {
-        DataSource::FashionMnist => "fashion-mnist",
-        DataSource::Blobs => "blobs",
-        DataSource::Moons => "moons",
-        DataSource::Signals => "signals",
-        DataSource::SdfShapes => "sdf-shapes",
-    }
 }

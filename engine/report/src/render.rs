@@ -7,12 +7,14 @@ use std::path::Path;
 use minijinja::Environment;
 use serde::Serialize;
 
-use crate::metrics::{METRICS, MetricDecl};
+use weightlab_results::Stat;
+
+use crate::metrics::MetricColumn;
 
 /// The built-in template.
 pub const DEFAULT_TEMPLATE: &str = include_str!("../../../templates/report.html.j2");
 
-/// One row of the summary table: a method with its metrics as (mean, std, ci95).
+/// One row of the summary table: a method with each metric over seeds.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub method: String,
@@ -20,8 +22,8 @@ pub struct Row {
     pub zoo: String,
     pub seeds: u32,
     pub samples: u32,
-    /// Metric key → [mean, std, ci95], in [`METRICS`] order; `None` where not computed.
-    pub metrics: Vec<Option<[f64; 3]>>,
+    /// One cell per column of [`ReportContext::metrics`]; `None` where not computed.
+    pub metrics: Vec<Option<Stat>>,
     /// Metric keys this row is best at within its zoo.
     pub best: Vec<String>,
     pub best_accuracy: Option<f64>,
@@ -58,8 +60,10 @@ pub struct ReportContext {
     pub description: Option<String>,
     pub generated: String,
     pub rows: Vec<Row>,
-    pub metrics: Vec<MetricDecl>,
+    pub metrics: Vec<MetricColumn>,
     pub plots: PlotSet,
+    /// Why selected plots are missing (e.g. a metric they draw was not computed).
+    pub plot_notes: Vec<String>,
     pub failures: Vec<Failure>,
     /// (key, value) pairs: versions, hashes, machine.
     pub provenance: Vec<(String, String)>,
@@ -73,20 +77,20 @@ pub struct ReportContext {
 impl ReportContext {
     /// Marks, per zoo and metric, the rows with the best mean (by the metric's direction).
     pub fn mark_best(&mut self) {
-        for (m, decl) in METRICS.iter().enumerate() {
+        for (m, column) in self.metrics.iter().enumerate() {
+            let higher = match column.direction.as_str() {
+                "higher" => true,
+                "lower" => false,
+                _ => continue,
+            };
             let zoos: Vec<String> = self.rows.iter().map(|r| r.zoo.clone()).collect();
             for zoo in zoos {
-                let best = self.rows.iter().filter(|r| r.zoo == zoo && r.role != "reference").filter_map(|r| r.metrics[m].map(|v| v[0])).fold(None, |acc: Option<f64>, v| {
-                    Some(match acc {
-                        None => v,
-                        Some(a) if decl.higher_is_better => a.max(v),
-                        Some(a) => a.min(v),
-                    })
-                });
+                let mean = |r: &Row| r.metrics.get(m).copied().flatten().map(|s| s.mean).filter(|v| v.is_finite());
+                let best = self.rows.iter().filter(|r| r.zoo == zoo && r.role != "reference").filter_map(mean).reduce(|a, v| if higher { a.max(v) } else { a.min(v) });
                 if let Some(best) = best {
                     for r in self.rows.iter_mut().filter(|r| r.zoo == zoo && r.role != "reference") {
-                        if r.metrics[m].is_some_and(|v| (v[0] - best).abs() <= 1e-12 * best.abs().max(1.0)) && !r.best.contains(&decl.key.to_string()) {
-                            r.best.push(decl.key.to_string());
+                        if mean(r).is_some_and(|v| (v - best).abs() <= 1e-12 * best.abs().max(1.0)) && !r.best.contains(&column.key) {
+                            r.best.push(column.key.clone());
                         }
                     }
                 }

@@ -16,9 +16,13 @@ fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 }
 
 /// One evaluated model: a method's sample, or a training / held-out checkpoint as reference.
+/// Its metric values are keyed by the metric registry's keys (`weightlab_pipeline::metrics`):
+/// one column each in the `samples` table. A metric that does not apply (accuracy of a
+/// neural field) or was not asked for is absent; one that was computed but is not finite is
+/// stored as NaN, so summaries can count it instead of dropping it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SampleRow {
-    /// Method name, or `train` / `held-out` for the zoo's own models.
+    /// Method name, or `train (leave-one-out)` / `held-out` for the zoo's own models.
     pub method: String,
     /// `generator`, `baseline` or `reference`.
     pub role: String,
@@ -27,33 +31,23 @@ pub struct SampleRow {
     pub seed: u64,
     /// Index of the sample within its method and seed (or model index for references).
     pub sample: usize,
-    pub accuracy: Option<f64>,
-    /// Accuracy of the majority vote of all samples of this method and seed (the same in each
-    /// of its rows).
-    #[serde(default)]
-    pub ensemble_accuracy: Option<f64>,
-    #[serde(deserialize_with = "f64_or_nan")]
-    pub loss: f64,
-    /// L2 distance to the nearest training checkpoint (self excluded for training models).
-    #[serde(deserialize_with = "f64_or_nan")]
-    pub nn_l2: f64,
-    #[serde(deserialize_with = "f64_or_nan")]
-    pub nn_cosine: f64,
-    /// Index (in the zoo's training checkpoints) of that nearest checkpoint.
+    /// Index (in the zoo's training checkpoints) of the nearest checkpoint in weight space.
     pub nn_index: i64,
-    /// Symmetry check: L2 distance to the nearest training checkpoint after each checkpoint's
-    /// hidden units were randomly permuted (same functions, other weights).
-    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
-    pub nn_l2_permuted: f64,
-    /// 1 − max IoU of wrong test predictions with any training checkpoint.
-    pub novelty: Option<f64>,
-    /// Agreement of predictions with the behaviourally closest training checkpoint.
-    pub agreement: Option<f64>,
     /// First two principal components of the weights (within the zoo), for the PCA plot.
     #[serde(deserialize_with = "f64_or_nan")]
     pub pc1: f64,
     #[serde(deserialize_with = "f64_or_nan")]
     pub pc2: f64,
+    /// Metric key → value.
+    #[serde(flatten)]
+    pub metrics: std::collections::BTreeMap<String, f64>,
+}
+
+impl SampleRow {
+    /// The value of metric `key`, if it was computed for this model.
+    pub fn metric(&self, key: &str) -> Option<f64> {
+        self.metrics.get(key).copied()
+    }
 }
 
 /// One metric logged by a plugin or by zoo training.
@@ -241,4 +235,112 @@ pub fn rows_of<T: serde::de::DeserializeOwned>(df: &polars::prelude::DataFrame) 
         out.push(serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| format!("row {i}: {e}"))?);
     }
     Ok(out)
+}
+
+/// Identity columns of the `samples` table; every other column is a metric.
+const SAMPLE_COLUMNS: [&str; 8] = ["method", "role", "zoo", "seed", "sample", "nn_index", "pc1", "pc2"];
+
+/// The `samples` table: identity columns, then one `f64` column per metric key (null where a
+/// metric was not computed for a row, NaN where it was computed and is not finite). Written
+/// directly rather than through JSON, which has no NaN.
+pub fn samples_table(rows: &[SampleRow], metric_order: &[&str]) -> Table {
+    let mut keys: Vec<&str> = metric_order.iter().copied().filter(|k| rows.iter().any(|r| r.metrics.contains_key(*k))).collect();
+    for r in rows {
+        for k in r.metrics.keys() {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+    }
+    let text = |f: fn(&SampleRow) -> &str| rows.iter().map(|r| f(r).to_string()).collect();
+    let mut table = Table::new()
+        .str("method", text(|r| &r.method))
+        .str("role", text(|r| &r.role))
+        .str("zoo", text(|r| &r.zoo))
+        .i64("seed", rows.iter().map(|r| Some(r.seed as i64)).collect())
+        .i64("sample", rows.iter().map(|r| Some(r.sample as i64)).collect())
+        .i64("nn_index", rows.iter().map(|r| Some(r.nn_index)).collect())
+        .f64("pc1", rows.iter().map(|r| Some(r.pc1)).collect())
+        .f64("pc2", rows.iter().map(|r| Some(r.pc2)).collect());
+    for k in keys {
+        table = table.f64(k, rows.iter().map(|r| r.metrics.get(k).copied()).collect());
+    }
+    table
+}
+
+/// Reads a `samples` table back (the inverse of [`samples_table`]; NaN stays NaN, null becomes
+/// an absent metric). Tables written before the metric registry had the same columns.
+pub fn samples_of(df: &polars::prelude::DataFrame) -> Result<Vec<SampleRow>, String> {
+    use polars::prelude::DataType;
+    if df.height() == 0 {
+        return Ok(Vec::new());
+    }
+    let column = |name: &str, dtype: DataType| df.column(name).and_then(|c| c.cast(&dtype)).map_err(|e| format!("column `{name}`: {e}"));
+    let strings =
+        |name: &str| -> Result<Vec<String>, String> { Ok(column(name, DataType::String)?.str().map_err(|e| e.to_string())?.into_iter().map(|v| v.unwrap_or_default().to_string()).collect()) };
+    let ints = |name: &str| -> Result<Vec<i64>, String> { Ok(column(name, DataType::Int64)?.i64().map_err(|e| e.to_string())?.into_iter().map(|v| v.unwrap_or(-1)).collect()) };
+    let floats = |name: &str| -> Result<Vec<Option<f64>>, String> { Ok(column(name, DataType::Float64)?.f64().map_err(|e| e.to_string())?.into_iter().collect()) };
+    let (method, role, zoo) = (strings("method")?, strings("role")?, strings("zoo")?);
+    let (seed, sample, nn_index) = (ints("seed")?, ints("sample")?, ints("nn_index")?);
+    let (pc1, pc2) = (floats("pc1")?, floats("pc2")?);
+    let metric_columns: Vec<(String, Vec<Option<f64>>)> =
+        df.get_column_names().iter().map(|n| n.to_string()).filter(|n| !SAMPLE_COLUMNS.contains(&n.as_str())).map(|n| floats(&n).map(|v| (n, v))).collect::<Result<_, _>>()?;
+    Ok((0..df.height())
+        .map(|i| SampleRow {
+            method: method[i].clone(),
+            role: role[i].clone(),
+            zoo: zoo[i].clone(),
+            seed: seed[i] as u64,
+            sample: sample[i].max(0) as usize,
+            nn_index: nn_index[i],
+            pc1: pc1[i].unwrap_or(f64::NAN),
+            pc2: pc2[i].unwrap_or(f64::NAN),
+            metrics: metric_columns.iter().filter_map(|(k, v)| v[i].map(|x| (k.clone(), x))).collect(),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(method: &str, seed: u64, metrics: &[(&str, f64)]) -> SampleRow {
+        SampleRow {
+            method: method.into(),
+            role: "baseline".into(),
+            zoo: "z".into(),
+            seed,
+            sample: 3,
+            nn_index: 7,
+            pc1: 0.5,
+            pc2: -1.0,
+            metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+
+    #[test]
+    fn samples_round_trip_through_parquet_with_nan_and_absent_metrics() {
+        let rows = vec![sample("a", u64::MAX, &[("accuracy", 0.5), ("loss", f64::NAN)]), sample("b", 1, &[("loss", 2.0)])];
+        let dir = tempfile::tempdir().unwrap();
+        samples_table(&rows, &["accuracy", "loss"]).write(dir.path(), "samples").unwrap();
+        let back = samples_of(&crate::read_parquet(&dir.path().join("samples.parquet")).unwrap()).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].seed, u64::MAX, "seeds keep their 64 bits");
+        assert_eq!(back[0].metric("accuracy"), Some(0.5));
+        assert!(back[0].metric("loss").is_some_and(f64::is_nan), "NaN must survive, not become missing");
+        assert_eq!(back[1].metric("accuracy"), None, "a metric not computed stays absent");
+        assert_eq!((back[1].method.as_str(), back[1].nn_index, back[1].pc2), ("b", 7, -1.0));
+    }
+
+    #[test]
+    fn other_tables_round_trip_through_json_columns() {
+        let rows = vec![
+            FailureRow { stage: "method \"x\" seed 0".into(), method: "x".into(), reason: "time limit".into(), seconds: 1.5, peak_rss_mib: Some(400.0) },
+            FailureRow { stage: "zoo z".into(), method: String::new(), reason: "bad".into(), seconds: 0.25, peak_rss_mib: None },
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        table_of(&rows).write(dir.path(), "failures").unwrap();
+        let back: Vec<FailureRow> = rows_of(&crate::read_parquet(&dir.path().join("failures.parquet")).unwrap()).unwrap();
+        assert_eq!(back, rows);
+    }
 }

@@ -43,6 +43,11 @@ impl Table {
         self
     }
 
+    /// True when the table has no rows (or no columns).
+    pub fn is_empty(&self) -> bool {
+        self.columns.first().is_none_or(|c| c.len() == 0)
+    }
+
     pub fn into_frame(self) -> PolarsResult<DataFrame> {
         DataFrame::new(self.columns)
     }

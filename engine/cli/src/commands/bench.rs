@@ -40,7 +40,7 @@ fn bench_zoo(p: usize) -> ZooView {
 
 pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
     let (rows, p, hidden, steps) = (args.rows, args.params, args.hidden, args.steps);
-    let path = crate::plugins::builtin_dir().join("bench/bench-autoencoder.wasm");
+    let path = weightlab_pipeline::plugins::source_dist_dir().join("bench/bench-autoencoder.wasm");
     if !path.is_file() {
         return Err(anyhow!("{} is missing: run `make plugins`", path.display()));
     }
@@ -79,7 +79,7 @@ pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
 /// `weightlab bench pdiff`: the `pdiff` plugin's fit (autoencoder + latent DDPM, `steps` each)
 /// against `benches/pdiff.py`, the same training in PyTorch, interleaved.
 pub fn pdiff(args: &crate::cli::BenchPdiffArgs) -> Result<i32> {
-    let path = crate::plugins::builtin_dir().join("pdiff.wasm");
+    let path = weightlab_pipeline::plugins::source_dist_dir().join("pdiff.wasm");
     if !path.is_file() {
         return Err(anyhow!("{} is missing: run `make plugins`", path.display()));
     }

@@ -37,11 +37,10 @@ pub const INVALID: i32 = 2;
 
 /// Loads a manifest; prints its errors and returns `Err(exit code)` when it does not validate.
 pub fn load_manifest(path: &Path, sets: &[String]) -> Result<Loaded, i32> {
-    let builtins = crate::plugins::builtin_names();
-    weightlab_manifest::load(path, sets, &builtins).map_err(|e| {
+    weightlab_pipeline::load_manifest(path, sets).map_err(|e| {
         match &e {
             LoadError::Invalid(err) => eprint!("{err}"),
-            other => crate::output::error(&other.to_string()),
+            other => weightlab_pipeline::output::error(&other.to_string()),
         }
         INVALID
     })

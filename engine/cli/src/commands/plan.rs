@@ -1,5 +1,5 @@
 use crate::cli::RunArgs;
-use crate::executor::Run;
+use weightlab_pipeline::Run;
 
 /// `weightlab plan`: the stages in order, each marked cached or to run.
 pub fn plan(args: &RunArgs) -> anyhow::Result<i32> {

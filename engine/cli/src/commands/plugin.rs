@@ -5,7 +5,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::output;
+use weightlab_pipeline::output;
 
 const CARGO_TOML: &str = include_str!("../../../../plugins/template/Cargo.toml.in");
 const LIB_RS: &str = include_str!("../../../../plugins/template/src/lib.rs.in");

@@ -1,10 +1,10 @@
-use crate::plugins;
+use weightlab_pipeline::plugins;
 
 /// `weightlab plugins`: name, role, version and ABI of every plugin found.
 pub fn list() -> anyhow::Result<i32> {
     let found = plugins::discover();
     if found.is_empty() {
-        println!("no plugins found (built-in plugins are built by `make plugins` into {})", plugins::builtin_dir().display());
+        println!("no plugins found: this binary embeds none (built before `make plugins`?), and neither WEIGHTLAB_PLUGIN_DIR nor WEIGHTLAB_PLUGIN_PATH names a folder with any");
         return Ok(0);
     }
     println!("{:<16} {:<10} {:<9} {:<8} path", "name", "role", "version", "abi");

@@ -1,11 +1,11 @@
 use std::path::PathBuf;
 
-use crate::output;
+use weightlab_pipeline::output;
 
 /// `weightlab report`: re-render from finished run folders, without recomputing.
 pub fn report(runs: &[PathBuf], output_dir: Option<PathBuf>, template: Option<PathBuf>) -> anyhow::Result<i32> {
     let out = output_dir.unwrap_or_else(|| runs[0].clone());
-    let path = crate::report_builder::render_runs(runs, &out, template.as_deref())?;
+    let path = weightlab_pipeline::report::render_runs(runs, &out, template.as_deref())?;
     output::status("Report", &path.display().to_string());
     Ok(0)
 }

@@ -1,5 +1,5 @@
 use crate::cli::RunArgs;
-use crate::executor::Run;
+use weightlab_pipeline::Run;
 
 /// `weightlab run`: execute what is not cached; exit 1 if any stage failed.
 pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
@@ -7,7 +7,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    if let Err(code) = crate::config_check::check_methods(&loaded, false) {
+    if let Err(code) = weightlab_pipeline::config_check::check_methods(&loaded, false).map_err(|_| super::INVALID) {
         return Ok(code);
     }
     let mut run = Run::new(loaded, args.output.clone())?;

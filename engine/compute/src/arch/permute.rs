@@ -33,8 +33,11 @@ struct Units {
     indexes: Vec<(&'static str, usize, usize)>,
 }
 
+/// A hidden layer: its unit count and the (parameter, axis, width) places its units index.
+type UnitGroup = (usize, Vec<(String, usize, usize)>);
+
 impl Arch {
-    fn unit_groups(&self) -> Vec<(usize, Vec<(String, usize, usize)>)> {
+    fn unit_groups(&self) -> Vec<UnitGroup> {
         match self {
             Arch::Mlp { sizes, .. } => {
                 (1..sizes.len() - 1).map(|i| (sizes[i], vec![(format!("layers.{}.weight", i - 1), 0, 1), (format!("layers.{}.bias", i - 1), 0, 1), (format!("layers.{i}.weight"), 1, 1)])).collect()

@@ -126,32 +126,33 @@ pub enum DataError {
 /// Loads or generates the dataset a manifest section describes. Relative paths resolve against
 /// `base_dir`.
 pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, DataError> {
-    let mut groups = 1;
-    let (task, shape, mut train, mut test) = match spec.source {
+    // Task and input shape are the source's declared ones (`DataSource::descriptor`); each arm
+    // here only produces the examples.
+    let source = spec.source.descriptor();
+    let shape = (source.input_shape)(spec);
+    let task = match source.class_count(spec) {
+        Some(classes) => Task::Classification { classes },
+        None => Task::Regression,
+    };
+    let groups = if spec.source == DataSource::SdfShapes { spec.shapes.max(1) } else { 1 };
+    let (mut train, mut test) = match spec.source {
         DataSource::FashionMnist => {
             let dir = spec.path.as_ref().map(|p| base_dir.join(p)).unwrap_or_else(|| fashion_mnist::DEFAULT_DIR.into());
-            let (train, test) = fashion_mnist::load(&dir, spec.seed)?;
-            (Task::Classification { classes: 10 }, vec![1, 28, 28], train, test)
+            fashion_mnist::load(&dir, spec.seed)?
         }
-        DataSource::Blobs => {
-            let (train, test) = procedural::blobs(spec.classes, spec.samples, spec.noise, spec.seed);
-            (Task::Classification { classes: spec.classes }, vec![2], train, test)
-        }
-        DataSource::Moons => {
-            let (train, test) = procedural::moons(spec.samples, spec.noise, spec.seed);
-            (Task::Classification { classes: 2 }, vec![2], train, test)
-        }
-        DataSource::Signals => {
-            let (train, test) = procedural::signals(spec.classes, spec.samples, spec.noise, spec.seed);
-            (Task::Classification { classes: spec.classes }, vec![procedural::SIGNAL_LENGTH], train, test)
-        }
-        DataSource::SdfShapes => {
-            groups = spec.shapes.max(1);
-            let (train, test) = sdf::many_shape_points(spec.samples, groups, spec.seed);
-            (Task::Regression, vec![3], train, test)
-        }
+        DataSource::Blobs => procedural::blobs(spec.classes, spec.samples, spec.noise, spec.seed),
+        DataSource::Moons => procedural::moons(spec.samples, spec.noise, spec.seed),
+        DataSource::Signals => procedural::signals(spec.classes, spec.samples, spec.noise, spec.seed),
+        DataSource::SdfShapes => sdf::many_shape_points(spec.samples, groups, spec.seed),
     };
     let features: usize = shape.iter().product();
+    // The declared shape is authoritative: a loader that disagrees with it is a bug to report,
+    // not a model to train on misaligned rows.
+    for split in [&train, &test] {
+        if split.x.len() != split.len() * features {
+            return Err(DataError::Format { path: source.name.into(), reason: format!("examples have {} values, the source declares input shape {shape:?}", split.x.len() / split.len().max(1)) });
+        }
+    }
     // Subsets apply to ungrouped data only (validation refuses them with several shapes).
     if groups == 1 {
         if let Some(n) = spec.train_subset {

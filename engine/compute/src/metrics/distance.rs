@@ -45,6 +45,12 @@ pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bo
         .collect()
 }
 
+/// Cosine similarity of two weight vectors, accumulated in f64 (0 when either is zero).
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (dot, na, nb) = a.iter().zip(b).fold((0.0f64, 0.0f64, 0.0f64), |(d, x, y), (&u, &v)| (d + u as f64 * v as f64, x + (u as f64).powi(2), y + (v as f64).powi(2)));
+    dot / (na.sqrt() * nb.sqrt()).max(f64::MIN_POSITIVE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,6 @@ pub mod distance;
 pub mod novelty;
 pub mod pca;
 
-pub use distance::{Nearest, nearest};
+pub use distance::{Nearest, cosine, nearest};
 pub use novelty::{Behaviour, behaviour, ensemble_accuracy, error_iou};
 pub use pca::Pca;

@@ -82,7 +82,7 @@ mod tests {
         let b = vec![1, 2, 2, 0]; // wrong on 0 and 1
         assert_eq!(error_iou(&a, &a, &labels), 1.0);
         assert!((error_iou(&a, &b, &labels) - 1.0 / 3.0).abs() < 1e-12);
-        let out = behaviour(&[a.clone()], &[b.clone(), a.clone()], &labels, false);
+        let out = behaviour(std::slice::from_ref(&a), &[b.clone(), a.clone()], &labels, false);
         assert_eq!(out[0].index, 1);
         assert_eq!(out[0].novelty, 0.0);
         assert_eq!(out[0].agreement, 1.0);

@@ -170,7 +170,7 @@ const TREE_STREAM: u64 = 0x7EE5_7EE5_7EE5_7EE5;
 
 /// `n` of `classes` classes, sorted, drawn with `seed`.
 fn class_subset(seed: u64, classes: usize, n: usize) -> Vec<usize> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC1A5_5E5);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0C1A_55E5);
     let mut all: Vec<usize> = (0..classes).collect();
     all.shuffle(&mut rng);
     let mut subset = all[..n.min(classes)].to_vec();

@@ -7,7 +7,8 @@ use weightlab_sdk::prelude::*;
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
-    /// Checkpoints averaged per sample (capped at the number of training checkpoints).
+    /// Checkpoints averaged per sample; must be fewer than the training checkpoints, or every
+    /// sample would be the same mean of all of them.
     #[serde(default = "default_k")]
     k: usize,
 }
@@ -32,8 +33,14 @@ impl Method for Average {
         if config.k == 0 {
             return Err("k must be at least 1".into());
         }
-        let k = config.k.min(weights.shape()[0]);
-        Ok(Average { weights, k })
+        let rows = weights.shape()[0];
+        if config.k >= rows {
+            return Err(format!(
+                "k = {} but the zoo has {rows} training checkpoints: with k ≥ {rows} every sample is the same mean of all of them; use k < {rows}",
+                config.k
+            ));
+        }
+        Ok(Average { weights, k: config.k })
     }
 
     fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {

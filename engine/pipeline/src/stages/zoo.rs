@@ -9,9 +9,10 @@ use weightlab_results::{ZooRow, rows::table_of};
 
 use crate::executor::Run;
 use crate::output;
+use crate::records::ZooRecord;
 
 impl Run {
-    pub(crate) fn run_zoo(&mut self, name: &str, dir: &Path) -> Result<serde_json::Value> {
+    pub(crate) fn run_zoo(&mut self, name: &str, dir: &Path) -> Result<ZooRecord> {
         let spec = self.loaded.manifest.zoo[name].clone();
         let data = self.dataset(&spec.data)?.clone();
         let arch = Arch::new(&spec.arch, &data);
@@ -48,9 +49,9 @@ impl Run {
             let mean_loss = zoo.checkpoints.iter().map(|c| c.test_loss).sum::<f32>() / zoo.checkpoints.len() as f32;
             output::status("", &format!("test SDF error (MSE) mean {mean_loss:.5} · max {max_loss:.5}"));
         }
-        let summary = serde_json::json!({ "checkpoints": zoo.checkpoints.len(), "parameters": arch.layout().len(), "mean_test_accuracy": mean_acc, "seconds": secs });
+        let record = ZooRecord { checkpoints: zoo.checkpoints.len(), parameters: arch.layout().len(), mean_test_accuracy: (!accs.is_empty()).then_some(mean_acc as f64), seconds: secs };
         self.zoos.insert(name.to_string(), zoo);
-        Ok(summary)
+        Ok(record)
     }
 }
 

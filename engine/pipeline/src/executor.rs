@@ -13,7 +13,7 @@ use weightlab_manifest::{Loaded, Plan, Stage, StageKind};
 use weightlab_results::FailureRow;
 
 use crate::output;
-use crate::stage_store::StageStore;
+use crate::store::StageStore;
 
 /// One run of one manifest.
 pub struct Run {
@@ -21,10 +21,12 @@ pub struct Run {
     pub plan: Plan,
     pub store: StageStore,
     pub output: PathBuf,
+    /// The metrics evaluation computes (`[evaluate] metrics`, resolved against the registry).
+    pub metrics: Vec<&'static crate::metrics::Metric>,
     pub(crate) datasets: HashMap<String, Dataset>,
     pub(crate) zoos: HashMap<String, Zoo>,
-    /// What evaluations of each zoo compare against.
-    pub(crate) references: HashMap<String, crate::stages::ZooReference>,
+    /// What scoring against each zoo needs (see `stages::reference`).
+    pub(crate) frames: HashMap<String, crate::stages::reference::ZooFrame>,
     pub(crate) failures: Vec<FailureRow>,
     /// (stage label, seconds, cached), in plan order.
     pub(crate) timings: Vec<(String, f64, bool)>,
@@ -44,16 +46,19 @@ impl Run {
     pub fn new(loaded: Loaded, output: Option<PathBuf>) -> Result<Self> {
         let output = output.or_else(|| loaded.manifest.experiment.output.as_ref().map(|o| loaded.base_dir.join(o))).unwrap_or_else(|| PathBuf::from("reports").join(&loaded.manifest.experiment.name));
         let base = loaded.base_dir.clone();
-        let plan = Plan::new(&loaded.manifest, &|p| crate::plugins::identity(p, &base));
+        let metrics = crate::metrics::selected(loaded.manifest.evaluate.metrics.as_deref());
+        let keys: Vec<String> = metrics.iter().map(|m| m.key.to_string()).collect();
+        let plan = Plan::new(&loaded.manifest, &|p| crate::plugins::identity(p, &base), &keys);
         let store = StageStore::new(&output);
         Ok(Self {
             loaded,
             plan,
             store,
             output,
+            metrics,
             datasets: HashMap::new(),
             zoos: HashMap::new(),
-            references: HashMap::new(),
+            frames: HashMap::new(),
             failures: Vec::new(),
             timings: Vec::new(),
             started: std::time::SystemTime::now(),
@@ -98,7 +103,7 @@ impl Run {
                     self.timings.push((stage.label(), started.elapsed().as_secs_f64(), false));
                     let method = match &stage.kind {
                         StageKind::Method { name, .. } | StageKind::Evaluate { name, .. } => name.clone(),
-                        _ => String::new(),
+                        StageKind::Zoo { .. } | StageKind::Reference { .. } | StageKind::Data { .. } | StageKind::Report => String::new(),
                     };
                     let seconds = started.elapsed().as_secs_f64();
                     // A method's worker reports its peak memory with the failure.
@@ -113,35 +118,55 @@ impl Run {
         Ok(summary)
     }
 
+    /// Runs one stage into a temporary folder and commits it with its typed record.
     fn execute_stage(&mut self, stage: &Stage, earlier_failures: bool) -> Result<()> {
         let tmp = self.store.begin(stage)?;
-        let summary = match &stage.kind {
-            StageKind::Data { name } => self.run_data(name)?,
-            StageKind::Zoo { name } => self.run_zoo(name, &tmp)?,
-            StageKind::Method { index, seed, .. } => self.run_method(*index, *seed, &tmp)?,
-            StageKind::Evaluate { index, seed, .. } => self.run_evaluate(*index, *seed, &tmp)?,
+        match &stage.kind {
+            StageKind::Data { name } => {
+                let record = self.run_data(name)?;
+                self.store.commit(stage, &tmp, &record)?;
+            }
+            StageKind::Zoo { name } => {
+                let record = self.run_zoo(name, &tmp)?;
+                self.store.commit(stage, &tmp, &record)?;
+            }
+            StageKind::Reference { zoo } => {
+                let record = self.run_reference(zoo, &tmp)?;
+                self.store.commit(stage, &tmp, &record)?;
+            }
+            StageKind::Method { index, seed, .. } => {
+                let record = self.run_method(*index, *seed, &tmp)?;
+                self.store.commit(stage, &tmp, &record)?;
+            }
+            StageKind::Evaluate { index, seed, .. } => {
+                let record = self.run_evaluate(*index, *seed, &tmp)?;
+                self.store.commit(stage, &tmp, &record)?;
+            }
             StageKind::Report => {
                 self.run_report()?;
                 if earlier_failures {
                     // Rendered, but not cached: a rerun retries the failed stages and re-renders.
                     std::fs::remove_dir_all(&tmp).ok();
-                    return Ok(());
+                } else {
+                    self.store.commit(stage, &tmp, &serde_json::json!({}))?;
                 }
-                serde_json::json!({})
             }
-        };
-        self.store.commit(stage, &tmp, summary)?;
+        }
         Ok(())
     }
 
-    /// The folder of the finished stage that produced `kind`.
-    pub(crate) fn stage_dir(&self, pred: impl Fn(&StageKind) -> bool) -> Result<PathBuf> {
+    /// The finished stage of `kind`.
+    pub(crate) fn finished(&self, pred: impl Fn(&StageKind) -> bool) -> Result<&Stage> {
         let stage = self.plan.stages.iter().find(|s| pred(&s.kind)).ok_or_else(|| anyhow!("no such stage in the plan"))?;
-        let dir = self.store.dir(stage);
         if !self.store.is_done(stage) {
             return Err(anyhow!("{} has not finished", stage.label()));
         }
-        Ok(dir)
+        Ok(stage)
+    }
+
+    /// The folder of the finished stage of `kind`.
+    pub(crate) fn stage_dir(&self, pred: impl Fn(&StageKind) -> bool) -> Result<PathBuf> {
+        Ok(self.store.dir(self.finished(pred)?))
     }
 
     pub(crate) fn dataset(&mut self, name: &str) -> Result<&Dataset> {

@@ -13,6 +13,7 @@ use weightlab_manifest::{LimitsSpec, Loaded, MethodSpec};
 
 use crate::executor::Run;
 use crate::output;
+use crate::records::{LoggedMetric, MethodLog, MethodRecord};
 
 /// The host limits of a method's manifest entry.
 pub fn limits(l: &LimitsSpec) -> Limits {
@@ -71,12 +72,8 @@ pub fn check_plugin(loaded: &Loaded, index: usize, d: &Description) -> Result<se
 
 /// What a method sees of a zoo: layout, its training checkpoints' figures on the training and
 /// validation data (never the test split), dataset identity.
-pub fn zoo_view(name: &str, zoo: &Zoo, rows: &[usize], dataset: &str, classes: usize) -> ZooView {
+pub fn zoo_view(name: &str, arch: &str, zoo: &Zoo, rows: &[usize], dataset: &str, classes: usize) -> ZooView {
     let layout = zoo.layout();
-    let arch = match &zoo.arch {
-        weightlab_compute::Arch::Mlp { .. } => "mlp",
-        weightlab_compute::Arch::CnnS { .. } => "cnn-s",
-    };
     ZooView {
         name: name.to_string(),
         arch: arch.to_string(),
@@ -103,7 +100,7 @@ pub fn zoo_view(name: &str, zoo: &Zoo, rows: &[usize], dataset: &str, classes: u
 }
 
 impl Run {
-    pub(crate) fn run_method(&mut self, index: usize, seed: u64, dir: &Path) -> Result<serde_json::Value> {
+    pub(crate) fn run_method(&mut self, index: usize, seed: u64, dir: &Path) -> Result<MethodRecord> {
         let method = self.loaded.manifest.method[index].clone();
         output::status("Running", &format!("method \"{}\" ({}) seed {seed}", method.name, method.plugin));
         let zoo_spec = self.loaded.manifest.zoo[&method.zoo].clone();
@@ -113,6 +110,7 @@ impl Run {
         let rows = zoo.side(Side::Train);
         let view = zoo_view(
             &method.zoo,
+            zoo_spec.arch.descriptor().plugin_arch,
             &zoo,
             &rows,
             &data.hash,
@@ -139,17 +137,26 @@ impl Run {
         let bytes: Vec<u8> = outcome.samples.iter().flat_map(|v| v.to_le_bytes()).collect();
         let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![method.samples, p], &bytes)?;
         std::fs::write(dir.join("samples.safetensors"), safetensors::serialize([("samples", view)], None)?).context("writing samples")?;
-        let log = serde_json::json!({ "metrics": outcome.metrics, "messages": outcome.messages });
+        let log = MethodLog {
+            metrics: outcome.metrics.iter().map(|m| LoggedMetric { name: m.name.clone(), step: m.step, value: Some(m.value).filter(|v| v.is_finite()) }).collect(),
+            messages: outcome.messages.clone(),
+        };
         std::fs::write(dir.join("log.json"), serde_json::to_vec(&log)?)?;
         let d = &description;
         output::detail(&format!("fit {:.2}s, sample {:.2}s, peak tensor memory {}", outcome.fit_seconds, outcome.sample_seconds, weightlab_host::budget::Size(outcome.peak_tensor_bytes)));
-        Ok(serde_json::json!({
-            "plugin": d.name, "version": d.version, "abi": d.abi, "role": role_name(d.role),
-            "hash": crate::plugins::identity(&method.plugin, self.base_dir()),
-            "samples": method.samples, "parameters": p, "fit_seconds": outcome.fit_seconds, "sample_seconds": outcome.sample_seconds,
-            "peak_tensor_mib": outcome.peak_tensor_bytes as f64 / (1 << 20) as f64,
-            "peak_rss_mib": outcome.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
-        }))
+        Ok(MethodRecord {
+            plugin: d.name.clone(),
+            version: d.version.clone(),
+            abi: d.abi.clone(),
+            role: role_name(d.role).to_string(),
+            hash: crate::plugins::identity(&method.plugin, self.base_dir()),
+            samples: method.samples,
+            parameters: p,
+            fit_seconds: outcome.fit_seconds,
+            sample_seconds: outcome.sample_seconds,
+            peak_tensor_mib: outcome.peak_tensor_bytes as f64 / (1 << 20) as f64,
+            peak_rss_mib: outcome.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
+        })
     }
 }
 

@@ -1,14 +1,25 @@
 //! Where finished stages live: `<output>/stages/<kind>-<key>/`. A stage writes into a temporary
 //! folder that is renamed into place only when complete, with `stage.json` inside, so a crash
-//! (even kill -9) never leaves a half-written stage that a rerun would trust.
+//! (even kill -9) never leaves a half-written stage that a rerun would trust. `stage.json`
+//! holds the stage's typed record (see [`crate::records`]).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use weightlab_manifest::Stage;
 
 pub struct StageStore {
     root: PathBuf,
+}
+
+/// What `stage.json` holds.
+#[derive(Serialize, serde::Deserialize)]
+struct StageFile<T> {
+    stage: String,
+    key: String,
+    summary: T,
 }
 
 impl StageStore {
@@ -35,15 +46,24 @@ impl StageStore {
         Ok(tmp)
     }
 
-    /// Marks the stage complete: writes `stage.json` and moves the folder into place.
-    pub fn commit(&self, stage: &Stage, tmp: &Path, summary: serde_json::Value) -> Result<PathBuf> {
-        let record = serde_json::json!({ "stage": stage.label(), "key": stage.key, "summary": summary });
-        std::fs::write(tmp.join("stage.json"), serde_json::to_vec_pretty(&record)?).context("writing stage.json")?;
+    /// Marks the stage complete: writes `stage.json` with its record and moves the folder into
+    /// place.
+    pub fn commit<T: Serialize>(&self, stage: &Stage, tmp: &Path, record: &T) -> Result<PathBuf> {
+        let file = StageFile { stage: stage.label(), key: stage.key.clone(), summary: record };
+        std::fs::write(tmp.join("stage.json"), serde_json::to_vec_pretty(&file)?).context("writing stage.json")?;
         let dir = self.dir(stage);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("replacing {}", dir.display()))?;
         }
         std::fs::rename(tmp, &dir).with_context(|| format!("moving {} into place", dir.display()))?;
         Ok(dir)
+    }
+
+    /// The record a finished stage stored.
+    pub fn record<T: DeserializeOwned>(&self, stage: &Stage) -> Result<T> {
+        let path = self.dir(stage).join("stage.json");
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let file: StageFile<T> = serde_json::from_slice(&bytes).with_context(|| format!("{}: not a {} record", path.display(), stage.label()))?;
+        Ok(file.summary)
     }
 }

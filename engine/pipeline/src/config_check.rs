@@ -40,10 +40,10 @@ fn error(loaded: &Loaded, diagnostics: Vec<Diagnostic>) -> ManifestError {
 /// Loads every plugin a manifest names (each in a worker process, once per plugin) and checks
 /// each method's role and `config` against what its plugin declares — before any stage runs,
 /// so a bad config costs no zoo training. Config and role errors are printed like manifest
-/// errors and give `Err(exit code 2)`. A plugin that cannot be loaded is an error too when
+/// errors and give `Err(number of errors)`. A plugin that cannot be loaded is an error too when
 /// `strict` (`weightlab validate`); for `weightlab run` it is a warning, and that method's
 /// stages fail alone with the reason.
-pub fn check_methods(loaded: &Loaded, strict: bool) -> Result<(), i32> {
+pub fn check_methods(loaded: &Loaded, strict: bool) -> Result<(), usize> {
     use std::collections::HashMap;
     let methods = &loaded.manifest.method;
     if methods.is_empty() {
@@ -68,5 +68,5 @@ pub fn check_methods(loaded: &Loaded, strict: bool) -> Result<(), i32> {
             Err(reason) => crate::output::warn(&format!("method `{}` will fail: {reason}", method.name)),
         }
     }
-    if errors > 0 { Err(crate::commands::INVALID) } else { Ok(()) }
+    if errors > 0 { Err(errors) } else { Ok(()) }
 }

@@ -1,0 +1,27 @@
+//! Embeds the built-in plugins (`plugins/dist/*.wasm`, built by `make plugins`) in the binary,
+//! so a `weightlab` copied or installed anywhere still has them. Without a `plugins/dist`
+//! (a plain `cargo build` before `make plugins`) nothing is embedded and the engine says so
+//! when a manifest names a built-in plugin.
+
+use std::fmt::Write;
+use std::path::Path;
+
+fn main() {
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/dist");
+    println!("cargo:rerun-if-changed={}", dist.display());
+    let mut plugins: Vec<(String, String)> = std::fs::read_dir(&dist)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .filter_map(|p| Some((p.file_stem()?.to_string_lossy().into_owned(), p.canonicalize().ok()?.to_string_lossy().into_owned())))
+        .collect();
+    plugins.sort();
+    let mut code = String::from("/// Built-in plugins embedded at build time: (name, component bytes).\npub const EMBEDDED: &[(&str, &[u8])] = &[\n");
+    for (name, path) in &plugins {
+        writeln!(code, "    ({name:?}, include_bytes!({path:?})),").expect("writing to a string");
+    }
+    code.push_str("];\n");
+    let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_plugins.rs");
+    std::fs::write(out, code).expect("writing the embedded plugin list");
+}

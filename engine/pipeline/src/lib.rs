@@ -1,0 +1,45 @@
+//! The weightlab pipeline as a library: from a validated manifest to stored stages, tables and
+//! the HTML report. The `weightlab` binary is argument parsing and printing on top of this.
+//!
+//! - [`executor`]: [`Run`] walks the plan, skips cached stages, keeps going past failures.
+//! - [`stages`]: one module per stage kind (data, zoo, reference, method, evaluate, report),
+//!   each an `impl Run` entry point with typed inputs and a typed record ([`records`]).
+//! - [`store`]: stage folders, committed atomically.
+//! - [`metrics`]: the metric registry — each metric declared once.
+//! - [`plots`]: the plot registry — each report plot declared once.
+//! - [`report`]: the report built from run folders alone (also `weightlab report`).
+//! - [`plugins`]: finding plugins (embedded, beside the binary, or `WEIGHTLAB_PLUGIN_DIR`).
+//! - [`config_check`]: plugin configs checked against their declared schemas before a run.
+//! - [`output`]: status lines and progress bars, one verbosity for everything.
+
+pub mod config_check;
+pub mod executor;
+pub mod metrics;
+pub mod output;
+pub mod plots;
+pub mod plugins;
+pub mod records;
+pub mod report;
+pub mod stages;
+pub mod store;
+
+use std::path::Path;
+
+pub use executor::{Run, Summary};
+use weightlab_manifest::{Catalog, LoadError, Loaded};
+
+/// Everything a manifest may name: the plugins found, the registered metrics and plots.
+pub fn catalog() -> Catalog {
+    Catalog { plugins: plugins::builtin_names(), metrics: metrics::keys(), plots: plots::ids() }
+}
+
+/// Loads and validates a manifest against this engine's [`catalog`].
+pub fn load_manifest(path: &Path, sets: &[String]) -> Result<Loaded, LoadError> {
+    weightlab_manifest::load(path, sets, &catalog())
+}
+
+/// The manifest JSON Schema with this engine's metrics and plots (plugins excluded: they
+/// depend on the machine).
+pub fn schema_json() -> String {
+    weightlab_manifest::schema::manifest_schema_json(&Catalog { plugins: Vec::new(), metrics: metrics::keys(), plots: plots::ids() })
+}

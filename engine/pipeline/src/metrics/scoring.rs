@@ -1,0 +1,95 @@
+//! What metrics are computed from: a set of models (n × P) scored against a zoo's training
+//! checkpoints. Each expensive ingredient — test-set evaluation, nearest checkpoints,
+//! behavioural comparison — is computed on first use and shared, so a metric that is not
+//! asked for costs nothing and two metrics that need the same thing pay for it once.
+
+use std::cell::OnceCell;
+
+use weightlab_compute::data::Task;
+use weightlab_compute::eval::{self, ModelScore};
+use weightlab_compute::metrics::{self, Behaviour, Nearest};
+use weightlab_compute::{Arch, Dataset};
+
+/// Models to score and what they are compared with.
+pub struct Scoring<'a> {
+    pub arch: &'a Arch,
+    pub data: &'a Dataset,
+    /// The scored models, back to back (n × P).
+    pub models: &'a [f32],
+    /// Parameters per model.
+    pub p: usize,
+    /// The zoo's training checkpoints (checkpoints × P).
+    pub train: &'a [f32],
+    /// The same checkpoints with hidden units randomly permuted (same functions).
+    pub permuted: &'a [f32],
+    /// Test predictions of the training checkpoints; `None` when the scored models *are* the
+    /// training checkpoints, compared with each other leaving each one out.
+    pub reference_predictions: Option<&'a [Vec<u8>]>,
+    scores: OnceCell<Vec<ModelScore>>,
+    nearest: OnceCell<Vec<Nearest>>,
+    nearest_permuted: OnceCell<Vec<Nearest>>,
+    behaviour: OnceCell<Option<Vec<Behaviour>>>,
+}
+
+impl<'a> Scoring<'a> {
+    pub fn new(arch: &'a Arch, data: &'a Dataset, models: &'a [f32], train: &'a [f32], permuted: &'a [f32], reference_predictions: Option<&'a [Vec<u8>]>) -> Self {
+        let p = arch.layout().len();
+        Self { arch, data, models, p, train, permuted, reference_predictions, scores: OnceCell::new(), nearest: OnceCell::new(), nearest_permuted: OnceCell::new(), behaviour: OnceCell::new() }
+    }
+
+    /// Number of scored models.
+    pub fn len(&self) -> usize {
+        self.models.len() / self.p.max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Leave-one-out: the scored models are the training checkpoints themselves.
+    pub fn leave_one_out(&self) -> bool {
+        self.reference_predictions.is_none()
+    }
+
+    pub fn classification(&self) -> bool {
+        matches!(self.data.task, Task::Classification { .. })
+    }
+
+    /// Loss, accuracy and predictions of every model on the test split.
+    pub fn scores(&self) -> &[ModelScore] {
+        self.scores.get_or_init(|| eval::evaluate(self.arch, self.data, &self.data.test, self.models))
+    }
+
+    /// Test predictions of every model.
+    pub fn predictions(&self) -> Vec<Vec<u8>> {
+        self.scores().iter().map(|s| s.predictions.clone()).collect()
+    }
+
+    /// Test labels as class indices.
+    pub fn labels(&self) -> Vec<u8> {
+        self.data.test.y.iter().map(|&y| y as u8).collect()
+    }
+
+    /// Each model's nearest training checkpoint in weight space.
+    pub fn nearest(&self) -> &[Nearest] {
+        self.nearest.get_or_init(|| metrics::nearest(self.models, self.train, self.p, self.leave_one_out()))
+    }
+
+    /// The same against the permuted checkpoints (the symmetry check).
+    pub fn nearest_permuted(&self) -> &[Nearest] {
+        self.nearest_permuted.get_or_init(|| metrics::nearest(self.models, self.permuted, self.p, self.leave_one_out()))
+    }
+
+    /// Behavioural comparison with the training checkpoints (classifiers only).
+    pub fn behaviour(&self) -> Option<&[Behaviour]> {
+        self.behaviour
+            .get_or_init(|| {
+                self.classification().then(|| {
+                    let predictions = self.predictions();
+                    let reference = self.reference_predictions.unwrap_or(&predictions);
+                    metrics::behaviour(&predictions, reference, &self.labels(), self.leave_one_out())
+                })
+            })
+            .as_deref()
+    }
+}

@@ -1,0 +1,30 @@
+use std::collections::BTreeMap;
+
+use weightlab_report::svg::{self, Series};
+
+use super::{Figure, Plot, Tables};
+
+pub const FINETUNE: Plot = Plot {
+    id: "finetune",
+    description: "Test accuracy (or SDF error) against fine-tuning steps, per method (needs `[evaluate] finetune_steps`).",
+    needs: &[],
+    per_zoo: true,
+    render: |t: &Tables, zoo: &str, suffix: &str| {
+        let accuracy = t.finetune.iter().any(|r| r.accuracy.is_some());
+        // Mean test accuracy (or SDF loss) of each method's fine-tuned samples per step count.
+        let mut groups: BTreeMap<(usize, String), BTreeMap<usize, (f64, usize)>> = BTreeMap::new();
+        for r in t.finetune.iter().filter(|r| r.zoo == zoo) {
+            let v = if accuracy { r.accuracy.unwrap_or(f64::NAN) } else { r.loss };
+            let cell = groups.entry(((t.position)(&r.method), r.method.clone())).or_default().entry(r.steps).or_insert((0.0, 0));
+            cell.0 += v;
+            cell.1 += 1;
+        }
+        let series: Vec<Series> =
+            groups.into_iter().map(|((_, name), by_step)| Series { name, points: by_step.into_iter().map(|(k, (sum, n))| (k as f64, sum / n.max(1) as f64)).collect() }).collect();
+        let y = if accuracy { "mean test accuracy" } else { "mean SDF error (MSE)" };
+        (!series.is_empty()).then(|| Figure {
+            caption: "Few-shot transfer: every sample fine-tuned with the zoo's recipe for the given number of steps (fresh Adam), averaged over samples and seeds. A generator worth using as an initialisation stays above random-init.".into(),
+            svg: svg::lines(&format!("Fine-tuning from each method's samples{suffix}"), "fine-tuning steps", y, &series),
+        })
+    },
+};

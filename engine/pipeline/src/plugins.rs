@@ -1,0 +1,151 @@
+//! Finding plugins. The built-in ones are, in order of precedence:
+//!
+//! 1. the folder `WEIGHTLAB_PLUGIN_DIR` names (an override, e.g. for plugins under development);
+//! 2. a `plugins/` folder beside the `weightlab` binary (an installation that ships them as files);
+//! 3. the components embedded in the binary at build time (`build.rs`), unpacked once into
+//!    `~/.cache/weightlab/plugins/<content hash>/` where worker processes can load them.
+//!
+//! Folders in `WEIGHTLAB_PLUGIN_PATH` (colon-separated) add more. A plugin's name is its file
+//! stem; the first folder that has a name wins. Nothing here depends on the source tree the
+//! binary was built from.
+
+use std::path::{Path, PathBuf};
+
+use sha2::Digest;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_plugins.rs"));
+}
+
+/// What `weightlab plugins` shows about a plugin.
+pub struct PluginInfo {
+    pub name: String,
+    pub role: String,
+    pub version: String,
+    pub abi: String,
+    pub path: PathBuf,
+}
+
+/// Names of the plugins embedded in this binary.
+pub fn embedded_names() -> Vec<&'static str> {
+    embedded::EMBEDDED.iter().map(|(n, _)| *n).collect()
+}
+
+/// The folder the embedded plugins are unpacked into (once per distinct set of components).
+fn unpacked_dir() -> Option<PathBuf> {
+    if embedded::EMBEDDED.is_empty() {
+        return None;
+    }
+    let mut h = sha2::Sha256::new();
+    for (name, bytes) in embedded::EMBEDDED {
+        h.update(name.as_bytes());
+        h.update(bytes);
+    }
+    let root = match std::env::var_os("WEIGHTLAB_CACHE") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/weightlab"),
+    };
+    let dir = root.join("plugins").join(hex::encode(&h.finalize()[..8]));
+    if !dir.join(".complete").is_file() {
+        // Unpack into a private folder and rename it into place, so concurrent runs never see
+        // half-written components.
+        let tmp = root.join("plugins").join(format!(".unpack-{}", std::process::id()));
+        let unpack = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&tmp)?;
+            for (name, bytes) in embedded::EMBEDDED {
+                std::fs::write(tmp.join(format!("{name}.wasm")), bytes)?;
+            }
+            std::fs::write(tmp.join(".complete"), b"")?;
+            match std::fs::rename(&tmp, &dir) {
+                Err(_) if dir.join(".complete").is_file() => std::fs::remove_dir_all(&tmp),
+                other => other,
+            }
+        };
+        if let Err(e) = unpack() {
+            crate::output::warn(&format!("cannot unpack the built-in plugins into {}: {e}", dir.display()));
+            return None;
+        }
+    }
+    Some(dir)
+}
+
+/// Where the built-in plugins come from, as a folder (see the module docs for the order).
+pub fn builtin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("WEIGHTLAB_PLUGIN_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("plugins")));
+    if let Some(dir) = beside.filter(|d| d.is_dir()) {
+        return Some(dir);
+    }
+    unpacked_dir()
+}
+
+/// The source tree's `plugins/dist` (benchmark plugins live in its `bench/`): for `weightlab
+/// bench`, a developer tool run from a checkout. `WEIGHTLAB_PLUGIN_DIR` overrides it.
+pub fn source_dist_dir() -> PathBuf {
+    std::env::var_os("WEIGHTLAB_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/dist")))
+}
+
+fn search_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = builtin_dir().into_iter().collect();
+    if let Some(extra) = std::env::var_os("WEIGHTLAB_PLUGIN_PATH") {
+        dirs.extend(std::env::split_paths(&extra));
+    }
+    dirs
+}
+
+/// Every `.wasm` file in the search folders, first one wins for a name.
+pub fn find_all() -> Vec<(String, PathBuf)> {
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for dir in search_dirs() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
+        paths.sort();
+        for path in paths {
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            if !found.iter().any(|(n, _)| *n == name) {
+                found.push((name, path));
+            }
+        }
+    }
+    found
+}
+
+/// Names a manifest may use in `plugin = "…"`.
+pub fn builtin_names() -> Vec<String> {
+    find_all().into_iter().map(|(n, _)| n).collect()
+}
+
+/// Path of a plugin given by name or path (relative to `base_dir`).
+pub fn resolve(plugin: &str, base_dir: &Path) -> Option<PathBuf> {
+    if weightlab_manifest::validate::is_plugin_path(plugin) {
+        return Some(base_dir.join(plugin));
+    }
+    find_all().into_iter().find(|(n, _)| n == plugin).map(|(_, p)| p)
+}
+
+/// Every plugin found, described by loading it in a worker process (compiled components are
+/// cached on disk). A plugin that fails to load is listed with the reason in place of its role.
+pub fn discover() -> Vec<PluginInfo> {
+    find_all()
+        .into_iter()
+        .map(|(name, path)| match crate::stages::method::describe_path(&name, path.clone(), weightlab_host::Limits::default()) {
+            Ok(d) => PluginInfo { name, role: weightlab_host::role_name(d.role).to_string(), version: d.version, abi: d.abi, path },
+            Err(e) => {
+                let reason = e.downcast_ref::<weightlab_host::PluginError>().map(|e| e.reason.clone()).unwrap_or_else(|| format!("{e:#}"));
+                PluginInfo { name, role: format!("broken: {reason}"), version: "-".into(), abi: "-".into(), path }
+            }
+        })
+        .collect()
+}
+
+/// What identifies a plugin's code for caching: a hash of its component's bytes.
+pub fn identity(plugin: &str, base_dir: &Path) -> String {
+    match resolve(plugin, base_dir).and_then(|p| std::fs::read(p).ok()) {
+        Some(bytes) => hex::encode(&sha2::Sha256::digest(&bytes)[..8]),
+        None => "missing".to_string(),
+    }
+}

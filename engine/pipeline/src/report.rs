@@ -1,0 +1,256 @@
+//! Builds the HTML report from run folders alone — their tables, `manifest.toml` and
+//! `stages.json` — so `weightlab report` can re-render a run, or put several runs side by
+//! side, without recomputing anything. `weightlab run` ends by calling the same code.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use weightlab_manifest::Manifest;
+use weightlab_report::metrics::MetricColumn;
+use weightlab_report::{Failure, PlotSet, ReportContext, Row};
+use weightlab_results::{FailureRow, FinetuneRow, LogRow, RunRow, SampleRow, SimilarityRow, ZooRow, read_parquet, rows::rows_of, rows::samples_of};
+
+use crate::metrics::{self, Direction, Metric};
+use crate::plots::{self, Tables};
+
+/// One run folder, read back.
+struct RunTables {
+    manifest: Manifest,
+    manifest_text: String,
+    run: RunRow,
+    samples: Vec<SampleRow>,
+    similarity: Vec<SimilarityRow>,
+    finetune: Vec<FinetuneRow>,
+    logs: Vec<LogRow>,
+    failures: Vec<FailureRow>,
+    zoo: Vec<ZooRow>,
+    stages: Vec<(String, f64, bool)>,
+}
+
+fn read_rows<T: serde::de::DeserializeOwned>(dir: &Path, table: &str, required: bool) -> Result<Vec<T>> {
+    let path = dir.join(format!("{table}.parquet"));
+    if !path.is_file() {
+        return if required { Err(anyhow!("{} is missing: is {} a finished weightlab run?", path.display(), dir.display())) } else { Ok(Vec::new()) };
+    }
+    let df = read_parquet(&path)?;
+    rows_of(&df).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+fn read_run(dir: &Path) -> Result<RunTables> {
+    let manifest_text = std::fs::read_to_string(dir.join("manifest.toml")).with_context(|| format!("{} has no manifest.toml: not a weightlab run folder", dir.display()))?;
+    let manifest: Manifest = toml::from_str(&manifest_text).with_context(|| format!("{}/manifest.toml", dir.display()))?;
+    let run = read_rows::<RunRow>(dir, "runs", true)?.into_iter().next().ok_or_else(|| anyhow!("{}: empty runs table", dir.display()))?;
+    let stages = std::fs::read(dir.join("stages.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let samples_path = dir.join("samples.parquet");
+    if !samples_path.is_file() {
+        return Err(anyhow!("{} is missing: is {} a finished weightlab run?", samples_path.display(), dir.display()));
+    }
+    Ok(RunTables {
+        samples: samples_of(&read_parquet(&samples_path)?).map_err(|e| anyhow!("{}: {e}", samples_path.display()))?,
+        similarity: read_rows(dir, "similarity", false)?,
+        finetune: read_rows(dir, "finetune", false)?,
+        logs: read_rows(dir, "training_log", false)?,
+        failures: read_rows(dir, "failures", false)?,
+        zoo: read_rows(dir, "zoo", false)?,
+        manifest,
+        manifest_text,
+        run,
+        stages,
+    })
+}
+
+/// Renders `output/report.html` from the run folders `dirs`, with the built-in template or the
+/// `report.html.j2` in `template`. With several runs, method names are prefixed with the run's
+/// experiment name (or folder name when those repeat).
+pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> Result<PathBuf> {
+    let runs: Vec<RunTables> = dirs.iter().map(|d| read_run(d)).collect::<Result<_>>()?;
+    let multi = runs.len() > 1;
+    let names: Vec<String> = runs
+        .iter()
+        .zip(dirs)
+        .map(|(r, d)| {
+            let repeated = runs.iter().filter(|o| o.run.experiment == r.run.experiment).count() > 1;
+            if repeated { d.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default() } else { r.run.experiment.clone() }
+        })
+        .collect();
+    let label = |i: usize, method: &str| {
+        if multi { format!("{}: {method}", names[i]) } else { method.to_string() }
+    };
+
+    let mut samples = Vec::new();
+    let mut similarity = Vec::new();
+    let mut finetune = Vec::new();
+    let mut logs = Vec::new();
+    let mut failures = Vec::new();
+    let mut order: Vec<String> = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        samples.extend(r.samples.iter().cloned().map(|mut s| {
+            s.method = label(i, &s.method);
+            s
+        }));
+        similarity.extend(r.similarity.iter().cloned().map(|mut s| {
+            s.method = label(i, &s.method);
+            s
+        }));
+        finetune.extend(r.finetune.iter().cloned().map(|mut f| {
+            f.method = label(i, &f.method);
+            f
+        }));
+        logs.extend(r.logs.iter().cloned().map(|mut l| {
+            l.source = label(i, &l.source);
+            l
+        }));
+        failures.extend(r.failures.iter().map(|f| Failure { stage: label(i, &f.stage), method: label(i, &f.method), reason: f.reason.clone() }));
+        order.extend(r.manifest.method.iter().map(|m| label(i, &m.name)));
+    }
+
+    // Columns: the registry's shown metrics that some row has, in registry order.
+    let columns: Vec<&Metric> = metrics::REGISTRY.iter().copied().filter(|m| m.shown && samples.iter().any(|r| r.metrics.contains_key(m.key))).collect();
+    let summaries = weightlab_results::summarize(&samples, &metrics::aggregations(&columns), Some("accuracy"));
+    let mut rows: Vec<Row> = summaries
+        .into_iter()
+        .map(|s| Row {
+            method: s.method,
+            role: s.role,
+            zoo: s.zoo,
+            seeds: s.seeds,
+            samples: s.samples,
+            metrics: s.metrics,
+            best: Vec::new(),
+            best_accuracy: s.best_accuracy,
+            rank: s.rank,
+            status: "ok".into(),
+        })
+        .collect();
+    for (i, r) in runs.iter().enumerate() {
+        for m in &r.manifest.method {
+            let name = label(i, &m.name);
+            if !rows.iter().any(|row| row.method == name) {
+                let reason = failures.iter().find(|f| f.method == name).map(|f| f.reason.lines().next().unwrap_or("").to_string()).unwrap_or_else(|| "not run (a stage it needs failed)".into());
+                rows.push(Row {
+                    method: name,
+                    role: m.role.map(|r| format!("{r:?}").to_lowercase()).unwrap_or_else(|| "?".into()),
+                    zoo: m.zoo.clone(),
+                    seeds: 0,
+                    samples: 0,
+                    metrics: vec![None; columns.len()],
+                    best: vec![],
+                    best_accuracy: None,
+                    rank: 0,
+                    status: format!("failed: {reason}"),
+                });
+            }
+        }
+    }
+    let position = |m: &str| order.iter().position(|o| o == m).unwrap_or(usize::MAX);
+    rows.sort_by_key(|r| (r.zoo.clone(), r.role == "reference", position(&r.method), r.method.clone()));
+
+    let first = &runs[0];
+    let tables = Tables { samples: &samples, similarity: &similarity, finetune: &finetune, logs: &logs, position: &position };
+    let computed: Vec<&str> = metrics::REGISTRY.iter().map(|m| m.key).filter(|k| samples.iter().any(|r| r.metrics.contains_key(*k))).collect();
+    let (plots, plot_notes) = draw_plots(&first.manifest, &tables, &computed);
+    let zoos = runs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.manifest.zoo.iter().map(move |(name, z)| {
+                let ckpts: Vec<&ZooRow> = r.zoo.iter().filter(|c| &c.zoo == name).collect();
+                if ckpts.is_empty() {
+                    let reason = r
+                        .failures
+                        .iter()
+                        .find(|f| f.stage == format!("zoo {name}") || f.stage == format!("data {}", z.data))
+                        .map(|f| format!("its stage failed: {}", f.reason.lines().next().unwrap_or_default()));
+                    return (label(i, name), format!("no checkpoints — {}", reason.unwrap_or_else(|| "its stage did not finish (see Failures)".into())));
+                }
+                let accs: Vec<f64> = ckpts.iter().filter_map(|c| c.test_accuracy).collect();
+                let losses: Vec<f64> = ckpts.iter().map(|c| c.test_loss).filter(|l| l.is_finite()).collect();
+                let mean = if !accs.is_empty() {
+                    format!(", mean test accuracy {:.3}", accs.iter().sum::<f64>() / accs.len() as f64)
+                } else if !losses.is_empty() {
+                    format!(", mean test SDF error (MSE) {:.5}", losses.iter().sum::<f64>() / losses.len() as f64)
+                } else {
+                    String::new()
+                };
+                let arch = z.arch.descriptor().name;
+                (label(i, name), format!("{} checkpoints of {} {arch} models on `{}` (split {} train / {} held-out){mean}", ckpts.len(), z.models, z.data, z.split().train, z.split().heldout))
+            })
+        })
+        .collect();
+    let mut provenance = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        let p = if multi { format!("{}: ", names[i]) } else { String::new() };
+        let run = &r.run;
+        provenance.push((format!("{p}weightlab"), format!("{} (git {})", run.weightlab_version, run.git_commit)));
+        provenance.push((format!("{p}manifest sha256"), run.manifest_hash.clone()));
+        provenance.push((format!("{p}seeds"), run.seeds.clone()));
+        provenance.push((format!("{p}plugins"), run.plugins.clone()));
+        provenance.push((format!("{p}run"), format!("{} → {} ({:.1} s), {}", run.started, run.finished, run.seconds, run.status)));
+    }
+    provenance.push(("compute".into(), weightlab_compute::device::description()));
+    let mut ctx = ReportContext {
+        title: if multi { names.join(" vs ") } else { first.manifest.experiment.name.clone() },
+        description: first.manifest.experiment.description.clone(),
+        generated: crate::stages::utc(std::time::SystemTime::now()),
+        rows,
+        metrics: columns.iter().map(|m| column(m)).collect(),
+        plots,
+        plot_notes,
+        failures,
+        provenance,
+        stages: runs.iter().enumerate().flat_map(|(i, r)| r.stages.iter().map(move |(s, t, c)| (label(i, s), *t, *c))).collect(),
+        manifest: runs.iter().map(|r| r.manifest_text.clone()).collect::<Vec<_>>().join("\n# ----\n"),
+        zoos,
+    };
+    ctx.mark_best();
+    let html = weightlab_report::render(&ctx, template)?;
+    std::fs::create_dir_all(output)?;
+    let path = output.join("report.html");
+    let tmp = output.join(".report.html.partial");
+    std::fs::write(&tmp, html)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// How the report shows a registry metric.
+fn column(m: &Metric) -> MetricColumn {
+    let direction = match m.direction {
+        Direction::Higher => "higher",
+        Direction::Lower => "lower",
+        Direction::None => "none",
+    };
+    MetricColumn { key: m.key.into(), label: m.label.into(), unit: m.unit.into(), direction: direction.into(), digits: m.digits, help: m.help.into() }
+}
+
+/// The plots `[report] plots` selects, drawn per zoo (zoos in name order), then the
+/// report-wide ones; and a note for each plot left out because a metric it draws was not
+/// computed.
+fn draw_plots(manifest: &Manifest, tables: &Tables, computed: &[&str]) -> (PlotSet, Vec<String>) {
+    let mut set = PlotSet::default();
+    let mut notes = Vec::new();
+    let mut zoos: Vec<String> = tables.samples.iter().map(|s| s.zoo.clone()).collect();
+    zoos.sort();
+    zoos.dedup();
+    let selected = plots::selected(manifest.report.plots.as_deref());
+    let mut drawable = Vec::new();
+    for plot in selected {
+        match plot.needs.iter().find(|k| !computed.contains(k)) {
+            Some(missing) => notes.push(format!("`{}` is not drawn: it needs the metric `{missing}`, which `[evaluate] metrics` leaves out.", plot.id)),
+            None => drawable.push(plot),
+        }
+    }
+    for zoo in &zoos {
+        let suffix = if zoos.len() > 1 { format!(" — zoo {zoo}") } else { String::new() };
+        for plot in drawable.iter().filter(|p| p.per_zoo) {
+            if let Some(figure) = (plot.render)(tables, zoo, &suffix) {
+                set.add(&format!("{}-{zoo}", plot.id), &figure.caption, figure.svg);
+            }
+        }
+    }
+    for plot in drawable.iter().filter(|p| !p.per_zoo) {
+        if let Some(figure) = (plot.render)(tables, "", "") {
+            set.add(plot.id, &figure.caption, figure.svg);
+        }
+    }
+    (set, notes)
+}

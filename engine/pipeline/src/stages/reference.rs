@@ -1,0 +1,152 @@
+//! Reference stage: score a zoo's own models once per run folder, in their own cached stage —
+//! the training checkpoints each against the others (leave-one-out, as Zeng et al. do) and
+//! the held-out models against the training checkpoints. Their rows are the reference lines
+//! of the report; their test predictions are what every evaluation of the zoo compares with.
+//!
+//! Also here: [`score`], which every stage that scores models uses, and [`ZooFrame`], what
+//! scoring against one zoo needs.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow};
+use weightlab_compute::metrics::{self, Pca};
+use weightlab_compute::{Side, Zoo};
+use weightlab_manifest::StageKind;
+use weightlab_results::{SampleRow, SimilarityRow, rows::samples_table, rows::table_of};
+
+use super::{HELDOUT_REFERENCE, TRAIN_REFERENCE};
+use crate::executor::Run;
+use crate::metrics::{Applies, Metric, Scoring};
+use crate::output;
+use crate::records::ReferenceRecord;
+
+/// Training checkpoints a heatmap shows at most (the first ones).
+const HEATMAP_COLUMNS: usize = 64;
+
+/// Seed of the symmetry check's permutations (checkpoint i uses this + i).
+const SYMMETRY_SEED: u64 = 0x5E_77E7;
+
+/// What scoring models against one zoo needs, derived from the zoo (and, for `predictions`,
+/// read from its reference stage). Kept in memory for the run.
+pub(crate) struct ZooFrame {
+    /// Weights of the training checkpoints, stacked (checkpoints × P).
+    pub train: Vec<f32>,
+    /// The same checkpoints with their hidden units randomly permuted (the symmetry check).
+    pub permuted: Vec<f32>,
+    /// The zoo's 2-D PCA view.
+    pub pca: Pca,
+    /// Test predictions of the training checkpoints (classifiers; empty otherwise).
+    pub predictions: Vec<Vec<u8>>,
+}
+
+impl ZooFrame {
+    fn new(zoo: &Zoo) -> Self {
+        let p = zoo.layout().len();
+        let train = zoo.stack(&zoo.side(Side::Train));
+        let pca = Pca::fit(&train, p);
+        let permuted = train.chunks(p.max(1)).enumerate().flat_map(|(i, w)| zoo.arch.permute_hidden(w, SYMMETRY_SEED + i as u64)).collect();
+        Self { train, permuted, pca, predictions: Vec::new() }
+    }
+}
+
+/// Which rows a scoring produces: the method, its role and seed.
+pub(crate) struct RowsOf<'a> {
+    pub zoo: &'a str,
+    pub method: &'a str,
+    pub role: &'a str,
+    pub seed: u64,
+}
+
+/// One row per scored model with every metric of `metrics` that applies, and each model's
+/// similarity to the first training checkpoints (IoU of test errors for classifiers, weight
+/// cosine otherwise).
+pub(crate) fn score(who: &RowsOf, s: &Scoring, metrics: &[&Metric], pca: &Pca) -> (Vec<SampleRow>, Vec<SimilarityRow>) {
+    let applicable: Vec<&&Metric> = metrics.iter().filter(|m| m.applies == Applies::Any || s.classification()).collect();
+    let values: Vec<(&str, Vec<f64>)> = applicable.iter().map(|m| (m.key, (m.compute)(s))).collect();
+    let positions = pca.project(s.models);
+    let nearest = s.nearest();
+    let rows = (0..s.len())
+        .map(|i| SampleRow {
+            method: who.method.to_string(),
+            role: who.role.to_string(),
+            zoo: who.zoo.to_string(),
+            seed: who.seed,
+            sample: i,
+            nn_index: nearest[i].index as i64,
+            pc1: positions[i].0,
+            pc2: positions[i].1,
+            metrics: values.iter().map(|(k, v)| (k.to_string(), v[i])).collect(),
+        })
+        .collect();
+    let columns = (s.train.len() / s.p.max(1)).min(HEATMAP_COLUMNS);
+    let (kind, labels, predictions) = if s.classification() { ("error-iou", s.labels(), s.predictions()) } else { ("weight-cosine", Vec::new(), Vec::new()) };
+    let reference = s.reference_predictions.unwrap_or(&predictions);
+    let mut similarity = Vec::new();
+    for (i, m) in s.models.chunks_exact(s.p.max(1)).enumerate() {
+        for (j, checkpoint) in s.train.chunks_exact(s.p.max(1)).take(columns).enumerate() {
+            let value = if s.classification() { metrics::error_iou(&predictions[i], &reference[j], &labels) } else { metrics::cosine(m, checkpoint) };
+            similarity.push(SimilarityRow { zoo: who.zoo.to_string(), method: who.method.to_string(), seed: who.seed, sample: i, checkpoint: j, similarity: value, kind: kind.to_string() });
+        }
+    }
+    (rows, similarity)
+}
+
+/// Writes test predictions (models × examples, class indices) as a U8 safetensors file.
+fn write_predictions(path: &Path, predictions: &[Vec<u8>]) -> Result<()> {
+    let width = predictions.first().map_or(0, Vec::len);
+    let bytes: Vec<u8> = predictions.concat();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![predictions.len(), width], &bytes)?;
+    std::fs::write(path, safetensors::serialize([("predictions", view)], None)?).with_context(|| format!("writing {}", path.display()))
+}
+
+fn read_predictions(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)?;
+    let t = st.tensor("predictions")?;
+    let width = t.shape().get(1).copied().unwrap_or(0);
+    Ok(if width == 0 { vec![Vec::new(); t.shape()[0]] } else { t.data().chunks_exact(width).map(<[u8]>::to_vec).collect() })
+}
+
+impl Run {
+    /// The zoo's frame, with the training checkpoints' predictions from its reference stage.
+    pub(crate) fn frame(&mut self, zoo_name: &str) -> Result<&ZooFrame> {
+        if !self.frames.contains_key(zoo_name) {
+            let mut frame = ZooFrame::new(self.zoo(zoo_name)?);
+            let dir = self.stage_dir(|k| matches!(k, StageKind::Reference { zoo } if zoo == zoo_name))?;
+            frame.predictions = read_predictions(&dir.join("predictions.safetensors"))?;
+            self.frames.insert(zoo_name.to_string(), frame);
+        }
+        self.frames.get(zoo_name).ok_or_else(|| anyhow!("zoo `{zoo_name}` has no frame"))
+    }
+
+    pub(crate) fn run_reference(&mut self, zoo_name: &str, dir: &Path) -> Result<ReferenceRecord> {
+        output::status("Scoring", &format!("zoo {zoo_name}: its own training and held-out models"));
+        let data_name = self.loaded.manifest.zoo[zoo_name].data.clone();
+        let data = self.dataset(&data_name)?.clone();
+        let zoo = self.zoo(zoo_name)?.clone();
+        let mut frame = ZooFrame::new(&zoo);
+        let metrics = self.metrics.clone();
+        // Training checkpoints: each against the others (leave-one-out).
+        let own = Scoring::new(&zoo.arch, &data, &frame.train, &frame.train, &frame.permuted, None);
+        let who = RowsOf { zoo: zoo_name, method: TRAIN_REFERENCE, role: "reference", seed: 0 };
+        let (mut rows, mut similarity) = score(&who, &own, &metrics, &frame.pca);
+        let predictions = own.predictions();
+        let heldout = zoo.stack(&zoo.side(Side::Heldout));
+        if !heldout.is_empty() {
+            let against = Scoring::new(&zoo.arch, &data, &heldout, &frame.train, &frame.permuted, Some(&predictions));
+            let who = RowsOf { method: HELDOUT_REFERENCE, ..who };
+            let (r, s) = score(&who, &against, &metrics, &frame.pca);
+            rows.extend(r);
+            similarity.extend(s);
+        }
+        let keys: Vec<&str> = metrics.iter().map(|m| m.key).collect();
+        samples_table(&rows, &keys).write(dir, "samples")?;
+        table_of(&similarity).write(dir, "similarity")?;
+        write_predictions(&dir.join("predictions.safetensors"), &predictions)?;
+        let p = zoo.layout().len().max(1);
+        let record = ReferenceRecord { train: frame.train.len() / p, heldout: heldout.len() / p, metrics: keys.iter().map(|k| k.to_string()).collect() };
+        frame.predictions = predictions;
+        self.frames.insert(zoo_name.to_string(), frame);
+        Ok(record)
+    }
+}

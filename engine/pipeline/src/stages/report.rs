@@ -1,0 +1,137 @@
+//! Report stage: gather the tables every finished stage stored into the run's tables, then
+//! render `report.html` from them. It runs at the end of every run, also when some stages
+//! failed (they are listed in the report), and `weightlab report` re-renders it.
+
+use anyhow::{Context, Result};
+use weightlab_manifest::StageKind;
+use weightlab_results::rows::{rows_of, samples_of, samples_table, table_of};
+use weightlab_results::{FinetuneRow, LogRow, MessageRow, RunRow, SampleRow, SimilarityRow, ZooRow, read_parquet};
+
+use crate::executor::Run;
+use crate::records::{MethodLog, MethodRecord};
+
+/// Rows of table `name` in a stage folder (none when the stage wrote no such table).
+fn stage_rows<T: serde::de::DeserializeOwned>(dir: &std::path::Path, name: &str) -> Result<Vec<T>> {
+    let path = dir.join(format!("{name}.parquet"));
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    rows_of(&read_parquet(&path)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn stage_samples(dir: &std::path::Path) -> Result<Vec<SampleRow>> {
+    let path = dir.join("samples.parquet");
+    samples_of(&read_parquet(&path)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+impl Run {
+    pub(crate) fn run_report(&mut self) -> Result<()> {
+        let mut samples: Vec<SampleRow> = Vec::new();
+        let mut similarity: Vec<SimilarityRow> = Vec::new();
+        let mut finetune: Vec<FinetuneRow> = Vec::new();
+        let mut logs: Vec<LogRow> = Vec::new();
+        let mut messages: Vec<MessageRow> = Vec::new();
+        let mut zoo_rows: Vec<ZooRow> = Vec::new();
+        let mut plugins: Vec<String> = Vec::new();
+        for stage in self.plan.stages.clone() {
+            if !self.store.is_done(&stage) {
+                continue;
+            }
+            let dir = self.store.dir(&stage);
+            match &stage.kind {
+                StageKind::Zoo { .. } => zoo_rows.extend(stage_rows::<ZooRow>(&dir, "zoo")?),
+                StageKind::Reference { .. } | StageKind::Evaluate { .. } => {
+                    samples.extend(stage_samples(&dir)?);
+                    similarity.extend(stage_rows::<SimilarityRow>(&dir, "similarity")?);
+                    finetune.extend(stage_rows::<FinetuneRow>(&dir, "finetune")?);
+                }
+                StageKind::Method { name, seed, .. } => {
+                    let log: MethodLog = serde_json::from_slice(&std::fs::read(dir.join("log.json"))?).context("reading the plugin's log")?;
+                    messages.extend(log.messages.into_iter().map(|text| MessageRow { source: name.clone(), seed: *seed, text }));
+                    logs.extend(log.metrics.into_iter().map(|m| LogRow { source: name.clone(), seed: *seed, name: m.name, step: m.step as u64, value: m.value.map_or(f64::NAN, f64::from) }));
+                    let plugin = self.store.record::<MethodRecord>(&stage)?.provenance();
+                    if !plugins.contains(&plugin) {
+                        plugins.push(plugin);
+                    }
+                }
+                StageKind::Data { .. } | StageKind::Report => {}
+            }
+        }
+
+        let out = self.output.clone();
+        let keys: Vec<&str> = self.metrics.iter().map(|m| m.key).collect();
+        samples_table(&samples, &keys).write(&out, "samples")?;
+        table_of(&zoo_rows).write(&out, "zoo")?;
+        for (name, table) in
+            [("similarity", table_of(&similarity)), ("finetune", table_of(&finetune)), ("training_log", table_of(&logs)), ("messages", table_of(&messages)), ("failures", table_of(&self.failures))]
+        {
+            if table.is_empty() {
+                // A table of an earlier run that this one did not produce would mislead.
+                for ext in ["parquet", "arrow"] {
+                    let _ = std::fs::remove_file(out.join(format!("{name}.{ext}")));
+                }
+            } else {
+                table.write(&out, name)?;
+            }
+        }
+        let finished = std::time::SystemTime::now();
+        let seconds = finished.duration_since(self.started).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let run = RunRow {
+            experiment: self.loaded.manifest.experiment.name.clone(),
+            manifest_hash: manifest_hash(&self.loaded.text),
+            seeds: format!("{:?}", self.loaded.manifest.experiment.seeds),
+            weightlab_version: env!("CARGO_PKG_VERSION").to_string(),
+            git_commit: git_commit(self.base_dir()),
+            plugins: plugins.join(", "),
+            started: utc(self.started),
+            finished: utc(finished),
+            seconds,
+            status: if self.failures.is_empty() { "ok".into() } else { format!("{} failed", self.failures.len()) },
+        };
+        table_of(std::slice::from_ref(&run)).write(&out, "runs")?;
+
+        let stages: Vec<(String, f64, bool)> = self.timings.clone();
+        std::fs::write(out.join("stages.json"), serde_json::to_vec_pretty(&stages)?)?;
+        self.render_report()
+    }
+
+    /// Renders report.html from the run's tables (the manifest's template, if it names one).
+    pub(crate) fn render_report(&self) -> Result<()> {
+        let template = self.loaded.manifest.report.template.as_ref().map(|t| self.base_dir().join(t));
+        crate::report::render_runs(std::slice::from_ref(&self.output), &self.output, template.as_deref())?;
+        Ok(())
+    }
+}
+
+fn manifest_hash(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
+}
+
+fn git_commit(dir: &std::path::Path) -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(dir)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// "YYYY-MM-DD HH:MM:SS UTC" of a time (civil date from days since the epoch, Howard
+/// Hinnant's algorithm, to avoid a date crate for one line of provenance).
+pub fn utc(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+}

@@ -1,0 +1,38 @@
+//! An installed binary: `weightlab` copied alone into an empty folder, far from the source
+//! tree, runs the quickstart with the plugins embedded in it.
+
+use std::process::Command;
+
+use weightlab_e2e::{binary, column, root};
+
+#[test]
+fn a_copied_binary_runs_the_quickstart_with_its_embedded_plugins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let exe = bin.join("weightlab");
+    std::fs::copy(binary(), &exe).unwrap();
+    let cache = tmp.path().join("cache");
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(&exe);
+        c.args(args).current_dir(tmp.path()).env_remove("WEIGHTLAB_PLUGIN_DIR").env_remove("WEIGHTLAB_PLUGIN_PATH").env("WEIGHTLAB_CACHE", &cache);
+        c.output().unwrap()
+    };
+
+    // The built-in plugins come from the binary, unpacked under the cache, not the source tree.
+    let listed = cmd(&["plugins"]);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    for name in ["pdiff", "copy", "noise", "average", "random-init"] {
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name} not listed:\n{text}"));
+        assert!(line.contains(&cache.join("plugins").display().to_string()), "{name} should be unpacked from the binary: {line}");
+        assert!(!line.contains(&root().display().to_string()), "{name} found in the source tree: {line}");
+    }
+
+    let manifest = root().join("experiments/quickstart.toml");
+    let out = tmp.path().join("out");
+    let run = cmd(&["run", manifest.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(column(&out, "samples", Some("p-diff"), "accuracy").len(), 32, "16 samples × 2 seeds");
+    assert!(out.join("report.html").is_file());
+}
