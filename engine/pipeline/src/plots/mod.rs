@@ -62,8 +62,15 @@ pub struct Plot {
 }
 
 /// Every plot, in report order.
-pub const REGISTRY: &[&Plot] =
-    &[&accuracy_novelty::ACCURACY_NOVELTY, &nn_distance::NN_DISTANCE, &weight_pca::WEIGHT_PCA, &similarity_heatmap::SIMILARITY_HEATMAP, &finetune::FINETUNE, &training_curves::TRAINING_CURVES];
+#[rustfmt::skip] // one entry per line: adding a plot is adding a line
+pub const REGISTRY: &[&Plot] = &[
+    &accuracy_novelty::ACCURACY_NOVELTY,
+    &nn_distance::NN_DISTANCE,
+    &weight_pca::WEIGHT_PCA,
+    &similarity_heatmap::SIMILARITY_HEATMAP,
+    &finetune::FINETUNE,
+    &training_curves::TRAINING_CURVES,
+];
 
 /// The plot with id `id`.
 pub fn get(id: &str) -> Option<&'static Plot> {
