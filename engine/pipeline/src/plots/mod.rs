@@ -3,6 +3,7 @@
 //! caption and an inline SVG. Adding a plot: its own file with a `pub const MY_PLOT: Plot`
 //! and one line in [`REGISTRY`] (plus its `mod` line).
 
+mod accuracy_distance;
 mod accuracy_novelty;
 mod finetune;
 mod nn_distance;
@@ -65,6 +66,7 @@ pub struct Plot {
 #[rustfmt::skip] // one entry per line: adding a plot is adding a line
 pub const REGISTRY: &[&Plot] = &[
     &accuracy_novelty::ACCURACY_NOVELTY,
+    &accuracy_distance::ACCURACY_DISTANCE,
     &nn_distance::NN_DISTANCE,
     &weight_pca::WEIGHT_PCA,
     &similarity_heatmap::SIMILARITY_HEATMAP,
