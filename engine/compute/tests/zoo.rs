@@ -291,3 +291,18 @@ fn hidden_unit_permutations_keep_the_function_and_move_the_weights() {
         assert!((scores[0].loss - scores[1].loss).abs() < 1e-4);
     }
 }
+
+#[test]
+fn circles_need_a_hidden_layer_and_an_mlp_learns_them() {
+    // A dataset source added through its descriptor: shape and classes come from it.
+    let data = dataset("source = \"circles\"\nsamples = 1024\nnoise = 0.1");
+    assert_eq!((data.input_shape.clone(), data.outputs()), (vec![2], 2));
+    let train_with = |hidden: &str| {
+        let spec = zoo_spec(&format!("data = \"d\"\narch = {{ kind = \"mlp\", hidden = {hidden}, activation = \"tanh\" }}\nmodels = 4\ntrain = {{ lr = 0.02, epochs = 30, batch_size = 32 }}"));
+        let zoo = train::train_zoo(&Arch::new(&spec.arch, &data), &data, &spec, None).unwrap();
+        zoo.checkpoints.iter().map(|c| c.test_accuracy.unwrap()).sum::<f32>() / zoo.checkpoints.len() as f32
+    };
+    let (linear, hidden) = (train_with("[]"), train_with("[16]"));
+    assert!(linear < 0.7, "concentric circles are not linearly separable: {linear}");
+    assert!(hidden > 0.95, "an MLP with a hidden layer separates them: {hidden}");
+}

@@ -65,6 +65,9 @@ pub enum DataSource {
     Blobs,
     /// Two interleaved half-moons in 2-D, 2 classes (procedural).
     Moons,
+    /// Two concentric circles in 2-D (radii 1 and 2), 2 classes; `noise` jitters the radius
+    /// (procedural). Not linearly separable: a model needs a hidden layer.
+    Circles,
     /// 1-D signals: 32 samples of a noisy sinusoid whose frequency band is the class (procedural).
     Signals,
     /// Signed distance functions of random 3-D shapes (spheres, boxes, tori): a neural-field task.
@@ -79,6 +82,7 @@ impl DataSource {
             DataSource::FashionMnist => SourceDescriptor { name: "fashion-mnist", task: TaskKind::Classification, input_shape: |_| vec![1, 28, 28], classes: |_| 10, procedural: false },
             DataSource::Blobs => SourceDescriptor { name: "blobs", task: TaskKind::Classification, input_shape: |_| vec![2], classes: spec_classes, procedural: true },
             DataSource::Moons => SourceDescriptor { name: "moons", task: TaskKind::Classification, input_shape: |_| vec![2], classes: |_| 2, procedural: true },
+            DataSource::Circles => SourceDescriptor { name: "circles", task: TaskKind::Classification, input_shape: |_| vec![2], classes: |_| 2, procedural: true },
             DataSource::Signals => SourceDescriptor { name: "signals", task: TaskKind::Classification, input_shape: |_| vec![32], classes: spec_classes, procedural: true },
             DataSource::SdfShapes => SourceDescriptor { name: "sdf-shapes", task: TaskKind::Regression, input_shape: |_| vec![3], classes: |_| 0, procedural: true },
         }

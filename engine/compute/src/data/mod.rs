@@ -142,6 +142,7 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
         }
         DataSource::Blobs => procedural::blobs(spec.classes, spec.samples, spec.noise, spec.seed),
         DataSource::Moons => procedural::moons(spec.samples, spec.noise, spec.seed),
+        DataSource::Circles => procedural::circles(spec.samples, spec.noise, spec.seed),
         DataSource::Signals => procedural::signals(spec.classes, spec.samples, spec.noise, spec.seed),
         DataSource::SdfShapes => sdf::many_shape_points(spec.samples, groups, spec.seed),
     };

@@ -1,5 +1,5 @@
-//! Small classification datasets made in code, so tests need no package: Gaussian blobs and
-//! two moons in 2-D, and 1-D signals. A quarter as many test examples as training examples are
+//! Small classification datasets made in code, so tests need no package: Gaussian blobs, two
+//! moons and two circles in 2-D, and 1-D signals. A quarter as many test examples as training examples are
 //! drawn.
 
 use rand::{Rng, SeedableRng};
@@ -47,6 +47,21 @@ pub fn moons(samples: usize, noise: f64, seed: u64) -> (Split, Split) {
         let t: f32 = rng.random_range(0.0..std::f32::consts::PI);
         let (x, y) = if c == 0 { (t.cos(), t.sin()) } else { (1.0 - t.cos(), 0.5 - t.sin()) };
         ([x + noise * normal(rng), y + noise * normal(rng)], c)
+    };
+    let train = draw(samples, &mut rng, &mut example);
+    let test = draw(samples.div_ceil(4), &mut rng, &mut example);
+    (train, test)
+}
+
+/// Two concentric circles: class c lies on radius c + 1, its radius jittered by `noise`.
+pub fn circles(samples: usize, noise: f64, seed: u64) -> (Split, Split) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let noise = noise as f32;
+    let mut example = move |rng: &mut ChaCha8Rng, i: usize| {
+        let c = i % 2;
+        let t: f32 = rng.random_range(0.0..std::f32::consts::TAU);
+        let r = (c + 1) as f32 + noise * normal(rng);
+        ([r * t.cos(), r * t.sin()], c)
     };
     let train = draw(samples, &mut rng, &mut example);
     let test = draw(samples.div_ceil(4), &mut rng, &mut example);
