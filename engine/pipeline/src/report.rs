@@ -223,8 +223,8 @@ fn column(m: &Metric) -> MetricColumn {
 }
 
 /// The plots `[report] plots` selects, drawn per zoo (zoos in name order), then the
-/// report-wide ones; and a note for each plot left out because a metric it draws was not
-/// computed.
+/// report-wide ones; and a note for each plot left out because a metric or table it draws is
+/// missing from the run.
 fn draw_plots(manifest: &Manifest, tables: &Tables, computed: &[&str]) -> (PlotSet, Vec<String>) {
     let mut set = PlotSet::default();
     let mut notes = Vec::new();
@@ -234,9 +234,12 @@ fn draw_plots(manifest: &Manifest, tables: &Tables, computed: &[&str]) -> (PlotS
     let selected = plots::selected(manifest.report.plots.as_deref());
     let mut drawable = Vec::new();
     for plot in selected {
-        match plot.needs.iter().find(|k| !computed.contains(k)) {
-            Some(missing) => notes.push(format!("`{}` is not drawn: it needs the metric `{missing}`, which `[evaluate] metrics` leaves out.", plot.id)),
-            None => drawable.push(plot),
+        if let Some(missing) = plot.needs.iter().find(|k| !computed.contains(k)) {
+            notes.push(format!("`{}` is not drawn: it needs the metric `{missing}`, which `[evaluate] metrics` leaves out.", plot.id));
+        } else if let Some(table) = plot.tables.iter().find(|t| !tables.has(t)) {
+            notes.push(format!("`{}` is not drawn: this run has no `{table}` table. {}", plot.id, plot.description));
+        } else {
+            drawable.push(plot);
         }
     }
     for zoo in &zoos {
@@ -253,4 +256,34 @@ fn draw_plots(manifest: &Manifest, tables: &Tables, computed: &[&str]) -> (PlotS
         }
     }
     (set, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plots_missing_a_metric_or_table_are_explained_not_drawn() {
+        let manifest: Manifest = toml::from_str("[experiment]\nname = \"t\"\n[report]\nplots = [\"accuracy-novelty\", \"accuracy-distance\", \"finetune\"]\n").unwrap();
+        let row = |sample: usize, acc: f64, l2: f64| SampleRow {
+            method: "m".into(),
+            role: "baseline".into(),
+            zoo: "z".into(),
+            seed: 0,
+            sample,
+            nn_index: 0,
+            pc1: 0.0,
+            pc2: 0.0,
+            metrics: [("accuracy".to_string(), acc), ("nn_l2".to_string(), l2)].into(),
+        };
+        let samples = [row(0, 0.5, 1.0), row(1, 0.7, 2.0)];
+        let position = |_: &str| 0;
+        let tables = Tables { samples: &samples, similarity: &[], finetune: &[], logs: &[], position: &position };
+        let (set, notes) = draw_plots(&manifest, &tables, &["accuracy", "nn_l2"]);
+        let ids: Vec<&str> = set.plots.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(ids, ["accuracy-distance-z"]);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("`accuracy-novelty` is not drawn: it needs the metric `novelty`"), "{notes:?}");
+        assert!(notes[1].contains("`finetune` is not drawn: this run has no `finetune` table") && notes[1].contains("finetune_steps"), "{notes:?}");
+    }
 }

@@ -10,6 +10,7 @@ pub const ACCURACY_DISTANCE: Plot = Plot {
     id: "accuracy-distance",
     description: "Accuracy vs. L2 distance to the nearest training checkpoint, one colour per method.",
     needs: &["accuracy", "nn_l2"],
+    tables: &["samples"],
     per_zoo: true,
     render: |t: &Tables, zoo: &str, suffix: &str| {
         let series = t.series_by_method(zoo, &|r| Some((r.metric("nn_l2")?, r.metric("accuracy")?)));

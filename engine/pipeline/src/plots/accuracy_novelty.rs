@@ -6,6 +6,7 @@ pub const ACCURACY_NOVELTY: Plot = Plot {
     id: "accuracy-novelty",
     description: "Accuracy vs. novelty of every sample, one colour per method.",
     needs: &["accuracy", "novelty"],
+    tables: &["samples"],
     per_zoo: true,
     render: |t: &Tables, zoo: &str, suffix: &str| {
         let series = t.series_by_method(zoo, &|r| Some((r.metric("novelty")?, r.metric("accuracy")?)));

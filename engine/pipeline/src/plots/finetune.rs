@@ -6,8 +6,9 @@ use super::{Figure, Plot, Tables};
 
 pub const FINETUNE: Plot = Plot {
     id: "finetune",
-    description: "Test accuracy (or SDF error) against fine-tuning steps, per method (needs `[evaluate] finetune_steps`).",
+    description: "Test accuracy (or SDF error) against fine-tuning steps, per method; it needs `[evaluate] finetune_steps`.",
     needs: &[],
+    tables: &["finetune"],
     per_zoo: true,
     render: |t: &Tables, zoo: &str, suffix: &str| {
         let accuracy = t.finetune.iter().any(|r| r.accuracy.is_some());

@@ -27,6 +27,18 @@ pub struct Tables<'a> {
 }
 
 impl Tables<'_> {
+    /// Whether the run produced rows of table `name` (`samples`, `similarity`, `finetune`,
+    /// `training_log`).
+    pub fn has(&self, name: &str) -> bool {
+        match name {
+            "samples" => !self.samples.is_empty(),
+            "similarity" => !self.similarity.is_empty(),
+            "finetune" => !self.finetune.is_empty(),
+            "training_log" => !self.logs.is_empty(),
+            _ => false,
+        }
+    }
+
     /// One scatter/histogram series per method of `zoo`: references first, then methods in
     /// manifest order; `point` picks a row's coordinates (`None` skips the row).
     pub fn series_by_method(&self, zoo: &str, point: &dyn Fn(&SampleRow) -> Option<(f64, f64)>) -> Vec<Series> {
@@ -55,6 +67,9 @@ pub struct Plot {
     /// Metric keys it draws; when `[evaluate] metrics` leaves one out, the report says why the
     /// plot is missing instead of drawing an empty frame.
     pub needs: &'static [&'static str],
+    /// Tables it draws from (see [`Tables::has`]); when the run produced none, the report
+    /// says so.
+    pub tables: &'static [&'static str],
     /// Drawn once per zoo (`true`) or once per report.
     pub per_zoo: bool,
     /// Renders the plot for `zoo` (per-zoo plots) with `suffix` appended to its title;

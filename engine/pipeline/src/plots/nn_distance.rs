@@ -6,6 +6,7 @@ pub const NN_DISTANCE: Plot = Plot {
     id: "nn-distance",
     description: "Distribution of nearest-neighbour distances, generated vs. training.",
     needs: &["nn_l2"],
+    tables: &["samples"],
     per_zoo: true,
     render: |t: &Tables, zoo: &str, suffix: &str| {
         let series = t.series_by_method(zoo, &|r| Some((r.metric("nn_l2")?, 0.0)));

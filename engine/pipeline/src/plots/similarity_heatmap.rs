@@ -11,6 +11,7 @@ pub const SIMILARITY_HEATMAP: Plot = Plot {
     id: "similarity-heatmap",
     description: "Heatmap of each model's similarity to each training checkpoint (IoU of test errors; weight cosine for neural fields), one block of rows per method, first seed.",
     needs: &[],
+    tables: &["similarity"],
     per_zoo: true,
     render: |t: &Tables, zoo: &str, suffix: &str| {
         let (groups, kind) = groups(t, zoo);

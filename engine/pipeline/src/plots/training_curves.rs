@@ -8,6 +8,7 @@ pub const TRAINING_CURVES: Plot = Plot {
     id: "training-curves",
     description: "Training curves logged by plugins during fit (first seed).",
     needs: &[],
+    tables: &["training_log"],
     per_zoo: false,
     render: |t: &Tables, _zoo: &str, _suffix: &str| {
         let first_seed = t.logs.iter().map(|l| l.seed).min()?;

@@ -6,6 +6,7 @@ pub const WEIGHT_PCA: Plot = Plot {
     id: "weight-pca",
     description: "2-D PCA of training, held-out and generated weights.",
     needs: &[],
+    tables: &["samples"],
     per_zoo: true,
     render: |t: &Tables, zoo: &str, suffix: &str| {
         let series = t.series_by_method(zoo, &|r| Some((r.pc1, r.pc2)));

@@ -47,8 +47,14 @@ pub fn describe(method: &MethodSpec, base_dir: &Path) -> Result<Description> {
     describe_path(&method.plugin, plugin_path(method, base_dir)?, limits(&method.limits))
 }
 
-/// This binary, which is also the worker.
+/// This binary, which is also the worker. On Linux, `/proc/self/exe` names the running
+/// binary's own file even when it was replaced on disk since the run started (a rebuild or an
+/// upgrade mid-run), so later workers still start, and run the same code as the parent.
 pub fn worker_exe() -> Result<PathBuf> {
+    let proc_self = PathBuf::from("/proc/self/exe");
+    if proc_self.exists() {
+        return Ok(proc_self);
+    }
     std::env::current_exe().context("finding the weightlab binary to start a worker")
 }
 
