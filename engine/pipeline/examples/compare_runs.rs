@@ -6,11 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use weightlab_results::{SampleRow, read_parquet, rows::samples_of};
+use weightlab_results::{SampleRow, rows::read_samples};
 
 fn load(dir: &str) -> Result<Vec<SampleRow>, String> {
-    let df = read_parquet(&std::path::Path::new(dir).join("samples.parquet")).map_err(|e| e.to_string())?;
-    samples_of(&df)
+    read_samples(std::path::Path::new(dir)).map_err(|e| e.to_string())?.ok_or_else(|| format!("{dir} has no samples.parquet"))
 }
 
 fn main() -> Result<(), String> {

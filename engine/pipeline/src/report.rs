@@ -8,7 +8,8 @@ use anyhow::{Context, Result, anyhow};
 use weightlab_manifest::Manifest;
 use weightlab_report::metrics::MetricColumn;
 use weightlab_report::{Failure, PlotSet, ReportContext, Row};
-use weightlab_results::{FailureRow, FinetuneRow, LogRow, RunRow, SampleRow, SimilarityRow, ZooRow, read_parquet, rows::rows_of, rows::samples_of};
+use weightlab_results::rows::{read_samples, read_table};
+use weightlab_results::{FailureRow, FinetuneRow, LogRow, RunRow, SampleRow, SimilarityRow, ZooRow};
 
 use crate::metrics::{self, Direction, Metric};
 use crate::plots::{self, Tables};
@@ -27,31 +28,19 @@ struct RunTables {
     stages: Vec<(String, f64, bool)>,
 }
 
-fn read_rows<T: serde::de::DeserializeOwned>(dir: &Path, table: &str, required: bool) -> Result<Vec<T>> {
-    let path = dir.join(format!("{table}.parquet"));
-    if !path.is_file() {
-        return if required { Err(anyhow!("{} is missing: is {} a finished weightlab run?", path.display(), dir.display())) } else { Ok(Vec::new()) };
-    }
-    let df = read_parquet(&path)?;
-    rows_of(&df).map_err(|e| anyhow!("{}: {e}", path.display()))
-}
-
 fn read_run(dir: &Path) -> Result<RunTables> {
     let manifest_text = std::fs::read_to_string(dir.join("manifest.toml")).with_context(|| format!("{} has no manifest.toml: not a weightlab run folder", dir.display()))?;
     let manifest: Manifest = toml::from_str(&manifest_text).with_context(|| format!("{}/manifest.toml", dir.display()))?;
-    let run = read_rows::<RunRow>(dir, "runs", true)?.into_iter().next().ok_or_else(|| anyhow!("{}: empty runs table", dir.display()))?;
+    let unfinished = |table: &str| anyhow!("{} has no {table}.parquet: is it a finished weightlab run?", dir.display());
+    let run = read_table::<RunRow>(dir, "runs")?.ok_or_else(|| unfinished("runs"))?.into_iter().next().ok_or_else(|| anyhow!("{}: empty runs table", dir.display()))?;
     let stages = std::fs::read(dir.join("stages.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    let samples_path = dir.join("samples.parquet");
-    if !samples_path.is_file() {
-        return Err(anyhow!("{} is missing: is {} a finished weightlab run?", samples_path.display(), dir.display()));
-    }
     Ok(RunTables {
-        samples: samples_of(&read_parquet(&samples_path)?).map_err(|e| anyhow!("{}: {e}", samples_path.display()))?,
-        similarity: read_rows(dir, "similarity", false)?,
-        finetune: read_rows(dir, "finetune", false)?,
-        logs: read_rows(dir, "training_log", false)?,
-        failures: read_rows(dir, "failures", false)?,
-        zoo: read_rows(dir, "zoo", false)?,
+        samples: read_samples(dir)?.ok_or_else(|| unfinished("samples"))?,
+        similarity: read_table(dir, "similarity")?.unwrap_or_default(),
+        finetune: read_table(dir, "finetune")?.unwrap_or_default(),
+        logs: read_table(dir, "training_log")?.unwrap_or_default(),
+        failures: read_table(dir, "failures")?.unwrap_or_default(),
+        zoo: read_table(dir, "zoo")?.unwrap_or_default(),
         manifest,
         manifest_text,
         run,

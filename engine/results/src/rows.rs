@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::table::Table;
+use std::path::Path;
+
+use crate::table::{Table, TableError, read_parquet};
 
 /// Seeds are u64; tables store them as i64 with the same bits (pandas has no u64 default).
 fn u64_bits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
@@ -237,6 +239,24 @@ pub fn rows_of<T: serde::de::DeserializeOwned>(df: &polars::prelude::DataFrame) 
     Ok(out)
 }
 
+/// Rows of `<dir>/<table>.parquet` (written by [`table_of`]); `None` when the file is absent.
+pub fn read_table<T: serde::de::DeserializeOwned>(dir: &Path, table: &str) -> Result<Option<Vec<T>>, TableError> {
+    let path = dir.join(format!("{table}.parquet"));
+    if !path.is_file() {
+        return Ok(None);
+    }
+    rows_of(&read_parquet(&path)?).map(Some).map_err(|reason| TableError::Rows { path, reason })
+}
+
+/// The `samples` table of `dir` (written by [`samples_table`]); `None` when it is absent.
+pub fn read_samples(dir: &Path) -> Result<Option<Vec<SampleRow>>, TableError> {
+    let path = dir.join("samples.parquet");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    samples_of(&read_parquet(&path)?).map(Some).map_err(|reason| TableError::Rows { path, reason })
+}
+
 /// Identity columns of the `samples` table; every other column is a metric.
 const SAMPLE_COLUMNS: [&str; 8] = ["method", "role", "zoo", "seed", "sample", "nn_index", "pc1", "pc2"];
 
@@ -323,7 +343,7 @@ mod tests {
         let rows = vec![sample("a", u64::MAX, &[("accuracy", 0.5), ("loss", f64::NAN)]), sample("b", 1, &[("loss", 2.0)])];
         let dir = tempfile::tempdir().unwrap();
         samples_table(&rows, &["accuracy", "loss"]).write(dir.path(), "samples").unwrap();
-        let back = samples_of(&crate::read_parquet(&dir.path().join("samples.parquet")).unwrap()).unwrap();
+        let back = read_samples(dir.path()).unwrap().expect("written");
         assert_eq!(back.len(), 2);
         assert_eq!(back[0].seed, u64::MAX, "seeds keep their 64 bits");
         assert_eq!(back[0].metric("accuracy"), Some(0.5));
@@ -340,7 +360,8 @@ mod tests {
         ];
         let dir = tempfile::tempdir().unwrap();
         table_of(&rows).write(dir.path(), "failures").unwrap();
-        let back: Vec<FailureRow> = rows_of(&crate::read_parquet(&dir.path().join("failures.parquet")).unwrap()).unwrap();
+        let back: Vec<FailureRow> = read_table(dir.path(), "failures").unwrap().expect("written");
         assert_eq!(back, rows);
+        assert_eq!(read_table::<FailureRow>(dir.path(), "absent").unwrap(), None);
     }
 }

@@ -15,6 +15,8 @@ pub enum TableError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
     Polars { path: PathBuf, source: PolarsError },
+    #[error("{path}: {reason}")]
+    Rows { path: PathBuf, reason: String },
 }
 
 /// A table under construction: named columns of equal length.

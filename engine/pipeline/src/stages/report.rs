@@ -4,25 +4,11 @@
 
 use anyhow::{Context, Result};
 use weightlab_manifest::StageKind;
-use weightlab_results::rows::{rows_of, samples_of, samples_table, table_of};
-use weightlab_results::{FinetuneRow, LogRow, MessageRow, RunRow, SampleRow, SimilarityRow, ZooRow, read_parquet};
+use weightlab_results::rows::{read_samples, read_table, samples_table, table_of};
+use weightlab_results::{FinetuneRow, LogRow, MessageRow, RunRow, SampleRow, SimilarityRow, ZooRow};
 
 use crate::executor::Run;
 use crate::records::{MethodLog, MethodRecord};
-
-/// Rows of table `name` in a stage folder (none when the stage wrote no such table).
-fn stage_rows<T: serde::de::DeserializeOwned>(dir: &std::path::Path, name: &str) -> Result<Vec<T>> {
-    let path = dir.join(format!("{name}.parquet"));
-    if !path.is_file() {
-        return Ok(Vec::new());
-    }
-    rows_of(&read_parquet(&path)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-fn stage_samples(dir: &std::path::Path) -> Result<Vec<SampleRow>> {
-    let path = dir.join("samples.parquet");
-    samples_of(&read_parquet(&path)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
 
 impl Run {
     pub(crate) fn run_report(&mut self) -> Result<()> {
@@ -39,11 +25,11 @@ impl Run {
             }
             let dir = self.store.dir(&stage);
             match &stage.kind {
-                StageKind::Zoo { .. } => zoo_rows.extend(stage_rows::<ZooRow>(&dir, "zoo")?),
+                StageKind::Zoo { .. } => zoo_rows.extend(read_table::<ZooRow>(&dir, "zoo")?.into_iter().flatten()),
                 StageKind::Reference { .. } | StageKind::Evaluate { .. } => {
-                    samples.extend(stage_samples(&dir)?);
-                    similarity.extend(stage_rows::<SimilarityRow>(&dir, "similarity")?);
-                    finetune.extend(stage_rows::<FinetuneRow>(&dir, "finetune")?);
+                    samples.extend(read_samples(&dir)?.with_context(|| format!("{} has no samples table", stage.label()))?);
+                    similarity.extend(read_table::<SimilarityRow>(&dir, "similarity")?.into_iter().flatten());
+                    finetune.extend(read_table::<FinetuneRow>(&dir, "finetune")?.into_iter().flatten());
                 }
                 StageKind::Method { name, seed, .. } => {
                     let log: MethodLog = serde_json::from_slice(&std::fs::read(dir.join("log.json"))?).context("reading the plugin's log")?;
