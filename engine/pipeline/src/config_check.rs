@@ -53,11 +53,11 @@ pub fn check_methods(loaded: &Loaded, strict: bool) -> Result<(), usize> {
     let mut described: HashMap<String, Result<weightlab_host::Description, String>> = HashMap::new();
     let mut errors = 0;
     for (index, method) in methods.iter().enumerate() {
-        let d = described.entry(method.plugin.clone()).or_insert_with(|| crate::stages::method::describe(method, &loaded.base_dir).map_err(|e| format!("{e:#}")));
+        let d = described.entry(method.plugin.clone()).or_insert_with(|| crate::stages::method::describe(method, &loaded.base_dir).map_err(|e| e.to_string()));
         match d {
             Ok(d) => {
                 if let Err(e) = crate::stages::method::check_plugin(loaded, index, d) {
-                    eprintln!("{e:#}");
+                    eprintln!("{e}");
                     errors += 1;
                 }
             }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow};
+use crate::error::{Error, Result, io};
 use weightlab_compute::{Dataset, Zoo};
 use weightlab_manifest::{Loaded, Plan, Stage, StageKind};
 use weightlab_results::FailureRow;
@@ -66,8 +66,9 @@ impl Run {
     }
 
     pub fn execute(&mut self) -> Result<Summary> {
-        std::fs::create_dir_all(&self.output).with_context(|| format!("creating output folder {}", self.output.display()))?;
-        std::fs::write(self.output.join("manifest.toml"), &self.loaded.text).context("saving the manifest as run")?;
+        std::fs::create_dir_all(&self.output).map_err(io("creating the output folder", &self.output))?;
+        let saved = self.output.join("manifest.toml");
+        std::fs::write(&saved, &self.loaded.text).map_err(io("saving the manifest as run to", &saved))?;
         let mut summary = Summary::default();
         let mut failed: Vec<bool> = vec![false; self.plan.stages.len()];
         for i in 0..self.plan.stages.len() {
@@ -107,9 +108,12 @@ impl Run {
                     };
                     let seconds = started.elapsed().as_secs_f64();
                     // A method's worker reports its peak memory with the failure.
-                    let peak_rss_mib = e.downcast_ref::<weightlab_host::PluginError>().and_then(|p| p.peak_rss_bytes).map(|b| b as f64 / (1 << 20) as f64);
-                    self.failures.push(FailureRow { stage: stage.label(), method, reason: format!("{e:#}"), seconds, peak_rss_mib });
-                    output::error(&format!("{} failed after {seconds:.1}s: {e:#}", stage.label()));
+                    let peak_rss_mib = match &e {
+                        Error::Plugin(p) => p.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
+                        _ => None,
+                    };
+                    self.failures.push(FailureRow { stage: stage.label(), method, reason: e.to_string(), seconds, peak_rss_mib });
+                    output::error(&format!("{} failed after {seconds:.1}s: {e}", stage.label()));
                 }
             }
         }
@@ -157,9 +161,9 @@ impl Run {
 
     /// The finished stage of `kind`.
     pub(crate) fn finished(&self, pred: impl Fn(&StageKind) -> bool) -> Result<&Stage> {
-        let stage = self.plan.stages.iter().find(|s| pred(&s.kind)).ok_or_else(|| anyhow!("no such stage in the plan"))?;
+        let stage = self.plan.stages.iter().find(|s| pred(&s.kind)).ok_or_else(|| Error::Missing("no such stage in the plan".into()))?;
         if !self.store.is_done(stage) {
-            return Err(anyhow!("{} has not finished", stage.label()));
+            return Err(Error::Missing(format!("{} has not finished", stage.label())));
         }
         Ok(stage)
     }
@@ -171,8 +175,8 @@ impl Run {
 
     pub(crate) fn dataset(&mut self, name: &str) -> Result<&Dataset> {
         if !self.datasets.contains_key(name) {
-            let spec = self.loaded.manifest.data.get(name).ok_or_else(|| anyhow!("no dataset `{name}`"))?;
-            let d = weightlab_compute::data::load(spec, &self.loaded.base_dir).with_context(|| format!("loading data `{name}`"))?;
+            let spec = self.loaded.manifest.data.get(name).ok_or_else(|| Error::Missing(format!("no dataset `{name}`")))?;
+            let d = weightlab_compute::data::load(spec, &self.loaded.base_dir)?;
             self.datasets.insert(name.to_string(), d);
         }
         Ok(&self.datasets[name])
@@ -181,11 +185,11 @@ impl Run {
     /// The zoo `name`, from memory or from its finished stage folder.
     pub(crate) fn zoo(&mut self, name: &str) -> Result<&Zoo> {
         if !self.zoos.contains_key(name) {
-            let spec = self.loaded.manifest.zoo.get(name).ok_or_else(|| anyhow!("no zoo `{name}`"))?.clone();
+            let spec = self.loaded.manifest.zoo.get(name).ok_or_else(|| Error::Missing(format!("no zoo `{name}`")))?.clone();
             let data = self.dataset(&spec.data)?.clone();
             let arch = weightlab_compute::Arch::new(&spec.arch, &data);
             let dir = self.stage_dir(|k| matches!(k, StageKind::Zoo { name: n } if n == name))?;
-            let zoo = weightlab_compute::zoo::store::load(&arch, &dir).with_context(|| format!("loading zoo `{name}`"))?;
+            let zoo = weightlab_compute::zoo::store::load(&arch, &dir)?;
             self.zoos.insert(name.to_string(), zoo);
         }
         Ok(&self.zoos[name])

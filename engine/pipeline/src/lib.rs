@@ -11,8 +11,10 @@
 //! - [`plugins`]: finding plugins (embedded, beside the binary, or `WEIGHTLAB_PLUGIN_DIR`).
 //! - [`config_check`]: plugin configs checked against their declared schemas before a run.
 //! - [`output`]: status lines and progress bars, one verbosity for everything.
+//! - [`error`]: what can go wrong, as data.
 
 pub mod config_check;
+pub mod error;
 pub mod executor;
 pub mod metrics;
 pub mod output;
@@ -25,6 +27,7 @@ pub mod store;
 
 use std::path::Path;
 
+pub use error::{Error, Result};
 pub use executor::{Run, Summary};
 use weightlab_manifest::{Catalog, LoadError, Loaded};
 

@@ -135,7 +135,10 @@ pub fn discover() -> Vec<PluginInfo> {
         .map(|(name, path)| match crate::stages::method::describe_path(&name, path.clone(), weightlab_host::Limits::default()) {
             Ok(d) => PluginInfo { name, role: weightlab_host::role_name(d.role).to_string(), version: d.version, abi: d.abi, path },
             Err(e) => {
-                let reason = e.downcast_ref::<weightlab_host::PluginError>().map(|e| e.reason.clone()).unwrap_or_else(|| format!("{e:#}"));
+                let reason = match e {
+                    crate::Error::Plugin(p) => p.reason,
+                    other => other.to_string(),
+                };
                 PluginInfo { name, role: format!("broken: {reason}"), version: "-".into(), abi: "-".into(), path }
             }
         })

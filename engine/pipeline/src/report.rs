@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
+use crate::error::{Error, Result, format, io};
 use weightlab_manifest::Manifest;
 use weightlab_report::metrics::MetricColumn;
 use weightlab_report::{Failure, PlotSet, ReportContext, Row};
@@ -29,10 +29,11 @@ struct RunTables {
 }
 
 fn read_run(dir: &Path) -> Result<RunTables> {
-    let manifest_text = std::fs::read_to_string(dir.join("manifest.toml")).with_context(|| format!("{} has no manifest.toml: not a weightlab run folder", dir.display()))?;
-    let manifest: Manifest = toml::from_str(&manifest_text).with_context(|| format!("{}/manifest.toml", dir.display()))?;
-    let unfinished = |table: &str| anyhow!("{} has no {table}.parquet: is it a finished weightlab run?", dir.display());
-    let run = read_table::<RunRow>(dir, "runs")?.ok_or_else(|| unfinished("runs"))?.into_iter().next().ok_or_else(|| anyhow!("{}: empty runs table", dir.display()))?;
+    let manifest_path = dir.join("manifest.toml");
+    let manifest_text = std::fs::read_to_string(&manifest_path).map_err(io("reading (is this a weightlab run folder?)", &manifest_path))?;
+    let manifest: Manifest = toml::from_str(&manifest_text).map_err(format(&manifest_path))?;
+    let unfinished = |table: &str| Error::Missing(format!("{} has no {table}.parquet: is it a finished weightlab run?", dir.display()));
+    let run = read_table::<RunRow>(dir, "runs")?.ok_or_else(|| unfinished("runs"))?.into_iter().next().ok_or_else(|| Error::Missing(format!("{}: empty runs table", dir.display())))?;
     let stages = std::fs::read(dir.join("stages.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     Ok(RunTables {
         samples: read_samples(dir)?.ok_or_else(|| unfinished("samples"))?,
@@ -193,11 +194,11 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
     };
     ctx.mark_best();
     let html = weightlab_report::render(&ctx, template)?;
-    std::fs::create_dir_all(output)?;
+    std::fs::create_dir_all(output).map_err(io("creating", output))?;
     let path = output.join("report.html");
     let tmp = output.join(".report.html.partial");
-    std::fs::write(&tmp, html)?;
-    std::fs::rename(&tmp, &path)?;
+    std::fs::write(&tmp, html).map_err(io("writing", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("moving into place", &path))?;
     Ok(path)
 }
 

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::error::{Result, format, io};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use weightlab_manifest::Stage;
@@ -40,9 +40,9 @@ impl StageStore {
     pub fn begin(&self, stage: &Stage) -> Result<PathBuf> {
         let tmp = self.root.join(format!("{}.partial", stage.dir_name()));
         if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).with_context(|| format!("removing stale {}", tmp.display()))?;
+            std::fs::remove_dir_all(&tmp).map_err(io("removing the stale", &tmp))?;
         }
-        std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        std::fs::create_dir_all(&tmp).map_err(io("creating", &tmp))?;
         Ok(tmp)
     }
 
@@ -50,20 +50,21 @@ impl StageStore {
     /// place.
     pub fn commit<T: Serialize>(&self, stage: &Stage, tmp: &Path, record: &T) -> Result<PathBuf> {
         let file = StageFile { stage: stage.label(), key: stage.key.clone(), summary: record };
-        std::fs::write(tmp.join("stage.json"), serde_json::to_vec_pretty(&file)?).context("writing stage.json")?;
+        let path = tmp.join("stage.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&file).map_err(format(&path))?).map_err(io("writing", &path))?;
         let dir = self.dir(stage);
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("replacing {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir).map_err(io("replacing", &dir))?;
         }
-        std::fs::rename(tmp, &dir).with_context(|| format!("moving {} into place", dir.display()))?;
+        std::fs::rename(tmp, &dir).map_err(io("moving into place", &dir))?;
         Ok(dir)
     }
 
     /// The record a finished stage stored.
     pub fn record<T: DeserializeOwned>(&self, stage: &Stage) -> Result<T> {
         let path = self.dir(stage).join("stage.json");
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let file: StageFile<T> = serde_json::from_slice(&bytes).with_context(|| format!("{}: not a {} record", path.display(), stage.label()))?;
+        let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
+        let file: StageFile<T> = serde_json::from_slice(&bytes).map_err(|e| crate::Error::Format { path: path.clone(), reason: format!("not a {} record: {e}", stage.label()) })?;
         Ok(file.summary)
     }
 }

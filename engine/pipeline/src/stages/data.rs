@@ -1,6 +1,6 @@
 //! Data stage: load or generate a dataset and record its identity.
 
-use anyhow::Result;
+use crate::error::Result;
 
 use crate::executor::Run;
 use crate::output;

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use crate::error::Result;
 use weightlab_manifest::StageKind;
 use weightlab_results::FinetuneRow;
 use weightlab_results::rows::{samples_table, table_of};

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Error, Result, format, io};
 use weightlab_compute::{Side, Zoo};
 use weightlab_host::worker::{self, Job, Request};
 use weightlab_host::{CheckpointView, Description, Limits, ParamView, Role, ZooView, role_name};
@@ -28,7 +28,7 @@ pub fn limits(l: &LimitsSpec) -> Limits {
 
 /// The path of the plugin a method names.
 pub fn plugin_path(method: &MethodSpec, base_dir: &Path) -> Result<PathBuf> {
-    crate::plugins::resolve(&method.plugin, base_dir).ok_or_else(|| anyhow!("plugin `{}` not found", method.plugin))
+    crate::plugins::resolve(&method.plugin, base_dir).ok_or_else(|| Error::Missing(format!("plugin `{}` not found", method.plugin)))
 }
 
 /// A request to run `job` for plugin `name` at `path` in a worker process.
@@ -55,7 +55,7 @@ pub fn worker_exe() -> Result<PathBuf> {
     if proc_self.exists() {
         return Ok(proc_self);
     }
-    std::env::current_exe().context("finding the weightlab binary to start a worker")
+    std::env::current_exe().map_err(io("finding the weightlab binary to start a worker", Path::new("weightlab")))
 }
 
 /// Checks a plugin's description against its manifest entry: role and config. Returns the
@@ -63,17 +63,22 @@ pub fn worker_exe() -> Result<PathBuf> {
 pub fn check_plugin(loaded: &Loaded, index: usize, d: &Description) -> Result<serde_json::Value> {
     let method = &loaded.manifest.method[index];
     if let Some(role) = method.role {
-        let wanted = serde_json::to_value(role)?.as_str().unwrap_or_default().to_string();
+        let wanted = serde_json::to_value(role).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         if wanted != role_name(d.role) {
-            bail!("method `{}`: plugin `{}` is a {}, but the manifest says role = \"{wanted}\"", method.name, method.plugin, role_name(d.role));
+            return Err(Error::Config(format!("method `{}`: plugin `{}` is a {}, but the manifest says role = \"{wanted}\"", method.name, method.plugin, role_name(d.role))));
         }
     }
     if d.role == Role::Probe {
-        bail!("method `{}`: plugin `{}` is a probe; probes are not run as methods", method.name, method.plugin);
+        return Err(Error::Config(format!("method `{}`: plugin `{}` is a probe; probes are not run as methods", method.name, method.plugin)));
     }
-    let config = serde_json::to_value(&method.config)?;
-    crate::config_check::check(loaded, index, &method.plugin, &d.config_schema, &config).map_err(|e| anyhow!("invalid config\n{e}"))?;
+    let config = config_json(method)?;
+    crate::config_check::check(loaded, index, &method.plugin, &d.config_schema, &config).map_err(|e| Error::Config(format!("invalid config\n{e}")))?;
     Ok(config)
+}
+
+/// A method's `config` table as JSON (what plugins and their schemas read).
+fn config_json(method: &MethodSpec) -> Result<serde_json::Value> {
+    serde_json::to_value(&method.config).map_err(|e| Error::Config(format!("method `{}`: config: {e}", method.name)))
 }
 
 /// What a method sees of a zoo: layout, its training checkpoints' figures on the training and
@@ -112,7 +117,7 @@ impl Run {
         let zoo_spec = self.loaded.manifest.zoo[&method.zoo].clone();
         let data = self.dataset(&zoo_spec.data)?.clone();
         let zoo = self.zoo(&method.zoo)?.clone();
-        let config = serde_json::to_value(&method.config)?;
+        let config = config_json(&method)?;
         let rows = zoo.side(Side::Train);
         let view = zoo_view(
             &method.zoo,
@@ -139,15 +144,17 @@ impl Run {
         // The same component described itself at the start of the run; check it again here,
         // where it actually ran.
         check_plugin(&self.loaded, index, &description)?;
-        let outcome = outcome.ok_or_else(|| anyhow!("the worker returned no samples"))?;
+        let outcome = outcome.ok_or_else(|| Error::Missing("the worker returned no samples".into()))?;
         let bytes: Vec<u8> = outcome.samples.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![method.samples, p], &bytes)?;
-        std::fs::write(dir.join("samples.safetensors"), safetensors::serialize([("samples", view)], None)?).context("writing samples")?;
+        let path = dir.join("samples.safetensors");
+        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![method.samples, p], &bytes).map_err(format(&path))?;
+        std::fs::write(&path, safetensors::serialize([("samples", view)], None).map_err(format(&path))?).map_err(io("writing", &path))?;
         let log = MethodLog {
             metrics: outcome.metrics.iter().map(|m| LoggedMetric { name: m.name.clone(), step: m.step, value: Some(m.value).filter(|v| v.is_finite()) }).collect(),
             messages: outcome.messages.clone(),
         };
-        std::fs::write(dir.join("log.json"), serde_json::to_vec(&log)?)?;
+        let path = dir.join("log.json");
+        std::fs::write(&path, serde_json::to_vec(&log).map_err(format(&path))?).map_err(io("writing", &path))?;
         let d = &description;
         output::detail(&format!("fit {:.2}s, sample {:.2}s, peak tensor memory {}", outcome.fit_seconds, outcome.sample_seconds, weightlab_host::budget::Size(outcome.peak_tensor_bytes)));
         Ok(MethodRecord {
@@ -168,9 +175,10 @@ impl Run {
 
 /// Reads the samples a method stage stored.
 pub fn read_samples(dir: &Path) -> Result<(usize, Vec<f32>)> {
-    let bytes = std::fs::read(dir.join("samples.safetensors")).context("reading samples")?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)?;
-    let t = st.tensor("samples")?;
+    let path = dir.join("samples.safetensors");
+    let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(format(&path))?;
+    let t = st.tensor("samples").map_err(format(&path))?;
     let n = t.shape()[0];
     Ok((n, t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
 }

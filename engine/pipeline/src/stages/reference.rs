@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
+use crate::error::{Error, Result, format, io};
 use weightlab_compute::metrics::{self, Pca};
 use weightlab_compute::{Side, Zoo};
 use weightlab_manifest::StageKind;
@@ -95,14 +95,14 @@ pub(crate) fn score(who: &RowsOf, s: &Scoring, metrics: &[&Metric], pca: &Pca) -
 fn write_predictions(path: &Path, predictions: &[Vec<u8>]) -> Result<()> {
     let width = predictions.first().map_or(0, Vec::len);
     let bytes: Vec<u8> = predictions.concat();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![predictions.len(), width], &bytes)?;
-    std::fs::write(path, safetensors::serialize([("predictions", view)], None)?).with_context(|| format!("writing {}", path.display()))
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![predictions.len(), width], &bytes).map_err(format(path))?;
+    std::fs::write(path, safetensors::serialize([("predictions", view)], None).map_err(format(path))?).map_err(io("writing", path))
 }
 
 fn read_predictions(path: &Path) -> Result<Vec<Vec<u8>>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)?;
-    let t = st.tensor("predictions")?;
+    let bytes = std::fs::read(path).map_err(io("reading", path))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(format(path))?;
+    let t = st.tensor("predictions").map_err(format(path))?;
     let width = t.shape().get(1).copied().unwrap_or(0);
     Ok(if width == 0 { vec![Vec::new(); t.shape()[0]] } else { t.data().chunks_exact(width).map(<[u8]>::to_vec).collect() })
 }
@@ -116,7 +116,7 @@ impl Run {
             frame.predictions = read_predictions(&dir.join("predictions.safetensors"))?;
             self.frames.insert(zoo_name.to_string(), frame);
         }
-        self.frames.get(zoo_name).ok_or_else(|| anyhow!("zoo `{zoo_name}` has no frame"))
+        self.frames.get(zoo_name).ok_or_else(|| Error::Missing(format!("zoo `{zoo_name}` has no frame")))
     }
 
     pub(crate) fn run_reference(&mut self, zoo_name: &str, dir: &Path) -> Result<ReferenceRecord> {

@@ -2,7 +2,7 @@
 //! render `report.html` from them. It runs at the end of every run, also when some stages
 //! failed (they are listed in the report), and `weightlab report` re-renders it.
 
-use anyhow::{Context, Result};
+use crate::error::{Error, Result, format, io};
 use weightlab_manifest::StageKind;
 use weightlab_results::rows::{read_samples, read_table, samples_table, table_of};
 use weightlab_results::{FinetuneRow, LogRow, MessageRow, RunRow, SampleRow, SimilarityRow, ZooRow};
@@ -27,12 +27,13 @@ impl Run {
             match &stage.kind {
                 StageKind::Zoo { .. } => zoo_rows.extend(read_table::<ZooRow>(&dir, "zoo")?.into_iter().flatten()),
                 StageKind::Reference { .. } | StageKind::Evaluate { .. } => {
-                    samples.extend(read_samples(&dir)?.with_context(|| format!("{} has no samples table", stage.label()))?);
+                    samples.extend(read_samples(&dir)?.ok_or_else(|| Error::Missing(format!("{} has no samples table", stage.label())))?);
                     similarity.extend(read_table::<SimilarityRow>(&dir, "similarity")?.into_iter().flatten());
                     finetune.extend(read_table::<FinetuneRow>(&dir, "finetune")?.into_iter().flatten());
                 }
                 StageKind::Method { name, seed, .. } => {
-                    let log: MethodLog = serde_json::from_slice(&std::fs::read(dir.join("log.json"))?).context("reading the plugin's log")?;
+                    let path = dir.join("log.json");
+                    let log: MethodLog = serde_json::from_slice(&std::fs::read(&path).map_err(io("reading", &path))?).map_err(format(&path))?;
                     messages.extend(log.messages.into_iter().map(|text| MessageRow { source: name.clone(), seed: *seed, text }));
                     logs.extend(log.metrics.into_iter().map(|m| LogRow { source: name.clone(), seed: *seed, name: m.name, step: m.step as u64, value: m.value.map_or(f64::NAN, f64::from) }));
                     let plugin = self.store.record::<MethodRecord>(&stage)?.provenance();
@@ -77,7 +78,8 @@ impl Run {
         table_of(std::slice::from_ref(&run)).write(&out, "runs")?;
 
         let stages: Vec<(String, f64, bool)> = self.timings.clone();
-        std::fs::write(out.join("stages.json"), serde_json::to_vec_pretty(&stages)?)?;
+        let path = out.join("stages.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&stages).map_err(format(&path))?).map_err(io("writing", &path))?;
         self.render_report()
     }
 

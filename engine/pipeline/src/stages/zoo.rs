@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Result;
+use crate::error::{Error, Result};
 use weightlab_compute::{Arch, Zoo, zoo};
 use weightlab_results::{ZooRow, rows::table_of};
 
@@ -31,7 +31,7 @@ impl Run {
                 };
                 output::status("Training", &format!("zoo {name}: {what}, {} parameters each", arch.layout().len()));
                 let pb = output::bar(zoo::train::model_epochs(&spec) as u64, "Training", "model-epochs");
-                let zoo = zoo::train::train_zoo(&arch, &data, &spec, Some(&pb)).map_err(|e| anyhow::anyhow!("zoo `{name}`: {e}"))?;
+                let zoo = zoo::train::train_zoo(&arch, &data, &spec, Some(&pb)).map_err(|reason| Error::Training { zoo: name.to_string(), reason })?;
                 pb.finish_and_clear();
                 zoo
             }
