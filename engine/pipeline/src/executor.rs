@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::error::{Error, Result, io};
 use weightlab_compute::{Dataset, Zoo};
 use weightlab_manifest::{Loaded, Plan, Stage, StageKind};
 use weightlab_results::FailureRow;
 
+use crate::error::{Error, Result, io};
 use crate::output;
 use crate::store::StageStore;
 

@@ -4,13 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result, format, io};
 use weightlab_manifest::Manifest;
 use weightlab_report::metrics::MetricColumn;
 use weightlab_report::{Failure, PlotSet, ReportContext, Row};
 use weightlab_results::rows::{read_samples, read_table};
 use weightlab_results::{FailureRow, FinetuneRow, LogRow, RunRow, SampleRow, SimilarityRow, ZooRow};
 
+use crate::error::{Error, Result, format, io};
 use crate::metrics::{self, Direction, Metric};
 use crate::plots::{self, Tables};
 

@@ -5,10 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Result, format, io};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use weightlab_manifest::Stage;
+
+use crate::error::{Result, format, io};
 
 pub struct StageStore {
     root: PathBuf,

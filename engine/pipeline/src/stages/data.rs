@@ -1,7 +1,6 @@
 //! Data stage: load or generate a dataset and record its identity.
 
 use crate::error::Result;
-
 use crate::executor::Run;
 use crate::output;
 use crate::records::DataRecord;

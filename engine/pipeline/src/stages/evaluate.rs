@@ -4,12 +4,12 @@
 
 use std::path::Path;
 
-use crate::error::Result;
 use weightlab_manifest::StageKind;
 use weightlab_results::FinetuneRow;
 use weightlab_results::rows::{samples_table, table_of};
 
 use super::reference::{RowsOf, score};
+use crate::error::Result;
 use crate::executor::Run;
 use crate::metrics::Scoring;
 use crate::output;

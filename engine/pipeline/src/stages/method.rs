@@ -5,12 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result, format, io};
 use weightlab_compute::{Side, Zoo};
 use weightlab_host::worker::{self, Job, Request};
 use weightlab_host::{CheckpointView, Description, Limits, ParamView, Role, ZooView, role_name};
 use weightlab_manifest::{LimitsSpec, Loaded, MethodSpec};
 
+use crate::error::{Error, Result, format, io};
 use crate::executor::Run;
 use crate::output;
 use crate::records::{LoggedMetric, MethodLog, MethodRecord};

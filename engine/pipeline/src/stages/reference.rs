@@ -8,13 +8,13 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result, format, io};
 use weightlab_compute::metrics::{self, Pca};
 use weightlab_compute::{Side, Zoo};
 use weightlab_manifest::StageKind;
 use weightlab_results::{SampleRow, SimilarityRow, rows::samples_table, rows::table_of};
 
 use super::{HELDOUT_REFERENCE, TRAIN_REFERENCE};
+use crate::error::{Error, Result, format, io};
 use crate::executor::Run;
 use crate::metrics::{Applies, Metric, Scoring};
 use crate::output;

@@ -2,11 +2,11 @@
 //! render `report.html` from them. It runs at the end of every run, also when some stages
 //! failed (they are listed in the report), and `weightlab report` re-renders it.
 
-use crate::error::{Error, Result, format, io};
 use weightlab_manifest::StageKind;
 use weightlab_results::rows::{read_samples, read_table, samples_table, table_of};
 use weightlab_results::{FinetuneRow, LogRow, MessageRow, RunRow, SampleRow, SimilarityRow, ZooRow};
 
+use crate::error::{Error, Result, format, io};
 use crate::executor::Run;
 use crate::records::{MethodLog, MethodRecord};
 

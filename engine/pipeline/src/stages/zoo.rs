@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::error::{Error, Result};
 use weightlab_compute::{Arch, Zoo, zoo};
 use weightlab_results::{ZooRow, rows::table_of};
 
+use crate::error::{Error, Result};
 use crate::executor::Run;
 use crate::output;
 use crate::records::ZooRecord;
