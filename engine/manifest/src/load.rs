@@ -50,17 +50,19 @@ pub fn load_str(path: &Path, raw: &str, sets: &[String], base_dir: &Path, catalo
     let document: toml::Table = toml::from_str(&text).map_err(|e| fail(vec![from_toml_error(&e)]))?;
     let spans = Spans::new(&text);
     let json = serde_json::to_value(&document).unwrap_or_default();
-    let problems = crate::schema::check(&json, &crate::schema::manifest_schema(catalog), &spans);
-    if !problems.is_empty() {
-        return Err(fail(problems).into());
-    }
-    let manifest: Manifest = toml::from_str(&text).map_err(|e| fail(vec![from_toml_error(&e)]))?;
     let ctx = Context { base_dir, catalog };
-    let diagnostics = validate::validate(&manifest, &spans, &ctx);
-    if !diagnostics.is_empty() {
-        return Err(fail(diagnostics).into());
+    let references = validate::references(&json, &spans, &ctx);
+    let mut diagnostics = crate::schema::check(&json, &crate::schema::manifest_schema(catalog), &spans);
+    if diagnostics.is_empty() {
+        let manifest: Manifest = toml::from_str(&text).map_err(|e| fail(vec![from_toml_error(&e)]))?;
+        diagnostics = validate::validate(&manifest, &spans, &ctx);
+        if diagnostics.is_empty() && references.is_empty() {
+            return Ok(Loaded { manifest, path: path.to_path_buf(), text, base_dir: base_dir.to_path_buf() });
+        }
     }
-    Ok(Loaded { manifest, path: path.to_path_buf(), text, base_dir: base_dir.to_path_buf() })
+    diagnostics.extend(references);
+    diagnostics.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
+    Err(fail(diagnostics).into())
 }
 
 /// Turns a TOML/serde error into a diagnostic, adding a did-you-mean for unknown names.

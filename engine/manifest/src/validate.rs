@@ -36,10 +36,62 @@ pub fn is_plugin_path(plugin: &str) -> bool {
     plugin.ends_with(".wasm") || plugin.contains('/')
 }
 
+/// Checks the names one section uses to refer to another (a zoo's dataset, a method's zoo
+/// and plugin, method names), on the parsed document: they run even when the schema pass found
+/// other problems, so one pass reports them all.
+pub fn references(doc: &serde_json::Value, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let names = |section: &str| -> Vec<String> { doc.get(section).and_then(|v| v.as_object()).map(|o| o.keys().cloned().collect()).unwrap_or_default() };
+    let (data_names, zoo_names) = (names("data"), names("zoo"));
+    for (name, zoo) in doc.get("zoo").and_then(|v| v.as_object()).into_iter().flatten() {
+        if let Some(data) = zoo.get("data").and_then(|v| v.as_str()).filter(|d| !data_names.iter().any(|n| n == d)) {
+            out.push(Diagnostic::new(format!("zoo `{name}` refers to dataset `{data}`, which is not defined"), spans.value(&path!["zoo", name.as_str(), "data"])).with_help(Some(suggest(
+                data,
+                "datasets",
+                &data_names,
+            ))));
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (i, method) in doc.get("method").and_then(|v| v.as_array()).into_iter().flatten().enumerate() {
+        let at = |key: &str| spans.value(&path!["method", i, key]);
+        let text = |key: &str| method.get(key).and_then(|v| v.as_str());
+        let name = text("name").unwrap_or_default();
+        if text("name").is_some_and(|n| n.trim().is_empty()) {
+            out.push(Diagnostic::new("method name is empty", at("name")));
+        } else if text("name").is_some() && !seen.insert(name) {
+            out.push(Diagnostic::new(format!("two methods are named `{name}`"), at("name")).with_help(Some("names identify methods in tables and the report; make them unique".into())));
+        }
+        if let Some(zoo) = text("zoo").filter(|z| !zoo_names.iter().any(|n| n == z)) {
+            out.push(Diagnostic::new(format!("method `{name}` refers to zoo `{zoo}`, which is not defined"), at("zoo")).with_help(Some(suggest(zoo, "zoos", &zoo_names))));
+        }
+        match text("plugin") {
+            Some(plugin) if is_plugin_path(plugin) => {
+                let full = ctx.base_dir.join(plugin);
+                if !full.is_file() {
+                    out.push(
+                        Diagnostic::new(format!("method `{name}`: plugin file `{}` does not exist", full.display()), at("plugin"))
+                            .with_help(Some("build it with `weightlab plugin build <crate-dir>`".into())),
+                    );
+                }
+            }
+            Some(plugin) if !ctx.catalog.plugins.iter().any(|p| p == plugin) => {
+                out.push(Diagnostic::new(format!("method `{name}`: unknown plugin `{plugin}`"), at("plugin")).with_help(Some(suggest(
+                    plugin,
+                    "built-in plugins (or give a path to a .wasm file)",
+                    &ctx.catalog.plugins,
+                ))));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Checks across sections on the typed manifest: splits, sizes, what fits which data. Names
+/// that refer across sections are checked by [`references`].
 pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let data_names: Vec<&String> = m.data.keys().collect();
-    let zoo_names: Vec<&String> = m.zoo.keys().collect();
 
     if m.experiment.seeds.is_empty() {
         out.push(Diagnostic::new("`seeds` is empty: every method needs at least one seed", spans.value(&path!["experiment", "seeds"])).with_help(Some("for example `seeds = [0, 1, 2]`".into())));
@@ -93,13 +145,10 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
 
     for (name, zoo) in &m.zoo {
         let at = |key: &str| spans.value(&path!["zoo", name.as_str(), key]);
-        match m.data.get(&zoo.data) {
-            None => out.push(Diagnostic::new(format!("zoo `{name}` refers to dataset `{}`, which is not defined", zoo.data), at("data")).with_help(Some(suggest(&zoo.data, "datasets", &data_names)))),
-            Some(data) => {
-                let (source, arch) = (data.source.descriptor(), zoo.arch.descriptor());
-                if let Err(needs) = (arch.fits)(source.task, &(source.input_shape)(data)) {
-                    out.push(Diagnostic::new(format!("zoo `{name}`: architecture `{}` cannot be trained on `{}` data", arch.name, source.name), at("arch")).with_help(Some(needs.to_string())));
-                }
+        if let Some(data) = m.data.get(&zoo.data) {
+            let (source, arch) = (data.source.descriptor(), zoo.arch.descriptor());
+            if let Err(needs) = (arch.fits)(source.task, &(source.input_shape)(data)) {
+                out.push(Diagnostic::new(format!("zoo `{name}`: architecture `{}` cannot be trained on `{}` data", arch.name, source.name), at("arch")).with_help(Some(needs.to_string())));
             }
         }
         if zoo.models == 0 && zoo.import.is_none() {
@@ -180,48 +229,14 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
         }
     }
 
-    let mut seen = BTreeSet::new();
     for (i, method) in m.method.iter().enumerate() {
         let at = |key: &str| spans.value(&path!["method", i, key]);
-        if method.name.trim().is_empty() {
-            out.push(Diagnostic::new("method name is empty", at("name")));
-        } else if !seen.insert(method.name.as_str()) {
-            out.push(Diagnostic::new(format!("two methods are named `{}`", method.name), at("name")).with_help(Some("names identify methods in tables and the report; make them unique".into())));
-        }
-        if !m.zoo.contains_key(&method.zoo) {
-            out.push(Diagnostic::new(format!("method `{}` refers to zoo `{}`, which is not defined", method.name, method.zoo), at("zoo")).with_help(Some(suggest(&method.zoo, "zoos", &zoo_names))));
-        }
-        if is_plugin_path(&method.plugin) {
-            let full = ctx.base_dir.join(&method.plugin);
-            if !full.is_file() {
-                out.push(
-                    Diagnostic::new(format!("method `{}`: plugin file `{}` does not exist", method.name, full.display()), at("plugin"))
-                        .with_help(Some("build it with `weightlab plugin build <crate-dir>`".into())),
-                );
-            }
-        } else if !ctx.catalog.plugins.iter().any(|p| p == &method.plugin) {
-            out.push(Diagnostic::new(format!("method `{}`: unknown plugin `{}`", method.name, method.plugin), at("plugin")).with_help(Some(suggest(
-                &method.plugin,
-                "built-in plugins (or give a path to a .wasm file)",
-                &ctx.catalog.plugins,
-            ))));
-        }
         if method.samples == 0 {
             out.push(Diagnostic::new(format!("method `{}` samples 0 models", method.name), at("samples")));
         }
         let l = &method.limits;
         if !(l.timeout_secs > 0.0 && l.timeout_secs.is_finite()) || l.memory_mib == 0 || l.tensor_memory_mib == 0 || l.fuel == 0 {
             out.push(Diagnostic::new(format!("method `{}`: every limit must be positive", method.name), at("limits")));
-        }
-    }
-    for (i, key) in m.evaluate.metrics.iter().flatten().enumerate() {
-        if !ctx.catalog.metrics.contains(key) {
-            out.push(Diagnostic::new(format!("unknown metric `{key}`"), spans.value(&path!["evaluate", "metrics", i])).with_help(Some(suggest(key, "metrics", &ctx.catalog.metrics))));
-        }
-    }
-    for (i, id) in m.report.plots.iter().flatten().enumerate() {
-        if !ctx.catalog.plots.contains(id) {
-            out.push(Diagnostic::new(format!("unknown plot `{id}`"), spans.value(&path!["report", "plots", i])).with_help(Some(suggest(id, "plots", &ctx.catalog.plots))));
         }
     }
     out.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));

@@ -145,6 +145,17 @@ fn every_schema_error_at_once() {
 }
 
 #[test]
+fn broken_references_are_reported_with_schema_errors() {
+    // A wrong type elsewhere does not hide an unknown plugin, a missing zoo or a duplicate name.
+    let text = format!("{}\n[[method]]\nname = \"copy\"\nplugin = \"noice\"\nzoo = \"cn\"\n", GOOD.replace("models = 8", "models = \"eight\""));
+    let e = error_of(&text);
+    assert_eq!(e.matches("error:").count(), 4, "{e}");
+    for needle in ["is not of type \"integer\"", "two methods are named `copy`", "did you mean `noise`?", "did you mean `cnn`?"] {
+        assert!(e.contains(needle), "`{needle}` missing:\n{e}");
+    }
+}
+
+#[test]
 fn unknown_metric_and_plot_with_did_you_mean() {
     let text = format!("{GOOD}\n[evaluate]\nmetrics = [\"accuracy\", \"novelti\"]\n[report]\nplots = [\"weight_pca\"]\n");
     let e = error_of(&text);
