@@ -87,3 +87,18 @@ fn plugins_lists_the_built_in_baselines() {
         assert!(out.lines().any(|l| l.starts_with(name) && l.contains("baseline") && l.contains("0.1.0")), "{name} missing in:\n{out}");
     }
 }
+
+#[test]
+fn only_the_listed_metrics_are_computed_and_the_report_says_what_it_cannot_draw() {
+    let (dir, path) = experiment(&format!("{MANIFEST}\n[evaluate]\nmetrics = [\"accuracy\", \"nn_l2\"]\n"));
+    weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
+    let df = weightlab_results::read_parquet(&dir.path().join("out/samples.parquet")).unwrap();
+    let columns: Vec<String> = df.get_column_names().iter().map(|c| c.to_string()).collect();
+    assert!(columns.contains(&"accuracy".to_string()) && columns.contains(&"nn_l2".to_string()), "{columns:?}");
+    for unlisted in ["novelty", "loss", "nn_l2_permuted", "ensemble_accuracy", "weight_norm"] {
+        assert!(!columns.contains(&unlisted.to_string()), "`{unlisted}` was computed though not listed: {columns:?}");
+    }
+    let html = std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
+    assert!(html.contains("`accuracy-novelty` is not drawn: it needs the metric `novelty`"), "the report explains the missing plot");
+    assert!(!html.contains(">Novelty<"), "no novelty column in the summary");
+}
