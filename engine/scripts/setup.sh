@@ -33,6 +33,14 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
 
+# `make test` checks formatting and lints.
+for component in rustfmt clippy; do
+  if ! rustup component list --installed | grep -q "^$component"; then
+    say "adding rust component $component"
+    rustup component add "$component"
+  fi
+done
+
 # 3. libtorch from PyPI's torch wheel, in a versioned venv (several GB; installed once per machine).
 if [ ! -f "$VENV/.complete" ]; then
   say "installing torch==$TORCH_VERSION into $VENV (once per machine)"
