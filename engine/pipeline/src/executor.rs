@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use weightlab_compute::{Dataset, Zoo};
@@ -23,8 +24,9 @@ pub struct Run {
     pub output: PathBuf,
     /// The metrics evaluation computes (`[evaluate] metrics`, resolved against the registry).
     pub metrics: Vec<&'static crate::metrics::Metric>,
-    pub(crate) datasets: HashMap<String, Dataset>,
-    pub(crate) zoos: HashMap<String, Zoo>,
+    /// Loaded once per run and shared by every stage that needs them (no copies).
+    pub(crate) datasets: HashMap<String, Arc<Dataset>>,
+    pub(crate) zoos: HashMap<String, Arc<Zoo>>,
     /// What scoring against each zoo needs (see `stages::reference`).
     pub(crate) frames: HashMap<String, crate::stages::reference::ZooFrame>,
     pub(crate) failures: Vec<FailureRow>,
@@ -173,26 +175,27 @@ impl Run {
         Ok(self.store.dir(self.finished(pred)?))
     }
 
-    pub(crate) fn dataset(&mut self, name: &str) -> Result<&Dataset> {
+    /// The dataset `name`, loaded on first use.
+    pub(crate) fn dataset(&mut self, name: &str) -> Result<Arc<Dataset>> {
         if !self.datasets.contains_key(name) {
             let spec = self.loaded.manifest.data.get(name).ok_or_else(|| Error::Missing(format!("no dataset `{name}`")))?;
             let d = weightlab_compute::data::load(spec, &self.loaded.base_dir)?;
-            self.datasets.insert(name.to_string(), d);
+            self.datasets.insert(name.to_string(), Arc::new(d));
         }
-        Ok(&self.datasets[name])
+        Ok(self.datasets[name].clone())
     }
 
     /// The zoo `name`, from memory or from its finished stage folder.
-    pub(crate) fn zoo(&mut self, name: &str) -> Result<&Zoo> {
+    pub(crate) fn zoo(&mut self, name: &str) -> Result<Arc<Zoo>> {
         if !self.zoos.contains_key(name) {
             let spec = self.loaded.manifest.zoo.get(name).ok_or_else(|| Error::Missing(format!("no zoo `{name}`")))?.clone();
-            let data = self.dataset(&spec.data)?.clone();
+            let data = self.dataset(&spec.data)?;
             let arch = weightlab_compute::Arch::new(&spec.arch, &data);
             let dir = self.stage_dir(|k| matches!(k, StageKind::Zoo { name: n } if n == name))?;
             let zoo = weightlab_compute::zoo::store::load(&arch, &dir)?;
-            self.zoos.insert(name.to_string(), zoo);
+            self.zoos.insert(name.to_string(), Arc::new(zoo));
         }
-        Ok(&self.zoos[name])
+        Ok(self.zoos[name].clone())
     }
 
     pub(crate) fn base_dir(&self) -> &Path {

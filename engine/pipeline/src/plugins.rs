@@ -31,8 +31,14 @@ pub fn embedded_names() -> Vec<&'static str> {
     embedded::EMBEDDED.iter().map(|(n, _)| *n).collect()
 }
 
-/// The folder the embedded plugins are unpacked into (once per distinct set of components).
+/// The folder the embedded plugins are unpacked into (once per distinct set of components);
+/// hashed and checked once per process, since every plugin lookup asks for it.
 fn unpacked_dir() -> Option<PathBuf> {
+    static DIR: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    DIR.get_or_init(unpack).clone()
+}
+
+fn unpack() -> Option<PathBuf> {
     if embedded::EMBEDDED.is_empty() {
         return None;
     }

@@ -11,6 +11,20 @@ use weightlab_manifest::Stage;
 
 use crate::error::{Result, format, io};
 
+/// Writes one tensor (`shape`, raw little-endian `bytes` of `dtype`) as a safetensors file.
+pub(crate) fn write_tensor(path: &Path, name: &str, dtype: safetensors::Dtype, shape: Vec<usize>, bytes: &[u8]) -> Result<()> {
+    let view = safetensors::tensor::TensorView::new(dtype, shape, bytes).map_err(format(path))?;
+    std::fs::write(path, safetensors::serialize([(name, view)], None).map_err(format(path))?).map_err(io("writing", path))
+}
+
+/// Reads tensor `name` of a safetensors file: its shape and raw little-endian bytes.
+pub(crate) fn read_tensor(path: &Path, name: &str) -> Result<(Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(path).map_err(io("reading", path))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(format(path))?;
+    let t = st.tensor(name).map_err(format(path))?;
+    Ok((t.shape().to_vec(), t.data().to_vec()))
+}
+
 pub struct StageStore {
     root: PathBuf,
 }

@@ -121,6 +121,8 @@ pub enum DataError {
     Io { path: std::path::PathBuf, source: std::io::Error },
     #[error("`{path}` is not a valid IDX file: {reason}")]
     Format { path: std::path::PathBuf, reason: String },
+    #[error("data source `{source_name}`: {reason}")]
+    Shape { source_name: &'static str, reason: String },
 }
 
 /// Loads or generates the dataset a manifest section describes. Relative paths resolve against
@@ -151,7 +153,7 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
     // not a model to train on misaligned rows.
     for split in [&train, &test] {
         if split.x.len() != split.len() * features {
-            return Err(DataError::Format { path: source.name.into(), reason: format!("examples have {} values, the source declares input shape {shape:?}", split.x.len() / split.len().max(1)) });
+            return Err(DataError::Shape { source_name: source.name, reason: format!("examples have {} values, the source declares input shape {shape:?}", split.x.len() / split.len().max(1)) });
         }
     }
     // Subsets apply to ungrouped data only (validation refuses them with several shapes).

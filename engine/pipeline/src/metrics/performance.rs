@@ -26,7 +26,7 @@ pub const ENSEMBLE_ACCURACY: Metric = Metric {
     shown: true,
     help: "Test accuracy of the majority vote of a seed's samples (the same value in each of its rows).",
     compute: |s: &Scoring| {
-        let value = weightlab_compute::metrics::ensemble_accuracy(&s.predictions(), &s.labels()).unwrap_or(f64::NAN);
+        let value = weightlab_compute::metrics::ensemble_accuracy(s.predictions(), s.labels()).unwrap_or(f64::NAN);
         vec![value; s.len()]
     },
 };

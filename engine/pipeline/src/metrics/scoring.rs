@@ -26,6 +26,8 @@ pub struct Scoring<'a> {
     /// training checkpoints, compared with each other leaving each one out.
     pub reference_predictions: Option<&'a [Vec<u8>]>,
     scores: OnceCell<Vec<ModelScore>>,
+    predictions: OnceCell<Vec<Vec<u8>>>,
+    labels: OnceCell<Vec<u8>>,
     nearest: OnceCell<Vec<Nearest>>,
     nearest_permuted: OnceCell<Vec<Nearest>>,
     behaviour: OnceCell<Option<Vec<Behaviour>>>,
@@ -34,7 +36,21 @@ pub struct Scoring<'a> {
 impl<'a> Scoring<'a> {
     pub fn new(arch: &'a Arch, data: &'a Dataset, models: &'a [f32], train: &'a [f32], permuted: &'a [f32], reference_predictions: Option<&'a [Vec<u8>]>) -> Self {
         let p = arch.layout().len();
-        Self { arch, data, models, p, train, permuted, reference_predictions, scores: OnceCell::new(), nearest: OnceCell::new(), nearest_permuted: OnceCell::new(), behaviour: OnceCell::new() }
+        Self {
+            arch,
+            data,
+            models,
+            p,
+            train,
+            permuted,
+            reference_predictions,
+            scores: OnceCell::new(),
+            predictions: OnceCell::new(),
+            labels: OnceCell::new(),
+            nearest: OnceCell::new(),
+            nearest_permuted: OnceCell::new(),
+            behaviour: OnceCell::new(),
+        }
     }
 
     /// Number of scored models.
@@ -61,13 +77,13 @@ impl<'a> Scoring<'a> {
     }
 
     /// Test predictions of every model.
-    pub fn predictions(&self) -> Vec<Vec<u8>> {
-        self.scores().iter().map(|s| s.predictions.clone()).collect()
+    pub fn predictions(&self) -> &[Vec<u8>] {
+        self.predictions.get_or_init(|| self.scores().iter().map(|s| s.predictions.clone()).collect())
     }
 
     /// Test labels as class indices.
-    pub fn labels(&self) -> Vec<u8> {
-        self.data.test.y.iter().map(|&y| y as u8).collect()
+    pub fn labels(&self) -> &[u8] {
+        self.labels.get_or_init(|| self.data.test.y.iter().map(|&y| y as u8).collect())
     }
 
     /// Each model's nearest training checkpoint in weight space.
@@ -86,8 +102,8 @@ impl<'a> Scoring<'a> {
             .get_or_init(|| {
                 self.classification().then(|| {
                     let predictions = self.predictions();
-                    let reference = self.reference_predictions.unwrap_or(&predictions);
-                    metrics::behaviour(&predictions, reference, &self.labels(), self.leave_one_out())
+                    let reference = self.reference_predictions.unwrap_or(predictions);
+                    metrics::behaviour(predictions, reference, self.labels(), self.leave_one_out())
                 })
             })
             .as_deref()

@@ -22,8 +22,8 @@ impl Run {
         let record: MethodRecord = self.store.record(&method_stage)?;
         let (_, samples) = super::method::read_samples(&self.store.dir(&method_stage))?;
         let data_name = self.loaded.manifest.zoo[&method.zoo].data.clone();
-        let data = self.dataset(&data_name)?.clone();
-        let zoo = self.zoo(&method.zoo)?.clone();
+        let data = self.dataset(&data_name)?;
+        let zoo = self.zoo(&method.zoo)?;
         let metrics = self.metrics.clone();
         let steps = self.loaded.manifest.evaluate.finetune_steps.clone();
         let recipe = self.loaded.manifest.zoo[&method.zoo].train.clone();

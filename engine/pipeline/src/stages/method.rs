@@ -14,6 +14,7 @@ use crate::error::{Error, Result, format, io};
 use crate::executor::Run;
 use crate::output;
 use crate::records::{LoggedMetric, MethodLog, MethodRecord};
+use crate::store::{read_tensor, write_tensor};
 
 /// The host limits of a method's manifest entry.
 pub fn limits(l: &LimitsSpec) -> Limits {
@@ -115,8 +116,8 @@ impl Run {
         let method = self.loaded.manifest.method[index].clone();
         output::status("Running", &format!("method \"{}\" ({}) seed {seed}", method.name, method.plugin));
         let zoo_spec = self.loaded.manifest.zoo[&method.zoo].clone();
-        let data = self.dataset(&zoo_spec.data)?.clone();
-        let zoo = self.zoo(&method.zoo)?.clone();
+        let data = self.dataset(&zoo_spec.data)?;
+        let zoo = self.zoo(&method.zoo)?;
         let config = config_json(&method)?;
         let rows = zoo.side(Side::Train);
         let view = zoo_view(
@@ -146,9 +147,7 @@ impl Run {
         check_plugin(&self.loaded, index, &description)?;
         let outcome = outcome.ok_or_else(|| Error::Missing("the worker returned no samples".into()))?;
         let bytes: Vec<u8> = outcome.samples.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let path = dir.join("samples.safetensors");
-        let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![method.samples, p], &bytes).map_err(format(&path))?;
-        std::fs::write(&path, safetensors::serialize([("samples", view)], None).map_err(format(&path))?).map_err(io("writing", &path))?;
+        write_tensor(&dir.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![method.samples, p], &bytes)?;
         let log = MethodLog {
             metrics: outcome.metrics.iter().map(|m| LoggedMetric { name: m.name.clone(), step: m.step, value: Some(m.value).filter(|v| v.is_finite()) }).collect(),
             messages: outcome.messages.clone(),
@@ -175,10 +174,6 @@ impl Run {
 
 /// Reads the samples a method stage stored.
 pub fn read_samples(dir: &Path) -> Result<(usize, Vec<f32>)> {
-    let path = dir.join("samples.safetensors");
-    let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(format(&path))?;
-    let t = st.tensor("samples").map_err(format(&path))?;
-    let n = t.shape()[0];
-    Ok((n, t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
+    let (shape, bytes) = read_tensor(&dir.join("samples.safetensors"), "samples")?;
+    Ok((shape.first().copied().unwrap_or(0), bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
 }

@@ -14,11 +14,12 @@ use weightlab_manifest::StageKind;
 use weightlab_results::{SampleRow, SimilarityRow, rows::samples_table, rows::table_of};
 
 use super::{HELDOUT_REFERENCE, TRAIN_REFERENCE};
-use crate::error::{Error, Result, format, io};
+use crate::error::{Error, Result};
 use crate::executor::Run;
 use crate::metrics::{Applies, Metric, Scoring};
 use crate::output;
 use crate::records::ReferenceRecord;
+use crate::store::{read_tensor, write_tensor};
 
 /// Training checkpoints a heatmap shows at most (the first ones).
 const HEATMAP_COLUMNS: usize = 64;
@@ -79,12 +80,12 @@ pub(crate) fn score(who: &RowsOf, s: &Scoring, metrics: &[&Metric], pca: &Pca) -
         })
         .collect();
     let columns = (s.train.len() / s.p.max(1)).min(HEATMAP_COLUMNS);
-    let (kind, labels, predictions) = if s.classification() { ("error-iou", s.labels(), s.predictions()) } else { ("weight-cosine", Vec::new(), Vec::new()) };
-    let reference = s.reference_predictions.unwrap_or(&predictions);
+    let (kind, labels, predictions): (_, &[u8], &[Vec<u8>]) = if s.classification() { ("error-iou", s.labels(), s.predictions()) } else { ("weight-cosine", &[], &[]) };
+    let reference = s.reference_predictions.unwrap_or(predictions);
     let mut similarity = Vec::new();
     for (i, m) in s.models.chunks_exact(s.p.max(1)).enumerate() {
         for (j, checkpoint) in s.train.chunks_exact(s.p.max(1)).take(columns).enumerate() {
-            let value = if s.classification() { metrics::error_iou(&predictions[i], &reference[j], &labels) } else { metrics::cosine(m, checkpoint) };
+            let value = if s.classification() { metrics::error_iou(&predictions[i], &reference[j], labels) } else { metrics::cosine(m, checkpoint) };
             similarity.push(SimilarityRow { zoo: who.zoo.to_string(), method: who.method.to_string(), seed: who.seed, sample: i, checkpoint: j, similarity: value, kind: kind.to_string() });
         }
     }
@@ -94,24 +95,20 @@ pub(crate) fn score(who: &RowsOf, s: &Scoring, metrics: &[&Metric], pca: &Pca) -
 /// Writes test predictions (models × examples, class indices) as a U8 safetensors file.
 fn write_predictions(path: &Path, predictions: &[Vec<u8>]) -> Result<()> {
     let width = predictions.first().map_or(0, Vec::len);
-    let bytes: Vec<u8> = predictions.concat();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![predictions.len(), width], &bytes).map_err(format(path))?;
-    std::fs::write(path, safetensors::serialize([("predictions", view)], None).map_err(format(path))?).map_err(io("writing", path))
+    write_tensor(path, "predictions", safetensors::Dtype::U8, vec![predictions.len(), width], &predictions.concat())
 }
 
 fn read_predictions(path: &Path) -> Result<Vec<Vec<u8>>> {
-    let bytes = std::fs::read(path).map_err(io("reading", path))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(format(path))?;
-    let t = st.tensor("predictions").map_err(format(path))?;
-    let width = t.shape().get(1).copied().unwrap_or(0);
-    Ok(if width == 0 { vec![Vec::new(); t.shape()[0]] } else { t.data().chunks_exact(width).map(<[u8]>::to_vec).collect() })
+    let (shape, bytes) = read_tensor(path, "predictions")?;
+    let width = shape.get(1).copied().unwrap_or(0);
+    Ok(if width == 0 { vec![Vec::new(); shape.first().copied().unwrap_or(0)] } else { bytes.chunks_exact(width).map(<[u8]>::to_vec).collect() })
 }
 
 impl Run {
     /// The zoo's frame, with the training checkpoints' predictions from its reference stage.
     pub(crate) fn frame(&mut self, zoo_name: &str) -> Result<&ZooFrame> {
         if !self.frames.contains_key(zoo_name) {
-            let mut frame = ZooFrame::new(self.zoo(zoo_name)?);
+            let mut frame = ZooFrame::new(&*self.zoo(zoo_name)?);
             let dir = self.stage_dir(|k| matches!(k, StageKind::Reference { zoo } if zoo == zoo_name))?;
             frame.predictions = read_predictions(&dir.join("predictions.safetensors"))?;
             self.frames.insert(zoo_name.to_string(), frame);
@@ -122,15 +119,15 @@ impl Run {
     pub(crate) fn run_reference(&mut self, zoo_name: &str, dir: &Path) -> Result<ReferenceRecord> {
         output::status("Scoring", &format!("zoo {zoo_name}: its own training and held-out models"));
         let data_name = self.loaded.manifest.zoo[zoo_name].data.clone();
-        let data = self.dataset(&data_name)?.clone();
-        let zoo = self.zoo(zoo_name)?.clone();
+        let data = self.dataset(&data_name)?;
+        let zoo = self.zoo(zoo_name)?;
         let mut frame = ZooFrame::new(&zoo);
         let metrics = self.metrics.clone();
         // Training checkpoints: each against the others (leave-one-out).
         let own = Scoring::new(&zoo.arch, &data, &frame.train, &frame.train, &frame.permuted, None);
         let who = RowsOf { zoo: zoo_name, method: TRAIN_REFERENCE, role: "reference", seed: 0 };
         let (mut rows, mut similarity) = score(&who, &own, &metrics, &frame.pca);
-        let predictions = own.predictions();
+        let predictions = own.predictions().to_vec();
         let heldout = zoo.stack(&zoo.side(Side::Heldout));
         if !heldout.is_empty() {
             let against = Scoring::new(&zoo.arch, &data, &heldout, &frame.train, &frame.permuted, Some(&predictions));

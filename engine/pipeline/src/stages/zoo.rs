@@ -14,7 +14,7 @@ use crate::records::ZooRecord;
 impl Run {
     pub(crate) fn run_zoo(&mut self, name: &str, dir: &Path) -> Result<ZooRecord> {
         let spec = self.loaded.manifest.zoo[name].clone();
-        let data = self.dataset(&spec.data)?.clone();
+        let data = self.dataset(&spec.data)?;
         let arch = Arch::new(&spec.arch, &data);
         let started = Instant::now();
         let zoo = match &spec.import {
@@ -50,7 +50,7 @@ impl Run {
             output::status("", &format!("test SDF error (MSE) mean {mean_loss:.5} · max {max_loss:.5}"));
         }
         let record = ZooRecord { checkpoints: zoo.checkpoints.len(), parameters: arch.layout().len(), mean_test_accuracy: (!accs.is_empty()).then_some(mean_acc as f64), seconds: secs };
-        self.zoos.insert(name.to_string(), zoo);
+        self.zoos.insert(name.to_string(), std::sync::Arc::new(zoo));
         Ok(record)
     }
 }
