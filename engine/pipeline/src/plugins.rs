@@ -26,11 +26,6 @@ pub struct PluginInfo {
     pub path: PathBuf,
 }
 
-/// Names of the plugins embedded in this binary.
-pub fn embedded_names() -> Vec<&'static str> {
-    embedded::EMBEDDED.iter().map(|(n, _)| *n).collect()
-}
-
 /// The folder the embedded plugins are unpacked into (once per distinct set of components);
 /// hashed and checked once per process, since every plugin lookup asks for it.
 fn unpacked_dir() -> Option<PathBuf> {
