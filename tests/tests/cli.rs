@@ -95,7 +95,7 @@ fn only_the_listed_metrics_are_computed_and_the_report_says_what_it_cannot_draw(
     let df = weightlab_results::read_parquet(&dir.path().join("out/samples.parquet")).unwrap();
     let columns: Vec<String> = df.get_column_names().iter().map(|c| c.to_string()).collect();
     assert!(columns.contains(&"accuracy".to_string()) && columns.contains(&"nn_l2".to_string()), "{columns:?}");
-    for unlisted in ["novelty", "loss", "nn_l2_permuted", "ensemble_accuracy", "weight_norm"] {
+    for unlisted in ["novelty", "loss", "nn_l2_aligned", "ensemble_accuracy", "weight_norm"] {
         assert!(!columns.contains(&unlisted.to_string()), "`{unlisted}` was computed though not listed: {columns:?}");
     }
     let html = std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();

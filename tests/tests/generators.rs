@@ -143,9 +143,10 @@ fn every_generator_learns_its_snapshots_and_flow_matching_starts_from_its_prior(
         let (acc, nn) = (mean(method, "accuracy"), mean(method, "nn_l2"));
         assert!(acc > snapshots - 0.06, "{method}: accuracy {acc} vs snapshots {snapshots} (chance 0.1)");
         assert!(nn < 1.0, "{method}: samples are {nn} from the snapshots");
-        // Symmetry check: the same snapshots with hidden units permuted are far in weight space.
-        let permuted = mean(method, "nn_l2_permuted");
-        assert!(permuted > 10.0 * nn, "{method}: {permuted} from permuted snapshots vs {nn}");
+        // The hidden layer is frozen in this setting: aligning hidden units cannot bring the
+        // samples closer than the raw distance, and never moves them away.
+        let aligned = mean(method, "nn_l2_aligned");
+        assert!(aligned <= nn + 1e-9 && aligned > 0.9 * nn, "{method}: aligned {aligned} vs raw {nn}");
     }
     // Zero ODE steps: the latents handed to the decoder are the prior's draws, N(0, I).
     let df = weightlab_results::read_parquet(&out.join("training_log.parquet")).unwrap();

@@ -123,9 +123,22 @@ pub struct DataSpec {
     /// model i of a zoo on this dataset fits shape i mod `shapes` (HyperDiffusion's many-shape zoo).
     #[serde(default = "one")]
     pub shapes: usize,
+    /// Draw every shape from one family (sdf-shapes), as HyperDiffusion trains on one ShapeNet
+    /// category. Default: each shape's family is random.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<ShapeFamily>,
     /// Seed of the procedural generator and the subset shuffle.
     #[serde(default)]
     pub seed: u64,
+}
+
+/// A family of procedural 3-D shapes (`sdf-shapes`); sizes and positions vary within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ShapeFamily {
+    Sphere,
+    Box,
+    Torus,
 }
 
 fn default_classes() -> usize {

@@ -132,6 +132,12 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
                 .with_help(Some("remove `shapes`, or use `source = \"sdf-shapes\"`".into())),
             );
         }
+        if data.family.is_some() && data.source != DataSource::SdfShapes {
+            out.push(
+                Diagnostic::new(format!("`data.{name}.family` is only meaningful for `sdf-shapes` data"), spans.value(&path!["data", name.as_str(), "family"]))
+                    .with_help(Some("remove `family`, or use `source = \"sdf-shapes\"`".into())),
+            );
+        }
         if data.shapes > 1 && (data.train_subset.is_some() || data.test_subset.is_some()) {
             out.push(Diagnostic::new(
                 format!("`data.{name}`: `train_subset`/`test_subset` cannot split a many-shape dataset; set `samples` (points per shape) instead"),

@@ -8,7 +8,7 @@ use weightlab_manifest::Manifest;
 use weightlab_report::metrics::MetricColumn;
 use weightlab_report::{Failure, PlotSet, ReportContext, Row};
 use weightlab_results::rows::{read_samples, read_table};
-use weightlab_results::{FailureRow, FinetuneRow, LogRow, RunRow, SampleRow, SimilarityRow, ZooRow};
+use weightlab_results::{FailureRow, FinetuneRow, LogRow, ParameterRow, RunRow, SampleRow, SimilarityRow, ZooRow};
 
 use crate::error::{Error, Result, format, io};
 use crate::metrics::{self, Direction, Metric};
@@ -21,6 +21,7 @@ struct RunTables {
     run: RunRow,
     samples: Vec<SampleRow>,
     similarity: Vec<SimilarityRow>,
+    parameters: Vec<ParameterRow>,
     finetune: Vec<FinetuneRow>,
     logs: Vec<LogRow>,
     failures: Vec<FailureRow>,
@@ -38,6 +39,7 @@ fn read_run(dir: &Path) -> Result<RunTables> {
     Ok(RunTables {
         samples: read_samples(dir)?.ok_or_else(|| unfinished("samples"))?,
         similarity: read_table(dir, "similarity")?.unwrap_or_default(),
+        parameters: read_table(dir, "parameters")?.unwrap_or_default(),
         finetune: read_table(dir, "finetune")?.unwrap_or_default(),
         logs: read_table(dir, "training_log")?.unwrap_or_default(),
         failures: read_table(dir, "failures")?.unwrap_or_default(),
@@ -69,6 +71,7 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
 
     let mut samples = Vec::new();
     let mut similarity = Vec::new();
+    let mut parameters = Vec::new();
     let mut finetune = Vec::new();
     let mut logs = Vec::new();
     let mut failures = Vec::new();
@@ -81,6 +84,10 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         similarity.extend(r.similarity.iter().cloned().map(|mut s| {
             s.method = label(i, &s.method);
             s
+        }));
+        parameters.extend(r.parameters.iter().cloned().map(|mut p| {
+            p.method = label(i, &p.method);
+            p
         }));
         finetune.extend(r.finetune.iter().cloned().map(|mut f| {
             f.method = label(i, &f.method);
@@ -136,7 +143,7 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
     rows.sort_by_key(|r| (r.zoo.clone(), r.role == "reference", position(&r.method), r.method.clone()));
 
     let first = &runs[0];
-    let tables = Tables { samples: &samples, similarity: &similarity, finetune: &finetune, logs: &logs, position: &position };
+    let tables = Tables { samples: &samples, similarity: &similarity, parameters: &parameters, finetune: &finetune, logs: &logs, position: &position };
     let computed: Vec<&str> = metrics::REGISTRY.iter().map(|m| m.key).filter(|k| samples.iter().any(|r| r.metrics.contains_key(*k))).collect();
     let (plots, plot_notes) = draw_plots(&first.manifest, &tables, &computed);
     let zoos = runs
@@ -268,7 +275,7 @@ mod tests {
         };
         let samples = [row(0, 0.5, 1.0), row(1, 0.7, 2.0)];
         let position = |_: &str| 0;
-        let tables = Tables { samples: &samples, similarity: &[], finetune: &[], logs: &[], position: &position };
+        let tables = Tables { samples: &samples, similarity: &[], parameters: &[], finetune: &[], logs: &[], position: &position };
         let (set, notes) = draw_plots(&manifest, &tables, &["accuracy", "nn_l2"]);
         let ids: Vec<&str> = set.plots.iter().map(|p| p.0.as_str()).collect();
         assert_eq!(ids, ["accuracy-distance-z"]);

@@ -207,9 +207,57 @@ pub struct RowGroup {
     pub rows: Vec<Vec<f64>>,
 }
 
+/// How a heatmap maps values to colours.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Colours {
+    /// Values in [0, 1], white to dark blue (similarities).
+    Unit,
+    /// Signed values in [−limit, limit], blue through white to red (parameter values).
+    Diverging { limit: f64 },
+}
+
+impl Colours {
+    fn fill(&self, v: f64) -> String {
+        match *self {
+            Colours::Unit => {
+                let v = v.clamp(0.0, 1.0);
+                let (r, g, b) = (255.0 - v * 247.0, 255.0 - v * 207.0, 255.0 - v * 148.0);
+                format!("rgb({r:.0},{g:.0},{b:.0})")
+            }
+            Colours::Diverging { limit } => {
+                let t = (v / limit.max(f64::MIN_POSITIVE)).clamp(-1.0, 1.0);
+                // Negative: towards (33, 102, 172); positive: towards (178, 24, 43).
+                let (r, g, b) = if t < 0.0 { (255.0 + t * 222.0, 255.0 + t * 153.0, 255.0 + t * 83.0) } else { (255.0 - t * 77.0, 255.0 - t * 231.0, 255.0 - t * 212.0) };
+                format!("rgb({r:.0},{g:.0},{b:.0})")
+            }
+        }
+    }
+
+    /// (position from the bottom in [0, 1], value) of the colour bar's labels.
+    fn labels(&self) -> Vec<(f64, f64)> {
+        match *self {
+            Colours::Unit => vec![(1.0, 1.0), (0.5, 0.5), (0.0, 0.0)],
+            Colours::Diverging { limit } => vec![(1.0, limit), (0.5, 0.0), (0.0, -limit)],
+        }
+    }
+
+    /// The value at position `t` in [0, 1] of the colour bar, from the bottom.
+    fn at(&self, t: f64) -> f64 {
+        match *self {
+            Colours::Unit => t,
+            Colours::Diverging { limit } => (2.0 * t - 1.0) * limit,
+        }
+    }
+}
+
 /// A heatmap of values in [0, 1]: columns are reference models, rows are grouped (one block per
 /// method, labelled on the y axis), with a colour-bar legend.
 pub fn heatmap(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup]) -> String {
+    heatmap_with(title, xlabel, ylabel, groups, Colours::Unit)
+}
+
+/// A heatmap with a chosen colour scale.
+pub fn heatmap_with(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup], colours: Colours) -> String {
     let columns = groups.iter().flat_map(|g| g.rows.iter().map(Vec::len)).max().unwrap_or(0).max(1);
     let total_rows: usize = groups.iter().map(|g| g.rows.len()).sum::<usize>().max(1);
     let (left, top, right, bottom) = (150.0, TOP, 90.0, BOTTOM);
@@ -223,12 +271,7 @@ pub fn heatmap(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup]) -> 
         t = escape(title)
     );
     let _ = write!(svg, r#"<text class="plot-title" x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#, left + pw / 2.0, escape(title));
-    let colour = |v: f64| {
-        // White (0) to dark blue (1).
-        let v = v.clamp(0.0, 1.0);
-        let (r, g, b) = (255.0 - v * 247.0, 255.0 - v * 207.0, 255.0 - v * 148.0);
-        format!("rgb({:.0},{:.0},{:.0})", r, g, b)
-    };
+    let colour = |v: f64| colours.fill(v);
     let mut y = top;
     let _ = write!(svg, r#"<g class="cells">"#);
     for group in groups {
@@ -275,11 +318,11 @@ pub fn heatmap(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup]) -> 
     let (bx, bh) = (left + pw + 24.0, ph.min(200.0));
     let _ = write!(svg, r#"<g class="legend">"#);
     for k in 0..20 {
-        let v = 1.0 - k as f64 / 19.0;
+        let v = colours.at(1.0 - k as f64 / 19.0);
         let _ = write!(svg, r#"<rect x="{bx}" y="{:.1}" width="14" height="{:.2}" fill="{}"/>"#, top + k as f64 * bh / 20.0, bh / 20.0 + 0.05, colour(v));
     }
-    for (v, label) in [(1.0, "1"), (0.5, "0.5"), (0.0, "0")] {
-        let _ = write!(svg, r#"<text x="{}" y="{:.1}" font-size="11">{label}</text>"#, bx + 18.0, top + (1.0 - v) * bh + 4.0);
+    for (position, value) in colours.labels() {
+        let _ = write!(svg, r#"<text x="{}" y="{:.1}" font-size="11">{}</text>"#, bx + 18.0, top + (1.0 - position) * bh + 4.0, fmt_tick(value));
     }
     let _ = write!(svg, "</g></svg>");
     svg

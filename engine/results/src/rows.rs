@@ -131,6 +131,24 @@ fn nan() -> f64 {
     f64::NAN
 }
 
+/// One parameter value of a scored model or of its nearest training checkpoint: the cells of
+/// the report's parameter heatmap (Zeng et al. 2025 show samples beside their nearest
+/// checkpoints this way).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParameterRow {
+    pub zoo: String,
+    pub method: String,
+    #[serde(deserialize_with = "u64_bits")]
+    pub seed: u64,
+    pub sample: usize,
+    /// `model` (the scored model) or `nearest` (its nearest training checkpoint by L2).
+    pub source: String,
+    /// Index in the flat weight vector.
+    pub parameter: usize,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub value: f64,
+}
+
 /// How alike one model is to one training checkpoint: the cells of the report's heatmap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimilarityRow {

@@ -1,5 +1,6 @@
 //! Denoising diffusion (DDPM, Ho et al. 2020) as p-diff, HyperDiffusion and G.pt use it:
-//! linear betas, ε-prediction, ancestral sampling with σ² = β.
+//! linear betas, ancestral sampling with σ² = β. The denoiser predicts the noise ε (p-diff) or
+//! the clean sample x₀ (G.pt, and HyperDiffusion's `START_X`): see [`Prediction`].
 
 use crate::Tensor;
 
@@ -50,6 +51,26 @@ impl Ddpm {
         self.sample_clipped(shape, seed, None, denoise)
     }
 
+    /// Ancestral sampling with a denoiser that predicts the clean sample x₀ (clamped to
+    /// [−clip, clip]); each step draws from the posterior q(x_{t−1} | x_t, x̂₀).
+    pub fn sample_x0(&self, shape: &[usize], seed: u64, clip: f32, predict: impl Fn(&Tensor, &Tensor) -> Tensor) -> Tensor {
+        let n = shape[0];
+        let mut x = Tensor::randn(shape, seed);
+        for t in (0..self.steps()).rev() {
+            let x0 = predict(&x, &Tensor::full(&[n], t as f32)).detach().clamp(-clip, clip);
+            let mean = self.posterior_mean(&x, &x0, t);
+            x = if t > 0 { mean + Tensor::randn(shape, seed.wrapping_add(t as u64 + 1)) * self.betas[t].sqrt() } else { mean };
+        }
+        x
+    }
+
+    /// Mean of q(x_{t−1} | x_t, x₀).
+    fn posterior_mean(&self, x: &Tensor, x0: &Tensor, t: usize) -> Tensor {
+        let (beta, ab) = (self.betas[t], self.alpha_bars[t]);
+        let ab_prev = if t > 0 { self.alpha_bars[t - 1] } else { 1.0 };
+        &(x0 * (ab_prev.sqrt() * beta / (1.0 - ab))) + &(x * ((1.0 - beta).sqrt() * (1.0 - ab_prev) / (1.0 - ab)))
+    }
+
     /// Ancestral sampling; with `clip = Some(c)` every step goes through the predicted clean
     /// sample x̂₀ = (x_t − √(1−ᾱ_t) ε) / √ᾱ_t clamped to [−c, c] and the posterior mean
     /// q(x_{t−1} | x_t, x̂₀), as image DDPMs clip to the pixel range. Without it an imperfect
@@ -65,9 +86,8 @@ impl Ddpm {
                 // x_{t-1} = (x_t − β/√(1−ᾱ) ε) / √(1−β) + σ z, σ² = β.
                 None => (&x - &(eps * (beta / (1.0 - ab).sqrt()))) * (1.0 / (1.0 - beta).sqrt()),
                 Some(c) => {
-                    let ab_prev = if t > 0 { self.alpha_bars[t - 1] } else { 1.0 };
                     let x0 = ((&x - &(eps * (1.0 - ab).sqrt())) * (1.0 / ab.sqrt())).clamp(-c, c);
-                    &(x0 * (ab_prev.sqrt() * beta / (1.0 - ab))) + &(&x * ((1.0 - beta).sqrt() * (1.0 - ab_prev) / (1.0 - ab)))
+                    self.posterior_mean(&x, &x0, t)
                 }
             };
             x = if t > 0 { mean + Tensor::randn(shape, seed.wrapping_add(t as u64 + 1)) * beta.sqrt() } else { mean };
@@ -85,6 +105,7 @@ pub struct WeightDiffusion {
     tokens: Tokenizer,
     /// Largest |value| of the normalised training weights: the sampler's clip range.
     clip: f32,
+    prediction: Prediction,
 }
 
 /// Per-layer tokens as in HyperDiffusion and G.pt: each parameter tensor of the layout (its
@@ -145,6 +166,16 @@ impl Tokenizer {
     }
 }
 
+/// What the denoiser is trained to output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Prediction {
+    /// The noise ε (Ho et al.; p-diff).
+    Epsilon,
+    /// The clean weights x₀ (G.pt; HyperDiffusion's `model_mean_type: START_X`).
+    Sample,
+}
+
 /// Configuration of a [`WeightDiffusion`]: the `hyperdiffusion` and `gpt` plugins' config.
 #[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -165,10 +196,13 @@ pub struct WeightDiffusionConfig {
     /// Diffusion steps T (linear betas 1e-4 → 0.02).
     #[serde(default = "d_timesteps")]
     pub timesteps: usize,
+    /// What the denoiser predicts: `sample` (x₀, as G.pt and HyperDiffusion do) or `epsilon`.
+    #[serde(default = "d_prediction")]
+    pub prediction: Prediction,
     /// Training steps.
     #[serde(default = "d_steps")]
     pub steps: usize,
-    /// Learning rate (AdamW).
+    /// Peak learning rate (AdamW), decayed to 0 over `steps` on a cosine.
     #[serde(default = "d_lr")]
     pub lr: f32,
     /// Checkpoints per training step.
@@ -195,6 +229,9 @@ fn d_heads() -> usize {
 }
 fn d_timesteps() -> usize {
     500
+}
+fn d_prediction() -> Prediction {
+    Prediction::Sample
 }
 fn d_steps() -> usize {
     1000
@@ -232,20 +269,31 @@ impl WeightDiffusion {
                 (x.detach(), conditions.map(Tensor::detach))
             };
             let (xt, t, eps) = ddpm.noised(&xb, s);
-            let loss = denoiser.forward(&xt, &t, cb.as_ref()).mse(&eps);
+            let target = match c.prediction {
+                Prediction::Epsilon => eps,
+                Prediction::Sample => xb,
+            };
+            let loss = denoiser.forward(&xt, &t, cb.as_ref()).mse(&target);
+            // Cosine decay to zero: the last steps refine the prediction near t = 0, which the
+            // final sampling step returns as is.
+            opt.set_lr(c.lr * 0.5 * (1.0 + (std::f32::consts::PI * step as f32 / c.steps as f32).cos()));
             opt.step_on(&loss);
             if step % 50 == 0 || step + 1 == c.steps {
                 crate::log::metric("ddpm-loss", step, loss.item());
                 crate::log::progress(step, c.steps);
             }
         }
-        Ok(WeightDiffusion { normalizer, denoiser, ddpm, tokens: tokenizer, clip })
+        Ok(WeightDiffusion { normalizer, denoiser, ddpm, tokens: tokenizer, clip, prediction: c.prediction })
     }
 
     /// `n` flat weight vectors (n × P); `condition` (n × 1) for a conditioned model.
     pub fn sample(&self, n: usize, seed: u64, condition: Option<&Tensor>) -> Tensor {
         let width = self.tokens.count * self.denoiser.token_size;
-        let x = self.ddpm.sample_clipped(&[n, width], seed, Some(self.clip), |x, t| self.denoiser.forward(x, t, condition));
+        let denoise = |x: &Tensor, t: &Tensor| self.denoiser.forward(x, t, condition);
+        let x = match self.prediction {
+            Prediction::Epsilon => self.ddpm.sample_clipped(&[n, width], seed, Some(self.clip), denoise),
+            Prediction::Sample => self.ddpm.sample_x0(&[n, width], seed, self.clip, denoise),
+        };
         self.normalizer.restore(&self.tokens.detokenize(&x))
     }
 }

@@ -307,18 +307,48 @@ impl ConvAutoencoder {
     }
 }
 
+/// One linear map per token: (N × tokens × inputs) → (N × tokens × outputs), token i through
+/// its own weight. G.pt and HyperDiffusion project each parameter chunk with its own encoder
+/// and decoder: a chunk of the first layer and one of the last have nothing in common.
+pub struct TokenLinear {
+    /// tokens × inputs × outputs
+    pub weight: Tensor,
+    /// tokens × outputs
+    pub bias: Tensor,
+}
+
+impl TokenLinear {
+    pub fn new(tokens: usize, inputs: usize, outputs: usize, seed: u64) -> Self {
+        let bound = 1.0 / (inputs as f32).sqrt();
+        TokenLinear {
+            weight: Tensor::uniform(&[tokens, inputs, outputs], -bound, bound, seed).parameter(),
+            bias: Tensor::uniform(&[tokens, outputs], -bound, bound, seed.wrapping_add(1)).parameter(),
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        // (tokens × N × inputs) · (tokens × inputs × outputs), batched over tokens.
+        &x.transpose(0, 1).matmul(&self.weight).transpose(0, 1) + &self.bias.unsqueeze(0)
+    }
+
+    pub fn params(&self) -> Vec<&Tensor> {
+        vec![&self.weight, &self.bias]
+    }
+}
+
 /// A transformer denoiser over weight tokens, as in HyperDiffusion and G.pt: the flat
 /// (padded) vector is cut into `tokens` chunks of `token_size` in layout order (so large layers
-/// span several tokens), each chunk is embedded, a learned position embedding, the diffusion
-/// timestep's embedding and (optionally) a scalar condition's embedding are added, and a
-/// transformer predicts each chunk's noise.
+/// span several tokens), each chunk is embedded by its own linear encoder, a learned position
+/// embedding, the diffusion timestep's embedding and (optionally) a scalar condition's
+/// embedding are added, and a transformer followed by per-token linear decoders predicts each
+/// chunk (its noise or its clean value, as the diffusion is set up).
 pub struct TokenDenoiser {
-    pub embed: Linear,
+    pub embed: TokenLinear,
     pub position: Tensor,
     pub time: Mlp,
     pub condition: Option<Mlp>,
     pub transformer: Transformer,
-    pub head: Linear,
+    pub head: TokenLinear,
     pub tokens: usize,
     pub token_size: usize,
     time_dim: usize,
@@ -329,19 +359,19 @@ impl TokenDenoiser {
     pub fn new(tokens: usize, token_size: usize, dim: usize, depth: usize, heads: usize, conditioned: bool, seed: u64) -> Self {
         let time_dim = 64;
         TokenDenoiser {
-            embed: Linear::new(token_size, dim, seed),
+            embed: TokenLinear::new(tokens, token_size, dim, seed),
             position: (Tensor::randn(&[tokens, dim], seed.wrapping_add(1)) * 0.02).parameter(),
             time: Mlp::new(&[time_dim, dim, dim], Act::Silu, seed.wrapping_add(2)),
             condition: conditioned.then(|| Mlp::new(&[1, dim, dim], Act::Silu, seed.wrapping_add(3))),
             transformer: Transformer::new(dim, depth, heads, seed.wrapping_add(4)),
-            head: Linear::new(dim, token_size, seed.wrapping_add(5)),
+            head: TokenLinear::new(tokens, dim, token_size, seed.wrapping_add(5)),
             tokens,
             token_size,
             time_dim,
         }
     }
 
-    /// x (N × tokens·token_size), t (N), condition (N × 1) → predicted noise like x.
+    /// x (N × tokens·token_size), t (N), condition (N × 1) → a prediction shaped like x.
     pub fn forward(&self, x: &Tensor, t: &Tensor, condition: Option<&Tensor>) -> Tensor {
         let n = x.shape()[0] as i64;
         let h = self.embed.forward(&x.reshape(&[n, self.tokens as i64, self.token_size as i64]));

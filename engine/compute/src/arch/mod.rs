@@ -3,6 +3,7 @@
 //! convolution for conv layers), their parameters stacked as one (K × P) tensor.
 
 pub mod layout;
+pub mod align;
 pub mod permute;
 
 use burn::tensor::Tensor;

@@ -34,10 +34,32 @@ struct Units {
 }
 
 /// A hidden layer: its unit count and the (parameter, axis, width) places its units index.
-type UnitGroup = (usize, Vec<(String, usize, usize)>);
+/// Axis 0 is the unit's own parameters (its weights and bias); axis 1 is where the next layer
+/// reads it.
+pub(crate) type UnitGroup = (usize, Vec<(String, usize, usize)>);
+
+/// Positions in `values` (row-major, of `shape`) that unit `unit` covers on `axis`, in order.
+pub(crate) fn unit_positions(shape: &[usize], axis: usize, width: usize, unit: usize) -> impl Iterator<Item = usize> + '_ {
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    let n = shape[axis];
+    (0..outer).flat_map(move |o| (unit * width..(unit + 1) * width).flat_map(move |k| (o * n + k) * inner..(o * n + k + 1) * inner))
+}
+
+/// Reorders the units of one hidden layer of `flat`: unit j takes what unit `perm[j]` held,
+/// in every place the layer's units index.
+pub(crate) fn apply_permutation(flat: &mut [f32], layout: &Layout, group: &UnitGroup, perm: &[usize]) {
+    for (name, axis, width) in &group.1 {
+        let Some(spec) = layout.get(name) else {
+            continue;
+        };
+        let from: Vec<usize> = (0..group.0 * width).map(|j| perm[j / width] * width + j % width).collect();
+        permute_axis(&mut flat[spec.range()], &spec.shape, *axis, &from);
+    }
+}
 
 impl Arch {
-    fn unit_groups(&self) -> Vec<UnitGroup> {
+    pub(crate) fn unit_groups(&self) -> Vec<UnitGroup> {
         match self {
             Arch::Mlp { sizes, .. } => {
                 (1..sizes.len() - 1).map(|i| (sizes[i], vec![(format!("layers.{}.weight", i - 1), 0, 1), (format!("layers.{}.bias", i - 1), 0, 1), (format!("layers.{i}.weight"), 1, 1)])).collect()
@@ -61,16 +83,10 @@ impl Arch {
         let layout: Layout = self.layout();
         let mut out = flat.to_vec();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        for (count, indexes) in self.unit_groups() {
-            let mut perm: Vec<usize> = (0..count).collect();
+        for group in self.unit_groups() {
+            let mut perm: Vec<usize> = (0..group.0).collect();
             perm.shuffle(&mut rng);
-            for (name, axis, width) in indexes {
-                let Some(spec) = layout.get(&name) else {
-                    continue;
-                };
-                let from: Vec<usize> = (0..count * width).map(|j| perm[j / width] * width + j % width).collect();
-                permute_axis(&mut out[spec.range()], &spec.shape, axis, &from);
-            }
+            apply_permutation(&mut out, &layout, &group, &perm);
         }
         out
     }

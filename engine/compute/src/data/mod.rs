@@ -146,7 +146,7 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
         DataSource::Moons => procedural::moons(spec.samples, spec.noise, spec.seed),
         DataSource::Circles => procedural::circles(spec.samples, spec.noise, spec.seed),
         DataSource::Signals => procedural::signals(spec.classes, spec.samples, spec.noise, spec.seed),
-        DataSource::SdfShapes => sdf::many_shape_points(spec.samples, groups, spec.seed),
+        DataSource::SdfShapes => sdf::many_shape_points(spec.samples, groups, spec.seed, spec.family),
     };
     let features: usize = shape.iter().product();
     // The declared shape is authoritative: a loader that disagrees with it is a bug to report,

@@ -6,6 +6,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use weightlab_manifest::ShapeFamily;
 
 use super::Split;
 
@@ -18,10 +19,17 @@ pub enum Shape {
 }
 
 impl Shape {
-    /// A random shape, fully determined by `rng`.
-    pub fn random(rng: &mut ChaCha8Rng) -> Self {
+    /// A random shape, fully determined by `rng`: of `family` when one is given, else of a
+    /// random family.
+    pub fn random(rng: &mut ChaCha8Rng, family: Option<ShapeFamily>) -> Self {
         let centre = [rng.random_range(-0.3..0.3), rng.random_range(-0.3..0.3), rng.random_range(-0.3..0.3)];
-        match rng.random_range(0..3) {
+        let kind = match family {
+            Some(ShapeFamily::Sphere) => 0,
+            Some(ShapeFamily::Box) => 1,
+            Some(ShapeFamily::Torus) => 2,
+            None => rng.random_range(0..3),
+        };
+        match kind {
             0 => Shape::Sphere { centre, radius: rng.random_range(0.2..0.6) },
             1 => Shape::Box { centre, half: [rng.random_range(0.15..0.5), rng.random_range(0.15..0.5), rng.random_range(0.15..0.5)] },
             _ => Shape::Torus { centre, major: rng.random_range(0.3..0.5), minor: rng.random_range(0.08..0.2) },
@@ -49,10 +57,11 @@ impl Shape {
     }
 }
 
-/// `samples` training and a quarter as many test points of one random shape chosen by `seed`.
-pub fn shape_points(samples: usize, seed: u64) -> (Split, Split) {
+/// `samples` training and a quarter as many test points of one random shape (of `family`, if
+/// given) chosen by `seed`.
+pub fn shape_points(samples: usize, seed: u64, family: Option<ShapeFamily>) -> (Split, Split) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let shape = Shape::random(&mut rng);
+    let shape = Shape::random(&mut rng, family);
     let mut draw = |n: usize| {
         let mut split = Split::default();
         for _ in 0..n {
@@ -69,11 +78,11 @@ pub fn shape_points(samples: usize, seed: u64) -> (Split, Split) {
 
 /// `shapes` shapes, each with [`shape_points`]: the splits hold one contiguous block per shape,
 /// in shape order. Shape 0 is the shape of `seed` alone, so `shapes = 1` equals [`shape_points`].
-pub fn many_shape_points(samples: usize, shapes: usize, seed: u64) -> (Split, Split) {
+pub fn many_shape_points(samples: usize, shapes: usize, seed: u64, family: Option<ShapeFamily>) -> (Split, Split) {
     let mut train = Split::default();
     let mut test = Split::default();
     for s in 0..shapes as u64 {
-        let (tr, te) = shape_points(samples, seed.wrapping_add(s.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        let (tr, te) = shape_points(samples, seed.wrapping_add(s.wrapping_mul(0x9E37_79B9_7F4A_7C15)), family);
         train.x.extend(tr.x);
         train.y.extend(tr.y);
         test.x.extend(te.x);

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::arch::align::Aligner;
+
 /// A model's nearest training checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Nearest {
@@ -38,6 +40,30 @@ pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bo
                 }
                 if d2.sqrt() < best.l2 {
                     best = Nearest { index: j, l2: d2.sqrt(), cosine: dot / (m_norm * norms[j]).max(f64::MIN_POSITIVE) };
+                }
+            }
+            best
+        })
+        .collect()
+}
+
+/// Like [`nearest`], after aligning each model's hidden units to every reference model in turn
+/// (the Hungarian matching of [`Aligner`]): the distance Zeng et al. 2025 report, blind to the
+/// permutation symmetry. `cosine` is taken with the aligned model.
+pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bool, aligner: &Aligner) -> Vec<Nearest> {
+    models
+        .chunks_exact(p)
+        .enumerate()
+        .map(|(i, m)| {
+            let mut best = Nearest { index: usize::MAX, l2: f64::INFINITY, cosine: f64::NAN };
+            for (j, r) in reference.chunks_exact(p).enumerate() {
+                if exclude_same_row && i == j {
+                    continue;
+                }
+                let aligned = aligner.align(m, r);
+                let d = aligned.iter().zip(r).map(|(&a, &b)| ((a as f64) - (b as f64)).powi(2)).sum::<f64>().sqrt();
+                if d < best.l2 {
+                    best = Nearest { index: j, l2: d, cosine: cosine(&aligned, r) };
                 }
             }
             best

@@ -4,7 +4,8 @@
 pub mod distance;
 pub mod novelty;
 pub mod pca;
+pub mod surface;
 
-pub use distance::{Nearest, cosine, nearest};
+pub use distance::{Nearest, cosine, nearest, nearest_aligned};
 pub use novelty::{Behaviour, behaviour, ensemble_accuracy, error_iou};
 pub use pca::Pca;

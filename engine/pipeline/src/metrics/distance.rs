@@ -15,17 +15,17 @@ pub const NN_L2: Metric = Metric {
     compute: |s: &Scoring| s.nearest().iter().map(|n| n.l2).collect(),
 };
 
-pub const NN_L2_PERMUTED: Metric = Metric {
-    key: "nn_l2_permuted",
-    label: "NN dist., permuted",
+pub const NN_L2_ALIGNED: Metric = Metric {
+    key: "nn_l2_aligned",
+    label: "NN dist., aligned",
     unit: "L2 norm of the weight difference",
     direction: Direction::None,
     aggregation: Aggregation::Mean,
     applies: Applies::Any,
     digits: 3,
     shown: true,
-    help: "Symmetry check: L2 distance to the nearest training checkpoint after randomly permuting each checkpoint's hidden units (same functions). A large jump from the plain NN distance shows weight-space distance alone cannot tell copies from new models.",
-    compute: |s: &Scoring| s.nearest_permuted().iter().map(|n| n.l2).collect(),
+    help: "Zeng et al.'s distance: L2 to the nearest training checkpoint after matching hidden units to it (Hungarian algorithm, layer by layer), so a copy with reordered units is at 0. Exact for one hidden layer, an upper bound for deeper ones.",
+    compute: |s: &Scoring| s.nearest_aligned().iter().map(|n| n.l2).collect(),
 };
 
 pub const NN_COSINE: Metric = Metric {

@@ -11,6 +11,7 @@ mod behaviour;
 mod distance;
 mod performance;
 mod scoring;
+mod shape;
 mod weight_norm;
 
 pub use scoring::Scoring;
@@ -33,6 +34,8 @@ pub enum Direction {
 pub enum Applies {
     /// Classifiers only (test predictions exist).
     Classification,
+    /// Neural fields only (3-D signed-distance fields: a surface exists).
+    Field,
     /// Any model.
     Any,
 }
@@ -66,10 +69,11 @@ pub const REGISTRY: &[&Metric] = &[
     &performance::ENSEMBLE_ACCURACY,
     &performance::LOSS,
     &distance::NN_L2,
-    &distance::NN_L2_PERMUTED,
+    &distance::NN_L2_ALIGNED,
     &distance::NN_COSINE,
     &behaviour::NOVELTY,
     &behaviour::AGREEMENT,
+    &shape::NN_CHAMFER,
     &weight_norm::WEIGHT_NORM,
 ];
 
@@ -104,7 +108,7 @@ mod tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), REGISTRY.len());
-        for key in ["nn_l2", "nn_l2_permuted", "novelty"] {
+        for key in ["nn_l2", "nn_l2_aligned", "novelty"] {
             assert_eq!(get(key).map(|m| m.direction), Some(Direction::None), "{key} is a trade-off axis, not a goal");
         }
         assert_eq!(get("loss").map(|m| m.direction), Some(Direction::Lower));

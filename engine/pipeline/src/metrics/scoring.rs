@@ -7,7 +7,8 @@ use std::cell::OnceCell;
 
 use weightlab_compute::data::Task;
 use weightlab_compute::eval::{self, ModelScore};
-use weightlab_compute::metrics::{self, Behaviour, Nearest};
+use weightlab_compute::arch::align::Aligner;
+use weightlab_compute::metrics::{self, Behaviour, Nearest, surface};
 use weightlab_compute::{Arch, Dataset};
 
 /// Models to score and what they are compared with.
@@ -20,8 +21,6 @@ pub struct Scoring<'a> {
     pub p: usize,
     /// The zoo's training checkpoints (checkpoints × P).
     pub train: &'a [f32],
-    /// The same checkpoints with hidden units randomly permuted (same functions).
-    pub permuted: &'a [f32],
     /// Test predictions of the training checkpoints; `None` when the scored models *are* the
     /// training checkpoints, compared with each other leaving each one out.
     pub reference_predictions: Option<&'a [Vec<u8>]>,
@@ -29,12 +28,13 @@ pub struct Scoring<'a> {
     predictions: OnceCell<Vec<Vec<u8>>>,
     labels: OnceCell<Vec<u8>>,
     nearest: OnceCell<Vec<Nearest>>,
-    nearest_permuted: OnceCell<Vec<Nearest>>,
+    nearest_aligned: OnceCell<Vec<Nearest>>,
     behaviour: OnceCell<Option<Vec<Behaviour>>>,
+    nearest_shape: OnceCell<Option<Vec<(usize, f64)>>>,
 }
 
 impl<'a> Scoring<'a> {
-    pub fn new(arch: &'a Arch, data: &'a Dataset, models: &'a [f32], train: &'a [f32], permuted: &'a [f32], reference_predictions: Option<&'a [Vec<u8>]>) -> Self {
+    pub fn new(arch: &'a Arch, data: &'a Dataset, models: &'a [f32], train: &'a [f32], reference_predictions: Option<&'a [Vec<u8>]>) -> Self {
         let p = arch.layout().len();
         Self {
             arch,
@@ -42,14 +42,14 @@ impl<'a> Scoring<'a> {
             models,
             p,
             train,
-            permuted,
             reference_predictions,
             scores: OnceCell::new(),
             predictions: OnceCell::new(),
             labels: OnceCell::new(),
             nearest: OnceCell::new(),
-            nearest_permuted: OnceCell::new(),
+            nearest_aligned: OnceCell::new(),
             behaviour: OnceCell::new(),
+            nearest_shape: OnceCell::new(),
         }
     }
 
@@ -86,14 +86,42 @@ impl<'a> Scoring<'a> {
         self.labels.get_or_init(|| self.data.test.y.iter().map(|&y| y as u8).collect())
     }
 
+    /// Neural fields: 3-D points in, one signed distance out.
+    pub fn field(&self) -> bool {
+        matches!(self.data.task, Task::Regression) && self.data.features() == 3
+    }
+
+    /// Whether `metric` can be computed for these models.
+    pub fn applies(&self, applies: super::Applies) -> bool {
+        match applies {
+            super::Applies::Any => true,
+            super::Applies::Classification => self.classification(),
+            super::Applies::Field => self.field(),
+        }
+    }
+
+    /// Neural fields: each model's nearest training field by the Chamfer distance of their
+    /// surfaces, and that distance.
+    pub fn nearest_shape(&self) -> Option<&[(usize, f64)]> {
+        self.nearest_shape
+            .get_or_init(|| {
+                self.field().then(|| {
+                    let models = surface::surfaces(self.arch, self.models);
+                    let train = if self.leave_one_out() { models.clone() } else { surface::surfaces(self.arch, self.train) };
+                    surface::nearest_chamfer(&models, &train, self.leave_one_out())
+                })
+            })
+            .as_deref()
+    }
+
     /// Each model's nearest training checkpoint in weight space.
     pub fn nearest(&self) -> &[Nearest] {
         self.nearest.get_or_init(|| metrics::nearest(self.models, self.train, self.p, self.leave_one_out()))
     }
 
-    /// The same against the permuted checkpoints (the symmetry check).
-    pub fn nearest_permuted(&self) -> &[Nearest] {
-        self.nearest_permuted.get_or_init(|| metrics::nearest(self.models, self.permuted, self.p, self.leave_one_out()))
+    /// The same after aligning hidden units to each checkpoint (Zeng et al.'s distance).
+    pub fn nearest_aligned(&self) -> &[Nearest] {
+        self.nearest_aligned.get_or_init(|| metrics::nearest_aligned(self.models, self.train, self.p, self.leave_one_out(), &Aligner::new(self.arch)))
     }
 
     /// Behavioural comparison with the training checkpoints (classifiers only).

@@ -5,8 +5,10 @@
 
 mod accuracy_distance;
 mod accuracy_novelty;
+mod field_novelty;
 mod finetune;
 mod nn_distance;
+mod parameter_heatmap;
 mod similarity_heatmap;
 mod training_curves;
 mod weight_pca;
@@ -14,12 +16,13 @@ mod weight_pca;
 use std::collections::BTreeMap;
 
 use weightlab_report::svg::Series;
-use weightlab_results::{FinetuneRow, LogRow, SampleRow, SimilarityRow};
+use weightlab_results::{FinetuneRow, LogRow, ParameterRow, SampleRow, SimilarityRow};
 
 /// The rows of every run being reported, and the method order of their manifests.
 pub struct Tables<'a> {
     pub samples: &'a [SampleRow],
     pub similarity: &'a [SimilarityRow],
+    pub parameters: &'a [ParameterRow],
     pub finetune: &'a [FinetuneRow],
     pub logs: &'a [LogRow],
     /// Position of a method in the manifests (references first where it matters).
@@ -27,12 +30,13 @@ pub struct Tables<'a> {
 }
 
 impl Tables<'_> {
-    /// Whether the run produced rows of table `name` (`samples`, `similarity`, `finetune`,
+    /// Whether the run produced rows of table `name` (`samples`, `similarity`, `parameters`, `finetune`,
     /// `training_log`).
     pub fn has(&self, name: &str) -> bool {
         match name {
             "samples" => !self.samples.is_empty(),
             "similarity" => !self.similarity.is_empty(),
+            "parameters" => !self.parameters.is_empty(),
             "finetune" => !self.finetune.is_empty(),
             "training_log" => !self.logs.is_empty(),
             _ => false,
@@ -82,9 +86,11 @@ pub struct Plot {
 pub const REGISTRY: &[&Plot] = &[
     &accuracy_novelty::ACCURACY_NOVELTY,
     &accuracy_distance::ACCURACY_DISTANCE,
+    &field_novelty::FIELD_NOVELTY,
     &nn_distance::NN_DISTANCE,
     &weight_pca::WEIGHT_PCA,
     &similarity_heatmap::SIMILARITY_HEATMAP,
+    &parameter_heatmap::PARAMETER_HEATMAP,
     &finetune::FINETUNE,
     &training_curves::TRAINING_CURVES,
 ];

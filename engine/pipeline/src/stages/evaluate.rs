@@ -6,7 +6,7 @@ use std::path::Path;
 
 use weightlab_manifest::StageKind;
 use weightlab_results::FinetuneRow;
-use weightlab_results::rows::{samples_table, table_of};
+use weightlab_results::rows::table_of;
 
 use super::reference::{RowsOf, score};
 use crate::error::Result;
@@ -28,12 +28,10 @@ impl Run {
         let steps = self.loaded.manifest.evaluate.finetune_steps.clone();
         let recipe = self.loaded.manifest.zoo[&method.zoo].train.clone();
         let frame = self.frame(&method.zoo)?;
-        let scoring = Scoring::new(&zoo.arch, &data, &samples, &frame.train, &frame.permuted, Some(&frame.predictions));
+        let scoring = Scoring::new(&zoo.arch, &data, &samples, &frame.train, Some(&frame.predictions));
         let who = RowsOf { zoo: &method.zoo, method: &method.name, role: &record.role, seed };
-        let (rows, similarity) = score(&who, &scoring, &metrics, &frame.pca);
-        let keys: Vec<&str> = metrics.iter().map(|m| m.key).collect();
-        samples_table(&rows, &keys).write(dir, "samples")?;
-        table_of(&similarity).write(dir, "similarity")?;
+        let scored = score(&who, &scoring, &metrics, frame);
+        scored.write(dir, &metrics)?;
         if !steps.is_empty() {
             let scores = weightlab_compute::finetune::finetune(&zoo.arch, &data, &recipe, &samples, &steps, seed);
             let mut finetune: Vec<FinetuneRow> = Vec::new();
@@ -55,15 +53,16 @@ impl Run {
             output::status("Fine-tuned", &format!("\"{}\" seed {seed}: accuracy after steps {}", method.name, summary.join(", ")));
             table_of(&finetune).write(dir, "finetune")?;
         }
-        let means: std::collections::BTreeMap<String, Option<f64>> = keys
+        let means: std::collections::BTreeMap<String, Option<f64>> = metrics
             .iter()
-            .map(|&k| {
-                let v: Vec<f64> = rows.iter().filter_map(|r| r.metric(k)).filter(|v| v.is_finite()).collect();
+            .map(|m| m.key)
+            .map(|k| {
+                let v: Vec<f64> = scored.samples.iter().filter_map(|r| r.metric(k)).filter(|v| v.is_finite()).collect();
                 (k.to_string(), (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64))
             })
             .collect();
         let shown: Vec<String> = metrics.iter().filter(|m| m.shown).filter_map(|m| Some(format!("{} {:.3}", m.label.to_lowercase(), means.get(m.key).copied().flatten()?))).collect();
         output::status("Evaluated", &format!("\"{}\" seed {seed}: {}", method.name, shown.join(", ")));
-        Ok(EvaluateRecord { samples: rows.len(), means })
+        Ok(EvaluateRecord { samples: scored.samples.len(), means })
     }
 }

@@ -11,12 +11,12 @@ use std::path::Path;
 use weightlab_compute::metrics::{self, Pca};
 use weightlab_compute::{Side, Zoo};
 use weightlab_manifest::StageKind;
-use weightlab_results::{SampleRow, SimilarityRow, rows::samples_table, rows::table_of};
+use weightlab_results::{ParameterRow, SampleRow, SimilarityRow, rows::samples_table, rows::table_of};
 
 use super::{HELDOUT_REFERENCE, TRAIN_REFERENCE};
 use crate::error::{Error, Result};
 use crate::executor::Run;
-use crate::metrics::{Applies, Metric, Scoring};
+use crate::metrics::{Metric, Scoring};
 use crate::output;
 use crate::records::ReferenceRecord;
 use crate::store::{read_tensor, write_tensor};
@@ -24,18 +24,22 @@ use crate::store::{read_tensor, write_tensor};
 /// Training checkpoints a heatmap shows at most (the first ones).
 const HEATMAP_COLUMNS: usize = 64;
 
-/// Seed of the symmetry check's permutations (checkpoint i uses this + i).
-const SYMMETRY_SEED: u64 = 0x5E_77E7;
+/// Parameters the parameter heatmap shows: those that vary most across the training
+/// checkpoints.
+const SHOWN_PARAMETERS: usize = 48;
+
+/// Models per scoring whose parameter values are stored for the heatmap (the first ones).
+const PARAMETER_ROWS: usize = 4;
 
 /// What scoring models against one zoo needs, derived from the zoo (and, for `predictions`,
 /// read from its reference stage). Kept in memory for the run.
 pub(crate) struct ZooFrame {
     /// Weights of the training checkpoints, stacked (checkpoints × P).
     pub train: Vec<f32>,
-    /// The same checkpoints with their hidden units randomly permuted (the symmetry check).
-    pub permuted: Vec<f32>,
     /// The zoo's 2-D PCA view.
     pub pca: Pca,
+    /// Flat indices of the parameters the parameter heatmap shows, ascending.
+    pub shown_parameters: Vec<usize>,
     /// Test predictions of the training checkpoints (classifiers; empty otherwise).
     pub predictions: Vec<Vec<u8>>,
 }
@@ -45,8 +49,48 @@ impl ZooFrame {
         let p = zoo.layout().len();
         let train = zoo.stack(&zoo.side(Side::Train));
         let pca = Pca::fit(&train, p);
-        let permuted = train.chunks(p.max(1)).enumerate().flat_map(|(i, w)| zoo.arch.permute_hidden(w, SYMMETRY_SEED + i as u64)).collect();
-        Self { train, permuted, pca, predictions: Vec::new() }
+        let shown_parameters = most_varying(&train, p, SHOWN_PARAMETERS);
+        Self { train, pca, shown_parameters, predictions: Vec::new() }
+    }
+}
+
+/// The `count` coordinates with the largest variance over the rows of `weights` (n × p),
+/// ascending; ties and constant coordinates come last.
+fn most_varying(weights: &[f32], p: usize, count: usize) -> Vec<usize> {
+    let n = (weights.len() / p.max(1)) as f64;
+    let variance = |j: usize| {
+        let column = weights.iter().skip(j).step_by(p.max(1)).map(|&v| v as f64);
+        let mean = column.clone().sum::<f64>() / n.max(1.0);
+        column.map(|v| (v - mean).powi(2)).sum::<f64>() / n.max(1.0)
+    };
+    let mut order: Vec<(usize, f64)> = (0..p).map(|j| (j, variance(j))).filter(|(_, v)| *v > 0.0).collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut shown: Vec<usize> = order.into_iter().take(count).map(|(j, _)| j).collect();
+    shown.sort_unstable();
+    shown
+}
+
+/// The tables one scoring produces.
+pub(crate) struct Scored {
+    pub samples: Vec<SampleRow>,
+    pub similarity: Vec<SimilarityRow>,
+    pub parameters: Vec<ParameterRow>,
+}
+
+impl Scored {
+    /// Writes the three tables into a stage folder.
+    pub(crate) fn write(&self, dir: &Path, metrics: &[&Metric]) -> Result<()> {
+        let keys: Vec<&str> = metrics.iter().map(|m| m.key).collect();
+        samples_table(&self.samples, &keys).write(dir, "samples")?;
+        table_of(&self.similarity).write(dir, "similarity")?;
+        table_of(&self.parameters).write(dir, "parameters")?;
+        Ok(())
+    }
+
+    fn extend(&mut self, other: Scored) {
+        self.samples.extend(other.samples);
+        self.similarity.extend(other.similarity);
+        self.parameters.extend(other.parameters);
     }
 }
 
@@ -58,13 +102,14 @@ pub(crate) struct RowsOf<'a> {
     pub seed: u64,
 }
 
-/// One row per scored model with every metric of `metrics` that applies, and each model's
+/// One row per scored model with every metric of `metrics` that applies, each model's
 /// similarity to the first training checkpoints (IoU of test errors for classifiers, weight
-/// cosine otherwise).
-pub(crate) fn score(who: &RowsOf, s: &Scoring, metrics: &[&Metric], pca: &Pca) -> (Vec<SampleRow>, Vec<SimilarityRow>) {
-    let applicable: Vec<&&Metric> = metrics.iter().filter(|m| m.applies == Applies::Any || s.classification()).collect();
+/// cosine otherwise) and the shown parameters of the first models beside their nearest
+/// checkpoints'.
+pub(crate) fn score(who: &RowsOf, s: &Scoring, metrics: &[&Metric], frame: &ZooFrame) -> Scored {
+    let applicable: Vec<&&Metric> = metrics.iter().filter(|m| s.applies(m.applies)).collect();
     let values: Vec<(&str, Vec<f64>)> = applicable.iter().map(|m| (m.key, (m.compute)(s))).collect();
-    let positions = pca.project(s.models);
+    let positions = frame.pca.project(s.models);
     let nearest = s.nearest();
     let rows = (0..s.len())
         .map(|i| SampleRow {
@@ -89,7 +134,25 @@ pub(crate) fn score(who: &RowsOf, s: &Scoring, metrics: &[&Metric], pca: &Pca) -
             similarity.push(SimilarityRow { zoo: who.zoo.to_string(), method: who.method.to_string(), seed: who.seed, sample: i, checkpoint: j, similarity: value, kind: kind.to_string() });
         }
     }
-    (rows, similarity)
+    let p = s.p.max(1);
+    let mut parameters = Vec::new();
+    for (i, m) in s.models.chunks_exact(p).enumerate().take(PARAMETER_ROWS) {
+        let near = nearest[i].index;
+        let checkpoint = s.train.get(near.saturating_mul(p)..near.saturating_mul(p) + p);
+        for (source, values) in [("model", Some(m)), ("nearest", checkpoint)] {
+            let Some(values) = values else { continue };
+            parameters.extend(frame.shown_parameters.iter().map(|&j| ParameterRow {
+                zoo: who.zoo.to_string(),
+                method: who.method.to_string(),
+                seed: who.seed,
+                sample: i,
+                source: source.to_string(),
+                parameter: j,
+                value: values[j] as f64,
+            }));
+        }
+    }
+    Scored { samples: rows, similarity, parameters }
 }
 
 /// Writes test predictions (models × examples, class indices) as a U8 safetensors file.
@@ -124,21 +187,18 @@ impl Run {
         let mut frame = ZooFrame::new(&zoo);
         let metrics = self.metrics.clone();
         // Training checkpoints: each against the others (leave-one-out).
-        let own = Scoring::new(&zoo.arch, &data, &frame.train, &frame.train, &frame.permuted, None);
+        let own = Scoring::new(&zoo.arch, &data, &frame.train, &frame.train, None);
         let who = RowsOf { zoo: zoo_name, method: TRAIN_REFERENCE, role: "reference", seed: 0 };
-        let (mut rows, mut similarity) = score(&who, &own, &metrics, &frame.pca);
+        let mut scored = score(&who, &own, &metrics, &frame);
         let predictions = own.predictions().to_vec();
         let heldout = zoo.stack(&zoo.side(Side::Heldout));
         if !heldout.is_empty() {
-            let against = Scoring::new(&zoo.arch, &data, &heldout, &frame.train, &frame.permuted, Some(&predictions));
+            let against = Scoring::new(&zoo.arch, &data, &heldout, &frame.train, Some(&predictions));
             let who = RowsOf { method: HELDOUT_REFERENCE, ..who };
-            let (r, s) = score(&who, &against, &metrics, &frame.pca);
-            rows.extend(r);
-            similarity.extend(s);
+            scored.extend(score(&who, &against, &metrics, &frame));
         }
+        scored.write(dir, &metrics)?;
         let keys: Vec<&str> = metrics.iter().map(|m| m.key).collect();
-        samples_table(&rows, &keys).write(dir, "samples")?;
-        table_of(&similarity).write(dir, "similarity")?;
         write_predictions(&dir.join("predictions.safetensors"), &predictions)?;
         let p = zoo.layout().len().max(1);
         let record = ReferenceRecord { train: frame.train.len() / p, heldout: heldout.len() / p, metrics: keys.iter().map(|k| k.to_string()).collect() };

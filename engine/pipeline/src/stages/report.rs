@@ -4,7 +4,7 @@
 
 use weightlab_manifest::StageKind;
 use weightlab_results::rows::{read_samples, read_table, samples_table, table_of};
-use weightlab_results::{FinetuneRow, LogRow, MessageRow, RunRow, SampleRow, SimilarityRow, ZooRow};
+use weightlab_results::{FinetuneRow, LogRow, MessageRow, ParameterRow, RunRow, SampleRow, SimilarityRow, ZooRow};
 
 use crate::error::{Error, Result, format, io};
 use crate::executor::Run;
@@ -14,6 +14,7 @@ impl Run {
     pub(crate) fn run_report(&mut self) -> Result<()> {
         let mut samples: Vec<SampleRow> = Vec::new();
         let mut similarity: Vec<SimilarityRow> = Vec::new();
+        let mut parameters: Vec<ParameterRow> = Vec::new();
         let mut finetune: Vec<FinetuneRow> = Vec::new();
         let mut logs: Vec<LogRow> = Vec::new();
         let mut messages: Vec<MessageRow> = Vec::new();
@@ -29,6 +30,7 @@ impl Run {
                 StageKind::Reference { .. } | StageKind::Evaluate { .. } => {
                     samples.extend(read_samples(&dir)?.ok_or_else(|| Error::Missing(format!("{} has no samples table", stage.label())))?);
                     similarity.extend(read_table::<SimilarityRow>(&dir, "similarity")?.into_iter().flatten());
+                    parameters.extend(read_table::<ParameterRow>(&dir, "parameters")?.into_iter().flatten());
                     finetune.extend(read_table::<FinetuneRow>(&dir, "finetune")?.into_iter().flatten());
                 }
                 StageKind::Method { name, seed, .. } => {
@@ -50,7 +52,7 @@ impl Run {
         samples_table(&samples, &keys).write(&out, "samples")?;
         table_of(&zoo_rows).write(&out, "zoo")?;
         for (name, table) in
-            [("similarity", table_of(&similarity)), ("finetune", table_of(&finetune)), ("training_log", table_of(&logs)), ("messages", table_of(&messages)), ("failures", table_of(&self.failures))]
+            [("similarity", table_of(&similarity)), ("parameters", table_of(&parameters)), ("finetune", table_of(&finetune)), ("training_log", table_of(&logs)), ("messages", table_of(&messages)), ("failures", table_of(&self.failures))]
         {
             if table.is_empty() {
                 // A table of an earlier run that this one did not produce would mislead.

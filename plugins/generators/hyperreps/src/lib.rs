@@ -66,6 +66,9 @@ fn d_bandwidth() -> f32 {
 struct HyperReps {
     normalizer: Normalizer,
     decoder: Mlp,
+    /// The autoencoder's reconstructions of the training checkpoints (checkpoints × P):
+    /// Zeng et al. measure samples against these, since the decoder cannot do better.
+    reconstructions: Tensor,
     /// Latents of the best checkpoints (rows of `latent_dim`).
     anchors: Vec<Vec<f32>>,
     /// KDE bandwidth per latent dimension.
@@ -113,7 +116,13 @@ impl Method for HyperReps {
         let score = |i: usize| checkpoint_quality(zoo, i);
         order.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
         let keep = ((rows as f32 * config.top_fraction).ceil() as usize).clamp(1, rows);
-        let latents = encoder.forward(&x).detach().to_vec();
+        let codes = encoder.forward(&x).detach();
+        let reconstructions = normalizer.restore(&decoder.forward(&codes).detach());
+        let errors = row_distances(&reconstructions, &weights);
+        let mean_error = errors.iter().sum::<f32>() / errors.len().max(1) as f32;
+        log::metric("reconstruction-l2", 0, mean_error);
+        log::message(&format!("reconstructions of the training checkpoints: mean L2 error {mean_error:.4}"));
+        let latents = codes.to_vec();
         let anchors: Vec<Vec<f32>> = order[..keep].iter().map(|&i| latents[i * d..(i + 1) * d].to_vec()).collect();
         // Silverman's rule per dimension: h = 1.06 σ n^(-1/5).
         let n = anchors.len() as f32;
@@ -125,7 +134,7 @@ impl Method for HyperReps {
             })
             .collect();
         log::message(&format!("KDE on the latents of the best {keep} of {rows} checkpoints"));
-        Ok(HyperReps { normalizer, decoder, anchors, bandwidth })
+        Ok(HyperReps { normalizer, decoder, reconstructions, anchors, bandwidth })
     }
 
     fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
@@ -135,8 +144,27 @@ impl Method for HyperReps {
         let noise = Tensor::randn(&[n * d], seed.wrapping_add(1)).to_vec();
         let z: Vec<f32> = (0..n * d).map(|i| self.anchors[pick[i] as usize][i % d] + self.bandwidth[i % d] * noise[i]).collect();
         let decoded = self.decoder.forward(&Tensor::from_slice(&z, &[n, d])).detach();
-        Ok(self.normalizer.restore(&decoded))
+        let samples = self.normalizer.restore(&decoded);
+        // Distance of each sample to the nearest reconstruction (Zeng et al.'s Hyper-
+        // Representations analysis), logged per sample until the interface carries it as a column.
+        let rows = self.reconstructions.shape()[0];
+        let nearest: Vec<f32> = (0..n)
+            .map(|i| {
+                let one = samples.narrow(0, i, 1).expand(&[rows, samples.shape()[1]]);
+                row_distances(&one, &self.reconstructions).into_iter().fold(f32::INFINITY, f32::min)
+            })
+            .collect();
+        for (i, d) in nearest.iter().enumerate() {
+            log::metric("nn-l2-reconstruction", i, *d);
+        }
+        log::message(&format!("samples: mean L2 distance to the nearest reconstruction {:.4}", nearest.iter().sum::<f32>() / n.max(1) as f32));
+        Ok(samples)
     }
+}
+
+/// L2 norm of each row of `a − b` (both N × P).
+fn row_distances(a: &Tensor, b: &Tensor) -> Vec<f32> {
+    (a - b).square().sum(1, false).sqrt().to_vec()
 }
 
 weightlab_sdk::export_method!(HyperReps);

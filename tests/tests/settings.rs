@@ -1,0 +1,127 @@
+//! Regression figures: small, fast versions of the generators' own settings
+//! (`experiments/<generator>.toml`). They fail when a generator stops learning its zoo — an
+//! accuracy or SDF-error floor relative to the zoo's own checkpoints — or when a memorization
+//! metric changes definition (a copy is at aligned distance 0 and Chamfer distance 0; aligning
+//! never moves a model away from the checkpoints).
+
+use std::path::Path;
+
+use weightlab_e2e::{column, experiment, weightlab_ok};
+
+fn mean(out: &Path, method: &str, metric: &str) -> f64 {
+    let v: Vec<f64> = column(out, "samples", Some(method), metric).into_iter().flatten().filter(|v| v.is_finite()).collect();
+    assert!(!v.is_empty(), "{method} has finite {metric} values");
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+fn values(out: &Path, method: &str, metric: &str) -> Vec<f64> {
+    column(out, "samples", Some(method), metric).into_iter().flatten().collect()
+}
+
+/// G.pt's setting: checkpoints along whole runs of the 784 → 10 → 10 MLP.
+const GPT: &str = r#"[experiment]
+name = "gpt"
+seeds = [0]
+
+[data.fmnist]
+source = "fashion-mnist"
+train_subset = 3000
+test_subset = 1000
+
+[zoo.mlp]
+data = "fmnist"
+arch = { kind = "mlp", hidden = [10] }
+models = 6
+train = { optimizer = "sgd", lr = 0.05, epochs = 4, batch_size = 64 }
+keep = { last_epochs = 4 }
+split = { train = 5, heldout = 1 }
+
+[[method]]
+name = "G.pt"
+plugin = "gpt"
+zoo = "mlp"
+samples = 12
+config = { steps = 600, timesteps = 200 }
+
+[[method]]
+name = "copy"
+plugin = "copy"
+zoo = "mlp"
+samples = 12
+"#;
+
+#[test]
+fn gpt_learns_checkpoints_along_training_runs() {
+    let (dir, path) = experiment(GPT);
+    weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
+    let out = dir.path().join("out");
+    let zoo = mean(&out, "train (leave-one-out)", "accuracy");
+    let acc = mean(&out, "G.pt", "accuracy");
+    // Prompted with the zoo's best accuracy, its samples reach at least 90 % of the
+    // checkpoints' mean accuracy (chance is 0.1).
+    assert!(acc >= 0.9 * zoo, "G.pt samples {acc:.3} vs checkpoints {zoo:.3}");
+    // They lie near the checkpoints, far nearer than an independent run does.
+    let (nn, heldout) = (mean(&out, "G.pt", "nn_l2_aligned"), mean(&out, "held-out", "nn_l2_aligned"));
+    assert!(nn < 0.5 * heldout, "G.pt samples {nn:.3} from the checkpoints (aligned) vs held-out run {heldout:.3}");
+    // Definitions: aligning never increases the distance; a copy is at 0 either way.
+    for method in ["G.pt", "held-out", "train (leave-one-out)"] {
+        for (raw, aligned) in values(&out, method, "nn_l2").into_iter().zip(values(&out, method, "nn_l2_aligned")) {
+            assert!(aligned <= raw + 1e-9, "{method}: aligned {aligned} > raw {raw}");
+        }
+    }
+    assert!(values(&out, "copy", "nn_l2_aligned").iter().all(|&d| d == 0.0));
+    // The held-out run was trained from another seed: alignment finds a closer match.
+    assert!(mean(&out, "held-out", "nn_l2_aligned") < mean(&out, "held-out", "nn_l2"));
+}
+
+/// HyperDiffusion's setting: one SDF field per shape, shapes of one family.
+const FIELDS: &str = r#"[experiment]
+name = "fields"
+seeds = [0]
+
+[data.shapes]
+source = "sdf-shapes"
+samples = 1024
+shapes = 12
+family = "sphere"
+
+[zoo.sdf]
+data = "shapes"
+arch = { kind = "sdf-mlp", hidden = [16, 16] }
+models = 12
+train = { lr = 3e-3, epochs = 60, batch_size = 128 }
+split = { train = 10, heldout = 2 }
+
+[[method]]
+name = "HyperDiffusion"
+plugin = "hyperdiffusion"
+zoo = "sdf"
+samples = 8
+config = { steps = 1500, timesteps = 200 }
+
+[[method]]
+name = "copy"
+plugin = "copy"
+zoo = "sdf"
+samples = 8
+"#;
+
+#[test]
+fn hyperdiffusion_learns_its_fields_and_a_copied_field_has_chamfer_zero() {
+    let (dir, path) = experiment(FIELDS);
+    weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
+    let out = dir.path().join("out");
+    let zoo = mean(&out, "train (leave-one-out)", "loss");
+    let loss = mean(&out, "HyperDiffusion", "loss");
+    assert!(loss < 4.0 * zoo, "HyperDiffusion SDF error {loss:.5} vs the zoo's {zoo:.5}");
+    // Copied fields describe exactly the training shapes.
+    let copies = values(&out, "copy", "nn_chamfer");
+    assert_eq!(copies.len(), 8);
+    assert!(copies.iter().all(|&d| d == 0.0), "Chamfer distance of copied fields: {copies:?}");
+    // Other shapes of the family are measurably different; the generated ones sit nearer the
+    // training shapes than held-out shapes do.
+    let heldout = mean(&out, "held-out", "nn_chamfer");
+    assert!(heldout > 0.005, "held-out shapes at Chamfer {heldout}");
+    let generated = mean(&out, "HyperDiffusion", "nn_chamfer");
+    assert!(generated < heldout, "generated shapes at {generated} vs held-out {heldout}");
+}
