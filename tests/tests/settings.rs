@@ -1,4 +1,5 @@
-//! Regression figures: small, fast versions of the generators' own settings
+//! Regression figures: small, fast versions of the generators' own settings (p-diff's and
+//! FLoWN's, last-layer snapshots, are in `generators.rs`)
 //! (`experiments/<generator>.toml`). They fail when a generator stops learning its zoo — an
 //! accuracy or SDF-error floor relative to the zoo's own checkpoints — or when a memorization
 //! metric changes definition (a copy is at aligned distance 0 and Chamfer distance 0; aligning
@@ -44,6 +45,13 @@ samples = 12
 config = { steps = 600, timesteps = 200 }
 
 [[method]]
+name = "hyper-reps S_Neigh"
+plugin = "hyperreps"
+zoo = "mlp"
+samples = 12
+config = { steps = 1000, sampler = "neighbourhood", bandwidth_scale = 0.2 }
+
+[[method]]
 name = "copy"
 plugin = "copy"
 zoo = "mlp"
@@ -51,7 +59,7 @@ samples = 12
 "#;
 
 #[test]
-fn gpt_learns_checkpoints_along_training_runs() {
+fn gpt_and_hyperreps_learn_checkpoints_along_training_runs() {
     let (dir, path) = experiment(GPT);
     weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
     let out = dir.path().join("out");
@@ -63,8 +71,12 @@ fn gpt_learns_checkpoints_along_training_runs() {
     // They lie near the checkpoints, far nearer than an independent run does.
     let (nn, heldout) = (mean(&out, "G.pt", "nn_l2_aligned"), mean(&out, "held-out", "nn_l2_aligned"));
     assert!(nn < 0.5 * heldout, "G.pt samples {nn:.3} from the checkpoints (aligned) vs held-out run {heldout:.3}");
+    // Hyper-Representations' neighbourhood sampler decodes near training models' latents.
+    let hyperreps = mean(&out, "hyper-reps S_Neigh", "accuracy");
+    eprintln!("zoo {zoo:.3}, G.pt {acc:.3} at aligned NN {nn:.3} (held-out run {heldout:.3}), hyper-reps S_Neigh {hyperreps:.3}");
+    assert!(hyperreps >= 0.9 * zoo, "hyper-reps S_Neigh samples {hyperreps:.3} vs checkpoints {zoo:.3}");
     // Definitions: aligning never increases the distance; a copy is at 0 either way.
-    for method in ["G.pt", "held-out", "train (leave-one-out)"] {
+    for method in ["G.pt", "hyper-reps S_Neigh", "held-out", "train (leave-one-out)"] {
         for (raw, aligned) in values(&out, method, "nn_l2").into_iter().zip(values(&out, method, "nn_l2_aligned")) {
             assert!(aligned <= raw + 1e-9, "{method}: aligned {aligned} > raw {raw}");
         }
@@ -81,15 +93,15 @@ seeds = [0]
 
 [data.shapes]
 source = "sdf-shapes"
-samples = 1024
+samples = 2048
 shapes = 12
-family = "sphere"
+family = "box"
 
 [zoo.sdf]
 data = "shapes"
-arch = { kind = "sdf-mlp", hidden = [16, 16] }
+arch = { kind = "sdf-mlp", hidden = [32, 32] }
 models = 12
-train = { lr = 3e-3, epochs = 60, batch_size = 128 }
+train = { lr = 3e-3, epochs = 80, batch_size = 128 }
 split = { train = 10, heldout = 2 }
 
 [[method]]
@@ -123,5 +135,6 @@ fn hyperdiffusion_learns_its_fields_and_a_copied_field_has_chamfer_zero() {
     let heldout = mean(&out, "held-out", "nn_chamfer");
     assert!(heldout > 0.005, "held-out shapes at Chamfer {heldout}");
     let generated = mean(&out, "HyperDiffusion", "nn_chamfer");
+    eprintln!("zoo SDF error {zoo:.5}, HyperDiffusion {loss:.5}; Chamfer: generated {generated:.4}, held-out {heldout:.4}");
     assert!(generated < heldout, "generated shapes at {generated} vs held-out {heldout}");
 }

@@ -158,6 +158,16 @@ fn finish(event: &Event, payload: &[u8]) {
     emit(event, payload);
 }
 
+/// A worker outliving its engine (killed, crashed) would keep the cores busy for nothing: ask
+/// the kernel to kill it when the engine goes.
+fn die_with_engine() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and changes nothing else.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+}
+
 /// Serves tensor-sized allocations from the heap instead of a fresh `mmap` each time. glibc
 /// raises its mmap threshold by itself only after large blocks were freed, which a long-lived
 /// engine process has done by the time it runs a plugin but a fresh worker has not: without
@@ -213,6 +223,7 @@ fn watchdog() {
 /// The worker's main: reads one request from stdin, runs it, reports on stdout. Returns the
 /// process exit code.
 pub fn serve() -> i32 {
+    die_with_engine();
     let mut input = BufReader::new(std::io::stdin().lock());
     let mut line = String::new();
     let request: Request = match input.read_line(&mut line).map_err(|e| e.to_string()).and_then(|_| serde_json::from_str(&line).map_err(|e| e.to_string())) {

@@ -261,7 +261,7 @@ pub fn heatmap_with(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup]
     let columns = groups.iter().flat_map(|g| g.rows.iter().map(Vec::len)).max().unwrap_or(0).max(1);
     let total_rows: usize = groups.iter().map(|g| g.rows.len()).sum::<usize>().max(1);
     let (left, top, right, bottom) = (150.0, TOP, 90.0, BOTTOM);
-    let height = (total_rows as f64 * 4.0).clamp(240.0, 900.0) + top + bottom;
+    let height = (total_rows as f64 * 8.0).clamp(240.0, 900.0) + top + bottom;
     let (pw, ph) = (W - left - right, height - top - bottom);
     let (cw, ch) = (pw / columns as f64, ph / total_rows as f64);
     let mut svg = String::new();
@@ -346,5 +346,15 @@ mod tests {
         assert!(svg.contains("class=\"axis x-axis\"") && svg.contains("class=\"legend\"") && svg.contains("noise σ&lt;0.1&gt;"));
         assert!(histogram("h", "x", &s, 10).contains("<path"));
         assert!(lines("l", "x", "y", &s).contains("<path"));
+    }
+
+    #[test]
+    fn diverging_heatmaps_are_white_at_zero_and_label_both_signs() {
+        let colours = Colours::Diverging { limit: 0.5 };
+        assert_eq!(colours.fill(0.0), "rgb(255,255,255)");
+        assert_ne!(colours.fill(-0.5), colours.fill(0.5));
+        let groups = [RowGroup { name: "m".into(), rows: vec![vec![-0.5, 0.0, 0.5]] }];
+        let svg = heatmap_with("p", "x", "y", &groups, colours);
+        assert!(svg.contains(">-0.5<") && svg.contains(">0.5<"), "{svg}");
     }
 }

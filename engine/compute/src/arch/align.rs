@@ -12,6 +12,7 @@
 //! exact for any model that *is* a permutation of the reference (distance 0) and otherwise an
 //! upper bound on the true minimum — the joint problem over several layers is NP-hard.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use pathfinding::prelude::{Matrix, kuhn_munkres_min};
@@ -24,66 +25,123 @@ use crate::arch::Layout;
 /// significant digits while a sum over a layer's units stays far below `i64::MAX`.
 const COST_RESOLUTION: f64 = 1e15;
 
-/// The places a group's units are compared on: their own parameters, plus outgoing weights
-/// that feed a layer with no units of its own to permute (the output layer).
-fn compared_places<'g>(group: &'g UnitGroup, own: &HashSet<&str>) -> Vec<&'g (String, usize, usize)> {
-    group.1.iter().filter(|(name, axis, _)| *axis == 0 || !own.contains(name.as_str())).collect()
+/// Dot product with eight independent accumulators, so the compiler can vectorise it.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
-/// Unit-major features: for each of the group's units, its values at `places`, back to back.
-fn unit_features(flat: &[f32], layout: &Layout, count: usize, places: &[&(String, usize, usize)]) -> Vec<Vec<f32>> {
-    (0..count)
-        .map(|u| {
-            places
-                .iter()
-                .filter_map(|(name, axis, width)| layout.get(name).map(|spec| (spec, *axis, *width)))
-                .flat_map(|(spec, axis, width)| unit_positions(&spec.shape, axis, width, u).map(move |k| flat[spec.offset + k]))
-                .collect()
-        })
-        .collect()
-}
-
-/// The permutation of `model`'s units (position i takes model unit `result[i]`) that
-/// minimises the summed squared distance to `reference`'s units.
-fn best_assignment(reference: &[Vec<f32>], model: &[Vec<f32>]) -> Vec<usize> {
-    let n = reference.len();
-    let cost: Vec<f64> = reference
-        .iter()
-        .flat_map(|r| model.iter().map(move |m| r.iter().zip(m).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum::<f64>()))
-        .collect();
+/// The assignment of rows to columns of the n × n `cost` with the least total. When every
+/// row's cheapest column is a different one, that is the answer (no assignment can beat the
+/// sum of row minima) — the common case of a model near a reference — and the Hungarian
+/// algorithm is skipped.
+fn assignment(cost: &[f64], n: usize) -> Vec<usize> {
+    let cheapest: Vec<usize> = (0..n).map(|i| (0..n).min_by(|&a, &b| cost[i * n + a].total_cmp(&cost[i * n + b])).unwrap_or(0)).collect();
+    let mut taken = vec![false; n];
+    if cheapest.iter().all(|&j| !std::mem::replace(&mut taken[j], true)) {
+        return cheapest;
+    }
     let top = cost.iter().cloned().fold(0.0f64, f64::max);
     let scale = if top > 0.0 { COST_RESOLUTION / top } else { 1.0 };
     let weights = Matrix::from_fn(n, n, |(i, j)| (cost[i * n + j] * scale).round() as i64);
     kuhn_munkres_min(&weights).1
 }
 
+/// One hidden layer's units as feature vectors, unit-major (`count` rows of `width`), with
+/// their squared norms.
+struct Units {
+    values: Vec<f32>,
+    norms: Vec<f32>,
+    width: usize,
+}
+
+impl Units {
+    fn row(&self, i: usize) -> &[f32] {
+        &self.values[i * self.width..(i + 1) * self.width]
+    }
+}
+
+/// A reference model's units in every hidden layer, prepared once and matched against many
+/// models (a reference is never permuted, so its features do not change).
+pub struct Prepared {
+    layers: Vec<Units>,
+}
+
 /// Hidden-unit alignment of one architecture, prepared once and applied to many pairs.
 pub struct Aligner {
     layout: Layout,
     groups: Vec<UnitGroup>,
-    own: Vec<String>,
+    /// For each group and unit, the flat indices its features are read from: its own weights
+    /// and bias, plus outgoing weights that feed a layer with no units of its own to permute
+    /// (the output layer).
+    compared: Vec<Vec<Vec<usize>>>,
 }
 
 impl Aligner {
     pub fn new(arch: &Arch) -> Self {
+        let layout = arch.layout();
         let groups = arch.unit_groups();
-        let own = groups.iter().flat_map(|g| g.1.iter().filter(|p| p.1 == 0).map(|p| p.0.clone())).collect();
-        Self { layout: arch.layout(), groups, own }
+        let own: HashSet<&str> = groups.iter().flat_map(|g| g.1.iter().filter(|p| p.1 == 0).map(|p| p.0.as_str())).collect();
+        let compared = groups
+            .iter()
+            .map(|(count, places)| {
+                (0..*count)
+                    .map(|u| {
+                        places
+                            .iter()
+                            .filter(|(name, axis, _)| *axis == 0 || !own.contains(name.as_str()))
+                            .filter_map(|(name, axis, width)| layout.get(name).map(|spec| (spec, *axis, *width)))
+                            .flat_map(|(spec, axis, width)| unit_positions(&spec.shape, axis, width, u).map(move |k| spec.offset + k))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        Self { layout, groups, compared }
+    }
+
+    fn units(&self, flat: &[f32], group: usize) -> Units {
+        let rows = &self.compared[group];
+        let width = rows.first().map_or(0, Vec::len);
+        let values: Vec<f32> = rows.iter().flat_map(|idx| idx.iter().map(|&i| flat[i])).collect();
+        let norms = values.chunks(width.max(1)).map(|r| dot(r, r)).collect();
+        Units { values, norms, width }
+    }
+
+    /// `reference`'s units, ready for [`Aligner::align_prepared`].
+    pub fn prepare(&self, reference: &[f32]) -> Prepared {
+        Prepared { layers: (0..self.groups.len()).map(|g| self.units(reference, g)).collect() }
     }
 
     /// `model` with its hidden units reordered, layer by layer, to lie as close as possible to
-    /// `reference` (the same function as `model`).
-    pub fn align(&self, model: &[f32], reference: &[f32]) -> Vec<f32> {
-        let own: HashSet<&str> = self.own.iter().map(String::as_str).collect();
-        let mut out = model.to_vec();
-        for group in &self.groups {
-            let places = compared_places(group, &own);
-            let target = unit_features(reference, &self.layout, group.0, &places);
-            let current = unit_features(&out, &self.layout, group.0, &places);
-            let perm = best_assignment(&target, &current);
-            apply_permutation(&mut out, &self.layout, group, &perm);
+    /// the prepared reference (the same function as `model`); borrowed when no layer moved.
+    pub fn align_prepared<'m>(&self, model: &'m [f32], reference: &Prepared) -> Cow<'m, [f32]> {
+        let mut out = Cow::Borrowed(model);
+        for (g, target) in reference.layers.iter().enumerate() {
+            let current = self.units(&out, g);
+            let n = current.norms.len();
+            // ‖r − m‖² = ‖r‖² + ‖m‖² − 2 r·m, for every (reference unit, model unit).
+            let cost: Vec<f64> =
+                (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).map(|(i, j)| (target.norms[i] + current.norms[j] - 2.0 * dot(target.row(i), current.row(j))).max(0.0) as f64).collect();
+            // Position i takes model unit perm[i].
+            let perm = assignment(&cost, n);
+            if perm.iter().enumerate().any(|(i, &p)| i != p) {
+                apply_permutation(out.to_mut(), &self.layout, &self.groups[g], &perm);
+            }
         }
         out
+    }
+
+    /// `model` aligned to `reference`.
+    pub fn align(&self, model: &[f32], reference: &[f32]) -> Vec<f32> {
+        self.align_prepared(model, &self.prepare(reference)).into_owned()
     }
 }
 
@@ -135,6 +193,13 @@ mod tests {
             best = best.min(l2(&x, &a));
         });
         assert!((l2(&aligned, &a) - best).abs() < 1e-6, "{} vs brute force {best}", l2(&aligned, &a));
+    }
+
+    #[test]
+    fn distinct_row_minima_are_the_assignment_and_collisions_go_to_the_hungarian_solver() {
+        assert_eq!(assignment(&[5.0, 1.0, 0.5, 9.0], 2), vec![1, 0]);
+        // Both rows prefer column 0: 1 + 10 = 11 loses to 2 + 1 = 3.
+        assert_eq!(assignment(&[1.0, 2.0, 1.0, 10.0], 2), vec![1, 0]);
     }
 
     /// Visits every permutation of `items[k..]` (Heap-style recursion, test only).

@@ -2,8 +2,8 @@
 //! of one architecture run as one computation (batched matmul for dense layers, grouped
 //! convolution for conv layers), their parameters stacked as one (K × P) tensor.
 
-pub mod layout;
 pub mod align;
+pub mod layout;
 pub mod permute;
 
 use burn::tensor::Tensor;

@@ -51,16 +51,17 @@ pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bo
 /// (the Hungarian matching of [`Aligner`]): the distance Zeng et al. 2025 report, blind to the
 /// permutation symmetry. `cosine` is taken with the aligned model.
 pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bool, aligner: &Aligner) -> Vec<Nearest> {
+    let prepared: Vec<_> = reference.chunks_exact(p).map(|r| aligner.prepare(r)).collect();
     models
         .chunks_exact(p)
         .enumerate()
         .map(|(i, m)| {
             let mut best = Nearest { index: usize::MAX, l2: f64::INFINITY, cosine: f64::NAN };
-            for (j, r) in reference.chunks_exact(p).enumerate() {
+            for (j, (r, units)) in reference.chunks_exact(p).zip(&prepared).enumerate() {
                 if exclude_same_row && i == j {
                     continue;
                 }
-                let aligned = aligner.align(m, r);
+                let aligned = aligner.align_prepared(m, units);
                 let d = aligned.iter().zip(r).map(|(&a, &b)| ((a as f64) - (b as f64)).powi(2)).sum::<f64>().sqrt();
                 if d < best.l2 {
                     best = Nearest { index: j, l2: d, cosine: cosine(&aligned, r) };

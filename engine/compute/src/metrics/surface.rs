@@ -102,10 +102,7 @@ pub fn chamfer(a: &[[f32; 3]], b: &[[f32; 3]]) -> f64 {
         return f64::NAN;
     }
     let one_way = |from: &[[f32; 3]], to: &[[f32; 3]]| {
-        from.iter()
-            .map(|p| to.iter().map(|q| (p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2)).fold(f32::INFINITY, f32::min).sqrt() as f64)
-            .sum::<f64>()
-            / from.len() as f64
+        from.iter().map(|p| to.iter().map(|q| (p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2) + (p[2] - q[2]).powi(2)).fold(f32::INFINITY, f32::min).sqrt() as f64).sum::<f64>() / from.len() as f64
     };
     (one_way(a, b) + one_way(b, a)) / 2.0
 }

@@ -5,9 +5,9 @@
 
 use std::cell::OnceCell;
 
+use weightlab_compute::arch::align::Aligner;
 use weightlab_compute::data::Task;
 use weightlab_compute::eval::{self, ModelScore};
-use weightlab_compute::arch::align::Aligner;
 use weightlab_compute::metrics::{self, Behaviour, Nearest, surface};
 use weightlab_compute::{Arch, Dataset};
 

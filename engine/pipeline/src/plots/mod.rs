@@ -88,6 +88,7 @@ pub const REGISTRY: &[&Plot] = &[
     &accuracy_distance::ACCURACY_DISTANCE,
     &field_novelty::FIELD_NOVELTY,
     &nn_distance::NN_DISTANCE,
+    &nn_distance::NN_DISTANCE_ALIGNED,
     &weight_pca::WEIGHT_PCA,
     &similarity_heatmap::SIMILARITY_HEATMAP,
     &parameter_heatmap::PARAMETER_HEATMAP,

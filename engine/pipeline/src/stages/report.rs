@@ -51,9 +51,14 @@ impl Run {
         let keys: Vec<&str> = self.metrics.iter().map(|m| m.key).collect();
         samples_table(&samples, &keys).write(&out, "samples")?;
         table_of(&zoo_rows).write(&out, "zoo")?;
-        for (name, table) in
-            [("similarity", table_of(&similarity)), ("parameters", table_of(&parameters)), ("finetune", table_of(&finetune)), ("training_log", table_of(&logs)), ("messages", table_of(&messages)), ("failures", table_of(&self.failures))]
-        {
+        for (name, table) in [
+            ("similarity", table_of(&similarity)),
+            ("parameters", table_of(&parameters)),
+            ("finetune", table_of(&finetune)),
+            ("training_log", table_of(&logs)),
+            ("messages", table_of(&messages)),
+            ("failures", table_of(&self.failures)),
+        ] {
             if table.is_empty() {
                 // A table of an earlier run that this one did not produce would mislead.
                 for ext in ["parquet", "arrow"] {

@@ -8,7 +8,9 @@
 //! 3. Sample like the paper's `S_KDE` (their best sampler): take the latents of the best 30% of
 //!    the training checkpoints by validation accuracy (lowest validation loss for neural fields), fit a
 //!    Gaussian kernel density estimate to each latent dimension separately (Silverman's
-//!    bandwidth), draw every dimension independently and decode.
+//!    bandwidth), draw every dimension independently and decode. Or like `S_Neigh`: pick one of
+//!    those latents whole and add Gaussian noise of the same bandwidth (a product-kernel KDE
+//!    over whole latent vectors), so a sample stays in one model's neighbourhood.
 
 use weightlab_sdk::nn::{Act, Mlp};
 use weightlab_sdk::prelude::*;
@@ -39,6 +41,20 @@ struct Config {
     /// Multiplies Silverman's bandwidth (1 = the rule as is).
     #[serde(default = "d_bandwidth")]
     bandwidth_scale: f32,
+    /// `kde`: the paper's `S_KDE`, every latent dimension drawn independently (dimensions of
+    /// different models mix). `neighbourhood`: the paper's `S_Neigh`, one model's latent plus
+    /// noise.
+    #[serde(default)]
+    sampler: Sampler,
+}
+
+/// How latents are drawn.
+#[derive(Deserialize, JsonSchema, Default, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Sampler {
+    #[default]
+    Kde,
+    Neighbourhood,
 }
 
 fn d_latent_dim() -> usize {
@@ -73,6 +89,7 @@ struct HyperReps {
     anchors: Vec<Vec<f32>>,
     /// KDE bandwidth per latent dimension.
     bandwidth: Vec<f32>,
+    sampler: Sampler,
 }
 
 impl Method for HyperReps {
@@ -134,13 +151,16 @@ impl Method for HyperReps {
             })
             .collect();
         log::message(&format!("KDE on the latents of the best {keep} of {rows} checkpoints"));
-        Ok(HyperReps { normalizer, decoder, reconstructions, anchors, bandwidth })
+        Ok(HyperReps { normalizer, decoder, reconstructions, anchors, bandwidth, sampler: config.sampler })
     }
 
     fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
         let d = self.bandwidth.len();
-        // Each dimension independently: a random anchor's value plus kernel noise.
-        let pick = Tensor::randint(self.anchors.len(), n * d, seed).to_vec();
+        // S_KDE: each dimension independently, a random anchor's value plus kernel noise.
+        // S_Neigh: one anchor for the whole latent vector.
+        let picks = if self.sampler == Sampler::Kde { n * d } else { n };
+        let drawn = Tensor::randint(self.anchors.len(), picks, seed).to_vec();
+        let pick: Vec<f32> = if self.sampler == Sampler::Kde { drawn } else { (0..n * d).map(|i| drawn[i / d]).collect() };
         let noise = Tensor::randn(&[n * d], seed.wrapping_add(1)).to_vec();
         let z: Vec<f32> = (0..n * d).map(|i| self.anchors[pick[i] as usize][i % d] + self.bandwidth[i % d] * noise[i]).collect();
         let decoded = self.decoder.forward(&Tensor::from_slice(&z, &[n, d])).detach();
