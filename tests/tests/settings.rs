@@ -6,8 +6,13 @@
 //! never moves a model away from the checkpoints).
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use weightlab_e2e::{column, experiment, weightlab_ok};
+
+/// One run at a time: two libtorch runs sharing 2 cores spin against each other and each takes
+/// several times as long as alone.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn mean(out: &Path, method: &str, metric: &str) -> f64 {
     let v: Vec<f64> = column(out, "samples", Some(method), metric).into_iter().flatten().filter(|v| v.is_finite()).collect();
@@ -60,6 +65,7 @@ samples = 12
 
 #[test]
 fn gpt_and_hyperreps_learn_checkpoints_along_training_runs() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, path) = experiment(GPT);
     weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
     let out = dir.path().join("out");
@@ -120,6 +126,7 @@ samples = 8
 
 #[test]
 fn hyperdiffusion_learns_its_fields_and_a_copied_field_has_chamfer_zero() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, path) = experiment(FIELDS);
     weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
     let out = dir.path().join("out");

@@ -10,7 +10,8 @@
 //! own weights and bias (inputs already aligned by the layers before), and the last hidden
 //! layer also on its outgoing weights, which feed the fixed output layer. That greedy pass is
 //! exact for any model that *is* a permutation of the reference (distance 0) and otherwise an
-//! upper bound on the true minimum — the joint problem over several layers is NP-hard.
+//! upper bound on the true minimum — the joint problem over several layers is NP-hard (and it
+//! can lose to the units' own order, which `metrics::nearest_aligned` then keeps).
 
 use std::borrow::Cow;
 use std::collections::HashSet;

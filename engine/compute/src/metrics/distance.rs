@@ -49,7 +49,7 @@ pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bo
 
 /// Like [`nearest`], after aligning each model's hidden units to every reference model in turn
 /// (the Hungarian matching of [`Aligner`]): the distance Zeng et al. 2025 report, blind to the
-/// permutation symmetry. `cosine` is taken with the aligned model.
+/// permutation symmetry; never above the raw distance. `cosine` is taken with the aligned model.
 pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bool, aligner: &Aligner) -> Vec<Nearest> {
     let prepared: Vec<_> = reference.chunks_exact(p).map(|r| aligner.prepare(r)).collect();
     models
@@ -61,10 +61,16 @@ pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same
                 if exclude_same_row && i == j {
                     continue;
                 }
+                // Layer-by-layer matching can lose to the units' own order in deep nets; the
+                // identity is a permutation too, so the better of the two counts.
                 let aligned = aligner.align_prepared(m, units);
-                let d = aligned.iter().zip(r).map(|(&a, &b)| ((a as f64) - (b as f64)).powi(2)).sum::<f64>().sqrt();
+                let l2 = |x: &[f32]| x.iter().zip(r).map(|(&a, &b)| ((a as f64) - (b as f64)).powi(2)).sum::<f64>().sqrt();
+                let (d, chosen) = match (l2(&aligned), l2(m)) {
+                    (a, raw) if a <= raw => (a, &*aligned),
+                    (_, raw) => (raw, m),
+                };
                 if d < best.l2 {
-                    best = Nearest { index: j, l2: d, cosine: cosine(&aligned, r) };
+                    best = Nearest { index: j, l2: d, cosine: cosine(chosen, r) };
                 }
             }
             best
@@ -80,7 +86,24 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
     use super::*;
+    use crate::arch::Arch;
+
+    #[test]
+    fn aligned_distances_never_exceed_raw_ones_even_for_deep_nets() {
+        let arch = Arch::CnnS { classes: 10 };
+        let p = arch.layout().len();
+        let draw = |seeds: std::ops::Range<u64>| seeds.flat_map(|s| arch.init(&mut ChaCha8Rng::seed_from_u64(s))).collect::<Vec<f32>>();
+        let (models, reference) = (draw(0..4), draw(10..14));
+        let raw = nearest(&models, &reference, p, false);
+        let aligned = nearest_aligned(&models, &reference, p, false, &Aligner::new(&arch));
+        for (r, a) in raw.iter().zip(&aligned) {
+            assert!(a.l2 <= r.l2, "aligned {} > raw {}", a.l2, r.l2);
+        }
+    }
 
     #[test]
     fn copies_are_at_distance_zero_and_leave_one_out_skips_self() {

@@ -24,7 +24,7 @@ pub const NN_L2_ALIGNED: Metric = Metric {
     applies: Applies::Any,
     digits: 3,
     shown: true,
-    help: "Zeng et al.'s distance: L2 to the nearest training checkpoint after matching hidden units to it (Hungarian algorithm, layer by layer), so a copy with reordered units is at 0. Exact for one hidden layer, an upper bound for deeper ones.",
+    help: "Zeng et al.'s distance: L2 to the nearest training checkpoint after matching hidden units to it (Hungarian algorithm, layer by layer), so a copy with reordered units is at 0. Exact for one hidden layer; for deeper ones an upper bound on the best order, never above the raw distance.",
     compute: |s: &Scoring| s.nearest_aligned().iter().map(|n| n.l2).collect(),
 };
 

@@ -137,8 +137,8 @@ pub(crate) fn score(who: &RowsOf, s: &Scoring, metrics: &[&Metric], frame: &ZooF
     let p = s.p.max(1);
     let mut parameters = Vec::new();
     for (i, m) in s.models.chunks_exact(p).enumerate().take(PARAMETER_ROWS) {
-        let near = nearest[i].index;
-        let checkpoint = s.train.get(near.saturating_mul(p)..near.saturating_mul(p) + p);
+        // No nearest checkpoint (a one-checkpoint zoo scored leave-one-out): the model alone.
+        let checkpoint = nearest[i].index.checked_mul(p).and_then(|start| s.train.get(start..start.checked_add(p)?));
         for (source, values) in [("model", Some(m)), ("nearest", checkpoint)] {
             let Some(values) = values else { continue };
             parameters.extend(frame.shown_parameters.iter().map(|&j| ParameterRow {
