@@ -2,6 +2,8 @@
 //! L2 distance, that distance, and the cosine similarity to it. Computed exactly in f64 so a
 //! copied checkpoint has distance 0, not rounding noise.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::arch::align::Aligner;
@@ -63,11 +65,15 @@ pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same
                 }
                 // Layer-by-layer matching can lose to the units' own order in deep nets; the
                 // identity is a permutation too, so the better of the two counts.
+                // An untouched model (no layer moved) is its own raw distance: one pass, not two.
                 let aligned = aligner.align_prepared(m, units);
                 let l2 = |x: &[f32]| x.iter().zip(r).map(|(&a, &b)| ((a as f64) - (b as f64)).powi(2)).sum::<f64>().sqrt();
-                let (d, chosen) = match (l2(&aligned), l2(m)) {
-                    (a, raw) if a <= raw => (a, &*aligned),
-                    (_, raw) => (raw, m),
+                let (d, chosen) = match &aligned {
+                    Cow::Borrowed(_) => (l2(m), m),
+                    Cow::Owned(moved) => match (l2(moved), l2(m)) {
+                        (a, raw) if a <= raw => (a, moved.as_slice()),
+                        (_, raw) => (raw, m),
+                    },
                 };
                 if d < best.l2 {
                     best = Nearest { index: j, l2: d, cosine: cosine(chosen, r) };
