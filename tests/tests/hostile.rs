@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use weightlab_e2e::{column, experiment, root, strings, weightlab, weightlab_ok, weightlab_peak_rss};
+use weightlab_e2e::{abi_version, column, experiment, root, strings, weightlab, weightlab_ok, weightlab_peak_rss};
 
 /// Builds tests/hostile for wasm32-wasip2 and returns the component's path.
 fn build_hostile() -> std::path::PathBuf {
@@ -182,13 +182,15 @@ fn validate_checks_plugin_configs_before_anything_is_trained() {
 fn a_plugin_for_another_abi_major_is_refused_before_it_runs() {
     // Rewrite the package version inside a built component: same code, other ABI.
     let wasm = std::fs::read(build_hostile()).unwrap();
-    let needle = b"weightlab:plugin/tensors@0.2.0";
-    let other = b"weightlab:plugin/tensors@9.1.0";
+    let current = abi_version();
+    let needle = format!("weightlab:plugin/tensors@{current}").into_bytes();
+    let other = b"weightlab:plugin/tensors@9.1.0".to_vec();
+    assert_eq!(needle.len(), other.len(), "the patched version keeps the length of {current}");
     let mut patched = wasm.clone();
     let mut count = 0;
     for i in 0..patched.len().saturating_sub(needle.len()) {
-        if &patched[i..i + needle.len()] == needle {
-            patched[i..i + needle.len()].copy_from_slice(other);
+        if patched[i..i + needle.len()] == needle[..] {
+            patched[i..i + needle.len()].copy_from_slice(&other);
             count += 1;
         }
     }
@@ -200,5 +202,5 @@ fn a_plugin_for_another_abi_major_is_refused_before_it_runs() {
     let out = weightlab(dir.path(), &["run", "exp.toml", "-o", "out"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("built against weightlab:plugin@9.1.0") && stderr.contains("@0.2.0"), "{stderr}");
+    assert!(stderr.contains("built against weightlab:plugin@9.1.0") && stderr.contains(&format!("@{current}")), "{stderr}");
 }

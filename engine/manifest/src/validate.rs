@@ -9,7 +9,7 @@ use crate::diagnostic::Diagnostic;
 use crate::path;
 use crate::spans::Spans;
 use crate::suggest::suggest;
-use crate::types::{DataSource, Manifest};
+use crate::types::{DataSource, Manifest, PROBE_TARGETS, Role};
 
 /// What the engine offers that a manifest may name: filled from the registries of the
 /// pipeline (plugins found, metrics and plots declared), so the manifest crate needs none of
@@ -83,6 +83,63 @@ pub fn references(doc: &serde_json::Value, spans: &Spans, ctx: &Context) -> Vec<
                 ))));
             }
             _ => {}
+        }
+    }
+    out
+}
+
+/// A probe's target, label embeddings and unseen classes against its zoo.
+fn probe_checks(m: &Manifest, i: usize, spans: &Spans) -> Vec<Diagnostic> {
+    let method = &m.method[i];
+    let name = &method.name;
+    let at = |key: &str| spans.value(&path!["method", i, key]);
+    let mut out = Vec::new();
+    let Some(target) = &method.target else {
+        if method.role == Some(Role::Probe) {
+            out.push(Diagnostic::new(format!("method `{name}` is a probe but names no `target`"), at("role")).with_help(Some(format!("say what it predicts: `target = \"classes\"` (one of {})", PROBE_TARGETS.join(", ")))));
+        }
+        if method.embed_labels.is_some() || !method.unseen_classes.is_empty() {
+            out.push(Diagnostic::new(format!("method `{name}`: `embed_labels` and `unseen_classes` are for probes (set `target`)"), at("embed_labels")));
+        }
+        return out;
+    };
+    if matches!(method.role, Some(Role::Generator | Role::Baseline)) {
+        out.push(Diagnostic::new(format!("method `{name}` has a `target`, which only probes have, but says role = \"{}\"", if method.role == Some(Role::Generator) { "generator" } else { "baseline" }), at("target")));
+    }
+    if !PROBE_TARGETS.contains(&target.as_str()) {
+        out.push(Diagnostic::new(format!("method `{name}`: unknown probe target `{target}`"), at("target")).with_help(Some(suggest(target, "targets", PROBE_TARGETS))));
+        return out;
+    }
+    let Some(zoo) = m.zoo.get(&method.zoo) else {
+        return out;
+    };
+    let tree = zoo.tree.as_ref();
+    let varies = match target.as_str() {
+        "classes" | "parent" => tree.is_some(),
+        "lr" => tree.and_then(|t| t.lr.as_ref()).is_some_and(|c| c.varies()),
+        "epochs" => tree.is_some_and(|t| t.epochs.varies()),
+        _ => true,
+    };
+    if !varies {
+        let help = match target.as_str() {
+            "classes" | "parent" => "give the zoo a model tree: `tree = { roots = 3, classes = 2 }`".to_string(),
+            t => format!("give the zoo's tree a list, e.g. `tree.{t} = [..]`, cycled over its children"),
+        };
+        out.push(Diagnostic::new(format!("method `{name}`: zoo `{}` has no `{target}` label: it does not vary between its models", method.zoo), at("target")).with_help(Some(help)));
+    }
+    if method.embed_labels.is_some() && target != "classes" {
+        out.push(Diagnostic::new(format!("method `{name}`: `embed_labels` needs `target = \"classes\"` (class names are what is embedded)"), at("embed_labels")));
+    }
+    if !method.unseen_classes.is_empty() {
+        if method.embed_labels.is_none() {
+            out.push(Diagnostic::new(format!("method `{name}`: `unseen_classes` are scored zero-shot, which needs `embed_labels`"), at("unseen_classes")).with_help(Some("add `embed_labels = \"minilm\"`".into())));
+        }
+        let classes = m.data.get(&zoo.data).and_then(|d| d.source.descriptor().class_count(d)).unwrap_or(0);
+        if let Some(bad) = method.unseen_classes.iter().find(|&&c| c >= classes) {
+            out.push(Diagnostic::new(format!("method `{name}`: unseen class {bad} does not exist (the dataset has {classes} classes)"), at("unseen_classes")));
+        }
+        if method.unseen_classes.len() >= classes {
+            out.push(Diagnostic::new(format!("method `{name}`: every class is unseen: nothing is left to learn from"), at("unseen_classes")));
         }
     }
     out
@@ -213,8 +270,15 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
             if tree.roots == 0 {
                 out.push(Diagnostic::new(format!("zoo `{name}`: a model tree needs at least one root"), at("roots")));
             }
-            if tree.epochs == 0 {
-                out.push(Diagnostic::new(format!("zoo `{name}`: `tree.epochs` is 0: children would equal their root"), at("epochs")));
+            let epochs = tree.epochs.values();
+            if epochs.is_empty() || epochs.contains(&0) {
+                out.push(Diagnostic::new(format!("zoo `{name}`: `tree.epochs` is 0 or empty: children would equal their root"), at("epochs")));
+            }
+            if let Some(lr) = &tree.lr {
+                let lrs = lr.values();
+                if lrs.is_empty() || lrs.iter().any(|v| !(*v > 0.0 && v.is_finite())) {
+                    out.push(Diagnostic::new(format!("zoo `{name}`: `tree.lr` must hold positive numbers"), at("lr")));
+                }
             }
             match classes {
                 Some(0) => out.push(Diagnostic::new(format!("zoo `{name}`: model trees fine-tune on class subsets, so they need classification data"), at("classes"))),
@@ -244,6 +308,7 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
         if !(l.timeout_secs > 0.0 && l.timeout_secs.is_finite()) || l.memory_mib == 0 || l.tensor_memory_mib == 0 || l.fuel == 0 {
             out.push(Diagnostic::new(format!("method `{}`: every limit must be positive", method.name), at("limits")));
         }
+        out.extend(probe_checks(m, i, spans));
     }
     out.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
     out

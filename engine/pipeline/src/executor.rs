@@ -105,7 +105,7 @@ impl Run {
                     summary.failed += 1;
                     self.timings.push((stage.label(), started.elapsed().as_secs_f64(), false));
                     let method = match &stage.kind {
-                        StageKind::Method { name, .. } | StageKind::Evaluate { name, .. } => name.clone(),
+                        StageKind::Method { name, .. } | StageKind::Evaluate { name, .. } | StageKind::Probe { name, .. } => name.clone(),
                         StageKind::Zoo { .. } | StageKind::Reference { .. } | StageKind::Data { .. } | StageKind::Report => String::new(),
                     };
                     let seconds = started.elapsed().as_secs_f64();
@@ -146,6 +146,10 @@ impl Run {
             }
             StageKind::Evaluate { index, seed, .. } => {
                 let record = self.run_evaluate(*index, *seed, &tmp)?;
+                self.store.commit(stage, &tmp, &record)?;
+            }
+            StageKind::Probe { index, seed, .. } => {
+                let record = self.run_probe(*index, *seed, &tmp)?;
                 self.store.commit(stage, &tmp, &record)?;
             }
             StageKind::Report => {

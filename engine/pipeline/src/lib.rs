@@ -8,6 +8,7 @@
 //! - [`metrics`]: the metric registry — each metric declared once.
 //! - [`plots`]: the plot registry — each report plot declared once.
 //! - [`report`]: the report built from run folders alone (also `weightlab report`).
+//! - [`text`]: cached offline text embeddings (label names, instructions).
 //! - [`plugins`]: finding plugins (embedded, beside the binary, or `WEIGHTLAB_PLUGIN_DIR`).
 //! - [`config_check`]: plugin configs checked against their declared schemas before a run.
 //! - [`output`]: status lines and progress bars, one verbosity for everything.
@@ -24,6 +25,7 @@ pub mod records;
 pub mod report;
 pub mod stages;
 pub mod store;
+pub mod text;
 
 use std::path::Path;
 

@@ -55,11 +55,40 @@ pub struct MethodRecord {
     pub peak_rss_mib: Option<f64>,
 }
 
+/// A probe's fit on the training models and predictions on the held-out ones
+/// (`probes.parquet`, `probe_scores.parquet`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRecord {
+    pub plugin: String,
+    pub version: String,
+    pub abi: String,
+    pub role: String,
+    pub hash: String,
+    pub target: String,
+    pub train_models: usize,
+    pub heldout_models: usize,
+    pub fit_seconds: f64,
+    pub predict_seconds: f64,
+    pub peak_tensor_mib: f64,
+    pub peak_rss_mib: Option<f64>,
+}
+
 impl MethodRecord {
     /// "name version (abi …, sha256 …)" for the report's provenance.
     pub fn provenance(&self) -> String {
-        format!("{} {} (abi {}, sha256 {})", self.plugin, self.version, self.abi, self.hash)
+        provenance(&self.plugin, &self.version, &self.abi, &self.hash)
     }
+}
+
+impl ProbeRecord {
+    /// As [`MethodRecord::provenance`].
+    pub fn provenance(&self) -> String {
+        provenance(&self.plugin, &self.version, &self.abi, &self.hash)
+    }
+}
+
+fn provenance(plugin: &str, version: &str, abi: &str, hash: &str) -> String {
+    format!("{plugin} {version} (abi {abi}, sha256 {hash})")
 }
 
 /// What a plugin logged during fit (`log.json`).

@@ -182,6 +182,73 @@ pub struct FinetuneRow {
     pub loss: f64,
 }
 
+/// A probe's prediction of one label of one held-out model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRow {
+    pub zoo: String,
+    pub method: String,
+    #[serde(deserialize_with = "u64_bits")]
+    pub seed: u64,
+    /// `classes`, `parent`, `test-accuracy`, `lr`, …
+    pub target: String,
+    /// The held-out model.
+    pub model: usize,
+    /// The label scored (class or parent name; "" for regression).
+    pub label: String,
+    /// `seen` (a training label), `unseen` (withheld from training, scored zero-shot), or ""
+    /// for regression.
+    pub label_set: String,
+    /// 0/1 for labels, the value for regression.
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub truth: f64,
+    /// The probe's score (labels) or prediction (regression).
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub prediction: f64,
+}
+
+/// One metric of one probe run (a method and seed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeScoreRow {
+    pub zoo: String,
+    pub method: String,
+    pub plugin: String,
+    #[serde(deserialize_with = "u64_bits")]
+    pub seed: u64,
+    pub target: String,
+    /// A key of the probe-metric registry (`accuracy`, `map`, `r2`, …).
+    pub metric: String,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub value: f64,
+    /// What a probe that reads nothing from the weights scores in expectation (from the
+    /// labels' frequencies; 0 for R² and Kendall's τ).
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub chance: f64,
+}
+
+/// Model trees found from weights alone, against the true trees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeRow {
+    pub zoo: String,
+    /// Models clustered (tree children, training and held-out).
+    pub models: usize,
+    pub true_trees: usize,
+    pub found_trees: usize,
+    /// Adjusted Rand index of the found trees against the true ones.
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub ari: f64,
+}
+
+/// One value of a cached text embedding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingRow {
+    /// The text model, e.g. `all-MiniLM-L6-v2`.
+    pub model: String,
+    pub text: String,
+    pub dim: usize,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub value: f64,
+}
+
 /// One run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRow {

@@ -57,10 +57,30 @@ pub mod bindings {
     });
 }
 
+/// Bindings of the `probe-plugin` world. The interfaces it shares with the method worlds are
+/// those of [`bindings`], so a [`Tensor`] is the same type in every role.
+#[doc(hidden)]
+pub mod probe_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "probe-plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_probe",
+        default_bindings_module: "weightlab_sdk::probe_bindings",
+        with: {
+            "weightlab:plugin/tensors@0.3.0": crate::bindings::weightlab::plugin::tensors,
+            "weightlab:plugin/log@0.3.0": crate::bindings::weightlab::plugin::log,
+            "weightlab:plugin/zoo@0.3.0": crate::bindings::weightlab::plugin::zoo,
+            "weightlab:plugin/types@0.3.0": crate::bindings::weightlab::plugin::types,
+        },
+    });
+}
+
 pub mod diffusion;
 pub mod flow;
 pub mod log;
 pub mod nn;
+pub mod probing;
 pub mod weights;
 mod tensor;
 
@@ -99,6 +119,30 @@ impl About {
     pub fn baseline(name: &str, version: &str, about: &str) -> Self {
         Self { name: name.into(), version: version.into(), role: types::Role::Baseline, about: about.into() }
     }
+    pub fn probe(name: &str, version: &str, about: &str) -> Self {
+        Self { name: name.into(), version: version.into(), role: types::Role::Probe, about: about.into() }
+    }
+}
+
+/// What a probe predicts: its name, kind and label names (see [`TargetKind`]).
+pub type Target = probe_bindings::exports::weightlab::plugin::probe::Target;
+/// Multi-label (labels are 0/1 per label), single-label (a label index per model) or
+/// regression (a value per model); predictions are a score per label, or a value.
+pub type TargetKind = probe_bindings::exports::weightlab::plugin::probe::TargetKind;
+
+/// A probe: learns to predict a property of models from their weights. Implement it and call
+/// [`export_probe!`].
+pub trait Probe: Sized + 'static {
+    /// The `config` table of the manifest, deserialised from JSON.
+    type Config: serde::de::DeserializeOwned + JsonSchema;
+    fn describe() -> About;
+    /// Learns from `weights` (models × parameters) and `labels`: models × labels of 0/1
+    /// (multi-label), models × 1 label indices (single-label) or models × 1 values
+    /// (regression). `label_embeddings` (labels × dim) come when the manifest asks for them.
+    fn fit(zoo: &Zoo, weights: Tensor, labels: Tensor, target: &Target, label_embeddings: Option<Tensor>, config: Self::Config, seed: u64) -> Result<Self, String>;
+    /// Scores (models × labels) or values (models × 1) for `weights`. With `label_embeddings`,
+    /// score the labels they embed, which may include labels never seen in `fit`.
+    fn predict(&mut self, weights: Tensor, label_embeddings: Option<Tensor>) -> Result<Tensor, String>;
 }
 
 /// A generator or baseline. Implement it and call [`export_method!`].
@@ -125,8 +169,14 @@ pub mod glue {
     }
 
     pub fn describe<M: Method>() -> types::Description {
-        let about = M::describe();
-        let schema = schemars::schema_for!(M::Config);
+        description(M::describe(), schemars::schema_for!(M::Config))
+    }
+
+    pub fn describe_probe<P: Probe>() -> types::Description {
+        description(P::describe(), schemars::schema_for!(P::Config))
+    }
+
+    fn description(about: About, schema: schemars::Schema) -> types::Description {
         types::Description {
             name: about.name,
             version: about.version,
@@ -141,6 +191,33 @@ pub mod glue {
         let method = M::fit(&zoo, Tensor::borrowed(weights), config, seed)?;
         STATE.with(|s| *s.borrow_mut() = Some(Box::new(method)));
         Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_probe<P: Probe>(
+        zoo: Zoo,
+        weights: &bindings::weightlab::plugin::tensors::Tensor,
+        labels: &bindings::weightlab::plugin::tensors::Tensor,
+        target: Target,
+        label_embeddings: Option<&bindings::weightlab::plugin::tensors::Tensor>,
+        config: String,
+        seed: u64,
+    ) -> Result<(), String> {
+        let config: P::Config = serde_json::from_str(&config).map_err(|e| format!("config: {e}"))?;
+        let probe = P::fit(&zoo, Tensor::borrowed(weights), Tensor::borrowed(labels), &target, label_embeddings.map(Tensor::borrowed), config, seed)?;
+        STATE.with(|s| *s.borrow_mut() = Some(Box::new(probe)));
+        Ok(())
+    }
+
+    pub fn predict<P: Probe>(
+        weights: &bindings::weightlab::plugin::tensors::Tensor,
+        label_embeddings: Option<&bindings::weightlab::plugin::tensors::Tensor>,
+    ) -> Result<bindings::weightlab::plugin::tensors::Tensor, String> {
+        STATE.with(|s| {
+            let mut state = s.borrow_mut();
+            let probe = state.as_mut().and_then(|b| b.downcast_mut::<P>()).ok_or_else(|| "predict called before fit".to_string())?;
+            probe.predict(Tensor::borrowed(weights), label_embeddings.map(Tensor::borrowed)).map(Tensor::into_raw)
+        })
     }
 
     pub fn sample<M: Method>(n: u32, seed: u64, condition: Option<&bindings::weightlab::plugin::tensors::Tensor>) -> Result<bindings::weightlab::plugin::tensors::Tensor, String> {
@@ -187,11 +264,45 @@ macro_rules! export_method {
     };
 }
 
+/// Exports a [`Probe`] implementation as the plugin's `probe` interface.
+#[macro_export]
+macro_rules! export_probe {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __WeightlabProbeExport;
+
+        impl $crate::probe_bindings::exports::weightlab::plugin::probe::Guest for __WeightlabProbeExport {
+            fn describe() -> $crate::bindings::weightlab::plugin::types::Description {
+                $crate::glue::describe_probe::<$ty>()
+            }
+            fn fit(
+                zoo: $crate::Zoo,
+                weights: &$crate::bindings::weightlab::plugin::tensors::Tensor,
+                labels: &$crate::bindings::weightlab::plugin::tensors::Tensor,
+                target: $crate::Target,
+                label_embeddings: ::std::option::Option<&$crate::bindings::weightlab::plugin::tensors::Tensor>,
+                config: ::std::string::String,
+                seed: u64,
+            ) -> ::std::result::Result<(), ::std::string::String> {
+                $crate::glue::fit_probe::<$ty>(zoo, weights, labels, target, label_embeddings, config, seed)
+            }
+            fn predict(
+                weights: &$crate::bindings::weightlab::plugin::tensors::Tensor,
+                label_embeddings: ::std::option::Option<&$crate::bindings::weightlab::plugin::tensors::Tensor>,
+            ) -> ::std::result::Result<$crate::bindings::weightlab::plugin::tensors::Tensor, ::std::string::String> {
+                $crate::glue::predict::<$ty>(weights, label_embeddings)
+            }
+        }
+
+        $crate::probe_bindings::__export_probe!(__WeightlabProbeExport with_types_in $crate::probe_bindings);
+    };
+}
+
 /// Everything a plugin usually needs.
 pub mod prelude {
     pub use crate::log;
     pub use crate::nn;
-    pub use crate::{diffusion, flow, weights};
-    pub use crate::{About, Checkpoint, JsonSchema, checkpoint_quality, Method, Optimizer, OptimizerKind, Param, Tensor, Zoo};
+    pub use crate::{diffusion, flow, probing, weights};
+    pub use crate::{About, Checkpoint, JsonSchema, checkpoint_quality, Method, Optimizer, OptimizerKind, Param, Probe, Target, TargetKind, Tensor, Zoo};
     pub use serde::Deserialize;
 }

@@ -35,6 +35,7 @@ fn bench_zoo(p: usize) -> ZooView {
         checkpoints: Vec::new(),
         dataset: String::new(),
         classes: 0,
+        class_names: Vec::new(),
     }
 }
 

@@ -13,6 +13,8 @@ use super::{DataError, Split};
 
 /// Where the Debian package puts the files.
 pub const DEFAULT_DIR: &str = "/usr/share/datasets/fashion-mnist";
+/// The classes' names, in label order (from the dataset's documentation).
+pub const CLASS_NAMES: [&str; 10] = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 const MEAN: f32 = 0.2860;
 const STD: f32 = 0.3530;
 

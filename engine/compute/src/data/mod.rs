@@ -79,6 +79,8 @@ pub struct Dataset {
     /// Content hash (16 hex digits) of the shapes and the training and validation values: the
     /// dataset's identity as methods see it (the test split does not enter it).
     pub hash: String,
+    /// A name per class (what text embeddings embed); empty for regression.
+    pub class_names: Vec<String>,
 }
 
 impl Dataset {
@@ -110,7 +112,11 @@ impl Dataset {
             }
         }
         let hash = hex::encode(&h.finalize()[..8]);
-        Self { task, input_shape, train, validation, test, groups, hash }
+        let class_names = match task {
+            Task::Classification { classes } => (0..classes).map(|c| format!("class {c}")).collect(),
+            Task::Regression => Vec::new(),
+        };
+        Self { task, input_shape, train, validation, test, groups, hash, class_names }
     }
 }
 
@@ -166,5 +172,9 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
         }
     }
     let validation = train.split_off(spec.validation, groups, features);
-    Ok(Dataset::new(task, shape, train, validation, test, groups))
+    let mut dataset = Dataset::new(task, shape, train, validation, test, groups);
+    if spec.source == DataSource::FashionMnist {
+        dataset.class_names = fashion_mnist::CLASS_NAMES.iter().map(|n| n.to_string()).collect();
+    }
+    Ok(dataset)
 }

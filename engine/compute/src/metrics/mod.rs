@@ -1,9 +1,11 @@
 //! Memorization metrics (Zeng et al. 2025): how close a model is to the training set, in weight
-//! space ([`distance`]) and in behaviour ([`novelty`]).
+//! space ([`distance`]) and in behaviour ([`novelty`]); scores of probes' predictions and
+//! model-tree discovery ([`probing`]).
 
 pub mod distance;
 pub mod novelty;
 pub mod pca;
+pub mod probing;
 pub mod surface;
 
 pub use distance::{Nearest, cosine, nearest, nearest_aligned};

@@ -55,6 +55,9 @@ pub struct Checkpoint {
     /// Task (shape) the model learned on a many-shape dataset.
     #[serde(default)]
     pub task: Option<usize>,
+    /// How a model-tree child was fine-tuned (its learning rate and epochs are labels).
+    #[serde(default)]
+    pub finetune: Option<Finetune>,
     /// Safetensors file holding it, relative to the zoo folder.
     pub file: String,
 }
@@ -77,9 +80,17 @@ impl Checkpoint {
             parent: None,
             classes: None,
             task: None,
+            finetune: None,
             file: store::checkpoint_file(model, epoch, step),
         }
     }
+}
+
+/// The fine-tuning recipe of a model-tree child.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Finetune {
+    pub lr: f64,
+    pub epochs: usize,
 }
 
 fn nan() -> f32 {

@@ -86,7 +86,7 @@ pub fn models_trained(spec: &ZooSpec) -> usize {
 /// Model-epochs of training `spec` asks for, for progress bars.
 pub fn model_epochs(spec: &ZooSpec) -> usize {
     match &spec.tree {
-        Some(t) => t.roots * spec.train.epochs + spec.models * t.epochs,
+        Some(t) => t.roots * spec.train.epochs + (0..spec.models).map(|c| t.recipe_of(c, spec.train.lr).1).sum::<usize>(),
         None => spec.models * spec.train.epochs,
     }
 }
@@ -106,8 +106,9 @@ fn model_weights(flat: &[f32], j: usize, arch: &Arch) -> Vec<f32> {
 
 /// Fine-tunes `spec.models` children from the roots trained with `spec.train` (model ids
 /// `0..roots` in `roots`): child c (model id roots + c) starts from root c mod roots and trains
-/// `tree.epochs` epochs on a subset of `tree.classes` classes drawn with its seed. Returns the
-/// roots (side `root`) followed by the children's kept checkpoints, with parents and classes.
+/// its own epochs at its own learning rate ([`weightlab_manifest::TreeSpec::recipe_of`]) on a subset of
+/// `tree.classes` classes drawn with its seed. Returns the roots (side `root`) followed by the
+/// children's kept checkpoints, with parents, classes and fine-tuning recipes.
 /// Fails when a child's classes have no training examples.
 fn train_tree(
     arch: &Arch,
@@ -130,37 +131,48 @@ fn train_tree(
         c.file = super::store::checkpoint_file(c.model, c.epoch, c.step);
     }
     let root_weights: Vec<&[f32]> = root_ids.clone().map(|id| roots.iter().find(|(c, _)| c.model == id).map(|(_, w)| w.as_slice()).unwrap_or_default()).collect();
-    let mut recipe = spec.train.clone();
-    recipe.epochs = tree.epochs;
-    recipe.lr = tree.lr.unwrap_or(spec.train.lr);
+    // Children with the same fine-tuning recipe train together; a child's seed, classes and
+    // recipe depend only on its id, so grouping never changes a model.
+    let mut groups: std::collections::BTreeMap<(u64, usize), Vec<usize>> = std::collections::BTreeMap::new();
+    for child in 0..spec.models {
+        let (lr, epochs) = tree.recipe_of(child, spec.train.lr);
+        groups.entry((lr.to_bits(), epochs)).or_default().push(child);
+    }
     let mut children = Vec::new();
-    for start in (0..spec.models).step_by(MODELS_PER_BATCH) {
-        let ids: Vec<usize> = (start..spec.models.min(start + MODELS_PER_BATCH)).collect();
-        let seeds: Vec<u64> = ids.iter().map(|&i| model_seed(spec.seed ^ TREE_STREAM, i)).collect();
-        let subsets: Vec<Vec<usize>> = seeds.iter().map(|&s| class_subset(s, classes, tree.classes)).collect();
-        let pools: Vec<Vec<i64>> = subsets.iter().map(|set| data.train.y.iter().enumerate().filter(|(_, y)| set.contains(&(**y as usize))).map(|(i, _)| i as i64).collect()).collect();
-        if let Some(j) = pools.iter().position(Vec::is_empty) {
-            return Err(format!("`tree`: child {} fine-tunes on classes {:?}, which have no training examples (raise `train_subset`)", ids[j], subsets[j]));
-        }
-        let mut trainer = Trainer::with_pools(arch, data, &recipe, &seeds, pools);
-        trainer.set_weights(ids.iter().flat_map(|&i| root_weights[i % tree.roots].iter().copied()).collect());
-        for epoch in 1..=tree.epochs {
-            trainer.epoch();
-            if epoch + spec.keep.last_epochs > tree.epochs {
-                let flat = trainer.weights();
-                for (j, &model) in ids.iter().enumerate() {
-                    let side = if model < split.train { Side::Train } else { Side::Heldout };
-                    let mut c = Checkpoint::new(model, seeds[j], spec.train.epochs + epoch, 0, side);
-                    c.parent = Some(spec.models + model % tree.roots);
-                    c.classes = Some(subsets[j].clone());
-                    children.push((c, model_weights(&flat, j, arch)));
-                }
+    for ((lr_bits, epochs), members) in groups {
+        let mut recipe = spec.train.clone();
+        recipe.epochs = epochs;
+        recipe.lr = f64::from_bits(lr_bits);
+        for ids in members.chunks(MODELS_PER_BATCH) {
+            let seeds: Vec<u64> = ids.iter().map(|&i| model_seed(spec.seed ^ TREE_STREAM, i)).collect();
+            let subsets: Vec<Vec<usize>> = seeds.iter().map(|&s| class_subset(s, classes, tree.classes)).collect();
+            let pools: Vec<Vec<i64>> = subsets.iter().map(|set| data.train.y.iter().enumerate().filter(|(_, y)| set.contains(&(**y as usize))).map(|(i, _)| i as i64).collect()).collect();
+            if let Some(j) = pools.iter().position(Vec::is_empty) {
+                return Err(format!("`tree`: child {} fine-tunes on classes {:?}, which have no training examples (raise `train_subset`)", ids[j], subsets[j]));
             }
-            if let Some(pb) = progress {
-                pb.inc(ids.len() as u64);
+            let mut trainer = Trainer::with_pools(arch, data, &recipe, &seeds, pools);
+            trainer.set_weights(ids.iter().flat_map(|&i| root_weights[i % tree.roots].iter().copied()).collect());
+            for epoch in 1..=epochs {
+                trainer.epoch();
+                if epoch + spec.keep.last_epochs > epochs {
+                    let flat = trainer.weights();
+                    for (j, &model) in ids.iter().enumerate() {
+                        let side = if model < split.train { Side::Train } else { Side::Heldout };
+                        let mut c = Checkpoint::new(model, seeds[j], spec.train.epochs + epoch, 0, side);
+                        c.parent = Some(spec.models + model % tree.roots);
+                        c.classes = Some(subsets[j].clone());
+                        c.finetune = Some(super::Finetune { lr: recipe.lr, epochs });
+                        children.push((c, model_weights(&flat, j, arch)));
+                    }
+                }
+                if let Some(pb) = progress {
+                    pb.inc(ids.len() as u64);
+                }
             }
         }
     }
+    // Stored in model order, whatever the grouping.
+    children.sort_by_key(|(c, _)| (c.model, c.epoch));
     roots.extend(children);
     Ok(roots)
 }

@@ -10,6 +10,7 @@
 mod behaviour;
 mod distance;
 mod performance;
+pub mod probe;
 mod scoring;
 mod shape;
 mod weight_norm;

@@ -33,7 +33,7 @@ pub fn plugin_path(method: &MethodSpec, base_dir: &Path) -> Result<PathBuf> {
 }
 
 /// A request to run `job` for plugin `name` at `path` in a worker process.
-fn request(name: &str, path: PathBuf, limits: Limits, job: Job) -> Request {
+pub(crate) fn request(name: &str, path: PathBuf, limits: Limits, job: Job) -> Request {
     Request { plugin: name.to_string(), path, limits, cache_dir: weightlab_host::Runtime::default_cache_dir(), job }
 }
 
@@ -69,8 +69,10 @@ pub fn check_plugin(loaded: &Loaded, index: usize, d: &Description) -> Result<se
             return Err(Error::Config(format!("method `{}`: plugin `{}` is a {}, but the manifest says role = \"{wanted}\"", method.name, method.plugin, role_name(d.role))));
         }
     }
-    if d.role == Role::Probe {
-        return Err(Error::Config(format!("method `{}`: plugin `{}` is a probe; probes are not run as methods", method.name, method.plugin)));
+    match (d.role == Role::Probe, method.is_probe()) {
+        (true, false) => return Err(Error::Config(format!("method `{}`: plugin `{}` is a probe: say what it predicts with `target` (e.g. `target = \"classes\"`)", method.name, method.plugin))),
+        (false, true) => return Err(Error::Config(format!("method `{}`: plugin `{}` is a {}, not a probe, but the method has a `target`", method.name, method.plugin, role_name(d.role)))),
+        _ => {}
     }
     let config = config_json(method)?;
     crate::config_check::check(loaded, index, &method.plugin, &d.config_schema, &config).map_err(|e| Error::Config(format!("invalid config\n{e}")))?;
@@ -78,13 +80,13 @@ pub fn check_plugin(loaded: &Loaded, index: usize, d: &Description) -> Result<se
 }
 
 /// A method's `config` table as JSON (what plugins and their schemas read).
-fn config_json(method: &MethodSpec) -> Result<serde_json::Value> {
+pub(crate) fn config_json(method: &MethodSpec) -> Result<serde_json::Value> {
     serde_json::to_value(&method.config).map_err(|e| Error::Config(format!("method `{}`: config: {e}", method.name)))
 }
 
 /// What a method sees of a zoo: layout, its training checkpoints' figures on the training and
 /// validation data (never the test split), dataset identity.
-pub fn zoo_view(name: &str, arch: &str, zoo: &Zoo, rows: &[usize], dataset: &str, classes: usize) -> ZooView {
+pub fn zoo_view(name: &str, arch: &str, zoo: &Zoo, rows: &[usize], data: &weightlab_compute::data::Dataset) -> ZooView {
     let layout = zoo.layout();
     ZooView {
         name: name.to_string(),
@@ -103,11 +105,14 @@ pub fn zoo_view(name: &str, arch: &str, zoo: &Zoo, rows: &[usize], dataset: &str
                     validation_accuracy: c.validation_accuracy,
                     validation_loss: c.validation_loss,
                     parent: c.parent.map(|p| p as u32),
+                    classes: c.classes.iter().flatten().map(|&k| k as u32).collect(),
+                    task: c.task.map(|t| t as u32),
                 }
             })
             .collect(),
-        dataset: dataset.to_string(),
-        classes: classes as u32,
+        dataset: data.hash.clone(),
+        classes: data.class_names.len() as u32,
+        class_names: data.class_names.clone(),
     }
 }
 
@@ -120,17 +125,7 @@ impl Run {
         let zoo = self.zoo(&method.zoo)?;
         let config = config_json(&method)?;
         let rows = zoo.side(Side::Train);
-        let view = zoo_view(
-            &method.zoo,
-            zoo_spec.arch.descriptor().plugin_arch,
-            &zoo,
-            &rows,
-            &data.hash,
-            match data.task {
-                weightlab_compute::data::Task::Classification { classes } => classes,
-                weightlab_compute::data::Task::Regression => 0,
-            },
-        );
+        let view = zoo_view(&method.zoo, zoo_spec.arch.descriptor().plugin_arch, &zoo, &rows, &data);
         let p = zoo.layout().len();
         let job = Job::Run { zoo: view, rows: rows.len(), config, seed, sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), samples: method.samples };
         let request = request(&method.plugin, plugin_path(&method, self.base_dir())?, limits(&method.limits), job);

@@ -167,6 +167,32 @@ fn read_predictions(path: &Path) -> Result<Vec<Vec<u8>>> {
     Ok(if width == 0 { vec![Vec::new(); shape.first().copied().unwrap_or(0)] } else { bytes.chunks_exact(width).map(<[u8]>::to_vec).collect() })
 }
 
+/// Model trees of a model-tree zoo found from weights alone (every child, training and
+/// held-out, one checkpoint per model: the last), scored against the true parents; `None` for
+/// a zoo without trees.
+fn discover_trees(name: &str, zoo: &Zoo) -> Option<weightlab_results::TreeRow> {
+    let mut last: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
+    for (i, c) in zoo.checkpoints.iter().enumerate() {
+        if c.parent.is_some() && c.side != Side::Root {
+            last.insert(c.model, i);
+        }
+    }
+    if last.is_empty() {
+        return None;
+    }
+    let rows: Vec<usize> = last.into_values().collect();
+    let truth: Vec<usize> = rows.iter().map(|&i| zoo.checkpoints[i].parent.unwrap_or(0)).collect();
+    let found = weightlab_trees::discover(&weightlab_trees::euclidean(&zoo.stack(&rows), zoo.layout().len()), rows.len());
+    let count = |ids: &[usize]| ids.iter().collect::<std::collections::BTreeSet<_>>().len();
+    Some(weightlab_results::TreeRow {
+        zoo: name.to_string(),
+        models: rows.len(),
+        true_trees: count(&truth),
+        found_trees: count(&found),
+        ari: weightlab_trees::adjusted_rand_index(&found, &truth),
+    })
+}
+
 impl Run {
     /// The zoo's frame, with the training checkpoints' predictions from its reference stage.
     pub(crate) fn frame(&mut self, zoo_name: &str) -> Result<&ZooFrame> {
@@ -198,6 +224,10 @@ impl Run {
             scored.extend(score(&who, &against, &metrics, &frame));
         }
         scored.write(dir, &metrics)?;
+        if let Some(row) = discover_trees(zoo_name, &zoo) {
+            output::detail(&format!("model trees from weights alone: {} found, {} true, adjusted Rand index {:.3}", row.found_trees, row.true_trees, row.ari));
+            table_of(&[row]).write(dir, "trees")?;
+        }
         let keys: Vec<&str> = metrics.iter().map(|m| m.key).collect();
         write_predictions(&dir.join("predictions.safetensors"), &predictions)?;
         let p = zoo.layout().len().max(1);

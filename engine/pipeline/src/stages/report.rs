@@ -4,11 +4,11 @@
 
 use weightlab_manifest::StageKind;
 use weightlab_results::rows::{read_samples, read_table, samples_table, table_of};
-use weightlab_results::{FinetuneRow, LogRow, MessageRow, ParameterRow, RunRow, SampleRow, SimilarityRow, ZooRow};
+use weightlab_results::{FinetuneRow, LogRow, MessageRow, ParameterRow, ProbeRow, ProbeScoreRow, RunRow, SampleRow, SimilarityRow, TreeRow, ZooRow};
 
 use crate::error::{Error, Result, format, io};
 use crate::executor::Run;
-use crate::records::{MethodLog, MethodRecord};
+use crate::records::{MethodLog, MethodRecord, ProbeRecord};
 
 impl Run {
     pub(crate) fn run_report(&mut self) -> Result<()> {
@@ -19,6 +19,9 @@ impl Run {
         let mut logs: Vec<LogRow> = Vec::new();
         let mut messages: Vec<MessageRow> = Vec::new();
         let mut zoo_rows: Vec<ZooRow> = Vec::new();
+        let mut probes: Vec<ProbeRow> = Vec::new();
+        let mut probe_scores: Vec<ProbeScoreRow> = Vec::new();
+        let mut trees: Vec<TreeRow> = Vec::new();
         let mut plugins: Vec<String> = Vec::new();
         for stage in self.plan.stages.clone() {
             if !self.store.is_done(&stage) {
@@ -28,6 +31,7 @@ impl Run {
             match &stage.kind {
                 StageKind::Zoo { .. } => zoo_rows.extend(read_table::<ZooRow>(&dir, "zoo")?.into_iter().flatten()),
                 StageKind::Reference { .. } | StageKind::Evaluate { .. } => {
+                    trees.extend(read_table::<TreeRow>(&dir, "trees")?.into_iter().flatten());
                     samples.extend(read_samples(&dir)?.ok_or_else(|| Error::Missing(format!("{} has no samples table", stage.label())))?);
                     similarity.extend(read_table::<SimilarityRow>(&dir, "similarity")?.into_iter().flatten());
                     parameters.extend(read_table::<ParameterRow>(&dir, "parameters")?.into_iter().flatten());
@@ -39,6 +43,14 @@ impl Run {
                     messages.extend(log.messages.into_iter().map(|text| MessageRow { source: name.clone(), seed: *seed, text }));
                     logs.extend(log.metrics.into_iter().map(|m| LogRow { source: name.clone(), seed: *seed, name: m.name, step: m.step as u64, value: m.value.map_or(f64::NAN, f64::from) }));
                     let plugin = self.store.record::<MethodRecord>(&stage)?.provenance();
+                    if !plugins.contains(&plugin) {
+                        plugins.push(plugin);
+                    }
+                }
+                StageKind::Probe { .. } => {
+                    probes.extend(read_table::<ProbeRow>(&dir, "probes")?.into_iter().flatten());
+                    probe_scores.extend(read_table::<ProbeScoreRow>(&dir, "probe_scores")?.into_iter().flatten());
+                    let plugin = self.store.record::<ProbeRecord>(&stage)?.provenance();
                     if !plugins.contains(&plugin) {
                         plugins.push(plugin);
                     }
@@ -55,6 +67,9 @@ impl Run {
             ("similarity", table_of(&similarity)),
             ("parameters", table_of(&parameters)),
             ("finetune", table_of(&finetune)),
+            ("probes", table_of(&probes)),
+            ("probe_scores", table_of(&probe_scores)),
+            ("trees", table_of(&trees)),
             ("training_log", table_of(&logs)),
             ("messages", table_of(&messages)),
             ("failures", table_of(&self.failures)),

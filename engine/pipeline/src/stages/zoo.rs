@@ -26,7 +26,11 @@ impl Run {
             }
             None => {
                 let what = match &spec.tree {
-                    Some(t) => format!("{} roots × {} epochs, then {} children × {} epochs on {} classes each", t.roots, spec.train.epochs, spec.models, t.epochs, t.classes),
+                    Some(t) => {
+                        let list = |v: Vec<String>| if v.len() == 1 { v[0].clone() } else { format!("{{{}}}", v.join(", ")) };
+                        let epochs = list(t.epochs.values().iter().map(usize::to_string).collect());
+                        format!("{} roots × {} epochs, then {} children × {epochs} epochs on {} classes each", t.roots, spec.train.epochs, spec.models, t.classes)
+                    }
                     None => format!("{} models × {} epochs", spec.models, spec.train.epochs),
                 };
                 output::status("Training", &format!("zoo {name}: {what}, {} parameters each", arch.layout().len()));
@@ -78,9 +82,10 @@ pub fn zoo_rows(name: &str, zoo: &Zoo, spec: &weightlab_manifest::ZooSpec) -> Ve
             test_accuracy: c.test_accuracy.map(|a| a as f64),
             step: c.step,
             optimizer: optimizer.clone(),
-            lr: if imported { f64::NAN } else { spec.train.lr },
+            // A tree child's own fine-tuning recipe, else the zoo's.
+            lr: if imported { f64::NAN } else { c.finetune.map_or(spec.train.lr, |f| f.lr) },
             batch_size: if imported { 0 } else { spec.train.batch_size },
-            epochs: if imported { 0 } else { spec.train.epochs },
+            epochs: if imported { 0 } else { c.finetune.map_or(spec.train.epochs, |f| f.epochs) },
             file: c.file.clone(),
         })
         .collect()

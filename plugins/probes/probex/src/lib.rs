@@ -1,0 +1,282 @@
+//! `probex`: ProbeX (Horwitz et al., "Learning on Model Weights using Tree Experts", CVPR 2025)
+//! at CPU scale. For one layer's weight matrix W (out × in; a convolution as out × in·k·k):
+//! learned probe vectors U (in × r) give W·U, each of its r columns goes through a shared
+//! projection with a ReLU, the concatenation becomes the model's representation, and a task
+//! head predicts the target. The layer is chosen on validation models (a fifth of the training
+//! models) unless `layer` names one.
+//!
+//! `experts = true`: models fine-tuned from one foundation model form a tree; trees are found
+//! from the weights alone (single-linkage clustering, cut at the largest jump), one expert is
+//! trained per tree, and a router sends each model to the expert of the nearest tree centre.
+//!
+//! With label embeddings (`embed_labels` in the manifest) the head maps the representation
+//! into the embedding space and scores a label by the cosine with its embedding: labels never
+//! seen in training can be scored (zero-shot, as ProbeX aligns to CLIP text embeddings).
+
+use weightlab_sdk::prelude::*;
+use weightlab_sdk::probing::{self, LayerSlice, Standardize};
+
+/// Configuration of `probex`.
+#[derive(Deserialize, JsonSchema, Clone)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Parameter whose weight matrix is probed (a state_dict name such as `layers.3.weight`).
+    /// Default: the layer with the lowest validation loss.
+    #[serde(default)]
+    layer: Option<String>,
+    /// One expert per discovered model tree, with a router.
+    #[serde(default)]
+    experts: bool,
+    /// Probe vectors (columns of U).
+    #[serde(default = "default_probes")]
+    probes: usize,
+    /// Width of the shared projection of each probe response.
+    #[serde(default = "default_projection")]
+    projection: usize,
+    /// Width of the model representation.
+    #[serde(default = "default_representation")]
+    representation: usize,
+    /// Adam steps (full batch).
+    #[serde(default = "default_steps")]
+    steps: usize,
+    /// Adam steps per candidate layer when choosing the layer on validation models.
+    #[serde(default = "default_select_steps")]
+    select_steps: usize,
+    #[serde(default = "default_lr")]
+    lr: f32,
+    #[serde(default = "default_weight_decay")]
+    weight_decay: f32,
+    /// Trees with fewer training models than this share the single probe instead of an expert.
+    #[serde(default = "default_min_expert_models")]
+    min_expert_models: usize,
+}
+
+fn default_probes() -> usize {
+    16
+}
+fn default_projection() -> usize {
+    32
+}
+fn default_representation() -> usize {
+    64
+}
+fn default_steps() -> usize {
+    400
+}
+fn default_select_steps() -> usize {
+    150
+}
+fn default_lr() -> f32 {
+    3e-3
+}
+fn default_weight_decay() -> f32 {
+    1e-3
+}
+fn default_min_expert_models() -> usize {
+    6
+}
+
+/// Scale of cosine scores in the embedding head (a fixed temperature of 0.1).
+const COSINE_SCALE: f32 = 10.0;
+
+/// One ProbeX model on one layer.
+struct Expert {
+    u: Tensor,
+    projection: nn::Linear,
+    representation: nn::Linear,
+    head: nn::Linear,
+    /// Learned offset of embedding-head scores (one for all labels, so unseen ones get it too).
+    bias: Tensor,
+    inputs: Standardize,
+    /// Regression targets are learned standardised.
+    targets: Option<Standardize>,
+    embedded: bool,
+}
+
+impl Expert {
+    /// `x`: models × out × in (standardised).
+    fn represent(&self, x: &Tensor) -> Tensor {
+        let models = x.shape()[0];
+        let responses = x.matmul(&self.u).transpose(1, 2); // models × r × out
+        let projected = self.projection.forward(&responses).relu(); // models × r × projection
+        self.representation.forward(&projected.reshape(&[models as i64, -1])).relu()
+    }
+
+    /// Scores or values for `x` (standardised), against `embeddings` (labels × dim) if embedded.
+    fn forward(&self, x: &Tensor, embeddings: Option<&Tensor>) -> Tensor {
+        let z = self.head.forward(&self.represent(x));
+        match embeddings.filter(|_| self.embedded) {
+            Some(e) => unit_rows(&z).matmul(&unit_rows(e).transpose(0, 1)) * COSINE_SCALE + &self.bias,
+            None => z,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fit(x: &Tensor, labels: &Tensor, target: &Target, embeddings: Option<&Tensor>, c: &Config, steps: usize, seed: u64, progress: (usize, usize)) -> (Self, f32) {
+        let shape = x.shape();
+        let (out, inp) = (shape[1], shape[2]);
+        let inputs = Standardize::fit(x);
+        let xs = inputs.apply(x);
+        let targets = (target.kind == TargetKind::Regression).then(|| Standardize::fit(labels));
+        let ys = targets.as_ref().map_or_else(|| labels.clone(), |t| t.apply(labels));
+        let outputs = match embeddings {
+            Some(e) => e.shape()[1],
+            None => probing::outputs(target),
+        };
+        let expert = Expert {
+            u: (Tensor::randn(&[inp, c.probes], seed) * (1.0 / (inp as f32).sqrt())).parameter(),
+            projection: nn::Linear::new(out, c.projection, seed + 1),
+            representation: nn::Linear::new(c.probes * c.projection, c.representation, seed + 2),
+            head: nn::Linear::new(c.representation, outputs, seed + 3),
+            bias: Tensor::zeros(&[1]).parameter(),
+            inputs,
+            targets,
+            embedded: embeddings.is_some(),
+        };
+        let mut params = vec![&expert.u, &expert.bias];
+        params.extend(expert.projection.params());
+        params.extend(expert.representation.params());
+        params.extend(expert.head.params());
+        let last = probing::train(&params, steps, c.lr, c.weight_decay, progress, |_| probing::loss(target.kind, &expert.forward(&xs, embeddings), &ys));
+        (expert, last)
+    }
+
+    fn predict(&self, x: &Tensor, embeddings: Option<&Tensor>) -> Tensor {
+        let out = self.forward(&self.inputs.apply(x), embeddings).detach();
+        match &self.targets {
+            Some(t) => t.invert(&out),
+            None => out,
+        }
+    }
+}
+
+fn unit_rows(x: &Tensor) -> Tensor {
+    x / &x.square().sum(1, true).sqrt().clamp(1e-6, f32::MAX)
+}
+
+struct ProbeX {
+    layer: LayerSlice,
+    /// The single probe, or the fallback of small trees.
+    global: Expert,
+    /// (tree centre over all parameters, expert) per tree with its own expert.
+    experts: Vec<(Tensor, Expert)>,
+    /// Tree centres of trees without an expert (routed to `global`).
+    others: Vec<Tensor>,
+    embeddings: Option<Tensor>,
+}
+
+/// Rows `rows` of `x` (dimension 0).
+fn rows_of(x: &Tensor, rows: &[usize]) -> Tensor {
+    let index: Vec<f32> = rows.iter().map(|&r| r as f32).collect();
+    x.index_select(0, &Tensor::from_slice(&index, &[rows.len()]))
+}
+
+/// Picks the layer with the lowest validation loss: a fifth of the training models (at least
+/// two) are held back, a short ProbeX fits on the rest of each candidate layer.
+fn choose_layer(zoo: &Zoo, weights: &Tensor, labels: &Tensor, target: &Target, embeddings: Option<&Tensor>, c: &Config, seed: u64) -> Result<String, String> {
+    let candidates = probing::matrix_layers(zoo);
+    if candidates.is_empty() {
+        return Err("the layout has no weight matrix to probe".into());
+    }
+    let n = weights.shape()[0];
+    let order: Vec<usize> = Tensor::randperm(n, seed ^ 0x5E1E_C7).to_vec().iter().map(|&v| v as usize).collect();
+    let held = (n / 5).max(2).min(n.saturating_sub(2));
+    let (val, fit) = order.split_at(held);
+    let total = candidates.len() * c.select_steps;
+    let mut best: Option<(f32, String)> = None;
+    for (i, layer) in candidates.iter().enumerate() {
+        let x = probing::layer_matrix(zoo, weights, layer).ok_or_else(|| format!("`{layer}` is not a weight matrix"))?;
+        let (expert, _) = Expert::fit(&rows_of(&x, fit), &rows_of(labels, fit), target, embeddings, c, c.select_steps, seed + 10, (i * c.select_steps, total));
+        let xv = expert.inputs.apply(&rows_of(&x, val));
+        let yv = rows_of(labels, val);
+        let yv = expert.targets.as_ref().map_or(yv.clone(), |t| t.apply(&yv));
+        let loss = probing::loss(target.kind, &expert.forward(&xv, embeddings), &yv).item();
+        log::message(&format!("layer {layer}: validation loss {loss:.4}"));
+        if best.as_ref().is_none_or(|(b, _)| loss < *b) {
+            best = Some((loss, layer.clone()));
+        }
+    }
+    best.map(|(_, l)| l).ok_or_else(|| "no layer could be scored".into())
+}
+
+impl Probe for ProbeX {
+    type Config = Config;
+
+    fn describe() -> About {
+        About::probe(
+            "probex",
+            env!("CARGO_PKG_VERSION"),
+            "ProbeX: learned probe vectors on one layer's weight matrix, a shared projection and a task head; optionally one expert per discovered model tree with a router (Horwitz et al. 2025).",
+        )
+    }
+
+    fn fit(zoo: &Zoo, weights: Tensor, labels: Tensor, target: &Target, label_embeddings: Option<Tensor>, c: Config, seed: u64) -> Result<Self, String> {
+        if c.probes == 0 || c.projection == 0 || c.representation == 0 || c.steps == 0 {
+            return Err("probes, projection, representation and steps must be positive".into());
+        }
+        let n = weights.shape()[0];
+        if n < 4 {
+            return Err(format!("{n} training models are too few to fit a probe"));
+        }
+        let embeddings = label_embeddings.as_ref();
+        let layer = match &c.layer {
+            Some(l) => {
+                if probing::layer_matrix(zoo, &weights, l).is_none() {
+                    return Err(format!("`layer = \"{l}\"` is not a weight matrix of this zoo; matrices: {}", probing::matrix_layers(zoo).join(", ")));
+                }
+                l.clone()
+            }
+            None => choose_layer(zoo, &weights, &labels, target, embeddings, &c, seed)?,
+        };
+        log::message(&format!("probing layer {layer}"));
+        let slice = LayerSlice::find(zoo, &layer).ok_or_else(|| format!("`{layer}` is not a weight matrix"))?;
+        let x = slice.take(&weights);
+        let (global, loss) = Expert::fit(&x, &labels, target, embeddings, &c, c.steps, seed, (0, c.steps));
+        log::metric("train-loss", c.steps, loss);
+        let mut experts = Vec::new();
+        let mut others = Vec::new();
+        if c.experts {
+            let trees = probing::discover_trees(&weights);
+            let count = trees.iter().max().map_or(0, |m| m + 1);
+            log::message(&format!("experts: {count} trees found among {n} training models"));
+            log::metric("trees", 0, count as f32);
+            for t in 0..count {
+                let members: Vec<usize> = (0..n).filter(|&i| trees[i] == t).collect();
+                let centre = rows_of(&weights, &members).mean(0, true);
+                if members.len() < c.min_expert_models || count == 1 {
+                    others.push(centre);
+                    continue;
+                }
+                let (expert, loss) = Expert::fit(&rows_of(&x, &members), &rows_of(&labels, &members), target, embeddings, &c, c.steps, seed + 100 + t as u64, (0, c.steps));
+                log::metric(&format!("expert-{t}-train-loss"), c.steps, loss);
+                experts.push((centre, expert));
+            }
+        }
+        Ok(ProbeX { layer: slice, global, experts, others, embeddings: label_embeddings })
+    }
+
+    fn predict(&mut self, weights: Tensor, label_embeddings: Option<Tensor>) -> Result<Tensor, String> {
+        let models = weights.shape()[0];
+        let embeddings = label_embeddings.as_ref().or(self.embeddings.as_ref());
+        let x = self.layer.take(&weights);
+        let global = self.global.predict(&x, embeddings);
+        if self.experts.is_empty() {
+            return Ok(global);
+        }
+        // Route each model to the nearest tree centre; trees without an expert use the global probe.
+        let centres: Vec<&Tensor> = self.experts.iter().map(|(c, _)| c).chain(self.others.iter()).collect();
+        let centre_matrix = Tensor::cat(&centres, 0);
+        let d = (weights.unsqueeze(1) - centre_matrix.unsqueeze(0)).square().sum(2, false); // models × trees
+        let route: Vec<usize> = (d * -1.0).argmax(1).to_vec().iter().map(|&v| v as usize).collect();
+        let mut out = global.clone();
+        for (t, (_, expert)) in self.experts.iter().enumerate() {
+            let mask: Vec<f32> = route.iter().map(|&r| if r == t { 1.0 } else { 0.0 }).collect();
+            let mask = Tensor::from_slice(&mask, &[models, 1]);
+            let prediction = expert.predict(&x, embeddings);
+            out = &out + &(&mask * &(prediction - &out));
+        }
+        Ok(out)
+    }
+}
+
+weightlab_sdk::export_probe!(ProbeX);
