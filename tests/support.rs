@@ -9,14 +9,14 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The `weightlab` binary built alongside the tests: `cargo test --workspace` (what
-/// `make test` runs) builds it next to the test's own `deps/` folder.
 /// The plugin ABI version of `plugins/wit` (its `package weightlab:plugin@…` line).
 pub fn abi_version() -> String {
     let wit = std::fs::read_to_string(root().join("plugins/wit/weightlab.wit")).expect("plugins/wit/weightlab.wit");
     wit.lines().find_map(|l| l.trim().strip_prefix("package weightlab:plugin@")).expect("package line").trim_end_matches(';').to_string()
 }
 
+/// The `weightlab` binary built alongside the tests: `cargo test --workspace` (what
+/// `make test` runs) builds it next to the test's own `deps/` folder.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(Path::parent).expect("target profile dir");

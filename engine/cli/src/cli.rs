@@ -52,6 +52,13 @@ pub enum Command {
     Schema,
     /// List the available method plugins with their role and version.
     Plugins,
+    /// Text embeddings (all-MiniLM-L6-v2, run natively and offline) of the given texts, as a
+    /// JSON array of 384-d unit vectors: what probes see as label embeddings.
+    Embed {
+        /// Texts to embed, e.g. "a photo of a sneaker".
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
     /// Benchmarks, each against its reference in the same run (ratios, not absolute claims).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -118,6 +125,8 @@ pub enum PluginCommand {
 pub enum NewRole {
     Generator,
     Baseline,
+    /// Predicts a property of models from their weights.
+    Probe,
 }
 
 impl NewRole {
@@ -125,6 +134,7 @@ impl NewRole {
         match self {
             NewRole::Generator => "generator",
             NewRole::Baseline => "baseline",
+            NewRole::Probe => "probe",
         }
     }
 }

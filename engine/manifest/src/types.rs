@@ -355,7 +355,8 @@ pub struct TreeSpec {
     #[serde(default = "one_cycle")]
     pub epochs: Cycle<usize>,
     /// Learning rate of fine-tuning (default: the training learning rate); a list is cycled
-    /// over the children of each root (crossed with `epochs`), making it a label.
+    /// over the children of each root (crossed with `epochs`), making it a label. 0 keeps
+    /// every child a copy of its root: a control zoo whose weights carry no class label.
     #[serde(default)]
     pub lr: Option<Cycle<f64>>,
 }

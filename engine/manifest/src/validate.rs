@@ -276,8 +276,8 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
             }
             if let Some(lr) = &tree.lr {
                 let lrs = lr.values();
-                if lrs.is_empty() || lrs.iter().any(|v| !(*v > 0.0 && v.is_finite())) {
-                    out.push(Diagnostic::new(format!("zoo `{name}`: `tree.lr` must hold positive numbers"), at("lr")));
+                if lrs.is_empty() || lrs.iter().any(|v| !(*v >= 0.0 && v.is_finite())) {
+                    out.push(Diagnostic::new(format!("zoo `{name}`: `tree.lr` must hold numbers ≥ 0 (0: children stay copies of their root, a control)"), at("lr")));
                 }
             }
             match classes {

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use weightlab_manifest::Manifest;
 use weightlab_report::metrics::MetricColumn;
-use weightlab_report::{Failure, PlotSet, ReportContext, Row};
+use weightlab_report::{Failure, PlotSet, ProbeTable, ProbeTableRow, ReportContext, Row, TreeDiscovery};
 use weightlab_results::rows::{read_samples, read_table};
-use weightlab_results::{FailureRow, FinetuneRow, LogRow, ParameterRow, RunRow, SampleRow, SimilarityRow, ZooRow};
+use weightlab_results::{FailureRow, FinetuneRow, LogRow, ParameterRow, ProbeScoreRow, RunRow, SampleRow, SimilarityRow, Stat, TreeRow, ZooRow};
 
 use crate::error::{Error, Result, format, io};
 use crate::metrics::{self, Direction, Metric};
@@ -26,6 +26,8 @@ struct RunTables {
     logs: Vec<LogRow>,
     failures: Vec<FailureRow>,
     zoo: Vec<ZooRow>,
+    probe_scores: Vec<ProbeScoreRow>,
+    trees: Vec<TreeRow>,
     stages: Vec<(String, f64, bool)>,
 }
 
@@ -44,6 +46,8 @@ fn read_run(dir: &Path) -> Result<RunTables> {
         logs: read_table(dir, "training_log")?.unwrap_or_default(),
         failures: read_table(dir, "failures")?.unwrap_or_default(),
         zoo: read_table(dir, "zoo")?.unwrap_or_default(),
+        probe_scores: read_table(dir, "probe_scores")?.unwrap_or_default(),
+        trees: read_table(dir, "trees")?.unwrap_or_default(),
         manifest,
         manifest_text,
         run,
@@ -75,6 +79,8 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
     let mut finetune = Vec::new();
     let mut logs = Vec::new();
     let mut failures = Vec::new();
+    let mut probe_scores = Vec::new();
+    let mut trees = Vec::new();
     let mut order: Vec<String> = Vec::new();
     for (i, r) in runs.iter().enumerate() {
         samples.extend(r.samples.iter().cloned().map(|mut s| {
@@ -99,6 +105,11 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         }));
         failures.extend(r.failures.iter().map(|f| Failure { stage: label(i, &f.stage), method: label(i, &f.method), reason: f.reason.clone() }));
         order.extend(r.manifest.method.iter().map(|m| label(i, &m.name)));
+        probe_scores.extend(r.probe_scores.iter().cloned().map(|mut p| {
+            p.method = label(i, &p.method);
+            p
+        }));
+        trees.extend(r.trees.iter().map(|t| TreeDiscovery { zoo: label(i, &t.zoo), models: t.models, true_trees: t.true_trees, found_trees: t.found_trees, ari: t.ari }));
     }
 
     // Columns: the registry's shown metrics that some row has, in registry order.
@@ -120,7 +131,7 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         })
         .collect();
     for (i, r) in runs.iter().enumerate() {
-        for m in &r.manifest.method {
+        for m in r.manifest.method.iter().filter(|m| !m.is_probe()) {
             let name = label(i, &m.name);
             if !rows.iter().any(|row| row.method == name) {
                 let reason = failures.iter().find(|f| f.method == name).map(|f| f.reason.lines().next().unwrap_or("").to_string()).unwrap_or_else(|| "not run (a stage it needs failed)".into());
@@ -198,6 +209,8 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         stages: runs.iter().enumerate().flat_map(|(i, r)| r.stages.iter().map(move |(s, t, c)| (label(i, s), *t, *c))).collect(),
         manifest: runs.iter().map(|r| r.manifest_text.clone()).collect::<Vec<_>>().join("\n# ----\n"),
         zoos,
+        probes: probe_tables(&probe_scores, &position),
+        trees,
     };
     ctx.mark_best();
     let html = weightlab_report::render(&ctx, template)?;
@@ -211,12 +224,62 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
 
 /// How the report shows a registry metric.
 fn column(m: &Metric) -> MetricColumn {
-    let direction = match m.direction {
+    MetricColumn { key: m.key.into(), label: m.label.into(), unit: m.unit.into(), direction: direction(m.direction).into(), digits: m.digits, help: m.help.into() }
+}
+
+fn direction(d: Direction) -> &'static str {
+    match d {
         Direction::Higher => "higher",
         Direction::Lower => "lower",
         Direction::None => "none",
-    };
-    MetricColumn { key: m.key.into(), label: m.label.into(), unit: m.unit.into(), direction: direction.into(), digits: m.digits, help: m.help.into() }
+    }
+}
+
+/// One table per (zoo, target) of the probe runs: each probe method's metrics over seeds (mean
+/// ± 95 % t-interval) beside the chance level, columns in registry order.
+fn probe_tables(scores: &[ProbeScoreRow], position: &dyn Fn(&str) -> usize) -> Vec<ProbeTable> {
+    let mut targets: Vec<(String, String)> = scores.iter().map(|s| (s.zoo.clone(), s.target.clone())).collect();
+    targets.sort();
+    targets.dedup();
+    targets
+        .into_iter()
+        .map(|(zoo, target)| {
+            let here: Vec<&ProbeScoreRow> = scores.iter().filter(|s| s.zoo == zoo && s.target == target).collect();
+            let metrics: Vec<&metrics::probe::ProbeMetric> = metrics::probe::PROBE_REGISTRY.iter().copied().filter(|m| here.iter().any(|s| s.metric == m.key && s.value.is_finite())).collect();
+            let mut methods: Vec<(String, String)> = here.iter().map(|s| (s.method.clone(), s.plugin.clone())).collect();
+            methods.sort_by_key(|(m, _)| (position(m), m.clone()));
+            methods.dedup();
+            let rows = methods
+                .into_iter()
+                .map(|(method, plugin)| {
+                    let mine: Vec<&&ProbeScoreRow> = here.iter().filter(|s| s.method == method).collect();
+                    let seeds = mine.iter().map(|s| s.seed).collect::<std::collections::BTreeSet<_>>().len() as u32;
+                    let per_metric = |key: &str| mine.iter().filter(|s| s.metric == key).copied().copied().collect::<Vec<&ProbeScoreRow>>();
+                    let values = metrics
+                        .iter()
+                        .map(|m| {
+                            let all = per_metric(m.key);
+                            let finite: Vec<f64> = all.iter().map(|s| s.value).filter(|v| v.is_finite()).collect();
+                            (!finite.is_empty()).then(|| {
+                                let (mean, sd, ci95) = weightlab_results::aggregate::over_seeds(&finite);
+                                Stat { mean, sd, ci95, seeds: finite.len() as u32, non_finite: (all.len() - finite.len()) as u32 }
+                            })
+                        })
+                        .collect();
+                    let chance = metrics
+                        .iter()
+                        .map(|m| {
+                            let c: Vec<f64> = per_metric(m.key).iter().map(|s| s.chance).filter(|v| v.is_finite()).collect();
+                            (!c.is_empty()).then(|| c.iter().sum::<f64>() / c.len() as f64)
+                        })
+                        .collect();
+                    ProbeTableRow { method, plugin, seeds, values, chance, best: Vec::new() }
+                })
+                .collect();
+            let columns = metrics.iter().map(|m| MetricColumn { key: m.key.into(), label: m.label.into(), unit: String::new(), direction: direction(m.direction).into(), digits: 3, help: m.help.into() }).collect();
+            ProbeTable { zoo, target, metrics: columns, rows }
+        })
+        .collect()
 }
 
 /// The plots `[report] plots` selects, drawn per zoo (zoos in name order), then the

@@ -53,6 +53,40 @@ impl PlotSet {
     }
 }
 
+/// One probe target's results: a row per probe method, a column per metric of that target.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeTable {
+    pub zoo: String,
+    /// `classes`, `parent`, `test-accuracy`, `lr`, …
+    pub target: String,
+    pub metrics: Vec<MetricColumn>,
+    pub rows: Vec<ProbeTableRow>,
+}
+
+/// One probe method in a [`ProbeTable`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeTableRow {
+    pub method: String,
+    pub plugin: String,
+    pub seeds: u32,
+    /// Per metric column: the figure over seeds (`None`: not computed for this method).
+    pub values: Vec<Option<Stat>>,
+    /// Per metric column: what a probe that ignores the weights scores.
+    pub chance: Vec<Option<f64>>,
+    /// Keys of the metrics this row is best at within its table.
+    pub best: Vec<String>,
+}
+
+/// Model trees found from weights alone (one row per model-tree zoo).
+#[derive(Debug, Clone, Serialize)]
+pub struct TreeDiscovery {
+    pub zoo: String,
+    pub models: usize,
+    pub true_trees: usize,
+    pub found_trees: usize,
+    pub ari: f64,
+}
+
 /// Everything the template sees.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportContext {
@@ -72,11 +106,31 @@ pub struct ReportContext {
     pub manifest: String,
     /// (zoo, text) one-line descriptions of the zoos.
     pub zoos: Vec<(String, String)>,
+    /// Probe results, one table per (zoo, target).
+    pub probes: Vec<ProbeTable>,
+    /// Model-tree discovery per model-tree zoo.
+    pub trees: Vec<TreeDiscovery>,
 }
 
 impl ReportContext {
-    /// Marks, per zoo and metric, the rows with the best mean (by the metric's direction).
+    /// Marks, per zoo and metric, the rows with the best mean (by the metric's direction), in
+    /// the summary and in every probe table.
     pub fn mark_best(&mut self) {
+        for table in &mut self.probes {
+            for (m, column) in table.metrics.iter().enumerate() {
+                let higher = match column.direction.as_str() {
+                    "higher" => true,
+                    "lower" => false,
+                    _ => continue,
+                };
+                let mean = |r: &ProbeTableRow| r.values.get(m).copied().flatten().map(|s| s.mean).filter(|v| v.is_finite());
+                if let Some(best) = table.rows.iter().filter_map(mean).reduce(|a, v| if higher { a.max(v) } else { a.min(v) }) {
+                    for r in table.rows.iter_mut().filter(|r| mean(r).is_some_and(|v| (v - best).abs() <= 1e-12 * best.abs().max(1.0))) {
+                        r.best.push(column.key.clone());
+                    }
+                }
+            }
+        }
         for (m, column) in self.metrics.iter().enumerate() {
             let higher = match column.direction.as_str() {
                 "higher" => true,

@@ -219,8 +219,8 @@ pub struct ProbeScoreRow {
     pub metric: String,
     #[serde(deserialize_with = "f64_or_nan")]
     pub value: f64,
-    /// What a probe that reads nothing from the weights scores in expectation (from the
-    /// labels' frequencies; 0 for R² and Kendall's τ).
+    /// What a probe that reads nothing from the weights scores in expectation (a random
+    /// ranking's mAP, k/labels for top-k accuracy, 1/labels for one label; 0 for R² and τ).
     #[serde(default = "nan", deserialize_with = "f64_or_nan")]
     pub chance: f64,
 }

@@ -25,6 +25,7 @@ pub fn outputs(target: &Target) -> usize {
 }
 
 /// Per-column standardisation fitted on training rows (columns with no spread are centred only).
+#[derive(Clone)]
 pub struct Standardize {
     mean: Tensor,
     std: Tensor,

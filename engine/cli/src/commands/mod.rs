@@ -2,6 +2,7 @@
 //! finished with failed stages or an internal error, 2 a manifest that does not validate.
 
 mod bench;
+mod embed;
 mod plan;
 mod plugin;
 mod plugins;
@@ -23,6 +24,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Plan(args) => plan::plan(&args),
         Command::Schema => schema::schema(),
         Command::Plugins => plugins::list(),
+        Command::Embed { texts } => embed::embed(&texts),
         Command::Bench(BenchCommand::Plugin(args)) => bench::plugin(&args),
         Command::Bench(BenchCommand::Zoo(args)) => bench::zoo(&args),
         Command::Bench(BenchCommand::Pdiff(args)) => bench::pdiff(&args),

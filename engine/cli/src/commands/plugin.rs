@@ -9,6 +9,7 @@ use weightlab_pipeline::output;
 
 const CARGO_TOML: &str = include_str!("../../../../plugins/template/Cargo.toml.in");
 const LIB_RS: &str = include_str!("../../../../plugins/template/src/lib.rs.in");
+const PROBE_RS: &str = include_str!("../../../../plugins/template/src/probe.rs.in");
 
 /// The SDK of this checkout (plugins depend on it by path).
 fn sdk_path() -> PathBuf {
@@ -28,7 +29,7 @@ pub fn new(name: &str, role: &str, dir: &Path) -> Result<i32> {
     let fill = |text: &str| text.replace("{{name}}", name).replace("{{crate_name}}", name).replace("{{role}}", role).replace("{{sdk_path}}", &sdk_path().display().to_string());
     std::fs::create_dir_all(target.join("src")).with_context(|| format!("creating {}", target.display()))?;
     std::fs::write(target.join("Cargo.toml"), fill(CARGO_TOML))?;
-    std::fs::write(target.join("src/lib.rs"), fill(LIB_RS))?;
+    std::fs::write(target.join("src/lib.rs"), fill(if role == "probe" { PROBE_RS } else { LIB_RS }))?;
     output::status("Created", &format!("{role} plugin `{name}` in {} — build it with `weightlab plugin build {}`", target.display(), target.display()));
     Ok(0)
 }

@@ -5,22 +5,53 @@
 //! label, higher = more likely. Functions return NaN when a figure is undefined (no positive
 //! example of a label, constant truth), never a made-up 0.
 
-/// Average precision of one label: the mean, over the positive models, of the precision among
-/// the models ranked at or above it (sklearn's `average_precision_score`; tied scores are
-/// ranked pessimistically, positives last). NaN when no model is positive.
+/// Average precision of one label: Σₙ (Rₙ − Rₙ₋₁) Pₙ over the distinct score thresholds, from
+/// the highest down (sklearn's `average_precision_score`; models with tied scores enter
+/// together, so a constant score gets the positives' share). NaN when no model is positive.
 pub fn average_precision(scores: &[f32], truth: &[bool]) -> f64 {
     let positives = truth.iter().filter(|t| **t).count();
     if positives == 0 {
         return f64::NAN;
     }
     let mut order: Vec<usize> = (0..scores.len()).collect();
-    // Descending score; among ties, negatives first (no credit for a tie).
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(truth[a].cmp(&truth[b])));
-    let (mut hits, mut sum) = (0usize, 0.0);
-    for (rank, &i) in order.iter().enumerate() {
-        if truth[i] {
-            hits += 1;
-            sum += hits as f64 / (rank + 1) as f64;
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut hits, mut ap, mut recall) = (0usize, 0.0, 0.0);
+    let mut i = 0;
+    while i < order.len() {
+        // Everything tied with order[i] crosses the threshold at once.
+        let mut j = i;
+        while j < order.len() && scores[order[j]] == scores[order[i]] {
+            hits += usize::from(truth[order[j]]);
+            j += 1;
+        }
+        let r = hits as f64 / positives as f64;
+        ap += (r - recall) * hits as f64 / j as f64;
+        recall = r;
+        i = j;
+    }
+    ap
+}
+
+/// Expected average precision of a random ranking of `n` models with `positives` positive
+/// (no ties): Σᵢ E[i / Rᵢ] / positives, where Rᵢ, the rank of the i-th positive, has
+/// P(Rᵢ = r) = C(r−1, i−1)·C(n−r, positives−i) / C(n, positives). Above the positives' share
+/// when they are few: the chance level mAP must be compared with. NaN with no positive.
+pub fn random_average_precision(n: usize, positives: usize) -> f64 {
+    if positives == 0 || positives > n {
+        return f64::NAN;
+    }
+    // ln C(a, b) through ln Γ sums (exact enough for n in the thousands).
+    let ln_fact: Vec<f64> = std::iter::once(0.0).chain((1..=n).scan(0.0, |acc, k| {
+        *acc += (k as f64).ln();
+        Some(*acc)
+    })).collect();
+    let ln_choose = |a: usize, b: usize| ln_fact[a] - ln_fact[b] - ln_fact[a - b];
+    let total = ln_choose(n, positives);
+    let mut sum = 0.0;
+    for i in 1..=positives {
+        for r in i..=n - (positives - i) {
+            let p = (ln_choose(r - 1, i - 1) + ln_choose(n - r, positives - i) - total).exp();
+            sum += p * i as f64 / r as f64;
         }
     }
     sum / positives as f64
@@ -115,9 +146,23 @@ mod tests {
         let ap = average_precision(&[0.9, 0.8, 0.7], &[true, false, true]);
         assert!((ap - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
         assert!(average_precision(&[0.1, 0.2], &[false, false]).is_nan());
-        // A perfect ranking scores 1; ties give no credit.
+        // A perfect ranking scores 1; a constant score, the positives' share.
         assert_eq!(average_precision(&[0.9, 0.1], &[true, false]), 1.0);
-        assert!((average_precision(&[0.5, 0.5], &[true, false]) - 0.5).abs() < 1e-12);
+        assert!((average_precision(&[0.5; 4], &[true, false, false, true]) - 0.5).abs() < 1e-12);
+        // sklearn.metrics.average_precision_score([1, 0, 1, 0, 1], [0.8, 0.8, 0.3, 0.5, 0.1])
+        // = 0.5333… (the tie at 0.8: precision 1/2 at recall 1/3; then 1/2 at 2/3, 3/5 at 1).
+        let ap = average_precision(&[0.8, 0.8, 0.3, 0.5, 0.1], &[true, false, true, false, true]);
+        assert!((ap - (1.0 / 3.0 * 0.5 + 1.0 / 3.0 * 0.5 + 1.0 / 3.0 * 0.6)).abs() < 1e-12, "{ap}");
+    }
+
+    #[test]
+    fn random_ranking_ap_is_exact() {
+        // n = 3, one positive at rank 1, 2 or 3: (1 + 1/2 + 1/3) / 3.
+        assert!((random_average_precision(3, 1) - (1.0 + 0.5 + 1.0 / 3.0) / 3.0).abs() < 1e-12);
+        // Everything positive: precision 1 everywhere.
+        assert!((random_average_precision(5, 5) - 1.0).abs() < 1e-12);
+        // Many models: close to the positives' share.
+        assert!((random_average_precision(2000, 400) - 0.2).abs() < 0.01);
     }
 
     #[test]

@@ -60,11 +60,12 @@ pub fn for_kind(kind: TargetKind) -> Vec<&'static ProbeMetric> {
 
 const LABELS: &[TargetKind] = &[TargetKind::MultiLabel, TargetKind::SingleLabel];
 
-/// Share of positives per column, averaged over `columns` (the expected AP of a random ranking).
-fn prevalence(p: &Predictions, columns: &[usize]) -> f64 {
+/// Expected mAP over `columns` of a random ranking of the held-out models (per column from its
+/// count of positives; columns without one are left out, as in the mAP itself).
+fn random_map(p: &Predictions, columns: &[usize]) -> f64 {
     let rows = p.truth.len() / p.cols.max(1);
-    let shares: Vec<f64> = columns.iter().map(|&c| (0..rows).filter(|&r| p.truth[r * p.cols + c] > 0.5).count() as f64 / rows.max(1) as f64).filter(|s| *s > 0.0).collect();
-    if shares.is_empty() { f64::NAN } else { shares.iter().sum::<f64>() / shares.len() as f64 }
+    let aps: Vec<f64> = columns.iter().map(|&c| probing::random_average_precision(rows, (0..rows).filter(|&r| p.truth[r * p.cols + c] > 0.5).count())).filter(|ap| ap.is_finite()).collect();
+    if aps.is_empty() { f64::NAN } else { aps.iter().sum::<f64>() / aps.len() as f64 }
 }
 
 /// Expected top-k accuracy of a random ranking: k true labels among `columns`, k drawn.
@@ -98,9 +99,9 @@ pub const MAP: ProbeMetric = ProbeMetric {
     label: "mAP",
     direction: Direction::Higher,
     applies: &[TargetKind::MultiLabel],
-    help: "Mean over the seen classes of the average precision of ranking held-out models by the class's score (macro mAP, as ProbeX reports).",
+    help: "Mean over the seen classes of the average precision of ranking held-out models by the class's score (macro mAP, as ProbeX reports). Chance: the expected mAP of a random ranking, above the classes' share when held-out models are few.",
     compute: |p| probing::mean_average_precision(&p.scores, &p.truth, p.cols, &p.seen),
-    chance: |p| prevalence(p, &p.seen),
+    chance: |p| random_map(p, &p.seen),
 };
 
 pub const ZERO_SHOT_MAP: ProbeMetric = ProbeMetric {
@@ -110,7 +111,7 @@ pub const ZERO_SHOT_MAP: ProbeMetric = ProbeMetric {
     applies: &[TargetKind::MultiLabel],
     help: "mAP over the classes withheld from training (`unseen_classes`), scored through their text embeddings only.",
     compute: |p| if p.unseen.is_empty() { f64::NAN } else { probing::mean_average_precision(&p.scores, &p.truth, p.cols, &p.unseen) },
-    chance: |p| if p.unseen.is_empty() { f64::NAN } else { prevalence(p, &p.unseen) },
+    chance: |p| if p.unseen.is_empty() { f64::NAN } else { random_map(p, &p.unseen) },
 };
 
 pub const ZERO_SHOT_ACCURACY: ProbeMetric = ProbeMetric {
@@ -160,12 +161,12 @@ mod tests {
 
     #[test]
     fn chance_levels() {
-        // Two of four classes per model: random top-k recovers half, AP of a random ranking
-        // is the prevalence.
+        // Two of four classes per model: random top-k recovers half; each class has one
+        // positive among two models: a random ranking's AP is (1 + 1/2) / 2.
         let truth = vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0];
         let p = Predictions { kind: TargetKind::MultiLabel, cols: 4, scores: vec![0.0; 8], truth, seen: vec![0, 1, 2, 3], unseen: vec![] };
         assert_eq!((ACCURACY.chance)(&p), 0.5);
-        assert_eq!((MAP.chance)(&p), 0.5);
+        assert!(((MAP.chance)(&p) - 0.75).abs() < 1e-12);
         assert!((ZERO_SHOT_MAP.compute)(&p).is_nan());
     }
 }

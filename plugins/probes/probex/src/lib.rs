@@ -8,6 +8,9 @@
 //! `experts = true`: models fine-tuned from one foundation model form a tree; trees are found
 //! from the weights alone (single-linkage clustering, cut at the largest jump), one expert is
 //! trained per tree, and a router sends each model to the expert of the nearest tree centre.
+//! Unlike the paper, whose trees hold thousands of models, an expert starts from the probe
+//! fitted on every tree and is fine-tuned on its own tree's models (`expert_steps`): with a few
+//! dozen models per tree, an expert trained from scratch has too little to learn from.
 //!
 //! With label embeddings (`embed_labels` in the manifest) the head maps the representation
 //! into the embedding space and scores a label by the cosine with its embedding: labels never
@@ -46,6 +49,9 @@ struct Config {
     lr: f32,
     #[serde(default = "default_weight_decay")]
     weight_decay: f32,
+    /// Adam steps of each expert, starting from the probe fitted on all trees.
+    #[serde(default = "default_expert_steps")]
+    expert_steps: usize,
     /// Trees with fewer training models than this share the single probe instead of an expert.
     #[serde(default = "default_min_expert_models")]
     min_expert_models: usize,
@@ -65,6 +71,9 @@ fn default_steps() -> usize {
 }
 fn default_select_steps() -> usize {
     150
+}
+fn default_expert_steps() -> usize {
+    200
 }
 fn default_lr() -> f32 {
     3e-3
@@ -111,34 +120,60 @@ impl Expert {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn fit(x: &Tensor, labels: &Tensor, target: &Target, embeddings: Option<&Tensor>, c: &Config, steps: usize, seed: u64, progress: (usize, usize)) -> (Self, f32) {
+    /// A fresh expert for `x` (models × out × in) and `labels`, with its standardisations
+    /// fitted on them; untrained.
+    fn new(x: &Tensor, labels: &Tensor, target: &Target, embeddings: Option<&Tensor>, c: &Config, seed: u64) -> Self {
         let shape = x.shape();
         let (out, inp) = (shape[1], shape[2]);
-        let inputs = Standardize::fit(x);
-        let xs = inputs.apply(x);
-        let targets = (target.kind == TargetKind::Regression).then(|| Standardize::fit(labels));
-        let ys = targets.as_ref().map_or_else(|| labels.clone(), |t| t.apply(labels));
         let outputs = match embeddings {
             Some(e) => e.shape()[1],
             None => probing::outputs(target),
         };
-        let expert = Expert {
+        Expert {
             u: (Tensor::randn(&[inp, c.probes], seed) * (1.0 / (inp as f32).sqrt())).parameter(),
             projection: nn::Linear::new(out, c.projection, seed + 1),
             representation: nn::Linear::new(c.probes * c.projection, c.representation, seed + 2),
             head: nn::Linear::new(c.representation, outputs, seed + 3),
             bias: Tensor::zeros(&[1]).parameter(),
-            inputs,
-            targets,
+            inputs: Standardize::fit(x),
+            targets: (target.kind == TargetKind::Regression).then(|| Standardize::fit(labels)),
             embedded: embeddings.is_some(),
-        };
-        let mut params = vec![&expert.u, &expert.bias];
-        params.extend(expert.projection.params());
-        params.extend(expert.representation.params());
-        params.extend(expert.head.params());
-        let last = probing::train(&params, steps, c.lr, c.weight_decay, progress, |_| probing::loss(target.kind, &expert.forward(&xs, embeddings), &ys));
-        (expert, last)
+        }
+    }
+
+    /// A copy with its own parameters (same values, fresh leaves), to fine-tune.
+    fn copy(&self) -> Self {
+        let p = |t: &Tensor| t.detach().parameter();
+        let linear = |l: &nn::Linear| nn::Linear { weight: p(&l.weight), bias: p(&l.bias) };
+        Expert {
+            u: p(&self.u),
+            projection: linear(&self.projection),
+            representation: linear(&self.representation),
+            head: linear(&self.head),
+            bias: p(&self.bias),
+            inputs: self.inputs.clone(),
+            targets: self.targets.clone(),
+            embedded: self.embedded,
+        }
+    }
+
+    /// Trains on `x` and `labels` for `steps` full-batch AdamW steps; returns the last loss.
+    #[allow(clippy::too_many_arguments)]
+    fn train(&self, x: &Tensor, labels: &Tensor, target: &Target, embeddings: Option<&Tensor>, c: &Config, steps: usize, progress: (usize, usize)) -> f32 {
+        let xs = self.inputs.apply(x);
+        let ys = self.targets.as_ref().map_or_else(|| labels.clone(), |t| t.apply(labels));
+        let mut params = vec![&self.u, &self.bias];
+        params.extend(self.projection.params());
+        params.extend(self.representation.params());
+        params.extend(self.head.params());
+        probing::train(&params, steps, c.lr, c.weight_decay, progress, |_| probing::loss(target.kind, &self.forward(&xs, embeddings), &ys))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fit(x: &Tensor, labels: &Tensor, target: &Target, embeddings: Option<&Tensor>, c: &Config, steps: usize, seed: u64, progress: (usize, usize)) -> (Self, f32) {
+        let expert = Expert::new(x, labels, target, embeddings, c, seed);
+        let loss = expert.train(x, labels, target, embeddings, c, steps, progress);
+        (expert, loss)
     }
 
     fn predict(&self, x: &Tensor, embeddings: Option<&Tensor>) -> Tensor {
@@ -247,8 +282,11 @@ impl Probe for ProbeX {
                     others.push(centre);
                     continue;
                 }
-                let (expert, loss) = Expert::fit(&rows_of(&x, &members), &rows_of(&labels, &members), target, embeddings, &c, c.steps, seed + 100 + t as u64, (0, c.steps));
-                log::metric(&format!("expert-{t}-train-loss"), c.steps, loss);
+                // An expert starts from the probe fitted on every tree and specialises on its
+                // own: it keeps what all trees share and needs fewer models of its own.
+                let expert = global.copy();
+                let loss = expert.train(&rows_of(&x, &members), &rows_of(&labels, &members), target, embeddings, &c, c.expert_steps, (0, c.expert_steps));
+                log::metric(&format!("expert-{t}-train-loss"), c.expert_steps, loss);
                 experts.push((centre, expert));
             }
         }
