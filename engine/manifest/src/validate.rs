@@ -96,7 +96,10 @@ fn probe_checks(m: &Manifest, i: usize, spans: &Spans) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let Some(target) = &method.target else {
         if method.role == Some(Role::Probe) {
-            out.push(Diagnostic::new(format!("method `{name}` is a probe but names no `target`"), at("role")).with_help(Some(format!("say what it predicts: `target = \"classes\"` (one of {})", PROBE_TARGETS.join(", ")))));
+            out.push(
+                Diagnostic::new(format!("method `{name}` is a probe but names no `target`"), at("role"))
+                    .with_help(Some(format!("say what it predicts: `target = \"classes\"` (one of {})", PROBE_TARGETS.join(", ")))),
+            );
         }
         if method.embed_labels.is_some() || !method.unseen_classes.is_empty() {
             out.push(Diagnostic::new(format!("method `{name}`: `embed_labels` and `unseen_classes` are for probes (set `target`)"), at("embed_labels")));
@@ -104,7 +107,10 @@ fn probe_checks(m: &Manifest, i: usize, spans: &Spans) -> Vec<Diagnostic> {
         return out;
     };
     if matches!(method.role, Some(Role::Generator | Role::Baseline)) {
-        out.push(Diagnostic::new(format!("method `{name}` has a `target`, which only probes have, but says role = \"{}\"", if method.role == Some(Role::Generator) { "generator" } else { "baseline" }), at("target")));
+        out.push(Diagnostic::new(
+            format!("method `{name}` has a `target`, which only probes have, but says role = \"{}\"", if method.role == Some(Role::Generator) { "generator" } else { "baseline" }),
+            at("target"),
+        ));
     }
     if !PROBE_TARGETS.contains(&target.as_str()) {
         out.push(Diagnostic::new(format!("method `{name}`: unknown probe target `{target}`"), at("target")).with_help(Some(suggest(target, "targets", PROBE_TARGETS))));
@@ -132,7 +138,10 @@ fn probe_checks(m: &Manifest, i: usize, spans: &Spans) -> Vec<Diagnostic> {
     }
     if !method.unseen_classes.is_empty() {
         if method.embed_labels.is_none() {
-            out.push(Diagnostic::new(format!("method `{name}`: `unseen_classes` are scored zero-shot, which needs `embed_labels`"), at("unseen_classes")).with_help(Some("add `embed_labels = \"minilm\"`".into())));
+            out.push(
+                Diagnostic::new(format!("method `{name}`: `unseen_classes` are scored zero-shot, which needs `embed_labels`"), at("unseen_classes"))
+                    .with_help(Some("add `embed_labels = \"minilm\"`".into())),
+            );
         }
         let classes = m.data.get(&zoo.data).and_then(|d| d.source.descriptor().class_count(d)).unwrap_or(0);
         if let Some(bad) = method.unseen_classes.iter().find(|&&c| c >= classes) {

@@ -276,7 +276,10 @@ fn probe_tables(scores: &[ProbeScoreRow], position: &dyn Fn(&str) -> usize) -> V
                     ProbeTableRow { method, plugin, seeds, values, chance, best: Vec::new() }
                 })
                 .collect();
-            let columns = metrics.iter().map(|m| MetricColumn { key: m.key.into(), label: m.label.into(), unit: String::new(), direction: direction(m.direction).into(), digits: 3, help: m.help.into() }).collect();
+            let columns = metrics
+                .iter()
+                .map(|m| MetricColumn { key: m.key.into(), label: m.label.into(), unit: String::new(), direction: direction(m.direction).into(), digits: 3, help: m.help.into() })
+                .collect();
             ProbeTable { zoo, target, metrics: columns, rows }
         })
         .collect()

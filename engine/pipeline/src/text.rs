@@ -48,7 +48,8 @@ pub fn embeddings(texts: &[String]) -> Result<Embeddings> {
             known.insert(t.clone(), v.to_vec());
         }
         if let Some(dir) = dir {
-            let rows: Vec<EmbeddingRow> = known.iter().flat_map(|(t, v)| v.iter().enumerate().map(move |(dim, &value)| EmbeddingRow { model: MODEL.into(), text: t.clone(), dim, value: value as f64 })).collect();
+            let rows: Vec<EmbeddingRow> =
+                known.iter().flat_map(|(t, v)| v.iter().enumerate().map(move |(dim, &value)| EmbeddingRow { model: MODEL.into(), text: t.clone(), dim, value: value as f64 })).collect();
             let _ = table_of(&rows).write(&dir, "minilm");
         }
     }

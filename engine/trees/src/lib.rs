@@ -91,7 +91,6 @@ pub fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
     if max == expected { 1.0 } else { (index - expected) / (max - expected) }
 }
 
-
 /// Euclidean distances between the rows of `features` (rows × `dim`), n × n row-major.
 pub fn euclidean(features: &[f32], dim: usize) -> Vec<f64> {
     let n = features.len() / dim.max(1);

@@ -41,10 +41,12 @@ pub fn random_average_precision(n: usize, positives: usize) -> f64 {
         return f64::NAN;
     }
     // ln C(a, b) through ln Γ sums (exact enough for n in the thousands).
-    let ln_fact: Vec<f64> = std::iter::once(0.0).chain((1..=n).scan(0.0, |acc, k| {
-        *acc += (k as f64).ln();
-        Some(*acc)
-    })).collect();
+    let ln_fact: Vec<f64> = std::iter::once(0.0)
+        .chain((1..=n).scan(0.0, |acc, k| {
+            *acc += (k as f64).ln();
+            Some(*acc)
+        }))
+        .collect();
     let ln_choose = |a: usize, b: usize| ln_fact[a] - ln_fact[b] - ln_fact[a - b];
     let total = ln_choose(n, positives);
     let mut sum = 0.0;
@@ -65,7 +67,8 @@ fn column<T: Copy>(m: &[T], cols: usize, c: usize) -> Vec<T> {
 /// Mean average precision over the labels `columns` that have a positive model (macro mAP).
 /// `truth` holds 0/1 per cell.
 pub fn mean_average_precision(scores: &[f32], truth: &[f32], cols: usize, columns: &[usize]) -> f64 {
-    let aps: Vec<f64> = columns.iter().map(|&c| average_precision(&column(scores, cols, c), &column(truth, cols, c).iter().map(|t| *t > 0.5).collect::<Vec<_>>())).filter(|ap| ap.is_finite()).collect();
+    let aps: Vec<f64> =
+        columns.iter().map(|&c| average_precision(&column(scores, cols, c), &column(truth, cols, c).iter().map(|t| *t > 0.5).collect::<Vec<_>>())).filter(|ap| ap.is_finite()).collect();
     if aps.is_empty() { f64::NAN } else { aps.iter().sum::<f64>() / aps.len() as f64 }
 }
 

@@ -71,10 +71,12 @@ fn random_map(p: &Predictions, columns: &[usize]) -> f64 {
 /// Expected top-k accuracy of a random ranking: k true labels among `columns`, k drawn.
 fn random_top_k(p: &Predictions, columns: &[usize]) -> f64 {
     let rows = p.truth.len() / p.cols.max(1);
-    let per_row: Vec<f64> = (0..rows).filter_map(|r| {
-        let k = columns.iter().filter(|&&c| p.truth[r * p.cols + c] > 0.5).count();
-        (k > 0).then(|| k as f64 / columns.len() as f64)
-    }).collect();
+    let per_row: Vec<f64> = (0..rows)
+        .filter_map(|r| {
+            let k = columns.iter().filter(|&&c| p.truth[r * p.cols + c] > 0.5).count();
+            (k > 0).then(|| k as f64 / columns.len() as f64)
+        })
+        .collect();
     if per_row.is_empty() { f64::NAN } else { per_row.iter().sum::<f64>() / per_row.len() as f64 }
 }
 

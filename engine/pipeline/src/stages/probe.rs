@@ -146,16 +146,8 @@ impl Run {
         let predict_labels = if dim > 0 { truth.target.labels.len() } else { 0 };
 
         let view = zoo_view(&method.zoo, zoo_spec.arch.descriptor().plugin_arch, &zoo, &train_rows, &data);
-        let job = Job::Probe {
-            zoo: view,
-            rows: train_rows.len(),
-            target: fit_target.clone(),
-            embedding_dim: dim,
-            predict_rows: heldout_rows.len(),
-            predict_labels,
-            config: config_json(&method)?,
-            seed,
-        };
+        let job =
+            Job::Probe { zoo: view, rows: train_rows.len(), target: fit_target.clone(), embedding_dim: dim, predict_rows: heldout_rows.len(), predict_labels, config: config_json(&method)?, seed };
         let mut payload = zoo.stack(&train_rows);
         payload.extend(&fit_values);
         payload.extend(&fit_embeddings);

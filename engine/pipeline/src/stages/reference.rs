@@ -184,13 +184,7 @@ fn discover_trees(name: &str, zoo: &Zoo) -> Option<weightlab_results::TreeRow> {
     let truth: Vec<usize> = rows.iter().map(|&i| zoo.checkpoints[i].parent.unwrap_or(0)).collect();
     let found = weightlab_trees::discover(&weightlab_trees::euclidean(&zoo.stack(&rows), zoo.layout().len()), rows.len());
     let count = |ids: &[usize]| ids.iter().collect::<std::collections::BTreeSet<_>>().len();
-    Some(weightlab_results::TreeRow {
-        zoo: name.to_string(),
-        models: rows.len(),
-        true_trees: count(&truth),
-        found_trees: count(&found),
-        ari: weightlab_trees::adjusted_rand_index(&found, &truth),
-    })
+    Some(weightlab_results::TreeRow { zoo: name.to_string(), models: rows.len(), true_trees: count(&truth), found_trees: count(&found), ari: weightlab_trees::adjusted_rand_index(&found, &truth) })
 }
 
 impl Run {
