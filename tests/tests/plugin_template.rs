@@ -22,3 +22,21 @@ fn new_plugin_builds_and_runs_from_a_manifest() {
     let first = d[0].unwrap();
     assert!(d.iter().all(|x| (x.unwrap() - first).abs() < 1e-9) && first > 0.0, "{d:?}");
 }
+
+#[test]
+fn new_probe_plugin_builds_and_predicts_from_a_manifest() {
+    let manifest = "[experiment]\nname = \"demo\"\n[data.b]\nsource = \"blobs\"\nclasses = 4\nsamples = 512\n\
+                    [zoo.tree]\ndata = \"b\"\narch = { kind = \"mlp\", hidden = [8] }\nmodels = 24\ntrain = { lr = 0.01, epochs = 3, batch_size = 32 }\n\
+                    tree = { roots = 2, classes = 2, epochs = 2 }\nsplit = { train = 18, heldout = 6 }\n\
+                    [[method]]\nname = \"demo probe\"\nplugin = \"demo_probe/demo_probe.wasm\"\nzoo = \"tree\"\ntarget = \"parent\"\n";
+    let (dir, _) = experiment(manifest);
+    weightlab_ok(dir.path(), &["plugin", "new", "demo_probe", "--role", "probe"]);
+    let target = binary().parent().unwrap().parent().unwrap().to_path_buf();
+    let out = std::process::Command::new(binary()).args(["plugin", "build", "demo_probe"]).current_dir(dir.path()).env("CARGO_TARGET_DIR", &target).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    weightlab_ok(dir.path(), &["run", "exp.toml", "-o", "out"]);
+    // The template's probe (per-tensor mean and spread, linear head) tells the two trees apart.
+    let accuracy = column(&dir.path().join("out"), "probe_scores", Some("demo probe"), "value");
+    assert_eq!(accuracy.len(), 1, "one metric (accuracy) for a parent target");
+    assert!(accuracy[0].unwrap() > 0.8, "template probe's tree accuracy {accuracy:?}");
+}

@@ -176,3 +176,28 @@ fn shapes_on_data_that_has_none() {
     let text = GOOD.replace("source = \"blobs\"\n", "source = \"blobs\"\nshapes = 3\n");
     assert_points(&error_of(&text), 7, 10, "`data.fmnist.shapes` = 3 is only meaningful for `sdf-shapes` data");
 }
+
+#[test]
+fn probe_targets_are_checked_against_the_zoo() {
+    // A typo in the target, with a suggestion.
+    let text = format!("{GOOD}target = \"clases\"\n");
+    assert_points(&error_of(&text), 18, 10, "unknown probe target `clases`");
+    assert!(error_of(&text).contains("did you mean `classes`?"));
+    // Classes need a model tree; a zoo without one has no such label.
+    let text = format!("{GOOD}target = \"classes\"\n");
+    let e = error_of(&text);
+    assert_points(&e, 18, 10, "zoo `cnn` has no `classes` label");
+    assert!(e.contains("tree = { roots = 3, classes = 2 }"), "{e}");
+    // A hyper-parameter is a label only when the tree cycles a list of it.
+    let tree = GOOD.replace("models = 8\n", "models = 8\ntree = { roots = 2, classes = 2, lr = 1e-3 }\n");
+    assert!(error_of(&format!("{tree}target = \"lr\"\n")).contains("has no `lr` label: it does not vary"));
+    let cycled = GOOD.replace("models = 8\n", "models = 8\ntree = { roots = 2, classes = 2, lr = [1e-3, 3e-3], epochs = [1, 2] }\n");
+    for target in ["classes", "parent", "lr", "epochs", "test-accuracy"] {
+        let loaded = load_str(Path::new("exp.toml"), &format!("{cycled}target = \"{target}\"\n"), &[], Path::new("."), &plugins());
+        assert!(loaded.is_ok_and(|l| l.manifest.method[0].is_probe()), "{target}");
+    }
+    // A probe must say what it predicts; zero-shot needs embeddings.
+    assert_points(&error_of(&format!("{GOOD}role = \"probe\"\n")), 18, 8, "is a probe but names no `target`");
+    let e = error_of(&format!("{cycled}target = \"classes\"\nunseen_classes = [3, 7]\n"));
+    assert!(e.contains("needs `embed_labels`") && e.contains("unseen class 7 does not exist (the dataset has 4 classes)"), "{e}");
+}

@@ -14,9 +14,14 @@ fn committed_schema_matches_the_types_and_registries() {
 #[test]
 fn example_manifests_validate() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
-    // Every built-in plugin: the crates under plugins/baselines and plugins/generators.
-    let plugins: Vec<String> =
-        ["baselines", "generators"].iter().flat_map(|kind| std::fs::read_dir(dir.join("../plugins").join(kind)).unwrap()).map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    // Every built-in plugin: the crates under plugins/baselines, plugins/generators and plugins/probes.
+    let plugins: Vec<String> = ["baselines", "generators", "probes"]
+        .iter()
+        .flat_map(|kind| std::fs::read_dir(dir.join("../plugins").join(kind)).unwrap())
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     let catalog = weightlab_manifest::Catalog { plugins, ..weightlab_pipeline::catalog() };
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
