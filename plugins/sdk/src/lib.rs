@@ -81,8 +81,8 @@ pub mod flow;
 pub mod log;
 pub mod nn;
 pub mod probing;
-pub mod weights;
 mod tensor;
+pub mod weights;
 
 pub use schemars::{self, JsonSchema};
 pub use serde::{self, Deserialize};
@@ -177,13 +177,7 @@ pub mod glue {
     }
 
     fn description(about: About, schema: schemars::Schema) -> types::Description {
-        types::Description {
-            name: about.name,
-            version: about.version,
-            role: about.role,
-            about: about.about,
-            config_schema: serde_json::to_string(&schema).unwrap_or_else(|_| "{}".into()),
-        }
+        types::Description { name: about.name, version: about.version, role: about.role, about: about.about, config_schema: serde_json::to_string(&schema).unwrap_or_else(|_| "{}".into()) }
     }
 
     pub fn fit<M: Method>(zoo: Zoo, weights: &bindings::weightlab::plugin::tensors::Tensor, config: String, seed: u64) -> Result<(), String> {
@@ -223,10 +217,7 @@ pub mod glue {
     pub fn sample<M: Method>(n: u32, seed: u64, condition: Option<&bindings::weightlab::plugin::tensors::Tensor>) -> Result<bindings::weightlab::plugin::tensors::Tensor, String> {
         STATE.with(|s| {
             let mut state = s.borrow_mut();
-            let method = state
-                .as_mut()
-                .and_then(|b| b.downcast_mut::<M>())
-                .ok_or_else(|| "sample called before fit".to_string())?;
+            let method = state.as_mut().and_then(|b| b.downcast_mut::<M>()).ok_or_else(|| "sample called before fit".to_string())?;
             method.sample(n as usize, seed, condition.map(Tensor::borrowed)).map(Tensor::into_raw)
         })
     }
@@ -302,7 +293,7 @@ macro_rules! export_probe {
 pub mod prelude {
     pub use crate::log;
     pub use crate::nn;
+    pub use crate::{About, Checkpoint, JsonSchema, Method, Optimizer, OptimizerKind, Param, Probe, Target, TargetKind, Tensor, Zoo, checkpoint_quality};
     pub use crate::{diffusion, flow, probing, weights};
-    pub use crate::{About, Checkpoint, JsonSchema, checkpoint_quality, Method, Optimizer, OptimizerKind, Param, Probe, Target, TargetKind, Tensor, Zoo};
     pub use serde::Deserialize;
 }

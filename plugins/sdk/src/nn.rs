@@ -12,10 +12,7 @@ pub struct Linear {
 impl Linear {
     pub fn new(inputs: usize, outputs: usize, seed: u64) -> Self {
         let bound = 1.0 / (inputs as f32).sqrt();
-        Linear {
-            weight: Tensor::uniform(&[outputs, inputs], -bound, bound, seed).parameter(),
-            bias: Tensor::uniform(&[outputs], -bound, bound, seed.wrapping_add(1)).parameter(),
-        }
+        Linear { weight: Tensor::uniform(&[outputs, inputs], -bound, bound, seed).parameter(), bias: Tensor::uniform(&[outputs], -bound, bound, seed.wrapping_add(1)).parameter() }
     }
     pub fn forward(&self, x: &Tensor) -> Tensor {
         x.linear(&self.weight, Some(&self.bias))
@@ -94,12 +91,7 @@ pub struct Conv1d {
 impl Conv1d {
     pub fn new(cin: usize, cout: usize, kernel: usize, stride: usize, padding: usize, seed: u64) -> Self {
         let bound = 1.0 / ((cin * kernel) as f32).sqrt();
-        Conv1d {
-            weight: Tensor::uniform(&[cout, cin, kernel], -bound, bound, seed).parameter(),
-            bias: Tensor::uniform(&[cout], -bound, bound, seed.wrapping_add(1)).parameter(),
-            stride,
-            padding,
-        }
+        Conv1d { weight: Tensor::uniform(&[cout, cin, kernel], -bound, bound, seed).parameter(), bias: Tensor::uniform(&[cout], -bound, bound, seed.wrapping_add(1)).parameter(), stride, padding }
     }
     pub fn forward(&self, x: &Tensor) -> Tensor {
         x.conv1d(&self.weight, Some(&self.bias), self.stride, self.padding)
@@ -180,12 +172,7 @@ pub struct TransformerBlock {
 
 impl TransformerBlock {
     pub fn new(dim: usize, heads: usize, seed: u64) -> Self {
-        TransformerBlock {
-            ln1: LayerNorm::new(dim),
-            attn: SelfAttention::new(dim, heads, seed),
-            ln2: LayerNorm::new(dim),
-            mlp: Mlp::new(&[dim, 4 * dim, dim], Act::Gelu, seed.wrapping_add(10)),
-        }
+        TransformerBlock { ln1: LayerNorm::new(dim), attn: SelfAttention::new(dim, heads, seed), ln2: LayerNorm::new(dim), mlp: Mlp::new(&[dim, 4 * dim, dim], Act::Gelu, seed.wrapping_add(10)) }
     }
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let x = x + &self.attn.forward(&self.ln1.forward(x));
@@ -240,14 +227,7 @@ impl ConvAutoencoder {
         let down = (0..4).map(|i| Conv1d::new(chans[i], chans[i + 1], 4, 2, 1, seed + 10 * i as u64)).collect();
         let up = (0..4).rev().map(|i| ConvTranspose1d::new(chans[i + 1], if i == 0 { channels } else { chans[i] }, 4, 2, 1, seed + 100 + 10 * i as u64)).collect();
         let reduced = padded / 16;
-        ConvAutoencoder {
-            down,
-            to_latent: Linear::new(channels * reduced, latent, seed + 200),
-            from_latent: Linear::new(latent, channels * reduced, seed + 300),
-            up,
-            channels,
-            reduced,
-        }
+        ConvAutoencoder { down, to_latent: Linear::new(channels * reduced, latent, seed + 200), from_latent: Linear::new(latent, channels * reduced, seed + 300), up, channels, reduced }
     }
 
     /// (N × padded) → (N × latent), bounded to (−1, 1) so that latent noise has a fixed
@@ -276,13 +256,7 @@ impl ConvAutoencoder {
     }
 
     pub fn params(&self) -> Vec<&Tensor> {
-        self.down
-            .iter()
-            .flat_map(Conv1d::params)
-            .chain(self.to_latent.params())
-            .chain(self.from_latent.params())
-            .chain(self.up.iter().flat_map(ConvTranspose1d::params))
-            .collect()
+        self.down.iter().flat_map(Conv1d::params).chain(self.to_latent.params()).chain(self.from_latent.params()).chain(self.up.iter().flat_map(ConvTranspose1d::params)).collect()
     }
 
     /// Trains the autoencoder on `x` (N × padded) for `steps` full-batch AdamW steps with
@@ -320,10 +294,7 @@ pub struct TokenLinear {
 impl TokenLinear {
     pub fn new(tokens: usize, inputs: usize, outputs: usize, seed: u64) -> Self {
         let bound = 1.0 / (inputs as f32).sqrt();
-        TokenLinear {
-            weight: Tensor::uniform(&[tokens, inputs, outputs], -bound, bound, seed).parameter(),
-            bias: Tensor::uniform(&[tokens, outputs], -bound, bound, seed.wrapping_add(1)).parameter(),
-        }
+        TokenLinear { weight: Tensor::uniform(&[tokens, inputs, outputs], -bound, bound, seed).parameter(), bias: Tensor::uniform(&[tokens, outputs], -bound, bound, seed.wrapping_add(1)).parameter() }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {

@@ -55,26 +55,44 @@ pub struct Head {
     targets: Option<Standardize>,
 }
 
-/// How a [`Head`] trains.
-#[derive(Debug, Clone, Copy)]
-pub struct Schedule {
+/// The `config` of a probe that is a [`Head`] on features: its hidden widths and training.
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeadConfig {
+    /// Hidden widths of the head; empty: a linear probe.
+    #[serde(default)]
+    pub hidden: Vec<usize>,
+    /// AdamW steps (full batch).
+    #[serde(default = "default_steps")]
     pub steps: usize,
+    #[serde(default = "default_lr")]
     pub lr: f32,
+    #[serde(default = "default_weight_decay")]
     pub weight_decay: f32,
+}
+
+fn default_steps() -> usize {
+    400
+}
+fn default_lr() -> f32 {
+    3e-3
+}
+fn default_weight_decay() -> f32 {
+    3e-3
 }
 
 impl Head {
     /// Fits on `features` (models × features) and `labels`; returns the head and its last loss.
-    pub fn fit(features: &Tensor, labels: &Tensor, target: &Target, hidden: &[usize], schedule: Schedule, seed: u64) -> (Self, f32) {
+    pub fn fit(features: &Tensor, labels: &Tensor, target: &Target, config: &HeadConfig, seed: u64) -> (Self, f32) {
         let inputs = Standardize::fit(features);
         let x = inputs.apply(features);
         let targets = (target.kind == TargetKind::Regression).then(|| Standardize::fit(labels));
         let y = targets.as_ref().map_or_else(|| labels.clone(), |t| t.apply(labels));
         let mut sizes = vec![features.shape()[1]];
-        sizes.extend(hidden);
+        sizes.extend(&config.hidden);
         sizes.push(outputs(target));
         let mlp = crate::nn::Mlp::new(&sizes, crate::nn::Act::Relu, seed);
-        let loss = train(&mlp.params(), schedule.steps, schedule.lr, schedule.weight_decay, (0, schedule.steps), |_| self::loss(target.kind, &mlp.forward(&x), &y));
+        let loss = train(&mlp.params(), config.steps, config.lr, config.weight_decay, (0, config.steps), |_| self::loss(target.kind, &mlp.forward(&x), &y));
         (Head { mlp, inputs, targets }, loss)
     }
 

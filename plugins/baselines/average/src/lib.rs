@@ -35,10 +35,7 @@ impl Method for Average {
         }
         let rows = weights.shape()[0];
         if config.k >= rows {
-            return Err(format!(
-                "k = {} but the zoo has {rows} training checkpoints: with k ≥ {rows} every sample is the same mean of all of them; use k < {rows}",
-                config.k
-            ));
+            return Err(format!("k = {} but the zoo has {rows} training checkpoints: with k ≥ {rows} every sample is the same mean of all of them; use k < {rows}", config.k));
         }
         Ok(Average { weights, k: config.k })
     }

@@ -135,7 +135,8 @@ impl Method for Flown {
             return Err("latent_dim, channels and hidden must be positive".into());
         }
         let total = config.ae_steps + config.flow_steps;
-        let training = AutoencoderTraining { channels: config.channels, latent_dim: config.latent_dim, steps: config.ae_steps, lr: config.lr, input_noise: config.input_noise, latent_noise: config.latent_noise };
+        let training =
+            AutoencoderTraining { channels: config.channels, latent_dim: config.latent_dim, steps: config.ae_steps, lr: config.lr, input_noise: config.input_noise, latent_noise: config.latent_noise };
         let (space, z1) = LatentSpace::fit(&weights, &training, seed, (0, total))?;
 
         let d = config.latent_dim;

@@ -16,11 +16,7 @@ impl Method for HyperDiffusion {
     type Config = WeightDiffusionConfig;
 
     fn describe() -> About {
-        About::generator(
-            "hyperdiffusion",
-            env!("CARGO_PKG_VERSION"),
-            "HyperDiffusion-style (Erkoç et al. 2023): a DDPM directly on flattened weights with a transformer denoiser over weight tokens.",
-        )
+        About::generator("hyperdiffusion", env!("CARGO_PKG_VERSION"), "HyperDiffusion-style (Erkoç et al. 2023): a DDPM directly on flattened weights with a transformer denoiser over weight tokens.")
     }
 
     fn fit(zoo: &Zoo, weights: Tensor, config: WeightDiffusionConfig, seed: u64) -> Result<Self, String> {

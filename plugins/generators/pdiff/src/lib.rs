@@ -18,8 +18,8 @@
 
 use weightlab_sdk::diffusion::Ddpm;
 use weightlab_sdk::nn::{Act, Mlp, timestep_embedding};
-use weightlab_sdk::weights::{AutoencoderTraining, LatentSpace};
 use weightlab_sdk::prelude::*;
+use weightlab_sdk::weights::{AutoencoderTraining, LatentSpace};
 
 /// Configuration of `pdiff`; defaults follow the paper where it applies.
 #[derive(Deserialize, JsonSchema)]
@@ -116,7 +116,8 @@ impl Method for PDiff {
         let total = config.ae_steps + config.ddpm_steps;
         // Stage 1: autoencoder with input and latent noise; the DDPM works on its standardised
         // latents.
-        let training = AutoencoderTraining { channels: config.channels, latent_dim: config.latent_dim, steps: config.ae_steps, lr: config.lr, input_noise: config.input_noise, latent_noise: config.latent_noise };
+        let training =
+            AutoencoderTraining { channels: config.channels, latent_dim: config.latent_dim, steps: config.ae_steps, lr: config.lr, input_noise: config.input_noise, latent_noise: config.latent_noise };
         let (space, z0) = LatentSpace::fit(&weights, &training, seed, (0, total))?;
 
         // Stage 2: DDPM on the latents.

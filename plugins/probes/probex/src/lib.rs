@@ -19,6 +19,18 @@
 use weightlab_sdk::prelude::*;
 use weightlab_sdk::probing::{self, LayerSlice, Standardize};
 
+/// The head of a label target.
+#[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+enum HeadKind {
+    /// 10 × the cosine between the representation's image and each label's embedding (an
+    /// axis per label when no text embeddings are given), plus a shared offset.
+    #[default]
+    Cosine,
+    /// One output per label.
+    Linear,
+}
+
 /// Configuration of `probex`.
 #[derive(Deserialize, JsonSchema, Clone)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +42,9 @@ struct Config {
     /// One expert per discovered model tree, with a router.
     #[serde(default)]
     experts: bool,
+    /// Head of label targets (regression always has a linear one).
+    #[serde(default)]
+    head: HeadKind,
     /// Probe vectors (columns of U).
     #[serde(default = "default_probes")]
     probes: usize,
@@ -253,6 +268,16 @@ impl Probe for ProbeX {
         if n < 4 {
             return Err(format!("{n} training models are too few to fit a probe"));
         }
+        // Without text embeddings, labels get an axis each (one-hot) and the same cosine head
+        // scores them, unless `head = "linear"`.
+        let label_embeddings = match label_embeddings {
+            None if c.head == HeadKind::Cosine && target.kind != TargetKind::Regression => {
+                let n = target.labels.len();
+                let eye: Vec<f32> = (0..n * n).map(|i| if i / n == i % n { 1.0 } else { 0.0 }).collect();
+                Some(Tensor::from_slice(&eye, &[n, n]))
+            }
+            given => given,
+        };
         let embeddings = label_embeddings.as_ref();
         let layer = match &c.layer {
             Some(l) => {

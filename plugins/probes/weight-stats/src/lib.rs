@@ -4,33 +4,7 @@
 //! over the training models, then a linear head (or an MLP with `hidden`).
 
 use weightlab_sdk::prelude::*;
-use weightlab_sdk::probing::{Head, Schedule};
-
-/// Configuration of `weight-stats`.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    /// Hidden widths of the head; empty: linear.
-    #[serde(default)]
-    hidden: Vec<usize>,
-    /// Adam steps (full batch).
-    #[serde(default = "default_steps")]
-    steps: usize,
-    #[serde(default = "default_lr")]
-    lr: f32,
-    #[serde(default = "default_weight_decay")]
-    weight_decay: f32,
-}
-
-fn default_steps() -> usize {
-    400
-}
-fn default_lr() -> f32 {
-    1e-2
-}
-fn default_weight_decay() -> f32 {
-    1e-3
-}
+use weightlab_sdk::probing::{Head, HeadConfig};
 
 /// Features per parameter tensor.
 const STATS: usize = 8;
@@ -65,18 +39,18 @@ struct WeightStats {
 }
 
 impl Probe for WeightStats {
-    type Config = Config;
+    type Config = HeadConfig;
 
     fn describe() -> About {
         About::probe("weight-stats", env!("CARGO_PKG_VERSION"), "StatNN: per-layer weight statistics (mean, variance, quantiles, norm) with a linear head.")
     }
 
-    fn fit(zoo: &Zoo, weights: Tensor, labels: Tensor, target: &Target, label_embeddings: Option<Tensor>, c: Config, seed: u64) -> Result<Self, String> {
+    fn fit(zoo: &Zoo, weights: Tensor, labels: Tensor, target: &Target, label_embeddings: Option<Tensor>, c: HeadConfig, seed: u64) -> Result<Self, String> {
         if label_embeddings.is_some() {
             return Err("`weight-stats` scores the training labels only; drop `embed_labels`".into());
         }
         let slices: Slices = zoo.layout.iter().map(|p| (p.offset as usize, p.shape.iter().map(|&d| d as usize).product::<usize>())).filter(|&(_, n)| n > 0).collect();
-        let (head, loss) = Head::fit(&statistics(&weights, &slices), &labels, target, &c.hidden, Schedule { steps: c.steps, lr: c.lr, weight_decay: c.weight_decay }, seed);
+        let (head, loss) = Head::fit(&statistics(&weights, &slices), &labels, target, &c, seed);
         log::metric("train-loss", c.steps, loss);
         Ok(WeightStats { slices, head })
     }
