@@ -1,7 +1,9 @@
 //! # weightlab-sdk: write a weightlab method plugin in Rust
 //!
 //! A method (generator or baseline) learns from the training checkpoints of a model zoo and
-//! samples new flat weight vectors. It runs sandboxed as a WebAssembly component; its tensors
+//! samples new flat weight vectors ([`Method`], [`export_method!`]); a probe learns to predict a
+//! property of models from their weights ([`Probe`], [`export_probe!`], helpers in
+//! [`probing`]). It runs sandboxed as a WebAssembly component; its tensors
 //! live in the host (libtorch), so the math is native and the plugin only holds handles.
 //!
 //! A complete plugin — Gaussian noise added to training checkpoints:
