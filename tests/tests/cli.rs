@@ -102,3 +102,16 @@ fn only_the_listed_metrics_are_computed_and_the_report_says_what_it_cannot_draw(
     assert!(html.contains("`accuracy-novelty` is not drawn: it needs the metric `novelty`"), "the report explains the missing plot");
     assert!(!html.contains(">Novelty<"), "no novelty column in the summary");
 }
+
+#[test]
+fn a_probe_without_target_and_a_baseline_with_one_are_located() {
+    let manifest = "[experiment]\nname = \"t\"\n[data.b]\nsource = \"blobs\"\n[zoo.tree]\ndata = \"b\"\narch = { kind = \"mlp\" }\nmodels = 8\n\
+                    tree = { roots = 2, classes = 2 }\nsplit = { train = 6, heldout = 2 }\n\
+                    [[method]]\nname = \"p\"\nplugin = \"probex\"\nzoo = \"tree\"\n[[method]]\nname = \"n\"\nplugin = \"noise\"\nzoo = \"tree\"\ntarget = \"classes\"\n";
+    let (dir, _) = experiment(manifest);
+    let out = weightlab(dir.path(), &["validate", "exp.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("exp.toml:13:10") && stderr.contains("probes need a `target`"), "{stderr}");
+    assert!(stderr.contains("exp.toml:19:10") && stderr.contains("not a probe, so it has no `target`"), "{stderr}");
+}

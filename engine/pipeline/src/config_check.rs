@@ -33,6 +33,14 @@ pub fn check(loaded: &Loaded, index: usize, plugin: &str, schema: &serde_json::V
     if diagnostics.is_empty() { Ok(()) } else { Err(error(loaded, diagnostics)) }
 }
 
+/// A problem with key `key` of method `index` (e.g. its `plugin`), rendered like a manifest
+/// error: file:line:col, the line, a caret and an optional help line.
+pub fn at_method_key(loaded: &Loaded, index: usize, key: &str, message: String, help: Option<String>) -> ManifestError {
+    let spans = Spans::new(&loaded.text);
+    let path: Vec<Seg> = vec!["method".into(), index.into(), key.into()];
+    error(loaded, vec![Diagnostic::new(message, spans.value(&path)).with_help(help)])
+}
+
 fn error(loaded: &Loaded, diagnostics: Vec<Diagnostic>) -> ManifestError {
     ManifestError { path: loaded.path.clone(), source_text: loaded.text.clone(), diagnostics }
 }

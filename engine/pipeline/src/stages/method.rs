@@ -63,15 +63,22 @@ pub fn worker_exe() -> Result<PathBuf> {
 /// config as JSON.
 pub fn check_plugin(loaded: &Loaded, index: usize, d: &Description) -> Result<serde_json::Value> {
     let method = &loaded.manifest.method[index];
-    if let Some(role) = method.role {
-        let wanted = serde_json::to_value(role).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        if wanted != role_name(d.role) {
-            return Err(Error::Config(format!("method `{}`: plugin `{}` is a {}, but the manifest says role = \"{wanted}\"", method.name, method.plugin, role_name(d.role))));
+    let located = |key: &str, message: String, help: Option<String>| Error::Config(crate::config_check::at_method_key(loaded, index, key, message, help).to_string());
+    let role = role_name(d.role);
+    if let Some(wanted) = method.role {
+        let wanted = serde_json::to_value(wanted).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        if wanted != role {
+            return Err(located("role", format!("method `{}`: plugin `{}` is a {role}, but the manifest says role = \"{wanted}\"", method.name, method.plugin), None));
         }
     }
     match (d.role == Role::Probe, method.is_probe()) {
-        (true, false) => return Err(Error::Config(format!("method `{}`: plugin `{}` is a probe: say what it predicts with `target` (e.g. `target = \"classes\"`)", method.name, method.plugin))),
-        (false, true) => return Err(Error::Config(format!("method `{}`: plugin `{}` is a {}, not a probe, but the method has a `target`", method.name, method.plugin, role_name(d.role)))),
+        (true, false) => {
+            let help = Some(format!("say what it predicts: `target = \"classes\"` (one of {})", weightlab_manifest::PROBE_TARGETS.join(", ")));
+            return Err(located("plugin", format!("method `{}`: plugin `{}` is a probe, and probes need a `target`", method.name, method.plugin), help));
+        }
+        (false, true) => {
+            return Err(located("target", format!("method `{}`: plugin `{}` is a {role}, not a probe, so it has no `target`", method.name, method.plugin), None));
+        }
         _ => {}
     }
     let config = config_json(method)?;
