@@ -150,12 +150,7 @@ impl Run {
         let outcome = outcome.ok_or_else(|| Error::Missing("the worker returned no samples".into()))?;
         let bytes: Vec<u8> = outcome.samples.iter().flat_map(|v| v.to_le_bytes()).collect();
         write_tensor(&dir.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![method.samples, p], &bytes)?;
-        let log = MethodLog {
-            metrics: outcome.metrics.iter().map(|m| LoggedMetric { name: m.name.clone(), step: m.step, value: Some(m.value).filter(|v| v.is_finite()) }).collect(),
-            messages: outcome.messages.clone(),
-        };
-        let path = dir.join("log.json");
-        std::fs::write(&path, serde_json::to_vec(&log).map_err(format(&path))?).map_err(io("writing", &path))?;
+        write_log(dir, &outcome)?;
         let d = &description;
         output::detail(&format!("fit {:.2}s, sample {:.2}s, peak tensor memory {}", outcome.fit_seconds, outcome.sample_seconds, weightlab_host::budget::Size(outcome.peak_tensor_bytes)));
         Ok(MethodRecord {
@@ -172,6 +167,16 @@ impl Run {
             peak_rss_mib: outcome.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
         })
     }
+}
+
+/// Stores what a plugin logged (`log.json`: metrics and messages) in its stage folder.
+pub(crate) fn write_log(dir: &Path, outcome: &worker::Outcome) -> Result<()> {
+    let log = MethodLog {
+        metrics: outcome.metrics.iter().map(|m| LoggedMetric { name: m.name.clone(), step: m.step, value: Some(m.value).filter(|v| v.is_finite()) }).collect(),
+        messages: outcome.messages.clone(),
+    };
+    let path = dir.join("log.json");
+    std::fs::write(&path, serde_json::to_vec(&log).map_err(format(&path))?).map_err(io("writing", &path))
 }
 
 /// Reads the samples a method stage stored.

@@ -1,7 +1,7 @@
 //! Probe stage: in a worker process, fit a probe plugin on the zoo's training models and their
 //! labels, predict the held-out models, then score the predictions with the probe-metric
-//! registry. Stores `probes.parquet` (every prediction) and `probe_scores.parquet` (one row
-//! per metric).
+//! registry. Stores `probes.parquet` (every prediction), `probe_scores.parquet` (one row per
+//! metric) and what the plugin logged (`log.json`, as a method stage does).
 //!
 //! Labels come from the zoo's records: the classes a model-tree child was fine-tuned on
 //! (multi-label), its parent (single label), its test accuracy or its fine-tuning
@@ -24,7 +24,7 @@ use crate::executor::Run;
 use crate::metrics::probe::{self, Predictions};
 use crate::output;
 use crate::records::ProbeRecord;
-use crate::stages::method::{check_plugin, config_json, limits, plugin_path, request, worker_exe, zoo_view};
+use crate::stages::method::{check_plugin, config_json, limits, plugin_path, request, worker_exe, write_log, zoo_view};
 
 /// The labels of a target for a set of checkpoints.
 struct Labelled {
@@ -219,6 +219,7 @@ impl Run {
                 prediction: outcome.samples[r * cols + c] as f64,
             })
             .collect();
+        write_log(dir, &outcome)?;
         table_of(&rows).write(dir, "probes")?;
         table_of(&scores).write(dir, "probe_scores")?;
         let summary: Vec<String> = scores.iter().filter(|s| s.value.is_finite()).map(|s| format!("{} {:.3} (chance {:.3})", s.metric, s.value, s.chance)).collect();

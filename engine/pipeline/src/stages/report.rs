@@ -38,16 +38,14 @@ impl Run {
                     finetune.extend(read_table::<FinetuneRow>(&dir, "finetune")?.into_iter().flatten());
                 }
                 StageKind::Method { name, seed, .. } => {
-                    let path = dir.join("log.json");
-                    let log: MethodLog = serde_json::from_slice(&std::fs::read(&path).map_err(io("reading", &path))?).map_err(format(&path))?;
-                    messages.extend(log.messages.into_iter().map(|text| MessageRow { source: name.clone(), seed: *seed, text }));
-                    logs.extend(log.metrics.into_iter().map(|m| LogRow { source: name.clone(), seed: *seed, name: m.name, step: m.step as u64, value: m.value.map_or(f64::NAN, f64::from) }));
+                    read_log(&dir, name, *seed, &mut logs, &mut messages)?;
                     let plugin = self.store.record::<MethodRecord>(&stage)?.provenance();
                     if !plugins.contains(&plugin) {
                         plugins.push(plugin);
                     }
                 }
-                StageKind::Probe { .. } => {
+                StageKind::Probe { name, seed, .. } => {
+                    read_log(&dir, name, *seed, &mut logs, &mut messages)?;
                     probes.extend(read_table::<ProbeRow>(&dir, "probes")?.into_iter().flatten());
                     probe_scores.extend(read_table::<ProbeScoreRow>(&dir, "probe_scores")?.into_iter().flatten());
                     let plugin = self.store.record::<ProbeRecord>(&stage)?.provenance();
@@ -111,6 +109,19 @@ impl Run {
         crate::report::render_runs(std::slice::from_ref(&self.output), &self.output, template.as_deref())?;
         Ok(())
     }
+}
+
+/// Adds what a method or probe stage's plugin logged (`log.json`) to the run's tables; a stage
+/// without one (a probe stored before probes kept their logs) adds nothing.
+fn read_log(dir: &std::path::Path, name: &str, seed: u64, logs: &mut Vec<LogRow>, messages: &mut Vec<MessageRow>) -> Result<()> {
+    let path = dir.join("log.json");
+    if !path.is_file() {
+        return Ok(());
+    }
+    let log: MethodLog = serde_json::from_slice(&std::fs::read(&path).map_err(io("reading", &path))?).map_err(format(&path))?;
+    messages.extend(log.messages.into_iter().map(|text| MessageRow { source: name.to_string(), seed, text }));
+    logs.extend(log.metrics.into_iter().map(|m| LogRow { source: name.to_string(), seed, name: m.name, step: m.step as u64, value: m.value.map_or(f64::NAN, f64::from) }));
+    Ok(())
 }
 
 fn manifest_hash(text: &str) -> String {
