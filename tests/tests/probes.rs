@@ -111,6 +111,8 @@ fn probes_read_what_the_weights_hold_and_nothing_else() {
     let (zero_shot, chance) = score(&s, "minilm zero-shot", "zero_shot_map");
     eprintln!("MiniLM zero-shot mAP on unseen classes {zero_shot:.3} (chance {chance:.3})");
     assert!(zero_shot.is_finite() && chance.is_finite());
+    // What the plugins logged is kept: ProbeX says which layer it chose on validation models.
+    assert!(weightlab_e2e::strings(&run, "messages", "text").iter().any(|t| t.starts_with("probing layer")), "probe logs reach the messages table");
     let report = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(report.contains("Model trees found from weights alone") && report.contains("Zero-shot mAP"), "report has the probe section");
 
