@@ -1,9 +1,13 @@
 """PyTorch references for `weightlab bench zoo`: train K small models on a Fashion-MNIST subset
-(1) one after another (the usual per-model loop) and (2) all at once with torch.func
-(functional_call + vmap over stacked parameters), with the same torch install.
+(1) one after another (the usual per-model loop), (2) all at once with torch.func
+(functional_call + vmap over stacked parameters) and (3) hand-batched, as a PyTorch expert
+writes it: parameters stacked as (K, in, out) with torch.baddbmm, CNN-s's convolutions as one
+grouped convolution (groups = K), one Adam(foreach=True) over the stacked tensors, each model
+with its own data order. Mode `sgemm` measures the machine's single-precision GEMM rate instead
+(a 2048 x 2048 matmul, best of 10): the ceiling GFLOP/s are compared with. Same torch install.
 
-Usage: python zoo.py {mlp,cnn} MODELS TRAIN EPOCHS BATCH MODE(loop|vmap) [MLP_HIDDEN]
-Prints the seconds spent training (data loading excluded)."""
+Usage: python zoo.py {mlp,cnn} MODELS TRAIN EPOCHS BATCH MODE(loop|vmap|batched|sgemm) [MLP_HIDDEN]
+Prints the seconds spent training (data loading excluded), or GFLOP/s for `sgemm`."""
 import gzip, sys, time
 import numpy as np
 import torch
@@ -34,9 +38,56 @@ def make():
         return torch.nn.Sequential(torch.nn.Linear(784, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10))
     return CnnS()
 
+if mode == "sgemm":
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    times = []
+    for _ in range(10):
+        t = time.perf_counter(); a @ b; times.append(time.perf_counter() - t)
+    print(2 * 2048 ** 3 / min(times) / 1e9)
+    sys.exit(0)
+
+# Library start-up (thread pools, first allocations) is not training: pay it before the clock.
+_w = torch.randn(64, 64, requires_grad=True)
+(_w @ _w).sum().backward()
+torch.optim.Adam([_w], foreach=True).step()
+
 steps = n // batch
 start = time.perf_counter()
-if mode == "loop":
+if mode == "batched":
+    torch.manual_seed(0)
+    K = models
+    def stacked(*shape, fan_in):
+        bound = 1.0 / fan_in ** 0.5
+        return (torch.rand(K, *shape) * 2 - 1).mul_(bound).requires_grad_()
+    if arch == "mlp":
+        params = [stacked(784, hidden, fan_in=784), stacked(1, hidden, fan_in=784), stacked(hidden, 10, fan_in=hidden), stacked(1, 10, fan_in=hidden)]
+        def forward(xb):  # xb: K x B x 784
+            w1, b1, w2, b2 = params
+            return torch.baddbmm(b2, torch.relu(torch.baddbmm(b1, xb, w1)), w2)
+    else:
+        params = [stacked(8, 1, 5, 5, fan_in=25), stacked(8, fan_in=25), stacked(6, 8, 5, 5, fan_in=200), stacked(6, fan_in=200),
+                  stacked(4, 6, 2, 2, fan_in=24), stacked(4, fan_in=24), stacked(36, 20, fan_in=36), stacked(1, 20, fan_in=36),
+                  stacked(20, 10, fan_in=20), stacked(1, 10, fan_in=20)]
+        conv = torch.nn.functional.conv2d
+        def forward(xb):  # xb: K x B x 784 -> one grouped convolution over the K models
+            c1, c1b, c2, c2b, c3, c3b, f1, f1b, f2, f2b = params
+            B = xb.shape[1]
+            v = xb.transpose(0, 1).reshape(B, K, 28, 28)
+            v = torch.tanh(torch.max_pool2d(conv(v, c1.reshape(K * 8, 1, 5, 5), c1b.reshape(-1), groups=K), 2))
+            v = torch.tanh(torch.max_pool2d(conv(v, c2.reshape(K * 6, 8, 5, 5), c2b.reshape(-1), groups=K), 2))
+            v = torch.tanh(conv(v, c3.reshape(K * 4, 6, 2, 2), c3b.reshape(-1), groups=K))
+            v = v.reshape(B, K, 36).transpose(0, 1)
+            return torch.baddbmm(f2b, torch.tanh(torch.baddbmm(f1b, v, f1)), f2)
+    opt = torch.optim.Adam(params, lr=1e-3, foreach=True)
+    for _ in range(epochs):
+        perms = torch.stack([torch.randperm(n) for _ in range(models)])
+        for s in range(steps):
+            i = perms[:, s * batch:(s + 1) * batch]
+            logits = forward(x[i])
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 10), y[i].reshape(-1)) * K
+            opt.zero_grad(); loss.backward(); opt.step()
+elif mode == "loop":
     for k in range(models):
         torch.manual_seed(k)
         model = make()

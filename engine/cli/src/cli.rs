@@ -144,7 +144,8 @@ pub enum BenchCommand {
     /// The cost of the plugin boundary: an autoencoder loop as a wasm plugin vs. natively
     /// through the same host API vs. PyTorch.
     Plugin(BenchPluginArgs),
-    /// Batched zoo training vs. PyTorch: a per-model loop and torch.func vmap (models/second).
+    /// Batched zoo training vs. PyTorch: a per-model loop, torch.func vmap and hand-batched
+    /// PyTorch (models/s and GFLOP/s, against the measured SGEMM rate).
     Zoo(BenchZooArgs),
     /// p-diff's training (autoencoder + latent DDPM) as the `pdiff` plugin vs. the same steps
     /// in PyTorch (`benches/pdiff.py`): time per step and the ratio.

@@ -11,6 +11,8 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some(weightlab_host::worker::WORKER_ARG) {
         std::process::exit(weightlab_host::worker::serve());
     }
+    // Before any thread of ours allocates: tensor-sized blocks from the heap, not one mmap each.
+    weightlab_host::worker::tune_allocator();
     let cli = cli::Cli::parse();
     output::init(cli.verbosity());
     let code = match commands::dispatch(cli) {

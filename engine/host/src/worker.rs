@@ -199,10 +199,11 @@ fn die_with_engine() {
 
 /// Serves tensor-sized allocations from the heap instead of a fresh `mmap` each time. glibc
 /// raises its mmap threshold by itself only after large blocks were freed, which a long-lived
-/// engine process has done by the time it runs a plugin but a fresh worker has not: without
-/// this, every mid-sized tensor costs an mmap, page faults and an munmap (p-diff's training
-/// loop ran about a third slower).
-fn tune_allocator() {
+/// process may have done but a fresh one has not: without this, every mid-sized tensor costs an
+/// mmap, page faults and an munmap (p-diff's training loop in a worker ran about a third
+/// slower; a hand-batched PyTorch zoo step 1.6× slower). Workers call it first thing; so does
+/// the engine's `main`, for zoo training.
+pub fn tune_allocator() {
     // SAFETY: mallopt only changes glibc's allocation policy; it is called before any threads
     // of ours allocate.
     unsafe {

@@ -113,7 +113,18 @@ pub fn pdiff(args: &crate::cli::BenchPdiffArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `weightlab bench zoo`: batched zoo training against PyTorch's per-model loop and vmap.
+/// Multiply-add FLOPs (2 per MAC) of one example's forward pass.
+fn forward_flops(arch: &weightlab_manifest::ArchSpec, mlp_hidden: usize) -> f64 {
+    match arch {
+        // 784 → hidden → 10.
+        weightlab_manifest::ArchSpec::Mlp { .. } => 2.0 * (784 * mlp_hidden + mlp_hidden * 10) as f64,
+        // conv 8@5x5 (24² outputs), conv 6@5x5 over 8 channels (8²), conv 4@2x2 over 6 (3²), FC 36→20→10.
+        _ => 2.0 * (24 * 24 * 8 * 25 + 8 * 8 * 6 * 200 + 3 * 3 * 4 * 24 + 36 * 20 + 20 * 10) as f64,
+    }
+}
+
+/// `weightlab bench zoo`: batched zoo training against PyTorch's per-model loop, vmap and a
+/// hand-batched version, with GFLOP/s against the machine's SGEMM rate.
 pub fn zoo(args: &crate::cli::BenchZooArgs) -> Result<i32> {
     use weightlab_manifest::{ArchSpec, DataSpec, TrainSpec};
     let spec: DataSpec = toml::from_str(&format!("source = \"fashion-mnist\"\ntrain_subset = {}\ntest_subset = 100", args.train))?;
@@ -130,33 +141,49 @@ pub fn zoo(args: &crate::cli::BenchZooArgs) -> Result<i32> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         args.repeats
     );
-    println!("{:<6} {:>12} {:>12} {:>12} {:>14} {:>14}", "arch", "weightlab", "torch loop", "torch vmap", "vs loop", "vs vmap");
+    let sgemm = |py: &str| -> Result<f64> {
+        let o = Command::new(py).arg(&script).args(["mlp", "1", "1", "1", "1", "sgemm"]).output()?;
+        String::from_utf8_lossy(&o.stdout).trim().parse().map_err(|_| anyhow!("benches/zoo.py sgemm failed: {}", String::from_utf8_lossy(&o.stderr)))
+    };
+    let ceiling = sgemm(&py)?;
+    println!("ceiling: this machine's SGEMM (2048², PyTorch, best of 10) runs at {ceiling:.0} GFLOP/s");
+    println!("{:<7} {:>20} {:>20} {:>20} {:>20}  {:>9} {:>9} {:>9}", "arch", "weightlab", "torch loop", "torch vmap", "torch hand-batched", "vs loop", "vs vmap", "vs batch");
     for (kind, arch_spec) in [("mlp", ArchSpec::Mlp { hidden: vec![args.mlp_hidden], activation: Default::default() }), ("cnn", ArchSpec::CnnS {})] {
         if args.arch != "both" && args.arch != kind {
             continue;
         }
         let arch = weightlab_compute::Arch::new(&arch_spec, &data);
         let seeds: Vec<u64> = (0..args.models as u64).collect();
-        let (mut ours, mut looped, mut vmapped) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ours, mut looped, mut vmapped, mut batched) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..args.repeats {
             let t = Instant::now();
             for chunk in seeds.chunks(weightlab_compute::zoo::train::MODELS_PER_BATCH) {
                 weightlab_compute::zoo::train::train_models(&arch, &data, &recipe, chunk, 1, None);
             }
             ours.push(t.elapsed().as_secs_f64());
-            for (mode, out) in [("loop", &mut looped), ("vmap", &mut vmapped)] {
+            for (mode, out) in [("loop", &mut looped), ("vmap", &mut vmapped), ("batched", &mut batched)] {
+                // glibc's default mmap threshold costs small-tensor code an mmap and page
+                // faults per step; give PyTorch the heap settings our workers use.
                 let o = Command::new(&py)
                     .arg(&script)
                     .args([kind.to_string(), args.models.to_string(), args.train.to_string(), args.epochs.to_string(), args.batch.to_string(), mode.to_string(), args.mlp_hidden.to_string()])
+                    .env("MALLOC_MMAP_THRESHOLD_", (32u64 << 20).to_string())
+                    .env("MALLOC_TRIM_THRESHOLD_", (256u64 << 20).to_string())
                     .output()?;
                 let secs: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().map_err(|_| anyhow!("benches/zoo.py {mode} failed: {}", String::from_utf8_lossy(&o.stderr)))?;
                 out.push(secs);
             }
         }
-        let (w, l, v) = (median(ours), median(looped), median(vmapped));
-        let rate = |s: f64| args.models as f64 / s;
+        let (w, l, v, b) = (median(ours), median(looped), median(vmapped), median(batched));
+        // Training FLOPs: forward + backward ≈ 3 × the forward's multiply-adds × 2, per example
+        // seen (every model sees `steps × batch` examples per epoch).
+        let forward = forward_flops(&arch_spec, args.mlp_hidden);
+        let examples = (args.train / args.batch * args.batch * args.epochs * args.models) as f64;
+        let gflop = 3.0 * forward * examples / 1e9;
+        let cell = |s: f64| format!("{:.1} m/s {:>5.1} GF/s", args.models as f64 / s, gflop / s);
         let kind = if kind == "mlp" { format!("mlp-{}", args.mlp_hidden) } else { kind.to_string() };
-        println!("{kind:<6} {:>9.1} m/s {:>9.1} m/s {:>9.1} m/s {:>13.2}x {:>13.2}x", rate(w), rate(l), rate(v), l / w, v / w);
+        println!("{kind:<7} {:>20} {:>20} {:>20} {:>20}  {:>8.2}x {:>8.2}x {:>8.2}x", cell(w), cell(l), cell(v), cell(b), l / w, v / w, b / w);
+        println!("        {gflop:.1} GFLOP of training; weightlab at {:.0} % of the SGEMM ceiling, hand-batched PyTorch at {:.0} %", 100.0 * gflop / w / ceiling, 100.0 * gflop / b / ceiling);
     }
     Ok(0)
 }
