@@ -3,6 +3,10 @@
 
 use weightlab_e2e::{column, experiment, weightlab_ok};
 
+/// Each test trains a zoo and runs generators on both cores; run in parallel, libtorch's thread
+/// pools oversubscribe the machine and every run slows several-fold: one at a time.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const MANIFEST: &str = r#"[experiment]
 name = "pdiff"
 seeds = [0]
@@ -29,6 +33,7 @@ config = { ae_steps = 400, ddpm_steps = 400, timesteps = 200 }
 
 #[test]
 fn pdiff_samples_models_far_above_chance() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, path) = experiment(MANIFEST);
     weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
     let out = dir.path().join("out");
@@ -51,6 +56,7 @@ fn pdiff_samples_models_far_above_chance() {
 
 #[test]
 fn pdiff_in_its_own_setting_reproduces_its_training_snapshots() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     // p-diff's recipe: one trained model whose last layer keeps training; 100 snapshots.
     let manifest = MANIFEST
         .replace("models = 20", "models = 1")
@@ -130,6 +136,7 @@ config = { ae_steps = 600, flow_steps = 600, ode_steps = 0 }
 
 #[test]
 fn every_generator_learns_its_snapshots_and_flow_matching_starts_from_its_prior() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, path) = experiment(SNAPSHOTS);
     weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
     let out = dir.path().join("out");
