@@ -368,10 +368,7 @@ impl Plugin {
         let target = target.to_wit();
         let w = self.matrix(weights, zoo.parameters as usize, "fit")?;
         let y = self.matrix(labels, columns, "fit")?;
-        let e = match label_embeddings {
-            Some((values, dim)) => Some(self.matrix(values, dim, "fit")?),
-            None => None,
-        };
+        let e = label_embeddings.map(|(values, dim)| self.matrix(values, dim, "fit")).transpose()?;
         let config = config.to_string();
         let result = self.call("fit", |b, s| match b {
             Exports::Probe(p) => {
@@ -395,10 +392,7 @@ impl Plugin {
         }
         let rows = weights.len().checked_div(p).unwrap_or(0);
         let w = self.matrix(weights, p, "predict")?;
-        let e = match label_embeddings {
-            Some((values, dim)) => Some(self.matrix(values, dim, "predict")?),
-            None => None,
-        };
+        let e = label_embeddings.map(|(values, dim)| self.matrix(values, dim, "predict")).transpose()?;
         let out = self.call("predict", |b, s| match b {
             Exports::Probe(p) => Ok(p.weightlab_plugin_probe().call_predict(&mut *s, crate::tensors::borrow(&w), e.as_ref().map(crate::tensors::borrow))?),
             Exports::Method(_) => unreachable!("checked above"),

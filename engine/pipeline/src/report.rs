@@ -260,10 +260,7 @@ fn probe_tables(scores: &[ProbeScoreRow], position: &dyn Fn(&str) -> usize) -> V
                         .map(|m| {
                             let all = per_metric(m.key);
                             let finite: Vec<f64> = all.iter().map(|s| s.value).filter(|v| v.is_finite()).collect();
-                            (!finite.is_empty()).then(|| {
-                                let (mean, sd, ci95) = weightlab_results::aggregate::over_seeds(&finite);
-                                Stat { mean, sd, ci95, seeds: finite.len() as u32, non_finite: (all.len() - finite.len()) as u32 }
-                            })
+                            (!finite.is_empty()).then(|| Stat::of_seeds(&finite, (all.len() - finite.len()) as u32))
                         })
                         .collect();
                     let chance = metrics

@@ -118,39 +118,44 @@ impl ReportContext {
     pub fn mark_best(&mut self) {
         for table in &mut self.probes {
             for (m, column) in table.metrics.iter().enumerate() {
-                let higher = match column.direction.as_str() {
-                    "higher" => true,
-                    "lower" => false,
-                    _ => continue,
-                };
-                let mean = |r: &ProbeTableRow| r.values.get(m).copied().flatten().map(|s| s.mean).filter(|v| v.is_finite());
-                if let Some(best) = table.rows.iter().filter_map(mean).reduce(|a, v| if higher { a.max(v) } else { a.min(v) }) {
-                    for r in table.rows.iter_mut().filter(|r| mean(r).is_some_and(|v| (v - best).abs() <= 1e-12 * best.abs().max(1.0))) {
+                let means: Vec<Option<f64>> = table.rows.iter().map(|r| mean_of(&r.values, m)).collect();
+                for (r, best) in table.rows.iter_mut().zip(best_of(&column.direction, &means)) {
+                    if best {
                         r.best.push(column.key.clone());
                     }
                 }
             }
         }
+        let zoos: Vec<String> = self.rows.iter().map(|r| r.zoo.clone()).collect();
         for (m, column) in self.metrics.iter().enumerate() {
-            let higher = match column.direction.as_str() {
-                "higher" => true,
-                "lower" => false,
-                _ => continue,
-            };
-            let zoos: Vec<String> = self.rows.iter().map(|r| r.zoo.clone()).collect();
-            for zoo in zoos {
-                let mean = |r: &Row| r.metrics.get(m).copied().flatten().map(|s| s.mean).filter(|v| v.is_finite());
-                let best = self.rows.iter().filter(|r| r.zoo == zoo && r.role != "reference").filter_map(mean).reduce(|a, v| if higher { a.max(v) } else { a.min(v) });
-                if let Some(best) = best {
-                    for r in self.rows.iter_mut().filter(|r| r.zoo == zoo && r.role != "reference") {
-                        if mean(r).is_some_and(|v| (v - best).abs() <= 1e-12 * best.abs().max(1.0)) && !r.best.contains(&column.key) {
-                            r.best.push(column.key.clone());
-                        }
+            for zoo in &zoos {
+                // Within a zoo, among the methods (the zoo's own reference rows compete with none).
+                let means: Vec<Option<f64>> = self.rows.iter().map(|r| if &r.zoo == zoo && r.role != "reference" { mean_of(&r.metrics, m) } else { None }).collect();
+                for (r, best) in self.rows.iter_mut().zip(best_of(&column.direction, &means)) {
+                    if best && !r.best.contains(&column.key) {
+                        r.best.push(column.key.clone());
                     }
                 }
             }
         }
     }
+}
+
+/// The finite mean of cell `m` of a row's metrics.
+fn mean_of(cells: &[Option<Stat>], m: usize) -> Option<f64> {
+    cells.get(m).copied().flatten().map(|s| s.mean).filter(|v| v.is_finite())
+}
+
+/// Which of `means` equal the best one by `direction` (`higher` or `lower`; none is best on a
+/// trade-off axis).
+fn best_of(direction: &str, means: &[Option<f64>]) -> Vec<bool> {
+    let higher = match direction {
+        "higher" => true,
+        "lower" => false,
+        _ => return vec![false; means.len()],
+    };
+    let best = means.iter().flatten().copied().reduce(|a, v| if higher { a.max(v) } else { a.min(v) });
+    means.iter().map(|m| matches!((m, best), (Some(v), Some(b)) if (v - b).abs() <= 1e-12 * b.abs().max(1.0))).collect()
 }
 
 /// Why a report could not be rendered.

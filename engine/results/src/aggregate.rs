@@ -52,6 +52,15 @@ pub struct MethodSummary {
     pub rank: u32,
 }
 
+impl Stat {
+    /// The summary of one value per seed (only finite ones), with `non_finite` values left out;
+    /// NaN when no seed has a value.
+    pub fn of_seeds(per_seed: &[f64], non_finite: u32) -> Self {
+        let (mean, sd, ci95) = if per_seed.is_empty() { (f64::NAN, None, None) } else { over_seeds(per_seed) };
+        Stat { mean, sd, ci95, seeds: per_seed.len() as u32, non_finite }
+    }
+}
+
 /// t₀.₉₇₅ quantiles of Student's t for 1–30 degrees of freedom.
 const T975: [f64; 30] = [
     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052,
@@ -114,8 +123,7 @@ pub fn summarize(rows: &[SampleRow], metrics: &[(&str, Aggregation)], rank_by: O
                     if !present {
                         return None;
                     }
-                    let (mean, sd, ci95) = if per_seed.is_empty() { (f64::NAN, None, None) } else { over_seeds(&per_seed) };
-                    Some(Stat { mean, sd, ci95, seeds: per_seed.len() as u32, non_finite })
+                    Some(Stat::of_seeds(&per_seed, non_finite))
                 })
                 .collect();
             let all = seeds.values().flatten();

@@ -124,6 +124,24 @@ pub fn zoo_view(name: &str, arch: &str, zoo: &Zoo, rows: &[usize], data: &weight
 }
 
 impl Run {
+    /// Runs a method's or probe's job in a worker with a progress bar, then checks the plugin's
+    /// description against method `index` of the manifest: the same component described itself
+    /// at the start of the run; it is checked again here, where it actually ran. `what` names
+    /// the values a finished job returns, for the error when it returns none.
+    pub(crate) fn run_job(&self, index: usize, request: &Request, payload: &[f32], what: &str) -> Result<(Description, worker::Outcome)> {
+        let bar = output::bar(0, "Fitting", "steps");
+        let progress = bar.clone();
+        let ran = worker::run_in_worker(&worker_exe()?, request, payload, move |done, total| {
+            progress.set_length(total as u64);
+            progress.set_position(done as u64);
+        });
+        bar.finish_and_clear();
+        let (description, outcome) = ran?;
+        check_plugin(&self.loaded, index, &description)?;
+        let outcome = outcome.ok_or_else(|| Error::Missing(format!("the worker returned no {what}")))?;
+        Ok((description, outcome))
+    }
+
     pub(crate) fn run_method(&mut self, index: usize, seed: u64, dir: &Path) -> Result<MethodRecord> {
         let method = self.loaded.manifest.method[index].clone();
         output::status("Running", &format!("method \"{}\" ({}) seed {seed}", method.name, method.plugin));
@@ -136,18 +154,7 @@ impl Run {
         let p = zoo.layout().len();
         let job = Job::Run { zoo: view, rows: rows.len(), config, seed, sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), samples: method.samples };
         let request = request(&method.plugin, plugin_path(&method, self.base_dir())?, limits(&method.limits), job);
-        let bar = output::bar(0, "Fitting", "steps");
-        let progress = bar.clone();
-        let ran = worker::run_in_worker(&worker_exe()?, &request, &zoo.stack(&rows), move |done, total| {
-            progress.set_length(total as u64);
-            progress.set_position(done as u64);
-        });
-        bar.finish_and_clear();
-        let (description, outcome) = ran?;
-        // The same component described itself at the start of the run; check it again here,
-        // where it actually ran.
-        check_plugin(&self.loaded, index, &description)?;
-        let outcome = outcome.ok_or_else(|| Error::Missing("the worker returned no samples".into()))?;
+        let (description, outcome) = self.run_job(index, &request, &zoo.stack(&rows), "samples")?;
         let bytes: Vec<u8> = outcome.samples.iter().flat_map(|v| v.to_le_bytes()).collect();
         write_tensor(&dir.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![method.samples, p], &bytes)?;
         write_log(dir, &outcome)?;

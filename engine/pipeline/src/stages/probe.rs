@@ -13,7 +13,7 @@ use std::path::Path;
 
 use weightlab_compute::Side;
 use weightlab_compute::zoo::Checkpoint;
-use weightlab_host::worker::{self, Job};
+use weightlab_host::worker::Job;
 use weightlab_host::{ProbeTarget, TargetKind, role_name};
 use weightlab_manifest::{LabelEmbedding, MethodSpec};
 use weightlab_results::rows::table_of;
@@ -24,7 +24,7 @@ use crate::executor::Run;
 use crate::metrics::probe::{self, Predictions};
 use crate::output;
 use crate::records::ProbeRecord;
-use crate::stages::method::{check_plugin, config_json, limits, plugin_path, request, worker_exe, write_log, zoo_view};
+use crate::stages::method::{config_json, limits, plugin_path, request, write_log, zoo_view};
 
 /// The labels of a target for a set of checkpoints.
 struct Labelled {
@@ -156,16 +156,7 @@ impl Run {
             payload.extend(&all_embeddings);
         }
         let request = request(&method.plugin, plugin_path(&method, self.base_dir())?, limits(&method.limits), job);
-        let bar = output::bar(0, "Fitting", "steps");
-        let progress = bar.clone();
-        let ran = worker::run_in_worker(&worker_exe()?, &request, &payload, move |done, total| {
-            progress.set_length(total as u64);
-            progress.set_position(done as u64);
-        });
-        bar.finish_and_clear();
-        let (description, outcome) = ran?;
-        check_plugin(&self.loaded, index, &description)?;
-        let outcome = outcome.ok_or_else(|| Error::Missing("the worker returned no predictions".into()))?;
+        let (description, outcome) = self.run_job(index, &request, &payload, "predictions")?;
 
         // Without embeddings and with unseen classes there is nothing to score them with; the
         // validation refuses that combination, so columns are the seen labels here.
