@@ -50,7 +50,7 @@ pub fn evaluate_on(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32], 
         let params: Tensor<2> = Tensor::from_data(TensorData::new(weights[start * p..(start + k) * p].to_vec(), [k, p]), &device);
         // Loss of every model on every group (one group unless the dataset has several shapes).
         let mut loss_sum = vec![vec![0.0f64; groups]; k];
-        let mut hits = vec![0i64; k];
+        let mut hits = vec![vec![0i64; groups]; k];
         let mut preds: Vec<Vec<u8>> = vec![Vec::new(); k];
         let mut group_len = 0;
         for g in 0..groups {
@@ -66,7 +66,7 @@ pub fn evaluate_on(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32], 
                 }
                 if let Some((h, pred)) = correct(out, &targets) {
                     for m in 0..k {
-                        hits[m] += h[m];
+                        hits[m][g] += h[m];
                         preds[m].extend(pred[m * b..(m + 1) * b].iter().map(|&c| c as u8));
                     }
                 }
@@ -78,7 +78,8 @@ pub fn evaluate_on(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32], 
                 None => (0..groups).min_by(|&a, &b| loss_sum[m][a].total_cmp(&loss_sum[m][b])).unwrap_or(0),
             };
             let loss = (loss_sum[m][task] / group_len.max(1) as f64) as f32;
-            let accuracy = classification.then(|| hits[m] as f32 / dsplit.len.max(1) as f32);
+            // A model is right or wrong on its own task (one group, unless the dataset has several).
+            let accuracy = classification.then(|| hits[m][task] as f32 / group_len.max(1) as f32);
             scores.push(ModelScore { loss, accuracy, predictions: std::mem::take(&mut preds[m]), task: (groups > 1).then_some(task) });
         }
     }

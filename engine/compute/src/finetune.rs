@@ -13,15 +13,22 @@ use crate::zoo::train::{MODELS_PER_BATCH, Trainer};
 
 /// Scores of `weights` (n × P) on the test split after each of `steps` (ascending or not)
 /// fine-tuning steps: one `Vec<ModelScore>` (n entries) per entry of `steps`, in that order.
-/// On a many-shape dataset each model keeps training on the shape it fits best at the start.
-pub fn finetune(arch: &Arch, data: &Dataset, recipe: &TrainSpec, weights: &[f32], steps: &[usize], seed: u64) -> Vec<Vec<ModelScore>> {
+/// With `targets` (task families), model i trains on the support set of task `targets[i]`
+/// (`data.shots` examples per class: few-shot) and is scored on that task; otherwise, on a
+/// many-shape dataset, each model keeps training on the shape it fits best at the start.
+pub fn finetune(arch: &Arch, data: &Dataset, recipe: &TrainSpec, weights: &[f32], steps: &[usize], seed: u64, targets: Option<&[usize]>) -> Vec<Vec<ModelScore>> {
     let p = arch.layout().len();
     let n = weights.len() / p.max(1);
     let mut sorted: Vec<usize> = steps.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
     // Which shape each model continues on: only many-shape datasets need a scoring pass first.
-    let tasks: Vec<usize> = if data.groups > 1 { eval::evaluate(arch, data, &data.test, weights).iter().map(|s| s.task.unwrap_or(0)).collect() } else { vec![0; n] };
+    let tasks: Vec<usize> = match targets {
+        Some(t) => t.to_vec(),
+        None if data.groups > 1 => eval::evaluate(arch, data, &data.test, weights).iter().map(|s| s.task.unwrap_or(0)).collect(),
+        None => vec![0; n],
+    };
+    let few_shot = targets.is_some() && !data.tasks.is_empty();
     let mut at: Vec<Vec<ModelScore>> = vec![Vec::with_capacity(n); sorted.len()];
     for first in (0..n).step_by(MODELS_PER_BATCH) {
         let ids: Vec<usize> = (first..n.min(first + MODELS_PER_BATCH)).collect();
@@ -29,6 +36,9 @@ pub fn finetune(arch: &Arch, data: &Dataset, recipe: &TrainSpec, weights: &[f32]
         let pools: Vec<Vec<i64>> = ids
             .iter()
             .map(|&i| {
+                if few_shot {
+                    return crate::data::tasks::support(data, tasks[i], data.shots).into_iter().map(|j| j as i64).collect();
+                }
                 let r = data.group_range(data.train.len(), tasks[i]);
                 (r.start as i64..r.end as i64).collect()
             })

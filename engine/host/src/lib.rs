@@ -24,7 +24,7 @@ pub mod tensors;
 pub mod worker;
 
 pub use limits::Limits;
-pub use plugin::{CheckpointView, Description, ParamView, Plugin, PluginError, ProbeTarget, Role, TargetKind, ZooView, role_name};
+pub use plugin::{CheckpointView, Conditions, Description, ParamView, Plugin, PluginError, ProbeTarget, Role, TargetKind, ZooView, role_name};
 pub use runtime::Runtime;
 
 /// Generated bindings of `plugins/wit` (world `generator`; `baseline` exports the same).
@@ -60,4 +60,4 @@ pub mod probe_bindings {
 }
 
 /// The ABI version this host implements (the `weightlab:plugin` package version).
-pub const ABI_VERSION: &str = "0.3.0";
+pub const ABI_VERSION: &str = "0.4.0";

@@ -9,6 +9,7 @@ use wasmtime::component::Resource;
 use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
 use crate::bindings::Generator;
+use crate::bindings::exports::weightlab::plugin::method;
 use crate::bindings::weightlab::plugin::{types, zoo};
 use crate::limits::Limits;
 use crate::probe_bindings::ProbePlugin;
@@ -38,6 +39,19 @@ pub struct Description {
     pub config_schema: serde_json::Value,
     /// The `weightlab:plugin` ABI version it was built against.
     pub abi: String,
+}
+
+/// What the host tells a conditional generator about tasks, as plain data: matrices with one
+/// row per training checkpoint (`fit`) or one row for the target task (`sample`), row-major
+/// with their widths. Empty (the default) when the zoo's data is not a task family.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conditions<'a> {
+    /// The target task's id (`sample` only).
+    pub task: Option<u32>,
+    /// Set encodings of the tasks' support examples, and their width.
+    pub support: Option<(&'a [f32], usize)>,
+    /// Text embeddings of the tasks' instructions, and their width.
+    pub instruction: Option<(&'a [f32], usize)>,
 }
 
 /// A failed plugin call.
@@ -316,34 +330,53 @@ impl Plugin {
         self.host_tensor(tch::Tensor::from_slice(values).reshape([rows as i64, cols as i64]), call)
     }
 
-    /// Fits the method on `weights` (rows × P, row-major).
-    pub fn fit(&mut self, zoo: &ZooView, weights: &[f32], config: &serde_json::Value, seed: u64) -> Result<(), PluginError> {
+    /// Fits the method on `weights` (rows × P, row-major), each row with its `conditions`.
+    pub fn fit(&mut self, zoo: &ZooView, weights: &[f32], conditions: &Conditions, config: &serde_json::Value, seed: u64) -> Result<(), PluginError> {
         if !matches!(self.bindings, Exports::Method(_)) {
             return Err(self.wrong_role("fit"));
         }
         let zoo_wit = zoo.to_wit();
         let zoo = &zoo_wit;
         let handle = self.matrix(weights, zoo.parameters as usize, "fit")?;
+        let (support, instruction) = self.condition_tensors(conditions, "fit")?;
         let config = config.to_string();
         let result = self.call("fit", |b, s| match b {
-            Exports::Method(m) => Ok(m.weightlab_plugin_method().call_fit(&mut *s, zoo, crate::tensors::borrow(&handle), &config, seed)?),
+            Exports::Method(m) => {
+                let condition = method::Condition { task: conditions.task, support: support.as_ref().map(crate::tensors::borrow), instruction: instruction.as_ref().map(crate::tensors::borrow) };
+                Ok(m.weightlab_plugin_method().call_fit(&mut *s, zoo, crate::tensors::borrow(&handle), condition, &config, seed)?)
+            }
             Exports::Probe(_) => unreachable!("checked above"),
         });
         self.drop_tensor(handle);
+        support.into_iter().chain(instruction).for_each(|t| self.drop_tensor(t));
         result?.map_err(|reason| PluginError::new(self.name.clone(), "fit", reason))
     }
 
-    /// Samples `n` flat weight vectors of length `p`; checks their shape and that they are finite.
-    pub fn sample(&mut self, n: usize, p: usize, seed: u64) -> Result<Vec<f32>, PluginError> {
+    /// Samples `n` flat weight vectors of length `p` for the task `conditions` describes;
+    /// checks their shape and that they are finite.
+    pub fn sample(&mut self, n: usize, p: usize, seed: u64, conditions: &Conditions) -> Result<Vec<f32>, PluginError> {
         if !matches!(self.bindings, Exports::Method(_)) {
             return Err(self.wrong_role("sample"));
         }
+        let (support, instruction) = self.condition_tensors(conditions, "sample")?;
         let out = self.call("sample", |b, s| match b {
-            Exports::Method(m) => Ok(m.weightlab_plugin_method().call_sample(s, n as u32, seed, None)?),
+            Exports::Method(m) => {
+                let condition = method::Condition { task: conditions.task, support: support.as_ref().map(crate::tensors::borrow), instruction: instruction.as_ref().map(crate::tensors::borrow) };
+                Ok(m.weightlab_plugin_method().call_sample(s, n as u32, seed, condition)?)
+            }
             Exports::Probe(_) => unreachable!("checked above"),
-        })?;
-        let handle = out.map_err(|reason| PluginError::new(self.name.clone(), "sample", reason))?;
+        });
+        support.into_iter().chain(instruction).for_each(|t| self.drop_tensor(t));
+        let handle = out?.map_err(|reason| PluginError::new(self.name.clone(), "sample", reason))?;
         self.take_matrix(handle, "sample", n, p, "samples × parameters")
+    }
+
+    /// Host tensors for the two condition matrices that are given.
+    #[allow(clippy::type_complexity)]
+    fn condition_tensors(&mut self, c: &Conditions, call: &'static str) -> Result<(Option<Resource<crate::tensors::TensorEntry>>, Option<Resource<crate::tensors::TensorEntry>>), PluginError> {
+        let support = c.support.map(|(values, dim)| self.matrix(values, dim, call)).transpose()?;
+        let instruction = c.instruction.map(|(values, dim)| self.matrix(values, dim, call)).transpose()?;
+        Ok((support, instruction))
     }
 
     /// Fits a probe on `weights` (rows × P) with `labels` (rows × `target.label_columns()`);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{KILL_MARGIN, Limits};
-use crate::plugin::{Description, Plugin, PluginError, ProbeTarget, Role, ZooView};
+use crate::plugin::{Conditions, Description, Plugin, PluginError, ProbeTarget, Role, ZooView};
 use crate::state::MetricRecord;
 
 /// The argument that turns the engine's binary into a worker.
@@ -46,9 +46,10 @@ pub struct Request {
 pub enum Job {
     /// Load the plugin and say what it is.
     Describe,
-    /// Fit on the zoo's training checkpoints (the `f32` weights after the request line,
-    /// rows × `zoo.parameters`), then draw `samples` samples.
-    Run { zoo: ZooView, rows: usize, config: serde_json::Value, seed: u64, sample_seed: u64, samples: usize },
+    /// Fit on the zoo's training checkpoints, then draw `samples` samples (per target task,
+    /// when `conditioning` names targets). After the request line come, as `f32`: the weights
+    /// (rows × `zoo.parameters`), then the blocks of [`Conditioning`].
+    Run { zoo: ZooView, rows: usize, config: serde_json::Value, seed: u64, sample_seed: u64, samples: usize, conditioning: Conditioning },
     /// Fit a probe on `rows` training models, then predict `predict_rows` others. After the
     /// request line come, as `f32`: the training weights (rows × P), their labels (rows ×
     /// `target.label_columns()`), the training labels' text embeddings (labels ×
@@ -58,12 +59,50 @@ pub enum Job {
     Probe { zoo: ZooView, rows: usize, target: ProbeTarget, embedding_dim: usize, predict_rows: usize, predict_labels: usize, config: serde_json::Value, seed: u64 },
 }
 
+/// The conditions of a run on a task family: set encodings (`support_dim` wide) and instruction
+/// embeddings (`instruction_dim` wide; 0: not given), first one row per training checkpoint,
+/// then one per target task. With no targets the method samples once, unconditioned.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Conditioning {
+    pub support_dim: usize,
+    pub instruction_dim: usize,
+    /// Task ids to sample for, in order: `samples` samples each.
+    pub targets: Vec<u32>,
+}
+
+impl Conditioning {
+    /// Block lengths after the weights: training support, training instructions, target
+    /// support, target instructions.
+    fn blocks(&self, rows: usize) -> [usize; 4] {
+        let t = self.targets.len();
+        [rows * self.support_dim, rows * self.instruction_dim, t * self.support_dim, t * self.instruction_dim]
+    }
+
+    /// The conditions of `rows` rows from `support` and `instruction` blocks.
+    fn view<'a>(&self, support: &'a [f32], instruction: &'a [f32], task: Option<u32>) -> Conditions<'a> {
+        Conditions {
+            task,
+            support: (self.support_dim > 0 && !support.is_empty()).then_some((support, self.support_dim)),
+            instruction: (self.instruction_dim > 0 && !instruction.is_empty()).then_some((instruction, self.instruction_dim)),
+        }
+    }
+
+    /// Total samples a run draws.
+    pub fn total(&self, samples: usize) -> usize {
+        samples * self.targets.len().max(1)
+    }
+}
+
 impl Job {
     /// Lengths of the `f32` blocks that follow the request line, in order.
     fn blocks(&self) -> Vec<usize> {
         match self {
             Job::Describe => Vec::new(),
-            Job::Run { zoo, rows, .. } => vec![rows * zoo.parameters as usize],
+            Job::Run { zoo, rows, conditioning, .. } => {
+                let mut blocks = vec![rows * zoo.parameters as usize];
+                blocks.extend(conditioning.blocks(*rows));
+                blocks
+            }
             Job::Probe { zoo, rows, target, embedding_dim, predict_rows, predict_labels, .. } => {
                 let p = zoo.parameters as usize;
                 let trained = if *embedding_dim > 0 { target.labels.len() } else { 0 };
@@ -303,12 +342,26 @@ fn run(request: &Request, blocks: &[Vec<f32>]) -> Result<(), PluginError> {
     let fit_seconds;
     let values = match &request.job {
         Job::Describe => return Ok(()),
-        Job::Run { zoo, config, seed, sample_seed, samples, .. } => {
+        Job::Run { zoo, config, seed, sample_seed, samples, conditioning, .. } => {
             emit(&Event::Call { call: "fit".into() }, &[]);
-            plugin.fit(zoo, &blocks[0], config, *seed)?;
+            plugin.fit(zoo, &blocks[0], &conditioning.view(&blocks[1], &blocks[2], None), config, *seed)?;
             fit_seconds = started.elapsed().as_secs_f64();
             emit(&Event::Call { call: "sample".into() }, &[]);
-            plugin.sample(*samples, zoo.parameters as usize, *sample_seed)?
+            let p = zoo.parameters as usize;
+            if conditioning.targets.is_empty() {
+                plugin.sample(*samples, p, *sample_seed, &Conditions::default())?
+            } else {
+                // One call per target task, each with its own row of conditions and seed.
+                let (sd, id) = (conditioning.support_dim, conditioning.instruction_dim);
+                let mut all = Vec::with_capacity(conditioning.total(*samples) * p);
+                for (t, &task) in conditioning.targets.iter().enumerate() {
+                    let row = |block: &'_ [f32], dim: usize| -> Vec<f32> { block.get(t * dim..(t + 1) * dim).map(<[f32]>::to_vec).unwrap_or_default() };
+                    let (support, instruction) = (row(&blocks[3], sd), row(&blocks[4], id));
+                    let seed = sample_seed.wrapping_add(0x9E37_79B9 * (t as u64 + 1));
+                    all.extend(plugin.sample(*samples, p, seed, &conditioning.view(&support, &instruction, Some(task)))?);
+                }
+                all
+            }
         }
         Job::Probe { zoo, target, embedding_dim, predict_labels, config, seed, .. } => {
             fn embedded(values: &[f32], dim: usize) -> Option<(&[f32], usize)> {

@@ -127,9 +127,76 @@ pub struct DataSpec {
     /// category. Default: each shape's family is random.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<ShapeFamily>,
+    /// A task family: many classification tasks made from this source, each with its own
+    /// training, validation and test examples and a stable id (D2NWG, IGPG, FLoWN). Model i of
+    /// a zoo on this dataset learns task i mod `count`; the zoo's split follows the tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<TasksSpec>,
     /// Seed of the procedural generator and the subset shuffle.
     #[serde(default)]
     pub seed: u64,
+}
+
+/// A family of classification tasks from one source. Tasks `0 .. count − heldout − ood` are the
+/// training tasks (their models are what methods learn from); then come `heldout` held-out
+/// tasks of the same distribution and `ood` out-of-distribution tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TasksSpec {
+    /// How tasks differ.
+    pub family: TaskFamily,
+    /// Number of tasks in all.
+    pub count: usize,
+    /// Held-out tasks (interleaved with the training ones: new rotations between seen ones,
+    /// new class subsets of seen classes).
+    #[serde(default)]
+    pub heldout: usize,
+    /// Out-of-distribution tasks: rotations in an arc no training task comes near, or class
+    /// subsets holding a class no training task has (`novel_classes`).
+    #[serde(default)]
+    pub ood: usize,
+    /// Classes per task (`classes` family); the task's labels are 0 .. ways − 1 in the order of
+    /// its classes.
+    #[serde(default = "default_ways")]
+    pub ways: usize,
+    /// Classes only out-of-distribution tasks use (`classes` family). Default: the last two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub novel_classes: Option<Vec<usize>>,
+    /// Training examples per class and task (`classes` family; test examples: a quarter).
+    #[serde(default = "default_per_class")]
+    pub per_class: usize,
+    /// Support examples per class: what the set encoding of a task sees, and what few-shot
+    /// fine-tuning (`[evaluate] finetune_steps`) trains on.
+    #[serde(default = "default_shots")]
+    pub shots: usize,
+}
+
+/// How the tasks of a family differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskFamily {
+    /// The source's 2-D inputs rotated by task-specific angles, evenly spaced over the circle;
+    /// out-of-distribution tasks take one contiguous arc.
+    Rotate,
+    /// `ways`-way subsets of the source's classes, labels renumbered per task.
+    Classes,
+}
+
+impl TasksSpec {
+    /// Number of training tasks.
+    pub fn train(&self) -> usize {
+        self.count.saturating_sub(self.heldout + self.ood)
+    }
+}
+
+fn default_ways() -> usize {
+    5
+}
+fn default_per_class() -> usize {
+    100
+}
+fn default_shots() -> usize {
+    5
 }
 
 /// A family of procedural 3-D shapes (`sdf-shapes`); sizes and positions vary within it.
@@ -332,6 +399,11 @@ pub struct ZooSpec {
     /// fine-tune each of the `models` models from one root on its own random subset of classes.
     #[serde(default)]
     pub tree: Option<TreeSpec>,
+    /// Start every model from the same initial weights (model 0's); each still draws its own
+    /// data order. On a task family this makes a model's weights a smooth function of its task,
+    /// as when every task is fine-tuned from one initialisation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared_init: bool,
     /// Seed of the zoo: model i is initialised and shuffled with a seed derived from (seed, i).
     #[serde(default)]
     pub seed: u64,
@@ -540,6 +612,10 @@ pub struct MethodSpec {
     /// probe that works scores about chance this way.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shuffle_labels: bool,
+    /// Conditional generation on a task family: a control run that gives every sample the
+    /// condition of another target task; a generator that uses its condition gets worse.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wrong_condition: bool,
     /// Resource limits of the plugin.
     #[serde(default)]
     pub limits: LimitsSpec,

@@ -210,6 +210,9 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
                 spans.value(&path!["data", name.as_str(), "shapes"]),
             ));
         }
+        if let Some(tasks) = &data.tasks {
+            task_checks(name, data, tasks, spans, &mut out);
+        }
         if matches!(data.source, DataSource::Blobs | DataSource::Signals) && data.classes < 2 {
             out.push(Diagnostic::new(format!("`data.{name}.classes` must be at least 2"), spans.value(&path!["data", name.as_str(), "classes"])));
         }
@@ -225,6 +228,12 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
         }
         if zoo.models == 0 && zoo.import.is_none() {
             out.push(Diagnostic::new(format!("zoo `{name}` has 0 models"), at("models")));
+        }
+        if zoo.split.is_some() && m.data.get(&zoo.data).is_some_and(|d| d.tasks.is_some()) {
+            out.push(
+                Diagnostic::new(format!("zoo `{name}`: its data `{}` is a task family, whose tasks split the models (training, held-out and out-of-distribution tasks)", zoo.data), at("split"))
+                    .with_help(Some(format!("remove `split`; set `heldout` and `ood` in `data.{}.tasks`", zoo.data))),
+            );
         }
         if let Some(split) = &zoo.split {
             if split.train == 0 {
@@ -321,4 +330,53 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
     }
     out.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
     out
+}
+
+/// A task family must be one the source can make.
+fn task_checks(name: &str, data: &crate::DataSpec, tasks: &crate::TasksSpec, spans: &Spans, out: &mut Vec<Diagnostic>) {
+    let at = |key: &str| spans.value(&path!["data", name, "tasks", key]);
+    let source = data.source.descriptor();
+    if source.task != crate::descriptors::TaskKind::Classification {
+        out.push(Diagnostic::new(
+            format!("`data.{name}.tasks`: task families are classification tasks, and `{}` is not a classification source", source.name),
+            spans.value(&path!["data", name, "tasks"]),
+        ));
+        return;
+    }
+    if tasks.train() == 0 {
+        out.push(
+            Diagnostic::new(format!("`data.{name}.tasks`: {} tasks with {} held-out and {} out-of-distribution leave no training task", tasks.count, tasks.heldout, tasks.ood), at("count"))
+                .with_help(Some(format!("raise `count` above {}", tasks.heldout + tasks.ood))),
+        );
+    }
+    if tasks.shots == 0 {
+        out.push(Diagnostic::new(format!("`data.{name}.tasks.shots` is 0: a task's support set would be empty"), at("shots")));
+    }
+    let classes = source.class_count(data).unwrap_or(0);
+    match tasks.family {
+        crate::TaskFamily::Rotate => {
+            if (source.input_shape)(data) != [2] {
+                out.push(
+                    Diagnostic::new(format!("`data.{name}.tasks`: the `rotate` family rotates 2-D inputs, and `{}` inputs are {:?}", source.name, (source.input_shape)(data)), at("family"))
+                        .with_help(Some("use a 2-D source (blobs, moons, circles), or `family = \"classes\"`".into())),
+                );
+            }
+        }
+        crate::TaskFamily::Classes => {
+            let novel = tasks.novel_classes.clone().unwrap_or_default();
+            if tasks.ways < 2 || tasks.ways > classes {
+                out.push(Diagnostic::new(format!("`data.{name}.tasks.ways` = {} must be between 2 and the source's {classes} classes", tasks.ways), at("ways")));
+            } else if let Some(c) = novel.iter().find(|&&c| c >= classes) {
+                out.push(Diagnostic::new(format!("`data.{name}.tasks.novel_classes`: class {c} does not exist (the source has {classes})"), at("novel_classes")));
+            } else if tasks.novel_classes.is_some() && classes.saturating_sub(novel.len()) < tasks.ways {
+                out.push(Diagnostic::new(
+                    format!("`data.{name}.tasks`: without the novel classes {novel:?}, {} classes are left for {}-way training tasks", classes - novel.len(), tasks.ways),
+                    at("novel_classes"),
+                ));
+            }
+            if tasks.per_class < 4 {
+                out.push(Diagnostic::new(format!("`data.{name}.tasks.per_class` = {} is too few examples to split into train, validation and test", tasks.per_class), at("per_class")));
+            }
+        }
+    }
 }

@@ -29,6 +29,8 @@ pub struct Run {
     pub(crate) zoos: HashMap<String, Arc<Zoo>>,
     /// What scoring against each zoo needs (see `stages::reference`).
     pub(crate) frames: HashMap<String, crate::stages::reference::ZooFrame>,
+    /// Task-family conditions per zoo, read on first use.
+    pub(crate) conditions: HashMap<String, Option<Arc<crate::tasks::TaskConditions>>>,
     pub(crate) failures: Vec<FailureRow>,
     /// (stage label, seconds, cached), in plan order.
     pub(crate) timings: Vec<(String, f64, bool)>,
@@ -61,6 +63,7 @@ impl Run {
             datasets: HashMap::new(),
             zoos: HashMap::new(),
             frames: HashMap::new(),
+            conditions: HashMap::new(),
             failures: Vec::new(),
             timings: Vec::new(),
             started: std::time::SystemTime::now(),
@@ -200,6 +203,19 @@ impl Run {
             self.zoos.insert(name.to_string(), Arc::new(zoo));
         }
         Ok(self.zoos[name].clone())
+    }
+
+    /// The task-family conditions of zoo `name` (stored by its zoo stage); `None` unless its
+    /// data is a task family.
+    pub(crate) fn conditions(&mut self, name: &str) -> Result<Option<Arc<crate::tasks::TaskConditions>>> {
+        if !self.conditions.contains_key(name) {
+            let spec = self.loaded.manifest.zoo.get(name).ok_or_else(|| Error::Missing(format!("no zoo `{name}`")))?.clone();
+            let data = self.dataset(&spec.data)?;
+            let dir = self.stage_dir(|k| matches!(k, StageKind::Zoo { name: n } if n == name))?;
+            let read = crate::tasks::TaskConditions::read(&data, &dir)?;
+            self.conditions.insert(name.to_string(), read.map(Arc::new));
+        }
+        Ok(self.conditions[name].clone())
     }
 
     pub(crate) fn base_dir(&self) -> &Path {

@@ -25,6 +25,7 @@ pub mod records;
 pub mod report;
 pub mod stages;
 pub mod store;
+pub mod tasks;
 pub mod text;
 
 use std::path::Path;

@@ -47,12 +47,24 @@ pub struct MethodRecord {
     pub role: String,
     /// Hash of the component's bytes.
     pub hash: String,
+    /// Samples per target task (or in all, off task families).
     pub samples: usize,
     pub parameters: usize,
     pub fit_seconds: f64,
     pub sample_seconds: f64,
     pub peak_tensor_mib: f64,
     pub peak_rss_mib: Option<f64>,
+    /// On a task family: the task each block of `samples` samples was generated for (and is
+    /// scored on), in order; empty otherwise.
+    #[serde(default)]
+    pub targets: Vec<usize>,
+}
+
+impl MethodRecord {
+    /// The target task of every sample (none off task families).
+    pub fn sample_tasks(&self) -> Option<Vec<usize>> {
+        (!self.targets.is_empty()).then(|| self.targets.iter().flat_map(|&t| std::iter::repeat_n(t, self.samples)).collect())
+    }
 }
 
 /// A probe's fit on the training models and predictions on the held-out ones

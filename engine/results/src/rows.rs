@@ -177,6 +177,12 @@ pub struct FinetuneRow {
     pub sample: usize,
     /// Optimizer steps of fine-tuning (0: as generated).
     pub steps: usize,
+    /// The task the sample was generated for and fine-tuned on (task families).
+    #[serde(default)]
+    pub task: Option<i64>,
+    /// Its group: `heldout` or `ood` (task families); empty otherwise.
+    #[serde(default)]
+    pub group: String,
     pub accuracy: Option<f64>,
     #[serde(deserialize_with = "f64_or_nan")]
     pub loss: f64,
@@ -236,6 +242,33 @@ pub struct TreeRow {
     /// Adjusted Rand index of the found trees against the true ones.
     #[serde(deserialize_with = "f64_or_nan")]
     pub ari: f64,
+}
+
+/// One task of a task family (`[data.*] tasks`), as a zoo on it records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRow {
+    pub zoo: String,
+    pub task: usize,
+    /// `train`, `heldout` or `ood`.
+    pub group: String,
+    /// The source classes behind labels 0, 1, …, comma-separated.
+    pub classes: String,
+    /// Rotation in degrees (`rotate` family).
+    pub angle: Option<f64>,
+    /// The instruction text conditional generators get embedded.
+    pub instruction: String,
+}
+
+/// One value of a task's condition: `kind` is `support` (set encoding) or `instruction` (text
+/// embedding); the vector of a task and kind is its rows in `dim` order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConditionRow {
+    pub zoo: String,
+    pub task: usize,
+    pub kind: String,
+    pub dim: usize,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub value: f64,
 }
 
 /// One value of a cached text embedding.

@@ -28,10 +28,10 @@
 //!     fn describe() -> About {
 //!         About::baseline("noise", env!("CARGO_PKG_VERSION"), "Training checkpoints plus Gaussian noise.")
 //!     }
-//!     fn fit(_zoo: &Zoo, weights: Tensor, config: Config, _seed: u64) -> Result<Self, String> {
+//!     fn fit(_zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, _seed: u64) -> Result<Self, String> {
 //!         Ok(Noise { weights, sigma: config.sigma })
 //!     }
-//!     fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+//!     fn sample(&mut self, n: usize, seed: u64, _condition: &Condition) -> Result<Tensor, String> {
 //!         let rows = Tensor::randint(self.weights.shape()[0], n, seed);
 //!         let picked = self.weights.index_select(0, &rows);
 //!         Ok(&picked + &(Tensor::randn(&picked.shape(), seed + 1) * self.sigma))
@@ -70,14 +70,15 @@ pub mod probe_bindings {
         export_macro_name: "__export_probe",
         default_bindings_module: "weightlab_sdk::probe_bindings",
         with: {
-            "weightlab:plugin/tensors@0.3.0": crate::bindings::weightlab::plugin::tensors,
-            "weightlab:plugin/log@0.3.0": crate::bindings::weightlab::plugin::log,
-            "weightlab:plugin/zoo@0.3.0": crate::bindings::weightlab::plugin::zoo,
-            "weightlab:plugin/types@0.3.0": crate::bindings::weightlab::plugin::types,
+            "weightlab:plugin/tensors@0.4.0": crate::bindings::weightlab::plugin::tensors,
+            "weightlab:plugin/log@0.4.0": crate::bindings::weightlab::plugin::log,
+            "weightlab:plugin/zoo@0.4.0": crate::bindings::weightlab::plugin::zoo,
+            "weightlab:plugin/types@0.4.0": crate::bindings::weightlab::plugin::types,
         },
     });
 }
 
+pub mod conditioning;
 pub mod diffusion;
 pub mod flow;
 pub mod log;
@@ -147,15 +148,41 @@ pub trait Probe: Sized + 'static {
     fn predict(&mut self, weights: Tensor, label_embeddings: Option<Tensor>) -> Result<Tensor, String>;
 }
 
+/// What a task is, for conditional generators: given when the zoo's data is a task family
+/// (`[data.*] tasks`), empty otherwise. In [`Method::fit`] each tensor has one row per training
+/// checkpoint; in [`Method::sample`], one row for the target task.
+#[derive(Debug, Clone, Default)]
+pub struct Condition {
+    /// The task id (`checkpoint.task`); in `sample`, a task no training checkpoint learned.
+    pub task: Option<u32>,
+    /// Set encoding of the task's support examples (rows × labels·features): per label, the
+    /// mean of a fixed feature extractor's features over the support examples.
+    pub support: Option<Tensor>,
+    /// Text embedding (all-MiniLM-L6-v2, rows × 384) of the task's instruction.
+    pub instruction: Option<Tensor>,
+}
+
+impl Condition {
+    /// Whether nothing is known about the task (an ordinary zoo).
+    pub fn is_empty(&self) -> bool {
+        self.support.is_none() && self.instruction.is_none()
+    }
+
+    fn borrowed(c: bindings::exports::weightlab::plugin::method::Condition<'_>) -> Self {
+        Condition { task: c.task, support: c.support.map(Tensor::borrowed), instruction: c.instruction.map(Tensor::borrowed) }
+    }
+}
+
 /// A generator or baseline. Implement it and call [`export_method!`].
 pub trait Method: Sized + 'static {
     /// The `config` table of the manifest, deserialised from JSON.
     type Config: serde::de::DeserializeOwned + JsonSchema;
     fn describe() -> About;
-    /// Learns from `weights` (checkpoints × parameters).
-    fn fit(zoo: &Zoo, weights: Tensor, config: Self::Config, seed: u64) -> Result<Self, String>;
-    /// Returns `n` new flat weight vectors (n × parameters).
-    fn sample(&mut self, n: usize, seed: u64, condition: Option<Tensor>) -> Result<Tensor, String>;
+    /// Learns from `weights` (checkpoints × parameters); `condition` holds each checkpoint's
+    /// task (empty off task families: unconditional methods ignore it).
+    fn fit(zoo: &Zoo, weights: Tensor, condition: Condition, config: Self::Config, seed: u64) -> Result<Self, String>;
+    /// Returns `n` new flat weight vectors (n × parameters) for the task `condition` describes.
+    fn sample(&mut self, n: usize, seed: u64, condition: &Condition) -> Result<Tensor, String>;
 }
 
 /// Glue between the generated bindings and [`Method`]; used by [`export_method!`].
@@ -182,9 +209,15 @@ pub mod glue {
         types::Description { name: about.name, version: about.version, role: about.role, about: about.about, config_schema: serde_json::to_string(&schema).unwrap_or_else(|_| "{}".into()) }
     }
 
-    pub fn fit<M: Method>(zoo: Zoo, weights: &bindings::weightlab::plugin::tensors::Tensor, config: String, seed: u64) -> Result<(), String> {
+    pub fn fit<M: Method>(
+        zoo: Zoo,
+        weights: &bindings::weightlab::plugin::tensors::Tensor,
+        condition: bindings::exports::weightlab::plugin::method::Condition<'_>,
+        config: String,
+        seed: u64,
+    ) -> Result<(), String> {
         let config: M::Config = serde_json::from_str(&config).map_err(|e| format!("config: {e}"))?;
-        let method = M::fit(&zoo, Tensor::borrowed(weights), config, seed)?;
+        let method = M::fit(&zoo, Tensor::borrowed(weights), Condition::borrowed(condition), config, seed)?;
         STATE.with(|s| *s.borrow_mut() = Some(Box::new(method)));
         Ok(())
     }
@@ -216,11 +249,11 @@ pub mod glue {
         })
     }
 
-    pub fn sample<M: Method>(n: u32, seed: u64, condition: Option<&bindings::weightlab::plugin::tensors::Tensor>) -> Result<bindings::weightlab::plugin::tensors::Tensor, String> {
+    pub fn sample<M: Method>(n: u32, seed: u64, condition: bindings::exports::weightlab::plugin::method::Condition<'_>) -> Result<bindings::weightlab::plugin::tensors::Tensor, String> {
         STATE.with(|s| {
             let mut state = s.borrow_mut();
             let method = state.as_mut().and_then(|b| b.downcast_mut::<M>()).ok_or_else(|| "sample called before fit".to_string())?;
-            method.sample(n as usize, seed, condition.map(Tensor::borrowed)).map(Tensor::into_raw)
+            method.sample(n as usize, seed, &Condition::borrowed(condition)).map(Tensor::into_raw)
         })
     }
 }
@@ -239,15 +272,16 @@ macro_rules! export_method {
             fn fit(
                 zoo: $crate::Zoo,
                 weights: &$crate::bindings::weightlab::plugin::tensors::Tensor,
+                condition: $crate::bindings::exports::weightlab::plugin::method::Condition<'_>,
                 config: ::std::string::String,
                 seed: u64,
             ) -> ::std::result::Result<(), ::std::string::String> {
-                $crate::glue::fit::<$ty>(zoo, weights, config, seed)
+                $crate::glue::fit::<$ty>(zoo, weights, condition, config, seed)
             }
             fn sample(
                 n: u32,
                 seed: u64,
-                condition: ::std::option::Option<&$crate::bindings::weightlab::plugin::tensors::Tensor>,
+                condition: $crate::bindings::exports::weightlab::plugin::method::Condition<'_>,
             ) -> ::std::result::Result<$crate::bindings::weightlab::plugin::tensors::Tensor, ::std::string::String> {
                 $crate::glue::sample::<$ty>(n, seed, condition)
             }
@@ -295,7 +329,7 @@ macro_rules! export_probe {
 pub mod prelude {
     pub use crate::log;
     pub use crate::nn;
-    pub use crate::{About, Checkpoint, JsonSchema, Method, Optimizer, OptimizerKind, Param, Probe, Target, TargetKind, Tensor, Zoo, checkpoint_quality};
-    pub use crate::{diffusion, flow, probing, weights};
+    pub use crate::{About, Checkpoint, Condition, JsonSchema, Method, Optimizer, OptimizerKind, Param, Probe, Target, TargetKind, Tensor, Zoo, checkpoint_quality};
+    pub use crate::{conditioning, diffusion, flow, probing, weights};
     pub use serde::Deserialize;
 }

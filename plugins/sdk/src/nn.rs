@@ -140,12 +140,14 @@ pub struct SelfAttention {
     pub qkv: Linear,
     pub out: Linear,
     pub heads: usize,
+    /// Each token attends only to itself and earlier ones (autoregressive models).
+    pub causal: bool,
 }
 
 impl SelfAttention {
     pub fn new(dim: usize, heads: usize, seed: u64) -> Self {
         assert!(heads > 0 && dim % heads == 0, "attention width {dim} must be a multiple of {heads} heads");
-        SelfAttention { qkv: Linear::new(dim, 3 * dim, seed), out: Linear::new(dim, dim, seed.wrapping_add(2)), heads }
+        SelfAttention { qkv: Linear::new(dim, 3 * dim, seed), out: Linear::new(dim, dim, seed.wrapping_add(2)), heads, causal: false }
     }
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let s = x.shape();
@@ -154,7 +156,7 @@ impl SelfAttention {
         let qkv = self.qkv.forward(x).reshape(&[n, l, 3, h, d / h]);
         // (N × L × H × Dh) → (N × H × L × Dh)
         let part = |i: usize| qkv.narrow(2, i, 1).reshape(&[n, l, h, d / h]).transpose(1, 2);
-        let att = part(0).attention(&part(1), &part(2), false);
+        let att = part(0).attention(&part(1), &part(2), self.causal);
         self.out.forward(&att.transpose(1, 2).reshape(&[n, l, d]))
     }
     pub fn params(&self) -> Vec<&Tensor> {
@@ -196,6 +198,12 @@ pub struct Transformer {
 impl Transformer {
     pub fn new(dim: usize, depth: usize, heads: usize, seed: u64) -> Self {
         Transformer { blocks: (0..depth).map(|i| TransformerBlock::new(dim, heads, seed.wrapping_add(100 * i as u64))).collect(), ln: LayerNorm::new(dim) }
+    }
+    /// A decoder-only stack: every block attends causally (GPT-style autoregression).
+    pub fn causal(dim: usize, depth: usize, heads: usize, seed: u64) -> Self {
+        let mut t = Self::new(dim, depth, heads, seed);
+        t.blocks.iter_mut().for_each(|b| b.attn.causal = true);
+        t
     }
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let mut h = self.blocks.first().map(|b| b.forward(x)).unwrap_or_else(|| x.affine(1.0, 0.0));

@@ -56,7 +56,7 @@ pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
     for r in 0..args.repeats {
         let mut plugin = Plugin::load(&runtime, "bench-autoencoder", &path, Limits { timeout: Duration::from_secs(3600), ..Limits::default() }, 0)?;
         let t = Instant::now();
-        plugin.fit(&view, &weights, &config, 0)?;
+        plugin.fit(&view, &weights, &Default::default(), &config, 0)?;
         wasm.push(t.elapsed().as_secs_f64());
         native.push(weightlab_host::bench::native_autoencoder(&weights, rows, p, steps, hidden)?.as_secs_f64());
         if let Some(py) = &py {
@@ -100,7 +100,7 @@ pub fn pdiff(args: &crate::cli::BenchPdiffArgs) -> Result<i32> {
     for r in 0..args.repeats {
         let mut plugin = Plugin::load(&runtime, "pdiff", &path, Limits { timeout: Duration::from_secs(3600), ..Limits::default() }, 0)?;
         let t = Instant::now();
-        plugin.fit(&bench_zoo(p), &weights, &config, 0)?;
+        plugin.fit(&bench_zoo(p), &weights, &Default::default(), &config, 0)?;
         ours.push(t.elapsed().as_secs_f64());
         let out = Command::new(&py).arg(&script).args([rows, p, steps].map(|v| v.to_string())).output().context("running benches/pdiff.py")?;
         let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|_| anyhow!("benches/pdiff.py failed: {}", String::from_utf8_lossy(&out.stderr)))?;

@@ -4,6 +4,7 @@
 pub mod fashion_mnist;
 pub mod procedural;
 pub mod sdf;
+pub mod tasks;
 
 use sha2::{Digest, Sha256};
 use weightlab_manifest::{DataSource, DataSpec};
@@ -81,6 +82,10 @@ pub struct Dataset {
     pub hash: String,
     /// A name per class (what text embeddings embed); empty for regression.
     pub class_names: Vec<String>,
+    /// The tasks of a task family (`[data.*] tasks`), one per group; empty otherwise.
+    pub tasks: Vec<tasks::TaskInfo>,
+    /// Support examples per class of a task family's tasks.
+    pub shots: usize,
 }
 
 impl Dataset {
@@ -116,7 +121,7 @@ impl Dataset {
             Task::Classification { classes } => (0..classes).map(|c| format!("class {c}")).collect(),
             Task::Regression => Vec::new(),
         };
-        Self { task, input_shape, train, validation, test, groups, hash, class_names }
+        Self { task, input_shape, train, validation, test, groups, hash, class_names, tasks: Vec::new(), shots: 0 }
     }
 }
 
@@ -142,19 +147,52 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
         Some(classes) => Task::Classification { classes },
         None => Task::Regression,
     };
-    let groups = if spec.source == DataSource::SdfShapes { spec.shapes.max(1) } else { 1 };
-    let (mut train, mut test) = match spec.source {
-        DataSource::FashionMnist => {
-            let dir = spec.path.as_ref().map(|p| base_dir.join(p)).unwrap_or_else(|| fashion_mnist::DEFAULT_DIR.into());
-            fashion_mnist::load(&dir, spec.seed)?
-        }
-        DataSource::Blobs => procedural::blobs(spec.classes, spec.samples, spec.noise, spec.seed),
-        DataSource::Moons => procedural::moons(spec.samples, spec.noise, spec.seed),
-        DataSource::Circles => procedural::circles(spec.samples, spec.noise, spec.seed),
-        DataSource::Signals => procedural::signals(spec.classes, spec.samples, spec.noise, spec.seed),
-        DataSource::SdfShapes => sdf::many_shape_points(spec.samples, groups, spec.seed, spec.family),
-    };
     let features: usize = shape.iter().product();
+    // The source's own examples, drawn with `seed` (procedural) and cut to the subsets.
+    let draw = |seed: u64| -> Result<(Split, Split), DataError> {
+        let (mut train, mut test) = match spec.source {
+            DataSource::FashionMnist => {
+                let dir = spec.path.as_ref().map(|p| base_dir.join(p)).unwrap_or_else(|| fashion_mnist::DEFAULT_DIR.into());
+                fashion_mnist::load(&dir, seed)?
+            }
+            DataSource::Blobs => procedural::blobs(spec.classes, spec.samples, spec.noise, seed),
+            DataSource::Moons => procedural::moons(spec.samples, spec.noise, seed),
+            DataSource::Circles => procedural::circles(spec.samples, spec.noise, seed),
+            DataSource::Signals => procedural::signals(spec.classes, spec.samples, spec.noise, seed),
+            DataSource::SdfShapes => sdf::many_shape_points(spec.samples, spec.shapes.max(1), seed, spec.family),
+        };
+        // Subsets apply to ungrouped data only (validation refuses them with several shapes).
+        if spec.source != DataSource::SdfShapes {
+            if let Some(n) = spec.train_subset {
+                train.truncate(n, features);
+            }
+            if let Some(n) = spec.test_subset {
+                test.truncate(n, features);
+            }
+        }
+        Ok((train, test))
+    };
+    let source_names: Vec<String> = match (spec.source, source.class_count(spec)) {
+        (DataSource::FashionMnist, _) => fashion_mnist::CLASS_NAMES.iter().map(|n| n.to_string()).collect(),
+        (_, Some(classes)) => (0..classes).map(|c| format!("class {c}")).collect(),
+        (_, None) => Vec::new(),
+    };
+    let (task, groups, family, (train, test)) = match &spec.tasks {
+        Some(family) => {
+            let planned = tasks::plan(family, source_names.len(), &source_names, source.name, spec.seed);
+            let ways = if family.family == weightlab_manifest::TaskFamily::Classes { family.ways } else { source_names.len() };
+            let examples = match family.family {
+                weightlab_manifest::TaskFamily::Rotate => tasks::examples(spec, family, &planned, |seed| Ok(tasks::procedural_base(spec, seed)), features)?,
+                weightlab_manifest::TaskFamily::Classes => tasks::examples(spec, family, &planned, draw, features)?,
+            };
+            (Task::Classification { classes: ways }, family.count, Some((planned, family.shots)), examples)
+        }
+        None => {
+            let groups = if spec.source == DataSource::SdfShapes { spec.shapes.max(1) } else { 1 };
+            (task, groups, None, draw(spec.seed)?)
+        }
+    };
+    let (mut train, test) = (train, test);
     // The declared shape is authoritative: a loader that disagrees with it is a bug to report,
     // not a model to train on misaligned rows.
     for split in [&train, &test] {
@@ -162,19 +200,19 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
             return Err(DataError::Shape { source_name: source.name, reason: format!("examples have {} values, the source declares input shape {shape:?}", split.x.len() / split.len().max(1)) });
         }
     }
-    // Subsets apply to ungrouped data only (validation refuses them with several shapes).
-    if groups == 1 {
-        if let Some(n) = spec.train_subset {
-            train.truncate(n, features);
-        }
-        if let Some(n) = spec.test_subset {
-            test.truncate(n, features);
-        }
-    }
     let validation = train.split_off(spec.validation, groups, features);
     let mut dataset = Dataset::new(task, shape, train, validation, test, groups);
-    if spec.source == DataSource::FashionMnist {
-        dataset.class_names = fashion_mnist::CLASS_NAMES.iter().map(|n| n.to_string()).collect();
+    match family {
+        Some((planned, shots)) => {
+            // Labels name a task's classes only within the task: the dataset's are positions.
+            if spec.tasks.as_ref().is_some_and(|f| f.family == weightlab_manifest::TaskFamily::Rotate) {
+                dataset.class_names = source_names;
+            }
+            dataset.tasks = planned;
+            dataset.shots = shots;
+        }
+        None if !source_names.is_empty() => dataset.class_names = source_names,
+        None => {}
     }
     Ok(dataset)
 }

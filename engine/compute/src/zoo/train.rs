@@ -36,6 +36,10 @@ pub fn train_zoo(arch: &Arch, data: &Dataset, spec: &ZooSpec, progress: Option<&
         let seeds: Vec<u64> = ids.iter().map(|&i| model_seed(spec.seed, i)).collect();
         let pools: Vec<Vec<i64>> = ids.iter().map(|&i| group_pool(data, i)).collect();
         let mut trainer = Trainer::with_pools(arch, data, &spec.train, &seeds, pools);
+        if spec.shared_init {
+            let first = arch.init(&mut ChaCha8Rng::seed_from_u64(model_seed(spec.seed, 0)));
+            trainer.set_weights(first.repeat(ids.len()));
+        }
         let mut snapshots: Vec<(usize, usize, Vec<f32>)> = Vec::new();
         for epoch in 1..=spec.train.epochs {
             trainer.epoch();
@@ -59,7 +63,14 @@ pub fn train_zoo(arch: &Arch, data: &Dataset, spec: &ZooSpec, progress: Option<&
         }
         for (epoch, step, flat) in snapshots {
             for (j, &model) in ids.iter().enumerate() {
-                let side = if model < split.train { Side::Train } else { Side::Heldout };
+                let side = match data.tasks.get(model % data.groups.max(1)) {
+                    // A task family splits by task: models of held-out and out-of-distribution
+                    // tasks are held out.
+                    Some(task) if task.group != crate::data::tasks::TaskGroup::Train => Side::Heldout,
+                    Some(_) => Side::Train,
+                    None if model < split.train => Side::Train,
+                    None => Side::Heldout,
+                };
                 let mut checkpoint = Checkpoint::new(model, seeds[j], epoch, step, side);
                 checkpoint.task = (data.groups > 1).then_some(model % data.groups);
                 kept.push((checkpoint, model_weights(&flat, j, arch)));

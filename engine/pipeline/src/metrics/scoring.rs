@@ -24,6 +24,9 @@ pub struct Scoring<'a> {
     /// Test predictions of the training checkpoints; `None` when the scored models *are* the
     /// training checkpoints, compared with each other leaving each one out.
     pub reference_predictions: Option<&'a [Vec<u8>]>,
+    /// The task each model is scored on (task families: a sample's target task); `None`: the
+    /// one it fits best (one task unless the dataset has several).
+    pub tasks: Option<Vec<usize>>,
     scores: OnceCell<Vec<ModelScore>>,
     predictions: OnceCell<Vec<Vec<u8>>>,
     labels: OnceCell<Vec<u8>>,
@@ -43,6 +46,7 @@ impl<'a> Scoring<'a> {
             p,
             train,
             reference_predictions,
+            tasks: None,
             scores: OnceCell::new(),
             predictions: OnceCell::new(),
             labels: OnceCell::new(),
@@ -51,6 +55,12 @@ impl<'a> Scoring<'a> {
             behaviour: OnceCell::new(),
             nearest_shape: OnceCell::new(),
         }
+    }
+
+    /// Scores model i on task `tasks[i]` (a sample's target task).
+    pub fn on_tasks(mut self, tasks: Option<Vec<usize>>) -> Self {
+        self.tasks = tasks;
+        self
     }
 
     /// Number of scored models.
@@ -73,7 +83,7 @@ impl<'a> Scoring<'a> {
 
     /// Loss, accuracy and predictions of every model on the test split.
     pub fn scores(&self) -> &[ModelScore] {
-        self.scores.get_or_init(|| eval::evaluate(self.arch, self.data, &self.data.test, self.models))
+        self.scores.get_or_init(|| eval::evaluate_on(self.arch, self.data, &self.data.test, self.models, self.tasks.as_deref()))
     }
 
     /// Test predictions of every model.

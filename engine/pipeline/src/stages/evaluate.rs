@@ -28,12 +28,14 @@ impl Run {
         let steps = self.loaded.manifest.evaluate.finetune_steps.clone();
         let recipe = self.loaded.manifest.zoo[&method.zoo].train.clone();
         let frame = self.frame(&method.zoo)?;
-        let scoring = Scoring::new(&zoo.arch, &data, &samples, &frame.train, Some(&frame.predictions));
+        let targets = record.sample_tasks();
+        let scoring = Scoring::new(&zoo.arch, &data, &samples, &frame.train, Some(&frame.predictions)).on_tasks(targets.clone());
         let who = RowsOf { zoo: &method.zoo, method: &method.name, role: &record.role, seed };
         let scored = score(&who, &scoring, &metrics, frame);
         scored.write(dir, &metrics)?;
         if !steps.is_empty() {
-            let scores = weightlab_compute::finetune::finetune(&zoo.arch, &data, &recipe, &samples, &steps, seed);
+            let scores = weightlab_compute::finetune::finetune(&zoo.arch, &data, &recipe, &samples, &steps, seed, targets.as_deref());
+            let group = |i: usize| targets.as_ref().map(|t| data.tasks.get(t[i]).map_or("", |x| x.group.name()).to_string()).unwrap_or_default();
             let mut finetune: Vec<FinetuneRow> = Vec::new();
             for (&k, at) in steps.iter().zip(&scores) {
                 for (i, s) in at.iter().enumerate() {
@@ -44,6 +46,8 @@ impl Run {
                         seed,
                         sample: i,
                         steps: k,
+                        task: targets.as_ref().map(|t| t[i] as i64),
+                        group: group(i),
                         accuracy: s.accuracy.map(f64::from),
                         loss: s.loss as f64,
                     });

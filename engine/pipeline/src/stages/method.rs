@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use weightlab_compute::{Side, Zoo};
-use weightlab_host::worker::{self, Job, Request};
+use weightlab_host::worker::{self, Conditioning, Job, Request};
 use weightlab_host::{CheckpointView, Description, Limits, ParamView, Role, ZooView, role_name};
 use weightlab_manifest::{LimitsSpec, Loaded, MethodSpec};
 
@@ -152,11 +152,33 @@ impl Run {
         let rows = zoo.side(Side::Train);
         let view = zoo_view(&method.zoo, zoo_spec.arch.descriptor().plugin_arch, &zoo, &rows, &data);
         let p = zoo.layout().len();
-        let job = Job::Run { zoo: view, rows: rows.len(), config, seed, sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), samples: method.samples };
+        let mut payload = zoo.stack(&rows);
+        let (conditioning, targets) = match self.conditions(&method.zoo)? {
+            Some(c) => {
+                let train_tasks: Vec<usize> = rows.iter().map(|&i| zoo.checkpoints[i].task.unwrap_or(0)).collect();
+                let targets = c.targets();
+                // The control gives every target the condition of the target half a list away.
+                let given: Vec<usize> = if method.wrong_condition { (0..targets.len()).map(|i| targets[(i + targets.len() / 2) % targets.len()]).collect() } else { targets.clone() };
+                let ((support, instruction), (target_support, target_instruction)) = (c.rows(&train_tasks), c.rows(&given));
+                payload.extend(support.into_iter().chain(instruction).chain(target_support).chain(target_instruction));
+                output::detail(&format!(
+                    "conditioned on {} tasks; sampling {} per target task for {} held-out and out-of-distribution tasks{}",
+                    c.tasks.len() - targets.len(),
+                    method.samples,
+                    targets.len(),
+                    if method.wrong_condition { " (control: each given another task's condition)" } else { "" }
+                ));
+                let conditioning = Conditioning { support_dim: c.support_dim, instruction_dim: c.instruction_dim, targets: given.iter().map(|&t| t as u32).collect() };
+                (conditioning, targets)
+            }
+            None => (Conditioning::default(), Vec::new()),
+        };
+        let total = conditioning.total(method.samples);
+        let job = Job::Run { zoo: view, rows: rows.len(), config, seed, sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), samples: method.samples, conditioning };
         let request = request(&method.plugin, plugin_path(&method, self.base_dir())?, limits(&method.limits), job);
-        let (description, outcome) = self.run_job(index, &request, &zoo.stack(&rows), "samples")?;
+        let (description, outcome) = self.run_job(index, &request, &payload, "samples")?;
         let bytes: Vec<u8> = outcome.samples.iter().flat_map(|v| v.to_le_bytes()).collect();
-        write_tensor(&dir.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![method.samples, p], &bytes)?;
+        write_tensor(&dir.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![total, p], &bytes)?;
         write_log(dir, &outcome)?;
         let d = &description;
         output::detail(&format!("fit {:.2}s, sample {:.2}s, peak tensor memory {}", outcome.fit_seconds, outcome.sample_seconds, weightlab_host::budget::Size(outcome.peak_tensor_bytes)));
@@ -172,6 +194,7 @@ impl Run {
             sample_seconds: outcome.sample_seconds,
             peak_tensor_mib: outcome.peak_tensor_bytes as f64 / (1 << 20) as f64,
             peak_rss_mib: outcome.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
+            targets,
         })
     }
 }

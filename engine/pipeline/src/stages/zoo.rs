@@ -42,6 +42,20 @@ impl Run {
         };
         zoo::store::save(&zoo, dir)?;
         table_of(&zoo_rows(name, &zoo, &spec)).write(dir, "zoo")?;
+        if let Some(conditions) = crate::tasks::TaskConditions::compute(&data, &arch, spec.arch.descriptor().plugin_arch) {
+            conditions.write(name, dir)?;
+            let count = |g| conditions.tasks.iter().filter(|t| t.group == g).count();
+            use weightlab_compute::data::tasks::TaskGroup;
+            output::detail(&format!(
+                "{} tasks ({} training, {} held-out, {} out-of-distribution); conditions: set encodings ({}-d), instructions ({}-d)",
+                conditions.tasks.len(),
+                count(TaskGroup::Train),
+                count(TaskGroup::Heldout),
+                count(TaskGroup::Ood),
+                conditions.support_dim,
+                conditions.instruction_dim
+            ));
+        }
         let accs: Vec<f32> = zoo.checkpoints.iter().filter_map(|c| c.test_accuracy).collect();
         let mean_acc = if accs.is_empty() { f32::NAN } else { accs.iter().sum::<f32>() / accs.len() as f32 };
         let (min_acc, max_acc) = accs.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));

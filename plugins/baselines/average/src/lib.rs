@@ -29,7 +29,7 @@ impl Method for Average {
         About::baseline("average", env!("CARGO_PKG_VERSION"), "The mean of k random training checkpoints per sample.")
     }
 
-    fn fit(_zoo: &Zoo, weights: Tensor, config: Config, _seed: u64) -> Result<Self, String> {
+    fn fit(_zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, _seed: u64) -> Result<Self, String> {
         if config.k == 0 {
             return Err("k must be at least 1".into());
         }
@@ -40,7 +40,7 @@ impl Method for Average {
         Ok(Average { weights, k: config.k })
     }
 
-    fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+    fn sample(&mut self, n: usize, seed: u64, _condition: &Condition) -> Result<Tensor, String> {
         let rows = self.weights.shape()[0];
         let means: Vec<Tensor> = (0..n)
             .map(|i| {

@@ -20,11 +20,11 @@ impl Method for Copy {
         About::baseline("copy", env!("CARGO_PKG_VERSION"), "Training checkpoints returned unchanged: the memorization ceiling.")
     }
 
-    fn fit(_zoo: &Zoo, weights: Tensor, _config: Config, _seed: u64) -> Result<Self, String> {
+    fn fit(_zoo: &Zoo, weights: Tensor, _condition: Condition, _config: Config, _seed: u64) -> Result<Self, String> {
         Ok(Copy { weights })
     }
 
-    fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+    fn sample(&mut self, n: usize, seed: u64, _condition: &Condition) -> Result<Tensor, String> {
         let rows = self.weights.shape()[0];
         let rounds: Vec<Tensor> = (0..n.div_ceil(rows)).map(|r| Tensor::randperm(rows, seed.wrapping_add(r as u64))).collect();
         let order = Tensor::cat(&rounds.iter().collect::<Vec<_>>(), 0).narrow(0, 0, n);

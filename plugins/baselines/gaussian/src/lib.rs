@@ -28,14 +28,14 @@ impl Method for Gaussian {
         About::baseline("gaussian", env!("CARGO_PKG_VERSION"), "An independent per-parameter normal fitted to the training checkpoints.")
     }
 
-    fn fit(_zoo: &Zoo, weights: Tensor, config: Config, _seed: u64) -> Result<Self, String> {
+    fn fit(_zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, _seed: u64) -> Result<Self, String> {
         if weights.shape()[0] < 2 {
             return Err("needs at least 2 training checkpoints to fit a deviation".into());
         }
         Ok(Gaussian { mean: weights.mean(0, true), std: weights.std(0, true) * config.scale })
     }
 
-    fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+    fn sample(&mut self, n: usize, seed: u64, _condition: &Condition) -> Result<Tensor, String> {
         let p = self.mean.shape()[1];
         Ok(&self.mean + &(Tensor::randn(&[n, p], seed) * &self.std))
     }

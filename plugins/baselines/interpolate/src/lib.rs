@@ -28,7 +28,7 @@ impl Method for Interpolate {
         About::baseline("interpolate", env!("CARGO_PKG_VERSION"), "Random convex combinations of k training checkpoints.")
     }
 
-    fn fit(_zoo: &Zoo, weights: Tensor, config: Config, _seed: u64) -> Result<Self, String> {
+    fn fit(_zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, _seed: u64) -> Result<Self, String> {
         if config.k == 0 {
             return Err("k must be at least 1".into());
         }
@@ -36,7 +36,7 @@ impl Method for Interpolate {
         Ok(Interpolate { weights, k })
     }
 
-    fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+    fn sample(&mut self, n: usize, seed: u64, _condition: &Condition) -> Result<Tensor, String> {
         let rows = self.weights.shape()[0];
         let mixes: Vec<Tensor> = (0..n)
             .map(|i| {

@@ -34,14 +34,14 @@ impl Method for Noise {
         About::baseline("noise", env!("CARGO_PKG_VERSION"), "Random training checkpoints plus Gaussian noise of standard deviation sigma (absolute, or relative to each layer's scale).")
     }
 
-    fn fit(zoo: &Zoo, weights: Tensor, config: Config, _seed: u64) -> Result<Self, String> {
+    fn fit(zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, _seed: u64) -> Result<Self, String> {
         if !(config.sigma >= 0.0 && config.sigma.is_finite()) {
             return Err(format!("sigma must be a non-negative number, got {}", config.sigma));
         }
         Ok(Noise { weights, layout: zoo.layout.clone(), config })
     }
 
-    fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+    fn sample(&mut self, n: usize, seed: u64, _condition: &Condition) -> Result<Tensor, String> {
         let rows = Tensor::randint(self.weights.shape()[0], n, seed);
         let picked = self.weights.index_select(0, &rows);
         let noise = Tensor::randn(&picked.shape(), seed.wrapping_add(1));

@@ -34,11 +34,11 @@ impl Method for RandomInit {
         About::baseline("random-init", env!("CARGO_PKG_VERSION"), "Fresh PyTorch-style initialisation: the chance-accuracy floor.")
     }
 
-    fn fit(zoo: &Zoo, _weights: Tensor, _config: Config, _seed: u64) -> Result<Self, String> {
+    fn fit(zoo: &Zoo, _weights: Tensor, _condition: Condition, _config: Config, _seed: u64) -> Result<Self, String> {
         Ok(RandomInit { layout: zoo.layout.clone() })
     }
 
-    fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+    fn sample(&mut self, n: usize, seed: u64, _condition: &Condition) -> Result<Tensor, String> {
         let parts: Vec<Tensor> = self
             .layout
             .iter()

@@ -22,7 +22,7 @@ impl Method for Bench {
         About::baseline("bench-autoencoder", env!("CARGO_PKG_VERSION"), "Benchmark: autoencoder training loop.")
     }
 
-    fn fit(_zoo: &Zoo, weights: Tensor, config: Config, _seed: u64) -> Result<Self, String> {
+    fn fit(_zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, _seed: u64) -> Result<Self, String> {
         let p = weights.shape()[1];
         let w1 = Tensor::randn(&[config.hidden, p], 1).affine(0.01, 0.0).parameter();
         let b1 = Tensor::zeros(&[config.hidden]).parameter();
@@ -38,7 +38,7 @@ impl Method for Bench {
         Ok(Bench { out: weights.linear(&w1, Some(&b1)).tanh().linear(&w2, Some(&b2)).detach() })
     }
 
-    fn sample(&mut self, n: usize, _seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+    fn sample(&mut self, n: usize, _seed: u64, _condition: &Condition) -> Result<Tensor, String> {
         Ok(self.out.narrow(0, 0, n))
     }
 }

@@ -5,14 +5,19 @@
 //!    builds on p-diff's autoencoder, with its input and latent noise).
 //! 2. Train a velocity network on the standardised latents with straight-line flow matching:
 //!    x_t = (1 − t) x0 + t x1, x0 ~ N(0, I), regress x1 − x0. The network sees the latent, the
-//!    time and a context embedding: the dataset descriptor (here a fixed random embedding of the
-//!    zoo's dataset identity and class count; the host may pass another context to `sample`).
+//!    time and a context embedding. On a task family the context is the task's support set:
+//!    the host's set encoding (class means of `shots` examples per class), standardised and
+//!    refined by a set encoder (an MLP trained with the velocity network), so `sample` can
+//!    target a task it never saw. On an ordinary zoo it is the dataset descriptor (a fixed
+//!    random embedding of the zoo's dataset identity and class count).
 //! 3. Sample: integrate the ODE from the prior with `ode_steps` Euler or Heun steps, decode.
 //!    With zero steps the prior draw is returned unchanged (then decoded).
 //!
 //! FLoWN's few-shot use — generated weights as an initialisation, fine-tuned for a few steps —
-//! is measured natively by `[evaluate] finetune_steps`, beside `random-init`.
+//! is measured natively by `[evaluate] finetune_steps` (on a task family: on the target task's
+//! support set), beside `random-init` and the other transfer baselines.
 
+use weightlab_sdk::conditioning::{ConditionKind, TaskCondition};
 use weightlab_sdk::flow::{self, Solver};
 use weightlab_sdk::nn::{Act, Mlp, timestep_embedding};
 use weightlab_sdk::prelude::*;
@@ -55,6 +60,14 @@ struct Config {
     /// Learning rate of both stages (AdamW).
     #[serde(default = "d_lr")]
     lr: f32,
+    /// On a task family: the task condition to use (`support`: the set encoding, FLoWN's
+    /// context set; `instruction`: the text embedding).
+    #[serde(default = "d_condition")]
+    condition: ConditionKind,
+}
+
+fn d_condition() -> ConditionKind {
+    ConditionKind::Support
 }
 
 fn d_latent_dim() -> usize {
@@ -94,8 +107,15 @@ struct Flown {
     config: Config,
     space: LatentSpace,
     velocity: Mlp,
-    /// The zoo's context embedding (1 × context_dim).
-    context: Tensor,
+    context: Context,
+}
+
+/// Where the context embedding comes from.
+enum Context {
+    /// The zoo's dataset descriptor (1 × context_dim), the same for every row.
+    Descriptor(Tensor),
+    /// A task condition refined by a set encoder trained with the velocity network.
+    Task { condition: TaskCondition, encoder: Mlp },
 }
 
 impl Flown {
@@ -103,6 +123,15 @@ impl Flown {
         // Times in [0, 1] are scaled up so the sinusoidal embedding resolves them.
         let emb = timestep_embedding(&(t * 1000.0), TEMB);
         self.velocity.forward(&Tensor::cat(&[z, &emb, context], 1))
+    }
+
+    /// The context rows (n × context_dim) for a condition: encoded, or the descriptor.
+    fn context(&self, condition: Option<&Tensor>, n: usize) -> Tensor {
+        match (&self.context, condition) {
+            (Context::Descriptor(d), _) => d.expand(&[n, self.config.context_dim]),
+            (Context::Task { encoder, .. }, Some(c)) => encoder.forward(c),
+            (Context::Task { .. }, None) => Tensor::zeros(&[n, self.config.context_dim]),
+        }
     }
 }
 
@@ -122,11 +151,11 @@ impl Method for Flown {
         About::generator(
             "flown",
             env!("CARGO_PKG_VERSION"),
-            "FLoWN (Saragih et al. 2025): conditional flow matching (straight paths, Euler/Heun ODE sampling) in the latent space of a p-diff-style weight autoencoder, conditioned on a dataset-descriptor embedding.",
+            "FLoWN (Saragih et al. 2025): conditional flow matching (straight paths, Euler/Heun ODE sampling) in the latent space of a p-diff-style weight autoencoder, conditioned on the task's support set (set encoding refined by a learned encoder) on task families, else on a dataset-descriptor embedding.",
         )
     }
 
-    fn fit(zoo: &Zoo, weights: Tensor, config: Config, seed: u64) -> Result<Self, String> {
+    fn fit(zoo: &Zoo, weights: Tensor, condition: Condition, config: Config, seed: u64) -> Result<Self, String> {
         let rows = weights.shape()[0];
         if rows < 2 {
             return Err("needs at least 2 training checkpoints".into());
@@ -141,12 +170,30 @@ impl Method for Flown {
 
         let d = config.latent_dim;
         let velocity = Mlp::new(&[d + TEMB + config.context_dim, config.hidden, config.hidden, d], Act::Silu, seed.wrapping_mul(104_729));
-        let context = descriptor_embedding(zoo, config.context_dim);
-        let opt = Optimizer::new(OptimizerKind::Adamw, &velocity.params(), config.lr, 2e-6);
+        // On a task family each checkpoint's context is its task's condition.
+        let (context, conditions) = if condition.is_empty() {
+            (Context::Descriptor(descriptor_embedding(zoo, config.context_dim)), None)
+        } else {
+            let (task, rows_std) = TaskCondition::fit(&condition, config.condition)?;
+            let encoder = Mlp::new(&[task.dim, config.hidden, config.context_dim], Act::Silu, seed.wrapping_mul(7_919));
+            log::message(&format!("conditioned on each checkpoint's task ({:?} condition, {} wide, refined by a set encoder)", config.condition, task.dim));
+            (Context::Task { condition: task, encoder }, Some(rows_std))
+        };
+        let mut params = velocity.params();
+        if let Context::Task { encoder, .. } = &context {
+            params.extend(encoder.params());
+        }
+        let opt = Optimizer::new(OptimizerKind::Adamw, &params, config.lr, 2e-6);
+        drop(params);
         let me = Flown { config, space, velocity, context };
-        let ctx = me.context.expand(&[rows, me.config.context_dim]);
+        let fixed = conditions.is_none().then(|| me.context(None, rows));
         for step in 0..me.config.flow_steps {
             let (zt, t, target) = flow::training_pair(&z1, seed.wrapping_add(1_000_003 * (step as u64 + 1)));
+            // The encoder trains with the velocity network, so its output is recomputed each step.
+            let ctx = match &fixed {
+                Some(c) => c.clone(),
+                None => me.context(conditions.as_ref(), rows),
+            };
             let loss = me.velocity(&zt, &t, &ctx).mse(&target);
             opt.step_on(&loss);
             if step % 50 == 0 || step + 1 == me.config.flow_steps {
@@ -157,12 +204,14 @@ impl Method for Flown {
         Ok(me)
     }
 
-    fn sample(&mut self, n: usize, seed: u64, condition: Option<Tensor>) -> Result<Tensor, String> {
+    fn sample(&mut self, n: usize, seed: u64, condition: &Condition) -> Result<Tensor, String> {
         let d = self.config.latent_dim;
-        let context = match condition {
-            Some(c) if c.shape() == [n, self.config.context_dim] => c,
-            Some(c) => return Err(format!("context has shape {:?}; expected [{n}, {}]", c.shape(), self.config.context_dim)),
-            None => self.context.expand(&[n, self.config.context_dim]),
+        let context = match &self.context {
+            Context::Task { condition: task, .. } => {
+                let rows = task.prepare(condition, n)?;
+                self.context(Some(&rows), n).detach()
+            }
+            Context::Descriptor(_) => self.context(None, n),
         };
         let prior = Tensor::randn(&[n, d], seed);
         let z = flow::integrate(prior, self.config.ode_steps, self.config.solver, |z, t| self.velocity(z, t, &context));

@@ -28,7 +28,7 @@ impl Method for Gpt {
         )
     }
 
-    fn fit(zoo: &Zoo, weights: Tensor, config: WeightDiffusionConfig, seed: u64) -> Result<Self, String> {
+    fn fit(zoo: &Zoo, weights: Tensor, _condition: Condition, config: WeightDiffusionConfig, seed: u64) -> Result<Self, String> {
         let rows = weights.shape()[0];
         if rows < 2 {
             return Err("needs at least 2 training checkpoints".into());
@@ -46,9 +46,9 @@ impl Method for Gpt {
         Ok(Gpt { model, target: (target - mean) / std })
     }
 
-    fn sample(&mut self, n: usize, seed: u64, condition: Option<Tensor>) -> Result<Tensor, String> {
-        // A condition passed by the host (n × 1, standardised) overrides the configured target.
-        let prompt = condition.unwrap_or_else(|| Tensor::full(&[n, 1], self.target));
+    fn sample(&mut self, n: usize, seed: u64, _condition: &Condition) -> Result<Tensor, String> {
+        // The prompt: the configured target accuracy (task conditions do not apply to G.pt).
+        let prompt = Tensor::full(&[n, 1], self.target);
         Ok(self.model.sample(n, seed, Some(&prompt)))
     }
 }

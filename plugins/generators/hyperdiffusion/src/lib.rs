@@ -19,7 +19,7 @@ impl Method for HyperDiffusion {
         About::generator("hyperdiffusion", env!("CARGO_PKG_VERSION"), "HyperDiffusion-style (Erkoç et al. 2023): a DDPM directly on flattened weights with a transformer denoiser over weight tokens.")
     }
 
-    fn fit(zoo: &Zoo, weights: Tensor, config: WeightDiffusionConfig, seed: u64) -> Result<Self, String> {
+    fn fit(zoo: &Zoo, weights: Tensor, _condition: Condition, config: WeightDiffusionConfig, seed: u64) -> Result<Self, String> {
         if weights.shape()[0] < 2 {
             return Err("needs at least 2 training checkpoints".into());
         }
@@ -29,7 +29,7 @@ impl Method for HyperDiffusion {
         Ok(HyperDiffusion(WeightDiffusion::fit(&zoo.layout, &weights, None, &config, seed)?))
     }
 
-    fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+    fn sample(&mut self, n: usize, seed: u64, _condition: &Condition) -> Result<Tensor, String> {
         Ok(self.0.sample(n, seed, None))
     }
 }

@@ -103,7 +103,7 @@ impl Method for HyperReps {
         )
     }
 
-    fn fit(zoo: &Zoo, weights: Tensor, config: Config, seed: u64) -> Result<Self, String> {
+    fn fit(zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, seed: u64) -> Result<Self, String> {
         let rows = weights.shape()[0];
         if rows < 2 {
             return Err("needs at least 2 training checkpoints".into());
@@ -154,7 +154,7 @@ impl Method for HyperReps {
         Ok(HyperReps { normalizer, decoder, reconstructions, anchors, bandwidth, sampler: config.sampler })
     }
 
-    fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+    fn sample(&mut self, n: usize, seed: u64, _condition: &Condition) -> Result<Tensor, String> {
         let d = self.bandwidth.len();
         // S_KDE: each dimension independently, a random anchor's value plus kernel noise.
         // S_Neigh: one anchor for the whole latent vector.

@@ -106,7 +106,7 @@ impl Method for PDiff {
         )
     }
 
-    fn fit(_zoo: &Zoo, weights: Tensor, config: Config, seed: u64) -> Result<Self, String> {
+    fn fit(_zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, seed: u64) -> Result<Self, String> {
         if weights.shape()[0] < 2 {
             return Err("needs at least 2 training checkpoints".into());
         }
@@ -138,7 +138,7 @@ impl Method for PDiff {
         Ok(me)
     }
 
-    fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+    fn sample(&mut self, n: usize, seed: u64, _condition: &Condition) -> Result<Tensor, String> {
         let z = self.ddpm.sample(&[n, self.config.latent_dim], seed, |z, t| self.denoise(z, t));
         Ok(self.space.decode(&z))
     }

@@ -1,0 +1,70 @@
+//! Task conditions for conditional generators (D2NWG, IGPG, FLoWN): pick the kind a method
+//! conditions on, standardise it with the training rows' statistics, and hand the same
+//! transformation to `sample`, so a new task's condition lands where the training tasks' did.
+
+use crate::probing::Standardize;
+use crate::{Condition, JsonSchema, Tensor};
+
+/// Which of the host's task conditions a generator uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConditionKind {
+    /// The set encoding of the task's support examples (D2NWG, FLoWN).
+    Support,
+    /// The text embedding of the task's instruction (IGPG).
+    Instruction,
+}
+
+impl ConditionKind {
+    fn pick(self, c: &Condition) -> Option<&Tensor> {
+        match self {
+            ConditionKind::Support => c.support.as_ref(),
+            ConditionKind::Instruction => c.instruction.as_ref(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ConditionKind::Support => "support",
+            ConditionKind::Instruction => "instruction",
+        }
+    }
+}
+
+/// A condition kind, fitted on the training checkpoints' rows.
+pub struct TaskCondition {
+    pub kind: ConditionKind,
+    /// Width of one condition row.
+    pub dim: usize,
+    standardize: Standardize,
+}
+
+impl TaskCondition {
+    /// Fits on the training rows of `kind` in `condition`; returns the standardised rows
+    /// (checkpoints × dim). Fails with a clear reason when the host gave no such condition
+    /// (the zoo's data is not a task family, or the text model is missing).
+    pub fn fit(condition: &Condition, kind: ConditionKind) -> Result<(Self, Tensor), String> {
+        let rows = kind.pick(condition).ok_or_else(|| missing(kind))?;
+        let standardize = Standardize::fit(rows);
+        let dim = rows.shape().get(1).copied().unwrap_or(0);
+        Ok((TaskCondition { kind, dim, standardize: standardize.clone() }, standardize.apply(rows)))
+    }
+
+    /// The standardised condition of a target task, repeated for `n` samples (n × dim).
+    pub fn prepare(&self, condition: &Condition, n: usize) -> Result<Tensor, String> {
+        let row = self.kind.pick(condition).ok_or_else(|| missing(self.kind))?;
+        let shape = row.shape();
+        if shape != [1, self.dim] && shape != [n, self.dim] {
+            return Err(format!("{} condition has shape {shape:?}; expected [1, {}]", self.kind.name(), self.dim));
+        }
+        Ok(self.standardize.apply(row).expand(&[n, self.dim]))
+    }
+}
+
+fn missing(kind: ConditionKind) -> String {
+    format!(
+        "needs `{}` task conditions, and the host gave none: train the zoo on a task family (`[data.*] tasks`){}",
+        kind.name(),
+        if kind == ConditionKind::Instruction { " with the text model installed (`make` sets it up)" } else { "" }
+    )
+}
