@@ -61,17 +61,18 @@ impl Mlp {
         Mlp { layers, act }
     }
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let mut h = x.clone();
-        for (i, layer) in self.layers.iter().enumerate() {
+        // Never start from `x.clone()`: a clone is a detached handle, which would cut the
+        // gradient to whatever computed `x` (a set encoder, the encoder before a decoder).
+        let Some((first, rest)) = self.layers.split_first() else { return x.affine(1.0, 0.0) };
+        let mut h = first.forward(x);
+        for layer in rest {
+            h = match self.act {
+                Act::Relu => h.relu(),
+                Act::Silu => h.silu(),
+                Act::Gelu => h.gelu(),
+                Act::Tanh => h.tanh(),
+            };
             h = layer.forward(&h);
-            if i + 1 < self.layers.len() {
-                h = match self.act {
-                    Act::Relu => h.relu(),
-                    Act::Silu => h.silu(),
-                    Act::Gelu => h.gelu(),
-                    Act::Tanh => h.tanh(),
-                };
-            }
         }
         h
     }
