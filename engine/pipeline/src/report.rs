@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use weightlab_manifest::Manifest;
 use weightlab_report::metrics::MetricColumn;
-use weightlab_report::{Failure, PlotSet, ProbeTable, ProbeTableRow, ReportContext, Row, TreeDiscovery};
+use weightlab_report::{Failure, PlotSet, ScoreTable, ScoreRow, ReportContext, Row, TreeDiscovery};
 use weightlab_results::rows::{read_samples, read_table};
 use weightlab_results::{FailureRow, FinetuneRow, LogRow, ParameterRow, ProbeScoreRow, RunRow, SampleRow, SimilarityRow, Stat, TreeRow, ZooRow};
 
@@ -181,7 +181,11 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
                     String::new()
                 };
                 let arch = z.arch.descriptor().name;
-                (label(i, name), format!("{} checkpoints of {} {arch} models on `{}` (split {} train / {} held-out){mean}", ckpts.len(), z.models, z.data, z.split().train, z.split().heldout))
+                let models = |side: &str| ckpts.iter().filter(|c| c.side == side).map(|c| c.model).collect::<std::collections::BTreeSet<_>>().len();
+                let family = r.manifest.data.get(&z.data).and_then(|d| d.tasks.as_ref()).map_or(String::new(), |t| {
+                    format!("; a `{}` task family of {} tasks: {} training, {} held-out, {} out-of-distribution, {} support examples per class", format!("{:?}", t.family).to_lowercase(), t.count, t.train(), t.heldout, t.ood, t.shots)
+                });
+                (label(i, name), format!("{} checkpoints of {} {arch} models on `{}` (split {} train / {} held-out models){family}{mean}", ckpts.len(), z.models, z.data, models("train"), models("heldout")))
             })
         })
         .collect();
@@ -210,6 +214,7 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         manifest: runs.iter().map(|r| r.manifest_text.clone()).collect::<Vec<_>>().join("\n# ----\n"),
         zoos,
         probes: probe_tables(&probe_scores, &position),
+        transfer: transfer_tables(&finetune, &position),
         trees,
     };
     ctx.mark_best();
@@ -237,7 +242,7 @@ fn direction(d: Direction) -> &'static str {
 
 /// One table per (zoo, target) of the probe runs: each probe method's metrics over seeds (mean
 /// ± 95 % t-interval) beside the chance level, columns in registry order.
-fn probe_tables(scores: &[ProbeScoreRow], position: &dyn Fn(&str) -> usize) -> Vec<ProbeTable> {
+fn probe_tables(scores: &[ProbeScoreRow], position: &dyn Fn(&str) -> usize) -> Vec<ScoreTable> {
     let mut targets: Vec<(String, String)> = scores.iter().map(|s| (s.zoo.clone(), s.target.clone())).collect();
     targets.sort();
     targets.dedup();
@@ -270,14 +275,72 @@ fn probe_tables(scores: &[ProbeScoreRow], position: &dyn Fn(&str) -> usize) -> V
                             (!c.is_empty()).then(|| c.iter().sum::<f64>() / c.len() as f64)
                         })
                         .collect();
-                    ProbeTableRow { method, plugin, seeds, values, chance, best: Vec::new() }
+                    ScoreRow { method, plugin, seeds, values, chance, best: Vec::new() }
                 })
                 .collect();
             let columns = metrics
                 .iter()
                 .map(|m| MetricColumn { key: m.key.into(), label: m.label.into(), unit: String::new(), direction: direction(m.direction).into(), digits: 3, help: m.help.into() })
                 .collect();
-            ProbeTable { zoo, target, metrics: columns, rows }
+            ScoreTable { zoo, target, metrics: columns, rows }
+        })
+        .collect()
+}
+
+/// One table per task-family zoo of the fine-tuning runs: each method's accuracy on its target
+/// tasks — held-out, then out-of-distribution — after each fine-tuning step count (0: zero-shot),
+/// mean ± 95 % t-interval over seeds (each seed: the mean over its samples).
+fn transfer_tables(finetune: &[FinetuneRow], position: &dyn Fn(&str) -> usize) -> Vec<ScoreTable> {
+    let family: Vec<&FinetuneRow> = finetune.iter().filter(|r| !r.group.is_empty() && r.accuracy.is_some()).collect();
+    let mut zoos: Vec<String> = family.iter().map(|r| r.zoo.clone()).collect();
+    zoos.sort();
+    zoos.dedup();
+    zoos.into_iter()
+        .map(|zoo| {
+            let here: Vec<&&FinetuneRow> = family.iter().filter(|r| r.zoo == zoo).collect();
+            let mut cells: Vec<(u8, String, usize)> = here.iter().map(|r| (u8::from(r.group != "heldout"), r.group.clone(), r.steps)).collect();
+            cells.sort();
+            cells.dedup();
+            let mut methods: Vec<(String, String)> = here.iter().map(|r| (r.method.clone(), r.role.clone())).collect();
+            methods.sort_by_key(|(m, _)| (position(m), m.clone()));
+            methods.dedup();
+            let rows = methods
+                .into_iter()
+                .map(|(method, role)| {
+                    let mine: Vec<&&&FinetuneRow> = here.iter().filter(|r| r.method == method).collect();
+                    let seeds: std::collections::BTreeSet<u64> = mine.iter().map(|r| r.seed).collect();
+                    let values = cells
+                        .iter()
+                        .map(|(_, group, steps)| {
+                            let per_seed: Vec<f64> = seeds
+                                .iter()
+                                .filter_map(|&seed| {
+                                    let v: Vec<f64> = mine.iter().filter(|r| r.seed == seed && &r.group == group && r.steps == *steps).filter_map(|r| r.accuracy).collect();
+                                    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+                                })
+                                .collect();
+                            (!per_seed.is_empty()).then(|| Stat::of_seeds(&per_seed, 0))
+                        })
+                        .collect();
+                    ScoreRow { method, plugin: role, seeds: seeds.len() as u32, values, chance: vec![None; cells.len()], best: Vec::new() }
+                })
+                .collect();
+            let metrics = cells
+                .iter()
+                .map(|(_, group, steps)| {
+                    let place = if group == "heldout" { "held-out tasks" } else { "out-of-distribution tasks" };
+                    let when = if *steps == 0 { "zero-shot".to_string() } else { format!("{steps} steps") };
+                    MetricColumn {
+                        key: format!("{group}-{steps}"),
+                        label: format!("{} · {when}", if group == "heldout" { "in-dist." } else { "OOD" }),
+                        unit: String::new(),
+                        direction: "higher".into(),
+                        digits: 3,
+                        help: format!("test accuracy on {place} after {steps} fine-tuning steps on the task's support set"),
+                    }
+                })
+                .collect();
+            ScoreTable { zoo, target: "transfer".into(), metrics, rows }
         })
         .collect()
 }

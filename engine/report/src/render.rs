@@ -53,20 +53,23 @@ impl PlotSet {
     }
 }
 
-/// One probe target's results: a row per probe method, a column per metric of that target.
+/// A table of figures over seeds: one probe target's results (a row per probe, a column per
+/// metric), or one task family's transfer results (a row per method, a column per task group
+/// and fine-tuning step count).
 #[derive(Debug, Clone, Serialize)]
-pub struct ProbeTable {
+pub struct ScoreTable {
     pub zoo: String,
-    /// `classes`, `parent`, `test-accuracy`, `lr`, …
+    /// The probe target (`classes`, `parent`, `test-accuracy`, `lr`, …), or `transfer`.
     pub target: String,
     pub metrics: Vec<MetricColumn>,
-    pub rows: Vec<ProbeTableRow>,
+    pub rows: Vec<ScoreRow>,
 }
 
-/// One probe method in a [`ProbeTable`].
+/// One method in a [`ScoreTable`].
 #[derive(Debug, Clone, Serialize)]
-pub struct ProbeTableRow {
+pub struct ScoreRow {
     pub method: String,
+    /// The plugin (probe tables) or the method's role (transfer tables).
     pub plugin: String,
     pub seeds: u32,
     /// Per metric column: the figure over seeds (`None`: not computed for this method).
@@ -107,16 +110,18 @@ pub struct ReportContext {
     /// (zoo, text) one-line descriptions of the zoos.
     pub zoos: Vec<(String, String)>,
     /// Probe results, one table per (zoo, target).
-    pub probes: Vec<ProbeTable>,
+    pub probes: Vec<ScoreTable>,
+    /// Transfer to new tasks, one table per task-family zoo.
+    pub transfer: Vec<ScoreTable>,
     /// Model-tree discovery per model-tree zoo.
     pub trees: Vec<TreeDiscovery>,
 }
 
 impl ReportContext {
     /// Marks, per zoo and metric, the rows with the best mean (by the metric's direction), in
-    /// the summary and in every probe table.
+    /// the summary and in every probe and transfer table.
     pub fn mark_best(&mut self) {
-        for table in &mut self.probes {
+        for table in self.probes.iter_mut().chain(self.transfer.iter_mut()) {
             for (m, column) in table.metrics.iter().enumerate() {
                 let means: Vec<Option<f64>> = table.rows.iter().map(|r| mean_of(&r.values, m)).collect();
                 for (r, best) in table.rows.iter_mut().zip(best_of(&column.direction, &means)) {
