@@ -4,13 +4,15 @@
 //! Checks that would catch a broken conditional generator: FLoWN, D2NWG and IGPG given the
 //! target task's condition are far above random initialisation zero-shot, and fall clearly when
 //! given another task's condition; IGPG's samples differ from task to task; the VQ-VAE's
-//! reconstructions keep the accuracy of the checkpoints they encode (within 0.01); the zoo
-//! records every model's task and the task tables and conditions are stored.
+//! reconstructions keep the accuracy of the checkpoints they encode (within 0.01); IGPG learns
+//! from two architectures at once and samples one of them well, while a method that cannot is
+//! refused with a reason and the run goes on; the zoo records every model's task and the task
+//! tables and conditions are stored.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use weightlab_e2e::{experiment, weightlab_ok};
+use weightlab_e2e::{experiment, weightlab};
 use weightlab_results::rows::{read_samples, read_table};
 use weightlab_results::{ConditionRow, FinetuneRow, TaskRow, ZooRow};
 
@@ -31,6 +33,13 @@ tasks = { family = "rotate", count = 64, heldout = 8, ood = 8, shots = 5 }
 [zoo.rot]
 data = "rot"
 arch = { kind = "mlp", hidden = [16] }
+models = 64
+shared_init = true
+train = { optimizer = "adam", lr = 1e-2, epochs = 20, batch_size = 32 }
+
+[zoo.narrow]
+data = "rot"
+arch = { kind = "mlp", hidden = [8] }
 models = 64
 shared_init = true
 train = { optimizer = "adam", lr = 1e-2, epochs = 20, batch_size = 32 }
@@ -71,12 +80,20 @@ fn conditional_generators_follow_their_condition() {
     manifest += &method("IGPG reconstruct", "igpg", "config = { condition = \"support\", output = \"reconstruct\", vq_steps = 800, ar_steps = 1 }");
     manifest += &method("nearest-task", "nearest-task", "");
     manifest += &method("random-init", "random-init", "");
+    // Several architectures: IGPG learns from MLPs of widths 8 and 16 and samples width 16;
+    // a method that cannot is refused with a reason.
+    manifest += &method("IGPG mixed", "igpg", "zoos = [\"narrow\", \"rot\"]\nconfig = { condition = \"support\", chunk = 4, codebook = 256, vq_steps = 600, ar_steps = 600 }");
+    manifest += &method("FLoWN mixed", "flown", "zoos = [\"narrow\", \"rot\"]");
     let (dir, _) = experiment(&manifest);
-    weightlab_ok(dir.path(), &["run", "exp.toml", "-o", "out"]);
+    let out = weightlab(dir.path(), &["run", "exp.toml", "-o", "out"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "one method fails, the rest finish: {stderr}");
+    assert!(stderr.contains("\"FLoWN mixed\"") && stderr.contains("learns from one architecture, and was given narrow (60 parameters), rot (116 parameters)"), "{stderr}");
+    assert_eq!(stderr.matches("failed after").count(), 1, "only FLoWN mixed fails: {stderr}");
     let run = dir.path().join("out");
 
     // The zoo: one model per task, split by task.
-    let zoo: Vec<ZooRow> = read_table(&run, "zoo").unwrap().expect("a zoo table");
+    let zoo: Vec<ZooRow> = read_table::<ZooRow>(&run, "zoo").unwrap().expect("a zoo table").into_iter().filter(|r| r.zoo == "rot").collect();
     let tasks: std::collections::BTreeSet<i64> = zoo.iter().filter_map(|r| r.task).collect();
     assert_eq!(tasks.len(), 64, "every task has its model");
     assert_eq!(zoo.iter().filter(|r| r.side == "train").count(), 48);
@@ -105,6 +122,9 @@ fn conditional_generators_follow_their_condition() {
     let samples = read_samples(&run).unwrap().expect("a samples table");
     let nearest: std::collections::BTreeSet<i64> = samples.iter().filter(|s| s.method == "IGPG").map(|s| s.nn_index).collect();
     assert!(nearest.len() >= 6, "IGPG's samples for 16 tasks sit near only {} checkpoints", nearest.len());
+    let mixed = accuracy(&ft, "IGPG mixed", 0, Some("heldout"));
+    report.push(format!("IGPG from widths 8 and 16, sampling 16: held-out {mixed:.3}"));
+    assert!(mixed >= random + 0.4, "IGPG on mixed architectures {mixed:.3} vs random init {random:.3}");
     // The tokeniser keeps what the weights do.
     let (recon, original) = (accuracy(&ft, "IGPG reconstruct", 0, None), accuracy(&ft, "nearest-task", 0, None));
     report.push(format!("VQ-VAE reconstruction {recon:.3} vs the checkpoints {original:.3}"));

@@ -24,7 +24,7 @@ pub mod tensors;
 pub mod worker;
 
 pub use limits::Limits;
-pub use plugin::{CheckpointView, Conditions, Description, ParamView, Plugin, PluginError, ProbeTarget, Role, TargetKind, ZooView, role_name};
+pub use plugin::{CheckpointView, Conditions, Description, ParamView, Plugin, PluginError, ProbeTarget, Role, SourceView, TargetKind, ZooView, role_name};
 pub use runtime::Runtime;
 
 /// Generated bindings of `plugins/wit` (world `generator`; `baseline` exports the same).

@@ -88,9 +88,21 @@ pub struct CheckpointView {
     /// Classes trained on (a model-tree child's subset); empty: all.
     #[serde(default)]
     pub classes: Vec<u32>,
-    /// Shape of a many-shape dataset the model learned.
+    /// Task the model learned (a shape of a many-shape dataset, a task of a task family).
     #[serde(default)]
     pub task: Option<u32>,
+    /// Its architecture: an index into [`ZooView::sources`].
+    #[serde(default)]
+    pub source: u32,
+}
+
+/// One architecture the training checkpoints come in (the WIT `source` record).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SourceView {
+    pub zoo: String,
+    pub arch: String,
+    pub layout: Vec<ParamView>,
+    pub parameters: u32,
 }
 
 /// What kind of property a probe predicts (the WIT `target-kind`).
@@ -166,15 +178,35 @@ pub struct ZooView {
     /// Names of the classes; empty for regression.
     #[serde(default)]
     pub class_names: Vec<String>,
+    /// The training checkpoints' architectures when they come from several zoos; empty: all
+    /// are this zoo's (`layout`).
+    #[serde(default)]
+    pub sources: Vec<SourceView>,
+}
+
+fn params_wit(layout: &[ParamView]) -> Vec<zoo::Param> {
+    layout.iter().map(|p| zoo::Param { name: p.name.clone(), shape: p.shape.clone(), offset: p.offset }).collect()
 }
 
 impl ZooView {
+    /// Width of the training weights: the widest source's parameters (this zoo's alone
+    /// without sources).
+    pub fn width(&self) -> usize {
+        self.sources.iter().map(|s| s.parameters).max().unwrap_or(self.parameters) as usize
+    }
+
     fn to_wit(&self) -> zoo::ZooInfo {
+        let sources = if self.sources.is_empty() {
+            vec![zoo::Source { zoo: self.name.clone(), arch: self.arch.clone(), layout: params_wit(&self.layout), parameters: self.parameters }]
+        } else {
+            self.sources.iter().map(|s| zoo::Source { zoo: s.zoo.clone(), arch: s.arch.clone(), layout: params_wit(&s.layout), parameters: s.parameters }).collect()
+        };
         zoo::ZooInfo {
             name: self.name.clone(),
             arch: self.arch.clone(),
-            layout: self.layout.iter().map(|p| zoo::Param { name: p.name.clone(), shape: p.shape.clone(), offset: p.offset }).collect(),
+            layout: params_wit(&self.layout),
             parameters: self.parameters,
+            sources,
             checkpoints: self
                 .checkpoints
                 .iter()
@@ -188,6 +220,7 @@ impl ZooView {
                     parent: c.parent,
                     classes: c.classes.clone(),
                     task: c.task,
+                    source: c.source,
                 })
                 .collect(),
             dataset: self.dataset.clone(),
@@ -195,6 +228,11 @@ impl ZooView {
             class_names: self.class_names.clone(),
         }
     }
+}
+
+/// Width of the training weights of a WIT zoo: its widest source.
+fn zoo_view_width(zoo: &zoo::ZooInfo) -> usize {
+    zoo.sources.iter().map(|s| s.parameters).max().unwrap_or(zoo.parameters) as usize
 }
 
 /// The exports of an instantiated plugin: a method (generator or baseline) or a probe.
@@ -337,7 +375,7 @@ impl Plugin {
         }
         let zoo_wit = zoo.to_wit();
         let zoo = &zoo_wit;
-        let handle = self.matrix(weights, zoo.parameters as usize, "fit")?;
+        let handle = self.matrix(weights, zoo_view_width(zoo), "fit")?;
         let (support, instruction) = self.condition_tensors(conditions, "fit")?;
         let config = config.to_string();
         let result = self.call("fit", |b, s| match b {

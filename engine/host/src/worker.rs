@@ -48,7 +48,7 @@ pub enum Job {
     Describe,
     /// Fit on the zoo's training checkpoints, then draw `samples` samples (per target task,
     /// when `conditioning` names targets). After the request line come, as `f32`: the weights
-    /// (rows × `zoo.parameters`), then the blocks of [`Conditioning`].
+    /// (rows × `zoo.width()`: the widest source), then the blocks of [`Conditioning`].
     Run { zoo: ZooView, rows: usize, config: serde_json::Value, seed: u64, sample_seed: u64, samples: usize, conditioning: Conditioning },
     /// Fit a probe on `rows` training models, then predict `predict_rows` others. After the
     /// request line come, as `f32`: the training weights (rows × P), their labels (rows ×
@@ -99,7 +99,7 @@ impl Job {
         match self {
             Job::Describe => Vec::new(),
             Job::Run { zoo, rows, conditioning, .. } => {
-                let mut blocks = vec![rows * zoo.parameters as usize];
+                let mut blocks = vec![rows * zoo.width()];
                 blocks.extend(conditioning.blocks(*rows));
                 blocks
             }

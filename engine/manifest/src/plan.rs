@@ -14,8 +14,9 @@ use crate::types::Manifest;
 /// stages store similarity, fine-tuning and ensemble results; 3: a validation subset is split
 /// off the training data, and methods run in worker processes; 4: typed stage records, tables
 /// in stage folders, reference stages, registry metrics; 5: WIT 0.3 (checkpoint classes and
-/// tasks), model-tree discovery in reference stages, probe stages).
-const STAGE_FORMAT: u32 = 5;
+/// tasks), model-tree discovery in reference stages, probe stages; 6: WIT 0.4 (task
+/// conditions, several source zoos), per-task accuracy, task tables in zoo stages).
+const STAGE_FORMAT: u32 = 6;
 
 /// What a stage does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -127,14 +128,15 @@ impl Plan {
             let plugin = plugin_identity(&method.plugin);
             for &seed in &m.experiment.seeds {
                 let zoo = zoo_idx.get(&method.zoo).copied();
-                let deps = zoo.into_iter().collect::<Vec<_>>();
+                // A method learning from several zoos needs them all.
+                let deps = zoo.into_iter().chain(method.zoos.iter().filter_map(|z| zoo_idx.get(z).copied())).collect::<Vec<_>>();
                 if method.is_probe() {
                     let what = (&method.plugin, &plugin, &method.config, &method.target, &method.embed_labels, &method.unseen_classes, method.shuffle_labels);
                     eval_stages.push(push(&mut stages, StageKind::Probe { index, name: method.name.clone(), seed }, &[&what], deps));
                     continue;
                 }
                 // The display name and limits do not change what is computed.
-                let what = (&method.plugin, &plugin, &method.role, method.samples, &method.config);
+                let what = (&method.plugin, &plugin, &method.role, method.samples, &method.config, method.wrong_condition, &method.zoos);
                 let mi = push(&mut stages, StageKind::Method { index, name: method.name.clone(), seed }, &[&what], deps.clone());
                 let mut edeps = vec![mi];
                 edeps.extend(reference_idx.get(&method.zoo).copied());

@@ -583,8 +583,15 @@ pub struct MethodSpec {
     /// Role of the plugin; default: the role the plugin declares.
     #[serde(default)]
     pub role: Option<Role>,
-    /// The zoo the method learns from (a `[zoo.<name>]`).
+    /// The zoo the method learns from (a `[zoo.<name>]`): its samples have this zoo's
+    /// architecture and are scored against it.
     pub zoo: String,
+    /// Learn from these zoos' training checkpoints instead, which may have other
+    /// architectures (IGPG: MLPs of widths 8, 16 and 32, sampled for the `zoo`'s width 24).
+    /// They must share the `zoo`'s dataset; the `zoo`'s own checkpoints are then only the
+    /// reference samples are scored against.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zoos: Vec<String>,
     /// Number of models to sample per seed.
     #[serde(default = "default_method_samples")]
     pub samples: usize,

@@ -65,6 +65,14 @@ pub fn references(doc: &serde_json::Value, spans: &Spans, ctx: &Context) -> Vec<
         if let Some(zoo) = text("zoo").filter(|z| !zoo_names.iter().any(|n| n == z)) {
             out.push(Diagnostic::new(format!("method `{name}` refers to zoo `{zoo}`, which is not defined"), at("zoo")).with_help(Some(suggest(zoo, "zoos", &zoo_names))));
         }
+        for (j, source) in method.get("zoos").and_then(|v| v.as_array()).into_iter().flatten().enumerate() {
+            if let Some(zoo) = source.as_str().filter(|z| !zoo_names.iter().any(|n| n == z)) {
+                out.push(
+                    Diagnostic::new(format!("method `{name}` learns from zoo `{zoo}`, which is not defined"), spans.value(&path!["method", i, "zoos", j]))
+                        .with_help(Some(suggest(zoo, "zoos", &zoo_names))),
+                );
+            }
+        }
         match text("plugin") {
             Some(plugin) if is_plugin_path(plugin) => {
                 let full = ctx.base_dir.join(plugin);
@@ -327,6 +335,7 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
             out.push(Diagnostic::new(format!("method `{}`: every limit must be positive", method.name), at("limits")));
         }
         out.extend(probe_checks(m, i, spans));
+        out.extend(generation_checks(m, i, spans));
     }
     out.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
     out
@@ -379,4 +388,37 @@ fn task_checks(name: &str, data: &crate::DataSpec, tasks: &crate::TasksSpec, spa
             }
         }
     }
+}
+
+/// Several source zoos and the wrong-condition control against the method's zoo.
+fn generation_checks(m: &Manifest, i: usize, spans: &Spans) -> Vec<Diagnostic> {
+    let method = &m.method[i];
+    let at = |key: &str| spans.value(&path!["method", i, key]);
+    let mut out = Vec::new();
+    let data_of = |zoo: &str| m.zoo.get(zoo).map(|z| z.data.clone());
+    if !method.zoos.is_empty() {
+        if method.is_probe() {
+            out.push(Diagnostic::new(format!("method `{}`: probes learn from one zoo; `zoos` is for generators", method.name), at("zoos")));
+        }
+        if let Some(target) = data_of(&method.zoo) {
+            for (j, z) in method.zoos.iter().enumerate() {
+                if let Some(d) = data_of(z).filter(|d| *d != target) {
+                    out.push(
+                        Diagnostic::new(
+                            format!("method `{}`: zoo `{z}` is trained on `{d}`, the method's zoo `{}` on `{target}`", method.name, method.zoo),
+                            spans.value(&path!["method", i, "zoos", j]),
+                        )
+                        .with_help(Some("the zoos a method learns from share one dataset (or task family), so their tasks line up".into())),
+                    );
+                }
+            }
+        }
+    }
+    if method.wrong_condition && m.zoo.get(&method.zoo).and_then(|z| m.data.get(&z.data)).is_none_or(|d| d.tasks.is_none()) {
+        out.push(
+            Diagnostic::new(format!("method `{}`: `wrong_condition` needs a zoo on a task family (`[data.*] tasks`)", method.name), at("wrong_condition"))
+                .with_help(Some("conditions exist only for task families".into())),
+        );
+    }
+    out
 }

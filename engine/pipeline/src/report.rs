@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use weightlab_manifest::Manifest;
 use weightlab_report::metrics::MetricColumn;
-use weightlab_report::{Failure, PlotSet, ScoreTable, ScoreRow, ReportContext, Row, TreeDiscovery};
+use weightlab_report::{Failure, PlotSet, ReportContext, Row, ScoreRow, ScoreTable, TreeDiscovery};
 use weightlab_results::rows::{read_samples, read_table};
 use weightlab_results::{FailureRow, FinetuneRow, LogRow, ParameterRow, ProbeScoreRow, RunRow, SampleRow, SimilarityRow, Stat, TreeRow, ZooRow};
 
@@ -183,9 +183,20 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
                 let arch = z.arch.descriptor().name;
                 let models = |side: &str| ckpts.iter().filter(|c| c.side == side).map(|c| c.model).collect::<std::collections::BTreeSet<_>>().len();
                 let family = r.manifest.data.get(&z.data).and_then(|d| d.tasks.as_ref()).map_or(String::new(), |t| {
-                    format!("; a `{}` task family of {} tasks: {} training, {} held-out, {} out-of-distribution, {} support examples per class", format!("{:?}", t.family).to_lowercase(), t.count, t.train(), t.heldout, t.ood, t.shots)
+                    format!(
+                        "; a `{}` task family of {} tasks: {} training, {} held-out, {} out-of-distribution, {} support examples per class",
+                        format!("{:?}", t.family).to_lowercase(),
+                        t.count,
+                        t.train(),
+                        t.heldout,
+                        t.ood,
+                        t.shots
+                    )
                 });
-                (label(i, name), format!("{} checkpoints of {} {arch} models on `{}` (split {} train / {} held-out models){family}{mean}", ckpts.len(), z.models, z.data, models("train"), models("heldout")))
+                (
+                    label(i, name),
+                    format!("{} checkpoints of {} {arch} models on `{}` (split {} train / {} held-out models){family}{mean}", ckpts.len(), z.models, z.data, models("train"), models("heldout")),
+                )
             })
         })
         .collect();

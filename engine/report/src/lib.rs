@@ -10,4 +10,4 @@ pub mod metrics;
 pub mod render;
 pub mod svg;
 
-pub use render::{Failure, PlotSet, ScoreTable, ScoreRow, ReportContext, Row, TreeDiscovery, render};
+pub use render::{Failure, PlotSet, ReportContext, Row, ScoreRow, ScoreTable, TreeDiscovery, render};

@@ -177,6 +177,10 @@ impl Condition {
 pub trait Method: Sized + 'static {
     /// The `config` table of the manifest, deserialised from JSON.
     type Config: serde::de::DeserializeOwned + JsonSchema;
+    /// Whether the method learns from checkpoints of several architectures (`zoo.sources`, the
+    /// weights zero-padded to the widest). Methods that do not are refused such zoos with a
+    /// clear reason before `fit`.
+    const MIXED_ARCHITECTURES: bool = false;
     fn describe() -> About;
     /// Learns from `weights` (checkpoints × parameters); `condition` holds each checkpoint's
     /// task (empty off task families: unconditional methods ignore it).
@@ -217,6 +221,10 @@ pub mod glue {
         seed: u64,
     ) -> Result<(), String> {
         let config: M::Config = serde_json::from_str(&config).map_err(|e| format!("config: {e}"))?;
+        if zoo.sources.len() > 1 && !M::MIXED_ARCHITECTURES {
+            let names: Vec<String> = zoo.sources.iter().map(|s| format!("{} ({} parameters)", s.zoo, s.parameters)).collect();
+            return Err(format!("learns from one architecture, and was given {} (`zoos` is for methods such as igpg)", names.join(", ")));
+        }
         let method = M::fit(&zoo, Tensor::borrowed(weights), Condition::borrowed(condition), config, seed)?;
         STATE.with(|s| *s.borrow_mut() = Some(Box::new(method)));
         Ok(())

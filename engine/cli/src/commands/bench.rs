@@ -36,6 +36,7 @@ fn bench_zoo(p: usize) -> ZooView {
         dataset: String::new(),
         classes: 0,
         class_names: Vec::new(),
+        sources: Vec::new(),
     }
 }
 

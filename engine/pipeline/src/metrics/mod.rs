@@ -35,6 +35,9 @@ pub enum Direction {
 pub enum Applies {
     /// Classifiers only (test predictions exist).
     Classification,
+    /// Classifiers of a dataset with one task: their predictions are comparable example by
+    /// example (not a task family, whose models each answer their own task).
+    OneTask,
     /// Neural fields only (3-D signed-distance fields: a surface exists).
     Field,
     /// Any model.

@@ -21,7 +21,7 @@ pub const ENSEMBLE_ACCURACY: Metric = Metric {
     unit: "",
     direction: Direction::Higher,
     aggregation: Aggregation::Mean,
-    applies: Applies::Classification,
+    applies: Applies::OneTask,
     digits: 3,
     shown: true,
     help: "Test accuracy of the majority vote of a seed's samples (the same value in each of its rows).",

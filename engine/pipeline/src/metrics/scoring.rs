@@ -106,6 +106,7 @@ impl<'a> Scoring<'a> {
         match applies {
             super::Applies::Any => true,
             super::Applies::Classification => self.classification(),
+            super::Applies::OneTask => self.classification() && self.data.groups <= 1,
             super::Applies::Field => self.field(),
         }
     }

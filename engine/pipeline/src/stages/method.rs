@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use weightlab_compute::{Side, Zoo};
 use weightlab_host::worker::{self, Conditioning, Job, Request};
-use weightlab_host::{CheckpointView, Description, Limits, ParamView, Role, ZooView, role_name};
+use weightlab_host::{CheckpointView, Description, Limits, ParamView, Role, SourceView, ZooView, role_name};
 use weightlab_manifest::{LimitsSpec, Loaded, MethodSpec};
 
 use crate::error::{Error, Result, format, io};
@@ -94,36 +94,81 @@ pub(crate) fn config_json(method: &MethodSpec) -> Result<serde_json::Value> {
 /// What a method sees of a zoo: layout, its training checkpoints' figures on the training and
 /// validation data (never the test split), dataset identity.
 pub fn zoo_view(name: &str, arch: &str, zoo: &Zoo, rows: &[usize], data: &weightlab_compute::data::Dataset) -> ZooView {
-    let layout = zoo.layout();
+    let layout = layout_view(zoo);
     ZooView {
         name: name.to_string(),
         arch: arch.to_string(),
-        parameters: layout.len() as u32,
-        layout: layout.params.iter().map(|p| ParamView { name: p.name.clone(), shape: p.shape.iter().map(|&d| d as u32).collect(), offset: p.offset as u32 }).collect(),
-        checkpoints: rows
-            .iter()
-            .map(|&i| {
-                let c = &zoo.checkpoints[i];
-                CheckpointView {
-                    model: c.model as u32,
-                    epoch: c.epoch as u32,
-                    seed: c.seed,
-                    train_accuracy: c.train_accuracy,
-                    validation_accuracy: c.validation_accuracy,
-                    validation_loss: c.validation_loss,
-                    parent: c.parent.map(|p| p as u32),
-                    classes: c.classes.iter().flatten().map(|&k| k as u32).collect(),
-                    task: c.task.map(|t| t as u32),
-                }
-            })
-            .collect(),
+        parameters: zoo.layout().len() as u32,
+        layout,
+        checkpoints: rows.iter().map(|&i| checkpoint_view(&zoo.checkpoints[i], 0)).collect(),
         dataset: data.hash.clone(),
         classes: data.class_names.len() as u32,
         class_names: data.class_names.clone(),
+        sources: Vec::new(),
     }
 }
 
+/// A zoo's flat layout as plugins see it.
+fn layout_view(zoo: &Zoo) -> Vec<ParamView> {
+    zoo.layout().params.iter().map(|p| ParamView { name: p.name.clone(), shape: p.shape.iter().map(|&d| d as u32).collect(), offset: p.offset as u32 }).collect()
+}
+
+/// What a method sees of one training checkpoint of source `source`.
+fn checkpoint_view(c: &weightlab_compute::zoo::Checkpoint, source: u32) -> CheckpointView {
+    CheckpointView {
+        model: c.model as u32,
+        epoch: c.epoch as u32,
+        seed: c.seed,
+        train_accuracy: c.train_accuracy,
+        validation_accuracy: c.validation_accuracy,
+        validation_loss: c.validation_loss,
+        parent: c.parent.map(|p| p as u32),
+        classes: c.classes.iter().flatten().map(|&k| k as u32).collect(),
+        task: c.task.map(|t| t as u32),
+        source,
+    }
+}
+
+/// The training weights (rows × widest source, zero-padded), their view and their tasks.
+struct Training {
+    view: ZooView,
+    weights: Vec<f32>,
+    tasks: Vec<usize>,
+    /// (source zoo, its number of rows), in row order.
+    sources: Vec<(String, usize)>,
+}
+
 impl Run {
+    /// The training checkpoints method `method` learns from: its zoo's, or those of its `zoos`
+    /// (other architectures allowed), each row zero-padded to the widest.
+    fn training(&mut self, method: &MethodSpec, zoo: &Zoo, data: &weightlab_compute::data::Dataset) -> Result<Training> {
+        let arch_of = |loaded: &Loaded, name: &str| loaded.manifest.zoo.get(name).map(|z| z.arch.descriptor().plugin_arch.to_string()).unwrap_or_default();
+        let mut view = zoo_view(&method.zoo, &arch_of(&self.loaded, &method.zoo), zoo, &[], data);
+        let names: Vec<String> = if method.zoos.is_empty() { vec![method.zoo.clone()] } else { method.zoos.clone() };
+        let zoos: Vec<std::sync::Arc<Zoo>> = names.iter().map(|n| self.zoo(n)).collect::<Result<_>>()?;
+        let width = zoos.iter().map(|z| z.layout().len()).max().unwrap_or(0);
+        let (mut weights, mut tasks, mut sources) = (Vec::new(), Vec::new(), Vec::new());
+        for (s, (name, z)) in names.iter().zip(&zoos).enumerate() {
+            let rows = z.side(Side::Train);
+            for &i in &rows {
+                let w = z.weights_of(i);
+                weights.extend_from_slice(w);
+                weights.extend(std::iter::repeat_n(0.0, width - w.len()));
+                view.checkpoints.push(checkpoint_view(&z.checkpoints[i], s as u32));
+                tasks.push(z.checkpoints[i].task.unwrap_or(0));
+            }
+            sources.push((name.clone(), rows.len()));
+            if !method.zoos.is_empty() {
+                view.sources.push(SourceView { zoo: name.clone(), arch: arch_of(&self.loaded, name), layout: layout_view(z), parameters: z.layout().len() as u32 });
+            }
+        }
+        if !method.zoos.is_empty() {
+            let list: Vec<String> = view.sources.iter().map(|s| format!("{} ({} parameters)", s.zoo, s.parameters)).collect();
+            output::detail(&format!("learning from {} checkpoints of {}; sampling zoo {}'s architecture ({} parameters)", view.checkpoints.len(), list.join(", "), method.zoo, view.parameters));
+        }
+        Ok(Training { view, weights, tasks, sources })
+    }
+
     /// Runs a method's or probe's job in a worker with a progress bar, then checks the plugin's
     /// description against method `index` of the manifest: the same component described itself
     /// at the start of the run; it is checked again here, where it actually ran. `what` names
@@ -149,17 +194,25 @@ impl Run {
         let data = self.dataset(&zoo_spec.data)?;
         let zoo = self.zoo(&method.zoo)?;
         let config = config_json(&method)?;
-        let rows = zoo.side(Side::Train);
-        let view = zoo_view(&method.zoo, zoo_spec.arch.descriptor().plugin_arch, &zoo, &rows, &data);
-        let p = zoo.layout().len();
-        let mut payload = zoo.stack(&rows);
+        let Training { view, weights: mut payload, tasks: train_tasks, sources } = self.training(&method, &zoo, &data)?;
+        let rows = view.checkpoints.len();
         let (conditioning, targets) = match self.conditions(&method.zoo)? {
             Some(c) => {
-                let train_tasks: Vec<usize> = rows.iter().map(|&i| zoo.checkpoints[i].task.unwrap_or(0)).collect();
+                // Each source zoo's rows get its own conditions (their instructions name its
+                // architecture); targets are the method's zoo's held-out and OOD tasks.
+                let (mut support, mut instruction) = (Vec::new(), Vec::new());
+                let mut at = 0;
+                for (name, n) in &sources {
+                    let mine = self.conditions(name)?.ok_or_else(|| Error::Config(format!("method `{}`: zoo `{name}` is not on a task family, and `{}` is", method.name, method.zoo)))?;
+                    let (s, i) = mine.rows(&train_tasks[at..at + n]);
+                    support.extend(s);
+                    instruction.extend(i);
+                    at += n;
+                }
                 let targets = c.targets();
                 // The control gives every target the condition of the target half a list away.
                 let given: Vec<usize> = if method.wrong_condition { (0..targets.len()).map(|i| targets[(i + targets.len() / 2) % targets.len()]).collect() } else { targets.clone() };
-                let ((support, instruction), (target_support, target_instruction)) = (c.rows(&train_tasks), c.rows(&given));
+                let (target_support, target_instruction) = c.rows(&given);
                 payload.extend(support.into_iter().chain(instruction).chain(target_support).chain(target_instruction));
                 output::detail(&format!(
                     "conditioned on {} tasks; sampling {} per target task for {} held-out and out-of-distribution tasks{}",
@@ -173,8 +226,8 @@ impl Run {
             }
             None => (Conditioning::default(), Vec::new()),
         };
-        let total = conditioning.total(method.samples);
-        let job = Job::Run { zoo: view, rows: rows.len(), config, seed, sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), samples: method.samples, conditioning };
+        let (total, p) = (conditioning.total(method.samples), zoo.layout().len());
+        let job = Job::Run { zoo: view, rows, config, seed, sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), samples: method.samples, conditioning };
         let request = request(&method.plugin, plugin_path(&method, self.base_dir())?, limits(&method.limits), job);
         let (description, outcome) = self.run_job(index, &request, &payload, "samples")?;
         let bytes: Vec<u8> = outcome.samples.iter().flat_map(|v| v.to_le_bytes()).collect();

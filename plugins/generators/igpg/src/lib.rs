@@ -1,4 +1,4 @@
-//! `igpg`: IGPG (Instruction-Guided Parameter Generation, Bedionita et al. 2025): weights as a
+//! `igpg`: IGPG (Instruction-Guided Parameter Generation, Soro et al. 2025): weights as a
 //! sequence of discrete tokens, generated autoregressively for an instruction.
 //!
 //! 1. A VQ-VAE over fixed-size chunks of the normalised flat parameter vector (in layout
@@ -19,8 +19,11 @@
 //!    restore. `output = "reconstruct"` instead returns the VQ-VAE's reconstruction of the
 //!    training checkpoints nearest to the target's condition (a diagnostic of the tokeniser).
 //!
-//! Zoos mixing architectures (the paper's setting) are not supported yet: the engine passes one
-//! zoo per method.
+//! Several architectures (the paper's setting; `zoos = [...]` in the manifest): rows come
+//! zero-padded to the widest; weights are then scaled by one overall factor (coordinates mean
+//! different things in each layout), padding tokens do not count in the transformer's loss,
+//! each row's prefix carries its own architecture, and `sample` generates as many tokens as the
+//! target layout (`zoo.layout`) needs, prefixed with the target's architecture.
 
 use weightlab_sdk::conditioning::{ConditionKind, TaskCondition};
 use weightlab_sdk::nn::{Act, Linear, Mlp, Transformer};
@@ -162,9 +165,9 @@ impl Tokenizer {
 
     /// Flat normalised weights (rows × p) from codes (rows × tokens).
     fn decode(&self, codes: &Tensor, p: usize) -> Tensor {
-        let rows = codes.shape()[0];
+        let (rows, len) = (codes.shape()[0], codes.shape()[1]);
         let e = self.codebook.index_select(0, &codes.reshape(&[-1]));
-        self.decoder.forward(&e).reshape(&[rows as i64, (self.tokens * self.chunk) as i64]).narrow(1, 0, p)
+        self.decoder.forward(&e).reshape(&[rows as i64, (len * self.chunk) as i64]).narrow(1, 0, p)
     }
 }
 
@@ -254,16 +257,38 @@ fn train_tokenizer(x: &Tensor, c: &Config, seed: u64, total: usize) -> Result<(T
     Ok((tk, codes))
 }
 
-/// The architecture descriptor: log2 of every dimension of the first parameter tensors.
-fn architecture(zoo: &Zoo) -> Tensor {
-    let mut f: Vec<f32> = zoo.layout.iter().flat_map(|p| p.shape.iter().map(|&d| (d as f32).log2())).take(ARCH_FEATURES).collect();
+/// The architecture descriptor of a layout: log2 of every dimension of its first parameter
+/// tensors (1 × ARCH_FEATURES).
+fn architecture(layout: &[Param]) -> Vec<f32> {
+    let mut f: Vec<f32> = layout.iter().flat_map(|p| p.shape.iter().map(|&d| (d as f32).log2())).take(ARCH_FEATURES).collect();
     f.resize(ARCH_FEATURES, 0.0);
-    Tensor::from_slice(&f, &[1, ARCH_FEATURES])
+    f
+}
+
+/// How weights are scaled for the tokeniser.
+enum Scaling {
+    /// One architecture: varying coordinates, centred per coordinate, one overall scale.
+    Coordinates(Normalizer),
+    /// Several architectures: coordinates mean different things in each, so only one overall
+    /// scale (padding stays 0).
+    Global(f32),
+}
+
+impl Scaling {
+    fn restore(&self, x: &Tensor) -> Tensor {
+        match self {
+            Scaling::Coordinates(n) => n.restore(x),
+            Scaling::Global(scale) => x * *scale,
+        }
+    }
 }
 
 struct Igpg {
     config: Config,
-    normalizer: Normalizer,
+    scaling: Scaling,
+    /// Scaled values per sampled model (the target architecture's varying coordinates, or its
+    /// parameters).
+    width: usize,
     tokenizer: Tokenizer,
     condition: TaskCondition,
     /// Standardised training conditions (rows × dim) and codes (rows × tokens), for `reconstruct`.
@@ -271,7 +296,9 @@ struct Igpg {
     train_codes: Tensor,
     prefix_cond: Linear,
     prefix_arch: Linear,
-    arch: Tensor,
+    /// Architecture descriptors of the training rows (rows × ARCH_FEATURES) and of the target.
+    train_arch: Tensor,
+    target_arch: Tensor,
     token_embedding: Tensor,
     positions: Tensor,
     transformer: Transformer,
@@ -280,9 +307,9 @@ struct Igpg {
 
 impl Igpg {
     /// Logits (n × len × codebook) for prefix + `codes` (n × len − 1 tokens, or none).
-    fn logits(&self, cond: &Tensor, codes: Option<&Tensor>) -> Tensor {
+    fn logits(&self, cond: &Tensor, arch: &Tensor, codes: Option<&Tensor>) -> Tensor {
         let n = cond.shape()[0];
-        let prefix = (&self.prefix_cond.forward(cond) + &self.prefix_arch.forward(&self.arch)).unsqueeze(1);
+        let prefix = (&self.prefix_cond.forward(cond) + &self.prefix_arch.forward(arch)).unsqueeze(1);
         let seq = match codes {
             Some(c) => Tensor::cat(&[&prefix, &self.token_embedding.embedding(c)], 1),
             None => prefix,
@@ -295,12 +322,13 @@ impl Igpg {
 
 impl Method for Igpg {
     type Config = Config;
+    const MIXED_ARCHITECTURES: bool = true;
 
     fn describe() -> About {
         About::generator(
             "igpg",
             env!("CARGO_PKG_VERSION"),
-            "IGPG (Bedionita et al. 2025): a VQ-VAE tokenises chunks of the flat weights (codebook, commitment loss, straight-through estimator, dead-code reset) and a causal transformer generates the tokens layer by layer, conditioned on the task's instruction embedding and an architecture embedding.",
+            "IGPG (Soro et al. 2025): a VQ-VAE tokenises chunks of the flat weights (codebook, commitment loss, straight-through estimator, dead-code reset) and a causal transformer generates the tokens layer by layer, conditioned on the task's instruction embedding and an architecture embedding.",
         )
     }
 
@@ -314,14 +342,35 @@ impl Method for Igpg {
         }
         let (task, train_conditions) = TaskCondition::fit(&condition, config.condition)?;
         let total = config.vq_steps + config.ar_steps;
-        let (normalizer, x) = Normalizer::fit(&weights)?;
+        // Each row's architecture and real length (several zoos: rows are zero-padded).
+        let mixed = zoo.sources.len() > 1;
+        let source_of = |i: usize| zoo.checkpoints.get(i).and_then(|c| zoo.sources.get(c.source as usize));
+        let (scaling, x, width, lengths) = if mixed {
+            if config.output == Output::Reconstruct {
+                return Err("`output = \"reconstruct\"` needs checkpoints of one architecture".into());
+            }
+            let scale = weights.square().sum_all().item() / weights.shape()[0].max(1) as f32;
+            let counted: f32 = (0..rows).filter_map(|i| source_of(i)).map(|s| s.parameters as f32).sum::<f32>() / rows as f32;
+            let scale = (scale / counted.max(1.0)).sqrt().max(1e-8);
+            let lengths: Vec<usize> = (0..rows).map(|i| source_of(i).map_or(weights.shape()[1], |s| s.parameters as usize)).collect();
+            (Scaling::Global(scale), &weights * (1.0 / scale), zoo.parameters as usize, lengths)
+        } else {
+            let (normalizer, x) = Normalizer::fit(&weights)?;
+            let width = normalizer.varying;
+            (Scaling::Coordinates(normalizer), x, width, vec![width; rows])
+        };
         let (tokenizer, codes) = train_tokenizer(&x, &config, seed, total)?;
-        let tokens = tokenizer.tokens;
+        let tokens = tokenizer.tokens.max(width.div_ceil(config.chunk));
+        // Tokens past a row's own parameters are padding: they do not count in the loss.
+        let mask: Vec<f32> = lengths.iter().flat_map(|&len| (0..tokenizer.tokens).map(move |j| if j < len.div_ceil(config.chunk) { 1.0 } else { 0.0 })).collect();
+        let mask = Tensor::from_slice(&mask, &[rows * tokenizer.tokens]);
+        let train_arch: Vec<f32> = (0..rows).flat_map(|i| architecture(source_of(i).map_or(&zoo.layout, |s| &s.layout))).collect();
         let d = config.dim;
         let me = Igpg {
             prefix_cond: Linear::new(task.dim, d, seed.wrapping_mul(67)),
             prefix_arch: Linear::new(ARCH_FEATURES, d, seed.wrapping_mul(71)),
-            arch: architecture(zoo),
+            train_arch: Tensor::from_slice(&train_arch, &[rows, ARCH_FEATURES]),
+            target_arch: Tensor::from_slice(&architecture(&zoo.layout), &[1, ARCH_FEATURES]),
             token_embedding: (Tensor::randn(&[config.codebook, d], seed.wrapping_mul(73)) * 0.02).parameter(),
             positions: (Tensor::randn(&[tokens, d], seed.wrapping_mul(79)) * 0.02).parameter(),
             transformer: Transformer::causal(d, config.depth, config.heads, seed.wrapping_mul(83)),
@@ -329,10 +378,15 @@ impl Method for Igpg {
             condition: task,
             train_conditions,
             train_codes: codes,
-            normalizer,
+            scaling,
+            width,
             tokenizer,
             config,
         };
+        if mixed {
+            let list: Vec<String> = zoo.sources.iter().map(|s| format!("{} {}", s.arch, s.parameters)).collect();
+            log::message(&format!("learning from {} architectures ({}), generating {} parameters ({} tokens)", zoo.sources.len(), list.join(", "), zoo.parameters, width.div_ceil(me.config.chunk)));
+        }
         let mut params: Vec<&Tensor> = vec![&me.token_embedding, &me.positions];
         params.extend(me.prefix_cond.params());
         params.extend(me.prefix_arch.params());
@@ -340,12 +394,20 @@ impl Method for Igpg {
         params.extend(me.head.params());
         let opt = Optimizer::new(OptimizerKind::Adamw, &params, me.config.lr, 1e-4);
         drop(params);
-        // Teacher forcing: the prefix predicts token 0, token j − 1 predicts token j.
-        let inputs = me.train_codes.narrow(1, 0, tokens - 1);
+        // Teacher forcing: the prefix predicts token 0, token j − 1 predicts token j; a masked
+        // cross-entropy over the tokens each row really has.
+        let len = me.tokenizer.tokens;
+        let inputs = me.train_codes.narrow(1, 0, len - 1);
         let targets = me.train_codes.reshape(&[-1]);
+        let k = me.config.codebook;
+        let identity = Tensor::from_slice(&(0..k * k).map(|i| if i % (k + 1) == 0 { 1.0 } else { 0.0 }).collect::<Vec<f32>>(), &[k, k]);
+        let onehot = identity.index_select(0, &targets);
+        let counted = mask.sum_all().item().max(1.0);
         for step in 0..me.config.ar_steps {
-            let logits = me.logits(&me.train_conditions, (tokens > 1).then_some(&inputs));
-            let loss = logits.reshape(&[(rows * tokens) as i64, me.config.codebook as i64]).cross_entropy(&targets);
+            let logits = me.logits(&me.train_conditions, &me.train_arch, (len > 1).then_some(&inputs));
+            let logp = logits.reshape(&[(rows * len) as i64, k as i64]).log_softmax(1);
+            let nll = (&logp * &onehot).sum(1, false) * -1.0;
+            let loss = (&nll * &mask).sum_all() * (1.0 / counted);
             opt.step_on(&loss);
             if step % 100 == 0 || step + 1 == me.config.ar_steps {
                 log::metric("token-loss", step, loss.item());
@@ -357,7 +419,7 @@ impl Method for Igpg {
 
     fn sample(&mut self, n: usize, seed: u64, condition: &Condition) -> Result<Tensor, String> {
         let cond = self.condition.prepare(condition, n)?;
-        let p = self.normalizer.varying;
+        let (p, arch) = (self.width, self.target_arch.expand(&[n, ARCH_FEATURES]));
         let codes = match self.config.output {
             Output::Reconstruct => {
                 let target = cond.narrow(0, 0, 1);
@@ -369,8 +431,8 @@ impl Method for Igpg {
             }
             Output::Generate => {
                 let mut codes: Option<Tensor> = None;
-                for j in 0..self.tokenizer.tokens {
-                    let logits = self.logits(&cond, codes.as_ref()).narrow(1, j, 1).reshape(&[n as i64, self.config.codebook as i64]).detach();
+                for j in 0..p.div_ceil(self.config.chunk) {
+                    let logits = self.logits(&cond, &arch, codes.as_ref()).narrow(1, j, 1).reshape(&[n as i64, self.config.codebook as i64]).detach();
                     let next = if self.config.temperature > 0.0 {
                         // Gumbel-max: argmax(logits / T + Gumbel noise) is a draw from softmax(logits / T).
                         let u = Tensor::rand(&[n, self.config.codebook], seed.wrapping_add(j as u64 * 7_919 + 1)).clamp(1e-9, 1.0 - 1e-7);
@@ -388,7 +450,7 @@ impl Method for Igpg {
                 codes.ok_or("the model has no tokens")?
             }
         };
-        Ok(self.normalizer.restore(&self.tokenizer.decode(&codes, p)))
+        Ok(self.scaling.restore(&self.tokenizer.decode(&codes, p)))
     }
 }
 
