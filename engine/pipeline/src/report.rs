@@ -262,10 +262,7 @@ fn probe_tables(scores: &[ProbeScoreRow], position: &dyn Fn(&str) -> usize) -> V
         .map(|(zoo, target)| {
             let here: Vec<&ProbeScoreRow> = scores.iter().filter(|s| s.zoo == zoo && s.target == target).collect();
             let metrics: Vec<&metrics::probe::ProbeMetric> = metrics::probe::PROBE_REGISTRY.iter().copied().filter(|m| here.iter().any(|s| s.metric == m.key && s.value.is_finite())).collect();
-            let mut methods: Vec<(String, String)> = here.iter().map(|s| (s.method.clone(), s.plugin.clone())).collect();
-            methods.sort_by_key(|(m, _)| (position(m), m.clone()));
-            methods.dedup();
-            let rows = methods
+            let rows = in_manifest_order(here.iter().map(|s| (s.method.clone(), s.plugin.clone())), position)
                 .into_iter()
                 .map(|(method, plugin)| {
                     let mine: Vec<&&ProbeScoreRow> = here.iter().filter(|s| s.method == method).collect();
@@ -298,6 +295,14 @@ fn probe_tables(scores: &[ProbeScoreRow], position: &dyn Fn(&str) -> usize) -> V
         .collect()
 }
 
+/// Distinct (method, detail) pairs in the manifest's method order.
+fn in_manifest_order(pairs: impl Iterator<Item = (String, String)>, position: &dyn Fn(&str) -> usize) -> Vec<(String, String)> {
+    let mut methods: Vec<(String, String)> = pairs.collect();
+    methods.sort_by_key(|(m, _)| (position(m), m.clone()));
+    methods.dedup();
+    methods
+}
+
 /// One table per task-family zoo of the fine-tuning runs: each method's accuracy on its target
 /// tasks — held-out, then out-of-distribution — after each fine-tuning step count (0: zero-shot),
 /// mean ± 95 % t-interval over seeds (each seed: the mean over its samples).
@@ -312,10 +317,7 @@ fn transfer_tables(finetune: &[FinetuneRow], position: &dyn Fn(&str) -> usize) -
             let mut cells: Vec<(u8, String, usize)> = here.iter().map(|r| (u8::from(r.group != "heldout"), r.group.clone(), r.steps)).collect();
             cells.sort();
             cells.dedup();
-            let mut methods: Vec<(String, String)> = here.iter().map(|r| (r.method.clone(), r.role.clone())).collect();
-            methods.sort_by_key(|(m, _)| (position(m), m.clone()));
-            methods.dedup();
-            let rows = methods
+            let rows = in_manifest_order(here.iter().map(|r| (r.method.clone(), r.role.clone())), position)
                 .into_iter()
                 .map(|(method, role)| {
                     let mine: Vec<&&&FinetuneRow> = here.iter().filter(|r| r.method == method).collect();

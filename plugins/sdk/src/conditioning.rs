@@ -61,6 +61,17 @@ impl TaskCondition {
     }
 }
 
+/// Indices (n, as a tensor) of the rows of `rows` (standardised conditions, rows × dim)
+/// nearest to `target` (1 × dim), nearest first, cycling when `n` exceeds the rows: the
+/// training checkpoints of the most similar task.
+pub fn nearest_rows(rows: &Tensor, target: &Tensor, n: usize) -> Tensor {
+    let distances = (rows - target).square().sum(1, false).to_vec();
+    let mut order: Vec<usize> = (0..distances.len()).collect();
+    order.sort_by(|&a, &b| distances[a].total_cmp(&distances[b]));
+    let picked: Vec<f32> = (0..n).map(|i| order[i % order.len().max(1)] as f32).collect();
+    Tensor::from_slice(&picked, &[n])
+}
+
 fn missing(kind: ConditionKind) -> String {
     format!(
         "needs `{}` task conditions, and the host gave none: train the zoo on a task family (`[data.*] tasks`){}",

@@ -85,6 +85,10 @@ impl Tensor {
     pub fn arange(n: usize) -> Self {
         Self::wrap(raw::Tensor::arange(n as u32))
     }
+    /// The n × n identity matrix; its rows picked by `index_select` are one-hot codes.
+    pub fn eye(n: usize) -> Self {
+        Self::from_slice(&(0..n * n).map(|i| if i % (n + 1) == 0 { 1.0 } else { 0.0 }).collect::<Vec<f32>>(), &[n, n])
+    }
     pub fn cat(parts: &[&Tensor], dim: i32) -> Self {
         let raws: Vec<&raw::Tensor> = parts.iter().map(|t| &t.raw).collect();
         Self::wrap(raw::Tensor::cat(&raws, dim))

@@ -41,7 +41,7 @@ impl Method for Hostile {
         About::baseline("hostile", "0.0.1", "Misbehaves on purpose (sandbox tests).")
     }
 
-    fn fit(zoo: &Zoo, weights: Tensor, config: Config, _seed: u64) -> Result<Self, String> {
+    fn fit(zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, _seed: u64) -> Result<Self, String> {
         if config.mode == "echo" {
             log::message(&format!("dataset {} arch {} classes {}", zoo.dataset, zoo.arch, zoo.classes));
             for (i, c) in zoo.checkpoints.iter().enumerate() {
@@ -54,7 +54,7 @@ impl Method for Hostile {
         Ok(Hostile { weights, mode: config.mode })
     }
 
-    fn sample(&mut self, n: usize, seed: u64, _condition: Option<Tensor>) -> Result<Tensor, String> {
+    fn sample(&mut self, n: usize, seed: u64, _condition: &Condition) -> Result<Tensor, String> {
         let p = self.weights.shape()[1];
         match self.mode.as_str() {
             "loop" => {

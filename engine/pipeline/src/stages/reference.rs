@@ -207,13 +207,15 @@ impl Run {
         let mut frame = ZooFrame::new(&zoo);
         let metrics = self.metrics.clone();
         // Training checkpoints: each against the others (leave-one-out).
-        let own = Scoring::new(&zoo.arch, &data, &frame.train, &frame.train, None);
+        // On a task family every model is scored on its own task (not the one it fits best).
+        let tasks_of = |side: Side| (!data.tasks.is_empty()).then(|| zoo.side(side).iter().map(|&i| zoo.checkpoints[i].task.unwrap_or(0)).collect::<Vec<usize>>());
+        let own = Scoring::new(&zoo.arch, &data, &frame.train, &frame.train, None).on_tasks(tasks_of(Side::Train));
         let who = RowsOf { zoo: zoo_name, method: TRAIN_REFERENCE, role: "reference", seed: 0 };
         let mut scored = score(&who, &own, &metrics, &frame);
         let predictions = own.predictions().to_vec();
         let heldout = zoo.stack(&zoo.side(Side::Heldout));
         if !heldout.is_empty() {
-            let against = Scoring::new(&zoo.arch, &data, &heldout, &frame.train, Some(&predictions));
+            let against = Scoring::new(&zoo.arch, &data, &heldout, &frame.train, Some(&predictions)).on_tasks(tasks_of(Side::Heldout));
             let who = RowsOf { method: HELDOUT_REFERENCE, ..who };
             scored.extend(score(&who, &against, &metrics, &frame));
         }

@@ -3,7 +3,7 @@
 //! by default) are nearest to the target's, nearest first, so a conditional generator has to
 //! beat picking a neighbour. Needs a task family; on an ordinary zoo it refuses.
 
-use weightlab_sdk::conditioning::{ConditionKind, TaskCondition};
+use weightlab_sdk::conditioning::{ConditionKind, TaskCondition, nearest_rows};
 use weightlab_sdk::prelude::*;
 
 /// Configuration of `nearest-task`.
@@ -44,12 +44,7 @@ impl Method for NearestTask {
 
     fn sample(&mut self, n: usize, _seed: u64, condition: &Condition) -> Result<Tensor, String> {
         let target = self.condition.prepare(condition, 1)?;
-        let distances = (&self.rows - &target).square().sum(1, false).to_vec();
-        let mut order: Vec<usize> = (0..distances.len()).collect();
-        order.sort_by(|&a, &b| distances[a].total_cmp(&distances[b]));
-        // Nearest first, cycling when more samples than checkpoints are asked.
-        let picked: Vec<f32> = (0..n).map(|i| order[i % order.len()] as f32).collect();
-        Ok(self.weights.index_select(0, &Tensor::from_slice(&picked, &[n])))
+        Ok(self.weights.index_select(0, &nearest_rows(&self.rows, &target, n)))
     }
 }
 

@@ -25,7 +25,7 @@
 //! each row's prefix carries its own architecture, and `sample` generates as many tokens as the
 //! target layout (`zoo.layout`) needs, prefixed with the target's architecture.
 
-use weightlab_sdk::conditioning::{ConditionKind, TaskCondition};
+use weightlab_sdk::conditioning::{ConditionKind, TaskCondition, nearest_rows};
 use weightlab_sdk::nn::{Act, Linear, Mlp, Transformer};
 use weightlab_sdk::prelude::*;
 use weightlab_sdk::weights::Normalizer;
@@ -203,7 +203,7 @@ fn train_tokenizer(x: &Tensor, c: &Config, seed: u64, total: usize) -> Result<(T
     let nets: Vec<&Tensor> = tk.encoder.params().into_iter().chain(tk.decoder.params()).collect();
     let opt = Optimizer::new(OptimizerKind::Adamw, &nets, c.lr, 0.0);
     drop(nets);
-    let identity = Tensor::from_slice(&(0..c.codebook * c.codebook).map(|i| if i % (c.codebook + 1) == 0 { 1.0 } else { 0.0 }).collect::<Vec<f32>>(), &[c.codebook, c.codebook]);
+    let identity = Tensor::eye(c.codebook);
     let mut used = vec![false; c.codebook];
     for step in 0..c.vq_steps {
         let ze = tk.encoder.forward(&xc);
@@ -400,8 +400,7 @@ impl Method for Igpg {
         let inputs = me.train_codes.narrow(1, 0, len - 1);
         let targets = me.train_codes.reshape(&[-1]);
         let k = me.config.codebook;
-        let identity = Tensor::from_slice(&(0..k * k).map(|i| if i % (k + 1) == 0 { 1.0 } else { 0.0 }).collect::<Vec<f32>>(), &[k, k]);
-        let onehot = identity.index_select(0, &targets);
+        let onehot = Tensor::eye(k).index_select(0, &targets);
         let counted = mask.sum_all().item().max(1.0);
         for step in 0..me.config.ar_steps {
             let logits = me.logits(&me.train_conditions, &me.train_arch, (len > 1).then_some(&inputs));
@@ -421,14 +420,7 @@ impl Method for Igpg {
         let cond = self.condition.prepare(condition, n)?;
         let (p, arch) = (self.width, self.target_arch.expand(&[n, ARCH_FEATURES]));
         let codes = match self.config.output {
-            Output::Reconstruct => {
-                let target = cond.narrow(0, 0, 1);
-                let distances = (&self.train_conditions - &target).square().sum(1, false).to_vec();
-                let mut order: Vec<usize> = (0..distances.len()).collect();
-                order.sort_by(|&a, &b| distances[a].total_cmp(&distances[b]));
-                let picked: Vec<f32> = (0..n).map(|i| order[i % order.len()] as f32).collect();
-                self.train_codes.index_select(0, &Tensor::from_slice(&picked, &[n]))
-            }
+            Output::Reconstruct => self.train_codes.index_select(0, &nearest_rows(&self.train_conditions, &cond.narrow(0, 0, 1), n)),
             Output::Generate => {
                 let mut codes: Option<Tensor> = None;
                 for j in 0..p.div_ceil(self.config.chunk) {
