@@ -47,7 +47,7 @@ name = "G.pt"
 plugin = "gpt"
 zoo = "mlp"
 samples = 12
-config = { steps = 600, timesteps = 200 }
+config = { steps = 600 }
 
 [[method]]
 name = "hyper-reps S_Neigh"

@@ -372,12 +372,13 @@ fn task_checks(name: &str, data: &crate::DataSpec, tasks: &crate::TasksSpec, spa
             }
         }
         crate::TaskFamily::Classes => {
-            let novel = tasks.novel_classes.clone().unwrap_or_default();
+            // As the loader does: without a list, OOD tasks use the last two classes.
+            let novel = tasks.novel_classes.clone().unwrap_or_else(|| if tasks.ood > 0 { (classes.saturating_sub(2)..classes).collect() } else { Vec::new() });
             if tasks.ways < 2 || tasks.ways > classes {
                 out.push(Diagnostic::new(format!("`data.{name}.tasks.ways` = {} must be between 2 and the source's {classes} classes", tasks.ways), at("ways")));
             } else if let Some(c) = novel.iter().find(|&&c| c >= classes) {
                 out.push(Diagnostic::new(format!("`data.{name}.tasks.novel_classes`: class {c} does not exist (the source has {classes})"), at("novel_classes")));
-            } else if tasks.novel_classes.is_some() && classes.saturating_sub(novel.len()) < tasks.ways {
+            } else if classes.saturating_sub(novel.len()) < tasks.ways {
                 out.push(Diagnostic::new(
                     format!("`data.{name}.tasks`: without the novel classes {novel:?}, {} classes are left for {}-way training tasks", classes - novel.len(), tasks.ways),
                     at("novel_classes"),

@@ -201,3 +201,27 @@ fn probe_targets_are_checked_against_the_zoo() {
     let e = error_of(&format!("{cycled}target = \"classes\"\nunseen_classes = [3, 7]\n"));
     assert!(e.contains("needs `embed_labels`") && e.contains("unseen class 7 does not exist (the dataset has 4 classes)"), "{e}");
 }
+
+#[test]
+fn task_family_mistakes_are_located() {
+    // A rotation family needs 2-D inputs: located at the family.
+    let signals = GOOD.replace("source = \"blobs\"", "source = \"signals\"\ntasks = { family = \"rotate\", count = 8, heldout = 2 }");
+    let e = error_of(&signals);
+    assert_points(&e, 7, 20, "the `rotate` family rotates 2-D inputs");
+    // A family splits the zoo by task: `split` is refused with a way out.
+    let split = GOOD.replace("source = \"blobs\"", "source = \"blobs\"\ntasks = { family = \"rotate\", count = 8, heldout = 2 }");
+    let e = error_of(&split);
+    assert_points(&e, 13, 9, "whose tasks split the models");
+    assert!(e.contains("remove `split`"), "{e}");
+    // More held-out and OOD tasks than tasks.
+    let none_left = GOOD.replace("source = \"blobs\"", "source = \"blobs\"\ntasks = { family = \"rotate\", count = 4, heldout = 2, ood = 2 }").replace("split = { train = 6, heldout = 2 }\n", "");
+    assert_points(&error_of(&none_left), 7, 38, "leave no training task");
+    // The wrong-condition control off a task family.
+    let control = GOOD.replace("zoo = \"cnn\"\n", "zoo = \"cnn\"\nwrong_condition = true\n");
+    assert_points(&error_of(&control), 18, 19, "`wrong_condition` needs a zoo on a task family");
+    // A source zoo that does not exist, with did-you-mean.
+    let zoos = GOOD.replace("zoo = \"cnn\"\n", "zoo = \"cnn\"\nzoos = [\"cn\"]\n");
+    let e = error_of(&zoos);
+    assert_points(&e, 18, 9, "learns from zoo `cn`, which is not defined");
+    assert!(e.contains("cnn"), "did-you-mean: {e}");
+}
