@@ -230,11 +230,6 @@ impl ZooView {
     }
 }
 
-/// Width of the training weights of a WIT zoo: its widest source.
-fn zoo_view_width(zoo: &zoo::ZooInfo) -> usize {
-    zoo.sources.iter().map(|s| s.parameters).max().unwrap_or(zoo.parameters) as usize
-}
-
 /// The exports of an instantiated plugin: a method (generator or baseline) or a probe.
 enum Exports {
     Method(Generator),
@@ -373,9 +368,10 @@ impl Plugin {
         if !matches!(self.bindings, Exports::Method(_)) {
             return Err(self.wrong_role("fit"));
         }
+        let width = zoo.width();
         let zoo_wit = zoo.to_wit();
         let zoo = &zoo_wit;
-        let handle = self.matrix(weights, zoo_view_width(zoo), "fit")?;
+        let handle = self.matrix(weights, width, "fit")?;
         let (support, instruction) = self.condition_tensors(conditions, "fit")?;
         let config = config.to_string();
         let result = self.call("fit", |b, s| match b {
