@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::path::PathBuf;
 
 /// One problem in a manifest, located in its source text.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,21 +26,71 @@ impl Diagnostic {
     }
 }
 
-/// Everything wrong with one manifest file, with the text needed to show where.
+/// The texts a manifest was read from — the manifest, the files it `extends`, the `--set`
+/// overrides — in one offset space, as rustc's source map does: file `k` occupies
+/// `start_k .. start_k + len_k`, so a diagnostic's span is a plain byte range yet names its file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceMap {
+    files: Vec<SourceFile>,
+}
+
+/// One text of a [`SourceMap`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceFile {
+    /// How messages name it: the path as the user gave it, or `--set`.
+    pub name: String,
+    pub text: String,
+    /// Offset of its first byte in the map.
+    pub start: usize,
+}
+
+impl SourceMap {
+    /// A map holding one text.
+    pub fn single(name: impl Into<String>, text: impl Into<String>) -> Self {
+        let mut map = Self::default();
+        map.add(name, text);
+        map
+    }
+
+    /// Adds a text and returns the offset of its first byte.
+    pub fn add(&mut self, name: impl Into<String>, text: impl Into<String>) -> usize {
+        // One byte of gap between files, so an end offset never reads as the next file's start.
+        let start = self.files.last().map_or(0, |f| f.start + f.text.len() + 1);
+        self.files.push(SourceFile { name: name.into(), text: text.into(), start });
+        start
+    }
+
+    pub fn files(&self) -> &[SourceFile] {
+        &self.files
+    }
+
+    /// The file holding global offset `offset`, and the offset within it.
+    pub fn locate(&self, offset: usize) -> Option<(&SourceFile, usize)> {
+        let file = self.files.iter().rev().find(|f| f.start <= offset)?;
+        Some((file, offset - file.start))
+    }
+}
+
+/// Everything wrong with a manifest, with the texts needed to show where.
 #[derive(Debug, Clone, thiserror::Error)]
 pub struct ManifestError {
-    /// The file as the user named it.
-    pub path: PathBuf,
-    /// Its text (after `--set` overrides).
-    pub source_text: String,
+    /// The manifest, the files it extends and the `--set` overrides.
+    pub sources: SourceMap,
     /// The problems, in source order.
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl ManifestError {
-    /// Line and column (both 1-based, column in characters) of a byte offset.
+    /// File name, line and column (both 1-based, column in characters) of a global offset.
+    pub fn position(&self, offset: usize) -> Option<(&str, usize, usize)> {
+        let (file, local) = self.sources.locate(offset)?;
+        let (line, col) = line_col(&file.text, local);
+        Some((&file.name, line, col))
+    }
+
+    /// Line and column of a global offset in the file holding it.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        line_col(&self.source_text, offset)
+        self.position(offset).map_or((1, 1), |(_, l, c)| (l, c))
     }
 }
 
@@ -64,25 +113,27 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
 
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let first = self.sources.files().first().map_or("manifest", |f| f.name.as_str());
         for (n, d) in self.diagnostics.iter().enumerate() {
             if n > 0 {
                 writeln!(f)?;
             }
             writeln!(f, "error: {}", d.message)?;
-            match &d.span {
-                Some(span) => {
-                    let (line, col) = self.line_col(span.start);
-                    writeln!(f, "  --> {}:{}:{}", self.path.display(), line, col)?;
-                    let text = self.source_text.lines().nth(line - 1).unwrap_or("");
+            match d.span.as_ref().and_then(|s| Some((s, self.sources.locate(s.start)?))) {
+                Some((span, (file, local))) => {
+                    let (line, col) = line_col(&file.text, local);
+                    writeln!(f, "  --> {}:{}:{}", file.name, line, col)?;
+                    let text = file.text.lines().nth(line - 1).unwrap_or("");
                     let gutter = line.to_string().len();
                     // Underline to the span's end or the line's end, whichever is first.
-                    let (end_line, end_col) = self.line_col(span.end.max(span.start + 1));
+                    let end = span.end.max(span.start + 1).saturating_sub(file.start);
+                    let (end_line, end_col) = line_col(&file.text, end);
                     let width = if end_line == line { end_col.saturating_sub(col).max(1) } else { text.chars().count().saturating_sub(col - 1).max(1) };
                     writeln!(f, "{:gutter$} |", "")?;
                     writeln!(f, "{line} | {text}")?;
                     writeln!(f, "{:gutter$} | {}{}", "", " ".repeat(col - 1), "^".repeat(width))?;
                 }
-                None => writeln!(f, "  --> {}", self.path.display())?,
+                None => writeln!(f, "  --> {first}")?,
             }
             if let Some(help) = &d.help {
                 writeln!(f, "  = help: {help}")?;

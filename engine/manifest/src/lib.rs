@@ -2,7 +2,9 @@
 //!
 //! - [`types`]: the sections of a manifest as plain serde types with defaults.
 //! - [`descriptors`]: what each dataset source and architecture is, for validation and compute.
-//! - [`load`]: reading, `--set` overrides, parsing and validation in one call.
+//! - [`load`]: reading, composition, `--set` overrides, sweeps, parsing and validation in one call.
+//! - [`compose`]: `extends = [..]`, merging a manifest onto the files it builds on.
+//! - [`sweep`]: `{ sweep = [..] }` values expanded into named variants.
 //! - [`validate`]: checks across sections (references, splits, names).
 //! - [`diagnostic`]: located errors rendered like rustc's (file:line:col, caret, help).
 //! - [`spans`]: finds the source position of any key path.
@@ -11,6 +13,7 @@
 //! - [`schema`]: the JSON Schema generated from the types.
 //! - [`plan`]: the stages a manifest turns into, each with a content key for caching.
 
+pub mod compose;
 pub mod descriptors;
 pub mod diagnostic;
 pub mod load;
@@ -19,10 +22,11 @@ pub mod plan;
 pub mod schema;
 pub mod spans;
 pub mod suggest;
+pub mod sweep;
 pub mod types;
 pub mod validate;
 
-pub use diagnostic::{Diagnostic, ManifestError};
+pub use diagnostic::{Diagnostic, ManifestError, SourceMap};
 pub use load::{LoadError, Loaded, load, load_str};
 pub use plan::{Plan, Stage, StageKind};
 pub use types::*;

@@ -1,27 +1,55 @@
-//! Reading a manifest: file → `--set` overrides → TOML syntax → the JSON Schema (every unknown
-//! key, wrong type and missing key at once) → serde → cross-section validation (every broken
-//! reference at once). Every failure becomes a located [`Diagnostic`]; like rustc, one pass
-//! reports all it can find rather than stopping at the first.
+//! Reading a manifest: file and the files it `extends` → `--set` overrides → sweeps expanded →
+//! the JSON Schema (every unknown key, wrong type and missing key at once) → serde →
+//! cross-section validation (every broken reference at once). Every failure becomes a located
+//! [`Diagnostic`] in the file that holds the bad line; like rustc, one pass reports all it can
+//! find rather than stopping at the first.
 
 use std::path::{Path, PathBuf};
 
-use crate::diagnostic::{Diagnostic, ManifestError};
+use crate::diagnostic::{Diagnostic, ManifestError, SourceMap};
 use crate::overrides::{self, OverrideError};
-use crate::spans::Spans;
+use crate::spans::{Renames, Spans};
 use crate::suggest::{did_you_mean, one_of, serde_unknown};
+use crate::sweep::{self, Expansion};
 use crate::types::Manifest;
 use crate::validate::{self, Catalog, Context};
 
 /// A manifest that parsed and validated, with where it came from.
 #[derive(Debug, Clone)]
 pub struct Loaded {
+    /// The manifest with its sweeps expanded: what runs.
     pub manifest: Manifest,
     /// The manifest file.
     pub path: PathBuf,
-    /// Its text after overrides: what was actually run (kept for provenance).
+    /// The effective manifest: the files it extends merged, `--set` applied, sweeps as written
+    /// (`weightlab validate --print` shows it; every run stores it).
     pub text: String,
     /// The folder relative paths are resolved against (the manifest's folder).
     pub base_dir: PathBuf,
+    /// What the sweeps expanded into (empty without sweeps).
+    pub expansion: Expansion,
+    /// Every text read, to locate problems found later (plugin configs).
+    pub sources: SourceMap,
+    /// Indices into `sources`, lowest priority first.
+    layers: Vec<usize>,
+}
+
+impl Loaded {
+    /// Span lookup for paths of the expanded manifest, into the files that hold them.
+    pub fn spans(&self) -> Spans {
+        spans_of(&self.text, &self.sources, &self.layers, self.expansion.renames.clone())
+    }
+
+    /// A manifest error with these diagnostics, shown against this manifest's sources.
+    pub fn error(&self, diagnostics: Vec<Diagnostic>) -> ManifestError {
+        ManifestError { sources: self.sources.clone(), diagnostics }
+    }
+}
+
+fn spans_of(text: &str, sources: &SourceMap, layers: &[usize], renames: Renames) -> Spans {
+    let files = sources.files();
+    let layers: Vec<(&str, usize)> = layers.iter().map(|&i| (files[i].text.as_str(), files[i].start)).collect();
+    Spans::layered(text, &layers, renames)
 }
 
 /// Why a manifest could not be loaded.
@@ -43,30 +71,46 @@ pub fn load(path: &Path, sets: &[String], catalog: &Catalog) -> Result<Loaded, L
     load_str(path, &raw, sets, &base_dir, catalog)
 }
 
-/// Like [`load`], from text; `path` only names the source in messages.
+/// Like [`load`], from text; `path` names the source in messages and locates the files it
+/// extends.
 pub fn load_str(path: &Path, raw: &str, sets: &[String], base_dir: &Path, catalog: &Catalog) -> Result<Loaded, LoadError> {
-    let text = overrides::apply(raw, sets)?;
-    let fail = |diagnostics: Vec<Diagnostic>| ManifestError { path: path.to_path_buf(), source_text: text.clone(), diagnostics };
-    let document: toml::Table = toml::from_str(&text).map_err(|e| fail(vec![from_toml_error(&e)]))?;
-    let spans = Spans::new(&text);
-    let json = serde_json::to_value(&document).unwrap_or_default();
+    let composed = crate::compose::compose(path, raw).map_err(|(sources, diagnostics)| ManifestError { sources, diagnostics })?;
+    let (mut sources, mut layers) = (composed.sources, composed.order);
+    // Without `extends` the effective manifest is the file as written, comments and all.
+    let merged = match composed.extends {
+        true => toml::to_string_pretty(&composed.merged).unwrap_or_default(),
+        false => raw.to_string(),
+    };
+    let text = overrides::apply(&merged, sets)?;
+    if !sets.is_empty() {
+        sources.add("--set", overrides::as_toml(sets));
+        layers.push(sources.files().len() - 1);
+    }
+    let fail = |sources: &SourceMap, diagnostics: Vec<Diagnostic>| ManifestError { sources: sources.clone(), diagnostics };
+    let document: toml::Table = toml::from_str(&text).map_err(|e| fail(&sources, vec![from_toml_error(&e)]))?;
+    let written = spans_of(&text, &sources, &layers, Renames::default());
+    let (expanded, expansion) = sweep::expand(&document, &written).map_err(|d| fail(&sources, d))?;
+    let spans = spans_of(&text, &sources, &layers, expansion.renames.clone());
+    let json = serde_json::to_value(&expanded).unwrap_or_default();
     let ctx = Context { base_dir, catalog };
     let references = validate::references(&json, &spans, &ctx);
     let mut diagnostics = crate::schema::check(&json, &crate::schema::manifest_schema(catalog), &spans);
     if diagnostics.is_empty() {
-        let manifest: Manifest = toml::from_str(&text).map_err(|e| fail(vec![from_toml_error(&e)]))?;
+        let manifest: Manifest = toml::Value::Table(expanded).try_into().map_err(|e: toml::de::Error| fail(&sources, vec![from_toml_error(&e)]))?;
         diagnostics = validate::validate(&manifest, &spans, &ctx);
         if diagnostics.is_empty() && references.is_empty() {
-            return Ok(Loaded { manifest, path: path.to_path_buf(), text, base_dir: base_dir.to_path_buf() });
+            return Ok(Loaded { manifest, path: path.to_path_buf(), text, base_dir: base_dir.to_path_buf(), expansion, sources, layers });
         }
     }
     diagnostics.extend(references);
     diagnostics.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
-    Err(fail(diagnostics).into())
+    // Variants of one entry share its lines: one report per problem and place.
+    diagnostics.dedup_by(|a, b| a.message == b.message && a.span == b.span);
+    Err(fail(&sources, diagnostics).into())
 }
 
 /// Turns a TOML/serde error into a diagnostic, adding a did-you-mean for unknown names.
-fn from_toml_error(e: &toml::de::Error) -> Diagnostic {
+pub(crate) fn from_toml_error(e: &toml::de::Error) -> Diagnostic {
     let message = e.message().trim().to_string();
     let help = match serde_unknown(&message) {
         Some((word, expected)) => Some(did_you_mean(&word, expected.iter()).unwrap_or_else(|| one_of("allowed names", &expected))),

@@ -40,6 +40,22 @@ pub fn apply(text: &str, sets: &[String]) -> Result<String, OverrideError> {
     Ok(doc.to_string())
 }
 
+/// The overrides as a TOML text of dotted keys (`"zoo"."mlp"."models" = 32`), one per line, the
+/// last of each key kept: the text errors point into when a problem is in a value `--set` gave.
+pub fn as_toml(sets: &[String]) -> String {
+    let mut lines: Vec<(String, String)> = Vec::new();
+    for arg in sets {
+        let Some((path, raw)) = arg.split_once('=') else { continue };
+        let key: Vec<String> = path.trim().split('.').map(|s| format!("{:?}", s.trim())).collect();
+        let key = key.join(".");
+        let raw = raw.trim();
+        let value = if format!("v = {raw}").parse::<DocumentMut>().is_ok() { raw.to_string() } else { format!("{raw:?}") };
+        lines.retain(|(k, _)| *k != key);
+        lines.push((key, value));
+    }
+    lines.into_iter().map(|(k, v)| format!("{k} = {v}\n")).collect()
+}
+
 fn parse_value(raw: &str) -> Item {
     match format!("v = {raw}").parse::<DocumentMut>() {
         Ok(doc) => doc.get("v").cloned().unwrap_or_else(|| value(raw)),

@@ -95,7 +95,13 @@ impl Plan {
         let push = |stages: &mut Vec<Stage>, kind: StageKind, parts: &[&dyn erased::Part], deps: Vec<usize>| {
             let mut h = Sha256::new();
             h.update(format!("weightlab {} stage-format {STAGE_FORMAT}\n", env!("CARGO_PKG_VERSION")));
-            h.update(serde_json::to_string(&kind).expect("serialisable"));
+            // A method's position in the manifest is not what it computes: inserting a method
+            // (or a sweep value) before it must not rerun it.
+            let mut identity = serde_json::to_value(&kind).expect("serialisable");
+            if let Some(o) = identity.as_object_mut() {
+                o.remove("index");
+            }
+            h.update(identity.to_string());
             for part in parts {
                 h.update(b"\n");
                 h.update(part.json());

@@ -32,6 +32,28 @@ pub struct Manifest {
     /// The HTML report.
     #[serde(default)]
     pub report: ReportSpec,
+    /// How sweeps combine. A sweep replaces any value of a `[data.*]`, `[zoo.*]` or
+    /// `[[method]]` entry: `{ sweep = [0.01, 0.1] }` or `{ sweep = { from, to, steps, scale } }`;
+    /// each point becomes a variant entry named after its values (`noise[sigma=0.01]`).
+    #[serde(default, skip_serializing_if = "SweepSpec::is_empty")]
+    pub sweep: SweepSpec,
+}
+
+/// `[sweep]`: how several sweeps combine. By default they form a grid within an entry (and an
+/// entry varies over the sweeps of what it uses); `zip` makes keys vary together instead.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// Groups of swept keys (`"method.noise.config.sigma"`; methods by name or index) whose
+    /// values go together: the i-th value of each, for every i. They need as many values each.
+    #[serde(default)]
+    pub zip: Vec<Vec<String>>,
+}
+
+impl SweepSpec {
+    pub fn is_empty(&self) -> bool {
+        self.zip.is_empty()
+    }
 }
 
 /// `[experiment]`: identity and seeds.
@@ -49,6 +71,14 @@ pub struct Experiment {
     /// Output folder, relative to the manifest's folder's parent project (default `reports/<name>`).
     #[serde(default)]
     pub output: Option<PathBuf>,
+    /// Most variant entries the sweeps may expand into (datasets, zoos and methods counted);
+    /// a manifest expanding into more is refused before anything runs.
+    #[serde(default = "default_max_variants")]
+    pub max_variants: usize,
+}
+
+fn default_max_variants() -> usize {
+    crate::sweep::DEFAULT_MAX_VARIANTS
 }
 
 fn default_seeds() -> Vec<u64> {

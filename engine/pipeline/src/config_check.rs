@@ -1,7 +1,7 @@
 //! Checks a method's `config` table against the JSON Schema its plugin declares, and reports
 //! problems like manifest errors: file:line:col of the offending key, and a did-you-mean.
 
-use weightlab_manifest::spans::{Seg, Spans};
+use weightlab_manifest::spans::Seg;
 use weightlab_manifest::suggest::suggest;
 use weightlab_manifest::{Diagnostic, Loaded, ManifestError};
 
@@ -11,10 +11,10 @@ pub fn check(loaded: &Loaded, index: usize, plugin: &str, schema: &serde_json::V
         Ok(v) => v,
         Err(e) => {
             let d = Diagnostic::new(format!("plugin `{plugin}` declares an invalid config schema: {e}"), None);
-            return Err(error(loaded, vec![d]));
+            return Err(loaded.error(vec![d]));
         }
     };
-    let spans = Spans::new(&loaded.text);
+    let spans = loaded.spans();
     let known: Vec<String> = schema.get("properties").and_then(|p| p.as_object()).map(|p| p.keys().cloned().collect()).unwrap_or_default();
     let mut diagnostics = Vec::new();
     for e in validator.iter_errors(config) {
@@ -30,19 +30,15 @@ pub fn check(loaded: &Loaded, index: usize, plugin: &str, schema: &serde_json::V
         };
         diagnostics.push(d);
     }
-    if diagnostics.is_empty() { Ok(()) } else { Err(error(loaded, diagnostics)) }
+    if diagnostics.is_empty() { Ok(()) } else { Err(loaded.error(diagnostics)) }
 }
 
 /// A problem with key `key` of method `index` (e.g. its `plugin`), rendered like a manifest
 /// error: file:line:col, the line, a caret and an optional help line.
 pub fn at_method_key(loaded: &Loaded, index: usize, key: &str, message: String, help: Option<String>) -> ManifestError {
-    let spans = Spans::new(&loaded.text);
+    let spans = loaded.spans();
     let path: Vec<Seg> = vec!["method".into(), index.into(), key.into()];
-    error(loaded, vec![Diagnostic::new(message, spans.value(&path)).with_help(help)])
-}
-
-fn error(loaded: &Loaded, diagnostics: Vec<Diagnostic>) -> ManifestError {
-    ManifestError { path: loaded.path.clone(), source_text: loaded.text.clone(), diagnostics }
+    loaded.error(vec![Diagnostic::new(message, spans.value(&path)).with_help(help)])
 }
 
 /// Loads every plugin a manifest names (each in a worker process, once per plugin) and checks
