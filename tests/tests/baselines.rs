@@ -27,6 +27,13 @@ zoo = "mlp"
 samples = 12
 
 [[method]]
+name = "copy permuted"
+plugin = "copy"
+zoo = "mlp"
+samples = 12
+config = { permute = true }
+
+[[method]]
 name = "noise 0"
 plugin = "noise"
 zoo = "mlp"
@@ -118,6 +125,21 @@ fn baselines_behave_as_specified() {
     let mut seen: Vec<i64> = copy_src.iter().take(12).map(|v| v.unwrap() as i64).collect();
     seen.sort();
     assert_eq!(seen, (0..12).collect::<Vec<_>>());
+
+    // copy with its hidden units permuted (the SDK's UnitPermutation, which permutation
+    // augmentation uses): the same functions — accuracy and predictions of the checkpoints,
+    // novelty 0 — far away in raw weight space, at distance 0 once aligned (weight matching).
+    let permuted_acc = column(&out, "samples", Some("copy permuted"), "accuracy");
+    let sorted = |mut v: Vec<Option<f64>>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v
+    };
+    assert_eq!(sorted(permuted_acc.clone()), sorted(copy_acc.clone()), "a permuted copy computes its checkpoint's function");
+    assert!(column(&out, "samples", Some("copy permuted"), "novelty").iter().all(|n| *n == Some(0.0)));
+    let raw = column(&out, "samples", Some("copy permuted"), "nn_l2");
+    assert!(raw.iter().all(|d| d.unwrap() > 1.0), "permuted copies are far in raw L2: {raw:?}");
+    let aligned = column(&out, "samples", Some("copy permuted"), "nn_l2_aligned");
+    assert!(aligned.iter().all(|d| d.unwrap() < 1e-4), "aligned distance sees through the permutation: {aligned:?}");
 
     // noise with sigma 0 is copy.
     assert!(column(&out, "samples", Some("noise 0"), "nn_l2").iter().all(|d| *d == Some(0.0)));

@@ -43,6 +43,10 @@ pub enum Command {
         /// Manifest files.
         #[arg(required = true)]
         manifests: Vec<PathBuf>,
+        /// Print the effective manifest: the files it extends merged, `--set` applied, sweeps
+        /// as written (what a run stores as `manifest.toml`).
+        #[arg(long)]
+        print: bool,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -94,7 +98,8 @@ pub struct RunArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct Overrides {
     /// Override a manifest value before validation, e.g. `--set zoo.mlp.models=32` or
-    /// `--set method.noise.config.sigma=0.1` (array entries by index or by `name`). Repeatable.
+    /// `--set method.noise.config.sigma=0.1` (array entries by index or by `name`); a sweep
+    /// too: `--set 'method.noise.config.sigma={ sweep = [0.01, 0.1] }'`. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
 }

@@ -27,7 +27,7 @@ pub mod types;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, ManifestError, SourceMap};
-pub use load::{LoadError, Loaded, load, load_str};
+pub use load::{LoadError, Loaded, expand_text, load, load_str};
 pub use plan::{Plan, Stage, StageKind};
 pub use types::*;
 pub use validate::Catalog;

@@ -109,6 +109,15 @@ pub fn load_str(path: &Path, raw: &str, sets: &[String], base_dir: &Path, catalo
     Err(fail(&sources, diagnostics).into())
 }
 
+/// A stored effective manifest (a run folder's `manifest.toml`) with its sweeps expanded, without
+/// validation against this machine: how reports read back the runs they show.
+pub fn expand_text(text: &str) -> Result<(Manifest, Expansion), String> {
+    let document: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    let (expanded, expansion) = sweep::expand(&document, &Spans::new(text)).map_err(|diagnostics| ManifestError { sources: SourceMap::single("manifest.toml", text), diagnostics }.to_string())?;
+    let manifest = toml::Value::Table(expanded).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+    Ok((manifest, expansion))
+}
+
 /// Turns a TOML/serde error into a diagnostic, adding a did-you-mean for unknown names.
 pub(crate) fn from_toml_error(e: &toml::de::Error) -> Diagnostic {
     let message = e.message().trim().to_string();

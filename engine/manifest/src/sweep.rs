@@ -563,6 +563,8 @@ pub fn display(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Integer(i) => i.to_string(),
+        // `1.0`, not `1`: an integer and a float are different values (and stage keys).
+        Value::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.1}"),
         Value::Float(f) => f.to_string(),
         Value::Boolean(b) => b.to_string(),
         Value::Datetime(d) => d.to_string(),

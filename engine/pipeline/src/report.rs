@@ -5,18 +5,22 @@
 use std::path::{Path, PathBuf};
 
 use weightlab_manifest::Manifest;
+use weightlab_manifest::sweep::Expansion;
 use weightlab_report::metrics::MetricColumn;
-use weightlab_report::{Failure, PlotSet, ReportContext, Row, ScoreRow, ScoreTable, TreeDiscovery};
+use weightlab_report::svg::{self, IntervalSeries};
+use weightlab_report::{Ablation, Failure, PlotSet, ReportContext, Row, ScoreRow, ScoreTable, TreeDiscovery, VariantLine};
 use weightlab_results::rows::{read_samples, read_table};
 use weightlab_results::{FailureRow, FinetuneRow, LogRow, ParameterRow, ProbeScoreRow, RunRow, SampleRow, SimilarityRow, Stat, TreeRow, ZooRow};
 
-use crate::error::{Error, Result, format, io};
+use crate::error::{Error, Result, io};
 use crate::metrics::{self, Direction, Metric};
 use crate::plots::{self, Tables};
 
 /// One run folder, read back.
 struct RunTables {
     manifest: Manifest,
+    /// What the manifest's sweeps expanded into.
+    expansion: Expansion,
     manifest_text: String,
     run: RunRow,
     samples: Vec<SampleRow>,
@@ -34,7 +38,7 @@ struct RunTables {
 fn read_run(dir: &Path) -> Result<RunTables> {
     let manifest_path = dir.join("manifest.toml");
     let manifest_text = std::fs::read_to_string(&manifest_path).map_err(io("reading (is this a weightlab run folder?)", &manifest_path))?;
-    let manifest: Manifest = toml::from_str(&manifest_text).map_err(format(&manifest_path))?;
+    let (manifest, expansion) = weightlab_manifest::expand_text(&manifest_text).map_err(|e| Error::Missing(format!("{}: {e}", manifest_path.display())))?;
     let unfinished = |table: &str| Error::Missing(format!("{} has no {table}.parquet: is it a finished weightlab run?", dir.display()));
     let run = read_table::<RunRow>(dir, "runs")?.ok_or_else(|| unfinished("runs"))?.into_iter().next().ok_or_else(|| Error::Missing(format!("{}: empty runs table", dir.display())))?;
     let stages = std::fs::read(dir.join("stages.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
@@ -49,6 +53,7 @@ fn read_run(dir: &Path) -> Result<RunTables> {
         probe_scores: read_table(dir, "probe_scores")?.unwrap_or_default(),
         trees: read_table(dir, "trees")?.unwrap_or_default(),
         manifest,
+        expansion,
         manifest_text,
         run,
         stages,
@@ -153,6 +158,19 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
     let position = |m: &str| order.iter().position(|o| o == m).unwrap_or(usize::MAX);
     rows.sort_by_key(|r| (r.zoo.clone(), r.role == "reference", position(&r.method), r.method.clone()));
 
+    let mut ablations = Vec::new();
+    let mut variants = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        let label = |name: &str| label(i, name);
+        ablations.extend(ablations_of(&r.expansion, &label, &rows, &columns));
+        variants.extend(r.expansion.variants.iter().map(|v| VariantLine {
+            section: v.section.clone(),
+            name: label(&v.name),
+            base: v.base.clone(),
+            params: v.params.iter().map(|p| format!("{} = {}", p.key, p.display())).collect::<Vec<_>>().join(", "),
+        }));
+    }
+
     let first = &runs[0];
     let tables = Tables { samples: &samples, similarity: &similarity, parameters: &parameters, finetune: &finetune, logs: &logs, position: &position };
     let computed: Vec<&str> = metrics::REGISTRY.iter().map(|m| m.key).filter(|k| samples.iter().any(|r| r.metrics.contains_key(*k))).collect();
@@ -227,6 +245,8 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         probes: probe_tables(&probe_scores, &position),
         transfer: transfer_tables(&finetune, &position),
         trees,
+        variants,
+        ablations,
     };
     ctx.mark_best();
     let html = weightlab_report::render(&ctx, template)?;
@@ -236,6 +256,90 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
     std::fs::write(&tmp, html).map_err(io("writing", &tmp))?;
     std::fs::rename(&tmp, &path).map_err(io("moving into place", &path))?;
     Ok(path)
+}
+
+/// Metrics drawn against every swept key (the memorization study's two axes); the ranked table
+/// holds every metric.
+const ABLATION_PLOTS: [&str; 2] = ["accuracy", "novelty"];
+
+/// One ablation per swept method of a run: its variants' summary rows ranked by every metric,
+/// and accuracy and novelty against each swept key (one line per value of the other keys;
+/// the x axis logarithmic when the values are positive and span 30× or more).
+fn ablations_of(expansion: &Expansion, label: &dyn Fn(&str) -> String, rows: &[Row], columns: &[&Metric]) -> Vec<Ablation> {
+    let mut bases: Vec<&str> = Vec::new();
+    for v in expansion.variants.iter().filter(|v| v.section == "method") {
+        if !bases.contains(&v.base.as_str()) {
+            bases.push(&v.base);
+        }
+    }
+    bases
+        .into_iter()
+        .map(|base| {
+            let variants: Vec<_> = expansion.variants.iter().filter(|v| v.section == "method" && v.base == base).collect();
+            let row_of = |name: &str| rows.iter().find(|r| r.method == label(name));
+            let mut keys: Vec<(String, String)> = Vec::new();
+            for p in variants.iter().flat_map(|v| &v.params) {
+                if !keys.iter().any(|(k, _)| *k == p.key) {
+                    keys.push((p.key.clone(), p.label.clone()));
+                }
+            }
+            let metric_rows: Vec<ScoreRow> = variants
+                .iter()
+                .map(|v| {
+                    let row = row_of(&v.name);
+                    ScoreRow {
+                        method: label(&v.name),
+                        plugin: v.params.iter().map(|p| format!("{}={}", p.label, p.display())).collect::<Vec<_>>().join(", "),
+                        seeds: row.map_or(0, |r| r.seeds),
+                        values: row.map_or_else(|| vec![None; columns.len()], |r| r.metrics.clone()),
+                        chance: vec![None; columns.len()],
+                        best: Vec::new(),
+                        ranks: Vec::new(),
+                    }
+                })
+                .collect();
+            let mut table = ScoreTable { zoo: String::new(), target: "ablation".into(), metrics: columns.iter().map(|m| column(m)).collect(), rows: metric_rows };
+            let ranks: Vec<Vec<Option<u32>>> = (0..columns.len())
+                .map(|m| weightlab_report::ranks_of(direction(columns[m].direction), &table.rows.iter().map(|r| r.values[m].map(|s| s.mean)).collect::<Vec<_>>()))
+                .collect();
+            for (i, row) in table.rows.iter_mut().enumerate() {
+                row.ranks = ranks.iter().map(|per_metric| per_metric[i]).collect();
+            }
+            let mut plots = PlotSet::default();
+            for (key, key_label) in &keys {
+                for metric in ABLATION_PLOTS {
+                    let Some(m) = columns.iter().position(|c| c.key == metric) else { continue };
+                    // One line per combination of the other swept values.
+                    let mut lines: Vec<IntervalSeries> = Vec::new();
+                    for (v, row) in variants.iter().zip(&table.rows) {
+                        let (Some(x), Some(stat)) = (v.params.iter().find(|p| &p.key == key).and_then(|p| p.number()), row.values[m]) else { continue };
+                        let others: Vec<String> = v.params.iter().filter(|p| &p.key != key).map(|p| format!("{}={}", p.label, p.display())).collect();
+                        let name = if others.is_empty() { base.to_string() } else { others.join(", ") };
+                        match lines.iter_mut().find(|l| l.name == name) {
+                            Some(l) => l.points.push((x, stat.mean, stat.ci95)),
+                            None => lines.push(IntervalSeries { name, points: vec![(x, stat.mean, stat.ci95)] }),
+                        }
+                    }
+                    if lines.iter().all(|l| l.points.len() < 2) {
+                        continue;
+                    }
+                    let xs: Vec<f64> = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).collect();
+                    let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+                    let log_x = lo > 0.0 && hi / lo >= 30.0;
+                    let name = &columns[m].label;
+                    let svg = svg::interval_lines(&format!("{name} against {key_label}: {}", label(base)), key, name, &lines, log_x);
+                    let caption = format!("{name} of `{}`'s variants against `{key}` (mean ± 95 % interval over seeds){}.", label(base), if log_x { ", log scale" } else { "" });
+                    plots.add(&format!("ablation-{}-{}-{metric}", slug(base), slug(key)), &caption, svg);
+                }
+            }
+            Ablation { base: label(base), keys: keys.into_iter().map(|(k, _)| k).collect(), table, plots }
+        })
+        .collect()
+}
+
+/// An HTML-id-safe form of a name.
+fn slug(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
 }
 
 /// How the report shows a registry metric.
@@ -283,7 +387,7 @@ fn probe_tables(scores: &[ProbeScoreRow], position: &dyn Fn(&str) -> usize) -> V
                             (!c.is_empty()).then(|| c.iter().sum::<f64>() / c.len() as f64)
                         })
                         .collect();
-                    ScoreRow { method, plugin, seeds, values, chance, best: Vec::new() }
+                    ScoreRow { method, plugin, seeds, values, chance, best: Vec::new(), ranks: Vec::new() }
                 })
                 .collect();
             let columns = metrics
@@ -335,7 +439,7 @@ fn transfer_tables(finetune: &[FinetuneRow], position: &dyn Fn(&str) -> usize) -
                             (!per_seed.is_empty()).then(|| Stat::of_seeds(&per_seed, 0))
                         })
                         .collect();
-                    ScoreRow { method, plugin: role, seeds: seeds.len() as u32, values, chance: vec![None; cells.len()], best: Vec::new() }
+                    ScoreRow { method, plugin: role, seeds: seeds.len() as u32, values, chance: vec![None; cells.len()], best: Vec::new(), ranks: Vec::new() }
                 })
                 .collect();
             let metrics = cells

@@ -10,4 +10,4 @@ pub mod metrics;
 pub mod render;
 pub mod svg;
 
-pub use render::{Failure, PlotSet, ReportContext, Row, ScoreRow, ScoreTable, TreeDiscovery, render};
+pub use render::{Ablation, Failure, PlotSet, ReportContext, Row, ScoreRow, ScoreTable, TreeDiscovery, VariantLine, ranks_of, render};

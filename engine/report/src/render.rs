@@ -78,6 +78,31 @@ pub struct ScoreRow {
     pub chance: Vec<Option<f64>>,
     /// Keys of the metrics this row is best at within its table.
     pub best: Vec<String>,
+    /// Per metric column: the row's rank by the metric's direction (1 = best; ablation tables).
+    pub ranks: Vec<Option<u32>>,
+}
+
+/// One swept method of a run: its variants ranked by every metric, and each metric against
+/// each swept key.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ablation {
+    /// The method the variants were expanded from.
+    pub base: String,
+    /// The swept keys its variants take (its own and its zoo's or dataset's).
+    pub keys: Vec<String>,
+    /// A row per variant (`plugin` holds its swept values), ranked per metric.
+    pub table: ScoreTable,
+    pub plots: PlotSet,
+}
+
+/// One variant entry of an expanded manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantLine {
+    pub section: String,
+    pub name: String,
+    pub base: String,
+    /// Its swept values, `key = value`, comma-separated.
+    pub params: String,
 }
 
 /// Model trees found from weights alone (one row per model-tree zoo).
@@ -115,13 +140,17 @@ pub struct ReportContext {
     pub transfer: Vec<ScoreTable>,
     /// Model-tree discovery per model-tree zoo.
     pub trees: Vec<TreeDiscovery>,
+    /// Every variant the sweeps expanded into.
+    pub variants: Vec<VariantLine>,
+    /// One ablation per swept method.
+    pub ablations: Vec<Ablation>,
 }
 
 impl ReportContext {
     /// Marks, per zoo and metric, the rows with the best mean (by the metric's direction), in
     /// the summary and in every probe and transfer table.
     pub fn mark_best(&mut self) {
-        for table in self.probes.iter_mut().chain(self.transfer.iter_mut()) {
+        for table in self.probes.iter_mut().chain(self.transfer.iter_mut()).chain(self.ablations.iter_mut().map(|a| &mut a.table)) {
             for (m, column) in table.metrics.iter().enumerate() {
                 let means: Vec<Option<f64>> = table.rows.iter().map(|r| mean_of(&r.values, m)).collect();
                 for (r, best) in table.rows.iter_mut().zip(best_of(&column.direction, &means)) {
@@ -144,6 +173,24 @@ impl ReportContext {
             }
         }
     }
+}
+
+/// Ranks (1 = best) of `means` by `direction`; ties share a rank; `None` where there is no
+/// mean or the metric has no direction.
+pub fn ranks_of(direction: &str, means: &[Option<f64>]) -> Vec<Option<u32>> {
+    let higher = match direction {
+        "higher" => true,
+        "lower" => false,
+        _ => return vec![None; means.len()],
+    };
+    means
+        .iter()
+        .map(|m| {
+            let v = (*m).filter(|v| v.is_finite())?;
+            let better = means.iter().flatten().filter(|o| o.is_finite() && if higher { **o > v } else { **o < v }).count();
+            Some(better as u32 + 1)
+        })
+        .collect()
 }
 
 /// The finite mean of cell `m` of a row's metrics.

@@ -49,8 +49,10 @@ fn fmt_tick(v: f64) -> String {
 }
 
 struct Frame {
+    /// Range of x — of log10(x) on a log axis.
     x: (f64, f64),
     y: (f64, f64),
+    log_x: bool,
 }
 
 impl Frame {
@@ -69,10 +71,20 @@ impl Frame {
             let d = if b > a { (b - a) * 0.05 } else { a.abs().max(1.0) * 0.05 };
             (a - d, b + d)
         };
-        Frame { x: pad(x0, x1), y: pad(y0, y1) }
+        Frame { x: pad(x0, x1), y: pad(y0, y1), log_x: false }
+    }
+    /// A frame whose x axis is logarithmic (x values must be positive).
+    fn fit_log_x(points: impl Iterator<Item = (f64, f64)>) -> Frame {
+        Frame { log_x: true, ..Frame::fit(points.map(|(x, y)| (x.log10(), y))) }
     }
     fn px(&self, x: f64) -> f64 {
+        let x = if self.log_x { x.log10() } else { x };
         LEFT + (x - self.x.0) / (self.x.1 - self.x.0) * (W - LEFT - RIGHT)
+    }
+    /// Tick positions on the x axis (in data units).
+    fn x_ticks(&self) -> Vec<f64> {
+        let t = ticks(self.x.0, self.x.1);
+        if self.log_x { t.into_iter().map(|e| 10f64.powf(e)).collect() } else { t }
     }
     fn py(&self, y: f64) -> f64 {
         H - BOTTOM - (y - self.y.0) / (self.y.1 - self.y.0) * (H - TOP - BOTTOM)
@@ -83,7 +95,7 @@ fn axes(svg: &mut String, f: &Frame, title: &str, xlabel: &str, ylabel: &str) {
     let _ = write!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" class="plot" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{t}"><title>{t}</title>"#, t = escape(title));
     let _ = write!(svg, r#"<text class="plot-title" x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#, (LEFT + W - RIGHT) / 2.0, escape(title));
     let _ = write!(svg, r##"<g class="axis x-axis"><line x1="{LEFT}" y1="{b}" x2="{r}" y2="{b}" stroke="#333"/>"##, b = H - BOTTOM, r = W - RIGHT);
-    for t in ticks(f.x.0, f.x.1) {
+    for t in f.x_ticks() {
         let x = f.px(t);
         let _ = write!(
             svg,
@@ -193,6 +205,41 @@ pub fn lines(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> Stri
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         let d: Vec<String> = pts.iter().enumerate().map(|(j, &(x, y))| format!("{}{:.1},{:.1}", if j == 0 { "M" } else { "L" }, f.px(x), f.py(y))).collect();
         let _ = write!(svg, r#"<path class="series" data-name="{}" d="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, escape(&s.name), d.join(" "));
+    }
+    legend(&mut svg, &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), true);
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A line with a 95 % interval at each point: (x, mean, half-width).
+#[derive(Debug, Clone)]
+pub struct IntervalSeries {
+    pub name: String,
+    pub points: Vec<(f64, f64, Option<f64>)>,
+}
+
+/// Lines through the means with an error bar per point (e.g. a metric over seeds against a swept
+/// parameter); `log_x` for parameters swept in log scale (every x must be positive).
+pub fn interval_lines(title: &str, xlabel: &str, ylabel: &str, series: &[IntervalSeries], log_x: bool) -> String {
+    let extent = series.iter().flat_map(|s| s.points.iter().flat_map(|&(x, m, h)| [(x, m - h.unwrap_or(0.0)), (x, m + h.unwrap_or(0.0))]));
+    let f = if log_x { Frame::fit_log_x(extent) } else { Frame::fit(extent) };
+    let mut svg = String::new();
+    axes(&mut svg, &f, title, xlabel, ylabel);
+    for (i, s) in series.iter().enumerate() {
+        let c = PALETTE[i % PALETTE.len()];
+        let mut pts: Vec<(f64, f64, Option<f64>)> = s.points.iter().copied().filter(|(x, y, _)| x.is_finite() && y.is_finite()).collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let d: Vec<String> = pts.iter().enumerate().map(|(j, &(x, y, _))| format!("{}{:.1},{:.1}", if j == 0 { "M" } else { "L" }, f.px(x), f.py(y))).collect();
+        let _ = write!(svg, r#"<g class="series" data-name="{}"><path d="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, escape(&s.name), d.join(" "));
+        for &(x, y, half) in &pts {
+            let (px, py) = (f.px(x), f.py(y));
+            if let Some(h) = half.filter(|h| h.is_finite()) {
+                let (top, bottom) = (f.py(y + h), f.py(y - h));
+                let _ = write!(svg, r#"<path d="M{px:.1},{top:.1} L{px:.1},{bottom:.1} M{:.1},{top:.1} L{:.1},{top:.1} M{:.1},{bottom:.1} L{:.1},{bottom:.1}" stroke="{c}" stroke-width="1.2"/>"#, px - 4.0, px + 4.0, px - 4.0, px + 4.0);
+            }
+            let _ = write!(svg, r#"<circle cx="{px:.1}" cy="{py:.1}" r="3.5" fill="{c}"/>"#);
+        }
+        svg.push_str("</g>");
     }
     legend(&mut svg, &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), true);
     svg.push_str("</svg>");

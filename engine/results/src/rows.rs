@@ -282,6 +282,26 @@ pub struct EmbeddingRow {
     pub value: f64,
 }
 
+/// One swept value of one variant (`[data.*]`, `[zoo.*]` or `[[method]]` entry expanded from a
+/// sweep): a variant has a row per swept key it takes, its own and its dependencies'.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantRow {
+    /// `data`, `zoo` or `method`.
+    pub section: String,
+    /// The variant's name, as in every other table: `noise[sigma=0.05]`.
+    pub name: String,
+    /// The entry it was expanded from: `noise`.
+    pub base: String,
+    /// The swept key as written: `method.noise.config.sigma`.
+    pub key: String,
+    /// Its short label in names: `sigma`.
+    pub label: String,
+    /// The value as names show it.
+    pub value: String,
+    /// The value as a number (booleans 0/1), when it is one.
+    pub number: Option<f64>,
+}
+
 /// One run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRow {

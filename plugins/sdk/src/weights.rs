@@ -156,3 +156,136 @@ impl LatentSpace {
         self.normalizer.restore(&flat)
     }
 }
+
+/// The hidden-unit symmetry of a plain feed-forward network (MLP or CNN): reordering the units
+/// of a hidden layer — the rows of its weight and bias, and the matching input columns (or
+/// input channels, or flattened blocks of a channel) of the next layer — leaves the function
+/// unchanged. Hyper-Representations trains on such permuted copies ("permutation
+/// augmentation") so the model learns the symmetry instead of memorising one arrangement.
+///
+/// Built from a zoo's flat layout: layers are the `<prefix>.weight` / `<prefix>.bias` pairs in
+/// layout order; every layer but the last is a hidden layer. Layouts with other parameters
+/// (normalisation, attention) are refused with the parameter at fault.
+#[derive(Debug, Clone)]
+pub struct UnitPermutation {
+    layers: Vec<Layer>,
+    parameters: usize,
+}
+
+/// One layer of a feed-forward layout.
+#[derive(Debug, Clone)]
+struct Layer {
+    /// Offset and shape of the weight: (out, in, kernel…).
+    weight: (usize, Vec<usize>),
+    /// Offset of the bias (length out).
+    bias: Option<usize>,
+}
+
+impl UnitPermutation {
+    /// Reads the layers of `layout` (a zoo's [`crate::Param`] list).
+    pub fn new(layout: &[crate::Param]) -> Result<Self, String> {
+        let mut layers: Vec<(String, Layer)> = Vec::new();
+        let parameters = layout.iter().map(|p| p.offset as usize + p.shape.iter().product::<u32>() as usize).max().unwrap_or(0);
+        for p in layout {
+            let (prefix, kind) = p.name.rsplit_once('.').unwrap_or(("", p.name.as_str()));
+            let shape: Vec<usize> = p.shape.iter().map(|&s| s as usize).collect();
+            match kind {
+                "weight" if shape.len() >= 2 => layers.push((prefix.to_string(), Layer { weight: (p.offset as usize, shape), bias: None })),
+                "bias" if shape.len() == 1 => match layers.last_mut() {
+                    Some((name, layer)) if name == prefix && layer.weight.1[0] == shape[0] => layer.bias = Some(p.offset as usize),
+                    _ => return Err(format!("permutation augmentation: bias `{}` does not follow its layer's weight", p.name)),
+                },
+                _ => return Err(format!("permutation augmentation needs a plain MLP or CNN layout; `{}` (shape {:?}) is neither a weight nor a bias", p.name, p.shape)),
+            }
+        }
+        for pair in layers.windows(2) {
+            let (units, inputs) = (pair[0].1.weight.1[0], pair[1].1.weight.1[1]);
+            if inputs % units != 0 {
+                return Err(format!("permutation augmentation: `{}` has {units} units but `{}` takes {inputs} inputs", pair[0].0, pair[1].0));
+            }
+        }
+        Ok(Self { layers: layers.into_iter().map(|(_, l)| l).collect(), parameters })
+    }
+
+    /// Number of hidden layers (whose units can be reordered).
+    pub fn hidden_layers(&self) -> usize {
+        self.layers.len().saturating_sub(1)
+    }
+
+    /// A gather index over the flat vector for one random reordering of every hidden layer:
+    /// `permuted[j] = original[index[j]]`.
+    pub fn index(&self, seed: u64) -> Vec<usize> {
+        let mut index: Vec<usize> = (0..self.parameters).collect();
+        for (h, pair) in self.layers.windows(2).enumerate() {
+            let (producer, consumer) = (&pair[0], &pair[1]);
+            let units = producer.weight.1[0];
+            let perm: Vec<usize> = Tensor::randperm(units, seed.wrapping_mul(1_000_003).wrapping_add(h as u64)).to_vec().into_iter().map(|u| u as usize).collect();
+            // Rows of the producer's weight and its bias.
+            let (offset, shape) = (&producer.weight.0, &producer.weight.1);
+            let row: usize = shape[1..].iter().product();
+            let old = index.clone();
+            for (u, &from) in perm.iter().enumerate() {
+                for k in 0..row {
+                    index[offset + u * row + k] = old[offset + from * row + k];
+                }
+                if let Some(b) = producer.bias {
+                    index[b + u] = old[b + from];
+                }
+            }
+            // Input columns of the consumer: unit u's block of `block` columns (a flattened
+            // channel after a convolution; one column after a dense layer), each `inner` long
+            // (a kernel).
+            let (offset, shape) = (&consumer.weight.0, &consumer.weight.1);
+            let (outputs, inputs, inner) = (shape[0], shape[1], shape[2..].iter().product::<usize>());
+            let block = inputs / units;
+            let old = index.clone();
+            for o in 0..outputs {
+                for (u, &from) in perm.iter().enumerate() {
+                    for b in 0..block {
+                        for k in 0..inner {
+                            let at = |unit: usize| offset + (o * inputs + unit * block + b) * inner + k;
+                            index[at(u)] = old[at(from)];
+                        }
+                    }
+                }
+            }
+        }
+        index
+    }
+
+    /// Each row of `weights` (N × P) with its own random reordering of every hidden layer.
+    pub fn permute(&self, weights: &Tensor, seed: u64) -> Tensor {
+        let rows = weights.shape()[0];
+        let permuted: Vec<Tensor> = (0..rows)
+            .map(|r| {
+                let index: Vec<f32> = self.index(seed.wrapping_add(r as u64).wrapping_mul(0x2545_F491_4F6C_DD1D)).into_iter().map(|i| i as f32).collect();
+                weights.narrow(0, r, 1).index_select(1, &Tensor::from_slice(&index, &[index.len()]))
+            })
+            .collect();
+        Tensor::cat(&permuted.iter().collect::<Vec<_>>(), 0)
+    }
+
+    /// `weights` (N × P) followed by `copies` randomly permuted copies of every row:
+    /// ((1 + copies) N × P), functionally the same models in other arrangements.
+    pub fn augment(&self, weights: &Tensor, copies: usize, seed: u64) -> Tensor {
+        let mut parts = vec![weights.clone()];
+        parts.extend((0..copies).map(|c| self.permute(weights, seed.wrapping_add(1 + c as u64).wrapping_mul(0x9E37_79B9))));
+        Tensor::cat(&parts.iter().collect::<Vec<_>>(), 0)
+    }
+}
+
+/// Permutation augmentation as a generator option: the training weights followed by `copies`
+/// permuted copies of each (see [`UnitPermutation`]); the weights unchanged when `copies` is 0.
+/// Rows `0 .. N` of the result are the original checkpoints, in order.
+pub fn with_permuted_copies(zoo: &crate::Zoo, weights: &Tensor, copies: usize, seed: u64) -> Result<Tensor, String> {
+    if copies == 0 {
+        return Ok(weights.clone());
+    }
+    let symmetry = UnitPermutation::new(&zoo.layout)?;
+    crate::log::message(&format!(
+        "permutation augmentation: {copies} permuted copies of each of the {} training checkpoints ({} hidden layers reordered)",
+        weights.shape()[0],
+        symmetry.hidden_layers()
+    ));
+    Ok(symmetry.augment(weights, copies, seed))
+}

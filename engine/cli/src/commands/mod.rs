@@ -20,7 +20,7 @@ use crate::cli::{BenchCommand, Cli, Command, PluginCommand};
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => run::run(&args),
-        Command::Validate { manifests, overrides } => validate::validate(&manifests, &overrides.sets),
+        Command::Validate { manifests, print, overrides } => validate::validate(&manifests, print, &overrides.sets),
         Command::Plan(args) => plan::plan(&args),
         Command::Schema => schema::schema(),
         Command::Plugins => plugins::list(),

@@ -9,6 +9,30 @@ pub fn plan(args: &RunArgs) -> anyhow::Result<i32> {
     };
     let run = Run::new(loaded, args.output.clone())?;
     println!("plan for `{}` → {}", run.loaded.manifest.experiment.name, run.output.display());
+    let expansion = &run.loaded.expansion;
+    if !expansion.is_empty() {
+        let count = |section: &str| expansion.variants.iter().filter(|v| v.section == section).count();
+        println!(
+            "sweeps: {} axes, {} grid points → {} variants ({} datasets, {} zoos, {} methods; cap {})",
+            expansion.axes.len(),
+            expansion.grid(),
+            expansion.variants.len(),
+            count("data"),
+            count("zoo"),
+            count("method"),
+            run.loaded.manifest.experiment.max_variants
+        );
+        for (a, axis) in expansion.axes.iter().enumerate() {
+            for site in &axis.sites {
+                let values: Vec<String> = site.values.iter().map(weightlab_manifest::sweep::display).collect();
+                let zipped = if axis.sites.len() > 1 { " (zipped)" } else { "" };
+                println!("  axis {a}: {} = [{}]{zipped}", site.key, values.join(", "));
+            }
+        }
+        for v in &expansion.variants {
+            println!("  {:<7} {}", v.section, v.name);
+        }
+    }
     let mut to_run = 0;
     for stage in &run.plan.stages {
         let cached = run.store.is_done(stage);

@@ -2,15 +2,32 @@ use std::path::PathBuf;
 
 use weightlab_pipeline::output;
 
-/// `weightlab validate`: every manifest is checked — its own keys, then every plugin it names
-/// is loaded and each method's config checked against the plugin's schema; all errors are
-/// printed.
-pub fn validate(manifests: &[PathBuf], sets: &[String]) -> anyhow::Result<i32> {
+/// `weightlab validate`: every manifest is checked — its own keys and the files it extends,
+/// its sweeps expanded, then every plugin it names is loaded and each method's config checked
+/// against the plugin's schema; all errors are printed. `print` writes each effective manifest
+/// to stdout.
+pub fn validate(manifests: &[PathBuf], print: bool, sets: &[String]) -> anyhow::Result<i32> {
     let mut code = 0;
     for path in manifests {
-        match super::load_manifest(path, sets).and_then(|loaded| weightlab_pipeline::config_check::check_methods(&loaded, true).map_err(|_| super::INVALID)) {
-            Ok(()) => output::status("Valid", &path.display().to_string()),
-            Err(c) => code = c,
+        let loaded = match super::load_manifest(path, sets) {
+            Ok(l) => l,
+            Err(c) => {
+                code = c;
+                continue;
+            }
+        };
+        if print {
+            print!("{}", loaded.text);
+        }
+        match weightlab_pipeline::config_check::check_methods(&loaded, true) {
+            Ok(()) => {
+                let sweeps = match loaded.expansion.variants.len() {
+                    0 => String::new(),
+                    n => format!(" ({n} variants from {} sweeps)", loaded.expansion.axes.len()),
+                };
+                output::status("Valid", &format!("{}{sweeps}", path.display()));
+            }
+            Err(_) => code = super::INVALID,
         }
     }
     Ok(code)

@@ -4,7 +4,7 @@
 
 use weightlab_manifest::StageKind;
 use weightlab_results::rows::{read_samples, read_table, samples_table, table_of};
-use weightlab_results::{FinetuneRow, LogRow, MessageRow, ParameterRow, ProbeRow, ProbeScoreRow, RunRow, SampleRow, SimilarityRow, TreeRow, ZooRow};
+use weightlab_results::{FinetuneRow, LogRow, MessageRow, ParameterRow, ProbeRow, ProbeScoreRow, RunRow, SampleRow, SimilarityRow, TreeRow, VariantRow, ZooRow};
 
 use crate::error::{Error, Result, format, io};
 use crate::executor::Run;
@@ -61,6 +61,7 @@ impl Run {
         let keys: Vec<&str> = self.metrics.iter().map(|m| m.key).collect();
         samples_table(&samples, &keys).write(&out, "samples")?;
         table_of(&zoo_rows).write(&out, "zoo")?;
+        let variants = variant_rows(&self.loaded.expansion);
         for (name, table) in [
             ("similarity", table_of(&similarity)),
             ("parameters", table_of(&parameters)),
@@ -68,6 +69,7 @@ impl Run {
             ("probes", table_of(&probes)),
             ("probe_scores", table_of(&probe_scores)),
             ("trees", table_of(&trees)),
+            ("variants", table_of(&variants)),
             ("training_log", table_of(&logs)),
             ("messages", table_of(&messages)),
             ("failures", table_of(&self.failures)),
@@ -122,6 +124,25 @@ fn read_log(dir: &std::path::Path, name: &str, seed: u64, logs: &mut Vec<LogRow>
     messages.extend(log.messages.into_iter().map(|text| MessageRow { source: name.to_string(), seed, text }));
     logs.extend(log.metrics.into_iter().map(|m| LogRow { source: name.to_string(), seed, name: m.name, step: m.step as u64, value: m.value.map_or(f64::NAN, f64::from) }));
     Ok(())
+}
+
+/// A row per variant and swept key it takes.
+fn variant_rows(expansion: &weightlab_manifest::sweep::Expansion) -> Vec<VariantRow> {
+    expansion
+        .variants
+        .iter()
+        .flat_map(|v| {
+            v.params.iter().map(|p| VariantRow {
+                section: v.section.clone(),
+                name: v.name.clone(),
+                base: v.base.clone(),
+                key: p.key.clone(),
+                label: p.label.clone(),
+                value: p.display(),
+                number: p.number(),
+            })
+        })
+        .collect()
 }
 
 fn manifest_hash(text: &str) -> String {

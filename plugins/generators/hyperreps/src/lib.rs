@@ -14,7 +14,7 @@
 
 use weightlab_sdk::nn::{Act, Mlp};
 use weightlab_sdk::prelude::*;
-use weightlab_sdk::weights::Normalizer;
+use weightlab_sdk::weights::{Normalizer, with_permuted_copies};
 
 /// Configuration of `hyperreps`.
 #[derive(Deserialize, JsonSchema)]
@@ -46,6 +46,11 @@ struct Config {
     /// noise.
     #[serde(default)]
     sampler: Sampler,
+    /// Permutation augmentation (the paper trains with it): this many copies of each training
+    /// checkpoint with its hidden units randomly reordered — the same function in another
+    /// arrangement — join the autoencoder's training set. 0: off.
+    #[serde(default)]
+    permutations: usize,
 }
 
 /// How latents are drawn.
@@ -111,7 +116,12 @@ impl Method for HyperReps {
         if config.latent_dim == 0 || config.hidden == 0 || !(config.top_fraction > 0.0 && config.top_fraction <= 1.0) {
             return Err("latent_dim and hidden must be positive and top_fraction in (0, 1]".into());
         }
-        let (normalizer, x) = Normalizer::fit(&weights)?;
+        // The autoencoder trains on the checkpoints and their permuted copies; the KDE sees
+        // the checkpoints' own latents (rows 0 .. rows).
+        let augmented = with_permuted_copies(zoo, &weights, config.permutations, seed.wrapping_add(77))?;
+        let (normalizer, x_train) = Normalizer::fit(&augmented)?;
+        let x = x_train.narrow(0, 0, rows);
+        let train_rows = x_train.shape()[0];
         let p = normalizer.varying;
         let (h, d) = (config.hidden, config.latent_dim);
         let encoder = Mlp::new(&[p, h, h, d], Act::Gelu, seed.wrapping_mul(31));
@@ -119,8 +129,8 @@ impl Method for HyperReps {
         let params: Vec<&Tensor> = encoder.params().into_iter().chain(decoder.params()).collect();
         let opt = Optimizer::new(OptimizerKind::Adamw, &params, config.lr, 1e-5);
         for step in 0..config.steps {
-            let noisy = &x + &(Tensor::randn(&[rows, p], seed ^ ((step as u64) << 20)) * config.input_noise);
-            let loss = decoder.forward(&encoder.forward(&noisy)).mse(&x);
+            let noisy = &x_train + &(Tensor::randn(&[train_rows, p], seed ^ ((step as u64) << 20)) * config.input_noise);
+            let loss = decoder.forward(&encoder.forward(&noisy)).mse(&x_train);
             opt.step_on(&loss);
             if step % 50 == 0 || step + 1 == config.steps {
                 log::metric("ae-loss", step, loss.item());

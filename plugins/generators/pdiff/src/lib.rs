@@ -19,7 +19,7 @@
 use weightlab_sdk::diffusion::Ddpm;
 use weightlab_sdk::nn::{Act, Mlp, timestep_embedding};
 use weightlab_sdk::prelude::*;
-use weightlab_sdk::weights::{AutoencoderTraining, LatentSpace};
+use weightlab_sdk::weights::{AutoencoderTraining, LatentSpace, with_permuted_copies};
 
 /// Configuration of `pdiff`; defaults follow the paper where it applies.
 #[derive(Deserialize, JsonSchema)]
@@ -52,6 +52,12 @@ struct Config {
     /// Hidden width of the denoiser MLP.
     #[serde(default = "d_hidden")]
     hidden: usize,
+    /// Permutation augmentation (an ablation; p-diff itself trains without it): this many
+    /// copies of each training checkpoint with its hidden units randomly reordered join the
+    /// training set of both stages. 0: off. On a zoo where only some layers vary, the copies
+    /// make the reordered frozen layers vary too.
+    #[serde(default)]
+    permutations: usize,
 }
 
 fn d_latent_dim() -> usize {
@@ -106,10 +112,11 @@ impl Method for PDiff {
         )
     }
 
-    fn fit(_zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, seed: u64) -> Result<Self, String> {
+    fn fit(zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, seed: u64) -> Result<Self, String> {
         if weights.shape()[0] < 2 {
             return Err("needs at least 2 training checkpoints".into());
         }
+        let weights = with_permuted_copies(zoo, &weights, config.permutations, seed.wrapping_add(77))?;
         if config.latent_dim == 0 || config.channels == 0 || config.timesteps == 0 {
             return Err("latent_dim, channels and timesteps must be positive".into());
         }
