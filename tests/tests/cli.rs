@@ -115,3 +115,44 @@ fn a_probe_without_target_and_a_baseline_with_one_are_located() {
     assert!(stderr.contains("exp.toml:13:10") && stderr.contains("probes need a `target`"), "{stderr}");
     assert!(stderr.contains("exp.toml:19:10") && stderr.contains("not a probe, so it has no `target`"), "{stderr}");
 }
+
+#[test]
+fn a_sweep_runs_as_variants_with_an_ablation_report_and_an_added_value_runs_alone() {
+    // The data and zoo come from a base file; the manifest sweeps noise σ over it.
+    let (base, methods) = MANIFEST.split_at(MANIFEST.find("[[method]]").unwrap());
+    let top = format!("extends = [\"base.toml\"]\n\n{}", methods.replace("config = { sigma = 0.01 }", "config = { sigma = { sweep = [0.05, 0.2, 0.8] } }"));
+    let (dir, path) = experiment(&top);
+    std::fs::write(dir.path().join("base.toml"), base).unwrap();
+    let p = path.to_str().unwrap();
+
+    let printed = weightlab_ok(dir.path(), &["validate", "--print", p]);
+    assert!(!printed.contains("extends") && printed.contains("[zoo.mlp]") && printed.contains("sweep = [0.05, 0.2, 0.8]"), "{printed}");
+    let plan = weightlab_ok(dir.path(), &["plan", p, "-o", "out"]);
+    assert!(plan.contains("1 axis → 3 variants") && plan.contains("method  b[sigma=0.2]"), "{plan}");
+
+    let run = weightlab_ok(dir.path(), &["run", p, "-o", "out"]);
+    assert!(run.contains("20 ran, 0 cached"), "{run}");
+    let out = dir.path().join("out");
+    let names = weightlab_e2e::strings(&out, "variants", "name");
+    assert_eq!(names, ["b[sigma=0.05]", "b[sigma=0.2]", "b[sigma=0.8]"]);
+    // More noise, further from the checkpoints: the variants differ as their values say.
+    let distance = |name: &str| {
+        let d = weightlab_e2e::column(&out, "samples", Some(name), "nn_l2");
+        d.iter().flatten().sum::<f64>() / d.len() as f64
+    };
+    assert!(distance("b[sigma=0.05]") < distance("b[sigma=0.2]") && distance("b[sigma=0.2]") < distance("b[sigma=0.8]"));
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("id=\"ablations\"") && report.contains("plot-ablation-b-method-b-config-sigma-accuracy"), "ablation section with its plots");
+    assert!(std::fs::read_to_string(out.join("manifest.toml")).unwrap().contains("sweep = [0.05, 0.2, 0.8]"), "the effective manifest is stored");
+
+    // One more value: only its stages (2 seeds × method + evaluate) and the report run.
+    let more = weightlab_ok(dir.path(), &["run", p, "-o", "out", "--set", "method.b.config.sigma={ sweep = [0.05, 0.2, 0.8, 0.4] }"]);
+    assert!(more.contains("5 ran, 19 cached"), "{more}");
+
+    // Above the cap: refused before anything runs, pointing at the cap.
+    let capped = weightlab(dir.path(), &["run", p, "-o", "out2", "--set", "experiment.max_variants=2"]);
+    let stderr = String::from_utf8_lossy(&capped.stderr);
+    assert_eq!(capped.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("above `[experiment] max_variants` = 2") && stderr.contains("--set:1:"), "{stderr}");
+    assert!(!dir.path().join("out2/stages").exists());
+}

@@ -52,9 +52,7 @@ fn read(path: &Path, text: String, sources: &mut SourceMap, order: &mut Vec<usiz
     let bases = match doc.remove("extends") {
         None => vec![],
         Some(Value::String(s)) => vec![(s, spans.value(&path!["extends"]))],
-        Some(Value::Array(list)) if list.iter().all(Value::is_str) => {
-            list.iter().enumerate().map(|(i, v)| (v.as_str().unwrap_or_default().to_string(), spans.value(&path!["extends", i]))).collect()
-        }
+        Some(Value::Array(list)) if list.iter().all(Value::is_str) => list.iter().enumerate().map(|(i, v)| (v.as_str().unwrap_or_default().to_string(), spans.value(&path!["extends", i]))).collect(),
         Some(_) => return Err(vec![shift(Diagnostic::new("`extends` is a list of manifest files", spans.value(&path!["extends"])))]),
     };
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
@@ -68,7 +66,8 @@ fn read(path: &Path, text: String, sources: &mut SourceMap, order: &mut Vec<usiz
         if stack.contains(&canonical) {
             return Err(located(format!("`{name}` is already being read: `extends` forms a cycle"), Some("remove one `extends` of the cycle".into())));
         }
-        let base_text = std::fs::read_to_string(&base_path).map_err(|e| located(format!("cannot read `{}`: {e}", base_path.display()), Some("paths in `extends` are relative to the file that names them".into())))?;
+        let base_text = std::fs::read_to_string(&base_path)
+            .map_err(|e| located(format!("cannot read `{}`: {e}", base_path.display()), Some("paths in `extends` are relative to the file that names them".into())))?;
         let base = read(&base_path, base_text, sources, order, stack)?;
         merge(&mut merged, base);
     }

@@ -78,7 +78,7 @@ pub fn load_str(path: &Path, raw: &str, sets: &[String], base_dir: &Path, catalo
     let (mut sources, mut layers) = (composed.sources, composed.order);
     // Without `extends` the effective manifest is the file as written, comments and all.
     let merged = match composed.extends {
-        true => toml::to_string_pretty(&composed.merged).unwrap_or_default(),
+        true => toml::to_string(&composed.merged).unwrap_or_default(),
         false => raw.to_string(),
     };
     let text = overrides::apply(&merged, sets)?;

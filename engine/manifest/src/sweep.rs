@@ -78,7 +78,7 @@ impl Axis {
 pub struct Site {
     /// The key as written: `method.noise.config.sigma` (entries of `[[method]]` by name).
     pub key: String,
-    /// Short label used in variant names: the last key, or more when that is ambiguous.
+    /// Its last key (`sigma`); a variant's names lengthen it when two of its keys share one.
     pub label: String,
     /// Its values, in order.
     pub values: Vec<Value>,
@@ -106,6 +106,7 @@ pub struct Variant {
 #[derive(Debug, Clone, Serialize)]
 pub struct Param {
     pub key: String,
+    /// How the variant's name shows the key: the last key, longer when two would read the same.
     pub label: String,
     pub value: Value,
 }
@@ -143,7 +144,6 @@ pub fn expand(doc: &Table, spans: &Spans) -> Result<(Table, Expansion), Vec<Diag
         let renames = Renames { methods: (0..doc.get("method").and_then(|m| m.as_array()).map_or(0, |a| a.len())).collect(), ..Default::default() };
         return Ok((doc.clone(), Expansion { renames, ..Default::default() }));
     }
-    label_sites(&mut sites);
     let axes = make_axes(doc, sites, spans, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
@@ -237,7 +237,10 @@ fn site(t: &Table, path: &[Seg], allowed: bool, doc: &Table, spans: &Spans) -> R
     let fail = |message: String, help: &str| Err(Diagnostic::new(message, at.clone()).with_help((!help.is_empty()).then(|| help.to_string())));
     let key = written_key(path, doc, true);
     if !allowed {
-        return fail(format!("`{key}` is swept, but sweeps are allowed only in `[data.*]`, `[zoo.*]` and `[[method]]` entries"), "seeds already repeat every method stage; list them in `[experiment] seeds`");
+        return fail(
+            format!("`{key}` is swept, but sweeps are allowed only in `[data.*]`, `[zoo.*]` and `[[method]]` entries"),
+            "seeds already repeat every method stage; list them in `[experiment] seeds`",
+        );
     }
     if path.len() < 3 {
         return fail(format!("`{key}` is swept as a whole; sweep one of its keys"), "");
@@ -262,7 +265,8 @@ fn site(t: &Table, path: &[Seg], allowed: bool, doc: &Table, spans: &Spans) -> R
         },
         _ => return fail(format!("`{key}`: `sweep` is a list of values or a range table"), "`{ sweep = [0.01, 0.1] }` or `{ sweep = { from = 0.01, to = 1.0, steps = 5, scale = \"log\" } }`"),
     };
-    Ok(Site { key, label: String::new(), values, path: path.to_vec(), alias: written_key(path, doc, false) })
+    let label = key.rsplit('.').next().unwrap_or_default().to_string();
+    Ok(Site { key, label, values, path: path.to_vec(), alias: written_key(path, doc, false) })
 }
 
 /// The values of `{ from, to, steps, scale }`: evenly spaced, or evenly spaced in log scale;
@@ -293,17 +297,25 @@ fn range_values(range: &Table) -> Result<Vec<Value>, (String, &'static str)> {
         if log { (from.ln() + t * (to.ln() - from.ln())).exp() } else { from + t * (to - from) }
     };
     let integers = range.get("from").is_some_and(|v| v.is_integer()) && range.get("to").is_some_and(|v| v.is_integer());
-    let values: Vec<Value> = (0..steps)
-        .map(|i| match integers {
-            true => Value::Integer(at(i).round() as i64),
-            // Ten significant digits: 0.1 + 2 × 0.1 is 0.3 in names and keys, not 0.30000000000000004.
-            false => Value::Float(format!("{:.9e}", at(i)).parse().unwrap_or(at(i))),
-        })
-        .collect();
+    let points: Vec<f64> = (0..steps).map(at).collect();
+    let values: Vec<Value> = match integers {
+        true => points.iter().map(|x| Value::Integer(x.round() as i64)).collect(),
+        // The fewest significant digits (at least 3) that keep the values apart: names read
+        // `sigma=0.0197`, not `sigma=0.01974350486`, and 0.1 + 2 × 0.1 is 0.3.
+        false => (3..=12)
+            .map(|digits| points.iter().map(|x| Value::Float(significant(*x, digits))).collect::<Vec<_>>())
+            .find(|v| (1..v.len()).all(|i| !v[..i].contains(&v[i])))
+            .unwrap_or_else(|| points.iter().map(|x| Value::Float(*x)).collect()),
+    };
     if values.iter().enumerate().any(|(i, v)| values[..i].contains(v)) {
         return Err(("this integer range repeats values; take fewer steps or a wider range".into(), HELP));
     }
     Ok(values)
+}
+
+/// `x` rounded to `digits` significant digits.
+fn significant(x: f64, digits: usize) -> f64 {
+    format!("{x:.prec$e}", prec = digits - 1).parse().unwrap_or(x)
 }
 
 /// `method.noise.config.sigma` (by name) or `method.0.config.sigma` (by index).
@@ -319,24 +331,23 @@ fn written_key(path: &[Seg], doc: &Table, by_name: bool) -> String {
     parts.join(".")
 }
 
-/// Labels: the last key of each site, lengthened from the entry down while two sites share one.
-fn label_sites(sites: &mut [Site]) {
-    let keys: Vec<Vec<String>> = sites.iter().map(|s| s.key.split('.').skip(2).map(str::to_string).collect()).collect();
-    let mut depth = vec![1usize; sites.len()];
+/// Short labels for the swept keys of one variant: the last key of each, lengthened towards
+/// the entry (`config.seed`, `mlp.seed`) only while two of them would read the same.
+fn short_labels(keys: &[&str]) -> Vec<String> {
+    // Below the section: `noise.config.sigma`, `mlp.models`.
+    let parts: Vec<Vec<&str>> = keys.iter().map(|k| k.split('.').skip(1).collect()).collect();
+    let mut depth = vec![1usize; keys.len()];
     loop {
-        let labels: Vec<String> = keys.iter().zip(&depth).map(|(k, d)| k[k.len().saturating_sub(*d)..].join(".")).collect();
+        let labels: Vec<String> = parts.iter().zip(&depth).map(|(p, d)| p[p.len().saturating_sub(*d)..].join(".")).collect();
         let mut changed = false;
-        for i in 0..sites.len() {
-            if (0..sites.len()).any(|j| j != i && labels[j] == labels[i]) && depth[i] < keys[i].len() {
+        for i in 0..keys.len() {
+            if (0..keys.len()).any(|j| j != i && labels[j] == labels[i]) && depth[i] < parts[i].len() {
                 depth[i] += 1;
                 changed = true;
             }
         }
         if !changed {
-            for (s, l) in sites.iter_mut().zip(labels) {
-                s.label = l;
-            }
-            return;
+            return labels;
         }
     }
 }
@@ -457,6 +468,10 @@ impl Expander<'_> {
         let varies = points.iter().any(|p| !p.assign.is_empty());
         let result = if varies {
             for p in &mut points {
+                let labels = short_labels(&p.params.iter().map(|q| q.key.as_str()).collect::<Vec<_>>());
+                for (q, label) in p.params.iter_mut().zip(labels) {
+                    q.label = label;
+                }
                 let labels: Vec<String> = p.params.iter().map(|q| format!("{}={}", q.label, q.display())).collect();
                 p.name = format!("{base}[{}]", labels.join(","));
                 if section == "method" {

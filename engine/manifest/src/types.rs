@@ -15,6 +15,11 @@ use crate::descriptors::{ArchDescriptor, SourceDescriptor, TaskKind};
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// Manifests this one builds on, merged in order before it (paths relative to this file):
+    /// tables merge key by key, `[[method]]` entries by `name`, other values replace. Resolved
+    /// when the manifest is read; the effective manifest holds none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extends: Vec<String>,
     /// Name, seeds and output folder of the experiment.
     pub experiment: Experiment,
     /// Datasets by name (`[data.fmnist]`); zoos refer to them by that name.

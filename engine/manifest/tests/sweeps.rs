@@ -89,10 +89,7 @@ fn ranges_linear_log_and_integer() {
 fn sweeping_a_zoo_fans_out_its_methods_and_two_sweeps_form_a_grid() {
     let text = BASE.replace("models = 8", "models = { sweep = [8, 16] }").replace("sigma = 0.01", "sigma = { sweep = [0.01, 0.1] }");
     let l = ok(&text, &[]);
-    assert_eq!(
-        method_names(&l),
-        ["noise[sigma=0.01,models=8]", "noise[sigma=0.01,models=16]", "noise[sigma=0.1,models=8]", "noise[sigma=0.1,models=16]", "copy[models=8]", "copy[models=16]"]
-    );
+    assert_eq!(method_names(&l), ["noise[sigma=0.01,models=8]", "noise[sigma=0.01,models=16]", "noise[sigma=0.1,models=8]", "noise[sigma=0.1,models=16]", "copy[models=8]", "copy[models=16]"]);
     assert_eq!(l.manifest.method[1].zoo, "mlp[models=16]");
     assert_eq!(l.manifest.zoo["mlp[models=16]"].models, 16);
     assert_eq!(l.expansion.grid(), 4);
@@ -255,4 +252,20 @@ fn errors_point_into_the_file_that_holds_the_line() {
     std::fs::write(dir.path().join("top.toml"), top).unwrap();
     let e = load(&dir.path().join("top.toml"), &[], &catalog()).unwrap_err().to_string();
     assert!(e.contains("forms a cycle") && e.contains("base.toml:1:12"), "{e}");
+}
+
+#[test]
+fn labels_lengthen_only_where_one_variant_would_read_the_same_key_twice() {
+    // Two methods sweeping a key of the same name keep the short label each.
+    let text = format!(
+        "{}\n[[method]]\nname = \"more\"\nplugin = \"noise\"\nzoo = \"mlp\"\nconfig = {{ sigma = {{ sweep = [0.5, 0.6] }} }}\n",
+        BASE.replace("sigma = 0.01", "sigma = { sweep = [0.1, 0.2] }")
+    );
+    let l = ok(&text, &[]);
+    assert_eq!(method_names(&l), ["noise[sigma=0.1]", "noise[sigma=0.2]", "copy", "more[sigma=0.5]", "more[sigma=0.6]"]);
+    // One variant with `seed` swept in its config and in its zoo: both lengthened.
+    let text = BASE.replace("models = 8", "models = 8\nseed = { sweep = [1, 2] }").replace("sigma = 0.01", "sigma = 0.01, seed = { sweep = [3, 4] }");
+    let l = ok(&text, &[]);
+    assert_eq!(method_names(&l)[0], "noise[config.seed=3,mlp.seed=1]");
+    assert_eq!(method_names(&l).last().unwrap(), "copy[seed=2]");
 }

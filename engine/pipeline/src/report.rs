@@ -299,9 +299,8 @@ fn ablations_of(expansion: &Expansion, label: &dyn Fn(&str) -> String, rows: &[R
                 })
                 .collect();
             let mut table = ScoreTable { zoo: String::new(), target: "ablation".into(), metrics: columns.iter().map(|m| column(m)).collect(), rows: metric_rows };
-            let ranks: Vec<Vec<Option<u32>>> = (0..columns.len())
-                .map(|m| weightlab_report::ranks_of(direction(columns[m].direction), &table.rows.iter().map(|r| r.values[m].map(|s| s.mean)).collect::<Vec<_>>()))
-                .collect();
+            let ranks: Vec<Vec<Option<u32>>> =
+                (0..columns.len()).map(|m| weightlab_report::ranks_of(direction(columns[m].direction), &table.rows.iter().map(|r| r.values[m].map(|s| s.mean)).collect::<Vec<_>>())).collect();
             for (i, row) in table.rows.iter_mut().enumerate() {
                 row.ranks = ranks.iter().map(|per_metric| per_metric[i]).collect();
             }

@@ -235,7 +235,14 @@ pub fn interval_lines(title: &str, xlabel: &str, ylabel: &str, series: &[Interva
             let (px, py) = (f.px(x), f.py(y));
             if let Some(h) = half.filter(|h| h.is_finite()) {
                 let (top, bottom) = (f.py(y + h), f.py(y - h));
-                let _ = write!(svg, r#"<path d="M{px:.1},{top:.1} L{px:.1},{bottom:.1} M{:.1},{top:.1} L{:.1},{top:.1} M{:.1},{bottom:.1} L{:.1},{bottom:.1}" stroke="{c}" stroke-width="1.2"/>"#, px - 4.0, px + 4.0, px - 4.0, px + 4.0);
+                let _ = write!(
+                    svg,
+                    r#"<path d="M{px:.1},{top:.1} L{px:.1},{bottom:.1} M{:.1},{top:.1} L{:.1},{top:.1} M{:.1},{bottom:.1} L{:.1},{bottom:.1}" stroke="{c}" stroke-width="1.2"/>"#,
+                    px - 4.0,
+                    px + 4.0,
+                    px - 4.0,
+                    px + 4.0
+                );
             }
             let _ = write!(svg, r#"<circle cx="{px:.1}" cy="{py:.1}" r="3.5" fill="{c}"/>"#);
         }

@@ -163,94 +163,36 @@ impl LatentSpace {
 /// unchanged. Hyper-Representations trains on such permuted copies ("permutation
 /// augmentation") so the model learns the symmetry instead of memorising one arrangement.
 ///
-/// Built from a zoo's flat layout: layers are the `<prefix>.weight` / `<prefix>.bias` pairs in
-/// layout order; every layer but the last is a hidden layer. Layouts with other parameters
+/// Where the units sit is read from the zoo's flat layout by `weightlab-symmetry` (the code the
+/// engine aligns models with): layers are the `<prefix>.weight` / `<prefix>.bias` pairs in
+/// layout order, every layer but the last is hidden; layouts with other parameters
 /// (normalisation, attention) are refused with the parameter at fault.
 #[derive(Debug, Clone)]
 pub struct UnitPermutation {
-    layers: Vec<Layer>,
-    parameters: usize,
-}
-
-/// One layer of a feed-forward layout.
-#[derive(Debug, Clone)]
-struct Layer {
-    /// Offset and shape of the weight: (out, in, kernel…).
-    weight: (usize, Vec<usize>),
-    /// Offset of the bias (length out).
-    bias: Option<usize>,
+    layout: Vec<weightlab_symmetry::Param>,
+    groups: Vec<weightlab_symmetry::UnitGroup>,
 }
 
 impl UnitPermutation {
-    /// Reads the layers of `layout` (a zoo's [`crate::Param`] list).
+    /// Reads the hidden layers of `layout` (a zoo's [`crate::Param`] list).
     pub fn new(layout: &[crate::Param]) -> Result<Self, String> {
-        let mut layers: Vec<(String, Layer)> = Vec::new();
-        let parameters = layout.iter().map(|p| p.offset as usize + p.shape.iter().product::<u32>() as usize).max().unwrap_or(0);
-        for p in layout {
-            let (prefix, kind) = p.name.rsplit_once('.').unwrap_or(("", p.name.as_str()));
-            let shape: Vec<usize> = p.shape.iter().map(|&s| s as usize).collect();
-            match kind {
-                "weight" if shape.len() >= 2 => layers.push((prefix.to_string(), Layer { weight: (p.offset as usize, shape), bias: None })),
-                "bias" if shape.len() == 1 => match layers.last_mut() {
-                    Some((name, layer)) if name == prefix && layer.weight.1[0] == shape[0] => layer.bias = Some(p.offset as usize),
-                    _ => return Err(format!("permutation augmentation: bias `{}` does not follow its layer's weight", p.name)),
-                },
-                _ => return Err(format!("permutation augmentation needs a plain MLP or CNN layout; `{}` (shape {:?}) is neither a weight nor a bias", p.name, p.shape)),
-            }
-        }
-        for pair in layers.windows(2) {
-            let (units, inputs) = (pair[0].1.weight.1[0], pair[1].1.weight.1[1]);
-            if inputs % units != 0 {
-                return Err(format!("permutation augmentation: `{}` has {units} units but `{}` takes {inputs} inputs", pair[0].0, pair[1].0));
-            }
-        }
-        Ok(Self { layers: layers.into_iter().map(|(_, l)| l).collect(), parameters })
+        let layout: Vec<weightlab_symmetry::Param> =
+            layout.iter().map(|p| weightlab_symmetry::Param { name: p.name.clone(), shape: p.shape.iter().map(|&s| s as usize).collect(), offset: p.offset as usize }).collect();
+        let groups = weightlab_symmetry::unit_groups(&layout).map_err(|e| format!("permutation augmentation: {e}"))?;
+        Ok(Self { layout, groups })
     }
 
     /// Number of hidden layers (whose units can be reordered).
     pub fn hidden_layers(&self) -> usize {
-        self.layers.len().saturating_sub(1)
+        self.groups.len()
     }
 
-    /// A gather index over the flat vector for one random reordering of every hidden layer:
-    /// `permuted[j] = original[index[j]]`.
+    /// A gather index over the flat vector for one random reordering of every hidden layer
+    /// (seeded, drawn by the host): `permuted[j] = original[index[j]]`.
     pub fn index(&self, seed: u64) -> Vec<usize> {
-        let mut index: Vec<usize> = (0..self.parameters).collect();
-        for (h, pair) in self.layers.windows(2).enumerate() {
-            let (producer, consumer) = (&pair[0], &pair[1]);
-            let units = producer.weight.1[0];
-            let perm: Vec<usize> = Tensor::randperm(units, seed.wrapping_mul(1_000_003).wrapping_add(h as u64)).to_vec().into_iter().map(|u| u as usize).collect();
-            // Rows of the producer's weight and its bias.
-            let (offset, shape) = (&producer.weight.0, &producer.weight.1);
-            let row: usize = shape[1..].iter().product();
-            let old = index.clone();
-            for (u, &from) in perm.iter().enumerate() {
-                for k in 0..row {
-                    index[offset + u * row + k] = old[offset + from * row + k];
-                }
-                if let Some(b) = producer.bias {
-                    index[b + u] = old[b + from];
-                }
-            }
-            // Input columns of the consumer: unit u's block of `block` columns (a flattened
-            // channel after a convolution; one column after a dense layer), each `inner` long
-            // (a kernel).
-            let (offset, shape) = (&consumer.weight.0, &consumer.weight.1);
-            let (outputs, inputs, inner) = (shape[0], shape[1], shape[2..].iter().product::<usize>());
-            let block = inputs / units;
-            let old = index.clone();
-            for o in 0..outputs {
-                for (u, &from) in perm.iter().enumerate() {
-                    for b in 0..block {
-                        for k in 0..inner {
-                            let at = |unit: usize| offset + (o * inputs + unit * block + b) * inner + k;
-                            index[at(u)] = old[at(from)];
-                        }
-                    }
-                }
-            }
-        }
-        index
+        let perms: Vec<Vec<usize>> =
+            self.groups.iter().enumerate().map(|(h, g)| Tensor::randperm(g.units, seed.wrapping_mul(1_000_003).wrapping_add(h as u64)).to_vec().into_iter().map(|u| u as usize).collect()).collect();
+        weightlab_symmetry::gather_index(&self.layout, &self.groups, &perms)
     }
 
     /// Each row of `weights` (N × P) with its own random reordering of every hidden layer.

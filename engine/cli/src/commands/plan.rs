@@ -13,9 +13,9 @@ pub fn plan(args: &RunArgs) -> anyhow::Result<i32> {
     if !expansion.is_empty() {
         let count = |section: &str| expansion.variants.iter().filter(|v| v.section == section).count();
         println!(
-            "sweeps: {} axes, {} grid points → {} variants ({} datasets, {} zoos, {} methods; cap {})",
+            "sweeps: {} {} → {} variants ({} datasets, {} zoos, {} methods; cap {})",
             expansion.axes.len(),
-            expansion.grid(),
+            if expansion.axes.len() == 1 { "axis" } else { "axes" },
             expansion.variants.len(),
             count("data"),
             count("zoo"),

@@ -18,12 +18,15 @@ pub fn validate(manifests: &[PathBuf], print: bool, sets: &[String]) -> anyhow::
         };
         if print {
             print!("{}", loaded.text);
+            if !loaded.text.ends_with('\n') {
+                println!();
+            }
         }
         match weightlab_pipeline::config_check::check_methods(&loaded, true) {
             Ok(()) => {
                 let sweeps = match loaded.expansion.variants.len() {
                     0 => String::new(),
-                    n => format!(" ({n} variants from {} sweeps)", loaded.expansion.axes.len()),
+                    n => format!(" ({n} variants from {} sweep {})", loaded.expansion.axes.len(), if loaded.expansion.axes.len() == 1 { "axis" } else { "axes" }),
                 };
                 output::status("Valid", &format!("{}{sweeps}", path.display()));
             }

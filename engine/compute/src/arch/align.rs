@@ -18,9 +18,9 @@ use std::collections::HashSet;
 
 use pathfinding::prelude::{Matrix, kuhn_munkres_min};
 
+use weightlab_symmetry::{Param, UnitGroup, permute_group, unit_positions};
+
 use super::Arch;
-use super::permute::{UnitGroup, apply_permutation, unit_positions};
-use crate::arch::Layout;
 
 /// Squared costs are scaled to integers for the assignment solver; this keeps ≥ 15
 /// significant digits while a sum over a layer's units stays far below `i64::MAX`.
@@ -77,7 +77,7 @@ pub struct Prepared {
 
 /// Hidden-unit alignment of one architecture, prepared once and applied to many pairs.
 pub struct Aligner {
-    layout: Layout,
+    layout: Vec<Param>,
     groups: Vec<UnitGroup>,
     /// For each group and unit, the flat indices its features are read from: its own weights
     /// and bias, plus outgoing weights that feed a layer with no units of its own to permute
@@ -87,18 +87,19 @@ pub struct Aligner {
 
 impl Aligner {
     pub fn new(arch: &Arch) -> Self {
-        let layout = arch.layout();
+        let layout = arch.layout().symmetry_params();
         let groups = arch.unit_groups();
-        let own: HashSet<&str> = groups.iter().flat_map(|g| g.1.iter().filter(|p| p.1 == 0).map(|p| p.0.as_str())).collect();
+        let own: HashSet<&str> = groups.iter().flat_map(|g| g.places.iter().filter(|p| p.is_own()).map(|p| p.param.as_str())).collect();
         let compared = groups
             .iter()
-            .map(|(count, places)| {
-                (0..*count)
+            .map(|group| {
+                (0..group.units)
                     .map(|u| {
-                        places
+                        group
+                            .places
                             .iter()
-                            .filter(|(name, axis, _)| *axis == 0 || !own.contains(name.as_str()))
-                            .filter_map(|(name, axis, width)| layout.get(name).map(|spec| (spec, *axis, *width)))
+                            .filter(|place| place.is_own() || !own.contains(place.param.as_str()))
+                            .filter_map(|place| layout.iter().find(|p| p.name == place.param).map(|spec| (spec, place.axis, place.width)))
                             .flat_map(|(spec, axis, width)| unit_positions(&spec.shape, axis, width, u).map(move |k| spec.offset + k))
                             .collect()
                     })
@@ -134,7 +135,7 @@ impl Aligner {
             // Position i takes model unit perm[i].
             let perm = assignment(&cost, n);
             if perm.iter().enumerate().any(|(i, &p)| i != p) {
-                apply_permutation(out.to_mut(), &self.layout, &self.groups[g], &perm);
+                permute_group(out.to_mut(), &self.layout, &self.groups[g], &perm);
             }
         }
         out
@@ -185,12 +186,12 @@ mod tests {
         assert!(l2(&aligned, &a) <= l2(&b, &a) + 1e-9);
         // Brute force over all 720 orders of the 6 hidden units: the Hungarian match is the minimum.
         let groups = arch.unit_groups();
-        let layout = arch.layout();
+        let layout = arch.layout().symmetry_params();
         let mut best = f64::INFINITY;
         let mut perm: Vec<usize> = (0..6).collect();
         permutohedron_visit(&mut perm, 0, &mut |p| {
             let mut x = b.clone();
-            apply_permutation(&mut x, &layout, &groups[0], p);
+            permute_group(&mut x, &layout, &groups[0], p);
             best = best.min(l2(&x, &a));
         });
         assert!((l2(&aligned, &a) - best).abs() < 1e-6, "{} vs brute force {best}", l2(&aligned, &a));
