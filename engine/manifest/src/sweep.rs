@@ -21,8 +21,7 @@ use crate::diagnostic::Diagnostic;
 use crate::spans::{Renames, Seg, Spans};
 use crate::suggest::suggest;
 
-/// The sections whose entries may hold sweeps, with the keys their entries use to refer to
-/// entries of an earlier section.
+/// The sections whose entries may hold sweeps (their references: [`references`]).
 const SECTIONS: [&str; 3] = ["data", "zoo", "method"];
 
 /// Default of `[experiment] max_variants`.
