@@ -156,3 +156,21 @@ fn a_sweep_runs_as_variants_with_an_ablation_report_and_an_added_value_runs_alon
     assert!(stderr.contains("above `[experiment] max_variants` = 2") && stderr.contains("--set:1:"), "{stderr}");
     assert!(!dir.path().join("out2/stages").exists());
 }
+
+#[test]
+fn a_pinned_plugin_hash_is_checked_before_anything_runs_and_runs_record_full_hashes() {
+    let listing = weightlab_ok(&root(), &["plugins"]);
+    let line = listing.lines().find(|l| l.starts_with("copy ")).unwrap_or_else(|| panic!("{listing}"));
+    let sha = line.split_whitespace().find(|w| w.len() == 64 && w.chars().all(|c| c.is_ascii_hexdigit())).unwrap_or_else(|| panic!("no sha256 in `{line}`")).to_string();
+    let pinned = |hash: &str| MANIFEST.replace("name = \"a\"\nplugin = \"copy\"\n", &format!("name = \"a\"\nplugin = \"copy\"\nsha256 = \"{hash}\"\n"));
+    let (dir, path) = experiment(&pinned(&"0".repeat(64)));
+    let out = weightlab(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("plugin `copy` has sha256 {sha}, not the pinned")) && stderr.contains("exp.toml:20:10"), "{stderr}");
+    assert!(!dir.path().join("out/stages").exists(), "nothing ran");
+    let (dir, path) = experiment(&pinned(&sha));
+    weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
+    let plugins = weightlab_e2e::strings(&dir.path().join("out"), "runs", "plugins");
+    assert!(plugins[0].contains(&format!("sha256 {sha}")), "{plugins:?}");
+}

@@ -204,3 +204,17 @@ fn a_plugin_for_another_abi_major_is_refused_before_it_runs() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("built against weightlab:plugin@9.1.0") && stderr.contains(&format!("@{current}")), "{stderr}");
 }
+
+#[test]
+fn the_contract_harness_fails_hostile_plugins_with_the_reason() {
+    let wasm = build_hostile();
+    for (mode, reason) in [("nan", "non-finite"), ("shape", "expected [4, 51]"), ("panic", "panicked"), ("file", "could not open a file")] {
+        let config = format!("{{ mode = \"{mode}\" }}");
+        let out = weightlab(&root(), &["-q", "plugin", "test", wasm.to_str().unwrap(), "--config", &config]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {stdout}");
+        let line = stdout.lines().find(|l| l.contains("FAIL  fit and sample within the default limits")).unwrap_or_else(|| panic!("{mode}: no failing clause:\n{stdout}"));
+        assert!(line.contains(reason), "{mode}: `{reason}` not in `{line}`");
+        assert!(stdout.contains("pass  loads and describes itself"), "{mode}: {stdout}");
+    }
+}

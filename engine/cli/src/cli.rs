@@ -123,6 +123,28 @@ pub enum PluginCommand {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Check a built plugin against the plugin contract on a tiny built-in zoo: it describes
+    /// itself, its config schema is valid, fit and sample finish within the default limits
+    /// with the right shape and finite values, and the same seed gives the same samples.
+    /// Prints a pass/fail list; exit 1 when a clause fails.
+    Test {
+        /// The `.wasm` component.
+        wasm: PathBuf,
+        /// The config to test with, as a TOML inline table.
+        #[arg(long, default_value = "{}")]
+        config: String,
+        /// The zoo: `plain` (20 MLP checkpoints), or `tasks` (a task family with conditions,
+        /// for conditional generators and transfer baselines).
+        #[arg(long, value_enum, default_value = "plain")]
+        zoo: TestZooArg,
+    },
+}
+
+/// The zoos `weightlab plugin test` offers.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TestZooArg {
+    Plain,
+    Tasks,
 }
 
 /// Roles a new plugin can take.

@@ -658,6 +658,11 @@ pub struct MethodSpec {
     /// condition of another target task; a generator that uses its condition gets worse.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub wrong_condition: bool,
+    /// Pins the plugin's code: the SHA-256 of its `.wasm` component (64 hex digits; every run
+    /// records it in `runs.parquet`). A plugin whose bytes differ is refused before any stage
+    /// runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// Resource limits of the plugin.
     #[serde(default)]
     pub limits: LimitsSpec,

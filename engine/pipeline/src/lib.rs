@@ -11,10 +11,12 @@
 //! - [`text`]: cached offline text embeddings (label names, instructions).
 //! - [`plugins`]: finding plugins (embedded, beside the binary, or `WEIGHTLAB_PLUGIN_DIR`).
 //! - [`config_check`]: plugin configs checked against their declared schemas before a run.
+//! - [`contract`]: the plugin contract checked on a tiny zoo (`weightlab plugin test`).
 //! - [`output`]: status lines and progress bars, one verbosity for everything.
 //! - [`error`]: what can go wrong, as data.
 
 pub mod config_check;
+pub mod contract;
 pub mod error;
 pub mod executor;
 pub mod metrics;

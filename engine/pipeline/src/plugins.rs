@@ -24,6 +24,8 @@ pub struct PluginInfo {
     pub version: String,
     pub abi: String,
     pub path: PathBuf,
+    /// SHA-256 of the component (what `[[method]] sha256` pins).
+    pub sha256: String,
 }
 
 /// The folder the embedded plugins are unpacked into (once per distinct set of components);
@@ -133,23 +135,27 @@ pub fn resolve(plugin: &str, base_dir: &Path) -> Option<PathBuf> {
 pub fn discover() -> Vec<PluginInfo> {
     find_all()
         .into_iter()
-        .map(|(name, path)| match crate::stages::method::describe_path(&name, path.clone(), weightlab_host::Limits::default()) {
-            Ok(d) => PluginInfo { name, role: weightlab_host::role_name(d.role).to_string(), version: d.version, abi: d.abi, path },
-            Err(e) => {
-                let reason = match e {
-                    crate::Error::Plugin(p) => p.reason,
-                    other => other.to_string(),
-                };
-                PluginInfo { name, role: format!("broken: {reason}"), version: "-".into(), abi: "-".into(), path }
+        .map(|(name, path)| {
+            let sha256 = std::fs::read(&path).map(|b| hex::encode(sha2::Sha256::digest(&b))).unwrap_or_else(|_| "unreadable".into());
+            match crate::stages::method::describe_path(&name, path.clone(), weightlab_host::Limits::default()) {
+                Ok(d) => PluginInfo { name, role: weightlab_host::role_name(d.role).to_string(), version: d.version, abi: d.abi, path, sha256 },
+                Err(e) => {
+                    let reason = match e {
+                        crate::Error::Plugin(p) => p.reason,
+                        other => other.to_string(),
+                    };
+                    PluginInfo { name, role: format!("broken: {reason}"), version: "-".into(), abi: "-".into(), path, sha256 }
+                }
             }
         })
         .collect()
 }
 
-/// What identifies a plugin's code for caching: a hash of its component's bytes.
+/// What identifies a plugin's code, for caching, provenance and pins: the SHA-256 of its
+/// component's bytes (64 hex digits).
 pub fn identity(plugin: &str, base_dir: &Path) -> String {
     match resolve(plugin, base_dir).and_then(|p| std::fs::read(p).ok()) {
-        Some(bytes) => hex::encode(&sha2::Sha256::digest(&bytes)[..8]),
+        Some(bytes) => hex::encode(sha2::Sha256::digest(&bytes)),
         None => "missing".to_string(),
     }
 }

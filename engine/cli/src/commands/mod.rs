@@ -30,6 +30,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::Pdiff(args)) => bench::pdiff(&args),
         Command::Plugin(PluginCommand::New { name, role, dir }) => plugin::new(&name, role.as_str(), &dir),
         Command::Plugin(PluginCommand::Build { dir }) => plugin::build(&dir),
+        Command::Plugin(PluginCommand::Test { wasm, config, zoo }) => plugin::test(&wasm, &config, zoo),
         Command::Report { runs, output, template } => report::report(&runs, output, template),
     }
 }

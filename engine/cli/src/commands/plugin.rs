@@ -1,4 +1,4 @@
-//! `weightlab plugin new` and `weightlab plugin build`: start and build a plugin crate.
+//! `weightlab plugin new`, `build` and `test`: start, build and check a plugin crate.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,4 +60,31 @@ pub fn build(dir: &Path) -> Result<i32> {
     output::status("Built", &out.display().to_string());
     println!("{}", out.display());
     Ok(0)
+}
+
+/// Checks the plugin at `wasm` against the contract (`weightlab_pipeline::contract`) and prints
+/// one line per clause; exit 1 when a clause fails.
+pub fn test(wasm: &Path, config: &str, zoo: crate::cli::TestZooArg) -> Result<i32> {
+    use weightlab_pipeline::contract::{Outcome, TestZoo};
+    let zoo = match zoo {
+        crate::cli::TestZooArg::Plain => TestZoo::Plain,
+        crate::cli::TestZooArg::Tasks => TestZoo::Tasks,
+    };
+    if !wasm.is_file() {
+        bail!("{} is not a file: give the `.wasm` component `weightlab plugin build` printed", wasm.display());
+    }
+    let work = tempfile::tempdir().context("creating a temporary folder for the contract runs")?;
+    let checks = weightlab_pipeline::contract::check(wasm, config, zoo, work.path())?;
+    println!("plugin contract: {}", wasm.display());
+    for c in &checks {
+        let mark = match c.outcome {
+            Outcome::Pass => "pass",
+            Outcome::Warn => "warn",
+            Outcome::Fail => "FAIL",
+        };
+        println!("  {mark}  {}: {}", c.clause, c.detail.lines().next().unwrap_or_default());
+    }
+    let failed = checks.iter().filter(|c| c.outcome == Outcome::Fail).count();
+    println!("{} clauses, {} failed", checks.len(), failed);
+    Ok(if failed == 0 { 0 } else { 1 })
 }

@@ -1,0 +1,224 @@
+//! The plugin contract, checked from outside: `weightlab plugin test <wasm>` runs a method
+//! plugin through the same pipeline a manifest does — worker process, sandbox, default limits —
+//! on a tiny built-in zoo (MLPs on 2-D blobs, or a task family of them, trained in seconds),
+//! twice, and reports each
+//! clause as passed or failed with the reason, so a plugin author can put it in CI:
+//!
+//! - it loads and describes itself (name, version, role, WIT version this host runs);
+//! - its config schema is a valid JSON Schema, and the config tested (default `{}`) satisfies it;
+//! - fit and sample finish within the default limits and return `samples` × parameters values;
+//! - every value is finite;
+//! - the same seed gives the same samples, bit for bit, in a fresh process;
+//! - another seed gives other samples (a warning, not a failure: a deterministic method may
+//!   ignore its seed).
+
+use std::path::{Path, PathBuf};
+
+use weightlab_host::{Limits, Role, role_name};
+use weightlab_manifest::StageKind;
+
+use crate::error::Result;
+use crate::executor::Run;
+
+/// How a clause of the contract came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// One clause of the contract.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub clause: String,
+    pub outcome: Outcome,
+    /// The figures behind a pass, or the reason for a failure.
+    pub detail: String,
+}
+
+impl Check {
+    fn new(clause: &str, outcome: Outcome, detail: impl Into<String>) -> Self {
+        Self { clause: clause.to_string(), outcome, detail: detail.into() }
+    }
+
+    fn test(clause: &str, ok: bool, detail: impl Into<String>) -> Self {
+        Self::new(clause, if ok { Outcome::Pass } else { Outcome::Fail }, detail)
+    }
+}
+
+/// Samples each run asks for per seed.
+const SAMPLES: usize = 4;
+
+/// The zoo a plugin is tested on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestZoo {
+    /// 24 MLPs 2 → 8 → 3 on blobs, 20 of them training checkpoints.
+    Plain,
+    /// A task family (conditional generators, transfer baselines): blobs rotated by 16 angles —
+    /// 12 training tasks, 2 held-out and 2 out-of-distribution — one MLP per task from a shared
+    /// initialisation, each with its support-set encoding and instruction.
+    Tasks,
+}
+
+impl TestZoo {
+    fn describe(self) -> &'static str {
+        match self {
+            TestZoo::Plain => "a zoo of 20 training checkpoints of 51 parameters",
+            TestZoo::Tasks => "a task family of 12 training tasks (51 parameters), sampling for 4 target tasks",
+        }
+    }
+}
+
+/// Parameters of the test zoos' MLP 2 → 8 → 3.
+const PARAMETERS: usize = 2 * 8 + 8 + 8 * 3 + 3;
+
+fn manifest(plugin: &Path, config: &str, zoo: TestZoo) -> String {
+    let (data, zoo) = match zoo {
+        TestZoo::Plain => ("", "models = 24\nsplit = { train = 20, heldout = 4 }\n"),
+        TestZoo::Tasks => ("tasks = { family = \"rotate\", count = 16, heldout = 2, ood = 2, shots = 5 }\n", "models = 16\nshared_init = true\n"),
+    };
+    format!(
+        "[experiment]\nname = \"plugin-contract\"\nseeds = [0, 1]\n\n\
+         [data.blobs]\nsource = \"blobs\"\nclasses = 3\nsamples = 300\n{data}\n\
+         [zoo.mlp]\ndata = \"blobs\"\narch = {{ kind = \"mlp\", hidden = [8] }}\n{zoo}\
+         train = {{ lr = 0.01, epochs = 3, batch_size = 32 }}\n\n\
+         [[method]]\nname = \"contract\"\nplugin = {plugin:?}\nzoo = \"mlp\"\nsamples = {SAMPLES}\nconfig = {config}\n\n\
+         [evaluate]\nmetrics = [\"accuracy\"]\n\n[report]\nplots = []\n"
+    )
+}
+
+/// Checks the plugin at `wasm` with `config` (a TOML inline table, e.g. `{ sigma = 0.1 }`),
+/// working in `work` (two run folders are made there).
+pub fn check(wasm: &Path, config: &str, zoo: TestZoo, work: &Path) -> Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let wasm = std::path::absolute(wasm).unwrap_or_else(|_| wasm.to_path_buf());
+    let name = wasm.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let description = match crate::stages::method::describe_path(&name, wasm.clone(), Limits::default()) {
+        Ok(d) => d,
+        Err(e) => {
+            checks.push(Check::new("loads and describes itself", Outcome::Fail, e.to_string()));
+            return Ok(checks);
+        }
+    };
+    let d = &description;
+    let semver = d.version.split('.').count() == 3 && d.version.split('.').all(|p| p.chars().next().is_some_and(|c| c.is_ascii_digit()));
+    checks.push(Check::test(
+        "loads and describes itself",
+        !d.name.is_empty() && semver,
+        format!("`{}` {} ({}), WIT {}{}", d.name, d.version, role_name(d.role), d.abi, if semver { "" } else { ": the version is not MAJOR.MINOR.PATCH" }),
+    ));
+    let config_json: serde_json::Value = match toml::from_str::<toml::Table>(&format!("v = {config}")) {
+        Ok(t) => serde_json::to_value(&t["v"]).unwrap_or_default(),
+        Err(e) => {
+            checks.push(Check::new("config schema", Outcome::Fail, format!("the config to test, `{config}`, is not a TOML inline table: {}", e.message())));
+            return Ok(checks);
+        }
+    };
+    match jsonschema::validator_for(&d.config_schema) {
+        Err(e) => checks.push(Check::new("config schema", Outcome::Fail, format!("not a valid JSON Schema: {e}"))),
+        Ok(v) => {
+            let errors: Vec<String> = v.iter_errors(&config_json).map(|e| e.to_string()).collect();
+            checks.push(Check::test(
+                "config schema",
+                errors.is_empty(),
+                if errors.is_empty() { format!("valid; `{config}` satisfies it") } else { format!("`{config}` does not satisfy it: {}", errors.join("; ")) },
+            ));
+        }
+    }
+    if d.role == Role::Probe {
+        checks.push(Check::new("fit and predict", Outcome::Warn, "probes are not exercised by the harness yet: run one on a model-tree zoo"));
+        return Ok(checks);
+    }
+
+    let first = run_once(&wasm, config, zoo, &work.join("a"))?;
+    let samples = match first {
+        Err(reason) => {
+            checks.push(Check::new("fit and sample within the default limits", Outcome::Fail, reason));
+            return Ok(checks);
+        }
+        Ok(s) => s,
+    };
+    let limits = Limits::default();
+    let (shape, seconds) = (&samples.shape, samples.seconds);
+    checks.push(Check::test(
+        "fit and sample within the default limits",
+        shape.len() == 2 && shape[0] > 0 && shape[0] % SAMPLES == 0 && shape[1] == PARAMETERS,
+        format!(
+            "{} × {} values per seed on {}, {seconds:.1} s (limits: {:.0} s, {} MiB guest memory, {} MiB tensor memory)",
+            shape.first().unwrap_or(&0),
+            shape.get(1).unwrap_or(&0),
+            zoo.describe(),
+            limits.timeout.as_secs_f64(),
+            limits.memory_bytes >> 20,
+            limits.tensor_bytes >> 20
+        ),
+    ));
+    let bad = samples.seeds.iter().flatten().filter(|v| !v.is_finite()).count();
+    checks.push(Check::test("finite values", bad == 0, if bad == 0 { "every value is finite".to_string() } else { format!("{bad} values are NaN or infinite") }));
+    match run_once(&wasm, config, zoo, &work.join("b"))? {
+        Err(reason) => checks.push(Check::new("same seed, same samples", Outcome::Fail, format!("the second run failed: {reason}"))),
+        Ok(again) => {
+            let same = again.seeds == samples.seeds;
+            let detail = if same {
+                "a second run in fresh worker processes returned the same samples, bit for bit".to_string()
+            } else {
+                let differences: Vec<String> = samples
+                    .seeds
+                    .iter()
+                    .zip(&again.seeds)
+                    .enumerate()
+                    .filter(|(_, (a, b))| a != b)
+                    .map(|(seed, (a, b))| {
+                        let changed = a.iter().zip(b.iter()).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+                        let largest = a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+                        format!("seed {seed}: {changed} of {} values differ, by up to {largest:.3e}", a.len())
+                    })
+                    .collect();
+                format!("a second run with the same seeds returned other samples ({})", differences.join("; "))
+            };
+            checks.push(Check::test("same seed, same samples", same, detail));
+        }
+    }
+    let differ = samples.seeds[0] != samples.seeds[1];
+    checks.push(Check::new(
+        "another seed, other samples",
+        if differ { Outcome::Pass } else { Outcome::Warn },
+        if differ { "seeds 0 and 1 differ" } else { "seeds 0 and 1 gave the same samples (fine if the method is deterministic)" },
+    ));
+    Ok(checks)
+}
+
+/// What one run of the contract manifest produced.
+struct Samples {
+    shape: Vec<usize>,
+    /// The samples of seed 0 and seed 1.
+    seeds: Vec<Vec<f32>>,
+    seconds: f64,
+}
+
+/// Runs the contract manifest into `dir`: the samples, or why the method failed.
+fn run_once(wasm: &Path, config: &str, zoo: TestZoo, dir: &Path) -> Result<std::result::Result<Samples, String>> {
+    std::fs::create_dir_all(dir).map_err(crate::error::io("creating", dir))?;
+    let text = manifest(wasm, config, zoo);
+    let loaded = match weightlab_manifest::load_str(&dir.join("contract.toml"), &text, &[], dir, &crate::catalog()) {
+        Ok(l) => l,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let mut run = Run::new(loaded, Some(dir.join("out")))?;
+    let started = std::time::Instant::now();
+    run.execute()?;
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(failure) = run.failures.iter().find(|f| f.stage.starts_with("method")) {
+        return Ok(Err(failure.reason.clone()));
+    }
+    let mut seeds = Vec::new();
+    let mut shape = Vec::new();
+    for stage in run.plan.stages.iter().filter(|s| matches!(s.kind, StageKind::Method { .. })) {
+        let path: PathBuf = run.store.dir(stage).join("samples.safetensors");
+        let (s, bytes) = crate::store::read_tensor(&path, "samples")?;
+        shape = s;
+        seeds.push(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
+    }
+    Ok(Ok(Samples { shape, seeds, seconds }))
+}
