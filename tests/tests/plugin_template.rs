@@ -1,13 +1,21 @@
-//! `weightlab plugin new` + `weightlab plugin build` give a plugin that a manifest can run.
+//! `weightlab plugin new` + `weightlab plugin build` give a plugin that a manifest can run: the
+//! walk-through of the author's guide (`docs/plugins.md`), with its manifest taken from the guide.
 
-use weightlab_e2e::{binary, column, experiment, weightlab_ok};
+use weightlab_e2e::{binary, column, experiment, root, weightlab_ok};
+
+/// The guide's example manifest: its first TOML block.
+fn guide_manifest() -> String {
+    let guide = std::fs::read_to_string(root().join("docs/plugins.md")).expect("docs/plugins.md");
+    let start = guide.find("```toml\n").expect("a TOML block in the guide") + "```toml\n".len();
+    let end = start + guide[start..].find("```").expect("the block ends");
+    guide[start..end].to_string()
+}
 
 #[test]
-fn new_plugin_builds_and_runs_from_a_manifest() {
-    let manifest = "[experiment]\nname = \"demo\"\n[data.b]\nsource = \"blobs\"\nsamples = 512\n\
-                    [zoo.z]\ndata = \"b\"\narch = { kind = \"mlp\", hidden = [8] }\nmodels = 8\ntrain = { lr = 0.01, epochs = 5, batch_size = 32 }\n\
-                    [[method]]\nname = \"demo\"\nplugin = \"demo/demo.wasm\"\nzoo = \"z\"\nsamples = 4\nconfig = { scale = 0.0 }\n";
-    let (dir, _) = experiment(manifest);
+fn new_plugin_builds_passes_the_contract_and_runs_from_the_guides_manifest() {
+    let manifest = guide_manifest();
+    assert!(manifest.contains("plugin = \"demo/demo.wasm\"") && manifest.contains("config = { scale = 0.0 }"), "{manifest}");
+    let (dir, _) = experiment(&manifest);
     weightlab_ok(dir.path(), &["plugin", "new", "demo", "--role", "baseline"]);
     assert!(dir.path().join("demo/src/lib.rs").is_file());
     // Share the workspace's target folder so the SDK's dependencies are already built.
@@ -15,6 +23,8 @@ fn new_plugin_builds_and_runs_from_a_manifest() {
     let out = std::process::Command::new(binary()).args(["plugin", "build", "demo"]).current_dir(dir.path()).env("CARGO_TARGET_DIR", &target).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dir.path().join("demo/demo.wasm").is_file());
+    let contract = weightlab_ok(dir.path(), &["-q", "plugin", "test", "demo/demo.wasm"]);
+    assert!(contract.contains("6 clauses, 0 failed"), "{contract}");
     weightlab_ok(dir.path(), &["run", "exp.toml", "-o", "out"]);
     // With scale 0 the template plugin returns the mean of the training checkpoints.
     let d = column(&dir.path().join("out"), "samples", Some("demo"), "nn_l2");

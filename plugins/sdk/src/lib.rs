@@ -42,7 +42,10 @@
 //! ```
 //!
 //! Build it with `weightlab plugin build <crate dir>` (or `cargo build --release --target
-//! wasm32-wasip2`) and name the `.wasm` file in a manifest: `plugin = "path/to/noise.wasm"`.
+//! wasm32-wasip2`), check it with `weightlab plugin test <wasm>`, and name the `.wasm` file in a
+//! manifest: `plugin = "path/to/noise.wasm"`. The author's guide, `docs/plugins.md` in the
+//! weightlab repository, walks through it: the trait, the tensor API, limits, testing, pinning
+//! and versions.
 //!
 //! Errors: a host operation that cannot be done (mismatched shapes, tensor memory cap) traps
 //! the plugin and the host reports which operation failed; return `Err(String)` from `fit` or
