@@ -90,7 +90,7 @@ pub fn load_str(path: &Path, raw: &str, sets: &[String], base_dir: &Path, catalo
     let document: toml::Table = toml::from_str(&text).map_err(|e| fail(&sources, vec![from_toml_error(&e)]))?;
     let written = spans_of(&text, &sources, &layers, Renames::default());
     let (expanded, expansion) = sweep::expand(&document, &written).map_err(|d| fail(&sources, d))?;
-    let spans = spans_of(&text, &sources, &layers, expansion.renames.clone());
+    let spans = written.with_renames(expansion.renames.clone());
     let json = serde_json::to_value(&expanded).unwrap_or_default();
     let ctx = Context { base_dir, catalog };
     let references = validate::references(&json, &spans, &ctx);

@@ -88,6 +88,13 @@ impl Spans {
         Self { merged: parse(merged), layers: layers.iter().map(|(text, start)| (parse(text), *start)).collect(), renames }
     }
 
+    /// The same texts, asked about a document whose entries `renames` maps back (after a
+    /// sweep expansion), without parsing them again.
+    pub fn with_renames(mut self, renames: Renames) -> Self {
+        self.renames = renames;
+        self
+    }
+
     /// Span of the value at `path`, or of the nearest ancestor that exists.
     pub fn value(&self, path: &[Seg]) -> Option<Range<usize>> {
         self.deepest(path).and_then(|found| found.span)

@@ -198,10 +198,6 @@ pub fn expand(doc: &Table, spans: &Spans) -> Result<(Table, Expansion), Vec<Diag
         }
         out.insert("method".to_string(), Value::Array(new));
     }
-    let count = expansion.variants.len();
-    if count > cap {
-        return Err(cap_error(count));
-    }
     Ok((out, expansion))
 }
 

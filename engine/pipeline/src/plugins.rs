@@ -136,7 +136,7 @@ pub fn discover() -> Vec<PluginInfo> {
     find_all()
         .into_iter()
         .map(|(name, path)| {
-            let sha256 = std::fs::read(&path).map(|b| hex::encode(sha2::Sha256::digest(&b))).unwrap_or_else(|_| "unreadable".into());
+            let sha256 = sha256_of(&path).unwrap_or_else(|| "unreadable".into());
             match crate::stages::method::describe_path(&name, path.clone(), weightlab_host::Limits::default()) {
                 Ok(d) => PluginInfo { name, role: weightlab_host::role_name(d.role).to_string(), version: d.version, abi: d.abi, path, sha256 },
                 Err(e) => {
@@ -154,8 +154,10 @@ pub fn discover() -> Vec<PluginInfo> {
 /// What identifies a plugin's code, for caching, provenance and pins: the SHA-256 of its
 /// component's bytes (64 hex digits).
 pub fn identity(plugin: &str, base_dir: &Path) -> String {
-    match resolve(plugin, base_dir).and_then(|p| std::fs::read(p).ok()) {
-        Some(bytes) => hex::encode(sha2::Sha256::digest(&bytes)),
-        None => "missing".to_string(),
-    }
+    resolve(plugin, base_dir).and_then(|p| sha256_of(&p)).unwrap_or_else(|| "missing".to_string())
+}
+
+/// The SHA-256 of a file, as 64 hex digits; `None` when it cannot be read.
+fn sha256_of(path: &Path) -> Option<String> {
+    std::fs::read(path).ok().map(|bytes| hex::encode(sha2::Sha256::digest(&bytes)))
 }

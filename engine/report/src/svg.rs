@@ -203,12 +203,18 @@ pub fn lines(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> Stri
         let c = PALETTE[i % PALETTE.len()];
         let mut pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let d: Vec<String> = pts.iter().enumerate().map(|(j, &(x, y))| format!("{}{:.1},{:.1}", if j == 0 { "M" } else { "L" }, f.px(x), f.py(y))).collect();
-        let _ = write!(svg, r#"<path class="series" data-name="{}" d="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, escape(&s.name), d.join(" "));
+        let d = polyline(&f, pts.iter().copied());
+        let _ = write!(svg, r#"<path class="series" data-name="{}" d="{d}" fill="none" stroke="{c}" stroke-width="2"/>"#, escape(&s.name));
     }
     legend(&mut svg, &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), true);
     svg.push_str("</svg>");
     svg
+}
+
+/// The SVG path data of a line through `points` (in data units), in order.
+fn polyline(f: &Frame, points: impl Iterator<Item = (f64, f64)>) -> String {
+    let d: Vec<String> = points.enumerate().map(|(j, (x, y))| format!("{}{:.1},{:.1}", if j == 0 { "M" } else { "L" }, f.px(x), f.py(y))).collect();
+    d.join(" ")
 }
 
 /// A line with a 95 % interval at each point: (x, mean, half-width).
@@ -229,8 +235,8 @@ pub fn interval_lines(title: &str, xlabel: &str, ylabel: &str, series: &[Interva
         let c = PALETTE[i % PALETTE.len()];
         let mut pts: Vec<(f64, f64, Option<f64>)> = s.points.iter().copied().filter(|(x, y, _)| x.is_finite() && y.is_finite()).collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let d: Vec<String> = pts.iter().enumerate().map(|(j, &(x, y, _))| format!("{}{:.1},{:.1}", if j == 0 { "M" } else { "L" }, f.px(x), f.py(y))).collect();
-        let _ = write!(svg, r#"<g class="series" data-name="{}"><path d="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, escape(&s.name), d.join(" "));
+        let d = polyline(&f, pts.iter().map(|&(x, y, _)| (x, y)));
+        let _ = write!(svg, r#"<g class="series" data-name="{}"><path d="{d}" fill="none" stroke="{c}" stroke-width="2"/>"#, escape(&s.name));
         for &(x, y, half) in &pts {
             let (px, py) = (f.px(x), f.py(y));
             if let Some(h) = half.filter(|h| h.is_finite()) {

@@ -87,8 +87,7 @@ pub struct Aligner {
 
 impl Aligner {
     pub fn new(arch: &Arch) -> Self {
-        let layout = arch.layout().symmetry_params();
-        let groups = arch.unit_groups();
+        let (layout, groups) = arch.symmetry();
         let own: HashSet<&str> = groups.iter().flat_map(|g| g.places.iter().filter(|p| p.is_own()).map(|p| p.param.as_str())).collect();
         let compared = groups
             .iter()
@@ -185,8 +184,7 @@ mod tests {
         let aligned = arch.align_to(&b, &a);
         assert!(l2(&aligned, &a) <= l2(&b, &a) + 1e-9);
         // Brute force over all 720 orders of the 6 hidden units: the Hungarian match is the minimum.
-        let groups = arch.unit_groups();
-        let layout = arch.layout().symmetry_params();
+        let (layout, groups) = arch.symmetry();
         let mut best = f64::INFINITY;
         let mut perm: Vec<usize> = (0..6).collect();
         permutohedron_visit(&mut perm, 0, &mut |p| {

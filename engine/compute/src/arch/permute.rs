@@ -20,18 +20,21 @@ impl Layout {
 }
 
 impl Arch {
-    /// The hidden layers whose units can be reordered.
-    pub(crate) fn unit_groups(&self) -> Vec<UnitGroup> {
-        unit_groups(&self.layout().symmetry_params()).expect("the built-in architectures (MLP, CNN-s) are plain feed-forward layouts")
+    /// The layout in `weightlab-symmetry`'s terms, and its hidden layers (whose units can be
+    /// reordered).
+    pub(crate) fn symmetry(&self) -> (Vec<Param>, Vec<UnitGroup>) {
+        let params = self.layout().symmetry_params();
+        let groups = unit_groups(&params).expect("the built-in architectures (MLP, CNN-s) are plain feed-forward layouts");
+        (params, groups)
     }
 
     /// `flat` with every hidden layer's units randomly reordered (seeded): the same function,
     /// other weights.
     pub fn permute_hidden(&self, flat: &[f32], seed: u64) -> Vec<f32> {
-        let params = self.layout().symmetry_params();
+        let (params, groups) = self.symmetry();
         let mut out = flat.to_vec();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        for group in self.unit_groups() {
+        for group in groups {
             let mut perm: Vec<usize> = (0..group.units).collect();
             perm.shuffle(&mut rng);
             permute_group(&mut out, &params, &group, &perm);
