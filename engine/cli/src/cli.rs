@@ -37,7 +37,28 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run an experiment: every stage of its plan that is not cached yet, then the report.
-    Run(RunArgs),
+    /// With `--shard i/n` (or inside a Slurm job array) only shard i's stages, into the shared
+    /// stage store; `weightlab merge` renders the report once every shard is done.
+    Run {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        schedule: ScheduleArgs,
+    },
+    /// Combine the stage stores of sharded runs, check that every stage of the plan is there
+    /// (exactly once, or identical wherever it was computed twice) and render the report.
+    /// Exit 1 when a stage is missing or failed.
+    Merge {
+        /// Run folders (the output folders the shards wrote to); the first receives the rest.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Where to merge into (default: the first run folder).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Run an experiment on a cluster: write one job array per dependency level of the plan,
+    /// chained with `--dependency=afterok`, and a final merge job, then submit them.
+    Submit(SubmitArgs),
     /// Check manifests without running anything; errors point at file:line:col.
     Validate {
         /// Manifest files.
@@ -93,6 +114,57 @@ pub struct RunArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: Overrides,
+}
+
+/// Which part of the plan a `weightlab run` process takes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ScheduleArgs {
+    /// Run only shard I of N (0-based): the stages of each dependency level are dealt out
+    /// round-robin. Default: from `SLURM_ARRAY_TASK_ID`/`SLURM_ARRAY_TASK_COUNT`, or
+    /// `JOB_COMPLETION_INDEX`/`WEIGHTLAB_SHARDS` (Kubernetes Indexed Jobs).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<weightlab_manifest::Shard>,
+    /// Run only the stages of this dependency level (`weightlab plan` shows levels); their
+    /// inputs must be finished. What each job of `weightlab submit` runs.
+    #[arg(long, value_name = "L")]
+    pub level: Option<usize>,
+    /// How long a shard waits for an input another shard is computing, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    pub wait: u64,
+    /// Refuse to run unless the plan has this fingerprint (set by `weightlab submit`, so a
+    /// manifest or plugin changed after submission is not mixed into the same store).
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub expect_plan: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The scheduler (Slurm is the one there is).
+    #[arg(long, required = true)]
+    pub slurm: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Print the job scripts instead of submitting them (they are written either way).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Most array tasks per level (default: `[cluster] shards`, else 4).
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// Slurm partition (`[cluster] partition`).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Time limit per task, as Slurm writes it, e.g. `2:00:00` (`[cluster] time`).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// CPUs per task (`[cluster] cpus`).
+    #[arg(long)]
+    pub cpus: Option<usize>,
+    /// Memory per task, e.g. `16G` (`[cluster] mem`).
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// GPUs per task (`[cluster] gpus`).
+    #[arg(long)]
+    pub gpus: Option<usize>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

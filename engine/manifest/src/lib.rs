@@ -28,6 +28,6 @@ pub mod validate;
 
 pub use diagnostic::{Diagnostic, ManifestError, SourceMap};
 pub use load::{LoadError, Loaded, expand_text, load, load_str};
-pub use plan::{Plan, Stage, StageKind};
+pub use plan::{Plan, Shard, Stage, StageKind};
 pub use types::*;
 pub use validate::Catalog;

@@ -15,8 +15,9 @@ use crate::types::Manifest;
 /// off the training data, and methods run in worker processes; 4: typed stage records, tables
 /// in stage folders, reference stages, registry metrics; 5: WIT 0.3 (checkpoint classes and
 /// tasks), model-tree discovery in reference stages, probe stages; 6: WIT 0.4 (task
-/// conditions, several source zoos), per-task accuracy, task tables in zoo stages).
-const STAGE_FORMAT: u32 = 6;
+/// conditions, several source zoos), per-task accuracy, task tables in zoo stages; 7: zoos
+/// trained in units of work, each its own stage).
+const STAGE_FORMAT: u32 = 7;
 
 /// What a stage does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -24,7 +25,10 @@ const STAGE_FORMAT: u32 = 6;
 pub enum StageKind {
     /// Load or generate dataset `name`.
     Data { name: String },
-    /// Train (or import) zoo `name`.
+    /// Train unit `part` (of `parts`) of zoo `name`: a fixed group of its models
+    /// ([`crate::ZooSpec::units`]), scored, stored as a zoo of its own.
+    ZooPart { name: String, part: usize, parts: usize },
+    /// Zoo `name`: its parts put together (or the zoo imported), indexed and described.
     Zoo { name: String },
     /// Score zoo `zoo`'s own training (leave-one-out) and held-out models: the reference rows
     /// and the predictions every evaluation of that zoo compares against.
@@ -55,6 +59,7 @@ impl Stage {
     pub fn label(&self) -> String {
         match &self.kind {
             StageKind::Data { name } => format!("data {name}"),
+            StageKind::ZooPart { name, part, parts } => format!("zoo {name} part {}/{parts}", part + 1),
             StageKind::Zoo { name } => format!("zoo {name}"),
             StageKind::Reference { zoo } => format!("reference {zoo}"),
             StageKind::Method { name, seed, .. } => format!("method \"{name}\" seed {seed}"),
@@ -68,6 +73,7 @@ impl Stage {
     pub fn dir_name(&self) -> String {
         let kind = match self.kind {
             StageKind::Data { .. } => "data",
+            StageKind::ZooPart { .. } => "zoopart",
             StageKind::Zoo { .. } => "zoo",
             StageKind::Reference { .. } => "reference",
             StageKind::Method { .. } => "method",
@@ -123,7 +129,23 @@ impl Plan {
         let mut zoo_idx = std::collections::BTreeMap::new();
         let mut reference_idx = std::collections::BTreeMap::new();
         for (name, spec) in &m.zoo {
-            let deps = data_idx.get(&spec.data).map(|d| vec![*d]).unwrap_or_default();
+            let data_dep: Vec<usize> = data_idx.get(&spec.data).map(|d| vec![*d]).unwrap_or_default();
+            let units = spec.units();
+            let mut parts = Vec::new();
+            let mut roots = Vec::new();
+            for (part, unit) in units.iter().enumerate() {
+                let mut deps = data_dep.clone();
+                if unit.needs_roots() {
+                    deps.extend(&roots);
+                }
+                let kind = StageKind::ZooPart { name: name.clone(), part, parts: units.len() };
+                let p = push(&mut stages, kind, &[spec, unit], deps);
+                if !unit.needs_roots() {
+                    roots.push(p);
+                }
+                parts.push(p);
+            }
+            let deps = data_dep.into_iter().chain(parts).collect();
             let i = push(&mut stages, StageKind::Zoo { name: name.clone() }, &[spec], deps);
             zoo_idx.insert(name.clone(), i);
             let r = push(&mut stages, StageKind::Reference { zoo: name.clone() }, &[&metrics], vec![i]);
@@ -155,6 +177,88 @@ impl Plan {
         report_deps.extend(eval_stages);
         push(&mut stages, StageKind::Report, &[&m.report, &m.experiment], report_deps);
         Plan { stages }
+    }
+}
+
+impl Plan {
+    /// Each stage's dependency level: 0 for stages that need nothing, else one more than the
+    /// deepest stage it needs. Stages of one level never need each other, so a level is what
+    /// one Slurm job array runs.
+    pub fn levels(&self) -> Vec<usize> {
+        let mut levels: Vec<usize> = Vec::with_capacity(self.stages.len());
+        for s in &self.stages {
+            levels.push(s.deps.iter().map(|&d| levels[d] + 1).max().unwrap_or(0));
+        }
+        levels
+    }
+
+    /// The shard (of `shards`) that runs stage `i`: the stages of each level are dealt out
+    /// round-robin in plan order, so every shard gets a share of every level. The report is
+    /// no shard's: `weightlab merge` renders it once every shard is done.
+    pub fn shard_of(&self, i: usize, shards: usize) -> Option<usize> {
+        if self.stages[i].kind == StageKind::Report {
+            return None;
+        }
+        let levels = self.levels();
+        let position = (0..i).filter(|&j| levels[j] == levels[i] && self.stages[j].kind != StageKind::Report).count();
+        Some(position % shards.max(1))
+    }
+
+    /// One hex digest of every stage key: two processes with the same fingerprint run the
+    /// same plan (same manifest, same plugins, same weightlab).
+    pub fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        for s in &self.stages {
+            h.update(&s.key);
+            h.update(b"\n");
+        }
+        hex::encode(&h.finalize()[..8])
+    }
+}
+
+/// A shard of a run: `index` of `count`, from `--shard i/n` or a scheduler's array variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    /// Parses `i/n` (0-based i < n).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (i, n) = s.split_once('/').ok_or_else(|| format!("`{s}`: a shard is written i/n, e.g. 0/4"))?;
+        let index: usize = i.trim().parse().map_err(|_| format!("`{s}`: `{i}` is not a shard number"))?;
+        let count: usize = n.trim().parse().map_err(|_| format!("`{s}`: `{n}` is not a shard count"))?;
+        if count == 0 || index >= count {
+            return Err(format!("`{s}`: the shard number must be below the count (shards are numbered from 0)"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    /// The shard a scheduler assigned through the environment: Slurm job arrays
+    /// (`SLURM_ARRAY_TASK_ID`, `SLURM_ARRAY_TASK_COUNT`) or Kubernetes Indexed Jobs
+    /// (`JOB_COMPLETION_INDEX` with `WEIGHTLAB_SHARDS`, as a Job's `completions`).
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Shard>, String> {
+        let pair = |i: &str, n: &str| -> Result<Option<Shard>, String> {
+            match (var(i), var(n)) {
+                (Some(a), Some(b)) => format!("{a}/{b}").parse().map(Some).map_err(|e| format!("{i}/{n}: {e}")),
+                (Some(_), None) => Err(format!("{i} is set but {n} is not")),
+                _ => Ok(None),
+            }
+        };
+        match pair("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT")? {
+            Some(s) => Ok(Some(s)),
+            None => pair("JOB_COMPLETION_INDEX", "WEIGHTLAB_SHARDS"),
+        }
     }
 }
 

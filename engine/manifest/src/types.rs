@@ -42,6 +42,48 @@ pub struct Manifest {
     /// each point becomes a variant entry named after its values (`noise[sigma=0.01]`).
     #[serde(default, skip_serializing_if = "SweepSpec::is_empty")]
     pub sweep: SweepSpec,
+    /// How `weightlab submit` asks a cluster's scheduler for resources (what is computed does
+    /// not depend on it: no stage key includes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSpec>,
+}
+
+/// `[cluster]`: resources of the jobs `weightlab submit --slurm` writes. Flags of the same
+/// names override them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// Most array tasks per dependency level (a level with fewer stages gets fewer).
+    #[serde(default = "default_shards")]
+    pub shards: usize,
+    /// Slurm partition.
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// Time limit per task, as Slurm writes it (`"2:00:00"`, `"1-00:00:00"`).
+    #[serde(default)]
+    pub time: Option<String>,
+    /// CPUs per task.
+    #[serde(default)]
+    pub cpus: Option<usize>,
+    /// Memory per task, as Slurm writes it (`"16G"`).
+    #[serde(default)]
+    pub mem: Option<String>,
+    /// GPUs per task (pair with `[experiment] device = "cuda"`).
+    #[serde(default)]
+    pub gpus: Option<usize>,
+    /// Further `#SBATCH` options, e.g. `["--account=lab", "--qos=short"]`.
+    #[serde(default)]
+    pub sbatch: Vec<String>,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        ClusterSpec { shards: default_shards(), partition: None, time: None, cpus: None, mem: None, gpus: None, sbatch: Vec::new() }
+    }
+}
+
+fn default_shards() -> usize {
+    4
 }
 
 /// `[sweep]`: how several sweeps combine. By default they form a grid within an entry (and an
@@ -549,6 +591,64 @@ impl ZooSpec {
     /// The split, defaulting to every model in the training set.
     pub fn split(&self) -> SplitSpec {
         self.split.clone().unwrap_or(SplitSpec { train: self.models, heldout: 0 })
+    }
+
+    /// The zoo's units of work, in training order: groups of at most [`MODELS_PER_UNIT`]
+    /// models trained as one batched computation (a tree's roots first, then its children
+    /// grouped by fine-tuning recipe). An imported zoo has none. The grouping depends only on
+    /// the spec, so a model trains in the same batch however units are spread over machines,
+    /// and batched training stays bit-identical.
+    pub fn units(&self) -> Vec<ZooUnit> {
+        if self.import.is_some() {
+            return Vec::new();
+        }
+        let count = self.tree.as_ref().map_or(self.models, |t| t.roots);
+        let mut units: Vec<ZooUnit> = (0..count).step_by(MODELS_PER_UNIT).map(|start| ZooUnit::Models { start, end: count.min(start + MODELS_PER_UNIT) }).collect();
+        if let Some(tree) = &self.tree {
+            // Children with the same recipe train together; a child's seed, classes and recipe
+            // depend only on its id.
+            let mut groups: std::collections::BTreeMap<(u64, usize), Vec<usize>> = std::collections::BTreeMap::new();
+            for child in 0..self.models {
+                let (lr, epochs) = tree.recipe_of(child, self.train.lr);
+                groups.entry((lr.to_bits(), epochs)).or_default().push(child);
+            }
+            for ((lr, epochs), members) in groups {
+                units.extend(members.chunks(MODELS_PER_UNIT).map(|ids| ZooUnit::Children { ids: ids.to_vec(), lr: f64::from_bits(lr), epochs }));
+            }
+        }
+        units
+    }
+}
+
+/// Models trained together in one batched computation: the size of a zoo's unit of work.
+pub const MODELS_PER_UNIT: usize = 64;
+
+/// One unit of a zoo's training (see [`ZooSpec::units`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ZooUnit {
+    /// Models `start..end` trained from scratch (a tree's roots `start..end`).
+    Models { start: usize, end: usize },
+    /// Tree children `ids`, fine-tuned from their roots with one recipe.
+    Children { ids: Vec<usize>, lr: f64, epochs: usize },
+}
+
+impl ZooUnit {
+    /// Whether the unit needs the zoo's roots trained first.
+    pub fn needs_roots(&self) -> bool {
+        matches!(self, ZooUnit::Children { .. })
+    }
+
+    /// How many models it trains.
+    pub fn len(&self) -> usize {
+        match self {
+            ZooUnit::Models { start, end } => end - start,
+            ZooUnit::Children { ids, .. } => ids.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -2,14 +2,19 @@
 //! runs the others, and keeps going when one fails — its dependents are skipped, everything
 //! else still runs, and every finished stage stays on disk. The report is rendered at the end
 //! of every run, failures included.
+//!
+//! A [`Schedule`] narrows a process to a shard of the plan and/or one dependency level, so
+//! that several processes (a Slurm job array, a Kubernetes Indexed Job, a shell loop) share one
+//! stage store; `weightlab merge` then checks the store against the plan and renders the
+//! report.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use weightlab_compute::{Dataset, Zoo};
-use weightlab_manifest::{Loaded, Plan, Stage, StageKind};
+use weightlab_manifest::{Loaded, Plan, Shard, Stage, StageKind};
 use weightlab_results::FailureRow;
 
 use crate::error::{Error, Result, io};
@@ -44,6 +49,49 @@ pub struct Summary {
     pub cached: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Stages nothing has produced (`weightlab merge` only).
+    pub missing: usize,
+}
+
+/// Which of the plan's stages this process runs.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Only this shard's stages ([`Plan::shard_of`]); the report is left to `weightlab merge`.
+    pub shard: Option<Shard>,
+    /// Only the stages of this dependency level ([`Plan::levels`]): what one job of a chain of
+    /// Slurm job arrays runs. Their inputs must be finished already.
+    pub level: Option<usize>,
+    /// Compute nothing: check that every stage is stored (or recorded as failed) and render
+    /// the report (`weightlab merge`).
+    pub merge: bool,
+    /// How long a shard waits for an input another shard is computing.
+    pub wait: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule { shard: None, level: None, merge: false, wait: Duration::from_secs(24 * 3600) }
+    }
+}
+
+/// What the provenance file `run.json` holds: where the manifest came from and which plan
+/// ran, so that `weightlab merge` can check shards belong together and rebuild the plan.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunInfo {
+    /// The manifest file, as given.
+    pub manifest: PathBuf,
+    /// The folder relative paths in the manifest are resolved against.
+    pub base_dir: PathBuf,
+    /// [`Plan::fingerprint`].
+    pub plan: String,
+}
+
+impl RunInfo {
+    pub fn read(output: &Path) -> Result<RunInfo> {
+        let path = output.join("run.json");
+        let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
+        serde_json::from_slice(&bytes).map_err(crate::error::format(&path))
+    }
 }
 
 impl Run {
@@ -70,21 +118,49 @@ impl Run {
         })
     }
 
+    /// Runs every stage of the plan that is not stored yet, then the report.
     pub fn execute(&mut self) -> Result<Summary> {
+        self.execute_scheduled(&Schedule::default())
+    }
+
+    /// Runs the stages `schedule` gives this process. Stages are taken in plan order; a
+    /// stage whose inputs failed is skipped, one whose inputs another shard is computing is
+    /// waited for. Every failure is stored beside the stages (`*.failed.json`), so the report
+    /// lists it whichever process renders it.
+    pub fn execute_scheduled(&mut self, schedule: &Schedule) -> Result<Summary> {
         std::fs::create_dir_all(&self.output).map_err(io("creating the output folder", &self.output))?;
-        let saved = self.output.join("manifest.toml");
-        std::fs::write(&saved, &self.loaded.text).map_err(io("saving the manifest as run to", &saved))?;
+        if !schedule.merge {
+            let saved = self.output.join("manifest.toml");
+            crate::store::write_atomic(&saved, self.loaded.text.as_bytes())?;
+            let info = RunInfo { manifest: self.loaded.path.clone(), base_dir: self.loaded.base_dir.clone(), plan: self.plan.fingerprint() };
+            let path = self.output.join("run.json");
+            crate::store::write_atomic(&path, &serde_json::to_vec_pretty(&info).map_err(crate::error::format(&path))?)?;
+            let stale = self.store.remove_stale()?;
+            if stale > 0 {
+                output::detail(&format!("removed {stale} unfinished stage folder(s) of killed runs"));
+            }
+        }
+        let levels = self.plan.levels();
+        let partial = schedule.shard.is_some() || schedule.level.is_some();
+        let mine = |plan: &Plan, i: usize| -> bool {
+            if plan.stages[i].kind == StageKind::Report {
+                return !partial;
+            }
+            schedule.level.is_none_or(|l| levels[i] == l) && schedule.shard.is_none_or(|s| plan.shard_of(i, s.count) == Some(s.index))
+        };
+        if let Some(s) = schedule.shard {
+            let count = (0..self.plan.stages.len()).filter(|&i| mine(&self.plan, i)).count();
+            let level = schedule.level.map(|l| format!(", level {l}")).unwrap_or_default();
+            output::status("Shard", &format!("{s}{level}: {count} of the plan's {} stages", self.plan.stages.len()));
+        }
         let mut summary = Summary::default();
         let mut failed: Vec<bool> = vec![false; self.plan.stages.len()];
         for i in 0..self.plan.stages.len() {
-            let stage = self.plan.stages[i].clone();
-            let is_report = stage.kind == StageKind::Report;
-            if !is_report && stage.deps.iter().any(|&d| failed[d]) {
-                failed[i] = true;
-                summary.skipped += 1;
-                output::warn(&format!("skipping {}: a stage it needs failed", stage.label()));
+            if !mine(&self.plan, i) {
                 continue;
             }
+            let stage = self.plan.stages[i].clone();
+            let is_report = stage.kind == StageKind::Report;
             let any_failed = failed.iter().any(|&f| f);
             if self.store.is_done(&stage) && !(is_report && any_failed) {
                 summary.cached += 1;
@@ -96,6 +172,45 @@ impl Run {
                 }
                 continue;
             }
+            if schedule.merge && !is_report {
+                failed[i] = true;
+                match self.store.failure(&stage) {
+                    Some(f) => {
+                        summary.failed += 1;
+                        self.failures.push(f);
+                    }
+                    None => {
+                        summary.missing += 1;
+                        output::error(&format!("{} is missing: no run or shard stored it", stage.label()));
+                        self.failures.push(FailureRow {
+                            stage: stage.label(),
+                            method: stage_method(&stage),
+                            reason: "missing: no run or shard stored it".into(),
+                            seconds: f64::NAN,
+                            peak_rss_mib: None,
+                        });
+                    }
+                }
+                continue;
+            }
+            if !is_report {
+                match self.inputs_ready(&stage, &failed, schedule) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        failed[i] = true;
+                        summary.skipped += 1;
+                        output::warn(&format!("skipping {}: a stage it needs failed", stage.label()));
+                        continue;
+                    }
+                    Err(e) => {
+                        failed[i] = true;
+                        summary.failed += 1;
+                        self.record_failure(&stage, &e, 0.0)?;
+                        continue;
+                    }
+                }
+            }
+            self.store.clear_failure(&stage);
             let started = Instant::now();
             match self.execute_stage(&stage, any_failed) {
                 Ok(()) => {
@@ -107,24 +222,74 @@ impl Run {
                     failed[i] = true;
                     summary.failed += 1;
                     self.timings.push((stage.label(), started.elapsed().as_secs_f64(), false));
-                    let method = match &stage.kind {
-                        StageKind::Method { name, .. } | StageKind::Evaluate { name, .. } | StageKind::Probe { name, .. } => name.clone(),
-                        StageKind::Zoo { .. } | StageKind::Reference { .. } | StageKind::Data { .. } | StageKind::Report => String::new(),
-                    };
-                    let seconds = started.elapsed().as_secs_f64();
-                    // A method's worker reports its peak memory with the failure.
-                    let peak_rss_mib = match &e {
-                        Error::Plugin(p) => p.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
-                        _ => None,
-                    };
-                    self.failures.push(FailureRow { stage: stage.label(), method, reason: e.to_string(), seconds, peak_rss_mib });
-                    output::error(&format!("{} failed after {seconds:.1}s: {e}", stage.label()));
+                    self.record_failure(&stage, &e, started.elapsed().as_secs_f64())?;
                 }
             }
         }
-        output::status("Finished", &format!("{} ran, {} cached, {} failed, {} skipped", summary.ran, summary.cached, summary.failed, summary.skipped));
-        output::status("Report", &self.output.join("report.html").display().to_string());
+        let missing = if summary.missing > 0 { format!(", {} missing", summary.missing) } else { String::new() };
+        output::status("Finished", &format!("{} ran, {} cached, {} failed, {} skipped{missing}", summary.ran, summary.cached, summary.failed, summary.skipped));
+        if partial {
+            output::status("Stages", &format!("{} (`weightlab merge {}` renders the report once every shard is done)", self.store.root().display(), self.output.display()));
+        } else {
+            output::status("Report", &self.output.join("report.html").display().to_string());
+        }
         Ok(summary)
+    }
+
+    /// Whether every input of `stage` is stored: `Ok(false)` when one failed (here or in
+    /// another shard); inputs another shard is computing are waited for.
+    fn inputs_ready(&self, stage: &Stage, failed: &[bool], schedule: &Schedule) -> Result<bool> {
+        let waiting_since = Instant::now();
+        let mut said = false;
+        for &d in &stage.deps {
+            let dep = &self.plan.stages[d];
+            loop {
+                if failed[d] {
+                    return Ok(false);
+                }
+                if self.store.is_done(dep) {
+                    break;
+                }
+                // A failure another process recorded during this run (an older one may be retried).
+                if let Some(f) = self.store.failure(dep).filter(|_| self.failed_since_start(dep)) {
+                    output::detail(&format!("{} failed in another process: {}", dep.label(), f.reason.lines().next().unwrap_or("")));
+                    return Ok(false);
+                }
+                if schedule.shard.is_none() || schedule.level.is_some() {
+                    // Nothing else is computing it: the level before was not run (or was lost).
+                    return Err(Error::Missing(format!("it needs {}, which has not finished (run the levels before this one first)", dep.label())));
+                }
+                if waiting_since.elapsed() > schedule.wait {
+                    return Err(Error::Missing(format!("waited {:.0}s for {}, which another shard runs", schedule.wait.as_secs_f64(), dep.label())));
+                }
+                if !said {
+                    output::status("Waiting", &format!("for {} (another shard's)", dep.label()));
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether `stage`'s failure record was written after this process started.
+    fn failed_since_start(&self, stage: &Stage) -> bool {
+        let path = self.store.root().join(format!("{}.failed.json", stage.dir_name()));
+        std::fs::metadata(path).and_then(|m| m.modified()).is_ok_and(|t| t >= self.started)
+    }
+
+    /// Notes a failed stage: printed, kept for the report and stored for other processes.
+    fn record_failure(&mut self, stage: &Stage, e: &Error, seconds: f64) -> Result<()> {
+        // A method's worker reports its peak memory with the failure.
+        let peak_rss_mib = match e {
+            Error::Plugin(p) => p.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
+            _ => None,
+        };
+        let row = FailureRow { stage: stage.label(), method: stage_method(stage), reason: e.to_string(), seconds, peak_rss_mib };
+        output::error(&format!("{} failed after {seconds:.1}s: {e}", stage.label()));
+        self.store.fail(stage, &row)?;
+        self.failures.push(row);
+        Ok(())
     }
 
     /// Runs one stage into a temporary folder and commits it with its typed record.
@@ -133,6 +298,10 @@ impl Run {
         match &stage.kind {
             StageKind::Data { name } => {
                 let record = self.run_data(name)?;
+                self.store.commit(stage, &tmp, &record)?;
+            }
+            StageKind::ZooPart { name, part, .. } => {
+                let record = self.run_zoo_part(name, *part, &tmp)?;
                 self.store.commit(stage, &tmp, &record)?;
             }
             StageKind::Zoo { name } => {
@@ -220,5 +389,13 @@ impl Run {
 
     pub(crate) fn base_dir(&self) -> &Path {
         &self.loaded.base_dir
+    }
+}
+
+/// The method a stage runs, for the failures table ("" for zoo, data and reference stages).
+fn stage_method(stage: &Stage) -> String {
+    match &stage.kind {
+        StageKind::Method { name, .. } | StageKind::Evaluate { name, .. } | StageKind::Probe { name, .. } => name.clone(),
+        StageKind::Zoo { .. } | StageKind::ZooPart { .. } | StageKind::Reference { .. } | StageKind::Data { .. } | StageKind::Report => String::new(),
     }
 }

@@ -19,6 +19,7 @@ pub mod config_check;
 pub mod contract;
 pub mod error;
 pub mod executor;
+pub mod merge;
 pub mod metrics;
 pub mod output;
 pub mod plots;
@@ -33,7 +34,7 @@ pub mod text;
 use std::path::Path;
 
 pub use error::{Error, Result};
-pub use executor::{Run, Summary};
+pub use executor::{Run, RunInfo, Schedule, Summary};
 use weightlab_manifest::{Catalog, LoadError, Loaded};
 
 /// Everything a manifest may name: the plugins found, the registered metrics and plots.

@@ -1,13 +1,16 @@
 //! Where finished stages live: `<output>/stages/<kind>-<key>/`. A stage writes into a temporary
-//! folder that is renamed into place only when complete, with `stage.json` inside, so a crash
-//! (even kill -9) never leaves a half-written stage that a rerun would trust. `stage.json`
-//! holds the stage's typed record (see [`crate::records`]).
+//! folder of its own process that is renamed into place only when complete, with `stage.json`
+//! inside, so a crash (even kill -9) never leaves a half-written stage that a rerun would
+//! trust, and several processes (shards) can share one store: the first to finish a stage
+//! wins, the others drop their copy. `stage.json` holds the stage's typed record (see
+//! [`crate::records`]); a failed stage leaves `<kind>-<key>.failed.json`.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use weightlab_manifest::Stage;
+use weightlab_results::FailureRow;
 
 use crate::error::{Result, format, io};
 
@@ -25,6 +28,14 @@ pub(crate) fn read_tensor(path: &Path, name: &str) -> Result<(Vec<usize>, Vec<u8
     Ok((t.shape().to_vec(), t.data().to_vec()))
 }
 
+/// Writes a file whole or not at all (a temporary file of this process, then a rename), so a
+/// kill leaves the old file or the new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", process_tag()));
+    std::fs::write(&tmp, bytes).map_err(io("writing", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io("writing", path))
+}
+
 pub struct StageStore {
     root: PathBuf,
 }
@@ -35,6 +46,16 @@ struct StageFile<T> {
     stage: String,
     key: String,
     summary: T,
+}
+
+/// This process's tag in temporary folder names: host and process id, so that processes
+/// sharing a store (shards on a cluster's shared file system) never touch each other's work.
+fn process_tag() -> String {
+    format!("{}-{}", hostname(), std::process::id())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into())
 }
 
 impl StageStore {
@@ -51,9 +72,10 @@ impl StageStore {
         self.dir(stage).join("stage.json").is_file()
     }
 
-    /// A fresh, empty temporary folder to build the stage's output in.
+    /// A fresh, empty temporary folder to build the stage's output in, private to this
+    /// process: `<stage>.partial-<host>-<pid>`.
     pub fn begin(&self, stage: &Stage) -> Result<PathBuf> {
-        let tmp = self.root.join(format!("{}.partial", stage.dir_name()));
+        let tmp = self.root.join(format!("{}.partial-{}", stage.dir_name(), process_tag()));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(io("removing the stale", &tmp))?;
         }
@@ -61,17 +83,22 @@ impl StageStore {
         Ok(tmp)
     }
 
-    /// Marks the stage complete: writes `stage.json` with its record and moves the folder into
-    /// place.
+    /// Marks the stage complete: writes `stage.json` with its record and renames the folder
+    /// into place — only if no other process finished the same stage first (then this copy is
+    /// dropped: a stage's output depends only on its key). Clears a failure recorded earlier.
     pub fn commit<T: Serialize>(&self, stage: &Stage, tmp: &Path, record: &T) -> Result<PathBuf> {
         let file = StageFile { stage: stage.label(), key: stage.key.clone(), summary: record };
         let path = tmp.join("stage.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&file).map_err(format(&path))?).map_err(io("writing", &path))?;
         let dir = self.dir(stage);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(io("replacing", &dir))?;
+        // rename(2) of a folder onto an existing non-empty folder fails: the first one wins.
+        if let Err(e) = std::fs::rename(tmp, &dir) {
+            if !self.is_done(stage) {
+                return Err(io("moving into place", &dir)(e));
+            }
+            std::fs::remove_dir_all(tmp).map_err(io("removing the duplicate", tmp))?;
         }
-        std::fs::rename(tmp, &dir).map_err(io("moving into place", &dir))?;
+        let _ = std::fs::remove_file(self.failure_path(stage));
         Ok(dir)
     }
 
@@ -81,5 +108,68 @@ impl StageStore {
         let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
         let file: StageFile<T> = serde_json::from_slice(&bytes).map_err(|e| crate::Error::Format { path: path.clone(), reason: format!("not a {} record: {e}", stage.label()) })?;
         Ok(file.summary)
+    }
+
+    fn failure_path(&self, stage: &Stage) -> PathBuf {
+        self.root.join(format!("{}.failed.json", stage.dir_name()))
+    }
+
+    /// Records that the stage failed (`<stage>.failed.json`, written whole or not at all), so
+    /// that other shards skip what depends on it and the report lists it.
+    pub fn fail(&self, stage: &Stage, failure: &FailureRow) -> Result<()> {
+        std::fs::create_dir_all(&self.root).map_err(io("creating", &self.root))?;
+        let path = self.failure_path(stage);
+        let tmp = self.root.join(format!("{}.failed.{}", stage.dir_name(), process_tag()));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(failure).map_err(format(&tmp))?).map_err(io("writing", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("writing", &path))
+    }
+
+    /// The failure recorded for a stage that has not finished, if any.
+    pub fn failure(&self, stage: &Stage) -> Option<FailureRow> {
+        if self.is_done(stage) {
+            return None;
+        }
+        let bytes = std::fs::read(self.failure_path(stage)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Forgets a recorded failure (the stage is about to be retried).
+    pub fn clear_failure(&self, stage: &Stage) {
+        let _ = std::fs::remove_file(self.failure_path(stage));
+    }
+
+    /// Removes temporary folders that processes of this host left behind when they were
+    /// killed (their process is gone); other hosts' folders are left to them.
+    pub fn remove_stale(&self) -> Result<usize> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else { return Ok(0) };
+        let prefix = format!("-{}-", hostname());
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((_, tag)) = name.split_once(".partial") else { continue };
+            // `.partial` alone is the pre-shard layout; `.partial-<host>-<pid>` ours if the host matches.
+            let stale = match tag.strip_prefix(&prefix) {
+                Some(pid) => pid.parse::<u32>().is_ok_and(|pid| pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()),
+                None => tag.is_empty(),
+            };
+            if stale {
+                std::fs::remove_dir_all(entry.path()).map_err(io("removing the stale", &entry.path()))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The names of the finished stage folders in this store.
+    pub fn finished(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else { return Vec::new() };
+        let mut names: Vec<String> =
+            entries.flatten().filter(|e| e.path().join("stage.json").is_file()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.contains(".partial")).collect();
+        names.sort();
+        names
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 }

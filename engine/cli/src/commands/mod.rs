@@ -9,6 +9,7 @@ mod plugins;
 mod report;
 mod run;
 mod schema;
+mod submit;
 mod validate;
 
 use std::path::Path;
@@ -19,7 +20,9 @@ use crate::cli::{BenchCommand, Cli, Command, PluginCommand};
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Run(args) => run::run(&args),
+        Command::Run { run, schedule } => run::run(&run, &schedule),
+        Command::Merge { runs, output } => run::merge(&runs, output),
+        Command::Submit(args) => submit::submit(&args),
         Command::Validate { manifests, print, overrides } => validate::validate(&manifests, print, &overrides.sets),
         Command::Plan(args) => plan::plan(&args),
         Command::Schema => schema::schema(),

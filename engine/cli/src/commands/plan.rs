@@ -34,13 +34,15 @@ pub fn plan(args: &RunArgs) -> anyhow::Result<i32> {
         }
     }
     let mut to_run = 0;
-    for stage in &run.plan.stages {
+    let levels = run.plan.levels();
+    println!("  {:<7} {:<5} {:<48} key", "", "level", "stage");
+    for (stage, level) in run.plan.stages.iter().zip(&levels) {
         let cached = run.store.is_done(stage);
         if !cached {
             to_run += 1;
         }
         let mark = if cached { "cached" } else { "run" };
-        println!("  {mark:<7} {:<48} {}", stage.label(), stage.key);
+        println!("  {mark:<7} {level:<5} {:<48} {}", stage.label(), stage.key);
     }
     println!("{} stages, {} cached, {} to run", run.plan.stages.len(), run.plan.stages.len() - to_run, to_run);
     Ok(0)

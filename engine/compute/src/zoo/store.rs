@@ -49,7 +49,38 @@ struct Index {
 pub fn to_safetensors(layout: &Layout, flat: &[f32], metadata: Option<HashMap<String, String>>) -> Vec<u8> {
     let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = layout.unflatten(flat).into_iter().map(|(name, shape, values)| (name, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
     let views: Vec<(String, TensorView)> = tensors.iter().map(|(name, shape, bytes)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("shape matches bytes"))).collect();
-    safetensors::serialize(views, metadata).expect("f32 tensors serialise")
+    canonical_header(safetensors::serialize(views, metadata).expect("f32 tensors serialise"))
+}
+
+/// The same safetensors file with its header's keys in sorted order. `safetensors` writes the
+/// metadata from a `HashMap`, whose order changes from process to process; a checkpoint must be
+/// the same bytes wherever it is computed (sharded runs are checked against local ones). The
+/// header keeps its length (same JSON, other order; the padding is kept), so the data offsets
+/// hold.
+fn canonical_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let Some(len) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize) else { return bytes };
+    let Some(header) = bytes.get(8..8 + len) else { return bytes };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(header) else { return bytes };
+    let sorted = sort_keys(value).to_string();
+    if sorted.len() > len {
+        return bytes;
+    }
+    let mut padded = sorted.into_bytes();
+    padded.resize(len, b' ');
+    bytes[8..8 + len].copy_from_slice(&padded);
+    bytes
+}
+
+/// A JSON value with every object's keys in sorted order (whatever map `serde_json` uses).
+fn sort_keys(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().map(|(k, v)| (k, sort_keys(v))).collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().collect())
+        }
+        other => other,
+    }
 }
 
 /// Decodes a safetensors state_dict into a flat vector of `layout`.

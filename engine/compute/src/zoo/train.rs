@@ -8,7 +8,7 @@ use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use weightlab_manifest::{Optimizer, TrainSpec, ZooSpec};
+use weightlab_manifest::{Optimizer, TrainSpec, ZooSpec, ZooUnit};
 
 use super::batch::{DeviceSplit, per_model_loss};
 use super::{Checkpoint, Side, Zoo, model_seed};
@@ -17,76 +17,125 @@ use crate::data::Dataset;
 use crate::device;
 use crate::eval;
 
-/// Models trained together in one batched computation.
-pub const MODELS_PER_BATCH: usize = 64;
+/// Models trained together in one batched computation (a zoo's unit of work).
+pub const MODELS_PER_BATCH: usize = weightlab_manifest::MODELS_PER_UNIT;
 
-/// Trains the zoo `spec` describes on `data`. `progress` (if any) advances by one per model-epoch.
-/// Fails only when `continue.params` names no parameter of the architecture.
+/// Trains the zoo `spec` describes on `data`, unit after unit ([`train_unit`], then
+/// [`assemble`]). `progress` (if any) advances by one per model-epoch. Fails only when
+/// `continue.params` names no parameter of the architecture or a tree child has no data.
 ///
 /// On a many-shape dataset (`data.groups > 1`) model i learns shape i mod groups. With
 /// `spec.tree`, the zoo is a model tree: roots pre-trained on everything, then children
-/// fine-tuned from them on class subsets ([`train_tree`]).
+/// fine-tuned from them on class subsets.
 pub fn train_zoo(arch: &Arch, data: &Dataset, spec: &ZooSpec, progress: Option<&ProgressBar>) -> Result<Zoo, String> {
-    let split = spec.split();
-    let mut kept: Vec<(Checkpoint, Vec<f32>)> = Vec::new();
-    // A tree first trains its roots; any other zoo trains its models.
-    let count = spec.tree.as_ref().map_or(spec.models, |t| t.roots);
-    for start in (0..count).step_by(MODELS_PER_BATCH) {
-        let ids: Vec<usize> = (start..count.min(start + MODELS_PER_BATCH)).collect();
-        let seeds: Vec<u64> = ids.iter().map(|&i| model_seed(spec.seed, i)).collect();
-        let pools: Vec<Vec<i64>> = ids.iter().map(|&i| group_pool(data, i)).collect();
-        let mut trainer = Trainer::with_pools(arch, data, &spec.train, &seeds, pools);
-        if spec.shared_init {
-            let first = arch.init(&mut ChaCha8Rng::seed_from_u64(model_seed(spec.seed, 0)));
-            trainer.set_weights(first.repeat(ids.len()));
-        }
-        let mut snapshots: Vec<(usize, usize, Vec<f32>)> = Vec::new();
-        for epoch in 1..=spec.train.epochs {
-            trainer.epoch();
-            let keep_epoch = spec.continuation.is_none() && spec.tree.is_none() && epoch + spec.keep.last_epochs > spec.train.epochs;
-            if keep_epoch || (spec.tree.is_some() && epoch == spec.train.epochs) {
-                snapshots.push((epoch, 0, trainer.weights()));
-            }
-            if let Some(pb) = progress {
-                pb.inc(ids.len() as u64);
-            }
-        }
-        if let Some(c) = &spec.continuation {
-            trainer.freeze_except(&c.params)?;
-            trainer.restart_optimizer(c.lr.unwrap_or(spec.train.lr));
-            for step in 1..=c.steps {
-                trainer.step();
-                if step % c.keep_every == 0 {
-                    snapshots.push((spec.train.epochs, step, trainer.weights()));
-                }
-            }
-        }
-        for (epoch, step, flat) in snapshots {
-            for (j, &model) in ids.iter().enumerate() {
-                let side = match data.tasks.get(model % data.groups.max(1)) {
-                    // A task family splits by task: models of held-out and out-of-distribution
-                    // tasks are held out.
-                    Some(task) if task.group != crate::data::tasks::TaskGroup::Train => Side::Heldout,
-                    Some(_) => Side::Train,
-                    None if model < split.train => Side::Train,
-                    None => Side::Heldout,
-                };
-                let mut checkpoint = Checkpoint::new(model, seeds[j], epoch, step, side);
-                checkpoint.task = (data.groups > 1).then_some(model % data.groups);
-                kept.push((checkpoint, model_weights(&flat, j, arch)));
-            }
-        }
+    let mut parts: Vec<Zoo> = Vec::new();
+    for unit in spec.units() {
+        let roots: Vec<&Zoo> = if unit.needs_roots() { parts.iter().filter(|p| p.checkpoints.iter().all(|c| c.parent.is_none())).collect() } else { Vec::new() };
+        let part = train_unit(arch, data, spec, &unit, &roots, progress)?;
+        parts.push(part);
     }
-    if let Some(tree) = &spec.tree {
-        // What was trained above are the roots; the children come from them.
-        kept = train_tree(arch, data, spec, tree, kept, progress)?;
-    }
-    // Stable order: by model, then epoch, then step.
-    kept.sort_by_key(|(c, _)| (c.model, c.epoch, c.step));
+    Ok(assemble(arch, spec, parts))
+}
+
+/// Trains one unit of work of the zoo (see [`ZooSpec::units`]) and scores its checkpoints: a
+/// zoo of its own, in training order. A tree's children need the units holding the roots
+/// (`roots`, in any order). The result depends only on the spec and the unit, never on what
+/// else runs, so units can be trained on different machines and put together with
+/// [`assemble`].
+pub fn train_unit(arch: &Arch, data: &Dataset, spec: &ZooSpec, unit: &ZooUnit, roots: &[&Zoo], progress: Option<&ProgressBar>) -> Result<Zoo, String> {
+    let kept = match unit {
+        ZooUnit::Models { start, end } => train_models_unit(arch, data, spec, *start..*end, progress)?,
+        ZooUnit::Children { ids, lr, epochs } => {
+            let tree = spec.tree.as_ref().ok_or("children need a `tree`")?;
+            // Roots were trained as models 0..roots; their last epoch is what children start from.
+            let root_weights = (0..tree.roots)
+                .map(|r| {
+                    roots
+                        .iter()
+                        .find_map(|z| z.checkpoints.iter().position(|c| c.model == r && c.epoch == spec.train.epochs).map(|i| z.weights_of(i).to_vec()))
+                        .ok_or_else(|| format!("root {r} of the tree has not been trained"))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            train_children(arch, data, spec, tree, ids, *lr, *epochs, &root_weights, progress)?
+        }
+    };
     let (checkpoints, weights): (Vec<Checkpoint>, Vec<Vec<f32>>) = kept.into_iter().unzip();
     let mut zoo = Zoo { arch: arch.clone(), checkpoints, weights: weights.concat() };
     score_checkpoints(&mut zoo, data);
     Ok(zoo)
+}
+
+/// Puts a zoo's trained units together: a tree's roots get side `root` and ids after the
+/// children (so child ids `0..models` and the split keep their meaning); checkpoints are
+/// ordered by model, then epoch, then step.
+pub fn assemble(arch: &Arch, spec: &ZooSpec, parts: Vec<Zoo>) -> Zoo {
+    let mut kept: Vec<(Checkpoint, Vec<f32>)> = Vec::new();
+    for part in parts {
+        for (i, mut c) in part.checkpoints.iter().cloned().enumerate() {
+            if spec.tree.is_some() && c.parent.is_none() {
+                c.side = Side::Root;
+                c.model += spec.models;
+                c.file = super::store::checkpoint_file(c.model, c.epoch, c.step);
+            }
+            kept.push((c, part.weights_of(i).to_vec()));
+        }
+    }
+    kept.sort_by_key(|(c, _)| (c.model, c.epoch, c.step));
+    let (checkpoints, weights): (Vec<Checkpoint>, Vec<Vec<f32>>) = kept.into_iter().unzip();
+    Zoo { arch: arch.clone(), checkpoints, weights: weights.concat() }
+}
+
+/// Trains models `ids` from scratch (a tree's roots `ids`) as one batch, with the zoo's
+/// recipe and `continue` phase; returns the checkpoints it keeps, unscored.
+fn train_models_unit(arch: &Arch, data: &Dataset, spec: &ZooSpec, ids: std::ops::Range<usize>, progress: Option<&ProgressBar>) -> Result<Vec<(Checkpoint, Vec<f32>)>, String> {
+    let split = spec.split();
+    let ids: Vec<usize> = ids.collect();
+    let seeds: Vec<u64> = ids.iter().map(|&i| model_seed(spec.seed, i)).collect();
+    let pools: Vec<Vec<i64>> = ids.iter().map(|&i| group_pool(data, i)).collect();
+    let mut trainer = Trainer::with_pools(arch, data, &spec.train, &seeds, pools);
+    if spec.shared_init {
+        let first = arch.init(&mut ChaCha8Rng::seed_from_u64(model_seed(spec.seed, 0)));
+        trainer.set_weights(first.repeat(ids.len()));
+    }
+    let mut snapshots: Vec<(usize, usize, Vec<f32>)> = Vec::new();
+    for epoch in 1..=spec.train.epochs {
+        trainer.epoch();
+        let keep_epoch = spec.continuation.is_none() && spec.tree.is_none() && epoch + spec.keep.last_epochs > spec.train.epochs;
+        if keep_epoch || (spec.tree.is_some() && epoch == spec.train.epochs) {
+            snapshots.push((epoch, 0, trainer.weights()));
+        }
+        if let Some(pb) = progress {
+            pb.inc(ids.len() as u64);
+        }
+    }
+    if let Some(c) = &spec.continuation {
+        trainer.freeze_except(&c.params)?;
+        trainer.restart_optimizer(c.lr.unwrap_or(spec.train.lr));
+        for step in 1..=c.steps {
+            trainer.step();
+            if step % c.keep_every == 0 {
+                snapshots.push((spec.train.epochs, step, trainer.weights()));
+            }
+        }
+    }
+    let mut kept = Vec::new();
+    for (epoch, step, flat) in snapshots {
+        for (j, &model) in ids.iter().enumerate() {
+            let side = match data.tasks.get(model % data.groups.max(1)) {
+                // A task family splits by task: models of held-out and out-of-distribution
+                // tasks are held out.
+                Some(task) if task.group != crate::data::tasks::TaskGroup::Train => Side::Heldout,
+                Some(_) => Side::Train,
+                None if model < split.train => Side::Train,
+                None => Side::Heldout,
+            };
+            let mut checkpoint = Checkpoint::new(model, seeds[j], epoch, step, side);
+            checkpoint.task = (data.groups > 1).then_some(model % data.groups);
+            kept.push((checkpoint, model_weights(&flat, j, arch)));
+        }
+    }
+    kept.sort_by_key(|(c, _)| (c.model, c.epoch, c.step));
+    Ok(kept)
 }
 
 /// Number of models `spec` trains in all (a tree's roots included), for progress bars.
@@ -115,77 +164,56 @@ fn model_weights(flat: &[f32], j: usize, arch: &Arch) -> Vec<f32> {
     flat[j * p..(j + 1) * p].to_vec()
 }
 
-/// Fine-tunes `spec.models` children from the roots trained with `spec.train` (model ids
-/// `0..roots` in `roots`): child c (model id roots + c) starts from root c mod roots and trains
-/// its own epochs at its own learning rate ([`weightlab_manifest::TreeSpec::recipe_of`]) on a subset of
-/// `tree.classes` classes drawn with its seed. Returns the roots (side `root`) followed by the
-/// children's kept checkpoints, with parents, classes and fine-tuning recipes.
-/// Fails when a child's classes have no training examples.
-fn train_tree(
+/// Fine-tunes tree children `ids` (all with one recipe: `lr`, `epochs`) as one batch: child c
+/// starts from root c mod roots (`root_weights`) and trains on a subset of `tree.classes`
+/// classes drawn with its seed. Returns their kept checkpoints, unscored, with parents (root
+/// ids as [`assemble`] numbers them), classes and recipes. Fails when a child's classes have
+/// no training examples.
+#[allow(clippy::too_many_arguments)]
+fn train_children(
     arch: &Arch,
     data: &Dataset,
     spec: &ZooSpec,
     tree: &weightlab_manifest::TreeSpec,
-    mut roots: Vec<(Checkpoint, Vec<f32>)>,
+    ids: &[usize],
+    lr: f64,
+    epochs: usize,
+    root_weights: &[Vec<f32>],
     progress: Option<&ProgressBar>,
 ) -> Result<Vec<(Checkpoint, Vec<f32>)>, String> {
     let split = spec.split();
     let classes = data.outputs();
-    for (c, _) in roots.iter_mut() {
-        c.side = Side::Root;
+    let mut recipe = spec.train.clone();
+    recipe.epochs = epochs;
+    recipe.lr = lr;
+    let seeds: Vec<u64> = ids.iter().map(|&i| model_seed(spec.seed ^ TREE_STREAM, i)).collect();
+    let subsets: Vec<Vec<usize>> = seeds.iter().map(|&s| class_subset(s, classes, tree.classes)).collect();
+    let pools: Vec<Vec<i64>> = subsets.iter().map(|set| data.train.y.iter().enumerate().filter(|(_, y)| set.contains(&(**y as usize))).map(|(i, _)| i as i64).collect()).collect();
+    if let Some(j) = pools.iter().position(Vec::is_empty) {
+        return Err(format!("`tree`: child {} fine-tunes on classes {:?}, which have no training examples (raise `train_subset`)", ids[j], subsets[j]));
     }
-    let root_ids = spec.models..spec.models + tree.roots;
-    // Roots were trained as models 0..roots; give them ids after the children so that child
-    // ids (0..models) and the split keep their meaning.
-    for (c, _) in roots.iter_mut() {
-        c.model += spec.models;
-        c.file = super::store::checkpoint_file(c.model, c.epoch, c.step);
-    }
-    let root_weights: Vec<&[f32]> = root_ids.clone().map(|id| roots.iter().find(|(c, _)| c.model == id).map(|(_, w)| w.as_slice()).unwrap_or_default()).collect();
-    // Children with the same fine-tuning recipe train together; a child's seed, classes and
-    // recipe depend only on its id, so grouping never changes a model.
-    let mut groups: std::collections::BTreeMap<(u64, usize), Vec<usize>> = std::collections::BTreeMap::new();
-    for child in 0..spec.models {
-        let (lr, epochs) = tree.recipe_of(child, spec.train.lr);
-        groups.entry((lr.to_bits(), epochs)).or_default().push(child);
-    }
+    let mut trainer = Trainer::with_pools(arch, data, &recipe, &seeds, pools);
+    trainer.set_weights(ids.iter().flat_map(|&i| root_weights[i % tree.roots].iter().copied()).collect());
     let mut children = Vec::new();
-    for ((lr_bits, epochs), members) in groups {
-        let mut recipe = spec.train.clone();
-        recipe.epochs = epochs;
-        recipe.lr = f64::from_bits(lr_bits);
-        for ids in members.chunks(MODELS_PER_BATCH) {
-            let seeds: Vec<u64> = ids.iter().map(|&i| model_seed(spec.seed ^ TREE_STREAM, i)).collect();
-            let subsets: Vec<Vec<usize>> = seeds.iter().map(|&s| class_subset(s, classes, tree.classes)).collect();
-            let pools: Vec<Vec<i64>> = subsets.iter().map(|set| data.train.y.iter().enumerate().filter(|(_, y)| set.contains(&(**y as usize))).map(|(i, _)| i as i64).collect()).collect();
-            if let Some(j) = pools.iter().position(Vec::is_empty) {
-                return Err(format!("`tree`: child {} fine-tunes on classes {:?}, which have no training examples (raise `train_subset`)", ids[j], subsets[j]));
-            }
-            let mut trainer = Trainer::with_pools(arch, data, &recipe, &seeds, pools);
-            trainer.set_weights(ids.iter().flat_map(|&i| root_weights[i % tree.roots].iter().copied()).collect());
-            for epoch in 1..=epochs {
-                trainer.epoch();
-                if epoch + spec.keep.last_epochs > epochs {
-                    let flat = trainer.weights();
-                    for (j, &model) in ids.iter().enumerate() {
-                        let side = if model < split.train { Side::Train } else { Side::Heldout };
-                        let mut c = Checkpoint::new(model, seeds[j], spec.train.epochs + epoch, 0, side);
-                        c.parent = Some(spec.models + model % tree.roots);
-                        c.classes = Some(subsets[j].clone());
-                        c.finetune = Some(super::Finetune { lr: recipe.lr, epochs });
-                        children.push((c, model_weights(&flat, j, arch)));
-                    }
-                }
-                if let Some(pb) = progress {
-                    pb.inc(ids.len() as u64);
-                }
+    for epoch in 1..=epochs {
+        trainer.epoch();
+        if epoch + spec.keep.last_epochs > epochs {
+            let flat = trainer.weights();
+            for (j, &model) in ids.iter().enumerate() {
+                let side = if model < split.train { Side::Train } else { Side::Heldout };
+                let mut c = Checkpoint::new(model, seeds[j], spec.train.epochs + epoch, 0, side);
+                c.parent = Some(spec.models + model % tree.roots);
+                c.classes = Some(subsets[j].clone());
+                c.finetune = Some(super::Finetune { lr: recipe.lr, epochs });
+                children.push((c, model_weights(&flat, j, arch)));
             }
         }
+        if let Some(pb) = progress {
+            pb.inc(ids.len() as u64);
+        }
     }
-    // Stored in model order, whatever the grouping.
     children.sort_by_key(|(c, _)| (c.model, c.epoch));
-    roots.extend(children);
-    Ok(roots)
+    Ok(children)
 }
 
 /// Seeds of tree children come from their own stream, apart from the roots'.

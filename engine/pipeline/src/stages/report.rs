@@ -53,7 +53,7 @@ impl Run {
                         plugins.push(plugin);
                     }
                 }
-                StageKind::Data { .. } | StageKind::Report => {}
+                StageKind::Data { .. } | StageKind::ZooPart { .. } | StageKind::Report => {}
             }
         }
 

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use weightlab_compute::{Arch, Zoo, zoo};
+use weightlab_manifest::{StageKind, ZooUnit};
 use weightlab_results::{ZooRow, rows::table_of};
 
 use crate::error::{Error, Result};
@@ -12,11 +13,49 @@ use crate::output;
 use crate::records::ZooRecord;
 
 impl Run {
+    /// Trains one unit of a zoo's models ([`weightlab_manifest::ZooSpec::units`]) and stores
+    /// it as a zoo of its own; a tree's children read the parts holding the roots.
+    pub(crate) fn run_zoo_part(&mut self, name: &str, part: usize, dir: &Path) -> Result<ZooRecord> {
+        let spec = self.loaded.manifest.zoo[name].clone();
+        let data = self.dataset(&spec.data)?;
+        let arch = Arch::new(&spec.arch, &data);
+        let units = spec.units();
+        let unit = units.get(part).ok_or_else(|| Error::Missing(format!("zoo {name} has no part {}", part + 1)))?;
+        let started = Instant::now();
+        let mut roots = Vec::new();
+        if unit.needs_roots() {
+            for p in (0..units.len()).filter(|&p| !units[p].needs_roots()) {
+                let root_dir = self.stage_dir(|k| matches!(k, StageKind::ZooPart { name: n, part: q, .. } if n == name && *q == p))?;
+                roots.push(zoo::store::load(&arch, &root_dir)?);
+            }
+        }
+        let what = match unit {
+            ZooUnit::Models { start, end } if spec.tree.is_some() => format!("roots {start}–{}", end - 1),
+            ZooUnit::Models { start, end } => format!("models {start}–{}", end - 1),
+            ZooUnit::Children { ids, lr, epochs } => format!("{} children (lr {lr}, {epochs} epochs)", ids.len()),
+        };
+        let epochs = match unit {
+            ZooUnit::Models { .. } => spec.train.epochs,
+            ZooUnit::Children { epochs, .. } => *epochs,
+        };
+        let label = if units.len() > 1 { format!("zoo {name} part {}/{}: {what}", part + 1, units.len()) } else { format!("zoo {name}: {what}") };
+        output::status("Training", &format!("{label} × {epochs} epochs, {} parameters each", arch.layout().len()));
+        let pb = output::bar((unit.len() * epochs) as u64, "Training", "model-epochs");
+        let root_refs: Vec<&Zoo> = roots.iter().collect();
+        let zoo = zoo::train::train_unit(&arch, &data, &spec, unit, &root_refs, Some(&pb)).map_err(|reason| Error::Training { zoo: name.to_string(), reason })?;
+        pb.finish_and_clear();
+        zoo::store::save(&zoo, dir)?;
+        let secs = started.elapsed().as_secs_f64();
+        output::detail(&format!("{label}: {} checkpoints in {secs:.1}s ({:.2} models/s)", zoo.checkpoints.len(), unit.len() as f64 / secs));
+        Ok(ZooRecord { checkpoints: zoo.checkpoints.len(), parameters: arch.layout().len(), mean_test_accuracy: mean_accuracy(&zoo), seconds: secs })
+    }
+
     pub(crate) fn run_zoo(&mut self, name: &str, dir: &Path) -> Result<ZooRecord> {
         let spec = self.loaded.manifest.zoo[name].clone();
         let data = self.dataset(&spec.data)?;
         let arch = Arch::new(&spec.arch, &data);
         let started = Instant::now();
+        let mut training_secs = 0.0;
         let zoo = match &spec.import {
             Some(folder) => {
                 output::status("Importing", &format!("zoo {name} from {}", folder.display()));
@@ -25,19 +64,15 @@ impl Run {
                 zoo
             }
             None => {
-                let what = match &spec.tree {
-                    Some(t) => {
-                        let list = |v: Vec<String>| if v.len() == 1 { v[0].clone() } else { format!("{{{}}}", v.join(", ")) };
-                        let epochs = list(t.epochs.values().iter().map(usize::to_string).collect());
-                        format!("{} roots × {} epochs, then {} children × {epochs} epochs on {} classes each", t.roots, spec.train.epochs, spec.models, t.classes)
-                    }
-                    None => format!("{} models × {} epochs", spec.models, spec.train.epochs),
-                };
-                output::status("Training", &format!("zoo {name}: {what}, {} parameters each", arch.layout().len()));
-                let pb = output::bar(zoo::train::model_epochs(&spec) as u64, "Training", "model-epochs");
-                let zoo = zoo::train::train_zoo(&arch, &data, &spec, Some(&pb)).map_err(|reason| Error::Training { zoo: name.to_string(), reason })?;
-                pb.finish_and_clear();
-                zoo
+                // The parts were trained (and scored) by their own stages.
+                let units = spec.units();
+                let mut parts = Vec::with_capacity(units.len());
+                for part in 0..units.len() {
+                    let stage = self.finished(|k| matches!(k, StageKind::ZooPart { name: n, part: p, .. } if n == name && *p == part))?.clone();
+                    training_secs += self.store.record::<ZooRecord>(&stage)?.seconds;
+                    parts.push(zoo::store::load(&arch, &self.store.dir(&stage))?);
+                }
+                zoo::train::assemble(&arch, &spec, parts)
             }
         };
         zoo::store::save(&zoo, dir)?;
@@ -59,8 +94,9 @@ impl Run {
         let accs: Vec<f32> = zoo.checkpoints.iter().filter_map(|c| c.test_accuracy).collect();
         let mean_acc = if accs.is_empty() { f32::NAN } else { accs.iter().sum::<f32>() / accs.len() as f32 };
         let (min_acc, max_acc) = accs.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-        let secs = started.elapsed().as_secs_f64();
-        output::status("Trained", &format!("zoo {name}: {} checkpoints, {:.1}s ({:.2} models/s)", zoo.checkpoints.len(), secs, spec.models as f64 / secs));
+        // Training time is the parts' (on whichever machines they ran).
+        let secs = started.elapsed().as_secs_f64() + training_secs;
+        output::status("Trained", &format!("zoo {name}: {} checkpoints, {:.1}s of training ({:.2} models/s)", zoo.checkpoints.len(), secs, zoo::train::models_trained(&spec) as f64 / secs));
         if !accs.is_empty() {
             output::status("", &format!("test accuracy min {min_acc:.3} · mean {mean_acc:.3} · max {max_acc:.3}"));
         } else if let Some(max_loss) = zoo.checkpoints.iter().map(|c| c.test_loss).reduce(f32::max) {
@@ -103,4 +139,10 @@ pub fn zoo_rows(name: &str, zoo: &Zoo, spec: &weightlab_manifest::ZooSpec) -> Ve
             file: c.file.clone(),
         })
         .collect()
+}
+
+/// Mean test accuracy of a zoo's checkpoints (`None` for regression zoos).
+fn mean_accuracy(zoo: &Zoo) -> Option<f64> {
+    let accs: Vec<f64> = zoo.checkpoints.iter().filter_map(|c| c.test_accuracy.map(f64::from)).collect();
+    (!accs.is_empty()).then(|| accs.iter().sum::<f64>() / accs.len() as f64)
 }

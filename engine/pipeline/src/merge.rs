@@ -1,0 +1,109 @@
+//! Bringing the stage stores of sharded runs into one. Stage folders are named by content key,
+//! so merging is copying what is missing; a stage that two stores both hold must be the same
+//! computation's output, and is checked to be identical (its `stage.json`, which records wall
+//! times, aside).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result, io};
+use crate::store::StageStore;
+
+/// What [`combine`] did.
+#[derive(Debug, Default)]
+pub struct Merged {
+    /// Stage folders (and failure records) copied into the target store.
+    pub copied: usize,
+    /// Stages held by more than one store, identical.
+    pub duplicates: usize,
+}
+
+/// Copies every finished stage (and failure record) of the runs in `runs` that `target` lacks
+/// into it. Fails when two runs hold different outputs for one stage.
+pub fn combine(runs: &[PathBuf], target: &StageStore) -> Result<Merged> {
+    let mut merged = Merged::default();
+    std::fs::create_dir_all(target.root()).map_err(io("creating", target.root()))?;
+    for run in runs {
+        let source = StageStore::new(run);
+        if same_folder(source.root(), target.root()) {
+            continue;
+        }
+        for name in source.finished() {
+            let (from, to) = (source.root().join(&name), target.root().join(&name));
+            if to.join("stage.json").is_file() {
+                if let Some(file) = first_difference(&from, &to)? {
+                    return Err(Error::Format { path: from.join(&file), reason: format!("differs from {}: the same stage computed twice gave different outputs", to.join(&file).display()) });
+                }
+                merged.duplicates += 1;
+                continue;
+            }
+            // Copied under a temporary name and renamed, like a stage being committed.
+            let tmp = target.root().join(format!("{name}.partial-merge-{}", std::process::id()));
+            copy_tree(&from, &tmp)?;
+            std::fs::rename(&tmp, &to).map_err(io("moving into place", &to))?;
+            merged.copied += 1;
+        }
+        let Ok(entries) = std::fs::read_dir(source.root()) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(stage) = name.strip_suffix(".failed.json") else { continue };
+            if !target.root().join(stage).join("stage.json").is_file() && !target.root().join(&name).exists() {
+                std::fs::copy(entry.path(), target.root().join(&name)).map_err(io("copying", &entry.path()))?;
+                merged.copied += 1;
+            }
+        }
+    }
+    Ok(merged)
+}
+
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Copies folder `from` to `to` (which must not exist), recursively.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(io("creating", to))?;
+    for entry in std::fs::read_dir(from).map_err(io("reading", from))?.flatten() {
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(io("copying", &src))?;
+        }
+    }
+    Ok(())
+}
+
+/// The first file (relative path) whose bytes differ between two stage folders, `stage.json`
+/// aside; `None` when they hold the same files with the same bytes.
+pub fn first_difference(a: &Path, b: &Path) -> Result<Option<String>> {
+    let (fa, fb) = (files(a, a)?, files(b, b)?);
+    if fa != fb {
+        let only = fa.iter().filter(|f| !fb.contains(f)).chain(fb.iter().filter(|f| !fa.contains(f))).next().cloned();
+        return Ok(only.or_else(|| Some(".".into())));
+    }
+    for f in fa {
+        let (x, y) = (std::fs::read(a.join(&f)).map_err(io("reading", &a.join(&f)))?, std::fs::read(b.join(&f)).map_err(io("reading", &b.join(&f)))?);
+        if x != y {
+            return Ok(Some(f));
+        }
+    }
+    Ok(None)
+}
+
+/// Files under `dir` relative to `root`, sorted, `stage.json` at the top aside.
+fn files(root: &Path, dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io("reading", dir))?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(root, &path)?);
+        } else if dir != root || entry.file_name() != "stage.json" {
+            out.push(path.strip_prefix(root).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
