@@ -100,3 +100,58 @@ pub fn strings(run_dir: &Path, table: &str, name: &str) -> Vec<String> {
     let df = weightlab_results::read_parquet(&run_dir.join(format!("{table}.parquet"))).expect("table readable");
     df.column(name).expect("column").str().expect("str").into_iter().map(|v| v.unwrap_or_default().to_string()).collect()
 }
+
+/// The stage folders of two runs that differ: names only one run has, and files (any but
+/// `stage.json`, which records wall times) whose bytes differ. Empty when the runs computed
+/// exactly the same thing.
+pub fn stage_differences(a: &Path, b: &Path) -> Vec<String> {
+    fn names(run: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(run.join("stages"))
+            .map(|d| d.flatten().filter(|e| e.path().join("stage.json").is_file()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+    fn files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("stage folder").flatten() {
+            if e.path().is_dir() {
+                files(root, &e.path(), out);
+            } else if e.path() != root.join("stage.json") {
+                out.push(e.path().strip_prefix(root).expect("inside").to_path_buf());
+            }
+        }
+    }
+    let (na, nb) = (names(a), names(b));
+    let mut diffs: Vec<String> = na.iter().filter(|n| !nb.contains(n)).map(|n| format!("only in {}: {n}", a.display())).collect();
+    diffs.extend(nb.iter().filter(|n| !na.contains(n)).map(|n| format!("only in {}: {n}", b.display())));
+    for n in na.iter().filter(|n| nb.contains(n)) {
+        let (da, db) = (a.join("stages").join(n), b.join("stages").join(n));
+        let (mut fa, mut fb) = (Vec::new(), Vec::new());
+        files(&da, &da, &mut fa);
+        files(&db, &db, &mut fb);
+        fa.sort();
+        fb.sort();
+        if fa != fb {
+            diffs.push(format!("{n}: different files"));
+            continue;
+        }
+        diffs.extend(fa.iter().filter(|f| std::fs::read(da.join(f)).ok() != std::fs::read(db.join(f)).ok()).map(|f| format!("{n}/{}: different bytes", f.display())));
+    }
+    diffs
+}
+
+/// The finished stage folders of a run with what identifies their one writing: the inode and
+/// modification time of `stage.json` (a stage computed again gets a new folder).
+pub fn finished_stages(run: &Path) -> std::collections::BTreeMap<String, (u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(run.join("stages"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let meta = std::fs::metadata(e.path().join("stage.json")).ok()?;
+                    Some((e.file_name().to_string_lossy().into_owned(), (meta.ino(), meta.modified().ok()?)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

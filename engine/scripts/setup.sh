@@ -27,6 +27,29 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
 fi
 
+# 1b. A one-node Slurm cluster for the cluster test (tests/tests/slurm.rs starts its own
+# munged, slurmctld and slurmd). Optional: where the packages cannot be installed the test
+# says so loudly and skips, and this note tells it why.
+SLURM_PACKAGES=(munge slurmctld slurmd slurm-client)
+SLURM_NOTE="$CACHE/slurm-unavailable"
+missing=()
+for pkg in "${SLURM_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages for the Slurm test: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  mkdir -p "$CACHE"
+  if ! { $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"; } > "$SLURM_NOTE.log" 2>&1; then
+    say "WARNING: could not install ${missing[*]} (see $SLURM_NOTE.log); the Slurm test will be skipped"
+    cp "$SLURM_NOTE.log" "$SLURM_NOTE"
+  else
+    rm -f "$SLURM_NOTE"
+  fi
+else
+  rm -f "$SLURM_NOTE"
+fi
+
 # 2. Rust target for plugins.
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   say "adding rust target wasm32-wasip2"

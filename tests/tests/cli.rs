@@ -69,15 +69,18 @@ fn plan_is_cached_after_a_run_and_a_config_change_reruns_only_that_method() {
     assert!(before.contains("0 cached"), "{before}");
     weightlab_ok(dir.path(), &["run", p, "-o", "out"]);
     let after = weightlab_ok(dir.path(), &["plan", p, "-o", "out"]);
-    assert!(after.contains("12 stages, 12 cached, 0 to run"), "{after}");
+    assert!(after.contains("13 stages, 13 cached, 0 to run"), "{after}");
     let changed = weightlab_ok(dir.path(), &["plan", p, "-o", "out", "--set", "method.b.config.sigma=0.02"]);
-    // Lines look like `  run     method "b" seed 0      <key>`.
-    let labels: Vec<String> =
-        changed.lines().filter_map(|l| l.trim_start().strip_prefix("run ")).map(|rest| rest.trim().rsplit_once(' ').map_or(rest, |(label, _key)| label).trim().to_string()).collect();
+    // Lines look like `  run     3     method "b" seed 0      <key>` (mark, level, label, key).
+    let labels: Vec<String> = changed
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("run ")?.trim_start().split_once(' '))
+        .map(|(_level, rest)| rest.trim().rsplit_once(' ').map_or(rest, |(label, _key)| label).trim().to_string())
+        .collect();
     assert_eq!(labels, vec!["method \"b\" seed 0", "evaluate \"b\" seed 0", "method \"b\" seed 1", "evaluate \"b\" seed 1", "report"], "{changed}");
     // Running again with the change reruns exactly those.
     let rerun = weightlab_ok(dir.path(), &["run", p, "-o", "out", "--set", "method.b.config.sigma=0.02"]);
-    assert!(rerun.contains("5 ran, 7 cached, 0 failed"), "{rerun}");
+    assert!(rerun.contains("5 ran, 8 cached, 0 failed"), "{rerun}");
 }
 
 #[test]
@@ -131,7 +134,7 @@ fn a_sweep_runs_as_variants_with_an_ablation_report_and_an_added_value_runs_alon
     assert!(plan.contains("1 axis → 3 variants") && plan.contains("method  b[sigma=0.2]"), "{plan}");
 
     let run = weightlab_ok(dir.path(), &["run", p, "-o", "out"]);
-    assert!(run.contains("20 ran, 0 cached"), "{run}");
+    assert!(run.contains("21 ran, 0 cached"), "{run}");
     let out = dir.path().join("out");
     let names = weightlab_e2e::strings(&out, "variants", "name");
     assert_eq!(names, ["b[sigma=0.05]", "b[sigma=0.2]", "b[sigma=0.8]"]);
@@ -147,7 +150,7 @@ fn a_sweep_runs_as_variants_with_an_ablation_report_and_an_added_value_runs_alon
 
     // One more value: only its stages (2 seeds × method + evaluate) and the report run.
     let more = weightlab_ok(dir.path(), &["run", p, "-o", "out", "--set", "method.b.config.sigma={ sweep = [0.05, 0.2, 0.8, 0.4] }"]);
-    assert!(more.contains("5 ran, 19 cached"), "{more}");
+    assert!(more.contains("5 ran, 20 cached"), "{more}");
 
     // Above the cap: refused before anything runs, pointing at the cap.
     let capped = weightlab(dir.path(), &["run", p, "-o", "out2", "--set", "experiment.max_variants=2"]);

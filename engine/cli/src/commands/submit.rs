@@ -60,7 +60,7 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<i32> {
         }
         command.extend(["--expect-plan".to_string(), fingerprint.clone()]);
         let what = describe(&run, &stages);
-        let header = format!("level {level} of `{name}`: {} stages ({what}) over {tasks} array tasks", stages.len());
+        let header = format!("level {level} of `{name}`: {} ({what}) over {}", plural(stages.len(), "stage"), plural(tasks, "array task"));
         let script = script(&cluster, &format!("wl-{name}-L{level}"), &header, Some(tasks), &slurm_dir.join("logs").join(format!("level-{level}-%a.out")), &cwd, &command);
         jobs.push(Job { name: format!("level-{level}"), script, tasks, stages: pending });
     }
@@ -102,7 +102,7 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<i32> {
         if id.is_empty() {
             bail!("sbatch printed no job id for {}", path.display());
         }
-        let what = if job.tasks > 0 { format!("{} stages to run, {} array tasks", job.stages, job.tasks) } else { "merge and report".into() };
+        let what = if job.tasks > 0 { format!("{} to run, {}", plural(job.stages, "stage"), plural(job.tasks, "array task")) } else { "merge and report".into() };
         output::status("Submitted", &format!("{:<8} job {id}: {what}", job.name));
         previous = Some(id.clone());
         ids.push(id);
@@ -131,13 +131,13 @@ fn describe(run: &Run, stages: &[usize]) -> String {
     let mut counts: Vec<(&str, usize)> = Vec::new();
     for &i in stages {
         let kind = match run.plan.stages[i].kind {
-            StageKind::Data { .. } => "data",
-            StageKind::ZooPart { .. } => "zoo parts",
-            StageKind::Zoo { .. } => "zoos",
-            StageKind::Reference { .. } => "references",
-            StageKind::Method { .. } => "methods",
-            StageKind::Evaluate { .. } => "evaluations",
-            StageKind::Probe { .. } => "probes",
+            StageKind::Data { .. } => "dataset",
+            StageKind::ZooPart { .. } => "zoo part",
+            StageKind::Zoo { .. } => "zoo",
+            StageKind::Reference { .. } => "reference",
+            StageKind::Method { .. } => "method",
+            StageKind::Evaluate { .. } => "evaluation",
+            StageKind::Probe { .. } => "probe",
             StageKind::Report => "report",
         };
         match counts.iter_mut().find(|(k, _)| *k == kind) {
@@ -145,7 +145,7 @@ fn describe(run: &Run, stages: &[usize]) -> String {
             None => counts.push((kind, 1)),
         }
     }
-    counts.iter().map(|(k, n)| format!("{n} {k}")).collect::<Vec<_>>().join(", ")
+    counts.iter().map(|(k, n)| plural(*n, k)).collect::<Vec<_>>().join(", ")
 }
 
 /// An sbatch script running `command` (one array task per shard when `tasks` is given).
@@ -177,9 +177,17 @@ fn script(c: &ClusterSpec, job: &str, header: &str, tasks: Option<usize>, log: &
         let _ = writeln!(s, "#SBATCH {extra}");
     }
     s.push_str("set -euo pipefail\n");
+    // libtorch's OpenMP threads spin while they wait: more threads than the task's CPUs
+    // slow every task sharing the node many times over.
+    s.push_str("export OMP_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-1}\" MKL_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-1}\"\n");
     let _ = writeln!(s, "cd {}", quote(&cwd.display().to_string()));
     let _ = writeln!(s, "exec {}", command.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "));
     s
+}
+
+/// "1 stage", "3 stages".
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
 }
 
 /// A shell word: as is when plain, else in single quotes.
