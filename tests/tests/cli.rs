@@ -177,3 +177,23 @@ fn a_pinned_plugin_hash_is_checked_before_anything_runs_and_runs_record_full_has
     let plugins = weightlab_e2e::strings(&dir.path().join("out"), "runs", "plugins");
     assert!(plugins[0].contains(&format!("sha256 {sha}")), "{plugins:?}");
 }
+
+#[test]
+fn the_device_is_chosen_from_the_manifest_or_the_command_line_and_cuda_is_refused_without_a_gpu() {
+    let (dir, path) = experiment(MANIFEST);
+    let p = path.to_str().unwrap();
+    // A misspelt device is located like any other manifest error.
+    let bad = weightlab(dir.path(), &["validate", p, "--device", "gpu"]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("device `gpu` is not one of") && stderr.contains("--set:1:"), "{stderr}");
+    // This machine has no GPU (the tests run on the CPU): CUDA is refused before anything runs.
+    let cuda = weightlab(dir.path(), &["run", p, "-o", "out", "--device", "cuda"]);
+    let stderr = String::from_utf8_lossy(&cuda.stderr);
+    assert_eq!(cuda.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("libtorch sees no CUDA device on this machine"), "{stderr}");
+    assert!(!dir.path().join("out/stages").exists(), "nothing ran");
+    // `auto` falls back to the CPU and says so.
+    let auto = weightlab_ok(dir.path(), &["run", p, "-o", "out", "--set", "experiment.device=\"auto\""]);
+    assert!(auto.contains("device auto: no CUDA device here, computing on the CPU"), "{auto}");
+}

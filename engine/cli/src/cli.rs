@@ -174,6 +174,21 @@ pub struct Overrides {
     /// too: `--set 'method.noise.config.sigma={ sweep = [0.01, 0.1] }'`. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// Where to compute: `cpu`, `cuda`, `cuda:N` or `auto` (the manifest's
+    /// `[experiment] device`, overridden).
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+}
+
+impl Overrides {
+    /// The `--set` values, `--device` as one of them.
+    pub fn all(&self) -> Vec<String> {
+        let mut sets = self.sets.clone();
+        if let Some(d) = &self.device {
+            sets.push(format!("experiment.device={}", toml::Value::String(d.clone())));
+        }
+        sets
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -40,7 +40,7 @@ pub fn evaluate_on(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32], 
     let p = arch.layout().len();
     assert_eq!(weights.len() % p.max(1), 0, "weights are not a whole number of models");
     let n = weights.len() / p;
-    let device = device::cpu();
+    let device = device::current();
     let dsplit = DeviceSplit::new(split, data.features(), data.task, &device);
     let classification = dsplit.y_class.is_some();
     let groups = data.groups.max(1);

@@ -360,7 +360,7 @@ impl Plugin {
     /// `values` (a row-major `cols`-column matrix) as a host tensor the plugin may borrow.
     fn matrix(&mut self, values: &[f32], cols: usize, call: &'static str) -> Result<Resource<crate::tensors::TensorEntry>, PluginError> {
         let rows = values.len().checked_div(cols).unwrap_or(0);
-        self.host_tensor(tch::Tensor::from_slice(values).reshape([rows as i64, cols as i64]), call)
+        self.host_tensor(tch::Tensor::from_slice(values).reshape([rows as i64, cols as i64]).to_device(crate::tensors::device()), call)
     }
 
     /// Fits the method on `weights` (rows × P, row-major), each row with its `conditions`.
@@ -487,7 +487,7 @@ impl Plugin {
         if shape != [rows as i64, cols as i64] {
             return Err(fail(format!("returned a tensor of shape {shape:?}; expected [{rows}, {cols}] ({what})")));
         }
-        let values = Vec::<f32>::try_from(tensor.contiguous().view([-1])).map_err(|e| fail(e.to_string()))?;
+        let values = Vec::<f32>::try_from(tensor.contiguous().view([-1]).to_device(tch::Device::Cpu)).map_err(|e| fail(e.to_string()))?;
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             let bad = values.iter().filter(|v| !v.is_finite()).count();
             return Err(fail(format!("returned {bad} non-finite values (first at row {}, column {}: {})", i / cols.max(1), i % cols.max(1), values[i])));

@@ -57,7 +57,37 @@ enum Out {
     MaybeView,
 }
 
-const OPTS: (Kind, tch::Device) = (Kind::Float, tch::Device::Cpu);
+/// The device host tensors live on: the parent's choice ([`use_device`]), or in a worker
+/// process what its parent passed in `WEIGHTLAB_DEVICE`; the CPU otherwise.
+static DEVICE: std::sync::OnceLock<tch::Device> = std::sync::OnceLock::new();
+
+/// The environment variable a worker process reads its device from.
+pub const DEVICE_VAR: &str = "WEIGHTLAB_DEVICE";
+
+/// Puts this process's host tensors (and its workers') on `device`; the first call holds.
+pub fn use_device(device: tch::Device) -> tch::Device {
+    *DEVICE.get_or_init(|| device)
+}
+
+/// The device host tensors live on.
+pub fn device() -> tch::Device {
+    *DEVICE.get_or_init(|| match std::env::var(DEVICE_VAR).ok().as_deref().and_then(|v| v.strip_prefix("cuda:")).and_then(|n| n.parse().ok()) {
+        Some(n) => tch::Device::Cuda(n),
+        None => tch::Device::Cpu,
+    })
+}
+
+/// How [`device`] is written in `WEIGHTLAB_DEVICE`.
+pub fn device_name() -> String {
+    match device() {
+        tch::Device::Cuda(n) => format!("cuda:{n}"),
+        _ => "cpu".into(),
+    }
+}
+
+fn opts() -> (Kind, tch::Device) {
+    (Kind::Float, device())
+}
 
 /// A borrowed handle to the same table entry, for passing an owned handle where the generated
 /// bindings take one by value without giving it up.
@@ -144,7 +174,8 @@ impl PluginState {
         let elements = numel(&dims);
         self.budget.admit(what, &shape, shapes::bytes(elements), shapes::bytes(work_elems)).map_err(|e| anyhow!(e))?;
         let n = usize::try_from(elements.unwrap_or(u64::MAX)).map_err(|_| anyhow!("tensor.{what}: shape {shape:?} is too large"))?;
-        let result = self.activity.during(what, || f(&dims, n));
+        // Values made on the CPU (seeded draws, lists) move to the device; a no-op there.
+        let result = self.activity.during(what, || f(&dims, n)?.f_to_device(device()));
         let t = result.with_context(|| format!("tensor.{what} of shape {shape:?}"))?;
         self.store(t, &[], false)
     }
@@ -186,11 +217,11 @@ impl wit::Host for PluginState {}
 
 impl wit::HostTensor for PluginState {
     fn zeros(&mut self, shape: Vec<u32>) -> Result<Resource<TensorEntry>> {
-        self.create("zeros", &shape, Some(0), |dims, _| Tensor::f_zeros(dims, OPTS))
+        self.create("zeros", &shape, Some(0), |dims, _| Tensor::f_zeros(dims, opts()))
     }
 
     fn full(&mut self, shape: Vec<u32>, value: f32) -> Result<Resource<TensorEntry>> {
-        self.create("full", &shape, Some(0), |dims, _| Tensor::f_full(dims, value as f64, OPTS))
+        self.create("full", &shape, Some(0), |dims, _| Tensor::f_full(dims, value as f64, opts()))
     }
 
     fn from_list(&mut self, data: Vec<f32>, shape: Vec<u32>) -> Result<Resource<TensorEntry>> {
@@ -219,7 +250,7 @@ impl wit::HostTensor for PluginState {
     }
 
     fn arange(&mut self, n: u32) -> Result<Resource<TensorEntry>> {
-        self.create("arange", &[n], Some(0), |_, n| Tensor::f_arange(n as i64, OPTS))
+        self.create("arange", &[n], Some(0), |_, n| Tensor::f_arange(n as i64, opts()))
     }
 
     fn cat(&mut self, parts: Vec<Resource<TensorEntry>>, dim: i32) -> Result<Resource<TensorEntry>> {
@@ -242,7 +273,7 @@ impl wit::HostTensor for PluginState {
         let size = self.size(&r)?;
         // A contiguous copy and the list itself, both released when the call returns.
         self.budget.admit("to-list", &size, Some(0), shapes::bytes(numel(&size).and_then(|n| n.checked_mul(2)))).map_err(|e| anyhow!(e))?;
-        let t = self.tensor(&r)?.f_contiguous()?.f_to_kind(Kind::Float)?.f_view([-1])?;
+        let t = self.tensor(&r)?.f_contiguous()?.f_to_kind(Kind::Float)?.f_view([-1])?.f_to_device(tch::Device::Cpu)?;
         Vec::<f32>::try_from(&t).context("tensor.to-list")
     }
 

@@ -391,6 +391,7 @@ pub fn run_in_worker(exe: &Path, request: &Request, payload: &[f32], mut on_prog
     let fail = |call: &str, reason: String| PluginError::new(request.plugin.clone(), leak_call(call), reason);
     let mut child = Command::new(exe)
         .arg(WORKER_ARG)
+        .env(crate::tensors::DEVICE_VAR, crate::tensors::device_name())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -122,6 +122,36 @@ pub struct Experiment {
     /// a manifest expanding into more is refused before anything runs.
     #[serde(default = "default_max_variants")]
     pub max_variants: usize,
+    /// Where zoo training, evaluation and plugins' host tensors compute: `"cpu"`, `"cuda"`
+    /// (the first GPU), `"cuda:N"` or `"auto"` (the first GPU if libtorch sees one, else the
+    /// CPU). `weightlab run --device` overrides it. Stage keys do not include it: a stage
+    /// stored on one device is reused on another.
+    #[serde(default = "default_device")]
+    pub device: String,
+}
+
+fn default_device() -> String {
+    "cpu".into()
+}
+
+/// What `[experiment] device` may say, parsed: `None` for `auto`, else the device.
+pub fn parse_device(text: &str) -> Result<Option<DeviceSpec>, String> {
+    match text.trim() {
+        "auto" => Ok(None),
+        "cpu" => Ok(Some(DeviceSpec::Cpu)),
+        "cuda" => Ok(Some(DeviceSpec::Cuda(0))),
+        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => Ok(Some(DeviceSpec::Cuda(n))),
+            _ => Err(format!("device `{other}` is not one of \"cpu\", \"cuda\", \"cuda:N\" or \"auto\"")),
+        },
+    }
+}
+
+/// A device `[experiment] device` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSpec {
+    Cpu,
+    Cuda(usize),
 }
 
 fn default_max_variants() -> usize {

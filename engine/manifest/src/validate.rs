@@ -175,6 +175,10 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
         out.push(Diagnostic::new("`seeds` lists a seed twice", spans.value(&path!["experiment", "seeds"])));
     }
 
+    if let Err(e) = crate::types::parse_device(&m.experiment.device) {
+        out.push(Diagnostic::new(format!("`experiment.device`: {e}"), spans.value(&path!["experiment", "device"])).with_help(Some("`--device` on the command line overrides it".into())));
+    }
+
     for (name, data) in &m.data {
         for (key, v) in [("train_subset", data.train_subset), ("test_subset", data.test_subset)] {
             if v == Some(0) {

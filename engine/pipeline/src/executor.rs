@@ -128,6 +128,9 @@ impl Run {
     /// waited for. Every failure is stored beside the stages (`*.failed.json`), so the report
     /// lists it whichever process renders it.
     pub fn execute_scheduled(&mut self, schedule: &Schedule) -> Result<Summary> {
+        if !schedule.merge {
+            self.select_device()?;
+        }
         std::fs::create_dir_all(&self.output).map_err(io("creating the output folder", &self.output))?;
         if !schedule.merge {
             let saved = self.output.join("manifest.toml");
@@ -234,6 +237,20 @@ impl Run {
             output::status("Report", &self.output.join("report.html").display().to_string());
         }
         Ok(summary)
+    }
+
+    /// Puts this process (and its plugin workers) on `[experiment] device`. Refuses a CUDA
+    /// device libtorch does not see, before anything runs.
+    pub fn select_device(&self) -> Result<()> {
+        let text = &self.loaded.manifest.experiment.device;
+        let spec = weightlab_manifest::parse_device(text).map_err(|e| Error::Config(format!("`experiment.device`: {e}")))?;
+        let chosen = weightlab_compute::device::select(spec).map_err(|e| Error::Config(format!("`experiment.device = \"{text}\"`: {e}")))?;
+        weightlab_host::tensors::use_device(chosen.device);
+        match chosen.note {
+            Some(note) => output::status("Device", &note),
+            None => output::detail(&format!("computing on {}", weightlab_compute::device::description())),
+        }
+        Ok(())
     }
 
     /// Whether every input of `stage` is stored: `Ok(false)` when one failed (here or in

@@ -23,7 +23,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run { run, schedule } => run::run(&run, &schedule),
         Command::Merge { runs, output } => run::merge(&runs, output),
         Command::Submit(args) => submit::submit(&args),
-        Command::Validate { manifests, print, overrides } => validate::validate(&manifests, print, &overrides.sets),
+        Command::Validate { manifests, print, overrides } => validate::validate(&manifests, print, &overrides.all()),
         Command::Plan(args) => plan::plan(&args),
         Command::Schema => schema::schema(),
         Command::Plugins => plugins::list(),

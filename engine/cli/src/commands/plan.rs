@@ -3,7 +3,7 @@ use weightlab_pipeline::Run;
 
 /// `weightlab plan`: the stages in order, each marked cached or to run.
 pub fn plan(args: &RunArgs) -> anyhow::Result<i32> {
-    let loaded = match super::load_manifest(&args.manifest, &args.overrides.sets) {
+    let loaded = match super::load_manifest(&args.manifest, &args.overrides.all()) {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };

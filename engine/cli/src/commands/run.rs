@@ -10,7 +10,7 @@ use crate::cli::{RunArgs, ScheduleArgs};
 /// `weightlab run`: execute what is not cached (this shard's part, with `--shard`); exit 1 if
 /// any stage failed.
 pub fn run(args: &RunArgs, schedule: &ScheduleArgs) -> anyhow::Result<i32> {
-    let loaded = match super::load_manifest(&args.manifest, &args.overrides.sets) {
+    let loaded = match super::load_manifest(&args.manifest, &args.overrides.all()) {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
@@ -22,6 +22,10 @@ pub fn run(args: &RunArgs, schedule: &ScheduleArgs) -> anyhow::Result<i32> {
         None => Shard::from_env(|k| std::env::var(k).ok()).map_err(|e| anyhow::anyhow!("the scheduler's shard variables: {e}"))?,
     };
     let mut run = Run::new(loaded, args.output.clone())?;
+    if let Err(e) = run.select_device() {
+        output::error(&e.to_string());
+        return Ok(super::INVALID);
+    }
     if let Some(expected) = &schedule.expect_plan {
         let actual = run.plan.fingerprint();
         if &actual != expected {

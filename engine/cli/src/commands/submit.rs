@@ -24,7 +24,7 @@ struct Job {
 }
 
 pub fn submit(args: &SubmitArgs) -> anyhow::Result<i32> {
-    let loaded = match super::load_manifest(&args.run.manifest, &args.run.overrides.sets) {
+    let loaded = match super::load_manifest(&args.run.manifest, &args.run.overrides.all()) {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
@@ -55,7 +55,7 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<i32> {
         // Every shard must own a stage of the level: never more tasks than stages.
         let tasks = cluster.shards.clamp(1, stages.len());
         let mut command = vec![exe.display().to_string(), "run".into(), manifest.display().to_string(), "--output".into(), out.display().to_string(), "--level".into(), level.to_string()];
-        for set in &args.run.overrides.sets {
+        for set in &args.run.overrides.all() {
             command.extend(["--set".to_string(), set.clone()]);
         }
         command.extend(["--expect-plan".to_string(), fingerprint.clone()]);

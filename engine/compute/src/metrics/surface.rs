@@ -76,7 +76,7 @@ fn crossings(values: &[f32]) -> Cloud {
 pub fn surfaces(arch: &Arch, weights: &[f32]) -> Vec<Cloud> {
     let p = arch.layout().len().max(1);
     let n = weights.len() / p;
-    let device = device::cpu();
+    let device = device::current();
     let points = grid();
     let count = points.len() / 3;
     let mut clouds = Vec::with_capacity(n);

@@ -306,7 +306,7 @@ impl<'a> Trainer<'a> {
     /// many steps as the smallest pool allows.
     pub fn with_pools(arch: &'a Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u64], pools: Vec<Vec<i64>>) -> Self {
         assert_eq!(pools.len(), seeds.len(), "one pool per model");
-        let device = device::cpu();
+        let device = device::current();
         let k = seeds.len();
         let p = arch.layout().len();
         let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect();
