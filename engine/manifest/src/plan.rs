@@ -307,4 +307,37 @@ mod tests {
         let changed: Vec<String> = a.stages.iter().zip(&e.stages).filter(|(x, y)| x.key != y.key).map(|(x, _)| x.label()).collect();
         assert_eq!(changed, vec!["report"]);
     }
+
+    #[test]
+    fn zoos_split_into_units_and_levels_and_shards_cover_the_plan() {
+        let id = |p: &str| format!("hash-of-{p}");
+        let metrics = vec!["accuracy".to_string()];
+        let m = manifest("[zoo.t]\ndata = \"d\"\narch = { kind = \"mlp\" }\nmodels = 130\ntree = { roots = 70, epochs = [1, 2] }\n");
+        let plan = Plan::new(&m, &id, &metrics);
+        let labels: Vec<String> = plan.stages.iter().map(Stage::label).collect();
+        // 70 roots: two units; 130 children in two recipe groups (the first child of each
+        // root gets 1 epoch, the second 2: 70 and 60 children): three units.
+        for part in 1..=5 {
+            assert!(labels.contains(&format!("zoo t part {part}/5")), "{labels:?}");
+        }
+        let levels = plan.levels();
+        let level = |label: &str| levels[labels.iter().position(|l| l == label).unwrap()];
+        assert_eq!((level("data d"), level("zoo t part 1/5"), level("zoo t part 3/5"), level("zoo t"), level("method \"a\" seed 0"), level("evaluate \"a\" seed 0")), (0, 1, 2, 3, 3, 4));
+        for (i, s) in plan.stages.iter().enumerate() {
+            assert!(s.deps.iter().all(|&d| levels[d] < levels[i]), "{} needs a stage of its own level", s.label());
+        }
+        // Every stage but the report belongs to exactly one of three shards, each gets work.
+        let shards: Vec<Option<usize>> = (0..plan.stages.len()).map(|i| plan.shard_of(i, 3)).collect();
+        assert_eq!(shards.iter().filter(|s| s.is_none()).count(), 1);
+        for k in 0..3 {
+            assert!(shards.contains(&Some(k)));
+        }
+        assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
+        assert!("3/3".parse::<Shard>().is_err() && "x/3".parse::<Shard>().is_err() && "1".parse::<Shard>().is_err());
+        let env = |vars: &'static [(&'static str, &'static str)]| move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        assert_eq!(Shard::from_env(env(&[("SLURM_ARRAY_TASK_ID", "1"), ("SLURM_ARRAY_TASK_COUNT", "4")])), Ok(Some(Shard { index: 1, count: 4 })));
+        assert_eq!(Shard::from_env(env(&[("JOB_COMPLETION_INDEX", "0"), ("WEIGHTLAB_SHARDS", "2")])), Ok(Some(Shard { index: 0, count: 2 })));
+        assert!(Shard::from_env(env(&[("JOB_COMPLETION_INDEX", "0")])).is_err());
+        assert_eq!(Shard::from_env(env(&[])), Ok(None));
+    }
 }

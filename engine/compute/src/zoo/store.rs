@@ -161,3 +161,26 @@ pub fn import(arch: &Arch, dir: &Path, train: usize) -> Result<Zoo, StoreError> 
     }
     Ok(Zoo { arch: arch.clone(), checkpoints, weights })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_is_the_same_bytes_however_its_metadata_map_is_ordered() {
+        let arch = Arch::Mlp { sizes: vec![3, 4, 2], activation: weightlab_manifest::Activation::Relu };
+        let layout = arch.layout();
+        let flat: Vec<f32> = (0..layout.len()).map(|i| i as f32 * 0.5).collect();
+        let meta = || Some(HashMap::from([("model".to_string(), "3".to_string()), ("epoch".into(), "2".into()), ("step".into(), "0".into()), ("seed".into(), "77".into())]));
+        // Every HashMap draws its own hash keys: many encodings, one byte string.
+        let first = to_safetensors(&layout, &flat, meta());
+        for _ in 0..20 {
+            assert_eq!(to_safetensors(&layout, &flat, meta()), first);
+        }
+        assert_eq!(from_safetensors(&layout, &first).unwrap(), flat);
+        let st = SafeTensors::deserialize(&first).unwrap();
+        assert_eq!(st.names().len(), 4);
+        let (_, metadata) = SafeTensors::read_metadata(&first).unwrap();
+        assert_eq!(metadata.metadata().as_ref().and_then(|m| m.get("seed")).map(String::as_str), Some("77"));
+    }
+}
