@@ -31,7 +31,12 @@ fn a_copied_binary_runs_the_quickstart_with_its_embedded_plugins() {
 
     let manifest = root().join("experiments/quickstart.toml");
     let out = tmp.path().join("out");
-    let run = cmd(&["run", manifest.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"]);
+    // At a smaller scale (what is tested is where the plugins come from; `make quickstart` runs
+    // the whole study): 100 snapshots, shorter p-diff training.
+    let sets = ["--set", "zoo.snapshots.continue.steps=100", "--set", "method.p-diff.config.ae_steps=200", "--set", "method.p-diff.config.ddpm_steps=200"];
+    let mut args = vec!["run", manifest.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"];
+    args.extend(sets);
+    let run = cmd(&args);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(column(&out, "samples", Some("p-diff"), "accuracy").len(), 32, "16 samples × 2 seeds");
     assert!(out.join("report.html").is_file());
