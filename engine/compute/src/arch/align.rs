@@ -18,7 +18,7 @@ use std::collections::HashSet;
 
 use pathfinding::prelude::{Matrix, kuhn_munkres_min};
 
-use weightlab_symmetry::{Param, UnitGroup, permute_group, unit_positions};
+use weightlab_symmetry::{Place, UnitGroup, unit_positions};
 
 use super::Arch;
 
@@ -77,35 +77,55 @@ pub struct Prepared {
 
 /// Hidden-unit alignment of one architecture, prepared once and applied to many pairs.
 pub struct Aligner {
-    layout: Vec<Param>,
     groups: Vec<UnitGroup>,
     /// For each group and unit, the flat indices its features are read from: its own weights
     /// and bias, plus outgoing weights that feed a layer with no units of its own to permute
     /// (the output layer).
     compared: Vec<Vec<Vec<usize>>>,
+    /// Per group, per unit: the flat positions of every value that moves with the unit (all
+    /// its places), in one order for every unit — what `weightlab_symmetry::permute_group` walks, precomputed
+    /// because aligning to every checkpoint permutes once per pair.
+    moves: Vec<Vec<Vec<usize>>>,
 }
 
 impl Aligner {
     pub fn new(arch: &Arch) -> Self {
         let (layout, groups) = arch.symmetry();
         let own: HashSet<&str> = groups.iter().flat_map(|g| g.places.iter().filter(|p| p.is_own()).map(|p| p.param.as_str())).collect();
-        let compared = groups
-            .iter()
-            .map(|group| {
-                (0..group.units)
-                    .map(|u| {
-                        group
-                            .places
-                            .iter()
-                            .filter(|place| place.is_own() || !own.contains(place.param.as_str()))
-                            .filter_map(|place| layout.iter().find(|p| p.name == place.param).map(|spec| (spec, place.axis, place.width)))
-                            .flat_map(|(spec, axis, width)| unit_positions(&spec.shape, axis, width, u).map(move |k| spec.offset + k))
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
-        Self { layout, groups, compared }
+        // Per group, per unit: the flat positions of the unit's values in the places kept.
+        let positions = |keep: &dyn Fn(&Place) -> bool| -> Vec<Vec<Vec<usize>>> {
+            groups
+                .iter()
+                .map(|group| {
+                    (0..group.units)
+                        .map(|u| {
+                            group
+                                .places
+                                .iter()
+                                .filter(|place| keep(place))
+                                .filter_map(|place| layout.iter().find(|p| p.name == place.param).map(|spec| (spec, place.axis, place.width)))
+                                .flat_map(|(spec, axis, width)| unit_positions(&spec.shape, axis, width, u).map(move |k| spec.offset + k))
+                                .collect()
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        let compared = positions(&|place| place.is_own() || !own.contains(place.param.as_str()));
+        let moves = positions(&|_| true);
+        Self { groups, compared, moves }
+    }
+
+    /// Puts model unit `perm[j]` of group `g` in position j: `permute_group` on precomputed
+    /// positions (the same values moved to the same places).
+    fn permute(&self, flat: &mut [f32], g: usize, perm: &[usize]) {
+        let units = &self.moves[g];
+        let old: Vec<Vec<f32>> = units.iter().map(|positions| positions.iter().map(|&k| flat[k]).collect()).collect();
+        for (j, &from) in perm.iter().enumerate() {
+            for (&dst, &v) in units[j].iter().zip(&old[from]) {
+                flat[dst] = v;
+            }
+        }
     }
 
     fn units(&self, flat: &[f32], group: usize) -> Units {
@@ -134,7 +154,7 @@ impl Aligner {
             // Position i takes model unit perm[i].
             let perm = assignment(&cost, n);
             if perm.iter().enumerate().any(|(i, &p)| i != p) {
-                permute_group(out.to_mut(), &self.layout, &self.groups[g], &perm);
+                self.permute(out.to_mut(), g, &perm);
             }
         }
         out
@@ -160,6 +180,7 @@ mod tests {
     use weightlab_manifest::Activation;
 
     use super::*;
+    use weightlab_symmetry::permute_group;
 
     fn l2(a: &[f32], b: &[f32]) -> f64 {
         a.iter().zip(b).map(|(&x, &y)| ((x - y) as f64).powi(2)).sum::<f64>().sqrt()

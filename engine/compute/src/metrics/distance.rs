@@ -54,34 +54,43 @@ pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bo
 /// permutation symmetry; never above the raw distance. `cosine` is taken with the aligned model.
 pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bool, aligner: &Aligner) -> Vec<Nearest> {
     let prepared: Vec<_> = reference.chunks_exact(p).map(|r| aligner.prepare(r)).collect();
-    models
-        .chunks_exact(p)
-        .enumerate()
-        .map(|(i, m)| {
-            let mut best = Nearest { index: usize::MAX, l2: f64::INFINITY, cosine: f64::NAN };
-            for (j, (r, units)) in reference.chunks_exact(p).zip(&prepared).enumerate() {
-                if exclude_same_row && i == j {
-                    continue;
-                }
-                // Layer-by-layer matching can lose to the units' own order in deep nets; the
-                // identity is a permutation too, so the better of the two counts.
-                // An untouched model (no layer moved) is its own raw distance: one pass, not two.
-                let aligned = aligner.align_prepared(m, units);
-                let l2 = |x: &[f32]| x.iter().zip(r).map(|(&a, &b)| ((a as f64) - (b as f64)).powi(2)).sum::<f64>().sqrt();
-                let (d, chosen) = match &aligned {
-                    Cow::Borrowed(_) => (l2(m), m),
-                    Cow::Owned(moved) => match (l2(moved), l2(m)) {
-                        (a, raw) if a <= raw => (a, moved.as_slice()),
-                        (_, raw) => (raw, m),
-                    },
-                };
-                if d < best.l2 {
-                    best = Nearest { index: j, l2: d, cosine: cosine(chosen, r) };
-                }
+    let one = |(i, m): (usize, &[f32])| {
+        let mut best = Nearest { index: usize::MAX, l2: f64::INFINITY, cosine: f64::NAN };
+        for (j, (r, units)) in reference.chunks_exact(p).zip(&prepared).enumerate() {
+            if exclude_same_row && i == j {
+                continue;
             }
-            best
-        })
-        .collect()
+            // Layer-by-layer matching can lose to the units' own order in deep nets; the
+            // identity is a permutation too, so the better of the two counts.
+            // An untouched model (no layer moved) is its own raw distance: one pass, not two.
+            let aligned = aligner.align_prepared(m, units);
+            let l2 = |x: &[f32]| x.iter().zip(r).map(|(&a, &b)| ((a as f64) - (b as f64)).powi(2)).sum::<f64>().sqrt();
+            let (d, chosen) = match &aligned {
+                Cow::Borrowed(_) => (l2(m), m),
+                Cow::Owned(moved) => match (l2(moved), l2(m)) {
+                    (a, raw) if a <= raw => (a, moved.as_slice()),
+                    (_, raw) => (raw, m),
+                },
+            };
+            if d < best.l2 {
+                best = Nearest { index: j, l2: d, cosine: cosine(chosen, r) };
+            }
+        }
+        best
+    };
+    // Every model's search is its own (the same arithmetic whichever thread runs it), so the
+    // models are spread over as many threads as libtorch computes with (`OMP_NUM_THREADS`, the
+    // CPUs of a cluster task): a Hungarian matching per pair is the costliest metric there is.
+    let rows: Vec<(usize, &[f32])> = models.chunks_exact(p).enumerate().collect();
+    let threads = (tch::get_num_threads().max(1) as usize).min(rows.len().max(1));
+    if threads <= 1 {
+        return rows.into_iter().map(one).collect();
+    }
+    let per = rows.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = rows.chunks(per).map(|chunk| scope.spawn(move || chunk.iter().copied().map(one).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().expect("an alignment thread panicked")).collect()
+    })
 }
 
 /// Cosine similarity of two weight vectors, accumulated in f64 (0 when either is zero).
