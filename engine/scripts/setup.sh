@@ -15,11 +15,15 @@ APT_PACKAGES=(dataset-fashion-mnist python3-venv chromium)
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
+# The packages among "$@" that are not installed, one per line.
+not_installed() {
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || echo "$pkg"
+  done
+}
+
 # 1. Debian packages.
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
+mapfile -t missing < <(not_installed "${APT_PACKAGES[@]}")
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -32,10 +36,7 @@ fi
 # says so loudly and skips, and this note tells it why.
 SLURM_PACKAGES=(munge slurmctld slurmd slurm-client)
 SLURM_NOTE="$CACHE/slurm-unavailable"
-missing=()
-for pkg in "${SLURM_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
+mapfile -t missing < <(not_installed "${SLURM_PACKAGES[@]}")
 if ((${#missing[@]})); then
   say "installing Debian packages for the Slurm test: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
