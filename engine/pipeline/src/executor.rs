@@ -167,7 +167,15 @@ impl Run {
             let any_failed = failed.iter().any(|&f| f);
             if self.store.is_done(&stage) && !(is_report && any_failed) {
                 summary.cached += 1;
-                self.timings.push((stage.label(), 0.0, true));
+                match self.store.timing(&stage).filter(|_| schedule.merge && !is_report) {
+                    // Merged: computed by the shards; the report shows their times, and the run
+                    // starts when the first of them did.
+                    Some((started, seconds)) => {
+                        self.timings.push((stage.label(), seconds, false));
+                        self.started = self.started.min(started);
+                    }
+                    None => self.timings.push((stage.label(), 0.0, true)),
+                }
                 output::detail(&format!("cached {} ({})", stage.label(), stage.key));
                 if is_report {
                     // Tables are up to date; re-rendering is cheap and picks up a new template.

@@ -38,6 +38,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 pub struct StageStore {
     root: PathBuf,
+    /// When each of this process's temporary folders was begun: a stage's wall time.
+    begun: std::sync::Mutex<std::collections::HashMap<PathBuf, std::time::Instant>>,
 }
 
 /// What `stage.json` holds.
@@ -45,6 +47,9 @@ pub struct StageStore {
 struct StageFile<T> {
     stage: String,
     key: String,
+    /// Wall time from the stage's start to its commit, in whichever process ran it.
+    #[serde(default)]
+    seconds: Option<f64>,
     summary: T,
 }
 
@@ -60,7 +65,7 @@ fn hostname() -> String {
 
 impl StageStore {
     pub fn new(output: &Path) -> Self {
-        Self { root: output.join("stages") }
+        Self { root: output.join("stages"), begun: Default::default() }
     }
 
     /// The folder of a finished stage.
@@ -80,6 +85,9 @@ impl StageStore {
             std::fs::remove_dir_all(&tmp).map_err(io("removing the stale", &tmp))?;
         }
         std::fs::create_dir_all(&tmp).map_err(io("creating", &tmp))?;
+        if let Ok(mut begun) = self.begun.lock() {
+            begun.insert(tmp.clone(), std::time::Instant::now());
+        }
         Ok(tmp)
     }
 
@@ -87,7 +95,8 @@ impl StageStore {
     /// into place — only if no other process finished the same stage first (then this copy is
     /// dropped: a stage's output depends only on its key). Clears a failure recorded earlier.
     pub fn commit<T: Serialize>(&self, stage: &Stage, tmp: &Path, record: &T) -> Result<PathBuf> {
-        let file = StageFile { stage: stage.label(), key: stage.key.clone(), summary: record };
+        let seconds = self.begun.lock().ok().and_then(|mut b| b.remove(tmp)).map(|t| t.elapsed().as_secs_f64());
+        let file = StageFile { stage: stage.label(), key: stage.key.clone(), seconds, summary: record };
         let path = tmp.join("stage.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&file).map_err(format(&path))?).map_err(io("writing", &path))?;
         let dir = self.dir(stage);
@@ -108,6 +117,16 @@ impl StageStore {
         let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
         let file: StageFile<T> = serde_json::from_slice(&bytes).map_err(|e| crate::Error::Format { path: path.clone(), reason: format!("not a {} record: {e}", stage.label()) })?;
         Ok(file.summary)
+    }
+
+    /// When a finished stage started and how long it ran (in whichever process ran it), if
+    /// it recorded that.
+    pub fn timing(&self, stage: &Stage) -> Option<(std::time::SystemTime, f64)> {
+        let path = self.dir(stage).join("stage.json");
+        let file: StageFile<serde::de::IgnoredAny> = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+        let seconds = file.seconds?;
+        let finished = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+        Some((finished.checked_sub(std::time::Duration::from_secs_f64(seconds))?, seconds))
     }
 
     fn failure_path(&self, stage: &Stage) -> PathBuf {
