@@ -27,7 +27,14 @@ pub fn binary() -> PathBuf {
 
 /// Runs `weightlab <args>` in `cwd`; returns the output.
 pub fn weightlab(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(binary()).args(args).current_dir(cwd).env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist")).output().expect("run weightlab")
+    command(cwd, args).output().expect("run weightlab")
+}
+
+/// The `weightlab` command with `args` in `cwd`, finding the built plugins, not yet started.
+pub fn command(cwd: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(binary());
+    c.args(args).current_dir(cwd).env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist"));
+    c
 }
 
 /// Runs and asserts success, returning stderr + stdout as text.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use weightlab_e2e::{binary, experiment, finished_stages, root, stage_differences, weightlab_ok};
+use weightlab_e2e::{experiment, finished_stages, stage_differences, weightlab_ok};
 
 /// A zoo of 150 models (three units of work), a model tree (roots, then children in two
 /// recipe groups), and methods on both, over two seeds: 24 stages at six levels.
@@ -59,8 +59,8 @@ config = { k = 3 }
 /// the thread count, so processes compared bit for bit use the same count (as `weightlab
 /// submit` sets it from the CPUs of a task).
 fn command(cwd: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(binary());
-    c.args(args).current_dir(cwd).env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist")).env("OMP_NUM_THREADS", "1").env("MKL_NUM_THREADS", "1");
+    let mut c = weightlab_e2e::command(cwd, args);
+    c.env("OMP_NUM_THREADS", "1").env("MKL_NUM_THREADS", "1");
     c
 }
 

@@ -4,11 +4,11 @@
 //! against a single-machine run of the same manifest, bit for bit on every stored file.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use weightlab_e2e::{binary, root, stage_differences};
+use weightlab_e2e::{command as weightlab, root, stage_differences};
 
 /// The quickstart at a smaller scale — 100 snapshots instead of 200 (the reference stage
 /// compares every pair of them) and shorter p-diff training; every other value as committed.
@@ -139,12 +139,6 @@ fn unavailable() -> Option<String> {
 
 fn installed(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]).any(|p| p.join(program).is_file()))
-}
-
-fn weightlab(cwd: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(binary());
-    c.args(args).current_dir(cwd).env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist"));
-    c
 }
 
 #[test]

@@ -98,12 +98,6 @@ pub fn current() -> Device {
     }
 }
 
-/// The CPU device (for what always runs there).
-#[allow(deprecated)]
-pub fn cpu() -> Device {
-    Device::libtorch()
-}
-
 /// What computes, for the report's provenance: the backend stack and the device.
 pub fn description() -> String {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

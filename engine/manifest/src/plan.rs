@@ -192,16 +192,22 @@ impl Plan {
         levels
     }
 
-    /// The shard (of `shards`) that runs stage `i`: the stages of each level are dealt out
+    /// The shard (of `shards`) that runs each stage: the stages of each level are dealt out
     /// round-robin in plan order, so every shard gets a share of every level. The report is
-    /// no shard's: `weightlab merge` renders it once every shard is done.
-    pub fn shard_of(&self, i: usize, shards: usize) -> Option<usize> {
-        if self.stages[i].kind == StageKind::Report {
-            return None;
-        }
+    /// no shard's (`None`): `weightlab merge` renders it once every shard is done.
+    pub fn shards(&self, shards: usize) -> Vec<Option<usize>> {
         let levels = self.levels();
-        let position = (0..i).filter(|&j| levels[j] == levels[i] && self.stages[j].kind != StageKind::Report).count();
-        Some(position % shards.max(1))
+        let mut dealt = vec![0usize; levels.iter().max().map_or(0, |l| l + 1)];
+        self.stages
+            .iter()
+            .zip(&levels)
+            .map(|(stage, &level)| {
+                (stage.kind != StageKind::Report).then(|| {
+                    dealt[level] += 1;
+                    (dealt[level] - 1) % shards.max(1)
+                })
+            })
+            .collect()
     }
 
     /// One hex digest of every stage key: two processes with the same fingerprint run the
@@ -327,7 +333,7 @@ mod tests {
             assert!(s.deps.iter().all(|&d| levels[d] < levels[i]), "{} needs a stage of its own level", s.label());
         }
         // Every stage but the report belongs to exactly one of three shards, each gets work.
-        let shards: Vec<Option<usize>> = (0..plan.stages.len()).map(|i| plan.shard_of(i, 3)).collect();
+        let shards = plan.shards(3);
         assert_eq!(shards.iter().filter(|s| s.is_none()).count(), 1);
         for k in 0..3 {
             assert!(shards.contains(&Some(k)));

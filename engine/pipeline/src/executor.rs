@@ -56,7 +56,7 @@ pub struct Summary {
 /// Which of the plan's stages this process runs.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    /// Only this shard's stages ([`Plan::shard_of`]); the report is left to `weightlab merge`.
+    /// Only this shard's stages ([`Plan::shards`]); the report is left to `weightlab merge`.
     pub shard: Option<Shard>,
     /// Only the stages of this dependency level ([`Plan::levels`]): what one job of a chain of
     /// Slurm job arrays runs. Their inputs must be finished already.
@@ -143,23 +143,26 @@ impl Run {
                 output::detail(&format!("removed {stale} unfinished stage folder(s) of killed runs"));
             }
         }
-        let levels = self.plan.levels();
         let partial = schedule.shard.is_some() || schedule.level.is_some();
-        let mine = |plan: &Plan, i: usize| -> bool {
-            if plan.stages[i].kind == StageKind::Report {
-                return !partial;
-            }
-            schedule.level.is_none_or(|l| levels[i] == l) && schedule.shard.is_none_or(|s| plan.shard_of(i, s.count) == Some(s.index))
-        };
+        // Which stages are this process's: every one, or its shard's and/or level's (the
+        // report only when nothing narrows the run).
+        let levels = self.plan.levels();
+        let shards = schedule.shard.map(|s| self.plan.shards(s.count));
+        let mine: Vec<bool> = (0..self.plan.stages.len())
+            .map(|i| match self.plan.stages[i].kind {
+                StageKind::Report => !partial,
+                _ => schedule.level.is_none_or(|l| levels[i] == l) && schedule.shard.zip(shards.as_ref()).is_none_or(|(s, owners)| owners[i] == Some(s.index)),
+            })
+            .collect();
         if let Some(s) = schedule.shard {
-            let count = (0..self.plan.stages.len()).filter(|&i| mine(&self.plan, i)).count();
+            let count = mine.iter().filter(|&&m| m).count();
             let level = schedule.level.map(|l| format!(", level {l}")).unwrap_or_default();
             output::status("Shard", &format!("{s}{level}: {count} of the plan's {} stages", self.plan.stages.len()));
         }
         let mut summary = Summary::default();
         let mut failed: Vec<bool> = vec![false; self.plan.stages.len()];
         for i in 0..self.plan.stages.len() {
-            if !mine(&self.plan, i) {
+            if !mine[i] {
                 continue;
             }
             let stage = self.plan.stages[i].clone();
@@ -276,7 +279,7 @@ impl Run {
                     break;
                 }
                 // A failure another process recorded during this run (an older one may be retried).
-                if let Some(f) = self.store.failure(dep).filter(|_| self.failed_since_start(dep)) {
+                if let Some(f) = self.store.failure_since(dep, self.started) {
                     output::detail(&format!("{} failed in another process: {}", dep.label(), f.reason.lines().next().unwrap_or("")));
                     return Ok(false);
                 }
@@ -295,12 +298,6 @@ impl Run {
             }
         }
         Ok(true)
-    }
-
-    /// Whether `stage`'s failure record was written after this process started.
-    fn failed_since_start(&self, stage: &Stage) -> bool {
-        let path = self.store.root().join(format!("{}.failed.json", stage.dir_name()));
-        std::fs::metadata(path).and_then(|m| m.modified()).is_ok_and(|t| t >= self.started)
     }
 
     /// Notes a failed stage: printed, kept for the report and stored for other processes.

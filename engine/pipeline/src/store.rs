@@ -107,7 +107,7 @@ impl StageStore {
             }
             std::fs::remove_dir_all(tmp).map_err(io("removing the duplicate", tmp))?;
         }
-        let _ = std::fs::remove_file(self.failure_path(stage));
+        self.clear_failure(stage);
         Ok(dir)
     }
 
@@ -138,9 +138,7 @@ impl StageStore {
     pub fn fail(&self, stage: &Stage, failure: &FailureRow) -> Result<()> {
         std::fs::create_dir_all(&self.root).map_err(io("creating", &self.root))?;
         let path = self.failure_path(stage);
-        let tmp = self.root.join(format!("{}.failed.{}", stage.dir_name(), process_tag()));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(failure).map_err(format(&tmp))?).map_err(io("writing", &tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io("writing", &path))
+        write_atomic(&path, &serde_json::to_vec_pretty(failure).map_err(format(&path))?)
     }
 
     /// The failure recorded for a stage that has not finished, if any.
@@ -150,6 +148,13 @@ impl StageStore {
         }
         let bytes = std::fs::read(self.failure_path(stage)).ok()?;
         serde_json::from_slice(&bytes).ok()
+    }
+
+    /// The failure recorded for a stage that has not finished, if it was recorded at `since`
+    /// or later (an older one belongs to an earlier attempt, which may be retried now).
+    pub fn failure_since(&self, stage: &Stage, since: std::time::SystemTime) -> Option<FailureRow> {
+        let written = std::fs::metadata(self.failure_path(stage)).and_then(|m| m.modified()).ok()?;
+        (written >= since).then(|| self.failure(stage)).flatten()
     }
 
     /// Forgets a recorded failure (the stage is about to be retried).

@@ -69,20 +69,22 @@ pub fn train_unit(arch: &Arch, data: &Dataset, spec: &ZooSpec, unit: &ZooUnit, r
 /// children (so child ids `0..models` and the split keep their meaning); checkpoints are
 /// ordered by model, then epoch, then step.
 pub fn assemble(arch: &Arch, spec: &ZooSpec, parts: Vec<Zoo>) -> Zoo {
-    let mut kept: Vec<(Checkpoint, Vec<f32>)> = Vec::new();
-    for part in parts {
-        for (i, mut c) in part.checkpoints.iter().cloned().enumerate() {
+    let p = arch.layout().len();
+    let mut kept: Vec<(Checkpoint, &[f32])> = Vec::new();
+    for part in &parts {
+        for (c, w) in part.checkpoints.iter().zip(part.weights.chunks_exact(p)) {
+            let mut c = c.clone();
             if spec.tree.is_some() && c.parent.is_none() {
                 c.side = Side::Root;
                 c.model += spec.models;
                 c.file = super::store::checkpoint_file(c.model, c.epoch, c.step);
             }
-            kept.push((c, part.weights_of(i).to_vec()));
+            kept.push((c, w));
         }
     }
     kept.sort_by_key(|(c, _)| (c.model, c.epoch, c.step));
-    let (checkpoints, weights): (Vec<Checkpoint>, Vec<Vec<f32>>) = kept.into_iter().unzip();
-    Zoo { arch: arch.clone(), checkpoints, weights: weights.concat() }
+    let weights = kept.iter().flat_map(|(_, w)| w.iter().copied()).collect();
+    Zoo { arch: arch.clone(), checkpoints: kept.into_iter().map(|(c, _)| c).collect(), weights }
 }
 
 /// Trains models `ids` from scratch (a tree's roots `ids`) as one batch, with the zoo's

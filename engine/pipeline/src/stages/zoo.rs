@@ -25,8 +25,8 @@ impl Run {
         let mut roots = Vec::new();
         if unit.needs_roots() {
             for p in (0..units.len()).filter(|&p| !units[p].needs_roots()) {
-                let root_dir = self.stage_dir(|k| matches!(k, StageKind::ZooPart { name: n, part: q, .. } if n == name && *q == p))?;
-                roots.push(zoo::store::load(&arch, &root_dir)?);
+                let root = self.zoo_part(name, p)?;
+                roots.push(zoo::store::load(&arch, &self.store.dir(root))?);
             }
         }
         let what = match unit {
@@ -50,6 +50,11 @@ impl Run {
         Ok(ZooRecord { checkpoints: zoo.checkpoints.len(), parameters: arch.layout().len(), mean_test_accuracy: mean_accuracy(&zoo), seconds: secs })
     }
 
+    /// The finished stage of part `part` of zoo `name`.
+    fn zoo_part(&self, name: &str, part: usize) -> Result<&weightlab_manifest::Stage> {
+        self.finished(|k| matches!(k, StageKind::ZooPart { name: n, part: p, .. } if n == name && *p == part))
+    }
+
     pub(crate) fn run_zoo(&mut self, name: &str, dir: &Path) -> Result<ZooRecord> {
         let spec = self.loaded.manifest.zoo[name].clone();
         let data = self.dataset(&spec.data)?;
@@ -68,9 +73,9 @@ impl Run {
                 let units = spec.units();
                 let mut parts = Vec::with_capacity(units.len());
                 for part in 0..units.len() {
-                    let stage = self.finished(|k| matches!(k, StageKind::ZooPart { name: n, part: p, .. } if n == name && *p == part))?.clone();
-                    training_secs += self.store.record::<ZooRecord>(&stage)?.seconds;
-                    parts.push(zoo::store::load(&arch, &self.store.dir(&stage))?);
+                    let stage = self.zoo_part(name, part)?;
+                    training_secs += self.store.record::<ZooRecord>(stage)?.seconds;
+                    parts.push(zoo::store::load(&arch, &self.store.dir(stage))?);
                 }
                 zoo::train::assemble(&arch, &spec, parts)
             }
