@@ -1,20 +1,9 @@
 //! ABI versions. A component names the `weightlab:plugin` interfaces it imports and exports
 //! with their package version (`weightlab:plugin/tensors@0.1.0`); the host reads them before
-//! instantiating and refuses an incompatible plugin with a message, instead of a link error.
-//! Compatible means: the same major version, and before 1.0 the same minor version (semver).
-
-use wasmtime::Engine;
-use wasmtime::component::Component;
-
-/// The `weightlab:plugin` versions a component refers to (deduplicated).
-pub fn versions(component: &Component, engine: &Engine) -> Vec<String> {
-    let ty = component.component_type();
-    let names = ty.imports(engine).map(|(n, _)| n.to_string()).chain(ty.exports(engine).map(|(n, _)| n.to_string()));
-    let mut found: Vec<String> = names.filter_map(|n| n.strip_prefix("weightlab:plugin/").and_then(|rest| rest.split_once('@')).map(|(_, v)| v.to_string())).collect();
-    found.sort();
-    found.dedup();
-    found
-}
+//! compiling ([`crate::metadata::wit_versions`]) and runs the plugin as it is when its version
+//! is compatible with the host's — the same major version, and before 1.0 the same minor
+//! version (semver) — through an adapter when it is an older frozen version
+//! ([`crate::compat`]), and refuses it with a message otherwise, instead of a link error.
 
 fn major_minor(v: &str) -> Option<(u64, u64)> {
     let mut parts = v.split('.');

@@ -7,7 +7,9 @@
 //! - [`limits`]: per-plugin limits: deadline, fuel, memory, host tensor memory, OS memory.
 //! - [`budget`] and [`shapes`]: host tensor memory accounted before libtorch allocates.
 //! - [`worker`]: each plugin job in its own process, killed on its deadline.
-//! - [`abi`]: which WIT versions a component was built against; refusing other majors.
+//! - [`abi`]: which WIT versions are compatible (semver).
+//! - [`compat`]: adapters that run plugins built against older frozen WIT versions.
+//! - [`metadata`]: a built plugin's description in a custom section, read without running it.
 //! - [`tensors`]: the `tensors` interface on libtorch.
 //! - [`state`]: per-store data and the `log` interface.
 //! - [`bench`]: the native side of the plugin-overhead benchmark.
@@ -15,7 +17,9 @@
 pub mod abi;
 pub mod bench;
 pub mod budget;
+pub mod compat;
 pub mod limits;
+pub mod metadata;
 pub mod plugin;
 pub mod runtime;
 pub mod shapes;

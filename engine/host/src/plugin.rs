@@ -234,6 +234,18 @@ impl ZooView {
 enum Exports {
     Method(Generator),
     Probe(ProbePlugin),
+    /// Built against an older WIT version.
+    Legacy(crate::compat::Legacy),
+}
+
+impl Exports {
+    fn is_probe(&self) -> bool {
+        match self {
+            Exports::Method(_) => false,
+            Exports::Probe(_) => true,
+            Exports::Legacy(l) => l.is_probe(),
+        }
+    }
 }
 
 /// A loaded, instantiated plugin.
@@ -251,23 +263,39 @@ impl Plugin {
     /// `seed` seeds the WASI randomness the plugin may draw (use the method seed).
     pub fn load(runtime: &Runtime, name: &str, path: &Path, limits: Limits, seed: u64) -> Result<Plugin, PluginError> {
         let fail = |call: &'static str, reason: String| PluginError::new(name.to_string(), call, reason);
-        let component = runtime.compile(path).map_err(|e| fail("load", format!("{e:#}")))?;
-        let versions = crate::abi::versions(&component, &runtime.engine);
-        if versions.is_empty() {
+        let bytes = std::fs::read(path).map_err(|e| fail("load", format!("reading {}: {e}", path.display())))?;
+        let versions = crate::metadata::wit_versions(&bytes).map_err(|e| fail("load", format!("{}: {e}", path.display())))?;
+        let Some(abi) = versions.first().cloned() else {
             return Err(fail("load", format!("{} does not use the weightlab:plugin interfaces; is it a weightlab plugin?", path.display())));
+        };
+        if versions.len() > 1 {
+            return Err(fail("load", format!("mixes WIT versions {}: build it against one version of plugins/wit", versions.join(", "))));
         }
-        if let Some(bad) = versions.iter().find(|v| !crate::abi::compatible(crate::ABI_VERSION, v)) {
-            return Err(fail("load", format!("built against weightlab:plugin@{bad}, but this engine implements @{}; rebuild the plugin against plugins/wit of this version", crate::ABI_VERSION)));
-        }
+        // A plugin built against an older frozen version is adapted (see `compat`).
+        let legacy = if crate::abi::compatible(crate::ABI_VERSION, &abi) {
+            None
+        } else if let Some(minor) = crate::compat::supported(&abi) {
+            Some(minor)
+        } else {
+            return Err(fail(
+                "load",
+                format!("built against weightlab:plugin@{abi}, but this engine runs @{} and the older {}; rebuild the plugin against plugins/wit of this version", crate::ABI_VERSION, crate::compat::SUPPORTED.iter().map(|v| format!("@{v}")).collect::<Vec<_>>().join(", ")),
+            ));
+        };
+        let bytes = match legacy {
+            Some(_) => crate::compat::relabel(&bytes, &abi, crate::ABI_VERSION).map_err(|e| fail("load", e))?,
+            None => bytes,
+        };
+        let component = runtime.compile_bytes(&bytes, path).map_err(|e| fail("load", format!("{e:#}")))?;
         let store_limits = StoreLimitsBuilder::new().memory_size(limits.memory_bytes).instances(4).tables(16).memories(4).build();
         let mut store = Store::new(&runtime.engine, PluginState::new(store_limits, limits.tensor_bytes, seed));
         store.limiter(|s| s);
         Self::arm(&mut store, &limits);
         let is_probe = component.component_type().exports(&runtime.engine).any(|(n, _)| n.starts_with("weightlab:plugin/probe@"));
-        let instantiated = if is_probe {
-            ProbePlugin::instantiate(&mut store, &component, &runtime.linker).map(Exports::Probe)
-        } else {
-            Generator::instantiate(&mut store, &component, &runtime.linker).map(Exports::Method)
+        let instantiated = match legacy {
+            Some(minor) => crate::compat::Legacy::instantiate(minor, is_probe, &mut store, &component, &runtime.linker).map(Exports::Legacy),
+            None if is_probe => ProbePlugin::instantiate(&mut store, &component, &runtime.linker).map(Exports::Probe),
+            None => Generator::instantiate(&mut store, &component, &runtime.linker).map(Exports::Method),
         };
         let bindings = instantiated.map_err(|e| {
             let reason = format!("{e:#}");
@@ -286,10 +314,10 @@ impl Plugin {
             store,
             bindings,
             limits,
-            description: Description { name: name.into(), version: String::new(), role: Role::Baseline, about: String::new(), config_schema: serde_json::json!({}), abi: versions[0].clone() },
+            description: Description { name: name.into(), version: String::new(), role: Role::Baseline, about: String::new(), config_schema: serde_json::json!({}), abi: abi.clone() },
         };
         plugin.description = plugin.describe()?;
-        plugin.description.abi = versions[0].clone();
+        plugin.description.abi = abi;
         Ok(plugin)
     }
 
@@ -347,13 +375,14 @@ impl Plugin {
         let d = self.call("describe", |b, s| match b {
             Exports::Method(m) => Ok(m.weightlab_plugin_method().call_describe(s)?),
             Exports::Probe(p) => Ok(p.weightlab_plugin_probe().call_describe(s)?),
+            Exports::Legacy(l) => Ok(l.describe(s)?),
         })?;
         let config_schema = serde_json::from_str(&d.config_schema).map_err(|e| PluginError::new(self.name.clone(), "describe", format!("config schema is not JSON: {e}")))?;
         Ok(Description { name: d.name, version: d.version, role: d.role, about: d.about, config_schema, abi: String::new() })
     }
 
     fn wrong_role(&self, call: &'static str) -> PluginError {
-        let role = if matches!(self.bindings, Exports::Probe(_)) { "a probe" } else { "a generator or baseline" };
+        let role = if self.bindings.is_probe() { "a probe" } else { "a generator or baseline" };
         PluginError::new(self.name.clone(), call, format!("is {role}, which has no `{call}`"))
     }
 
@@ -365,20 +394,20 @@ impl Plugin {
 
     /// Fits the method on `weights` (rows × P, row-major), each row with its `conditions`.
     pub fn fit(&mut self, zoo: &ZooView, weights: &[f32], conditions: &Conditions, config: &serde_json::Value, seed: u64) -> Result<(), PluginError> {
-        if !matches!(self.bindings, Exports::Method(_)) {
+        if self.bindings.is_probe() {
             return Err(self.wrong_role("fit"));
         }
         let width = zoo.width();
-        let zoo_wit = zoo.to_wit();
-        let zoo = &zoo_wit;
+        let zoo_wit = &zoo.to_wit();
         let handle = self.matrix(weights, width, "fit")?;
         let (support, instruction) = self.condition_tensors(conditions, "fit")?;
         let config = config.to_string();
         let result = self.call("fit", |b, s| match b {
             Exports::Method(m) => {
                 let condition = method::Condition { task: conditions.task, support: support.as_ref().map(crate::tensors::borrow), instruction: instruction.as_ref().map(crate::tensors::borrow) };
-                Ok(m.weightlab_plugin_method().call_fit(&mut *s, zoo, crate::tensors::borrow(&handle), condition, &config, seed)?)
+                Ok(m.weightlab_plugin_method().call_fit(&mut *s, zoo_wit, crate::tensors::borrow(&handle), condition, &config, seed)?)
             }
+            Exports::Legacy(l) => Ok(l.fit(s, zoo, &handle, &config, seed)?),
             Exports::Probe(_) => unreachable!("checked above"),
         });
         self.drop_tensor(handle);
@@ -389,7 +418,7 @@ impl Plugin {
     /// Samples `n` flat weight vectors of length `p` for the task `conditions` describes;
     /// checks their shape and that they are finite.
     pub fn sample(&mut self, n: usize, p: usize, seed: u64, conditions: &Conditions) -> Result<Vec<f32>, PluginError> {
-        if !matches!(self.bindings, Exports::Method(_)) {
+        if self.bindings.is_probe() {
             return Err(self.wrong_role("sample"));
         }
         let (support, instruction) = self.condition_tensors(conditions, "sample")?;
@@ -398,6 +427,7 @@ impl Plugin {
                 let condition = method::Condition { task: conditions.task, support: support.as_ref().map(crate::tensors::borrow), instruction: instruction.as_ref().map(crate::tensors::borrow) };
                 Ok(m.weightlab_plugin_method().call_sample(s, n as u32, seed, condition)?)
             }
+            Exports::Legacy(l) => Ok(l.sample(s, n as u32, seed)?),
             Exports::Probe(_) => unreachable!("checked above"),
         });
         support.into_iter().chain(instruction).for_each(|t| self.drop_tensor(t));
@@ -426,21 +456,21 @@ impl Plugin {
         config: &serde_json::Value,
         seed: u64,
     ) -> Result<(), PluginError> {
-        if !matches!(self.bindings, Exports::Probe(_)) {
+        if !self.bindings.is_probe() {
             return Err(self.wrong_role("fit-probe"));
         }
-        let zoo_wit = zoo.to_wit();
-        let zoo = &zoo_wit;
+        let zoo_wit = &zoo.to_wit();
         let columns = target.label_columns().max(1);
-        let target = target.to_wit();
+        let target_wit = target.to_wit();
         let w = self.matrix(weights, zoo.parameters as usize, "fit")?;
         let y = self.matrix(labels, columns, "fit")?;
         let e = label_embeddings.map(|(values, dim)| self.matrix(values, dim, "fit")).transpose()?;
         let config = config.to_string();
         let result = self.call("fit", |b, s| match b {
             Exports::Probe(p) => {
-                Ok(p.weightlab_plugin_probe().call_fit(&mut *s, zoo, crate::tensors::borrow(&w), crate::tensors::borrow(&y), &target, e.as_ref().map(crate::tensors::borrow), &config, seed)?)
+                Ok(p.weightlab_plugin_probe().call_fit(&mut *s, zoo_wit, crate::tensors::borrow(&w), crate::tensors::borrow(&y), &target_wit, e.as_ref().map(crate::tensors::borrow), &config, seed)?)
             }
+            Exports::Legacy(l) => Ok(l.fit_probe(s, zoo, &w, &y, target, e.as_ref(), &config, seed)?),
             Exports::Method(_) => unreachable!("checked above"),
         });
         self.drop_tensor(w);
@@ -454,7 +484,7 @@ impl Plugin {
     /// A fitted probe's predictions for `weights` (rows × `p`): rows × `columns`, checked for
     /// shape and finiteness. `label_embeddings` (labels × dim) name the labels to score.
     pub fn predict(&mut self, weights: &[f32], p: usize, label_embeddings: Option<(&[f32], usize)>, columns: usize) -> Result<Vec<f32>, PluginError> {
-        if !matches!(self.bindings, Exports::Probe(_)) {
+        if !self.bindings.is_probe() {
             return Err(self.wrong_role("predict"));
         }
         let rows = weights.len().checked_div(p).unwrap_or(0);
@@ -462,6 +492,7 @@ impl Plugin {
         let e = label_embeddings.map(|(values, dim)| self.matrix(values, dim, "predict")).transpose()?;
         let out = self.call("predict", |b, s| match b {
             Exports::Probe(p) => Ok(p.weightlab_plugin_probe().call_predict(&mut *s, crate::tensors::borrow(&w), e.as_ref().map(crate::tensors::borrow))?),
+            Exports::Legacy(l) => Ok(l.predict(s, &w, e.as_ref())?),
             Exports::Method(_) => unreachable!("checked above"),
         });
         self.drop_tensor(w);

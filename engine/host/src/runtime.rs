@@ -37,6 +37,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         crate::bindings::Generator::add_to_linker::<PluginState, wasmtime::component::HasSelf<PluginState>>(&mut linker, |s| s)?;
+        crate::compat::add_to_linker(&mut linker)?;
         let ticker = engine.weak();
         std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
             while let Some(engine) = ticker.upgrade() {
@@ -59,6 +60,11 @@ impl Runtime {
     /// Compiles (or fetches from the cache) the component at `path`.
     pub fn compile(&self, path: &Path) -> Result<Component> {
         let bytes = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
-        Component::new(&self.engine, &bytes).map_err(anyhow::Error::from).with_context(|| format!("{} is not a valid WebAssembly component", path.display()))
+        self.compile_bytes(&bytes, path)
+    }
+
+    /// Compiles (or fetches from the cache) a component read from `path`.
+    pub fn compile_bytes(&self, bytes: &[u8], path: &Path) -> Result<Component> {
+        Component::new(&self.engine, bytes).map_err(anyhow::Error::from).with_context(|| format!("{} is not a valid WebAssembly component", path.display()))
     }
 }

@@ -1,0 +1,291 @@
+//! Plugins built against older WIT versions keep running.
+//!
+//! Every released `weightlab:plugin` version is frozen under `plugins/wit/frozen/`. Between
+//! 0.1 and today only three interfaces changed — `zoo` (checkpoint figures, classes, tasks,
+//! sources), `method` (conditions) and `probe` (targets) — while `tensors`, `log` and `types` are
+//! the same functions and types in every version. So the host adapts an old plugin in two
+//! steps:
+//!
+//! 1. **Imports.** Its imports of the unchanged interfaces are relabelled to this host's
+//!    version ([`relabel`]: the version string inside the component's import and instance
+//!    names, same length, nothing else touched), so they link to the one host implementation.
+//! 2. **Exports.** Its `method` or `probe` export is called through bindings generated from its
+//!    frozen WIT ([`Legacy`]), and the host turns today's zoo description into the old record:
+//!    0.1 plugins receive the validation figures under the old `test-accuracy`/`test-loss`
+//!    names (they never see the test split), pre-0.3 plugins no classes or tasks, pre-0.4
+//!    plugins no conditions and only zoos of one architecture.
+//!
+//! Probes before 0.3 never ran (the probe world had no targets), so they are refused.
+
+use wasmparser::{Parser, Payload};
+use wasmtime::Store;
+use wasmtime::component::{Component, Linker, Resource};
+
+use crate::plugin::ZooView;
+use crate::state::PluginState;
+use crate::tensors::TensorEntry;
+
+/// Older versions this host runs (major.minor), oldest first.
+pub const SUPPORTED: &[&str] = &["0.1", "0.2", "0.3"];
+
+/// Interfaces whose functions and types are the same in every version.
+const UNCHANGED: &[&str] = &["tensors", "log", "types"];
+
+/// The frozen version this host runs for a plugin built against `version`, if any.
+pub fn supported(version: &str) -> Option<&'static str> {
+    let mut parts = version.split('.');
+    let minor = format!("{}.{}", parts.next()?, parts.next()?);
+    SUPPORTED.iter().find(|v| **v == minor).copied()
+}
+
+/// The component with its imports of the unchanged interfaces at `from` relabelled to `to`.
+/// Only names in import and instance sections change (core modules' import module names and the
+/// instantiation arguments that feed them, the component's own imports); both versions must be
+/// spelled with the same number of bytes, so no offset moves.
+pub fn relabel(bytes: &[u8], from: &str, to: &str) -> Result<Vec<u8>, String> {
+    if from.len() != to.len() {
+        return Err(format!("cannot adapt WIT {from} to {to}: the version strings differ in length"));
+    }
+    let mut ranges = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| e.to_string())? {
+            Payload::ComponentImportSection(r) => ranges.push(r.range()),
+            Payload::ImportSection(r) => ranges.push(r.range()),
+            Payload::InstanceSection(r) => ranges.push(r.range()),
+            Payload::ComponentInstanceSection(r) => ranges.push(r.range()),
+            _ => {}
+        }
+    }
+    let mut out = bytes.to_vec();
+    for name in UNCHANGED {
+        let (old, new) = (format!("weightlab:plugin/{name}@{from}"), format!("weightlab:plugin/{name}@{to}"));
+        for range in &ranges {
+            let section = &mut out[range.clone()];
+            let mut at = 0;
+            while let Some(i) = section[at..].windows(old.len()).position(|w| w == old.as_bytes()) {
+                section[at + i..at + i + old.len()].copy_from_slice(new.as_bytes());
+                at += i + old.len();
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Bindings of the frozen 0.1.0 WIT (world `generator`); its unchanged interfaces are today's.
+pub mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "../../plugins/wit/frozen/0.1.0",
+        world: "generator",
+        imports: { default: trappable },
+        with: {
+            "weightlab:plugin/tensors@0.1.0": crate::bindings::weightlab::plugin::tensors,
+            "weightlab:plugin/log@0.1.0": crate::bindings::weightlab::plugin::log,
+            "weightlab:plugin/types@0.1.0": crate::bindings::weightlab::plugin::types,
+        },
+        anyhow: true,
+    });
+}
+
+/// Bindings of the frozen 0.2.0 WIT (world `generator`); its unchanged interfaces are today's.
+pub mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../../plugins/wit/frozen/0.2.0",
+        world: "generator",
+        imports: { default: trappable },
+        with: {
+            "weightlab:plugin/tensors@0.2.0": crate::bindings::weightlab::plugin::tensors,
+            "weightlab:plugin/log@0.2.0": crate::bindings::weightlab::plugin::log,
+            "weightlab:plugin/types@0.2.0": crate::bindings::weightlab::plugin::types,
+        },
+        anyhow: true,
+    });
+}
+
+/// Bindings of the frozen 0.3.0 WIT (world `generator`); its unchanged interfaces are today's.
+pub mod v0_3 {
+    wasmtime::component::bindgen!({
+        path: "../../plugins/wit/frozen/0.3.0",
+        world: "generator",
+        imports: { default: trappable },
+        with: {
+            "weightlab:plugin/tensors@0.3.0": crate::bindings::weightlab::plugin::tensors,
+            "weightlab:plugin/log@0.3.0": crate::bindings::weightlab::plugin::log,
+            "weightlab:plugin/types@0.3.0": crate::bindings::weightlab::plugin::types,
+        },
+        anyhow: true,
+    });
+}
+
+/// Bindings of the frozen 0.3.0 WIT (world `probe-plugin`); its unchanged interfaces are today's.
+pub mod v0_3_probe {
+    wasmtime::component::bindgen!({
+        path: "../../plugins/wit/frozen/0.3.0",
+        world: "probe-plugin",
+        imports: { default: trappable },
+        with: {
+            "weightlab:plugin/tensors@0.3.0": crate::bindings::weightlab::plugin::tensors,
+            "weightlab:plugin/log@0.3.0": crate::bindings::weightlab::plugin::log,
+            "weightlab:plugin/types@0.3.0": crate::bindings::weightlab::plugin::types,
+        },
+        anyhow: true,
+    });
+}
+
+/// Defines the type-only `zoo` interface of every supported version (an old plugin imports it
+/// for its record types; it has no functions).
+pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    for version in SUPPORTED {
+        linker.instance(&format!("weightlab:plugin/zoo@{version}.0"))?;
+    }
+    Ok(())
+}
+
+/// The exports of a plugin built against an older version.
+pub enum Legacy {
+    V0_1(v0_1::Generator),
+    V0_2(v0_2::Generator),
+    V0_3(v0_3::Generator),
+    V0_3Probe(v0_3_probe::ProbePlugin),
+}
+
+type Tensor = Resource<TensorEntry>;
+type Description = crate::bindings::weightlab::plugin::types::Description;
+
+impl Legacy {
+    /// Instantiates `component` (already relabelled) built against `version` (a [`SUPPORTED`]
+    /// entry).
+    pub fn instantiate(version: &str, probe: bool, store: &mut Store<PluginState>, component: &Component, linker: &Linker<PluginState>) -> wasmtime::Result<Self> {
+        Ok(match (version, probe) {
+            ("0.1", false) => Legacy::V0_1(v0_1::Generator::instantiate(store, component, linker)?),
+            ("0.2", false) => Legacy::V0_2(v0_2::Generator::instantiate(store, component, linker)?),
+            ("0.3", false) => Legacy::V0_3(v0_3::Generator::instantiate(store, component, linker)?),
+            ("0.3", true) => Legacy::V0_3Probe(v0_3_probe::ProbePlugin::instantiate(store, component, linker)?),
+            (v, true) => wasmtime::bail!("is a probe built against WIT {v}, before probes could run (0.3.0); rebuild it against plugins/wit"),
+            (v, false) => wasmtime::bail!("WIT {v} is not a version this host adapts"),
+        })
+    }
+
+    pub fn is_probe(&self) -> bool {
+        matches!(self, Legacy::V0_3Probe(_))
+    }
+
+    pub fn describe(&self, s: &mut Store<PluginState>) -> wasmtime::Result<Description> {
+        match self {
+            Legacy::V0_1(g) => g.weightlab_plugin_method().call_describe(s),
+            Legacy::V0_2(g) => g.weightlab_plugin_method().call_describe(s),
+            Legacy::V0_3(g) => g.weightlab_plugin_method().call_describe(s),
+            Legacy::V0_3Probe(p) => p.weightlab_plugin_probe().call_describe(s),
+        }
+    }
+
+    /// `method.fit` as the old version has it (no conditions).
+    pub fn fit(&self, s: &mut Store<PluginState>, zoo: &ZooView, weights: &Tensor, config: &str, seed: u64) -> wasmtime::Result<Result<(), String>> {
+        if zoo.sources.len() > 1 {
+            return Ok(Err("learns from one architecture (it was built before WIT 0.4.0, which brought zoos of several); rebuild it against plugins/wit".into()));
+        }
+        let w = crate::tensors::borrow(weights);
+        match self {
+            Legacy::V0_1(g) => g.weightlab_plugin_method().call_fit(s, &zoo_v0_1(zoo), w, config, seed),
+            Legacy::V0_2(g) => g.weightlab_plugin_method().call_fit(s, &zoo_v0_2(zoo), w, config, seed),
+            Legacy::V0_3(g) => g.weightlab_plugin_method().call_fit(s, &zoo_v0_3(zoo), w, config, seed),
+            Legacy::V0_3Probe(_) => unreachable!("the caller checks the role"),
+        }
+    }
+
+    /// `method.sample` as the old version has it (its reserved condition left empty).
+    pub fn sample(&self, s: &mut Store<PluginState>, n: u32, seed: u64) -> wasmtime::Result<Result<Tensor, String>> {
+        match self {
+            Legacy::V0_1(g) => g.weightlab_plugin_method().call_sample(s, n, seed, None),
+            Legacy::V0_2(g) => g.weightlab_plugin_method().call_sample(s, n, seed, None),
+            Legacy::V0_3(g) => g.weightlab_plugin_method().call_sample(s, n, seed, None),
+            Legacy::V0_3Probe(_) => unreachable!("the caller checks the role"),
+        }
+    }
+
+    /// `probe.fit` of 0.3 (the same call as today's, on the 0.3 zoo record).
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_probe(
+        &self,
+        s: &mut Store<PluginState>,
+        zoo: &ZooView,
+        weights: &Tensor,
+        labels: &Tensor,
+        target: &crate::ProbeTarget,
+        embeddings: Option<&Tensor>,
+        config: &str,
+        seed: u64,
+    ) -> wasmtime::Result<Result<(), String>> {
+        use v0_3_probe::exports::weightlab::plugin::probe as p;
+        let Legacy::V0_3Probe(plugin) = self else { unreachable!("the caller checks the role") };
+        let target = p::Target {
+            name: target.name.clone(),
+            kind: match target.kind {
+                crate::TargetKind::MultiLabel => p::TargetKind::MultiLabel,
+                crate::TargetKind::SingleLabel => p::TargetKind::SingleLabel,
+                crate::TargetKind::Regression => p::TargetKind::Regression,
+            },
+            labels: target.labels.clone(),
+        };
+        let probe_zoo = zoo_v0_3_probe(zoo);
+        plugin.weightlab_plugin_probe().call_fit(s, &probe_zoo, crate::tensors::borrow(weights), crate::tensors::borrow(labels), &target, embeddings.map(crate::tensors::borrow), config, seed)
+    }
+
+    pub fn predict(&self, s: &mut Store<PluginState>, weights: &Tensor, embeddings: Option<&Tensor>) -> wasmtime::Result<Result<Tensor, String>> {
+        let Legacy::V0_3Probe(plugin) = self else { unreachable!("the caller checks the role") };
+        plugin.weightlab_plugin_probe().call_predict(s, crate::tensors::borrow(weights), embeddings.map(crate::tensors::borrow))
+    }
+}
+
+/// One conversion per frozen `zoo` record: today's fields, spelled in that version's types
+/// (`$checkpoint` and `$zoo` add the fields the version has beyond 0.1's).
+macro_rules! zoo_record {
+    ($name:ident, $($m:ident)::+, |$c:ident| { $($field:ident: $value:expr),* $(,)? }, |$z:ident| { $($zfield:ident: $zvalue:expr),* $(,)? }) => {
+        fn $name($z: &ZooView) -> $($m)::+::ZooInfo {
+            use $($m)::+ as m;
+            m::ZooInfo {
+                name: $z.name.clone(),
+                arch: $z.arch.clone(),
+                layout: $z.layout.iter().map(|p| m::Param { name: p.name.clone(), shape: p.shape.clone(), offset: p.offset }).collect(),
+                parameters: $z.parameters,
+                checkpoints: $z
+                    .checkpoints
+                    .iter()
+                    .map(|$c| m::Checkpoint { model: $c.model, epoch: $c.epoch, seed: $c.seed, train_accuracy: $c.train_accuracy, parent: $c.parent, $($field: $value),* })
+                    .collect(),
+                dataset: $z.dataset.clone(),
+                classes: $z.classes,
+                $($zfield: $zvalue),*
+            }
+        }
+    };
+}
+
+// 0.1 named the validation figures test figures; a plugin sees no test split in any version.
+zoo_record!(zoo_v0_1, v0_1::weightlab::plugin::zoo, |c| { test_accuracy: c.validation_accuracy, test_loss: c.validation_loss }, |z| {});
+zoo_record!(zoo_v0_2, v0_2::weightlab::plugin::zoo, |c| { validation_accuracy: c.validation_accuracy, validation_loss: c.validation_loss }, |z| {});
+zoo_record!(
+    zoo_v0_3,
+    v0_3::weightlab::plugin::zoo,
+    |c| { validation_accuracy: c.validation_accuracy, validation_loss: c.validation_loss, classes: c.classes.clone(), task: c.task },
+    |z| { class_names: z.class_names.clone() }
+);
+zoo_record!(
+    zoo_v0_3_probe,
+    v0_3_probe::weightlab::plugin::zoo,
+    |c| { validation_accuracy: c.validation_accuracy, validation_loss: c.validation_loss, classes: c.classes.clone(), task: c.task },
+    |z| { class_names: z.class_names.clone() }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::supported;
+
+    #[test]
+    fn adapts_each_frozen_minor() {
+        assert_eq!(supported("0.1.0"), Some("0.1"));
+        assert_eq!(supported("0.3.2"), Some("0.3"));
+        assert_eq!(supported("0.4.0"), None);
+        assert_eq!(supported("1.0.0"), None);
+        assert_eq!(supported("x"), None);
+    }
+}

@@ -1,0 +1,158 @@
+//! What a built plugin says about itself without being run: its description (name, version,
+//! role, about, config schema) and the WIT version it targets, stored as JSON in a custom
+//! section of the component (`weightlab-plugin`). `weightlab plugin build` writes it after
+//! describing the fresh component once; `weightlab plugin inspect` and `weightlab plugins` read
+//! it without compiling or instantiating anything. The section is advisory: a run still
+//! describes the plugin it loads, and the import names (what [`wit_versions`] reads) are the
+//! truth about the WIT version.
+
+use std::borrow::Cow;
+
+use wasmparser::{Parser, Payload};
+
+/// Name of the custom section.
+pub const SECTION: &str = "weightlab-plugin";
+
+/// The metadata of a built plugin.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Metadata {
+    pub name: String,
+    pub version: String,
+    /// `generator`, `baseline` or `probe`.
+    pub role: String,
+    /// The `weightlab:plugin` version it was built against.
+    pub abi: String,
+    pub about: String,
+    pub config_schema: serde_json::Value,
+    /// What built it (e.g. `componentize-py 0.25.1`, `cargo`).
+    #[serde(default)]
+    pub built_with: String,
+}
+
+/// A component that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("not a readable WebAssembly component: {0}")]
+pub struct ReadError(String);
+
+/// What the top level of a component holds that matters here: its import and export names, and
+/// its custom sections with their byte ranges.
+struct TopLevel<'a> {
+    names: Vec<String>,
+    custom: Vec<(String, &'a [u8], std::ops::Range<usize>)>,
+}
+
+fn top_level(bytes: &[u8]) -> Result<TopLevel<'_>, ReadError> {
+    let mut out = TopLevel { names: Vec::new(), custom: Vec::new() };
+    // Nested modules and components start with their own `Version` and end with `End`.
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| ReadError(e.to_string()))? {
+            Payload::Version { encoding, .. } => {
+                if depth == 0 && encoding != wasmparser::Encoding::Component {
+                    return Err(ReadError("a core module, not a component (build with the wasm32-wasip2 target or componentize-py)".into()));
+                }
+                depth += 1;
+            }
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    out.names.push(import.map_err(|e| ReadError(e.to_string()))?.name.name.to_string());
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 1 => {
+                for export in reader {
+                    out.names.push(export.map_err(|e| ReadError(e.to_string()))?.name.name.to_string());
+                }
+            }
+            Payload::CustomSection(c) if depth == 1 => {
+                let range = c.range();
+                // The whole section: its id byte and size come before the name.
+                let start = range.start.saturating_sub(section_header_len(range.end - range.start));
+                out.custom.push((c.name().to_string(), c.data(), start..range.end));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Bytes of a section's id and LEB128 size for a payload of `len` bytes.
+fn section_header_len(len: usize) -> usize {
+    let mut leb = 1;
+    let mut rest = len >> 7;
+    while rest > 0 {
+        leb += 1;
+        rest >>= 7;
+    }
+    1 + leb
+}
+
+/// The `weightlab:plugin` versions a component's imports and exports name (deduplicated,
+/// sorted), read without compiling it.
+pub fn wit_versions(bytes: &[u8]) -> Result<Vec<String>, ReadError> {
+    let mut found: Vec<String> = top_level(bytes)?.names.iter().filter_map(|n| n.strip_prefix("weightlab:plugin/").and_then(|rest| rest.split_once('@')).map(|(_, v)| v.to_string())).collect();
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+/// The metadata section of a component, if it has one.
+pub fn read(bytes: &[u8]) -> Result<Option<Metadata>, ReadError> {
+    let top = top_level(bytes)?;
+    match top.custom.iter().find(|(name, _, _)| name == SECTION) {
+        None => Ok(None),
+        Some((_, data, _)) => serde_json::from_slice(data).map(Some).map_err(|e| ReadError(format!("its `{SECTION}` section is not valid metadata: {e}"))),
+    }
+}
+
+/// The component with `meta` as its metadata section (replacing one it had).
+pub fn embed(bytes: &[u8], meta: &Metadata) -> Result<Vec<u8>, ReadError> {
+    let top = top_level(bytes)?;
+    let mut out = bytes.to_vec();
+    // Remove earlier sections from the back, so the ranges before them stay valid.
+    for (_, _, range) in top.custom.iter().rev().filter(|(name, _, _)| name == SECTION) {
+        out.drain(range.clone());
+    }
+    let data = serde_json::to_vec(meta).map_err(|e| ReadError(e.to_string()))?;
+    let section = wasm_encoder::CustomSection { name: Cow::Borrowed(SECTION), data: Cow::Owned(data) };
+    wasm_encoder::ComponentSection::append_to_component(&section, &mut out);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest component: the preamble alone.
+    const EMPTY: &[u8] = &[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+
+    fn meta(name: &str) -> Metadata {
+        Metadata {
+            name: name.into(),
+            version: "1.2.3".into(),
+            role: "baseline".into(),
+            abi: "0.4.0".into(),
+            about: "about".into(),
+            config_schema: serde_json::json!({"type": "object"}),
+            built_with: "test".into(),
+        }
+    }
+
+    #[test]
+    fn embeds_reads_and_replaces() {
+        assert_eq!(read(EMPTY).unwrap(), None);
+        let once = embed(EMPTY, &meta("a")).unwrap();
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all()).validate_all(&once).expect("still a valid component");
+        assert_eq!(read(&once).unwrap(), Some(meta("a")));
+        let twice = embed(&once, &meta("b")).unwrap();
+        assert_eq!(read(&twice).unwrap(), Some(meta("b")));
+        assert_eq!(twice.len(), once.len(), "the old section was replaced, not kept");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_component() {
+        let module = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+        assert!(read(&module).unwrap_err().to_string().contains("core module"));
+        assert!(read(b"not wasm").is_err());
+    }
+}
