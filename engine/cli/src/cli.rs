@@ -193,22 +193,37 @@ impl Overrides {
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Create a plugin crate from the template (`plugins/template`).
+    /// Create a plugin from the template (`plugins/template`): a Rust crate, or a Python module
+    /// with `--lang python`.
     New {
         /// Name of the plugin (and of its folder).
         name: String,
         /// What the plugin is.
         #[arg(long, value_enum, default_value = "generator")]
         role: NewRole,
+        /// The language to write it in.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: Lang,
         /// Folder to create it in.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
-    /// Build a plugin crate for wasm32-wasip2; prints the path of the `.wasm` component.
+    /// Build a plugin into a WebAssembly component — a Rust crate for wasm32-wasip2, a Python
+    /// plugin (a folder with a pyproject.toml that has `[tool.weightlab]`) with componentize-py —
+    /// and write its metadata into it; prints the path of the `.wasm` component.
     Build {
-        /// The plugin crate's folder.
+        /// The plugin's folder.
         #[arg(default_value = ".")]
         dir: PathBuf,
+    },
+    /// What a built plugin says about itself — name, version, role, WIT version, config schema,
+    /// SHA-256 — read from the component without running it.
+    Inspect {
+        /// The `.wasm` component.
+        wasm: PathBuf,
+        /// Print the metadata as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Check a built plugin against the plugin contract on a tiny built-in zoo: it describes
     /// itself, its config schema is valid, fit and sample finish within the default limits
@@ -232,6 +247,14 @@ pub enum PluginCommand {
 pub enum TestZooArg {
     Plain,
     Tasks,
+}
+
+/// Languages a plugin can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    /// Built with componentize-py (installed by the set-up).
+    Python,
 }
 
 /// Roles a new plugin can take.

@@ -105,14 +105,21 @@ pub fn read(bytes: &[u8]) -> Result<Option<Metadata>, ReadError> {
     }
 }
 
-/// The component with `meta` as its metadata section (replacing one it had).
-pub fn embed(bytes: &[u8], meta: &Metadata) -> Result<Vec<u8>, ReadError> {
+/// The component without its metadata section: what is compiled, so that stamping a plugin
+/// after its build does not make wasmtime compile it again (its cache is keyed by the bytes).
+pub fn strip(bytes: &[u8]) -> Result<Vec<u8>, ReadError> {
     let top = top_level(bytes)?;
     let mut out = bytes.to_vec();
-    // Remove earlier sections from the back, so the ranges before them stay valid.
+    // Remove from the back, so the ranges before stay valid.
     for (_, _, range) in top.custom.iter().rev().filter(|(name, _, _)| name == SECTION) {
         out.drain(range.clone());
     }
+    Ok(out)
+}
+
+/// The component with `meta` as its metadata section (replacing one it had).
+pub fn embed(bytes: &[u8], meta: &Metadata) -> Result<Vec<u8>, ReadError> {
+    let mut out = strip(bytes)?;
     let data = serde_json::to_vec(meta).map_err(|e| ReadError(e.to_string()))?;
     let section = wasm_encoder::CustomSection { name: Cow::Borrowed(SECTION), data: Cow::Owned(data) };
     wasm_encoder::ComponentSection::append_to_component(&section, &mut out);
@@ -147,6 +154,7 @@ mod tests {
         let twice = embed(&once, &meta("b")).unwrap();
         assert_eq!(read(&twice).unwrap(), Some(meta("b")));
         assert_eq!(twice.len(), once.len(), "the old section was replaced, not kept");
+        assert_eq!(strip(&twice).unwrap(), EMPTY);
     }
 
     #[test]

@@ -282,6 +282,7 @@ impl Plugin {
                 format!("built against weightlab:plugin@{abi}, but this engine runs @{} and the older {}; rebuild the plugin against plugins/wit of this version", crate::ABI_VERSION, crate::compat::SUPPORTED.iter().map(|v| format!("@{v}")).collect::<Vec<_>>().join(", ")),
             ));
         };
+        let bytes = crate::metadata::strip(&bytes).map_err(|e| fail("load", e.to_string()))?;
         let bytes = match legacy {
             Some(_) => crate::compat::relabel(&bytes, &abi, crate::ABI_VERSION).map_err(|e| fail("load", e))?,
             None => bytes,

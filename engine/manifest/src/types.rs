@@ -128,6 +128,11 @@ pub struct Experiment {
     /// stored on one device is reused on another.
     #[serde(default = "default_device")]
     pub device: String,
+    /// Folders (relative to the manifest) with more plugins, named by file stem in
+    /// `plugin = "…"`: searched after the built-in plugins and before `WEIGHTLAB_PLUGIN_PATH`;
+    /// the first folder with a name wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugin_path: Vec<PathBuf>,
 }
 
 fn default_device() -> String {

@@ -3,7 +3,7 @@
 //! span of the key at fault and, for names, a did-you-mean.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::diagnostic::Diagnostic;
 use crate::path;
@@ -31,6 +31,30 @@ pub struct Context<'a> {
     pub catalog: &'a Catalog,
 }
 
+/// The plugin names (file stems of `.wasm` files) in `dirs`, each folder sorted, first wins.
+pub fn plugins_in(dirs: &[PathBuf]) -> Vec<(String, PathBuf)> {
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
+        paths.sort();
+        for path in paths {
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            if !found.iter().any(|(n, _)| *n == name) {
+                found.push((name, path));
+            }
+        }
+    }
+    found
+}
+
+/// The folders a manifest's `[experiment] plugin_path` names, resolved against `base_dir`.
+fn manifest_plugin_dirs(doc: &serde_json::Value, base_dir: &Path) -> Vec<PathBuf> {
+    doc.pointer("/experiment/plugin_path").and_then(|v| v.as_array()).into_iter().flatten().filter_map(|v| v.as_str()).map(|d| base_dir.join(d)).collect()
+}
+
 /// True when a `plugin = "…"` value names a file rather than a built-in plugin.
 pub fn is_plugin_path(plugin: &str) -> bool {
     plugin.ends_with(".wasm") || plugin.contains('/')
@@ -52,6 +76,14 @@ pub fn references(doc: &serde_json::Value, spans: &Spans, ctx: &Context) -> Vec<
             ))));
         }
     }
+    let plugin_dirs = manifest_plugin_dirs(doc, ctx.base_dir);
+    for (i, dir) in plugin_dirs.iter().enumerate() {
+        if !dir.is_dir() {
+            out.push(Diagnostic::new(format!("`experiment.plugin_path`: folder `{}` does not exist", dir.display()), spans.value(&path!["experiment", "plugin_path", i])));
+        }
+    }
+    let mut known = ctx.catalog.plugins.clone();
+    known.extend(plugins_in(&plugin_dirs).into_iter().map(|(n, _)| n));
     let mut seen = BTreeSet::new();
     for (i, method) in doc.get("method").and_then(|v| v.as_array()).into_iter().flatten().enumerate() {
         let at = |key: &str| spans.value(&path!["method", i, key]);
@@ -83,11 +115,11 @@ pub fn references(doc: &serde_json::Value, spans: &Spans, ctx: &Context) -> Vec<
                     );
                 }
             }
-            Some(plugin) if !ctx.catalog.plugins.iter().any(|p| p == plugin) => {
+            Some(plugin) if !known.iter().any(|p| p == plugin) => {
                 out.push(Diagnostic::new(format!("method `{name}`: unknown plugin `{plugin}`"), at("plugin")).with_help(Some(suggest(
                     plugin,
-                    "built-in plugins (or give a path to a .wasm file)",
-                    &ctx.catalog.plugins,
+                    "plugins found (built-in, `experiment.plugin_path`, WEIGHTLAB_PLUGIN_PATH; or give a path to a .wasm file)",
+                    &known,
                 ))));
             }
             _ => {}

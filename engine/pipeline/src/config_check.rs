@@ -55,10 +55,11 @@ pub fn check_methods(loaded: &Loaded, strict: bool) -> Result<(), usize> {
     }
     crate::output::status("Checking", &format!("{} plugin configs", methods.len()));
     let mut described: HashMap<String, Result<weightlab_host::Description, String>> = HashMap::new();
+    let plugins = crate::plugins::Lookup::of(loaded);
     let mut errors = 0;
     for (index, method) in methods.iter().enumerate() {
         if let Some(pin) = &method.sha256 {
-            let actual = crate::plugins::identity(&method.plugin, &loaded.base_dir);
+            let actual = plugins.identity(&method.plugin);
             if !actual.eq_ignore_ascii_case(pin.trim()) {
                 let message = format!("method `{}`: plugin `{}` has sha256 {actual}, not the pinned {}", method.name, method.plugin, pin.trim());
                 let help = Some("the plugin's code changed since it was pinned: check the new build, then update `sha256` (`weightlab plugins` lists every hash)".to_string());
@@ -67,7 +68,7 @@ pub fn check_methods(loaded: &Loaded, strict: bool) -> Result<(), usize> {
                 continue;
             }
         }
-        let d = described.entry(method.plugin.clone()).or_insert_with(|| crate::stages::method::describe(method, &loaded.base_dir).map_err(|e| e.to_string()));
+        let d = described.entry(method.plugin.clone()).or_insert_with(|| crate::stages::method::describe(method, &plugins).map_err(|e| e.to_string()));
         match d {
             Ok(d) => {
                 if let Err(e) = crate::stages::method::check_plugin(loaded, index, d) {

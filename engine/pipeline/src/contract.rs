@@ -11,6 +11,12 @@
 //! - the same seed gives the same samples, bit for bit, in a fresh process;
 //! - another seed gives other samples (a warning, not a failure: a deterministic method may
 //!   ignore its seed).
+//!
+//! A probe is fitted on a small model tree (MLPs on blobs) for one target of each kind —
+//! `classes` (multi-label), `parent` (single-label), `lr` (regression) — and checked the same
+//! way: it finishes within the limits with predictions of the right shapes, they are finite and
+//! the same in a fresh process, and (a warning, not a failure) it tells the two trees apart
+//! better than chance.
 
 use std::path::{Path, PathBuf};
 
@@ -127,7 +133,7 @@ pub fn check(wasm: &Path, config: &str, zoo: TestZoo, work: &Path) -> Result<Vec
         }
     }
     if d.role == Role::Probe {
-        checks.push(Check::new("fit and predict", Outcome::Warn, "probes are not exercised by the harness yet: run one on a model-tree zoo"));
+        check_probe(&wasm, config, work, &mut checks)?;
         return Ok(checks);
     }
 
@@ -187,6 +193,96 @@ pub fn check(wasm: &Path, config: &str, zoo: TestZoo, work: &Path) -> Result<Vec
         if differ { "seeds 0 and 1 differ" } else { "seeds 0 and 1 gave the same samples (fine if the method is deterministic)" },
     ));
     Ok(checks)
+}
+
+/// The probe contract's zoo and methods: a model tree on blobs (two roots, children fine-tuned
+/// on pairs of the four classes with two learning rates), and one probe per kind of target.
+fn probe_manifest(plugin: &Path, config: &str) -> String {
+    let mut text = String::from(
+        "[experiment]\nname = \"plugin-contract\"\nseeds = [0]\n\n\
+         [data.blobs]\nsource = \"blobs\"\nclasses = 4\nsamples = 512\n\n\
+         [zoo.tree]\ndata = \"blobs\"\narch = { kind = \"mlp\", hidden = [8] }\nmodels = 24\n\
+         train = { lr = 0.01, epochs = 3, batch_size = 32 }\n\
+         tree = { roots = 2, classes = 2, epochs = 2, lr = [0.003, 0.01] }\nsplit = { train = 18, heldout = 6 }\n\n",
+    );
+    for (target, _) in PROBE_TARGETS {
+        text += &format!("[[method]]\nname = \"{target}\"\nplugin = {plugin:?}\nzoo = \"tree\"\ntarget = \"{target}\"\nconfig = {config}\n\n");
+    }
+    text + "[report]\nplots = []\n"
+}
+
+/// The targets a probe is tested on: one of each kind.
+const PROBE_TARGETS: [(&str, &str); 3] = [("classes", "multi-label"), ("parent", "single-label"), ("lr", "regression")];
+
+/// What one run of the probe contract produced: each target's predictions, in a fixed order,
+/// and the accuracy of the tree (parent) probe with its chance level.
+struct Predictions {
+    values: Vec<(String, Vec<f64>)>,
+    parent: Option<(f64, f64)>,
+    rows: usize,
+    seconds: f64,
+}
+
+fn check_probe(wasm: &Path, config: &str, work: &Path, checks: &mut Vec<Check>) -> Result<()> {
+    let first = match run_probe(wasm, config, &work.join("a"))? {
+        Err(reason) => {
+            checks.push(Check::new("fit and predict within the default limits", Outcome::Fail, reason));
+            return Ok(());
+        }
+        Ok(p) => p,
+    };
+    let limits = Limits::default();
+    let kinds: Vec<String> = PROBE_TARGETS.iter().map(|(t, k)| format!("{k} ({t})")).collect();
+    checks.push(Check::test(
+        "fit and predict within the default limits",
+        first.values.len() == PROBE_TARGETS.len(),
+        format!("{} on 18 training and 6 held-out models of a 2-tree zoo, {} predictions, {:.1} s (limits: {:.0} s per call)", kinds.join(", "), first.rows, first.seconds, limits.timeout.as_secs_f64()),
+    ));
+    let bad = first.values.iter().flat_map(|(_, v)| v).filter(|v| !v.is_finite()).count();
+    checks.push(Check::test("finite values", bad == 0, if bad == 0 { "every prediction is finite".to_string() } else { format!("{bad} predictions are NaN or infinite") }));
+    match run_probe(wasm, config, &work.join("b"))? {
+        Err(reason) => checks.push(Check::new("same seed, same predictions", Outcome::Fail, format!("the second run failed: {reason}"))),
+        Ok(again) => {
+            let differing: Vec<&str> = first.values.iter().zip(&again.values).filter(|(a, b)| a.1.iter().map(|x| x.to_bits()).ne(b.1.iter().map(|x| x.to_bits()))).map(|(a, _)| a.0.as_str()).collect();
+            checks.push(Check::test(
+                "same seed, same predictions",
+                differing.is_empty(),
+                if differing.is_empty() { "a second run in fresh worker processes predicted the same, bit for bit".to_string() } else { format!("a second run with the same seed predicted otherwise for: {}", differing.join(", ")) },
+            ));
+        }
+    }
+    let (outcome, detail) = match first.parent {
+        Some((accuracy, chance)) if accuracy > chance => (Outcome::Pass, format!("tells the trees apart: accuracy {accuracy:.2} (chance {chance:.2})")),
+        Some((accuracy, chance)) => (Outcome::Warn, format!("does not tell the trees apart: accuracy {accuracy:.2} at chance {chance:.2} (fine for a control, not for a probe)")),
+        None => (Outcome::Warn, "no accuracy for the tree target".to_string()),
+    };
+    checks.push(Check::new("reads the weights", outcome, detail));
+    Ok(())
+}
+
+/// Runs the probe contract manifest into `dir`: the predictions, or why a probe failed.
+fn run_probe(wasm: &Path, config: &str, dir: &Path) -> Result<std::result::Result<Predictions, String>> {
+    std::fs::create_dir_all(dir).map_err(crate::error::io("creating", dir))?;
+    let text = probe_manifest(wasm, config);
+    let loaded = match weightlab_manifest::load_str(&dir.join("contract.toml"), &text, &[], dir, &crate::catalog()) {
+        Ok(l) => l,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let mut run = Run::new(loaded, Some(dir.join("out")))?;
+    let started = std::time::Instant::now();
+    run.execute()?;
+    let seconds = started.elapsed().as_secs_f64();
+    let failures: Vec<String> = run.failures.iter().filter(|f| f.stage.starts_with("probe")).map(|f| f.reason.clone()).collect();
+    if !failures.is_empty() {
+        return Ok(Err(failures.join("; ")));
+    }
+    let out = dir.join("out");
+    let mut rows: Vec<weightlab_results::ProbeRow> = weightlab_results::rows::read_table(&out, "probes")?.unwrap_or_default();
+    rows.sort_by(|a, b| (&a.method, a.model, &a.label).cmp(&(&b.method, b.model, &b.label)));
+    let values = PROBE_TARGETS.iter().map(|(t, _)| (t.to_string(), rows.iter().filter(|r| r.method == *t).map(|r| r.prediction).collect::<Vec<f64>>())).filter(|(_, v)| !v.is_empty()).collect();
+    let scores: Vec<weightlab_results::ProbeScoreRow> = weightlab_results::rows::read_table(&out, "probe_scores")?.unwrap_or_default();
+    let parent = scores.iter().find(|s| s.method == "parent" && s.metric == "accuracy").map(|s| (s.value, s.chance));
+    Ok(Ok(Predictions { values, parent, rows: rows.len(), seconds }))
 }
 
 /// What one run of the contract manifest produced.

@@ -97,10 +97,10 @@ impl RunInfo {
 impl Run {
     pub fn new(loaded: Loaded, output: Option<PathBuf>) -> Result<Self> {
         let output = output.or_else(|| loaded.manifest.experiment.output.as_ref().map(|o| loaded.base_dir.join(o))).unwrap_or_else(|| PathBuf::from("reports").join(&loaded.manifest.experiment.name));
-        let base = loaded.base_dir.clone();
+        let plugins = crate::plugins::Lookup::of(&loaded);
         let metrics = crate::metrics::selected(loaded.manifest.evaluate.metrics.as_deref());
         let keys: Vec<String> = metrics.iter().map(|m| m.key.to_string()).collect();
-        let plan = Plan::new(&loaded.manifest, &|p| crate::plugins::identity(p, &base), &keys);
+        let plan = Plan::new(&loaded.manifest, &|p| plugins.identity(p), &keys);
         let store = StageStore::new(&output);
         Ok(Self {
             loaded,
@@ -411,6 +411,11 @@ impl Run {
 
     pub(crate) fn base_dir(&self) -> &Path {
         &self.loaded.base_dir
+    }
+
+    /// Where this run's plugins are found.
+    pub(crate) fn plugins(&self) -> crate::plugins::Lookup {
+        crate::plugins::Lookup::of(&self.loaded)
     }
 }
 

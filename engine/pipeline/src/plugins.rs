@@ -5,9 +5,9 @@
 //! 3. the components embedded in the binary at build time (`build.rs`), unpacked once into
 //!    `~/.cache/weightlab/plugins/<content hash>/` where worker processes can load them.
 //!
-//! Folders in `WEIGHTLAB_PLUGIN_PATH` (colon-separated) add more. A plugin's name is its file
-//! stem; the first folder that has a name wins. Nothing here depends on the source tree the
-//! binary was built from.
+//! A manifest's `[experiment] plugin_path` folders, then those in `WEIGHTLAB_PLUGIN_PATH`
+//! (colon-separated), add more ([`Lookup`]). A plugin's name is its file stem; the first folder
+//! that has a name wins. Nothing here depends on the source tree the binary was built from.
 
 use std::path::{Path, PathBuf};
 
@@ -90,74 +90,112 @@ pub fn source_dist_dir() -> PathBuf {
     std::env::var_os("WEIGHTLAB_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/dist")))
 }
 
-fn search_dirs() -> Vec<PathBuf> {
+/// The built-in folder, then the folders of `WEIGHTLAB_PLUGIN_PATH`; `manifest` folders (a
+/// manifest's `[experiment] plugin_path`) go between the two.
+fn search_dirs(manifest: &[PathBuf]) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = builtin_dir().into_iter().collect();
+    dirs.extend(manifest.iter().cloned());
     if let Some(extra) = std::env::var_os("WEIGHTLAB_PLUGIN_PATH") {
         dirs.extend(std::env::split_paths(&extra));
     }
     dirs
 }
 
-/// Every `.wasm` file in the search folders, first one wins for a name.
+/// Every `.wasm` file in the search folders (no manifest's), first one wins for a name.
 pub fn find_all() -> Vec<(String, PathBuf)> {
-    let mut found: Vec<(String, PathBuf)> = Vec::new();
-    for dir in search_dirs() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
-        paths.sort();
-        for path in paths {
-            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            if !found.iter().any(|(n, _)| *n == name) {
-                found.push((name, path));
-            }
-        }
-    }
-    found
+    weightlab_manifest::validate::plugins_in(&search_dirs(&[]))
 }
 
-/// Names a manifest may use in `plugin = "…"`.
+/// Names a manifest may use in `plugin = "…"` besides those in its own `plugin_path`.
 pub fn builtin_names() -> Vec<String> {
     find_all().into_iter().map(|(n, _)| n).collect()
 }
 
-/// Path of a plugin given by name or path (relative to `base_dir`).
-pub fn resolve(plugin: &str, base_dir: &Path) -> Option<PathBuf> {
-    if weightlab_manifest::validate::is_plugin_path(plugin) {
-        return Some(base_dir.join(plugin));
+/// Where one manifest's plugins are found: a `plugin = "…"` that is a path is a file relative to
+/// the manifest's folder; a name is looked up in the built-in plugins, then the manifest's
+/// `[experiment] plugin_path`, then `WEIGHTLAB_PLUGIN_PATH`.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    base_dir: PathBuf,
+    dirs: Vec<PathBuf>,
+}
+
+impl Lookup {
+    pub fn new(base_dir: &Path, plugin_path: &[PathBuf]) -> Self {
+        Self { base_dir: base_dir.to_path_buf(), dirs: search_dirs(&plugin_path.iter().map(|d| base_dir.join(d)).collect::<Vec<_>>()) }
     }
-    find_all().into_iter().find(|(n, _)| n == plugin).map(|(_, p)| p)
+
+    /// The lookup of a loaded manifest.
+    pub fn of(loaded: &weightlab_manifest::Loaded) -> Self {
+        Self::new(&loaded.base_dir, &loaded.manifest.experiment.plugin_path)
+    }
+
+    /// The path of a plugin given by name or path.
+    pub fn resolve(&self, plugin: &str) -> Option<PathBuf> {
+        if weightlab_manifest::validate::is_plugin_path(plugin) {
+            return Some(self.base_dir.join(plugin));
+        }
+        weightlab_manifest::validate::plugins_in(&self.dirs).into_iter().find(|(n, _)| n == plugin).map(|(_, p)| p)
+    }
+
+    /// What identifies a plugin's code, for caching, provenance and pins: the SHA-256 of its
+    /// component's bytes (64 hex digits), or `missing`.
+    pub fn identity(&self, plugin: &str) -> String {
+        self.resolve(plugin).and_then(|p| sha256_of(&p)).unwrap_or_else(|| "missing".to_string())
+    }
 }
 
-/// Every plugin found, described by loading it in a worker process (compiled components are
-/// cached on disk). A plugin that fails to load is listed with the reason in place of its role.
+/// Every plugin found, described from its metadata section (written by `weightlab plugin
+/// build`) or, for a component without one, by loading it in a worker process (compiled
+/// components are cached on disk). A plugin that fails to load is listed with the reason in
+/// place of its role.
 pub fn discover() -> Vec<PluginInfo> {
-    find_all()
-        .into_iter()
-        .map(|(name, path)| {
-            let sha256 = sha256_of(&path).unwrap_or_else(|| "unreadable".into());
-            match crate::stages::method::describe_path(&name, path.clone(), weightlab_host::Limits::default()) {
-                Ok(d) => PluginInfo { name, role: weightlab_host::role_name(d.role).to_string(), version: d.version, abi: d.abi, path, sha256 },
-                Err(e) => {
-                    let reason = match e {
-                        crate::Error::Plugin(p) => p.reason,
-                        other => other.to_string(),
-                    };
-                    PluginInfo { name, role: format!("broken: {reason}"), version: "-".into(), abi: "-".into(), path, sha256 }
-                }
-            }
-        })
-        .collect()
+    find_all().into_iter().map(|(name, path)| info(name, path)).collect()
 }
 
-/// What identifies a plugin's code, for caching, provenance and pins: the SHA-256 of its
-/// component's bytes (64 hex digits).
-pub fn identity(plugin: &str, base_dir: &Path) -> String {
-    resolve(plugin, base_dir).and_then(|p| sha256_of(&p)).unwrap_or_else(|| "missing".to_string())
+/// What `weightlab plugins` shows of the plugin at `path`.
+pub fn info(name: String, path: PathBuf) -> PluginInfo {
+    let sha256 = sha256_of(&path).unwrap_or_else(|| "unreadable".into());
+    let bytes = std::fs::read(&path).unwrap_or_default();
+    let versions = weightlab_host::metadata::wit_versions(&bytes).unwrap_or_default();
+    if let Ok(Some(m)) = weightlab_host::metadata::read(&bytes)
+        && versions == [m.abi.clone()]
+    {
+        return PluginInfo { name, role: m.role, version: m.version, abi: m.abi, path, sha256 };
+    }
+    match crate::stages::method::describe_path(&name, path.clone(), weightlab_host::Limits::default()) {
+        Ok(d) => PluginInfo { name, role: weightlab_host::role_name(d.role).to_string(), version: d.version, abi: d.abi, path, sha256 },
+        Err(e) => {
+            let reason = match e {
+                crate::Error::Plugin(p) => p.reason,
+                other => other.to_string(),
+            };
+            PluginInfo { name, role: format!("broken: {reason}"), version: "-".into(), abi: "-".into(), path, sha256 }
+        }
+    }
+}
+
+/// Describes the freshly built plugin at `path` (loading it in a worker process, as a run
+/// would) and writes the description into it as its metadata section; returns it.
+pub fn stamp(path: &Path, built_with: &str) -> crate::Result<weightlab_host::metadata::Metadata> {
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let d = crate::stages::method::describe_path(&name, path.to_path_buf(), weightlab_host::Limits::default())?;
+    let meta = weightlab_host::metadata::Metadata {
+        name: d.name,
+        version: d.version,
+        role: weightlab_host::role_name(d.role).to_string(),
+        abi: d.abi,
+        about: d.about,
+        config_schema: d.config_schema,
+        built_with: built_with.to_string(),
+    };
+    let bytes = std::fs::read(path).map_err(crate::error::io("reading", path))?;
+    let stamped = weightlab_host::metadata::embed(&bytes, &meta).map_err(crate::error::format(path))?;
+    crate::store::write_atomic(path, &stamped)?;
+    Ok(meta)
 }
 
 /// The SHA-256 of a file, as 64 hex digits; `None` when it cannot be read.
-fn sha256_of(path: &Path) -> Option<String> {
+pub fn sha256_of(path: &Path) -> Option<String> {
     std::fs::read(path).ok().map(|bytes| hex::encode(sha2::Sha256::digest(&bytes)))
 }

@@ -6,6 +6,7 @@ mod embed;
 mod plan;
 mod plugin;
 mod plugins;
+mod python;
 mod report;
 mod run;
 mod schema;
@@ -31,8 +32,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::Plugin(args)) => bench::plugin(&args),
         Command::Bench(BenchCommand::Zoo(args)) => bench::zoo(&args),
         Command::Bench(BenchCommand::Pdiff(args)) => bench::pdiff(&args),
-        Command::Plugin(PluginCommand::New { name, role, dir }) => plugin::new(&name, role.as_str(), &dir),
+        Command::Plugin(PluginCommand::New { name, role, lang, dir }) => plugin::new(&name, role.as_str(), lang, &dir),
         Command::Plugin(PluginCommand::Build { dir }) => plugin::build(&dir),
+        Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin::inspect(&wasm, json),
         Command::Plugin(PluginCommand::Test { wasm, config, zoo }) => plugin::test(&wasm, &config, zoo),
         Command::Report { runs, output, template } => report::report(&runs, output, template),
     }

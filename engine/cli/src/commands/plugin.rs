@@ -1,4 +1,6 @@
-//! `weightlab plugin new`, `build` and `test`: start, build and check a plugin crate.
+//! `weightlab plugin new`, `build`, `inspect` and `test`: start, build, read and check a plugin,
+//! in Rust (a crate built for wasm32-wasip2) or Python (a module built by componentize-py,
+//! [`super::python`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -6,6 +8,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 use weightlab_pipeline::output;
+
+use crate::cli::Lang;
 
 const CARGO_TOML: &str = include_str!("../../../../plugins/template/Cargo.toml.in");
 const LIB_RS: &str = include_str!("../../../../plugins/template/src/lib.rs.in");
@@ -17,8 +21,8 @@ fn sdk_path() -> PathBuf {
     p.canonicalize().unwrap_or(p)
 }
 
-/// Creates a plugin crate `<dir>/<name>` from `plugins/template`.
-pub fn new(name: &str, role: &str, dir: &Path) -> Result<i32> {
+/// Creates a plugin `<dir>/<name>` from `plugins/template`: a Rust crate, or a Python plugin.
+pub fn new(name: &str, role: &str, lang: Lang, dir: &Path) -> Result<i32> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || name.starts_with(|c: char| c.is_ascii_digit()) {
         bail!("plugin name `{name}`: use letters, digits, `-` and `_`, starting with a letter");
     }
@@ -26,20 +30,41 @@ pub fn new(name: &str, role: &str, dir: &Path) -> Result<i32> {
     if target.exists() {
         bail!("{} already exists", target.display());
     }
-    let fill = |text: &str| text.replace("{{name}}", name).replace("{{crate_name}}", name).replace("{{role}}", role).replace("{{sdk_path}}", &sdk_path().display().to_string());
-    std::fs::create_dir_all(target.join("src")).with_context(|| format!("creating {}", target.display()))?;
-    std::fs::write(target.join("Cargo.toml"), fill(CARGO_TOML))?;
-    std::fs::write(target.join("src/lib.rs"), fill(if role == "probe" { PROBE_RS } else { LIB_RS }))?;
+    if lang == Lang::Python {
+        super::python::new(name, role, &target)?;
+    } else {
+        let fill = |text: &str| text.replace("{{name}}", name).replace("{{crate_name}}", name).replace("{{role}}", role).replace("{{sdk_path}}", &sdk_path().display().to_string());
+        std::fs::create_dir_all(target.join("src")).with_context(|| format!("creating {}", target.display()))?;
+        std::fs::write(target.join("Cargo.toml"), fill(CARGO_TOML))?;
+        std::fs::write(target.join("src/lib.rs"), fill(if role == "probe" { PROBE_RS } else { LIB_RS }))?;
+    }
     output::status("Created", &format!("{role} plugin `{name}` in {} — build it with `weightlab plugin build {}`", target.display(), target.display()));
     Ok(0)
 }
 
-/// Builds the plugin crate at `dir` for wasm32-wasip2 and copies the component to
-/// `<dir>/<name>.wasm`.
+/// Builds the plugin at `dir` — a Python plugin when it has a pyproject.toml with
+/// `[tool.weightlab]`, else a Rust crate for wasm32-wasip2 — into `<dir>/<name>.wasm`, and
+/// writes its metadata into the component.
 pub fn build(dir: &Path) -> Result<i32> {
+    let (out, built_with) = if let Some(project) = super::python::Project::find(dir)? {
+        (project.build()?, format!("componentize-py {}", super::python::COMPONENTIZE_PY))
+    } else {
+        match build_rust(dir)? {
+            Some(out) => (out, "cargo (wasm32-wasip2)".to_string()),
+            None => return Ok(1),
+        }
+    };
+    let meta = weightlab_pipeline::plugins::stamp(&out, &built_with).with_context(|| format!("describing the built plugin {} to write its metadata", out.display()))?;
+    output::status("Built", &format!("{} ({} {} {}, WIT {})", out.display(), meta.role, meta.name, meta.version, meta.abi));
+    println!("{}", out.display());
+    Ok(0)
+}
+
+/// Builds a Rust plugin crate; `None` when cargo failed (it printed why).
+fn build_rust(dir: &Path) -> Result<Option<PathBuf>> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
-        bail!("{} has no Cargo.toml; give the plugin crate's folder", dir.display());
+        bail!("{} has neither a Cargo.toml (a Rust plugin) nor a pyproject.toml with [tool.weightlab] (a Python plugin); give the plugin's folder", dir.display());
     }
     output::status("Building", &format!("{} for wasm32-wasip2", dir.display()));
     let status = Command::new("cargo")
@@ -48,7 +73,7 @@ pub fn build(dir: &Path) -> Result<i32> {
         .status()
         .context("running cargo (is the Rust toolchain installed? `make` installs the wasm32-wasip2 target)")?;
     if !status.success() {
-        return Ok(1);
+        return Ok(None);
     }
     let meta = Command::new("cargo").args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"]).arg(&manifest).output()?;
     let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).context("reading cargo metadata")?;
@@ -57,8 +82,46 @@ pub fn build(dir: &Path) -> Result<i32> {
     let built = target.join("wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")));
     let out = dir.join(format!("{name}.wasm"));
     std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;
-    output::status("Built", &out.display().to_string());
-    println!("{}", out.display());
+    Ok(Some(out))
+}
+
+/// Prints what the component at `wasm` says about itself, without running it.
+pub fn inspect(wasm: &Path, json: bool) -> Result<i32> {
+    use weightlab_host::metadata;
+    let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
+    let versions = metadata::wit_versions(&bytes).with_context(|| wasm.display().to_string())?;
+    let meta = metadata::read(&bytes).with_context(|| wasm.display().to_string())?;
+    let sha256 = weightlab_pipeline::plugins::sha256_of(wasm).unwrap_or_default();
+    let abi = versions.first().cloned().unwrap_or_else(|| "none".into());
+    let runs = if versions.is_empty() {
+        "no: it uses no weightlab:plugin interface".to_string()
+    } else if weightlab_host::abi::compatible(weightlab_host::ABI_VERSION, &abi) {
+        "yes".to_string()
+    } else if weightlab_host::compat::supported(&abi).is_some() {
+        format!("yes, through the adapter for {abi} (this host implements {})", weightlab_host::ABI_VERSION)
+    } else {
+        format!("no: this host runs {} and {}", weightlab_host::ABI_VERSION, weightlab_host::compat::SUPPORTED.join(", "))
+    };
+    if json {
+        let value = serde_json::json!({ "path": wasm, "sha256": sha256, "bytes": bytes.len(), "wit": abi, "runs_here": runs, "metadata": meta });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(0);
+    }
+    println!("{:<11} {}", "path", wasm.display());
+    println!("{:<11} {sha256}", "sha256");
+    println!("{:<11} {:.1} MB", "size", bytes.len() as f64 / 1e6);
+    println!("{:<11} {abi} (runs on this host: {runs})", "WIT");
+    match meta {
+        None => println!("metadata    none: built without `weightlab plugin build`; `weightlab plugins` describes it by loading it"),
+        Some(m) => {
+            println!("{:<11} {}", "name", m.name);
+            println!("{:<11} {}", "version", m.version);
+            println!("{:<11} {}", "role", m.role);
+            println!("{:<11} {}", "built with", m.built_with);
+            println!("{:<11} {}", "about", m.about);
+            println!("config schema:\n{}", serde_json::to_string_pretty(&m.config_schema)?);
+        }
+    }
     Ok(0)
 }
 

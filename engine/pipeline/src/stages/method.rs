@@ -12,6 +12,7 @@ use weightlab_manifest::{LimitsSpec, Loaded, MethodSpec};
 
 use crate::error::{Error, Result, format, io};
 use crate::executor::Run;
+use crate::plugins::Lookup;
 use crate::output;
 use crate::records::{LoggedMetric, MethodLog, MethodRecord};
 use crate::store::{read_tensor, write_tensor};
@@ -28,8 +29,8 @@ pub fn limits(l: &LimitsSpec) -> Limits {
 }
 
 /// The path of the plugin a method names.
-pub fn plugin_path(method: &MethodSpec, base_dir: &Path) -> Result<PathBuf> {
-    crate::plugins::resolve(&method.plugin, base_dir).ok_or_else(|| Error::Missing(format!("plugin `{}` not found", method.plugin)))
+pub fn plugin_path(method: &MethodSpec, plugins: &Lookup) -> Result<PathBuf> {
+    plugins.resolve(&method.plugin).ok_or_else(|| Error::Missing(format!("plugin `{}` not found", method.plugin)))
 }
 
 /// A request to run `job` for plugin `name` at `path` in a worker process.
@@ -44,8 +45,8 @@ pub fn describe_path(name: &str, path: PathBuf, limits: Limits) -> Result<Descri
 }
 
 /// Loads and describes a method's plugin in a worker process.
-pub fn describe(method: &MethodSpec, base_dir: &Path) -> Result<Description> {
-    describe_path(&method.plugin, plugin_path(method, base_dir)?, limits(&method.limits))
+pub fn describe(method: &MethodSpec, plugins: &Lookup) -> Result<Description> {
+    describe_path(&method.plugin, plugin_path(method, plugins)?, limits(&method.limits))
 }
 
 /// This binary, which is also the worker. On Linux, `/proc/self/exe` names the running
@@ -228,7 +229,7 @@ impl Run {
         };
         let (total, p) = (conditioning.total(method.samples), zoo.layout().len());
         let job = Job::Run { zoo: view, rows, config, seed, sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), samples: method.samples, conditioning };
-        let request = request(&method.plugin, plugin_path(&method, self.base_dir())?, limits(&method.limits), job);
+        let request = request(&method.plugin, plugin_path(&method, &self.plugins())?, limits(&method.limits), job);
         let (description, outcome) = self.run_job(index, &request, &payload, "samples")?;
         let bytes: Vec<u8> = outcome.samples.iter().flat_map(|v| v.to_le_bytes()).collect();
         write_tensor(&dir.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![total, p], &bytes)?;
@@ -240,7 +241,7 @@ impl Run {
             version: d.version.clone(),
             abi: d.abi.clone(),
             role: role_name(d.role).to_string(),
-            hash: crate::plugins::identity(&method.plugin, self.base_dir()),
+            hash: self.plugins().identity(&method.plugin),
             samples: method.samples,
             parameters: p,
             fit_seconds: outcome.fit_seconds,

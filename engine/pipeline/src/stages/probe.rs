@@ -155,7 +155,7 @@ impl Run {
         if predict_labels > 0 {
             payload.extend(&all_embeddings);
         }
-        let request = request(&method.plugin, plugin_path(&method, self.base_dir())?, limits(&method.limits), job);
+        let request = request(&method.plugin, plugin_path(&method, &self.plugins())?, limits(&method.limits), job);
         let (description, outcome) = self.run_job(index, &request, &payload, "predictions")?;
 
         // Without embeddings and with unseen classes there is nothing to score them with; the
@@ -220,7 +220,7 @@ impl Run {
             version: description.version.clone(),
             abi: description.abi.clone(),
             role: role_name(description.role).to_string(),
-            hash: crate::plugins::identity(&method.plugin, self.base_dir()),
+            hash: self.plugins().identity(&method.plugin),
             target: target_name,
             train_models: train_rows.len(),
             heldout_models: heldout_rows.len(),

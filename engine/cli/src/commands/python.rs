@@ -1,0 +1,117 @@
+//! Python plugins. A plugin is a folder with a `pyproject.toml` whose `[tool.weightlab]` table
+//! names its role (and, optionally, its module, `app` by default); componentize-py builds the
+//! module, the Python SDK (`weightlab_sdk`) and a CPython interpreter into one component
+//! against the WIT. The WIT and the SDK are the ones this binary was built with, written to a
+//! temporary folder for each build, so a plugin always targets the host that builds it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use weightlab_pipeline::output;
+
+/// The componentize-py version the set-up installs and the SDK is tested with.
+pub const COMPONENTIZE_PY: &str = "0.25.1";
+
+const WIT: &str = include_str!("../../../../plugins/wit/weightlab.wit");
+const SDK: &str = include_str!("../../../../plugins/sdk-python/weightlab_sdk.py");
+const PYPROJECT: &str = include_str!("../../../../plugins/template/python/pyproject.toml.in");
+const APP_PY: &str = include_str!("../../../../plugins/template/python/app.py.in");
+const PROBE_PY: &str = include_str!("../../../../plugins/template/python/probe.py.in");
+
+/// Writes a Python plugin from the template into `target`.
+pub fn new(name: &str, role: &str, target: &Path) -> Result<()> {
+    let class = match role {
+        "generator" => "Generator",
+        "probe" => "Probe",
+        _ => "Baseline",
+    };
+    let fill = |text: &str| text.replace("{{name}}", name).replace("{{role}}", role).replace("{{Role}}", class);
+    std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))?;
+    std::fs::write(target.join("pyproject.toml"), fill(PYPROJECT))?;
+    std::fs::write(target.join("app.py"), fill(if role == "probe" { PROBE_PY } else { APP_PY }))?;
+    Ok(())
+}
+
+/// A Python plugin's project: what its pyproject.toml says.
+#[derive(Debug)]
+pub struct Project {
+    dir: PathBuf,
+    name: String,
+    role: String,
+    module: String,
+}
+
+impl Project {
+    /// The Python plugin at `dir`, if `dir` holds one (a pyproject.toml with `[tool.weightlab]`).
+    pub fn find(dir: &Path) -> Result<Option<Project>> {
+        let path = dir.join("pyproject.toml");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        let doc: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+        let Some(tool) = doc.get("tool").and_then(|t| t.get("weightlab")) else {
+            return Ok(None);
+        };
+        let text_of = |v: Option<&toml::Value>, key: &str| -> Result<String> {
+            v.and_then(|v| v.as_str()).map(str::to_string).with_context(|| format!("{}: `{key}` is missing or not a string", path.display()))
+        };
+        let name = text_of(doc.get("project").and_then(|p| p.get("name")), "project.name")?;
+        let role = text_of(tool.get("role"), "tool.weightlab.role")?;
+        if !["generator", "baseline", "probe"].contains(&role.as_str()) {
+            bail!("{}: `tool.weightlab.role` is `{role}`; use generator, baseline or probe", path.display());
+        }
+        let module = tool.get("module").and_then(|m| m.as_str()).unwrap_or("app").to_string();
+        if !dir.join(format!("{module}.py")).is_file() && !dir.join(&module).join("__init__.py").is_file() {
+            bail!("{}: the plugin's module `{module}` ({module}.py) is not in {}", path.display(), dir.display());
+        }
+        Ok(Some(Project { dir: dir.to_path_buf(), name, role, module }))
+    }
+
+    /// Builds `<dir>/<name>.wasm` with componentize-py.
+    pub fn build(&self) -> Result<PathBuf> {
+        let tool = componentize_py()?;
+        let work = tempfile::tempdir().context("creating a temporary folder for the build")?;
+        let (wit, sdk) = (work.path().join("wit"), work.path().join("sdk"));
+        std::fs::create_dir_all(&wit)?;
+        std::fs::create_dir_all(&sdk)?;
+        std::fs::write(wit.join("weightlab.wit"), WIT)?;
+        std::fs::write(sdk.join("weightlab_sdk.py"), SDK)?;
+        let world = if self.role == "probe" { "probe-plugin" } else { &self.role };
+        let out = self.dir.join(format!("{}.wasm", self.name));
+        output::status("Building", &format!("{} ({} in Python) with componentize-py", self.dir.display(), self.role));
+        let status = Command::new(&tool)
+            .arg("-d")
+            .arg(&wit)
+            .args(["-w", world, "componentize", &self.module, "-p"])
+            .arg(&self.dir)
+            .arg("-p")
+            .arg(&sdk)
+            .arg("-o")
+            .arg(&out)
+            .status()
+            .with_context(|| format!("running {}", tool.display()))?;
+        if !status.success() {
+            bail!("componentize-py could not build {} (its message is above)", self.dir.display());
+        }
+        Ok(out)
+    }
+}
+
+/// componentize-py: `WEIGHTLAB_COMPONENTIZE_PY`, else the one the set-up installed next to
+/// libtorch (known when this binary was built), else the first on PATH.
+fn componentize_py() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("WEIGHTLAB_COMPONENTIZE_PY") {
+        return Ok(PathBuf::from(path));
+    }
+    if let Some(path) = option_env!("WEIGHTLAB_COMPONENTIZE_PY").map(PathBuf::from).filter(|p| p.is_file()) {
+        return Ok(path);
+    }
+    if let Some(path) = std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("componentize-py")).find(|p| p.is_file())) {
+        return Ok(path);
+    }
+    bail!(
+        "componentize-py is not installed: `make setup` installs componentize-py=={COMPONENTIZE_PY} next to libtorch, or `pip install componentize-py=={COMPONENTIZE_PY}` puts it on PATH (WEIGHTLAB_COMPONENTIZE_PY may name it)"
+    )
+}
