@@ -90,6 +90,8 @@ impl Project {
             .arg(&sdk)
             .arg("-o")
             .arg(&out)
+            // Its chatter goes to stderr: stdout is the built component's path alone.
+            .stdout(std::process::Stdio::from(std::io::stderr()))
             .status()
             .with_context(|| format!("running {}", tool.display()))?;
         if !status.success() {
