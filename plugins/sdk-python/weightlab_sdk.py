@@ -615,7 +615,7 @@ def _reason(e):
     if isinstance(e, PluginError):
         return str(e)
     frame = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
-    where = f" (at {frame.filename}:{frame.lineno})" if frame else ""
+    where = f" (at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno})" if frame else ""
     return f"{type(e).__name__}: {e}{where}"
 
 

@@ -1,5 +1,5 @@
-//! The plugin contract harness (`weightlab plugin test`): every built-in generator and baseline
-//! passes it (generators with short training: the contract is about shapes, finiteness,
+//! The plugin contract harness (`weightlab plugin test`): every built-in generator, baseline and
+//! probe passes it (generators with short training: the contract is about shapes, finiteness,
 //! determinism and limits, not quality); misbehaving plugins fail it with the right reason
 //! (`hostile.rs`).
 
@@ -62,6 +62,27 @@ fn every_built_in_method_passes_the_contract() {
         }
     }
     assert!(failed.is_empty(), "{} of {} fail the contract:\n{}", failed.len(), results.len(), failed.join("\n"));
+}
+
+#[test]
+fn every_built_in_probe_passes_the_contract() {
+    let dist = std::env::var_os("WEIGHTLAB_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("plugins/dist"));
+    for probe in ["probex", "flat", "weight-stats"] {
+        let wasm = dist.join(format!("{probe}.wasm"));
+        let out = weightlab(&root(), &["-q", "plugin", "test", wasm.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for clause in [
+            "pass  loads and describes itself",
+            "pass  fit and predict within the default limits: multi-label (classes), single-label (parent), regression (lr)",
+            "pass  finite values",
+            "pass  same seed, same predictions",
+            "pass  reads the weights: tells the trees apart",
+            "6 clauses, 0 failed",
+        ] {
+            assert!(stdout.contains(clause), "{probe} lacks `{clause}`:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert_eq!(out.status.code(), Some(0));
+    }
 }
 
 #[test]

@@ -15,7 +15,13 @@ static HEAVY: Mutex<()> = Mutex::new(());
 /// `demo_py`.
 fn guide_python_manifest() -> String {
     let guide = std::fs::read_to_string(root().join("docs/plugins.md")).expect("docs/plugins.md");
-    guide.split("```toml\n").skip(1).map(|block| block.split("```").next().unwrap_or_default()).find(|b| b.contains("demo_py/demo_py.wasm")).expect("a TOML block running demo_py in the guide").to_string()
+    guide
+        .split("```toml\n")
+        .skip(1)
+        .map(|block| block.split("```").next().unwrap_or_default())
+        .find(|b| b.contains("demo_py/demo_py.wasm"))
+        .expect("a TOML block running demo_py in the guide")
+        .to_string()
 }
 
 /// Copies a plugin folder of the source tree into `dir` (builds write their `.wasm` beside the
@@ -80,6 +86,15 @@ fn python_plugin_from_new_to_report() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("scale") && stderr.contains("minimum"), "{stderr}");
+
+    // A plugin_path folder that does not exist, and a name found nowhere, are located errors.
+    let lost = manifest.replace("[experiment]\n", "[experiment]\nplugin_path = [\"nope\"]\n").replace("plugin = \"demo_py/demo_py.wasm\"", "plugin = \"demo-pi\"");
+    std::fs::write(dir.path().join("lost.toml"), lost).unwrap();
+    let out = weightlab(dir.path(), &["validate", "lost.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`experiment.plugin_path`: folder") && stderr.contains("lost.toml:2:16"), "{stderr}");
+    assert!(stderr.contains("unknown plugin `demo-pi`"), "{stderr}");
 }
 
 /// A Fashion-MNIST MLP zoo; `methods` are appended.

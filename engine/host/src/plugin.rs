@@ -279,7 +279,11 @@ impl Plugin {
         } else {
             return Err(fail(
                 "load",
-                format!("built against weightlab:plugin@{abi}, but this engine runs @{} and the older {}; rebuild the plugin against plugins/wit of this version", crate::ABI_VERSION, crate::compat::SUPPORTED.iter().map(|v| format!("@{v}")).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "built against weightlab:plugin@{abi}, but this engine runs @{} and the older {}; rebuild the plugin against plugins/wit of this version",
+                    crate::ABI_VERSION,
+                    crate::compat::SUPPORTED.iter().map(|v| format!("@{v}")).collect::<Vec<_>>().join(", ")
+                ),
             ));
         };
         let bytes = crate::metadata::strip(&bytes).map_err(|e| fail("load", e.to_string()))?;

@@ -236,7 +236,13 @@ fn check_probe(wasm: &Path, config: &str, work: &Path, checks: &mut Vec<Check>) 
     checks.push(Check::test(
         "fit and predict within the default limits",
         first.values.len() == PROBE_TARGETS.len(),
-        format!("{} on 18 training and 6 held-out models of a 2-tree zoo, {} predictions, {:.1} s (limits: {:.0} s per call)", kinds.join(", "), first.rows, first.seconds, limits.timeout.as_secs_f64()),
+        format!(
+            "{} on 18 training and 6 held-out models of a 2-tree zoo, {} predictions, {:.1} s (limits: {:.0} s per call)",
+            kinds.join(", "),
+            first.rows,
+            first.seconds,
+            limits.timeout.as_secs_f64()
+        ),
     ));
     let bad = first.values.iter().flat_map(|(_, v)| v).filter(|v| !v.is_finite()).count();
     checks.push(Check::test("finite values", bad == 0, if bad == 0 { "every prediction is finite".to_string() } else { format!("{bad} predictions are NaN or infinite") }));
@@ -247,7 +253,11 @@ fn check_probe(wasm: &Path, config: &str, work: &Path, checks: &mut Vec<Check>) 
             checks.push(Check::test(
                 "same seed, same predictions",
                 differing.is_empty(),
-                if differing.is_empty() { "a second run in fresh worker processes predicted the same, bit for bit".to_string() } else { format!("a second run with the same seed predicted otherwise for: {}", differing.join(", ")) },
+                if differing.is_empty() {
+                    "a second run in fresh worker processes predicted the same, bit for bit".to_string()
+                } else {
+                    format!("a second run with the same seed predicted otherwise for: {}", differing.join(", "))
+                },
             ));
         }
     }

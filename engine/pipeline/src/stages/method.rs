@@ -12,8 +12,8 @@ use weightlab_manifest::{LimitsSpec, Loaded, MethodSpec};
 
 use crate::error::{Error, Result, format, io};
 use crate::executor::Run;
-use crate::plugins::Lookup;
 use crate::output;
+use crate::plugins::Lookup;
 use crate::records::{LoggedMetric, MethodLog, MethodRecord};
 use crate::store::{read_tensor, write_tensor};
 
