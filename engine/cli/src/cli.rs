@@ -287,6 +287,27 @@ pub enum BenchCommand {
     /// p-diff's training (autoencoder + latent DDPM) as the `pdiff` plugin vs. the same steps
     /// in PyTorch (`benches/pdiff.py`): time per step and the ratio.
     Pdiff(BenchPdiffArgs),
+    /// The evaluation stage at scale: n generated MLPs scored against n training checkpoints
+    /// on the Fashion-MNIST test set — accuracy, raw and aligned NN distance, novelty and
+    /// agreement — with the time of each part for each n.
+    Metrics(BenchMetricsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchMetricsArgs {
+    /// Numbers of generated models (and of training checkpoints), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100,300,1000")]
+    pub sizes: Vec<usize>,
+    /// Test examples each model is scored on.
+    #[arg(long, default_value_t = 10000)]
+    pub test: usize,
+    /// Hidden width of the MLP (784 → hidden → 10).
+    #[arg(long, default_value_t = 32)]
+    pub hidden: usize,
+    /// Largest n for which the aligned NN distance (a Hungarian matching per pair, n² of them)
+    /// is measured; above it, its time is extrapolated from the largest measured n as n².
+    #[arg(long, default_value_t = 300)]
+    pub aligned_max: usize,
 }
 
 #[derive(Debug, Args)]

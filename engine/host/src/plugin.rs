@@ -268,24 +268,22 @@ impl Plugin {
         let Some(abi) = versions.first().cloned() else {
             return Err(fail("load", format!("{} does not use the weightlab:plugin interfaces; is it a weightlab plugin?", path.display())));
         };
-        if versions.len() > 1 {
-            return Err(fail("load", format!("mixes WIT versions {}: build it against one version of plugins/wit", versions.join(", "))));
-        }
-        // A plugin built against an older frozen version is adapted (see `compat`).
-        let legacy = if crate::abi::compatible(crate::ABI_VERSION, &abi) {
-            None
-        } else if let Some(minor) = crate::compat::supported(&abi) {
-            Some(minor)
-        } else {
+        let known = |v: &str| crate::abi::compatible(crate::ABI_VERSION, v) || crate::compat::supported(v).is_some();
+        if let Some(bad) = versions.iter().find(|v| !known(v)) {
             return Err(fail(
                 "load",
                 format!(
-                    "built against weightlab:plugin@{abi}, but this engine runs @{} and the older {}; rebuild the plugin against plugins/wit of this version",
+                    "built against weightlab:plugin@{bad}, but this engine runs @{} and the older {}; rebuild the plugin against plugins/wit of this version",
                     crate::ABI_VERSION,
                     crate::compat::SUPPORTED.iter().map(|v| format!("@{v}")).collect::<Vec<_>>().join(", ")
                 ),
             ));
-        };
+        }
+        if versions.iter().any(|v| !crate::abi::compatible(&abi, v)) {
+            return Err(fail("load", format!("mixes WIT versions {}: build it against one version of plugins/wit", versions.join(", "))));
+        }
+        // A plugin built against an older frozen version is adapted (see `compat`).
+        let legacy = if crate::abi::compatible(crate::ABI_VERSION, &abi) { None } else { crate::compat::supported(&abi) };
         let bytes = crate::metadata::strip(&bytes).map_err(|e| fail("load", e.to_string()))?;
         let bytes = match legacy {
             Some(_) => crate::compat::relabel(&bytes, &abi, crate::ABI_VERSION).map_err(|e| fail("load", e))?,

@@ -16,8 +16,9 @@ use crate::types::Manifest;
 /// in stage folders, reference stages, registry metrics; 5: WIT 0.3 (checkpoint classes and
 /// tasks), model-tree discovery in reference stages, probe stages; 6: WIT 0.4 (task
 /// conditions, several source zoos), per-task accuracy, task tables in zoo stages; 7: zoos
-/// trained in units of work, each its own stage).
-const STAGE_FORMAT: u32 = 7;
+/// trained in units of work, each its own stage; 8: MLP zoos trained by the hand-written
+/// backward and fused Adam — the same arithmetic in another order, so other bits).
+const STAGE_FORMAT: u32 = 8;
 
 /// What a stage does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

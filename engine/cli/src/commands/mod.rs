@@ -32,6 +32,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::Plugin(args)) => bench::plugin(&args),
         Command::Bench(BenchCommand::Zoo(args)) => bench::zoo(&args),
         Command::Bench(BenchCommand::Pdiff(args)) => bench::pdiff(&args),
+        Command::Bench(BenchCommand::Metrics(args)) => bench::metrics(&args),
         Command::Plugin(PluginCommand::New { name, role, lang, dir }) => plugin::new(&name, role.as_str(), lang, &dir),
         Command::Plugin(PluginCommand::Build { dir }) => plugin::build(&dir),
         Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin::inspect(&wasm, json),

@@ -82,6 +82,8 @@ pub struct Aligner {
     /// and bias, plus outgoing weights that feed a layer with no units of its own to permute
     /// (the output layer).
     compared: Vec<Vec<Vec<usize>>>,
+    /// The flat range of every parameter tensor.
+    tensors: Vec<std::ops::Range<usize>>,
     /// Per group, per unit: the flat positions of every value that moves with the unit (all
     /// its places), in one order for every unit — what `weightlab_symmetry::permute_group` walks, precomputed
     /// because aligning to every checkpoint permutes once per pair.
@@ -113,7 +115,20 @@ impl Aligner {
         };
         let compared = positions(&|place| place.is_own() || !own.contains(place.param.as_str()));
         let moves = positions(&|_| true);
-        Self { groups, compared, moves }
+        let tensors = layout.iter().map(|p| p.offset..p.offset + p.shape.iter().product::<usize>()).collect();
+        Self { groups, compared, moves, tensors }
+    }
+
+    /// `flat` with each parameter tensor's values sorted. A permutation of hidden units only
+    /// moves values within their tensors, so for any model m and reference r,
+    /// ‖sorted(m) − sorted(r)‖ ≤ ‖π(m) − r‖ for every π (the rearrangement inequality): a lower
+    /// bound on the aligned distance that costs no matching.
+    pub fn sorted_within_tensors(&self, flat: &[f32]) -> Vec<f32> {
+        let mut out = flat.to_vec();
+        for range in &self.tensors {
+            out[range.clone()].sort_unstable_by(f32::total_cmp);
+        }
+        out
     }
 
     /// Puts model unit `perm[j]` of group `g` in position j: `permute_group` on precomputed

@@ -1,6 +1,7 @@
 //! Weight-space nearest neighbours: for every model, the training checkpoint with the smallest
 //! L2 distance, that distance, and the cosine similarity to it. Computed exactly in f64 so a
-//! copied checkpoint has distance 0, not rounding noise.
+//! copied checkpoint has distance 0, not rounding noise; a GEMM only decides which pairs to
+//! measure exactly.
 
 use std::borrow::Cow;
 
@@ -19,77 +20,135 @@ pub struct Nearest {
     pub cosine: f64,
 }
 
+/// Every row's squared norm, accumulated in f64.
+fn squared_norms(rows: &[f32], p: usize) -> Vec<f64> {
+    rows.chunks_exact(p).map(|r| r.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()).collect()
+}
+
+/// All dot products of `a`'s rows with `b`'s (rows of length `p`), as an (a rows × b rows)
+/// row-major matrix: one f64 GEMM in libtorch, in blocks of `a` rows so memory stays bounded.
+fn gram(a: &[f32], b: &[f32], p: usize) -> Vec<f64> {
+    let _guard = tch::no_grad_guard();
+    let (n, m) = (a.len() / p.max(1), b.len() / p.max(1));
+    if n == 0 || m == 0 {
+        return Vec::new();
+    }
+    let bt = tch::Tensor::from_slice(b).view([m as i64, p as i64]).to_kind(tch::Kind::Double).transpose(0, 1);
+    let block = 256usize;
+    let mut out = Vec::with_capacity(n * m);
+    for start in (0..n).step_by(block) {
+        let rows = block.min(n - start);
+        let x = tch::Tensor::from_slice(&a[start * p..(start + rows) * p]).view([rows as i64, p as i64]).to_kind(tch::Kind::Double);
+        out.extend(Vec::<f64>::try_from(x.matmul(&bt).contiguous().view([-1])).expect("f64 products"));
+    }
+    out
+}
+
+/// How far a squared distance assembled from the GEMM (‖a‖² + ‖b‖² − 2 a·b) may be from the
+/// exact one: far above the f64 rounding of a dot product of 10⁵–10⁶ terms (≈ p·2⁻⁵³·‖a‖‖b‖),
+/// far below any distance worth telling apart.
+fn slack(na: f64, nb: f64) -> f64 {
+    1e-9 * (na + nb) + f64::MIN_POSITIVE
+}
+
+/// Runs `one` on every model row, spread over as many threads as libtorch computes with
+/// (`OMP_NUM_THREADS`, the CPUs of a cluster task). Each row's result is its own (the same
+/// arithmetic whichever thread runs it), so results do not depend on the thread count.
+pub(crate) fn per_model<T: Send>(n: usize, one: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = (tch::get_num_threads().max(1) as usize).min(n.max(1));
+    if threads <= 1 {
+        return (0..n).map(one).collect();
+    }
+    let per = n.div_ceil(threads);
+    let one = &one;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n).step_by(per).map(|start| scope.spawn(move || (start..(start + per).min(n)).map(one).collect::<Vec<_>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a metric thread panicked")).collect()
+    })
+}
+
+/// The exact L2 distance and dot product of two rows, in f64.
+fn exact(a: &[f32], b: &[f32]) -> (f64, f64) {
+    let (mut d2, mut dot) = (0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x as f64, y as f64);
+        d2 += (x - y) * (x - y);
+        dot += x * y;
+    }
+    (d2.sqrt(), dot)
+}
+
 /// For each of the `models` (rows of length `p`), its nearest row of `reference`. With
 /// `exclude_same_row`, row i of `models` never matches row i of `reference` (leave-one-out
-/// among the training checkpoints themselves).
+/// among the training checkpoints themselves). Ties go to the lowest row.
+///
+/// Every distance is first estimated from one GEMM; only the rows whose estimate is within
+/// [`slack`] of the smallest are measured exactly (in f64, term by term), so the result is the
+/// exact search's, at the cost of a matrix product instead of n·m·p scalar steps.
 pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bool) -> Vec<Nearest> {
-    let norms: Vec<f64> = reference.chunks_exact(p).map(|r| r.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt()).collect();
-    models
-        .chunks_exact(p)
-        .enumerate()
-        .map(|(i, m)| {
-            let m_norm = m.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt();
-            let mut best = Nearest { index: usize::MAX, l2: f64::INFINITY, cosine: f64::NAN };
-            for (j, r) in reference.chunks_exact(p).enumerate() {
-                if exclude_same_row && i == j {
-                    continue;
-                }
-                let (mut d2, mut dot) = (0.0f64, 0.0f64);
-                for (&a, &b) in m.iter().zip(r) {
-                    let (a, b) = (a as f64, b as f64);
-                    d2 += (a - b) * (a - b);
-                    dot += a * b;
-                }
-                if d2.sqrt() < best.l2 {
-                    best = Nearest { index: j, l2: d2.sqrt(), cosine: dot / (m_norm * norms[j]).max(f64::MIN_POSITIVE) };
-                }
+    let (n, m) = (models.len() / p.max(1), reference.len() / p.max(1));
+    let (mn, rn) = (squared_norms(models, p), squared_norms(reference, p));
+    let dots = gram(models, reference, p);
+    per_model(n, |i| {
+        let row = &models[i * p..(i + 1) * p];
+        let estimate = |j: usize| mn[i] + rn[j] - 2.0 * dots[i * m + j];
+        let allowed = |j: &usize| !(exclude_same_row && i == *j);
+        let lowest = (0..m).filter(allowed).map(|j| estimate(j) + slack(mn[i], rn[j])).fold(f64::INFINITY, f64::min);
+        let mut best = Nearest { index: usize::MAX, l2: f64::INFINITY, cosine: f64::NAN };
+        for j in (0..m).filter(allowed).filter(|&j| estimate(j) - slack(mn[i], rn[j]) <= lowest) {
+            let (l2, dot) = exact(row, &reference[j * p..(j + 1) * p]);
+            if l2 < best.l2 {
+                best = Nearest { index: j, l2, cosine: dot / (mn[i].sqrt() * rn[j].sqrt()).max(f64::MIN_POSITIVE) };
             }
-            best
-        })
-        .collect()
+        }
+        best
+    })
 }
 
 /// Like [`nearest`], after aligning each model's hidden units to every reference model in turn
 /// (the Hungarian matching of [`Aligner`]): the distance Zeng et al. 2025 report, blind to the
 /// permutation symmetry; never above the raw distance. `cosine` is taken with the aligned model.
+/// Ties go to the lowest row.
+///
+/// A matching per pair is the costliest metric there is, so references are visited in order
+/// of a lower bound on their aligned distance — the distance between the models' values sorted
+/// within each tensor ([`Aligner::sorted_within_tensors`]), from one GEMM — and the search
+/// stops at the first whose bound exceeds the best distance found: the same answer as
+/// matching every pair, usually after a handful of matchings.
 pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bool, aligner: &Aligner) -> Vec<Nearest> {
+    let (n, m) = (models.len() / p.max(1), reference.len() / p.max(1));
     let prepared: Vec<_> = reference.chunks_exact(p).map(|r| aligner.prepare(r)).collect();
-    let one = |(i, m): (usize, &[f32])| {
+    let sort = |rows: &[f32]| -> Vec<f32> { rows.chunks_exact(p).flat_map(|r| aligner.sorted_within_tensors(r)).collect() };
+    let (mn, rn) = (squared_norms(models, p), squared_norms(reference, p));
+    let dots = gram(&sort(models), &sort(reference), p);
+    per_model(n, |i| {
+        let m_row = &models[i * p..(i + 1) * p];
+        let bound = |j: usize| (mn[i] + rn[j] - 2.0 * dots[i * m + j] - slack(mn[i], rn[j])).max(0.0).sqrt();
+        let mut order: Vec<(f64, usize)> = (0..m).filter(|&j| !(exclude_same_row && i == j)).map(|j| (bound(j), j)).collect();
+        order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut best = Nearest { index: usize::MAX, l2: f64::INFINITY, cosine: f64::NAN };
-        for (j, (r, units)) in reference.chunks_exact(p).zip(&prepared).enumerate() {
-            if exclude_same_row && i == j {
-                continue;
+        for (lower, j) in order {
+            if lower > best.l2 {
+                break;
             }
+            let r = &reference[j * p..(j + 1) * p];
             // Layer-by-layer matching can lose to the units' own order in deep nets; the
             // identity is a permutation too, so the better of the two counts.
             // An untouched model (no layer moved) is its own raw distance: one pass, not two.
-            let aligned = aligner.align_prepared(m, units);
+            let aligned = aligner.align_prepared(m_row, &prepared[j]);
             let l2 = |x: &[f32]| x.iter().zip(r).map(|(&a, &b)| ((a as f64) - (b as f64)).powi(2)).sum::<f64>().sqrt();
             let (d, chosen) = match &aligned {
-                Cow::Borrowed(_) => (l2(m), m),
-                Cow::Owned(moved) => match (l2(moved), l2(m)) {
+                Cow::Borrowed(_) => (l2(m_row), m_row),
+                Cow::Owned(moved) => match (l2(moved), l2(m_row)) {
                     (a, raw) if a <= raw => (a, moved.as_slice()),
-                    (_, raw) => (raw, m),
+                    (_, raw) => (raw, m_row),
                 },
             };
-            if d < best.l2 {
+            if d < best.l2 || (d == best.l2 && j < best.index) {
                 best = Nearest { index: j, l2: d, cosine: cosine(chosen, r) };
             }
         }
         best
-    };
-    // Every model's search is its own (the same arithmetic whichever thread runs it), so the
-    // models are spread over as many threads as libtorch computes with (`OMP_NUM_THREADS`, the
-    // CPUs of a cluster task): a Hungarian matching per pair is the costliest metric there is.
-    let rows: Vec<(usize, &[f32])> = models.chunks_exact(p).enumerate().collect();
-    let threads = (tch::get_num_threads().max(1) as usize).min(rows.len().max(1));
-    if threads <= 1 {
-        return rows.into_iter().map(one).collect();
-    }
-    let per = rows.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = rows.chunks(per).map(|chunk| scope.spawn(move || chunk.iter().copied().map(one).collect::<Vec<_>>())).collect();
-        handles.into_iter().flat_map(|h| h.join().expect("an alignment thread panicked")).collect()
     })
 }
 
@@ -130,5 +189,56 @@ mod tests {
         let loo = nearest(&reference, &reference, 2, true);
         assert_eq!(loo.iter().map(|n| n.index).collect::<Vec<_>>(), vec![2, 2, 0]);
         assert!((loo[0].l2 - 1.0).abs() < 1e-12);
+    }
+
+    /// The searches as they read in the papers: every pair, in order, strictly smaller wins.
+    fn exhaustive(models: &[f32], reference: &[f32], p: usize, loo: bool, aligner: Option<&Aligner>) -> Vec<Nearest> {
+        models
+            .chunks_exact(p)
+            .enumerate()
+            .map(|(i, m)| {
+                let mut best = Nearest { index: usize::MAX, l2: f64::INFINITY, cosine: f64::NAN };
+                for (j, r) in reference.chunks_exact(p).enumerate().filter(|(j, _)| !(loo && i == *j)) {
+                    let candidates = match aligner {
+                        Some(a) => vec![a.align(m, r), m.to_vec()],
+                        None => vec![m.to_vec()],
+                    };
+                    let (d, chosen) = candidates.iter().map(|c| (exact(c, r).0, c)).fold((f64::INFINITY, &candidates[0]), |acc, x| if x.0 < acc.0 { x } else { acc });
+                    if d < best.l2 {
+                        best = Nearest { index: j, l2: d, cosine: cosine(chosen, r) };
+                    }
+                }
+                best
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_pruned_searches_equal_exhaustive_ones() {
+        use weightlab_manifest::Activation;
+        let arch = Arch::Mlp { sizes: vec![6, 8, 5, 3], activation: Activation::Relu };
+        let p = arch.layout().len();
+        let mut reference: Vec<f32> = (0..30u64).flat_map(|s| arch.init(&mut ChaCha8Rng::seed_from_u64(s))).collect();
+        // A duplicated checkpoint: ties go to the lower row.
+        let dup = reference[4 * p..5 * p].to_vec();
+        reference.extend(dup);
+        let row = |j: usize| reference[j * p..(j + 1) * p].to_vec();
+        let mut models: Vec<f32> = Vec::new();
+        models.extend(row(3));
+        models.extend(arch.permute_hidden(&row(7), 5));
+        models.extend(row(4));
+        models.extend(row(11).iter().enumerate().map(|(k, v)| v + 1e-3 * ((k as f32) * 0.37).sin()));
+        models.extend(arch.permute_hidden(&row(20), 9).iter().map(|v| v * 1.01));
+        for s in 100..106u64 {
+            models.extend(arch.init(&mut ChaCha8Rng::seed_from_u64(s)));
+        }
+        let aligner = Aligner::new(&arch);
+        assert_eq!(nearest(&models, &reference, p, false), exhaustive(&models, &reference, p, false, None));
+        assert_eq!(nearest(&reference, &reference, p, true), exhaustive(&reference, &reference, p, true, None));
+        let aligned = nearest_aligned(&models, &reference, p, false, &aligner);
+        assert_eq!(aligned, exhaustive(&models, &reference, p, false, Some(&aligner)));
+        assert_eq!((aligned[1].index, aligned[1].l2), (7, 0.0), "a permuted copy aligns back onto its checkpoint");
+        assert_eq!(aligned[2].index, 4, "of two equal checkpoints, the lower row");
+        assert_eq!(nearest_aligned(&reference, &reference, p, true, &aligner), exhaustive(&reference, &reference, p, true, Some(&aligner)));
     }
 }

@@ -27,29 +27,48 @@ pub fn error_iou(a: &[u8], b: &[u8], labels: &[u8]) -> f64 {
     if either == 0 { 1.0 } else { both as f64 / either as f64 }
 }
 
+/// The examples a prediction vector gets wrong, as a bitset, and how many.
+fn errors(predictions: &[u8], labels: &[u8]) -> (Vec<u64>, u32) {
+    let mut bits = vec![0u64; labels.len().div_ceil(64)];
+    for (k, (&p, &y)) in predictions.iter().zip(labels).enumerate() {
+        if p != y {
+            bits[k / 64] |= 1 << (k % 64);
+        }
+    }
+    let count = bits.iter().map(|w| w.count_ones()).sum();
+    (bits, count)
+}
+
 /// Novelty of each model given its test predictions and those of the training checkpoints.
 /// With `exclude_same_row`, model i is not compared with reference i (leave-one-out).
+///
+/// Error sets are bitsets, so a pair costs |examples| / 64 AND-and-count steps: the same
+/// integers — and so the same IoU — as [`error_iou`] counts example by example.
 pub fn behaviour(models: &[Vec<u8>], reference: &[Vec<u8>], labels: &[u8], exclude_same_row: bool) -> Vec<Behaviour> {
-    models
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let mut best = Behaviour { index: usize::MAX, novelty: 1.0, agreement: f64::NAN };
-            let mut best_sim = f64::NEG_INFINITY;
-            for (j, r) in reference.iter().enumerate() {
-                if exclude_same_row && i == j {
-                    continue;
-                }
-                let sim = error_iou(m, r, labels);
-                if sim > best_sim {
-                    best_sim = sim;
-                    let agree = m.iter().zip(r).filter(|(a, b)| a == b).count() as f64 / m.len().max(1) as f64;
-                    best = Behaviour { index: j, novelty: 1.0 - sim, agreement: agree };
-                }
+    let refs: Vec<(Vec<u64>, u32)> = reference.iter().map(|r| errors(r, labels)).collect();
+    let one = |i: usize| {
+        let m = &models[i];
+        let (bits, count) = errors(m, labels);
+        let mut best = Behaviour { index: usize::MAX, novelty: 1.0, agreement: f64::NAN };
+        let mut best_sim = f64::NEG_INFINITY;
+        for (j, (r_bits, r_count)) in refs.iter().enumerate() {
+            if exclude_same_row && i == j {
+                continue;
             }
-            best
-        })
-        .collect()
+            let both: u32 = bits.iter().zip(r_bits).map(|(a, b)| (a & b).count_ones()).sum();
+            let either = count + r_count - both;
+            let sim = if either == 0 { 1.0 } else { both as f64 / either as f64 };
+            if sim > best_sim {
+                best_sim = sim;
+                best = Behaviour { index: j, novelty: 1.0 - sim, agreement: f64::NAN };
+            }
+        }
+        if let Some(r) = reference.get(best.index) {
+            best.agreement = m.iter().zip(r).filter(|(a, b)| a == b).count() as f64 / m.len().max(1) as f64;
+        }
+        best
+    };
+    super::distance::per_model(models.len(), one)
 }
 
 /// Accuracy of the majority vote of `models`' predictions (ties go to the lowest class).
@@ -86,6 +105,24 @@ mod tests {
         assert_eq!(out[0].index, 1);
         assert_eq!(out[0].novelty, 0.0);
         assert_eq!(out[0].agreement, 1.0);
+    }
+
+    #[test]
+    fn bitset_counts_equal_example_by_example_counts() {
+        // 150 examples (three words, the last partial), 10 classes, pseudo-random predictions.
+        let draw = |seed: u64, n: usize| -> Vec<u8> { (0..n as u64).map(|k| ((k * 2654435761 + seed * 40503) >> 7) as u8 % 10).collect() };
+        let labels = draw(1, 150);
+        let models: Vec<Vec<u8>> = (0..7).map(|s| draw(s + 10, 150)).collect();
+        let mut reference: Vec<Vec<u8>> = (0..9).map(|s| draw(s + 30, 150)).collect();
+        reference.push(models[2].clone());
+        for loo in [false, true] {
+            for (i, b) in behaviour(&models, &reference, &labels, loo).iter().enumerate() {
+                let sims: Vec<(usize, f64)> = reference.iter().enumerate().filter(|(j, _)| !(loo && i == *j)).map(|(j, r)| (j, error_iou(&models[i], r, &labels))).collect();
+                let top = sims.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+                let first = sims.iter().find(|s| s.1 == top).unwrap().0;
+                assert_eq!((b.index, b.novelty), (first, 1.0 - top), "model {i}");
+            }
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`batch`]: device-side data and the per-model loss shared with evaluation.
 
 pub mod batch;
+mod mlp;
 pub mod store;
 pub mod train;
 

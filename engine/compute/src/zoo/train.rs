@@ -278,7 +278,6 @@ pub fn train_models(arch: &Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u6
 pub struct Trainer<'a> {
     arch: &'a Arch,
     device: burn::tensor::Device,
-    train: DeviceSplit,
     k: usize,
     batch: usize,
     rngs: Vec<ChaCha8Rng>,
@@ -286,13 +285,25 @@ pub struct Trainer<'a> {
     order: Vec<Vec<i64>>,
     /// Each model's position in its current order.
     cursor: Vec<usize>,
-    params: Tensor<2>,
-    adam: Option<(Tensor<2>, Tensor<2>)>,
-    t: i32,
-    lr: f64,
-    weight_decay: f64,
-    /// 1 for parameters that train, 0 for frozen ones (continued training).
-    mask: Option<Tensor<2>>,
+    engine: Engine,
+}
+
+/// How the K models compute a step. (One per trainer, so the variants' sizes do not matter.)
+#[allow(clippy::large_enum_variant)]
+enum Engine {
+    /// Any architecture: burn's autodiff over the flat (K × P) parameters, Adam as tensor ops.
+    Tape {
+        train: DeviceSplit,
+        params: Tensor<2>,
+        adam: Option<(Tensor<2>, Tensor<2>)>,
+        t: i32,
+        lr: f64,
+        weight_decay: f64,
+        /// 1 for parameters that train, 0 for frozen ones (continued training).
+        mask: Option<Tensor<2>>,
+    },
+    /// MLPs: per-layer tensors, the backward written out, Adam fused ([`super::mlp`]).
+    Mlp { train: super::mlp::Split2, zoo: super::mlp::MlpZoo },
 }
 
 impl<'a> Trainer<'a> {
@@ -307,35 +318,33 @@ impl<'a> Trainer<'a> {
     /// (its shape of a many-shape dataset, or its class subset in a model tree). An epoch is as
     /// many steps as the smallest pool allows.
     pub fn with_pools(arch: &'a Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u64], pools: Vec<Vec<i64>>) -> Self {
+        Self::with_engine(arch, data, recipe, seeds, pools, true)
+    }
+
+    /// [`Trainer::with_pools`] with the hand-written MLP engine where it applies (`native`), or
+    /// the autodiff tape everywhere (to check one against the other).
+    pub fn with_engine(arch: &'a Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u64], pools: Vec<Vec<i64>>, native: bool) -> Self {
         assert_eq!(pools.len(), seeds.len(), "one pool per model");
         let device = device::current();
         let k = seeds.len();
         let p = arch.layout().len();
         let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect();
         let init: Vec<f32> = rngs.iter_mut().flat_map(|rng| arch.init(rng)).collect();
-        let train = DeviceSplit::new(&data.train, data.features(), data.task, &device);
         let n = pools.iter().map(Vec::len).min().unwrap_or(0);
-        let params: Tensor<2> = Tensor::from_data(TensorData::new(init, [k, p]), &device);
-        let adam = match recipe.optimizer {
-            Optimizer::Adam => Some((params.zeros_like(), params.zeros_like())),
-            Optimizer::Sgd => None,
+        let mlp = if native { super::mlp::MlpZoo::new(arch, recipe, &init, k, device::tch_device()) } else { None };
+        let engine = match mlp {
+            Some(zoo) => Engine::Mlp { train: super::mlp::Split2::new(&data.train, data.features(), data.task, device::tch_device()), zoo },
+            None => {
+                let params: Tensor<2> = Tensor::from_data(TensorData::new(init, [k, p]), &device);
+                let adam = match recipe.optimizer {
+                    Optimizer::Adam => Some((params.zeros_like(), params.zeros_like())),
+                    Optimizer::Sgd => None,
+                };
+                let train = DeviceSplit::new(&data.train, data.features(), data.task, &device);
+                Engine::Tape { train, params, adam, t: 0, lr: recipe.lr, weight_decay: recipe.weight_decay, mask: None }
+            }
         };
-        Trainer {
-            arch,
-            device,
-            batch: recipe.batch_size.min(n).max(1),
-            order: pools,
-            cursor: vec![usize::MAX; k],
-            train,
-            k,
-            rngs,
-            params,
-            adam,
-            t: 0,
-            lr: recipe.lr,
-            weight_decay: recipe.weight_decay,
-            mask: None,
-        }
+        Trainer { arch, device, batch: recipe.batch_size.min(n).max(1), order: pools, cursor: vec![usize::MAX; k], k, rngs, engine }
     }
 
     /// One pass over the training data (whole batches of the smallest pool).
@@ -366,28 +375,34 @@ impl<'a> Trainer<'a> {
             indices.extend((from..from + self.batch).map(|i| self.order[j][i % self.order[j].len()]));
             self.cursor[j] = from + self.batch;
         }
-        let (x, targets) = self.train.gather(&indices, self.k, &self.device);
-        let tracked = self.params.clone().autodiff().require_grad();
+        let Engine::Tape { train, params, adam, t, lr, weight_decay, mask } = &mut self.engine else {
+            if let Engine::Mlp { train, zoo } = &mut self.engine {
+                zoo.step(train, &indices);
+            }
+            return;
+        };
+        let (x, targets) = train.gather(&indices, self.k, &self.device);
+        let tracked = params.clone().autodiff().require_grad();
         let loss = per_model_loss(self.arch.forward(&tracked, x), &targets).sum();
         let grads = loss.backward();
         let mut g = tracked.grad(&grads).expect("parameters require grad");
-        if self.weight_decay > 0.0 {
-            g = g + self.params.clone() * self.weight_decay;
+        if *weight_decay > 0.0 {
+            g = g + params.clone() * *weight_decay;
         }
-        if let Some(mask) = &self.mask {
+        if let Some(mask) = mask {
             g = g * mask.clone();
         }
-        self.t += 1;
+        *t += 1;
         let (beta1, beta2, eps) = (0.9f64, 0.999f64, 1e-8f64);
-        let params = self.params.clone();
-        self.params = match self.adam.as_mut() {
+        let old = params.clone();
+        *params = match adam.as_mut() {
             Some((m1, m2)) => {
                 *m1 = m1.clone() * beta1 + g.clone() * (1.0 - beta1);
                 *m2 = m2.clone() * beta2 + g.clone() * g * (1.0 - beta2);
-                let step_size = self.lr * (1.0 - beta2.powi(self.t)).sqrt() / (1.0 - beta1.powi(self.t));
-                params - m1.clone() * step_size / (m2.clone().sqrt() + eps * (1.0 - beta2.powi(self.t)).sqrt())
+                let step_size = *lr * (1.0 - beta2.powi(*t)).sqrt() / (1.0 - beta1.powi(*t));
+                old - m1.clone() * step_size / (m2.clone().sqrt() + eps * (1.0 - beta2.powi(*t)).sqrt())
             }
-            None => params - g * self.lr,
+            None => old - g * *lr,
         };
     }
 
@@ -405,28 +420,42 @@ impl<'a> Trainer<'a> {
                 mask[p.range()].iter_mut().for_each(|m| *m = 1.0);
             }
         }
-        self.mask = Some(Tensor::from_data(TensorData::new(mask, [1, layout.len()]), &self.device));
+        match &mut self.engine {
+            Engine::Tape { mask: slot, .. } => *slot = Some(Tensor::from_data(TensorData::new(mask, [1, layout.len()]), &self.device)),
+            Engine::Mlp { zoo, .. } => zoo.freeze(|name| prefixes.iter().any(|pre| name.starts_with(pre.as_str()))),
+        }
         Ok(())
     }
 
     /// Fresh optimizer state (continued training starts its own Adam), with learning rate `lr`.
     pub fn restart_optimizer(&mut self, lr: f64) {
-        self.lr = lr;
-        self.t = 0;
-        if let Some((m1, m2)) = self.adam.as_mut() {
-            *m1 = m1.zeros_like();
-            *m2 = m2.zeros_like();
+        match &mut self.engine {
+            Engine::Tape { adam, t, lr: slot, .. } => {
+                *slot = lr;
+                *t = 0;
+                if let Some((m1, m2)) = adam.as_mut() {
+                    *m1 = m1.zeros_like();
+                    *m2 = m2.zeros_like();
+                }
+            }
+            Engine::Mlp { zoo, .. } => zoo.restart_optimizer(lr),
         }
     }
 
     /// Replaces the K models' weights (stacked K × P), e.g. with their parents' to fine-tune.
     pub fn set_weights(&mut self, flat: Vec<f32>) {
         let p = self.arch.layout().len();
-        self.params = Tensor::from_data(TensorData::new(flat, [self.k, p]), &self.device);
+        match &mut self.engine {
+            Engine::Tape { params, .. } => *params = Tensor::from_data(TensorData::new(flat, [self.k, p]), &self.device),
+            Engine::Mlp { zoo, .. } => zoo.set_weights(self.arch, &flat),
+        }
     }
 
     /// The K models' weights now, stacked (K × P).
     pub fn weights(&self) -> Vec<f32> {
-        self.params.to_data().try_into_vec::<f32>().expect("f32 parameters")
+        match &self.engine {
+            Engine::Tape { params, .. } => params.to_data().try_into_vec::<f32>().expect("f32 parameters"),
+            Engine::Mlp { zoo, .. } => zoo.weights(self.arch),
+        }
     }
 }
