@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use weightlab_e2e::{binary, column, experiment, root, weightlab, weightlab_ok};
 
-/// Builds and runs use both cores: one test at a time.
+/// The Fashion-MNIST tests use both cores: one at a time.
 static HEAVY: Mutex<()> = Mutex::new(());
 
 /// The guide's Python walk-through manifest: the TOML block of docs/plugins.md that runs
@@ -52,7 +52,8 @@ fn samples(run: &Path, method: &str, seed: u64) -> Vec<u8> {
 
 #[test]
 fn python_plugin_from_new_to_report() {
-    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    // Light (a blobs zoo): runs beside the Fashion-MNIST tests, its build overlapping their
+    // training.
     let manifest = guide_python_manifest();
     let (dir, _) = experiment(&manifest);
     weightlab_ok(dir.path(), &["plugin", "new", "demo_py", "--lang", "python", "--role", "baseline"]);
@@ -100,7 +101,7 @@ fn python_plugin_from_new_to_report() {
 /// A Fashion-MNIST MLP zoo; `methods` are appended.
 const ZOO: &str = r#"[experiment]
 name = "authors"
-seeds = [0, 1]
+seeds = [0]
 plugin_path = ["found"]
 
 [data.fmnist]
@@ -143,11 +144,9 @@ fn python_and_wit_0_1_averages_equal_the_rust_average_bit_for_bit() {
 
     weightlab_ok(dir.path(), &["run", "exp.toml", "-o", "out"]);
     let run = dir.path().join("out");
-    for seed in [0, 1] {
-        let rust = samples(&run, "rust", seed);
-        assert_eq!(samples(&run, "python", seed), rust, "seed {seed}: the Python average differs from the Rust one");
-        assert_eq!(samples(&run, "wit-0.1", seed), rust, "seed {seed}: the WIT 0.1.0 average differs from today's");
-    }
+    let rust = samples(&run, "rust", 0);
+    assert_eq!(samples(&run, "python", 0), rust, "the Python average differs from the Rust one");
+    assert_eq!(samples(&run, "wit-0.1", 0), rust, "the WIT 0.1.0 average differs from today's");
     // The runs table records each plugin's WIT version and full hash.
     let plugins = weightlab_e2e::strings(&run, "runs", "plugins").join("; ");
     assert!(plugins.contains("average-0.1 0.1.0 (abi 0.1.0, sha256 ") && plugins.contains("average-py 0.1.0 (abi 0.4.0, sha256 "), "{plugins}");
@@ -164,7 +163,7 @@ fn python_and_wit_0_1_averages_equal_the_rust_average_bit_for_bit() {
 fn python_probe_reads_trees_and_learning_rates_from_a_fashion_mnist_tree() {
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let manifest = "[experiment]\nname = \"py-probe\"\nseeds = [0, 1]\n\n\
-                    [data.fmnist]\nsource = \"fashion-mnist\"\ntrain_subset = 4000\ntest_subset = 1000\n\n\
+                    [data.fmnist]\nsource = \"fashion-mnist\"\ntrain_subset = 3000\ntest_subset = 1000\n\n\
                     [zoo.tree]\ndata = \"fmnist\"\narch = { kind = \"mlp\", hidden = [16] }\nmodels = 48\ntrain = { lr = 3e-3, epochs = 2, batch_size = 64 }\n\
                     tree = { roots = 3, classes = 2, epochs = [1, 2], lr = [1e-3, 3e-3] }\nsplit = { train = 36, heldout = 12 }\n\n\
                     [[method]]\nname = \"tree\"\nplugin = \"moments-probe/moments-probe.wasm\"\nzoo = \"tree\"\ntarget = \"parent\"\n\n\
@@ -173,8 +172,6 @@ fn python_probe_reads_trees_and_learning_rates_from_a_fashion_mnist_tree() {
     let (dir, _) = experiment(manifest);
     let probe = copy_plugin(&root().join("plugins/python/moments-probe"), dir.path());
     weightlab_ok(dir.path(), &["plugin", "build", probe.to_str().unwrap()]);
-    let contract = weightlab_ok(dir.path(), &["-q", "plugin", "test", "moments-probe/moments-probe.wasm"]);
-    assert!(contract.contains("6 clauses, 0 failed"), "{contract}");
     weightlab_ok(dir.path(), &["run", "exp.toml", "-o", "out"]);
     let run = dir.path().join("out");
     let scores: Vec<weightlab_results::ProbeScoreRow> = weightlab_results::rows::read_table(&run, "probe_scores").unwrap().expect("probe scores");

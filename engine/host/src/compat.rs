@@ -71,65 +71,31 @@ pub fn relabel(bytes: &[u8], from: &str, to: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Bindings of the frozen 0.1.0 WIT (world `generator`); its unchanged interfaces are today's.
-pub mod v0_1 {
-    wasmtime::component::bindgen!({
-        path: "../../plugins/wit/frozen/0.1.0",
-        world: "generator",
-        imports: { default: trappable },
-        with: {
-            "weightlab:plugin/tensors@0.1.0": crate::bindings::weightlab::plugin::tensors,
-            "weightlab:plugin/log@0.1.0": crate::bindings::weightlab::plugin::log,
-            "weightlab:plugin/types@0.1.0": crate::bindings::weightlab::plugin::types,
-        },
-        anyhow: true,
-    });
+/// Bindings of one frozen WIT version's world, whose unchanged interfaces are today's (the
+/// version is spelled out in each literal: `bindgen!` takes literals only).
+macro_rules! frozen {
+    ($module:ident, $path:literal, $world:literal, $tensors:literal, $log:literal, $types:literal) => {
+        #[doc = concat!("Bindings of `", $path, "` (world `", $world, "`).")]
+        pub mod $module {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: $world,
+                imports: { default: trappable },
+                with: {
+                    $tensors: crate::bindings::weightlab::plugin::tensors,
+                    $log: crate::bindings::weightlab::plugin::log,
+                    $types: crate::bindings::weightlab::plugin::types,
+                },
+                anyhow: true,
+            });
+        }
+    };
 }
 
-/// Bindings of the frozen 0.2.0 WIT (world `generator`); its unchanged interfaces are today's.
-pub mod v0_2 {
-    wasmtime::component::bindgen!({
-        path: "../../plugins/wit/frozen/0.2.0",
-        world: "generator",
-        imports: { default: trappable },
-        with: {
-            "weightlab:plugin/tensors@0.2.0": crate::bindings::weightlab::plugin::tensors,
-            "weightlab:plugin/log@0.2.0": crate::bindings::weightlab::plugin::log,
-            "weightlab:plugin/types@0.2.0": crate::bindings::weightlab::plugin::types,
-        },
-        anyhow: true,
-    });
-}
-
-/// Bindings of the frozen 0.3.0 WIT (world `generator`); its unchanged interfaces are today's.
-pub mod v0_3 {
-    wasmtime::component::bindgen!({
-        path: "../../plugins/wit/frozen/0.3.0",
-        world: "generator",
-        imports: { default: trappable },
-        with: {
-            "weightlab:plugin/tensors@0.3.0": crate::bindings::weightlab::plugin::tensors,
-            "weightlab:plugin/log@0.3.0": crate::bindings::weightlab::plugin::log,
-            "weightlab:plugin/types@0.3.0": crate::bindings::weightlab::plugin::types,
-        },
-        anyhow: true,
-    });
-}
-
-/// Bindings of the frozen 0.3.0 WIT (world `probe-plugin`); its unchanged interfaces are today's.
-pub mod v0_3_probe {
-    wasmtime::component::bindgen!({
-        path: "../../plugins/wit/frozen/0.3.0",
-        world: "probe-plugin",
-        imports: { default: trappable },
-        with: {
-            "weightlab:plugin/tensors@0.3.0": crate::bindings::weightlab::plugin::tensors,
-            "weightlab:plugin/log@0.3.0": crate::bindings::weightlab::plugin::log,
-            "weightlab:plugin/types@0.3.0": crate::bindings::weightlab::plugin::types,
-        },
-        anyhow: true,
-    });
-}
+frozen!(v0_1, "../../plugins/wit/frozen/0.1.0", "generator", "weightlab:plugin/tensors@0.1.0", "weightlab:plugin/log@0.1.0", "weightlab:plugin/types@0.1.0");
+frozen!(v0_2, "../../plugins/wit/frozen/0.2.0", "generator", "weightlab:plugin/tensors@0.2.0", "weightlab:plugin/log@0.2.0", "weightlab:plugin/types@0.2.0");
+frozen!(v0_3, "../../plugins/wit/frozen/0.3.0", "generator", "weightlab:plugin/tensors@0.3.0", "weightlab:plugin/log@0.3.0", "weightlab:plugin/types@0.3.0");
+frozen!(v0_3_probe, "../../plugins/wit/frozen/0.3.0", "probe-plugin", "weightlab:plugin/tensors@0.3.0", "weightlab:plugin/log@0.3.0", "weightlab:plugin/types@0.3.0");
 
 /// Defines the type-only `zoo` interface of every supported version (an old plugin imports it
 /// for its record types; it has no functions).

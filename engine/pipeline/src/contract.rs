@@ -272,16 +272,10 @@ fn check_probe(wasm: &Path, config: &str, work: &Path, checks: &mut Vec<Check>) 
 
 /// Runs the probe contract manifest into `dir`: the predictions, or why a probe failed.
 fn run_probe(wasm: &Path, config: &str, dir: &Path) -> Result<std::result::Result<Predictions, String>> {
-    std::fs::create_dir_all(dir).map_err(crate::error::io("creating", dir))?;
-    let text = probe_manifest(wasm, config);
-    let loaded = match weightlab_manifest::load_str(&dir.join("contract.toml"), &text, &[], dir, &crate::catalog()) {
-        Ok(l) => l,
-        Err(e) => return Ok(Err(e.to_string())),
+    let (run, seconds) = match execute(&probe_manifest(wasm, config), dir)? {
+        Ok(done) => done,
+        Err(reason) => return Ok(Err(reason)),
     };
-    let mut run = Run::new(loaded, Some(dir.join("out")))?;
-    let started = std::time::Instant::now();
-    run.execute()?;
-    let seconds = started.elapsed().as_secs_f64();
     let failures: Vec<String> = run.failures.iter().filter(|f| f.stage.starts_with("probe")).map(|f| f.reason.clone()).collect();
     if !failures.is_empty() {
         return Ok(Err(failures.join("; ")));
@@ -295,6 +289,20 @@ fn run_probe(wasm: &Path, config: &str, dir: &Path) -> Result<std::result::Resul
     Ok(Ok(Predictions { values, parent, rows: rows.len(), seconds }))
 }
 
+/// Runs the manifest `text` in `dir` (output in `dir/out`): the finished run and its wall
+/// time, or why the manifest was refused.
+fn execute(text: &str, dir: &Path) -> Result<std::result::Result<(Run, f64), String>> {
+    std::fs::create_dir_all(dir).map_err(crate::error::io("creating", dir))?;
+    let loaded = match weightlab_manifest::load_str(&dir.join("contract.toml"), text, &[], dir, &crate::catalog()) {
+        Ok(l) => l,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let mut run = Run::new(loaded, Some(dir.join("out")))?;
+    let started = std::time::Instant::now();
+    run.execute()?;
+    Ok(Ok((run, started.elapsed().as_secs_f64())))
+}
+
 /// What one run of the contract manifest produced.
 struct Samples {
     shape: Vec<usize>,
@@ -305,16 +313,10 @@ struct Samples {
 
 /// Runs the contract manifest into `dir`: the samples, or why the method failed.
 fn run_once(wasm: &Path, config: &str, zoo: TestZoo, dir: &Path) -> Result<std::result::Result<Samples, String>> {
-    std::fs::create_dir_all(dir).map_err(crate::error::io("creating", dir))?;
-    let text = manifest(wasm, config, zoo);
-    let loaded = match weightlab_manifest::load_str(&dir.join("contract.toml"), &text, &[], dir, &crate::catalog()) {
-        Ok(l) => l,
-        Err(e) => return Ok(Err(e.to_string())),
+    let (run, seconds) = match execute(&manifest(wasm, config, zoo), dir)? {
+        Ok(done) => done,
+        Err(reason) => return Ok(Err(reason)),
     };
-    let mut run = Run::new(loaded, Some(dir.join("out")))?;
-    let started = std::time::Instant::now();
-    run.execute()?;
-    let seconds = started.elapsed().as_secs_f64();
     if let Some(failure) = run.failures.iter().find(|f| f.stage.starts_with("method")) {
         return Ok(Err(failure.reason.clone()));
     }
