@@ -21,14 +21,14 @@ use crate::arch::Arch;
 use crate::data::{Split, Task};
 
 /// The training split on the device, as libtorch tensors.
-pub(super) struct Split2 {
+pub(super) struct TchSplit {
     x: Tensor,
     y_class: Option<Tensor>,
     y_value: Option<Tensor>,
     features: i64,
 }
 
-impl Split2 {
+impl TchSplit {
     pub fn new(split: &Split, features: usize, task: Task, device: tch::Device) -> Self {
         let x = Tensor::from_slice(&split.x).view([split.len() as i64, features as i64]).to_device(device);
         let (y_class, y_value) = match task {
@@ -141,7 +141,7 @@ impl MlpZoo {
     }
 
     /// One optimiser step on the batch `indices` (K·B example indices, model-major) of `data`.
-    pub fn step(&mut self, data: &Split2, indices: &[i64]) {
+    pub fn step(&mut self, data: &TchSplit, indices: &[i64]) {
         let _guard = tch::no_grad_guard();
         let device = self.weights[0].value.device();
         let k = self.k;

@@ -303,7 +303,7 @@ enum Engine {
         mask: Option<Tensor<2>>,
     },
     /// MLPs: per-layer tensors, the backward written out, Adam fused ([`super::mlp`]).
-    Mlp { train: super::mlp::Split2, zoo: super::mlp::MlpZoo },
+    Mlp { train: super::mlp::TchSplit, zoo: super::mlp::MlpZoo },
 }
 
 impl<'a> Trainer<'a> {
@@ -333,7 +333,7 @@ impl<'a> Trainer<'a> {
         let n = pools.iter().map(Vec::len).min().unwrap_or(0);
         let mlp = if native { super::mlp::MlpZoo::new(arch, recipe, &init, k, device::tch_device()) } else { None };
         let engine = match mlp {
-            Some(zoo) => Engine::Mlp { train: super::mlp::Split2::new(&data.train, data.features(), data.task, device::tch_device()), zoo },
+            Some(zoo) => Engine::Mlp { train: super::mlp::TchSplit::new(&data.train, data.features(), data.task, device::tch_device()), zoo },
             None => {
                 let params: Tensor<2> = Tensor::from_data(TensorData::new(init, [k, p]), &device);
                 let adam = match recipe.optimizer {
@@ -375,35 +375,35 @@ impl<'a> Trainer<'a> {
             indices.extend((from..from + self.batch).map(|i| self.order[j][i % self.order[j].len()]));
             self.cursor[j] = from + self.batch;
         }
-        let Engine::Tape { train, params, adam, t, lr, weight_decay, mask } = &mut self.engine else {
-            if let Engine::Mlp { train, zoo } = &mut self.engine {
-                zoo.step(train, &indices);
+        let (arch, k, device) = (self.arch, self.k, &self.device);
+        match &mut self.engine {
+            Engine::Mlp { train, zoo } => zoo.step(train, &indices),
+            Engine::Tape { train, params, adam, t, lr, weight_decay, mask } => {
+                let (x, targets) = train.gather(&indices, k, device);
+                let tracked = params.clone().autodiff().require_grad();
+                let loss = per_model_loss(arch.forward(&tracked, x), &targets).sum();
+                let grads = loss.backward();
+                let mut g = tracked.grad(&grads).expect("parameters require grad");
+                if *weight_decay > 0.0 {
+                    g = g + params.clone() * *weight_decay;
+                }
+                if let Some(mask) = mask {
+                    g = g * mask.clone();
+                }
+                *t += 1;
+                let (beta1, beta2, eps) = (0.9f64, 0.999f64, 1e-8f64);
+                let old = params.clone();
+                *params = match adam.as_mut() {
+                    Some((m1, m2)) => {
+                        *m1 = m1.clone() * beta1 + g.clone() * (1.0 - beta1);
+                        *m2 = m2.clone() * beta2 + g.clone() * g * (1.0 - beta2);
+                        let step_size = *lr * (1.0 - beta2.powi(*t)).sqrt() / (1.0 - beta1.powi(*t));
+                        old - m1.clone() * step_size / (m2.clone().sqrt() + eps * (1.0 - beta2.powi(*t)).sqrt())
+                    }
+                    None => old - g * *lr,
+                };
             }
-            return;
-        };
-        let (x, targets) = train.gather(&indices, self.k, &self.device);
-        let tracked = params.clone().autodiff().require_grad();
-        let loss = per_model_loss(self.arch.forward(&tracked, x), &targets).sum();
-        let grads = loss.backward();
-        let mut g = tracked.grad(&grads).expect("parameters require grad");
-        if *weight_decay > 0.0 {
-            g = g + params.clone() * *weight_decay;
         }
-        if let Some(mask) = mask {
-            g = g * mask.clone();
-        }
-        *t += 1;
-        let (beta1, beta2, eps) = (0.9f64, 0.999f64, 1e-8f64);
-        let old = params.clone();
-        *params = match adam.as_mut() {
-            Some((m1, m2)) => {
-                *m1 = m1.clone() * beta1 + g.clone() * (1.0 - beta1);
-                *m2 = m2.clone() * beta2 + g.clone() * g * (1.0 - beta2);
-                let step_size = *lr * (1.0 - beta2.powi(*t)).sqrt() / (1.0 - beta1.powi(*t));
-                old - m1.clone() * step_size / (m2.clone().sqrt() + eps * (1.0 - beta2.powi(*t)).sqrt())
-            }
-            None => old - g * *lr,
-        };
     }
 
     /// From now on only parameters whose names start with one of `prefixes` change.
