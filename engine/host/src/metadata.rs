@@ -90,10 +90,21 @@ fn section_header_len(len: usize) -> usize {
 /// The `weightlab:plugin` versions a component's imports and exports name (deduplicated,
 /// sorted), read without compiling it.
 pub fn wit_versions(bytes: &[u8]) -> Result<Vec<String>, ReadError> {
-    let mut found: Vec<String> = top_level(bytes)?.names.iter().filter_map(|n| n.strip_prefix("weightlab:plugin/").and_then(|rest| rest.split_once('@')).map(|(_, v)| v.to_string())).collect();
+    Ok(versions_of(&top_level(bytes)?))
+}
+
+fn versions_of(top: &TopLevel) -> Vec<String> {
+    let mut found: Vec<String> = top.names.iter().filter_map(|n| n.strip_prefix("weightlab:plugin/").and_then(|rest| rest.split_once('@')).map(|(_, v)| v.to_string())).collect();
     found.sort();
     found.dedup();
-    Ok(found)
+    found
+}
+
+/// What loading needs, from one pass over the component: its WIT versions
+/// ([`wit_versions`]) and its bytes without the metadata section ([`strip`]).
+pub fn for_loading(bytes: &[u8]) -> Result<(Vec<String>, Vec<u8>), ReadError> {
+    let top = top_level(bytes)?;
+    Ok((versions_of(&top), without_section(bytes, &top)))
 }
 
 /// The metadata section of a component, if it has one.
@@ -108,13 +119,16 @@ pub fn read(bytes: &[u8]) -> Result<Option<Metadata>, ReadError> {
 /// The component without its metadata section: what is compiled, so that stamping a plugin
 /// after its build does not make wasmtime compile it again (its cache is keyed by the bytes).
 pub fn strip(bytes: &[u8]) -> Result<Vec<u8>, ReadError> {
-    let top = top_level(bytes)?;
+    Ok(without_section(bytes, &top_level(bytes)?))
+}
+
+fn without_section(bytes: &[u8], top: &TopLevel) -> Vec<u8> {
     let mut out = bytes.to_vec();
     // Remove from the back, so the ranges before stay valid.
     for (_, _, range) in top.custom.iter().rev().filter(|(name, _, _)| name == SECTION) {
         out.drain(range.clone());
     }
-    Ok(out)
+    out
 }
 
 /// The component with `meta` as its metadata section (replacing one it had).

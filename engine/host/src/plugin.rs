@@ -264,7 +264,7 @@ impl Plugin {
     pub fn load(runtime: &Runtime, name: &str, path: &Path, limits: Limits, seed: u64) -> Result<Plugin, PluginError> {
         let fail = |call: &'static str, reason: String| PluginError::new(name.to_string(), call, reason);
         let bytes = std::fs::read(path).map_err(|e| fail("load", format!("reading {}: {e}", path.display())))?;
-        let versions = crate::metadata::wit_versions(&bytes).map_err(|e| fail("load", format!("{}: {e}", path.display())))?;
+        let (versions, bytes) = crate::metadata::for_loading(&bytes).map_err(|e| fail("load", format!("{}: {e}", path.display())))?;
         let Some(abi) = versions.first().cloned() else {
             return Err(fail("load", format!("{} does not use the weightlab:plugin interfaces; is it a weightlab plugin?", path.display())));
         };
@@ -284,7 +284,6 @@ impl Plugin {
         }
         // A plugin built against an older frozen version is adapted (see `compat`).
         let legacy = if crate::abi::compatible(crate::ABI_VERSION, &abi) { None } else { crate::compat::supported(&abi) };
-        let bytes = crate::metadata::strip(&bytes).map_err(|e| fail("load", e.to_string()))?;
         let bytes = match legacy {
             Some(_) => crate::compat::relabel(&bytes, &abi, crate::ABI_VERSION).map_err(|e| fail("load", e))?,
             None => bytes,

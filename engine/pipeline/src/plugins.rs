@@ -155,8 +155,9 @@ pub fn discover() -> Vec<PluginInfo> {
 
 /// What `weightlab plugins` shows of the plugin at `path`.
 pub fn info(name: String, path: PathBuf) -> PluginInfo {
-    let sha256 = sha256_of(&path).unwrap_or_else(|| "unreadable".into());
-    let bytes = std::fs::read(&path).unwrap_or_default();
+    let bytes = std::fs::read(&path).ok();
+    let sha256 = bytes.as_deref().map(sha256_hex).unwrap_or_else(|| "unreadable".into());
+    let bytes = bytes.unwrap_or_default();
     let versions = weightlab_host::metadata::wit_versions(&bytes).unwrap_or_default();
     if let Ok(Some(m)) = weightlab_host::metadata::read(&bytes)
         && versions == [m.abi.clone()]
@@ -197,5 +198,10 @@ pub fn stamp(path: &Path, built_with: &str) -> crate::Result<weightlab_host::met
 
 /// The SHA-256 of a file, as 64 hex digits; `None` when it cannot be read.
 pub fn sha256_of(path: &Path) -> Option<String> {
-    std::fs::read(path).ok().map(|bytes| hex::encode(sha2::Sha256::digest(&bytes)))
+    std::fs::read(path).ok().map(|bytes| sha256_hex(&bytes))
+}
+
+/// The SHA-256 of bytes already read, as 64 hex digits.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(bytes))
 }

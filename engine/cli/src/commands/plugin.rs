@@ -91,7 +91,7 @@ pub fn inspect(wasm: &Path, json: bool) -> Result<i32> {
     let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
     let versions = metadata::wit_versions(&bytes).with_context(|| wasm.display().to_string())?;
     let meta = metadata::read(&bytes).with_context(|| wasm.display().to_string())?;
-    let sha256 = weightlab_pipeline::plugins::sha256_of(wasm).unwrap_or_default();
+    let sha256 = weightlab_pipeline::plugins::sha256_hex(&bytes);
     let abi = versions.first().cloned().unwrap_or_else(|| "none".into());
     let runs = if versions.is_empty() {
         "no: it uses no weightlab:plugin interface".to_string()
