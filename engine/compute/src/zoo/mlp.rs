@@ -17,6 +17,7 @@
 use tch::{Kind, Tensor};
 use weightlab_manifest::{Activation, Optimizer, TrainSpec};
 
+use super::adam;
 use crate::arch::Arch;
 use crate::data::{Split, Task};
 
@@ -59,19 +60,14 @@ pub(super) struct MlpZoo {
     weight_decay: f64,
 }
 
-/// Adam's constants, as in PyTorch's defaults.
-const BETA1: f64 = 0.9;
-const BETA2: f64 = 0.999;
-const EPS: f64 = 1e-8;
-
 impl MlpZoo {
     /// The MLPs of `arch` with the K stacked flat parameter vectors `flat` (K × P).
     pub fn new(arch: &Arch, recipe: &TrainSpec, flat: &[f32], k: usize, device: tch::Device) -> Option<Self> {
         let Arch::Mlp { sizes, activation } = arch else { return None };
         let mut zoo = MlpZoo { sizes: sizes.clone(), activation: *activation, k: k as i64, weights: Vec::new(), biases: Vec::new(), t: 0, lr: recipe.lr, weight_decay: recipe.weight_decay };
-        let adam = recipe.optimizer == Optimizer::Adam;
+        let with_adam = recipe.optimizer == Optimizer::Adam;
         let param = |value: Tensor| {
-            let moments = adam.then(|| (value.zeros_like(), value.zeros_like()));
+            let moments = with_adam.then(|| (value.zeros_like(), value.zeros_like()));
             Param { value, moments, trains: true }
         };
         let (weights, biases) = zoo.split(arch, flat, device);
@@ -221,27 +217,25 @@ fn derivative(z: &Tensor, a: Activation) -> Tensor {
 
 /// One Adam (or SGD) update of `p` with gradient `g` at step `t`.
 fn update(p: &mut Param, g: Tensor, lr: f64, weight_decay: f64, t: i32) {
-    let bias2 = (1.0 - BETA2.powi(t)).sqrt();
-    let step_size = lr * bias2 / (1.0 - BETA1.powi(t));
-    let eps = EPS * bias2;
+    let (step_size, eps) = adam::corrected(lr, t);
     match p.moments.as_mut() {
         None => {
             let g = if weight_decay > 0.0 { g + &p.value * weight_decay } else { g };
             let _ = p.value.g_sub_(&(g * lr));
         }
-        Some((m, v)) if p.value.device() == tch::Device::Cpu => fused_adam(&mut p.value, &g.contiguous(), m, v, [BETA1 as f32, BETA2 as f32, step_size as f32, eps as f32, weight_decay as f32]),
+        Some((m, v)) if p.value.device() == tch::Device::Cpu => fused_adam(&mut p.value, &g.contiguous(), m, v, adam::Step::at(lr, weight_decay, t)),
         Some((m, v)) => {
             let g = if weight_decay > 0.0 { g + &p.value * weight_decay } else { g };
-            let _ = m.g_mul_scalar_(BETA1).g_add_(&(&g * (1.0 - BETA1)));
-            let _ = v.g_mul_scalar_(BETA2).g_add_(&(&g * &g * (1.0 - BETA2)));
+            let _ = m.g_mul_scalar_(adam::BETA1).g_add_(&(&g * (1.0 - adam::BETA1)));
+            let _ = v.g_mul_scalar_(adam::BETA2).g_add_(&(&g * &g * (1.0 - adam::BETA2)));
             let _ = p.value.g_sub_(&(&*m * step_size / (v.sqrt() + eps)));
         }
     }
 }
 
 /// Adam in one pass over the parameter, its gradient and moments (CPU tensors, contiguous
-/// f32), split over libtorch's threads: `c` = [β1, β2, step size, ε̂, weight decay].
-fn fused_adam(p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, c: [f32; 5]) {
+/// f32), split over libtorch's threads.
+fn fused_adam(p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, c: adam::Step) {
     let n = p.numel();
     for t in [&*p, g, &*m, &*v] {
         assert!(t.is_contiguous() && t.kind() == Kind::Float && t.numel() == n, "fused Adam needs contiguous f32 tensors of one size");
@@ -256,7 +250,7 @@ fn fused_adam(p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, c: [f3
             std::slice::from_raw_parts_mut(v.data_ptr() as *mut f32, n),
         )
     };
-    let run = |ps: &mut [f32], gs: &[f32], ms: &mut [f32], vs: &mut [f32]| adam_chunk(ps, gs, ms, vs, c);
+    let run = |ps: &mut [f32], gs: &[f32], ms: &mut [f32], vs: &mut [f32]| adam::adam(ps, gs, ms, vs, c);
     let threads = (tch::get_num_threads().max(1) as usize).min(n / 65_536).max(1);
     if threads == 1 {
         run(ps, gs, ms, vs);
@@ -268,46 +262,4 @@ fn fused_adam(p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, c: [f3
             s.spawn(move || run(p, g, m, v));
         }
     });
-}
-
-/// Adam over one chunk, with the widest vectors the CPU has (AVX-512, AVX2): the same IEEE
-/// operations in the same order as the x86-64 baseline's, only more lanes at once — the same
-/// bits on every machine (no fused multiply-adds are formed).
-fn adam_chunk(ps: &mut [f32], gs: &[f32], ms: &mut [f32], vs: &mut [f32], c: [f32; 5]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F (checked just above).
-        unsafe { adam_avx512(ps, gs, ms, vs, c) };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { adam_avx2(ps, gs, ms, vs, c) };
-        return;
-    }
-    adam_body(ps, gs, ms, vs, c);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn adam_avx512(ps: &mut [f32], gs: &[f32], ms: &mut [f32], vs: &mut [f32], c: [f32; 5]) {
-    adam_body(ps, gs, ms, vs, c);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn adam_avx2(ps: &mut [f32], gs: &[f32], ms: &mut [f32], vs: &mut [f32], c: [f32; 5]) {
-    adam_body(ps, gs, ms, vs, c);
-}
-
-#[inline(always)]
-fn adam_body(ps: &mut [f32], gs: &[f32], ms: &mut [f32], vs: &mut [f32], c: [f32; 5]) {
-    let [b1, b2, step, eps, wd] = c;
-    for (((p, &g), m), v) in ps.iter_mut().zip(gs).zip(ms.iter_mut()).zip(vs.iter_mut()) {
-        let g = g + *p * wd;
-        *m = b1 * *m + (1.0 - b1) * g;
-        *v = b2 * *v + g * g * (1.0 - b2);
-        *p -= step * *m / (v.sqrt() + eps);
-    }
 }

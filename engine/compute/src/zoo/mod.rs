@@ -4,8 +4,11 @@
 //! - [`store`]: safetensors files with PyTorch names plus an index; import and export.
 //! - [`batch`]: device-side data and the per-model loss shared with evaluation.
 
+mod adam;
 pub mod batch;
+mod cnn;
 mod mlp;
+mod simd;
 pub mod store;
 pub mod train;
 

@@ -304,6 +304,8 @@ enum Engine {
     },
     /// MLPs: per-layer tensors, the backward written out, Adam fused ([`super::mlp`]).
     Mlp { train: super::mlp::TchSplit, zoo: super::mlp::MlpZoo },
+    /// CNN-s on the CPU: per-image loops written out, threads over models ([`super::cnn`]).
+    Cnn(super::cnn::CnnZoo),
 }
 
 impl<'a> Trainer<'a> {
@@ -321,8 +323,9 @@ impl<'a> Trainer<'a> {
         Self::with_engine(arch, data, recipe, seeds, pools, true)
     }
 
-    /// [`Trainer::with_pools`] with the hand-written MLP engine where it applies (`native`), or
-    /// the autodiff tape everywhere (to check one against the other).
+    /// [`Trainer::with_pools`] with a hand-written engine where one applies (`native`: MLPs on
+    /// any device, CNN-s on the CPU), or the autodiff tape everywhere (to check one against
+    /// the other).
     pub fn with_engine(arch: &'a Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u64], pools: Vec<Vec<i64>>, native: bool) -> Self {
         assert_eq!(pools.len(), seeds.len(), "one pool per model");
         let device = device::current();
@@ -331,9 +334,11 @@ impl<'a> Trainer<'a> {
         let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect();
         let init: Vec<f32> = rngs.iter_mut().flat_map(|rng| arch.init(rng)).collect();
         let n = pools.iter().map(Vec::len).min().unwrap_or(0);
-        let mlp = if native { super::mlp::MlpZoo::new(arch, recipe, &init, k, device::tch_device()) } else { None };
-        let engine = match mlp {
-            Some(zoo) => Engine::Mlp { train: super::mlp::TchSplit::new(&data.train, data.features(), data.task, device::tch_device()), zoo },
+        let tch_device = device::tch_device();
+        let mlp = || super::mlp::MlpZoo::new(arch, recipe, &init, k, tch_device).map(|zoo| Engine::Mlp { train: super::mlp::TchSplit::new(&data.train, data.features(), data.task, tch_device), zoo });
+        let cnn = || (tch_device == tch::Device::Cpu).then(|| super::cnn::CnnZoo::new(arch, recipe, &init, k, &data.train, data.task)).flatten().map(Engine::Cnn);
+        let engine = match if native { mlp().or_else(cnn) } else { None } {
+            Some(engine) => engine,
             None => {
                 let params: Tensor<2> = Tensor::from_data(TensorData::new(init, [k, p]), &device);
                 let adam = match recipe.optimizer {
@@ -378,6 +383,7 @@ impl<'a> Trainer<'a> {
         let (arch, k, device) = (self.arch, self.k, &self.device);
         match &mut self.engine {
             Engine::Mlp { train, zoo } => zoo.step(train, &indices),
+            Engine::Cnn(zoo) => zoo.step(&indices),
             Engine::Tape { train, params, adam, t, lr, weight_decay, mask } => {
                 let (x, targets) = train.gather(&indices, k, device);
                 let tracked = params.clone().autodiff().require_grad();
@@ -410,6 +416,7 @@ impl<'a> Trainer<'a> {
     pub fn freeze_except(&mut self, prefixes: &[String]) -> Result<(), String> {
         let layout = self.arch.layout();
         let mut mask = vec![0.0f32; layout.len()];
+        let mut ranges = Vec::new();
         for pre in prefixes {
             let matching: Vec<_> = layout.params.iter().filter(|p| p.name.starts_with(pre.as_str())).collect();
             if matching.is_empty() {
@@ -418,11 +425,17 @@ impl<'a> Trainer<'a> {
             }
             for p in matching {
                 mask[p.range()].iter_mut().for_each(|m| *m = 1.0);
+                ranges.push(p.range());
             }
         }
         match &mut self.engine {
             Engine::Tape { mask: slot, .. } => *slot = Some(Tensor::from_data(TensorData::new(mask, [1, layout.len()]), &self.device)),
             Engine::Mlp { zoo, .. } => zoo.freeze(|name| prefixes.iter().any(|pre| name.starts_with(pre.as_str()))),
+            Engine::Cnn(zoo) => {
+                ranges.sort_by_key(|r| r.start);
+                ranges.dedup();
+                zoo.freeze(ranges)
+            }
         }
         Ok(())
     }
@@ -439,6 +452,7 @@ impl<'a> Trainer<'a> {
                 }
             }
             Engine::Mlp { zoo, .. } => zoo.restart_optimizer(lr),
+            Engine::Cnn(zoo) => zoo.restart_optimizer(lr),
         }
     }
 
@@ -448,6 +462,7 @@ impl<'a> Trainer<'a> {
         match &mut self.engine {
             Engine::Tape { params, .. } => *params = Tensor::from_data(TensorData::new(flat, [self.k, p]), &self.device),
             Engine::Mlp { zoo, .. } => zoo.set_weights(self.arch, &flat),
+            Engine::Cnn(zoo) => zoo.set_weights(&flat),
         }
     }
 
@@ -456,6 +471,7 @@ impl<'a> Trainer<'a> {
         match &self.engine {
             Engine::Tape { params, .. } => params.to_data().try_into_vec::<f32>().expect("f32 parameters"),
             Engine::Mlp { zoo, .. } => zoo.weights(self.arch),
+            Engine::Cnn(zoo) => zoo.weights(),
         }
     }
 }

@@ -1,0 +1,578 @@
+//! K CNN-s models trained at once on the CPU, with the forward and backward passes written out.
+//!
+//! Why not batched library calls: a zoo of CNN-s models is thousands of convolutions with 1–8
+//! channels on 28×28 images. As one grouped convolution (`groups = K`) the CPU kernels spend
+//! their time on layout and dispatch, not arithmetic — batching K models bought nothing over a
+//! per-model loop. An im2col per model turns conv1 into K GEMMs of 8 × 25 × (B·576), but the
+//! unfolded images are 25× the input and the GEMM is memory-bound. Here each model's batch runs
+//! through loops over one image at a time whose data stay in the L1 cache: the convolutions
+//! vectorize along an image row (24 and 8 lanes), max-pooling remembers where each maximum was,
+//! so the backward through it touches a quarter of the positions, and each model's gradient
+//! feeds one fused Adam pass over its 2,464 parameters while they are still in cache. Models
+//! are independent, so threads take whole models and the bits do not depend on how many there
+//! are.
+//!
+//! The arithmetic is the tape's ([`crate::arch::Arch::forward`]): each model's mean
+//! cross-entropy on its own batch, L2 weight decay added to the gradient, Adam as in PyTorch.
+//! tanh is a rational approximation accurate to a few ulp ([`tanh`]); max-pooling passes the
+//! gradient to the first maximum of a window, as PyTorch does.
+
+use std::ops::Range;
+
+use weightlab_manifest::{Optimizer, TrainSpec};
+
+use super::adam;
+use super::simd::multiversion;
+use crate::arch::Arch;
+use crate::data::{Split, Task};
+
+/// Input side (one channel).
+const SIDE: usize = 28;
+/// conv1: 1 → 8 channels, 5×5, 24×24 out, pooled to 12×12.
+const C1: usize = 8;
+const K1: usize = 5;
+const O1: usize = 24;
+const P1: usize = 12;
+/// conv2: 8 → 6 channels, 5×5, 8×8 out, pooled to 4×4.
+const C2: usize = 6;
+const K2: usize = 5;
+const O2: usize = 8;
+const P2: usize = 4;
+/// conv3: 6 → 4 channels, 2×2, 3×3 out, flattened to 36.
+const C3: usize = 4;
+const K3: usize = 2;
+const O3: usize = 3;
+const FLAT: usize = C3 * O3 * O3;
+/// fc1: 36 → 20; fc2: 20 → classes.
+const HIDDEN: usize = 20;
+
+/// Where each parameter tensor sits in a model's flat vector.
+#[derive(Clone)]
+struct At {
+    w1: Range<usize>,
+    b1: Range<usize>,
+    w2: Range<usize>,
+    b2: Range<usize>,
+    w3: Range<usize>,
+    b3: Range<usize>,
+    f1: Range<usize>,
+    c1: Range<usize>,
+    f2: Range<usize>,
+    c2: Range<usize>,
+}
+
+/// K CNN-s models in training, and the training split they learn from.
+pub(super) struct CnnZoo {
+    k: usize,
+    classes: usize,
+    p: usize,
+    at: At,
+    /// K × P, each model's parameters in the layout's order.
+    params: Vec<f32>,
+    /// Adam's moments, K × P (unused by SGD).
+    m: Vec<f32>,
+    v: Vec<f32>,
+    adam: bool,
+    /// The parts of a model's vector that train (all of it unless frozen).
+    trains: Vec<Range<usize>>,
+    t: i32,
+    lr: f64,
+    weight_decay: f64,
+    x: Vec<f32>,
+    y: Vec<usize>,
+}
+
+impl CnnZoo {
+    /// The CNN-s models of `arch` with stacked flat parameters `flat` (K × P), learning
+    /// `train`; `None` for other architectures and for targets that are not classes.
+    pub fn new(arch: &Arch, recipe: &TrainSpec, flat: &[f32], k: usize, train: &Split, task: Task) -> Option<Self> {
+        let Arch::CnnS { classes } = arch else { return None };
+        let Task::Classification { .. } = task else { return None };
+        if train.x.len() != train.len() * SIDE * SIDE {
+            return None;
+        }
+        let layout = arch.layout();
+        let r = |name: &str| layout.get(name).expect("CNN-s layouts name every tensor").range();
+        let at = At {
+            w1: r("conv1.weight"),
+            b1: r("conv1.bias"),
+            w2: r("conv2.weight"),
+            b2: r("conv2.bias"),
+            w3: r("conv3.weight"),
+            b3: r("conv3.bias"),
+            f1: r("fc1.weight"),
+            c1: r("fc1.bias"),
+            f2: r("fc2.weight"),
+            c2: r("fc2.bias"),
+        };
+        let p = layout.len();
+        Some(CnnZoo {
+            k,
+            classes: *classes,
+            p,
+            at,
+            params: flat.to_vec(),
+            m: vec![0.0; flat.len()],
+            v: vec![0.0; flat.len()],
+            adam: recipe.optimizer == Optimizer::Adam,
+            trains: std::iter::once(0..p).collect(),
+            t: 0,
+            lr: recipe.lr,
+            weight_decay: recipe.weight_decay,
+            x: train.x.clone(),
+            y: train.y.iter().map(|&v| v as usize).collect(),
+        })
+    }
+
+    pub fn set_weights(&mut self, flat: &[f32]) {
+        self.params.copy_from_slice(flat);
+    }
+
+    pub fn weights(&self) -> Vec<f32> {
+        self.params.clone()
+    }
+
+    /// From now on only the parts of each model's vector in `ranges` change.
+    pub fn freeze(&mut self, ranges: Vec<Range<usize>>) {
+        self.trains = ranges;
+    }
+
+    /// Fresh optimiser state with learning rate `lr`.
+    pub fn restart_optimizer(&mut self, lr: f64) {
+        self.lr = lr;
+        self.t = 0;
+        self.m.iter_mut().for_each(|v| *v = 0.0);
+        self.v.iter_mut().for_each(|v| *v = 0.0);
+    }
+
+    /// One optimiser step on the batch `indices` (K·B example indices, model-major).
+    pub fn step(&mut self, indices: &[i64]) {
+        let (k, p) = (self.k, self.p);
+        let b = indices.len() / k;
+        self.t += 1;
+        let update = Update { adam: self.adam.then(|| adam::Step::at(self.lr, self.weight_decay, self.t)), lr: self.lr as f32, weight_decay: self.weight_decay as f32 };
+        let shared = Shared { at: &self.at, classes: self.classes, x: &self.x, y: &self.y, trains: &self.trains, update };
+        let threads = (tch::get_num_threads().max(1) as usize).min(k);
+        let per = k.div_ceil(threads);
+        std::thread::scope(|s| {
+            let chunks = self.params.chunks_mut(per * p).zip(self.m.chunks_mut(per * p)).zip(self.v.chunks_mut(per * p)).zip(indices.chunks(per * b));
+            for (((params, m), v), batch) in chunks {
+                let shared = &shared;
+                s.spawn(move || {
+                    let mut work = Work::new(p, shared.classes);
+                    for (((w, m), v), batch) in params.chunks_mut(p).zip(m.chunks_mut(p)).zip(v.chunks_mut(p)).zip(batch.chunks(b)) {
+                        train_model(shared, &mut work, w, m, v, batch);
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// How parameters move once their gradient is known.
+#[derive(Clone, Copy)]
+struct Update {
+    adam: Option<adam::Step>,
+    lr: f32,
+    weight_decay: f32,
+}
+
+/// What every thread reads.
+struct Shared<'a> {
+    at: &'a At,
+    classes: usize,
+    x: &'a [f32],
+    y: &'a [usize],
+    trains: &'a [Range<usize>],
+    update: Update,
+}
+
+/// One thread's buffers: a model's gradient and one image's activations.
+struct Work {
+    grad: Vec<f32>,
+    /// conv1 before pooling; tanh(pool(conv1)) and where each window's maximum was.
+    z1: Vec<f32>,
+    h1: Vec<f32>,
+    arg1: Vec<u16>,
+    z2: Vec<f32>,
+    h2: Vec<f32>,
+    arg2: Vec<u16>,
+    h3: Vec<f32>,
+    a: Vec<f32>,
+    logits: Vec<f32>,
+    /// Gradients with respect to h1, h2, h3 and a.
+    dh1: Vec<f32>,
+    dh2: Vec<f32>,
+    dh3: Vec<f32>,
+    da: Vec<f32>,
+}
+
+impl Work {
+    fn new(p: usize, classes: usize) -> Self {
+        Work {
+            grad: vec![0.0; p],
+            z1: vec![0.0; C1 * O1 * O1],
+            h1: vec![0.0; C1 * P1 * P1],
+            arg1: vec![0; C1 * P1 * P1],
+            z2: vec![0.0; C2 * O2 * O2],
+            h2: vec![0.0; C2 * P2 * P2],
+            arg2: vec![0; C2 * P2 * P2],
+            h3: vec![0.0; FLAT],
+            a: vec![0.0; HIDDEN],
+            logits: vec![0.0; classes],
+            dh1: vec![0.0; C1 * P1 * P1],
+            dh2: vec![0.0; C2 * P2 * P2],
+            dh3: vec![0.0; FLAT],
+            da: vec![0.0; HIDDEN],
+        }
+    }
+}
+
+/// One model's step: the gradient of its mean loss over `batch`, then the update.
+fn train_model(s: &Shared, work: &mut Work, w: &mut [f32], m: &mut [f32], v: &mut [f32], batch: &[i64]) {
+    work.grad.iter_mut().for_each(|g| *g = 0.0);
+    let scale = 1.0 / batch.len() as f32;
+    for &i in batch {
+        let i = i as usize;
+        let img = &s.x[i * SIDE * SIDE..(i + 1) * SIDE * SIDE];
+        forward(s.at, w, img, work);
+        backward(s.at, w, img, s.y[i], scale, work);
+    }
+    for r in s.trains {
+        let (p, g) = (&mut w[r.clone()], &work.grad[r.clone()]);
+        match s.update.adam {
+            Some(c) => adam::adam(p, g, &mut m[r.clone()], &mut v[r.clone()], c),
+            None => adam::sgd(p, g, s.update.lr, s.update.weight_decay),
+        }
+    }
+}
+
+/// One image through one model, keeping what the backward needs in `work`.
+fn forward(at: &At, w: &[f32], img: &[f32], work: &mut Work) {
+    conv1(&w[at.w1.clone()], &w[at.b1.clone()], img, &mut work.z1);
+    pool_tanh(&work.z1, C1, O1, &mut work.h1, &mut work.arg1);
+    conv2(&w[at.w2.clone()], &w[at.b2.clone()], &work.h1, &mut work.z2);
+    pool_tanh(&work.z2, C2, O2, &mut work.h2, &mut work.arg2);
+    conv3(&w[at.w3.clone()], &w[at.b3.clone()], &work.h2, &mut work.h3);
+    tanh_in_place(&mut work.h3);
+    dense(&w[at.f1.clone()], &w[at.c1.clone()], &work.h3, &mut work.a);
+    tanh_in_place(&mut work.a);
+    dense(&w[at.f2.clone()], &w[at.c2.clone()], &work.a, &mut work.logits);
+}
+
+/// Adds the gradient of `scale` × this image's cross-entropy to `work.grad`.
+fn backward(at: &At, w: &[f32], img: &[f32], label: usize, scale: f32, work: &mut Work) {
+    let Work { grad, h1, arg1, h2, arg2, h3, a, logits, dh1, dh2, dh3, da, .. } = work;
+    // d loss / d logits = (softmax − one-hot) · scale, in place.
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0.0;
+    for l in logits.iter_mut() {
+        *l = (*l - max).exp();
+        sum += *l;
+    }
+    for (c, l) in logits.iter_mut().enumerate() {
+        *l = (*l / sum - if c == label { 1.0 } else { 0.0 }) * scale;
+    }
+    // fc2, then through tanh.
+    let (dw, db) = pair(grad, &at.f2, &at.c2);
+    dense_backward(&w[at.f2.clone()], a, logits, dw, db, da);
+    tanh_backward(da, a);
+    let (dw, db) = pair(grad, &at.f1, &at.c1);
+    dense_backward(&w[at.f1.clone()], h3, da, dw, db, dh3);
+    tanh_backward(dh3, h3);
+    let (dw, db) = pair(grad, &at.w3, &at.b3);
+    conv3_backward(&w[at.w3.clone()], h2, dh3, dw, db, dh2);
+    tanh_backward(dh2, h2);
+    let (dw, db) = pair(grad, &at.w2, &at.b2);
+    conv2_backward(&w[at.w2.clone()], h1, dh2, arg2, dw, db, dh1);
+    tanh_backward(dh1, h1);
+    let (dw, db) = pair(grad, &at.w1, &at.b1);
+    conv1_backward(img, dh1, arg1, dw, db);
+}
+
+/// The two disjoint parts `a` and `b` (`a` first) of a model's gradient.
+#[inline(always)]
+fn pair<'g>(grad: &'g mut [f32], a: &Range<usize>, b: &Range<usize>) -> (&'g mut [f32], &'g mut [f32]) {
+    let (low, high) = grad.split_at_mut(b.start);
+    (&mut low[a.clone()], &mut high[..b.len()])
+}
+
+multiversion! {
+    /// conv1 (1 → 8 channels, 5×5, valid): an output row at a time, its 24 positions as vector
+    /// lanes, summed in the order bias, then kernel rows and columns.
+    fn conv1(w: &[f32], b: &[f32], img: &[f32], z: &mut [f32]) {
+        for c in 0..C1 {
+            let wc: &[f32; K1 * K1] = w[c * K1 * K1..(c + 1) * K1 * K1].try_into().expect("a kernel");
+            for y in 0..O1 {
+                let mut acc = [b[c]; O1];
+                for i in 0..K1 {
+                    for j in 0..K1 {
+                        let at = (y + i) * SIDE + j;
+                        let src: &[f32; O1] = img[at..at + O1].try_into().expect("a row");
+                        let wv = wc[i * K1 + j];
+                        for x in 0..O1 {
+                            acc[x] += wv * src[x];
+                        }
+                    }
+                }
+                z[(c * O1 + y) * O1..(c * O1 + y + 1) * O1].copy_from_slice(&acc);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// conv2 (8 → 6 channels, 5×5, valid): all output channels of a row at once, 8 lanes.
+    fn conv2(w: &[f32], b: &[f32], h: &[f32], z: &mut [f32]) {
+        for y in 0..O2 {
+            let mut acc = [[0.0f32; O2]; C2];
+            for (o, row) in acc.iter_mut().enumerate() {
+                *row = [b[o]; O2];
+            }
+            for c in 0..C1 {
+                for i in 0..K2 {
+                    let src_row = &h[(c * P1 + y + i) * P1..(c * P1 + y + i + 1) * P1];
+                    for j in 0..K2 {
+                        let src: &[f32; O2] = src_row[j..j + O2].try_into().expect("a row");
+                        for (o, row) in acc.iter_mut().enumerate() {
+                            let wv = w[((o * C1 + c) * K2 + i) * K2 + j];
+                            for x in 0..O2 {
+                                row[x] += wv * src[x];
+                            }
+                        }
+                    }
+                }
+            }
+            for (o, row) in acc.iter().enumerate() {
+                z[(o * O2 + y) * O2..(o * O2 + y + 1) * O2].copy_from_slice(row);
+            }
+        }
+    }
+}
+
+/// conv3 (6 → 4 channels, 2×2, valid) on the 4×4 maps: 864 multiply-adds, plain loops.
+#[inline(always)]
+fn conv3(w: &[f32], b: &[f32], h: &[f32], z: &mut [f32]) {
+    for o in 0..C3 {
+        for y in 0..O3 {
+            for x in 0..O3 {
+                let mut acc = b[o];
+                for c in 0..C2 {
+                    for i in 0..K3 {
+                        for j in 0..K3 {
+                            acc += w[((o * C2 + c) * K3 + i) * K3 + j] * h[(c * P2 + y + i) * P2 + x + j];
+                        }
+                    }
+                }
+                z[(o * O3 + y) * O3 + x] = acc;
+            }
+        }
+    }
+}
+
+/// `out = W·x + b` for W (out × in), row-major as PyTorch stores it.
+#[inline(always)]
+fn dense(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
+    let n = x.len();
+    for (o, slot) in out.iter_mut().enumerate() {
+        let mut acc = b[o];
+        for (wv, xv) in w[o * n..(o + 1) * n].iter().zip(x) {
+            acc += wv * xv;
+        }
+        *slot = acc;
+    }
+}
+
+multiversion! {
+    /// 2×2 max-pooling with stride 2 of `channels` maps of side `side` (at most 32), then tanh:
+    /// tanh of each window's maximum, and where in the map that maximum was (the first in
+    /// reading order, as PyTorch; NaN wins). A row of windows is compared as vector lanes, the
+    /// candidates first copied out of the interleaved rows (5× faster than a window at a time,
+    /// whose data-dependent choices the compiler turns into mispredicted branches).
+    fn pool_tanh(z: &[f32], channels: usize, side: usize, h: &mut [f32], arg: &mut [u16]) {
+        const LANES: usize = 16;
+        let half = side / 2;
+        assert!(half <= LANES, "pooling rows of at most {LANES} windows");
+        for c in 0..channels {
+            for py in 0..half {
+                let top = (c * side + 2 * py) * side;
+                let (upper, lower) = (&z[top..top + side], &z[top + side..top + 2 * side]);
+                let mut best = [0.0f32; LANES];
+                // Which candidate won: 0 upper left, 1 upper right, 2 lower left, 3 lower right.
+                let mut code = [0u32; LANES];
+                for px in 0..half {
+                    best[px] = upper[2 * px];
+                }
+                for (k, (row, dx)) in [(upper, 1), (lower, 0), (lower, 1)].into_iter().enumerate() {
+                    let mut candidate = [0.0f32; LANES];
+                    for px in 0..half {
+                        candidate[px] = row[2 * px + dx];
+                    }
+                    for px in 0..LANES {
+                        let v = candidate[px];
+                        let take = (v > best[px]) | v.is_nan();
+                        best[px] = if take { v } else { best[px] };
+                        code[px] = if take { k as u32 + 1 } else { code[px] };
+                    }
+                }
+                let out = (c * half + py) * half;
+                for px in 0..half {
+                    h[out + px] = best[px];
+                    let first = 2 * py * side + 2 * px;
+                    arg[out + px] = (first + (code[px] as usize >> 1) * side + (code[px] as usize & 1)) as u16;
+                }
+            }
+        }
+        // Apart, so that it runs as vector lanes.
+        for v in h[..channels * half * half].iter_mut() {
+            *v = tanh(*v);
+        }
+    }
+}
+
+/// dW += dout ⊗ x, db += dout, dx = Wᵀ·dout for `out = W·x + b`.
+#[inline(always)]
+fn dense_backward(w: &[f32], x: &[f32], dout: &[f32], dw: &mut [f32], db: &mut [f32], dx: &mut [f32]) {
+    let n = x.len();
+    dx.iter_mut().for_each(|v| *v = 0.0);
+    for (o, &g) in dout.iter().enumerate() {
+        db[o] += g;
+        for (d, &xv) in dw[o * n..(o + 1) * n].iter_mut().zip(x) {
+            *d += g * xv;
+        }
+        for (d, &wv) in dx.iter_mut().zip(&w[o * n..(o + 1) * n]) {
+            *d += wv * g;
+        }
+    }
+}
+
+/// conv3's backward: weight and bias gradients, and the gradient with respect to its input.
+#[inline(always)]
+fn conv3_backward(w: &[f32], h: &[f32], dz: &[f32], dw: &mut [f32], db: &mut [f32], dh: &mut [f32]) {
+    dh.iter_mut().for_each(|v| *v = 0.0);
+    for o in 0..C3 {
+        for y in 0..O3 {
+            for x in 0..O3 {
+                let g = dz[(o * O3 + y) * O3 + x];
+                db[o] += g;
+                for c in 0..C2 {
+                    for i in 0..K3 {
+                        for j in 0..K3 {
+                            let wi = ((o * C2 + c) * K3 + i) * K3 + j;
+                            let hi = (c * P2 + y + i) * P2 + x + j;
+                            dw[wi] += g * h[hi];
+                            dh[hi] += w[wi] * g;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// conv2's backward through its max-pooling: only each window's maximum gets a gradient
+    /// (`dp`, already through tanh), so a quarter of the output positions are visited.
+    fn conv2_backward(w: &[f32], h1: &[f32], dp: &[f32], arg: &[u16], dw: &mut [f32], db: &mut [f32], dh: &mut [f32]) {
+        dh.iter_mut().for_each(|v| *v = 0.0);
+        for o in 0..C2 {
+            for q in 0..P2 * P2 {
+                let g = dp[o * P2 * P2 + q];
+                let pos = arg[o * P2 * P2 + q] as usize;
+                let (ay, ax) = (pos / O2, pos % O2);
+                db[o] += g;
+                for c in 0..C1 {
+                    for i in 0..K2 {
+                        let wi = ((o * C1 + c) * K2 + i) * K2;
+                        let hi = (c * P1 + ay + i) * P1 + ax;
+                        let dwrow: &mut [f32; K2] = (&mut dw[wi..wi + K2]).try_into().expect("a kernel row");
+                        let src: &[f32; K2] = h1[hi..hi + K2].try_into().expect("a window row");
+                        let wrow: &[f32; K2] = w[wi..wi + K2].try_into().expect("a kernel row");
+                        let drow: &mut [f32; K2] = (&mut dh[hi..hi + K2]).try_into().expect("a window row");
+                        for j in 0..K2 {
+                            dwrow[j] += g * src[j];
+                            drow[j] += wrow[j] * g;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// conv1's weight and bias gradients through its max-pooling (no input gradient: it is the
+    /// first layer).
+    fn conv1_backward(img: &[f32], dp: &[f32], arg: &[u16], dw: &mut [f32], db: &mut [f32]) {
+        for c in 0..C1 {
+            let dwc: &mut [f32; K1 * K1] = (&mut dw[c * K1 * K1..(c + 1) * K1 * K1]).try_into().expect("a kernel");
+            for q in 0..P1 * P1 {
+                let g = dp[c * P1 * P1 + q];
+                let pos = arg[c * P1 * P1 + q] as usize;
+                let (ay, ax) = (pos / O1, pos % O1);
+                db[c] += g;
+                for i in 0..K1 {
+                    let src: &[f32; K1] = img[(ay + i) * SIDE + ax..(ay + i) * SIDE + ax + K1].try_into().expect("a window row");
+                    for j in 0..K1 {
+                        dwc[i * K1 + j] += g * src[j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `d *= 1 − h²`: through tanh, given its outputs `h`.
+#[inline(always)]
+fn tanh_backward(d: &mut [f32], h: &[f32]) {
+    for (d, &h) in d.iter_mut().zip(h) {
+        *d *= 1.0 - h * h;
+    }
+}
+
+#[inline(always)]
+fn tanh_in_place(v: &mut [f32]) {
+    for x in v.iter_mut() {
+        *x = tanh(*x);
+    }
+}
+
+/// tanh as a 13/6-degree rational function of x on [−9, 9] (±1 outside, to f32 precision),
+/// accurate to a few ulp — the interpolant Eigen uses — in plain arithmetic, so it vectorizes
+/// and gives the same bits at every vector width.
+#[inline(always)]
+pub(crate) fn tanh(x: f32) -> f32 {
+    #[allow(clippy::excessive_precision)]
+    const ALPHA: [f32; 7] = [4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16];
+    #[allow(clippy::excessive_precision)]
+    const BETA: [f32; 4] = [4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06];
+    let x = x.clamp(-9.0, 9.0);
+    let x2 = x * x;
+    let mut p = ALPHA[6];
+    for &a in ALPHA[..6].iter().rev() {
+        p = p * x2 + a;
+    }
+    let mut q = BETA[3];
+    for &b in BETA[..3].iter().rev() {
+        q = q * x2 + b;
+    }
+    x * p / q
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_rational_tanh_is_within_a_few_ulp() {
+        let mut worst = 0.0f64;
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 5e-5;
+            let exact = (x as f64).tanh();
+            let err = (super::tanh(x) as f64 - exact).abs() / (exact.abs().max(1e-30) * f32::EPSILON as f64);
+            worst = worst.max(err);
+        }
+        assert!(worst < 4.0, "{worst} ulp");
+        assert_eq!(super::tanh(20.0), 1.0);
+        assert_eq!(super::tanh(-20.0), -1.0);
+        assert!(super::tanh(f32::NAN).is_nan());
+    }
+}
