@@ -37,9 +37,25 @@ pub fn command(cwd: &Path, args: &[&str]) -> Command {
     c
 }
 
+/// Like [`weightlab`], with one compute thread (libtorch's and the engine's), for heavy runs
+/// that go side by side: two runs of two threads each on two cores spin against each other
+/// and each takes several times as long, while with one thread each they share the machine
+/// (two contract runs: 6.6 s side by side, 9.4 s one after the other with two threads).
+pub fn weightlab_beside(cwd: &Path, args: &[&str]) -> Output {
+    command(cwd, args).env("OMP_NUM_THREADS", "1").env("MKL_NUM_THREADS", "1").output().expect("run weightlab")
+}
+
 /// Runs and asserts success, returning stderr + stdout as text.
 pub fn weightlab_ok(cwd: &Path, args: &[&str]) -> String {
-    let out = weightlab(cwd, args);
+    succeeded(weightlab(cwd, args), args)
+}
+
+/// [`weightlab_ok`] with one compute thread (see [`weightlab_beside`]).
+pub fn weightlab_ok_beside(cwd: &Path, args: &[&str]) -> String {
+    succeeded(weightlab_beside(cwd, args), args)
+}
+
+fn succeeded(out: Output, args: &[&str]) -> String {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "weightlab {args:?} failed ({:?}):\n{text}", out.status);
     text

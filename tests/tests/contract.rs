@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use weightlab_e2e::{root, weightlab};
+use weightlab_e2e::{root, weightlab, weightlab_beside};
 
 /// (plugin, config, zoo)
 const BUILT_INS: [(&str, &str, &str); 15] = [
@@ -29,7 +29,7 @@ const BUILT_INS: [(&str, &str, &str); 15] = [
 #[test]
 fn every_built_in_method_passes_the_contract() {
     let dist = std::env::var_os("WEIGHTLAB_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("plugins/dist"));
-    // Two at a time: each run is mostly one busy core.
+    // Two at a time, one compute thread each: each run is mostly one busy core.
     let results: Vec<(String, std::process::Output)> = BUILT_INS
         .chunks(2)
         .flat_map(|pair| {
@@ -38,7 +38,7 @@ fn every_built_in_method_passes_the_contract() {
                 .map(|&(plugin, config, zoo)| {
                     let wasm = dist.join(format!("{plugin}.wasm"));
                     std::thread::spawn(move || {
-                        let out = weightlab(&root(), &["-q", "plugin", "test", wasm.to_str().unwrap(), "--config", config, "--zoo", zoo]);
+                        let out = weightlab_beside(&root(), &["-q", "plugin", "test", wasm.to_str().unwrap(), "--config", config, "--zoo", zoo]);
                         (format!("{plugin} {config} ({zoo})"), out)
                     })
                 })

@@ -1,11 +1,8 @@
 //! Generators trained from a manifest produce usable models: p-diff on a Fashion-MNIST zoo
-//! samples models far above chance, and its training curves land in the tables.
+//! samples models far above chance, and its training curves land in the tables. The tests run
+//! side by side, each run with one compute thread.
 
-use weightlab_e2e::{column, experiment, weightlab_ok};
-
-/// Each test trains a zoo and runs generators on both cores; run in parallel, libtorch's thread
-/// pools oversubscribe the machine and every run slows several-fold: one at a time.
-static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use weightlab_e2e::{column, experiment, weightlab_ok_beside};
 
 const MANIFEST: &str = r#"[experiment]
 name = "pdiff"
@@ -33,9 +30,8 @@ config = { ae_steps = 400, ddpm_steps = 400, timesteps = 200 }
 
 #[test]
 fn pdiff_samples_models_far_above_chance() {
-    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, path) = experiment(MANIFEST);
-    weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
+    weightlab_ok_beside(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
     let out = dir.path().join("out");
     let acc: Vec<f64> = column(&out, "samples", Some("p-diff"), "accuracy").into_iter().flatten().collect();
     assert_eq!(acc.len(), 16);
@@ -56,7 +52,6 @@ fn pdiff_samples_models_far_above_chance() {
 
 #[test]
 fn pdiff_in_its_own_setting_reproduces_its_training_snapshots() {
-    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     // p-diff's recipe: one trained model whose last layer keeps training; 100 snapshots.
     let manifest = MANIFEST
         .replace("models = 20", "models = 1")
@@ -64,7 +59,7 @@ fn pdiff_in_its_own_setting_reproduces_its_training_snapshots() {
         .replace("split = { train = 16, heldout = 4 }", "continue = { params = [\"layers.1\"], steps = 100, keep_every = 1 }")
         .replace("config = { ae_steps = 400, ddpm_steps = 400, timesteps = 200 }", "config = { ae_steps = 600, ddpm_steps = 600 }");
     let (dir, path) = experiment(&manifest);
-    weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
+    weightlab_ok_beside(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
     let out = dir.path().join("out");
     let mean = |v: Vec<Option<f64>>| {
         let v: Vec<f64> = v.into_iter().flatten().collect();
@@ -136,9 +131,8 @@ config = { ae_steps = 600, flow_steps = 600, ode_steps = 0 }
 
 #[test]
 fn every_generator_learns_its_snapshots_and_flow_matching_starts_from_its_prior() {
-    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, path) = experiment(SNAPSHOTS);
-    weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
+    weightlab_ok_beside(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
     let out = dir.path().join("out");
     let mean = |method: &str, col: &str| {
         let v: Vec<f64> = column(&out, "samples", Some(method), col).into_iter().flatten().collect();

@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use weightlab_e2e::{binary, experiment, root, weightlab_ok};
+// The tests run side by side, each run with one compute thread.
+use weightlab_e2e::{binary, experiment, root, weightlab_ok_beside as weightlab_ok};
 
 const MANIFEST: &str = r#"[experiment]
 name = "report"

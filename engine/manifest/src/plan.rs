@@ -17,8 +17,9 @@ use crate::types::Manifest;
 /// tasks), model-tree discovery in reference stages, probe stages; 6: WIT 0.4 (task
 /// conditions, several source zoos), per-task accuracy, task tables in zoo stages; 7: zoos
 /// trained in units of work, each its own stage; 8: MLP zoos trained by the hand-written
-/// backward and fused Adam — the same arithmetic in another order, so other bits).
-const STAGE_FORMAT: u32 = 8;
+/// backward and fused Adam — the same arithmetic in another order, so other bits; 9: CNN-s
+/// zoos trained by the hand-written per-image engine, likewise).
+const STAGE_FORMAT: u32 = 9;
 
 /// What a stage does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
