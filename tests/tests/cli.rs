@@ -1,6 +1,7 @@
 //! The command line: schema, validation errors and exit codes, plan and its cache.
 
-use weightlab_e2e::{experiment, root, weightlab, weightlab_ok};
+// The tests run side by side, each run with one compute thread.
+use weightlab_e2e::{experiment, root, weightlab_beside as weightlab, weightlab_ok_beside as weightlab_ok};
 
 const MANIFEST: &str = r#"[experiment]
 name = "cli"

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use weightlab_e2e::{experiment, weightlab};
+use weightlab_e2e::{experiment, weightlab_sharded};
 use weightlab_results::rows::{read_samples, read_table};
 use weightlab_results::{ConditionRow, FinetuneRow, TaskRow, ZooRow};
 
@@ -85,7 +85,8 @@ fn conditional_generators_follow_their_condition() {
     manifest += &method("IGPG mixed", "igpg", "zoos = [\"narrow\", \"rot\"]\nconfig = { condition = \"support\", chunk = 4, codebook = 256, vq_steps = 600, ar_steps = 600 }");
     manifest += &method("FLoWN mixed", "flown", "zoos = [\"narrow\", \"rot\"]");
     let (dir, _) = experiment(&manifest);
-    let out = weightlab(dir.path(), &["run", "exp.toml", "-o", "out"]);
+    // Two shards side by side: the methods are independent stages.
+    let out = weightlab_sharded(dir.path(), "exp.toml", "out");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "one method fails, the rest finish: {stderr}");
     assert!(stderr.contains("\"FLoWN mixed\"") && stderr.contains("learns from one architecture, and was given narrow (60 parameters), rot (116 parameters)"), "{stderr}");
