@@ -8,10 +8,10 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use weightlab_e2e::{column, experiment, weightlab_ok, weightlab_sharded};
+use weightlab_e2e::{column, experiment, weightlab_ok};
 
-/// One run at a time: two runs sharing 2 cores spin against each other. A run with several
-/// heavy methods goes as two shards side by side (its methods are independent stages).
+/// One run at a time: two libtorch runs sharing 2 cores spin against each other and each takes
+/// several times as long as alone.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn mean(out: &Path, method: &str, metric: &str) -> f64 {
@@ -67,8 +67,7 @@ samples = 12
 fn gpt_and_hyperreps_learn_checkpoints_along_training_runs() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, path) = experiment(GPT);
-    let run = weightlab_sharded(dir.path(), path.to_str().unwrap(), "out");
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
     let out = dir.path().join("out");
     let zoo = mean(&out, "train (leave-one-out)", "accuracy");
     let acc = mean(&out, "G.pt", "accuracy");
@@ -129,7 +128,6 @@ samples = 8
 fn hyperdiffusion_learns_its_fields_and_a_copied_field_has_chamfer_zero() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (dir, path) = experiment(FIELDS);
-    // One method that matters: one process with both threads.
     weightlab_ok(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
     let out = dir.path().join("out");
     let zoo = mean(&out, "train (leave-one-out)", "loss");

@@ -16,7 +16,7 @@ use weightlab_e2e::{experiment, weightlab_sharded};
 use weightlab_results::rows::{read_samples, read_table};
 use weightlab_results::{ConditionRow, FinetuneRow, TaskRow, ZooRow};
 
-/// The run trains generators on both cores: one at a time.
+/// The run keeps both cores busy (two shards): one at a time.
 static HEAVY: Mutex<()> = Mutex::new(());
 
 const MANIFEST: &str = r#"[experiment]
