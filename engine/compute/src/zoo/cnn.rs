@@ -47,7 +47,6 @@ const FLAT: usize = C3 * O3 * O3;
 const HIDDEN: usize = 20;
 
 /// Where each parameter tensor sits in a model's flat vector.
-#[derive(Clone)]
 struct At {
     w1: Range<usize>,
     b1: Range<usize>,

@@ -397,14 +397,14 @@ impl<'a> Trainer<'a> {
                     g = g * mask.clone();
                 }
                 *t += 1;
-                let (beta1, beta2, eps) = (0.9f64, 0.999f64, 1e-8f64);
+                let (beta1, beta2) = (super::adam::BETA1, super::adam::BETA2);
                 let old = params.clone();
                 *params = match adam.as_mut() {
                     Some((m1, m2)) => {
                         *m1 = m1.clone() * beta1 + g.clone() * (1.0 - beta1);
                         *m2 = m2.clone() * beta2 + g.clone() * g * (1.0 - beta2);
-                        let step_size = *lr * (1.0 - beta2.powi(*t)).sqrt() / (1.0 - beta1.powi(*t));
-                        old - m1.clone() * step_size / (m2.clone().sqrt() + eps * (1.0 - beta2.powi(*t)).sqrt())
+                        let (step_size, eps) = super::adam::corrected(*lr, *t);
+                        old - m1.clone() * step_size / (m2.clone().sqrt() + eps)
                     }
                     None => old - g * *lr,
                 };
