@@ -304,9 +304,9 @@ pub struct BenchMetricsArgs {
     /// Hidden width of the MLP (784 → hidden → 10).
     #[arg(long, default_value_t = 32)]
     pub hidden: usize,
-    /// Largest n for which the aligned NN distance (a Hungarian matching per pair, n² of them)
-    /// is measured; above it, its time is extrapolated from the largest measured n as n².
-    #[arg(long, default_value_t = 300)]
+    /// Largest n for which the aligned NN distance (up to n² unit matchings) is measured;
+    /// above it, its time is extrapolated from the largest measured n as n².
+    #[arg(long, default_value_t = 1000)]
     pub aligned_max: usize,
 }
 

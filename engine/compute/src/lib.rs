@@ -16,6 +16,7 @@ pub mod device;
 pub mod eval;
 pub mod finetune;
 pub mod metrics;
+mod simd;
 pub mod text;
 pub mod zoo;
 

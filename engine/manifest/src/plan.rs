@@ -18,8 +18,10 @@ use crate::types::Manifest;
 /// conditions, several source zoos), per-task accuracy, task tables in zoo stages; 7: zoos
 /// trained in units of work, each its own stage; 8: MLP zoos trained by the hand-written
 /// backward and fused Adam — the same arithmetic in another order, so other bits; 9: CNN-s
-/// zoos trained by the hand-written per-image engine, likewise).
-const STAGE_FORMAT: u32 = 9;
+/// zoos trained by the hand-written per-image engine, likewise; 10: unit costs of the aligned
+/// distance from a Gram kernel, outgoing weights first — a near-tie between matchings can
+/// resolve the other way).
+const STAGE_FORMAT: u32 = 10;
 
 /// What a stage does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

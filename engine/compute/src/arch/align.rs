@@ -21,10 +21,98 @@ use pathfinding::prelude::{Matrix, kuhn_munkres_min};
 use weightlab_symmetry::{Place, UnitGroup, unit_positions};
 
 use super::Arch;
+use crate::simd::multiversion;
 
 /// Squared costs are scaled to integers for the assignment solver; this keeps ≥ 15
 /// significant digits while a sum over a layer's units stays far below `i64::MAX`.
 const COST_RESOLUTION: f64 = 1e15;
+
+/// Columns of units per register tile of [`gram`]; a model's units are padded to a multiple.
+const TILE: usize = 16;
+/// Reference units per register tile of [`gram`]: they are stored in panels of this many,
+/// interleaved by feature, padded with zero units.
+const PANEL: usize = 6;
+
+/// One register tile of [`gram`]: a panel of reference units against the TILE model units
+/// from column `c0`, each entry's products added in order of the feature index to what `out`
+/// holds.
+#[inline(always)]
+fn tile(panel: &[f32], cols: &[f32], nc: usize, c0: usize, out: &mut [f32]) {
+    let mut acc = [[0.0f32; TILE]; PANEL];
+    for (r, values) in acc.iter_mut().enumerate() {
+        values.copy_from_slice(&out[r * nc + c0..][..TILE]);
+    }
+    for (a, line) in panel.chunks_exact(PANEL).zip(cols.chunks_exact(nc)) {
+        // A copy, so the tile's columns are loaded into registers once for the whole panel.
+        let mut b = [0.0f32; TILE];
+        b.copy_from_slice(&line[c0..c0 + TILE]);
+        for r in 0..PANEL {
+            for c in 0..TILE {
+                acc[r][c] += a[r] * b[c];
+            }
+        }
+    }
+    for (r, values) in acc.iter().enumerate() {
+        out[r * nc + c0..][..TILE].copy_from_slice(values);
+    }
+}
+
+multiversion! {
+    /// Every reference unit's dot product with every model unit over the features `features`,
+    /// added to `out[i·nc + j]` for reference unit i (`panels` as [`pack`] stores them, `w`
+    /// features each) and model unit j (`cols`, feature-major, `nc` columns, a multiple of
+    /// [`TILE`]). Each entry is summed in order of the feature index (stored and resumed in f32
+    /// between calls) whichever tile computes it, so it has the same bits for any number of
+    /// units, any split of the features and on every CPU.
+    fn gram(panels: &[f32], cols: &[f32], w: usize, nc: usize, features: std::ops::Range<usize>, out: &mut [f32]) {
+        let cols = &cols[features.start * nc..features.end * nc];
+        for (panel, rows) in panels.chunks_exact((w * PANEL).max(1)).zip(out.chunks_exact_mut(PANEL * nc)) {
+            let panel = &panel[features.start * PANEL..features.end * PANEL];
+            for c0 in (0..nc).step_by(TILE) {
+                tile(panel, cols, nc, c0, rows);
+            }
+        }
+    }
+}
+
+/// How many parts [`Aligner::align_within`] splits the features into, checking its lower
+/// bound after each.
+const PARTS: usize = 8;
+
+/// The feature indices where [`Aligner::align_within`] checks its bound: every eighth of `w`
+/// (none for a handful of features).
+fn checkpoints(w: usize) -> Vec<usize> {
+    if w < 8 * PARTS { Vec::new() } else { (1..PARTS).map(|k| k * w / PARTS).collect() }
+}
+
+/// Per checkpoint of `checkpoints(w)` and unit: the squared norm of the unit's features before
+/// it, and the norm (not squared) of those from it on, in f32 — `rows` unit-major.
+fn split_norms(rows: &[f32], w: usize) -> (Vec<f32>, Vec<f32>) {
+    let cuts = checkpoints(w);
+    let n = rows.len() / w.max(1);
+    let (mut before, mut after) = (vec![0.0f32; cuts.len() * n], vec![0.0f32; cuts.len() * n]);
+    for (i, row) in rows.chunks_exact(w.max(1)).enumerate() {
+        for (c, &k) in cuts.iter().enumerate() {
+            before[c * n + i] = dot(&row[..k], &row[..k]);
+            after[c * n + i] = dot(&row[k..], &row[k..]).sqrt();
+        }
+    }
+    (before, after)
+}
+
+/// `rows` (unit-major, `w` features each) in the panels [`gram`] reads: groups of [`PANEL`]
+/// units interleaved by feature, the last group padded with zero units.
+fn pack(rows: &[f32], w: usize) -> Vec<f32> {
+    let n = rows.len() / w.max(1);
+    let mut panels = vec![0.0f32; n.div_ceil(PANEL) * PANEL * w];
+    for (i, row) in rows.chunks_exact(w.max(1)).enumerate() {
+        let panel = &mut panels[(i / PANEL) * PANEL * w..];
+        for (k, &v) in row.iter().enumerate() {
+            panel[k * PANEL + i % PANEL] = v;
+        }
+    }
+    panels
+}
 
 /// Dot product with eight independent accumulators, so the compiler can vectorise it.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -39,12 +127,17 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-/// The assignment of rows to columns of the n × n `cost` with the least total. When every
-/// row's cheapest column is a different one, that is the answer (no assignment can beat the
-/// sum of row minima) — the common case of a model near a reference — and the Hungarian
-/// algorithm is skipped.
-fn assignment(cost: &[f64], n: usize) -> Vec<usize> {
-    let cheapest: Vec<usize> = (0..n).map(|i| (0..n).min_by(|&a, &b| cost[i * n + a].total_cmp(&cost[i * n + b])).unwrap_or(0)).collect();
+/// Each row's cheapest column in the n × n `cost` (the first on ties).
+fn cheapest(cost: &[f64], n: usize) -> Vec<usize> {
+    let first_least = |row: &[f64]| row.iter().enumerate().fold(0, |best, (j, v)| if v.total_cmp(&row[best]).is_lt() { j } else { best });
+    cost.chunks_exact(n.max(1)).map(first_least).collect()
+}
+
+/// The assignment of rows to columns of the n × n `cost` with the least total, given each
+/// row's `cheapest` column. When those are all different, that is the answer (no assignment
+/// can beat the sum of row minima) — the common case of a model near a reference — and the
+/// Hungarian algorithm is skipped.
+fn assignment(cost: &[f64], n: usize, cheapest: Vec<usize>) -> Vec<usize> {
     let mut taken = vec![false; n];
     if cheapest.iter().all(|&j| !std::mem::replace(&mut taken[j], true)) {
         return cheapest;
@@ -55,18 +148,25 @@ fn assignment(cost: &[f64], n: usize) -> Vec<usize> {
     kuhn_munkres_min(&weights).1
 }
 
-/// One hidden layer's units as feature vectors, unit-major (`count` rows of `width`), with
-/// their squared norms.
+/// One hidden layer's units of a reference as feature vectors of `width`, packed for [`gram`],
+/// with their squared norms (and their parts' norms, [`split_norms`]).
 struct Units {
-    values: Vec<f32>,
+    panels: Vec<f32>,
     norms: Vec<f32>,
     width: usize,
+    before: Vec<f32>,
+    after: Vec<f32>,
 }
 
-impl Units {
-    fn row(&self, i: usize) -> &[f32] {
-        &self.values[i * self.width..(i + 1) * self.width]
-    }
+/// One hidden layer's units of a model, feature-major (`width` rows of `padded` columns, the
+/// columns past the units zero), with their squared norms: the side of the Gram matrix the
+/// kernel streams.
+pub struct Columns {
+    values: Vec<f32>,
+    norms: Vec<f32>,
+    padded: usize,
+    before: Vec<f32>,
+    after: Vec<f32>,
 }
 
 /// A reference model's units in every hidden layer, prepared once and matched against many
@@ -88,6 +188,11 @@ pub struct Aligner {
     /// its places), in one order for every unit — what `weightlab_symmetry::permute_group` walks, precomputed
     /// because aligning to every checkpoint permutes once per pair.
     moves: Vec<Vec<Vec<usize>>>,
+    /// With one hidden layer whose moving values are all compared (an MLP with one hidden
+    /// layer): the flat positions no unit carries (the output bias). The squared distance
+    /// after a matching is then the sum of the matched units' costs plus these values' part,
+    /// which lets [`Aligner::align_within`] rule a pair out before any exact measurement.
+    fixed: Option<Vec<usize>>,
 }
 
 impl Aligner {
@@ -113,10 +218,26 @@ impl Aligner {
                 })
                 .collect()
         };
-        let compared = positions(&|place| place.is_own() || !own.contains(place.param.as_str()));
+        // Outgoing weights first: they are few and large (they feed the output layer), so the
+        // bound of `align_within` grows fastest over the first features.
+        let outgoing = positions(&|place| !place.is_own() && !own.contains(place.param.as_str()));
+        let compared: Vec<Vec<Vec<usize>>> =
+            outgoing.into_iter().zip(positions(&|place| place.is_own())).map(|(out, mine)| out.into_iter().zip(mine).map(|(a, b)| [a, b].concat()).collect()).collect();
         let moves = positions(&|_| true);
-        let tensors = layout.iter().map(|p| p.offset..p.offset + p.shape.iter().product::<usize>()).collect();
-        Self { groups, compared, moves, tensors }
+        let tensors: Vec<std::ops::Range<usize>> = layout.iter().map(|p| p.offset..p.offset + p.shape.iter().product::<usize>()).collect();
+        let all = |sets: &[Vec<usize>]| -> Vec<usize> {
+            let mut v: Vec<usize> = sets.iter().flatten().copied().collect();
+            v.sort_unstable();
+            v
+        };
+        let fixed = match (&compared[..], &moves[..]) {
+            ([c], [m]) if all(c) == all(m) => {
+                let moving: HashSet<usize> = all(m).into_iter().collect();
+                Some((0..tensors.last().map_or(0, |t| t.end)).filter(|k| !moving.contains(k)).collect())
+            }
+            _ => None,
+        };
+        Self { groups, compared, moves, tensors, fixed }
     }
 
     /// `flat` with each parameter tensor's values sorted. A permutation of hidden units only
@@ -148,7 +269,24 @@ impl Aligner {
         let width = rows.first().map_or(0, Vec::len);
         let values: Vec<f32> = rows.iter().flat_map(|idx| idx.iter().map(|&i| flat[i])).collect();
         let norms = values.chunks(width.max(1)).map(|r| dot(r, r)).collect();
-        Units { values, norms, width }
+        let (before, after) = split_norms(&values, width);
+        Units { panels: pack(&values, width), norms, width, before, after }
+    }
+
+    fn columns(&self, flat: &[f32], group: usize) -> Columns {
+        let rows = &self.compared[group];
+        let (n, width) = (rows.len(), rows.first().map_or(0, Vec::len));
+        let padded = n.div_ceil(TILE) * TILE;
+        let unit_major: Vec<f32> = rows.iter().flat_map(|idx| idx.iter().map(|&i| flat[i])).collect();
+        let mut values = vec![0.0f32; width * padded];
+        for (u, row) in unit_major.chunks_exact(width.max(1)).enumerate() {
+            for (k, &v) in row.iter().enumerate() {
+                values[k * padded + u] = v;
+            }
+        }
+        let norms = unit_major.chunks_exact(width.max(1)).map(|r| dot(r, r)).collect();
+        let (before, after) = split_norms(&unit_major, width);
+        Columns { values, norms, padded, before, after }
     }
 
     /// `reference`'s units, ready for [`Aligner::align_prepared`].
@@ -156,18 +294,122 @@ impl Aligner {
         Prepared { layers: (0..self.groups.len()).map(|g| self.units(reference, g)).collect() }
     }
 
+    /// `model`'s first hidden layer, gathered once for [`Aligner::align_within`] against many
+    /// references (the first layer's features do not depend on any matching).
+    pub fn prepare_model(&self, model: &[f32]) -> Columns {
+        self.columns(model, 0)
+    }
+
+    /// ‖r − m‖² = ‖r‖² + ‖m‖² − 2 r·m for every (reference unit, model unit), computed in f32
+    /// (one Gram matrix) and widened: rows are reference units.
+    fn costs(target: &Units, current: &Columns) -> Vec<f64> {
+        let mut g = vec![0.0f32; target.panels.len() / target.width.max(1) * current.padded];
+        gram(&target.panels, &current.values, target.width, current.padded, 0..target.width, &mut g);
+        Self::costs_from(target, current, &g)
+    }
+
+    /// The costs of [`Aligner::costs`] from the finished Gram matrix `g`.
+    fn costs_from(target: &Units, current: &Columns, g: &[f32]) -> Vec<f64> {
+        let n = target.norms.len();
+        let mut cost = Vec::with_capacity(n * n);
+        for (&ti, products) in target.norms.iter().zip(g.chunks_exact(current.padded)) {
+            cost.extend(products.iter().zip(&current.norms).map(|(&p, &mj)| (ti + mj - 2.0 * p).max(0.0) as f64));
+        }
+        cost
+    }
+
+    /// A lower bound on every matching's cost once `g` holds the products over the features
+    /// before checkpoint `c`: per reference unit, its cheapest model unit on those features'
+    /// distance plus (‖r'‖ − ‖m'‖)² for the rest (r', m' the features from the checkpoint on,
+    /// ‖r' − m'‖ ≥ |‖r'‖ − ‖m'‖|), summed over the reference units.
+    fn partial_bound(target: &Units, current: &Columns, g: &[f32], c: usize) -> f64 {
+        let n = target.norms.len();
+        let (tb, ta) = (&target.before[c * n..(c + 1) * n], &target.after[c * n..(c + 1) * n]);
+        let (mb, ma) = (&current.before[c * n..(c + 1) * n], &current.after[c * n..(c + 1) * n]);
+        let mut total = 0.0f64;
+        for i in 0..n {
+            let products = &g[i * current.padded..i * current.padded + n];
+            let least = (0..n).map(|j| (tb[i] + mb[j] - 2.0 * products[j]).max(0.0) + (ta[i] - ma[j]).powi(2)).fold(f32::INFINITY, f32::min);
+            total += least as f64;
+        }
+        total
+    }
+
+    /// How far a squared distance (or bound) estimated in f32 from the units of a model and a
+    /// reference with squared norms `model_sq`, `reference_sq` can be from the exact one. A
+    /// cost is a sum of `width` products plus two norms, each within `width`·u (u = 2⁻²⁴) of
+    /// its magnitude, so a matching's sum is within (2·width + 6)·u·(‖m‖² + ‖r‖²); the
+    /// bounds of [`Aligner::align_within`] add the norms of the features' parts, another
+    /// 4·width·u at most. Allowed: 8·(width + 4)·u.
+    pub fn slack(&self, model_sq: f64, reference_sq: f64) -> f64 {
+        let width = self.compared.first().and_then(|g| g.first()).map_or(0, Vec::len) as f64;
+        4.0 * (width + 4.0) * f32::EPSILON as f64 * (model_sq + reference_sq) + f64::MIN_POSITIVE
+    }
+
+    /// `model` aligned to the prepared `reference` as [`Aligner::align_prepared`], unless the
+    /// pair is sure to lie farther than `cutoff` (a squared distance, beyond the estimates'
+    /// [`Aligner::slack`]): `None` then. Only a network with one hidden layer is ruled out
+    /// early — from the sum of each reference unit's cheapest cost (no matching beats it),
+    /// then from the matching's own estimate — deeper ones are always aligned.
+    /// `first` is [`Aligner::prepare_model`] of `model`.
+    pub fn align_within<'m>(&self, model: &'m [f32], first: &Columns, reference: &[f32], prepared: &Prepared, cutoff: f64) -> Option<Cow<'m, [f32]>> {
+        let Some(fixed) = &self.fixed else {
+            return Some(self.align_from(model, Some(first), prepared));
+        };
+        let target = &prepared.layers[0];
+        let n = target.norms.len();
+        let rest: f64 = fixed.iter().map(|&k| (model[k] as f64 - reference[k] as f64).powi(2)).sum();
+        // The Gram matrix part by part: a pair far off shows it after a fraction of the features.
+        let mut g = vec![0.0f32; target.panels.len() / target.width.max(1) * first.padded];
+        let mut done = 0;
+        for (c, k) in checkpoints(target.width).into_iter().enumerate() {
+            gram(&target.panels, &first.values, target.width, first.padded, done..k, &mut g);
+            done = k;
+            if Self::partial_bound(target, first, &g, c) + rest > cutoff {
+                return None;
+            }
+        }
+        gram(&target.panels, &first.values, target.width, first.padded, done..target.width, &mut g);
+        let cost = Self::costs_from(target, first, &g);
+        let cheapest = cheapest(&cost, n);
+        if cheapest.iter().enumerate().map(|(i, &j)| cost[i * n + j]).sum::<f64>() + rest > cutoff {
+            return None;
+        }
+        let perm = assignment(&cost, n, cheapest);
+        let matched: f64 = perm.iter().enumerate().map(|(i, &j)| cost[i * n + j]).sum();
+        let own: f64 = (0..n).map(|i| cost[i * n + i]).sum();
+        if matched.min(own) + rest > cutoff {
+            return None;
+        }
+        let mut out = Cow::Borrowed(model);
+        if perm.iter().enumerate().any(|(i, &p)| i != p) {
+            self.permute(out.to_mut(), 0, &perm);
+        }
+        Some(out)
+    }
+
     /// `model` with its hidden units reordered, layer by layer, to lie as close as possible to
     /// the prepared reference (the same function as `model`); borrowed when no layer moved.
     pub fn align_prepared<'m>(&self, model: &'m [f32], reference: &Prepared) -> Cow<'m, [f32]> {
+        self.align_from(model, None, reference)
+    }
+
+    /// [`Aligner::align_prepared`], the first layer's model units given or gathered.
+    fn align_from<'m>(&self, model: &'m [f32], first: Option<&Columns>, reference: &Prepared) -> Cow<'m, [f32]> {
         let mut out = Cow::Borrowed(model);
         for (g, target) in reference.layers.iter().enumerate() {
-            let current = self.units(&out, g);
-            let n = current.norms.len();
-            // ‖r − m‖² = ‖r‖² + ‖m‖² − 2 r·m, for every (reference unit, model unit).
-            let cost: Vec<f64> =
-                (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).map(|(i, j)| (target.norms[i] + current.norms[j] - 2.0 * dot(target.row(i), current.row(j))).max(0.0) as f64).collect();
+            let gathered;
+            let current = match (g, first) {
+                (0, Some(columns)) => columns,
+                _ => {
+                    gathered = self.columns(&out, g);
+                    &gathered
+                }
+            };
+            let n = target.norms.len();
+            let cost = Self::costs(target, current);
             // Position i takes model unit perm[i].
-            let perm = assignment(&cost, n);
+            let perm = assignment(&cost, n, cheapest(&cost, n));
             if perm.iter().enumerate().any(|(i, &p)| i != p) {
                 self.permute(out.to_mut(), g, &perm);
             }
@@ -233,9 +475,34 @@ mod tests {
 
     #[test]
     fn distinct_row_minima_are_the_assignment_and_collisions_go_to_the_hungarian_solver() {
-        assert_eq!(assignment(&[5.0, 1.0, 0.5, 9.0], 2), vec![1, 0]);
+        let solve = |cost: &[f64]| assignment(cost, 2, cheapest(cost, 2));
+        assert_eq!(solve(&[5.0, 1.0, 0.5, 9.0]), vec![1, 0]);
         // Both rows prefer column 0: 1 + 10 = 11 loses to 2 + 1 = 3.
-        assert_eq!(assignment(&[1.0, 2.0, 1.0, 10.0], 2), vec![1, 0]);
+        assert_eq!(solve(&[1.0, 2.0, 1.0, 10.0]), vec![1, 0]);
+    }
+
+    #[test]
+    fn the_gram_kernel_sums_each_entry_in_feature_order() {
+        // 6 rows (a panel of four and one padded with two zero rows) against 19 columns padded to 32.
+        let (rows, cols, width, padded) = (6, 19, 7, 32);
+        let value = |k: usize| ((k as f32) * 0.731).sin() * 3.0;
+        let a: Vec<f32> = (0..rows * width).map(value).collect();
+        let mut b = vec![0.0f32; width * padded];
+        for k in 0..width {
+            for j in 0..cols {
+                b[k * padded + j] = value(1000 + k * cols + j);
+            }
+        }
+        // In two calls (features 0..3, then 3..7): the sums resume where they stopped.
+        let mut out = vec![0.0f32; 8 * padded];
+        gram(&pack(&a, width), &b, width, padded, 0..3, &mut out);
+        gram(&pack(&a, width), &b, width, padded, 3..width, &mut out);
+        for i in 0..rows {
+            for j in 0..padded {
+                let expected = (0..width).fold(0.0f32, |acc, k| acc + a[i * width + k] * b[k * padded + j]);
+                assert_eq!(out[i * padded + j].to_bits(), expected.to_bits(), "entry ({i}, {j})");
+            }
+        }
     }
 
     /// Visits every permutation of `items[k..]` (Heap-style recursion, test only).

@@ -26,20 +26,22 @@ fn squared_norms(rows: &[f32], p: usize) -> Vec<f64> {
 }
 
 /// All dot products of `a`'s rows with `b`'s (rows of length `p`), as an (a rows × b rows)
-/// row-major matrix: one f64 GEMM in libtorch, in blocks of `a` rows so memory stays bounded.
-fn gram(a: &[f32], b: &[f32], p: usize) -> Vec<f64> {
+/// row-major matrix: one GEMM in libtorch in `kind` (f64 where the products must be nearly
+/// exact, f32 for a bound that allows for its rounding), in blocks of `a` rows so memory
+/// stays bounded.
+fn gram(a: &[f32], b: &[f32], p: usize, kind: tch::Kind) -> Vec<f64> {
     let _guard = tch::no_grad_guard();
     let (n, m) = (a.len() / p.max(1), b.len() / p.max(1));
     if n == 0 || m == 0 {
         return Vec::new();
     }
-    let bt = tch::Tensor::from_slice(b).view([m as i64, p as i64]).to_kind(tch::Kind::Double).transpose(0, 1);
+    let bt = tch::Tensor::from_slice(b).view([m as i64, p as i64]).to_kind(kind).transpose(0, 1);
     let block = 256usize;
     let mut out = Vec::with_capacity(n * m);
     for start in (0..n).step_by(block) {
         let rows = block.min(n - start);
-        let x = tch::Tensor::from_slice(&a[start * p..(start + rows) * p]).view([rows as i64, p as i64]).to_kind(tch::Kind::Double);
-        out.extend(Vec::<f64>::try_from(x.matmul(&bt).contiguous().view([-1])).expect("f64 products"));
+        let x = tch::Tensor::from_slice(&a[start * p..(start + rows) * p]).view([rows as i64, p as i64]).to_kind(kind);
+        out.extend(Vec::<f64>::try_from(x.matmul(&bt).to_kind(tch::Kind::Double).contiguous().view([-1])).expect("f64 products"));
     }
     out
 }
@@ -88,7 +90,7 @@ fn exact(a: &[f32], b: &[f32]) -> (f64, f64) {
 pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bool) -> Vec<Nearest> {
     let (n, m) = (models.len() / p.max(1), reference.len() / p.max(1));
     let (mn, rn) = (squared_norms(models, p), squared_norms(reference, p));
-    let dots = gram(models, reference, p);
+    let dots = gram(models, reference, p, tch::Kind::Double);
     per_model(n, |i| {
         let row = &models[i * p..(i + 1) * p];
         let estimate = |j: usize| mn[i] + rn[j] - 2.0 * dots[i * m + j];
@@ -110,20 +112,26 @@ pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bo
 /// permutation symmetry; never above the raw distance. `cosine` is taken with the aligned model.
 /// Ties go to the lowest row.
 ///
-/// A matching per pair is the costliest metric there is, so references are visited in order
-/// of a lower bound on their aligned distance — the distance between the models' values sorted
-/// within each tensor ([`Aligner::sorted_within_tensors`]), from one GEMM — and the search
-/// stops at the first whose bound exceeds the best distance found: the same answer as
-/// matching every pair, usually after a handful of matchings.
+/// A matching per pair is the costliest metric there is, so two screens keep most pairs from
+/// being measured. References are visited in order of a lower bound on their aligned
+/// distance — the distance between the models' values sorted within each tensor
+/// ([`Aligner::sorted_within_tensors`]), from one GEMM — and the search stops at the first
+/// whose bound exceeds the best distance found. For one hidden layer, a pair is then only
+/// measured exactly (aligned, in f64) when the unit costs of [`Aligner::align_within`] — one
+/// f32 Gram matrix of the two models' units — cannot rule it out. The answer is the same as
+/// matching and measuring every pair (unit-tested against that search).
 pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bool, aligner: &Aligner) -> Vec<Nearest> {
     let (n, m) = (models.len() / p.max(1), reference.len() / p.max(1));
     let prepared: Vec<_> = reference.chunks_exact(p).map(|r| aligner.prepare(r)).collect();
-    let sort = |rows: &[f32]| -> Vec<f32> { rows.chunks_exact(p).flat_map(|r| aligner.sorted_within_tensors(r)).collect() };
+    let sort = |rows: &[f32]| -> Vec<f32> { per_model(rows.len() / p.max(1), |k| aligner.sorted_within_tensors(&rows[k * p..(k + 1) * p])).concat() };
     let (mn, rn) = (squared_norms(models, p), squared_norms(reference, p));
-    let dots = gram(&sort(models), &sort(reference), p);
+    // In f32: any order of summing p products errs by at most p·u·(‖a‖² + ‖b‖²)/2.
+    let dots = gram(&sort(models), &sort(reference), p, tch::Kind::Float);
+    let sorted_slack = |i: usize, j: usize| p as f64 * f32::EPSILON as f64 * (mn[i] + rn[j]) + slack(mn[i], rn[j]);
     per_model(n, |i| {
         let m_row = &models[i * p..(i + 1) * p];
-        let bound = |j: usize| (mn[i] + rn[j] - 2.0 * dots[i * m + j] - slack(mn[i], rn[j])).max(0.0).sqrt();
+        let first = aligner.prepare_model(m_row);
+        let bound = |j: usize| (mn[i] + rn[j] - 2.0 * dots[i * m + j] - sorted_slack(i, j)).max(0.0).sqrt();
         let mut order: Vec<(f64, usize)> = (0..m).filter(|&j| !(exclude_same_row && i == j)).map(|j| (bound(j), j)).collect();
         order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut best = Nearest { index: usize::MAX, l2: f64::INFINITY, cosine: f64::NAN };
@@ -132,10 +140,13 @@ pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same
                 break;
             }
             let r = &reference[j * p..(j + 1) * p];
+            let cutoff = best.l2.powi(2) + aligner.slack(mn[i], rn[j]);
+            let Some(aligned) = aligner.align_within(m_row, &first, r, &prepared[j], cutoff) else {
+                continue;
+            };
             // Layer-by-layer matching can lose to the units' own order in deep nets; the
             // identity is a permutation too, so the better of the two counts.
             // An untouched model (no layer moved) is its own raw distance: one pass, not two.
-            let aligned = aligner.align_prepared(m_row, &prepared[j]);
             let l2 = |x: &[f32]| x.iter().zip(r).map(|(&a, &b)| ((a as f64) - (b as f64)).powi(2)).sum::<f64>().sqrt();
             let (d, chosen) = match &aligned {
                 Cow::Borrowed(_) => (l2(m_row), m_row),
@@ -239,6 +250,36 @@ mod tests {
         assert_eq!(aligned, exhaustive(&models, &reference, p, false, Some(&aligner)));
         assert_eq!((aligned[1].index, aligned[1].l2), (7, 0.0), "a permuted copy aligns back onto its checkpoint");
         assert_eq!(aligned[2].index, 4, "of two equal checkpoints, the lower row");
+        assert_eq!(nearest_aligned(&reference, &reference, p, true, &aligner), exhaustive(&reference, &reference, p, true, Some(&aligner)));
+    }
+
+    /// One hidden layer takes the screened path (pairs ruled out from their unit costs, part
+    /// of the features at a time — 75 features per unit here, so seven checkpoints): the same
+    /// answers as matching and measuring every pair, on near-ties among noisy copies.
+    #[test]
+    fn the_screened_search_for_one_hidden_layer_equals_the_exhaustive_one() {
+        use rand::Rng;
+        use weightlab_manifest::Activation;
+        let arch = Arch::Mlp { sizes: vec![70, 24, 4], activation: Activation::Relu };
+        let p = arch.layout().len();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let bases: Vec<Vec<f32>> = (0..3u64).map(|s| arch.init(&mut ChaCha8Rng::seed_from_u64(s))).collect();
+        let mut copies = |count: usize, permute: bool| -> Vec<f32> {
+            (0..count)
+                .flat_map(|k| {
+                    let w: Vec<f32> = bases[k % 3].iter().map(|v| v + rng.random_range(-0.03f32..0.03)).collect();
+                    if permute { arch.permute_hidden(&w, k as u64) } else { w }
+                })
+                .collect()
+        };
+        let mut reference = copies(24, false);
+        let models = copies(9, true);
+        let dup = reference[2 * p..3 * p].to_vec();
+        reference.extend(dup);
+        let aligner = Aligner::new(&arch);
+        let screened = nearest_aligned(&models, &reference, p, false, &aligner);
+        assert_eq!(screened, exhaustive(&models, &reference, p, false, Some(&aligner)));
+        assert!(screened.iter().enumerate().all(|(k, s)| s.index % 3 == k % 3), "each model's nearest is a copy of its own base: {screened:?}");
         assert_eq!(nearest_aligned(&reference, &reference, p, true, &aligner), exhaustive(&reference, &reference, p, true, Some(&aligner)));
     }
 }

@@ -3,7 +3,7 @@
 //! each parameter once — the native engines call it on their own memory instead of the eight
 //! tensor passes an optimizer made of tensor ops costs.
 
-use super::simd::multiversion;
+use crate::simd::multiversion;
 
 /// Adam's constants, as in PyTorch's defaults.
 pub const BETA1: f64 = 0.9;

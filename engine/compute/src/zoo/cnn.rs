@@ -22,9 +22,9 @@ use std::ops::Range;
 use weightlab_manifest::{Optimizer, TrainSpec};
 
 use super::adam;
-use super::simd::multiversion;
 use crate::arch::Arch;
 use crate::data::{Split, Task};
+use crate::simd::multiversion;
 
 /// Input side (one channel).
 const SIDE: usize = 28;

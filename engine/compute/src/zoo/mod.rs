@@ -8,7 +8,6 @@ mod adam;
 pub mod batch;
 mod cnn;
 mod mlp;
-mod simd;
 pub mod store;
 pub mod train;
 

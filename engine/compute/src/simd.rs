@@ -1,7 +1,8 @@
 //! Hand-written kernels compiled for the widest vectors the CPU has.
 //!
-//! The kernels of the native engines ([`super::adam`], [`super::cnn`]) are plain Rust loops
-//! that the compiler vectorizes; compiled for the x86-64 baseline they get 4-lane SSE.
+//! The hand-written kernels ([`crate::zoo`]'s Adam and CNN engine, [`crate::arch::align`]'s
+//! unit Gram matrices) are plain Rust loops that the compiler vectorizes; compiled for the
+//! x86-64 baseline they get 4-lane SSE.
 //! [`multiversion!`] compiles a function's body again for AVX-512 and for AVX2 and picks one at
 //! run time. The IEEE operations and their order do not change with the width (Rust never
 //! forms fused multiply-adds or reassociates sums by itself), so results are the same bits on
