@@ -9,12 +9,14 @@
 //!   scores and model-tree discovery.
 //! - [`text`]: offline sentence embeddings (all-MiniLM-L6-v2) of class names and instructions.
 //! - [`device`]: where tensors live.
+//! - `gemm`, `simd`: the hand-written kernels' small matrix products and per-CPU compilation.
 
 pub mod arch;
 pub mod data;
 pub mod device;
 pub mod eval;
 pub mod finetune;
+mod gemm;
 pub mod metrics;
 mod simd;
 pub mod text;

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use weightlab_compute::zoo::train::EngineChoice;
 use weightlab_compute::zoo::{Side, store, train};
 use weightlab_compute::{Arch, Dataset, data, eval};
 use weightlab_manifest::{DataSpec, ZooSpec};
@@ -307,14 +308,14 @@ fn circles_need_a_hidden_layer_and_an_mlp_learns_them() {
     assert!(hidden > 0.95, "an MLP with a hidden layer separates them: {hidden}");
 }
 
-/// K models trained `steps` steps by the hand-written engine and by the autodiff tape, from
-/// the same initialisation and data order: the largest difference of any weight, relative to
-/// the largest weight.
-fn engines_differ(data: &Dataset, arch: &Arch, recipe: &weightlab_manifest::TrainSpec, freeze: Option<&str>, steps: usize) -> f32 {
+/// K models trained `steps` steps by `engine` and by the autodiff tape, from the same
+/// initialisation and data order: the largest difference of any weight, relative to the
+/// largest weight.
+fn engines_differ(engine: EngineChoice, data: &Dataset, arch: &Arch, recipe: &weightlab_manifest::TrainSpec, freeze: Option<&str>, steps: usize) -> f32 {
     let seeds = [3u64, 5, 8];
     let pools = vec![(0..data.train.len() as i64).collect::<Vec<_>>(); seeds.len()];
-    let mut native = train::Trainer::with_engine(arch, data, recipe, &seeds, pools.clone(), true);
-    let mut tape = train::Trainer::with_engine(arch, data, recipe, &seeds, pools, false);
+    let mut native = train::Trainer::with_engine(arch, data, recipe, &seeds, pools.clone(), engine);
+    let mut tape = train::Trainer::with_engine(arch, data, recipe, &seeds, pools, EngineChoice::Tape);
     for trainer in [&mut native, &mut tape] {
         for _ in 0..steps {
             trainer.step();
@@ -339,22 +340,49 @@ fn the_hand_written_mlp_backward_follows_the_autodiff_tape() {
     let sdf = dataset("source = \"sdf-shapes\"\nsamples = 1024\nseed = 3");
     let adam = TrainSpec { lr: 0.01, batch_size: 32, weight_decay: 1e-3, ..TrainSpec::default() };
     let sgd = TrainSpec { optimizer: Optimizer::Sgd, lr: 0.05, batch_size: 32, weight_decay: 1e-3, ..TrainSpec::default() };
-    for activation in [Activation::Relu, Activation::Tanh, Activation::Silu, Activation::Sine] {
-        let arch = Arch::new(&ArchSpec::Mlp { hidden: vec![16, 8], activation }, &blobs);
-        // sin(30 x) turns rounding differences into different trajectories within a few steps
-        // (Adam then amplifies the sign of near-zero gradients): compare it over two.
-        let steps = if activation == Activation::Sine { 2 } else { 25 };
-        for (name, recipe) in [("adam", &adam), ("sgd", &sgd)] {
-            let d = engines_differ(&blobs, &arch, recipe, None, steps);
-            assert!(d < 1e-4, "{activation:?} {name}: the engines part by {d} (relative)");
+    // The CPU's per-model engine, and the K-batched one GPUs use (run here on the CPU).
+    for engine in [EngineChoice::Fastest, EngineChoice::Batched] {
+        for activation in [Activation::Relu, Activation::Tanh, Activation::Silu, Activation::Sine] {
+            let arch = Arch::new(&ArchSpec::Mlp { hidden: vec![16, 8], activation }, &blobs);
+            // sin(30 x) turns rounding differences into different trajectories within a few
+            // steps (the engines sum products in different orders; SGD at this rate is chaotic
+            // with it: 1e-5 apart after one step, 4e-3 after two, 0.4 after three): compare it
+            // over one.
+            let steps = if activation == Activation::Sine { 1 } else { 25 };
+            for (name, recipe) in [("adam", &adam), ("sgd", &sgd)] {
+                let d = engines_differ(engine, &blobs, &arch, recipe, None, steps);
+                assert!(d < 1e-4, "{engine:?} {activation:?} {name}: the engines part by {d} (relative)");
+            }
+            // Continued training of the last layer only.
+            let d = engines_differ(engine, &blobs, &arch, &adam, Some("layers.2"), steps.min(10));
+            assert!(d < 1e-4, "{engine:?} {activation:?} continued: the engines part by {d}");
         }
-        // Continued training of the last layer only.
-        let d = engines_differ(&blobs, &arch, &adam, Some("layers.2"), steps.min(10));
-        assert!(d < 1e-4, "{activation:?} continued: the engines part by {d}");
+        let arch = Arch::new(&ArchSpec::SdfMlp { hidden: vec![32, 32] }, &sdf);
+        let d = engines_differ(engine, &sdf, &arch, &adam, None, 25);
+        assert!(d < 1e-4, "{engine:?} regression (MSE): the engines part by {d}");
     }
-    let arch = Arch::new(&ArchSpec::SdfMlp { hidden: vec![32, 32] }, &sdf);
-    let d = engines_differ(&sdf, &arch, &adam, None, 25);
-    assert!(d < 1e-4, "regression (MSE): the engines part by {d}");
+}
+
+/// The MLP engine runs an epoch model by model, all its steps at once: the same bits as
+/// step by step.
+#[test]
+fn an_epoch_at_once_equals_its_steps_one_by_one() {
+    use weightlab_manifest::{ArchSpec, TrainSpec};
+    let data = dataset("source = \"blobs\"\nclasses = 4\nsamples = 512");
+    let arch = Arch::new(&ArchSpec::Mlp { hidden: vec![16], activation: Default::default() }, &data);
+    let recipe = TrainSpec { lr: 0.01, batch_size: 32, weight_decay: 1e-3, ..TrainSpec::default() };
+    let seeds = [1u64, 2, 3, 4, 5];
+    let pools = vec![(0..data.train.len() as i64).collect::<Vec<_>>(); seeds.len()];
+    let mut whole = train::Trainer::with_pools(&arch, &data, &recipe, &seeds, pools.clone());
+    let mut stepwise = train::Trainer::with_pools(&arch, &data, &recipe, &seeds, pools);
+    whole.epoch();
+    let steps = data.train.len() / recipe.batch_size;
+    for _ in 0..steps {
+        stepwise.step();
+    }
+    let (a, b) = (whole.weights(), stepwise.weights());
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "an epoch at once and step by step differ");
+    assert_ne!(a, train::Trainer::with_pools(&arch, &data, &recipe, &seeds, vec![(0..data.train.len() as i64).collect(); 5]).weights(), "the epoch trained");
 }
 
 #[test]
@@ -369,12 +397,12 @@ fn the_hand_written_cnn_follows_the_autodiff_tape() {
     // by ~lr within a few dozen steps (5e-3 relative after 25 here, 1e-5 after 5): compare it
     // over 5.
     for (name, recipe, steps) in [("sgd", &sgd, 25), ("adam", &adam, 5)] {
-        let d = engines_differ(&data, &arch, recipe, None, steps);
+        let d = engines_differ(EngineChoice::Fastest, &data, &arch, recipe, None, steps);
         assert!(d < 1e-4, "CNN-s {name}: the engines part by {d} (relative)");
     }
     // Continued training of the convolutions only, then of the classifier only.
     for prefix in ["conv", "fc2"] {
-        let d = engines_differ(&data, &arch, &adam, Some(prefix), 3);
+        let d = engines_differ(EngineChoice::Fastest, &data, &arch, &adam, Some(prefix), 3);
         assert!(d < 1e-4, "CNN-s continued ({prefix}): the engines part by {d}");
     }
 }

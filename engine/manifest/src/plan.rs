@@ -20,8 +20,9 @@ use crate::types::Manifest;
 /// backward and fused Adam — the same arithmetic in another order, so other bits; 9: CNN-s
 /// zoos trained by the hand-written per-image engine, likewise; 10: unit costs of the aligned
 /// distance from a Gram kernel, outgoing weights first — a near-tie between matchings can
-/// resolve the other way).
-const STAGE_FORMAT: u32 = 10;
+/// resolve the other way; 11: MLP zoos on the CPU trained model by model with the products in
+/// the register-tiled kernel, likewise other bits).
+const STAGE_FORMAT: u32 = 11;
 
 /// What a stage does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -21,59 +21,11 @@ use pathfinding::prelude::{Matrix, kuhn_munkres_min};
 use weightlab_symmetry::{Place, UnitGroup, unit_positions};
 
 use super::Arch;
-use crate::simd::multiversion;
+use crate::gemm::{TILE, matmul_add, pack};
 
 /// Squared costs are scaled to integers for the assignment solver; this keeps ≥ 15
 /// significant digits while a sum over a layer's units stays far below `i64::MAX`.
 const COST_RESOLUTION: f64 = 1e15;
-
-/// Columns of units per register tile of [`gram`]; a model's units are padded to a multiple.
-const TILE: usize = 16;
-/// Reference units per register tile of [`gram`]: they are stored in panels of this many,
-/// interleaved by feature, padded with zero units.
-const PANEL: usize = 6;
-
-/// One register tile of [`gram`]: a panel of reference units against the TILE model units
-/// from column `c0`, each entry's products added in order of the feature index to what `out`
-/// holds.
-#[inline(always)]
-fn tile(panel: &[f32], cols: &[f32], nc: usize, c0: usize, out: &mut [f32]) {
-    let mut acc = [[0.0f32; TILE]; PANEL];
-    for (r, values) in acc.iter_mut().enumerate() {
-        values.copy_from_slice(&out[r * nc + c0..][..TILE]);
-    }
-    for (a, line) in panel.chunks_exact(PANEL).zip(cols.chunks_exact(nc)) {
-        // A copy, so the tile's columns are loaded into registers once for the whole panel.
-        let mut b = [0.0f32; TILE];
-        b.copy_from_slice(&line[c0..c0 + TILE]);
-        for r in 0..PANEL {
-            for c in 0..TILE {
-                acc[r][c] += a[r] * b[c];
-            }
-        }
-    }
-    for (r, values) in acc.iter().enumerate() {
-        out[r * nc + c0..][..TILE].copy_from_slice(values);
-    }
-}
-
-multiversion! {
-    /// Every reference unit's dot product with every model unit over the features `features`,
-    /// added to `out[i·nc + j]` for reference unit i (`panels` as [`pack`] stores them, `w`
-    /// features each) and model unit j (`cols`, feature-major, `nc` columns, a multiple of
-    /// [`TILE`]). Each entry is summed in order of the feature index (stored and resumed in f32
-    /// between calls) whichever tile computes it, so it has the same bits for any number of
-    /// units, any split of the features and on every CPU.
-    fn gram(panels: &[f32], cols: &[f32], w: usize, nc: usize, features: std::ops::Range<usize>, out: &mut [f32]) {
-        let cols = &cols[features.start * nc..features.end * nc];
-        for (panel, rows) in panels.chunks_exact((w * PANEL).max(1)).zip(out.chunks_exact_mut(PANEL * nc)) {
-            let panel = &panel[features.start * PANEL..features.end * PANEL];
-            for c0 in (0..nc).step_by(TILE) {
-                tile(panel, cols, nc, c0, rows);
-            }
-        }
-    }
-}
 
 /// How many parts [`Aligner::align_within`] splits the features into, checking its lower
 /// bound after each.
@@ -98,20 +50,6 @@ fn split_norms(rows: &[f32], w: usize) -> (Vec<f32>, Vec<f32>) {
         }
     }
     (before, after)
-}
-
-/// `rows` (unit-major, `w` features each) in the panels [`gram`] reads: groups of [`PANEL`]
-/// units interleaved by feature, the last group padded with zero units.
-fn pack(rows: &[f32], w: usize) -> Vec<f32> {
-    let n = rows.len() / w.max(1);
-    let mut panels = vec![0.0f32; n.div_ceil(PANEL) * PANEL * w];
-    for (i, row) in rows.chunks_exact(w.max(1)).enumerate() {
-        let panel = &mut panels[(i / PANEL) * PANEL * w..];
-        for (k, &v) in row.iter().enumerate() {
-            panel[k * PANEL + i % PANEL] = v;
-        }
-    }
-    panels
 }
 
 /// Dot product with eight independent accumulators, so the compiler can vectorise it.
@@ -148,7 +86,7 @@ fn assignment(cost: &[f64], n: usize, cheapest: Vec<usize>) -> Vec<usize> {
     kuhn_munkres_min(&weights).1
 }
 
-/// One hidden layer's units of a reference as feature vectors of `width`, packed for [`gram`],
+/// One hidden layer's units of a reference as feature vectors of `width`, packed for [`matmul_add`],
 /// with their squared norms (and their parts' norms, [`split_norms`]).
 struct Units {
     panels: Vec<f32>,
@@ -304,7 +242,7 @@ impl Aligner {
     /// (one Gram matrix) and widened: rows are reference units.
     fn costs(target: &Units, current: &Columns) -> Vec<f64> {
         let mut g = vec![0.0f32; target.panels.len() / target.width.max(1) * current.padded];
-        gram(&target.panels, &current.values, target.width, current.padded, 0..target.width, &mut g);
+        matmul_add(&target.panels, &current.values, target.width, current.padded, 0..target.width, &mut g);
         Self::costs_from(target, current, &g)
     }
 
@@ -363,13 +301,13 @@ impl Aligner {
         let mut g = vec![0.0f32; target.panels.len() / target.width.max(1) * first.padded];
         let mut done = 0;
         for (c, k) in checkpoints(target.width).into_iter().enumerate() {
-            gram(&target.panels, &first.values, target.width, first.padded, done..k, &mut g);
+            matmul_add(&target.panels, &first.values, target.width, first.padded, done..k, &mut g);
             done = k;
             if Self::partial_bound(target, first, &g, c) + rest > cutoff {
                 return None;
             }
         }
-        gram(&target.panels, &first.values, target.width, first.padded, done..target.width, &mut g);
+        matmul_add(&target.panels, &first.values, target.width, first.padded, done..target.width, &mut g);
         let cost = Self::costs_from(target, first, &g);
         let cheapest = cheapest(&cost, n);
         if cheapest.iter().enumerate().map(|(i, &j)| cost[i * n + j]).sum::<f64>() + rest > cutoff {
@@ -479,30 +417,6 @@ mod tests {
         assert_eq!(solve(&[5.0, 1.0, 0.5, 9.0]), vec![1, 0]);
         // Both rows prefer column 0: 1 + 10 = 11 loses to 2 + 1 = 3.
         assert_eq!(solve(&[1.0, 2.0, 1.0, 10.0]), vec![1, 0]);
-    }
-
-    #[test]
-    fn the_gram_kernel_sums_each_entry_in_feature_order() {
-        // 6 rows (a panel of four and one padded with two zero rows) against 19 columns padded to 32.
-        let (rows, cols, width, padded) = (6, 19, 7, 32);
-        let value = |k: usize| ((k as f32) * 0.731).sin() * 3.0;
-        let a: Vec<f32> = (0..rows * width).map(value).collect();
-        let mut b = vec![0.0f32; width * padded];
-        for k in 0..width {
-            for j in 0..cols {
-                b[k * padded + j] = value(1000 + k * cols + j);
-            }
-        }
-        // In two calls (features 0..3, then 3..7): the sums resume where they stopped.
-        let mut out = vec![0.0f32; 8 * padded];
-        gram(&pack(&a, width), &b, width, padded, 0..3, &mut out);
-        gram(&pack(&a, width), &b, width, padded, 3..width, &mut out);
-        for i in 0..rows {
-            for j in 0..padded {
-                let expected = (0..width).fold(0.0f32, |acc, k| acc + a[i * width + k] * b[k * padded + j]);
-                assert_eq!(out[i * padded + j].to_bits(), expected.to_bits(), "entry ({i}, {j})");
-            }
-        }
     }
 
     /// Visits every permutation of `items[k..]` (Heap-style recursion, test only).

@@ -1,5 +1,6 @@
 //! K MLPs trained as one computation, with the backward pass written out by hand and one fused
-//! Adam pass over each parameter tensor.
+//! Adam pass over each parameter tensor: the MLP engine for GPUs (on the CPU, [`super::dense`]
+//! trains one model at a time in cache and is faster).
 //!
 //! Why not the autodiff tape the other architectures use: on a zoo of small models the GEMMs
 //! are a few milliseconds per step and everything around them — recording the tape, slicing

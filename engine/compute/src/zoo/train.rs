@@ -288,6 +288,19 @@ pub struct Trainer<'a> {
     engine: Engine,
 }
 
+/// Which engines may train a zoo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineChoice {
+    /// The fastest that applies: on the CPU the hand-written per-model engines (MLPs, CNN-s),
+    /// on GPUs K-batched tensors for MLPs; the autodiff tape otherwise.
+    Fastest,
+    /// K-batched libtorch tensors with the backward written out for MLPs (what GPUs use, here
+    /// on any device), the tape for other architectures.
+    Batched,
+    /// The autodiff tape for every architecture.
+    Tape,
+}
+
 /// How the K models compute a step. (One per trainer, so the variants' sizes do not matter.)
 #[allow(clippy::large_enum_variant)]
 enum Engine {
@@ -302,7 +315,11 @@ enum Engine {
         /// 1 for parameters that train, 0 for frozen ones (continued training).
         mask: Option<Tensor<2>>,
     },
-    /// MLPs: per-layer tensors, the backward written out, Adam fused ([`super::mlp`]).
+    /// MLPs on the CPU: one model at a time through an epoch, products in the register-tiled
+    /// kernel, the backward written out ([`super::dense`]).
+    Dense(super::dense::DenseZoo),
+    /// MLPs elsewhere (GPUs): per-layer K-batched tensors, the backward written out, Adam
+    /// fused ([`super::mlp`]).
     Mlp { train: super::mlp::TchSplit, zoo: super::mlp::MlpZoo },
     /// CNN-s on the CPU: per-image loops written out, threads over models ([`super::cnn`]).
     Cnn(super::cnn::CnnZoo),
@@ -320,13 +337,12 @@ impl<'a> Trainer<'a> {
     /// (its shape of a many-shape dataset, or its class subset in a model tree). An epoch is as
     /// many steps as the smallest pool allows.
     pub fn with_pools(arch: &'a Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u64], pools: Vec<Vec<i64>>) -> Self {
-        Self::with_engine(arch, data, recipe, seeds, pools, true)
+        Self::with_engine(arch, data, recipe, seeds, pools, EngineChoice::Fastest)
     }
 
-    /// [`Trainer::with_pools`] with a hand-written engine where one applies (`native`: MLPs on
-    /// any device, CNN-s on the CPU), or the autodiff tape everywhere (to check one against
-    /// the other).
-    pub fn with_engine(arch: &'a Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u64], pools: Vec<Vec<i64>>, native: bool) -> Self {
+    /// [`Trainer::with_pools`] with the engines `choice` allows (tests check one against
+    /// another).
+    pub fn with_engine(arch: &'a Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u64], pools: Vec<Vec<i64>>, choice: EngineChoice) -> Self {
         assert_eq!(pools.len(), seeds.len(), "one pool per model");
         let device = device::current();
         let k = seeds.len();
@@ -336,8 +352,15 @@ impl<'a> Trainer<'a> {
         let n = pools.iter().map(Vec::len).min().unwrap_or(0);
         let tch_device = device::tch_device();
         let mlp = || super::mlp::MlpZoo::new(arch, recipe, &init, k, tch_device).map(|zoo| Engine::Mlp { train: super::mlp::TchSplit::new(&data.train, data.features(), data.task, tch_device), zoo });
-        let cnn = || (tch_device == tch::Device::Cpu).then(|| super::cnn::CnnZoo::new(arch, recipe, &init, k, &data.train, data.task)).flatten().map(Engine::Cnn);
-        let engine = match if native { mlp().or_else(cnn) } else { None } {
+        let cpu = tch_device == tch::Device::Cpu;
+        let dense = || cpu.then(|| super::dense::DenseZoo::new(arch, recipe, &init, k, &data.train, data.task)).flatten().map(Engine::Dense);
+        let cnn = || cpu.then(|| super::cnn::CnnZoo::new(arch, recipe, &init, k, &data.train, data.task)).flatten().map(Engine::Cnn);
+        let native = match choice {
+            EngineChoice::Fastest => dense().or_else(mlp).or_else(cnn),
+            EngineChoice::Batched => mlp(),
+            EngineChoice::Tape => None,
+        };
+        let engine = match native {
             Some(engine) => engine,
             None => {
                 let params: Tensor<2> = Tensor::from_data(TensorData::new(init, [k, p]), &device);
@@ -358,7 +381,16 @@ impl<'a> Trainer<'a> {
             self.reshuffle(j);
         }
         let smallest = self.order.iter().map(Vec::len).min().unwrap_or(0);
-        for _ in 0..(smallest / self.batch).max(1) {
+        let steps = (smallest / self.batch).max(1);
+        if let Engine::Dense(_) = self.engine {
+            // The whole epoch in one call: each model takes all its steps while in cache.
+            let batches: Vec<Vec<i64>> = (0..steps).map(|_| self.next_batch()).collect();
+            if let Engine::Dense(zoo) = &mut self.engine {
+                zoo.steps(&batches);
+            }
+            return;
+        }
+        for _ in 0..steps {
             self.step();
         }
     }
@@ -368,8 +400,8 @@ impl<'a> Trainer<'a> {
         self.cursor[j] = 0;
     }
 
-    /// One optimizer step on the next batch of every model.
-    pub fn step(&mut self) {
+    /// The next batch of every model (K·B example indices, model-major).
+    fn next_batch(&mut self) -> Vec<i64> {
         let mut indices: Vec<i64> = Vec::with_capacity(self.k * self.batch);
         for j in 0..self.k {
             if self.cursor[j] == usize::MAX || self.cursor[j] + self.batch > self.order[j].len() {
@@ -380,8 +412,15 @@ impl<'a> Trainer<'a> {
             indices.extend((from..from + self.batch).map(|i| self.order[j][i % self.order[j].len()]));
             self.cursor[j] = from + self.batch;
         }
+        indices
+    }
+
+    /// One optimizer step on the next batch of every model.
+    pub fn step(&mut self) {
+        let indices = self.next_batch();
         let (arch, k, device) = (self.arch, self.k, &self.device);
         match &mut self.engine {
+            Engine::Dense(zoo) => zoo.steps(&[indices]),
             Engine::Mlp { train, zoo } => zoo.step(train, &indices),
             Engine::Cnn(zoo) => zoo.step(&indices),
             Engine::Tape { train, params, adam, t, lr, weight_decay, mask } => {
@@ -431,11 +470,8 @@ impl<'a> Trainer<'a> {
         match &mut self.engine {
             Engine::Tape { mask: slot, .. } => *slot = Some(Tensor::from_data(TensorData::new(mask, [1, layout.len()]), &self.device)),
             Engine::Mlp { zoo, .. } => zoo.freeze(|name| prefixes.iter().any(|pre| name.starts_with(pre.as_str()))),
-            Engine::Cnn(zoo) => {
-                ranges.sort_by_key(|r| r.start);
-                ranges.dedup();
-                zoo.freeze(ranges)
-            }
+            Engine::Dense(zoo) => zoo.freeze(sorted(ranges)),
+            Engine::Cnn(zoo) => zoo.freeze(sorted(ranges)),
         }
         Ok(())
     }
@@ -452,6 +488,7 @@ impl<'a> Trainer<'a> {
                 }
             }
             Engine::Mlp { zoo, .. } => zoo.restart_optimizer(lr),
+            Engine::Dense(zoo) => zoo.restart_optimizer(lr),
             Engine::Cnn(zoo) => zoo.restart_optimizer(lr),
         }
     }
@@ -462,6 +499,7 @@ impl<'a> Trainer<'a> {
         match &mut self.engine {
             Engine::Tape { params, .. } => *params = Tensor::from_data(TensorData::new(flat, [self.k, p]), &self.device),
             Engine::Mlp { zoo, .. } => zoo.set_weights(self.arch, &flat),
+            Engine::Dense(zoo) => zoo.set_weights(&flat),
             Engine::Cnn(zoo) => zoo.set_weights(&flat),
         }
     }
@@ -471,7 +509,15 @@ impl<'a> Trainer<'a> {
         match &self.engine {
             Engine::Tape { params, .. } => params.to_data().try_into_vec::<f32>().expect("f32 parameters"),
             Engine::Mlp { zoo, .. } => zoo.weights(self.arch),
+            Engine::Dense(zoo) => zoo.weights(),
             Engine::Cnn(zoo) => zoo.weights(),
         }
     }
+}
+
+/// Parameter ranges in order, each once.
+fn sorted(mut ranges: Vec<std::ops::Range<usize>>) -> Vec<std::ops::Range<usize>> {
+    ranges.sort_by_key(|r| r.start);
+    ranges.dedup();
+    ranges
 }

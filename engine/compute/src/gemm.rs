@@ -1,0 +1,262 @@
+//! Small matrix products with a fixed order of summation, for the hand-written engines.
+//!
+//! libtorch's GEMM is fast on large matrices, but a product of two 32 × 795 blocks costs more
+//! in dispatch than in arithmetic, and its rounding depends on the shapes it is given. The
+//! kernel here multiplies a panel of rows held in registers against a tile of columns, adding
+//! every entry's products in order of the contracted index — so an entry has the same bits
+//! whatever the shapes, the tile that computed it, the split of the contraction over calls,
+//! the thread or the CPU (compiled per vector width by [`crate::simd::multiversion!`]).
+//! Used for the unit costs of aligned distances ([`crate::arch::align`]) and the MLP engine
+//! ([`crate::zoo::dense`]).
+
+use crate::simd::multiversion;
+
+/// Columns per register tile; the column side's width is padded to a multiple.
+pub(crate) const TILE: usize = 16;
+/// Rows per register tile: rows are stored in panels of this many, interleaved along the
+/// contracted index, the last panel padded with zero rows ([`pack`]).
+pub(crate) const PANEL: usize = 6;
+
+/// One register tile of [`matmul_add`]: a panel of rows against the TILE columns from `c0`,
+/// each entry's products added in order of the contracted index to what `out` holds (`fresh`:
+/// to zero, without reading `out`). `out` holds the panel's first `out.len() / nc` rows.
+#[inline(always)]
+fn tile<'c>(panel: &[f32], cols: impl Iterator<Item = &'c [f32]>, nc: usize, c0: usize, out: &mut [f32], fresh: bool) {
+    let rows = (out.len() / nc).min(PANEL);
+    let mut acc = [[0.0f32; TILE]; PANEL];
+    if !fresh {
+        for (r, values) in acc.iter_mut().enumerate().take(rows) {
+            values.copy_from_slice(&out[r * nc + c0..][..TILE]);
+        }
+    }
+    for (a, line) in panel.chunks_exact(PANEL).zip(cols) {
+        // A copy, so the tile's columns are loaded into registers once for the whole panel.
+        let mut b = [0.0f32; TILE];
+        b.copy_from_slice(&line[c0..c0 + TILE]);
+        for r in 0..PANEL {
+            for c in 0..TILE {
+                acc[r][c] += a[r] * b[c];
+            }
+        }
+    }
+    for (r, values) in acc.iter().enumerate().take(rows) {
+        out[r * nc + c0..][..TILE].copy_from_slice(values);
+    }
+}
+
+multiversion! {
+    /// `out[i·nc + j] += Σ_{k ∈ ks} a[i][k] · b[k][j]` (`=` when `ks` starts at 0): `a` has `w`
+    /// columns and is stored in panels ([`pack`]), `b` is row-major with `nc` columns (a
+    /// multiple of [`TILE`]), `out` has `nc` columns and as many of `a`'s rows as it is long
+    /// (the panels' padding rows need no room). Each entry's products are added in order of k
+    /// (stored and resumed in f32 between calls), so it has the same bits for any shapes, any
+    /// split of the k range and on every CPU.
+    pub(crate) fn matmul_add(panels: &[f32], cols: &[f32], w: usize, nc: usize, ks: std::ops::Range<usize>, out: &mut [f32]) {
+        let fresh = ks.start == 0;
+        let cols = &cols[ks.start * nc..ks.end * nc];
+        for (panel, rows) in panels.chunks_exact((w * PANEL).max(1)).zip(out.chunks_mut(PANEL * nc)) {
+            let panel = &panel[ks.start * PANEL..ks.end * PANEL];
+            for c0 in (0..nc).step_by(TILE) {
+                tile(panel, cols.chunks_exact(nc), nc, c0, rows, fresh);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// [`matmul_add`] over all of `a`'s `w` columns (from zero), `b` given as its `w` rows —
+    /// anywhere in memory, each at least `nc` long: a batch's examples read where they are.
+    pub(crate) fn matmul_rows(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
+        for (panel, rows) in panels.chunks_exact((w * PANEL).max(1)).zip(out.chunks_mut(PANEL * nc)) {
+            for c0 in (0..nc).step_by(TILE) {
+                tile(panel, b.iter().copied(), nc, c0, rows, true);
+            }
+        }
+    }
+}
+
+/// Lanes of the dot products in [`matmul_nt`].
+const LANES: usize = 8;
+
+/// R rows of `a` against C rows of `b` from `j0`: `out[i·stride + j] = a_i · b_j`, each dot
+/// product summed in [`LANES`] lanes over k (k mod LANES), the lanes then in order, then the
+/// tail.
+#[inline(always)]
+fn nt_tile<const R: usize, const C: usize>(a: [&[f32]; R], b: [&[f32]; C], k: usize, out: &mut [f32], stride: usize, j0: usize) {
+    let mut acc = [[[0.0f32; LANES]; C]; R];
+    let whole = k / LANES * LANES;
+    for k0 in (0..whole).step_by(LANES) {
+        let mut bv = [[0.0f32; LANES]; C];
+        for (c, v) in bv.iter_mut().enumerate() {
+            v.copy_from_slice(&b[c][k0..k0 + LANES]);
+        }
+        for r in 0..R {
+            let mut av = [0.0f32; LANES];
+            av.copy_from_slice(&a[r][k0..k0 + LANES]);
+            for c in 0..C {
+                for l in 0..LANES {
+                    acc[r][c][l] += av[l] * bv[c][l];
+                }
+            }
+        }
+    }
+    for r in 0..R {
+        for c in 0..C {
+            let mut sum = acc[r][c].iter().sum::<f32>();
+            for kk in whole..k {
+                sum += a[r][kk] * b[c][kk];
+            }
+            out[r * stride + j0 + c] = sum;
+        }
+    }
+}
+
+multiversion! {
+    /// `out[i·stride + j] = a_i · b_j` for the rows a_i of `a` (row-major, `k` columns) and the
+    /// rows `b` (anywhere in memory, each at least `k` long): A·Bᵀ without moving either
+    /// operand — the first layer's forward reads the weights and the batch's examples where
+    /// they are. Each dot product is summed the same way whatever tile computes it.
+    pub(crate) fn matmul_nt(a: &[f32], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
+        // 4 × 2 dot products of 8 lanes fill 8 of the 16 vector registers (AVX2), leaving room
+        // for the operands: 4 × 3 spills.
+        const R: usize = 4;
+        const C: usize = 2;
+        let rows: Vec<&[f32]> = a.chunks_exact(k.max(1)).collect();
+        let mut i = 0;
+        while i < rows.len() {
+            let r = (rows.len() - i).min(R);
+            let mut j = 0;
+            while j < b.len() {
+                let c = (b.len() - j).min(C);
+                let out = &mut out[i * stride..];
+                match (r, c) {
+                    (R, C) => nt_tile::<R, C>([rows[i], rows[i + 1], rows[i + 2], rows[i + 3]], [b[j], b[j + 1]], k, out, stride, j),
+                    (R, _) => {
+                        for (jj, &bj) in b.iter().enumerate().skip(j).take(c) {
+                            nt_tile::<R, 1>([rows[i], rows[i + 1], rows[i + 2], rows[i + 3]], [bj], k, out, stride, jj);
+                        }
+                    }
+                    _ => {
+                        for (ii, &ai) in rows[i..i + r].iter().enumerate() {
+                            for (jj, &bj) in b.iter().enumerate().skip(j).take(c) {
+                                nt_tile::<1, 1>([ai], [bj], k, &mut out[ii * stride..], stride, jj);
+                            }
+                        }
+                    }
+                }
+                j += c;
+            }
+            i += r;
+        }
+    }
+}
+
+/// `rows` (row-major, `w` columns) in the panels [`matmul_add`] reads: groups of [`PANEL`]
+/// rows interleaved along the columns, the last group padded with zero rows.
+pub(crate) fn pack(rows: &[f32], w: usize) -> Vec<f32> {
+    let mut panels = Vec::new();
+    pack_into(rows, w, &mut panels);
+    panels
+}
+
+/// [`pack`] into `out` (its allocation reused).
+pub(crate) fn pack_into(rows: &[f32], w: usize, out: &mut Vec<f32>) {
+    let n = rows.len() / w.max(1);
+    out.clear();
+    out.resize(n.div_ceil(PANEL) * PANEL * w, 0.0);
+    for (i, row) in rows.chunks_exact(w.max(1)).enumerate() {
+        let panel = &mut out[(i / PANEL) * PANEL * w..];
+        for (k, &v) in row.iter().enumerate() {
+            panel[k * PANEL + i % PANEL] = v;
+        }
+    }
+}
+
+/// `rows` (`n` rows of `w`) transposed into panels: the panels of the `w` × `n` matrix whose
+/// rows are `rows`' columns, as [`pack`] of that transpose would store them.
+pub(crate) fn pack_transposed(rows: &[f32], w: usize, out: &mut Vec<f32>) {
+    let n = rows.len() / w.max(1);
+    out.clear();
+    out.resize(w.div_ceil(PANEL) * PANEL * n, 0.0);
+    for (k, row) in rows.chunks_exact(w.max(1)).enumerate() {
+        for (i, &v) in row.iter().enumerate() {
+            out[(i / PANEL) * PANEL * n + k * PANEL + i % PANEL] = v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_is_summed_in_order_of_the_contracted_index() {
+        // 8 rows (a panel of six and one of two, padded with zero rows) against 19 columns
+        // padded to 32.
+        let (rows, cols, width, padded) = (8, 19, 7, 32);
+        let value = |k: usize| ((k as f32) * 0.731).sin() * 3.0;
+        let a: Vec<f32> = (0..rows * width).map(value).collect();
+        let mut b = vec![0.0f32; width * padded];
+        for k in 0..width {
+            for j in 0..cols {
+                b[k * padded + j] = value(1000 + k * cols + j);
+            }
+        }
+        // In two calls (features 0..3, then 3..7): the sums resume where they stopped. The
+        // first starts from zero whatever `out` holds; `out` needs no room for padding rows.
+        let mut out = vec![f32::NAN; rows * padded];
+        matmul_add(&pack(&a, width), &b, width, padded, 0..3, &mut out);
+        matmul_add(&pack(&a, width), &b, width, padded, 3..width, &mut out);
+        for i in 0..rows {
+            for j in 0..padded {
+                let expected = (0..width).fold(0.0f32, |acc, k| acc + a[i * width + k] * b[k * padded + j]);
+                assert_eq!(out[i * padded + j].to_bits(), expected.to_bits(), "entry ({i}, {j})");
+            }
+        }
+    }
+
+    #[test]
+    fn products_of_rows_read_in_place_match_their_sums() {
+        // 9 rows of a (two tiles of four and one row) against 7 rows of b (three tiles of two
+        // and a single one), 21 columns (two lanes' worth and a tail of five).
+        let (m, n, k) = (9, 7, 21);
+        let value = |i: usize| ((i as f32) * 0.377).cos() * 2.0;
+        let a: Vec<f32> = (0..m * k).map(value).collect();
+        let b_store: Vec<f32> = (0..n * (k + 3)).map(|i| value(5000 + i)).collect();
+        let b: Vec<&[f32]> = b_store.chunks_exact(k + 3).collect();
+        let mut out = vec![f32::NAN; m * n];
+        matmul_nt(&a, &b, k, &mut out, n);
+        for i in 0..m {
+            for j in 0..n {
+                let mut lanes = [0.0f32; LANES];
+                for kk in 0..k / LANES * LANES {
+                    lanes[kk % LANES] += a[i * k + kk] * b[j][kk];
+                }
+                let mut expected = lanes.iter().sum::<f32>();
+                for kk in k / LANES * LANES..k {
+                    expected += a[i * k + kk] * b[j][kk];
+                }
+                assert_eq!(out[i * n + j].to_bits(), expected.to_bits(), "entry ({i}, {j})");
+            }
+        }
+        // The same products through the panels, b's rows read in place: as contiguous.
+        let (w, nc) = (5, 16);
+        let bt: Vec<f32> = (0..w * nc).map(|i| value(9000 + i)).collect();
+        let lines: Vec<&[f32]> = bt.chunks_exact(nc).collect();
+        let a5: Vec<f32> = (0..m * w).map(value).collect();
+        let (mut x, mut y) = (vec![0.0f32; m * nc], vec![f32::NAN; m * nc]);
+        matmul_add(&pack(&a5, w), &bt, w, nc, 0..w, &mut x);
+        matmul_rows(&pack(&a5, w), &lines, w, nc, &mut y);
+        assert_eq!(x, y);
+    }
+
+    #[test]
+    fn packing_a_transpose_equals_packing_the_transposed_matrix() {
+        let (n, w) = (5, 8);
+        let rows: Vec<f32> = (0..n * w).map(|v| v as f32).collect();
+        let transposed: Vec<f32> = (0..w).flat_map(|i| (0..n).map(move |k| (k * w + i) as f32)).collect();
+        let mut out = Vec::new();
+        pack_transposed(&rows, w, &mut out);
+        assert_eq!(out, pack(&transposed, n));
+    }
+}
