@@ -7,7 +7,7 @@
 //! whatever the shapes, the tile that computed it, the split of the contraction over calls,
 //! the thread or the CPU (compiled per vector width by [`crate::simd::multiversion!`]).
 //! Used for the unit costs of aligned distances ([`crate::arch::align`]) and the MLP engine
-//! ([`crate::zoo::dense`]).
+//! (`zoo::dense`).
 
 use crate::simd::multiversion;
 

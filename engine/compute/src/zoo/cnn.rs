@@ -19,9 +19,9 @@
 
 use std::ops::Range;
 
-use weightlab_manifest::{Optimizer, TrainSpec};
+use weightlab_manifest::TrainSpec;
 
-use super::adam;
+use super::models::{Model, Models, Update};
 use crate::arch::Arch;
 use crate::data::{Split, Task};
 use crate::simd::multiversion;
@@ -62,21 +62,10 @@ struct At {
 
 /// K CNN-s models in training, and the training split they learn from.
 pub(super) struct CnnZoo {
-    k: usize,
+    pub models: Models,
     classes: usize,
     p: usize,
     at: At,
-    /// K × P, each model's parameters in the layout's order.
-    params: Vec<f32>,
-    /// Adam's moments, K × P (unused by SGD).
-    m: Vec<f32>,
-    v: Vec<f32>,
-    adam: bool,
-    /// The parts of a model's vector that train (all of it unless frozen).
-    trains: Vec<Range<usize>>,
-    t: i32,
-    lr: f64,
-    weight_decay: f64,
     x: Vec<f32>,
     y: Vec<usize>,
 }
@@ -105,85 +94,24 @@ impl CnnZoo {
             c2: r("fc2.bias"),
         };
         let p = layout.len();
-        Some(CnnZoo {
-            k,
-            classes: *classes,
-            p,
-            at,
-            params: flat.to_vec(),
-            m: vec![0.0; flat.len()],
-            v: vec![0.0; flat.len()],
-            adam: recipe.optimizer == Optimizer::Adam,
-            trains: std::iter::once(0..p).collect(),
-            t: 0,
-            lr: recipe.lr,
-            weight_decay: recipe.weight_decay,
-            x: train.x.clone(),
-            y: train.y.iter().map(|&v| v as usize).collect(),
-        })
-    }
-
-    pub fn set_weights(&mut self, flat: &[f32]) {
-        self.params.copy_from_slice(flat);
-    }
-
-    pub fn weights(&self) -> Vec<f32> {
-        self.params.clone()
-    }
-
-    /// From now on only the parts of each model's vector in `ranges` change.
-    pub fn freeze(&mut self, ranges: Vec<Range<usize>>) {
-        self.trains = ranges;
-    }
-
-    /// Fresh optimiser state with learning rate `lr`.
-    pub fn restart_optimizer(&mut self, lr: f64) {
-        self.lr = lr;
-        self.t = 0;
-        self.m.iter_mut().for_each(|v| *v = 0.0);
-        self.v.iter_mut().for_each(|v| *v = 0.0);
+        Some(CnnZoo { models: Models::new(recipe, flat, k, p), classes: *classes, p, at, x: train.x.clone(), y: train.y.iter().map(|&v| v as usize).collect() })
     }
 
     /// One optimiser step on the batch `indices` (K·B example indices, model-major).
     pub fn step(&mut self, indices: &[i64]) {
-        let (k, p) = (self.k, self.p);
-        let b = indices.len() / k;
-        self.t += 1;
-        let update = Update { adam: self.adam.then(|| adam::Step::at(self.lr, self.weight_decay, self.t)), lr: self.lr as f32, weight_decay: self.weight_decay as f32 };
-        let shared = Shared { at: &self.at, classes: self.classes, x: &self.x, y: &self.y, trains: &self.trains, update };
-        let threads = (tch::get_num_threads().max(1) as usize).min(k);
-        let per = k.div_ceil(threads);
-        std::thread::scope(|s| {
-            let chunks = self.params.chunks_mut(per * p).zip(self.m.chunks_mut(per * p)).zip(self.v.chunks_mut(per * p)).zip(indices.chunks(per * b));
-            for (((params, m), v), batch) in chunks {
-                let shared = &shared;
-                s.spawn(move || {
-                    let mut work = Work::new(p, shared.classes);
-                    for (((w, m), v), batch) in params.chunks_mut(p).zip(m.chunks_mut(p)).zip(v.chunks_mut(p)).zip(batch.chunks(b)) {
-                        train_model(shared, &mut work, w, m, v, batch);
-                    }
-                });
-            }
-        });
+        let b = indices.len() / self.models.k().max(1);
+        let update = self.models.updates(1)[0];
+        let shared = Shared { at: &self.at, x: &self.x, y: &self.y };
+        let (p, classes) = (self.p, self.classes);
+        self.models.each(|| Work::new(p, classes), |work, j, mut model| train_model(&shared, work, &mut model, &indices[j * b..(j + 1) * b], &update));
     }
-}
-
-/// How parameters move once their gradient is known.
-#[derive(Clone, Copy)]
-struct Update {
-    adam: Option<adam::Step>,
-    lr: f32,
-    weight_decay: f32,
 }
 
 /// What every thread reads.
 struct Shared<'a> {
     at: &'a At,
-    classes: usize,
     x: &'a [f32],
     y: &'a [usize],
-    trains: &'a [Range<usize>],
-    update: Update,
 }
 
 /// One thread's buffers: a model's gradient and one image's activations.
@@ -228,22 +156,16 @@ impl Work {
 }
 
 /// One model's step: the gradient of its mean loss over `batch`, then the update.
-fn train_model(s: &Shared, work: &mut Work, w: &mut [f32], m: &mut [f32], v: &mut [f32], batch: &[i64]) {
+fn train_model(s: &Shared, work: &mut Work, model: &mut Model, batch: &[i64], update: &Update) {
     work.grad.iter_mut().for_each(|g| *g = 0.0);
     let scale = 1.0 / batch.len() as f32;
     for &i in batch {
         let i = i as usize;
         let img = &s.x[i * SIDE * SIDE..(i + 1) * SIDE * SIDE];
-        forward(s.at, w, img, work);
-        backward(s.at, w, img, s.y[i], scale, work);
+        forward(s.at, model.weights, img, work);
+        backward(s.at, model.weights, img, s.y[i], scale, work);
     }
-    for r in s.trains {
-        let (p, g) = (&mut w[r.clone()], &work.grad[r.clone()]);
-        match s.update.adam {
-            Some(c) => adam::adam(p, g, &mut m[r.clone()], &mut v[r.clone()], c),
-            None => adam::sgd(p, g, s.update.lr, s.update.weight_decay),
-        }
-    }
+    model.update(&work.grad, update);
 }
 
 /// One image through one model, keeping what the backward needs in `work`.

@@ -18,9 +18,9 @@
 
 use std::ops::Range;
 
-use weightlab_manifest::{Activation, Optimizer, TrainSpec};
+use weightlab_manifest::{Activation, TrainSpec};
 
-use super::adam;
+use super::models::{Model, Models, Update};
 use crate::arch::Arch;
 use crate::data::{Split, Task};
 use crate::gemm::{TILE, matmul_add, matmul_nt, matmul_rows, pack_into, pack_transposed};
@@ -43,21 +43,10 @@ struct Net {
 }
 
 /// K MLPs in training, and the training split they learn from.
-pub(crate) struct DenseZoo {
-    k: usize,
+pub(super) struct DenseZoo {
+    pub models: Models,
     p: usize,
     net: Net,
-    /// K × P, each model's parameters in the layout's order.
-    params: Vec<f32>,
-    /// Adam's moments, K × P (unused by SGD).
-    m: Vec<f32>,
-    v: Vec<f32>,
-    adam: bool,
-    /// The parts of a model's vector that train (all of it unless frozen).
-    trains: Vec<Range<usize>>,
-    t: i32,
-    lr: f64,
-    weight_decay: f64,
 }
 
 impl DenseZoo {
@@ -78,71 +67,27 @@ impl DenseZoo {
         let range = |name: String| layout.get(&name).map(|p| p.range());
         let layers = (0..sizes.len() - 1).map(|i| Some((range(format!("layers.{i}.weight"))?, range(format!("layers.{i}.bias"))?))).collect::<Option<Vec<_>>>()?;
         let p = layout.len();
-        Some(DenseZoo {
-            k,
-            p,
-            net: Net { sizes: sizes.clone(), activation: *activation, layers, x: train.x.clone(), target },
-            params: flat.to_vec(),
-            m: vec![0.0; flat.len()],
-            v: vec![0.0; flat.len()],
-            adam: recipe.optimizer == Optimizer::Adam,
-            trains: std::iter::once(0..p).collect(),
-            t: 0,
-            lr: recipe.lr,
-            weight_decay: recipe.weight_decay,
-        })
-    }
-
-    pub fn set_weights(&mut self, flat: &[f32]) {
-        self.params.copy_from_slice(flat);
-    }
-
-    pub fn weights(&self) -> Vec<f32> {
-        self.params.clone()
-    }
-
-    /// From now on only the parts of each model's vector in `ranges` change.
-    pub fn freeze(&mut self, ranges: Vec<Range<usize>>) {
-        self.trains = ranges;
-    }
-
-    /// Fresh optimiser state with learning rate `lr`.
-    pub fn restart_optimizer(&mut self, lr: f64) {
-        self.lr = lr;
-        self.t = 0;
-        self.m.iter_mut().for_each(|v| *v = 0.0);
-        self.v.iter_mut().for_each(|v| *v = 0.0);
+        let net = Net { sizes: sizes.clone(), activation: *activation, layers, x: train.x.clone(), target };
+        Some(DenseZoo { models: Models::new(recipe, flat, k, p), p, net })
     }
 
     /// One optimizer step per entry of `batches` (each K·B example indices, model-major),
     /// every model taking all of its steps before the next model starts.
     pub fn steps(&mut self, batches: &[Vec<i64>]) {
-        let (k, p) = (self.k, self.p);
-        let Some(b) = batches.first().map(|batch| batch.len() / k.max(1)) else { return };
-        let updates: Vec<Update> = (1..=batches.len() as i32)
-            .map(|s| Update { adam: self.adam.then(|| adam::Step::at(self.lr, self.weight_decay, self.t + s)), lr: self.lr as f32, weight_decay: self.weight_decay as f32 })
-            .collect();
-        self.t += batches.len() as i32;
-        let lowest = self.net.layers.iter().position(|(w, b)| self.trains.iter().any(|r| overlaps(r, w) || overlaps(r, b)));
-        let Some(lowest) = lowest else { return };
-        let shared = Shared { net: &self.net, trains: &self.trains, lowest, batches, updates: &updates, b };
-        let threads = (tch::get_num_threads().max(1) as usize).min(k).max(1);
-        let per = k.div_ceil(threads);
-        let (params, m, v) = (&mut self.params, &mut self.m, &mut self.v);
-        std::thread::scope(|s| {
-            for (chunk, ((params, m), v)) in params.chunks_mut(per * p).zip(m.chunks_mut(per * p)).zip(v.chunks_mut(per * p)).enumerate() {
-                let shared = &shared;
-                s.spawn(move || {
-                    let mut work = Work::new(shared, p);
-                    for (j, ((w, m), v)) in params.chunks_mut(p).zip(m.chunks_mut(p)).zip(v.chunks_mut(p)).enumerate() {
-                        let model = chunk * per + j;
-                        for (batch, update) in shared.batches.iter().zip(shared.updates) {
-                            train_step(shared, &mut work, w, m, v, &batch[model * shared.b..(model + 1) * shared.b], update);
-                        }
-                    }
-                });
-            }
-        });
+        let Some(b) = batches.first().map(|batch| batch.len() / self.models.k().max(1)) else { return };
+        let updates = self.models.updates(batches.len());
+        let trains = self.models.trains();
+        let Some(lowest) = self.net.layers.iter().position(|(w, b)| trains.iter().any(|r| overlaps(r, w) || overlaps(r, b))) else { return };
+        let shared = Shared { net: &self.net, lowest, b };
+        let p = self.p;
+        self.models.each(
+            || Work::new(&shared, p),
+            |work, j, mut model| {
+                for (batch, update) in batches.iter().zip(&updates) {
+                    train_step(&shared, work, &mut model, &batch[j * b..(j + 1) * b], update);
+                }
+            },
+        );
     }
 }
 
@@ -150,22 +95,11 @@ fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
     a.start < b.end && b.start < a.end
 }
 
-/// How parameters move once their gradient is known.
-#[derive(Clone, Copy)]
-struct Update {
-    adam: Option<adam::Step>,
-    lr: f32,
-    weight_decay: f32,
-}
-
 /// What every thread reads.
 struct Shared<'a> {
     net: &'a Net,
-    trains: &'a [Range<usize>],
     /// The lowest layer with a parameter that trains: no gradient is taken below it.
     lowest: usize,
-    batches: &'a [Vec<i64>],
-    updates: &'a [Update],
     b: usize,
 }
 
@@ -211,7 +145,8 @@ impl Work {
 }
 
 /// One step of one model: the gradient of its mean loss over `batch`, then the update.
-fn train_step(s: &Shared, work: &mut Work, w: &mut [f32], m: &mut [f32], v: &mut [f32], batch: &[i64], update: &Update) {
+fn train_step(s: &Shared, work: &mut Work, model: &mut Model, batch: &[i64], update: &Update) {
+    let w = &*model.weights;
     let net = s.net;
     let (sizes, bp, n) = (&net.sizes, work.bp, batch.len());
     let last = net.layers.len() - 1;
@@ -314,13 +249,7 @@ fn train_step(s: &Shared, work: &mut Work, w: &mut [f32], m: &mut [f32], v: &mut
             work.dz[..fan_in * bp].copy_from_slice(&work.dh[..fan_in * bp]);
         }
     }
-    for r in s.trains {
-        let (p, g) = (&mut w[r.clone()], &work.grad[r.clone()]);
-        match update.adam {
-            Some(c) => adam::adam(p, g, &mut m[r.clone()], &mut v[r.clone()], c),
-            None => adam::sgd(p, g, update.lr, update.weight_decay),
-        }
-    }
+    model.update(&work.grad, update);
 }
 
 /// `to[c·to_stride + r] = from[r·from_stride + c]` for the first `rows` × `cols`: a

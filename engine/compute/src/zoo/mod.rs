@@ -1,6 +1,6 @@
 //! Model zoos: many models of one architecture, trained in batches, stored as checkpoints.
 //!
-//! - [`train`]: training K models at once, by the fastest engine that applies: [`dense`]
+//! - [`train`]: training K models at once, by the fastest engine that applies: `dense`
 //!   (MLPs on the CPU), `cnn` (CNN-s on the CPU), `mlp` (MLPs on GPUs) or burn's autodiff.
 //! - [`store`]: safetensors files with PyTorch names plus an index; import and export.
 //! - [`batch`]: device-side data and the per-model loss shared with evaluation.
@@ -8,8 +8,9 @@
 mod adam;
 pub mod batch;
 mod cnn;
-pub(crate) mod dense;
+mod dense;
 mod mlp;
+mod models;
 pub mod store;
 pub mod train;
 

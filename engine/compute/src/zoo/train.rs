@@ -470,8 +470,8 @@ impl<'a> Trainer<'a> {
         match &mut self.engine {
             Engine::Tape { mask: slot, .. } => *slot = Some(Tensor::from_data(TensorData::new(mask, [1, layout.len()]), &self.device)),
             Engine::Mlp { zoo, .. } => zoo.freeze(|name| prefixes.iter().any(|pre| name.starts_with(pre.as_str()))),
-            Engine::Dense(zoo) => zoo.freeze(sorted(ranges)),
-            Engine::Cnn(zoo) => zoo.freeze(sorted(ranges)),
+            Engine::Dense(zoo) => zoo.models.freeze(ranges),
+            Engine::Cnn(zoo) => zoo.models.freeze(ranges),
         }
         Ok(())
     }
@@ -488,8 +488,8 @@ impl<'a> Trainer<'a> {
                 }
             }
             Engine::Mlp { zoo, .. } => zoo.restart_optimizer(lr),
-            Engine::Dense(zoo) => zoo.restart_optimizer(lr),
-            Engine::Cnn(zoo) => zoo.restart_optimizer(lr),
+            Engine::Dense(zoo) => zoo.models.restart_optimizer(lr),
+            Engine::Cnn(zoo) => zoo.models.restart_optimizer(lr),
         }
     }
 
@@ -499,8 +499,8 @@ impl<'a> Trainer<'a> {
         match &mut self.engine {
             Engine::Tape { params, .. } => *params = Tensor::from_data(TensorData::new(flat, [self.k, p]), &self.device),
             Engine::Mlp { zoo, .. } => zoo.set_weights(self.arch, &flat),
-            Engine::Dense(zoo) => zoo.set_weights(&flat),
-            Engine::Cnn(zoo) => zoo.set_weights(&flat),
+            Engine::Dense(zoo) => zoo.models.set_weights(&flat),
+            Engine::Cnn(zoo) => zoo.models.set_weights(&flat),
         }
     }
 
@@ -509,15 +509,8 @@ impl<'a> Trainer<'a> {
         match &self.engine {
             Engine::Tape { params, .. } => params.to_data().try_into_vec::<f32>().expect("f32 parameters"),
             Engine::Mlp { zoo, .. } => zoo.weights(self.arch),
-            Engine::Dense(zoo) => zoo.weights(),
-            Engine::Cnn(zoo) => zoo.weights(),
+            Engine::Dense(zoo) => zoo.models.weights(),
+            Engine::Cnn(zoo) => zoo.models.weights(),
         }
     }
-}
-
-/// Parameter ranges in order, each once.
-fn sorted(mut ranges: Vec<std::ops::Range<usize>>) -> Vec<std::ops::Range<usize>> {
-    ranges.sort_by_key(|r| r.start);
-    ranges.dedup();
-    ranges
 }
