@@ -1,7 +1,7 @@
 //! Task families: many classification tasks made from one source (`[data.*] tasks`), the data
 //! conditional generators (D2NWG, IGPG, FLoWN) learn to generate weights *for*.
 //!
-//! A family becomes an ordinary grouped [`Dataset`]: task t is group t, a contiguous block of
+//! A family becomes an ordinary grouped [`Dataset`](super::Dataset): task t is group t, a contiguous block of
 //! equal size in every split, with labels `0 .. ways`. So zoo training (model i learns task
 //! i mod count), scoring on a model's own task and fine-tuning reuse the many-shape machinery.
 //! Task ids are stable: the training tasks first, then the held-out, then the

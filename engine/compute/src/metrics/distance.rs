@@ -85,7 +85,7 @@ fn exact(a: &[f32], b: &[f32]) -> (f64, f64) {
 /// among the training checkpoints themselves). Ties go to the lowest row.
 ///
 /// Every distance is first estimated from one GEMM; only the rows whose estimate is within
-/// [`slack`] of the smallest are measured exactly (in f64, term by term), so the result is the
+/// rounding slack of the smallest are measured exactly (in f64, term by term), so the result is the
 /// exact search's, at the cost of a matrix product instead of n·m·p scalar steps.
 pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bool) -> Vec<Nearest> {
     let (n, m) = (models.len() / p.max(1), reference.len() / p.max(1));
