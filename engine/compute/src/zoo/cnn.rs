@@ -64,7 +64,6 @@ struct At {
 pub(super) struct CnnZoo {
     pub models: Models,
     classes: usize,
-    p: usize,
     at: At,
     x: Vec<f32>,
     y: Vec<usize>,
@@ -93,8 +92,7 @@ impl CnnZoo {
             f2: r("fc2.weight"),
             c2: r("fc2.bias"),
         };
-        let p = layout.len();
-        Some(CnnZoo { models: Models::new(recipe, flat, k, p), classes: *classes, p, at, x: train.x.clone(), y: train.y.iter().map(|&v| v as usize).collect() })
+        Some(CnnZoo { models: Models::new(recipe, flat, k, layout.len()), classes: *classes, at, x: train.x.clone(), y: train.y.iter().map(|&v| v as usize).collect() })
     }
 
     /// One optimiser step on the batch `indices` (K·B example indices, model-major).
@@ -102,7 +100,7 @@ impl CnnZoo {
         let b = indices.len() / self.models.k().max(1);
         let update = self.models.updates(1)[0];
         let shared = Shared { at: &self.at, x: &self.x, y: &self.y };
-        let (p, classes) = (self.p, self.classes);
+        let (p, classes) = (self.models.p(), self.classes);
         self.models.each(|| Work::new(p, classes), |work, j, mut model| train_model(&shared, work, &mut model, &indices[j * b..(j + 1) * b], &update));
     }
 }

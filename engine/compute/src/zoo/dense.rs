@@ -45,7 +45,6 @@ struct Net {
 /// K MLPs in training, and the training split they learn from.
 pub(super) struct DenseZoo {
     pub models: Models,
-    p: usize,
     net: Net,
 }
 
@@ -66,9 +65,8 @@ impl DenseZoo {
         let layout = arch.layout();
         let range = |name: String| layout.get(&name).map(|p| p.range());
         let layers = (0..sizes.len() - 1).map(|i| Some((range(format!("layers.{i}.weight"))?, range(format!("layers.{i}.bias"))?))).collect::<Option<Vec<_>>>()?;
-        let p = layout.len();
         let net = Net { sizes: sizes.clone(), activation: *activation, layers, x: train.x.clone(), target };
-        Some(DenseZoo { models: Models::new(recipe, flat, k, p), p, net })
+        Some(DenseZoo { models: Models::new(recipe, flat, k, layout.len()), net })
     }
 
     /// One optimizer step per entry of `batches` (each K·B example indices, model-major),
@@ -79,7 +77,7 @@ impl DenseZoo {
         let trains = self.models.trains();
         let Some(lowest) = self.net.layers.iter().position(|(w, b)| trains.iter().any(|r| overlaps(r, w) || overlaps(r, b))) else { return };
         let shared = Shared { net: &self.net, lowest, b };
-        let p = self.p;
+        let p = self.models.p();
         self.models.each(
             || Work::new(&shared, p),
             |work, j, mut model| {

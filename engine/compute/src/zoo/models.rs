@@ -22,7 +22,7 @@ pub(super) struct Model<'a> {
     pub weights: &'a mut [f32],
     m: &'a mut [f32],
     v: &'a mut [f32],
-    pub trains: &'a [Range<usize>],
+    trains: &'a [Range<usize>],
 }
 
 impl Model<'_> {
@@ -75,6 +75,11 @@ impl Models {
     /// How many models.
     pub fn k(&self) -> usize {
         self.k
+    }
+
+    /// Parameters per model.
+    pub fn p(&self) -> usize {
+        self.p
     }
 
     pub fn set_weights(&mut self, flat: &[f32]) {
