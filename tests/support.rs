@@ -15,6 +15,17 @@ pub fn abi_version() -> String {
     wit.lines().find_map(|l| l.trim().strip_prefix("package weightlab:plugin@")).expect("package line").trim_end_matches(';').to_string()
 }
 
+/// Builds tests/hostile (a plugin that misbehaves on request) for wasm32-wasip2 and returns
+/// the component's path.
+pub fn build_hostile() -> PathBuf {
+    let manifest = root().join("tests/hostile/Cargo.toml");
+    let status = Command::new(env!("CARGO")).args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"]).arg(&manifest).current_dir(root()).status().expect("cargo runs");
+    assert!(status.success(), "building the hostile plugin failed");
+    let meta = Command::new(env!("CARGO")).args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"]).arg(&manifest).current_dir(root()).output().expect("cargo metadata runs");
+    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).expect("cargo metadata prints JSON");
+    PathBuf::from(meta["target_directory"].as_str().expect("a target directory")).join("wasm32-wasip2/release/hostile.wasm")
+}
+
 /// The `weightlab` binary built alongside the tests: `cargo test --workspace` (what
 /// `make test` runs) builds it next to the test's own `deps/` folder.
 pub fn binary() -> PathBuf {

@@ -1,19 +1,7 @@
 //! Hostile plugins are contained: each misbehaviour stops only its own method, with a reason
 //! that says what happened, and the other methods' results are intact.
 
-use std::process::Command;
-
-use weightlab_e2e::{abi_version, column, experiment, root, strings, weightlab, weightlab_ok, weightlab_peak_rss};
-
-/// Builds tests/hostile for wasm32-wasip2 and returns the component's path.
-fn build_hostile() -> std::path::PathBuf {
-    let manifest = root().join("tests/hostile/Cargo.toml");
-    let status = Command::new(env!("CARGO")).args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"]).arg(&manifest).current_dir(root()).status().expect("cargo runs");
-    assert!(status.success(), "building the hostile plugin failed");
-    let meta = Command::new(env!("CARGO")).args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"]).arg(&manifest).current_dir(root()).output().unwrap();
-    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).unwrap();
-    std::path::PathBuf::from(meta["target_directory"].as_str().unwrap()).join("wasm32-wasip2/release/hostile.wasm")
-}
+use weightlab_e2e::{abi_version, build_hostile, column, experiment, root, strings, weightlab, weightlab_ok, weightlab_peak_rss};
 
 fn method(name: &str, mode: &str, limits: &str) -> String {
     format!("[[method]]\nname = \"{name}\"\nplugin = \"hostile.wasm\"\nzoo = \"mlp\"\nsamples = 4\nconfig = {{ mode = \"{mode}\" }}\nlimits = {{ {limits} }}\n\n")
@@ -36,7 +24,7 @@ fn hostile_plugins_are_contained() {
     let wasm = build_hostile();
     let mut manifest = format!("[experiment]\nname = \"hostile\"\n\n{BLOBS_ZOO}[[method]]\nname = \"copy before\"\nplugin = \"copy\"\nzoo = \"mlp\"\nsamples = 4\n\n");
     // (method, mode, limits, what the reason must say, time limit in s if the case is about one)
-    let cases: [(&str, &str, &str, &str, Option<f64>); 18] = [
+    let cases: [(&str, &str, &str, &str, Option<f64>); 24] = [
         ("loop (deadline)", "loop", "timeout_secs = 1.0", "time limit 1s exceeded", Some(1.0)),
         ("loop (fuel)", "loop", "fuel = 50000000", "ran out of fuel", None),
         ("allocation bomb", "alloc", "memory_mib = 64", "memory", None),
@@ -55,6 +43,13 @@ fn hostile_plugins_are_contained() {
         ("long host op", "long-op", "timeout_secs = 1.0, tensor_memory_mib = 1024", "time limit 1s exceeded while blocked in the host (`matmul`)", Some(1.0)),
         ("host OOM in worker", "rust-oom", "worker_memory_mib = 900", "worker ran out of memory (OS limit 900 MiB) and aborted; its last words: memory allocation of", None),
         ("log flood then copy", "log-flood", "memory_mib = 64", "", None),
+        // Round two: what a plugin says and what its outputs cost are bounded.
+        ("long reason", "long-reason", "", "reason reason reason", None),
+        ("escape reason", "escape-reason", "", "]0;pwned[2J[H   Finished all ok", None),
+        ("empty reduce", "empty-reduce", "", "tensor-memory cap: `sum` [0, 100000, 100000] needs 37.3 GiB", None),
+        ("empty linear", "empty-linear", "", "tensor-memory cap: `linear` [[100000, 0], [100000, 0]] needs 37.3 GiB", None),
+        ("nan metric", "nan-metric", "", "", None),
+        ("many metrics", "many-metrics", "", "", None),
     ];
     for (name, mode, limits, _, _) in &cases {
         manifest.push_str(&method(name, mode, limits));
@@ -98,16 +93,53 @@ fn hostile_plugins_are_contained() {
     eprintln!("peak resident memory of the run and its workers: {peak_mib} MiB");
     assert!(peak_mib <= 1024 + RSS_MARGIN_MIB, "peak RSS {peak_mib} MiB is over the caps + margin");
     // The well-behaved methods before and after the hostile ones have all their samples, and
-    // so has the log flood, whose log was cut to the byte cap.
-    for name in ["copy before", "log flood then copy", "copy after"] {
+    // so have the log flood (its log cut to the byte cap), the method that logged NaN and
+    // infinite metrics (kept as missing values, with a warning) and the one that logged 200,000
+    // metric names (cut to 64).
+    for name in ["copy before", "log flood then copy", "nan metric", "many metrics", "copy after"] {
         assert_eq!(column(&run, "samples", Some(name), "accuracy").len(), 4, "{name}");
     }
+    assert!(stderr.contains("non-finite value(s) of `loss`"), "the NaN metric is warned about:\n{stderr}");
+    let i = methods.iter().position(|m| m == "long reason").expect("long reason failed");
+    assert!(reasons[i].len() <= 9 << 10 && reasons[i].contains("more bytes cut]"), "a 60 MiB reason is cut to 8 KiB: {} bytes", reasons[i].len());
+    // Terminal escapes from plugin text reach neither the terminal nor the tables; the
+    // engine's own colour codes (ESC [ … m) are all that is left.
+    let own_colours = regex_free_strip(&stderr);
+    assert!(!own_colours.contains('\x1b') && !stderr.contains('\u{9b}'), "plugin escape sequences reached stderr: {:?}", own_colours.split('\x1b').nth(1));
+    assert!(reasons.iter().all(|r| !r.contains('\x1b') && !r.contains('\r')), "escape sequences reached the failures table");
+    let log_names = strings(&run, "training_log", "name");
+    let log_methods = strings(&run, "training_log", "source");
+    let distinct: std::collections::BTreeSet<&String> = log_names.iter().zip(&log_methods).filter(|(_, m)| m.as_str() == "many metrics").map(|(n, _)| n).collect();
+    assert_eq!(distinct.len(), 64, "200,000 metric names are cut to 64");
     let sources = strings(&run, "messages", "source");
     let texts = strings(&run, "messages", "text");
     let flood: usize = sources.iter().zip(&texts).filter(|(s, _)| s.as_str() == "log flood then copy").map(|(_, t)| t.len()).sum();
     assert!(flood > 1000 && flood <= (1 << 20) + 4096, "the flood's log holds {flood} bytes; the cap is 1 MiB");
     let report = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(report.contains("tensor-memory cap") && report.contains("wrong shape"));
+    assert!(!report.contains('\x1b'), "no escape sequence in the report");
+    let size = |f: &str| std::fs::metadata(run.join(f)).map(|m| m.len()).unwrap_or(0);
+    assert!(size("report.html") < 8 << 20 && size("failures.parquet") < 1 << 20, "bounded outputs: report {} B, failures {} B", size("report.html"), size("failures.parquet"));
+}
+
+/// `text` without the engine's own colour codes (`ESC [ digits ; … m`), so what remains of ESC
+/// came from somewhere else.
+fn regex_free_strip(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("\x1b[") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let len = after.find(|c: char| !(c.is_ascii_digit() || c == ';')).unwrap_or(after.len());
+        if after[len..].starts_with('m') {
+            rest = &after[len + 1..];
+        } else {
+            out.push('\x1b');
+            rest = &rest[i + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// One method whose plugin reads the clock and draws WASI random bytes.

@@ -7,6 +7,10 @@
 //! - [`limits`]: per-plugin limits: deadline, fuel, memory, host tensor memory, OS memory.
 //! - [`budget`] and [`shapes`]: host tensor memory accounted before libtorch allocates.
 //! - [`worker`]: each plugin job in its own process, killed on its deadline.
+//! - [`code`]: a plugin's component bytes, read once and hashed: what workers are handed.
+//! - [`compiled`]: the disk cache of compiled components, each entry verified before use.
+//! - [`untrusted`] and [`config_schema`]: plugin text bounded and cleaned, config schemas
+//!   held to a subset that cannot recurse or reach out.
 //! - [`abi`]: which WIT versions are compatible (semver).
 //! - [`compat`]: adapters that run plugins built against older frozen WIT versions.
 //! - [`metadata`]: a built plugin's description in a custom section, read without running it.
@@ -17,7 +21,10 @@
 pub mod abi;
 pub mod bench;
 pub mod budget;
+pub mod code;
 pub mod compat;
+pub mod compiled;
+pub mod config_schema;
 pub mod limits;
 pub mod metadata;
 pub mod plugin;
@@ -25,8 +32,10 @@ pub mod runtime;
 pub mod shapes;
 pub mod state;
 pub mod tensors;
+pub mod untrusted;
 pub mod worker;
 
+pub use code::PluginCode;
 pub use limits::Limits;
 pub use plugin::{CheckpointView, Conditions, Description, ParamView, Plugin, PluginError, ProbeTarget, Role, SourceView, TargetKind, ZooView, role_name};
 pub use runtime::Runtime;

@@ -112,7 +112,29 @@ pub fn read(bytes: &[u8]) -> Result<Option<Metadata>, ReadError> {
     let top = top_level(bytes)?;
     match top.custom.iter().find(|(name, _, _)| name == SECTION) {
         None => Ok(None),
-        Some((_, data, _)) => serde_json::from_slice(data).map(Some).map_err(|e| ReadError(format!("its `{SECTION}` section is not valid metadata: {e}"))),
+        Some((_, data, _)) => {
+            let m: Metadata = serde_json::from_slice(data).map_err(|e| ReadError(format!("its `{SECTION}` section is not valid metadata: {e}")))?;
+            m.checked().map(Some).map_err(|e| ReadError(format!("its `{SECTION}` section is refused: {e}")))
+        }
+    }
+}
+
+impl Metadata {
+    /// The metadata with its text cleaned and bounded and its config schema checked, as a
+    /// description a plugin gives when it runs ([`crate::Description::checked`]): the section
+    /// is plugin-written bytes.
+    fn checked(self) -> Result<Metadata, String> {
+        use crate::untrusted::{ABOUT_BYTES, NAME_BYTES, line, text};
+        crate::config_schema::check(&self.config_schema).map_err(|e| e.to_string())?;
+        Ok(Metadata {
+            name: line(&self.name, NAME_BYTES),
+            version: line(&self.version, NAME_BYTES),
+            role: line(&self.role, NAME_BYTES),
+            abi: line(&self.abi, NAME_BYTES),
+            about: text(&self.about, ABOUT_BYTES),
+            config_schema: self.config_schema,
+            built_with: line(&self.built_with, NAME_BYTES),
+        })
     }
 }
 

@@ -41,6 +41,24 @@ pub struct Description {
     pub abi: String,
 }
 
+impl Description {
+    /// The description with its text cleaned and bounded as plugin text is
+    /// ([`crate::untrusted`]), and its config schema checked against the subset plugins may
+    /// use ([`crate::config_schema`]); `Err` says why it is refused.
+    pub fn checked(self) -> Result<Description, String> {
+        use crate::untrusted::{ABOUT_BYTES, NAME_BYTES, line, text};
+        crate::config_schema::check(&self.config_schema).map_err(|e| e.to_string())?;
+        Ok(Description {
+            name: line(&self.name, NAME_BYTES),
+            version: line(&self.version, NAME_BYTES),
+            role: self.role,
+            about: text(&self.about, ABOUT_BYTES),
+            config_schema: self.config_schema,
+            abi: line(&self.abi, NAME_BYTES),
+        })
+    }
+}
+
 /// What the host tells a conditional generator about tasks, as plain data: matrices with one
 /// row per training checkpoint (`fit`) or one row for the target task (`sample`), row-major
 /// with their widths. Empty (the default) when the zoo's data is not a task family.
@@ -158,8 +176,11 @@ impl ProbeTarget {
 
 impl PluginError {
     /// A failure of `call` in `plugin`; the worker's peak memory is added where it is known.
+    /// The reason is plugin text (a plugin's own error, its panic message): it is cleaned and
+    /// cut to [`crate::untrusted::REASON_BYTES`].
     pub fn new(plugin: impl Into<String>, call: &'static str, reason: impl Into<String>) -> Self {
-        Self { plugin: plugin.into(), call, reason: reason.into(), peak_rss_bytes: None }
+        use crate::untrusted::{NAME_BYTES, REASON_BYTES, line, text};
+        Self { plugin: line(&plugin.into(), NAME_BYTES), call, reason: text(&reason.into(), REASON_BYTES), peak_rss_bytes: None }
     }
 }
 
@@ -259,12 +280,13 @@ pub struct Plugin {
 }
 
 impl Plugin {
-    /// Compiles (cached), checks the ABI, instantiates and describes the plugin at `path`.
+    /// Compiles (cached), checks the ABI, instantiates and describes the plugin whose
+    /// component is `code` (bytes the caller has read and hashed: never re-read from a path).
     /// `seed` seeds the WASI randomness the plugin may draw (use the method seed).
-    pub fn load(runtime: &Runtime, name: &str, path: &Path, limits: Limits, seed: u64) -> Result<Plugin, PluginError> {
+    pub fn load(runtime: &Runtime, name: &str, code: &crate::PluginCode, limits: Limits, seed: u64) -> Result<Plugin, PluginError> {
         let fail = |call: &'static str, reason: String| PluginError::new(name.to_string(), call, reason);
-        let bytes = std::fs::read(path).map_err(|e| fail("load", format!("reading {}: {e}", path.display())))?;
-        let (versions, bytes) = crate::metadata::for_loading(&bytes).map_err(|e| fail("load", format!("{}: {e}", path.display())))?;
+        let path = code.path.as_path();
+        let (versions, bytes) = crate::metadata::for_loading(&code.bytes).map_err(|e| fail("load", format!("{}: {e}", path.display())))?;
         let Some(abi) = versions.first().cloned() else {
             return Err(fail("load", format!("{} does not use the weightlab:plugin interfaces; is it a weightlab plugin?", path.display())));
         };
@@ -288,7 +310,7 @@ impl Plugin {
             Some(_) => crate::compat::relabel(&bytes, &abi, crate::ABI_VERSION).map_err(|e| fail("load", e))?,
             None => bytes,
         };
-        let component = runtime.compile_bytes(&bytes, path).map_err(|e| fail("load", format!("{e:#}")))?;
+        let component = runtime.compile(&bytes, &path.display().to_string()).map_err(|e| fail("load", format!("{e:#}")))?;
         let store_limits = StoreLimitsBuilder::new().memory_size(limits.memory_bytes).instances(4).tables(16).memories(4).build();
         let mut store = Store::new(&runtime.engine, PluginState::new(store_limits, limits.tensor_bytes, seed));
         store.limiter(|s| s);
@@ -379,8 +401,12 @@ impl Plugin {
             Exports::Probe(p) => Ok(p.weightlab_plugin_probe().call_describe(s)?),
             Exports::Legacy(l) => Ok(l.describe(s)?),
         })?;
-        let config_schema = serde_json::from_str(&d.config_schema).map_err(|e| PluginError::new(self.name.clone(), "describe", format!("config schema is not JSON: {e}")))?;
-        Ok(Description { name: d.name, version: d.version, role: d.role, about: d.about, config_schema, abi: String::new() })
+        let refuse = |reason: String| PluginError::new(self.name.clone(), "describe", reason);
+        if d.config_schema.len() > crate::untrusted::SCHEMA_BYTES {
+            return Err(refuse(format!("config schema is {} bytes, more than the {} allowed", d.config_schema.len(), crate::untrusted::SCHEMA_BYTES)));
+        }
+        let config_schema = serde_json::from_str(&d.config_schema).map_err(|e| refuse(format!("config schema is not JSON: {e}")))?;
+        Description { name: d.name, version: d.version, role: d.role, about: d.about, config_schema, abi: String::new() }.checked().map_err(refuse)
     }
 
     fn wrong_role(&self, call: &'static str) -> PluginError {

@@ -1,5 +1,6 @@
 //! The wasmtime runtime shared by every plugin of a run: one engine with fuel and epoch
-//! interruption, a disk cache of compiled components (a component compiles once per machine),
+//! interruption, a disk cache of compiled components (a component compiles once per machine;
+//! see [`crate::compiled`] for how a cached entry is tied to the bytes it was compiled from),
 //! and a linker with only what plugins may use: weightlab's interfaces and a WASI that has no
 //! files, network, environment or clock beyond what wasmtime-wasi's empty context gives.
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{CacheConfig, Config, Engine};
+use wasmtime::{Config, Engine};
 
 use crate::state::PluginState;
 
@@ -20,6 +21,8 @@ pub const TICK: Duration = Duration::from_millis(10);
 pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: std::sync::Arc<Linker<PluginState>>,
+    /// Compiled components on disk, verified before use; `None`: compile every time.
+    cache: Option<crate::compiled::Cache>,
 }
 
 impl Runtime {
@@ -27,13 +30,11 @@ impl Runtime {
     pub fn new(cache_dir: Option<&Path>) -> Result<Self> {
         let mut config = Config::new();
         config.consume_fuel(true).epoch_interruption(true).wasm_component_model(true);
-        if let Some(dir) = cache_dir {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating component cache {}", dir.display()))?;
-            let mut cache = CacheConfig::new();
-            cache.with_directory(dir);
-            config.cache(Some(wasmtime::Cache::new(cache)?));
-        }
         let engine = Engine::new(&config)?;
+        let cache = match cache_dir {
+            Some(dir) => crate::compiled::Cache::open(dir, &engine).map_err(|e| eprintln!("weightlab: compiled components are not cached: {e}")).ok(),
+            None => None,
+        };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         crate::bindings::Generator::add_to_linker::<PluginState, wasmtime::component::HasSelf<PluginState>>(&mut linker, |s| s)?;
@@ -46,7 +47,7 @@ impl Runtime {
                 std::thread::sleep(TICK);
             }
         })?;
-        Ok(Self { engine, linker: std::sync::Arc::new(linker) })
+        Ok(Self { engine, linker: std::sync::Arc::new(linker), cache })
     }
 
     /// The default cache folder: `$WEIGHTLAB_CACHE/components` or `~/.cache/weightlab/components`.
@@ -57,14 +58,13 @@ impl Runtime {
         std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/weightlab/components"))
     }
 
-    /// Compiles (or fetches from the cache) the component at `path`.
-    pub fn compile(&self, path: &Path) -> Result<Component> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading plugin {}", path.display()))?;
-        self.compile_bytes(&bytes, path)
-    }
-
-    /// Compiles (or fetches from the cache) a component read from `path`.
-    pub fn compile_bytes(&self, bytes: &[u8], path: &Path) -> Result<Component> {
-        Component::new(&self.engine, bytes).map_err(anyhow::Error::from).with_context(|| format!("{} is not a valid WebAssembly component", path.display()))
+    /// Compiles `bytes` (or takes its compiled form from the cache, once verified); `what`
+    /// names the plugin in errors.
+    pub fn compile(&self, bytes: &[u8], what: &str) -> Result<Component> {
+        let compile = || Component::new(&self.engine, bytes).map_err(anyhow::Error::from).with_context(|| format!("{what} is not a valid WebAssembly component"));
+        match &self.cache {
+            Some(cache) => cache.get_or_compile(&self.engine, bytes, compile),
+            None => compile(),
+        }
     }
 }

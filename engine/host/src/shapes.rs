@@ -82,13 +82,23 @@ pub fn conv_transpose_len(len: i64, kernel: i64, stride: i64, padding: i64, outp
     (l > 0).then_some(l)
 }
 
-/// Elements left after reducing `dim` away (or everything, for an invalid dim).
+/// Elements left after reducing `dim` away (or everything, for an invalid dim): the product
+/// of the other dimensions — never derived from the input's element count, which is 0 when
+/// the reduced dimension is empty although the output is not.
 pub fn reduced(shape: &[i64], dim: i32) -> Option<u64> {
-    let total = numel(shape)?;
     let d = if dim < 0 { shape.len() as i64 + dim as i64 } else { dim as i64 };
-    match usize::try_from(d).ok().and_then(|d| shape.get(d)) {
-        Some(&size) if size > 0 => Some(total / size as u64),
-        _ => Some(total),
+    match usize::try_from(d).ok().filter(|&d| d < shape.len()) {
+        Some(d) => numel(&shape[..d])?.checked_mul(numel(&shape[d + 1..])?),
+        None => numel(shape),
+    }
+}
+
+/// Elements of `linear`'s output: every row of `x` (all dimensions but the last) times the
+/// weight's outputs (its first dimension), however many inputs there are (0 included).
+pub fn linear(x: &[i64], weight: &[i64]) -> Option<u64> {
+    match (x.split_last(), weight.first()) {
+        (Some((_, rows)), Some(&outputs)) => numel(rows)?.checked_mul(u64::try_from(outputs).ok()?),
+        _ => numel(x),
     }
 }
 
@@ -118,5 +128,10 @@ mod tests {
         assert_eq!(conv_transpose_len(50, 4, 2, 1, 0), Some(100));
         assert_eq!(reduced(&[4, 5, 6], 1), Some(24));
         assert_eq!(reduced(&[4, 5, 6], -1), Some(20));
+        // An empty reduced dimension: the input holds nothing, the output 10^10 elements.
+        assert_eq!(reduced(&[0, 100_000, 100_000], 0), Some(10_000_000_000));
+        assert_eq!(reduced(&[3], 5), Some(3));
+        assert_eq!(linear(&[100_000, 0], &[100_000, 0]), Some(10_000_000_000));
+        assert_eq!(linear(&[8, 4, 3], &[5, 3]), Some(160));
     }
 }

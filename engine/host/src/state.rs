@@ -18,7 +18,69 @@ use crate::budget::Budget;
 pub struct MetricRecord {
     pub name: String,
     pub step: u32,
+    /// Kept as logged, NaN and infinities included (sent as text between processes: JSON has
+    /// no NaN, and a number it cannot hold must not lose the job's samples).
+    #[serde(with = "non_finite_as_text")]
     pub value: f32,
+}
+
+/// `f32` in JSON with NaN and the infinities as the strings `"NaN"`, `"inf"`, `"-inf"`.
+mod non_finite_as_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+        match *v {
+            v if v.is_nan() => s.serialize_str("NaN"),
+            f32::INFINITY => s.serialize_str("inf"),
+            f32::NEG_INFINITY => s.serialize_str("-inf"),
+            v => s.serialize_f32(v),
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Wire {
+        Number(f32),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+        Ok(match Wire::deserialize(d)? {
+            Wire::Number(v) => v,
+            Wire::Text(t) if t == "inf" => f32::INFINITY,
+            Wire::Text(t) if t == "-inf" => f32::NEG_INFINITY,
+            Wire::Text(_) => f32::NAN,
+        })
+    }
+}
+
+/// What a plugin logged, held to the caps of [`log_caps`] and cleaned as plugin text (see
+/// [`crate::untrusted`]): the parent applies it to what a worker reports, whatever the worker
+/// did.
+pub fn bounded_log(metrics: Vec<MetricRecord>, messages: Vec<String>) -> (Vec<MetricRecord>, Vec<String>) {
+    let mut names: Vec<String> = Vec::new();
+    let mut kept = Vec::with_capacity(metrics.len().min(log_caps::METRIC_RECORDS));
+    for m in metrics.into_iter().take(log_caps::METRIC_RECORDS) {
+        let name = crate::untrusted::line(&m.name, log_caps::METRIC_NAME_BYTES);
+        if !names.contains(&name) {
+            if names.len() >= log_caps::METRIC_NAMES {
+                continue;
+            }
+            names.push(name.clone());
+        }
+        kept.push(MetricRecord { name, ..m });
+    }
+    let mut total = 0usize;
+    let mut out = Vec::new();
+    for text in messages {
+        if total >= log_caps::MESSAGES_TOTAL_BYTES + 4096 {
+            break;
+        }
+        let text = crate::untrusted::text(&text, log_caps::MESSAGE_BYTES);
+        total += text.len();
+        out.push(text);
+    }
+    (kept, out)
 }
 
 /// Byte caps on what a plugin can make the host keep: its log and its stderr.
@@ -31,6 +93,9 @@ pub mod log_caps {
     pub const METRIC_NAME_BYTES: usize = 128;
     /// Metric records kept (each at most a name and two numbers).
     pub const METRIC_RECORDS: usize = 200_000;
+    /// Distinct metric names kept: each becomes a curve in the report; records of further names
+    /// are dropped (and a message says so).
+    pub const METRIC_NAMES: usize = 64;
     /// The plugin's stderr (panic messages land there).
     pub const STDERR_BYTES: usize = 64 << 10;
 }
@@ -102,6 +167,8 @@ pub struct PluginState {
     pub(crate) activity: Activity,
     /// Metrics and messages the plugin logged (capped, see [`log_caps`]).
     pub metrics: Vec<MetricRecord>,
+    metric_names: std::collections::HashSet<String>,
+    metric_names_capped: bool,
     pub messages: Vec<String>,
     messages_bytes: usize,
     /// Called on `log.progress(done, total)`.
@@ -135,6 +202,8 @@ impl PluginState {
             budget: Budget::new(tensor_cap),
             activity: Activity::default(),
             metrics: Vec::new(),
+            metric_names: std::collections::HashSet::new(),
+            metric_names_capped: false,
             messages: Vec::new(),
             messages_bytes: 0,
             on_progress: None,
@@ -151,22 +220,6 @@ impl PluginState {
     pub fn peak_tensor_bytes(&self) -> u64 {
         self.budget.peak()
     }
-}
-
-/// `text` cut to at most `max` bytes at a character boundary.
-fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        let cut = text.len() - end;
-        text.truncate(end);
-        text.push_str(&format!("… [{cut} more bytes cut]"));
-        // The guest's string arrived whole: give its memory back, keep only what is logged.
-        text.shrink_to_fit();
-    }
-    text
 }
 
 impl WasiView for PluginState {
@@ -190,9 +243,20 @@ impl crate::bindings::weightlab::plugin::types::Host for PluginState {}
 
 impl crate::bindings::weightlab::plugin::log::Host for PluginState {
     fn metric(&mut self, name: String, step: u32, value: f32) -> anyhow::Result<()> {
-        if self.metrics.len() < log_caps::METRIC_RECORDS {
-            self.metrics.push(MetricRecord { name: truncate(name, log_caps::METRIC_NAME_BYTES), step, value });
+        if self.metrics.len() >= log_caps::METRIC_RECORDS {
+            return Ok(());
         }
+        let name = crate::untrusted::line(&name, log_caps::METRIC_NAME_BYTES);
+        if !self.metric_names.contains(&name) {
+            if self.metric_names.len() >= log_caps::METRIC_NAMES {
+                if !std::mem::replace(&mut self.metric_names_capped, true) {
+                    self.message(format!("[metrics of further names dropped: the log keeps {} metric names]", log_caps::METRIC_NAMES))?;
+                }
+                return Ok(());
+            }
+            self.metric_names.insert(name.clone());
+        }
+        self.metrics.push(MetricRecord { name, step, value });
         Ok(())
     }
 
@@ -200,7 +264,7 @@ impl crate::bindings::weightlab::plugin::log::Host for PluginState {
         if self.messages_bytes >= log_caps::MESSAGES_TOTAL_BYTES {
             return Ok(());
         }
-        let text = truncate(text, log_caps::MESSAGE_BYTES.min(log_caps::MESSAGES_TOTAL_BYTES - self.messages_bytes));
+        let text = crate::untrusted::text(&text, log_caps::MESSAGE_BYTES.min(log_caps::MESSAGES_TOTAL_BYTES - self.messages_bytes));
         self.messages_bytes += text.len();
         self.messages.push(text);
         if self.messages_bytes >= log_caps::MESSAGES_TOTAL_BYTES {

@@ -436,10 +436,7 @@ impl wit::HostTensor for PluginState {
 
     fn linear(&mut self, r: Resource<TensorEntry>, weight: Resource<TensorEntry>, bias: Option<Resource<TensorEntry>>) -> Result<Resource<TensorEntry>> {
         let (x, w) = (self.size(&r)?, self.size(&weight)?);
-        let out = match (x.last(), w.first()) {
-            (Some(&inputs), Some(&outputs)) if inputs > 0 => numel(&x).map(|n| n / inputs as u64).and_then(|rows| rows.checked_mul(u64::try_from(outputs).ok()?)),
-            _ => numel(&x),
-        };
+        let out = shapes::linear(&x, &w);
         let b = self.optional(&bias)?;
         let mut inputs = vec![&r, &weight];
         inputs.extend(bias.as_ref());

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::code::PluginCode;
 use crate::limits::{KILL_MARGIN, Limits};
 use crate::plugin::{Conditions, Description, Plugin, PluginError, ProbeTarget, Role, ZooView};
 use crate::state::MetricRecord;
@@ -29,17 +30,36 @@ pub const WORKER_ARG: &str = "__worker";
 /// Exit code of a worker that stopped itself at a deadline.
 const EXIT_DEADLINE: i32 = 70;
 
-/// What the parent asks of a worker.
+/// What the parent asks of a worker. The component's bytes follow the request line (the
+/// worker never opens the plugin's file: what was hashed is what runs), then the job's blocks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Request {
     /// The plugin's name in messages.
     pub plugin: String,
+    /// Where the component was read from (messages only).
     pub path: PathBuf,
+    /// SHA-256 of the component bytes that follow; the worker checks them against it.
+    pub sha256: String,
+    /// Length of the component bytes that follow.
+    pub component_bytes: usize,
     pub limits: Limits,
     /// Where compiled components are cached.
     pub cache_dir: Option<PathBuf>,
     pub job: Job,
 }
+
+impl Request {
+    /// A request to run `job` with the plugin `code` (its bytes go to the worker with it).
+    pub fn new(plugin: &str, code: &PluginCode, limits: Limits, cache_dir: Option<PathBuf>, job: Job) -> Self {
+        Request { plugin: plugin.to_string(), path: code.path.clone(), sha256: code.sha256.clone(), component_bytes: code.bytes.len(), limits, cache_dir, job }
+    }
+}
+
+/// Longest line of events the parent reads from a worker: a finished job's metrics (at most
+/// [`crate::state::log_caps::METRIC_RECORDS`] short records) and messages fit many times over.
+const MAX_EVENT_LINE: u64 = 64 << 20;
+/// How much of a worker's stderr the parent keeps (its tail, for crash reports).
+const STDERR_TAIL: usize = 4096;
 
 /// One job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +131,15 @@ impl Job {
         }
     }
 
+    /// How many `f32` a finished job returns.
+    fn values(&self) -> usize {
+        match self {
+            Job::Describe => 0,
+            Job::Run { zoo, samples, conditioning, .. } => conditioning.total(*samples).saturating_mul(zoo.parameters as usize),
+            Job::Probe { target, predict_rows, predict_labels, .. } => predict_rows.saturating_mul(target.prediction_columns(if *predict_labels > 0 { *predict_labels } else { target.labels.len() })),
+        }
+    }
+
     fn seed(&self) -> u64 {
         match self {
             Job::Run { seed, .. } | Job::Probe { seed, .. } => *seed,
@@ -135,14 +164,15 @@ impl DescriptionWire {
         Self { name: d.name.clone(), version: d.version.clone(), role: crate::role_name(d.role).into(), about: d.about.clone(), config_schema: d.config_schema.clone(), abi: d.abi.clone() }
     }
 
-    /// Back to a [`Description`].
-    pub fn description(&self) -> Description {
+    /// Back to a [`Description`], checked as plugin text is (see [`Description::checked`]).
+    pub fn description(self) -> Result<Description, String> {
         let role = match self.role.as_str() {
             "generator" => Role::Generator,
             "probe" => Role::Probe,
-            _ => Role::Baseline,
+            "baseline" => Role::Baseline,
+            other => return Err(format!("unknown role `{}`", crate::untrusted::line(other, 32))),
         };
-        Description { name: self.name.clone(), version: self.version.clone(), role, about: self.about.clone(), config_schema: self.config_schema.clone(), abi: self.abi.clone() }
+        Description { name: self.name, version: self.version, role, about: self.about, config_schema: self.config_schema, abi: self.abi }.checked()
     }
 }
 
@@ -302,6 +332,13 @@ pub fn serve() -> i32 {
             return 2;
         }
     };
+    let code = match read_component(&mut input, &request) {
+        Ok(code) => code,
+        Err(reason) => {
+            emit(&Event::Failed { call: "load".into(), reason }, &[]);
+            return 2;
+        }
+    };
     let mut blocks = Vec::new();
     for len in request.job.blocks() {
         let mut bytes = vec![0u8; len * 4];
@@ -316,7 +353,7 @@ pub fn serve() -> i32 {
         eprintln!("weightlab worker: could not set the OS memory limit: {e}");
     }
     watchdog();
-    match run(&request, &blocks) {
+    match run(&request, &code, &blocks) {
         Ok(()) => 0,
         Err(e) => {
             finish(&Event::Failed { call: e.call.into(), reason: e.reason }, &[]);
@@ -325,11 +362,25 @@ pub fn serve() -> i32 {
     }
 }
 
-fn run(request: &Request, blocks: &[Vec<f32>]) -> Result<(), PluginError> {
+/// The component bytes after the request line, checked against the request's hash.
+fn read_component(input: &mut impl Read, request: &Request) -> Result<PluginCode, String> {
+    if request.component_bytes as u64 > crate::code::MAX_COMPONENT_BYTES {
+        return Err(format!("the component is {} bytes, more than a component may have", request.component_bytes));
+    }
+    let mut bytes = vec![0u8; request.component_bytes];
+    input.read_exact(&mut bytes).map_err(|e| format!("worker could not read the component: {e}"))?;
+    let code = PluginCode::from_bytes(&request.path, bytes);
+    if code.sha256 != request.sha256 {
+        return Err(format!("the component the worker received has sha256 {}, not the {} it was sent as", code.sha256, request.sha256));
+    }
+    Ok(code)
+}
+
+fn run(request: &Request, code: &PluginCode, blocks: &[Vec<f32>]) -> Result<(), PluginError> {
     let fail = |call: &'static str, reason: String| PluginError::new(request.plugin.clone(), call, reason);
     let runtime = crate::Runtime::new(request.cache_dir.as_deref()).map_err(|e| fail("load", format!("{e:#}")))?;
     emit(&Event::Call { call: "describe".into() }, &[]);
-    let mut plugin = Plugin::load(&runtime, &request.plugin, &request.path, request.limits.clone(), request.job.seed())?;
+    let mut plugin = Plugin::load(&runtime, &request.plugin, code, request.limits.clone(), request.job.seed())?;
     emit(&Event::Described(DescriptionWire::of(&plugin.description)), &[]);
     let mut last = Instant::now() - Duration::from_secs(1);
     plugin.on_progress(move |done, total| {
@@ -384,11 +435,16 @@ fn run(request: &Request, blocks: &[Vec<f32>]) -> Result<(), PluginError> {
 
 // ---------------------------------------------------------------- parent side
 
-/// Runs `request` in a worker process started from `exe` (the engine's binary), feeding it
-/// `payload` (the job's `f32` blocks, concatenated: see [`Job`]); `on_progress` sees the plugin's progress reports. Returns the plugin's
-/// description and, for a run job, its outcome.
-pub fn run_in_worker(exe: &Path, request: &Request, payload: &[f32], mut on_progress: impl FnMut(u32, u32)) -> Result<(Description, Option<Outcome>), PluginError> {
+/// Runs `request` in a worker process started from `exe` (the engine's binary), feeding it the
+/// component `code` (which the request was made for) and `payload` (the job's `f32` blocks,
+/// concatenated: see [`Job`]); `on_progress` sees the plugin's progress reports. Returns the
+/// plugin's description and, for a run job, its outcome. Everything the worker sends is
+/// bounded: event lines, the samples (their count is known in advance) and the stderr tail.
+pub fn run_in_worker(exe: &Path, code: &PluginCode, request: &Request, payload: &[f32], mut on_progress: impl FnMut(u32, u32)) -> Result<(Description, Option<Outcome>), PluginError> {
     let fail = |call: &str, reason: String| PluginError::new(request.plugin.clone(), leak_call(call), reason);
+    if code.sha256 != request.sha256 || code.bytes.len() != request.component_bytes {
+        return Err(fail("load", format!("the request names component {}, not the {} given", request.sha256, code.sha256)));
+    }
     let mut child = Command::new(exe)
         .arg(WORKER_ARG)
         .env(crate::tensors::DEVICE_VAR, crate::tensors::device_name())
@@ -401,36 +457,46 @@ pub fn run_in_worker(exe: &Path, request: &Request, payload: &[f32], mut on_prog
     let mut stdin = child.stdin.take().expect("piped stdin");
     let header = serde_json::to_string(request).map_err(|e| fail("load", e.to_string()))?;
     let payload: Vec<u8> = payload.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let component = code.bytes.clone();
     let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(header.as_bytes()).and_then(|_| stdin.write_all(b"\n")).and_then(|_| stdin.write_all(&payload));
+        let _ = stdin.write_all(header.as_bytes()).and_then(|_| stdin.write_all(b"\n")).and_then(|_| stdin.write_all(&component)).and_then(|_| stdin.write_all(&payload));
     });
-    // Keep the tail of stderr for crash reports.
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let stderr_tail = std::thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = stderr.read_to_end(&mut text);
-        let text = String::from_utf8_lossy(&text).into_owned();
-        let start = text.len().saturating_sub(4096);
-        let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
-        text[start..].to_string()
-    });
+    // Keep the tail of stderr for crash reports, reading it as it comes: a worker that prints
+    // without end (libtorch warnings in a loop) costs the parent no memory.
+    let stderr = child.stderr.take().expect("piped stderr");
+    let stderr_tail = std::thread::spawn(move || tail_of(stderr, STDERR_TAIL));
     // Events (and the samples after `Done`) come through a channel, so the deadline is ours.
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel::<(Event, Vec<u8>)>();
+    let expected = request.job.values();
     let reader = std::thread::spawn(move || {
         let mut out = BufReader::new(stdout);
-        let mut line = String::new();
+        let mut line = Vec::new();
         loop {
             line.clear();
-            match out.read_line(&mut line) {
+            match out.by_ref().take(MAX_EVENT_LINE).read_until(b'\n', &mut line) {
                 Ok(0) | Err(_) => break,
+                Ok(_) if !line.ends_with(b"\n") && line.len() as u64 >= MAX_EVENT_LINE => {
+                    let reason = format!("the worker sent an event of more than {} MiB; the job was stopped", MAX_EVENT_LINE >> 20);
+                    let _ = tx.send((Event::Failed { call: "load".into(), reason }, Vec::new()));
+                    break;
+                }
                 Ok(_) => {}
             }
-            let Ok(event) = serde_json::from_str::<Event>(&line) else {
-                continue;
+            let event = match serde_json::from_slice::<Event>(&line) {
+                Ok(e) => e,
+                Err(e) => {
+                    let reason = format!("the worker sent an unreadable event ({e}): {}", String::from_utf8_lossy(&line[..line.len().min(200)]));
+                    Event::Failed { call: "load".into(), reason }
+                }
             };
             let mut payload = Vec::new();
             if let Event::Done { values, .. } = &event {
+                if *values != expected {
+                    let reason = format!("returned {values} values where {expected} were asked for");
+                    let _ = tx.send((Event::Failed { call: "sample".into(), reason }, Vec::new()));
+                    break;
+                }
                 payload = vec![0u8; values * 4];
                 if out.read_exact(&mut payload).is_err() {
                     break;
@@ -453,11 +519,15 @@ pub fn run_in_worker(exe: &Path, request: &Request, payload: &[f32], mut on_prog
             Ok((event, payload)) => match event {
                 Event::Call { call: c } => call = (c, Instant::now()),
                 Event::Progress { done, total } => on_progress(done, total),
-                Event::Described(d) => description = Some(d.description()),
-                Event::Failed { call, reason } => failure = Some((call, reason)),
+                Event::Described(d) => match d.description() {
+                    Ok(d) => description = Some(d),
+                    Err(reason) => failure = failure.or(Some(("describe".into(), reason))),
+                },
+                Event::Failed { call, reason } => failure = failure.or(Some((call, reason))),
                 Event::Memory { peak_rss_bytes } => peak = peak.max(Some(peak_rss_bytes)),
                 Event::Done { metrics, messages, fit_seconds, sample_seconds, peak_tensor_bytes, .. } => {
                     let samples = payload.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                    let (metrics, messages) = crate::state::bounded_log(metrics, messages);
                     outcome = Some(Outcome { samples, metrics, messages, fit_seconds, sample_seconds, peak_tensor_bytes, peak_rss_bytes: None });
                 }
             },
@@ -501,6 +571,28 @@ pub fn run_in_worker(exe: &Path, request: &Request, payload: &[f32], mut on_prog
         (Job::Run { .. } | Job::Probe { .. }, Some(outcome)) => Ok((description, Some(Outcome { peak_rss_bytes: peak, ..outcome }))),
         _ => Err(fail(&call.0, crash_reason(status, &tail, request.limits.os_memory_bytes()))),
     }
+}
+
+/// The last `keep` bytes `from` gives, read in chunks as they come (never more than twice
+/// `keep` held), as text.
+fn tail_of(mut from: impl Read, keep: usize) -> String {
+    let mut tail: Vec<u8> = Vec::with_capacity(2 * keep);
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        match from.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                tail.extend_from_slice(&chunk[..n]);
+                if tail.len() > 2 * keep {
+                    tail.drain(..tail.len() - keep);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let start = tail.len().saturating_sub(keep);
+    crate::untrusted::text(&String::from_utf8_lossy(&tail[start..]), keep)
 }
 
 /// Call names are `&'static str` in [`PluginError`].

@@ -66,7 +66,7 @@ fn read(path: &Path, text: String, sources: &mut SourceMap, order: &mut Vec<usiz
         if stack.contains(&canonical) {
             return Err(located(format!("`{name}` is already being read: `extends` forms a cycle"), Some("remove one `extends` of the cycle".into())));
         }
-        let base_text = std::fs::read_to_string(&base_path)
+        let base_text = crate::files::read_manifest(&base_path)
             .map_err(|e| located(format!("cannot read `{}`: {e}", base_path.display()), Some("paths in `extends` are relative to the file that names them".into())))?;
         let base = read(&base_path, base_text, sources, order, stack)?;
         merge(&mut merged, base);

@@ -65,7 +65,7 @@ pub enum LoadError {
 
 /// Loads and validates the manifest at `path`.
 pub fn load(path: &Path, sets: &[String], catalog: &Catalog) -> Result<Loaded, LoadError> {
-    let raw = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+    let raw = crate::files::read_manifest(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
     load_str(path, &raw, sets, &base_dir, catalog)

@@ -77,9 +77,9 @@ fn dotted(path: &[Seg]) -> String {
 
 fn collect(e: &jsonschema::ValidationError, schema: &Value, spans: &Spans, out: &mut Vec<Diagnostic>) {
     use jsonschema::error::ValidationErrorKind as K;
-    let path = segments(e.instance_path.as_str());
+    let path = segments(e.instance_path().as_str());
     let at = dotted(&path);
-    match &e.kind {
+    match e.kind() {
         K::AdditionalProperties { unexpected } => {
             let known = properties_at(schema, &path);
             for key in unexpected {
@@ -95,13 +95,13 @@ fn collect(e: &jsonschema::ValidationError, schema: &Value, spans: &Spans, out: 
             let constants: Option<Vec<String>> = context
                 .iter()
                 .flatten()
-                .map(|inner| match &inner.kind {
-                    K::Constant { expected_value } if inner.instance_path.as_str() == e.instance_path.as_str() => expected_value.as_str().map(str::to_string),
+                .map(|inner| match inner.kind() {
+                    K::Constant { expected_value } if inner.instance_path().as_str() == e.instance_path().as_str() => expected_value.as_str().map(str::to_string),
                     _ => None,
                 })
                 .collect();
             if let Some(allowed) = constants.filter(|c| !c.is_empty()) {
-                let word = e.instance.as_str().map(str::to_string).unwrap_or_else(|| e.instance.to_string());
+                let word = e.instance().as_str().map(str::to_string).unwrap_or_else(|| e.instance().to_string());
                 let help = did_you_mean(&word, allowed.iter()).unwrap_or_else(|| one_of("allowed values", &allowed));
                 out.push(Diagnostic::new(format!("`{at}`: unknown value `{word}`"), spans.value(&path)).with_help(Some(help)));
                 return;
@@ -113,13 +113,13 @@ fn collect(e: &jsonschema::ValidationError, schema: &Value, spans: &Spans, out: 
             }
         }
         K::Enum { options } => {
-            let word = e.instance.as_str().unwrap_or_default().to_string();
+            let word = e.instance().as_str().unwrap_or_default().to_string();
             let allowed: Vec<String> = options.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
             let help = did_you_mean(&word, allowed.iter()).unwrap_or_else(|| one_of("allowed values", &allowed));
             out.push(Diagnostic::new(format!("`{at}`: unknown value `{word}`"), spans.value(&path)).with_help(Some(help)));
         }
         K::Constant { expected_value } => {
-            out.push(Diagnostic::new(format!("`{at}`: expected `{}`, found {}", expected_value.as_str().unwrap_or_default(), e.instance), spans.value(&path)));
+            out.push(Diagnostic::new(format!("`{at}`: expected `{}`, found {}", expected_value.as_str().unwrap_or_default(), e.instance()), spans.value(&path)));
         }
         K::Required { property } => {
             let what = if at.is_empty() { "the manifest".to_string() } else { format!("`{at}`") };

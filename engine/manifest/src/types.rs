@@ -114,6 +114,7 @@ pub struct Experiment {
     pub description: Option<String>,
     /// Seeds: every stochastic method stage runs once per seed, and results aggregate over them.
     #[serde(default = "default_seeds")]
+    #[schemars(length(max = 1000))]
     pub seeds: Vec<u64>,
     /// Output folder, relative to the manifest's folder's parent project (default `reports/<name>`).
     #[serde(default)]
@@ -121,6 +122,7 @@ pub struct Experiment {
     /// Most variant entries the sweeps may expand into (datasets, zoos and methods counted);
     /// a manifest expanding into more is refused before anything runs.
     #[serde(default = "default_max_variants")]
+    #[schemars(range(max = 100_000))]
     pub max_variants: usize,
     /// Where zoo training, evaluation and plugins' host tensors compute: `"cpu"`, `"cuda"`
     /// (the first GPU), `"cuda:N"` or `"auto"` (the first GPU if libtorch sees one, else the
@@ -224,9 +226,11 @@ pub struct DataSpec {
     pub path: Option<PathBuf>,
     /// Number of classes (blobs, signals).
     #[serde(default = "default_classes")]
+    #[schemars(range(max = 100_000))]
     pub classes: usize,
     /// Number of training examples (procedural sources); test examples are a quarter of it.
     #[serde(default = "default_samples")]
+    #[schemars(range(max = 10_000_000))]
     pub samples: usize,
     /// Noise level of procedural sources (blob spread, moon jitter).
     #[serde(default = "default_noise")]
@@ -429,6 +433,7 @@ pub struct TrainSpec {
     pub weight_decay: f64,
     /// Passes over the training data.
     #[serde(default = "default_epochs")]
+    #[schemars(range(max = 100_000))]
     pub epochs: usize,
     /// Examples per step (each model draws its own batches in its own order).
     #[serde(default = "default_batch_size")]
@@ -490,6 +495,7 @@ pub struct ZooSpec {
     pub arch: ArchSpec,
     /// Number of models.
     #[serde(default = "default_models")]
+    #[schemars(range(max = 1_000_000))]
     pub models: usize,
     /// Training recipe.
     #[serde(default)]
@@ -530,8 +536,10 @@ pub struct TreeSpec {
     /// fine-tuned from root i mod `roots` (so the last models, the held-out ones, come from
     /// every root as long as there are at least `roots` of them).
     #[serde(default = "one")]
+    #[schemars(range(max = 100_000))]
     pub roots: usize,
     /// Classes each child fine-tunes on (a subset drawn with the child's seed).
+    #[schemars(range(max = 100_000))]
     #[serde(default = "default_tree_classes")]
     pub classes: usize,
     /// Epochs of fine-tuning (over the child's subset); a list is cycled over the children of
@@ -763,6 +771,7 @@ pub struct MethodSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zoos: Vec<String>,
     /// Number of models to sample per seed.
+    #[schemars(range(max = 1_000_000))]
     #[serde(default = "default_method_samples")]
     pub samples: usize,
     /// The plugin's own configuration; checked against the schema the plugin declares.

@@ -55,6 +55,42 @@ fn manifest_plugin_dirs(doc: &serde_json::Value, base_dir: &Path) -> Vec<PathBuf
     doc.pointer("/experiment/plugin_path").and_then(|v| v.as_array()).into_iter().flatten().filter_map(|v| v.as_str()).map(|d| base_dir.join(d)).collect()
 }
 
+/// Why `name` cannot be one folder's name (`None`: it can): an experiment's name becomes the
+/// folder `reports/<name>`, so it must not climb out of `reports/`, be absolute, or carry
+/// characters that act on a terminal or a shell script.
+pub fn unsafe_name(name: &str) -> Option<String> {
+    if name.trim().is_empty() {
+        return Some("is empty".into());
+    }
+    if name == "." || name == ".." || name.contains(['/', '\\']) {
+        return Some(format!("\"{}\" is not a single folder name", name.escape_default()));
+    }
+    if name.chars().any(char::is_control) {
+        return Some(format!("\"{}\" holds control characters", name.escape_default()));
+    }
+    if name.len() > 128 {
+        return Some(format!("is {} bytes long (at most 128)", name.len()));
+    }
+    None
+}
+
+/// Why the relative path `p` would lead outside the folder it is relative to (`None`: it stays
+/// inside): an absolute path, a `..` component, or control characters.
+pub fn escaping_path(p: &Path) -> Option<String> {
+    use std::path::Component;
+    let shown = p.display().to_string().escape_default().to_string();
+    if p.components().any(|c| matches!(c, Component::RootDir | Component::Prefix(_))) {
+        return Some(format!("\"{shown}\" is absolute"));
+    }
+    if p.components().any(|c| c == Component::ParentDir) {
+        return Some(format!("\"{shown}\" climbs out with `..`"));
+    }
+    if p.to_string_lossy().chars().any(char::is_control) {
+        return Some(format!("\"{shown}\" holds control characters"));
+    }
+    None
+}
+
 /// True when a `plugin = "…"` value names a file rather than a built-in plugin.
 pub fn is_plugin_path(plugin: &str) -> bool {
     plugin.ends_with(".wasm") || plugin.contains('/')
@@ -205,6 +241,35 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
     let unique_seeds: BTreeSet<_> = m.experiment.seeds.iter().collect();
     if unique_seeds.len() != m.experiment.seeds.len() {
         out.push(Diagnostic::new("`seeds` lists a seed twice", spans.value(&path!["experiment", "seeds"])));
+    }
+
+    if let Some(problem) = unsafe_name(&m.experiment.name) {
+        out.push(
+            Diagnostic::new(format!("`experiment.name` {problem}: it names the output folder `reports/<name>`"), spans.value(&path!["experiment", "name"]))
+                .with_help(Some("use letters, digits, spaces and `-_.`, e.g. `name = \"memorization\"`".into())),
+        );
+    }
+    if let Some(o) = &m.experiment.output
+        && let Some(problem) = escaping_path(o)
+    {
+        out.push(
+            Diagnostic::new(format!("`experiment.output` {problem}: a manifest writes only below its own folder"), spans.value(&path!["experiment", "output"]))
+                .with_help(Some("give a relative folder such as `output = \"reports/mine\"`, or choose any folder with `--output` on the command line".into())),
+        );
+    }
+
+    if let Some(c) = &m.cluster {
+        let values = [("partition", c.partition.as_deref()), ("time", c.time.as_deref()), ("mem", c.mem.as_deref())];
+        for (key, value) in values.into_iter().filter_map(|(k, v)| Some((k, v?))) {
+            if let Some(problem) = crate::cluster::value_problem(key, value) {
+                out.push(Diagnostic::new(format!("`cluster.{key}`: {problem}"), spans.value(&path!["cluster", key])));
+            }
+        }
+        for (i, line) in c.sbatch.iter().enumerate() {
+            if let Some(problem) = crate::cluster::value_problem("sbatch", line) {
+                out.push(Diagnostic::new(format!("`cluster.sbatch`: {problem}"), spans.value(&path!["cluster", "sbatch", i])));
+            }
+        }
     }
 
     if let Err(e) = crate::types::parse_device(&m.experiment.device) {

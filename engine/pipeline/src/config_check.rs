@@ -5,12 +5,21 @@ use weightlab_manifest::spans::Seg;
 use weightlab_manifest::suggest::suggest;
 use weightlab_manifest::{Diagnostic, Loaded, ManifestError};
 
+/// A validator for a plugin's config schema: the schema is first held to the subset plugins
+/// may declare (bounded in size, depth and expansion, no recursive or remote references:
+/// [`weightlab_host::config_schema`]), then its references are inlined, so building and
+/// running the validator is bounded too and no reference is ever resolved.
+pub fn validator(schema: &serde_json::Value) -> Result<jsonschema::Validator, String> {
+    weightlab_host::config_schema::check(schema).map_err(|e| e.to_string())?;
+    jsonschema::validator_for(&weightlab_host::config_schema::inline(schema)).map_err(|e| format!("not a valid JSON Schema: {e}"))
+}
+
 /// Validates `config` of method `index` against `schema`; `Err` holds the rendered diagnostics.
 pub fn check(loaded: &Loaded, index: usize, plugin: &str, schema: &serde_json::Value, config: &serde_json::Value) -> Result<(), ManifestError> {
-    let validator = match jsonschema::validator_for(schema) {
+    let validator = match validator(schema) {
         Ok(v) => v,
         Err(e) => {
-            let d = Diagnostic::new(format!("plugin `{plugin}` declares an invalid config schema: {e}"), None);
+            let d = Diagnostic::new(format!("plugin `{plugin}` declares a config schema weightlab refuses: {e}"), None);
             return Err(loaded.error(vec![d]));
         }
     };
@@ -19,8 +28,8 @@ pub fn check(loaded: &Loaded, index: usize, plugin: &str, schema: &serde_json::V
     let mut diagnostics = Vec::new();
     for e in validator.iter_errors(config) {
         let mut path: Vec<Seg> = vec!["method".into(), index.into(), "config".into()];
-        path.extend(e.instance_path.as_str().split('/').filter(|s| !s.is_empty()).map(|s| Seg::Key(s.replace("~1", "/").replace("~0", "~"))));
-        let d = match &e.kind {
+        path.extend(e.instance_path().as_str().split('/').filter(|s| !s.is_empty()).map(|s| Seg::Key(s.replace("~1", "/").replace("~0", "~"))));
+        let d = match e.kind() {
             jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
                 let key = unexpected.first().cloned().unwrap_or_default();
                 path.push(Seg::Key(key.clone()));
@@ -41,13 +50,13 @@ pub fn at_method_key(loaded: &Loaded, index: usize, key: &str, message: String, 
     loaded.error(vec![Diagnostic::new(message, spans.value(&path)).with_help(help)])
 }
 
-/// Loads every plugin a manifest names (each in a worker process, once per plugin) and checks
-/// each method's role and `config` against what its plugin declares — before any stage runs,
-/// so a bad config costs no zoo training. Config and role errors are printed like manifest
-/// errors and give `Err(number of errors)`. A plugin that cannot be loaded is an error too when
-/// `strict` (`weightlab validate`); for `weightlab run` it is a warning, and that method's
-/// stages fail alone with the reason.
-pub fn check_methods(loaded: &Loaded, strict: bool) -> Result<(), usize> {
+/// Loads every plugin a manifest names (each in a worker process, once per plugin, from the
+/// bytes `plugins` read) and checks each method's pin, role and `config` against what its
+/// plugin declares — before any stage runs, so a bad config costs no zoo training. Config and
+/// role errors are printed like manifest errors and give `Err(number of errors)`. A plugin that
+/// cannot be loaded is an error too when `strict` (`weightlab validate`); for `weightlab run` it
+/// is a warning, and that method's stages fail alone with the reason.
+pub fn check_methods(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict: bool) -> Result<(), usize> {
     use std::collections::HashMap;
     let methods = &loaded.manifest.method;
     if methods.is_empty() {
@@ -55,7 +64,6 @@ pub fn check_methods(loaded: &Loaded, strict: bool) -> Result<(), usize> {
     }
     crate::output::status("Checking", &format!("{} plugin configs", methods.len()));
     let mut described: HashMap<String, Result<weightlab_host::Description, String>> = HashMap::new();
-    let plugins = crate::plugins::Lookup::of(loaded);
     let mut errors = 0;
     for (index, method) in methods.iter().enumerate() {
         if let Some(pin) = &method.sha256 {
@@ -68,7 +76,7 @@ pub fn check_methods(loaded: &Loaded, strict: bool) -> Result<(), usize> {
                 continue;
             }
         }
-        let d = described.entry(method.plugin.clone()).or_insert_with(|| crate::stages::method::describe(method, &plugins).map_err(|e| e.to_string()));
+        let d = described.entry(method.plugin.clone()).or_insert_with(|| crate::stages::method::describe(method, plugins).map_err(|e| e.to_string()));
         match d {
             Ok(d) => {
                 if let Err(e) = crate::stages::method::check_plugin(loaded, index, d) {

@@ -100,7 +100,8 @@ pub fn check(wasm: &Path, config: &str, zoo: TestZoo, work: &Path) -> Result<Vec
     let mut checks = Vec::new();
     let wasm = std::path::absolute(wasm).unwrap_or_else(|_| wasm.to_path_buf());
     let name = wasm.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let description = match crate::stages::method::describe_path(&name, wasm.clone(), Limits::default()) {
+    let described = weightlab_host::PluginCode::read(&wasm).map_err(|e| crate::Error::Missing(e.to_string())).and_then(|code| crate::stages::method::describe_code(&name, &code, Limits::default()));
+    let description = match described {
         Ok(d) => d,
         Err(e) => {
             checks.push(Check::new("loads and describes itself", Outcome::Fail, e.to_string()));
@@ -121,8 +122,8 @@ pub fn check(wasm: &Path, config: &str, zoo: TestZoo, work: &Path) -> Result<Vec
             return Ok(checks);
         }
     };
-    match jsonschema::validator_for(&d.config_schema) {
-        Err(e) => checks.push(Check::new("config schema", Outcome::Fail, format!("not a valid JSON Schema: {e}"))),
+    match crate::config_check::validator(&d.config_schema) {
+        Err(e) => checks.push(Check::new("config schema", Outcome::Fail, e)),
         Ok(v) => {
             let errors: Vec<String> = v.iter_errors(&config_json).map(|e| e.to_string()).collect();
             checks.push(Check::test(

@@ -29,6 +29,8 @@ pub struct Run {
     pub output: PathBuf,
     /// The metrics evaluation computes (`[evaluate] metrics`, resolved against the registry).
     pub metrics: Vec<&'static crate::metrics::Metric>,
+    /// The plugins the manifest names, read and hashed once when the run starts.
+    pub plugins: crate::plugins::Plugins,
     /// Loaded once per run and shared by every stage that needs them (no copies).
     pub(crate) datasets: HashMap<String, Arc<Dataset>>,
     pub(crate) zoos: HashMap<String, Arc<Zoo>>,
@@ -96,8 +98,14 @@ impl RunInfo {
 
 impl Run {
     pub fn new(loaded: Loaded, output: Option<PathBuf>) -> Result<Self> {
+        let plugins = crate::plugins::Plugins::resolve(&loaded);
+        Self::with_plugins(loaded, plugins, output)
+    }
+
+    /// A run whose plugins were resolved already (and checked: see
+    /// [`crate::config_check::check_methods`]): the bytes checked are the bytes run.
+    pub fn with_plugins(loaded: Loaded, plugins: crate::plugins::Plugins, output: Option<PathBuf>) -> Result<Self> {
         let output = output.or_else(|| loaded.manifest.experiment.output.as_ref().map(|o| loaded.base_dir.join(o))).unwrap_or_else(|| PathBuf::from("reports").join(&loaded.manifest.experiment.name));
-        let plugins = crate::plugins::Lookup::of(&loaded);
         let metrics = crate::metrics::selected(loaded.manifest.evaluate.metrics.as_deref());
         let keys: Vec<String> = metrics.iter().map(|m| m.key.to_string()).collect();
         let plan = Plan::new(&loaded.manifest, &|p| plugins.identity(p), &keys);
@@ -108,6 +116,7 @@ impl Run {
             store,
             output,
             metrics,
+            plugins,
             datasets: HashMap::new(),
             zoos: HashMap::new(),
             frames: HashMap::new(),
@@ -411,11 +420,6 @@ impl Run {
 
     pub(crate) fn base_dir(&self) -> &Path {
         &self.loaded.base_dir
-    }
-
-    /// Where this run's plugins are found.
-    pub(crate) fn plugins(&self) -> crate::plugins::Lookup {
-        crate::plugins::Lookup::of(&self.loaded)
     }
 }
 

@@ -2,6 +2,11 @@
 //! so merging is copying what is missing; a stage that two stores both hold must be the same
 //! computation's output, and is checked to be identical (its `stage.json`, which records wall
 //! times, aside).
+//!
+//! A run folder may come from elsewhere (another user's shard, a copied archive): only regular
+//! files and folders are merged. A symbolic link, a FIFO or a device anywhere in a stage is
+//! refused with its path, never followed — a link to `/etc/passwd` must not copy that file
+//! into the store.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +27,16 @@ pub struct Merged {
 pub fn combine(runs: &[PathBuf], target: &StageStore) -> Result<Merged> {
     let mut merged = Merged::default();
     std::fs::create_dir_all(target.root()).map_err(io("creating", target.root()))?;
+    // Every run's stages are checked before anything is copied, the target's own included
+    // (its stages are read in place to render the report).
+    for run in runs.iter().map(|r| StageStore::new(r)).chain([StageStore::new(target.root().parent().unwrap_or(target.root()))]) {
+        for name in run.finished() {
+            let stage = run.root().join(&name);
+            if kind(&stage)? == Kind::Folder {
+                files(&stage, &stage)?;
+            }
+        }
+    }
     for run in runs {
         let source = StageStore::new(run);
         if same_folder(source.root(), target.root()) {
@@ -29,6 +44,7 @@ pub fn combine(runs: &[PathBuf], target: &StageStore) -> Result<Merged> {
         }
         for name in source.finished() {
             let (from, to) = (source.root().join(&name), target.root().join(&name));
+            kind(&from)?;
             if to.join("stage.json").is_file() {
                 if let Some(file) = first_difference(&from, &to)? {
                     return Err(Error::Format { path: from.join(&file), reason: format!("differs from {}: the same stage computed twice gave different outputs", to.join(&file).display()) });
@@ -38,7 +54,10 @@ pub fn combine(runs: &[PathBuf], target: &StageStore) -> Result<Merged> {
             }
             // Copied under a temporary name and renamed, like a stage being committed.
             let tmp = target.root().join(format!("{name}.partial-merge-{}", std::process::id()));
-            copy_tree(&from, &tmp)?;
+            if let Err(e) = copy_tree(&from, &tmp) {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
             std::fs::rename(&tmp, &to).map_err(io("moving into place", &to))?;
             merged.copied += 1;
         }
@@ -47,6 +66,9 @@ pub fn combine(runs: &[PathBuf], target: &StageStore) -> Result<Merged> {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some(stage) = name.strip_suffix(".failed.json") else { continue };
             if !target.root().join(stage).join("stage.json").is_file() && !target.root().join(&name).exists() {
+                if kind(&entry.path())? != Kind::File {
+                    return Err(refused(&entry.path(), "is a folder"));
+                }
                 std::fs::copy(entry.path(), target.root().join(&name)).map_err(io("copying", &entry.path()))?;
                 merged.copied += 1;
             }
@@ -62,15 +84,41 @@ fn same_folder(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Copies folder `from` to `to` (which must not exist), recursively.
+/// What a merged path may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    Folder,
+}
+
+fn refused(path: &Path, what: &str) -> Error {
+    Error::Format { path: path.to_path_buf(), reason: format!("{what}: merge takes only regular files and folders from a run folder, and follows no links") }
+}
+
+/// Whether `path` itself (not what a link points to) is a regular file or a folder; anything
+/// else is refused.
+fn kind(path: &Path) -> Result<Kind> {
+    let meta = std::fs::symlink_metadata(path).map_err(io("reading", path))?;
+    let t = meta.file_type();
+    match () {
+        _ if t.is_symlink() => Err(refused(path, "is a symbolic link")),
+        _ if t.is_dir() => Ok(Kind::Folder),
+        _ if t.is_file() => Ok(Kind::File),
+        _ => Err(refused(path, "is not a regular file (a FIFO, socket or device)")),
+    }
+}
+
+/// Copies folder `from` to `to` (which must not exist), recursively; refuses links and special
+/// files (see the module docs).
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to).map_err(io("creating", to))?;
     for entry in std::fs::read_dir(from).map_err(io("reading", from))?.flatten() {
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if src.is_dir() {
-            copy_tree(&src, &dst)?;
-        } else {
-            std::fs::copy(&src, &dst).map_err(io("copying", &src))?;
+        match kind(&src)? {
+            Kind::Folder => copy_tree(&src, &dst)?,
+            Kind::File => {
+                std::fs::copy(&src, &dst).map_err(io("copying", &src))?;
+            }
         }
     }
     Ok(())
@@ -98,7 +146,7 @@ fn files(root: &Path, dir: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io("reading", dir))?.flatten() {
         let path = entry.path();
-        if path.is_dir() {
+        if kind(&path)? == Kind::Folder {
             out.extend(files(root, &path)?);
         } else if dir != root || entry.file_name() != "stage.json" {
             out.push(path.strip_prefix(root).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default());

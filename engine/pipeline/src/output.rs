@@ -22,28 +22,35 @@ pub fn verbosity() -> Verbosity {
     *VERBOSITY.get().unwrap_or(&Verbosity::Normal)
 }
 
+/// `text` without the control characters that act on a terminal (escape sequences, carriage
+/// returns, bidirectional overrides), newlines and tabs kept. Every line printed here goes
+/// through it: what it shows may quote a plugin, a manifest or a run folder from elsewhere.
+pub fn plain(text: &str) -> String {
+    weightlab_host::untrusted::text(text, usize::MAX)
+}
+
 /// A status line such as `   Training zoo cnn`, printed unless `--quiet`.
 pub fn status(verb: &str, what: &str) {
     if verbosity() >= Verbosity::Normal {
-        eprintln!("\x1b[1;32m{verb:>12}\x1b[0m {what}");
+        eprintln!("\x1b[1;32m{verb:>12}\x1b[0m {}", plain(what));
     }
 }
 
 /// Detail printed only with `--verbose`.
 pub fn detail(what: &str) {
     if verbosity() >= Verbosity::Verbose {
-        eprintln!("{:>12} {what}", "");
+        eprintln!("{:>12} {}", "", plain(what));
     }
 }
 
 pub fn warn(what: &str) {
     if verbosity() >= Verbosity::Normal {
-        eprintln!("\x1b[1;33mwarning\x1b[0m: {what}");
+        eprintln!("\x1b[1;33mwarning\x1b[0m: {}", plain(what));
     }
 }
 
 pub fn error(what: &str) {
-    eprintln!("\x1b[1;31merror\x1b[0m: {what}");
+    eprintln!("\x1b[1;31merror\x1b[0m: {}", plain(what));
 }
 
 /// A progress bar with rate and ETA; hidden when `--quiet` or when stderr is not a terminal.

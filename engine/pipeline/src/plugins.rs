@@ -137,11 +137,45 @@ impl Lookup {
         }
         weightlab_manifest::validate::plugins_in(&self.dirs).into_iter().find(|(n, _)| n == plugin).map(|(_, p)| p)
     }
+}
 
-    /// What identifies a plugin's code, for caching, provenance and pins: the SHA-256 of its
-    /// component's bytes (64 hex digits), or `missing`.
+/// The plugins one manifest names, each resolved once: found, read and hashed when the run
+/// starts. Pins are checked against these hashes, plan keys and provenance carry them, and
+/// workers are handed these bytes — a plugin file changed on disk afterwards changes nothing
+/// in this run. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Plugins {
+    by_name: std::sync::Arc<std::collections::BTreeMap<String, std::result::Result<weightlab_host::PluginCode, String>>>,
+}
+
+impl Plugins {
+    /// Finds and reads every plugin `loaded` names (a plugin that cannot be had is kept with
+    /// the reason: its methods fail alone).
+    pub fn resolve(loaded: &weightlab_manifest::Loaded) -> Self {
+        let lookup = Lookup::of(loaded);
+        let mut by_name = std::collections::BTreeMap::new();
+        for method in &loaded.manifest.method {
+            by_name.entry(method.plugin.clone()).or_insert_with(|| match lookup.resolve(&method.plugin) {
+                None => Err(format!("plugin `{}` not found", method.plugin)),
+                Some(path) => weightlab_host::PluginCode::read(&path).map_err(|e| e.to_string()),
+            });
+        }
+        Self { by_name: std::sync::Arc::new(by_name) }
+    }
+
+    /// The code of plugin `plugin` (as a manifest names it).
+    pub fn code(&self, plugin: &str) -> crate::Result<&weightlab_host::PluginCode> {
+        match self.by_name.get(plugin) {
+            Some(Ok(code)) => Ok(code),
+            Some(Err(reason)) => Err(crate::Error::Missing(reason.clone())),
+            None => Err(crate::Error::Missing(format!("plugin `{plugin}` is not one this manifest names"))),
+        }
+    }
+
+    /// What identifies a plugin's code, for caching, provenance and pins: the SHA-256 of the
+    /// bytes read (64 hex digits), or `missing`.
     pub fn identity(&self, plugin: &str) -> String {
-        self.resolve(plugin).and_then(|p| sha256_of(&p)).unwrap_or_else(|| "missing".to_string())
+        self.code(plugin).map(|c| c.sha256.clone()).unwrap_or_else(|_| "missing".to_string())
     }
 }
 
@@ -155,16 +189,19 @@ pub fn discover() -> Vec<PluginInfo> {
 
 /// What `weightlab plugins` shows of the plugin at `path`.
 pub fn info(name: String, path: PathBuf) -> PluginInfo {
-    let bytes = std::fs::read(&path).ok();
-    let sha256 = bytes.as_deref().map(sha256_hex).unwrap_or_else(|| "unreadable".into());
-    let bytes = bytes.unwrap_or_default();
-    let versions = weightlab_host::metadata::wit_versions(&bytes).unwrap_or_default();
-    if let Ok(Some(m)) = weightlab_host::metadata::read(&bytes)
+    let name = weightlab_host::untrusted::line(&name, weightlab_host::untrusted::NAME_BYTES);
+    let code = match weightlab_host::PluginCode::read(&path) {
+        Ok(code) => code,
+        Err(e) => return PluginInfo { name, role: format!("broken: {e}"), version: "-".into(), abi: "-".into(), path, sha256: "unreadable".into() },
+    };
+    let sha256 = code.sha256.clone();
+    let versions = weightlab_host::metadata::wit_versions(&code.bytes).unwrap_or_default();
+    if let Ok(Some(m)) = weightlab_host::metadata::read(&code.bytes)
         && versions == [m.abi.clone()]
     {
         return PluginInfo { name, role: m.role, version: m.version, abi: m.abi, path, sha256 };
     }
-    match crate::stages::method::describe_path(&name, path.clone(), weightlab_host::Limits::default()) {
+    match crate::stages::method::describe_code(&name, &code, weightlab_host::Limits::default()) {
         Ok(d) => PluginInfo { name, role: weightlab_host::role_name(d.role).to_string(), version: d.version, abi: d.abi, path, sha256 },
         Err(e) => {
             let reason = match e {
@@ -180,7 +217,8 @@ pub fn info(name: String, path: PathBuf) -> PluginInfo {
 /// would) and writes the description into it as its metadata section; returns it.
 pub fn stamp(path: &Path, built_with: &str) -> crate::Result<weightlab_host::metadata::Metadata> {
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let d = crate::stages::method::describe_path(&name, path.to_path_buf(), weightlab_host::Limits::default())?;
+    let code = weightlab_host::PluginCode::read(path).map_err(|e| crate::Error::Missing(e.to_string()))?;
+    let d = crate::stages::method::describe_code(&name, &code, weightlab_host::Limits::default())?;
     let meta = weightlab_host::metadata::Metadata {
         name: d.name,
         version: d.version,
@@ -190,18 +228,7 @@ pub fn stamp(path: &Path, built_with: &str) -> crate::Result<weightlab_host::met
         config_schema: d.config_schema,
         built_with: built_with.to_string(),
     };
-    let bytes = std::fs::read(path).map_err(crate::error::io("reading", path))?;
-    let stamped = weightlab_host::metadata::embed(&bytes, &meta).map_err(crate::error::format(path))?;
+    let stamped = weightlab_host::metadata::embed(&code.bytes, &meta).map_err(crate::error::format(path))?;
     crate::store::write_atomic(path, &stamped)?;
     Ok(meta)
-}
-
-/// The SHA-256 of a file, as 64 hex digits; `None` when it cannot be read.
-pub fn sha256_of(path: &Path) -> Option<String> {
-    std::fs::read(path).ok().map(|bytes| sha256_hex(&bytes))
-}
-
-/// The SHA-256 of bytes already read, as 64 hex digits.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
 }

@@ -298,7 +298,7 @@ fn ablations_of(expansion: &Expansion, label: &dyn Fn(&str) -> String, rows: &[R
                     }
                 })
                 .collect();
-            let mut table = ScoreTable { zoo: String::new(), target: "ablation".into(), metrics: columns.iter().map(|m| column(m)).collect(), rows: metric_rows };
+            let mut table = ScoreTable { zoo: String::new(), target: "ablation".into(), labels: None, metrics: columns.iter().map(|m| column(m)).collect(), rows: metric_rows };
             let ranks: Vec<Vec<Option<u32>>> =
                 (0..columns.len()).map(|m| weightlab_report::ranks_of(direction(columns[m].direction), &table.rows.iter().map(|r| r.values[m].map(|s| s.mean)).collect::<Vec<_>>())).collect();
             for (i, row) in table.rows.iter_mut().enumerate() {
@@ -393,7 +393,8 @@ fn probe_tables(scores: &[ProbeScoreRow], position: &dyn Fn(&str) -> usize) -> V
                 .iter()
                 .map(|m| MetricColumn { key: m.key.into(), label: m.label.into(), unit: String::new(), direction: direction(m.direction).into(), digits: 3, help: m.help.into() })
                 .collect();
-            ScoreTable { zoo, target, metrics: columns, rows }
+            let labels = Some(crate::stages::probe::label_source(&target).to_string());
+            ScoreTable { zoo, target, labels, metrics: columns, rows }
         })
         .collect()
 }
@@ -456,7 +457,7 @@ fn transfer_tables(finetune: &[FinetuneRow], position: &dyn Fn(&str) -> usize) -
                     }
                 })
                 .collect();
-            ScoreTable { zoo, target: "transfer".into(), metrics, rows }
+            ScoreTable { zoo, target: "transfer".into(), labels: None, metrics, rows }
         })
         .collect()
 }

@@ -61,6 +61,8 @@ pub struct ScoreTable {
     pub zoo: String,
     /// The probe target (`classes`, `parent`, `test-accuracy`, `lr`, …), or `transfer`.
     pub target: String,
+    /// Probe tables: where the labels the probes learned from come from (which split).
+    pub labels: Option<String>,
     pub metrics: Vec<MetricColumn>,
     pub rows: Vec<ScoreRow>,
 }

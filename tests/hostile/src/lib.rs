@@ -8,15 +8,50 @@
 //! `long-op` runs one multi-second matmul, `rust-oom` makes the host allocate past the
 //! worker's OS limit, `entropy` mixes clock readings and WASI random bytes into its samples,
 //! `echo` logs the checkpoint metadata it sees; `ok` behaves (returns training checkpoints).
+//! Round two: `stderr-flood` makes libtorch print a warning per call in a loop, `nan-metric`
+//! logs NaN and infinite metrics and returns good samples, `many-metrics` logs 200,000
+//! distinct metric names, `long-reason` fails with a 60 MiB reason, `escape-reason` fails with
+//! terminal escape sequences, `empty-reduce` and `empty-linear` ask for outputs of 10¹⁰
+//! elements from inputs of none.
+//!
+//! What it says in `describe` is chosen by [`DESCRIBE`], a marker the tests patch in the built
+//! component (same length): `honest`, `schema-self` (`{"allOf":[{"$ref":"#"}]}`),
+//! `schema-cycle` (two `$defs` referring to each other), `huge-about` (a 60 MiB `about`) and
+//! `escapes` (terminal escapes in its name, version and about).
 
 use weightlab_sdk::prelude::*;
 
+/// The describe mode; tests overwrite `honest` in the component's data (padded with `.`).
+#[used]
+static DESCRIBE: [u8; 32] = *b"describe=honest.................";
 
-#[derive(Deserialize, JsonSchema)]
+fn describe_mode() -> String {
+    // SAFETY: a volatile read of a static we own, so the compiler keeps the bytes in the data
+    // section (where the tests patch them) instead of folding the comparison away.
+    let bytes = unsafe { std::ptr::read_volatile(&DESCRIBE) };
+    String::from_utf8_lossy(&bytes).trim_start_matches("describe=").trim_end_matches('.').to_string()
+}
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Config {
     /// What to do wrong.
     mode: String,
+}
+
+impl JsonSchema for Config {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Config".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let value = match describe_mode().as_str() {
+            "schema-self" => serde_json::json!({ "allOf": [{ "$ref": "#" }] }),
+            "schema-cycle" => serde_json::json!({ "$ref": "#/$defs/a", "$defs": { "a": { "$ref": "#/$defs/b" }, "b": { "allOf": [{ "$ref": "#/$defs/a" }] } } }),
+            _ => serde_json::json!({ "type": "object", "properties": { "mode": { "type": "string", "description": "What to do wrong." } }, "required": ["mode"], "additionalProperties": false }),
+        };
+        serde_json::from_value(value).expect("a schema object")
+    }
 }
 
 struct Hostile {
@@ -38,7 +73,11 @@ impl Method for Hostile {
     type Config = Config;
 
     fn describe() -> About {
-        About::baseline("hostile", "0.0.1", "Misbehaves on purpose (sandbox tests).")
+        match describe_mode().as_str() {
+            "huge-about" => About::baseline("hostile", "0.0.1", &"about ".repeat(10 << 20)),
+            "escapes" => About::baseline("\x1b]0;pwned\x07hostile\x1b[2J", "0.0.1\x1b[31m", "\x1b]52;c;cHduZWQ=\x07\r\x1b[1A   Finished all ok\u{202e}"),
+            _ => About::baseline("hostile", "0.0.1", "Misbehaves on purpose (sandbox tests)."),
+        }
     }
 
     fn fit(zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, _seed: u64) -> Result<Self, String> {
@@ -115,6 +154,30 @@ impl Method for Hostile {
                 Ok(a.matmul(&a).matmul(&a))
             }
             "rust-oom" => Ok(Tensor::randn(&[16384, 16384], 1)),
+            "stderr-flood" => {
+                // std over one element has no degrees of freedom: libtorch warns on each call.
+                let one = Tensor::zeros(&[1, 4]);
+                for _ in 0..1_200_000 {
+                    std::hint::black_box(one.std(0, false));
+                }
+                Ok(self.weights.index_select(0, &Tensor::arange(n.min(self.weights.shape()[0]))))
+            }
+            "nan-metric" => {
+                log::metric("loss", 0, f32::NAN);
+                log::metric("loss", 1, f32::INFINITY);
+                log::metric("loss", 2, 0.5);
+                Ok(self.weights.index_select(0, &Tensor::arange(n.min(self.weights.shape()[0]))))
+            }
+            "many-metrics" => {
+                for i in 0..200_000 {
+                    log::metric(&format!("metric-{i}"), 0, 1.0);
+                }
+                Ok(self.weights.index_select(0, &Tensor::arange(n.min(self.weights.shape()[0]))))
+            }
+            "long-reason" => Err("reason ".repeat(9 << 20)),
+            "escape-reason" => Err("\x1b]0;pwned\x07\x1b[2J\x1b[H\r   Finished all ok\x1b]52;c;cHduZWQ=\x07\u{9b}31m".into()),
+            "empty-reduce" => Ok(Tensor::zeros(&[0, 100_000, 100_000]).sum(0, false)),
+            "empty-linear" => Ok(Tensor::zeros(&[100_000, 0]).linear(&Tensor::zeros(&[100_000, 0]), None)),
             "entropy" => {
                 let e = entropy();
                 let picked = self.weights.index_select(0, &Tensor::arange(n.min(self.weights.shape()[0])));

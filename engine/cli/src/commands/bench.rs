@@ -55,7 +55,7 @@ pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
     println!("autoencoder {rows}×{p} → {hidden} → {p}, {steps} Adam steps, {} repeats, {} cores", args.repeats, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let (mut wasm, mut native, mut torch) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..args.repeats {
-        let mut plugin = Plugin::load(&runtime, "bench-autoencoder", &path, Limits { timeout: Duration::from_secs(3600), ..Limits::default() }, 0)?;
+        let mut plugin = Plugin::load(&runtime, "bench-autoencoder", &weightlab_host::PluginCode::read(&path)?, Limits { timeout: Duration::from_secs(3600), ..Limits::default() }, 0)?;
         let t = Instant::now();
         plugin.fit(&view, &weights, &Default::default(), &config, 0)?;
         wasm.push(t.elapsed().as_secs_f64());
@@ -99,7 +99,7 @@ pub fn pdiff(args: &crate::cli::BenchPdiffArgs) -> Result<i32> {
     );
     let (mut ours, mut torch) = (Vec::new(), Vec::new());
     for r in 0..args.repeats {
-        let mut plugin = Plugin::load(&runtime, "pdiff", &path, Limits { timeout: Duration::from_secs(3600), ..Limits::default() }, 0)?;
+        let mut plugin = Plugin::load(&runtime, "pdiff", &weightlab_host::PluginCode::read(&path)?, Limits { timeout: Duration::from_secs(3600), ..Limits::default() }, 0)?;
         let t = Instant::now();
         plugin.fit(&bench_zoo(p), &weights, &Default::default(), &config, 0)?;
         ours.push(t.elapsed().as_secs_f64());

@@ -88,10 +88,11 @@ fn build_rust(dir: &Path) -> Result<Option<PathBuf>> {
 /// Prints what the component at `wasm` says about itself, without running it.
 pub fn inspect(wasm: &Path, json: bool) -> Result<i32> {
     use weightlab_host::metadata;
-    let bytes = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
-    let versions = metadata::wit_versions(&bytes).with_context(|| wasm.display().to_string())?;
-    let meta = metadata::read(&bytes).with_context(|| wasm.display().to_string())?;
-    let sha256 = weightlab_pipeline::plugins::sha256_hex(&bytes);
+    let code = weightlab_host::PluginCode::read(wasm)?;
+    let bytes = &code.bytes;
+    let versions = metadata::wit_versions(bytes).with_context(|| wasm.display().to_string())?;
+    let meta = metadata::read(bytes).with_context(|| wasm.display().to_string())?;
+    let sha256 = &code.sha256;
     let abi = versions.first().cloned().unwrap_or_else(|| "none".into());
     let runs = if versions.is_empty() {
         "no: it uses no weightlab:plugin interface".to_string()
@@ -119,7 +120,7 @@ pub fn inspect(wasm: &Path, json: bool) -> Result<i32> {
             println!("{:<11} {}", "role", m.role);
             println!("{:<11} {}", "built with", m.built_with);
             println!("{:<11} {}", "about", m.about);
-            println!("config schema:\n{}", serde_json::to_string_pretty(&m.config_schema)?);
+            println!("config schema:\n{}", output::plain(&serde_json::to_string_pretty(&m.config_schema)?));
         }
     }
     Ok(0)

@@ -9,7 +9,8 @@ pub fn list() -> anyhow::Result<i32> {
     }
     println!("{:<16} {:<10} {:<9} {:<8} {:<64} path", "name", "role", "version", "abi", "sha256");
     for p in found {
-        println!("{:<16} {:<10} {:<9} {:<8} {:<64} {}", p.name, p.role, p.version, p.abi, p.sha256, p.path.display());
+        let line = format!("{:<16} {:<10} {:<9} {:<8} {:<64} {}", p.name, p.role, p.version, p.abi, p.sha256, p.path.display());
+        println!("{}", weightlab_pipeline::output::plain(&line).replace('\n', " "));
     }
     Ok(0)
 }

@@ -14,14 +14,15 @@ pub fn run(args: &RunArgs, schedule: &ScheduleArgs) -> anyhow::Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    if let Err(code) = weightlab_pipeline::config_check::check_methods(&loaded, false).map_err(|_| super::INVALID) {
+    let plugins = weightlab_pipeline::plugins::Plugins::resolve(&loaded);
+    if let Err(code) = weightlab_pipeline::config_check::check_methods(&loaded, &plugins, false).map_err(|_| super::INVALID) {
         return Ok(code);
     }
     let shard = match schedule.shard {
         Some(s) => Some(s),
         None => Shard::from_env(|k| std::env::var(k).ok()).map_err(|e| anyhow::anyhow!("the scheduler's shard variables: {e}"))?,
     };
-    let mut run = Run::new(loaded, args.output.clone())?;
+    let mut run = Run::with_plugins(loaded, plugins, args.output.clone())?;
     if let Err(e) = run.select_device() {
         output::error(&e.to_string());
         return Ok(super::INVALID);

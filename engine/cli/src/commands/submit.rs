@@ -28,13 +28,27 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    if let Err(code) = weightlab_pipeline::config_check::check_methods(&loaded, false).map_err(|_| super::INVALID) {
+    let plugins = weightlab_pipeline::plugins::Plugins::resolve(&loaded);
+    if let Err(code) = weightlab_pipeline::config_check::check_methods(&loaded, &plugins, false).map_err(|_| super::INVALID) {
         return Ok(code);
     }
     let cluster = resolve(loaded.manifest.cluster.clone().unwrap_or_default(), args);
-    let run = Run::new(loaded, args.run.output.clone())?;
+    // The manifest's values were checked when it loaded; the command line's are checked here.
+    let values = [("partition", cluster.partition.as_deref()), ("time", cluster.time.as_deref()), ("mem", cluster.mem.as_deref())];
+    for (key, value) in values.into_iter().filter_map(|(k, v)| Some((k, v?))) {
+        if let Some(problem) = weightlab_manifest::cluster::value_problem(key, value) {
+            output::error(&format!("--{key}: {problem}"));
+            return Ok(super::INVALID);
+        }
+    }
+    let run = Run::with_plugins(loaded, plugins, args.run.output.clone())?;
     std::fs::create_dir_all(&run.output).with_context(|| format!("creating {}", run.output.display()))?;
     let out = absolute(&run.output)?;
+    // Paths go into `#SBATCH --output=` lines, which Slurm splits at blanks and quotes.
+    if let Some(bad) = out.to_string_lossy().chars().find(|c| c.is_whitespace() || c.is_control() || "'\"\\$`#".contains(*c)) {
+        output::error(&format!("the output folder {} holds {:?}, which an #SBATCH line cannot carry: choose another with --output", out.display(), bad));
+        return Ok(super::INVALID);
+    }
     let manifest = absolute(&args.run.manifest)?;
     let exe = std::env::current_exe().context("finding the weightlab binary")?;
     let cwd = std::env::current_dir().context("reading the current folder")?;
@@ -148,8 +162,13 @@ fn describe(run: &Run, stages: &[usize]) -> String {
     counts.iter().map(|(k, n)| plural(*n, k)).collect::<Vec<_>>().join(", ")
 }
 
-/// An sbatch script running `command` (one array task per shard when `tasks` is given).
+/// An sbatch script running `command` (one array task per shard when `tasks` is given). Every
+/// value in an `#SBATCH` line was checked against a strict pattern
+/// ([`weightlab_manifest::cluster`]), the job name and comment are reduced to plain
+/// characters, and the command's words are shell-quoted.
 fn script(c: &ClusterSpec, job: &str, header: &str, tasks: Option<usize>, log: &Path, cwd: &Path, command: &[String]) -> String {
+    let job: String = job.chars().map(|ch| if ch.is_ascii_alphanumeric() || "-_.".contains(ch) { ch } else { '_' }).collect();
+    let header: String = header.chars().map(|ch| if ch.is_control() { ' ' } else { ch }).collect();
     let mut s = String::from("#!/bin/bash\n");
     let _ = writeln!(s, "# weightlab: {header}");
     let _ = writeln!(s, "#SBATCH --job-name={job}");

@@ -22,7 +22,7 @@ pub fn validate(manifests: &[PathBuf], print: bool, sets: &[String]) -> anyhow::
                 println!();
             }
         }
-        match weightlab_pipeline::config_check::check_methods(&loaded, true) {
+        match weightlab_pipeline::config_check::check_methods(&loaded, &weightlab_pipeline::plugins::Plugins::resolve(&loaded), true) {
             Ok(()) => {
                 let sweeps = match loaded.expansion.variants.len() {
                     0 => String::new(),

@@ -36,9 +36,11 @@ fn split(dir: &Path, prefix: &str) -> Result<Split, DataError> {
 
 /// Reads a gzipped IDX file of unsigned bytes with `dims` dimensions; returns its payload.
 fn read_idx(path: &PathBuf, dims: u8) -> Result<Vec<u8>, DataError> {
-    let file = std::fs::File::open(path).map_err(|source| DataError::Io { path: path.clone(), source })?;
+    let file = weightlab_manifest::files::open_regular(path).map_err(|source| DataError::Io { path: path.clone(), source })?;
     let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(file).read_to_end(&mut bytes).map_err(|source| DataError::Io { path: path.clone(), source })?;
+    // Bounded: a crafted archive must not inflate without end (Fashion-MNIST's largest is 47 MB).
+    const MAX_IDX_BYTES: u64 = 1 << 30;
+    flate2::read::GzDecoder::new(file).take(MAX_IDX_BYTES).read_to_end(&mut bytes).map_err(|source| DataError::Io { path: path.clone(), source })?;
     let bad = |reason: &str| DataError::Format { path: path.clone(), reason: reason.to_string() };
     if bytes.len() < 4 + 4 * dims as usize || bytes[0..2] != [0, 0] || bytes[2] != 0x08 || bytes[3] != dims {
         return Err(bad("unexpected magic number"));

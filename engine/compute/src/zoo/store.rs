@@ -126,19 +126,27 @@ pub fn save(zoo: &Zoo, dir: &Path) -> Result<(), StoreError> {
 /// Reads a zoo written by [`save`].
 pub fn load(arch: &Arch, dir: &Path) -> Result<Zoo, StoreError> {
     let path = dir.join("zoo.json");
-    let text = std::fs::read(&path).map_err(io(&path))?;
+    let text = weightlab_manifest::files::read_regular(&path, 256 << 20).map_err(io(&path))?;
     let index: Index = serde_json::from_slice(&text).map_err(|e| StoreError::Format { path: path.clone(), reason: e.to_string() })?;
     if index.layout != arch.layout() {
         return Err(StoreError::Format { path, reason: "stored layout differs from the manifest's architecture".into() });
     }
     let mut weights = Vec::with_capacity(index.checkpoints.len() * index.layout.len());
     for c in &index.checkpoints {
+        // The index may come from a run folder made elsewhere: its file names stay inside `dir`.
+        let inside = !c.file.is_empty() && std::path::Path::new(&c.file).components().all(|p| matches!(p, std::path::Component::Normal(_)));
+        if !inside {
+            return Err(StoreError::Format { path: path.clone(), reason: format!("checkpoint file {:?} is not a relative path inside the zoo's folder", c.file) });
+        }
         let file = dir.join(&c.file);
-        let bytes = std::fs::read(&file).map_err(io(&file))?;
+        let bytes = weightlab_manifest::files::read_regular(&file, MAX_CHECKPOINT_BYTES).map_err(io(&file))?;
         weights.extend(from_safetensors(&index.layout, &bytes).map_err(|reason| StoreError::Format { path: file, reason })?);
     }
     Ok(Zoo { arch: arch.clone(), checkpoints: index.checkpoints, weights })
 }
+
+/// Largest checkpoint file read (a model of a billion parameters in f32 is 4 GB).
+pub const MAX_CHECKPOINT_BYTES: u64 = 4 << 30;
 
 /// Imports every `*.safetensors` file in `dir` (sorted by name) as one checkpoint each. The
 /// first `train` files form the training side, the rest are held out. Accuracy and loss are
@@ -153,7 +161,7 @@ pub fn import(arch: &Arch, dir: &Path, train: usize) -> Result<Zoo, StoreError> 
     let mut checkpoints = Vec::new();
     let mut weights = Vec::new();
     for (model, file) in files.iter().enumerate() {
-        let bytes = std::fs::read(file).map_err(io(file))?;
+        let bytes = weightlab_manifest::files::read_regular(file, MAX_CHECKPOINT_BYTES).map_err(io(file))?;
         weights.extend(from_safetensors(&layout, &bytes).map_err(|reason| StoreError::Format { path: file.clone(), reason })?);
         let mut checkpoint = Checkpoint::new(model, 0, 0, 0, if model < train { Side::Train } else { Side::Heldout });
         checkpoint.file = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 
 use weightlab_compute::{Side, Zoo};
 use weightlab_host::worker::{self, Conditioning, Job, Request};
-use weightlab_host::{CheckpointView, Description, Limits, ParamView, Role, SourceView, ZooView, role_name};
+use weightlab_host::{CheckpointView, Description, Limits, ParamView, PluginCode, Role, SourceView, ZooView, role_name};
 use weightlab_manifest::{LimitsSpec, Loaded, MethodSpec};
 
 use crate::error::{Error, Result, format, io};
 use crate::executor::Run;
 use crate::output;
-use crate::plugins::Lookup;
+use crate::plugins::Plugins;
 use crate::records::{LoggedMetric, MethodLog, MethodRecord};
 use crate::store::{read_tensor, write_tensor};
 
@@ -28,25 +28,20 @@ pub fn limits(l: &LimitsSpec) -> Limits {
     }
 }
 
-/// The path of the plugin a method names.
-pub fn plugin_path(method: &MethodSpec, plugins: &Lookup) -> Result<PathBuf> {
-    plugins.resolve(&method.plugin).ok_or_else(|| Error::Missing(format!("plugin `{}` not found", method.plugin)))
+/// A request to run `job` for plugin `name` (whose component is `code`) in a worker process.
+pub(crate) fn request(name: &str, code: &PluginCode, limits: Limits, job: Job) -> Request {
+    Request::new(name, code, limits, weightlab_host::Runtime::default_cache_dir(), job)
 }
 
-/// A request to run `job` for plugin `name` at `path` in a worker process.
-pub(crate) fn request(name: &str, path: PathBuf, limits: Limits, job: Job) -> Request {
-    Request { plugin: name.to_string(), path, limits, cache_dir: weightlab_host::Runtime::default_cache_dir(), job }
-}
-
-/// Loads and describes the plugin at `path` in a worker process.
-pub fn describe_path(name: &str, path: PathBuf, limits: Limits) -> Result<Description> {
-    let (description, _) = worker::run_in_worker(&worker_exe()?, &request(name, path, limits, Job::Describe), &[], |_, _| {})?;
+/// Loads and describes the plugin `code` in a worker process.
+pub fn describe_code(name: &str, code: &PluginCode, limits: Limits) -> Result<Description> {
+    let (description, _) = worker::run_in_worker(&worker_exe()?, code, &request(name, code, limits, Job::Describe), &[], |_, _| {})?;
     Ok(description)
 }
 
 /// Loads and describes a method's plugin in a worker process.
-pub fn describe(method: &MethodSpec, plugins: &Lookup) -> Result<Description> {
-    describe_path(&method.plugin, plugin_path(method, plugins)?, limits(&method.limits))
+pub fn describe(method: &MethodSpec, plugins: &Plugins) -> Result<Description> {
+    describe_code(&method.plugin, plugins.code(&method.plugin)?, limits(&method.limits))
 }
 
 /// This binary, which is also the worker. On Linux, `/proc/self/exe` names the running
@@ -174,10 +169,10 @@ impl Run {
     /// description against method `index` of the manifest: the same component described itself
     /// at the start of the run; it is checked again here, where it actually ran. `what` names
     /// the values a finished job returns, for the error when it returns none.
-    pub(crate) fn run_job(&self, index: usize, request: &Request, payload: &[f32], what: &str) -> Result<(Description, worker::Outcome)> {
+    pub(crate) fn run_job(&self, index: usize, code: &PluginCode, request: &Request, payload: &[f32], what: &str) -> Result<(Description, worker::Outcome)> {
         let bar = output::bar(0, "Fitting", "steps");
         let progress = bar.clone();
-        let ran = worker::run_in_worker(&worker_exe()?, request, payload, move |done, total| {
+        let ran = worker::run_in_worker(&worker_exe()?, code, request, payload, move |done, total| {
             progress.set_length(total as u64);
             progress.set_position(done as u64);
         });
@@ -229,8 +224,9 @@ impl Run {
         };
         let (total, p) = (conditioning.total(method.samples), zoo.layout().len());
         let job = Job::Run { zoo: view, rows, config, seed, sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), samples: method.samples, conditioning };
-        let request = request(&method.plugin, plugin_path(&method, &self.plugins())?, limits(&method.limits), job);
-        let (description, outcome) = self.run_job(index, &request, &payload, "samples")?;
+        let code = self.plugins.code(&method.plugin)?.clone();
+        let request = request(&method.plugin, &code, limits(&method.limits), job);
+        let (description, outcome) = self.run_job(index, &code, &request, &payload, "samples")?;
         let bytes: Vec<u8> = outcome.samples.iter().flat_map(|v| v.to_le_bytes()).collect();
         write_tensor(&dir.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![total, p], &bytes)?;
         write_log(dir, &outcome)?;
@@ -241,7 +237,7 @@ impl Run {
             version: d.version.clone(),
             abi: d.abi.clone(),
             role: role_name(d.role).to_string(),
-            hash: self.plugins().identity(&method.plugin),
+            hash: code.sha256.clone(),
             samples: method.samples,
             parameters: p,
             fit_seconds: outcome.fit_seconds,
@@ -253,8 +249,17 @@ impl Run {
     }
 }
 
-/// Stores what a plugin logged (`log.json`: metrics and messages) in its stage folder.
+/// Stores what a plugin logged (`log.json`: metrics and messages) in its stage folder. A value
+/// that is not finite is kept as NaN in training_log (`null` in log.json: JSON has no NaN), with a warning naming the
+/// metric: the job's samples stay.
 pub(crate) fn write_log(dir: &Path, outcome: &worker::Outcome) -> Result<()> {
+    let mut non_finite: Vec<&str> = outcome.metrics.iter().filter(|m| !m.value.is_finite()).map(|m| m.name.as_str()).collect();
+    if !non_finite.is_empty() {
+        let count = non_finite.len();
+        non_finite.sort_unstable();
+        non_finite.dedup();
+        output::warn(&format!("the plugin logged {count} non-finite value(s) of {}: kept as NaN in training_log", non_finite.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")));
+    }
     let log = MethodLog {
         metrics: outcome.metrics.iter().map(|m| LoggedMetric { name: m.name.clone(), step: m.step, value: Some(m.value).filter(|v| v.is_finite()) }).collect(),
         messages: outcome.messages.clone(),

@@ -4,7 +4,7 @@
 mod data;
 mod evaluate;
 pub mod method;
-mod probe;
+pub(crate) mod probe;
 pub(crate) mod reference;
 mod report;
 mod zoo;

@@ -6,8 +6,10 @@
 //! Labels come from the zoo's records: the classes a model-tree child was fine-tuned on
 //! (multi-label), its parent (single label), its test accuracy or its fine-tuning
 //! hyper-parameters (regression). Tree roots are not models of the population and are left
-//! out; so are the test-split figures of training models for every target but
-//! `test-accuracy`, where they are the labels themselves.
+//! out. No plugin sees a figure computed on the test split: for `test-accuracy` the probe
+//! learns from the training models' *validation* accuracy (the validation subset split off the
+//! training data), and its predictions for the held-out models are scored against their test
+//! accuracy — the report says so under the target's table ([`label_source`]).
 
 use std::path::Path;
 
@@ -24,7 +26,7 @@ use crate::executor::Run;
 use crate::metrics::probe::{self, Predictions};
 use crate::output;
 use crate::records::ProbeRecord;
-use crate::stages::method::{config_json, limits, plugin_path, request, write_log, zoo_view};
+use crate::stages::method::{config_json, limits, request, write_log, zoo_view};
 
 /// The labels of a target for a set of checkpoints.
 struct Labelled {
@@ -33,9 +35,30 @@ struct Labelled {
     values: Vec<f32>,
 }
 
+/// Where the labels of target `name` come from, as the report states it.
+pub fn label_source(name: &str) -> &'static str {
+    match name {
+        "classes" => "the classes each training model was fine-tuned on",
+        "parent" => "the tree (foundation model) each training model was fine-tuned from",
+        "test-accuracy" => {
+            "the training models' validation accuracy (on the validation subset of the training split: no probe sees a test-split figure); predictions are scored against the held-out models' test accuracy"
+        }
+        "lr" | "epochs" => "each training model's fine-tuning hyper-parameter",
+        _ => "the zoo's records",
+    }
+}
+
+/// Whom labels are for: the probe plugin (training models: nothing from the test split) or
+/// the scoring of its predictions (held-out models).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum For {
+    Plugin,
+    Scoring,
+}
+
 /// The target `name` of checkpoints `rows`, with label names from `class_names` and the label
 /// set fixed by `all` (every model the probe sees or is scored on).
-fn labels(name: &str, checkpoints: &[&Checkpoint], all: &[&Checkpoint], class_names: &[String]) -> Result<Labelled> {
+fn labels(name: &str, checkpoints: &[&Checkpoint], all: &[&Checkpoint], class_names: &[String], whom: For) -> Result<Labelled> {
     let missing = |what: &str| Error::Config(format!("probe target `{name}`: {what}"));
     match name {
         "classes" => {
@@ -62,13 +85,18 @@ fn labels(name: &str, checkpoints: &[&Checkpoint], all: &[&Checkpoint], class_na
         _ => {
             let value = |c: &Checkpoint| -> Option<f32> {
                 match name {
+                    "test-accuracy" if whom == For::Plugin => c.validation_accuracy,
                     "test-accuracy" => c.test_accuracy,
                     "lr" => c.finetune.map(|f| f.lr as f32),
                     "epochs" => c.finetune.map(|f| f.epochs as f32),
                     _ => None,
                 }
             };
-            let values = checkpoints.iter().map(|c| value(c).ok_or_else(|| missing(&format!("model {} has no such label", c.model)))).collect::<Result<Vec<f32>>>()?;
+            let absent = |c: &Checkpoint| match (name, whom) {
+                ("test-accuracy", For::Plugin) => missing(&format!("training model {} has no validation accuracy to learn from (give its dataset a validation subset: `validation = 0.1`)", c.model)),
+                _ => missing(&format!("model {} has no such label", c.model)),
+            };
+            let values = checkpoints.iter().map(|c| value(c).ok_or_else(|| absent(c))).collect::<Result<Vec<f32>>>()?;
             Ok(Labelled { target: ProbeTarget { name: name.into(), kind: TargetKind::Regression, labels: Vec::new() }, values })
         }
     }
@@ -117,8 +145,8 @@ impl Run {
         let of = |rows: &[usize]| rows.iter().map(|&i| &zoo.checkpoints[i]).collect::<Vec<_>>();
         let (train_ckpts, heldout_ckpts) = (of(&train_rows), of(&heldout_rows));
         let all: Vec<&Checkpoint> = train_ckpts.iter().chain(&heldout_ckpts).copied().collect();
-        let train = labels(&target_name, &train_ckpts, &all, &data.class_names)?;
-        let truth = labels(&target_name, &heldout_ckpts, &all, &data.class_names)?;
+        let train = labels(&target_name, &train_ckpts, &all, &data.class_names, For::Plugin)?;
+        let truth = labels(&target_name, &heldout_ckpts, &all, &data.class_names, For::Scoring)?;
 
         // Unseen classes: their columns leave the training labels; the probe scores every
         // class through the embeddings at prediction time.
@@ -155,8 +183,9 @@ impl Run {
         if predict_labels > 0 {
             payload.extend(&all_embeddings);
         }
-        let request = request(&method.plugin, plugin_path(&method, &self.plugins())?, limits(&method.limits), job);
-        let (description, outcome) = self.run_job(index, &request, &payload, "predictions")?;
+        let code = self.plugins.code(&method.plugin)?.clone();
+        let request = request(&method.plugin, &code, limits(&method.limits), job);
+        let (description, outcome) = self.run_job(index, &code, &request, &payload, "predictions")?;
 
         // Without embeddings and with unseen classes there is nothing to score them with; the
         // validation refuses that combination, so columns are the seen labels here.
@@ -220,7 +249,7 @@ impl Run {
             version: description.version.clone(),
             abi: description.abi.clone(),
             role: role_name(description.role).to_string(),
-            hash: self.plugins().identity(&method.plugin),
+            hash: code.sha256.clone(),
             target: target_name,
             train_models: train_rows.len(),
             heldout_models: heldout_rows.len(),
@@ -229,5 +258,30 @@ impl Run {
             peak_tensor_mib: outcome.peak_tensor_bytes as f64 / (1 << 20) as f64,
             peak_rss_mib: outcome.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(model: usize, validation: Option<f32>, test: f32) -> Checkpoint {
+        let mut c = Checkpoint::new(model, 0, 1, 0, Side::Train);
+        (c.validation_accuracy, c.test_accuracy) = (validation, Some(test));
+        c
+    }
+
+    #[test]
+    fn a_test_accuracy_probe_learns_from_validation_figures_only() {
+        let (a, b) = (checkpoint(0, Some(0.61), 0.9), checkpoint(1, Some(0.72), 0.8));
+        let all = [&a, &b];
+        let seen = labels("test-accuracy", &all, &all, &[], For::Plugin).unwrap();
+        assert_eq!(seen.values, [0.61, 0.72], "what the plugin gets: validation accuracy");
+        let scored = labels("test-accuracy", &all, &all, &[], For::Scoring).unwrap();
+        assert_eq!(scored.values, [0.9, 0.8], "what its predictions are scored against: test accuracy");
+        let unknown = checkpoint(2, None, 0.5);
+        let e = labels("test-accuracy", &[&unknown], &[&unknown], &[], For::Plugin).err().expect("no validation figure, no label");
+        assert!(e.to_string().contains("validation subset"), "{e}");
+        assert!(label_source("test-accuracy").contains("validation accuracy"));
     }
 }

@@ -1,0 +1,157 @@
+//! The disk cache of compiled components. A compiled component is native code that wasmtime
+//! loads without checking it (`Component::deserialize` is `unsafe` for that reason), so an
+//! entry is only used when it provably came from this user's engine compiling these bytes:
+//!
+//! - entries live in a folder per engine build (wasmtime's compatibility hash and this
+//!   crate's version), named by the SHA-256 of the component bytes they were compiled from;
+//! - each entry holds that SHA-256 and an HMAC-SHA-256 tag over (engine build, source hash,
+//!   compiled bytes) under a key only this user can read (`~/.config/weightlab/cache.key`,
+//!   mode 0600, outside the cache folder, or the file `WEIGHTLAB_CACHE_KEY` names).
+//!
+//! Swapping two entries, copying one from another machine or user, or writing a file into a
+//! shared cache folder therefore makes a tag check fail, and the component is compiled again
+//! from the bytes being run (and the entry rewritten). Without a usable key nothing is cached.
+
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+const MAGIC: &[u8; 8] = b"WLCC\x00\x00\x00\x01";
+const HEADER: usize = MAGIC.len() + 32 + 32;
+/// Largest compiled component read back.
+const MAX_ENTRY_BYTES: u64 = 2 << 30;
+
+/// A verified cache of compiled components.
+#[derive(Clone)]
+pub struct Cache {
+    dir: PathBuf,
+    key: [u8; 32],
+    engine_id: [u8; 32],
+}
+
+/// Feeds `Hash` output into SHA-256, so the engine's compatibility hash gives stable bytes.
+struct Sha(Sha256);
+
+impl Hasher for Sha {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish(&self) -> u64 {
+        0
+    }
+}
+
+impl Cache {
+    /// The cache under `root` for `engine`, with this user's key (created on first use).
+    pub fn open(root: &Path, engine: &Engine) -> Result<Self> {
+        let key = user_key()?;
+        let mut h = Sha(Sha256::new());
+        std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
+        h.0.update(env!("CARGO_PKG_VERSION").as_bytes());
+        let engine_id: [u8; 32] = h.0.finalize().into();
+        let dir = root.join(&hex::encode(engine_id)[..16]);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating component cache {}", dir.display()))?;
+        Ok(Self { dir, key, engine_id })
+    }
+
+    fn tag(&self, source: &[u8; 32], compiled: &[u8]) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(&self.engine_id);
+        mac.update(source);
+        mac.update(compiled);
+        mac
+    }
+
+    /// The entry file of a component whose bytes hash to `source`.
+    pub fn entry(&self, source: &[u8; 32]) -> PathBuf {
+        self.dir.join(format!("{}.cwasm", hex::encode(source)))
+    }
+
+    /// The compiled form of `bytes`: the cached entry when it verifies, else `compile()`'s
+    /// result, which is then stored.
+    pub fn get_or_compile(&self, engine: &Engine, bytes: &[u8], compile: impl FnOnce() -> Result<Component>) -> Result<Component> {
+        let source: [u8; 32] = Sha256::digest(bytes).into();
+        let path = self.entry(&source);
+        if let Some(component) = self.load(engine, &path, &source) {
+            return Ok(component);
+        }
+        let component = compile()?;
+        if let Ok(compiled) = component.serialize() {
+            let mut entry = Vec::with_capacity(HEADER + compiled.len());
+            entry.extend_from_slice(MAGIC);
+            entry.extend_from_slice(&source);
+            entry.extend_from_slice(&self.tag(&source, &compiled).finalize().into_bytes());
+            entry.extend_from_slice(&compiled);
+            // Written aside and renamed: concurrent workers never read half an entry.
+            let tmp = self.dir.join(format!(".{}.{}.tmp", hex::encode(source), std::process::id()));
+            if std::fs::write(&tmp, &entry).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+        Ok(component)
+    }
+
+    /// The entry at `path` when it is a regular file holding `source`'s compiled form under a
+    /// valid tag; `None` for anything else.
+    fn load(&self, engine: &Engine, path: &Path, source: &[u8; 32]) -> Option<Component> {
+        let entry = crate::code::read_regular(path, MAX_ENTRY_BYTES).ok()?;
+        let (header, compiled) = entry.split_at_checked(HEADER)?;
+        if &header[..MAGIC.len()] != MAGIC || &header[MAGIC.len()..MAGIC.len() + 32] != source {
+            return None;
+        }
+        self.tag(source, compiled).verify_slice(&header[MAGIC.len() + 32..]).ok()?;
+        // SAFETY: the tag proves these bytes are what this user's engine (same build) produced
+        // by compiling `source`; nobody without the user's key can make a valid tag.
+        unsafe { Component::deserialize(engine, compiled) }.ok()
+    }
+}
+
+/// Where this user's cache key lives.
+fn key_path() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("WEIGHTLAB_CACHE_KEY") {
+        return Ok(PathBuf::from(path));
+    }
+    let config = match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").context("no HOME to keep the cache key in")?).join(".config"),
+    };
+    Ok(config.join("weightlab/cache.key"))
+}
+
+/// This user's 32-byte cache key, created (from the OS's random source) on first use. A key
+/// file others can read or write, or one of another owner, is not used.
+fn user_key() -> Result<[u8; 32]> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    let path = key_path()?;
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut key = [0u8; 32];
+        std::fs::File::open("/dev/urandom").and_then(|mut r| r.read_exact(&mut key)).context("reading /dev/urandom")?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(&key)?;
+        drop(file);
+        // Another process may have made one meanwhile: the first one in place wins.
+        if std::fs::hard_link(&tmp, &path).is_err() && !path.exists() {
+            let _ = std::fs::remove_file(&tmp);
+            bail!("could not create {}", path.display());
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let meta = std::fs::symlink_metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !meta.file_type().is_file() || meta.uid() != me || meta.mode() & 0o077 != 0 {
+        bail!("{} must be a regular file of yours that only you can read (chmod 600)", path.display());
+    }
+    let bytes = crate::code::read_regular(&path, 64)?;
+    bytes.as_slice().try_into().map_err(|_| anyhow::anyhow!("{} does not hold a 32-byte key", path.display()))
+}
