@@ -267,6 +267,14 @@ fn merge_follows_no_link_out_of_a_run_folder() {
     assert!(text(&out).contains("symbolic link"), "{}", text(&out));
     let copied = walk(&dir.path().join("c"));
     assert!(copied.iter().all(|p| !p.ends_with("secret.txt")), "the linked folder was not copied: {copied:?}");
+    // A FIFO in a stage: refused at once, not read (reading it would hang).
+    std::fs::remove_file(stages.join("method-0000000000000000")).unwrap();
+    let fifo = std::ffi::CString::new(method.join("log.fifo").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let out = weightlab(dir.path(), &["merge", "a", "-o", "d"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("FIFO"), "{}", text(&out));
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -521,7 +521,11 @@ pub fn run_in_worker(exe: &Path, code: &PluginCode, request: &Request, payload: 
                 Event::Progress { done, total } => on_progress(done, total),
                 Event::Described(d) => match d.description() {
                     Ok(d) => description = Some(d),
-                    Err(reason) => failure = failure.or(Some(("describe".into(), reason))),
+                    Err(reason) => {
+                        // Refused by the engine: the worker is not let run the job.
+                        failure = failure.or(Some(("describe".into(), reason)));
+                        break;
+                    }
                 },
                 Event::Failed { call, reason } => failure = failure.or(Some((call, reason))),
                 Event::Memory { peak_rss_bytes } => peak = peak.max(Some(peak_rss_bytes)),
@@ -544,6 +548,11 @@ pub fn run_in_worker(exe: &Path, code: &PluginCode, request: &Request, payload: 
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
+    }
+    // A refused description or a stream over its bounds ends the job here; a worker that
+    // reported its own failure is ending anyway. Either way, do not wait on its work.
+    if failure.is_some() && outcome.is_none() {
+        let _ = child.kill();
     }
     let status = child.wait();
     // From here on, every answer carries the worker's peak memory.

@@ -111,8 +111,9 @@ fn floor_char_boundary(text: &str, mut i: usize) -> usize {
     i
 }
 
-impl fmt::Display for ManifestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ManifestError {
+    fn render(&self, f: &mut String) -> fmt::Result {
+        use std::fmt::Write;
         let first = self.sources.files().first().map_or("manifest", |f| f.name.as_str());
         for (n, d) in self.diagnostics.iter().enumerate() {
             if n > 0 {
@@ -140,5 +141,17 @@ impl fmt::Display for ManifestError {
             }
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for ManifestError {
+    /// The rendering with control characters shown as `�`: a diagnostic quotes the manifest's
+    /// lines and values, and a manifest may come from someone else (an escape sequence in it
+    /// must not act on the terminal the error is printed to).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        self.render(&mut out)?;
+        let shown: String = out.chars().map(|c| if c.is_control() && c != '\n' && c != '\t' { '\u{fffd}' } else { c }).collect();
+        f.write_str(&shown)
     }
 }

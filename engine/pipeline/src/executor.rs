@@ -91,7 +91,7 @@ pub struct RunInfo {
 impl RunInfo {
     pub fn read(output: &Path) -> Result<RunInfo> {
         let path = output.join("run.json");
-        let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
+        let bytes = crate::store::read_file(&path).map_err(io("reading", &path))?;
         serde_json::from_slice(&bytes).map_err(crate::error::format(&path))
     }
 }

@@ -133,7 +133,7 @@ pub fn first_difference(a: &Path, b: &Path) -> Result<Option<String>> {
         return Ok(only.or_else(|| Some(".".into())));
     }
     for f in fa {
-        let (x, y) = (std::fs::read(a.join(&f)).map_err(io("reading", &a.join(&f)))?, std::fs::read(b.join(&f)).map_err(io("reading", &b.join(&f)))?);
+        let (x, y) = (crate::store::read_file(&a.join(&f)).map_err(io("reading", &a.join(&f)))?, crate::store::read_file(&b.join(&f)).map_err(io("reading", &b.join(&f)))?);
         if x != y {
             return Ok(Some(f));
         }

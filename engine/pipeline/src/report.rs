@@ -37,11 +37,11 @@ struct RunTables {
 
 fn read_run(dir: &Path) -> Result<RunTables> {
     let manifest_path = dir.join("manifest.toml");
-    let manifest_text = std::fs::read_to_string(&manifest_path).map_err(io("reading (is this a weightlab run folder?)", &manifest_path))?;
+    let manifest_text = weightlab_manifest::files::read_manifest(&manifest_path).map_err(io("reading (is this a weightlab run folder?)", &manifest_path))?;
     let (manifest, expansion) = weightlab_manifest::expand_text(&manifest_text).map_err(|e| Error::Missing(format!("{}: {e}", manifest_path.display())))?;
     let unfinished = |table: &str| Error::Missing(format!("{} has no {table}.parquet: is it a finished weightlab run?", dir.display()));
     let run = read_table::<RunRow>(dir, "runs")?.ok_or_else(|| unfinished("runs"))?.into_iter().next().ok_or_else(|| Error::Missing(format!("{}: empty runs table", dir.display())))?;
-    let stages = std::fs::read(dir.join("stages.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let stages = crate::store::read_file(&dir.join("stages.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     Ok(RunTables {
         samples: read_samples(dir)?.ok_or_else(|| unfinished("samples"))?,
         similarity: read_table(dir, "similarity")?.unwrap_or_default(),

@@ -20,9 +20,19 @@ pub(crate) fn write_tensor(path: &Path, name: &str, dtype: safetensors::Dtype, s
     std::fs::write(path, safetensors::serialize([(name, view)], None).map_err(format(path))?).map_err(io("writing", path))
 }
 
+/// Largest stage file read back (a run folder may come from elsewhere: it is read as data,
+/// regular files only, bounded).
+const MAX_STAGE_FILE_BYTES: u64 = 8 << 30;
+
+/// Reads a file of a stage store or run folder: a regular file (never a FIFO or a device) of
+/// bounded size.
+pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    weightlab_manifest::files::read_regular(path, MAX_STAGE_FILE_BYTES)
+}
+
 /// Reads tensor `name` of a safetensors file: its shape and raw little-endian bytes.
 pub(crate) fn read_tensor(path: &Path, name: &str) -> Result<(Vec<usize>, Vec<u8>)> {
-    let bytes = std::fs::read(path).map_err(io("reading", path))?;
+    let bytes = read_file(path).map_err(io("reading", path))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(format(path))?;
     let t = st.tensor(name).map_err(format(path))?;
     Ok((t.shape().to_vec(), t.data().to_vec()))
@@ -114,7 +124,7 @@ impl StageStore {
     /// The record a finished stage stored.
     pub fn record<T: DeserializeOwned>(&self, stage: &Stage) -> Result<T> {
         let path = self.dir(stage).join("stage.json");
-        let bytes = std::fs::read(&path).map_err(io("reading", &path))?;
+        let bytes = read_file(&path).map_err(io("reading", &path))?;
         let file: StageFile<T> = serde_json::from_slice(&bytes).map_err(|e| crate::Error::Format { path: path.clone(), reason: format!("not a {} record: {e}", stage.label()) })?;
         Ok(file.summary)
     }
@@ -123,7 +133,7 @@ impl StageStore {
     /// it recorded that.
     pub fn timing(&self, stage: &Stage) -> Option<(std::time::SystemTime, f64)> {
         let path = self.dir(stage).join("stage.json");
-        let file: StageFile<serde::de::IgnoredAny> = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+        let file: StageFile<serde::de::IgnoredAny> = serde_json::from_slice(&read_file(&path).ok()?).ok()?;
         let seconds = file.seconds?;
         let finished = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
         Some((finished.checked_sub(std::time::Duration::from_secs_f64(seconds))?, seconds))
@@ -146,7 +156,7 @@ impl StageStore {
         if self.is_done(stage) {
             return None;
         }
-        let bytes = std::fs::read(self.failure_path(stage)).ok()?;
+        let bytes = read_file(&self.failure_path(stage)).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 

@@ -82,6 +82,7 @@ pub fn write_frame(df: &mut DataFrame, dir: &Path, name: &str) -> Result<(), Tab
 
 /// Reads a Parquet table back.
 pub fn read_parquet(path: &Path) -> Result<DataFrame, TableError> {
-    let file = File::open(path).map_err(|source| TableError::Io { path: path.to_path_buf(), source })?;
+    // Tables may come from a run folder made elsewhere: a regular file only (a FIFO would hang).
+    let file = weightlab_manifest::files::open_regular(path).map_err(|source| TableError::Io { path: path.to_path_buf(), source })?;
     ParquetReader::new(file).finish().map_err(|source| TableError::Polars { path: path.to_path_buf(), source })
 }

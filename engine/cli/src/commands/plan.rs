@@ -1,5 +1,5 @@
 use crate::cli::RunArgs;
-use weightlab_pipeline::Run;
+use weightlab_pipeline::{Run, output};
 
 /// `weightlab plan`: the stages in order, each marked cached or to run.
 pub fn plan(args: &RunArgs) -> anyhow::Result<i32> {
@@ -8,11 +8,13 @@ pub fn plan(args: &RunArgs) -> anyhow::Result<i32> {
         Err(code) => return Ok(code),
     };
     let run = Run::new(loaded, args.output.clone())?;
-    println!("plan for `{}` → {}", run.loaded.manifest.experiment.name, run.output.display());
+    // Names come from the manifest, which may be someone else's: printed without control characters.
+    let say = |line: String| println!("{}", output::plain(&line));
+    say(format!("plan for `{}` → {}", run.loaded.manifest.experiment.name, run.output.display()));
     let expansion = &run.loaded.expansion;
     if !expansion.is_empty() {
         let count = |section: &str| expansion.variants.iter().filter(|v| v.section == section).count();
-        println!(
+        say(format!(
             "sweeps: {} {} → {} variants ({} datasets, {} zoos, {} methods; cap {})",
             expansion.axes.len(),
             if expansion.axes.len() == 1 { "axis" } else { "axes" },
@@ -21,29 +23,29 @@ pub fn plan(args: &RunArgs) -> anyhow::Result<i32> {
             count("zoo"),
             count("method"),
             run.loaded.manifest.experiment.max_variants
-        );
+        ));
         for (a, axis) in expansion.axes.iter().enumerate() {
             for site in &axis.sites {
                 let values: Vec<String> = site.values.iter().map(weightlab_manifest::sweep::display).collect();
                 let zipped = if axis.sites.len() > 1 { " (zipped)" } else { "" };
-                println!("  axis {a}: {} = [{}]{zipped}", site.key, values.join(", "));
+                say(format!("  axis {a}: {} = [{}]{zipped}", site.key, values.join(", ")));
             }
         }
         for v in &expansion.variants {
-            println!("  {:<7} {}", v.section, v.name);
+            say(format!("  {:<7} {}", v.section, v.name));
         }
     }
     let mut to_run = 0;
     let levels = run.plan.levels();
-    println!("  {:<7} {:<5} {:<48} key", "", "level", "stage");
+    say(format!("  {:<7} {:<5} {:<48} key", "", "level", "stage"));
     for (stage, level) in run.plan.stages.iter().zip(&levels) {
         let cached = run.store.is_done(stage);
         if !cached {
             to_run += 1;
         }
         let mark = if cached { "cached" } else { "run" };
-        println!("  {mark:<7} {level:<5} {:<48} {}", stage.label(), stage.key);
+        say(format!("  {mark:<7} {level:<5} {:<48} {}", stage.label(), stage.key));
     }
-    println!("{} stages, {} cached, {} to run", run.plan.stages.len(), run.plan.stages.len() - to_run, to_run);
+    say(format!("{} stages, {} cached, {} to run", run.plan.stages.len(), run.plan.stages.len() - to_run, to_run));
     Ok(0)
 }

@@ -146,7 +146,7 @@ pub fn test(wasm: &Path, config: &str, zoo: crate::cli::TestZooArg) -> Result<i3
             Outcome::Warn => "warn",
             Outcome::Fail => "FAIL",
         };
-        println!("  {mark}  {}: {}", c.clause, c.detail.lines().next().unwrap_or_default());
+        println!("  {mark}  {}: {}", c.clause, output::plain(c.detail.lines().next().unwrap_or_default()));
     }
     let failed = checks.iter().filter(|c| c.outcome == Outcome::Fail).count();
     println!("{} clauses, {} failed", checks.len(), failed);

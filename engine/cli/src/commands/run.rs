@@ -48,7 +48,7 @@ pub fn merge(runs: &[PathBuf], output_dir: Option<PathBuf>) -> anyhow::Result<i3
     let first = &runs[0];
     let info = RunInfo::read(first).with_context(|| format!("{} is not a run folder (it has no run.json)", first.display()))?;
     let saved = first.join("manifest.toml");
-    let text = std::fs::read_to_string(&saved).with_context(|| format!("reading {}", saved.display()))?;
+    let text = weightlab_manifest::files::read_manifest(&saved).with_context(|| format!("reading {}", saved.display()))?;
     let loaded = match weightlab_manifest::load_str(&info.manifest, &text, &[], &info.base_dir, &weightlab_pipeline::catalog()) {
         Ok(l) => l,
         Err(e) => {

@@ -4,7 +4,7 @@
 //! random sample; the test set keeps its official order.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -35,13 +35,13 @@ fn split(dir: &Path, prefix: &str) -> Result<Split, DataError> {
 }
 
 /// Reads a gzipped IDX file of unsigned bytes with `dims` dimensions; returns its payload.
-fn read_idx(path: &PathBuf, dims: u8) -> Result<Vec<u8>, DataError> {
-    let file = weightlab_manifest::files::open_regular(path).map_err(|source| DataError::Io { path: path.clone(), source })?;
+fn read_idx(path: &Path, dims: u8) -> Result<Vec<u8>, DataError> {
+    let file = weightlab_manifest::files::open_regular(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
     let mut bytes = Vec::new();
     // Bounded: a crafted archive must not inflate without end (Fashion-MNIST's largest is 47 MB).
     const MAX_IDX_BYTES: u64 = 1 << 30;
-    flate2::read::GzDecoder::new(file).take(MAX_IDX_BYTES).read_to_end(&mut bytes).map_err(|source| DataError::Io { path: path.clone(), source })?;
-    let bad = |reason: &str| DataError::Format { path: path.clone(), reason: reason.to_string() };
+    flate2::read::GzDecoder::new(file).take(MAX_IDX_BYTES).read_to_end(&mut bytes).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let bad = |reason: &str| DataError::Format { path: path.to_path_buf(), reason: reason.to_string() };
     if bytes.len() < 4 + 4 * dims as usize || bytes[0..2] != [0, 0] || bytes[2] != 0x08 || bytes[3] != dims {
         return Err(bad("unexpected magic number"));
     }

@@ -120,7 +120,7 @@ fn read_log(dir: &std::path::Path, name: &str, seed: u64, logs: &mut Vec<LogRow>
     if !path.is_file() {
         return Ok(());
     }
-    let log: MethodLog = serde_json::from_slice(&std::fs::read(&path).map_err(io("reading", &path))?).map_err(format(&path))?;
+    let log: MethodLog = serde_json::from_slice(&crate::store::read_file(&path).map_err(io("reading", &path))?).map_err(format(&path))?;
     messages.extend(log.messages.into_iter().map(|text| MessageRow { source: name.to_string(), seed, text }));
     logs.extend(log.metrics.into_iter().map(|m| LogRow { source: name.to_string(), seed, name: m.name, step: m.step as u64, value: m.value.map_or(f64::NAN, f64::from) }));
     Ok(())
