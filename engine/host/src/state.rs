@@ -280,3 +280,20 @@ impl crate::bindings::weightlab::plugin::log::Host for PluginState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reported_log_is_held_to_the_caps_whatever_the_worker_sent() {
+        let metrics: Vec<MetricRecord> = (0..1000).map(|i| MetricRecord { name: format!("m\x1b[2J{i}"), step: 0, value: f32::NAN }).collect();
+        let messages = vec!["x".repeat(1 << 20), "\x1b]52;c;eA==\x07ok".into()];
+        let (metrics, messages) = bounded_log(metrics, messages);
+        assert_eq!(metrics.len(), log_caps::METRIC_NAMES);
+        assert!(metrics.iter().all(|m| !m.name.contains('\x1b') && m.value.is_nan()));
+        assert!(messages[0].len() <= log_caps::MESSAGE_BYTES + 40 && messages[1] == "]52;c;eA==ok");
+        let wire = serde_json::to_string(&MetricRecord { name: "loss".into(), step: 1, value: f32::INFINITY }).unwrap();
+        assert_eq!(serde_json::from_str::<MetricRecord>(&wire).unwrap().value, f32::INFINITY, "{wire}");
+    }
+}

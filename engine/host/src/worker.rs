@@ -637,3 +637,34 @@ fn crash_reason(status: std::io::Result<std::process::ExitStatus>, stderr_tail: 
         Err(e) => format!("could not wait for the worker: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_tail_of_a_flood_is_kept_and_it_is_clean() {
+        let mut flood = "warning: degrees of freedom\n".repeat(400_000).into_bytes();
+        flood.extend_from_slice(b"\x1b]0;title\x07last words\n");
+        let tail = tail_of(std::io::Cursor::new(flood), 4096);
+        assert!(tail.len() <= 4096 && tail.ends_with("]0;titlelast words\n"), "{:?}", &tail[tail.len().saturating_sub(40)..]);
+    }
+
+    #[test]
+    fn a_finished_job_returns_what_was_asked_for() {
+        let zoo = ZooView {
+            name: "z".into(),
+            arch: "mlp".into(),
+            layout: Vec::new(),
+            parameters: 51,
+            checkpoints: Vec::new(),
+            dataset: String::new(),
+            classes: 3,
+            class_names: Vec::new(),
+            sources: Vec::new(),
+        };
+        let run = Job::Run { zoo, rows: 0, config: serde_json::json!({}), seed: 0, sample_seed: 0, samples: 4, conditioning: Conditioning { targets: vec![1, 2], ..Conditioning::default() } };
+        assert_eq!(run.values(), 4 * 2 * 51);
+        assert_eq!(Job::Describe.values(), 0);
+    }
+}
