@@ -93,7 +93,7 @@ fn what_a_plugin_says_about_itself_is_cut_and_stripped() {
 fn a_stderr_flood_costs_the_engine_no_memory() {
     // The worker prints a libtorch warning per call, 1,200,000 times (about 280 MB); the
     // engine keeps only the tail it needs for crash reports. Read whole (as before), the flood
-    // took the run from about 520 MiB to over 1 GiB.
+    // took the run from about 520 MiB to 1016 MiB.
     let (dir, _) = experiment(&with_plugin("stderr-flood"));
     std::fs::copy(build_hostile(), dir.path().join("p.wasm")).unwrap();
     let (out, peak_mib) = weightlab_peak_rss(dir.path(), &["run", "exp.toml", "-o", "out"]);
