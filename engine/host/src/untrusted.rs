@@ -27,16 +27,22 @@ fn kept(c: char, newlines: bool) -> bool {
     }
 }
 
-/// `text` without control characters (newlines kept when `newlines`), cut to at most `max`
-/// bytes at a character boundary; a cut text ends in `… [N more bytes cut]`.
+/// Room kept for the note a cut text ends in.
+const NOTE_BYTES: usize = 48;
+
+/// `text` without control characters (newlines kept when `newlines`), at most `max` bytes: a
+/// longer text is cut at a character boundary and ends in `… [N more bytes cut]`, the note
+/// included in the `max` — so cleaning a cleaned text again changes nothing.
 fn clean(text: &str, max: usize, newlines: bool) -> String {
     let mut out = String::with_capacity(text.len().min(max));
     let mut cut = 0usize;
+    let fits = text.len() <= max;
+    let keep = if fits { max } else { max.saturating_sub(NOTE_BYTES) };
     for (i, c) in text.char_indices() {
         if !kept(c, newlines) {
             continue;
         }
-        if out.len() + c.len_utf8() > max {
+        if out.len() + c.len_utf8() > keep {
             cut = text.len() - i;
             break;
         }
@@ -81,8 +87,10 @@ mod tests {
     #[test]
     fn long_text_is_cut_at_a_character_and_says_so() {
         let long = "é".repeat(100);
-        let cut = text(&long, 11);
-        assert_eq!(cut, format!("{}… [190 more bytes cut]", "é".repeat(5)));
+        let cut = text(&long, 61);
+        assert_eq!(cut, format!("{}… [188 more bytes cut]", "é".repeat(6)));
+        assert!(cut.len() <= 61);
+        assert_eq!(text(&cut, 61), cut, "cleaning twice changes nothing");
         assert_eq!(text("short", 5), "short");
     }
 }
