@@ -85,7 +85,7 @@ pub fn check(schema: &Value) -> Result<(), SchemaError> {
         return Err(refuse("", format!("{size} bytes of JSON, more than the {} allowed", crate::untrusted::SCHEMA_BYTES)));
     }
     let defs = definitions(schema);
-    let mut walk = Walk { defs: &defs, refs: HashMap::new() };
+    let walk = Walk { defs: &defs };
     walk.node(schema, "", 0)?;
     // Each definition's expanded size, memoised; a definition met again while it is being
     // expanded is a cycle.
@@ -177,11 +177,10 @@ fn definitions(schema: &Value) -> HashMap<String, &Value> {
 
 struct Walk<'a> {
     defs: &'a HashMap<String, &'a Value>,
-    refs: HashMap<String, usize>,
 }
 
 impl Walk<'_> {
-    fn node(&mut self, schema: &Value, at: &str, depth: usize) -> Result<(), SchemaError> {
+    fn node(&self, schema: &Value, at: &str, depth: usize) -> Result<(), SchemaError> {
         if depth > MAX_DEPTH {
             return Err(refuse(at, format!("nested more than {MAX_DEPTH} schemas deep")));
         }
@@ -231,13 +230,12 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn reference(&mut self, value: &Value, at: &str) -> Result<(), SchemaError> {
+    fn reference(&self, value: &Value, at: &str) -> Result<(), SchemaError> {
         let target = value.as_str().ok_or_else(|| refuse(at, "`$ref` must be a string"))?;
         if !self.defs.contains_key(target) {
             let why = if target.starts_with("#/$defs/") || target.starts_with("#/definitions/") { "names no definition of this schema" } else { "must name a local definition (`#/$defs/NAME`)" };
             return Err(refuse(at, format!("`$ref` \"{}\" {why}", crate::untrusted::line(target, 80))));
         }
-        *self.refs.entry(target.to_string()).or_default() += 1;
         Ok(())
     }
 }

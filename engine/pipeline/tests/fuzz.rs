@@ -147,14 +147,14 @@ fn survive<T>(target: &str, input: &[u8], f: impl FnOnce() -> T) -> Option<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(v) => Some(v),
         Err(_) => {
-            let file = dir.join(format!("{target}-{:016x}", seahash(input)));
+            let file = dir.join(format!("{target}-{:016x}", fnv1a(input)));
             let _ = std::fs::write(&file, input);
             panic!("fuzz target `{target}` panicked; the input is saved in {}", file.display());
         }
     }
 }
 
-fn seahash(bytes: &[u8]) -> u64 {
+fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
