@@ -13,6 +13,9 @@ use crate::zoo::batch::{DeviceSplit, correct, per_model_loss};
 /// Models evaluated together (bounds memory: K × examples × features per chunk).
 const MODELS_PER_CHUNK: usize = 64;
 const EXAMPLES_PER_CHUNK: usize = 1000;
+/// Values one layer's activations may hold across a chunk (64 M floats, 256 MB): wide networks
+/// (convolutions on 32×32 images) evaluate fewer examples at a time.
+const VALUES_PER_CHUNK: usize = 64 << 20;
 
 /// How one model did on a split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +50,7 @@ pub fn evaluate_on(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32], 
     let mut scores = Vec::with_capacity(n);
     for start in (0..n).step_by(MODELS_PER_CHUNK) {
         let k = MODELS_PER_CHUNK.min(n - start);
+        let examples_per_chunk = (VALUES_PER_CHUNK / (k * arch.widest()).max(1)).clamp(1, EXAMPLES_PER_CHUNK);
         let params: Tensor<2> = Tensor::from_data(TensorData::new(weights[start * p..(start + k) * p].to_vec(), [k, p]), &device);
         // Loss of every model on every group (one group unless the dataset has several shapes).
         let mut loss_sum = vec![vec![0.0f64; groups]; k];
@@ -56,8 +60,8 @@ pub fn evaluate_on(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32], 
         for g in 0..groups {
             let range = data.group_range(dsplit.len, g);
             group_len = range.len();
-            for ex in range.clone().step_by(EXAMPLES_PER_CHUNK) {
-                let b = EXAMPLES_PER_CHUNK.min(range.end - ex);
+            for ex in range.clone().step_by(examples_per_chunk) {
+                let b = examples_per_chunk.min(range.end - ex);
                 let (x, targets) = dsplit.range(ex, b, k);
                 let out = arch.forward(&params, x);
                 let losses = per_model_loss(out.clone(), &targets).into_data().try_into_vec::<f32>().unwrap_or_default();

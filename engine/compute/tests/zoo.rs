@@ -22,7 +22,7 @@ fn zoo_spec(spec: &str) -> ZooSpec {
 #[test]
 fn flat_and_named_round_trip_exactly() {
     let data = dataset("source = \"fashion-mnist\"\ntrain_subset = 10\ntest_subset = 10");
-    for arch in [Arch::new(&weightlab_manifest::ArchSpec::CnnS {}, &data), Arch::Mlp { sizes: vec![784, 10, 10], activation: Default::default() }] {
+    for arch in [Arch::new(&weightlab_manifest::ArchSpec::CnnS {}, &data).expect("a preset always fits"), Arch::Mlp { sizes: vec![784, 10, 10], activation: Default::default() }] {
         let layout = arch.layout();
         let flat: Vec<f32> = (0..layout.len()).map(|i| (i as f32 * 0.618).sin()).collect();
         let bytes = store::to_safetensors(&layout, &flat, None);
@@ -31,7 +31,7 @@ fn flat_and_named_round_trip_exactly() {
         let back = layout.flatten(|n| named.iter().find(|(m, _, _)| m == n).map(|(_, s, v)| (s.as_slice(), v.as_slice()))).unwrap();
         assert_eq!(back, flat);
     }
-    let cnn = Arch::new(&weightlab_manifest::ArchSpec::CnnS {}, &data);
+    let cnn = Arch::new(&weightlab_manifest::ArchSpec::CnnS {}, &data).expect("a preset always fits");
     assert_eq!(cnn.layout().len(), 2464, "CNN-s has the Hyper-Representations parameter count");
 }
 
@@ -41,7 +41,7 @@ fn same_seed_gives_bit_identical_checkpoints() {
     let spec = zoo_spec(
         "data = \"d\"\narch = { kind = \"mlp\", hidden = [16] }\nmodels = 6\ntrain = { lr = 0.01, epochs = 3, batch_size = 32 }\nkeep = { last_epochs = 2 }\nsplit = { train = 4, heldout = 2 }",
     );
-    let arch = Arch::new(&spec.arch, &data);
+    let arch = Arch::new(&spec.arch, &data).expect("a preset always fits");
     let a = train::train_zoo(&arch, &data, &spec, None).unwrap();
     let b = train::train_zoo(&arch, &data, &spec, None).unwrap();
     assert_eq!(a.checkpoints.len(), 12, "2 epochs kept × 6 models");
@@ -69,7 +69,7 @@ fn a_validation_subset_is_split_off_the_training_data_and_scored() {
     let other_test = dataset("source = \"blobs\"\nsamples = 400\nvalidation = 0.25\ntest_subset = 50");
     assert_eq!(other_test.hash, data.hash, "the identity methods see ignores the test split");
     let spec = zoo_spec("data = \"d\"\narch = { kind = \"mlp\", hidden = [16] }\nmodels = 4\ntrain = { lr = 0.01, epochs = 3, batch_size = 32 }");
-    let zoo = train::train_zoo(&Arch::new(&spec.arch, &data), &data, &spec, None).unwrap();
+    let zoo = train::train_zoo(&Arch::new(&spec.arch, &data).expect("a preset always fits"), &data, &spec, None).unwrap();
     for c in &zoo.checkpoints {
         let (v, t) = (c.validation_accuracy.unwrap(), c.test_accuracy.unwrap());
         assert!(v > 0.8 && c.validation_loss.is_finite(), "validation figures are computed: {v} {}", c.validation_loss);
@@ -104,7 +104,7 @@ fn fashion_mnist_zoos_learn_and_agree_with_pytorch() {
         ("mlp", "data = \"d\"\narch = { kind = \"mlp\", hidden = [32] }\nmodels = 4\ntrain = { lr = 0.003, epochs = 2, batch_size = 32 }"),
     ] {
         let spec = zoo_spec(spec);
-        let arch = Arch::new(&spec.arch, &data);
+        let arch = Arch::new(&spec.arch, &data).expect("a preset always fits");
         let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
         let scores = eval::evaluate(&arch, &data, &data.test, &zoo.weights);
         for (i, s) in scores.iter().enumerate() {
@@ -145,7 +145,7 @@ fn fashion_mnist_zoos_learn_and_agree_with_pytorch() {
 fn sdf_zoo_fits_its_shape() {
     let data = dataset("source = \"sdf-shapes\"\nsamples = 4096\nseed = 3");
     let spec = zoo_spec("data = \"d\"\narch = { kind = \"sdf-mlp\", hidden = [32, 32] }\nmodels = 4\ntrain = { lr = 0.003, epochs = 30, batch_size = 128 }");
-    let arch = Arch::new(&spec.arch, &data);
+    let arch = Arch::new(&spec.arch, &data).expect("a preset always fits");
     let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
     let mean = data.test.y.iter().sum::<f32>() / data.test.len() as f32;
     let constant = data.test.y.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / data.test.len() as f32;
@@ -161,7 +161,7 @@ fn continued_training_keeps_snapshots_of_only_the_chosen_parameters() {
     let spec = zoo_spec(
         "data = \"d\"\narch = { kind = \"mlp\", hidden = [16] }\nmodels = 2\ntrain = { lr = 0.01, epochs = 2, batch_size = 32 }\ncontinue = { params = [\"layers.1\"], steps = 30, keep_every = 3 }",
     );
-    let arch = Arch::new(&spec.arch, &data);
+    let arch = Arch::new(&spec.arch, &data).expect("a preset always fits");
     let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
     assert_eq!(zoo.checkpoints.len(), 20, "10 snapshots × 2 models");
     assert!(zoo.checkpoints.iter().all(|c| c.step % 3 == 0 && c.step > 0 && c.epoch == 2));
@@ -183,7 +183,7 @@ fn signal_task_is_learnable() {
     let data = dataset("source = \"signals\"\nclasses = 4\nsamples = 2048\nnoise = 0.3");
     assert_eq!(data.input_shape, vec![32]);
     let spec = zoo_spec("data = \"d\"\narch = { kind = \"mlp\", hidden = [32] }\nmodels = 4\ntrain = { lr = 0.003, epochs = 10, batch_size = 64 }");
-    let arch = Arch::new(&spec.arch, &data);
+    let arch = Arch::new(&spec.arch, &data).expect("a preset always fits");
     let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
     for c in &zoo.checkpoints {
         assert!(c.test_accuracy.unwrap() > 0.7, "4 classes, chance 0.25: {:?}", c.test_accuracy);
@@ -196,7 +196,7 @@ fn many_shape_zoo_fits_one_shape_per_model() {
     assert_eq!(data.groups, 4);
     assert_eq!(data.train.len() + data.validation.len(), 4 * 2048, "a validation block is split off each shape");
     let spec = zoo_spec("data = \"d\"\narch = { kind = \"sdf-mlp\", hidden = [32, 32] }\nmodels = 8\ntrain = { lr = 0.003, epochs = 30, batch_size = 128 }");
-    let arch = Arch::new(&spec.arch, &data);
+    let arch = Arch::new(&spec.arch, &data).expect("a preset always fits");
     let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
     // The shapes differ, so a model fitted to one is no good on the others.
     let test_len = data.test.len();
@@ -224,7 +224,7 @@ fn model_tree_records_parents_and_fine_tuning_classes() {
     let spec = zoo_spec(
         "data = \"d\"\narch = { kind = \"mlp\", hidden = [16] }\nmodels = 12\ntrain = { lr = 0.01, epochs = 3, batch_size = 32 }\ntree = { roots = 3, classes = 2, epochs = 2 }\nsplit = { train = 9, heldout = 3 }",
     );
-    let arch = Arch::new(&spec.arch, &data);
+    let arch = Arch::new(&spec.arch, &data).expect("a preset always fits");
     let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
     let roots: Vec<_> = zoo.checkpoints.iter().filter(|c| c.side == Side::Root).collect();
     let children: Vec<_> = zoo.checkpoints.iter().filter(|c| c.side != Side::Root).collect();
@@ -274,7 +274,7 @@ fn hidden_unit_permutations_keep_the_function_and_move_the_weights() {
     let data = dataset("source = \"fashion-mnist\"\ntrain_subset = 2000\ntest_subset = 500");
     for arch_spec in ["arch = { kind = \"cnn-s\" }", "arch = { kind = \"mlp\", hidden = [16, 12] }"] {
         let spec = zoo_spec(&format!("data = \"d\"\n{arch_spec}\nmodels = 2\ntrain = {{ lr = 0.003, epochs = 1, batch_size = 64 }}"));
-        let arch = Arch::new(&spec.arch, &data);
+        let arch = Arch::new(&spec.arch, &data).expect("a preset always fits");
         let zoo = train::train_zoo(&arch, &data, &spec, None).unwrap();
         let original = zoo.weights_of(0);
         let permuted = arch.permute_hidden(original, 7);
@@ -300,7 +300,7 @@ fn circles_need_a_hidden_layer_and_an_mlp_learns_them() {
     assert_eq!((data.input_shape.clone(), data.outputs()), (vec![2], 2));
     let train_with = |hidden: &str| {
         let spec = zoo_spec(&format!("data = \"d\"\narch = {{ kind = \"mlp\", hidden = {hidden}, activation = \"tanh\" }}\nmodels = 4\ntrain = {{ lr = 0.02, epochs = 30, batch_size = 32 }}"));
-        let zoo = train::train_zoo(&Arch::new(&spec.arch, &data), &data, &spec, None).unwrap();
+        let zoo = train::train_zoo(&Arch::new(&spec.arch, &data).expect("a preset always fits"), &data, &spec, None).unwrap();
         zoo.checkpoints.iter().map(|c| c.test_accuracy.unwrap()).sum::<f32>() / zoo.checkpoints.len() as f32
     };
     let (linear, hidden) = (train_with("[]"), train_with("[16]"));
@@ -343,7 +343,7 @@ fn the_hand_written_mlp_backward_follows_the_autodiff_tape() {
     // The CPU's per-model engine, and the K-batched one GPUs use (run here on the CPU).
     for engine in [EngineChoice::Fastest, EngineChoice::Batched] {
         for activation in [Activation::Relu, Activation::Tanh, Activation::Silu, Activation::Sine] {
-            let arch = Arch::new(&ArchSpec::Mlp { hidden: vec![16, 8], activation }, &blobs);
+            let arch = Arch::new(&ArchSpec::Mlp { hidden: vec![16, 8], activation }, &blobs).expect("a preset always fits");
             // sin(30 x) turns rounding differences into different trajectories within a few
             // steps (the engines sum products in different orders; SGD at this rate is chaotic
             // with it: 1e-5 apart after one step, 4e-3 after two, 0.4 after three): compare it
@@ -357,7 +357,7 @@ fn the_hand_written_mlp_backward_follows_the_autodiff_tape() {
             let d = engines_differ(engine, &blobs, &arch, &adam, Some("layers.2"), steps.min(10));
             assert!(d < 1e-4, "{engine:?} {activation:?} continued: the engines part by {d}");
         }
-        let arch = Arch::new(&ArchSpec::SdfMlp { hidden: vec![32, 32] }, &sdf);
+        let arch = Arch::new(&ArchSpec::SdfMlp { hidden: vec![32, 32] }, &sdf).expect("a preset always fits");
         let d = engines_differ(engine, &sdf, &arch, &adam, None, 25);
         assert!(d < 1e-4, "{engine:?} regression (MSE): the engines part by {d}");
     }
@@ -369,7 +369,7 @@ fn the_hand_written_mlp_backward_follows_the_autodiff_tape() {
 fn an_epoch_at_once_equals_its_steps_one_by_one() {
     use weightlab_manifest::{ArchSpec, TrainSpec};
     let data = dataset("source = \"blobs\"\nclasses = 4\nsamples = 512");
-    let arch = Arch::new(&ArchSpec::Mlp { hidden: vec![16], activation: Default::default() }, &data);
+    let arch = Arch::new(&ArchSpec::Mlp { hidden: vec![16], activation: Default::default() }, &data).expect("a preset always fits");
     let recipe = TrainSpec { lr: 0.01, batch_size: 32, weight_decay: 1e-3, ..TrainSpec::default() };
     let seeds = [1u64, 2, 3, 4, 5];
     let pools = vec![(0..data.train.len() as i64).collect::<Vec<_>>(); seeds.len()];
@@ -389,7 +389,7 @@ fn an_epoch_at_once_equals_its_steps_one_by_one() {
 fn the_hand_written_cnn_follows_the_autodiff_tape() {
     use weightlab_manifest::{ArchSpec, Optimizer, TrainSpec};
     let data = dataset("source = \"fashion-mnist\"\ntrain_subset = 512\ntest_subset = 64");
-    let arch = Arch::new(&ArchSpec::CnnS {}, &data);
+    let arch = Arch::new(&ArchSpec::CnnS {}, &data).expect("a preset always fits");
     let adam = TrainSpec { lr: 0.01, batch_size: 16, weight_decay: 1e-3, ..TrainSpec::default() };
     let sgd = TrainSpec { optimizer: Optimizer::Sgd, lr: 0.05, batch_size: 16, weight_decay: 1e-3, ..TrainSpec::default() };
     // SGD shows the gradients agree over many steps. Adam's first steps move every weight by

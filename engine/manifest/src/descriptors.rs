@@ -26,12 +26,21 @@ pub struct SourceDescriptor {
     pub classes: fn(&DataSpec) -> usize,
     /// Generated from `samples`, `noise` and `seed` (rather than read from files).
     pub procedural: bool,
+    /// Read from files the user names, whose shapes and classes are known only once they are
+    /// read (`input_shape` and `classes` say nothing then).
+    pub from_files: bool,
 }
 
 impl SourceDescriptor {
+    /// A source read from the user's files (`path`).
+    pub const fn from_files(name: &'static str) -> Self {
+        SourceDescriptor { name, task: TaskKind::Classification, input_shape: |_| Vec::new(), classes: |_| 0, procedural: false, from_files: true }
+    }
+
     /// Classes of the data `spec` describes; `None` for regression.
+    /// Unknown (`None`) for data read from the user's files until they are read.
     pub fn class_count(&self, spec: &DataSpec) -> Option<usize> {
-        (self.task == TaskKind::Classification).then(|| (self.classes)(spec))
+        (self.task == TaskKind::Classification && !self.from_files).then(|| (self.classes)(spec))
     }
 }
 

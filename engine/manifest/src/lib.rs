@@ -1,6 +1,7 @@
 //! Experiment manifests: the TOML file a researcher writes to say what to run.
 //!
 //! - [`types`]: the sections of a manifest as plain serde types with defaults.
+//! - [`layers`]: the layers of a declared (`sequential`) network.
 //! - [`descriptors`]: what each dataset source and architecture is, for validation and compute.
 //! - [`load`]: reading, composition, `--set` overrides, sweeps, parsing and validation in one call.
 //! - [`cluster`]: what `[cluster]` values may hold (they become lines of job scripts).
@@ -20,6 +21,7 @@ pub mod compose;
 pub mod descriptors;
 pub mod diagnostic;
 pub mod files;
+pub mod layers;
 pub mod load;
 pub mod overrides;
 pub mod plan;
@@ -31,6 +33,7 @@ pub mod types;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, ManifestError, SourceMap};
+pub use layers::LayerSpec;
 pub use load::{LoadError, Loaded, expand_text, load, load_str};
 pub use plan::{Plan, Shard, Stage, StageKind};
 pub use types::*;

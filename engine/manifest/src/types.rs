@@ -186,6 +186,23 @@ pub enum DataSource {
     Signals,
     /// Signed distance functions of random 3-D shapes (spheres, boxes, tori): a neural-field task.
     SdfShapes,
+    /// Arrays in one `.npz` or `.safetensors` file (`path`): `x_train`, `y_train`, `x_test`,
+    /// `y_test`. `x` is float32 of any shape per example, taken as is (`(N, C, H, W)` for
+    /// convolutions, `(N, D)` for linear layers); `y` integer class labels (classification) or
+    /// float targets, one per example (regression).
+    Tensors,
+    /// A pair of IDX files per split in the folder `path` (MNIST, KMNIST, Fashion-MNIST…):
+    /// `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`,
+    /// `t10k-labels-idx1-ubyte`, each gzipped (`.gz`) or not. Pixels are scaled to [0, 1];
+    /// images are (1, height, width).
+    Idx,
+    /// Images in class folders under `path`: `train/<class>/*.png|jpg` and `test/<class>/*`;
+    /// classes are the folder names in sorted order. Every image is resized to `size` (height,
+    /// width) and converted to `channels` (1 grey, 3 RGB); pixels are scaled to [0, 1].
+    ImageFolder,
+    /// CIFAR-10's official binary batches in the folder `path` (`data_batch_1.bin` …
+    /// `data_batch_5.bin`, `test_batch.bin`): (3, 32, 32) images scaled to [0, 1], 10 classes.
+    Cifar10,
 }
 
 impl DataSource {
@@ -193,12 +210,19 @@ impl DataSource {
     pub fn descriptor(self) -> SourceDescriptor {
         let spec_classes = |d: &DataSpec| d.classes;
         match self {
-            DataSource::FashionMnist => SourceDescriptor { name: "fashion-mnist", task: TaskKind::Classification, input_shape: |_| vec![1, 28, 28], classes: |_| 10, procedural: false },
-            DataSource::Blobs => SourceDescriptor { name: "blobs", task: TaskKind::Classification, input_shape: |_| vec![2], classes: spec_classes, procedural: true },
-            DataSource::Moons => SourceDescriptor { name: "moons", task: TaskKind::Classification, input_shape: |_| vec![2], classes: |_| 2, procedural: true },
-            DataSource::Circles => SourceDescriptor { name: "circles", task: TaskKind::Classification, input_shape: |_| vec![2], classes: |_| 2, procedural: true },
-            DataSource::Signals => SourceDescriptor { name: "signals", task: TaskKind::Classification, input_shape: |_| vec![32], classes: spec_classes, procedural: true },
-            DataSource::SdfShapes => SourceDescriptor { name: "sdf-shapes", task: TaskKind::Regression, input_shape: |_| vec![3], classes: |_| 0, procedural: true },
+            DataSource::FashionMnist => {
+                SourceDescriptor { name: "fashion-mnist", task: TaskKind::Classification, input_shape: |_| vec![1, 28, 28], classes: |_| 10, procedural: false, from_files: false }
+            }
+            DataSource::Blobs => SourceDescriptor { name: "blobs", task: TaskKind::Classification, input_shape: |_| vec![2], classes: spec_classes, procedural: true, from_files: false },
+            DataSource::Moons => SourceDescriptor { name: "moons", task: TaskKind::Classification, input_shape: |_| vec![2], classes: |_| 2, procedural: true, from_files: false },
+            DataSource::Circles => SourceDescriptor { name: "circles", task: TaskKind::Classification, input_shape: |_| vec![2], classes: |_| 2, procedural: true, from_files: false },
+            DataSource::Signals => SourceDescriptor { name: "signals", task: TaskKind::Classification, input_shape: |_| vec![32], classes: spec_classes, procedural: true, from_files: false },
+            DataSource::SdfShapes => SourceDescriptor { name: "sdf-shapes", task: TaskKind::Regression, input_shape: |_| vec![3], classes: |_| 0, procedural: true, from_files: false },
+            // Shapes and classes of these are read from their files (`weightlab_compute::data::files`).
+            DataSource::Tensors => SourceDescriptor::from_files("tensors"),
+            DataSource::Idx => SourceDescriptor::from_files("idx"),
+            DataSource::ImageFolder => SourceDescriptor::from_files("image-folder"),
+            DataSource::Cifar10 => SourceDescriptor::from_files("cifar10"),
         }
     }
 }
@@ -221,9 +245,18 @@ pub struct DataSpec {
     /// figure computed on the test split — where samples are scored — reaches a method.
     #[serde(default = "default_validation")]
     pub validation: f64,
-    /// Folder with the IDX files (fashion-mnist only). Default: the Debian package's folder.
+    /// Where the data is: the folder with the IDX files (`fashion-mnist`, default: the Debian
+    /// package's folder; `idx`), the `.npz`/`.safetensors` file (`tensors`), the folder holding
+    /// `train/` and `test/` (`image-folder`) or the binary batches (`cifar10`). Relative to the
+    /// manifest.
     #[serde(default)]
     pub path: Option<PathBuf>,
+    /// Height and width every image is resized to (`image-folder`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<[usize; 2]>,
+    /// Channels of every image (`image-folder`): 1 (grey) or 3 (RGB).
+    #[serde(default = "default_channels")]
+    pub channels: usize,
     /// Number of classes (blobs, signals).
     #[serde(default = "default_classes")]
     #[schemars(range(max = 100_000))]
@@ -327,6 +360,9 @@ pub enum ShapeFamily {
 fn default_classes() -> usize {
     4
 }
+fn default_channels() -> usize {
+    3
+}
 fn default_validation() -> f64 {
     0.1
 }
@@ -374,6 +410,14 @@ pub enum ArchSpec {
         #[serde(default = "default_sdf_hidden")]
         hidden: Vec<usize>,
     },
+    /// Any `nn.Sequential` of the layer types below, with PyTorch's parameter names (`0.weight`,
+    /// `1.running_mean`, `3.layers.0.weight`): a user's state_dict loads as is, and weightlab's
+    /// checkpoints load into the user's module. Widths and input shapes follow from the data.
+    Sequential {
+        /// The layers, in order.
+        #[schemars(length(min = 1, max = 1_000))]
+        layers: Vec<crate::layers::LayerSpec>,
+    },
 }
 
 impl ArchSpec {
@@ -396,6 +440,9 @@ impl ArchSpec {
                 plugin_arch: "sdf-mlp",
                 fits: |task, shape| if task == TaskKind::Regression && shape == [3] { Ok(()) } else { Err("`sdf-mlp` needs 3-D points with signed distances (sdf-shapes)") },
             },
+            // Whether the layers fit the data's shapes is checked layer by layer once the data's
+            // shapes are known (`weightlab_compute::arch::sequential`).
+            ArchSpec::Sequential { .. } => ArchDescriptor { name: "sequential", plugin_arch: "sequential", fits: |_, _| Ok(()) },
         }
     }
 }

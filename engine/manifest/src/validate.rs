@@ -219,7 +219,8 @@ fn probe_checks(m: &Manifest, i: usize, spans: &Spans) -> Vec<Diagnostic> {
                     .with_help(Some("add `embed_labels = \"minilm\"`".into())),
             );
         }
-        let classes = m.data.get(&zoo.data).and_then(|d| d.source.descriptor().class_count(d)).unwrap_or(0);
+        // Data read from files has its classes counted when read (the data stage checks then).
+        let Some(classes) = m.data.get(&zoo.data).and_then(|d| d.source.descriptor().class_count(d)) else { return out };
         if let Some(bad) = method.unseen_classes.iter().find(|&&c| c >= classes) {
             out.push(Diagnostic::new(format!("method `{name}`: unseen class {bad} does not exist (the dataset has {classes} classes)"), at("unseen_classes")));
         }
@@ -282,12 +283,43 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
                 out.push(Diagnostic::new(format!("`data.{name}.{key}` is 0: no examples would be left"), spans.value(&path!["data", name.as_str(), key])));
             }
         }
-        if !data.source.descriptor().procedural {
-            if let Some(p) = &data.path {
-                let full = ctx.base_dir.join(p);
-                if !full.is_dir() {
-                    out.push(Diagnostic::new(format!("`data.{name}.path`: folder `{}` does not exist", full.display()), spans.value(&path!["data", name.as_str(), "path"])));
+        let source = data.source.descriptor();
+        if !source.procedural {
+            let wants_file = data.source == DataSource::Tensors;
+            match &data.path {
+                Some(p) => {
+                    let full = ctx.base_dir.join(p);
+                    let (ok, what) = if wants_file { (full.is_file(), "file") } else { (full.is_dir(), "folder") };
+                    if !ok {
+                        out.push(Diagnostic::new(format!("`data.{name}.path`: {what} `{}` does not exist", full.display()), spans.value(&path!["data", name.as_str(), "path"])));
+                    }
                 }
+                None if source.from_files => out.push(
+                    Diagnostic::new(format!("`data.{name}`: `{}` data is read from your files, and `path` is missing", source.name), spans.value(&path!["data", name.as_str()]))
+                        .with_help(Some(if wants_file { "add `path = \"data.npz\"` (relative to this manifest)".into() } else { "add `path = \"folder/\"` (relative to this manifest)".into() })),
+                ),
+                None => {}
+            }
+            if data.source == DataSource::ImageFolder && data.size.is_none_or(|[h, w]| h == 0 || w == 0) {
+                out.push(
+                    Diagnostic::new(format!("`data.{name}`: `image-folder` data needs `size`, the height and width images are resized to"), spans.value(&path!["data", name.as_str()]))
+                        .with_help(Some("add `size = [32, 32]`".into())),
+                );
+            }
+            if data.source == DataSource::ImageFolder && !matches!(data.channels, 1 | 3) {
+                out.push(Diagnostic::new(
+                    format!("`data.{name}.channels` = {}: images are read as 1 (grey) or 3 (RGB) channels", data.channels),
+                    spans.value(&path!["data", name.as_str(), "channels"]),
+                ));
+            }
+            if source.from_files && data.tasks.is_some() {
+                out.push(
+                    Diagnostic::new(
+                        format!("`data.{name}.tasks`: task families are made from built-in sources; `{}` data is used as it is", source.name),
+                        spans.value(&path!["data", name.as_str(), "tasks"]),
+                    )
+                    .with_help(Some("remove `tasks`".into())),
+                );
             }
         } else if data.samples < 8 {
             out.push(Diagnostic::new(format!("`data.{name}.samples` = {} is too small to split into train and test", data.samples), spans.value(&path!["data", name.as_str(), "samples"])));
@@ -319,7 +351,7 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
                 spans.value(&path!["data", name.as_str(), "shapes"]),
             ));
         }
-        if let Some(tasks) = &data.tasks {
+        if let Some(tasks) = data.tasks.as_ref().filter(|_| !source.from_files) {
             task_checks(name, data, tasks, spans, &mut out);
         }
         if matches!(data.source, DataSource::Blobs | DataSource::Signals) && data.classes < 2 {
@@ -393,7 +425,8 @@ pub fn validate(m: &Manifest, spans: &Spans, ctx: &Context) -> Vec<Diagnostic> {
         }
         if let Some(tree) = &zoo.tree {
             let at = |key: &str| spans.value(&path!["zoo", name.as_str(), "tree", key]);
-            let classes = m.data.get(&zoo.data).map(|d| d.source.descriptor().class_count(d).unwrap_or(0));
+            // `None` when the data is not known or its classes are read from files later.
+            let classes = m.data.get(&zoo.data).filter(|d| !d.source.descriptor().from_files).map(|d| d.source.descriptor().class_count(d).unwrap_or(0));
             if tree.roots == 0 {
                 out.push(Diagnostic::new(format!("zoo `{name}`: a model tree needs at least one root"), at("roots")));
             }

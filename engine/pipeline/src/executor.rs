@@ -397,7 +397,7 @@ impl Run {
         if !self.zoos.contains_key(name) {
             let spec = self.loaded.manifest.zoo.get(name).ok_or_else(|| Error::Missing(format!("no zoo `{name}`")))?.clone();
             let data = self.dataset(&spec.data)?;
-            let arch = weightlab_compute::Arch::new(&spec.arch, &data);
+            let arch = arch_of(name, &spec, &data)?;
             let dir = self.stage_dir(|k| matches!(k, StageKind::Zoo { name: n } if n == name))?;
             let zoo = weightlab_compute::zoo::store::load(&arch, &dir)?;
             self.zoos.insert(name.to_string(), Arc::new(zoo));
@@ -429,4 +429,10 @@ fn stage_method(stage: &Stage) -> String {
         StageKind::Method { name, .. } | StageKind::Evaluate { name, .. } | StageKind::Probe { name, .. } => name.clone(),
         StageKind::Zoo { .. } | StageKind::ZooPart { .. } | StageKind::Reference { .. } | StageKind::Data { .. } | StageKind::Report => String::new(),
     }
+}
+
+/// Zoo `name`'s architecture completed with its data's shapes (a declared network that does
+/// not fit is refused before training; `preflight` reports it with its place in the manifest).
+pub(crate) fn arch_of(name: &str, spec: &weightlab_manifest::ZooSpec, data: &weightlab_compute::Dataset) -> Result<weightlab_compute::Arch> {
+    weightlab_compute::Arch::new(&spec.arch, data).map_err(|e| Error::Training { zoo: name.to_string(), reason: e.to_string() })
 }

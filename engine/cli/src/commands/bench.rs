@@ -153,7 +153,7 @@ pub fn zoo(args: &crate::cli::BenchZooArgs) -> Result<i32> {
         if args.arch != "both" && args.arch != kind {
             continue;
         }
-        let arch = weightlab_compute::Arch::new(&arch_spec, &data);
+        let arch = weightlab_compute::Arch::new(&arch_spec, &data).expect("a preset always fits");
         let seeds: Vec<u64> = (0..args.models as u64).collect();
         let (mut ours, mut looped, mut vmapped, mut batched) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..args.repeats {
@@ -201,7 +201,7 @@ pub fn metrics(args: &crate::cli::BenchMetricsArgs) -> Result<i32> {
     use weightlab_manifest::{ArchSpec, DataSpec, TrainSpec};
     let spec: DataSpec = toml::from_str(&format!("source = \"fashion-mnist\"\ntrain_subset = 2000\ntest_subset = {}", args.test))?;
     let data = weightlab_compute::data::load(&spec, std::path::Path::new("."))?;
-    let arch = weightlab_compute::Arch::new(&ArchSpec::Mlp { hidden: vec![args.hidden], activation: Default::default() }, &data);
+    let arch = weightlab_compute::Arch::new(&ArchSpec::Mlp { hidden: vec![args.hidden], activation: Default::default() }, &data).expect("a preset always fits");
     let p = arch.layout().len();
     let recipe = TrainSpec { epochs: 1, ..TrainSpec::default() };
     let base = weightlab_compute::zoo::train::train_models(&arch, &data, &recipe, &(0..16).collect::<Vec<u64>>(), 1, None).pop().map(|(_, w)| w).context("training the base models")?;

@@ -159,8 +159,20 @@ impl Aligner {
         // Outgoing weights first: they are few and large (they feed the output layer), so the
         // bound of `align_within` grows fastest over the first features.
         let outgoing = positions(&|place| !place.is_own() && !own.contains(place.param.as_str()));
-        let compared: Vec<Vec<Vec<usize>>> =
-            outgoing.into_iter().zip(positions(&|place| place.is_own())).map(|(out, mine)| out.into_iter().zip(mine).map(|(a, b)| [a, b].concat()).collect()).collect();
+        // A group is matched on the rows of the layers writing it whose inputs are already
+        // aligned (they come from earlier groups, or from the data). Through a residual block a
+        // stream is also written by layers reading later groups (the block's last conv reads the
+        // block's inner units): those rows are left out, else a permuted copy could mismatch.
+        let input_of: std::collections::HashMap<&str, usize> =
+            groups.iter().enumerate().flat_map(|(g, group)| group.places.iter().filter(|p| !p.is_own()).map(move |p| (p.param.as_str(), g))).collect();
+        let mine: Vec<Vec<Vec<usize>>> = (0..groups.len())
+            .map(|g| {
+                let ready = |place: &Place| place.is_own() && groups[g].places.contains(place) && input_of.get(place.param.as_str()).is_none_or(|&from| from < g);
+                let rows = positions(&|place| ready(place));
+                if rows[g].first().is_some_and(|r| !r.is_empty()) { rows[g].clone() } else { positions(&|place| place.is_own())[g].clone() }
+            })
+            .collect();
+        let compared: Vec<Vec<Vec<usize>>> = outgoing.into_iter().zip(mine).map(|(out, mine)| out.into_iter().zip(mine).map(|(a, b)| [a, b].concat()).collect()).collect();
         let moves = positions(&|_| true);
         let tensors: Vec<std::ops::Range<usize>> = layout.iter().map(|p| p.offset..p.offset + p.shape.iter().product::<usize>()).collect();
         let all = |sets: &[Vec<usize>]| -> Vec<usize> {

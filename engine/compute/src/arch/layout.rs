@@ -11,6 +11,9 @@ pub struct ParamSpec {
     pub shape: Vec<usize>,
     /// Index of its first value in the flat vector.
     pub offset: usize,
+    /// A buffer (BatchNorm's running statistics): part of the model, never moved by a gradient.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub buffer: bool,
 }
 
 impl ParamSpec {
@@ -32,16 +35,26 @@ pub struct Layout {
 impl Layout {
     /// Builds a layout from (name, shape) pairs, assigning offsets in order.
     pub fn new(named: impl IntoIterator<Item = (String, Vec<usize>)>) -> Self {
+        Self::with_buffers(named.into_iter().map(|(name, shape)| (name, shape, false)))
+    }
+
+    /// Like [`Layout::new`], with (name, shape, is a buffer) triples.
+    pub fn with_buffers(named: impl IntoIterator<Item = (String, Vec<usize>, bool)>) -> Self {
         let mut offset = 0;
         let params = named
             .into_iter()
-            .map(|(name, shape)| {
-                let p = ParamSpec { name, offset, shape };
+            .map(|(name, shape, buffer)| {
+                let p = ParamSpec { name, offset, shape, buffer };
                 offset += p.numel();
                 p
             })
             .collect();
         Self { params }
+    }
+
+    /// Whether any tensor is a buffer.
+    pub fn has_buffers(&self) -> bool {
+        self.params.iter().any(|p| p.buffer)
     }
 
     /// Total number of parameters.

@@ -5,6 +5,7 @@
 pub mod align;
 pub mod layout;
 pub mod permute;
+pub mod sequential;
 
 use burn::tensor::Tensor;
 use burn::tensor::activation;
@@ -16,6 +17,7 @@ use weightlab_manifest::{Activation, ArchSpec};
 
 use crate::data::Dataset;
 pub use layout::{Layout, ParamSpec};
+pub use sequential::{Network, ShapeError};
 
 /// A concrete architecture: the manifest's spec completed with the dataset's sizes.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,12 +26,15 @@ pub enum Arch {
     Mlp { sizes: Vec<usize>, activation: Activation },
     /// The Hyper-Representations CNN-s on 28×28×1 inputs (2,464 parameters for 10 classes).
     CnnS { classes: usize },
+    /// A declared `sequential` network (any layers; PyTorch's names).
+    Sequential(std::sync::Arc<Network>),
 }
 
 impl Arch {
-    /// Completes `spec` with the input and output sizes of `data`.
-    pub fn new(spec: &ArchSpec, data: &Dataset) -> Self {
-        match spec {
+    /// Completes `spec` with the input and output sizes of `data`. Only a declared network can
+    /// fail: a layer that does not fit the shapes reaching it.
+    pub fn new(spec: &ArchSpec, data: &Dataset) -> Result<Self, ShapeError> {
+        Ok(match spec {
             ArchSpec::Mlp { hidden, activation } => {
                 let sizes = std::iter::once(data.features()).chain(hidden.iter().copied()).chain([data.outputs()]).collect();
                 Arch::Mlp { sizes, activation: *activation }
@@ -39,6 +44,16 @@ impl Arch {
                 Arch::Mlp { sizes, activation: Activation::Relu }
             }
             ArchSpec::CnnS {} => Arch::CnnS { classes: data.outputs() },
+            ArchSpec::Sequential { layers } => Arch::Sequential(std::sync::Arc::new(Network::new(layers, &data.input_shape, data.outputs())?)),
+        })
+    }
+
+    /// The largest number of values one example holds inside the network.
+    pub fn widest(&self) -> usize {
+        match self {
+            Arch::Mlp { sizes, .. } => sizes.iter().copied().max().unwrap_or(1),
+            Arch::CnnS { .. } => 8 * 24 * 24,
+            Arch::Sequential(net) => net.widest(),
         }
     }
 
@@ -62,12 +77,16 @@ impl Arch {
                 .into_iter()
                 .map(|(n, s)| (n.to_string(), s)),
             ),
+            Arch::Sequential(net) => net.layout.clone(),
         }
     }
 
     /// A fresh model drawn as PyTorch's default initialisation does: every weight and bias
     /// uniform in ±1/√fan_in, fan_in being a weight's input size (times kernel area).
     pub fn init(&self, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        if let Arch::Sequential(net) = self {
+            return net.init(rng);
+        }
         let layout = self.layout();
         let mut flat = vec![0.0; layout.len()];
         for pair in layout.params.chunks(2) {
@@ -85,6 +104,9 @@ impl Arch {
     /// Forward pass of K models at once. `params`: (K × P); `x`: (K × B × features), model k
     /// seeing its own batch. Returns (K × B × outputs).
     pub fn forward(&self, params: &Tensor<2>, x: Tensor<3>) -> Tensor<3> {
+        if let Arch::Sequential(net) = self {
+            return net.forward(params, x);
+        }
         let layout = self.layout();
         let [k, b, _] = x.dims();
         let param = |name: &str| {
@@ -105,6 +127,7 @@ impl Arch {
                 }
                 h
             }
+            Arch::Sequential(_) => unreachable!("handled above"),
             Arch::CnnS { classes } => {
                 // Models become channel groups: (B × K·C × H × W) with `groups = K`.
                 let img = x.swap_dims(0, 1).reshape([b, k, 28, 28]);

@@ -24,7 +24,7 @@ impl Arch {
     /// reordered).
     pub(crate) fn symmetry(&self) -> (Vec<Param>, Vec<UnitGroup>) {
         let params = self.layout().symmetry_params();
-        let groups = unit_groups(&params).expect("the built-in architectures (MLP, CNN-s) are plain feed-forward layouts");
+        let groups = unit_groups(&params).expect("layouts made from an architecture (presets or declared layers) always have the symmetry");
         (params, groups)
     }
 

@@ -2,6 +2,7 @@
 //! [`Dataset`] (flat `f32` inputs, targets, shapes), with a content hash as its identity.
 
 pub mod fashion_mnist;
+pub mod files;
 pub mod procedural;
 pub mod sdf;
 pub mod tasks;
@@ -134,6 +135,8 @@ pub enum DataError {
     Format { path: std::path::PathBuf, reason: String },
     #[error("data source `{source_name}`: {reason}")]
     Shape { source_name: &'static str, reason: String },
+    #[error("`{path}`: array `{array}` {reason}")]
+    Array { path: std::path::PathBuf, array: String, reason: String },
 }
 
 /// Loads or generates the dataset a manifest section describes. Relative paths resolve against
@@ -142,6 +145,9 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
     // Task and input shape are the source's declared ones (`DataSource::descriptor`); each arm
     // here only produces the examples.
     let source = spec.source.descriptor();
+    if source.from_files {
+        return load_files(spec, base_dir);
+    }
     let shape = (source.input_shape)(spec);
     let task = match source.class_count(spec) {
         Some(classes) => Task::Classification { classes },
@@ -160,6 +166,7 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
             DataSource::Circles => procedural::circles(spec.samples, spec.noise, seed),
             DataSource::Signals => procedural::signals(spec.classes, spec.samples, spec.noise, seed),
             DataSource::SdfShapes => sdf::many_shape_points(spec.samples, spec.shapes.max(1), seed, spec.family),
+            DataSource::Tensors | DataSource::Idx | DataSource::ImageFolder | DataSource::Cifar10 => unreachable!("file sources are loaded by `load_files`"),
         };
         // Subsets apply to ungrouped data only (validation refuses them with several shapes).
         if spec.source != DataSource::SdfShapes {
@@ -213,6 +220,33 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
         }
         None if !source_names.is_empty() => dataset.class_names = source_names,
         None => {}
+    }
+    Ok(dataset)
+}
+
+/// A dataset from the user's files ([`files`]): the training examples shuffled with `seed` (so
+/// a subset is a random sample; the test split keeps the file's order), cut to the subsets,
+/// then the validation split taken off.
+fn load_files(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, DataError> {
+    let files::FileData { task, shape, mut train, mut test, class_names } = files::load(spec, base_dir)?;
+    let features: usize = shape.iter().product();
+    fashion_mnist::shuffle(&mut train, features, spec.seed);
+    if let Some(n) = spec.train_subset {
+        train.truncate(n, features);
+    }
+    if let Some(n) = spec.test_subset {
+        test.truncate(n, features);
+    }
+    if train.len() < 2 || test.is_empty() {
+        return Err(DataError::Shape {
+            source_name: spec.source.descriptor().name,
+            reason: format!("{} training and {} test examples are too few to train and score a model", train.len(), test.len()),
+        });
+    }
+    let validation = train.split_off(spec.validation, 1, features);
+    let mut dataset = Dataset::new(task, shape, train, validation, test, 1);
+    if !class_names.is_empty() {
+        dataset.class_names = class_names;
     }
     Ok(dataset)
 }

@@ -140,6 +140,18 @@ fn train_models_unit(arch: &Arch, data: &Dataset, spec: &ZooSpec, ids: std::ops:
     Ok(kept)
 }
 
+/// Seeds dropout's stream apart from the models' own.
+const DROPOUT_STREAM: u64 = 0xD50F_0A7E_D00D_0001;
+
+/// 1 for each value of a tensor that trains (named as `trains` says, and not a buffer), 0 elsewhere.
+fn trainable_mask(layout: &crate::arch::Layout, trains: impl Fn(&str) -> bool) -> Vec<f32> {
+    let mut mask = vec![0.0f32; layout.len()];
+    for p in layout.params.iter().filter(|p| !p.buffer && trains(&p.name)) {
+        mask[p.range()].fill(1.0);
+    }
+    mask
+}
+
 /// Number of models `spec` trains in all (a tree's roots included), for progress bars.
 pub fn models_trained(spec: &ZooSpec) -> usize {
     spec.models + spec.tree.as_ref().map_or(0, |t| t.roots)
@@ -312,8 +324,11 @@ enum Engine {
         t: i32,
         lr: f64,
         weight_decay: f64,
-        /// 1 for parameters that train, 0 for frozen ones (continued training).
+        /// 1 for parameters that train, 0 for frozen ones (continued training) and buffers
+        /// (BatchNorm's running statistics, which follow the batch statistics instead).
         mask: Option<Tensor<2>>,
+        /// Dropout's draws (seeded by the first model's seed, so a unit's bits are fixed).
+        rng: ChaCha8Rng,
     },
     /// MLPs on the CPU: one model at a time through an epoch, products in the register-tiled
     /// kernel, the backward written out ([`super::dense`]).
@@ -369,7 +384,10 @@ impl<'a> Trainer<'a> {
                     Optimizer::Sgd => None,
                 };
                 let train = DeviceSplit::new(&data.train, data.features(), data.task, &device);
-                Engine::Tape { train, params, adam, t: 0, lr: recipe.lr, weight_decay: recipe.weight_decay, mask: None }
+                let layout = arch.layout();
+                let mask = layout.has_buffers().then(|| Tensor::from_data(TensorData::new(trainable_mask(&layout, |_| true), [1, p]), &device));
+                let rng = ChaCha8Rng::seed_from_u64(seeds.first().copied().unwrap_or(0) ^ DROPOUT_STREAM);
+                Engine::Tape { train, params, adam, t: 0, lr: recipe.lr, weight_decay: recipe.weight_decay, mask, rng }
             }
         };
         Trainer { arch, device, batch: recipe.batch_size.min(n).max(1), order: pools, cursor: vec![usize::MAX; k], k, rngs, engine }
@@ -423,10 +441,14 @@ impl<'a> Trainer<'a> {
             Engine::Dense(zoo) => zoo.steps(&[indices]),
             Engine::Mlp { train, zoo } => zoo.step(train, &indices),
             Engine::Cnn(zoo) => zoo.step(&indices),
-            Engine::Tape { train, params, adam, t, lr, weight_decay, mask } => {
+            Engine::Tape { train, params, adam, t, lr, weight_decay, mask, rng } => {
                 let (x, targets) = train.gather(&indices, k, device);
                 let tracked = params.clone().autodiff().require_grad();
-                let loss = per_model_loss(arch.forward(&tracked, x), &targets).sum();
+                let (out, batch_stats) = match arch {
+                    Arch::Sequential(net) => net.forward_train(&tracked, x, rng),
+                    _ => (arch.forward(&tracked, x), Vec::new()),
+                };
+                let loss = per_model_loss(out, &targets).sum();
                 let grads = loss.backward();
                 let mut g = tracked.grad(&grads).expect("parameters require grad");
                 if *weight_decay > 0.0 {
@@ -447,6 +469,9 @@ impl<'a> Trainer<'a> {
                     }
                     None => old - g * *lr,
                 };
+                if !batch_stats.is_empty() {
+                    *params = crate::arch::Network::fold_running(params.clone(), batch_stats);
+                }
             }
         }
     }
@@ -454,7 +479,6 @@ impl<'a> Trainer<'a> {
     /// From now on only parameters whose names start with one of `prefixes` change.
     pub fn freeze_except(&mut self, prefixes: &[String]) -> Result<(), String> {
         let layout = self.arch.layout();
-        let mut mask = vec![0.0f32; layout.len()];
         let mut ranges = Vec::new();
         for pre in prefixes {
             let matching: Vec<_> = layout.params.iter().filter(|p| p.name.starts_with(pre.as_str())).collect();
@@ -462,11 +486,9 @@ impl<'a> Trainer<'a> {
                 let names: Vec<&str> = layout.params.iter().map(|p| p.name.as_str()).collect();
                 return Err(format!("`continue.params`: `{pre}` names no parameter; the architecture has {}", names.join(", ")));
             }
-            for p in matching {
-                mask[p.range()].iter_mut().for_each(|m| *m = 1.0);
-                ranges.push(p.range());
-            }
+            ranges.extend(matching.into_iter().filter(|p| !p.buffer).map(|p| p.range()));
         }
+        let mask = trainable_mask(&layout, |name| prefixes.iter().any(|pre| name.starts_with(pre.as_str())));
         match &mut self.engine {
             Engine::Tape { mask: slot, .. } => *slot = Some(Tensor::from_data(TensorData::new(mask, [1, layout.len()]), &self.device)),
             Engine::Mlp { zoo, .. } => zoo.freeze(|name| prefixes.iter().any(|pre| name.starts_with(pre.as_str()))),

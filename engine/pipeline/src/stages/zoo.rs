@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use weightlab_compute::{Arch, Zoo, zoo};
+use weightlab_compute::{Zoo, zoo};
 use weightlab_manifest::{StageKind, ZooUnit};
 use weightlab_results::{ZooRow, rows::table_of};
 
@@ -18,7 +18,7 @@ impl Run {
     pub(crate) fn run_zoo_part(&mut self, name: &str, part: usize, dir: &Path) -> Result<ZooRecord> {
         let spec = self.loaded.manifest.zoo[name].clone();
         let data = self.dataset(&spec.data)?;
-        let arch = Arch::new(&spec.arch, &data);
+        let arch = crate::executor::arch_of(name, &spec, &data)?;
         let units = spec.units();
         let unit = units.get(part).ok_or_else(|| Error::Missing(format!("zoo {name} has no part {}", part + 1)))?;
         let started = Instant::now();
@@ -58,7 +58,7 @@ impl Run {
     pub(crate) fn run_zoo(&mut self, name: &str, dir: &Path) -> Result<ZooRecord> {
         let spec = self.loaded.manifest.zoo[name].clone();
         let data = self.dataset(&spec.data)?;
-        let arch = Arch::new(&spec.arch, &data);
+        let arch = crate::executor::arch_of(name, &spec, &data)?;
         let started = Instant::now();
         let mut training_secs = 0.0;
         let zoo = match &spec.import {

@@ -1,0 +1,290 @@
+//! Datasets read from the user's files: arrays (`.npz`, `.safetensors`), IDX pairs, image
+//! folders and CIFAR-10's binary batches. Each loader returns the examples as they are stored
+//! (pixels scaled to [0, 1] where the format holds bytes), the shape of one example and what
+//! the targets are; [`super::load`] then cuts subsets and the validation split as for every
+//! source. Nothing is downloaded, and every error names the file, the array and what was
+//! expected. Files are bounded in size, and an archive's declared sizes are checked before
+//! anything is inflated.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use weightlab_manifest::{DataSource, DataSpec};
+
+use super::{DataError, Split, Task};
+
+/// Largest data file read (CIFAR-10's batches are 30 MB each; ImageNet-scale data is not what
+/// weightlab's zoos train on).
+const MAX_FILE_BYTES: u64 = 8 << 30;
+
+/// What a file source holds.
+pub struct FileData {
+    pub task: Task,
+    pub shape: Vec<usize>,
+    pub train: Split,
+    pub test: Split,
+    /// One name per class (folder names, CIFAR-10's label names); empty for regression.
+    pub class_names: Vec<String>,
+}
+
+fn format(path: &Path, reason: impl Into<String>) -> DataError {
+    DataError::Format { path: path.to_path_buf(), reason: reason.into() }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Io { path: path.to_path_buf(), source }
+}
+
+/// Loads the data of a file source (`tensors`, `idx`, `image-folder`, `cifar10`).
+pub fn load(spec: &DataSpec, base_dir: &Path) -> Result<FileData, DataError> {
+    let path = base_dir.join(spec.path.as_ref().ok_or_else(|| format(base_dir, "the manifest names no `path` for this dataset"))?);
+    match spec.source {
+        DataSource::Tensors => tensors(&path),
+        DataSource::Idx => idx(&path),
+        DataSource::Cifar10 => cifar10(&path),
+        DataSource::ImageFolder => image_folder(&path, spec.size.unwrap_or([32, 32]), spec.channels),
+        other => Err(format(&path, format!("`{}` is not read from files", other.descriptor().name))),
+    }
+}
+
+/// One array as values and shape, with whether it held integers.
+struct Array {
+    shape: Vec<usize>,
+    values: Vec<f32>,
+    integer: bool,
+}
+
+const ARRAYS: [&str; 4] = ["x_train", "y_train", "x_test", "y_test"];
+
+/// `.npz` (numpy's `np.savez`) or `.safetensors` with `x_train`, `y_train`, `x_test`, `y_test`.
+fn tensors(path: &Path) -> Result<FileData, DataError> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let mut arrays = match ext {
+        "npz" => read_npz(path)?,
+        "safetensors" => read_safetensors(path)?,
+        _ => return Err(format(path, "expected a `.npz` (numpy.savez) or `.safetensors` file")),
+    };
+    let mut take = |name: &str| {
+        arrays.remove(name).ok_or_else(|| DataError::Array { path: path.to_path_buf(), array: name.to_string(), reason: "is missing: the file must hold x_train, y_train, x_test and y_test".into() })
+    };
+    let (x_train, y_train, x_test, y_test) = (take("x_train")?, take("y_train")?, take("x_test")?, take("y_test")?);
+    let array_err = |array: &str, reason: String| DataError::Array { path: path.to_path_buf(), array: array.to_string(), reason };
+    for (name, x) in [("x_train", &x_train), ("x_test", &x_test)] {
+        if x.integer {
+            return Err(array_err(name, "holds integers; inputs must be float32 (scale them as your model expects, e.g. x / 255)".into()));
+        }
+        if x.shape.len() < 2 || x.shape[1..].contains(&0) {
+            return Err(array_err(name, format!("has shape {:?}; expected (examples, …) with at least one value per example", x.shape)));
+        }
+    }
+    if x_train.shape[1..] != x_test.shape[1..] {
+        return Err(array_err("x_test", format!("has examples of shape {:?}, but x_train's are {:?}", &x_test.shape[1..], &x_train.shape[1..])));
+    }
+    for (name, y, x) in [("y_train", &y_train, &x_train), ("y_test", &y_test, &x_test)] {
+        let per_example = y.shape.get(1..).map_or(1, |s| s.iter().product::<usize>());
+        if y.shape.is_empty() || y.shape[0] != x.shape[0] || per_example != 1 {
+            return Err(array_err(name, format!("has shape {:?}; expected ({},): one target per example of {}", y.shape, x.shape[0], name.replace('y', "x"))));
+        }
+    }
+    if y_train.integer != y_test.integer {
+        return Err(array_err("y_test", "holds another kind of target than y_train (integer class labels in one, floats in the other)".into()));
+    }
+    let task = if y_train.integer {
+        let bad = y_train.values.iter().chain(&y_test.values).find(|v| **v < 0.0);
+        if let Some(v) = bad {
+            return Err(array_err("y_train", format!("holds the label {v}; class labels are 0, 1, 2, …")));
+        }
+        let classes = y_train.values.iter().chain(&y_test.values).fold(0.0f32, |m, v| m.max(*v)) as usize + 1;
+        if classes < 2 {
+            return Err(array_err("y_train", "holds a single class; classification needs at least two".into()));
+        }
+        Task::Classification { classes }
+    } else {
+        Task::Regression
+    };
+    let class_names = match task {
+        Task::Classification { classes } => (0..classes).map(|c| format!("class {c}")).collect(),
+        Task::Regression => Vec::new(),
+    };
+    Ok(FileData { task, shape: x_train.shape[1..].to_vec(), train: Split { x: x_train.values, y: y_train.values }, test: Split { x: x_test.values, y: y_test.values }, class_names })
+}
+
+fn read_npz(path: &Path) -> Result<std::collections::HashMap<String, Array>, DataError> {
+    // Declared sizes first: a crafted archive must not inflate without end.
+    let file = weightlab_manifest::files::open_regular(path).map_err(io(path))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| format(path, format!("not a numpy .npz archive: {e}")))?;
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        total += zip.by_index(i).map_err(|e| format(path, e.to_string()))?.size();
+    }
+    if total > MAX_FILE_BYTES {
+        return Err(format(path, format!("its arrays hold {total} bytes, more than weightlab reads ({MAX_FILE_BYTES})")));
+    }
+    let tensors = tch::Tensor::read_npz(path).map_err(|e| format(path, format!("cannot read the arrays: {e}")))?;
+    let mut out = std::collections::HashMap::new();
+    for (name, t) in tensors {
+        let kind = t.kind();
+        let integer = matches!(kind, tch::Kind::Int | tch::Kind::Int64 | tch::Kind::Int16 | tch::Kind::Int8 | tch::Kind::Uint8);
+        let floating = matches!(kind, tch::Kind::Float | tch::Kind::Double | tch::Kind::Half);
+        if !integer && !floating && ARRAYS.contains(&name.as_str()) {
+            return Err(DataError::Array { path: path.to_path_buf(), array: name, reason: format!("has dtype {kind:?}; expected float32 inputs and integer or float targets") });
+        }
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        let values = Vec::<f32>::try_from(t.to_kind(tch::Kind::Float).flatten(0, -1)).map_err(|e| format(path, e.to_string()))?;
+        out.insert(name, Array { shape, values, integer });
+    }
+    Ok(out)
+}
+
+fn read_safetensors(path: &Path) -> Result<std::collections::HashMap<String, Array>, DataError> {
+    use safetensors::{Dtype, SafeTensors};
+    let bytes = weightlab_manifest::files::read_regular(path, MAX_FILE_BYTES).map_err(io(path))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| format(path, format!("not a safetensors file: {e}")))?;
+    let mut out = std::collections::HashMap::new();
+    for (name, view) in st.tensors() {
+        let data = view.data();
+        let (values, integer): (Vec<f32>, bool) = match view.dtype() {
+            Dtype::F32 => (data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(), false),
+            Dtype::F64 => (data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect(), false),
+            Dtype::I64 => (data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect(), true),
+            Dtype::I32 => (data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32).collect(), true),
+            Dtype::U8 => (data.iter().map(|&b| b as f32).collect(), true),
+            other if ARRAYS.contains(&name.as_str()) => {
+                return Err(DataError::Array { path: path.to_path_buf(), array: name, reason: format!("has dtype {other:?}; expected F32 inputs and I64/I32/U8 labels or F32 targets") });
+            }
+            _ => continue,
+        };
+        out.insert(name, Array { shape: view.shape().to_vec(), values, integer });
+    }
+    Ok(out)
+}
+
+/// Reads an IDX file (gzipped or not) of unsigned bytes; returns its sizes and payload.
+pub(crate) fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+    let mut raw = Vec::new();
+    weightlab_manifest::files::open_regular(path).map_err(io(path))?.take(MAX_FILE_BYTES).read_to_end(&mut raw).map_err(io(path))?;
+    let mut bytes = Vec::new();
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        // Bounded: a crafted archive must not inflate without end.
+        flate2::read::GzDecoder::new(&raw[..]).take(MAX_FILE_BYTES).read_to_end(&mut bytes).map_err(io(path))?;
+    } else {
+        bytes = raw;
+    }
+    if bytes.len() < 4 || bytes[0..2] != [0, 0] || bytes[2] != 0x08 || !(1..=4).contains(&bytes[3]) {
+        return Err(format(path, "not an IDX file of unsigned bytes (its magic number is not 0x0000 08 0N)"));
+    }
+    let dims = bytes[3] as usize;
+    if bytes.len() < 4 + 4 * dims {
+        return Err(format(path, "the header is cut short"));
+    }
+    let sizes: Vec<usize> = (0..dims).map(|i| u32::from_be_bytes([bytes[4 + 4 * i], bytes[5 + 4 * i], bytes[6 + 4 * i], bytes[7 + 4 * i]]) as usize).collect();
+    let header = 4 + 4 * dims;
+    let expected = sizes.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+    if expected != Some(bytes.len() - header) {
+        return Err(format(path, format!("the header says {sizes:?} values, the file holds {}", bytes.len() - header)));
+    }
+    Ok((sizes, bytes.split_off(header)))
+}
+
+/// The first of `names` (each tried as is and gzipped) that exists in `dir`.
+fn find(dir: &Path, names: &[&str]) -> Result<PathBuf, DataError> {
+    names.iter().flat_map(|n| [dir.join(n), dir.join(format!("{n}.gz"))]).find(|p| p.is_file()).ok_or_else(|| format(dir, format!("no `{}` (or `.gz`) in this folder", names[0])))
+}
+
+/// IDX pairs: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-…` (or `test-…`).
+fn idx(dir: &Path) -> Result<FileData, DataError> {
+    let split = |prefixes: &[&str]| -> Result<(Vec<usize>, Split), DataError> {
+        let images = find(dir, &prefixes.iter().map(|p| format!("{p}-images-idx3-ubyte")).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>())?;
+        let labels = find(dir, &prefixes.iter().map(|p| format!("{p}-labels-idx1-ubyte")).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>())?;
+        let (isz, pixels) = read_idx(&images)?;
+        let (lsz, y) = read_idx(&labels)?;
+        if isz.len() != 3 || lsz.len() != 1 || isz[0] != lsz[0] {
+            return Err(format(&labels, format!("{} holds {isz:?} images and this file {lsz:?} labels: expected (N, height, width) images and N labels", images.display())));
+        }
+        Ok((vec![1, isz[1], isz[2]], Split { x: pixels.iter().map(|&p| p as f32 / 255.0).collect(), y: y.iter().map(|&l| l as f32).collect() }))
+    };
+    let (shape, train) = split(&["train"])?;
+    let (test_shape, test) = split(&["t10k", "test"])?;
+    if shape != test_shape {
+        return Err(format(dir, format!("training images are {shape:?}, test images {test_shape:?}")));
+    }
+    let classes = train.y.iter().chain(&test.y).fold(0.0f32, |m, v| m.max(*v)) as usize + 1;
+    Ok(FileData { task: Task::Classification { classes }, shape, train, test, class_names: (0..classes).map(|c| format!("class {c}")).collect() })
+}
+
+/// CIFAR-10's names, in label order (the dataset's `batches.meta.txt`).
+const CIFAR10_CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+
+/// CIFAR-10's binary version: records of one label byte and 3,072 pixel bytes (R, G, B planes).
+fn cifar10(dir: &Path) -> Result<FileData, DataError> {
+    const RECORD: usize = 1 + 3 * 32 * 32;
+    let read = |names: &[String]| -> Result<Split, DataError> {
+        let mut split = Split::default();
+        for name in names {
+            let path = dir.join(name);
+            let bytes = weightlab_manifest::files::read_regular(&path, MAX_FILE_BYTES).map_err(io(&path))?;
+            if bytes.is_empty() || bytes.len() % RECORD != 0 {
+                return Err(format(&path, format!("{} bytes is not a whole number of CIFAR-10 records ({RECORD} bytes: a label, then 32×32 R, G and B planes)", bytes.len())));
+            }
+            for record in bytes.chunks_exact(RECORD) {
+                if record[0] > 9 {
+                    return Err(format(&path, format!("a record has label {}; CIFAR-10's are 0–9", record[0])));
+                }
+                split.y.push(record[0] as f32);
+                split.x.extend(record[1..].iter().map(|&p| p as f32 / 255.0));
+            }
+        }
+        Ok(split)
+    };
+    let train = read(&(1..=5).map(|i| format!("data_batch_{i}.bin")).collect::<Vec<_>>())?;
+    let test = read(&["test_batch.bin".to_string()])?;
+    Ok(FileData { task: Task::Classification { classes: 10 }, shape: vec![3, 32, 32], train, test, class_names: CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect() })
+}
+
+/// `train/<class>/*` and `test/<class>/*` images, resized to `size` with `channels` channels.
+fn image_folder(dir: &Path, [height, width]: [usize; 2], channels: usize) -> Result<FileData, DataError> {
+    let classes_in = |split: &Path| -> Result<Vec<String>, DataError> {
+        let mut names: Vec<String> = std::fs::read_dir(split).map_err(io(split))?.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        Ok(names)
+    };
+    let classes = classes_in(&dir.join("train"))?;
+    if classes.len() < 2 {
+        return Err(format(&dir.join("train"), format!("holds {} class folders; classification needs at least two (`train/<class>/*.png`)", classes.len())));
+    }
+    let test_classes = classes_in(&dir.join("test"))?;
+    if let Some(extra) = test_classes.iter().find(|c| !classes.contains(c)) {
+        return Err(format(&dir.join("test").join(extra), "is a class with no training images (test classes must be training classes)"));
+    }
+    let read_split = |split: &str| -> Result<Split, DataError> {
+        let mut out = Split::default();
+        for (label, class) in classes.iter().enumerate() {
+            let folder = dir.join(split).join(class);
+            if !folder.is_dir() {
+                continue;
+            }
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&folder).map_err(io(&folder))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+            files.sort();
+            for file in files {
+                let bytes = weightlab_manifest::files::read_regular(&file, 256 << 20).map_err(io(&file))?;
+                let img = image::load_from_memory(&bytes).map_err(|e| format(&file, format!("not a readable image: {e}")))?;
+                let img = img.resize_exact(width as u32, height as u32, image::imageops::FilterType::Triangle);
+                // Channel-major (C, H, W), as PyTorch's ToTensor lays images out.
+                let planes: Vec<Vec<f32>> = if channels == 1 {
+                    vec![img.to_luma8().pixels().map(|p| p.0[0] as f32 / 255.0).collect()]
+                } else {
+                    let rgb = img.to_rgb8();
+                    (0..3).map(|c| rgb.pixels().map(|p| p.0[c] as f32 / 255.0).collect()).collect()
+                };
+                out.x.extend(planes.into_iter().flatten());
+                out.y.push(label as f32);
+            }
+        }
+        if out.is_empty() {
+            return Err(format(&dir.join(split), "holds no images"));
+        }
+        Ok(out)
+    };
+    let (train, test) = (read_split("train")?, read_split("test")?);
+    Ok(FileData { task: Task::Classification { classes: classes.len() }, shape: vec![channels, height, width], train, test, class_names: classes })
+}
