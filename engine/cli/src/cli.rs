@@ -103,6 +103,18 @@ pub enum Command {
         #[arg(long)]
         template: Option<PathBuf>,
     },
+    /// Write a method's samples as state_dicts (`.safetensors`, the zoo's PyTorch names) that
+    /// `model.load_state_dict(safetensors.torch.load_file(path))` accepts.
+    Export {
+        /// The run folder.
+        run: PathBuf,
+        /// The method whose samples to write (its `name` in the manifest).
+        #[arg(long)]
+        method: String,
+        /// The folder to write them into (created if missing).
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

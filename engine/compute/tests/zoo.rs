@@ -135,7 +135,7 @@ fn fashion_mnist_zoos_learn_and_agree_with_pytorch() {
         std::fs::copy(dir.path().join(format!("torch-mlp-{i}.safetensors")), mlp_dir.join(format!("m{i}.safetensors"))).unwrap();
     }
     let (arch, _) = &exported["model-mlp-0.safetensors"];
-    let imported = store::import(arch, &mlp_dir, 3).unwrap();
+    let imported = store::import(arch, &mlp_dir, 3, None).unwrap();
     assert_eq!(imported.checkpoints.len(), 4);
     assert_eq!(imported.side(Side::Train).len(), 3);
     assert_eq!(imported.weights_of(2), exported["model-mlp-2.safetensors"].1.as_slice());

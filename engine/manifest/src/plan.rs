@@ -158,8 +158,10 @@ impl Plan {
         }
         let mut eval_stages = Vec::new();
         for (index, method) in m.method.iter().enumerate() {
-            let plugin = plugin_identity(&method.plugin);
-            for &seed in &m.experiment.seeds {
+            let plugin = plugin_identity(&method.source_key());
+            // Imported samples are the same files whatever the seed: one stage, at the first seed.
+            let seeds = if method.is_imported() { &m.experiment.seeds[..m.experiment.seeds.len().min(1)] } else { &m.experiment.seeds[..] };
+            for &seed in seeds {
                 let zoo = zoo_idx.get(&method.zoo).copied();
                 // A method learning from several zoos needs them all.
                 let deps = zoo.into_iter().chain(method.zoos.iter().filter_map(|z| zoo_idx.get(z).copied())).collect::<Vec<_>>();
@@ -169,7 +171,7 @@ impl Plan {
                     continue;
                 }
                 // The display name and limits do not change what is computed.
-                let what = (&method.plugin, &plugin, &method.role, method.samples, &method.config, method.wrong_condition, &method.zoos);
+                let what = (&method.source_key(), &plugin, &method.role, method.samples, &method.config, method.wrong_condition, &method.zoos);
                 let mi = push(&mut stages, StageKind::Method { index, name: method.name.clone(), seed }, &[&what], deps.clone());
                 let mut edeps = vec![mi];
                 edeps.extend(reference_idx.get(&method.zoo).copied());

@@ -804,7 +804,15 @@ pub struct MethodSpec {
     /// How the method appears in tables and the report; unique within the manifest.
     pub name: String,
     /// A built-in plugin name (see `weightlab plugins`) or a path to a `.wasm` component.
+    /// Leave it out with `import`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub plugin: String,
+    /// Generated weights from anywhere: a folder of state_dicts (`.safetensors`, one model per
+    /// file, taken in file-name order) that a generator outside weightlab produced. They are
+    /// checked against the `zoo`'s architecture and scored like any method's samples (role
+    /// `imported`); no plugin runs. Relative to the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<PathBuf>,
     /// Role of the plugin; default: the role the plugin declares.
     #[serde(default)]
     pub role: Option<Role>,
@@ -867,6 +875,20 @@ impl MethodSpec {
     /// Whether the method is a probe (it says so, or names a target).
     pub fn is_probe(&self) -> bool {
         self.role == Some(Role::Probe) || self.target.is_some()
+    }
+
+    /// Whether its samples are imported from a folder rather than made by a plugin.
+    pub fn is_imported(&self) -> bool {
+        self.import.is_some()
+    }
+
+    /// What identifies where its samples come from in plan keys and provenance: its plugin, or
+    /// `import:<folder>` (the pipeline hashes the folder's files under that key).
+    pub fn source_key(&self) -> String {
+        match &self.import {
+            Some(dir) => format!("import:{}", dir.display()),
+            None => self.plugin.clone(),
+        }
     }
 }
 

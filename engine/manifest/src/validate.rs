@@ -141,7 +141,30 @@ pub fn references(doc: &serde_json::Value, spans: &Spans, ctx: &Context) -> Vec<
                 );
             }
         }
+        if let Some(dir) = text("import") {
+            let full = ctx.base_dir.join(dir);
+            if text("plugin").is_some() {
+                out.push(
+                    Diagnostic::new(format!("method `{name}` names both a `plugin` and an `import` folder"), at("import"))
+                        .with_help(Some("a method's samples come from its plugin or from a folder of state_dicts: keep one".into())),
+                );
+            } else if !full.is_dir() {
+                out.push(Diagnostic::new(format!("method `{name}`: import folder `{}` does not exist", full.display()), at("import")));
+            }
+            for key in ["config", "target", "role", "sha256", "zoos", "embed_labels", "unseen_classes", "wrong_condition", "shuffle_labels", "samples"] {
+                if method.get(key).is_some() {
+                    out.push(Diagnostic::new(format!("method `{name}`: `{key}` is for plugins; imported samples are the files of `import`"), at(key)).with_help(Some(format!("remove `{key}`"))));
+                }
+            }
+            continue;
+        }
         match text("plugin") {
+            None if method.get("plugin").is_none() => {
+                out.push(
+                    Diagnostic::new(format!("method `{name}` names no `plugin`"), spans.value(&path!["method", i]))
+                        .with_help(Some("add `plugin = \"noise\"` (see `weightlab plugins`), or `import = \"folder/\"` for state_dicts made elsewhere".into())),
+                );
+            }
             Some(plugin) if is_plugin_path(plugin) => {
                 let full = ctx.base_dir.join(plugin);
                 if !full.is_file() {

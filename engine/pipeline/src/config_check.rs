@@ -62,10 +62,13 @@ pub fn check_methods(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict:
     if methods.is_empty() {
         return Ok(());
     }
-    crate::output::status("Checking", &format!("{} plugin configs", methods.len()));
+    crate::output::status("Checking", &format!("{} plugin configs", methods.iter().filter(|m| !m.is_imported()).count()));
     let mut described: HashMap<String, Result<weightlab_host::Description, String>> = HashMap::new();
     let mut errors = 0;
     for (index, method) in methods.iter().enumerate() {
+        if method.is_imported() {
+            continue;
+        }
         if let Some(pin) = &method.sha256 {
             let actual = plugins.identity(&method.plugin);
             if !actual.eq_ignore_ascii_case(pin.trim()) {

@@ -146,6 +146,8 @@ impl Lookup {
 #[derive(Debug, Clone, Default)]
 pub struct Plugins {
     by_name: std::sync::Arc<std::collections::BTreeMap<String, std::result::Result<weightlab_host::PluginCode, String>>>,
+    /// Imported samples folders (`import:<folder>`) and the hash of their files.
+    imports: std::sync::Arc<std::collections::BTreeMap<String, std::result::Result<String, String>>>,
 }
 
 impl Plugins {
@@ -154,13 +156,18 @@ impl Plugins {
     pub fn resolve(loaded: &weightlab_manifest::Loaded) -> Self {
         let lookup = Lookup::of(loaded);
         let mut by_name = std::collections::BTreeMap::new();
+        let mut imports = std::collections::BTreeMap::new();
         for method in &loaded.manifest.method {
+            if let Some(dir) = &method.import {
+                imports.entry(method.source_key()).or_insert_with(|| folder_hash(&loaded.base_dir.join(dir)));
+                continue;
+            }
             by_name.entry(method.plugin.clone()).or_insert_with(|| match lookup.resolve(&method.plugin) {
                 None => Err(format!("plugin `{}` not found", method.plugin)),
                 Some(path) => weightlab_host::PluginCode::read(&path).map_err(|e| e.to_string()),
             });
         }
-        Self { by_name: std::sync::Arc::new(by_name) }
+        Self { by_name: std::sync::Arc::new(by_name), imports: std::sync::Arc::new(imports) }
     }
 
     /// The code of plugin `plugin` (as a manifest names it).
@@ -175,8 +182,28 @@ impl Plugins {
     /// What identifies a plugin's code, for caching, provenance and pins: the SHA-256 of the
     /// bytes read (64 hex digits), or `missing`.
     pub fn identity(&self, plugin: &str) -> String {
+        if let Some(found) = self.imports.get(plugin) {
+            return found.clone().unwrap_or_else(|_| "missing".to_string());
+        }
         self.code(plugin).map(|c| c.sha256.clone()).unwrap_or_else(|_| "missing".to_string())
     }
+}
+
+/// The SHA-256 of an imported samples folder: every state_dict's file name and bytes, in
+/// file-name order — a changed, added or renamed file makes another plan key.
+fn folder_hash(dir: &std::path::Path) -> std::result::Result<String, String> {
+    use sha2::{Digest, Sha256};
+    let files = weightlab_compute::zoo::store::state_dict_files(dir).map_err(|e| e.to_string())?;
+    let mut h = Sha256::new();
+    for file in files {
+        let bytes = weightlab_manifest::files::read_regular(&file, weightlab_compute::zoo::store::MAX_CHECKPOINT_BYTES).map_err(|e| format!("{}: {e}", file.display()))?;
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// Every plugin found, described from its metadata section (written by `weightlab plugin

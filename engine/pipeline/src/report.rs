@@ -514,6 +514,7 @@ mod tests {
             nn_index: 0,
             pc1: 0.0,
             pc2: 0.0,
+            file: String::new(),
             metrics: [("accuracy".to_string(), acc), ("nn_l2".to_string(), l2)].into(),
         };
         let samples = [row(0, 0.5, 1.0), row(1, 0.7, 2.0)];

@@ -159,7 +159,7 @@ mod tests {
         if let Some(l) = loss {
             metrics.insert("loss".into(), l);
         }
-        SampleRow { method: method.into(), role: role.into(), zoo: "z".into(), seed, sample, nn_index: 0, pc1: 0.0, pc2: 0.0, metrics }
+        SampleRow { method: method.into(), role: role.into(), zoo: "z".into(), seed, sample, nn_index: 0, pc1: 0.0, pc2: 0.0, file: String::new(), metrics }
     }
 
     const METRICS: [(&str, Aggregation); 2] = [("accuracy", Aggregation::Mean), ("loss", Aggregation::Mean)];

@@ -40,6 +40,9 @@ pub struct SampleRow {
     pub pc1: f64,
     #[serde(deserialize_with = "f64_or_nan")]
     pub pc2: f64,
+    /// The file the model was read from (imported samples: `[[method]] import`); empty otherwise.
+    #[serde(default)]
+    pub file: String,
     /// Metric key → value.
     #[serde(flatten)]
     pub metrics: std::collections::BTreeMap<String, f64>,
@@ -396,7 +399,7 @@ pub fn read_samples(dir: &Path) -> Result<Option<Vec<SampleRow>>, TableError> {
 }
 
 /// Identity columns of the `samples` table; every other column is a metric.
-const SAMPLE_COLUMNS: [&str; 8] = ["method", "role", "zoo", "seed", "sample", "nn_index", "pc1", "pc2"];
+const SAMPLE_COLUMNS: [&str; 9] = ["method", "role", "zoo", "seed", "sample", "nn_index", "pc1", "pc2", "file"];
 
 /// The `samples` table: identity columns, then one `f64` column per metric key (null where a
 /// metric was not computed for a row, NaN where it was computed and is not finite). Written
@@ -419,7 +422,8 @@ pub fn samples_table(rows: &[SampleRow], metric_order: &[&str]) -> Table {
         .i64("sample", rows.iter().map(|r| Some(r.sample as i64)).collect())
         .i64("nn_index", rows.iter().map(|r| Some(r.nn_index)).collect())
         .f64("pc1", rows.iter().map(|r| Some(r.pc1)).collect())
-        .f64("pc2", rows.iter().map(|r| Some(r.pc2)).collect());
+        .f64("pc2", rows.iter().map(|r| Some(r.pc2)).collect())
+        .str("file", text(|r| &r.file));
     for k in keys {
         table = table.f64(k, rows.iter().map(|r| r.metrics.get(k).copied()).collect());
     }
@@ -441,6 +445,8 @@ pub fn samples_of(df: &polars::prelude::DataFrame) -> Result<Vec<SampleRow>, Str
     let (method, role, zoo) = (strings("method")?, strings("role")?, strings("zoo")?);
     let (seed, sample, nn_index) = (ints("seed")?, ints("sample")?, ints("nn_index")?);
     let (pc1, pc2) = (floats("pc1")?, floats("pc2")?);
+    // Tables written before imported samples have no `file` column.
+    let file = if df.get_column_names().iter().any(|n| n.as_str() == "file") { strings("file")? } else { vec![String::new(); df.height()] };
     let metric_columns: Vec<(String, Vec<Option<f64>>)> =
         df.get_column_names().iter().map(|n| n.to_string()).filter(|n| !SAMPLE_COLUMNS.contains(&n.as_str())).map(|n| floats(&n).map(|v| (n, v))).collect::<Result<_, _>>()?;
     Ok((0..df.height())
@@ -453,6 +459,7 @@ pub fn samples_of(df: &polars::prelude::DataFrame) -> Result<Vec<SampleRow>, Str
             nn_index: nn_index[i],
             pc1: pc1[i].unwrap_or(f64::NAN),
             pc2: pc2[i].unwrap_or(f64::NAN),
+            file: file[i].clone(),
             metrics: metric_columns.iter().filter_map(|(k, v)| v[i].map(|x| (k.clone(), x))).collect(),
         })
         .collect())
@@ -472,6 +479,7 @@ mod tests {
             nn_index: 7,
             pc1: 0.5,
             pc2: -1.0,
+            file: String::new(),
             metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         }
     }

@@ -38,6 +38,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin::inspect(&wasm, json),
         Command::Plugin(PluginCommand::Test { wasm, config, zoo }) => plugin::test(&wasm, &config, zoo),
         Command::Report { runs, output, template } => report::report(&runs, output, template),
+        Command::Export { run, method, to } => report::export(&run, &method, &to),
     }
 }
 

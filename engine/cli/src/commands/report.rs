@@ -9,3 +9,17 @@ pub fn report(runs: &[PathBuf], output_dir: Option<PathBuf>, template: Option<Pa
     output::status("Report", &path.display().to_string());
     Ok(0)
 }
+
+/// `weightlab export`: a method's samples as PyTorch state_dicts.
+pub fn export(run: &std::path::Path, method: &str, to: &std::path::Path) -> anyhow::Result<i32> {
+    match weightlab_pipeline::export::export(run, method, to) {
+        Ok(done) => {
+            output::status("Exported", &format!("{} samples of \"{method}\" ({} seed(s)) to {}", done.files.len(), done.seeds, to.display()));
+            Ok(0)
+        }
+        Err(e) => {
+            output::error(&e.to_string());
+            Ok(super::INVALID)
+        }
+    }
+}

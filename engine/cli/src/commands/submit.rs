@@ -32,6 +32,9 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<i32> {
     if let Err(code) = weightlab_pipeline::config_check::check_methods(&loaded, &plugins, false).map_err(|_| super::INVALID) {
         return Ok(code);
     }
+    if weightlab_pipeline::preflight::check(&loaded).is_err() {
+        return Ok(super::INVALID);
+    }
     let cluster = resolve(loaded.manifest.cluster.clone().unwrap_or_default(), args);
     // The manifest's values were checked when it loaded; the command line's are checked here.
     let values = [("partition", cluster.partition.as_deref()), ("time", cluster.time.as_deref()), ("mem", cluster.mem.as_deref())];

@@ -46,9 +46,18 @@ struct Index {
 }
 
 /// Encodes one flat vector as a safetensors state_dict.
+/// A BatchNorm's `num_batches_tracked` (PyTorch's int64 scalar) is written as 0 beside its
+/// running statistics, so `load_state_dict` finds every key it expects; it changes no output
+/// (it only matters with `momentum=None`).
 pub fn to_safetensors(layout: &Layout, flat: &[f32], metadata: Option<HashMap<String, String>>) -> Vec<u8> {
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = layout.unflatten(flat).into_iter().map(|(name, shape, values)| (name, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
-    let views: Vec<(String, TensorView)> = tensors.iter().map(|(name, shape, bytes)| (name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("shape matches bytes"))).collect();
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> =
+        layout.unflatten(flat).into_iter().map(|(name, shape, values)| (name, Dtype::F32, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
+    for p in &layout.params {
+        if let Some(module) = p.name.strip_suffix(".running_var") {
+            tensors.push((format!("{module}.num_batches_tracked"), Dtype::I64, Vec::new(), 0i64.to_le_bytes().to_vec()));
+        }
+    }
+    let views: Vec<(String, TensorView)> = tensors.iter().map(|(name, dtype, shape, bytes)| (name.clone(), TensorView::new(*dtype, shape.clone(), bytes).expect("shape matches bytes"))).collect();
     canonical_header(safetensors::serialize(views, metadata).expect("f32 tensors serialise"))
 }
 
@@ -88,6 +97,10 @@ pub fn from_safetensors(layout: &Layout, bytes: &[u8]) -> Result<Vec<f32>, Strin
     let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
     let mut decoded: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
     for (name, view) in st.tensors() {
+        // PyTorch's BatchNorm counter: an integer the flat vector does not hold.
+        if name.strip_suffix(".num_batches_tracked").is_some_and(|m| layout.get(&format!("{m}.running_var")).is_some()) {
+            continue;
+        }
         let values: Vec<f32> = match view.dtype() {
             Dtype::F32 => view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect(),
             Dtype::F64 => view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
@@ -97,9 +110,11 @@ pub fn from_safetensors(layout: &Layout, bytes: &[u8]) -> Result<Vec<f32>, Strin
         };
         decoded.insert(name, (view.shape().to_vec(), values));
     }
-    let extra: Vec<&String> = decoded.keys().filter(|k| layout.get(k).is_none()).collect();
+    let mut extra: Vec<&String> = decoded.keys().filter(|k| layout.get(k).is_none()).collect();
+    extra.sort();
     if !extra.is_empty() {
-        return Err(format!("tensors {extra:?} are not part of the architecture"));
+        let shown: Vec<String> = extra.iter().take(5).map(|n| format!("`{n}`")).collect();
+        return Err(format!("tensor{} {} {} not part of the architecture", if extra.len() > 1 { "s" } else { "" }, shown.join(", "), if extra.len() > 1 { "are" } else { "is" }));
     }
     layout.flatten(|name| decoded.get(name).map(|(s, v)| (s.as_slice(), v.as_slice())))
 }
@@ -121,6 +136,14 @@ pub fn save(zoo: &Zoo, dir: &Path) -> Result<(), StoreError> {
     std::fs::write(&tmp, serde_json::to_vec_pretty(&index).expect("index serialises")).map_err(io(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io(&path))?;
     Ok(())
+}
+
+/// The layout of a zoo written by [`save`] (names and shapes of its state_dicts).
+pub fn read_layout(dir: &Path) -> Result<Layout, StoreError> {
+    let path = dir.join("zoo.json");
+    let text = weightlab_manifest::files::read_regular(&path, 256 << 20).map_err(io(&path))?;
+    let index: Index = serde_json::from_slice(&text).map_err(|e| StoreError::Format { path: path.clone(), reason: e.to_string() })?;
+    Ok(index.layout)
 }
 
 /// Reads a zoo written by [`save`].
@@ -148,21 +171,62 @@ pub fn load(arch: &Arch, dir: &Path) -> Result<Zoo, StoreError> {
 /// Largest checkpoint file read (a model of a billion parameters in f32 is 4 GB).
 pub const MAX_CHECKPOINT_BYTES: u64 = 4 << 30;
 
-/// Imports every `*.safetensors` file in `dir` (sorted by name) as one checkpoint each. The
-/// first `train` files form the training side, the rest are held out. Accuracy and loss are
-/// unknown until evaluated (NaN).
-pub fn import(arch: &Arch, dir: &Path, train: usize) -> Result<Zoo, StoreError> {
-    let layout = arch.layout();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).map_err(io(dir))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "safetensors")).collect();
+/// Extensions of pickled PyTorch files, which weightlab never opens (unpickling runs code).
+const PICKLE_EXTENSIONS: [&str; 4] = ["pt", "pth", "bin", "ckpt"];
+
+/// The state_dict files of `dir` in file-name order: every `*.safetensors` file. A pickled
+/// PyTorch file is refused with the one line that converts it (weightlab never unpickles); a
+/// folder with no state_dicts is refused too.
+pub fn state_dict_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).map_err(io(dir))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     files.sort();
-    if files.is_empty() {
-        return Err(StoreError::Format { path: dir.to_path_buf(), reason: "no .safetensors files to import".into() });
+    if let Some(pickle) = files.iter().find(|p| p.extension().and_then(|x| x.to_str()).is_some_and(|x| PICKLE_EXTENSIONS.contains(&x))) {
+        return Err(StoreError::Format {
+            path: pickle.clone(),
+            reason: "is a pickled PyTorch file, which weightlab never opens (unpickling runs code); convert it once with \
+                     `safetensors.torch.save_file(torch.load(f, weights_only=True), f.rsplit('.', 1)[0] + '.safetensors')` and remove it"
+                .into(),
+        });
     }
+    files.retain(|p| p.extension().is_some_and(|x| x == "safetensors"));
+    if files.is_empty() {
+        return Err(StoreError::Format { path: dir.to_path_buf(), reason: "holds no .safetensors files (one state_dict per file)".into() });
+    }
+    Ok(files)
+}
+
+/// Reads state_dict `file` as a flat vector of `arch`, naming the layer a mismatched tensor
+/// belongs to.
+pub fn read_state_dict(arch: &Arch, file: &Path) -> Result<Vec<f32>, StoreError> {
+    let bytes = weightlab_manifest::files::read_regular(file, MAX_CHECKPOINT_BYTES).map_err(io(file))?;
+    from_safetensors(&arch.layout(), &bytes).map_err(|reason| {
+        let tensor = reason.split('`').nth(1).unwrap_or("");
+        let layer = match arch {
+            Arch::Sequential(net) => net.describe(tensor).map(|d| format!(" ({d})")).unwrap_or_default(),
+            _ => String::new(),
+        };
+        StoreError::Format { path: file.to_path_buf(), reason: format!("{reason}{layer}") }
+    })
+}
+
+/// Imports the state_dicts of `dir` ([`state_dict_files`], in file-name order) as one
+/// checkpoint each. The first `train` files form the training side, the next `heldout` are
+/// held out (all the rest when `None`); more files than that are left out. Accuracy and loss
+/// are unknown until evaluated (NaN). Each checkpoint's `file` is its file name.
+pub fn import(arch: &Arch, dir: &Path, train: usize, heldout: Option<usize>) -> Result<Zoo, StoreError> {
+    let mut files = state_dict_files(dir)?;
+    let wanted = heldout.map_or(files.len(), |h| train + h);
+    if files.len() < wanted {
+        return Err(StoreError::Format {
+            path: dir.to_path_buf(),
+            reason: format!("holds {} state_dicts, and the split asks for {train} training and {} held-out models", files.len(), wanted - train),
+        });
+    }
+    files.truncate(wanted);
     let mut checkpoints = Vec::new();
     let mut weights = Vec::new();
     for (model, file) in files.iter().enumerate() {
-        let bytes = weightlab_manifest::files::read_regular(file, MAX_CHECKPOINT_BYTES).map_err(io(file))?;
-        weights.extend(from_safetensors(&layout, &bytes).map_err(|reason| StoreError::Format { path: file.clone(), reason })?);
+        weights.extend(read_state_dict(arch, file)?);
         let mut checkpoint = Checkpoint::new(model, 0, 0, 0, if model < train { Side::Train } else { Side::Heldout });
         checkpoint.file = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         checkpoints.push(checkpoint);

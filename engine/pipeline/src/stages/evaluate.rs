@@ -31,7 +31,10 @@ impl Run {
         let targets = record.sample_tasks();
         let scoring = Scoring::new(&zoo.arch, &data, &samples, &frame.train, Some(&frame.predictions)).on_tasks(targets.clone());
         let who = RowsOf { zoo: &method.zoo, method: &method.name, role: &record.role, seed };
-        let scored = score(&who, &scoring, &metrics, frame);
+        let mut scored = score(&who, &scoring, &metrics, frame);
+        for (row, file) in scored.samples.iter_mut().zip(super::method::imported_files(&self.store.dir(&method_stage))?) {
+            row.file = file;
+        }
         scored.write(dir, &metrics)?;
         if !steps.is_empty() {
             let scores = weightlab_compute::finetune::finetune(&zoo.arch, &data, &recipe, &samples, &steps, seed, targets.as_deref());

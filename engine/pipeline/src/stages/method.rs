@@ -185,6 +185,9 @@ impl Run {
 
     pub(crate) fn run_method(&mut self, index: usize, seed: u64, dir: &Path) -> Result<MethodRecord> {
         let method = self.loaded.manifest.method[index].clone();
+        if let Some(folder) = &method.import {
+            return self.import_samples(&method, &self.base_dir().join(folder), dir);
+        }
         output::status("Running", &format!("method \"{}\" ({}) seed {seed}", method.name, method.plugin));
         let zoo_spec = self.loaded.manifest.zoo[&method.zoo].clone();
         let data = self.dataset(&zoo_spec.data)?;
@@ -247,6 +250,57 @@ impl Run {
             targets,
         })
     }
+}
+
+impl Run {
+    /// An imported method's "run": its folder's state_dicts, in file-name order, checked
+    /// against the zoo's architecture (a mismatch names the file, the tensor and its layer) and
+    /// stored as the method's samples, with the file names beside them (`files.json`).
+    fn import_samples(&mut self, method: &MethodSpec, folder: &Path, dir: &Path) -> Result<MethodRecord> {
+        output::status("Importing", &format!("samples of \"{}\" from {}", method.name, folder.display()));
+        let zoo = self.zoo(&method.zoo)?;
+        let files = weightlab_compute::zoo::store::state_dict_files(folder)?;
+        let p = zoo.layout().len();
+        let mut samples = Vec::with_capacity(files.len() * p);
+        for file in &files {
+            samples.extend(weightlab_compute::zoo::store::read_state_dict(&zoo.arch, file)?);
+        }
+        let names: Vec<String> = files.iter().map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+        let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
+        write_tensor(&dir.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![files.len(), p], &bytes)?;
+        let path = dir.join(IMPORTED_FILES);
+        std::fs::write(&path, serde_json::to_vec(&names).map_err(format(&path))?).map_err(io("writing", &path))?;
+        output::detail(&format!("{} state_dicts of {p} parameters", files.len()));
+        Ok(MethodRecord {
+            plugin: "import".into(),
+            version: String::new(),
+            abi: String::new(),
+            role: IMPORTED_ROLE.into(),
+            hash: self.plugins.identity(&method.source_key()),
+            samples: files.len(),
+            parameters: p,
+            fit_seconds: 0.0,
+            sample_seconds: 0.0,
+            peak_tensor_mib: 0.0,
+            peak_rss_mib: None,
+            targets: Vec::new(),
+        })
+    }
+}
+
+/// The role of samples imported from a folder, in every table and plot.
+pub const IMPORTED_ROLE: &str = "imported";
+/// The file names of imported samples, in sample order, in the method stage's folder.
+pub const IMPORTED_FILES: &str = "files.json";
+
+/// The file each sample of a method stage was imported from (empty for a plugin's samples).
+pub fn imported_files(dir: &Path) -> Result<Vec<String>> {
+    let path = dir.join(IMPORTED_FILES);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let bytes = weightlab_manifest::files::read_regular(&path, 64 << 20).map_err(io("reading", &path))?;
+    serde_json::from_slice(&bytes).map_err(format(&path))
 }
 
 /// Stores what a plugin logged (`log.json`: metrics and messages) in its stage folder. A value

@@ -121,6 +121,7 @@ pub(crate) fn score(who: &RowsOf, s: &Scoring, metrics: &[&Metric], frame: &ZooF
             nn_index: nearest[i].index as i64,
             pc1: positions[i].0,
             pc2: positions[i].1,
+            file: String::new(),
             metrics: values.iter().map(|(k, v)| (k.to_string(), v[i])).collect(),
         })
         .collect();

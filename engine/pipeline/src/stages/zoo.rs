@@ -64,7 +64,9 @@ impl Run {
         let zoo = match &spec.import {
             Some(folder) => {
                 output::status("Importing", &format!("zoo {name} from {}", folder.display()));
-                let mut zoo = zoo::store::import(&arch, &self.base_dir().join(folder), spec.split().train)?;
+                // Without a split every file is a training checkpoint.
+                let (train, heldout) = spec.split.as_ref().map_or((usize::MAX, None), |s| (s.train, Some(s.heldout)));
+                let mut zoo = zoo::store::import(&arch, &self.base_dir().join(folder), train, heldout)?;
                 zoo::train::score_checkpoints(&mut zoo, &data);
                 zoo
             }
