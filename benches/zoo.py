@@ -6,7 +6,11 @@ grouped convolution (groups = K), one Adam(foreach=True) over the stacked tensor
 with its own data order. Mode `sgemm` measures the machine's single-precision GEMM rate instead
 (a 2048 x 2048 matmul, best of 10): the ceiling GFLOP/s are compared with. Same torch install.
 
-Usage: python zoo.py {mlp,cnn} MODELS TRAIN EPOCHS BATCH MODE(loop|vmap|batched|sgemm) [MLP_HIDDEN]
+`lenet5` is LeNet-5 with BatchNorm after its first convolution (weightlab's declared-network
+test model): the loop and the hand-batched version (BatchNorm over the K models' channels as one
+batch_norm call); vmap does not apply (BatchNorm's running statistics update in place).
+
+Usage: python zoo.py {mlp,cnn,lenet5} MODELS TRAIN EPOCHS BATCH MODE(loop|vmap|batched|sgemm) [MLP_HIDDEN]
 Prints the seconds spent training (data loading excluded), or GFLOP/s for `sgemm`."""
 import gzip, sys, time
 import numpy as np
@@ -34,6 +38,11 @@ class CnnS(torch.nn.Module):
         v = torch.tanh(s.c3(v)); return s.f2(torch.tanh(s.f1(v.flatten(1))))
 
 def make():
+    if arch == "lenet5":
+        nn = torch.nn
+        return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 6, 5, padding=2), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),
+                             nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
     if arch == "mlp":
         return torch.nn.Sequential(torch.nn.Linear(784, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10))
     return CnnS()
@@ -65,6 +74,24 @@ if mode == "batched":
         def forward(xb):  # xb: K x B x 784
             w1, b1, w2, b2 = params
             return torch.baddbmm(b2, torch.relu(torch.baddbmm(b1, xb, w1)), w2)
+    elif arch == "lenet5":
+        ones = lambda c: torch.ones(K, c).requires_grad_()
+        zeros = lambda c: torch.zeros(K, c).requires_grad_()
+        params = [stacked(6, 1, 5, 5, fan_in=25), stacked(6, fan_in=25), ones(6), zeros(6), stacked(16, 6, 5, 5, fan_in=150), stacked(16, fan_in=150),
+                  stacked(400, 120, fan_in=400), stacked(1, 120, fan_in=400), stacked(120, 84, fan_in=120), stacked(1, 84, fan_in=120),
+                  stacked(84, 10, fan_in=84), stacked(1, 10, fan_in=84)]
+        running_mean, running_var = torch.zeros(K * 6), torch.ones(K * 6)
+        F = torch.nn.functional
+        def forward(xb):  # grouped convolutions; BatchNorm over the K models' channels at once
+            c1, c1b, g, be, c2, c2b, f1, f1b, f2, f2b, f3, f3b = params
+            B = xb.shape[1]
+            v = xb.transpose(0, 1).reshape(B, K, 28, 28)
+            v = F.conv2d(v, c1.reshape(K * 6, 1, 5, 5), c1b.reshape(-1), padding=2, groups=K)
+            v = torch.max_pool2d(torch.relu(F.batch_norm(v, running_mean, running_var, g.reshape(-1), be.reshape(-1), training=True)), 2)
+            v = torch.max_pool2d(torch.relu(F.conv2d(v, c2.reshape(K * 16, 6, 5, 5), c2b.reshape(-1), groups=K)), 2)
+            v = v.reshape(B, K, 400).transpose(0, 1)
+            v = torch.relu(torch.baddbmm(f1b, v, f1))
+            return torch.baddbmm(f3b, torch.relu(torch.baddbmm(f2b, v, f2)), f3)
     else:
         params = [stacked(8, 1, 5, 5, fan_in=25), stacked(8, fan_in=25), stacked(6, 8, 5, 5, fan_in=200), stacked(6, fan_in=200),
                   stacked(4, 6, 2, 2, fan_in=24), stacked(4, fan_in=24), stacked(36, 20, fan_in=36), stacked(1, 20, fan_in=36),
@@ -98,6 +125,9 @@ elif mode == "loop":
                 i = perm[s * batch:(s + 1) * batch]
                 loss = torch.nn.functional.cross_entropy(model(x[i]), y[i])
                 opt.zero_grad(); loss.backward(); opt.step()
+elif arch == "lenet5":
+    print("nan")  # vmap: BatchNorm's in-place running statistics do not batch
+    sys.exit(0)
 else:
     mods = [make() for _ in range(models)]
     params, buffers = stack_module_state(mods)

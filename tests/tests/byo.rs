@@ -85,6 +85,13 @@ name = "my-resnet-generator"
 import = "samples/res"
 zoo = "res"
 
+[[method]]
+name = "copy-permuted"
+plugin = "copy"
+zoo = "res"
+samples = 4
+config = {{ permute = true }}
+
 [evaluate]
 metrics = ["accuracy", "nn_l2", "nn_l2_aligned"]
 "#
@@ -138,6 +145,14 @@ fn pytorch_models_data_and_weights_are_audited_as_pytorch_scores_them() {
         }
         let roles = strings(&out, "samples", "role");
         assert!(roles.iter().zip(&methods).filter(|(_, m)| *m == method).all(|(r, _)| r == "imported"), "{method}: role `imported`");
+    }
+
+    // The plugin SDK derives the same symmetry: `copy { permute = true }` on the residual
+    // network makes exact permutations (aligned distance 0) that are far away raw.
+    let (raw, aligned) = (column(&out, "samples", Some("copy-permuted"), "nn_l2"), column(&out, "samples", Some("copy-permuted"), "nn_l2_aligned"));
+    assert_eq!(raw.len(), 4);
+    for (r, a) in raw.iter().zip(&aligned) {
+        assert!(r.unwrap() > 1.0 && a.unwrap() <= 1e-4, "copy-permuted: raw {r:?}, aligned {a:?}");
     }
 
     // The reverse direction: weightlab's own checkpoints (trained on the tape) and its exported
@@ -211,4 +226,9 @@ path = "int_x.npz""#;
     refuse(&zoo(images, LENET, "import = \"pickled\""), &["model.pt", "is a pickled PyTorch file", "safetensors.torch.save_file(torch.load(f"]);
     let method = format!("{}\n[[method]]\nname = \"mine\"\nimport = \"pickled\"\nzoo = \"z\"\n", zoo(images, LENET, ""));
     refuse(&method, &["method `mine`", "is a pickled PyTorch file"]);
+}
+
+#[test]
+fn the_example_manifest_is_valid() {
+    weightlab_ok(&root(), &["validate", "experiments/your-own.toml"]);
 }

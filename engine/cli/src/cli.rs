@@ -340,7 +340,8 @@ pub struct BenchPdiffArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchZooArgs {
-    /// `mlp`, `cnn` or `both`.
+    /// `mlp`, `cnn`, `both` (the two), or `lenet5` (LeNet-5 with BatchNorm, a declared
+    /// network trained on the autodiff tape).
     #[arg(long, default_value = "both")]
     pub arch: String,
     /// Hidden width of the MLP (784 → hidden → 10); 10 is the G.pt MNIST MLP of the quickstart.

@@ -53,11 +53,9 @@ pub fn diagnostics(loaded: &Loaded) -> Vec<Diagnostic> {
                 continue;
             }
         };
-        if let Some(folder) = &zoo.import {
-            if let Err(e) = read_all(&arch, &loaded.base_dir.join(folder)) {
-                out.push(Diagnostic::new(format!("zoo `{name}`: {e}"), spans.value(&path!["zoo", name.as_str(), "import"])));
-                continue;
-            }
+        if let Some(Err(e)) = zoo.import.as_ref().map(|folder| read_all(&arch, &loaded.base_dir.join(folder))) {
+            out.push(Diagnostic::new(format!("zoo `{name}`: {e}"), spans.value(&path!["zoo", name.as_str(), "import"])));
+            continue;
         }
         archs.insert(name, arch);
     }

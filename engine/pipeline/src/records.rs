@@ -88,6 +88,9 @@ pub struct ProbeRecord {
 impl MethodRecord {
     /// "name version (abi …, sha256 …)" for the report's provenance.
     pub fn provenance(&self) -> String {
+        if self.role == crate::stages::method::IMPORTED_ROLE {
+            return format!("imported state_dicts (sha256 {} of the files)", self.hash);
+        }
         provenance(&self.plugin, &self.version, &self.abi, &self.hash)
     }
 }
