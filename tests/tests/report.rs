@@ -267,22 +267,21 @@ fn report_command_rerenders_and_compares_runs_without_recomputing() {
 
 #[test]
 fn a_failed_zoo_is_reported_and_the_other_zoo_still_runs() {
-    // Zoo `broken` imports a file that is not safetensors: its stage fails at run time, its
-    // reference and methods are skipped, zoo `mlp` and its method finish, and the report says
-    // what happened to `broken` instead of leaving it out.
+    // Zoo `broken` continues training parameters its architecture does not have: its stage
+    // fails at run time, its reference and methods are skipped, zoo `mlp` and its method
+    // finish, and the report says what happened to `broken` instead of leaving it out. (A
+    // broken imported file is refused before anything runs: see tests/byo.rs.)
     let manifest = MANIFEST.replace(
         "[[method]]\nname = \"copy\"",
-        "[zoo.broken]\ndata = \"fmnist\"\narch = { kind = \"mlp\", hidden = [16] }\nimport = \"broken\"\n\n[[method]]\nname = \"copy broken\"\nplugin = \"copy\"\nzoo = \"broken\"\nsamples = 2\n\n[[method]]\nname = \"copy\"",
+        "[zoo.broken]\ndata = \"fmnist\"\narch = { kind = \"mlp\", hidden = [16] }\nmodels = 2\ntrain = { epochs = 1 }\ncontinue = { params = [\"no-such-layer\"], steps = 2 }\n\n[[method]]\nname = \"copy broken\"\nplugin = \"copy\"\nzoo = \"broken\"\nsamples = 2\n\n[[method]]\nname = \"copy\"",
     );
     let (dir, path) = experiment(&manifest);
-    std::fs::create_dir_all(dir.path().join("broken")).unwrap();
-    std::fs::write(dir.path().join("broken/model_0.safetensors"), b"not a safetensors file").unwrap();
     let out = weightlab_e2e::weightlab(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let run = dir.path().join("out");
     let stages = weightlab_e2e::strings(&run, "failures", "stage");
-    assert_eq!(stages, ["zoo broken"], "only the zoo stage failed; its dependents were skipped: {stderr}");
+    assert_eq!(stages, ["zoo broken part 1/1"], "only the zoo's training failed; its dependents were skipped: {stderr}");
     assert_eq!(weightlab_e2e::column(&run, "samples", Some("copy"), "accuracy").len(), 16, "the other zoo's methods ran");
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(html.contains("Zoo <b>broken</b>: no checkpoints — its stage failed:"), "the report names the failed zoo");

@@ -200,3 +200,26 @@ fn a_declared_network_trains_on_the_tape_with_running_statistics() {
         assert!(s.accuracy.unwrap() > 0.8, "blobs are easy; a trained model scores {:?}", s.accuracy);
     }
 }
+
+#[test]
+fn a_declared_mlp_trains_on_the_native_engine_bit_for_bit_as_the_preset() {
+    let spec: DataSpec = toml::from_str("source = \"blobs\"\nsamples = 512\nclasses = 3").unwrap();
+    let data = data::load(&spec, Path::new(".")).unwrap();
+    let declared = Arch::new(&ArchSpec::Sequential { layers: layers(r#"[{ type = "linear", out = 16 }, { type = "tanh" }, { type = "linear", out = 3 }]"#) }, &data).unwrap();
+    let preset = Arch::new(&ArchSpec::Mlp { hidden: vec![16], activation: weightlab_manifest::Activation::Tanh }, &data).unwrap();
+    let Arch::Sequential(net) = &declared else { unreachable!() };
+    assert_eq!(net.as_mlp(), Some((vec![2, 16, 3], weightlab_manifest::Activation::Tanh)));
+    let zoo: ZooSpec = toml::from_str("data = \"d\"\narch = { kind = \"mlp\" }\nmodels = 3\ntrain = { epochs = 2, batch_size = 32 }").unwrap();
+    let (a, b) = (train::train_zoo(&declared, &data, &zoo, None).unwrap(), train::train_zoo(&preset, &data, &zoo, None).unwrap());
+    assert_eq!(a.weights, b.weights, "same flat layout, same engine, same bits");
+    // Not an MLP: a norm, a bias-free layer, a trailing activation, mixed activations.
+    for other in [
+        r#"[{ type = "linear", out = 16 }, { type = "batchnorm1d" }, { type = "linear", out = 3 }]"#,
+        r#"[{ type = "linear", out = 16, bias = false }, { type = "relu" }, { type = "linear", out = 3 }]"#,
+        r#"[{ type = "linear", out = 3 }, { type = "relu" }]"#,
+        r#"[{ type = "linear", out = 8 }, { type = "relu" }, { type = "linear", out = 8 }, { type = "tanh" }, { type = "linear", out = 3 }]"#,
+    ] {
+        let Arch::Sequential(net) = Arch::new(&ArchSpec::Sequential { layers: layers(other) }, &data).unwrap() else { unreachable!() };
+        assert_eq!(net.as_mlp(), None, "{other}");
+    }
+}

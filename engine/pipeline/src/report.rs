@@ -185,7 +185,7 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
                     let reason = r
                         .failures
                         .iter()
-                        .find(|f| f.stage == format!("zoo {name}") || f.stage == format!("data {}", z.data))
+                        .find(|f| f.stage == format!("zoo {name}") || f.stage.starts_with(&format!("zoo {name} part ")) || f.stage == format!("data {}", z.data))
                         .map(|f| format!("its stage failed: {}", f.reason.lines().next().unwrap_or_default()));
                     return (label(i, name), format!("no checkpoints — {}", reason.unwrap_or_else(|| "its stage did not finish (see Failures)".into())));
                 }

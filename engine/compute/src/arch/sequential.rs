@@ -179,6 +179,36 @@ impl Network {
         flat
     }
 
+    /// The MLP preset this network is exactly, if it is one: flat inputs, linear layers with
+    /// biases and one activation the preset has (`relu`, `tanh`, `silu`, `sine` with w0 = 30)
+    /// between each two, none after the last. Its flat layout is then the preset's (same
+    /// shapes in the same order, other names), so the preset's native engines train it.
+    pub fn as_mlp(&self) -> Option<(Vec<usize>, weightlab_manifest::Activation)> {
+        use weightlab_manifest::Activation;
+        let [features] = self.input[..] else { return None };
+        let mut sizes = vec![features];
+        let mut activation = None;
+        for (i, layer) in self.layers.iter().enumerate() {
+            match (i % 2, &layer.op) {
+                (0, &Op::Linear { out, bias: true, .. }) => sizes.push(out),
+                (1, Op::Act(a)) => {
+                    let mine = match a {
+                        Act::Relu => Activation::Relu,
+                        Act::Tanh => Activation::Tanh,
+                        Act::Silu => Activation::Silu,
+                        Act::Sine(w0) if *w0 == 30.0 => Activation::Sine,
+                        _ => return None,
+                    };
+                    if activation.replace(mine).is_some_and(|a| a != mine) {
+                        return None;
+                    }
+                }
+                _ => return None,
+            }
+        }
+        (self.layers.len() % 2 == 1).then(|| (sizes, activation.unwrap_or_default()))
+    }
+
     /// The largest number of values one example holds between two layers (bounds memory when
     /// evaluating many models on many examples).
     pub fn widest(&self) -> usize {

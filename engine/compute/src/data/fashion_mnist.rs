@@ -3,7 +3,6 @@
 //! (0.2860, 0.3530). The training set is shuffled with the dataset seed so that a subset is a
 //! random sample; the test set keeps its official order.
 
-use std::io::Read;
 use std::path::Path;
 
 use rand::SeedableRng;
@@ -34,24 +33,13 @@ fn split(dir: &Path, prefix: &str) -> Result<Split, DataError> {
     Ok(Split { x, y })
 }
 
-/// Reads a gzipped IDX file of unsigned bytes with `dims` dimensions; returns its payload.
-fn read_idx(path: &Path, dims: u8) -> Result<Vec<u8>, DataError> {
-    let file = weightlab_manifest::files::open_regular(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    let mut bytes = Vec::new();
-    // Bounded: a crafted archive must not inflate without end (Fashion-MNIST's largest is 47 MB).
-    const MAX_IDX_BYTES: u64 = 1 << 30;
-    flate2::read::GzDecoder::new(file).take(MAX_IDX_BYTES).read_to_end(&mut bytes).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    let bad = |reason: &str| DataError::Format { path: path.to_path_buf(), reason: reason.to_string() };
-    if bytes.len() < 4 + 4 * dims as usize || bytes[0..2] != [0, 0] || bytes[2] != 0x08 || bytes[3] != dims {
-        return Err(bad("unexpected magic number"));
+/// Reads an IDX file of unsigned bytes with `dims` dimensions; returns its payload.
+fn read_idx(path: &Path, dims: usize) -> Result<Vec<u8>, DataError> {
+    let (sizes, payload) = super::files::read_idx(path)?;
+    if sizes.len() != dims {
+        return Err(DataError::Format { path: path.to_path_buf(), reason: format!("holds {}-dimensional data, expected {dims} dimensions", sizes.len()) });
     }
-    let sizes: Vec<usize> = (0..dims as usize).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize).collect();
-    let header = 4 + 4 * dims as usize;
-    let expected: usize = sizes.iter().product();
-    if bytes.len() - header != expected {
-        return Err(bad("payload length does not match the header"));
-    }
-    Ok(bytes.split_off(header))
+    Ok(payload)
 }
 
 /// Shuffles examples in place with a seeded permutation.

@@ -186,16 +186,20 @@ pub(crate) fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>), DataError> 
     Ok((sizes, bytes.split_off(header)))
 }
 
-/// The first of `names` (each tried as is and gzipped) that exists in `dir`.
-fn find(dir: &Path, names: &[&str]) -> Result<PathBuf, DataError> {
-    names.iter().flat_map(|n| [dir.join(n), dir.join(format!("{n}.gz"))]).find(|p| p.is_file()).ok_or_else(|| format(dir, format!("no `{}` (or `.gz`) in this folder", names[0])))
+/// The first `<prefix>-<kind>` of `prefixes` (each tried as is and gzipped) that exists in `dir`.
+fn find(dir: &Path, prefixes: &[&str], kind: &str) -> Result<PathBuf, DataError> {
+    prefixes
+        .iter()
+        .flat_map(|p| [dir.join(format!("{p}-{kind}")), dir.join(format!("{p}-{kind}.gz"))])
+        .find(|p| p.is_file())
+        .ok_or_else(|| format(dir, format!("no `{}-{kind}` (or `.gz`) in this folder", prefixes[0])))
 }
 
 /// IDX pairs: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-…` (or `test-…`).
 fn idx(dir: &Path) -> Result<FileData, DataError> {
     let split = |prefixes: &[&str]| -> Result<(Vec<usize>, Split), DataError> {
-        let images = find(dir, &prefixes.iter().map(|p| format!("{p}-images-idx3-ubyte")).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>())?;
-        let labels = find(dir, &prefixes.iter().map(|p| format!("{p}-labels-idx1-ubyte")).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>())?;
+        let images = find(dir, prefixes, "images-idx3-ubyte")?;
+        let labels = find(dir, prefixes, "labels-idx1-ubyte")?;
         let (isz, pixels) = read_idx(&images)?;
         let (lsz, y) = read_idx(&labels)?;
         if isz.len() != 3 || lsz.len() != 1 || isz[0] != lsz[0] {

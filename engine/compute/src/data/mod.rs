@@ -129,7 +129,7 @@ impl Dataset {
 /// Why a dataset could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read `{path}`: {source} (Fashion-MNIST comes from the Debian package `dataset-fashion-mnist`; `make quickstart` installs it)")]
+    #[error("cannot read `{}`: {source}{}", path.display(), install_hint(path))]
     Io { path: std::path::PathBuf, source: std::io::Error },
     #[error("`{path}` is not a valid IDX file: {reason}")]
     Format { path: std::path::PathBuf, reason: String },
@@ -137,6 +137,11 @@ pub enum DataError {
     Shape { source_name: &'static str, reason: String },
     #[error("`{path}`: array `{array}` {reason}")]
     Array { path: std::path::PathBuf, array: String, reason: String },
+}
+
+/// Where a missing file comes from, for the files weightlab knows the package of.
+fn install_hint(path: &std::path::Path) -> &'static str {
+    if path.starts_with(fashion_mnist::DEFAULT_DIR) { " (Fashion-MNIST comes from the Debian package `dataset-fashion-mnist`; `make quickstart` installs it)" } else { "" }
 }
 
 /// Loads or generates the dataset a manifest section describes. Relative paths resolve against

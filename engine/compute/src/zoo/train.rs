@@ -289,6 +289,9 @@ pub fn train_models(arch: &Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u6
 /// K models in training: their stacked parameters, optimizer state and data order.
 pub struct Trainer<'a> {
     arch: &'a Arch,
+    /// The preset a declared network is exactly (same flat layout and function), whose native
+    /// engines then train it: `[linear, relu, linear]` is an MLP with other names.
+    native: Option<Arch>,
     device: burn::tensor::Device,
     k: usize,
     batch: usize,
@@ -366,10 +369,16 @@ impl<'a> Trainer<'a> {
         let init: Vec<f32> = rngs.iter_mut().flat_map(|rng| arch.init(rng)).collect();
         let n = pools.iter().map(Vec::len).min().unwrap_or(0);
         let tch_device = device::tch_device();
-        let mlp = || super::mlp::MlpZoo::new(arch, recipe, &init, k, tch_device).map(|zoo| Engine::Mlp { train: super::mlp::TchSplit::new(&data.train, data.features(), data.task, tch_device), zoo });
+        let native_arch = match arch {
+            Arch::Sequential(net) => net.as_mlp().map(|(sizes, activation)| Arch::Mlp { sizes, activation }),
+            _ => None,
+        };
+        let engine_arch = native_arch.as_ref().unwrap_or(arch);
+        let mlp =
+            || super::mlp::MlpZoo::new(engine_arch, recipe, &init, k, tch_device).map(|zoo| Engine::Mlp { train: super::mlp::TchSplit::new(&data.train, data.features(), data.task, tch_device), zoo });
         let cpu = tch_device == tch::Device::Cpu;
-        let dense = || cpu.then(|| super::dense::DenseZoo::new(arch, recipe, &init, k, &data.train, data.task)).flatten().map(Engine::Dense);
-        let cnn = || cpu.then(|| super::cnn::CnnZoo::new(arch, recipe, &init, k, &data.train, data.task)).flatten().map(Engine::Cnn);
+        let dense = || cpu.then(|| super::dense::DenseZoo::new(engine_arch, recipe, &init, k, &data.train, data.task)).flatten().map(Engine::Dense);
+        let cnn = || cpu.then(|| super::cnn::CnnZoo::new(engine_arch, recipe, &init, k, &data.train, data.task)).flatten().map(Engine::Cnn);
         let native = match choice {
             EngineChoice::Fastest => dense().or_else(mlp).or_else(cnn),
             EngineChoice::Batched => mlp(),
@@ -390,7 +399,7 @@ impl<'a> Trainer<'a> {
                 Engine::Tape { train, params, adam, t: 0, lr: recipe.lr, weight_decay: recipe.weight_decay, mask, rng }
             }
         };
-        Trainer { arch, device, batch: recipe.batch_size.min(n).max(1), order: pools, cursor: vec![usize::MAX; k], k, rngs, engine }
+        Trainer { arch, native: native_arch, device, batch: recipe.batch_size.min(n).max(1), order: pools, cursor: vec![usize::MAX; k], k, rngs, engine }
     }
 
     /// One pass over the training data (whole batches of the smallest pool).
@@ -520,7 +529,7 @@ impl<'a> Trainer<'a> {
         let p = self.arch.layout().len();
         match &mut self.engine {
             Engine::Tape { params, .. } => *params = Tensor::from_data(TensorData::new(flat, [self.k, p]), &self.device),
-            Engine::Mlp { zoo, .. } => zoo.set_weights(self.arch, &flat),
+            Engine::Mlp { zoo, .. } => zoo.set_weights(self.native.as_ref().unwrap_or(self.arch), &flat),
             Engine::Dense(zoo) => zoo.models.set_weights(&flat),
             Engine::Cnn(zoo) => zoo.models.set_weights(&flat),
         }
@@ -530,7 +539,7 @@ impl<'a> Trainer<'a> {
     pub fn weights(&self) -> Vec<f32> {
         match &self.engine {
             Engine::Tape { params, .. } => params.to_data().try_into_vec::<f32>().expect("f32 parameters"),
-            Engine::Mlp { zoo, .. } => zoo.weights(self.arch),
+            Engine::Mlp { zoo, .. } => zoo.weights(self.native.as_ref().unwrap_or(self.arch)),
             Engine::Dense(zoo) => zoo.models.weights(),
             Engine::Cnn(zoo) => zoo.models.weights(),
         }
