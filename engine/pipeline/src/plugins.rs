@@ -189,12 +189,22 @@ impl Plugins {
     }
 }
 
-/// The SHA-256 of an imported samples folder: every state_dict's file name and bytes, in
-/// file-name order — a changed, added or renamed file makes another plan key.
+/// The SHA-256 of an imported samples folder ([`read_import`]).
 fn folder_hash(dir: &std::path::Path) -> std::result::Result<String, String> {
+    read_import(dir).map(|(_, hash)| hash)
+}
+
+/// One file of an imported samples folder: its path and bytes.
+pub type ImportedFile = (std::path::PathBuf, Vec<u8>);
+
+/// The state_dict files of an imported samples folder, in file-name order, with their bytes,
+/// and the SHA-256 over every file's name and bytes: a changed, added or renamed file makes
+/// another plan key, and the method stage checks the bytes it scores against the hash planned.
+pub fn read_import(dir: &std::path::Path) -> std::result::Result<(Vec<ImportedFile>, String), String> {
     use sha2::{Digest, Sha256};
     let files = weightlab_compute::zoo::store::state_dict_files(dir).map_err(|e| e.to_string())?;
     let mut h = Sha256::new();
+    let mut read = Vec::with_capacity(files.len());
     for file in files {
         let bytes = weightlab_manifest::files::read_regular(&file, weightlab_compute::zoo::store::MAX_CHECKPOINT_BYTES).map_err(|e| format!("{}: {e}", file.display()))?;
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -202,8 +212,9 @@ fn folder_hash(dir: &std::path::Path) -> std::result::Result<String, String> {
         h.update(name.as_bytes());
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(&bytes);
+        read.push((file, bytes));
     }
-    Ok(hex::encode(h.finalize()))
+    Ok((read, hex::encode(h.finalize())))
 }
 
 /// Every plugin found, described from its metadata section (written by `weightlab plugin

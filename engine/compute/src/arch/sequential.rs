@@ -131,6 +131,9 @@ impl Network {
     /// Completes `layers` for inputs of shape `input` and `outputs` values out per example
     /// (classes, or 1 for regression).
     pub fn new(layers: &[LayerSpec], input: &[usize], outputs: usize) -> Result<Self, ShapeError> {
+        if layers.is_empty() {
+            return Err(ShapeError { at: vec![Seg::from("layers")], message: "the network declares no layers".into() });
+        }
         if input.is_empty() || input.contains(&0) {
             return Err(ShapeError { at: vec![Seg::from("layers")], message: format!("the data's examples have shape {input:?}, which no layer can take") });
         }

@@ -199,7 +199,12 @@ pub fn state_dict_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
 /// belongs to.
 pub fn read_state_dict(arch: &Arch, file: &Path) -> Result<Vec<f32>, StoreError> {
     let bytes = weightlab_manifest::files::read_regular(file, MAX_CHECKPOINT_BYTES).map_err(io(file))?;
-    from_safetensors(&arch.layout(), &bytes).map_err(|reason| {
+    parse_state_dict(arch, file, &bytes)
+}
+
+/// [`read_state_dict`] on bytes read already (`file` names them in messages).
+pub fn parse_state_dict(arch: &Arch, file: &Path, bytes: &[u8]) -> Result<Vec<f32>, StoreError> {
+    from_safetensors(&arch.layout(), bytes).map_err(|reason| {
         let tensor = reason.split('`').nth(1).unwrap_or("");
         let layer = match arch {
             Arch::Sequential(net) => net.describe(tensor).map(|d| format!(" ({d})")).unwrap_or_default(),

@@ -259,13 +259,18 @@ impl Run {
     fn import_samples(&mut self, method: &MethodSpec, folder: &Path, dir: &Path) -> Result<MethodRecord> {
         output::status("Importing", &format!("samples of \"{}\" from {}", method.name, folder.display()));
         let zoo = self.zoo(&method.zoo)?;
-        let files = weightlab_compute::zoo::store::state_dict_files(folder)?;
+        // The bytes scored are the bytes the plan's key was made from.
+        let (files, hash) = crate::plugins::read_import(folder).map_err(Error::Missing)?;
+        let planned = self.plugins.identity(&method.source_key());
+        if hash != planned {
+            return Err(Error::Config(format!("method `{}`: the files of {} changed since the run started (sha256 {hash}, planned {planned}); run again", method.name, folder.display())));
+        }
         let p = zoo.layout().len();
         let mut samples = Vec::with_capacity(files.len() * p);
-        for file in &files {
-            samples.extend(weightlab_compute::zoo::store::read_state_dict(&zoo.arch, file)?);
+        for (file, bytes) in &files {
+            samples.extend(weightlab_compute::zoo::store::parse_state_dict(&zoo.arch, file, bytes)?);
         }
-        let names: Vec<String> = files.iter().map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+        let names: Vec<String> = files.iter().map(|(f, _)| f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
         let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
         write_tensor(&dir.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![files.len(), p], &bytes)?;
         let path = dir.join(IMPORTED_FILES);
@@ -276,7 +281,7 @@ impl Run {
             version: String::new(),
             abi: String::new(),
             role: IMPORTED_ROLE.into(),
-            hash: self.plugins.identity(&method.source_key()),
+            hash,
             samples: files.len(),
             parameters: p,
             fit_seconds: 0.0,
