@@ -107,6 +107,11 @@ WEIGHTLAB_COMPONENTIZE_PY = "$VENV/bin/componentize-py"
 
 [target.x86_64-unknown-linux-gnu]
 rustflags = ["-C", "link-arg=-Wl,-rpath,$TORCH_DIR/lib"]
+
+# Plugins are the same bytes whatever folder a clone is in: panic locations name source files,
+# so the clone's and cargo's folders are written as fixed prefixes.
+[target.wasm32-wasip2]
+rustflags = ["--remap-path-prefix=$ROOT=/weightlab", "--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"]
 TOML
 # 5. The target folder is shared by every clone, but cargo decides freshness of workspace
 #    crates from the source files of the clone that built them last. When another clone built

@@ -41,3 +41,26 @@ fn a_copied_binary_runs_the_quickstart_with_its_embedded_plugins() {
     assert_eq!(column(&out, "samples", Some("p-diff"), "accuracy").len(), 32, "16 samples × 2 seeds");
     assert!(out.join("report.html").is_file());
 }
+
+/// The built-in plugins name no folder of the machine that built them (panic locations are
+/// written with fixed prefixes), so one commit gives the same plugin bytes — and plugin hashes,
+/// stage keys, pins and plan fingerprints — in any clone on any machine.
+#[test]
+fn built_in_plugins_name_no_folder_of_the_build_machine() {
+    let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
+    let folders = [root().display().to_string(), cargo_home];
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root().join("plugins/dist")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "wasm") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for folder in &folders {
+            let found = bytes.windows(folder.len()).any(|w| w == folder.as_bytes());
+            assert!(!found, "{} holds the build folder {folder}: its bytes depend on where it was built", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} built-in plugins found");
+}
