@@ -382,6 +382,11 @@ impl Run {
         Ok(self.store.dir(self.finished(pred)?))
     }
 
+    /// Datasets read already (by [`crate::preflight::check`]), so they are not read again.
+    pub fn adopt_datasets(&mut self, datasets: crate::preflight::Read) {
+        self.datasets.extend(datasets.into_iter().map(|(name, d)| (name, Arc::new(d))));
+    }
+
     /// The dataset `name`, loaded on first use.
     pub(crate) fn dataset(&mut self, name: &str) -> Result<Arc<Dataset>> {
         if !self.datasets.contains_key(name) {

@@ -8,19 +8,22 @@ use weightlab_compute::{Arch, Dataset};
 use weightlab_manifest::spans::Seg;
 use weightlab_manifest::{ArchSpec, Diagnostic, Loaded, path};
 
+/// The datasets the checks read, by name: the run takes them rather than reading them again.
+pub type Read = std::collections::BTreeMap<String, Dataset>;
+
 /// Runs the checks; prints the diagnostics and returns their number as `Err` when any fails.
-pub fn check(loaded: &Loaded) -> Result<(), usize> {
-    let diagnostics = diagnostics(loaded);
+pub fn check(loaded: &Loaded) -> Result<Read, usize> {
+    let (diagnostics, read) = diagnostics(loaded);
     if diagnostics.is_empty() {
-        return Ok(());
+        return Ok(read);
     }
     let n = diagnostics.len();
     eprint!("{}", loaded.error(diagnostics));
     Err(n)
 }
 
-/// What [`check`] finds, without printing.
-pub fn diagnostics(loaded: &Loaded) -> Vec<Diagnostic> {
+/// What [`check`] finds, without printing, and the datasets it read.
+pub fn diagnostics(loaded: &Loaded) -> (Vec<Diagnostic>, Read) {
     let m = &loaded.manifest;
     let spans = loaded.spans();
     let mut out = Vec::new();
@@ -68,7 +71,8 @@ pub fn diagnostics(loaded: &Loaded) -> Vec<Diagnostic> {
             );
         }
     }
-    out
+    let read = datasets.into_iter().filter_map(|(name, d)| Some((name.to_string(), d?))).collect();
+    (out, read)
 }
 
 /// Reads every state_dict of `dir` against `arch` (the first problem wins).

@@ -18,14 +18,13 @@ pub fn run(args: &RunArgs, schedule: &ScheduleArgs) -> anyhow::Result<i32> {
     if let Err(code) = weightlab_pipeline::config_check::check_methods(&loaded, &plugins, false).map_err(|_| super::INVALID) {
         return Ok(code);
     }
-    if weightlab_pipeline::preflight::check(&loaded).is_err() {
-        return Ok(super::INVALID);
-    }
+    let Ok(datasets) = weightlab_pipeline::preflight::check(&loaded) else { return Ok(super::INVALID) };
     let shard = match schedule.shard {
         Some(s) => Some(s),
         None => Shard::from_env(|k| std::env::var(k).ok()).map_err(|e| anyhow::anyhow!("the scheduler's shard variables: {e}"))?,
     };
     let mut run = Run::with_plugins(loaded, plugins, args.output.clone())?;
+    run.adopt_datasets(datasets);
     if let Err(e) = run.select_device() {
         output::error(&e.to_string());
         return Ok(super::INVALID);

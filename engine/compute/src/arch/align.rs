@@ -138,16 +138,19 @@ impl Aligner {
         let (layout, groups) = arch.symmetry();
         let own: HashSet<&str> = groups.iter().flat_map(|g| g.places.iter().filter(|p| p.is_own()).map(|p| p.param.as_str())).collect();
         // Per group, per unit: the flat positions of the unit's values in the places kept.
-        let positions = |keep: &dyn Fn(&Place) -> bool| -> Vec<Vec<Vec<usize>>> {
+        // Per group, per unit: the flat positions of the unit's values in the places `keep`
+        // (given the group's index) retains.
+        let positions = |keep: &dyn Fn(usize, &Place) -> bool| -> Vec<Vec<Vec<usize>>> {
             groups
                 .iter()
-                .map(|group| {
+                .enumerate()
+                .map(|(g, group)| {
                     (0..group.units)
                         .map(|u| {
                             group
                                 .places
                                 .iter()
-                                .filter(|place| keep(place))
+                                .filter(|place| keep(g, place))
                                 .filter_map(|place| layout.iter().find(|p| p.name == place.param).map(|spec| (spec, place.axis, place.width)))
                                 .flat_map(|(spec, axis, width)| unit_positions(&spec.shape, axis, width, u).map(move |k| spec.offset + k))
                                 .collect()
@@ -158,22 +161,17 @@ impl Aligner {
         };
         // Outgoing weights first: they are few and large (they feed the output layer), so the
         // bound of `align_within` grows fastest over the first features.
-        let outgoing = positions(&|place| !place.is_own() && !own.contains(place.param.as_str()));
+        let outgoing = positions(&|_, place| !place.is_own() && !own.contains(place.param.as_str()));
         // A group is matched on the rows of the layers writing it whose inputs are already
         // aligned (they come from earlier groups, or from the data). Through a residual block a
         // stream is also written by layers reading later groups (the block's last conv reads the
         // block's inner units): those rows are left out, else a permuted copy could mismatch.
         let input_of: std::collections::HashMap<&str, usize> =
             groups.iter().enumerate().flat_map(|(g, group)| group.places.iter().filter(|p| !p.is_own()).map(move |p| (p.param.as_str(), g))).collect();
-        let mine: Vec<Vec<Vec<usize>>> = (0..groups.len())
-            .map(|g| {
-                let ready = |place: &Place| place.is_own() && groups[g].places.contains(place) && input_of.get(place.param.as_str()).is_none_or(|&from| from < g);
-                let rows = positions(&|place| ready(place));
-                if rows[g].first().is_some_and(|r| !r.is_empty()) { rows[g].clone() } else { positions(&|place| place.is_own())[g].clone() }
-            })
-            .collect();
+        let ready = positions(&|g, place| place.is_own() && input_of.get(place.param.as_str()).is_none_or(|&from| from < g));
+        let mine = ready.into_iter().zip(positions(&|_, place| place.is_own())).map(|(ready, all)| if ready.first().is_some_and(|r| !r.is_empty()) { ready } else { all });
         let compared: Vec<Vec<Vec<usize>>> = outgoing.into_iter().zip(mine).map(|(out, mine)| out.into_iter().zip(mine).map(|(a, b)| [a, b].concat()).collect()).collect();
-        let moves = positions(&|_| true);
+        let moves = positions(&|_, _| true);
         let tensors: Vec<std::ops::Range<usize>> = layout.iter().map(|p| p.offset..p.offset + p.shape.iter().product::<usize>()).collect();
         let all = |sets: &[Vec<usize>]| -> Vec<usize> {
             let mut v: Vec<usize> = sets.iter().flatten().copied().collect();
