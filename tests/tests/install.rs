@@ -64,3 +64,24 @@ fn built_in_plugins_name_no_folder_of_the_build_machine() {
     }
     assert!(checked >= 10, "only {checked} built-in plugins found");
 }
+
+/// `weightlab bench` from a copied binary: its PyTorch references and benchmark plugins come
+/// from the binary, not from the source tree it was built in.
+#[test]
+fn a_copied_binary_benchmarks_against_its_embedded_references() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = tmp.path().join("weightlab");
+    std::fs::copy(binary(), &exe).unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(&exe);
+        c.args(args).current_dir(tmp.path()).env_remove("WEIGHTLAB_PLUGIN_DIR").env_remove("WEIGHTLAB_BENCHES").env("WEIGHTLAB_CACHE", tmp.path().join("cache"));
+        let out = c.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{args:?}: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+        text
+    };
+    let boundary = cmd(&["bench", "plugin", "--rows", "4", "--params", "32", "--hidden", "8", "--steps", "3", "--repeats", "1"]);
+    assert!(boundary.contains("plugin/native = ") && boundary.contains("plugin/pytorch = "), "{boundary}");
+    let pdiff = cmd(&["bench", "pdiff", "--rows", "8", "--params", "64", "--steps", "2", "--repeats", "1"]);
+    assert!(pdiff.contains("plugin/pytorch = "), "{pdiff}");
+}

@@ -8,6 +8,7 @@
 //! - [`metrics`]: the metric registry — each metric declared once.
 //! - [`plots`]: the plot registry — each report plot declared once.
 //! - [`report`]: the report built from run folders alone (also `weightlab report`).
+//! - [`slurm`]: job scripts for `weightlab submit`, everything in them quoted.
 //! - [`text`]: cached offline text embeddings (label names, instructions).
 //! - [`plugins`]: finding plugins (embedded, beside the binary, or `WEIGHTLAB_PLUGIN_DIR`).
 //! - [`config_check`]: plugin configs checked against their declared schemas before a run.
@@ -28,6 +29,7 @@ pub mod plugins;
 pub mod preflight;
 pub mod records;
 pub mod report;
+pub mod slurm;
 pub mod stages;
 pub mod store;
 pub mod tasks;
@@ -53,4 +55,17 @@ pub fn load_manifest(path: &Path, sets: &[String]) -> Result<Loaded, LoadError> 
 /// depend on the machine).
 pub fn schema_json() -> String {
     weightlab_manifest::schema::manifest_schema_json(&Catalog { plugins: Vec::new(), metrics: metrics::keys(), plots: plots::ids() })
+}
+
+/// The body of a method's worker process (`weightlab` started with
+/// [`weightlab_host::worker::WORKER_ARG`]); its exit code. A worker of a run on a GPU computes
+/// there too, so libtorch's CUDA half is loaded first.
+pub fn serve_worker() -> i32 {
+    if weightlab_host::tensors::device_name().starts_with("cuda")
+        && let Err(e) = weightlab_compute::device::load_cuda()
+    {
+        eprintln!("the worker cannot load libtorch's CUDA library: {e}");
+        return 1;
+    }
+    weightlab_host::worker::serve()
 }

@@ -84,12 +84,6 @@ pub fn builtin_dir() -> Option<PathBuf> {
     unpacked_dir()
 }
 
-/// The source tree's `plugins/dist` (benchmark plugins live in its `bench/`): for `weightlab
-/// bench`, a developer tool run from a checkout. `WEIGHTLAB_PLUGIN_DIR` overrides it.
-pub fn source_dist_dir() -> PathBuf {
-    std::env::var_os("WEIGHTLAB_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/dist")))
-}
-
 /// The built-in folder, then the folders of `WEIGHTLAB_PLUGIN_PATH`; `manifest` folders (a
 /// manifest's `[experiment] plugin_path`) go between the two.
 fn search_dirs(manifest: &[PathBuf]) -> Vec<PathBuf> {

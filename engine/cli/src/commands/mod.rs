@@ -1,7 +1,6 @@
 //! One function per command. Each returns the process exit code: 0 success, 1 a run that
 //! finished with failed stages or an internal error, 2 a manifest that does not validate.
 
-mod bench;
 mod embed;
 mod plan;
 mod plugin;
@@ -17,7 +16,7 @@ use std::path::Path;
 
 use weightlab_manifest::{LoadError, Loaded};
 
-use crate::cli::{BenchCommand, Cli, Command, PluginCommand};
+use crate::cli::{Cli, Command, PluginCommand};
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
@@ -29,10 +28,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Schema => schema::schema(),
         Command::Plugins => plugins::list(),
         Command::Embed { texts } => embed::embed(&texts),
-        Command::Bench(BenchCommand::Plugin(args)) => bench::plugin(&args),
-        Command::Bench(BenchCommand::Zoo(args)) => bench::zoo(&args),
-        Command::Bench(BenchCommand::Pdiff(args)) => bench::pdiff(&args),
-        Command::Bench(BenchCommand::Metrics(args)) => bench::metrics(&args),
+        Command::Bench(bench) => weightlab_bench::run(&bench),
         Command::Plugin(PluginCommand::New { name, role, lang, dir }) => plugin::new(&name, role.as_str(), lang, &dir),
         Command::Plugin(PluginCommand::Build { dir }) => plugin::build(&dir),
         Command::Plugin(PluginCommand::Inspect { wasm, json }) => plugin::inspect(&wasm, json),

@@ -1,27 +1,15 @@
-//! `weightlab submit --slurm`: one Slurm job array per dependency level of the plan, each
-//! level's array starting when the one before has finished (`--dependency=afterok`), then a
-//! merge job that checks the store and renders the report. Every task runs
-//! `weightlab run --level L` and takes its shard from `SLURM_ARRAY_TASK_ID`; all write into one
-//! stage store on the shared file system. Levels already in the store are not submitted.
+//! `weightlab submit --slurm`: check the manifest, write the run's job scripts
+//! ([`weightlab_pipeline::slurm`]) and hand them to `sbatch`, each level after the one before.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
-use weightlab_manifest::{ClusterSpec, StageKind};
+use weightlab_manifest::ClusterSpec;
+use weightlab_pipeline::slurm::{self, plural};
 use weightlab_pipeline::{Run, output};
 
 use crate::cli::SubmitArgs;
-
-/// One job to submit: its script and what it runs.
-struct Job {
-    name: String,
-    script: String,
-    /// Array tasks (0: a single job).
-    tasks: usize,
-    stages: usize,
-}
 
 pub fn submit(args: &SubmitArgs) -> anyhow::Result<i32> {
     let loaded = match super::load_manifest(&args.run.manifest, &args.run.overrides.all()) {
@@ -47,44 +35,17 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<i32> {
     let run = Run::with_plugins(loaded, plugins, args.run.output.clone())?;
     std::fs::create_dir_all(&run.output).with_context(|| format!("creating {}", run.output.display()))?;
     let out = absolute(&run.output)?;
-    // Paths go into `#SBATCH --output=` lines, which Slurm splits at blanks and quotes.
-    if let Some(bad) = out.to_string_lossy().chars().find(|c| c.is_whitespace() || c.is_control() || "'\"\\$`#".contains(*c)) {
+    if let Some(bad) = slurm::unsafe_char(&out) {
         output::error(&format!("the output folder {} holds {:?}, which an #SBATCH line cannot carry: choose another with --output", out.display(), bad));
         return Ok(super::INVALID);
     }
     let manifest = absolute(&args.run.manifest)?;
     let exe = std::env::current_exe().context("finding the weightlab binary")?;
     let cwd = std::env::current_dir().context("reading the current folder")?;
-    let name = &run.loaded.manifest.experiment.name;
-    let fingerprint = run.plan.fingerprint();
-    let slurm_dir = out.join("slurm");
+    let sets = args.run.overrides.all();
+    let jobs = slurm::jobs(&run, &cluster, &slurm::Target { manifest: &manifest, output: &out, exe: &exe, cwd: &cwd, sets: &sets });
+    let slurm_dir = slurm::dir(&out);
     std::fs::create_dir_all(slurm_dir.join("logs")).with_context(|| format!("creating {}", slurm_dir.display()))?;
-
-    let levels = run.plan.levels();
-    let top = levels.iter().copied().max().unwrap_or(0);
-    let mut jobs = Vec::new();
-    for level in 0..=top {
-        let stages: Vec<usize> = (0..run.plan.stages.len()).filter(|&i| levels[i] == level && run.plan.stages[i].kind != StageKind::Report).collect();
-        let pending = stages.iter().filter(|&&i| !run.store.is_done(&run.plan.stages[i])).count();
-        if pending == 0 {
-            continue;
-        }
-        // Every shard must own a stage of the level: never more tasks than stages.
-        let tasks = cluster.shards.clamp(1, stages.len());
-        let mut command = vec![exe.display().to_string(), "run".into(), manifest.display().to_string(), "--output".into(), out.display().to_string(), "--level".into(), level.to_string()];
-        for set in &args.run.overrides.all() {
-            command.extend(["--set".to_string(), set.clone()]);
-        }
-        command.extend(["--expect-plan".to_string(), fingerprint.clone()]);
-        let what = describe(&run, &stages);
-        let header = format!("level {level} of `{name}`: {} ({what}) over {}", plural(stages.len(), "stage"), plural(tasks, "array task"));
-        let script = script(&cluster, &format!("wl-{name}-L{level}"), &header, Some(tasks), &slurm_dir.join("logs").join(format!("level-{level}-%a.out")), &cwd, &command);
-        jobs.push(Job { name: format!("level-{level}"), script, tasks, stages: pending });
-    }
-    let command = vec![exe.display().to_string(), "merge".into(), out.display().to_string()];
-    let header = format!("merge `{name}`: check every stage is stored, render the report");
-    let merge_cluster = ClusterSpec { gpus: None, ..cluster.clone() };
-    jobs.push(Job { name: "merge".into(), script: script(&merge_cluster, &format!("wl-{name}-merge"), &header, None, &slurm_dir.join("logs").join("merge.out"), &cwd, &command), tasks: 0, stages: 0 });
 
     let mut paths = Vec::new();
     for job in &jobs {
@@ -141,80 +102,6 @@ fn resolve(mut c: ClusterSpec, args: &SubmitArgs) -> ClusterSpec {
     c.mem = args.mem.clone().or(c.mem);
     c.gpus = args.gpus.or(c.gpus);
     c
-}
-
-/// What a level holds, e.g. "2 zoo parts, 12 methods".
-fn describe(run: &Run, stages: &[usize]) -> String {
-    let mut counts: Vec<(&str, usize)> = Vec::new();
-    for &i in stages {
-        let kind = match run.plan.stages[i].kind {
-            StageKind::Data { .. } => "dataset",
-            StageKind::ZooPart { .. } => "zoo part",
-            StageKind::Zoo { .. } => "zoo",
-            StageKind::Reference { .. } => "reference",
-            StageKind::Method { .. } => "method",
-            StageKind::Evaluate { .. } => "evaluation",
-            StageKind::Probe { .. } => "probe",
-            StageKind::Report => "report",
-        };
-        match counts.iter_mut().find(|(k, _)| *k == kind) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((kind, 1)),
-        }
-    }
-    counts.iter().map(|(k, n)| plural(*n, k)).collect::<Vec<_>>().join(", ")
-}
-
-/// An sbatch script running `command` (one array task per shard when `tasks` is given). Every
-/// value in an `#SBATCH` line was checked against a strict pattern
-/// ([`weightlab_manifest::cluster`]), the job name and comment are reduced to plain
-/// characters, and the command's words are shell-quoted.
-fn script(c: &ClusterSpec, job: &str, header: &str, tasks: Option<usize>, log: &Path, cwd: &Path, command: &[String]) -> String {
-    let job: String = job.chars().map(|ch| if ch.is_ascii_alphanumeric() || "-_.".contains(ch) { ch } else { '_' }).collect();
-    let header: String = header.chars().map(|ch| if ch.is_control() { ' ' } else { ch }).collect();
-    let mut s = String::from("#!/bin/bash\n");
-    let _ = writeln!(s, "# weightlab: {header}");
-    let _ = writeln!(s, "#SBATCH --job-name={job}");
-    if let Some(n) = tasks {
-        let _ = writeln!(s, "#SBATCH --array=0-{}", n - 1);
-    }
-    let _ = writeln!(s, "#SBATCH --output={}", log.display());
-    let _ = writeln!(s, "#SBATCH --ntasks=1");
-    if let Some(p) = &c.partition {
-        let _ = writeln!(s, "#SBATCH --partition={p}");
-    }
-    if let Some(t) = &c.time {
-        let _ = writeln!(s, "#SBATCH --time={t}");
-    }
-    if let Some(n) = c.cpus {
-        let _ = writeln!(s, "#SBATCH --cpus-per-task={n}");
-    }
-    if let Some(m) = &c.mem {
-        let _ = writeln!(s, "#SBATCH --mem={m}");
-    }
-    if let Some(g) = c.gpus {
-        let _ = writeln!(s, "#SBATCH --gpus-per-task={g}");
-    }
-    for extra in &c.sbatch {
-        let _ = writeln!(s, "#SBATCH {extra}");
-    }
-    s.push_str("set -euo pipefail\n");
-    // libtorch's OpenMP threads spin while they wait: more threads than the task's CPUs
-    // slow every task sharing the node many times over.
-    s.push_str("export OMP_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-1}\" MKL_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-1}\"\n");
-    let _ = writeln!(s, "cd {}", quote(&cwd.display().to_string()));
-    let _ = writeln!(s, "exec {}", command.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" "));
-    s
-}
-
-/// "1 stage", "3 stages".
-fn plural(n: usize, what: &str) -> String {
-    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
-}
-
-/// A shell word: as is when plain, else in single quotes.
-fn quote(word: &str) -> String {
-    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c)) { word.to_string() } else { format!("'{}'", word.replace('\'', r"'\''")) }
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

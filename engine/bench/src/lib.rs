@@ -1,0 +1,132 @@
+//! `weightlab bench`: each benchmark runs the engine and its strongest PyTorch reference
+//! (`benches/*.py`, under the same torch install) side by side in one run, interleaved, and
+//! prints medians and ratios — never absolute claims, since machines differ. Every line names
+//! the core count; name the CPU and its ISA when you quote a figure.
+//!
+//! The references and the benchmark plugins are embedded in the binary ([`references`]), so
+//! a copied `weightlab` benchmarks without the source tree; `WEIGHTLAB_BENCHES` names a folder
+//! of edited references instead.
+
+mod metrics;
+mod plugin;
+pub mod references;
+mod zoo;
+
+use clap::{Args, Subcommand};
+
+/// Runs one benchmark; the process exit code.
+pub fn run(command: &BenchCommand) -> anyhow::Result<i32> {
+    match command {
+        BenchCommand::Plugin(args) => plugin::plugin(args),
+        BenchCommand::Pdiff(args) => plugin::pdiff(args),
+        BenchCommand::Zoo(args) => zoo::zoo(args),
+        BenchCommand::Metrics(args) => metrics::metrics(args),
+    }
+}
+
+/// The median of `v` (the upper one for an even count); NaN for none.
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The cores this process may use, for the header line of every benchmark.
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The cost of the plugin boundary: an autoencoder loop as a wasm plugin vs. natively
+    /// through the same host API vs. PyTorch.
+    Plugin(BenchPluginArgs),
+    /// Batched zoo training vs. PyTorch: a per-model loop, torch.func vmap and hand-batched
+    /// PyTorch (models/s and GFLOP/s, against the measured SGEMM rate).
+    Zoo(BenchZooArgs),
+    /// p-diff's training (autoencoder + latent DDPM) as the `pdiff` plugin vs. the same steps
+    /// in PyTorch (`benches/pdiff.py`): time per step and the ratio.
+    Pdiff(BenchPdiffArgs),
+    /// The evaluation stage at scale: n generated MLPs scored against n training checkpoints
+    /// on the Fashion-MNIST test set — accuracy, raw and aligned NN distance, novelty and
+    /// agreement — with the time of each part for each n.
+    Metrics(BenchMetricsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchMetricsArgs {
+    /// Numbers of generated models (and of training checkpoints), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100,300,1000")]
+    pub sizes: Vec<usize>,
+    /// Test examples each model is scored on.
+    #[arg(long, default_value_t = 10000)]
+    pub test: usize,
+    /// Hidden width of the MLP (784 → hidden → 10).
+    #[arg(long, default_value_t = 32)]
+    pub hidden: usize,
+    /// Largest n for which the aligned NN distance (up to n² unit matchings) is measured;
+    /// above it, its time is extrapolated from the largest measured n as n².
+    #[arg(long, default_value_t = 1000)]
+    pub aligned_max: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPdiffArgs {
+    /// Training checkpoints (p-diff keeps 200).
+    #[arg(long, default_value_t = 200)]
+    pub rows: usize,
+    /// Parameters per checkpoint (p-diff's ResNet-18 BatchNorm layers: 2,048).
+    #[arg(long, default_value_t = 2048)]
+    pub params: usize,
+    /// Steps of each stage (autoencoder, DDPM).
+    #[arg(long, default_value_t = 300)]
+    pub steps: usize,
+    /// Interleaved repeats; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchZooArgs {
+    /// `mlp`, `cnn`, `both` (the two), or `lenet5` (LeNet-5 with BatchNorm, a declared
+    /// network trained on the autodiff tape).
+    #[arg(long, default_value = "both")]
+    pub arch: String,
+    /// Hidden width of the MLP (784 → hidden → 10); 10 is the G.pt MNIST MLP of the quickstart.
+    #[arg(long, default_value_t = 32)]
+    pub mlp_hidden: usize,
+    /// Models in the zoo.
+    #[arg(long, default_value_t = 64)]
+    pub models: usize,
+    /// Training examples per model.
+    #[arg(long, default_value_t = 2000)]
+    pub train: usize,
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Runs per method; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPluginArgs {
+    /// Training checkpoints (rows of the batch).
+    #[arg(long, default_value_t = 64)]
+    pub rows: usize,
+    /// Parameters per checkpoint.
+    #[arg(long, default_value_t = 2464)]
+    pub params: usize,
+    /// Width of the bottleneck.
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
+    /// Adam steps.
+    #[arg(long, default_value_t = 500)]
+    pub steps: usize,
+    /// Interleaved repeats; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+}

@@ -1,0 +1,87 @@
+//! `weightlab bench plugin`: the cost of the WebAssembly boundary. The same autoencoder training
+//! loop runs (1) as the `bench-autoencoder` plugin, (2) natively through the same host tensor
+//! API, (3) in PyTorch (`benches/autoencoder.py`, same torch install), interleaved, several
+//! times; the medians and their ratios are printed.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use weightlab_host::{Limits, ParamView, Plugin, Runtime, ZooView};
+
+use crate::references::{Scripts, bench_plugin, builtin_plugin, python, require_python};
+use crate::{BenchPdiffArgs, BenchPluginArgs, cores, median};
+
+/// A zoo view of `rows` checkpoints of `p` parameters for benchmark plugins.
+fn bench_zoo(p: usize) -> ZooView {
+    ZooView {
+        name: "bench".into(),
+        arch: "none".into(),
+        layout: vec![ParamView { name: "w".into(), shape: vec![p as u32], offset: 0 }],
+        parameters: p as u32,
+        checkpoints: Vec::new(),
+        dataset: String::new(),
+        classes: 0,
+        class_names: Vec::new(),
+        sources: Vec::new(),
+    }
+}
+
+pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
+    let (rows, p, hidden, steps) = (args.rows, args.params, args.hidden, args.steps);
+    let code = bench_plugin("bench-autoencoder")?;
+    let scripts = Scripts::new()?;
+    let weights: Vec<f32> = (0..rows * p).map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.2).collect();
+    let runtime = Runtime::new(Runtime::default_cache_dir().as_deref())?;
+    let view = bench_zoo(p);
+    let config = serde_json::json!({ "steps": steps, "hidden": hidden });
+    let py = python();
+    println!("autoencoder {rows}×{p} → {hidden} → {p}, {steps} Adam steps, {} repeats, {} cores", args.repeats, cores());
+    let (mut wasm, mut native, mut torch) = (Vec::new(), Vec::new(), Vec::new());
+    for r in 0..args.repeats {
+        let mut plugin = Plugin::load(&runtime, "bench-autoencoder", &code, Limits { timeout: Duration::from_secs(3600), ..Limits::default() }, 0)?;
+        let t = Instant::now();
+        plugin.fit(&view, &weights, &Default::default(), &config, 0)?;
+        wasm.push(t.elapsed().as_secs_f64());
+        native.push(weightlab_host::bench::native_autoencoder(&weights, rows, p, steps, hidden)?.as_secs_f64());
+        if let Some(py) = &py {
+            torch.push(scripts.measure(py, "autoencoder.py", &[rows, p, hidden, steps].map(|v| v.to_string()), &[])?);
+        }
+        println!("  repeat {}: plugin {:.3}s, native {:.3}s{}", r + 1, wasm[r], native[r], torch.get(r).map(|t| format!(", pytorch {t:.3}s")).unwrap_or_default());
+    }
+    let (w, n) = (median(wasm), median(native));
+    println!("median: plugin {w:.3}s, native {n:.3}s → plugin/native = {:.3}", w / n);
+    if !torch.is_empty() {
+        let t = median(torch);
+        println!("        pytorch {t:.3}s → plugin/pytorch = {:.3}, native/pytorch = {:.3}", w / t, n / t);
+    } else {
+        println!("        (no PyTorch reference: torch venv not found)");
+    }
+    Ok(0)
+}
+
+/// `weightlab bench pdiff`: the `pdiff` plugin's fit (autoencoder + latent DDPM, `steps` each)
+/// against `benches/pdiff.py`, the same training in PyTorch, interleaved.
+pub fn pdiff(args: &BenchPdiffArgs) -> Result<i32> {
+    let code = builtin_plugin("pdiff")?;
+    let py = require_python()?;
+    let scripts = Scripts::new()?;
+    let (rows, p, steps) = (args.rows, args.params, args.steps);
+    // Checkpoints around a common point, like snapshots of continued training.
+    let weights: Vec<f32> = (0..rows * p).map(|i| ((i % p * 7919 % 1000) as f32 / 1000.0 - 0.5) + ((i * 104_729 % 997) as f32 / 997.0 - 0.5) * 0.1).collect();
+    let runtime = Runtime::new(Runtime::default_cache_dir().as_deref())?;
+    let config = serde_json::json!({ "ae_steps": steps, "ddpm_steps": steps });
+    println!("p-diff fit: {rows} checkpoints × {p} parameters, {steps} autoencoder + {steps} DDPM steps, {} repeats, {} cores", args.repeats, cores());
+    let (mut ours, mut torch) = (Vec::new(), Vec::new());
+    for r in 0..args.repeats {
+        let mut plugin = Plugin::load(&runtime, "pdiff", &code, Limits { timeout: Duration::from_secs(3600), ..Limits::default() }, 0)?;
+        let t = Instant::now();
+        plugin.fit(&bench_zoo(p), &weights, &Default::default(), &config, 0)?;
+        ours.push(t.elapsed().as_secs_f64());
+        torch.push(scripts.measure(&py, "pdiff.py", &[rows, p, steps].map(|v| v.to_string()), &[])?);
+        println!("  repeat {}: plugin {:.3}s, pytorch {:.3}s", r + 1, ours[r], torch[r]);
+    }
+    let (w, t) = (median(ours), median(torch));
+    let per_step = |s: f64| s / (2 * steps) as f64 * 1e3;
+    println!("median: plugin {w:.3}s ({:.2} ms/step), pytorch {t:.3}s ({:.2} ms/step) → plugin/pytorch = {:.3}", per_step(w), per_step(t), w / t);
+    Ok(0)
+}

@@ -1,0 +1,79 @@
+//! `weightlab bench zoo`: batched zoo training against PyTorch (`benches/zoo.py`).
+
+use std::time::Instant;
+
+use anyhow::{Result, anyhow};
+
+use crate::references::{Scripts, require_python};
+use crate::{BenchZooArgs, cores, median};
+
+/// Multiply-add FLOPs (2 per MAC) of one example's forward pass.
+fn forward_flops(arch: &weightlab_manifest::ArchSpec, mlp_hidden: usize) -> f64 {
+    match arch {
+        // 784 → hidden → 10.
+        weightlab_manifest::ArchSpec::Mlp { .. } => 2.0 * (784 * mlp_hidden + mlp_hidden * 10) as f64,
+        // LeNet-5: conv 6@5x5 padded (28² outputs), conv 16@5x5 over 6 (10²), FC 400→120→84→10.
+        weightlab_manifest::ArchSpec::Sequential { .. } => 2.0 * (28 * 28 * 6 * 25 + 10 * 10 * 16 * 150 + 400 * 120 + 120 * 84 + 84 * 10) as f64,
+        // conv 8@5x5 (24² outputs), conv 6@5x5 over 8 channels (8²), conv 4@2x2 over 6 (3²), FC 36→20→10.
+        _ => 2.0 * (24 * 24 * 8 * 25 + 8 * 8 * 6 * 200 + 3 * 3 * 4 * 24 + 36 * 20 + 20 * 10) as f64,
+    }
+}
+
+/// LeNet-5 with BatchNorm, declared as a manifest does (`--arch lenet5`): a declared network
+/// trains on the autodiff tape.
+const LENET5: &str = r#"arch = { kind = "sequential", layers = [
+  { type = "conv2d", out = 6, kernel = 5, padding = 2 }, { type = "batchnorm2d" }, { type = "relu" }, { type = "maxpool2d", kernel = 2 },
+  { type = "conv2d", out = 16, kernel = 5 }, { type = "relu" }, { type = "maxpool2d", kernel = 2 },
+  { type = "flatten" }, { type = "linear", out = 120 }, { type = "relu" }, { type = "linear", out = 84 }, { type = "relu" }, { type = "linear", out = 10 },
+] }"#;
+
+/// `weightlab bench zoo`: batched zoo training against PyTorch's per-model loop, vmap and a
+/// hand-batched version, with GFLOP/s against the machine's SGEMM rate.
+pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
+    use weightlab_manifest::{ArchSpec, DataSpec, TrainSpec};
+    let spec: DataSpec = toml::from_str(&format!("source = \"fashion-mnist\"\ntrain_subset = {}\ntest_subset = 100", args.train))?;
+    let data = weightlab_compute::data::load(&spec, std::path::Path::new("."))?;
+    let recipe = TrainSpec { epochs: args.epochs, batch_size: args.batch, lr: 1e-3, ..TrainSpec::default() };
+    let py = require_python()?;
+    let scripts = Scripts::new()?;
+    println!("{} models, {} Fashion-MNIST examples, {} epoch(s), batch {}, Adam; {} cores; median of {} runs", args.models, args.train, args.epochs, args.batch, cores(), args.repeats);
+    let ceiling = scripts.measure(&py, "zoo.py", &["mlp", "1", "1", "1", "1", "sgemm"].map(String::from), &[])?;
+    println!("ceiling: this machine's SGEMM (2048², PyTorch, best of 10) runs at {ceiling:.0} GFLOP/s");
+    println!("{:<7} {:>20} {:>20} {:>20} {:>20}  {:>9} {:>9} {:>9}", "arch", "weightlab", "torch loop", "torch vmap", "torch hand-batched", "vs loop", "vs vmap", "vs batch");
+    let lenet: ArchSpec = toml::from_str::<toml::Table>(LENET5)?.get("arch").cloned().ok_or_else(|| anyhow!("LeNet-5's declaration"))?.try_into()?;
+    for (kind, arch_spec) in [("mlp", ArchSpec::Mlp { hidden: vec![args.mlp_hidden], activation: Default::default() }), ("cnn", ArchSpec::CnnS {}), ("lenet5", lenet)] {
+        // `both` is the two presets; a declared network is asked for by name.
+        if !(args.arch == kind || (args.arch == "both" && kind != "lenet5")) {
+            continue;
+        }
+        let arch = weightlab_compute::Arch::new(&arch_spec, &data).expect("a preset always fits");
+        let seeds: Vec<u64> = (0..args.models as u64).collect();
+        let (mut ours, mut looped, mut vmapped, mut batched) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..args.repeats {
+            let t = Instant::now();
+            for chunk in seeds.chunks(weightlab_compute::zoo::train::MODELS_PER_BATCH) {
+                weightlab_compute::zoo::train::train_models(&arch, &data, &recipe, chunk, 1, None);
+            }
+            ours.push(t.elapsed().as_secs_f64());
+            for (mode, out) in [("loop", &mut looped), ("vmap", &mut vmapped), ("batched", &mut batched)] {
+                // glibc's default mmap threshold costs small-tensor code an mmap and page
+                // faults per step; give PyTorch the heap settings our workers use.
+                let reference = [kind.to_string(), args.models.to_string(), args.train.to_string(), args.epochs.to_string(), args.batch.to_string(), mode.to_string(), args.mlp_hidden.to_string()];
+                let heap = [("MALLOC_MMAP_THRESHOLD_", (32u64 << 20).to_string()), ("MALLOC_TRIM_THRESHOLD_", (256u64 << 20).to_string())];
+                out.push(scripts.measure(&py, "zoo.py", &reference, &heap)?);
+            }
+        }
+        let (w, l, v, b) = (median(ours), median(looped), median(vmapped), median(batched));
+        // Training FLOPs: forward + backward ≈ 3 × the forward's multiply-adds × 2, per example
+        // seen (every model sees `steps × batch` examples per epoch).
+        let forward = forward_flops(&arch_spec, args.mlp_hidden);
+        let examples = (args.train / args.batch * args.batch * args.epochs * args.models) as f64;
+        let gflop = 3.0 * forward * examples / 1e9;
+        // A reference that does not apply (vmap over BatchNorm) is NaN.
+        let cell = |s: f64| if s.is_nan() { "n/a".to_string() } else { format!("{:.1} m/s {:>5.1} GF/s", args.models as f64 / s, gflop / s) };
+        let kind = if kind == "mlp" { format!("mlp-{}", args.mlp_hidden) } else { kind.to_string() };
+        println!("{kind:<7} {:>20} {:>20} {:>20} {:>20}  {:>8.2}x {:>8.2}x {:>8.2}x", cell(w), cell(l), cell(v), cell(b), l / w, v / w, b / w);
+        println!("        {gflop:.1} GFLOP of training; weightlab at {:.0} % of the SGEMM ceiling, hand-batched PyTorch at {:.0} %", 100.0 * gflop / w / ceiling, 100.0 * gflop / b / ceiling);
+    }
+    Ok(0)
+}
