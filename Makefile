@@ -1,5 +1,5 @@
 # weightlab — the two entry points. Both install what is missing first (engine/scripts/setup.sh).
-.PHONY: quickstart test setup build plugins
+.PHONY: quickstart test setup build plugins docs
 
 CARGO ?= cargo
 
@@ -40,3 +40,13 @@ plugins: setup
 # would rebuild shared dependencies each time `make test` and `make build` alternate.
 build: setup plugins
 	$(CARGO) build --release --workspace
+
+# The manual (docs/src, mdBook) into docs/book/. mdBook is installed once, pinned, from crates.io
+# into the cache folder beside libtorch.
+MDBOOK_VERSION = 0.4.52
+TOOLS = $${WEIGHTLAB_CACHE:-$$HOME/.cache/weightlab}/tools
+docs:
+	@[ -x "$(TOOLS)/bin/mdbook" ] && "$(TOOLS)/bin/mdbook" --version | grep -q "v$(MDBOOK_VERSION)$$" || \
+	  $(CARGO) install mdbook --version $(MDBOOK_VERSION) --locked --root "$(TOOLS)"
+	"$(TOOLS)/bin/mdbook" build docs
+	@echo "Manual: $$(pwd)/docs/book/index.html"

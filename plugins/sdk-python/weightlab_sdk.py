@@ -27,7 +27,7 @@ A plugin subclasses one role, declares its name, version and config, and exports
 
 Raise `wl.PluginError("reason")` (or any exception) from `fit`, `sample` or `predict` to fail
 the method with that reason; the rest of the experiment goes on. The author's guide is
-docs/plugins.md in the weightlab repository.
+docs/src/plugins.md in the weightlab repository.
 """
 
 import json

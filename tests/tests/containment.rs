@@ -2,7 +2,7 @@
 //! config schema, name, about), the files around a plugin (the component on disk, the compiled
 //! cache), the text that leaves the engine (Slurm scripts, terminal output, output paths) and
 //! run folders from elsewhere are hostile input: each case here takes down, fools or escapes
-//! the engine without the guard it tests (see docs/threat-model.md).
+//! the engine without the guard it tests (see docs/src/threat-model.md).
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

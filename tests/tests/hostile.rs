@@ -8,12 +8,12 @@ fn method(name: &str, mode: &str, limits: &str) -> String {
 }
 
 /// Margin over a method's time limit for its whole stage: starting the worker process,
-/// loading the (cached) component, and the watchdog's grace after the deadline (README,
+/// loading the (cached) component, and the watchdog's grace after the deadline (docs/src/sandbox.md,
 /// "Sandbox").
 const DEADLINE_MARGIN_SECS: f64 = 4.0;
 
 /// Margin over the largest cap of the run for the peak resident memory of the whole run
-/// (parent and workers): libtorch, wasmtime, the zoo (README, "Sandbox").
+/// (parent and workers): libtorch, wasmtime, the zoo (docs/src/sandbox.md, "Sandbox").
 const RSS_MARGIN_MIB: u64 = 768;
 
 const BLOBS_ZOO: &str = "[data.blobs]\nsource = \"blobs\"\nsamples = 256\n\n\

@@ -11,12 +11,12 @@ use weightlab_e2e::{binary, column, experiment, root, weightlab, weightlab_ok};
 /// The Fashion-MNIST tests use both cores: one at a time.
 static HEAVY: Mutex<()> = Mutex::new(());
 
-/// The guide's Python walk-through manifest: the TOML block of docs/plugins.md that runs
+/// The guide's Python walk-through manifest: the TOML block of docs/src/plugins.md that runs
 /// `demo_py`.
 fn guide_python_manifest() -> String {
-    let guide = std::fs::read_to_string(root().join("docs/plugins.md")).expect("docs/plugins.md");
+    let guide = std::fs::read_to_string(root().join("docs/src/plugins.md")).expect("docs/src/plugins.md");
     guide
-        .split("```toml\n")
+        .split("```toml tested=tests/tests/plugin_authors.rs\n")
         .skip(1)
         .map(|block| block.split("```").next().unwrap_or_default())
         .find(|b| b.contains("demo_py/demo_py.wasm"))

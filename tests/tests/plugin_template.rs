@@ -1,12 +1,13 @@
 //! `weightlab plugin new` + `weightlab plugin build` give a plugin that a manifest can run: the
-//! walk-through of the author's guide (`docs/plugins.md`), with its manifest taken from the guide.
+//! walk-through of the author's guide (`docs/src/plugins.md`), with its manifest taken from the guide.
 
 use weightlab_e2e::{binary, column, experiment, root, weightlab_ok};
 
 /// The guide's example manifest: its first TOML block.
 fn guide_manifest() -> String {
-    let guide = std::fs::read_to_string(root().join("docs/plugins.md")).expect("docs/plugins.md");
-    let start = guide.find("```toml\n").expect("a TOML block in the guide") + "```toml\n".len();
+    let guide = std::fs::read_to_string(root().join("docs/src/plugins.md")).expect("docs/src/plugins.md");
+    let fence = "```toml tested=tests/tests/plugin_template.rs\n";
+    let start = guide.find(fence).expect("a TOML block in the guide") + fence.len();
     let end = start + guide[start..].find("```").expect("the block ends");
     guide[start..end].to_string()
 }

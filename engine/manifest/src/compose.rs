@@ -82,7 +82,9 @@ pub fn merge(base: &mut Table, top: Table) {
     for (key, value) in top {
         match (base.get_mut(&key), value) {
             (Some(Value::Table(b)), Value::Table(t)) if !is_sweep(b) && !is_sweep(&t) => merge(b, t),
-            (Some(Value::Array(b)), Value::Array(t)) if is_tables(b) && is_tables(&t) => {
+            // Lists of named entries (`[[method]]`) merge by name; any other list — a network's
+            // `layers` included — is a value, and replaces.
+            (Some(Value::Array(b)), Value::Array(t)) if is_named(b) && is_named(&t) => {
                 for entry in t {
                     let name = entry.get("name").and_then(|n| n.as_str()).map(str::to_string);
                     match b.iter_mut().find(|e| name.is_some() && e.get("name").and_then(|n| n.as_str()) == name.as_deref()) {
@@ -106,6 +108,24 @@ fn is_sweep(t: &Table) -> bool {
     t.contains_key("sweep")
 }
 
-fn is_tables(list: &[Value]) -> bool {
-    !list.is_empty() && list.iter().all(Value::is_table)
+fn is_named(list: &[Value]) -> bool {
+    !list.is_empty() && list.iter().all(|v| v.get("name").is_some_and(Value::is_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_entries_merge_by_name_and_other_lists_replace() {
+        let mut base: Table = toml::from_str("[[method]]\nname = 'a'\nsamples = 4\n[zoo.z]\narch = { kind = 'sequential', layers = [{ type = 'flatten' }, { type = 'linear', out = 10 }] }").unwrap();
+        let top: Table = toml::from_str("[[method]]\nname = 'a'\nsamples = 8\n[[method]]\nname = 'b'\n[zoo.z]\narch = { layers = [{ type = 'linear', out = 3 }] }").unwrap();
+        merge(&mut base, top);
+        let methods = base["method"].as_array().unwrap();
+        assert_eq!(methods.len(), 2);
+        assert_eq!(methods[0]["samples"].as_integer(), Some(8));
+        let layers = base["zoo"]["z"]["arch"]["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 1, "a network's layers are replaced, not appended: {layers:?}");
+        assert_eq!(base["zoo"]["z"]["arch"]["kind"].as_str(), Some("sequential"));
+    }
 }

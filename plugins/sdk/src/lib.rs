@@ -43,7 +43,7 @@
 //!
 //! Build it with `weightlab plugin build <crate dir>` (or `cargo build --release --target
 //! wasm32-wasip2`), check it with `weightlab plugin test <wasm>`, and name the `.wasm` file in a
-//! manifest: `plugin = "path/to/noise.wasm"`. The author's guide, `docs/plugins.md` in the
+//! manifest: `plugin = "path/to/noise.wasm"`. The author's guide, `docs/src/plugins.md` in the
 //! weightlab repository, walks through it: the trait, the tensor API, limits, testing, pinning
 //! and versions.
 //!
