@@ -250,8 +250,13 @@ fn report_command_rerenders_and_compares_runs_without_recomputing() {
     weightlab_ok(dir.path(), &["run", p, "-o", "b", "--set", "method.1.config.sigma=0.1"]);
     let stages_before = walk(&dir.path().join("a/stages")).len();
     std::fs::remove_file(dir.path().join("a/report.html")).unwrap();
-    weightlab_ok(dir.path(), &["report", "a"]);
+    // Re-rendered by a process with other compute settings (as on another machine): the report
+    // keeps where the run's stages were computed (one thread each), not the renderer's.
+    let rerender = weightlab_e2e::command(dir.path(), &["report", "a"]).env("OMP_NUM_THREADS", "2").env("MKL_NUM_THREADS", "2").output().unwrap();
+    assert!(rerender.status.success(), "{}", String::from_utf8_lossy(&rerender.stderr));
     assert!(dir.path().join("a/report.html").is_file(), "re-rendered in place");
+    let html = std::fs::read_to_string(dir.path().join("a/report.html")).unwrap();
+    assert!(html.contains(", 1 threads on ") && !html.contains(", 2 threads"), "the run's compute, not the renderer's: {}", &html[html.find("compute").unwrap_or(0)..][..400.min(html.len() - html.find("compute").unwrap_or(0))]);
     assert_eq!(walk(&dir.path().join("a/stages")).len(), stages_before, "nothing recomputed");
     // Two runs side by side, with a user template.
     let templates = dir.path().join("tpl");

@@ -227,8 +227,9 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         provenance.push((format!("{p}seeds"), run.seeds.clone()));
         provenance.push((format!("{p}plugins"), run.plugins.clone()));
         provenance.push((format!("{p}run"), format!("{} → {} ({:.1} s), {}", run.started, run.finished, run.seconds, run.status)));
+        let compute = if run.compute.is_empty() { "not recorded (a run made before weightlab recorded where stages ran)".to_string() } else { run.compute.clone() };
+        provenance.push((format!("{p}compute"), compute));
     }
-    provenance.push(("compute".into(), weightlab_compute::device::description()));
     let mut ctx = ReportContext {
         title: if multi { names.join(" vs ") } else { first.manifest.experiment.name.clone() },
         description: first.manifest.experiment.description.clone(),
@@ -463,21 +464,37 @@ fn transfer_tables(finetune: &[FinetuneRow], position: &dyn Fn(&str) -> usize) -
 }
 
 /// The plots `[report] plots` selects, drawn per zoo (zoos in name order), then the
-/// report-wide ones; and a note for each plot left out because a metric or table it draws is
-/// missing from the run.
+/// report-wide ones; and a note for each plot left out. The note says why: a metric it draws
+/// that `[evaluate] metrics` leaves out (not selected), or — for a plot the manifest asks for
+/// by name — a metric that does not apply to this run's models or a table the run does not
+/// have. A default selection leaves plots that do not apply out silently.
 fn draw_plots(manifest: &Manifest, tables: &Tables, computed: &[&str]) -> (PlotSet, Vec<String>) {
     let mut set = PlotSet::default();
     let mut notes = Vec::new();
     let mut zoos: Vec<String> = tables.samples.iter().map(|s| s.zoo.clone()).collect();
     zoos.sort();
     zoos.dedup();
+    let asked = manifest.report.plots.is_some();
+    let listed = manifest.evaluate.metrics.as_deref();
     let selected = plots::selected(manifest.report.plots.as_deref());
     let mut drawable = Vec::new();
     for plot in selected {
-        if let Some(missing) = plot.needs.iter().find(|k| !computed.contains(k)) {
-            notes.push(format!("`{}` is not drawn: it needs the metric `{missing}`, which `[evaluate] metrics` leaves out.", plot.id));
+        let missing: Vec<&str> = plot.needs.iter().copied().filter(|k| !computed.contains(k)).collect();
+        if !missing.is_empty() {
+            let applies = |key: &str| metrics::get(key).map(|m| m.applies);
+            if let Some(left_out) = missing.iter().find(|k| listed.is_some_and(|l| !l.iter().any(|m| m == *k))) {
+                notes.push(format!("`{}` is not drawn: it needs the metric `{left_out}`, which `[evaluate] metrics` leaves out.", plot.id));
+            } else if !asked || tables.samples.is_empty() {
+                // Nothing asked by name, or nothing scored at all (Failures says why).
+            } else if let Some((key, models)) = missing.iter().find_map(|k| applies(k).filter(|a| *a != metrics::Applies::Any).map(|a| (k, a.models()))) {
+                notes.push(format!("`{}` does not apply to this run: it draws `{key}`, which is computed for {models} only.", plot.id));
+            } else {
+                notes.push(format!("`{}` is not drawn: no model of this run has a `{}` value (see Failures).", plot.id, missing[0]));
+            }
         } else if let Some(table) = plot.tables.iter().find(|t| !tables.has(t)) {
-            notes.push(format!("`{}` is not drawn: this run has no `{table}` table. {}", plot.id, plot.description));
+            if asked {
+                notes.push(format!("`{}` is not drawn: this run has no `{table}` table. {}", plot.id, plot.description));
+            }
         } else {
             drawable.push(plot);
         }
@@ -504,7 +521,7 @@ mod tests {
 
     #[test]
     fn plots_missing_a_metric_or_table_are_explained_not_drawn() {
-        let manifest: Manifest = toml::from_str("[experiment]\nname = \"t\"\n[report]\nplots = [\"accuracy-novelty\", \"accuracy-distance\", \"finetune\"]\n").unwrap();
+        let manifest: Manifest = toml::from_str("[experiment]\nname = \"t\"\n[evaluate]\nmetrics = [\"accuracy\", \"nn_l2\"]\n[report]\nplots = [\"accuracy-novelty\", \"accuracy-distance\", \"finetune\"]\n").unwrap();
         let row = |sample: usize, acc: f64, l2: f64| SampleRow {
             method: "m".into(),
             role: "baseline".into(),
@@ -526,5 +543,16 @@ mod tests {
         assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(notes[0].contains("`accuracy-novelty` is not drawn: it needs the metric `novelty`"), "{notes:?}");
         assert!(notes[1].contains("`finetune` is not drawn: this run has no `finetune` table") && notes[1].contains("finetune_steps"), "{notes:?}");
+
+        // No `[evaluate] metrics`: a metric missing from the rows does not apply to the models.
+        let asked: Manifest = toml::from_str("[experiment]\nname = \"t\"\n[report]\nplots = [\"field-novelty\", \"accuracy-distance\"]\n").unwrap();
+        let (_, notes) = draw_plots(&asked, &tables, &["accuracy", "nn_l2", "loss"]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("`field-novelty` does not apply to this run: it draws `nn_chamfer`, which is computed for neural fields only"), "{notes:?}");
+        // The default selection leaves what does not apply out without a word.
+        let default: Manifest = toml::from_str("[experiment]\nname = \"t\"\n").unwrap();
+        let (set, notes) = draw_plots(&default, &tables, &["accuracy", "nn_l2"]);
+        assert!(notes.is_empty(), "{notes:?}");
+        assert!(set.plots.iter().any(|p| p.0 == "accuracy-distance-z"));
     }
 }

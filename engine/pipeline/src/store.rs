@@ -60,6 +60,12 @@ struct StageFile<T> {
     /// Wall time from the stage's start to its commit, in whichever process ran it.
     #[serde(default)]
     seconds: Option<f64>,
+    /// Where it was computed: the host, and the compute device and threads of the process
+    /// that ran it (a sharded run's stages may come from many machines).
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    compute: Option<String>,
     summary: T,
 }
 
@@ -106,7 +112,7 @@ impl StageStore {
     /// dropped: a stage's output depends only on its key). Clears a failure recorded earlier.
     pub fn commit<T: Serialize>(&self, stage: &Stage, tmp: &Path, record: &T) -> Result<PathBuf> {
         let seconds = self.begun.lock().ok().and_then(|mut b| b.remove(tmp)).map(|t| t.elapsed().as_secs_f64());
-        let file = StageFile { stage: stage.label(), key: stage.key.clone(), seconds, summary: record };
+        let file = StageFile { stage: stage.label(), key: stage.key.clone(), seconds, host: Some(hostname()), compute: Some(weightlab_compute::device::description()), summary: record };
         let path = tmp.join("stage.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&file).map_err(format(&path))?).map_err(io("writing", &path))?;
         let dir = self.dir(stage);
@@ -137,6 +143,13 @@ impl StageStore {
         let seconds = file.seconds?;
         let finished = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
         Some((finished.checked_sub(std::time::Duration::from_secs_f64(seconds))?, seconds))
+    }
+
+    /// Where a finished stage was computed, "<compute> on <host>", if it recorded that.
+    pub fn computed_on(&self, stage: &Stage) -> Option<String> {
+        let path = self.dir(stage).join("stage.json");
+        let file: StageFile<serde::de::IgnoredAny> = serde_json::from_slice(&read_file(&path).ok()?).ok()?;
+        Some(format!("{} on {}", file.compute?, file.host.unwrap_or_else(|| "an unnamed host".into())))
     }
 
     fn failure_path(&self, stage: &Stage) -> PathBuf {

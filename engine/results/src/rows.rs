@@ -319,6 +319,11 @@ pub struct RunRow {
     #[serde(deserialize_with = "f64_or_nan")]
     pub seconds: f64,
     pub status: String,
+    /// Where the run's stages were computed, recorded by each stage as it finished: one
+    /// "<device, threads> on <host>" per distinct place, `; `-separated (empty in runs made
+    /// before weightlab recorded it).
+    #[serde(default)]
+    pub compute: String,
 }
 
 /// Builds a table from rows through their JSON form, so every row type needs no hand-written

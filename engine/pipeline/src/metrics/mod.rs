@@ -44,6 +44,18 @@ pub enum Applies {
     Any,
 }
 
+impl Applies {
+    /// The models it applies to, in words ("neural fields").
+    pub fn models(self) -> &'static str {
+        match self {
+            Applies::Classification => "classifiers",
+            Applies::OneTask => "classifiers of one task",
+            Applies::Field => "neural fields",
+            Applies::Any => "any model",
+        }
+    }
+}
+
 /// One metric, declared once.
 #[derive(Debug, Clone, Copy)]
 pub struct Metric {

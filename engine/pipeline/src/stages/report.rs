@@ -11,6 +11,20 @@ use crate::executor::Run;
 use crate::records::{MethodLog, MethodRecord, ProbeRecord};
 
 impl Run {
+    /// Where this run's finished stages were computed, as each recorded it: the distinct
+    /// places in plan order, `; `-separated.
+    fn computed_on(&self) -> String {
+        let mut places: Vec<String> = Vec::new();
+        for stage in self.plan.stages.iter().filter(|s| s.kind != StageKind::Report) {
+            if let Some(place) = self.store.computed_on(stage)
+                && !places.contains(&place)
+            {
+                places.push(place);
+            }
+        }
+        places.join("; ")
+    }
+
     pub(crate) fn run_report(&mut self) -> Result<()> {
         let mut samples: Vec<SampleRow> = Vec::new();
         let mut similarity: Vec<SimilarityRow> = Vec::new();
@@ -96,6 +110,7 @@ impl Run {
             finished: utc(finished),
             seconds,
             status: if self.failures.is_empty() { "ok".into() } else { format!("{} failed", self.failures.len()) },
+            compute: self.computed_on(),
         };
         table_of(std::slice::from_ref(&run)).write(&out, "runs")?;
 
