@@ -256,7 +256,11 @@ fn report_command_rerenders_and_compares_runs_without_recomputing() {
     assert!(rerender.status.success(), "{}", String::from_utf8_lossy(&rerender.stderr));
     assert!(dir.path().join("a/report.html").is_file(), "re-rendered in place");
     let html = std::fs::read_to_string(dir.path().join("a/report.html")).unwrap();
-    assert!(html.contains(", 1 threads on ") && !html.contains(", 2 threads"), "the run's compute, not the renderer's: {}", &html[html.find("compute").unwrap_or(0)..][..400.min(html.len() - html.find("compute").unwrap_or(0))]);
+    assert!(
+        html.contains(", 1 threads on ") && !html.contains(", 2 threads"),
+        "the run's compute, not the renderer's: {}",
+        &html[html.find("compute").unwrap_or(0)..][..400.min(html.len() - html.find("compute").unwrap_or(0))]
+    );
     assert_eq!(walk(&dir.path().join("a/stages")).len(), stages_before, "nothing recomputed");
     // Two runs side by side, with a user template.
     let templates = dir.path().join("tpl");

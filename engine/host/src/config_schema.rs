@@ -49,6 +49,13 @@ pub const VALUE_KEYWORDS: &[&str] = &[
     "maxProperties",
     "format",
 ];
+/// weightlab's own keyword: a bound relative to the zoo a method gets, named by one of
+/// [`ZOO_QUANTITIES`] — `{"type": "integer", "x-weightlab-below": "training_checkpoints"}` — which
+/// the engine turns into `exclusiveMaximum` once it knows the zoo, before anything runs.
+pub const BELOW: &str = "x-weightlab-below";
+/// What [`BELOW`] may name.
+pub const ZOO_QUANTITIES: &[&str] = &["training_checkpoints"];
+
 /// Keywords whose value is one schema.
 const ONE_SCHEMA: &[&str] = &["additionalProperties", "items", "not", "if", "then", "else"];
 /// Keywords whose value is a list of schemas.
@@ -196,6 +203,11 @@ impl Walk<'_> {
                 "$schema" if depth == 0 => {
                     if !value.as_str().is_some_and(|s| DRAFTS.contains(&s)) {
                         return Err(refuse(&here, format!("`$schema` must name a JSON Schema draft ({})", DRAFTS[0])));
+                    }
+                }
+                BELOW => {
+                    if !value.as_str().is_some_and(|q| ZOO_QUANTITIES.contains(&q)) {
+                        return Err(refuse(&here, format!("`{BELOW}` names one of {}", ZOO_QUANTITIES.join(", "))));
                     }
                 }
                 "format" if value.as_str() == Some("regex") => return Err(refuse(&here, "`format: \"regex\"` is not supported (it compiles config values as regular expressions)")),

@@ -106,6 +106,28 @@ fn collect(e: &jsonschema::ValidationError, schema: &Value, spans: &Spans, out: 
                 out.push(Diagnostic::new(format!("`{at}`: unknown value `{word}`"), spans.value(&path)).with_help(Some(help)));
                 return;
             }
+            // A tagged union (`arch = { kind = "…" }`): every branch refuses the same tag key
+            // with its own constant, so the tag names no branch — say which names exist.
+            let tags: Vec<(String, String)> = context
+                .iter()
+                .filter_map(|branch| {
+                    branch.iter().find_map(|inner| match inner.kind() {
+                        K::Constant { expected_value } => {
+                            let sub = inner.instance_path().as_str().strip_prefix(e.instance_path().as_str())?;
+                            (sub.matches('/').count() == 1).then(|| (sub.to_string(), expected_value.as_str().unwrap_or_default().to_string()))
+                        }
+                        _ => None,
+                    })
+                })
+                .collect();
+            if !context.is_empty() && tags.len() == context.len() && tags.iter().all(|(sub, _)| *sub == tags[0].0) {
+                let tag_path = segments(&format!("{}{}", e.instance_path().as_str(), tags[0].0));
+                let allowed: Vec<String> = tags.iter().map(|(_, v)| v.clone()).collect();
+                let found = e.instance().pointer(&tags[0].0).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
+                let help = did_you_mean(&found, allowed.iter()).unwrap_or_else(|| one_of("allowed values", &allowed));
+                out.push(Diagnostic::new(format!("`{}`: unknown value `{found}`", dotted(&tag_path)), spans.value(&tag_path)).with_help(Some(help)));
+                return;
+            }
             // Otherwise the branch with the fewest problems is the form the user meant.
             match context.iter().filter(|branch| !branch.is_empty()).min_by_key(|branch| branch.len()) {
                 Some(branch) => branch.iter().for_each(|inner| collect(inner, schema, spans, out)),

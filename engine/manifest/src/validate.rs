@@ -14,7 +14,7 @@ use crate::types::{DataSource, Manifest, PROBE_TARGETS, Role};
 /// What the engine offers that a manifest may name: filled from the registries of the
 /// pipeline (plugins found, metrics and plots declared), so the manifest crate needs none of
 /// their code.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Catalog {
     /// Names of the built-in plugins.
     pub plugins: Vec<String>,
@@ -22,6 +22,16 @@ pub struct Catalog {
     pub metrics: Vec<String>,
     /// Ids of the plot registry (`[report] plots`).
     pub plots: Vec<String>,
+    /// The plugin names in folders a manifest adds (`[experiment] plugin_path`): the engine
+    /// says how it finds plugins, so this crate never scans a folder itself.
+    pub plugins_in: fn(&[PathBuf]) -> Vec<String>,
+}
+
+impl Default for Catalog {
+    /// Nothing known: no plugins, metrics or plots, and no plugin in any folder.
+    fn default() -> Self {
+        Self { plugins: Vec::new(), metrics: Vec::new(), plots: Vec::new(), plugins_in: |_| Vec::new() }
+    }
 }
 
 /// What the validator needs to know about the world outside the manifest.
@@ -29,25 +39,6 @@ pub struct Context<'a> {
     /// Folder that relative paths in the manifest are resolved against.
     pub base_dir: &'a Path,
     pub catalog: &'a Catalog,
-}
-
-/// The plugin names (file stems of `.wasm` files) in `dirs`, each folder sorted, first wins.
-pub fn plugins_in(dirs: &[PathBuf]) -> Vec<(String, PathBuf)> {
-    let mut found: Vec<(String, PathBuf)> = Vec::new();
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
-        };
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
-        paths.sort();
-        for path in paths {
-            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            if !found.iter().any(|(n, _)| *n == name) {
-                found.push((name, path));
-            }
-        }
-    }
-    found
 }
 
 /// The folders a manifest's `[experiment] plugin_path` names, resolved against `base_dir`.
@@ -119,7 +110,7 @@ pub fn references(doc: &serde_json::Value, spans: &Spans, ctx: &Context) -> Vec<
         }
     }
     let mut known = ctx.catalog.plugins.clone();
-    known.extend(plugins_in(&plugin_dirs).into_iter().map(|(n, _)| n));
+    known.extend((ctx.catalog.plugins_in)(&plugin_dirs));
     let mut seen = BTreeSet::new();
     for (i, method) in doc.get("method").and_then(|v| v.as_array()).into_iter().flatten().enumerate() {
         let at = |key: &str| spans.value(&path!["method", i, key]);

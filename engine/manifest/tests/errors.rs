@@ -26,7 +26,7 @@ zoo = "cnn"
 
 fn plugins() -> Catalog {
     let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
-    Catalog { plugins: names(&["copy", "noise", "average"]), metrics: names(&["accuracy", "nn_l2", "novelty"]), plots: names(&["accuracy-novelty", "weight-pca"]) }
+    Catalog { plugins: names(&["copy", "noise", "average"]), metrics: names(&["accuracy", "nn_l2", "novelty"]), plots: names(&["accuracy-novelty", "weight-pca"]), ..Catalog::default() }
 }
 
 /// Loads `text` and returns the rendered error.
@@ -224,4 +224,12 @@ fn task_family_mistakes_are_located() {
     let e = error_of(&zoos);
     assert_points(&e, 18, 9, "learns from zoo `cn`, which is not defined");
     assert!(e.contains("cnn"), "did-you-mean: {e}");
+}
+
+#[test]
+fn an_unknown_tag_of_a_tagged_union_lists_the_variants() {
+    let e = error_of(&GOOD.replace("kind = \"mlp\", hidden = [8]", "kind = \"cnn\""));
+    assert!(e.contains("`zoo.cnn.arch.kind`: unknown value `cnn`") && e.contains("did you mean `cnn-s`?"), "{e}");
+    let e = error_of(&GOOD.replace("kind = \"mlp\", hidden = [8]", "kind = \"sequential\", layers = [{ type = \"flatten\" }, { type = \"linaer\", out = 10 }]"));
+    assert!(e.contains("`zoo.cnn.arch.layers[1].type`: unknown value `linaer`") && e.contains("did you mean `linear`?"), "{e}");
 }

@@ -33,7 +33,7 @@ zoo = "mlp"
 
 fn catalog() -> Catalog {
     let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
-    Catalog { plugins: names(&["copy", "noise", "average"]), metrics: names(&["accuracy", "novelty"]), plots: names(&["weight-pca"]) }
+    Catalog { plugins: names(&["copy", "noise", "average"]), metrics: names(&["accuracy", "novelty"]), plots: names(&["weight-pca"]), ..Catalog::default() }
 }
 
 fn load_text(text: &str, sets: &[&str]) -> Result<Loaded, LoadError> {

@@ -14,8 +14,66 @@ pub fn validator(schema: &serde_json::Value) -> Result<jsonschema::Validator, St
     jsonschema::validator_for(&weightlab_host::config_schema::inline(schema)).map_err(|e| format!("not a valid JSON Schema: {e}"))
 }
 
+/// How many training checkpoints method `index` will learn from, when the manifest alone says
+/// (plain training: training models × kept epochs; p-diff's continued training: training models
+/// × snapshots). `None` for zoos whose count depends on their files or tasks (imported zoos,
+/// model trees, task families) and for methods learning from several zoos.
+pub fn training_checkpoints(loaded: &Loaded, index: usize) -> Option<usize> {
+    let manifest = &loaded.manifest;
+    let method = manifest.method.get(index)?;
+    if !method.zoos.is_empty() {
+        return None;
+    }
+    let zoo = manifest.zoo.get(&method.zoo)?;
+    if zoo.import.is_some() || zoo.tree.is_some() || manifest.data.get(&zoo.data).is_none_or(|d| d.tasks.is_some()) {
+        return None;
+    }
+    let models = zoo.split.as_ref().map_or(zoo.models, |s| s.train);
+    let per_model = match &zoo.continuation {
+        Some(c) => c.steps / c.keep_every.max(1),
+        None => zoo.keep.last_epochs.min(zoo.train.epochs),
+    };
+    Some(models * per_model)
+}
+
+/// `schema` with each [`BELOW`](weightlab_host::config_schema::BELOW) bound turned into
+/// `exclusiveMaximum` (when the zoo's quantity is known) or dropped; the keys bounded, with
+/// the quantity's value.
+fn with_zoo_bounds(schema: &serde_json::Value, checkpoints: Option<usize>) -> (serde_json::Value, Vec<(String, usize)>) {
+    use weightlab_host::config_schema::BELOW;
+    let mut schema = schema.clone();
+    let mut bounded = Vec::new();
+    if let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        for (key, property) in properties.iter_mut() {
+            let Some(object) = property.as_object_mut() else { continue };
+            if object.remove(BELOW).is_some()
+                && let Some(n) = checkpoints
+            {
+                object.insert("exclusiveMaximum".into(), n.into());
+                bounded.push((key.clone(), n));
+            }
+        }
+    }
+    (schema, bounded)
+}
+
 /// Validates `config` of method `index` against `schema`; `Err` holds the rendered diagnostics.
+/// Bounds the schema declares relative to the zoo are set from what the manifest says of it.
 pub fn check(loaded: &Loaded, index: usize, plugin: &str, schema: &serde_json::Value, config: &serde_json::Value) -> Result<(), ManifestError> {
+    let (schema, bounded) = with_zoo_bounds(schema, training_checkpoints(loaded, index));
+    let schema = &schema;
+    // A bound holds for the defaults too (`average`'s k = 16 on an 8-checkpoint zoo).
+    let mut config = config.clone();
+    let mut defaulted = Vec::new();
+    if let (Some(values), Some(properties)) = (config.as_object_mut(), schema.get("properties").and_then(|p| p.as_object())) {
+        for (key, property) in properties {
+            if let Some(default) = property.get("default").filter(|_| !values.contains_key(key) && bounded.iter().any(|(k, _)| k == key)) {
+                values.insert(key.clone(), default.clone());
+                defaulted.push(key.clone());
+            }
+        }
+    }
+    let config = &config;
     let validator = match validator(schema) {
         Ok(v) => v,
         Err(e) => {
@@ -35,7 +93,24 @@ pub fn check(loaded: &Loaded, index: usize, plugin: &str, schema: &serde_json::V
                 path.push(Seg::Key(key.clone()));
                 Diagnostic::new(format!("plugin `{plugin}` has no config option `{key}`"), spans.key(&path)).with_help(Some(suggest(&key, "options", &known)))
             }
-            _ => Diagnostic::new(format!("plugin `{plugin}` config: {e}"), spans.value(&path)),
+            jsonschema::error::ValidationErrorKind::ExclusiveMaximum { .. } if let Some((key, n)) = bounded.iter().find(|(k, _)| path.last() == Some(&Seg::Key(k.clone()))) => {
+                let zoo = &loaded.manifest.method[index].zoo;
+                if defaulted.contains(key) {
+                    let at = spans.value(&["method".into(), index.into(), "config".into()]).or_else(|| spans.value(&["method".into(), index.into(), "plugin".into()]));
+                    Diagnostic::new(format!("plugin `{plugin}` config: `{key}` is {} by default, but zoo `{zoo}` gives the method {n} training checkpoints", e.instance()), at)
+                        .with_help(Some(format!("set `{key}` below {n} in this method's `config`")))
+                } else {
+                    Diagnostic::new(format!("plugin `{plugin}` config: `{key}` = {}, but zoo `{zoo}` gives the method {n} training checkpoints", e.instance()), spans.value(&path))
+                        .with_help(Some(format!("use {key} < {n}")))
+                }
+            }
+            _ => {
+                let key = match path.last() {
+                    Some(Seg::Key(k)) if path.len() > 3 => format!("`{k}`: "),
+                    _ => String::new(),
+                };
+                Diagnostic::new(format!("plugin `{plugin}` config: {key}{e}"), spans.value(&path))
+            }
         };
         diagnostics.push(d);
     }

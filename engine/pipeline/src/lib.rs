@@ -43,7 +43,7 @@ use weightlab_manifest::{Catalog, LoadError, Loaded};
 
 /// Everything a manifest may name: the plugins found, the registered metrics and plots.
 pub fn catalog() -> Catalog {
-    Catalog { plugins: plugins::builtin_names(), metrics: metrics::keys(), plots: plots::ids() }
+    Catalog { plugins: plugins::builtin_names(), metrics: metrics::keys(), plots: plots::ids(), plugins_in: plugins::names_in }
 }
 
 /// Loads and validates a manifest against this engine's [`catalog`].
@@ -54,7 +54,7 @@ pub fn load_manifest(path: &Path, sets: &[String]) -> Result<Loaded, LoadError> 
 /// The manifest JSON Schema with this engine's metrics and plots (plugins excluded: they
 /// depend on the machine).
 pub fn schema_json() -> String {
-    weightlab_manifest::schema::manifest_schema_json(&Catalog { plugins: Vec::new(), metrics: metrics::keys(), plots: plots::ids() })
+    weightlab_manifest::schema::manifest_schema_json(&Catalog { metrics: metrics::keys(), plots: plots::ids(), ..Catalog::default() })
 }
 
 /// The body of a method's worker process (`weightlab` started with

@@ -95,9 +95,35 @@ fn search_dirs(manifest: &[PathBuf]) -> Vec<PathBuf> {
     dirs
 }
 
+/// The plugins (file stems of `.wasm` files) in `dirs` with their paths, each folder sorted;
+/// the first folder that has a name wins.
+pub fn plugins_in(dirs: &[PathBuf]) -> Vec<(String, PathBuf)> {
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wasm")).collect();
+        paths.sort();
+        for path in paths {
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            if !found.iter().any(|(n, _)| *n == name) {
+                found.push((name, path));
+            }
+        }
+    }
+    found
+}
+
+/// The plugin names in `dirs` ([`plugins_in`]): how the manifest's validation learns the
+/// names a manifest's own `plugin_path` adds.
+pub fn names_in(dirs: &[PathBuf]) -> Vec<String> {
+    plugins_in(dirs).into_iter().map(|(n, _)| n).collect()
+}
+
 /// Every `.wasm` file in the search folders (no manifest's), first one wins for a name.
 pub fn find_all() -> Vec<(String, PathBuf)> {
-    weightlab_manifest::validate::plugins_in(&search_dirs(&[]))
+    plugins_in(&search_dirs(&[]))
 }
 
 /// Names a manifest may use in `plugin = "…"` besides those in its own `plugin_path`.
@@ -108,15 +134,16 @@ pub fn builtin_names() -> Vec<String> {
 /// Where one manifest's plugins are found: a `plugin = "…"` that is a path is a file relative to
 /// the manifest's folder; a name is looked up in the built-in plugins, then the manifest's
 /// `[experiment] plugin_path`, then `WEIGHTLAB_PLUGIN_PATH`.
+/// The folders are scanned once, when the lookup is made.
 #[derive(Debug, Clone)]
 pub struct Lookup {
     base_dir: PathBuf,
-    dirs: Vec<PathBuf>,
+    found: Vec<(String, PathBuf)>,
 }
 
 impl Lookup {
     pub fn new(base_dir: &Path, plugin_path: &[PathBuf]) -> Self {
-        Self { base_dir: base_dir.to_path_buf(), dirs: search_dirs(&plugin_path.iter().map(|d| base_dir.join(d)).collect::<Vec<_>>()) }
+        Self { base_dir: base_dir.to_path_buf(), found: plugins_in(&search_dirs(&plugin_path.iter().map(|d| base_dir.join(d)).collect::<Vec<_>>())) }
     }
 
     /// The lookup of a loaded manifest.
@@ -129,7 +156,7 @@ impl Lookup {
         if weightlab_manifest::validate::is_plugin_path(plugin) {
             return Some(self.base_dir.join(plugin));
         }
-        weightlab_manifest::validate::plugins_in(&self.dirs).into_iter().find(|(n, _)| n == plugin).map(|(_, p)| p)
+        self.found.iter().find(|(n, _)| n == plugin).map(|(_, p)| p.clone())
     }
 }
 

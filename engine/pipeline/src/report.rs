@@ -521,7 +521,8 @@ mod tests {
 
     #[test]
     fn plots_missing_a_metric_or_table_are_explained_not_drawn() {
-        let manifest: Manifest = toml::from_str("[experiment]\nname = \"t\"\n[evaluate]\nmetrics = [\"accuracy\", \"nn_l2\"]\n[report]\nplots = [\"accuracy-novelty\", \"accuracy-distance\", \"finetune\"]\n").unwrap();
+        let manifest: Manifest =
+            toml::from_str("[experiment]\nname = \"t\"\n[evaluate]\nmetrics = [\"accuracy\", \"nn_l2\"]\n[report]\nplots = [\"accuracy-novelty\", \"accuracy-distance\", \"finetune\"]\n").unwrap();
         let row = |sample: usize, acc: f64, l2: f64| SampleRow {
             method: "m".into(),
             role: "baseline".into(),

@@ -78,7 +78,7 @@ pub fn check_plugin(loaded: &Loaded, index: usize, d: &Description) -> Result<se
         _ => {}
     }
     let config = config_json(method)?;
-    crate::config_check::check(loaded, index, &method.plugin, &d.config_schema, &config).map_err(|e| Error::Config(format!("invalid config\n{e}")))?;
+    crate::config_check::check(loaded, index, &method.plugin, &d.config_schema, &config).map_err(|e| Error::Config(e.to_string()))?;
     Ok(config)
 }
 

@@ -10,6 +10,7 @@ struct Config {
     /// Checkpoints averaged per sample; must be fewer than the training checkpoints, or every
     /// sample would be the same mean of all of them.
     #[serde(default = "default_k")]
+    #[schemars(range(min = 1), extend("x-weightlab-below" = "training_checkpoints"))]
     k: usize,
 }
 

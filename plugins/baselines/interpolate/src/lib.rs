@@ -9,6 +9,7 @@ use weightlab_sdk::prelude::*;
 struct Config {
     /// Checkpoints combined per sample.
     #[serde(default = "default_k")]
+    #[schemars(range(min = 1))]
     k: usize,
 }
 

@@ -10,6 +10,7 @@ use weightlab_sdk::prelude::*;
 struct Config {
     /// Standard deviation of the noise.
     #[serde(default = "default_sigma")]
+    #[schemars(range(min = 0.0))]
     sigma: f32,
     /// If true, `sigma` is relative: each parameter tensor's noise is scaled by that tensor's
     /// standard deviation in the picked checkpoint.

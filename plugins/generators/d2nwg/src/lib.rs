@@ -28,9 +28,11 @@ use weightlab_sdk::weights::{Normalizer, Standardizer};
 struct Config {
     /// Size of the VAE's latent code.
     #[serde(default = "d_latent_dim")]
+    #[schemars(range(min = 1))]
     latent_dim: usize,
     /// Hidden width of the VAE, the denoiser and the set encoder.
     #[serde(default = "d_hidden")]
+    #[schemars(range(min = 1))]
     hidden: usize,
     /// VAE training steps.
     #[serde(default = "d_steps")]
@@ -43,6 +45,7 @@ struct Config {
     diffusion_steps: usize,
     /// Diffusion timesteps T (linear betas 1e-4 → 0.02).
     #[serde(default = "d_timesteps")]
+    #[schemars(range(min = 1))]
     timesteps: usize,
     /// Width of the condition embedding the set encoder produces.
     #[serde(default = "d_context")]

@@ -29,9 +29,11 @@ use weightlab_sdk::weights::{AutoencoderTraining, LatentSpace};
 struct Config {
     /// Size of the autoencoder's latent code.
     #[serde(default = "d_latent_dim")]
+    #[schemars(range(min = 1))]
     latent_dim: usize,
     /// Channels of the convolutional encoder/decoder.
     #[serde(default = "d_channels")]
+    #[schemars(range(min = 1))]
     channels: usize,
     /// Autoencoder training steps.
     #[serde(default = "d_steps")]
@@ -53,6 +55,7 @@ struct Config {
     solver: Solver,
     /// Hidden width of the velocity network.
     #[serde(default = "d_hidden")]
+    #[schemars(range(min = 1))]
     hidden: usize,
     /// Size of the context (dataset descriptor) embedding.
     #[serde(default = "d_context")]

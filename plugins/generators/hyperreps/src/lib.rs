@@ -22,9 +22,11 @@ use weightlab_sdk::weights::{Normalizer, with_permuted_copies};
 struct Config {
     /// Size of the latent code.
     #[serde(default = "d_latent_dim")]
+    #[schemars(range(min = 1))]
     latent_dim: usize,
     /// Hidden width of encoder and decoder.
     #[serde(default = "d_hidden")]
+    #[schemars(range(min = 1))]
     hidden: usize,
     /// Autoencoder training steps (full batch).
     #[serde(default = "d_steps")]
@@ -37,6 +39,7 @@ struct Config {
     input_noise: f32,
     /// Fraction of checkpoints, best first, whose latents the KDE is fitted to (paper: 0.3).
     #[serde(default = "d_top")]
+    #[schemars(range(max = 1.0), extend("exclusiveMinimum" = 0.0))]
     top_fraction: f32,
     /// Multiplies Silverman's bandwidth (1 = the rule as is).
     #[serde(default = "d_bandwidth")]

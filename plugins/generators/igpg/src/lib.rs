@@ -47,12 +47,15 @@ enum Output {
 struct Config {
     /// Parameters per chunk (token).
     #[serde(default = "d_chunk")]
+    #[schemars(range(min = 1))]
     chunk: usize,
     /// Codebook entries.
     #[serde(default = "d_codebook")]
+    #[schemars(range(min = 2))]
     codebook: usize,
     /// Width of a code vector.
     #[serde(default = "d_code_dim")]
+    #[schemars(range(min = 1))]
     code_dim: usize,
     /// VQ-VAE training steps.
     #[serde(default = "d_vq_steps")]
@@ -65,6 +68,7 @@ struct Config {
     reset_every: usize,
     /// Transformer width, depth and heads.
     #[serde(default = "d_dim")]
+    #[schemars(range(min = 1))]
     dim: usize,
     #[serde(default = "d_depth")]
     depth: usize,

@@ -27,9 +27,11 @@ use weightlab_sdk::weights::{AutoencoderTraining, LatentSpace, with_permuted_cop
 struct Config {
     /// Size of the autoencoder's latent code.
     #[serde(default = "d_latent_dim")]
+    #[schemars(range(min = 1))]
     latent_dim: usize,
     /// Channels of the convolutional encoder/decoder.
     #[serde(default = "d_channels")]
+    #[schemars(range(min = 1))]
     channels: usize,
     /// Autoencoder training steps (full batch of checkpoints).
     #[serde(default = "d_steps")]
@@ -45,6 +47,7 @@ struct Config {
     latent_noise: f32,
     /// Diffusion steps T.
     #[serde(default = "d_timesteps")]
+    #[schemars(range(min = 1))]
     timesteps: usize,
     /// Learning rate of both stages (AdamW).
     #[serde(default = "d_lr")]

@@ -47,15 +47,19 @@ struct Config {
     head: HeadKind,
     /// Probe vectors (columns of U).
     #[serde(default = "default_probes")]
+    #[schemars(range(min = 1))]
     probes: usize,
     /// Width of the shared projection of each probe response.
     #[serde(default = "default_projection")]
+    #[schemars(range(min = 1))]
     projection: usize,
     /// Width of the model representation.
     #[serde(default = "default_representation")]
+    #[schemars(range(min = 1))]
     representation: usize,
     /// Adam steps (full batch).
     #[serde(default = "default_steps")]
+    #[schemars(range(min = 1))]
     steps: usize,
     /// Adam steps per candidate layer when choosing the layer on validation models.
     #[serde(default = "default_select_steps")]
