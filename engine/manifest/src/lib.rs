@@ -34,7 +34,7 @@ pub mod validate;
 
 pub use diagnostic::{Diagnostic, ManifestError, SourceMap};
 pub use layers::LayerSpec;
-pub use load::{LoadError, Loaded, expand_text, load, load_str};
+pub use load::{Draft, LoadError, Loaded, draft, expand_text, load, load_str};
 pub use plan::{Plan, Shard, Stage, StageKind};
 pub use types::*;
 pub use validate::Catalog;

@@ -66,14 +66,31 @@ pub enum LoadError {
 /// Loads and validates the manifest at `path`.
 pub fn load(path: &Path, sets: &[String], catalog: &Catalog) -> Result<Loaded, LoadError> {
     let raw = crate::files::read_manifest(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
-    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
-    load_str(path, &raw, sets, &base_dir, catalog)
+    load_str(path, &raw, sets, &base_dir_of(path), catalog)
 }
 
-/// Like [`load`], from text; `path` names the source in messages and locates the files it
-/// extends.
-pub fn load_str(path: &Path, raw: &str, sets: &[String], base_dir: &Path, catalog: &Catalog) -> Result<Loaded, LoadError> {
+/// A manifest read, composed, overridden and expanded, but not (or not successfully)
+/// validated: what the engine needs to check the plugin configs of a manifest that has other
+/// errors too, so one pass reports them all.
+pub struct Draft {
+    /// The expanded document as JSON (what the schema checks).
+    pub json: serde_json::Value,
+    /// Locates paths of `json` in the files that hold them.
+    pub spans: Spans,
+    pub sources: SourceMap,
+    pub base_dir: PathBuf,
+}
+
+/// The steps before validation; the effective text and layers besides the draft.
+struct Prepared {
+    draft: Draft,
+    text: String,
+    layers: Vec<usize>,
+    expanded: toml::Table,
+    expansion: Expansion,
+}
+
+fn prepare(path: &Path, raw: &str, sets: &[String], base_dir: &Path) -> Result<Prepared, LoadError> {
     let composed = crate::compose::compose(path, raw).map_err(|(sources, diagnostics)| ManifestError { sources, diagnostics })?;
     let (mut sources, mut layers) = (composed.sources, composed.order);
     // Without `extends` the effective manifest is the file as written, comments and all.
@@ -92,6 +109,26 @@ pub fn load_str(path: &Path, raw: &str, sets: &[String], base_dir: &Path, catalo
     let (expanded, expansion) = sweep::expand(&document, &written).map_err(|d| fail(&sources, d))?;
     let spans = written.with_renames(expansion.renames.clone());
     let json = serde_json::to_value(&expanded).unwrap_or_default();
+    Ok(Prepared { draft: Draft { json, spans, sources, base_dir: base_dir.to_path_buf() }, text, layers, expanded, expansion })
+}
+
+/// The [`Draft`] of the manifest at `path` — also when it does not validate; `None` when it
+/// cannot be read, parsed or expanded at all.
+pub fn draft(path: &Path, sets: &[String]) -> Option<Draft> {
+    let raw = crate::files::read_manifest(path).ok()?;
+    prepare(path, &raw, sets, &base_dir_of(path)).ok().map(|p| p.draft)
+}
+
+fn base_dir_of(path: &Path) -> PathBuf {
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir }
+}
+
+/// Like [`load`], from text; `path` names the source in messages and locates the files it
+/// extends.
+pub fn load_str(path: &Path, raw: &str, sets: &[String], base_dir: &Path, catalog: &Catalog) -> Result<Loaded, LoadError> {
+    let Prepared { draft: Draft { json, spans, sources, .. }, text, layers, expanded, expansion } = prepare(path, raw, sets, base_dir)?;
+    let fail = |sources: &SourceMap, diagnostics: Vec<Diagnostic>| ManifestError { sources: sources.clone(), diagnostics };
     let ctx = Context { base_dir, catalog };
     let references = validate::references(&json, &spans, &ctx);
     let mut diagnostics = crate::schema::check(&json, &crate::schema::manifest_schema(catalog), &spans);
@@ -103,10 +140,15 @@ pub fn load_str(path: &Path, raw: &str, sets: &[String], base_dir: &Path, catalo
         }
     }
     diagnostics.extend(references);
-    diagnostics.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
-    // Variants of one entry share its lines: one report per problem and place.
-    diagnostics.dedup_by(|a, b| a.message == b.message && a.span == b.span);
+    sort(&mut diagnostics);
     Err(fail(&sources, diagnostics).into())
+}
+
+/// Diagnostics in source order, one per problem and place (variants of one entry share its
+/// lines).
+pub fn sort(diagnostics: &mut Vec<Diagnostic>) {
+    diagnostics.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
+    diagnostics.dedup_by(|a, b| a.message == b.message && a.span == b.span);
 }
 
 /// A stored effective manifest (a run folder's `manifest.toml`) with its sweeps expanded, without

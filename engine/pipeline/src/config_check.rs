@@ -1,9 +1,9 @@
 //! Checks a method's `config` table against the JSON Schema its plugin declares, and reports
 //! problems like manifest errors: file:line:col of the offending key, and a did-you-mean.
 
-use weightlab_manifest::spans::Seg;
+use weightlab_manifest::spans::{Seg, Spans};
 use weightlab_manifest::suggest::suggest;
-use weightlab_manifest::{Diagnostic, Loaded, ManifestError};
+use weightlab_manifest::{Diagnostic, Draft, Loaded, ManifestError, MethodSpec, ZooSpec};
 
 /// A validator for a plugin's config schema: the schema is first held to the subset plugins
 /// may declare (bounded in size, depth and expansion, no recursive or remote references:
@@ -21,11 +21,13 @@ pub fn validator(schema: &serde_json::Value) -> Result<jsonschema::Validator, St
 pub fn training_checkpoints(loaded: &Loaded, index: usize) -> Option<usize> {
     let manifest = &loaded.manifest;
     let method = manifest.method.get(index)?;
-    if !method.zoos.is_empty() {
-        return None;
-    }
     let zoo = manifest.zoo.get(&method.zoo)?;
-    if zoo.import.is_some() || zoo.tree.is_some() || manifest.data.get(&zoo.data).is_none_or(|d| d.tasks.is_some()) {
+    checkpoints_of(method, zoo, manifest.data.get(&zoo.data)?.tasks.is_some())
+}
+
+/// [`training_checkpoints`] from the entries themselves.
+fn checkpoints_of(method: &MethodSpec, zoo: &ZooSpec, task_family: bool) -> Option<usize> {
+    if !method.zoos.is_empty() || zoo.import.is_some() || zoo.tree.is_some() || task_family {
         return None;
     }
     let models = zoo.split.as_ref().map_or(zoo.models, |s| s.train);
@@ -60,7 +62,15 @@ fn with_zoo_bounds(schema: &serde_json::Value, checkpoints: Option<usize>) -> (s
 /// Validates `config` of method `index` against `schema`; `Err` holds the rendered diagnostics.
 /// Bounds the schema declares relative to the zoo are set from what the manifest says of it.
 pub fn check(loaded: &Loaded, index: usize, plugin: &str, schema: &serde_json::Value, config: &serde_json::Value) -> Result<(), ManifestError> {
-    let (schema, bounded) = with_zoo_bounds(schema, training_checkpoints(loaded, index));
+    let method = &loaded.manifest.method[index];
+    let diagnostics = diagnostics(&loaded.spans(), index, method, training_checkpoints(loaded, index), plugin, schema, config);
+    if diagnostics.is_empty() { Ok(()) } else { Err(loaded.error(diagnostics)) }
+}
+
+/// The problems of `config` of method `index` (`method`) under `schema`, located with `spans`;
+/// `checkpoints` sets the bounds relative to the zoo.
+fn diagnostics(spans: &Spans, index: usize, method: &MethodSpec, checkpoints: Option<usize>, plugin: &str, schema: &serde_json::Value, config: &serde_json::Value) -> Vec<Diagnostic> {
+    let (schema, bounded) = with_zoo_bounds(schema, checkpoints);
     let schema = &schema;
     // A bound holds for the defaults too (`average`'s k = 16 on an 8-checkpoint zoo).
     let mut config = config.clone();
@@ -77,11 +87,10 @@ pub fn check(loaded: &Loaded, index: usize, plugin: &str, schema: &serde_json::V
     let validator = match validator(schema) {
         Ok(v) => v,
         Err(e) => {
-            let d = Diagnostic::new(format!("plugin `{plugin}` declares a config schema weightlab refuses: {e}"), None);
-            return Err(loaded.error(vec![d]));
+            let at = spans.value(&["method".into(), index.into(), "plugin".into()]);
+            return vec![Diagnostic::new(format!("plugin `{plugin}` declares a config schema weightlab refuses: {e}"), at)];
         }
     };
-    let spans = loaded.spans();
     let known: Vec<String> = schema.get("properties").and_then(|p| p.as_object()).map(|p| p.keys().cloned().collect()).unwrap_or_default();
     let mut diagnostics = Vec::new();
     for e in validator.iter_errors(config) {
@@ -94,7 +103,7 @@ pub fn check(loaded: &Loaded, index: usize, plugin: &str, schema: &serde_json::V
                 Diagnostic::new(format!("plugin `{plugin}` has no config option `{key}`"), spans.key(&path)).with_help(Some(suggest(&key, "options", &known)))
             }
             jsonschema::error::ValidationErrorKind::ExclusiveMaximum { .. } if let Some((key, n)) = bounded.iter().find(|(k, _)| path.last() == Some(&Seg::Key(k.clone()))) => {
-                let zoo = &loaded.manifest.method[index].zoo;
+                let zoo = &method.zoo;
                 if defaulted.contains(key) {
                     let at = spans.value(&["method".into(), index.into(), "config".into()]).or_else(|| spans.value(&["method".into(), index.into(), "plugin".into()]));
                     Diagnostic::new(format!("plugin `{plugin}` config: `{key}` is {} by default, but zoo `{zoo}` gives the method {n} training checkpoints", e.instance()), at)
@@ -114,7 +123,7 @@ pub fn check(loaded: &Loaded, index: usize, plugin: &str, schema: &serde_json::V
         };
         diagnostics.push(d);
     }
-    if diagnostics.is_empty() { Ok(()) } else { Err(loaded.error(diagnostics)) }
+    diagnostics
 }
 
 /// A problem with key `key` of method `index` (e.g. its `plugin`), rendered like a manifest
@@ -139,6 +148,9 @@ pub fn check_methods(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict:
     }
     crate::output::status("Checking", &format!("{} plugin configs", methods.iter().filter(|m| !m.is_imported()).count()));
     let mut described: HashMap<String, Result<weightlab_host::Description, String>> = HashMap::new();
+    // Located problems are gathered and printed once, in source order: the variants of one
+    // swept entry share its lines, and say a problem there once.
+    let mut diagnostics = Vec::new();
     let mut errors = 0;
     for (index, method) in methods.iter().enumerate() {
         if method.is_imported() {
@@ -149,19 +161,20 @@ pub fn check_methods(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict:
             if !actual.eq_ignore_ascii_case(pin.trim()) {
                 let message = format!("method `{}`: plugin `{}` has sha256 {actual}, not the pinned {}", method.name, method.plugin, pin.trim());
                 let help = Some("the plugin's code changed since it was pinned: check the new build, then update `sha256` (`weightlab plugins` lists every hash)".to_string());
-                eprintln!("{}", at_method_key(loaded, index, "sha256", message, help));
-                errors += 1;
+                diagnostics.extend(at_method_key(loaded, index, "sha256", message, help).diagnostics);
                 continue;
             }
         }
         let d = described.entry(method.plugin.clone()).or_insert_with(|| crate::stages::method::describe(method, plugins).map_err(|e| e.to_string()));
         match d {
-            Ok(d) => {
-                if let Err(e) = crate::stages::method::check_plugin(loaded, index, d) {
-                    eprintln!("{e}");
+            Ok(d) => match crate::stages::method::check_plugin(loaded, index, d) {
+                Ok(_) => {}
+                Err(crate::Error::Manifest(e)) => diagnostics.extend(e.diagnostics),
+                Err(other) => {
+                    crate::output::error(&format!("method `{}`: {other}", method.name));
                     errors += 1;
                 }
-            }
+            },
             Err(reason) if strict => {
                 crate::output::error(&format!("method `{}`: {reason}", method.name));
                 errors += 1;
@@ -169,5 +182,44 @@ pub fn check_methods(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict:
             Err(reason) => crate::output::warn(&format!("method `{}` will fail: {reason}", method.name)),
         }
     }
+    weightlab_manifest::load::sort(&mut diagnostics);
+    errors += diagnostics.len();
+    if !diagnostics.is_empty() {
+        eprint!("{}", loaded.error(diagnostics));
+    }
     if errors > 0 { Err(errors) } else { Ok(()) }
+}
+
+/// The config problems of every method of a manifest that does not validate, as far as they can
+/// be known: each `[[method]]` entry that reads as one on its own, with a plugin that can be
+/// found and loaded, is checked like [`check_methods`] checks a valid one (zoo bounds from its
+/// zoo's entry when that reads too). So one pass reports manifest and plugin-config errors
+/// together; a plugin that cannot be loaded adds nothing here (the manifest's own errors come
+/// first).
+pub fn draft_diagnostics(draft: &Draft) -> Vec<Diagnostic> {
+    let json = &draft.json;
+    let entry = |section: &str, name: &str| json.get(section).and_then(|s| s.get(name)).cloned();
+    let plugin_path: Vec<std::path::PathBuf> =
+        json.pointer("/experiment/plugin_path").and_then(|p| p.as_array()).into_iter().flatten().filter_map(|d| d.as_str().map(std::path::PathBuf::from)).collect();
+    let lookup = crate::plugins::Lookup::new(&draft.base_dir, &plugin_path);
+    let mut described: std::collections::HashMap<String, Option<weightlab_host::Description>> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for (index, value) in json.get("method").and_then(|m| m.as_array()).into_iter().flatten().enumerate() {
+        let Ok(method) = serde_json::from_value::<MethodSpec>(value.clone()) else { continue };
+        if method.is_imported() {
+            continue;
+        }
+        let description = described.entry(method.plugin.clone()).or_insert_with(|| {
+            let code = weightlab_host::PluginCode::read(&lookup.resolve(&method.plugin)?).ok()?;
+            crate::stages::method::describe_code(&method.plugin, &code, crate::stages::method::limits(&method.limits)).ok()
+        });
+        let Some(description) = description else { continue };
+        let zoo = entry("zoo", &method.zoo).and_then(|z| serde_json::from_value::<ZooSpec>(z).ok());
+        // Only whether the data is a task family matters, so an entry with other mistakes serves.
+        let data = zoo.as_ref().and_then(|z| entry("data", &z.data));
+        let checkpoints = zoo.as_ref().zip(data.as_ref()).and_then(|(z, d)| checkpoints_of(&method, z, d.get("tasks").is_some()));
+        let config = serde_json::to_value(&method.config).unwrap_or_default();
+        out.extend(diagnostics(&draft.spans, index, &method, checkpoints, &method.plugin, &description.config_schema, &config));
+    }
+    out
 }

@@ -29,7 +29,11 @@ pub enum Error {
     /// A plugin failed, in its worker process or while describing itself.
     #[error(transparent)]
     Plugin(#[from] PluginError),
-    /// A method's manifest entry and what its plugin declares disagree (role, config).
+    /// A method's manifest entry and what its plugin declares disagree (role, config): located
+    /// diagnostics, kept as data until printed.
+    #[error("{0}")]
+    Manifest(weightlab_manifest::ManifestError),
+    /// A method's config cannot be read as JSON.
     #[error("{0}")]
     Config(String),
     /// Something a stage needs is not there: a plugin, an unfinished stage, a name.

@@ -42,10 +42,18 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 pub const INVALID: i32 = 2;
 
 /// Loads a manifest; prints its errors and returns `Err(exit code)` when it does not validate.
+/// The errors are the manifest's and, in the same list in source order, those of every plugin
+/// config that can be checked despite them.
 pub fn load_manifest(path: &Path, sets: &[String]) -> Result<Loaded, i32> {
     weightlab_pipeline::load_manifest(path, sets).map_err(|e| {
-        match &e {
-            LoadError::Invalid(err) => eprint!("{err}"),
+        match e {
+            LoadError::Invalid(mut err) => {
+                if let Some(draft) = weightlab_manifest::draft(path, sets) {
+                    err.diagnostics.extend(weightlab_pipeline::config_check::draft_diagnostics(&draft));
+                    weightlab_manifest::load::sort(&mut err.diagnostics);
+                }
+                eprint!("{err}")
+            }
             other => weightlab_pipeline::output::error(&other.to_string()),
         }
         INVALID

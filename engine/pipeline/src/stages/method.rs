@@ -59,7 +59,7 @@ pub fn worker_exe() -> Result<PathBuf> {
 /// config as JSON.
 pub fn check_plugin(loaded: &Loaded, index: usize, d: &Description) -> Result<serde_json::Value> {
     let method = &loaded.manifest.method[index];
-    let located = |key: &str, message: String, help: Option<String>| Error::Config(crate::config_check::at_method_key(loaded, index, key, message, help).to_string());
+    let located = |key: &str, message: String, help: Option<String>| Error::Manifest(crate::config_check::at_method_key(loaded, index, key, message, help));
     let role = role_name(d.role);
     if let Some(wanted) = method.role {
         let wanted = serde_json::to_value(wanted).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
@@ -78,7 +78,7 @@ pub fn check_plugin(loaded: &Loaded, index: usize, d: &Description) -> Result<se
         _ => {}
     }
     let config = config_json(method)?;
-    crate::config_check::check(loaded, index, &method.plugin, &d.config_schema, &config).map_err(|e| Error::Config(e.to_string()))?;
+    crate::config_check::check(loaded, index, &method.plugin, &d.config_schema, &config).map_err(Error::Manifest)?;
     Ok(config)
 }
 
