@@ -198,3 +198,33 @@ fn the_device_is_chosen_from_the_manifest_or_the_command_line_and_cuda_is_refuse
     let auto = weightlab_ok(dir.path(), &["run", p, "-o", "out", "--set", "experiment.device=\"auto\""]);
     assert!(auto.contains("device auto: no CUDA device here, computing on the CPU"), "{auto}");
 }
+
+#[test]
+fn plugins_are_discoverable_by_name_with_their_options_and_a_manifests_own_are_listed() {
+    // A built-in plugin by name: its options as a table (key, type, default, bounds, doc).
+    let out = weightlab_ok(&root(), &["plugin", "inspect", "pdiff"]);
+    let row = |key: &str| out.lines().find(|l| l.starts_with(&format!("{key} "))).unwrap_or_else(|| panic!("no `{key}` row:\n{out}")).to_string();
+    assert!(out.contains("option") && out.contains("bounds"), "{out}");
+    assert!(row("ae_steps").contains("integer") && row("ae_steps").contains("1000") && row("ae_steps").contains("Autoencoder training steps"), "{out}");
+    assert!(row("latent_dim").contains("≥ 1"), "{out}");
+    assert!(row("lr").contains("0.001 ") && !row("lr").contains("0.00100000"), "f32 defaults read as written: {out}");
+    let average = weightlab_ok(&root(), &["plugin", "inspect", "average"]);
+    assert!(average.lines().any(|l| l.starts_with("k ") && l.contains("≥ 1, < training checkpoints")), "{average}");
+    let unknown = weightlab(&root(), &["plugin", "inspect", "pdif"]);
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no plugin `pdif`"), "{unknown:?}");
+
+    // A manifest's own plugin (by path) is listed with the built-in ones; a wrong pin on a swept
+    // entry is said once, at its line.
+    let manifest = MANIFEST.replace("plugin = \"noise\"", "plugin = \"mine/my-noise.wasm\"\nsha256 = \"00\"").replace("sigma = 0.01", "sigma = { sweep = [0.01, 0.02, 0.03] }");
+    let (dir, path) = experiment(&manifest);
+    std::fs::create_dir_all(dir.path().join("mine")).unwrap();
+    std::fs::copy(root().join("plugins/dist/noise.wasm"), dir.path().join("mine/my-noise.wasm")).unwrap();
+    let out = weightlab(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.matches("not the pinned").count(), 1, "{stderr}");
+    let listing = weightlab_ok(dir.path(), &["plugins", path.to_str().unwrap()]);
+    let mine = listing.lines().find(|l| l.starts_with("my-noise ")).unwrap_or_else(|| panic!("{listing}"));
+    assert!(mine.contains("baseline") && mine.contains("mine/my-noise.wasm"), "{mine}");
+    assert!(listing.lines().any(|l| l.starts_with("copy ")), "{listing}");
+}

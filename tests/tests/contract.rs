@@ -71,6 +71,8 @@ fn every_built_in_probe_passes_the_contract() {
         let wasm = dist.join(format!("{probe}.wasm"));
         let out = weightlab(&root(), &["-q", "plugin", "test", wasm.to_str().unwrap()]);
         let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("report.html") && !stdout.contains("report.html"), "the inner runs' report paths are not printed: {stderr}");
         for clause in [
             "pass  loads and describes itself",
             "pass  fit and predict within the default limits: multi-label (classes), single-label (parent), regression (lr)",

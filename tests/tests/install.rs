@@ -37,7 +37,9 @@ fn a_copied_binary_runs_the_quickstart_with_its_embedded_plugins() {
     let mut args = vec!["run", manifest.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"];
     args.extend(sets);
     let run = cmd(&args);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("Report") && stderr.contains(&out.join("report.html").display().to_string()), "a quiet run still says where its report is: {stderr}");
     assert_eq!(column(&out, "samples", Some("p-diff"), "accuracy").len(), 32, "16 samples × 2 seeds");
     assert!(out.join("report.html").is_file());
 }

@@ -75,8 +75,13 @@ pub enum Command {
     Plan(RunArgs),
     /// Print the JSON Schema of manifests (for editors: `#:schema` in a manifest).
     Schema,
-    /// List the available method plugins with their role and version.
-    Plugins,
+    /// List the available method plugins with their role, version and SHA-256 (what
+    /// `[[method]] sha256` pins); with a manifest, also the plugins it names by path and those
+    /// in its `[experiment] plugin_path`.
+    Plugins {
+        /// A manifest whose own plugins to list too.
+        manifest: Option<PathBuf>,
+    },
     /// Text embeddings (all-MiniLM-L6-v2, run natively and offline) of the given texts, as a
     /// JSON array of 384-d unit vectors: what probes see as label embeddings.
     Embed {
@@ -231,8 +236,8 @@ pub enum PluginCommand {
     /// What a built plugin says about itself — name, version, role, WIT version, config schema,
     /// SHA-256 — read from the component without running it.
     Inspect {
-        /// The `.wasm` component.
-        wasm: PathBuf,
+        /// A plugin's name (built-in, or in `WEIGHTLAB_PLUGIN_PATH`) or its `.wasm` file.
+        plugin: String,
         /// Print the metadata as JSON.
         #[arg(long)]
         json: bool,

@@ -159,8 +159,10 @@ pub fn check_methods(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict:
         if let Some(pin) = &method.sha256 {
             let actual = plugins.identity(&method.plugin);
             if !actual.eq_ignore_ascii_case(pin.trim()) {
-                let message = format!("method `{}`: plugin `{}` has sha256 {actual}, not the pinned {}", method.name, method.plugin, pin.trim());
-                let help = Some("the plugin's code changed since it was pinned: check the new build, then update `sha256` (`weightlab plugins` lists every hash)".to_string());
+                let message = format!("plugin `{}` has sha256 {actual}, not the pinned {}", method.plugin, pin.trim());
+                let help = Some(
+                    "the plugin's code changed since it was pinned: check the new build, then update `sha256` (`weightlab plugins <manifest>` lists every hash, its own plugins included)".to_string(),
+                );
                 diagnostics.extend(at_method_key(loaded, index, "sha256", message, help).diagnostics);
                 continue;
             }

@@ -300,7 +300,9 @@ fn execute(text: &str, dir: &Path) -> Result<std::result::Result<(Run, f64), Str
     };
     let mut run = Run::new(loaded, Some(dir.join("out")))?;
     let started = std::time::Instant::now();
-    run.execute()?;
+    // The inner runs are the test's business: their stage lines and report paths (gone when
+    // the test ends) are not printed.
+    crate::output::muted(|| run.execute())?;
     Ok(Ok((run, started.elapsed().as_secs_f64())))
 }
 

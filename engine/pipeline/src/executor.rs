@@ -254,7 +254,7 @@ impl Run {
         if partial {
             output::status("Stages", &format!("{} (`weightlab merge {}` renders the report once every shard is done)", self.store.root().display(), self.output.display()));
         } else {
-            output::status("Report", &self.output.join("report.html").display().to_string());
+            output::result("Report", &self.output.join("report.html").display().to_string());
         }
         Ok(summary)
     }

@@ -19,7 +19,22 @@ pub fn init(v: Verbosity) {
 }
 
 pub fn verbosity() -> Verbosity {
+    if MUTED.load(std::sync::atomic::Ordering::Relaxed) {
+        return Verbosity::Quiet;
+    }
     *VERBOSITY.get().unwrap_or(&Verbosity::Normal)
+}
+
+static MUTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs `f` with the process's output off — status, result and warning lines and progress
+/// bars — for work whose own console output would mislead: `weightlab plugin test`'s inner runs
+/// print nothing of their own (their report paths are gone when the test ends).
+pub fn muted<T>(f: impl FnOnce() -> T) -> T {
+    let before = MUTED.swap(true, std::sync::atomic::Ordering::Relaxed);
+    let out = f();
+    MUTED.store(before, std::sync::atomic::Ordering::Relaxed);
+    out
 }
 
 /// `text` without the control characters that act on a terminal (escape sequences, carriage
@@ -34,6 +49,15 @@ pub fn status(verb: &str, what: &str) {
     if verbosity() >= Verbosity::Normal {
         eprintln!("\x1b[1;32m{verb:>12}\x1b[0m {}", plain(what));
     }
+}
+
+/// A status line printed even with `--quiet`: where the result is (a quiet run still says
+/// where its report went).
+pub fn result(verb: &str, what: &str) {
+    if MUTED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    eprintln!("\x1b[1;32m{verb:>12}\x1b[0m {}", plain(what));
 }
 
 /// Detail printed only with `--verbose`.

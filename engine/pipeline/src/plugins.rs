@@ -160,6 +160,24 @@ impl Lookup {
     }
 }
 
+/// The plugins a manifest adds to the built-in ones: those it names by path, then those in its
+/// `[experiment] plugin_path` folders (name, path).
+pub fn of_manifest(loaded: &weightlab_manifest::Loaded) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    for method in &loaded.manifest.method {
+        if !method.is_imported() && weightlab_manifest::validate::is_plugin_path(&method.plugin) {
+            let path = loaded.base_dir.join(&method.plugin);
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            if !out.iter().any(|(_, p)| *p == path) {
+                out.push((name, path));
+            }
+        }
+    }
+    let dirs: Vec<PathBuf> = loaded.manifest.experiment.plugin_path.iter().map(|d| loaded.base_dir.join(d)).collect();
+    out.extend(plugins_in(&dirs));
+    out
+}
+
 /// The plugins one manifest names, each resolved once: found, read and hashed when the run
 /// starts. Pins are checked against these hashes, plan keys and provenance carry them, and
 /// workers are handed these bytes — a plugin file changed on disk afterwards changes nothing
@@ -290,4 +308,112 @@ pub fn stamp(path: &Path, built_with: &str) -> crate::Result<weightlab_host::met
     let stamped = weightlab_host::metadata::embed(&code.bytes, &meta).map_err(crate::error::format(path))?;
     crate::store::write_atomic(path, &stamped)?;
     Ok(meta)
+}
+
+/// One option of a plugin's config, as `weightlab plugin inspect` lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConfigOption {
+    pub key: String,
+    /// `number`, `integer`, `boolean`, `string`, `a | b` for a choice, …
+    pub kind: String,
+    /// The default as TOML would write it ("" when required or unknown).
+    pub default: String,
+    /// `≥ 0`, `< training checkpoints`, … joined by ", ".
+    pub bounds: String,
+    /// The option's doc comment (its schema's `description`), on one line.
+    pub doc: String,
+}
+
+/// The top-level options of a config schema (references followed), in the schema's order.
+pub fn config_options(schema: &serde_json::Value) -> Vec<ConfigOption> {
+    use serde_json::Value;
+    let deref = |node: &Value| -> Value {
+        let mut node = node.clone();
+        for _ in 0..8 {
+            let Some(pointer) = node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) else { break };
+            let Some(target) = schema.pointer(pointer) else { break };
+            node = target.clone();
+        }
+        node
+    };
+    let text = |v: &Value| match v {
+        Value::String(s) => format!("{s:?}"),
+        // An f32 default widened to f64 (0.0010000000474974513) reads as the f32 it was (0.001).
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if (f as f32) as f64 == f => format!("{}", f as f32),
+            Some(f) => format!("{f}"),
+            None => n.to_string(),
+        },
+        other => other.to_string(),
+    };
+    let kind_of = |node: &Value| -> String {
+        if let Some(choices) = node.get("enum").and_then(Value::as_array) {
+            return choices.iter().map(text).collect::<Vec<_>>().join(" | ");
+        }
+        let alternatives: Vec<String> = node
+            .get("oneOf")
+            .or_else(|| node.get("anyOf"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|b| match b.get("const") {
+                Some(c) => text(c),
+                None => b.get("type").map(|t| t.as_str().map(str::to_string).unwrap_or_else(|| t.to_string())).unwrap_or_else(|| "…".into()),
+            })
+            .collect();
+        if !alternatives.is_empty() {
+            return alternatives.join(" | ");
+        }
+        match node.get("type") {
+            Some(Value::String(t)) if t == "array" => format!("list of {}", node.get("items").and_then(|i| i.get("type")).and_then(Value::as_str).unwrap_or("values")),
+            Some(Value::String(t)) => t.clone(),
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect::<Vec<_>>().join(" | "),
+            _ => "any".into(),
+        }
+    };
+    let Some(properties) = schema.get("properties").and_then(Value::as_object) else { return Vec::new() };
+    properties
+        .iter()
+        .map(|(key, raw)| {
+            let node = deref(raw);
+            let mut bounds = Vec::new();
+            for (keyword, sign) in [("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<")] {
+                if let Some(v) = raw.get(keyword).or_else(|| node.get(keyword)) {
+                    bounds.push(format!("{sign} {v}"));
+                }
+            }
+            if let Some(q) = raw.get(weightlab_host::config_schema::BELOW).and_then(Value::as_str) {
+                bounds.push(format!("< {}", q.replace('_', " ")));
+            }
+            let doc = raw.get("description").or_else(|| node.get("description")).and_then(Value::as_str).unwrap_or_default();
+            ConfigOption {
+                key: key.clone(),
+                kind: kind_of(&node),
+                default: raw.get("default").map(text).unwrap_or_default(),
+                bounds: bounds.join(", "),
+                doc: doc.split_whitespace().collect::<Vec<_>>().join(" "),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_read_from_a_schema_with_bounds_defaults_and_docs() {
+        let schema = serde_json::json!({
+            "properties": {
+                "k": { "type": "integer", "minimum": 1, "x-weightlab-below": "training_checkpoints", "default": 16, "description": "Checkpoints\n averaged." },
+                "mode": { "$ref": "#/$defs/Mode", "default": "fast" },
+                "scale": { "type": ["number", "null"] }
+            },
+            "$defs": { "Mode": { "enum": ["fast", "slow"] } }
+        });
+        let options = config_options(&schema);
+        assert_eq!(options[0], ConfigOption { key: "k".into(), kind: "integer".into(), default: "16".into(), bounds: "≥ 1, < training checkpoints".into(), doc: "Checkpoints averaged.".into() });
+        assert_eq!((options[1].kind.as_str(), options[1].default.as_str()), ("\"fast\" | \"slow\"", "\"fast\""));
+        assert_eq!(options[2].kind, "number");
+    }
 }

@@ -85,13 +85,25 @@ fn build_rust(dir: &Path) -> Result<Option<PathBuf>> {
     Ok(Some(out))
 }
 
-/// Prints what the component at `wasm` says about itself, without running it.
-pub fn inspect(wasm: &Path, json: bool) -> Result<i32> {
+/// Prints what a plugin says about itself — from its metadata section, or, for a component
+/// built without one (the built-in plugins), by loading it in a worker as a run would — and its
+/// config options as a table. `plugin` is a `.wasm` file or a plugin's name.
+pub fn inspect(plugin: &str, json: bool) -> Result<i32> {
     use weightlab_host::metadata;
-    let code = weightlab_host::PluginCode::read(wasm)?;
+    let wasm = match Path::new(plugin) {
+        path if path.is_file() => path.to_path_buf(),
+        _ => match weightlab_pipeline::plugins::find_all().into_iter().find(|(n, _)| n == plugin) {
+            Some((_, path)) => path,
+            None => {
+                let names: Vec<String> = weightlab_pipeline::plugins::builtin_names();
+                bail!("no plugin `{plugin}`: give a `.wasm` file or one of {}", names.join(", "));
+            }
+        },
+    };
+    let code = weightlab_host::PluginCode::read(&wasm)?;
     let bytes = &code.bytes;
     let versions = metadata::wit_versions(bytes).with_context(|| wasm.display().to_string())?;
-    let meta = metadata::read(bytes).with_context(|| wasm.display().to_string())?;
+    let stamped = metadata::read(bytes).with_context(|| wasm.display().to_string())?;
     let sha256 = &code.sha256;
     let abi = versions.first().cloned().unwrap_or_else(|| "none".into());
     let runs = if versions.is_empty() {
@@ -103,8 +115,31 @@ pub fn inspect(wasm: &Path, json: bool) -> Result<i32> {
     } else {
         format!("no: this host runs {} and {}", weightlab_host::ABI_VERSION, weightlab_host::compat::SUPPORTED.join(", "))
     };
+    // What it says of itself: the metadata section, else a description from loading it.
+    let (meta, source) = match stamped {
+        Some(m) => (Some(m), "its metadata section"),
+        None => match weightlab_pipeline::stages::method::describe_code(plugin, &code, weightlab_host::Limits::default()) {
+            Ok(d) => (
+                Some(metadata::Metadata {
+                    name: d.name,
+                    version: d.version,
+                    role: weightlab_host::role_name(d.role).to_string(),
+                    abi: d.abi,
+                    about: d.about,
+                    config_schema: d.config_schema,
+                    built_with: "unknown (no metadata section)".into(),
+                }),
+                "loading it (no metadata section)",
+            ),
+            Err(e) => {
+                output::warn(&format!("{}: no metadata section, and loading it failed: {e}", wasm.display()));
+                (None, "nothing: it has no metadata section and does not load")
+            }
+        },
+    };
+    let options = meta.as_ref().map(|m| weightlab_pipeline::plugins::config_options(&m.config_schema)).unwrap_or_default();
     if json {
-        let value = serde_json::json!({ "path": wasm, "sha256": sha256, "bytes": bytes.len(), "wit": abi, "runs_here": runs, "metadata": meta });
+        let value = serde_json::json!({ "path": wasm, "sha256": sha256, "bytes": bytes.len(), "wit": abi, "runs_here": runs, "metadata": meta, "options": options });
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(0);
     }
@@ -112,17 +147,24 @@ pub fn inspect(wasm: &Path, json: bool) -> Result<i32> {
     println!("{:<11} {sha256}", "sha256");
     println!("{:<11} {:.1} MB", "size", bytes.len() as f64 / 1e6);
     println!("{:<11} {abi} (runs on this host: {runs})", "WIT");
-    match meta {
-        None => println!("metadata    none: built without `weightlab plugin build`; `weightlab plugins` describes it by loading it"),
-        Some(m) => {
-            println!("{:<11} {}", "name", m.name);
-            println!("{:<11} {}", "version", m.version);
-            println!("{:<11} {}", "role", m.role);
-            println!("{:<11} {}", "built with", m.built_with);
-            println!("{:<11} {}", "about", m.about);
-            println!("config schema:\n{}", output::plain(&serde_json::to_string_pretty(&m.config_schema)?));
-        }
+    println!("{:<11} read from {source}", "described");
+    let Some(m) = meta else { return Ok(1) };
+    println!("{:<11} {}", "name", output::plain(&m.name));
+    println!("{:<11} {}", "version", output::plain(&m.version));
+    println!("{:<11} {}", "role", m.role);
+    println!("{:<11} {}", "built with", output::plain(&m.built_with));
+    println!("{:<11} {}", "about", output::plain(&m.about));
+    if options.is_empty() {
+        println!("options     none");
+        return Ok(0);
     }
+    let width = |f: fn(&weightlab_pipeline::plugins::ConfigOption) -> &str, title: &str| options.iter().map(|o| f(o).chars().count()).max().unwrap_or(0).max(title.len());
+    let (wk, wt, wd, wb) = (width(|o| &o.key, "option"), width(|o| &o.kind, "type"), width(|o| &o.default, "default"), width(|o| &o.bounds, "bounds"));
+    println!("\n{:<wk$}  {:<wt$}  {:<wd$}  {:<wb$}  doc", "option", "type", "default", "bounds");
+    for o in &options {
+        println!("{:<wk$}  {:<wt$}  {:<wd$}  {:<wb$}  {}", output::plain(&o.key), output::plain(&o.kind), output::plain(&o.default), o.bounds, output::plain(&o.doc));
+    }
+    println!("\nset them in the method's `config = {{ … }}`; `weightlab validate` checks them against these bounds");
     Ok(0)
 }
 

@@ -1,8 +1,22 @@
+use std::path::Path;
+
 use weightlab_pipeline::plugins;
 
-/// `weightlab plugins`: name, role, version, ABI and SHA-256 of every plugin found.
-pub fn list() -> anyhow::Result<i32> {
-    let found = plugins::discover();
+/// `weightlab plugins [MANIFEST]`: name, role, version, ABI and SHA-256 of every plugin found,
+/// then those `manifest` names by path or finds in its `plugin_path`.
+pub fn list(manifest: Option<&Path>) -> anyhow::Result<i32> {
+    let mut found = plugins::discover();
+    if let Some(path) = manifest {
+        let loaded = match super::load_manifest(path, &[]) {
+            Ok(l) => l,
+            Err(code) => return Ok(code),
+        };
+        for (name, path) in plugins::of_manifest(&loaded) {
+            if !found.iter().any(|p| p.path == path) {
+                found.push(plugins::info(name, path));
+            }
+        }
+    }
     if found.is_empty() {
         println!("no plugins found: this binary embeds none (built before `make plugins`?), and neither WEIGHTLAB_PLUGIN_DIR nor WEIGHTLAB_PLUGIN_PATH names a folder with any");
         return Ok(0);
