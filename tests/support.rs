@@ -44,7 +44,9 @@ pub fn weightlab(cwd: &Path, args: &[&str]) -> Output {
 /// The `weightlab` command with `args` in `cwd`, finding the built plugins, not yet started.
 pub fn command(cwd: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(binary());
-    c.args(args).current_dir(cwd).env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist"));
+    // Each run keeps its stages in its own folder (`WEIGHTLAB_STORE=run`): tests that count
+    // what ran and what was cached must not see each other's stages in a shared store.
+    c.args(args).current_dir(cwd).env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist")).env("WEIGHTLAB_STORE", "run");
     c
 }
 

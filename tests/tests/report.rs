@@ -195,7 +195,13 @@ print("well-formed")
 #[test]
 fn a_killed_run_leaves_only_complete_files_and_a_rerun_finishes() {
     let (dir, path) = experiment(&MANIFEST.replace("models = 12", "models = 48").replace("epochs = 2", "epochs = 4"));
-    let mut child = Command::new(binary()).args(["run", path.to_str().unwrap(), "-o", "out", "-q"]).current_dir(dir.path()).env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist")).spawn().unwrap();
+    let mut child = Command::new(binary())
+        .args(["run", path.to_str().unwrap(), "-o", "out", "-q"])
+        .current_dir(dir.path())
+        .env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist"))
+        .env("WEIGHTLAB_STORE", "run")
+        .spawn()
+        .unwrap();
     // Kill as soon as the first stage is committed (the zoo trains for several seconds more),
     // so the run is interrupted mid-work with something on disk to check.
     let out = dir.path().join("out");

@@ -73,6 +73,16 @@ pub enum Command {
     },
     /// Show the stages a run would execute and which are already cached.
     Plan(RunArgs),
+    /// Remove the stages of the shared stage store that no run folder refers to any more (its
+    /// folder is gone, or it uses another store), and say how much that frees.
+    Gc {
+        /// The store (default: `WEIGHTLAB_STORE`, else `~/.cache/weightlab/stages`).
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print the JSON Schema of manifests (for editors: `#:schema` in a manifest).
     Schema,
     /// List the available method plugins with their role, version and SHA-256 (what
@@ -129,8 +139,25 @@ pub struct RunArgs {
     /// Output folder (default: `experiment.output`, else `reports/<experiment name>`).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// The stage store: finished stages live there once, whatever the output folder (default:
+    /// `WEIGHTLAB_STORE`, else the machine's shared store `~/.cache/weightlab/stages`;
+    /// `run`: the output folder's own `stages/`). `weightlab gc` cleans it.
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: Overrides,
+}
+
+impl RunArgs {
+    /// The store `--store` names for a run into `output` (`run` is the output folder's own).
+    pub fn store(&self, output: &std::path::Path) -> Option<weightlab_pipeline::store::StageStore> {
+        let root = match self.store.as_deref() {
+            Some(s) if s == std::path::Path::new("run") => output.join("stages"),
+            Some(s) => s.to_path_buf(),
+            None => return None,
+        };
+        Some(weightlab_pipeline::store::StageStore::shared(&root, output))
+    }
 }
 
 /// Which part of the plan a `weightlab run` process takes.

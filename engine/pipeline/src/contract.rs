@@ -299,6 +299,8 @@ fn execute(text: &str, dir: &Path) -> Result<std::result::Result<(Run, f64), Str
         Err(e) => return Ok(Err(e.to_string())),
     };
     let mut run = Run::new(loaded, Some(dir.join("out")))?;
+    // A store of its own: every clause runs the plugin afresh, never from a shared cache.
+    run.use_store(crate::store::StageStore::new(&dir.join("out")));
     let started = std::time::Instant::now();
     // The inner runs are the test's business: their stage lines and report paths (gone when
     // the test ends) are not printed.

@@ -86,6 +86,10 @@ pub struct RunInfo {
     pub base_dir: PathBuf,
     /// [`Plan::fingerprint`].
     pub plan: String,
+    /// The root of the stage store the run used (absolute); absent in run folders from before
+    /// stores were shared, whose stages are in `<run>/stages`.
+    #[serde(default)]
+    pub store: Option<PathBuf>,
 }
 
 impl RunInfo {
@@ -93,6 +97,14 @@ impl RunInfo {
         let path = output.join("run.json");
         let bytes = crate::store::read_file(&path).map_err(io("reading", &path))?;
         serde_json::from_slice(&bytes).map_err(crate::error::format(&path))
+    }
+
+    /// The stage store of the run in folder `output`.
+    pub fn store_of(&self, output: &Path) -> StageStore {
+        match &self.store {
+            Some(root) => StageStore::shared(root, output),
+            None => StageStore::new(output),
+        }
     }
 }
 
@@ -109,7 +121,7 @@ impl Run {
         let metrics = crate::metrics::selected(loaded.manifest.evaluate.metrics.as_deref());
         let keys: Vec<String> = metrics.iter().map(|m| m.key.to_string()).collect();
         let plan = Plan::new(&loaded.manifest, &|p| plugins.identity(p), &keys);
-        let store = StageStore::new(&output);
+        let store = StageStore::shared(&crate::store::resolve(&output, None), &output);
         Ok(Self {
             loaded,
             plan,
@@ -125,6 +137,12 @@ impl Run {
             timings: Vec::new(),
             started: std::time::SystemTime::now(),
         })
+    }
+
+    /// Uses the stage store at `root` (`weightlab run --store`), or the one the run folder's
+    /// `run.json` names (a run being merged, exported or re-read).
+    pub fn use_store(&mut self, store: StageStore) {
+        self.store = store;
     }
 
     /// Runs every stage of the plan that is not stored yet, then the report.
@@ -144,9 +162,12 @@ impl Run {
         if !schedule.merge {
             let saved = self.output.join("manifest.toml");
             crate::store::write_atomic(&saved, self.loaded.text.as_bytes())?;
-            let info = RunInfo { manifest: self.loaded.path.clone(), base_dir: self.loaded.base_dir.clone(), plan: self.plan.fingerprint() };
+            let store = std::path::absolute(self.store.root()).map_err(io("resolving", self.store.root()))?;
+            let info = RunInfo { manifest: self.loaded.path.clone(), base_dir: self.loaded.base_dir.clone(), plan: self.plan.fingerprint(), store: Some(store) };
             let path = self.output.join("run.json");
             crate::store::write_atomic(&path, &serde_json::to_vec_pretty(&info).map_err(crate::error::format(&path))?)?;
+            // Before any stage: `weightlab gc` keeps what a run in progress refers to.
+            self.store.refer(&self.output, &self.plan.stages.iter().collect::<Vec<_>>())?;
             let stale = self.store.remove_stale()?;
             if stale > 0 {
                 output::detail(&format!("removed {stale} unfinished stage folder(s) of killed runs"));
@@ -189,6 +210,12 @@ impl Run {
                     None => self.timings.push((stage.label(), 0.0, true)),
                 }
                 output::detail(&format!("cached {} ({})", stage.label(), stage.key));
+                if matches!(stage.kind, StageKind::Zoo { .. })
+                    && !schedule.merge
+                    && let Some(other) = self.store.computed_for_another(&stage)
+                {
+                    output::status("Reusing", &format!("{} from the shared stage store, trained for {}", stage.label(), other.display()));
+                }
                 if is_report {
                     // Tables are up to date; re-rendering is cheap and picks up a new template.
                     self.render_report()?;

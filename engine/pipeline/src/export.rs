@@ -33,7 +33,10 @@ pub fn export(run_dir: &Path, method: &str, to: &Path) -> Result<Exported> {
         return Err(Error::Config(format!("method `{method}` is a probe: it predicts properties of models and has no samples to export")));
     }
     let zoo_name = loaded.manifest.method[index].zoo.clone();
-    let run = Run::new(loaded, Some(run_dir.to_path_buf()))?;
+    let mut run = Run::new(loaded, Some(run_dir.to_path_buf()))?;
+    if let Ok(info) = crate::RunInfo::read(run_dir) {
+        run.use_store(info.store_of(run_dir));
+    }
     let layout = weightlab_compute::zoo::store::read_layout(&run.stage_dir(|k| matches!(k, StageKind::Zoo { name } if *name == zoo_name))?)?;
     std::fs::create_dir_all(to).map_err(io("creating", to))?;
     let stem: String = method.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();

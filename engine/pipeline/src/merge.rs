@@ -8,7 +8,7 @@
 //! refused with its path, never followed — a link to `/etc/passwd` must not copy that file
 //! into the store.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result, io};
 use crate::store::StageStore;
@@ -24,12 +24,12 @@ pub struct Merged {
 
 /// Copies every finished stage (and failure record) of the runs in `runs` that `target` lacks
 /// into it. Fails when two runs hold different outputs for one stage.
-pub fn combine(runs: &[PathBuf], target: &StageStore) -> Result<Merged> {
+pub fn combine(runs: &[StageStore], target: &StageStore) -> Result<Merged> {
     let mut merged = Merged::default();
     std::fs::create_dir_all(target.root()).map_err(io("creating", target.root()))?;
     // Every run's stages are checked before anything is copied, the target's own included
     // (its stages are read in place to render the report).
-    for run in runs.iter().map(|r| StageStore::new(r)).chain([StageStore::new(target.root().parent().unwrap_or(target.root()))]) {
+    for run in runs.iter().chain([target]) {
         for name in run.finished() {
             let stage = run.root().join(&name);
             if kind(&stage)? == Kind::Folder {
@@ -37,8 +37,7 @@ pub fn combine(runs: &[PathBuf], target: &StageStore) -> Result<Merged> {
             }
         }
     }
-    for run in runs {
-        let source = StageStore::new(run);
+    for source in runs {
         if same_folder(source.root(), target.root()) {
             continue;
         }

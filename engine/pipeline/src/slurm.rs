@@ -33,6 +33,8 @@ pub struct Target<'a> {
     /// all absolute.
     pub manifest: &'a Path,
     pub output: &'a Path,
+    /// The stage store every task uses.
+    pub store: &'a Path,
     pub exe: &'a Path,
     pub cwd: &'a Path,
     /// The run's `--set` overrides, passed on to every task.
@@ -61,8 +63,17 @@ pub fn jobs(run: &Run, cluster: &ClusterSpec, target: &Target) -> Vec<Job> {
         }
         // Every shard must own a stage of the level: never more tasks than stages.
         let tasks = cluster.shards.clamp(1, stages.len());
-        let mut command =
-            vec![target.exe.display().to_string(), "run".into(), target.manifest.display().to_string(), "--output".into(), target.output.display().to_string(), "--level".into(), level.to_string()];
+        let mut command = vec![
+            target.exe.display().to_string(),
+            "run".into(),
+            target.manifest.display().to_string(),
+            "--output".into(),
+            target.output.display().to_string(),
+            "--store".into(),
+            target.store.display().to_string(),
+            "--level".into(),
+            level.to_string(),
+        ];
         for set in target.sets {
             command.extend(["--set".to_string(), set.clone()]);
         }

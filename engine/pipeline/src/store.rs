@@ -1,4 +1,7 @@
-//! Where finished stages live: `<output>/stages/<kind>-<key>/`. A stage writes into a temporary
+//! Where finished stages live: `<store>/<kind>-<key>/`, in a store shared by every run of the
+//! machine (`~/.cache/weightlab/stages`, [`resolve`]) — so a zoo is trained once whatever the
+//! output folder — except each run's report stage, which lives in its run folder
+//! (`<output>/stages/`) beside the tables it wrote. A stage writes into a temporary
 //! folder of its own process that is renamed into place only when complete, with `stage.json`
 //! inside, so a crash (even kill -9) never leaves a half-written stage that a rerun would
 //! trust, and several processes (shards) can share one store: the first to finish a stage
@@ -48,6 +51,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 pub struct StageStore {
     root: PathBuf,
+    /// The run folder's own stages (the report stage); the same as `root` for a store kept in
+    /// the run folder.
+    run_root: PathBuf,
     /// When each of this process's temporary folders was begun: a stage's wall time.
     begun: std::sync::Mutex<std::collections::HashMap<PathBuf, std::time::Instant>>,
 }
@@ -66,6 +72,9 @@ struct StageFile<T> {
     host: Option<String>,
     #[serde(default)]
     compute: Option<String>,
+    /// The run folder of the run that computed it (a shared store serves many).
+    #[serde(default)]
+    output: Option<PathBuf>,
     summary: T,
 }
 
@@ -80,13 +89,29 @@ fn hostname() -> String {
 }
 
 impl StageStore {
+    /// The store kept in the run folder `output` (`<output>/stages`).
     pub fn new(output: &Path) -> Self {
-        Self { root: output.join("stages"), begun: Default::default() }
+        Self { root: output.join("stages"), run_root: output.join("stages"), begun: Default::default() }
+    }
+
+    /// The store at `root` alone (`weightlab gc`).
+    pub fn at(root: &Path) -> Self {
+        Self { root: root.to_path_buf(), run_root: root.to_path_buf(), begun: Default::default() }
+    }
+
+    /// The store at `root`, with run folder `output` for the report stage.
+    pub fn shared(root: &Path, output: &Path) -> Self {
+        Self { root: root.to_path_buf(), run_root: output.join("stages"), begun: Default::default() }
+    }
+
+    /// Where stage `stage` lives: the shared root, or the run folder for the report.
+    fn root_of(&self, stage: &Stage) -> &Path {
+        if stage.kind == weightlab_manifest::StageKind::Report { &self.run_root } else { &self.root }
     }
 
     /// The folder of a finished stage.
     pub fn dir(&self, stage: &Stage) -> PathBuf {
-        self.root.join(stage.dir_name())
+        self.root_of(stage).join(stage.dir_name())
     }
 
     pub fn is_done(&self, stage: &Stage) -> bool {
@@ -96,7 +121,7 @@ impl StageStore {
     /// A fresh, empty temporary folder to build the stage's output in, private to this
     /// process: `<stage>.partial-<host>-<pid>`.
     pub fn begin(&self, stage: &Stage) -> Result<PathBuf> {
-        let tmp = self.root.join(format!("{}.partial-{}", stage.dir_name(), process_tag()));
+        let tmp = self.root_of(stage).join(format!("{}.partial-{}", stage.dir_name(), process_tag()));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(io("removing the stale", &tmp))?;
         }
@@ -112,7 +137,8 @@ impl StageStore {
     /// dropped: a stage's output depends only on its key). Clears a failure recorded earlier.
     pub fn commit<T: Serialize>(&self, stage: &Stage, tmp: &Path, record: &T) -> Result<PathBuf> {
         let seconds = self.begun.lock().ok().and_then(|mut b| b.remove(tmp)).map(|t| t.elapsed().as_secs_f64());
-        let file = StageFile { stage: stage.label(), key: stage.key.clone(), seconds, host: Some(hostname()), compute: Some(weightlab_compute::device::description()), summary: record };
+        let output = std::path::absolute(self.run_root.parent().unwrap_or(&self.run_root)).ok();
+        let file = StageFile { stage: stage.label(), key: stage.key.clone(), seconds, host: Some(hostname()), compute: Some(weightlab_compute::device::description()), output, summary: record };
         let path = tmp.join("stage.json");
         std::fs::write(&path, serde_json::to_vec_pretty(&file).map_err(format(&path))?).map_err(io("writing", &path))?;
         let dir = self.dir(stage);
@@ -145,6 +171,15 @@ impl StageStore {
         Some((finished.checked_sub(std::time::Duration::from_secs_f64(seconds))?, seconds))
     }
 
+    /// The run folder whose run computed a finished stage, if it recorded that and it is not
+    /// this store's run folder: a stage another run left in the shared store.
+    pub fn computed_for_another(&self, stage: &Stage) -> Option<PathBuf> {
+        let path = self.dir(stage).join("stage.json");
+        let file: StageFile<serde::de::IgnoredAny> = serde_json::from_slice(&read_file(&path).ok()?).ok()?;
+        let mine = std::path::absolute(self.run_root.parent()?).ok()?;
+        file.output.filter(|o| *o != mine)
+    }
+
     /// Where a finished stage was computed, "<compute> on <host>", if it recorded that.
     pub fn computed_on(&self, stage: &Stage) -> Option<String> {
         let path = self.dir(stage).join("stage.json");
@@ -153,13 +188,14 @@ impl StageStore {
     }
 
     fn failure_path(&self, stage: &Stage) -> PathBuf {
-        self.root.join(format!("{}.failed.json", stage.dir_name()))
+        self.root_of(stage).join(format!("{}.failed.json", stage.dir_name()))
     }
 
     /// Records that the stage failed (`<stage>.failed.json`, written whole or not at all), so
     /// that other shards skip what depends on it and the report lists it.
     pub fn fail(&self, stage: &Stage, failure: &FailureRow) -> Result<()> {
-        std::fs::create_dir_all(&self.root).map_err(io("creating", &self.root))?;
+        let root = self.root_of(stage);
+        std::fs::create_dir_all(root).map_err(io("creating", root))?;
         let path = self.failure_path(stage);
         write_atomic(&path, &serde_json::to_vec_pretty(failure).map_err(format(&path))?)
     }
@@ -188,10 +224,10 @@ impl StageStore {
     /// Removes temporary folders that processes of this host left behind when they were
     /// killed (their process is gone); other hosts' folders are left to them.
     pub fn remove_stale(&self) -> Result<usize> {
-        let Ok(entries) = std::fs::read_dir(&self.root) else { return Ok(0) };
         let prefix = format!("-{}-", hostname());
         let mut removed = 0;
-        for entry in entries.flatten() {
+        let roots: &[&PathBuf] = if self.root == self.run_root { &[&self.root] } else { &[&self.root, &self.run_root] };
+        for entry in roots.iter().filter_map(|r| std::fs::read_dir(r).ok()).flat_map(|e| e.flatten()) {
             let name = entry.file_name().to_string_lossy().into_owned();
             let Some((_, tag)) = name.split_once(".partial") else { continue };
             // `.partial` alone is the pre-shard layout; `.partial-<host>-<pid>` ours if the host matches.
@@ -218,5 +254,111 @@ impl StageStore {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+}
+
+/// The root of the stage store a run with output folder `output` uses: `explicit` (`--store`),
+/// else `WEIGHTLAB_STORE` (`run`: the run folder's own `stages/`, as before stores were
+/// shared), else the machine's shared store `stages/` in the cache folder (`WEIGHTLAB_CACHE`,
+/// default `~/.cache/weightlab`); the run folder's own when no cache folder can be had.
+pub fn resolve(output: &Path, explicit: Option<&Path>) -> PathBuf {
+    let per_run = output.join("stages");
+    if let Some(dir) = explicit {
+        return dir.to_path_buf();
+    }
+    match std::env::var_os("WEIGHTLAB_STORE") {
+        Some(v) if v == "run" => return per_run,
+        Some(v) if !v.is_empty() => return PathBuf::from(v),
+        _ => {}
+    }
+    let cache = std::env::var_os("WEIGHTLAB_CACHE").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/weightlab")));
+    cache.map(|c| c.join("stages")).unwrap_or(per_run)
+}
+
+/// What one run folder refers to in a shared store (`<store>/refs/<hash>.json`), for
+/// `weightlab gc`.
+#[derive(Serialize, serde::Deserialize)]
+struct Reference {
+    output: PathBuf,
+    stages: Vec<String>,
+}
+
+/// What `weightlab gc` did (or, dry, would do).
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub removed: Vec<String>,
+    pub bytes: u64,
+    pub kept: usize,
+    /// Run folders that no longer exist or no longer use this store.
+    pub forgotten: Vec<PathBuf>,
+}
+
+impl StageStore {
+    /// Records that run folder `output` refers to `stages` of this store (a shared one), so
+    /// `weightlab gc` keeps them while the folder exists.
+    pub fn refer(&self, output: &Path, stages: &[&Stage]) -> Result<()> {
+        if self.root == self.run_root {
+            return Ok(());
+        }
+        let output = std::path::absolute(output).map_err(io("resolving", output))?;
+        use sha2::Digest;
+        let name = hex::encode(&sha2::Sha256::digest(output.to_string_lossy().as_bytes())[..8]);
+        let refs = self.root.join("refs");
+        std::fs::create_dir_all(&refs).map_err(io("creating", &refs))?;
+        let reference = Reference { output, stages: stages.iter().filter(|s| s.kind != weightlab_manifest::StageKind::Report).map(|s| s.dir_name()).collect() };
+        let path = refs.join(format!("{name}.json"));
+        write_atomic(&path, &serde_json::to_vec_pretty(&reference).map_err(format(&path))?)
+    }
+
+    /// Removes the finished stages (and failure records) of this store that no existing run
+    /// folder refers to; `dry` only says what it would remove. A run folder is forgotten when
+    /// it is gone or its `run.json` names another store.
+    pub fn collect(&self, dry: bool) -> Result<Collected> {
+        let mut done = Collected::default();
+        let mut kept = std::collections::BTreeSet::new();
+        let refs = self.root.join("refs");
+        for entry in std::fs::read_dir(&refs).into_iter().flatten().flatten() {
+            let Ok(reference) = serde_json::from_slice::<Reference>(&read_file(&entry.path()).unwrap_or_default()) else { continue };
+            let uses_me = crate::executor::RunInfo::read(&reference.output).ok().and_then(|i| i.store).is_some_and(|s| same_path(&s, &self.root));
+            if uses_me {
+                kept.extend(reference.stages);
+            } else {
+                done.forgotten.push(reference.output);
+                if !dry {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        for entry in std::fs::read_dir(&self.root).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stage = name.strip_suffix(".failed.json").unwrap_or(&name).to_string();
+            if name == "refs" || name.contains(".partial") || kept.contains(&stage) {
+                done.kept += usize::from(!name.ends_with(".failed.json") && name != "refs" && !name.contains(".partial"));
+                continue;
+            }
+            done.bytes += size_of(&entry.path());
+            if !dry {
+                let removed = if entry.path().is_dir() { std::fs::remove_dir_all(entry.path()) } else { std::fs::remove_file(entry.path()) };
+                removed.map_err(io("removing", &entry.path()))?;
+            }
+            done.removed.push(name);
+        }
+        Ok(done)
+    }
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Bytes under `path` (symlinks not followed).
+fn size_of(path: &Path) -> u64 {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| size_of(&e.path())).sum(),
+        Ok(m) => m.len(),
+        Err(_) => 0,
     }
 }

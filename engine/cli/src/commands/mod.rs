@@ -26,6 +26,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate { manifests, print, overrides } => validate::validate(&manifests, print, &overrides.all()),
         Command::Plan(args) => plan::plan(&args),
         Command::Schema => schema::schema(),
+        Command::Gc { store, dry_run } => run::gc(store, dry_run),
         Command::Plugins { manifest } => plugins::list(manifest.as_deref()),
         Command::Embed { texts } => embed::embed(&texts),
         Command::Bench(bench) => weightlab_bench::run(&bench),

@@ -7,7 +7,10 @@ pub fn plan(args: &RunArgs) -> anyhow::Result<i32> {
         Ok(l) => l,
         Err(code) => return Ok(code),
     };
-    let run = Run::new(loaded, args.output.clone())?;
+    let mut run = Run::new(loaded, args.output.clone())?;
+    if let Some(store) = args.store(&run.output) {
+        run.use_store(store);
+    }
     // Names come from the manifest, which may be someone else's: printed without control characters.
     let say = |line: String| println!("{}", output::plain(&line));
     say(format!("plan for `{}` → {}", run.loaded.manifest.experiment.name, run.output.display()));

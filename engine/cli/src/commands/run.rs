@@ -24,6 +24,9 @@ pub fn run(args: &RunArgs, schedule: &ScheduleArgs) -> anyhow::Result<i32> {
         None => Shard::from_env(|k| std::env::var(k).ok()).map_err(|e| anyhow::anyhow!("the scheduler's shard variables: {e}"))?,
     };
     let mut run = Run::with_plugins(loaded, plugins, args.output.clone())?;
+    if let Some(store) = args.store(&run.output) {
+        run.use_store(store);
+    }
     run.adopt_datasets(datasets);
     if let Err(e) = run.select_device() {
         output::error(&e.to_string());
@@ -60,21 +63,47 @@ pub fn merge(runs: &[PathBuf], output_dir: Option<PathBuf>) -> anyhow::Result<i3
     };
     let out = output_dir.unwrap_or_else(|| first.clone());
     let mut run = Run::new(loaded, Some(out.clone()))?;
+    // A shared store serves the merged run as it is; shards that kept their stages in their
+    // own folders are copied into the target folder's.
+    let per_run = |store: &weightlab_pipeline::store::StageStore, dir: &std::path::Path| std::path::absolute(store.root()).ok() == std::path::absolute(dir.join("stages")).ok();
+    let first_store = info.store_of(first);
+    run.use_store(if per_run(&first_store, first) { weightlab_pipeline::store::StageStore::new(&out) } else { info.store_of(&out) });
     let fingerprint = run.plan.fingerprint();
+    let mut sources = Vec::new();
     for dir in runs {
         let other = RunInfo::read(dir).with_context(|| format!("{} is not a run folder (it has no run.json)", dir.display()))?;
         if other.plan != fingerprint {
             output::error(&format!("{} ran plan {}, {} ran plan {fingerprint}: they come from different manifests, plugins or weightlab versions", dir.display(), other.plan, first.display()));
             return Ok(1);
         }
+        sources.push(other.store_of(dir));
     }
-    let merged = weightlab_pipeline::merge::combine(runs, &run.store)?;
+    let merged = weightlab_pipeline::merge::combine(&sources, &run.store)?;
     output::status("Merged", &format!("{} run folder(s): {} stage(s) copied, {} computed more than once (identical)", runs.len(), merged.copied, merged.duplicates));
     if out != *first {
-        for file in ["manifest.toml", "run.json"] {
-            std::fs::copy(first.join(file), out.join(file)).with_context(|| format!("copying {file} into {}", out.display()))?;
-        }
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        std::fs::copy(first.join("manifest.toml"), out.join("manifest.toml")).with_context(|| format!("copying manifest.toml into {}", out.display()))?;
+        // The merged folder's run.json names the store its stages are now in.
+        let merged_info = RunInfo { store: Some(std::path::absolute(run.store.root())?), ..info.clone() };
+        std::fs::write(out.join("run.json"), serde_json::to_vec_pretty(&merged_info)?).with_context(|| format!("writing run.json into {}", out.display()))?;
     }
     let summary = run.execute_scheduled(&Schedule { merge: true, ..Schedule::default() })?;
     Ok(if summary.failed == 0 && summary.missing == 0 { 0 } else { 1 })
+}
+
+/// `weightlab gc`: remove the stages no run folder refers to.
+pub fn gc(store: Option<PathBuf>, dry_run: bool) -> anyhow::Result<i32> {
+    let root = weightlab_pipeline::store::resolve(std::path::Path::new("."), store.as_deref());
+    if !root.is_dir() {
+        output::status("Clean", &format!("{} holds no stages", root.display()));
+        return Ok(0);
+    }
+    let done = weightlab_pipeline::store::StageStore::at(&root).collect(dry_run)?;
+    for folder in &done.forgotten {
+        output::detail(&format!("forgot {} (gone, or using another store)", folder.display()));
+    }
+    let verb = if dry_run { "Would remove" } else { "Removed" };
+    let forgotten = if done.forgotten.is_empty() { String::new() } else { format!("; {} run folder(s) gone or moved to another store", done.forgotten.len()) };
+    output::result(verb, &format!("{} stage(s) ({:.1} MB) from {}; {} kept{forgotten}", done.removed.len(), done.bytes as f64 / 1e6, root.display(), done.kept));
+    Ok(0)
 }

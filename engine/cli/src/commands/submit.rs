@@ -32,9 +32,14 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<i32> {
             return Ok(super::INVALID);
         }
     }
-    let run = Run::with_plugins(loaded, plugins, args.run.output.clone())?;
+    let mut run = Run::with_plugins(loaded, plugins, args.run.output.clone())?;
+    // Every task must reach the same store: `--store`, else the output folder's own (on the
+    // file system the tasks share), never a per-node cache folder.
+    let store = args.run.store(&run.output).unwrap_or_else(|| weightlab_pipeline::store::StageStore::new(&run.output));
+    run.use_store(store);
     std::fs::create_dir_all(&run.output).with_context(|| format!("creating {}", run.output.display()))?;
     let out = absolute(&run.output)?;
+    let store_root = absolute(run.store.root())?;
     if let Some(bad) = slurm::unsafe_char(&out) {
         output::error(&format!("the output folder {} holds {:?}, which an #SBATCH line cannot carry: choose another with --output", out.display(), bad));
         return Ok(super::INVALID);
@@ -43,7 +48,7 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<i32> {
     let exe = std::env::current_exe().context("finding the weightlab binary")?;
     let cwd = std::env::current_dir().context("reading the current folder")?;
     let sets = args.run.overrides.all();
-    let jobs = slurm::jobs(&run, &cluster, &slurm::Target { manifest: &manifest, output: &out, exe: &exe, cwd: &cwd, sets: &sets });
+    let jobs = slurm::jobs(&run, &cluster, &slurm::Target { manifest: &manifest, output: &out, store: &store_root, exe: &exe, cwd: &cwd, sets: &sets });
     let slurm_dir = slurm::dir(&out);
     std::fs::create_dir_all(slurm_dir.join("logs")).with_context(|| format!("creating {}", slurm_dir.display()))?;
 

@@ -1,0 +1,80 @@
+//! One stage store for every run of a machine: a zoo trained for one output folder is reused by
+//! a run into another (which says so), run folders keep their own report, and `weightlab gc`
+//! removes only the stages no existing run folder refers to.
+
+use weightlab_e2e::{column, command, experiment};
+
+const MANIFEST: &str = r#"[experiment]
+name = "store"
+seeds = [0]
+
+[data.b]
+source = "blobs"
+samples = 256
+
+[zoo.z]
+data = "b"
+arch = { kind = "mlp", hidden = [8] }
+models = 6
+train = { lr = 0.01, epochs = 2, batch_size = 32 }
+split = { train = 4, heldout = 2 }
+
+[[method]]
+name = "noise"
+plugin = "noise"
+zoo = "z"
+samples = 4
+config = { sigma = 0.01 }
+"#;
+
+#[test]
+fn runs_into_two_folders_share_their_stages_and_gc_keeps_what_a_folder_refers_to() {
+    let (dir, path) = experiment(MANIFEST);
+    let store = dir.path().join("store");
+    let run = |out: &str, extra: &[&str]| {
+        let mut args = vec!["run", path.to_str().unwrap(), "-o", out];
+        args.extend(extra);
+        let o = command(dir.path(), &args).env("WEIGHTLAB_STORE", &store).output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{stderr}");
+        stderr
+    };
+    let first = run("a", &[]);
+    assert!(!first.contains("Reusing"), "{first}");
+    assert!(store.join("refs").is_dir(), "the store knows which folders refer to it");
+    assert!(!dir.path().join("a/stages").read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("zoo-")), "the zoo lives in the store, not the run folder");
+
+    // Another output folder: the trained zoo is reused, and the run says so.
+    let second = run("b", &[]);
+    assert!(second.contains("Reusing") && second.contains("zoo z") && second.contains(&dir.path().join("a").display().to_string()), "{second}");
+    assert!(second.contains("0 failed") && second.contains("1 ran"), "only b's report is new: {second}");
+    assert_eq!(column(&dir.path().join("a"), "samples", Some("noise"), "nn_l2"), column(&dir.path().join("b"), "samples", Some("noise"), "nn_l2"));
+    assert!(dir.path().join("b/report.html").is_file());
+
+    // A third folder with another σ adds its own method stage.
+    run("c", &["--set", "method.noise.config.sigma=0.5"]);
+    let gc = |dry: bool| {
+        let mut args = vec!["gc"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let o = command(dir.path(), &args).env("WEIGHTLAB_STORE", &store).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let stages = || std::fs::read_dir(&store).unwrap().filter(|e| e.as_ref().unwrap().path().join("stage.json").is_file()).count();
+    let all = stages();
+    assert!(gc(false).contains("0 stage(s)"), "every stage is referred to");
+    assert_eq!(stages(), all);
+    // Without folder c, its method and evaluation stages go; a and b keep the rest.
+    std::fs::remove_dir_all(dir.path().join("c")).unwrap();
+    let dry = gc(true);
+    assert!(dry.contains("Would remove") && dry.contains(" 2 stage(s)"), "{dry}");
+    assert_eq!(stages(), all, "a dry run removes nothing");
+    let removed = gc(false);
+    assert!(removed.contains("Removed") && removed.contains(" 2 stage(s)"), "{removed}");
+    assert_eq!(stages(), all - 2);
+    let again = run("b", &[]);
+    assert!(again.contains("0 ran") || again.contains("1 ran"), "b is still whole: {again}");
+    assert!(!again.contains("Training"), "{again}");
+}
