@@ -65,6 +65,7 @@ config = { k = 4 }
 name = "average k=16"
 plugin = "average"
 zoo = "mlp"
+zoos = ["mlp"]
 samples = 8
 config = { k = 16 }
 
@@ -94,6 +95,14 @@ fn mean(v: &[Option<f64>]) -> f64 {
 
 #[test]
 fn baselines_behave_as_specified() {
+    // Where the manifest says how many training checkpoints a method gets, `k ≥` that count is
+    // refused before anything runs, at its line.
+    let (dir, path) = experiment(&MANIFEST.replace("zoos = [\"mlp\"]\n", ""));
+    let checked = weightlab(dir.path(), &["validate", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert_eq!(checked.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("`k` = 16, but zoo `mlp` gives the method 12 training checkpoints"), "{stderr}");
+    // Learning from a list of zoos, the count is the plugin's to check, in `fit`.
     let (dir, path) = experiment(MANIFEST);
     let run = weightlab(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);
     let stderr = String::from_utf8_lossy(&run.stderr);

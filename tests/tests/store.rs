@@ -78,3 +78,38 @@ fn runs_into_two_folders_share_their_stages_and_gc_keeps_what_a_folder_refers_to
     assert!(again.contains("0 ran") || again.contains("1 ran"), "b is still whole: {again}");
     assert!(!again.contains("Training"), "{again}");
 }
+
+#[test]
+fn a_rerun_with_another_setting_keeps_both_runs_each_with_its_report() {
+    let (dir, path) = experiment(MANIFEST);
+    let p = path.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", p, "-o", "out"];
+        args.extend(extra);
+        let o = command(dir.path(), &args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&[]);
+    run(&["--set", "method.noise.config.sigma=0.5"]);
+    run(&["--set", "method.noise.config.sigma=0.5"]);
+    let history = dir.path().join("out/history");
+    let mut entries: Vec<_> = std::fs::read_dir(&history).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    assert_eq!(entries.len(), 2, "two runs with new results, the third changed nothing: {entries:?}");
+    for e in &entries {
+        assert!(e.join("report.html").is_file() && e.join("manifest.toml").is_file() && e.join("samples.parquet").is_file(), "{e:?}");
+    }
+    let first = column(&entries[0], "samples", Some("noise"), "nn_l2");
+    let second = column(&entries[1], "samples", Some("noise"), "nn_l2");
+    assert_ne!(first, second, "each entry keeps its own results");
+    assert_eq!(second, column(&dir.path().join("out"), "samples", Some("noise"), "nn_l2"), "the top holds the newest");
+    assert!(std::fs::read_to_string(entries[0].join("manifest.toml")).unwrap().contains("sigma = 0.01"));
+
+    let listing = command(dir.path(), &["runs", "out"]).output().unwrap();
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.status.success(), "{}", String::from_utf8_lossy(&listing.stderr));
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains("ok") && lines[0].contains("(first)") && lines[0].contains("noise 0."), "{text}");
+    assert!(lines[1].contains("- config = { sigma = 0.01 }") && lines[1].contains("+ config = { sigma = 0.5"), "{text}");
+}

@@ -105,6 +105,14 @@ pub enum Command {
     /// Create or build a method plugin.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// The runs of an output folder, oldest first: when, status, time, mean accuracy per method,
+    /// and what changed in the manifest since the run before. Each is kept whole in
+    /// `<output>/history/<run>/` (report, tables, manifest); the folder's top holds the newest.
+    Runs {
+        /// An output folder, or a manifest (its output folder: `experiment.output`, else
+        /// `reports/<experiment name>`).
+        target: PathBuf,
+    },
     /// Re-render the report of finished runs from their tables, without recomputing. With
     /// several run folders, their methods appear side by side (prefixed by the run's name).
     Report {

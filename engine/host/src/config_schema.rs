@@ -319,6 +319,10 @@ mod tests {
         check(&schemars).unwrap();
         check(&json!({})).unwrap();
         check(&json!(true)).unwrap();
+        // weightlab's own bound relative to the zoo: a known quantity only.
+        check(&json!({ "properties": { "k": { "type": "integer", "x-weightlab-below": "training_checkpoints" } } })).unwrap();
+        assert!(check(&json!({ "properties": { "k": { "x-weightlab-below": "parameters" } } })).is_err());
+        assert!(check(&json!({ "properties": { "k": { "x-weightlab-below": 3 } } })).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`metrics`]: the metric registry — each metric declared once.
 //! - [`plots`]: the plot registry — each report plot declared once.
 //! - [`report`]: the report built from run folders alone (also `weightlab report`).
+//! - [`history`]: every run of an output folder kept (`history/`), `weightlab runs`.
 //! - [`slurm`]: job scripts for `weightlab submit`, everything in them quoted.
 //! - [`text`]: cached offline text embeddings (label names, instructions).
 //! - [`plugins`]: finding plugins (embedded, beside the binary, or `WEIGHTLAB_PLUGIN_DIR`).
@@ -21,6 +22,7 @@ pub mod contract;
 pub mod error;
 pub mod executor;
 pub mod export;
+pub mod history;
 pub mod merge;
 pub mod metrics;
 pub mod output;

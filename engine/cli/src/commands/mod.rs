@@ -35,6 +35,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Plugin(PluginCommand::Inspect { plugin, json }) => plugin::inspect(&plugin, json),
         Command::Plugin(PluginCommand::Test { wasm, config, zoo }) => plugin::test(&wasm, &config, zoo),
         Command::Report { runs, output, template } => report::report(&runs, output, template),
+        Command::Runs { target } => report::runs(&target),
         Command::Export { run, method, to } => report::export(&run, &method, &to),
     }
 }

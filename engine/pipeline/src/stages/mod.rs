@@ -9,7 +9,7 @@ pub(crate) mod reference;
 mod report;
 mod zoo;
 
-pub use report::utc;
+pub use report::{stamp, utc};
 
 /// Method name of a zoo's training checkpoints in the tables (scored leave-one-out).
 pub const TRAIN_REFERENCE: &str = "train (leave-one-out)";

@@ -8,6 +8,7 @@ use weightlab_results::{FinetuneRow, LogRow, MessageRow, ParameterRow, ProbeRow,
 
 use crate::error::{Error, Result, format, io};
 use crate::executor::Run;
+use crate::output;
 use crate::records::{MethodLog, MethodRecord, ProbeRecord};
 
 impl Run {
@@ -26,6 +27,8 @@ impl Run {
     }
 
     pub(crate) fn run_report(&mut self) -> Result<()> {
+        // The run these tables replace stays in the history, whatever wrote it.
+        crate::history::keep_previous(&self.output)?;
         let mut samples: Vec<SampleRow> = Vec::new();
         let mut similarity: Vec<SimilarityRow> = Vec::new();
         let mut parameters: Vec<ParameterRow> = Vec::new();
@@ -116,8 +119,12 @@ impl Run {
 
         let stages: Vec<(String, f64, bool)> = self.timings.clone();
         let path = out.join("stages.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(&stages).map_err(format(&path))?).map_err(io("writing", &path))?;
-        self.render_report()
+        // Replaced by a rename, never written in place: the history's links keep the old one.
+        crate::store::write_atomic(&path, &serde_json::to_vec_pretty(&stages).map_err(format(&path))?)?;
+        self.render_report()?;
+        let entry = crate::history::archive(&out, &stamp(self.started), &self.plan.fingerprint())?;
+        output::detail(&format!("kept in the run history as {}", entry.display()));
+        Ok(())
     }
 
     /// Renders report.html from the run's tables (the manifest's template, if it names one).
@@ -191,4 +198,9 @@ pub fn utc(t: std::time::SystemTime) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// [`utc`] as a file name: "YYYYMMDDTHHMMSSZ".
+pub fn stamp(t: std::time::SystemTime) -> String {
+    utc(t).replace(" UTC", "Z").replace(['-', ':'], "").replace(' ', "T")
 }

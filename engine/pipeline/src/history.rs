@@ -1,0 +1,168 @@
+//! Run history: a run never overwrites another. The top of an output folder holds the newest
+//! run's report and tables (what a reader opens, what tests and tools read); every run that
+//! produced new results also leaves `history/<UTC time>-<plan>/` with its report, tables,
+//! manifest and `run.json`. The entries are hard links to the files of their run — each of
+//! those files is replaced by a rename, never written in place, so a later run's files are new
+//! inodes and an entry keeps its own — which makes keeping every run nearly free.
+//! `weightlab runs` lists the entries with status, time and what changed in the manifest.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, io};
+
+/// The history folder of an output folder.
+pub const DIR: &str = "history";
+
+/// Which files of a run folder an entry keeps: the report and the run's record; every table.
+fn kept(name: &str) -> bool {
+    matches!(name, "report.html" | "manifest.toml" | "run.json" | "stages.json") || name.ends_with(".parquet") || name.ends_with(".arrow")
+}
+
+/// Adds the run now at the top of `output` to its history as `<stamp>-<plan>`; an entry
+/// already holding these very files (the same report file) is not added twice. Returns the
+/// entry's folder.
+pub fn archive(output: &Path, stamp: &str, plan: &str) -> Result<PathBuf> {
+    let report = output.join("report.html");
+    if let Some(existing) = holding(output, &report) {
+        return Ok(existing);
+    }
+    let history = output.join(DIR);
+    std::fs::create_dir_all(&history).map_err(io("creating", &history))?;
+    let base = format!("{stamp}-{}", &plan[..plan.len().min(8)]);
+    let mut id = base.clone();
+    let mut n = 1;
+    while history.join(&id).exists() {
+        n += 1;
+        id = format!("{base}-{n}");
+    }
+    // Built under a temporary name and renamed, so an entry is whole or absent.
+    let tmp = history.join(format!(".{id}.partial-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(io("creating", &tmp))?;
+    for entry in std::fs::read_dir(output).map_err(io("reading", output))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !kept(&name) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let (from, to) = (entry.path(), tmp.join(&name));
+        if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).map_err(io("copying into the history", &from))?;
+        }
+    }
+    let entry = history.join(&id);
+    std::fs::rename(&tmp, &entry).map_err(io("moving into place", &entry))?;
+    Ok(entry)
+}
+
+/// The entry whose report is the same file as `report` (hard-linked), if any.
+fn holding(output: &Path, report: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(report).ok()?;
+    entries(output).into_iter().find(|e| std::fs::metadata(e.join("report.html")).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino()))
+}
+
+/// The history entries of `output`, oldest first.
+pub fn entries(output: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(output.join(DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.') && e.path().join("run.json").is_file())
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
+}
+
+/// Keeps the run at the top of `output` before a new run replaces it, if the history does not
+/// hold it yet (a folder written before weightlab kept histories, or a run whose archiving was
+/// interrupted): named after its report's time.
+pub fn keep_previous(output: &Path) -> Result<()> {
+    let report = output.join("report.html");
+    let Ok(meta) = std::fs::metadata(&report) else { return Ok(()) };
+    if holding(output, &report).is_some() {
+        return Ok(());
+    }
+    let stamp = meta.modified().map(crate::stages::stamp).unwrap_or_else(|_| "earlier".into());
+    let plan = crate::RunInfo::read(output).map(|i| i.plan).unwrap_or_else(|_| "unknown".into());
+    archive(output, &stamp, &plan).map(drop)
+}
+
+/// What changed in `new` against `old` (manifest texts): the lines only one of them has, as
+/// `- old` / `+ new`, in order.
+pub fn diff(old: &str, new: &str) -> Vec<String> {
+    let significant = |t: &str| -> Vec<String> { t.lines().map(str::trim_end).filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).map(str::to_string).collect() };
+    let (a, b) = (significant(old), significant(new));
+    let mut out: Vec<String> = a.iter().filter(|l| !b.contains(l)).map(|l| format!("- {}", l.trim())).collect();
+    out.extend(b.iter().filter(|l| !a.contains(l)).map(|l| format!("+ {}", l.trim())));
+    out
+}
+
+/// What `weightlab runs` shows of one history entry.
+pub struct Summary {
+    /// The entry's folder name: `<UTC time>-<plan>`.
+    pub id: String,
+    /// `ok`, `2 failed`, or `?` when the entry has no runs table.
+    pub status: String,
+    pub seconds: f64,
+    /// "copy 0.851, noise 0.803, …": mean test accuracy of each method's samples, or `-`.
+    pub accuracy: String,
+    /// The effective manifest it ran.
+    pub manifest: String,
+}
+
+/// The summary of history entry `entry`.
+pub fn summary(entry: &Path) -> Summary {
+    let id = entry.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let run = weightlab_results::rows::read_table::<weightlab_results::RunRow>(entry, "runs").ok().flatten().and_then(|r| r.into_iter().next());
+    let (status, seconds) = run.map_or(("?".to_string(), f64::NAN), |r| (r.status, r.seconds));
+    let manifest = crate::store::read_file(&entry.join("manifest.toml")).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    Summary { id, status, seconds, accuracy: accuracy_by_method(entry), manifest }
+}
+
+/// "copy 0.851, noise 0.803, …" from a run's samples table (methods, not the zoo's own models).
+fn accuracy_by_method(dir: &Path) -> String {
+    let Ok(Some(rows)) = weightlab_results::rows::read_samples(dir) else { return "-".into() };
+    let mut by: Vec<(String, f64, usize)> = Vec::new();
+    for row in rows.iter().filter(|r| r.role != "reference") {
+        let Some(a) = row.metrics.get("accuracy").copied().filter(|a| a.is_finite()) else { continue };
+        match by.iter_mut().find(|(m, _, _)| *m == row.method) {
+            Some((_, sum, n)) => {
+                *sum += a;
+                *n += 1;
+            }
+            None => by.push((row.method.clone(), a, 1)),
+        }
+    }
+    if by.is_empty() {
+        return "-".into();
+    }
+    let shown: Vec<String> = by.iter().take(4).map(|(m, s, n)| format!("{m} {:.3}", s / *n as f64)).collect();
+    let more = if by.len() > 4 { format!(", … {} more", by.len() - 4) } else { String::new() };
+    format!("{}{more}", shown.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_keep_their_files_when_the_top_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let write = |name: &str, text: &str| crate::store::write_atomic(&out.join(name), text.as_bytes()).unwrap();
+        write("report.html", "one");
+        write("run.json", "{\"manifest\":\"m\",\"base_dir\":\".\",\"plan\":\"p1\"}");
+        write("samples.parquet", "s1");
+        let first = archive(out, "20261204T100000Z", "p1aaaaaaaaaa").unwrap();
+        assert_eq!(archive(out, "20261204T100001Z", "p1aaaaaaaaaa").unwrap(), first, "the same run is kept once");
+        write("report.html", "two");
+        write("samples.parquet", "s2");
+        let second = archive(out, "20261204T100000Z", "p2bbbbbbbbbb").unwrap();
+        assert_ne!(first, second);
+        assert_eq!(std::fs::read_to_string(first.join("report.html")).unwrap(), "one");
+        assert_eq!(std::fs::read_to_string(first.join("samples.parquet")).unwrap(), "s1");
+        assert_eq!(std::fs::read_to_string(second.join("report.html")).unwrap(), "two");
+        assert_eq!(entries(out), vec![first, second]);
+        assert_eq!(diff("a = 1\nb = 2\n# c\n", "a = 1\nb = 3\n"), vec!["- b = 2".to_string(), "+ b = 3".to_string()]);
+    }
+}
