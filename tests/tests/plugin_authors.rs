@@ -70,6 +70,16 @@ fn python_plugin_from_new_to_report() {
     assert_eq!(inspect["runs_here"], "yes");
     assert_eq!(meta["config_schema"]["properties"]["scale"]["default"], 1.0, "the SDK's config fields give the schema: {meta}");
 
+    // componentize-py's output is not byte-reproducible (componentize-py#247): the build says
+    // so, and a pin that no longer matches says a Python pin holds for one built file.
+    assert!(String::from_utf8_lossy(&built.stderr).contains("not byte-reproducible"), "{}", String::from_utf8_lossy(&built.stderr));
+    let pinned = manifest.replace("plugin = \"demo_py/demo_py.wasm\"", "plugin = \"demo_py/demo_py.wasm\"\nsha256 = \"00\"");
+    std::fs::write(dir.path().join("pinned.toml"), pinned).unwrap();
+    let refused = weightlab(dir.path(), &["validate", "pinned.toml"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("componentize-py#247") && stderr.contains("a pin holds for one built file"), "{stderr}");
+
     let contract = weightlab_ok(dir.path(), &["-q", "plugin", "test", "demo_py/demo_py.wasm"]);
     assert!(contract.contains("6 clauses, 0 failed"), "{contract}");
     weightlab_ok(dir.path(), &["run", "exp.toml", "-o", "out"]);

@@ -228,6 +228,15 @@ impl Plugins {
     }
 }
 
+/// The componentize-py version the set-up installs and Python plugins are built with.
+pub const COMPONENTIZE_PY: &str = "0.25.1";
+
+/// Whether a component's metadata says componentize-py built it (a Python plugin): such builds
+/// are not byte-reproducible, so their hashes pin one built file, never a source.
+pub fn built_by_componentize_py(bytes: &[u8]) -> bool {
+    weightlab_host::metadata::read(bytes).ok().flatten().is_some_and(|m| m.built_with.starts_with("componentize-py"))
+}
+
 /// The SHA-256 of an imported samples folder ([`read_import`]).
 fn folder_hash(dir: &std::path::Path) -> std::result::Result<String, String> {
     read_import(dir).map(|(_, hash)| hash)

@@ -56,6 +56,9 @@ pub fn build(dir: &Path) -> Result<i32> {
     };
     let meta = weightlab_pipeline::plugins::stamp(&out, &built_with).with_context(|| format!("describing the built plugin {} to write its metadata", out.display()))?;
     output::status("Built", &format!("{} ({} {} {}, WIT {})", out.display(), meta.role, meta.name, meta.version, meta.abi));
+    if built_with.starts_with("componentize-py") {
+        output::warn("Python builds are not byte-reproducible (componentize-py#247): each build has another SHA-256, so a pin holds for this file, not for the source — keep the .wasm you pin");
+    }
     println!("{}", out.display());
     Ok(0)
 }

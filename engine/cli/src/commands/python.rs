@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use weightlab_pipeline::output;
 
 /// The componentize-py version the set-up installs and the SDK is tested with.
-pub const COMPONENTIZE_PY: &str = "0.25.1";
+pub use weightlab_pipeline::plugins::COMPONENTIZE_PY;
 
 const WIT: &str = include_str!("../../../../plugins/wit/weightlab.wit");
 const SDK: &str = include_str!("../../../../plugins/sdk-python/weightlab_sdk.py");
