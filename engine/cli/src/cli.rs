@@ -20,6 +20,10 @@ pub struct Cli {
     /// Print more detail (stage keys, timings, plugin logs).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Colour status lines: `auto` (when stderr is a terminal and `NO_COLOR` is unset),
+    /// `always`, `never`.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -15,6 +15,7 @@ fn main() {
     weightlab_host::worker::tune_allocator();
     let cli = cli::Cli::parse();
     output::init(cli.verbosity());
+    output::init_color(&cli.color);
     let code = match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -37,6 +37,33 @@ pub fn muted<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
+const GREEN: &str = "1;32";
+const YELLOW: &str = "1;33";
+const RED: &str = "1;31";
+
+/// Whether status lines are coloured: `--color always|never`, else not when `NO_COLOR` is set
+/// (no-color.org) or stderr is not a terminal (a log file, CI), else yes.
+static COLOR: OnceLock<bool> = OnceLock::new();
+
+/// Sets colouring from `--color` (`auto`, `always`, `never`); call once, before printing.
+pub fn init_color(choice: &str) {
+    let on = match choice {
+        "always" => true,
+        "never" => false,
+        _ => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let _ = COLOR.set(on);
+}
+
+fn color() -> bool {
+    *COLOR.get_or_init(|| std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+}
+
+/// `text` in ANSI style `style` when colouring is on.
+fn paint(style: &str, text: &str) -> String {
+    if color() { format!("\x1b[{style}m{text}\x1b[0m") } else { text.to_string() }
+}
+
 /// `text` without the control characters that act on a terminal (escape sequences, carriage
 /// returns, bidirectional overrides), newlines and tabs kept. Every line printed here goes
 /// through it: what it shows may quote a plugin, a manifest or a run folder from elsewhere.
@@ -47,7 +74,7 @@ pub fn plain(text: &str) -> String {
 /// A status line such as `   Training zoo cnn`, printed unless `--quiet`.
 pub fn status(verb: &str, what: &str) {
     if verbosity() >= Verbosity::Normal {
-        eprintln!("\x1b[1;32m{verb:>12}\x1b[0m {}", plain(what));
+        eprintln!("{} {}", paint(GREEN, &format!("{verb:>12}")), plain(what));
     }
 }
 
@@ -57,7 +84,7 @@ pub fn result(verb: &str, what: &str) {
     if MUTED.load(std::sync::atomic::Ordering::Relaxed) {
         return;
     }
-    eprintln!("\x1b[1;32m{verb:>12}\x1b[0m {}", plain(what));
+    eprintln!("{} {}", paint(GREEN, &format!("{verb:>12}")), plain(what));
 }
 
 /// Detail printed only with `--verbose`.
@@ -69,12 +96,12 @@ pub fn detail(what: &str) {
 
 pub fn warn(what: &str) {
     if verbosity() >= Verbosity::Normal {
-        eprintln!("\x1b[1;33mwarning\x1b[0m: {}", plain(what));
+        eprintln!("{}: {}", paint(YELLOW, "warning"), plain(what));
     }
 }
 
 pub fn error(what: &str) {
-    eprintln!("\x1b[1;31merror\x1b[0m: {}", plain(what));
+    eprintln!("{}: {}", paint(RED, "error"), plain(what));
 }
 
 /// A progress bar with rate and ETA; hidden when `--quiet` or when stderr is not a terminal.

@@ -70,15 +70,26 @@ fn build_rust(dir: &Path) -> Result<Option<PathBuf>> {
         bail!("{} has neither a Cargo.toml (a Rust plugin) nor a pyproject.toml with [tool.weightlab] (a Python plugin); give the plugin's folder", dir.display());
     }
     output::status("Building", &format!("{} for wasm32-wasip2", dir.display()));
-    let status = Command::new("cargo")
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(&manifest)
-        .status()
-        .context("running cargo (is the Rust toolchain installed? `make` installs the wasm32-wasip2 target)")?;
+    // Every plugin shares one target folder (the SDK and its dependencies are built once, not
+    // 160 MB per plugin), unless the author chose one.
+    let shared = std::env::var_os("CARGO_TARGET_DIR").is_none().then(|| {
+        let cache = std::env::var_os("WEIGHTLAB_CACHE").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/weightlab")));
+        cache.map(|c| c.join("plugin-target"))
+    });
+    let cargo = |args: &[&str]| {
+        let mut c = Command::new("cargo");
+        c.args(args).arg(&manifest);
+        if let Some(Some(dir)) = &shared {
+            c.env("CARGO_TARGET_DIR", dir);
+        }
+        c
+    };
+    let status =
+        cargo(&["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"]).status().context("running cargo (is the Rust toolchain installed? `make` installs the wasm32-wasip2 target)")?;
     if !status.success() {
         return Ok(None);
     }
-    let meta = Command::new("cargo").args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"]).arg(&manifest).output()?;
+    let meta = cargo(&["metadata", "--format-version", "1", "--no-deps", "--manifest-path"]).output()?;
     let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).context("reading cargo metadata")?;
     let name = meta["packages"][0]["name"].as_str().context("package name")?.to_string();
     let target = PathBuf::from(meta["target_directory"].as_str().context("target directory")?);
