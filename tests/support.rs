@@ -130,6 +130,7 @@ pub fn weightlab_peak_rss(cwd: &Path, args: &[&str]) -> (Output, u64) {
         .args(args)
         .current_dir(cwd)
         .env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist"))
+        .env("WEIGHTLAB_STORE", "run")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
