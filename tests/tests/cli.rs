@@ -228,3 +228,37 @@ fn plugins_are_discoverable_by_name_with_their_options_and_a_manifests_own_are_l
     assert!(mine.contains("baseline") && mine.contains("mine/my-noise.wasm"), "{mine}");
     assert!(listing.lines().any(|l| l.starts_with("copy ")), "{listing}");
 }
+
+#[test]
+fn init_writes_a_manifest_that_validates_and_completions_are_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = weightlab_ok(dir.path(), &["init", "mine.toml"]);
+    assert!(made.contains("mine.toml"), "{made}");
+    let text = std::fs::read_to_string(dir.path().join("mine.toml")).unwrap();
+    assert!(text.contains("name = \"mine\"") && text.contains("plugin = \"noise\""), "{text}");
+    weightlab_ok(dir.path(), &["validate", "mine.toml"]);
+    let again = weightlab(dir.path(), &["init", "mine.toml"]);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists"), "never overwrites");
+    for shell in ["bash", "zsh", "fish"] {
+        let script = weightlab_ok(dir.path(), &["completions", shell]);
+        assert!(script.contains("weightlab") && script.contains("validate"), "{shell}: {script}");
+    }
+}
+
+/// `engine/cli` is argument parsing and printing: the work lives in the library crates.
+#[test]
+fn the_command_line_crate_stays_thin() {
+    let mut lines = 0;
+    let mut dirs = vec![root().join("engine/cli/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                lines += std::fs::read_to_string(&path).unwrap().lines().count();
+            }
+        }
+    }
+    assert!(lines <= 1000, "engine/cli has {lines} lines: move the work into a library crate");
+}

@@ -87,6 +87,18 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Start an experiment: write a commented manifest that runs as it is (a Fashion-MNIST MLP
+    /// zoo, the noise baseline and copy), to edit from there.
+    Init {
+        /// The manifest to write (refused if it exists).
+        #[arg(default_value = "experiment.toml")]
+        path: PathBuf,
+        /// The experiment's name (default: the file's stem).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Print a shell completion script: `weightlab completions bash > ~/.local/share/bash-completion/completions/weightlab`.
+    Completions { shell: clap_complete::Shell },
     /// Print the JSON Schema of manifests (for editors: `#:schema` in a manifest).
     Schema,
     /// List the available method plugins with their role, version and SHA-256 (what
@@ -161,14 +173,9 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The store `--store` names for a run into `output` (`run` is the output folder's own).
+    /// The store `--store` names for a run into `output`.
     pub fn store(&self, output: &std::path::Path) -> Option<weightlab_pipeline::store::StageStore> {
-        let root = match self.store.as_deref() {
-            Some(s) if s == std::path::Path::new("run") => output.join("stages"),
-            Some(s) => s.to_path_buf(),
-            None => return None,
-        };
-        Some(weightlab_pipeline::store::StageStore::shared(&root, output))
+        weightlab_pipeline::store::StageStore::named(self.store.as_deref()?, output).into()
     }
 }
 

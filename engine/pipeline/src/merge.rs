@@ -22,6 +22,14 @@ pub struct Merged {
     pub duplicates: usize,
 }
 
+/// The store a merge of runs whose first is `first` (with `info`) writes into, for output
+/// folder `out`: a shared store serves the merged run as it is; shards that kept their stages
+/// in their own folders are copied into `out`'s.
+pub fn target_store(info: &crate::RunInfo, first: &Path, out: &Path) -> StageStore {
+    let first_store = info.store_of(first);
+    if std::path::absolute(first_store.root()).ok() == std::path::absolute(first.join("stages")).ok() { StageStore::new(out) } else { info.store_of(out) }
+}
+
 /// Copies every finished stage (and failure record) of the runs in `runs` that `target` lacks
 /// into it. Fails when two runs hold different outputs for one stage.
 pub fn combine(runs: &[StageStore], target: &StageStore) -> Result<Merged> {

@@ -299,6 +299,26 @@ pub fn info(name: String, path: PathBuf) -> PluginInfo {
     }
 }
 
+/// What plugin `code` says of itself, and where that was read: its metadata section, else (a
+/// component built without one, as the built-in plugins are) a description from loading it in
+/// a worker process.
+pub fn self_description(name: &str, code: &weightlab_host::PluginCode) -> crate::Result<(Option<weightlab_host::metadata::Metadata>, &'static str)> {
+    if let Ok(Some(m)) = weightlab_host::metadata::read(&code.bytes) {
+        return Ok((Some(m), "its metadata section"));
+    }
+    let d = crate::stages::method::describe_code(name, code, weightlab_host::Limits::default())?;
+    let meta = weightlab_host::metadata::Metadata {
+        name: d.name,
+        version: d.version,
+        role: weightlab_host::role_name(d.role).to_string(),
+        abi: d.abi,
+        about: d.about,
+        config_schema: d.config_schema,
+        built_with: "unknown (no metadata section)".into(),
+    };
+    Ok((Some(meta), "loading it (no metadata section)"))
+}
+
 /// Describes the freshly built plugin at `path` (loading it in a worker process, as a run
 /// would) and writes the description into it as its metadata section; returns it.
 pub fn stamp(path: &Path, built_with: &str) -> crate::Result<weightlab_host::metadata::Metadata> {

@@ -94,6 +94,13 @@ impl StageStore {
         Self { root: output.join("stages"), run_root: output.join("stages"), begun: Default::default() }
     }
 
+    /// The store `--store` names for a run into `output`: a folder, or `run` for the output
+    /// folder's own `stages/`.
+    pub fn named(flag: &Path, output: &Path) -> Self {
+        let root = if flag == Path::new("run") { output.join("stages") } else { flag.to_path_buf() };
+        Self::shared(&root, output)
+    }
+
     /// The store at `root` alone (`weightlab gc`).
     pub fn at(root: &Path) -> Self {
         Self { root: root.to_path_buf(), run_root: root.to_path_buf(), begun: Default::default() }

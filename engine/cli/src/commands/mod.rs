@@ -5,7 +5,6 @@ mod embed;
 mod plan;
 mod plugin;
 mod plugins;
-mod python;
 mod report;
 mod run;
 mod schema;
@@ -26,6 +25,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate { manifests, print, overrides } => validate::validate(&manifests, print, &overrides.all()),
         Command::Plan(args) => plan::plan(&args),
         Command::Schema => schema::schema(),
+        Command::Init { path, name } => schema::init(&path, name.as_deref()),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "weightlab", &mut std::io::stdout());
+            Ok(0)
+        }
         Command::Gc { store, dry_run } => run::gc(store, dry_run),
         Command::Plugins { manifest } => plugins::list(manifest.as_deref()),
         Command::Embed { texts } => embed::embed(&texts),

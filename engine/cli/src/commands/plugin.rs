@@ -1,9 +1,8 @@
 //! `weightlab plugin new`, `build`, `inspect` and `test`: start, build, read and check a plugin,
-//! in Rust (a crate built for wasm32-wasip2) or Python (a module built by componentize-py,
-//! [`super::python`]).
+//! in Rust (a crate built for wasm32-wasip2) or Python (a module built by componentize-py); the
+//! work is `weightlab_author`'s.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
@@ -11,48 +10,24 @@ use weightlab_pipeline::output;
 
 use crate::cli::Lang;
 
-const CARGO_TOML: &str = include_str!("../../../../plugins/template/Cargo.toml.in");
-const LIB_RS: &str = include_str!("../../../../plugins/template/src/lib.rs.in");
-const PROBE_RS: &str = include_str!("../../../../plugins/template/src/probe.rs.in");
-
-/// The SDK of this checkout (plugins depend on it by path).
-fn sdk_path() -> PathBuf {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/sdk"));
-    p.canonicalize().unwrap_or(p)
-}
-
-/// Creates a plugin `<dir>/<name>` from `plugins/template`: a Rust crate, or a Python plugin.
+/// Creates a plugin `<dir>/<name>` from the template: a Rust crate, or a Python plugin.
 pub fn new(name: &str, role: &str, lang: Lang, dir: &Path) -> Result<i32> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || name.starts_with(|c: char| c.is_ascii_digit()) {
-        bail!("plugin name `{name}`: use letters, digits, `-` and `_`, starting with a letter");
-    }
-    let target = dir.join(name);
-    if target.exists() {
-        bail!("{} already exists", target.display());
-    }
-    if lang == Lang::Python {
-        super::python::new(name, role, &target)?;
-    } else {
-        let fill = |text: &str| text.replace("{{name}}", name).replace("{{crate_name}}", name).replace("{{role}}", role).replace("{{sdk_path}}", &sdk_path().display().to_string());
-        std::fs::create_dir_all(target.join("src")).with_context(|| format!("creating {}", target.display()))?;
-        std::fs::write(target.join("Cargo.toml"), fill(CARGO_TOML))?;
-        std::fs::write(target.join("src/lib.rs"), fill(if role == "probe" { PROBE_RS } else { LIB_RS }))?;
-    }
+    let lang = if lang == Lang::Python { weightlab_author::Lang::Python } else { weightlab_author::Lang::Rust };
+    let target = weightlab_author::new_plugin(name, role, lang, dir)?;
     output::status("Created", &format!("{role} plugin `{name}` in {} — build it with `weightlab plugin build {}`", target.display(), target.display()));
     Ok(0)
 }
 
-/// Builds the plugin at `dir` — a Python plugin when it has a pyproject.toml with
-/// `[tool.weightlab]`, else a Rust crate for wasm32-wasip2 — into `<dir>/<name>.wasm`, and
-/// writes its metadata into the component.
+/// Builds the plugin at `dir` (Rust or Python) into `<dir>/<name>.wasm` and writes its
+/// metadata into the component; exit 1 when the build tool failed (it printed why).
 pub fn build(dir: &Path) -> Result<i32> {
-    let (out, built_with) = if let Some(project) = super::python::Project::find(dir)? {
-        (project.build()?, format!("componentize-py {}", super::python::COMPONENTIZE_PY))
-    } else {
-        match build_rust(dir)? {
-            Some(out) => (out, "cargo (wasm32-wasip2)".to_string()),
-            None => return Ok(1),
+    let (out, built_with) = match weightlab_author::build(dir) {
+        Ok(built) => built,
+        Err(weightlab_author::Error::Failed(reason)) => {
+            output::error(&reason);
+            return Ok(1);
         }
+        Err(e) => return Err(e.into()),
     };
     let meta = weightlab_pipeline::plugins::stamp(&out, &built_with).with_context(|| format!("describing the built plugin {} to write its metadata", out.display()))?;
     output::status("Built", &format!("{} ({} {} {}, WIT {})", out.display(), meta.role, meta.name, meta.version, meta.abi));
@@ -61,42 +36,6 @@ pub fn build(dir: &Path) -> Result<i32> {
     }
     println!("{}", out.display());
     Ok(0)
-}
-
-/// Builds a Rust plugin crate; `None` when cargo failed (it printed why).
-fn build_rust(dir: &Path) -> Result<Option<PathBuf>> {
-    let manifest = dir.join("Cargo.toml");
-    if !manifest.is_file() {
-        bail!("{} has neither a Cargo.toml (a Rust plugin) nor a pyproject.toml with [tool.weightlab] (a Python plugin); give the plugin's folder", dir.display());
-    }
-    output::status("Building", &format!("{} for wasm32-wasip2", dir.display()));
-    // Every plugin shares one target folder (the SDK and its dependencies are built once, not
-    // 160 MB per plugin), unless the author chose one.
-    let shared = std::env::var_os("CARGO_TARGET_DIR").is_none().then(|| {
-        let cache = std::env::var_os("WEIGHTLAB_CACHE").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/weightlab")));
-        cache.map(|c| c.join("plugin-target"))
-    });
-    let cargo = |args: &[&str]| {
-        let mut c = Command::new("cargo");
-        c.args(args).arg(&manifest);
-        if let Some(Some(dir)) = &shared {
-            c.env("CARGO_TARGET_DIR", dir);
-        }
-        c
-    };
-    let status =
-        cargo(&["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"]).status().context("running cargo (is the Rust toolchain installed? `make` installs the wasm32-wasip2 target)")?;
-    if !status.success() {
-        return Ok(None);
-    }
-    let meta = cargo(&["metadata", "--format-version", "1", "--no-deps", "--manifest-path"]).output()?;
-    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).context("reading cargo metadata")?;
-    let name = meta["packages"][0]["name"].as_str().context("package name")?.to_string();
-    let target = PathBuf::from(meta["target_directory"].as_str().context("target directory")?);
-    let built = target.join("wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")));
-    let out = dir.join(format!("{name}.wasm"));
-    std::fs::copy(&built, &out).with_context(|| format!("copying {}", built.display()))?;
-    Ok(Some(out))
 }
 
 /// Prints what a plugin says about itself — from its metadata section, or, for a component
@@ -117,7 +56,6 @@ pub fn inspect(plugin: &str, json: bool) -> Result<i32> {
     let code = weightlab_host::PluginCode::read(&wasm)?;
     let bytes = &code.bytes;
     let versions = metadata::wit_versions(bytes).with_context(|| wasm.display().to_string())?;
-    let stamped = metadata::read(bytes).with_context(|| wasm.display().to_string())?;
     let sha256 = &code.sha256;
     let abi = versions.first().cloned().unwrap_or_else(|| "none".into());
     let runs = if versions.is_empty() {
@@ -129,27 +67,12 @@ pub fn inspect(plugin: &str, json: bool) -> Result<i32> {
     } else {
         format!("no: this host runs {} and {}", weightlab_host::ABI_VERSION, weightlab_host::compat::SUPPORTED.join(", "))
     };
-    // What it says of itself: the metadata section, else a description from loading it.
-    let (meta, source) = match stamped {
-        Some(m) => (Some(m), "its metadata section"),
-        None => match weightlab_pipeline::stages::method::describe_code(plugin, &code, weightlab_host::Limits::default()) {
-            Ok(d) => (
-                Some(metadata::Metadata {
-                    name: d.name,
-                    version: d.version,
-                    role: weightlab_host::role_name(d.role).to_string(),
-                    abi: d.abi,
-                    about: d.about,
-                    config_schema: d.config_schema,
-                    built_with: "unknown (no metadata section)".into(),
-                }),
-                "loading it (no metadata section)",
-            ),
-            Err(e) => {
-                output::warn(&format!("{}: no metadata section, and loading it failed: {e}", wasm.display()));
-                (None, "nothing: it has no metadata section and does not load")
-            }
-        },
+    let (meta, source) = match weightlab_pipeline::plugins::self_description(plugin, &code) {
+        Ok(described) => described,
+        Err(e) => {
+            output::warn(&format!("{}: no metadata section, and loading it failed: {e}", wasm.display()));
+            (None, "nothing: it has no metadata section and does not load")
+        }
     };
     let options = meta.as_ref().map(|m| weightlab_pipeline::plugins::config_options(&m.config_schema)).unwrap_or_default();
     if json {

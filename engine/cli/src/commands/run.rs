@@ -63,11 +63,7 @@ pub fn merge(runs: &[PathBuf], output_dir: Option<PathBuf>) -> anyhow::Result<i3
     };
     let out = output_dir.unwrap_or_else(|| first.clone());
     let mut run = Run::new(loaded, Some(out.clone()))?;
-    // A shared store serves the merged run as it is; shards that kept their stages in their
-    // own folders are copied into the target folder's.
-    let per_run = |store: &weightlab_pipeline::store::StageStore, dir: &std::path::Path| std::path::absolute(store.root()).ok() == std::path::absolute(dir.join("stages")).ok();
-    let first_store = info.store_of(first);
-    run.use_store(if per_run(&first_store, first) { weightlab_pipeline::store::StageStore::new(&out) } else { info.store_of(&out) });
+    run.use_store(weightlab_pipeline::merge::target_store(&info, first, &out));
     let fingerprint = run.plan.fingerprint();
     let mut sources = Vec::new();
     for dir in runs {
@@ -94,10 +90,6 @@ pub fn merge(runs: &[PathBuf], output_dir: Option<PathBuf>) -> anyhow::Result<i3
 /// `weightlab gc`: remove the stages no run folder refers to.
 pub fn gc(store: Option<PathBuf>, dry_run: bool) -> anyhow::Result<i32> {
     let root = weightlab_pipeline::store::resolve(std::path::Path::new("."), store.as_deref());
-    if !root.is_dir() {
-        output::status("Clean", &format!("{} holds no stages", root.display()));
-        return Ok(0);
-    }
     let done = weightlab_pipeline::store::StageStore::at(&root).collect(dry_run)?;
     for folder in &done.forgotten {
         output::detail(&format!("forgot {} (gone, or using another store)", folder.display()));

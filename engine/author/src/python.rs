@@ -7,18 +7,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
-
 use weightlab_pipeline::output;
+
+use crate::{Error, Result, io};
 
 /// The componentize-py version the set-up installs and the SDK is tested with.
 pub use weightlab_pipeline::plugins::COMPONENTIZE_PY;
 
-const WIT: &str = include_str!("../../../../plugins/wit/weightlab.wit");
-const SDK: &str = include_str!("../../../../plugins/sdk-python/weightlab_sdk.py");
-const PYPROJECT: &str = include_str!("../../../../plugins/template/python/pyproject.toml.in");
-const APP_PY: &str = include_str!("../../../../plugins/template/python/app.py.in");
-const PROBE_PY: &str = include_str!("../../../../plugins/template/python/probe.py.in");
+const WIT: &str = include_str!("../../../plugins/wit/weightlab.wit");
+const SDK: &str = include_str!("../../../plugins/sdk-python/weightlab_sdk.py");
+const PYPROJECT: &str = include_str!("../../../plugins/template/python/pyproject.toml.in");
+const APP_PY: &str = include_str!("../../../plugins/template/python/app.py.in");
+const PROBE_PY: &str = include_str!("../../../plugins/template/python/probe.py.in");
 
 /// Writes a Python plugin from the template into `target`.
 pub fn new(name: &str, role: &str, target: &Path) -> Result<()> {
@@ -28,9 +28,10 @@ pub fn new(name: &str, role: &str, target: &Path) -> Result<()> {
         _ => "Baseline",
     };
     let fill = |text: &str| text.replace("{{name}}", name).replace("{{role}}", role).replace("{{Role}}", class);
-    std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))?;
-    std::fs::write(target.join("pyproject.toml"), fill(PYPROJECT))?;
-    std::fs::write(target.join("app.py"), fill(if role == "probe" { PROBE_PY } else { APP_PY }))?;
+    std::fs::create_dir_all(target).map_err(io("creating", target))?;
+    let (pyproject, app) = (target.join("pyproject.toml"), target.join("app.py"));
+    std::fs::write(&pyproject, fill(PYPROJECT)).map_err(io("writing", &pyproject))?;
+    std::fs::write(&app, fill(if role == "probe" { PROBE_PY } else { APP_PY })).map_err(io("writing", &app))?;
     Ok(())
 }
 
@@ -50,21 +51,21 @@ impl Project {
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(None);
         };
-        let doc: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+        let doc: toml::Table = toml::from_str(&text).map_err(|e| Error::Invalid(format!("{} is not valid TOML: {e}", path.display())))?;
         let Some(tool) = doc.get("tool").and_then(|t| t.get("weightlab")) else {
             return Ok(None);
         };
         let text_of = |v: Option<&toml::Value>, key: &str| -> Result<String> {
-            v.and_then(|v| v.as_str()).map(str::to_string).with_context(|| format!("{}: `{key}` is missing or not a string", path.display()))
+            v.and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| Error::Invalid(format!("{}: `{key}` is missing or not a string", path.display())))
         };
         let name = text_of(doc.get("project").and_then(|p| p.get("name")), "project.name")?;
         let role = text_of(tool.get("role"), "tool.weightlab.role")?;
         if !["generator", "baseline", "probe"].contains(&role.as_str()) {
-            bail!("{}: `tool.weightlab.role` is `{role}`; use generator, baseline or probe", path.display());
+            return Err(Error::Invalid(format!("{}: `tool.weightlab.role` is `{role}`; use generator, baseline or probe", path.display())));
         }
         let module = tool.get("module").and_then(|m| m.as_str()).unwrap_or("app").to_string();
         if !dir.join(format!("{module}.py")).is_file() && !dir.join(&module).join("__init__.py").is_file() {
-            bail!("{}: the plugin's module `{module}` ({module}.py) is not in {}", path.display(), dir.display());
+            return Err(Error::Invalid(format!("{}: the plugin's module `{module}` ({module}.py) is not in {}", path.display(), dir.display())));
         }
         Ok(Some(Project { dir: dir.to_path_buf(), name, role, module }))
     }
@@ -72,12 +73,12 @@ impl Project {
     /// Builds `<dir>/<name>.wasm` with componentize-py.
     pub fn build(&self) -> Result<PathBuf> {
         let tool = componentize_py()?;
-        let work = tempfile::tempdir().context("creating a temporary folder for the build")?;
+        let work = tempfile::tempdir().map_err(io("creating a temporary folder for the build in", &std::env::temp_dir()))?;
         let (wit, sdk) = (work.path().join("wit"), work.path().join("sdk"));
-        std::fs::create_dir_all(&wit)?;
-        std::fs::create_dir_all(&sdk)?;
-        std::fs::write(wit.join("weightlab.wit"), WIT)?;
-        std::fs::write(sdk.join("weightlab_sdk.py"), SDK)?;
+        for (folder, file, text) in [(&wit, "weightlab.wit", WIT), (&sdk, "weightlab_sdk.py", SDK)] {
+            std::fs::create_dir_all(folder).map_err(io("creating", folder))?;
+            std::fs::write(folder.join(file), text).map_err(io("writing", &folder.join(file)))?;
+        }
         let world = if self.role == "probe" { "probe-plugin" } else { &self.role };
         let out = self.dir.join(format!("{}.wasm", self.name));
         output::status("Building", &format!("{} ({} in Python) with componentize-py", self.dir.display(), self.role));
@@ -93,9 +94,9 @@ impl Project {
             // Its chatter goes to stderr: stdout is the built component's path alone.
             .stdout(std::process::Stdio::from(std::io::stderr()))
             .status()
-            .with_context(|| format!("running {}", tool.display()))?;
+            .map_err(io("running", &tool))?;
         if !status.success() {
-            bail!("componentize-py could not build {} (its message is above)", self.dir.display());
+            return Err(Error::Failed(format!("componentize-py could not build {} (its message is above)", self.dir.display())));
         }
         Ok(out)
     }
@@ -113,7 +114,7 @@ fn componentize_py() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("componentize-py")).find(|p| p.is_file())) {
         return Ok(path);
     }
-    bail!(
+    Err(Error::Invalid(format!(
         "componentize-py is not installed: `make setup` installs componentize-py=={COMPONENTIZE_PY} next to libtorch, or `pip install componentize-py=={COMPONENTIZE_PY}` puts it on PATH (WEIGHTLAB_COMPONENTIZE_PY may name it)"
-    )
+    )))
 }
