@@ -306,26 +306,13 @@ pub fn self_description(name: &str, code: &weightlab_host::PluginCode) -> crate:
     if let Ok(Some(m)) = weightlab_host::metadata::read(&code.bytes) {
         return Ok((Some(m), "its metadata section"));
     }
-    let d = crate::stages::method::describe_code(name, code, weightlab_host::Limits::default())?;
-    let meta = weightlab_host::metadata::Metadata {
-        name: d.name,
-        version: d.version,
-        role: weightlab_host::role_name(d.role).to_string(),
-        abi: d.abi,
-        about: d.about,
-        config_schema: d.config_schema,
-        built_with: "unknown (no metadata section)".into(),
-    };
-    Ok((Some(meta), "loading it (no metadata section)"))
+    Ok((Some(described(name, code, "unknown (no metadata section)")?), "loading it (no metadata section)"))
 }
 
-/// Describes the freshly built plugin at `path` (loading it in a worker process, as a run
-/// would) and writes the description into it as its metadata section; returns it.
-pub fn stamp(path: &Path, built_with: &str) -> crate::Result<weightlab_host::metadata::Metadata> {
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let code = weightlab_host::PluginCode::read(path).map_err(|e| crate::Error::Missing(e.to_string()))?;
-    let d = crate::stages::method::describe_code(&name, &code, weightlab_host::Limits::default())?;
-    let meta = weightlab_host::metadata::Metadata {
+/// The metadata of plugin `code` as a worker process describes it, with `built_with`.
+fn described(name: &str, code: &weightlab_host::PluginCode, built_with: &str) -> crate::Result<weightlab_host::metadata::Metadata> {
+    let d = crate::stages::method::describe_code(name, code, weightlab_host::Limits::default())?;
+    Ok(weightlab_host::metadata::Metadata {
         name: d.name,
         version: d.version,
         role: weightlab_host::role_name(d.role).to_string(),
@@ -333,7 +320,15 @@ pub fn stamp(path: &Path, built_with: &str) -> crate::Result<weightlab_host::met
         about: d.about,
         config_schema: d.config_schema,
         built_with: built_with.to_string(),
-    };
+    })
+}
+
+/// Describes the freshly built plugin at `path` (loading it in a worker process, as a run
+/// would) and writes the description into it as its metadata section; returns it.
+pub fn stamp(path: &Path, built_with: &str) -> crate::Result<weightlab_host::metadata::Metadata> {
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let code = weightlab_host::PluginCode::read(path).map_err(|e| crate::Error::Missing(e.to_string()))?;
+    let meta = described(&name, &code, built_with)?;
     let stamped = weightlab_host::metadata::embed(&code.bytes, &meta).map_err(crate::error::format(path))?;
     crate::store::write_atomic(path, &stamped)?;
     Ok(meta)
