@@ -160,6 +160,9 @@ impl Run {
         }
         std::fs::create_dir_all(&self.output).map_err(io("creating the output folder", &self.output))?;
         if !schedule.merge {
+            // The run this one may replace stays in the history, whatever wrote it — before its
+            // manifest and run.json are replaced.
+            crate::history::keep_previous(&self.output)?;
             let saved = self.output.join("manifest.toml");
             crate::store::write_atomic(&saved, self.loaded.text.as_bytes())?;
             let store = std::path::absolute(self.store.root()).map_err(io("resolving", self.store.root()))?;

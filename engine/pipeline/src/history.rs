@@ -28,6 +28,15 @@ pub fn archive(output: &Path, stamp: &str, plan: &str) -> Result<PathBuf> {
     }
     let history = output.join(DIR);
     std::fs::create_dir_all(&history).map_err(io("creating", &history))?;
+    // Entries a killed process left half-built (`.<id>.partial-<pid>`, its process gone).
+    for entry in std::fs::read_dir(&history).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some((_, pid)) = name.strip_prefix('.').and_then(|n| n.rsplit_once(".partial-"))
+            && pid.parse::<u32>().is_ok_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
     let base = format!("{stamp}-{}", &plan[..plan.len().min(8)]);
     let mut id = base.clone();
     let mut n = 1;
@@ -164,5 +173,22 @@ mod tests {
         assert_eq!(std::fs::read_to_string(second.join("report.html")).unwrap(), "two");
         assert_eq!(entries(out), vec![first, second]);
         assert_eq!(diff("a = 1\nb = 2\n# c\n", "a = 1\nb = 3\n"), vec!["- b = 2".to_string(), "+ b = 3".to_string()]);
+    }
+
+    #[test]
+    fn a_folder_from_before_histories_is_kept_with_its_own_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let write = |name: &str, text: &str| crate::store::write_atomic(&out.join(name), text.as_bytes()).unwrap();
+        write("report.html", "old report");
+        write("manifest.toml", "sigma = 1");
+        write("run.json", "{\"manifest\":\"m\",\"base_dir\":\".\",\"plan\":\"0123456789ab\"}");
+        keep_previous(out).unwrap();
+        keep_previous(out).unwrap();
+        let kept = entries(out);
+        assert_eq!(kept.len(), 1, "kept once: {kept:?}");
+        assert!(kept[0].file_name().unwrap().to_string_lossy().ends_with("-01234567"), "{kept:?}");
+        write("manifest.toml", "sigma = 2");
+        assert_eq!(std::fs::read_to_string(kept[0].join("manifest.toml")).unwrap(), "sigma = 1", "a new run's files never reach an old entry");
     }
 }

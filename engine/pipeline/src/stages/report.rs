@@ -27,8 +27,6 @@ impl Run {
     }
 
     pub(crate) fn run_report(&mut self) -> Result<()> {
-        // The run these tables replace stays in the history, whatever wrote it.
-        crate::history::keep_previous(&self.output)?;
         let mut samples: Vec<SampleRow> = Vec::new();
         let mut similarity: Vec<SimilarityRow> = Vec::new();
         let mut parameters: Vec<ParameterRow> = Vec::new();
