@@ -16,7 +16,7 @@ fn a_copied_binary_runs_the_quickstart_with_its_embedded_plugins() {
     let cmd = |args: &[&str]| {
         let mut c = Command::new(&exe);
         c.args(args).current_dir(tmp.path()).env_remove("WEIGHTLAB_PLUGIN_DIR").env_remove("WEIGHTLAB_PLUGIN_PATH").env("WEIGHTLAB_CACHE", &cache);
-        c.output().unwrap()
+        run_copied(&mut c)
     };
 
     // The built-in plugins come from the binary, unpacked under the cache, not the source tree.
@@ -77,7 +77,7 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
     let cmd = |args: &[&str]| {
         let mut c = Command::new(&exe);
         c.args(args).current_dir(tmp.path()).env_remove("WEIGHTLAB_PLUGIN_DIR").env_remove("WEIGHTLAB_BENCHES").env("WEIGHTLAB_CACHE", tmp.path().join("cache"));
-        let out = c.output().unwrap();
+        let out = run_copied(&mut c);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "{args:?}: {}\n{text}", String::from_utf8_lossy(&out.stderr));
         text
@@ -86,4 +86,18 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
     assert!(boundary.contains("plugin/native = ") && boundary.contains("plugin/pytorch = "), "{boundary}");
     let pdiff = cmd(&["bench", "pdiff", "--rows", "8", "--params", "64", "--steps", "2", "--repeats", "1"]);
     assert!(pdiff.contains("plugin/pytorch = "), "{pdiff}");
+}
+
+/// Runs a command whose program was just copied into place. While one test thread copies a
+/// binary (its file open for writing), another may fork to start a process, and the child holds
+/// that descriptor until it execs: starting the copy then fails with "text file busy" (ETXTBSY)
+/// for a moment. That is the test harness's race, not weightlab's, so it is retried.
+fn run_copied(c: &mut Command) -> std::process::Output {
+    for _ in 0..50 {
+        match c.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => std::thread::sleep(std::time::Duration::from_millis(100)),
+            other => return other.unwrap(),
+        }
+    }
+    c.output().unwrap()
 }
