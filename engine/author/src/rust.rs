@@ -34,10 +34,7 @@ pub(crate) fn build(dir: &Path) -> Result<PathBuf> {
     weightlab_pipeline::output::status("Building", &format!("{} for wasm32-wasip2", dir.display()));
     // Every plugin shares one target folder (the SDK and its dependencies are built once, not
     // 160 MB per plugin), unless the author chose one.
-    let shared = std::env::var_os("CARGO_TARGET_DIR").is_none().then(|| {
-        let cache = std::env::var_os("WEIGHTLAB_CACHE").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/weightlab")));
-        cache.map(|c| c.join("plugin-target"))
-    });
+    let shared = std::env::var_os("CARGO_TARGET_DIR").is_none().then(|| weightlab_host::cache_dir().map(|c| c.join("plugin-target")));
     let cargo = |args: &[&str]| {
         let mut c = Command::new("cargo");
         c.args(args).arg(&manifest);

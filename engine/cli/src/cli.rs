@@ -175,7 +175,7 @@ pub struct RunArgs {
 impl RunArgs {
     /// The store `--store` names for a run into `output`.
     pub fn store(&self, output: &std::path::Path) -> Option<weightlab_pipeline::store::StageStore> {
-        weightlab_pipeline::store::StageStore::named(self.store.as_deref()?, output).into()
+        Some(weightlab_pipeline::store::StageStore::named(self.store.as_deref()?, output))
     }
 }
 

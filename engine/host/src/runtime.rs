@@ -50,12 +50,9 @@ impl Runtime {
         Ok(Self { engine, linker: std::sync::Arc::new(linker), cache })
     }
 
-    /// The default cache folder: `$WEIGHTLAB_CACHE/components` or `~/.cache/weightlab/components`.
+    /// The default cache folder: `<cache>/components` ([`crate::cache_dir`]).
     pub fn default_cache_dir() -> Option<PathBuf> {
-        if let Some(dir) = std::env::var_os("WEIGHTLAB_CACHE") {
-            return Some(PathBuf::from(dir).join("components"));
-        }
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/weightlab/components"))
+        crate::cache_dir().map(|c| c.join("components"))
     }
 
     /// Compiles `bytes` (or takes its compiled form from the cache, once verified); `what`

@@ -59,6 +59,22 @@ pub struct Stage {
     pub deps: Vec<usize>,
 }
 
+impl StageKind {
+    /// The kind's word in stage folder names (`zoopart`) and in prose (`zoo part`).
+    pub fn names(&self) -> (&'static str, &'static str) {
+        match self {
+            StageKind::Data { .. } => ("data", "dataset"),
+            StageKind::ZooPart { .. } => ("zoopart", "zoo part"),
+            StageKind::Zoo { .. } => ("zoo", "zoo"),
+            StageKind::Reference { .. } => ("reference", "reference"),
+            StageKind::Method { .. } => ("method", "method"),
+            StageKind::Evaluate { .. } => ("evaluate", "evaluation"),
+            StageKind::Probe { .. } => ("probe", "probe"),
+            StageKind::Report => ("report", "report"),
+        }
+    }
+}
+
 impl Stage {
     /// A short human label such as `zoo cnn` or `method "noise σ=0.05" seed 1`.
     pub fn label(&self) -> String {
@@ -76,17 +92,7 @@ impl Stage {
 
     /// The folder name a stage's output is stored under: kind + key.
     pub fn dir_name(&self) -> String {
-        let kind = match self.kind {
-            StageKind::Data { .. } => "data",
-            StageKind::ZooPart { .. } => "zoopart",
-            StageKind::Zoo { .. } => "zoo",
-            StageKind::Reference { .. } => "reference",
-            StageKind::Method { .. } => "method",
-            StageKind::Evaluate { .. } => "evaluate",
-            StageKind::Probe { .. } => "probe",
-            StageKind::Report => "report",
-        };
-        format!("{kind}-{}", self.key)
+        format!("{}-{}", self.kind.names().0, self.key)
     }
 }
 

@@ -44,10 +44,7 @@ fn unpack() -> Option<PathBuf> {
         h.update(name.as_bytes());
         h.update(bytes);
     }
-    let root = match std::env::var_os("WEIGHTLAB_CACHE") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/weightlab"),
-    };
+    let root = weightlab_host::cache_dir()?;
     let dir = root.join("plugins").join(hex::encode(&h.finalize()[..8]));
     if !dir.join(".complete").is_file() {
         // Unpack into a private folder and rename it into place, so concurrent runs never see

@@ -99,16 +99,7 @@ pub fn dir(output: &Path) -> PathBuf {
 fn describe(run: &Run, stages: &[usize]) -> String {
     let mut counts: Vec<(&str, usize)> = Vec::new();
     for &i in stages {
-        let kind = match run.plan.stages[i].kind {
-            StageKind::Data { .. } => "dataset",
-            StageKind::ZooPart { .. } => "zoo part",
-            StageKind::Zoo { .. } => "zoo",
-            StageKind::Reference { .. } => "reference",
-            StageKind::Method { .. } => "method",
-            StageKind::Evaluate { .. } => "evaluation",
-            StageKind::Probe { .. } => "probe",
-            StageKind::Report => "report",
-        };
+        let kind = run.plan.stages[i].kind.names().1;
         match counts.iter_mut().find(|(k, _)| *k == kind) {
             Some((_, n)) => *n += 1,
             None => counts.push((kind, 1)),

@@ -168,11 +168,17 @@ impl StageStore {
         Ok(file.summary)
     }
 
+    /// A finished stage's `stage.json` without its record, and its path.
+    fn header(&self, stage: &Stage) -> Option<(StageFile<serde::de::IgnoredAny>, PathBuf)> {
+        let path = self.dir(stage).join("stage.json");
+        let file = serde_json::from_slice(&read_file(&path).ok()?).ok()?;
+        Some((file, path))
+    }
+
     /// When a finished stage started and how long it ran (in whichever process ran it), if
     /// it recorded that.
     pub fn timing(&self, stage: &Stage) -> Option<(std::time::SystemTime, f64)> {
-        let path = self.dir(stage).join("stage.json");
-        let file: StageFile<serde::de::IgnoredAny> = serde_json::from_slice(&read_file(&path).ok()?).ok()?;
+        let (file, path) = self.header(stage)?;
         let seconds = file.seconds?;
         let finished = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
         Some((finished.checked_sub(std::time::Duration::from_secs_f64(seconds))?, seconds))
@@ -181,16 +187,14 @@ impl StageStore {
     /// The run folder whose run computed a finished stage, if it recorded that and it is not
     /// this store's run folder: a stage another run left in the shared store.
     pub fn computed_for_another(&self, stage: &Stage) -> Option<PathBuf> {
-        let path = self.dir(stage).join("stage.json");
-        let file: StageFile<serde::de::IgnoredAny> = serde_json::from_slice(&read_file(&path).ok()?).ok()?;
+        let (file, _) = self.header(stage)?;
         let mine = std::path::absolute(self.run_root.parent()?).ok()?;
         file.output.filter(|o| *o != mine)
     }
 
     /// Where a finished stage was computed, "<compute> on <host>", if it recorded that.
     pub fn computed_on(&self, stage: &Stage) -> Option<String> {
-        let path = self.dir(stage).join("stage.json");
-        let file: StageFile<serde::de::IgnoredAny> = serde_json::from_slice(&read_file(&path).ok()?).ok()?;
+        let (file, _) = self.header(stage)?;
         Some(format!("{} on {}", file.compute?, file.host.unwrap_or_else(|| "an unnamed host".into())))
     }
 
@@ -278,8 +282,7 @@ pub fn resolve(output: &Path, explicit: Option<&Path>) -> PathBuf {
         Some(v) if !v.is_empty() => return PathBuf::from(v),
         _ => {}
     }
-    let cache = std::env::var_os("WEIGHTLAB_CACHE").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/weightlab")));
-    cache.map(|c| c.join("stages")).unwrap_or(per_run)
+    weightlab_host::cache_dir().map(|c| c.join("stages")).unwrap_or(per_run)
 }
 
 /// What one run folder refers to in a shared store (`<store>/refs/<hash>.json`), for

@@ -24,8 +24,7 @@ pub struct Embeddings {
 
 /// Where the cache table lives: `$WEIGHTLAB_CACHE/embeddings` or `~/.cache/weightlab/embeddings`.
 fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("WEIGHTLAB_CACHE").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/weightlab")))?;
-    Some(base.join("embeddings"))
+    Some(weightlab_host::cache_dir()?.join("embeddings"))
 }
 
 /// The MiniLM embeddings of `texts`, from the cache where present; new ones are computed and
