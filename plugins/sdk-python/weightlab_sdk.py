@@ -38,6 +38,7 @@ from componentize_py_types import Err
 from wit_world.imports import log as _log
 from wit_world.imports import tensors as _t
 from wit_world.imports import types as _types
+from wit_world.imports import zoo as _zoo
 
 __all__ = [
     "Tensor", "Optimizer", "PluginError", "Baseline", "Generator", "Probe", "Condition",
@@ -581,6 +582,13 @@ class Baseline(_Plugin):
 
     role = _types.Role.BASELINE
 
+    def check(self, zoo, config):
+        """The mistakes in `config` for the zoo `fit` will get, found before anything trains:
+        a list of `(key, message)` pairs (key None for the config as a whole). `zoo` is the WIT
+        `zoo-plan` record: `zoo.checkpoints` (None when unknown before training),
+        `zoo.layout`, `zoo.classes`, `zoo.task_family`. Default: none."""
+        return []
+
     def fit(self, zoo, weights, condition, config, seed):
         raise PluginError("fit is not implemented")
 
@@ -603,6 +611,11 @@ class Probe(_Plugin):
     models × 1 for regression)."""
 
     role = _types.Role.PROBE
+
+    def check(self, zoo, target, config):
+        """The mistakes in `config` for this zoo and target, before anything trains (as
+        `Baseline.check`). Default: none."""
+        return []
 
     def fit(self, zoo, weights, labels, target, label_embeddings, config, seed):
         raise PluginError("fit is not implemented")
@@ -629,6 +642,16 @@ def _guarded(call):
         raise Err(_reason(e))
 
 
+def _checked(cls, config, call):
+    """The WIT problems of a plugin's `check` (`call` gets the parsed config); a config that
+    does not parse, or a `check` that raises, is one problem with the whole config."""
+    try:
+        found = call(cls(), parse_config(cls.config, config)) or []
+        return [_zoo.Problem(key=None if key is None else str(key), message=str(message)) for key, message in found]
+    except Exception as e:  # noqa: BLE001 - a broken check is reported, not fatal
+        return [_zoo.Problem(key=None, message=_reason(e))]
+
+
 def _state(holder, call):
     if holder.plugin is None:
         raise Err(f"{call} called before fit")
@@ -646,6 +669,9 @@ def export(cls):
 
             def describe(self):
                 return cls._description()
+
+            def check(self, zoo, target, config):
+                return _checked(cls, config, lambda plugin, parsed: plugin.check(zoo, target, parsed))
 
             def fit(self, zoo, weights, labels, target, label_embeddings, config, seed):
                 def run():
@@ -671,6 +697,9 @@ def export(cls):
 
         def describe(self):
             return cls._description()
+
+        def check(self, zoo, config):
+            return _checked(cls, config, lambda plugin, parsed: plugin.check(zoo, parsed))
 
         def fit(self, zoo, weights, condition, config, seed):
             def run():

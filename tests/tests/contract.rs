@@ -52,10 +52,11 @@ fn every_built_in_method_passes_the_contract() {
         let clauses = [
             "pass  loads and describes itself",
             "pass  config schema",
+            "pass  its check accepts the config tested",
             "pass  fit and sample within the default limits",
             "pass  finite values",
             "pass  same seed, same samples",
-            "6 clauses, 0 failed",
+            "7 clauses, 0 failed",
         ];
         if out.status.code() != Some(0) || clauses.iter().any(|c| !stdout.contains(c)) {
             failed.push(format!("{what}:\n{stdout}{}", String::from_utf8_lossy(&out.stderr)));
@@ -75,11 +76,12 @@ fn every_built_in_probe_passes_the_contract() {
         assert!(!stderr.contains("report.html") && !stdout.contains("report.html"), "the inner runs' report paths are not printed: {stderr}");
         for clause in [
             "pass  loads and describes itself",
+            "pass  its check accepts the config tested: no problem found in 3 checks",
             "pass  fit and predict within the default limits: multi-label (classes), single-label (parent), regression (lr)",
             "pass  finite values",
             "pass  same seed, same predictions",
             "pass  reads the weights: tells the trees apart",
-            "6 clauses, 0 failed",
+            "7 clauses, 0 failed",
         ] {
             assert!(stdout.contains(clause), "{probe} lacks `{clause}`:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
         }
@@ -95,6 +97,12 @@ fn a_config_the_plugin_refuses_and_a_missing_file_fail_clearly() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAIL  config schema") && stdout.contains("'sgima' was unexpected"), "{stdout}");
+    // A conditional generator on a zoo without tasks: its own check says why, before `fit` does.
+    let igpg = dist.join("igpg.wasm");
+    let out = weightlab(&root(), &["-q", "plugin", "test", igpg.to_str().unwrap(), "--config", "{ vq_steps = 2, ar_steps = 2 }", "--zoo", "plain"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  its check accepts the config tested: it refuses the contract's zoo: `condition`: conditions on the `instruction`"), "{stdout}");
     let out = weightlab(&root(), &["plugin", "test", "nope.wasm"]);
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.wasm is not a file"));

@@ -1,6 +1,6 @@
 //! Plugin authors beyond the core team: Python plugins from `plugin new` to a report, the
-//! example Python baseline and probe on real Fashion-MNIST zoos, a plugin built against the
-//! oldest frozen WIT (0.1.0) running on today's host, plugin metadata read without running a
+//! example Python baseline and probe on real Fashion-MNIST zoos, plugins built against the
+//! oldest frozen WIT (0.1.0) and the last before `check` (0.4.0) running on today's host, plugin metadata read without running a
 //! plugin, and plugins found through `[experiment] plugin_path`.
 
 use std::path::{Path, PathBuf};
@@ -81,7 +81,7 @@ fn python_plugin_from_new_to_report() {
     assert!(stderr.contains("componentize-py#247") && stderr.contains("a pin holds for one built file"), "{stderr}");
 
     let contract = weightlab_ok(dir.path(), &["-q", "plugin", "test", "demo_py/demo_py.wasm"]);
-    assert!(contract.contains("6 clauses, 0 failed"), "{contract}");
+    assert!(contract.contains("7 clauses, 0 failed"), "{contract}");
     weightlab_ok(dir.path(), &["run", "exp.toml", "-o", "out"]);
     // With scale 0 the template returns the mean of the training checkpoints: every sample the
     // same distance from its nearest training checkpoint.
@@ -97,6 +97,15 @@ fn python_plugin_from_new_to_report() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("scale") && stderr.contains("minimum"), "{stderr}");
+
+    // The template's `check` needs two checkpoints to estimate a spread: a one-model zoo is
+    // refused before it trains, at the method's config.
+    std::fs::write(dir.path().join("one.toml"), manifest.replace("models = 8", "models = 1")).unwrap();
+    let out = weightlab(dir.path(), &["run", "one.toml", "-o", "one"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("plugin `demo_py/demo_py.wasm` config: needs at least 2 training checkpoints to estimate their spread; the zoo has 1") && stderr.contains("one.toml:19:10"), "{stderr}");
+    assert!(!dir.path().join("one").exists(), "nothing may run");
 
     // A plugin_path folder that does not exist, and a name found nowhere, are located errors.
     let lost = manifest.replace("[experiment]\n", "[experiment]\nplugin_path = [\"nope\"]\n").replace("plugin = \"demo_py/demo_py.wasm\"", "plugin = \"demo-pi\"");
@@ -128,11 +137,11 @@ split = { train = 12, heldout = 2 }
 "#;
 
 #[test]
-fn python_and_wit_0_1_averages_equal_the_rust_average_bit_for_bit() {
+fn python_and_wit_0_1_and_0_4_averages_equal_the_rust_average_bit_for_bit() {
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let mut manifest = String::from(ZOO);
     // `average-py` is found by name in the manifest's plugin_path; the 0.1.0 plugin by path.
-    for (name, plugin) in [("rust", "average"), ("python", "average-py"), ("wit-0.1", "legacy/average-0_1.wasm")] {
+    for (name, plugin) in [("rust", "average"), ("python", "average-py"), ("wit-0.1", "legacy/average-0_1.wasm"), ("wit-0.4", "legacy/average-0_4.wasm")] {
         manifest += &format!("\n[[method]]\nname = \"{name}\"\nplugin = \"{plugin}\"\nzoo = \"mlp\"\nsamples = 6\nconfig = {{ k = 4 }}\n");
     }
     let (dir, _) = experiment(&manifest);
@@ -141,25 +150,33 @@ fn python_and_wit_0_1_averages_equal_the_rust_average_bit_for_bit() {
     std::fs::create_dir_all(dir.path().join("found")).unwrap();
     std::fs::rename(python.join("average-py.wasm"), dir.path().join("found/average-py.wasm")).unwrap();
 
-    // Built against plugins/wit/frozen/0.1.0 with raw wit-bindgen, as a plugin of that time.
+    // Built against plugins/wit/frozen/0.1.0 and 0.4.0 (the last before `check`) with raw
+    // wit-bindgen, as plugins of those times.
     let target = binary().parent().unwrap().parent().unwrap().to_path_buf();
-    let crate_dir = root().join("tests/compat/average-0.1");
-    let out = std::process::Command::new(binary()).args(["plugin", "build"]).arg(&crate_dir).env("CARGO_TARGET_DIR", &target).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::create_dir_all(dir.path().join("legacy")).unwrap();
-    std::fs::copy(crate_dir.join("average-0_1.wasm"), dir.path().join("legacy/average-0_1.wasm")).unwrap();
-    let inspect: serde_json::Value = serde_json::from_slice(&weightlab(dir.path(), &["plugin", "inspect", "legacy/average-0_1.wasm", "--json"]).stdout).unwrap();
-    assert_eq!(inspect["wit"], "0.1.0");
-    assert!(inspect["runs_here"].as_str().unwrap().starts_with("yes, through the adapter"), "{inspect}");
+    for version in ["0.1", "0.4"] {
+        let crate_dir = root().join(format!("tests/compat/average-{version}"));
+        let out = std::process::Command::new(binary()).args(["plugin", "build"]).arg(&crate_dir).env("CARGO_TARGET_DIR", &target).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let file = format!("average-{}.wasm", version.replace('.', "_"));
+        std::fs::copy(crate_dir.join(&file), dir.path().join("legacy").join(&file)).unwrap();
+        let inspect: serde_json::Value = serde_json::from_slice(&weightlab(dir.path(), &["plugin", "inspect", &format!("legacy/{file}"), "--json"]).stdout).unwrap();
+        assert_eq!(inspect["wit"], format!("{version}.0"));
+        assert!(inspect["runs_here"].as_str().unwrap().starts_with("yes, through the adapter"), "{inspect}");
+    }
 
     weightlab_ok(dir.path(), &["run", "exp.toml", "-o", "out"]);
     let run = dir.path().join("out");
     let rust = samples(&run, "rust", 0);
     assert_eq!(samples(&run, "python", 0), rust, "the Python average differs from the Rust one");
     assert_eq!(samples(&run, "wit-0.1", 0), rust, "the WIT 0.1.0 average differs from today's");
+    assert_eq!(samples(&run, "wit-0.4", 0), rust, "the WIT 0.4.0 average differs from today's");
     // The runs table records each plugin's WIT version and full hash.
     let plugins = weightlab_e2e::strings(&run, "runs", "plugins").join("; ");
-    assert!(plugins.contains("average-0.1 0.1.0 (abi 0.1.0, sha256 ") && plugins.contains("average-py 0.1.0 (abi 0.4.0, sha256 "), "{plugins}");
+    assert!(
+        plugins.contains("average-0.1 0.1.0 (abi 0.1.0, sha256 ") && plugins.contains("average-0.4 0.1.0 (abi 0.4.0, sha256 ") && plugins.contains("average-py 0.1.0 (abi 0.5.0, sha256 "),
+        "{plugins}"
+    );
     let hashes: Vec<&str> = plugins.split("sha256 ").skip(1).map(|rest| rest.split(')').next().unwrap_or_default()).collect();
     assert!(hashes.len() >= 3 && hashes.iter().all(|h| h.len() == 64), "{plugins}");
 

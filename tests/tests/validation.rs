@@ -1,7 +1,8 @@
 //! One validation pass finds everything that can be known before anything runs: the manifest's
-//! own mistakes and every plugin config that breaks its plugin's declared bounds — including
+//! own mistakes, every plugin config that breaks its plugin's declared bounds — including
 //! bounds relative to the zoo (`average`'s k against the training checkpoints, its default
-//! included) — each at its line, in source order, exit 2, nothing trained.
+//! included) — and what each plugin's own `check` finds for the zoo it will get (its layout,
+//! size and data), each at its line, in source order, exit 2, nothing trained.
 
 use weightlab_e2e::{experiment, weightlab};
 
@@ -80,6 +81,68 @@ fn manifest_and_plugin_config_errors_come_in_one_pass_before_anything_runs() {
     assert!(stderr.contains("`k` = 16, but zoo `z` gives the method 8 training checkpoints") && stderr.contains(":29:16"), "{stderr}");
     let good = k16.replace("k = 16", "k = 4");
     let (dir, path) = experiment(&good);
+    let out = weightlab(dir.path(), &["validate", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+const CHECKED: &str = r#"[experiment]
+name = "checked"
+seeds = [0]
+
+[data.b]
+source = "blobs"
+samples = 256
+
+[zoo.z]
+data = "b"
+arch = { kind = "mlp", hidden = [8] }
+models = 6
+
+[[method]]
+name = "d2nwg"
+plugin = "d2nwg"
+zoo = "z"
+
+[[method]]
+name = "igpg"
+plugin = "igpg"
+zoo = "z"
+config = { dim = 30, heads = 4 }
+
+[[method]]
+name = "probex"
+plugin = "probex"
+zoo = "z"
+target = "test-accuracy"
+config = { layer = "layers.2.weight" }
+"#;
+
+#[test]
+fn plugins_check_their_configs_against_the_zoo_they_will_get_before_anything_trains() {
+    let (dir, path) = experiment(CHECKED);
+    for command in ["validate", "run"] {
+        let out = weightlab(dir.path(), &[command, path.to_str().unwrap(), "-o", "out"][..if command == "validate" { 2 } else { 4 }]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        let expected = [
+            // A conditional generator on a zoo without tasks: the missing key points at the entry.
+            ("plugin `d2nwg` config: `condition`: conditions on the `support` of each checkpoint's task, and zoo `z` learns one dataset, not a task family", ":14:1"),
+            ("plugin `igpg` config: `condition`: conditions on the `instruction`", ":23:10"),
+            ("plugin `igpg` config: `dim`: dim = 30 is not a multiple of heads = 4", ":23:18"),
+            // The layout comes from the architecture and the data's declared shapes.
+            ("plugin `probex` config: `layer`: `layers.2.weight` is not a weight matrix of zoo `z`; its matrices: layers.0.weight, layers.1.weight", ":30:20"),
+        ];
+        let found = errors(&stderr);
+        assert_eq!(found.len(), expected.len(), "{command}: {stderr}");
+        for ((line, at), (message, place)) in found.iter().zip(expected) {
+            assert!(line.contains(message) && at.ends_with(place), "{command}: expected `{message}` at {place}, got `{line}` {at}\n{stderr}");
+        }
+        assert!(!dir.path().join("out").exists(), "{command}: nothing may run");
+    }
+    // Fixed: a layer the layout has, heads dividing dim, conditional generators left out.
+    let fixed = CHECKED.replace("layers.2.weight", "layers.1.weight").replace("heads = 4", "heads = 5");
+    let fixed = fixed.split("[[method]]").filter(|m| !m.contains("\"d2nwg\"") && !m.contains("\"igpg\"")).collect::<Vec<_>>().join("[[method]]");
+    let (dir, path) = experiment(&fixed);
     let out = weightlab(dir.path(), &["validate", path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -13,7 +13,8 @@
 //!    frozen WIT ([`Legacy`]), and the host turns today's zoo description into the old record:
 //!    0.1 plugins receive the validation figures under the old `test-accuracy`/`test-loss`
 //!    names (they never see the test split), pre-0.3 plugins no classes or tasks, pre-0.4
-//!    plugins no conditions and only zoos of one architecture.
+//!    plugins no conditions and only zoos of one architecture. Pre-0.5 plugins have no
+//!    `check`: they find nothing before training (their schema still holds).
 //!
 //! Probes before 0.3 never ran (the probe world had no targets), so they are refused.
 
@@ -26,7 +27,7 @@ use crate::state::PluginState;
 use crate::tensors::TensorEntry;
 
 /// Older versions this host runs (major.minor), oldest first.
-pub const SUPPORTED: &[&str] = &["0.1", "0.2", "0.3"];
+pub const SUPPORTED: &[&str] = &["0.1", "0.2", "0.3", "0.4"];
 
 /// Interfaces whose functions and types are the same in every version.
 const UNCHANGED: &[&str] = &["tensors", "log", "types"];
@@ -96,6 +97,8 @@ frozen!(v0_1, "../../plugins/wit/frozen/0.1.0", "generator", "weightlab:plugin/t
 frozen!(v0_2, "../../plugins/wit/frozen/0.2.0", "generator", "weightlab:plugin/tensors@0.2.0", "weightlab:plugin/log@0.2.0", "weightlab:plugin/types@0.2.0");
 frozen!(v0_3, "../../plugins/wit/frozen/0.3.0", "generator", "weightlab:plugin/tensors@0.3.0", "weightlab:plugin/log@0.3.0", "weightlab:plugin/types@0.3.0");
 frozen!(v0_3_probe, "../../plugins/wit/frozen/0.3.0", "probe-plugin", "weightlab:plugin/tensors@0.3.0", "weightlab:plugin/log@0.3.0", "weightlab:plugin/types@0.3.0");
+frozen!(v0_4, "../../plugins/wit/frozen/0.4.0", "generator", "weightlab:plugin/tensors@0.4.0", "weightlab:plugin/log@0.4.0", "weightlab:plugin/types@0.4.0");
+frozen!(v0_4_probe, "../../plugins/wit/frozen/0.4.0", "probe-plugin", "weightlab:plugin/tensors@0.4.0", "weightlab:plugin/log@0.4.0", "weightlab:plugin/types@0.4.0");
 
 /// Defines the type-only `zoo` interface of every supported version (an old plugin imports it
 /// for its record types; it has no functions).
@@ -112,6 +115,8 @@ pub enum Legacy {
     V0_2(v0_2::Generator),
     V0_3(v0_3::Generator),
     V0_3Probe(v0_3_probe::ProbePlugin),
+    V0_4(v0_4::Generator),
+    V0_4Probe(v0_4_probe::ProbePlugin),
 }
 
 type Tensor = Resource<TensorEntry>;
@@ -126,13 +131,15 @@ impl Legacy {
             ("0.2", false) => Legacy::V0_2(v0_2::Generator::instantiate(store, component, linker)?),
             ("0.3", false) => Legacy::V0_3(v0_3::Generator::instantiate(store, component, linker)?),
             ("0.3", true) => Legacy::V0_3Probe(v0_3_probe::ProbePlugin::instantiate(store, component, linker)?),
+            ("0.4", false) => Legacy::V0_4(v0_4::Generator::instantiate(store, component, linker)?),
+            ("0.4", true) => Legacy::V0_4Probe(v0_4_probe::ProbePlugin::instantiate(store, component, linker)?),
             (v, true) => wasmtime::bail!("is a probe built against WIT {v}, before probes could run (0.3.0); rebuild it against plugins/wit"),
             (v, false) => wasmtime::bail!("WIT {v} is not a version this host adapts"),
         })
     }
 
     pub fn is_probe(&self) -> bool {
-        matches!(self, Legacy::V0_3Probe(_))
+        matches!(self, Legacy::V0_3Probe(_) | Legacy::V0_4Probe(_))
     }
 
     pub fn describe(&self, s: &mut Store<PluginState>) -> wasmtime::Result<Description> {
@@ -141,12 +148,15 @@ impl Legacy {
             Legacy::V0_2(g) => g.weightlab_plugin_method().call_describe(s),
             Legacy::V0_3(g) => g.weightlab_plugin_method().call_describe(s),
             Legacy::V0_3Probe(p) => p.weightlab_plugin_probe().call_describe(s),
+            Legacy::V0_4(g) => g.weightlab_plugin_method().call_describe(s),
+            Legacy::V0_4Probe(p) => p.weightlab_plugin_probe().call_describe(s),
         }
     }
 
-    /// `method.fit` as the old version has it (no conditions).
-    pub fn fit(&self, s: &mut Store<PluginState>, zoo: &ZooView, weights: &Tensor, config: &str, seed: u64) -> wasmtime::Result<Result<(), String>> {
-        if zoo.sources.len() > 1 {
+    /// `method.fit` as the old version has it: before 0.4 without conditions and on zoos of one
+    /// architecture only.
+    pub fn fit(&self, s: &mut Store<PluginState>, zoo: &ZooView, weights: &Tensor, condition: &Condition, config: &str, seed: u64) -> wasmtime::Result<Result<(), String>> {
+        if zoo.sources.len() > 1 && !matches!(self, Legacy::V0_4(_)) {
             return Ok(Err("learns from one architecture (it was built before WIT 0.4.0, which brought zoos of several); rebuild it against plugins/wit".into()));
         }
         let w = crate::tensors::borrow(weights);
@@ -154,21 +164,24 @@ impl Legacy {
             Legacy::V0_1(g) => g.weightlab_plugin_method().call_fit(s, &zoo_v0_1(zoo), w, config, seed),
             Legacy::V0_2(g) => g.weightlab_plugin_method().call_fit(s, &zoo_v0_2(zoo), w, config, seed),
             Legacy::V0_3(g) => g.weightlab_plugin_method().call_fit(s, &zoo_v0_3(zoo), w, config, seed),
-            Legacy::V0_3Probe(_) => unreachable!("the caller checks the role"),
+            Legacy::V0_4(g) => g.weightlab_plugin_method().call_fit(s, &zoo_v0_4(zoo), w, condition_v0_4(condition), config, seed),
+            Legacy::V0_3Probe(_) | Legacy::V0_4Probe(_) => unreachable!("the caller checks the role"),
         }
     }
 
-    /// `method.sample` as the old version has it (its reserved condition left empty).
-    pub fn sample(&self, s: &mut Store<PluginState>, n: u32, seed: u64) -> wasmtime::Result<Result<Tensor, String>> {
+    /// `method.sample` as the old version has it (before 0.4, its reserved condition left
+    /// empty).
+    pub fn sample(&self, s: &mut Store<PluginState>, n: u32, seed: u64, condition: &Condition) -> wasmtime::Result<Result<Tensor, String>> {
         match self {
             Legacy::V0_1(g) => g.weightlab_plugin_method().call_sample(s, n, seed, None),
             Legacy::V0_2(g) => g.weightlab_plugin_method().call_sample(s, n, seed, None),
             Legacy::V0_3(g) => g.weightlab_plugin_method().call_sample(s, n, seed, None),
-            Legacy::V0_3Probe(_) => unreachable!("the caller checks the role"),
+            Legacy::V0_4(g) => g.weightlab_plugin_method().call_sample(s, n, seed, condition_v0_4(condition)),
+            Legacy::V0_3Probe(_) | Legacy::V0_4Probe(_) => unreachable!("the caller checks the role"),
         }
     }
 
-    /// `probe.fit` of 0.3 (the same call as today's, on the 0.3 zoo record).
+    /// `probe.fit` of 0.3 and 0.4 (the same call as today's, on their zoo records).
     #[allow(clippy::too_many_arguments)]
     pub fn fit_probe(
         &self,
@@ -181,25 +194,57 @@ impl Legacy {
         config: &str,
         seed: u64,
     ) -> wasmtime::Result<Result<(), String>> {
-        use v0_3_probe::exports::weightlab::plugin::probe as p;
-        let Legacy::V0_3Probe(plugin) = self else { unreachable!("the caller checks the role") };
-        let target = p::Target {
-            name: target.name.clone(),
-            kind: match target.kind {
-                crate::TargetKind::MultiLabel => p::TargetKind::MultiLabel,
-                crate::TargetKind::SingleLabel => p::TargetKind::SingleLabel,
-                crate::TargetKind::Regression => p::TargetKind::Regression,
-            },
-            labels: target.labels.clone(),
-        };
-        let probe_zoo = zoo_v0_3_probe(zoo);
-        plugin.weightlab_plugin_probe().call_fit(s, &probe_zoo, crate::tensors::borrow(weights), crate::tensors::borrow(labels), &target, embeddings.map(crate::tensors::borrow), config, seed)
+        let (w, y, e) = (crate::tensors::borrow(weights), crate::tensors::borrow(labels), embeddings.map(crate::tensors::borrow));
+        match self {
+            Legacy::V0_3Probe(plugin) => {
+                use v0_3_probe::exports::weightlab::plugin::probe as p;
+                let target = target_record!(p, target);
+                plugin.weightlab_plugin_probe().call_fit(s, &zoo_v0_3_probe(zoo), w, y, &target, e, config, seed)
+            }
+            Legacy::V0_4Probe(plugin) => {
+                use v0_4_probe::exports::weightlab::plugin::probe as p;
+                let target = target_record!(p, target);
+                plugin.weightlab_plugin_probe().call_fit(s, &zoo_v0_4_probe(zoo), w, y, &target, e, config, seed)
+            }
+            _ => unreachable!("the caller checks the role"),
+        }
     }
 
     pub fn predict(&self, s: &mut Store<PluginState>, weights: &Tensor, embeddings: Option<&Tensor>) -> wasmtime::Result<Result<Tensor, String>> {
-        let Legacy::V0_3Probe(plugin) = self else { unreachable!("the caller checks the role") };
-        plugin.weightlab_plugin_probe().call_predict(s, crate::tensors::borrow(weights), embeddings.map(crate::tensors::borrow))
+        let (w, e) = (crate::tensors::borrow(weights), embeddings.map(crate::tensors::borrow));
+        match self {
+            Legacy::V0_3Probe(plugin) => plugin.weightlab_plugin_probe().call_predict(s, w, e),
+            Legacy::V0_4Probe(plugin) => plugin.weightlab_plugin_probe().call_predict(s, w, e),
+            _ => unreachable!("the caller checks the role"),
+        }
     }
+}
+
+/// Today's probe target in the types of the frozen `probe` module `$p`.
+macro_rules! target_record {
+    ($p:ident, $target:expr) => {
+        $p::Target {
+            name: $target.name.clone(),
+            kind: match $target.kind {
+                crate::TargetKind::MultiLabel => $p::TargetKind::MultiLabel,
+                crate::TargetKind::SingleLabel => $p::TargetKind::SingleLabel,
+                crate::TargetKind::Regression => $p::TargetKind::Regression,
+            },
+            labels: $target.labels.clone(),
+        }
+    };
+}
+use target_record;
+
+/// The conditions of a call: task id and borrowed support and instruction tensors.
+pub struct Condition<'a> {
+    pub task: Option<u32>,
+    pub support: Option<&'a Tensor>,
+    pub instruction: Option<&'a Tensor>,
+}
+
+fn condition_v0_4(c: &Condition) -> v0_4::exports::weightlab::plugin::method::Condition {
+    v0_4::exports::weightlab::plugin::method::Condition { task: c.task, support: c.support.map(crate::tensors::borrow), instruction: c.instruction.map(crate::tensors::borrow) }
 }
 
 /// One conversion per frozen `zoo` record: today's fields, spelled in that version's types
@@ -235,6 +280,33 @@ zoo_record!(
     |c| { validation_accuracy: c.validation_accuracy, validation_loss: c.validation_loss, classes: c.classes.clone(), task: c.task },
     |z| { class_names: z.class_names.clone() }
 );
+/// The 0.4 `source` records of a zoo (this zoo alone when it has no others).
+macro_rules! sources_v0_4 {
+    ($($m:ident)::+, $z:expr) => {
+        $z.source_list()
+            .into_iter()
+            .map(|s| $($m)::+::Source {
+                zoo: s.zoo,
+                arch: s.arch,
+                layout: s.layout.iter().map(|p| $($m)::+::Param { name: p.name.clone(), shape: p.shape.clone(), offset: p.offset }).collect(),
+                parameters: s.parameters,
+            })
+            .collect()
+    };
+}
+
+zoo_record!(
+    zoo_v0_4,
+    v0_4::weightlab::plugin::zoo,
+    |c| { validation_accuracy: c.validation_accuracy, validation_loss: c.validation_loss, classes: c.classes.clone(), task: c.task, source: c.source },
+    |z| { class_names: z.class_names.clone(), sources: sources_v0_4!(v0_4::weightlab::plugin::zoo, z) }
+);
+zoo_record!(
+    zoo_v0_4_probe,
+    v0_4_probe::weightlab::plugin::zoo,
+    |c| { validation_accuracy: c.validation_accuracy, validation_loss: c.validation_loss, classes: c.classes.clone(), task: c.task, source: c.source },
+    |z| { class_names: z.class_names.clone(), sources: sources_v0_4!(v0_4_probe::weightlab::plugin::zoo, z) }
+);
 zoo_record!(
     zoo_v0_3_probe,
     v0_3_probe::weightlab::plugin::zoo,
@@ -250,7 +322,8 @@ mod tests {
     fn adapts_each_frozen_minor() {
         assert_eq!(supported("0.1.0"), Some("0.1"));
         assert_eq!(supported("0.3.2"), Some("0.3"));
-        assert_eq!(supported("0.4.0"), None);
+        assert_eq!(supported("0.4.0"), Some("0.4"));
+        assert_eq!(supported("0.5.0"), None);
         assert_eq!(supported("1.0.0"), None);
         assert_eq!(supported("x"), None);
     }

@@ -37,7 +37,7 @@ pub mod worker;
 
 pub use code::PluginCode;
 pub use limits::Limits;
-pub use plugin::{CheckpointView, Conditions, Description, ParamView, Plugin, PluginError, ProbeTarget, Role, SourceView, TargetKind, ZooView, role_name};
+pub use plugin::{CheckpointView, Conditions, Description, ParamView, Plugin, PluginError, ProbeTarget, Problem, Role, SourceView, TargetKind, ZooPlan, ZooView, role_name};
 pub use runtime::Runtime;
 
 /// Generated bindings of `plugins/wit` (world `generator`; `baseline` exports the same).
@@ -73,7 +73,7 @@ pub mod probe_bindings {
 }
 
 /// The ABI version this host implements (the `weightlab:plugin` package version).
-pub const ABI_VERSION: &str = "0.4.0";
+pub const ABI_VERSION: &str = "0.5.0";
 
 /// weightlab's cache folder, shared by every clone and run of a machine: `WEIGHTLAB_CACHE`,
 /// else `~/.cache/weightlab` (compiled components, unpacked plugins, the stage store, …).

@@ -174,7 +174,7 @@ mod tests {
             name: name.into(),
             version: "1.2.3".into(),
             role: "baseline".into(),
-            abi: "0.4.0".into(),
+            abi: "0.5.0".into(),
             about: "about".into(),
             config_schema: serde_json::json!({"type": "object"}),
             built_with: "test".into(),

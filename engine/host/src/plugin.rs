@@ -209,6 +209,72 @@ fn params_wit(layout: &[ParamView]) -> Vec<zoo::Param> {
     layout.iter().map(|p| zoo::Param { name: p.name.clone(), shape: p.shape.clone(), offset: p.offset }).collect()
 }
 
+fn sources_wit(sources: &[SourceView]) -> Vec<zoo::Source> {
+    sources.iter().map(|s| zoo::Source { zoo: s.zoo.clone(), arch: s.arch.clone(), layout: params_wit(&s.layout), parameters: s.parameters }).collect()
+}
+
+/// What the manifest says of a zoo before anything trains (the WIT `zoo-plan` record): what
+/// a plugin's `check` sees.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ZooPlan {
+    pub name: String,
+    pub arch: String,
+    pub layout: Vec<ParamView>,
+    pub parameters: u32,
+    /// The training checkpoints' architectures when they come from several zoos; empty: all
+    /// are this zoo's.
+    #[serde(default)]
+    pub sources: Vec<SourceView>,
+    /// Training checkpoints `fit` will get, when known before training.
+    pub checkpoints: Option<u32>,
+    pub classes: u32,
+    #[serde(default)]
+    pub class_names: Vec<String>,
+    pub task_family: bool,
+}
+
+impl ZooPlan {
+    fn to_wit(&self) -> zoo::ZooPlan {
+        zoo::ZooPlan {
+            name: self.name.clone(),
+            arch: self.arch.clone(),
+            layout: params_wit(&self.layout),
+            parameters: self.parameters,
+            sources: sources_wit(&sources_or_own(&self.sources, &self.name, &self.arch, &self.layout, self.parameters)),
+            checkpoints: self.checkpoints,
+            classes: self.classes,
+            class_names: self.class_names.clone(),
+            task_family: self.task_family,
+        }
+    }
+}
+
+/// `sources`, or (when empty) the one architecture of a zoo of one.
+fn sources_or_own(sources: &[SourceView], name: &str, arch: &str, layout: &[ParamView], parameters: u32) -> Vec<SourceView> {
+    if sources.is_empty() { vec![SourceView { zoo: name.to_string(), arch: arch.to_string(), layout: layout.to_vec(), parameters }] } else { sources.to_vec() }
+}
+
+/// A mistake a plugin's `check` found in a config: the key at fault (none: the whole config).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Problem {
+    pub key: Option<String>,
+    pub message: String,
+}
+
+/// Most problems one `check` call may report, and the longest key: a plugin's words are
+/// untrusted.
+pub const MAX_PROBLEMS: usize = 32;
+const KEY_BYTES: usize = 128;
+/// Most configs one check job may carry (one per method of a manifest that uses the plugin).
+pub const MAX_CHECKS: usize = 4096;
+
+/// `problems` cut to [`MAX_PROBLEMS`], each key to one short line and each message to a
+/// bounded reason.
+pub fn bounded_problems(problems: Vec<Problem>) -> Vec<Problem> {
+    use crate::untrusted::{REASON_BYTES, line, text};
+    problems.into_iter().take(MAX_PROBLEMS).map(|p| Problem { key: p.key.map(|k| line(&k, KEY_BYTES)).filter(|k| !k.is_empty()), message: text(&p.message, REASON_BYTES) }).collect()
+}
+
 impl ZooView {
     /// Width of the training weights: the widest source's parameters (this zoo's alone
     /// without sources).
@@ -216,12 +282,14 @@ impl ZooView {
         self.sources.iter().map(|s| s.parameters).max().unwrap_or(self.parameters) as usize
     }
 
+    /// The architectures of the training checkpoints: [`ZooView::sources`], or this zoo's
+    /// alone.
+    pub fn source_list(&self) -> Vec<SourceView> {
+        sources_or_own(&self.sources, &self.name, &self.arch, &self.layout, self.parameters)
+    }
+
     fn to_wit(&self) -> zoo::ZooInfo {
-        let sources = if self.sources.is_empty() {
-            vec![zoo::Source { zoo: self.name.clone(), arch: self.arch.clone(), layout: params_wit(&self.layout), parameters: self.parameters }]
-        } else {
-            self.sources.iter().map(|s| zoo::Source { zoo: s.zoo.clone(), arch: s.arch.clone(), layout: params_wit(&s.layout), parameters: s.parameters }).collect()
-        };
+        let sources = sources_wit(&self.source_list());
         zoo::ZooInfo {
             name: self.name.clone(),
             arch: self.arch.clone(),
@@ -409,6 +477,22 @@ impl Plugin {
         Description { name: d.name, version: d.version, role: d.role, about: d.about, config_schema, abi: String::new() }.checked().map_err(refuse)
     }
 
+    /// The plugin's `check` of `config` for the zoo `plan` (and, for a probe, `target`): the
+    /// mistakes it finds before anything trains, bounded in number and size. Plugins built
+    /// before WIT 0.5 cannot check: none.
+    pub fn check(&mut self, plan: &ZooPlan, target: Option<&ProbeTarget>, config: &serde_json::Value) -> Result<Vec<Problem>, PluginError> {
+        let plan_wit = plan.to_wit();
+        let config = config.to_string();
+        let target = target.cloned().unwrap_or(ProbeTarget { name: String::new(), kind: TargetKind::Regression, labels: Vec::new() });
+        let target_wit = target.to_wit();
+        let found = self.call("check", |b, s| match b {
+            Exports::Method(m) => Ok(m.weightlab_plugin_method().call_check(s, &plan_wit, &config)?),
+            Exports::Probe(p) => Ok(p.weightlab_plugin_probe().call_check(s, &plan_wit, &target_wit, &config)?),
+            Exports::Legacy(_) => Ok(Vec::new()),
+        })?;
+        Ok(bounded_problems(found.into_iter().map(|p| Problem { key: p.key, message: p.message }).collect()))
+    }
+
     fn wrong_role(&self, call: &'static str) -> PluginError {
         let role = if self.bindings.is_probe() { "a probe" } else { "a generator or baseline" };
         PluginError::new(self.name.clone(), call, format!("is {role}, which has no `{call}`"))
@@ -435,7 +519,10 @@ impl Plugin {
                 let condition = method::Condition { task: conditions.task, support: support.as_ref().map(crate::tensors::borrow), instruction: instruction.as_ref().map(crate::tensors::borrow) };
                 Ok(m.weightlab_plugin_method().call_fit(&mut *s, zoo_wit, crate::tensors::borrow(&handle), condition, &config, seed)?)
             }
-            Exports::Legacy(l) => Ok(l.fit(s, zoo, &handle, &config, seed)?),
+            Exports::Legacy(l) => {
+                let condition = crate::compat::Condition { task: conditions.task, support: support.as_ref(), instruction: instruction.as_ref() };
+                Ok(l.fit(s, zoo, &handle, &condition, &config, seed)?)
+            }
             Exports::Probe(_) => unreachable!("checked above"),
         });
         self.drop_tensor(handle);
@@ -455,7 +542,10 @@ impl Plugin {
                 let condition = method::Condition { task: conditions.task, support: support.as_ref().map(crate::tensors::borrow), instruction: instruction.as_ref().map(crate::tensors::borrow) };
                 Ok(m.weightlab_plugin_method().call_sample(s, n as u32, seed, condition)?)
             }
-            Exports::Legacy(l) => Ok(l.sample(s, n as u32, seed)?),
+            Exports::Legacy(l) => {
+                let condition = crate::compat::Condition { task: conditions.task, support: support.as_ref(), instruction: instruction.as_ref() };
+                Ok(l.sample(s, n as u32, seed, &condition)?)
+            }
             Exports::Probe(_) => unreachable!("checked above"),
         });
         support.into_iter().chain(instruction).for_each(|t| self.drop_tensor(t));

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::code::PluginCode;
 use crate::limits::{KILL_MARGIN, Limits};
-use crate::plugin::{Conditions, Description, Plugin, PluginError, ProbeTarget, Role, ZooView};
+use crate::plugin::{Conditions, Description, Plugin, PluginError, ProbeTarget, Problem, Role, ZooPlan, ZooView};
 use crate::state::MetricRecord;
 
 /// The argument that turns the engine's binary into a worker.
@@ -77,6 +77,18 @@ pub enum Job {
     /// and the embeddings of the labels to score (`predict_labels` × `embedding_dim`, when
     /// `predict_labels` > 0; else the training labels are scored).
     Probe { zoo: ZooView, rows: usize, target: ProbeTarget, embedding_dim: usize, predict_rows: usize, predict_labels: usize, config: serde_json::Value, seed: u64 },
+    /// Load the plugin, say what it is, and `check` each config for its zoo (and probe
+    /// target) before anything trains; the problems come back in [`Outcome::problems`], one
+    /// list per check.
+    Check { checks: Vec<CheckRequest> },
+}
+
+/// One config for a plugin's `check`: the zoo it will get and, for a probe, the target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckRequest {
+    pub zoo: ZooPlan,
+    pub target: Option<ProbeTarget>,
+    pub config: serde_json::Value,
 }
 
 /// The conditions of a run on a task family: set encodings (`support_dim` wide) and instruction
@@ -117,7 +129,7 @@ impl Job {
     /// Lengths of the `f32` blocks that follow the request line, in order.
     fn blocks(&self) -> Vec<usize> {
         match self {
-            Job::Describe => Vec::new(),
+            Job::Describe | Job::Check { .. } => Vec::new(),
             Job::Run { zoo, rows, conditioning, .. } => {
                 let mut blocks = vec![rows * zoo.width()];
                 blocks.extend(conditioning.blocks(*rows));
@@ -134,7 +146,7 @@ impl Job {
     /// How many `f32` a finished job returns.
     fn values(&self) -> usize {
         match self {
-            Job::Describe => 0,
+            Job::Describe | Job::Check { .. } => 0,
             Job::Run { zoo, samples, conditioning, .. } => conditioning.total(*samples).saturating_mul(zoo.parameters as usize),
             Job::Probe { target, predict_rows, predict_labels, .. } => predict_rows.saturating_mul(target.prediction_columns(if *predict_labels > 0 { *predict_labels } else { target.labels.len() })),
         }
@@ -143,7 +155,7 @@ impl Job {
     fn seed(&self) -> u64 {
         match self {
             Job::Run { seed, .. } | Job::Probe { seed, .. } => *seed,
-            Job::Describe => 0,
+            Job::Describe | Job::Check { .. } => 0,
         }
     }
 }
@@ -200,6 +212,9 @@ pub enum Event {
         sample_seconds: f64,
         values: usize,
         peak_tensor_bytes: u64,
+        /// A check job's problems, one list per check.
+        #[serde(default)]
+        problems: Vec<Vec<Problem>>,
     },
     Failed {
         call: String,
@@ -219,6 +234,9 @@ pub struct Outcome {
     pub peak_tensor_bytes: u64,
     /// Peak resident memory of the worker process.
     pub peak_rss_bytes: Option<u64>,
+    /// A check job's problems, one list per [`CheckRequest`] (bounded again here: the parent
+    /// trusts no worker's words more than the plugin's).
+    pub problems: Vec<Vec<Problem>>,
 }
 
 // ---------------------------------------------------------------- worker side
@@ -391,8 +409,17 @@ fn run(request: &Request, code: &PluginCode, blocks: &[Vec<f32>]) -> Result<(), 
     });
     let started = Instant::now();
     let fit_seconds;
+    let mut problems = Vec::new();
     let values = match &request.job {
         Job::Describe => return Ok(()),
+        Job::Check { checks } => {
+            emit(&Event::Call { call: "check".into() }, &[]);
+            fit_seconds = 0.0;
+            for check in checks {
+                problems.push(plugin.check(&check.zoo, check.target.as_ref(), &check.config)?);
+            }
+            Vec::new()
+        }
         Job::Run { zoo, config, seed, sample_seed, samples, conditioning, .. } => {
             emit(&Event::Call { call: "fit".into() }, &[]);
             plugin.fit(zoo, &blocks[0], &conditioning.view(&blocks[1], &blocks[2], None), config, *seed)?;
@@ -428,7 +455,8 @@ fn run(request: &Request, code: &PluginCode, blocks: &[Vec<f32>]) -> Result<(), 
     };
     let sample_seconds = started.elapsed().as_secs_f64() - fit_seconds;
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let done = Event::Done { metrics: plugin.take_metrics(), messages: plugin.take_messages(), fit_seconds, sample_seconds, values: values.len(), peak_tensor_bytes: plugin.peak_tensor_bytes() };
+    let done =
+        Event::Done { metrics: plugin.take_metrics(), messages: plugin.take_messages(), fit_seconds, sample_seconds, values: values.len(), peak_tensor_bytes: plugin.peak_tensor_bytes(), problems };
     finish(&done, &bytes);
     Ok(())
 }
@@ -529,10 +557,11 @@ pub fn run_in_worker(exe: &Path, code: &PluginCode, request: &Request, payload: 
                 },
                 Event::Failed { call, reason } => failure = failure.or(Some((call, reason))),
                 Event::Memory { peak_rss_bytes } => peak = peak.max(Some(peak_rss_bytes)),
-                Event::Done { metrics, messages, fit_seconds, sample_seconds, peak_tensor_bytes, .. } => {
+                Event::Done { metrics, messages, fit_seconds, sample_seconds, peak_tensor_bytes, problems, .. } => {
                     let samples = payload.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
                     let (metrics, messages) = crate::state::bounded_log(metrics, messages);
-                    outcome = Some(Outcome { samples, metrics, messages, fit_seconds, sample_seconds, peak_tensor_bytes, peak_rss_bytes: None });
+                    let problems = problems.into_iter().take(crate::plugin::MAX_CHECKS).map(crate::plugin::bounded_problems).collect();
+                    outcome = Some(Outcome { samples, metrics, messages, fit_seconds, sample_seconds, peak_tensor_bytes, peak_rss_bytes: None, problems });
                 }
             },
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -577,7 +606,7 @@ pub fn run_in_worker(exe: &Path, code: &PluginCode, request: &Request, payload: 
     };
     match (&request.job, outcome) {
         (Job::Describe, _) if status.as_ref().is_ok_and(|s| s.success()) => Ok((description, None)),
-        (Job::Run { .. } | Job::Probe { .. }, Some(outcome)) => Ok((description, Some(Outcome { peak_rss_bytes: peak, ..outcome }))),
+        (Job::Run { .. } | Job::Probe { .. } | Job::Check { .. }, Some(outcome)) => Ok((description, Some(Outcome { peak_rss_bytes: peak, ..outcome }))),
         _ => Err(fail(&call.0, crash_reason(status, &tail, request.limits.os_memory_bytes()))),
     }
 }

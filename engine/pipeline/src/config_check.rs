@@ -1,6 +1,8 @@
 //! Checks a method's `config` table against the JSON Schema its plugin declares, and reports
 //! problems like manifest errors: file:line:col of the offending key, and a did-you-mean.
 
+use weightlab_host::worker::CheckRequest;
+use weightlab_host::{ProbeTarget, Problem, SourceView, TargetKind, ZooPlan};
 use weightlab_manifest::spans::{Seg, Spans};
 use weightlab_manifest::suggest::suggest;
 use weightlab_manifest::{Diagnostic, Draft, Loaded, ManifestError, MethodSpec, ZooSpec};
@@ -134,24 +136,33 @@ pub fn at_method_key(loaded: &Loaded, index: usize, key: &str, message: String, 
     loaded.error(vec![Diagnostic::new(message, spans.value(&path)).with_help(help)])
 }
 
-/// Loads every plugin a manifest names (each in a worker process, once per plugin, from the
-/// bytes `plugins` read) and checks each method's pin, role and `config` against what its
-/// plugin declares — before any stage runs, so a bad config costs no zoo training. Config and
-/// role errors are printed like manifest errors and give `Err(number of errors)`. A plugin that
-/// cannot be loaded is an error too when `strict` (`weightlab validate`); for `weightlab run` it
-/// is a warning, and that method's stages fail alone with the reason.
-pub fn check_methods(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict: bool) -> Result<(), usize> {
-    use std::collections::HashMap;
-    let methods = &loaded.manifest.method;
-    if methods.is_empty() {
-        return Ok(());
+/// Everything checked before any stage runs, reported in one pass: the user's files, shapes and
+/// imports ([`crate::preflight`]), then every plugin the manifest names, loaded once each in a
+/// worker process from the bytes `plugins` read, with each method's pin, role and `config`
+/// held to what its plugin declares (schema and zoo bounds) and to what its `check` finds for
+/// the zoo it will get — so a bad config costs no zoo training. Located problems are printed
+/// together in source order and give `Err(number of errors)`. A plugin that cannot be loaded
+/// is an error too when `strict` (`weightlab validate`); for `weightlab run` it is a warning,
+/// and that method's stages fail alone with the reason. Returns the datasets read.
+pub fn before_run(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict: bool) -> Result<crate::preflight::Read, usize> {
+    let (mut diagnostics, read) = crate::preflight::diagnostics(loaded);
+    let errors = method_diagnostics(loaded, plugins, strict, &read, &mut diagnostics);
+    weightlab_manifest::load::sort(&mut diagnostics);
+    let errors = errors + diagnostics.len();
+    if !diagnostics.is_empty() {
+        eprint!("{}", loaded.error(diagnostics));
     }
-    crate::output::status("Checking", &format!("{} plugin configs", methods.iter().filter(|m| !m.is_imported()).count()));
-    let mut described: HashMap<String, Result<weightlab_host::Description, String>> = HashMap::new();
-    // Located problems are gathered and printed once, in source order: the variants of one
-    // swept entry share its lines, and say a problem there once.
-    let mut diagnostics = Vec::new();
+    if errors > 0 { Err(errors) } else { Ok(read) }
+}
+
+/// The method half of [`before_run`]: located problems go to `diagnostics`; others are printed
+/// here and counted in the result.
+fn method_diagnostics(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict: bool, read: &crate::preflight::Read, diagnostics: &mut Vec<Diagnostic>) -> usize {
+    use std::collections::BTreeMap;
+    let methods = &loaded.manifest.method;
     let mut errors = 0;
+    // The methods of each plugin whose pin holds, in manifest order.
+    let mut by_plugin: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (index, method) in methods.iter().enumerate() {
         if method.is_imported() {
             continue;
@@ -172,34 +183,126 @@ pub fn check_methods(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict:
                 continue;
             }
         }
-        let d = described.entry(method.plugin.clone()).or_insert_with(|| crate::stages::method::describe(method, plugins).map_err(|e| e.to_string()));
-        match d {
-            Ok(d) => match crate::stages::method::check_plugin(loaded, index, d) {
-                Ok(_) => {}
+        by_plugin.entry(method.plugin.as_str()).or_default().push(index);
+    }
+    if by_plugin.is_empty() {
+        return 0;
+    }
+    crate::output::status("Checking", &format!("{} plugin configs", by_plugin.values().map(Vec::len).sum::<usize>()));
+    for (plugin, indices) in by_plugin {
+        // A config is checked for the zoo it will get only when the schema accepts it; the
+        // plans are made first, so one worker describes and checks.
+        let requests: Vec<Option<CheckRequest>> = indices.iter().map(|&i| check_request(loaded, i, read)).collect();
+        let checks: Vec<CheckRequest> = requests.iter().flatten().cloned().collect();
+        let first = &methods[indices[0]];
+        let checked = plugins.code(plugin).and_then(|code| crate::stages::method::check_code(plugin, code, crate::stages::method::limits(&first.limits), checks));
+        let (description, problems) = match checked {
+            Ok(found) => found,
+            Err(e) => {
+                for &i in &indices {
+                    let reason = e.to_string();
+                    if strict {
+                        crate::output::error(&format!("method `{}`: {reason}", methods[i].name));
+                        errors += 1;
+                    } else {
+                        crate::output::warn(&format!("method `{}` will fail: {reason}", methods[i].name));
+                    }
+                }
+                continue;
+            }
+        };
+        let mut problems = problems.into_iter();
+        for (&index, request) in indices.iter().zip(&requests) {
+            let found = if request.is_some() { problems.next().unwrap_or_default() } else { Vec::new() };
+            match crate::stages::method::check_plugin(loaded, index, &description) {
+                Ok(_) => diagnostics.extend(found.into_iter().map(|p| problem_diagnostic(loaded, index, plugin, p))),
                 Err(crate::Error::Manifest(e)) => diagnostics.extend(e.diagnostics),
                 Err(other) => {
-                    crate::output::error(&format!("method `{}`: {other}", method.name));
+                    crate::output::error(&format!("method `{}`: {other}", methods[index].name));
                     errors += 1;
                 }
-            },
-            Err(reason) if strict => {
-                crate::output::error(&format!("method `{}`: {reason}", method.name));
-                errors += 1;
             }
-            Err(reason) => crate::output::warn(&format!("method `{}` will fail: {reason}", method.name)),
         }
     }
-    weightlab_manifest::load::sort(&mut diagnostics);
-    errors += diagnostics.len();
-    if !diagnostics.is_empty() {
-        eprint!("{}", loaded.error(diagnostics));
-    }
-    if errors > 0 { Err(errors) } else { Ok(()) }
+    errors
+}
+
+/// A problem a plugin's `check` found, at its config key (`a.0.b` walks tables and arrays),
+/// else at the method's `config`, else at its `plugin`.
+fn problem_diagnostic(loaded: &Loaded, index: usize, plugin: &str, problem: Problem) -> Diagnostic {
+    let spans = loaded.spans();
+    let method: Vec<Seg> = vec!["method".into(), index.into()];
+    let at = match &problem.key {
+        Some(key) => {
+            let mut path = method.clone();
+            path.push("config".into());
+            path.extend(key.split('.').map(|k| k.parse::<usize>().map(Seg::from).unwrap_or_else(|_| Seg::Key(k.to_string()))));
+            spans.value(&path)
+        }
+        None => None,
+    };
+    let at = at.or_else(|| spans.value(&[method[0].clone(), method[1].clone(), "config".into()])).or_else(|| spans.value(&[method[0].clone(), method[1].clone(), "plugin".into()]));
+    let key = problem.key.map(|k| format!("`{k}`: ")).unwrap_or_default();
+    Diagnostic::new(format!("plugin `{plugin}` config: {key}{}", problem.message), at)
+}
+
+/// What method `index`'s zoo will be, as the manifest and its data say before anything trains
+/// (the zoo a plugin's `check` is shown). `None` when the data cannot say yet: files that did
+/// not read (`read` holds those that did), a network that does not fit them.
+pub fn zoo_plan(loaded: &Loaded, index: usize, read: &crate::preflight::Read) -> Option<ZooPlan> {
+    let m = &loaded.manifest;
+    let method = m.method.get(index)?;
+    let source = |name: &str| -> Option<(SourceView, weightlab_compute::data::Declared, bool)> {
+        let zoo = m.zoo.get(name)?;
+        let spec = m.data.get(&zoo.data)?;
+        let declared = match read.get(&zoo.data) {
+            Some(d) => weightlab_compute::data::Declared::of(d),
+            None => weightlab_compute::data::declared(spec)?,
+        };
+        let arch = weightlab_compute::Arch::for_shape(&zoo.arch, &declared.input_shape, declared.outputs()).ok()?;
+        let layout = arch.layout();
+        let view = SourceView { zoo: name.to_string(), arch: zoo.arch.descriptor().plugin_arch.to_string(), layout: crate::stages::method::layout_view(&layout), parameters: layout.len() as u32 };
+        Some((view, declared, spec.tasks.is_some()))
+    };
+    let (own, declared, task_family) = source(&method.zoo)?;
+    let sources = method.zoos.iter().map(|z| source(z).map(|(s, _, _)| s)).collect::<Option<Vec<_>>>()?;
+    Some(ZooPlan {
+        name: method.zoo.clone(),
+        arch: own.arch,
+        layout: own.layout,
+        parameters: own.parameters,
+        sources,
+        checkpoints: training_checkpoints(loaded, index).map(|n| n as u32),
+        classes: declared.class_names.len() as u32,
+        class_names: declared.class_names,
+        task_family,
+    })
+}
+
+/// What method `index`'s plugin is asked to `check`: the zoo it will get ([`zoo_plan`]), its
+/// probe target and its config; `None` when the zoo cannot be planned yet.
+pub(crate) fn check_request(loaded: &Loaded, index: usize, read: &crate::preflight::Read) -> Option<CheckRequest> {
+    let method = loaded.manifest.method.get(index)?;
+    let zoo = zoo_plan(loaded, index, read)?;
+    Some(CheckRequest { target: probe_target(method, &zoo), config: serde_json::to_value(&method.config).ok()?, zoo })
+}
+
+/// The target a probe method will be fitted on, as far as the manifest says (a model tree's
+/// parents are known only once it is trained: no labels then).
+fn probe_target(method: &MethodSpec, plan: &ZooPlan) -> Option<ProbeTarget> {
+    let name = method.target.clone()?;
+    let (kind, labels) = match name.as_str() {
+        "classes" => (TargetKind::MultiLabel, plan.class_names.clone()),
+        "parent" => (TargetKind::SingleLabel, Vec::new()),
+        _ => (TargetKind::Regression, Vec::new()),
+    };
+    Some(ProbeTarget { name, kind, labels })
 }
 
 /// The config problems of every method of a manifest that does not validate, as far as they can
 /// be known: each `[[method]]` entry that reads as one on its own, with a plugin that can be
-/// found and loaded, is checked like [`check_methods`] checks a valid one (zoo bounds from its
+/// found and loaded, is checked like [`before_run`] checks a valid one (its schema; not its `check`, which
+/// needs the zoo a valid manifest describes) (zoo bounds from its
 /// zoo's entry when that reads too). So one pass reports manifest and plugin-config errors
 /// together; a plugin that cannot be loaded adds nothing here (the manifest's own errors come
 /// first).

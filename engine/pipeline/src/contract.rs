@@ -6,6 +6,7 @@
 //!
 //! - it loads and describes itself (name, version, role, WIT version this host runs);
 //! - its config schema is a valid JSON Schema, and the config tested (default `{}`) satisfies it;
+//! - its `check` (WIT 0.5) finds nothing wrong with that config on the contract's zoo;
 //! - fit and sample finish within the default limits and return `samples` × parameters values;
 //! - every value is finite;
 //! - the same seed gives the same samples, bit for bit, in a fresh process;
@@ -133,6 +134,8 @@ pub fn check(wasm: &Path, config: &str, zoo: TestZoo, work: &Path) -> Result<Vec
             ));
         }
     }
+    let text = if d.role == Role::Probe { probe_manifest(&wasm, config) } else { manifest(&wasm, config, zoo) };
+    checks.push(own_check(&wasm, &name, &text, work, d));
     if d.role == Role::Probe {
         check_probe(&wasm, config, work, &mut checks)?;
         return Ok(checks);
@@ -194,6 +197,33 @@ pub fn check(wasm: &Path, config: &str, zoo: TestZoo, work: &Path) -> Result<Vec
         if differ { "seeds 0 and 1 differ" } else { "seeds 0 and 1 gave the same samples (fine if the method is deterministic)" },
     ));
     Ok(checks)
+}
+
+/// The clause on the plugin's own `check` (WIT 0.5): on the contract's zoo, with the config
+/// tested, it answers within the limits and finds nothing wrong.
+fn own_check(wasm: &Path, name: &str, text: &str, work: &Path, d: &weightlab_host::Description) -> Check {
+    const CLAUSE: &str = "its check accepts the config tested";
+    if !weightlab_host::abi::compatible(weightlab_host::ABI_VERSION, &d.abi) {
+        return Check::new(CLAUSE, Outcome::Pass, format!("built against WIT {}, before `check` (0.5.0): its configs are held to their schema alone", d.abi));
+    }
+    let loaded = match weightlab_manifest::load_str(&work.join("check.toml"), text, &[], work, &crate::catalog()) {
+        Ok(l) => l,
+        Err(e) => return Check::new(CLAUSE, Outcome::Fail, e.to_string()),
+    };
+    let requests: Vec<_> = (0..loaded.manifest.method.len()).filter_map(|i| crate::config_check::check_request(&loaded, i, &Default::default())).collect();
+    let asked = requests.len();
+    let checked = weightlab_host::PluginCode::read(wasm).map_err(|e| crate::Error::Missing(e.to_string())).and_then(|code| crate::stages::method::check_code(name, &code, Limits::default(), requests));
+    match checked {
+        Err(e) => Check::new(CLAUSE, Outcome::Fail, e.to_string()),
+        Ok((_, problems)) => {
+            let found: Vec<String> = problems.into_iter().flatten().map(|p| format!("{}{}", p.key.map(|k| format!("`{k}`: ")).unwrap_or_default(), p.message)).collect();
+            if found.is_empty() {
+                Check::new(CLAUSE, Outcome::Pass, format!("no problem found in {asked} check{}", if asked == 1 { "" } else { "s" }))
+            } else {
+                Check::new(CLAUSE, Outcome::Fail, format!("it refuses the contract's zoo: {}", found.join("; ")))
+            }
+        }
+    }
 }
 
 /// The probe contract's zoo and methods: a model tree on blobs (two roots, children fine-tuned

@@ -115,7 +115,7 @@ impl Run {
     }
 
     /// A run whose plugins were resolved already (and checked: see
-    /// [`crate::config_check::check_methods`]): the bytes checked are the bytes run.
+    /// [`crate::config_check::before_run`]): the bytes checked are the bytes run.
     pub fn with_plugins(loaded: Loaded, plugins: crate::plugins::Plugins, output: Option<PathBuf>) -> Result<Self> {
         let output = output.or_else(|| loaded.manifest.experiment.output.as_ref().map(|o| loaded.base_dir.join(o))).unwrap_or_else(|| PathBuf::from("reports").join(&loaded.manifest.experiment.name));
         let metrics = crate::metrics::selected(loaded.manifest.evaluate.metrics.as_deref());
@@ -412,7 +412,7 @@ impl Run {
         Ok(self.store.dir(self.finished(pred)?))
     }
 
-    /// Datasets read already (by [`crate::preflight::check`]), so they are not read again.
+    /// Datasets read already (by [`crate::config_check::before_run`]), so they are not read again.
     pub fn adopt_datasets(&mut self, datasets: crate::preflight::Read) {
         self.datasets.extend(datasets.into_iter().map(|(name, d)| (name, Arc::new(d))));
     }

@@ -11,18 +11,8 @@ use weightlab_manifest::{ArchSpec, Diagnostic, Loaded, path};
 /// The datasets the checks read, by name: the run takes them rather than reading them again.
 pub type Read = std::collections::BTreeMap<String, Dataset>;
 
-/// Runs the checks; prints the diagnostics and returns their number as `Err` when any fails.
-pub fn check(loaded: &Loaded) -> Result<Read, usize> {
-    let (diagnostics, read) = diagnostics(loaded);
-    if diagnostics.is_empty() {
-        return Ok(read);
-    }
-    let n = diagnostics.len();
-    eprint!("{}", loaded.error(diagnostics));
-    Err(n)
-}
-
-/// What [`check`] finds, without printing, and the datasets it read.
+/// The problems the checks find, and the datasets they read (printed with the plugin-config
+/// problems by [`crate::config_check::before_run`]).
 pub fn diagnostics(loaded: &Loaded) -> (Vec<Diagnostic>, Read) {
     let m = &loaded.manifest;
     let spans = loaded.spans();

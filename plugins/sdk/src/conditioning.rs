@@ -3,7 +3,7 @@
 //! transformation to `sample`, so a new task's condition lands where the training tasks' did.
 
 use crate::probing::Standardize;
-use crate::{Condition, JsonSchema, Tensor};
+use crate::{Condition, JsonSchema, Problem, Tensor, ZooPlan};
 
 /// Which of the host's task conditions a generator uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, JsonSchema)]
@@ -70,6 +70,14 @@ pub fn nearest_rows(rows: &Tensor, target: &Tensor, n: usize) -> Tensor {
     order.sort_by(|&a, &b| distances[a].total_cmp(&distances[b]));
     let picked: Vec<f32> = (0..n).map(|i| order[i % order.len().max(1)] as f32).collect();
     Tensor::from_slice(&picked, &[n])
+}
+
+/// The problem, found before training, of conditioning on `kind` (the config key `condition`)
+/// on a zoo whose data is not a task family: the host will give no conditions.
+pub fn check(zoo: &ZooPlan, kind: ConditionKind) -> Option<Problem> {
+    (!zoo.task_family).then(|| {
+        Problem::at("condition", format!("conditions on the `{}` of each checkpoint's task, and zoo `{}` learns one dataset, not a task family: give its data `[data.*] tasks`", kind.name(), zoo.name))
+    })
 }
 
 fn missing(kind: ConditionKind) -> String {

@@ -73,10 +73,10 @@ pub mod probe_bindings {
         export_macro_name: "__export_probe",
         default_bindings_module: "weightlab_sdk::probe_bindings",
         with: {
-            "weightlab:plugin/tensors@0.4.0": crate::bindings::weightlab::plugin::tensors,
-            "weightlab:plugin/log@0.4.0": crate::bindings::weightlab::plugin::log,
-            "weightlab:plugin/zoo@0.4.0": crate::bindings::weightlab::plugin::zoo,
-            "weightlab:plugin/types@0.4.0": crate::bindings::weightlab::plugin::types,
+            "weightlab:plugin/tensors@0.5.0": crate::bindings::weightlab::plugin::tensors,
+            "weightlab:plugin/log@0.5.0": crate::bindings::weightlab::plugin::log,
+            "weightlab:plugin/zoo@0.5.0": crate::bindings::weightlab::plugin::zoo,
+            "weightlab:plugin/types@0.5.0": crate::bindings::weightlab::plugin::types,
         },
     });
 }
@@ -102,6 +102,31 @@ pub type Zoo = zoo::ZooInfo;
 pub type Param = zoo::Param;
 /// Metadata of one training checkpoint (figures from the training and validation data only).
 pub type Checkpoint = zoo::Checkpoint;
+/// What the manifest says of the zoo before anything trains: what [`Method::check`] and
+/// [`Probe::check`] see (the training checkpoints counted, when known, not listed).
+pub type ZooPlan = zoo::ZooPlan;
+/// A mistake [`Method::check`] found in a config.
+pub type Problem = zoo::Problem;
+
+impl Problem {
+    /// A problem with config key `key` (the host points at its line in the manifest).
+    pub fn at(key: &str, message: impl Into<String>) -> Self {
+        Problem { key: Some(key.to_string()), message: message.into() }
+    }
+
+    /// A problem with the config as a whole.
+    pub fn config(message: impl Into<String>) -> Self {
+        Problem { key: None, message: message.into() }
+    }
+}
+
+impl ZooPlan {
+    /// The problem of a zoo with fewer than `least` training checkpoints, when the manifest
+    /// says how many it will have.
+    pub fn needs_checkpoints(&self, least: u32) -> Option<Problem> {
+        self.checkpoints.filter(|&n| n < least).map(|n| Problem::config(format!("needs at least {least} training checkpoints; the zoo will have {n}")))
+    }
+}
 
 /// How good checkpoint `i` of `zoo` is, for selecting or conditioning on checkpoints: its
 /// validation accuracy, or minus its validation loss where there is no accuracy (regression);
@@ -142,6 +167,12 @@ pub trait Probe: Sized + 'static {
     /// The `config` table of the manifest, deserialised from JSON.
     type Config: serde::de::DeserializeOwned + JsonSchema;
     fn describe() -> About;
+    /// The mistakes in `config` for this zoo and `target`, found before anything trains
+    /// (`weightlab validate` and `run` call it). `target.labels` is empty where the labels
+    /// show only after training. Default: none.
+    fn check(_zoo: &ZooPlan, _target: &Target, _config: &Self::Config) -> Vec<Problem> {
+        Vec::new()
+    }
     /// Learns from `weights` (models × parameters) and `labels`: models × labels of 0/1
     /// (multi-label), models × 1 label indices (single-label) or models × 1 values
     /// (regression). `label_embeddings` (labels × dim) come when the manifest asks for them.
@@ -185,6 +216,14 @@ pub trait Method: Sized + 'static {
     /// clear reason before `fit`.
     const MIXED_ARCHITECTURES: bool = false;
     fn describe() -> About;
+    /// The mistakes in `config` for the zoo `fit` will get (its size, layout, data), found
+    /// before anything trains: `weightlab validate` and `run` call it for every method, after
+    /// the config satisfied the schema. Say what depends on the zoo here (`k` below
+    /// `zoo.checkpoints`, a layer name the layout has); what the config alone can break
+    /// belongs in the schema. Default: none.
+    fn check(_zoo: &ZooPlan, _config: &Self::Config) -> Vec<Problem> {
+        Vec::new()
+    }
     /// Learns from `weights` (checkpoints × parameters); `condition` holds each checkpoint's
     /// task (empty off task families: unconditional methods ignore it).
     fn fit(zoo: &Zoo, weights: Tensor, condition: Condition, config: Self::Config, seed: u64) -> Result<Self, String>;
@@ -216,6 +255,36 @@ pub mod glue {
         types::Description { name: about.name, version: about.version, role: about.role, about: about.about, config_schema: serde_json::to_string(&schema).unwrap_or_else(|_| "{}".into()) }
     }
 
+    /// A config the host hands over: JSON that satisfies the schema, so a failure here is a
+    /// schema the type does not match.
+    fn parsed<C: serde::de::DeserializeOwned>(config: &str) -> Result<C, Problem> {
+        serde_json::from_str(config).map_err(|e| Problem::config(format!("config: {e}")))
+    }
+
+    pub fn check<M: Method>(zoo: ZooPlan, config: String) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if zoo.sources.len() > 1 && !M::MIXED_ARCHITECTURES {
+            problems.push(Problem::config(mixed_architectures(&zoo.sources)));
+        }
+        match parsed::<M::Config>(&config) {
+            Ok(config) => problems.extend(M::check(&zoo, &config)),
+            Err(p) => problems.push(p),
+        }
+        problems
+    }
+
+    pub fn check_probe<P: Probe>(zoo: ZooPlan, target: Target, config: String) -> Vec<Problem> {
+        match parsed::<P::Config>(&config) {
+            Ok(config) => P::check(&zoo, &target, &config),
+            Err(p) => vec![p],
+        }
+    }
+
+    fn mixed_architectures(sources: &[zoo::Source]) -> String {
+        let names: Vec<String> = sources.iter().map(|s| format!("{} ({} parameters)", s.zoo, s.parameters)).collect();
+        format!("learns from one architecture, and was given {} (`zoos` is for methods such as igpg)", names.join(", "))
+    }
+
     pub fn fit<M: Method>(
         zoo: Zoo,
         weights: &bindings::weightlab::plugin::tensors::Tensor,
@@ -225,8 +294,7 @@ pub mod glue {
     ) -> Result<(), String> {
         let config: M::Config = serde_json::from_str(&config).map_err(|e| format!("config: {e}"))?;
         if zoo.sources.len() > 1 && !M::MIXED_ARCHITECTURES {
-            let names: Vec<String> = zoo.sources.iter().map(|s| format!("{} ({} parameters)", s.zoo, s.parameters)).collect();
-            return Err(format!("learns from one architecture, and was given {} (`zoos` is for methods such as igpg)", names.join(", ")));
+            return Err(mixed_architectures(&zoo.sources));
         }
         let method = M::fit(&zoo, Tensor::borrowed(weights), Condition::borrowed(condition), config, seed)?;
         STATE.with(|s| *s.borrow_mut() = Some(Box::new(method)));
@@ -280,6 +348,9 @@ macro_rules! export_method {
             fn describe() -> $crate::bindings::weightlab::plugin::types::Description {
                 $crate::glue::describe::<$ty>()
             }
+            fn check(zoo: $crate::ZooPlan, config: ::std::string::String) -> ::std::vec::Vec<$crate::Problem> {
+                $crate::glue::check::<$ty>(zoo, config)
+            }
             fn fit(
                 zoo: $crate::Zoo,
                 weights: &$crate::bindings::weightlab::plugin::tensors::Tensor,
@@ -313,6 +384,9 @@ macro_rules! export_probe {
             fn describe() -> $crate::bindings::weightlab::plugin::types::Description {
                 $crate::glue::describe_probe::<$ty>()
             }
+            fn check(zoo: $crate::ZooPlan, target: $crate::Target, config: ::std::string::String) -> ::std::vec::Vec<$crate::Problem> {
+                $crate::glue::check_probe::<$ty>(zoo, target, config)
+            }
             fn fit(
                 zoo: $crate::Zoo,
                 weights: &$crate::bindings::weightlab::plugin::tensors::Tensor,
@@ -340,7 +414,7 @@ macro_rules! export_probe {
 pub mod prelude {
     pub use crate::log;
     pub use crate::nn;
-    pub use crate::{About, Checkpoint, Condition, JsonSchema, Method, Optimizer, OptimizerKind, Param, Probe, Target, TargetKind, Tensor, Zoo, checkpoint_quality};
+    pub use crate::{About, Checkpoint, Condition, JsonSchema, Method, Optimizer, OptimizerKind, Param, Probe, Problem, Target, TargetKind, Tensor, Zoo, ZooPlan, checkpoint_quality};
     pub use crate::{conditioning, diffusion, flow, probing, weights};
     pub use serde::Deserialize;
 }

@@ -138,8 +138,8 @@ pub fn layer_matrix(zoo: &Zoo, weights: &Tensor, name: &str) -> Option<Tensor> {
 }
 
 /// Names of the layout's weight matrices (parameters with two or more dimensions), in order.
-pub fn matrix_layers(zoo: &Zoo) -> Vec<String> {
-    zoo.layout.iter().filter(|p| p.shape.len() >= 2).map(|p| p.name.clone()).collect()
+pub fn matrix_layers(layout: &[crate::Param]) -> Vec<String> {
+    layout.iter().filter(|p| p.shape.len() >= 2).map(|p| p.name.clone()).collect()
 }
 
 /// Trains `params` with Adam for `steps` steps on the loss `step_loss` returns, reporting

@@ -15,10 +15,7 @@ pub fn run(args: &RunArgs, schedule: &ScheduleArgs) -> anyhow::Result<i32> {
         Err(code) => return Ok(code),
     };
     let plugins = weightlab_pipeline::plugins::Plugins::resolve(&loaded);
-    if let Err(code) = weightlab_pipeline::config_check::check_methods(&loaded, &plugins, false).map_err(|_| super::INVALID) {
-        return Ok(code);
-    }
-    let Ok(datasets) = weightlab_pipeline::preflight::check(&loaded) else { return Ok(super::INVALID) };
+    let Ok(datasets) = weightlab_pipeline::config_check::before_run(&loaded, &plugins, false) else { return Ok(super::INVALID) };
     let shard = match schedule.shard {
         Some(s) => Some(s),
         None => Shard::from_env(|k| std::env::var(k).ok()).map_err(|e| anyhow::anyhow!("the scheduler's shard variables: {e}"))?,

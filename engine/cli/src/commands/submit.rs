@@ -17,10 +17,7 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<i32> {
         Err(code) => return Ok(code),
     };
     let plugins = weightlab_pipeline::plugins::Plugins::resolve(&loaded);
-    if let Err(code) = weightlab_pipeline::config_check::check_methods(&loaded, &plugins, false).map_err(|_| super::INVALID) {
-        return Ok(code);
-    }
-    if weightlab_pipeline::preflight::check(&loaded).is_err() {
+    if weightlab_pipeline::config_check::before_run(&loaded, &plugins, false).is_err() {
         return Ok(super::INVALID);
     }
     let cluster = resolve(loaded.manifest.cluster.clone().unwrap_or_default(), args);

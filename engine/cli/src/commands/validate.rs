@@ -22,8 +22,7 @@ pub fn validate(manifests: &[PathBuf], print: bool, sets: &[String]) -> anyhow::
                 println!();
             }
         }
-        let checked = weightlab_pipeline::config_check::check_methods(&loaded, &weightlab_pipeline::plugins::Plugins::resolve(&loaded), true);
-        match checked.and_then(|()| weightlab_pipeline::preflight::check(&loaded).map(drop)) {
+        match weightlab_pipeline::config_check::before_run(&loaded, &weightlab_pipeline::plugins::Plugins::resolve(&loaded), true).map(drop) {
             Ok(()) => {
                 let sweeps = match loaded.expansion.variants.len() {
                     0 => String::new(),

@@ -34,17 +34,23 @@ impl Arch {
     /// Completes `spec` with the input and output sizes of `data`. Only a declared network can
     /// fail: a layer that does not fit the shapes reaching it.
     pub fn new(spec: &ArchSpec, data: &Dataset) -> Result<Self, ShapeError> {
+        Self::for_shape(spec, &data.input_shape, data.outputs())
+    }
+
+    /// [`Arch::new`] from the data's shapes alone: inputs of `input_shape`, `outputs` outputs.
+    pub fn for_shape(spec: &ArchSpec, input_shape: &[usize], outputs: usize) -> Result<Self, ShapeError> {
+        let features = input_shape.iter().product();
         Ok(match spec {
             ArchSpec::Mlp { hidden, activation } => {
-                let sizes = std::iter::once(data.features()).chain(hidden.iter().copied()).chain([data.outputs()]).collect();
+                let sizes = std::iter::once(features).chain(hidden.iter().copied()).chain([outputs]).collect();
                 Arch::Mlp { sizes, activation: *activation }
             }
             ArchSpec::SdfMlp { hidden } => {
-                let sizes = std::iter::once(data.features()).chain(hidden.iter().copied()).chain([1]).collect();
+                let sizes = std::iter::once(features).chain(hidden.iter().copied()).chain([1]).collect();
                 Arch::Mlp { sizes, activation: Activation::Relu }
             }
-            ArchSpec::CnnS {} => Arch::CnnS { classes: data.outputs() },
-            ArchSpec::Sequential { layers } => Arch::Sequential(std::sync::Arc::new(Network::new(layers, &data.input_shape, data.outputs())?)),
+            ArchSpec::CnnS {} => Arch::CnnS { classes: outputs },
+            ArchSpec::Sequential { layers } => Arch::Sequential(std::sync::Arc::new(Network::new(layers, input_shape, outputs)?)),
         })
     }
 

@@ -144,6 +144,60 @@ fn install_hint(path: &std::path::Path) -> &'static str {
     if path.starts_with(fashion_mnist::DEFAULT_DIR) { " (Fashion-MNIST comes from the Debian package `dataset-fashion-mnist`; `make quickstart` installs it)" } else { "" }
 }
 
+/// What a dataset's declaration says before any example is read or drawn: enough to lay out
+/// the models that learn it and to tell a plugin's `check` what it will get.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declared {
+    pub input_shape: Vec<usize>,
+    pub task: Task,
+    /// As [`Dataset::class_names`].
+    pub class_names: Vec<String>,
+}
+
+impl Declared {
+    /// Number of outputs a model needs: classes, or 1 for regression.
+    pub fn outputs(&self) -> usize {
+        match self.task {
+            Task::Classification { classes } => classes,
+            Task::Regression => 1,
+        }
+    }
+
+    /// What `dataset` says of itself.
+    pub fn of(dataset: &Dataset) -> Self {
+        Declared { input_shape: dataset.input_shape.clone(), task: dataset.task, class_names: dataset.class_names.clone() }
+    }
+}
+
+/// The names of a source's own classes (before a task family regroups them).
+fn source_class_names(spec: &DataSpec) -> Vec<String> {
+    match (spec.source, spec.source.descriptor().class_count(spec)) {
+        (DataSource::FashionMnist, _) => fashion_mnist::CLASS_NAMES.iter().map(|n| n.to_string()).collect(),
+        (_, Some(classes)) => (0..classes).map(|c| format!("class {c}")).collect(),
+        (_, None) => Vec::new(),
+    }
+}
+
+/// [`Declared`] for a source that is not read from the user's files (those say their shapes
+/// only once read: [`load`]).
+pub fn declared(spec: &DataSpec) -> Option<Declared> {
+    let source = spec.source.descriptor();
+    if source.from_files {
+        return None;
+    }
+    let input_shape = (source.input_shape)(spec);
+    let names = source_class_names(spec);
+    let positions = |n: usize| (0..n).map(|c| format!("class {c}")).collect::<Vec<_>>();
+    Some(match &spec.tasks {
+        Some(family) if family.family == weightlab_manifest::TaskFamily::Classes => Declared { input_shape, task: Task::Classification { classes: family.ways }, class_names: positions(family.ways) },
+        Some(_) => Declared { input_shape, task: Task::Classification { classes: names.len() }, class_names: names },
+        None => match source.class_count(spec) {
+            Some(classes) => Declared { input_shape, task: Task::Classification { classes }, class_names: if names.is_empty() { positions(classes) } else { names } },
+            None => Declared { input_shape, task: Task::Regression, class_names: Vec::new() },
+        },
+    })
+}
+
 /// Loads or generates the dataset a manifest section describes. Relative paths resolve against
 /// `base_dir`.
 pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, DataError> {
@@ -184,11 +238,7 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
         }
         Ok((train, test))
     };
-    let source_names: Vec<String> = match (spec.source, source.class_count(spec)) {
-        (DataSource::FashionMnist, _) => fashion_mnist::CLASS_NAMES.iter().map(|n| n.to_string()).collect(),
-        (_, Some(classes)) => (0..classes).map(|c| format!("class {c}")).collect(),
-        (_, None) => Vec::new(),
-    };
+    let source_names = source_class_names(spec);
     let (task, groups, family, (train, test)) = match &spec.tasks {
         Some(family) => {
             let planned = tasks::plan(family, source_names.len(), &source_names, source.name, spec.seed);

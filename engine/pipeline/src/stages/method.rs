@@ -1,7 +1,7 @@
 //! Method stage: in a worker process (see `weightlab_host::worker`), load the plugin
 //! (sandboxed), fit it on the zoo's training checkpoints, sample; then store the samples
 //! (safetensors) and what the plugin logged. The plugin's config was checked against its
-//! schema before any stage ran (`crate::config_check::check_methods`).
+//! schema before any stage ran (`crate::config_check::before_run`).
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +37,13 @@ pub(crate) fn request(name: &str, code: &PluginCode, limits: Limits, job: Job) -
 pub fn describe_code(name: &str, code: &PluginCode, limits: Limits) -> Result<Description> {
     let (description, _) = worker::run_in_worker(&worker_exe()?, code, &request(name, code, limits, Job::Describe), &[], |_, _| {})?;
     Ok(description)
+}
+
+/// Loads and describes the plugin `code` in a worker process, and has it `check` each of
+/// `checks`: its description and the problems found, one list per check.
+pub fn check_code(name: &str, code: &PluginCode, limits: Limits, checks: Vec<worker::CheckRequest>) -> Result<(Description, Vec<Vec<weightlab_host::Problem>>)> {
+    let (description, outcome) = worker::run_in_worker(&worker_exe()?, code, &request(name, code, limits, Job::Check { checks }), &[], |_, _| {})?;
+    Ok((description, outcome.map(|o| o.problems).unwrap_or_default()))
 }
 
 /// Loads and describes a method's plugin in a worker process.
@@ -90,7 +97,7 @@ pub(crate) fn config_json(method: &MethodSpec) -> Result<serde_json::Value> {
 /// What a method sees of a zoo: layout, its training checkpoints' figures on the training and
 /// validation data (never the test split), dataset identity.
 pub fn zoo_view(name: &str, arch: &str, zoo: &Zoo, rows: &[usize], data: &weightlab_compute::data::Dataset) -> ZooView {
-    let layout = layout_view(zoo);
+    let layout = layout_view(&zoo.layout());
     ZooView {
         name: name.to_string(),
         arch: arch.to_string(),
@@ -104,9 +111,9 @@ pub fn zoo_view(name: &str, arch: &str, zoo: &Zoo, rows: &[usize], data: &weight
     }
 }
 
-/// A zoo's flat layout as plugins see it.
-fn layout_view(zoo: &Zoo) -> Vec<ParamView> {
-    zoo.layout().params.iter().map(|p| ParamView { name: p.name.clone(), shape: p.shape.iter().map(|&d| d as u32).collect(), offset: p.offset as u32 }).collect()
+/// A flat layout as plugins see it.
+pub(crate) fn layout_view(layout: &weightlab_compute::Layout) -> Vec<ParamView> {
+    layout.params.iter().map(|p| ParamView { name: p.name.clone(), shape: p.shape.iter().map(|&d| d as u32).collect(), offset: p.offset as u32 }).collect()
 }
 
 /// What a method sees of one training checkpoint of source `source`.
@@ -155,7 +162,7 @@ impl Run {
             }
             sources.push((name.clone(), rows.len()));
             if !method.zoos.is_empty() {
-                view.sources.push(SourceView { zoo: name.clone(), arch: arch_of(&self.loaded, name), layout: layout_view(z), parameters: z.layout().len() as u32 });
+                view.sources.push(SourceView { zoo: name.clone(), arch: arch_of(&self.loaded, name), layout: layout_view(&z.layout()), parameters: z.layout().len() as u32 });
             }
         }
         if !method.zoos.is_empty() {

@@ -28,6 +28,10 @@ impl Method for Gaussian {
         About::baseline("gaussian", env!("CARGO_PKG_VERSION"), "An independent per-parameter normal fitted to the training checkpoints.")
     }
 
+    fn check(zoo: &ZooPlan, _config: &Config) -> Vec<Problem> {
+        zoo.needs_checkpoints(2).into_iter().collect()
+    }
+
     fn fit(_zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, _seed: u64) -> Result<Self, String> {
         if weights.shape()[0] < 2 {
             return Err("needs at least 2 training checkpoints to fit a deviation".into());

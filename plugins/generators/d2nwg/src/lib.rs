@@ -161,6 +161,10 @@ impl Method for D2nwg {
         )
     }
 
+    fn check(zoo: &ZooPlan, config: &Config) -> Vec<Problem> {
+        zoo.needs_checkpoints(2).into_iter().chain(conditioning::check(zoo, config.condition)).collect()
+    }
+
     fn fit(_zoo: &Zoo, weights: Tensor, condition: Condition, config: Config, seed: u64) -> Result<Self, String> {
         let rows = weights.shape()[0];
         if rows < 2 {

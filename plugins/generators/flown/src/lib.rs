@@ -158,6 +158,10 @@ impl Method for Flown {
         )
     }
 
+    fn check(zoo: &ZooPlan, _config: &Config) -> Vec<Problem> {
+        zoo.needs_checkpoints(2).into_iter().collect()
+    }
+
     fn fit(zoo: &Zoo, weights: Tensor, condition: Condition, config: Config, seed: u64) -> Result<Self, String> {
         let rows = weights.shape()[0];
         if rows < 2 {

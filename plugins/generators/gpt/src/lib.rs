@@ -28,6 +28,10 @@ impl Method for Gpt {
         )
     }
 
+    fn check(zoo: &ZooPlan, _config: &WeightDiffusionConfig) -> Vec<Problem> {
+        zoo.needs_checkpoints(2).into_iter().collect()
+    }
+
     fn fit(zoo: &Zoo, weights: Tensor, _condition: Condition, config: WeightDiffusionConfig, seed: u64) -> Result<Self, String> {
         let rows = weights.shape()[0];
         if rows < 2 {

@@ -19,6 +19,10 @@ impl Method for HyperDiffusion {
         About::generator("hyperdiffusion", env!("CARGO_PKG_VERSION"), "HyperDiffusion-style (Erkoç et al. 2023): a DDPM directly on flattened weights with a transformer denoiser over weight tokens.")
     }
 
+    fn check(zoo: &ZooPlan, _config: &WeightDiffusionConfig) -> Vec<Problem> {
+        zoo.needs_checkpoints(2).into_iter().collect()
+    }
+
     fn fit(zoo: &Zoo, weights: Tensor, _condition: Condition, config: WeightDiffusionConfig, seed: u64) -> Result<Self, String> {
         if weights.shape()[0] < 2 {
             return Err("needs at least 2 training checkpoints".into());

@@ -111,6 +111,10 @@ impl Method for HyperReps {
         )
     }
 
+    fn check(zoo: &ZooPlan, _config: &Config) -> Vec<Problem> {
+        zoo.needs_checkpoints(2).into_iter().collect()
+    }
+
     fn fit(zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, seed: u64) -> Result<Self, String> {
         let rows = weights.shape()[0];
         if rows < 2 {

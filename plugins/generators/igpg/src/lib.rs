@@ -336,6 +336,17 @@ impl Method for Igpg {
         )
     }
 
+    fn check(zoo: &ZooPlan, config: &Config) -> Vec<Problem> {
+        let mut problems: Vec<Problem> = zoo.needs_checkpoints(2).into_iter().chain(conditioning::check(zoo, config.condition)).collect();
+        if config.heads > 0 && config.dim % config.heads != 0 {
+            problems.push(Problem::at("dim", format!("dim = {} is not a multiple of heads = {}", config.dim, config.heads)));
+        }
+        if config.output == Output::Reconstruct && zoo.sources.len() > 1 {
+            problems.push(Problem::at("output", "`output = \"reconstruct\"` needs checkpoints of one architecture, and `zoos` gives several".to_string()));
+        }
+        problems
+    }
+
     fn fit(zoo: &Zoo, weights: Tensor, condition: Condition, config: Config, seed: u64) -> Result<Self, String> {
         let rows = weights.shape()[0];
         if rows < 2 {

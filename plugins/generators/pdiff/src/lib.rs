@@ -115,6 +115,10 @@ impl Method for PDiff {
         )
     }
 
+    fn check(zoo: &ZooPlan, _config: &Config) -> Vec<Problem> {
+        zoo.needs_checkpoints(2).into_iter().collect()
+    }
+
     fn fit(zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, seed: u64) -> Result<Self, String> {
         if weights.shape()[0] < 2 {
             return Err("needs at least 2 training checkpoints".into());

@@ -228,7 +228,7 @@ fn rows_of(x: &Tensor, rows: &[usize]) -> Tensor {
 /// Picks the layer with the lowest validation loss: a fifth of the training models (at least
 /// two) are held back, a short ProbeX fits on the rest of each candidate layer.
 fn choose_layer(zoo: &Zoo, weights: &Tensor, labels: &Tensor, target: &Target, embeddings: Option<&Tensor>, c: &Config, seed: u64) -> Result<String, String> {
-    let candidates = probing::matrix_layers(zoo);
+    let candidates = probing::matrix_layers(&zoo.layout);
     if candidates.is_empty() {
         return Err("the layout has no weight matrix to probe".into());
     }
@@ -264,6 +264,21 @@ impl Probe for ProbeX {
         )
     }
 
+    fn check(zoo: &ZooPlan, _target: &Target, c: &Config) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let matrices = probing::matrix_layers(&zoo.layout);
+        if let Some(l) = c.layer.as_ref().filter(|l| !matrices.contains(l)) {
+            problems.push(Problem::at("layer", format!("`{l}` is not a weight matrix of zoo `{}`; its matrices: {}", zoo.name, matrices.join(", "))));
+        }
+        if matrices.is_empty() {
+            problems.push(Problem::config(format!("zoo `{}` has no weight matrix to probe", zoo.name)));
+        }
+        if let Some(n) = zoo.checkpoints.filter(|&n| n < 4) {
+            problems.push(Problem::config(format!("{n} training models are too few to fit a probe (at least 4)")));
+        }
+        problems
+    }
+
     fn fit(zoo: &Zoo, weights: Tensor, labels: Tensor, target: &Target, label_embeddings: Option<Tensor>, c: Config, seed: u64) -> Result<Self, String> {
         if c.probes == 0 || c.projection == 0 || c.representation == 0 || c.steps == 0 {
             return Err("probes, projection, representation and steps must be positive".into());
@@ -286,7 +301,7 @@ impl Probe for ProbeX {
         let layer = match &c.layer {
             Some(l) => {
                 if probing::layer_matrix(zoo, &weights, l).is_none() {
-                    return Err(format!("`layer = \"{l}\"` is not a weight matrix of this zoo; matrices: {}", probing::matrix_layers(zoo).join(", ")));
+                    return Err(format!("`layer = \"{l}\"` is not a weight matrix of this zoo; matrices: {}", probing::matrix_layers(&zoo.layout).join(", ")));
                 }
                 l.clone()
             }
