@@ -29,7 +29,8 @@ plugins: setup
 	@wasmdir="$(TARGET_DIR)/wasm32-wasip2/release"; \
 	for dir in plugins/baselines/*/ plugins/generators/*/ plugins/probes/*/; do \
 	  [ -f "$$dir/Cargo.toml" ] || continue; name=$$(basename $$dir); \
-	  cp -p "$$wasmdir/$$(echo $$name | tr - _).wasm" "plugins/dist/$$name.wasm"; \
+	  built="$$wasmdir/$$(echo $$name | tr - _).wasm"; \
+	  if [ "$$built" -nt "plugins/dist/$$name.wasm" ]; then cp -p "$$built" "plugins/dist/$$name.wasm"; fi; \
 	done; \
 	mkdir -p plugins/dist/bench; \
 	for dir in plugins/bench/*/; do \
@@ -38,7 +39,13 @@ plugins: setup
 
 # Always the whole workspace: building one package alone unifies features differently and
 # would rebuild shared dependencies each time `make test` and `make build` alternate.
+# The built-in plugins get their metadata section (what `weightlab plugin build` writes) once the
+# engine that describes them is built: `weightlab plugins` and `plugin inspect` read it without
+# loading them. Only a plugin copied anew above lacks it, and then the second cargo build embeds
+# the stamped bytes (otherwise it has nothing to do).
 build: setup plugins
+	$(CARGO) build --release --workspace
+	$(TARGET_DIR)/release/weightlab -q plugin stamp plugins/dist/*.wasm
 	$(CARGO) build --release --workspace
 
 # The manual (docs/src, mdBook) into docs/book/. mdBook is installed once, pinned, from crates.io

@@ -205,6 +205,8 @@ fn plugins_are_discoverable_by_name_with_their_options_and_a_manifests_own_are_l
     let out = weightlab_ok(&root(), &["plugin", "inspect", "pdiff"]);
     let row = |key: &str| out.lines().find(|l| l.starts_with(&format!("{key} "))).unwrap_or_else(|| panic!("no `{key}` row:\n{out}")).to_string();
     assert!(out.contains("option") && out.contains("bounds"), "{out}");
+    // `make` stamps the built-in plugins: they are described without being loaded.
+    assert!(row("described").contains("read from its metadata section") && row("built with").contains("cargo"), "{out}");
     assert!(row("ae_steps").contains("integer") && row("ae_steps").contains("1000") && row("ae_steps").contains("Autoencoder training steps"), "{out}");
     assert!(row("latent_dim").contains("≥ 1"), "{out}");
     assert!(row("lr").contains("0.001 ") && !row("lr").contains("0.00100000"), "f32 defaults read as written: {out}");

@@ -288,10 +288,13 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write the metadata section into built components that lack one (what `plugin build`
+    /// does), so `plugins` and `plugin inspect` read them without loading them.
+    Stamp { wasm: Vec<PathBuf> },
     /// Check a built plugin against the plugin contract on a tiny built-in zoo: it describes
-    /// itself, its config schema is valid, fit and sample finish within the default limits
-    /// with the right shape and finite values, and the same seed gives the same samples.
-    /// Prints a pass/fail list; exit 1 when a clause fails.
+    /// itself, its config schema is valid, its check accepts the config, fit and sample finish
+    /// within the default limits with the right shape and finite values, and the same seed
+    /// gives the same samples. Prints a pass/fail list; exit 1 when a clause fails.
     Test {
         /// The `.wasm` component.
         wasm: PathBuf,

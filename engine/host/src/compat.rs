@@ -39,6 +39,17 @@ pub fn supported(version: &str) -> Option<&'static str> {
     SUPPORTED.iter().find(|v| **v == minor).copied()
 }
 
+/// Whether this host runs a plugin built against WIT `version` (`None`: a component that uses
+/// no weightlab:plugin interface), and how, in words.
+pub fn runs_here(version: Option<&str>) -> String {
+    match version {
+        None => "no: it uses no weightlab:plugin interface".to_string(),
+        Some(v) if crate::abi::compatible(crate::ABI_VERSION, v) => "yes".to_string(),
+        Some(v) if supported(v).is_some() => format!("yes, through the adapter for {v} (this host implements {})", crate::ABI_VERSION),
+        Some(_) => format!("no: this host runs {} and {}", crate::ABI_VERSION, SUPPORTED.join(", ")),
+    }
+}
+
 /// The component with its imports of the unchanged interfaces at `from` relabelled to `to`.
 /// Only names in import and instance sections change (core modules' import module names and the
 /// instantiation arguments that feed them, the component's own imports); both versions must be

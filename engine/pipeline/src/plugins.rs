@@ -297,8 +297,8 @@ pub fn info(name: String, path: PathBuf) -> PluginInfo {
 }
 
 /// What plugin `code` says of itself, and where that was read: its metadata section, else (a
-/// component built without one, as the built-in plugins are) a description from loading it in
-/// a worker process.
+/// component built without one, e.g. by cargo alone) a description from loading it in a worker
+/// process.
 pub fn self_description(name: &str, code: &weightlab_host::PluginCode) -> crate::Result<(Option<weightlab_host::metadata::Metadata>, &'static str)> {
     if let Ok(Some(m)) = weightlab_host::metadata::read(&code.bytes) {
         return Ok((Some(m), "its metadata section"));
@@ -318,6 +318,11 @@ fn described(name: &str, code: &weightlab_host::PluginCode, built_with: &str) ->
         config_schema: d.config_schema,
         built_with: built_with.to_string(),
     })
+}
+
+/// Whether the component at `path` carries a metadata section (unreadable files do not).
+pub fn has_metadata(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|bytes| weightlab_host::metadata::read(&bytes).is_ok_and(|m| m.is_some()))
 }
 
 /// Describes the freshly built plugin at `path` (loading it in a worker process, as a run

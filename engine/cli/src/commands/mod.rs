@@ -37,6 +37,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Plugin(PluginCommand::New { name, role, lang, dir }) => plugin::new(&name, role.as_str(), lang, &dir),
         Command::Plugin(PluginCommand::Build { dir }) => plugin::build(&dir),
         Command::Plugin(PluginCommand::Inspect { plugin, json }) => plugin::inspect(&plugin, json),
+        Command::Plugin(PluginCommand::Stamp { wasm }) => plugin::stamp(&wasm),
         Command::Plugin(PluginCommand::Test { wasm, config, zoo }) => plugin::test(&wasm, &config, zoo),
         Command::Report { runs, output, template } => report::report(&runs, output, template),
         Command::Runs { target } => report::runs(&target),

@@ -1,4 +1,4 @@
-//! `weightlab plugin new`, `build`, `inspect` and `test`: start, build, read and check a plugin,
+//! `weightlab plugin new`, `build`, `stamp`, `inspect` and `test`: start, build, read and check a plugin,
 //! in Rust (a crate built for wasm32-wasip2) or Python (a module built by componentize-py); the
 //! work is `weightlab_author`'s.
 
@@ -38,8 +38,17 @@ pub fn build(dir: &Path) -> Result<i32> {
     Ok(0)
 }
 
+/// Writes the metadata section into each component of `files` that has none (`make` stamps the
+/// built-in plugins this way, as built by cargo).
+pub fn stamp(files: &[std::path::PathBuf]) -> Result<i32> {
+    for file in files.iter().filter(|f| !weightlab_pipeline::plugins::has_metadata(f)) {
+        weightlab_pipeline::plugins::stamp(file, "cargo").with_context(|| format!("describing {} to write its metadata", file.display()))?;
+    }
+    Ok(0)
+}
+
 /// Prints what a plugin says about itself — from its metadata section, or, for a component
-/// built without one (the built-in plugins), by loading it in a worker as a run would — and its
+/// built without one, by loading it in a worker as a run would — and its
 /// config options as a table. `plugin` is a `.wasm` file or a plugin's name.
 pub fn inspect(plugin: &str, json: bool) -> Result<i32> {
     use weightlab_host::metadata;
@@ -58,15 +67,7 @@ pub fn inspect(plugin: &str, json: bool) -> Result<i32> {
     let versions = metadata::wit_versions(bytes).with_context(|| wasm.display().to_string())?;
     let sha256 = &code.sha256;
     let abi = versions.first().cloned().unwrap_or_else(|| "none".into());
-    let runs = if versions.is_empty() {
-        "no: it uses no weightlab:plugin interface".to_string()
-    } else if weightlab_host::abi::compatible(weightlab_host::ABI_VERSION, &abi) {
-        "yes".to_string()
-    } else if weightlab_host::compat::supported(&abi).is_some() {
-        format!("yes, through the adapter for {abi} (this host implements {})", weightlab_host::ABI_VERSION)
-    } else {
-        format!("no: this host runs {} and {}", weightlab_host::ABI_VERSION, weightlab_host::compat::SUPPORTED.join(", "))
-    };
+    let runs = weightlab_host::compat::runs_here(versions.first().map(String::as_str));
     let (meta, source) = match weightlab_pipeline::plugins::self_description(plugin, &code) {
         Ok(described) => described,
         Err(e) => {
