@@ -113,3 +113,42 @@ fn a_rerun_with_another_setting_keeps_both_runs_each_with_its_report() {
     assert!(lines[0].contains("ok") && lines[0].contains("(first)") && lines[0].contains("noise 0."), "{text}");
     assert!(lines[1].contains("- config = { sigma = 0.01 }") && lines[1].contains("+ config = { sigma = 0.5"), "{text}");
 }
+
+#[test]
+fn a_manifest_writes_to_one_folder_whatever_the_current_directory() {
+    let (dir, _) = experiment(MANIFEST);
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(project.join(".git")).unwrap();
+    std::fs::create_dir_all(project.join("experiments/sub")).unwrap();
+    std::fs::write(project.join("experiments/store.toml"), MANIFEST).unwrap();
+    // `plan` says where a run would write: `plan for `store` → <folder>`.
+    let output_from = |cwd: &std::path::Path, manifest: &str| {
+        let out = command(cwd, &["plan", manifest]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        let folder = text.lines().find_map(|l| l.split("plan for `store` → ").nth(1)).unwrap_or_else(|| panic!("{text}")).trim().to_string();
+        // Lexically normal: no `.` or `..` left.
+        let mut normal = std::path::PathBuf::new();
+        for part in cwd.join(&folder).components() {
+            match part {
+                std::path::Component::ParentDir => _ = normal.pop(),
+                std::path::Component::CurDir => {}
+                other => normal.push(other),
+            }
+        }
+        normal
+    };
+    for (cwd, manifest) in [
+        (project.clone(), "experiments/store.toml"),
+        (project.join("experiments"), "store.toml"),
+        (project.join("experiments/sub"), "../store.toml"),
+        (dir.path().to_path_buf(), "project/experiments/store.toml"),
+    ] {
+        assert_eq!(output_from(&cwd, manifest), project.join("reports/store"), "from {}", cwd.display());
+    }
+    // Outside a repository, the manifest's own folder is its project.
+    std::fs::create_dir_all(dir.path().join("loose")).unwrap();
+    std::fs::write(dir.path().join("loose/store.toml"), MANIFEST).unwrap();
+    let found = output_from(dir.path(), "loose/store.toml");
+    assert_eq!(found, dir.path().join("loose/reports/store"));
+}

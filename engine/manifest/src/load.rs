@@ -35,6 +35,27 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The manifest's project: the nearest folder at or above the manifest's own that holds a
+    /// `.git`, else the manifest's folder. Output folders resolve here, so one manifest writes
+    /// to one place whatever the current directory (`experiments/a.toml` of a repository
+    /// writes `reports/a` at its root).
+    pub fn project_dir(&self) -> PathBuf {
+        let base = std::fs::canonicalize(&self.base_dir).or_else(|_| std::path::absolute(&self.base_dir)).unwrap_or_else(|_| self.base_dir.clone());
+        base.ancestors().find(|dir| dir.join(".git").exists()).map(Path::to_path_buf).unwrap_or(base)
+    }
+
+    /// Where a run of this manifest writes when the command line does not say: `experiment.
+    /// output`, else `reports/<name>`, in the [project](Loaded::project_dir) — shown relative
+    /// to the current directory when it lies below it.
+    pub fn output_dir(&self) -> PathBuf {
+        let experiment = &self.manifest.experiment;
+        let dir = self.project_dir().join(experiment.output.clone().unwrap_or_else(|| Path::new("reports").join(&experiment.name)));
+        match std::env::current_dir() {
+            Ok(cwd) => dir.strip_prefix(&cwd).map(Path::to_path_buf).unwrap_or(dir),
+            Err(_) => dir,
+        }
+    }
+
     /// Span lookup for paths of the expanded manifest, into the files that hold them.
     pub fn spans(&self) -> Spans {
         spans_of(&self.text, &self.sources, &self.layers, self.expansion.renames.clone())

@@ -107,7 +107,8 @@ impl SweepSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Experiment {
-    /// Name of the experiment; names the default output folder `reports/<name>`.
+    /// Name of the experiment; names the default output folder `reports/<name>` (in the
+    /// manifest's project: the nearest folder above it holding `.git`, else its own folder).
     pub name: String,
     /// Free text shown at the top of the report.
     #[serde(default)]
@@ -116,7 +117,8 @@ pub struct Experiment {
     #[serde(default = "default_seeds")]
     #[schemars(length(max = 1000))]
     pub seeds: Vec<u64>,
-    /// Output folder, relative to the manifest's folder's parent project (default `reports/<name>`).
+    /// Output folder, relative to the manifest's project — the nearest folder at or above the
+    /// manifest's holding `.git`, else the manifest's folder (default `reports/<name>`).
     #[serde(default)]
     pub output: Option<PathBuf>,
     /// Most variant entries the sweeps may expand into (datasets, zoos and methods counted);

@@ -117,7 +117,7 @@ impl Run {
     /// A run whose plugins were resolved already (and checked: see
     /// [`crate::config_check::before_run`]): the bytes checked are the bytes run.
     pub fn with_plugins(loaded: Loaded, plugins: crate::plugins::Plugins, output: Option<PathBuf>) -> Result<Self> {
-        let output = output.or_else(|| loaded.manifest.experiment.output.as_ref().map(|o| loaded.base_dir.join(o))).unwrap_or_else(|| PathBuf::from("reports").join(&loaded.manifest.experiment.name));
+        let output = output.unwrap_or_else(|| loaded.output_dir());
         let metrics = crate::metrics::selected(loaded.manifest.evaluate.metrics.as_deref());
         let keys: Vec<String> = metrics.iter().map(|m| m.key.to_string()).collect();
         let plan = Plan::new(&loaded.manifest, &|p| plugins.identity(p), &keys);
