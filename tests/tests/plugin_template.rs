@@ -19,6 +19,14 @@ fn new_plugin_builds_passes_the_contract_and_runs_from_the_guides_manifest() {
     let (dir, _) = experiment(&manifest);
     weightlab_ok(dir.path(), &["plugin", "new", "demo", "--role", "baseline"]);
     assert!(dir.path().join("demo/src/lib.rs").is_file());
+    // It depends on the binary's own copy of the SDK in the cache folder, not on this clone
+    // (which may move or go): the copy's sources are this clone's.
+    let cargo_toml = std::fs::read_to_string(dir.path().join("demo/Cargo.toml")).unwrap();
+    let sdk = cargo_toml.lines().find_map(|l| l.strip_prefix("weightlab-sdk = { path = \"")).and_then(|rest| rest.split('"').next()).unwrap_or_else(|| panic!("{cargo_toml}"));
+    assert!(!sdk.contains(&root().display().to_string()) && sdk.contains("/sdk/"), "{sdk}");
+    for file in ["src/lib.rs", "src/nn.rs"] {
+        assert_eq!(std::fs::read_to_string(std::path::Path::new(sdk).join(file)).unwrap(), std::fs::read_to_string(root().join("plugins/sdk").join(file)).unwrap(), "{file}");
+    }
     // Share the workspace's target folder so the SDK's dependencies are already built.
     let target = binary().parent().unwrap().parent().unwrap().to_path_buf();
     let out = std::process::Command::new(binary()).args(["plugin", "build", "demo"]).current_dir(dir.path()).env("CARGO_TARGET_DIR", &target).output().unwrap();

@@ -9,15 +9,49 @@ const CARGO_TOML: &str = include_str!("../../../plugins/template/Cargo.toml.in")
 const LIB_RS: &str = include_str!("../../../plugins/template/src/lib.rs.in");
 const PROBE_RS: &str = include_str!("../../../plugins/template/src/probe.rs.in");
 
-/// The SDK of this checkout (plugins depend on it by path).
-fn sdk_path() -> PathBuf {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../plugins/sdk"));
-    p.canonicalize().unwrap_or(p)
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/sdk_files.rs"));
+}
+
+/// The Rust SDK a new plugin depends on: the copy embedded in this binary, written once into
+/// `<cache>/sdk/<hash of its files>/` (a new SDK, a new folder; concurrent writers each finish
+/// their own temporary copy and the first rename wins). Plugins so depend on neither the clone
+/// the binary was built in nor where it is.
+fn sdk_path() -> Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (path, bytes) in embedded::SDK_FILES {
+        h.update((path.len() as u64).to_le_bytes());
+        h.update(path.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
+    let cache = weightlab_host::cache_dir().ok_or_else(|| Error::Invalid("no cache folder for the plugin SDK: set WEIGHTLAB_CACHE or HOME".into()))?;
+    let dir = cache.join("sdk").join(&hex::encode(h.finalize())[..16]);
+    if !dir.join("sdk/Cargo.toml").is_file() {
+        let parent = cache.join("sdk");
+        std::fs::create_dir_all(&parent).map_err(io("creating", &parent))?;
+        let staging = tempfile::tempdir_in(&parent).map_err(io("creating a folder in", &parent))?;
+        for (path, bytes) in embedded::SDK_FILES {
+            let file = staging.path().join(path);
+            if let Some(folder) = file.parent() {
+                std::fs::create_dir_all(folder).map_err(io("creating", folder))?;
+            }
+            std::fs::write(&file, bytes).map_err(io("writing", &file))?;
+        }
+        let staged = staging.keep();
+        if std::fs::rename(&staged, &dir).is_err() {
+            // Another process wrote it first.
+            let _ = std::fs::remove_dir_all(&staged);
+        }
+    }
+    Ok(dir.join("sdk"))
 }
 
 /// Writes the Rust template into `target`.
 pub(crate) fn new(name: &str, role: &str, target: &Path) -> Result<()> {
-    let fill = |text: &str| text.replace("{{name}}", name).replace("{{crate_name}}", name).replace("{{role}}", role).replace("{{sdk_path}}", &sdk_path().display().to_string());
+    let sdk = sdk_path()?;
+    let fill = |text: &str| text.replace("{{name}}", name).replace("{{crate_name}}", name).replace("{{role}}", role).replace("{{sdk_path}}", &sdk.display().to_string());
     std::fs::create_dir_all(target.join("src")).map_err(io("creating", target))?;
     let cargo = target.join("Cargo.toml");
     std::fs::write(&cargo, fill(CARGO_TOML)).map_err(io("writing", &cargo))?;
