@@ -30,7 +30,7 @@ plugins: setup
 	for dir in plugins/baselines/*/ plugins/generators/*/ plugins/probes/*/; do \
 	  [ -f "$$dir/Cargo.toml" ] || continue; name=$$(basename $$dir); \
 	  built="$$wasmdir/$$(echo $$name | tr - _).wasm"; \
-	  if [ "$$built" -nt "plugins/dist/$$name.wasm" ]; then cp -p "$$built" "plugins/dist/$$name.wasm"; fi; \
+	  if [ ! -f "plugins/dist/$$name.wasm" ] || [ "$$built" -nt "plugins/dist/$$name.wasm" ]; then cp -p "$$built" "plugins/dist/$$name.wasm"; fi; \
 	done; \
 	mkdir -p plugins/dist/bench; \
 	for dir in plugins/bench/*/; do \

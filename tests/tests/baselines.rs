@@ -1,6 +1,7 @@
 //! The six built-in baselines on a real Fashion-MNIST zoo, checked against what each must do:
 //! `copy` reproduces training checkpoints exactly, `noise` with σ = 0 equals `copy`,
-//! `random-init` is at chance, and the zoo itself is far above chance.
+//! `random-init` is at chance, `interpolate` lies on segments between checkpoints (the
+//! interpolation test's control), and the zoo itself is far above chance.
 
 use weightlab_e2e::{column, experiment, strings, weightlab};
 
@@ -171,6 +172,19 @@ fn baselines_behave_as_specified() {
     let rand_acc = mean(&column(&out, "samples", Some("random-init"), "accuracy"));
     assert!(rand_acc < 0.2, "random-init accuracy {rand_acc}");
     assert!(mean(&column(&out, "samples", Some("random-init"), "novelty")) > 0.5);
+
+    // The interpolation test: `interpolate` (k = 2, a point on a segment between two
+    // checkpoints) is an interpolation by construction, at distance ≈ 0 from one; copies and
+    // isotropic noise are not interpolations.
+    let interp = column(&out, "samples", Some("interpolate"), "nn_interp");
+    assert!(interp.iter().all(|d| d.unwrap() < 1e-4), "interpolations lie on segments: {interp:?}");
+    assert!(column(&out, "samples", Some("interpolate"), "interpolation").iter().all(|x| *x == Some(1.0)));
+    for m in ["copy", "noise 0.05", "random-init"] {
+        let share = mean(&column(&out, "samples", Some(m), "interpolation"));
+        assert_eq!(share, 0.0, "{m} is not an interpolation of two checkpoints");
+    }
+    let noise_interp = column(&out, "samples", Some("noise 0.05"), "nn_interp");
+    assert!(noise_interp.iter().zip(&n05).all(|(i, d)| i.unwrap() <= d.unwrap() && i.unwrap() > 0.5 * d.unwrap()), "{noise_interp:?} vs {n05:?}");
 
     // average, interpolate and gaussian make new weights (not copies), and different ones.
     for m in ["average", "interpolate", "gaussian"] {

@@ -50,8 +50,8 @@ pub enum BenchCommand {
     /// in PyTorch (`benches/pdiff.py`): time per step and the ratio.
     Pdiff(BenchPdiffArgs),
     /// The evaluation stage at scale: n generated MLPs scored against n training checkpoints
-    /// on the Fashion-MNIST test set — accuracy, raw and aligned NN distance, novelty and
-    /// agreement — with the time of each part for each n.
+    /// on the Fashion-MNIST test set — accuracy, raw and aligned NN distance, distance to the
+    /// nearest interpolation, novelty and agreement — with the time of each part for each n.
     Metrics(BenchMetricsArgs),
 }
 

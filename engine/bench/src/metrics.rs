@@ -38,8 +38,8 @@ pub fn metrics(args: &BenchMetricsArgs) -> Result<i32> {
     };
     let labels: Vec<u8> = data.test.y.iter().map(|&y| y as u8).collect();
     println!("n generated MLPs 784→{}→10 ({p} parameters) against n training checkpoints, {} Fashion-MNIST test examples; {} threads", args.hidden, data.test.len(), tch::get_num_threads());
-    println!("{:>6} {:>10} {:>10} {:>13} {:>10} {:>9}   {:>9}", "n", "accuracy", "nn (raw)", "nn (aligned)", "novelty", "total", "(setup)");
-    let mut rows: Vec<(usize, [f64; 5])> = Vec::new();
+    println!("{:>6} {:>10} {:>10} {:>13} {:>11} {:>10} {:>9}   {:>9}", "n", "accuracy", "nn (raw)", "nn (aligned)", "nn (interp)", "novelty", "total", "(setup)");
+    let mut rows: Vec<(usize, [f64; 6])> = Vec::new();
     for &n in &args.sizes {
         let setup = Instant::now();
         let reference = noisy(n, 0.01, 1, false);
@@ -60,19 +60,21 @@ pub fn metrics(args: &BenchMetricsArgs) -> Result<i32> {
             Some((m, t)) if n > args.aligned_max => (t * (n as f64 / m as f64).powi(2), true),
             _ => (timed(&mut || drop(metrics::nearest_aligned(&generated, &reference, p, false, &aligner))), false),
         };
+        // Every segment between two of the n checkpoints: n·n(n−1)/2 estimates.
+        let interp = timed(&mut || drop(metrics::nearest_interpolation(&generated, &reference, p, false)));
         let novelty = timed(&mut || drop(metrics::behaviour(&predictions, &reference_predictions, &labels, false)));
-        let total = accuracy + raw + aligned + novelty;
+        let total = accuracy + raw + aligned + interp + novelty;
         let aligned_cell = if estimated { format!("~{aligned:.0}s (n²)") } else { format!("{aligned:.2}s") };
-        println!("{n:>6} {accuracy:>9.2}s {raw:>9.2}s {aligned_cell:>13} {novelty:>9.2}s {total:>8.2}s   {setup:>8.1}s");
+        println!("{n:>6} {accuracy:>9.2}s {raw:>9.2}s {aligned_cell:>13} {interp:>10.2}s {novelty:>9.2}s {total:>8.2}s   {setup:>8.1}s");
         if estimated {
             println!("{:>6} without the aligned distance: {:.2}s", "", total - aligned);
         }
-        rows.push((n, [accuracy, raw, aligned, novelty, total]));
+        rows.push((n, [accuracy, raw, aligned, interp, novelty, total]));
     }
     if let (Some(first), Some(last)) = (rows.first(), rows.last())
         && last.0 > first.0
     {
-        let growth: Vec<String> = ["accuracy", "nn (raw)", "nn (aligned)", "novelty", "total"]
+        let growth: Vec<String> = ["accuracy", "nn (raw)", "nn (aligned)", "nn (interp)", "novelty", "total"]
             .iter()
             .enumerate()
             .map(|(k, name)| format!("{name} n^{:.2}", (last.1[k] / first.1[k]).ln() / (last.0 as f64 / first.0 as f64).ln()))

@@ -21,7 +21,7 @@ pub struct Nearest {
 }
 
 /// Every row's squared norm, accumulated in f64.
-fn squared_norms(rows: &[f32], p: usize) -> Vec<f64> {
+pub(crate) fn squared_norms(rows: &[f32], p: usize) -> Vec<f64> {
     rows.chunks_exact(p).map(|r| r.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()).collect()
 }
 
@@ -29,7 +29,7 @@ fn squared_norms(rows: &[f32], p: usize) -> Vec<f64> {
 /// row-major matrix: one GEMM in libtorch in `kind` (f64 where the products must be nearly
 /// exact, f32 for a bound that allows for its rounding), in blocks of `a` rows so memory
 /// stays bounded.
-fn gram(a: &[f32], b: &[f32], p: usize, kind: tch::Kind) -> Vec<f64> {
+pub(crate) fn gram(a: &[f32], b: &[f32], p: usize, kind: tch::Kind) -> Vec<f64> {
     let _guard = tch::no_grad_guard();
     let (n, m) = (a.len() / p.max(1), b.len() / p.max(1));
     if n == 0 || m == 0 {
@@ -49,7 +49,7 @@ fn gram(a: &[f32], b: &[f32], p: usize, kind: tch::Kind) -> Vec<f64> {
 /// How far a squared distance assembled from the GEMM (‖a‖² + ‖b‖² − 2 a·b) may be from the
 /// exact one: far above the f64 rounding of a dot product of 10⁵–10⁶ terms (≈ p·2⁻⁵³·‖a‖‖b‖),
 /// far below any distance worth telling apart.
-fn slack(na: f64, nb: f64) -> f64 {
+pub(crate) fn slack(na: f64, nb: f64) -> f64 {
     1e-9 * (na + nb) + f64::MIN_POSITIVE
 }
 
@@ -67,6 +67,11 @@ pub(crate) fn per_model<T: Send>(n: usize, one: impl Fn(usize) -> T + Sync) -> V
         let handles: Vec<_> = (0..n).step_by(per).map(|start| scope.spawn(move || (start..(start + per).min(n)).map(one).collect::<Vec<_>>())).collect();
         handles.into_iter().flat_map(|h| h.join().expect("a metric thread panicked")).collect()
     })
+}
+
+/// The exact L2 distance of two rows, in f64.
+pub(crate) fn exact_l2(a: &[f32], b: &[f32]) -> f64 {
+    exact(a, b).0
 }
 
 /// The exact L2 distance and dot product of two rows, in f64.

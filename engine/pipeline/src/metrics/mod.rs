@@ -86,6 +86,8 @@ pub const REGISTRY: &[&Metric] = &[
     &performance::LOSS,
     &distance::NN_L2,
     &distance::NN_L2_ALIGNED,
+    &distance::NN_INTERP,
+    &distance::INTERPOLATION,
     &distance::NN_COSINE,
     &behaviour::NOVELTY,
     &behaviour::AGREEMENT,
@@ -124,7 +126,7 @@ mod tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), REGISTRY.len());
-        for key in ["nn_l2", "nn_l2_aligned", "novelty"] {
+        for key in ["nn_l2", "nn_l2_aligned", "nn_interp", "interpolation", "novelty"] {
             assert_eq!(get(key).map(|m| m.direction), Some(Direction::None), "{key} is a trade-off axis, not a goal");
         }
         assert_eq!(get("loss").map(|m| m.direction), Some(Direction::Lower));

@@ -8,7 +8,7 @@ use std::cell::OnceCell;
 use weightlab_compute::arch::align::Aligner;
 use weightlab_compute::data::Task;
 use weightlab_compute::eval::{self, ModelScore};
-use weightlab_compute::metrics::{self, Behaviour, Nearest, surface};
+use weightlab_compute::metrics::{self, Behaviour, Nearest, Segment, surface};
 use weightlab_compute::{Arch, Dataset};
 
 /// Models to score and what they are compared with.
@@ -32,6 +32,7 @@ pub struct Scoring<'a> {
     labels: OnceCell<Vec<u8>>,
     nearest: OnceCell<Vec<Nearest>>,
     nearest_aligned: OnceCell<Vec<Nearest>>,
+    nearest_interpolation: OnceCell<Vec<Segment>>,
     behaviour: OnceCell<Option<Vec<Behaviour>>>,
     nearest_shape: OnceCell<Option<Vec<(usize, f64)>>>,
 }
@@ -52,6 +53,7 @@ impl<'a> Scoring<'a> {
             labels: OnceCell::new(),
             nearest: OnceCell::new(),
             nearest_aligned: OnceCell::new(),
+            nearest_interpolation: OnceCell::new(),
             behaviour: OnceCell::new(),
             nearest_shape: OnceCell::new(),
         }
@@ -133,6 +135,11 @@ impl<'a> Scoring<'a> {
     /// The same after aligning hidden units to each checkpoint (Zeng et al.'s distance).
     pub fn nearest_aligned(&self) -> &[Nearest] {
         self.nearest_aligned.get_or_init(|| metrics::nearest_aligned(self.models, self.train, self.p, self.leave_one_out(), &Aligner::new(self.arch)))
+    }
+
+    /// Each model's nearest point on a segment between two training checkpoints.
+    pub fn nearest_interpolation(&self) -> &[Segment] {
+        self.nearest_interpolation.get_or_init(|| metrics::nearest_interpolation(self.models, self.train, self.p, self.leave_one_out()))
     }
 
     /// Behavioural comparison with the training checkpoints (classifiers only).
