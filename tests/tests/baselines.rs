@@ -186,6 +186,39 @@ fn baselines_behave_as_specified() {
     let noise_interp = column(&out, "samples", Some("noise 0.05"), "nn_interp");
     assert!(noise_interp.iter().zip(&n05).all(|(i, d)| i.unwrap() <= d.unwrap() && i.unwrap() > 0.5 * d.unwrap()), "{noise_interp:?} vs {n05:?}");
 
+    // The report's figures beside it: summary.csv holds the summary table's numbers (the mean
+    // over seeds of each seed's mean), and frontier.csv every method against the frontier the
+    // three noise methods trace — copy is noise with σ = 0, so it sits on the frontier.
+    let csv = |name: &str| -> Vec<std::collections::HashMap<String, String>> {
+        let text = std::fs::read_to_string(out.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut lines = text.lines();
+        let header: Vec<String> = lines.next().unwrap().split(',').map(str::to_string).collect();
+        lines.map(|l| header.iter().cloned().zip(l.split(',').map(str::to_string)).collect()).collect()
+    };
+    let summary = csv("summary.csv");
+    let copy_row = summary.iter().find(|r| r["method"] == "copy").expect("copy in summary.csv");
+    let seeds = column(&out, "samples", Some("copy"), "seed");
+    let seed_means: Vec<f64> = (0..2)
+        .map(|seed| {
+            let acc: Vec<f64> = copy_acc.iter().zip(&seeds).filter(|(_, s)| **s == Some(seed as f64)).map(|(a, _)| a.unwrap()).collect();
+            acc.iter().sum::<f64>() / acc.len() as f64
+        })
+        .collect();
+    let expected = (seed_means[0] + seed_means[1]) / 2.0;
+    assert!((copy_row["accuracy"].parse::<f64>().unwrap() - expected).abs() < 1e-12, "{copy_row:?} vs {expected}");
+    let frontier = csv("frontier.csv");
+    let copy_on = frontier.iter().find(|r| r["method"] == "copy" && r["axis"] == "novelty").expect("copy against the noise frontier");
+    // Copies have novelty 0, where the curve is σ = 0's point: noise 0's mean accuracy (its 8
+    // random checkpoints per seed, not copy's 12), and the margin is the difference.
+    let value = |row: &std::collections::HashMap<String, String>, key: &str| row[key].parse::<f64>().unwrap();
+    let noise0 = summary.iter().find(|r| r["method"] == "noise 0").expect("noise 0 in summary.csv");
+    assert_eq!((value(copy_on, "position"), copy_on["seeds_in_range"].as_str()), (0.0, "2"), "{copy_on:?}");
+    assert!((value(copy_on, "noise_accuracy") - value(noise0, "accuracy")).abs() < 1e-12, "{copy_on:?} {noise0:?}");
+    assert!((value(copy_on, "margin") - (value(copy_row, "accuracy") - value(noise0, "accuracy"))).abs() < 1e-12, "{copy_on:?}");
+    assert!(!frontier.iter().any(|r| r["method"].starts_with("noise")), "noise methods make the frontier");
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("Against the noise frontier") && report.contains("frontier-table"));
+
     // average, interpolate and gaussian make new weights (not copies), and different ones.
     for m in ["average", "interpolate", "gaussian"] {
         let d = column(&out, "samples", Some(m), "nn_l2");

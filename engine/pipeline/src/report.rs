@@ -248,15 +248,93 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         trees,
         variants,
         ablations,
+        frontier: frontier_rows(&runs, &samples, &label),
     };
     ctx.mark_best();
     let html = weightlab_report::render(&ctx, template)?;
     std::fs::create_dir_all(output).map_err(io("creating", output))?;
+    write_figures(output, &ctx, &columns)?;
     let path = output.join("report.html");
     let tmp = output.join(".report.html.partial");
     std::fs::write(&tmp, html).map_err(io("writing", &tmp))?;
     std::fs::rename(&tmp, &path).map_err(io("moving into place", &path))?;
     Ok(path)
+}
+
+/// Writes the report's figures beside it: `summary.csv` (a row per method: mean and 95 %
+/// t-interval half-width of each metric over seeds) and, when there is a noise frontier,
+/// `frontier.csv` — the numbers the docs quote, in a form a diff and a test can read.
+fn write_figures(output: &Path, ctx: &ReportContext, columns: &[&Metric]) -> Result<()> {
+    let number = |v: Option<f64>| v.filter(|v| v.is_finite()).map(|v| format!("{v}")).unwrap_or_default();
+    let mut header: Vec<String> = ["zoo", "method", "role", "seeds", "samples", "status"].map(String::from).to_vec();
+    for m in columns {
+        header.push(m.key.to_string());
+        header.push(format!("{}_ci95", m.key));
+    }
+    let records: Vec<Vec<String>> = ctx
+        .rows
+        .iter()
+        .map(|r| {
+            let mut record = vec![r.zoo.clone(), r.method.clone(), r.role.clone(), r.seeds.to_string(), r.samples.to_string(), if r.status == "ok" { "ok".into() } else { "failed".into() }];
+            for stat in &r.metrics {
+                record.push(number(stat.map(|s| s.mean)));
+                record.push(number(stat.and_then(|s| s.ci95)));
+            }
+            record
+        })
+        .collect();
+    weightlab_results::write_csv(output, "summary", &header, &records)?;
+    let frontier = output.join("frontier.csv");
+    if ctx.frontier.is_empty() {
+        let _ = std::fs::remove_file(&frontier);
+        return Ok(());
+    }
+    let header: Vec<String> = ["zoo", "method", "role", "axis", "position", "accuracy", "noise_accuracy", "margin", "margin_ci95", "seeds_in_range", "seeds", "verdict"].map(String::from).to_vec();
+    let records: Vec<Vec<String>> = ctx
+        .frontier
+        .iter()
+        .map(|f| {
+            let verdict = serde_json::to_value(f.verdict).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            vec![
+                f.zoo.clone(),
+                f.method.clone(),
+                f.role.clone(),
+                f.axis.clone(),
+                number(Some(f.x)),
+                number(Some(f.accuracy)),
+                number(f.noise_accuracy),
+                number(f.margin),
+                number(f.ci95),
+                f.seeds_in_range.to_string(),
+                f.seeds.to_string(),
+                verdict,
+            ]
+        })
+        .collect();
+    Ok(weightlab_results::write_csv(output, "frontier", &header, &records)?)
+}
+
+/// The axes methods are placed on against the noise frontier, when computed.
+const FRONTIER_AXES: [&str; 2] = ["novelty", "nn_l2_aligned"];
+
+/// Every method that is not `noise` against the frontier the runs' `noise` methods trace in
+/// its zoo ([`weightlab_results::noise_frontier`]), on each axis that was computed.
+fn frontier_rows(runs: &[RunTables], samples: &[SampleRow], label: &dyn Fn(usize, &str) -> String) -> Vec<weightlab_results::FrontierRow> {
+    let mut noise = Vec::new();
+    let mut placed: Vec<(String, String)> = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        for m in r.manifest.method.iter().filter(|m| !m.is_probe()) {
+            let name = label(i, &m.name);
+            if m.plugin == "noise" {
+                noise.push(name);
+            } else if let Some(row) = samples.iter().find(|s| s.method == name) {
+                placed.push((name, row.role.clone()));
+            }
+        }
+    }
+    let noise: Vec<&str> = noise.iter().map(String::as_str).collect();
+    let placed: Vec<(&str, &str)> = placed.iter().map(|(m, r)| (m.as_str(), r.as_str())).collect();
+    FRONTIER_AXES.iter().filter(|axis| samples.iter().any(|s| s.metrics.contains_key(**axis))).flat_map(|axis| weightlab_results::noise_frontier(samples, &noise, &placed, axis)).collect()
 }
 
 /// Metrics drawn against every swept key (the memorization study's two axes); the ranked table

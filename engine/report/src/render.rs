@@ -146,6 +146,8 @@ pub struct ReportContext {
     pub variants: Vec<VariantLine>,
     /// One ablation per swept method.
     pub ablations: Vec<Ablation>,
+    /// Every method against its zoo's noise frontier (Zeng et al.), per axis.
+    pub frontier: Vec<weightlab_results::FrontierRow>,
 }
 
 impl ReportContext {

@@ -3,12 +3,15 @@
 //! - [`rows`]: the row types of each table (`samples`, `zoo`, `training_log`, `failures`, `runs`).
 //! - [`table`]: column building and atomic writes of Arrow IPC (`.arrow`) and Parquet files.
 //! - [`aggregate`]: aggregation over samples and seeds: mean, sd, 95 % t-interval, non-finite counts, rank.
+//! - [`frontier`]: every method against the accuracy–novelty curve of added noise (Zeng et al.).
 
 pub mod aggregate;
+pub mod frontier;
 pub mod rows;
 pub mod table;
 
 pub use aggregate::{Aggregation, MethodSummary, Stat, summarize};
+pub use frontier::{FrontierRow, Verdict, noise_frontier};
 pub use polars::prelude::DataFrame;
 pub use rows::*;
-pub use table::{Table, TableError, read_parquet};
+pub use table::{Table, TableError, read_parquet, write_csv};

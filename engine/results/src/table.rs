@@ -80,6 +80,23 @@ pub fn write_frame(df: &mut DataFrame, dir: &Path, name: &str) -> Result<(), Tab
     Ok(())
 }
 
+/// Writes `<dir>/<name>.csv` atomically: `header`, then `records` (quoted where needed) — the
+/// small figures files a report's numbers come from, diffable and readable anywhere.
+pub fn write_csv(dir: &Path, name: &str, header: &[String], records: &[Vec<String>]) -> Result<(), TableError> {
+    let path = dir.join(format!("{name}.csv"));
+    let tmp = dir.join(format!(".{name}.csv.partial"));
+    let failed = |e: csv::Error| TableError::Io { path: tmp.clone(), source: std::io::Error::other(e) };
+    std::fs::create_dir_all(dir).map_err(|source| TableError::Io { path: dir.to_path_buf(), source })?;
+    let mut writer = csv::Writer::from_path(&tmp).map_err(failed)?;
+    writer.write_record(header).map_err(failed)?;
+    for record in records {
+        writer.write_record(record).map_err(failed)?;
+    }
+    writer.flush().map_err(|source| TableError::Io { path: tmp.clone(), source })?;
+    drop(writer);
+    std::fs::rename(&tmp, &path).map_err(|source| TableError::Io { path: path.clone(), source })
+}
+
 /// Reads a Parquet table back.
 pub fn read_parquet(path: &Path) -> Result<DataFrame, TableError> {
     // Tables may come from a run folder made elsewhere: a regular file only (a FIFO would hang).

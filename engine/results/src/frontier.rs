@@ -1,0 +1,216 @@
+//! Zeng et al.'s central comparison as a result: the *noise frontier*. Adding Gaussian noise
+//! of growing σ to the training checkpoints traces a curve of accuracy against novelty (or
+//! against distance to the training set); a generator that merely memorises sits on or below
+//! it, one that generalises sits above it — better accuracy at equal novelty.
+//!
+//! The curve is the noise methods' points (per method: the mean over seeds of each seed's
+//! mean), joined by straight lines in order of novelty. Each other method is placed against it
+//! seed by seed: its margin at a seed is its accuracy minus the curve's at its novelty, and the
+//! margins over seeds give a mean and a 95 % t-interval. A seed whose novelty lies outside the
+//! range the noise sweep covers has no margin (the curve is not extrapolated).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::aggregate::over_seeds;
+use crate::rows::SampleRow;
+
+/// Where a method sits against the noise frontier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Better accuracy than noise at equal novelty: the interval of the margin is above 0.
+    Above,
+    /// The interval of the margin contains 0.
+    On,
+    /// Worse accuracy than noise at equal novelty: the interval is below 0.
+    Below,
+    /// One seed in range: a margin, no interval, no verdict.
+    OneSeed,
+    /// Its novelty lies outside the noise sweep's range at every seed.
+    OutOfRange,
+}
+
+impl Verdict {
+    pub fn words(self) -> &'static str {
+        match self {
+            Verdict::Above => "above the frontier",
+            Verdict::On => "on the frontier",
+            Verdict::Below => "below the frontier",
+            Verdict::OneSeed => "one seed: no interval",
+            Verdict::OutOfRange => "outside the noise sweep's range",
+        }
+    }
+}
+
+/// One method placed against its zoo's noise frontier on one axis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrontierRow {
+    pub zoo: String,
+    pub method: String,
+    pub role: String,
+    /// The metric on the x axis (`novelty`, `nn_l2_aligned`).
+    pub axis: String,
+    /// The method's mean over seeds on the axis, and its accuracy.
+    pub x: f64,
+    pub accuracy: f64,
+    /// The frontier's accuracy at `x`, when `x` is within the sweep's range.
+    pub noise_accuracy: Option<f64>,
+    /// Mean over seeds of accuracy − frontier accuracy at the seed's x, and its 95 % t-interval.
+    pub margin: Option<f64>,
+    pub ci95: Option<f64>,
+    /// Seeds with a margin (their x in range), of `seeds`.
+    pub seeds_in_range: u32,
+    pub seeds: u32,
+    pub verdict: Verdict,
+    /// The noise sweep's range on the axis and its number of points.
+    pub range: (f64, f64),
+    pub points: u32,
+}
+
+/// Each seed's mean (x, accuracy) of `method` in `zoo`, over samples that have both.
+fn per_seed(rows: &[SampleRow], zoo: &str, method: &str, axis: &str) -> BTreeMap<u64, (f64, f64)> {
+    let mut sums: BTreeMap<u64, (f64, f64, u32)> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.zoo == zoo && r.method == method) {
+        if let (Some(x), Some(a)) = (r.metric(axis), r.metric("accuracy"))
+            && x.is_finite()
+            && a.is_finite()
+        {
+            let s = sums.entry(r.seed).or_default();
+            *s = (s.0 + x, s.1 + a, s.2 + 1);
+        }
+    }
+    sums.into_iter().map(|(seed, (x, a, n))| (seed, (x / n as f64, a / n as f64))).collect()
+}
+
+/// The piecewise-linear curve through `points` (sorted by x) at `x`; `None` outside them.
+fn at(points: &[(f64, f64)], x: f64) -> Option<f64> {
+    let (first, last) = (points.first()?, points.last()?);
+    if x < first.0 || x > last.0 {
+        return None;
+    }
+    let i = points.partition_point(|p| p.0 < x);
+    if i == 0 {
+        return Some(first.1);
+    }
+    let (a, b) = (points[i - 1], points[i.min(points.len() - 1)]);
+    Some(if b.0 > a.0 { a.1 + (b.1 - a.1) * (x - a.0) / (b.0 - a.0) } else { a.1.max(b.1) })
+}
+
+/// Every method of `placed` (name, role) against the frontier the `noise` methods trace in
+/// its zoo, on `axis`. Zoos where fewer than two noise methods have points get no rows.
+pub fn noise_frontier(rows: &[SampleRow], noise: &[&str], placed: &[(&str, &str)], axis: &str) -> Vec<FrontierRow> {
+    let zoos: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.zoo.as_str()).collect();
+    let mut out = Vec::new();
+    for zoo in zoos {
+        let mut points: Vec<(f64, f64)> = noise
+            .iter()
+            .filter_map(|m| {
+                let seeds = per_seed(rows, zoo, m, axis);
+                (!seeds.is_empty()).then(|| {
+                    let n = seeds.len() as f64;
+                    (seeds.values().map(|v| v.0).sum::<f64>() / n, seeds.values().map(|v| v.1).sum::<f64>() / n)
+                })
+            })
+            .collect();
+        if points.len() < 2 {
+            continue;
+        }
+        points.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let range = (points[0].0, points[points.len() - 1].0);
+        for &(method, role) in placed {
+            let seeds = per_seed(rows, zoo, method, axis);
+            if seeds.is_empty() {
+                continue;
+            }
+            let n = seeds.len() as f64;
+            let (x, accuracy) = (seeds.values().map(|v| v.0).sum::<f64>() / n, seeds.values().map(|v| v.1).sum::<f64>() / n);
+            let margins: Vec<f64> = seeds.values().filter_map(|&(x, a)| at(&points, x).map(|f| a - f)).collect();
+            let (margin, ci95) = match over_seeds(&margins) {
+                _ if margins.is_empty() => (None, None),
+                (mean, _, ci) => (Some(mean), ci),
+            };
+            let verdict = match (margin, ci95) {
+                (None, _) => Verdict::OutOfRange,
+                (Some(_), None) => Verdict::OneSeed,
+                (Some(m), Some(ci)) if m - ci > 0.0 => Verdict::Above,
+                (Some(m), Some(ci)) if m + ci < 0.0 => Verdict::Below,
+                _ => Verdict::On,
+            };
+            out.push(FrontierRow {
+                zoo: zoo.to_string(),
+                method: method.to_string(),
+                role: role.to_string(),
+                axis: axis.to_string(),
+                x,
+                accuracy,
+                noise_accuracy: at(&points, x),
+                margin,
+                ci95,
+                seeds_in_range: margins.len() as u32,
+                seeds: seeds.len() as u32,
+                verdict,
+                range,
+                points: points.len() as u32,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(method: &str, seed: u64, novelty: f64, accuracy: f64) -> SampleRow {
+        SampleRow {
+            method: method.into(),
+            role: "x".into(),
+            zoo: "z".into(),
+            seed,
+            sample: 0,
+            nn_index: 0,
+            pc1: 0.0,
+            pc2: 0.0,
+            file: String::new(),
+            metrics: BTreeMap::from([("novelty".to_string(), novelty), ("accuracy".to_string(), accuracy)]),
+        }
+    }
+
+    /// Noise along accuracy = 0.9 − novelty for novelty in [0, 0.5].
+    fn noise_rows() -> Vec<SampleRow> {
+        [("n0", 0.0), ("n1", 0.1), ("n3", 0.3), ("n5", 0.5)].iter().flat_map(|&(m, x)| (0..3).map(move |s| row(m, s, x, 0.9 - x))).collect()
+    }
+
+    #[test]
+    fn methods_above_on_below_and_outside_the_frontier() {
+        let mut rows = noise_rows();
+        for s in 0..3 {
+            let jitter = [0.0, 0.01, -0.01][s as usize];
+            rows.push(row("better", s, 0.2, 0.75 + jitter)); // frontier 0.7 at 0.2: +0.05
+            rows.push(row("same", s, 0.2, 0.70 + 2.0 * jitter));
+            rows.push(row("worse", s, 0.4, 0.40 + jitter)); // frontier 0.5: −0.1
+            rows.push(row("far", s, 0.8, 0.1));
+        }
+        rows.push(row("lonely", 0, 0.25, 0.7));
+        let placed = [("better", "generator"), ("same", "generator"), ("worse", "baseline"), ("far", "generator"), ("lonely", "generator")];
+        let out = noise_frontier(&rows, &["n0", "n1", "n3", "n5"], &placed, "novelty");
+        let get = |m: &str| out.iter().find(|r| r.method == m).unwrap();
+        assert_eq!(get("better").verdict, Verdict::Above, "{:?}", get("better"));
+        assert!((get("better").margin.unwrap() - 0.05).abs() < 1e-12);
+        assert!((get("better").noise_accuracy.unwrap() - 0.7).abs() < 1e-12, "interpolated between σ values");
+        assert_eq!(get("same").verdict, Verdict::On);
+        assert_eq!(get("worse").verdict, Verdict::Below);
+        assert!((get("worse").margin.unwrap() + 0.1).abs() < 1e-12);
+        assert_eq!((get("far").verdict, get("far").margin, get("far").seeds_in_range), (Verdict::OutOfRange, None, 0));
+        assert_eq!(get("lonely").verdict, Verdict::OneSeed);
+        assert_eq!((get("better").range, get("better").points), ((0.0, 0.5), 4));
+    }
+
+    #[test]
+    fn a_zoo_without_a_sweep_has_no_frontier() {
+        let rows = vec![row("n0", 0, 0.0, 0.9), row("g", 0, 0.2, 0.8)];
+        assert!(noise_frontier(&rows, &["n0"], &[("g", "generator")], "novelty").is_empty());
+    }
+}
