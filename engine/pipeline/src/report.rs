@@ -334,7 +334,11 @@ fn frontier_rows(runs: &[RunTables], samples: &[SampleRow], label: &dyn Fn(usize
     }
     let noise: Vec<&str> = noise.iter().map(String::as_str).collect();
     let placed: Vec<(&str, &str)> = placed.iter().map(|(m, r)| (m.as_str(), r.as_str())).collect();
-    FRONTIER_AXES.iter().filter(|axis| samples.iter().any(|s| s.metrics.contains_key(**axis))).flat_map(|axis| weightlab_results::noise_frontier(samples, &noise, &placed, axis)).collect()
+    FRONTIER_AXES
+        .iter()
+        .filter(|axis| samples.iter().any(|s| s.metrics.contains_key(**axis)))
+        .flat_map(|axis| weightlab_results::noise_frontier(samples, &noise, crate::stages::TRAIN_REFERENCE, &placed, axis))
+        .collect()
 }
 
 /// Metrics drawn against every swept key (the memorization study's two axes); the ranked table

@@ -4,7 +4,9 @@
 //! it, one that generalises sits above it — better accuracy at equal novelty.
 //!
 //! The curve is the noise methods' points (per method: the mean over seeds of each seed's
-//! mean), joined by straight lines in order of novelty. Each other method is placed against it
+//! mean), joined by straight lines in order of novelty, and starts where noise of σ = 0 is:
+//! at the training checkpoints themselves — position 0 (a copy has novelty 0 and distance 0)
+//! and their mean accuracy. Each other method is placed against it
 //! seed by seed: its margin at a seed is its accuracy minus the curve's at its novelty, and the
 //! margins over seeds give a mean and a 95 % t-interval. A seed whose novelty lies outside the
 //! range the noise sweep covers has no margin (the curve is not extrapolated).
@@ -99,8 +101,10 @@ fn at(points: &[(f64, f64)], x: f64) -> Option<f64> {
 }
 
 /// Every method of `placed` (name, role) against the frontier the `noise` methods trace in
-/// its zoo, on `axis`. Zoos where fewer than two noise methods have points get no rows.
-pub fn noise_frontier(rows: &[SampleRow], noise: &[&str], placed: &[(&str, &str)], axis: &str) -> Vec<FrontierRow> {
+/// its zoo, on `axis`, starting at (0, the mean accuracy of the rows of `checkpoints`: the
+/// training checkpoints, σ = 0) when the zoo has them. Zoos with fewer than two points get no
+/// rows.
+pub fn noise_frontier(rows: &[SampleRow], noise: &[&str], checkpoints: &str, placed: &[(&str, &str)], axis: &str) -> Vec<FrontierRow> {
     let zoos: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.zoo.as_str()).collect();
     let mut out = Vec::new();
     for zoo in zoos {
@@ -114,6 +118,10 @@ pub fn noise_frontier(rows: &[SampleRow], noise: &[&str], placed: &[(&str, &str)
                 })
             })
             .collect();
+        let accuracies: Vec<f64> = rows.iter().filter(|r| r.zoo == zoo && r.method == checkpoints).filter_map(|r| r.metric("accuracy")).filter(|a| a.is_finite()).collect();
+        if !accuracies.is_empty() && !points.iter().any(|p| p.0 == 0.0) {
+            points.push((0.0, accuracies.iter().sum::<f64>() / accuracies.len() as f64));
+        }
         if points.len() < 2 {
             continue;
         }
@@ -195,7 +203,7 @@ mod tests {
         }
         rows.push(row("lonely", 0, 0.25, 0.7));
         let placed = [("better", "generator"), ("same", "generator"), ("worse", "baseline"), ("far", "generator"), ("lonely", "generator")];
-        let out = noise_frontier(&rows, &["n0", "n1", "n3", "n5"], &placed, "novelty");
+        let out = noise_frontier(&rows, &["n0", "n1", "n3", "n5"], "train", &placed, "novelty");
         let get = |m: &str| out.iter().find(|r| r.method == m).unwrap();
         assert_eq!(get("better").verdict, Verdict::Above, "{:?}", get("better"));
         assert!((get("better").margin.unwrap() - 0.05).abs() < 1e-12);
@@ -209,8 +217,15 @@ mod tests {
     }
 
     #[test]
-    fn a_zoo_without_a_sweep_has_no_frontier() {
-        let rows = vec![row("n0", 0, 0.0, 0.9), row("g", 0, 0.2, 0.8)];
-        assert!(noise_frontier(&rows, &["n0"], &[("g", "generator")], "novelty").is_empty());
+    fn the_curve_starts_at_the_training_checkpoints() {
+        // One noise level, and the checkpoints (σ = 0) at accuracy 0.9: a generator at novelty
+        // 0.1 is placed on the line between them.
+        let mut rows = vec![row("n3", 0, 0.3, 0.6), row("n3", 1, 0.3, 0.6), row("g", 0, 0.1, 0.85), row("g", 1, 0.1, 0.85)];
+        rows.extend([0.88, 0.92].map(|a| row("train", 0, 0.05, a)));
+        let out = noise_frontier(&rows, &["n3"], "train", &[("g", "generator")], "novelty");
+        assert!((out[0].noise_accuracy.unwrap() - 0.8).abs() < 1e-12, "{:?}", out[0]);
+        assert_eq!((out[0].verdict, out[0].points), (Verdict::Above, 2));
+        // Without the checkpoints, one noise level is no curve.
+        assert!(noise_frontier(&rows[..4], &["n3"], "train", &[("g", "generator")], "novelty").is_empty());
     }
 }
