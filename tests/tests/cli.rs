@@ -264,3 +264,37 @@ fn the_command_line_crate_stays_thin() {
     }
     assert!(lines <= 1000, "engine/cli has {lines} lines: move the work into a library crate");
 }
+
+#[test]
+fn validate_plan_and_plugins_speak_json_for_ci_scripts() {
+    // Three mistakes: an unknown key, a negative σ and an unknown zoo.
+    let bad = MANIFEST
+        .replace("seeds = [0, 1]", "seeds = [0, 1]\nsedes = 1")
+        .replace("sigma = 0.01", "sigma = -1")
+        .replace("samples = 4\n\n[[method]]", "samples = 4\n\n[[method]]")
+        .replace("name = \"a\"\nplugin = \"copy\"\nzoo = \"mlp\"", "name = \"a\"\nplugin = \"copy\"\nzoo = \"mpl\"");
+    let (dir, path) = experiment(&bad);
+    let p = path.to_str().unwrap();
+    let out = weightlab(dir.path(), &["validate", "--json", p]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let errors = v[0]["errors"].as_array().unwrap();
+    assert_eq!((v[0]["valid"].as_bool(), errors.len()), (Some(false), 3), "{v:#}");
+    let lines: Vec<(u64, &str)> = errors.iter().map(|e| (e["line"].as_u64().unwrap(), e["message"].as_str().unwrap())).collect();
+    assert!(lines[0].0 == 4 && lines[0].1.contains("unknown key `sedes`"), "{lines:?}");
+    assert!(lines[1].1.contains("refers to zoo `mpl`") && errors[1]["help"].as_str().is_some_and(|h| h.contains("mlp")), "{v:#}");
+    assert!(lines[2].1.contains("sigma") && errors[2]["column"].as_u64().is_some() && errors[2]["file"].as_str().is_some_and(|f| f.ends_with("exp.toml")), "{v:#}");
+    assert!(String::from_utf8_lossy(&out.stderr).lines().all(|l| !l.starts_with("error")), "errors go to the JSON, not stderr");
+
+    let (dir, path) = experiment(MANIFEST);
+    let p = path.to_str().unwrap();
+    let ok: serde_json::Value = serde_json::from_slice(&weightlab(dir.path(), &["validate", "--json", p]).stdout).unwrap();
+    assert_eq!((ok[0]["valid"].as_bool(), ok[0]["errors"].as_array().map(Vec::len)), (Some(true), Some(0)));
+    let plan: serde_json::Value = serde_json::from_slice(&weightlab(dir.path(), &["plan", "--json", p, "-o", "out"]).stdout).unwrap();
+    let stages = plan["stages"].as_array().unwrap();
+    assert!(stages.len() > 5 && stages.iter().all(|s| s["cached"] == false && s["key"].as_str().is_some_and(|k| k.len() == 16)), "{plan:#}");
+    assert_eq!(plan["to_run"].as_u64(), Some(stages.len() as u64));
+    let plugins: serde_json::Value = serde_json::from_slice(&weightlab(dir.path(), &["plugins", "--json"]).stdout).unwrap();
+    let noise = plugins.as_array().unwrap().iter().find(|p| p["name"] == "noise").expect("noise listed");
+    assert!(noise["sha256"].as_str().is_some_and(|h| h.len() == 64) && noise["role"] == "baseline", "{noise}");
+}

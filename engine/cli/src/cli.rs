@@ -72,11 +72,21 @@ pub enum Command {
         /// as written (what a run stores as `manifest.toml`).
         #[arg(long)]
         print: bool,
+        /// Print the result as JSON: per manifest, `valid`, `errors` (file, line, column,
+        /// message, help), `warnings`, `variants`.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         overrides: Overrides,
     },
     /// Show the stages a run would execute and which are already cached.
-    Plan(RunArgs),
+    Plan {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Print the plan as JSON (stages with level, key and `cached`; sweeps).
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove the stages of the shared stage store that no run folder refers to any more (its
     /// folder is gone, or it uses another store), and say how much that frees.
     Gc {
@@ -107,6 +117,9 @@ pub enum Command {
     Plugins {
         /// A manifest whose own plugins to list too.
         manifest: Option<PathBuf>,
+        /// Print the list as JSON (name, role, version, abi, path, sha256).
+        #[arg(long)]
+        json: bool,
     },
     /// Text embeddings (all-MiniLM-L6-v2, run natively and offline) of the given texts, as a
     /// JSON array of 384-d unit vectors: what probes see as label embeddings.

@@ -92,6 +92,36 @@ impl ManifestError {
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         self.position(offset).map_or((1, 1), |(_, l, c)| (l, c))
     }
+
+    /// Each problem as plain data — file, line, column, message, help — for `--json` output
+    /// (control characters in quoted text left to the JSON encoder to escape).
+    pub fn located(&self) -> Vec<Located> {
+        self.diagnostics
+            .iter()
+            .map(|d| {
+                let at = d.span.as_ref().and_then(|s| self.position(s.start));
+                Located {
+                    file: at.map(|(f, _, _)| f.to_string()).or_else(|| self.sources.files().first().map(|f| f.name.clone())),
+                    line: at.map(|(_, l, _)| l),
+                    column: at.map(|(_, _, c)| c),
+                    message: d.message.clone(),
+                    help: d.help.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// One problem of a manifest as plain data ([`ManifestError::located`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Located {
+    /// The file (the manifest, a file it extends, or `--set`).
+    pub file: Option<String>,
+    /// 1-based line and column (in characters); none for a problem without a place.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+    pub help: Option<String>,
 }
 
 /// Line and column (1-based; column counted in characters) of byte `offset` in `text`.

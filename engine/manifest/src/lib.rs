@@ -32,7 +32,7 @@ pub mod sweep;
 pub mod types;
 pub mod validate;
 
-pub use diagnostic::{Diagnostic, ManifestError, SourceMap};
+pub use diagnostic::{Diagnostic, Located, ManifestError, SourceMap};
 pub use layers::LayerSpec;
 pub use load::{Draft, LoadError, Loaded, draft, expand_text, load, load_str};
 pub use plan::{Plan, Shard, Stage, StageKind};

@@ -145,22 +145,54 @@ pub fn at_method_key(loaded: &Loaded, index: usize, key: &str, message: String, 
 /// is an error too when `strict` (`weightlab validate`); for `weightlab run` it is a warning,
 /// and that method's stages fail alone with the reason. Returns the datasets read.
 pub fn before_run(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict: bool) -> Result<crate::preflight::Read, usize> {
-    let (mut diagnostics, read) = crate::preflight::diagnostics(loaded);
-    let errors = method_diagnostics(loaded, plugins, strict, &read, &mut diagnostics);
-    weightlab_manifest::load::sort(&mut diagnostics);
-    let errors = errors + diagnostics.len();
-    if !diagnostics.is_empty() {
-        eprint!("{}", loaded.error(diagnostics));
+    let found = gather(loaded, plugins, strict);
+    for warning in &found.warnings {
+        crate::output::warn(warning);
     }
-    if errors > 0 { Err(errors) } else { Ok(read) }
+    for error in &found.errors {
+        crate::output::error(error);
+    }
+    let errors = found.errors.len() + found.located.diagnostics.len();
+    if !found.located.diagnostics.is_empty() {
+        eprint!("{}", found.located);
+    }
+    if errors > 0 { Err(errors) } else { Ok(found.read) }
 }
 
-/// The method half of [`before_run`]: located problems go to `diagnostics`; others are printed
-/// here and counted in the result.
-fn method_diagnostics(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict: bool, read: &crate::preflight::Read, diagnostics: &mut Vec<Diagnostic>) -> usize {
+/// What [`before_run`] finds, not printed.
+pub struct Found {
+    /// Problems at a place in the manifest, in source order.
+    pub located: ManifestError,
+    /// Problems without one (a plugin that cannot be loaded, for `validate`).
+    pub errors: Vec<String>,
+    /// What will fail without stopping the run (a plugin that cannot be loaded, for `run`).
+    pub warnings: Vec<String>,
+    /// The datasets read.
+    pub read: crate::preflight::Read,
+}
+
+/// The checks of [`before_run`], gathered.
+pub fn gather(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict: bool) -> Found {
+    let (mut diagnostics, read) = crate::preflight::diagnostics(loaded);
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    method_diagnostics(loaded, plugins, strict, &read, &mut diagnostics, &mut errors, &mut warnings);
+    weightlab_manifest::load::sort(&mut diagnostics);
+    Found { located: loaded.error(diagnostics), errors, warnings, read }
+}
+
+/// The method half of [`gather`]: located problems go to `diagnostics`, others to `errors`
+/// (or `warnings` when not `strict`).
+fn method_diagnostics(
+    loaded: &Loaded,
+    plugins: &crate::plugins::Plugins,
+    strict: bool,
+    read: &crate::preflight::Read,
+    diagnostics: &mut Vec<Diagnostic>,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
     use std::collections::BTreeMap;
     let methods = &loaded.manifest.method;
-    let mut errors = 0;
     // The methods of each plugin whose pin holds, in manifest order.
     let mut by_plugin: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (index, method) in methods.iter().enumerate() {
@@ -186,7 +218,7 @@ fn method_diagnostics(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict
         by_plugin.entry(method.plugin.as_str()).or_default().push(index);
     }
     if by_plugin.is_empty() {
-        return 0;
+        return;
     }
     crate::output::status("Checking", &format!("{} plugin configs", by_plugin.values().map(Vec::len).sum::<usize>()));
     for (plugin, indices) in by_plugin {
@@ -200,12 +232,10 @@ fn method_diagnostics(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict
             Ok(found) => found,
             Err(e) => {
                 for &i in &indices {
-                    let reason = e.to_string();
                     if strict {
-                        crate::output::error(&format!("method `{}`: {reason}", methods[i].name));
-                        errors += 1;
+                        errors.push(format!("method `{}`: {e}", methods[i].name));
                     } else {
-                        crate::output::warn(&format!("method `{}` will fail: {reason}", methods[i].name));
+                        warnings.push(format!("method `{}` will fail: {e}", methods[i].name));
                     }
                 }
                 continue;
@@ -217,14 +247,10 @@ fn method_diagnostics(loaded: &Loaded, plugins: &crate::plugins::Plugins, strict
             match crate::stages::method::check_plugin(loaded, index, &description) {
                 Ok(_) => diagnostics.extend(found.into_iter().map(|p| problem_diagnostic(loaded, index, plugin, p))),
                 Err(crate::Error::Manifest(e)) => diagnostics.extend(e.diagnostics),
-                Err(other) => {
-                    crate::output::error(&format!("method `{}`: {other}", methods[index].name));
-                    errors += 1;
-                }
+                Err(other) => errors.push(format!("method `{}`: {other}", methods[index].name)),
             }
         }
     }
-    errors
 }
 
 /// A problem a plugin's `check` found, at its config key (`a.0.b` walks tables and arrays),

@@ -26,6 +26,7 @@ pub mod history;
 pub mod merge;
 pub mod metrics;
 pub mod output;
+pub mod plan_view;
 pub mod plots;
 pub mod plugins;
 pub mod preflight;
@@ -36,6 +37,7 @@ pub mod stages;
 pub mod store;
 pub mod tasks;
 pub mod text;
+pub mod validation;
 
 use std::path::Path;
 

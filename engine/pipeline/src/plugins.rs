@@ -18,6 +18,7 @@ mod embedded {
 }
 
 /// What `weightlab plugins` shows about a plugin.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct PluginInfo {
     pub name: String,
     pub role: String,

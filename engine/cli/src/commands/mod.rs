@@ -22,8 +22,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run { run, schedule } => run::run(&run, &schedule),
         Command::Merge { runs, output } => run::merge(&runs, output),
         Command::Submit(args) => submit::submit(&args),
-        Command::Validate { manifests, print, overrides } => validate::validate(&manifests, print, &overrides.all()),
-        Command::Plan(args) => plan::plan(&args),
+        Command::Validate { manifests, print, json, overrides } => validate::validate(&manifests, print, json, &overrides.all()),
+        Command::Plan { run, json } => plan::plan(&run, json),
         Command::Schema => schema::schema(),
         Command::Init { path, name } => schema::init(&path, name.as_deref()),
         Command::Completions { shell } => {
@@ -31,7 +31,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Gc { store, dry_run } => run::gc(store, dry_run),
-        Command::Plugins { manifest } => plugins::list(manifest.as_deref()),
+        Command::Plugins { manifest, json } => plugins::list(manifest.as_deref(), json),
         Command::Embed { texts } => embed::embed(&texts),
         Command::Bench(bench) => weightlab_bench::run(&bench),
         Command::Plugin(PluginCommand::New { name, role, lang, dir }) => plugin::new(&name, role.as_str(), lang, &dir),
@@ -54,13 +54,10 @@ pub const INVALID: i32 = 2;
 pub fn load_manifest(path: &Path, sets: &[String]) -> Result<Loaded, i32> {
     weightlab_pipeline::load_manifest(path, sets).map_err(|e| {
         match e {
-            LoadError::Invalid(mut err) => {
-                if let Some(draft) = weightlab_manifest::draft(path, sets) {
-                    err.diagnostics.extend(weightlab_pipeline::config_check::draft_diagnostics(&draft));
-                    weightlab_manifest::load::sort(&mut err.diagnostics);
-                }
-                eprint!("{err}")
-            }
+            LoadError::Invalid(_) => match weightlab_pipeline::validation::validate(path, sets).rendered {
+                Some(err) => eprint!("{err}"),
+                None => weightlab_pipeline::output::error("the manifest does not validate"),
+            },
             other => weightlab_pipeline::output::error(&other.to_string()),
         }
         INVALID

@@ -1,8 +1,8 @@
 use crate::cli::RunArgs;
 use weightlab_pipeline::{Run, output};
 
-/// `weightlab plan`: the stages in order, each marked cached or to run.
-pub fn plan(args: &RunArgs) -> anyhow::Result<i32> {
+/// `weightlab plan`: the stages in order, each marked cached or to run (as JSON with `json`).
+pub fn plan(args: &RunArgs, json: bool) -> anyhow::Result<i32> {
     let loaded = match super::load_manifest(&args.manifest, &args.overrides.all()) {
         Ok(l) => l,
         Err(code) => return Ok(code),
@@ -11,44 +11,39 @@ pub fn plan(args: &RunArgs) -> anyhow::Result<i32> {
     if let Some(store) = args.store(&run.output) {
         run.use_store(store);
     }
+    let plan = run.plan_view();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+        return Ok(0);
+    }
     // Names come from the manifest, which may be someone else's: printed without control characters.
     let say = |line: String| println!("{}", output::plain(&line));
-    say(format!("plan for `{}` → {}", run.loaded.manifest.experiment.name, run.output.display()));
-    let expansion = &run.loaded.expansion;
-    if !expansion.is_empty() {
-        let count = |section: &str| expansion.variants.iter().filter(|v| v.section == section).count();
+    say(format!("plan for `{}` → {}", plan.experiment, plan.output.display()));
+    if !plan.variants.is_empty() {
+        let count = |section: &str| plan.variants.iter().filter(|v| v.section == section).count();
+        let axes = plan.axes.len();
         say(format!(
-            "sweeps: {} {} → {} variants ({} datasets, {} zoos, {} methods; cap {})",
-            expansion.axes.len(),
-            if expansion.axes.len() == 1 { "axis" } else { "axes" },
-            expansion.variants.len(),
+            "sweeps: {axes} {} → {} variants ({} datasets, {} zoos, {} methods; cap {})",
+            if axes == 1 { "axis" } else { "axes" },
+            plan.variants.len(),
             count("data"),
             count("zoo"),
             count("method"),
-            run.loaded.manifest.experiment.max_variants
+            plan.max_variants
         ));
-        for (a, axis) in expansion.axes.iter().enumerate() {
-            for site in &axis.sites {
-                let values: Vec<String> = site.values.iter().map(weightlab_manifest::sweep::display).collect();
-                let zipped = if axis.sites.len() > 1 { " (zipped)" } else { "" };
-                say(format!("  axis {a}: {} = [{}]{zipped}", site.key, values.join(", ")));
+        for (a, axis) in plan.axes.iter().enumerate() {
+            for site in axis {
+                say(format!("  axis {a}: {} = [{}]{}", site.key, site.values.join(", "), if axis.len() > 1 { " (zipped)" } else { "" }));
             }
         }
-        for v in &expansion.variants {
+        for v in &plan.variants {
             say(format!("  {:<7} {}", v.section, v.name));
         }
     }
-    let mut to_run = 0;
-    let levels = run.plan.levels();
     say(format!("  {:<7} {:<5} {:<48} key", "", "level", "stage"));
-    for (stage, level) in run.plan.stages.iter().zip(&levels) {
-        let cached = run.store.is_done(stage);
-        if !cached {
-            to_run += 1;
-        }
-        let mark = if cached { "cached" } else { "run" };
-        say(format!("  {mark:<7} {level:<5} {:<48} {}", stage.label(), stage.key));
+    for s in &plan.stages {
+        say(format!("  {:<7} {:<5} {:<48} {}", if s.cached { "cached" } else { "run" }, s.level, s.stage, s.key));
     }
-    say(format!("{} stages, {} cached, {} to run", run.plan.stages.len(), run.plan.stages.len() - to_run, to_run));
+    say(format!("{} stages, {} cached, {} to run", plan.stages.len(), plan.cached, plan.to_run));
     Ok(0)
 }

@@ -4,7 +4,7 @@ use weightlab_pipeline::plugins;
 
 /// `weightlab plugins [MANIFEST]`: name, role, version, ABI and SHA-256 of every plugin found,
 /// then those `manifest` names by path or finds in its `plugin_path`.
-pub fn list(manifest: Option<&Path>) -> anyhow::Result<i32> {
+pub fn list(manifest: Option<&Path>, json: bool) -> anyhow::Result<i32> {
     let mut found = plugins::discover();
     if let Some(path) = manifest {
         let loaded = match super::load_manifest(path, &[]) {
@@ -16,6 +16,10 @@ pub fn list(manifest: Option<&Path>) -> anyhow::Result<i32> {
                 found.push(plugins::info(name, path));
             }
         }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+        return Ok(0);
     }
     if found.is_empty() {
         println!("no plugins found: this binary embeds none (built before `make plugins`?), and neither WEIGHTLAB_PLUGIN_DIR nor WEIGHTLAB_PLUGIN_PATH names a folder with any");

@@ -2,36 +2,31 @@ use std::path::PathBuf;
 
 use weightlab_pipeline::output;
 
-/// `weightlab validate`: every manifest is checked — its own keys and the files it extends,
-/// its sweeps expanded, then every plugin it names is loaded and each method's config checked
-/// against the plugin's schema; all errors are printed. `print` writes each effective manifest
-/// to stdout.
-pub fn validate(manifests: &[PathBuf], print: bool, sets: &[String]) -> anyhow::Result<i32> {
-    let mut code = 0;
-    for path in manifests {
-        let loaded = match super::load_manifest(path, sets) {
-            Ok(l) => l,
-            Err(c) => {
-                code = c;
-                continue;
-            }
-        };
-        if print {
-            print!("{}", loaded.text);
-            if !loaded.text.ends_with('\n') {
-                println!();
-            }
+/// `weightlab validate`: each manifest checked in one pass (`weightlab_pipeline::validation`),
+/// every error printed (as JSON with `json`); `print` writes each effective manifest to stdout.
+pub fn validate(manifests: &[PathBuf], print: bool, json: bool, sets: &[String]) -> anyhow::Result<i32> {
+    let results: Vec<_> = manifests.iter().map(|path| weightlab_pipeline::validation::validate(path, sets)).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    for v in results.iter().filter(|_| !json) {
+        if let (true, Some(text)) = (print, &v.text) {
+            print!("{text}{}", if text.ends_with('\n') { "" } else { "\n" });
         }
-        match weightlab_pipeline::config_check::before_run(&loaded, &weightlab_pipeline::plugins::Plugins::resolve(&loaded), true).map(drop) {
-            Ok(()) => {
-                let sweeps = match loaded.expansion.variants.len() {
-                    0 => String::new(),
-                    n => format!(" ({n} variants from {} sweep {})", loaded.expansion.axes.len(), if loaded.expansion.axes.len() == 1 { "axis" } else { "axes" }),
-                };
-                output::status("Valid", &format!("{}{sweeps}", path.display()));
-            }
-            Err(_) => code = super::INVALID,
+        v.warnings.iter().for_each(|w| output::warn(w));
+        // The located errors come first, rendered with their lines; then those without a place.
+        let located = v.rendered.as_ref().map_or(0, |r| r.diagnostics.len());
+        v.errors.iter().skip(located).for_each(|e| output::error(&e.message));
+        if let Some(rendered) = &v.rendered {
+            eprint!("{rendered}");
+        }
+        if v.valid {
+            let sweeps = match v.variants {
+                0 => String::new(),
+                n => format!(" ({n} variants from {} sweep {})", v.axes, if v.axes == 1 { "axis" } else { "axes" }),
+            };
+            output::status("Valid", &format!("{}{sweeps}", v.manifest.display()));
         }
     }
-    Ok(code)
+    Ok(if results.iter().all(|v| v.valid) { 0 } else { super::INVALID })
 }
