@@ -271,7 +271,6 @@ fn validate_plan_and_plugins_speak_json_for_ci_scripts() {
     let bad = MANIFEST
         .replace("seeds = [0, 1]", "seeds = [0, 1]\nsedes = 1")
         .replace("sigma = 0.01", "sigma = -1")
-        .replace("samples = 4\n\n[[method]]", "samples = 4\n\n[[method]]")
         .replace("name = \"a\"\nplugin = \"copy\"\nzoo = \"mlp\"", "name = \"a\"\nplugin = \"copy\"\nzoo = \"mpl\"");
     let (dir, path) = experiment(&bad);
     let p = path.to_str().unwrap();
