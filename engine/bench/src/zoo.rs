@@ -38,6 +38,7 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
     let scripts = Scripts::new()?;
     println!("{} models, {} Fashion-MNIST examples, {} epoch(s), batch {}, Adam; {} cores; median of {} runs", args.models, args.train, args.epochs, args.batch, cores(), args.repeats);
     let ceiling = scripts.measure(&py, "zoo.py", &["mlp", "1", "1", "1", "1", "sgemm"].map(String::from), &[])?;
+    println!("{}", weightlab_compute::simd::describe());
     println!("ceiling: this machine's SGEMM (2048², PyTorch, best of 10) runs at {ceiling:.0} GFLOP/s");
     println!("{:<7} {:>20} {:>20} {:>20} {:>20}  {:>9} {:>9} {:>9}", "arch", "weightlab", "torch loop", "torch vmap", "torch hand-batched", "vs loop", "vs vmap", "vs batch");
     let lenet: ArchSpec = toml::from_str::<toml::Table>(LENET5)?.get("arch").cloned().ok_or_else(|| anyhow!("LeNet-5's declaration"))?.try_into()?;

@@ -18,7 +18,7 @@ pub mod eval;
 pub mod finetune;
 mod gemm;
 pub mod metrics;
-mod simd;
+pub mod simd;
 pub mod text;
 pub mod zoo;
 

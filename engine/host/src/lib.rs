@@ -75,8 +75,4 @@ pub mod probe_bindings {
 /// The ABI version this host implements (the `weightlab:plugin` package version).
 pub const ABI_VERSION: &str = "0.5.0";
 
-/// weightlab's cache folder, shared by every clone and run of a machine: `WEIGHTLAB_CACHE`,
-/// else `~/.cache/weightlab` (compiled components, unpacked plugins, the stage store, …).
-pub fn cache_dir() -> Option<std::path::PathBuf> {
-    std::env::var_os("WEIGHTLAB_CACHE").map(std::path::PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/weightlab")))
-}
+pub use weightlab_manifest::files::cache_dir;

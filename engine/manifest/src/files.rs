@@ -56,6 +56,13 @@ pub fn read_manifest(path: &Path) -> std::io::Result<String> {
     String::from_utf8(read_regular(path, MAX_MANIFEST_BYTES)?).map_err(|_| Error::new(ErrorKind::InvalidData, "is not UTF-8 text"))
 }
 
+/// weightlab's cache folder, shared by every clone and run of a machine: `WEIGHTLAB_CACHE`,
+/// else `~/.cache/weightlab` (compiled components, unpacked plugins, the stage store, the SIMD
+/// calibration, …). Here, in the crate every other depends on, so there is one lookup.
+pub fn cache_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("WEIGHTLAB_CACHE").map(std::path::PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/weightlab")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
