@@ -130,6 +130,7 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
             samples: s.samples,
             metrics: s.metrics,
             best: Vec::new(),
+            tied: Vec::new(),
             best_accuracy: s.best_accuracy,
             rank: s.rank,
             status: "ok".into(),
@@ -148,6 +149,7 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
                     samples: 0,
                     metrics: vec![None; columns.len()],
                     best: vec![],
+                    tied: vec![],
                     best_accuracy: None,
                     rank: 0,
                     status: format!("failed: {reason}"),
@@ -377,6 +379,7 @@ fn ablations_of(expansion: &Expansion, label: &dyn Fn(&str) -> String, rows: &[R
                         values: row.map_or_else(|| vec![None; columns.len()], |r| r.metrics.clone()),
                         chance: vec![None; columns.len()],
                         best: Vec::new(),
+                        tied: Vec::new(),
                         ranks: Vec::new(),
                     }
                 })
@@ -469,7 +472,7 @@ fn probe_tables(scores: &[ProbeScoreRow], position: &dyn Fn(&str) -> usize) -> V
                             (!c.is_empty()).then(|| c.iter().sum::<f64>() / c.len() as f64)
                         })
                         .collect();
-                    ScoreRow { method, plugin, seeds, values, chance, best: Vec::new(), ranks: Vec::new() }
+                    ScoreRow { method, plugin, seeds, values, chance, best: Vec::new(), tied: Vec::new(), ranks: Vec::new() }
                 })
                 .collect();
             let columns = metrics
@@ -522,7 +525,7 @@ fn transfer_tables(finetune: &[FinetuneRow], position: &dyn Fn(&str) -> usize) -
                             (!per_seed.is_empty()).then(|| Stat::of_seeds(&per_seed, 0))
                         })
                         .collect();
-                    ScoreRow { method, plugin: role, seeds: seeds.len() as u32, values, chance: vec![None; cells.len()], best: Vec::new(), ranks: Vec::new() }
+                    ScoreRow { method, plugin: role, seeds: seeds.len() as u32, values, chance: vec![None; cells.len()], best: Vec::new(), tied: Vec::new(), ranks: Vec::new() }
                 })
                 .collect();
             let metrics = cells

@@ -24,8 +24,11 @@ pub struct Row {
     pub samples: u32,
     /// One cell per column of [`ReportContext::metrics`]; `None` where not computed.
     pub metrics: Vec<Option<Stat>>,
-    /// Metric keys this row is best at within its zoo.
+    /// Metric keys this row is best at within its zoo, distinguishably (see [`marks`]).
     pub best: Vec<String>,
+    /// Metric keys this row ties for best at: its interval overlaps the best row's.
+    #[serde(default)]
+    pub tied: Vec<String>,
     pub best_accuracy: Option<f64>,
     pub rank: u32,
     /// `ok`, or the failure reason.
@@ -78,8 +81,11 @@ pub struct ScoreRow {
     pub values: Vec<Option<Stat>>,
     /// Per metric column: what a probe that ignores the weights scores.
     pub chance: Vec<Option<f64>>,
-    /// Keys of the metrics this row is best at within its table.
+    /// Keys of the metrics this row is best at within its table, distinguishably.
     pub best: Vec<String>,
+    /// Keys of the metrics this row ties for best at.
+    #[serde(default)]
+    pub tied: Vec<String>,
     /// Per metric column: the row's rank by the metric's direction (1 = best; ablation tables).
     pub ranks: Vec<Option<u32>>,
 }
@@ -151,16 +157,15 @@ pub struct ReportContext {
 }
 
 impl ReportContext {
-    /// Marks, per zoo and metric, the rows with the best mean (by the metric's direction), in
-    /// the summary and in every probe and transfer table.
+    /// Marks, per zoo and metric, the best row (by the metric's direction) in the summary and in
+    /// every probe, transfer and ablation table — or the rows tied for best ([`marks`]).
     pub fn mark_best(&mut self) {
         for table in self.probes.iter_mut().chain(self.transfer.iter_mut()).chain(self.ablations.iter_mut().map(|a| &mut a.table)) {
             for (m, column) in table.metrics.iter().enumerate() {
-                let means: Vec<Option<f64>> = table.rows.iter().map(|r| mean_of(&r.values, m)).collect();
-                for (r, best) in table.rows.iter_mut().zip(best_of(&column.direction, &means)) {
-                    if best {
-                        r.best.push(column.key.clone());
-                    }
+                let cells: Vec<Option<Stat>> = table.rows.iter().map(|r| r.values.get(m).copied().flatten()).collect();
+                let chance: Vec<Option<f64>> = table.rows.iter().map(|r| r.chance.get(m).copied().flatten()).collect();
+                for (r, mark) in table.rows.iter_mut().zip(marks(&column.direction, &cells, &chance)) {
+                    mark.apply(&column.key, &mut r.best, &mut r.tied);
                 }
             }
         }
@@ -168,15 +173,73 @@ impl ReportContext {
         for (m, column) in self.metrics.iter().enumerate() {
             for zoo in &zoos {
                 // Within a zoo, among the methods (the zoo's own reference rows compete with none).
-                let means: Vec<Option<f64>> = self.rows.iter().map(|r| if &r.zoo == zoo && r.role != "reference" { mean_of(&r.metrics, m) } else { None }).collect();
-                for (r, best) in self.rows.iter_mut().zip(best_of(&column.direction, &means)) {
-                    if best && !r.best.contains(&column.key) {
-                        r.best.push(column.key.clone());
+                let cells: Vec<Option<Stat>> = self.rows.iter().map(|r| if &r.zoo == zoo && r.role != "reference" { r.metrics.get(m).copied().flatten() } else { None }).collect();
+                for (r, mark) in self.rows.iter_mut().zip(marks(&column.direction, &cells, &vec![None; cells.len()])) {
+                    if !r.best.contains(&column.key) && !r.tied.contains(&column.key) {
+                        mark.apply(&column.key, &mut r.best, &mut r.tied);
                     }
                 }
             }
         }
     }
+}
+
+/// How a cell is marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    None,
+    /// The best mean, and its 95 % interval overlaps no other row's.
+    Best,
+    /// The best mean or within its interval's reach: the intervals overlap, so no one of them
+    /// can be called best.
+    Tied,
+}
+
+impl Mark {
+    fn apply(self, key: &str, best: &mut Vec<String>, tied: &mut Vec<String>) {
+        match self {
+            Mark::Best => best.push(key.to_string()),
+            Mark::Tied => tied.push(key.to_string()),
+            Mark::None => {}
+        }
+    }
+}
+
+/// Which `cells` are best by `direction` (`higher` or `lower`; none on a trade-off axis): the
+/// row with the best mean is *best* when its 95 % interval overlaps no other row's (a row
+/// without an interval counts as its mean alone); otherwise it and every row whose interval
+/// reaches its interval *tie*. A row not better than its `chance` level competes with none (an
+/// R² below 0 or a mAP at chance is never marked best).
+pub fn marks(direction: &str, cells: &[Option<Stat>], chance: &[Option<f64>]) -> Vec<Mark> {
+    let higher = match direction {
+        "higher" => true,
+        "lower" => false,
+        _ => return vec![Mark::None; cells.len()],
+    };
+    let better = |a: f64, b: f64| if higher { a > b } else { a < b };
+    let interval = |s: &Stat| {
+        let ci = s.ci95.filter(|c| c.is_finite()).unwrap_or(0.0);
+        (s.mean - ci, s.mean + ci)
+    };
+    let candidates: Vec<Option<Stat>> =
+        cells.iter().zip(chance.iter().chain(std::iter::repeat(&None))).map(|(c, chance)| c.filter(|s| s.mean.is_finite() && chance.is_none_or(|ch| better(s.mean, ch)))).collect();
+    let Some(top) = candidates.iter().flatten().copied().reduce(|a, b| if better(b.mean, a.mean) { b } else { a }) else {
+        return vec![Mark::None; cells.len()];
+    };
+    let (top_low, top_high) = interval(&top);
+    let reaches = |s: &Stat| {
+        let (low, high) = interval(s);
+        if higher { high >= top_low } else { low <= top_high }
+    };
+    let group = candidates.iter().flatten().filter(|s| reaches(s)).count();
+    candidates
+        .iter()
+        .map(|c| match c {
+            Some(s) if group == 1 && (s.mean - top.mean).abs() <= 1e-12 * top.mean.abs().max(1.0) => Mark::Best,
+            Some(s) if group > 1 && reaches(s) => Mark::Tied,
+            _ => Mark::None,
+        })
+        .collect()
 }
 
 /// Ranks (1 = best) of `means` by `direction`; ties share a rank; `None` where there is no
@@ -195,23 +258,6 @@ pub fn ranks_of(direction: &str, means: &[Option<f64>]) -> Vec<Option<u32>> {
             Some(better as u32 + 1)
         })
         .collect()
-}
-
-/// The finite mean of cell `m` of a row's metrics.
-fn mean_of(cells: &[Option<Stat>], m: usize) -> Option<f64> {
-    cells.get(m).copied().flatten().map(|s| s.mean).filter(|v| v.is_finite())
-}
-
-/// Which of `means` equal the best one by `direction` (`higher` or `lower`; none is best on a
-/// trade-off axis).
-fn best_of(direction: &str, means: &[Option<f64>]) -> Vec<bool> {
-    let higher = match direction {
-        "higher" => true,
-        "lower" => false,
-        _ => return vec![false; means.len()],
-    };
-    let best = means.iter().flatten().copied().reduce(|a, v| if higher { a.max(v) } else { a.min(v) });
-    means.iter().map(|m| matches!((m, best), (Some(v), Some(b)) if (v - b).abs() <= 1e-12 * b.abs().max(1.0))).collect()
 }
 
 /// Why a report could not be rendered.
@@ -236,4 +282,33 @@ pub fn render(ctx: &ReportContext, template_dir: Option<&Path>) -> Result<String
     env.add_filter("fixed", |v: f64, digits: usize| format!("{v:.digits$}"));
     env.add_template_owned("report.html.j2".to_string(), source)?;
     Ok(env.get_template("report.html.j2")?.render(ctx)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(mean: f64, ci95: Option<f64>) -> Option<Stat> {
+        Some(Stat { mean, sd: None, ci95, seeds: 2, non_finite: 0 })
+    }
+
+    #[test]
+    fn a_best_is_marked_only_when_its_interval_stands_apart() {
+        // The quickstart's case: 0.853 ± 0.002, 0.852 ± 0.001 and 0.850 ± 0.037 overlap: a tie.
+        let tied = marks("higher", &[stat(0.853, Some(0.002)), stat(0.852, Some(0.001)), stat(0.850, Some(0.037)), stat(0.1, Some(0.01))], &[]);
+        assert_eq!(tied, [Mark::Tied, Mark::Tied, Mark::Tied, Mark::None]);
+        // Apart: a best.
+        let apart = marks("higher", &[stat(0.95, Some(0.01)), stat(0.80, Some(0.05)), None], &[]);
+        assert_eq!(apart, [Mark::Best, Mark::None, Mark::None]);
+        // Lower is better for a loss; a trade-off axis has no best.
+        assert_eq!(marks("lower", &[stat(0.2, Some(0.01)), stat(0.5, None)], &[]), [Mark::Best, Mark::None]);
+        assert_eq!(marks("none", &[stat(0.2, None)], &[]), [Mark::None]);
+    }
+
+    #[test]
+    fn nothing_at_or_below_chance_is_best() {
+        // An R² of −22.3 and a mAP under its chance level are marked nothing.
+        assert_eq!(marks("higher", &[stat(-22.3, Some(5.0)), stat(-40.0, None)], &[Some(0.0), Some(0.0)]), [Mark::None, Mark::None]);
+        assert_eq!(marks("higher", &[stat(0.30, Some(0.01)), stat(0.70, Some(0.01))], &[Some(0.35), Some(0.35)]), [Mark::None, Mark::Best]);
+    }
 }
