@@ -160,6 +160,8 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
     let position = |m: &str| order.iter().position(|o| o == m).unwrap_or(usize::MAX);
     rows.sort_by_key(|r| (r.zoo.clone(), r.role == "reference", position(&r.method), r.method.clone()));
 
+    // One colour per method in every plot of this report, the same in every report.
+    weightlab_report::svg::assign_colours(rows.iter().map(|r| r.method.as_str()));
     let mut ablations = Vec::new();
     let mut variants = Vec::new();
     for (i, r) in runs.iter().enumerate() {

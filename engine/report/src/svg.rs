@@ -3,8 +3,43 @@
 
 use std::fmt::Write;
 
-/// Colours of series, in order (colour-blind friendly).
+/// Colours of series (colour-blind friendly).
 pub const PALETTE: [&str; 10] = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000", "#999999", "#882255"];
+
+thread_local! {
+    /// The colours of the report being rendered: name → palette slot ([`assign_colours`]).
+    static ASSIGNED: std::cell::RefCell<std::collections::HashMap<String, usize>> = std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// A name's own palette slot: FNV-1a of its bytes (the same in every report and process).
+fn preferred(name: &str) -> usize {
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    (hash % PALETTE.len() as u64) as usize
+}
+
+/// Gives each of `names` (the methods of one report) a colour for every plot of that report:
+/// its own slot when free, else the next free one, in name order — so a method keeps its colour
+/// from plot to plot and from report to report (among the same methods), and up to ten methods
+/// never share one. Names not given fall back to their own slot.
+pub fn assign_colours<'a>(names: impl IntoIterator<Item = &'a str>) {
+    let mut names: Vec<&str> = names.into_iter().collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut taken = [false; PALETTE.len()];
+    let mut slots = std::collections::HashMap::new();
+    for name in names {
+        let first = preferred(name);
+        let slot = (0..PALETTE.len()).map(|k| (first + k) % PALETTE.len()).find(|&s| !taken[s]).unwrap_or(first);
+        taken[slot] = true;
+        slots.insert(name.to_string(), slot);
+    }
+    ASSIGNED.with(|a| *a.borrow_mut() = slots);
+}
+
+/// The colour of series `name` ([`assign_colours`]).
+pub fn colour_of(name: &str) -> &'static str {
+    PALETTE[ASSIGNED.with(|a| a.borrow().get(name).copied()).unwrap_or_else(|| preferred(name))]
+}
 
 const W: f64 = 640.0;
 const H: f64 = 400.0;
@@ -128,7 +163,7 @@ fn legend(svg: &mut String, names: &[&str], line: bool) {
     for (i, name) in names.iter().enumerate() {
         let y = TOP + 8.0 + 18.0 * i as f64;
         let x = W - RIGHT + 14.0;
-        let c = PALETTE[i % PALETTE.len()];
+        let c = colour_of(name);
         if line {
             let _ = write!(svg, r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{c}" stroke-width="2"/>"#, x + 14.0);
         } else {
@@ -144,8 +179,8 @@ pub fn scatter(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> St
     let f = Frame::fit(series.iter().flat_map(|s| s.points.iter().copied()));
     let mut svg = String::new();
     axes(&mut svg, &f, title, xlabel, ylabel);
-    for (i, s) in series.iter().enumerate() {
-        let c = PALETTE[i % PALETTE.len()];
+    for s in series {
+        let c = colour_of(&s.name);
         let _ = write!(svg, r#"<g class="series" data-name="{}">"#, escape(&s.name));
         for &(x, y) in s.points.iter().filter(|(x, y)| x.is_finite() && y.is_finite()) {
             let _ = write!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{c}" fill-opacity="0.7"/>"#, f.px(x), f.py(y));
@@ -180,7 +215,7 @@ pub fn histogram(title: &str, xlabel: &str, series: &[Series], bins: usize) -> S
     let mut svg = String::new();
     axes(&mut svg, &f, title, xlabel, "fraction of models");
     for (i, c) in counts.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
+        let colour = colour_of(&series[i].name);
         let mut d = format!("M{:.1},{:.1}", f.px(lo), f.py(0.0));
         for (b, &h) in c.iter().enumerate() {
             let (x0, x1) = (lo + b as f64 * width, lo + (b + 1) as f64 * width);
@@ -199,8 +234,8 @@ pub fn lines(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> Stri
     let f = Frame::fit(series.iter().flat_map(|s| s.points.iter().copied()));
     let mut svg = String::new();
     axes(&mut svg, &f, title, xlabel, ylabel);
-    for (i, s) in series.iter().enumerate() {
-        let c = PALETTE[i % PALETTE.len()];
+    for s in series {
+        let c = colour_of(&s.name);
         let mut pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         let d = polyline(&f, pts.iter().copied());
@@ -231,8 +266,8 @@ pub fn interval_lines(title: &str, xlabel: &str, ylabel: &str, series: &[Interva
     let f = if log_x { Frame::fit_log_x(extent) } else { Frame::fit(extent) };
     let mut svg = String::new();
     axes(&mut svg, &f, title, xlabel, ylabel);
-    for (i, s) in series.iter().enumerate() {
-        let c = PALETTE[i % PALETTE.len()];
+    for s in series {
+        let c = colour_of(&s.name);
         let mut pts: Vec<(f64, f64, Option<f64>)> = s.points.iter().copied().filter(|(x, y, _)| x.is_finite() && y.is_finite()).collect();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         let d = polyline(&f, pts.iter().map(|&(x, y, _)| (x, y)));
@@ -391,6 +426,23 @@ pub fn heatmap_with(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_method_keeps_its_colour_and_ten_never_share_one() {
+        let methods = ["p-diff", "copy", "noise σ=0.01", "noise σ=0.05", "average k=4", "random-init", "held-out", "train (leave-one-out)", "G.pt", "FLoWN"];
+        assign_colours(methods);
+        let first: Vec<&str> = methods.iter().map(|m| colour_of(m)).collect();
+        let mut distinct = first.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 10, "{first:?}");
+        // Another report of the same methods, listed in another order: the same colours.
+        assign_colours(methods.iter().rev().copied());
+        assert_eq!(methods.iter().map(|m| colour_of(m)).collect::<Vec<_>>(), first);
+        // A report of one of them alone: its own slot.
+        assign_colours(["p-diff"]);
+        assert_eq!(colour_of("p-diff"), PALETTE[preferred("p-diff")]);
+    }
 
     #[test]
     fn ticks_are_round_and_cover_the_range() {
