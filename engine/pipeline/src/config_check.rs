@@ -1,5 +1,8 @@
-//! Checks a method's `config` table against the JSON Schema its plugin declares, and reports
-//! problems like manifest errors: file:line:col of the offending key, and a did-you-mean.
+//! Everything checked before a run, in one pass ([`before_run`]): the user's files
+//! ([`crate::preflight`]), each method's pin and role, its `config` against the JSON Schema its
+//! plugin declares (with bounds relative to the zoo), and what the plugin's own `check` finds
+//! for the zoo it will get ([`zoo_plan`]). Problems are reported like manifest errors:
+//! file:line:col of the offending key, and a did-you-mean.
 
 use weightlab_host::worker::CheckRequest;
 use weightlab_host::{ProbeTarget, Problem, SourceView, TargetKind, ZooPlan};
