@@ -34,6 +34,16 @@ impl Validation {
     }
 }
 
+/// The errors of a manifest that does not load (`err`) with, in the same list in source order,
+/// those of every plugin config that can be checked despite them.
+pub fn with_plugin_configs(path: &Path, sets: &[String], mut err: ManifestError) -> ManifestError {
+    if let Some(draft) = weightlab_manifest::draft(path, sets) {
+        err.diagnostics.extend(crate::config_check::draft_diagnostics(&draft));
+        weightlab_manifest::load::sort(&mut err.diagnostics);
+    }
+    err
+}
+
 /// Validates the manifest at `path` with `sets` applied: a manifest that does not load reports
 /// its errors with those of every plugin config that can be checked despite them; one that
 /// loads is held to its files, plugins and their checks as `weightlab run` would.
@@ -50,11 +60,8 @@ pub fn validate(path: &Path, sets: &[String]) -> Validation {
             out.rendered = (!found.located.diagnostics.is_empty()).then_some(found.located);
             out.text = Some(loaded.text);
         }
-        Err(LoadError::Invalid(mut err)) => {
-            if let Some(draft) = weightlab_manifest::draft(path, sets) {
-                err.diagnostics.extend(crate::config_check::draft_diagnostics(&draft));
-                weightlab_manifest::load::sort(&mut err.diagnostics);
-            }
+        Err(LoadError::Invalid(err)) => {
+            let err = with_plugin_configs(path, sets, err);
             out.errors = err.located();
             out.rendered = Some(err);
         }

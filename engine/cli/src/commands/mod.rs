@@ -54,10 +54,7 @@ pub const INVALID: i32 = 2;
 pub fn load_manifest(path: &Path, sets: &[String]) -> Result<Loaded, i32> {
     weightlab_pipeline::load_manifest(path, sets).map_err(|e| {
         match e {
-            LoadError::Invalid(_) => match weightlab_pipeline::validation::validate(path, sets).rendered {
-                Some(err) => eprint!("{err}"),
-                None => weightlab_pipeline::output::error("the manifest does not validate"),
-            },
+            LoadError::Invalid(err) => eprint!("{}", weightlab_pipeline::validation::with_plugin_configs(path, sets, err)),
             other => weightlab_pipeline::output::error(&other.to_string()),
         }
         INVALID

@@ -6,8 +6,8 @@
 //! For one pair the nearest point is exact in closed form — t* = ⟨x − a, b − a⟩ / ‖b − a‖²,
 //! clamped to [0, 1] — and every quantity in it is a dot product among x, a and b. So two f64
 //! GEMMs (models × checkpoints and checkpoints × checkpoints) estimate all m(m−1)/2 segments of
-//! every model at O(1) each, and only the segments whose estimate is within rounding slack of
-//! the smallest are measured exactly, term by term. A segment whose t* is clamped is a
+//! every model at O(1) each (one pass), and only the segments whose estimate is within rounding
+//! slack of the smallest are measured exactly, term by term. A segment whose t* is clamped is a
 //! checkpoint, measured once per model however many segments end there. 1,000 models against
 //! 200 checkpoints are 2·10⁷ estimates: well under a second, so no pair needs pruning.
 
@@ -51,15 +51,27 @@ pub fn nearest_interpolation(models: &[f32], reference: &[f32], p: usize, exclud
             (t, point(a) - 2.0 * t * along + t * t * length2)
         };
         let tolerance = |a: usize, b: usize| slack(mn[i], rn[a] + rn[b]);
-        let pairs = || (0..m).filter(|&a| allowed(a)).flat_map(move |a| (a + 1..m).filter(move |&b| allowed(b)).map(move |b| (a, b)));
-        let lowest = pairs().map(|(a, b)| estimate(a, b).1 + tolerance(a, b)).fold(f64::INFINITY, f64::min);
+        // One pass over the pairs: the lowest upper bound so far, and every pair whose lower
+        // bound does not exceed it (pruned again as the bound falls), in pair order.
+        let mut lowest = f64::INFINITY;
+        let mut candidates: Vec<(usize, usize, f64)> = Vec::new();
+        for a in (0..m).filter(|&a| allowed(a)) {
+            for b in (a + 1..m).filter(|&b| allowed(b)) {
+                let (d2, tol) = (estimate(a, b).1, tolerance(a, b));
+                lowest = lowest.min(d2 + tol);
+                if d2 - tol <= lowest {
+                    candidates.push((a, b, d2 - tol));
+                }
+            }
+            candidates.retain(|c| c.2 <= lowest);
+        }
         if !lowest.is_finite() {
             return Segment::NONE;
         }
         // Exact distances of the candidates; a clamped segment is its endpoint's distance.
         let mut endpoint: Vec<Option<f64>> = vec![None; m];
         let mut best = Segment::NONE;
-        for (a, b) in pairs().filter(|&(a, b)| estimate(a, b).1 - tolerance(a, b) <= lowest) {
+        for (a, b, _) in candidates {
             let (row_a, row_b) = (&reference[a * p..(a + 1) * p], &reference[b * p..(b + 1) * p]);
             let (t, l2) = exact_segment(x, row_a, row_b);
             let l2 = if t == 0.0 {
