@@ -7,7 +7,9 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Read when the script runs (not `env!`, fixed when it was compiled): a build script binary
+    // can be reused by a checkout in another folder sharing the target directory.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("../..");
     let plugins = root.join("plugins");
     for watched in ["plugins/Cargo.toml", "plugins/sdk", "plugins/shared", "plugins/wit/weightlab.wit", "engine/trees", "engine/symmetry"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());

@@ -20,7 +20,8 @@ fn files(dir: &Path, ext: &str) -> Vec<(String, String)> {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Read when the script runs, not fixed when it was compiled (see engine/author/build.rs).
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("../..");
     let mut code = String::new();
     for (constant, kind, dir, ext) in [("SCRIPTS", "str", root.join("benches"), "py"), ("PLUGINS", "[u8]", root.join("plugins/dist/bench"), "wasm")] {
         let include = if ext == "py" { "include_str" } else { "include_bytes" };

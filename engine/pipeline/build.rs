@@ -7,7 +7,8 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/dist");
+    // Read when the script runs, not fixed when it was compiled (see engine/author/build.rs).
+    let dist = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("../../plugins/dist");
     println!("cargo:rerun-if-changed={}", dist.display());
     let mut plugins: Vec<(String, String)> = std::fs::read_dir(&dist)
         .into_iter()

@@ -234,6 +234,7 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         let compute = if run.compute.is_empty() { "not recorded (a run made before weightlab recorded where stages ran)".to_string() } else { run.compute.clone() };
         provenance.push((format!("{p}compute"), compute));
     }
+    let (frontier, frontier_plots) = frontier_of(&runs, &samples, &label);
     let mut ctx = ReportContext {
         title: if multi { names.join(" vs ") } else { first.manifest.experiment.name.clone() },
         description: first.manifest.experiment.description.clone(),
@@ -252,7 +253,8 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         trees,
         variants,
         ablations,
-        frontier: frontier_rows(&runs, &samples, &label),
+        frontier,
+        frontier_plots,
     };
     ctx.mark_best();
     let html = weightlab_report::render(&ctx, template)?;
@@ -293,7 +295,8 @@ fn write_figures(output: &Path, ctx: &ReportContext, columns: &[&Metric]) -> Res
         let _ = std::fs::remove_file(&frontier);
         return Ok(());
     }
-    let header: Vec<String> = ["zoo", "method", "role", "axis", "position", "accuracy", "noise_accuracy", "margin", "margin_ci95", "seeds_in_range", "seeds", "verdict"].map(String::from).to_vec();
+    let header: Vec<String> =
+        ["zoo", "method", "role", "axis", "position", "quality", "value", "noise_value", "margin", "margin_ci95", "seeds_in_range", "seeds", "verdict"].map(String::from).to_vec();
     let records: Vec<Vec<String>> = ctx
         .frontier
         .iter()
@@ -305,8 +308,9 @@ fn write_figures(output: &Path, ctx: &ReportContext, columns: &[&Metric]) -> Res
                 f.role.clone(),
                 f.axis.clone(),
                 number(Some(f.x)),
-                number(Some(f.accuracy)),
-                number(f.noise_accuracy),
+                f.quality.clone(),
+                number(Some(f.value)),
+                number(f.noise_value),
                 number(f.margin),
                 number(f.ci95),
                 f.seeds_in_range.to_string(),
@@ -319,11 +323,13 @@ fn write_figures(output: &Path, ctx: &ReportContext, columns: &[&Metric]) -> Res
 }
 
 /// The axes methods are placed on against the noise frontier, when computed.
-const FRONTIER_AXES: [&str; 2] = ["novelty", "nn_l2_aligned"];
+const FRONTIER_AXES: [&str; 3] = ["novelty", "nn_l2_aligned", "nn_chamfer"];
 
 /// Every method that is not `noise` against the frontier the runs' `noise` methods trace in
-/// its zoo ([`weightlab_results::noise_frontier`]), on each axis that was computed.
-fn frontier_rows(runs: &[RunTables], samples: &[SampleRow], label: &dyn Fn(usize, &str) -> String) -> Vec<weightlab_results::FrontierRow> {
+/// its zoo ([`weightlab_results::noise_frontier`]), on each axis that was computed; and one plot
+/// per zoo and axis: the curve, and each method at its mean position with its margin's
+/// interval as an error bar.
+fn frontier_of(runs: &[RunTables], samples: &[SampleRow], label: &dyn Fn(usize, &str) -> String) -> (Vec<weightlab_results::FrontierRow>, PlotSet) {
     let mut noise = Vec::new();
     let mut placed: Vec<(String, String)> = Vec::new();
     for (i, r) in runs.iter().enumerate() {
@@ -338,11 +344,31 @@ fn frontier_rows(runs: &[RunTables], samples: &[SampleRow], label: &dyn Fn(usize
     }
     let noise: Vec<&str> = noise.iter().map(String::as_str).collect();
     let placed: Vec<(&str, &str)> = placed.iter().map(|(m, r)| (m.as_str(), r.as_str())).collect();
-    FRONTIER_AXES
-        .iter()
-        .filter(|axis| samples.iter().any(|s| s.metrics.contains_key(**axis)))
-        .flat_map(|axis| weightlab_results::noise_frontier(samples, &noise, crate::stages::TRAIN_REFERENCE, &placed, axis))
-        .collect()
+    let axes: Vec<&str> = FRONTIER_AXES.iter().copied().filter(|axis| samples.iter().any(|s| s.metrics.contains_key(*axis))).collect();
+    let rows: Vec<weightlab_results::FrontierRow> = axes.iter().flat_map(|axis| weightlab_results::noise_frontier(samples, &noise, crate::stages::TRAIN_REFERENCE, &placed, axis)).collect();
+    let mut plots = PlotSet::default();
+    let mut drawn: Vec<(&str, &str)> = rows.iter().map(|r| (r.zoo.as_str(), r.axis.as_str())).collect();
+    drawn.dedup();
+    for (zoo, axis) in drawn {
+        let Some(curve) = weightlab_results::curve(samples, zoo, &noise, crate::stages::TRAIN_REFERENCE, axis) else {
+            continue;
+        };
+        let mut series = vec![weightlab_report::svg::IntervalSeries { name: "noise frontier".into(), points: curve.points.iter().map(|&(x, y)| (x, y, None)).collect() }];
+        series.extend(
+            rows.iter()
+                .filter(|r| r.zoo == zoo && r.axis == axis && r.role == "generator")
+                .map(|r| weightlab_report::svg::IntervalSeries { name: r.method.clone(), points: vec![(r.x, r.value, r.ci95)] }),
+        );
+        let axis_label = metrics::get(axis).map_or(axis.to_string(), |m| m.label.to_string());
+        let quality_label = metrics::get(curve.quality).map_or(curve.quality.to_string(), |m| m.label.to_string());
+        let svg = weightlab_report::svg::interval_lines(&format!("{quality_label} against the noise frontier — zoo {zoo}"), &axis_label, &quality_label, &series, false);
+        let caption = format!(
+            "The noise frontier on `{axis}`: noise of each σ (and the training checkpoints at 0), joined in order; each generator at its mean position over seeds, its bar the 95 % interval of its margin over the curve. {}",
+            if curve.higher_is_better { "Above the line: better than noise at equal position." } else { "Below the line: a lower loss than noise at equal position." }
+        );
+        plots.add(&format!("frontier-{zoo}-{axis}"), &caption, svg);
+    }
+    (rows, plots)
 }
 
 /// Metrics drawn against every swept key (the memorization study's two axes); the ranked table

@@ -154,6 +154,8 @@ pub struct ReportContext {
     pub ablations: Vec<Ablation>,
     /// Every method against its zoo's noise frontier (Zeng et al.), per axis.
     pub frontier: Vec<weightlab_results::FrontierRow>,
+    /// One plot per zoo and axis of the frontier.
+    pub frontier_plots: PlotSet,
 }
 
 impl ReportContext {

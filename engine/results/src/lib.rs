@@ -11,7 +11,7 @@ pub mod rows;
 pub mod table;
 
 pub use aggregate::{Aggregation, MethodSummary, Stat, summarize};
-pub use frontier::{FrontierRow, Verdict, noise_frontier};
+pub use frontier::{Curve, FrontierRow, Verdict, curve, noise_frontier};
 pub use polars::prelude::DataFrame;
 pub use rows::*;
 pub use table::{Table, TableError, read_parquet, write_csv};
