@@ -25,4 +25,23 @@ fn main() {
     code.push_str("];\n");
     let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_plugins.rs");
     std::fs::write(out, code).expect("writing the embedded plugin list");
+    println!("cargo:rustc-env=WEIGHTLAB_GIT={}", git_commit(&dist.join("../..")));
+}
+
+/// The commit the engine is built from (`-dirty` with uncommitted changes to tracked files),
+/// or `unknown` outside a git checkout: what a run's provenance names as the code that ran.
+fn git_commit(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git").args(args).current_dir(root).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return "unknown".into();
+    };
+    if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
+        for watched in ["HEAD", "index", "logs/HEAD"] {
+            println!("cargo:rerun-if-changed={}", Path::new(&dir).join(watched).display());
+        }
+    }
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty { format!("{commit}-dirty") } else { commit }
 }

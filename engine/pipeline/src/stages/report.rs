@@ -105,7 +105,7 @@ impl Run {
             manifest_hash: manifest_hash(&self.loaded.text),
             seeds: format!("{:?}", self.loaded.manifest.experiment.seeds),
             weightlab_version: env!("CARGO_PKG_VERSION").to_string(),
-            git_commit: git_commit(self.base_dir()),
+            git_commit: env!("WEIGHTLAB_GIT").to_string(),
             plugins: plugins.join(", "),
             started: utc(self.started),
             finished: utc(finished),
@@ -168,17 +168,6 @@ fn variant_rows(expansion: &weightlab_manifest::sweep::Expansion) -> Vec<Variant
 fn manifest_hash(text: &str) -> String {
     use sha2::Digest;
     hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
-}
-
-fn git_commit(dir: &std::path::Path) -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(dir)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// "YYYY-MM-DD HH:MM:SS UTC" of a time (civil date from days since the epoch, Howard
