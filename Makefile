@@ -1,5 +1,5 @@
 # weightlab — the two entry points. Both install what is missing first (engine/scripts/setup.sh).
-.PHONY: quickstart test setup build plugins docs
+.PHONY: quickstart test setup build plugins docs figures
 
 CARGO ?= cargo
 
@@ -57,3 +57,8 @@ docs:
 	  $(CARGO) install mdbook --version $(MDBOOK_VERSION) --locked --root "$(TOOLS)"
 	"$(TOOLS)/bin/mdbook" build docs
 	@echo "Manual: $$(pwd)/docs/book/index.html"
+
+# Rewrites every figure the docs quote (`<!--wl RUN … COLUMN-->0.730<!--/wl-->`) from the
+# committed `reports/<run>/summary.csv` and `frontier.csv`; `make test` fails while one differs.
+figures:
+	$(CARGO) run --release -q -p weightlab-results --example figures -- --write

@@ -126,3 +126,36 @@ fn safetensors(tensors: &[(&str, Vec<usize>)], value: f32) -> Vec<u8> {
     bytes.extend(data);
     bytes
 }
+
+/// Every figure the docs quote from a committed run (`<!--wl RUN … COLUMN-->0.730<!--/wl-->`)
+/// equals its `summary.csv` / `frontier.csv` at the precision written; `make figures` rewrites
+/// them after a rerun. A hand edit of any quoted figure fails here — checked on the first one.
+#[test]
+fn every_figure_the_docs_quote_equals_its_committed_summary() {
+    use weightlab_results::figures::{self, Tables};
+    let root = root();
+    let mut tables = Tables::new(&root.join("reports"));
+    let mut problems = Vec::new();
+    let mut quoted: Vec<(PathBuf, figures::Marker)> = Vec::new();
+    for file in figures::doc_files(&root) {
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        match figures::markers(&text) {
+            Ok(found) => quoted.extend(found.into_iter().map(|m| (file.clone(), m))),
+            Err(found) => problems.extend(found.into_iter().map(|p| format!("{}:{}: {}", file.display(), p.line, p.message))),
+        }
+        problems.extend(figures::check(&text, &mut tables).into_iter().map(|p| format!("{}:{}: {} (run `make figures` after a rerun)", file.display(), p.line, p.message)));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let files: std::collections::BTreeSet<&PathBuf> = quoted.iter().map(|(f, _)| f).collect();
+    assert!(quoted.len() >= 20 && files.len() >= 3, "the findings quote their figures through markers: {} in {files:?}", quoted.len());
+    let (file, first) = &quoted[0];
+    let text = std::fs::read_to_string(file).unwrap();
+    // The last digit moved by one: the same precision, another figure.
+    let written = first.written.trim();
+    let nudged = match written.chars().last() {
+        Some(d) if d.is_ascii_digit() => format!("{}{}", &written[..written.len() - 1], (d.to_digit(10).unwrap_or(0) + 1) % 10),
+        _ => format!("{written}x"),
+    };
+    let edited = format!("{}{nudged}{}", &text[..first.span.start], &text[first.span.end..]);
+    assert!(!figures::check(&edited, &mut tables).is_empty(), "{}:{}: editing {} into {nudged} by hand went unnoticed", file.display(), first.line, first.written);
+}
