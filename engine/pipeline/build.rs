@@ -31,9 +31,8 @@ fn main() {
 /// The commit the engine is built from (`-dirty` with uncommitted changes to tracked files),
 /// or `unknown` outside a git checkout: what a run's provenance names as the code that ran.
 fn git_commit(root: &Path) -> String {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git").args(args).current_dir(root).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
+    let git =
+        |args: &[&str]| std::process::Command::new("git").args(args).current_dir(root).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
     let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
         return "unknown".into();
     };

@@ -255,6 +255,7 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         ablations,
         frontier,
         frontier_plots,
+        points: points_json(&samples, &columns),
     };
     ctx.mark_best();
     let html = weightlab_report::render(&ctx, template)?;
@@ -320,6 +321,21 @@ fn write_figures(output: &Path, ctx: &ReportContext, columns: &[&Metric]) -> Res
         })
         .collect();
     Ok(weightlab_results::write_csv(output, "frontier", &header, &records)?)
+}
+
+/// Every sample row as compact JSON for the report's script (a plotted point's `data-i` is its
+/// index here): `{"metrics": [[key, label, digits]…], "rows": [[method, zoo, seed, sample,
+/// [value or null…]]…]}`. `</` is escaped so the text can sit in a `<script>` element.
+fn points_json(samples: &[SampleRow], columns: &[&Metric]) -> String {
+    let metrics: Vec<serde_json::Value> = columns.iter().map(|m| serde_json::json!([m.key, m.label, m.digits])).collect();
+    let rows: Vec<serde_json::Value> = samples
+        .iter()
+        .map(|r| {
+            let values: Vec<Option<f64>> = columns.iter().map(|m| r.metric(m.key).filter(|v| v.is_finite())).collect();
+            serde_json::json!([r.method, r.zoo, r.seed, r.sample, values])
+        })
+        .collect();
+    serde_json::json!({ "metrics": metrics, "rows": rows }).to_string().replace("</", "<\\/")
 }
 
 /// The axes methods are placed on against the noise frontier, when computed.

@@ -13,6 +13,9 @@ use crate::metrics::MetricColumn;
 
 /// The built-in template.
 pub const DEFAULT_TEMPLATE: &str = include_str!("../../../templates/report.html.j2");
+/// The report's script (tooltips, legends that hide methods, sortable tables, downloads),
+/// available to every template as `{% include "report.js" %}`.
+pub const SCRIPT: &str = include_str!("../../../templates/report.js");
 
 /// One row of the summary table: a method with each metric over seeds.
 #[derive(Debug, Clone, Serialize)]
@@ -156,6 +159,8 @@ pub struct ReportContext {
     pub frontier: Vec<weightlab_results::FrontierRow>,
     /// One plot per zoo and axis of the frontier.
     pub frontier_plots: PlotSet,
+    /// The sample rows plotted points refer to (`data-i`), as JSON for the report's script.
+    pub points: String,
 }
 
 impl ReportContext {
@@ -282,6 +287,7 @@ pub fn render(ctx: &ReportContext, template_dir: Option<&Path>) -> Result<String
     };
     let mut env = Environment::new();
     env.add_filter("fixed", |v: f64, digits: usize| format!("{v:.digits$}"));
+    env.add_template("report.js", SCRIPT)?;
     env.add_template_owned("report.html.j2".to_string(), source)?;
     Ok(env.get_template("report.html.j2")?.render(ctx)?)
 }

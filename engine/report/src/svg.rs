@@ -53,6 +53,15 @@ const BOTTOM: f64 = 52.0;
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    /// Per point, the index of its row in the report's table of points (`data-i` on the mark,
+    /// which the report's script looks up for its tooltip); empty when points have no row.
+    pub ids: Vec<usize>,
+}
+
+impl Series {
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self { name: name.into(), points, ids: Vec::new() }
+    }
 }
 
 fn escape(s: &str) -> String {
@@ -164,12 +173,13 @@ fn legend(svg: &mut String, names: &[&str], line: bool) {
         let y = TOP + 8.0 + 18.0 * i as f64;
         let x = W - RIGHT + 14.0;
         let c = colour_of(name);
+        let _ = write!(svg, r#"<g class="legend-item" data-name="{}">"#, escape(name));
         if line {
             let _ = write!(svg, r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{c}" stroke-width="2"/>"#, x + 14.0);
         } else {
             let _ = write!(svg, r#"<circle cx="{}" cy="{y}" r="5" fill="{c}"/>"#, x + 7.0);
         }
-        let _ = write!(svg, r#"<text x="{}" y="{}" font-size="12">{}</text>"#, x + 20.0, y + 4.0, escape(name));
+        let _ = write!(svg, r#"<text x="{}" y="{}" font-size="12">{}</text></g>"#, x + 20.0, y + 4.0, escape(name));
     }
     let _ = write!(svg, "</g>");
 }
@@ -182,8 +192,9 @@ pub fn scatter(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> St
     for s in series {
         let c = colour_of(&s.name);
         let _ = write!(svg, r#"<g class="series" data-name="{}">"#, escape(&s.name));
-        for &(x, y) in s.points.iter().filter(|(x, y)| x.is_finite() && y.is_finite()) {
-            let _ = write!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{c}" fill-opacity="0.7"/>"#, f.px(x), f.py(y));
+        for (j, &(x, y)) in s.points.iter().enumerate().filter(|(_, (x, y))| x.is_finite() && y.is_finite()) {
+            let id = s.ids.get(j).map_or(String::new(), |i| format!(r#" data-i="{i}""#));
+            let _ = write!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{c}" fill-opacity="0.6"{id}/>"#, f.px(x), f.py(y));
         }
         let _ = write!(svg, "</g>");
     }
@@ -453,7 +464,7 @@ mod tests {
 
     #[test]
     fn plots_have_axes_legend_and_escaped_names() {
-        let s = vec![Series { name: "noise σ<0.1>".into(), points: vec![(0.1, 0.5), (0.2, 0.7)] }];
+        let s = vec![Series::new("noise σ<0.1>", vec![(0.1, 0.5), (0.2, 0.7)])];
         let svg = scatter("t", "x", "y", &s);
         assert!(svg.contains("class=\"axis x-axis\"") && svg.contains("class=\"legend\"") && svg.contains("noise σ&lt;0.1&gt;"));
         assert!(histogram("h", "x", &s, 10).contains("<path"));

@@ -26,8 +26,7 @@ pub const FINETUNE: Plot = Plot {
             cell.0 += v;
             cell.1 += 1;
         }
-        let series: Vec<Series> =
-            groups.into_iter().map(|((_, name), by_step)| Series { name, points: by_step.into_iter().map(|(k, (sum, n))| (k as f64, sum / n.max(1) as f64)).collect() }).collect();
+        let series: Vec<Series> = groups.into_iter().map(|((_, name), by_step)| Series::new(name, by_step.into_iter().map(|(k, (sum, n))| (k as f64, sum / n.max(1) as f64)).collect())).collect();
         let y = if accuracy { "mean test accuracy" } else { "mean SDF error (MSE)" };
         (!series.is_empty()).then(|| Figure {
             caption: "Few-shot transfer: every sample fine-tuned with the zoo's recipe for the given number of steps (fresh Adam), averaged over samples and seeds; on a task family, on its target task's support set (`shots` per class), scored on that task, with held-out (in-distribution) and out-of-distribution tasks apart. A generator worth using as an initialisation stays above random-init.".into(),

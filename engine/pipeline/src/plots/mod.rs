@@ -46,13 +46,15 @@ impl Tables<'_> {
     /// One scatter/histogram series per method of `zoo`: references first, then methods in
     /// manifest order; `point` picks a row's coordinates (`None` skips the row).
     pub fn series_by_method(&self, zoo: &str, point: &dyn Fn(&SampleRow) -> Option<(f64, f64)>) -> Vec<Series> {
-        let mut groups: BTreeMap<(bool, usize, String), Vec<(f64, f64)>> = BTreeMap::new();
-        for r in self.samples.iter().filter(|r| r.zoo == zoo) {
+        let mut groups: BTreeMap<(bool, usize, String), Series> = BTreeMap::new();
+        for (i, r) in self.samples.iter().enumerate().filter(|(_, r)| r.zoo == zoo) {
             if let Some(pt) = point(r) {
-                groups.entry((r.role == "reference", (self.position)(&r.method), r.method.clone())).or_default().push(pt);
+                let series = groups.entry((r.role == "reference", (self.position)(&r.method), r.method.clone())).or_insert_with(|| Series::new(r.method.clone(), Vec::new()));
+                series.points.push(pt);
+                series.ids.push(i);
             }
         }
-        groups.into_iter().map(|((_, _, name), points)| Series { name, points }).collect()
+        groups.into_values().collect()
     }
 }
 

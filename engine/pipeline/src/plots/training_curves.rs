@@ -16,7 +16,7 @@ pub const TRAINING_CURVES: Plot = Plot {
         for l in t.logs.iter().filter(|l| l.seed == first_seed) {
             groups.entry(format!("{}: {}", l.source, l.name)).or_default().push((l.step as f64, l.value));
         }
-        let series: Vec<Series> = groups.into_iter().map(|(name, points)| Series { name, points }).collect();
+        let series: Vec<Series> = groups.into_iter().map(|(name, points)| Series::new(name, points)).collect();
         Some(Figure { caption: "Metrics logged by the plugins during fit (first seed).".into(), svg: svg::lines("Training curves", "step", "value", &series) })
     },
 };

@@ -1,0 +1,91 @@
+//! The report as something to explore, in a real browser (headless Chromium over the DevTools
+//! protocol, `tests/cdp.rs`): on the quickstart's report a p-diff point's tooltip names its
+//! method, seed, sample and metrics; the summary sorts by novelty; a legend entry hides a method
+//! in every plot and shows it again; every plot and sortable table offers a download.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::json;
+use weightlab_e2e::cdp::Browser;
+use weightlab_e2e::{root, weightlab_ok};
+
+/// The quickstart at a smaller scale (as `slurm.rs`): 100 snapshots, shorter p-diff training.
+const SETS: [&str; 3] = ["zoo.snapshots.continue.steps=100", "method.p-diff.config.ae_steps=200", "method.p-diff.config.ddpm_steps=200"];
+
+/// One quickstart run shared by the tests of this file.
+fn quickstart() -> &'static Path {
+    static RUN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, out) = RUN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("quickstart");
+        let manifest = root().join("experiments/quickstart.toml");
+        let mut args = vec!["run".to_string(), manifest.display().to_string(), "-o".into(), out.display().to_string(), "-q".into()];
+        for set in SETS {
+            args.extend(["--set".to_string(), set.to_string()]);
+        }
+        weightlab_ok(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+        (dir, out)
+    });
+    out
+}
+
+#[test]
+fn the_report_explains_points_sorts_tables_and_hides_methods_in_a_browser() {
+    let report = quickstart().join("report.html");
+    let mut page = Browser::launch(1400, 1000);
+    page.open(&format!("file://{}", report.display()));
+
+    // Hover a p-diff point of the accuracy–novelty plot: the tooltip says what it is.
+    let plot = "#plot-accuracy-novelty-snapshots";
+    let (x, y) = page.centre(&format!("{plot} .series[data-name=\"p-diff\"] circle"));
+    page.hover(x, y);
+    page.wait_for("!document.getElementById('wl-tip').hidden", std::time::Duration::from_secs(5));
+    let tip = page.eval("document.getElementById('wl-tip').innerText").as_str().unwrap_or_default().to_string();
+    let row = page.eval(&format!("(() => {{ const c = document.elementFromPoint({x}, {y}); return JSON.parse(document.getElementById('wl-points').textContent).rows[+c.dataset.i]; }})()"));
+    assert_eq!(row[0], json!("p-diff"), "{row}");
+    let accuracy = row[4][0].as_f64().expect("the point has an accuracy");
+    for part in ["p-diff".to_string(), format!("seed {}", row[2]), format!("sample {}", row[3]), format!("Test accuracy: {accuracy:.3}"), "Novelty: ".into()] {
+        assert!(tip.contains(&part), "tooltip lacks `{part}`:\n{tip}");
+    }
+
+    // Sort the summary by novelty (ascending, then descending): rows follow, missing values last.
+    let column = page.eval("[...document.querySelectorAll('#summary-table thead th')].findIndex(th => th.textContent.startsWith('Novelty'))").as_i64().expect("a novelty column");
+    assert!(column > 0);
+    let values = |page: &mut Browser| -> Vec<Option<f64>> {
+        let cells = page.eval(&format!("[...document.querySelectorAll('#summary-table tbody tr')].map(r => r.cells[{column}].textContent.trim())"));
+        cells.as_array().unwrap().iter().map(|c| c.as_str().unwrap().split_whitespace().next().and_then(|v| v.parse().ok())).collect()
+    };
+    let header = format!("#summary-table thead th:nth-child({})", column + 1);
+    for descending in [false, true] {
+        let (x, y) = page.centre(&header);
+        page.click(x, y);
+        let got = values(&mut page);
+        let present: Vec<f64> = got.iter().flatten().copied().collect();
+        assert!(present.len() >= 5, "{got:?}");
+        assert!(got.iter().skip_while(|v| v.is_some()).all(Option::is_none), "missing values last: {got:?}");
+        let mut sorted = present.clone();
+        sorted.sort_by(|a, b| if descending { b.total_cmp(a) } else { a.total_cmp(b) });
+        assert_eq!(present, sorted, "sorted {}", if descending { "descending" } else { "ascending" });
+    }
+
+    // Hide `copy` from its legend entry: its points leave every plot; others stay; a second
+    // click brings them back.
+    let visible = "(name) => [...document.querySelectorAll('.series')].filter(s => s.dataset.name === name && getComputedStyle(s).display !== 'none').length";
+    let count = |page: &mut Browser, name: &str| page.eval(&format!("({visible})({})", json!(name))).as_i64().unwrap_or(-1);
+    let before = (count(&mut page, "copy"), count(&mut page, "p-diff"));
+    assert!(before.0 >= 3 && before.1 >= 3, "copy and p-diff are drawn in several plots: {before:?}");
+    let (x, y) = page.centre(&format!("{plot} .legend-item[data-name=\"copy\"]"));
+    page.click(x, y);
+    assert_eq!((count(&mut page, "copy"), count(&mut page, "p-diff")), (0, before.1), "hidden everywhere, the others kept");
+    let (x, y) = page.centre(&format!("{plot} .legend-item[data-name=\"copy\"]"));
+    page.click(x, y);
+    assert_eq!(count(&mut page, "copy"), before.0);
+
+    // Every plot offers its SVG, every sortable table its CSV; the plots take the page's width.
+    let (figures, svg_tools) = (page.eval("document.querySelectorAll('figure svg').length"), page.eval("[...document.querySelectorAll('figure .tool')].filter(b => b.textContent === 'SVG').length"));
+    assert_eq!(figures, svg_tools);
+    assert_eq!(page.eval("document.querySelectorAll('table.sortable').length"), page.eval("[...document.querySelectorAll('.tool')].filter(b => b.textContent === 'CSV').length"));
+    let width = page.eval("document.querySelector('figure svg').getBoundingClientRect().width").as_f64().unwrap_or(0.0);
+    assert!(width > 560.0, "a plot is {width}px wide in a 1400px window");
+}
