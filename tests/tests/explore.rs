@@ -89,3 +89,65 @@ fn the_report_explains_points_sorts_tables_and_hides_methods_in_a_browser() {
     let width = page.eval("document.querySelector('figure svg').getBoundingClientRect().width").as_f64().unwrap_or(0.0);
     assert!(width > 560.0, "a plot is {width}px wide in a 1400px window");
 }
+
+/// The Python package (`python/weightlab`, this clone's): `open_run` reads the tables with
+/// the metric declarations, `summary()` equals the report's `summary.csv`, and a p-diff
+/// sample from `samples_as_state_dicts` loaded into a PyTorch module scores weightlab's
+/// accuracy on the same test images.
+#[test]
+fn the_python_package_reads_a_run_into_pandas_and_pytorch() {
+    let run = quickstart();
+    let script = r#"
+import gzip, sys, numpy as np, pandas as pd, torch
+import weightlab as wl
+run = wl.open_run(sys.argv[1])
+s = run.samples
+assert s.attrs["metrics"]["accuracy"].direction == "higher" and s.attrs["metrics"]["novelty"].direction == "none", s.attrs["metrics"]
+assert run.metrics["nn_l2"].label == "NN distance (L2)", run.metrics["nn_l2"]
+
+# summary() recomputes the report's summary from the samples.
+mine = run.summary()
+written = pd.read_csv(run.path / "summary.csv")
+assert list(mine.method) == list(written.method), (list(mine.method), list(written.method))
+checked = 0
+for column in written.columns[6:]:
+    a, b = mine[column].to_numpy(float), written[column].to_numpy(float)
+    assert np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True), (column, a, b)
+    checked += 1
+assert checked >= 10, checked
+
+# A generated model in PyTorch: the first 2,000 official test images, standardised as the engine does.
+with gzip.open("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz") as f:
+    x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784)[:2000]
+with gzip.open("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz") as f:
+    y = np.frombuffer(f.read(), np.uint8, offset=8)[:2000]
+x = torch.tensor((x.astype(np.float32) / 255.0 - 0.2860) / 0.3530)
+class Mlp(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.ModuleList([torch.nn.Linear(784, 32), torch.nn.Linear(32, 10)])
+    def forward(self, x):
+        return self.layers[1](torch.relu(self.layers[0](x)))
+model, n = Mlp(), 0
+for info, state_dict in run.samples_as_state_dicts("p-diff", seed=1):
+    model.load_state_dict(state_dict)
+    with torch.no_grad():
+        acc = (model(x).argmax(1).numpy() == y).mean()
+    assert abs(acc - info["accuracy"]) < 1e-6, (info["sample"], acc, info["accuracy"])
+    n += 1
+assert n == 16, n
+print("ok", checked, n)
+"#;
+    let python = std::env::var("WEIGHTLAB_TORCH_PYTHON").expect("WEIGHTLAB_TORCH_PYTHON is set by the set-up (.cargo/config.toml)");
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(run)
+        .env("PYTHONPATH", root().join("python"))
+        .env("WEIGHTLAB", weightlab_e2e::binary())
+        .env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist"))
+        .output()
+        .expect("python runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("ok"), "{text}");
+}

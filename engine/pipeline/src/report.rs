@@ -272,6 +272,21 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
 /// t-interval half-width of each metric over seeds) and, when there is a noise frontier,
 /// `frontier.csv` — the numbers the docs quote, in a form a diff and a test can read.
 fn write_figures(output: &Path, ctx: &ReportContext, columns: &[&Metric]) -> Result<()> {
+    // The declarations of the metrics the tables hold, for readers outside weightlab (the
+    // Python package attaches them to its DataFrames and recomputes the summary with them).
+    let declared: Vec<serde_json::Value> = columns
+        .iter()
+        .map(|m| {
+            let aggregation = match m.aggregation {
+                weightlab_results::Aggregation::Mean => "mean",
+                weightlab_results::Aggregation::Max => "max",
+            };
+            serde_json::json!({ "key": m.key, "label": m.label, "unit": m.unit, "direction": direction(m.direction), "digits": m.digits, "aggregation": aggregation, "help": m.help })
+        })
+        .collect();
+    let path = output.join("metrics.json");
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "metrics": declared })).map_err(|e| Error::Config(e.to_string()))?;
+    std::fs::write(&path, text + "\n").map_err(io("writing", &path))?;
     let number = |v: Option<f64>| v.filter(|v| v.is_finite()).map(|v| format!("{v}")).unwrap_or_default();
     let mut header: Vec<String> = ["zoo", "method", "role", "seeds", "samples", "status"].map(String::from).to_vec();
     for m in columns {
