@@ -3,7 +3,7 @@
 //! method, seed, sample and metrics; the summary sorts by novelty; a legend entry hides a method
 //! in every plot and shows it again; every plot and sortable table offers a download.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use serde_json::json;
@@ -13,21 +13,32 @@ use weightlab_e2e::{root, weightlab_ok};
 /// The quickstart at a smaller scale (as `slurm.rs`): 100 snapshots, shorter p-diff training.
 const SETS: [&str; 3] = ["zoo.snapshots.continue.steps=100", "method.p-diff.config.ae_steps=200", "method.p-diff.config.ddpm_steps=200"];
 
-/// One quickstart run shared by the tests of this file.
-fn quickstart() -> &'static Path {
-    static RUN: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, out) = RUN.get_or_init(|| {
+/// The runs the tests of this file share, in one folder: `a`, the quickstart (2 seeds), and
+/// `b`, the same with a third seed — through one stage store, so `b` computes only seed 2.
+struct Runs {
+    _dir: tempfile::TempDir,
+    folder: PathBuf,
+}
+
+fn runs() -> &'static Runs {
+    static RUNS: OnceLock<Runs> = OnceLock::new();
+    RUNS.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("quickstart");
+        let (folder, store) = (dir.path().join("runs"), dir.path().join("store"));
         let manifest = root().join("experiments/quickstart.toml");
-        let mut args = vec!["run".to_string(), manifest.display().to_string(), "-o".into(), out.display().to_string(), "-q".into()];
-        for set in SETS {
-            args.extend(["--set".to_string(), set.to_string()]);
+        for (name, extra) in [("a", None), ("b", Some("experiment.seeds=[0, 1, 2]"))] {
+            let mut args = vec!["run".to_string(), manifest.display().to_string(), "-o".into(), folder.join(name).display().to_string(), "--store".into(), store.display().to_string(), "-q".into()];
+            for set in SETS.iter().copied().chain(extra) {
+                args.extend(["--set".to_string(), set.to_string()]);
+            }
+            weightlab_ok(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
         }
-        weightlab_ok(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
-        (dir, out)
-    });
-    out
+        Runs { _dir: dir, folder }
+    })
+}
+
+fn quickstart() -> PathBuf {
+    runs().folder.join("a")
 }
 
 #[test]
@@ -142,7 +153,7 @@ print("ok", checked, n)
     let out = std::process::Command::new(python)
         .arg("-c")
         .arg(script)
-        .arg(run)
+        .arg(&run)
         .env("PYTHONPATH", root().join("python"))
         .env("WEIGHTLAB", weightlab_e2e::binary())
         .env("WEIGHTLAB_PLUGIN_DIR", root().join("plugins/dist"))
@@ -150,4 +161,85 @@ print("ok", checked, n)
         .expect("python runs");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("ok"), "{text}");
+}
+
+/// `weightlab serve` on the two runs: the list shows both; selecting both and comparing gives
+/// one table with a column per run whose figures are their summaries'; each method keeps its
+/// colour from one report to the other; a run in progress shows its stages, updated live.
+#[test]
+fn serve_lists_runs_compares_them_and_follows_a_run_in_progress() {
+    use std::io::BufRead;
+    let folder = &runs().folder;
+    // A run in progress: this test's own process, as far as the progress file is concerned.
+    let live = folder.join("c");
+    std::fs::create_dir_all(&live).unwrap();
+    let mut progress = weightlab_pipeline::progress::Progress::new(["zoo snapshots".to_string(), "method \"p-diff\" seed 0".to_string(), "report".to_string()]);
+    progress.set(&live, 0, "done");
+    progress.set(&live, 1, "running");
+
+    let mut server = weightlab_e2e::command(folder, &["serve", folder.to_str().unwrap(), "--bind", "127.0.0.1:0"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = std::io::BufReader::new(server.stderr.take().unwrap()).lines();
+    let address = lines.find_map(|l| l.ok()?.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_string)).expect("serve prints its address");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(server);
+
+    let mut page = Browser::launch(1400, 1000);
+    page.open(&address);
+    let listed = page.eval("[...document.querySelectorAll('#runs tbody tr')].map(r => r.cells[1].textContent + ' | ' + r.cells[3].textContent)");
+    let listed: Vec<String> = listed.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    for (run, status) in [("a", "ok"), ("b", "ok"), ("c", "running 1/3")] {
+        assert!(listed.iter().any(|l| l == &format!("{run} | {status}")), "{run} ({status}) not listed: {listed:?}");
+    }
+
+    // Select a and b, compare.
+    for run in ["a", "b"] {
+        let (x, y) = page.centre(&format!("#runs input[value=\"{run}\"]"));
+        page.click(x, y);
+    }
+    let (x, y) = page.centre("#compare");
+    page.click(x, y);
+    page.wait_for("location.pathname === '/compare' && document.readyState === 'complete' && !!document.getElementById('compare-table')", std::time::Duration::from_secs(30));
+    let header = page.eval("[...document.querySelectorAll('#compare-table thead th')].map(h => h.textContent)");
+    assert_eq!(header, json!(["Zoo", "Method", "Role", "a", "b"]));
+    let copy = page.eval("[...document.querySelectorAll('#compare-table tbody tr')].find(r => r.cells[1].textContent === 'copy').cells[3].textContent + ' | ' + [...document.querySelectorAll('#compare-table tbody tr')].find(r => r.cells[1].textContent === 'copy').cells[4].textContent");
+    let expected: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|run| {
+            let text = std::fs::read_to_string(folder.join(run).join("summary.csv")).unwrap();
+            let mut rows = text.lines().map(|l| l.split(',').collect::<Vec<_>>());
+            let header = rows.next().unwrap();
+            let row = rows.find(|r| r[1] == "copy").unwrap();
+            let col = |k: &str| header.iter().position(|h| *h == k).unwrap();
+            format!("{:.3} ± {:.3}", row[col("accuracy")].parse::<f64>().unwrap(), row[col("accuracy_ci95")].parse::<f64>().unwrap())
+        })
+        .collect();
+    assert_eq!(copy, json!(expected.join(" | ")));
+    let seeds = page.eval("document.getElementById('combined').src");
+    assert!(seeds.as_str().unwrap_or_default().contains("/compare/report?run=a&run=b"), "{seeds}");
+
+    // One colour per method across reports (and two methods apart).
+    let mut fills = Vec::new();
+    for run in ["a", "b"] {
+        page.open(&format!("{address}report?run={run}"));
+        fills.push(page.eval("['copy', 'p-diff'].map(n => [...document.querySelectorAll('.series')].find(s => s.dataset.name === n).querySelector('circle').getAttribute('fill'))"));
+    }
+    assert_eq!(fills[0], fills[1], "a method keeps its colour across reports");
+    assert_ne!(fills[0][0], fills[0][1]);
+
+    // The run in progress: its stages, then — without a reload by the test — their next state.
+    page.open(&format!("{address}run?run=c"));
+    let states = page.eval("[...document.querySelectorAll('#stages tbody tr')].map(r => r.cells[1].textContent)");
+    assert_eq!(states, json!(["done", "running", "pending"]));
+    progress.set(&live, 1, "done");
+    progress.set(&live, 2, "running");
+    page.wait_for(
+        "(() => { const t = document.getElementById('stages'); return !!t && [...t.tBodies[0].rows].map(r => r.cells[1].textContent).join() === 'done,done,running'; })()",
+        std::time::Duration::from_secs(20),
+    );
 }

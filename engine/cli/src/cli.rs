@@ -167,6 +167,17 @@ pub enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Browse the runs under a folder in a web browser: each run's status, date, manifest,
+    /// commit and failures, its report, its stages live while it runs, and any runs side by
+    /// side. Read-only; on 127.0.0.1 unless `--bind` says otherwise.
+    Serve {
+        /// The folder to look for run folders in (default: `reports`).
+        #[arg(default_value = "reports")]
+        folder: PathBuf,
+        /// Address and port to listen on (port 0: any free one).
+        #[arg(long, default_value = "127.0.0.1:8765")]
+        bind: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -194,6 +194,16 @@ impl Run {
         }
         let mut summary = Summary::default();
         let mut failed: Vec<bool> = vec![false; self.plan.stages.len()];
+        // This process's stages, as `weightlab serve` shows a run in progress (not for a merge,
+        // which computes nothing).
+        let slots: Vec<usize> = (0..self.plan.stages.len()).filter(|&i| mine[i]).collect();
+        let mut progress = (!schedule.merge).then(|| crate::progress::Progress::new(slots.iter().map(|&i| self.plan.stages[i].label())));
+        let output_dir = self.output.clone();
+        let mut mark = |i: usize, state: &str| {
+            if let (Some(p), Ok(slot)) = (progress.as_mut(), slots.binary_search(&i)) {
+                p.set(&output_dir, slot, state);
+            }
+        };
         for i in 0..self.plan.stages.len() {
             if !mine[i] {
                 continue;
@@ -203,6 +213,7 @@ impl Run {
             let any_failed = failed.iter().any(|&f| f);
             if self.store.is_done(&stage) && !(is_report && any_failed) {
                 summary.cached += 1;
+                mark(i, "cached");
                 match self.store.timing(&stage).filter(|_| schedule.merge && !is_report) {
                     // Merged: computed by the shards; the report shows their times, and the run
                     // starts when the first of them did.
@@ -252,12 +263,14 @@ impl Run {
                     Ok(false) => {
                         failed[i] = true;
                         summary.skipped += 1;
+                        mark(i, "skipped");
                         output::warn(&format!("skipping {}: a stage it needs failed", stage.label()));
                         continue;
                     }
                     Err(e) => {
                         failed[i] = true;
                         summary.failed += 1;
+                        mark(i, "failed");
                         self.record_failure(&stage, &e, 0.0)?;
                         continue;
                     }
@@ -265,19 +278,25 @@ impl Run {
             }
             self.store.clear_failure(&stage);
             let started = Instant::now();
+            mark(i, "running");
             match self.execute_stage(&stage, any_failed) {
                 Ok(()) => {
                     summary.ran += 1;
+                    mark(i, "done");
                     self.timings.push((stage.label(), started.elapsed().as_secs_f64(), false));
                     output::detail(&format!("{} took {:.1}s", stage.label(), started.elapsed().as_secs_f64()));
                 }
                 Err(e) => {
                     failed[i] = true;
                     summary.failed += 1;
+                    mark(i, "failed");
                     self.timings.push((stage.label(), started.elapsed().as_secs_f64(), false));
                     self.record_failure(&stage, &e, started.elapsed().as_secs_f64())?;
                 }
             }
+        }
+        if let Some(p) = progress.as_mut() {
+            p.finish(&self.output);
         }
         let missing = if summary.missing > 0 { format!(", {} missing", summary.missing) } else { String::new() };
         output::status("Finished", &format!("{} ran, {} cached, {} failed, {} skipped{missing}", summary.ran, summary.cached, summary.failed, summary.skipped));

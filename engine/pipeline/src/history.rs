@@ -150,6 +150,32 @@ fn accuracy_by_method(dir: &Path) -> String {
     format!("{}{more}", shown.join(", "))
 }
 
+/// Prints the history of output folder `folder` as `weightlab runs` shows it: one line per run
+/// (id, status, seconds, mean accuracy per method) with what changed in the manifest since the
+/// run before. False when the folder has no history yet (which it says).
+pub fn print_table(folder: &Path) -> bool {
+    let entries = entries(folder);
+    if entries.is_empty() {
+        println!("{} has no run history yet (a run of weightlab that keeps one writes {}/history/)", folder.display(), folder.display());
+        return false;
+    }
+    println!("{:<28} {:<10} {:>9}  accuracy (mean of samples) · changes against the run before", "run", "status", "seconds");
+    let mut previous: Option<String> = None;
+    for entry in entries.iter().map(|e| summary(e)) {
+        let changes = match &previous {
+            None => "(first)".to_string(),
+            Some(before) => {
+                let d = diff(before, &entry.manifest);
+                if d.is_empty() { "(same manifest)".to_string() } else { d.join("  ") }
+            }
+        };
+        let line = format!("{:<28} {:<10} {:>9.1}  {} · {changes}", entry.id, entry.status, entry.seconds, entry.accuracy);
+        println!("{}", crate::output::plain(&line).replace('\n', " "));
+        previous = Some(entry.manifest);
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,3 +218,4 @@ mod tests {
         assert_eq!(std::fs::read_to_string(kept[0].join("manifest.toml")).unwrap(), "sigma = 1", "a new run's files never reach an old entry");
     }
 }
+

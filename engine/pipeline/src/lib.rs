@@ -30,6 +30,7 @@ pub mod plan_view;
 pub mod plots;
 pub mod plugins;
 pub mod preflight;
+pub mod progress;
 pub mod records;
 pub mod report;
 pub mod slurm;

@@ -98,11 +98,14 @@ pub fn markers(text: &str) -> Result<Vec<Marker>, Vec<Problem>> {
     if problems.is_empty() { Ok(found) } else { Err(problems) }
 }
 
+/// A CSV table read: its header and rows.
+type Csv = (Vec<String>, Vec<Vec<String>>);
+
 /// The committed tables figures are quoted from: `<root>/<run>/<table>.csv`, read once each.
 #[derive(Debug, Default)]
 pub struct Tables {
     root: PathBuf,
-    read: BTreeMap<String, Result<(Vec<String>, Vec<Vec<String>>), String>>,
+    read: BTreeMap<String, Result<Csv, String>>,
 }
 
 impl Tables {
@@ -111,7 +114,7 @@ impl Tables {
         Self { root: root.to_path_buf(), read: BTreeMap::new() }
     }
 
-    fn table(&mut self, source: &str) -> Result<&(Vec<String>, Vec<Vec<String>>), String> {
+    fn table(&mut self, source: &str) -> Result<&Csv, String> {
         let (run, table) = source.split_once('/').unwrap_or((source, "summary"));
         let path = self.root.join(run).join(format!("{table}.csv"));
         self.read

@@ -42,6 +42,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Report { runs, output, template } => report::report(&runs, output, template),
         Command::Runs { target } => report::runs(&target),
         Command::Export { run, method, to } => report::export(&run, &method, &to),
+        Command::Serve { folder, bind } => {
+            weightlab_serve::serve(&folder, &bind, |address| weightlab_pipeline::output::result("Serving", &format!("http://{address}/ (the runs under {}; Ctrl-C stops)", folder.display())))?;
+            Ok(0)
+        }
     }
 }
 

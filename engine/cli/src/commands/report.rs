@@ -36,24 +36,8 @@ pub fn runs(target: &std::path::Path) -> anyhow::Result<i32> {
     } else {
         target.to_path_buf()
     };
-    let entries = history::entries(&folder);
-    if entries.is_empty() {
-        println!("{} has no run history yet (a run of weightlab that keeps one writes {}/history/)", folder.display(), folder.display());
+    if !history::print_table(&folder) {
         return Ok(0);
-    }
-    println!("{:<28} {:<10} {:>9}  accuracy (mean of samples) · changes against the run before", "run", "status", "seconds");
-    let mut previous: Option<String> = None;
-    for entry in entries.iter().map(|e| history::summary(e)) {
-        let changes = match &previous {
-            None => "(first)".to_string(),
-            Some(before) => {
-                let d = history::diff(before, &entry.manifest);
-                if d.is_empty() { "(same manifest)".to_string() } else { d.join("  ") }
-            }
-        };
-        let line = format!("{:<28} {:<10} {:>9.1}  {} · {changes}", entry.id, entry.status, entry.seconds, entry.accuracy);
-        println!("{}", output::plain(&line).replace('\n', " "));
-        previous = Some(entry.manifest);
     }
     output::result("Newest", &folder.join("report.html").display().to_string());
     Ok(0)
