@@ -218,4 +218,3 @@ mod tests {
         assert_eq!(std::fs::read_to_string(kept[0].join("manifest.toml")).unwrap(), "sigma = 1", "a new run's files never reach an old entry");
     }
 }
-

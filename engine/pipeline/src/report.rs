@@ -256,7 +256,9 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         frontier,
         frontier_plots,
         points: points_json(&samples, &columns),
+        has_methods: false,
     };
+    ctx.has_methods = ctx.rows.iter().any(|r| r.role != "reference");
     ctx.mark_best();
     let html = weightlab_report::render(&ctx, template)?;
     std::fs::create_dir_all(output).map_err(io("creating", output))?;
@@ -384,7 +386,7 @@ fn frontier_of(runs: &[RunTables], samples: &[SampleRow], label: &dyn Fn(usize, 
         let Some(curve) = weightlab_results::curve(samples, zoo, &noise, crate::stages::TRAIN_REFERENCE, axis) else {
             continue;
         };
-        let mut series = vec![weightlab_report::svg::IntervalSeries { name: "noise frontier".into(), points: curve.points.iter().map(|&(x, y)| (x, y, None)).collect() }];
+        let mut series = vec![weightlab_report::svg::IntervalSeries { name: weightlab_report::svg::FRONTIER.into(), points: curve.points.iter().map(|&(x, y)| (x, y, None)).collect() }];
         series.extend(
             rows.iter()
                 .filter(|r| r.zoo == zoo && r.axis == axis && r.role == "generator")
@@ -392,7 +394,8 @@ fn frontier_of(runs: &[RunTables], samples: &[SampleRow], label: &dyn Fn(usize, 
         );
         let axis_label = metrics::get(axis).map_or(axis.to_string(), |m| m.label.to_string());
         let quality_label = metrics::get(curve.quality).map_or(curve.quality.to_string(), |m| m.label.to_string());
-        let svg = weightlab_report::svg::interval_lines(&format!("{quality_label} against the noise frontier — zoo {zoo}"), &axis_label, &quality_label, &series, false);
+        let bounds = if curve.higher_is_better { (0.0, 1.0) } else { (0.0, f64::INFINITY) };
+        let svg = weightlab_report::svg::interval_lines(&format!("{quality_label} against the noise frontier — zoo {zoo}"), &axis_label, &quality_label, &series, false, bounds);
         let caption = format!(
             "The noise frontier on `{axis}`: noise of each σ (and the training checkpoints at 0), joined in order; each generator at its mean position over seeds, its bar the 95 % interval of its margin over the curve. {}",
             if curve.higher_is_better { "Above the line: better than noise at equal position." } else { "Below the line: a lower loss than noise at equal position." }
@@ -471,7 +474,8 @@ fn ablations_of(expansion: &Expansion, label: &dyn Fn(&str) -> String, rows: &[R
                     let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
                     let log_x = lo > 0.0 && hi / lo >= 30.0;
                     let name = &columns[m].label;
-                    let svg = svg::interval_lines(&format!("{name} against {key_label}: {}", label(base)), key, name, &lines, log_x);
+                    // Accuracy and novelty are shares: their bars stay within [0, 1].
+                    let svg = svg::interval_lines(&format!("{name} against {key_label}: {}", label(base)), key, name, &lines, log_x, (0.0, 1.0));
                     let caption = format!("{name} of `{}`'s variants against `{key}` (mean ± 95 % interval over seeds){}.", label(base), if log_x { ", log scale" } else { "" });
                     plots.add(&format!("ablation-{}-{}-{metric}", slug(base), slug(key)), &caption, svg);
                 }

@@ -161,6 +161,9 @@ pub struct ReportContext {
     pub frontier_plots: PlotSet,
     /// The sample rows plotted points refer to (`data-i`), as JSON for the report's script.
     pub points: String,
+    /// Whether any method produced models (a probe-only run has none: its report shows no
+    /// generator summary and no sample plots, only the zoo's own models would fill them).
+    pub has_methods: bool,
 }
 
 impl ReportContext {
@@ -287,14 +290,32 @@ pub fn render(ctx: &ReportContext, template_dir: Option<&Path>) -> Result<String
     };
     let mut env = Environment::new();
     env.add_filter("fixed", |v: f64, digits: usize| format!("{v:.digits$}"));
+    env.add_filter("code", |text: String| minijinja::Value::from_safe_string(code(&text)));
     env.add_template("report.js", SCRIPT)?;
     env.add_template_owned("report.html.j2".to_string(), source)?;
     Ok(env.get_template("report.html.j2")?.render(ctx)?)
 }
 
+/// `text` escaped for HTML, with `backticked` spans as `<code>` (notes and captions name
+/// metrics, keys and plots that way).
+pub fn code(text: &str) -> String {
+    let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let parts: Vec<&str> = escaped.split('`').collect();
+    if parts.len() % 2 == 0 {
+        return escaped; // an unpaired backtick: leave the text as it is
+    }
+    parts.iter().enumerate().map(|(i, p)| if i % 2 == 1 { format!("<code>{p}</code>") } else { p.to_string() }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backticks_become_code_and_the_rest_is_escaped() {
+        assert_eq!(code("`nn_chamfer` is <not> drawn"), "<code>nn_chamfer</code> is &lt;not&gt; drawn");
+        assert_eq!(code("a ` b"), "a ` b");
+    }
 
     fn stat(mean: f64, ci95: Option<f64>) -> Option<Stat> {
         Some(Stat { mean, sd: None, ci95, seeds: 2, non_finite: 0 })

@@ -36,8 +36,15 @@ pub fn assign_colours<'a>(names: impl IntoIterator<Item = &'a str>) {
     ASSIGNED.with(|a| *a.borrow_mut() = slots);
 }
 
+/// The series name of the noise frontier's curve: drawn in a neutral dark grey, apart from
+/// every method's colour.
+pub const FRONTIER: &str = "noise frontier";
+
 /// The colour of series `name` ([`assign_colours`]).
 pub fn colour_of(name: &str) -> &'static str {
+    if name == FRONTIER {
+        return "#444444";
+    }
     PALETTE[ASSIGNED.with(|a| a.borrow().get(name).copied()).unwrap_or_else(|| preferred(name))]
 }
 
@@ -97,6 +104,8 @@ struct Frame {
     x: (f64, f64),
     y: (f64, f64),
     log_x: bool,
+    /// No x tick left of this (axis units): a histogram's zero bin sits there.
+    tick_floor: f64,
 }
 
 impl Frame {
@@ -115,7 +124,7 @@ impl Frame {
             let d = if b > a { (b - a) * 0.05 } else { a.abs().max(1.0) * 0.05 };
             (a - d, b + d)
         };
-        Frame { x: pad(x0, x1), y: pad(y0, y1), log_x: false }
+        Frame { x: pad(x0, x1), y: pad(y0, y1), log_x: false, tick_floor: f64::NEG_INFINITY }
     }
     /// A frame whose x axis is logarithmic (x values must be positive).
     fn fit_log_x(points: impl Iterator<Item = (f64, f64)>) -> Frame {
@@ -127,7 +136,12 @@ impl Frame {
     }
     /// Tick positions on the x axis (in data units).
     fn x_ticks(&self) -> Vec<f64> {
-        let t = ticks(self.x.0, self.x.1);
+        let from = self.x.0.max(self.tick_floor);
+        if self.log_x && self.x.1 - from >= 2.0 {
+            // Whole decades read best on a wide log axis.
+            return (from.ceil() as i32..=self.x.1.floor() as i32).map(|e| 10f64.powi(e)).collect();
+        }
+        let t = ticks(from, self.x.1);
         if self.log_x { t.into_iter().map(|e| 10f64.powf(e)).collect() } else { t }
     }
     fn py(&self, y: f64) -> f64 {
@@ -194,7 +208,7 @@ pub fn scatter(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> St
         let _ = write!(svg, r#"<g class="series" data-name="{}">"#, escape(&s.name));
         for (j, &(x, y)) in s.points.iter().enumerate().filter(|(_, (x, y))| x.is_finite() && y.is_finite()) {
             let id = s.ids.get(j).map_or(String::new(), |i| format!(r#" data-i="{i}""#));
-            let _ = write!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{c}" fill-opacity="0.6"{id}/>"#, f.px(x), f.py(y));
+            let _ = write!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{c}" fill-opacity="0.45" stroke="{c}" stroke-width="1"{id}/>"#, f.px(x), f.py(y));
         }
         let _ = write!(svg, "</g>");
     }
@@ -204,35 +218,69 @@ pub fn scatter(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> St
 }
 
 /// Overlaid histograms (as step outlines) of each series' x values, with `bins` shared bins.
+/// Values that span 30× or more (distances from copies at 0.02 to new models at 13) get a
+/// logarithmic axis, with exact zeros (copies) in a bin of their own at its left, labelled 0 —
+/// on a linear axis they would all share the first bar.
 pub fn histogram(title: &str, xlabel: &str, series: &[Series], bins: usize) -> String {
     let values: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).filter(|v| v.is_finite()).collect();
     let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let (lo, hi) = if lo.is_finite() && hi > lo { (lo, hi) } else { (lo.min(0.0), lo.max(0.0) + 1.0) };
+    let positive = values.iter().copied().filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
+    let log = lo >= 0.0 && positive.is_finite() && hi / positive >= 30.0;
+    // Bin edges in axis units (log10 of the value on a log axis).
+    let (lo, hi) = if log {
+        (positive.log10(), hi.log10())
+    } else if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (lo.min(0.0), lo.max(0.0) + 1.0)
+    };
     let width = (hi - lo) / bins as f64;
-    let counts: Vec<Vec<f64>> = series
+    let zeros = log && values.contains(&0.0);
+    let counts: Vec<(Vec<f64>, f64)> = series
         .iter()
         .map(|s| {
-            let mut c = vec![0.0; bins];
+            let (mut c, mut zero) = (vec![0.0; bins], 0.0);
             let n = s.points.len().max(1) as f64;
             for &(v, _) in s.points.iter().filter(|p| p.0.is_finite()) {
-                let b = (((v - lo) / width) as usize).min(bins - 1);
+                if log && v <= 0.0 {
+                    zero += 1.0 / n;
+                    continue;
+                }
+                let v = if log { v.log10() } else { v };
+                let b = (((v - lo) / width).max(0.0) as usize).min(bins - 1);
                 c[b] += 1.0 / n;
             }
-            c
+            (c, zero)
         })
         .collect();
-    let top = counts.iter().flatten().fold(0.0f64, |a, &b| a.max(b));
-    let f = Frame::fit([(lo, 0.0), (hi, top)].into_iter());
+    let top = counts.iter().flat_map(|(c, z)| c.iter().chain([z])).fold(0.0f64, |a, &b| a.max(b));
+    // The zero bin sits one bin-width apart, left of the first.
+    let left = if zeros { lo - 2.0 * width } else { lo };
+    let mut f = Frame::fit([(left, 0.0), (hi, top)].into_iter());
+    f.log_x = log;
+    if zeros {
+        f.tick_floor = lo - 0.5 * width;
+    }
+    let px = |x: f64| if log { f.px(10f64.powf(x)) } else { f.px(x) };
     let mut svg = String::new();
-    axes(&mut svg, &f, title, xlabel, "fraction of models");
-    for (i, c) in counts.iter().enumerate() {
+    axes(&mut svg, &f, title, if log { format!("{xlabel} (log scale)") } else { xlabel.to_string() }.as_str(), "fraction of models");
+    if zeros {
+        let x = px(lo - 1.5 * width);
+        let _ = write!(svg, r#"<text x="{x:.1}" y="{}" text-anchor="middle" font-size="11" font-weight="bold">0</text>"#, H - BOTTOM + 18.0);
+    }
+    for (i, (c, zero)) in counts.iter().enumerate() {
         let colour = colour_of(&series[i].name);
-        let mut d = format!("M{:.1},{:.1}", f.px(lo), f.py(0.0));
+        let mut d = String::new();
+        if zeros && *zero > 0.0 {
+            let (x0, x1) = (px(lo - 2.0 * width), px(lo - width));
+            let _ = write!(d, "M{x0:.1},{b:.1} L{x0:.1},{h:.1} L{x1:.1},{h:.1} L{x1:.1},{b:.1} ", b = f.py(0.0), h = f.py(*zero));
+        }
+        let _ = write!(d, "M{:.1},{:.1}", px(lo), f.py(0.0));
         for (b, &h) in c.iter().enumerate() {
             let (x0, x1) = (lo + b as f64 * width, lo + (b + 1) as f64 * width);
-            let _ = write!(d, " L{:.1},{:.1} L{:.1},{:.1}", f.px(x0), f.py(h), f.px(x1), f.py(h));
+            let _ = write!(d, " L{:.1},{:.1} L{:.1},{:.1}", px(x0), f.py(h), px(x1), f.py(h));
         }
-        let _ = write!(d, " L{:.1},{:.1}", f.px(hi), f.py(0.0));
+        let _ = write!(d, " L{:.1},{:.1}", px(hi), f.py(0.0));
         let _ = write!(svg, r#"<path class="series" data-name="{}" d="{d}" fill="{colour}" fill-opacity="0.15" stroke="{colour}" stroke-width="2"/>"#, escape(&series[i].name));
     }
     legend(&mut svg, &series.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), true);
@@ -271,9 +319,11 @@ pub struct IntervalSeries {
 }
 
 /// Lines through the means with an error bar per point (e.g. a metric over seeds against a swept
-/// parameter); `log_x` for parameters swept in log scale (every x must be positive).
-pub fn interval_lines(title: &str, xlabel: &str, ylabel: &str, series: &[IntervalSeries], log_x: bool) -> String {
-    let extent = series.iter().flat_map(|s| s.points.iter().flat_map(|&(x, m, h)| [(x, m - h.unwrap_or(0.0)), (x, m + h.unwrap_or(0.0))]));
+/// parameter); `log_x` for parameters swept in log scale (every x must be positive). `bounds`
+/// clamps the bars to the metric's range (an accuracy's interval does not run past 1).
+pub fn interval_lines(title: &str, xlabel: &str, ylabel: &str, series: &[IntervalSeries], log_x: bool, bounds: (f64, f64)) -> String {
+    let clamp = |y: f64| y.clamp(bounds.0, bounds.1);
+    let extent = series.iter().flat_map(|s| s.points.iter().flat_map(|&(x, m, h)| [(x, clamp(m - h.unwrap_or(0.0))), (x, clamp(m + h.unwrap_or(0.0)))]));
     let f = if log_x { Frame::fit_log_x(extent) } else { Frame::fit(extent) };
     let mut svg = String::new();
     axes(&mut svg, &f, title, xlabel, ylabel);
@@ -286,7 +336,7 @@ pub fn interval_lines(title: &str, xlabel: &str, ylabel: &str, series: &[Interva
         for &(x, y, half) in &pts {
             let (px, py) = (f.px(x), f.py(y));
             if let Some(h) = half.filter(|h| h.is_finite()) {
-                let (top, bottom) = (f.py(y + h), f.py(y - h));
+                let (top, bottom) = (f.py(clamp(y + h)), f.py(clamp(y - h)));
                 let _ = write!(
                     svg,
                     r#"<path d="M{px:.1},{top:.1} L{px:.1},{bottom:.1} M{:.1},{top:.1} L{:.1},{top:.1} M{:.1},{bottom:.1} L{:.1},{bottom:.1}" stroke="{c}" stroke-width="1.2"/>"#,
@@ -453,6 +503,26 @@ mod tests {
         // A report of one of them alone: its own slot.
         assign_colours(["p-diff"]);
         assert_eq!(colour_of("p-diff"), PALETTE[preferred("p-diff")]);
+    }
+
+    #[test]
+    fn distances_spanning_decades_get_a_log_axis_and_zeros_a_bin_of_their_own() {
+        // The quickstart's case: copies at 0, p-diff at 0.02–0.08, held-out models at 13.
+        let s = vec![Series::new("copy", vec![(0.0, 0.0); 8]), Series::new("p-diff", vec![(0.02, 0.0), (0.05, 0.0), (0.08, 0.0)]), Series::new("held-out", vec![(12.0, 0.0), (13.0, 0.0)])];
+        let svg = histogram("t", "distance", &s, 24);
+        assert!(svg.contains("distance (log scale)"), "log axis");
+        assert!(svg.contains(">0</text>") && svg.contains(">0.1</text>") && svg.contains(">10</text>"), "a zero bin and decade ticks: {svg}");
+        // The three groups fall in different bins: their outlines rise at different x.
+        let rise = |name: &str| {
+            let start = svg.find(&format!("data-name=\"{name}\" d=\"")).unwrap();
+            let d = &svg[start..start + svg[start..].find("\" fill").unwrap()];
+            let points: Vec<(f64, f64)> = d.split(['M', 'L']).filter_map(|p| p.trim().split_once(',')).map(|(x, y)| (x.parse().unwrap(), y.trim().parse().unwrap())).collect();
+            let base = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+            points.iter().find(|p| p.1 < base).map_or(f64::INFINITY, |p| p.0)
+        };
+        assert!(rise("copy") < rise("p-diff") && rise("p-diff") < rise("held-out"));
+        // Values within a decade or so stay linear.
+        assert!(!histogram("t", "d", &[Series::new("a", vec![(1.0, 0.0), (3.0, 0.0)])], 8).contains("log scale"));
     }
 
     #[test]

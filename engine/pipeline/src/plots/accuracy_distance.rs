@@ -15,7 +15,7 @@ pub const ACCURACY_DISTANCE: Plot = Plot {
     render: |t: &Tables, zoo: &str, suffix: &str| {
         let series = t.series_by_method(zoo, &|r| Some((r.metric("nn_l2")?, r.metric("accuracy")?)));
         (!series.is_empty()).then(|| Figure {
-            caption: "Each point is one model: test accuracy against its L2 distance to the nearest training checkpoint. Copies sit at distance 0; the held-out models show how far a genuinely new model of the zoo lies.".into(),
+            caption: "Each point is one model: test accuracy against its L2 distance to the nearest training checkpoint. Exact copies sit at distance 0 — a copy with its hidden units permuted does not (see the aligned distance); the held-out models show how far a genuinely new model of the zoo lies.".into(),
             svg: svg::scatter(&format!("Accuracy vs. distance to the training set{suffix}"), "L2 distance to nearest training checkpoint", "test accuracy", &series),
         })
     },

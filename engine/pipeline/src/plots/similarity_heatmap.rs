@@ -16,8 +16,16 @@ pub const SIMILARITY_HEATMAP: Plot = Plot {
     render: |t: &Tables, zoo: &str, suffix: &str| {
         let (groups, kind) = groups(t, zoo);
         let what = if kind == "weight-cosine" { "cosine similarity of the weights" } else { "IoU of test errors" };
+        // The similarity table holds the first checkpoints only; say how many of how many.
+        let shown = t.similarity.iter().filter(|r| r.zoo == zoo).map(|r| r.checkpoint + 1).max().unwrap_or(0);
+        let total = t.samples.iter().filter(|r| r.zoo == zoo && r.method == crate::stages::TRAIN_REFERENCE).map(|r| (r.seed, r.sample)).collect::<std::collections::BTreeSet<_>>().len();
+        let columns = if total > shown {
+            format!("the first {shown} of the zoo's {total} training checkpoints (a copy of a later one shows no dark cell here)")
+        } else {
+            format!("each of the {shown} training checkpoints")
+        };
         (!groups.is_empty()).then(|| Figure {
-            caption: format!("Each row is one model (first seed, up to {MAX_ROWS_PER_METHOD} per method), each column one training checkpoint; colour = {what}. A memorizing method shows one dark cell per row, like the training models' own block (whose diagonal is each model itself)."),
+            caption: format!("Each row is one model (first seed, up to {MAX_ROWS_PER_METHOD} per method); the columns are {columns}; colour = {what}. A memorizing method shows one dark cell per row, like the training models' own block (whose diagonal is each model itself)."),
             svg: svg::heatmap(&format!("Similarity to training checkpoints{suffix}"), "training checkpoint", "model (grouped by method)", &groups),
         })
     },
