@@ -179,6 +179,8 @@ impl Method for Flown {
         let velocity = Mlp::new(&[d + TEMB + config.context_dim, config.hidden, config.hidden, d], Act::Silu, seed.wrapping_mul(104_729));
         // On a task family each checkpoint's context is its task's condition.
         let (context, conditions) = if condition.is_empty() {
+            // One descriptor for every checkpoint: a constant input, so the flow is unconditional.
+            log::message("no task family: the context is one fixed descriptor of the zoo's dataset for every checkpoint, so FLoWN runs unconditionally here (conditioning needs `[data.*] tasks`)");
             (Context::Descriptor(descriptor_embedding(zoo, config.context_dim)), None)
         } else {
             let (task, rows_std) = TaskCondition::fit(&condition, config.condition)?;
