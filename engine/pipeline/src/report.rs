@@ -10,7 +10,7 @@ use weightlab_report::metrics::MetricColumn;
 use weightlab_report::svg::{self, IntervalSeries};
 use weightlab_report::{Ablation, Failure, PlotSet, ReportContext, Row, ScoreRow, ScoreTable, TreeDiscovery, VariantLine};
 use weightlab_results::rows::{read_samples, read_table};
-use weightlab_results::{FailureRow, FinetuneRow, LogRow, ParameterRow, ProbeScoreRow, RunRow, SampleRow, SimilarityRow, Stat, TreeRow, ZooRow};
+use weightlab_results::{FailureRow, FinetuneRow, LogRow, ParameterRow, ProbeRow, ProbeScoreRow, RunRow, SampleRow, SimilarityRow, Stat, TreeRow, ZooRow};
 
 use crate::error::{Error, Result, io};
 use crate::metrics::{self, Direction, Metric};
@@ -31,6 +31,7 @@ struct RunTables {
     failures: Vec<FailureRow>,
     zoo: Vec<ZooRow>,
     probe_scores: Vec<ProbeScoreRow>,
+    probes: Vec<ProbeRow>,
     trees: Vec<TreeRow>,
     stages: Vec<(String, f64, bool)>,
 }
@@ -51,6 +52,7 @@ fn read_run(dir: &Path) -> Result<RunTables> {
         failures: read_table(dir, "failures")?.unwrap_or_default(),
         zoo: read_table(dir, "zoo")?.unwrap_or_default(),
         probe_scores: read_table(dir, "probe_scores")?.unwrap_or_default(),
+        probes: read_table(dir, "probes")?.unwrap_or_default(),
         trees: read_table(dir, "trees")?.unwrap_or_default(),
         manifest,
         expansion,
@@ -85,6 +87,7 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
     let mut logs = Vec::new();
     let mut failures = Vec::new();
     let mut probe_scores = Vec::new();
+    let mut probes = Vec::new();
     let mut trees = Vec::new();
     let mut order: Vec<String> = Vec::new();
     for (i, r) in runs.iter().enumerate() {
@@ -111,6 +114,10 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         failures.extend(r.failures.iter().map(|f| Failure { stage: label(i, &f.stage), method: label(i, &f.method), reason: f.reason.clone() }));
         order.extend(r.manifest.method.iter().map(|m| label(i, &m.name)));
         probe_scores.extend(r.probe_scores.iter().cloned().map(|mut p| {
+            p.method = label(i, &p.method);
+            p
+        }));
+        probes.extend(r.probes.iter().cloned().map(|mut p| {
             p.method = label(i, &p.method);
             p
         }));
@@ -161,7 +168,7 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
     rows.sort_by_key(|r| (r.zoo.clone(), r.role == "reference", position(&r.method), r.method.clone()));
 
     // One colour per method in every plot of this report, the same in every report.
-    weightlab_report::svg::assign_colours(rows.iter().map(|r| r.method.as_str()));
+    weightlab_report::svg::assign_colours(rows.iter().map(|r| r.method.as_str()).chain(probe_scores.iter().map(|p| p.method.as_str())));
     let mut ablations = Vec::new();
     let mut variants = Vec::new();
     for (i, r) in runs.iter().enumerate() {
@@ -248,7 +255,13 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
         stages: runs.iter().enumerate().flat_map(|(i, r)| r.stages.iter().map(move |(s, t, c)| (label(i, s), *t, *c))).collect(),
         manifest: runs.iter().map(|r| r.manifest_text.clone()).collect::<Vec<_>>().join("\n# ----\n"),
         zoos,
-        probes: probe_tables(&probe_scores, &position),
+        probes: probe_tables(&probe_scores, &position)
+            .into_iter()
+            .map(|mut t| {
+                t.plots = probe_plots(&probes, &t.zoo, &t.target, &position);
+                t
+            })
+            .collect(),
         transfer: transfer_tables(&finetune, &position),
         trees,
         variants,
@@ -446,7 +459,8 @@ fn ablations_of(expansion: &Expansion, label: &dyn Fn(&str) -> String, rows: &[R
                     }
                 })
                 .collect();
-            let mut table = ScoreTable { zoo: String::new(), target: "ablation".into(), labels: None, metrics: columns.iter().map(|m| column(m)).collect(), rows: metric_rows };
+            let mut table =
+                ScoreTable { zoo: String::new(), target: "ablation".into(), labels: None, metrics: columns.iter().map(|m| column(m)).collect(), rows: metric_rows, plots: PlotSet::default() };
             let ranks: Vec<Vec<Option<u32>>> =
                 (0..columns.len()).map(|m| weightlab_report::ranks_of(direction(columns[m].direction), &table.rows.iter().map(|r| r.values[m].map(|s| s.mean)).collect::<Vec<_>>())).collect();
             for (i, row) in table.rows.iter_mut().enumerate() {
@@ -503,6 +517,79 @@ fn direction(d: Direction) -> &'static str {
     }
 }
 
+/// Average precision of ranking `scored` (score, is-positive) by score, highest first: the mean
+/// over positives of the precision at their rank (ties ranked pessimistically).
+fn average_precision(scored: &mut [(f64, bool)]) -> Option<f64> {
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let positives = scored.iter().filter(|s| s.1).count();
+    if positives == 0 {
+        return None;
+    }
+    let mut hits = 0;
+    let mut sum = 0.0;
+    for (rank, (_, positive)) in scored.iter().enumerate() {
+        if *positive {
+            hits += 1;
+            sum += hits as f64 / (rank + 1) as f64;
+        }
+    }
+    Some(sum / positives as f64)
+}
+
+/// The plots of one probe target: a regression target's predictions against the truth (every
+/// held-out model, every seed; the diagonal is a perfect probe), a label target's average
+/// precision per label (seen labels, then unseen ones scored zero-shot; mean over seeds).
+fn probe_plots(rows: &[ProbeRow], zoo: &str, target: &str, position: &dyn Fn(&str) -> usize) -> PlotSet {
+    let mut set = PlotSet::default();
+    let here: Vec<&ProbeRow> = rows.iter().filter(|r| r.zoo == zoo && r.target == target && r.truth.is_finite() && r.prediction.is_finite()).collect();
+    let mut methods: Vec<&str> = here.iter().map(|r| r.method.as_str()).collect();
+    methods.sort_by_key(|m| (position(m), m.to_string()));
+    methods.dedup();
+    if here.is_empty() {
+        return set;
+    }
+    let id = format!("probe-{zoo}-{target}");
+    if here.iter().all(|r| r.label.is_empty()) {
+        let series: Vec<svg::Series> = methods.iter().map(|m| svg::Series::new(*m, here.iter().filter(|r| r.method == *m).map(|r| (r.truth, r.prediction)).collect())).collect();
+        let svg = svg::scatter_diagonal(&format!("Predicted vs. true {target} — zoo {zoo}"), &format!("true {target}"), &format!("predicted {target}"), &series);
+        set.add(&id, &format!("Each point is one held-out model at one seed: the probe's prediction of `{target}` against its true value. A perfect probe puts every point on the diagonal; one that ignores the weights, on a horizontal line."), svg);
+        return set;
+    }
+    let mut labels: Vec<(bool, String)> = here.iter().map(|r| (r.label_set == "unseen", r.label.clone())).collect();
+    labels.sort();
+    labels.dedup();
+    let series: Vec<svg::Series> = methods
+        .iter()
+        .enumerate()
+        .map(|(k, m)| {
+            let points = labels
+                .iter()
+                .enumerate()
+                .filter_map(|(j, (_, label))| {
+                    let mut seeds: Vec<u64> = here.iter().filter(|r| r.method == *m).map(|r| r.seed).collect();
+                    seeds.sort();
+                    seeds.dedup();
+                    let aps: Vec<f64> = seeds
+                        .iter()
+                        .filter_map(|seed| {
+                            let mut scored: Vec<(f64, bool)> = here.iter().filter(|r| r.method == *m && r.seed == *seed && &r.label == label).map(|r| (r.prediction, r.truth > 0.5)).collect();
+                            average_precision(&mut scored)
+                        })
+                        .collect();
+                    // Methods side by side within a label's column.
+                    let offset = (k as f64 - (methods.len() as f64 - 1.0) / 2.0) * 0.12;
+                    (!aps.is_empty()).then(|| (j as f64 + offset, aps.iter().sum::<f64>() / aps.len() as f64))
+                })
+                .collect();
+            svg::Series::new(*m, points)
+        })
+        .collect();
+    let names: Vec<String> = labels.iter().enumerate().map(|(j, (unseen, l))| format!("{j}: {l}{}", if *unseen { " (unseen)" } else { "" })).collect();
+    let svg = svg::scatter(&format!("Average precision per label — {target}, zoo {zoo}"), "label (index)", "average precision", &series);
+    set.add(&id, &format!("Average precision of ranking the held-out models by each label's score, mean over seeds, one column per label — {}.", names.join(", ")), svg);
+    set
+}
+
 /// One table per (zoo, target) of the probe runs: each probe method's metrics over seeds (mean
 /// ± 95 % t-interval) beside the chance level, columns in registry order.
 fn probe_tables(scores: &[ProbeScoreRow], position: &dyn Fn(&str) -> usize) -> Vec<ScoreTable> {
@@ -543,7 +630,7 @@ fn probe_tables(scores: &[ProbeScoreRow], position: &dyn Fn(&str) -> usize) -> V
                 .map(|m| MetricColumn { key: m.key.into(), label: m.label.into(), unit: String::new(), direction: direction(m.direction).into(), digits: 3, help: m.help.into() })
                 .collect();
             let labels = Some(crate::stages::probe::label_source(&target).to_string());
-            ScoreTable { zoo, target, labels, metrics: columns, rows }
+            ScoreTable { zoo, target, labels, metrics: columns, rows, plots: PlotSet::default() }
         })
         .collect()
 }
@@ -606,7 +693,7 @@ fn transfer_tables(finetune: &[FinetuneRow], position: &dyn Fn(&str) -> usize) -
                     }
                 })
                 .collect();
-            ScoreTable { zoo, target: "transfer".into(), labels: None, metrics, rows }
+            ScoreTable { zoo, target: "transfer".into(), labels: None, metrics, rows, plots: PlotSet::default() }
         })
         .collect()
 }

@@ -71,6 +71,8 @@ pub struct ScoreTable {
     pub labels: Option<String>,
     pub metrics: Vec<MetricColumn>,
     pub rows: Vec<ScoreRow>,
+    /// Probe tables: predictions against the truth, or average precision per label.
+    pub plots: PlotSet,
 }
 
 /// One method in a [`ScoreTable`].

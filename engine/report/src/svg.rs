@@ -217,6 +217,19 @@ pub fn scatter(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> St
     svg
 }
 
+/// A scatter plot with the diagonal y = x dashed across it (predictions against the truth).
+pub fn scatter_diagonal(title: &str, xlabel: &str, ylabel: &str, series: &[Series]) -> String {
+    let mut svg = scatter(title, xlabel, ylabel, series);
+    let f = Frame::fit(series.iter().flat_map(|s| s.points.iter().copied()));
+    let (lo, hi) = (f.x.0.max(f.y.0), f.x.1.min(f.y.1));
+    if hi > lo {
+        let line = format!(r##"<line class="diagonal" x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#777" stroke-dasharray="4 3"/>"##, f.px(lo), f.py(lo), f.px(hi), f.py(hi));
+        let end = svg.rfind("</svg>").unwrap_or(svg.len());
+        svg.insert_str(end, &line);
+    }
+    svg
+}
+
 /// Overlaid histograms (as step outlines) of each series' x values, with `bins` shared bins.
 /// Values that span 30× or more (distances from copies at 0.02 to new models at 13) get a
 /// logarithmic axis, with exact zeros (copies) in a bin of their own at its left, labelled 0 —
