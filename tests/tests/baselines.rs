@@ -150,6 +150,13 @@ fn baselines_behave_as_specified() {
     assert!(raw.iter().all(|d| d.unwrap() > 1.0), "permuted copies are far in raw L2: {raw:?}");
     let aligned = column(&out, "samples", Some("copy permuted"), "nn_l2_aligned");
     assert!(aligned.iter().all(|d| d.unwrap() < 1e-4), "aligned distance sees through the permutation: {aligned:?}");
+    // The parameter heatmap pairs it with that checkpoint, units matched: the rows agree.
+    let shown: Vec<weightlab_results::ParameterRow> = weightlab_results::rows::read_table(&out, "parameters").unwrap().unwrap();
+    let of =
+        |source: &str| shown.iter().filter(|r| r.method == "copy permuted" && r.source == source).map(|r| ((r.seed, r.sample, r.parameter), r.value)).collect::<std::collections::BTreeMap<_, _>>();
+    let (model, nearest) = (of("model"), of("nearest"));
+    assert!(!model.is_empty() && model.len() == nearest.len());
+    assert!(model.iter().all(|(k, v)| (v - nearest[k]).abs() < 1e-5), "a permuted copy's heatmap rows are its checkpoint's once aligned");
 
     // noise with sigma 0 is copy.
     assert!(column(&out, "samples", Some("noise 0"), "nn_l2").iter().all(|d| *d == Some(0.0)));
@@ -213,11 +220,12 @@ fn baselines_behave_as_specified() {
     let value = |row: &std::collections::HashMap<String, String>, key: &str| row[key].parse::<f64>().unwrap();
     let noise0 = summary.iter().find(|r| r["method"] == "noise 0").expect("noise 0 in summary.csv");
     assert_eq!((value(copy_on, "position"), copy_on["seeds_in_range"].as_str()), (0.0, "2"), "{copy_on:?}");
-    assert!((value(copy_on, "noise_accuracy") - value(noise0, "accuracy")).abs() < 1e-12, "{copy_on:?} {noise0:?}");
+    assert_eq!(copy_on["quality"], "accuracy");
+    assert!((value(copy_on, "noise_value") - value(noise0, "accuracy")).abs() < 1e-12, "{copy_on:?} {noise0:?}");
     assert!((value(copy_on, "margin") - (value(copy_row, "accuracy") - value(noise0, "accuracy"))).abs() < 1e-12, "{copy_on:?}");
     assert!(!frontier.iter().any(|r| r["method"].starts_with("noise")), "noise methods make the frontier");
     let report = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(report.contains("Against the noise frontier") && report.contains("frontier-table"));
+    assert!(report.contains("Against the noise frontier") && report.contains("frontier-table") && report.contains("id=\"plot-frontier-mlp-novelty\""));
 
     // average, interpolate and gaussian make new weights (not copies), and different ones.
     for m in ["average", "interpolate", "gaussian"] {

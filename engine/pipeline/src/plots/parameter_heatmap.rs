@@ -14,7 +14,7 @@ pub const PARAMETER_HEATMAP: Plot = Plot {
         let (groups, columns, limit) = groups(t, zoo);
         (!groups.is_empty()).then(|| Figure {
             caption: format!(
-                "Rows come in pairs: a model (first seed), then its nearest training checkpoint by L2; columns are the {columns} parameters that vary most across the training checkpoints; colour = value. A pair of identical rows is a copy; the training models' own block pairs each checkpoint with its nearest other checkpoint, and the held-out block shows how far an independently trained model is."
+                "Rows come in pairs: a model (first seed), then its nearest training checkpoint — by the aligned distance when it was computed, the model's hidden units then matched to that checkpoint's, else by raw L2; columns are the {columns} parameters that vary most across the training checkpoints; colour = value. A pair of identical rows is a copy; the training models' own block pairs each checkpoint with its nearest other checkpoint, and the held-out block shows how far an independently trained model is."
             ),
             svg: svg::heatmap_with(&format!("Parameter values beside the nearest checkpoint{suffix}"), "parameter (most varying across the zoo)", "model, then its nearest checkpoint", &groups, Colours::Diverging { limit }),
         })

@@ -137,10 +137,24 @@ pub(crate) fn score(who: &RowsOf, s: &Scoring, metrics: &[&Metric], frame: &ZooF
     }
     let p = s.p.max(1);
     let mut parameters = Vec::new();
+    // With the aligned distance computed, each model is shown beside its aligned nearest
+    // checkpoint with its hidden units matched to it — a permuted copy then looks like the copy
+    // it is; otherwise beside its raw nearest checkpoint.
+    let aligned = applicable.iter().any(|m| m.key == "nn_l2_aligned").then(|| (s.nearest_aligned(), weightlab_compute::arch::align::Aligner::new(s.arch)));
     for (i, m) in s.models.chunks_exact(p).enumerate().take(PARAMETER_ROWS) {
+        let index = aligned.as_ref().map_or(nearest[i].index, |(n, _)| n[i].index);
         // No nearest checkpoint (a one-checkpoint zoo scored leave-one-out): the model alone.
-        let checkpoint = nearest[i].index.checked_mul(p).and_then(|start| s.train.get(start..start.checked_add(p)?));
-        for (source, values) in [("model", Some(m)), ("nearest", checkpoint)] {
+        let checkpoint = index.checked_mul(p).and_then(|start| s.train.get(start..start.checked_add(p)?));
+        let shown: std::borrow::Cow<[f32]> = match (&aligned, checkpoint) {
+            (Some((_, aligner)), Some(c)) => {
+                // The better of the matched and the units' own order, as the distance takes it.
+                let moved = aligner.align(m, c);
+                let l2 = |x: &[f32]| x.iter().zip(c).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>();
+                if l2(&moved) <= l2(m) { std::borrow::Cow::Owned(moved) } else { std::borrow::Cow::Borrowed(m) }
+            }
+            _ => std::borrow::Cow::Borrowed(m),
+        };
+        for (source, values) in [("model", Some(&*shown)), ("nearest", checkpoint)] {
             let Some(values) = values else { continue };
             parameters.extend(frame.shown_parameters.iter().map(|&j| ParameterRow {
                 zoo: who.zoo.to_string(),
