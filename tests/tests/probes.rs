@@ -65,6 +65,9 @@ fn probes_read_what_the_weights_hold_and_nothing_else() {
     }
     manifest += &probe("probex tree", "probex", "tree", "parent", "");
     manifest += &probe("probex lr", "probex", "tree", "lr", "");
+    // Tree experts, fine-tuned from the shared probe (the default) and from scratch (the paper).
+    manifest += &probe("probex experts", "probex", "tree", "classes", "config = { experts = true }");
+    manifest += &probe("probex experts scratch", "probex", "tree", "classes", "config = { experts = true, expert_init = \"scratch\" }");
     manifest += &probe("oracle", "probex", "tree", "classes", "embed_labels = \"one-hot\"");
     manifest += &probe("minilm zero-shot", "probex", "tree", "classes", "embed_labels = \"minilm\"\nunseen_classes = [8, 9]");
     let (dir, _) = experiment(&manifest);
@@ -101,6 +104,17 @@ fn probes_read_what_the_weights_hold_and_nothing_else() {
     eprintln!("lr: R² {r2:.3}, τ {tau:.3}");
     assert!(r2 > 0.1 && tau > 0.3, "learning rate from weights: R² {r2}, τ {tau}");
 
+    // Experts either way read the classes; each trained one logs its loss, scratch ones over
+    // the full `steps` (400), shared ones over `expert_steps` (200).
+    for (name, steps) in [("probex experts", 200), ("probex experts scratch", 400)] {
+        let (map, chance) = score(&s, name, "map");
+        eprintln!("{name}: mAP {map:.3} (chance {chance:.3})");
+        assert!(map > chance + 0.3, "{name} mAP {map} vs chance {chance}");
+        let logs: Vec<weightlab_results::LogRow> = read_table(&run, "training_log").unwrap().unwrap();
+        let experts = logs.iter().filter(|l| l.source == name && l.name.starts_with("expert-") && l.step == steps).count();
+        assert!(experts >= 3, "{name}: {experts} experts logged at step {steps}");
+    }
+
     // Oracle one-hot embeddings passed through the host: the text-aligned head (cosine with each
     // label's embedding) then sees what ProbeX's default head builds for itself.
     let (oracle, _) = score(&s, "oracle", "map");
@@ -115,6 +129,7 @@ fn probes_read_what_the_weights_hold_and_nothing_else() {
     assert!(weightlab_e2e::strings(&run, "messages", "text").iter().any(|t| t.starts_with("probing layer")), "probe logs reach the messages table");
     let report = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(report.contains("Model trees found from weights alone") && report.contains("Zero-shot mAP"), "report has the probe section");
+    assert!(report.contains("id=\"plot-probe-tree-classes\"") && report.contains("id=\"plot-probe-tree-lr\""), "per-label AP and predicted-vs-true plots");
 
     // The stored predictions rescored by scikit-learn and SciPy give the same figures.
     let python = std::env::var("WEIGHTLAB_TORCH_PYTHON").unwrap_or_else(|_| format!("{}/.cache/weightlab/torch-2.9.0/bin/python", std::env::var("HOME").unwrap_or_default()));

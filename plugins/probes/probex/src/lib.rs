@@ -8,9 +8,11 @@
 //! `experts = true`: models fine-tuned from one foundation model form a tree; trees are found
 //! from the weights alone (single-linkage clustering, cut at the largest jump), one expert is
 //! trained per tree, and a router sends each model to the expert of the nearest tree centre.
-//! Unlike the paper, whose trees hold thousands of models, an expert starts from the probe
-//! fitted on every tree and is fine-tuned on its own tree's models (`expert_steps`): with a few
-//! dozen models per tree, an expert trained from scratch has too little to learn from.
+//! Unlike the paper, whose trees hold thousands of models, an expert by default starts from the
+//! probe fitted on every tree and is fine-tuned on its own tree's models (`expert_steps`): with
+//! a few dozen models per tree, an expert trained from scratch has little to learn from.
+//! `expert_init = "scratch"` trains each expert from a fresh start on its tree alone (`steps`
+//! steps), as the paper does — the ablation of whether sharing across trees helps or hurts.
 //!
 //! With label embeddings (`embed_labels` in the manifest) the head maps the representation
 //! into the embedding space and scores a label by the cosine with its embedding: labels never
@@ -29,6 +31,17 @@ enum HeadKind {
     Cosine,
     /// One output per label.
     Linear,
+}
+
+/// Where a tree expert starts.
+#[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq, Default, Debug)]
+#[serde(rename_all = "kebab-case")]
+enum ExpertInit {
+    /// From the probe fitted on every tree, fine-tuned on its own tree (`expert_steps`).
+    #[default]
+    Shared,
+    /// From a fresh start on its own tree only (`steps`), as in the paper.
+    Scratch,
 }
 
 /// Configuration of `probex`.
@@ -71,6 +84,10 @@ struct Config {
     /// Adam steps of each expert, starting from the probe fitted on all trees.
     #[serde(default = "default_expert_steps")]
     expert_steps: usize,
+    /// Where each tree expert starts: `shared` (the probe fitted on every tree, fine-tuned on
+    /// its own tree) or `scratch` (its own tree only, as the paper).
+    #[serde(default)]
+    expert_init: ExpertInit,
     /// Trees with fewer training models than this share the single probe instead of an expert.
     #[serde(default = "default_min_expert_models")]
     min_expert_models: usize,
@@ -326,11 +343,22 @@ impl Probe for ProbeX {
                     others.push(centre);
                     continue;
                 }
-                // An expert starts from the probe fitted on every tree and specialises on its
-                // own: it keeps what all trees share and needs fewer models of its own.
-                let expert = global.copy();
-                let loss = expert.train(&rows_of(&x, &members), &rows_of(&labels, &members), target, embeddings, &c, c.expert_steps, (0, c.expert_steps));
-                log::metric(&format!("expert-{t}-train-loss"), c.expert_steps, loss);
+                let (xs, ys) = (rows_of(&x, &members), rows_of(&labels, &members));
+                let (expert, steps, loss) = match c.expert_init {
+                    // From the probe fitted on every tree, specialised on its own: it keeps what
+                    // all trees share and needs fewer models of its own.
+                    ExpertInit::Shared => {
+                        let expert = global.copy();
+                        let loss = expert.train(&xs, &ys, target, embeddings, &c, c.expert_steps, (0, c.expert_steps));
+                        (expert, c.expert_steps, loss)
+                    }
+                    // The paper's: its own tree only, from a fresh start.
+                    ExpertInit::Scratch => {
+                        let (expert, loss) = Expert::fit(&xs, &ys, target, embeddings, &c, c.steps, seed.wrapping_add(1_000 + t as u64), (0, c.steps));
+                        (expert, c.steps, loss)
+                    }
+                };
+                log::metric(&format!("expert-{t}-train-loss"), steps, loss);
                 experts.push((centre, expert));
             }
         }
