@@ -5,17 +5,18 @@ use weightlab_sdk::prelude::*;
 
 /// Configuration of `average`.
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct Config {
     /// Checkpoints averaged per sample; must be fewer than the training checkpoints, or every
     /// sample would be the same mean of all of them.
-    #[serde(default = "default_k")]
     #[schemars(range(min = 1), extend("x-weightlab-below" = "training_checkpoints"))]
     k: usize,
 }
 
-fn default_k() -> usize {
-    16
+impl Default for Config {
+    fn default() -> Self {
+        Self { k: 16 }
+    }
 }
 
 struct Average {

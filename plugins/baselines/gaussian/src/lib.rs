@@ -5,15 +5,16 @@ use weightlab_sdk::prelude::*;
 
 /// Configuration of `gaussian`.
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct Config {
     /// Multiplies the fitted standard deviations (1 = the fitted distribution).
-    #[serde(default = "default_scale")]
     scale: f32,
 }
 
-fn default_scale() -> f32 {
-    1.0
+impl Default for Config {
+    fn default() -> Self {
+        Self { scale: 1.0 }
+    }
 }
 
 struct Gaussian {

@@ -5,16 +5,17 @@ use weightlab_sdk::prelude::*;
 
 /// Configuration of `interpolate`.
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct Config {
     /// Checkpoints combined per sample.
-    #[serde(default = "default_k")]
     #[schemars(range(min = 1))]
     k: usize,
 }
 
-fn default_k() -> usize {
-    2
+impl Default for Config {
+    fn default() -> Self {
+        Self { k: 2 }
+    }
 }
 
 struct Interpolate {

@@ -8,15 +8,16 @@ use weightlab_sdk::prelude::*;
 
 /// Configuration of `nearest-task`.
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct Config {
     /// Which task condition measures similarity.
-    #[serde(default = "d_condition")]
     condition: ConditionKind,
 }
 
-fn d_condition() -> ConditionKind {
-    ConditionKind::Support
+impl Default for Config {
+    fn default() -> Self {
+        Self { condition: ConditionKind::Support }
+    }
 }
 
 struct NearestTask {

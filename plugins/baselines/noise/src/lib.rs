@@ -6,20 +6,20 @@ use weightlab_sdk::prelude::*;
 
 /// Configuration of `noise`.
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct Config {
     /// Standard deviation of the noise.
-    #[serde(default = "default_sigma")]
     #[schemars(range(min = 0.0))]
     sigma: f32,
     /// If true, `sigma` is relative: each parameter tensor's noise is scaled by that tensor's
     /// standard deviation in the picked checkpoint.
-    #[serde(default)]
     relative: bool,
 }
 
-fn default_sigma() -> f32 {
-    0.05
+impl Default for Config {
+    fn default() -> Self {
+        Self { sigma: 0.05, relative: false }
+    }
 }
 
 struct Noise {

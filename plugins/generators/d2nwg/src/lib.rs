@@ -24,75 +24,39 @@ use weightlab_sdk::weights::{Normalizer, Standardizer};
 
 /// Configuration of `d2nwg`.
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct Config {
     /// Size of the VAE's latent code.
-    #[serde(default = "d_latent_dim")]
     #[schemars(range(min = 1))]
     latent_dim: usize,
     /// Hidden width of the VAE, the denoiser and the set encoder.
-    #[serde(default = "d_hidden")]
     #[schemars(range(min = 1))]
     hidden: usize,
     /// VAE training steps.
-    #[serde(default = "d_steps")]
     vae_steps: usize,
     /// Weight of the KL term (β of a β-VAE).
-    #[serde(default = "d_kl")]
     kl: f32,
     /// Denoiser training steps.
-    #[serde(default = "d_diffusion_steps")]
     diffusion_steps: usize,
     /// Diffusion timesteps T (linear betas 1e-4 → 0.02).
-    #[serde(default = "d_timesteps")]
     #[schemars(range(min = 1))]
     timesteps: usize,
     /// Width of the condition embedding the set encoder produces.
-    #[serde(default = "d_context")]
     context_dim: usize,
     /// Classifier-free guidance weight w (0: plain conditional sampling).
-    #[serde(default)]
     guidance: f32,
     /// Fraction of training rows whose condition is dropped (learns ε(z, ∅) for guidance).
-    #[serde(default = "d_drop")]
     drop: f32,
     /// Which task condition to use.
-    #[serde(default = "d_condition")]
     condition: ConditionKind,
     /// Learning rate (AdamW) of both stages.
-    #[serde(default = "d_lr")]
     lr: f32,
 }
 
-fn d_latent_dim() -> usize {
-    16
-}
-fn d_hidden() -> usize {
-    256
-}
-fn d_steps() -> usize {
-    2000
-}
-fn d_kl() -> f32 {
-    1e-4
-}
-fn d_diffusion_steps() -> usize {
-    2000
-}
-fn d_timesteps() -> usize {
-    200
-}
-fn d_context() -> usize {
-    32
-}
-fn d_drop() -> f32 {
-    0.1
-}
-fn d_condition() -> ConditionKind {
-    ConditionKind::Support
-}
-fn d_lr() -> f32 {
-    1e-3
+impl Default for Config {
+    fn default() -> Self {
+        Self { latent_dim: 16, hidden: 256, vae_steps: 2000, kl: 1e-4, diffusion_steps: 2000, timesteps: 200, context_dim: 32, guidance: 0.0, drop: 0.1, condition: ConditionKind::Support, lr: 1e-3 }
+    }
 }
 
 const TEMB: usize = 32;

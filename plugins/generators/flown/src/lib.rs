@@ -25,83 +25,55 @@ use weightlab_sdk::weights::{AutoencoderTraining, LatentSpace};
 
 /// Configuration of `flown`.
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct Config {
     /// Size of the autoencoder's latent code.
-    #[serde(default = "d_latent_dim")]
     #[schemars(range(min = 1))]
     latent_dim: usize,
     /// Channels of the convolutional encoder/decoder.
-    #[serde(default = "d_channels")]
     #[schemars(range(min = 1))]
     channels: usize,
     /// Autoencoder training steps.
-    #[serde(default = "d_steps")]
     ae_steps: usize,
     /// Flow-matching training steps.
-    #[serde(default = "d_steps")]
     flow_steps: usize,
     /// Noise on the autoencoder's input during training.
-    #[serde(default = "d_input_noise")]
     input_noise: f32,
     /// Noise on the latent during autoencoder training.
-    #[serde(default = "d_latent_noise")]
     latent_noise: f32,
     /// ODE steps when sampling (0 returns the prior draw).
-    #[serde(default = "d_ode_steps")]
     ode_steps: usize,
     /// ODE solver: `euler` or `heun`.
-    #[serde(default = "d_solver")]
     solver: Solver,
     /// Hidden width of the velocity network.
-    #[serde(default = "d_hidden")]
     #[schemars(range(min = 1))]
     hidden: usize,
     /// Size of the context (dataset descriptor) embedding.
-    #[serde(default = "d_context")]
     context_dim: usize,
     /// Learning rate of both stages (AdamW).
-    #[serde(default = "d_lr")]
     lr: f32,
     /// On a task family: the task condition to use (`support`: the set encoding, FLoWN's
     /// context set; `instruction`: the text embedding).
-    #[serde(default = "d_condition")]
     condition: ConditionKind,
 }
 
-fn d_condition() -> ConditionKind {
-    ConditionKind::Support
-}
-
-fn d_latent_dim() -> usize {
-    64
-}
-fn d_channels() -> usize {
-    16
-}
-fn d_steps() -> usize {
-    1000
-}
-fn d_input_noise() -> f32 {
-    0.001
-}
-fn d_latent_noise() -> f32 {
-    0.1
-}
-fn d_ode_steps() -> usize {
-    50
-}
-fn d_solver() -> Solver {
-    Solver::Heun
-}
-fn d_hidden() -> usize {
-    256
-}
-fn d_context() -> usize {
-    16
-}
-fn d_lr() -> f32 {
-    1e-3
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            latent_dim: 64,
+            channels: 16,
+            ae_steps: 1000,
+            flow_steps: 1000,
+            input_noise: 0.001,
+            latent_noise: 0.1,
+            ode_steps: 50,
+            solver: Solver::Heun,
+            hidden: 256,
+            context_dim: 16,
+            lr: 1e-3,
+            condition: ConditionKind::Support,
+        }
+    }
 }
 
 const TEMB: usize = 32;

@@ -18,42 +18,39 @@ use weightlab_sdk::weights::{Normalizer, with_permuted_copies};
 
 /// Configuration of `hyperreps`.
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct Config {
     /// Size of the latent code.
-    #[serde(default = "d_latent_dim")]
     #[schemars(range(min = 1))]
     latent_dim: usize,
     /// Hidden width of encoder and decoder.
-    #[serde(default = "d_hidden")]
     #[schemars(range(min = 1))]
     hidden: usize,
     /// Autoencoder training steps (full batch).
-    #[serde(default = "d_steps")]
     steps: usize,
     /// Learning rate (AdamW).
-    #[serde(default = "d_lr")]
     lr: f32,
     /// Gaussian noise added to the normalised input during training (augmentation).
-    #[serde(default = "d_noise")]
     input_noise: f32,
     /// Fraction of checkpoints, best first, whose latents the KDE is fitted to (paper: 0.3).
-    #[serde(default = "d_top")]
     #[schemars(range(max = 1.0), extend("exclusiveMinimum" = 0.0))]
     top_fraction: f32,
     /// Multiplies Silverman's bandwidth (1 = the rule as is).
-    #[serde(default = "d_bandwidth")]
     bandwidth_scale: f32,
     /// `kde`: the paper's `S_KDE`, every latent dimension drawn independently (dimensions of
     /// different models mix). `neighbourhood`: the paper's `S_Neigh`, one model's latent plus
     /// noise.
-    #[serde(default)]
     sampler: Sampler,
     /// Permutation augmentation (the paper trains with it): this many copies of each training
     /// checkpoint with its hidden units randomly reordered — the same function in another
     /// arrangement — join the autoencoder's training set. 0: off.
-    #[serde(default)]
     permutations: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { latent_dim: 32, hidden: 256, steps: 1000, lr: 1e-3, input_noise: 0.05, top_fraction: 0.3, bandwidth_scale: 1.0, sampler: Default::default(), permutations: 0 }
+    }
 }
 
 /// How latents are drawn.
@@ -63,28 +60,6 @@ enum Sampler {
     #[default]
     Kde,
     Neighbourhood,
-}
-
-fn d_latent_dim() -> usize {
-    32
-}
-fn d_hidden() -> usize {
-    256
-}
-fn d_steps() -> usize {
-    1000
-}
-fn d_lr() -> f32 {
-    1e-3
-}
-fn d_noise() -> f32 {
-    0.05
-}
-fn d_top() -> f32 {
-    0.3
-}
-fn d_bandwidth() -> f32 {
-    1.0
 }
 
 struct HyperReps {

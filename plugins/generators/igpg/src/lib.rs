@@ -43,95 +43,59 @@ enum Output {
 
 /// Configuration of `igpg`.
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct Config {
     /// Parameters per chunk (token).
-    #[serde(default = "d_chunk")]
     #[schemars(range(min = 1))]
     chunk: usize,
     /// Codebook entries.
-    #[serde(default = "d_codebook")]
     #[schemars(range(min = 2))]
     codebook: usize,
     /// Width of a code vector.
-    #[serde(default = "d_code_dim")]
     #[schemars(range(min = 1))]
     code_dim: usize,
     /// VQ-VAE training steps.
-    #[serde(default = "d_vq_steps")]
     vq_steps: usize,
     /// Weight β of the commitment loss.
-    #[serde(default = "d_commitment")]
     commitment: f32,
     /// Steps between dead-code resets (0: never).
-    #[serde(default = "d_reset_every")]
     reset_every: usize,
     /// Transformer width, depth and heads.
-    #[serde(default = "d_dim")]
     #[schemars(range(min = 1))]
     dim: usize,
-    #[serde(default = "d_depth")]
     depth: usize,
-    #[serde(default = "d_heads")]
     heads: usize,
     /// Transformer training steps.
-    #[serde(default = "d_ar_steps")]
     ar_steps: usize,
     /// Sampling temperature (0: always the most likely code).
-    #[serde(default = "d_temperature")]
     temperature: f32,
     /// Which task condition forms the prefix (`instruction`, IGPG's; or `support`).
-    #[serde(default = "d_condition")]
     condition: ConditionKind,
     /// `generate`, or `reconstruct` (see the module docs).
-    #[serde(default = "d_output")]
     output: Output,
     /// Learning rate (AdamW) of both stages.
-    #[serde(default = "d_lr")]
     lr: f32,
 }
 
-fn d_chunk() -> usize {
-    2
-}
-fn d_codebook() -> usize {
-    512
-}
-fn d_code_dim() -> usize {
-    16
-}
-fn d_vq_steps() -> usize {
-    2000
-}
-fn d_commitment() -> f32 {
-    0.25
-}
-fn d_reset_every() -> usize {
-    100
-}
-fn d_dim() -> usize {
-    64
-}
-fn d_depth() -> usize {
-    2
-}
-fn d_heads() -> usize {
-    4
-}
-fn d_ar_steps() -> usize {
-    2000
-}
-fn d_temperature() -> f32 {
-    0.5
-}
-fn d_condition() -> ConditionKind {
-    ConditionKind::Instruction
-}
-fn d_output() -> Output {
-    Output::Generate
-}
-fn d_lr() -> f32 {
-    1e-3
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            chunk: 2,
+            codebook: 512,
+            code_dim: 16,
+            vq_steps: 2000,
+            commitment: 0.25,
+            reset_every: 100,
+            dim: 64,
+            depth: 2,
+            heads: 4,
+            ar_steps: 2000,
+            temperature: 0.5,
+            condition: ConditionKind::Instruction,
+            output: Output::Generate,
+            lr: 1e-3,
+        }
+    }
 }
 
 /// Decay of the codebook's moving averages.

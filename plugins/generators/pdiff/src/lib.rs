@@ -23,69 +23,40 @@ use weightlab_sdk::weights::{AutoencoderTraining, LatentSpace, with_permuted_cop
 
 /// Configuration of `pdiff`; defaults follow the paper where it applies.
 #[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct Config {
     /// Size of the autoencoder's latent code.
-    #[serde(default = "d_latent_dim")]
     #[schemars(range(min = 1))]
     latent_dim: usize,
     /// Channels of the convolutional encoder/decoder.
-    #[serde(default = "d_channels")]
     #[schemars(range(min = 1))]
     channels: usize,
     /// Autoencoder training steps (full batch of checkpoints).
-    #[serde(default = "d_steps")]
     ae_steps: usize,
     /// DDPM training steps.
-    #[serde(default = "d_steps")]
     ddpm_steps: usize,
     /// Noise added to the normalised input weights while training the autoencoder.
-    #[serde(default = "d_input_noise")]
     input_noise: f32,
     /// Noise added to the latent code while training the autoencoder.
-    #[serde(default = "d_latent_noise")]
     latent_noise: f32,
     /// Diffusion steps T.
-    #[serde(default = "d_timesteps")]
     #[schemars(range(min = 1))]
     timesteps: usize,
     /// Learning rate of both stages (AdamW).
-    #[serde(default = "d_lr")]
     lr: f32,
     /// Hidden width of the denoiser MLP.
-    #[serde(default = "d_hidden")]
     hidden: usize,
     /// Permutation augmentation (an ablation; p-diff itself trains without it): this many
     /// copies of each training checkpoint with its hidden units randomly reordered join the
     /// training set of both stages. 0: off. On a zoo where only some layers vary, the copies
     /// make the reordered frozen layers vary too.
-    #[serde(default)]
     permutations: usize,
 }
 
-fn d_latent_dim() -> usize {
-    64
-}
-fn d_channels() -> usize {
-    16
-}
-fn d_steps() -> usize {
-    1000
-}
-fn d_input_noise() -> f32 {
-    0.001
-}
-fn d_latent_noise() -> f32 {
-    0.1
-}
-fn d_timesteps() -> usize {
-    1000
-}
-fn d_lr() -> f32 {
-    1e-3
-}
-fn d_hidden() -> usize {
-    256
+impl Default for Config {
+    fn default() -> Self {
+        Self { latent_dim: 64, channels: 16, ae_steps: 1000, ddpm_steps: 1000, input_noise: 0.001, latent_noise: 0.1, timesteps: 1000, lr: 1e-3, hidden: 256, permutations: 0 }
+    }
 }
 
 struct PDiff {

@@ -46,79 +46,58 @@ enum ExpertInit {
 
 /// Configuration of `probex`.
 #[derive(Deserialize, JsonSchema, Clone)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct Config {
     /// Parameter whose weight matrix is probed (a state_dict name such as `layers.3.weight`).
     /// Default: the layer with the lowest validation loss.
-    #[serde(default)]
     layer: Option<String>,
     /// One expert per discovered model tree, with a router.
-    #[serde(default)]
     experts: bool,
     /// Head of label targets (regression always has a linear one).
-    #[serde(default)]
     head: HeadKind,
     /// Probe vectors (columns of U).
-    #[serde(default = "default_probes")]
     #[schemars(range(min = 1))]
     probes: usize,
     /// Width of the shared projection of each probe response.
-    #[serde(default = "default_projection")]
     #[schemars(range(min = 1))]
     projection: usize,
     /// Width of the model representation.
-    #[serde(default = "default_representation")]
     #[schemars(range(min = 1))]
     representation: usize,
     /// Adam steps (full batch).
-    #[serde(default = "default_steps")]
     #[schemars(range(min = 1))]
     steps: usize,
     /// Adam steps per candidate layer when choosing the layer on validation models.
-    #[serde(default = "default_select_steps")]
     select_steps: usize,
-    #[serde(default = "default_lr")]
     lr: f32,
-    #[serde(default = "default_weight_decay")]
     weight_decay: f32,
     /// Adam steps of each expert, starting from the probe fitted on all trees.
-    #[serde(default = "default_expert_steps")]
     expert_steps: usize,
     /// Where each tree expert starts: `shared` (the probe fitted on every tree, fine-tuned on
     /// its own tree) or `scratch` (its own tree only, as the paper).
-    #[serde(default)]
     expert_init: ExpertInit,
     /// Trees with fewer training models than this share the single probe instead of an expert.
-    #[serde(default = "default_min_expert_models")]
     min_expert_models: usize,
 }
 
-fn default_probes() -> usize {
-    16
-}
-fn default_projection() -> usize {
-    32
-}
-fn default_representation() -> usize {
-    64
-}
-fn default_steps() -> usize {
-    400
-}
-fn default_select_steps() -> usize {
-    150
-}
-fn default_expert_steps() -> usize {
-    200
-}
-fn default_lr() -> f32 {
-    3e-3
-}
-fn default_weight_decay() -> f32 {
-    1e-3
-}
-fn default_min_expert_models() -> usize {
-    6
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            layer: None,
+            experts: false,
+            head: Default::default(),
+            probes: 16,
+            projection: 32,
+            representation: 64,
+            steps: 400,
+            select_steps: 150,
+            lr: 3e-3,
+            weight_decay: 1e-3,
+            expert_steps: 200,
+            expert_init: Default::default(),
+            min_expert_models: 6,
+        }
+    }
 }
 
 /// Scale of cosine scores in the embedding head (a fixed temperature of 0.1).
