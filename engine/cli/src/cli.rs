@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 /// sandboxed WebAssembly plugin, and writes Arrow/Parquet tables and an HTML report.
 /// Finished stages are cached by content, so reruns only do what changed.
 #[derive(Debug, Parser)]
-#[command(name = "weightlab", version, propagate_version = true)]
+#[command(name = "weightlab", version, propagate_version = true, after_long_help = weightlab_manifest::schema::sections_help())]
 pub struct Cli {
     /// Print only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]

@@ -32,6 +32,27 @@ pub fn manifest_schema_json(catalog: &Catalog) -> String {
     text
 }
 
+/// The manifest's top-level sections, one line each from the schema's own descriptions (so the
+/// list cannot drift from what validation accepts): what `weightlab --help` ends with.
+pub fn sections_help() -> String {
+    let schema = serde_json::to_value(schemars::schema_for!(Manifest)).unwrap_or_default();
+    let mut out = String::from("Manifest sections (`weightlab schema` prints the whole JSON Schema; the manual's \"The manifest\" explains each):\n");
+    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+        for (key, value) in properties {
+            let header = match key.as_str() {
+                "extends" => "extends = [..]".to_string(),
+                "method" => "[[method]]".to_string(),
+                "data" | "zoo" => format!("[{key}.<name>]"),
+                other => format!("[{other}]"),
+            };
+            let description = value.get("description").and_then(Value::as_str).unwrap_or_default();
+            let first = description.split(". ").next().unwrap_or_default().trim_end_matches('.').replace('\n', " ");
+            out.push_str(&format!("  {header:<16} {first}\n"));
+        }
+    }
+    out
+}
+
 /// Checks a parsed document against the schema and returns every problem, each at the key or
 /// value at fault. Where a value could take several forms (an architecture's `kind`), the
 /// problems of the form it comes closest to are reported.
@@ -196,4 +217,15 @@ fn branches<'a>(schema: &'a Value, node: &'a Value) -> Vec<&'a Value> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_help_lists_every_manifest_section() {
+        let help = super::sections_help();
+        for section in ["[experiment]", "[data.<name>]", "[zoo.<name>]", "[[method]]", "[evaluate]", "[report]", "[sweep]", "[cluster]", "extends = [..]"] {
+            assert!(help.contains(section), "{section} missing from:\n{help}");
+        }
+    }
 }
