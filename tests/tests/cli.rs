@@ -103,7 +103,7 @@ fn only_the_listed_metrics_are_computed_and_the_report_says_what_it_cannot_draw(
         assert!(!columns.contains(&unlisted.to_string()), "`{unlisted}` was computed though not listed: {columns:?}");
     }
     let html = std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
-    assert!(html.contains("`accuracy-novelty` is not drawn: it needs the metric `novelty`"), "the report explains the missing plot");
+    assert!(html.contains("<code>accuracy-novelty</code> is not drawn: it needs the metric <code>novelty</code>"), "the report explains the missing plot");
     assert!(!html.contains(">Novelty<"), "no novelty column in the summary");
 }
 
