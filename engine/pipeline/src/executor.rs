@@ -194,10 +194,11 @@ impl Run {
         }
         let mut summary = Summary::default();
         let mut failed: Vec<bool> = vec![false; self.plan.stages.len()];
-        // This process's stages, as `weightlab serve` shows a run in progress (not for a merge,
-        // which computes nothing).
+        // This process's stages, as `weightlab serve` shows a run in progress — not for a merge,
+        // which computes nothing, nor for a shard: shards share the output folder and would
+        // overwrite each other's file.
         let slots: Vec<usize> = (0..self.plan.stages.len()).filter(|&i| mine[i]).collect();
-        let mut progress = (!schedule.merge).then(|| crate::progress::Progress::new(slots.iter().map(|&i| self.plan.stages[i].label())));
+        let mut progress = (!schedule.merge && !partial).then(|| crate::progress::Progress::new(slots.iter().map(|&i| self.plan.stages[i].label())));
         let output_dir = self.output.clone();
         let mut mark = |i: usize, state: &str| {
             if let (Some(p), Ok(slot)) = (progress.as_mut(), slots.binary_search(&i)) {
