@@ -168,7 +168,23 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
     rows.sort_by_key(|r| (r.zoo.clone(), r.role == "reference", position(&r.method), r.method.clone()));
 
     // One colour per method in every plot of this report, the same in every report.
-    weightlab_report::svg::assign_colours(rows.iter().map(|r| r.method.as_str()).chain(probe_scores.iter().map(|p| p.method.as_str())));
+    // Generators first, then the other methods, the zoo's own models, and a sweep's variants
+    // last (each group by name): with more methods than colours, those compared keep theirs.
+    let mut ranked: Vec<(u8, &str)> = rows
+        .iter()
+        .map(|r| {
+            let rank = match r.role.as_str() {
+                _ if r.method.contains('[') => 3,
+                "generator" => 0,
+                "reference" => 2,
+                _ => 1,
+            };
+            (rank, r.method.as_str())
+        })
+        .chain(probe_scores.iter().map(|p| (1, p.method.as_str())))
+        .collect();
+    ranked.sort();
+    weightlab_report::svg::assign_colours(ranked.into_iter().map(|(_, m)| m));
     let mut ablations = Vec::new();
     let mut variants = Vec::new();
     for (i, r) in runs.iter().enumerate() {

@@ -17,14 +17,15 @@ fn preferred(name: &str) -> usize {
     (hash % PALETTE.len() as u64) as usize
 }
 
-/// Gives each of `names` (the methods of one report) a colour for every plot of that report:
-/// its own slot when free, else the next free one, in name order — so a method keeps its colour
-/// from plot to plot and from report to report (among the same methods), and up to ten methods
-/// never share one. Names not given fall back to their own slot.
+/// Gives each of `names` (the methods of one report, most important first) a colour for every
+/// plot of that report: its own slot when free, else the next free one, in the order given — so
+/// a method keeps its colour from plot to plot and from report to report (among the same
+/// methods), the first ten never share one, and with more than ten (a noise sweep) the ones
+/// given first keep theirs. Names not given fall back to their own slot.
 pub fn assign_colours<'a>(names: impl IntoIterator<Item = &'a str>) {
     let mut names: Vec<&str> = names.into_iter().collect();
-    names.sort_unstable();
-    names.dedup();
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(*n));
     let mut taken = [false; PALETTE.len()];
     let mut slots = std::collections::HashMap::new();
     for name in names {
@@ -391,13 +392,13 @@ impl Colours {
             Colours::Unit => {
                 let v = v.clamp(0.0, 1.0);
                 let (r, g, b) = (255.0 - v * 247.0, 255.0 - v * 207.0, 255.0 - v * 148.0);
-                format!("rgb({r:.0},{g:.0},{b:.0})")
+                hex(r, g, b)
             }
             Colours::Diverging { limit } => {
                 let t = (v / limit.max(f64::MIN_POSITIVE)).clamp(-1.0, 1.0);
                 // Negative: towards (33, 102, 172); positive: towards (178, 24, 43).
                 let (r, g, b) = if t < 0.0 { (255.0 + t * 222.0, 255.0 + t * 153.0, 255.0 + t * 83.0) } else { (255.0 - t * 77.0, 255.0 - t * 231.0, 255.0 - t * 212.0) };
-                format!("rgb({r:.0},{g:.0},{b:.0})")
+                hex(r, g, b)
             }
         }
     }
@@ -425,7 +426,15 @@ pub fn heatmap(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup]) -> 
     heatmap_with(title, xlabel, ylabel, groups, Colours::Unit)
 }
 
-/// A heatmap with a chosen colour scale.
+/// `#rrggbb` of channels in [0, 255] (rounded): short, since a heatmap has many cells.
+fn hex(r: f64, g: f64, b: f64) -> String {
+    let c = |v: f64| v.round().clamp(0.0, 255.0) as u8;
+    format!("#{:02x}{:02x}{:02x}", c(r), c(g), c(b))
+}
+
+/// A heatmap with a chosen colour scale. Each row is a group scaled to cell units, so a cell is
+/// `<rect x="j" …>` with no position arithmetic in its text: the memorization study's six
+/// heatmaps (~60,000 cells) stay small enough for the report's size budget.
 pub fn heatmap_with(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup], colours: Colours) -> String {
     let columns = groups.iter().flat_map(|g| g.rows.iter().map(Vec::len)).max().unwrap_or(0).max(1);
     let total_rows: usize = groups.iter().map(|g| g.rows.len()).sum::<usize>().max(1);
@@ -443,12 +452,16 @@ pub fn heatmap_with(title: &str, xlabel: &str, ylabel: &str, groups: &[RowGroup]
     let colour = |v: f64| colours.fill(v);
     let mut y = top;
     let _ = write!(svg, r#"<g class="cells">"#);
+    // Cells overlap by a hair, so no background shows between them.
+    let (w, h) = (1.0 + 0.05 / cw, 1.0 + 0.05 / ch);
     for group in groups {
         for row in &group.rows {
+            let _ = write!(svg, r#"<g transform="translate({left:.2} {y:.2}) scale({cw:.4} {ch:.4})">"#);
             for (j, &v) in row.iter().enumerate() {
                 let fill = if v.is_finite() { colour(v) } else { "#ccc".to_string() };
-                let _ = write!(svg, r#"<rect x="{:.2}" y="{:.2}" width="{:.2}" height="{:.2}" fill="{fill}"/>"#, left + j as f64 * cw, y, cw + 0.05, ch + 0.05);
+                let _ = write!(svg, r#"<rect x="{j}" width="{w:.3}" height="{h:.3}" fill="{fill}"/>"#);
             }
+            svg.push_str("</g>");
             y += ch;
         }
     }
@@ -510,8 +523,11 @@ mod tests {
         distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct.len(), 10, "{first:?}");
-        // Another report of the same methods, listed in another order: the same colours.
-        assign_colours(methods.iter().rev().copied());
+        // Another report of the same methods (the report ranks them the same way): the same colours.
+        assign_colours(methods);
+        assert_eq!(methods.iter().map(|m| colour_of(m)).collect::<Vec<_>>(), first);
+        // More methods than colours: those given first keep theirs, all ten distinct.
+        assign_colours(methods.iter().copied().chain(["noise[sigma=0.1]", "noise[sigma=0.2]"]));
         assert_eq!(methods.iter().map(|m| colour_of(m)).collect::<Vec<_>>(), first);
         // A report of one of them alone: its own slot.
         assign_colours(["p-diff"]);
@@ -557,7 +573,8 @@ mod tests {
     #[test]
     fn diverging_heatmaps_are_white_at_zero_and_label_both_signs() {
         let colours = Colours::Diverging { limit: 0.5 };
-        assert_eq!(colours.fill(0.0), "rgb(255,255,255)");
+        assert_eq!(colours.fill(0.0), "#ffffff");
+        assert_eq!((colours.fill(-0.5), colours.fill(0.5)), ("#2166ac".to_string(), "#b2182b".to_string()));
         assert_ne!(colours.fill(-0.5), colours.fill(0.5));
         let groups = [RowGroup { name: "m".into(), rows: vec![vec![-0.5, 0.0, 0.5]] }];
         let svg = heatmap_with("p", "x", "y", &groups, colours);
