@@ -300,7 +300,8 @@ pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> 
 }
 
 /// Writes the report's figures beside it: `summary.csv` (a row per method: mean and 95 %
-/// t-interval half-width of each metric over seeds) and, when there is a noise frontier,
+/// t-interval half-width of each metric over seeds), `scores.csv` with probes, transfer or
+/// model trees (a row per table, method and metric) and, when there is a noise frontier,
 /// `frontier.csv` — the numbers the docs quote, in a form a diff and a test can read.
 fn write_figures(output: &Path, ctx: &ReportContext, columns: &[&Metric]) -> Result<()> {
     // The declarations of the metrics the tables hold, for readers outside weightlab (the
@@ -337,6 +338,28 @@ fn write_figures(output: &Path, ctx: &ReportContext, columns: &[&Metric]) -> Res
         })
         .collect();
     weightlab_results::write_csv(output, "summary", &header, &records)?;
+    // Probe, transfer and tree figures, long form: one row per table, method and metric.
+    let scores: Vec<Vec<String>> = ctx
+        .probes
+        .iter()
+        .chain(&ctx.transfer)
+        .flat_map(|t| {
+            t.rows.iter().flat_map(move |r| {
+                t.metrics.iter().enumerate().filter_map(move |(k, m)| {
+                    let v = r.values.get(k).copied().flatten()?;
+                    Some(vec![t.zoo.clone(), t.target.clone(), r.method.clone(), r.plugin.clone(), r.seeds.to_string(), m.key.clone(), number(Some(v.mean)), number(v.ci95), number(r.chance.get(k).copied().flatten())])
+                })
+            })
+        })
+        .chain(ctx.trees.iter().map(|t| vec![t.zoo.clone(), "trees".into(), "single-linkage".into(), String::new(), "1".into(), "ari".into(), number(Some(t.ari)), String::new(), String::new()]))
+        .collect();
+    let scores_path = output.join("scores.csv");
+    if scores.is_empty() {
+        let _ = std::fs::remove_file(&scores_path);
+    } else {
+        let header: Vec<String> = ["zoo", "target", "method", "plugin", "seeds", "metric", "mean", "ci95", "chance"].map(String::from).to_vec();
+        weightlab_results::write_csv(output, "scores", &header, &scores)?;
+    }
     let frontier = output.join("frontier.csv");
     if ctx.frontier.is_empty() {
         let _ = std::fs::remove_file(&frontier);

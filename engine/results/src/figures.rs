@@ -7,8 +7,8 @@
 //! ```
 //!
 //! `memorization` is a committed run folder under `reports/`, read from its `summary.csv`
-//! (`memorization/frontier` reads `frontier.csv`); the `key=value` pairs pick one row; the last
-//! word is the column. Markdown renders the comments as nothing, so the page reads "0.730".
+//! (`memorization/frontier` reads `frontier.csv`, `probing/scores` reads `scores.csv`); the
+//! `key=value` pairs pick one row; the last word is the column. Markdown renders the comments as nothing, so the page reads "0.730".
 //! [`check`] compares each written figure with the table, at the precision it is written in
 //! (0.730 is three decimals; a leading `+` is kept); [`refresh`] rewrites them. A figure a
 //! person edits by hand, or a rerun that moves one, makes the docs test fail until refreshed.
