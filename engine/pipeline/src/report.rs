@@ -347,7 +347,17 @@ fn write_figures(output: &Path, ctx: &ReportContext, columns: &[&Metric]) -> Res
             t.rows.iter().flat_map(move |r| {
                 t.metrics.iter().enumerate().filter_map(move |(k, m)| {
                     let v = r.values.get(k).copied().flatten()?;
-                    Some(vec![t.zoo.clone(), t.target.clone(), r.method.clone(), r.plugin.clone(), r.seeds.to_string(), m.key.clone(), number(Some(v.mean)), number(v.ci95), number(r.chance.get(k).copied().flatten())])
+                    Some(vec![
+                        t.zoo.clone(),
+                        t.target.clone(),
+                        r.method.clone(),
+                        r.plugin.clone(),
+                        r.seeds.to_string(),
+                        m.key.clone(),
+                        number(Some(v.mean)),
+                        number(v.ci95),
+                        number(r.chance.get(k).copied().flatten()),
+                    ])
                 })
             })
         })

@@ -303,7 +303,7 @@ pub fn render(ctx: &ReportContext, template_dir: Option<&Path>) -> Result<String
 pub fn code(text: &str) -> String {
     let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
     let parts: Vec<&str> = escaped.split('`').collect();
-    if parts.len() % 2 == 0 {
+    if parts.len().is_multiple_of(2) {
         return escaped; // an unpaired backtick: leave the text as it is
     }
     parts.iter().enumerate().map(|(i, p)| if i % 2 == 1 { format!("<code>{p}</code>") } else { p.to_string() }).collect()
