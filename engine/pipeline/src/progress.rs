@@ -31,14 +31,7 @@ pub struct Progress {
 impl Progress {
     pub fn new(labels: impl IntoIterator<Item = String>) -> Self {
         let now = crate::stages::utc(std::time::SystemTime::now());
-        Progress {
-            pid: std::process::id(),
-            host: std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default(),
-            started: now.clone(),
-            updated: now,
-            state: "running".into(),
-            stages: labels.into_iter().map(|l| (l, "pending".to_string())).collect(),
-        }
+        Progress { pid: std::process::id(), host: hostname(), started: now.clone(), updated: now, state: "running".into(), stages: labels.into_iter().map(|l| (l, "pending".to_string())).collect() }
     }
 
     /// Sets stage `i`'s state and writes the file (a failed write only warns: progress is a
@@ -73,9 +66,13 @@ impl Progress {
 
     /// Whether the run is still going: it says so and its process is alive on this host.
     pub fn is_live(&self) -> bool {
-        let here = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
-        self.state == "running" && self.host == here && Path::new(&format!("/proc/{}", self.pid)).exists()
+        self.state == "running" && self.host == hostname() && Path::new(&format!("/proc/{}", self.pid)).exists()
     }
+}
+
+/// This machine's name (a pid means something only on the host that wrote it).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }
 
 /// The progress file of output folder `output`, if it has a readable one.

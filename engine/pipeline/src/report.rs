@@ -566,25 +566,6 @@ fn direction(d: Direction) -> &'static str {
     }
 }
 
-/// Average precision of ranking `scored` (score, is-positive) by score, highest first: the mean
-/// over positives of the precision at their rank (ties ranked pessimistically).
-fn average_precision(scored: &mut [(f64, bool)]) -> Option<f64> {
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let positives = scored.iter().filter(|s| s.1).count();
-    if positives == 0 {
-        return None;
-    }
-    let mut hits = 0;
-    let mut sum = 0.0;
-    for (rank, (_, positive)) in scored.iter().enumerate() {
-        if *positive {
-            hits += 1;
-            sum += hits as f64 / (rank + 1) as f64;
-        }
-    }
-    Some(sum / positives as f64)
-}
-
 /// The plots of one probe target: a regression target's predictions against the truth (every
 /// held-out model, every seed; the diagonal is a perfect probe), a label target's average
 /// precision per label (seen labels, then unseen ones scored zero-shot; mean over seeds).
@@ -621,8 +602,10 @@ fn probe_plots(rows: &[ProbeRow], zoo: &str, target: &str, position: &dyn Fn(&st
                     let aps: Vec<f64> = seeds
                         .iter()
                         .filter_map(|seed| {
-                            let mut scored: Vec<(f64, bool)> = here.iter().filter(|r| r.method == *m && r.seed == *seed && &r.label == label).map(|r| (r.prediction, r.truth > 0.5)).collect();
-                            average_precision(&mut scored)
+                            // The figure the `map` metric averages (sklearn's definition, ties together).
+                            let (scores, truth): (Vec<f32>, Vec<bool>) =
+                                here.iter().filter(|r| r.method == *m && r.seed == *seed && &r.label == label).map(|r| (r.prediction as f32, r.truth > 0.5)).unzip();
+                            Some(weightlab_compute::metrics::probing::average_precision(&scores, &truth)).filter(|ap| ap.is_finite())
                         })
                         .collect();
                     // Methods side by side within a label's column.

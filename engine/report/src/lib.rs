@@ -10,4 +10,10 @@ pub mod metrics;
 pub mod render;
 pub mod svg;
 
+/// `s` escaped for HTML text and quoted attributes: what the report, its plots and
+/// `weightlab serve` put around every name a run or a plugin chose.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
 pub use render::{Ablation, Failure, PlotSet, ReportContext, Row, ScoreRow, ScoreTable, TreeDiscovery, VariantLine, ranks_of, render};

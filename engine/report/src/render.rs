@@ -301,7 +301,7 @@ pub fn render(ctx: &ReportContext, template_dir: Option<&Path>) -> Result<String
 /// `text` escaped for HTML, with `backticked` spans as `<code>` (notes and captions name
 /// metrics, keys and plots that way).
 pub fn code(text: &str) -> String {
-    let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let escaped = crate::escape(text);
     let parts: Vec<&str> = escaped.split('`').collect();
     if parts.len().is_multiple_of(2) {
         return escaped; // an unpaired backtick: leave the text as it is

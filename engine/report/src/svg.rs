@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use crate::escape;
+
 /// Colours of series (colour-blind friendly).
 pub const PALETTE: [&str; 10] = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000", "#999999", "#882255"];
 
@@ -70,10 +72,6 @@ impl Series {
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
         Self { name: name.into(), points, ids: Vec::new() }
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// "Nice" tick positions covering [lo, hi].

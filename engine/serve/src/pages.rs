@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use weightlab_report::escape;
+
 use crate::compare;
 use crate::runs::{self, RunEntry};
 
@@ -36,10 +38,6 @@ impl Page {
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-}
-
 fn query_value(id: &str) -> String {
     form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
@@ -64,8 +62,7 @@ pub fn answer(root: &Path, url: &str) -> Page {
     let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     let param = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
     let selected = || -> Result<Vec<RunEntry>, Page> {
-        let all = runs::discover(root);
-        params.iter().filter(|(k, _)| k == "run").map(|(_, id)| all.iter().find(|r| &r.id == id).cloned().ok_or_else(|| Page::error(404, &format!("no run `{id}` under this folder")))).collect()
+        params.iter().filter(|(k, _)| k == "run").map(|(_, id)| runs::find(root, id).ok_or_else(|| Page::error(404, &format!("no run `{id}` under this folder")))).collect()
     };
     match path {
         "/" => index(root),

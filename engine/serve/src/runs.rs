@@ -37,9 +37,9 @@ fn is_run(dir: &Path) -> bool {
     dir.join("run.json").is_file() || dir.join(progress::FILE).is_file()
 }
 
-/// Every run folder under `root` (depth-first, sorted by path; `stages` folders are not
-/// entered).
-pub fn discover(root: &Path) -> Vec<RunEntry> {
+/// Every run folder under `root` as (id, path): depth-first, sorted by path; `stages` folders
+/// are not entered. Only the folder walk: nothing of a run is read.
+fn run_dirs(root: &Path) -> Vec<(String, PathBuf)> {
     let mut found = Vec::new();
     let mut stack = vec![(root.to_path_buf(), 0usize)];
     while let Some((dir, depth)) = stack.pop() {
@@ -47,7 +47,8 @@ pub fn discover(root: &Path) -> Vec<RunEntry> {
             break;
         }
         if depth > 0 && is_run(&dir) {
-            found.push(entry(root, &dir));
+            let id = dir.strip_prefix(root).unwrap_or(&dir).components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/");
+            found.push((id, dir.clone()));
         }
         if depth >= MAX_DEPTH {
             continue;
@@ -65,8 +66,12 @@ pub fn discover(root: &Path) -> Vec<RunEntry> {
     found
 }
 
-fn entry(root: &Path, dir: &Path) -> RunEntry {
-    let id = dir.strip_prefix(root).unwrap_or(dir).components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/");
+/// Every run folder under `root` with what the list shows of it.
+pub fn discover(root: &Path) -> Vec<RunEntry> {
+    run_dirs(root).into_iter().map(|(id, dir)| entry(id, &dir)).collect()
+}
+
+fn entry(id: String, dir: &Path) -> RunEntry {
     let run: Option<RunRow> = weightlab_results::rows::read_table::<RunRow>(dir, "runs").ok().flatten().and_then(|r| r.into_iter().next());
     let info = weightlab_pipeline::RunInfo::read(dir).ok();
     let progress = progress::read(dir);
@@ -94,9 +99,10 @@ fn entry(root: &Path, dir: &Path) -> RunEntry {
     }
 }
 
-/// The discovered run with id `id` (never a path built from the request).
+/// The discovered run with id `id` (never a path built from the request); only its own
+/// tables are read.
 pub fn find(root: &Path, id: &str) -> Option<RunEntry> {
-    discover(root).into_iter().find(|r| r.id == id)
+    run_dirs(root).into_iter().find(|(i, _)| i == id).map(|(id, dir)| entry(id, &dir))
 }
 
 #[cfg(test)]
