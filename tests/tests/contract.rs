@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use weightlab_e2e::{root, weightlab, weightlab_beside};
 
 /// (plugin, config, zoo)
-const BUILT_INS: [(&str, &str, &str); 15] = [
+const BUILT_INS: [(&str, &str, &str); 16] = [
     ("copy", "{ permute = true }", "plain"),
     ("noise", "{ sigma = 0.1 }", "plain"),
     ("average", "{ k = 4 }", "plain"),
@@ -18,6 +18,7 @@ const BUILT_INS: [(&str, &str, &str); 15] = [
     ("nearest-task", "{}", "tasks"),
     ("pdiff", "{ ae_steps = 20, ddpm_steps = 20, permutations = 1 }", "plain"),
     ("hyperreps", "{ steps = 20, permutations = 1 }", "plain"),
+    ("hyperreps", r#"{ steps = 20, autoencoder = "transformer", dim = 16, depth = 1, permute_each_step = true, contrastive = 0.1 }"#, "plain"),
     ("gpt", "{ steps = 20 }", "plain"),
     ("flown", "{ ae_steps = 20, flow_steps = 20 }", "plain"),
     ("flown", "{ ae_steps = 20, flow_steps = 20 }", "tasks"),

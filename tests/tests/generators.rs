@@ -101,6 +101,13 @@ samples = 16
 config = { steps = 600 }
 
 [[method]]
+name = "hyperreps transformer"
+plugin = "hyperreps"
+zoo = "mlp"
+samples = 16
+config = { steps = 300, autoencoder = "transformer", dim = 32 }
+
+[[method]]
 name = "hyperdiffusion"
 plugin = "hyperdiffusion"
 zoo = "mlp"
@@ -140,7 +147,7 @@ fn every_generator_learns_its_snapshots_and_flow_matching_starts_from_its_prior(
         v.iter().sum::<f64>() / v.len() as f64
     };
     let snapshots = mean("train (leave-one-out)", "accuracy");
-    for method in ["hyperreps", "hyperdiffusion", "gpt", "flown"] {
+    for method in ["hyperreps", "hyperreps transformer", "hyperdiffusion", "gpt", "flown"] {
         let (acc, nn) = (mean(method, "accuracy"), mean(method, "nn_l2"));
         assert!(acc > snapshots - 0.06, "{method}: accuracy {acc} vs snapshots {snapshots} (chance 0.1)");
         assert!(nn < 1.0, "{method}: samples are {nn} from the snapshots");

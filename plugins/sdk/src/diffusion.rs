@@ -27,6 +27,21 @@ impl Ddpm {
         Ddpm { betas, alpha_bars, sqrt_ab, sqrt_1mab }
     }
 
+    /// The linear schedule of OpenAI's diffusion code (improved/guided diffusion, which G.pt's
+    /// and HyperDiffusion's code build on): Ho et al.'s 1e-4 → 0.02 for 1,000 steps, scaled by
+    /// 1000 / `steps` for other lengths, so the forward process always ends in (nearly) pure
+    /// noise. [`Ddpm::linear`] with the fixed range at `steps` = 200 ends at √ᾱ_T ≈ 0.37:
+    /// training never sees less than 37 % signal, while sampling starts from pure noise.
+    pub fn linear_scaled(steps: usize) -> Self {
+        let scale = 1000.0 / steps.max(1) as f32;
+        Self::linear(steps, 1e-4 * scale, (0.02 * scale).min(0.999))
+    }
+
+    /// √ᾱ_T: how much of the data the last training timestep still holds (sampling assumes 0).
+    pub fn terminal_signal(&self) -> f32 {
+        self.alpha_bars.last().map_or(1.0, |a| a.sqrt())
+    }
+
     pub fn steps(&self) -> usize {
         self.betas.len()
     }
@@ -166,6 +181,17 @@ impl Tokenizer {
     }
 }
 
+/// The DDPM noise schedule of a [`WeightDiffusion`] (see [`WeightDiffusionConfig::schedule`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// β from 1e-4 to 0.02 over T steps ([`Ddpm::linear`]).
+    #[default]
+    Fixed,
+    /// β from 1e-4 to 0.02 scaled by 1000 / T ([`Ddpm::linear_scaled`]).
+    Scaled,
+}
+
 /// What the denoiser is trained to output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -193,9 +219,16 @@ pub struct WeightDiffusionConfig {
     /// Attention heads.
     #[serde(default = "d_heads")]
     pub heads: usize,
-    /// Diffusion steps T (linear betas 1e-4 → 0.02).
+    /// Diffusion steps T.
     #[serde(default = "d_timesteps")]
     pub timesteps: usize,
+    /// Noise schedule: `fixed` (β from 1e-4 to 0.02 over the T steps, whatever T) or `scaled`
+    /// (the same range scaled by 1000 / T, as OpenAI's diffusion code that G.pt and
+    /// HyperDiffusion build on does: the forward process ends in pure noise for any T). With
+    /// `fixed` and few steps the last timestep still holds much of the signal (√ᾱ_T ≈ 0.37 at
+    /// T = 200, 0.08 at 500), so sampling from pure noise starts off the training distribution.
+    #[serde(default)]
+    pub schedule: Schedule,
     /// What the denoiser predicts: `sample` (x₀, as G.pt and HyperDiffusion do) or `epsilon`.
     #[serde(default = "d_prediction")]
     pub prediction: Prediction,
@@ -247,7 +280,7 @@ impl WeightDiffusion {
     /// Trains on `weights` (N × P); `conditions` (N × 1), if given, are what each checkpoint
     /// is conditioned on (G.pt: its metric).
     pub fn fit(layout: &[crate::Param], weights: &Tensor, conditions: Option<&Tensor>, c: &WeightDiffusionConfig, seed: u64) -> Result<Self, String> {
-        if c.token_size == 0 || c.dim == 0 || c.depth == 0 || c.heads == 0 || c.dim % c.heads != 0 || c.timesteps == 0 {
+        if c.token_size == 0 || c.dim == 0 || c.depth == 0 || c.heads == 0 || !c.dim.is_multiple_of(c.heads) || c.timesteps == 0 {
             return Err(format!("token_size, dim, depth, heads and timesteps must be positive, and dim ({}) a multiple of heads ({})", c.dim, c.heads));
         }
         let (normalizer, x) = crate::weights::Normalizer::fit(weights)?;
@@ -255,7 +288,12 @@ impl WeightDiffusion {
         let x = tokenizer.tokenize(&x);
         crate::log::message(&format!("{} varying parameters as {} per-layer tokens of {}", normalizer.varying, tokenizer.count, c.token_size));
         let denoiser = crate::nn::TokenDenoiser::new(tokenizer.count, c.token_size, c.dim, c.depth, c.heads, conditions.is_some(), seed.wrapping_mul(7919));
-        let ddpm = Ddpm::linear(c.timesteps, 1e-4, 0.02);
+        let ddpm = match c.schedule {
+            Schedule::Fixed => Ddpm::linear(c.timesteps, 1e-4, 0.02),
+            Schedule::Scaled => Ddpm::linear_scaled(c.timesteps),
+        };
+        crate::log::metric("terminal-signal", 0, ddpm.terminal_signal());
+        crate::log::message(&format!("noise schedule: {} steps, the last still holds √ᾱ_T = {:.3} of the signal", c.timesteps, ddpm.terminal_signal()));
         let opt = crate::Optimizer::new(crate::OptimizerKind::Adamw, &denoiser.params(), c.lr, 1e-5);
         let rows = x.shape()[0];
         let clip = x.abs().max(0, false).max(0, false).item();

@@ -147,7 +147,7 @@ pub struct SelfAttention {
 
 impl SelfAttention {
     pub fn new(dim: usize, heads: usize, seed: u64) -> Self {
-        assert!(heads > 0 && dim % heads == 0, "attention width {dim} must be a multiple of {heads} heads");
+        assert!(heads > 0 && dim.is_multiple_of(heads), "attention width {dim} must be a multiple of {heads} heads");
         SelfAttention { qkv: Linear::new(dim, 3 * dim, seed), out: Linear::new(dim, dim, seed.wrapping_add(2)), heads, causal: false }
     }
     pub fn forward(&self, x: &Tensor) -> Tensor {

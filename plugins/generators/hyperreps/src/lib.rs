@@ -1,10 +1,12 @@
 //! `hyperreps`: Hyper-Representations as generative models (Schürholt et al., NeurIPS 2022).
 //!
 //! 1. Normalise the training checkpoints (varying coordinates, per-coordinate mean, one scale).
-//! 2. Train an autoencoder over the flat weights. The paper uses a transformer over per-neuron
-//!    tokens with a contrastive term and permutation augmentation; here the encoder and decoder
-//!    are MLPs trained on reconstruction with input noise (the CPU-scale stand-in, documented
-//!    in this plugin's README).
+//! 2. Train an autoencoder over the weights: by default MLPs over the flat varying coordinates,
+//!    trained on reconstruction with input noise (the CPU-scale stand-in); with
+//!    `autoencoder = "transformer"` the paper's transformer over per-unit tokens
+//!    ([`tokens`]), optionally with its contrastive term (`contrastive`, NT-Xent between two
+//!    augmented views) and a fresh permutation of every model's units at every step
+//!    (`permute_each_step`) — the components the paper credits for `S_KDE`'s samples working.
 //! 3. Sample like the paper's `S_KDE` (their best sampler): take the latents of the best 30% of
 //!    the training checkpoints by validation accuracy (lowest validation loss for neural fields), fit a
 //!    Gaussian kernel density estimate to each latent dimension separately (Silverman's
@@ -12,9 +14,18 @@
 //!    those latents whole and add Gaussian noise of the same bandwidth (a product-kernel KDE
 //!    over whole latent vectors), so a sample stays in one model's neighbourhood.
 
-use weightlab_sdk::nn::{Act, Mlp};
+mod autoencoder;
+mod tokens;
+
+use autoencoder::{Coder, Training, TransformerShape};
+use tokens::PermutationPool;
 use weightlab_sdk::prelude::*;
-use weightlab_sdk::weights::{Normalizer, with_permuted_copies};
+use weightlab_sdk::weights::{UnitPermutation, with_permuted_copies};
+
+/// How many random reorderings `permute_each_step` draws from (each model takes one of them at
+/// random every step): enough that no arrangement repeats often, drawn once so a step costs
+/// three host operations.
+const PERMUTATION_POOL: usize = 256;
 
 /// Configuration of `hyperreps`.
 #[derive(Deserialize, JsonSchema)]
@@ -45,12 +56,78 @@ struct Config {
     /// checkpoint with its hidden units randomly reordered — the same function in another
     /// arrangement — join the autoencoder's training set. 0: off.
     permutations: usize,
+    /// `mlp`: MLP encoder and decoder over the flat weights (the CPU-scale stand-in).
+    /// `transformer`: the paper's transformer over one token per unit (a neuron's or output
+    /// channel's incoming weights and bias), normalised per layer.
+    autoencoder: Autoencoder,
+    /// Transformer width (token embedding size).
+    #[schemars(range(min = 1))]
+    dim: usize,
+    /// Transformer blocks in the encoder, and as many in the decoder.
+    #[schemars(range(min = 1))]
+    depth: usize,
+    /// Attention heads (must divide `dim`).
+    #[schemars(range(min = 1))]
+    heads: usize,
+    /// Weight of the paper's contrastive term: NT-Xent between the latents (through a
+    /// projection head) of two augmented views of each model, beside their reconstruction.
+    /// 0: reconstruction only.
+    #[schemars(range(min = 0.0))]
+    contrastive: f32,
+    /// NT-Xent's temperature.
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
+    temperature: f32,
+    /// The paper's permutation augmentation: at every step, every model's hidden units in a
+    /// random order (one of 256 reorderings drawn at the start, picked anew per model and step;
+    /// needs `autoencoder = "transformer"`).
+    permute_each_step: bool,
+    /// What the decoder is asked for when the input is a permuted view: `view` (that view
+    /// itself: the latent must then say how the units are arranged) or `original` (the
+    /// checkpoint in its own order: the latent can ignore the arrangement, as the contrastive
+    /// term pushes it to).
+    reconstruct: Reconstruct,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { latent_dim: 32, hidden: 256, steps: 1000, lr: 1e-3, input_noise: 0.05, top_fraction: 0.3, bandwidth_scale: 1.0, sampler: Default::default(), permutations: 0 }
+        Self {
+            latent_dim: 32,
+            hidden: 256,
+            steps: 1000,
+            lr: 1e-3,
+            input_noise: 0.05,
+            top_fraction: 0.3,
+            bandwidth_scale: 1.0,
+            sampler: Default::default(),
+            permutations: 0,
+            autoencoder: Default::default(),
+            dim: 64,
+            depth: 2,
+            heads: 4,
+            contrastive: 0.0,
+            temperature: 0.1,
+            permute_each_step: false,
+            reconstruct: Default::default(),
+        }
     }
+}
+
+/// The reconstruction target of a permuted view (see `Config::reconstruct`).
+#[derive(Deserialize, JsonSchema, Default, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Reconstruct {
+    #[default]
+    View,
+    Original,
+}
+
+/// Which autoencoder learns the zoo.
+#[derive(Deserialize, JsonSchema, Default, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Autoencoder {
+    #[default]
+    Mlp,
+    Transformer,
 }
 
 /// How latents are drawn.
@@ -63,8 +140,7 @@ enum Sampler {
 }
 
 struct HyperReps {
-    normalizer: Normalizer,
-    decoder: Mlp,
+    coder: Coder,
     /// The autoencoder's reconstructions of the training checkpoints (checkpoints × P):
     /// Zeng et al. measure samples against these, since the decoder cannot do better.
     reconstructions: Tensor,
@@ -86,8 +162,23 @@ impl Method for HyperReps {
         )
     }
 
-    fn check(zoo: &ZooPlan, _config: &Config) -> Vec<Problem> {
-        zoo.needs_checkpoints(2).into_iter().collect()
+    fn check(zoo: &ZooPlan, config: &Config) -> Vec<Problem> {
+        let mut problems: Vec<Problem> = zoo.needs_checkpoints(2).into_iter().collect();
+        if config.permute_each_step && config.autoencoder != Autoencoder::Transformer {
+            problems.push(Problem::at(
+                "permute_each_step",
+                "needs `autoencoder = \"transformer\"` (the MLP autoencoder's per-coordinate normalisation does not commute with reordering units; use `permutations = N` copies instead)",
+            ));
+        }
+        if config.heads == 0 || !config.dim.is_multiple_of(config.heads) {
+            problems.push(Problem::at("heads", format!("must divide `dim` ({}); {} does not", config.dim, config.heads)));
+        }
+        if (config.permute_each_step || config.permutations > 0)
+            && let Err(e) = UnitPermutation::new(&zoo.layout)
+        {
+            problems.push(Problem::at(if config.permute_each_step { "permute_each_step" } else { "permutations" }, e));
+        }
+        problems
     }
 
     fn fit(zoo: &Zoo, weights: Tensor, _condition: Condition, config: Config, seed: u64) -> Result<Self, String> {
@@ -101,32 +192,43 @@ impl Method for HyperReps {
         // The autoencoder trains on the checkpoints and their permuted copies; the KDE sees
         // the checkpoints' own latents (rows 0 .. rows).
         let augmented = with_permuted_copies(zoo, &weights, config.permutations, seed.wrapping_add(77))?;
-        let (normalizer, x_train) = Normalizer::fit(&augmented)?;
-        let x = x_train.narrow(0, 0, rows);
-        let train_rows = x_train.shape()[0];
-        let p = normalizer.varying;
-        let (h, d) = (config.hidden, config.latent_dim);
-        let encoder = Mlp::new(&[p, h, h, d], Act::Gelu, seed.wrapping_mul(31));
-        let decoder = Mlp::new(&[d, h, h, p], Act::Gelu, seed.wrapping_mul(37));
-        let params: Vec<&Tensor> = encoder.params().into_iter().chain(decoder.params()).collect();
-        let opt = Optimizer::new(OptimizerKind::Adamw, &params, config.lr, 1e-5);
-        for step in 0..config.steps {
-            let noisy = &x_train + &(Tensor::randn(&[train_rows, p], seed ^ ((step as u64) << 20)) * config.input_noise);
-            let loss = decoder.forward(&encoder.forward(&noisy)).mse(&x_train);
-            opt.step_on(&loss);
-            if step % 50 == 0 || step + 1 == config.steps {
-                log::metric("ae-loss", step, loss.item());
-                log::progress(step, config.steps);
+        let (coder, x_train) = match config.autoencoder {
+            Autoencoder::Mlp => Coder::mlp(&augmented, config.hidden, config.latent_dim, seed)?,
+            Autoencoder::Transformer => {
+                let shape = TransformerShape { dim: config.dim, depth: config.depth, heads: config.heads };
+                Coder::transformer(&zoo.layout, &augmented, &shape, config.latent_dim, seed)?
             }
-        }
+        };
+        let x = x_train.narrow(0, 0, rows);
+        let permute = match (&coder, config.permute_each_step) {
+            (Coder::Transformer { tokens, .. }, true) if tokens.constant > 0 => {
+                return Err(format!(
+                    "permute_each_step: {} coordinates are the same in every checkpoint (layers the zoo keeps frozen); reordering units would move them, so permutation augmentation needs a zoo whose every layer trains",
+                    tokens.constant
+                ));
+            }
+            (_, true) => Some(PermutationPool::new(&UnitPermutation::new(&zoo.layout)?, PERMUTATION_POOL, seed.wrapping_add(91))),
+            (_, false) => None,
+        };
+        let training = Training {
+            steps: config.steps,
+            lr: config.lr,
+            input_noise: config.input_noise,
+            contrastive: config.contrastive,
+            temperature: config.temperature,
+            permute,
+            reconstruct: config.reconstruct,
+        };
+        autoencoder::train(&coder, &x_train, &training, config.latent_dim, seed);
+        let d = config.latent_dim;
         // Best checkpoints first: highest validation accuracy, or lowest validation loss
         // without accuracy.
         let mut order: Vec<usize> = (0..rows).collect();
         let score = |i: usize| checkpoint_quality(zoo, i);
         order.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
         let keep = ((rows as f32 * config.top_fraction).ceil() as usize).clamp(1, rows);
-        let codes = encoder.forward(&x).detach();
-        let reconstructions = normalizer.restore(&decoder.forward(&codes).detach());
+        let codes = coder.encode(&x).detach();
+        let reconstructions = coder.restore(&coder.decode(&codes).detach());
         let errors = row_distances(&reconstructions, &weights);
         let mean_error = errors.iter().sum::<f32>() / errors.len().max(1) as f32;
         log::metric("reconstruction-l2", 0, mean_error);
@@ -143,7 +245,7 @@ impl Method for HyperReps {
             })
             .collect();
         log::message(&format!("KDE on the latents of the best {keep} of {rows} checkpoints"));
-        Ok(HyperReps { normalizer, decoder, reconstructions, anchors, bandwidth, sampler: config.sampler })
+        Ok(HyperReps { coder, reconstructions, anchors, bandwidth, sampler: config.sampler })
     }
 
     fn sample(&mut self, n: usize, seed: u64, _condition: &Condition) -> Result<Tensor, String> {
@@ -155,8 +257,8 @@ impl Method for HyperReps {
         let pick: Vec<f32> = if self.sampler == Sampler::Kde { drawn } else { (0..n * d).map(|i| drawn[i / d]).collect() };
         let noise = Tensor::randn(&[n * d], seed.wrapping_add(1)).to_vec();
         let z: Vec<f32> = (0..n * d).map(|i| self.anchors[pick[i] as usize][i % d] + self.bandwidth[i % d] * noise[i]).collect();
-        let decoded = self.decoder.forward(&Tensor::from_slice(&z, &[n, d])).detach();
-        let samples = self.normalizer.restore(&decoded);
+        let decoded = self.coder.decode(&Tensor::from_slice(&z, &[n, d])).detach();
+        let samples = self.coder.restore(&decoded);
         // Distance of each sample to the nearest reconstruction (Zeng et al.'s Hyper-
         // Representations analysis), logged per sample until the interface carries it as a column.
         let rows = self.reconstructions.shape()[0];
