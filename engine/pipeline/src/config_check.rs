@@ -5,10 +5,12 @@
 //! file:line:col of the offending key, and a did-you-mean.
 
 use weightlab_host::worker::CheckRequest;
-use weightlab_host::{ProbeTarget, Problem, SourceView, TargetKind, ZooPlan};
+use weightlab_host::{Description, ProbeTarget, Problem, Role, SourceView, TargetKind, ZooPlan, role_name};
 use weightlab_manifest::spans::{Seg, Spans};
 use weightlab_manifest::suggest::suggest;
 use weightlab_manifest::{Diagnostic, Draft, Loaded, ManifestError, MethodSpec, ZooSpec};
+
+use crate::error::{Error, Result};
 
 /// A validator for a plugin's config schema: the schema is first held to the subset plugins
 /// may declare (bounded in size, depth and expansion, no recursive or remote references:
@@ -230,7 +232,7 @@ fn method_diagnostics(
         let requests: Vec<Option<CheckRequest>> = indices.iter().map(|&i| check_request(loaded, i, read)).collect();
         let checks: Vec<CheckRequest> = requests.iter().flatten().cloned().collect();
         let first = &methods[indices[0]];
-        let checked = plugins.code(plugin).and_then(|code| crate::stages::method::check_code(plugin, code, crate::stages::method::limits(&first.limits), checks));
+        let checked = plugins.code(plugin).and_then(|code| crate::calls::check_code(plugin, code, crate::calls::limits(&first.limits), checks));
         let (description, problems) = match checked {
             Ok(found) => found,
             Err(e) => {
@@ -247,7 +249,7 @@ fn method_diagnostics(
         let mut problems = problems.into_iter();
         for (&index, request) in indices.iter().zip(&requests) {
             let found = if request.is_some() { problems.next().unwrap_or_default() } else { Vec::new() };
-            match crate::stages::method::check_plugin(loaded, index, &description) {
+            match check_plugin(loaded, index, &description) {
                 Ok(_) => diagnostics.extend(found.into_iter().map(|p| problem_diagnostic(loaded, index, plugin, p))),
                 Err(crate::Error::Manifest(e)) => diagnostics.extend(e.diagnostics),
                 Err(other) => errors.push(format!("method `{}`: {other}", methods[index].name)),
@@ -290,7 +292,7 @@ pub fn zoo_plan(loaded: &Loaded, index: usize, read: &crate::preflight::Read) ->
         };
         let arch = weightlab_compute::Arch::for_shape(&zoo.arch, &declared.input_shape, declared.outputs()).ok()?;
         let layout = arch.layout();
-        let view = SourceView { zoo: name.to_string(), arch: zoo.arch.descriptor().plugin_arch.to_string(), layout: crate::stages::method::layout_view(&layout), parameters: layout.len() as u32 };
+        let view = SourceView { zoo: name.to_string(), arch: zoo.arch.descriptor().plugin_arch.to_string(), layout: crate::calls::layout_view(&layout), parameters: layout.len() as u32 };
         Some((view, declared, spec.tasks.is_some()))
     };
     let (own, declared, task_family) = source(&method.zoo)?;
@@ -350,7 +352,7 @@ pub fn draft_diagnostics(draft: &Draft) -> Vec<Diagnostic> {
         }
         let description = described.entry(method.plugin.clone()).or_insert_with(|| {
             let code = weightlab_host::PluginCode::read(&lookup.resolve(&method.plugin)?).ok()?;
-            crate::stages::method::describe_code(&method.plugin, &code, crate::stages::method::limits(&method.limits)).ok()
+            crate::calls::describe_code(&method.plugin, &code, crate::calls::limits(&method.limits)).ok()
         });
         let Some(description) = description else { continue };
         let zoo = entry("zoo", &method.zoo).and_then(|z| serde_json::from_value::<ZooSpec>(z).ok());
@@ -361,4 +363,36 @@ pub fn draft_diagnostics(draft: &Draft) -> Vec<Diagnostic> {
         out.extend(diagnostics(&draft.spans, index, &method, checkpoints, &method.plugin, &description.config_schema, &config));
     }
     out
+}
+
+/// Checks a plugin's description against its manifest entry: role and config. Returns the
+/// config as JSON.
+pub fn check_plugin(loaded: &Loaded, index: usize, d: &Description) -> Result<serde_json::Value> {
+    let method = &loaded.manifest.method[index];
+    let located = |key: &str, message: String, help: Option<String>| Error::Manifest(at_method_key(loaded, index, key, message, help));
+    let role = role_name(d.role);
+    if let Some(wanted) = method.role {
+        let wanted = serde_json::to_value(wanted).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        if wanted != role {
+            return Err(located("role", format!("method `{}`: plugin `{}` is a {role}, but the manifest says role = \"{wanted}\"", method.name, method.plugin), None));
+        }
+    }
+    match (d.role == Role::Probe, method.is_probe()) {
+        (true, false) => {
+            let help = Some(format!("say what it predicts: `target = \"classes\"` (one of {})", weightlab_manifest::PROBE_TARGETS.join(", ")));
+            return Err(located("plugin", format!("method `{}`: plugin `{}` is a probe, and probes need a `target`", method.name, method.plugin), help));
+        }
+        (false, true) => {
+            return Err(located("target", format!("method `{}`: plugin `{}` is a {role}, not a probe, so it has no `target`", method.name, method.plugin), None));
+        }
+        _ => {}
+    }
+    let config = config_json(method)?;
+    check(loaded, index, &method.plugin, &d.config_schema, &config).map_err(Error::Manifest)?;
+    Ok(config)
+}
+
+/// A method's `config` table as JSON (what plugins and their schemas read).
+pub(crate) fn config_json(method: &MethodSpec) -> Result<serde_json::Value> {
+    serde_json::to_value(&method.config).map_err(|e| Error::Config(format!("method `{}`: config: {e}", method.name)))
 }

@@ -378,8 +378,8 @@ impl Run {
         let tmp = self.store.begin(stage)?;
         match &stage.kind {
             StageKind::Data { name } => {
-                let record = self.run_data(name)?;
-                self.store.commit(stage, &tmp, &record)?;
+                let data = self.dataset(name)?;
+                self.store.commit(stage, &tmp, &crate::stages::data::run(name, &data))?;
             }
             StageKind::ZooPart { name, part, .. } => {
                 let record = self.run_zoo_part(name, *part, &tmp)?;
@@ -390,7 +390,10 @@ impl Run {
                 self.store.commit(stage, &tmp, &record)?;
             }
             StageKind::Reference { zoo } => {
-                let record = self.run_reference(zoo, &tmp)?;
+                let data = self.dataset(&self.loaded.manifest.zoo[zoo].data.clone())?;
+                let models = self.zoo(zoo)?;
+                let (record, frame) = crate::stages::reference::run(zoo, &models, &data, &self.metrics, &tmp)?;
+                self.frames.insert(zoo.clone(), frame);
                 self.store.commit(stage, &tmp, &record)?;
             }
             StageKind::Method { index, seed, .. } => {
@@ -398,7 +401,7 @@ impl Run {
                 self.store.commit(stage, &tmp, &record)?;
             }
             StageKind::Evaluate { index, seed, .. } => {
-                let record = self.run_evaluate(*index, *seed, &tmp)?;
+                let record = self.evaluate(*index, *seed, &tmp)?;
                 self.store.commit(stage, &tmp, &record)?;
             }
             StageKind::Probe { index, seed, .. } => {
@@ -471,6 +474,50 @@ impl Run {
             self.conditions.insert(name.to_string(), read.map(Arc::new));
         }
         Ok(self.conditions[name].clone())
+    }
+
+    /// Assembles the inputs of method `index`'s evaluation for `seed` (its samples from the
+    /// method stage, the zoo, its data and frame) and runs the stage.
+    fn evaluate(&mut self, index: usize, seed: u64, dir: &Path) -> Result<crate::records::EvaluateRecord> {
+        let method = self.loaded.manifest.method[index].clone();
+        let method_stage = self.finished(|k| matches!(k, StageKind::Method { index: i, seed: s, .. } if *i == index && *s == seed))?.clone();
+        let record: crate::records::MethodRecord = self.store.record(&method_stage)?;
+        let method_dir = self.store.dir(&method_stage);
+        let (_, samples) = crate::stages::method::read_samples(&method_dir)?;
+        let files = crate::stages::method::imported_files(&method_dir)?;
+        let zoo_spec = self.loaded.manifest.zoo[&method.zoo].clone();
+        let data = self.dataset(&zoo_spec.data)?;
+        let zoo = self.zoo(&method.zoo)?;
+        let metrics = self.metrics.clone();
+        let steps = self.loaded.manifest.evaluate.finetune_steps.clone();
+        let frame = self.frame(&method.zoo)?;
+        let inputs = crate::stages::evaluate::Inputs {
+            zoo_name: &method.zoo,
+            method: &method.name,
+            role: &record.role,
+            seed,
+            samples: &samples,
+            files,
+            tasks: record.sample_tasks(),
+            data: &data,
+            zoo: &zoo,
+            frame,
+            metrics: &metrics,
+            finetune_steps: &steps,
+            recipe: &zoo_spec.train,
+        };
+        crate::stages::evaluate::run(&inputs, dir)
+    }
+
+    /// The zoo's frame, with the training checkpoints' predictions from its reference stage.
+    pub(crate) fn frame(&mut self, zoo_name: &str) -> Result<&crate::stages::reference::ZooFrame> {
+        if !self.frames.contains_key(zoo_name) {
+            let mut frame = crate::stages::reference::ZooFrame::new(&*self.zoo(zoo_name)?);
+            let dir = self.stage_dir(|k| matches!(k, StageKind::Reference { zoo } if zoo == zoo_name))?;
+            frame.predictions = crate::stages::reference::read_predictions(&dir.join("predictions.safetensors"))?;
+            self.frames.insert(zoo_name.to_string(), frame);
+        }
+        self.frames.get(zoo_name).ok_or_else(|| Error::Missing(format!("zoo `{zoo_name}` has no frame")))
     }
 
     pub(crate) fn base_dir(&self) -> &Path {

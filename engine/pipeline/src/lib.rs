@@ -2,8 +2,9 @@
 //! the HTML report. The `weightlab` binary is argument parsing and printing on top of this.
 //!
 //! - [`executor`]: [`Run`] walks the plan, skips cached stages, keeps going past failures.
-//! - [`stages`]: one module per stage kind (data, zoo, reference, method, evaluate, report),
-//!   each an `impl Run` entry point with typed inputs and a typed record ([`records`]).
+//! - [`stages`]: one module per stage kind (data, zoo, reference, method, evaluate, probe,
+//!   report), each returning a typed record ([`records`]); data, reference and evaluate are
+//!   functions of inputs the executor assembles from its caches.
 //! - [`store`]: stage folders, committed atomically.
 //! - [`metrics`]: the metric registry — each metric declared once.
 //! - [`plots`]: the plot registry — each report plot declared once.
@@ -12,11 +13,13 @@
 //! - [`slurm`]: job scripts for `weightlab submit`, everything in them quoted.
 //! - [`text`]: cached offline text embeddings (label names, instructions).
 //! - [`plugins`]: finding plugins (embedded, beside the binary, or `WEIGHTLAB_PLUGIN_DIR`).
+//! - [`calls`]: calling a plugin in a worker process (describe, check, the zoo it is shown).
 //! - [`config_check`]: plugin configs checked against their declared schemas before a run.
 //! - [`contract`]: the plugin contract checked on a tiny zoo (`weightlab plugin test`).
 //! - [`output`]: status lines and progress bars, one verbosity for everything.
 //! - [`error`]: what can go wrong, as data.
 
+pub mod calls;
 pub mod config_check;
 pub mod contract;
 pub mod error;

@@ -285,7 +285,7 @@ pub fn info(name: String, path: PathBuf) -> PluginInfo {
     {
         return PluginInfo { name, role: m.role, version: m.version, abi: m.abi, path, sha256 };
     }
-    match crate::stages::method::describe_code(&name, &code, weightlab_host::Limits::default()) {
+    match crate::calls::describe_code(&name, &code, weightlab_host::Limits::default()) {
         Ok(d) => PluginInfo { name, role: weightlab_host::role_name(d.role).to_string(), version: d.version, abi: d.abi, path, sha256 },
         Err(e) => {
             let reason = match e {
@@ -309,7 +309,7 @@ pub fn self_description(name: &str, code: &weightlab_host::PluginCode) -> crate:
 
 /// The metadata of plugin `code` as a worker process describes it, with `built_with`.
 fn described(name: &str, code: &weightlab_host::PluginCode, built_with: &str) -> crate::Result<weightlab_host::metadata::Metadata> {
-    let d = crate::stages::method::describe_code(name, code, weightlab_host::Limits::default())?;
+    let d = crate::calls::describe_code(name, code, weightlab_host::Limits::default())?;
     Ok(weightlab_host::metadata::Metadata {
         name: d.name,
         version: d.version,

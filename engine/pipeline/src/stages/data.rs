@@ -1,14 +1,12 @@
 //! Data stage: load or generate a dataset and record its identity.
 
-use crate::error::Result;
-use crate::executor::Run;
+use weightlab_compute::Dataset;
+
 use crate::output;
 use crate::records::DataRecord;
 
-impl Run {
-    pub(crate) fn run_data(&mut self, name: &str) -> Result<DataRecord> {
-        output::status("Loading", &format!("data {name}"));
-        let d = self.dataset(name)?;
-        Ok(DataRecord { hash: d.hash.clone(), train: d.train.len(), validation: d.validation.len(), test: d.test.len(), input_shape: d.input_shape.clone() })
-    }
+/// The record of dataset `name` (loaded by the executor, which keeps it for the run).
+pub(crate) fn run(name: &str, data: &Dataset) -> DataRecord {
+    output::status("Loading", &format!("data {name}"));
+    DataRecord { hash: data.hash.clone(), train: data.train.len(), validation: data.validation.len(), test: data.test.len(), input_shape: data.input_shape.clone() }
 }

@@ -1,8 +1,11 @@
-//! One module per stage kind; each adds the `impl Run` method that runs it and returns the
-//! stage's typed record ([`crate::records`]).
+//! One module per stage kind, each returning the stage's typed record ([`crate::records`]).
+//! `data`, `reference` and `evaluate` are functions of explicit inputs that the executor
+//! assembles from the run's caches (datasets, zoos, zoo frames), so they are tested on small
+//! inputs without a manifest, a store or a plugin (`evaluate`'s tests). `zoo`, `method`,
+//! `probe` and `report` still read the run's state through an `impl Run` method.
 
-mod data;
-mod evaluate;
+pub(crate) mod data;
+pub(crate) mod evaluate;
 pub mod method;
 pub(crate) mod probe;
 pub(crate) mod reference;

@@ -21,12 +21,14 @@ use weightlab_manifest::{LabelEmbedding, MethodSpec};
 use weightlab_results::rows::table_of;
 use weightlab_results::{ProbeRow, ProbeScoreRow};
 
+use crate::calls::{limits, request, zoo_view};
+use crate::config_check::config_json;
 use crate::error::{Error, Result};
 use crate::executor::Run;
 use crate::metrics::probe::{self, Predictions};
 use crate::output;
 use crate::records::ProbeRecord;
-use crate::stages::method::{config_json, limits, request, write_log, zoo_view};
+use crate::stages::method::write_log;
 
 /// The labels of a target for a set of checkpoints.
 struct Labelled {

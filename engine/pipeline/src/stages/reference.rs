@@ -9,13 +9,11 @@
 use std::path::Path;
 
 use weightlab_compute::metrics::{self, Pca};
-use weightlab_compute::{Side, Zoo};
-use weightlab_manifest::StageKind;
+use weightlab_compute::{Dataset, Side, Zoo};
 use weightlab_results::{ParameterRow, SampleRow, SimilarityRow, rows::samples_table, rows::table_of};
 
 use super::{HELDOUT_REFERENCE, TRAIN_REFERENCE};
-use crate::error::{Error, Result};
-use crate::executor::Run;
+use crate::error::Result;
 use crate::metrics::{Metric, Scoring};
 use crate::output;
 use crate::records::ReferenceRecord;
@@ -45,7 +43,7 @@ pub(crate) struct ZooFrame {
 }
 
 impl ZooFrame {
-    fn new(zoo: &Zoo) -> Self {
+    pub(crate) fn new(zoo: &Zoo) -> Self {
         let p = zoo.layout().len();
         let train = zoo.stack(&zoo.side(Side::Train));
         let pca = Pca::fit(&train, p);
@@ -176,7 +174,7 @@ fn write_predictions(path: &Path, predictions: &[Vec<u8>]) -> Result<()> {
     write_tensor(path, "predictions", safetensors::Dtype::U8, vec![predictions.len(), width], &predictions.concat())
 }
 
-fn read_predictions(path: &Path) -> Result<Vec<Vec<u8>>> {
+pub(crate) fn read_predictions(path: &Path) -> Result<Vec<Vec<u8>>> {
     let (shape, bytes) = read_tensor(path, "predictions")?;
     let width = shape.get(1).copied().unwrap_or(0);
     Ok(if width == 0 { vec![Vec::new(); shape.first().copied().unwrap_or(0)] } else { bytes.chunks_exact(width).map(<[u8]>::to_vec).collect() })
@@ -202,49 +200,34 @@ fn discover_trees(name: &str, zoo: &Zoo) -> Option<weightlab_results::TreeRow> {
     Some(weightlab_results::TreeRow { zoo: name.to_string(), models: rows.len(), true_trees: count(&truth), found_trees: count(&found), ari: weightlab_trees::adjusted_rand_index(&found, &truth) })
 }
 
-impl Run {
-    /// The zoo's frame, with the training checkpoints' predictions from its reference stage.
-    pub(crate) fn frame(&mut self, zoo_name: &str) -> Result<&ZooFrame> {
-        if !self.frames.contains_key(zoo_name) {
-            let mut frame = ZooFrame::new(&*self.zoo(zoo_name)?);
-            let dir = self.stage_dir(|k| matches!(k, StageKind::Reference { zoo } if zoo == zoo_name))?;
-            frame.predictions = read_predictions(&dir.join("predictions.safetensors"))?;
-            self.frames.insert(zoo_name.to_string(), frame);
-        }
-        self.frames.get(zoo_name).ok_or_else(|| Error::Missing(format!("zoo `{zoo_name}` has no frame")))
+/// Scores zoo `name`'s own models (see the module) into `dir`; returns the stage's record and
+/// the zoo's frame, which every evaluation against the zoo reuses.
+pub(crate) fn run(name: &str, zoo: &Zoo, data: &Dataset, metrics: &[&'static Metric], dir: &Path) -> Result<(ReferenceRecord, ZooFrame)> {
+    let zoo_name = name;
+    output::status("Scoring", &format!("zoo {zoo_name}: its own training and held-out models"));
+    let mut frame = ZooFrame::new(zoo);
+    // Training checkpoints: each against the others (leave-one-out).
+    // On a task family every model is scored on its own task (not the one it fits best).
+    let tasks_of = |side: Side| (!data.tasks.is_empty()).then(|| zoo.side(side).iter().map(|&i| zoo.checkpoints[i].task.unwrap_or(0)).collect::<Vec<usize>>());
+    let own = Scoring::new(&zoo.arch, data, &frame.train, &frame.train, None).on_tasks(tasks_of(Side::Train));
+    let who = RowsOf { zoo: zoo_name, method: TRAIN_REFERENCE, role: "reference", seed: 0 };
+    let mut scored = score(&who, &own, metrics, &frame);
+    let predictions = own.predictions().to_vec();
+    let heldout = zoo.stack(&zoo.side(Side::Heldout));
+    if !heldout.is_empty() {
+        let against = Scoring::new(&zoo.arch, data, &heldout, &frame.train, Some(&predictions)).on_tasks(tasks_of(Side::Heldout));
+        let who = RowsOf { method: HELDOUT_REFERENCE, ..who };
+        scored.extend(score(&who, &against, metrics, &frame));
     }
-
-    pub(crate) fn run_reference(&mut self, zoo_name: &str, dir: &Path) -> Result<ReferenceRecord> {
-        output::status("Scoring", &format!("zoo {zoo_name}: its own training and held-out models"));
-        let data_name = self.loaded.manifest.zoo[zoo_name].data.clone();
-        let data = self.dataset(&data_name)?;
-        let zoo = self.zoo(zoo_name)?;
-        let mut frame = ZooFrame::new(&zoo);
-        let metrics = self.metrics.clone();
-        // Training checkpoints: each against the others (leave-one-out).
-        // On a task family every model is scored on its own task (not the one it fits best).
-        let tasks_of = |side: Side| (!data.tasks.is_empty()).then(|| zoo.side(side).iter().map(|&i| zoo.checkpoints[i].task.unwrap_or(0)).collect::<Vec<usize>>());
-        let own = Scoring::new(&zoo.arch, &data, &frame.train, &frame.train, None).on_tasks(tasks_of(Side::Train));
-        let who = RowsOf { zoo: zoo_name, method: TRAIN_REFERENCE, role: "reference", seed: 0 };
-        let mut scored = score(&who, &own, &metrics, &frame);
-        let predictions = own.predictions().to_vec();
-        let heldout = zoo.stack(&zoo.side(Side::Heldout));
-        if !heldout.is_empty() {
-            let against = Scoring::new(&zoo.arch, &data, &heldout, &frame.train, Some(&predictions)).on_tasks(tasks_of(Side::Heldout));
-            let who = RowsOf { method: HELDOUT_REFERENCE, ..who };
-            scored.extend(score(&who, &against, &metrics, &frame));
-        }
-        scored.write(dir, &metrics)?;
-        if let Some(row) = discover_trees(zoo_name, &zoo) {
-            output::detail(&format!("model trees from weights alone: {} found, {} true, adjusted Rand index {:.3}", row.found_trees, row.true_trees, row.ari));
-            table_of(&[row]).write(dir, "trees")?;
-        }
-        let keys: Vec<&str> = metrics.iter().map(|m| m.key).collect();
-        write_predictions(&dir.join("predictions.safetensors"), &predictions)?;
-        let p = zoo.layout().len().max(1);
-        let record = ReferenceRecord { train: frame.train.len() / p, heldout: heldout.len() / p, metrics: keys.iter().map(|k| k.to_string()).collect() };
-        frame.predictions = predictions;
-        self.frames.insert(zoo_name.to_string(), frame);
-        Ok(record)
+    scored.write(dir, metrics)?;
+    if let Some(row) = discover_trees(zoo_name, zoo) {
+        output::detail(&format!("model trees from weights alone: {} found, {} true, adjusted Rand index {:.3}", row.found_trees, row.true_trees, row.ari));
+        table_of(&[row]).write(dir, "trees")?;
     }
+    let keys: Vec<&str> = metrics.iter().map(|m| m.key).collect();
+    write_predictions(&dir.join("predictions.safetensors"), &predictions)?;
+    let p = zoo.layout().len().max(1);
+    let record = ReferenceRecord { train: frame.train.len() / p, heldout: heldout.len() / p, metrics: keys.iter().map(|k| k.to_string()).collect() };
+    frame.predictions = predictions;
+    Ok((record, frame))
 }
