@@ -382,11 +382,34 @@ impl Run {
                 self.store.commit(stage, &tmp, &crate::stages::data::run(name, &data))?;
             }
             StageKind::ZooPart { name, part, .. } => {
-                let record = self.run_zoo_part(name, *part, &tmp)?;
+                let (spec, data, arch) = self.zoo_inputs(name)?;
+                // A tree's children read the parts holding the roots.
+                let units = spec.units();
+                let mut roots = Vec::new();
+                if units.get(*part).is_some_and(|u| u.needs_roots()) {
+                    for p in (0..units.len()).filter(|&p| !units[p].needs_roots()) {
+                        roots.push(weightlab_compute::zoo::store::load(&arch, &self.store.dir(self.zoo_part(name, p)?))?);
+                    }
+                }
+                let record = crate::stages::zoo::train_part(name, &spec, &data, &arch, *part, &roots.iter().collect::<Vec<_>>(), &tmp)?;
                 self.store.commit(stage, &tmp, &record)?;
             }
             StageKind::Zoo { name } => {
-                let record = self.run_zoo(name, &tmp)?;
+                let (spec, data, arch) = self.zoo_inputs(name)?;
+                let source = match &spec.import {
+                    Some(folder) => crate::stages::zoo::Source::Import(self.base_dir().join(folder)),
+                    None => {
+                        let mut parts = Vec::new();
+                        for part in 0..spec.units().len() {
+                            let stage = self.zoo_part(name, part)?;
+                            let seconds = self.store.record::<crate::records::ZooRecord>(stage)?.seconds;
+                            parts.push((weightlab_compute::zoo::store::load(&arch, &self.store.dir(stage))?, seconds));
+                        }
+                        crate::stages::zoo::Source::Parts(parts)
+                    }
+                };
+                let (record, zoo) = crate::stages::zoo::assemble(name, &spec, &data, &arch, source, &tmp)?;
+                self.zoos.insert(name.clone(), Arc::new(zoo));
                 self.store.commit(stage, &tmp, &record)?;
             }
             StageKind::Reference { zoo } => {
@@ -474,6 +497,19 @@ impl Run {
             self.conditions.insert(name.to_string(), read.map(Arc::new));
         }
         Ok(self.conditions[name].clone())
+    }
+
+    /// Zoo `name`'s spec, data and architecture.
+    fn zoo_inputs(&mut self, name: &str) -> Result<(weightlab_manifest::ZooSpec, Arc<Dataset>, weightlab_compute::Arch)> {
+        let spec = self.loaded.manifest.zoo.get(name).ok_or_else(|| Error::Missing(format!("no zoo `{name}`")))?.clone();
+        let data = self.dataset(&spec.data)?;
+        let arch = arch_of(name, &spec, &data)?;
+        Ok((spec, data, arch))
+    }
+
+    /// The finished stage of part `part` of zoo `name`.
+    fn zoo_part(&self, name: &str, part: usize) -> Result<&Stage> {
+        self.finished(|k| matches!(k, StageKind::ZooPart { name: n, part: p, .. } if n == name && *p == part))
     }
 
     /// Assembles the inputs of method `index`'s evaluation for `seed` (its samples from the

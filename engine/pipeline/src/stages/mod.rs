@@ -1,8 +1,8 @@
 //! One module per stage kind, each returning the stage's typed record ([`crate::records`]).
-//! `data`, `reference` and `evaluate` are functions of explicit inputs that the executor
-//! assembles from the run's caches (datasets, zoos, zoo frames), so they are tested on small
-//! inputs without a manifest, a store or a plugin (`evaluate`'s tests). `zoo`, `method`,
-//! `probe` and `report` still read the run's state through an `impl Run` method.
+//! `data`, `zoo`, `reference` and `evaluate` are functions of explicit inputs that the executor
+//! assembles from the run's caches (datasets, zoos and their parts, zoo frames), so they are
+//! tested on small inputs without a manifest, a store or a plugin (`evaluate`'s tests).
+//! `method`, `probe` and `report` still read the run's state through an `impl Run` method.
 
 pub(crate) mod data;
 pub(crate) mod evaluate;
@@ -10,7 +10,7 @@ pub mod method;
 pub(crate) mod probe;
 pub(crate) mod reference;
 mod report;
-mod zoo;
+pub(crate) mod zoo;
 
 pub use report::{stamp, utc};
 
