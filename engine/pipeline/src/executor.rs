@@ -420,7 +420,7 @@ impl Run {
                 self.store.commit(stage, &tmp, &record)?;
             }
             StageKind::Method { index, seed, .. } => {
-                let record = self.run_method(*index, *seed, &tmp)?;
+                let record = self.method(*index, *seed, &tmp)?;
                 self.store.commit(stage, &tmp, &record)?;
             }
             StageKind::Evaluate { index, seed, .. } => {
@@ -428,7 +428,12 @@ impl Run {
                 self.store.commit(stage, &tmp, &record)?;
             }
             StageKind::Probe { index, seed, .. } => {
-                let record = self.run_probe(*index, *seed, &tmp)?;
+                let method = &self.loaded.manifest.method[*index];
+                let (zoo_name, plugin) = (method.zoo.clone(), method.plugin.clone());
+                let data = self.dataset(&self.loaded.manifest.zoo[&zoo_name].data.clone())?;
+                let zoo = self.zoo(&zoo_name)?;
+                let code = self.plugins.code(&plugin)?.clone();
+                let record = crate::stages::probe::run(&self.loaded, *index, *seed, &data, &zoo, &code, &tmp)?;
                 self.store.commit(stage, &tmp, &record)?;
             }
             StageKind::Report => {
@@ -497,6 +502,28 @@ impl Run {
             self.conditions.insert(name.to_string(), read.map(Arc::new));
         }
         Ok(self.conditions[name].clone())
+    }
+
+    /// Assembles method `index`'s inputs (its zoo, the zoos it learns from, their task
+    /// conditions, its plugin's code) and runs its stage for `seed`, or imports its samples.
+    fn method(&mut self, index: usize, seed: u64, dir: &Path) -> Result<crate::records::MethodRecord> {
+        let method = self.loaded.manifest.method[index].clone();
+        if let Some(folder) = &method.import {
+            let zoo = self.zoo(&method.zoo)?;
+            let planned = self.plugins.identity(&method.source_key());
+            return crate::stages::method::import(&method, &zoo, &self.base_dir().join(folder), &planned, dir);
+        }
+        let data = self.dataset(&self.loaded.manifest.zoo[&method.zoo].data.clone())?;
+        let mut source = |name: &str| -> Result<crate::stages::method::Source> {
+            let arch = self.loaded.manifest.zoo.get(name).map(|z| z.arch.descriptor().plugin_arch.to_string()).unwrap_or_default();
+            Ok(crate::stages::method::Source { name: name.to_string(), arch, zoo: self.zoo(name)?, conditions: self.conditions(name)? })
+        };
+        let zoo = source(&method.zoo)?;
+        let names: Vec<String> = if method.zoos.is_empty() { vec![method.zoo.clone()] } else { method.zoos.clone() };
+        let sources = names.iter().map(|n| source(n)).collect::<Result<Vec<_>>>()?;
+        let code = self.plugins.code(&method.plugin)?.clone();
+        let inputs = crate::stages::method::Inputs { loaded: &self.loaded, index, seed, data: &data, zoo, sources, code: &code };
+        crate::stages::method::run(&inputs, dir)
     }
 
     /// Zoo `name`'s spec, data and architecture.

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use weightlab_compute::{Side, Zoo};
+use weightlab_compute::{Dataset, Side, Zoo};
 use weightlab_host::worker::{self, Conditioning, Job, Request};
 use weightlab_host::{Description, PluginCode, SourceView, ZooView, role_name};
 use weightlab_manifest::{Loaded, MethodSpec};
@@ -13,7 +13,6 @@ use weightlab_manifest::{Loaded, MethodSpec};
 use crate::calls::{checkpoint_view, layout_view, limits, request, worker_exe, zoo_view};
 use crate::config_check::{check_plugin, config_json};
 use crate::error::{Error, Result, format, io};
-use crate::executor::Run;
 use crate::output;
 use crate::records::{LoggedMetric, MethodLog, MethodRecord};
 use crate::store::{read_tensor, write_tensor};
@@ -23,167 +22,180 @@ struct Training {
     view: ZooView,
     weights: Vec<f32>,
     tasks: Vec<usize>,
-    /// (source zoo, its number of rows), in row order.
-    sources: Vec<(String, usize)>,
+    /// Each source zoo's number of rows, in row order.
+    rows_of: Vec<usize>,
 }
 
-impl Run {
-    /// The training checkpoints method `method` learns from: its zoo's, or those of its `zoos`
-    /// (other architectures allowed), each row zero-padded to the widest.
-    fn training(&mut self, method: &MethodSpec, zoo: &Zoo, data: &weightlab_compute::data::Dataset) -> Result<Training> {
-        let arch_of = |loaded: &Loaded, name: &str| loaded.manifest.zoo.get(name).map(|z| z.arch.descriptor().plugin_arch.to_string()).unwrap_or_default();
-        let mut view = zoo_view(&method.zoo, &arch_of(&self.loaded, &method.zoo), zoo, &[], data);
-        let names: Vec<String> = if method.zoos.is_empty() { vec![method.zoo.clone()] } else { method.zoos.clone() };
-        let zoos: Vec<std::sync::Arc<Zoo>> = names.iter().map(|n| self.zoo(n)).collect::<Result<_>>()?;
-        let width = zoos.iter().map(|z| z.layout().len()).max().unwrap_or(0);
-        let (mut weights, mut tasks, mut sources) = (Vec::new(), Vec::new(), Vec::new());
-        for (s, (name, z)) in names.iter().zip(&zoos).enumerate() {
-            let rows = z.side(Side::Train);
-            for &i in &rows {
-                let w = z.weights_of(i);
-                weights.extend_from_slice(w);
-                weights.extend(std::iter::repeat_n(0.0, width - w.len()));
-                view.checkpoints.push(checkpoint_view(&z.checkpoints[i], s as u32));
-                tasks.push(z.checkpoints[i].task.unwrap_or(0));
-            }
-            sources.push((name.clone(), rows.len()));
-            if !method.zoos.is_empty() {
-                view.sources.push(SourceView { zoo: name.clone(), arch: arch_of(&self.loaded, name), layout: layout_view(&z.layout()), parameters: z.layout().len() as u32 });
-            }
+/// A zoo a method learns from, with the conditions of its tasks on a task family.
+pub(crate) struct Source {
+    pub name: String,
+    /// The plugin-facing architecture name (`mlp`, `cnn-s`, …).
+    pub arch: String,
+    pub zoo: std::sync::Arc<Zoo>,
+    pub conditions: Option<std::sync::Arc<crate::tasks::TaskConditions>>,
+}
+
+/// What a method stage reads, assembled by the executor.
+pub(crate) struct Inputs<'a> {
+    pub loaded: &'a Loaded,
+    /// The method's index in the manifest.
+    pub index: usize,
+    pub seed: u64,
+    pub data: &'a Dataset,
+    /// The method's own zoo (what it samples) first; then, with `zoos`, every zoo it learns
+    /// from, in the manifest's order (the first entry is then not a training source unless
+    /// `zoos` names it).
+    pub zoo: Source,
+    pub sources: Vec<Source>,
+    pub code: &'a PluginCode,
+}
+
+/// The training checkpoints a method learns from: its zoo's, or those of its `zoos` (other
+/// architectures allowed), each row zero-padded to the widest.
+fn training(method: &MethodSpec, zoo: &Source, sources: &[Source], data: &Dataset) -> Training {
+    let mut view = zoo_view(&method.zoo, &zoo.arch, &zoo.zoo, &[], data);
+    let width = sources.iter().map(|s| s.zoo.layout().len()).max().unwrap_or(0);
+    let (mut weights, mut tasks, mut rows_of) = (Vec::new(), Vec::new(), Vec::new());
+    for (s, source) in sources.iter().enumerate() {
+        let z = &source.zoo;
+        let rows = z.side(Side::Train);
+        for &i in &rows {
+            let w = z.weights_of(i);
+            weights.extend_from_slice(w);
+            weights.extend(std::iter::repeat_n(0.0, width - w.len()));
+            view.checkpoints.push(checkpoint_view(&z.checkpoints[i], s as u32));
+            tasks.push(z.checkpoints[i].task.unwrap_or(0));
         }
+        rows_of.push(rows.len());
         if !method.zoos.is_empty() {
-            let list: Vec<String> = view.sources.iter().map(|s| format!("{} ({} parameters)", s.zoo, s.parameters)).collect();
-            output::detail(&format!("learning from {} checkpoints of {}; sampling zoo {}'s architecture ({} parameters)", view.checkpoints.len(), list.join(", "), method.zoo, view.parameters));
+            view.sources.push(SourceView { zoo: source.name.clone(), arch: source.arch.clone(), layout: layout_view(&z.layout()), parameters: z.layout().len() as u32 });
         }
-        Ok(Training { view, weights, tasks, sources })
     }
-
-    /// Runs a method's or probe's job in a worker with a progress bar, then checks the plugin's
-    /// description against method `index` of the manifest: the same component described itself
-    /// at the start of the run; it is checked again here, where it actually ran. `what` names
-    /// the values a finished job returns, for the error when it returns none.
-    pub(crate) fn run_job(&self, index: usize, code: &PluginCode, request: &Request, payload: &[f32], what: &str) -> Result<(Description, worker::Outcome)> {
-        let bar = output::bar(0, "Fitting", "steps");
-        let progress = bar.clone();
-        let ran = worker::run_in_worker(&worker_exe()?, code, request, payload, move |done, total| {
-            progress.set_length(total as u64);
-            progress.set_position(done as u64);
-        });
-        bar.finish_and_clear();
-        let (description, outcome) = ran?;
-        check_plugin(&self.loaded, index, &description)?;
-        let outcome = outcome.ok_or_else(|| Error::Missing(format!("the worker returned no {what}")))?;
-        Ok((description, outcome))
+    if !method.zoos.is_empty() {
+        let list: Vec<String> = view.sources.iter().map(|s| format!("{} ({} parameters)", s.zoo, s.parameters)).collect();
+        output::detail(&format!("learning from {} checkpoints of {}; sampling zoo {}'s architecture ({} parameters)", view.checkpoints.len(), list.join(", "), method.zoo, view.parameters));
     }
-
-    pub(crate) fn run_method(&mut self, index: usize, seed: u64, dir: &Path) -> Result<MethodRecord> {
-        let method = self.loaded.manifest.method[index].clone();
-        if let Some(folder) = &method.import {
-            return self.import_samples(&method, &self.base_dir().join(folder), dir);
-        }
-        output::status("Running", &format!("method \"{}\" ({}) seed {seed}", method.name, method.plugin));
-        let zoo_spec = self.loaded.manifest.zoo[&method.zoo].clone();
-        let data = self.dataset(&zoo_spec.data)?;
-        let zoo = self.zoo(&method.zoo)?;
-        let config = config_json(&method)?;
-        let Training { view, weights: mut payload, tasks: train_tasks, sources } = self.training(&method, &zoo, &data)?;
-        let rows = view.checkpoints.len();
-        let (conditioning, targets) = match self.conditions(&method.zoo)? {
-            Some(c) => {
-                // Each source zoo's rows get its own conditions (their instructions name its
-                // architecture); targets are the method's zoo's held-out and OOD tasks.
-                let (mut support, mut instruction) = (Vec::new(), Vec::new());
-                let mut at = 0;
-                for (name, n) in &sources {
-                    let mine = self.conditions(name)?.ok_or_else(|| Error::Config(format!("method `{}`: zoo `{name}` is not on a task family, and `{}` is", method.name, method.zoo)))?;
-                    let (s, i) = mine.rows(&train_tasks[at..at + n]);
-                    support.extend(s);
-                    instruction.extend(i);
-                    at += n;
-                }
-                let targets = c.targets();
-                // The control gives every target the condition of the target half a list away.
-                let given: Vec<usize> = if method.wrong_condition { (0..targets.len()).map(|i| targets[(i + targets.len() / 2) % targets.len()]).collect() } else { targets.clone() };
-                let (target_support, target_instruction) = c.rows(&given);
-                payload.extend(support.into_iter().chain(instruction).chain(target_support).chain(target_instruction));
-                output::detail(&format!(
-                    "conditioned on {} tasks; sampling {} per target task for {} held-out and out-of-distribution tasks{}",
-                    c.tasks.len() - targets.len(),
-                    method.samples,
-                    targets.len(),
-                    if method.wrong_condition { " (control: each given another task's condition)" } else { "" }
-                ));
-                let conditioning = Conditioning { support_dim: c.support_dim, instruction_dim: c.instruction_dim, targets: given.iter().map(|&t| t as u32).collect() };
-                (conditioning, targets)
-            }
-            None => (Conditioning::default(), Vec::new()),
-        };
-        let (total, p) = (conditioning.total(method.samples), zoo.layout().len());
-        let job = Job::Run { zoo: view, rows, config, seed, sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), samples: method.samples, conditioning };
-        let code = self.plugins.code(&method.plugin)?.clone();
-        let request = request(&method.plugin, &code, limits(&method.limits), job);
-        let (description, outcome) = self.run_job(index, &code, &request, &payload, "samples")?;
-        let bytes: Vec<u8> = outcome.samples.iter().flat_map(|v| v.to_le_bytes()).collect();
-        write_tensor(&dir.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![total, p], &bytes)?;
-        write_log(dir, &outcome)?;
-        let d = &description;
-        output::detail(&format!("fit {:.2}s, sample {:.2}s, peak tensor memory {}", outcome.fit_seconds, outcome.sample_seconds, weightlab_host::budget::Size(outcome.peak_tensor_bytes)));
-        Ok(MethodRecord {
-            plugin: d.name.clone(),
-            version: d.version.clone(),
-            abi: d.abi.clone(),
-            role: role_name(d.role).to_string(),
-            hash: code.sha256.clone(),
-            samples: method.samples,
-            parameters: p,
-            fit_seconds: outcome.fit_seconds,
-            sample_seconds: outcome.sample_seconds,
-            peak_tensor_mib: outcome.peak_tensor_bytes as f64 / (1 << 20) as f64,
-            peak_rss_mib: outcome.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
-            targets,
-        })
-    }
+    Training { view, weights, tasks, rows_of }
 }
 
-impl Run {
-    /// An imported method's "run": its folder's state_dicts, in file-name order, checked
-    /// against the zoo's architecture (a mismatch names the file, the tensor and its layer) and
-    /// stored as the method's samples, with the file names beside them (`files.json`).
-    fn import_samples(&mut self, method: &MethodSpec, folder: &Path, dir: &Path) -> Result<MethodRecord> {
-        output::status("Importing", &format!("samples of \"{}\" from {}", method.name, folder.display()));
-        let zoo = self.zoo(&method.zoo)?;
-        // The bytes scored are the bytes the plan's key was made from.
-        let (files, hash) = crate::plugins::read_import(folder).map_err(Error::Missing)?;
-        let planned = self.plugins.identity(&method.source_key());
-        if hash != planned {
-            return Err(Error::Config(format!("method `{}`: the files of {} changed since the run started (sha256 {hash}, planned {planned}); run again", method.name, folder.display())));
+/// Runs a method's or probe's job in a worker with a progress bar, then checks the plugin's
+/// description against method `index` of the manifest: the same component described itself
+/// at the start of the run; it is checked again here, where it actually ran. `what` names
+/// the values a finished job returns, for the error when it returns none.
+pub(crate) fn run_job(loaded: &Loaded, index: usize, code: &PluginCode, request: &Request, payload: &[f32], what: &str) -> Result<(Description, worker::Outcome)> {
+    let bar = output::bar(0, "Fitting", "steps");
+    let progress = bar.clone();
+    let ran = worker::run_in_worker(&worker_exe()?, code, request, payload, move |done, total| {
+        progress.set_length(total as u64);
+        progress.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let (description, outcome) = ran?;
+    check_plugin(loaded, index, &description)?;
+    let outcome = outcome.ok_or_else(|| Error::Missing(format!("the worker returned no {what}")))?;
+    Ok((description, outcome))
+}
+
+/// Fits the method of `inputs` in a worker and stores its samples and log in `dir`.
+pub(crate) fn run(inputs: &Inputs, dir: &Path) -> Result<MethodRecord> {
+    let Inputs { loaded, index, seed, data, code, .. } = *inputs;
+    let method = &loaded.manifest.method[index];
+    output::status("Running", &format!("method \"{}\" ({}) seed {seed}", method.name, method.plugin));
+    let zoo = &inputs.zoo.zoo;
+    let config = config_json(method)?;
+    let Training { view, weights: mut payload, tasks: train_tasks, rows_of } = training(method, &inputs.zoo, &inputs.sources, data);
+    let rows = view.checkpoints.len();
+    let (conditioning, targets) = match &inputs.zoo.conditions {
+        Some(c) => {
+            // Each source zoo's rows get its own conditions (their instructions name its
+            // architecture); targets are the method's zoo's held-out and OOD tasks.
+            let (mut support, mut instruction) = (Vec::new(), Vec::new());
+            let mut at = 0;
+            for (source, n) in inputs.sources.iter().zip(&rows_of) {
+                let mine = source.conditions.as_ref().ok_or_else(|| Error::Config(format!("method `{}`: zoo `{}` is not on a task family, and `{}` is", method.name, source.name, method.zoo)))?;
+                let (s, i) = mine.rows(&train_tasks[at..at + n]);
+                support.extend(s);
+                instruction.extend(i);
+                at += n;
+            }
+            let targets = c.targets();
+            // The control gives every target the condition of the target half a list away.
+            let given: Vec<usize> = if method.wrong_condition { (0..targets.len()).map(|i| targets[(i + targets.len() / 2) % targets.len()]).collect() } else { targets.clone() };
+            let (target_support, target_instruction) = c.rows(&given);
+            payload.extend(support.into_iter().chain(instruction).chain(target_support).chain(target_instruction));
+            output::detail(&format!(
+                "conditioned on {} tasks; sampling {} per target task for {} held-out and out-of-distribution tasks{}",
+                c.tasks.len() - targets.len(),
+                method.samples,
+                targets.len(),
+                if method.wrong_condition { " (control: each given another task's condition)" } else { "" }
+            ));
+            let conditioning = Conditioning { support_dim: c.support_dim, instruction_dim: c.instruction_dim, targets: given.iter().map(|&t| t as u32).collect() };
+            (conditioning, targets)
         }
-        let p = zoo.layout().len();
-        let mut samples = Vec::with_capacity(files.len() * p);
-        for (file, bytes) in &files {
-            samples.extend(weightlab_compute::zoo::store::parse_state_dict(&zoo.arch, file, bytes)?);
-        }
-        let names: Vec<String> = files.iter().map(|(f, _)| f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
-        let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
-        write_tensor(&dir.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![files.len(), p], &bytes)?;
-        let path = dir.join(IMPORTED_FILES);
-        std::fs::write(&path, serde_json::to_vec(&names).map_err(format(&path))?).map_err(io("writing", &path))?;
-        output::detail(&format!("{} state_dicts of {p} parameters", files.len()));
-        Ok(MethodRecord {
-            plugin: "import".into(),
-            version: String::new(),
-            abi: String::new(),
-            role: IMPORTED_ROLE.into(),
-            hash,
-            samples: files.len(),
-            parameters: p,
-            fit_seconds: 0.0,
-            sample_seconds: 0.0,
-            peak_tensor_mib: 0.0,
-            peak_rss_mib: None,
-            targets: Vec::new(),
-        })
+        None => (Conditioning::default(), Vec::new()),
+    };
+    let (total, p) = (conditioning.total(method.samples), zoo.layout().len());
+    let job = Job::Run { zoo: view, rows, config, seed, sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), samples: method.samples, conditioning };
+    let request = request(&method.plugin, code, limits(&method.limits), job);
+    let (description, outcome) = run_job(loaded, index, code, &request, &payload, "samples")?;
+    let bytes: Vec<u8> = outcome.samples.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_tensor(&dir.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![total, p], &bytes)?;
+    write_log(dir, &outcome)?;
+    let d = &description;
+    output::detail(&format!("fit {:.2}s, sample {:.2}s, peak tensor memory {}", outcome.fit_seconds, outcome.sample_seconds, weightlab_host::budget::Size(outcome.peak_tensor_bytes)));
+    Ok(MethodRecord {
+        plugin: d.name.clone(),
+        version: d.version.clone(),
+        abi: d.abi.clone(),
+        role: role_name(d.role).to_string(),
+        hash: code.sha256.clone(),
+        samples: method.samples,
+        parameters: p,
+        fit_seconds: outcome.fit_seconds,
+        sample_seconds: outcome.sample_seconds,
+        peak_tensor_mib: outcome.peak_tensor_bytes as f64 / (1 << 20) as f64,
+        peak_rss_mib: outcome.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
+        targets,
+    })
+}
+
+/// An imported method's "run": its folder's state_dicts, in file-name order, checked
+/// against the zoo's architecture (a mismatch names the file, the tensor and its layer) and
+/// stored as the method's samples, with the file names beside them (`files.json`).
+/// `planned` is the files' identity the run's plan was made from.
+pub(crate) fn import(method: &MethodSpec, zoo: &Zoo, folder: &Path, planned: &str, dir: &Path) -> Result<MethodRecord> {
+    output::status("Importing", &format!("samples of \"{}\" from {}", method.name, folder.display()));
+    // The bytes scored are the bytes the plan's key was made from.
+    let (files, hash) = crate::plugins::read_import(folder).map_err(Error::Missing)?;
+    if hash != planned {
+        return Err(Error::Config(format!("method `{}`: the files of {} changed since the run started (sha256 {hash}, planned {planned}); run again", method.name, folder.display())));
     }
+    let p = zoo.layout().len();
+    let mut samples = Vec::with_capacity(files.len() * p);
+    for (file, bytes) in &files {
+        samples.extend(weightlab_compute::zoo::store::parse_state_dict(&zoo.arch, file, bytes)?);
+    }
+    let names: Vec<String> = files.iter().map(|(f, _)| f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+    let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_tensor(&dir.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![files.len(), p], &bytes)?;
+    let path = dir.join(IMPORTED_FILES);
+    std::fs::write(&path, serde_json::to_vec(&names).map_err(format(&path))?).map_err(io("writing", &path))?;
+    output::detail(&format!("{} state_dicts of {p} parameters", files.len()));
+    Ok(MethodRecord {
+        plugin: "import".into(),
+        version: String::new(),
+        abi: String::new(),
+        role: IMPORTED_ROLE.into(),
+        hash,
+        samples: files.len(),
+        parameters: p,
+        fit_seconds: 0.0,
+        sample_seconds: 0.0,
+        peak_tensor_mib: 0.0,
+        peak_rss_mib: None,
+        targets: Vec::new(),
+    })
 }
 
 /// The role of samples imported from a folder, in every table and plot.

@@ -1,8 +1,8 @@
 //! One module per stage kind, each returning the stage's typed record ([`crate::records`]).
-//! `data`, `zoo`, `reference` and `evaluate` are functions of explicit inputs that the executor
-//! assembles from the run's caches (datasets, zoos and their parts, zoo frames), so they are
-//! tested on small inputs without a manifest, a store or a plugin (`evaluate`'s tests).
-//! `method`, `probe` and `report` still read the run's state through an `impl Run` method.
+//! Every stage but the report is a function of explicit inputs that the executor assembles
+//! from the run's caches (datasets, zoos and their parts, zoo frames, task conditions, the
+//! plugins' code read once), so a stage is tested on small inputs without a manifest, a store
+//! or a plugin (`evaluate`'s tests). The report reads the whole run (`report.rs`).
 
 pub(crate) mod data;
 pub(crate) mod evaluate;

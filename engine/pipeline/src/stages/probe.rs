@@ -13,22 +13,21 @@
 
 use std::path::Path;
 
-use weightlab_compute::Side;
 use weightlab_compute::zoo::Checkpoint;
+use weightlab_compute::{Dataset, Side, Zoo};
 use weightlab_host::worker::Job;
-use weightlab_host::{ProbeTarget, TargetKind, role_name};
-use weightlab_manifest::{LabelEmbedding, MethodSpec};
+use weightlab_host::{PluginCode, ProbeTarget, TargetKind, role_name};
+use weightlab_manifest::{LabelEmbedding, Loaded, MethodSpec};
 use weightlab_results::rows::table_of;
 use weightlab_results::{ProbeRow, ProbeScoreRow};
 
 use crate::calls::{limits, request, zoo_view};
 use crate::config_check::config_json;
 use crate::error::{Error, Result};
-use crate::executor::Run;
 use crate::metrics::probe::{self, Predictions};
 use crate::output;
 use crate::records::ProbeRecord;
-use crate::stages::method::write_log;
+use crate::stages::method::{run_job, write_log};
 
 /// The labels of a target for a set of checkpoints.
 struct Labelled {
@@ -132,135 +131,132 @@ fn shuffle_rows(values: &mut [f32], cols: usize, seed: u64) {
     }
 }
 
-impl Run {
-    pub(crate) fn run_probe(&mut self, index: usize, seed: u64, dir: &Path) -> Result<ProbeRecord> {
-        let method: MethodSpec = self.loaded.manifest.method[index].clone();
-        let target_name = method.target.clone().ok_or_else(|| Error::Config(format!("method `{}` is a probe without a `target`", method.name)))?;
-        output::status("Probing", &format!("\"{}\" ({}) predicts {target_name}, seed {seed}", method.name, method.plugin));
-        let zoo_spec = self.loaded.manifest.zoo[&method.zoo].clone();
-        let data = self.dataset(&zoo_spec.data)?;
-        let zoo = self.zoo(&method.zoo)?;
-        let (train_rows, heldout_rows) = (zoo.side(Side::Train), zoo.side(Side::Heldout));
-        if heldout_rows.is_empty() {
-            return Err(Error::Config(format!("probe `{}`: zoo `{}` has no held-out models to predict; give it a `split`", method.name, method.zoo)));
-        }
-        let of = |rows: &[usize]| rows.iter().map(|&i| &zoo.checkpoints[i]).collect::<Vec<_>>();
-        let (train_ckpts, heldout_ckpts) = (of(&train_rows), of(&heldout_rows));
-        let all: Vec<&Checkpoint> = train_ckpts.iter().chain(&heldout_ckpts).copied().collect();
-        let train = labels(&target_name, &train_ckpts, &all, &data.class_names, For::Plugin)?;
-        let truth = labels(&target_name, &heldout_ckpts, &all, &data.class_names, For::Scoring)?;
-
-        // Unseen classes: their columns leave the training labels; the probe scores every
-        // class through the embeddings at prediction time.
-        let unseen = method.unseen_classes.clone();
-        let seen: Vec<usize> = (0..truth.target.labels.len()).filter(|c| !unseen.contains(c)).collect();
-        let mut fit_target = train.target.clone();
-        let mut fit_values = train.values.clone();
-        if !unseen.is_empty() {
-            let cols = train.target.labels.len();
-            fit_target.labels = seen.iter().map(|&c| train.target.labels[c].clone()).collect();
-            fit_values = (0..train_ckpts.len()).flat_map(|r| seen.iter().map(move |&c| (r, c))).map(|(r, c)| train.values[r * cols + c]).collect();
-        }
-        if method.shuffle_labels {
-            shuffle_rows(&mut fit_values, fit_target.label_columns().max(1), seed);
-        }
-        let (fit_embeddings, all_embeddings, dim) = match method.embed_labels {
-            Some(kind) => {
-                let (values, dim) = embed(kind, &truth.target.labels)?;
-                let fit: Vec<f32> = seen.iter().flat_map(|&c| values[c * dim..(c + 1) * dim].iter().copied()).collect();
-                (fit, values, dim)
-            }
-            None => (Vec::new(), Vec::new(), 0),
-        };
-        // With embeddings the probe scores every label through them (seen and unseen).
-        let predict_labels = if dim > 0 { truth.target.labels.len() } else { 0 };
-
-        let view = zoo_view(&method.zoo, zoo_spec.arch.descriptor().plugin_arch, &zoo, &train_rows, &data);
-        let job =
-            Job::Probe { zoo: view, rows: train_rows.len(), target: fit_target.clone(), embedding_dim: dim, predict_rows: heldout_rows.len(), predict_labels, config: config_json(&method)?, seed };
-        let mut payload = zoo.stack(&train_rows);
-        payload.extend(&fit_values);
-        payload.extend(&fit_embeddings);
-        payload.extend(zoo.stack(&heldout_rows));
-        if predict_labels > 0 {
-            payload.extend(&all_embeddings);
-        }
-        let code = self.plugins.code(&method.plugin)?.clone();
-        let request = request(&method.plugin, &code, limits(&method.limits), job);
-        let (description, outcome) = self.run_job(index, &code, &request, &payload, "predictions")?;
-
-        // Without embeddings and with unseen classes there is nothing to score them with; the
-        // validation refuses that combination, so columns are the seen labels here.
-        let cols = fit_target.prediction_columns(if predict_labels > 0 { predict_labels } else { fit_target.labels.len() });
-        let predictions = Predictions {
-            kind: truth.target.kind,
-            cols,
-            scores: outcome.samples.clone(),
-            truth: truth.values.clone(),
-            seen: if predict_labels > 0 { seen.clone() } else { (0..cols).collect() },
-            unseen: if predict_labels > 0 { unseen.clone() } else { Vec::new() },
-        };
-        let scores: Vec<ProbeScoreRow> = probe::for_kind(truth.target.kind)
-            .into_iter()
-            .map(|m| ProbeScoreRow {
-                zoo: method.zoo.clone(),
-                method: method.name.clone(),
-                plugin: description.name.clone(),
-                seed,
-                target: target_name.clone(),
-                metric: m.key.to_string(),
-                value: (m.compute)(&predictions),
-                chance: (m.chance)(&predictions),
-            })
-            .filter(|r| r.value.is_finite() || r.chance.is_finite())
-            .collect();
-        let label_of = |c: usize| match truth.target.kind {
-            TargetKind::Regression => String::new(),
-            _ => truth.target.labels.get(c).cloned().unwrap_or_default(),
-        };
-        let truth_of = |r: usize, c: usize| match truth.target.kind {
-            TargetKind::MultiLabel => truth.values[r * truth.target.labels.len() + c] as f64,
-            TargetKind::SingleLabel => f64::from(truth.values[r] as usize == c),
-            TargetKind::Regression => truth.values[r] as f64,
-        };
-        let rows: Vec<ProbeRow> = (0..heldout_rows.len())
-            .flat_map(|r| (0..cols).map(move |c| (r, c)))
-            .map(|(r, c)| ProbeRow {
-                zoo: method.zoo.clone(),
-                method: method.name.clone(),
-                seed,
-                target: target_name.clone(),
-                model: heldout_ckpts[r].model,
-                label: label_of(c),
-                label_set: match truth.target.kind {
-                    TargetKind::Regression => String::new(),
-                    _ if unseen.contains(&c) => "unseen".into(),
-                    _ => "seen".into(),
-                },
-                truth: truth_of(r, c),
-                prediction: outcome.samples[r * cols + c] as f64,
-            })
-            .collect();
-        write_log(dir, &outcome)?;
-        table_of(&rows).write(dir, "probes")?;
-        table_of(&scores).write(dir, "probe_scores")?;
-        let summary: Vec<String> = scores.iter().filter(|s| s.value.is_finite()).map(|s| format!("{} {:.3} (chance {:.3})", s.metric, s.value, s.chance)).collect();
-        output::detail(&format!("fit {:.2}s, predict {:.2}s: {}", outcome.fit_seconds, outcome.sample_seconds, summary.join(", ")));
-        Ok(ProbeRecord {
-            plugin: description.name.clone(),
-            version: description.version.clone(),
-            abi: description.abi.clone(),
-            role: role_name(description.role).to_string(),
-            hash: code.sha256.clone(),
-            target: target_name,
-            train_models: train_rows.len(),
-            heldout_models: heldout_rows.len(),
-            fit_seconds: outcome.fit_seconds,
-            predict_seconds: outcome.sample_seconds,
-            peak_tensor_mib: outcome.peak_tensor_bytes as f64 / (1 << 20) as f64,
-            peak_rss_mib: outcome.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
-        })
+/// Fits probe `index` of `loaded` (seed `seed`) on zoo `zoo`'s training models in a worker
+/// (its plugin's component is `code`) and scores its predictions for the held-out models into
+/// `dir`.
+pub(crate) fn run(loaded: &Loaded, index: usize, seed: u64, data: &Dataset, zoo: &Zoo, code: &PluginCode, dir: &Path) -> Result<ProbeRecord> {
+    let method: MethodSpec = loaded.manifest.method[index].clone();
+    let target_name = method.target.clone().ok_or_else(|| Error::Config(format!("method `{}` is a probe without a `target`", method.name)))?;
+    output::status("Probing", &format!("\"{}\" ({}) predicts {target_name}, seed {seed}", method.name, method.plugin));
+    let zoo_spec = &loaded.manifest.zoo[&method.zoo];
+    let (train_rows, heldout_rows) = (zoo.side(Side::Train), zoo.side(Side::Heldout));
+    if heldout_rows.is_empty() {
+        return Err(Error::Config(format!("probe `{}`: zoo `{}` has no held-out models to predict; give it a `split`", method.name, method.zoo)));
     }
+    let of = |rows: &[usize]| rows.iter().map(|&i| &zoo.checkpoints[i]).collect::<Vec<_>>();
+    let (train_ckpts, heldout_ckpts) = (of(&train_rows), of(&heldout_rows));
+    let all: Vec<&Checkpoint> = train_ckpts.iter().chain(&heldout_ckpts).copied().collect();
+    let train = labels(&target_name, &train_ckpts, &all, &data.class_names, For::Plugin)?;
+    let truth = labels(&target_name, &heldout_ckpts, &all, &data.class_names, For::Scoring)?;
+
+    // Unseen classes: their columns leave the training labels; the probe scores every
+    // class through the embeddings at prediction time.
+    let unseen = method.unseen_classes.clone();
+    let seen: Vec<usize> = (0..truth.target.labels.len()).filter(|c| !unseen.contains(c)).collect();
+    let mut fit_target = train.target.clone();
+    let mut fit_values = train.values.clone();
+    if !unseen.is_empty() {
+        let cols = train.target.labels.len();
+        fit_target.labels = seen.iter().map(|&c| train.target.labels[c].clone()).collect();
+        fit_values = (0..train_ckpts.len()).flat_map(|r| seen.iter().map(move |&c| (r, c))).map(|(r, c)| train.values[r * cols + c]).collect();
+    }
+    if method.shuffle_labels {
+        shuffle_rows(&mut fit_values, fit_target.label_columns().max(1), seed);
+    }
+    let (fit_embeddings, all_embeddings, dim) = match method.embed_labels {
+        Some(kind) => {
+            let (values, dim) = embed(kind, &truth.target.labels)?;
+            let fit: Vec<f32> = seen.iter().flat_map(|&c| values[c * dim..(c + 1) * dim].iter().copied()).collect();
+            (fit, values, dim)
+        }
+        None => (Vec::new(), Vec::new(), 0),
+    };
+    // With embeddings the probe scores every label through them (seen and unseen).
+    let predict_labels = if dim > 0 { truth.target.labels.len() } else { 0 };
+
+    let view = zoo_view(&method.zoo, zoo_spec.arch.descriptor().plugin_arch, zoo, &train_rows, data);
+    let job = Job::Probe { zoo: view, rows: train_rows.len(), target: fit_target.clone(), embedding_dim: dim, predict_rows: heldout_rows.len(), predict_labels, config: config_json(&method)?, seed };
+    let mut payload = zoo.stack(&train_rows);
+    payload.extend(&fit_values);
+    payload.extend(&fit_embeddings);
+    payload.extend(zoo.stack(&heldout_rows));
+    if predict_labels > 0 {
+        payload.extend(&all_embeddings);
+    }
+    let request = request(&method.plugin, code, limits(&method.limits), job);
+    let (description, outcome) = run_job(loaded, index, code, &request, &payload, "predictions")?;
+
+    // Without embeddings and with unseen classes there is nothing to score them with; the
+    // validation refuses that combination, so columns are the seen labels here.
+    let cols = fit_target.prediction_columns(if predict_labels > 0 { predict_labels } else { fit_target.labels.len() });
+    let predictions = Predictions {
+        kind: truth.target.kind,
+        cols,
+        scores: outcome.samples.clone(),
+        truth: truth.values.clone(),
+        seen: if predict_labels > 0 { seen.clone() } else { (0..cols).collect() },
+        unseen: if predict_labels > 0 { unseen.clone() } else { Vec::new() },
+    };
+    let scores: Vec<ProbeScoreRow> = probe::for_kind(truth.target.kind)
+        .into_iter()
+        .map(|m| ProbeScoreRow {
+            zoo: method.zoo.clone(),
+            method: method.name.clone(),
+            plugin: description.name.clone(),
+            seed,
+            target: target_name.clone(),
+            metric: m.key.to_string(),
+            value: (m.compute)(&predictions),
+            chance: (m.chance)(&predictions),
+        })
+        .filter(|r| r.value.is_finite() || r.chance.is_finite())
+        .collect();
+    let label_of = |c: usize| match truth.target.kind {
+        TargetKind::Regression => String::new(),
+        _ => truth.target.labels.get(c).cloned().unwrap_or_default(),
+    };
+    let truth_of = |r: usize, c: usize| match truth.target.kind {
+        TargetKind::MultiLabel => truth.values[r * truth.target.labels.len() + c] as f64,
+        TargetKind::SingleLabel => f64::from(truth.values[r] as usize == c),
+        TargetKind::Regression => truth.values[r] as f64,
+    };
+    let rows: Vec<ProbeRow> = (0..heldout_rows.len())
+        .flat_map(|r| (0..cols).map(move |c| (r, c)))
+        .map(|(r, c)| ProbeRow {
+            zoo: method.zoo.clone(),
+            method: method.name.clone(),
+            seed,
+            target: target_name.clone(),
+            model: heldout_ckpts[r].model,
+            label: label_of(c),
+            label_set: match truth.target.kind {
+                TargetKind::Regression => String::new(),
+                _ if unseen.contains(&c) => "unseen".into(),
+                _ => "seen".into(),
+            },
+            truth: truth_of(r, c),
+            prediction: outcome.samples[r * cols + c] as f64,
+        })
+        .collect();
+    write_log(dir, &outcome)?;
+    table_of(&rows).write(dir, "probes")?;
+    table_of(&scores).write(dir, "probe_scores")?;
+    let summary: Vec<String> = scores.iter().filter(|s| s.value.is_finite()).map(|s| format!("{} {:.3} (chance {:.3})", s.metric, s.value, s.chance)).collect();
+    output::detail(&format!("fit {:.2}s, predict {:.2}s: {}", outcome.fit_seconds, outcome.sample_seconds, summary.join(", ")));
+    Ok(ProbeRecord {
+        plugin: description.name.clone(),
+        version: description.version.clone(),
+        abi: description.abi.clone(),
+        role: role_name(description.role).to_string(),
+        hash: code.sha256.clone(),
+        target: target_name,
+        train_models: train_rows.len(),
+        heldout_models: heldout_rows.len(),
+        fit_seconds: outcome.fit_seconds,
+        predict_seconds: outcome.sample_seconds,
+        peak_tensor_mib: outcome.peak_tensor_bytes as f64 / (1 << 20) as f64,
+        peak_rss_mib: outcome.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
+    })
 }
 
 #[cfg(test)]
