@@ -237,3 +237,36 @@ pub fn read_samples(dir: &Path) -> Result<(usize, Vec<f32>)> {
     let (shape, bytes) = read_tensor(&dir.join("samples.safetensors"), "samples")?;
     Ok((shape.first().copied().unwrap_or(0), bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use weightlab_compute::Side;
+    use weightlab_manifest::MethodSpec;
+
+    use super::{Source, training};
+    use crate::stages::testing::tiny;
+
+    #[test]
+    fn a_method_learning_from_two_widths_sees_every_training_row_padded_to_the_widest() {
+        let (data, narrow, _) = tiny(4);
+        let (_, wide, _) = tiny(9);
+        let source = |name: &str, zoo: &weightlab_compute::Zoo| Source { name: name.into(), arch: "mlp".into(), zoo: Arc::new(zoo.clone()), conditions: None };
+        let method: MethodSpec = toml::from_str("name = \"m\"\nplugin = \"p\"\nzoo = \"narrow\"\nzoos = [\"narrow\", \"wide\"]").unwrap();
+        let t = training(&method, &source("narrow", &narrow), &[source("narrow", &narrow), source("wide", &wide)], &data);
+        let (pn, pw) = (narrow.layout().len(), wide.layout().len());
+        assert!(pw > pn);
+        assert_eq!(t.rows_of, vec![4, 4]);
+        assert_eq!(t.weights.len(), 8 * pw, "every row as wide as the widest zoo's");
+        assert_eq!(t.view.checkpoints.len(), 8);
+        assert_eq!(t.view.sources.iter().map(|s| s.parameters as usize).collect::<Vec<_>>(), vec![pn, pw]);
+        assert_eq!(t.view.parameters as usize, pn, "the method samples its own zoo's architecture");
+        // A narrow row: its own weights, then zeros.
+        let first = narrow.weights_of(narrow.side(Side::Train)[0]);
+        assert_eq!(&t.weights[..pn], first);
+        assert!(t.weights[pn..pw].iter().all(|&v| v == 0.0));
+        // Each checkpoint says which source it comes from.
+        assert_eq!(t.view.checkpoints.iter().map(|c| c.source).collect::<Vec<_>>(), vec![0, 0, 0, 0, 1, 1, 1, 1]);
+    }
+}

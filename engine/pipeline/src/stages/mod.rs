@@ -18,3 +18,24 @@ pub use report::{stamp, utc};
 pub const TRAIN_REFERENCE: &str = "train (leave-one-out)";
 /// Method name of a zoo's held-out models in the tables.
 pub const HELDOUT_REFERENCE: &str = "held-out";
+
+/// Small inputs for the stages' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+
+    use weightlab_compute::{Arch, Dataset, Zoo};
+    use weightlab_manifest::{DataSpec, ZooSpec};
+
+    /// Six 2-`hidden`-3 MLPs on Gaussian blobs (4 for training, 2 held out), trained for three
+    /// epochs: a zoo in a fraction of a second.
+    pub fn tiny(hidden: usize) -> (Dataset, Zoo, ZooSpec) {
+        let data: DataSpec = toml::from_str("source = \"blobs\"\nclasses = 3\nsamples = 150\nnoise = 0.5").unwrap();
+        let text = format!("data = \"blobs\"\narch = {{ kind = \"mlp\", hidden = [{hidden}] }}\nmodels = 6\ntrain = {{ epochs = 3, batch_size = 16 }}\nsplit = {{ train = 4, heldout = 2 }}");
+        let zoo: ZooSpec = toml::from_str(&text).unwrap();
+        let data = weightlab_compute::data::load(&data, Path::new(".")).unwrap();
+        let arch = Arch::new(&zoo.arch, &data).unwrap();
+        let trained = weightlab_compute::zoo::train::train_zoo(&arch, &data, &zoo, None).unwrap();
+        (data, trained, zoo)
+    }
+}
