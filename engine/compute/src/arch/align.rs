@@ -365,6 +365,13 @@ impl Aligner {
         out
     }
 
+    /// Whether the aligned distance is the exact minimum over every reordering of hidden units
+    /// (one hidden layer): it is then a metric on models up to reordering, and the triangle
+    /// inequality bounds one distance by two others (`metrics::nearest_aligned`'s pivots).
+    pub fn is_exact(&self) -> bool {
+        self.fixed.is_some()
+    }
+
     /// `model` aligned to `reference`.
     pub fn align(&self, model: &[f32], reference: &[f32]) -> Vec<f32> {
         self.align_prepared(model, &self.prepare(reference)).into_owned()

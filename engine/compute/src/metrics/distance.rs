@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::align::Aligner;
 
+/// Pivot references of the aligned search's triangle bound (one hidden layer; references
+/// beyond 4 per pivot only).
+const PIVOTS: usize = 16;
+
 /// A model's nearest training checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Nearest {
@@ -123,8 +127,13 @@ pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bo
 /// ([`Aligner::sorted_within_tensors`]), from one GEMM — and the search stops at the first
 /// whose bound exceeds the best distance found. For one hidden layer, a pair is then only
 /// measured exactly (aligned, in f64) when the unit costs of [`Aligner::align_within`] — one
-/// f32 Gram matrix of the two models' units — cannot rule it out. The answer is the same as
-/// matching and measuring every pair (unit-tested against that search).
+/// f32 Gram matrix of the two models' units — cannot rule it out. With one hidden layer and
+/// more than 64 references, a third screen comes first: the aligned distance is then a metric
+/// on models up to reordering, so 16 pivot references (picked farthest-first, their distances
+/// to every reference measured once) bound every pair by the triangle inequality,
+/// |d(m, q) − d(q, r)| ≤ d(m, r), and serve as the first candidates; a reference far from the
+/// model's neighbourhood is then ruled out without touching its units. The answer is the same
+/// as matching and measuring every pair (unit-tested against that search).
 pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bool, aligner: &Aligner) -> Vec<Nearest> {
     let (n, m) = (models.len() / p.max(1), reference.len() / p.max(1));
     let prepared: Vec<_> = reference.chunks_exact(p).map(|r| aligner.prepare(r)).collect();
@@ -133,13 +142,54 @@ pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same
     // In f32: any order of summing p products errs by at most p·u·(‖a‖² + ‖b‖²)/2.
     let dots = gram(&sort(models), &sort(reference), p, tch::Kind::Float);
     let sorted_slack = |i: usize, j: usize| p as f64 * f32::EPSILON as f64 * (mn[i] + rn[j]) + slack(mn[i], rn[j]);
+    // The aligned distance between two models, as measured: the better of the matching and
+    // the units' own order, in f64.
+    let measure = |model: &[f32], j: usize| -> (f64, Option<Vec<f32>>) {
+        let r = &reference[j * p..(j + 1) * p];
+        let l2 = |x: &[f32]| x.iter().zip(r).map(|(&a, &b)| ((a as f64) - (b as f64)).powi(2)).sum::<f64>().sqrt();
+        match aligner.align_prepared(model, &prepared[j]) {
+            Cow::Borrowed(_) => (l2(model), None),
+            Cow::Owned(moved) => match (l2(&moved), l2(model)) {
+                (a, raw) if a <= raw => (a, Some(moved)),
+                (_, raw) => (raw, None),
+            },
+        }
+    };
+    // With one hidden layer the aligned distance is a metric on models up to reordering, so a
+    // few pivot references bound every other pair: d(m, r) ≥ |d(m, q) − d(q, r)|. Pivots are
+    // picked farthest-first, their distances to every reference measured once.
+    let pivots: Vec<(usize, Vec<f64>)> = if aligner.is_exact() && m > 4 * PIVOTS { farthest_pivots(m, PIVOTS, |q| per_model(m, |j| measure(&reference[q * p..(q + 1) * p], j).0)) } else { Vec::new() };
     per_model(n, |i| {
         let m_row = &models[i * p..(i + 1) * p];
         let first = aligner.prepare_model(m_row);
-        let bound = |j: usize| (mn[i] + rn[j] - 2.0 * dots[i * m + j] - sorted_slack(i, j)).max(0.0).sqrt();
-        let mut order: Vec<(f64, usize)> = (0..m).filter(|&j| !(exclude_same_row && i == j)).map(|j| (bound(j), j)).collect();
-        order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut best = Nearest { index: usize::MAX, l2: f64::INFINITY, cosine: f64::NAN };
+        // The pivots are references too: measured fully, they are the first candidates.
+        let mut to_pivot = Vec::with_capacity(pivots.len());
+        for (q, _) in &pivots {
+            let (d, moved) = measure(m_row, *q);
+            to_pivot.push(d);
+            if !(exclude_same_row && i == *q) && (d < best.l2 || (d == best.l2 && *q < best.index)) {
+                best = Nearest { index: *q, l2: d, cosine: cosine(moved.as_deref().unwrap_or(m_row), &reference[*q * p..(*q + 1) * p]) };
+            }
+        }
+        let bound = |j: usize| {
+            let sorted = (mn[i] + rn[j] - 2.0 * dots[i * m + j] - sorted_slack(i, j)).max(0.0).sqrt();
+            // A measured distance may exceed the true minimum by the matching's rounding
+            // (`Aligner::slack`), so each side of the triangle is taken at its least.
+            let pivot = pivots
+                .iter()
+                .zip(&to_pivot)
+                .map(|((q, from_q), &to_q)| {
+                    let low = |d: f64, a: f64, b: f64| (d * d - aligner.slack(a, b)).max(0.0).sqrt();
+                    let (mq, qr) = (low(to_q, mn[i], rn[*q]), low(from_q[j], rn[*q], rn[j]));
+                    (mq - from_q[j]).max(qr - to_q)
+                })
+                .fold(0.0f64, f64::max);
+            sorted.max(pivot)
+        };
+        let is_pivot = |j: usize| pivots.iter().any(|(q, _)| *q == j);
+        let mut order: Vec<(f64, usize)> = (0..m).filter(|&j| !(exclude_same_row && i == j) && !is_pivot(j)).map(|j| (bound(j), j)).collect();
+        order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for (lower, j) in order {
             if lower > best.l2 {
                 break;
@@ -166,6 +216,27 @@ pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same
         }
         best
     })
+}
+
+/// Pivot references for [`nearest_aligned`]'s triangle bound: `count` of the `m`, the first
+/// one 0, each next the reference farthest from every pivot so far; with each, its distance
+/// to every reference (`distances(q)`).
+fn farthest_pivots(m: usize, count: usize, distances: impl Fn(usize) -> Vec<f64>) -> Vec<(usize, Vec<f64>)> {
+    let mut pivots: Vec<(usize, Vec<f64>)> = Vec::with_capacity(count);
+    let mut nearest_pivot = vec![f64::INFINITY; m];
+    let mut next = 0;
+    for _ in 0..count.min(m) {
+        let d = distances(next);
+        for (near, &v) in nearest_pivot.iter_mut().zip(&d) {
+            *near = near.min(v);
+        }
+        pivots.push((next, d));
+        next = (0..m).max_by(|&a, &b| nearest_pivot[a].total_cmp(&nearest_pivot[b]).then(b.cmp(&a))).unwrap_or(0);
+        if nearest_pivot[next] == 0.0 {
+            break;
+        }
+    }
+    pivots
 }
 
 /// Cosine similarity of two weight vectors, accumulated in f64 (0 when either is zero).
@@ -277,7 +348,8 @@ mod tests {
                 })
                 .collect()
         };
-        let mut reference = copies(24, false);
+        // More references than 4 per pivot: the triangle bound through pivots is in play.
+        let mut reference = copies(90, false);
         let models = copies(9, true);
         let dup = reference[2 * p..3 * p].to_vec();
         reference.extend(dup);
