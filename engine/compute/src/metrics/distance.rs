@@ -188,7 +188,7 @@ pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same
             sorted.max(pivot)
         };
         let is_pivot = |j: usize| pivots.iter().any(|(q, _)| *q == j);
-        let mut order: Vec<(f64, usize)> = (0..m).filter(|&j| !(exclude_same_row && i == j) && !is_pivot(j)).map(|j| (bound(j), j)).collect();
+        let mut order: Vec<(f64, usize)> = (0..m).filter(|&j| !(is_pivot(j) || exclude_same_row && i == j)).map(|j| (bound(j), j)).collect();
         order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for (lower, j) in order {
             if lower > best.l2 {
