@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use weightlab_e2e::{root, weightlab, weightlab_beside};
 
 /// (plugin, config, zoo)
-const BUILT_INS: [(&str, &str, &str); 16] = [
+const BUILT_INS: [(&str, &str, &str); 17] = [
     ("copy", "{ permute = true }", "plain"),
     ("noise", "{ sigma = 0.1 }", "plain"),
     ("average", "{ k = 4 }", "plain"),
@@ -20,6 +20,7 @@ const BUILT_INS: [(&str, &str, &str); 16] = [
     ("hyperreps", "{ steps = 20, permutations = 1 }", "plain"),
     ("hyperreps", r#"{ steps = 20, autoencoder = "transformer", dim = 16, depth = 1, permute_each_step = true, contrastive = 0.1 }"#, "plain"),
     ("gpt", "{ steps = 20 }", "plain"),
+    ("gpt", r#"{ steps = 20, timesteps = 50, schedule = "scaled" }"#, "plain"),
     ("flown", "{ ae_steps = 20, flow_steps = 20 }", "plain"),
     ("flown", "{ ae_steps = 20, flow_steps = 20 }", "tasks"),
     ("hyperdiffusion", "{ steps = 20 }", "plain"),
