@@ -1,6 +1,7 @@
 //! Builds the HTML report from run folders alone — their tables, `manifest.toml` and
 //! `stages.json` — so `weightlab report` can re-render a run, or put several runs side by
-//! side, without recomputing anything. `weightlab run` ends by calling the same code.
+//! side, without recomputing anything. `weightlab run` ends by rendering with the same code
+//! from the tables it has just gathered ([`render`]), without reading them back.
 
 use std::path::{Path, PathBuf};
 
@@ -16,24 +17,25 @@ use crate::error::{Error, Result, io};
 use crate::metrics::{self, Direction, Metric};
 use crate::plots::{self, Tables};
 
-/// One run folder, read back.
-struct RunTables {
-    manifest: Manifest,
+/// One run's tables: read back from its folder ([`render_runs`]), or handed over by the
+/// report stage that has just gathered them ([`render`]).
+pub(crate) struct RunTables {
+    pub(crate) manifest: Manifest,
     /// What the manifest's sweeps expanded into.
-    expansion: Expansion,
-    manifest_text: String,
-    run: RunRow,
-    samples: Vec<SampleRow>,
-    similarity: Vec<SimilarityRow>,
-    parameters: Vec<ParameterRow>,
-    finetune: Vec<FinetuneRow>,
-    logs: Vec<LogRow>,
-    failures: Vec<FailureRow>,
-    zoo: Vec<ZooRow>,
-    probe_scores: Vec<ProbeScoreRow>,
-    probes: Vec<ProbeRow>,
-    trees: Vec<TreeRow>,
-    stages: Vec<(String, f64, bool)>,
+    pub(crate) expansion: Expansion,
+    pub(crate) manifest_text: String,
+    pub(crate) run: RunRow,
+    pub(crate) samples: Vec<SampleRow>,
+    pub(crate) similarity: Vec<SimilarityRow>,
+    pub(crate) parameters: Vec<ParameterRow>,
+    pub(crate) finetune: Vec<FinetuneRow>,
+    pub(crate) logs: Vec<LogRow>,
+    pub(crate) failures: Vec<FailureRow>,
+    pub(crate) zoo: Vec<ZooRow>,
+    pub(crate) probe_scores: Vec<ProbeScoreRow>,
+    pub(crate) probes: Vec<ProbeRow>,
+    pub(crate) trees: Vec<TreeRow>,
+    pub(crate) stages: Vec<(String, f64, bool)>,
 }
 
 fn read_run(dir: &Path) -> Result<RunTables> {
@@ -67,13 +69,20 @@ fn read_run(dir: &Path) -> Result<RunTables> {
 /// experiment name (or folder name when those repeat).
 pub fn render_runs(dirs: &[PathBuf], output: &Path, template: Option<&Path>) -> Result<PathBuf> {
     let runs: Vec<RunTables> = dirs.iter().map(|d| read_run(d)).collect::<Result<_>>()?;
+    let folders: Vec<String> = dirs.iter().map(|d| d.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()).collect();
+    render(&runs, &folders, output, template)
+}
+
+/// Renders `output/report.html` from runs' tables in memory; `folders` name each run when
+/// their experiment names repeat.
+pub(crate) fn render(runs: &[RunTables], folders: &[String], output: &Path, template: Option<&Path>) -> Result<PathBuf> {
     let multi = runs.len() > 1;
     let names: Vec<String> = runs
         .iter()
-        .zip(dirs)
-        .map(|(r, d)| {
+        .zip(folders)
+        .map(|(r, folder)| {
             let repeated = runs.iter().filter(|o| o.run.experiment == r.run.experiment).count() > 1;
-            if repeated { d.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default() } else { r.run.experiment.clone() }
+            if repeated { folder.clone() } else { r.run.experiment.clone() }
         })
         .collect();
     let label = |i: usize, method: &str| {

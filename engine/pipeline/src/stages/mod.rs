@@ -2,7 +2,9 @@
 //! Every stage but the report is a function of explicit inputs that the executor assembles
 //! from the run's caches (datasets, zoos and their parts, zoo frames, task conditions, the
 //! plugins' code read once), so a stage is tested on small inputs without a manifest, a store
-//! or a plugin (`evaluate`'s tests). The report reads the whole run (`report.rs`).
+//! or a plugin (`evaluate`'s tests). The report stage gathers every finished stage's tables,
+//! writes the run's tables and renders them from memory ([`crate::report::render`]); `weightlab
+//! report` renders the same from the files, byte for byte (`tests/tests/report.rs`).
 
 pub(crate) mod data;
 pub(crate) mod evaluate;

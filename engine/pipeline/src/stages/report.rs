@@ -119,17 +119,41 @@ impl Run {
         let path = out.join("stages.json");
         // Replaced by a rename, never written in place: the history's links keep the old one.
         crate::store::write_atomic(&path, &serde_json::to_vec_pretty(&stages).map_err(format(&path))?)?;
-        self.render_report()?;
+        // Rendered from the tables just gathered, not read back from the files just written.
+        let tables = crate::report::RunTables {
+            manifest: self.loaded.manifest.clone(),
+            expansion: self.loaded.expansion.clone(),
+            manifest_text: self.loaded.text.clone(),
+            run,
+            samples,
+            similarity,
+            parameters,
+            finetune,
+            logs,
+            failures: self.failures.clone(),
+            zoo: zoo_rows,
+            probe_scores,
+            probes,
+            trees,
+            stages,
+        };
+        let folder = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        crate::report::render(std::slice::from_ref(&tables), &[folder], &out, self.template().as_deref())?;
         let entry = crate::history::archive(&out, &stamp(self.started), &self.plan.fingerprint())?;
         output::detail(&format!("kept in the run history as {}", entry.display()));
         Ok(())
     }
 
-    /// Renders report.html from the run's tables (the manifest's template, if it names one).
+    /// Renders report.html from the run's tables on disk (the manifest's template, if it names
+    /// one): a cached report picks up a new template without recomputing.
     pub(crate) fn render_report(&self) -> Result<()> {
-        let template = self.loaded.manifest.report.template.as_ref().map(|t| self.base_dir().join(t));
-        crate::report::render_runs(std::slice::from_ref(&self.output), &self.output, template.as_deref())?;
+        crate::report::render_runs(std::slice::from_ref(&self.output), &self.output, self.template().as_deref())?;
         Ok(())
+    }
+
+    /// The manifest's report template, if it names one.
+    fn template(&self) -> Option<std::path::PathBuf> {
+        self.loaded.manifest.report.template.as_ref().map(|t| self.base_dir().join(t))
     }
 }
 
