@@ -266,7 +266,7 @@ pub(crate) fn render(runs: &[RunTables], folders: &[String], output: &Path, temp
         let compute = if run.compute.is_empty() { "not recorded (a run made before weightlab recorded where stages ran)".to_string() } else { run.compute.clone() };
         provenance.push((format!("{p}compute"), compute));
     }
-    let (frontier, frontier_plots) = frontier_of(&runs, &samples, &label);
+    let (frontier, frontier_plots) = frontier_of(runs, &samples, &label);
     let mut ctx = ReportContext {
         title: if multi { names.join(" vs ") } else { first.manifest.experiment.name.clone() },
         description: first.manifest.experiment.description.clone(),
