@@ -102,11 +102,13 @@ fn succeeded(out: Output, args: &[&str]) -> String {
     text
 }
 
-/// A temporary folder holding `manifest` as `exp.toml`.
+/// A temporary folder holding `manifest` as `exp.toml`; `$FIXTURES` in it stands for the
+/// shared manifests in `tests/fixtures/` (`extends = ["$FIXTURES/fmnist.toml"]`).
 pub fn experiment(manifest: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("exp.toml");
-    std::fs::write(&path, manifest).expect("write manifest");
+    let fixtures = root().join("tests/fixtures");
+    std::fs::write(&path, manifest.replace("$FIXTURES", &fixtures.to_string_lossy())).expect("write manifest");
     (dir, path)
 }
 

@@ -5,14 +5,11 @@
 
 use weightlab_e2e::{column, experiment, strings, weightlab};
 
-const MANIFEST: &str = r#"[experiment]
+const MANIFEST: &str = r#"extends = ["$FIXTURES/fmnist.toml"]
+
+[experiment]
 name = "baselines"
 seeds = [0, 1]
-
-[data.fmnist]
-source = "fashion-mnist"
-train_subset = 6000
-test_subset = 1000
 
 [zoo.mlp]
 data = "fmnist"

@@ -4,14 +4,11 @@
 
 use weightlab_e2e::{column, experiment, weightlab_ok_beside};
 
-const MANIFEST: &str = r#"[experiment]
+const MANIFEST: &str = r#"extends = ["$FIXTURES/fmnist.toml"]
+
+[experiment]
 name = "pdiff"
 seeds = [0]
-
-[data.fmnist]
-source = "fashion-mnist"
-train_subset = 6000
-test_subset = 1000
 
 [zoo.mlp]
 data = "fmnist"
@@ -77,14 +74,11 @@ fn pdiff_in_its_own_setting_reproduces_its_training_snapshots() {
 
 /// The p-diff setting (one model whose last layer keeps training; 100 snapshots) for every other
 /// generator, plus FLoWN sampled with zero ODE steps.
-const SNAPSHOTS: &str = r#"[experiment]
+const SNAPSHOTS: &str = r#"extends = ["$FIXTURES/fmnist.toml"]
+
+[experiment]
 name = "generators"
 seeds = [0]
-
-[data.fmnist]
-source = "fashion-mnist"
-train_subset = 6000
-test_subset = 1000
 
 [zoo.mlp]
 data = "fmnist"

@@ -16,14 +16,12 @@ use weightlab_results::{ProbeScoreRow, TreeRow};
 /// The runs train zoos and fit probes on both cores: one at a time.
 static HEAVY: Mutex<()> = Mutex::new(());
 
-const DATA: &str = r#"[experiment]
+const HEADER: &str = r#"extends = ["$FIXTURES/fmnist.toml"]
+
+[experiment]
 name = "probes"
 seeds = [0, 1]
 
-[data.fmnist]
-source = "fashion-mnist"
-train_subset = 6000
-test_subset = 1000
 "#;
 
 /// A model tree; `lr` is the children's fine-tuning learning rate list.
@@ -53,7 +51,7 @@ fn scores(run: &Path) -> Vec<ProbeScoreRow> {
 #[test]
 fn probes_read_what_the_weights_hold_and_nothing_else() {
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
-    let mut manifest = String::from(DATA);
+    let mut manifest = String::from(HEADER);
     manifest += &zoo("tree", "[1e-3, 3e-3]");
     // The control: fine-tuning with learning rate 0 leaves every child a copy of its root, so
     // its weights carry nothing about the classes it was "trained" on.
