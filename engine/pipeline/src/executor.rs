@@ -437,7 +437,18 @@ impl Run {
                 self.store.commit(stage, &tmp, &record)?;
             }
             StageKind::Report => {
-                self.run_report()?;
+                let template = self.template();
+                let inputs = crate::stages::report::Inputs {
+                    loaded: &self.loaded,
+                    plan: &self.plan,
+                    store: &self.store,
+                    metrics: &self.metrics,
+                    failures: &self.failures,
+                    timings: &self.timings,
+                    started: self.started,
+                    template: template.as_deref(),
+                };
+                crate::stages::report::run(&inputs, &self.output)?;
                 if earlier_failures {
                     // Rendered, but not cached: a rerun retries the failed stages and re-renders.
                     std::fs::remove_dir_all(&tmp).ok();
@@ -502,6 +513,18 @@ impl Run {
             self.conditions.insert(name.to_string(), read.map(Arc::new));
         }
         Ok(self.conditions[name].clone())
+    }
+
+    /// Renders report.html from the run's tables on disk (the manifest's template, if it names
+    /// one): a cached report picks up a new template without recomputing.
+    fn render_report(&self) -> Result<()> {
+        crate::report::render_runs(std::slice::from_ref(&self.output), &self.output, self.template().as_deref())?;
+        Ok(())
+    }
+
+    /// The manifest's report template, if it names one.
+    fn template(&self) -> Option<PathBuf> {
+        self.loaded.manifest.report.template.as_ref().map(|t| self.base_dir().join(t))
     }
 
     /// Assembles method `index`'s inputs (its zoo, the zoos it learns from, their task

@@ -3,8 +3,8 @@
 //!
 //! - [`executor`]: [`Run`] walks the plan, skips cached stages, keeps going past failures.
 //! - [`stages`]: one module per stage kind (data, zoo, reference, method, evaluate, probe,
-//!   report), each returning a typed record ([`records`]); all but the report are functions of
-//!   inputs the executor assembles from its caches.
+//!   report), each a function of inputs the executor assembles from its caches, returning a
+//!   typed record ([`records`]).
 //! - [`store`]: stage folders, committed atomically.
 //! - [`metrics`]: the metric registry — each metric declared once.
 //! - [`plots`]: the plot registry — each report plot declared once.

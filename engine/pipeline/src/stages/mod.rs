@@ -1,8 +1,8 @@
 //! One module per stage kind, each returning the stage's typed record ([`crate::records`]).
-//! Every stage but the report is a function of explicit inputs that the executor assembles
-//! from the run's caches (datasets, zoos and their parts, zoo frames, task conditions, the
-//! plugins' code read once), so a stage is tested on small inputs without a manifest, a store
-//! or a plugin (`evaluate`'s tests). The report stage gathers every finished stage's tables,
+//! Every stage is a function of explicit inputs that the executor assembles from the run's
+//! caches (datasets, zoos and their parts, zoo frames, task conditions, the plugins' code read
+//! once), so a stage is tested on small inputs without a manifest, a store or a plugin
+//! (`evaluate`'s and `method`'s tests). The report stage gathers every finished stage's tables,
 //! writes the run's tables and renders them from memory ([`crate::report::render`]); `weightlab
 //! report` renders the same from the files, byte for byte (`tests/tests/report.rs`).
 
@@ -11,7 +11,7 @@ pub(crate) mod evaluate;
 pub mod method;
 pub(crate) mod probe;
 pub(crate) mod reference;
-mod report;
+pub(crate) mod report;
 pub(crate) mod zoo;
 
 pub use report::{stamp, utc};

@@ -2,159 +2,165 @@
 //! render `report.html` from them. It runs at the end of every run, also when some stages
 //! failed (they are listed in the report), and `weightlab report` re-renders it.
 
-use weightlab_manifest::StageKind;
+use std::path::Path;
+
+use weightlab_manifest::{Loaded, Plan, StageKind};
 use weightlab_results::rows::{read_samples, read_table, samples_table, table_of};
-use weightlab_results::{FinetuneRow, LogRow, MessageRow, ParameterRow, ProbeRow, ProbeScoreRow, RunRow, SampleRow, SimilarityRow, TreeRow, VariantRow, ZooRow};
+use weightlab_results::{FailureRow, FinetuneRow, LogRow, MessageRow, ParameterRow, ProbeRow, ProbeScoreRow, RunRow, SampleRow, SimilarityRow, TreeRow, VariantRow, ZooRow};
 
 use crate::error::{Error, Result, format, io};
-use crate::executor::Run;
+use crate::metrics::Metric;
 use crate::output;
 use crate::records::{MethodLog, MethodRecord, ProbeRecord};
+use crate::store::StageStore;
 
-impl Run {
-    /// Where this run's finished stages were computed, as each recorded it: the distinct
-    /// places in plan order, `; `-separated.
-    fn computed_on(&self) -> String {
-        let mut places: Vec<String> = Vec::new();
-        for stage in self.plan.stages.iter().filter(|s| s.kind != StageKind::Report) {
-            if let Some(place) = self.store.computed_on(stage)
-                && !places.contains(&place)
-            {
-                places.push(place);
-            }
+/// Where a run's finished stages were computed, as each recorded it: the distinct places in
+/// plan order, `; `-separated.
+pub(crate) fn computed_on(plan: &Plan, store: &StageStore) -> String {
+    let mut places: Vec<String> = Vec::new();
+    for stage in plan.stages.iter().filter(|s| s.kind != StageKind::Report) {
+        if let Some(place) = store.computed_on(stage)
+            && !places.contains(&place)
+        {
+            places.push(place);
         }
-        places.join("; ")
     }
+    places.join("; ")
+}
 
-    pub(crate) fn run_report(&mut self) -> Result<()> {
-        let mut samples: Vec<SampleRow> = Vec::new();
-        let mut similarity: Vec<SimilarityRow> = Vec::new();
-        let mut parameters: Vec<ParameterRow> = Vec::new();
-        let mut finetune: Vec<FinetuneRow> = Vec::new();
-        let mut logs: Vec<LogRow> = Vec::new();
-        let mut messages: Vec<MessageRow> = Vec::new();
-        let mut zoo_rows: Vec<ZooRow> = Vec::new();
-        let mut probes: Vec<ProbeRow> = Vec::new();
-        let mut probe_scores: Vec<ProbeScoreRow> = Vec::new();
-        let mut trees: Vec<TreeRow> = Vec::new();
-        let mut plugins: Vec<String> = Vec::new();
-        for stage in self.plan.stages.clone() {
-            if !self.store.is_done(&stage) {
-                continue;
-            }
-            let dir = self.store.dir(&stage);
-            match &stage.kind {
-                StageKind::Zoo { .. } => zoo_rows.extend(read_table::<ZooRow>(&dir, "zoo")?.into_iter().flatten()),
-                StageKind::Reference { .. } | StageKind::Evaluate { .. } => {
-                    trees.extend(read_table::<TreeRow>(&dir, "trees")?.into_iter().flatten());
-                    samples.extend(read_samples(&dir)?.ok_or_else(|| Error::Missing(format!("{} has no samples table", stage.label())))?);
-                    similarity.extend(read_table::<SimilarityRow>(&dir, "similarity")?.into_iter().flatten());
-                    parameters.extend(read_table::<ParameterRow>(&dir, "parameters")?.into_iter().flatten());
-                    finetune.extend(read_table::<FinetuneRow>(&dir, "finetune")?.into_iter().flatten());
-                }
-                StageKind::Method { name, seed, .. } => {
-                    read_log(&dir, name, *seed, &mut logs, &mut messages)?;
-                    let plugin = self.store.record::<MethodRecord>(&stage)?.provenance();
-                    if !plugins.contains(&plugin) {
-                        plugins.push(plugin);
-                    }
-                }
-                StageKind::Probe { name, seed, .. } => {
-                    read_log(&dir, name, *seed, &mut logs, &mut messages)?;
-                    probes.extend(read_table::<ProbeRow>(&dir, "probes")?.into_iter().flatten());
-                    probe_scores.extend(read_table::<ProbeScoreRow>(&dir, "probe_scores")?.into_iter().flatten());
-                    let plugin = self.store.record::<ProbeRecord>(&stage)?.provenance();
-                    if !plugins.contains(&plugin) {
-                        plugins.push(plugin);
-                    }
-                }
-                StageKind::Data { .. } | StageKind::ZooPart { .. } | StageKind::Report => {}
-            }
-        }
-
-        let out = self.output.clone();
-        let keys: Vec<&str> = self.metrics.iter().map(|m| m.key).collect();
-        samples_table(&samples, &keys).write(&out, "samples")?;
-        table_of(&zoo_rows).write(&out, "zoo")?;
-        let variants = variant_rows(&self.loaded.expansion);
-        for (name, table) in [
-            ("similarity", table_of(&similarity)),
-            ("parameters", table_of(&parameters)),
-            ("finetune", table_of(&finetune)),
-            ("probes", table_of(&probes)),
-            ("probe_scores", table_of(&probe_scores)),
-            ("trees", table_of(&trees)),
-            ("variants", table_of(&variants)),
-            ("training_log", table_of(&logs)),
-            ("messages", table_of(&messages)),
-            ("failures", table_of(&self.failures)),
-        ] {
-            if table.is_empty() {
-                // A table of an earlier run that this one did not produce would mislead.
-                for ext in ["parquet", "arrow"] {
-                    let _ = std::fs::remove_file(out.join(format!("{name}.{ext}")));
-                }
-            } else {
-                table.write(&out, name)?;
-            }
-        }
-        let finished = std::time::SystemTime::now();
-        let seconds = finished.duration_since(self.started).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        let run = RunRow {
-            experiment: self.loaded.manifest.experiment.name.clone(),
-            manifest_hash: manifest_hash(&self.loaded.text),
-            seeds: format!("{:?}", self.loaded.manifest.experiment.seeds),
-            weightlab_version: env!("CARGO_PKG_VERSION").to_string(),
-            git_commit: env!("WEIGHTLAB_GIT").to_string(),
-            plugins: plugins.join(", "),
-            started: utc(self.started),
-            finished: utc(finished),
-            seconds,
-            status: if self.failures.is_empty() { "ok".into() } else { format!("{} failed", self.failures.len()) },
-            compute: self.computed_on(),
-        };
-        table_of(std::slice::from_ref(&run)).write(&out, "runs")?;
-
-        let stages: Vec<(String, f64, bool)> = self.timings.clone();
-        let path = out.join("stages.json");
-        // Replaced by a rename, never written in place: the history's links keep the old one.
-        crate::store::write_atomic(&path, &serde_json::to_vec_pretty(&stages).map_err(format(&path))?)?;
-        // Rendered from the tables just gathered, not read back from the files just written.
-        let tables = crate::report::RunTables {
-            manifest: self.loaded.manifest.clone(),
-            expansion: self.loaded.expansion.clone(),
-            manifest_text: self.loaded.text.clone(),
-            run,
-            samples,
-            similarity,
-            parameters,
-            finetune,
-            logs,
-            failures: self.failures.clone(),
-            zoo: zoo_rows,
-            probe_scores,
-            probes,
-            trees,
-            stages,
-        };
-        let folder = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        crate::report::render(std::slice::from_ref(&tables), &[folder], &out, self.template().as_deref())?;
-        let entry = crate::history::archive(&out, &stamp(self.started), &self.plan.fingerprint())?;
-        output::detail(&format!("kept in the run history as {}", entry.display()));
-        Ok(())
-    }
-
-    /// Renders report.html from the run's tables on disk (the manifest's template, if it names
-    /// one): a cached report picks up a new template without recomputing.
-    pub(crate) fn render_report(&self) -> Result<()> {
-        crate::report::render_runs(std::slice::from_ref(&self.output), &self.output, self.template().as_deref())?;
-        Ok(())
-    }
-
+/// What the report stage reads besides the finished stages: the run as the executor knows it.
+pub(crate) struct Inputs<'a> {
+    pub loaded: &'a Loaded,
+    pub plan: &'a Plan,
+    pub store: &'a StageStore,
+    pub metrics: &'a [&'static Metric],
+    pub failures: &'a [FailureRow],
+    /// (stage label, seconds, cached), in plan order.
+    pub timings: &'a [(String, f64, bool)],
+    pub started: std::time::SystemTime,
     /// The manifest's report template, if it names one.
-    fn template(&self) -> Option<std::path::PathBuf> {
-        self.loaded.manifest.report.template.as_ref().map(|t| self.base_dir().join(t))
+    pub template: Option<&'a Path>,
+}
+
+/// Gathers every finished stage's tables into the run's tables in `out` (with `runs` and
+/// `stages.json`), renders `report.html` from them in memory and keeps the run in the
+/// output folder's history.
+pub(crate) fn run(inputs: &Inputs, out: &Path) -> Result<()> {
+    let Inputs { loaded, plan, store, metrics, failures, timings, started, template } = *inputs;
+    let mut samples: Vec<SampleRow> = Vec::new();
+    let mut similarity: Vec<SimilarityRow> = Vec::new();
+    let mut parameters: Vec<ParameterRow> = Vec::new();
+    let mut finetune: Vec<FinetuneRow> = Vec::new();
+    let mut logs: Vec<LogRow> = Vec::new();
+    let mut messages: Vec<MessageRow> = Vec::new();
+    let mut zoo_rows: Vec<ZooRow> = Vec::new();
+    let mut probes: Vec<ProbeRow> = Vec::new();
+    let mut probe_scores: Vec<ProbeScoreRow> = Vec::new();
+    let mut trees: Vec<TreeRow> = Vec::new();
+    let mut plugins: Vec<String> = Vec::new();
+    for stage in &plan.stages {
+        if !store.is_done(stage) {
+            continue;
+        }
+        let dir = store.dir(stage);
+        match &stage.kind {
+            StageKind::Zoo { .. } => zoo_rows.extend(read_table::<ZooRow>(&dir, "zoo")?.into_iter().flatten()),
+            StageKind::Reference { .. } | StageKind::Evaluate { .. } => {
+                trees.extend(read_table::<TreeRow>(&dir, "trees")?.into_iter().flatten());
+                samples.extend(read_samples(&dir)?.ok_or_else(|| Error::Missing(format!("{} has no samples table", stage.label())))?);
+                similarity.extend(read_table::<SimilarityRow>(&dir, "similarity")?.into_iter().flatten());
+                parameters.extend(read_table::<ParameterRow>(&dir, "parameters")?.into_iter().flatten());
+                finetune.extend(read_table::<FinetuneRow>(&dir, "finetune")?.into_iter().flatten());
+            }
+            StageKind::Method { name, seed, .. } => {
+                read_log(&dir, name, *seed, &mut logs, &mut messages)?;
+                let plugin = store.record::<MethodRecord>(stage)?.provenance();
+                if !plugins.contains(&plugin) {
+                    plugins.push(plugin);
+                }
+            }
+            StageKind::Probe { name, seed, .. } => {
+                read_log(&dir, name, *seed, &mut logs, &mut messages)?;
+                probes.extend(read_table::<ProbeRow>(&dir, "probes")?.into_iter().flatten());
+                probe_scores.extend(read_table::<ProbeScoreRow>(&dir, "probe_scores")?.into_iter().flatten());
+                let plugin = store.record::<ProbeRecord>(stage)?.provenance();
+                if !plugins.contains(&plugin) {
+                    plugins.push(plugin);
+                }
+            }
+            StageKind::Data { .. } | StageKind::ZooPart { .. } | StageKind::Report => {}
+        }
     }
+
+    let keys: Vec<&str> = metrics.iter().map(|m| m.key).collect();
+    samples_table(&samples, &keys).write(out, "samples")?;
+    table_of(&zoo_rows).write(out, "zoo")?;
+    let variants = variant_rows(&loaded.expansion);
+    for (name, table) in [
+        ("similarity", table_of(&similarity)),
+        ("parameters", table_of(&parameters)),
+        ("finetune", table_of(&finetune)),
+        ("probes", table_of(&probes)),
+        ("probe_scores", table_of(&probe_scores)),
+        ("trees", table_of(&trees)),
+        ("variants", table_of(&variants)),
+        ("training_log", table_of(&logs)),
+        ("messages", table_of(&messages)),
+        ("failures", table_of(failures)),
+    ] {
+        if table.is_empty() {
+            // A table of an earlier run that this one did not produce would mislead.
+            for ext in ["parquet", "arrow"] {
+                let _ = std::fs::remove_file(out.join(format!("{name}.{ext}")));
+            }
+        } else {
+            table.write(out, name)?;
+        }
+    }
+    let finished = std::time::SystemTime::now();
+    let seconds = finished.duration_since(started).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let run = RunRow {
+        experiment: loaded.manifest.experiment.name.clone(),
+        manifest_hash: manifest_hash(&loaded.text),
+        seeds: format!("{:?}", loaded.manifest.experiment.seeds),
+        weightlab_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_commit: env!("WEIGHTLAB_GIT").to_string(),
+        plugins: plugins.join(", "),
+        started: utc(started),
+        finished: utc(finished),
+        seconds,
+        status: if failures.is_empty() { "ok".into() } else { format!("{} failed", failures.len()) },
+        compute: computed_on(plan, store),
+    };
+    table_of(std::slice::from_ref(&run)).write(out, "runs")?;
+
+    let stages: Vec<(String, f64, bool)> = timings.to_vec();
+    let path = out.join("stages.json");
+    // Replaced by a rename, never written in place: the history's links keep the old one.
+    crate::store::write_atomic(&path, &serde_json::to_vec_pretty(&stages).map_err(format(&path))?)?;
+    // Rendered from the tables just gathered, not read back from the files just written.
+    let tables = crate::report::RunTables {
+        manifest: loaded.manifest.clone(),
+        expansion: loaded.expansion.clone(),
+        manifest_text: loaded.text.clone(),
+        run,
+        samples,
+        similarity,
+        parameters,
+        finetune,
+        logs,
+        failures: failures.to_vec(),
+        zoo: zoo_rows,
+        probe_scores,
+        probes,
+        trees,
+        stages,
+    };
+    let folder = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    crate::report::render(std::slice::from_ref(&tables), &[folder], out, template)?;
+    let entry = crate::history::archive(out, &stamp(started), &plan.fingerprint())?;
+    output::detail(&format!("kept in the run history as {}", entry.display()));
+    Ok(())
 }
 
 /// Adds what a method or probe stage's plugin logged (`log.json`) to the run's tables; a stage
