@@ -33,6 +33,9 @@ pub enum Error {
     /// diagnostics, kept as data until printed.
     #[error("{0}")]
     Manifest(weightlab_manifest::ManifestError),
+    /// A run folder's saved manifest does not load (`weightlab export`): its diagnostics.
+    #[error(transparent)]
+    Load(#[from] weightlab_manifest::LoadError),
     /// A method's config cannot be read as JSON.
     #[error("{0}")]
     Config(String),

@@ -313,8 +313,13 @@ impl Run {
     /// device libtorch does not see, before anything runs.
     pub fn select_device(&self) -> Result<()> {
         let text = &self.loaded.manifest.experiment.device;
-        let spec = weightlab_manifest::parse_device(text).map_err(|e| Error::Config(format!("`experiment.device`: {e}")))?;
-        let chosen = weightlab_compute::device::select(spec).map_err(|e| Error::Config(format!("`experiment.device = \"{text}\"`: {e}")))?;
+        // Located at the manifest's `device`, kept as data until printed.
+        let at_device = |message: String| {
+            let span = self.loaded.spans().value(&["experiment".into(), "device".into()]);
+            Error::Manifest(self.loaded.error(vec![weightlab_manifest::Diagnostic::new(message, span)]))
+        };
+        let spec = weightlab_manifest::parse_device(text).map_err(|e| at_device(format!("`experiment.device`: {e}")))?;
+        let chosen = weightlab_compute::device::select(spec).map_err(|e| at_device(format!("`experiment.device = \"{text}\"`: {e}")))?;
         weightlab_host::tensors::use_device(chosen.device);
         match chosen.note {
             Some(note) => output::status("Device", &note),

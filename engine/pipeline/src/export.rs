@@ -23,7 +23,7 @@ pub fn export(run_dir: &Path, method: &str, to: &Path) -> Result<Exported> {
     let info = RunInfo::read(run_dir)?;
     let saved = run_dir.join("manifest.toml");
     let text = weightlab_manifest::files::read_manifest(&saved).map_err(io("reading", &saved))?;
-    let loaded = weightlab_manifest::load_str(&info.manifest, &text, &[], &info.base_dir, &crate::catalog()).map_err(|e| Error::Config(e.to_string()))?;
+    let loaded = weightlab_manifest::load_str(&info.manifest, &text, &[], &info.base_dir, &crate::catalog())?;
     let names: Vec<String> = loaded.manifest.method.iter().map(|m| m.name.clone()).collect();
     let index = names
         .iter()

@@ -26,7 +26,12 @@ pub fn run(args: &RunArgs, schedule: &ScheduleArgs) -> anyhow::Result<i32> {
     }
     run.adopt_datasets(datasets);
     if let Err(e) = run.select_device() {
-        output::error(&e.to_string());
+        // Located at the manifest's `device`: printed as the manifest's other diagnostics are.
+        if let weightlab_pipeline::Error::Manifest(m) = &e {
+            eprint!("{m}")
+        } else {
+            output::error(&e.to_string())
+        }
         return Ok(super::INVALID);
     }
     if let Some(expected) = &schedule.expect_plan {

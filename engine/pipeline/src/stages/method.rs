@@ -112,7 +112,15 @@ pub(crate) fn run(inputs: &Inputs, dir: &Path) -> Result<MethodRecord> {
             let (mut support, mut instruction) = (Vec::new(), Vec::new());
             let mut at = 0;
             for (source, n) in inputs.sources.iter().zip(&rows_of) {
-                let mine = source.conditions.as_ref().ok_or_else(|| Error::Config(format!("method `{}`: zoo `{}` is not on a task family, and `{}` is", method.name, source.name, method.zoo)))?;
+                let mine = source.conditions.as_ref().ok_or_else(|| {
+                    Error::Manifest(crate::config_check::at_method_key(
+                        loaded,
+                        index,
+                        "zoos",
+                        format!("method `{}`: zoo `{}` is not on a task family, and `{}` is", method.name, source.name, method.zoo),
+                        None,
+                    ))
+                })?;
                 let (s, i) = mine.rows(&train_tasks[at..at + n]);
                 support.extend(s);
                 instruction.extend(i);

@@ -136,12 +136,13 @@ fn shuffle_rows(values: &mut [f32], cols: usize, seed: u64) {
 /// `dir`.
 pub(crate) fn run(loaded: &Loaded, index: usize, seed: u64, data: &Dataset, zoo: &Zoo, code: &PluginCode, dir: &Path) -> Result<ProbeRecord> {
     let method: MethodSpec = loaded.manifest.method[index].clone();
-    let target_name = method.target.clone().ok_or_else(|| Error::Config(format!("method `{}` is a probe without a `target`", method.name)))?;
+    let located = |key: &str, message: String| Error::Manifest(crate::config_check::at_method_key(loaded, index, key, message, None));
+    let target_name = method.target.clone().ok_or_else(|| located("plugin", format!("method `{}` is a probe without a `target`", method.name)))?;
     output::status("Probing", &format!("\"{}\" ({}) predicts {target_name}, seed {seed}", method.name, method.plugin));
     let zoo_spec = &loaded.manifest.zoo[&method.zoo];
     let (train_rows, heldout_rows) = (zoo.side(Side::Train), zoo.side(Side::Heldout));
     if heldout_rows.is_empty() {
-        return Err(Error::Config(format!("probe `{}`: zoo `{}` has no held-out models to predict; give it a `split`", method.name, method.zoo)));
+        return Err(located("zoo", format!("probe `{}`: zoo `{}` has no held-out models to predict; give it a `split`", method.name, method.zoo)));
     }
     let of = |rows: &[usize]| rows.iter().map(|&i| &zoo.checkpoints[i]).collect::<Vec<_>>();
     let (train_ckpts, heldout_ckpts) = (of(&train_rows), of(&heldout_rows));
