@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use weightlab_compute::Zoo;
 use weightlab_host::worker::{self, Job, Request};
 use weightlab_host::{CheckpointView, Description, Limits, ParamView, PluginCode, ZooView};
-use weightlab_manifest::{LimitsSpec, MethodSpec};
+use weightlab_manifest::LimitsSpec;
 
 use crate::error::{Result, io};
-use crate::plugins::Plugins;
 
 /// The host limits of a method's manifest entry.
 pub fn limits(l: &LimitsSpec) -> Limits {
@@ -40,11 +39,6 @@ pub fn describe_code(name: &str, code: &PluginCode, limits: Limits) -> Result<De
 pub fn check_code(name: &str, code: &PluginCode, limits: Limits, checks: Vec<worker::CheckRequest>) -> Result<(Description, Vec<Vec<weightlab_host::Problem>>)> {
     let (description, outcome) = worker::run_in_worker(&worker_exe()?, code, &request(name, code, limits, Job::Check { checks }), &[], |_, _| {})?;
     Ok((description, outcome.map(|o| o.problems).unwrap_or_default()))
-}
-
-/// Loads and describes a method's plugin in a worker process.
-pub fn describe(method: &MethodSpec, plugins: &Plugins) -> Result<Description> {
-    describe_code(&method.plugin, plugins.code(&method.plugin)?, limits(&method.limits))
 }
 
 /// This binary, which is also the worker. On Linux, `/proc/self/exe` names the running

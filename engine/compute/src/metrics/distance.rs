@@ -142,23 +142,12 @@ pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same
     // In f32: any order of summing p products errs by at most p·u·(‖a‖² + ‖b‖²)/2.
     let dots = gram(&sort(models), &sort(reference), p, tch::Kind::Float);
     let sorted_slack = |i: usize, j: usize| p as f64 * f32::EPSILON as f64 * (mn[i] + rn[j]) + slack(mn[i], rn[j]);
-    // The aligned distance between two models, as measured: the better of the matching and
-    // the units' own order, in f64.
-    let measure = |model: &[f32], j: usize| -> (f64, Option<Vec<f32>>) {
-        let r = &reference[j * p..(j + 1) * p];
-        let l2 = |x: &[f32]| x.iter().zip(r).map(|(&a, &b)| ((a as f64) - (b as f64)).powi(2)).sum::<f64>().sqrt();
-        match aligner.align_prepared(model, &prepared[j]) {
-            Cow::Borrowed(_) => (l2(model), None),
-            Cow::Owned(moved) => match (l2(&moved), l2(model)) {
-                (a, raw) if a <= raw => (a, Some(moved)),
-                (_, raw) => (raw, None),
-            },
-        }
-    };
+    // The aligned distance between a model and reference j, fully matched.
+    let measure = |model: &[f32], j: usize| measured(model, aligner.align_prepared(model, &prepared[j]), &reference[j * p..(j + 1) * p]).0;
     // With one hidden layer the aligned distance is a metric on models up to reordering, so a
     // few pivot references bound every other pair: d(m, r) ≥ |d(m, q) − d(q, r)|. Pivots are
     // picked farthest-first, their distances to every reference measured once.
-    let pivots: Vec<(usize, Vec<f64>)> = if aligner.is_exact() && m > 4 * PIVOTS { farthest_pivots(m, PIVOTS, |q| per_model(m, |j| measure(&reference[q * p..(q + 1) * p], j).0)) } else { Vec::new() };
+    let pivots: Vec<(usize, Vec<f64>)> = if aligner.is_exact() && m > 4 * PIVOTS { farthest_pivots(m, PIVOTS, |q| per_model(m, |j| measure(&reference[q * p..(q + 1) * p], j))) } else { Vec::new() };
     per_model(n, |i| {
         let m_row = &models[i * p..(i + 1) * p];
         let first = aligner.prepare_model(m_row);
@@ -166,10 +155,11 @@ pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same
         // The pivots are references too: measured fully, they are the first candidates.
         let mut to_pivot = Vec::with_capacity(pivots.len());
         for (q, _) in &pivots {
-            let (d, moved) = measure(m_row, *q);
+            let r = &reference[*q * p..(*q + 1) * p];
+            let (d, chosen) = measured(m_row, aligner.align_prepared(m_row, &prepared[*q]), r);
             to_pivot.push(d);
-            if !(exclude_same_row && i == *q) && (d < best.l2 || (d == best.l2 && *q < best.index)) {
-                best = Nearest { index: *q, l2: d, cosine: cosine(moved.as_deref().unwrap_or(m_row), &reference[*q * p..(*q + 1) * p]) };
+            if !(exclude_same_row && i == *q) {
+                best.offer(*q, d, &chosen, r);
             }
         }
         let bound = |j: usize| {
@@ -199,23 +189,35 @@ pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same
             let Some(aligned) = aligner.align_within(m_row, &first, r, &prepared[j], cutoff) else {
                 continue;
             };
-            // Layer-by-layer matching can lose to the units' own order in deep nets; the
-            // identity is a permutation too, so the better of the two counts.
-            // An untouched model (no layer moved) is its own raw distance: one pass, not two.
-            let l2 = |x: &[f32]| x.iter().zip(r).map(|(&a, &b)| ((a as f64) - (b as f64)).powi(2)).sum::<f64>().sqrt();
-            let (d, chosen) = match &aligned {
-                Cow::Borrowed(_) => (l2(m_row), m_row),
-                Cow::Owned(moved) => match (l2(moved), l2(m_row)) {
-                    (a, raw) if a <= raw => (a, moved.as_slice()),
-                    (_, raw) => (raw, m_row),
-                },
-            };
-            if d < best.l2 || (d == best.l2 && j < best.index) {
-                best = Nearest { index: j, l2: d, cosine: cosine(chosen, r) };
-            }
+            let (d, chosen) = measured(m_row, aligned, r);
+            best.offer(j, d, &chosen, r);
         }
         best
     })
+}
+
+/// The aligned distance of `model` to reference `r` once matched (`aligned`), in f64, and the
+/// model as measured. Layer-by-layer matching can lose to the units' own order in deep nets;
+/// the identity is a permutation too, so the better of the two counts. An untouched model (no
+/// layer moved) is its own raw distance: one pass, not two.
+fn measured<'a>(model: &'a [f32], aligned: Cow<'a, [f32]>, r: &[f32]) -> (f64, Cow<'a, [f32]>) {
+    match aligned {
+        Cow::Borrowed(_) => (exact_l2(model, r), aligned),
+        Cow::Owned(moved) => match (exact_l2(&moved, r), exact_l2(model, r)) {
+            (a, raw) if a <= raw => (a, Cow::Owned(moved)),
+            (_, raw) => (raw, Cow::Borrowed(model)),
+        },
+    }
+}
+
+impl Nearest {
+    /// Takes reference `j` at distance `d` (with `model` the model as measured against `r`)
+    /// when it is nearer, or as near with a lower row.
+    fn offer(&mut self, j: usize, d: f64, model: &[f32], r: &[f32]) {
+        if d < self.l2 || (d == self.l2 && j < self.index) {
+            *self = Nearest { index: j, l2: d, cosine: cosine(model, r) };
+        }
+    }
 }
 
 /// Pivot references for [`nearest_aligned`]'s triangle bound: `count` of the `m`, the first

@@ -147,8 +147,8 @@ pub struct Training {
     /// Weight of the NT-Xent term (0: reconstruction only).
     pub contrastive: f32,
     pub temperature: f32,
-    /// A reordering of every model's hidden units drawn at every step (transformer only: its
-    /// normalisation commutes with reordering).
+    /// A reordering of every model's hidden units drawn at every step (the transformer's model
+    /// space only: its normalisation commutes with reordering, the MLP's does not).
     pub permute: Option<PermutationPool>,
     /// With `permute`: the decoder's target is the permuted view or the original checkpoint.
     pub reconstruct: Reconstruct,
@@ -168,9 +168,9 @@ pub fn train(coder: &Coder, x: &Tensor, training: &Training, latent: usize, seed
     let opt = Optimizer::new(OptimizerKind::Adamw, &params, training.lr, 1e-5);
     let view = |step: usize, k: u64| -> (Tensor, Tensor) {
         let view_seed = seed ^ ((step as u64) << 20) ^ (k << 52);
-        let clean = match (&training.permute, coder) {
-            (Some(pool), Coder::Transformer { .. }) => pool.permute(x, view_seed.wrapping_add(2)),
-            _ => x.clone(),
+        let clean = match &training.permute {
+            Some(pool) => pool.permute(x, view_seed.wrapping_add(2)),
+            None => x.clone(),
         };
         let noisy = &clean + &(Tensor::randn(&clean.shape(), view_seed.wrapping_add(1)) * training.input_noise);
         let target = if training.reconstruct == Reconstruct::Original { x.clone() } else { clean };

@@ -207,7 +207,8 @@ impl Method for HyperReps {
                     tokens.constant
                 ));
             }
-            (_, true) => Some(PermutationPool::new(&UnitPermutation::new(&zoo.layout)?, PERMUTATION_POOL, seed.wrapping_add(91))),
+            (Coder::Mlp { .. }, true) => return Err("permute_each_step needs `autoencoder = \"transformer\"`".into()),
+            (Coder::Transformer { .. }, true) => Some(PermutationPool::new(&UnitPermutation::new(&zoo.layout)?, PERMUTATION_POOL, seed.wrapping_add(91))),
             (_, false) => None,
         };
         let training = Training {

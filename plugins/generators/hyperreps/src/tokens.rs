@@ -11,7 +11,7 @@
 //! reordering units, so a permuted copy normalises to the permuted normalised model.
 
 use weightlab_sdk::prelude::*;
-use weightlab_sdk::weights::UnitPermutation;
+use weightlab_sdk::weights::{self, UnitPermutation};
 
 /// Where every modelled coordinate of a flat weight vector sits in the token sequence, and the
 /// per-tensor normalisation. "Model space" is the V coordinates that vary across the training
@@ -189,8 +189,10 @@ impl PermutationPool {
     }
 }
 
+/// `x` (N × p) with a zero column appended: what padding entries and constant coordinates
+/// gather from.
 fn with_zero_column(x: &Tensor) -> Tensor {
-    Tensor::cat(&[x, &Tensor::zeros(&[x.shape()[0], 1])], 1)
+    weights::pad(x, x.shape()[1] + 1)
 }
 
 fn index_tensor(index: &[usize]) -> Tensor {
