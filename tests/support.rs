@@ -102,13 +102,21 @@ fn succeeded(out: Output, args: &[&str]) -> String {
     text
 }
 
+/// The first line of a manifest built on `tests/fixtures/blobs.toml` (a blobs dataset and a
+/// six-model MLP zoo `mlp`); it must come before the manifest's first table.
+pub const BLOBS_ZOO: &str = "extends = [\"$FIXTURES/blobs.toml\"]\n";
+
+/// `manifest` with `$FIXTURES` replaced by the path of `tests/fixtures/`.
+pub fn with_fixtures(manifest: &str) -> String {
+    manifest.replace("$FIXTURES", &root().join("tests/fixtures").to_string_lossy())
+}
+
 /// A temporary folder holding `manifest` as `exp.toml`; `$FIXTURES` in it stands for the
 /// shared manifests in `tests/fixtures/` (`extends = ["$FIXTURES/fmnist.toml"]`).
 pub fn experiment(manifest: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("exp.toml");
-    let fixtures = root().join("tests/fixtures");
-    std::fs::write(&path, manifest.replace("$FIXTURES", &fixtures.to_string_lossy())).expect("write manifest");
+    std::fs::write(&path, with_fixtures(manifest)).expect("write manifest");
     (dir, path)
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use weightlab_e2e::{build_hostile, column, command, experiment, root, strings, weightlab, weightlab_peak_rss};
+use weightlab_e2e::{BLOBS_ZOO, build_hostile, column, command, experiment, root, strings, weightlab, weightlab_peak_rss, with_fixtures};
 
 /// The marker the hostile plugin reads its describe mode from (tests/hostile/src/lib.rs).
 const MARKER: &[u8; 32] = b"describe=honest.................";
@@ -26,11 +26,8 @@ fn hostile_describing(mode: &str) -> Vec<u8> {
     bytes
 }
 
-const BLOBS_ZOO: &str = "[data.blobs]\nsource = \"blobs\"\nsamples = 256\n\n\
-     [zoo.mlp]\ndata = \"blobs\"\narch = { kind = \"mlp\", hidden = [8] }\nmodels = 6\ntrain = { epochs = 1, batch_size = 32 }\n\n";
-
 fn with_plugin(mode_of_config: &str) -> String {
-    format!("[experiment]\nname = \"edges\"\n\n{BLOBS_ZOO}[[method]]\nname = \"p\"\nplugin = \"p.wasm\"\nzoo = \"mlp\"\nsamples = 4\nconfig = {{ mode = \"{mode_of_config}\" }}\n")
+    format!("{BLOBS_ZOO}[experiment]\nname = \"edges\"\n\n[[method]]\nname = \"p\"\nplugin = \"p.wasm\"\nzoo = \"mlp\"\nsamples = 4\nconfig = {{ mode = \"{mode_of_config}\" }}\n")
 }
 
 fn text(out: &std::process::Output) -> String {
@@ -77,7 +74,7 @@ fn what_a_plugin_says_about_itself_is_cut_and_stripped() {
     // A run of each: the plugin's text is bounded and clean in every output.
     for plugin in ["huge", "escapes"] {
         let manifest = with_plugin("ok").replace("plugin = \"p.wasm\"", &format!("plugin = \"found/{plugin}.wasm\""));
-        std::fs::write(dir.path().join("exp.toml"), manifest).unwrap();
+        std::fs::write(dir.path().join("exp.toml"), with_fixtures(&manifest)).unwrap();
         let out = weightlab(dir.path(), &["run", "exp.toml", "-o", plugin]);
         let all = text(&out);
         assert!(out.status.success(), "{plugin}: {all}");
@@ -159,7 +156,7 @@ fn entries(cache: &Path) -> Vec<PathBuf> {
 #[test]
 fn swapped_or_forged_compiled_components_are_never_run() {
     let manifest = format!(
-        "[experiment]\nname = \"cache\"\n\n{BLOBS_ZOO}[[method]]\nname = \"copy\"\nplugin = \"copy\"\nzoo = \"mlp\"\nsamples = 4\n\n\
+        "{BLOBS_ZOO}[experiment]\nname = \"cache\"\n\n[[method]]\nname = \"copy\"\nplugin = \"copy\"\nzoo = \"mlp\"\nsamples = 4\n\n\
          [[method]]\nname = \"noise\"\nplugin = \"noise\"\nzoo = \"mlp\"\nsamples = 4\nconfig = {{ sigma = 0.5 }}\n"
     );
     let (dir, _) = experiment(&manifest);
@@ -243,7 +240,7 @@ fn output_paths_stay_inside_their_root() {
 
 #[test]
 fn merge_follows_no_link_out_of_a_run_folder() {
-    let (dir, _) = experiment(&format!("[experiment]\nname = \"links\"\n\n{BLOBS_ZOO}[[method]]\nname = \"copy\"\nplugin = \"copy\"\nzoo = \"mlp\"\nsamples = 2\n"));
+    let (dir, _) = experiment(&format!("{BLOBS_ZOO}[experiment]\nname = \"links\"\n\n[[method]]\nname = \"copy\"\nplugin = \"copy\"\nzoo = \"mlp\"\nsamples = 2\n"));
     let out = weightlab(dir.path(), &["run", "exp.toml", "-o", "a"]);
     assert!(out.status.success(), "{}", text(&out));
     let stages = dir.path().join("a/stages");
@@ -294,7 +291,7 @@ fn a_fifo_in_an_import_folder_is_refused_instead_of_hanging() {
     // Imported state_dicts are read before anything runs (`preflight`): a FIFO among them is
     // refused there, located at the zoo's `import`, without blocking on it.
     let (dir, _) = experiment(&format!(
-        "[experiment]\nname = \"fifo\"\n\n{BLOBS_ZOO}[zoo.imported]\ndata = \"blobs\"\narch = {{ kind = \"mlp\", hidden = [8] }}\nimport = \"imported\"\n\n\
+        "{BLOBS_ZOO}[experiment]\nname = \"fifo\"\n\n[zoo.imported]\ndata = \"blobs\"\narch = {{ kind = \"mlp\", hidden = [8] }}\nimport = \"imported\"\n\n\
          [[method]]\nname = \"copy\"\nplugin = \"copy\"\nzoo = \"mlp\"\nsamples = 2\n\n\
          [[method]]\nname = \"copy imported\"\nplugin = \"copy\"\nzoo = \"imported\"\nsamples = 2\n"
     ));

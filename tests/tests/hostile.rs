@@ -1,7 +1,7 @@
 //! Hostile plugins are contained: each misbehaviour stops only its own method, with a reason
 //! that says what happened, and the other methods' results are intact.
 
-use weightlab_e2e::{abi_version, build_hostile, column, experiment, root, strings, weightlab, weightlab_ok, weightlab_peak_rss};
+use weightlab_e2e::{BLOBS_ZOO, abi_version, build_hostile, column, experiment, root, strings, weightlab, weightlab_ok, weightlab_peak_rss};
 
 fn method(name: &str, mode: &str, limits: &str) -> String {
     format!("[[method]]\nname = \"{name}\"\nplugin = \"hostile.wasm\"\nzoo = \"mlp\"\nsamples = 4\nconfig = {{ mode = \"{mode}\" }}\nlimits = {{ {limits} }}\n\n")
@@ -16,13 +16,10 @@ const DEADLINE_MARGIN_SECS: f64 = 4.0;
 /// (parent and workers): libtorch, wasmtime, the zoo (docs/src/sandbox.md, "Sandbox").
 const RSS_MARGIN_MIB: u64 = 768;
 
-const BLOBS_ZOO: &str = "[data.blobs]\nsource = \"blobs\"\nsamples = 256\n\n\
-     [zoo.mlp]\ndata = \"blobs\"\narch = { kind = \"mlp\", hidden = [8] }\nmodels = 6\ntrain = { epochs = 1, batch_size = 32 }\n\n";
-
 #[test]
 fn hostile_plugins_are_contained() {
     let wasm = build_hostile();
-    let mut manifest = format!("[experiment]\nname = \"hostile\"\n\n{BLOBS_ZOO}[[method]]\nname = \"copy before\"\nplugin = \"copy\"\nzoo = \"mlp\"\nsamples = 4\n\n");
+    let mut manifest = format!("{BLOBS_ZOO}[experiment]\nname = \"hostile\"\n\n[[method]]\nname = \"copy before\"\nplugin = \"copy\"\nzoo = \"mlp\"\nsamples = 4\n\n");
     // (method, mode, limits, what the reason must say, time limit in s if the case is about one)
     let cases: [(&str, &str, &str, &str, Option<f64>); 24] = [
         ("loop (deadline)", "loop", "timeout_secs = 1.0", "time limit 1s exceeded", Some(1.0)),
@@ -153,7 +150,7 @@ const ENTROPY: &str = "[[method]]\nname = \"entropy\"\nplugin = \"hostile.wasm\"
 #[test]
 fn a_rerun_of_a_plugin_that_reads_clocks_and_random_bytes_is_bit_identical() {
     let wasm = build_hostile();
-    let (dir, _) = experiment(&format!("[experiment]\nname = \"entropy\"\n\n{BLOBS_ZOO}{ENTROPY}"));
+    let (dir, _) = experiment(&format!("{BLOBS_ZOO}[experiment]\nname = \"entropy\"\n\n{ENTROPY}"));
     std::fs::copy(&wasm, dir.path().join("hostile.wasm")).unwrap();
     let samples = |out: &str| {
         weightlab_ok(dir.path(), &["run", "exp.toml", "-o", out]);
@@ -175,8 +172,7 @@ fn plugins_see_no_figure_computed_on_the_test_split() {
     // Two runs that differ only in the test split: whatever a plugin sees must be identical.
     let seen = |test_subset: usize| {
         let manifest = format!(
-            "[experiment]\nname = \"leak\"\n\n{}[[method]]\nname = \"echo\"\nplugin = \"hostile.wasm\"\nzoo = \"mlp\"\nsamples = 2\nconfig = {{ mode = \"echo\" }}\n",
-            BLOBS_ZOO.replace("samples = 256\n", &format!("samples = 256\ntest_subset = {test_subset}\n"))
+            "{BLOBS_ZOO}[experiment]\nname = \"leak\"\n\n[data.blobs]\ntest_subset = {test_subset}\n\n[[method]]\nname = \"echo\"\nplugin = \"hostile.wasm\"\nzoo = \"mlp\"\nsamples = 2\nconfig = {{ mode = \"echo\" }}\n"
         );
         let (dir, _) = experiment(&manifest);
         std::fs::copy(&wasm, dir.path().join("hostile.wasm")).unwrap();
@@ -204,7 +200,7 @@ fn plugins_see_no_figure_computed_on_the_test_split() {
 
 #[test]
 fn validate_checks_plugin_configs_before_anything_is_trained() {
-    let manifest = format!("[experiment]\nname = \"badconfig\"\n\n{BLOBS_ZOO}[[method]]\nname = \"noise\"\nplugin = \"noise\"\nzoo = \"mlp\"\nconfig = {{ sigma = \"big\" }}\n");
+    let manifest = format!("{BLOBS_ZOO}[experiment]\nname = \"badconfig\"\n\n[[method]]\nname = \"noise\"\nplugin = \"noise\"\nzoo = \"mlp\"\nconfig = {{ sigma = \"big\" }}\n");
     let (dir, _) = experiment(&manifest);
     let out = weightlab(dir.path(), &["validate", "exp.toml"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -394,5 +394,5 @@ pub fn check_plugin(loaded: &Loaded, index: usize, d: &Description) -> Result<se
 
 /// A method's `config` table as JSON (what plugins and their schemas read).
 pub(crate) fn config_json(method: &MethodSpec) -> Result<serde_json::Value> {
-    serde_json::to_value(&method.config).map_err(|e| Error::Config(format!("method `{}`: config: {e}", method.name)))
+    serde_json::to_value(&method.config).map_err(|source| Error::Json { what: format!("method `{}`: config", method.name), source })
 }

@@ -101,7 +101,7 @@ pub fn check(wasm: &Path, config: &str, zoo: TestZoo, work: &Path) -> Result<Vec
     let mut checks = Vec::new();
     let wasm = std::path::absolute(wasm).unwrap_or_else(|_| wasm.to_path_buf());
     let name = wasm.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let described = weightlab_host::PluginCode::read(&wasm).map_err(|e| crate::Error::Missing(e.to_string())).and_then(|code| crate::calls::describe_code(&name, &code, Limits::default()));
+    let described = weightlab_host::PluginCode::read(&wasm).map_err(crate::Error::from).and_then(|code| crate::calls::describe_code(&name, &code, Limits::default()));
     let description = match described {
         Ok(d) => d,
         Err(e) => {
@@ -212,7 +212,7 @@ fn own_check(wasm: &Path, name: &str, text: &str, work: &Path, d: &weightlab_hos
     };
     let requests: Vec<_> = (0..loaded.manifest.method.len()).filter_map(|i| crate::config_check::check_request(&loaded, i, &Default::default())).collect();
     let asked = requests.len();
-    let checked = weightlab_host::PluginCode::read(wasm).map_err(|e| crate::Error::Missing(e.to_string())).and_then(|code| crate::calls::check_code(name, &code, Limits::default(), requests));
+    let checked = weightlab_host::PluginCode::read(wasm).map_err(crate::Error::from).and_then(|code| crate::calls::check_code(name, &code, Limits::default(), requests));
     match checked {
         Err(e) => Check::new(CLAUSE, Outcome::Fail, e.to_string()),
         Ok((_, problems)) => {

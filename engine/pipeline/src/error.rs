@@ -36,12 +36,38 @@ pub enum Error {
     /// A run folder's saved manifest does not load (`weightlab export`): its diagnostics.
     #[error(transparent)]
     Load(#[from] weightlab_manifest::LoadError),
-    /// A method's config cannot be read as JSON.
+    /// A plugin's `.wasm` file cannot be read (absent, not a regular file, too large).
+    #[error(transparent)]
+    Code(#[from] weightlab_host::code::CodeError),
+    /// The text encoder (conditions given as text) cannot be loaded or run.
+    #[error(transparent)]
+    Text(#[from] weightlab_compute::text::TextError),
+    /// A value cannot be written as JSON (a method's config, the report's metric list).
+    #[error("{what}: {source}")]
+    Json { what: String, source: serde_json::Error },
+    /// A name the run does not have (a method of a run folder), with a did-you-mean hint.
+    #[error("no {what} `{name}` in this run: {hint}")]
+    Unknown { what: &'static str, name: String, hint: String },
+    /// A plugin the manifest names cannot be resolved or read.
+    #[error("plugin `{plugin}`: {reason}")]
+    Unresolved { plugin: String, reason: String },
+    /// Work this step needs has not finished: a stage of another level or shard, a run
+    /// folder's tables, a method's samples.
     #[error("{0}")]
-    Config(String),
-    /// Something a stage needs is not there: a plugin, an unfinished stage, a name.
-    #[error("{0}")]
-    Missing(String),
+    Unfinished(String),
+    /// A method has nothing of the kind asked for (a probe has no samples to export).
+    #[error("method `{method}` {reason}")]
+    NotApplicable { method: String, reason: String },
+    /// An imported method's files cannot be read, or changed between planning and import.
+    #[error("method `{method}`: {reason}")]
+    Import { method: String, reason: String },
+    /// A probe target has no value for some model (no parent, no validation accuracy).
+    #[error("probe target `{target}`: {reason}")]
+    Labels { target: String, reason: String },
+    /// The plan and the run disagree (a stage, zoo part or dataset the plan does not have):
+    /// a bug in weightlab, never a user's mistake, so it says so.
+    #[error("internal error (please report it): {0}")]
+    Internal(String),
     /// Zoo training refused or failed.
     #[error("zoo `{zoo}`: {reason}")]
     Training { zoo: String, reason: String },

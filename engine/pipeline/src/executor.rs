@@ -349,10 +349,10 @@ impl Run {
                 }
                 if schedule.shard.is_none() || schedule.level.is_some() {
                     // Nothing else is computing it: the level before was not run (or was lost).
-                    return Err(Error::Missing(format!("it needs {}, which has not finished (run the levels before this one first)", dep.label())));
+                    return Err(Error::Unfinished(format!("it needs {}, which has not finished (run the levels before this one first)", dep.label())));
                 }
                 if waiting_since.elapsed() > schedule.wait {
-                    return Err(Error::Missing(format!("waited {:.0}s for {}, which another shard runs", schedule.wait.as_secs_f64(), dep.label())));
+                    return Err(Error::Unfinished(format!("waited {:.0}s for {}, which another shard runs", schedule.wait.as_secs_f64(), dep.label())));
                 }
                 if !said {
                     output::status("Waiting", &format!("for {} (another shard's)", dep.label()));
@@ -467,9 +467,9 @@ impl Run {
 
     /// The finished stage of `kind`.
     pub(crate) fn finished(&self, pred: impl Fn(&StageKind) -> bool) -> Result<&Stage> {
-        let stage = self.plan.stages.iter().find(|s| pred(&s.kind)).ok_or_else(|| Error::Missing("no such stage in the plan".into()))?;
+        let stage = self.plan.stages.iter().find(|s| pred(&s.kind)).ok_or_else(|| Error::Internal("no such stage in the plan".into()))?;
         if !self.store.is_done(stage) {
-            return Err(Error::Missing(format!("{} has not finished", stage.label())));
+            return Err(Error::Unfinished(format!("{} has not finished", stage.label())));
         }
         Ok(stage)
     }
@@ -487,7 +487,7 @@ impl Run {
     /// The dataset `name`, loaded on first use.
     pub(crate) fn dataset(&mut self, name: &str) -> Result<Arc<Dataset>> {
         if !self.datasets.contains_key(name) {
-            let spec = self.loaded.manifest.data.get(name).ok_or_else(|| Error::Missing(format!("no dataset `{name}`")))?;
+            let spec = self.loaded.manifest.data.get(name).ok_or_else(|| Error::Internal(format!("no dataset `{name}`")))?;
             let d = weightlab_compute::data::load(spec, &self.loaded.base_dir)?;
             self.datasets.insert(name.to_string(), Arc::new(d));
         }
@@ -497,7 +497,7 @@ impl Run {
     /// The zoo `name`, from memory or from its finished stage folder.
     pub(crate) fn zoo(&mut self, name: &str) -> Result<Arc<Zoo>> {
         if !self.zoos.contains_key(name) {
-            let spec = self.loaded.manifest.zoo.get(name).ok_or_else(|| Error::Missing(format!("no zoo `{name}`")))?.clone();
+            let spec = self.loaded.manifest.zoo.get(name).ok_or_else(|| Error::Internal(format!("no zoo `{name}`")))?.clone();
             let data = self.dataset(&spec.data)?;
             let arch = arch_of(name, &spec, &data)?;
             let dir = self.stage_dir(|k| matches!(k, StageKind::Zoo { name: n } if n == name))?;
@@ -511,7 +511,7 @@ impl Run {
     /// data is a task family.
     pub(crate) fn conditions(&mut self, name: &str) -> Result<Option<Arc<crate::tasks::TaskConditions>>> {
         if !self.conditions.contains_key(name) {
-            let spec = self.loaded.manifest.zoo.get(name).ok_or_else(|| Error::Missing(format!("no zoo `{name}`")))?.clone();
+            let spec = self.loaded.manifest.zoo.get(name).ok_or_else(|| Error::Internal(format!("no zoo `{name}`")))?.clone();
             let data = self.dataset(&spec.data)?;
             let dir = self.stage_dir(|k| matches!(k, StageKind::Zoo { name: n } if n == name))?;
             let read = crate::tasks::TaskConditions::read(&data, &dir)?;
@@ -556,7 +556,7 @@ impl Run {
 
     /// Zoo `name`'s spec, data and architecture.
     fn zoo_inputs(&mut self, name: &str) -> Result<(weightlab_manifest::ZooSpec, Arc<Dataset>, weightlab_compute::Arch)> {
-        let spec = self.loaded.manifest.zoo.get(name).ok_or_else(|| Error::Missing(format!("no zoo `{name}`")))?.clone();
+        let spec = self.loaded.manifest.zoo.get(name).ok_or_else(|| Error::Internal(format!("no zoo `{name}`")))?.clone();
         let data = self.dataset(&spec.data)?;
         let arch = arch_of(name, &spec, &data)?;
         Ok((spec, data, arch))
@@ -608,7 +608,7 @@ impl Run {
             frame.predictions = crate::stages::reference::read_predictions(&dir.join("predictions.safetensors"))?;
             self.frames.insert(zoo_name.to_string(), frame);
         }
-        self.frames.get(zoo_name).ok_or_else(|| Error::Missing(format!("zoo `{zoo_name}` has no frame")))
+        self.frames.get(zoo_name).ok_or_else(|| Error::Internal(format!("zoo `{zoo_name}` has no frame")))
     }
 
     pub(crate) fn base_dir(&self) -> &Path {

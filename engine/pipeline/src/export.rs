@@ -25,12 +25,13 @@ pub fn export(run_dir: &Path, method: &str, to: &Path) -> Result<Exported> {
     let text = weightlab_manifest::files::read_manifest(&saved).map_err(io("reading", &saved))?;
     let loaded = weightlab_manifest::load_str(&info.manifest, &text, &[], &info.base_dir, &crate::catalog())?;
     let names: Vec<String> = loaded.manifest.method.iter().map(|m| m.name.clone()).collect();
-    let index = names
-        .iter()
-        .position(|n| n == method)
-        .ok_or_else(|| Error::Missing(format!("no method `{method}` in this run: {}", weightlab_manifest::suggest::suggest(method, "methods of this run", &names))))?;
+    let index = names.iter().position(|n| n == method).ok_or_else(|| Error::Unknown {
+        what: "method",
+        name: method.to_string(),
+        hint: weightlab_manifest::suggest::suggest(method, "methods of this run", &names),
+    })?;
     if loaded.manifest.method[index].is_probe() {
-        return Err(Error::Config(format!("method `{method}` is a probe: it predicts properties of models and has no samples to export")));
+        return Err(Error::NotApplicable { method: method.to_string(), reason: "is a probe: it predicts properties of models and has no samples to export".into() });
     }
     let zoo_name = loaded.manifest.method[index].zoo.clone();
     let mut run = Run::new(loaded, Some(run_dir.to_path_buf()))?;
@@ -61,7 +62,7 @@ pub fn export(run_dir: &Path, method: &str, to: &Path) -> Result<Exported> {
         }
     }
     if seeds == 0 {
-        return Err(Error::Missing(format!("method `{method}` has no finished samples in {}", run_dir.display())));
+        return Err(Error::Unfinished(format!("method `{method}` has no finished samples in {}", run_dir.display())));
     }
     Ok(Exported { files, seeds })
 }

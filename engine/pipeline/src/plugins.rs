@@ -200,7 +200,7 @@ impl Plugins {
                 continue;
             }
             by_name.entry(method.plugin.clone()).or_insert_with(|| match lookup.resolve(&method.plugin) {
-                None => Err(format!("plugin `{}` not found", method.plugin)),
+                None => Err("not found".to_string()),
                 Some(path) => weightlab_host::PluginCode::read(&path).map_err(|e| e.to_string()),
             });
         }
@@ -211,8 +211,8 @@ impl Plugins {
     pub fn code(&self, plugin: &str) -> crate::Result<&weightlab_host::PluginCode> {
         match self.by_name.get(plugin) {
             Some(Ok(code)) => Ok(code),
-            Some(Err(reason)) => Err(crate::Error::Missing(reason.clone())),
-            None => Err(crate::Error::Missing(format!("plugin `{plugin}` is not one this manifest names"))),
+            Some(Err(reason)) => Err(crate::Error::Unresolved { plugin: plugin.to_string(), reason: reason.clone() }),
+            None => Err(crate::Error::Internal(format!("plugin `{plugin}` is not one this manifest names"))),
         }
     }
 
@@ -330,7 +330,7 @@ pub fn has_metadata(path: &Path) -> bool {
 /// would) and writes the description into it as its metadata section; returns it.
 pub fn stamp(path: &Path, built_with: &str) -> crate::Result<weightlab_host::metadata::Metadata> {
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let code = weightlab_host::PluginCode::read(path).map_err(|e| crate::Error::Missing(e.to_string()))?;
+    let code = weightlab_host::PluginCode::read(path)?;
     let meta = described(&name, &code, built_with)?;
     let stamped = weightlab_host::metadata::embed(&code.bytes, &meta).map_err(crate::error::format(path))?;
     crate::store::write_atomic(path, &stamped)?;

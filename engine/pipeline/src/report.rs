@@ -41,9 +41,9 @@ pub(crate) struct RunTables {
 fn read_run(dir: &Path) -> Result<RunTables> {
     let manifest_path = dir.join("manifest.toml");
     let manifest_text = weightlab_manifest::files::read_manifest(&manifest_path).map_err(io("reading (is this a weightlab run folder?)", &manifest_path))?;
-    let (manifest, expansion) = weightlab_manifest::expand_text(&manifest_text).map_err(|e| Error::Missing(format!("{}: {e}", manifest_path.display())))?;
-    let unfinished = |table: &str| Error::Missing(format!("{} has no {table}.parquet: is it a finished weightlab run?", dir.display()));
-    let run = read_table::<RunRow>(dir, "runs")?.ok_or_else(|| unfinished("runs"))?.into_iter().next().ok_or_else(|| Error::Missing(format!("{}: empty runs table", dir.display())))?;
+    let (manifest, expansion) = weightlab_manifest::expand_text(&manifest_text).map_err(crate::error::format(&manifest_path))?;
+    let unfinished = |table: &str| Error::Unfinished(format!("{} has no {table}.parquet: is it a finished weightlab run?", dir.display()));
+    let run = read_table::<RunRow>(dir, "runs")?.ok_or_else(|| unfinished("runs"))?.into_iter().next().ok_or_else(|| Error::Unfinished(format!("{}: empty runs table", dir.display())))?;
     let stages = crate::store::read_file(&dir.join("stages.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     Ok(RunTables {
         samples: read_samples(dir)?.ok_or_else(|| unfinished("samples"))?,
@@ -326,7 +326,7 @@ fn write_figures(output: &Path, ctx: &ReportContext, columns: &[&Metric]) -> Res
         })
         .collect();
     let path = output.join("metrics.json");
-    let text = serde_json::to_string_pretty(&serde_json::json!({ "metrics": declared })).map_err(|e| Error::Config(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&serde_json::json!({ "metrics": declared })).map_err(|source| Error::Json { what: "the report's metric list".into(), source })?;
     std::fs::write(&path, text + "\n").map_err(io("writing", &path))?;
     let number = |v: Option<f64>| v.filter(|v| v.is_finite()).map(|v| format!("{v}")).unwrap_or_default();
     let mut header: Vec<String> = ["zoo", "method", "role", "seeds", "samples", "status"].map(String::from).to_vec();

@@ -10,7 +10,7 @@ use weightlab_compute::text::{self, TextEncoder};
 use weightlab_results::EmbeddingRow;
 use weightlab_results::rows::{read_table, table_of};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The model name recorded with every cached row.
 pub const MODEL: &str = "all-MiniLM-L6-v2";
@@ -41,8 +41,8 @@ pub fn embeddings(texts: &[String]) -> Result<Embeddings> {
     }
     let missing: Vec<String> = texts.iter().filter(|t| !known.contains_key(*t)).cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     if !missing.is_empty() {
-        let encoder = TextEncoder::load(&text::default_model_dir()).map_err(|e| Error::Missing(e.to_string()))?;
-        let values = encoder.embed(&missing).map_err(|e| Error::Missing(e.to_string()))?;
+        let encoder = TextEncoder::load(&text::default_model_dir())?;
+        let values = encoder.embed(&missing)?;
         for (t, v) in missing.iter().zip(values.chunks(text::DIM)) {
             known.insert(t.clone(), v.to_vec());
         }

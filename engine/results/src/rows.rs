@@ -359,13 +359,12 @@ pub fn table_of<T: Serialize>(rows: &[T]) -> Table {
 /// strings to the struct's fields; empty strings for optional text become `None`).
 pub fn rows_of<T: serde::de::DeserializeOwned>(df: &polars::prelude::DataFrame) -> Result<Vec<T>, String> {
     use polars::prelude::AnyValue;
-    let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
+    let columns = df.get_columns();
     let mut out = Vec::with_capacity(df.height());
     for i in 0..df.height() {
-        let row = df.get_row(i).map_err(|e| e.to_string())?;
         let mut map = serde_json::Map::new();
-        for (name, value) in names.iter().zip(row.0) {
-            let v = match value {
+        for column in columns {
+            let v = match column.get(i).map_err(|e| e.to_string())? {
                 AnyValue::Null => serde_json::Value::Null,
                 AnyValue::Boolean(b) => serde_json::Value::Bool(b),
                 AnyValue::String(s) => serde_json::Value::String(s.to_string()),
@@ -378,7 +377,7 @@ pub fn rows_of<T: serde::de::DeserializeOwned>(df: &polars::prelude::DataFrame) 
                 AnyValue::UInt32(x) => serde_json::Value::from(x),
                 other => serde_json::Value::String(other.to_string()),
             };
-            map.insert(name.clone(), v);
+            map.insert(column.name().to_string(), v);
         }
         out.push(serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| format!("row {i}: {e}"))?);
     }

@@ -92,7 +92,10 @@ pub(crate) fn run_job(loaded: &Loaded, index: usize, code: &PluginCode, request:
     bar.finish_and_clear();
     let (description, outcome) = ran?;
     check_plugin(loaded, index, &description)?;
-    let outcome = outcome.ok_or_else(|| Error::Missing(format!("the worker returned no {what}")))?;
+    let outcome = outcome.ok_or_else(|| {
+        let plugin = loaded.manifest.method[index].plugin.clone();
+        Error::Plugin(weightlab_host::PluginError { plugin, call: "fit", reason: format!("the worker returned no {what}"), peak_rss_bytes: None })
+    })?;
     Ok((description, outcome))
 }
 
@@ -175,9 +178,10 @@ pub(crate) fn run(inputs: &Inputs, dir: &Path) -> Result<MethodRecord> {
 pub(crate) fn import(method: &MethodSpec, zoo: &Zoo, folder: &Path, planned: &str, dir: &Path) -> Result<MethodRecord> {
     output::status("Importing", &format!("samples of \"{}\" from {}", method.name, folder.display()));
     // The bytes scored are the bytes the plan's key was made from.
-    let (files, hash) = crate::plugins::read_import(folder).map_err(Error::Missing)?;
+    let failed = |reason: String| Error::Import { method: method.name.clone(), reason };
+    let (files, hash) = crate::plugins::read_import(folder).map_err(failed)?;
     if hash != planned {
-        return Err(Error::Config(format!("method `{}`: the files of {} changed since the run started (sha256 {hash}, planned {planned}); run again", method.name, folder.display())));
+        return Err(failed(format!("the files of {} changed since the run started (sha256 {hash}, planned {planned}); run again", folder.display())));
     }
     let p = zoo.layout().len();
     let mut samples = Vec::with_capacity(files.len() * p);

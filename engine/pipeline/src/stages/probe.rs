@@ -60,7 +60,7 @@ enum For {
 /// The target `name` of checkpoints `rows`, with label names from `class_names` and the label
 /// set fixed by `all` (every model the probe sees or is scored on).
 fn labels(name: &str, checkpoints: &[&Checkpoint], all: &[&Checkpoint], class_names: &[String], whom: For) -> Result<Labelled> {
-    let missing = |what: &str| Error::Config(format!("probe target `{name}`: {what}"));
+    let missing = |what: &str| Error::Labels { target: name.to_string(), reason: what.to_string() };
     match name {
         "classes" => {
             let cols = class_names.len();

@@ -67,7 +67,7 @@ pub(crate) fn run(inputs: &Inputs, out: &Path) -> Result<()> {
             StageKind::Zoo { .. } => zoo_rows.extend(read_table::<ZooRow>(&dir, "zoo")?.into_iter().flatten()),
             StageKind::Reference { .. } | StageKind::Evaluate { .. } => {
                 trees.extend(read_table::<TreeRow>(&dir, "trees")?.into_iter().flatten());
-                samples.extend(read_samples(&dir)?.ok_or_else(|| Error::Missing(format!("{} has no samples table", stage.label())))?);
+                samples.extend(read_samples(&dir)?.ok_or_else(|| Error::Unfinished(format!("{} has no samples table", stage.label())))?);
                 similarity.extend(read_table::<SimilarityRow>(&dir, "similarity")?.into_iter().flatten());
                 parameters.extend(read_table::<ParameterRow>(&dir, "parameters")?.into_iter().flatten());
                 finetune.extend(read_table::<FinetuneRow>(&dir, "finetune")?.into_iter().flatten());

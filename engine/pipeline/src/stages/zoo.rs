@@ -16,7 +16,7 @@ use crate::records::ZooRecord;
 /// as a zoo of its own; a tree's children need the parts holding the roots (`roots`).
 pub(crate) fn train_part(name: &str, spec: &ZooSpec, data: &Dataset, arch: &Arch, part: usize, roots: &[&Zoo], dir: &Path) -> Result<ZooRecord> {
     let units = spec.units();
-    let unit = units.get(part).ok_or_else(|| Error::Missing(format!("zoo {name} has no part {}", part + 1)))?;
+    let unit = units.get(part).ok_or_else(|| Error::Internal(format!("zoo {name} has no part {}", part + 1)))?;
     let started = Instant::now();
     let what = match unit {
         ZooUnit::Models { start, end } if spec.tree.is_some() => format!("roots {start}–{}", end - 1),
