@@ -30,7 +30,7 @@ pub mod merge;
 pub mod metrics;
 pub mod output;
 pub mod plan_view;
-pub mod plots;
+pub use weightlab_report::plots;
 pub mod plugins;
 pub mod preflight;
 pub mod progress;

@@ -4,9 +4,12 @@
 //! - [`metrics`]: how a column of the summary shows its metric (label, direction, digits), as
 //!   the pipeline's metric registry declares it; the report marks "best" from the direction
 //!   alone, with no metric-specific code.
+//! - [`plots`]: the plot registry — each plot an id, the metrics and tables it draws from, and
+//!   a function from the run's rows to a caption and an SVG.
 //! - [`render`]: the report context and the minijinja rendering (built-in or user template).
 
 pub mod metrics;
+pub mod plots;
 pub mod render;
 pub mod svg;
 

@@ -7,6 +7,11 @@ use std::path::Path;
 
 use crate::table::{Table, TableError, read_parquet};
 
+/// Method name of a zoo's training checkpoints in the tables (scored leave-one-out).
+pub const TRAIN_REFERENCE: &str = "train (leave-one-out)";
+/// Method name of a zoo's held-out models in the tables.
+pub const HELDOUT_REFERENCE: &str = "held-out";
+
 /// Seeds are u64; tables store them as i64 with the same bits (pandas has no u64 default).
 fn u64_bits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     Ok(i128::deserialize(d)? as u64)

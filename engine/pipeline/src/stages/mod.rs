@@ -16,10 +16,7 @@ pub(crate) mod zoo;
 
 pub use report::{stamp, utc};
 
-/// Method name of a zoo's training checkpoints in the tables (scored leave-one-out).
-pub const TRAIN_REFERENCE: &str = "train (leave-one-out)";
-/// Method name of a zoo's held-out models in the tables.
-pub const HELDOUT_REFERENCE: &str = "held-out";
+pub use weightlab_results::{HELDOUT_REFERENCE, TRAIN_REFERENCE};
 
 /// Small inputs for the stages' unit tests.
 #[cfg(test)]

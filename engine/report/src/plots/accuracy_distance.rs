@@ -2,7 +2,7 @@
 //! against the distance to the nearest training checkpoint — the weight-space view of the
 //! memorization trade-off that the accuracy-novelty plot shows in behaviour.
 
-use weightlab_report::svg;
+use crate::svg;
 
 use super::{Figure, Plot, Tables};
 

@@ -15,7 +15,7 @@ mod weight_pca;
 
 use std::collections::BTreeMap;
 
-use weightlab_report::svg::Series;
+use crate::svg::Series;
 use weightlab_results::{FinetuneRow, LogRow, ParameterRow, SampleRow, SimilarityRow};
 
 /// The rows of every run being reported, and the method order of their manifests.

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use weightlab_report::svg::{self, RowGroup};
+use crate::svg::{self, RowGroup};
 
 use super::{Figure, Plot, Tables};
 
@@ -18,7 +18,7 @@ pub const SIMILARITY_HEATMAP: Plot = Plot {
         let what = if kind == "weight-cosine" { "cosine similarity of the weights" } else { "IoU of test errors" };
         // The similarity table holds the first checkpoints only; say how many of how many.
         let shown = t.similarity.iter().filter(|r| r.zoo == zoo).map(|r| r.checkpoint + 1).max().unwrap_or(0);
-        let total = t.samples.iter().filter(|r| r.zoo == zoo && r.method == crate::stages::TRAIN_REFERENCE).map(|r| (r.seed, r.sample)).collect::<std::collections::BTreeSet<_>>().len();
+        let total = t.samples.iter().filter(|r| r.zoo == zoo && r.method == weightlab_results::TRAIN_REFERENCE).map(|r| (r.seed, r.sample)).collect::<std::collections::BTreeSet<_>>().len();
         let columns = if total > shown {
             format!("the first {shown} of the zoo's {total} training checkpoints (a copy of a later one shows no dark cell here)")
         } else {
@@ -45,8 +45,8 @@ fn groups(t: &Tables, zoo: &str) -> (Vec<RowGroup>, String) {
     let mut by_method: BTreeMap<(usize, String), Cells> = BTreeMap::new();
     for r in rows.iter().filter(|r| first_seed.get(r.method.as_str()) == Some(&r.seed)) {
         let rank = match r.method.as_str() {
-            crate::stages::TRAIN_REFERENCE => 0,
-            crate::stages::HELDOUT_REFERENCE => 1,
+            weightlab_results::TRAIN_REFERENCE => 0,
+            weightlab_results::HELDOUT_REFERENCE => 1,
             m => (t.position)(m).saturating_add(2),
         };
         by_method.entry((rank, r.method.clone())).or_default().entry(r.sample).or_default().push((r.checkpoint, r.similarity));

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use weightlab_report::svg::{self, Series};
+use crate::svg::{self, Series};
 
 use super::{Figure, Plot, Tables};
 

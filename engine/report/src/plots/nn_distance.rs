@@ -1,4 +1,4 @@
-use weightlab_report::svg;
+use crate::svg;
 
 use super::{Figure, Plot, Tables};
 

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use weightlab_report::svg::{self, Colours, RowGroup};
+use crate::svg::{self, Colours, RowGroup};
 
 use super::{Figure, Plot, Tables};
 
@@ -37,8 +37,8 @@ fn groups(t: &Tables, zoo: &str) -> (Vec<RowGroup>, usize, f64) {
     let mut limit = 0.0f64;
     for r in rows.iter().filter(|r| first_seed.get(r.method.as_str()) == Some(&r.seed)) {
         let rank = match r.method.as_str() {
-            crate::stages::TRAIN_REFERENCE => 0,
-            crate::stages::HELDOUT_REFERENCE => 1,
+            weightlab_results::TRAIN_REFERENCE => 0,
+            weightlab_results::HELDOUT_REFERENCE => 1,
             m => (t.position)(m).saturating_add(2),
         };
         if r.value.is_finite() {
