@@ -7,10 +7,14 @@ with its own data order. Mode `sgemm` measures the machine's single-precision GE
 (a 2048 x 2048 matmul, best of 10): the ceiling GFLOP/s are compared with. Same torch install.
 
 `lenet5` is LeNet-5 with BatchNorm after its first convolution (weightlab's declared-network
-test model): the loop and the hand-batched version (BatchNorm over the K models' channels as one
+test model) and `resnet-small` a small ResNet (a stem conv 8@3x3 with BatchNorm, ReLU and
+max-pooling; a residual block of two conv 8@3x3 + BatchNorm with the identity shortcut; ReLU,
+max-pooling; a block of two conv 16@3x3 + BatchNorm with a 1x1 conv + BatchNorm shortcut; ReLU,
+global average pooling, linear 16 -> 10; convolutions without bias): the loop and the
+hand-batched version (grouped convolutions, BatchNorm over the K models' channels as one
 batch_norm call); vmap does not apply (BatchNorm's running statistics update in place).
 
-Usage: python zoo.py {mlp,cnn,lenet5} MODELS TRAIN EPOCHS BATCH MODE(loop|vmap|batched|sgemm) [MLP_HIDDEN]
+Usage: python zoo.py {mlp,cnn,lenet5,resnet-small} MODELS TRAIN EPOCHS BATCH MODE(loop|vmap|batched|sgemm) [MLP_HIDDEN]
 Prints the seconds spent training (data loading excluded), or GFLOP/s for `sgemm`."""
 import gzip, sys, time
 import numpy as np
@@ -37,9 +41,23 @@ class CnnS(torch.nn.Module):
         v = torch.tanh(torch.max_pool2d(s.c1(v), 2)); v = torch.tanh(torch.max_pool2d(s.c2(v), 2))
         v = torch.tanh(s.c3(v)); return s.f2(torch.tanh(s.f1(v.flatten(1))))
 
+class Residual(torch.nn.Module):
+    def __init__(s, layers, shortcut=None):
+        super().__init__()
+        s.layers = torch.nn.Sequential(*layers)
+        s.shortcut = torch.nn.Sequential(*shortcut) if shortcut else torch.nn.Identity()
+    def forward(s, v):
+        return s.layers(v) + s.shortcut(v)
+
 def make():
+    nn = torch.nn
+    if arch == "resnet-small":
+        conv = lambda ci, co, k=3: nn.Conv2d(ci, co, k, padding=k // 2, bias=False)
+        return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), conv(1, 8), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                             Residual([conv(8, 8), nn.BatchNorm2d(8), nn.ReLU(), conv(8, 8), nn.BatchNorm2d(8)]), nn.ReLU(), nn.MaxPool2d(2),
+                             Residual([conv(8, 16), nn.BatchNorm2d(16), nn.ReLU(), conv(16, 16), nn.BatchNorm2d(16)], [conv(8, 16, 1), nn.BatchNorm2d(16)]),
+                             nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
     if arch == "lenet5":
-        nn = torch.nn
         return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 6, 5, padding=2), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
                              nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),
                              nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
@@ -92,6 +110,26 @@ if mode == "batched":
             v = v.reshape(B, K, 400).transpose(0, 1)
             v = torch.relu(torch.baddbmm(f1b, v, f1))
             return torch.baddbmm(f3b, torch.relu(torch.baddbmm(f2b, v, f2)), f3)
+    elif arch == "resnet-small":
+        F = torch.nn.functional
+        convs = {"stem": (1, 8, 3), "a1": (8, 8, 3), "a2": (8, 8, 3), "b1": (8, 16, 3), "b2": (16, 16, 3), "bs": (8, 16, 1)}
+        weights = {name: stacked(co, ci, k, k, fan_in=ci * k * k) for name, (ci, co, k) in convs.items()}
+        norms = {name: (torch.ones(K, co).requires_grad_(), torch.zeros(K, co).requires_grad_(), torch.zeros(K * co), torch.ones(K * co)) for name, (_, co, _) in convs.items()}
+        head = [stacked(16, 10, fan_in=16), stacked(1, 10, fan_in=16)]
+        params = [*weights.values(), *(t for g, b, _, _ in norms.values() for t in (g, b)), *head]
+        def cb(v, name):  # grouped convolution, then BatchNorm over the K models' channels
+            ci, co, k = convs[name]
+            g, b, rm, rv = norms[name]
+            v = F.conv2d(v, weights[name].reshape(K * co, ci, k, k), padding=k // 2, groups=K)
+            return F.batch_norm(v, rm, rv, g.reshape(-1), b.reshape(-1), training=True)
+        def forward(xb):
+            B = xb.shape[1]
+            v = xb.transpose(0, 1).reshape(B, K, 28, 28)
+            v = torch.max_pool2d(torch.relu(cb(v, "stem")), 2)
+            v = torch.max_pool2d(torch.relu(cb(torch.relu(cb(v, "a1")), "a2") + v), 2)
+            v = torch.relu(cb(torch.relu(cb(v, "b1")), "b2") + cb(v, "bs"))
+            v = v.mean((2, 3)).reshape(B, K, 16).transpose(0, 1)
+            return torch.baddbmm(head[1], v, head[0])
     else:
         params = [stacked(8, 1, 5, 5, fan_in=25), stacked(8, fan_in=25), stacked(6, 8, 5, 5, fan_in=200), stacked(6, fan_in=200),
                   stacked(4, 6, 2, 2, fan_in=24), stacked(4, fan_in=24), stacked(36, 20, fan_in=36), stacked(1, 20, fan_in=36),
@@ -125,7 +163,7 @@ elif mode == "loop":
                 i = perm[s * batch:(s + 1) * batch]
                 loss = torch.nn.functional.cross_entropy(model(x[i]), y[i])
                 opt.zero_grad(); loss.backward(); opt.step()
-elif arch == "lenet5":
+elif arch in ("lenet5", "resnet-small"):
     print("nan")  # vmap: BatchNorm's in-place running statistics do not batch
     sys.exit(0)
 else:

@@ -86,6 +86,12 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
     assert!(boundary.contains("plugin/native = ") && boundary.contains("plugin/pytorch = "), "{boundary}");
     let pdiff = cmd(&["bench", "pdiff", "--rows", "8", "--params", "64", "--steps", "2", "--repeats", "1"]);
     assert!(pdiff.contains("plugin/pytorch = "), "{pdiff}");
+    // A declared network on the native engine against its PyTorch references: a line per
+    // network, its name first and models/s second.
+    let zoo = cmd(&["bench", "zoo", "--arch", "resnet-small", "--models", "2", "--train", "64", "--repeats", "1"]);
+    let line = zoo.lines().find(|l| l.starts_with("resnet-small ")).unwrap_or_else(|| panic!("{zoo}"));
+    let rate: f64 = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+    assert!(rate > 0.0 && line.matches('x').count() >= 3, "{line}");
 }
 
 /// Runs a command whose program was just copied into place. While one test thread copies a

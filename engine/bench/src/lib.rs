@@ -90,8 +90,9 @@ pub struct BenchPdiffArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchZooArgs {
-    /// `mlp`, `cnn`, `both` (the two), or `lenet5` (LeNet-5 with BatchNorm, a declared
-    /// network trained on the autodiff tape).
+    /// `mlp`, `cnn`, `both` (the two), `lenet5` (LeNet-5 with BatchNorm) or `resnet-small`
+    /// (two residual blocks with BatchNorm, one with a 1×1 conv shortcut) — declared networks,
+    /// on the native engine for declared networks — or `all`.
     #[arg(long, default_value = "both")]
     pub arch: String,
     /// Hidden width of the MLP (784 → hidden → 10); 10 is the G.pt MNIST MLP of the quickstart.

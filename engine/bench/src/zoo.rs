@@ -8,24 +8,42 @@ use crate::references::{Scripts, require_python};
 use crate::{BenchZooArgs, cores, median};
 
 /// Multiply-add FLOPs (2 per MAC) of one example's forward pass.
-fn forward_flops(arch: &weightlab_manifest::ArchSpec, mlp_hidden: usize) -> f64 {
-    match arch {
+fn forward_flops(kind: &str, mlp_hidden: usize) -> f64 {
+    2.0 * match kind {
         // 784 → hidden → 10.
-        weightlab_manifest::ArchSpec::Mlp { .. } => 2.0 * (784 * mlp_hidden + mlp_hidden * 10) as f64,
+        "mlp" => 784 * mlp_hidden + mlp_hidden * 10,
         // LeNet-5: conv 6@5x5 padded (28² outputs), conv 16@5x5 over 6 (10²), FC 400→120→84→10.
-        weightlab_manifest::ArchSpec::Sequential { .. } => 2.0 * (28 * 28 * 6 * 25 + 10 * 10 * 16 * 150 + 400 * 120 + 120 * 84 + 84 * 10) as f64,
-        // conv 8@5x5 (24² outputs), conv 6@5x5 over 8 channels (8²), conv 4@2x2 over 6 (3²), FC 36→20→10.
-        _ => 2.0 * (24 * 24 * 8 * 25 + 8 * 8 * 6 * 200 + 3 * 3 * 4 * 24 + 36 * 20 + 20 * 10) as f64,
-    }
+        "lenet5" => 28 * 28 * 6 * 25 + 10 * 10 * 16 * 150 + 400 * 120 + 120 * 84 + 84 * 10,
+        // ResNet-small: stem 8@3x3 (28²); block 1, two 8@3x3 over 8 (14²); block 2, 16@3x3 over
+        // 8 and over 16 and the 1x1 shortcut (7²); FC 16→10.
+        "resnet-small" => 28 * 28 * 8 * 9 + 2 * 14 * 14 * 8 * 72 + 7 * 7 * 16 * (72 + 144 + 8) + 16 * 10,
+        // CNN-s: conv 8@5x5 (24² outputs), conv 6@5x5 over 8 channels (8²), conv 4@2x2 over 6 (3²), FC 36→20→10.
+        _ => 24 * 24 * 8 * 25 + 8 * 8 * 6 * 200 + 3 * 3 * 4 * 24 + 36 * 20 + 20 * 10,
+    } as f64
 }
 
-/// LeNet-5 with BatchNorm, declared as a manifest does (`--arch lenet5`): a declared network
-/// trains on the autodiff tape.
+/// LeNet-5 with BatchNorm and a small ResNet, declared as a manifest does (`--arch lenet5`,
+/// `--arch resnet-small`; `benches/zoo.py` builds the same networks in PyTorch).
 const LENET5: &str = r#"arch = { kind = "sequential", layers = [
   { type = "conv2d", out = 6, kernel = 5, padding = 2 }, { type = "batchnorm2d" }, { type = "relu" }, { type = "maxpool2d", kernel = 2 },
   { type = "conv2d", out = 16, kernel = 5 }, { type = "relu" }, { type = "maxpool2d", kernel = 2 },
   { type = "flatten" }, { type = "linear", out = 120 }, { type = "relu" }, { type = "linear", out = 84 }, { type = "relu" }, { type = "linear", out = 10 },
 ] }"#;
+const RESNET_SMALL: &str = r#"arch = { kind = "sequential", layers = [
+  { type = "conv2d", out = 8, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" }, { type = "relu" }, { type = "maxpool2d", kernel = 2 },
+  { type = "residual", layers = [ { type = "conv2d", out = 8, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" }, { type = "relu" },
+                                  { type = "conv2d", out = 8, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" } ] },
+  { type = "relu" }, { type = "maxpool2d", kernel = 2 },
+  { type = "residual", layers = [ { type = "conv2d", out = 16, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" }, { type = "relu" },
+                                  { type = "conv2d", out = 16, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" } ],
+                       shortcut = [ { type = "conv2d", out = 16, kernel = 1, bias = false }, { type = "batchnorm2d" } ] },
+  { type = "relu" }, { type = "adaptive_avgpool2d" }, { type = "flatten" }, { type = "linear", out = 10 },
+] }"#;
+
+/// The `arch` of a `[zoo]` table written as `text`.
+fn declared(text: &str) -> Result<weightlab_manifest::ArchSpec> {
+    Ok(toml::from_str::<toml::Table>(text)?.get("arch").cloned().ok_or_else(|| anyhow!("a declared network"))?.try_into()?)
+}
 
 /// `weightlab bench zoo`: batched zoo training against PyTorch's per-model loop, vmap and a
 /// hand-batched version, with GFLOP/s against the machine's SGEMM rate.
@@ -40,11 +58,19 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
     let ceiling = scripts.measure(&py, "zoo.py", &["mlp", "1", "1", "1", "1", "sgemm"].map(String::from), &[])?;
     println!("{}", weightlab_compute::simd::describe());
     println!("ceiling: this machine's SGEMM (2048², PyTorch, best of 10) runs at {ceiling:.0} GFLOP/s");
-    println!("{:<7} {:>20} {:>20} {:>20} {:>20}  {:>9} {:>9} {:>9}", "arch", "weightlab", "torch loop", "torch vmap", "torch hand-batched", "vs loop", "vs vmap", "vs batch");
-    let lenet: ArchSpec = toml::from_str::<toml::Table>(LENET5)?.get("arch").cloned().ok_or_else(|| anyhow!("LeNet-5's declaration"))?.try_into()?;
-    for (kind, arch_spec) in [("mlp", ArchSpec::Mlp { hidden: vec![args.mlp_hidden], activation: Default::default() }), ("cnn", ArchSpec::CnnS {}), ("lenet5", lenet)] {
-        // `both` is the two presets; a declared network is asked for by name.
-        if !(args.arch == kind || (args.arch == "both" && kind != "lenet5")) {
+    println!("{:<12} {:>20} {:>20} {:>20} {:>20}  {:>9} {:>9} {:>9}", "arch", "weightlab", "torch loop", "torch vmap", "torch hand-batched", "vs loop", "vs vmap", "vs batch");
+    let archs = [
+        ("mlp", ArchSpec::Mlp { hidden: vec![args.mlp_hidden], activation: Default::default() }),
+        ("cnn", ArchSpec::CnnS {}),
+        ("lenet5", declared(LENET5)?),
+        ("resnet-small", declared(RESNET_SMALL)?),
+    ];
+    if !archs.iter().any(|(kind, _)| args.arch == *kind) && !["both", "all"].contains(&args.arch.as_str()) {
+        anyhow::bail!("--arch {}: expected one of mlp, cnn, lenet5, resnet-small, both (mlp and cnn), all", args.arch);
+    }
+    for (kind, arch_spec) in archs {
+        // `both` is the two presets, `all` every network.
+        if !(args.arch == kind || args.arch == "all" || (args.arch == "both" && matches!(kind, "mlp" | "cnn"))) {
             continue;
         }
         let arch = weightlab_compute::Arch::new(&arch_spec, &data).expect("a preset always fits");
@@ -67,14 +93,14 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
         let (w, l, v, b) = (median(ours), median(looped), median(vmapped), median(batched));
         // Training FLOPs: forward + backward ≈ 3 × the forward's multiply-adds × 2, per example
         // seen (every model sees `steps × batch` examples per epoch).
-        let forward = forward_flops(&arch_spec, args.mlp_hidden);
+        let forward = forward_flops(kind, args.mlp_hidden);
         let examples = (args.train / args.batch * args.batch * args.epochs * args.models) as f64;
         let gflop = 3.0 * forward * examples / 1e9;
         // A reference that does not apply (vmap over BatchNorm) is NaN.
         let cell = |s: f64| if s.is_nan() { "n/a".to_string() } else { format!("{:.1} m/s {:>5.1} GF/s", args.models as f64 / s, gflop / s) };
         let kind = if kind == "mlp" { format!("mlp-{}", args.mlp_hidden) } else { kind.to_string() };
-        println!("{kind:<7} {:>20} {:>20} {:>20} {:>20}  {:>8.2}x {:>8.2}x {:>8.2}x", cell(w), cell(l), cell(v), cell(b), l / w, v / w, b / w);
-        println!("        {gflop:.1} GFLOP of training; weightlab at {:.0} % of the SGEMM ceiling, hand-batched PyTorch at {:.0} %", 100.0 * gflop / w / ceiling, 100.0 * gflop / b / ceiling);
+        println!("{kind:<12} {:>20} {:>20} {:>20} {:>20}  {:>8.2}x {:>8.2}x {:>8.2}x", cell(w), cell(l), cell(v), cell(b), l / w, v / w, b / w);
+        println!("             {gflop:.1} GFLOP of training; weightlab at {:.0} % of the SGEMM ceiling, hand-batched PyTorch at {:.0} %", 100.0 * gflop / w / ceiling, 100.0 * gflop / b / ceiling);
     }
     Ok(0)
 }

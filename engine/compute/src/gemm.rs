@@ -117,11 +117,26 @@ multiversion! {
     /// operand — the first layer's forward reads the weights and the batch's examples where
     /// they are. Each dot product is summed the same way whatever tile computes it.
     pub(crate) fn matmul_nt(a: &[f32], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
+        let rows: Vec<&[f32]> = a.chunks_exact(k.max(1)).collect();
+        nt_rows(&rows, b, k, out, stride);
+    }
+}
+
+multiversion! {
+    /// [`matmul_nt`] with `a` given as its rows too, anywhere in memory, each at least `k` long.
+    pub(crate) fn matmul_nt_rows(a: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
+        nt_rows(a, b, k, out, stride);
+    }
+}
+
+/// The body of [`matmul_nt`] and [`matmul_nt_rows`], inlined into each.
+#[inline(always)]
+fn nt_rows(rows: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
+    {
         // 4 × 2 dot products of 8 lanes fill 8 of the 16 vector registers (AVX2), leaving room
         // for the operands: 4 × 3 spills.
         const R: usize = 4;
         const C: usize = 2;
-        let rows: Vec<&[f32]> = a.chunks_exact(k.max(1)).collect();
         let mut i = 0;
         while i < rows.len() {
             let r = (rows.len() - i).min(R);

@@ -280,6 +280,12 @@ impl Network {
 }
 
 impl Layer {
+    /// Where its tensors start in the flat vector, in the order the layer's op names them
+    /// (weight, bias; BatchNorm: weight, bias, running_mean, running_var).
+    pub fn offsets(&self) -> &[usize] {
+        &self.offsets
+    }
+
     /// The `type = "…"` it was declared with.
     pub fn kind(&self) -> &'static str {
         match &self.op {

@@ -11,6 +11,7 @@ mod cnn;
 mod dense;
 mod mlp;
 mod models;
+mod net;
 pub mod store;
 pub mod train;
 

@@ -120,18 +120,27 @@ impl Models {
     /// `train(work, j, model j)` for every model, the models spread over as many threads as
     /// libtorch computes with, each thread with its own `work` from `init`. Models are
     /// independent, so the bits do not depend on the thread count.
-    pub fn each<W>(&mut self, init: impl Fn() -> W + Sync, train: impl Fn(&mut W, usize, Model) + Sync) {
+    pub fn each<W: Send>(&mut self, init: impl Fn() -> W + Sync, train: impl Fn(&mut W, usize, Model) + Sync) {
+        self.each_with(&mut Vec::new(), init, train);
+    }
+
+    /// [`Models::each`] with the threads' `work` kept in `works` from one call to the next
+    /// (made by `init` the first time), so a step allocates nothing.
+    pub fn each_with<W: Send>(&mut self, works: &mut Vec<W>, init: impl Fn() -> W + Sync, train: impl Fn(&mut W, usize, Model) + Sync) {
         let (k, p) = (self.k, self.p);
         let threads = (tch::get_num_threads().max(1) as usize).min(k).max(1);
         let per = k.div_ceil(threads).max(1);
-        let (trains, init, train) = (&self.trains[..], &init, &train);
+        let chunks = k.div_ceil(per);
+        while works.len() < chunks {
+            works.push(init());
+        }
+        let (trains, train) = (&self.trains[..], &train);
         std::thread::scope(|s| {
-            let chunks = self.params.chunks_mut(per * p).zip(self.m.chunks_mut(per * p)).zip(self.v.chunks_mut(per * p));
-            for (chunk, ((params, m), v)) in chunks.enumerate() {
+            let chunks = self.params.chunks_mut(per * p).zip(self.m.chunks_mut(per * p)).zip(self.v.chunks_mut(per * p)).zip(works.iter_mut());
+            for (chunk, (((params, m), v), work)) in chunks.enumerate() {
                 s.spawn(move || {
-                    let mut work = init();
                     for (j, ((weights, m), v)) in params.chunks_mut(p).zip(m.chunks_mut(p)).zip(v.chunks_mut(p)).enumerate() {
-                        train(&mut work, chunk * per + j, Model { weights, m, v, trains });
+                        train(work, chunk * per + j, Model { weights, m, v, trains });
                     }
                 });
             }

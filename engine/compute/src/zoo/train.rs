@@ -301,6 +301,15 @@ pub struct Trainer<'a> {
     /// Each model's position in its current order.
     cursor: Vec<usize>,
     engine: Engine,
+    /// Why a declared network is not on a native engine, when it is not.
+    note: Option<String>,
+}
+
+/// Why a zoo of `arch` on `data` will train on the autodiff tape on this CPU, when a declared
+/// network does (a layer the native engine lacks, a regression target); `None` otherwise, and
+/// on GPUs, where the tape is the fast path.
+pub fn tape_reason(arch: &Arch, data: &Dataset) -> Option<String> {
+    (device::tch_device() == tch::Device::Cpu).then(|| super::net::tape_reason(arch, &data.train, data.task)).flatten()
 }
 
 /// Which engines may train a zoo.
@@ -341,6 +350,9 @@ enum Engine {
     Mlp { train: super::mlp::TchSplit, zoo: super::mlp::MlpZoo },
     /// CNN-s on the CPU: per-image loops written out, threads over models ([`super::cnn`]).
     Cnn(super::cnn::CnnZoo),
+    /// Declared networks on the CPU: every layer's backward written out, threads over models
+    /// ([`super::net`]).
+    Net(super::net::NetZoo),
 }
 
 impl<'a> Trainer<'a> {
@@ -379,8 +391,16 @@ impl<'a> Trainer<'a> {
         let cpu = tch_device == tch::Device::Cpu;
         let dense = || cpu.then(|| super::dense::DenseZoo::new(engine_arch, recipe, &init, k, &data.train, data.task)).flatten().map(Engine::Dense);
         let cnn = || cpu.then(|| super::cnn::CnnZoo::new(engine_arch, recipe, &init, k, &data.train, data.task)).flatten().map(Engine::Cnn);
+        // A declared network the native engine cannot take is trained on the tape; `note` says why.
+        let mut note = None;
+        let mut net = || match arch {
+            Arch::Sequential(_) if cpu => {
+                super::net::NetZoo::new(arch, recipe, &init, k, &data.train, data.task).map(Engine::Net).map_err(|why| note = Some(format!("trained on the autodiff tape: {why}"))).ok()
+            }
+            _ => None,
+        };
         let native = match choice {
-            EngineChoice::Fastest => dense().or_else(mlp).or_else(cnn),
+            EngineChoice::Fastest => dense().or_else(mlp).or_else(cnn).or_else(&mut net),
             EngineChoice::Batched => mlp(),
             EngineChoice::Tape => None,
         };
@@ -399,7 +419,7 @@ impl<'a> Trainer<'a> {
                 Engine::Tape { train, params, adam, t: 0, lr: recipe.lr, weight_decay: recipe.weight_decay, mask, rng }
             }
         };
-        Trainer { arch, native: native_arch, device, batch: recipe.batch_size.min(n).max(1), order: pools, cursor: vec![usize::MAX; k], k, rngs, engine }
+        Trainer { arch, native: native_arch, device, batch: recipe.batch_size.min(n).max(1), order: pools, cursor: vec![usize::MAX; k], k, rngs, engine, note }
     }
 
     /// One pass over the training data (whole batches of the smallest pool).
@@ -450,6 +470,7 @@ impl<'a> Trainer<'a> {
             Engine::Dense(zoo) => zoo.steps(&[indices]),
             Engine::Mlp { train, zoo } => zoo.step(train, &indices),
             Engine::Cnn(zoo) => zoo.step(&indices),
+            Engine::Net(zoo) => zoo.step(&indices),
             Engine::Tape { train, params, adam, t, lr, weight_decay, mask, rng } => {
                 let (x, targets) = train.gather(&indices, k, device);
                 let tracked = params.clone().autodiff().require_grad();
@@ -485,6 +506,23 @@ impl<'a> Trainer<'a> {
         }
     }
 
+    /// Why these models train on the tape although they are a declared network (see
+    /// [`tape_reason`]).
+    pub fn note(&self) -> Option<&str> {
+        self.note.as_deref()
+    }
+
+    /// Which engine trains the models: `dense`, `mlp`, `cnn`, `net` or `tape`.
+    pub fn engine(&self) -> &'static str {
+        match self.engine {
+            Engine::Tape { .. } => "tape",
+            Engine::Dense(_) => "dense",
+            Engine::Mlp { .. } => "mlp",
+            Engine::Cnn(_) => "cnn",
+            Engine::Net(_) => "net",
+        }
+    }
+
     /// From now on only parameters whose names start with one of `prefixes` change.
     pub fn freeze_except(&mut self, prefixes: &[String]) -> Result<(), String> {
         let layout = self.arch.layout();
@@ -503,6 +541,7 @@ impl<'a> Trainer<'a> {
             Engine::Mlp { zoo, .. } => zoo.freeze(|name| prefixes.iter().any(|pre| name.starts_with(pre.as_str()))),
             Engine::Dense(zoo) => zoo.models.freeze(ranges),
             Engine::Cnn(zoo) => zoo.models.freeze(ranges),
+            Engine::Net(zoo) => zoo.models.freeze(ranges),
         }
         Ok(())
     }
@@ -521,6 +560,7 @@ impl<'a> Trainer<'a> {
             Engine::Mlp { zoo, .. } => zoo.restart_optimizer(lr),
             Engine::Dense(zoo) => zoo.models.restart_optimizer(lr),
             Engine::Cnn(zoo) => zoo.models.restart_optimizer(lr),
+            Engine::Net(zoo) => zoo.models.restart_optimizer(lr),
         }
     }
 
@@ -532,6 +572,7 @@ impl<'a> Trainer<'a> {
             Engine::Mlp { zoo, .. } => zoo.set_weights(self.native.as_ref().unwrap_or(self.arch), &flat),
             Engine::Dense(zoo) => zoo.models.set_weights(&flat),
             Engine::Cnn(zoo) => zoo.models.set_weights(&flat),
+            Engine::Net(zoo) => zoo.models.set_weights(&flat),
         }
     }
 
@@ -542,6 +583,7 @@ impl<'a> Trainer<'a> {
             Engine::Mlp { zoo, .. } => zoo.weights(self.native.as_ref().unwrap_or(self.arch)),
             Engine::Dense(zoo) => zoo.models.weights(),
             Engine::Cnn(zoo) => zoo.models.weights(),
+            Engine::Net(zoo) => zoo.models.weights(),
         }
     }
 }

@@ -29,6 +29,9 @@ pub(crate) fn train_part(name: &str, spec: &ZooSpec, data: &Dataset, arch: &Arch
     };
     let label = if units.len() > 1 { format!("zoo {name} part {}/{}: {what}", part + 1, units.len()) } else { format!("zoo {name}: {what}") };
     output::status("Training", &format!("{label} × {epochs} epochs, {} parameters each", arch.layout().len()));
+    if let Some(why) = zoo::train::tape_reason(arch, data) {
+        output::status("Note", &format!("zoo {name} trains on the autodiff tape (slower than the native engine): {why}"));
+    }
     let pb = output::bar((unit.len() * epochs) as u64, "Training", "model-epochs");
     let zoo = zoo::train::train_unit(arch, data, spec, unit, roots, Some(&pb)).map_err(|reason| Error::Training { zoo: name.to_string(), reason })?;
     pb.finish_and_clear();

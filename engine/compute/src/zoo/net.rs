@@ -1,0 +1,992 @@
+//! K declared (`sequential`) networks trained at once on the CPU, with every layer's forward
+//! and backward written out.
+//!
+//! Why not the autodiff tape: the tape runs K models as grouped convolutions and batched
+//! matmuls, which for zoo-sized layers (a few channels, small images) spends its time on
+//! dispatch and layout — LeNet-5 trained slower that way than a per-model PyTorch loop. Here a
+//! thread takes one model at a time through its batch, layer by layer, over memory that stays
+//! in its core's cache, then updates it with one fused Adam pass ([`super::models`]). Models
+//! are independent, so the bits do not depend on the thread count.
+//!
+//! The layers a zoo needs are here: linear; conv2d with any kernel, stride and padding
+//! (stride 1, the common case, as long contiguous multiply-adds over a padded image whose rows
+//! keep their padding, so each kernel tap is one vector loop over the whole plane); BatchNorm
+//! over features or channels (batch statistics, the running buffers moved as PyTorch moves
+//! them); max- and average-pooling; global average pooling; flatten; residual blocks with an
+//! identity or a declared shortcut; relu, tanh, sigmoid, silu, leaky relu and sine. A network
+//! with a layer outside that set (GELU, LayerNorm, dropout with p > 0), a regression target or
+//! inputs of another size is trained on the tape, and [`NetZoo::new`] says why.
+//!
+//! The arithmetic is the tape's ([`crate::arch::Network`]): each model's mean cross-entropy on
+//! its own batch, L2 weight decay added to the gradient, Adam as in PyTorch; max-pooling passes
+//! the gradient to the first maximum of a window, as PyTorch does. Sums are taken in a fixed
+//! order (dot products in [`LANES`] lanes), so the bits are the same at every vector width.
+
+use std::ops::Range;
+
+use weightlab_manifest::TrainSpec;
+
+use super::models::{Model, Models, Update};
+use crate::arch::Arch;
+use crate::arch::sequential::{Act, Layer, Op};
+use crate::data::{Split, Task};
+use crate::simd::multiversion;
+
+/// BatchNorm's ε and momentum: PyTorch's defaults (as the tape uses them).
+const EPS: f64 = 1e-5;
+const MOMENTUM: f32 = 0.1;
+/// Lanes of a dot product: independent partial sums, added in order at the end.
+const LANES: usize = 16;
+
+/// One layer as this engine computes it: the op, with the flat offsets of its tensors and
+/// the sizes of one example before and after it.
+#[derive(Debug, Clone)]
+struct Step {
+    node: Node,
+    /// Values per example in and out.
+    inp: usize,
+    out: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Linear {
+        i: usize,
+        o: usize,
+        w: usize,
+        b: Option<usize>,
+    },
+    Conv(Conv),
+    /// BatchNorm over `c` channels of `spatial` values each (1 for flat inputs).
+    Norm {
+        c: usize,
+        spatial: usize,
+        gamma: usize,
+        beta: usize,
+        mean: usize,
+        var: usize,
+    },
+    Pool {
+        max: bool,
+        c: usize,
+        h: usize,
+        w: usize,
+        k: usize,
+        s: usize,
+        oh: usize,
+        ow: usize,
+    },
+    Global {
+        c: usize,
+        spatial: usize,
+    },
+    Act(Act),
+    Residual {
+        layers: Vec<Step>,
+        shortcut: Option<Vec<Step>>,
+    },
+}
+
+/// A convolution's sizes: `ci` → `co` channels, `k`×`k` kernel, stride `s`, padding `p`, an
+/// `h`×`w` input (`ph`×`pw` padded) and an `oh`×`ow` output.
+#[derive(Debug, Clone, Copy)]
+struct Conv {
+    ci: usize,
+    co: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    h: usize,
+    w: usize,
+    ph: usize,
+    pw: usize,
+    oh: usize,
+    ow: usize,
+    weight: usize,
+    bias: Option<usize>,
+}
+
+/// `layers` as steps, or why this engine cannot take one of them.
+fn lower(layers: &[Layer]) -> Result<Vec<Step>, String> {
+    let mut steps = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let (inp, out): (usize, usize) = (layer.input.iter().product(), layer.output.iter().product());
+        let at = layer.offsets();
+        let image = || match layer.input[..] {
+            [c, h, w] => Ok((c, h, w)),
+            _ => Err(format!("layer {} `{}` on flat inputs", layer.prefix, layer.kind())),
+        };
+        let node = match &layer.op {
+            &Op::Linear { inputs, out: o, bias } => Node::Linear { i: inputs, o, w: at[0], b: bias.then(|| at[1]) },
+            &Op::Conv2d { inputs, out: co, kernel, stride, padding, bias } => {
+                let (_, h, w) = image()?;
+                let (oh, ow) = (layer.output[1], layer.output[2]);
+                Node::Conv(Conv { ci: inputs, co, k: kernel, s: stride, p: padding, h, w, ph: h + 2 * padding, pw: w + 2 * padding, oh, ow, weight: at[0], bias: bias.then(|| at[1]) })
+            }
+            &Op::BatchNorm { features } => Node::Norm { c: features, spatial: inp / features, gamma: at[0], beta: at[1], mean: at[2], var: at[3] },
+            &Op::MaxPool { kernel, stride } | &Op::AvgPool { kernel, stride } => {
+                let (c, h, w) = image()?;
+                Node::Pool { max: matches!(layer.op, Op::MaxPool { .. }), c, h, w, k: kernel, s: stride, oh: layer.output[1], ow: layer.output[2] }
+            }
+            Op::GlobalAvgPool => {
+                let (c, h, w) = image()?;
+                Node::Global { c, spatial: h * w }
+            }
+            // Flattening a (C, H, W) example keeps its values in place; dropout with p = 0 is
+            // the identity.
+            Op::Flatten => continue,
+            Op::Dropout { p: 0.0 } => continue,
+            Op::Dropout { .. } => return Err(format!("layer {} is dropout, whose draws the tape makes", layer.prefix)),
+            Op::Act(Act::Gelu) => return Err(format!("layer {} is GELU", layer.prefix)),
+            &Op::Act(a) => Node::Act(a),
+            Op::LayerNorm { .. } => return Err(format!("layer {} is LayerNorm", layer.prefix)),
+            Op::Residual { layers, shortcut } => Node::Residual { layers: lower(layers)?, shortcut: shortcut.as_deref().map(lower).transpose()? },
+        };
+        steps.push(Step { node, inp, out });
+    }
+    Ok(steps)
+}
+
+/// The (offset, length) of every BatchNorm buffer in `steps`.
+fn buffers(steps: &[Step], out: &mut Vec<Range<usize>>) {
+    for s in steps {
+        match &s.node {
+            &Node::Norm { c, mean, var, .. } => out.extend([mean..mean + c, var..var + c]),
+            Node::Residual { layers, shortcut } => {
+                buffers(layers, out);
+                if let Some(side) = shortcut {
+                    buffers(side, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The steps of `arch`, its inputs per example and its classes, or why this engine does not
+/// take it.
+fn plan(arch: &Arch, train: &Split, task: Task) -> Result<(Vec<Step>, usize, usize), String> {
+    let Arch::Sequential(net) = arch else { return Err("not a declared network".into()) };
+    let Task::Classification { classes } = task else { return Err("the target is not classes (regression)".into()) };
+    let steps = lower(&net.layers)?;
+    let features: usize = net.input.iter().product();
+    if train.x.len() != train.len() * features || steps.last().map(|s| s.out) != Some(classes) {
+        return Err("the data's shapes differ from the network's".into());
+    }
+    Ok((steps, features, classes))
+}
+
+/// Why the declared network `arch` trains on the autodiff tape rather than this engine, on
+/// the CPU; `None` when this engine (or the MLP engine, for a declared MLP) takes it.
+pub fn tape_reason(arch: &Arch, train: &Split, task: Task) -> Option<String> {
+    match arch {
+        Arch::Sequential(net) if net.as_mlp().is_none() => plan(arch, train, task).err(),
+        _ => None,
+    }
+}
+
+/// K declared networks in training, and the training split they learn from.
+pub(super) struct NetZoo {
+    pub models: Models,
+    steps: Vec<Step>,
+    features: usize,
+    classes: usize,
+    x: Vec<f32>,
+    y: Vec<usize>,
+    /// Each thread's buffers, kept between steps (sized for batches of `batch`).
+    works: Vec<Work>,
+    batch: usize,
+}
+
+impl NetZoo {
+    /// The declared networks of `arch` with stacked flat parameters `flat` (K × P), learning
+    /// `train`; `Err` says why this engine does not take them (another architecture, a layer
+    /// it lacks, a target that is not classes).
+    pub fn new(arch: &Arch, recipe: &TrainSpec, flat: &[f32], k: usize, train: &Split, task: Task) -> Result<Self, String> {
+        let (steps, features, classes) = plan(arch, train, task)?;
+        let layout = arch.layout();
+        let mut models = Models::new(recipe, flat, k, layout.len());
+        // The running statistics follow the batches, never a gradient (or weight decay).
+        let mut fixed = Vec::new();
+        buffers(&steps, &mut fixed);
+        fixed.sort_by_key(|r| r.start);
+        let mut trains = Vec::new();
+        let mut from = 0;
+        for r in fixed {
+            if r.start > from {
+                trains.push(from..r.start);
+            }
+            from = r.end;
+        }
+        if from < layout.len() {
+            trains.push(from..layout.len());
+        }
+        models.freeze(trains);
+        Ok(NetZoo { models, steps, features, classes, x: train.x.clone(), y: train.y.iter().map(|&v| v as usize).collect(), works: Vec::new(), batch: 0 })
+    }
+
+    /// One optimiser step on the batch `indices` (K·B example indices, model-major).
+    pub fn step(&mut self, indices: &[i64]) {
+        let b = indices.len() / self.models.k().max(1);
+        let update = self.models.updates(1)[0];
+        if self.batch != b {
+            self.works.clear();
+            self.batch = b;
+        }
+        let NetZoo { models, steps, features, classes, x, y, works, .. } = self;
+        let (p, features, classes) = (models.p(), *features, *classes);
+        models.each_with(
+            works,
+            || Work::new(steps, b, p),
+            |work, j, mut model| {
+                let batch = &indices[j * b..(j + 1) * b];
+                let mut input = std::mem::take(&mut work.input);
+                for (row, &i) in input.chunks_exact_mut(features).zip(batch) {
+                    row.copy_from_slice(&x[i as usize * features..(i as usize + 1) * features]);
+                }
+                let labels: Vec<usize> = batch.iter().map(|&i| y[i as usize]).collect();
+                train_model(steps, work, &mut model, &input, &labels, classes, &update);
+                work.input = input;
+            },
+        );
+    }
+}
+
+/// What one step of one layer keeps for the backward pass.
+#[derive(Default)]
+struct Trace {
+    /// Its output, B × out.
+    out: Vec<f32>,
+    /// The gradient with respect to its input, B × inp.
+    din: Vec<f32>,
+    /// Convolutions: the padded input; BatchNorm: the normalised input; residual blocks: the
+    /// inner branch's input gradient.
+    aux: Vec<f32>,
+    /// BatchNorm: per channel mean, biased variance and 1/√(var + ε).
+    stat: Vec<f32>,
+    /// Max-pooling: where each window's maximum is in its input plane.
+    arg: Vec<u32>,
+    /// Convolutions at stride 1: the output of the whole batch at the padded layout
+    /// (co × columns), the output gradient at that layout after `lead` zeros, the padded input
+    /// gradient (ci × columns), the weights packed for the GEMM kernel, and dW of one call.
+    /// At other strides `dpad` is one example's padded input gradient.
+    wide: Vec<f32>,
+    dext: Vec<f32>,
+    dpad: Vec<f32>,
+    panels: Vec<f32>,
+    dw: Vec<f32>,
+    inner: Vec<Trace>,
+    side: Vec<Trace>,
+}
+
+fn traces(steps: &[Step], b: usize) -> Vec<Trace> {
+    steps
+        .iter()
+        .map(|s| {
+            let mut t = Trace { out: vec![0.0; b * s.out], din: vec![0.0; b * s.inp], ..Trace::default() };
+            match &s.node {
+                Node::Conv(c) if c.s == 1 => {
+                    let (nc, row) = c.columns(b);
+                    t.aux = vec![0.0; c.ci * row];
+                    t.wide = vec![0.0; c.co * nc];
+                    t.dext = vec![0.0; c.co * row];
+                    t.dpad = vec![0.0; c.ci * nc];
+                    t.dw = vec![0.0; c.co * c.ci * c.k * c.k];
+                }
+                Node::Conv(c) => {
+                    t.aux = vec![0.0; b * c.ci * c.ph * c.pw];
+                    t.dpad = vec![0.0; c.ci * c.ph * c.pw];
+                }
+                Node::Norm { c, .. } => {
+                    t.aux = vec![0.0; b * s.inp];
+                    t.stat = vec![0.0; 3 * c];
+                }
+                Node::Pool { .. } => t.arg = vec![0; b * s.out],
+                Node::Residual { layers, shortcut } => {
+                    t.aux = vec![0.0; b * s.inp];
+                    t.inner = traces(layers, b);
+                    t.side = shortcut.as_deref().map(|side| traces(side, b)).unwrap_or_default();
+                }
+                _ => {}
+            }
+            t
+        })
+        .collect()
+}
+
+/// One thread's buffers.
+struct Work {
+    grad: Vec<f32>,
+    input: Vec<f32>,
+    traces: Vec<Trace>,
+    dlogits: Vec<f32>,
+}
+
+impl Work {
+    fn new(steps: &[Step], b: usize, p: usize) -> Self {
+        let inp = steps.first().map_or(0, |s| s.inp);
+        let out = steps.last().map_or(0, |s| s.out);
+        Work { grad: vec![0.0; p], input: vec![0.0; b * inp], traces: traces(steps, b), dlogits: vec![0.0; b * out] }
+    }
+}
+
+/// One model's step: the gradient of its mean loss over the batch `x` (labels `y`), the update,
+/// then the BatchNorm buffers moved towards the batch statistics.
+fn train_model(steps: &[Step], work: &mut Work, model: &mut Model, x: &[f32], y: &[usize], classes: usize, update: &Update) {
+    let b = y.len();
+    work.grad.iter_mut().for_each(|g| *g = 0.0);
+    forward(steps, &mut work.traces, x, b, model.weights);
+    let logits = work.traces.last().map_or(x, |t| &t.out[..]);
+    // d loss / d logits = (softmax − one-hot) / B.
+    let scale = 1.0 / b as f32;
+    for ((row, d), &label) in logits.chunks_exact(classes).zip(work.dlogits.chunks_exact_mut(classes)).zip(y) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let mut sum = 0.0;
+        for (d, &l) in d.iter_mut().zip(row) {
+            *d = (l - max).exp();
+            sum += *d;
+        }
+        for (c, d) in d.iter_mut().enumerate() {
+            *d = (*d / sum - if c == label { 1.0 } else { 0.0 }) * scale;
+        }
+    }
+    let dlogits = std::mem::take(&mut work.dlogits);
+    backward(steps, &mut work.traces, x, &dlogits, b, model.weights, &mut work.grad, None);
+    work.dlogits = dlogits;
+    model.update(&work.grad, update);
+    fold_running(steps, &work.traces, model.weights, b);
+}
+
+/// Moves every BatchNorm's running mean and variance (unbiased) towards the batch's.
+fn fold_running(steps: &[Step], traces: &[Trace], w: &mut [f32], b: usize) {
+    for (s, t) in steps.iter().zip(traces) {
+        match &s.node {
+            &Node::Norm { c, spatial, mean, var, .. } => {
+                let n = b * spatial;
+                let unbiased = (n as f64 / (n.max(2) - 1) as f64) as f32;
+                for ch in 0..c {
+                    w[mean + ch] = w[mean + ch] * (1.0 - MOMENTUM) + t.stat[ch] * MOMENTUM;
+                    w[var + ch] = w[var + ch] * (1.0 - MOMENTUM) + t.stat[c + ch] * unbiased * MOMENTUM;
+                }
+            }
+            Node::Residual { layers, shortcut } => {
+                fold_running(layers, &t.inner, w, b);
+                if let Some(side) = shortcut {
+                    fold_running(side, &t.side, w, b);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The batch `x` (B × the first step's inputs) through `steps`; each step's output stays in its
+/// trace.
+fn forward(steps: &[Step], traces: &mut [Trace], x: &[f32], b: usize, w: &[f32]) {
+    for (i, step) in steps.iter().enumerate() {
+        let (before, rest) = traces.split_at_mut(i);
+        let input = before.last().map_or(x, |t| &t.out[..]);
+        step_forward(step, &mut rest[0], input, b, w);
+    }
+}
+
+fn step_forward(step: &Step, t: &mut Trace, x: &[f32], b: usize, w: &[f32]) {
+    let Trace { out, aux, stat, arg, inner, side, wide, panels, .. } = t;
+    match &step.node {
+        &Node::Linear { i, o, w: at, b: bias } => linear_forward(&w[at..at + o * i], bias.map(|at| &w[at..at + o]), x, i, out),
+        Node::Conv(c) if c.s == 1 => c.forward_batch(&w[c.weight..c.weight + c.co * c.ci * c.k * c.k], c.bias.map(|at| &w[at..at + c.co]), x, b, out, aux, wide, panels),
+        Node::Conv(c) => {
+            for ((x, pad), out) in x.chunks_exact(step.inp).zip(aux.chunks_exact_mut(c.ci * c.ph * c.pw)).zip(out.chunks_exact_mut(step.out)) {
+                c.pad(x, pad);
+                conv_forward(c, &w[c.weight..c.weight + c.co * c.ci * c.k * c.k], c.bias.map(|at| &w[at..at + c.co]), pad, out);
+            }
+        }
+        &Node::Norm { c, spatial, gamma, beta, .. } => norm_forward(c, spatial, &w[gamma..gamma + c], &w[beta..beta + c], x, out, aux, stat),
+        &Node::Pool { max, c, h, w: width, k, s, oh, ow } => {
+            let mut run = vec![0.0f32; oh * ow];
+            let corners: Vec<u32> = (0..oh * ow).map(|o| ((o / ow) * s * width + (o % ow) * s) as u32).collect();
+            for ((x, out), arg) in x.chunks_exact(step.inp).zip(out.chunks_exact_mut(step.out)).zip(arg.chunks_exact_mut(step.out)) {
+                for ch in 0..c {
+                    let plane = &x[ch * h * width..(ch + 1) * h * width];
+                    let (out, arg) = (&mut out[ch * oh * ow..(ch + 1) * oh * ow], &mut arg[ch * oh * ow..(ch + 1) * oh * ow]);
+                    pool_plane(plane, width, k, &corners, max, out, arg, &mut run);
+                }
+            }
+        }
+        &Node::Global { c, spatial } => {
+            for (x, out) in x.chunks_exact(step.inp).zip(out.chunks_exact_mut(c)) {
+                for (o, plane) in out.iter_mut().zip(x.chunks_exact(spatial)) {
+                    *o = plane.iter().sum::<f32>() / spatial as f32;
+                }
+            }
+        }
+        &Node::Act(a) => act_forward(a, x, out),
+        Node::Residual { layers, shortcut } => {
+            forward(layers, inner, x, b, w);
+            let a = inner.last().map_or(x, |t| &t.out[..]);
+            let side_out = match shortcut {
+                Some(s) => {
+                    forward(s, side, x, b, w);
+                    side.last().map_or(x, |t| &t.out[..])
+                }
+                None => x,
+            };
+            for ((o, &a), &s) in out.iter_mut().zip(a).zip(side_out) {
+                *o = a + s;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// One plane's pooling windows (`width` wide, `k` × `k` windows whose top-left corners are
+    /// at `corners`), branch-free: for each tap, its value in every window is gathered into one run and
+    /// compared as vector lanes — the maximum and where it is (the first maximum, NaN winning,
+    /// as PyTorch picks) or the mean.
+    #[allow(clippy::too_many_arguments)]
+    fn pool_plane(plane: &[f32], width: usize, k: usize, corners: &[u32], max: bool, best: &mut [f32], at: &mut [u32], run: &mut [f32]) {
+        let n = best.len();
+        if max {
+            best.fill(f32::NEG_INFINITY);
+            at.copy_from_slice(corners);
+        } else {
+            best.fill(0.0);
+        }
+        for ky in 0..k {
+            for kx in 0..k {
+                let shift = (ky * width + kx) as u32;
+                for (r, &c) in run[..n].iter_mut().zip(corners) {
+                    *r = plane[(c + shift) as usize];
+                }
+                if max {
+                    for (((b, a), &v), &c) in best.iter_mut().zip(at.iter_mut()).zip(&run[..n]).zip(corners) {
+                        let take = v > *b || v.is_nan();
+                        *b = if take { v } else { *b };
+                        *a = if take { c + shift } else { *a };
+                    }
+                } else {
+                    for (b, &v) in best.iter_mut().zip(&run[..n]) {
+                        *b += v;
+                    }
+                }
+            }
+        }
+        if !max {
+            let count = (k * k) as f32;
+            best.iter_mut().for_each(|v| *v /= count);
+        }
+    }
+}
+
+/// Back-propagates `dout` (B × the last step's outputs) through `steps`, adding parameter
+/// gradients into `grad`; the gradient with respect to `x` goes to `din` when asked for.
+#[allow(clippy::too_many_arguments)]
+fn backward(steps: &[Step], traces: &mut [Trace], x: &[f32], dout: &[f32], b: usize, w: &[f32], grad: &mut [f32], din: Option<&mut [f32]>) {
+    let mut din = din;
+    for i in (0..steps.len()).rev() {
+        let (before, rest) = traces.split_at_mut(i);
+        let (here, after) = rest.split_at_mut(1);
+        let input = before.last().map_or(x, |t| &t.out[..]);
+        let d = after.first().map_or(dout, |t| &t.din[..]);
+        let t = &mut here[0];
+        if i == 0 {
+            step_backward(&steps[i], t, input, d, b, w, grad, din.as_deref_mut());
+        } else {
+            let mut own = std::mem::take(&mut t.din);
+            step_backward(&steps[i], t, input, d, b, w, grad, Some(&mut own));
+            t.din = own;
+        }
+    }
+    if let (true, Some(din)) = (steps.is_empty(), din) {
+        din.copy_from_slice(dout);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn step_backward(step: &Step, t: &mut Trace, x: &[f32], dout: &[f32], b: usize, w: &[f32], grad: &mut [f32], din: Option<&mut [f32]>) {
+    match &step.node {
+        &Node::Linear { i, o, w: at, b: bias } => {
+            let (dw, db) = two(grad, at..at + o * i, bias.map(|at| at..at + o));
+            linear_backward(&w[at..at + o * i], x, dout, i, o, dw, db, din);
+        }
+        Node::Conv(c) => {
+            let (dw, db) = two(grad, c.weight..c.weight + c.co * c.ci * c.k * c.k, c.bias.map(|at| at..at + c.co));
+            let weights = &w[c.weight..c.weight + c.co * c.ci * c.k * c.k];
+            if let Some(db) = db {
+                for dout in dout.chunks_exact(step.out) {
+                    for (g, d) in db.iter_mut().zip(dout.chunks_exact(c.oh * c.ow)) {
+                        *g += d.iter().sum::<f32>();
+                    }
+                }
+            }
+            if c.s == 1 {
+                c.backward_batch(weights, dout, b, t, dw, din);
+                return;
+            }
+            let Trace { aux, dpad, .. } = t;
+            let plane = c.ci * c.ph * c.pw;
+            let mut din = din;
+            for (n, (pad, dout)) in aux.chunks_exact(plane).zip(dout.chunks_exact(step.out)).enumerate() {
+                match din.as_deref_mut() {
+                    Some(din) => {
+                        dpad.fill(0.0);
+                        conv_backward(c, weights, pad, dout, dw, Some(dpad));
+                        c.unpad(dpad, &mut din[n * step.inp..(n + 1) * step.inp]);
+                    }
+                    None => conv_backward(c, weights, pad, dout, dw, None),
+                }
+            }
+        }
+        &Node::Norm { c, spatial, gamma, beta, .. } => {
+            let (dg, db) = two(grad, gamma..gamma + c, Some(beta..beta + c));
+            norm_backward(c, spatial, &w[gamma..gamma + c], &t.aux, &t.stat, dout, dg, db.expect("BatchNorm has a bias"), din);
+        }
+        &Node::Pool { max, c, h, w: width, k, s, oh, ow } => {
+            let Some(din) = din else { return };
+            din.iter_mut().for_each(|v| *v = 0.0);
+            for ((din, dout), arg) in din.chunks_exact_mut(step.inp).zip(dout.chunks_exact(step.out)).zip(t.arg.chunks(step.out.max(1))) {
+                for ch in 0..c {
+                    let plane = &mut din[ch * h * width..(ch + 1) * h * width];
+                    for o in 0..oh * ow {
+                        let d = dout[ch * oh * ow + o];
+                        if max {
+                            plane[arg[ch * oh * ow + o] as usize] += d;
+                        } else {
+                            let (oy, ox) = (o / ow, o % ow);
+                            let share = d / (k * k) as f32;
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    plane[(oy * s + ky) * width + ox * s + kx] += share;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        &Node::Global { c, spatial } => {
+            let Some(din) = din else { return };
+            for (din, dout) in din.chunks_exact_mut(step.inp).zip(dout.chunks_exact(c)) {
+                for (plane, &d) in din.chunks_exact_mut(spatial).zip(dout) {
+                    plane.fill(d / spatial as f32);
+                }
+            }
+        }
+        &Node::Act(a) => {
+            if let Some(din) = din {
+                act_backward(a, x, &t.out, dout, din);
+            }
+        }
+        Node::Residual { layers, shortcut } => {
+            let Trace { aux, inner, side, .. } = t;
+            backward(layers, inner, x, dout, b, w, grad, Some(aux));
+            match shortcut {
+                Some(s) => {
+                    let mut other = vec![0.0; aux.len()];
+                    backward(s, side, x, dout, b, w, grad, Some(&mut other));
+                    if let Some(din) = din {
+                        for ((d, &a), &o) in din.iter_mut().zip(aux.iter()).zip(&other) {
+                            *d = a + o;
+                        }
+                    }
+                }
+                None => {
+                    if let Some(din) = din {
+                        for ((d, &a), &o) in din.iter_mut().zip(aux.iter()).zip(dout) {
+                            *d = a + o;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The disjoint parts `a` and `b` of a model's gradient (`b`, when there, after `a`).
+fn two(grad: &mut [f32], a: Range<usize>, b: Option<Range<usize>>) -> (&mut [f32], Option<&mut [f32]>) {
+    match b {
+        Some(b) => {
+            let (low, high) = grad.split_at_mut(b.start);
+            (&mut low[a], Some(&mut high[..b.len()]))
+        }
+        None => (&mut grad[a], None),
+    }
+}
+
+impl Conv {
+    /// The largest offset of a kernel tap in a padded plane.
+    fn lead(&self) -> usize {
+        (self.k - 1) * self.pw + self.k - 1
+    }
+
+    /// At stride 1, for a batch of `b`: the GEMMs' columns (the batch's padded planes end to
+    /// end, rounded up to the kernel's tile) and the length of one channel's row in the padded
+    /// input (the columns plus room for the farthest tap).
+    fn columns(&self, b: usize) -> (usize, usize) {
+        let nc = (b * self.ph * self.pw).div_ceil(crate::gemm::TILE) * crate::gemm::TILE;
+        (nc, nc + self.lead())
+    }
+
+    /// A stride-1 convolution of the whole batch `x` (B × ci × h × w) as one GEMM without
+    /// unfolding: each channel's padded planes lie end to end in a row of `pad`, and the
+    /// input row of tap (ic, ky, kx) is that row shifted by ky·pw + kx, so out = W · rows (co ×
+    /// columns) reads the image where it is. Output positions past a plane's `ow` columns or
+    /// `oh` rows are computed and dropped.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_batch(&self, weight: &[f32], bias: Option<&[f32]>, x: &[f32], b: usize, out: &mut [f32], pad: &mut [f32], wide: &mut [f32], panels: &mut Vec<f32>) {
+        let (plane, (nc, row)) = (self.ph * self.pw, self.columns(b));
+        // The padding and the room past the planes stay zero from the allocation.
+        for (n, x) in x.chunks_exact(self.ci * self.h * self.w).enumerate() {
+            for (ic, src) in x.chunks_exact(self.h * self.w).enumerate() {
+                let dst = &mut pad[ic * row + n * plane..];
+                for (y, line) in src.chunks_exact(self.w).enumerate() {
+                    dst[(y + self.p) * self.pw + self.p..][..self.w].copy_from_slice(line);
+                }
+            }
+        }
+        let taps = self.ci * self.k * self.k;
+        crate::gemm::pack_into(weight, taps, panels);
+        let rows = self.tap_rows(pad, row, nc);
+        crate::gemm::matmul_rows(panels, &rows, taps, nc, wide);
+        let per = self.co * self.oh * self.ow;
+        for (n, out) in out.chunks_exact_mut(per).enumerate() {
+            for (oc, dst) in out.chunks_exact_mut(self.oh * self.ow).enumerate() {
+                let bias = bias.map_or(0.0, |b| b[oc]);
+                for (y, line) in dst.chunks_exact_mut(self.ow).enumerate() {
+                    for (o, &v) in line.iter_mut().zip(&wide[oc * nc + n * plane + y * self.pw..][..self.ow]) {
+                        *o = v + bias;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The row each tap (ic, ky, kx) reads, `len` long: channel ic's row of `src` (rows
+    /// `stride` apart) shifted by the tap's offset ky·pw + kx.
+    fn tap_rows<'a>(&self, src: &'a [f32], stride: usize, len: usize) -> Vec<&'a [f32]> {
+        let mut rows = Vec::with_capacity(self.ci * self.k * self.k);
+        for ic in 0..self.ci {
+            for ky in 0..self.k {
+                for kx in 0..self.k {
+                    rows.push(&src[ic * stride + ky * self.pw + kx..][..len]);
+                }
+            }
+        }
+        rows
+    }
+
+    /// The gradients of [`Conv::forward_batch`]: dW += dout · rowsᵀ (one product of long dot
+    /// products over the batch's planes) and, when asked, the padded input gradient as
+    /// Wᵀ-taps over the output gradient shifted the other way (rows of `dext` start `lead`
+    /// zeros early), then the planes' insides copied out.
+    fn backward_batch(&self, weight: &[f32], dout: &[f32], b: usize, t: &mut Trace, dw: &mut [f32], din: Option<&mut [f32]>) {
+        let (plane, (nc, row), lead) = (self.ph * self.pw, self.columns(b), self.lead());
+        let Trace { aux: pad, dext, dpad, panels, dw: part, .. } = t;
+        // Positions outside the valid outputs stay zero from the allocation.
+        for (n, d) in dout.chunks_exact(self.co * self.oh * self.ow).enumerate() {
+            for (oc, src) in d.chunks_exact(self.oh * self.ow).enumerate() {
+                for (y, line) in src.chunks_exact(self.ow).enumerate() {
+                    dext[oc * row + lead + n * plane + y * self.pw..][..self.ow].copy_from_slice(line);
+                }
+            }
+        }
+        let span = b * plane;
+        let taps = self.ci * self.k * self.k;
+        let outputs: Vec<&[f32]> = (0..self.co).map(|oc| &dext[oc * row + lead..][..span]).collect();
+        crate::gemm::matmul_nt_rows(&outputs, &self.tap_rows(pad, row, span), span, part, taps);
+        for (g, &v) in dw.iter_mut().zip(part.iter()) {
+            *g += v;
+        }
+        let Some(din) = din else { return };
+        // dpad[ic][q] = Σ_{oc, ky, kx} W[oc, ic, ky, kx] · dout[oc][q − ky·pw − kx].
+        let mut flipped = vec![0.0f32; self.ci * self.co * self.k * self.k];
+        for ic in 0..self.ci {
+            for oc in 0..self.co {
+                for tap in 0..self.k * self.k {
+                    flipped[ic * self.co * self.k * self.k + oc * self.k * self.k + tap] = weight[(oc * self.ci + ic) * self.k * self.k + tap];
+                }
+            }
+        }
+        crate::gemm::pack_into(&flipped, self.co * self.k * self.k, panels);
+        let mut shifted = Vec::with_capacity(self.co * self.k * self.k);
+        for oc in 0..self.co {
+            for ky in 0..self.k {
+                for kx in 0..self.k {
+                    shifted.push(&dext[oc * row + lead - (ky * self.pw + kx)..][..nc]);
+                }
+            }
+        }
+        crate::gemm::matmul_rows(panels, &shifted, self.co * self.k * self.k, nc, dpad);
+        for (n, din) in din.chunks_exact_mut(self.ci * self.h * self.w).enumerate() {
+            for (ic, dst) in din.chunks_exact_mut(self.h * self.w).enumerate() {
+                for (y, line) in dst.chunks_exact_mut(self.w).enumerate() {
+                    line.copy_from_slice(&dpad[ic * nc + n * plane + (y + self.p) * self.pw + self.p..][..self.w]);
+                }
+            }
+        }
+    }
+
+    /// `x` (ci × h × w) into `pad` (ci × ph × pw) with zeros around.
+    fn pad(&self, x: &[f32], pad: &mut [f32]) {
+        if self.p == 0 {
+            pad.copy_from_slice(x);
+            return;
+        }
+        pad.fill(0.0);
+        for (src, dst) in x.chunks_exact(self.h * self.w).zip(pad.chunks_exact_mut(self.ph * self.pw)) {
+            for (row, out) in src.chunks_exact(self.w).zip(dst.chunks_exact_mut(self.pw).skip(self.p)) {
+                out[self.p..self.p + self.w].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// The inside of the padded gradient `dpad` into `din` (ci × h × w).
+    fn unpad(&self, dpad: &[f32], din: &mut [f32]) {
+        for (src, dst) in dpad.chunks_exact(self.ph * self.pw).zip(din.chunks_exact_mut(self.h * self.w)) {
+            for (row, out) in src.chunks_exact(self.pw).skip(self.p).zip(dst.chunks_exact_mut(self.w)) {
+                out.copy_from_slice(&row[self.p..self.p + self.w]);
+            }
+        }
+    }
+}
+
+/// Σ a_i·b_i summed in [`LANES`] lanes (i mod LANES), the lanes in order, then the tail.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut lanes = [0.0f32; LANES];
+    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for l in 0..LANES {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    let mut sum = lanes.iter().fold(0.0, |s, &v| s + v);
+    for (x, y) in ar.iter().zip(br) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// `y += a · x`.
+#[inline(always)]
+fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+multiversion! {
+    /// y = x·Wᵀ + b for a batch `x` (B × i) and W (o × i).
+    fn linear_forward(weight: &[f32], bias: Option<&[f32]>, x: &[f32], i: usize, out: &mut [f32]) {
+        let o = weight.len() / i.max(1);
+        for (x, out) in x.chunks_exact(i).zip(out.chunks_exact_mut(o)) {
+            for (j, y) in out.iter_mut().enumerate() {
+                *y = dot(&weight[j * i..(j + 1) * i], x) + bias.map_or(0.0, |b| b[j]);
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// A linear layer's gradients: dW += doutᵀ·x, db += Σ dout, din = dout·W.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_backward(weight: &[f32], x: &[f32], dout: &[f32], i: usize, o: usize, dw: &mut [f32], db: Option<&mut [f32]>, din: Option<&mut [f32]>) {
+        let mut db = db;
+        for (x, d) in x.chunks_exact(i).zip(dout.chunks_exact(o)) {
+            for (j, &g) in d.iter().enumerate() {
+                axpy(&mut dw[j * i..(j + 1) * i], g, x);
+            }
+            if let Some(db) = db.as_deref_mut() {
+                for (b, &g) in db.iter_mut().zip(d) {
+                    *b += g;
+                }
+            }
+        }
+        if let Some(din) = din {
+            for (row, d) in din.chunks_exact_mut(i).zip(dout.chunks_exact(o)) {
+                row.fill(0.0);
+                for (j, &g) in d.iter().enumerate() {
+                    axpy(row, g, &weight[j * i..(j + 1) * i]);
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// One example through a convolution with stride > 1, from its padded input `pad` (ci × ph
+    /// × pw) into `out` (co × oh × ow).
+    fn conv_forward(c: &Conv, weight: &[f32], bias: Option<&[f32]>, pad: &[f32], out: &mut [f32]) {
+        let kk = c.k * c.k;
+        let plane = c.ph * c.pw;
+        for oc in 0..c.co {
+            let dst = &mut out[oc * c.oh * c.ow..(oc + 1) * c.oh * c.ow];
+            dst.fill(bias.map_or(0.0, |b| b[oc]));
+            for ic in 0..c.ci {
+                let src = &pad[ic * plane..(ic + 1) * plane];
+                let taps = &weight[(oc * c.ci + ic) * kk..(oc * c.ci + ic + 1) * kk];
+                for ky in 0..c.k {
+                    for kx in 0..c.k {
+                        let t = taps[ky * c.k + kx];
+                        for (y, row) in dst.chunks_exact_mut(c.ow).enumerate() {
+                            let line = &src[(y * c.s + ky) * c.pw + kx..];
+                            for (x, v) in row.iter_mut().enumerate() {
+                                *v += t * line[x * c.s];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// One example's gradients of a convolution with stride > 1: dW += dout ⋆ pad, and dpad +=
+    /// W ⋆ dout when asked.
+    fn conv_backward(c: &Conv, weight: &[f32], pad: &[f32], dout: &[f32], dw: &mut [f32], dpad: Option<&mut [f32]>) {
+        let kk = c.k * c.k;
+        let plane = c.ph * c.pw;
+        let mut dpad = dpad;
+        for oc in 0..c.co {
+            let d = &dout[oc * c.oh * c.ow..(oc + 1) * c.oh * c.ow];
+            for ic in 0..c.ci {
+                let at = (oc * c.ci + ic) * kk;
+                for ky in 0..c.k {
+                    for kx in 0..c.k {
+                        let mut sum = 0.0;
+                        let t = weight[at + ky * c.k + kx];
+                        for (y, row) in d.chunks_exact(c.ow).enumerate() {
+                            let base = ic * plane + (y * c.s + ky) * c.pw + kx;
+                            for (x, &g) in row.iter().enumerate() {
+                                sum += g * pad[base + x * c.s];
+                                if let Some(dpad) = dpad.as_deref_mut() {
+                                    dpad[base + x * c.s] += t * g;
+                                }
+                            }
+                        }
+                        dw[at + ky * c.k + kx] += sum;
+                    }
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// BatchNorm in training mode over a batch (B × c × spatial): the batch's mean and biased
+    /// variance per channel (summed in f64), x̂ kept in `xhat`, the statistics in `stat`.
+    #[allow(clippy::too_many_arguments)]
+    fn norm_forward(c: usize, spatial: usize, gamma: &[f32], beta: &[f32], x: &[f32], out: &mut [f32], xhat: &mut [f32], stat: &mut [f32]) {
+        let per = c * spatial;
+        let n = (x.len() / per.max(1) * spatial) as f64;
+        for ch in 0..c {
+            let r = ch * spatial..(ch + 1) * spatial;
+            let mean = x.chunks_exact(per).map(|e| sum64(&e[r.clone()], None)).sum::<f64>() / n;
+            let var = x.chunks_exact(per).map(|e| sum64(&e[r.clone()], Some(mean))).sum::<f64>() / n;
+            let (mean32, inv) = (mean as f32, (1.0 / (var + EPS).sqrt()) as f32);
+            stat[ch] = mean32;
+            stat[c + ch] = var as f32;
+            stat[2 * c + ch] = inv;
+            let (g, b) = (gamma[ch], beta[ch]);
+            for ((x, o), h) in x.chunks_exact(per).zip(out.chunks_exact_mut(per)).zip(xhat.chunks_exact_mut(per)) {
+                for ((&x, o), h) in x[r.clone()].iter().zip(&mut o[r.clone()]).zip(&mut h[r.clone()]) {
+                    *h = (x - mean32) * inv;
+                    *o = *h * g + b;
+                }
+            }
+        }
+    }
+}
+
+/// Σ v, or Σ (v − centre)² given a centre, in f64, in 8 lanes.
+#[inline(always)]
+fn sum64(xs: &[f32], centre: Option<f64>) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks.remainder();
+    let term = |v: f32| match centre {
+        None => v as f64,
+        Some(c) => (v as f64 - c) * (v as f64 - c),
+    };
+    for ch in chunks {
+        for l in 0..8 {
+            lanes[l] += term(ch[l]);
+        }
+    }
+    lanes.iter().sum::<f64>() + rest.iter().map(|&v| term(v)).sum::<f64>()
+}
+
+multiversion! {
+    /// BatchNorm's backward with batch statistics: dγ += Σ dy·x̂, dβ += Σ dy, and
+    /// dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)).
+    #[allow(clippy::too_many_arguments)]
+    fn norm_backward(c: usize, spatial: usize, gamma: &[f32], xhat: &[f32], stat: &[f32], dout: &[f32], dg: &mut [f32], db: &mut [f32], din: Option<&mut [f32]>) {
+        let per = c * spatial;
+        let n = (dout.len() / per.max(1) * spatial) as f64;
+        let mut din = din;
+        for ch in 0..c {
+            let r = ch * spatial..(ch + 1) * spatial;
+            let (mut sum, mut sum_x) = (0.0f64, 0.0f64);
+            for (d, h) in dout.chunks_exact(per).zip(xhat.chunks_exact(per)) {
+                for (&d, &h) in d[r.clone()].iter().zip(&h[r.clone()]) {
+                    sum += d as f64;
+                    sum_x += (d * h) as f64;
+                }
+            }
+            dg[ch] += sum_x as f32;
+            db[ch] += sum as f32;
+            if let Some(din) = din.as_deref_mut() {
+                let (mean_d, mean_dx) = ((sum / n) as f32, (sum_x / n) as f32);
+                let scale = gamma[ch] * stat[2 * c + ch];
+                for ((o, d), h) in din.chunks_exact_mut(per).zip(dout.chunks_exact(per)).zip(xhat.chunks_exact(per)) {
+                    for ((o, &d), &h) in o[r.clone()].iter_mut().zip(&d[r.clone()]).zip(&h[r.clone()]) {
+                        *o = scale * (d - mean_d - h * mean_dx);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+multiversion! {
+    fn act_forward(a: Act, x: &[f32], out: &mut [f32]) {
+        let map = |out: &mut [f32], f: &dyn Fn(f32) -> f32| out.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
+        match a {
+            Act::Relu => out.iter_mut().zip(x).for_each(|(o, &x)| *o = x.max(0.0)),
+            Act::Tanh => out.iter_mut().zip(x).for_each(|(o, &x)| *o = super::cnn::tanh(x)),
+            Act::Sigmoid => map(out, &sigmoid),
+            Act::Silu => map(out, &|x| x * sigmoid(x)),
+            Act::LeakyRelu(s) => map(out, &|x| if x > 0.0 { x } else { x * s as f32 }),
+            Act::Sine(w0) => map(out, &|x| (x * w0 as f32).sin()),
+            Act::Gelu => unreachable!("lower() leaves GELU to the tape"),
+        }
+    }
+}
+
+multiversion! {
+    /// din = dout · f′(x), from the input `x` or the output `y`, whichever the derivative needs.
+    fn act_backward(a: Act, x: &[f32], y: &[f32], dout: &[f32], din: &mut [f32]) {
+        let it = din.iter_mut().zip(dout).zip(x.iter().zip(y));
+        match a {
+            Act::Relu => it.for_each(|((o, &d), (_, &y))| *o = if y > 0.0 { d } else { 0.0 }),
+            Act::Tanh => it.for_each(|((o, &d), (_, &y))| *o = d * (1.0 - y * y)),
+            Act::Sigmoid => it.for_each(|((o, &d), (_, &y))| *o = d * y * (1.0 - y)),
+            Act::Silu => it.for_each(|((o, &d), (&x, _))| {
+                let s = sigmoid(x);
+                *o = d * s * (1.0 + x * (1.0 - s));
+            }),
+            Act::LeakyRelu(s) => it.for_each(|((o, &d), (&x, _))| *o = if x > 0.0 { d } else { d * s as f32 }),
+            Act::Sine(w0) => it.for_each(|((o, &d), (&x, _))| *o = d * w0 as f32 * (x * w0 as f32).cos()),
+            Act::Gelu => unreachable!("lower() leaves GELU to the tape"),
+        }
+    }
+}
