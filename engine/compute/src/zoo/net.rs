@@ -902,6 +902,26 @@ multiversion! {
     }
 }
 
+/// (Σ d, Σ d·h) in f64, in 8 lanes.
+#[inline(always)]
+fn sums64(d: &[f32], h: &[f32]) -> (f64, f64) {
+    let (mut a, mut b) = ([0.0f64; 8], [0.0f64; 8]);
+    let (dc, hc) = (d.chunks_exact(8), h.chunks_exact(8));
+    let (dr, hr) = (dc.remainder(), hc.remainder());
+    for (d, h) in dc.zip(hc) {
+        for l in 0..8 {
+            a[l] += d[l] as f64;
+            b[l] += (d[l] * h[l]) as f64;
+        }
+    }
+    let (mut sa, mut sb) = (a.iter().sum::<f64>(), b.iter().sum::<f64>());
+    for (&d, &h) in dr.iter().zip(hr) {
+        sa += d as f64;
+        sb += (d * h) as f64;
+    }
+    (sa, sb)
+}
+
 /// Σ v, or Σ (v − centre)² given a centre, in f64, in 8 lanes.
 #[inline(always)]
 fn sum64(xs: &[f32], centre: Option<f64>) -> f64 {
@@ -932,10 +952,9 @@ multiversion! {
             let r = ch * spatial..(ch + 1) * spatial;
             let (mut sum, mut sum_x) = (0.0f64, 0.0f64);
             for (d, h) in dout.chunks_exact(per).zip(xhat.chunks_exact(per)) {
-                for (&d, &h) in d[r.clone()].iter().zip(&h[r.clone()]) {
-                    sum += d as f64;
-                    sum_x += (d * h) as f64;
-                }
+                let (a, b) = sums64(&d[r.clone()], &h[r.clone()]);
+                sum += a;
+                sum_x += b;
             }
             dg[ch] += sum_x as f32;
             db[ch] += sum as f32;
