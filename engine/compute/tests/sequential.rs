@@ -2,10 +2,13 @@
 //! symmetry derived from the declaration (outputs unchanged, aligned distance 0, for every
 //! layer type), and training on the tape with BatchNorm's running statistics.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use burn::tensor::{Tensor, TensorData};
+use common::engines_differ;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use weightlab_compute::arch::Network;
@@ -224,32 +227,13 @@ fn a_declared_mlp_trains_on_the_native_engine_bit_for_bit_as_the_preset() {
     }
 }
 
-/// K declared networks trained `steps` steps by the native engine and by the autodiff tape, from
-/// the same initialisation and data order (then, with `freeze`, `steps` more of continued
-/// training of the layers under that prefix): the largest difference of any weight, running
-/// statistics included, relative to the largest weight.
+/// K declared networks trained `steps` steps by the native engine and by the autodiff tape
+/// (see [`engines_differ`]), after checking the native engine takes them.
 fn native_and_tape_differ(data: &data::Dataset, arch: &Arch, recipe: &weightlab_manifest::TrainSpec, freeze: Option<&str>, steps: usize) -> f32 {
-    use train::EngineChoice;
-    let seeds = [3u64, 5, 8];
-    let pools = vec![(0..data.train.len() as i64).collect::<Vec<_>>(); seeds.len()];
-    let mut native = train::Trainer::with_engine(arch, data, recipe, &seeds, pools.clone(), EngineChoice::Fastest);
-    let mut tape = train::Trainer::with_engine(arch, data, recipe, &seeds, pools, EngineChoice::Tape);
+    let pools = vec![(0..data.train.len() as i64).collect::<Vec<_>>(); 1];
+    let native = train::Trainer::with_engine(arch, data, recipe, &[3], pools, train::EngineChoice::Fastest);
     assert_eq!((native.engine(), native.note()), ("net", None), "the native engine takes this network");
-    for trainer in [&mut native, &mut tape] {
-        for _ in 0..steps {
-            trainer.step();
-        }
-        if let Some(prefix) = freeze {
-            trainer.freeze_except(&[prefix.to_string()]).unwrap();
-            trainer.restart_optimizer(recipe.lr / 2.0);
-            for _ in 0..steps {
-                trainer.step();
-            }
-        }
-    }
-    let (a, b) = (native.weights(), tape.weights());
-    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max) / scale
+    engines_differ(train::EngineChoice::Fastest, data, arch, recipe, freeze, steps)
 }
 
 /// Every layer the native engine computes, in a network of its own, follows the tape: its

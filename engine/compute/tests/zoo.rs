@@ -2,9 +2,12 @@
 //! a seed, zoos far above chance on Fashion-MNIST, agreement with PyTorch on the same weights,
 //! safetensors written by torch importing back identically, and neural fields that fit.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
+use common::engines_differ;
 use weightlab_compute::zoo::train::EngineChoice;
 use weightlab_compute::zoo::{Side, store, train};
 use weightlab_compute::{Arch, Dataset, data, eval};
@@ -306,31 +309,6 @@ fn circles_need_a_hidden_layer_and_an_mlp_learns_them() {
     let (linear, hidden) = (train_with("[]"), train_with("[16]"));
     assert!(linear < 0.7, "concentric circles are not linearly separable: {linear}");
     assert!(hidden > 0.95, "an MLP with a hidden layer separates them: {hidden}");
-}
-
-/// K models trained `steps` steps by `engine` and by the autodiff tape, from the same
-/// initialisation and data order: the largest difference of any weight, relative to the
-/// largest weight.
-fn engines_differ(engine: EngineChoice, data: &Dataset, arch: &Arch, recipe: &weightlab_manifest::TrainSpec, freeze: Option<&str>, steps: usize) -> f32 {
-    let seeds = [3u64, 5, 8];
-    let pools = vec![(0..data.train.len() as i64).collect::<Vec<_>>(); seeds.len()];
-    let mut native = train::Trainer::with_engine(arch, data, recipe, &seeds, pools.clone(), engine);
-    let mut tape = train::Trainer::with_engine(arch, data, recipe, &seeds, pools, EngineChoice::Tape);
-    for trainer in [&mut native, &mut tape] {
-        for _ in 0..steps {
-            trainer.step();
-        }
-        if let Some(prefix) = freeze {
-            trainer.freeze_except(&[prefix.to_string()]).unwrap();
-            trainer.restart_optimizer(recipe.lr / 2.0);
-            for _ in 0..steps {
-                trainer.step();
-            }
-        }
-    }
-    let (a, b) = (native.weights(), tape.weights());
-    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max) / scale
 }
 
 #[test]

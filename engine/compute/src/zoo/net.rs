@@ -147,7 +147,7 @@ fn lower(layers: &[Layer]) -> Result<Vec<Step>, String> {
     Ok(steps)
 }
 
-/// The (offset, length) of every BatchNorm buffer in `steps`.
+/// The flat ranges of every BatchNorm buffer (running mean and variance) in `steps`.
 fn buffers(steps: &[Step], out: &mut Vec<Range<usize>>) {
     for s in steps {
         match &s.node {
