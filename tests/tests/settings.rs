@@ -42,12 +42,15 @@ train = { optimizer = "sgd", lr = 0.05, epochs = 4, batch_size = 64 }
 keep = { last_epochs = 4 }
 split = { train = 5, heldout = 1 }
 
+# The papers' schedule (β's range scaled by 1000 / T): over 200 timesteps G.pt learns in 300
+# steps what the fixed schedule did not in 600 (accuracy 0.733 vs 0.679 on this zoo, whose
+# checkpoints score 0.740), and samples in 200 denoising steps instead of 500.
 [[method]]
 name = "G.pt"
 plugin = "gpt"
 zoo = "mlp"
 samples = 12
-config = { steps = 600 }
+config = { steps = 300, timesteps = 200, schedule = "scaled" }
 
 [[method]]
 name = "hyper-reps S_Neigh"

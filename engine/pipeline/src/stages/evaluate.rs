@@ -93,25 +93,14 @@ mod tests {
 
     use std::path::Path;
 
-    use weightlab_compute::{Arch, Dataset, Side, Zoo};
-    use weightlab_manifest::{DataSpec, ZooSpec};
+    use weightlab_compute::Side;
 
     use super::{Inputs, run};
     use crate::stages::reference;
 
-    fn tiny() -> (Dataset, Zoo, ZooSpec) {
-        let data: DataSpec = toml::from_str("source = \"blobs\"\nclasses = 3\nsamples = 150\nnoise = 0.5").unwrap();
-        let zoo: ZooSpec =
-            toml::from_str("data = \"blobs\"\narch = { kind = \"mlp\", hidden = [8] }\nmodels = 6\ntrain = { epochs = 3, batch_size = 16 }\nsplit = { train = 4, heldout = 2 }").unwrap();
-        let data = weightlab_compute::data::load(&data, Path::new(".")).unwrap();
-        let arch = Arch::new(&zoo.arch, &data).unwrap();
-        let trained = weightlab_compute::zoo::train::train_zoo(&arch, &data, &zoo, None).unwrap();
-        (data, trained, zoo)
-    }
-
     #[test]
     fn copies_of_training_checkpoints_score_as_copies_and_noise_moves_away() {
-        let (data, zoo, spec) = tiny();
+        let (data, zoo, spec) = crate::stages::testing::tiny(8);
         let metrics = crate::metrics::selected(Some(&["accuracy".to_string(), "nn_l2".to_string(), "novelty".to_string()]));
         let dir = tempfile::tempdir().unwrap();
         let (record, frame) = reference::run("z", &zoo, &data, &metrics, dir.path()).unwrap();

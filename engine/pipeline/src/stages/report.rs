@@ -221,3 +221,36 @@ pub fn utc(t: std::time::SystemTime) -> String {
 pub fn stamp(t: std::time::SystemTime) -> String {
     utc(t).replace(" UTC", "Z").replace(['-', ':'], "").replace(' ', "T")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use weightlab_manifest::plan::Plan;
+
+    use super::{Inputs, run};
+    use crate::store::StageStore;
+
+    /// With nothing finished yet the report stage still writes every table (empty), the run's
+    /// provenance, and a report that names the experiment — what a user opening the folder of
+    /// a run that failed early sees.
+    #[test]
+    fn a_run_with_no_finished_stage_still_gets_its_tables_and_report() {
+        let text = "[experiment]\nname = \"unit\"\n[data.b]\nsource = \"blobs\"\n[zoo.z]\ndata = \"b\"\narch = { kind = \"mlp\" }\nmodels = 4\n";
+        let loaded = weightlab_manifest::load_str(Path::new("unit.toml"), text, &[], Path::new("."), &crate::catalog()).unwrap();
+        let metrics = crate::metrics::selected(None);
+        let keys: Vec<String> = metrics.iter().map(|m| m.key.to_string()).collect();
+        let plan = Plan::new(&loaded.manifest, &|_| "none".to_string(), &keys);
+        let out = tempfile::tempdir().unwrap();
+        let store = StageStore::new(out.path());
+        let inputs = Inputs { loaded: &loaded, plan: &plan, store: &store, metrics: &metrics, failures: &[], timings: &[], started: std::time::SystemTime::now(), template: None };
+        run(&inputs, out.path()).unwrap();
+        for table in ["samples", "zoo", "runs"] {
+            assert!(out.path().join(format!("{table}.parquet")).is_file(), "{table}.parquet");
+        }
+        let runs = weightlab_results::read_table::<weightlab_results::RunRow>(out.path(), "runs").unwrap().unwrap();
+        assert_eq!(runs.len(), 1);
+        let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+        assert!(html.contains("unit") && html.contains("</html>"), "the report names the experiment");
+    }
+}

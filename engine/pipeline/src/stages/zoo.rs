@@ -137,3 +137,33 @@ fn mean_accuracy(zoo: &Zoo) -> Option<f64> {
     let accs: Vec<f64> = zoo.checkpoints.iter().filter_map(|c| c.test_accuracy.map(f64::from)).collect();
     (!accs.is_empty()).then(|| accs.iter().sum::<f64>() / accs.len() as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use weightlab_compute::{Arch, Side};
+
+    use super::{Source, assemble, train_part};
+
+    /// A part trained by its stage and assembled by another is the zoo training gives in one
+    /// go, bit for bit, and the stage leaves its checkpoints and index table on disk.
+    #[test]
+    fn a_zoo_trained_as_parts_and_assembled_is_the_zoo_trained_at_once() {
+        let (data, whole, spec) = crate::stages::testing::tiny(8);
+        let arch = Arch::new(&spec.arch, &data).unwrap();
+        let parts = tempfile::tempdir().unwrap();
+        let record = train_part("z", &spec, &data, &arch, 0, &[], parts.path()).unwrap();
+        assert_eq!((record.checkpoints, record.parameters), (whole.checkpoints.len(), arch.layout().len()));
+        assert!(train_part("z", &spec, &data, &arch, spec.units().len(), &[], parts.path()).is_err(), "a part the zoo does not have is refused");
+        let part = weightlab_compute::zoo::store::load(&arch, parts.path()).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let (record, zoo) = assemble("z", &spec, &data, &arch, Source::Parts(vec![(part, record.seconds)]), out.path()).unwrap();
+        assert_eq!(zoo.weights, whole.weights, "the same bits as training the zoo at once");
+        assert_eq!((zoo.side(Side::Train).len(), zoo.side(Side::Heldout).len()), (4, 2));
+        assert_eq!(record.checkpoints, 6);
+        let mean = zoo.checkpoints.iter().filter_map(|c| c.test_accuracy).sum::<f32>() / 6.0;
+        assert_eq!(record.mean_test_accuracy, Some(mean as f64), "the record holds the checkpoints' mean test accuracy");
+        let rows = weightlab_results::read_table::<weightlab_results::ZooRow>(out.path(), "zoo").unwrap().expect("the index table");
+        assert_eq!(rows.len(), 6);
+        assert_eq!(weightlab_compute::zoo::store::load(&arch, out.path()).unwrap().weights, zoo.weights, "the checkpoints on disk are the zoo's");
+    }
+}
