@@ -83,11 +83,8 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
             }
             ours.push(t.elapsed().as_secs_f64());
             for (mode, out) in [("loop", &mut looped), ("vmap", &mut vmapped), ("batched", &mut batched)] {
-                // glibc's default mmap threshold costs small-tensor code an mmap and page
-                // faults per step; give PyTorch the heap settings our workers use.
                 let reference = [kind.to_string(), args.models.to_string(), args.train.to_string(), args.epochs.to_string(), args.batch.to_string(), mode.to_string(), args.mlp_hidden.to_string()];
-                let heap = [("MALLOC_MMAP_THRESHOLD_", (32u64 << 20).to_string()), ("MALLOC_TRIM_THRESHOLD_", (256u64 << 20).to_string())];
-                out.push(scripts.measure(&py, "zoo.py", &reference, &heap)?);
+                out.push(scripts.measure(&py, "zoo.py", &reference, &[])?);
             }
         }
         let (w, l, v, b) = (median(ours), median(looped), median(vmapped), median(batched));

@@ -22,18 +22,24 @@ pub(crate) const PANEL: usize = 6;
 /// to zero, without reading `out`). `out` holds the panel's first `out.len() / nc` rows.
 #[inline(always)]
 fn tile<'c>(panel: &[f32], cols: impl Iterator<Item = &'c [f32]>, nc: usize, c0: usize, out: &mut [f32], fresh: bool) {
-    let rows = (out.len() / nc).min(PANEL);
-    let mut acc = [[0.0f32; TILE]; PANEL];
+    tile_of::<PANEL>(panel, cols, nc, c0, out, fresh);
+}
+
+/// [`tile`] for panels of `P` rows.
+#[inline(always)]
+fn tile_of<'c, const P: usize>(panel: &[f32], cols: impl Iterator<Item = &'c [f32]>, nc: usize, c0: usize, out: &mut [f32], fresh: bool) {
+    let rows = (out.len() / nc).min(P);
+    let mut acc = [[0.0f32; TILE]; P];
     if !fresh {
         for (r, values) in acc.iter_mut().enumerate().take(rows) {
             values.copy_from_slice(&out[r * nc + c0..][..TILE]);
         }
     }
-    for (a, line) in panel.chunks_exact(PANEL).zip(cols) {
+    for (a, line) in panel.chunks_exact(P).zip(cols) {
         // A copy, so the tile's columns are loaded into registers once for the whole panel.
         let mut b = [0.0f32; TILE];
         b.copy_from_slice(&line[c0..c0 + TILE]);
-        for r in 0..PANEL {
+        for r in 0..P {
             for c in 0..TILE {
                 acc[r][c] += a[r] * b[c];
             }
@@ -58,6 +64,21 @@ multiversion! {
             let panel = &panel[ks.start * PANEL..ks.end * PANEL];
             for c0 in (0..nc).step_by(TILE) {
                 tile(panel, cols.chunks_exact(nc), nc, c0, rows, fresh);
+            }
+        }
+    }
+}
+
+/// Rows per panel of [`matmul_rows4`]: a matrix of 8 or 16 rows fills panels of 4 exactly,
+/// where panels of 6 would compute 4 or 2 rows of padding.
+pub(crate) const PANEL4: usize = 4;
+
+multiversion! {
+    /// [`matmul_rows`] with `a` in panels of [`PANEL4`] rows ([`pack_into_of`]`::<4>`).
+    pub(crate) fn matmul_rows4(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
+        for (panel, rows) in panels.chunks_exact((w * PANEL4).max(1)).zip(out.chunks_mut(PANEL4 * nc)) {
+            for c0 in (0..nc).step_by(TILE) {
+                tile_of::<PANEL4>(panel, b.iter().copied(), nc, c0, rows, true);
             }
         }
     }
@@ -176,13 +197,18 @@ pub(crate) fn pack(rows: &[f32], w: usize) -> Vec<f32> {
 
 /// [`pack`] into `out` (its allocation reused).
 pub(crate) fn pack_into(rows: &[f32], w: usize, out: &mut Vec<f32>) {
+    pack_into_of::<PANEL>(rows, w, out);
+}
+
+/// [`pack_into`] in panels of `P` rows.
+pub(crate) fn pack_into_of<const P: usize>(rows: &[f32], w: usize, out: &mut Vec<f32>) {
     let n = rows.len() / w.max(1);
     out.clear();
-    out.resize(n.div_ceil(PANEL) * PANEL * w, 0.0);
+    out.resize(n.div_ceil(P) * P * w, 0.0);
     for (i, row) in rows.chunks_exact(w.max(1)).enumerate() {
-        let panel = &mut out[(i / PANEL) * PANEL * w..];
+        let panel = &mut out[(i / P) * P * w..];
         for (k, &v) in row.iter().enumerate() {
-            panel[k * PANEL + i % PANEL] = v;
+            panel[k * P + i % P] = v;
         }
     }
 }
@@ -228,6 +254,24 @@ mod tests {
                 assert_eq!(out[i * padded + j].to_bits(), expected.to_bits(), "entry ({i}, {j})");
             }
         }
+    }
+
+    #[test]
+    fn panels_of_four_rows_give_the_bits_of_panels_of_six() {
+        // 8 rows (two panels of four; of six, one and a third) against 19 columns padded to 32,
+        // the columns read as rows in place.
+        let (rows, width, padded) = (8, 7, 32);
+        let value = |k: usize| ((k as f32) * 0.517).sin() * 2.0;
+        let a: Vec<f32> = (0..rows * width).map(value).collect();
+        let b: Vec<f32> = (0..width * padded).map(|k| value(500 + k)).collect();
+        let lines: Vec<&[f32]> = b.chunks_exact(padded).collect();
+        let (mut six, mut four) = (vec![0.0f32; rows * padded], vec![0.0f32; rows * padded]);
+        matmul_rows(&pack(&a, width), &lines, width, padded, &mut six);
+        let mut panels = Vec::new();
+        pack_into_of::<PANEL4>(&a, width, &mut panels);
+        assert_eq!(panels.len(), rows * width, "no padding rows");
+        matmul_rows4(&panels, &lines, width, padded, &mut four);
+        assert!(six.iter().zip(&four).all(|(x, y)| x.to_bits() == y.to_bits()));
     }
 
     #[test]
