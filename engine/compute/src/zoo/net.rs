@@ -617,7 +617,7 @@ fn two(grad: &mut [f32], a: Range<usize>, b: Option<Range<usize>>) -> (&mut [f32
 /// rows when that leaves no padding rows and panels of 6 would (8, 16 rows), else of 6.
 fn gemm_rows(a: &[f32], w: usize, b: &[&[f32]], nc: usize, out: &mut [f32], panels: &mut Vec<f32>) {
     let rows = a.len() / w.max(1);
-    if rows % crate::gemm::PANEL != 0 && rows % crate::gemm::PANEL4 == 0 {
+    if !rows.is_multiple_of(crate::gemm::PANEL) && rows.is_multiple_of(crate::gemm::PANEL4) {
         crate::gemm::pack_into_of::<{ crate::gemm::PANEL4 }>(a, w, panels);
         crate::gemm::matmul_rows4(panels, b, w, nc, out);
     } else {
