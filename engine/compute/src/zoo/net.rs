@@ -4,13 +4,13 @@
 //! Why not the autodiff tape: the tape runs K models as grouped convolutions and batched
 //! matmuls, which for zoo-sized layers (a few channels, small images) spends its time on
 //! dispatch and layout — LeNet-5 trained slower that way than a per-model PyTorch loop. Here a
-//! thread takes one model at a time through its batch, layer by layer, over memory that stays
-//! in its core's cache, then updates it with one fused Adam pass ([`super::models`]). Models
-//! are independent, so the bits do not depend on the thread count.
+//! thread takes one model at a time through its batch, layer by layer, with buffers kept from
+//! step to step, then updates it with one fused Adam pass ([`super::models`]). Models are
+//! independent, so the bits do not depend on the thread count.
 //!
 //! The layers a zoo needs are here: linear; conv2d with any kernel, stride and padding
-//! (stride 1, the common case, as long contiguous multiply-adds over a padded image whose rows
-//! keep their padding, so each kernel tap is one vector loop over the whole plane); BatchNorm
+//! (stride 1, the common case, as products in the register-tiled kernel of [`crate::gemm`]
+//! over the batch's padded images read in place — see [`Conv::forward_batch`]); BatchNorm
 //! over features or channels (batch statistics, the running buffers moved as PyTorch moves
 //! them); max- and average-pooling; global average pooling; flatten; residual blocks with an
 //! identity or a declared shortcut; relu, tanh, sigmoid, silu, leaky relu and sine. A network
@@ -20,7 +20,8 @@
 //! The arithmetic is the tape's ([`crate::arch::Network`]): each model's mean cross-entropy on
 //! its own batch, L2 weight decay added to the gradient, Adam as in PyTorch; max-pooling passes
 //! the gradient to the first maximum of a window, as PyTorch does. Sums are taken in a fixed
-//! order (dot products in [`LANES`] lanes), so the bits are the same at every vector width.
+//! order (the GEMM kernels' order, dot products in [`LANES`] lanes, BatchNorm's statistics in
+//! f64 lanes), so the bits are the same at every vector width.
 
 use std::ops::Range;
 
