@@ -40,14 +40,13 @@ impl Scripts {
         Ok(path)
     }
 
-    /// Runs reference `name` with `args` under `python` (with `env` and [`HEAP`]); its stdout is one number,
+    /// Runs reference `name` with `args` under `python` (with `env`, and the engine's glibc heap thresholds: with glibc's defaults small-tensor code pays an mmap and page faults per step); its stdout is one number,
     /// the figure it measured (seconds, or GFLOP/s for `sgemm`).
     pub fn measure(&self, python: &Path, name: &str, args: &[String], env: &[(&str, String)]) -> Result<f64> {
         let mut command = Command::new(python);
         command.arg(self.path(name)?).args(args);
-        for (key, value) in HEAP {
-            command.env(key, value);
-        }
+        command.env("MALLOC_MMAP_THRESHOLD_", weightlab_host::worker::MMAP_THRESHOLD.to_string());
+        command.env("MALLOC_TRIM_THRESHOLD_", weightlab_host::worker::TRIM_THRESHOLD.to_string());
         for (key, value) in env {
             command.env(key, value);
         }
@@ -56,10 +55,6 @@ impl Scripts {
         stdout.trim().parse().map_err(|_| anyhow!("benches/{name} {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
-
-/// glibc's heap settings the engine's workers run with, given to every PyTorch reference too:
-/// with glibc's default mmap threshold small-tensor code pays an mmap and page faults per step.
-const HEAP: [(&str, &str); 2] = [("MALLOC_MMAP_THRESHOLD_", "33554432"), ("MALLOC_TRIM_THRESHOLD_", "268435456")];
 
 /// The Python of the torch install the engine links: `WEIGHTLAB_TORCH_PYTHON`, else the venv
 /// the set-up made under `~/.cache/weightlab/`.

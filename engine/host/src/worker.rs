@@ -294,10 +294,15 @@ pub fn tune_allocator() {
     // SAFETY: mallopt only changes glibc's allocation policy; it is called before any threads
     // of ours allocate.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as i32);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as i32);
     }
 }
+
+/// The mmap and trim thresholds [`tune_allocator`] sets (bytes); `weightlab bench` gives its
+/// PyTorch references the same ones (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`).
+pub const MMAP_THRESHOLD: usize = 32 << 20;
+pub const TRIM_THRESHOLD: usize = 256 << 20;
 
 /// Sets the OS limit on this process's data segment (heap and private writable mappings).
 fn limit_memory(bytes: u64) -> std::io::Result<()> {
