@@ -96,7 +96,8 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
         // A reference that does not apply (vmap over BatchNorm) is NaN.
         let cell = |s: f64| if s.is_nan() { "n/a".to_string() } else { format!("{:.1} m/s {:>5.1} GF/s", args.models as f64 / s, gflop / s) };
         let kind = if kind == "mlp" { format!("mlp-{}", args.mlp_hidden) } else { kind.to_string() };
-        println!("{kind:<12} {:>20} {:>20} {:>20} {:>20}  {:>8.2}x {:>8.2}x {:>8.2}x", cell(w), cell(l), cell(v), cell(b), l / w, v / w, b / w);
+        let ratio = |s: f64| if s.is_nan() { "n/a".to_string() } else { format!("{:.2}x", s / w) };
+        println!("{kind:<12} {:>20} {:>20} {:>20} {:>20}  {:>9} {:>9} {:>9}", cell(w), cell(l), cell(v), cell(b), ratio(l), ratio(v), ratio(b));
         println!("             {gflop:.1} GFLOP of training; weightlab at {:.0} % of the SGEMM ceiling, hand-batched PyTorch at {:.0} %", 100.0 * gflop / w / ceiling, 100.0 * gflop / b / ceiling);
     }
     Ok(0)

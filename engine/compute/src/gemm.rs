@@ -3,13 +3,28 @@
 //! libtorch's GEMM is fast on large matrices, but a product of two 32 × 795 blocks costs more
 //! in dispatch than in arithmetic, and its rounding depends on the shapes it is given. The
 //! kernel here multiplies a panel of rows held in registers against a tile of columns, adding
-//! every entry's products in order of the contracted index — so an entry has the same bits
-//! whatever the shapes, the tile that computed it, the split of the contraction over calls,
-//! the thread or the CPU (compiled per vector width by [`crate::simd::multiversion!`]).
-//! Used for the unit costs of aligned distances ([`crate::arch::align`]) and the MLP engine
-//! (`zoo::dense`).
+//! every entry's products in order of the contracted index, each with a fused multiply-add
+//! (one rounding) — so an entry has the same bits whatever the shapes, the tile that computed
+//! it, the split of the contraction over calls, the thread or the CPU (compiled per vector
+//! width by [`crate::simd::multiversion!`], laid out by hand for AVX-512 in `wide`).
+//! Why fused: on Intel cores a multiply and an add share the two vector ports a fused
+//! multiply-add uses alone, so unfused products run at half the rate (measured on a Xeon with
+//! AVX-512: the weight gradient's product 78 → 103–133 GFLOP/s on one core).
+//! Used for the unit costs of aligned distances ([`crate::arch::align`]) and the MLP and
+//! declared-network engines (`zoo::dense`, `zoo::net`).
 
 use crate::simd::multiversion;
+
+/// Returns `$call`, a kernel of [`wide`], when the kernels run at AVX-512.
+macro_rules! on_avx512 {
+    ($call:expr) => {
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::current() == crate::simd::Level::Avx512 {
+            // SAFETY: `current` says AVX-512 only where the CPU has AVX-512 F, VL, BW, DQ and FMA.
+            return unsafe { $call };
+        }
+    };
+}
 
 /// Columns per register tile; the column side's width is padded to a multiple.
 pub(crate) const TILE: usize = 16;
@@ -41,7 +56,7 @@ fn tile_of<'c, const P: usize>(panel: &[f32], cols: impl Iterator<Item = &'c [f3
         b.copy_from_slice(&line[c0..c0 + TILE]);
         for r in 0..P {
             for c in 0..TILE {
-                acc[r][c] += a[r] * b[c];
+                acc[r][c] = a[r].mul_add(b[c], acc[r][c]);
             }
         }
     }
@@ -58,6 +73,7 @@ multiversion! {
     /// (stored and resumed in f32 between calls), so it has the same bits for any shapes, any
     /// split of the k range and on every CPU.
     pub(crate) fn matmul_add(panels: &[f32], cols: &[f32], w: usize, nc: usize, ks: std::ops::Range<usize>, out: &mut [f32]) {
+        on_avx512!(wide::matmul_add::<PANEL>(panels, cols, w, nc, ks.clone(), out));
         let fresh = ks.start == 0;
         let cols = &cols[ks.start * nc..ks.end * nc];
         for (panel, rows) in panels.chunks_exact((w * PANEL).max(1)).zip(out.chunks_mut(PANEL * nc)) {
@@ -76,6 +92,7 @@ pub(crate) const PANEL4: usize = 4;
 multiversion! {
     /// [`matmul_rows`] with `a` in panels of [`PANEL4`] rows ([`pack_into_of`]`::<4>`).
     pub(crate) fn matmul_rows4(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
+        on_avx512!(wide::matmul_rows::<PANEL4>(panels, b, w, nc, out));
         for (panel, rows) in panels.chunks_exact((w * PANEL4).max(1)).zip(out.chunks_mut(PANEL4 * nc)) {
             for c0 in (0..nc).step_by(TILE) {
                 tile_of::<PANEL4>(panel, b.iter().copied(), nc, c0, rows, true);
@@ -88,6 +105,7 @@ multiversion! {
     /// [`matmul_add`] over all of `a`'s `w` columns (from zero), `b` given as its `w` rows —
     /// anywhere in memory, each at least `nc` long: a batch's examples read where they are.
     pub(crate) fn matmul_rows(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
+        on_avx512!(wide::matmul_rows::<PANEL>(panels, b, w, nc, out));
         for (panel, rows) in panels.chunks_exact((w * PANEL).max(1)).zip(out.chunks_mut(PANEL * nc)) {
             for c0 in (0..nc).step_by(TILE) {
                 tile(panel, b.iter().copied(), nc, c0, rows, true);
@@ -116,7 +134,7 @@ fn nt_tile<const R: usize, const C: usize>(a: [&[f32]; R], b: [&[f32]; C], k: us
             av.copy_from_slice(&a[r][k0..k0 + LANES]);
             for c in 0..C {
                 for l in 0..LANES {
-                    acc[r][c][l] += av[l] * bv[c][l];
+                    acc[r][c][l] = av[l].mul_add(bv[c][l], acc[r][c][l]);
                 }
             }
         }
@@ -125,7 +143,7 @@ fn nt_tile<const R: usize, const C: usize>(a: [&[f32]; R], b: [&[f32]; C], k: us
         for c in 0..C {
             let mut sum = acc[r][c].iter().sum::<f32>();
             for kk in whole..k {
-                sum += a[r][kk] * b[c][kk];
+                sum = a[r][kk].mul_add(b[c][kk], sum);
             }
             out[r * stride + j0 + c] = sum;
         }
@@ -139,6 +157,7 @@ multiversion! {
     /// they are. Each dot product is summed the same way whatever tile computes it.
     pub(crate) fn matmul_nt(a: &[f32], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
         let rows: Vec<&[f32]> = a.chunks_exact(k.max(1)).collect();
+        on_avx512!(wide::nt_rows(&rows, b, k, out, stride));
         nt_rows(&rows, b, k, out, stride);
     }
 }
@@ -146,6 +165,7 @@ multiversion! {
 multiversion! {
     /// [`matmul_nt`] with `a` given as its rows too, anywhere in memory, each at least `k` long.
     pub(crate) fn matmul_nt_rows(a: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
+        on_avx512!(wide::nt_rows(a, b, k, out, stride));
         nt_rows(a, b, k, out, stride);
     }
 }
@@ -181,6 +201,157 @@ fn nt_rows(rows: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usi
                     }
                 }
                 j += c;
+            }
+            i += r;
+        }
+    }
+}
+
+/// The kernels laid out by hand for AVX-512. Compiled for `avx512f` from the portable loops
+/// above, LLVM vectorizes a register tile across its rows (masked gathers and scatters of the
+/// accumulators), which made the AVX-512 build 8–16× slower than the AVX2 one; here every
+/// vector is placed explicitly, and a tile is 32 columns wide (two registers per row) where
+/// the matrix has them. The arithmetic is the portable loops', operation for operation (one
+/// fused multiply-add per product, in order of k), so the bits are the same at every width.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use std::arch::x86_64::*;
+
+    use super::{LANES, TILE};
+
+    /// [`super::tile_of`] for panels of `P` rows against `W` × 16 columns from `c0`.
+    #[inline]
+    #[target_feature(enable = "avx512f,fma")]
+    fn tile<'c, const P: usize, const W: usize>(panel: &[f32], cols: impl Iterator<Item = &'c [f32]>, nc: usize, c0: usize, out: &mut [f32], fresh: bool) {
+        let rows = (out.len() / nc).min(P);
+        let mut acc = [[_mm512_setzero_ps(); W]; P];
+        if !fresh {
+            for (r, values) in acc.iter_mut().enumerate().take(rows) {
+                for (w, v) in values.iter_mut().enumerate() {
+                    let src = &out[r * nc + c0 + 16 * w..][..16];
+                    // SAFETY: `src` holds 16 floats.
+                    *v = unsafe { _mm512_loadu_ps(src.as_ptr()) };
+                }
+            }
+        }
+        for (a, line) in panel.chunks_exact(P).zip(cols) {
+            let line = &line[c0..c0 + 16 * W];
+            let mut b = [_mm512_setzero_ps(); W];
+            for (w, v) in b.iter_mut().enumerate() {
+                // SAFETY: `line` holds 16·W floats.
+                *v = unsafe { _mm512_loadu_ps(line.as_ptr().add(16 * w)) };
+            }
+            for r in 0..P {
+                let ar = _mm512_set1_ps(a[r]);
+                for w in 0..W {
+                    acc[r][w] = _mm512_fmadd_ps(ar, b[w], acc[r][w]);
+                }
+            }
+        }
+        for (r, values) in acc.iter().enumerate().take(rows) {
+            for (w, &v) in values.iter().enumerate() {
+                let dst = &mut out[r * nc + c0 + 16 * w..][..16];
+                // SAFETY: `dst` holds 16 floats.
+                unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), v) };
+            }
+        }
+    }
+
+    /// Every tile: 32 columns at a time, then 16, each against every panel, so the columns
+    /// a tile reads stay in the L1 cache from one panel to the next.
+    #[inline]
+    #[target_feature(enable = "avx512f,fma")]
+    fn tiles<'c, const P: usize>(panels: &[f32], ks: std::ops::Range<usize>, w: usize, cols: impl Iterator<Item = &'c [f32]> + Clone, nc: usize, out: &mut [f32], fresh: bool) {
+        let mut c0 = 0;
+        while c0 < nc {
+            let wide = c0 + 2 * TILE <= nc;
+            for (panel, rows) in panels.chunks_exact((w * P).max(1)).zip(out.chunks_mut(P * nc)) {
+                let panel = &panel[ks.start * P..ks.end * P];
+                if wide {
+                    tile::<P, 2>(panel, cols.clone(), nc, c0, rows, fresh);
+                } else {
+                    tile::<P, 1>(panel, cols.clone(), nc, c0, rows, fresh);
+                }
+            }
+            c0 += if wide { 2 * TILE } else { TILE };
+        }
+    }
+
+    /// [`super::matmul_add`].
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) fn matmul_add<const P: usize>(panels: &[f32], cols: &[f32], w: usize, nc: usize, ks: std::ops::Range<usize>, out: &mut [f32]) {
+        let fresh = ks.start == 0;
+        let cols = &cols[ks.start * nc..ks.end * nc];
+        tiles::<P>(panels, ks, w, cols.chunks_exact(nc), nc, out, fresh);
+    }
+
+    /// [`super::matmul_rows`] and [`super::matmul_rows4`].
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) fn matmul_rows<const P: usize>(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
+        tiles::<P>(panels, 0..w, w, b.iter().copied(), nc, out, true);
+    }
+
+    /// R rows of `a` against 2·C rows of `b` from `j0`, as [`super::nt_tile`] sums them: each
+    /// accumulator holds two dot products' [`LANES`] lanes, a row of `a` against two rows of
+    /// `b`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq,fma")]
+    fn nt_tile<const R: usize, const C: usize>(a: [&[f32]; R], b: [[&[f32]; 2]; C], k: usize, out: &mut [f32], stride: usize, j0: usize) {
+        let mut acc = [[_mm512_setzero_ps(); C]; R];
+        let whole = k / LANES * LANES;
+        let a = a.map(|row| &row[..k]);
+        let b = b.map(|pair| pair.map(|row| &row[..k]));
+        for k0 in (0..whole).step_by(LANES) {
+            let mut bv = [_mm512_setzero_ps(); C];
+            for (c, v) in bv.iter_mut().enumerate() {
+                // SAFETY: both rows hold at least `whole` ≥ k0 + LANES floats.
+                *v = unsafe { _mm512_insertf32x8::<1>(_mm512_castps256_ps512(_mm256_loadu_ps(b[c][0].as_ptr().add(k0))), _mm256_loadu_ps(b[c][1].as_ptr().add(k0))) };
+            }
+            for r in 0..R {
+                // SAFETY: the row holds at least k0 + LANES floats.
+                let av = unsafe { _mm512_broadcast_f32x8(_mm256_loadu_ps(a[r].as_ptr().add(k0))) };
+                for c in 0..C {
+                    acc[r][c] = _mm512_fmadd_ps(av, bv[c], acc[r][c]);
+                }
+            }
+        }
+        for r in 0..R {
+            for c in 0..C {
+                let mut lanes = [0.0f32; 16];
+                // SAFETY: `lanes` holds 16 floats.
+                unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), acc[r][c]) };
+                for (half, chunk) in lanes.chunks_exact(LANES).enumerate() {
+                    let mut sum = chunk.iter().sum::<f32>();
+                    for kk in whole..k {
+                        sum = a[r][kk].mul_add(b[c][half][kk], sum);
+                    }
+                    out[r * stride + j0 + 2 * c + half] = sum;
+                }
+            }
+        }
+    }
+
+    /// [`super::nt_rows`]: tiles of 4 rows of `a` against 4 rows of `b`, the edges by the
+    /// portable tile.
+    #[target_feature(enable = "avx512f,avx512dq,fma")]
+    pub(super) fn nt_rows(rows: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
+        const R: usize = 4;
+        const C: usize = 2;
+        let mut i = 0;
+        while i < rows.len() {
+            let r = (rows.len() - i).min(R);
+            let out = &mut out[i * stride..];
+            let mut j = 0;
+            if r == R {
+                while j + 2 * C <= b.len() {
+                    nt_tile::<R, C>([rows[i], rows[i + 1], rows[i + 2], rows[i + 3]], [[b[j], b[j + 1]], [b[j + 2], b[j + 3]]], k, out, stride, j);
+                    j += 2 * C;
+                }
+            }
+            for (ii, &ai) in rows[i..i + r].iter().enumerate() {
+                for (jj, &bj) in b.iter().enumerate().skip(j) {
+                    super::nt_tile::<1, 1>([ai], [bj], k, &mut out[ii * stride..], stride, jj);
+                }
             }
             i += r;
         }
@@ -250,7 +421,7 @@ mod tests {
         matmul_add(&pack(&a, width), &b, width, padded, 3..width, &mut out);
         for i in 0..rows {
             for j in 0..padded {
-                let expected = (0..width).fold(0.0f32, |acc, k| acc + a[i * width + k] * b[k * padded + j]);
+                let expected = (0..width).fold(0.0f32, |acc, k| a[i * width + k].mul_add(b[k * padded + j], acc));
                 assert_eq!(out[i * padded + j].to_bits(), expected.to_bits(), "entry ({i}, {j})");
             }
         }
@@ -289,11 +460,11 @@ mod tests {
             for j in 0..n {
                 let mut lanes = [0.0f32; LANES];
                 for kk in 0..k / LANES * LANES {
-                    lanes[kk % LANES] += a[i * k + kk] * b[j][kk];
+                    lanes[kk % LANES] = a[i * k + kk].mul_add(b[j][kk], lanes[kk % LANES]);
                 }
                 let mut expected = lanes.iter().sum::<f32>();
                 for kk in k / LANES * LANES..k {
-                    expected += a[i * k + kk] * b[j][kk];
+                    expected = a[i * k + kk].mul_add(b[j][kk], expected);
                 }
                 assert_eq!(out[i * n + j].to_bits(), expected.to_bits(), "entry ({i}, {j})");
             }
@@ -307,6 +478,68 @@ mod tests {
         matmul_add(&pack(&a5, w), &bt, w, nc, 0..w, &mut x);
         matmul_rows(&pack(&a5, w), &lines, w, nc, &mut y);
         assert_eq!(x, y);
+    }
+
+    /// Every kernel at every width this CPU has (the AVX-512 one is laid out by hand, the
+    /// others compiled from the portable loops) gives the bits of the plain sums, on shapes
+    /// with every kind of edge: rows past whole panels, 16 columns past whole pairs of tiles,
+    /// a contraction split over two calls, dot products with a tail past the lanes and rows of
+    /// `b` past whole tiles.
+    #[test]
+    fn every_width_gives_the_bits_of_the_plain_sums() {
+        let value = |i: usize| ((i as f32) * 0.613).sin() * 1.7;
+        // Panels: 13 rows (two panels of six and one row; three of four and one row), 21
+        // contracted, 80 columns (two pairs of tiles and one tile).
+        let (m, w, nc) = (13, 21, 80);
+        let a: Vec<f32> = (0..m * w).map(value).collect();
+        let b: Vec<f32> = (0..w * nc).map(|i| value(3000 + i)).collect();
+        let lines: Vec<&[f32]> = b.chunks_exact(nc).collect();
+        let plain = |i: usize, j: usize| (0..w).fold(0.0f32, |acc, k| a[i * w + k].mul_add(b[k * nc + j], acc));
+        // Dot products: 9 rows against 11 (two tiles of four and three), 45 long (five lanes'
+        // worth and a tail of five), each row of b read in place from a longer line.
+        let (r, c, k) = (9, 11, 45);
+        let x: Vec<f32> = (0..r * k).map(|i| value(9000 + i)).collect();
+        let y_store: Vec<f32> = (0..c * (k + 7)).map(|i| value(20_000 + i)).collect();
+        let y: Vec<&[f32]> = y_store.chunks_exact(k + 7).map(|line| &line[3..]).collect();
+        let dot = |i: usize, j: usize| {
+            let mut lanes = [0.0f32; LANES];
+            for kk in 0..k / LANES * LANES {
+                lanes[kk % LANES] = x[i * k + kk].mul_add(y[j][kk], lanes[kk % LANES]);
+            }
+            (k / LANES * LANES..k).fold(lanes.iter().sum::<f32>(), |acc, kk| x[i * k + kk].mul_add(y[j][kk], acc))
+        };
+        for level in crate::simd::available() {
+            crate::simd::at_level(level, || {
+                let at = level.name();
+                let mut split = vec![f32::NAN; m * nc];
+                matmul_add(&pack(&a, w), &b, w, nc, 0..8, &mut split);
+                matmul_add(&pack(&a, w), &b, w, nc, 8..w, &mut split);
+                let mut six = vec![f32::NAN; m * nc];
+                matmul_rows(&pack(&a, w), &lines, w, nc, &mut six);
+                let mut panels = Vec::new();
+                pack_into_of::<PANEL4>(&a, w, &mut panels);
+                let mut four = vec![f32::NAN; m * nc];
+                matmul_rows4(&panels, &lines, w, nc, &mut four);
+                for i in 0..m {
+                    for j in 0..nc {
+                        let expected = plain(i, j).to_bits();
+                        for (kernel, out) in [("matmul_add in two calls", &split), ("matmul_rows", &six), ("matmul_rows4", &four)] {
+                            assert_eq!(out[i * nc + j].to_bits(), expected, "{kernel} at {at}, entry ({i}, {j})");
+                        }
+                    }
+                }
+                let (mut nt, mut nt_rows) = (vec![f32::NAN; r * c], vec![f32::NAN; r * c]);
+                matmul_nt(&x, &y, k, &mut nt, c);
+                let x_rows: Vec<&[f32]> = x.chunks_exact(k).collect();
+                matmul_nt_rows(&x_rows, &y, k, &mut nt_rows, c);
+                for i in 0..r {
+                    for j in 0..c {
+                        assert_eq!(nt[i * c + j].to_bits(), dot(i, j).to_bits(), "matmul_nt at {at}, entry ({i}, {j})");
+                        assert_eq!(nt_rows[i * c + j].to_bits(), dot(i, j).to_bits(), "matmul_nt_rows at {at}, entry ({i}, {j})");
+                    }
+                }
+            });
+        }
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Hand-written kernels compiled for the widest vectors the CPU has.
 //!
-//! The hand-written kernels ([`crate::zoo`]'s Adam and CNN engine, [`crate::arch::align`]'s
+//! The hand-written kernels ([`crate::zoo`]'s Adam and engines, [`crate::arch::align`]'s
 //! unit Gram matrices) are plain Rust loops that the compiler vectorizes; compiled for the
 //! x86-64 baseline they get 4-lane SSE.
-//! [`multiversion!`] compiles a function's body again for AVX-512 and for AVX2 and picks one at
-//! run time ([`level`]: AVX2 unless asked otherwise, see there why). The IEEE operations and their order do not change with the width (Rust never
-//! forms fused multiply-adds or reassociates sums by itself), so results are the same bits on
-//! every machine.
+//! [`multiversion!`] compiles a function's body again for AVX-512 and for AVX2 (each with FMA)
+//! and picks one at run time ([`level`]: measured, see there why). The IEEE operations and
+//! their order do not change with the width: Rust never forms fused multiply-adds or
+//! reassociates sums by itself, and where a kernel asks for one (`f32::mul_add`, the matrix
+//! products of [`crate::gemm`]) it is the same single rounding in hardware and, on the
+//! baseline, in the C library's `fmaf`. So results are the same bits on every machine.
 //!
 //! Why a macro rather than a function taking a closure: the body must be compiled inside each
 //! `#[target_feature]` function, which only inlining does, and the optimiser declines to inline
@@ -23,12 +25,12 @@ macro_rules! multiversion {
             #[inline(always)]
             fn body($($arg: $ty),*) $body
             #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+            #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,fma")]
             fn avx512($($arg: $ty),*) {
                 body($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2")]
+            #[target_feature(enable = "avx2,fma")]
             fn avx2($($arg: $ty),*) {
                 body($($arg),*)
             }
@@ -86,6 +88,22 @@ pub fn current() -> Level {
     FORCED.with(|f| f.get()).unwrap_or_else(|| level().0)
 }
 
+/// The levels this CPU can run, widest first (the baseline always).
+pub fn available() -> Vec<Level> {
+    let (avx512, avx2) = detected();
+    [(avx512, Level::Avx512), (avx2, Level::Avx2), (true, Level::Baseline)].into_iter().filter_map(|(has, level)| has.then_some(level)).collect()
+}
+
+/// `f()` with this thread's kernels at `level`: how the calibration and the tests that compare
+/// the widths run one. Panics if the CPU lacks `level` (running it would be undefined).
+pub(crate) fn at_level<T>(level: Level, f: impl FnOnce() -> T) -> T {
+    assert!(available().contains(&level), "this CPU cannot run kernels at {}", level.name());
+    FORCED.with(|c| c.set(Some(level)));
+    let out = f();
+    FORCED.with(|c| c.set(None));
+    out
+}
+
 /// The level the kernels run at, and why. On a CPU with AVX-512 and AVX2 the faster of the two
 /// is *measured* ([`calibrate`]) — once per machine and binary, cached in the cache folder
 /// (`simd/`, keyed by the CPU model and the binary's size and time) — because the wider one
@@ -115,16 +133,18 @@ pub fn level() -> (Level, Chosen) {
     })
 }
 
-/// Whether the CPU has AVX-512 (F, VL, BW, DQ) and AVX2.
+/// Whether the CPU has AVX-512 (F, VL, BW, DQ) and AVX2, each with FMA: the matrix kernels
+/// ([`crate::gemm`]) add every product with a fused multiply-add.
 fn detected() -> (bool, bool) {
     #[cfg(target_arch = "x86_64")]
-    return (
-        std::arch::is_x86_feature_detected!("avx512f")
+    {
+        let fma = std::arch::is_x86_feature_detected!("fma");
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512vl")
             && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512dq"),
-        std::arch::is_x86_feature_detected!("avx2"),
-    );
+            && std::arch::is_x86_feature_detected!("avx512dq");
+        (avx512 && fma, std::arch::is_x86_feature_detected!("avx2") && fma)
+    }
     #[cfg(not(target_arch = "x86_64"))]
     (false, false)
 }
@@ -132,8 +152,8 @@ fn detected() -> (bool, bool) {
 /// The vector extensions the kernels could use here, in words.
 pub fn isa() -> &'static str {
     match detected() {
-        (true, true) => "AVX-512 (F, VL, BW, DQ) and AVX2",
-        (false, true) => "AVX2 (no AVX-512)",
+        (true, true) => "AVX-512 (F, VL, BW, DQ), AVX2 and FMA",
+        (false, true) => "AVX2 and FMA (no AVX-512)",
         _ => "neither AVX2 nor AVX-512 (baseline vectors)",
     }
 }
@@ -223,25 +243,25 @@ pub fn calibrate() -> Option<Calibration> {
     let x: Vec<f32> = (0..rows * k).map(|i| ((i * 104_729 % 997) as f32) * 1e-3).collect();
     let examples: Vec<&[f32]> = x.chunks_exact(k).collect();
     let run = |level: Level| -> (f64, Vec<f32>) {
-        FORCED.with(|f| f.set(Some(level)));
-        let mut best = f64::INFINITY;
-        let mut out = vec![0f32; units * rows];
-        // The weight gradient's shape: (units × rows) panels against rows × k examples.
-        let g: Vec<f32> = (0..units * rows).map(|i| ((i * 31 % 101) as f32 - 50.0) * 1e-2).collect();
-        let panels = crate::gemm::pack(&g, rows);
-        let nc = k.div_ceil(crate::gemm::TILE) * crate::gemm::TILE;
-        let padded: Vec<Vec<f32>> = examples.iter().map(|e| e.iter().copied().chain(std::iter::repeat(0.0)).take(nc).collect()).collect();
-        let padded: Vec<&[f32]> = padded.iter().map(Vec::as_slice).collect();
-        let mut grad = vec![0f32; units * nc];
-        for _ in 0..5 {
-            let t = std::time::Instant::now();
-            crate::gemm::matmul_nt(&a, &examples, k, &mut out, rows);
-            crate::gemm::matmul_rows(&panels, &padded, rows, nc, &mut grad);
-            best = best.min(t.elapsed().as_secs_f64());
-        }
-        FORCED.with(|f| f.set(None));
-        out.extend(grad);
-        (best, out)
+        at_level(level, || {
+            let mut best = f64::INFINITY;
+            let mut out = vec![0f32; units * rows];
+            // The weight gradient's shape: (units × rows) panels against rows × k examples.
+            let g: Vec<f32> = (0..units * rows).map(|i| ((i * 31 % 101) as f32 - 50.0) * 1e-2).collect();
+            let panels = crate::gemm::pack(&g, rows);
+            let nc = k.div_ceil(crate::gemm::TILE) * crate::gemm::TILE;
+            let padded: Vec<Vec<f32>> = examples.iter().map(|e| e.iter().copied().chain(std::iter::repeat(0.0)).take(nc).collect()).collect();
+            let padded: Vec<&[f32]> = padded.iter().map(Vec::as_slice).collect();
+            let mut grad = vec![0f32; units * nc];
+            for _ in 0..5 {
+                let t = std::time::Instant::now();
+                crate::gemm::matmul_nt(&a, &examples, k, &mut out, rows);
+                crate::gemm::matmul_rows(&panels, &padded, rows, nc, &mut grad);
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            out.extend(grad);
+            (best, out)
+        })
     };
     let (avx512, wide) = run(Level::Avx512);
     let (avx2, narrow) = run(Level::Avx2);
