@@ -5,15 +5,15 @@
 //! kernel here multiplies a panel of rows held in registers against a tile of columns, adding
 //! every entry's products in order of the contracted index, each with a fused multiply-add
 //! (one rounding) — so an entry has the same bits whatever the shapes, the tile that computed
-//! it, the split of the contraction over calls, the thread or the CPU (compiled per vector
-//! width by [`crate::simd::multiversion!`], laid out by hand for AVX-512 in `wide`).
+//! it, the split of the contraction over calls, the thread or the CPU. The kernels are laid
+//! out by hand with intrinsics for AVX-512 (`wide`) and AVX2 (`narrow`), chosen by
+//! [`crate::simd::current`]; the portable loops serve the baseline and define the order of
+//! the operations both follow (every width is tested against them bit for bit).
 //! Why fused: on Intel cores a multiply and an add share the two vector ports a fused
 //! multiply-add uses alone, so unfused products run at half the rate (measured on a Xeon with
 //! AVX-512: the weight gradient's product 78 → 103–133 GFLOP/s on one core).
 //! Used for the unit costs of aligned distances ([`crate::arch::align`]) and the MLP and
 //! declared-network engines (`zoo::dense`, `zoo::net`).
-
-use crate::simd::multiversion;
 
 /// Returns `$call`, a kernel of [`wide`], when the kernels run at AVX-512.
 macro_rules! on_avx512 {
@@ -21,6 +21,17 @@ macro_rules! on_avx512 {
         #[cfg(target_arch = "x86_64")]
         if crate::simd::current() == crate::simd::Level::Avx512 {
             // SAFETY: `current` says AVX-512 only where the CPU has AVX-512 F, VL, BW, DQ and FMA.
+            return unsafe { $call };
+        }
+    };
+}
+
+/// Returns `$call`, a kernel of [`narrow`], when the kernels run at AVX2.
+macro_rules! on_avx2 {
+    ($call:expr) => {
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::current() == crate::simd::Level::Avx2 {
+            // SAFETY: `current` says AVX2 only where the CPU has AVX2 and FMA.
             return unsafe { $call };
         }
     };
@@ -65,22 +76,21 @@ fn tile_of<'c, const P: usize>(panel: &[f32], cols: impl Iterator<Item = &'c [f3
     }
 }
 
-multiversion! {
-    /// `out[i·nc + j] += Σ_{k ∈ ks} a[i][k] · b[k][j]` (`=` when `ks` starts at 0): `a` has `w`
-    /// columns and is stored in panels ([`pack`]), `b` is row-major with `nc` columns (a
-    /// multiple of [`TILE`]), `out` has `nc` columns and as many of `a`'s rows as it is long
-    /// (the panels' padding rows need no room). Each entry's products are added in order of k
-    /// (stored and resumed in f32 between calls), so it has the same bits for any shapes, any
-    /// split of the k range and on every CPU.
-    pub(crate) fn matmul_add(panels: &[f32], cols: &[f32], w: usize, nc: usize, ks: std::ops::Range<usize>, out: &mut [f32]) {
-        on_avx512!(wide::matmul_add::<PANEL>(panels, cols, w, nc, ks.clone(), out));
-        let fresh = ks.start == 0;
-        let cols = &cols[ks.start * nc..ks.end * nc];
-        for (panel, rows) in panels.chunks_exact((w * PANEL).max(1)).zip(out.chunks_mut(PANEL * nc)) {
-            let panel = &panel[ks.start * PANEL..ks.end * PANEL];
-            for c0 in (0..nc).step_by(TILE) {
-                tile(panel, cols.chunks_exact(nc), nc, c0, rows, fresh);
-            }
+/// `out[i·nc + j] += Σ_{k ∈ ks} a[i][k] · b[k][j]` (`=` when `ks` starts at 0): `a` has `w`
+/// columns and is stored in panels ([`pack`]), `b` is row-major with `nc` columns (a
+/// multiple of [`TILE`]), `out` has `nc` columns and as many of `a`'s rows as it is long
+/// (the panels' padding rows need no room). Each entry's products are added in order of k
+/// (stored and resumed in f32 between calls), so it has the same bits for any shapes, any
+/// split of the k range and on every CPU.
+pub(crate) fn matmul_add(panels: &[f32], cols: &[f32], w: usize, nc: usize, ks: std::ops::Range<usize>, out: &mut [f32]) {
+    on_avx512!(wide::matmul_add::<PANEL>(panels, cols, w, nc, ks.clone(), out));
+    on_avx2!(narrow::matmul_add::<PANEL>(panels, cols, w, nc, ks.clone(), out));
+    let fresh = ks.start == 0;
+    let cols = &cols[ks.start * nc..ks.end * nc];
+    for (panel, rows) in panels.chunks_exact((w * PANEL).max(1)).zip(out.chunks_mut(PANEL * nc)) {
+        let panel = &panel[ks.start * PANEL..ks.end * PANEL];
+        for c0 in (0..nc).step_by(TILE) {
+            tile(panel, cols.chunks_exact(nc), nc, c0, rows, fresh);
         }
     }
 }
@@ -89,27 +99,25 @@ multiversion! {
 /// where panels of 6 would compute 4 or 2 rows of padding.
 pub(crate) const PANEL4: usize = 4;
 
-multiversion! {
-    /// [`matmul_rows`] with `a` in panels of [`PANEL4`] rows ([`pack_into_of`]`::<4>`).
-    pub(crate) fn matmul_rows4(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
-        on_avx512!(wide::matmul_rows::<PANEL4>(panels, b, w, nc, out));
-        for (panel, rows) in panels.chunks_exact((w * PANEL4).max(1)).zip(out.chunks_mut(PANEL4 * nc)) {
-            for c0 in (0..nc).step_by(TILE) {
-                tile_of::<PANEL4>(panel, b.iter().copied(), nc, c0, rows, true);
-            }
+/// [`matmul_rows`] with `a` in panels of [`PANEL4`] rows ([`pack_into_of`]`::<4>`).
+pub(crate) fn matmul_rows4(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
+    on_avx512!(wide::matmul_rows::<PANEL4>(panels, b, w, nc, out));
+    on_avx2!(narrow::matmul_rows::<PANEL4>(panels, b, w, nc, out));
+    for (panel, rows) in panels.chunks_exact((w * PANEL4).max(1)).zip(out.chunks_mut(PANEL4 * nc)) {
+        for c0 in (0..nc).step_by(TILE) {
+            tile_of::<PANEL4>(panel, b.iter().copied(), nc, c0, rows, true);
         }
     }
 }
 
-multiversion! {
-    /// [`matmul_add`] over all of `a`'s `w` columns (from zero), `b` given as its `w` rows —
-    /// anywhere in memory, each at least `nc` long: a batch's examples read where they are.
-    pub(crate) fn matmul_rows(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
-        on_avx512!(wide::matmul_rows::<PANEL>(panels, b, w, nc, out));
-        for (panel, rows) in panels.chunks_exact((w * PANEL).max(1)).zip(out.chunks_mut(PANEL * nc)) {
-            for c0 in (0..nc).step_by(TILE) {
-                tile(panel, b.iter().copied(), nc, c0, rows, true);
-            }
+/// [`matmul_add`] over all of `a`'s `w` columns (from zero), `b` given as its `w` rows —
+/// anywhere in memory, each at least `nc` long: a batch's examples read where they are.
+pub(crate) fn matmul_rows(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
+    on_avx512!(wide::matmul_rows::<PANEL>(panels, b, w, nc, out));
+    on_avx2!(narrow::matmul_rows::<PANEL>(panels, b, w, nc, out));
+    for (panel, rows) in panels.chunks_exact((w * PANEL).max(1)).zip(out.chunks_mut(PANEL * nc)) {
+        for c0 in (0..nc).step_by(TILE) {
+            tile(panel, b.iter().copied(), nc, c0, rows, true);
         }
     }
 }
@@ -150,24 +158,22 @@ fn nt_tile<const R: usize, const C: usize>(a: [&[f32]; R], b: [&[f32]; C], k: us
     }
 }
 
-multiversion! {
-    /// `out[i·stride + j] = a_i · b_j` for the rows a_i of `a` (row-major, `k` columns) and the
-    /// rows `b` (anywhere in memory, each at least `k` long): A·Bᵀ without moving either
-    /// operand — the first layer's forward reads the weights and the batch's examples where
-    /// they are. Each dot product is summed the same way whatever tile computes it.
-    pub(crate) fn matmul_nt(a: &[f32], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
-        let rows: Vec<&[f32]> = a.chunks_exact(k.max(1)).collect();
-        on_avx512!(wide::nt_rows(&rows, b, k, out, stride));
-        nt_rows(&rows, b, k, out, stride);
-    }
+/// `out[i·stride + j] = a_i · b_j` for the rows a_i of `a` (row-major, `k` columns) and the
+/// rows `b` (anywhere in memory, each at least `k` long): A·Bᵀ without moving either
+/// operand — the first layer's forward reads the weights and the batch's examples where
+/// they are. Each dot product is summed the same way whatever tile computes it.
+pub(crate) fn matmul_nt(a: &[f32], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
+    let rows: Vec<&[f32]> = a.chunks_exact(k.max(1)).collect();
+    on_avx512!(wide::nt_rows(&rows, b, k, out, stride));
+    on_avx2!(narrow::nt_rows(&rows, b, k, out, stride));
+    nt_rows(&rows, b, k, out, stride);
 }
 
-multiversion! {
-    /// [`matmul_nt`] with `a` given as its rows too, anywhere in memory, each at least `k` long.
-    pub(crate) fn matmul_nt_rows(a: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
-        on_avx512!(wide::nt_rows(a, b, k, out, stride));
-        nt_rows(a, b, k, out, stride);
-    }
+/// [`matmul_nt`] with `a` given as its rows too, anywhere in memory, each at least `k` long.
+pub(crate) fn matmul_nt_rows(a: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
+    on_avx512!(wide::nt_rows(a, b, k, out, stride));
+    on_avx2!(narrow::nt_rows(a, b, k, out, stride));
+    nt_rows(a, b, k, out, stride);
 }
 
 /// The body of [`matmul_nt`] and [`matmul_nt_rows`], inlined into each.
@@ -358,6 +364,134 @@ mod wide {
             for (ii, &ai) in rows[i..i + r].iter().enumerate() {
                 for (jj, &bj) in b.iter().enumerate().skip(j) {
                     super::nt_tile::<1, 1>([ai], [bj], k, &mut out[ii * stride..], stride, jj);
+                }
+            }
+            i += r;
+        }
+    }
+}
+
+/// The kernels laid out by hand for AVX2: from the portable loops with fused multiply-adds,
+/// LLVM's vectorizer sometimes kept the dot products' lanes scalar, depending on how the
+/// binary was split into codegen units (the calibration read 0.7 ms in one build and 8 ms in
+/// the next). The same operations in the same order as the portable loops, so the same bits.
+#[cfg(target_arch = "x86_64")]
+mod narrow {
+    use std::arch::x86_64::*;
+
+    use super::{LANES, TILE};
+
+    /// [`super::tile_of`]: a panel of `P` rows against the [`TILE`] columns from `c0`, two
+    /// registers per row.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn tile<'c, const P: usize>(panel: &[f32], cols: impl Iterator<Item = &'c [f32]>, nc: usize, c0: usize, out: &mut [f32], fresh: bool) {
+        let rows = (out.len() / nc).min(P);
+        let mut acc = [[_mm256_setzero_ps(); 2]; P];
+        if !fresh {
+            for (r, values) in acc.iter_mut().enumerate().take(rows) {
+                let src = &out[r * nc + c0..][..TILE];
+                // SAFETY: `src` holds 16 floats.
+                *values = unsafe { [_mm256_loadu_ps(src.as_ptr()), _mm256_loadu_ps(src.as_ptr().add(8))] };
+            }
+        }
+        for (a, line) in panel.chunks_exact(P).zip(cols) {
+            let line = &line[c0..c0 + TILE];
+            // SAFETY: `line` holds 16 floats.
+            let b = unsafe { [_mm256_loadu_ps(line.as_ptr()), _mm256_loadu_ps(line.as_ptr().add(8))] };
+            for r in 0..P {
+                let ar = _mm256_set1_ps(a[r]);
+                for h in 0..2 {
+                    acc[r][h] = _mm256_fmadd_ps(ar, b[h], acc[r][h]);
+                }
+            }
+        }
+        for (r, values) in acc.iter().enumerate().take(rows) {
+            let dst = &mut out[r * nc + c0..][..TILE];
+            // SAFETY: `dst` holds 16 floats.
+            unsafe {
+                _mm256_storeu_ps(dst.as_mut_ptr(), values[0]);
+                _mm256_storeu_ps(dst.as_mut_ptr().add(8), values[1]);
+            }
+        }
+    }
+
+    /// [`super::matmul_add`].
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn matmul_add<const P: usize>(panels: &[f32], cols: &[f32], w: usize, nc: usize, ks: std::ops::Range<usize>, out: &mut [f32]) {
+        let fresh = ks.start == 0;
+        let cols = &cols[ks.start * nc..ks.end * nc];
+        for (panel, rows) in panels.chunks_exact((w * P).max(1)).zip(out.chunks_mut(P * nc)) {
+            let panel = &panel[ks.start * P..ks.end * P];
+            for c0 in (0..nc).step_by(TILE) {
+                tile::<P>(panel, cols.chunks_exact(nc), nc, c0, rows, fresh);
+            }
+        }
+    }
+
+    /// [`super::matmul_rows`] and [`super::matmul_rows4`].
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn matmul_rows<const P: usize>(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
+        for (panel, rows) in panels.chunks_exact((w * P).max(1)).zip(out.chunks_mut(P * nc)) {
+            for c0 in (0..nc).step_by(TILE) {
+                tile::<P>(panel, b.iter().copied(), nc, c0, rows, true);
+            }
+        }
+    }
+
+    /// [`super::nt_tile`]: R rows of `a` against C rows of `b` from `j0`, one register of
+    /// [`LANES`] lanes per dot product.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn nt_tile<const R: usize, const C: usize>(a: [&[f32]; R], b: [&[f32]; C], k: usize, out: &mut [f32], stride: usize, j0: usize) {
+        let mut acc = [[_mm256_setzero_ps(); C]; R];
+        let whole = k / LANES * LANES;
+        let a = a.map(|row| &row[..k]);
+        let b = b.map(|row| &row[..k]);
+        for k0 in (0..whole).step_by(LANES) {
+            let mut bv = [_mm256_setzero_ps(); C];
+            for c in 0..C {
+                // SAFETY: the row holds at least `whole` ≥ k0 + LANES floats.
+                bv[c] = unsafe { _mm256_loadu_ps(b[c].as_ptr().add(k0)) };
+            }
+            for r in 0..R {
+                // SAFETY: as above.
+                let av = unsafe { _mm256_loadu_ps(a[r].as_ptr().add(k0)) };
+                for c in 0..C {
+                    acc[r][c] = _mm256_fmadd_ps(av, bv[c], acc[r][c]);
+                }
+            }
+        }
+        for r in 0..R {
+            for c in 0..C {
+                let mut lanes = [0.0f32; LANES];
+                // SAFETY: `lanes` holds 8 floats.
+                unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][c]) };
+                let mut sum = lanes.iter().sum::<f32>();
+                for kk in whole..k {
+                    sum = a[r][kk].mul_add(b[c][kk], sum);
+                }
+                out[r * stride + j0 + c] = sum;
+            }
+        }
+    }
+
+    /// [`super::nt_rows`]: tiles of 4 rows of `a` against 2 rows of `b` (8 of the 16
+    /// registers), the edges one dot product at a time.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn nt_rows(rows: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
+        let mut i = 0;
+        while i < rows.len() {
+            let r = if rows.len() - i >= 4 { 4 } else { 1 };
+            let out = &mut out[i * stride..];
+            let mut j = 0;
+            while r == 4 && j + 2 <= b.len() {
+                nt_tile::<4, 2>([rows[i], rows[i + 1], rows[i + 2], rows[i + 3]], [b[j], b[j + 1]], k, out, stride, j);
+                j += 2;
+            }
+            for (ii, &ai) in rows[i..i + r].iter().enumerate() {
+                for (jj, &bj) in b.iter().enumerate().skip(j) {
+                    nt_tile::<1, 1>([ai], [bj], k, &mut out[ii * stride..], stride, jj);
                 }
             }
             i += r;

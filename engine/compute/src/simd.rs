@@ -1,8 +1,9 @@
 //! Hand-written kernels compiled for the widest vectors the CPU has.
 //!
-//! The hand-written kernels ([`crate::zoo`]'s Adam and engines, [`crate::arch::align`]'s
-//! unit Gram matrices) are plain Rust loops that the compiler vectorizes; compiled for the
-//! x86-64 baseline they get 4-lane SSE.
+//! The hand-written kernels ([`crate::zoo`]'s Adam and engines) are plain Rust loops that the
+//! compiler vectorizes; compiled for the x86-64 baseline they get 4-lane SSE. (The matrix
+//! products of [`crate::gemm`], which the engines and the aligned distance spend most of their
+//! time in, are laid out by hand per width instead.)
 //! [`multiversion!`] compiles a function's body again for AVX-512 and for AVX2 (each with FMA)
 //! and picks one at run time ([`level`]: measured, see there why). The IEEE operations and
 //! their order do not change with the width: Rust never forms fused multiply-adds or
@@ -107,12 +108,12 @@ pub(crate) fn at_level<T>(level: Level, f: impl FnOnce() -> T) -> T {
 /// The level the kernels run at, and why. On a CPU with AVX-512 and AVX2 the faster of the two
 /// is *measured* ([`calibrate`]) — once per machine and binary, cached in the cache folder
 /// (`simd/`, keyed by the CPU model and the binary's size and time) — because the wider one
-/// is not always faster: compiled for `avx512f`, LLVM may vectorize the register-tile kernels
-/// ([`crate::gemm`]) across the wrong loop, into masked gathers and scatters of the
-/// accumulators. Measured on an AMD EPYC with AVX-512 (`weightlab bench zoo --arch mlp`, 64
-/// models): 47.6 models/s with the AVX-512 build against 757 with the AVX2 build of the same
-/// code. Both give the same bits (the IEEE operations and their order do not change with the
-/// width), which the calibration checks before it may pick the wider one. `WEIGHTLAB_SIMD`
+/// is not always faster: 512-bit vectors lower some cores' clock, AMD's Zen 4 splits them in
+/// two, and compiled for `avx512f` from portable loops LLVM may vectorize a kernel across the
+/// wrong loop (measured on an AMD EPYC with AVX-512, before [`crate::gemm`]'s kernels were laid
+/// out by hand: 47.6 models/s with the AVX-512 build of the MLP zoo against 757 with the AVX2
+/// build of the same code). Both give the same bits (the IEEE operations and their order do
+/// not change with the width), which the calibration checks before it may pick the wider one. `WEIGHTLAB_SIMD`
 /// (`avx512`, `avx2`, `baseline`) overrides it; a level the CPU lacks is never used. Read once
 /// per process.
 pub fn level() -> (Level, Chosen) {
