@@ -15,24 +15,17 @@
 //! Used for the unit costs of aligned distances ([`crate::arch::align`]) and the MLP and
 //! declared-network engines (`zoo::dense`, `zoo::net`).
 
-/// Returns `$call`, a kernel of [`wide`], when the kernels run at AVX-512.
-macro_rules! on_avx512 {
-    ($call:expr) => {
+/// Returns `$wide` (a kernel of [`wide`]) when the kernels run at AVX-512, `$narrow` (of
+/// [`narrow`]) at AVX2; falls through to the portable loops on the baseline.
+macro_rules! by_width {
+    ($wide:expr, $narrow:expr) => {
         #[cfg(target_arch = "x86_64")]
-        if crate::simd::current() == crate::simd::Level::Avx512 {
+        match crate::simd::current() {
             // SAFETY: `current` says AVX-512 only where the CPU has AVX-512 F, VL, BW, DQ and FMA.
-            return unsafe { $call };
-        }
-    };
-}
-
-/// Returns `$call`, a kernel of [`narrow`], when the kernels run at AVX2.
-macro_rules! on_avx2 {
-    ($call:expr) => {
-        #[cfg(target_arch = "x86_64")]
-        if crate::simd::current() == crate::simd::Level::Avx2 {
+            crate::simd::Level::Avx512 => return unsafe { $wide },
             // SAFETY: `current` says AVX2 only where the CPU has AVX2 and FMA.
-            return unsafe { $call };
+            crate::simd::Level::Avx2 => return unsafe { $narrow },
+            crate::simd::Level::Baseline => {}
         }
     };
 }
@@ -43,17 +36,11 @@ pub(crate) const TILE: usize = 16;
 /// contracted index, the last panel padded with zero rows ([`pack`]).
 pub(crate) const PANEL: usize = 6;
 
-/// One register tile of [`matmul_add`]: a panel of rows against the TILE columns from `c0`,
+/// One register tile of [`matmul_add`]: a panel of `P` rows against the TILE columns from `c0`,
 /// each entry's products added in order of the contracted index to what `out` holds (`fresh`:
 /// to zero, without reading `out`). `out` holds the panel's first `out.len() / nc` rows.
 #[inline(always)]
-fn tile<'c>(panel: &[f32], cols: impl Iterator<Item = &'c [f32]>, nc: usize, c0: usize, out: &mut [f32], fresh: bool) {
-    tile_of::<PANEL>(panel, cols, nc, c0, out, fresh);
-}
-
-/// [`tile`] for panels of `P` rows.
-#[inline(always)]
-fn tile_of<'c, const P: usize>(panel: &[f32], cols: impl Iterator<Item = &'c [f32]>, nc: usize, c0: usize, out: &mut [f32], fresh: bool) {
+fn tile<'c, const P: usize>(panel: &[f32], cols: impl Iterator<Item = &'c [f32]>, nc: usize, c0: usize, out: &mut [f32], fresh: bool) {
     let rows = (out.len() / nc).min(P);
     let mut acc = [[0.0f32; TILE]; P];
     if !fresh {
@@ -83,14 +70,13 @@ fn tile_of<'c, const P: usize>(panel: &[f32], cols: impl Iterator<Item = &'c [f3
 /// (stored and resumed in f32 between calls), so it has the same bits for any shapes, any
 /// split of the k range and on every CPU.
 pub(crate) fn matmul_add(panels: &[f32], cols: &[f32], w: usize, nc: usize, ks: std::ops::Range<usize>, out: &mut [f32]) {
-    on_avx512!(wide::matmul_add::<PANEL>(panels, cols, w, nc, ks.clone(), out));
-    on_avx2!(narrow::matmul_add::<PANEL>(panels, cols, w, nc, ks.clone(), out));
+    by_width!(wide::matmul_add::<PANEL>(panels, cols, w, nc, ks.clone(), out), narrow::matmul_add::<PANEL>(panels, cols, w, nc, ks.clone(), out));
     let fresh = ks.start == 0;
     let cols = &cols[ks.start * nc..ks.end * nc];
     for (panel, rows) in panels.chunks_exact((w * PANEL).max(1)).zip(out.chunks_mut(PANEL * nc)) {
         let panel = &panel[ks.start * PANEL..ks.end * PANEL];
         for c0 in (0..nc).step_by(TILE) {
-            tile(panel, cols.chunks_exact(nc), nc, c0, rows, fresh);
+            tile::<PANEL>(panel, cols.chunks_exact(nc), nc, c0, rows, fresh);
         }
     }
 }
@@ -101,23 +87,21 @@ pub(crate) const PANEL4: usize = 4;
 
 /// [`matmul_rows`] with `a` in panels of [`PANEL4`] rows ([`pack_into_of`]`::<4>`).
 pub(crate) fn matmul_rows4(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
-    on_avx512!(wide::matmul_rows::<PANEL4>(panels, b, w, nc, out));
-    on_avx2!(narrow::matmul_rows::<PANEL4>(panels, b, w, nc, out));
-    for (panel, rows) in panels.chunks_exact((w * PANEL4).max(1)).zip(out.chunks_mut(PANEL4 * nc)) {
-        for c0 in (0..nc).step_by(TILE) {
-            tile_of::<PANEL4>(panel, b.iter().copied(), nc, c0, rows, true);
-        }
-    }
+    matmul_rows_of::<PANEL4>(panels, b, w, nc, out);
 }
 
 /// [`matmul_add`] over all of `a`'s `w` columns (from zero), `b` given as its `w` rows —
 /// anywhere in memory, each at least `nc` long: a batch's examples read where they are.
 pub(crate) fn matmul_rows(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
-    on_avx512!(wide::matmul_rows::<PANEL>(panels, b, w, nc, out));
-    on_avx2!(narrow::matmul_rows::<PANEL>(panels, b, w, nc, out));
-    for (panel, rows) in panels.chunks_exact((w * PANEL).max(1)).zip(out.chunks_mut(PANEL * nc)) {
+    matmul_rows_of::<PANEL>(panels, b, w, nc, out);
+}
+
+/// [`matmul_rows`] for panels of `P` rows.
+fn matmul_rows_of<const P: usize>(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
+    by_width!(wide::matmul_rows::<P>(panels, b, w, nc, out), narrow::matmul_rows::<P>(panels, b, w, nc, out));
+    for (panel, rows) in panels.chunks_exact((w * P).max(1)).zip(out.chunks_mut(P * nc)) {
         for c0 in (0..nc).step_by(TILE) {
-            tile(panel, b.iter().copied(), nc, c0, rows, true);
+            tile::<P>(panel, b.iter().copied(), nc, c0, rows, true);
         }
     }
 }
@@ -164,24 +148,20 @@ fn nt_tile<const R: usize, const C: usize>(a: [&[f32]; R], b: [&[f32]; C], k: us
 /// they are. Each dot product is summed the same way whatever tile computes it.
 pub(crate) fn matmul_nt(a: &[f32], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
     let rows: Vec<&[f32]> = a.chunks_exact(k.max(1)).collect();
-    on_avx512!(wide::nt_rows(&rows, b, k, out, stride));
-    on_avx2!(narrow::nt_rows(&rows, b, k, out, stride));
+    by_width!(wide::nt_rows(&rows, b, k, out, stride), narrow::nt_rows(&rows, b, k, out, stride));
     nt_rows(&rows, b, k, out, stride);
 }
 
 /// [`matmul_nt`] with `a` given as its rows too, anywhere in memory, each at least `k` long.
 pub(crate) fn matmul_nt_rows(a: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
-    on_avx512!(wide::nt_rows(a, b, k, out, stride));
-    on_avx2!(narrow::nt_rows(a, b, k, out, stride));
+    by_width!(wide::nt_rows(a, b, k, out, stride), narrow::nt_rows(a, b, k, out, stride));
     nt_rows(a, b, k, out, stride);
 }
 
-/// The body of [`matmul_nt`] and [`matmul_nt_rows`], inlined into each.
-#[inline(always)]
+/// The portable body of [`matmul_nt`] and [`matmul_nt_rows`] (the baseline's): tiles of 4
+/// rows of `a` against 2 rows of `b`.
 fn nt_rows(rows: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
     {
-        // 4 × 2 dot products of 8 lanes fill 8 of the 16 vector registers (AVX2), leaving room
-        // for the operands: 4 × 3 spills.
         const R: usize = 4;
         const C: usize = 2;
         let mut i = 0;
@@ -225,7 +205,7 @@ mod wide {
 
     use super::{LANES, TILE};
 
-    /// [`super::tile_of`] for panels of `P` rows against `W` × 16 columns from `c0`.
+    /// [`super::tile`] for panels of `P` rows against `W` × 16 columns from `c0`.
     #[inline]
     #[target_feature(enable = "avx512f,fma")]
     fn tile<'c, const P: usize, const W: usize>(panel: &[f32], cols: impl Iterator<Item = &'c [f32]>, nc: usize, c0: usize, out: &mut [f32], fresh: bool) {
@@ -381,7 +361,7 @@ mod narrow {
 
     use super::{LANES, TILE};
 
-    /// [`super::tile_of`]: a panel of `P` rows against the [`TILE`] columns from `c0`, two
+    /// [`super::tile`]: a panel of `P` rows against the [`TILE`] columns from `c0`, two
     /// registers per row.
     #[inline]
     #[target_feature(enable = "avx2,fma")]

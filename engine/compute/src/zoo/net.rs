@@ -919,12 +919,13 @@ fn sums64(d: &[f32], h: &[f32]) -> (f64, f64) {
     let (mut a, mut b) = ([0.0f64; 8], [0.0f64; 8]);
     let (dc, hc) = (d.chunks_exact(8), h.chunks_exact(8));
     let (dr, hr) = (dc.remainder(), hc.remainder());
-    #[cfg(target_arch = "x86_64")]
-    if crate::simd::current() == crate::simd::Level::Avx512 {
-        // SAFETY: `current` says AVX-512 only where the CPU has it.
-        unsafe { wide::sums64(dc.clone(), hc.clone(), &mut a, &mut b) };
-    }
-    if crate::simd::current() != crate::simd::Level::Avx512 {
+    if hand_laid() {
+        // SAFETY: `hand_laid` says AVX-512 only where the CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            wide::sums64(dc, hc, &mut a, &mut b)
+        };
+    } else {
         for (d, h) in dc.zip(hc) {
             for l in 0..8 {
                 a[l] += d[l] as f64;
@@ -950,12 +951,13 @@ fn sum64(xs: &[f32], centre: Option<f64>) -> f64 {
         None => v as f64,
         Some(c) => (v as f64 - c) * (v as f64 - c),
     };
-    #[cfg(target_arch = "x86_64")]
-    if crate::simd::current() == crate::simd::Level::Avx512 {
-        // SAFETY: `current` says AVX-512 only where the CPU has it.
-        unsafe { wide::sum64(chunks.clone(), centre, &mut lanes) };
-    }
-    if crate::simd::current() != crate::simd::Level::Avx512 {
+    if hand_laid() {
+        // SAFETY: `hand_laid` says AVX-512 only where the CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            wide::sum64(chunks, centre, &mut lanes)
+        };
+    } else {
         for ch in chunks {
             for l in 0..8 {
                 lanes[l] += term(ch[l]);
@@ -963,6 +965,12 @@ fn sum64(xs: &[f32], centre: Option<f64>) -> f64 {
         }
     }
     lanes.iter().sum::<f64>() + rest.iter().map(|&v| term(v)).sum::<f64>()
+}
+
+/// Whether BatchNorm's sums run in [`wide`]: the kernels run at AVX-512 (on x86-64 only).
+#[inline(always)]
+fn hand_laid() -> bool {
+    cfg!(target_arch = "x86_64") && crate::simd::current() == crate::simd::Level::Avx512
 }
 
 /// BatchNorm's sums in f64 lanes laid out by hand for AVX-512, where LLVM assembles the
