@@ -39,13 +39,13 @@ plugins: setup
 
 # Always the whole workspace: building one package alone unifies features differently and
 # would rebuild shared dependencies each time `make test` and `make build` alternate.
-# The built-in plugins get their metadata section (what `weightlab plugin build` writes) once the
-# engine that describes them is built: `weightlab plugins` and `plugin inspect` read it without
-# loading them. Only a plugin copied anew above lacks it, and then the second cargo build embeds
-# the stamped bytes (otherwise it has nothing to do).
+# The built-in plugins get their metadata section (what `weightlab plugin build` writes) before
+# the engine that embeds them is compiled: `weightlab plugins` and `plugin inspect` read it
+# without loading them. `weightlab-stamp` (the plugin host alone) describes them; only a plugin
+# copied anew above lacks the section. `--workspace` keeps the features of a whole-workspace build.
 build: setup plugins
-	$(CARGO) build --release --workspace
-	$(TARGET_DIR)/release/weightlab -q plugin stamp plugins/dist/*.wasm
+	$(CARGO) build --release --workspace --bin weightlab-stamp
+	$(TARGET_DIR)/release/weightlab-stamp plugins/dist/*.wasm
 	$(CARGO) build --release --workspace
 
 # The manual (docs/src, mdBook) into docs/book/. mdBook is installed once, pinned, from crates.io

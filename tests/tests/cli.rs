@@ -193,6 +193,9 @@ fn the_device_is_chosen_from_the_manifest_or_the_command_line_and_cuda_is_refuse
     let stderr = String::from_utf8_lossy(&cuda.stderr);
     assert_eq!(cuda.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("libtorch sees no CUDA device on this machine"), "{stderr}");
+    // The binary does not link libtorch's CUDA half; asked for a GPU, it loads it (the set-up
+    // installs PyTorch's CUDA build).
+    assert!(stderr.contains("libtorch_cuda.so loaded"), "{stderr}");
     assert!(!dir.path().join("out/stages").exists(), "nothing ran");
     // `auto` falls back to the CPU and says so.
     let auto = weightlab_ok(dir.path(), &["run", p, "-o", "out", "--set", "experiment.device=\"auto\""]);

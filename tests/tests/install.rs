@@ -111,3 +111,22 @@ fn run_copied(c: &mut Command) -> std::process::Output {
     }
     c.output().unwrap()
 }
+
+/// libtorch's CUDA half is loaded on demand (`engine/cli/src/cuda_on_demand.cpp`): the binary
+/// does not need `libtorch_cuda.so`, so a CPU process and every plugin worker start without
+/// mapping the CUDA libraries, and the two start-up stand-ins are not exported, so they never
+/// shadow the real functions once the library is loaded. (That the library still loads when a
+/// GPU is asked for is checked in `cli.rs`, where `--device cuda` reports it loaded.)
+#[test]
+fn the_binary_loads_libtorchs_cuda_half_only_when_a_gpu_is_asked_for() {
+    let readelf = |args: &[&str]| {
+        let out = Command::new("readelf").args(args).arg(binary()).output().expect("readelf (binutils, installed with gcc) runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let needed = readelf(&["-d", "-W"]);
+    assert!(needed.contains("libtorch_cpu.so"), "the binary links libtorch: {needed}");
+    assert!(!needed.contains("libtorch_cuda.so"), "the binary needs libtorch_cuda.so at start: {needed}");
+    let exported = readelf(&["--dyn-syms", "-W"]);
+    assert!(!exported.contains("_ZN2at4cuda"), "the CUDA stand-ins are exported: {exported}");
+}

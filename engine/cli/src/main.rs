@@ -9,7 +9,7 @@ use weightlab_pipeline::output;
 fn main() {
     // A method's worker process (see weightlab_host::worker): not a user-facing command.
     if std::env::args().nth(1).as_deref() == Some(weightlab_host::worker::WORKER_ARG) {
-        std::process::exit(weightlab_pipeline::serve_worker());
+        weightlab_host::worker::exit_now(weightlab_pipeline::serve_worker());
     }
     // Before any thread of ours allocates: tensor-sized blocks from the heap, not one mmap each.
     weightlab_host::worker::tune_allocator();
@@ -23,5 +23,5 @@ fn main() {
             1
         }
     };
-    std::process::exit(code);
+    weightlab_host::worker::exit_now(code);
 }

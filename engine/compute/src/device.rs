@@ -20,7 +20,8 @@ pub struct Selection {
 /// one, else the CPU with a note). Asking for CUDA where libtorch sees none is refused with
 /// the reason. The first successful choice holds for the process.
 pub fn select(spec: Option<DeviceSpec>) -> Result<Selection, String> {
-    let gpus = cuda_devices();
+    // Counting GPUs loads libtorch's CUDA half: only when one may be used.
+    let gpus = if matches!(spec, Some(DeviceSpec::Cpu)) { 0 } else { cuda_devices() };
     let (device, note) = match spec {
         Some(DeviceSpec::Cpu) => (tch::Device::Cpu, None),
         Some(DeviceSpec::Cuda(n)) if n < gpus => (tch::Device::Cuda(n), None),
@@ -48,10 +49,10 @@ pub fn cuda_devices() -> usize {
 }
 
 /// Loads `libtorch_cuda.so`, once. PyTorch splits libtorch into a CPU and a CUDA library, and
-/// the CUDA one registers itself when loaded; the linker drops it from our binary because no
-/// symbol of it is used directly (`--as-needed`), so without this libtorch never sees a GPU.
-/// Loading it only when a GPU is asked for keeps every CPU process (and plugin worker) from
-/// mapping the CUDA libraries at start.
+/// the CUDA one registers itself when loaded; the `weightlab` binary does not link it (see
+/// `engine/cli/src/cuda_on_demand.cpp`: burn-tch would otherwise pull it into every process),
+/// so without this libtorch never sees a GPU. Loading it only when a GPU may be used keeps
+/// every CPU process (and plugin worker) from mapping the CUDA libraries at start.
 pub fn load_cuda() -> Result<(), String> {
     static LOADED: OnceLock<Result<(), String>> = OnceLock::new();
     LOADED

@@ -162,6 +162,41 @@ pub fn embed(bytes: &[u8], meta: &Metadata) -> Result<Vec<u8>, ReadError> {
     Ok(out)
 }
 
+impl Metadata {
+    /// The section for a plugin that described itself as `d`, built by `built_with`.
+    pub fn described(d: &crate::Description, built_with: &str) -> Self {
+        Metadata {
+            name: d.name.clone(),
+            version: d.version.clone(),
+            role: crate::role_name(d.role).to_string(),
+            abi: d.abi.clone(),
+            about: d.about.clone(),
+            config_schema: d.config_schema.clone(),
+            built_with: built_with.to_string(),
+        }
+    }
+}
+
+/// Why a component could not be stamped (the caller names the file).
+#[derive(Debug, thiserror::Error)]
+pub enum StampError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("writing the stamped component: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// Writes `meta` into the component `code` as its metadata section, replacing the file at
+/// `code.path` in one rename (a reader never sees half a component).
+pub fn stamp(code: &crate::PluginCode, meta: &Metadata) -> Result<(), StampError> {
+    let stamped = embed(&code.bytes, meta)?;
+    let tmp = code.path.with_extension(format!("stamp-{}", std::process::id()));
+    std::fs::write(&tmp, &stamped).and_then(|()| std::fs::rename(&tmp, &code.path)).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        StampError::Write(e)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

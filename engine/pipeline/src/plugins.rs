@@ -310,15 +310,7 @@ pub fn self_description(name: &str, code: &weightlab_host::PluginCode) -> crate:
 /// The metadata of plugin `code` as a worker process describes it, with `built_with`.
 fn described(name: &str, code: &weightlab_host::PluginCode, built_with: &str) -> crate::Result<weightlab_host::metadata::Metadata> {
     let d = crate::calls::describe_code(name, code, weightlab_host::Limits::default())?;
-    Ok(weightlab_host::metadata::Metadata {
-        name: d.name,
-        version: d.version,
-        role: weightlab_host::role_name(d.role).to_string(),
-        abi: d.abi,
-        about: d.about,
-        config_schema: d.config_schema,
-        built_with: built_with.to_string(),
-    })
+    Ok(weightlab_host::metadata::Metadata::described(&d, built_with))
 }
 
 /// Whether the component at `path` carries a metadata section (unreadable files do not).
@@ -332,8 +324,7 @@ pub fn stamp(path: &Path, built_with: &str) -> crate::Result<weightlab_host::met
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let code = weightlab_host::PluginCode::read(path)?;
     let meta = described(&name, &code, built_with)?;
-    let stamped = weightlab_host::metadata::embed(&code.bytes, &meta).map_err(crate::error::format(path))?;
-    crate::store::write_atomic(path, &stamped)?;
+    weightlab_host::metadata::stamp(&code, &meta).map_err(crate::error::format(path))?;
     Ok(meta)
 }
 
