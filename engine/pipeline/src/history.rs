@@ -159,7 +159,7 @@ pub fn print_table(folder: &Path) -> bool {
         println!("{} has no run history yet (a run of weightlab that keeps one writes {}/history/)", folder.display(), folder.display());
         return false;
     }
-    println!("{:<28} {:<10} {:>9}  accuracy (mean of samples) · changes against the run before", "run", "status", "seconds");
+    println!("{:<32} {:<10} {:>9}  accuracy (mean of samples) · changes against the run before", "run", "status", "seconds");
     let mut previous: Option<String> = None;
     for entry in entries.iter().map(|e| summary(e)) {
         let changes = match &previous {
@@ -169,7 +169,7 @@ pub fn print_table(folder: &Path) -> bool {
                 if d.is_empty() { "(same manifest)".to_string() } else { d.join("  ") }
             }
         };
-        let line = format!("{:<28} {:<10} {:>9.1}  {} · {changes}", entry.id, entry.status, entry.seconds, entry.accuracy);
+        let line = format!("{:<32} {:<10} {:>9.1}  {} · {changes}", entry.id, entry.status, entry.seconds, entry.accuracy);
         println!("{}", crate::output::plain(&line).replace('\n', " "));
         previous = Some(entry.manifest);
     }

@@ -217,9 +217,11 @@ pub fn utc(t: std::time::SystemTime) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-/// [`utc`] as a file name: "YYYYMMDDTHHMMSSZ".
+/// [`utc`] as a file name, to the millisecond: "YYYYMMDDTHHMMSS.mmmZ". History entries sort by
+/// it, and two runs of a small manifest start within the same second.
 pub fn stamp(t: std::time::SystemTime) -> String {
-    utc(t).replace(" UTC", "Z").replace(['-', ':'], "").replace(' ', "T")
+    let millis = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_millis()).unwrap_or(0);
+    utc(t).replace(" UTC", &format!(".{millis:03}Z")).replace(['-', ':'], "").replace(' ', "T")
 }
 
 #[cfg(test)]
