@@ -114,8 +114,8 @@ fn run_copied(c: &mut Command) -> std::process::Output {
 
 /// libtorch's CUDA half is loaded on demand (`engine/cli/src/cuda_on_demand.cpp`): the binary
 /// does not need `libtorch_cuda.so`, so a CPU process and every plugin worker start without
-/// mapping the CUDA libraries, and the two start-up stand-ins are not exported, so they never
-/// shadow the real functions once the library is loaded. (That the library still loads when a
+/// mapping the CUDA libraries, and the two stand-ins are not exported, so they never shadow
+/// the real functions once the library is loaded. (That the library still loads when a
 /// GPU is asked for is checked in `cli.rs`, where `--device cuda` reports it loaded.)
 #[test]
 fn the_binary_loads_libtorchs_cuda_half_only_when_a_gpu_is_asked_for() {
