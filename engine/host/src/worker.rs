@@ -480,6 +480,12 @@ fn run(request: &Request, code: &PluginCode, blocks: &[Vec<f32>]) -> Result<(), 
 
 // ---------------------------------------------------------------- parent side
 
+/// Loads and describes the plugin `code` (named `name`) in a worker process started from `exe`.
+pub fn describe(exe: &Path, name: &str, code: &PluginCode, limits: Limits) -> Result<Description, PluginError> {
+    let request = Request::new(name, code, limits, crate::Runtime::default_cache_dir(), Job::Describe);
+    run_in_worker(exe, code, &request, &[], |_, _| {}).map(|(description, _)| description)
+}
+
 /// Runs `request` in a worker process started from `exe` (the engine's binary), feeding it the
 /// component `code` (which the request was made for) and `payload` (the job's `f32` blocks,
 /// concatenated: see [`Job`]); `on_progress` sees the plugin's progress reports. Returns the

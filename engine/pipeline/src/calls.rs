@@ -30,8 +30,7 @@ pub(crate) fn request(name: &str, code: &PluginCode, limits: Limits, job: Job) -
 
 /// Loads and describes the plugin `code` in a worker process.
 pub fn describe_code(name: &str, code: &PluginCode, limits: Limits) -> Result<Description> {
-    let (description, _) = worker::run_in_worker(&worker_exe()?, code, &request(name, code, limits, Job::Describe), &[], |_, _| {})?;
-    Ok(description)
+    Ok(worker::describe(&worker_exe()?, name, code, limits)?)
 }
 
 /// Loads and describes the plugin `code` in a worker process, and has it `check` each of

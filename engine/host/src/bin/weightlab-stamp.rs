@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use weightlab_host::metadata::{self, Metadata};
-use weightlab_host::worker::{self, Job, Request};
-use weightlab_host::{Limits, PluginCode, Runtime};
+use weightlab_host::worker;
+use weightlab_host::{Limits, PluginCode};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,7 +36,6 @@ fn stamp(file: &std::path::Path) -> Result<(), String> {
     }
     let exe = std::env::current_exe().map_err(|e| format!("finding this binary to start a worker: {e}"))?;
     let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let request = Request::new(&name, &code, Limits::default(), Runtime::default_cache_dir(), Job::Describe);
-    let (description, _) = worker::run_in_worker(&exe, &code, &request, &[], |_, _| {}).map_err(|e| e.to_string())?;
+    let description = worker::describe(&exe, &name, &code, Limits::default()).map_err(|e| e.to_string())?;
     metadata::stamp(&code, &Metadata::described(&description, "cargo")).map_err(|e| e.to_string())
 }
