@@ -150,7 +150,10 @@ impl Method for Hostile {
                 Ok(q.attention(&q, &q, false))
             }
             "long-op" => {
-                let a = Tensor::rand(&[6000, 6000], 1);
+                // One product must outlast the deadline and the watchdog's grace (1.3 s) on any
+                // CPU: 6000² (0.43 TFLOP) ended within it on 2 AVX-512 cores near their peak,
+                // and the late call was then stopped in the guest. 8000²: 1 TFLOP, 256 MiB.
+                let a = Tensor::rand(&[8000, 8000], 1);
                 Ok(a.matmul(&a).matmul(&a))
             }
             "rust-oom" => Ok(Tensor::randn(&[16384, 16384], 1)),
