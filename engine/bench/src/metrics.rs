@@ -37,6 +37,7 @@ pub fn metrics(args: &BenchMetricsArgs) -> Result<i32> {
             .collect()
     };
     let labels: Vec<u8> = data.test.y.iter().map(|&y| y as u8).collect();
+    println!("{}", weightlab_compute::simd::describe());
     println!("n generated MLPs 784→{}→10 ({p} parameters) against n training checkpoints, {} Fashion-MNIST test examples; {} threads", args.hidden, data.test.len(), tch::get_num_threads());
     println!("{:>6} {:>10} {:>10} {:>13} {:>11} {:>10} {:>9}   {:>9}", "n", "accuracy", "nn (raw)", "nn (aligned)", "nn (interp)", "novelty", "total", "(setup)");
     let mut rows: Vec<(usize, [f64; 6])> = Vec::new();

@@ -7,7 +7,8 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::arch::align::Aligner;
+use crate::arch::align::{Aligner, Columns};
+use crate::simd::multiversion;
 
 /// Pivot references of the aligned search's triangle bound (one hidden layer; references
 /// beyond 4 per pivot only).
@@ -26,7 +27,13 @@ pub struct Nearest {
 
 /// Every row's squared norm, accumulated in f64.
 pub(crate) fn squared_norms(rows: &[f32], p: usize) -> Vec<f64> {
-    rows.chunks_exact(p).map(|r| r.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()).collect()
+    rows.chunks_exact(p.max(1))
+        .map(|r| {
+            let mut sums = [0.0f64; 3];
+            products(r, r, &mut sums);
+            sums[1]
+        })
+        .collect()
 }
 
 /// All dot products of `a`'s rows with `b`'s (rows of length `p`), as an (a rows × b rows)
@@ -75,18 +82,76 @@ pub(crate) fn per_model<T: Send>(n: usize, one: impl Fn(usize) -> T + Sync) -> V
 
 /// The exact L2 distance of two rows, in f64.
 pub(crate) fn exact_l2(a: &[f32], b: &[f32]) -> f64 {
-    exact(a, b).0
+    let mut sums = [0.0f64; 1];
+    squared_difference(a, b, &mut sums);
+    sums[0].sqrt()
 }
 
 /// The exact L2 distance and dot product of two rows, in f64.
 fn exact(a: &[f32], b: &[f32]) -> (f64, f64) {
-    let (mut d2, mut dot) = (0.0f64, 0.0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (x as f64, y as f64);
-        d2 += (x - y) * (x - y);
-        dot += x * y;
+    let mut sums = [0.0f64; 3];
+    products(a, b, &mut sums);
+    (exact_l2(a, b), sums[0])
+}
+
+/// Lanes of the f64 sums below: value k is added to lane k mod 8, the lanes then summed in
+/// a fixed tree and the tail after them. Eight independent sums vectorize (one AVX-512
+/// register, two AVX2 ones) where a single running sum waits on every addition's latency —
+/// the aligned search measures ≈ 10⁵ pairs of 25,000 values; the order is the same at every
+/// vector width, so the same bits on every machine.
+const SUM_LANES: usize = 8;
+
+/// The fixed order the lanes of a sum are added in: ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7)).
+#[inline(always)]
+fn reduce(lanes: &[f64; SUM_LANES]) -> f64 {
+    ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+}
+
+multiversion! {
+    /// `out[0]` = Σ (a − b)², in f64 lanes.
+    fn squared_difference(a: &[f32], b: &[f32], out: &mut [f64; 1]) {
+        let mut lanes = [0.0f64; SUM_LANES];
+        let (ca, cb) = (a.chunks_exact(SUM_LANES), b.chunks_exact(SUM_LANES));
+        let (ta, tb) = (ca.remainder(), cb.remainder());
+        for (x, y) in ca.zip(cb) {
+            for l in 0..SUM_LANES {
+                let d = x[l] as f64 - y[l] as f64;
+                lanes[l] += d * d;
+            }
+        }
+        let mut sum = reduce(&lanes);
+        for (&x, &y) in ta.iter().zip(tb) {
+            let d = x as f64 - y as f64;
+            sum += d * d;
+        }
+        out[0] = sum;
     }
-    (d2.sqrt(), dot)
+}
+
+multiversion! {
+    /// `out` = [Σ a·b, Σ a², Σ b²], in f64 lanes.
+    fn products(a: &[f32], b: &[f32], out: &mut [f64; 3]) {
+        let mut lanes = [[0.0f64; SUM_LANES]; 3];
+        let (ca, cb) = (a.chunks_exact(SUM_LANES), b.chunks_exact(SUM_LANES));
+        let (ta, tb) = (ca.remainder(), cb.remainder());
+        for (x, y) in ca.zip(cb) {
+            for l in 0..SUM_LANES {
+                let (u, v) = (x[l] as f64, y[l] as f64);
+                lanes[0][l] += u * v;
+                lanes[1][l] += u * u;
+                lanes[2][l] += v * v;
+            }
+        }
+        for (k, lanes) in lanes.iter().enumerate() {
+            out[k] = reduce(lanes);
+        }
+        for (&x, &y) in ta.iter().zip(tb) {
+            let (u, v) = (x as f64, y as f64);
+            out[0] += u * v;
+            out[1] += u * u;
+            out[2] += v * v;
+        }
+    }
 }
 
 /// For each of the `models` (rows of length `p`), its nearest row of `reference`. With
@@ -121,13 +186,14 @@ pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bo
 /// permutation symmetry; never above the raw distance. `cosine` is taken with the aligned model.
 /// Ties go to the lowest row.
 ///
-/// A matching per pair is the costliest metric there is, so two screens keep most pairs from
+/// A matching per pair is the costliest metric there is, so screens keep most pairs from
 /// being measured. References are visited in order of a lower bound on their aligned
 /// distance — the distance between the models' values sorted within each tensor
 /// ([`Aligner::sorted_within_tensors`]), from one GEMM — and the search stops at the first
-/// whose bound exceeds the best distance found. For one hidden layer, a pair is then only
-/// measured exactly (aligned, in f64) when the unit costs of [`Aligner::align_within`] — one
-/// f32 Gram matrix of the two models' units — cannot rule it out. With one hidden layer and
+/// whose bound exceeds the best distance found. For one hidden layer, the unit costs of every
+/// pair left ([`Aligner::estimate`]: one f32 Gram matrix of the two models' units, given up
+/// part way when a bound rules the pair out) come next, and only the pairs whose estimates lie
+/// within rounding slack of the least are matched and measured exactly (in f64). With one hidden layer and
 /// more than 64 references, a third screen comes first: the aligned distance is then a metric
 /// on models up to reordering, so 16 pivot references (picked farthest-first, their distances
 /// to every reference measured once) bound every pair by the triangle inequality,
@@ -142,54 +208,78 @@ pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same
     // In f32: any order of summing p products errs by at most p·u·(‖a‖² + ‖b‖²)/2.
     let dots = gram(&sort(models), &sort(reference), p, tch::Kind::Float);
     let sorted_slack = |i: usize, j: usize| p as f64 * f32::EPSILON as f64 * (mn[i] + rn[j]) + slack(mn[i], rn[j]);
-    // The aligned distance between a model and reference j, fully matched.
-    let measure = |model: &[f32], j: usize| measured(model, aligner.align_prepared(model, &prepared[j]), &reference[j * p..(j + 1) * p]).0;
+    // The aligned distance of a row (`first` its units, `norm` its squared norm) to reference j,
+    // bracketed from the unit costs without matching: [below every matching, a matching found
+    // greedily], each side less or more the f32 estimates' rounding.
+    let bracket = |row: &[f32], first: &Columns, norm: f64, j: usize| -> (f64, f64) {
+        let estimate = aligner.estimate(row, first, &reference[j * p..(j + 1) * p], &prepared[j], f64::INFINITY).expect("one hidden layer");
+        let s = aligner.slack(norm, rn[j]);
+        ((estimate.least - s).max(0.0).sqrt(), (estimate.greedy().min(estimate.own) + s).sqrt())
+    };
     // With one hidden layer the aligned distance is a metric on models up to reordering, so a
     // few pivot references bound every other pair: d(m, r) ≥ |d(m, q) − d(q, r)|. Pivots are
-    // picked farthest-first, their distances to every reference measured once.
-    let pivots: Vec<(usize, Vec<f64>)> = if aligner.is_exact() && m > 4 * PIVOTS { farthest_pivots(m, PIVOTS, |q| per_model(m, |j| measure(&reference[q * p..(q + 1) * p], j))) } else { Vec::new() };
+    // picked farthest-first, their distances to every reference bracketed once.
+    let pivots: Vec<(usize, Vec<(f64, f64)>)> = if aligner.is_exact() && m > 4 * PIVOTS {
+        farthest_pivots(m, PIVOTS, |q| {
+            let pivot = &reference[q * p..(q + 1) * p];
+            let first = aligner.prepare_model(pivot);
+            per_model(m, |j| bracket(pivot, &first, rn[q], j))
+        })
+    } else {
+        Vec::new()
+    };
     per_model(n, |i| {
         let m_row = &models[i * p..(i + 1) * p];
         let first = aligner.prepare_model(m_row);
         let mut best = Nearest { index: usize::MAX, l2: f64::INFINITY, cosine: f64::NAN };
-        // The pivots are references too: measured fully, they are the first candidates.
-        let mut to_pivot = Vec::with_capacity(pivots.len());
-        for (q, _) in &pivots {
-            let r = &reference[*q * p..(*q + 1) * p];
-            let (d, chosen) = measured(m_row, aligner.align_prepared(m_row, &prepared[*q]), r);
-            to_pivot.push(d);
-            if !(exclude_same_row && i == *q) {
-                best.offer(*q, d, &chosen, r);
-            }
-        }
+        let to_pivot: Vec<(f64, f64)> = pivots.iter().map(|(q, _)| bracket(m_row, &first, mn[i], *q)).collect();
         let bound = |j: usize| {
             let sorted = (mn[i] + rn[j] - 2.0 * dots[i * m + j] - sorted_slack(i, j)).max(0.0).sqrt();
-            // A measured distance may exceed the true minimum by the matching's rounding
-            // (`Aligner::slack`), so each side of the triangle is taken at its least.
-            let pivot = pivots
-                .iter()
-                .zip(&to_pivot)
-                .map(|((q, from_q), &to_q)| {
-                    let low = |d: f64, a: f64, b: f64| (d * d - aligner.slack(a, b)).max(0.0).sqrt();
-                    let (mq, qr) = (low(to_q, mn[i], rn[*q]), low(from_q[j], rn[*q], rn[j]));
-                    (mq - from_q[j]).max(qr - to_q)
-                })
-                .fold(0.0f64, f64::max);
+            let pivot = pivots.iter().zip(&to_pivot).map(|((_, from_q), &(mq_low, mq_high))| (mq_low - from_q[j].1).max(from_q[j].0 - mq_high)).fold(0.0f64, f64::max);
             sorted.max(pivot)
         };
-        let is_pivot = |j: usize| pivots.iter().any(|(q, _)| *q == j);
-        let mut order: Vec<(f64, usize)> = (0..m).filter(|&j| !(is_pivot(j) || exclude_same_row && i == j)).map(|j| (bound(j), j)).collect();
+        let mut order: Vec<(f64, usize)> = (0..m).filter(|&j| !(exclude_same_row && i == j)).map(|j| (bound(j), j)).collect();
         order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        if !aligner.is_exact() {
+            for (lower, j) in order {
+                if lower > best.l2 {
+                    break;
+                }
+                let r = &reference[j * p..(j + 1) * p];
+                let (d, chosen) = measured(m_row, aligner.align_model(m_row, &first, &prepared[j]), r);
+                best.offer(j, d, &chosen, r);
+            }
+            return best;
+        }
+        // One hidden layer: every reference still in the running is estimated first (its unit
+        // costs), and only then are the few whose estimates come within rounding of the least
+        // matched and measured exactly. `upper` (squared) is above the distance of some pair
+        // seen (a pivot's bracket at first): a pair whose estimate exceeds it by more than the
+        // slack cannot win.
+        let mut upper = pivots.iter().zip(&to_pivot).filter(|((q, _), _)| !(exclude_same_row && i == *q)).map(|(_, &(_, high))| high * high).fold(f64::INFINITY, f64::min);
+        let mut estimated = Vec::new();
         for (lower, j) in order {
-            if lower > best.l2 {
+            if lower.powi(2) > upper {
                 break;
             }
-            let r = &reference[j * p..(j + 1) * p];
-            let cutoff = best.l2.powi(2) + aligner.slack(mn[i], rn[j]);
-            let Some(aligned) = aligner.align_within(m_row, &first, r, &prepared[j], cutoff) else {
+            let (r, s) = (&reference[j * p..(j + 1) * p], aligner.slack(mn[i], rn[j]));
+            let Some(estimate) = aligner.estimate(m_row, &first, r, &prepared[j], upper + s) else {
                 continue;
             };
-            let (d, chosen) = measured(m_row, aligned, r);
+            upper = upper.min(estimate.greedy().min(estimate.own) + s);
+            estimated.push((estimate.least - s, j, estimate));
+        }
+        estimated.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (least, j, estimate) in estimated {
+            if least > best.l2.powi(2) {
+                break;
+            }
+            let (perm, matched) = aligner.settle(&estimate);
+            let r = &reference[j * p..(j + 1) * p];
+            if matched.min(estimate.own) - aligner.slack(mn[i], rn[j]) > best.l2.powi(2) {
+                continue;
+            }
+            let (d, chosen) = measured(m_row, aligner.apply(m_row, &perm), r);
             best.offer(j, d, &chosen, r);
         }
         best
@@ -221,16 +311,16 @@ impl Nearest {
 }
 
 /// Pivot references for [`nearest_aligned`]'s triangle bound: `count` of the `m`, the first
-/// one 0, each next the reference farthest from every pivot so far; with each, its distance
-/// to every reference (`distances(q)`).
-fn farthest_pivots(m: usize, count: usize, distances: impl Fn(usize) -> Vec<f64>) -> Vec<(usize, Vec<f64>)> {
-    let mut pivots: Vec<(usize, Vec<f64>)> = Vec::with_capacity(count);
+/// one 0, each next the reference farthest (by the lower end of the brackets) from every pivot
+/// so far; with each, its distance to every reference bracketed (`brackets(q)`).
+fn farthest_pivots(m: usize, count: usize, brackets: impl Fn(usize) -> Vec<(f64, f64)>) -> Vec<(usize, Vec<(f64, f64)>)> {
+    let mut pivots: Vec<(usize, Vec<(f64, f64)>)> = Vec::with_capacity(count);
     let mut nearest_pivot = vec![f64::INFINITY; m];
     let mut next = 0;
     for _ in 0..count.min(m) {
-        let d = distances(next);
-        for (near, &v) in nearest_pivot.iter_mut().zip(&d) {
-            *near = near.min(v);
+        let d = brackets(next);
+        for (near, &(low, _)) in nearest_pivot.iter_mut().zip(&d) {
+            *near = near.min(low);
         }
         pivots.push((next, d));
         next = (0..m).max_by(|&a, &b| nearest_pivot[a].total_cmp(&nearest_pivot[b]).then(b.cmp(&a))).unwrap_or(0);
@@ -243,7 +333,9 @@ fn farthest_pivots(m: usize, count: usize, distances: impl Fn(usize) -> Vec<f64>
 
 /// Cosine similarity of two weight vectors, accumulated in f64 (0 when either is zero).
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (dot, na, nb) = a.iter().zip(b).fold((0.0f64, 0.0f64, 0.0f64), |(d, x, y), (&u, &v)| (d + u as f64 * v as f64, x + (u as f64).powi(2), y + (v as f64).powi(2)));
+    let mut sums = [0.0f64; 3];
+    products(a, b, &mut sums);
+    let [dot, na, nb] = sums;
     dot / (na.sqrt() * nb.sqrt()).max(f64::MIN_POSITIVE)
 }
 
@@ -352,13 +444,19 @@ mod tests {
         };
         // More references than 4 per pivot: the triangle bound through pivots is in play.
         let mut reference = copies(90, false);
-        let models = copies(9, true);
+        let mut models = copies(9, true);
         let dup = reference[2 * p..3 * p].to_vec();
         reference.extend(dup);
         let aligner = Aligner::new(&arch);
         let screened = nearest_aligned(&models, &reference, p, false, &aligner);
         assert_eq!(screened, exhaustive(&models, &reference, p, false, Some(&aligner)));
         assert!(screened.iter().enumerate().all(|(k, s)| s.index % 3 == k % 3), "each model's nearest is a copy of its own base: {screened:?}");
+        // Models of no family: every reference is far, row minima collide, the pivots' brackets
+        // are wide and the Hungarian algorithm decides.
+        for s in 50..56u64 {
+            models.extend(arch.init(&mut ChaCha8Rng::seed_from_u64(s)));
+        }
+        assert_eq!(nearest_aligned(&models, &reference, p, false, &aligner), exhaustive(&models, &reference, p, false, Some(&aligner)));
         assert_eq!(nearest_aligned(&reference, &reference, p, true, &aligner), exhaustive(&reference, &reference, p, true, Some(&aligner)));
     }
 }
