@@ -190,16 +190,20 @@ pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bo
 /// being measured. References are visited in order of a lower bound on their aligned
 /// distance — the distance between the models' values sorted within each tensor
 /// ([`Aligner::sorted_within_tensors`]), from one GEMM — and the search stops at the first
-/// whose bound exceeds the best distance found. For one hidden layer, the unit costs of every
-/// pair left ([`Aligner::estimate`]: one f32 Gram matrix of the two models' units, given up
-/// part way when a bound rules the pair out) come next, and only the pairs whose estimates lie
-/// within rounding slack of the least are matched and measured exactly (in f64). With one hidden layer and
-/// more than 64 references, a third screen comes first: the aligned distance is then a metric
-/// on models up to reordering, so 16 pivot references (picked farthest-first, their distances
-/// to every reference measured once) bound every pair by the triangle inequality,
-/// |d(m, q) − d(q, r)| ≤ d(m, r), and serve as the first candidates; a reference far from the
-/// model's neighbourhood is then ruled out without touching its units. The answer is the same
-/// as matching and measuring every pair (unit-tested against that search).
+/// whose bound exceeds the best distance found (for one hidden layer: the least upper
+/// estimate). For one hidden layer three more screens apply:
+/// - with more than 64 references, the aligned distance being a metric on models up to
+///   reordering, 16 pivot references (picked farthest-first) bound every pair by the triangle
+///   inequality, |d(m, q) − d(q, r)| ≤ d(m, r). Pivot distances are bracketed from unit costs
+///   alone (row minima below, a greedy matching above), never matched: a reference far from
+///   the model's neighbourhood is ruled out without touching its units;
+/// - the unit costs of every pair left ([`Aligner::estimate`]: one f32 Gram matrix of the two
+///   models' units, given up part way when a bound rules the pair out);
+/// - only once every reference is estimated are the pairs whose estimates lie within rounding
+///   slack of the least matched and measured exactly (in f64), in order of their estimates.
+///
+/// The answer is the same as matching and measuring every pair (unit-tested against that
+/// search).
 pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bool, aligner: &Aligner) -> Vec<Nearest> {
     let (n, m) = (models.len() / p.max(1), reference.len() / p.max(1));
     let prepared: Vec<_> = reference.chunks_exact(p).map(|r| aligner.prepare(r)).collect();
