@@ -19,6 +19,7 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<i32> {
     match command {
         BenchCommand::Plugin(args) => plugin::plugin(args),
         BenchCommand::Pdiff(args) => plugin::pdiff(args),
+        BenchCommand::Diffusion(args) => plugin::diffusion(args),
         BenchCommand::Zoo(args) => zoo::zoo(args),
         BenchCommand::Metrics(args) => metrics::metrics(args),
     }
@@ -49,6 +50,10 @@ pub enum BenchCommand {
     /// p-diff's training (autoencoder + latent DDPM) as the `pdiff` plugin vs. the same steps
     /// in PyTorch (`benches/pdiff.py`): time per step and the ratio.
     Pdiff(BenchPdiffArgs),
+    /// HyperDiffusion's and G.pt's training (a DDPM over weight tokens with a transformer
+    /// denoiser) as the `hyperdiffusion` plugin vs. the same steps in PyTorch
+    /// (`benches/diffusion.py`): time per step and the ratio.
+    Diffusion(BenchDiffusionArgs),
     /// The evaluation stage at scale: n generated MLPs scored against n training checkpoints
     /// on the Fashion-MNIST test set — accuracy, raw and aligned NN distance, distance to the
     /// nearest interpolation, novelty and agreement — with the time of each part for each n.
@@ -81,6 +86,22 @@ pub struct BenchPdiffArgs {
     #[arg(long, default_value_t = 2048)]
     pub params: usize,
     /// Steps of each stage (autoencoder, DDPM).
+    #[arg(long, default_value_t = 300)]
+    pub steps: usize,
+    /// Interleaved repeats; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchDiffusionArgs {
+    /// Training checkpoints.
+    #[arg(long, default_value_t = 200)]
+    pub rows: usize,
+    /// Parameters per checkpoint (G.pt's MNIST MLP 784 → 10 → 10: 7,960).
+    #[arg(long, default_value_t = 7960)]
+    pub params: usize,
+    /// Training steps.
     #[arg(long, default_value_t = 300)]
     pub steps: usize,
     /// Interleaved repeats; medians are reported.

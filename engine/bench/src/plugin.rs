@@ -9,7 +9,7 @@ use anyhow::Result;
 use weightlab_host::{Limits, ParamView, Plugin, Runtime, ZooView};
 
 use crate::references::{Scripts, bench_plugin, builtin_plugin, python, require_python};
-use crate::{BenchPdiffArgs, BenchPluginArgs, cores, median};
+use crate::{BenchDiffusionArgs, BenchPdiffArgs, BenchPluginArgs, cores, median};
 
 /// A zoo view of `rows` checkpoints of `p` parameters for benchmark plugins.
 fn bench_zoo(p: usize) -> ZooView {
@@ -62,26 +62,67 @@ pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
 /// `weightlab bench pdiff`: the `pdiff` plugin's fit (autoencoder + latent DDPM, `steps` each)
 /// against `benches/pdiff.py`, the same training in PyTorch, interleaved.
 pub fn pdiff(args: &BenchPdiffArgs) -> Result<i32> {
-    let code = builtin_plugin("pdiff")?;
+    let (rows, p, steps) = (args.rows, args.params, args.steps);
+    let about = format!("p-diff fit: {rows} checkpoints × {p} parameters, {steps} autoencoder + {steps} DDPM steps, {} repeats, {} cores", args.repeats, cores());
+    let config = serde_json::json!({ "ae_steps": steps, "ddpm_steps": steps });
+    fit_against_pytorch(&Fit { about, plugin: "pdiff", config, script: "pdiff.py", script_args: vec![rows, p, steps], rows, p, steps: 2 * steps, repeats: args.repeats })
+}
+
+/// `weightlab bench diffusion`: the weight-space DDPM that HyperDiffusion and G.pt train (the
+/// Rust SDK's `WeightDiffusion`: a transformer over weight tokens), as the `hyperdiffusion`
+/// plugin, against `benches/diffusion.py`, interleaved.
+pub fn diffusion(args: &BenchDiffusionArgs) -> Result<i32> {
+    let (rows, p, steps) = (args.rows, args.params, args.steps);
+    let (token, dim, depth, heads, batch) = (64, 128, 2, 4, 64);
+    let about = format!(
+        "HyperDiffusion / G.pt fit: {rows} checkpoints × {p} parameters as {} tokens of {token}, transformer {depth} × {dim} ({heads} heads), batch {batch}, {steps} steps, {} repeats, {} cores",
+        p.div_ceil(token),
+        args.repeats,
+        cores()
+    );
+    let config = serde_json::json!({ "steps": steps, "timesteps": 500, "token_size": token, "dim": dim, "depth": depth, "heads": heads, "batch": batch });
+    fit_against_pytorch(&Fit { about, plugin: "hyperdiffusion", config, script: "diffusion.py", script_args: vec![rows, p, steps, token, dim, depth, heads, batch], rows, p, steps, repeats: args.repeats })
+}
+
+/// A built-in generator's fit and its PyTorch reference, timed side by side.
+struct Fit {
+    /// The header line: what is trained, how many repeats, on how many cores.
+    about: String,
+    plugin: &'static str,
+    config: serde_json::Value,
+    script: &'static str,
+    script_args: Vec<usize>,
+    rows: usize,
+    p: usize,
+    /// Optimiser steps in one fit (for the time per step).
+    steps: usize,
+    repeats: usize,
+}
+
+/// Prints the CPU and `fit.about`, then runs `fit.plugin`'s fit on synthetic checkpoints and `benches/<fit.script>` in turn,
+/// `fit.repeats` times; prints each repeat, the medians per step and their ratio.
+fn fit_against_pytorch(fit: &Fit) -> Result<i32> {
+    println!("{}", weightlab_compute::simd::describe());
+    println!("{}", fit.about);
+    let code = builtin_plugin(fit.plugin)?;
     let py = require_python()?;
     let scripts = Scripts::new()?;
-    let (rows, p, steps) = (args.rows, args.params, args.steps);
+    let (rows, p) = (fit.rows, fit.p);
     // Checkpoints around a common point, like snapshots of continued training.
     let weights: Vec<f32> = (0..rows * p).map(|i| ((i % p * 7919 % 1000) as f32 / 1000.0 - 0.5) + ((i * 104_729 % 997) as f32 / 997.0 - 0.5) * 0.1).collect();
     let runtime = Runtime::new(Runtime::default_cache_dir().as_deref())?;
-    let config = serde_json::json!({ "ae_steps": steps, "ddpm_steps": steps });
-    println!("p-diff fit: {rows} checkpoints × {p} parameters, {steps} autoencoder + {steps} DDPM steps, {} repeats, {} cores", args.repeats, cores());
+    let script_args: Vec<String> = fit.script_args.iter().map(usize::to_string).collect();
     let (mut ours, mut torch) = (Vec::new(), Vec::new());
-    for r in 0..args.repeats {
-        let mut plugin = Plugin::load(&runtime, "pdiff", &code, Limits { timeout: Duration::from_secs(3600), ..Limits::default() }, 0)?;
+    for r in 0..fit.repeats {
+        let mut plugin = Plugin::load(&runtime, fit.plugin, &code, Limits { timeout: Duration::from_secs(3600), ..Limits::default() }, 0)?;
         let t = Instant::now();
-        plugin.fit(&bench_zoo(p), &weights, &Default::default(), &config, 0)?;
+        plugin.fit(&bench_zoo(p), &weights, &Default::default(), &fit.config, 0)?;
         ours.push(t.elapsed().as_secs_f64());
-        torch.push(scripts.measure(&py, "pdiff.py", &[rows, p, steps].map(|v| v.to_string()), &[])?);
+        torch.push(scripts.measure(&py, fit.script, &script_args, &[])?);
         println!("  repeat {}: plugin {:.3}s, pytorch {:.3}s", r + 1, ours[r], torch[r]);
     }
     let (w, t) = (median(ours), median(torch));
-    let per_step = |s: f64| s / (2 * steps) as f64 * 1e3;
+    let per_step = |s: f64| s / fit.steps.max(1) as f64 * 1e3;
     println!("median: plugin {w:.3}s ({:.2} ms/step), pytorch {t:.3}s ({:.2} ms/step) → plugin/pytorch = {:.3}", per_step(w), per_step(t), w / t);
     Ok(0)
 }
