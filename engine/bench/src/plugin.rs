@@ -81,7 +81,17 @@ pub fn diffusion(args: &BenchDiffusionArgs) -> Result<i32> {
         cores()
     );
     let config = serde_json::json!({ "steps": steps, "timesteps": 500, "token_size": token, "dim": dim, "depth": depth, "heads": heads, "batch": batch });
-    fit_against_pytorch(&Fit { about, plugin: "hyperdiffusion", config, script: "diffusion.py", script_args: vec![rows, p, steps, token, dim, depth, heads, batch], rows, p, steps, repeats: args.repeats })
+    fit_against_pytorch(&Fit {
+        about,
+        plugin: "hyperdiffusion",
+        config,
+        script: "diffusion.py",
+        script_args: vec![rows, p, steps, token, dim, depth, heads, batch],
+        rows,
+        p,
+        steps,
+        repeats: args.repeats,
+    })
 }
 
 /// A built-in generator's fit and its PyTorch reference, timed side by side.
