@@ -31,8 +31,20 @@ fn main() {
 /// The commit the engine is built from (`-dirty` with uncommitted changes to tracked files),
 /// or `unknown` outside a git checkout: what a run's provenance names as the code that ran.
 fn git_commit(root: &Path) -> String {
-    let git =
-        |args: &[&str]| std::process::Command::new("git").args(args).current_dir(root).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    // `--no-optional-locks`: `git status` would otherwise refresh the index's file times and
+    // write it back, and the index is watched below — every cargo command after a build
+    // (clippy, the test build) then ran this script again and recompiled the pipeline crate
+    // and everything above it (about a minute of each fresh-clone `make test`).
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("--no-optional-locks")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
     let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
         return "unknown".into();
     };
