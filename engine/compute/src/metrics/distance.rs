@@ -60,6 +60,7 @@ pub(crate) fn gram(a: &[f32], b: &[f32], p: usize, kind: tch::Kind) -> Vec<f64> 
 /// How far a squared distance assembled from the GEMM (‖a‖² + ‖b‖² − 2 a·b) may be from the
 /// exact one: far above the f64 rounding of a dot product of 10⁵–10⁶ terms (≈ p·2⁻⁵³·‖a‖‖b‖),
 /// far below any distance worth telling apart.
+#[inline(always)]
 pub(crate) fn slack(na: f64, nb: f64) -> f64 {
     1e-9 * (na + nb) + f64::MIN_POSITIVE
 }

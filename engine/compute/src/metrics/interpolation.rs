@@ -12,6 +12,7 @@
 //! 200 checkpoints are 2·10⁷ estimates: well under a second, so no pair needs pruning.
 
 use super::distance::{exact_l2, gram, per_model, slack, squared_norms};
+use crate::simd::multiversion;
 
 /// A model's nearest interpolation of two training checkpoints.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,28 +43,19 @@ pub fn nearest_interpolation(models: &[f32], reference: &[f32], p: usize, exclud
     per_model(n, |i| {
         let x = &models[i * p..(i + 1) * p];
         let allowed = |j: usize| !(exclude_same_row && i == j);
-        // Squared distance to checkpoint j, and the estimate of segment (a, b): t* and d².
-        let point = |j: usize| mn[i] + rn[j] - 2.0 * xr[i * m + j];
-        let estimate = |a: usize, b: usize| -> (f64, f64) {
-            let length2 = rn[a] + rn[b] - 2.0 * rr[a * m + b];
-            let along = xr[i * m + b] - xr[i * m + a] - rr[a * m + b] + rn[a];
-            let t = if length2 > 0.0 { (along / length2).clamp(0.0, 1.0) } else { 0.0 };
-            (t, point(a) - 2.0 * t * along + t * t * length2)
-        };
-        let tolerance = |a: usize, b: usize| slack(mn[i], rn[a] + rn[b]);
-        // One pass over the pairs: the lowest upper bound so far, and every pair whose lower
-        // bound does not exceed it (pruned again as the bound falls), in pair order.
+        // One pass over the pairs, a row of segments (a, ·) at a time: the lowest upper bound
+        // so far, and every pair whose lower bound does not exceed it (pruned again as the
+        // bound falls), in pair order.
         let mut lowest = f64::INFINITY;
         let mut candidates: Vec<(usize, usize, f64)> = Vec::new();
+        let (mut lower, mut upper) = (vec![0.0f64; m], vec![0.0f64; m]);
+        let skip = if exclude_same_row { i } else { usize::MAX };
         for a in (0..m).filter(|&a| allowed(a)) {
-            for b in (a + 1..m).filter(|&b| allowed(b)) {
-                let (d2, tol) = (estimate(a, b).1, tolerance(a, b));
-                lowest = lowest.min(d2 + tol);
-                if d2 - tol <= lowest {
-                    candidates.push((a, b, d2 - tol));
-                }
-            }
+            let mut least = [f64::INFINITY];
+            segment_bounds(&xr[i * m..(i + 1) * m], &rn, &rr[a * m..(a + 1) * m], a, mn[i], skip, &mut lower, &mut upper, &mut least);
+            lowest = lowest.min(least[0]);
             candidates.retain(|c| c.2 <= lowest);
+            candidates.extend((a + 1..m).filter(|&b| allowed(b) && lower[b] <= lowest).map(|b| (a, b, lower[b])));
         }
         if !lowest.is_finite() {
             return Segment::NONE;
@@ -87,6 +79,44 @@ pub fn nearest_interpolation(models: &[f32], reference: &[f32], p: usize, exclud
         }
         best
     })
+}
+
+multiversion! {
+    /// A model's distance to every segment (a, b), b > a, estimated from dot products and
+    /// bracketed by the rounding slack: `lower[b]` = d² − slack, `upper[b]` = d² + slack, and
+    /// `least` the smallest upper bound (b = `skip` left out). `xi` are the model's dot products with the
+    /// checkpoints, `norm` its squared norm, `rr_a` checkpoint a's dot products with the
+    /// others, `rn` their squared norms. The nearest point's t* = ⟨x − a, b − a⟩ / ‖b − a‖²
+    /// clamped to [0, 1] (0 for a zero-length segment), then d² = ‖x − a‖² − 2t*⟨x − a, b − a⟩
+    /// + t*²‖b − a‖². Branch-free loops over b, so they vectorize, the division and the
+    /// minimum (eight lanes) included: 5·10⁸ estimates at 1,000 × 1,000.
+    fn segment_bounds(xi: &[f64], rn: &[f64], rr_a: &[f64], a: usize, norm: f64, skip: usize, lower: &mut [f64], upper: &mut [f64], least: &mut [f64; 1]) {
+        let (rn_a, xi_a) = (rn[a], xi[a]);
+        let point_a = norm + rn_a - 2.0 * xi_a;
+        let first = a + 1;
+        let (rn, rr_a, xi, lower, upper) = (&rn[first..], &rr_a[first..], &xi[first..], &mut lower[first..], &mut upper[first..]);
+        for ((((low, up), &rn_b), &rr_ab), &xi_b) in lower.iter_mut().zip(upper.iter_mut()).zip(rn).zip(rr_a).zip(xi) {
+            let length2 = rn_a + rn_b - 2.0 * rr_ab;
+            let along = xi_b - xi_a - rr_ab + rn_a;
+            let t = if length2 > 0.0 { (along / length2).clamp(0.0, 1.0) } else { 0.0 };
+            let d2 = point_a - 2.0 * t * along + t * t * length2;
+            let tol = slack(norm, rn_a + rn_b);
+            *low = d2 - tol;
+            *up = d2 + tol;
+        }
+        if let Some(up) = skip.checked_sub(first).and_then(|k| upper.get_mut(k)) {
+            *up = f64::INFINITY;
+        }
+        let mut lanes = [f64::INFINITY; 8];
+        let chunks = upper.chunks_exact(8);
+        let tail = chunks.remainder().iter().fold(f64::INFINITY, |m, &v| m.min(v));
+        for chunk in chunks {
+            for l in 0..8 {
+                lanes[l] = lanes[l].min(chunk[l]);
+            }
+        }
+        least[0] = lanes.iter().fold(tail, |m, &v| m.min(v));
+    }
 }
 
 /// The nearest point to `x` on the segment from `a` to `b`, exactly in f64: its t and distance
