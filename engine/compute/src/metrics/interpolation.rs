@@ -52,7 +52,7 @@ pub fn nearest_interpolation(models: &[f32], reference: &[f32], p: usize, exclud
         let skip = if exclude_same_row { i } else { usize::MAX };
         for a in (0..m).filter(|&a| allowed(a)) {
             let mut least = [f64::INFINITY];
-            segment_bounds(&xr[i * m..(i + 1) * m], &rn, &rr[a * m..(a + 1) * m], a, mn[i], skip, &mut lower, &mut upper, &mut least);
+            segment_bounds(&Row { xi: &xr[i * m..(i + 1) * m], rn: &rn, rr_a: &rr[a * m..(a + 1) * m], a, norm: mn[i], skip }, &mut lower, &mut upper, &mut least);
             lowest = lowest.min(least[0]);
             candidates.retain(|c| c.2 <= lowest);
             candidates.extend((a + 1..m).filter(|&b| allowed(b) && lower[b] <= lowest).map(|b| (a, b, lower[b])));
@@ -81,16 +81,31 @@ pub fn nearest_interpolation(models: &[f32], reference: &[f32], p: usize, exclud
     })
 }
 
+/// What [`segment_bounds`] reads for one model and one checkpoint a.
+struct Row<'s> {
+    /// The model's dot products with every checkpoint.
+    xi: &'s [f64],
+    /// The checkpoints' squared norms.
+    rn: &'s [f64],
+    /// Checkpoint a's dot products with every checkpoint.
+    rr_a: &'s [f64],
+    a: usize,
+    /// The model's squared norm.
+    norm: f64,
+    /// A segment end left out (the model's own row, leave-one-out), or `usize::MAX`.
+    skip: usize,
+}
+
 multiversion! {
     /// A model's distance to every segment (a, b), b > a, estimated from dot products and
     /// bracketed by the rounding slack: `lower[b]` = d² − slack, `upper[b]` = d² + slack, and
-    /// `least` the smallest upper bound (b = `skip` left out). `xi` are the model's dot products with the
-    /// checkpoints, `norm` its squared norm, `rr_a` checkpoint a's dot products with the
-    /// others, `rn` their squared norms. The nearest point's t* = ⟨x − a, b − a⟩ / ‖b − a‖²
-    /// clamped to [0, 1] (0 for a zero-length segment), then d² = ‖x − a‖² − 2t*⟨x − a, b − a⟩
-    /// + t*²‖b − a‖². Branch-free loops over b, so they vectorize, the division and the
-    /// minimum (eight lanes) included: 5·10⁸ estimates at 1,000 × 1,000.
-    fn segment_bounds(xi: &[f64], rn: &[f64], rr_a: &[f64], a: usize, norm: f64, skip: usize, lower: &mut [f64], upper: &mut [f64], least: &mut [f64; 1]) {
+    /// `least` the smallest upper bound (b = `row.skip` left out). The nearest point's
+    /// t* = ⟨x − a, b − a⟩ / ‖b − a‖² clamped to [0, 1] (0 for a zero-length segment), then
+    /// d² = ‖x − a‖² − 2t*⟨x − a, b − a⟩ + t*²‖b − a‖². Branch-free loops over b, so they
+    /// vectorize, the division and the minimum (eight lanes) included: 5·10⁸ estimates at
+    /// 1,000 × 1,000.
+    fn segment_bounds(row: &Row<'_>, lower: &mut [f64], upper: &mut [f64], least: &mut [f64; 1]) {
+        let &Row { xi, rn, rr_a, a, norm, skip } = row;
         let (rn_a, xi_a) = (rn[a], xi[a]);
         let point_a = norm + rn_a - 2.0 * xi_a;
         let first = a + 1;
