@@ -135,13 +135,6 @@ impl Estimate {
         }
         total
     }
-
-    /// Whether the row minima fall in different columns, so `least` is the matching's own
-    /// estimate (no Hungarian algorithm needed).
-    pub fn settled(&self) -> bool {
-        let mut taken = vec![false; self.cheapest.len()];
-        self.cheapest.iter().all(|&j| !std::mem::replace(&mut taken[j], true))
-    }
 }
 
 /// A reference model's units in every hidden layer, prepared once and matched against many
