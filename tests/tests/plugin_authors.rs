@@ -61,6 +61,9 @@ fn python_plugin_from_new_to_report() {
     let built = weightlab(dir.path(), &["plugin", "build", "demo_py"]);
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
     assert_eq!(String::from_utf8_lossy(&built.stdout).trim(), "demo_py/demo_py.wasm", "stdout is the component's path alone");
+    // The build works on a copy: the interpreter componentize-py runs writes `__pycache__`
+    // beside what it imports, and that would land in the author's folder.
+    assert!(!dir.path().join("demo_py/__pycache__").exists(), "the build left __pycache__ in the plugin's folder");
 
     // The metadata is in the component, read without running it.
     let inspect: serde_json::Value = serde_json::from_slice(&weightlab(dir.path(), &["plugin", "inspect", "demo_py/demo_py.wasm", "--json"]).stdout).unwrap();

@@ -2,7 +2,10 @@
 //! names its role (and, optionally, its module, `app` by default); componentize-py builds the
 //! module, the Python SDK (`weightlab_sdk`) and a CPython interpreter into one component
 //! against the WIT. The WIT and the SDK are the ones this binary was built with, written to a
-//! temporary folder for each build, so a plugin always targets the host that builds it.
+//! temporary folder for each build, so a plugin always targets the host that builds it. The
+//! plugin's own sources are copied there too: the interpreter that componentize-py runs at build
+//! time writes `__pycache__` folders beside what it imports, and those would otherwise land in
+//! the author's folder and change what the next build snapshots.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -74,7 +77,8 @@ impl Project {
     pub fn build(&self) -> Result<PathBuf> {
         let tool = componentize_py()?;
         let work = tempfile::tempdir().map_err(io("creating a temporary folder for the build in", &std::env::temp_dir()))?;
-        let (wit, sdk) = (work.path().join("wit"), work.path().join("sdk"));
+        let (wit, sdk, src) = (work.path().join("wit"), work.path().join("sdk"), work.path().join("src"));
+        copy_sources(&self.dir, &src)?;
         for (folder, file, text) in [(&wit, "weightlab.wit", WIT), (&sdk, "weightlab_sdk.py", SDK)] {
             std::fs::create_dir_all(folder).map_err(io("creating", folder))?;
             std::fs::write(folder.join(file), text).map_err(io("writing", &folder.join(file)))?;
@@ -86,7 +90,7 @@ impl Project {
             .arg("-d")
             .arg(&wit)
             .args(["-w", world, "componentize", &self.module, "-p"])
-            .arg(&self.dir)
+            .arg(&src)
             .arg("-p")
             .arg(&sdk)
             .arg("-o")
@@ -100,6 +104,29 @@ impl Project {
         }
         Ok(out)
     }
+}
+
+/// Copies a plugin folder's sources into `to`: everything but build output (`*.wasm`,
+/// `__pycache__`, `target`) and hidden entries (`.git`, `.venv`, …). Symbolic links are not
+/// followed, so a link out of the folder cannot pull other files into the component.
+fn copy_sources(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(io("creating", to))?;
+    for entry in std::fs::read_dir(from).map_err(io("reading", from))? {
+        let entry = entry.map_err(io("reading", from))?;
+        let name = entry.file_name();
+        let text = name.to_string_lossy();
+        if text.starts_with('.') || text == "__pycache__" || text == "target" || text.ends_with(".wasm") {
+            continue;
+        }
+        let (source, target) = (entry.path(), to.join(&name));
+        let kind = entry.file_type().map_err(io("reading", &source))?;
+        if kind.is_dir() {
+            copy_sources(&source, &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(&source, &target).map_err(io("copying", &source))?;
+        }
+    }
+    Ok(())
 }
 
 /// componentize-py: `WEIGHTLAB_COMPONENTIZE_PY`, else the one the set-up installed next to
