@@ -169,9 +169,9 @@ fn train_model(s: &Shared, work: &mut Work, model: &mut Model, batch: &[i64], up
 /// One image through one model, keeping what the backward needs in `work`.
 fn forward(at: &At, w: &[f32], img: &[f32], work: &mut Work) {
     conv1(&w[at.w1.clone()], &w[at.b1.clone()], img, &mut work.z1);
-    pool_tanh(&work.z1, C1, O1, &mut work.h1, &mut work.arg1);
+    pool_tanh_conv1(&work.z1, &mut work.h1, &mut work.arg1);
     conv2(&w[at.w2.clone()], &w[at.b2.clone()], &work.h1, &mut work.z2);
-    pool_tanh(&work.z2, C2, O2, &mut work.h2, &mut work.arg2);
+    pool_tanh_conv2(&work.z2, &mut work.h2, &mut work.arg2);
     conv3(&w[at.w3.clone()], &w[at.b3.clone()], &work.h2, &mut work.h3);
     tanh_in_place(&mut work.h3);
     dense(&w[at.f1.clone()], &w[at.c1.clone()], &work.h3, &mut work.a);
@@ -303,49 +303,56 @@ fn dense(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
 }
 
 multiversion! {
-    /// 2×2 max-pooling with stride 2 of `channels` maps of side `side` (at most 32), then tanh:
-    /// tanh of each window's maximum, and where in the map that maximum was (the first in
-    /// reading order, as PyTorch; NaN wins). A row of windows is compared as vector lanes, the
-    /// candidates first copied out of the interleaved rows (5× faster than a window at a time,
-    /// whose data-dependent choices the compiler turns into mispredicted branches).
-    fn pool_tanh(z: &[f32], channels: usize, side: usize, h: &mut [f32], arg: &mut [u16]) {
-        const LANES: usize = 16;
-        let half = side / 2;
-        assert!(half <= LANES, "pooling rows of at most {LANES} windows");
-        for c in 0..channels {
-            for py in 0..half {
-                let top = (c * side + 2 * py) * side;
-                let (upper, lower) = (&z[top..top + side], &z[top + side..top + 2 * side]);
-                let mut best = [0.0f32; LANES];
-                // Which candidate won: 0 upper left, 1 upper right, 2 lower left, 3 lower right.
-                let mut code = [0u32; LANES];
-                for px in 0..half {
-                    best[px] = upper[2 * px];
-                }
-                for (k, (row, dx)) in [(upper, 1), (lower, 0), (lower, 1)].into_iter().enumerate() {
-                    let mut candidate = [0.0f32; LANES];
-                    for px in 0..half {
-                        candidate[px] = row[2 * px + dx];
-                    }
-                    for px in 0..LANES {
-                        let v = candidate[px];
-                        let take = (v > best[px]) | v.is_nan();
-                        best[px] = if take { v } else { best[px] };
-                        code[px] = if take { k as u32 + 1 } else { code[px] };
-                    }
-                }
-                let out = (c * half + py) * half;
-                for px in 0..half {
-                    h[out + px] = best[px];
-                    let first = 2 * py * side + 2 * px;
-                    arg[out + px] = (first + (code[px] as usize >> 1) * side + (code[px] as usize & 1)) as u16;
+    /// conv1's pooling: 8 maps of 24 × 24 to 12 × 12 ([`pool_tanh`]).
+    fn pool_tanh_conv1(z: &[f32], h: &mut [f32], arg: &mut [u16]) {
+        pool_tanh::<O1, P1>(z, C1, h, arg)
+    }
+}
+
+multiversion! {
+    /// conv2's pooling: 6 maps of 8 × 8 to 4 × 4 ([`pool_tanh`]).
+    fn pool_tanh_conv2(z: &[f32], h: &mut [f32], arg: &mut [u16]) {
+        pool_tanh::<O2, P2>(z, C2, h, arg)
+    }
+}
+
+/// 2×2 max-pooling with stride 2 of `channels` maps of side `S` (`H` = S / 2 windows a row),
+/// then tanh: tanh of each window's maximum, and where in the map that maximum was (the first
+/// in reading order, as PyTorch; NaN wins). A row of windows is compared as vector lanes. The
+/// sizes are constants so that the four candidates of a row of windows are split out of the
+/// two interleaved rows by vector shuffles; copied out one float at a time, as when the side
+/// was a variable, each vector load waited on scalar stores (a fifth of CNN-s training time on
+/// AVX-512).
+#[inline(always)]
+fn pool_tanh<const S: usize, const H: usize>(z: &[f32], channels: usize, h: &mut [f32], arg: &mut [u16]) {
+    for c in 0..channels {
+        for py in 0..H {
+            let top = (c * S + 2 * py) * S;
+            let upper: &[f32; S] = z[top..top + S].try_into().expect("a row of the map");
+            let lower: &[f32; S] = z[top + S..top + 2 * S].try_into().expect("a row of the map");
+            let mut best: [f32; H] = std::array::from_fn(|px| upper[2 * px]);
+            // Which candidate won: 0 upper left, 1 upper right, 2 lower left, 3 lower right.
+            let mut code = [0u32; H];
+            for (k, (row, dx)) in [(upper, 1), (lower, 0), (lower, 1)].into_iter().enumerate() {
+                let candidate: [f32; H] = std::array::from_fn(|px| row[2 * px + dx]);
+                for px in 0..H {
+                    let v = candidate[px];
+                    let take = (v > best[px]) | v.is_nan();
+                    best[px] = if take { v } else { best[px] };
+                    code[px] = if take { k as u32 + 1 } else { code[px] };
                 }
             }
+            let out = (c * H + py) * H;
+            let first = 2 * py * S;
+            for px in 0..H {
+                h[out + px] = best[px];
+                arg[out + px] = (first + 2 * px + (code[px] as usize >> 1) * S + (code[px] as usize & 1)) as u16;
+            }
         }
-        // Apart, so that it runs as vector lanes.
-        for v in h[..channels * half * half].iter_mut() {
-            *v = tanh(*v);
-        }
+    }
+    // Apart, so that it runs as vector lanes.
+    for v in h[..channels * H * H].iter_mut() {
+        *v = tanh(*v);
     }
 }
 
