@@ -86,6 +86,8 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
     assert!(boundary.contains("plugin/native = ") && boundary.contains("plugin/pytorch = "), "{boundary}");
     let pdiff = cmd(&["bench", "pdiff", "--rows", "8", "--params", "64", "--steps", "2", "--repeats", "1"]);
     assert!(pdiff.contains("plugin/pytorch = "), "{pdiff}");
+    let flown = cmd(&["bench", "flown", "--rows", "8", "--params", "64", "--steps", "2", "--repeats", "1"]);
+    assert!(flown.contains("plugin/pytorch = ") && flown.contains("FLoWN fit"), "{flown}");
     let diffusion = cmd(&["bench", "diffusion", "--rows", "8", "--params", "100", "--steps", "2", "--repeats", "1"]);
     assert!(diffusion.contains("plugin/pytorch = ") && diffusion.lines().next().is_some_and(|l| l.starts_with("CPU ")), "{diffusion}");
     // A declared network on the native engine against its PyTorch references: a line per

@@ -19,6 +19,7 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<i32> {
     match command {
         BenchCommand::Plugin(args) => plugin::plugin(args),
         BenchCommand::Pdiff(args) => plugin::pdiff(args),
+        BenchCommand::Flown(args) => plugin::flown(args),
         BenchCommand::Diffusion(args) => plugin::diffusion(args),
         BenchCommand::Zoo(args) => zoo::zoo(args),
         BenchCommand::Metrics(args) => metrics::metrics(args),
@@ -49,7 +50,11 @@ pub enum BenchCommand {
     Zoo(BenchZooArgs),
     /// p-diff's training (autoencoder + latent DDPM) as the `pdiff` plugin vs. the same steps
     /// in PyTorch (`benches/pdiff.py`): time per step and the ratio.
-    Pdiff(BenchPdiffArgs),
+    Pdiff(BenchLatentArgs),
+    /// FLoWN's training (p-diff's autoencoder, then flow matching in its latent space) as the
+    /// `flown` plugin vs. the same steps in PyTorch (`benches/flown.py`): time per step and
+    /// the ratio.
+    Flown(BenchLatentArgs),
     /// HyperDiffusion's and G.pt's training (a DDPM over weight tokens with a transformer
     /// denoiser) as the `hyperdiffusion` plugin vs. the same steps in PyTorch
     /// (`benches/diffusion.py`): time per step and the ratio.
@@ -77,15 +82,16 @@ pub struct BenchMetricsArgs {
     pub aligned_max: usize,
 }
 
+// A generator that trains p-diff's weight autoencoder, then a model of its latent space.
 #[derive(Debug, Args)]
-pub struct BenchPdiffArgs {
+pub struct BenchLatentArgs {
     /// Training checkpoints (p-diff keeps 200).
     #[arg(long, default_value_t = 200)]
     pub rows: usize,
     /// Parameters per checkpoint (p-diff's ResNet-18 BatchNorm layers: 2,048).
     #[arg(long, default_value_t = 2048)]
     pub params: usize,
-    /// Steps of each stage (autoencoder, DDPM).
+    /// Steps of each stage (the autoencoder, then the latent DDPM or flow).
     #[arg(long, default_value_t = 300)]
     pub steps: usize,
     /// Interleaved repeats; medians are reported.

@@ -1,0 +1,63 @@
+"""The weight autoencoder that p-diff and FLoWN train first (the SDK's `LatentSpace`), shared by
+`pdiff.py` and `flown.py`:
+
+1. normalise (per-coordinate mean, one overall scale), pad to a multiple of 16;
+2. STEPS AdamW steps (lr 1e-3, weight decay 2e-6) of the 1-D conv autoencoder on the full batch:
+   four Conv1d(k=4, s=2, p=1) + SiLU, Linear to LATENT + tanh; Linear back, four
+   ConvTranspose1d(k=4, s=2, p=1) with SiLU between, mean over channels; input noise 0.001,
+   latent noise 0.1, MSE;
+3. the training checkpoints' codes, standardised: what the second stage learns."""
+import torch
+import torch.nn.functional as F
+
+
+def standardised_latents(weights, steps, channels, latent):
+    rows, p = weights.shape
+    mean = weights.mean(0, keepdim=True)
+    centred = weights - mean
+    scale = centred.pow(2).mean().sqrt().clamp_min(1e-8)
+    x = centred / scale
+    padded = (p + 15) // 16 * 16
+    x = torch.cat([x, torch.zeros(rows, padded - p)], 1)
+    reduced = padded // 16
+
+    down = torch.nn.ModuleList([torch.nn.Conv1d(1 if i == 0 else channels, channels, 4, 2, 1) for i in range(4)])
+    to_latent = torch.nn.Linear(channels * reduced, latent)
+    from_latent = torch.nn.Linear(latent, channels * reduced)
+    up = torch.nn.ModuleList([torch.nn.ConvTranspose1d(channels, channels, 4, 2, 1) for _ in range(4)])
+    params = [*down.parameters(), *to_latent.parameters(), *from_latent.parameters(), *up.parameters()]
+
+    def encode(v):
+        h = v.unsqueeze(1)
+        for c in down:
+            h = F.silu(c(h))
+        return torch.tanh(to_latent(h.reshape(v.shape[0], -1)))
+
+    def decode(z):
+        h = from_latent(z).reshape(z.shape[0], channels, reduced)
+        for i, c in enumerate(up):
+            h = c(h)
+            if i + 1 < len(up):
+                h = F.silu(h)
+        return h.mean(1)
+
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=2e-6)
+    for step in range(steps):
+        z = encode(x + torch.randn(rows, padded) * 0.001)
+        z = z + torch.randn_like(z) * 0.1
+        loss = F.mse_loss(decode(z), x)
+        opt.zero_grad(); loss.backward(); opt.step()
+        if step % 50 == 0:
+            loss.item()
+
+    with torch.no_grad():
+        codes = encode(x)
+    return (codes - codes.mean(0, keepdim=True)) / (codes.std(0, keepdim=True) + 1e-4)
+
+
+def timestep_embedding(t, dim):
+    """Sinusoidal embedding of (float) timesteps: sin and cos of t at dim / 2 frequencies."""
+    import math
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(dim // 2) / (dim // 2)).reshape(1, -1)
+    args = t.float().unsqueeze(1) @ freqs
+    return torch.cat([args.sin(), args.cos()], 1)
