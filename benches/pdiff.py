@@ -7,6 +7,8 @@
    MLP denoiser [LATENT + 32, 256, 256, LATENT] with SiLU on (z_t, sinusoidal t embedding), MSE
    on the noise.
 
+Every AdamW is PyTorch's fused one (`fused=True`), its fastest on the CPU: the strongest reference.
+
 Usage: python pdiff.py ROWS PARAMS STEPS [CHANNELS LATENT]; prints the seconds of the whole fit."""
 import sys, time
 import torch
@@ -26,7 +28,7 @@ betas = torch.linspace(1e-4, 0.02, T)
 ab = torch.cumprod(1 - betas, 0)
 sqrt_ab, sqrt_1mab = ab.sqrt(), (1 - ab).sqrt()
 denoiser = torch.nn.Sequential(torch.nn.Linear(latent + temb, 256), torch.nn.SiLU(), torch.nn.Linear(256, 256), torch.nn.SiLU(), torch.nn.Linear(256, latent))
-opt = torch.optim.AdamW(denoiser.parameters(), lr=1e-3, weight_decay=2e-6)
+opt = torch.optim.AdamW(denoiser.parameters(), lr=1e-3, weight_decay=2e-6, fused=True)
 for step in range(steps):
     t = torch.randint(0, T, (rows,))
     eps = torch.randn(rows, latent)

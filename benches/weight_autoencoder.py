@@ -41,7 +41,7 @@ def standardised_latents(weights, steps, channels, latent):
                 h = F.silu(h)
         return h.mean(1)
 
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=2e-6)
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=2e-6, fused=True)
     for step in range(steps):
         z = encode(x + torch.randn(rows, padded) * 0.001)
         z = z + torch.randn_like(z) * 0.1

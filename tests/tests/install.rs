@@ -88,6 +88,8 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
     assert!(pdiff.contains("plugin/pytorch = "), "{pdiff}");
     let flown = cmd(&["bench", "flown", "--rows", "8", "--params", "64", "--steps", "2", "--repeats", "1"]);
     assert!(flown.contains("plugin/pytorch = ") && flown.contains("FLoWN fit"), "{flown}");
+    let hyperreps = cmd(&["bench", "hyperreps", "--rows", "8", "--params", "64", "--steps", "2", "--repeats", "1"]);
+    assert!(hyperreps.contains("plugin/pytorch = ") && hyperreps.contains("Hyper-Representations fit"), "{hyperreps}");
     let diffusion = cmd(&["bench", "diffusion", "--rows", "8", "--params", "100", "--steps", "2", "--repeats", "1"]);
     assert!(diffusion.contains("plugin/pytorch = ") && diffusion.lines().next().is_some_and(|l| l.starts_with("CPU ")), "{diffusion}");
     // A declared network on the native engine against its PyTorch references: a line per

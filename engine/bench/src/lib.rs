@@ -20,6 +20,7 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<i32> {
         BenchCommand::Plugin(args) => plugin::plugin(args),
         BenchCommand::Pdiff(args) => plugin::pdiff(args),
         BenchCommand::Flown(args) => plugin::flown(args),
+        BenchCommand::Hyperreps(args) => plugin::hyperreps(args),
         BenchCommand::Diffusion(args) => plugin::diffusion(args),
         BenchCommand::Zoo(args) => zoo::zoo(args),
         BenchCommand::Metrics(args) => metrics::metrics(args),
@@ -50,11 +51,15 @@ pub enum BenchCommand {
     Zoo(BenchZooArgs),
     /// p-diff's training (autoencoder + latent DDPM) as the `pdiff` plugin vs. the same steps
     /// in PyTorch (`benches/pdiff.py`): time per step and the ratio.
-    Pdiff(BenchLatentArgs),
+    Pdiff(BenchFitArgs),
     /// FLoWN's training (p-diff's autoencoder, then flow matching in its latent space) as the
     /// `flown` plugin vs. the same steps in PyTorch (`benches/flown.py`): time per step and
     /// the ratio.
-    Flown(BenchLatentArgs),
+    Flown(BenchFitArgs),
+    /// Hyper-Representations' training (the default MLP autoencoder over the flat weights) as
+    /// the `hyperreps` plugin vs. the same steps in PyTorch (`benches/hyperreps.py`): time per
+    /// step and the ratio.
+    Hyperreps(BenchFitArgs),
     /// HyperDiffusion's and G.pt's training (a DDPM over weight tokens with a transformer
     /// denoiser) as the `hyperdiffusion` plugin vs. the same steps in PyTorch
     /// (`benches/diffusion.py`): time per step and the ratio.
@@ -82,16 +87,17 @@ pub struct BenchMetricsArgs {
     pub aligned_max: usize,
 }
 
-// A generator that trains p-diff's weight autoencoder, then a model of its latent space.
+// A generator's fit on synthetic checkpoints (p-diff, FLoWN, Hyper-Representations).
 #[derive(Debug, Args)]
-pub struct BenchLatentArgs {
+pub struct BenchFitArgs {
     /// Training checkpoints (p-diff keeps 200).
     #[arg(long, default_value_t = 200)]
     pub rows: usize,
     /// Parameters per checkpoint (p-diff's ResNet-18 BatchNorm layers: 2,048).
     #[arg(long, default_value_t = 2048)]
     pub params: usize,
-    /// Steps of each stage (the autoencoder, then the latent DDPM or flow).
+    /// Steps of each stage (the autoencoder; for p-diff and FLoWN then as many of the latent
+    /// DDPM or flow).
     #[arg(long, default_value_t = 300)]
     pub steps: usize,
     /// Interleaved repeats; medians are reported.

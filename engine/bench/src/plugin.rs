@@ -9,7 +9,7 @@ use anyhow::Result;
 use weightlab_host::{Limits, ParamView, Plugin, Runtime, ZooView};
 
 use crate::references::{Scripts, bench_plugin, builtin_plugin, python, require_python};
-use crate::{BenchDiffusionArgs, BenchLatentArgs, BenchPluginArgs, cores, median};
+use crate::{BenchDiffusionArgs, BenchFitArgs, BenchPluginArgs, cores, median};
 
 /// A zoo view of `rows` checkpoints of `p` parameters for benchmark plugins.
 fn bench_zoo(p: usize) -> ZooView {
@@ -61,7 +61,7 @@ pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
 
 /// `weightlab bench pdiff`: the `pdiff` plugin's fit (autoencoder + latent DDPM, `steps` each)
 /// against `benches/pdiff.py`, the same training in PyTorch, interleaved.
-pub fn pdiff(args: &BenchLatentArgs) -> Result<i32> {
+pub fn pdiff(args: &BenchFitArgs) -> Result<i32> {
     let (rows, p, steps) = (args.rows, args.params, args.steps);
     let about = format!("p-diff fit: {rows} checkpoints × {p} parameters, {steps} autoencoder + {steps} DDPM steps, {} repeats, {} cores", args.repeats, cores());
     let config = serde_json::json!({ "ae_steps": steps, "ddpm_steps": steps });
@@ -71,11 +71,21 @@ pub fn pdiff(args: &BenchLatentArgs) -> Result<i32> {
 /// `weightlab bench flown`: FLoWN's fit on an ordinary zoo (p-diff's autoencoder, then flow
 /// matching in its latent space with a dataset descriptor as the context) as the `flown`
 /// plugin, against `benches/flown.py`, interleaved.
-pub fn flown(args: &BenchLatentArgs) -> Result<i32> {
+pub fn flown(args: &BenchFitArgs) -> Result<i32> {
     let (rows, p, steps) = (args.rows, args.params, args.steps);
     let about = format!("FLoWN fit: {rows} checkpoints × {p} parameters, {steps} autoencoder + {steps} flow-matching steps, {} repeats, {} cores", args.repeats, cores());
     let config = serde_json::json!({ "ae_steps": steps, "flow_steps": steps });
     fit_against_pytorch(&Fit { about, plugin: "flown", config, script: "flown.py", script_args: vec![rows, p, steps], rows, p, steps: 2 * steps, repeats: args.repeats })
+}
+
+/// `weightlab bench hyperreps`: Hyper-Representations' fit with its defaults (the MLP
+/// autoencoder over the flat weights, then the checkpoints' latents for the KDE) as the
+/// `hyperreps` plugin, against `benches/hyperreps.py`, interleaved.
+pub fn hyperreps(args: &BenchFitArgs) -> Result<i32> {
+    let (rows, p, steps) = (args.rows, args.params, args.steps);
+    let about = format!("Hyper-Representations fit: {rows} checkpoints × {p} parameters, {steps} autoencoder steps (MLP, 256 wide, latent 32), {} repeats, {} cores", args.repeats, cores());
+    let config = serde_json::json!({ "steps": steps });
+    fit_against_pytorch(&Fit { about, plugin: "hyperreps", config, script: "hyperreps.py", script_args: vec![rows, p, steps], rows, p, steps, repeats: args.repeats })
 }
 
 /// `weightlab bench diffusion`: the weight-space DDPM that HyperDiffusion and G.pt train (the
