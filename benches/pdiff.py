@@ -13,13 +13,9 @@ Usage: python pdiff.py ROWS PARAMS STEPS [CHANNELS LATENT]; prints the seconds o
 import sys, time
 import torch
 import torch.nn.functional as F
-from weight_autoencoder import standardised_latents, timestep_embedding
+from weight_autoencoder import arguments_and_checkpoints, standardised_latents, timestep_embedding
 
-rows, p, steps = (int(a) for a in sys.argv[1:4])
-channels = int(sys.argv[4]) if len(sys.argv) > 4 else 16
-latent = int(sys.argv[5]) if len(sys.argv) > 5 else 64
-torch.manual_seed(0)
-weights = torch.randn(rows, p) * 0.05 + torch.randn(1, p)
+rows, p, steps, channels, latent, weights = arguments_and_checkpoints(sys.argv)
 
 start = time.perf_counter()
 z0 = standardised_latents(weights, steps, channels, latent)

@@ -11,6 +11,16 @@ import torch
 import torch.nn.functional as F
 
 
+def arguments_and_checkpoints(argv):
+    """ROWS PARAMS STEPS [CHANNELS LATENT] from the command line, and ROWS synthetic
+    checkpoints (seeded): what the p-diff and FLoWN references start from."""
+    rows, p, steps = (int(a) for a in argv[1:4])
+    channels = int(argv[4]) if len(argv) > 4 else 16
+    latent = int(argv[5]) if len(argv) > 5 else 64
+    torch.manual_seed(0)
+    return rows, p, steps, channels, latent, torch.randn(rows, p) * 0.05 + torch.randn(1, p)
+
+
 def standardised_latents(weights, steps, channels, latent):
     rows, p = weights.shape
     mean = weights.mean(0, keepdim=True)

@@ -325,6 +325,7 @@ multiversion! {
 /// AVX-512).
 #[inline(always)]
 fn pool_tanh<const S: usize, const H: usize>(z: &[f32], channels: usize, h: &mut [f32], arg: &mut [u16]) {
+    const { assert!(2 * H == S, "H windows of two a row") };
     for c in 0..channels {
         for py in 0..H {
             let top = (c * S + 2 * py) * S;
