@@ -1,7 +1,7 @@
 """PyTorch reference of `weightlab bench flown`: FLoWN's training as the `flown` plugin runs it
 on an ordinary zoo (same sizes, same operations, same optimiser), with the same torch install.
 
-1. the weight autoencoder (`weight_autoencoder.py`: normalise, STEPS AdamW steps of the
+1. the weight autoencoder (`generator_common.py`: normalise, STEPS AdamW steps of the
    1-D conv autoencoder, standardised codes);
 2. STEPS AdamW steps (lr 1e-3, weight decay 2e-6) of straight-line flow matching on the codes:
    x0 ~ N(0, I), t ~ U(0, 1), x_t = (1 − t) x0 + t x1, regress x1 − x0 with the velocity MLP
@@ -14,7 +14,7 @@ Usage: python flown.py ROWS PARAMS STEPS [CHANNELS LATENT]; prints the seconds o
 import sys, time
 import torch
 import torch.nn.functional as F
-from weight_autoencoder import arguments_and_checkpoints, standardised_latents, timestep_embedding
+from generator_common import arguments_and_checkpoints, standardised_latents, timestep_embedding
 
 rows, p, steps, channels, latent, weights = arguments_and_checkpoints(sys.argv)
 

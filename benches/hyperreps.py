@@ -15,28 +15,14 @@ Usage: python hyperreps.py ROWS PARAMS STEPS; prints the seconds of the whole fi
 import sys, time
 import torch
 import torch.nn.functional as F
+from generator_common import arguments_and_checkpoints, mlp, normalised
 
-rows, p, steps = (int(a) for a in sys.argv[1:4])
+rows, p, steps, _, _, weights = arguments_and_checkpoints(sys.argv)
 hidden, latent = 256, 32
-torch.manual_seed(0)
-weights = torch.randn(rows, p) * 0.05 + torch.randn(1, p)
-
-
-def mlp(sizes):
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
-        if i > 0:
-            layers.append(torch.nn.GELU())
-        layers.append(torch.nn.Linear(a, b))
-    return torch.nn.Sequential(*layers)
-
 
 start = time.perf_counter()
-mean = weights.mean(0, keepdim=True)
-centred = weights - mean
-scale = centred.pow(2).mean().sqrt().clamp_min(1e-8)
-x = centred / scale
-encoder, decoder = mlp([p, hidden, hidden, latent]), mlp([latent, hidden, hidden, p])
+x, mean, scale = normalised(weights)
+encoder, decoder = mlp([p, hidden, hidden, latent], torch.nn.GELU), mlp([latent, hidden, hidden, p], torch.nn.GELU)
 opt = torch.optim.AdamW([*encoder.parameters(), *decoder.parameters()], lr=1e-3, weight_decay=1e-5, fused=True)
 for step in range(steps):
     loss = F.mse_loss(decoder(encoder(x + torch.randn_like(x) * 0.05)), x)

@@ -1,7 +1,7 @@
 """PyTorch reference of `weightlab bench pdiff`: p-diff's training as the `pdiff` plugin runs it
 (same sizes, same operations, same optimiser), with the same torch install.
 
-1. the weight autoencoder (`weight_autoencoder.py`: normalise, STEPS AdamW steps of the
+1. the weight autoencoder (`generator_common.py`: normalise, STEPS AdamW steps of the
    1-D conv autoencoder, standardised codes);
 2. STEPS AdamW steps of the latent DDPM: standardised latents, T = 1000 linear betas,
    MLP denoiser [LATENT + 32, 256, 256, LATENT] with SiLU on (z_t, sinusoidal t embedding), MSE
@@ -13,7 +13,7 @@ Usage: python pdiff.py ROWS PARAMS STEPS [CHANNELS LATENT]; prints the seconds o
 import sys, time
 import torch
 import torch.nn.functional as F
-from weight_autoencoder import arguments_and_checkpoints, standardised_latents, timestep_embedding
+from generator_common import arguments_and_checkpoints, standardised_latents, timestep_embedding
 
 rows, p, steps, channels, latent, weights = arguments_and_checkpoints(sys.argv)
 

@@ -21,6 +21,7 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<i32> {
         BenchCommand::Pdiff(args) => plugin::pdiff(args),
         BenchCommand::Flown(args) => plugin::flown(args),
         BenchCommand::Hyperreps(args) => plugin::hyperreps(args),
+        BenchCommand::D2nwg(args) => plugin::d2nwg(args),
         BenchCommand::Diffusion(args) => plugin::diffusion(args),
         BenchCommand::Zoo(args) => zoo::zoo(args),
         BenchCommand::Metrics(args) => metrics::metrics(args),
@@ -60,6 +61,10 @@ pub enum BenchCommand {
     /// the `hyperreps` plugin vs. the same steps in PyTorch (`benches/hyperreps.py`): time per
     /// step and the ratio.
     Hyperreps(BenchFitArgs),
+    /// D2NWG's training (a weight VAE, then a latent DDPM conditioned on each checkpoint's
+    /// task) as the `d2nwg` plugin vs. the same steps in PyTorch (`benches/d2nwg.py`): time
+    /// per step and the ratio.
+    D2nwg(BenchFitArgs),
     /// HyperDiffusion's and G.pt's training (a DDPM over weight tokens with a transformer
     /// denoiser) as the `hyperdiffusion` plugin vs. the same steps in PyTorch
     /// (`benches/diffusion.py`): time per step and the ratio.
@@ -87,7 +92,7 @@ pub struct BenchMetricsArgs {
     pub aligned_max: usize,
 }
 
-// A generator's fit on synthetic checkpoints (p-diff, FLoWN, Hyper-Representations).
+// A generator's fit on synthetic checkpoints (p-diff, FLoWN, Hyper-Representations, D2NWG).
 #[derive(Debug, Args)]
 pub struct BenchFitArgs {
     /// Training checkpoints (p-diff keeps 200).
@@ -96,8 +101,8 @@ pub struct BenchFitArgs {
     /// Parameters per checkpoint (p-diff's ResNet-18 BatchNorm layers: 2,048).
     #[arg(long, default_value_t = 2048)]
     pub params: usize,
-    /// Steps of each stage (the autoencoder; for p-diff and FLoWN then as many of the latent
-    /// DDPM or flow).
+    /// Steps of each stage (the autoencoder or VAE; for p-diff, FLoWN and D2NWG then as many
+    /// of the latent DDPM or flow).
     #[arg(long, default_value_t = 300)]
     pub steps: usize,
     /// Interleaved repeats; medians are reported.

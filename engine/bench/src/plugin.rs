@@ -65,7 +65,7 @@ pub fn pdiff(args: &BenchFitArgs) -> Result<i32> {
     let (rows, p, steps) = (args.rows, args.params, args.steps);
     let about = format!("p-diff fit: {rows} checkpoints × {p} parameters, {steps} autoencoder + {steps} DDPM steps, {} repeats, {} cores", args.repeats, cores());
     let config = serde_json::json!({ "ae_steps": steps, "ddpm_steps": steps });
-    fit_against_pytorch(&Fit { about, plugin: "pdiff", config, script: "pdiff.py", script_args: vec![rows, p, steps], rows, p, steps: 2 * steps, repeats: args.repeats })
+    fit_against_pytorch(&Fit { about, plugin: "pdiff", config, script: "pdiff.py", script_args: vec![rows, p, steps], rows, p, steps: 2 * steps, repeats: args.repeats, support: None })
 }
 
 /// `weightlab bench flown`: FLoWN's fit on an ordinary zoo (p-diff's autoencoder, then flow
@@ -75,7 +75,7 @@ pub fn flown(args: &BenchFitArgs) -> Result<i32> {
     let (rows, p, steps) = (args.rows, args.params, args.steps);
     let about = format!("FLoWN fit: {rows} checkpoints × {p} parameters, {steps} autoencoder + {steps} flow-matching steps, {} repeats, {} cores", args.repeats, cores());
     let config = serde_json::json!({ "ae_steps": steps, "flow_steps": steps });
-    fit_against_pytorch(&Fit { about, plugin: "flown", config, script: "flown.py", script_args: vec![rows, p, steps], rows, p, steps: 2 * steps, repeats: args.repeats })
+    fit_against_pytorch(&Fit { about, plugin: "flown", config, script: "flown.py", script_args: vec![rows, p, steps], rows, p, steps: 2 * steps, repeats: args.repeats, support: None })
 }
 
 /// `weightlab bench hyperreps`: Hyper-Representations' fit with its defaults (the MLP
@@ -85,7 +85,17 @@ pub fn hyperreps(args: &BenchFitArgs) -> Result<i32> {
     let (rows, p, steps) = (args.rows, args.params, args.steps);
     let about = format!("Hyper-Representations fit: {rows} checkpoints × {p} parameters, {steps} autoencoder steps (MLP, 256 wide, latent 32), {} repeats, {} cores", args.repeats, cores());
     let config = serde_json::json!({ "steps": steps });
-    fit_against_pytorch(&Fit { about, plugin: "hyperreps", config, script: "hyperreps.py", script_args: vec![rows, p, steps], rows, p, steps, repeats: args.repeats })
+    fit_against_pytorch(&Fit { about, plugin: "hyperreps", config, script: "hyperreps.py", script_args: vec![rows, p, steps], rows, p, steps, repeats: args.repeats, support: None })
+}
+
+/// `weightlab bench d2nwg`: D2NWG's fit with its defaults (the weight VAE, then the latent DDPM
+/// conditioned on each checkpoint's task through a set encoder; 10 synthetic tasks) as the
+/// `d2nwg` plugin, against `benches/d2nwg.py`, interleaved.
+pub fn d2nwg(args: &BenchFitArgs) -> Result<i32> {
+    let (rows, p, steps) = (args.rows, args.params, args.steps);
+    let about = format!("D2NWG fit: {rows} checkpoints × {p} parameters of 10 tasks, {steps} VAE + {steps} conditional DDPM steps, {} repeats, {} cores", args.repeats, cores());
+    let config = serde_json::json!({ "vae_steps": steps, "diffusion_steps": steps });
+    fit_against_pytorch(&Fit { about, plugin: "d2nwg", config, script: "d2nwg.py", script_args: vec![rows, p, steps], rows, p, steps: 2 * steps, repeats: args.repeats, support: Some((10, 64)) })
 }
 
 /// `weightlab bench diffusion`: the weight-space DDPM that HyperDiffusion and G.pt train (the
@@ -111,6 +121,7 @@ pub fn diffusion(args: &BenchDiffusionArgs) -> Result<i32> {
         p,
         steps,
         repeats: args.repeats,
+        support: None,
     })
 }
 
@@ -127,6 +138,9 @@ struct Fit {
     /// Optimiser steps in one fit (for the time per step).
     steps: usize,
     repeats: usize,
+    /// For generators of task families: each checkpoint's task condition, as (tasks, width)
+    /// of synthetic support-set encodings (checkpoint i belongs to task i mod tasks).
+    support: Option<(usize, usize)>,
 }
 
 /// Prints the CPU and `fit.about`, then runs `fit.plugin`'s fit on synthetic checkpoints and `benches/<fit.script>` in turn,
@@ -142,11 +156,16 @@ fn fit_against_pytorch(fit: &Fit) -> Result<i32> {
     let weights: Vec<f32> = (0..rows * p).map(|i| ((i % p * 7919 % 1000) as f32 / 1000.0 - 0.5) + ((i * 104_729 % 997) as f32 / 997.0 - 0.5) * 0.1).collect();
     let runtime = Runtime::new(Runtime::default_cache_dir().as_deref())?;
     let script_args: Vec<String> = fit.script_args.iter().map(usize::to_string).collect();
+    let support: Vec<f32> = match fit.support {
+        Some((tasks, width)) => (0..rows * width).map(|i| ((i / width % tasks * 7 + i % width * 13) % 23) as f32 / 23.0 - 0.5).collect(),
+        None => Vec::new(),
+    };
+    let conditions = weightlab_host::Conditions { task: None, support: fit.support.map(|(_, width)| (&support[..], width)), instruction: None };
     let (mut ours, mut torch) = (Vec::new(), Vec::new());
     for r in 0..fit.repeats {
         let mut plugin = Plugin::load(&runtime, fit.plugin, &code, Limits { timeout: Duration::from_secs(3600), ..Limits::default() }, 0)?;
         let t = Instant::now();
-        plugin.fit(&bench_zoo(p), &weights, &Default::default(), &fit.config, 0)?;
+        plugin.fit(&bench_zoo(p), &weights, &conditions, &fit.config, 0)?;
         ours.push(t.elapsed().as_secs_f64());
         torch.push(scripts.measure(&py, fit.script, &script_args, &[])?);
         println!("  repeat {}: plugin {:.3}s, pytorch {:.3}s", r + 1, ours[r], torch[r]);

@@ -1,5 +1,6 @@
-"""The weight autoencoder that p-diff and FLoWN train first (the SDK's `LatentSpace`), shared by
-`pdiff.py` and `flown.py`:
+"""What the generator references share: their command line and synthetic checkpoints, the
+normalisation of the weights (the SDK's `Normalizer`), MLPs, the sinusoidal timestep embedding,
+and the weight autoencoder that p-diff and FLoWN train first (the SDK's `LatentSpace`):
 
 1. normalise (per-coordinate mean, one overall scale), pad to a multiple of 16;
 2. STEPS AdamW steps (lr 1e-3, weight decay 2e-6) of the 1-D conv autoencoder on the full batch:
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 
 def arguments_and_checkpoints(argv):
     """ROWS PARAMS STEPS [CHANNELS LATENT] from the command line, and ROWS synthetic
-    checkpoints (seeded): what the p-diff and FLoWN references start from."""
+    checkpoints (seeded): what the references start from."""
     rows, p, steps = (int(a) for a in argv[1:4])
     channels = int(argv[4]) if len(argv) > 4 else 16
     latent = int(argv[5]) if len(argv) > 5 else 64
@@ -21,12 +22,27 @@ def arguments_and_checkpoints(argv):
     return rows, p, steps, channels, latent, torch.randn(rows, p) * 0.05 + torch.randn(1, p)
 
 
-def standardised_latents(weights, steps, channels, latent):
-    rows, p = weights.shape
+def normalised(weights):
+    """(x, mean, scale): the weights less their per-coordinate mean, over one overall scale."""
     mean = weights.mean(0, keepdim=True)
     centred = weights - mean
     scale = centred.pow(2).mean().sqrt().clamp_min(1e-8)
-    x = centred / scale
+    return centred / scale, mean, scale
+
+
+def mlp(sizes, activation):
+    """Linear layers of `sizes` with `activation` (a module class) between them, as the SDK's `Mlp`."""
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        if i > 0:
+            layers.append(activation())
+        layers.append(torch.nn.Linear(a, b))
+    return torch.nn.Sequential(*layers)
+
+
+def standardised_latents(weights, steps, channels, latent):
+    rows, p = weights.shape
+    x, _, _ = normalised(weights)
     padded = (p + 15) // 16 * 16
     x = torch.cat([x, torch.zeros(rows, padded - p)], 1)
     reduced = padded // 16
