@@ -62,40 +62,35 @@ pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
 /// `weightlab bench pdiff`: the `pdiff` plugin's fit (autoencoder + latent DDPM, `steps` each)
 /// against `benches/pdiff.py`, the same training in PyTorch, interleaved.
 pub fn pdiff(args: &BenchFitArgs) -> Result<i32> {
-    let (rows, p, steps) = (args.rows, args.params, args.steps);
-    let about = format!("p-diff fit: {rows} checkpoints × {p} parameters, {steps} autoencoder + {steps} DDPM steps, {} repeats, {} cores", args.repeats, cores());
-    let config = serde_json::json!({ "ae_steps": steps, "ddpm_steps": steps });
-    fit_against_pytorch(&Fit { about, plugin: "pdiff", config, script: "pdiff.py", script_args: vec![rows, p, steps], rows, p, steps: 2 * steps, repeats: args.repeats, support: None })
+    let steps = args.steps;
+    let about = format!("p-diff fit: {} checkpoints × {} parameters, {steps} autoencoder + {steps} DDPM steps", args.rows, args.params);
+    fit_against_pytorch(&Fit::on(args, "pdiff", "pdiff.py", about, serde_json::json!({ "ae_steps": steps, "ddpm_steps": steps }), 2, None))
 }
 
 /// `weightlab bench flown`: FLoWN's fit on an ordinary zoo (p-diff's autoencoder, then flow
 /// matching in its latent space with a dataset descriptor as the context) as the `flown`
 /// plugin, against `benches/flown.py`, interleaved.
 pub fn flown(args: &BenchFitArgs) -> Result<i32> {
-    let (rows, p, steps) = (args.rows, args.params, args.steps);
-    let about = format!("FLoWN fit: {rows} checkpoints × {p} parameters, {steps} autoencoder + {steps} flow-matching steps, {} repeats, {} cores", args.repeats, cores());
-    let config = serde_json::json!({ "ae_steps": steps, "flow_steps": steps });
-    fit_against_pytorch(&Fit { about, plugin: "flown", config, script: "flown.py", script_args: vec![rows, p, steps], rows, p, steps: 2 * steps, repeats: args.repeats, support: None })
+    let steps = args.steps;
+    let about = format!("FLoWN fit: {} checkpoints × {} parameters, {steps} autoencoder + {steps} flow-matching steps", args.rows, args.params);
+    fit_against_pytorch(&Fit::on(args, "flown", "flown.py", about, serde_json::json!({ "ae_steps": steps, "flow_steps": steps }), 2, None))
 }
 
 /// `weightlab bench hyperreps`: Hyper-Representations' fit with its defaults (the MLP
 /// autoencoder over the flat weights, then the checkpoints' latents for the KDE) as the
 /// `hyperreps` plugin, against `benches/hyperreps.py`, interleaved.
 pub fn hyperreps(args: &BenchFitArgs) -> Result<i32> {
-    let (rows, p, steps) = (args.rows, args.params, args.steps);
-    let about = format!("Hyper-Representations fit: {rows} checkpoints × {p} parameters, {steps} autoencoder steps (MLP, 256 wide, latent 32), {} repeats, {} cores", args.repeats, cores());
-    let config = serde_json::json!({ "steps": steps });
-    fit_against_pytorch(&Fit { about, plugin: "hyperreps", config, script: "hyperreps.py", script_args: vec![rows, p, steps], rows, p, steps, repeats: args.repeats, support: None })
+    let about = format!("Hyper-Representations fit: {} checkpoints × {} parameters, {} autoencoder steps (MLP, 256 wide, latent 32)", args.rows, args.params, args.steps);
+    fit_against_pytorch(&Fit::on(args, "hyperreps", "hyperreps.py", about, serde_json::json!({ "steps": args.steps }), 1, None))
 }
 
 /// `weightlab bench d2nwg`: D2NWG's fit with its defaults (the weight VAE, then the latent DDPM
 /// conditioned on each checkpoint's task through a set encoder; 10 synthetic tasks) as the
 /// `d2nwg` plugin, against `benches/d2nwg.py`, interleaved.
 pub fn d2nwg(args: &BenchFitArgs) -> Result<i32> {
-    let (rows, p, steps) = (args.rows, args.params, args.steps);
-    let about = format!("D2NWG fit: {rows} checkpoints × {p} parameters of 10 tasks, {steps} VAE + {steps} conditional DDPM steps, {} repeats, {} cores", args.repeats, cores());
-    let config = serde_json::json!({ "vae_steps": steps, "diffusion_steps": steps });
-    fit_against_pytorch(&Fit { about, plugin: "d2nwg", config, script: "d2nwg.py", script_args: vec![rows, p, steps], rows, p, steps: 2 * steps, repeats: args.repeats, support: Some((10, 64)) })
+    let steps = args.steps;
+    let about = format!("D2NWG fit: {} checkpoints × {} parameters of 10 tasks, {steps} VAE + {steps} conditional DDPM steps", args.rows, args.params);
+    fit_against_pytorch(&Fit::on(args, "d2nwg", "d2nwg.py", about, serde_json::json!({ "vae_steps": steps, "diffusion_steps": steps }), 2, Some((10, 64))))
 }
 
 /// `weightlab bench diffusion`: the weight-space DDPM that HyperDiffusion and G.pt train (the
@@ -104,12 +99,8 @@ pub fn d2nwg(args: &BenchFitArgs) -> Result<i32> {
 pub fn diffusion(args: &BenchDiffusionArgs) -> Result<i32> {
     let (rows, p, steps) = (args.rows, args.params, args.steps);
     let (token, dim, depth, heads, batch) = (64, 128, 2, 4, 64);
-    let about = format!(
-        "HyperDiffusion / G.pt fit: {rows} checkpoints × {p} parameters as {} tokens of {token}, transformer {depth} × {dim} ({heads} heads), batch {batch}, {steps} steps, {} repeats, {} cores",
-        p.div_ceil(token),
-        args.repeats,
-        cores()
-    );
+    let about =
+        format!("HyperDiffusion / G.pt fit: {rows} checkpoints × {p} parameters as {} tokens of {token}, transformer {depth} × {dim} ({heads} heads), batch {batch}, {steps} steps", p.div_ceil(token));
     let config = serde_json::json!({ "steps": steps, "timesteps": 500, "token_size": token, "dim": dim, "depth": depth, "heads": heads, "batch": batch });
     fit_against_pytorch(&Fit {
         about,
@@ -127,7 +118,7 @@ pub fn diffusion(args: &BenchDiffusionArgs) -> Result<i32> {
 
 /// A built-in generator's fit and its PyTorch reference, timed side by side.
 struct Fit {
-    /// The header line: what is trained, how many repeats, on how many cores.
+    /// What is trained (the header line, before the repeats and cores).
     about: String,
     plugin: &'static str,
     config: serde_json::Value,
@@ -143,11 +134,20 @@ struct Fit {
     support: Option<(usize, usize)>,
 }
 
+impl Fit {
+    /// A fit of `stages` stages of `args.steps` steps on `args`' checkpoints, whose reference
+    /// takes `ROWS PARAMS STEPS`.
+    fn on(args: &BenchFitArgs, plugin: &'static str, script: &'static str, about: String, config: serde_json::Value, stages: usize, support: Option<(usize, usize)>) -> Self {
+        let (rows, p, steps) = (args.rows, args.params, args.steps);
+        Fit { about, plugin, config, script, script_args: vec![rows, p, steps], rows, p, steps: stages * steps, repeats: args.repeats, support }
+    }
+}
+
 /// Prints the CPU and `fit.about`, then runs `fit.plugin`'s fit on synthetic checkpoints and `benches/<fit.script>` in turn,
 /// `fit.repeats` times; prints each repeat, the medians per step and their ratio.
 fn fit_against_pytorch(fit: &Fit) -> Result<i32> {
     println!("{}", weightlab_compute::simd::describe());
-    println!("{}", fit.about);
+    println!("{}, {} repeats, {} cores", fit.about, fit.repeats, cores());
     let code = builtin_plugin(fit.plugin)?;
     let py = require_python()?;
     let scripts = Scripts::new()?;
