@@ -16,23 +16,23 @@
 //! a large closure (measured: a CNN step ran entirely on SSE that way). Small functions also
 //! compile to better loops than one huge inlined body.
 
-/// `multiversion! { /// docs \n fn name(args) { body } }` declares `fn name(args)` that runs
+/// `multiversion! { /// docs \n fn name(args) [-> T] { body } }` declares `fn name(args)` that runs
 /// `body` compiled for AVX-512 or AVX2 when the CPU has them, and for the baseline otherwise.
 /// Helpers the body calls in its loops must be `#[inline(always)]` to be compiled with it.
 macro_rules! multiversion {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
-        $vis fn $name($($arg: $ty),*) {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
-            fn body($($arg: $ty),*) $body
+            fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,fma")]
-            fn avx512($($arg: $ty),*) {
+            fn avx512($($arg: $ty),*) $(-> $ret)? {
                 body($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
-            fn avx2($($arg: $ty),*) {
+            fn avx2($($arg: $ty),*) $(-> $ret)? {
                 body($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]

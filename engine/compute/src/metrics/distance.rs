@@ -27,13 +27,7 @@ pub struct Nearest {
 
 /// Every row's squared norm, accumulated in f64.
 pub(crate) fn squared_norms(rows: &[f32], p: usize) -> Vec<f64> {
-    rows.chunks_exact(p.max(1))
-        .map(|r| {
-            let mut sums = [0.0f64; 3];
-            products(r, r, &mut sums);
-            sums[1]
-        })
-        .collect()
+    rows.chunks_exact(p.max(1)).map(|r| products(r, r)[1]).collect()
 }
 
 /// All dot products of `a`'s rows with `b`'s (rows of length `p`), as an (a rows × b rows)
@@ -83,16 +77,12 @@ pub(crate) fn per_model<T: Send>(n: usize, one: impl Fn(usize) -> T + Sync) -> V
 
 /// The exact L2 distance of two rows, in f64.
 pub(crate) fn exact_l2(a: &[f32], b: &[f32]) -> f64 {
-    let mut sums = [0.0f64; 1];
-    squared_difference(a, b, &mut sums);
-    sums[0].sqrt()
+    squared_difference(a, b).sqrt()
 }
 
 /// The exact L2 distance and dot product of two rows, in f64.
 fn exact(a: &[f32], b: &[f32]) -> (f64, f64) {
-    let mut sums = [0.0f64; 3];
-    products(a, b, &mut sums);
-    (exact_l2(a, b), sums[0])
+    (exact_l2(a, b), products(a, b)[0])
 }
 
 /// Lanes of the f64 sums below: value k is added to lane k mod 8, the lanes then summed in
@@ -109,8 +99,8 @@ fn reduce(lanes: &[f64; SUM_LANES]) -> f64 {
 }
 
 multiversion! {
-    /// `out[0]` = Σ (a − b)², in f64 lanes.
-    fn squared_difference(a: &[f32], b: &[f32], out: &mut [f64; 1]) {
+    /// Σ (a − b)², in f64 lanes.
+    fn squared_difference(a: &[f32], b: &[f32]) -> f64 {
         let mut lanes = [0.0f64; SUM_LANES];
         let (ca, cb) = (a.chunks_exact(SUM_LANES), b.chunks_exact(SUM_LANES));
         let (ta, tb) = (ca.remainder(), cb.remainder());
@@ -125,13 +115,13 @@ multiversion! {
             let d = x as f64 - y as f64;
             sum += d * d;
         }
-        out[0] = sum;
+        sum
     }
 }
 
 multiversion! {
-    /// `out` = [Σ a·b, Σ a², Σ b²], in f64 lanes.
-    fn products(a: &[f32], b: &[f32], out: &mut [f64; 3]) {
+    /// [Σ a·b, Σ a², Σ b²], in f64 lanes.
+    fn products(a: &[f32], b: &[f32]) -> [f64; 3] {
         let mut lanes = [[0.0f64; SUM_LANES]; 3];
         let (ca, cb) = (a.chunks_exact(SUM_LANES), b.chunks_exact(SUM_LANES));
         let (ta, tb) = (ca.remainder(), cb.remainder());
@@ -143,15 +133,14 @@ multiversion! {
                 lanes[2][l] += v * v;
             }
         }
-        for (k, lanes) in lanes.iter().enumerate() {
-            out[k] = reduce(lanes);
-        }
+        let mut out = lanes.map(|l| reduce(&l));
         for (&x, &y) in ta.iter().zip(tb) {
             let (u, v) = (x as f64, y as f64);
             out[0] += u * v;
             out[1] += u * u;
             out[2] += v * v;
         }
+        out
     }
 }
 
@@ -338,9 +327,7 @@ fn farthest_pivots(m: usize, count: usize, brackets: impl Fn(usize) -> Vec<(f64,
 
 /// Cosine similarity of two weight vectors, accumulated in f64 (0 when either is zero).
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let mut sums = [0.0f64; 3];
-    products(a, b, &mut sums);
-    let [dot, na, nb] = sums;
+    let [dot, na, nb] = products(a, b);
     dot / (na.sqrt() * nb.sqrt()).max(f64::MIN_POSITIVE)
 }
 
