@@ -3,8 +3,10 @@
 Usage: python autoencoder.py ROWS PARAMS HIDDEN STEPS; prints the seconds of the loop."""
 import sys, time
 import torch
+from generator_common import warm_up
 
 rows, p, hidden, steps = (int(a) for a in sys.argv[1:5])
+warm_up()
 torch.manual_seed(0)
 x = torch.randn(rows, p)
 start = time.perf_counter()

@@ -20,9 +20,11 @@ of the whole fit."""
 import math, sys, time
 import torch
 import torch.nn.functional as F
+from generator_common import warm_up
 
 rows, p, steps = (int(a) for a in sys.argv[1:4])
 token, dim, depth, heads, batch = (int(a) for a in (sys.argv[4:9] if len(sys.argv) > 8 else (64, 128, 2, 4, 64)))
+warm_up()
 torch.manual_seed(0)
 weights = torch.randn(rows, p) * 0.05 + torch.randn(1, p)
 T, time_dim = 500, 64

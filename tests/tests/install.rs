@@ -92,6 +92,8 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
     assert!(hyperreps.contains("plugin/pytorch = ") && hyperreps.contains("Hyper-Representations fit"), "{hyperreps}");
     let d2nwg = cmd(&["bench", "d2nwg", "--rows", "8", "--params", "64", "--steps", "2", "--repeats", "1"]);
     assert!(d2nwg.contains("plugin/pytorch = ") && d2nwg.contains("D2NWG fit"), "{d2nwg}");
+    let igpg = cmd(&["bench", "igpg", "--rows", "8", "--params", "64", "--chunk", "8", "--steps", "2", "--repeats", "1"]);
+    assert!(igpg.contains("plugin/pytorch = ") && igpg.contains("IGPG fit"), "{igpg}");
     let diffusion = cmd(&["bench", "diffusion", "--rows", "8", "--params", "100", "--steps", "2", "--repeats", "1"]);
     assert!(diffusion.contains("plugin/pytorch = ") && diffusion.lines().next().is_some_and(|l| l.starts_with("CPU ")), "{diffusion}");
     // A declared network on the native engine against its PyTorch references: a line per

@@ -22,6 +22,7 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<i32> {
         BenchCommand::Flown(args) => plugin::flown(args),
         BenchCommand::Hyperreps(args) => plugin::hyperreps(args),
         BenchCommand::D2nwg(args) => plugin::d2nwg(args),
+        BenchCommand::Igpg(args) => plugin::igpg(args),
         BenchCommand::Diffusion(args) => plugin::diffusion(args),
         BenchCommand::Zoo(args) => zoo::zoo(args),
         BenchCommand::Metrics(args) => metrics::metrics(args),
@@ -65,6 +66,10 @@ pub enum BenchCommand {
     /// task) as the `d2nwg` plugin vs. the same steps in PyTorch (`benches/d2nwg.py`): time
     /// per step and the ratio.
     D2nwg(BenchFitArgs),
+    /// IGPG's training (a VQ-VAE tokeniser over chunks of the weights, then a causal
+    /// transformer over each checkpoint's codes, conditioned on its task) as the `igpg` plugin
+    /// vs. the same steps in PyTorch (`benches/igpg.py`): time per step and the ratio.
+    Igpg(BenchIgpgArgs),
     /// HyperDiffusion's and G.pt's training (a DDPM over weight tokens with a transformer
     /// denoiser) as the `hyperdiffusion` plugin vs. the same steps in PyTorch
     /// (`benches/diffusion.py`): time per step and the ratio.
@@ -120,6 +125,26 @@ pub struct BenchDiffusionArgs {
     pub params: usize,
     /// Training steps.
     #[arg(long, default_value_t = 300)]
+    pub steps: usize,
+    /// Interleaved repeats; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchIgpgArgs {
+    /// Training checkpoints.
+    #[arg(long, default_value_t = 200)]
+    pub rows: usize,
+    /// Parameters per checkpoint.
+    #[arg(long, default_value_t = 2048)]
+    pub params: usize,
+    /// Parameters per token (the plugin's default is 2, a sequence of 1,024 tokens here; 32
+    /// gives 64 tokens, which keeps a repeat to seconds).
+    #[arg(long, default_value_t = 32)]
+    pub chunk: usize,
+    /// Steps of each stage (the VQ-VAE, then as many of the transformer).
+    #[arg(long, default_value_t = 100)]
     pub steps: usize,
     /// Interleaved repeats; medians are reported.
     #[arg(long, default_value_t = 3)]

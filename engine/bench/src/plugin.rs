@@ -9,7 +9,7 @@ use anyhow::Result;
 use weightlab_host::{Limits, ParamView, Plugin, Runtime, ZooView};
 
 use crate::references::{Scripts, bench_plugin, builtin_plugin, python, require_python};
-use crate::{BenchDiffusionArgs, BenchFitArgs, BenchPluginArgs, cores, median};
+use crate::{BenchDiffusionArgs, BenchFitArgs, BenchIgpgArgs, BenchPluginArgs, cores, median};
 
 /// A zoo view of `rows` checkpoints of `p` parameters for benchmark plugins.
 fn bench_zoo(p: usize) -> ZooView {
@@ -91,6 +91,19 @@ pub fn d2nwg(args: &BenchFitArgs) -> Result<i32> {
     let steps = args.steps;
     let about = format!("D2NWG fit: {} checkpoints × {} parameters of 10 tasks, {steps} VAE + {steps} conditional DDPM steps", args.rows, args.params);
     fit_against_pytorch(&Fit::on(args, "d2nwg", "d2nwg.py", about, serde_json::json!({ "vae_steps": steps, "diffusion_steps": steps }), 2, Some((10, 64))))
+}
+
+/// `weightlab bench igpg`: IGPG's fit with its defaults but tokens of `args.chunk` parameters
+/// and the support-set condition (the bench has no instruction embeddings; both are one
+/// linear map into the prefix), as the `igpg` plugin, against `benches/igpg.py`, interleaved.
+pub fn igpg(args: &BenchIgpgArgs) -> Result<i32> {
+    let (rows, p, steps, chunk) = (args.rows, args.params, args.steps, args.chunk);
+    let about = format!(
+        "IGPG fit: {rows} checkpoints × {p} parameters of 10 tasks as {} tokens of {chunk}, {steps} VQ-VAE steps (codebook 512) + {steps} causal-transformer steps (2 × 64, 4 heads)",
+        p.div_ceil(chunk.max(1))
+    );
+    let config = serde_json::json!({ "vq_steps": steps, "ar_steps": steps, "chunk": chunk, "condition": "support" });
+    fit_against_pytorch(&Fit { about, plugin: "igpg", config, script: "igpg.py", script_args: vec![rows, p, steps, chunk], rows, p, steps: 2 * steps, repeats: args.repeats, support: Some((10, 64)) })
 }
 
 /// `weightlab bench diffusion`: the weight-space DDPM that HyperDiffusion and G.pt train (the

@@ -4,6 +4,8 @@ use std::time::Instant;
 
 use anyhow::{Result, anyhow};
 
+use weightlab_compute::arch::bench_nets::{LENET5, RESNET_SMALL};
+
 use crate::references::{Scripts, require_python};
 use crate::{BenchZooArgs, cores, median};
 
@@ -21,24 +23,6 @@ fn forward_flops(kind: &str, mlp_hidden: usize) -> f64 {
         _ => 24 * 24 * 8 * 25 + 8 * 8 * 6 * 200 + 3 * 3 * 4 * 24 + 36 * 20 + 20 * 10,
     } as f64
 }
-
-/// LeNet-5 with BatchNorm and a small ResNet, declared as a manifest does (`--arch lenet5`,
-/// `--arch resnet-small`; `benches/zoo.py` builds the same networks in PyTorch).
-const LENET5: &str = r#"arch = { kind = "sequential", layers = [
-  { type = "conv2d", out = 6, kernel = 5, padding = 2 }, { type = "batchnorm2d" }, { type = "relu" }, { type = "maxpool2d", kernel = 2 },
-  { type = "conv2d", out = 16, kernel = 5 }, { type = "relu" }, { type = "maxpool2d", kernel = 2 },
-  { type = "flatten" }, { type = "linear", out = 120 }, { type = "relu" }, { type = "linear", out = 84 }, { type = "relu" }, { type = "linear", out = 10 },
-] }"#;
-const RESNET_SMALL: &str = r#"arch = { kind = "sequential", layers = [
-  { type = "conv2d", out = 8, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" }, { type = "relu" }, { type = "maxpool2d", kernel = 2 },
-  { type = "residual", layers = [ { type = "conv2d", out = 8, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" }, { type = "relu" },
-                                  { type = "conv2d", out = 8, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" } ] },
-  { type = "relu" }, { type = "maxpool2d", kernel = 2 },
-  { type = "residual", layers = [ { type = "conv2d", out = 16, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" }, { type = "relu" },
-                                  { type = "conv2d", out = 16, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" } ],
-                       shortcut = [ { type = "conv2d", out = 16, kernel = 1, bias = false }, { type = "batchnorm2d" } ] },
-  { type = "relu" }, { type = "adaptive_avgpool2d" }, { type = "flatten" }, { type = "linear", out = 10 },
-] }"#;
 
 /// The `arch` of a `[zoo]` table written as `text`.
 fn declared(text: &str) -> Result<weightlab_manifest::ArchSpec> {

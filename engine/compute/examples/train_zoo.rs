@@ -4,11 +4,12 @@
 //! ```sh
 //! cargo run --release -p weightlab-compute --example train_zoo -- cnn 64 3
 //! ```
-//! Arguments: the architecture (`mlp`, `cnn`), the number of models and of repeats; the zoo
+//! Arguments: the architecture (`mlp`, `cnn`, `lenet5`, `resnet-small`), the number of models and of repeats; the zoo
 //! learns 2,000 Fashion-MNIST examples for one epoch in batches of 32 with Adam, as in the bench.
 
 use std::time::Instant;
 
+use weightlab_compute::arch::bench_nets::{LENET5, RESNET_SMALL};
 use weightlab_compute::zoo::train::{MODELS_PER_BATCH, train_models};
 use weightlab_manifest::{ArchSpec, DataSpec, TrainSpec};
 
@@ -22,7 +23,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arch_spec = match kind {
         "mlp" => ArchSpec::Mlp { hidden: vec![32], activation: Default::default() },
         "cnn" => ArchSpec::CnnS {},
-        other => return Err(format!("{other}: expected mlp or cnn").into()),
+        "lenet5" => declared(LENET5)?,
+        "resnet-small" => declared(RESNET_SMALL)?,
+        other => return Err(format!("{other}: expected mlp, cnn, lenet5 or resnet-small").into()),
     };
     let arch = weightlab_compute::Arch::new(&arch_spec, &data)?;
     let recipe = TrainSpec { epochs: 1, batch_size: 32, lr: 1e-3, ..TrainSpec::default() };
@@ -40,4 +43,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let median = times[times.len() / 2];
     println!("{kind}: {models} models in {median:.3} s (median of {repeats}): {:.1} models/s; all runs {times:.3?}", models as f64 / median);
     Ok(())
+}
+
+/// The `arch` of a `[zoo]` table written as `text`.
+fn declared(text: &str) -> Result<ArchSpec, Box<dyn std::error::Error>> {
+    let table: toml::Table = toml::from_str(text)?;
+    Ok(table.get("arch").cloned().ok_or("a declared network")?.try_into()?)
 }

@@ -3,6 +3,7 @@
 //! convolution for conv layers), their parameters stacked as one (K × P) tensor.
 
 pub mod align;
+pub mod bench_nets;
 pub mod layout;
 pub mod permute;
 pub mod sequential;

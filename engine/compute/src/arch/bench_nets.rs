@@ -1,0 +1,23 @@
+//! The declared networks `weightlab bench zoo` trains beside PyTorch (`--arch lenet5`,
+//! `--arch resnet-small`), written as a manifest's `[zoo]` table writes them, so the bench and
+//! the `train_zoo` example time the same networks (`benches/zoo.py` builds them in PyTorch).
+
+/// LeNet-5 with BatchNorm: conv 6@5×5 (padding 2), BatchNorm, ReLU, max-pool 2, conv 16@5×5,
+/// ReLU, max-pool 2, linear 400→120→84→10.
+pub const LENET5: &str = r#"arch = { kind = "sequential", layers = [
+  { type = "conv2d", out = 6, kernel = 5, padding = 2 }, { type = "batchnorm2d" }, { type = "relu" }, { type = "maxpool2d", kernel = 2 },
+  { type = "conv2d", out = 16, kernel = 5 }, { type = "relu" }, { type = "maxpool2d", kernel = 2 },
+  { type = "flatten" }, { type = "linear", out = 120 }, { type = "relu" }, { type = "linear", out = 84 }, { type = "relu" }, { type = "linear", out = 10 },
+] }"#;
+/// A stem conv with BatchNorm and max-pooling, then two residual blocks with BatchNorm, the
+/// second widening to 16 channels through a 1×1 conv shortcut.
+pub const RESNET_SMALL: &str = r#"arch = { kind = "sequential", layers = [
+  { type = "conv2d", out = 8, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" }, { type = "relu" }, { type = "maxpool2d", kernel = 2 },
+  { type = "residual", layers = [ { type = "conv2d", out = 8, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" }, { type = "relu" },
+                                  { type = "conv2d", out = 8, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" } ] },
+  { type = "relu" }, { type = "maxpool2d", kernel = 2 },
+  { type = "residual", layers = [ { type = "conv2d", out = 16, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" }, { type = "relu" },
+                                  { type = "conv2d", out = 16, kernel = 3, padding = 1, bias = false }, { type = "batchnorm2d" } ],
+                       shortcut = [ { type = "conv2d", out = 16, kernel = 1, bias = false }, { type = "batchnorm2d" } ] },
+  { type = "relu" }, { type = "adaptive_avgpool2d" }, { type = "flatten" }, { type = "linear", out = 10 },
+] }"#;
