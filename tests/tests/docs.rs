@@ -134,7 +134,7 @@ fn safetensors(tensors: &[(&str, Vec<usize>)], value: f32) -> Vec<u8> {
 fn every_figure_the_docs_quote_equals_its_committed_summary() {
     use weightlab_results::figures::{self, Tables};
     let root = root();
-    let mut tables = Tables::new(&root.join("reports"));
+    let mut tables = Tables::of_repository(&root);
     let mut problems = Vec::new();
     let mut quoted: Vec<(PathBuf, figures::Marker)> = Vec::new();
     for file in figures::doc_files(&root) {

@@ -92,8 +92,23 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
     assert!(hyperreps.contains("plugin/pytorch = ") && hyperreps.contains("Hyper-Representations fit"), "{hyperreps}");
     let d2nwg = cmd(&["bench", "d2nwg", "--rows", "8", "--params", "64", "--steps", "2", "--repeats", "1"]);
     assert!(d2nwg.contains("plugin/pytorch = ") && d2nwg.contains("D2NWG fit"), "{d2nwg}");
-    let igpg = cmd(&["bench", "igpg", "--rows", "8", "--params", "64", "--chunk", "8", "--steps", "2", "--repeats", "1"]);
+    // `--save`: what was printed, and the figures as the table the docs quote from, every row
+    // naming the machine.
+    let igpg = cmd(&["bench", "igpg", "--rows", "8", "--params", "64", "--chunk", "8", "--steps", "2", "--repeats", "1", "--save", "saved/igpg"]);
     assert!(igpg.contains("plugin/pytorch = ") && igpg.contains("IGPG fit"), "{igpg}");
+    let saved = tmp.path().join("saved/igpg");
+    let output = std::fs::read_to_string(saved.join("output.txt")).unwrap();
+    assert!(output.lines().next().is_some_and(|l| l.starts_with("CPU ")) && igpg.starts_with(&output), "output.txt is what was printed:\n{output}\n---\n{igpg}");
+    let mut summary = csv::Reader::from_path(saved.join("summary.csv")).unwrap();
+    let header: Vec<String> = summary.headers().unwrap().iter().map(str::to_string).collect();
+    let rows: Vec<csv::StringRecord> = summary.records().map(Result::unwrap).collect();
+    let cell = |row: &csv::StringRecord, column: &str| row.get(header.iter().position(|h| h == column).unwrap_or_else(|| panic!("no {column} in {header:?}"))).unwrap_or_default().to_string();
+    assert_eq!(rows.len(), 1, "one row per fit");
+    assert!(!cell(&rows[0], "cpu").is_empty() && cell(&rows[0], "isa").contains("AVX") && !cell(&rows[0], "kernels").is_empty(), "{header:?} {rows:?}");
+    assert_eq!(cell(&rows[0], "bench"), "igpg");
+    let ratio: f64 = cell(&rows[0], "ratio").parse().unwrap();
+    let (plugin, torch): (f64, f64) = (cell(&rows[0], "plugin_s").parse().unwrap(), cell(&rows[0], "pytorch_s").parse().unwrap());
+    assert!(ratio > 0.0 && (ratio - plugin / torch).abs() < 1e-3 * ratio.max(1.0), "ratio {ratio} vs {plugin} / {torch}");
     let diffusion = cmd(&["bench", "diffusion", "--rows", "8", "--params", "100", "--steps", "2", "--repeats", "1"]);
     assert!(diffusion.contains("plugin/pytorch = ") && diffusion.lines().next().is_some_and(|l| l.starts_with("CPU ")), "{diffusion}");
     // A declared network on the native engine against its PyTorch references: a line per

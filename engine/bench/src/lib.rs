@@ -9,8 +9,11 @@
 
 mod metrics;
 mod plugin;
+mod record;
 pub mod references;
 mod zoo;
+
+pub use record::SaveArgs;
 
 use clap::{Args, Subcommand};
 
@@ -24,6 +27,7 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<i32> {
         BenchCommand::D2nwg(args) => plugin::d2nwg(args),
         BenchCommand::Igpg(args) => plugin::igpg(args),
         BenchCommand::Diffusion(args) => plugin::diffusion(args),
+        BenchCommand::Generators(args) => plugin::generators(args),
         BenchCommand::Zoo(args) => zoo::zoo(args),
         BenchCommand::Metrics(args) => metrics::metrics(args),
     }
@@ -74,6 +78,10 @@ pub enum BenchCommand {
     /// denoiser) as the `hyperdiffusion` plugin vs. the same steps in PyTorch
     /// (`benches/diffusion.py`): time per step and the ratio.
     Diffusion(BenchDiffusionArgs),
+    /// Every generator's fit above (p-diff, FLoWN, Hyper-Representations, D2NWG, IGPG,
+    /// HyperDiffusion/G.pt), each with its bench's defaults, one after the other: the table of
+    /// the docs in one command (`--save` writes one summary for all).
+    Generators(BenchGeneratorsArgs),
     /// The evaluation stage at scale: n generated MLPs scored against n training checkpoints
     /// on the Fashion-MNIST test set — accuracy, raw and aligned NN distance, distance to the
     /// nearest interpolation, novelty and agreement — with the time of each part for each n.
@@ -95,6 +103,8 @@ pub struct BenchMetricsArgs {
     /// above it, its time is extrapolated from the largest measured n as n².
     #[arg(long, default_value_t = 1000)]
     pub aligned_max: usize,
+    #[command(flatten)]
+    pub out: SaveArgs,
 }
 
 // A generator's fit on synthetic checkpoints (p-diff, FLoWN, Hyper-Representations, D2NWG).
@@ -113,6 +123,8 @@ pub struct BenchFitArgs {
     /// Interleaved repeats; medians are reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    #[command(flatten)]
+    pub out: SaveArgs,
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +141,8 @@ pub struct BenchDiffusionArgs {
     /// Interleaved repeats; medians are reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    #[command(flatten)]
+    pub out: SaveArgs,
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +163,17 @@ pub struct BenchIgpgArgs {
     /// Interleaved repeats; medians are reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    #[command(flatten)]
+    pub out: SaveArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchGeneratorsArgs {
+    /// Interleaved repeats of each fit; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    #[command(flatten)]
+    pub out: SaveArgs,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +199,8 @@ pub struct BenchZooArgs {
     /// Runs per method; medians are reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    #[command(flatten)]
+    pub out: SaveArgs,
 }
 
 #[derive(Debug, Args)]
@@ -193,4 +220,6 @@ pub struct BenchPluginArgs {
     /// Interleaved repeats; medians are reported.
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    #[command(flatten)]
+    pub out: SaveArgs,
 }

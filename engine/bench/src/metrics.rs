@@ -5,6 +5,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use crate::BenchMetricsArgs;
+use crate::record::{Record, figure};
 
 /// `weightlab bench metrics`: what the evaluation stage of a memorization study costs when n
 /// generated models meet n training checkpoints. The checkpoints are 16 Fashion-MNIST MLPs
@@ -37,9 +38,15 @@ pub fn metrics(args: &BenchMetricsArgs) -> Result<i32> {
             .collect()
     };
     let labels: Vec<u8> = data.test.y.iter().map(|&y| y as u8).collect();
-    println!("{}", weightlab_compute::simd::describe());
-    println!("n generated MLPs 784→{}→10 ({p} parameters) against n training checkpoints, {} Fashion-MNIST test examples; {} threads", args.hidden, data.test.len(), tch::get_num_threads());
-    println!("{:>6} {:>10} {:>10} {:>13} {:>11} {:>10} {:>9}   {:>9}", "n", "accuracy", "nn (raw)", "nn (aligned)", "nn (interp)", "novelty", "total", "(setup)");
+    let mut record = Record::default();
+    record.line(weightlab_compute::simd::describe());
+    record.line(format!(
+        "n generated MLPs 784→{}→10 ({p} parameters) against n training checkpoints, {} Fashion-MNIST test examples; {} threads",
+        args.hidden,
+        data.test.len(),
+        tch::get_num_threads()
+    ));
+    record.line(format!("{:>6} {:>10} {:>10} {:>13} {:>11} {:>10} {:>9}   {:>9}", "n", "accuracy", "nn (raw)", "nn (aligned)", "nn (interp)", "novelty", "total", "(setup)"));
     let mut rows: Vec<(usize, [f64; 6])> = Vec::new();
     for &n in &args.sizes {
         let setup = Instant::now();
@@ -66,10 +73,20 @@ pub fn metrics(args: &BenchMetricsArgs) -> Result<i32> {
         let novelty = timed(&mut || drop(metrics::behaviour(&predictions, &reference_predictions, &labels, false)));
         let total = accuracy + raw + aligned + interp + novelty;
         let aligned_cell = if estimated { format!("~{aligned:.0}s (n²)") } else { format!("{aligned:.2}s") };
-        println!("{n:>6} {accuracy:>9.2}s {raw:>9.2}s {aligned_cell:>13} {interp:>10.2}s {novelty:>9.2}s {total:>8.2}s   {setup:>8.1}s");
+        record.line(format!("{n:>6} {accuracy:>9.2}s {raw:>9.2}s {aligned_cell:>13} {interp:>10.2}s {novelty:>9.2}s {total:>8.2}s   {setup:>8.1}s"));
         if estimated {
-            println!("{:>6} without the aligned distance: {:.2}s", "", total - aligned);
+            record.line(format!("{:>6} without the aligned distance: {:.2}s", "", total - aligned));
         }
+        record.row(&[
+            ("n", n.to_string()),
+            ("accuracy_s", figure(accuracy)),
+            ("nn_raw_s", figure(raw)),
+            ("nn_aligned_s", figure(aligned)),
+            ("nn_aligned_estimated", estimated.to_string()),
+            ("nn_interp_s", figure(interp)),
+            ("novelty_s", figure(novelty)),
+            ("total_s", figure(total)),
+        ]);
         rows.push((n, [accuracy, raw, aligned, interp, novelty, total]));
     }
     if let (Some(first), Some(last)) = (rows.first(), rows.last())
@@ -80,7 +97,8 @@ pub fn metrics(args: &BenchMetricsArgs) -> Result<i32> {
             .enumerate()
             .map(|(k, name)| format!("{name} n^{:.2}", (last.1[k] / first.1[k]).ln() / (last.0 as f64 / first.0 as f64).ln()))
             .collect();
-        println!("growth from n = {} to {}: {}", first.0, last.0, growth.join(", "));
+        record.line(format!("growth from n = {} to {}: {}", first.0, last.0, growth.join(", ")));
     }
+    record.save(&args.out)?;
     Ok(0)
 }

@@ -6,6 +6,7 @@ use anyhow::{Result, anyhow};
 
 use weightlab_compute::arch::bench_nets::{LENET5, RESNET_SMALL};
 
+use crate::record::{Record, figure};
 use crate::references::{Scripts, require_python};
 use crate::{BenchZooArgs, cores, median};
 
@@ -38,11 +39,12 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
     let recipe = TrainSpec { epochs: args.epochs, batch_size: args.batch, lr: 1e-3, ..TrainSpec::default() };
     let py = require_python()?;
     let scripts = Scripts::new()?;
-    println!("{} models, {} Fashion-MNIST examples, {} epoch(s), batch {}, Adam; {} cores; median of {} runs", args.models, args.train, args.epochs, args.batch, cores(), args.repeats);
+    let mut record = Record::default();
+    record.line(format!("{} models, {} Fashion-MNIST examples, {} epoch(s), batch {}, Adam; {} cores; median of {} runs", args.models, args.train, args.epochs, args.batch, cores(), args.repeats));
     let ceiling = scripts.measure(&py, "zoo.py", &["mlp", "1", "1", "1", "1", "sgemm"].map(String::from), &[])?;
-    println!("{}", weightlab_compute::simd::describe());
-    println!("ceiling: this machine's SGEMM (2048², PyTorch, best of 10) runs at {ceiling:.0} GFLOP/s");
-    println!("{:<12} {:>20} {:>20} {:>20} {:>20}  {:>9} {:>9} {:>9}", "arch", "weightlab", "torch loop", "torch vmap", "torch hand-batched", "vs loop", "vs vmap", "vs batch");
+    record.line(weightlab_compute::simd::describe());
+    record.line(format!("ceiling: this machine's SGEMM (2048², PyTorch, best of 10) runs at {ceiling:.0} GFLOP/s"));
+    record.line(format!("{:<12} {:>20} {:>20} {:>20} {:>20}  {:>9} {:>9} {:>9}", "arch", "weightlab", "torch loop", "torch vmap", "torch hand-batched", "vs loop", "vs vmap", "vs batch"));
     let archs = [
         ("mlp", ArchSpec::Mlp { hidden: vec![args.mlp_hidden], activation: Default::default() }),
         ("cnn", ArchSpec::CnnS {}),
@@ -81,8 +83,30 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
         let cell = |s: f64| if s.is_nan() { "n/a".to_string() } else { format!("{:.1} m/s {:>5.1} GF/s", args.models as f64 / s, gflop / s) };
         let kind = if kind == "mlp" { format!("mlp-{}", args.mlp_hidden) } else { kind.to_string() };
         let ratio = |s: f64| if s.is_nan() { "n/a".to_string() } else { format!("{:.2}x", s / w) };
-        println!("{kind:<12} {:>20} {:>20} {:>20} {:>20}  {:>9} {:>9} {:>9}", cell(w), cell(l), cell(v), cell(b), ratio(l), ratio(v), ratio(b));
-        println!("             {gflop:.1} GFLOP of training; weightlab at {:.0} % of the SGEMM ceiling, hand-batched PyTorch at {:.0} %", 100.0 * gflop / w / ceiling, 100.0 * gflop / b / ceiling);
+        record.line(format!("{kind:<12} {:>20} {:>20} {:>20} {:>20}  {:>9} {:>9} {:>9}", cell(w), cell(l), cell(v), cell(b), ratio(l), ratio(v), ratio(b)));
+        record.line(format!(
+            "             {gflop:.1} GFLOP of training; weightlab at {:.0} % of the SGEMM ceiling, hand-batched PyTorch at {:.0} %",
+            100.0 * gflop / w / ceiling,
+            100.0 * gflop / b / ceiling
+        ));
+        let rate = |s: f64| figure(args.models as f64 / s);
+        record.row(&[
+            ("arch", kind.clone()),
+            ("models", args.models.to_string()),
+            ("repeats", args.repeats.to_string()),
+            ("sgemm_gflops", figure(ceiling)),
+            ("weightlab", rate(w)),
+            ("weightlab_gflops", figure(gflop / w)),
+            ("loop", rate(l)),
+            ("vmap", rate(v)),
+            ("batched", rate(b)),
+            ("vs_loop", figure(l / w)),
+            ("vs_vmap", figure(v / w)),
+            ("vs_batched", figure(b / w)),
+            ("weightlab_ceiling_pct", figure(100.0 * gflop / w / ceiling)),
+            ("batched_ceiling_pct", figure(100.0 * gflop / b / ceiling)),
+        ]);
     }
+    record.save(&args.out)?;
     Ok(0)
 }

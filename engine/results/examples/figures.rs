@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Files: `README.md`, every Markdown file under `docs/src`, `plugins` and `reports`; figures
-//! come from `reports/<run>/summary.csv` (or `<run>/frontier.csv`).
+//! come from `reports/<run>/summary.csv` (or `<run>/frontier.csv`) and, for `bench:NAME`, from
+//! `benches/results/NAME/summary.csv`.
 
 use std::path::Path;
 
@@ -16,7 +17,7 @@ use weightlab_results::figures::{self, Tables};
 fn main() -> std::process::ExitCode {
     let write = std::env::args().any(|a| a == "--write");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut tables = Tables::new(&root.join("reports"));
+    let mut tables = Tables::of_repository(&root);
     let (mut failed, mut quoted, mut rewritten) = (false, 0, 0);
     for file in figures::doc_files(&root) {
         let Ok(text) = std::fs::read_to_string(&file) else { continue };

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! `memorization` is a committed run folder under `reports/`, read from its `summary.csv`
-//! (`memorization/frontier` reads `frontier.csv`, `probing/scores` reads `scores.csv`); the
-//! `key=value` pairs pick one row; the last word is the column. Markdown renders the comments as nothing, so the page reads "0.730".
+//! (`memorization/frontier` reads `frontier.csv`, `probing/scores` reads `scores.csv`);
+//! `bench:NAME` is a committed benchmark under `benches/results/NAME/` (what `weightlab bench …
+//! --save` wrote); the `key=value` pairs pick one row; the last word is the column. Markdown renders the comments as nothing, so the page reads "0.730".
 //! [`check`] compares each written figure with the table, at the precision it is written in
 //! (0.730 is three decimals; a leading `+` is kept); [`refresh`] rewrites them. A figure a
 //! person edits by hand, or a rerun that moves one, makes the docs test fail until refreshed.
@@ -101,22 +102,37 @@ pub fn markers(text: &str) -> Result<Vec<Marker>, Vec<Problem>> {
 /// A CSV table read: its header and rows.
 type Csv = (Vec<String>, Vec<Vec<String>>);
 
-/// The committed tables figures are quoted from: `<root>/<run>/<table>.csv`, read once each.
+/// The committed tables figures are quoted from: `<root>/<run>/<table>.csv` and
+/// `<benches>/<name>/<table>.csv` (sources `bench:<name>`), read once each.
 #[derive(Debug, Default)]
 pub struct Tables {
     root: PathBuf,
+    benches: Option<PathBuf>,
     read: BTreeMap<String, Result<Csv, String>>,
 }
+
+/// The prefix of a source under the benchmarks' folder.
+const BENCH: &str = "bench:";
 
 impl Tables {
     /// Tables under `root` (a repository's `reports/`).
     pub fn new(root: &Path) -> Self {
-        Self { root: root.to_path_buf(), read: BTreeMap::new() }
+        Self { root: root.to_path_buf(), benches: None, read: BTreeMap::new() }
+    }
+
+    /// Tables of a repository: runs under `reports/`, benchmarks under `benches/results/`.
+    pub fn of_repository(root: &Path) -> Self {
+        Self { root: root.join("reports"), benches: Some(root.join("benches/results")), read: BTreeMap::new() }
     }
 
     fn table(&mut self, source: &str) -> Result<&Csv, String> {
-        let (run, table) = source.split_once('/').unwrap_or((source, "summary"));
-        let path = self.root.join(run).join(format!("{table}.csv"));
+        let (base, name) = match (source.strip_prefix(BENCH), &self.benches) {
+            (Some(name), Some(benches)) => (benches.as_path(), name),
+            (Some(_), None) => return Err(format!("{source}: no benchmarks folder to read it from")),
+            (None, _) => (self.root.as_path(), source),
+        };
+        let (run, table) = name.split_once('/').unwrap_or((name, "summary"));
+        let path = base.join(run).join(format!("{table}.csv"));
         self.read
             .entry(source.to_string())
             .or_insert_with(|| {
@@ -238,6 +254,21 @@ pub fn doc_files(root: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bench_source_reads_the_benchmarks_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("benches/results/gen-xeon")).unwrap();
+        std::fs::create_dir_all(dir.path().join("reports")).unwrap();
+        std::fs::write(dir.path().join("benches/results/gen-xeon/summary.csv"), "cpu,bench,ratio\nXeon,pdiff,0.9861\nXeon,igpg,1.0153\n").unwrap();
+        let mut t = Tables::of_repository(dir.path());
+        assert!(check("p-diff <!--wl bench:gen-xeon bench=pdiff ratio-->0.986<!--/wl-->, IGPG <!--wl bench:gen-xeon bench=igpg ratio-->1.02<!--/wl-->", &mut t).is_empty());
+        let problems = check("<!--wl bench:gen-xeon bench=pdiff ratio-->0.969<!--/wl-->", &mut t);
+        assert!(problems.len() == 1 && problems[0].message.contains("is 0.986, written 0.969"), "{problems:?}");
+        // Without a benchmarks folder the source is an error, not a run called `bench:…`.
+        let problems = check("<!--wl bench:gen-xeon bench=pdiff ratio-->0.986<!--/wl-->", &mut Tables::new(&dir.path().join("reports")));
+        assert!(problems.len() == 1 && problems[0].message.contains("no benchmarks folder"), "{problems:?}");
+    }
 
     fn tables() -> (tempfile::TempDir, Tables) {
         let dir = tempfile::tempdir().unwrap();
