@@ -92,6 +92,15 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
     assert!(hyperreps.contains("plugin/pytorch = ") && hyperreps.contains("Hyper-Representations fit"), "{hyperreps}");
     let d2nwg = cmd(&["bench", "d2nwg", "--rows", "8", "--params", "64", "--steps", "2", "--repeats", "1"]);
     assert!(d2nwg.contains("plugin/pytorch = ") && d2nwg.contains("D2NWG fit"), "{d2nwg}");
+    // A `--save` folder that cannot be made fails at once, before anything is measured.
+    std::fs::write(tmp.path().join("a-file"), "").unwrap();
+    let mut c = Command::new(&exe);
+    c.args(["bench", "generators", "--save", "a-file/inside"]).current_dir(tmp.path()).env("WEIGHTLAB_CACHE", tmp.path().join("cache"));
+    let started = std::time::Instant::now();
+    let out = run_copied(&mut c);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--save a-file/inside: cannot make that folder"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).is_empty() && started.elapsed().as_secs() < 30, "nothing measured first");
     // `--save`: what was printed, and the figures as the table the docs quote from, every row
     // naming the machine.
     let igpg = cmd(&["bench", "igpg", "--rows", "8", "--params", "64", "--chunk", "8", "--steps", "2", "--repeats", "1", "--save", "saved/igpg"]);
@@ -108,7 +117,8 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
     assert_eq!(cell(&rows[0], "bench"), "igpg");
     let ratio: f64 = cell(&rows[0], "ratio").parse().unwrap();
     let (plugin, torch): (f64, f64) = (cell(&rows[0], "plugin_s").parse().unwrap(), cell(&rows[0], "pytorch_s").parse().unwrap());
-    assert!(ratio > 0.0 && (ratio - plugin / torch).abs() < 1e-3 * ratio.max(1.0), "ratio {ratio} vs {plugin} / {torch}");
+    // The times are kept to 0.1 ms, so a run of milliseconds gives their ratio to about 1 %.
+    assert!(ratio > 0.0 && (ratio - plugin / torch).abs() <= 0.02 * ratio + 1e-4, "ratio {ratio} vs {plugin} / {torch}");
     let diffusion = cmd(&["bench", "diffusion", "--rows", "8", "--params", "100", "--steps", "2", "--repeats", "1"]);
     assert!(diffusion.contains("plugin/pytorch = ") && diffusion.lines().next().is_some_and(|l| l.starts_with("CPU ")), "{diffusion}");
     // A declared network on the native engine against its PyTorch references: a line per

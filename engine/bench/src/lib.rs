@@ -17,8 +17,10 @@ pub use record::SaveArgs;
 
 use clap::{Args, Subcommand};
 
-/// Runs one benchmark; the process exit code.
+/// Runs one benchmark; the process exit code. The `--save` folder is made first, so a path that
+/// cannot be one fails before minutes of measuring, not after.
 pub fn run(command: &BenchCommand) -> anyhow::Result<i32> {
+    command.save().prepare()?;
     match command {
         BenchCommand::Plugin(args) => plugin::plugin(args),
         BenchCommand::Pdiff(args) => plugin::pdiff(args),
@@ -30,6 +32,21 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<i32> {
         BenchCommand::Generators(args) => plugin::generators(args),
         BenchCommand::Zoo(args) => zoo::zoo(args),
         BenchCommand::Metrics(args) => metrics::metrics(args),
+    }
+}
+
+impl BenchCommand {
+    /// Where the bench saves what it measured (`--save`).
+    fn save(&self) -> &SaveArgs {
+        match self {
+            BenchCommand::Plugin(a) => &a.out,
+            BenchCommand::Pdiff(a) | BenchCommand::Flown(a) | BenchCommand::Hyperreps(a) | BenchCommand::D2nwg(a) => &a.out,
+            BenchCommand::Igpg(a) => &a.out,
+            BenchCommand::Diffusion(a) => &a.out,
+            BenchCommand::Generators(a) => &a.out,
+            BenchCommand::Zoo(a) => &a.out,
+            BenchCommand::Metrics(a) => &a.out,
+        }
     }
 }
 

@@ -22,6 +22,18 @@ pub struct SaveArgs {
     pub save: Option<PathBuf>,
 }
 
+impl SaveArgs {
+    /// Makes the folder (and checks it can be written) before the bench runs.
+    pub fn prepare(&self) -> Result<()> {
+        let Some(dir) = &self.save else { return Ok(()) };
+        std::fs::create_dir_all(dir).with_context(|| format!("--save {}: cannot make that folder", dir.display()))?;
+        let probe = dir.join(".weightlab-write-test");
+        std::fs::write(&probe, b"").with_context(|| format!("--save {}: cannot write there", dir.display()))?;
+        let _ = std::fs::remove_file(probe);
+        Ok(())
+    }
+}
+
 /// The lines and rows of one bench run.
 #[derive(Debug, Default)]
 pub struct Record {
