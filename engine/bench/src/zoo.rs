@@ -2,9 +2,9 @@
 
 use std::time::Instant;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 
-use weightlab_compute::arch::bench_nets::{LENET5, RESNET_SMALL};
+use weightlab_compute::arch::bench_nets::{LENET5, RESNET_SMALL, declared};
 
 use crate::record::{Record, figure};
 use crate::references::{Scripts, require_python};
@@ -25,11 +25,6 @@ fn forward_flops(kind: &str, mlp_hidden: usize) -> f64 {
     } as f64
 }
 
-/// The `arch` of a `[zoo]` table written as `text`.
-fn declared(text: &str) -> Result<weightlab_manifest::ArchSpec> {
-    Ok(toml::from_str::<toml::Table>(text)?.get("arch").cloned().ok_or_else(|| anyhow!("a declared network"))?.try_into()?)
-}
-
 /// `weightlab bench zoo`: batched zoo training against PyTorch's per-model loop, vmap and a
 /// hand-batched version, with GFLOP/s against the machine's SGEMM rate.
 pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
@@ -48,8 +43,8 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
     let archs = [
         ("mlp", ArchSpec::Mlp { hidden: vec![args.mlp_hidden], activation: Default::default() }),
         ("cnn", ArchSpec::CnnS {}),
-        ("lenet5", declared(LENET5)?),
-        ("resnet-small", declared(RESNET_SMALL)?),
+        ("lenet5", declared(LENET5).map_err(anyhow::Error::msg)?),
+        ("resnet-small", declared(RESNET_SMALL).map_err(anyhow::Error::msg)?),
     ];
     if !archs.iter().any(|(kind, _)| args.arch == *kind) && !["both", "all"].contains(&args.arch.as_str()) {
         anyhow::bail!("--arch {}: expected one of mlp, cnn, lenet5, resnet-small, both (mlp and cnn), all", args.arch);

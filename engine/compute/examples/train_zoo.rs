@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use weightlab_compute::arch::bench_nets::{LENET5, RESNET_SMALL};
+use weightlab_compute::arch::bench_nets::{LENET5, RESNET_SMALL, declared};
 use weightlab_compute::zoo::train::{MODELS_PER_BATCH, train_models};
 use weightlab_manifest::{ArchSpec, DataSpec, TrainSpec};
 
@@ -43,10 +43,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let median = times[times.len() / 2];
     println!("{kind}: {models} models in {median:.3} s (median of {repeats}): {:.1} models/s; all runs {times:.3?}", models as f64 / median);
     Ok(())
-}
-
-/// The `arch` of a `[zoo]` table written as `text`.
-fn declared(text: &str) -> Result<ArchSpec, Box<dyn std::error::Error>> {
-    let table: toml::Table = toml::from_str(text)?;
-    Ok(table.get("arch").cloned().ok_or("a declared network")?.try_into()?)
 }

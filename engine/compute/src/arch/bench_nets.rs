@@ -21,3 +21,9 @@ pub const RESNET_SMALL: &str = r#"arch = { kind = "sequential", layers = [
                        shortcut = [ { type = "conv2d", out = 16, kernel = 1, bias = false }, { type = "batchnorm2d" } ] },
   { type = "relu" }, { type = "adaptive_avgpool2d" }, { type = "flatten" }, { type = "linear", out = 10 },
 ] }"#;
+
+/// The `arch` of a `[zoo]` table written as `text` (one of the networks above).
+pub fn declared(text: &str) -> Result<weightlab_manifest::ArchSpec, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    table.get("arch").cloned().ok_or("no `arch` in a declared network")?.try_into().map_err(|e: toml::de::Error| e.to_string())
+}
