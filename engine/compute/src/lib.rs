@@ -9,18 +9,22 @@
 //!   scores and model-tree discovery.
 //! - [`text`]: offline sentence embeddings (all-MiniLM-L6-v2) of class names and instructions.
 //! - [`device`]: where tensors live.
-//! - `gemm`, `simd`: the hand-written kernels' small matrix products and per-CPU compilation.
+//! - `gemm`, `simd`: the hand-written kernels' small matrix products and per-CPU compilation
+//!   (from `weightlab-kernels`).
 
 pub mod arch;
 pub mod data;
 pub mod device;
 pub mod eval;
 pub mod finetune;
-mod gemm;
 pub mod metrics;
-pub mod simd;
 pub mod text;
 pub mod zoo;
+
+/// The hand-written kernels' matrix products and per-CPU vector widths live in their own crate
+/// (the plugin host uses them too); re-exported so `crate::gemm` and `simd` read as before.
+use weightlab_kernels::gemm;
+pub use weightlab_kernels::simd;
 
 pub use arch::{Arch, Layout};
 pub use data::Dataset;

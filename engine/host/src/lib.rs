@@ -14,6 +14,7 @@
 //! - [`abi`]: which WIT versions are compatible (semver).
 //! - [`compat`]: adapters that run plugins built against older frozen WIT versions.
 //! - [`metadata`]: a built plugin's description in a custom section, read without running it.
+//! - [`native`]: operations on weightlab's own kernels where libtorch's are slow (1-D convolutions).
 //! - [`tensors`]: the `tensors` interface on libtorch.
 //! - [`state`]: per-store data and the `log` interface.
 //! - [`bench`]: the native side of the plugin-overhead benchmark.
@@ -27,6 +28,7 @@ pub mod compiled;
 pub mod config_schema;
 pub mod limits;
 pub mod metadata;
+pub mod native;
 pub mod plugin;
 pub mod runtime;
 pub mod shapes;

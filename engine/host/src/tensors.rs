@@ -466,7 +466,13 @@ impl wit::HostTensor for PluginState {
         let b = self.optional(&bias)?;
         let mut inputs = vec![&r, &weight];
         inputs.extend(bias.as_ref());
-        self.op("conv1d", &inputs, out, work, Out::New, |t| t[0].f_conv1d(&t[1], b.as_ref(), [stride as i64].as_slice(), [padding as i64].as_slice(), [1i64].as_slice(), 1))
+        self.op("conv1d", &inputs, out, work, Out::New, |t| {
+            let (stride, padding) = (stride as i64, padding as i64);
+            crate::native::enabled()
+                .then(|| crate::native::conv1d(&t[0], &t[1], b.as_ref(), stride, padding))
+                .flatten()
+                .unwrap_or_else(|| t[0].f_conv1d(&t[1], b.as_ref(), [stride].as_slice(), [padding].as_slice(), [1i64].as_slice(), 1))
+        })
     }
 
     fn conv_transpose1d(
@@ -491,7 +497,11 @@ impl wit::HostTensor for PluginState {
         let mut inputs = vec![&r, &weight];
         inputs.extend(bias.as_ref());
         self.op("conv-transpose1d", &inputs, out, work, Out::New, |t| {
-            t[0].f_conv_transpose1d(&t[1], b.as_ref(), [stride as i64].as_slice(), [padding as i64].as_slice(), [output_padding as i64].as_slice(), 1, [1i64].as_slice())
+            let (stride, padding, output_padding) = (stride as i64, padding as i64, output_padding as i64);
+            crate::native::enabled()
+                .then(|| crate::native::conv_transpose1d(&t[0], &t[1], b.as_ref(), stride, padding, output_padding))
+                .flatten()
+                .unwrap_or_else(|| t[0].f_conv_transpose1d(&t[1], b.as_ref(), [stride].as_slice(), [padding].as_slice(), [output_padding].as_slice(), 1, [1i64].as_slice()))
         })
     }
 

@@ -614,19 +614,6 @@ fn two(grad: &mut [f32], a: Range<usize>, b: Option<Range<usize>>) -> (&mut [f32
     }
 }
 
-/// `out` (rows × nc) = `a` (rows × w, row-major) · `b` (w rows of at least nc): in panels of 4
-/// rows when that leaves no padding rows and panels of 6 would (8, 16 rows), else of 6.
-fn gemm_rows(a: &[f32], w: usize, b: &[&[f32]], nc: usize, out: &mut [f32], panels: &mut Vec<f32>) {
-    let rows = a.len() / w.max(1);
-    if !rows.is_multiple_of(crate::gemm::PANEL) && rows.is_multiple_of(crate::gemm::PANEL4) {
-        crate::gemm::pack_into_of::<{ crate::gemm::PANEL4 }>(a, w, panels);
-        crate::gemm::matmul_rows4(panels, b, w, nc, out);
-    } else {
-        crate::gemm::pack_into(a, w, panels);
-        crate::gemm::matmul_rows(panels, b, w, nc, out);
-    }
-}
-
 impl Conv {
     /// The largest offset of a kernel tap in a padded plane.
     fn lead(&self) -> usize {
@@ -659,7 +646,7 @@ impl Conv {
             }
         }
         let taps = self.ci * self.k * self.k;
-        gemm_rows(weight, taps, &self.tap_rows(pad, row, nc), nc, wide, panels);
+        crate::gemm::matmul_rows_of_matrix(weight, taps, &self.tap_rows(pad, row, nc), nc, wide, panels);
         let per = self.co * self.oh * self.ow;
         for (n, out) in out.chunks_exact_mut(per).enumerate() {
             for (oc, dst) in out.chunks_exact_mut(self.oh * self.ow).enumerate() {
@@ -727,7 +714,7 @@ impl Conv {
                 }
             }
         }
-        gemm_rows(&flipped, self.co * self.k * self.k, &shifted, nc, dpad, panels);
+        crate::gemm::matmul_rows_of_matrix(&flipped, self.co * self.k * self.k, &shifted, nc, dpad, panels);
         for (n, din) in din.chunks_exact_mut(self.ci * self.h * self.w).enumerate() {
             for (ic, dst) in din.chunks_exact_mut(self.h * self.w).enumerate() {
                 for (y, line) in dst.chunks_exact_mut(self.w).enumerate() {

@@ -1,7 +1,7 @@
 //! Hand-written kernels compiled for the widest vectors the CPU has.
 //!
-//! The hand-written kernels ([`crate::zoo`]'s Adam and engines) are plain Rust loops that the
-//! compiler vectorizes; compiled for the x86-64 baseline they get 4-lane SSE. (The matrix
+//! The hand-written kernels (the zoo engines and their Adam in `weightlab-compute`) are plain
+//! Rust loops that the compiler vectorizes; compiled for the x86-64 baseline they get 4-lane SSE. (The matrix
 //! products of [`crate::gemm`], which the engines and the aligned distance spend most of their
 //! time in, are laid out by hand per width instead.)
 //! [`multiversion!`] compiles a function's body again for AVX-512 and for AVX2 (each with FMA)
@@ -19,6 +19,7 @@
 /// `multiversion! { /// docs \n fn name(args) [-> T] { body } }` declares `fn name(args)` that runs
 /// `body` compiled for AVX-512 or AVX2 when the CPU has them, and for the baseline otherwise.
 /// Helpers the body calls in its loops must be `#[inline(always)]` to be compiled with it.
+#[macro_export]
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -97,7 +98,7 @@ pub fn available() -> Vec<Level> {
 
 /// `f()` with this thread's kernels at `level`: how the calibration and the tests that compare
 /// the widths run one. Panics if the CPU lacks `level` (running it would be undefined).
-pub(crate) fn at_level<T>(level: Level, f: impl FnOnce() -> T) -> T {
+pub fn at_level<T>(level: Level, f: impl FnOnce() -> T) -> T {
     assert!(available().contains(&level), "this CPU cannot run kernels at {}", level.name());
     FORCED.with(|c| c.set(Some(level)));
     let out = f();
@@ -271,7 +272,7 @@ pub fn calibrate() -> Option<Calibration> {
     Some(Calibration { level, avx512, avx2, same_bits })
 }
 
-pub(crate) use multiversion;
+pub use crate::multiversion;
 
 #[cfg(test)]
 mod tests {

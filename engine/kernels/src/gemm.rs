@@ -12,8 +12,8 @@
 //! Why fused: on Intel cores a multiply and an add share the two vector ports a fused
 //! multiply-add uses alone, so unfused products run at half the rate (measured on a Xeon with
 //! AVX-512: the weight gradient's product 78 → 103–133 GFLOP/s on one core).
-//! Used for the unit costs of aligned distances ([`crate::arch::align`]) and the MLP and
-//! declared-network engines (`zoo::dense`, `zoo::net`).
+//! Used for the unit costs of aligned distances (`weightlab_compute::arch::align`), the MLP and
+//! declared-network engines (`zoo::dense`, `zoo::net`) and the 1-D convolutions ([`crate::conv1d`]).
 
 /// Returns `$wide` (a kernel of [`wide`]) when the kernels run at AVX-512, `$narrow` (of
 /// [`narrow`]) at AVX2; falls through to the portable loops on the baseline.
@@ -31,10 +31,10 @@ macro_rules! by_width {
 }
 
 /// Columns per register tile; the column side's width is padded to a multiple.
-pub(crate) const TILE: usize = 16;
+pub const TILE: usize = 16;
 /// Rows per register tile: rows are stored in panels of this many, interleaved along the
 /// contracted index, the last panel padded with zero rows ([`pack`]).
-pub(crate) const PANEL: usize = 6;
+pub const PANEL: usize = 6;
 
 /// One register tile of [`matmul_add`]: a panel of `P` rows against the TILE columns from `c0`,
 /// each entry's products added in order of the contracted index to what `out` holds (`fresh`:
@@ -69,7 +69,7 @@ fn tile<'c, const P: usize>(panel: &[f32], cols: impl Iterator<Item = &'c [f32]>
 /// (the panels' padding rows need no room). Each entry's products are added in order of k
 /// (stored and resumed in f32 between calls), so it has the same bits for any shapes, any
 /// split of the k range and on every CPU.
-pub(crate) fn matmul_add(panels: &[f32], cols: &[f32], w: usize, nc: usize, ks: std::ops::Range<usize>, out: &mut [f32]) {
+pub fn matmul_add(panels: &[f32], cols: &[f32], w: usize, nc: usize, ks: std::ops::Range<usize>, out: &mut [f32]) {
     by_width!(wide::matmul_add::<PANEL>(panels, cols, w, nc, ks.clone(), out), narrow::matmul_add::<PANEL>(panels, cols, w, nc, ks.clone(), out));
     let fresh = ks.start == 0;
     let cols = &cols[ks.start * nc..ks.end * nc];
@@ -83,17 +83,41 @@ pub(crate) fn matmul_add(panels: &[f32], cols: &[f32], w: usize, nc: usize, ks: 
 
 /// Rows per panel of [`matmul_rows4`]: a matrix of 8 or 16 rows fills panels of 4 exactly,
 /// where panels of 6 would compute 4 or 2 rows of padding.
-pub(crate) const PANEL4: usize = 4;
+pub const PANEL4: usize = 4;
 
 /// [`matmul_rows`] with `a` in panels of [`PANEL4`] rows ([`pack_into_of`]`::<4>`).
-pub(crate) fn matmul_rows4(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
+pub fn matmul_rows4(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
     matmul_rows_of::<PANEL4>(panels, b, w, nc, out);
 }
 
 /// [`matmul_add`] over all of `a`'s `w` columns (from zero), `b` given as its `w` rows —
 /// anywhere in memory, each at least `nc` long: a batch's examples read where they are.
-pub(crate) fn matmul_rows(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
+pub fn matmul_rows(panels: &[f32], b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
     matmul_rows_of::<PANEL>(panels, b, w, nc, out);
+}
+
+/// Whether `rows` rows are packed in panels of [`PANEL4`]: when that leaves no padding rows and
+/// panels of [`PANEL`] would (8, 16 rows).
+fn fours(rows: usize) -> bool {
+    !rows.is_multiple_of(PANEL) && rows.is_multiple_of(PANEL4)
+}
+
+/// `a` (row-major, `w` columns) packed into `panels` for [`matmul_rows_packed`].
+pub fn pack_for_rows(a: &[f32], w: usize, panels: &mut Vec<f32>) {
+    if fours(a.len() / w.max(1)) { pack_into_of::<PANEL4>(a, w, panels) } else { pack_into(a, w, panels) }
+}
+
+/// `out` (rows × nc) = `a` · `b` for `a` of `rows` rows packed by [`pack_for_rows`] and `b`
+/// given as its `w` rows (anywhere, each at least nc long). The same bits whatever the panels.
+pub fn matmul_rows_packed(panels: &[f32], rows: usize, b: &[&[f32]], w: usize, nc: usize, out: &mut [f32]) {
+    if fours(rows) { matmul_rows4(panels, b, w, nc, out) } else { matmul_rows(panels, b, w, nc, out) }
+}
+
+/// `out` (rows × nc) = `a` (rows × w, row-major) · `b` (w rows, anywhere, each at least nc
+/// long), `a` packed into `panels` (its allocation reused) by [`pack_for_rows`].
+pub fn matmul_rows_of_matrix(a: &[f32], w: usize, b: &[&[f32]], nc: usize, out: &mut [f32], panels: &mut Vec<f32>) {
+    pack_for_rows(a, w, panels);
+    matmul_rows_packed(panels, a.len() / w.max(1), b, w, nc, out);
 }
 
 /// [`matmul_rows`] for panels of `P` rows.
@@ -146,14 +170,14 @@ fn nt_tile<const R: usize, const C: usize>(a: [&[f32]; R], b: [&[f32]; C], k: us
 /// rows `b` (anywhere in memory, each at least `k` long): A·Bᵀ without moving either
 /// operand — the first layer's forward reads the weights and the batch's examples where
 /// they are. Each dot product is summed the same way whatever tile computes it.
-pub(crate) fn matmul_nt(a: &[f32], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
+pub fn matmul_nt(a: &[f32], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
     let rows: Vec<&[f32]> = a.chunks_exact(k.max(1)).collect();
     by_width!(wide::nt_rows(&rows, b, k, out, stride), narrow::nt_rows(&rows, b, k, out, stride));
     nt_rows(&rows, b, k, out, stride);
 }
 
 /// [`matmul_nt`] with `a` given as its rows too, anywhere in memory, each at least `k` long.
-pub(crate) fn matmul_nt_rows(a: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
+pub fn matmul_nt_rows(a: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
     by_width!(wide::nt_rows(a, b, k, out, stride), narrow::nt_rows(a, b, k, out, stride));
     nt_rows(a, b, k, out, stride);
 }
@@ -481,19 +505,19 @@ mod narrow {
 
 /// `rows` (row-major, `w` columns) in the panels [`matmul_add`] reads: groups of [`PANEL`]
 /// rows interleaved along the columns, the last group padded with zero rows.
-pub(crate) fn pack(rows: &[f32], w: usize) -> Vec<f32> {
+pub fn pack(rows: &[f32], w: usize) -> Vec<f32> {
     let mut panels = Vec::new();
     pack_into(rows, w, &mut panels);
     panels
 }
 
 /// [`pack`] into `out` (its allocation reused).
-pub(crate) fn pack_into(rows: &[f32], w: usize, out: &mut Vec<f32>) {
+pub fn pack_into(rows: &[f32], w: usize, out: &mut Vec<f32>) {
     pack_into_of::<PANEL>(rows, w, out);
 }
 
 /// [`pack_into`] in panels of `P` rows.
-pub(crate) fn pack_into_of<const P: usize>(rows: &[f32], w: usize, out: &mut Vec<f32>) {
+pub fn pack_into_of<const P: usize>(rows: &[f32], w: usize, out: &mut Vec<f32>) {
     let n = rows.len() / w.max(1);
     out.clear();
     out.resize(n.div_ceil(P) * P * w, 0.0);
@@ -507,7 +531,7 @@ pub(crate) fn pack_into_of<const P: usize>(rows: &[f32], w: usize, out: &mut Vec
 
 /// `rows` (`n` rows of `w`) transposed into panels: the panels of the `w` × `n` matrix whose
 /// rows are `rows`' columns, as [`pack`] of that transpose would store them.
-pub(crate) fn pack_transposed(rows: &[f32], w: usize, out: &mut Vec<f32>) {
+pub fn pack_transposed(rows: &[f32], w: usize, out: &mut Vec<f32>) {
     let n = rows.len() / w.max(1);
     out.clear();
     out.resize(w.div_ceil(PANEL) * PANEL * n, 0.0);

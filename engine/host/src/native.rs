@@ -1,0 +1,345 @@
+//! Host tensor operations computed by weightlab's own kernels (`weightlab-kernels`) instead of
+//! libtorch's, where those are much faster: the 1-D convolutions of the weight autoencoders
+//! (p-diff, FLoWN), which libtorch's oneDNN kernels run at 10–80 GFLOP/s on long rows of few
+//! channels. Plugins see no difference but speed: the same operation, the same shapes and
+//! errors, values within float rounding of libtorch's, and gradients through libtorch's
+//! autograd — the output joins the graph through a small C++ node (`csrc/native_autograd.cpp`)
+//! whose backward pass calls back into [`backward`] here.
+//!
+//! Taken only when [`enabled`] (`WEIGHTLAB_NATIVE_KERNELS=1`; off by default, see there why) and
+//! where the kernels apply (CPU, float32, one group, dilation 1, sizes libtorch accepts);
+//! everything else runs on libtorch. The native backward is not itself differentiable (plugins cannot ask
+//! for second derivatives).
+
+use std::ffi::{c_char, c_int, c_void};
+use std::mem::ManuallyDrop;
+
+use tch::{Device, Kind, TchError, Tensor};
+use weightlab_kernels::conv1d::{Conv1d, ConvTranspose1d, bias_grad};
+
+/// The variable that turns the native kernels on (`1`, `on`, `true`); off by default, see
+/// [`enabled`].
+pub const SWITCH: &str = "WEIGHTLAB_NATIVE_KERNELS";
+
+/// Whether the host routes operations to the native kernels (read once per process). Off by
+/// default: on p-diff's shapes the kernels take half of libtorch's time in a process of their
+/// own (`cargo run --release -p weightlab-kernels --example conv1d_speed`), but inside the
+/// engine they ran 2.5× slower than that, and p-diff's fit slower than on libtorch
+/// (`WEIGHTLAB_NATIVE_KERNELS=1 weightlab bench pdiff`; docs/src/performance.md). Until that
+/// is understood they are a measured experiment, not the default.
+pub fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| matches!(std::env::var(SWITCH).as_deref(), Ok("1" | "on" | "true")))
+}
+
+/// The operations whose backward pass [`backward`] computes (the node's `op` code).
+const CONV1D: i64 = 1;
+const CONV_TRANSPOSE1D: i64 = 2;
+
+type BackwardFn = unsafe extern "C" fn(
+    op: i64,
+    params: *const i64,
+    n_params: i64,
+    saved: *const *mut c_void,
+    n: i64,
+    grad: *const c_void,
+    needs: *const bool,
+    grads: *mut *mut c_void,
+    err: *mut c_char,
+    err_len: i64,
+) -> c_int;
+
+type TaskFn = unsafe extern "C" fn(ctx: *mut c_void, i: i64);
+
+unsafe extern "C" {
+    fn wl_parallel_for(n: i64, task: TaskFn, ctx: *mut c_void, err: *mut c_char, err_len: i64) -> c_int;
+    fn wl_native_attach(out: *const c_void, inputs: *const *mut c_void, n: i64, op: i64, params: *const i64, n_params: i64, backward: BackwardFn, err: *mut c_char, err_len: i64) -> *mut c_void;
+}
+
+fn error(message: impl Into<String>) -> TchError {
+    TchError::Torch(message.into())
+}
+
+/// Whether `t` is a CPU float32 tensor of `dims` dimensions.
+fn plain(t: &Tensor, dims: usize) -> bool {
+    t.device() == Device::Cpu && t.kind() == Kind::Float && t.dim() == dims
+}
+
+/// A CPU float32 tensor's values, contiguous (a copy only when it was not).
+struct Values(Tensor);
+
+impl Values {
+    fn of(t: &Tensor) -> Result<Self, TchError> {
+        Ok(Values(t.f_detach()?.f_contiguous()?))
+    }
+
+    fn slice(&self) -> &[f32] {
+        let n = self.0.numel();
+        if n == 0 {
+            return &[];
+        }
+        // SAFETY: a contiguous CPU float32 tensor holds `numel` floats at its data pointer,
+        // alive as long as `self.0`.
+        unsafe { std::slice::from_raw_parts(self.0.data_ptr() as *const f32, n) }
+    }
+}
+
+/// A new CPU float32 tensor of `shape`, filled by `fill`.
+fn made(shape: &[i64], fill: impl FnOnce(&mut [f32])) -> Result<Tensor, TchError> {
+    let t = Tensor::f_empty(shape, (Kind::Float, Device::Cpu))?;
+    let n = t.numel();
+    let values: &mut [f32] = if n == 0 {
+        &mut []
+    } else {
+        // SAFETY: a fresh contiguous float32 tensor of `n` elements, owned here.
+        unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n) }
+    };
+    fill(values);
+    Ok(t)
+}
+
+/// The kernels' parts split over libtorch's own threads, which stay ready (spinning) between
+/// libtorch's operations: threads of our own beside them would fight them for the cores.
+fn on_libtorch_threads(parts: usize, task: &(dyn Fn(usize) + Sync)) {
+    struct Job<'a> {
+        task: &'a (dyn Fn(usize) + Sync),
+        panicked: std::sync::atomic::AtomicBool,
+    }
+    unsafe extern "C" fn trampoline(ctx: *mut c_void, i: i64) {
+        // SAFETY: `ctx` is the `Job` below, alive until `wl_parallel_for` returns.
+        let job = unsafe { &*(ctx as *const Job) };
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.task)(i as usize))).is_err() {
+            job.panicked.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let job = Job { task, panicked: false.into() };
+    let mut err = [0 as c_char; 256];
+    // SAFETY: the trampoline gets `job` for the duration of the call and never unwinds.
+    let rc = unsafe { wl_parallel_for(parts as i64, trampoline, &job as *const Job as *mut c_void, err.as_mut_ptr(), err.len() as i64) };
+    if rc != 0 {
+        // libtorch could not run the parts (it says why): run them here, in order.
+        (0..parts).for_each(task);
+    }
+    assert!(!job.panicked.load(std::sync::atomic::Ordering::Relaxed), "a native kernel panicked on a libtorch thread");
+}
+
+/// Threads for the kernels: libtorch's intra-op count, on its pool ([`on_libtorch_threads`]).
+fn threads() -> usize {
+    weightlab_kernels::conv1d::set_runner(on_libtorch_threads);
+    usize::try_from(tch::get_num_threads()).unwrap_or(1).max(1)
+}
+
+/// `out` joined to the autograd graph of `inputs` (op `op`, integer `params`), when any of them
+/// requires a gradient; else `out` itself.
+fn attach(out: Tensor, inputs: &[&Tensor], op: i64, params: &[i64]) -> Result<Tensor, TchError> {
+    if !inputs.iter().any(|t| t.requires_grad()) {
+        return Ok(out);
+    }
+    let pointers: Vec<*mut c_void> = inputs.iter().map(|t| t.as_ptr() as *mut c_void).collect();
+    let mut err = [0 as c_char; 512];
+    // SAFETY: every pointer is a live tensor for the call; the C++ side copies what it keeps
+    // and returns a new tensor (owned by the caller) or null with a message.
+    let joined =
+        unsafe { wl_native_attach(out.as_ptr() as *const c_void, pointers.as_ptr(), pointers.len() as i64, op, params.as_ptr(), params.len() as i64, backward, err.as_mut_ptr(), err.len() as i64) };
+    if joined.is_null() {
+        // SAFETY: the C++ side wrote a NUL-terminated message into `err`.
+        let message = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
+        return Err(error(format!("joining the autograd graph: {message}")));
+    }
+    // SAFETY: a new `at::Tensor*` whose ownership passes to the returned tensor.
+    Ok(unsafe { Tensor::from_ptr(joined.cast()) })
+}
+
+/// libtorch's `conv1d(x, weight, bias, stride, padding)` by the native kernels (whether or not
+/// [`enabled`]: the caller asks), or `None` where they do not apply (then libtorch computes it, and says what is wrong with the sizes).
+pub fn conv1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: i64, padding: i64) -> Option<Result<Tensor, TchError>> {
+    if !plain(x, 3) || !plain(weight, 3) || bias.is_some_and(|b| !plain(b, 1)) {
+        return None;
+    }
+    let (xs, ws) = (x.size(), weight.size());
+    let size = |v: i64| usize::try_from(v).ok();
+    let conv = Conv1d::new(size(xs[0])?, size(xs[1])?, size(ws[0])?, size(ws[2])?, size(stride)?, size(padding)?, size(xs[2])?)?;
+    if size(ws[1])? != conv.ci || bias.is_some_and(|b| b.size()[0] != ws[0]) {
+        return None;
+    }
+    let conv = Conv1d { threads: threads(), ..conv };
+    Some((|| {
+        let (xv, wv) = (Values::of(x)?, Values::of(weight)?);
+        let bv = bias.map(Values::of).transpose()?;
+        let out = made(&[xs[0], ws[0], conv.out_len() as i64], |y| conv.forward(xv.slice(), wv.slice(), bv.as_ref().map(Values::slice), y))?;
+        let mut inputs = vec![x, weight];
+        inputs.extend(bias);
+        attach(out, &inputs, CONV1D, &[stride, padding])
+    })())
+}
+
+/// libtorch's `conv_transpose1d(x, weight, bias, stride, padding, output_padding)` by the native
+/// kernels, or `None` where they do not apply.
+pub fn conv_transpose1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: i64, padding: i64, output_padding: i64) -> Option<Result<Tensor, TchError>> {
+    if !plain(x, 3) || !plain(weight, 3) || bias.is_some_and(|b| !plain(b, 1)) {
+        return None;
+    }
+    let (xs, ws) = (x.size(), weight.size());
+    let size = |v: i64| usize::try_from(v).ok();
+    let conv = ConvTranspose1d::new(size(xs[0])?, size(xs[1])?, size(ws[1])?, size(ws[2])?, size(stride)?, size(padding)?, size(output_padding)?, size(xs[2])?)?;
+    if size(ws[0])? != conv.ci || bias.is_some_and(|b| b.size()[0] != ws[1]) {
+        return None;
+    }
+    let conv = ConvTranspose1d { threads: threads(), ..conv };
+    Some((|| {
+        let (xv, wv) = (Values::of(x)?, Values::of(weight)?);
+        let bv = bias.map(Values::of).transpose()?;
+        let out = made(&[xs[0], ws[1], conv.out_len() as i64], |y| conv.forward(xv.slice(), wv.slice(), bv.as_ref().map(Values::slice), y))?;
+        let mut inputs = vec![x, weight];
+        inputs.extend(bias);
+        attach(out, &inputs, CONV_TRANSPOSE1D, &[stride, padding, output_padding])
+    })())
+}
+
+/// The gradients of one native operation (called by the C++ node's backward pass): for each
+/// saved input `i` with `needs[i]`, a new tensor in `grads[i]`. Never unwinds into C++.
+unsafe extern "C" fn backward(
+    op: i64,
+    params: *const i64,
+    n_params: i64,
+    saved: *const *mut c_void,
+    n: i64,
+    grad: *const c_void,
+    needs: *const bool,
+    grads: *mut *mut c_void,
+    err: *mut c_char,
+    err_len: i64,
+) -> c_int {
+    let run = || -> Result<Vec<Option<Tensor>>, TchError> {
+        let n = usize::try_from(n).map_err(|_| error("negative input count"))?;
+        // SAFETY: the C++ node passes `n` live tensors, `n` flags, `n_params` integers and the
+        // output gradient, valid for the call; ManuallyDrop leaves them to their owner.
+        let (saved, needs, params, grad) = unsafe {
+            let saved: Vec<ManuallyDrop<Tensor>> = std::slice::from_raw_parts(saved, n).iter().map(|&p| ManuallyDrop::new(Tensor::from_ptr(p.cast()))).collect();
+            (
+                saved,
+                std::slice::from_raw_parts(needs, n).to_vec(),
+                std::slice::from_raw_parts(params, usize::try_from(n_params).unwrap_or(0)).to_vec(),
+                ManuallyDrop::new(Tensor::from_ptr(grad as *mut c_void as *mut _)),
+            )
+        };
+        if !grad.defined() {
+            return Ok((0..n).map(|_| None).collect());
+        }
+        let (x, w) = (&*saved[0], &*saved[1]);
+        let (xs, ws) = (x.size(), w.size());
+        let (xv, wv, gv) = (Values::of(x)?, Values::of(w)?, Values::of(&grad)?);
+        let (gs, size) = (grad.size(), |v: i64| usize::try_from(v).unwrap_or(0));
+        let mut out: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
+        match (op, params.as_slice()) {
+            (CONV1D, &[stride, padding]) => {
+                let conv = Conv1d::new(size(xs[0]), size(xs[1]), size(ws[0]), size(ws[2]), size(stride), size(padding), size(xs[2])).ok_or_else(|| error("conv1d sizes changed"))?;
+                let conv = Conv1d { threads: threads(), ..conv };
+                if needs[0] {
+                    out[0] = Some(made(&xs, |dx| conv.backward_data(gv.slice(), wv.slice(), dx))?);
+                }
+                if needs[1] {
+                    out[1] = Some(made(&ws, |dw| conv.backward_weight(gv.slice(), xv.slice(), dw))?);
+                }
+            }
+            (CONV_TRANSPOSE1D, &[stride, padding, output_padding]) => {
+                let conv = ConvTranspose1d::new(size(xs[0]), size(xs[1]), size(ws[1]), size(ws[2]), size(stride), size(padding), size(output_padding), size(xs[2]))
+                    .ok_or_else(|| error("conv-transpose1d sizes changed"))?;
+                let conv = ConvTranspose1d { threads: threads(), ..conv };
+                if needs[0] {
+                    out[0] = Some(made(&xs, |dx| conv.backward_data(gv.slice(), wv.slice(), dx))?);
+                }
+                if needs[1] {
+                    out[1] = Some(made(&ws, |dw| conv.backward_weight(gv.slice(), xv.slice(), dw))?);
+                }
+            }
+            _ => return Err(error(format!("unknown native operation {op} with {} parameters", params.len()))),
+        }
+        if n == 3 && needs[2] {
+            out[2] = Some(made(&[gs[1]], |db| bias_grad(gv.slice(), size(gs[1]), size(gs[2]), db))?);
+        }
+        Ok(out)
+    };
+    let message = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(Ok(tensors)) => {
+            for (i, t) in tensors.into_iter().enumerate() {
+                if let Some(mut t) = t {
+                    // SAFETY: `grads` has room for `n` pointers; the C++ side takes ownership
+                    // of the `at::Tensor*` (and deletes it), so the Rust handle is forgotten.
+                    unsafe { *grads.add(i) = t.as_mut_ptr() as *mut c_void };
+                    std::mem::forget(t);
+                }
+            }
+            return 0;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "panicked".to_string(),
+    };
+    let bytes = message.as_bytes();
+    let len = bytes.len().min(usize::try_from(err_len).unwrap_or(0).saturating_sub(1));
+    // SAFETY: `err` has room for `err_len` bytes; the message is cut to leave the NUL.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), err as *mut u8, len);
+        *err.add(len) = 0;
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seeded(shape: &[i64], seed: i64) -> Tensor {
+        tch::manual_seed(seed);
+        Tensor::randn(shape, (Kind::Float, Device::Cpu))
+    }
+
+    /// The native value and gradients against libtorch's, for one operation.
+    fn compare(what: &str, native: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor, libtorch: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor, shapes: [&[i64]; 3]) {
+        // The same values for both (copies: the global seed is shared with other tests).
+        let a: Vec<Tensor> = shapes.iter().enumerate().map(|(i, s)| seeded(s, 10 + i as i64).set_requires_grad(true)).collect();
+        let b: Vec<Tensor> = a.iter().map(|t| t.detach().copy().set_requires_grad(true)).collect();
+        let (ya, yb) = (native(&a[0], &a[1], &a[2]), libtorch(&b[0], &b[1], &b[2]));
+        assert_eq!(ya.size(), yb.size(), "{what}: output shape");
+        let close = |p: &Tensor, q: &Tensor, part: &str| {
+            let scale = q.abs().max().double_value(&[]).max(1.0);
+            let diff = (p - q).abs().max().double_value(&[]);
+            assert!(diff <= 1e-4 * scale, "{what}: {part} differs from libtorch's by {diff} (scale {scale})");
+        };
+        close(&ya, &yb, "value");
+        // A loss that weighs every output differently, so every gradient entry is checked.
+        let weights = seeded(&ya.size(), 99);
+        (&ya * &weights).sum(Kind::Float).backward();
+        (&yb * &weights).sum(Kind::Float).backward();
+        for (i, name) in ["input gradient", "weight gradient", "bias gradient"].iter().enumerate() {
+            close(&a[i].grad(), &b[i].grad(), name);
+        }
+    }
+
+    #[test]
+    fn convolutions_match_libtorch_in_value_and_gradients() {
+        for (n, ci, co, k, s, p, len) in [(200i64, 16i64, 16i64, 4i64, 2i64, 1i64, 256i64), (3, 1, 16, 4, 2, 1, 64), (2, 3, 5, 3, 1, 1, 17), (2, 2, 3, 2, 3, 0, 14), (1, 4, 6, 5, 2, 4, 7)] {
+            let native = |x: &Tensor, w: &Tensor, b: &Tensor| conv1d(x, w, Some(b), s, p).expect("the native kernels take it").expect("runs");
+            let libtorch = |x: &Tensor, w: &Tensor, b: &Tensor| x.conv1d(w, Some(b), [s], [p], [1], 1);
+            compare(&format!("conv1d {n}×{ci}×{len}, kernel {k}, stride {s}, padding {p}"), native, libtorch, [&[n, ci, len], &[co, ci, k], &[co]]);
+        }
+        for (n, ci, co, k, s, p, op, len) in [(200i64, 16i64, 16i64, 4i64, 2i64, 1i64, 0i64, 128i64), (2, 3, 5, 3, 2, 1, 1, 7), (2, 2, 3, 5, 3, 2, 2, 6)] {
+            let native = |x: &Tensor, w: &Tensor, b: &Tensor| conv_transpose1d(x, w, Some(b), s, p, op).expect("the native kernels take it").expect("runs");
+            let libtorch = |x: &Tensor, w: &Tensor, b: &Tensor| x.conv_transpose1d(w, Some(b), [s], [p], [op], 1, [1]);
+            compare(&format!("conv_transpose1d {n}×{ci}×{len}, kernel {k}, stride {s}, padding {p}, output padding {op}"), native, libtorch, [&[n, ci, len], &[ci, co, k], &[co]]);
+        }
+    }
+
+    #[test]
+    fn what_the_kernels_do_not_take_is_left_to_libtorch() {
+        let x = seeded(&[2, 3, 8], 1);
+        assert!(conv1d(&x, &seeded(&[4, 2, 3], 2), None, 1, 0).is_none(), "channel mismatch: libtorch's error");
+        assert!(conv1d(&x, &seeded(&[4, 3, 9], 2), None, 1, 0).is_none(), "kernel longer than the input");
+        assert!(conv1d(&x.to_kind(Kind::Double), &seeded(&[4, 3, 3], 2).to_kind(Kind::Double), None, 1, 0).is_none(), "float64");
+        assert!(conv_transpose1d(&x, &seeded(&[3, 4, 4], 2), None, 2, 1, 2).is_none(), "output padding not below the stride");
+        // Without gradients the result is a plain tensor.
+        let y = conv1d(&x, &seeded(&[4, 3, 3], 2), None, 1, 1).expect("taken").expect("runs");
+        assert_eq!(y.size(), [2, 4, 8]);
+        assert!(!y.requires_grad());
+    }
+}

@@ -1,0 +1,14 @@
+//! weightlab's hand-written CPU kernels, shared by the zoo engines and metrics
+//! (`weightlab-compute`) and the plugin host (`weightlab-host`).
+//!
+//! - [`simd`]: the vector width kernels run at, chosen per CPU by measurement, and
+//!   [`multiversion!`] to compile a loop once per width.
+//! - [`gemm`]: small matrix products with a fixed order of summation (the same bits on every
+//!   CPU and thread count).
+//! - [`conv1d`]: 1-D convolutions and their gradients as those products, for the generators'
+//!   weight autoencoders (p-diff, FLoWN), where libtorch's kernels are slow on long rows of
+//!   few channels.
+
+pub mod conv1d;
+pub mod gemm;
+pub mod simd;
