@@ -1,15 +1,14 @@
 //! Host tensor operations computed by weightlab's own kernels (`weightlab-kernels`) instead of
-//! libtorch's, where those are much faster: the 1-D convolutions of the weight autoencoders
-//! (p-diff, FLoWN), which libtorch's oneDNN kernels run at 10–80 GFLOP/s on long rows of few
-//! channels. Plugins see no difference but speed: the same operation, the same shapes and
-//! errors, values within float rounding of libtorch's, and gradients through libtorch's
-//! autograd — the output joins the graph through a small C++ node (`csrc/native_autograd.cpp`)
-//! whose backward pass calls back into [`backward`] here.
+//! libtorch's: the 1-D convolutions of the weight autoencoders (p-diff, FLoWN), which libtorch's
+//! oneDNN kernels run at 10–80 GFLOP/s on long rows of few channels. An experiment, off unless
+//! [`enabled`] (see there why). Plugins see no difference but speed: the same operation, the
+//! same shapes and errors, values within float rounding of libtorch's, and gradients through
+//! libtorch's autograd — the output joins the graph through a small C++ node
+//! (`csrc/native_autograd.cpp`) whose backward pass calls back into [`backward`] here.
 //!
-//! Taken only when [`enabled`] (`WEIGHTLAB_NATIVE_KERNELS=1`; off by default, see there why) and
-//! where the kernels apply (CPU, float32, one group, dilation 1, sizes libtorch accepts);
-//! everything else runs on libtorch. The native backward is not itself differentiable (plugins cannot ask
-//! for second derivatives).
+//! Taken only where the kernels apply (CPU, float32, one group, dilation 1, a stride no longer
+//! than the kernel, sizes libtorch accepts); everything else runs on libtorch. The native
+//! backward is not itself differentiable (plugins cannot ask for second derivatives).
 
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::ManuallyDrop;
@@ -159,7 +158,9 @@ pub fn conv1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: i64, p
     let (xs, ws) = (x.size(), weight.size());
     let size = |v: i64| usize::try_from(v).ok();
     let conv = Conv1d::new(size(xs[0])?, size(xs[1])?, size(ws[0])?, size(ws[2])?, size(stride)?, size(padding)?, size(xs[2])?)?;
-    if size(ws[1])? != conv.ci || bias.is_some_and(|b| b.size()[0] != ws[0]) {
+    // A stride past the kernel would make phase rows no tap reads (a hostile plugin's way to
+    // large buffers the budget does not see): libtorch's business.
+    if conv.stride > conv.k || size(ws[1])? != conv.ci || bias.is_some_and(|b| b.size()[0] != ws[0]) {
         return None;
     }
     let conv = Conv1d { threads: threads(), ..conv };
@@ -182,7 +183,7 @@ pub fn conv_transpose1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stri
     let (xs, ws) = (x.size(), weight.size());
     let size = |v: i64| usize::try_from(v).ok();
     let conv = ConvTranspose1d::new(size(xs[0])?, size(xs[1])?, size(ws[1])?, size(ws[2])?, size(stride)?, size(padding)?, size(output_padding)?, size(xs[2])?)?;
-    if size(ws[0])? != conv.ci || bias.is_some_and(|b| b.size()[0] != ws[1]) {
+    if conv.stride > conv.k || size(ws[0])? != conv.ci || bias.is_some_and(|b| b.size()[0] != ws[1]) {
         return None;
     }
     let conv = ConvTranspose1d { threads: threads(), ..conv };
@@ -318,7 +319,7 @@ mod tests {
 
     #[test]
     fn convolutions_match_libtorch_in_value_and_gradients() {
-        for (n, ci, co, k, s, p, len) in [(200i64, 16i64, 16i64, 4i64, 2i64, 1i64, 256i64), (3, 1, 16, 4, 2, 1, 64), (2, 3, 5, 3, 1, 1, 17), (2, 2, 3, 2, 3, 0, 14), (1, 4, 6, 5, 2, 4, 7)] {
+        for (n, ci, co, k, s, p, len) in [(200i64, 16i64, 16i64, 4i64, 2i64, 1i64, 256i64), (3, 1, 16, 4, 2, 1, 64), (2, 3, 5, 3, 1, 1, 17), (2, 2, 3, 3, 3, 0, 14), (1, 4, 6, 5, 2, 4, 7)] {
             let native = |x: &Tensor, w: &Tensor, b: &Tensor| conv1d(x, w, Some(b), s, p).expect("the native kernels take it").expect("runs");
             let libtorch = |x: &Tensor, w: &Tensor, b: &Tensor| x.conv1d(w, Some(b), [s], [p], [1], 1);
             compare(&format!("conv1d {n}×{ci}×{len}, kernel {k}, stride {s}, padding {p}"), native, libtorch, [&[n, ci, len], &[co, ci, k], &[co]]);
@@ -335,6 +336,8 @@ mod tests {
         let x = seeded(&[2, 3, 8], 1);
         assert!(conv1d(&x, &seeded(&[4, 2, 3], 2), None, 1, 0).is_none(), "channel mismatch: libtorch's error");
         assert!(conv1d(&x, &seeded(&[4, 3, 9], 2), None, 1, 0).is_none(), "kernel longer than the input");
+        assert!(conv1d(&x, &seeded(&[4, 3, 2], 2), None, 3, 0).is_none(), "stride past the kernel");
+        assert!(conv_transpose1d(&x, &seeded(&[3, 4, 2], 2), None, 3, 0, 0).is_none(), "stride past the kernel");
         assert!(conv1d(&x.to_kind(Kind::Double), &seeded(&[4, 3, 3], 2).to_kind(Kind::Double), None, 1, 0).is_none(), "float64");
         assert!(conv_transpose1d(&x, &seeded(&[3, 4, 4], 2), None, 2, 1, 2).is_none(), "output padding not below the stride");
         // Without gradients the result is a plain tensor.
