@@ -19,6 +19,10 @@ fn main() {
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
+        // `at::parallel_for` is a header template: without OpenMP here it runs serially.
+        .flag("-fopenmp")
         .file("csrc/native_autograd.cpp")
         .compile("weightlab_native_autograd");
+    // The OpenMP runtime libtorch uses (its own libgomp.so.1, found first through the rpath).
+    println!("cargo:rustc-link-lib=gomp");
 }

@@ -184,7 +184,7 @@ pub fn generators(args: &BenchGeneratorsArgs) -> Result<i32> {
 fn run(fits: &[Fit], out: &crate::SaveArgs) -> Result<i32> {
     let mut record = Record::default();
     record.line(weightlab_compute::simd::describe());
-    let native = if weightlab_host::native::enabled() { "on" } else { "off (the default)" };
+    let native = if weightlab_host::native::enabled() { "on (the default)" } else { "off" };
     record.line(format!("host native kernels ({}): {native}", weightlab_host::native::SWITCH));
     for fit in fits {
         fit_against_pytorch(fit, &mut record)?;

@@ -1,7 +1,7 @@
 //! Host tensor operations computed by weightlab's own kernels (`weightlab-kernels`) instead of
 //! libtorch's: the 1-D convolutions of the weight autoencoders (p-diff, FLoWN), which libtorch's
-//! oneDNN kernels run at 10–80 GFLOP/s on long rows of few channels. An experiment, off unless
-//! [`enabled`] (see there why). Plugins see no difference but speed: the same operation, the
+//! oneDNN kernels run at 10–80 GFLOP/s on long rows of few channels; on by default ([`enabled`]).
+//! Plugins see no difference but speed: the same operation, the
 //! same shapes and errors, values within float rounding of libtorch's, and gradients through
 //! libtorch's autograd — the output joins the graph through a small C++ node
 //! (`csrc/native_autograd.cpp`) whose backward pass calls back into [`backward`] here.
@@ -16,19 +16,15 @@ use std::mem::ManuallyDrop;
 use tch::{Device, Kind, TchError, Tensor};
 use weightlab_kernels::conv1d::{Conv1d, ConvTranspose1d, bias_grad};
 
-/// The variable that turns the native kernels on (`1`, `on`, `true`); off by default, see
-/// [`enabled`].
+/// The variable that turns the native kernels off (`0`, `off`, `false`): libtorch for all (to
+/// compare, or should a kernel misbehave).
 pub const SWITCH: &str = "WEIGHTLAB_NATIVE_KERNELS";
 
-/// Whether the host routes operations to the native kernels (read once per process). Off by
-/// default: on p-diff's shapes the kernels take half of libtorch's time in a process of their
-/// own (`cargo run --release -p weightlab-kernels --example conv1d_speed`), but inside the
-/// engine they ran 2.5× slower than that, and p-diff's fit slower than on libtorch
-/// (`WEIGHTLAB_NATIVE_KERNELS=1 weightlab bench pdiff`; docs/src/performance.md). Until that
-/// is understood they are a measured experiment, not the default.
+/// Whether the host routes operations to the native kernels (read once per process): unless
+/// [`SWITCH`] says otherwise.
 pub fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| matches!(std::env::var(SWITCH).as_deref(), Ok("1" | "on" | "true")))
+    *ON.get_or_init(|| !matches!(std::env::var(SWITCH).as_deref(), Ok("0" | "off" | "false")))
 }
 
 /// The operations whose backward pass [`backward`] computes (the node's `op` code).
