@@ -395,6 +395,9 @@ struct Scratch(Vec<f32>);
 /// Buffers kept for reuse; a few suffice (an operation holds at most three at once per thread).
 static POOL: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
 const POOLED: usize = 8;
+/// Larger buffers (a block of one very long row) are freed, not kept: the pool holds at most
+/// `POOLED` × 16 MiB however large an operation was.
+const POOLED_FLOATS: usize = 4 << 20;
 
 impl Scratch {
     /// `len` floats whose values the caller overwrites before reading.
@@ -439,7 +442,7 @@ impl std::ops::DerefMut for Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < POOLED {
+        if pool.len() < POOLED && self.0.capacity() <= POOLED_FLOATS {
             pool.push(std::mem::take(&mut self.0));
         }
     }
