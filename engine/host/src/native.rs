@@ -145,52 +145,86 @@ fn attach(out: Tensor, inputs: &[&Tensor], op: i64, params: &[i64]) -> Result<Te
     Ok(unsafe { Tensor::from_ptr(joined.cast()) })
 }
 
-/// libtorch's `conv1d(x, weight, bias, stride, padding)` by the native kernels (whether or not
-/// [`enabled`]: the caller asks), or `None` where they do not apply (then libtorch computes it, and says what is wrong with the sizes).
-pub fn conv1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: i64, padding: i64) -> Option<Result<Tensor, TchError>> {
+/// A native operation's kernels, whichever convolution it is.
+trait Kernel {
+    /// The output's shape: batch, channels, positions.
+    fn out_shape(&self) -> [i64; 3];
+    fn forward(&self, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32]);
+    fn backward_data(&self, dy: &[f32], weight: &[f32], dx: &mut [f32]);
+    fn backward_weight(&self, dy: &[f32], x: &[f32], dw: &mut [f32]);
+}
+
+/// [`Kernel`] for the kernels' convolution types, which have these methods of their own.
+macro_rules! kernel_of {
+    ($($conv:ty),*) => {$(
+        impl Kernel for $conv {
+            fn out_shape(&self) -> [i64; 3] {
+                [self.n as i64, self.co as i64, self.out_len() as i64]
+            }
+            fn forward(&self, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+                <$conv>::forward(self, x, weight, bias, y)
+            }
+            fn backward_data(&self, dy: &[f32], weight: &[f32], dx: &mut [f32]) {
+                <$conv>::backward_data(self, dy, weight, dx)
+            }
+            fn backward_weight(&self, dy: &[f32], x: &[f32], dw: &mut [f32]) {
+                <$conv>::backward_weight(self, dy, x, dw)
+            }
+        }
+    )*};
+}
+kernel_of!(Conv1d, ConvTranspose1d);
+
+/// The kernels of operation `op` (with its integer `params`) on an input of sizes `xs` and a
+/// weight of sizes `ws`, or `None` where they do not apply. A stride past the kernel is left to
+/// libtorch: it would make phase rows no tap reads (a hostile plugin's way to large buffers
+/// the budget does not see).
+fn kernel(op: i64, params: &[i64], xs: &[i64], ws: &[i64]) -> Option<Box<dyn Kernel>> {
+    let size = |v: i64| usize::try_from(v).ok();
+    let (&[n, ci, len], &[w0, w1, k]) = (xs, ws) else { return None };
+    match (op, params) {
+        (CONV1D, &[stride, padding]) => {
+            let conv = Conv1d::new(size(n)?, size(ci)?, size(w0)?, size(k)?, size(stride)?, size(padding)?, size(len)?)?;
+            (conv.stride <= conv.k && size(w1)? == conv.ci).then(|| Box::new(Conv1d { threads: threads(), ..conv }) as Box<dyn Kernel>)
+        }
+        (CONV_TRANSPOSE1D, &[stride, padding, output_padding]) => {
+            let conv = ConvTranspose1d::new(size(n)?, size(ci)?, size(w1)?, size(k)?, size(stride)?, size(padding)?, size(output_padding)?, size(len)?)?;
+            (conv.stride <= conv.k && size(w0)? == conv.ci).then(|| Box::new(ConvTranspose1d { threads: threads(), ..conv }) as Box<dyn Kernel>)
+        }
+        _ => None,
+    }
+}
+
+/// Operation `op` by the native kernels (whether or not [`enabled`]: the caller asks), joined
+/// to the graph of its inputs, or `None` where the kernels do not apply (then libtorch computes
+/// it, and says what is wrong with the sizes).
+fn native(op: i64, params: &[i64], x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Option<Result<Tensor, TchError>> {
     if !plain(x, 3) || !plain(weight, 3) || bias.is_some_and(|b| !plain(b, 1)) {
         return None;
     }
-    let (xs, ws) = (x.size(), weight.size());
-    let size = |v: i64| usize::try_from(v).ok();
-    let conv = Conv1d::new(size(xs[0])?, size(xs[1])?, size(ws[0])?, size(ws[2])?, size(stride)?, size(padding)?, size(xs[2])?)?;
-    // A stride past the kernel would make phase rows no tap reads (a hostile plugin's way to
-    // large buffers the budget does not see): libtorch's business.
-    if conv.stride > conv.k || size(ws[1])? != conv.ci || bias.is_some_and(|b| b.size()[0] != ws[0]) {
+    let kernel = kernel(op, params, &x.size(), &weight.size())?;
+    if bias.is_some_and(|b| b.size()[0] != kernel.out_shape()[1]) {
         return None;
     }
-    let conv = Conv1d { threads: threads(), ..conv };
     Some((|| {
         let (xv, wv) = (Values::of(x)?, Values::of(weight)?);
         let bv = bias.map(Values::of).transpose()?;
-        let out = made(&[xs[0], ws[0], conv.out_len() as i64], |y| conv.forward(xv.slice(), wv.slice(), bv.as_ref().map(Values::slice), y))?;
+        let out = made(&kernel.out_shape(), |y| kernel.forward(xv.slice(), wv.slice(), bv.as_ref().map(Values::slice), y))?;
         let mut inputs = vec![x, weight];
         inputs.extend(bias);
-        attach(out, &inputs, CONV1D, &[stride, padding])
+        attach(out, &inputs, op, params)
     })())
 }
 
+/// libtorch's `conv1d(x, weight, bias, stride, padding)` by the native kernels ([`native`]).
+pub fn conv1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: i64, padding: i64) -> Option<Result<Tensor, TchError>> {
+    native(CONV1D, &[stride, padding], x, weight, bias)
+}
+
 /// libtorch's `conv_transpose1d(x, weight, bias, stride, padding, output_padding)` by the native
-/// kernels, or `None` where they do not apply.
+/// kernels ([`native`]).
 pub fn conv_transpose1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stride: i64, padding: i64, output_padding: i64) -> Option<Result<Tensor, TchError>> {
-    if !plain(x, 3) || !plain(weight, 3) || bias.is_some_and(|b| !plain(b, 1)) {
-        return None;
-    }
-    let (xs, ws) = (x.size(), weight.size());
-    let size = |v: i64| usize::try_from(v).ok();
-    let conv = ConvTranspose1d::new(size(xs[0])?, size(xs[1])?, size(ws[1])?, size(ws[2])?, size(stride)?, size(padding)?, size(output_padding)?, size(xs[2])?)?;
-    if conv.stride > conv.k || size(ws[0])? != conv.ci || bias.is_some_and(|b| b.size()[0] != ws[1]) {
-        return None;
-    }
-    let conv = ConvTranspose1d { threads: threads(), ..conv };
-    Some((|| {
-        let (xv, wv) = (Values::of(x)?, Values::of(weight)?);
-        let bv = bias.map(Values::of).transpose()?;
-        let out = made(&[xs[0], ws[1], conv.out_len() as i64], |y| conv.forward(xv.slice(), wv.slice(), bv.as_ref().map(Values::slice), y))?;
-        let mut inputs = vec![x, weight];
-        inputs.extend(bias);
-        attach(out, &inputs, CONV_TRANSPOSE1D, &[stride, padding, output_padding])
-    })())
+    native(CONV_TRANSPOSE1D, &[stride, padding, output_padding], x, weight, bias)
 }
 
 /// The gradients of one native operation (called by the C++ node's backward pass): for each
@@ -227,30 +261,13 @@ unsafe extern "C" fn backward(
         let (xs, ws) = (x.size(), w.size());
         let (xv, wv, gv) = (Values::of(x)?, Values::of(w)?, Values::of(&grad)?);
         let (gs, size) = (grad.size(), |v: i64| usize::try_from(v).unwrap_or(0));
+        let kernel = kernel(op, &params, &xs, &ws).ok_or_else(|| error(format!("native operation {op} with parameters {params:?}: the sizes changed or it is unknown")))?;
         let mut out: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
-        match (op, params.as_slice()) {
-            (CONV1D, &[stride, padding]) => {
-                let conv = Conv1d::new(size(xs[0]), size(xs[1]), size(ws[0]), size(ws[2]), size(stride), size(padding), size(xs[2])).ok_or_else(|| error("conv1d sizes changed"))?;
-                let conv = Conv1d { threads: threads(), ..conv };
-                if needs[0] {
-                    out[0] = Some(made(&xs, |dx| conv.backward_data(gv.slice(), wv.slice(), dx))?);
-                }
-                if needs[1] {
-                    out[1] = Some(made(&ws, |dw| conv.backward_weight(gv.slice(), xv.slice(), dw))?);
-                }
-            }
-            (CONV_TRANSPOSE1D, &[stride, padding, output_padding]) => {
-                let conv = ConvTranspose1d::new(size(xs[0]), size(xs[1]), size(ws[1]), size(ws[2]), size(stride), size(padding), size(output_padding), size(xs[2]))
-                    .ok_or_else(|| error("conv-transpose1d sizes changed"))?;
-                let conv = ConvTranspose1d { threads: threads(), ..conv };
-                if needs[0] {
-                    out[0] = Some(made(&xs, |dx| conv.backward_data(gv.slice(), wv.slice(), dx))?);
-                }
-                if needs[1] {
-                    out[1] = Some(made(&ws, |dw| conv.backward_weight(gv.slice(), xv.slice(), dw))?);
-                }
-            }
-            _ => return Err(error(format!("unknown native operation {op} with {} parameters", params.len()))),
+        if needs[0] {
+            out[0] = Some(made(&xs, |dx| kernel.backward_data(gv.slice(), wv.slice(), dx))?);
+        }
+        if needs[1] {
+            out[1] = Some(made(&ws, |dw| kernel.backward_weight(gv.slice(), xv.slice(), dw))?);
         }
         if n == 3 && needs[2] {
             out[2] = Some(made(&[gs[1]], |db| bias_grad(gv.slice(), size(gs[1]), size(gs[2]), db))?);
