@@ -211,13 +211,13 @@ impl Conv1d {
                 }
             }
         };
-        self.each_block(&blocks, y, co * lout, self.n * lph * co * self.ci * self.k, run);
+        self.each_block(&blocks, y, co * lout * blocks[0].len(), self.n * lph * co * self.ci * self.k, run);
     }
 
-    /// `run(block, out)` for every block with its rows of `out` (`per` floats per batch row),
-    /// on the threads when the operation is large enough.
-    fn each_block(&self, blocks: &[std::ops::Range<usize>], out: &mut [f32], per: usize, work: usize, run: impl Fn(&std::ops::Range<usize>, &mut [f32]) + Sync) {
-        let outs: Vec<&mut [f32]> = out.chunks_mut(per * blocks[0].len()).collect();
+    /// `run(block, out)` for every block with its `chunk` floats of `out` (the last block's may
+    /// be shorter), on the threads when the operation (`work` multiply-adds) is large enough.
+    fn each_block(&self, blocks: &[std::ops::Range<usize>], out: &mut [f32], chunk: usize, work: usize, run: impl Fn(&std::ops::Range<usize>, &mut [f32]) + Sync) {
+        let outs: Vec<&mut [f32]> = out.chunks_mut(chunk).collect();
         if self.threaded(work) {
             parallel(blocks, outs, run);
         } else {
@@ -277,7 +277,8 @@ impl Conv1d {
                 }
             }
         };
-        self.each_block(&self.blocks(), dx, self.ci * self.len, self.n * lph * width * self.ci * s, run);
+        let blocks = self.blocks();
+        self.each_block(&blocks, dx, self.ci * self.len * blocks[0].len(), self.n * lph * width * self.ci * s, run);
     }
 
     /// `dw` (co × ci × k) = the gradient of [`Conv1d::forward`]'s output with respect to the
@@ -300,12 +301,7 @@ impl Conv1d {
             let grads: Vec<&[f32]> = (0..self.co).map(|o| &spread[o * row + lead..][..span]).collect();
             gemm::matmul_nt_rows(&grads, &self.taps(&phases, self.row_len(b.len()), span), span, part, taps);
         };
-        let outs: Vec<&mut [f32]> = partials.chunks_mut(dw.len()).collect();
-        if self.threaded(self.n * lph * self.co * taps) {
-            parallel(&blocks, outs, run);
-        } else {
-            blocks.iter().zip(outs).for_each(|(b, out)| run(b, out));
-        }
+        self.each_block(&blocks, &mut partials, dw.len(), self.n * lph * self.co * taps, run);
         dw.fill(0.0);
         for part in partials.chunks_exact(dw.len()) {
             for (g, &v) in dw.iter_mut().zip(part) {
