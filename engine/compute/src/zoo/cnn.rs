@@ -7,8 +7,11 @@
 //! unfolded images are 25× the input and the GEMM is memory-bound. Here each model's batch runs
 //! through loops over one image at a time whose data stay in the L1 cache: the convolutions
 //! vectorize along an image row (24 and 8 lanes), max-pooling remembers where each maximum was,
-//! so the backward through it touches a quarter of the positions, and each model's gradient
-//! feeds one fused Adam pass over its 2,464 parameters while they are still in cache. Models
+//! so the backward through it touches a quarter of the positions (conv2's backward
+//! channels-last, so that a window's kernel row is 40 consecutive floats rather than 5), and
+//! each model's gradient feeds one fused Adam pass over its 2,464 parameters while they are
+//! still in cache. The products are fused multiply-adds (one rounding; on Intel cores a
+//! multiply and an add take the two ports one fused multiply-add takes alone). Models
 //! are independent, so threads take whole models and the bits do not depend on how many there
 //! are.
 //!
