@@ -5,7 +5,8 @@ and the weight autoencoder that p-diff and FLoWN train first (the SDK's `LatentS
 1. normalise (per-coordinate mean, one overall scale), pad to a multiple of 16;
 2. STEPS AdamW steps (lr 1e-3, weight decay 2e-6) of the 1-D conv autoencoder on the full batch:
    four Conv1d(k=4, s=2, p=1) + SiLU, Linear to LATENT + tanh; Linear back, four
-   ConvTranspose1d(k=4, s=2, p=1) with SiLU between, mean over channels; input noise 0.001,
+   ConvTranspose1d(k=4, s=2, p=1) with SiLU between, mean over channels (one convolution with
+   the last layer's weights averaged over its outputs, as the SDK); input noise 0.001,
    latent noise 0.1, MSE;
 3. the training checkpoints' codes, standardised: what the second stage learns."""
 import torch
@@ -71,11 +72,12 @@ def standardised_latents(weights, steps, channels, latent):
 
     def decode(z):
         h = from_latent(z).reshape(z.shape[0], channels, reduced)
-        for i, c in enumerate(up):
-            h = c(h)
-            if i + 1 < len(up):
-                h = F.silu(h)
-        return h.mean(1)
+        for c in up[:-1]:
+            h = F.silu(c(h))
+        # The mean of the last layer's outputs, as the SDK computes it: one transposed
+        # convolution with the weights and bias averaged over the outputs (the same function).
+        last = up[-1]
+        return F.conv_transpose1d(h, last.weight.mean(1, keepdim=True), last.bias.mean(0, keepdim=True), 2, 1).squeeze(1)
 
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=2e-6, fused=True)
     for step in range(steps):

@@ -254,14 +254,17 @@ impl ConvAutoencoder {
     pub fn decode(&self, z: &Tensor) -> Tensor {
         let n = z.shape()[0] as i64;
         let mut h = self.from_latent.forward(z).reshape(&[n, self.channels as i64, self.reduced as i64]);
-        for (i, conv) in self.up.iter().enumerate() {
-            h = conv.forward(&h);
-            if i + 1 < self.up.len() {
-                h = h.silu();
-            }
+        let (last, hidden) = self.up.split_last().expect("four layers");
+        for conv in hidden {
+            h = conv.forward(&h).silu();
         }
-        // The last layer keeps `channels` outputs; their mean is the reconstruction.
-        h.mean(1, false)
+        // The last layer keeps `channels` outputs; their mean is the reconstruction. The layer
+        // is linear, so that mean is one transposed convolution with the weights and bias
+        // averaged over its outputs: the same function and the same gradients, computed on a
+        // `channels`-th of the largest tensors of the step.
+        let weight = last.weight.mean(1, true);
+        let bias = last.bias.mean(0, true);
+        h.conv_transpose1d(&weight, Some(&bias), last.stride, last.padding, 0).reshape(&[n, -1])
     }
 
     pub fn params(&self) -> Vec<&Tensor> {
