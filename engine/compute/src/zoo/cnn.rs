@@ -63,6 +63,24 @@ struct At {
     c2: Range<usize>,
 }
 
+impl At {
+    fn of(layout: &crate::Layout) -> At {
+        let r = |name: &str| layout.get(name).expect("CNN-s layouts name every tensor").range();
+        At {
+            w1: r("conv1.weight"),
+            b1: r("conv1.bias"),
+            w2: r("conv2.weight"),
+            b2: r("conv2.bias"),
+            w3: r("conv3.weight"),
+            b3: r("conv3.bias"),
+            f1: r("fc1.weight"),
+            c1: r("fc1.bias"),
+            f2: r("fc2.weight"),
+            c2: r("fc2.bias"),
+        }
+    }
+}
+
 /// K CNN-s models in training, and the training split they learn from.
 pub(super) struct CnnZoo {
     pub models: Models,
@@ -82,20 +100,7 @@ impl CnnZoo {
             return None;
         }
         let layout = arch.layout();
-        let r = |name: &str| layout.get(name).expect("CNN-s layouts name every tensor").range();
-        let at = At {
-            w1: r("conv1.weight"),
-            b1: r("conv1.bias"),
-            w2: r("conv2.weight"),
-            b2: r("conv2.bias"),
-            w3: r("conv3.weight"),
-            b3: r("conv3.bias"),
-            f1: r("fc1.weight"),
-            c1: r("fc1.bias"),
-            f2: r("fc2.weight"),
-            c2: r("fc2.bias"),
-        };
-        Some(CnnZoo { models: Models::new(recipe, flat, k, layout.len()), classes: *classes, at, x: train.x.clone(), y: train.y.iter().map(|&v| v as usize).collect() })
+        Some(CnnZoo { models: Models::new(recipe, flat, k, layout.len()), classes: *classes, at: At::of(&layout), x: train.x.clone(), y: train.y.iter().map(|&v| v as usize).collect() })
     }
 
     /// One optimiser step on the batch `indices` (K·B example indices, model-major).
@@ -170,18 +175,23 @@ impl Work {
 
 /// One model's step: the gradient of its mean loss over `batch`, then the update.
 fn train_model(s: &Shared, work: &mut Work, model: &mut Model, batch: &[i64], update: &Update) {
+    gradient(s, work, model.weights, batch);
+    model.update(&work.grad, update);
+}
+
+/// The gradient of a model's mean loss over `batch` with weights `w`, into `work.grad`.
+fn gradient(s: &Shared, work: &mut Work, w: &[f32], batch: &[i64]) {
     work.grad.iter_mut().for_each(|g| *g = 0.0);
-    conv2_channels_last(&model.weights[s.at.w2.clone()], &mut work.last.w2);
+    conv2_channels_last(&w[s.at.w2.clone()], &mut work.last.w2);
     work.last.dw2.iter_mut().for_each(|g| *g = 0.0);
     let scale = 1.0 / batch.len() as f32;
     for &i in batch {
         let i = i as usize;
         let img = &s.x[i * SIDE * SIDE..(i + 1) * SIDE * SIDE];
-        forward(s.at, model.weights, img, work);
-        backward(s.at, model.weights, img, s.y[i], scale, work);
+        forward(s.at, w, img, work);
+        backward(s.at, w, img, s.y[i], scale, work);
     }
     conv2_from_channels_last(&work.last.dw2, &mut work.grad[s.at.w2.clone()]);
-    model.update(&work.grad, update);
 }
 
 /// conv2's weights from PyTorch's [out][in][row][column] to [out][row][column][in].
@@ -566,6 +576,44 @@ pub(crate) fn tanh(x: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// The kernels are compiled once per vector width, and the calibration may pick any of
+    /// them: a gradient must be the same bits at each (the tests against the tape run at the
+    /// width this machine picked only).
+    #[test]
+    fn a_gradient_is_the_same_bits_at_every_vector_width() {
+        let (classes, n) = (10, 24);
+        let layout = Arch::CnnS { classes }.layout();
+        let at = At::of(&layout);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut uniform = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let x: Vec<f32> = (0..n * SIDE * SIDE).map(|_| uniform()).collect();
+        let y: Vec<usize> = (0..n).map(|i| i % classes).collect();
+        let w: Vec<f32> = (0..layout.len()).map(|_| (uniform() - 0.5) * 0.6).collect();
+        let shared = Shared { at: &at, x: &x, y: &y };
+        let batch: Vec<i64> = (0..n as i64).rev().collect();
+        let grads: Vec<(crate::simd::Level, Vec<f32>)> = crate::simd::available()
+            .into_iter()
+            .map(|level| {
+                crate::simd::at_level(level, || {
+                    let mut work = Work::new(layout.len(), classes);
+                    gradient(&shared, &mut work, &w, &batch);
+                    (level, work.grad)
+                })
+            })
+            .collect();
+        let (first, reference) = &grads[0];
+        assert!(reference.iter().filter(|g| **g != 0.0).count() > layout.len() / 2, "a gradient of mostly zeros proves little");
+        for (level, grad) in &grads[1..] {
+            let same = grad.iter().zip(reference).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "the gradient at {} differs from the one at {}", level.name(), first.name());
+        }
+    }
+
     #[test]
     fn the_rational_tanh_is_within_a_few_ulp() {
         let mut worst = 0.0f64;
