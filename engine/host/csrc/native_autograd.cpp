@@ -1,6 +1,7 @@
 // A libtorch autograd node whose backward pass is a Rust function: how the host's native
 // kernels (weightlab-kernels) join libtorch's graph. `tch` binds libtorch's operators but not
-// custom autograd functions, so this file is the one piece of C++ the host compiles.
+// custom autograd functions (nor the fused optimiser kernels, at the end), so this file is the
+// one piece of C++ the host compiles.
 //
 // The Rust side computes an operation's output itself, then calls `wl_native_attach` with the
 // inputs, an operation code and integer parameters: the returned tensor is the output with a
@@ -9,6 +10,8 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/ops/_fused_adam.h>
+#include <ATen/ops/_fused_adamw.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cstring>
@@ -111,5 +114,43 @@ at::Tensor* wl_native_attach(const at::Tensor* out, at::Tensor* const* inputs, i
     copy_message(e.what(), err, err_len);
     return nullptr;
   }
+}
+
+// One Adam (decoupled == 0) or AdamW step over those of the n parameters that have a gradient,
+// in libtorch's fused CPU kernel: one pass over each parameter, its gradient and moments, as
+// PyTorch's `fused=True` (tch binds only the C++ optimisers, eight passes). `steps[i]` is
+// parameter i's step count, a float scalar tensor, counted here. Returns 0, or nonzero with a
+// message of at most err_len bytes in err.
+int wl_fused_adam(at::Tensor* const* params, at::Tensor* const* exp_avgs, at::Tensor* const* exp_avg_sqs, at::Tensor* const* steps, int64_t n, double lr, double beta1, double beta2,
+                  double weight_decay, double eps, int decoupled, char* err, int64_t err_len) {
+  try {
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> p, g, m, v, s;
+    for (int64_t i = 0; i < n; ++i) {
+      const at::Tensor& grad = params[i]->grad();
+      if (!grad.defined()) continue;
+      p.push_back(*params[i]);
+      g.push_back(grad);
+      m.push_back(*exp_avgs[i]);
+      v.push_back(*exp_avg_sqs[i]);
+      s.push_back(*steps[i]);
+    }
+    if (p.empty()) return 0;
+    for (auto& t : s) t.add_(1);
+    if (decoupled != 0) {
+      at::_fused_adamw_(p, g, m, v, {}, s, lr, beta1, beta2, weight_decay, eps, false, false);
+    } else {
+      at::_fused_adam_(p, g, m, v, {}, s, lr, beta1, beta2, weight_decay, eps, false, false);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    copy_message(e.what(), err, err_len);
+    return 1;
+  }
+}
+
+// Drops the gradients of the n parameters (PyTorch's `zero_grad(set_to_none=True)`).
+void wl_clear_grads(at::Tensor* const* params, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) params[i]->mutable_grad().reset();
 }
 }

@@ -26,6 +26,7 @@ pub mod code;
 pub mod compat;
 pub mod compiled;
 pub mod config_schema;
+pub mod fused_adam;
 pub mod limits;
 pub mod metadata;
 pub mod native;

@@ -42,8 +42,14 @@ impl TensorEntry {
 
 /// An optimiser held by a plugin, with its state's charge.
 pub struct OptimizerEntry {
-    opt: tch::COptimizer,
+    opt: Optim,
     _state: Arc<Charge>,
+}
+
+/// Adam and AdamW in libtorch's fused kernel; plain SGD (no state) in its C++ optimiser.
+enum Optim {
+    Sgd(tch::COptimizer),
+    Adam(crate::fused_adam::FusedAdam),
 }
 
 /// How an operation's result relates to its inputs' memory.
@@ -585,33 +591,53 @@ impl wit::HostOptimizer for PluginState {
         };
         let elements = shapes::sum(tensors.iter().map(|t| numel(&t.size()))).and_then(|n| n.checked_mul(moments));
         self.budget.admit("optimizer", &format!("{} parameters", tensors.len()), shapes::bytes(elements), Some(0)).map_err(|e| anyhow!(e))?;
-        let mut opt = match kind {
-            OptimizerKind::Sgd => tch::COptimizer::sgd(lr, 0.0, 0.0, wd, false),
-            OptimizerKind::Adam => tch::COptimizer::adam(lr, 0.9, 0.999, wd, 1e-8, false),
-            OptimizerKind::Adamw => tch::COptimizer::adamw(lr, 0.9, 0.999, wd, 1e-8, false),
-        }
-        .context("optimizer")?;
         for t in &tensors {
             if !t.requires_grad() {
                 bail!("optimizer: a tensor of shape {:?} is not a parameter (make it with `parameter()`)", t.size());
             }
-            opt.add_parameters(t, 0).context("optimizer.add-parameters")?;
         }
+        let opt = match kind {
+            OptimizerKind::Sgd => {
+                let mut opt = tch::COptimizer::sgd(lr, 0.0, 0.0, wd, false).context("optimizer")?;
+                for t in &tensors {
+                    opt.add_parameters(t, 0).context("optimizer.add-parameters")?;
+                }
+                Optim::Sgd(opt)
+            }
+            OptimizerKind::Adam | OptimizerKind::Adamw => Optim::Adam(crate::fused_adam::FusedAdam::new(&tensors, lr, wd, kind == OptimizerKind::Adamw).context("optimizer")?),
+        };
         let state = self.budget.charge(shapes::bytes(elements).unwrap_or(0), charges);
         Ok(self.table.push(OptimizerEntry { opt, _state: state })?)
     }
 
     fn step(&mut self, r: Resource<OptimizerEntry>) -> Result<()> {
         let entry = self.table.get(&r)?;
-        self.activity.during("optimizer.step", || entry.opt.step()).context("optimizer.step")
+        self.activity
+            .during("optimizer.step", || match &entry.opt {
+                Optim::Sgd(opt) => opt.step(),
+                Optim::Adam(opt) => opt.step(),
+            })
+            .context("optimizer.step")
     }
 
     fn zero_grad(&mut self, r: Resource<OptimizerEntry>) -> Result<()> {
-        self.table.get(&r)?.opt.zero_grad().context("optimizer.zero-grad")
+        match &self.table.get(&r)?.opt {
+            Optim::Sgd(opt) => opt.zero_grad().context("optimizer.zero-grad"),
+            Optim::Adam(opt) => {
+                opt.zero_grad();
+                Ok(())
+            }
+        }
     }
 
     fn set_lr(&mut self, r: Resource<OptimizerEntry>, lr: f32) -> Result<()> {
-        self.table.get_mut(&r)?.opt.set_learning_rate(lr as f64).context("optimizer.set-lr")
+        match &mut self.table.get_mut(&r)?.opt {
+            Optim::Sgd(opt) => opt.set_learning_rate(lr as f64).context("optimizer.set-lr"),
+            Optim::Adam(opt) => {
+                opt.set_lr(lr as f64);
+                Ok(())
+            }
+        }
     }
 
     fn drop(&mut self, r: Resource<OptimizerEntry>) -> Result<()> {
