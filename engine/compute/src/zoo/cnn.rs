@@ -196,24 +196,17 @@ fn gradient(s: &Shared, work: &mut Work, w: &[f32], batch: &[i64]) {
 
 /// conv2's weights from PyTorch's [out][in][row][column] to [out][row][column][in].
 fn conv2_channels_last(w: &[f32], wt: &mut [f32]) {
-    for o in 0..C2 {
-        for c in 0..C1 {
-            for t in 0..K2 * K2 {
-                wt[(o * K2 * K2 + t) * C1 + c] = w[(o * C1 + c) * K2 * K2 + t];
-            }
-        }
-    }
+    conv2_positions().for_each(|(torch, last)| wt[last] = w[torch]);
 }
 
 /// The inverse of [`conv2_channels_last`].
 fn conv2_from_channels_last(wt: &[f32], w: &mut [f32]) {
-    for o in 0..C2 {
-        for c in 0..C1 {
-            for t in 0..K2 * K2 {
-                w[(o * C1 + c) * K2 * K2 + t] = wt[(o * K2 * K2 + t) * C1 + c];
-            }
-        }
-    }
+    conv2_positions().for_each(|(torch, last)| w[torch] = wt[last]);
+}
+
+/// Each of conv2's weights' place in PyTorch's layout and channels-last.
+fn conv2_positions() -> impl Iterator<Item = (usize, usize)> {
+    (0..C2).flat_map(|o| (0..C1).flat_map(move |c| (0..K2 * K2).map(move |t| ((o * C1 + c) * K2 * K2 + t, (o * K2 * K2 + t) * C1 + c))))
 }
 
 /// One image through one model, keeping what the backward needs in `work`.
