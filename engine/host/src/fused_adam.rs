@@ -11,6 +11,8 @@ use std::ffi::{c_char, c_int, c_void};
 
 use tch::{Kind, TchError, Tensor};
 
+use crate::native::{c_message, tensor_pointers};
+
 unsafe extern "C" {
     #[allow(clippy::too_many_arguments)]
     fn wl_fused_adam(
@@ -61,8 +63,7 @@ impl FusedAdam {
     /// One step for every parameter that has a gradient (the others, and their step counts,
     /// stay as they are, as in PyTorch).
     pub fn step(&self) -> Result<(), TchError> {
-        let pointers = |ts: &[Tensor]| ts.iter().map(|t| t.as_ptr() as *mut c_void).collect::<Vec<_>>();
-        let (p, m, v, s) = (pointers(&self.params), pointers(&self.exp_avg), pointers(&self.exp_avg_sq), pointers(&self.steps));
+        let (p, m, v, s) = (tensor_pointers(&self.params), tensor_pointers(&self.exp_avg), tensor_pointers(&self.exp_avg_sq), tensor_pointers(&self.steps));
         let mut err = [0 as c_char; 512];
         // SAFETY: four arrays of `n` live tensors each, for the call; the C++ side catches its
         // exceptions and writes a NUL-terminated message on failure.
@@ -84,16 +85,14 @@ impl FusedAdam {
             )
         };
         if rc != 0 {
-            // SAFETY: the C++ side wrote a NUL-terminated message into `err`.
-            let message = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
-            return Err(TchError::Torch(message));
+            return Err(TchError::Torch(c_message(&err)));
         }
         Ok(())
     }
 
     /// Drops every parameter's gradient.
     pub fn zero_grad(&self) {
-        let p: Vec<*mut c_void> = self.params.iter().map(|t| t.as_ptr() as *mut c_void).collect();
+        let p = tensor_pointers(&self.params);
         // SAFETY: `n` live tensors for the call; resetting a gradient cannot fail.
         unsafe { wl_clear_grads(p.as_ptr(), p.len() as i64) }
     }

@@ -130,19 +130,29 @@ fn attach(out: Tensor, inputs: &[&Tensor], op: i64, params: &[i64]) -> Result<Te
     if !inputs.iter().any(|t| t.requires_grad()) {
         return Ok(out);
     }
-    let pointers: Vec<*mut c_void> = inputs.iter().map(|t| t.as_ptr() as *mut c_void).collect();
+    let pointers = tensor_pointers(inputs.iter().copied());
     let mut err = [0 as c_char; 512];
     // SAFETY: every pointer is a live tensor for the call; the C++ side copies what it keeps
     // and returns a new tensor (owned by the caller) or null with a message.
     let joined =
         unsafe { wl_native_attach(out.as_ptr() as *const c_void, pointers.as_ptr(), pointers.len() as i64, op, params.as_ptr(), params.len() as i64, backward, err.as_mut_ptr(), err.len() as i64) };
     if joined.is_null() {
-        // SAFETY: the C++ side wrote a NUL-terminated message into `err`.
-        let message = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
-        return Err(error(format!("joining the autograd graph: {message}")));
+        return Err(error(format!("joining the autograd graph: {}", c_message(&err))));
     }
     // SAFETY: a new `at::Tensor*` whose ownership passes to the returned tensor.
     Ok(unsafe { Tensor::from_ptr(joined.cast()) })
+}
+
+/// The `at::Tensor*` of each tensor, as the C++ side (`csrc/`) takes a list of them.
+pub(crate) fn tensor_pointers<'a>(tensors: impl IntoIterator<Item = &'a Tensor>) -> Vec<*mut c_void> {
+    tensors.into_iter().map(|t| t.as_ptr() as *mut c_void).collect()
+}
+
+/// The message the C++ side wrote into `err` (NUL-terminated within it; empty if not).
+pub(crate) fn c_message(err: &[c_char]) -> String {
+    // SAFETY: `c_char` and `u8` have the same size and alignment; the slice stays borrowed.
+    let bytes = unsafe { std::slice::from_raw_parts(err.as_ptr().cast::<u8>(), err.len()) };
+    std::ffi::CStr::from_bytes_until_nul(bytes).map(|m| m.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// A native operation's kernels, whichever convolution it is.
