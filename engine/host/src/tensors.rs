@@ -52,6 +52,35 @@ enum Optim {
     Adam(crate::fused_adam::FusedAdam),
 }
 
+impl Optim {
+    fn step(&self) -> Result<(), tch::TchError> {
+        match self {
+            Optim::Sgd(opt) => opt.step(),
+            Optim::Adam(opt) => opt.step(),
+        }
+    }
+
+    fn zero_grad(&self) -> Result<(), tch::TchError> {
+        match self {
+            Optim::Sgd(opt) => opt.zero_grad(),
+            Optim::Adam(opt) => {
+                opt.zero_grad();
+                Ok(())
+            }
+        }
+    }
+
+    fn set_lr(&mut self, lr: f64) -> Result<(), tch::TchError> {
+        match self {
+            Optim::Sgd(opt) => opt.set_learning_rate(lr),
+            Optim::Adam(opt) => {
+                opt.set_lr(lr);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// How an operation's result relates to its inputs' memory.
 #[derive(Clone, Copy, PartialEq)]
 enum Out {
@@ -612,32 +641,15 @@ impl wit::HostOptimizer for PluginState {
 
     fn step(&mut self, r: Resource<OptimizerEntry>) -> Result<()> {
         let entry = self.table.get(&r)?;
-        self.activity
-            .during("optimizer.step", || match &entry.opt {
-                Optim::Sgd(opt) => opt.step(),
-                Optim::Adam(opt) => opt.step(),
-            })
-            .context("optimizer.step")
+        self.activity.during("optimizer.step", || entry.opt.step()).context("optimizer.step")
     }
 
     fn zero_grad(&mut self, r: Resource<OptimizerEntry>) -> Result<()> {
-        match &self.table.get(&r)?.opt {
-            Optim::Sgd(opt) => opt.zero_grad().context("optimizer.zero-grad"),
-            Optim::Adam(opt) => {
-                opt.zero_grad();
-                Ok(())
-            }
-        }
+        self.table.get(&r)?.opt.zero_grad().context("optimizer.zero-grad")
     }
 
     fn set_lr(&mut self, r: Resource<OptimizerEntry>, lr: f32) -> Result<()> {
-        match &mut self.table.get_mut(&r)?.opt {
-            Optim::Sgd(opt) => opt.set_learning_rate(lr as f64).context("optimizer.set-lr"),
-            Optim::Adam(opt) => {
-                opt.set_lr(lr as f64);
-                Ok(())
-            }
-        }
+        self.table.get_mut(&r)?.opt.set_lr(lr as f64).context("optimizer.set-lr")
     }
 
     fn drop(&mut self, r: Resource<OptimizerEntry>) -> Result<()> {
