@@ -11,6 +11,9 @@
 //! Swapping two entries, copying one from another machine or user, or writing a file into a
 //! shared cache folder therefore makes a tag check fail, and the component is compiled again
 //! from the bytes being run (and the entry rewritten). Without a usable key nothing is cached.
+//!
+//! [`Functions`] is the same rule one level down: Cranelift's per-function cache, so that a
+//! component seen for the first time compiles only the functions no earlier one had.
 
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
@@ -47,9 +50,8 @@ impl Hasher for Sha {
 }
 
 impl Cache {
-    /// The cache under `root` for `engine`, with this user's key (created on first use).
-    pub fn open(root: &Path, engine: &Engine) -> Result<Self> {
-        let key = user_key()?;
+    /// The cache under `root` for `engine`, with this user's `key` ([`user_key`]).
+    pub fn open(root: &Path, engine: &Engine, key: [u8; 32]) -> Result<Self> {
         let mut h = Sha(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
         h.0.update(env!("CARGO_PKG_VERSION").as_bytes());
@@ -111,6 +113,89 @@ impl Cache {
     }
 }
 
+/// Largest compiled function read back (Cranelift's output for one WebAssembly function).
+const MAX_FUNCTION_BYTES: u64 = 64 << 20;
+
+/// Cranelift's per-function cache ([`wasmtime::CacheStore`]): a component whose functions were
+/// compiled before, in any component, compiles only the others. Python plugins are mostly the
+/// same interpreter, so the second plugin built on a machine compiles in a fraction of the
+/// first's time; a Rust plugin rebuilt after a small change recompiles what changed.
+///
+/// Entries are native code as well, so they are held to the same rule as whole components:
+/// each file (named by the SHA-256 of Cranelift's key) holds an HMAC-SHA-256 tag over
+/// (this crate's version, the key, the compiled function) under this user's key, and an entry
+/// whose tag does not verify is treated as missing: the function is compiled again and the
+/// entry rewritten. Cranelift's key covers the function's code, the target ISA and its flags,
+/// and its entries carry Cranelift's version.
+pub struct Functions {
+    dir: PathBuf,
+    key: [u8; 32],
+    hits: std::sync::atomic::AtomicUsize,
+}
+
+impl Functions {
+    /// The function cache under `root` (`<root>/functions`), with this user's `key`
+    /// ([`user_key`]).
+    pub fn open(root: &Path, key: [u8; 32]) -> Result<Self> {
+        let dir = root.join("functions");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating function cache {}", dir.display()))?;
+        Ok(Self { dir, key, hits: 0.into() })
+    }
+
+    /// Functions taken from the cache so far (verified entries).
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn tag(&self, key: &[u8], value: &[u8]) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(b"weightlab compiled function ");
+        mac.update(env!("CARGO_PKG_VERSION").as_bytes());
+        mac.update(&(key.len() as u64).to_le_bytes());
+        mac.update(key);
+        mac.update(value);
+        mac
+    }
+
+    fn path(&self, key: &[u8]) -> PathBuf {
+        let name = hex::encode(Sha256::digest(key));
+        self.dir.join(&name[..2]).join(&name[2..])
+    }
+}
+
+/// Without the key: a debug print must not show it.
+impl std::fmt::Debug for Functions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Functions").field("dir", &self.dir).field("hits", &self.hits()).finish_non_exhaustive()
+    }
+}
+
+impl wasmtime::CacheStore for Functions {
+    fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+        let entry = crate::code::read_regular(&self.path(key), MAX_FUNCTION_BYTES).ok()?;
+        let (tag, value) = entry.split_at_checked(32)?;
+        self.tag(key, value).verify_slice(tag).ok()?;
+        self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(std::borrow::Cow::Owned(value.to_vec()))
+    }
+
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
+        let path = self.path(key);
+        let Some(dir) = path.parent() else { return false };
+        let mut entry = self.tag(key, &value).finalize().into_bytes().to_vec();
+        entry.extend_from_slice(&value);
+        // Written aside and renamed, as component entries are.
+        static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{}.{n}.tmp", std::process::id()));
+        let stored = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&tmp, &entry)).and_then(|()| std::fs::rename(&tmp, &path));
+        if stored.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        stored.is_ok()
+    }
+}
+
 /// Where this user's cache key lives.
 fn key_path() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("WEIGHTLAB_CACHE_KEY") {
@@ -125,7 +210,7 @@ fn key_path() -> Result<PathBuf> {
 
 /// This user's 32-byte cache key, created (from the OS's random source) on first use. A key
 /// file others can read or write, or one of another owner, is not used.
-fn user_key() -> Result<[u8; 32]> {
+pub fn user_key() -> Result<[u8; 32]> {
     use std::io::{Read, Write};
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
     let path = key_path()?;
@@ -154,4 +239,41 @@ fn user_key() -> Result<[u8; 32]> {
     }
     let bytes = crate::code::read_regular(&path, 64)?;
     bytes.as_slice().try_into().map_err(|_| anyhow::anyhow!("{} does not hold a 32-byte key", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::CacheStore;
+
+    #[test]
+    fn function_entries_are_used_only_under_their_own_key_and_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let functions = Functions::open(dir.path(), [7; 32]).unwrap();
+        assert!(functions.insert(b"key one", b"code one".to_vec()) && functions.insert(b"key two", b"code two".to_vec()));
+        assert_eq!(functions.get(b"key one").as_deref(), Some(&b"code one"[..]));
+        assert_eq!(functions.get(b"key three"), None);
+        assert_eq!(functions.hits(), 1);
+
+        // Another user's key: their entries are not ours.
+        assert_eq!(Functions::open(dir.path(), [8; 32]).unwrap().get(b"key two"), None);
+        // Swapped: key two's entry under key one's name.
+        let (one, two) = (functions.path(b"key one"), functions.path(b"key two"));
+        let original = std::fs::read(&one).unwrap();
+        std::fs::copy(&two, &one).unwrap();
+        assert_eq!(functions.get(b"key one"), None, "a swapped entry was used");
+        // Forged: one byte of code changed.
+        let mut forged = original.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 0x01;
+        std::fs::write(&one, &forged).unwrap();
+        assert_eq!(functions.get(b"key one"), None, "a forged entry was used");
+        // Cut short, or not a regular file.
+        std::fs::write(&one, &original[..20]).unwrap();
+        assert_eq!(functions.get(b"key one"), None);
+        std::fs::remove_file(&one).unwrap();
+        std::fs::create_dir(&one).unwrap();
+        assert_eq!(functions.get(b"key one"), None);
+        assert_eq!(functions.hits(), 1);
+    }
 }
