@@ -62,7 +62,7 @@ impl Cache {
     }
 
     fn tag(&self, source: &[u8; 32], compiled: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        let mut mac = hmac(&self.key);
         mac.update(&self.engine_id);
         mac.update(source);
         mac.update(compiled);
@@ -148,7 +148,7 @@ impl Functions {
     }
 
     fn tag(&self, key: &[u8], value: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        let mut mac = hmac(&self.key);
         mac.update(b"weightlab compiled function ");
         mac.update(env!("CARGO_PKG_VERSION").as_bytes());
         mac.update(&(key.len() as u64).to_le_bytes());
@@ -194,6 +194,11 @@ impl wasmtime::CacheStore for Functions {
         }
         stored.is_ok()
     }
+}
+
+/// HMAC-SHA-256 under this user's cache `key`, for the tags of both caches.
+fn hmac(key: &[u8; 32]) -> Hmac<Sha256> {
+    <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length")
 }
 
 /// Where this user's cache key lives.
