@@ -89,11 +89,7 @@ impl Cache {
             entry.extend_from_slice(&source);
             entry.extend_from_slice(&self.tag(&source, &compiled).finalize().into_bytes());
             entry.extend_from_slice(&compiled);
-            // Written aside and renamed: concurrent workers never read half an entry.
-            let tmp = self.dir.join(format!(".{}.{}.tmp", hex::encode(source), std::process::id()));
-            if std::fs::write(&tmp, &entry).and_then(|_| std::fs::rename(&tmp, &path)).is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
+            store(&path, &entry);
         }
         Ok(component)
     }
@@ -180,20 +176,24 @@ impl wasmtime::CacheStore for Functions {
     }
 
     fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
-        let path = self.path(key);
-        let Some(dir) = path.parent() else { return false };
         let mut entry = self.tag(key, &value).finalize().into_bytes().to_vec();
         entry.extend_from_slice(&value);
-        // Written aside and renamed, as component entries are.
-        static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = dir.join(format!(".{}.{n}.tmp", std::process::id()));
-        let stored = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&tmp, &entry)).and_then(|()| std::fs::rename(&tmp, &path));
-        if stored.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        stored.is_ok()
+        store(&self.path(key), &entry)
     }
+}
+
+/// Writes a cache entry beside `path` and renames it into place, so that concurrent workers
+/// never read half an entry; whether it was stored.
+fn store(path: &Path, entry: &[u8]) -> bool {
+    static WRITES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let Some(dir) = path.parent() else { return false };
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{}.{n}.tmp", std::process::id()));
+    let stored = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&tmp, entry)).and_then(|()| std::fs::rename(&tmp, path));
+    if stored.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    stored.is_ok()
 }
 
 /// HMAC-SHA-256 under this user's cache `key`, for the tags of both caches.
