@@ -1,7 +1,10 @@
 //! Hostile plugins are contained: each misbehaviour stops only its own method, with a reason
 //! that says what happened, and the other methods' results are intact.
 
-use weightlab_e2e::{BLOBS_ZOO, abi_version, build_hostile, column, experiment, root, strings, weightlab, weightlab_ok, weightlab_peak_rss};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use weightlab_e2e::{BLOBS_ZOO, abi_version, build_hostile, column, command, experiment, root, strings, weightlab, weightlab_ok, weightlab_peak_rss};
 
 fn method(name: &str, mode: &str, limits: &str) -> String {
     format!("[[method]]\nname = \"{name}\"\nplugin = \"hostile.wasm\"\nzoo = \"mlp\"\nsamples = 4\nconfig = {{ mode = \"{mode}\" }}\nlimits = {{ {limits} }}\n\n")
@@ -250,4 +253,68 @@ fn the_contract_harness_fails_hostile_plugins_with_the_reason() {
         assert!(line.contains(reason), "{mode}: `{reason}` not in `{line}`");
         assert!(stdout.contains("pass  loads and describes itself"), "{mode}: {stdout}");
     }
+}
+
+/// Every process below `root`, with its depth (1 for a child), from `/proc`.
+fn descendants(root: u32) -> Vec<(u32, usize)> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // `pid (comm) state ppid …`: the name may hold spaces and parentheses, so read after
+        // its last `)`.
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let (mut found, mut frontier, mut depth) = (Vec::new(), vec![root], 0);
+    while !frontier.is_empty() {
+        depth += 1;
+        frontier = parent_of.iter().filter(|(_, ppid)| frontier.contains(ppid)).map(|&(pid, _)| pid).collect();
+        found.extend(frontier.iter().map(|&pid| (pid, depth)));
+    }
+    found
+}
+
+/// Whether `pid` still runs (an exited process not yet reaped does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_string)))
+        .is_some_and(|state| state != "Z" && state != "X")
+}
+
+/// Workers are forked from a copy of the engine made when it started (its fork server,
+/// `weightlab_host::spawn`), without libtorch's start-up: a worker is the engine's
+/// great-grandchild (engine → server → reaper → worker). Killed with SIGKILL, the engine still
+/// takes every one of them with it: each process of the chain dies with the one before it.
+#[test]
+fn a_killed_engine_takes_its_forked_workers_with_it() {
+    let (dir, _) = experiment(&format!("{BLOBS_ZOO}[experiment]\nname = \"orphans\"\n\n{}", method("sleep", "sleep", "timeout_secs = 60.0")));
+    std::fs::copy(build_hostile(), dir.path().join("hostile.wasm")).unwrap();
+    let mut engine = command(dir.path(), &["run", "exp.toml", "-o", "out"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // The sleeping fit (30 s): a worker three levels down that is still there a second later
+    // (the workers that check configs before the run come and go).
+    let started = Instant::now();
+    let worker = loop {
+        assert!(engine.try_wait().unwrap().is_none(), "the run ended before its plugin slept");
+        assert!(started.elapsed() < Duration::from_secs(120), "no worker three levels below the engine: {:?}", descendants(engine.id()));
+        let deep: Vec<u32> = descendants(engine.id()).into_iter().filter(|&(_, depth)| depth == 3).map(|(pid, _)| pid).collect();
+        std::thread::sleep(Duration::from_secs(1));
+        if let Some(&pid) = deep.iter().find(|&&pid| running(pid)) {
+            break pid;
+        }
+    };
+    let below = descendants(engine.id());
+    assert!(below.iter().any(|&(pid, depth)| pid == worker && depth == 3), "{below:?}");
+    assert_eq!(below.iter().filter(|&&(_, depth)| depth == 1).count(), 1, "the engine's only child is its fork server: {below:?}");
+    let _ = engine.kill(); // SIGKILL
+    let _ = engine.wait();
+    let started = Instant::now();
+    while below.iter().any(|&(pid, _)| running(pid)) && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<u32> = below.iter().map(|&(pid, _)| pid).filter(|&pid| running(pid)).collect();
+    assert!(left.is_empty(), "processes left running after the engine was killed: {left:?} of {below:?}");
 }

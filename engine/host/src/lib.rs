@@ -33,6 +33,7 @@ pub mod native;
 pub mod plugin;
 pub mod runtime;
 pub mod shapes;
+pub mod spawn;
 pub mod state;
 pub mod tensors;
 pub mod untrusted;

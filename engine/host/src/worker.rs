@@ -12,7 +12,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -345,9 +344,11 @@ fn watchdog() {
 /// Ends the process with `code`, skipping the C++ static destructors: libtorch's deregister
 /// every operator one by one, 0.1 s of CPU at the end of every command and plugin worker (a
 /// test run starts hundreds). For the end of a `main`, when everything of ours has been
-/// dropped; the two standard streams are flushed here.
+/// dropped; the two standard streams are flushed here, and the fork server stopped and waited
+/// for ([`crate::spawn::stop_fork_server`]).
 pub fn exit_now(code: i32) -> ! {
     use std::io::Write;
+    crate::spawn::stop_fork_server();
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // SAFETY: `_exit` ends the process at once; no Rust state outlives it.
@@ -496,14 +497,7 @@ pub fn run_in_worker(exe: &Path, code: &PluginCode, request: &Request, payload: 
     if code.sha256 != request.sha256 || code.bytes.len() != request.component_bytes {
         return Err(fail("load", format!("the request names component {}, not the {} given", request.sha256, code.sha256)));
     }
-    let mut child = Command::new(exe)
-        .arg(WORKER_ARG)
-        .env(crate::tensors::DEVICE_VAR, crate::tensors::device_name())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail("load", format!("cannot start a worker process ({}): {e}", exe.display())))?;
+    let mut child = crate::spawn::Worker::start(exe, &crate::tensors::device_name()).map_err(|e| fail("load", format!("cannot start a worker process ({}): {e}", exe.display())))?;
     // Feed the request in its own thread: a worker that dies early must not block us.
     let mut stdin = child.stdin.take().expect("piped stdin");
     let header = serde_json::to_string(request).map_err(|e| fail("load", e.to_string()))?;
@@ -593,7 +587,7 @@ pub fn run_in_worker(exe: &Path, code: &PluginCode, request: &Request, payload: 
                 // Loading has its own budget: compiling a component can take a while.
                 let budget = request.limits.timeout + KILL_MARGIN + if call.0 == "load" { Duration::from_secs(120) } else { Duration::ZERO };
                 if call.1.elapsed() > budget {
-                    let _ = child.kill();
+                    child.kill();
                     killed = Some(format!("time limit {:.0?} exceeded in {}: the worker did not stop by itself and was killed after {:.1?}", request.limits.timeout, call.0, call.1.elapsed()));
                     break;
                 }
@@ -604,9 +598,10 @@ pub fn run_in_worker(exe: &Path, code: &PluginCode, request: &Request, payload: 
     // A refused description or a stream over its bounds ends the job here; a worker that
     // reported its own failure is ending anyway. Either way, do not wait on its work.
     if failure.is_some() && outcome.is_none() {
-        let _ = child.kill();
+        child.kill();
     }
     let status = child.wait();
+    peak = peak.max(child.peak_rss_bytes());
     // From here on, every answer carries the worker's peak memory.
     let fail = |call: &str, reason: String| PluginError { peak_rss_bytes: peak, ..fail(call, reason) };
     let _ = writer.join();

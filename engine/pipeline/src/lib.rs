@@ -65,6 +65,19 @@ pub fn schema_json() -> String {
     weightlab_manifest::schema::manifest_schema_json(&Catalog { metrics: metrics::keys(), plots: plots::ids(), ..Catalog::default() })
 }
 
+/// What the engine's `main` does first. Started as a worker (the hidden worker argument,
+/// [`weightlab_host::worker`]), this process serves its job and exits here. Otherwise, while it
+/// still has one thread, it starts the fork server its workers are forked from
+/// ([`weightlab_host::spawn`]), and then has the heap serve tensor-sized blocks (before any
+/// thread of ours allocates).
+pub fn start_process() {
+    if std::env::args().nth(1).as_deref() == Some(weightlab_host::worker::WORKER_ARG) {
+        weightlab_host::worker::exit_now(serve_worker());
+    }
+    weightlab_host::spawn::start_fork_server(serve_worker);
+    weightlab_host::worker::tune_allocator();
+}
+
 /// The body of a method's worker process (`weightlab` started with
 /// [`weightlab_host::worker::WORKER_ARG`]); its exit code. A worker of a run on a GPU computes
 /// there too, so libtorch's CUDA half is loaded first.
