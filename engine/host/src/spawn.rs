@@ -37,6 +37,10 @@ struct Server {
     socket: Mutex<Option<OwnedFd>>,
 }
 
+/// `WEIGHTLAB_FORK_SERVER=0` starts every worker with exec (to compare, or to rule the server
+/// out when something looks wrong).
+pub const OFF_VAR: &str = "WEIGHTLAB_FORK_SERVER";
+
 /// Descriptors a request passes: the worker's stdin, stdout and stderr, and the status pipe.
 const PASSED: usize = 4;
 
@@ -45,10 +49,10 @@ const MAX_DEVICE: usize = 64;
 
 /// Forks the fork server. Call it first thing in `main`, before any thread starts: a process
 /// with other threads is not forked (their locks would be copied held), and workers are then
-/// started with `exec`. `worker_main` is what a worker runs (what `main` runs for the worker
+/// started with `exec`, as they are with [`OFF_VAR`] set to `0`. `worker_main` is what a worker runs (what `main` runs for the worker
 /// argument); it returns the exit code.
 pub fn start_fork_server(worker_main: fn() -> i32) {
-    if SERVER.get().is_some() || threads() != Some(1) {
+    if SERVER.get().is_some() || threads() != Some(1) || std::env::var_os(OFF_VAR).is_some_and(|v| v == "0") {
         return;
     }
     let Ok((engine_end, server_end)) = socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None) else {
