@@ -99,8 +99,12 @@ fn threads() -> Option<usize> {
     std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
 }
 
-/// Ends this process when `parent` ends, and at once if it already has.
+/// Ends this process when `parent` ends, and at once if it already has. (Linux only, as the
+/// server itself: elsewhere `/proc/self/task` is missing and no server starts.)
 fn die_with(parent: libc::pid_t) {
+    #[cfg(not(target_os = "linux"))]
+    let _ = parent;
+    #[cfg(target_os = "linux")]
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and changes nothing else;
     // getppid has no preconditions.
     unsafe {
@@ -272,11 +276,6 @@ impl Worker {
             stderr: Some(File::from(OwnedFd::from(stderr))),
             end: End::Exec(child),
         })
-    }
-
-    /// Whether the worker was forked by the fork server (rather than started with exec).
-    pub fn forked(&self) -> bool {
-        matches!(self.end, End::Forked { .. })
     }
 
     pub fn id(&self) -> u32 {
