@@ -49,8 +49,8 @@ const MAX_DEVICE: usize = 64;
 
 /// Forks the fork server. Call it first thing in `main`, before any thread starts: a process
 /// with other threads is not forked (their locks would be copied held), and workers are then
-/// started with `exec`, as they are with [`OFF_VAR`] set to `0`. `worker_main` is what a worker runs (what `main` runs for the worker
-/// argument); it returns the exit code.
+/// started with `exec`, as they are with [`OFF_VAR`] set to `0`. `worker_main` is what a
+/// worker runs (what `main` runs for the worker argument); it returns the exit code.
 pub fn start_fork_server(worker_main: fn() -> i32) {
     if SERVER.get().is_some() || threads() != Some(1) || std::env::var_os(OFF_VAR).is_some_and(|v| v == "0") {
         return;
