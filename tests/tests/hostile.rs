@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use weightlab_e2e::{BLOBS_ZOO, abi_version, build_hostile, column, command, experiment, root, strings, weightlab, weightlab_ok, weightlab_peak_rss};
+use weightlab_e2e::{BLOBS_ZOO, abi_version, build_hostile, column, command, experiment, root, stage_differences, strings, weightlab, weightlab_ok, weightlab_peak_rss};
 
 fn method(name: &str, mode: &str, limits: &str) -> String {
     format!("[[method]]\nname = \"{name}\"\nplugin = \"hostile.wasm\"\nzoo = \"mlp\"\nsamples = 4\nconfig = {{ mode = \"{mode}\" }}\nlimits = {{ {limits} }}\n\n")
@@ -285,6 +285,21 @@ fn running(pid: u32) -> bool {
         .is_some_and(|state| state != "Z" && state != "X")
 }
 
+/// The worker of a sleeping fit in the run `engine`: a descendant `depth` levels down that is
+/// still there a second after it was first seen (the workers that check configs come and go).
+fn sleeping_worker(engine: &mut std::process::Child, depth: usize) -> u32 {
+    let started = Instant::now();
+    loop {
+        assert!(engine.try_wait().unwrap().is_none(), "the run ended before its plugin slept");
+        assert!(started.elapsed() < Duration::from_secs(120), "no worker {depth} levels below the engine: {:?}", descendants(engine.id()));
+        let candidates: Vec<u32> = descendants(engine.id()).into_iter().filter(|&(_, d)| d == depth).map(|(pid, _)| pid).collect();
+        std::thread::sleep(Duration::from_secs(1));
+        if let Some(&pid) = candidates.iter().find(|&&pid| running(pid)) {
+            return pid;
+        }
+    }
+}
+
 /// Workers are forked from a copy of the engine made when it started (its fork server,
 /// `weightlab_host::spawn`), without libtorch's start-up: a worker is the engine's
 /// great-grandchild (engine → server → reaper → worker). Killed with SIGKILL, the engine still
@@ -294,18 +309,7 @@ fn a_killed_engine_takes_its_forked_workers_with_it() {
     let (dir, _) = experiment(&format!("{BLOBS_ZOO}[experiment]\nname = \"orphans\"\n\n{}", method("sleep", "sleep", "timeout_secs = 60.0")));
     std::fs::copy(build_hostile(), dir.path().join("hostile.wasm")).unwrap();
     let mut engine = command(dir.path(), &["run", "exp.toml", "-o", "out"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    // The sleeping fit (30 s): a worker three levels down that is still there a second later
-    // (the workers that check configs before the run come and go).
-    let started = Instant::now();
-    let worker = loop {
-        assert!(engine.try_wait().unwrap().is_none(), "the run ended before its plugin slept");
-        assert!(started.elapsed() < Duration::from_secs(120), "no worker three levels below the engine: {:?}", descendants(engine.id()));
-        let deep: Vec<u32> = descendants(engine.id()).into_iter().filter(|&(_, depth)| depth == 3).map(|(pid, _)| pid).collect();
-        std::thread::sleep(Duration::from_secs(1));
-        if let Some(&pid) = deep.iter().find(|&&pid| running(pid)) {
-            break pid;
-        }
-    };
+    let worker = sleeping_worker(&mut engine, 3);
     let below = descendants(engine.id());
     assert!(below.iter().any(|&(pid, depth)| pid == worker && depth == 3), "{below:?}");
     assert_eq!(below.iter().filter(|&&(_, depth)| depth == 1).count(), 1, "the engine's only child is its fork server: {below:?}");
@@ -317,4 +321,28 @@ fn a_killed_engine_takes_its_forked_workers_with_it() {
     }
     let left: Vec<u32> = below.iter().map(|&(pid, _)| pid).filter(|&pid| running(pid)).collect();
     assert!(left.is_empty(), "processes left running after the engine was killed: {left:?} of {below:?}");
+}
+
+/// Where no fork server runs (`WEIGHTLAB_FORK_SERVER=0`, or a program that starts none), a
+/// worker is started with exec, as the engine's own child; it computes what a forked worker
+/// does, bit for bit.
+#[test]
+fn workers_started_with_exec_compute_what_forked_ones_do() {
+    let methods = "[[method]]\nname = \"p-diff\"\nplugin = \"pdiff\"\nzoo = \"mlp\"\nsamples = 4\nconfig = { ae_steps = 30, ddpm_steps = 30 }\n\n\
+                   [[method]]\nname = \"noise\"\nplugin = \"noise\"\nzoo = \"mlp\"\nsamples = 4\n";
+    let (dir, _) = experiment(&format!("{BLOBS_ZOO}[experiment]\nname = \"same\"\n\n{methods}"));
+    weightlab_ok(dir.path(), &["run", "exp.toml", "-o", "forked", "-q"]);
+    let exec = command(dir.path(), &["run", "exp.toml", "-o", "exec", "-q"]).env("WEIGHTLAB_FORK_SERVER", "0").output().unwrap();
+    assert!(exec.status.success(), "{}", String::from_utf8_lossy(&exec.stderr));
+    let diffs = stage_differences(&dir.path().join("forked"), &dir.path().join("exec"));
+    assert!(diffs.is_empty(), "forked and exec-started workers computed different things: {diffs:?}");
+    // With the server off, the sleeping fit's worker is the engine's child, started with exec.
+    let (dir, _) = experiment(&format!("{BLOBS_ZOO}[experiment]\nname = \"exec\"\n\n{}", method("sleep", "sleep", "timeout_secs = 60.0")));
+    std::fs::copy(build_hostile(), dir.path().join("hostile.wasm")).unwrap();
+    let mut engine = command(dir.path(), &["run", "exp.toml", "-o", "out"]).env("WEIGHTLAB_FORK_SERVER", "0").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let worker = sleeping_worker(&mut engine, 1);
+    let cmdline = std::fs::read(format!("/proc/{worker}/cmdline")).unwrap_or_default();
+    let _ = engine.kill();
+    let _ = engine.wait();
+    assert!(String::from_utf8_lossy(&cmdline).contains("__worker"), "the engine's child is a worker started with exec: {:?}", String::from_utf8_lossy(&cmdline));
 }
