@@ -82,6 +82,10 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
         assert!(out.status.success(), "{args:?}: {}\n{text}", String::from_utf8_lossy(&out.stderr));
         text
     };
+    // Workers forked from the fork server against started with exec, side by side.
+    let workers = cmd(&["bench", "workers", "--jobs", "2", "--repeats", "1"]);
+    let ratio = workers.lines().find_map(|l| l.split("forked/exec = ").nth(1)).and_then(|r| r.trim().parse::<f64>().ok());
+    assert!(ratio.is_some_and(|r| r > 0.0), "{workers}");
     let boundary = cmd(&["bench", "plugin", "--rows", "4", "--params", "32", "--hidden", "8", "--steps", "3", "--repeats", "1"]);
     assert!(boundary.contains("plugin/native = ") && boundary.contains("plugin/pytorch = "), "{boundary}");
     let pdiff = cmd(&["bench", "pdiff", "--rows", "8", "--params", "64", "--steps", "2", "--repeats", "1"]);

@@ -11,6 +11,7 @@ mod metrics;
 mod plugin;
 mod record;
 pub mod references;
+mod workers;
 mod zoo;
 
 pub use record::SaveArgs;
@@ -32,6 +33,7 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<i32> {
         BenchCommand::Generators(args) => plugin::generators(args),
         BenchCommand::Zoo(args) => zoo::zoo(args),
         BenchCommand::Metrics(args) => metrics::metrics(args),
+        BenchCommand::Workers(args) => workers::workers(args),
     }
 }
 
@@ -46,6 +48,7 @@ impl BenchCommand {
             BenchCommand::Generators(a) => &a.out,
             BenchCommand::Zoo(a) => &a.out,
             BenchCommand::Metrics(a) => &a.out,
+            BenchCommand::Workers(a) => &a.out,
         }
     }
 }
@@ -103,6 +106,21 @@ pub enum BenchCommand {
     /// on the Fashion-MNIST test set — accuracy, raw and aligned NN distance, distance to the
     /// nearest interpolation, novelty and agreement — with the time of each part for each n.
     Metrics(BenchMetricsArgs),
+    /// What starting a plugin worker costs: forked from the engine's fork server against
+    /// started with exec (libtorch's start-up again), the same `describe` jobs each way, in
+    /// one process: milliseconds per worker and the ratio.
+    Workers(BenchWorkersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchWorkersArgs {
+    /// Workers started one after another each way in a repeat.
+    #[arg(long, default_value_t = 20)]
+    pub jobs: usize,
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    #[command(flatten)]
+    pub out: SaveArgs,
 }
 
 #[derive(Debug, Args)]

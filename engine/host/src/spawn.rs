@@ -24,6 +24,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use rustix::net::{AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType, recvmsg, sendmsg, socketpair};
@@ -36,6 +37,10 @@ struct Server {
     pid: libc::pid_t,
     socket: Mutex<Option<OwnedFd>>,
 }
+
+/// Whether [`Worker::start`] asks the server (when one runs); `weightlab bench workers` turns
+/// it off for the exec side of its comparison.
+static FORKING: AtomicBool = AtomicBool::new(true);
 
 /// `WEIGHTLAB_FORK_SERVER=0` starts every worker with exec (to compare, or to rule the server
 /// out when something looks wrong).
@@ -92,6 +97,17 @@ pub fn stop_fork_server() {
         // SAFETY: waitpid on our own child, writing into our integer.
         while unsafe { libc::waitpid(server.pid, &mut status, 0) } < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {}
     }
+}
+
+/// Whether this process has a fork server to fork its workers from.
+pub fn fork_server_running() -> bool {
+    SERVER.get().is_some_and(|s| s.socket.lock().unwrap_or_else(|e| e.into_inner()).is_some())
+}
+
+/// Has [`Worker::start`] use the fork server (`true`, the default) or exec, for benchmarks
+/// that compare the two in one process.
+pub fn use_fork_server(on: bool) {
+    FORKING.store(on, Ordering::Relaxed);
 }
 
 /// Threads of this process, from `/proc`.
@@ -258,6 +274,7 @@ impl Worker {
     /// the fork server when one runs and `exe` is this binary, else with exec.
     pub fn start(exe: &Path, device: &str) -> io::Result<Worker> {
         if let Some(server) = SERVER.get()
+            && FORKING.load(Ordering::Relaxed)
             && is_this_binary(exe)
             && let Ok(worker) = fork_from(&server.socket, device)
         {
