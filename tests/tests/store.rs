@@ -53,18 +53,25 @@ fn runs_into_two_folders_share_their_stages_and_gc_keeps_what_a_folder_refers_to
 
     // A third folder with another σ adds its own method stage.
     run("c", &["--set", "method.noise.config.sigma=0.5"]);
+    // gc trims the compiled-code cache too: another engine build's compiled plugin goes.
+    let cache = tempfile::tempdir().unwrap();
+    let foreign = cache.path().join("components/fedcba9876543210/plugin.cwasm");
+    std::fs::create_dir_all(foreign.parent().unwrap()).unwrap();
+    std::fs::write(&foreign, [0u8; 1000]).unwrap();
     let gc = |dry: bool| {
         let mut args = vec!["gc"];
         if dry {
             args.push("--dry-run");
         }
-        let o = command(dir.path(), &args).env("WEIGHTLAB_STORE", &store).output().unwrap();
+        let o = command(dir.path(), &args).env("WEIGHTLAB_STORE", &store).env("WEIGHTLAB_CACHE", cache.path()).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
     let stages = || std::fs::read_dir(&store).unwrap().filter(|e| e.as_ref().unwrap().path().join("stage.json").is_file()).count();
     let all = stages();
-    assert!(gc(false).contains("0 stage(s)"), "every stage is referred to");
+    let first = gc(false);
+    assert!(first.contains("0 stage(s)"), "every stage is referred to: {first}");
+    assert!(first.contains("Removed 1 compiled file(s)") && !foreign.exists(), "{first}");
     assert_eq!(stages(), all);
     // Without folder c, its method and evaluation stages go; a and b keep the rest.
     std::fs::remove_dir_all(dir.path().join("c")).unwrap();

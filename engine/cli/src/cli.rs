@@ -88,7 +88,8 @@ pub enum Command {
         json: bool,
     },
     /// Remove the stages of the shared stage store that no run folder refers to any more (its
-    /// folder is gone, or it uses another store), and say how much that frees.
+    /// folder is gone, or it uses another store), and compiled plugin code that this weightlab
+    /// cannot use (another build's) or has not used lately; say how much that frees.
     Gc {
         /// The store (default: `WEIGHTLAB_STORE`, else `~/.cache/weightlab/stages`).
         #[arg(long, value_name = "DIR")]
@@ -96,6 +97,9 @@ pub enum Command {
         /// Only say what would be removed.
         #[arg(long)]
         dry_run: bool,
+        /// Compiled plugins and functions not used for this many days are removed.
+        #[arg(long, value_name = "DAYS", default_value_t = 30.0)]
+        unused_days: f64,
     },
     /// Start an experiment: write a commented manifest that runs as it is (a Fashion-MNIST MLP
     /// zoo, the noise baseline and copy), to edit from there.

@@ -17,6 +17,7 @@
 
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use hmac::{Hmac, Mac};
@@ -52,11 +53,8 @@ impl Hasher for Sha {
 impl Cache {
     /// The cache under `root` for `engine`, with this user's `key` ([`user_key`]).
     pub fn open(root: &Path, engine: &Engine, key: [u8; 32]) -> Result<Self> {
-        let mut h = Sha(Sha256::new());
-        std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
-        h.0.update(env!("CARGO_PKG_VERSION").as_bytes());
-        let engine_id: [u8; 32] = h.0.finalize().into();
-        let dir = root.join(&hex::encode(engine_id)[..16]);
+        let engine_id = engine_id(engine);
+        let dir = root.join(build_folder(engine));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating component cache {}", dir.display()))?;
         Ok(Self { dir, key, engine_id })
     }
@@ -105,8 +103,105 @@ impl Cache {
         self.tag(source, compiled).verify_slice(&header[MAGIC.len() + 32..]).ok()?;
         // SAFETY: the tag proves these bytes are what this user's engine (same build) produced
         // by compiling `source`; nobody without the user's key can make a valid tag.
-        unsafe { Component::deserialize(engine, compiled) }.ok()
+        let component = unsafe { Component::deserialize(engine, compiled) }.ok()?;
+        touch(path);
+        Some(component)
     }
+}
+
+/// The engine build's identity: wasmtime's compatibility hash and this crate's version.
+fn engine_id(engine: &Engine) -> [u8; 32] {
+    let mut h = Sha(Sha256::new());
+    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
+    h.0.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.0.finalize().into()
+}
+
+/// The folder (under the cache root) of `engine`'s build's compiled components.
+pub fn build_folder(engine: &Engine) -> String {
+    hex::encode(engine_id(engine))[..16].to_string()
+}
+
+/// How often a hit refreshes an entry's modification time: at most once a day, so that `gc`
+/// can tell what was used lately without a write per hit.
+const TOUCH_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// Marks the entry at `path` as used now, unless that was within [`TOUCH_EVERY`].
+fn touch(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let stale = std::fs::symlink_metadata(path).ok().and_then(|m| m.modified().ok()).and_then(|m| m.elapsed().ok()).is_some_and(|age| age > TOUCH_EVERY);
+    if stale {
+        let _ = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(path).and_then(|f| f.set_modified(SystemTime::now()));
+    }
+}
+
+/// What [`collect`] removed (with `dry_run`: would remove).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Collected {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Trims the compiled-code caches under `root` (the components folder): removes the folders
+/// of other engine builds (compiled by another wasmtime or weightlab version: this one can
+/// never use them), and entries of this build (`current`, [`build_folder`]) and of the
+/// function cache not used for `unused` (a hit refreshes an entry's time daily), and writes
+/// left half-done by a killed process. With `dry_run`, only counts. Nothing outside those
+/// folders is touched, and no link is followed.
+pub fn collect(root: &Path, current: &str, unused: Duration, dry_run: bool) -> Result<Collected> {
+    let mut done = Collected::default();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Ok(done);
+    };
+    for entry in entries.flatten() {
+        let (path, name) = (entry.path(), entry.file_name().to_string_lossy().into_owned());
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let other_build = name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit()) && name != current;
+        if name == "functions" || name == current || other_build {
+            sweep(&path, if other_build { Duration::ZERO } else { unused }, dry_run, &mut done)?;
+            if other_build && !dry_run {
+                let _ = remove_empty_dirs(&path);
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Removes the regular files under `dir` whose modification time is older than `unused` (and
+/// temporary files of unfinished writes older than an hour), counting them into `done`.
+fn sweep(dir: &Path, unused: Duration, dry_run: bool, done: &mut Collected) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?.flatten() {
+        let Ok(kind) = entry.file_type() else { continue };
+        let path = entry.path();
+        if kind.is_dir() {
+            sweep(&path, unused, dry_run, done)?;
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let age = meta.modified().ok().and_then(|m| m.elapsed().ok()).unwrap_or_default();
+        let unfinished = entry.file_name().to_string_lossy().ends_with(".tmp");
+        let limit = if unfinished { unused.min(Duration::from_secs(3600)) } else { unused };
+        if !kind.is_file() || age < limit {
+            continue;
+        }
+        if dry_run || std::fs::remove_file(&path).is_ok() {
+            done.files += 1;
+            done.bytes += meta.len();
+        }
+    }
+    Ok(())
+}
+
+/// Removes `dir` and the empty folders under it (bottom up); stops at the first that is not.
+fn remove_empty_dirs(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_empty_dirs(&entry.path())?;
+        }
+    }
+    std::fs::remove_dir(dir)
 }
 
 /// Largest compiled function read back (Cranelift's output for one WebAssembly function).
@@ -171,6 +266,7 @@ impl wasmtime::CacheStore for Functions {
         let entry = crate::code::read_regular(&self.path(key), MAX_FUNCTION_BYTES).ok()?;
         let (tag, value) = entry.split_at_checked(32)?;
         self.tag(key, value).verify_slice(tag).ok()?;
+        touch(&self.path(key));
         self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(std::borrow::Cow::Owned(value.to_vec()))
     }
@@ -280,5 +376,44 @@ mod tests {
         std::fs::create_dir(&one).unwrap();
         assert_eq!(functions.get(b"key one"), None);
         assert_eq!(functions.hits(), 1);
+    }
+
+    /// Sets `path`'s modification time to `days` ago.
+    fn age(path: &Path, days: u64) {
+        let when = SystemTime::now() - Duration::from_secs(days * 86_400);
+        std::fs::OpenOptions::new().write(true).open(path).unwrap().set_modified(when).unwrap();
+    }
+
+    #[test]
+    fn gc_removes_other_builds_and_what_was_not_used_lately_and_a_hit_counts_as_use() {
+        let root = tempfile::tempdir().unwrap();
+        let current = "0123456789abcdef";
+        let functions = Functions::open(root.path(), [7; 32]).unwrap();
+        assert!(functions.insert(b"used", b"code".to_vec()) && functions.insert(b"idle", b"code".to_vec()) && functions.insert(b"fresh", b"code".to_vec()));
+        let write = |rel: &str, days: u64| {
+            let path = root.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, vec![1u8; 100]).unwrap();
+            age(&path, days);
+            path
+        };
+        let (old, new) = (write(&format!("{current}/old.cwasm"), 40), write(&format!("{current}/new.cwasm"), 1));
+        let half_written = write(&format!("{current}/.123.0.tmp"), 1);
+        let other = write("fedcba9876543210/any.cwasm", 0);
+        let unrelated = write("notes/kept.txt", 400);
+        age(&functions.path(b"used"), 40);
+        age(&functions.path(b"idle"), 40);
+        // A hit more than a day after the last one marks the entry used.
+        assert!(functions.get(b"used").is_some());
+
+        let dry = collect(root.path(), current, Duration::from_secs(30 * 86_400), true).unwrap();
+        assert_eq!(dry.files, 4, "old, half-written, the other build's, idle");
+        assert!(old.exists() && other.exists(), "a dry run removes nothing");
+        let done = collect(root.path(), current, Duration::from_secs(30 * 86_400), false).unwrap();
+        assert_eq!(done, dry);
+        assert!(!old.exists() && !half_written.exists() && !other.exists() && !root.path().join("fedcba9876543210").exists());
+        assert!(new.exists() && unrelated.exists(), "recent entries and folders that are not the cache's stay");
+        assert!(functions.get(b"used").is_some() && functions.get(b"fresh").is_some());
+        assert!(functions.get(b"idle").is_none());
     }
 }

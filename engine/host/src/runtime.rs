@@ -63,6 +63,13 @@ impl Runtime {
         self.functions.as_ref().map_or(0, |f| f.hits())
     }
 
+    /// Trims the compiled-code caches under `cache_dir` ([`crate::compiled::collect`]): other
+    /// engine builds' compiled components, and this build's components and functions unused
+    /// for `unused`.
+    pub fn collect_compiled(&self, cache_dir: &Path, unused: std::time::Duration, dry_run: bool) -> Result<crate::compiled::Collected> {
+        crate::compiled::collect(cache_dir, &crate::compiled::build_folder(&self.engine), unused, dry_run)
+    }
+
     /// The default cache folder: `<cache>/components` ([`crate::cache_dir`]).
     pub fn default_cache_dir() -> Option<PathBuf> {
         crate::cache_dir().map(|c| c.join("components"))

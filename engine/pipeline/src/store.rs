@@ -364,6 +364,27 @@ fn same_path(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// `weightlab gc`: removes the stages of the store at `root` that no run folder refers to
+/// ([`StageStore::collect`]), then trims the compiled-code caches — compiled components of other
+/// engine builds, and this build's compiled components and functions unused for `unused`
+/// (`weightlab_host::compiled::collect`) — and prints what went (with `dry`: would go).
+pub fn gc(root: &Path, unused: std::time::Duration, dry: bool) -> Result<()> {
+    let done = StageStore::at(root).collect(dry)?;
+    done.forgotten.iter().for_each(|f| crate::output::detail(&format!("forgot {} (gone, or using another store)", f.display())));
+    let verb = if dry { "Would remove" } else { "Removed" };
+    let forgotten = if done.forgotten.is_empty() { String::new() } else { format!("; {} run folder(s) gone or moved to another store", done.forgotten.len()) };
+    crate::output::result(verb, &format!("{} stage(s) ({:.1} MB) from {}; {} kept{forgotten}", done.removed.len(), done.bytes as f64 / 1e6, root.display(), done.kept));
+    let Some(dir) = weightlab_host::Runtime::default_cache_dir() else { return Ok(()) };
+    match weightlab_host::Runtime::new(Some(&dir)).and_then(|runtime| runtime.collect_compiled(&dir, unused, dry)) {
+        Ok(c) => {
+            let days = (unused.as_secs_f64() / 864.0).round() / 100.0;
+            crate::output::result(verb, &format!("{} compiled file(s) ({:.1} MB) from {} (of other builds, or unused for {days} days)", c.files, c.bytes as f64 / 1e6, dir.display()));
+        }
+        Err(e) => crate::output::warn(&format!("the compiled-code cache {} was not trimmed: {e:#}", dir.display())),
+    }
+    Ok(())
+}
+
 /// Bytes under `path` (symlinks not followed).
 fn size_of(path: &Path) -> u64 {
     match std::fs::symlink_metadata(path) {

@@ -30,7 +30,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "weightlab", &mut std::io::stdout());
             Ok(0)
         }
-        Command::Gc { store, dry_run } => run::gc(store, dry_run),
+        Command::Gc { store, dry_run, unused_days } => run::gc(store, dry_run, unused_days),
         Command::Plugins { manifest, json } => plugins::list(manifest.as_deref(), json),
         Command::Embed { texts } => embed::embed(&texts),
         Command::Bench(bench) => weightlab_bench::run(&bench),

@@ -89,15 +89,9 @@ pub fn merge(runs: &[PathBuf], output_dir: Option<PathBuf>) -> anyhow::Result<i3
     Ok(if summary.failed == 0 && summary.missing == 0 { 0 } else { 1 })
 }
 
-/// `weightlab gc`: remove the stages no run folder refers to.
-pub fn gc(store: Option<PathBuf>, dry_run: bool) -> anyhow::Result<i32> {
+/// `weightlab gc`: remove the stages no run folder refers to, and compiled code unused lately.
+pub fn gc(store: Option<PathBuf>, dry_run: bool, unused_days: f64) -> anyhow::Result<i32> {
     let root = weightlab_pipeline::store::resolve(std::path::Path::new("."), store.as_deref());
-    let done = weightlab_pipeline::store::StageStore::at(&root).collect(dry_run)?;
-    for folder in &done.forgotten {
-        output::detail(&format!("forgot {} (gone, or using another store)", folder.display()));
-    }
-    let verb = if dry_run { "Would remove" } else { "Removed" };
-    let forgotten = if done.forgotten.is_empty() { String::new() } else { format!("; {} run folder(s) gone or moved to another store", done.forgotten.len()) };
-    output::result(verb, &format!("{} stage(s) ({:.1} MB) from {}; {} kept{forgotten}", done.removed.len(), done.bytes as f64 / 1e6, root.display(), done.kept));
+    weightlab_pipeline::store::gc(&root, std::time::Duration::from_secs_f64(unused_days.max(0.0) * 86_400.0), dry_run)?;
     Ok(0)
 }
