@@ -63,6 +63,12 @@ pub fn start_fork_server(worker_main: fn() -> i32) {
     let Ok((engine_end, server_end)) = socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, SocketFlags::CLOEXEC, None) else {
         return;
     };
+    // With a standard stream closed, the socket would take its number and what the engine
+    // prints would go to the server: no server then. (Rust's runtime reopens closed standard
+    // streams on /dev/null before `main`; a program embedding the host may not.)
+    if engine_end.as_raw_fd() < 3 || server_end.as_raw_fd() < 3 {
+        return;
+    }
     // SAFETY: getpid has no preconditions.
     let engine = unsafe { libc::getpid() };
     // SAFETY: this process has one thread (checked above), so the child is a whole copy of it:
