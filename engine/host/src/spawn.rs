@@ -311,9 +311,17 @@ impl Worker {
             End::Exec(child) => {
                 let _ = child.kill();
             }
-            End::Forked { ended: None, .. } => {
-                // SAFETY: kill sends a signal to a process we started; nothing else changes.
-                unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+            End::Forked { ended: None, status } => {
+                // Its reaper reaps it at once, so its pid is free again once it ended: a status
+                // already written means there is nothing left to kill.
+                let mut poll = libc::pollfd { fd: status.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                // SAFETY: poll reads and writes the one pollfd we own, without waiting; kill
+                // sends a signal to the worker we started.
+                unsafe {
+                    if libc::poll(&mut poll, 1, 0) == 0 {
+                        libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
+                    }
+                }
             }
             End::Forked { .. } => {}
         }
