@@ -263,10 +263,11 @@ impl std::fmt::Debug for Functions {
 
 impl wasmtime::CacheStore for Functions {
     fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
-        let entry = crate::code::read_regular(&self.path(key), MAX_FUNCTION_BYTES).ok()?;
+        let path = self.path(key);
+        let entry = crate::code::read_regular(&path, MAX_FUNCTION_BYTES).ok()?;
         let (tag, value) = entry.split_at_checked(32)?;
         self.tag(key, value).verify_slice(tag).ok()?;
-        touch(&self.path(key));
+        touch(&path);
         self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(std::borrow::Cow::Owned(value.to_vec()))
     }
