@@ -92,6 +92,9 @@ pub fn merge(runs: &[PathBuf], output_dir: Option<PathBuf>) -> anyhow::Result<i3
 /// `weightlab gc`: remove the stages no run folder refers to, and compiled code unused lately.
 pub fn gc(store: Option<PathBuf>, dry_run: bool, unused_days: f64) -> anyhow::Result<i32> {
     let root = weightlab_pipeline::store::resolve(std::path::Path::new("."), store.as_deref());
-    weightlab_pipeline::store::gc(&root, std::time::Duration::from_secs_f64(unused_days.max(0.0) * 86_400.0), dry_run)?;
+    let Some(unused) = std::time::Duration::try_from_secs_f64(unused_days * 86_400.0).ok().filter(|_| unused_days.is_finite()) else {
+        anyhow::bail!("--unused-days {unused_days}: give a number of days, 0 or more");
+    };
+    weightlab_pipeline::store::gc(&root, unused, dry_run)?;
     Ok(0)
 }
