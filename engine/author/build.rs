@@ -39,6 +39,32 @@ fn main() {
     }
     code.push_str("];\n");
     std::fs::write(out.join("sdk_files.rs"), code).expect("writing the SDK file list");
+
+    pinned_clock(&out);
+}
+
+/// Compiles `src/pinned_clock.c`, the clock a reproducible Python build is preloaded with, into
+/// a shared library the binary embeds (Linux on x86-64, where builds are pinned; see
+/// `src/pinned.rs`). A C compiler is there wherever Rust links: it is the linker.
+fn pinned_clock(out: &Path) {
+    let source = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("src/pinned_clock.c");
+    println!("cargo:rerun-if-changed={}", source.display());
+    println!("cargo:rerun-if-env-changed=CC");
+    let library = out.join("pinned_clock.so");
+    let target = (std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default(), std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default());
+    if target != ("linux".to_string(), "x86_64".to_string()) {
+        std::fs::write(&library, b"").expect("writing an empty placeholder");
+        return;
+    }
+    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = std::process::Command::new(&compiler)
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&library)
+        .arg(&source)
+        .arg("-ldl")
+        .status()
+        .unwrap_or_else(|e| panic!("running the C compiler `{compiler}` for {}: {e}", source.display()));
+    assert!(status.success(), "`{compiler}` could not compile {}", source.display());
 }
 
 /// `plugins/sdk/Cargo.toml` with what it inherits from `plugins/Cargo.toml` written out, and the

@@ -69,16 +69,47 @@ fn python_plugin_from_new_to_report() {
     let inspect: serde_json::Value = serde_json::from_slice(&weightlab(dir.path(), &["plugin", "inspect", "demo_py/demo_py.wasm", "--json"]).stdout).unwrap();
     let meta = &inspect["metadata"];
     assert_eq!((meta["name"].as_str(), meta["role"].as_str(), meta["version"].as_str()), (Some("demo_py"), Some("baseline"), Some("0.1.0")), "{inspect}");
-    assert_eq!(meta["built_with"], "componentize-py 0.25.1");
+    assert_eq!(meta["built_with"], "componentize-py 0.25.1, reproducible build");
     assert_eq!(inspect["runs_here"], "yes");
     assert_eq!(meta["config_schema"]["properties"]["scale"]["default"], 1.0, "the SDK's config fields give the schema: {meta}");
 
-    // componentize-py's output is not byte-reproducible (componentize-py#247): the build says
-    // so, and a pin that no longer matches says a Python pin holds for one built file.
-    assert!(String::from_utf8_lossy(&built.stderr).contains("not byte-reproducible"), "{}", String::from_utf8_lossy(&built.stderr));
+    // The build is pinned: the same source built in another folder, under another name, with
+    // another TMPDIR gives the same bytes, and nothing warns.
+    let stderr = String::from_utf8_lossy(&built.stderr);
+    assert!(!stderr.contains("not reproducible"), "{stderr}");
+    let elsewhere = dir.path().join("elsewhere/deeper/renamed");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    for file in ["app.py", "pyproject.toml"] {
+        std::fs::copy(dir.path().join("demo_py").join(file), elsewhere.join(file)).unwrap();
+    }
+    let tmp = dir.path().join("other-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let again = std::process::Command::new(binary()).args(["plugin", "build", "renamed"]).current_dir(elsewhere.parent().unwrap()).env("TMPDIR", &tmp).output().unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let first = std::fs::read(dir.path().join("demo_py/demo_py.wasm")).unwrap();
+    assert!(std::fs::read(elsewhere.join("demo_py.wasm")).unwrap() == first, "two builds of one Python source differ");
+
+    // A pin that no longer matches a reproducible build says the code changed.
     let pinned = manifest.replace("plugin = \"demo_py/demo_py.wasm\"", "plugin = \"demo_py/demo_py.wasm\"\nsha256 = \"00\"");
-    std::fs::write(dir.path().join("pinned.toml"), pinned).unwrap();
+    std::fs::write(dir.path().join("pinned.toml"), &pinned).unwrap();
     let refused = weightlab(dir.path(), &["validate", "pinned.toml"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the plugin's code changed since it was pinned"), "{stderr}");
+
+    // With pinning off (WEIGHTLAB_REPRODUCIBLE_BUILDS=0, for systems where tracing is not
+    // allowed) the build runs as upstream's and says its hash pins this file only; so does a
+    // pin that no longer matches it.
+    let unpinned = dir.path().join("unpinned");
+    std::fs::create_dir_all(&unpinned).unwrap();
+    for file in ["app.py", "pyproject.toml"] {
+        std::fs::copy(dir.path().join("demo_py").join(file), unpinned.join(file)).unwrap();
+    }
+    let loose = std::process::Command::new(binary()).args(["plugin", "build", "unpinned"]).current_dir(dir.path()).env("WEIGHTLAB_REPRODUCIBLE_BUILDS", "0").output().unwrap();
+    let stderr = String::from_utf8_lossy(&loose.stderr);
+    assert!(loose.status.success() && stderr.contains("this Python build is not reproducible (WEIGHTLAB_REPRODUCIBLE_BUILDS=0)"), "{stderr}");
+    std::fs::write(dir.path().join("loose.toml"), pinned.replace("demo_py/demo_py.wasm", "unpinned/demo_py.wasm")).unwrap();
+    let refused = weightlab(dir.path(), &["validate", "loose.toml"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("componentize-py#247") && stderr.contains("a pin holds for one built file"), "{stderr}");

@@ -2,6 +2,7 @@
 //! component, and the starter manifest of `weightlab init`. The `weightlab` binary parses the
 //! arguments and prints; this crate does the work.
 
+mod pinned;
 mod python;
 mod rust;
 mod starter;
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 pub use python::COMPONENTIZE_PY;
 pub use starter::starter;
+pub use weightlab_pipeline::plugins::REPRODUCIBLE;
 
 /// What can go wrong while writing or building a plugin.
 #[derive(Debug, thiserror::Error)]
@@ -54,12 +56,28 @@ pub fn new_plugin(name: &str, role: &str, lang: Lang, dir: &Path) -> Result<Path
     Ok(target)
 }
 
+/// A built plugin.
+#[derive(Debug)]
+pub struct Built {
+    /// The component: `<dir>/<name>.wasm`.
+    pub path: PathBuf,
+    /// What built it, for its metadata section: the tool and version, and for a Python plugin
+    /// whether the build was pinned ([`REPRODUCIBLE`]).
+    pub built_with: String,
+    /// Why this build's bytes may differ from another build of the same source, if they may (a
+    /// Python build that could not be pinned).
+    pub unreproducible: Option<String>,
+}
+
 /// Builds the plugin at `dir` — a Python plugin when it has a `pyproject.toml` with
-/// `[tool.weightlab]`, else a Rust crate for wasm32-wasip2 — into `<dir>/<name>.wasm`. Returns
-/// the component's path and what built it (for its metadata section).
-pub fn build(dir: &Path) -> Result<(PathBuf, String)> {
+/// `[tool.weightlab]`, else a Rust crate for wasm32-wasip2 — into `<dir>/<name>.wasm`.
+pub fn build(dir: &Path) -> Result<Built> {
     if let Some(project) = python::Project::find(dir)? {
-        return Ok((project.build()?, format!("componentize-py {COMPONENTIZE_PY}")));
+        let (path, pinning) = project.build()?;
+        return Ok(match pinning {
+            pinned::Pinning::Pinned => Built { path, built_with: format!("componentize-py {COMPONENTIZE_PY}, {REPRODUCIBLE}"), unreproducible: None },
+            pinned::Pinning::Unpinned(why) => Built { path, built_with: format!("componentize-py {COMPONENTIZE_PY}"), unreproducible: Some(why) },
+        });
     }
-    Ok((rust::build(dir)?, "cargo (wasm32-wasip2)".to_string()))
+    Ok(Built { path: rust::build(dir)?, built_with: "cargo (wasm32-wasip2)".to_string(), unreproducible: None })
 }

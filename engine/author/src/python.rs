@@ -12,7 +12,7 @@ use std::process::Command;
 
 use weightlab_pipeline::output;
 
-use crate::{Error, Result, io};
+use crate::{Error, Result, io, pinned};
 
 /// The componentize-py version the set-up installs and the SDK is tested with.
 pub use weightlab_pipeline::plugins::COMPONENTIZE_PY;
@@ -73,8 +73,8 @@ impl Project {
         Ok(Some(Project { dir: dir.to_path_buf(), name, role, module }))
     }
 
-    /// Builds `<dir>/<name>.wasm` with componentize-py.
-    pub fn build(&self) -> Result<PathBuf> {
+    /// Builds `<dir>/<name>.wasm` with componentize-py, pinned where it can be ([`pinned`]).
+    pub fn build(&self) -> Result<(PathBuf, pinned::Pinning)> {
         let tool = componentize_py()?;
         let work = tempfile::tempdir().map_err(io("creating a temporary folder for the build in", &std::env::temp_dir()))?;
         let (wit, sdk, src) = (work.path().join("wit"), work.path().join("sdk"), work.path().join("src"));
@@ -86,23 +86,39 @@ impl Project {
         let world = if self.role == "probe" { "probe-plugin" } else { &self.role };
         let out = self.dir.join(format!("{}.wasm", self.name));
         output::status("Building", &format!("{} ({} in Python) with componentize-py", self.dir.display(), self.role));
-        let status = Command::new(&tool)
-            .arg("-d")
-            .arg(&wit)
-            .args(["-w", world, "componentize", &self.module, "-p"])
-            .arg(&src)
-            .arg("-p")
-            .arg(&sdk)
-            .arg("-o")
-            .arg(&out)
-            // Its chatter goes to stderr: stdout is the built component's path alone.
-            .stdout(std::process::Stdio::from(std::io::stderr()))
-            .status()
-            .map_err(io("running", &tool))?;
+        // The tool's temporary folders, and the packages it would add from a virtual
+        // environment, come from the build's own folder: nothing of the machine's reaches the
+        // snapshot but what `pinned` pins.
+        let (tmp, venv) = (work.path().join("tmp"), work.path().join("venv"));
+        for folder in [&tmp, &venv] {
+            std::fs::create_dir_all(folder).map_err(io("creating", folder))?;
+        }
+        let make = || {
+            let mut command = Command::new(&tool);
+            command
+                .arg("-d")
+                .arg(&wit)
+                .args(["-w", world, "componentize", &self.module, "-p"])
+                .arg(&src)
+                .arg("-p")
+                .arg(&sdk)
+                .arg("-o")
+                .arg(&out)
+                .env("TMPDIR", &tmp)
+                .env("VIRTUAL_ENV", &venv)
+                .env("PYTHONHASHSEED", "0")
+                .env("PYTHONDONTWRITEBYTECODE", "1")
+                // Its chatter goes to stderr: stdout is the built component's path alone.
+                .stdout(std::process::Stdio::from(std::io::stderr()));
+            command
+        };
+        // The tool's installation: the virtual environment its script is in (`<venv>/bin/…`).
+        let installed = tool.canonicalize().ok().and_then(|t| t.parent()?.parent().map(Path::to_path_buf)).unwrap_or_else(|| tool.clone());
+        let (status, pinning) = pinned::status(&make, work.path(), &installed).map_err(io("running", &tool))?;
         if !status.success() {
             return Err(Error::Failed(format!("componentize-py could not build {} (its message is above)", self.dir.display())));
         }
-        Ok(out)
+        Ok((out, pinning))
     }
 }
 

@@ -208,11 +208,8 @@ fn method_diagnostics(
             let actual = plugins.identity(&method.plugin);
             if !actual.eq_ignore_ascii_case(pin.trim()) {
                 let message = format!("plugin `{}` has sha256 {actual}, not the pinned {}", method.plugin, pin.trim());
-                let help = Some(if plugins.code(&method.plugin).is_ok_and(|c| crate::plugins::built_by_componentize_py(&c.bytes)) {
-                    format!(
-                        "a Python plugin gets another hash each time it is built (componentize-py {} is not byte-reproducible: bytecodealliance/componentize-py#247), so a pin holds for one built file: keep that `.wasm` and point `plugin` at it, or update `sha256` after checking the new build",
-                        crate::plugins::COMPONENTIZE_PY
-                    )
+                let help = Some(if plugins.code(&method.plugin).is_ok_and(|c| crate::plugins::unreproducible_python_build(&c.bytes)) {
+                    "this Python plugin was built without pinning the build (componentize-py's own output varies: bytecodealliance/componentize-py#247), so each build has another hash and a pin holds for one built file: keep that `.wasm` and point `plugin` at it, or rebuild it with `weightlab plugin build` on Linux x86-64, where builds are reproducible".to_string()
                 } else {
                     "the plugin's code changed since it was pinned: check the new build, then update `sha256` (`weightlab plugins <manifest>` lists every hash, its own plugins included)".to_string()
                 });

@@ -229,10 +229,16 @@ impl Plugins {
 /// The componentize-py version the set-up installs and Python plugins are built with.
 pub const COMPONENTIZE_PY: &str = "0.25.1";
 
-/// Whether a component's metadata says componentize-py built it (a Python plugin): such builds
-/// are not byte-reproducible, so their hashes pin one built file, never a source.
-pub fn built_by_componentize_py(bytes: &[u8]) -> bool {
-    weightlab_host::metadata::read(bytes).ok().flatten().is_some_and(|m| m.built_with.starts_with("componentize-py"))
+/// What a Python plugin's `built_with` ends in when its build was pinned
+/// (`weightlab_author`'s `pinned`): the same source and componentize-py version give the same
+/// bytes in any folder.
+pub const REPRODUCIBLE: &str = "reproducible build";
+
+/// Whether a component's metadata says componentize-py built it without pinning the build:
+/// another build of the same source has other bytes, so its hash pins one built file, never a
+/// source.
+pub fn unreproducible_python_build(bytes: &[u8]) -> bool {
+    weightlab_host::metadata::read(bytes).ok().flatten().is_some_and(|m| m.built_with.starts_with("componentize-py") && !m.built_with.ends_with(REPRODUCIBLE))
 }
 
 /// The SHA-256 of an imported samples folder ([`read_import`]).
