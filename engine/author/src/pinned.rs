@@ -197,7 +197,15 @@ mod imp {
     impl Tracer {
         fn new(root: &Path, tool: &Path) -> Tracer {
             let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()).to_string_lossy().into_owned();
-            Tracer { folders: [(real(root), "/build"), (real(tool), "/tool")], calls: HashMap::new(), processes: HashMap::new(), inodes: HashMap::new(), listings: HashMap::new(), random: 0, missed: 0 }
+            Tracer {
+                folders: [(real(root), "/build"), (real(tool), "/tool")],
+                calls: HashMap::new(),
+                processes: HashMap::new(),
+                inodes: HashMap::new(),
+                listings: HashMap::new(),
+                random: 0,
+                missed: 0,
+            }
         }
 
         fn trace(&mut self, root_pid: libc::pid_t) -> io::Result<ExitStatus> {
