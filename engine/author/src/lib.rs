@@ -64,9 +64,9 @@ pub struct Built {
     /// What built it, for its metadata section: the tool and version, and for a Python plugin
     /// whether the build was pinned ([`REPRODUCIBLE`]).
     pub built_with: String,
-    /// Why this build's bytes may differ from another build of the same source, if they may (a
-    /// Python build that could not be pinned).
-    pub unreproducible: Option<String>,
+    /// What the author must know when this build's bytes may differ from another build of the
+    /// same source (a Python build that could not be pinned): why, and what it means for a pin.
+    pub warning: Option<String>,
 }
 
 /// Builds the plugin at `dir` — a Python plugin when it has a `pyproject.toml` with
@@ -75,9 +75,15 @@ pub fn build(dir: &Path) -> Result<Built> {
     if let Some(project) = python::Project::find(dir)? {
         let (path, pinning) = project.build()?;
         return Ok(match pinning {
-            pinned::Pinning::Pinned => Built { path, built_with: format!("componentize-py {COMPONENTIZE_PY}, {REPRODUCIBLE}"), unreproducible: None },
-            pinned::Pinning::Unpinned(why) => Built { path, built_with: format!("componentize-py {COMPONENTIZE_PY}"), unreproducible: Some(why) },
+            pinned::Pinning::Pinned => Built { path, built_with: format!("componentize-py {COMPONENTIZE_PY}, {REPRODUCIBLE}"), warning: None },
+            pinned::Pinning::Unpinned(why) => Built {
+                path,
+                built_with: format!("componentize-py {COMPONENTIZE_PY}"),
+                warning: Some(format!(
+                    "this Python build is not reproducible ({why}): componentize-py's own output varies (componentize-py#247), so a pin holds for this file, not for the source — keep the .wasm you pin"
+                )),
+            },
         });
     }
-    Ok(Built { path: rust::build(dir)?, built_with: "cargo (wasm32-wasip2)".to_string(), unreproducible: None })
+    Ok(Built { path: rust::build(dir)?, built_with: "cargo (wasm32-wasip2)".to_string(), warning: None })
 }

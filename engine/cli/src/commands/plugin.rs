@@ -21,7 +21,7 @@ pub fn new(name: &str, role: &str, lang: Lang, dir: &Path) -> Result<i32> {
 /// Builds the plugin at `dir` (Rust or Python) into `<dir>/<name>.wasm` and writes its
 /// metadata into the component; exit 1 when the build tool failed (it printed why).
 pub fn build(dir: &Path) -> Result<i32> {
-    let weightlab_author::Built { path: out, built_with, unreproducible } = match weightlab_author::build(dir) {
+    let weightlab_author::Built { path: out, built_with, warning } = match weightlab_author::build(dir) {
         Ok(built) => built,
         Err(weightlab_author::Error::Failed(reason)) => {
             output::error(&reason);
@@ -31,10 +31,8 @@ pub fn build(dir: &Path) -> Result<i32> {
     };
     let meta = weightlab_pipeline::plugins::stamp(&out, &built_with).with_context(|| format!("describing the built plugin {} to write its metadata", out.display()))?;
     output::status("Built", &format!("{} ({} {} {}, WIT {})", out.display(), meta.role, meta.name, meta.version, meta.abi));
-    if let Some(why) = unreproducible {
-        output::warn(&format!(
-            "this Python build is not reproducible ({why}): componentize-py's own output varies (componentize-py#247), so a pin holds for this file, not for the source — keep the .wasm you pin"
-        ));
+    if let Some(warning) = warning {
+        output::warn(&warning);
     }
     println!("{}", out.display());
     Ok(0)
