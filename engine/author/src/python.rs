@@ -5,7 +5,8 @@
 //! temporary folder for each build, so a plugin always targets the host that builds it. The
 //! plugin's own sources are copied there too: the interpreter that componentize-py runs at build
 //! time writes `__pycache__` folders beside what it imports, and those would otherwise land in
-//! the author's folder and change what the next build snapshots.
+//! the author's folder and change what the next build snapshots. The tool runs under
+//! [`crate::pinned`], so the same source gives the same bytes in any folder.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
