@@ -69,7 +69,7 @@ mod imp {
     use std::collections::HashMap;
     use std::io;
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::{DirEntryExt, MetadataExt};
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     use std::path::Path;
     use std::process::{Command, ExitStatus};
@@ -173,6 +173,10 @@ mod imp {
         args: [u64; 6],
     }
 
+    /// A file as the file system knows it: device, inode and status-change time (seconds and
+    /// nanoseconds). The time tells a file from a later one that reuses a deleted file's inode.
+    type File = (u64, u64, i64, i64);
+
     /// A directory being listed: its entries, sorted and encoded, and how far the reader is.
     struct Listing {
         entries: Vec<Vec<u8>>,
@@ -186,8 +190,8 @@ mod imp {
         calls: HashMap<libc::pid_t, Call>,
         /// Thread id → process id, for descriptors (shared by a process's threads).
         processes: HashMap<libc::pid_t, libc::pid_t>,
-        /// Real (device, inode) → the inode shown.
-        inodes: HashMap<(u64, u64), u64>,
+        /// A real file (device, inode, status-change time) → the inode shown.
+        inodes: HashMap<File, u64>,
         listings: HashMap<(libc::pid_t, i32), Listing>,
         random: u64,
         /// Answers that could not be rewritten for a task that was still there.
@@ -374,10 +378,11 @@ mod imp {
             Ok(if name.is_empty() { base } else { format!("{base}/{name}") })
         }
 
-        /// The inode shown for a real one first seen at `path`.
-        fn inode(&mut self, device: u64, inode: u64, path: &str) -> u64 {
+        /// The inode shown for a real file first seen at `path`: the hash of that path, so
+        /// another path to the same file (a link) shows the same inode.
+        fn inode(&mut self, file: File, path: &str) -> u64 {
             let shown = hash(&self.normalise(path));
-            *self.inodes.entry((device, inode)).or_insert(shown)
+            *self.inodes.entry(file).or_insert(shown)
         }
 
         /// `path` as it would be in any folder: the build folder as `/build`, the tool's as
@@ -400,7 +405,7 @@ mod imp {
         /// atime 72, mtime 88, ctime 104; each time seconds then nanoseconds).
         fn pin_stat(&mut self, pid: libc::pid_t, at: u64, path: &str) -> io::Result<()> {
             let mut s = read_exact(pid, at, std::mem::size_of::<libc::stat>())?;
-            let inode = self.inode(get(&s, 0), get(&s, 8), path);
+            let inode = self.inode((get(&s, 0), get(&s, 8), get(&s, 104) as i64, get(&s, 112) as i64), path);
             let size = pinned_size(get(&s, 24) as u32, get(&s, 48));
             for (offset, value) in [(0, DEVICE), (8, inode), (16, 1), (48, size), (56, 4096), (64, size.div_ceil(512))] {
                 put(&mut s, offset, value);
@@ -418,7 +423,7 @@ mod imp {
         fn pin_statx(&mut self, pid: libc::pid_t, at: u64, path: &str) -> io::Result<()> {
             let mut s = read_exact(pid, at, 256)?;
             let device = (get(&s, 136) & 0xffff_ffff) << 32 | get(&s, 140) & 0xffff_ffff;
-            let inode = self.inode(device, get(&s, 32), path);
+            let inode = self.inode((device, get(&s, 32), get(&s, 96) as i64, get(&s, 104) as u32 as i64), path);
             let size = pinned_size(get(&s, 28) as u16 as u32, get(&s, 40));
             // What was filled: the basic fields, the birth time and the mount id, on any kernel.
             s[0..8].copy_from_slice(&[0xff, 0x1f, 0, 0, 0, 16, 0, 0]);
@@ -474,11 +479,15 @@ mod imp {
                     libc::DT_UNKNOWN
                 };
                 let name = entry.file_name().as_bytes().to_vec();
-                let inode = self.inode(dir.dev(), entry.ino(), &format!("{path}/{}", String::from_utf8_lossy(&name)));
+                let inode = match entry.metadata() {
+                    Ok(m) => self.inode((m.dev(), m.ino(), m.ctime(), m.ctime_nsec()), &format!("{path}/{}", String::from_utf8_lossy(&name))),
+                    // Gone since it was listed: its name's hash.
+                    Err(_) => hash(&self.normalise(&format!("{path}/{}", String::from_utf8_lossy(&name)))),
+                };
                 names.push((name, inode, code));
             }
             names.sort();
-            let own = self.inode(dir.dev(), dir.ino(), &path);
+            let own = self.inode((dir.dev(), dir.ino(), dir.ctime(), dir.ctime_nsec()), &path);
             let mut all = vec![(b".".to_vec(), own, libc::DT_DIR), (b"..".to_vec(), hash(&format!("{}/..", self.normalise(&path))), libc::DT_DIR)];
             all.extend(names);
             let entries = all

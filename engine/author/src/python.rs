@@ -91,7 +91,8 @@ impl Project {
         // environment, come from the build's own folder: nothing of the machine's reaches the
         // snapshot but what `pinned` pins.
         let (tmp, venv) = (work.path().join("tmp"), work.path().join("venv"));
-        for folder in [&tmp, &venv] {
+        // An empty site-packages where the tool looks for one (else it warns that it found none).
+        for folder in [&tmp, &venv.join("lib/python3/site-packages")] {
             std::fs::create_dir_all(folder).map_err(io("creating", folder))?;
         }
         let make = || {
