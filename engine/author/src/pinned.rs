@@ -151,7 +151,7 @@ mod imp {
                 Ok(())
             });
         }
-        let child = command.spawn().map_err(|e| format!("the build tool could not be started traced ({e}): is ptrace or seccomp not permitted, or is weightlab itself traced?"))?;
+        let child = command.spawn().map_err(|e| format!("the build tool could not be traced: {e}; weightlab may itself be traced, or this system does not permit ptrace or seccomp"))?;
         let pid = child.id() as libc::pid_t;
         let mut tracer = Tracer::new(root, tool);
         let status = tracer.trace(pid).map_err(|e| {
