@@ -381,8 +381,17 @@ mod imp {
         /// The inode shown for a real file first seen at `path`: the hash of that path, so
         /// another path to the same file (a link) shows the same inode.
         fn inode(&mut self, file: File, path: &str) -> u64 {
-            let shown = hash(&self.normalise(path));
-            *self.inodes.entry(file).or_insert(shown)
+            if let Some(&shown) = self.inodes.get(&file) {
+                return shown;
+            }
+            let shown = self.path_hash(path);
+            self.inodes.insert(file, shown);
+            shown
+        }
+
+        /// The hash of `path` as it would be in any folder ([`Tracer::normalise`]).
+        fn path_hash(&self, path: &str) -> u64 {
+            hash(&self.normalise(path))
         }
 
         /// `path` as it would be in any folder: the build folder as `/build`, the tool's as
@@ -479,16 +488,17 @@ mod imp {
                     libc::DT_UNKNOWN
                 };
                 let name = entry.file_name().as_bytes().to_vec();
+                let at = format!("{path}/{}", String::from_utf8_lossy(&name));
                 let inode = match entry.metadata() {
-                    Ok(m) => self.inode((m.dev(), m.ino(), m.ctime(), m.ctime_nsec()), &format!("{path}/{}", String::from_utf8_lossy(&name))),
-                    // Gone since it was listed: its name's hash.
-                    Err(_) => hash(&self.normalise(&format!("{path}/{}", String::from_utf8_lossy(&name)))),
+                    Ok(m) => self.inode((m.dev(), m.ino(), m.ctime(), m.ctime_nsec()), &at),
+                    // Gone since it was listed: its path's hash.
+                    Err(_) => self.path_hash(&at),
                 };
                 names.push((name, inode, code));
             }
             names.sort();
             let own = self.inode((dir.dev(), dir.ino(), dir.ctime(), dir.ctime_nsec()), &path);
-            let mut all = vec![(b".".to_vec(), own, libc::DT_DIR), (b"..".to_vec(), hash(&format!("{}/..", self.normalise(&path))), libc::DT_DIR)];
+            let mut all = vec![(b".".to_vec(), own, libc::DT_DIR), (b"..".to_vec(), self.path_hash(&format!("{path}/..")), libc::DT_DIR)];
             all.extend(names);
             let entries = all
                 .into_iter()
