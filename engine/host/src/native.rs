@@ -1,6 +1,8 @@
 //! Host tensor operations computed by weightlab's own kernels (`weightlab-kernels`) instead of
 //! libtorch's: the 1-D convolutions of the weight autoencoders (p-diff, FLoWN), which libtorch's
 //! oneDNN kernels run at 10–80 GFLOP/s on long rows of few channels; on by default ([`enabled`]).
+//! Also the seeded draws behind `randn` and `rand` ([`draw`]), always: split over libtorch's
+//! threads, from a counter-based generator (`weightlab_kernels::random`).
 //! Plugins see no difference but speed: the same operation, the
 //! same shapes and errors, values within float rounding of libtorch's, and gradients through
 //! libtorch's autograd — the output joins the graph through a small C++ node
@@ -116,6 +118,27 @@ fn on_libtorch_threads(parts: usize, task: &(dyn Fn(usize) + Sync)) {
         (0..parts).for_each(task);
     }
     assert!(!job.panicked.load(std::sync::atomic::Ordering::Relaxed), "a native kernel panicked on a libtorch thread");
+}
+
+/// Values per part of a seeded draw ([`draw`]): big enough that a part outweighs handing
+/// it to a thread, small enough that a batch of noise splits over the cores.
+const DRAW_PART: usize = 1 << 15;
+
+/// A new CPU float32 tensor of `shape` holding values `0..` of `seed`'s standard normal
+/// (`normal`) or uniform stream (`weightlab_kernels::random`), computed in parts on libtorch's
+/// threads: the same values whatever the threads, as every value depends on its index only.
+pub fn draw(shape: &[i64], seed: u64, normal: bool) -> Result<Tensor, TchError> {
+    let draw = |start: usize, out: &mut [f32]| {
+        if normal { weightlab_kernels::random::normal(seed, start as u64, out) } else { weightlab_kernels::random::uniform(seed, start as u64, out) }
+    };
+    made(shape, |out| {
+        if out.len() <= DRAW_PART {
+            return draw(0, out);
+        }
+        let parts: Vec<std::sync::Mutex<&mut [f32]>> = out.chunks_mut(DRAW_PART).map(std::sync::Mutex::new).collect();
+        let task = |i: usize| draw(i * DRAW_PART, &mut parts[i].lock().unwrap_or_else(|e| e.into_inner()));
+        on_libtorch_threads(parts.len(), &task);
+    })
 }
 
 /// Threads for the kernels: libtorch's intra-op count, on its pool ([`on_libtorch_threads`]).
@@ -312,6 +335,20 @@ unsafe extern "C" fn backward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn draws_are_the_stream_whatever_the_parts() {
+        for normal in [true, false] {
+            let t = draw(&[3, 40_000], 5, normal).expect("drawn");
+            let mut expected = vec![0.0f32; 120_000];
+            if normal {
+                weightlab_kernels::random::normal(5, 0, &mut expected);
+            } else {
+                weightlab_kernels::random::uniform(5, 0, &mut expected);
+            }
+            assert_eq!(Vec::<f32>::try_from(t.flatten(0, -1)).expect("floats"), expected, "normal: {normal}");
+        }
+    }
 
     fn seeded(shape: &[i64], seed: i64) -> Tensor {
         tch::manual_seed(seed);

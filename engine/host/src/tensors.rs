@@ -12,10 +12,9 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
+use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 use tch::{Kind, Reduction, Tensor};
 use wasmtime::component::Resource;
 
@@ -128,11 +127,6 @@ fn opts() -> (Kind, tch::Device) {
 /// bindings take one by value without giving it up.
 pub(crate) fn borrow<T: 'static>(r: &Resource<T>) -> Resource<T> {
     Resource::new_borrow(r.rep())
-}
-
-fn seeded_values(n: usize, seed: u64, normal: bool) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    if normal { (0..n).map(|_| rng.sample::<f32, _>(StandardNormal)).collect() } else { (0..n).map(|_| rng.random::<f32>()).collect() }
 }
 
 impl PluginState {
@@ -268,12 +262,12 @@ impl wit::HostTensor for PluginState {
 
     fn randn(&mut self, shape: Vec<u32>, seed: u64) -> Result<Resource<TensorEntry>> {
         let n = numel(&shapes::from_u32(&shape));
-        self.create("randn", &shape, n, |dims, n| Tensor::f_from_slice(&seeded_values(n, seed, true))?.f_reshape(dims))
+        self.create("randn", &shape, n, |dims, _| crate::native::draw(dims, seed, true))
     }
 
     fn rand(&mut self, shape: Vec<u32>, seed: u64) -> Result<Resource<TensorEntry>> {
         let n = numel(&shapes::from_u32(&shape));
-        self.create("rand", &shape, n, |dims, n| Tensor::f_from_slice(&seeded_values(n, seed, false))?.f_reshape(dims))
+        self.create("rand", &shape, n, |dims, _| crate::native::draw(dims, seed, false))
     }
 
     fn randperm(&mut self, n: u32, seed: u64) -> Result<Resource<TensorEntry>> {

@@ -8,7 +8,10 @@
 //! - [`conv1d`]: 1-D convolutions and their gradients as those products, for the generators'
 //!   weight autoencoders (p-diff, FLoWN), where libtorch's kernels are slow on long rows of
 //!   few channels.
+//! - [`random`]: seeded uniform and normal draws from a counter-based generator, any range of
+//!   a stream on any thread (the plugins' `randn` and `rand`).
 
 pub mod conv1d;
 pub mod gemm;
+pub mod random;
 pub mod simd;
