@@ -156,7 +156,10 @@ impl Method for Hostile {
                 let a = Tensor::rand(&[8000, 8000], 1);
                 Ok(a.matmul(&a).matmul(&a))
             }
-            "rust-oom" => Ok(Tensor::randn(&[16384, 16384], 1)),
+            // A host operation that builds its values in Rust (randperm's order: 1 GiB of f32)
+            // past the worker's OS limit: the allocation fails there and the worker aborts.
+            // (`randn` now draws straight into libtorch's memory, whose failure is an error.)
+            "rust-oom" => Ok(Tensor::randperm(268_435_456, 1).reshape(&[16384, 16384])),
             "stderr-flood" => {
                 // std over one element has no degrees of freedom: libtorch warns on each call.
                 let one = Tensor::zeros(&[1, 4]);
