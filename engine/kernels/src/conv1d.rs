@@ -194,6 +194,11 @@ impl Conv1d {
         assert_eq!(weight.len(), self.co * self.ci * self.k, "conv1d weight");
         let (lout, lph, co) = (self.out_len(), self.phase_len(), self.co);
         assert_eq!(y.len(), self.n * co * lout, "conv1d output");
+        if crate::halving::applies(self.k, self.stride, self.padding) {
+            let (ci, len) = (self.ci, self.len);
+            let run = |b: &std::ops::Range<usize>, y: &mut [f32]| crate::halving::halve(&x[b.start * ci * len..b.end * ci * len], ci, len, weight, bias, co, y);
+            return self.by_samples(y, co * lout, run);
+        }
         let mut panels = Vec::new();
         gemm::pack_for_rows(weight, self.ci * self.k, &mut panels);
         let blocks = self.blocks();
@@ -225,6 +230,24 @@ impl Conv1d {
         }
     }
 
+    /// `run(samples, out)` for consecutive runs of samples with their rows of `out` (`per`
+    /// floats a sample), on the threads when the operation is large enough: for the kernels
+    /// that compute each output from its own sample only ([`crate::halving`]).
+    fn by_samples(&self, out: &mut [f32], per: usize, run: impl Fn(&std::ops::Range<usize>, &mut [f32]) + Sync) {
+        let size = self.n.div_ceil(4 * self.threads.max(1)).max(1);
+        let runs: Vec<std::ops::Range<usize>> = (0..self.n.div_ceil(size)).map(|i| i * size..((i + 1) * size).min(self.n)).collect();
+        let work = self.n * self.out_len() * self.co * self.ci * self.k;
+        self.each_block(&runs, out, per * size, work, run);
+    }
+
+    /// `z` (n × ci × len) = bias + the halving convolution's input gradient ([`crate::halving::double`])
+    /// of `d` (n × co × out_len) with `weight` (co × ci × 4).
+    fn doubled(&self, d: &[f32], weight: &[f32], bias: Option<&[f32]>, z: &mut [f32]) {
+        let (co, ci, lout, len) = (self.co, self.ci, self.out_len(), self.len);
+        let run = |b: &std::ops::Range<usize>, z: &mut [f32]| crate::halving::double(&d[b.start * co * lout..b.end * co * lout], co, lout, weight, bias, ci, len, z);
+        self.by_samples(z, ci * len, run);
+    }
+
     /// `dx` (n × ci × len) = the gradient of [`Conv1d::forward`]'s output with respect to its
     /// input, given the output gradient `dy` (n × co × out_len): the input gradient's phases
     /// as one product of the rearranged weight with shifted rows of `dy`.
@@ -233,6 +256,9 @@ impl Conv1d {
         assert_eq!(dy.len(), self.n * self.co * lout, "conv1d output gradient");
         assert_eq!(weight.len(), self.co * self.ci * self.k, "conv1d weight");
         assert_eq!(dx.len(), self.n * self.ci * self.len, "conv1d input gradient");
+        if crate::halving::applies(self.k, self.stride, self.padding) {
+            return self.doubled(dy, weight, None, dx);
+        }
         // Phase r of input channel c at i gets Σ_{o, u} w[o, c, s·u + r] · dy[o][i − u].
         let width = self.co * u_count;
         let mut a = vec![0.0f32; self.ci * s * width];
@@ -339,7 +365,12 @@ impl ConvTranspose1d {
     /// `y` (n × co × out_len) = the transposed convolution of `x` (n × ci × len) with `weight`
     /// (ci × co × k), plus `bias` (co) per channel.
     pub fn forward(&self, x: &[f32], weight: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
-        self.adjoint().backward_data(x, weight, y);
+        let adjoint = self.adjoint();
+        if crate::halving::applies(self.k, self.stride, self.padding) && self.output_padding == 0 {
+            assert_eq!((x.len(), weight.len(), y.len()), (self.n * self.ci * self.len, self.ci * self.co * self.k, self.n * self.co * self.out_len()), "conv_transpose1d sizes");
+            return adjoint.doubled(x, weight, bias, y);
+        }
+        adjoint.backward_data(x, weight, y);
         if let Some(bias) = bias {
             for (i, row) in y.chunks_exact_mut(self.out_len()).enumerate() {
                 let b = bias[i % self.co];

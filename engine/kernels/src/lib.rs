@@ -13,5 +13,6 @@
 
 pub mod conv1d;
 pub mod gemm;
+pub mod halving;
 pub mod random;
 pub mod simd;
