@@ -317,6 +317,16 @@ impl Conv1d {
         assert_eq!(x.len(), self.n * self.ci * self.len, "conv1d input");
         let taps = self.ci * self.k;
         assert_eq!(dw.len(), self.co * taps, "conv1d weight gradient");
+        if crate::halving::applies(self.k, self.stride, self.padding) {
+            let (ci, co, len, run) = (self.ci, self.co, self.len, crate::halving::RUN);
+            let runs: Vec<std::ops::Range<usize>> = (0..self.n.div_ceil(run)).map(|i| i * run..((i + 1) * run).min(self.n)).collect();
+            let per = crate::halving::run_len(co, ci);
+            let mut lanes = vec![0.0f32; runs.len() * per];
+            let work =
+                |b: &std::ops::Range<usize>, lanes: &mut [f32]| crate::halving::weight_run(&dy[b.start * co * lout..b.end * co * lout], &x[b.start * ci * len..b.end * ci * len], ci, len, co, lanes);
+            self.each_block(&runs, &mut lanes, per, self.n * lout * co * taps, work);
+            return crate::halving::weight_total(&lanes, dw);
+        }
         let blocks = self.blocks();
         let lead = self.taps_per_phase() - 1;
         let mut partials = vec![0.0f32; blocks.len() * dw.len()];
@@ -636,6 +646,30 @@ mod tests {
         };
         assert_eq!(run(1), run(2));
         assert_eq!(run(1), run(5));
+    }
+
+    #[test]
+    fn the_halving_kernels_give_the_same_bits_at_every_width() {
+        for (n, ci, co, len) in [(3, 16, 16, 64), (2, 1, 16, 37), (2, 16, 1, 40), (3, 5, 7, 33), (9, 3, 20, 50)] {
+            let run = |level| {
+                crate::simd::at_level(level, || {
+                    let c = Conv1d { threads: 1, ..Conv1d::new(n, ci, co, 4, 2, 1, len).unwrap() };
+                    let t = ConvTranspose1d { threads: 1, ..ConvTranspose1d::new(n, co, ci, 4, 2, 1, 0, c.out_len()).unwrap() };
+                    let (x, w, b) = (values(n * ci * len, 1), values(co * ci * 4, 2), values(ci.max(co), 3));
+                    let g = values(n * co * c.out_len(), 4);
+                    let (mut y, mut dx, mut dw, mut z) = (vec![0.0; g.len()], vec![0.0; x.len()], vec![0.0; w.len()], vec![0.0; n * ci * t.out_len()]);
+                    c.forward(&x, &w, Some(&b[..co]), &mut y);
+                    c.backward_data(&g, &w, &mut dx);
+                    c.backward_weight(&g, &x, &mut dw);
+                    t.forward(&g, &w, Some(&b[..ci]), &mut z);
+                    [y, dx, dw, z].concat().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                })
+            };
+            let baseline = run(crate::simd::Level::Baseline);
+            for level in crate::simd::available() {
+                assert_eq!(run(level), baseline, "{} differs from the baseline on {n}×{ci}×{len} → {co}", level.name());
+            }
+        }
     }
 
     #[test]

@@ -251,6 +251,107 @@ pub fn double(d: &[f32], inputs: usize, len: usize, w: &[f32], bias: Option<&[f3
     }
 }
 
+/// Samples per run of [`weight_run`]: the runs' sums are added in order, so a run's length is
+/// fixed here, not by the threads.
+pub const RUN: usize = 8;
+
+/// Floats of a run's partial sums for a weight of `outputs` × `inputs` × 4.
+pub fn run_len(outputs: usize, inputs: usize) -> usize {
+    outputs * inputs * 4 * L
+}
+
+/// One run of samples' share of the halving convolution's weight gradient,
+/// `dw[a, b, t] = Σ_n Σ_j dy[n, a, j] · x[n, b, 2j + t − 1]`: `lanes` ([`run_len`]) holds L
+/// running sums per entry, lane l summing the positions j ≡ l (mod L) sample by sample, in
+/// order. [`weight_total`] adds the runs' lanes.
+pub fn weight_run(dy: &[f32], x: &[f32], inputs: usize, len: usize, outputs: usize, lanes: &mut [f32]) {
+    let out = len / 2;
+    let (width, blocks) = (out + L + 1, out.div_ceil(L) * L);
+    assert_eq!(lanes.len(), run_len(outputs, inputs), "weight gradient lanes");
+    lanes.fill(0.0);
+    let (mut phases, mut grads) = (Vec::new(), vec![0.0f32; outputs * blocks]);
+    for (x, dy) in x.chunks_exact(inputs * len).zip(dy.chunks_exact(outputs * out)) {
+        split(x, inputs, len, width, &mut phases);
+        // The gradient's rows zero-extended to whole vectors: the taps past the row add 0.
+        for (src, dst) in dy.chunks_exact(out).zip(grads.chunks_exact_mut(blocks)) {
+            dst[..out].copy_from_slice(src);
+        }
+        weight_sample(&phases, width, &grads, blocks, inputs, outputs, lanes);
+    }
+}
+
+/// `dw` (outputs × inputs × 4) from the runs' `lanes`, added run by run, then lane by lane.
+pub fn weight_total(lanes: &[f32], dw: &mut [f32]) {
+    let entries = dw.len();
+    let mut sums = vec![0.0f32; entries * L];
+    for run in lanes.chunks_exact(entries * L) {
+        for (s, &v) in sums.iter_mut().zip(run) {
+            *s += v;
+        }
+    }
+    for (d, lanes) in dw.iter_mut().zip(sums.chunks_exact(L)) {
+        *d = lanes.iter().sum();
+    }
+}
+
+/// One sample of [`weight_run`]: registers where the CPU has them, as [`halve_sample`].
+fn weight_sample(phases: &[f32], width: usize, grads: &[f32], blocks: usize, inputs: usize, outputs: usize, lanes: &mut [f32]) {
+    assert!(phases.len() >= inputs * 2 * width && width > blocks && grads.len() == outputs * blocks && lanes.len() == run_len(outputs, inputs));
+    let level = crate::simd::current();
+    let mut a0 = 0;
+    while a0 < outputs {
+        let rest = outputs - a0;
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::simd::Level;
+            // SAFETY (each call): as in `halve_sample`.
+            let step = match level {
+                Level::Avx512 if rest >= 4 => unsafe {
+                    x86::weight16::<4>(phases, width, grads, blocks, inputs, a0, lanes);
+                    4
+                },
+                Level::Avx512 => unsafe {
+                    x86::weight16::<1>(phases, width, grads, blocks, inputs, a0, lanes);
+                    1
+                },
+                Level::Avx2 if rest >= 2 => unsafe {
+                    x86::weight8::<2>(phases, width, grads, blocks, inputs, a0, lanes);
+                    2
+                },
+                Level::Avx2 => unsafe {
+                    x86::weight8::<1>(phases, width, grads, blocks, inputs, a0, lanes);
+                    1
+                },
+                Level::Baseline => 0,
+            };
+            if step > 0 {
+                a0 += step;
+                continue;
+            }
+        }
+        let _ = (rest, level);
+        for b in 0..inputs {
+            let (even, odd) = phases[b * 2 * width..][..2 * width].split_at(width);
+            let g = &grads[a0 * blocks..][..blocks];
+            for t in 0..4 {
+                let acc = &mut lanes[((a0 * inputs + b) * 4 + t) * L..][..L];
+                let tap = match t {
+                    0 => odd,
+                    1 => even,
+                    2 => &odd[1..],
+                    _ => &even[1..],
+                };
+                for (gs, ts) in g.chunks_exact(L).zip(tap.chunks(L)) {
+                    for ((a, &gv), &tv) in acc.iter_mut().zip(gs).zip(ts) {
+                        *a = gv.mul_add(tv, *a);
+                    }
+                }
+            }
+        }
+        a0 += 1;
+    }
+}
+
 /// The kernels in vector registers: [`halve`]'s outputs 16 (AVX-512) or 8 (AVX2) channels at a
 /// time, [`double`]'s 8 or 4, positions in the lanes. Each lane's sum is the plain loops' sum.
 #[cfg(target_arch = "x86_64")]
@@ -391,6 +492,73 @@ mod x86 {
                     _mm256_storeu_ps(v.as_mut_ptr().add(8), _mm256_permute2f128_ps(lo, hi, 0x31));
                 }
                 z[(b0 + c) * out + 2 * m0..][..n].copy_from_slice(&v[..n]);
+            }
+        }
+    }
+
+    /// [`super::weight_sample`] for output channels `a0..a0 + C`: per input channel, the
+    /// C × 4 entries' 16 lanes in registers over the sample's positions.
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) unsafe fn weight16<const C: usize>(phases: &[f32], width: usize, grads: &[f32], blocks: usize, inputs: usize, a0: usize, lanes: &mut [f32]) {
+        let (p, g, l) = (phases.as_ptr(), grads.as_ptr(), lanes.as_mut_ptr());
+        for b in 0..inputs {
+            let mut acc = [[_mm512_setzero_ps(); 4]; C];
+            for (c, acc) in acc.iter_mut().enumerate() {
+                for (t, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: entry (a0 + c, b, t)'s 16 lanes.
+                    *a = unsafe { _mm512_loadu_ps(l.add((((a0 + c) * inputs + b) * 4 + t) * 16)) };
+                }
+            }
+            for j0 in (0..blocks).step_by(16) {
+                // SAFETY (all loads): phase rows of `width` > blocks floats, gradient rows of `blocks`.
+                let (even, odd) = unsafe { (p.add(b * 2 * width + j0), p.add(b * 2 * width + width + j0)) };
+                let taps = unsafe { [_mm512_loadu_ps(odd), _mm512_loadu_ps(even), _mm512_loadu_ps(odd.add(1)), _mm512_loadu_ps(even.add(1))] };
+                for (c, acc) in acc.iter_mut().enumerate() {
+                    let gv = unsafe { _mm512_loadu_ps(g.add((a0 + c) * blocks + j0)) };
+                    for (a, &tap) in acc.iter_mut().zip(&taps) {
+                        *a = _mm512_fmadd_ps(gv, tap, *a);
+                    }
+                }
+            }
+            for (c, acc) in acc.iter().enumerate() {
+                for (t, &a) in acc.iter().enumerate() {
+                    // SAFETY: as the loads above.
+                    unsafe { _mm512_storeu_ps(l.add((((a0 + c) * inputs + b) * 4 + t) * 16), a) };
+                }
+            }
+        }
+    }
+
+    /// [`weight16`] in 8-lane registers: lanes 0–7, then 8–15, each over the positions in order.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn weight8<const C: usize>(phases: &[f32], width: usize, grads: &[f32], blocks: usize, inputs: usize, a0: usize, lanes: &mut [f32]) {
+        let (p, g, l) = (phases.as_ptr(), grads.as_ptr(), lanes.as_mut_ptr());
+        for b in 0..inputs {
+            for half in [0, 8] {
+                let mut acc = [[_mm256_setzero_ps(); 4]; C];
+                for (c, acc) in acc.iter_mut().enumerate() {
+                    for (t, a) in acc.iter_mut().enumerate() {
+                        // SAFETY: entry (a0 + c, b, t)'s lanes half..half + 8.
+                        *a = unsafe { _mm256_loadu_ps(l.add((((a0 + c) * inputs + b) * 4 + t) * 16 + half)) };
+                    }
+                }
+                for j0 in (half..blocks).step_by(16) {
+                    // SAFETY (all loads): as in `weight16`.
+                    let (even, odd) = unsafe { (p.add(b * 2 * width + j0), p.add(b * 2 * width + width + j0)) };
+                    let taps = unsafe { [_mm256_loadu_ps(odd), _mm256_loadu_ps(even), _mm256_loadu_ps(odd.add(1)), _mm256_loadu_ps(even.add(1))] };
+                    for (c, acc) in acc.iter_mut().enumerate() {
+                        let gv = unsafe { _mm256_loadu_ps(g.add((a0 + c) * blocks + j0)) };
+                        for (a, &tap) in acc.iter_mut().zip(&taps) {
+                            *a = _mm256_fmadd_ps(gv, tap, *a);
+                        }
+                    }
+                }
+                for (c, acc) in acc.iter().enumerate() {
+                    for (t, &a) in acc.iter().enumerate() {
+                        // SAFETY: as the loads above.
+                        unsafe { _mm256_storeu_ps(l.add((((a0 + c) * inputs + b) * 4 + t) * 16 + half), a) };
+                    }
+                }
             }
         }
     }
