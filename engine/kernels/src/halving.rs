@@ -61,29 +61,20 @@ fn load(src: &[f32]) -> [f32; L] {
 /// One sample of [`halve`], output channel `a0`, in plain loops (the CPU without AVX2).
 #[allow(clippy::too_many_arguments)] // the sizes of one kernel call
 fn halve_rows(phases: &[f32], width: usize, inputs: usize, w: &[f32], bias: Option<&[f32]>, a0: usize, out: usize, y: &mut [f32]) {
-    const C: usize = 1;
     for j0 in (0..out).step_by(L) {
-        let mut acc = [[0.0f32; L]; C];
-        for (c, acc) in acc.iter_mut().enumerate() {
-            *acc = [bias.map_or(0.0, |b| b[a0 + c]); L];
-        }
+        let mut acc = [bias.map_or(0.0, |b| b[a0]); L];
         for b in 0..inputs {
             let (even, odd) = phases[b * 2 * width..][..2 * width].split_at(width);
             // Tap t of output j reads x[2j + t − 1]: odd[j], even[j], odd[j + 1], even[j + 1].
             let taps = [load(&odd[j0..]), load(&even[j0..]), load(&odd[j0 + 1..]), load(&even[j0 + 1..])];
-            for (c, acc) in acc.iter_mut().enumerate() {
-                let wt = &w[((a0 + c) * inputs + b) * 4..][..4];
-                for (tap, &wv) in taps.iter().zip(wt) {
-                    for (a, &x) in acc.iter_mut().zip(tap) {
-                        *a = x.mul_add(wv, *a);
-                    }
+            for (tap, &wv) in taps.iter().zip(&w[(a0 * inputs + b) * 4..][..4]) {
+                for (a, &x) in acc.iter_mut().zip(tap) {
+                    *a = x.mul_add(wv, *a);
                 }
             }
         }
         let n = L.min(out - j0);
-        for (c, acc) in acc.iter().enumerate() {
-            y[(a0 + c) * out + j0..][..n].copy_from_slice(&acc[..n]);
-        }
+        y[a0 * out + j0..][..n].copy_from_slice(&acc[..n]);
     }
 }
 
@@ -151,40 +142,28 @@ pub fn halve(x: &[f32], inputs: usize, len: usize, w: &[f32], bias: Option<&[f32
 /// One sample of [`double`], output channel `b0`, in plain loops.
 #[allow(clippy::too_many_arguments)] // the sizes of one kernel call
 fn double_rows(padded: &[f32], width: usize, inputs: usize, outputs: usize, w: &[f32], bias: Option<&[f32]>, b0: usize, out: usize, z: &mut [f32]) {
-    const C: usize = 1;
-    let half = out.div_ceil(2);
-    for m0 in (0..half).step_by(L) {
-        let (mut even, mut odd) = ([[0.0f32; L]; C], [[0.0f32; L]; C]);
-        for c in 0..C {
-            let v = bias.map_or(0.0, |b| b[b0 + c]);
-            even[c] = [v; L];
-            odd[c] = [v; L];
-        }
+    for m0 in (0..out.div_ceil(2)).step_by(L) {
+        let (mut even, mut odd) = ([bias.map_or(0.0, |b| b[b0]); L], [bias.map_or(0.0, |b| b[b0]); L]);
         for a in 0..inputs {
             // d[m − 1], d[m], d[m + 1] for m in m0..m0 + L (the row is padded by one zero).
             let row = &padded[a * width + m0..];
             let (before, at, after) = (load(row), load(&row[1..]), load(&row[2..]));
-            for c in 0..C {
-                let wt = &w[(a * outputs + b0 + c) * 4..][..4];
-                // z[2m] = … + w1·d[m] + w3·d[m − 1]; z[2m + 1] = … + w0·d[m + 1] + w2·d[m].
-                for l in 0..L {
-                    even[c][l] = at[l].mul_add(wt[1], even[c][l]);
-                    even[c][l] = before[l].mul_add(wt[3], even[c][l]);
-                    odd[c][l] = after[l].mul_add(wt[0], odd[c][l]);
-                    odd[c][l] = at[l].mul_add(wt[2], odd[c][l]);
-                }
-            }
-        }
-        for c in 0..C {
-            let row = &mut z[(b0 + c) * out..][..out];
-            let mut pairs = [0.0f32; 2 * L];
+            let wt = &w[(a * outputs + b0) * 4..][..4];
+            // z[2m] = … + w1·d[m] + w3·d[m − 1]; z[2m + 1] = … + w0·d[m + 1] + w2·d[m].
             for l in 0..L {
-                pairs[2 * l] = even[c][l];
-                pairs[2 * l + 1] = odd[c][l];
+                even[l] = at[l].mul_add(wt[1], even[l]);
+                even[l] = before[l].mul_add(wt[3], even[l]);
+                odd[l] = after[l].mul_add(wt[0], odd[l]);
+                odd[l] = at[l].mul_add(wt[2], odd[l]);
             }
-            let n = (2 * L).min(out - 2 * m0);
-            row[2 * m0..][..n].copy_from_slice(&pairs[..n]);
         }
+        let mut pairs = [0.0f32; 2 * L];
+        for l in 0..L {
+            pairs[2 * l] = even[l];
+            pairs[2 * l + 1] = odd[l];
+        }
+        let n = (2 * L).min(out - 2 * m0);
+        z[b0 * out + 2 * m0..][..n].copy_from_slice(&pairs[..n]);
     }
 }
 
