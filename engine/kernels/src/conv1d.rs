@@ -99,8 +99,7 @@ impl Conv1d {
     /// depend on the sizes only, so the bits do not depend on the threads.
     fn blocks(&self) -> Vec<std::ops::Range<usize>> {
         let footprint = ((self.ci * self.stride + self.co) * self.phase_len() + self.co * self.out_len()).max(1);
-        let per = (BLOCK_FLOATS / footprint).clamp(1, self.n);
-        (0..self.n.div_ceil(per)).map(|i| i * per..((i + 1) * per).min(self.n)).collect()
+        runs(self.n, (BLOCK_FLOATS / footprint).clamp(1, self.n))
     }
 
     /// Whether an operation of `work` multiply-adds is split over threads.
@@ -235,9 +234,8 @@ impl Conv1d {
     /// that compute each output from its own sample only ([`crate::halving`]).
     fn by_samples(&self, out: &mut [f32], per: usize, run: impl Fn(&std::ops::Range<usize>, &mut [f32]) + Sync) {
         let size = self.n.div_ceil(4 * self.threads.max(1)).max(1);
-        let runs: Vec<std::ops::Range<usize>> = (0..self.n.div_ceil(size)).map(|i| i * size..((i + 1) * size).min(self.n)).collect();
         let work = self.n * self.out_len() * self.co * self.ci * self.k;
-        self.each_block(&runs, out, per * size, work, run);
+        self.each_block(&runs(self.n, size), out, per * size, work, run);
     }
 
     /// `z` (n × ci × len) = bias + the halving convolution's input gradient ([`crate::halving::double`])
@@ -318,10 +316,11 @@ impl Conv1d {
         let taps = self.ci * self.k;
         assert_eq!(dw.len(), self.co * taps, "conv1d weight gradient");
         if crate::halving::applies(self.k, self.stride, self.padding) {
-            let (ci, co, len, run) = (self.ci, self.co, self.len, crate::halving::RUN);
-            let runs: Vec<std::ops::Range<usize>> = (0..self.n.div_ceil(run)).map(|i| i * run..((i + 1) * run).min(self.n)).collect();
+            let (ci, co, len) = (self.ci, self.co, self.len);
+            let runs = runs(self.n, crate::halving::RUN);
             let per = crate::halving::run_len(co, ci);
-            let mut lanes = vec![0.0f32; runs.len() * per];
+            // Every run fills its lanes before adding to them.
+            let mut lanes = Scratch::overwritten(runs.len() * per);
             let work =
                 |b: &std::ops::Range<usize>, lanes: &mut [f32]| crate::halving::weight_run(&dy[b.start * co * lout..b.end * co * lout], &x[b.start * ci * len..b.end * ci * len], ci, len, co, lanes);
             self.each_block(&runs, &mut lanes, per, self.n * lout * co * taps, work);
@@ -483,6 +482,11 @@ impl Drop for Scratch {
             pool.push(std::mem::take(&mut self.0));
         }
     }
+}
+
+/// `0..n` in consecutive ranges of `size` (the last may be shorter).
+fn runs(n: usize, size: usize) -> Vec<std::ops::Range<usize>> {
+    (0..n.div_ceil(size)).map(|i| i * size..((i + 1) * size).min(n)).collect()
 }
 
 /// How the parts of an operation run in parallel: `run(parts, task)` calls `task(i)` once for
