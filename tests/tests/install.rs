@@ -106,9 +106,11 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
     assert!(!out.status.success() && stderr.contains("--save a-file/inside: cannot make that folder"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).is_empty() && started.elapsed().as_secs() < 30, "nothing measured first");
     // `--save`: what was printed, and the figures as the table the docs quote from, every row
-    // naming the machine.
-    let igpg = cmd(&["bench", "igpg", "--rows", "8", "--params", "64", "--chunk", "8", "--steps", "2", "--repeats", "1", "--save", "saved/igpg"]);
+    // naming the machine. `--isa avx2`: both sides limited to AVX2 (every CPU the tests run
+    // on has it), said in the header and in the rows.
+    let igpg = cmd(&["bench", "igpg", "--rows", "8", "--params", "64", "--chunk", "8", "--steps", "2", "--repeats", "1", "--save", "saved/igpg", "--isa", "avx2"]);
     assert!(igpg.contains("plugin/pytorch = ") && igpg.contains("IGPG fit"), "{igpg}");
+    assert!(igpg.contains("kernels at avx2 (asked for by WEIGHTLAB_SIMD)") && igpg.contains("ISA limited to avx2 on both sides") && igpg.contains("MKL_ENABLE_INSTRUCTIONS=AVX2"), "{igpg}");
     let saved = tmp.path().join("saved/igpg");
     let output = std::fs::read_to_string(saved.join("output.txt")).unwrap();
     assert!(output.lines().next().is_some_and(|l| l.starts_with("CPU ")) && igpg.starts_with(&output), "output.txt is what was printed:\n{output}\n---\n{igpg}");
@@ -119,6 +121,7 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
     assert_eq!(rows.len(), 1, "one row per fit");
     assert!(!cell(&rows[0], "cpu").is_empty() && cell(&rows[0], "isa").contains("AVX") && !cell(&rows[0], "kernels").is_empty(), "{header:?} {rows:?}");
     assert_eq!(cell(&rows[0], "bench"), "igpg");
+    assert_eq!(cell(&rows[0], "isa_limit"), "avx2");
     let ratio: f64 = cell(&rows[0], "ratio").parse().unwrap();
     let (plugin, torch): (f64, f64) = (cell(&rows[0], "plugin_s").parse().unwrap(), cell(&rows[0], "pytorch_s").parse().unwrap());
     // The times are kept to 0.1 ms, so a run of milliseconds gives their ratio to about 1 %.

@@ -7,6 +7,7 @@
 //! a copied `weightlab` benchmarks without the source tree; `WEIGHTLAB_BENCHES` names a folder
 //! of edited references instead.
 
+mod isa;
 mod metrics;
 mod plugin;
 mod record;
@@ -14,6 +15,7 @@ pub mod references;
 mod workers;
 mod zoo;
 
+pub use isa::Isa;
 pub use record::SaveArgs;
 
 use clap::{Args, Subcommand};
@@ -22,6 +24,9 @@ use clap::{Args, Subcommand};
 /// cannot be one fails before minutes of measuring, not after.
 pub fn run(command: &BenchCommand) -> anyhow::Result<i32> {
     command.save().prepare()?;
+    if let Some(code) = isa::rerun_limited(command.save().isa)? {
+        return Ok(code);
+    }
     match command {
         BenchCommand::Plugin(args) => plugin::plugin(args),
         BenchCommand::Pdiff(args) => plugin::pdiff(args),

@@ -39,7 +39,7 @@ pub fn metrics(args: &BenchMetricsArgs) -> Result<i32> {
     };
     let labels: Vec<u8> = data.test.y.iter().map(|&y| y as u8).collect();
     let mut record = Record::default();
-    record.line(weightlab_compute::simd::describe());
+    record.machine();
     record.line(format!(
         "n generated MLPs 784→{}→10 ({p} parameters) against n training checkpoints, {} Fashion-MNIST test examples; {} threads",
         args.hidden,

@@ -37,7 +37,7 @@ pub fn plugin(args: &BenchPluginArgs) -> Result<i32> {
     let config = serde_json::json!({ "steps": steps, "hidden": hidden });
     let py = python();
     let mut record = Record::default();
-    record.line(weightlab_compute::simd::describe());
+    record.machine();
     record.line(format!("autoencoder {rows}×{p} → {hidden} → {p}, {steps} Adam steps, {} repeats, {} cores", args.repeats, cores()));
     let (mut wasm, mut native, mut torch) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..args.repeats {
@@ -183,7 +183,7 @@ pub fn generators(args: &BenchGeneratorsArgs) -> Result<i32> {
 /// first), saved where `out` says.
 fn run(fits: &[Fit], out: &crate::SaveArgs) -> Result<i32> {
     let mut record = Record::default();
-    record.line(weightlab_compute::simd::describe());
+    record.machine();
     let native = if weightlab_host::native::enabled() { "on (the default)" } else { "off" };
     record.line(format!("host native kernels ({}): {native}", weightlab_host::native::SWITCH));
     for fit in fits {

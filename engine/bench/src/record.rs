@@ -13,13 +13,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 
-/// `--save DIR`, shared by every bench.
+/// `--save DIR` and `--isa`, shared by every bench.
 #[derive(Debug, Clone, Args)]
 pub struct SaveArgs {
     /// Also write what the bench prints to DIR/output.txt and its figures to DIR/summary.csv
     /// (the table the docs quote from; commit it under benches/results/).
     #[arg(long, value_name = "DIR")]
     pub save: Option<PathBuf>,
+    /// Run both sides as a CPU with only this ISA would: weightlab's kernels, libtorch, MKL
+    /// and oneDNN limited to it (an AVX-512 machine measuring what an AVX2-only one sees).
+    #[arg(long, value_enum)]
+    pub isa: Option<crate::isa::Isa>,
 }
 
 impl SaveArgs {
@@ -51,13 +55,21 @@ impl Record {
         self.lines.push(text);
     }
 
+    /// Prints and keeps the header lines on the machine ([`crate::isa::header`]).
+    pub fn machine(&mut self) {
+        for line in crate::isa::header() {
+            self.line(line);
+        }
+    }
+
     /// A row of figures (`column`, value), after the machine's columns: `cpu`, `isa`,
-    /// `kernels` (the width in use) and `cores`.
+    /// `kernels` (the width in use), `isa_limit` (`--isa`, or `none`) and `cores`.
     pub fn row(&mut self, cells: &[(&str, String)]) {
         let machine = [
             ("cpu", weightlab_compute::simd::cpu_model()),
             ("isa", weightlab_compute::simd::isa().to_string()),
             ("kernels", weightlab_compute::simd::level().0.name().to_string()),
+            ("isa_limit", crate::isa::limit()),
             ("cores", crate::cores().to_string()),
         ];
         let row: Vec<(String, String)> = machine.into_iter().chain(cells.iter().cloned()).map(|(k, v)| (k.to_string(), v)).collect();

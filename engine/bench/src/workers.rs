@@ -17,7 +17,7 @@ pub fn workers(args: &BenchWorkersArgs) -> Result<i32> {
         bail!("this process has no fork server to compare with exec (is {}=0 set?)", spawn::OFF_VAR);
     }
     let mut record = Record::default();
-    record.line(weightlab_compute::simd::describe());
+    record.machine();
     record.line(format!("plugin workers: {} describe jobs of `copy` one after another, forked from the fork server and started with exec, {} repeats, {} cores", args.jobs, args.repeats, cores()));
     let code = builtin_plugin("copy")?;
     let exe = weightlab_pipeline::calls::worker_exe()?;

@@ -37,7 +37,7 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
     let mut record = Record::default();
     record.line(format!("{} models, {} Fashion-MNIST examples, {} epoch(s), batch {}, Adam; {} cores; median of {} runs", args.models, args.train, args.epochs, args.batch, cores(), args.repeats));
     let ceiling = scripts.measure(&py, "zoo.py", &["mlp", "1", "1", "1", "1", "sgemm"].map(String::from), &[])?;
-    record.line(weightlab_compute::simd::describe());
+    record.machine();
     record.line(format!("ceiling: this machine's SGEMM (2048², PyTorch, best of 10) runs at {ceiling:.0} GFLOP/s"));
     record.line(format!("{:<12} {:>20} {:>20} {:>20} {:>20}  {:>9} {:>9} {:>9}", "arch", "weightlab", "torch loop", "torch vmap", "torch hand-batched", "vs loop", "vs vmap", "vs batch"));
     let archs = [

@@ -341,31 +341,33 @@ mod wide {
         }
     }
 
-    /// [`super::nt_rows`]: tiles of 8 (then 4) rows of `a` against 4 rows of `b`, the edges by
-    /// the portable tile. Eight rows of `a` stay in the L1 cache while the rows of `b` stream
-    /// past them, half as often as with four.
+    /// [`super::nt_rows`]: tiles of 8 (then 4) rows of `a` against 4 rows of `b`; the last 1–3
+    /// rows of `a` against 4 rows of `b` too, so several dot products run side by side there
+    /// as well; the last 1–3 rows of `b` by the portable tile. Eight rows of `a` stay in the L1
+    /// cache while the rows of `b` stream past them, half as often as with four.
     #[target_feature(enable = "avx512f,avx512dq,fma")]
     pub(super) fn nt_rows(rows: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
         let mut i = 0;
         while i < rows.len() {
             let r = match rows.len() - i {
                 8.. => 8,
-                4..=7 => 4,
-                _ => 1,
+                r => r.min(4),
             };
             let out = &mut out[i * stride..];
+            let a = &rows[i..i + r];
             let mut j = 0;
-            while r > 1 && j + 4 <= b.len() {
+            while j + 4 <= b.len() {
                 let pairs = [[b[j], b[j + 1]], [b[j + 2], b[j + 3]]];
-                if r == 8 {
-                    let a = [rows[i], rows[i + 1], rows[i + 2], rows[i + 3], rows[i + 4], rows[i + 5], rows[i + 6], rows[i + 7]];
-                    nt_tile::<8, 2>(a, pairs, k, out, stride, j);
-                } else {
-                    nt_tile::<4, 2>([rows[i], rows[i + 1], rows[i + 2], rows[i + 3]], pairs, k, out, stride, j);
+                match r {
+                    8 => nt_tile::<8, 2>([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]], pairs, k, out, stride, j),
+                    4 => nt_tile::<4, 2>([a[0], a[1], a[2], a[3]], pairs, k, out, stride, j),
+                    3 => nt_tile::<3, 2>([a[0], a[1], a[2]], pairs, k, out, stride, j),
+                    2 => nt_tile::<2, 2>([a[0], a[1]], pairs, k, out, stride, j),
+                    _ => nt_tile::<1, 2>([a[0]], pairs, k, out, stride, j),
                 }
                 j += 4;
             }
-            for (ii, &ai) in rows[i..i + r].iter().enumerate() {
+            for (ii, &ai) in a.iter().enumerate() {
                 for (jj, &bj) in b.iter().enumerate().skip(j) {
                     super::nt_tile::<1, 1>([ai], [bj], k, &mut out[ii * stride..], stride, jj);
                 }
@@ -481,21 +483,39 @@ mod narrow {
     }
 
     /// [`super::nt_rows`]: tiles of 4 rows of `a` against 2 rows of `b` (8 of the 16
-    /// registers), the edges one dot product at a time.
+    /// registers); the last 1–3 rows of `a` against 4 rows of `b` at a time, so even there
+    /// 4–12 dot products run side by side (one alone waits on its own additions: a conv's
+    /// weight gradient over 6 output channels spent a third of its time in its last two).
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn nt_rows(rows: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
         let mut i = 0;
         while i < rows.len() {
-            let r = if rows.len() - i >= 4 { 4 } else { 1 };
+            let r = (rows.len() - i).min(4);
             let out = &mut out[i * stride..];
+            let a = &rows[i..i + r];
             let mut j = 0;
-            while r == 4 && j + 2 <= b.len() {
-                nt_tile::<4, 2>([rows[i], rows[i + 1], rows[i + 2], rows[i + 3]], [b[j], b[j + 1]], k, out, stride, j);
-                j += 2;
+            if r == 4 {
+                while j + 3 <= b.len() {
+                    nt_tile::<4, 3>([a[0], a[1], a[2], a[3]], [b[j], b[j + 1], b[j + 2]], k, out, stride, j);
+                    j += 3;
+                }
+            } else {
+                while j + 4 <= b.len() {
+                    let cols = [b[j], b[j + 1], b[j + 2], b[j + 3]];
+                    match r {
+                        3 => nt_tile::<3, 4>([a[0], a[1], a[2]], cols, k, out, stride, j),
+                        2 => nt_tile::<2, 4>([a[0], a[1]], cols, k, out, stride, j),
+                        _ => nt_tile::<1, 4>([a[0]], cols, k, out, stride, j),
+                    }
+                    j += 4;
+                }
             }
-            for (ii, &ai) in rows[i..i + r].iter().enumerate() {
-                for (jj, &bj) in b.iter().enumerate().skip(j) {
-                    nt_tile::<1, 1>([ai], [bj], k, &mut out[ii * stride..], stride, jj);
+            for (jj, &bj) in b.iter().enumerate().skip(j) {
+                match r {
+                    4 => nt_tile::<4, 1>([a[0], a[1], a[2], a[3]], [bj], k, out, stride, jj),
+                    3 => nt_tile::<3, 1>([a[0], a[1], a[2]], [bj], k, out, stride, jj),
+                    2 => nt_tile::<2, 1>([a[0], a[1]], [bj], k, out, stride, jj),
+                    _ => nt_tile::<1, 1>([a[0]], [bj], k, out, stride, jj),
                 }
             }
             i += r;
@@ -640,11 +660,11 @@ mod tests {
         let b: Vec<f32> = (0..w * nc).map(|i| value(3000 + i)).collect();
         let lines: Vec<&[f32]> = b.chunks_exact(nc).collect();
         let plain = |i: usize, j: usize| (0..w).fold(0.0f32, |acc, k| a[i * w + k].mul_add(b[k * nc + j], acc));
-        // Dot products: 13 rows (tiles of eight, four and one) against 11 (two tiles of four
-        // and three), 45 long (five lanes' worth and a tail of five), each row of b read in
-        // place from a longer line.
-        let (r, c, k) = (13, 11, 45);
-        let x: Vec<f32> = (0..r * k).map(|i| value(9000 + i)).collect();
+        // Dot products: 13 to 16 rows (tiles of eight and four, then one, two, three or none
+        // left) against 11 (two tiles of four and three), 45 long (five lanes' worth and a
+        // tail of five), each row of b read in place from a longer line.
+        let (c, k) = (11, 45);
+        let x: Vec<f32> = (0..16 * k).map(|i| value(9000 + i)).collect();
         let y_store: Vec<f32> = (0..c * (k + 7)).map(|i| value(20_000 + i)).collect();
         let y: Vec<&[f32]> = y_store.chunks_exact(k + 7).map(|line| &line[3..]).collect();
         let dot = |i: usize, j: usize| {
@@ -674,14 +694,17 @@ mod tests {
                         }
                     }
                 }
-                let (mut nt, mut nt_rows) = (vec![f32::NAN; r * c], vec![f32::NAN; r * c]);
-                matmul_nt(&x, &y, k, &mut nt, c);
-                let x_rows: Vec<&[f32]> = x.chunks_exact(k).collect();
-                matmul_nt_rows(&x_rows, &y, k, &mut nt_rows, c);
-                for i in 0..r {
-                    for j in 0..c {
-                        assert_eq!(nt[i * c + j].to_bits(), dot(i, j).to_bits(), "matmul_nt at {at}, entry ({i}, {j})");
-                        assert_eq!(nt_rows[i * c + j].to_bits(), dot(i, j).to_bits(), "matmul_nt_rows at {at}, entry ({i}, {j})");
+                for r in 13..=16 {
+                    let x = &x[..r * k];
+                    let (mut nt, mut nt_rows) = (vec![f32::NAN; r * c], vec![f32::NAN; r * c]);
+                    matmul_nt(x, &y, k, &mut nt, c);
+                    let x_rows: Vec<&[f32]> = x.chunks_exact(k).collect();
+                    matmul_nt_rows(&x_rows, &y, k, &mut nt_rows, c);
+                    for i in 0..r {
+                        for j in 0..c {
+                            assert_eq!(nt[i * c + j].to_bits(), dot(i, j).to_bits(), "matmul_nt at {at}, {r} rows, entry ({i}, {j})");
+                            assert_eq!(nt_rows[i * c + j].to_bits(), dot(i, j).to_bits(), "matmul_nt_rows at {at}, {r} rows, entry ({i}, {j})");
+                        }
                     }
                 }
             });
