@@ -482,8 +482,9 @@ mod narrow {
         }
     }
 
-    /// [`super::nt_rows`]: tiles of 4 rows of `a` against 2 rows of `b` (8 of the 16
-    /// registers); the last 1–3 rows of `a` against 4 rows of `b` at a time, so even there
+    /// [`super::nt_rows`]: tiles of 4 rows of `a` against 3 rows of `b` (12 of the 16
+    /// registers; 2 at the end where 2 are left); the last 1–3 rows of `a` against 4 rows of
+    /// `b` at a time, so even there
     /// 4–12 dot products run side by side (one alone waits on its own additions: a conv's
     /// weight gradient over 6 output channels spent a third of its time in its last two).
     #[target_feature(enable = "avx2,fma")]
@@ -495,9 +496,14 @@ mod narrow {
             let a = &rows[i..i + r];
             let mut j = 0;
             if r == 4 {
+                let a = [a[0], a[1], a[2], a[3]];
                 while j + 3 <= b.len() {
-                    nt_tile::<4, 3>([a[0], a[1], a[2], a[3]], [b[j], b[j + 1], b[j + 2]], k, out, stride, j);
+                    nt_tile::<4, 3>(a, [b[j], b[j + 1], b[j + 2]], k, out, stride, j);
                     j += 3;
+                }
+                if j + 2 == b.len() {
+                    nt_tile::<4, 2>(a, [b[j], b[j + 1]], k, out, stride, j);
+                    j += 2;
                 }
             } else {
                 while j + 4 <= b.len() {
