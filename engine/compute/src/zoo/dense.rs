@@ -253,7 +253,7 @@ fn train_step(s: &Shared, work: &mut Work, model: &mut Model, batch: &[i64], upd
 /// `to[c·to_stride + r] = from[r·from_stride + c]` for the first `rows` × `cols`: a
 /// transpose in 8 × 8 blocks, so that reads and writes both stay in a few cache lines (a
 /// whole block through registers).
-fn transpose(from: &[f32], from_stride: usize, to: &mut [f32], to_stride: usize, rows: usize, cols: usize) {
+pub(super) fn transpose(from: &[f32], from_stride: usize, to: &mut [f32], to_stride: usize, rows: usize, cols: usize) {
     const B: usize = 8;
     for r0 in (0..rows).step_by(B) {
         for c0 in (0..cols).step_by(B) {

@@ -20,7 +20,7 @@
 //! The arithmetic is the tape's ([`crate::arch::Network`]): each model's mean cross-entropy on
 //! its own batch, L2 weight decay added to the gradient, Adam as in PyTorch; max-pooling passes
 //! the gradient to the first maximum of a window, as PyTorch does. Sums are taken in a fixed
-//! order (the GEMM kernels' order, dot products in [`LANES`] lanes, BatchNorm's statistics in
+//! order (the GEMM kernels' order, their dot products in 8 lanes, BatchNorm's statistics in
 //! f64 lanes), so the bits are the same at every vector width.
 
 use std::ops::Range;
@@ -36,8 +36,6 @@ use crate::simd::{Level, multiversion};
 /// BatchNorm's ε and momentum: PyTorch's defaults (as the tape uses them).
 const EPS: f64 = 1e-5;
 const MOMENTUM: f32 = 0.1;
-/// Lanes of a dot product: independent partial sums, added in order at the end.
-const LANES: usize = 16;
 
 /// One layer as this engine computes it: the op, with the flat offsets of its tensors and
 /// the sizes of one example before and after it.
@@ -508,7 +506,7 @@ fn step_backward(step: &Step, t: &mut Trace, x: &[f32], dout: &[f32], b: usize, 
     match &step.node {
         &Node::Linear { i, o, w: at, b: bias } => {
             let (dw, db) = two(grad, at..at + o * i, bias.map(|at| at..at + o));
-            linear_backward(&w[at..at + o * i], x, dout, i, o, dw, db, din);
+            linear_backward(&w[at..at + o * i], x, dout, i, o, dw, db, din, t);
         }
         Node::Conv(c) => {
             let (dw, db) = two(grad, c.weight..c.weight + c.co * c.ci * c.k * c.k, c.bias.map(|at| at..at + c.co));
@@ -748,70 +746,75 @@ impl Conv {
     }
 }
 
-/// Σ a_i·b_i summed in [`LANES`] lanes (i mod LANES), the lanes in order, then the tail.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut lanes = [0.0f32; LANES];
-    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        for l in 0..LANES {
-            lanes[l] += x[l] * y[l];
-        }
-    }
-    let mut sum = lanes.iter().fold(0.0, |s, &v| s + v);
-    for (x, y) in ar.iter().zip(br) {
-        sum += x * y;
-    }
-    sum
-}
-
-/// `y += a · x`.
-#[inline(always)]
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
-}
-
-multiversion! {
-    /// y = x·Wᵀ + b for a batch `x` (B × i) and W (o × i).
-    fn linear_forward(weight: &[f32], bias: Option<&[f32]>, x: &[f32], i: usize, out: &mut [f32]) {
-        let o = weight.len() / i.max(1);
-        for (x, out) in x.chunks_exact(i).zip(out.chunks_exact_mut(o)) {
-            for (j, y) in out.iter_mut().enumerate() {
-                *y = dot(&weight[j * i..(j + 1) * i], x) + bias.map_or(0.0, |b| b[j]);
-            }
+/// y = x·Wᵀ + b for a batch `x` (B × i) and W (o × i): every output one dot product of the
+/// register-tiled kernel ([`crate::gemm::matmul_nt`]: the batch's rows against W's, several
+/// side by side; one example at a time, each dot product had waited on its own additions).
+fn linear_forward(weight: &[f32], bias: Option<&[f32]>, x: &[f32], i: usize, out: &mut [f32]) {
+    let o = weight.len() / i.max(1);
+    let rows: Vec<&[f32]> = weight.chunks_exact(i.max(1)).collect();
+    crate::gemm::matmul_nt(x, &rows, i, out, o);
+    if let Some(bias) = bias {
+        for y in out.chunks_exact_mut(o.max(1)) {
+            add_into(y, bias);
         }
     }
 }
 
 multiversion! {
-    /// A linear layer's gradients: dW += doutᵀ·x, db += Σ dout, din = dout·W.
-    #[allow(clippy::too_many_arguments)]
-    fn linear_backward(weight: &[f32], x: &[f32], dout: &[f32], i: usize, o: usize, dw: &mut [f32], db: Option<&mut [f32]>, din: Option<&mut [f32]>) {
-        let mut db = db;
-        for (x, d) in x.chunks_exact(i).zip(dout.chunks_exact(o)) {
-            for (j, &g) in d.iter().enumerate() {
-                axpy(&mut dw[j * i..(j + 1) * i], g, x);
-            }
-            if let Some(db) = db.as_deref_mut() {
-                for (b, &g) in db.iter_mut().zip(d) {
-                    *b += g;
-                }
-            }
-        }
-        if let Some(din) = din {
-            for (row, d) in din.chunks_exact_mut(i).zip(dout.chunks_exact(o)) {
-                row.fill(0.0);
-                for (j, &g) in d.iter().enumerate() {
-                    axpy(row, g, &weight[j * i..(j + 1) * i]);
-                }
-            }
+    /// `dst += src`, element by element.
+    fn add_into(dst: &mut [f32], src: &[f32]) {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d += s;
         }
     }
+}
+
+/// A linear layer's gradients: dW += doutᵀ·x, db += Σ dout, din = dout·W — both products in the
+/// register-tiled kernel ([`crate::gemm::matmul_rows_of_matrix`], a panel of rows against 16
+/// columns in registers), where one rank-one update of dW per example had streamed the whole
+/// of dW through the cache B times. Rows of x and W narrower than a whole number of tiles are
+/// copied zero-padded into the trace's buffers, and only the real columns are kept.
+#[allow(clippy::too_many_arguments)]
+fn linear_backward(weight: &[f32], x: &[f32], dout: &[f32], i: usize, o: usize, dw: &mut [f32], db: Option<&mut [f32]>, din: Option<&mut [f32]>, t: &mut Trace) {
+    let b = dout.len() / o.max(1);
+    let wide = i.div_ceil(crate::gemm::TILE) * crate::gemm::TILE;
+    let Trace { wide: dt, dext: padded, dw: part, dpad: out, panels, .. } = t;
+    // dW: doutᵀ (o × B) against the batch's rows of x.
+    dt.resize(o * b, 0.0);
+    super::dense::transpose(dout, o, dt, b, b, o);
+    part.resize(o * wide, 0.0);
+    crate::gemm::matmul_rows_of_matrix(dt, b, &rows_of(x, i, wide, padded), wide, part, panels);
+    for (g, p) in dw.chunks_exact_mut(i.max(1)).zip(part.chunks_exact(wide.max(1))) {
+        add_into(g, &p[..i]);
+    }
+    if let Some(db) = db {
+        for d in dout.chunks_exact(o.max(1)) {
+            add_into(db, d);
+        }
+    }
+    // dx: dout (B × o) against W's rows.
+    if let Some(din) = din {
+        out.resize(b * wide, 0.0);
+        crate::gemm::matmul_rows_of_matrix(dout, o, &rows_of(weight, i, wide, padded), wide, out, panels);
+        for (d, p) in din.chunks_exact_mut(i.max(1)).zip(out.chunks_exact(wide.max(1))) {
+            d.copy_from_slice(&p[..i]);
+        }
+    }
+}
+
+/// The rows of `m` (row-major, `cols` wide) as the GEMM kernel reads them, each at least `wide`
+/// long: in place when `cols` is, else copied zero-padded into `buffer`.
+fn rows_of<'a>(m: &'a [f32], cols: usize, wide: usize, buffer: &'a mut Vec<f32>) -> Vec<&'a [f32]> {
+    if cols == wide {
+        return m.chunks_exact(cols.max(1)).collect();
+    }
+    let n = m.len() / cols.max(1);
+    buffer.clear();
+    buffer.resize(n * wide, 0.0);
+    for (dst, src) in buffer.chunks_exact_mut(wide).zip(m.chunks_exact(cols.max(1))) {
+        dst[..cols].copy_from_slice(src);
+    }
+    buffer.chunks_exact(wide).collect()
 }
 
 multiversion! {
