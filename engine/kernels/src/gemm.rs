@@ -484,9 +484,9 @@ mod narrow {
 
     /// [`super::nt_rows`]: tiles of 4 rows of `a` against 3 rows of `b` (12 of the 16
     /// registers; 2 at the end where 2 are left); the last 1–3 rows of `a` against 4 rows of
-    /// `b` at a time, so even there
-    /// 4–12 dot products run side by side (one alone waits on its own additions: a conv's
-    /// weight gradient over 6 output channels spent a third of its time in its last two).
+    /// `b` at a time, so even there 4–12 dot products run side by side (one alone waits on its
+    /// own additions: a conv's weight gradient over 6 output channels spent a third of its time
+    /// in its last two).
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn nt_rows(rows: &[&[f32]], b: &[&[f32]], k: usize, out: &mut [f32], stride: usize) {
         let mut i = 0;
@@ -667,7 +667,7 @@ mod tests {
         let lines: Vec<&[f32]> = b.chunks_exact(nc).collect();
         let plain = |i: usize, j: usize| (0..w).fold(0.0f32, |acc, k| a[i * w + k].mul_add(b[k * nc + j], acc));
         // Dot products: 13 to 16 rows (tiles of eight and four, then one, two, three or none
-        // left) against 11 (two tiles of four and three), 45 long (five lanes' worth and a
+        // left) against 11 (whole tiles, then what is left), 45 long (five lanes' worth and a
         // tail of five), each row of b read in place from a longer line.
         let (c, k) = (11, 45);
         let x: Vec<f32> = (0..16 * k).map(|i| value(9000 + i)).collect();

@@ -268,7 +268,9 @@ struct Trace {
     /// Convolutions at stride 1: the output of the whole batch at the padded layout
     /// (co × columns), the output gradient at that layout after `lead` zeros, the padded input
     /// gradient (ci × columns), the weights packed for the GEMM kernel, and dW of one call.
-    /// At other strides `dpad` is one example's padded input gradient.
+    /// At other strides `dpad` is one example's padded input gradient. Linear layers: doutᵀ
+    /// (`wide`), rows padded to whole tiles (`dext`), the products' dW and input gradient
+    /// (`dw`, `dpad`), see `linear_backward`.
     wide: Vec<f32>,
     dext: Vec<f32>,
     dpad: Vec<f32>,
