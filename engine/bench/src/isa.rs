@@ -81,7 +81,8 @@ pub fn limit() -> String {
 pub fn header() -> Vec<String> {
     let mut lines = vec![weightlab_compute::simd::describe()];
     if let Ok(name) = std::env::var(MARKER) {
-        let set: Vec<String> = [Isa::Avx512, Isa::Avx2].into_iter().find(|i| i.name() == name).map(|i| i.variables().iter().map(|(k, v)| format!("{k}={v}")).collect()).unwrap_or_default();
+        let set: Vec<String> =
+            <Isa as clap::ValueEnum>::value_variants().iter().find(|i| i.name() == name).map(|i| i.variables().iter().map(|(k, v)| format!("{k}={v}")).collect()).unwrap_or_default();
         lines.push(format!(
             "ISA limited to {name} on both sides ({}; the plugin workers and the PyTorch reference inherit them): this CPU measured as one with only that ISA would run, its cores, caches and memory unchanged",
             set.join(" ")

@@ -32,6 +32,11 @@ macro_rules! by_width {
 
 /// Columns per register tile; the column side's width is padded to a multiple.
 pub const TILE: usize = 16;
+
+/// `n` columns rounded up to whole [`TILE`]s: the width of a row the kernels read.
+pub fn whole_tiles(n: usize) -> usize {
+    n.div_ceil(TILE) * TILE
+}
 /// Rows per register tile: rows are stored in panels of this many, interleaved along the
 /// contracted index, the last panel padded with zero rows ([`pack`]).
 pub const PANEL: usize = 6;

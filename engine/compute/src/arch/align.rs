@@ -21,7 +21,7 @@ use pathfinding::prelude::{Matrix, kuhn_munkres_min};
 use weightlab_symmetry::{Place, UnitGroup, unit_positions};
 
 use super::Arch;
-use crate::gemm::{TILE, matmul_add, pack};
+use crate::gemm::{matmul_add, pack, whole_tiles};
 
 /// Squared costs are scaled to integers for the assignment solver; this keeps ≥ 15
 /// significant digits while a sum over a layer's units stays far below `i64::MAX`.
@@ -256,7 +256,7 @@ impl Aligner {
     fn columns(&self, flat: &[f32], group: usize) -> Columns {
         let rows = &self.compared[group];
         let (n, width) = (rows.len(), rows.first().map_or(0, Vec::len));
-        let padded = n.div_ceil(TILE) * TILE;
+        let padded = whole_tiles(n);
         let unit_major: Vec<f32> = rows.iter().flat_map(|idx| idx.iter().map(|&i| flat[i])).collect();
         let mut values = vec![0.0f32; width * padded];
         for (u, row) in unit_major.chunks_exact(width.max(1)).enumerate() {

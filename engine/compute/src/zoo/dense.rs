@@ -23,7 +23,7 @@ use weightlab_manifest::{Activation, TrainSpec};
 use super::models::{Model, Models, Update};
 use crate::arch::Arch;
 use crate::data::{Split, Task};
-use crate::gemm::{TILE, matmul_add, matmul_nt, matmul_rows, pack_into, pack_transposed};
+use crate::gemm::{matmul_add, matmul_nt, matmul_rows, pack_into, pack_transposed, whole_tiles};
 
 /// What a model learns to predict.
 enum Target {
@@ -101,11 +101,6 @@ struct Shared<'a> {
     b: usize,
 }
 
-/// Columns rounded up to whole tiles.
-fn tile_cols(n: usize) -> usize {
-    n.div_ceil(TILE) * TILE
-}
-
 /// One thread's buffers. Activations are feature-major (units × `bp` batch columns, the
 /// columns past the batch zero).
 struct Work {
@@ -126,7 +121,7 @@ struct Work {
 impl Work {
     fn new(s: &Shared, p: usize) -> Self {
         let sizes = &s.net.sizes;
-        let bp = tile_cols(s.b);
+        let bp = whole_tiles(s.b);
         let widest = sizes.iter().copied().max().unwrap_or(0);
         Work {
             bp,
@@ -134,7 +129,7 @@ impl Work {
             inputs: sizes[..sizes.len() - 1].iter().enumerate().map(|(l, &n)| if l == 0 { Vec::new() } else { vec![0.0; n * bp] }).collect(),
             pre: sizes[1..].iter().map(|&n| vec![0.0; n * bp]).collect(),
             panels: Vec::new(),
-            rows: vec![0.0; bp * tile_cols(widest)],
+            rows: vec![0.0; bp * whole_tiles(widest)],
             dz: vec![0.0; widest * bp],
             dh: vec![0.0; widest * bp],
             dw: Vec::new(),
@@ -204,7 +199,7 @@ fn train_step(s: &Shared, work: &mut Work, model: &mut Model, batch: &[i64], upd
         let (wr, br) = &net.layers[l];
         let (fan_in, out) = (sizes[l], sizes[l + 1]);
         // dW = dZ · X (out × in): dZ's rows against the layer's input example-major.
-        let width = tile_cols(fan_in);
+        let width = whole_tiles(fan_in);
         pack_into(&work.dz[..out * bp], bp, &mut work.panels);
         let grad = &mut work.grad;
         if l == 0 && width == fan_in {

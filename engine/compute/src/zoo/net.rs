@@ -624,7 +624,7 @@ impl Conv {
     /// end, rounded up to the kernel's tile) and the length of one channel's row in the padded
     /// input (the columns plus room for the farthest tap).
     fn columns(&self, b: usize) -> (usize, usize) {
-        let nc = (b * self.ph * self.pw).div_ceil(crate::gemm::TILE) * crate::gemm::TILE;
+        let nc = crate::gemm::whole_tiles(b * self.ph * self.pw);
         (nc, nc + self.lead())
     }
 
@@ -779,7 +779,7 @@ multiversion! {
 #[allow(clippy::too_many_arguments)]
 fn linear_backward(weight: &[f32], x: &[f32], dout: &[f32], i: usize, o: usize, dw: &mut [f32], db: Option<&mut [f32]>, din: Option<&mut [f32]>, t: &mut Trace) {
     let b = dout.len() / o.max(1);
-    let wide = i.div_ceil(crate::gemm::TILE) * crate::gemm::TILE;
+    let wide = crate::gemm::whole_tiles(i);
     let Trace { wide: dt, dext: padded, dw: part, dpad: out, panels, .. } = t;
     // dW: doutᵀ (o × B) against the batch's rows of x.
     dt.resize(o * b, 0.0);
