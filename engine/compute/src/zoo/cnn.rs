@@ -82,32 +82,33 @@ impl At {
 }
 
 /// K CNN-s models in training, and the training split they learn from.
-pub(super) struct CnnZoo {
+pub(super) struct CnnZoo<'a> {
     pub models: Models,
     classes: usize,
     at: At,
-    x: Vec<f32>,
+    /// The training split's examples, borrowed.
+    x: &'a [f32],
     y: Vec<usize>,
 }
 
-impl CnnZoo {
+impl<'a> CnnZoo<'a> {
     /// The CNN-s models of `arch` with stacked flat parameters `flat` (K × P), learning
     /// `train`; `None` for other architectures and for targets that are not classes.
-    pub fn new(arch: &Arch, recipe: &TrainSpec, flat: &[f32], k: usize, train: &Split, task: Task) -> Option<Self> {
+    pub fn new(arch: &Arch, recipe: &TrainSpec, flat: &[f32], k: usize, train: &'a Split, task: Task) -> Option<Self> {
         let Arch::CnnS { classes } = arch else { return None };
         let Task::Classification { .. } = task else { return None };
         if train.x.len() != train.len() * SIDE * SIDE {
             return None;
         }
         let layout = arch.layout();
-        Some(CnnZoo { models: Models::new(recipe, flat, k, layout.len()), classes: *classes, at: At::of(&layout), x: train.x.clone(), y: train.y.iter().map(|&v| v as usize).collect() })
+        Some(CnnZoo { models: Models::new(recipe, flat, k, layout.len()), classes: *classes, at: At::of(&layout), x: &train.x, y: train.y.iter().map(|&v| v as usize).collect() })
     }
 
     /// One optimiser step on the batch `indices` (K·B example indices, model-major).
     pub fn step(&mut self, indices: &[i64]) {
         let b = indices.len() / self.models.k().max(1);
         let update = self.models.updates(1)[0];
-        let shared = Shared { at: &self.at, x: &self.x, y: &self.y };
+        let shared = Shared { at: &self.at, x: self.x, y: &self.y };
         let (p, classes) = (self.models.p(), self.classes);
         self.models.each(|| Work::new(p, classes), |work, j, mut model| train_model(&shared, work, &mut model, &indices[j * b..(j + 1) * b], &update));
     }

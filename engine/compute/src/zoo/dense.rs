@@ -32,26 +32,27 @@ enum Target {
 }
 
 /// The networks and what they learn from: everything a step reads but does not change.
-struct Net {
+struct Net<'a> {
     sizes: Vec<usize>,
     activation: Activation,
     /// Per layer: where its weight (out × in, as PyTorch stores it) and bias sit in a model's
     /// vector.
     layers: Vec<(Range<usize>, Range<usize>)>,
-    x: Vec<f32>,
+    /// The training split's examples, borrowed (a zoo's unit does not copy them).
+    x: &'a [f32],
     target: Target,
 }
 
 /// K MLPs in training, and the training split they learn from.
-pub(super) struct DenseZoo {
+pub(super) struct DenseZoo<'a> {
     pub models: Models,
-    net: Net,
+    net: Net<'a>,
 }
 
-impl DenseZoo {
+impl<'a> DenseZoo<'a> {
     /// The MLPs of `arch` with stacked flat parameters `flat` (K × P), learning `train`;
     /// `None` for other architectures and for outputs the loss does not fit.
-    pub fn new(arch: &Arch, recipe: &TrainSpec, flat: &[f32], k: usize, train: &Split, task: Task) -> Option<Self> {
+    pub fn new(arch: &Arch, recipe: &TrainSpec, flat: &[f32], k: usize, train: &'a Split, task: Task) -> Option<Self> {
         let Arch::Mlp { sizes, activation } = arch else { return None };
         let (inputs, outputs) = (*sizes.first()?, *sizes.last()?);
         if train.x.len() != train.len() * inputs {
@@ -65,7 +66,7 @@ impl DenseZoo {
         let layout = arch.layout();
         let range = |name: String| layout.get(&name).map(|p| p.range());
         let layers = (0..sizes.len() - 1).map(|i| Some((range(format!("layers.{i}.weight"))?, range(format!("layers.{i}.bias"))?))).collect::<Option<Vec<_>>>()?;
-        let net = Net { sizes: sizes.clone(), activation: *activation, layers, x: train.x.clone(), target };
+        let net = Net { sizes: sizes.clone(), activation: *activation, layers, x: &train.x, target };
         Some(DenseZoo { models: Models::new(recipe, flat, k, layout.len()), net })
     }
 
@@ -95,7 +96,7 @@ fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
 
 /// What every thread reads.
 struct Shared<'a> {
-    net: &'a Net,
+    net: &'a Net<'a>,
     /// The lowest layer with a parameter that trains: no gradient is taken below it.
     lowest: usize,
     b: usize,

@@ -185,23 +185,24 @@ pub fn tape_reason(arch: &Arch, train: &Split, task: Task) -> Option<String> {
 }
 
 /// K declared networks in training, and the training split they learn from.
-pub(super) struct NetZoo {
+pub(super) struct NetZoo<'a> {
     pub models: Models,
     steps: Vec<Step>,
     features: usize,
     classes: usize,
-    x: Vec<f32>,
+    /// The training split's examples, borrowed.
+    x: &'a [f32],
     y: Vec<usize>,
     /// Each thread's buffers, kept between steps (sized for batches of `batch`).
     works: Vec<Work>,
     batch: usize,
 }
 
-impl NetZoo {
+impl<'a> NetZoo<'a> {
     /// The declared networks of `arch` with stacked flat parameters `flat` (K × P), learning
     /// `train`; `Err` says why this engine does not take them (another architecture, a layer
     /// it lacks, a target that is not classes).
-    pub fn new(arch: &Arch, recipe: &TrainSpec, flat: &[f32], k: usize, train: &Split, task: Task) -> Result<Self, String> {
+    pub fn new(arch: &Arch, recipe: &TrainSpec, flat: &[f32], k: usize, train: &'a Split, task: Task) -> Result<Self, String> {
         let (steps, features, classes) = plan(arch, train, task)?;
         let layout = arch.layout();
         let mut models = Models::new(recipe, flat, k, layout.len());
@@ -221,7 +222,7 @@ impl NetZoo {
             trains.push(from..layout.len());
         }
         models.freeze(trains);
-        Ok(NetZoo { models, steps, features, classes, x: train.x.clone(), y: train.y.iter().map(|&v| v as usize).collect(), works: Vec::new(), batch: 0 })
+        Ok(NetZoo { models, steps, features, classes, x: &train.x, y: train.y.iter().map(|&v| v as usize).collect(), works: Vec::new(), batch: 0 })
     }
 
     /// One optimiser step on the batch `indices` (K·B example indices, model-major).

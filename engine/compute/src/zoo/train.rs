@@ -300,7 +300,7 @@ pub struct Trainer<'a> {
     order: Vec<Vec<i64>>,
     /// Each model's position in its current order.
     cursor: Vec<usize>,
-    engine: Engine,
+    engine: Engine<'a>,
     /// Why a declared network is not on a native engine, when it is not.
     note: Option<String>,
 }
@@ -327,7 +327,7 @@ pub enum EngineChoice {
 
 /// How the K models compute a step. (One per trainer, so the variants' sizes do not matter.)
 #[allow(clippy::large_enum_variant)]
-enum Engine {
+enum Engine<'a> {
     /// Any architecture: burn's autodiff over the flat (K × P) parameters, Adam as tensor ops.
     Tape {
         train: DeviceSplit,
@@ -344,21 +344,21 @@ enum Engine {
     },
     /// MLPs on the CPU: one model at a time through an epoch, products in the register-tiled
     /// kernel, the backward written out ([`super::dense`]).
-    Dense(super::dense::DenseZoo),
+    Dense(super::dense::DenseZoo<'a>),
     /// MLPs elsewhere (GPUs): per-layer K-batched tensors, the backward written out, Adam
     /// fused ([`super::mlp`]).
     Mlp { train: super::mlp::TchSplit, zoo: super::mlp::MlpZoo },
     /// CNN-s on the CPU: per-image loops written out, threads over models ([`super::cnn`]).
-    Cnn(super::cnn::CnnZoo),
+    Cnn(super::cnn::CnnZoo<'a>),
     /// Declared networks on the CPU: every layer's backward written out, threads over models
     /// ([`super::net`]).
-    Net(super::net::NetZoo),
+    Net(super::net::NetZoo<'a>),
 }
 
 impl<'a> Trainer<'a> {
     /// K freshly initialised models, one per seed (PyTorch's default initialisation), each
     /// learning from the whole training split.
-    pub fn new(arch: &'a Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u64]) -> Self {
+    pub fn new(arch: &'a Arch, data: &'a Dataset, recipe: &TrainSpec, seeds: &[u64]) -> Self {
         let all: Vec<i64> = (0..data.train.len() as i64).collect();
         Self::with_pools(arch, data, recipe, seeds, vec![all; seeds.len()])
     }
@@ -366,19 +366,23 @@ impl<'a> Trainer<'a> {
     /// Like [`Trainer::new`], but model j learns only from the training examples in `pools[j]`
     /// (its shape of a many-shape dataset, or its class subset in a model tree). An epoch is as
     /// many steps as the smallest pool allows.
-    pub fn with_pools(arch: &'a Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u64], pools: Vec<Vec<i64>>) -> Self {
+    pub fn with_pools(arch: &'a Arch, data: &'a Dataset, recipe: &TrainSpec, seeds: &[u64], pools: Vec<Vec<i64>>) -> Self {
         Self::with_engine(arch, data, recipe, seeds, pools, EngineChoice::Fastest)
     }
 
     /// [`Trainer::with_pools`] with the engines `choice` allows (tests check one against
     /// another).
-    pub fn with_engine(arch: &'a Arch, data: &Dataset, recipe: &TrainSpec, seeds: &[u64], pools: Vec<Vec<i64>>, choice: EngineChoice) -> Self {
+    pub fn with_engine(arch: &'a Arch, data: &'a Dataset, recipe: &TrainSpec, seeds: &[u64], pools: Vec<Vec<i64>>, choice: EngineChoice) -> Self {
         assert_eq!(pools.len(), seeds.len(), "one pool per model");
         let device = device::current();
         let k = seeds.len();
         let p = arch.layout().len();
         let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect();
-        let init: Vec<f32> = rngs.iter_mut().flat_map(|rng| arch.init(rng)).collect();
+        // Sized once: collected from a `flat_map`, the K × P vector would grow by doubling.
+        let mut init = Vec::with_capacity(k * p);
+        for rng in &mut rngs {
+            init.extend(arch.init(rng));
+        }
         let n = pools.iter().map(Vec::len).min().unwrap_or(0);
         let tch_device = device::tch_device();
         let native_arch = match arch {
