@@ -25,6 +25,7 @@ use std::ops::Range;
 use weightlab_manifest::TrainSpec;
 
 use super::models::{Model, Models, Update};
+use super::pool::{Pairs, max_pool_2x2};
 use crate::arch::Arch;
 use crate::data::{Split, Task};
 use crate::simd::multiversion;
@@ -127,11 +128,11 @@ struct Work {
     /// conv1 before pooling; tanh(pool(conv1)) and where each window's maximum was.
     z1: Vec<f32>,
     h1: Vec<f32>,
-    arg1: Vec<u16>,
+    arg1: Vec<u32>,
     pairs: Pairs,
     z2: Vec<f32>,
     h2: Vec<f32>,
-    arg2: Vec<u16>,
+    arg2: Vec<u32>,
     h3: Vec<f32>,
     a: Vec<f32>,
     logits: Vec<f32>,
@@ -359,62 +360,25 @@ fn dense(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
 
 multiversion! {
     /// conv1's pooling: 8 maps of 24 × 24 to 12 × 12 ([`pool_tanh`]).
-    fn pool_tanh_conv1(z: &[f32], pairs: &mut Pairs, h: &mut [f32], arg: &mut [u16]) {
+    fn pool_tanh_conv1(z: &[f32], pairs: &mut Pairs, h: &mut [f32], arg: &mut [u32]) {
         pool_tanh::<O1, P1>(z, C1, pairs, h, arg)
     }
 }
 
 multiversion! {
     /// conv2's pooling: 6 maps of 8 × 8 to 4 × 4 ([`pool_tanh`]).
-    fn pool_tanh_conv2(z: &[f32], pairs: &mut Pairs, h: &mut [f32], arg: &mut [u16]) {
+    fn pool_tanh_conv2(z: &[f32], pairs: &mut Pairs, h: &mut [f32], arg: &mut [u32]) {
         pool_tanh::<O2, P2>(z, C2, pairs, h, arg)
     }
 }
 
-/// The winners of each row's pairs of neighbours during pooling: their values and whether
-/// the right one won.
-#[derive(Default)]
-struct Pairs {
-    best: Vec<f32>,
-    right: Vec<u32>,
-}
-
-/// 2×2 max-pooling with stride 2 of `channels` maps of side `S` (`H` = S / 2 windows a row),
-/// then tanh: tanh of each window's maximum, and where in the map that maximum was — the first
-/// in reading order, as PyTorch picks; NaN wins, the last NaN if several. The window is folded
-/// with "the later candidate if it is larger or NaN", which is associative, so folding each
-/// row's pair first and then the two rows' winners picks what reading order picks — and both
-/// passes are loops over contiguous memory that vectorise at any width (the first reads its
-/// pairs as one stride-2 stream: every map row holds whole pairs). Folded window by window,
-/// the four candidates had to be picked out of the rows lane by lane: a fifth of CNN-s
-/// training at AVX-512 and at AVX2.
+/// 2×2 max-pooling with stride 2 of `channels` maps of side `S` ([`max_pool_2x2`]; `H` = S / 2
+/// windows a row), then tanh of each window's maximum. The sizes are constants, so the loops
+/// are laid out for them.
 #[inline(always)]
-fn pool_tanh<const S: usize, const H: usize>(z: &[f32], channels: usize, pairs: &mut Pairs, h: &mut [f32], arg: &mut [u16]) {
+fn pool_tanh<const S: usize, const H: usize>(z: &[f32], channels: usize, pairs: &mut Pairs, h: &mut [f32], arg: &mut [u32]) {
     const { assert!(2 * H == S, "H windows of two a row") };
-    let n = channels * S * H;
-    pairs.best.resize(n, 0.0);
-    pairs.right.resize(n, 0);
-    for ((pair, best), right) in z[..2 * n].chunks_exact(2).zip(&mut pairs.best).zip(&mut pairs.right) {
-        let take = (pair[1] > pair[0]) | pair[1].is_nan();
-        *best = if take { pair[1] } else { pair[0] };
-        *right = take as u32;
-    }
-    // Row pair q (map c, window row py = q mod H) holds the map's rows 2·py and 2·py + 1.
-    for q in 0..channels * H {
-        let (top, bottom) = (2 * q * H..(2 * q + 1) * H, (2 * q + 1) * H..(2 * q + 2) * H);
-        let (tb, bb) = (&pairs.best[top.clone()], &pairs.best[bottom.clone()]);
-        let (tr, br) = (&pairs.right[top], &pairs.right[bottom]);
-        let corner = (2 * (q % H) * S) as u32;
-        let (out, at) = (&mut h[q * H..(q + 1) * H], &mut arg[q * H..(q + 1) * H]);
-        for px in 0..H {
-            let take = (bb[px] > tb[px]) | bb[px].is_nan();
-            out[px] = if take { bb[px] } else { tb[px] };
-            // Where it is, by mask arithmetic: as a choice between two loads, LLVM gathers.
-            let lower = (take as u32).wrapping_neg();
-            let offset = ((br[px] + S as u32) & lower) | (tr[px] & !lower);
-            at[px] = (corner + 2 * px as u32 + offset) as u16;
-        }
-    }
+    max_pool_2x2(z, channels, S, S, pairs, h, arg);
     // Apart, so that it runs as vector lanes.
     for v in h[..channels * H * H].iter_mut() {
         *v = tanh(*v);
@@ -469,7 +433,7 @@ multiversion! {
     /// is 5 × 8 = 40 consecutive floats in all four and updates as vector lanes; in PyTorch's
     /// layout a kernel row is 5 floats and the loop ran on scalars (a quarter of CNN-s training
     /// time). `dh` comes out in PyTorch's layout, through the tanh that made `h1`.
-    fn conv2_backward(h1: &[f32], dp: &[f32], arg: &[u16], db: &mut [f32], dh: &mut [f32], last: &mut ChannelsLast) {
+    fn conv2_backward(h1: &[f32], dp: &[f32], arg: &[u32], db: &mut [f32], dh: &mut [f32], last: &mut ChannelsLast) {
         const ROW: usize = K2 * C1;
         let ChannelsLast { w2: w2t, dw2: dw2t, h1: h1t, dh1: dh1t } = last;
         for c in 0..C1 {
@@ -518,7 +482,7 @@ fn axpy<const N: usize>(y: &mut [f32; N], a: f32, x: &[f32; N]) {
 multiversion! {
     /// conv1's weight and bias gradients through its max-pooling (no input gradient: it is the
     /// first layer).
-    fn conv1_backward(img: &[f32], dp: &[f32], arg: &[u16], dw: &mut [f32], db: &mut [f32]) {
+    fn conv1_backward(img: &[f32], dp: &[f32], arg: &[u32], dw: &mut [f32], db: &mut [f32]) {
         for c in 0..C1 {
             // The channel's 25 sums stay in registers over its windows: accumulated in `dw`
             // itself, each window's update waited on the previous one's stores.
@@ -616,41 +580,6 @@ mod tests {
         for (level, grad) in &grads[1..] {
             let same = grad.iter().zip(reference).all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "the gradient at {} differs from the one at {}", level.name(), first.name());
-        }
-    }
-
-    /// Pooling in two passes (each row's pairs, then pairs of rows) picks what folding each
-    /// window in reading order picks, on maps full of ties and NaNs.
-    #[test]
-    fn pooling_picks_the_first_maximum_and_the_last_nan_in_reading_order() {
-        fn check<const S: usize, const H: usize>(channels: usize, seed: u64) {
-            let mut state = seed;
-            let z: Vec<f32> = (0..channels * S * S)
-                .map(|_| {
-                    state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-                    [-1.0, 0.0, 1.0, 2.0, f32::NAN, f32::NEG_INFINITY][(state >> 40) as usize % 6]
-                })
-                .collect();
-            let (mut h, mut arg) = (vec![0.0; channels * H * H], vec![0u16; channels * H * H]);
-            pool_tanh::<S, H>(&z, channels, &mut Pairs::default(), &mut h, &mut arg);
-            for c in 0..channels {
-                for (py, px) in (0..H).flat_map(|py| (0..H).map(move |px| (py, px))) {
-                    let taps = [(0, 0), (0, 1), (1, 0), (1, 1)].map(|(dy, dx)| (2 * py + dy) * S + 2 * px + dx);
-                    let (mut best, mut at) = (z[c * S * S + taps[0]], taps[0]);
-                    for &t in &taps[1..] {
-                        let v = z[c * S * S + t];
-                        if v > best || v.is_nan() {
-                            (best, at) = (v, t);
-                        }
-                    }
-                    let o = (c * H + py) * H + px;
-                    assert_eq!((h[o].to_bits(), arg[o] as usize), (tanh(best).to_bits(), at), "map {c}, window ({py}, {px})");
-                }
-            }
-        }
-        for seed in 1..20 {
-            check::<O1, P1>(C1, seed);
-            check::<O2, P2>(C2, seed);
         }
     }
 

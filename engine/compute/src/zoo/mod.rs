@@ -12,6 +12,7 @@ mod dense;
 mod mlp;
 mod models;
 mod net;
+mod pool;
 pub mod store;
 pub mod train;
 

@@ -28,6 +28,7 @@ use std::ops::Range;
 use weightlab_manifest::TrainSpec;
 
 use super::models::{Model, Models, Update};
+use super::pool::{Pairs, max_pool_2x2};
 use crate::arch::Arch;
 use crate::arch::sequential::{Act, Layer, Op};
 use crate::data::{Split, Task};
@@ -264,8 +265,10 @@ struct Trace {
     aux: Vec<f32>,
     /// BatchNorm: per channel mean, biased variance and 1/√(var + ε).
     stat: Vec<f32>,
-    /// Max-pooling: where each window's maximum is in its input plane.
+    /// Max-pooling: where each window's maximum is in its input plane; 2 × 2 windows: each
+    /// row's pairs' winners.
     arg: Vec<u32>,
+    pairs: Pairs,
     /// Convolutions at stride 1: the output of the whole batch at the padded layout
     /// (co × columns), the output gradient at that layout after `lead` zeros, the padded input
     /// gradient (ci × columns), the weights packed for the GEMM kernel, and dW of one call.
@@ -393,7 +396,7 @@ fn forward(steps: &[Step], traces: &mut [Trace], x: &[f32], b: usize, w: &[f32])
 }
 
 fn step_forward(step: &Step, t: &mut Trace, x: &[f32], b: usize, w: &[f32]) {
-    let Trace { out, aux, stat, arg, inner, side, wide, panels, .. } = t;
+    let Trace { out, aux, stat, arg, pairs, inner, side, wide, panels, .. } = t;
     match &step.node {
         &Node::Linear { i, o, w: at, b: bias } => linear_forward(&w[at..at + o * i], bias.map(|at| &w[at..at + o]), x, i, out),
         Node::Conv(c) if c.s == 1 => c.forward_batch(&w[c.weight..c.weight + c.co * c.ci * c.k * c.k], c.bias.map(|at| &w[at..at + c.co]), x, b, out, aux, wide, panels),
@@ -404,6 +407,8 @@ fn step_forward(step: &Step, t: &mut Trace, x: &[f32], b: usize, w: &[f32]) {
             }
         }
         &Node::Norm { c, spatial, gamma, beta, .. } => norm_forward(c, spatial, &w[gamma..gamma + c], &w[beta..beta + c], x, out, aux, stat),
+        // The whole batch's maps at once (each example's output is its maps' windows in order).
+        &Node::Pool { max: true, c, h, w: width, k: 2, s: 2, .. } if width.is_multiple_of(2) => max_pool_pairs(x, b * c, h, width, pairs, out, arg),
         &Node::Pool { max, c, h, w: width, k, s, oh, ow } => {
             let mut run = vec![0.0f32; oh * ow];
             let corners: Vec<u32> = (0..oh * ow).map(|o| ((o / ow) * s * width + (o % ow) * s) as u32).collect();
@@ -437,6 +442,14 @@ fn step_forward(step: &Step, t: &mut Trace, x: &[f32], b: usize, w: &[f32]) {
                 *o = a + s;
             }
         }
+    }
+}
+
+multiversion! {
+    /// 2 × 2 max-pooling with stride 2 of `planes` maps of even width ([`max_pool_2x2`]).
+    #[allow(clippy::too_many_arguments)]
+    fn max_pool_pairs(x: &[f32], planes: usize, height: usize, width: usize, pairs: &mut Pairs, best: &mut [f32], at: &mut [u32]) {
+        max_pool_2x2(x, planes, height, width, pairs, best, at)
     }
 }
 
