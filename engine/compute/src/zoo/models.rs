@@ -4,6 +4,7 @@
 //! model and spreads models over threads.
 
 use std::ops::Range;
+use std::sync::{Mutex, PoisonError};
 
 use weightlab_manifest::{Optimizer, TrainSpec};
 
@@ -117,9 +118,12 @@ impl Models {
         (1..=steps as i32).map(|s| Update { adam: self.adam.then(|| adam::Step::at(self.lr, self.weight_decay, first + s)), lr: self.lr as f32, weight_decay: self.weight_decay as f32 }).collect()
     }
 
-    /// `train(work, j, model j)` for every model, the models spread over as many threads as
-    /// libtorch computes with, each thread with its own `work` from `init`. Models are
-    /// independent, so the bits do not depend on the thread count.
+    /// `train(work, j, model j)` for every model on as many threads as libtorch computes with,
+    /// each thread with its own `work` from `init`, taking the next model whenever it finishes
+    /// one: a core the host slows down takes fewer models instead of holding the others up
+    /// (halves fixed in advance left one core idle for the length of the other's delay). Models
+    /// are independent, so the bits depend neither on the thread count nor on which thread
+    /// trains which model.
     pub fn each<W: Send>(&mut self, init: impl Fn() -> W + Sync, train: impl Fn(&mut W, usize, Model) + Sync) {
         self.each_with(&mut Vec::new(), init, train);
     }
@@ -129,18 +133,20 @@ impl Models {
     pub fn each_with<W: Send>(&mut self, works: &mut Vec<W>, init: impl Fn() -> W + Sync, train: impl Fn(&mut W, usize, Model) + Sync) {
         let (k, p) = (self.k, self.p);
         let threads = (tch::get_num_threads().max(1) as usize).min(k).max(1);
-        let per = k.div_ceil(threads).max(1);
-        let chunks = k.div_ceil(per);
-        while works.len() < chunks {
+        while works.len() < threads {
             works.push(init());
         }
         let (trains, train) = (&self.trains[..], &train);
+        let queue = Mutex::new(self.params.chunks_mut(p).zip(self.m.chunks_mut(p)).zip(self.v.chunks_mut(p)).enumerate());
+        let queue = &queue;
         std::thread::scope(|s| {
-            let chunks = self.params.chunks_mut(per * p).zip(self.m.chunks_mut(per * p)).zip(self.v.chunks_mut(per * p)).zip(works.iter_mut());
-            for (chunk, (((params, m), v), work)) in chunks.enumerate() {
+            for work in works.iter_mut().take(threads) {
                 s.spawn(move || {
-                    for (j, ((weights, m), v)) in params.chunks_mut(p).zip(m.chunks_mut(p)).zip(v.chunks_mut(p)).enumerate() {
-                        train(work, chunk * per + j, Model { weights, m, v, trains });
+                    loop {
+                        // The lock is held for this statement only (and nothing in `next` panics).
+                        let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
+                        let Some((j, ((weights, m), v))) = next else { break };
+                        train(work, j, Model { weights, m, v, trains });
                     }
                 });
             }
