@@ -265,9 +265,9 @@ struct Trace {
     aux: Vec<f32>,
     /// BatchNorm: per channel mean, biased variance and 1/√(var + ε).
     stat: Vec<f32>,
-    /// Max-pooling: where each window's maximum is in its input plane; 2 × 2 windows: each
-    /// row's pairs' winners.
+    /// Max-pooling: where each window's maximum is in its input plane.
     arg: Vec<u32>,
+    /// 2 × 2 max-pooling: its two passes' intermediate winners ([`Pairs`]).
     pairs: Pairs,
     /// Convolutions at stride 1: the output of the whole batch at the padded layout
     /// (co × columns), the output gradient at that layout after `lead` zeros, the padded input
