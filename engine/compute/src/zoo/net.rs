@@ -10,10 +10,11 @@
 //!
 //! The layers a zoo needs are here: linear; conv2d with any kernel, stride and padding
 //! (stride 1, the common case, as products in the register-tiled kernel of [`crate::gemm`]
-//! over the batch's padded images read in place — see [`Conv::forward_batch`]); BatchNorm
+//! over the batch's padded images read in place — see [`Conv::product`]); BatchNorm
 //! over features or channels (batch statistics, the running buffers moved as PyTorch moves
 //! them); max- and average-pooling; global average pooling; flatten; residual blocks with an
-//! identity or a declared shortcut; relu, tanh, sigmoid, silu, leaky relu and sine. A network
+//! identity or a declared shortcut; relu, tanh, sigmoid, silu, leaky relu and sine. A
+//! stride-1 convolution followed by BatchNorm (and ReLU) runs as one step ([`fused`]). A network
 //! with a layer outside that set (GELU, LayerNorm, dropout with p > 0), a regression target or
 //! inputs of another size is trained on the tape, and [`NetZoo::new`] says why.
 //!
@@ -33,6 +34,8 @@ use crate::arch::Arch;
 use crate::arch::sequential::{Act, Layer, Op};
 use crate::data::{Split, Task};
 use crate::simd::{Level, multiversion};
+
+mod fused;
 
 /// BatchNorm's ε and momentum: PyTorch's defaults (as the tape uses them).
 const EPS: f64 = 1e-5;
@@ -57,14 +60,14 @@ enum Node {
         b: Option<usize>,
     },
     Conv(Conv),
-    /// BatchNorm over `c` channels of `spatial` values each (1 for flat inputs).
-    Norm {
-        c: usize,
-        spatial: usize,
-        gamma: usize,
-        beta: usize,
-        mean: usize,
-        var: usize,
+    Norm(Bn),
+    /// A stride-1 convolution, the BatchNorm after it and, when `relu`, the ReLU after that,
+    /// as one step ([`fused`]): the normalisation reads the convolution's product where the
+    /// GEMM left it and its gradient goes where the convolution's backward reads it.
+    ConvNorm {
+        conv: Conv,
+        bn: Bn,
+        relu: bool,
     },
     Pool {
         max: bool,
@@ -85,6 +88,18 @@ enum Node {
         layers: Vec<Step>,
         shortcut: Option<Vec<Step>>,
     },
+}
+
+/// BatchNorm over `c` channels of `spatial` values each (1 for flat inputs): the flat offsets
+/// of γ, β and the running mean and variance.
+#[derive(Debug, Clone, Copy)]
+struct Bn {
+    c: usize,
+    spatial: usize,
+    gamma: usize,
+    beta: usize,
+    mean: usize,
+    var: usize,
 }
 
 /// A convolution's sizes: `ci` → `co` channels, `k`×`k` kernel, stride `s`, padding `p`, an
@@ -123,7 +138,7 @@ fn lower(layers: &[Layer]) -> Result<Vec<Step>, String> {
                 let (oh, ow) = (layer.output[1], layer.output[2]);
                 Node::Conv(Conv { ci: inputs, co, k: kernel, s: stride, p: padding, h, w, ph: h + 2 * padding, pw: w + 2 * padding, oh, ow, weight: at[0], bias: bias.then(|| at[1]) })
             }
-            &Op::BatchNorm { features } => Node::Norm { c: features, spatial: inp / features, gamma: at[0], beta: at[1], mean: at[2], var: at[3] },
+            &Op::BatchNorm { features } => Node::Norm(Bn { c: features, spatial: inp / features, gamma: at[0], beta: at[1], mean: at[2], var: at[3] }),
             &Op::MaxPool { kernel, stride } | &Op::AvgPool { kernel, stride } => {
                 let (c, h, w) = image()?;
                 Node::Pool { max: matches!(layer.op, Op::MaxPool { .. }), c, h, w, k: kernel, s: stride, oh: layer.output[1], ow: layer.output[2] }
@@ -144,21 +159,49 @@ fn lower(layers: &[Layer]) -> Result<Vec<Step>, String> {
         };
         steps.push(Step { node, inp, out });
     }
-    Ok(steps)
+    Ok(fuse(steps))
+}
+
+/// `steps` with every stride-1 convolution followed by a BatchNorm (and a ReLU) made one
+/// [`Node::ConvNorm`].
+fn fuse(steps: Vec<Step>) -> Vec<Step> {
+    let mut fused: Vec<Step> = Vec::with_capacity(steps.len());
+    for step in steps {
+        match (fused.last_mut(), &step.node) {
+            (Some(Step { node: Node::Conv(conv), inp, .. }), &Node::Norm(bn)) if conv.s == 1 => {
+                let (conv, inp) = (*conv, *inp);
+                *fused.last_mut().expect("matched above") = Step { node: Node::ConvNorm { conv, bn, relu: false }, inp, out: step.out };
+            }
+            (Some(Step { node: Node::ConvNorm { relu, .. }, .. }), Node::Act(Act::Relu)) if !*relu => *relu = true,
+            _ => fused.push(step),
+        }
+    }
+    fused
+}
+
+/// The BatchNorm of a step, if it has one.
+fn bn_of(node: &Node) -> Option<&Bn> {
+    match node {
+        Node::Norm(bn) | Node::ConvNorm { bn, .. } => Some(bn),
+        _ => None,
+    }
 }
 
 /// The flat ranges of every BatchNorm buffer (running mean and variance) in `steps`.
 fn buffers(steps: &[Step], out: &mut Vec<Range<usize>>) {
     for s in steps {
         match &s.node {
-            &Node::Norm { c, mean, var, .. } => out.extend([mean..mean + c, var..var + c]),
             Node::Residual { layers, shortcut } => {
                 buffers(layers, out);
                 if let Some(side) = shortcut {
                     buffers(side, out);
                 }
             }
-            _ => {}
+            node => {
+                if let Some(&Bn { c, mean, var, .. }) = bn_of(node) {
+                    out.extend([mean..mean + c, var..var + c]);
+                }
+            }
         }
     }
 }
@@ -260,10 +303,10 @@ struct Trace {
     out: Vec<f32>,
     /// The gradient with respect to its input, B × inp.
     din: Vec<f32>,
-    /// Convolutions: the padded input; BatchNorm: the normalised input; residual blocks: the
-    /// inner branch's input gradient.
+    /// Convolutions (fused or not): the padded input; BatchNorm alone: the normalised input;
+    /// residual blocks: the inner branch's input gradient.
     aux: Vec<f32>,
-    /// BatchNorm: per channel mean, biased variance and 1/√(var + ε).
+    /// BatchNorm (alone or fused): per channel mean, biased variance and 1/√(var + ε).
     stat: Vec<f32>,
     /// Max-pooling: where each window's maximum is in its input plane.
     arg: Vec<u32>,
@@ -290,7 +333,10 @@ fn traces(steps: &[Step], b: usize) -> Vec<Trace> {
         .map(|s| {
             let mut t = Trace { out: vec![0.0; b * s.out], din: vec![0.0; b * s.inp], ..Trace::default() };
             match &s.node {
-                Node::Conv(c) if c.s == 1 => {
+                Node::Conv(c) | Node::ConvNorm { conv: c, .. } if c.s == 1 => {
+                    if let Node::ConvNorm { bn, .. } = &s.node {
+                        t.stat = vec![0.0; 3 * bn.c];
+                    }
                     let (nc, row) = c.columns(b);
                     t.aux = vec![0.0; c.ci * row];
                     t.wide = vec![0.0; c.co * nc];
@@ -302,9 +348,9 @@ fn traces(steps: &[Step], b: usize) -> Vec<Trace> {
                     t.aux = vec![0.0; b * c.ci * c.ph * c.pw];
                     t.dpad = vec![0.0; c.ci * c.ph * c.pw];
                 }
-                Node::Norm { c, .. } => {
+                Node::Norm(bn) => {
                     t.aux = vec![0.0; b * s.inp];
-                    t.stat = vec![0.0; 3 * c];
+                    t.stat = vec![0.0; 3 * bn.c];
                 }
                 Node::Pool { .. } => t.arg = vec![0; b * s.out],
                 Node::Residual { layers, shortcut } => {
@@ -366,7 +412,14 @@ fn train_model(steps: &[Step], work: &mut Work, model: &mut Model, x: &[f32], y:
 fn fold_running(steps: &[Step], traces: &[Trace], w: &mut [f32], b: usize) {
     for (s, t) in steps.iter().zip(traces) {
         match &s.node {
-            &Node::Norm { c, spatial, mean, var, .. } => {
+            Node::Residual { layers, shortcut } => {
+                fold_running(layers, &t.inner, w, b);
+                if let Some(side) = shortcut {
+                    fold_running(side, &t.side, w, b);
+                }
+            }
+            node => {
+                let Some(&Bn { c, spatial, mean, var, .. }) = bn_of(node) else { continue };
                 let n = b * spatial;
                 let unbiased = (n as f64 / (n.max(2) - 1) as f64) as f32;
                 for ch in 0..c {
@@ -374,13 +427,6 @@ fn fold_running(steps: &[Step], traces: &[Trace], w: &mut [f32], b: usize) {
                     w[var + ch] = w[var + ch] * (1.0 - MOMENTUM) + t.stat[c + ch] * unbiased * MOMENTUM;
                 }
             }
-            Node::Residual { layers, shortcut } => {
-                fold_running(layers, &t.inner, w, b);
-                if let Some(side) = shortcut {
-                    fold_running(side, &t.side, w, b);
-                }
-            }
-            _ => {}
         }
     }
 }
@@ -399,14 +445,21 @@ fn step_forward(step: &Step, t: &mut Trace, x: &[f32], b: usize, w: &[f32]) {
     let Trace { out, aux, stat, arg, pairs, inner, side, wide, panels, .. } = t;
     match &step.node {
         &Node::Linear { i, o, w: at, b: bias } => linear_forward(&w[at..at + o * i], bias.map(|at| &w[at..at + o]), x, i, out),
-        Node::Conv(c) if c.s == 1 => c.forward_batch(&w[c.weight..c.weight + c.co * c.ci * c.k * c.k], c.bias.map(|at| &w[at..at + c.co]), x, b, out, aux, wide, panels),
+        Node::Conv(c) if c.s == 1 => {
+            c.product(c.weights(w), x, b, aux, wide, panels);
+            c.copy_out(wide, c.bias.map(|at| &w[at..at + c.co]), b, out);
+        }
+        Node::ConvNorm { conv, bn, relu } => {
+            conv.product(conv.weights(w), x, b, aux, wide, panels);
+            fused::forward(conv, bn, *relu, w, b, wide, out, stat);
+        }
         Node::Conv(c) => {
             for ((x, pad), out) in x.chunks_exact(step.inp).zip(aux.chunks_exact_mut(c.ci * c.ph * c.pw)).zip(out.chunks_exact_mut(step.out)) {
                 c.pad(x, pad);
                 conv_forward(c, &w[c.weight..c.weight + c.co * c.ci * c.k * c.k], c.bias.map(|at| &w[at..at + c.co]), pad, out);
             }
         }
-        &Node::Norm { c, spatial, gamma, beta, .. } => norm_forward(c, spatial, &w[gamma..gamma + c], &w[beta..beta + c], x, out, aux, stat),
+        &Node::Norm(Bn { c, spatial, gamma, beta, .. }) => norm_forward(c, spatial, &w[gamma..gamma + c], &w[beta..beta + c], x, out, aux, stat),
         // The whole batch's maps at once (each example's output is its maps' windows in order).
         &Node::Pool { max: true, c, h, w: width, k: 2, s: 2, .. } if width.is_multiple_of(2) => max_pool_pairs(x, b * c, h, width, pairs, out, arg),
         &Node::Pool { max, c, h, w: width, k, s, oh, ow } => {
@@ -526,7 +579,7 @@ fn step_backward(step: &Step, t: &mut Trace, x: &[f32], dout: &[f32], b: usize, 
         }
         Node::Conv(c) => {
             let (dw, db) = two(grad, c.weight..c.weight + c.co * c.ci * c.k * c.k, c.bias.map(|at| at..at + c.co));
-            let weights = &w[c.weight..c.weight + c.co * c.ci * c.k * c.k];
+            let weights = c.weights(w);
             if let Some(db) = db {
                 for dout in dout.chunks_exact(step.out) {
                     for (g, d) in db.iter_mut().zip(dout.chunks_exact(c.oh * c.ow)) {
@@ -535,7 +588,8 @@ fn step_backward(step: &Step, t: &mut Trace, x: &[f32], dout: &[f32], b: usize, 
                 }
             }
             if c.s == 1 {
-                c.backward_batch(weights, dout, b, t, dw, din);
+                c.fill_dext(dout, b, &mut t.dext);
+                c.backward_batch(weights, b, t, dw, din);
                 return;
             }
             let Trace { aux, dpad, .. } = t;
@@ -552,7 +606,16 @@ fn step_backward(step: &Step, t: &mut Trace, x: &[f32], dout: &[f32], b: usize, 
                 }
             }
         }
-        &Node::Norm { c, spatial, gamma, beta, .. } => {
+        Node::ConvNorm { conv: c, bn, relu } => {
+            let (dg, dbeta) = two(grad, bn.gamma..bn.gamma + bn.c, Some(bn.beta..bn.beta + bn.c));
+            fused::backward(c, bn, *relu, w, b, dout, t, dg, dbeta.expect("BatchNorm has a bias"));
+            let (dw, db) = two(grad, c.weight..c.weight + c.co * c.ci * c.k * c.k, c.bias.map(|at| at..at + c.co));
+            if let Some(db) = db {
+                c.bias_grad(&t.dext, b, db);
+            }
+            c.backward_batch(c.weights(w), b, t, dw, din);
+        }
+        &Node::Norm(Bn { c, spatial, gamma, beta, .. }) => {
             let (dg, db) = two(grad, gamma..gamma + c, Some(beta..beta + c));
             norm_backward(c, spatial, &w[gamma..gamma + c], &t.aux, &t.stat, dout, dg, db.expect("BatchNorm has a bias"), din);
         }
@@ -642,13 +705,19 @@ impl Conv {
         (nc, nc + self.lead())
     }
 
+    /// This convolution's weights among a model's parameters `w`.
+    fn weights<'w>(&self, w: &'w [f32]) -> &'w [f32] {
+        &w[self.weight..self.weight + self.co * self.ci * self.k * self.k]
+    }
+
     /// A stride-1 convolution of the whole batch `x` (B × ci × h × w) as one GEMM without
-    /// unfolding: each channel's padded planes lie end to end in a row of `pad`, and the
-    /// input row of tap (ic, ky, kx) is that row shifted by ky·pw + kx, so out = W · rows (co ×
-    /// columns) reads the image where it is. Output positions past a plane's `ow` columns or
-    /// `oh` rows are computed and dropped.
+    /// unfolding, into `wide` (co × columns): each channel's padded planes lie end to end in a
+    /// row of `pad`, and the input row of tap (ic, ky, kx) is that row shifted by ky·pw + kx,
+    /// so wide = W · rows reads the image where it is. Output (n, oc, y, x) lands at
+    /// `wide[oc·columns + n·ph·pw + y·pw + x]`; the positions past a plane's `ow` columns or
+    /// `oh` rows are computed and never read.
     #[allow(clippy::too_many_arguments)]
-    fn forward_batch(&self, weight: &[f32], bias: Option<&[f32]>, x: &[f32], b: usize, out: &mut [f32], pad: &mut [f32], wide: &mut [f32], panels: &mut Vec<f32>) {
+    fn product(&self, weight: &[f32], x: &[f32], b: usize, pad: &mut [f32], wide: &mut [f32], panels: &mut Vec<f32>) {
         let (plane, (nc, row)) = (self.ph * self.pw, self.columns(b));
         // The padding and the room past the planes stay zero from the allocation.
         for (n, x) in x.chunks_exact(self.ci * self.h * self.w).enumerate() {
@@ -661,6 +730,11 @@ impl Conv {
         }
         let taps = self.ci * self.k * self.k;
         crate::gemm::matmul_rows_of_matrix(weight, taps, &self.tap_rows(pad, row, nc), nc, wide, panels);
+    }
+
+    /// The valid outputs of [`Conv::product`] plus the bias, into `out` (B × co × oh × ow).
+    fn copy_out(&self, wide: &[f32], bias: Option<&[f32]>, b: usize, out: &mut [f32]) {
+        let (plane, (nc, _)) = (self.ph * self.pw, self.columns(b));
         let per = self.co * self.oh * self.ow;
         for (n, out) in out.chunks_exact_mut(per).enumerate() {
             for (oc, dst) in out.chunks_exact_mut(self.oh * self.ow).enumerate() {
@@ -688,14 +762,11 @@ impl Conv {
         rows
     }
 
-    /// The gradients of [`Conv::forward_batch`]: dW += dout · rowsᵀ (one product of long dot
-    /// products over the batch's planes) and, when asked, the padded input gradient as
-    /// Wᵀ-taps over the output gradient shifted the other way (rows of `dext` start `lead`
-    /// zeros early), then the planes' insides copied out.
-    fn backward_batch(&self, weight: &[f32], dout: &[f32], b: usize, t: &mut Trace, dw: &mut [f32], din: Option<&mut [f32]>) {
-        let (plane, (nc, row), lead) = (self.ph * self.pw, self.columns(b), self.lead());
-        let Trace { aux: pad, dext, dpad, panels, dw: part, .. } = t;
-        // Positions outside the valid outputs stay zero from the allocation.
+    /// The output gradient `dout` (B × co × oh × ow) where [`Conv::backward_batch`] reads it:
+    /// at the padded layout, `lead` zeros into each channel's row of `dext`. The positions
+    /// outside the valid outputs stay zero from the allocation.
+    fn fill_dext(&self, dout: &[f32], b: usize, dext: &mut [f32]) {
+        let (plane, (_, row), lead) = (self.ph * self.pw, self.columns(b), self.lead());
         for (n, d) in dout.chunks_exact(self.co * self.oh * self.ow).enumerate() {
             for (oc, src) in d.chunks_exact(self.oh * self.ow).enumerate() {
                 for (y, line) in src.chunks_exact(self.ow).enumerate() {
@@ -703,6 +774,28 @@ impl Conv {
                 }
             }
         }
+    }
+
+    /// The bias gradient from the output gradient in `dext` ([`Conv::fill_dext`]): per example
+    /// and channel, the plane's sum in reading order, added to `db`.
+    fn bias_grad(&self, dext: &[f32], b: usize, db: &mut [f32]) {
+        let (plane, (_, row), lead) = (self.ph * self.pw, self.columns(b), self.lead());
+        for n in 0..b {
+            for (oc, g) in db.iter_mut().enumerate() {
+                let at = oc * row + lead + n * plane;
+                *g += (0..self.oh).flat_map(|y| &dext[at + y * self.pw..][..self.ow]).sum::<f32>();
+            }
+        }
+    }
+
+    /// The gradients of [`Conv::product`] from the output gradient in the trace's `dext`
+    /// ([`Conv::fill_dext`]): dW += dout · rowsᵀ (one product of long dot products over the
+    /// batch's planes) and, when asked, the padded input gradient as Wᵀ-taps over the output
+    /// gradient shifted the other way (rows of `dext` start `lead` zeros early), then the
+    /// planes' insides copied out.
+    fn backward_batch(&self, weight: &[f32], b: usize, t: &mut Trace, dw: &mut [f32], din: Option<&mut [f32]>) {
+        let (plane, (nc, row), lead) = (self.ph * self.pw, self.columns(b), self.lead());
+        let Trace { aux: pad, dext, dpad, panels, dw: part, .. } = t;
         let span = b * plane;
         let taps = self.ci * self.k * self.k;
         let outputs: Vec<&[f32]> = (0..self.co).map(|oc| &dext[oc * row + lead..][..span]).collect();
