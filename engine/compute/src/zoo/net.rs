@@ -692,16 +692,31 @@ fn two(grad: &mut [f32], a: Range<usize>, b: Option<Range<usize>>) -> (&mut [f32
 }
 
 impl Conv {
-    /// The largest offset of a kernel tap in a padded plane.
+    /// At stride 1, the columns of one row of an example in the batch's padded layout: the
+    /// row's values after `p` zeros, the zeros on the right being the next row's on the left
+    /// (a tap reaches at most p − 1 columns into the next row), and room for every output.
+    fn bw(&self) -> usize {
+        (self.w + self.p).max(self.ow)
+    }
+
+    /// At stride 1, the values of one example in the batch's padded layout: `p` rows of zeros
+    /// above its rows, the zeros below being the next example's above them, each row
+    /// [`Conv::bw`] long (measured: with the padding on all sides of every plane, a ResNet's
+    /// 7 × 7 maps spent 81 columns of the GEMMs on 49 outputs; now 64).
+    fn plane(&self) -> usize {
+        (self.h + self.p).max(self.oh) * self.bw()
+    }
+
+    /// The largest offset of a kernel tap in the padded layout.
     fn lead(&self) -> usize {
-        (self.k - 1) * self.pw + self.k - 1
+        (self.k - 1) * self.bw() + self.k - 1
     }
 
     /// At stride 1, for a batch of `b`: the GEMMs' columns (the batch's padded planes end to
     /// end, rounded up to the kernel's tile) and the length of one channel's row in the padded
     /// input (the columns plus room for the farthest tap).
     fn columns(&self, b: usize) -> (usize, usize) {
-        let nc = crate::gemm::whole_tiles(b * self.ph * self.pw);
+        let nc = crate::gemm::whole_tiles(b * self.plane());
         (nc, nc + self.lead())
     }
 
@@ -712,19 +727,19 @@ impl Conv {
 
     /// A stride-1 convolution of the whole batch `x` (B × ci × h × w) as one GEMM without
     /// unfolding, into `wide` (co × columns): each channel's padded planes lie end to end in a
-    /// row of `pad`, and the input row of tap (ic, ky, kx) is that row shifted by ky·pw + kx,
-    /// so wide = W · rows reads the image where it is. Output (n, oc, y, x) lands at
-    /// `wide[oc·columns + n·ph·pw + y·pw + x]`; the positions past a plane's `ow` columns or
-    /// `oh` rows are computed and never read.
+    /// row of `pad` ([`Conv::plane`], [`Conv::bw`]), and the input row of tap (ic, ky, kx) is
+    /// that row shifted by ky·bw + kx, so wide = W · rows reads the image where it is. Output
+    /// (n, oc, y, x) lands at `wide[oc·columns + n·plane + y·bw + x]`; the positions past a
+    /// plane's `ow` columns or `oh` rows are computed and never read.
     #[allow(clippy::too_many_arguments)]
     fn product(&self, weight: &[f32], x: &[f32], b: usize, pad: &mut [f32], wide: &mut [f32], panels: &mut Vec<f32>) {
-        let (plane, (nc, row)) = (self.ph * self.pw, self.columns(b));
+        let (plane, (nc, row)) = (self.plane(), self.columns(b));
         // The padding and the room past the planes stay zero from the allocation.
         for (n, x) in x.chunks_exact(self.ci * self.h * self.w).enumerate() {
             for (ic, src) in x.chunks_exact(self.h * self.w).enumerate() {
                 let dst = &mut pad[ic * row + n * plane..];
                 for (y, line) in src.chunks_exact(self.w).enumerate() {
-                    dst[(y + self.p) * self.pw + self.p..][..self.w].copy_from_slice(line);
+                    dst[(y + self.p) * self.bw() + self.p..][..self.w].copy_from_slice(line);
                 }
             }
         }
@@ -734,13 +749,13 @@ impl Conv {
 
     /// The valid outputs of [`Conv::product`] plus the bias, into `out` (B × co × oh × ow).
     fn copy_out(&self, wide: &[f32], bias: Option<&[f32]>, b: usize, out: &mut [f32]) {
-        let (plane, (nc, _)) = (self.ph * self.pw, self.columns(b));
+        let (plane, (nc, _)) = (self.plane(), self.columns(b));
         let per = self.co * self.oh * self.ow;
         for (n, out) in out.chunks_exact_mut(per).enumerate() {
             for (oc, dst) in out.chunks_exact_mut(self.oh * self.ow).enumerate() {
                 let bias = bias.map_or(0.0, |b| b[oc]);
                 for (y, line) in dst.chunks_exact_mut(self.ow).enumerate() {
-                    for (o, &v) in line.iter_mut().zip(&wide[oc * nc + n * plane + y * self.pw..][..self.ow]) {
+                    for (o, &v) in line.iter_mut().zip(&wide[oc * nc + n * plane + y * self.bw()..][..self.ow]) {
                         *o = v + bias;
                     }
                 }
@@ -755,7 +770,7 @@ impl Conv {
         for ic in 0..self.ci {
             for ky in 0..self.k {
                 for kx in 0..self.k {
-                    rows.push(&src[ic * stride + ky * self.pw + kx..][..len]);
+                    rows.push(&src[ic * stride + ky * self.bw() + kx..][..len]);
                 }
             }
         }
@@ -766,11 +781,11 @@ impl Conv {
     /// at the padded layout, `lead` zeros into each channel's row of `dext`. The positions
     /// outside the valid outputs stay zero from the allocation.
     fn fill_dext(&self, dout: &[f32], b: usize, dext: &mut [f32]) {
-        let (plane, (_, row), lead) = (self.ph * self.pw, self.columns(b), self.lead());
+        let (plane, (_, row), lead) = (self.plane(), self.columns(b), self.lead());
         for (n, d) in dout.chunks_exact(self.co * self.oh * self.ow).enumerate() {
             for (oc, src) in d.chunks_exact(self.oh * self.ow).enumerate() {
                 for (y, line) in src.chunks_exact(self.ow).enumerate() {
-                    dext[oc * row + lead + n * plane + y * self.pw..][..self.ow].copy_from_slice(line);
+                    dext[oc * row + lead + n * plane + y * self.bw()..][..self.ow].copy_from_slice(line);
                 }
             }
         }
@@ -779,11 +794,11 @@ impl Conv {
     /// The bias gradient from the output gradient in `dext` ([`Conv::fill_dext`]): per example
     /// and channel, the plane's sum in reading order, added to `db`.
     fn bias_grad(&self, dext: &[f32], b: usize, db: &mut [f32]) {
-        let (plane, (_, row), lead) = (self.ph * self.pw, self.columns(b), self.lead());
+        let (plane, (_, row), lead) = (self.plane(), self.columns(b), self.lead());
         for n in 0..b {
             for (oc, g) in db.iter_mut().enumerate() {
                 let at = oc * row + lead + n * plane;
-                *g += (0..self.oh).flat_map(|y| &dext[at + y * self.pw..][..self.ow]).sum::<f32>();
+                *g += (0..self.oh).flat_map(|y| &dext[at + y * self.bw()..][..self.ow]).sum::<f32>();
             }
         }
     }
@@ -792,9 +807,10 @@ impl Conv {
     /// ([`Conv::fill_dext`]): dW += dout · rowsᵀ (one product of long dot products over the
     /// batch's planes) and, when asked, the padded input gradient as Wᵀ-taps over the output
     /// gradient shifted the other way (rows of `dext` start `lead` zeros early), then the
-    /// planes' insides copied out.
+    /// planes' insides copied out (the padding, shared by neighbouring rows and examples,
+    /// gathers gradients no one reads).
     fn backward_batch(&self, weight: &[f32], b: usize, t: &mut Trace, dw: &mut [f32], din: Option<&mut [f32]>) {
-        let (plane, (nc, row), lead) = (self.ph * self.pw, self.columns(b), self.lead());
+        let (plane, (nc, row), lead) = (self.plane(), self.columns(b), self.lead());
         let Trace { aux: pad, dext, dpad, panels, dw: part, .. } = t;
         let span = b * plane;
         let taps = self.ci * self.k * self.k;
@@ -817,7 +833,7 @@ impl Conv {
         for oc in 0..self.co {
             for ky in 0..self.k {
                 for kx in 0..self.k {
-                    shifted.push(&dext[oc * row + lead - (ky * self.pw + kx)..][..nc]);
+                    shifted.push(&dext[oc * row + lead - (ky * self.bw() + kx)..][..nc]);
                 }
             }
         }
@@ -825,7 +841,7 @@ impl Conv {
         for (n, din) in din.chunks_exact_mut(self.ci * self.h * self.w).enumerate() {
             for (ic, dst) in din.chunks_exact_mut(self.h * self.w).enumerate() {
                 for (y, line) in dst.chunks_exact_mut(self.w).enumerate() {
-                    line.copy_from_slice(&dpad[ic * nc + n * plane + (y + self.p) * self.pw + self.p..][..self.w]);
+                    line.copy_from_slice(&dpad[ic * nc + n * plane + (y + self.p) * self.bw() + self.p..][..self.w]);
                 }
             }
         }

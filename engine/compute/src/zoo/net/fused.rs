@@ -82,9 +82,9 @@ fn through(relu: bool, d: f32, y: f32) -> f32 {
 /// of the step's output (B × co × oh × ow) and in `dext` ([`Conv::fill_dext`]), for channel
 /// `oc` of a batch of `b`.
 fn layouts(c: &Conv, oc: usize, b: usize) -> (Rows, Rows, Rows) {
-    let (plane, (nc, row)) = (c.ph * c.pw, c.columns(b));
+    let (plane, (nc, row)) = (c.plane(), c.columns(b));
     let spatial = c.oh * c.ow;
-    (Rows { at: oc * nc, example: plane, row: c.pw }, Rows { at: oc * spatial, example: c.co * spatial, row: c.ow }, Rows { at: oc * row + c.lead(), example: plane, row: c.pw })
+    (Rows { at: oc * nc, example: plane, row: c.bw() }, Rows { at: oc * spatial, example: c.co * spatial, row: c.ow }, Rows { at: oc * row + c.lead(), example: plane, row: c.bw() })
 }
 
 /// Whether the AVX2 kernels run: at AVX2 and at AVX-512 (whose CPUs have AVX2), never on the
