@@ -509,6 +509,10 @@ mod tests {
     /// Every kernel gives the portable loops' bits at every width this CPU has, for rows
     /// shorter than a vector, of whole vectors and with a tail, an odd number of rows; writes
     /// only inside the rows; and the statistics are the plain sums.
+    /// The statistics' sums, the output, the gradient's sums (with and without ReLU) and the
+    /// gradient, as one run of the kernels gives them.
+    type Outcome = ((f64, f64), Vec<f32>, ((f64, f64), (f64, f64)), Vec<f32>);
+
     #[test]
     fn the_kernels_give_the_same_bits_at_every_width_and_write_only_their_rows() {
         for (b, h, w, pad) in [(3, 5, 7, 2), (2, 4, 16, 0), (3, 3, 14, 2), (1, 3, 3, 5), (2, 2, 28, 2)] {
@@ -519,7 +523,7 @@ mod tests {
             let src = values(3 + b * (h + 1) * row, 0.5);
             let (dout, y) = (values(b * h * w, 1.5), values(b * h * w, 2.5).iter().map(|v| v.max(0.0)).collect::<Vec<_>>());
             let centre = Centre { bias: 0.25, mean: 0.125, inv: 1.5 };
-            let run = |level| {
+            let run = |level| -> Outcome {
                 at_level(level, || {
                     let narrow = narrow_kernels();
                     let sums = (sum(narrow, &src, from, extent, 0.25, None), sum(narrow, &src, from, extent, 0.25, Some(0.5)));
@@ -542,7 +546,7 @@ mod tests {
             assert!(base.3.iter().enumerate().all(|(i, &v)| written.contains(&i) || v == 7.0), "the gradient stays inside the rows");
             for level in available() {
                 let got = run(level);
-                let bits = |r: &((f64, f64), Vec<f32>, ((f64, f64), (f64, f64)), Vec<f32>)| {
+                let bits = |r: &Outcome| {
                     let mut v = vec![r.0.0.to_bits(), r.0.1.to_bits(), r.2.0.0.to_bits(), r.2.0.1.to_bits(), r.2.1.0.to_bits(), r.2.1.1.to_bits()];
                     v.extend(r.1.iter().chain(&r.3).map(|x| x.to_bits() as u64));
                     v
