@@ -274,6 +274,12 @@ fn every_layer_of_the_native_engine_follows_the_tape() {
                 { type = "adaptive_avgpool2d" }, { type = "flatten" }, { type = "linear", out = 10 }]"#,
         ),
         (
+            // A BatchNorm over a convolution's flattened outputs normalises each feature, not
+            // each channel: it must not be fused with the convolution as a BatchNorm2d is.
+            "flat features of a convolution: batchnorm1d after flatten",
+            r#"[{ type = "conv2d", out = 2, kernel = 5, bias = false }, { type = "flatten" }, { type = "batchnorm1d" }, { type = "relu" }, { type = "linear", out = 10 }]"#,
+        ),
+        (
             "flat: batchnorm1d, sine, a flat residual block, dropout 0",
             r#"[{ type = "flatten" }, { type = "linear", out = 24, bias = false }, { type = "batchnorm1d" }, { type = "sine", w0 = 2.0 }, { type = "dropout", p = 0.0 },
                 { type = "residual", layers = [ { type = "linear", out = 12 }, { type = "relu" }, { type = "linear", out = 24, bias = false } ] },

@@ -162,13 +162,13 @@ fn lower(layers: &[Layer]) -> Result<Vec<Step>, String> {
     Ok(fuse(steps))
 }
 
-/// `steps` with every stride-1 convolution followed by a BatchNorm (and a ReLU) made one
-/// [`Node::ConvNorm`].
+/// `steps` with every stride-1 convolution followed by a BatchNorm over its channels (and a
+/// ReLU) made one [`Node::ConvNorm`] — not a BatchNorm over the flattened features.
 fn fuse(steps: Vec<Step>) -> Vec<Step> {
     let mut fused: Vec<Step> = Vec::with_capacity(steps.len());
     for step in steps {
         match (fused.last_mut(), &step.node) {
-            (Some(Step { node: Node::Conv(conv), inp, .. }), &Node::Norm(bn)) if conv.s == 1 => {
+            (Some(Step { node: Node::Conv(conv), inp, .. }), &Node::Norm(bn)) if conv.s == 1 && bn.c == conv.co && bn.spatial == conv.oh * conv.ow => {
                 let (conv, inp) = (*conv, *inp);
                 *fused.last_mut().expect("matched above") = Step { node: Node::ConvNorm { conv, bn, relu: false }, inp, out: step.out };
             }

@@ -10,9 +10,10 @@
 //! the input gradient of the convolution straight into the padded layout the convolution's
 //! backward reads.
 //!
-//! The statistics are summed in f64, as [`super::norm_forward`] sums them, in 8 lanes: lane l
-//! takes the values at l, l + 8, … of every row of a channel (rows in order of example, then
-//! height), and the lanes are added in order at the end. The AVX2 kernels ([`narrow`], also
+//! The statistics are summed in f64, as [`super::norm_forward`] sums them, in two sets of 8
+//! lanes: the rows of a channel are numbered in order of example, then height; lane l of set s
+//! takes the values at l, l + 8, … of rows s, s + 2, …; the 16 lanes are added in order at the
+//! end. The AVX2 kernels ([`narrow`], also
 //! used at AVX-512) follow the portable loops' operations in the same order, so the bits are
 //! the same at every width.
 
@@ -250,12 +251,12 @@ mod narrow {
         (whole, (rest > 0).then(|| unsafe { _mm256_loadu_si256(ONES.as_ptr().add(LANES - rest).cast()) }))
     }
 
-    /// Calls `f(r, a, b, c)` for every row r of the channel, with its starts in three layouts.
+    /// Calls `f(a, b, c)` for every row of the channel with its starts in three layouts.
     #[inline(always)]
-    fn each_row(extent: Extent, a: Rows, b: Rows, c: Rows, mut f: impl FnMut(usize, usize, usize, usize)) {
+    fn each_row(extent: Extent, a: Rows, b: Rows, c: Rows, mut f: impl FnMut(usize, usize, usize)) {
         for n in 0..extent.b {
             for y in 0..extent.h {
-                f(n * extent.h + y, a.at + n * a.example + y * a.row, b.at + n * b.example + y * b.row, c.at + n * c.example + y * c.row);
+                f(a.at + n * a.example + y * a.row, b.at + n * b.example + y * b.row, c.at + n * c.example + y * c.row);
             }
         }
     }
@@ -423,7 +424,7 @@ mod narrow {
     pub(super) fn normalize(src: &[f32], from: Rows, dst: &mut [f32], to: Rows, extent: Extent, c: Centre, (g, beta): (f32, f32), relu: bool) {
         let (g, beta) = (_mm256_set1_ps(g), _mm256_set1_ps(beta));
         let (whole, tail) = split(extent.w);
-        each_row(extent, from, to, to, |_, a, z, _| {
+        each_row(extent, from, to, to, |a, z, _| {
             let (row, out) = (&src[a..a + extent.w], &mut dst[z..z + extent.w]);
             let mut put = |k: usize, mask: Option<__m256i>| {
                 // SAFETY: the loaded and stored lanes are inside the rows.
@@ -477,7 +478,7 @@ mod narrow {
     pub(super) fn grad(dout: &[f32], y: &[f32], at: Rows, src: &[f32], from: Rows, dst: &mut [f32], to: Rows, extent: Extent, c: Centre, relu: bool, scale: f32, (mean_d, mean_dx): (f32, f32)) {
         let (scale, mean_d, mean_dx) = (_mm256_set1_ps(scale), _mm256_set1_ps(mean_d), _mm256_set1_ps(mean_dx));
         let (whole, tail) = split(extent.w);
-        each_row(extent, at, from, to, |_, r, s, z| {
+        each_row(extent, at, from, to, |r, s, z| {
             let (d, yr, v, out) = (&dout[r..r + extent.w], &y[r..r + extent.w], &src[s..s + extent.w], &mut dst[z..z + extent.w]);
             let mut put = |k: usize, mask: Option<__m256i>| {
                 // SAFETY: the loaded and stored lanes are inside the rows.
