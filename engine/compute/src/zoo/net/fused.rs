@@ -261,6 +261,18 @@ mod narrow {
         }
     }
 
+    /// Calls `f(k, mask)` for each vector of a row split by [`split`]: the whole ones from
+    /// offset k without a mask, then the last under its mask.
+    #[inline(always)]
+    fn each_vector(whole: usize, tail: Option<__m256i>, f: &mut impl FnMut(usize, Option<__m256i>)) {
+        for k in (0..whole).step_by(LANES) {
+            f(k, None);
+        }
+        if tail.is_some() {
+            f(whole, tail);
+        }
+    }
+
     /// The 8 floats at `p`, or under `mask` (zero outside it).
     ///
     /// # Safety
@@ -408,12 +420,7 @@ mod narrow {
                 };
                 accumulate(acc, v);
             };
-            for k in (0..whole).step_by(LANES) {
-                add(k, None);
-            }
-            if tail.is_some() {
-                add(whole, tail);
-            }
+            each_vector(whole, tail, &mut add);
         });
         spill(&acc, lanes);
     }
@@ -435,12 +442,7 @@ mod narrow {
                 // SAFETY: as above.
                 unsafe { store(out.as_mut_ptr().add(k), mask, y) };
             };
-            for k in (0..whole).step_by(LANES) {
-                put(k, None);
-            }
-            if tail.is_some() {
-                put(whole, tail);
-            }
+            each_vector(whole, tail, &mut put);
         });
     }
 
@@ -461,12 +463,7 @@ mod narrow {
                 accumulate(sa, widened(d));
                 accumulate(sb, widened(p));
             };
-            for k in (0..whole).step_by(LANES) {
-                add(k, None);
-            }
-            if tail.is_some() {
-                add(whole, tail);
-            }
+            each_vector(whole, tail, &mut add);
         });
         spill(&(sums.0.0, sums.1.0), a);
         spill(&(sums.0.1, sums.1.1), b);
@@ -487,12 +484,7 @@ mod narrow {
                 // SAFETY: as above.
                 unsafe { store(out.as_mut_ptr().add(k), mask, g) };
             };
-            for k in (0..whole).step_by(LANES) {
-                put(k, None);
-            }
-            if tail.is_some() {
-                put(whole, tail);
-            }
+            each_vector(whole, tail, &mut put);
         });
     }
 }
