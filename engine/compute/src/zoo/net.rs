@@ -1153,7 +1153,7 @@ mod narrow {
     /// The eight floats of `v` as f64 lanes 0–3 and 4–7.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn widened(v: __m256) -> (__m256d, __m256d) {
+    pub(super) fn widened(v: __m256) -> (__m256d, __m256d) {
         (_mm256_cvtps_pd(_mm256_castps256_ps128(v)), _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v)))
     }
 

@@ -45,10 +45,18 @@ struct Extent {
     w: usize,
 }
 
+impl Rows {
+    /// The start of row `y` of example `n`.
+    #[inline(always)]
+    fn start(self, n: usize, y: usize) -> usize {
+        self.at + n * self.example + y * self.row
+    }
+}
+
 impl Extent {
     /// The start of every row of `rows`, in order of example then height.
     fn starts(self, rows: Rows) -> impl Iterator<Item = usize> {
-        (0..self.b).flat_map(move |n| (0..self.h).map(move |y| rows.at + n * rows.example + y * rows.row))
+        (0..self.b).flat_map(move |n| (0..self.h).map(move |y| rows.start(n, y)))
     }
 
     /// The lane of the value at `x` in row `r` (module docs).
@@ -237,6 +245,7 @@ fn grad(narrow: bool, dout: &[f32], y: &[f32], at: Rows, src: &[f32], from: Rows
 mod narrow {
     use std::arch::x86_64::*;
 
+    use super::super::narrow::widened;
     use super::{Centre, Extent, LANES, Rows, SETS};
 
     /// Eight ones then eight zeros: the mask of the first r lanes starts at 8 − r.
@@ -256,7 +265,7 @@ mod narrow {
     fn each_row(extent: Extent, a: Rows, b: Rows, c: Rows, mut f: impl FnMut(usize, usize, usize)) {
         for n in 0..extent.b {
             for y in 0..extent.h {
-                f(a.at + n * a.example + y * a.row, b.at + n * b.example + y * b.row, c.at + n * c.example + y * c.row);
+                f(a.start(n, y), b.start(n, y), c.start(n, y));
             }
         }
     }
@@ -315,13 +324,6 @@ mod narrow {
         }
     }
 
-    /// The eight floats of `v` as f64 lanes 0–3 and 4–7.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn widened(v: __m256) -> [__m256d; 2] {
-        [_mm256_cvtps_pd(_mm256_castps256_ps128(v)), _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(v))]
-    }
-
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     fn xhat(v: __m256, c: Centre) -> __m256 {
@@ -343,7 +345,7 @@ mod narrow {
     fn each_row_in_sets<A>(extent: Extent, a: Rows, b: Rows, c: Rows, sets: &mut (A, A), mut f: impl FnMut(&mut A, usize, usize, usize)) {
         let (mut n, mut y) = (0, 0);
         let mut next = || {
-            let starts = (a.at + n * a.example + y * a.row, b.at + n * b.example + y * b.row, c.at + n * c.example + y * c.row);
+            let starts = (a.start(n, y), b.start(n, y), c.start(n, y));
             y += 1;
             if y == extent.h {
                 (n, y) = (n + 1, 0);
@@ -366,8 +368,8 @@ mod narrow {
     /// Adds the two halves of `v` into the lanes `acc`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    fn accumulate(acc: &mut [__m256d; 2], v: [__m256d; 2]) {
-        *acc = [_mm256_add_pd(acc[0], v[0]), _mm256_add_pd(acc[1], v[1])];
+    fn accumulate(acc: &mut [__m256d; 2], (v0, v1): (__m256d, __m256d)) {
+        *acc = [_mm256_add_pd(acc[0], v0), _mm256_add_pd(acc[1], v1)];
     }
 
     /// The lanes of `acc` into `lanes` (set-major, as the portable loops index them).
@@ -406,14 +408,14 @@ mod narrow {
                     // Outside the row v is the bias: zeroed, so those lanes add 0.
                     None => widened(keep(v, mask)),
                     Some(c) => {
-                        let [v0, v1] = widened(v);
+                        let (v0, v1) = widened(v);
                         let (t0, t1) = (_mm256_sub_pd(v0, c), _mm256_sub_pd(v1, c));
-                        let squares = [_mm256_mul_pd(t0, t0), _mm256_mul_pd(t1, t1)];
+                        let squares = (_mm256_mul_pd(t0, t0), _mm256_mul_pd(t1, t1));
                         match mask {
                             None => squares,
                             Some(m) => {
                                 let (m0, m1) = (_mm256_cvtepi32_epi64(_mm256_castsi256_si128(m)), _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(m)));
-                                [_mm256_and_pd(squares[0], _mm256_castsi256_pd(m0)), _mm256_and_pd(squares[1], _mm256_castsi256_pd(m1))]
+                                (_mm256_and_pd(squares.0, _mm256_castsi256_pd(m0)), _mm256_and_pd(squares.1, _mm256_castsi256_pd(m1)))
                             }
                         }
                     }
