@@ -32,15 +32,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seeds: Vec<u64> = (0..models).collect();
     println!("{}", weightlab_compute::simd::describe());
     let mut times = Vec::new();
+    // A digest of the trained weights' bits (FNV-1a), so a change meant to keep the bits can
+    // be checked against the build before it.
+    let mut digest = 0xcbf2_9ce4_8422_2325u64;
     for _ in 0..repeats {
         let t = Instant::now();
+        let mut trained = Vec::new();
         for chunk in seeds.chunks(MODELS_PER_BATCH) {
-            train_models(&arch, &data, &recipe, chunk, 1, None);
+            trained.extend(train_models(&arch, &data, &recipe, chunk, 1, None));
         }
         times.push(t.elapsed().as_secs_f64());
+        digest = 0xcbf2_9ce4_8422_2325;
+        for value in trained.iter().flat_map(|(_, weights)| weights) {
+            digest = (digest ^ u64::from(value.to_bits())).wrapping_mul(0x0100_0000_01b3);
+        }
     }
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    println!("{kind}: {models} models in {median:.3} s (median of {repeats}): {:.1} models/s; all runs {times:.3?}", models as f64 / median);
+    println!("{kind}: {models} models in {median:.3} s (median of {repeats}): {:.1} models/s; all runs {times:.3?}; weights' digest {digest:016x}", models as f64 / median);
     Ok(())
 }
