@@ -1,6 +1,7 @@
 //! Host tensor operations computed by weightlab's own kernels (`weightlab-kernels`) instead of
 //! libtorch's: the 1-D convolutions of the weight autoencoders (p-diff, FLoWN), which libtorch's
-//! oneDNN kernels run at 10–80 GFLOP/s on long rows of few channels; on by default ([`enabled`]).
+//! oneDNN kernels run at 10–80 GFLOP/s on long rows of few channels, and the SiLU between them
+//! ([`silu`]); on by default ([`enabled`]).
 //! Also the seeded draws behind `randn` and `rand` ([`draw`]), always: split over libtorch's
 //! threads, from a counter-based generator (`weightlab_kernels::random`).
 //! Plugins see no difference but speed: the same operation, the
@@ -32,6 +33,7 @@ pub fn enabled() -> bool {
 /// The operations whose backward pass [`backward`] computes (the node's `op` code).
 const CONV1D: i64 = 1;
 const CONV_TRANSPOSE1D: i64 = 2;
+const SILU: i64 = 3;
 
 type BackwardFn = unsafe extern "C" fn(
     op: i64,
@@ -120,25 +122,43 @@ fn on_libtorch_threads(parts: usize, task: &(dyn Fn(usize) + Sync)) {
     assert!(!job.panicked.load(std::sync::atomic::Ordering::Relaxed), "a native kernel panicked on a libtorch thread");
 }
 
-/// Values per part of a seeded draw ([`draw`]): big enough that a part outweighs handing
-/// it to a thread, small enough that a batch of noise splits over the cores.
-const DRAW_PART: usize = 1 << 15;
+/// Values per part of an elementwise kernel ([`in_parts`]): big enough that a part outweighs
+/// handing it to a thread, small enough that a batch of noise or a layer's activations split
+/// over the cores.
+const PART: usize = 1 << 15;
+
+/// `fill(start, part)` for consecutive parts of `out` ([`PART`] values each, the first at
+/// `start`), on libtorch's threads. Each value is computed from its index alone, so the result
+/// is the same whatever the threads.
+fn in_parts(out: &mut [f32], fill: impl Fn(usize, &mut [f32]) + Sync) {
+    if out.len() <= PART {
+        return fill(0, out);
+    }
+    let parts: Vec<std::sync::Mutex<&mut [f32]>> = out.chunks_mut(PART).map(std::sync::Mutex::new).collect();
+    let task = |i: usize| fill(i * PART, &mut parts[i].lock().unwrap_or_else(|e| e.into_inner()));
+    on_libtorch_threads(parts.len(), &task);
+}
 
 /// A new CPU float32 tensor of `shape` holding values `0..` of `seed`'s standard normal
 /// (`normal`) or uniform stream (`weightlab_kernels::random`), computed in parts on libtorch's
 /// threads: the same values whatever the threads, as every value depends on its index only.
 pub fn draw(shape: &[i64], seed: u64, normal: bool) -> Result<Tensor, TchError> {
-    let draw = |start: usize, out: &mut [f32]| {
-        if normal { weightlab_kernels::random::normal(seed, start as u64, out) } else { weightlab_kernels::random::uniform(seed, start as u64, out) }
-    };
-    made(shape, |out| {
-        if out.len() <= DRAW_PART {
-            return draw(0, out);
-        }
-        let parts: Vec<std::sync::Mutex<&mut [f32]>> = out.chunks_mut(DRAW_PART).map(std::sync::Mutex::new).collect();
-        let task = |i: usize| draw(i * DRAW_PART, &mut parts[i].lock().unwrap_or_else(|e| e.into_inner()));
-        on_libtorch_threads(parts.len(), &task);
-    })
+    made(shape, |out| in_parts(out, |start, part| if normal { weightlab_kernels::random::normal(seed, start as u64, part) } else { weightlab_kernels::random::uniform(seed, start as u64, part) }))
+}
+
+/// libtorch's `silu(x)` by the native kernel (`weightlab_kernels::silu`: one pass each way,
+/// within float rounding of libtorch's), joined to `x`'s graph; `None` for tensors it does
+/// not take (other than CPU float32), which libtorch computes.
+pub fn silu(x: &Tensor) -> Option<Result<Tensor, TchError>> {
+    if x.device() != Device::Cpu || x.kind() != Kind::Float {
+        return None;
+    }
+    Some((|| {
+        let xv = Values::of(x)?;
+        let xs = xv.slice();
+        let out = made(&x.size(), |y| in_parts(y, |start, part| weightlab_kernels::silu::silu(&xs[start..], part)))?;
+        attach(out, &[x], SILU, &[])
+    })())
 }
 
 /// Threads for the kernels: libtorch's intra-op count, on its pool ([`on_libtorch_threads`]).
@@ -290,6 +310,19 @@ unsafe extern "C" fn backward(
         if !grad.defined() {
             return Ok((0..n).map(|_| None).collect());
         }
+        if op == SILU {
+            let (x, gv) = (&*saved[0], Values::of(&grad)?);
+            let xv = Values::of(x)?;
+            let (gs, xs) = (gv.slice(), xv.slice());
+            if gs.len() != xs.len() {
+                return Err(error("native silu: the gradient's size differs from the input's"));
+            }
+            let dx = needs[0].then(|| made(&x.size(), |dx| in_parts(dx, |start, part| weightlab_kernels::silu::silu_backward(&gs[start..], &xs[start..], part)))).transpose()?;
+            return Ok(vec![dx]);
+        }
+        if n < 2 {
+            return Err(error(format!("native operation {op}: {n} saved inputs")));
+        }
         let (x, w) = (&*saved[0], &*saved[1]);
         let (xs, ws) = (x.size(), w.size());
         let (xv, wv, gv) = (Values::of(x)?, Values::of(w)?, Values::of(&grad)?);
@@ -389,6 +422,32 @@ mod tests {
             let libtorch = |x: &Tensor, w: &Tensor, b: &Tensor| x.conv_transpose1d(w, Some(b), [s], [p], [op], 1, [1]);
             compare(&format!("conv_transpose1d {n}×{ci}×{len}, kernel {k}, stride {s}, padding {p}, output padding {op}"), native, libtorch, [&[n, ci, len], &[ci, co, k], &[co]]);
         }
+    }
+
+    #[test]
+    fn silu_matches_libtorch_in_value_and_gradient() {
+        // Large enough to split over threads, with values where SiLU saturates and a
+        // non-contiguous input (a transpose).
+        for shape in [&[200i64, 16, 1024][..], &[3, 5], &[0, 4]] {
+            let a = (seeded(shape, 7) * 8.0).set_requires_grad(true);
+            let b = a.detach().copy().set_requires_grad(true);
+            let (ya, yb) = (silu(&a).expect("taken").expect("runs"), b.silu());
+            let close = |p: &Tensor, q: &Tensor, what: &str| {
+                let diff = if p.numel() == 0 { 0.0 } else { (p - q).abs().max().double_value(&[]) };
+                assert!(diff <= 1e-5, "{shape:?}: the {what} differs from libtorch's by {diff}");
+            };
+            close(&ya, &yb, "value");
+            let weights = seeded(shape, 99);
+            (&ya * &weights).sum(Kind::Float).backward();
+            (&yb * &weights).sum(Kind::Float).backward();
+            close(&a.grad(), &b.grad(), "gradient");
+        }
+        let x = seeded(&[6, 4], 3).set_requires_grad(true);
+        let t = x.transpose(0, 1);
+        let (ya, yb) = (silu(&t).expect("taken").expect("runs"), t.silu());
+        assert!((&ya - &yb).abs().max().double_value(&[]) <= 1e-6, "a transposed input");
+        assert!(silu(&seeded(&[4], 1).to_kind(Kind::Double)).is_none(), "float64 is libtorch's");
+        assert!(!silu(&seeded(&[4], 1)).expect("taken").expect("runs").requires_grad(), "no graph without gradients");
     }
 
     #[test]

@@ -354,7 +354,7 @@ impl wit::HostTensor for PluginState {
             Unary::Sigmoid => t.f_sigmoid(),
             Unary::Relu => t.f_relu(),
             Unary::Gelu => t.f_gelu("none"),
-            Unary::Silu => t.f_silu(),
+            Unary::Silu => crate::native::enabled().then(|| crate::native::silu(t)).flatten().unwrap_or_else(|| t.f_silu()),
         })
     }
 
