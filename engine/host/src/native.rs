@@ -146,7 +146,7 @@ pub fn draw(shape: &[i64], seed: u64, normal: bool) -> Result<Tensor, TchError> 
     made(shape, |out| in_parts(out, |start, part| if normal { weightlab_kernels::random::normal(seed, start as u64, part) } else { weightlab_kernels::random::uniform(seed, start as u64, part) }))
 }
 
-/// libtorch's `silu(x)` by the native kernel (`weightlab_kernels::silu`: one pass each way,
+/// libtorch's `silu(x)` by the native kernel (`weightlab_kernels::activation`: one pass each way,
 /// within float rounding of libtorch's), joined to `x`'s graph; `None` for tensors it does
 /// not take (other than CPU float32), which libtorch computes.
 pub fn silu(x: &Tensor) -> Option<Result<Tensor, TchError>> {
@@ -156,7 +156,7 @@ pub fn silu(x: &Tensor) -> Option<Result<Tensor, TchError>> {
     Some((|| {
         let xv = Values::of(x)?;
         let xs = xv.slice();
-        let out = made(&x.size(), |y| in_parts(y, |start, part| weightlab_kernels::silu::silu(&xs[start..], part)))?;
+        let out = made(&x.size(), |y| in_parts(y, |start, part| weightlab_kernels::activation::silu(&xs[start..], part)))?;
         attach(out, &[x], SILU, &[])
     })())
 }
@@ -317,7 +317,7 @@ unsafe extern "C" fn backward(
             if gs.len() != xs.len() {
                 return Err(error("native silu: the gradient's size differs from the input's"));
             }
-            let dx = needs[0].then(|| made(&x.size(), |dx| in_parts(dx, |start, part| weightlab_kernels::silu::silu_backward(&gs[start..], &xs[start..], part)))).transpose()?;
+            let dx = needs[0].then(|| made(&x.size(), |dx| in_parts(dx, |start, part| weightlab_kernels::activation::silu_backward(&gs[start..], &xs[start..], part)))).transpose()?;
             return Ok(vec![dx]);
         }
         if n < 2 {

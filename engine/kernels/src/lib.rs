@@ -8,14 +8,14 @@
 //! - [`conv1d`]: 1-D convolutions and their gradients as those products, for the generators'
 //!   weight autoencoders (p-diff, FLoWN), where libtorch's kernels are slow on long rows of
 //!   few channels.
-//! - [`silu`]: SiLU and its gradient in one pass each, with a vectorizable exponential (the
-//!   autoencoders' activations).
+//! - [`activation`]: a vectorizable exponential, SiLU and its gradient in one pass each (the
+//!   autoencoders' activations), GELU's (the declared networks').
 //! - [`random`]: seeded uniform and normal draws from a counter-based generator, any range of
 //!   a stream on any thread (the plugins' `randn` and `rand`).
 
+pub mod activation;
 pub mod conv1d;
 pub mod gemm;
 pub mod halving;
 pub mod random;
-pub mod silu;
 pub mod simd;

@@ -26,6 +26,7 @@
 
 use std::ops::Range;
 
+use weightlab_kernels::activation;
 use weightlab_manifest::TrainSpec;
 
 use super::models::{Model, Models, Update};
@@ -152,7 +153,6 @@ fn lower(layers: &[Layer]) -> Result<Vec<Step>, String> {
             Op::Flatten => continue,
             Op::Dropout { p: 0.0 } => continue,
             Op::Dropout { .. } => return Err(format!("layer {} is dropout, whose draws the tape makes", layer.prefix)),
-            Op::Act(Act::Gelu) => return Err(format!("layer {} is GELU", layer.prefix)),
             &Op::Act(a) => Node::Act(a),
             Op::LayerNorm { .. } => return Err(format!("layer {} is LayerNorm", layer.prefix)),
             Op::Residual { layers, shortcut } => Node::Residual { layers: lower(layers)?, shortcut: shortcut.as_deref().map(lower).transpose()? },
@@ -1236,22 +1236,17 @@ multiversion! {
     }
 }
 
-#[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 multiversion! {
     fn act_forward(a: Act, x: &[f32], out: &mut [f32]) {
         let map = |out: &mut [f32], f: &dyn Fn(f32) -> f32| out.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
         match a {
             Act::Relu => out.iter_mut().zip(x).for_each(|(o, &x)| *o = x.max(0.0)),
             Act::Tanh => out.iter_mut().zip(x).for_each(|(o, &x)| *o = super::cnn::tanh(x)),
-            Act::Sigmoid => map(out, &sigmoid),
-            Act::Silu => map(out, &|x| x * sigmoid(x)),
+            Act::Sigmoid => map(out, &activation::sigmoid),
+            Act::Silu => map(out, &activation::silu_one),
             Act::LeakyRelu(s) => map(out, &|x| if x > 0.0 { x } else { x * s as f32 }),
             Act::Sine(w0) => map(out, &|x| (x * w0 as f32).sin()),
-            Act::Gelu => unreachable!("lower() leaves GELU to the tape"),
+            Act::Gelu => map(out, &activation::gelu),
         }
     }
 }
@@ -1264,13 +1259,10 @@ multiversion! {
             Act::Relu => it.for_each(|((o, &d), (_, &y))| *o = if y > 0.0 { d } else { 0.0 }),
             Act::Tanh => it.for_each(|((o, &d), (_, &y))| *o = d * (1.0 - y * y)),
             Act::Sigmoid => it.for_each(|((o, &d), (_, &y))| *o = d * y * (1.0 - y)),
-            Act::Silu => it.for_each(|((o, &d), (&x, _))| {
-                let s = sigmoid(x);
-                *o = d * s * (1.0 + x * (1.0 - s));
-            }),
+            Act::Silu => it.for_each(|((o, &d), (&x, _))| *o = activation::silu_grad_one(d, x)),
             Act::LeakyRelu(s) => it.for_each(|((o, &d), (&x, _))| *o = if x > 0.0 { d } else { d * s as f32 }),
             Act::Sine(w0) => it.for_each(|((o, &d), (&x, _))| *o = d * w0 as f32 * (x * w0 as f32).cos()),
-            Act::Gelu => unreachable!("lower() leaves GELU to the tape"),
+            Act::Gelu => it.for_each(|((o, &d), (&x, _))| *o = activation::gelu_grad(d, x)),
         }
     }
 }
@@ -1278,6 +1270,28 @@ multiversion! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every activation and its gradient give the same bits at every width this CPU has (the
+    /// exponentials and GELU's Φ are branch-free polynomials, vectorized at each width).
+    #[test]
+    fn activations_are_the_same_bits_at_every_width() {
+        let x: Vec<f32> = (0..203).map(|i| ((i as f32) * 0.37).sin() * 9.0).collect();
+        let d: Vec<f32> = (0..203).map(|i| ((i as f32) * 0.91).cos()).collect();
+        for a in [Act::Relu, Act::Gelu, Act::Tanh, Act::Sigmoid, Act::Silu, Act::LeakyRelu(0.1), Act::Sine(3.0)] {
+            let at = |level| {
+                crate::simd::at_level(level, || {
+                    let (mut y, mut g) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
+                    act_forward(a, &x, &mut y);
+                    act_backward(a, &x, &y, &d, &mut g);
+                    y.iter().chain(&g).map(|v| v.to_bits()).collect::<Vec<_>>()
+                })
+            };
+            let baseline = at(crate::simd::Level::Baseline);
+            for level in crate::simd::available() {
+                assert_eq!(at(level), baseline, "{a:?} at {}", level.name());
+            }
+        }
+    }
 
     /// BatchNorm's f64 sums give the same bits at every width this CPU has (AVX-512's are laid
     /// out by hand), over whole chunks of 8 and a tail.
