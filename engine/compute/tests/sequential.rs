@@ -256,6 +256,10 @@ fn every_layer_of_the_native_engine_follows_the_tape() {
             "gelu after a convolution and a linear layer",
             r#"[{ type = "conv2d", out = 3, kernel = 3, stride = 2 }, { type = "gelu" }, { type = "flatten" }, { type = "linear", out = 16 }, { type = "gelu" }, { type = "linear", out = 10 }]"#,
         ),
+        (
+            "layernorm over a convolution's flattened features and after a linear layer",
+            r#"[{ type = "conv2d", out = 2, kernel = 5, stride = 2 }, { type = "flatten" }, { type = "layernorm" }, { type = "relu" }, { type = "linear", out = 16 }, { type = "layernorm" }, { type = "tanh" }, { type = "linear", out = 10 }]"#,
+        ),
         ("conv with stride, no bias, tanh", r#"[{ type = "conv2d", out = 4, kernel = 4, stride = 2, bias = false }, { type = "tanh" }, { type = "flatten" }, { type = "linear", out = 10 }]"#),
         (
             "batchnorm2d and max-pooling",
@@ -319,12 +323,13 @@ fn every_layer_of_the_native_engine_follows_the_tape() {
 /// A layer the native engine lacks sends the network to the tape, and the trainer says why.
 #[test]
 fn a_network_the_native_engine_cannot_take_trains_on_the_tape_and_says_why() {
-    let spec: DataSpec = toml::from_str("source = \"blobs\"\nsamples = 256\nclasses = 3").unwrap();
+    // A regression target (signed distances): the native engine learns classes only.
+    let spec: DataSpec = toml::from_str("source = \"sdf-shapes\"\nsamples = 256\nshapes = 2").unwrap();
     let data = data::load(&spec, Path::new(".")).unwrap();
-    let arch = Arch::new(&ArchSpec::Sequential { layers: layers(r#"[{ type = "linear", out = 8 }, { type = "dropout", p = 0.2 }, { type = "linear", out = 3 }]"#) }, &data).unwrap();
+    let arch = Arch::new(&ArchSpec::Sequential { layers: layers(r#"[{ type = "linear", out = 8 }, { type = "gelu" }, { type = "dropout", p = 0.2 }, { type = "linear", out = 1 }]"#) }, &data).unwrap();
     let recipe = weightlab_manifest::TrainSpec::default();
     let trainer = train::Trainer::new(&arch, &data, &recipe, &[1, 2]);
     assert_eq!(trainer.engine(), "tape");
-    assert!(trainer.note().is_some_and(|n| n.contains("layer 1 is dropout")), "{:?}", trainer.note());
-    assert!(train::tape_reason(&arch, &data).is_some_and(|n| n.contains("dropout")));
+    assert!(trainer.note().is_some_and(|n| n.contains("regression")), "{:?}", trainer.note());
+    assert!(train::tape_reason(&arch, &data).is_some_and(|n| n.contains("regression")));
 }

@@ -13,10 +13,11 @@
 //! over the batch's padded images read in place — see [`Conv::product`]); BatchNorm
 //! over features or channels (batch statistics, the running buffers moved as PyTorch moves
 //! them); max- and average-pooling; global average pooling; flatten; residual blocks with an
-//! identity or a declared shortcut; relu, tanh, sigmoid, silu, leaky relu and sine. A
-//! stride-1 convolution followed by BatchNorm (and ReLU) runs as one step ([`fused`]). A network
-//! with a layer outside that set (GELU, LayerNorm, dropout with p > 0), a regression target or
-//! inputs of another size is trained on the tape, and [`NetZoo::new`] says why.
+//! identity or a declared shortcut; LayerNorm over flat features; dropout (each model's masks
+//! from its own seed's stream, [`Draws`]); relu, gelu, tanh, sigmoid, silu, leaky relu and
+//! sine. A stride-1 convolution followed by BatchNorm (and ReLU) runs as one step ([`fused`]). A
+//! network with a regression target or inputs of another size is trained on the tape, and
+//! [`NetZoo::new`] says why.
 //!
 //! The arithmetic is the tape's ([`crate::arch::Network`]): each model's mean cross-entropy on
 //! its own batch, L2 weight decay added to the gradient, Adam as in PyTorch; max-pooling passes
@@ -83,6 +84,18 @@ enum Node {
     Global {
         c: usize,
         spatial: usize,
+    },
+    /// Dropout: each value kept with probability `keep` and scaled by 1/`keep`, else zeroed;
+    /// `layer` tells its draws from other dropout layers' ([`Draws`]).
+    Dropout {
+        keep: f64,
+        layer: u64,
+    },
+    /// LayerNorm over an example's `n` flat features: the flat offsets of γ and β.
+    LayerNorm {
+        n: usize,
+        gamma: usize,
+        beta: usize,
     },
     Act(Act),
     Residual {
@@ -152,15 +165,48 @@ fn lower(layers: &[Layer]) -> Result<Vec<Step>, String> {
             // the identity.
             Op::Flatten => continue,
             Op::Dropout { p: 0.0 } => continue,
-            Op::Dropout { .. } => return Err(format!("layer {} is dropout, whose draws the tape makes", layer.prefix)),
+            &Op::Dropout { p } => Node::Dropout { keep: 1.0 - p, layer: dropout_layer(&layer.prefix) },
             &Op::Act(a) => Node::Act(a),
-            Op::LayerNorm { .. } => return Err(format!("layer {} is LayerNorm", layer.prefix)),
+            &Op::LayerNorm { features } if features == inp => Node::LayerNorm { n: features, gamma: at[0], beta: at[1] },
+            Op::LayerNorm { .. } => return Err(format!("layer {} is a LayerNorm over part of an example", layer.prefix)),
             Op::Residual { layers, shortcut } => Node::Residual { layers: lower(layers)?, shortcut: shortcut.as_deref().map(lower).transpose()? },
         };
         steps.push(Step { node, inp, out });
     }
     Ok(fuse(steps))
 }
+
+/// A dropout layer's number in its draws: its place in the network (its state_dict prefix,
+/// hashed), so two dropout layers never share a mask and a layer's draws do not move when
+/// others are added elsewhere.
+fn dropout_layer(prefix: &str) -> u64 {
+    prefix.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Where a model's dropout masks come from: `seed`'s stream of uniforms (`weightlab_kernels::
+/// random`, keyed apart from its initialisation), step `t`. Each model draws its own, so its
+/// masks depend neither on the thread count nor on the other models trained beside it.
+#[derive(Debug, Clone, Copy)]
+struct Draws {
+    seed: u64,
+    t: u64,
+}
+
+impl Draws {
+    /// The mask of dropout layer `layer` for a batch of `n` values: 1/`keep` where a value is
+    /// kept (a uniform below `keep`, as the tape draws it), 0 elsewhere.
+    fn mask(self, layer: u64, keep: f64, mask: &mut [f32]) {
+        // Values `t·2³²..` of the layer's stream: a step never draws past 2³² of them.
+        weightlab_kernels::random::uniform(self.seed ^ DROPOUT_STREAM ^ layer, self.t << 32, mask);
+        let scale = (1.0 / keep) as f32;
+        for v in mask.iter_mut() {
+            *v = if f64::from(*v) < keep { scale } else { 0.0 };
+        }
+    }
+}
+
+/// Keys dropout's streams apart from everything else a model's seed draws.
+const DROPOUT_STREAM: u64 = 0xD50F_0A7E_D00D_0002;
 
 /// `steps` with every stride-1 convolution followed by a BatchNorm over its channels (and a
 /// ReLU) made one [`Node::ConvNorm`] — not a BatchNorm over the flattened features.
@@ -240,13 +286,17 @@ pub(super) struct NetZoo<'a> {
     /// Each thread's buffers, kept between steps (sized for batches of `batch`).
     works: Vec<Work>,
     batch: usize,
+    /// Each model's seed, for its dropout masks, and the steps taken.
+    seeds: Vec<u64>,
+    t: u64,
 }
 
 impl<'a> NetZoo<'a> {
     /// The declared networks of `arch` with stacked flat parameters `flat` (K × P), learning
     /// `train`; `Err` says why this engine does not take them (another architecture, a layer
     /// it lacks, a target that is not classes).
-    pub fn new(arch: &Arch, recipe: &TrainSpec, flat: &[f32], k: usize, train: &'a Split, task: Task) -> Result<Self, String> {
+    pub fn new(arch: &Arch, recipe: &TrainSpec, flat: &[f32], seeds: &[u64], train: &'a Split, task: Task) -> Result<Self, String> {
+        let k = seeds.len();
         let (steps, features, classes) = plan(arch, train, task)?;
         let layout = arch.layout();
         let mut models = Models::new(recipe, flat, k, layout.len());
@@ -266,7 +316,7 @@ impl<'a> NetZoo<'a> {
             trains.push(from..layout.len());
         }
         models.freeze(trains);
-        Ok(NetZoo { models, steps, features, classes, x: &train.x, y: train.y.iter().map(|&v| v as usize).collect(), works: Vec::new(), batch: 0 })
+        Ok(NetZoo { models, steps, features, classes, x: &train.x, y: train.y.iter().map(|&v| v as usize).collect(), works: Vec::new(), batch: 0, seeds: seeds.to_vec(), t: 0 })
     }
 
     /// One optimiser step on the batch `indices` (K·B example indices, model-major).
@@ -277,7 +327,9 @@ impl<'a> NetZoo<'a> {
             self.works.clear();
             self.batch = b;
         }
-        let NetZoo { models, steps, features, classes, x, y, works, .. } = self;
+        self.t += 1;
+        let NetZoo { models, steps, features, classes, x, y, works, seeds, t, .. } = self;
+        let t = *t;
         let (p, features, classes) = (models.p(), *features, *classes);
         models.each_with(
             works,
@@ -289,7 +341,7 @@ impl<'a> NetZoo<'a> {
                     row.copy_from_slice(&x[i as usize * features..(i as usize + 1) * features]);
                 }
                 let labels: Vec<usize> = batch.iter().map(|&i| y[i as usize]).collect();
-                train_model(steps, work, &mut model, &input, &labels, classes, &update);
+                train_model(steps, work, &mut model, &input, &labels, classes, &update, Draws { seed: seeds[j], t });
                 work.input = input;
             },
         );
@@ -353,6 +405,11 @@ fn traces(steps: &[Step], b: usize) -> Vec<Trace> {
                     t.stat = vec![0.0; 3 * bn.c];
                 }
                 Node::Pool { .. } => t.arg = vec![0; b * s.out],
+                Node::LayerNorm { .. } => {
+                    t.aux = vec![0.0; b * s.inp];
+                    t.stat = vec![0.0; b];
+                }
+                Node::Dropout { .. } => t.aux = vec![0.0; b * s.inp],
                 Node::Residual { layers, shortcut } => {
                     t.aux = vec![0.0; b * s.inp];
                     t.inner = traces(layers, b);
@@ -383,10 +440,11 @@ impl Work {
 
 /// One model's step: the gradient of its mean loss over the batch `x` (labels `y`), the update,
 /// then the BatchNorm buffers moved towards the batch statistics.
-fn train_model(steps: &[Step], work: &mut Work, model: &mut Model, x: &[f32], y: &[usize], classes: usize, update: &Update) {
+#[allow(clippy::too_many_arguments)]
+fn train_model(steps: &[Step], work: &mut Work, model: &mut Model, x: &[f32], y: &[usize], classes: usize, update: &Update, draws: Draws) {
     let b = y.len();
     work.grad.iter_mut().for_each(|g| *g = 0.0);
-    forward(steps, &mut work.traces, x, b, model.weights);
+    forward(steps, &mut work.traces, x, b, model.weights, draws);
     let logits = work.traces.last().map_or(x, |t| &t.out[..]);
     // d loss / d logits = (softmax − one-hot) / B.
     let scale = 1.0 / b as f32;
@@ -433,15 +491,15 @@ fn fold_running(steps: &[Step], traces: &[Trace], w: &mut [f32], b: usize) {
 
 /// The batch `x` (B × the first step's inputs) through `steps`; each step's output stays in its
 /// trace.
-fn forward(steps: &[Step], traces: &mut [Trace], x: &[f32], b: usize, w: &[f32]) {
+fn forward(steps: &[Step], traces: &mut [Trace], x: &[f32], b: usize, w: &[f32], draws: Draws) {
     for (i, step) in steps.iter().enumerate() {
         let (before, rest) = traces.split_at_mut(i);
         let input = before.last().map_or(x, |t| &t.out[..]);
-        step_forward(step, &mut rest[0], input, b, w);
+        step_forward(step, &mut rest[0], input, b, w, draws);
     }
 }
 
-fn step_forward(step: &Step, t: &mut Trace, x: &[f32], b: usize, w: &[f32]) {
+fn step_forward(step: &Step, t: &mut Trace, x: &[f32], b: usize, w: &[f32], draws: Draws) {
     let Trace { out, aux, stat, arg, pairs, inner, side, wide, panels, .. } = t;
     match &step.node {
         &Node::Linear { i, o, w: at, b: bias } => linear_forward(&w[at..at + o * i], bias.map(|at| &w[at..at + o]), x, i, out),
@@ -460,6 +518,11 @@ fn step_forward(step: &Step, t: &mut Trace, x: &[f32], b: usize, w: &[f32]) {
             }
         }
         &Node::Norm(Bn { c, spatial, gamma, beta, .. }) => norm_forward(c, spatial, &w[gamma..gamma + c], &w[beta..beta + c], x, out, aux, stat),
+        &Node::LayerNorm { n, gamma, beta } => layer_norm_forward(n, &w[gamma..gamma + n], &w[beta..beta + n], x, out, aux, stat),
+        &Node::Dropout { keep, layer } => {
+            draws.mask(layer, keep, aux);
+            out.iter_mut().zip(x).zip(aux.iter()).for_each(|((o, &x), &m)| *o = x * m);
+        }
         // The whole batch's maps at once (each example's output is its maps' windows in order).
         &Node::Pool { max: true, c, h, w: width, k: 2, s: 2, .. } if width.is_multiple_of(2) => max_pool_pairs(x, b * c, h, width, pairs, out, arg),
         &Node::Pool { max, c, h, w: width, k, s, oh, ow } => {
@@ -482,11 +545,11 @@ fn step_forward(step: &Step, t: &mut Trace, x: &[f32], b: usize, w: &[f32]) {
         }
         &Node::Act(a) => act_forward(a, x, out),
         Node::Residual { layers, shortcut } => {
-            forward(layers, inner, x, b, w);
+            forward(layers, inner, x, b, w, draws);
             let a = inner.last().map_or(x, |t| &t.out[..]);
             let side_out = match shortcut {
                 Some(s) => {
-                    forward(s, side, x, b, w);
+                    forward(s, side, x, b, w, draws);
                     side.last().map_or(x, |t| &t.out[..])
                 }
                 None => x,
@@ -618,6 +681,15 @@ fn step_backward(step: &Step, t: &mut Trace, x: &[f32], dout: &[f32], b: usize, 
         &Node::Norm(Bn { c, spatial, gamma, beta, .. }) => {
             let (dg, db) = two(grad, gamma..gamma + c, Some(beta..beta + c));
             norm_backward(c, spatial, &w[gamma..gamma + c], &t.aux, &t.stat, dout, dg, db.expect("BatchNorm has a bias"), din);
+        }
+        Node::Dropout { .. } => {
+            if let Some(din) = din {
+                din.iter_mut().zip(dout).zip(&t.aux).for_each(|((o, &d), &m)| *o = d * m);
+            }
+        }
+        &Node::LayerNorm { n, gamma, beta } => {
+            let (dg, db) = two(grad, gamma..gamma + n, Some(beta..beta + n));
+            layer_norm_backward(n, &w[gamma..gamma + n], &t.aux, &t.stat, dout, dg, db.expect("LayerNorm has a bias"), din);
         }
         &Node::Pool { max, c, h, w: width, k, s, oh, ow } => {
             let Some(din) = din else { return };
@@ -1237,6 +1309,51 @@ multiversion! {
 }
 
 multiversion! {
+    /// LayerNorm over each example's `n` features (B × n): the example's mean and biased
+    /// variance (summed in f64, as BatchNorm's), x̂ kept in `xhat`, 1/√(var + ε) per example
+    /// in `inv`; `out = γ·x̂ + β`.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_norm_forward(n: usize, gamma: &[f32], beta: &[f32], x: &[f32], out: &mut [f32], xhat: &mut [f32], inv: &mut [f32]) {
+        for (((x, o), h), inv) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)).zip(xhat.chunks_exact_mut(n)).zip(inv.iter_mut()) {
+            let mean = sum64(x, None) / n as f64;
+            let var = sum64(x, Some(mean)) / n as f64;
+            let (mean32, i) = (mean as f32, (1.0 / (var + EPS).sqrt()) as f32);
+            *inv = i;
+            for ((((&x, o), h), &g), &b) in x.iter().zip(o.iter_mut()).zip(h.iter_mut()).zip(gamma).zip(beta) {
+                *h = (x - mean32) * i;
+                *o = *h * g + b;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// LayerNorm's backward: dγ += Σ over the batch dy·x̂, dβ += Σ dy, and per example, with
+    /// g = dy·γ, dx = (g − mean(g) − x̂·mean(g·x̂)) / σ.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_norm_backward(n: usize, gamma: &[f32], xhat: &[f32], inv: &[f32], dout: &[f32], dg: &mut [f32], db: &mut [f32], din: Option<&mut [f32]>) {
+        for (d, h) in dout.chunks_exact(n).zip(xhat.chunks_exact(n)) {
+            for (((dg, db), &d), &h) in dg.iter_mut().zip(db.iter_mut()).zip(d).zip(h) {
+                *dg += d * h;
+                *db += d;
+            }
+        }
+        let Some(din) = din else { return };
+        for (((o, d), h), &i) in din.chunks_exact_mut(n).zip(dout.chunks_exact(n)).zip(xhat.chunks_exact(n)).zip(inv) {
+            // g = dy·γ where dx goes, then its two sums.
+            for ((o, &d), &g) in o.iter_mut().zip(d).zip(gamma) {
+                *o = d * g;
+            }
+            let (sum, sum_x) = sums64(o, h);
+            let (mean_g, mean_gx) = ((sum / n as f64) as f32, (sum_x / n as f64) as f32);
+            for (o, &h) in o.iter_mut().zip(h) {
+                *o = i * (*o - mean_g - h * mean_gx);
+            }
+        }
+    }
+}
+
+multiversion! {
     fn act_forward(a: Act, x: &[f32], out: &mut [f32]) {
         let map = |out: &mut [f32], f: &dyn Fn(f32) -> f32| out.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
         match a {
@@ -1270,6 +1387,83 @@ multiversion! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Dropout's masks: about `keep` of the values kept, each kept value scaled by 1/`keep`,
+    /// the same for the same model, step and layer and different for another of any of them.
+    #[test]
+    fn dropout_masks_keep_their_share_and_follow_model_step_and_layer() {
+        let mask = |seed, t, layer| {
+            let mut m = vec![f32::NAN; 20_000];
+            Draws { seed, t }.mask(layer, 0.75, &mut m);
+            m
+        };
+        let m = mask(7, 3, 11);
+        let kept = m.iter().filter(|&&v| v != 0.0).count();
+        assert!((14_700..15_300).contains(&kept), "{kept} of 20000 kept at 0.75");
+        assert!(m.iter().all(|&v| v == 0.0 || v == (1.0 / 0.75f64) as f32));
+        assert_eq!(m, mask(7, 3, 11));
+        for other in [mask(8, 3, 11), mask(7, 4, 11), mask(7, 3, 12)] {
+            let same = m.iter().zip(&other).filter(|(a, b)| a == b).count();
+            assert!(same < 13_500, "another model, step or layer draws another mask ({same} agree)");
+        }
+    }
+
+    /// Through dropout (and the layers around it) the backward pass is the derivative of the
+    /// forward pass with the same masks: every weight's gradient against central differences
+    /// of the loss.
+    #[test]
+    fn the_gradient_through_dropout_is_the_forwards_derivative() {
+        use crate::arch::Arch;
+        use weightlab_manifest::{ArchSpec, DataSpec, LayerSpec};
+        let spec: DataSpec = toml::from_str("source = \"blobs\"\nsamples = 64\nclasses = 3").expect("data");
+        let data = crate::data::load(&spec, std::path::Path::new(".")).expect("blobs");
+        let layers: Vec<LayerSpec> = toml::from_str::<toml::Table>(r#"l = [{ type = "linear", out = 8 }, { type = "tanh" }, { type = "dropout", p = 0.4 }, { type = "linear", out = 3 }]"#)
+            .expect("layers")["l"]
+            .clone()
+            .try_into()
+            .expect("layer specs");
+        let arch = Arch::new(&ArchSpec::Sequential { layers }, &data).expect("arch");
+        let (steps, features, classes) = plan(&arch, &data.train, data.task).expect("the native engine takes it");
+        assert!(steps.iter().any(|s| matches!(s.node, Node::Dropout { .. })));
+        let b = 16;
+        let x = &data.train.x[..b * features];
+        let y: Vec<usize> = data.train.y[..b].iter().map(|&v| v as usize).collect();
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(5);
+        let w0 = arch.init(&mut rng);
+        let draws = Draws { seed: 9, t: 2 };
+        let loss = |w: &[f32], grad: Option<&mut [f32]>| {
+            let mut traces = traces(&steps, b);
+            forward(&steps, &mut traces, x, b, w, draws);
+            let logits = traces.last().map(|t| t.out.clone()).unwrap_or_default();
+            let (mut loss, mut dlogits) = (0.0f64, vec![0.0f32; b * classes]);
+            for ((row, d), &label) in logits.chunks_exact(classes).zip(dlogits.chunks_exact_mut(classes)).zip(&y) {
+                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let sum: f64 = row.iter().map(|&l| ((l - max) as f64).exp()).sum();
+                loss += (sum.ln() + max as f64 - row[label] as f64) / b as f64;
+                for (c, d) in d.iter_mut().enumerate() {
+                    *d = ((((row[c] - max) as f64).exp() / sum - if c == label { 1.0 } else { 0.0 }) / b as f64) as f32;
+                }
+            }
+            if let Some(grad) = grad {
+                backward(&steps, &mut traces, x, &dlogits, b, w, grad, None);
+            }
+            loss
+        };
+        let mut grad = vec![0.0f32; w0.len()];
+        loss(&w0, Some(&mut grad));
+        let h = 1e-2f32;
+        for i in 0..w0.len() {
+            let (mut up, mut down) = (w0.clone(), w0.clone());
+            up[i] += h;
+            down[i] -= h;
+            let numeric = (loss(&up, None) - loss(&down, None)) / (2.0 * h as f64);
+            assert!((grad[i] as f64 - numeric).abs() < 2e-3 * (1.0 + numeric.abs()), "weight {i}: {} against {numeric}", grad[i]);
+        }
+        let mut traces = traces(&steps, b);
+        forward(&steps, &mut traces, x, b, &w0, draws);
+        let masks = steps.iter().zip(&traces).find(|(s, _)| matches!(s.node, Node::Dropout { .. })).map(|(_, t)| t.aux.clone()).unwrap_or_default();
+        assert!(masks.contains(&0.0) && masks.iter().any(|&m| m > 1.0), "the mask drops some values and scales the rest");
+    }
 
     /// Every activation and its gradient give the same bits at every width this CPU has (the
     /// exponentials and GELU's Φ are branch-free polynomials, vectorized at each width).

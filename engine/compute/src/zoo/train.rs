@@ -399,7 +399,7 @@ impl<'a> Trainer<'a> {
         let mut note = None;
         let mut net = || match arch {
             Arch::Sequential(_) if cpu => {
-                super::net::NetZoo::new(arch, recipe, &init, k, &data.train, data.task).map(Engine::Net).map_err(|why| note = Some(format!("trained on the autodiff tape: {why}"))).ok()
+                super::net::NetZoo::new(arch, recipe, &init, seeds, &data.train, data.task).map(Engine::Net).map_err(|why| note = Some(format!("trained on the autodiff tape: {why}"))).ok()
             }
             _ => None,
         };
