@@ -320,16 +320,25 @@ fn every_layer_of_the_native_engine_follows_the_tape() {
     }
 }
 
-/// A layer the native engine lacks sends the network to the tape, and the trainer says why.
+/// On the CPU the native engine takes every declared network, regression too (one real output,
+/// squared error): it follows the tape there as well.
 #[test]
-fn a_network_the_native_engine_cannot_take_trains_on_the_tape_and_says_why() {
-    // A regression target (signed distances): the native engine learns classes only.
+fn a_regression_network_trains_on_the_native_engine_and_follows_the_tape() {
+    use weightlab_manifest::{Optimizer, TrainSpec};
     let spec: DataSpec = toml::from_str("source = \"sdf-shapes\"\nsamples = 256\nshapes = 2").unwrap();
     let data = data::load(&spec, Path::new(".")).unwrap();
-    let arch = Arch::new(&ArchSpec::Sequential { layers: layers(r#"[{ type = "linear", out = 8 }, { type = "gelu" }, { type = "dropout", p = 0.2 }, { type = "linear", out = 1 }]"#) }, &data).unwrap();
-    let recipe = weightlab_manifest::TrainSpec::default();
-    let trainer = train::Trainer::new(&arch, &data, &recipe, &[1, 2]);
-    assert_eq!(trainer.engine(), "tape");
-    assert!(trainer.note().is_some_and(|n| n.contains("regression")), "{:?}", trainer.note());
-    assert!(train::tape_reason(&arch, &data).is_some_and(|n| n.contains("regression")));
+    let arch = Arch::new(
+        &ArchSpec::Sequential {
+            layers: layers(r#"[{ type = "linear", out = 16 }, { type = "layernorm" }, { type = "gelu" }, { type = "linear", out = 8 }, { type = "tanh" }, { type = "linear", out = 1 }]"#),
+        },
+        &data,
+    )
+    .unwrap();
+    assert_eq!(train::tape_reason(&arch, &data), None);
+    let sgd = TrainSpec { optimizer: Optimizer::Sgd, lr: 0.05, batch_size: 16, ..TrainSpec::default() };
+    let adam = TrainSpec { lr: 0.01, batch_size: 16, ..TrainSpec::default() };
+    for (name, recipe) in [("SGD", &sgd), ("Adam", &adam)] {
+        let d = native_and_tape_differ(&data, &arch, recipe, None, 5);
+        assert!(d < 1e-4, "regression, {name}: the engines part by {d} (relative)");
+    }
 }

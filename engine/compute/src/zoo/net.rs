@@ -16,11 +16,11 @@
 //! identity or a declared shortcut; LayerNorm over flat features; dropout (each model's masks
 //! from its own seed's stream, [`Draws`]); relu, gelu, tanh, sigmoid, silu, leaky relu and
 //! sine. A stride-1 convolution followed by BatchNorm (and ReLU) runs as one step ([`fused`]). A
-//! network with a regression target or inputs of another size is trained on the tape, and
-//! [`NetZoo::new`] says why.
+//! network whose inputs or outputs do not fit the data is refused, and [`NetZoo::new`] says why
+//! (the tape then trains it).
 //!
-//! The arithmetic is the tape's ([`crate::arch::Network`]): each model's mean cross-entropy on
-//! its own batch, L2 weight decay added to the gradient, Adam as in PyTorch; max-pooling passes
+//! The arithmetic is the tape's ([`crate::arch::Network`]): each model's mean cross-entropy (or,
+//! for one real output, squared error) on its own batch, L2 weight decay added to the gradient, Adam as in PyTorch; max-pooling passes
 //! the gradient to the first maximum of a window, as PyTorch does. Sums are taken in a fixed
 //! order (the GEMM kernels' order, their dot products in 8 lanes, BatchNorm's statistics in
 //! f64 lanes), so the bits are the same at every vector width.
@@ -252,17 +252,27 @@ fn buffers(steps: &[Step], out: &mut Vec<Range<usize>>) {
     }
 }
 
-/// The steps of `arch`, its inputs per example and its classes, or why this engine does not
+/// What the models learn to predict, and the loss: classes (mean cross-entropy of the
+/// logits) or one real value (mean squared error), as the tape's losses.
+enum Target {
+    Classes(Vec<usize>),
+    Values(Vec<f32>),
+}
+
+/// The steps of `arch`, its inputs per example and its outputs, or why this engine does not
 /// take it.
 fn plan(arch: &Arch, train: &Split, task: Task) -> Result<(Vec<Step>, usize, usize), String> {
     let Arch::Sequential(net) = arch else { return Err("not a declared network".into()) };
-    let Task::Classification { classes } = task else { return Err("the target is not classes (regression)".into()) };
+    let outputs = match task {
+        Task::Classification { classes } => classes,
+        Task::Regression => 1,
+    };
     let steps = lower(&net.layers)?;
     let features: usize = net.input.iter().product();
-    if train.x.len() != train.len() * features || steps.last().map(|s| s.out) != Some(classes) {
+    if train.x.len() != train.len() * features || steps.last().map(|s| s.out) != Some(outputs) {
         return Err("the data's shapes differ from the network's".into());
     }
-    Ok((steps, features, classes))
+    Ok((steps, features, outputs))
 }
 
 /// Why the declared network `arch` trains on the autodiff tape rather than this engine, on
@@ -279,10 +289,10 @@ pub(super) struct NetZoo<'a> {
     pub models: Models,
     steps: Vec<Step>,
     features: usize,
-    classes: usize,
-    /// The training split's examples, borrowed.
+    outputs: usize,
+    /// The training split's examples, borrowed, and what the models learn from them.
     x: &'a [f32],
-    y: Vec<usize>,
+    target: Target,
     /// Each thread's buffers, kept between steps (sized for batches of `batch`).
     works: Vec<Work>,
     batch: usize,
@@ -297,7 +307,11 @@ impl<'a> NetZoo<'a> {
     /// it lacks, a target that is not classes).
     pub fn new(arch: &Arch, recipe: &TrainSpec, flat: &[f32], seeds: &[u64], train: &'a Split, task: Task) -> Result<Self, String> {
         let k = seeds.len();
-        let (steps, features, classes) = plan(arch, train, task)?;
+        let (steps, features, outputs) = plan(arch, train, task)?;
+        let target = match task {
+            Task::Classification { .. } => Target::Classes(train.y.iter().map(|&v| v as usize).collect()),
+            Task::Regression => Target::Values(train.y.clone()),
+        };
         let layout = arch.layout();
         let mut models = Models::new(recipe, flat, k, layout.len());
         // The running statistics follow the batches, never a gradient (or weight decay).
@@ -316,7 +330,7 @@ impl<'a> NetZoo<'a> {
             trains.push(from..layout.len());
         }
         models.freeze(trains);
-        Ok(NetZoo { models, steps, features, classes, x: &train.x, y: train.y.iter().map(|&v| v as usize).collect(), works: Vec::new(), batch: 0, seeds: seeds.to_vec(), t: 0 })
+        Ok(NetZoo { models, steps, features, outputs, x: &train.x, target, works: Vec::new(), batch: 0, seeds: seeds.to_vec(), t: 0 })
     }
 
     /// One optimiser step on the batch `indices` (K·B example indices, model-major).
@@ -328,9 +342,9 @@ impl<'a> NetZoo<'a> {
             self.batch = b;
         }
         self.t += 1;
-        let NetZoo { models, steps, features, classes, x, y, works, seeds, t, .. } = self;
+        let NetZoo { models, steps, features, outputs, x, target, works, seeds, t, .. } = self;
         let t = *t;
-        let (p, features, classes) = (models.p(), *features, *classes);
+        let (p, features, outputs, target) = (models.p(), *features, *outputs, &*target);
         models.each_with(
             works,
             || Work::new(steps, b, p),
@@ -340,8 +354,11 @@ impl<'a> NetZoo<'a> {
                 for (row, &i) in input.chunks_exact_mut(features).zip(batch) {
                     row.copy_from_slice(&x[i as usize * features..(i as usize + 1) * features]);
                 }
-                let labels: Vec<usize> = batch.iter().map(|&i| y[i as usize]).collect();
-                train_model(steps, work, &mut model, &input, &labels, classes, &update, Draws { seed: seeds[j], t });
+                let batch_target = match target {
+                    Target::Classes(y) => Target::Classes(batch.iter().map(|&i| y[i as usize]).collect()),
+                    Target::Values(y) => Target::Values(batch.iter().map(|&i| y[i as usize]).collect()),
+                };
+                train_model(steps, work, &mut model, &input, &batch_target, outputs, &update, Draws { seed: seeds[j], t });
                 work.input = input;
             },
         );
@@ -438,25 +455,38 @@ impl Work {
     }
 }
 
-/// One model's step: the gradient of its mean loss over the batch `x` (labels `y`), the update,
-/// then the BatchNorm buffers moved towards the batch statistics.
+/// One model's step: the gradient of its mean loss over the batch `x` (targets `y`, `outputs`
+/// per example), the update, then the BatchNorm buffers moved towards the batch statistics.
 #[allow(clippy::too_many_arguments)]
-fn train_model(steps: &[Step], work: &mut Work, model: &mut Model, x: &[f32], y: &[usize], classes: usize, update: &Update, draws: Draws) {
-    let b = y.len();
+fn train_model(steps: &[Step], work: &mut Work, model: &mut Model, x: &[f32], y: &Target, outputs: usize, update: &Update, draws: Draws) {
+    let b = match y {
+        Target::Classes(y) => y.len(),
+        Target::Values(y) => y.len(),
+    };
     work.grad.iter_mut().for_each(|g| *g = 0.0);
     forward(steps, &mut work.traces, x, b, model.weights, draws);
     let logits = work.traces.last().map_or(x, |t| &t.out[..]);
-    // d loss / d logits = (softmax − one-hot) / B.
     let scale = 1.0 / b as f32;
-    for ((row, d), &label) in logits.chunks_exact(classes).zip(work.dlogits.chunks_exact_mut(classes)).zip(y) {
-        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let mut sum = 0.0;
-        for (d, &l) in d.iter_mut().zip(row) {
-            *d = (l - max).exp();
-            sum += *d;
+    match y {
+        // d loss / d logits = (softmax − one-hot) / B.
+        Target::Classes(y) => {
+            for ((row, d), &label) in logits.chunks_exact(outputs).zip(work.dlogits.chunks_exact_mut(outputs)).zip(y) {
+                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let mut sum = 0.0;
+                for (d, &l) in d.iter_mut().zip(row) {
+                    *d = (l - max).exp();
+                    sum += *d;
+                }
+                for (c, d) in d.iter_mut().enumerate() {
+                    *d = (*d / sum - if c == label { 1.0 } else { 0.0 }) * scale;
+                }
+            }
         }
-        for (c, d) in d.iter_mut().enumerate() {
-            *d = (*d / sum - if c == label { 1.0 } else { 0.0 }) * scale;
+        // d (mean squared error) / d output = 2 (output − target) / B.
+        Target::Values(y) => {
+            for ((d, &o), &v) in work.dlogits.iter_mut().zip(logits).zip(y) {
+                *d = (o - v) * (2.0 * scale);
+            }
         }
     }
     let dlogits = std::mem::take(&mut work.dlogits);
