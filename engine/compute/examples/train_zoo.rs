@@ -4,13 +4,15 @@
 //! ```sh
 //! cargo run --release -p weightlab-compute --example train_zoo -- cnn 64 3
 //! ```
-//! Arguments: the architecture (`mlp`, `cnn`, `lenet5`, `resnet-small`), the number of models and of repeats; the zoo
-//! learns 2,000 Fashion-MNIST examples for one epoch in batches of 32 with Adam, as in the bench.
+//! Arguments: the architecture (`mlp`, `cnn`, `lenet5`, `resnet-small`, or `lenet5-gelu-dropout`:
+//! LeNet-5 with GELU and dropout 0.2 in its classifier), the number of models and of repeats,
+//! and `tape` to train on the autodiff tape instead of the fastest engine; the zoo learns 2,000
+//! Fashion-MNIST examples for one epoch in batches of 32 with Adam, as in the bench.
 
 use std::time::Instant;
 
 use weightlab_compute::arch::bench_nets::{LENET5, RESNET_SMALL, declared};
-use weightlab_compute::zoo::train::{MODELS_PER_BATCH, train_models};
+use weightlab_compute::zoo::train::{EngineChoice, MODELS_PER_BATCH, Trainer, train_models};
 use weightlab_manifest::{ArchSpec, DataSpec, TrainSpec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let kind = args.first().map(String::as_str).unwrap_or("cnn");
     let models: u64 = args.get(1).map(|a| a.parse()).transpose()?.unwrap_or(64);
     let repeats: usize = args.get(2).map(|a| a.parse()).transpose()?.unwrap_or(3);
+    let tape = args.get(3).is_some_and(|a| a == "tape");
     let spec: DataSpec = toml::from_str("source = \"fashion-mnist\"\ntrain_subset = 2000\ntest_subset = 100")?;
     let data = weightlab_compute::data::load(&spec, std::path::Path::new("."))?;
     let arch_spec = match kind {
@@ -25,7 +28,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "cnn" => ArchSpec::CnnS {},
         "lenet5" => declared(LENET5)?,
         "resnet-small" => declared(RESNET_SMALL)?,
-        other => return Err(format!("{other}: expected mlp, cnn, lenet5 or resnet-small").into()),
+        "lenet5-gelu-dropout" => declared(&LENET5.replace(
+            r#"{ type = "linear", out = 120 }, { type = "relu" }, { type = "linear", out = 84 }, { type = "relu" }"#,
+            r#"{ type = "linear", out = 120 }, { type = "gelu" }, { type = "dropout", p = 0.2 }, { type = "linear", out = 84 }, { type = "gelu" }, { type = "dropout", p = 0.2 }"#,
+        ))?,
+        other => return Err(format!("{other}: expected mlp, cnn, lenet5, resnet-small or lenet5-gelu-dropout").into()),
     };
     let arch = weightlab_compute::Arch::new(&arch_spec, &data)?;
     let recipe = TrainSpec { epochs: 1, batch_size: 32, lr: 1e-3, ..TrainSpec::default() };
@@ -39,7 +46,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let mut trained = Vec::new();
         for chunk in seeds.chunks(MODELS_PER_BATCH) {
-            trained.extend(train_models(&arch, &data, &recipe, chunk, 1, None));
+            if tape {
+                let pools = vec![(0..data.train.len() as i64).collect::<Vec<_>>(); chunk.len()];
+                let mut trainer = Trainer::with_engine(&arch, &data, &recipe, chunk, pools, EngineChoice::Tape);
+                trainer.epoch();
+                trained.push((1, trainer.weights()));
+            } else {
+                trained.extend(train_models(&arch, &data, &recipe, chunk, 1, None));
+            }
         }
         times.push(t.elapsed().as_secs_f64());
         digest = 0xcbf2_9ce4_8422_2325;

@@ -1385,15 +1385,46 @@ multiversion! {
 
 multiversion! {
     fn act_forward(a: Act, x: &[f32], out: &mut [f32]) {
-        let map = |out: &mut [f32], f: &dyn Fn(f32) -> f32| out.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
+        // Plain `for` loops, each arm its own: through `for_each` (an out-of-line `fold`) or a
+        // `&dyn Fn`, the per-value code was compiled without the width's features, and the
+        // exponentials' multiply-adds became calls to the C library's `fmaf`.
+        let pairs = out.iter_mut().zip(x);
         match a {
-            Act::Relu => out.iter_mut().zip(x).for_each(|(o, &x)| *o = x.max(0.0)),
-            Act::Tanh => out.iter_mut().zip(x).for_each(|(o, &x)| *o = super::cnn::tanh(x)),
-            Act::Sigmoid => map(out, &activation::sigmoid),
-            Act::Silu => map(out, &activation::silu_one),
-            Act::LeakyRelu(s) => map(out, &|x| if x > 0.0 { x } else { x * s as f32 }),
-            Act::Sine(w0) => map(out, &|x| (x * w0 as f32).sin()),
-            Act::Gelu => map(out, &activation::gelu),
+            Act::Relu => {
+                for (o, &x) in pairs {
+                    *o = x.max(0.0);
+                }
+            }
+            Act::Tanh => {
+                for (o, &x) in pairs {
+                    *o = super::cnn::tanh(x);
+                }
+            }
+            Act::Sigmoid => {
+                for (o, &x) in pairs {
+                    *o = activation::sigmoid(x);
+                }
+            }
+            Act::Silu => {
+                for (o, &x) in pairs {
+                    *o = activation::silu_one(x);
+                }
+            }
+            Act::LeakyRelu(s) => {
+                for (o, &x) in pairs {
+                    *o = if x > 0.0 { x } else { x * s as f32 };
+                }
+            }
+            Act::Sine(w0) => {
+                for (o, &x) in pairs {
+                    *o = (x * w0 as f32).sin();
+                }
+            }
+            Act::Gelu => {
+                for (o, &x) in pairs {
+                    *o = activation::gelu(x);
+                }
+            }
         }
     }
 }
@@ -1401,15 +1432,43 @@ multiversion! {
 multiversion! {
     /// din = dout · f′(x), from the input `x` or the output `y`, whichever the derivative needs.
     fn act_backward(a: Act, x: &[f32], y: &[f32], dout: &[f32], din: &mut [f32]) {
-        let it = din.iter_mut().zip(dout).zip(x.iter().zip(y));
+        let all = din.iter_mut().zip(dout).zip(x.iter().zip(y));
         match a {
-            Act::Relu => it.for_each(|((o, &d), (_, &y))| *o = if y > 0.0 { d } else { 0.0 }),
-            Act::Tanh => it.for_each(|((o, &d), (_, &y))| *o = d * (1.0 - y * y)),
-            Act::Sigmoid => it.for_each(|((o, &d), (_, &y))| *o = d * y * (1.0 - y)),
-            Act::Silu => it.for_each(|((o, &d), (&x, _))| *o = activation::silu_grad_one(d, x)),
-            Act::LeakyRelu(s) => it.for_each(|((o, &d), (&x, _))| *o = if x > 0.0 { d } else { d * s as f32 }),
-            Act::Sine(w0) => it.for_each(|((o, &d), (&x, _))| *o = d * w0 as f32 * (x * w0 as f32).cos()),
-            Act::Gelu => it.for_each(|((o, &d), (&x, _))| *o = activation::gelu_grad(d, x)),
+            Act::Relu => {
+                for ((o, &d), (_, &y)) in all {
+                    *o = if y > 0.0 { d } else { 0.0 };
+                }
+            }
+            Act::Tanh => {
+                for ((o, &d), (_, &y)) in all {
+                    *o = d * (1.0 - y * y);
+                }
+            }
+            Act::Sigmoid => {
+                for ((o, &d), (_, &y)) in all {
+                    *o = d * y * (1.0 - y);
+                }
+            }
+            Act::Silu => {
+                for ((o, &d), (&x, _)) in all {
+                    *o = activation::silu_grad_one(d, x);
+                }
+            }
+            Act::LeakyRelu(s) => {
+                for ((o, &d), (&x, _)) in all {
+                    *o = if x > 0.0 { d } else { d * s as f32 };
+                }
+            }
+            Act::Sine(w0) => {
+                for ((o, &d), (&x, _)) in all {
+                    *o = d * w0 as f32 * (x * w0 as f32).cos();
+                }
+            }
+            Act::Gelu => {
+                for ((o, &d), (&x, _)) in all {
+                    *o = activation::gelu_grad(d, x);
+                }
+            }
         }
     }
 }
