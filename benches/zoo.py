@@ -13,8 +13,10 @@ max-pooling; a block of two conv 16@3x3 + BatchNorm with a 1x1 conv + BatchNorm 
 global average pooling, linear 16 -> 10; convolutions without bias): the loop and the
 hand-batched version (grouped convolutions, BatchNorm over the K models' channels as one
 batch_norm call); vmap does not apply (BatchNorm's running statistics update in place).
+`lenet5-gelu-dropout` is `lenet5` with GELU instead of ReLU in its classifier and dropout 0.2
+after each of its two hidden linear layers (each model its own masks).
 
-Usage: python zoo.py {mlp,cnn,lenet5,resnet-small} MODELS TRAIN EPOCHS BATCH MODE(loop|vmap|batched|sgemm) [MLP_HIDDEN]
+Usage: python zoo.py {mlp,cnn,lenet5,lenet5-gelu-dropout,resnet-small} MODELS TRAIN EPOCHS BATCH MODE(loop|vmap|batched|sgemm) [MLP_HIDDEN]
 Prints the seconds spent training (data loading excluded), or GFLOP/s for `sgemm`."""
 import gzip, sys, time
 import numpy as np
@@ -61,6 +63,10 @@ def make():
         return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 6, 5, padding=2), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
                              nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),
                              nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+    if arch == "lenet5-gelu-dropout":
+        return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 6, 5, padding=2), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.GELU(), nn.Dropout(0.2),
+                             nn.Linear(120, 84), nn.GELU(), nn.Dropout(0.2), nn.Linear(84, 10))
     if arch == "mlp":
         return torch.nn.Sequential(torch.nn.Linear(784, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10))
     return CnnS()
@@ -92,7 +98,7 @@ if mode == "batched":
         def forward(xb):  # xb: K x B x 784
             w1, b1, w2, b2 = params
             return torch.baddbmm(b2, torch.relu(torch.baddbmm(b1, xb, w1)), w2)
-    elif arch == "lenet5":
+    elif arch in ("lenet5", "lenet5-gelu-dropout"):
         ones = lambda c: torch.ones(K, c).requires_grad_()
         zeros = lambda c: torch.zeros(K, c).requires_grad_()
         params = [stacked(6, 1, 5, 5, fan_in=25), stacked(6, fan_in=25), ones(6), zeros(6), stacked(16, 6, 5, 5, fan_in=150), stacked(16, fan_in=150),
@@ -108,8 +114,11 @@ if mode == "batched":
             v = torch.max_pool2d(torch.relu(F.batch_norm(v, running_mean, running_var, g.reshape(-1), be.reshape(-1), training=True)), 2)
             v = torch.max_pool2d(torch.relu(F.conv2d(v, c2.reshape(K * 16, 6, 5, 5), c2b.reshape(-1), groups=K)), 2)
             v = v.reshape(B, K, 400).transpose(0, 1)
-            v = torch.relu(torch.baddbmm(f1b, v, f1))
-            return torch.baddbmm(f3b, torch.relu(torch.baddbmm(f2b, v, f2)), f3)
+            if arch == "lenet5":
+                v = torch.relu(torch.baddbmm(f1b, v, f1))
+                return torch.baddbmm(f3b, torch.relu(torch.baddbmm(f2b, v, f2)), f3)
+            v = F.dropout(F.gelu(torch.baddbmm(f1b, v, f1)), 0.2)
+            return torch.baddbmm(f3b, F.dropout(F.gelu(torch.baddbmm(f2b, v, f2)), 0.2), f3)
     elif arch == "resnet-small":
         F = torch.nn.functional
         convs = {"stem": (1, 8, 3), "a1": (8, 8, 3), "a2": (8, 8, 3), "b1": (8, 16, 3), "b2": (16, 16, 3), "bs": (8, 16, 1)}
@@ -163,7 +172,7 @@ elif mode == "loop":
                 i = perm[s * batch:(s + 1) * batch]
                 loss = torch.nn.functional.cross_entropy(model(x[i]), y[i])
                 opt.zero_grad(); loss.backward(); opt.step()
-elif arch in ("lenet5", "resnet-small"):
+elif arch in ("lenet5", "lenet5-gelu-dropout", "resnet-small"):
     print("nan")  # vmap: BatchNorm's in-place running statistics do not batch
     sys.exit(0)
 else:

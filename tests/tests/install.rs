@@ -128,16 +128,18 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
     assert!(ratio > 0.0 && (ratio - plugin / torch).abs() <= 0.02 * ratio + 1e-4, "ratio {ratio} vs {plugin} / {torch}");
     let diffusion = cmd(&["bench", "diffusion", "--rows", "8", "--params", "100", "--steps", "2", "--repeats", "1"]);
     assert!(diffusion.contains("plugin/pytorch = ") && diffusion.lines().next().is_some_and(|l| l.starts_with("CPU ")), "{diffusion}");
-    // A declared network on the native engine against its PyTorch references: a line per
+    // Declared networks on the native engine against their PyTorch references: a line per
     // network, its name first and models/s second.
-    let zoo = cmd(&["bench", "zoo", "--arch", "resnet-small", "--models", "2", "--train", "64", "--repeats", "1"]);
-    let line = zoo.lines().find(|l| l.starts_with("resnet-small ")).unwrap_or_else(|| panic!("{zoo}"));
-    let rate: f64 = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{line}"));
-    // Three ratios last (vs loop, vmap, hand-batched): a number with an x, or n/a where a
-    // reference does not apply (vmap over BatchNorm).
-    let ratios: Vec<&str> = line.split_whitespace().rev().take(3).collect();
-    let ratio = |r: &str| r.strip_suffix('x').and_then(|v| v.parse::<f64>().ok());
-    assert!(rate > 0.0 && ratios.iter().all(|&r| r == "n/a" || ratio(r).is_some()) && ratio(ratios[0]).is_some(), "{line}");
+    for arch in ["resnet-small", "lenet5-gelu-dropout"] {
+        let zoo = cmd(&["bench", "zoo", "--arch", arch, "--models", "2", "--train", "64", "--repeats", "1"]);
+        let line = zoo.lines().find(|l| l.starts_with(&format!("{arch} "))).unwrap_or_else(|| panic!("{zoo}"));
+        let rate: f64 = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{line}"));
+        // Three ratios last (vs loop, vmap, hand-batched): a number with an x, or n/a where a
+        // reference does not apply (vmap over BatchNorm).
+        let ratios: Vec<&str> = line.split_whitespace().rev().take(3).collect();
+        let ratio = |r: &str| r.strip_suffix('x').and_then(|v| v.parse::<f64>().ok());
+        assert!(rate > 0.0 && ratios.iter().all(|&r| r == "n/a" || ratio(r).is_some()) && ratio(ratios[0]).is_some(), "{line}");
+    }
 }
 
 /// Runs a command whose program was just copied into place. While one test thread copies a

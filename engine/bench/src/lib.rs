@@ -218,7 +218,8 @@ pub struct BenchGeneratorsArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchZooArgs {
-    /// `mlp`, `cnn`, `both` (the two), `lenet5` (LeNet-5 with BatchNorm) or `resnet-small`
+    /// `mlp`, `cnn`, `both` (the two), `lenet5` (LeNet-5 with BatchNorm), `lenet5-gelu-dropout`
+    /// (with GELU and dropout in its classifier) or `resnet-small`
     /// (two residual blocks with BatchNorm, one with a 1×1 conv shortcut) — declared networks,
     /// on the native engine for declared networks — or `all`.
     #[arg(long, default_value = "both")]

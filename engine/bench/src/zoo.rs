@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use weightlab_compute::arch::bench_nets::{LENET5, RESNET_SMALL, declared};
+use weightlab_compute::arch::bench_nets::{LENET5, LENET5_GELU_DROPOUT, RESNET_SMALL, declared};
 
 use crate::record::{Record, figure};
 use crate::references::{Scripts, require_python};
@@ -16,7 +16,7 @@ fn forward_flops(kind: &str, mlp_hidden: usize) -> f64 {
         // 784 → hidden → 10.
         "mlp" => 784 * mlp_hidden + mlp_hidden * 10,
         // LeNet-5: conv 6@5x5 padded (28² outputs), conv 16@5x5 over 6 (10²), FC 400→120→84→10.
-        "lenet5" => 28 * 28 * 6 * 25 + 10 * 10 * 16 * 150 + 400 * 120 + 120 * 84 + 84 * 10,
+        "lenet5" | "lenet5-gelu-dropout" => 28 * 28 * 6 * 25 + 10 * 10 * 16 * 150 + 400 * 120 + 120 * 84 + 84 * 10,
         // ResNet-small: stem 8@3x3 (28²); block 1, two 8@3x3 over 8 (14²); block 2, 16@3x3 over
         // 8 and over 16 and the 1x1 shortcut (7²); FC 16→10.
         "resnet-small" => 28 * 28 * 8 * 9 + 2 * 14 * 14 * 8 * 72 + 7 * 7 * 16 * (72 + 144 + 8) + 16 * 10,
@@ -44,10 +44,11 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
         ("mlp", ArchSpec::Mlp { hidden: vec![args.mlp_hidden], activation: Default::default() }),
         ("cnn", ArchSpec::CnnS {}),
         ("lenet5", declared(LENET5).map_err(anyhow::Error::msg)?),
+        ("lenet5-gelu-dropout", declared(LENET5_GELU_DROPOUT).map_err(anyhow::Error::msg)?),
         ("resnet-small", declared(RESNET_SMALL).map_err(anyhow::Error::msg)?),
     ];
     if !archs.iter().any(|(kind, _)| args.arch == *kind) && !["both", "all"].contains(&args.arch.as_str()) {
-        anyhow::bail!("--arch {}: expected one of mlp, cnn, lenet5, resnet-small, both (mlp and cnn), all", args.arch);
+        anyhow::bail!("--arch {}: expected one of mlp, cnn, lenet5, lenet5-gelu-dropout, resnet-small, both (mlp and cnn), all", args.arch);
     }
     for (kind, arch_spec) in archs {
         // `both` is the two presets, `all` every network.

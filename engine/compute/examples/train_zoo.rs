@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use weightlab_compute::arch::bench_nets::{LENET5, RESNET_SMALL, declared};
+use weightlab_compute::arch::bench_nets::{LENET5, LENET5_GELU_DROPOUT, RESNET_SMALL, declared};
 use weightlab_compute::zoo::train::{EngineChoice, MODELS_PER_BATCH, Trainer, train_models};
 use weightlab_manifest::{ArchSpec, DataSpec, TrainSpec};
 
@@ -28,10 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "cnn" => ArchSpec::CnnS {},
         "lenet5" => declared(LENET5)?,
         "resnet-small" => declared(RESNET_SMALL)?,
-        "lenet5-gelu-dropout" => declared(&LENET5.replace(
-            r#"{ type = "linear", out = 120 }, { type = "relu" }, { type = "linear", out = 84 }, { type = "relu" }"#,
-            r#"{ type = "linear", out = 120 }, { type = "gelu" }, { type = "dropout", p = 0.2 }, { type = "linear", out = 84 }, { type = "gelu" }, { type = "dropout", p = 0.2 }"#,
-        ))?,
+        "lenet5-gelu-dropout" => declared(LENET5_GELU_DROPOUT)?,
         other => return Err(format!("{other}: expected mlp, cnn, lenet5, resnet-small or lenet5-gelu-dropout").into()),
     };
     let arch = weightlab_compute::Arch::new(&arch_spec, &data)?;

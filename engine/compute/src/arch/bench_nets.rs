@@ -9,6 +9,14 @@ pub const LENET5: &str = r#"arch = { kind = "sequential", layers = [
   { type = "conv2d", out = 16, kernel = 5 }, { type = "relu" }, { type = "maxpool2d", kernel = 2 },
   { type = "flatten" }, { type = "linear", out = 120 }, { type = "relu" }, { type = "linear", out = 84 }, { type = "relu" }, { type = "linear", out = 10 },
 ] }"#;
+/// [`LENET5`] with GELU instead of ReLU in its classifier and dropout 0.2 after each of its two
+/// hidden linear layers: the layers the declared engine took from the tape in session 35.
+pub const LENET5_GELU_DROPOUT: &str = r#"arch = { kind = "sequential", layers = [
+  { type = "conv2d", out = 6, kernel = 5, padding = 2 }, { type = "batchnorm2d" }, { type = "relu" }, { type = "maxpool2d", kernel = 2 },
+  { type = "conv2d", out = 16, kernel = 5 }, { type = "relu" }, { type = "maxpool2d", kernel = 2 },
+  { type = "flatten" }, { type = "linear", out = 120 }, { type = "gelu" }, { type = "dropout", p = 0.2 },
+  { type = "linear", out = 84 }, { type = "gelu" }, { type = "dropout", p = 0.2 }, { type = "linear", out = 10 },
+] }"#;
 /// A stem conv with BatchNorm and max-pooling, then two residual blocks with BatchNorm, the
 /// second widening to 16 channels through a 1×1 conv shortcut.
 pub const RESNET_SMALL: &str = r#"arch = { kind = "sequential", layers = [
