@@ -280,6 +280,39 @@ pub fn conv_transpose1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, stri
     native(CONV_TRANSPOSE1D, &[stride, padding, output_padding], x, weight, bias)
 }
 
+/// SiLU's input gradient (for [`backward`]).
+fn silu_grads(saved: &[&Tensor], needs: &[bool], grad: &Tensor) -> Result<Vec<Option<Tensor>>, TchError> {
+    let (&[x], &[need]) = (saved, needs) else { return Err(error(format!("native silu: {} saved inputs", saved.len()))) };
+    let (xv, gv) = (Values::of(x)?, Values::of(grad)?);
+    let (xs, gs) = (xv.slice(), gv.slice());
+    if gs.len() != xs.len() {
+        return Err(error("native silu: the gradient's size differs from the input's"));
+    }
+    let dx = need.then(|| made(&x.size(), |dx| in_parts(dx, |start, part| weightlab_kernels::activation::silu_backward(&gs[start..], &xs[start..], part)))).transpose()?;
+    Ok(vec![dx])
+}
+
+/// A convolution's input, weight and bias gradients (for [`backward`]).
+fn conv_grads(op: i64, params: &[i64], saved: &[&Tensor], needs: &[bool], grad: &Tensor) -> Result<Vec<Option<Tensor>>, TchError> {
+    let n = saved.len();
+    let (&[x, w, ..], &[need_x, need_w, ..]) = (saved, needs) else { return Err(error(format!("native operation {op}: {n} saved inputs"))) };
+    let (xs, ws) = (x.size(), w.size());
+    let (xv, wv, gv) = (Values::of(x)?, Values::of(w)?, Values::of(grad)?);
+    let (gs, size) = (grad.size(), |v: i64| usize::try_from(v).unwrap_or(0));
+    let kernel = kernel(op, params, &xs, &ws).ok_or_else(|| error(format!("native operation {op} with parameters {params:?}: the sizes changed or it is unknown")))?;
+    let mut out: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
+    if need_x {
+        out[0] = Some(made(&xs, |dx| kernel.backward_data(gv.slice(), wv.slice(), dx))?);
+    }
+    if need_w {
+        out[1] = Some(made(&ws, |dw| kernel.backward_weight(gv.slice(), xv.slice(), dw))?);
+    }
+    if n == 3 && needs[2] {
+        out[2] = Some(made(&[gs[1]], |db| bias_grad(gv.slice(), size(gs[1]), size(gs[2]), db))?);
+    }
+    Ok(out)
+}
+
 /// The gradients of one native operation (called by the C++ node's backward pass): for each
 /// saved input `i` with `needs[i]`, a new tensor in `grads[i]`. Never unwinds into C++.
 unsafe extern "C" fn backward(
@@ -310,35 +343,11 @@ unsafe extern "C" fn backward(
         if !grad.defined() {
             return Ok((0..n).map(|_| None).collect());
         }
-        if op == SILU {
-            let (x, gv) = (&*saved[0], Values::of(&grad)?);
-            let xv = Values::of(x)?;
-            let (gs, xs) = (gv.slice(), xv.slice());
-            if gs.len() != xs.len() {
-                return Err(error("native silu: the gradient's size differs from the input's"));
-            }
-            let dx = needs[0].then(|| made(&x.size(), |dx| in_parts(dx, |start, part| weightlab_kernels::activation::silu_backward(&gs[start..], &xs[start..], part)))).transpose()?;
-            return Ok(vec![dx]);
+        let saved: Vec<&Tensor> = saved.iter().map(|t| &**t).collect();
+        match op {
+            SILU => silu_grads(&saved, &needs, &grad),
+            _ => conv_grads(op, &params, &saved, &needs, &grad),
         }
-        if n < 2 {
-            return Err(error(format!("native operation {op}: {n} saved inputs")));
-        }
-        let (x, w) = (&*saved[0], &*saved[1]);
-        let (xs, ws) = (x.size(), w.size());
-        let (xv, wv, gv) = (Values::of(x)?, Values::of(w)?, Values::of(&grad)?);
-        let (gs, size) = (grad.size(), |v: i64| usize::try_from(v).unwrap_or(0));
-        let kernel = kernel(op, &params, &xs, &ws).ok_or_else(|| error(format!("native operation {op} with parameters {params:?}: the sizes changed or it is unknown")))?;
-        let mut out: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
-        if needs[0] {
-            out[0] = Some(made(&xs, |dx| kernel.backward_data(gv.slice(), wv.slice(), dx))?);
-        }
-        if needs[1] {
-            out[1] = Some(made(&ws, |dw| kernel.backward_weight(gv.slice(), xv.slice(), dw))?);
-        }
-        if n == 3 && needs[2] {
-            out[2] = Some(made(&[gs[1]], |db| bias_grad(gv.slice(), size(gs[1]), size(gs[2]), db))?);
-        }
-        Ok(out)
     };
     let message = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(Ok(tensors)) => {

@@ -229,16 +229,9 @@ fn forward(at: &At, w: &[f32], img: &[f32], work: &mut Work) {
 /// Adds the gradient of `scale` × this image's cross-entropy to `work.grad`.
 fn backward(at: &At, w: &[f32], img: &[f32], label: usize, scale: f32, work: &mut Work) {
     let Work { grad, h1, arg1, h2, arg2, h3, a, logits, dh1, dh2, dh3, da, last, .. } = work;
-    // d loss / d logits = (softmax − one-hot) · scale, in place.
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0.0;
-    for l in logits.iter_mut() {
-        *l = (*l - max).exp();
-        sum += *l;
-    }
-    for (c, l) in logits.iter_mut().enumerate() {
-        *l = (*l / sum - if c == label { 1.0 } else { 0.0 }) * scale;
-    }
+    // d loss / d logits, in place.
+    let classes = logits.len();
+    super::target::cross_entropy_grad(logits, 1, classes, label, scale);
     // fc2, then through tanh.
     let (dw, db) = pair(grad, &at.f2, &at.c2);
     dense_backward(&w[at.f2.clone()], a, logits, dw, db, da);

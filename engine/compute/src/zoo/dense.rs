@@ -21,15 +21,10 @@ use std::ops::Range;
 use weightlab_manifest::{Activation, TrainSpec};
 
 use super::models::{Model, Models, Update};
+use super::target::Target;
 use crate::arch::Arch;
 use crate::data::{Split, Task};
 use crate::gemm::{matmul_add, matmul_nt, matmul_rows, pack_into, pack_transposed, whole_tiles};
-
-/// What a model learns to predict.
-enum Target {
-    Classes(Vec<usize>),
-    Values(Vec<f32>),
-}
 
 /// The networks and what they learn from: everything a step reads but does not change.
 struct Net<'a> {
@@ -58,11 +53,7 @@ impl<'a> DenseZoo<'a> {
         if train.x.len() != train.len() * inputs {
             return None;
         }
-        let target = match task {
-            Task::Classification { classes } if classes == outputs => Target::Classes(train.y.iter().map(|&v| v as usize).collect()),
-            Task::Regression if outputs == 1 => Target::Values(train.y.clone()),
-            _ => return None,
-        };
+        let target = Target::of(train, task, outputs)?;
         let layout = arch.layout();
         let range = |name: String| layout.get(&name).map(|p| p.range());
         let layers = (0..sizes.len() - 1).map(|i| Some((range(format!("layers.{i}.weight"))?, range(format!("layers.{i}.bias"))?))).collect::<Option<Vec<_>>>()?;
@@ -173,27 +164,11 @@ fn train_step(s: &Shared, work: &mut Work, model: &mut Model, batch: &[i64], upd
     let (logits, dz) = (&work.pre[last], &mut work.dz);
     dz[..outputs * bp].iter_mut().for_each(|v| *v = 0.0);
     let scale = 1.0 / n as f32;
-    match &net.target {
-        Target::Classes(y) => {
-            for (b, &i) in batch.iter().enumerate() {
-                let max = (0..outputs).map(|c| logits[c * bp + b]).fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
-                for c in 0..outputs {
-                    let e = (logits[c * bp + b] - max).exp();
-                    dz[c * bp + b] = e;
-                    sum += e;
-                }
-                let label = y[i as usize];
-                for c in 0..outputs {
-                    dz[c * bp + b] = (dz[c * bp + b] / sum - if c == label { 1.0 } else { 0.0 }) * scale;
-                }
-            }
+    for (b, &i) in batch.iter().enumerate() {
+        for c in 0..outputs {
+            dz[c * bp + b] = logits[c * bp + b];
         }
-        Target::Values(y) => {
-            for (b, &i) in batch.iter().enumerate() {
-                dz[b] = (logits[b] - y[i as usize]) * (2.0 * scale);
-            }
-        }
+        net.target.gradient(i as usize, &mut dz[b..], bp, outputs, scale);
     }
     // Backward, last layer first.
     for l in (s.lowest..=last).rev() {

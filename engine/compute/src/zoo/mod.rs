@@ -14,6 +14,7 @@ mod models;
 mod net;
 mod pool;
 pub mod store;
+mod target;
 pub mod train;
 
 use serde::{Deserialize, Serialize};

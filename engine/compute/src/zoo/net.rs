@@ -32,6 +32,7 @@ use weightlab_manifest::TrainSpec;
 
 use super::models::{Model, Models, Update};
 use super::pool::{Pairs, max_pool_2x2};
+use super::target::Target;
 use crate::arch::Arch;
 use crate::arch::sequential::{Act, Layer, Op};
 use crate::data::{Split, Task};
@@ -252,13 +253,6 @@ fn buffers(steps: &[Step], out: &mut Vec<Range<usize>>) {
     }
 }
 
-/// What the models learn to predict, and the loss: classes (mean cross-entropy of the
-/// logits) or one real value (mean squared error), as the tape's losses.
-enum Target {
-    Classes(Vec<usize>),
-    Values(Vec<f32>),
-}
-
 /// The steps of `arch`, its inputs per example and its outputs, or why this engine does not
 /// take it.
 fn plan(arch: &Arch, train: &Split, task: Task) -> Result<(Vec<Step>, usize, usize), String> {
@@ -304,14 +298,11 @@ pub(super) struct NetZoo<'a> {
 impl<'a> NetZoo<'a> {
     /// The declared networks of `arch` with stacked flat parameters `flat` (K × P), learning
     /// `train`; `Err` says why this engine does not take them (another architecture, a layer
-    /// it lacks, a target that is not classes).
+    /// it lacks, targets that do not fit its outputs).
     pub fn new(arch: &Arch, recipe: &TrainSpec, flat: &[f32], seeds: &[u64], train: &'a Split, task: Task) -> Result<Self, String> {
         let k = seeds.len();
         let (steps, features, outputs) = plan(arch, train, task)?;
-        let target = match task {
-            Task::Classification { .. } => Target::Classes(train.y.iter().map(|&v| v as usize).collect()),
-            Task::Regression => Target::Values(train.y.clone()),
-        };
+        let target = Target::of(train, task, outputs).ok_or("the data's targets differ from the network's outputs")?;
         let layout = arch.layout();
         let mut models = Models::new(recipe, flat, k, layout.len());
         // The running statistics follow the batches, never a gradient (or weight decay).
@@ -354,11 +345,7 @@ impl<'a> NetZoo<'a> {
                 for (row, &i) in input.chunks_exact_mut(features).zip(batch) {
                     row.copy_from_slice(&x[i as usize * features..(i as usize + 1) * features]);
                 }
-                let batch_target = match target {
-                    Target::Classes(y) => Target::Classes(batch.iter().map(|&i| y[i as usize]).collect()),
-                    Target::Values(y) => Target::Values(batch.iter().map(|&i| y[i as usize]).collect()),
-                };
-                train_model(steps, work, &mut model, &input, &batch_target, outputs, &update, Draws { seed: seeds[j], t });
+                train_model(steps, work, &mut model, &input, (target, batch), outputs, &update, Draws { seed: seeds[j], t });
                 work.input = input;
             },
         );
@@ -455,39 +442,19 @@ impl Work {
     }
 }
 
-/// One model's step: the gradient of its mean loss over the batch `x` (targets `y`, `outputs`
-/// per example), the update, then the BatchNorm buffers moved towards the batch statistics.
+/// One model's step: the gradient of its mean loss over the batch `x` (the training examples
+/// `batch` of `target`, `outputs` per example), the update, then the BatchNorm buffers moved
+/// towards the batch statistics.
 #[allow(clippy::too_many_arguments)]
-fn train_model(steps: &[Step], work: &mut Work, model: &mut Model, x: &[f32], y: &Target, outputs: usize, update: &Update, draws: Draws) {
-    let b = match y {
-        Target::Classes(y) => y.len(),
-        Target::Values(y) => y.len(),
-    };
+fn train_model(steps: &[Step], work: &mut Work, model: &mut Model, x: &[f32], (target, batch): (&Target, &[i64]), outputs: usize, update: &Update, draws: Draws) {
+    let b = batch.len();
     work.grad.iter_mut().for_each(|g| *g = 0.0);
     forward(steps, &mut work.traces, x, b, model.weights, draws);
     let logits = work.traces.last().map_or(x, |t| &t.out[..]);
     let scale = 1.0 / b as f32;
-    match y {
-        // d loss / d logits = (softmax − one-hot) / B.
-        Target::Classes(y) => {
-            for ((row, d), &label) in logits.chunks_exact(outputs).zip(work.dlogits.chunks_exact_mut(outputs)).zip(y) {
-                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-                let mut sum = 0.0;
-                for (d, &l) in d.iter_mut().zip(row) {
-                    *d = (l - max).exp();
-                    sum += *d;
-                }
-                for (c, d) in d.iter_mut().enumerate() {
-                    *d = (*d / sum - if c == label { 1.0 } else { 0.0 }) * scale;
-                }
-            }
-        }
-        // d (mean squared error) / d output = 2 (output − target) / B.
-        Target::Values(y) => {
-            for ((d, &o), &v) in work.dlogits.iter_mut().zip(logits).zip(y) {
-                *d = (o - v) * (2.0 * scale);
-            }
-        }
+    work.dlogits.copy_from_slice(logits);
+    for (d, &i) in work.dlogits.chunks_exact_mut(outputs).zip(batch) {
+        target.gradient(i as usize, d, 1, outputs, scale);
     }
     let dlogits = std::mem::take(&mut work.dlogits);
     backward(steps, &mut work.traces, x, &dlogits, b, model.weights, &mut work.grad, None);
