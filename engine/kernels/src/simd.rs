@@ -176,12 +176,27 @@ pub fn describe() -> String {
     format!("CPU {}; {}; kernels at {} ({why})", cpu_model(), isa(), level.name())
 }
 
-/// The CPU's model name, as `/proc/cpuinfo` says it ("unknown" elsewhere).
+/// The CPU's model name as `/proc/cpuinfo` says it, with its family and model numbers where it
+/// gives them ("unknown" elsewhere). A hypervisor may pass a name without its generation ("AMD
+/// EPYC" for a Zen 2 and a Zen 4 alike); the numbers still tell it (family 25 model 17: Zen 4),
+/// so a record of a figure names the microarchitecture it was measured on.
 pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| info.lines().find_map(|l| l.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, v)| v.trim().to_string())))
-        .unwrap_or_else(|| "unknown".into())
+    std::fs::read_to_string("/proc/cpuinfo").map(|info| cpu_model_of(&info)).unwrap_or_else(|_| "unknown".into())
+}
+
+/// [`cpu_model`] of a `/proc/cpuinfo` text (its first processor's fields).
+fn cpu_model_of(info: &str) -> String {
+    let field = |key: &str| {
+        info.lines().take_while(|l| !l.trim().is_empty()).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == key).then(|| v.trim().to_string())
+        })
+    };
+    let name = field("model name").unwrap_or_else(|| "unknown".into());
+    match (field("cpu family"), field("model")) {
+        (Some(family), Some(model)) => format!("{name} (family {family} model {model})"),
+        _ => name,
+    }
 }
 
 /// The calibration's cache file: one per CPU model and binary (its size and modification time:
@@ -277,6 +292,15 @@ pub use crate::multiversion;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_is_named_with_its_family_and_model() {
+        let info = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n\nprocessor\t: 1\nmodel name\t: other\n";
+        assert_eq!(cpu_model_of(info), "AMD EPYC (family 25 model 17)");
+        assert_eq!(cpu_model_of("model name\t: Some CPU\n"), "Some CPU");
+        assert_eq!(cpu_model_of(""), "unknown");
+        assert!(!cpu_model().is_empty());
+    }
 
     /// The widths compute the same bits (the premise of choosing by speed alone); without
     /// AVX-512 there is nothing to measure.
