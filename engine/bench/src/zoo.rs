@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use weightlab_compute::arch::bench_nets::{LENET5, LENET5_GELU_DROPOUT, RESNET_SMALL, declared};
+use weightlab_compute::arch::bench_nets::{DECLARED, declared};
 
 use crate::record::{Record, figure};
 use crate::references::{Scripts, require_python};
@@ -40,15 +40,13 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
     record.machine();
     record.line(format!("ceiling: this machine's SGEMM (2048², PyTorch, best of 10) runs at {ceiling:.0} GFLOP/s"));
     record.line(format!("{:<12} {:>20} {:>20} {:>20} {:>20}  {:>9} {:>9} {:>9}", "arch", "weightlab", "torch loop", "torch vmap", "torch hand-batched", "vs loop", "vs vmap", "vs batch"));
-    let archs = [
-        ("mlp", ArchSpec::Mlp { hidden: vec![args.mlp_hidden], activation: Default::default() }),
-        ("cnn", ArchSpec::CnnS {}),
-        ("lenet5", declared(LENET5).map_err(anyhow::Error::msg)?),
-        ("lenet5-gelu-dropout", declared(LENET5_GELU_DROPOUT).map_err(anyhow::Error::msg)?),
-        ("resnet-small", declared(RESNET_SMALL).map_err(anyhow::Error::msg)?),
-    ];
+    let mut archs = vec![("mlp", ArchSpec::Mlp { hidden: vec![args.mlp_hidden], activation: Default::default() }), ("cnn", ArchSpec::CnnS {})];
+    for &(name, text) in DECLARED {
+        archs.push((name, declared(text).map_err(anyhow::Error::msg)?));
+    }
     if !archs.iter().any(|(kind, _)| args.arch == *kind) && !["both", "all"].contains(&args.arch.as_str()) {
-        anyhow::bail!("--arch {}: expected one of mlp, cnn, lenet5, lenet5-gelu-dropout, resnet-small, both (mlp and cnn), all", args.arch);
+        let names: Vec<&str> = archs.iter().map(|(kind, _)| *kind).collect();
+        anyhow::bail!("--arch {}: expected one of {}, both (mlp and cnn), all", args.arch, names.join(", "));
     }
     for (kind, arch_spec) in archs {
         // `both` is the two presets, `all` every network.

@@ -4,14 +4,14 @@
 //! ```sh
 //! cargo run --release -p weightlab-compute --example train_zoo -- cnn 64 3
 //! ```
-//! Arguments: the architecture (`mlp`, `cnn`, `lenet5`, `resnet-small`, or `lenet5-gelu-dropout`:
-//! LeNet-5 with GELU and dropout 0.2 in its classifier), the number of models and of repeats,
+//! Arguments: the architecture (`mlp`, `cnn`, or a declared bench network: `lenet5`,
+//! `lenet5-gelu-dropout`, `resnet-small`, as `bench_nets::DECLARED` names them), the number of models and of repeats,
 //! and `tape` to train on the autodiff tape instead of the fastest engine; the zoo learns 2,000
 //! Fashion-MNIST examples for one epoch in batches of 32 with Adam, as in the bench.
 
 use std::time::Instant;
 
-use weightlab_compute::arch::bench_nets::{LENET5, LENET5_GELU_DROPOUT, RESNET_SMALL, declared};
+use weightlab_compute::arch::bench_nets::{DECLARED, named};
 use weightlab_compute::zoo::train::{EngineChoice, MODELS_PER_BATCH, Trainer, train_models};
 use weightlab_manifest::{ArchSpec, DataSpec, TrainSpec};
 
@@ -26,10 +26,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arch_spec = match kind {
         "mlp" => ArchSpec::Mlp { hidden: vec![32], activation: Default::default() },
         "cnn" => ArchSpec::CnnS {},
-        "lenet5" => declared(LENET5)?,
-        "resnet-small" => declared(RESNET_SMALL)?,
-        "lenet5-gelu-dropout" => declared(LENET5_GELU_DROPOUT)?,
-        other => return Err(format!("{other}: expected mlp, cnn, lenet5, resnet-small or lenet5-gelu-dropout").into()),
+        other => match named(other) {
+            Some(spec) => spec?,
+            None => return Err(format!("{other}: expected mlp, cnn or one of {}", DECLARED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")).into()),
+        },
     };
     let arch = weightlab_compute::Arch::new(&arch_spec, &data)?;
     let recipe = TrainSpec { epochs: 1, batch_size: 32, lr: 1e-3, ..TrainSpec::default() };

@@ -1,6 +1,6 @@
-//! The declared networks `weightlab bench zoo` trains beside PyTorch (`--arch lenet5`,
-//! `--arch resnet-small`), written as a manifest's `[zoo]` table writes them, so the bench and
-//! the `train_zoo` example time the same networks (`benches/zoo.py` builds them in PyTorch).
+//! The declared networks `weightlab bench zoo` trains beside PyTorch (`--arch NAME`, the names
+//! of [`DECLARED`]), written as a manifest's `[zoo]` table writes them, so the bench and the
+//! `train_zoo` example time the same networks (`benches/zoo.py` builds them in PyTorch).
 
 /// LeNet-5 with BatchNorm: conv 6@5×5 (padding 2), BatchNorm, ReLU, max-pool 2, conv 16@5×5,
 /// ReLU, max-pool 2, linear 400→120→84→10.
@@ -31,6 +31,14 @@ pub const RESNET_SMALL: &str = r#"arch = { kind = "sequential", layers = [
 ] }"#;
 
 /// The `arch` of a `[zoo]` table written as `text` (one of the networks above).
+/// Every declared bench network by the name `--arch` and `benches/zoo.py` know it by.
+pub const DECLARED: &[(&str, &str)] = &[("lenet5", LENET5), ("lenet5-gelu-dropout", LENET5_GELU_DROPOUT), ("resnet-small", RESNET_SMALL)];
+
+/// The declared bench network called `name`, parsed; `None` for a name [`DECLARED`] lacks.
+pub fn named(name: &str) -> Option<Result<weightlab_manifest::ArchSpec, String>> {
+    DECLARED.iter().find(|(n, _)| *n == name).map(|(_, text)| declared(text))
+}
+
 pub fn declared(text: &str) -> Result<weightlab_manifest::ArchSpec, String> {
     let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
     table.get("arch").cloned().ok_or("no `arch` in a declared network")?.try_into().map_err(|e: toml::de::Error| e.to_string())
