@@ -67,21 +67,43 @@ fn built_in_plugins_name_no_folder_of_the_build_machine() {
     assert!(checked >= 10, "only {checked} built-in plugins found");
 }
 
-/// `weightlab bench` from a copied binary: its PyTorch references and benchmark plugins come
-/// from the binary, not from the source tree it was built in.
-#[test]
-fn a_copied_binary_benchmarks_against_its_embedded_references() {
-    let tmp = tempfile::tempdir().unwrap();
-    let exe = tmp.path().join("weightlab");
-    std::fs::copy(binary(), &exe).unwrap();
-    let cmd = |args: &[&str]| {
-        let mut c = Command::new(&exe);
-        c.args(args).current_dir(tmp.path()).env_remove("WEIGHTLAB_PLUGIN_DIR").env_remove("WEIGHTLAB_BENCHES").env("WEIGHTLAB_CACHE", tmp.path().join("cache"));
-        let out = run_copied(&mut c);
+/// A copy of the binary in a folder of its own, with a cache of its own, and a way to run it
+/// there: its stdout when it succeeds, else its stderr as the failure.
+struct Copied {
+    tmp: tempfile::TempDir,
+    exe: std::path::PathBuf,
+}
+
+impl Copied {
+    fn new() -> Copied {
+        let tmp = tempfile::tempdir().unwrap();
+        let exe = tmp.path().join("weightlab");
+        std::fs::copy(binary(), &exe).unwrap();
+        Copied { tmp, exe }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.exe);
+        c.args(args).current_dir(self.tmp.path()).env_remove("WEIGHTLAB_PLUGIN_DIR").env_remove("WEIGHTLAB_BENCHES").env("WEIGHTLAB_CACHE", self.tmp.path().join("cache"));
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = run_copied(&mut self.command(args));
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "{args:?}: {}\n{text}", String::from_utf8_lossy(&out.stderr));
         text
-    };
+    }
+}
+
+/// `weightlab bench` from a copied binary: its PyTorch references and benchmark plugins come
+/// from the binary, not from the source tree it was built in. (The declared networks' bench is
+/// the next test, so that the two run side by side.)
+#[test]
+fn a_copied_binary_benchmarks_against_its_embedded_references() {
+    let copied = Copied::new();
+    let tmp = &copied.tmp;
+    let cmd = |args: &[&str]| copied.ok(args);
     // Workers forked from the fork server against started with exec, side by side.
     let workers = cmd(&["bench", "workers", "--jobs", "2", "--repeats", "1"]);
     let ratio = workers.lines().find_map(|l| l.split("forked/exec = ").nth(1)).and_then(|r| r.trim().parse::<f64>().ok());
@@ -98,10 +120,8 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
     assert!(d2nwg.contains("plugin/pytorch = ") && d2nwg.contains("D2NWG fit"), "{d2nwg}");
     // A `--save` folder that cannot be made fails at once, before anything is measured.
     std::fs::write(tmp.path().join("a-file"), "").unwrap();
-    let mut c = Command::new(&exe);
-    c.args(["bench", "generators", "--save", "a-file/inside"]).current_dir(tmp.path()).env("WEIGHTLAB_CACHE", tmp.path().join("cache"));
     let started = std::time::Instant::now();
-    let out = run_copied(&mut c);
+    let out = run_copied(&mut copied.command(&["bench", "generators", "--save", "a-file/inside"]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("--save a-file/inside: cannot make that folder"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).is_empty() && started.elapsed().as_secs() < 30, "nothing measured first");
@@ -128,10 +148,22 @@ fn a_copied_binary_benchmarks_against_its_embedded_references() {
     assert!(ratio > 0.0 && (ratio - plugin / torch).abs() <= 0.02 * ratio + 1e-4, "ratio {ratio} vs {plugin} / {torch}");
     let diffusion = cmd(&["bench", "diffusion", "--rows", "8", "--params", "100", "--steps", "2", "--repeats", "1"]);
     assert!(diffusion.contains("plugin/pytorch = ") && diffusion.lines().next().is_some_and(|l| l.starts_with("CPU ")), "{diffusion}");
-    // Declared networks on the native engine against their PyTorch references: a line per
-    // network, its name first and models/s second.
+}
+
+/// Declared networks on the native engine against their PyTorch references, from a copied
+/// binary: a line per network, its name first and models/s second; two networks in one call
+/// (a comma list), and a name that is no network refused before anything is measured.
+#[test]
+fn a_copied_binary_benchmarks_declared_networks_against_its_embedded_references() {
+    let copied = Copied::new();
+    let started = std::time::Instant::now();
+    let out = run_copied(&mut copied.command(&["bench", "zoo", "--arch", "resnet-small,lenet6"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("`lenet6` is not a network") && stderr.contains("lenet5-gelu-dropout, resnet-small"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).is_empty() && started.elapsed().as_secs() < 30, "nothing measured first");
+    let zoo = copied.ok(&["bench", "zoo", "--arch", "resnet-small,lenet5-gelu-dropout", "--models", "2", "--train", "64", "--repeats", "1"]);
+    assert_eq!(zoo.matches("ceiling: ").count(), 1, "one ceiling measurement for both networks:\n{zoo}");
     for arch in ["resnet-small", "lenet5-gelu-dropout"] {
-        let zoo = cmd(&["bench", "zoo", "--arch", arch, "--models", "2", "--train", "64", "--repeats", "1"]);
         let line = zoo.lines().find(|l| l.starts_with(&format!("{arch} "))).unwrap_or_else(|| panic!("{zoo}"));
         let rate: f64 = line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{line}"));
         // Three ratios last (vs loop, vmap, hand-batched): a number with an x, or n/a where a

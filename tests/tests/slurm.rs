@@ -67,7 +67,7 @@ impl Cluster {
              AuthType=auth/munge\nAuthInfo=socket={}\nCredType=cred/munge\nStateSaveLocation={}\nSlurmdSpoolDir={}\n\
              SlurmctldPidFile={d}/slurmctld.pid\nSlurmdPidFile={d}/slurmd.pid\nSlurmctldLogFile={d}/slurmctld.log\nSlurmdLogFile={d}/slurmd.log\n\
              ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nSelectType=select/cons_tres\nSelectTypeParameters=CR_CPU\n\
-             SchedulerType=sched/backfill\nReturnToService=2\nMpiDefault=none\nJobAcctGatherType=jobacct_gather/none\n\
+             SchedulerType=sched/backfill\nSchedulerParameters=batch_sched_delay=0\nReturnToService=2\nMpiDefault=none\nJobAcctGatherType=jobacct_gather/none\n\
              AccountingStorageType=accounting_storage/none\nMinJobAge=3600\n\
              NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN\nPartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP\n",
             free_port(),

@@ -221,7 +221,8 @@ pub struct BenchZooArgs {
     /// `mlp`, `cnn`, `both` (the two), `lenet5` (LeNet-5 with BatchNorm), `lenet5-gelu-dropout`
     /// (with GELU and dropout in its classifier) or `resnet-small`
     /// (two residual blocks with BatchNorm, one with a 1×1 conv shortcut) — declared networks,
-    /// on the native engine for declared networks — or `all`.
+    /// on the native engine for declared networks — or `all`; several separated by commas
+    /// (`--arch mlp,resnet-small`) run in one call, under one ceiling measurement.
     #[arg(long, default_value = "both")]
     pub arch: String,
     /// Hidden width of the MLP (784 → hidden → 10); 10 is the G.pt MNIST MLP of the quickstart.

@@ -25,10 +25,35 @@ fn forward_flops(kind: &str, mlp_hidden: usize) -> f64 {
     } as f64
 }
 
+/// The networks `--arch` names, in the table's order: a name, `both` (the two presets), `all`,
+/// or several of these separated by commas (one run, one ceiling measurement).
+fn wanted<'a>(arch: &str, names: &[&'a str]) -> Result<Vec<&'a str>> {
+    let mut wanted = Vec::new();
+    for part in arch.split(',').map(str::trim) {
+        let picked: Vec<&str> = match part {
+            "all" => names.to_vec(),
+            "both" => names.iter().copied().filter(|n| matches!(*n, "mlp" | "cnn")).collect(),
+            _ => names.iter().copied().filter(|n| *n == part).collect(),
+        };
+        if picked.is_empty() {
+            anyhow::bail!("--arch {arch}: `{part}` is not a network; expected one of {}, both (mlp and cnn), all, or several separated by commas", names.join(", "));
+        }
+        wanted.extend(picked);
+    }
+    Ok(names.iter().copied().filter(|n| wanted.contains(n)).collect())
+}
+
 /// `weightlab bench zoo`: batched zoo training against PyTorch's per-model loop, vmap and a
 /// hand-batched version, with GFLOP/s against the machine's SGEMM rate.
 pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
     use weightlab_manifest::{ArchSpec, DataSpec, TrainSpec};
+    // A wrong `--arch` fails at once, before anything is loaded or measured.
+    let mut archs = vec![("mlp", ArchSpec::Mlp { hidden: vec![args.mlp_hidden], activation: Default::default() }), ("cnn", ArchSpec::CnnS {})];
+    for &(name, text) in DECLARED {
+        archs.push((name, declared(text).map_err(anyhow::Error::msg)?));
+    }
+    let names: Vec<&str> = archs.iter().map(|(kind, _)| *kind).collect();
+    let wanted = wanted(&args.arch, &names)?;
     let spec: DataSpec = toml::from_str(&format!("source = \"fashion-mnist\"\ntrain_subset = {}\ntest_subset = 100", args.train))?;
     let data = weightlab_compute::data::load(&spec, std::path::Path::new("."))?;
     let recipe = TrainSpec { epochs: args.epochs, batch_size: args.batch, lr: 1e-3, ..TrainSpec::default() };
@@ -40,17 +65,8 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
     record.machine();
     record.line(format!("ceiling: this machine's SGEMM (2048², PyTorch, best of 10) runs at {ceiling:.0} GFLOP/s"));
     record.line(format!("{:<12} {:>20} {:>20} {:>20} {:>20}  {:>9} {:>9} {:>9}", "arch", "weightlab", "torch loop", "torch vmap", "torch hand-batched", "vs loop", "vs vmap", "vs batch"));
-    let mut archs = vec![("mlp", ArchSpec::Mlp { hidden: vec![args.mlp_hidden], activation: Default::default() }), ("cnn", ArchSpec::CnnS {})];
-    for &(name, text) in DECLARED {
-        archs.push((name, declared(text).map_err(anyhow::Error::msg)?));
-    }
-    if !archs.iter().any(|(kind, _)| args.arch == *kind) && !["both", "all"].contains(&args.arch.as_str()) {
-        let names: Vec<&str> = archs.iter().map(|(kind, _)| *kind).collect();
-        anyhow::bail!("--arch {}: expected one of {}, both (mlp and cnn), all", args.arch, names.join(", "));
-    }
     for (kind, arch_spec) in archs {
-        // `both` is the two presets, `all` every network.
-        if !(args.arch == kind || args.arch == "all" || (args.arch == "both" && matches!(kind, "mlp" | "cnn"))) {
+        if !wanted.contains(&kind) {
             continue;
         }
         let arch = weightlab_compute::Arch::new(&arch_spec, &data).expect("a preset always fits");
@@ -103,4 +119,21 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
     }
     record.save(&args.out)?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wanted;
+
+    const NAMES: [&str; 5] = ["mlp", "cnn", "lenet5", "lenet5-gelu-dropout", "resnet-small"];
+
+    #[test]
+    fn arch_names_a_network_the_presets_all_or_a_comma_list_in_table_order() {
+        assert_eq!(wanted("cnn", &NAMES).unwrap(), ["cnn"]);
+        assert_eq!(wanted("both", &NAMES).unwrap(), ["mlp", "cnn"]);
+        assert_eq!(wanted("all", &NAMES).unwrap(), NAMES);
+        assert_eq!(wanted("resnet-small, mlp,resnet-small", &NAMES).unwrap(), ["mlp", "resnet-small"]);
+        let e = wanted("mlp,lenet6", &NAMES).unwrap_err().to_string();
+        assert!(e.contains("`lenet6` is not a network") && e.contains("mlp, cnn, lenet5"), "{e}");
+    }
 }
