@@ -84,7 +84,19 @@ fn python_plugin_from_new_to_report() {
     }
     let tmp = dir.path().join("other-tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let again = std::process::Command::new(binary()).args(["plugin", "build", "renamed"]).current_dir(elsewhere.parent().unwrap()).env("TMPDIR", &tmp).output().unwrap();
+    // With pinning off (WEIGHTLAB_REPRODUCIBLE_BUILDS=0, for systems where tracing is not
+    // allowed) the build runs as upstream's and says its hash pins this file only. The two
+    // builds are independent (about 10 s each): they run side by side.
+    let unpinned = dir.path().join("unpinned");
+    std::fs::create_dir_all(&unpinned).unwrap();
+    for file in ["app.py", "pyproject.toml"] {
+        std::fs::copy(dir.path().join("demo_py").join(file), unpinned.join(file)).unwrap();
+    }
+    let (again, loose) = std::thread::scope(|s| {
+        let again = s.spawn(|| std::process::Command::new(binary()).args(["plugin", "build", "renamed"]).current_dir(elsewhere.parent().unwrap()).env("TMPDIR", &tmp).output().unwrap());
+        let loose = std::process::Command::new(binary()).args(["plugin", "build", "unpinned"]).current_dir(dir.path()).env("WEIGHTLAB_REPRODUCIBLE_BUILDS", "0").output().unwrap();
+        (again.join().unwrap(), loose)
+    });
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     let first = std::fs::read(dir.path().join("demo_py/demo_py.wasm")).unwrap();
     assert!(std::fs::read(elsewhere.join("demo_py.wasm")).unwrap() == first, "two builds of one Python source differ");
@@ -97,15 +109,7 @@ fn python_plugin_from_new_to_report() {
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("the plugin's code changed since it was pinned"), "{stderr}");
 
-    // With pinning off (WEIGHTLAB_REPRODUCIBLE_BUILDS=0, for systems where tracing is not
-    // allowed) the build runs as upstream's and says its hash pins this file only; so does a
-    // pin that no longer matches it.
-    let unpinned = dir.path().join("unpinned");
-    std::fs::create_dir_all(&unpinned).unwrap();
-    for file in ["app.py", "pyproject.toml"] {
-        std::fs::copy(dir.path().join("demo_py").join(file), unpinned.join(file)).unwrap();
-    }
-    let loose = std::process::Command::new(binary()).args(["plugin", "build", "unpinned"]).current_dir(dir.path()).env("WEIGHTLAB_REPRODUCIBLE_BUILDS", "0").output().unwrap();
+    // The unpinned build, and a pin that no longer matches it.
     let stderr = String::from_utf8_lossy(&loose.stderr);
     assert!(loose.status.success() && stderr.contains("this Python build is not reproducible (WEIGHTLAB_REPRODUCIBLE_BUILDS=0)"), "{stderr}");
     std::fs::write(dir.path().join("loose.toml"), pinned.replace("demo_py/demo_py.wasm", "unpinned/demo_py.wasm")).unwrap();
