@@ -28,7 +28,7 @@ fn forward_flops(kind: &str, mlp_hidden: usize) -> f64 {
 /// The networks `--arch` names, in the table's order: a name, `both` (the two presets), `all`,
 /// or several of these separated by commas (one run, one ceiling measurement).
 fn wanted<'a>(arch: &str, names: &[&'a str]) -> Result<Vec<&'a str>> {
-    let mut wanted = Vec::new();
+    let mut chosen = Vec::new();
     for part in arch.split(',').map(str::trim) {
         let picked: Vec<&str> = match part {
             "all" => names.to_vec(),
@@ -38,9 +38,9 @@ fn wanted<'a>(arch: &str, names: &[&'a str]) -> Result<Vec<&'a str>> {
         if picked.is_empty() {
             anyhow::bail!("--arch {arch}: `{part}` is not a network; expected one of {}, both (mlp and cnn), all, or several separated by commas", names.join(", "));
         }
-        wanted.extend(picked);
+        chosen.extend(picked);
     }
-    Ok(names.iter().copied().filter(|n| wanted.contains(n)).collect())
+    Ok(names.iter().copied().filter(|n| chosen.contains(n)).collect())
 }
 
 /// `weightlab bench zoo`: batched zoo training against PyTorch's per-model loop, vmap and a
