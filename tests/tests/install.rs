@@ -7,17 +7,9 @@ use weightlab_e2e::{binary, column, root};
 
 #[test]
 fn a_copied_binary_runs_the_quickstart_with_its_embedded_plugins() {
-    let tmp = tempfile::tempdir().unwrap();
-    let bin = tmp.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let exe = bin.join("weightlab");
-    std::fs::copy(binary(), &exe).unwrap();
-    let cache = tmp.path().join("cache");
-    let cmd = |args: &[&str]| {
-        let mut c = Command::new(&exe);
-        c.args(args).current_dir(tmp.path()).env_remove("WEIGHTLAB_PLUGIN_DIR").env_remove("WEIGHTLAB_PLUGIN_PATH").env("WEIGHTLAB_CACHE", &cache);
-        run_copied(&mut c)
-    };
+    let copied = Copied::new();
+    let (tmp, cache) = (&copied.tmp, copied.cache());
+    let cmd = |args: &[&str]| run_copied(&mut copied.command(args));
 
     // The built-in plugins come from the binary, unpacked under the cache, not the source tree.
     let listed = cmd(&["plugins"]);
@@ -67,8 +59,9 @@ fn built_in_plugins_name_no_folder_of_the_build_machine() {
     assert!(checked >= 10, "only {checked} built-in plugins found");
 }
 
-/// A copy of the binary in a folder of its own, with a cache of its own, and a way to run it
-/// there: its stdout when it succeeds, else its stderr as the failure.
+/// A copy of the binary alone in a folder of its own (`bin/weightlab`), run from that folder
+/// with a cache of its own and none of the variables that would point it back at the source
+/// tree (built plugins, plugin paths, bench references).
 struct Copied {
     tmp: tempfile::TempDir,
     exe: std::path::PathBuf,
@@ -77,17 +70,24 @@ struct Copied {
 impl Copied {
     fn new() -> Copied {
         let tmp = tempfile::tempdir().unwrap();
-        let exe = tmp.path().join("weightlab");
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let exe = bin.join("weightlab");
         std::fs::copy(binary(), &exe).unwrap();
         Copied { tmp, exe }
     }
 
+    fn cache(&self) -> std::path::PathBuf {
+        self.tmp.path().join("cache")
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.exe);
-        c.args(args).current_dir(self.tmp.path()).env_remove("WEIGHTLAB_PLUGIN_DIR").env_remove("WEIGHTLAB_BENCHES").env("WEIGHTLAB_CACHE", self.tmp.path().join("cache"));
+        c.args(args).current_dir(self.tmp.path()).env_remove("WEIGHTLAB_PLUGIN_DIR").env_remove("WEIGHTLAB_PLUGIN_PATH").env_remove("WEIGHTLAB_BENCHES").env("WEIGHTLAB_CACHE", self.cache());
         c
     }
 
+    /// Runs `args`: stdout when it succeeds, else a failure showing stderr.
     fn ok(&self, args: &[&str]) -> String {
         let out = run_copied(&mut self.command(args));
         let text = String::from_utf8_lossy(&out.stdout).into_owned();

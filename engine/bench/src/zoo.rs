@@ -54,6 +54,7 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
     }
     let names: Vec<&str> = archs.iter().map(|(kind, _)| *kind).collect();
     let wanted = wanted(&args.arch, &names)?;
+    archs.retain(|(kind, _)| wanted.contains(kind));
     let spec: DataSpec = toml::from_str(&format!("source = \"fashion-mnist\"\ntrain_subset = {}\ntest_subset = 100", args.train))?;
     let data = weightlab_compute::data::load(&spec, std::path::Path::new("."))?;
     let recipe = TrainSpec { epochs: args.epochs, batch_size: args.batch, lr: 1e-3, ..TrainSpec::default() };
@@ -66,9 +67,6 @@ pub fn zoo(args: &BenchZooArgs) -> Result<i32> {
     record.line(format!("ceiling: this machine's SGEMM (2048², PyTorch, best of 10) runs at {ceiling:.0} GFLOP/s"));
     record.line(format!("{:<12} {:>20} {:>20} {:>20} {:>20}  {:>9} {:>9} {:>9}", "arch", "weightlab", "torch loop", "torch vmap", "torch hand-batched", "vs loop", "vs vmap", "vs batch"));
     for (kind, arch_spec) in archs {
-        if !wanted.contains(&kind) {
-            continue;
-        }
         let arch = weightlab_compute::Arch::new(&arch_spec, &data).expect("a preset always fits");
         let seeds: Vec<u64> = (0..args.models as u64).collect();
         let (mut ours, mut looped, mut vmapped, mut batched) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
