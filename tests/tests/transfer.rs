@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use weightlab_e2e::{experiment, weightlab, weightlab_sharded};
+use weightlab_e2e::{experiment, stage_differences, weightlab, weightlab_ok_beside, weightlab_sharded};
 use weightlab_results::rows::{read_samples, read_table};
 use weightlab_results::{ConditionRow, FinetuneRow, TaskRow, ZooRow};
 
@@ -77,14 +77,14 @@ fn conditional_generators_follow_their_condition() {
         manifest += &method(name, plugin, config);
         manifest += &method(&format!("{name} wrong"), plugin, &format!("wrong_condition = true\n{config}"));
     }
-    // The tokeniser alone: reconstructions of the checkpoints nearest the target (by the same
-    // condition nearest-task uses), beside those checkpoints themselves.
-    manifest += &method("IGPG reconstruct", "igpg", "config = { condition = \"support\", output = \"reconstruct\", vq_steps = 800, ar_steps = 1 }");
-    manifest += &method("nearest-task", "nearest-task", "");
-    manifest += &method("random-init", "random-init", "");
     // Several architectures: IGPG learns from MLPs of widths 8 and 16 and samples width 16;
     // a method that cannot is refused with a reason.
     manifest += &method("IGPG mixed", "igpg", "zoos = [\"narrow\", \"rot\"]\nconfig = { condition = \"support\", chunk = 4, codebook = 256, vq_steps = 600, ar_steps = 300 }");
+    manifest += &method("nearest-task", "nearest-task", "");
+    // The tokeniser alone: reconstructions of the checkpoints nearest the target (by the same
+    // condition nearest-task uses), beside those checkpoints themselves.
+    manifest += &method("IGPG reconstruct", "igpg", "config = { condition = \"support\", output = \"reconstruct\", vq_steps = 800, ar_steps = 1 }");
+    manifest += &method("random-init", "random-init", "");
     // A method that cannot is refused before anything trains, at its entry (its plugin's check).
     let refused = manifest.clone() + &method("FLoWN mixed", "flown", "zoos = [\"narrow\", \"rot\"]");
     let (dir, path) = experiment(&refused);
@@ -93,7 +93,10 @@ fn conditional_generators_follow_their_condition() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("plugin `flown` config: learns from one architecture, and was given narrow (60 parameters), rot (116 parameters)"), "{stderr}");
     let (dir, _) = experiment(&manifest);
-    // Two shards side by side: the methods are independent stages.
+    // Two shards side by side: the methods are independent stages, dealt in manifest order (a
+    // control goes with its method: they share a fit). The order above gives one shard IGPG
+    // and its control (one fit) and FLoWN's, the other IGPG mixed, the tokeniser and D2NWG's:
+    // about 28 and 24 seconds of fitting.
     let out = weightlab_sharded(dir.path(), "exp.toml", "out");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -141,4 +144,46 @@ fn conditional_generators_follow_their_condition() {
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(html.contains("Transfer: weights for new tasks") && html.contains("OOD · zero-shot"), "the report has a transfer table");
     println!("{}", report.join("\n"));
+}
+
+/// A wrong-condition control beside its method shares the method's fit: one worker fits once
+/// and draws both methods' samples — and each method's stage holds the bits (samples and log)
+/// a job of its own gives, as the same run with the controls computed alone shows. FLoWN logs
+/// metrics while it samples: each log keeps its own draw's.
+#[test]
+fn a_wrong_condition_control_shares_its_methods_fit_and_gets_the_same_bits() {
+    let small = MANIFEST.replace("count = 64, heldout = 8, ood = 8", "count = 16, heldout = 2, ood = 2").replace("models = 64", "models = 16").replace("epochs = 20", "epochs = 5");
+    let mut manifest = small;
+    for (name, plugin, config) in [("D2NWG", "d2nwg", "config = { vae_steps = 100, diffusion_steps = 100 }"), ("FLoWN", "flown", "config = { ae_steps = 100, flow_steps = 100, latent_dim = 8 }")] {
+        manifest += &method(name, plugin, config);
+        manifest += &method(&format!("{name} wrong"), plugin, &format!("wrong_condition = true\n{config}"));
+    }
+    let (dir, _) = experiment(&manifest);
+    let plan = weightlab_ok_beside(dir.path(), &["plan", "exp.toml", "-o", "shared"]);
+    assert!(plan.contains("method \"FLoWN wrong\" seed 0") && plan.contains("(fit shared with method \"FLoWN\" seed 0)"), "{plan}");
+    let shared = weightlab_ok_beside(dir.path(), &["run", "exp.toml", "-o", "shared", "-v"]);
+    for name in ["D2NWG", "FLoWN"] {
+        assert!(shared.contains(&format!("method \"{name} wrong\" seed 0 drew its samples from the fit of method \"{name}\" seed 0")), "{shared}");
+    }
+    let control = |run: &Path, name: &str| -> PathBuf {
+        std::fs::read_dir(run.join("stages"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| std::fs::read_to_string(p.join("stage.json")).is_ok_and(|t| t.contains(&format!("\"stage\": \"method \\\"{name} wrong\\\" seed 0\""))))
+            .unwrap_or_else(|| panic!("no stage of {name} wrong in {}", run.display()))
+    };
+    let record = std::fs::read_to_string(control(&dir.path().join("shared"), "FLoWN").join("stage.json")).unwrap();
+    assert!(record.contains("\"fit_shared_with\": \"FLoWN\""), "{record}");
+    // The same run with the controls' stages computed alone: their methods are stored already,
+    // so each control runs in a job of its own.
+    let status = std::process::Command::new("cp").args(["-r", "shared", "alone"]).current_dir(dir.path()).status().unwrap();
+    assert!(status.success());
+    for name in ["D2NWG", "FLoWN"] {
+        std::fs::remove_dir_all(control(&dir.path().join("alone"), name)).unwrap();
+    }
+    let alone = weightlab_ok_beside(dir.path(), &["run", "exp.toml", "-o", "alone", "-v"]);
+    assert!(alone.contains("Running method \"FLoWN wrong\" (flown) seed 0") && !alone.contains("drew its samples"), "{alone}");
+    let differences = stage_differences(&dir.path().join("shared"), &dir.path().join("alone"));
+    assert!(differences.is_empty(), "a control sharing its method's fit stored other bits than alone: {differences:?}");
 }

@@ -649,6 +649,12 @@ impl Plugin {
         std::mem::take(&mut self.store.data_mut().metrics)
     }
 
+    /// How many metric records and messages the plugin has logged so far (and not taken).
+    pub fn logged(&mut self) -> (usize, usize) {
+        let data = self.store.data_mut();
+        (data.metrics.len(), data.messages.len())
+    }
+
     /// Messages the plugin logged so far.
     pub fn take_messages(&mut self) -> Vec<String> {
         std::mem::take(&mut self.store.data_mut().messages)

@@ -92,21 +92,34 @@ pub struct CheckRequest {
 
 /// The conditions of a run on a task family: set encodings (`support_dim` wide) and instruction
 /// embeddings (`instruction_dim` wide; 0: not given), first one row per training checkpoint,
-/// then one per target task. With no targets the method samples once, unconditioned.
+/// then one per target task of every draw, in order. With no draws the method samples once,
+/// unconditioned.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Conditioning {
     pub support_dim: usize,
     pub instruction_dim: usize,
-    /// Task ids to sample for, in order: `samples` samples each.
-    pub targets: Vec<u32>,
+    /// What to sample after the one fit, each draw a method's samples: `samples` samples per
+    /// task id of the list, in order, or `samples` unconditioned ones for an empty list; no
+    /// draws is one empty draw. A draw is sampled as if it were the job's only one (the same
+    /// seeds), so a method's wrong-condition control can share its method's fit and get the
+    /// samples a job of its own would.
+    pub draws: Vec<Vec<u32>>,
 }
+
+/// The one unconditioned draw.
+static NO_TASK: Vec<u32> = Vec::new();
 
 impl Conditioning {
     /// Block lengths after the weights: training support, training instructions, target
     /// support, target instructions.
     fn blocks(&self, rows: usize) -> [usize; 4] {
-        let t = self.targets.len();
+        let t = self.targets();
         [rows * self.support_dim, rows * self.instruction_dim, t * self.support_dim, t * self.instruction_dim]
+    }
+
+    /// Target tasks over every draw.
+    fn targets(&self) -> usize {
+        self.draws.iter().map(Vec::len).sum()
     }
 
     /// The conditions of `rows` rows from `support` and `instruction` blocks.
@@ -118,9 +131,19 @@ impl Conditioning {
         }
     }
 
+    /// The draws, at least one.
+    fn each_draw(&self) -> &[Vec<u32>] {
+        if self.draws.is_empty() { std::slice::from_ref(&NO_TASK) } else { &self.draws }
+    }
+
+    /// Samples in each draw.
+    pub fn per_draw(&self, samples: usize) -> Vec<usize> {
+        self.each_draw().iter().map(|d| samples * d.len().max(1)).collect()
+    }
+
     /// Total samples a run draws.
     pub fn total(&self, samples: usize) -> usize {
-        samples * self.targets.len().max(1)
+        self.per_draw(samples).iter().sum()
     }
 }
 
@@ -209,6 +232,13 @@ pub enum Event {
         messages: Vec<String>,
         fit_seconds: f64,
         sample_seconds: f64,
+        /// A run job's draws (see [`Conditioning::draws`]): each one's seconds, in order.
+        #[serde(default)]
+        draw_seconds: Vec<f64>,
+        /// A run job's log positions: how many metric records and messages had been logged
+        /// when the fit ended and when each draw ended.
+        #[serde(default)]
+        log_marks: Vec<(usize, usize)>,
         values: usize,
         peak_tensor_bytes: u64,
         /// A check job's problems, one list per check.
@@ -229,6 +259,9 @@ pub struct Outcome {
     pub messages: Vec<String>,
     pub fit_seconds: f64,
     pub sample_seconds: f64,
+    /// A run job's draws (see [`Conditioning::draws`]), in order: the samples of each are
+    /// its share of `samples`.
+    pub draws: Vec<Draw>,
     /// The most host tensor memory the plugin held at once.
     pub peak_tensor_bytes: u64,
     /// Peak resident memory of the worker process.
@@ -236,6 +269,41 @@ pub struct Outcome {
     /// A check job's problems, one list per [`CheckRequest`] (bounded again here: the parent
     /// trusts no worker's words more than the plugin's).
     pub problems: Vec<Vec<Problem>>,
+}
+
+/// One draw of a run job, as the method whose samples it is sees it.
+#[derive(Debug, Clone)]
+pub struct Draw {
+    pub seconds: f64,
+    /// What the plugin logged in the fit and in this draw (not in the other draws).
+    pub metrics: Vec<MetricRecord>,
+    pub messages: Vec<String>,
+}
+
+/// Each draw's log from a run job's whole log and its marks (`Event::Done::log_marks`): the
+/// fit's part, then the draw's own; every part held to the log caps.
+fn draw_logs(metrics: &[MetricRecord], messages: &[String], marks: &[(usize, usize)], seconds: &[f64]) -> Vec<Draw> {
+    // A worker's word: positions held inside the log and in order.
+    let (mut metric_at, mut message_at) = (0, 0);
+    let marks: Vec<(usize, usize)> = marks
+        .iter()
+        .map(|&(m, s)| {
+            metric_at = m.clamp(metric_at, metrics.len());
+            message_at = s.clamp(message_at, messages.len());
+            (metric_at, message_at)
+        })
+        .collect();
+    let Some(&(fit_metrics, fit_messages)) = marks.first() else { return Vec::new() };
+    marks
+        .windows(2)
+        .zip(seconds)
+        .map(|(w, &seconds)| {
+            let metrics = metrics[..fit_metrics].iter().chain(&metrics[w[0].0..w[1].0]).cloned().collect();
+            let messages = messages[..fit_messages].iter().chain(&messages[w[0].1..w[1].1]).cloned().collect();
+            let (metrics, messages) = crate::state::bounded_log(metrics, messages);
+            Draw { seconds, metrics, messages }
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------- worker side
@@ -428,6 +496,7 @@ fn run(request: &Request, code: &PluginCode, blocks: &[Vec<f32>]) -> Result<(), 
     let started = Instant::now();
     let fit_seconds;
     let mut problems = Vec::new();
+    let (mut draw_seconds, mut log_marks) = (Vec::new(), Vec::new());
     let values = match &request.job {
         Job::Describe => return Ok(()),
         Job::Check { checks } => {
@@ -443,21 +512,29 @@ fn run(request: &Request, code: &PluginCode, blocks: &[Vec<f32>]) -> Result<(), 
             plugin.fit(zoo, &blocks[0], &conditioning.view(&blocks[1], &blocks[2], None), config, *seed)?;
             fit_seconds = started.elapsed().as_secs_f64();
             emit(&Event::Call { call: "sample".into() }, &[]);
+            log_marks.push(plugin.logged());
             let p = zoo.parameters as usize;
-            if conditioning.targets.is_empty() {
-                plugin.sample(*samples, p, *sample_seed, &Conditions::default())?
-            } else {
-                // One call per target task, each with its own row of conditions and seed.
-                let (sd, id) = (conditioning.support_dim, conditioning.instruction_dim);
-                let mut all = Vec::with_capacity(conditioning.total(*samples) * p);
-                for (t, &task) in conditioning.targets.iter().enumerate() {
-                    let row = |block: &'_ [f32], dim: usize| -> Vec<f32> { block.get(t * dim..(t + 1) * dim).map(<[f32]>::to_vec).unwrap_or_default() };
-                    let (support, instruction) = (row(&blocks[3], sd), row(&blocks[4], id));
+            let (sd, id) = (conditioning.support_dim, conditioning.instruction_dim);
+            let mut all = Vec::with_capacity(conditioning.total(*samples) * p);
+            let mut row = 0;
+            for draw in conditioning.each_draw() {
+                let began = Instant::now();
+                if draw.is_empty() {
+                    all.extend(plugin.sample(*samples, p, *sample_seed, &Conditions::default())?);
+                }
+                // One call per target task, each with its own row of conditions and seed; every
+                // draw starts the seeds again, as a job of its own would.
+                for (t, &task) in draw.iter().enumerate() {
+                    let take = |block: &'_ [f32], dim: usize| -> Vec<f32> { block.get(row * dim..(row + 1) * dim).map(<[f32]>::to_vec).unwrap_or_default() };
+                    let (support, instruction) = (take(&blocks[3], sd), take(&blocks[4], id));
                     let seed = sample_seed.wrapping_add(0x9E37_79B9 * (t as u64 + 1));
                     all.extend(plugin.sample(*samples, p, seed, &conditioning.view(&support, &instruction, Some(task)))?);
+                    row += 1;
                 }
-                all
+                draw_seconds.push(began.elapsed().as_secs_f64());
+                log_marks.push(plugin.logged());
             }
+            all
         }
         Job::Probe { zoo, target, embedding_dim, predict_labels, config, seed, .. } => {
             fn embedded(values: &[f32], dim: usize) -> Option<(&[f32], usize)> {
@@ -473,8 +550,17 @@ fn run(request: &Request, code: &PluginCode, blocks: &[Vec<f32>]) -> Result<(), 
     };
     let sample_seconds = started.elapsed().as_secs_f64() - fit_seconds;
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let done =
-        Event::Done { metrics: plugin.take_metrics(), messages: plugin.take_messages(), fit_seconds, sample_seconds, values: values.len(), peak_tensor_bytes: plugin.peak_tensor_bytes(), problems };
+    let done = Event::Done {
+        metrics: plugin.take_metrics(),
+        messages: plugin.take_messages(),
+        fit_seconds,
+        sample_seconds,
+        draw_seconds,
+        log_marks,
+        values: values.len(),
+        peak_tensor_bytes: plugin.peak_tensor_bytes(),
+        problems,
+    };
     finish(&done, &bytes);
     Ok(())
 }
@@ -574,11 +660,17 @@ pub fn run_in_worker(exe: &Path, code: &PluginCode, request: &Request, payload: 
                 },
                 Event::Failed { call, reason } => failure = failure.or(Some((call, reason))),
                 Event::Memory { peak_rss_bytes } => peak = peak.max(Some(peak_rss_bytes)),
-                Event::Done { metrics, messages, fit_seconds, sample_seconds, peak_tensor_bytes, problems, .. } => {
+                Event::Done { metrics, messages, fit_seconds, sample_seconds, draw_seconds, log_marks, peak_tensor_bytes, problems, .. } => {
                     let samples = payload.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                    // One draw at most per draw asked for.
+                    let asked = match &request.job {
+                        Job::Run { conditioning, .. } => conditioning.each_draw().len(),
+                        _ => 0,
+                    };
+                    let draws = draw_logs(&metrics, &messages, &log_marks[..log_marks.len().min(asked + 1)], &draw_seconds);
                     let (metrics, messages) = crate::state::bounded_log(metrics, messages);
                     let problems = problems.into_iter().take(crate::plugin::MAX_CHECKS).map(crate::plugin::bounded_problems).collect();
-                    outcome = Some(Outcome { samples, metrics, messages, fit_seconds, sample_seconds, peak_tensor_bytes, peak_rss_bytes: None, problems });
+                    outcome = Some(Outcome { samples, metrics, messages, fit_seconds, sample_seconds, draws, peak_tensor_bytes, peak_rss_bytes: None, problems });
                 }
             },
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -698,6 +790,25 @@ mod tests {
     }
 
     #[test]
+    fn each_draw_keeps_the_fits_log_and_its_own_and_a_workers_marks_stay_inside_the_log() {
+        let metric = |name: &str, step: u32| MetricRecord { name: name.into(), step, value: step as f32 };
+        let metrics = vec![metric("loss", 0), metric("loss", 1), metric("sample", 0), metric("sample", 1), metric("sample", 2)];
+        let messages: Vec<String> = ["fit", "draw 1", "draw 2"].map(String::from).to_vec();
+        // The fit logged 2 metrics and a message; draw 1 one metric and a message, draw 2 two
+        // metrics and a message.
+        let draws = draw_logs(&metrics, &messages, &[(2, 1), (3, 2), (5, 3)], &[0.5, 0.25]);
+        assert_eq!(draws.len(), 2);
+        assert_eq!(draws[0].metrics, vec![metric("loss", 0), metric("loss", 1), metric("sample", 0)]);
+        assert_eq!(draws[1].metrics, vec![metric("loss", 0), metric("loss", 1), metric("sample", 1), metric("sample", 2)]);
+        assert_eq!((draws[0].messages.clone(), draws[1].messages.clone()), (vec!["fit".to_string(), "draw 1".into()], vec!["fit".to_string(), "draw 2".into()]));
+        assert_eq!((draws[0].seconds, draws[1].seconds), (0.5, 0.25));
+        // Marks past the end or going backwards are held inside the log, in order.
+        let odd = draw_logs(&metrics, &messages, &[(9, 0), (1, 99)], &[1.0]);
+        assert_eq!((odd[0].metrics.len(), odd[0].messages.len()), (5, 3));
+        assert!(draw_logs(&metrics, &messages, &[], &[]).is_empty());
+    }
+
+    #[test]
     fn a_finished_job_returns_what_was_asked_for() {
         let zoo = ZooView {
             name: "z".into(),
@@ -710,8 +821,16 @@ mod tests {
             class_names: Vec::new(),
             sources: Vec::new(),
         };
-        let run = Job::Run { zoo, rows: 0, config: serde_json::json!({}), seed: 0, sample_seed: 0, samples: 4, conditioning: Conditioning { targets: vec![1, 2], ..Conditioning::default() } };
-        assert_eq!(run.values(), 4 * 2 * 51);
+        let run = Job::Run {
+            zoo,
+            rows: 0,
+            config: serde_json::json!({}),
+            seed: 0,
+            sample_seed: 0,
+            samples: 4,
+            conditioning: Conditioning { draws: vec![vec![1, 2], vec![2, 1]], ..Conditioning::default() },
+        };
+        assert_eq!(run.values(), 4 * 2 * 2 * 51);
         assert_eq!(Job::Describe.values(), 0);
     }
 }

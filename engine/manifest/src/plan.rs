@@ -57,6 +57,12 @@ pub struct Stage {
     pub key: String,
     /// Indices (into [`Plan::stages`]) of the stages this one consumes.
     pub deps: Vec<usize>,
+    /// Method stages with the same `fit` fit the same model and differ only in what they
+    /// sample (a method and its `wrong_condition` control, or the same method listed twice):
+    /// a process that runs several of them fits once and draws each one's samples from that
+    /// fit, the bits a job of its own would give. `None` for a stage that shares with none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fit: Option<String>,
 }
 
 impl StageKind {
@@ -128,7 +134,7 @@ impl Plan {
                 h.update(&stages[*d].key);
             }
             let key = hex::encode(&h.finalize()[..8]);
-            stages.push(Stage { kind, key, deps });
+            stages.push(Stage { kind, key, deps, fit: None });
             stages.len() - 1
         };
 
@@ -179,6 +185,17 @@ impl Plan {
                 // The display name and limits do not change what is computed.
                 let what = (&method.source_key(), &plugin, &method.role, method.samples, &method.config, method.wrong_condition, &method.zoos);
                 let mi = push(&mut stages, StageKind::Method { index, name: method.name.clone(), seed }, &[&what], deps.clone());
+                // What the fit depends on: all of the above but how the samples are drawn, and
+                // the limits the one job runs under.
+                let fit = (&method.source_key(), &plugin, &method.role, method.samples, &method.config, &method.zoos, &method.zoo, &method.limits, seed);
+                let mut h = Sha256::new();
+                h.update(serde_json::to_string(&fit).expect("manifest sections serialise"));
+                for d in &deps {
+                    h.update(b"\ndep ");
+                    h.update(&stages[*d].key);
+                }
+                // Imported samples have no fit.
+                stages[mi].fit = (!method.is_imported()).then(|| hex::encode(&h.finalize()[..8]));
                 let mut edeps = vec![mi];
                 edeps.extend(reference_idx.get(&method.zoo).copied());
                 let what = (metrics, &m.evaluate.finetune_steps);
@@ -189,6 +206,16 @@ impl Plan {
         let mut report_deps: Vec<usize> = zoo_idx.values().chain(reference_idx.values()).copied().collect();
         report_deps.extend(eval_stages);
         push(&mut stages, StageKind::Report, &[&m.report, &m.experiment], report_deps);
+        // A fit no other stage shares is nobody's business.
+        let mut count = std::collections::BTreeMap::new();
+        for f in stages.iter().filter_map(|s| s.fit.clone()) {
+            *count.entry(f).or_insert(0usize) += 1;
+        }
+        for s in &mut stages {
+            if s.fit.as_ref().is_some_and(|f| count[f] < 2) {
+                s.fit = None;
+            }
+        }
         Plan { stages }
     }
 }
@@ -208,19 +235,33 @@ impl Plan {
     /// The shard (of `shards`) that runs each stage: the stages of each level are dealt out
     /// round-robin in plan order, so every shard gets a share of every level. The report is
     /// no shard's (`None`): `weightlab merge` renders it once every shard is done.
+    /// Stages that share a fit ([`Stage::fit`]) go to the shard that got the first of them,
+    /// and an evaluation goes with its method: a shard then never waits for another's method
+    /// to evaluate it, nor fits a model twice.
     pub fn shards(&self, shards: usize) -> Vec<Option<usize>> {
         let levels = self.levels();
         let mut dealt = vec![0usize; levels.iter().max().map_or(0, |l| l + 1)];
-        self.stages
-            .iter()
-            .zip(&levels)
-            .map(|(stage, &level)| {
-                (stage.kind != StageKind::Report).then(|| {
-                    dealt[level] += 1;
-                    (dealt[level] - 1) % shards.max(1)
-                })
-            })
-            .collect()
+        let mut fits: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        let mut owners: Vec<Option<usize>> = Vec::with_capacity(self.stages.len());
+        for (stage, &level) in self.stages.iter().zip(&levels) {
+            let owner = match &stage.kind {
+                StageKind::Report => None,
+                StageKind::Evaluate { .. } if stage.deps.first().is_some_and(|&m| owners[m].is_some()) => owners[stage.deps[0]],
+                _ => match stage.fit.as_deref().and_then(|f| fits.get(f)) {
+                    Some(&shard) => Some(shard),
+                    None => {
+                        dealt[level] += 1;
+                        let shard = (dealt[level] - 1) % shards.max(1);
+                        if let Some(f) = stage.fit.as_deref() {
+                            fits.insert(f, shard);
+                        }
+                        Some(shard)
+                    }
+                },
+            };
+            owners.push(owner);
+        }
+        owners
     }
 
     /// One hex digest of every stage key: two processes with the same fingerprint run the
@@ -358,5 +399,36 @@ mod tests {
         assert_eq!(Shard::from_env(env(&[("JOB_COMPLETION_INDEX", "0"), ("WEIGHTLAB_SHARDS", "2")])), Ok(Some(Shard { index: 0, count: 2 })));
         assert!(Shard::from_env(env(&[("JOB_COMPLETION_INDEX", "0")])).is_err());
         assert_eq!(Shard::from_env(env(&[])), Ok(None));
+    }
+
+    #[test]
+    fn a_method_and_its_wrong_condition_control_share_a_fit_and_a_shard() {
+        let id = |p: &str| format!("hash-of-{p}");
+        let metrics = vec!["accuracy".to_string()];
+        let control = |name: &str, extra: &str| format!("[[method]]\nname = \"{name}\"\nplugin = \"copy\"\nzoo = \"z\"\n{extra}\n");
+        let extra = control("a wrong", "wrong_condition = true") + &control("a other", "wrong_condition = true\nconfig = { k = 2 }");
+        let plan = Plan::new(&manifest(&extra), &id, &metrics);
+        let fit = |label: &str| plan.stages.iter().find(|s| s.label() == label).unwrap_or_else(|| panic!("no stage {label}")).fit.clone();
+        // Same plugin, config and seed: one fit; another config, another seed or plugin: none.
+        assert!(fit("method \"a\" seed 0").is_some());
+        assert_eq!(fit("method \"a\" seed 0"), fit("method \"a wrong\" seed 0"));
+        assert_ne!(fit("method \"a\" seed 0"), fit("method \"a wrong\" seed 1"));
+        assert_eq!((fit("method \"a other\" seed 0"), fit("method \"b\" seed 0"), fit("evaluate \"a\" seed 0")), (None, None, None));
+        // Keys stay apart (each stage stores its own samples) and the pair lands in one shard.
+        let key = |label: &str| plan.stages.iter().find(|s| s.label() == label).map(|s| s.key.clone());
+        assert_ne!(key("method \"a\" seed 0"), key("method \"a wrong\" seed 0"));
+        let at = |label: &str| plan.stages.iter().position(|s| s.label() == label).unwrap();
+        for shards in 2..5 {
+            let dealt = plan.shards(shards);
+            for seed in 0..2 {
+                assert_eq!(dealt[at(&format!("method \"a\" seed {seed}"))], dealt[at(&format!("method \"a wrong\" seed {seed}"))], "{shards} shards");
+                // An evaluation runs where its samples were drawn.
+                for name in ["a", "a wrong", "a other", "b"] {
+                    assert_eq!(dealt[at(&format!("method \"{name}\" seed {seed}"))], dealt[at(&format!("evaluate \"{name}\" seed {seed}"))], "{shards} shards");
+                }
+            }
+        }
+        // Without the control nothing shares.
+        assert!(Plan::new(&manifest(""), &id, &metrics).stages.iter().all(|s| s.fit.is_none()));
     }
 }

@@ -194,6 +194,9 @@ impl Run {
         }
         let mut summary = Summary::default();
         let mut failed: Vec<bool> = vec![false; self.plan.stages.len()];
+        // Stages computed ahead, with an earlier one whose fit they share: what they shared
+        // and the seconds of their own draw.
+        let mut drawn: HashMap<usize, (String, f64)> = HashMap::new();
         // This process's stages, as `weightlab serve` shows a run in progress — not for a merge,
         // which computes nothing, nor for a shard: shards share the output folder and would
         // overwrite each other's file.
@@ -212,6 +215,14 @@ impl Run {
             let stage = self.plan.stages[i].clone();
             let is_report = stage.kind == StageKind::Report;
             let any_failed = failed.iter().any(|&f| f);
+            if let Some((with, seconds)) = drawn.remove(&i) {
+                // Computed with the stage whose fit it shares.
+                summary.ran += 1;
+                mark(i, "done");
+                self.timings.push((stage.label(), seconds, false));
+                output::detail(&format!("{} drew its samples from the fit of {with}", stage.label()));
+                continue;
+            }
             if self.store.is_done(&stage) && !(is_report && any_failed) {
                 summary.cached += 1;
                 mark(i, "cached");
@@ -280,8 +291,18 @@ impl Run {
             self.store.clear_failure(&stage);
             let started = Instant::now();
             mark(i, "running");
-            match self.execute_stage(&stage, any_failed) {
-                Ok(()) => {
+            // Later stages of this process that fit the same model draw from this fit.
+            let companions: Vec<usize> = match (&stage.kind, &stage.fit) {
+                (StageKind::Method { .. }, Some(fit)) => {
+                    (i + 1..self.plan.stages.len()).filter(|&j| mine[j] && !failed[j] && self.plan.stages[j].fit.as_ref() == Some(fit) && !self.store.is_done(&self.plan.stages[j])).collect()
+                }
+                _ => Vec::new(),
+            };
+            match self.execute_stage(&stage, any_failed, &companions) {
+                Ok(shared) => {
+                    for (j, seconds) in shared {
+                        drawn.insert(j, (stage.label(), seconds));
+                    }
                     summary.ran += 1;
                     mark(i, "done");
                     self.timings.push((stage.label(), started.elapsed().as_secs_f64(), false));
@@ -378,8 +399,11 @@ impl Run {
         Ok(())
     }
 
-    /// Runs one stage into a temporary folder and commits it with its typed record.
-    fn execute_stage(&mut self, stage: &Stage, earlier_failures: bool) -> Result<()> {
+    /// Runs one stage into a temporary folder and commits it with its typed record. A method
+    /// stage also draws the samples of its `companions` (stages sharing its fit, by index into
+    /// the plan) and commits them: returned with the seconds of their draws.
+    fn execute_stage(&mut self, stage: &Stage, earlier_failures: bool, companions: &[usize]) -> Result<Vec<(usize, f64)>> {
+        let mut drawn = Vec::new();
         let tmp = self.store.begin(stage)?;
         match &stage.kind {
             StageKind::Data { name } => {
@@ -425,8 +449,31 @@ impl Run {
                 self.store.commit(stage, &tmp, &record)?;
             }
             StageKind::Method { index, seed, .. } => {
-                let record = self.method(*index, *seed, &tmp)?;
-                self.store.commit(stage, &tmp, &record)?;
+                let mut others = Vec::new();
+                for &j in companions {
+                    let other = self.plan.stages[j].clone();
+                    let StageKind::Method { index, .. } = other.kind else { continue };
+                    let dir = self.store.begin(&other)?;
+                    others.push((j, index, other, dir));
+                }
+                let with: Vec<_> = others.iter().map(|(_, index, _, dir)| crate::stages::method::Companion { index: *index, dir }).collect();
+                let records = match self.method(*index, *seed, &tmp, &with) {
+                    Ok(records) => records,
+                    Err(e) => {
+                        // The companions run on their own later (and fail on their own, if they do).
+                        for (_, _, _, dir) in &others {
+                            std::fs::remove_dir_all(dir).ok();
+                        }
+                        return Err(e);
+                    }
+                };
+                let mut records = records.into_iter();
+                let own = records.next().ok_or_else(|| Error::Internal("a method stage returned no record".into()))?;
+                for ((j, _, other, dir), record) in others.iter().zip(records) {
+                    self.store.commit(other, dir, &record)?;
+                    drawn.push((*j, record.sample_seconds));
+                }
+                self.store.commit(stage, &tmp, &own)?;
             }
             StageKind::Evaluate { index, seed, .. } => {
                 let record = self.evaluate(*index, *seed, &tmp)?;
@@ -462,7 +509,7 @@ impl Run {
                 }
             }
         }
-        Ok(())
+        Ok(drawn)
     }
 
     /// The finished stage of `kind`.
@@ -534,12 +581,14 @@ impl Run {
 
     /// Assembles method `index`'s inputs (its zoo, the zoos it learns from, their task
     /// conditions, its plugin's code) and runs its stage for `seed`, or imports its samples.
-    fn method(&mut self, index: usize, seed: u64, dir: &Path) -> Result<crate::records::MethodRecord> {
+    /// `companions` share the fit ([`crate::stages::method::run`]); the records come in order,
+    /// the method's first.
+    fn method(&mut self, index: usize, seed: u64, dir: &Path, companions: &[crate::stages::method::Companion]) -> Result<Vec<crate::records::MethodRecord>> {
         let method = self.loaded.manifest.method[index].clone();
         if let Some(folder) = &method.import {
             let zoo = self.zoo(&method.zoo)?;
             let planned = self.plugins.identity(&method.source_key());
-            return crate::stages::method::import(&method, &zoo, &self.base_dir().join(folder), &planned, dir);
+            return Ok(vec![crate::stages::method::import(&method, &zoo, &self.base_dir().join(folder), &planned, dir)?]);
         }
         let data = self.dataset(&self.loaded.manifest.zoo[&method.zoo].data.clone())?;
         let mut source = |name: &str| -> Result<crate::stages::method::Source> {
@@ -551,7 +600,7 @@ impl Run {
         let sources = names.iter().map(|n| source(n)).collect::<Result<Vec<_>>>()?;
         let code = self.plugins.code(&method.plugin)?.clone();
         let inputs = crate::stages::method::Inputs { loaded: &self.loaded, index, seed, data: &data, zoo, sources, code: &code };
-        crate::stages::method::run(&inputs, dir)
+        crate::stages::method::run(&inputs, dir, companions)
     }
 
     /// Zoo `name`'s spec, data and architecture.

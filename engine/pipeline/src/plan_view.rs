@@ -32,6 +32,17 @@ pub struct PlannedStage {
     /// Content key: 16 hex digits.
     pub key: String,
     pub cached: bool,
+    /// A method stage that draws its samples from the fit of an earlier one (a
+    /// `wrong_condition` control beside its method): that stage's label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shares_fit_with: Option<String>,
+}
+
+impl PlannedStage {
+    /// What the listing says after the key: the fit the stage shares, if it does.
+    pub fn note(&self) -> String {
+        self.shares_fit_with.as_ref().map(|w| format!("  (fit shared with {w})")).unwrap_or_default()
+    }
 }
 
 /// One swept key of a sweep axis.
@@ -54,8 +65,14 @@ impl Run {
     /// What this run would do with the store it uses now.
     pub fn plan_view(&self) -> PlanView {
         let levels = self.plan.levels();
-        let stages: Vec<PlannedStage> =
-            self.plan.stages.iter().zip(levels).map(|(stage, level)| PlannedStage { stage: stage.label(), level, key: stage.key.clone(), cached: self.store.is_done(stage) }).collect();
+        let stages = &self.plan.stages;
+        let first_with = |i: usize| stages[i].fit.as_ref().and_then(|f| stages[..i].iter().find(|s| s.fit.as_ref() == Some(f))).map(|s| s.label());
+        let stages: Vec<PlannedStage> = stages
+            .iter()
+            .zip(levels)
+            .enumerate()
+            .map(|(i, (stage, level))| PlannedStage { stage: stage.label(), level, key: stage.key.clone(), cached: self.store.is_done(stage), shares_fit_with: first_with(i) })
+            .collect();
         let cached = stages.iter().filter(|s| s.cached).count();
         let expansion = &self.loaded.expansion;
         PlanView {

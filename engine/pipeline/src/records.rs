@@ -58,6 +58,10 @@ pub struct MethodRecord {
     /// scored on), in order; empty otherwise.
     #[serde(default)]
     pub targets: Vec<usize>,
+    /// The method whose fit these samples were drawn from, when this stage shared it (a
+    /// `wrong_condition` control run beside its method): `fit_seconds` is that one fit's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_shared_with: Option<String>,
 }
 
 impl MethodRecord {

@@ -42,7 +42,7 @@ pub fn plan(args: &RunArgs, json: bool) -> anyhow::Result<i32> {
     }
     say(format!("  {:<7} {:<5} {:<48} key", "", "level", "stage"));
     for s in &plan.stages {
-        say(format!("  {:<7} {:<5} {:<48} {}", if s.cached { "cached" } else { "run" }, s.level, s.stage, s.key));
+        say(format!("  {:<7} {:<5} {:<48} {}{}", if s.cached { "cached" } else { "run" }, s.level, s.stage, s.key, s.note()));
     }
     say(format!("{} stages, {} cached, {} to run", plan.stages.len(), plan.cached, plan.to_run));
     Ok(0)

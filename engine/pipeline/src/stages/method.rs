@@ -99,15 +99,30 @@ pub(crate) fn run_job(loaded: &Loaded, index: usize, code: &PluginCode, request:
     Ok((description, outcome))
 }
 
-/// Fits the method of `inputs` in a worker and stores its samples and log in `dir`.
-pub(crate) fn run(inputs: &Inputs, dir: &Path) -> Result<MethodRecord> {
+/// A method that draws from the fit of the method of [`Inputs`] (the same plugin, config, zoo
+/// and seed: see `weightlab_manifest::Stage::fit`), e.g. its `wrong_condition` control: its
+/// index in the manifest and the folder its samples go to.
+pub(crate) struct Companion<'a> {
+    pub index: usize,
+    pub dir: &'a Path,
+}
+
+/// Fits the method of `inputs` in a worker and stores its samples and log in `dir`; then
+/// draws, from the same fit, the samples of each `companions` method into its folder. Returns
+/// the method's record and then each companion's.
+pub(crate) fn run(inputs: &Inputs, dir: &Path, companions: &[Companion]) -> Result<Vec<MethodRecord>> {
     let Inputs { loaded, index, seed, data, code, .. } = *inputs;
     let method = &loaded.manifest.method[index];
-    output::status("Running", &format!("method \"{}\" ({}) seed {seed}", method.name, method.plugin));
+    let names: Vec<String> = companions.iter().map(|c| format!(" and \"{}\"", loaded.manifest.method[c.index].name)).collect();
+    output::status("Running", &format!("method \"{}\"{} ({}) seed {seed}", method.name, names.concat(), method.plugin));
+    if !companions.is_empty() {
+        output::detail(&format!("one fit for {} methods: they differ only in the conditions they sample with", companions.len() + 1));
+    }
     let zoo = &inputs.zoo.zoo;
     let config = config_json(method)?;
     let Training { view, weights: mut payload, tasks: train_tasks, rows_of } = training(method, &inputs.zoo, &inputs.sources, data);
     let rows = view.checkpoints.len();
+    let draws: Vec<&MethodSpec> = std::iter::once(method).chain(companions.iter().map(|c| &loaded.manifest.method[c.index])).collect();
     let (conditioning, targets) = match &inputs.zoo.conditions {
         Some(c) => {
             // Each source zoo's rows get its own conditions (their instructions name its
@@ -129,46 +144,61 @@ pub(crate) fn run(inputs: &Inputs, dir: &Path) -> Result<MethodRecord> {
                 instruction.extend(i);
                 at += n;
             }
+            payload.extend(support.into_iter().chain(instruction));
             let targets = c.targets();
-            // The control gives every target the condition of the target half a list away.
-            let given: Vec<usize> = if method.wrong_condition { (0..targets.len()).map(|i| targets[(i + targets.len() / 2) % targets.len()]).collect() } else { targets.clone() };
-            let (target_support, target_instruction) = c.rows(&given);
-            payload.extend(support.into_iter().chain(instruction).chain(target_support).chain(target_instruction));
+            // A control gives every target the condition of the target half a list away.
+            let given: Vec<Vec<usize>> =
+                draws.iter().map(|m| if m.wrong_condition { (0..targets.len()).map(|i| targets[(i + targets.len() / 2) % targets.len()]).collect() } else { targets.clone() }).collect();
+            let rows: Vec<(Vec<f32>, Vec<f32>)> = given.iter().map(|g| c.rows(g)).collect();
+            payload.extend(rows.iter().flat_map(|(s, _)| s.iter().copied()).chain(rows.iter().flat_map(|(_, i)| i.iter().copied())));
             output::detail(&format!(
                 "conditioned on {} tasks; sampling {} per target task for {} held-out and out-of-distribution tasks{}",
                 c.tasks.len() - targets.len(),
                 method.samples,
                 targets.len(),
-                if method.wrong_condition { " (control: each given another task's condition)" } else { "" }
+                if draws.iter().any(|m| m.wrong_condition) { " (a control: each given another task's condition)" } else { "" }
             ));
-            let conditioning = Conditioning { support_dim: c.support_dim, instruction_dim: c.instruction_dim, targets: given.iter().map(|&t| t as u32).collect() };
+            let conditioning = Conditioning { support_dim: c.support_dim, instruction_dim: c.instruction_dim, draws: given.iter().map(|g| g.iter().map(|&t| t as u32).collect()).collect() };
             (conditioning, targets)
         }
-        None => (Conditioning::default(), Vec::new()),
+        None => (Conditioning { draws: vec![Vec::new(); draws.len()], ..Conditioning::default() }, Vec::new()),
     };
-    let (total, p) = (conditioning.total(method.samples), zoo.layout().len());
+    let p = zoo.layout().len();
+    let per_draw = conditioning.per_draw(method.samples);
     let job = Job::Run { zoo: view, rows, config, seed, sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), samples: method.samples, conditioning };
     let request = request(&method.plugin, code, limits(&method.limits), job);
     let (description, outcome) = run_job(loaded, index, code, &request, &payload, "samples")?;
-    let bytes: Vec<u8> = outcome.samples.iter().flat_map(|v| v.to_le_bytes()).collect();
-    write_tensor(&dir.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![total, p], &bytes)?;
-    write_log(dir, &outcome)?;
-    let d = &description;
     output::detail(&format!("fit {:.2}s, sample {:.2}s, peak tensor memory {}", outcome.fit_seconds, outcome.sample_seconds, weightlab_host::budget::Size(outcome.peak_tensor_bytes)));
-    Ok(MethodRecord {
-        plugin: d.name.clone(),
-        version: d.version.clone(),
-        abi: d.abi.clone(),
-        role: role_name(d.role).to_string(),
-        hash: code.sha256.clone(),
-        samples: method.samples,
-        parameters: p,
-        fit_seconds: outcome.fit_seconds,
-        sample_seconds: outcome.sample_seconds,
-        peak_tensor_mib: outcome.peak_tensor_bytes as f64 / (1 << 20) as f64,
-        peak_rss_mib: outcome.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
-        targets,
-    })
+    let d = &description;
+    let mut records = Vec::new();
+    let mut at = 0;
+    for (k, (n, out)) in per_draw.iter().zip(std::iter::once(dir).chain(companions.iter().map(|c| c.dir))).enumerate() {
+        let values = outcome.samples.get(at * p..(at + n) * p).ok_or_else(|| Error::Internal(format!("the worker returned {} values, fewer than {} samples", outcome.samples.len(), at + n)))?;
+        at += n;
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        write_tensor(&out.join("samples.safetensors"), "samples", safetensors::Dtype::F32, vec![*n, p], &bytes)?;
+        // Each method's log: the fit's, then its own draw's.
+        match outcome.draws.get(k) {
+            Some(draw) => write_logged(out, &draw.metrics, &draw.messages)?,
+            None => write_log(out, &outcome)?,
+        }
+        records.push(MethodRecord {
+            plugin: d.name.clone(),
+            version: d.version.clone(),
+            abi: d.abi.clone(),
+            role: role_name(d.role).to_string(),
+            hash: code.sha256.clone(),
+            samples: method.samples,
+            parameters: p,
+            fit_seconds: outcome.fit_seconds,
+            sample_seconds: outcome.draws.get(k).map_or(outcome.sample_seconds, |d| d.seconds),
+            peak_tensor_mib: outcome.peak_tensor_bytes as f64 / (1 << 20) as f64,
+            peak_rss_mib: outcome.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
+            targets: targets.clone(),
+            fit_shared_with: (k > 0).then(|| method.name.clone()),
+        });
+    }
+    Ok(records)
 }
 
 /// An imported method's "run": its folder's state_dicts, in file-name order, checked
@@ -207,6 +237,7 @@ pub(crate) fn import(method: &MethodSpec, zoo: &Zoo, folder: &Path, planned: &st
         peak_tensor_mib: 0.0,
         peak_rss_mib: None,
         targets: Vec::new(),
+        fit_shared_with: None,
     })
 }
 
@@ -229,17 +260,19 @@ pub fn imported_files(dir: &Path) -> Result<Vec<String>> {
 /// that is not finite is kept as NaN in training_log (`null` in log.json: JSON has no NaN), with a warning naming the
 /// metric: the job's samples stay.
 pub(crate) fn write_log(dir: &Path, outcome: &worker::Outcome) -> Result<()> {
-    let mut non_finite: Vec<&str> = outcome.metrics.iter().filter(|m| !m.value.is_finite()).map(|m| m.name.as_str()).collect();
+    write_logged(dir, &outcome.metrics, &outcome.messages)
+}
+
+/// [`write_log`] of `metrics` and `messages`.
+fn write_logged(dir: &Path, metrics: &[weightlab_host::state::MetricRecord], messages: &[String]) -> Result<()> {
+    let mut non_finite: Vec<&str> = metrics.iter().filter(|m| !m.value.is_finite()).map(|m| m.name.as_str()).collect();
     if !non_finite.is_empty() {
         let count = non_finite.len();
         non_finite.sort_unstable();
         non_finite.dedup();
         output::warn(&format!("the plugin logged {count} non-finite value(s) of {}: kept as NaN in training_log", non_finite.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")));
     }
-    let log = MethodLog {
-        metrics: outcome.metrics.iter().map(|m| LoggedMetric { name: m.name.clone(), step: m.step, value: Some(m.value).filter(|v| v.is_finite()) }).collect(),
-        messages: outcome.messages.clone(),
-    };
+    let log = MethodLog { metrics: metrics.iter().map(|m| LoggedMetric { name: m.name.clone(), step: m.step, value: Some(m.value).filter(|v| v.is_finite()) }).collect(), messages: messages.to_vec() };
     let path = dir.join("log.json");
     std::fs::write(&path, serde_json::to_vec(&log).map_err(format(&path))?).map_err(io("writing", &path))
 }
