@@ -123,6 +123,44 @@ fn three_shards_in_one_store_merge_into_what_one_process_computes() {
     assert!(text.contains("is missing: no run or shard stored it") && text.contains("1 missing"), "{text}");
 }
 
+/// Two zoos: `x` in two units of work (the second dealt to shard 1 of 2), `y` in one (shard 0).
+const TWO_ZOOS: &str = r#"[experiment]
+name = "ready"
+seeds = [0]
+
+[data.blobs]
+source = "blobs"
+classes = 4
+samples = 256
+
+[zoo.x]
+data = "blobs"
+arch = { kind = "mlp", hidden = [8] }
+models = 100
+train = { lr = 0.01, epochs = 1, batch_size = 32 }
+
+[zoo.y]
+data = "blobs"
+arch = { kind = "mlp", hidden = [8] }
+models = 10
+train = { lr = 0.01, epochs = 1, batch_size = 32 }
+"#;
+
+/// A shard runs what it can before it waits for another: shard 0 of 2, alone, trains zoo `y`
+/// (all its own, later in plan order) before it waits for the unit of zoo `x` that shard 1
+/// would train — and that wait ends, after `--wait`, in a failure naming the unit.
+#[test]
+fn a_shard_runs_what_it_can_before_it_waits_for_another() {
+    let (dir, path) = experiment(TWO_ZOOS);
+    let out = command(dir.path(), &["run", path.to_str().unwrap(), "-o", "alone", "--shard", "0/2", "--wait", "2"]).output().expect("run weightlab");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    let at = |what: &str| text.find(what).unwrap_or_else(|| panic!("no `{what}` in:\n{text}"));
+    assert!(at("Training zoo y") < at("Waiting for zoo x part 2/2 (another shard's)"), "{text}");
+    assert!(text.contains("waited 2s for zoo x part 2/2, which another shard runs"), "{text}");
+    assert!(dir.path().join("alone/stages").read_dir().unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with("zoo-")), "zoo y is stored");
+}
+
 /// xorshift64*: the kill moments, from a seed printed for reruns.
 fn next(state: &mut u64) -> u64 {
     *state ^= *state >> 12;

@@ -208,10 +208,9 @@ impl Run {
                 p.set(&output_dir, slot, state);
             }
         };
-        for i in 0..self.plan.stages.len() {
-            if !mine[i] {
-                continue;
-            }
+        let mut pending: Vec<usize> = slots.clone();
+        while !pending.is_empty() {
+            let i = pending.remove(self.next_stage(&pending, &failed, schedule));
             let stage = self.plan.stages[i].clone();
             let is_report = stage.kind == StageKind::Report;
             let any_failed = failed.iter().any(|&f| f);
@@ -347,6 +346,19 @@ impl Run {
             None => output::detail(&format!("computing on {}", weightlab_compute::device::description())),
         }
         Ok(())
+    }
+
+    /// Which of `pending` (this process's stages not taken yet, in plan order) to take next:
+    /// the first whose inputs are settled — stored, failed, or no other process's to compute —
+    /// so a shard runs what it can while another computes what the rest need. When none is,
+    /// the first, whose inputs are then waited for ([`Run::inputs_ready`]). Without shards
+    /// this is plan order.
+    fn next_stage(&self, pending: &[usize], failed: &[bool], schedule: &Schedule) -> usize {
+        if schedule.shard.is_none() || schedule.level.is_some() {
+            return 0;
+        }
+        let settled = |d: usize| failed[d] || self.store.is_done(&self.plan.stages[d]) || self.store.failure_since(&self.plan.stages[d], self.started).is_some();
+        pending.iter().position(|&i| self.plan.stages[i].deps.iter().all(|&d| settled(d))).unwrap_or(0)
     }
 
     /// Whether every input of `stage` is stored: `Ok(false)` when one failed (here or in
