@@ -253,6 +253,13 @@ fn the_contract_harness_fails_hostile_plugins_with_the_reason() {
         assert!(line.contains(reason), "{mode}: `{reason}` not in `{line}`");
         assert!(stdout.contains("pass  loads and describes itself"), "{mode}: {stdout}");
     }
+    // Samples that depend on an earlier draw: the same in a fresh process, not from the same fit.
+    let out = weightlab(&root(), &["-q", "plugin", "test", wasm.to_str().unwrap(), "--config", "{ mode = \"stateful\" }"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("pass  same seed, same samples"), "{stdout}");
+    let line = stdout.lines().find(|l| l.contains("FAIL  same fit, same samples again")).unwrap_or_else(|| panic!("no failing clause:\n{stdout}"));
+    assert!(line.contains("a second draw from the same fit returned other samples") && line.contains("`sample` must depend only on the fit"), "{line}");
 }
 
 /// Every process below `root`, with its depth (1 for a child), from `/proc`.

@@ -119,7 +119,7 @@ fn python_plugin_from_new_to_report() {
     assert!(stderr.contains("componentize-py#247") && stderr.contains("a pin holds for one built file"), "{stderr}");
 
     let contract = weightlab_ok(dir.path(), &["-q", "plugin", "test", "demo_py/demo_py.wasm"]);
-    assert!(contract.contains("7 clauses, 0 failed"), "{contract}");
+    assert!(contract.contains("8 clauses, 0 failed") && contract.contains("pass  same fit, same samples again"), "{contract}");
     weightlab_ok(dir.path(), &["run", "exp.toml", "-o", "out"]);
     // With scale 0 the template returns the mean of the training checkpoints: every sample the
     // same distance from its nearest training checkpoint.

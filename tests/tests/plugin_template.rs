@@ -33,7 +33,7 @@ fn new_plugin_builds_passes_the_contract_and_runs_from_the_guides_manifest() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dir.path().join("demo/demo.wasm").is_file());
     let contract = weightlab_ok(dir.path(), &["-q", "plugin", "test", "demo/demo.wasm"]);
-    assert!(contract.contains("7 clauses, 0 failed"), "{contract}");
+    assert!(contract.contains("8 clauses, 0 failed") && contract.contains("pass  same fit, same samples again"), "{contract}");
     weightlab_ok(dir.path(), &["run", "exp.toml", "-o", "out"]);
     // With scale 0 the template plugin returns the mean of the training checkpoints.
     let d = column(&dir.path().join("out"), "samples", Some("demo"), "nn_l2");

@@ -9,7 +9,8 @@
 //! - its `check` (WIT 0.5) finds nothing wrong with that config on the contract's zoo;
 //! - fit and sample finish within the default limits and return `samples` × parameters values;
 //! - every value is finite;
-//! - the same seed gives the same samples, bit for bit, in a fresh process;
+//! - the same seed gives the same samples, bit for bit, in a fresh process, and again from the
+//!   same fit after another draw (a `wrong_condition` control draws from its method's fit);
 //! - another seed gives other samples (a warning, not a failure: a deterministic method may
 //!   ignore its seed).
 //!
@@ -80,7 +81,9 @@ impl TestZoo {
 /// Parameters of the test zoos' MLP 2 → 8 → 3.
 const PARAMETERS: usize = 2 * 8 + 8 + 8 * 3 + 3;
 
-fn manifest(plugin: &Path, config: &str, zoo: TestZoo) -> String {
+/// The contract manifest; `twice`: the method listed a second time as `again`, which then
+/// draws from the first one's fit (see `weightlab_manifest::Stage::fit`).
+fn manifest(plugin: &Path, config: &str, zoo: TestZoo, twice: bool) -> String {
     let (data, zoo) = match zoo {
         TestZoo::Plain => ("", "models = 24\nsplit = { train = 20, heldout = 4 }\n"),
         TestZoo::Tasks => ("tasks = { family = \"rotate\", count = 16, heldout = 2, ood = 2, shots = 5 }\n", "models = 16\nshared_init = true\n"),
@@ -90,8 +93,12 @@ fn manifest(plugin: &Path, config: &str, zoo: TestZoo) -> String {
          [data.blobs]\nsource = \"blobs\"\nclasses = 3\nsamples = 300\n{data}\n\
          [zoo.mlp]\ndata = \"blobs\"\narch = {{ kind = \"mlp\", hidden = [8] }}\n{zoo}\
          train = {{ lr = 0.01, epochs = 3, batch_size = 32 }}\n\n\
-         [[method]]\nname = \"contract\"\nplugin = {plugin:?}\nzoo = \"mlp\"\nsamples = {SAMPLES}\nconfig = {config}\n\n\
-         [evaluate]\nmetrics = [\"accuracy\"]\n\n[report]\nplots = []\n"
+         {}\
+         [evaluate]\nmetrics = [\"accuracy\"]\n\n[report]\nplots = []\n",
+        ["contract", "again"][..if twice { 2 } else { 1 }]
+            .iter()
+            .map(|name| format!("[[method]]\nname = \"{name}\"\nplugin = {plugin:?}\nzoo = \"mlp\"\nsamples = {SAMPLES}\nconfig = {config}\n\n"))
+            .collect::<String>()
     )
 }
 
@@ -134,14 +141,14 @@ pub fn check(wasm: &Path, config: &str, zoo: TestZoo, work: &Path) -> Result<Vec
             ));
         }
     }
-    let text = if d.role == Role::Probe { probe_manifest(&wasm, config) } else { manifest(&wasm, config, zoo) };
+    let text = if d.role == Role::Probe { probe_manifest(&wasm, config) } else { manifest(&wasm, config, zoo, false) };
     checks.push(own_check(&wasm, &name, &text, work, d));
     if d.role == Role::Probe {
         check_probe(&wasm, config, work, &mut checks)?;
         return Ok(checks);
     }
 
-    let first = run_once(&wasm, config, zoo, &work.join("a"))?;
+    let first = run_once(&wasm, config, zoo, false, &work.join("a"))?;
     let samples = match first {
         Err(reason) => {
             checks.push(Check::new("fit and sample within the default limits", Outcome::Fail, reason));
@@ -166,28 +173,23 @@ pub fn check(wasm: &Path, config: &str, zoo: TestZoo, work: &Path) -> Result<Vec
     ));
     let bad = samples.seeds.iter().flatten().filter(|v| !v.is_finite()).count();
     checks.push(Check::test("finite values", bad == 0, if bad == 0 { "every value is finite".to_string() } else { format!("{bad} values are NaN or infinite") }));
-    match run_once(&wasm, config, zoo, &work.join("b"))? {
+    // The second run lists the method twice: the second draws from the first one's fit.
+    match run_once(&wasm, config, zoo, true, &work.join("b"))? {
         Err(reason) => checks.push(Check::new("same seed, same samples", Outcome::Fail, format!("the second run failed: {reason}"))),
-        Ok(again) => {
-            let same = again.seeds == samples.seeds;
-            let detail = if same {
-                "a second run in fresh worker processes returned the same samples, bit for bit".to_string()
-            } else {
-                let differences: Vec<String> = samples
-                    .seeds
-                    .iter()
-                    .zip(&again.seeds)
-                    .enumerate()
-                    .filter(|(_, (a, b))| a != b)
-                    .map(|(seed, (a, b))| {
-                        let changed = a.iter().zip(b.iter()).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
-                        let largest = a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-                        format!("seed {seed}: {changed} of {} values differ, by up to {largest:.3e}", a.len())
-                    })
-                    .collect();
-                format!("a second run with the same seeds returned other samples ({})", differences.join("; "))
+        Ok(second) => {
+            let same = second.seeds == samples.seeds;
+            let detail = match differences(&samples.seeds, &second.seeds) {
+                None => "a second run in fresh worker processes returned the same samples, bit for bit".to_string(),
+                Some(d) => format!("a second run with the same seeds returned other samples ({d})"),
             };
             checks.push(Check::test("same seed, same samples", same, detail));
+            let detail = match differences(&samples.seeds, &second.again) {
+                None => "a second draw from the same fit, after the first, returned the same samples, bit for bit".to_string(),
+                Some(d) => format!(
+                    "a second draw from the same fit returned other samples ({d}): `sample` must depend only on the fit, `n`, the seed and the condition, as a `wrong_condition` control draws from its method's fit after the method's own samples"
+                ),
+            };
+            checks.push(Check::test("same fit, same samples again", second.again == samples.seeds, detail));
         }
     }
     let differ = samples.seeds[0] != samples.seeds[1];
@@ -338,30 +340,57 @@ fn execute(text: &str, dir: &Path) -> Result<std::result::Result<(Run, f64), Str
     Ok(Ok((run, started.elapsed().as_secs_f64())))
 }
 
+/// Where two runs' samples differ, seed by seed (`None`: bit for bit the same).
+fn differences(a: &[Vec<f32>], b: &[Vec<f32>]) -> Option<String> {
+    if a == b {
+        return None;
+    }
+    if a.len() != b.len() {
+        return Some(format!("{} seeds against {}", a.len(), b.len()));
+    }
+    let seeds: Vec<String> = a
+        .iter()
+        .zip(b)
+        .enumerate()
+        .filter(|(_, (a, b))| a != b)
+        .map(|(seed, (a, b))| {
+            let changed = a.iter().zip(b.iter()).filter(|(x, y)| x.to_bits() != y.to_bits()).count() + a.len().abs_diff(b.len());
+            let largest = a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+            format!("seed {seed}: {changed} of {} values differ, by up to {largest:.3e}", a.len())
+        })
+        .collect();
+    Some(seeds.join("; "))
+}
+
 /// What one run of the contract manifest produced.
 struct Samples {
     shape: Vec<usize>,
     /// The samples of seed 0 and seed 1.
     seeds: Vec<Vec<f32>>,
+    /// With the method listed twice: the second one's, drawn from the first one's fits.
+    again: Vec<Vec<f32>>,
     seconds: f64,
 }
 
-/// Runs the contract manifest into `dir`: the samples, or why the method failed.
-fn run_once(wasm: &Path, config: &str, zoo: TestZoo, dir: &Path) -> Result<std::result::Result<Samples, String>> {
-    let (run, seconds) = match execute(&manifest(wasm, config, zoo), dir)? {
+/// Runs the contract manifest into `dir` (`twice`: see [`manifest`]): the samples, or why the
+/// method failed.
+fn run_once(wasm: &Path, config: &str, zoo: TestZoo, twice: bool, dir: &Path) -> Result<std::result::Result<Samples, String>> {
+    let (run, seconds) = match execute(&manifest(wasm, config, zoo, twice), dir)? {
         Ok(done) => done,
         Err(reason) => return Ok(Err(reason)),
     };
     if let Some(failure) = run.failures.iter().find(|f| f.stage.starts_with("method")) {
         return Ok(Err(failure.reason.clone()));
     }
-    let mut seeds = Vec::new();
+    let (mut seeds, mut again) = (Vec::new(), Vec::new());
     let mut shape = Vec::new();
-    for stage in run.plan.stages.iter().filter(|s| matches!(s.kind, StageKind::Method { .. })) {
+    for stage in &run.plan.stages {
+        let StageKind::Method { name, .. } = &stage.kind else { continue };
         let path: PathBuf = run.store.dir(stage).join("samples.safetensors");
         let (s, bytes) = crate::store::read_tensor(&path, "samples")?;
         shape = s;
-        seeds.push(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
+        let values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        if name == "again" { again.push(values) } else { seeds.push(values) }
     }
-    Ok(Ok(Samples { shape, seeds, seconds }))
+    Ok(Ok(Samples { shape, seeds, again, seconds }))
 }

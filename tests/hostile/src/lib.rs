@@ -57,6 +57,8 @@ impl JsonSchema for Config {
 struct Hostile {
     weights: Tensor,
     mode: String,
+    /// Calls of `sample` so far (what the `stateful` mode's samples depend on).
+    draws: usize,
 }
 
 /// What the plugin can learn of time and randomness from WASI, as one number.
@@ -90,7 +92,7 @@ impl Method for Hostile {
                 log::metric("model", i, c.model as f32);
             }
         }
-        Ok(Hostile { weights, mode: config.mode })
+        Ok(Hostile { weights, mode: config.mode, draws: 0 })
     }
 
     fn sample(&mut self, n: usize, seed: u64, _condition: &Condition) -> Result<Tensor, String> {
@@ -167,6 +169,12 @@ impl Method for Hostile {
                     std::hint::black_box(one.std(0, false));
                 }
                 Ok(self.weights.index_select(0, &Tensor::arange(n.min(self.weights.shape()[0]))))
+            }
+            // Samples that depend on what was sampled before: a second draw from the same fit
+            // differs from the first.
+            "stateful" => {
+                self.draws += 1;
+                Ok(self.weights.index_select(0, &Tensor::arange(n.min(self.weights.shape()[0]))).affine(self.draws as f32, 0.0))
             }
             "nan-metric" => {
                 log::metric("loss", 0, f32::NAN);
