@@ -482,7 +482,8 @@ impl Run {
                 let mut records = records.into_iter();
                 let own = records.next().ok_or_else(|| Error::Internal("a method stage returned no record".into()))?;
                 for ((j, _, other, dir), record) in others.iter().zip(records) {
-                    self.store.commit(other, dir, &record)?;
+                    // Its time is its own draw's: the fit is the method's.
+                    self.store.commit_timed(other, dir, &record, Some(record.sample_seconds))?;
                     drawn.push((*j, record.sample_seconds));
                 }
                 self.store.commit(stage, &tmp, &own)?;

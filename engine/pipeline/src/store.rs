@@ -143,7 +143,14 @@ impl StageStore {
     /// into place — only if no other process finished the same stage first (then this copy is
     /// dropped: a stage's output depends only on its key). Clears a failure recorded earlier.
     pub fn commit<T: Serialize>(&self, stage: &Stage, tmp: &Path, record: &T) -> Result<PathBuf> {
-        let seconds = self.begun.lock().ok().and_then(|mut b| b.remove(tmp)).map(|t| t.elapsed().as_secs_f64());
+        self.commit_timed(stage, tmp, record, None)
+    }
+
+    /// [`StageStore::commit`] recording `seconds` as the stage's time (by default: since
+    /// [`StageStore::begin`]) — a stage computed with another gives its own share.
+    pub fn commit_timed<T: Serialize>(&self, stage: &Stage, tmp: &Path, record: &T, seconds: Option<f64>) -> Result<PathBuf> {
+        let since_begun = self.begun.lock().ok().and_then(|mut b| b.remove(tmp)).map(|t| t.elapsed().as_secs_f64());
+        let seconds = seconds.or(since_begun);
         let output = std::path::absolute(self.run_root.parent().unwrap_or(&self.run_root)).ok();
         let file = StageFile { stage: stage.label(), key: stage.key.clone(), seconds, host: Some(hostname()), compute: Some(weightlab_compute::device::description()), output, summary: record };
         let path = tmp.join("stage.json");
