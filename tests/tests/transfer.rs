@@ -146,10 +146,11 @@ fn conditional_generators_follow_their_condition() {
     println!("{}", report.join("\n"));
 }
 
-/// A wrong-condition control beside its method shares the method's fit: one worker fits once
-/// and draws both methods' samples — and each method's stage holds the bits (samples and log)
-/// a job of its own gives, as the same run with the controls computed alone shows. FLoWN logs
-/// metrics while it samples: each log keeps its own draw's.
+/// A wrong-condition control beside its method shares the method's fit, and so does the same
+/// method with another sample count: one worker fits once and draws every one's samples — and
+/// each method's stage holds the bits (samples and log) a job of its own gives, as the same run
+/// with those stages computed alone shows. FLoWN logs metrics while it samples: each log keeps
+/// its own draw's.
 #[test]
 fn a_wrong_condition_control_shares_its_methods_fit_and_gets_the_same_bits() {
     let small = MANIFEST.replace("count = 64, heldout = 8, ood = 8", "count = 16, heldout = 2, ood = 2").replace("models = 64", "models = 16").replace("epochs = 20", "epochs = 5");
@@ -158,32 +159,33 @@ fn a_wrong_condition_control_shares_its_methods_fit_and_gets_the_same_bits() {
         manifest += &method(name, plugin, config);
         manifest += &method(&format!("{name} wrong"), plugin, &format!("wrong_condition = true\n{config}"));
     }
+    manifest += &method("FLoWN 3", "flown", "config = { ae_steps = 100, flow_steps = 100, latent_dim = 8 }").replace("samples = 2", "samples = 3");
     let (dir, _) = experiment(&manifest);
     let plan = weightlab_ok_beside(dir.path(), &["plan", "exp.toml", "-o", "shared"]);
     assert!(plan.contains("method \"FLoWN wrong\" seed 0") && plan.contains("(fit shared with method \"FLoWN\" seed 0)"), "{plan}");
     let shared = weightlab_ok_beside(dir.path(), &["run", "exp.toml", "-o", "shared", "-v"]);
-    for name in ["D2NWG", "FLoWN"] {
-        assert!(shared.contains(&format!("method \"{name} wrong\" seed 0 drew its samples from the fit of method \"{name}\" seed 0")), "{shared}");
+    for (name, from) in [("D2NWG wrong", "D2NWG"), ("FLoWN wrong", "FLoWN"), ("FLoWN 3", "FLoWN")] {
+        assert!(shared.contains(&format!("method \"{name}\" seed 0 drew its samples from the fit of method \"{from}\" seed 0")), "{shared}");
     }
-    let control = |run: &Path, name: &str| -> PathBuf {
+    let stage = |run: &Path, name: &str| -> PathBuf {
         std::fs::read_dir(run.join("stages"))
             .unwrap()
             .flatten()
             .map(|e| e.path())
-            .find(|p| std::fs::read_to_string(p.join("stage.json")).is_ok_and(|t| t.contains(&format!("\"stage\": \"method \\\"{name} wrong\\\" seed 0\""))))
-            .unwrap_or_else(|| panic!("no stage of {name} wrong in {}", run.display()))
+            .find(|p| std::fs::read_to_string(p.join("stage.json")).is_ok_and(|t| t.contains(&format!("\"stage\": \"method \\\"{name}\\\" seed 0\""))))
+            .unwrap_or_else(|| panic!("no stage of {name} in {}", run.display()))
     };
-    let record = std::fs::read_to_string(control(&dir.path().join("shared"), "FLoWN").join("stage.json")).unwrap();
-    assert!(record.contains("\"fit_shared_with\": \"FLoWN\""), "{record}");
-    // The same run with the controls' stages computed alone: their methods are stored already,
-    // so each control runs in a job of its own.
+    let record = std::fs::read_to_string(stage(&dir.path().join("shared"), "FLoWN 3").join("stage.json")).unwrap();
+    assert!(record.contains("\"fit_shared_with\": \"FLoWN\"") && record.contains("\"samples\": 3"), "{record}");
+    // The same run with the sharing stages computed alone: their methods are stored already,
+    // so each runs in a job of its own.
     let status = std::process::Command::new("cp").args(["-r", "shared", "alone"]).current_dir(dir.path()).status().unwrap();
     assert!(status.success());
-    for name in ["D2NWG", "FLoWN"] {
-        std::fs::remove_dir_all(control(&dir.path().join("alone"), name)).unwrap();
+    for name in ["D2NWG wrong", "FLoWN wrong", "FLoWN 3"] {
+        std::fs::remove_dir_all(stage(&dir.path().join("alone"), name)).unwrap();
     }
     let alone = weightlab_ok_beside(dir.path(), &["run", "exp.toml", "-o", "alone", "-v"]);
-    assert!(alone.contains("Running method \"FLoWN wrong\" (flown) seed 0") && !alone.contains("drew its samples"), "{alone}");
+    assert!(alone.contains("Running method \"FLoWN wrong\" and \"FLoWN 3\" (flown) seed 0") && alone.contains("Running method \"D2NWG wrong\" (d2nwg)"), "{alone}");
     let differences = stage_differences(&dir.path().join("shared"), &dir.path().join("alone"));
     assert!(differences.is_empty(), "a control sharing its method's fit stored other bits than alone: {differences:?}");
 }

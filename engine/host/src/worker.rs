@@ -65,10 +65,10 @@ const STDERR_TAIL: usize = 4096;
 pub enum Job {
     /// Load the plugin and say what it is.
     Describe,
-    /// Fit on the zoo's training checkpoints, then draw `samples` samples (per target task,
-    /// when `conditioning` names targets). After the request line come, as `f32`: the weights
-    /// (rows × `zoo.width()`: the widest source), then the blocks of [`Conditioning`].
-    Run { zoo: ZooView, rows: usize, config: serde_json::Value, seed: u64, sample_seed: u64, samples: usize, conditioning: Conditioning },
+    /// Fit on the zoo's training checkpoints, then sample each of `conditioning`'s draws.
+    /// After the request line come, as `f32`: the weights (rows × `zoo.width()`: the widest
+    /// source), then the blocks of [`Conditioning`].
+    Run { zoo: ZooView, rows: usize, config: serde_json::Value, seed: u64, sample_seed: u64, conditioning: Conditioning },
     /// Fit a probe on `rows` training models, then predict `predict_rows` others. After the
     /// request line come, as `f32`: the training weights (rows × P), their labels (rows ×
     /// `target.label_columns()`), the training labels' text embeddings (labels ×
@@ -92,22 +92,32 @@ pub struct CheckRequest {
 
 /// The conditions of a run on a task family: set encodings (`support_dim` wide) and instruction
 /// embeddings (`instruction_dim` wide; 0: not given), first one row per training checkpoint,
-/// then one per target task of every draw, in order. With no draws the method samples once,
-/// unconditioned.
+/// then one per target task of every draw, in order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Conditioning {
     pub support_dim: usize,
     pub instruction_dim: usize,
-    /// What to sample after the one fit, each draw a method's samples: `samples` samples per
-    /// task id of the list, in order, or `samples` unconditioned ones for an empty list; no
-    /// draws is one empty draw. A draw is sampled as if it were the job's only one (the same
-    /// seeds), so a method's wrong-condition control can share its method's fit and get the
-    /// samples a job of its own would.
-    pub draws: Vec<Vec<u32>>,
+    /// What to sample after the one fit, each draw a method's samples. A draw is sampled as
+    /// if it were the job's only one (the same seeds), so methods that differ only in what
+    /// they draw — a `wrong_condition` control, another sample count — share one fit and get
+    /// the samples a job of their own would.
+    pub draws: Vec<Draw>,
 }
 
-/// The one unconditioned draw.
-static NO_TASK: Vec<u32> = Vec::new();
+/// One method's samples from a run job's fit: `samples` per task of `tasks`, in order, or
+/// `samples` unconditioned ones when `tasks` is empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Draw {
+    pub samples: usize,
+    pub tasks: Vec<u32>,
+}
+
+impl Draw {
+    /// The samples this draw returns.
+    pub fn total(&self) -> usize {
+        self.samples.saturating_mul(self.tasks.len().max(1))
+    }
+}
 
 impl Conditioning {
     /// Block lengths after the weights: training support, training instructions, target
@@ -119,7 +129,7 @@ impl Conditioning {
 
     /// Target tasks over every draw.
     fn targets(&self) -> usize {
-        self.draws.iter().map(Vec::len).sum()
+        self.draws.iter().map(|d| d.tasks.len()).sum()
     }
 
     /// The conditions of `rows` rows from `support` and `instruction` blocks.
@@ -131,19 +141,9 @@ impl Conditioning {
         }
     }
 
-    /// The draws, at least one.
-    fn each_draw(&self) -> &[Vec<u32>] {
-        if self.draws.is_empty() { std::slice::from_ref(&NO_TASK) } else { &self.draws }
-    }
-
-    /// Samples in each draw.
-    pub fn per_draw(&self, samples: usize) -> Vec<usize> {
-        self.each_draw().iter().map(|d| samples * d.len().max(1)).collect()
-    }
-
     /// Total samples a run draws.
-    pub fn total(&self, samples: usize) -> usize {
-        self.per_draw(samples).iter().sum()
+    pub fn total(&self) -> usize {
+        self.draws.iter().map(Draw::total).fold(0, usize::saturating_add)
     }
 }
 
@@ -169,7 +169,7 @@ impl Job {
     fn values(&self) -> usize {
         match self {
             Job::Describe | Job::Check { .. } => 0,
-            Job::Run { zoo, samples, conditioning, .. } => conditioning.total(*samples).saturating_mul(zoo.parameters as usize),
+            Job::Run { zoo, conditioning, .. } => conditioning.total().saturating_mul(zoo.parameters as usize),
             Job::Probe { target, predict_rows, predict_labels, .. } => predict_rows.saturating_mul(target.prediction_columns(if *predict_labels > 0 { *predict_labels } else { target.labels.len() })),
         }
     }
@@ -261,7 +261,7 @@ pub struct Outcome {
     pub sample_seconds: f64,
     /// A run job's draws (see [`Conditioning::draws`]), in order: the samples of each are
     /// its share of `samples`.
-    pub draws: Vec<Draw>,
+    pub draws: Vec<Drawn>,
     /// The most host tensor memory the plugin held at once.
     pub peak_tensor_bytes: u64,
     /// Peak resident memory of the worker process.
@@ -273,7 +273,7 @@ pub struct Outcome {
 
 /// One draw of a run job, as the method whose samples it is sees it.
 #[derive(Debug, Clone)]
-pub struct Draw {
+pub struct Drawn {
     pub seconds: f64,
     /// What the plugin logged in the fit and in this draw (not in the other draws).
     pub metrics: Vec<MetricRecord>,
@@ -282,7 +282,7 @@ pub struct Draw {
 
 /// Each draw's log from a run job's whole log and its marks (`Event::Done::log_marks`): the
 /// fit's part, then the draw's own; every part held to the log caps.
-fn draw_logs(metrics: &[MetricRecord], messages: &[String], marks: &[(usize, usize)], seconds: &[f64]) -> Vec<Draw> {
+fn draw_logs(metrics: &[MetricRecord], messages: &[String], marks: &[(usize, usize)], seconds: &[f64]) -> Vec<Drawn> {
     // A worker's word: positions held inside the log and in order.
     let (mut metric_at, mut message_at) = (0, 0);
     let marks: Vec<(usize, usize)> = marks
@@ -301,7 +301,7 @@ fn draw_logs(metrics: &[MetricRecord], messages: &[String], marks: &[(usize, usi
             let metrics = metrics[..fit_metrics].iter().chain(&metrics[w[0].0..w[1].0]).cloned().collect();
             let messages = messages[..fit_messages].iter().chain(&messages[w[0].1..w[1].1]).cloned().collect();
             let (metrics, messages) = crate::state::bounded_log(metrics, messages);
-            Draw { seconds, metrics, messages }
+            Drawn { seconds, metrics, messages }
         })
         .collect()
 }
@@ -507,7 +507,7 @@ fn run(request: &Request, code: &PluginCode, blocks: &[Vec<f32>]) -> Result<(), 
             }
             Vec::new()
         }
-        Job::Run { zoo, config, seed, sample_seed, samples, conditioning, .. } => {
+        Job::Run { zoo, config, seed, sample_seed, conditioning, .. } => {
             emit(&Event::Call { call: "fit".into() }, &[]);
             plugin.fit(zoo, &blocks[0], &conditioning.view(&blocks[1], &blocks[2], None), config, *seed)?;
             fit_seconds = started.elapsed().as_secs_f64();
@@ -515,20 +515,21 @@ fn run(request: &Request, code: &PluginCode, blocks: &[Vec<f32>]) -> Result<(), 
             log_marks.push(plugin.logged());
             let p = zoo.parameters as usize;
             let (sd, id) = (conditioning.support_dim, conditioning.instruction_dim);
-            let mut all = Vec::with_capacity(conditioning.total(*samples) * p);
+            let mut all = Vec::with_capacity(conditioning.total().saturating_mul(p));
             let mut row = 0;
-            for draw in conditioning.each_draw() {
+            for draw in &conditioning.draws {
                 let began = Instant::now();
-                if draw.is_empty() {
-                    all.extend(plugin.sample(*samples, p, *sample_seed, &Conditions::default())?);
+                let samples = draw.samples;
+                if draw.tasks.is_empty() {
+                    all.extend(plugin.sample(samples, p, *sample_seed, &Conditions::default())?);
                 }
                 // One call per target task, each with its own row of conditions and seed; every
                 // draw starts the seeds again, as a job of its own would.
-                for (t, &task) in draw.iter().enumerate() {
+                for (t, &task) in draw.tasks.iter().enumerate() {
                     let take = |block: &'_ [f32], dim: usize| -> Vec<f32> { block.get(row * dim..(row + 1) * dim).map(<[f32]>::to_vec).unwrap_or_default() };
                     let (support, instruction) = (take(&blocks[3], sd), take(&blocks[4], id));
                     let seed = sample_seed.wrapping_add(0x9E37_79B9 * (t as u64 + 1));
-                    all.extend(plugin.sample(*samples, p, seed, &conditioning.view(&support, &instruction, Some(task)))?);
+                    all.extend(plugin.sample(samples, p, seed, &conditioning.view(&support, &instruction, Some(task)))?);
                     row += 1;
                 }
                 draw_seconds.push(began.elapsed().as_secs_f64());
@@ -664,7 +665,7 @@ pub fn run_in_worker(exe: &Path, code: &PluginCode, request: &Request, payload: 
                     let samples = payload.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
                     // One draw at most per draw asked for.
                     let asked = match &request.job {
-                        Job::Run { conditioning, .. } => conditioning.each_draw().len(),
+                        Job::Run { conditioning, .. } => conditioning.draws.len(),
                         _ => 0,
                     };
                     let draws = draw_logs(&metrics, &messages, &log_marks[..log_marks.len().min(asked + 1)], &draw_seconds);
@@ -827,10 +828,12 @@ mod tests {
             config: serde_json::json!({}),
             seed: 0,
             sample_seed: 0,
-            samples: 4,
-            conditioning: Conditioning { draws: vec![vec![1, 2], vec![2, 1]], ..Conditioning::default() },
+            conditioning: Conditioning {
+                draws: vec![Draw { samples: 4, tasks: vec![1, 2] }, Draw { samples: 3, tasks: vec![2, 1] }, Draw { samples: 5, tasks: Vec::new() }],
+                ..Conditioning::default()
+            },
         };
-        assert_eq!(run.values(), 4 * 2 * 2 * 51);
+        assert_eq!(run.values(), (4 * 2 + 3 * 2 + 5) * 51);
         assert_eq!(Job::Describe.values(), 0);
     }
 }

@@ -58,7 +58,8 @@ pub struct Stage {
     /// Indices (into [`Plan::stages`]) of the stages this one consumes.
     pub deps: Vec<usize>,
     /// Method stages with the same `fit` fit the same model and differ only in what they
-    /// sample (a method and its `wrong_condition` control, or the same method listed twice):
+    /// sample (a method and its `wrong_condition` control, the same method with another
+    /// `samples`, or listed twice):
     /// a process that runs several of them fits once and draws each one's samples from that
     /// fit, the bits a job of its own would give. `None` for a stage that shares with none.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -185,9 +186,9 @@ impl Plan {
                 // The display name and limits do not change what is computed.
                 let what = (&method.source_key(), &plugin, &method.role, method.samples, &method.config, method.wrong_condition, &method.zoos);
                 let mi = push(&mut stages, StageKind::Method { index, name: method.name.clone(), seed }, &[&what], deps.clone());
-                // What the fit depends on: all of the above but how the samples are drawn, and
-                // the limits the one job runs under.
-                let fit = (&method.source_key(), &plugin, &method.role, method.samples, &method.config, &method.zoos, &method.zoo, &method.limits, seed);
+                // What the fit depends on: all of the above but what is drawn from it (the
+                // conditions, how many samples), and the limits the one job runs under.
+                let fit = (&method.source_key(), &plugin, &method.role, &method.config, &method.zoos, &method.zoo, &method.limits, seed);
                 let mut h = Sha256::new();
                 h.update(serde_json::to_string(&fit).expect("manifest sections serialise"));
                 for d in &deps {
@@ -402,16 +403,17 @@ mod tests {
     }
 
     #[test]
-    fn a_method_and_its_wrong_condition_control_share_a_fit_and_a_shard() {
+    fn a_method_its_wrong_condition_control_and_another_sample_count_share_a_fit_and_a_shard() {
         let id = |p: &str| format!("hash-of-{p}");
         let metrics = vec!["accuracy".to_string()];
         let control = |name: &str, extra: &str| format!("[[method]]\nname = \"{name}\"\nplugin = \"copy\"\nzoo = \"z\"\n{extra}\n");
-        let extra = control("a wrong", "wrong_condition = true") + &control("a other", "wrong_condition = true\nconfig = { k = 2 }");
+        let extra = control("a wrong", "wrong_condition = true") + &control("a other", "wrong_condition = true\nconfig = { k = 2 }") + &control("a more", "samples = 50");
         let plan = Plan::new(&manifest(&extra), &id, &metrics);
         let fit = |label: &str| plan.stages.iter().find(|s| s.label() == label).unwrap_or_else(|| panic!("no stage {label}")).fit.clone();
         // Same plugin, config and seed: one fit; another config, another seed or plugin: none.
         assert!(fit("method \"a\" seed 0").is_some());
         assert_eq!(fit("method \"a\" seed 0"), fit("method \"a wrong\" seed 0"));
+        assert_eq!(fit("method \"a\" seed 0"), fit("method \"a more\" seed 0"), "another sample count draws from the same fit");
         assert_ne!(fit("method \"a\" seed 0"), fit("method \"a wrong\" seed 1"));
         assert_eq!((fit("method \"a other\" seed 0"), fit("method \"b\" seed 0"), fit("evaluate \"a\" seed 0")), (None, None, None));
         // Keys stay apart (each stage stores its own samples) and the pair lands in one shard.

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use weightlab_compute::{Dataset, Side, Zoo};
-use weightlab_host::worker::{self, Conditioning, Job, Request};
+use weightlab_host::worker::{self, Conditioning, Draw, Job, Request};
 use weightlab_host::{Description, PluginCode, SourceView, ZooView, role_name};
 use weightlab_manifest::{Loaded, MethodSpec};
 
@@ -116,13 +116,13 @@ pub(crate) fn run(inputs: &Inputs, dir: &Path, companions: &[Companion]) -> Resu
     let names: Vec<String> = companions.iter().map(|c| format!(" and \"{}\"", loaded.manifest.method[c.index].name)).collect();
     output::status("Running", &format!("method \"{}\"{} ({}) seed {seed}", method.name, names.concat(), method.plugin));
     if !companions.is_empty() {
-        output::detail(&format!("one fit for {} methods: they differ only in the conditions they sample with", companions.len() + 1));
+        output::detail(&format!("one fit for {} methods: they differ only in what they sample (conditions, sample counts)", companions.len() + 1));
     }
     let zoo = &inputs.zoo.zoo;
     let config = config_json(method)?;
     let Training { view, weights: mut payload, tasks: train_tasks, rows_of } = training(method, &inputs.zoo, &inputs.sources, data);
     let rows = view.checkpoints.len();
-    let draws: Vec<&MethodSpec> = std::iter::once(method).chain(companions.iter().map(|c| &loaded.manifest.method[c.index])).collect();
+    let methods: Vec<&MethodSpec> = std::iter::once(method).chain(companions.iter().map(|c| &loaded.manifest.method[c.index])).collect();
     let (conditioning, targets) = match &inputs.zoo.conditions {
         Some(c) => {
             // Each source zoo's rows get its own conditions (their instructions name its
@@ -148,7 +148,7 @@ pub(crate) fn run(inputs: &Inputs, dir: &Path, companions: &[Companion]) -> Resu
             let targets = c.targets();
             // A control gives every target the condition of the target half a list away.
             let given: Vec<Vec<usize>> =
-                draws.iter().map(|m| if m.wrong_condition { (0..targets.len()).map(|i| targets[(i + targets.len() / 2) % targets.len()]).collect() } else { targets.clone() }).collect();
+                methods.iter().map(|m| if m.wrong_condition { (0..targets.len()).map(|i| targets[(i + targets.len() / 2) % targets.len()]).collect() } else { targets.clone() }).collect();
             let rows: Vec<(Vec<f32>, Vec<f32>)> = given.iter().map(|g| c.rows(g)).collect();
             payload.extend(rows.iter().flat_map(|(s, _)| s.iter().copied()).chain(rows.iter().flat_map(|(_, i)| i.iter().copied())));
             output::detail(&format!(
@@ -156,16 +156,17 @@ pub(crate) fn run(inputs: &Inputs, dir: &Path, companions: &[Companion]) -> Resu
                 c.tasks.len() - targets.len(),
                 method.samples,
                 targets.len(),
-                if draws.iter().any(|m| m.wrong_condition) { " (a control: each given another task's condition)" } else { "" }
+                if methods.iter().any(|m| m.wrong_condition) { " (a control: each given another task's condition)" } else { "" }
             ));
-            let conditioning = Conditioning { support_dim: c.support_dim, instruction_dim: c.instruction_dim, draws: given.iter().map(|g| g.iter().map(|&t| t as u32).collect()).collect() };
+            let draws = methods.iter().zip(&given).map(|(m, g)| Draw { samples: m.samples, tasks: g.iter().map(|&t| t as u32).collect() }).collect();
+            let conditioning = Conditioning { support_dim: c.support_dim, instruction_dim: c.instruction_dim, draws };
             (conditioning, targets)
         }
-        None => (Conditioning { draws: vec![Vec::new(); draws.len()], ..Conditioning::default() }, Vec::new()),
+        None => (Conditioning { draws: methods.iter().map(|m| Draw { samples: m.samples, tasks: Vec::new() }).collect(), ..Conditioning::default() }, Vec::new()),
     };
     let p = zoo.layout().len();
-    let per_draw = conditioning.per_draw(method.samples);
-    let job = Job::Run { zoo: view, rows, config, seed, sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), samples: method.samples, conditioning };
+    let per_draw: Vec<usize> = conditioning.draws.iter().map(Draw::total).collect();
+    let job = Job::Run { zoo: view, rows, config, seed, sample_seed: seed.wrapping_mul(0x9E37_79B9).wrapping_add(1), conditioning };
     let request = request(&method.plugin, code, limits(&method.limits), job);
     let (description, outcome) = run_job(loaded, index, code, &request, &payload, "samples")?;
     output::detail(&format!("fit {:.2}s, sample {:.2}s, peak tensor memory {}", outcome.fit_seconds, outcome.sample_seconds, weightlab_host::budget::Size(outcome.peak_tensor_bytes)));
@@ -188,7 +189,7 @@ pub(crate) fn run(inputs: &Inputs, dir: &Path, companions: &[Companion]) -> Resu
             abi: d.abi.clone(),
             role: role_name(d.role).to_string(),
             hash: code.sha256.clone(),
-            samples: method.samples,
+            samples: methods[k].samples,
             parameters: p,
             fit_seconds: outcome.fit_seconds,
             sample_seconds: outcome.draws.get(k).map_or(outcome.sample_seconds, |d| d.seconds),
