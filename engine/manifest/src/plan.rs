@@ -59,9 +59,9 @@ pub struct Stage {
     pub deps: Vec<usize>,
     /// Method stages with the same `fit` fit the same model and differ only in what they
     /// sample (a method and its `wrong_condition` control, the same method with another
-    /// `samples`, or listed twice):
-    /// a process that runs several of them fits once and draws each one's samples from that
-    /// fit, the bits a job of its own would give. `None` for a stage that shares with none.
+    /// `samples`, or listed twice): a process that runs several of them fits once and draws
+    /// each one's samples from that fit, the bits a job of its own would give. `None` for a
+    /// stage that shares with none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fit: Option<String>,
 }
@@ -235,8 +235,8 @@ impl Plan {
 
     /// The shard (of `shards`) that runs each stage: the stages of each level are dealt out
     /// round-robin in plan order, so every shard gets a share of every level. The report is
-    /// no shard's (`None`): `weightlab merge` renders it once every shard is done.
-    /// Stages that share a fit ([`Stage::fit`]) go to the shard that got the first of them,
+    /// no shard's (`None`): `weightlab merge` renders it once every shard is done. Stages
+    /// that share a fit ([`Stage::fit`]) go to the shard that got the first of them,
     /// and an evaluation goes with its method: a shard then never waits for another's method
     /// to evaluate it, nor fits a model twice.
     pub fn shards(&self, shards: usize) -> Vec<Option<usize>> {
