@@ -1,6 +1,6 @@
-//! Beyond one process: shards sharing one stage store merge into exactly what one process
-//! computes, and a run killed (SIGKILL, worker processes included) at random moments resumes
-//! without redoing or losing a finished stage.
+//! Beyond one process: shards sharing one stage store (started apart, or by `run --jobs`) merge
+//! into exactly what one process computes, and a run killed (SIGKILL, worker processes
+//! included) at random moments resumes without redoing or losing a finished stage.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -98,6 +98,14 @@ fn three_shards_in_one_store_merge_into_what_one_process_computes() {
     assert!(dir.path().join("sharded/report.html").is_file());
     let diffs = stage_differences(&dir.path().join("single"), &dir.path().join("sharded"));
     assert!(diffs.is_empty(), "sharded and single-process runs differ:\n{}", diffs.join("\n"));
+
+    // `--jobs 3`: the same three shards started by one command on this machine, then merged.
+    let jobs = run_ok(dir.path(), &["run", p, "-o", "jobs", "--jobs", "3"]);
+    assert!(jobs.contains("Running 3 shards side by side, 1 compute thread(s) each") && jobs.contains("[2/3]") && jobs.contains(&all_but_report), "{jobs}");
+    let diffs = stage_differences(&dir.path().join("single"), &dir.path().join("jobs"));
+    assert!(diffs.is_empty(), "--jobs 3 and a single process differ:\n{}", diffs.join("\n"));
+    let both = command(dir.path(), &["run", p, "-o", "jobs", "--jobs", "2", "--shard", "0/2"]).output().expect("run");
+    assert!(!both.status.success() && String::from_utf8_lossy(&both.stderr).contains("--jobs runs the shards itself"), "{}", String::from_utf8_lossy(&both.stderr));
 
     // Levels one at a time into separate folders, merged: the same again; a level run
     // before its inputs exist is refused.

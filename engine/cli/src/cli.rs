@@ -222,6 +222,9 @@ pub struct ScheduleArgs {
     /// How long a shard waits for an input another shard is computing, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
     pub wait: u64,
+    /// Run the plan as N shards side by side here, each with its share of the cores, then merge.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub jobs: u64,
     /// Refuse to run unless the plan has this fingerprint (set by `weightlab submit`, so a
     /// manifest or plugin changed after submission is not mixed into the same store).
     #[arg(long, value_name = "FINGERPRINT")]

@@ -329,6 +329,15 @@ impl Run {
         Ok(summary)
     }
 
+    /// Why this run must not go on when `weightlab submit` planned `expected` (a manifest,
+    /// plugin or weightlab changed since); `None` when the plans agree.
+    pub fn plan_changed(&self, expected: &str, manifest: &Path) -> Option<String> {
+        let actual = self.plan.fingerprint();
+        (actual != expected).then(|| {
+            format!("the plan of {} is {actual}, not the {expected} it was submitted with: the manifest, a plugin or weightlab changed since `weightlab submit`; submit again", manifest.display())
+        })
+    }
+
     /// Puts this process (and its plugin workers) on `[experiment] device`. Refuses a CUDA
     /// device libtorch does not see, before anything runs.
     pub fn select_device(&self) -> Result<()> {

@@ -11,6 +11,7 @@
 //! - [`report`]: the report built from run folders alone (also `weightlab report`).
 //! - [`history`]: every run of an output folder kept (`history/`), `weightlab runs`.
 //! - [`slurm`]: job scripts for `weightlab submit`, everything in them quoted.
+//! - [`side_by_side`]: a run as shards side by side on one machine (`weightlab run --jobs N`).
 //! - [`text`]: cached offline text embeddings (label names, instructions).
 //! - [`plugins`]: finding plugins (embedded, beside the binary, or `WEIGHTLAB_PLUGIN_DIR`).
 //! - [`calls`]: calling a plugin in a worker process (describe, check, the zoo it is shown).
@@ -36,6 +37,7 @@ pub mod preflight;
 pub mod progress;
 pub mod records;
 pub mod report;
+pub mod side_by_side;
 pub mod slurm;
 pub mod stages;
 pub mod store;

@@ -22,6 +22,20 @@ pub struct Merged {
     pub duplicates: usize,
 }
 
+/// Makes `out` the merged run folder of `first` (whose run.json is `info`), unless it is
+/// `first`: its saved manifest, and a run.json naming the store its stages are now in (`store`).
+pub fn adopt(info: &crate::RunInfo, first: &Path, out: &Path, store: &Path) -> Result<()> {
+    if out == first {
+        return Ok(());
+    }
+    std::fs::create_dir_all(out).map_err(io("creating", out))?;
+    let manifest = out.join("manifest.toml");
+    std::fs::copy(first.join("manifest.toml"), &manifest).map_err(io("copying the saved manifest into", &manifest))?;
+    let merged = crate::RunInfo { store: Some(std::path::absolute(store).map_err(io("resolving", store))?), ..info.clone() };
+    let path = out.join("run.json");
+    crate::store::write_atomic(&path, &serde_json::to_vec_pretty(&merged).map_err(crate::error::format(&path))?)
+}
+
 /// The store a merge of runs whose first is `first` (with `info`) writes into, for output
 /// folder `out`: a shared store serves the merged run as it is; shards that kept their stages
 /// in their own folders are copied into `out`'s.

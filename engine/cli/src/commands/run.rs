@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use weightlab_manifest::Shard;
+use weightlab_pipeline::side_by_side::Shards;
 use weightlab_pipeline::{Run, RunInfo, Schedule, output};
 
 use crate::cli::{RunArgs, ScheduleArgs};
@@ -34,15 +35,16 @@ pub fn run(args: &RunArgs, schedule: &ScheduleArgs) -> anyhow::Result<i32> {
         }
         return Ok(super::INVALID);
     }
-    if let Some(expected) = &schedule.expect_plan {
-        let actual = run.plan.fingerprint();
-        if &actual != expected {
-            output::error(&format!(
-                "the plan of {} is {actual}, not the {expected} it was submitted with: the manifest, a plugin or weightlab changed since `weightlab submit`; submit again",
-                args.manifest.display()
-            ));
-            return Ok(super::INVALID);
-        }
+    if let Some(why) = schedule.expect_plan.as_deref().and_then(|expected| run.plan_changed(expected, &args.manifest)) {
+        output::error(&why);
+        return Ok(super::INVALID);
+    }
+    if schedule.jobs > 1 {
+        anyhow::ensure!(shard.is_none() && schedule.level.is_none(), "--jobs runs the shards itself: leave out --shard, --level and the scheduler's shard variables");
+        let sets = args.overrides.all();
+        let shards = Shards { exe: &std::env::current_exe()?, manifest: &args.manifest, output: &run.output, store: args.store.as_deref(), sets: &sets, wait: schedule.wait };
+        weightlab_pipeline::side_by_side::run(&shards, schedule.jobs as usize)?;
+        return merge(&[run.output.clone()], None);
     }
     let schedule = Schedule { shard, level: schedule.level, merge: false, wait: Duration::from_secs(schedule.wait) };
     let summary = run.execute_scheduled(&schedule)?;
@@ -78,13 +80,7 @@ pub fn merge(runs: &[PathBuf], output_dir: Option<PathBuf>) -> anyhow::Result<i3
     }
     let merged = weightlab_pipeline::merge::combine(&sources, &run.store)?;
     output::status("Merged", &format!("{} run folder(s): {} stage(s) copied, {} computed more than once (identical)", runs.len(), merged.copied, merged.duplicates));
-    if out != *first {
-        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-        std::fs::copy(first.join("manifest.toml"), out.join("manifest.toml")).with_context(|| format!("copying manifest.toml into {}", out.display()))?;
-        // The merged folder's run.json names the store its stages are now in.
-        let merged_info = RunInfo { store: Some(std::path::absolute(run.store.root())?), ..info.clone() };
-        std::fs::write(out.join("run.json"), serde_json::to_vec_pretty(&merged_info)?).with_context(|| format!("writing run.json into {}", out.display()))?;
-    }
+    weightlab_pipeline::merge::adopt(&info, first, &out, run.store.root())?;
     let summary = run.execute_scheduled(&Schedule { merge: true, ..Schedule::default() })?;
     Ok(if summary.failed == 0 && summary.missing == 0 { 0 } else { 1 })
 }

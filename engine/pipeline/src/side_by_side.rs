@@ -1,0 +1,74 @@
+//! `weightlab run --jobs N`: a run as N shards side by side on this machine, each a
+//! `weightlab run --shard i/N` process with its share of the cores, into one stage store — then
+//! merged, as a cluster's shards are. Small models and small GEMMs use one core better than
+//! two or sixty-four: several stages at a time on a few threads each keep a machine busier than
+//! one stage at a time on all of them. The shards run what is ready first and wait for one
+//! another's inputs (see `Run::execute_scheduled`); what each computes is what one process
+//! with as many threads computes.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+use crate::output;
+
+/// How the shards are started.
+pub struct Shards<'a> {
+    /// The `weightlab` binary.
+    pub exe: &'a Path,
+    pub manifest: &'a Path,
+    pub output: &'a Path,
+    /// `--store`, when the run names one (else the shards find the same store as this process).
+    pub store: Option<&'a Path>,
+    /// The run's `--set` overrides.
+    pub sets: &'a [String],
+    /// `--wait`: how long a shard waits for another's stage.
+    pub wait: u64,
+}
+
+/// Compute threads per shard: `OMP_NUM_THREADS` when set, else this machine's cores shared out.
+pub fn threads(jobs: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::env::var("OMP_NUM_THREADS").ok().and_then(|v| v.trim().parse().ok()).filter(|&t| t > 0).unwrap_or((cores / jobs.max(1)).max(1))
+}
+
+/// Runs `jobs` shards side by side, each with `threads(jobs)` compute threads, their status
+/// lines forwarded to this process's stderr as `[i/N] …`; returns once all have ended, with
+/// whether every one succeeded (a shard with a failed stage exits 1: the merge lists it).
+pub fn run(shards: &Shards, jobs: usize) -> Result<bool> {
+    let threads = threads(jobs).to_string();
+    output::status("Running", &format!("{jobs} shards side by side, {threads} compute thread(s) each"));
+    let mut children = Vec::new();
+    for i in 0..jobs {
+        let mut command = Command::new(shards.exe);
+        command.arg("run").arg(shards.manifest).arg("--output").arg(shards.output).args(["--shard", &format!("{i}/{jobs}"), "--wait", &shards.wait.to_string()]);
+        if let Some(store) = shards.store {
+            command.arg("--store").arg(store);
+        }
+        for set in shards.sets {
+            command.args(["--set", set]);
+        }
+        // The shards say as much as this process does (their errors always).
+        match output::verbosity() {
+            output::Verbosity::Quiet => command.arg("--quiet"),
+            output::Verbosity::Normal => &mut command,
+            output::Verbosity::Verbose => command.arg("--verbose"),
+        };
+        command.env("OMP_NUM_THREADS", &threads).env("MKL_NUM_THREADS", &threads).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|e| Error::Unfinished(format!("cannot start shard {i}/{jobs} ({}): {e}", shards.exe.display())))?;
+        let stderr = child.stderr.take();
+        let forward = std::thread::spawn(move || {
+            for line in stderr.into_iter().flat_map(|s| std::io::BufReader::new(s).lines().map_while(std::result::Result::ok)) {
+                eprintln!("[{i}/{jobs}] {line}");
+            }
+        });
+        children.push((child, forward));
+    }
+    let mut all_ok = true;
+    for (mut child, forward) in children {
+        all_ok &= child.wait().is_ok_and(|s| s.success());
+        let _ = forward.join();
+    }
+    Ok(all_ok)
+}
