@@ -62,28 +62,12 @@ pub fn weightlab_beside(cwd: &Path, args: &[&str]) -> Output {
 }
 
 /// Runs the manifest `manifest` into `out` (both relative to `cwd`) as two shards side by side
-/// in one stage store, one compute thread each — as a cluster would, on this machine's two
-/// cores — then once more unsharded, which finds every stage stored (a failed one is retried)
-/// and renders the report; that last run's output is returned. A run whose methods are
-/// independent stages finishes in about half the time; what it computes is what one process
-/// computes with one thread.
+/// in one stage store, one compute thread each (`run --jobs 2`: as a cluster would, on this
+/// machine's two cores), merged into the report. A run whose methods are independent stages
+/// finishes in about half the time; what it computes is what one process computes with one
+/// thread.
 pub fn weightlab_sharded(cwd: &Path, manifest: &str, out: &str) -> Output {
-    let shards: Vec<std::process::Child> = (0..2)
-        .map(|i| {
-            let shard = format!("{i}/2");
-            command(cwd, &["run", manifest, "-o", out, "-q", "--shard", &shard])
-                .env("OMP_NUM_THREADS", "1")
-                .env("MKL_NUM_THREADS", "1")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("run weightlab")
-        })
-        .collect();
-    for mut shard in shards {
-        shard.wait().expect("a shard ends");
-    }
-    command(cwd, &["run", manifest, "-o", out]).env("OMP_NUM_THREADS", "1").env("MKL_NUM_THREADS", "1").output().expect("run weightlab")
+    command(cwd, &["run", manifest, "-o", out, "--jobs", "2"]).env("OMP_NUM_THREADS", "1").env("MKL_NUM_THREADS", "1").output().expect("run weightlab")
 }
 
 /// Runs and asserts success, returning stderr + stdout as text.
