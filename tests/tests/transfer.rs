@@ -163,6 +163,9 @@ fn a_wrong_condition_control_shares_its_methods_fit_and_gets_the_same_bits() {
     let (dir, _) = experiment(&manifest);
     let plan = weightlab_ok_beside(dir.path(), &["plan", "exp.toml", "-o", "shared"]);
     assert!(plan.contains("method \"FLoWN wrong\" seed 0") && plan.contains("(fit shared with method \"FLoWN\" seed 0)"), "{plan}");
+    let json: serde_json::Value = serde_json::from_str(&weightlab_ok_beside(dir.path(), &["plan", "exp.toml", "-o", "shared", "--json", "-q"])).expect("plan --json");
+    let shared_with = |name: &str| json["stages"].as_array().unwrap().iter().find(|s| s["stage"] == format!("method \"{name}\" seed 0")).map(|s| s["shares_fit_with"].clone());
+    assert_eq!((shared_with("FLoWN 3"), shared_with("FLoWN")), (Some(serde_json::json!("method \"FLoWN\" seed 0")), Some(serde_json::Value::Null)));
     let shared = weightlab_ok_beside(dir.path(), &["run", "exp.toml", "-o", "shared", "-v"]);
     for (name, from) in [("D2NWG wrong", "D2NWG"), ("FLoWN wrong", "FLoWN"), ("FLoWN 3", "FLoWN")] {
         assert!(shared.contains(&format!("method \"{name}\" seed 0 drew its samples from the fit of method \"{from}\" seed 0")), "{shared}");
