@@ -10,7 +10,7 @@ use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::error::{Error, Result};
+use crate::error::{Result, io};
 use crate::output;
 
 /// How the shards are started.
@@ -56,7 +56,7 @@ pub fn run(shards: &Shards, jobs: usize) -> Result<bool> {
             output::Verbosity::Verbose => command.arg("--verbose"),
         };
         command.env("OMP_NUM_THREADS", &threads).env("MKL_NUM_THREADS", &threads).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(|e| Error::Unfinished(format!("cannot start shard {i}/{jobs} ({}): {e}", shards.exe.display())))?;
+        let mut child = command.spawn().map_err(io("starting a shard with", shards.exe))?;
         let stderr = child.stderr.take();
         let forward = std::thread::spawn(move || {
             for line in stderr.into_iter().flat_map(|s| std::io::BufReader::new(s).lines().map_while(std::result::Result::ok)) {
