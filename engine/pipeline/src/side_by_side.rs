@@ -39,7 +39,7 @@ pub fn threads(jobs: usize) -> usize {
 pub fn run(shards: &Shards, jobs: usize) -> Result<bool> {
     let threads = threads(jobs).to_string();
     output::status("Running", &format!("{jobs} shards side by side, {threads} compute thread(s) each"));
-    let mut children = Vec::new();
+    let mut children: Vec<(std::process::Child, std::thread::JoinHandle<()>)> = Vec::new();
     for i in 0..jobs {
         let mut command = Command::new(shards.exe);
         command.arg("run").arg(shards.manifest).arg("--output").arg(shards.output).args(["--shard", &format!("{i}/{jobs}"), "--wait", &shards.wait.to_string()]);
@@ -56,7 +56,17 @@ pub fn run(shards: &Shards, jobs: usize) -> Result<bool> {
             output::Verbosity::Verbose => command.arg("--verbose"),
         };
         command.env("OMP_NUM_THREADS", &threads).env("MKL_NUM_THREADS", &threads).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = command.spawn().map_err(io("starting a shard with", shards.exe))?;
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                // No shard runs without the others: those started already are stopped.
+                for (mut started, _) in children {
+                    let _ = started.kill();
+                    let _ = started.wait();
+                }
+                return Err(io("starting a shard with", shards.exe)(e));
+            }
+        };
         let stderr = child.stderr.take();
         let forward = std::thread::spawn(move || {
             for line in stderr.into_iter().flat_map(|s| std::io::BufReader::new(s).lines().map_while(std::result::Result::ok)) {
