@@ -65,13 +65,23 @@ impl Run {
     /// What this run would do with the store it uses now.
     pub fn plan_view(&self) -> PlanView {
         let levels = self.plan.levels();
-        let stages = &self.plan.stages;
-        let first_with = |i: usize| stages[i].fit.as_ref().and_then(|f| stages[..i].iter().find(|s| s.fit.as_ref() == Some(f))).map(|s| s.label());
-        let stages: Vec<PlannedStage> = stages
+        // The first stage of each shared fit, in plan order: the one the others draw from.
+        let mut first: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+        let stages: Vec<PlannedStage> = self
+            .plan
+            .stages
             .iter()
             .zip(levels)
-            .enumerate()
-            .map(|(i, (stage, level))| PlannedStage { stage: stage.label(), level, key: stage.key.clone(), cached: self.store.is_done(stage), shares_fit_with: first_with(i) })
+            .map(|(stage, level)| {
+                let shares_fit_with = stage.fit.as_deref().and_then(|f| match first.get(f) {
+                    Some(label) => Some(label.clone()),
+                    None => {
+                        first.insert(f, stage.label());
+                        None
+                    }
+                });
+                PlannedStage { stage: stage.label(), level, key: stage.key.clone(), cached: self.store.is_done(stage), shares_fit_with }
+            })
             .collect();
         let cached = stages.iter().filter(|s| s.cached).count();
         let expansion = &self.loaded.expansion;

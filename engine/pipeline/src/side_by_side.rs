@@ -28,7 +28,7 @@ pub struct Shards<'a> {
 }
 
 /// Compute threads per shard: `OMP_NUM_THREADS` when set, else this machine's cores shared out.
-pub fn threads(jobs: usize) -> usize {
+fn threads(jobs: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::env::var("OMP_NUM_THREADS").ok().and_then(|v| v.trim().parse().ok()).filter(|&t| t > 0).unwrap_or((cores / jobs.max(1)).max(1))
 }
