@@ -80,7 +80,7 @@ fn three_shards_in_one_store_merge_into_what_one_process_computes() {
         assert!(plan.contains(part), "the zoos are split into units of work: {part}\n{plan}");
     }
     let stages: usize = plan.lines().find_map(|l| l.strip_suffix(" to run")?.split(" stages,").next()?.parse().ok()).expect("a stage count");
-    let all_but_report = format!("1 ran, {} cached, 0 failed", stages - 1);
+    let all_but_report = format!("1 ran, {} merged, 0 failed", stages - 1);
     run_ok(dir.path(), &["run", p, "-o", "single"]);
 
     // Three shards at once, one store; each waits for what another computes.
@@ -91,6 +91,7 @@ fn three_shards_in_one_store_merge_into_what_one_process_computes() {
         let text = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "shard {i}/3 failed:\n{text}");
         assert!(text.contains(&format!("Shard {i}/3")) || text.contains(&format!("{i}/3:")), "{text}");
+        assert!(text.contains("`weightlab merge sharded` renders the report once every shard is done"), "a shard says how its run is finished:\n{text}");
     }
     assert!(!dir.path().join("sharded/report.html").exists(), "shards leave the report to merge");
     let merged = run_ok(dir.path(), &["merge", "sharded"]);
@@ -102,6 +103,9 @@ fn three_shards_in_one_store_merge_into_what_one_process_computes() {
     // `--jobs 3`: the same three shards started by one command on this machine, then merged.
     let jobs = run_ok(dir.path(), &["run", p, "-o", "jobs", "--jobs", "3"]);
     assert!(jobs.contains("Running 3 shards side by side, 1 compute thread(s) each") && jobs.contains("[2/3]") && jobs.contains(&all_but_report), "{jobs}");
+    // The command merges itself: its shards do not send the user to `weightlab merge`, and
+    // one store has nothing to copy.
+    assert!(!jobs.contains("weightlab merge") && !jobs.contains("Merged"), "{jobs}");
     let diffs = stage_differences(&dir.path().join("single"), &dir.path().join("jobs"));
     assert!(diffs.is_empty(), "--jobs 3 and a single process differ:\n{}", diffs.join("\n"));
     let both = command(dir.path(), &["run", p, "-o", "jobs", "--jobs", "2", "--shard", "0/2"]).output().expect("run");

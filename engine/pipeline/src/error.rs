@@ -68,6 +68,9 @@ pub enum Error {
     /// a bug in weightlab, never a user's mistake, so it says so.
     #[error("internal error (please report it): {0}")]
     Internal(String),
+    /// Run folders that do not belong together (`weightlab merge` of two plans).
+    #[error("{0}")]
+    Mismatch(String),
     /// Zoo training refused or failed.
     #[error("zoo `{zoo}`: {reason}")]
     Training { zoo: String, reason: String },

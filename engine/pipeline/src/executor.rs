@@ -53,6 +53,21 @@ pub struct Summary {
     pub skipped: usize,
     /// Stages nothing has produced (`weightlab merge` only).
     pub missing: usize,
+    /// Stages found stored by the runs merged (`weightlab merge` only).
+    pub merged: usize,
+}
+
+impl Summary {
+    /// The closing line of a run (`8 ran, 0 cached, 0 failed, 0 skipped`) or of a merge
+    /// (`1 ran, 12 merged, 0 failed`: the report, from what the shards stored).
+    pub fn line(&self, merge: bool) -> String {
+        let missing = if self.missing > 0 { format!(", {} missing", self.missing) } else { String::new() };
+        if merge {
+            format!("{} ran, {} merged, {} failed{missing}", self.ran, self.merged, self.failed)
+        } else {
+            format!("{} ran, {} cached, {} failed, {} skipped{missing}", self.ran, self.cached, self.failed, self.skipped)
+        }
+    }
 }
 
 /// Which of the plan's stages this process runs.
@@ -68,11 +83,14 @@ pub struct Schedule {
     pub merge: bool,
     /// How long a shard waits for an input another shard is computing.
     pub wait: Duration,
+    /// A shard says how its run is finished (`weightlab merge …`) — not when the process that
+    /// started it merges itself (`run --jobs`).
+    pub merge_hint: bool,
 }
 
 impl Default for Schedule {
     fn default() -> Self {
-        Schedule { shard: None, level: None, merge: false, wait: Duration::from_secs(24 * 3600) }
+        Schedule { shard: None, level: None, merge: false, wait: Duration::from_secs(24 * 3600), merge_hint: true }
     }
 }
 
@@ -223,7 +241,11 @@ impl Run {
                 continue;
             }
             if self.store.is_done(&stage) && !(is_report && any_failed) {
-                summary.cached += 1;
+                if schedule.merge && !is_report {
+                    summary.merged += 1;
+                } else {
+                    summary.cached += 1;
+                }
                 mark(i, "cached");
                 match self.store.timing(&stage).filter(|_| schedule.merge && !is_report) {
                     // Merged: computed by the shards; the report shows their times, and the run
@@ -319,10 +341,11 @@ impl Run {
         if let Some(p) = progress.as_mut() {
             p.finish(&self.output);
         }
-        let missing = if summary.missing > 0 { format!(", {} missing", summary.missing) } else { String::new() };
-        output::status("Finished", &format!("{} ran, {} cached, {} failed, {} skipped{missing}", summary.ran, summary.cached, summary.failed, summary.skipped));
+        output::status("Finished", &summary.line(schedule.merge));
         if partial {
-            output::status("Stages", &format!("{} (`weightlab merge {}` renders the report once every shard is done)", self.store.root().display(), self.output.display()));
+            if schedule.merge_hint {
+                output::status("Stages", &format!("{} (`weightlab merge {}` renders the report once every shard is done)", self.store.root().display(), self.output.display()));
+            }
         } else {
             output::result("Report", &self.output.join("report.html").display().to_string());
         }

@@ -8,10 +8,56 @@
 //! refused with its path, never followed — a link to `/etc/passwd` must not copy that file
 //! into the store.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result, io};
+use crate::executor::{Run, RunInfo, Schedule, Summary};
+use crate::output;
 use crate::store::StageStore;
+
+/// `weightlab merge`: brings the stage stores of the run folders `runs` into one (the first
+/// run's, or `output`'s), checks that every stage of their plan is there — stored or recorded
+/// as failed — and renders the report. The runs must have run one plan: the first run's saved
+/// manifest is the one rebuilt, and a run of another plan is refused rather than mixed in.
+pub fn runs(runs: &[PathBuf], output: Option<PathBuf>) -> Result<Summary> {
+    let first = runs.first().ok_or_else(|| Error::Internal("a merge of no run folders".into()))?;
+    let info = run_folder(first)?;
+    let saved = first.join("manifest.toml");
+    let text = weightlab_manifest::files::read_manifest(&saved).map_err(io("reading", &saved))?;
+    let loaded = weightlab_manifest::load_str(&info.manifest, &text, &[], &info.base_dir, &crate::catalog())?;
+    let out = output.unwrap_or_else(|| first.clone());
+    let mut run = Run::new(loaded, Some(out.clone()))?;
+    run.use_store(target_store(&info, first, &out));
+    let fingerprint = run.plan.fingerprint();
+    let mut sources = Vec::new();
+    for dir in runs {
+        let other = run_folder(dir)?;
+        if other.plan != fingerprint {
+            return Err(Error::Mismatch(format!(
+                "{} ran plan {}, {} ran plan {fingerprint}: they come from different manifests, plugins or weightlab versions",
+                dir.display(),
+                other.plan,
+                first.display()
+            )));
+        }
+        sources.push(other.store_of(dir));
+    }
+    let merged = combine(&sources, &run.store)?;
+    // Shards of one store (`run --jobs`, a cluster's shared store) have nothing to copy.
+    let line = format!("{} run folder(s): {} stage(s) copied, {} computed more than once (identical)", runs.len(), merged.copied, merged.duplicates);
+    if merged.copied + merged.duplicates > 0 || runs.len() > 1 {
+        output::status("Merged", &line);
+    } else {
+        output::detail(&line);
+    }
+    adopt(&info, first, &out, run.store.root())?;
+    run.execute_scheduled(&Schedule { merge: true, ..Schedule::default() })
+}
+
+/// The provenance of run folder `dir`, or why it is not one.
+fn run_folder(dir: &Path) -> Result<RunInfo> {
+    RunInfo::read(dir).map_err(|e| Error::Format { path: dir.to_path_buf(), reason: format!("not a run folder of weightlab ({e})") })
+}
 
 /// What [`combine`] did.
 #[derive(Debug, Default)]
@@ -24,14 +70,14 @@ pub struct Merged {
 
 /// Makes `out` the merged run folder of `first` (whose run.json is `info`), unless it is
 /// `first`: its saved manifest, and a run.json naming the store its stages are now in (`store`).
-pub fn adopt(info: &crate::RunInfo, first: &Path, out: &Path, store: &Path) -> Result<()> {
+pub fn adopt(info: &RunInfo, first: &Path, out: &Path, store: &Path) -> Result<()> {
     if out == first {
         return Ok(());
     }
     std::fs::create_dir_all(out).map_err(io("creating", out))?;
     let manifest = out.join("manifest.toml");
     std::fs::copy(first.join("manifest.toml"), &manifest).map_err(io("copying the saved manifest into", &manifest))?;
-    let merged = crate::RunInfo { store: Some(std::path::absolute(store).map_err(io("resolving", store))?), ..info.clone() };
+    let merged = RunInfo { store: Some(std::path::absolute(store).map_err(io("resolving", store))?), ..info.clone() };
     let path = out.join("run.json");
     crate::store::write_atomic(&path, &serde_json::to_vec_pretty(&merged).map_err(crate::error::format(&path))?)
 }
@@ -39,7 +85,7 @@ pub fn adopt(info: &crate::RunInfo, first: &Path, out: &Path, store: &Path) -> R
 /// The store a merge of runs whose first is `first` (with `info`) writes into, for output
 /// folder `out`: a shared store serves the merged run as it is; shards that kept their stages
 /// in their own folders are copied into `out`'s.
-pub fn target_store(info: &crate::RunInfo, first: &Path, out: &Path) -> StageStore {
+pub fn target_store(info: &RunInfo, first: &Path, out: &Path) -> StageStore {
     let first_store = info.store_of(first);
     if std::path::absolute(first_store.root()).ok() == std::path::absolute(first.join("stages")).ok() { StageStore::new(out) } else { info.store_of(out) }
 }

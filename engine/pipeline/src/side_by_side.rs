@@ -27,17 +27,27 @@ pub struct Shards<'a> {
     pub wait: u64,
 }
 
-/// Compute threads per shard: `OMP_NUM_THREADS` when set, else this machine's cores shared out.
-fn threads(jobs: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::env::var("OMP_NUM_THREADS").ok().and_then(|v| v.trim().parse().ok()).filter(|&t| t > 0).unwrap_or((cores / jobs.max(1)).max(1))
+/// Set in the shards' environment: the process that started them merges (no shard needs to
+/// say how its run is finished).
+const STARTED_BY_JOBS: &str = "WEIGHTLAB_STARTED_BY_JOBS";
+
+/// Whether this process is a shard of `run --jobs` (its parent merges).
+pub fn started_by_jobs() -> bool {
+    std::env::var_os(STARTED_BY_JOBS).is_some()
 }
 
-/// Runs `jobs` shards side by side, each with `threads(jobs)` compute threads, their status
+/// Compute threads per shard: `omp` (`OMP_NUM_THREADS`) when it is a count, else `cores`
+/// shared out — at least one.
+fn threads(jobs: usize, cores: usize, omp: Option<&str>) -> usize {
+    omp.and_then(|v| v.trim().parse().ok()).filter(|&t| t > 0).unwrap_or((cores / jobs.max(1)).max(1))
+}
+
+/// Runs `jobs` shards side by side, each with [`threads`] compute threads, their status
 /// lines forwarded to this process's stderr as `[i/N] …`; returns once all have ended, with
 /// whether every one succeeded (a shard with a failed stage exits 1: the merge lists it).
 pub fn run(shards: &Shards, jobs: usize) -> Result<bool> {
-    let threads = threads(jobs).to_string();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = threads(jobs, cores, std::env::var("OMP_NUM_THREADS").ok().as_deref()).to_string();
     output::status("Running", &format!("{jobs} shards side by side, {threads} compute thread(s) each"));
     let mut children: Vec<(std::process::Child, std::thread::JoinHandle<()>)> = Vec::new();
     for i in 0..jobs {
@@ -55,7 +65,7 @@ pub fn run(shards: &Shards, jobs: usize) -> Result<bool> {
             output::Verbosity::Normal => &mut command,
             output::Verbosity::Verbose => command.arg("--verbose"),
         };
-        command.env("OMP_NUM_THREADS", &threads).env("MKL_NUM_THREADS", &threads).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        command.env("OMP_NUM_THREADS", &threads).env("MKL_NUM_THREADS", &threads).env(STARTED_BY_JOBS, "1").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
@@ -81,4 +91,29 @@ pub fn run(shards: &Shards, jobs: usize) -> Result<bool> {
         let _ = forward.join();
     }
     Ok(all_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_that_cannot_start_is_an_error_naming_the_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("no-such-weightlab");
+        let shards = Shards { exe: &exe, manifest: Path::new("m.toml"), output: dir.path(), store: None, sets: &[], wait: 1 };
+        let e = run(&shards, 2).expect_err("there is no binary to start");
+        let text = e.to_string();
+        assert!(text.contains("starting a shard with") && text.contains("no-such-weightlab"), "{text}");
+    }
+
+    #[test]
+    fn shards_share_the_cores_unless_told_how_many_threads() {
+        assert_eq!(threads(2, 8, None), 4);
+        assert_eq!(threads(3, 8, None), 2);
+        assert_eq!(threads(16, 8, None), 1, "never fewer than one thread");
+        assert_eq!(threads(2, 8, Some(" 3 ")), 3, "OMP_NUM_THREADS wins");
+        assert_eq!(threads(2, 8, Some("0")), 4, "a count of none is ignored");
+        assert_eq!(threads(2, 8, Some("many")), 4, "so is a word");
+    }
 }

@@ -1,10 +1,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
-
-use anyhow::Context;
 use weightlab_manifest::Shard;
 use weightlab_pipeline::side_by_side::Shards;
-use weightlab_pipeline::{Run, RunInfo, Schedule, output};
+use weightlab_pipeline::{Run, Schedule, output};
 
 use crate::cli::{RunArgs, ScheduleArgs};
 
@@ -46,7 +44,7 @@ pub fn run(args: &RunArgs, schedule: &ScheduleArgs) -> anyhow::Result<i32> {
         weightlab_pipeline::side_by_side::run(&shards, schedule.jobs as usize)?;
         return merge(&[run.output.clone()], None);
     }
-    let schedule = Schedule { shard, level: schedule.level, merge: false, wait: Duration::from_secs(schedule.wait) };
+    let schedule = Schedule { shard, level: schedule.level, merge: false, wait: Duration::from_secs(schedule.wait), merge_hint: !weightlab_pipeline::side_by_side::started_by_jobs() };
     let summary = run.execute_scheduled(&schedule)?;
     Ok(if summary.failed == 0 { 0 } else { 1 })
 }
@@ -54,35 +52,15 @@ pub fn run(args: &RunArgs, schedule: &ScheduleArgs) -> anyhow::Result<i32> {
 /// `weightlab merge`: bring the stage stores of `runs` into one, check it against the plan
 /// and render the report.
 pub fn merge(runs: &[PathBuf], output_dir: Option<PathBuf>) -> anyhow::Result<i32> {
-    let first = &runs[0];
-    let info = RunInfo::read(first).with_context(|| format!("{} is not a run folder (it has no run.json)", first.display()))?;
-    let saved = first.join("manifest.toml");
-    let text = weightlab_manifest::files::read_manifest(&saved).with_context(|| format!("reading {}", saved.display()))?;
-    let loaded = match weightlab_manifest::load_str(&info.manifest, &text, &[], &info.base_dir, &weightlab_pipeline::catalog()) {
-        Ok(l) => l,
-        Err(e) => {
+    match weightlab_pipeline::merge::runs(runs, output_dir) {
+        Ok(summary) => Ok(if summary.failed == 0 && summary.missing == 0 { 0 } else { 1 }),
+        // The saved manifest no longer loads: its located diagnostics, as `validate` prints them.
+        Err(weightlab_pipeline::Error::Load(e)) => {
             eprint!("{e}");
-            return Ok(super::INVALID);
+            Ok(super::INVALID)
         }
-    };
-    let out = output_dir.unwrap_or_else(|| first.clone());
-    let mut run = Run::new(loaded, Some(out.clone()))?;
-    run.use_store(weightlab_pipeline::merge::target_store(&info, first, &out));
-    let fingerprint = run.plan.fingerprint();
-    let mut sources = Vec::new();
-    for dir in runs {
-        let other = RunInfo::read(dir).with_context(|| format!("{} is not a run folder (it has no run.json)", dir.display()))?;
-        if other.plan != fingerprint {
-            output::error(&format!("{} ran plan {}, {} ran plan {fingerprint}: they come from different manifests, plugins or weightlab versions", dir.display(), other.plan, first.display()));
-            return Ok(1);
-        }
-        sources.push(other.store_of(dir));
+        Err(e) => Err(e.into()),
     }
-    let merged = weightlab_pipeline::merge::combine(&sources, &run.store)?;
-    output::status("Merged", &format!("{} run folder(s): {} stage(s) copied, {} computed more than once (identical)", runs.len(), merged.copied, merged.duplicates));
-    weightlab_pipeline::merge::adopt(&info, first, &out, run.store.root())?;
-    let summary = run.execute_scheduled(&Schedule { merge: true, ..Schedule::default() })?;
-    Ok(if summary.failed == 0 && summary.missing == 0 { 0 } else { 1 })
 }
 
 /// `weightlab gc`: remove the stages no run folder refers to, and compiled code unused lately.
