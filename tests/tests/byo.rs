@@ -228,6 +228,49 @@ path = "int_x.npz""#;
     refuse(&method, &["method `mine`", "is a pickled PyTorch file"]);
 }
 
+/// A declared network no machine holds is a valid manifest (widths are only numbers), but not
+/// a crash: its zoo fails alone before allocating, with what it needs and what there is, and
+/// the run's other zoo and methods finish.
+#[test]
+fn a_network_too_large_for_the_machine_fails_its_zoo_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "{}[experiment]\nname = \"huge\"\n\n[zoo.huge]\ndata = \"blobs\"\narch = {{ kind = \"mlp\", hidden = [1000000, 1000000, 1000000] }}\nmodels = 2\ntrain = {{ epochs = 1, batch_size = 32 }}\n\n\
+         [[method]]\nname = \"copy\"\nplugin = \"copy\"\nzoo = \"mlp\"\nsamples = 2\n\n[[method]]\nname = \"huge copy\"\nplugin = \"copy\"\nzoo = \"huge\"\nsamples = 2\n",
+        weightlab_e2e::with_fixtures(weightlab_e2e::BLOBS_ZOO)
+    );
+    std::fs::write(dir.path().join("exp.toml"), manifest).unwrap();
+    let out = weightlab(dir.path(), &["run", "exp.toml", "-o", "out"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a failed stage, not a killed engine:\n{text}");
+    for expected in ["zoo `huge`: training 2 model(s) of", "parameters at once needs at least", "TiB of memory and", "is available", "declare a smaller network"] {
+        assert!(text.contains(expected), "expected {expected:?} in:\n{text}");
+    }
+    let run = dir.path().join("out");
+    let failed = strings(&run, "failures", "stage");
+    assert!(failed.iter().any(|s| s.starts_with("zoo huge part")), "{failed:?}");
+    assert!(!failed.iter().any(|s| s.contains("\"copy\"")), "the other zoo's method ran: {failed:?}");
+    let accuracy = column(&run, "samples", Some("copy"), "accuracy");
+    assert!(!accuracy.is_empty() && accuracy.iter().all(Option::is_some), "the copy of the blob zoo was scored: {accuracy:?}");
+}
+
+/// Without a validation subset (`validation = 0`), a checkpoint's validation loss is unknown
+/// (NaN, `null` in JSON): the zoo's index and the plugins' requests still read back.
+#[test]
+fn a_zoo_without_validation_examples_runs_its_methods() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "{}[experiment]\nname = \"novalidation\"\n\n[data.blobs]\nvalidation = 0.0\n\n[[method]]\nname = \"noise\"\nplugin = \"noise\"\nzoo = \"mlp\"\nsamples = 2\n",
+        weightlab_e2e::with_fixtures(weightlab_e2e::BLOBS_ZOO)
+    );
+    std::fs::write(dir.path().join("exp.toml"), manifest).unwrap();
+    let out = weightlab(dir.path(), &["run", "exp.toml", "-o", "out"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let losses = column(&dir.path().join("out"), "zoo", None, "validation_loss");
+    assert!(!losses.is_empty() && losses.iter().all(|l| l.is_none_or(f64::is_nan)), "no validation examples, no validation loss: {losses:?}");
+    assert_eq!(column(&dir.path().join("out"), "samples", Some("noise"), "accuracy").len(), 2);
+}
+
 #[test]
 fn the_example_manifest_is_valid() {
     weightlab_ok(&root(), &["validate", "experiments/your-own.toml"]);

@@ -17,6 +17,7 @@ pub mod data;
 pub mod device;
 pub mod eval;
 pub mod finetune;
+pub mod memory;
 pub mod metrics;
 pub mod text;
 pub mod zoo;

@@ -101,6 +101,8 @@ pub struct CheckpointView {
     pub seed: u64,
     pub train_accuracy: Option<f32>,
     pub validation_accuracy: Option<f32>,
+    /// NaN where there are no validation examples (`null` in JSON).
+    #[serde(deserialize_with = "weightlab_manifest::json::nan_if_null")]
     pub validation_loss: f32,
     pub parent: Option<u32>,
     /// Classes trained on (a model-tree child's subset); empty: all.

@@ -21,6 +21,7 @@ pub mod compose;
 pub mod descriptors;
 pub mod diagnostic;
 pub mod files;
+pub mod json;
 pub mod layers;
 pub mod load;
 pub mod overrides;

@@ -398,6 +398,7 @@ pub enum ArchSpec {
     Mlp {
         /// Hidden layer widths, e.g. `[10]` for the G.pt MNIST MLP (784→10→10).
         #[serde(default = "default_hidden")]
+        #[schemars(length(max = 1_000), inner(range(min = 1, max = 1_000_000)))]
         hidden: Vec<usize>,
         /// Activation between layers.
         #[serde(default)]
@@ -410,6 +411,7 @@ pub enum ArchSpec {
     SdfMlp {
         /// Hidden layer widths.
         #[serde(default = "default_sdf_hidden")]
+        #[schemars(length(max = 1_000), inner(range(min = 1, max = 1_000_000)))]
         hidden: Vec<usize>,
     },
     /// Any `nn.Sequential` of the layer types below, with PyTorch's parameter names (`0.weight`,

@@ -472,6 +472,9 @@ impl Run {
                 let source = match &spec.import {
                     Some(folder) => crate::stages::zoo::Source::Import(self.base_dir().join(folder)),
                     None => {
+                        if let Some(reason) = weightlab_compute::zoo::train::refuse_assembly(&arch, &spec) {
+                            return Err(Error::Training { zoo: name.clone(), reason });
+                        }
                         let mut parts = Vec::new();
                         for part in 0..spec.units().len() {
                             let stage = self.zoo_part(name, part)?;

@@ -64,6 +64,17 @@ impl Arch {
         }
     }
 
+    /// The values one example holds across the network, its input included: what a backward
+    /// pass keeps (bounds training memory, [`crate::memory::Training`]).
+    pub fn activations(&self) -> usize {
+        match self {
+            Arch::Mlp { sizes, .. } => sizes.iter().sum(),
+            // 28×28 in; conv1 8@24×24, pooled 12×12; conv2 6@8×8, pooled 4×4; conv3 4@3×3; 20; classes.
+            Arch::CnnS { classes } => 784 + 8 * 24 * 24 + 8 * 12 * 12 + 6 * 8 * 8 + 6 * 4 * 4 + 36 + 20 + classes,
+            Arch::Sequential(net) => net.activations(),
+        }
+    }
+
     /// Named parameter tensors, PyTorch-style.
     pub fn layout(&self) -> Layout {
         match self {

@@ -220,6 +220,14 @@ impl Network {
         widest
     }
 
+    /// The values one example holds across all layers, its input included (bounds the memory
+    /// a backward pass keeps).
+    pub fn activations(&self) -> usize {
+        let mut total: usize = self.input.iter().product();
+        visit(&self.layers, &mut |l| total = total.saturating_add(l.output.iter().product()));
+        total
+    }
+
     /// What the tensor `name` belongs to, for messages: "layer 8 `linear` (400 inputs → 120)".
     pub fn describe(&self, name: &str) -> Option<String> {
         let prefix = name.rsplit_once('.').map(|(p, _)| p)?;

@@ -46,14 +46,18 @@ pub struct Checkpoint {
     #[serde(default)]
     pub step: usize,
     pub side: Side,
+    /// Losses are NaN where unknown (no validation examples) or where training diverged; JSON
+    /// writes NaN as `null`, read back as NaN.
+    #[serde(deserialize_with = "weightlab_manifest::json::nan_if_null")]
     pub train_loss: f32,
     pub train_accuracy: Option<f32>,
     /// On the validation subset split off the training data: what methods may see.
-    #[serde(default = "nan")]
+    #[serde(default = "nan", deserialize_with = "weightlab_manifest::json::nan_if_null")]
     pub validation_loss: f32,
     #[serde(default)]
     pub validation_accuracy: Option<f32>,
     /// On the test split: for reports only, never shown to a method.
+    #[serde(deserialize_with = "weightlab_manifest::json::nan_if_null")]
     pub test_loss: f32,
     pub test_accuracy: Option<f32>,
     /// Parent model for model trees (fine-tuned from it).
@@ -143,4 +147,21 @@ pub fn model_seed(zoo_seed: u64, index: usize) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_with_unknown_or_diverged_losses_reads_back() {
+        // No validation examples, and a model whose training diverged.
+        let mut c = Checkpoint::new(3, 7, 2, 0, Side::Train);
+        c.test_loss = f32::INFINITY;
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains("\"train_loss\":null"), "{json}");
+        let back: Checkpoint = serde_json::from_str(&json).unwrap();
+        assert!(back.train_loss.is_nan() && back.validation_loss.is_nan() && back.test_loss.is_nan());
+        assert_eq!((back.model, back.seed, back.epoch), (3, 7, 2));
+    }
 }

@@ -43,6 +43,15 @@ pub fn train_zoo(arch: &Arch, data: &Dataset, spec: &ZooSpec, progress: Option<&
 /// else runs, so units can be trained on different machines and put together with
 /// [`assemble`].
 pub fn train_unit(arch: &Arch, data: &Dataset, spec: &ZooSpec, unit: &ZooUnit, roots: &[&Zoo], progress: Option<&ProgressBar>) -> Result<Zoo, String> {
+    // Refused before anything is allocated: a network too large for the machine fails here,
+    // with its sizes, rather than aborting the engine (`crate::memory`).
+    let needs = unit_memory(arch, spec, unit);
+    if let Some(why) = crate::memory::refuse(needs.bytes()) {
+        return Err(format!(
+            "training {} model(s) of {} parameters at once {why} (weights, gradients, optimiser state and {} kept checkpoint(s) per model, and a batch of {} examples' activations): declare a smaller network",
+            needs.models, needs.parameters, needs.kept, needs.batch
+        ));
+    }
     let kept = match unit {
         ZooUnit::Models { start, end } => train_models_unit(arch, data, spec, *start..*end, progress)?,
         ZooUnit::Children { ids, lr, epochs } => {
@@ -63,6 +72,29 @@ pub fn train_unit(arch: &Arch, data: &Dataset, spec: &ZooSpec, unit: &ZooUnit, r
     let mut zoo = Zoo { arch: arch.clone(), checkpoints, weights: weights.concat() };
     score_checkpoints(&mut zoo, data);
     Ok(zoo)
+}
+
+/// Checkpoints of each model zoo `spec` keeps.
+fn kept_per_model(spec: &ZooSpec) -> usize {
+    let kept = match &spec.continuation {
+        Some(c) => c.steps / c.keep_every.max(1),
+        None => spec.keep.last_epochs.min(spec.train.epochs),
+    };
+    kept.max(1)
+}
+
+/// What training `unit` of zoo `spec` holds in memory at once.
+fn unit_memory(arch: &Arch, spec: &ZooSpec, unit: &ZooUnit) -> crate::memory::Training {
+    crate::memory::Training { models: unit.len(), parameters: arch.layout().len(), kept: kept_per_model(spec), batch: spec.train.batch_size, activations: arch.activations() }
+}
+
+/// Why this machine cannot put trained zoo `spec` together — its parts' checkpoints and the
+/// assembled zoo, both in memory — when it cannot (`crate::memory`).
+pub fn refuse_assembly(arch: &Arch, spec: &ZooSpec) -> Option<String> {
+    let checkpoints = models_trained(spec).saturating_mul(kept_per_model(spec));
+    let parameters = arch.layout().len();
+    let bytes = (checkpoints as u64).saturating_mul(parameters as u64).saturating_mul(4 * 2);
+    crate::memory::refuse(bytes).map(|why| format!("putting its {checkpoints} checkpoints of {parameters} parameters together {why}: train fewer models or keep fewer checkpoints"))
 }
 
 /// Puts a zoo's trained units together: a tree's roots get side `root` and ids after the
