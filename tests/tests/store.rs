@@ -118,7 +118,7 @@ fn a_rerun_with_another_setting_keeps_both_runs_each_with_its_report() {
     let lines: Vec<&str> = text.lines().skip(1).collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].contains("ok") && lines[0].contains("(first)") && lines[0].contains("noise 0."), "{text}");
-    assert!(lines[1].contains("- config = { sigma = 0.01 }") && lines[1].contains("+ config = { sigma = 0.5"), "{text}");
+    assert!(lines[1].contains("method.noise.config.sigma 0.01 → 0.5"), "{text}");
 }
 
 #[test]

@@ -96,9 +96,72 @@ pub fn keep_previous(output: &Path) -> Result<()> {
     archive(output, &stamp, &plan).map(drop)
 }
 
-/// What changed in `new` against `old` (manifest texts): the lines only one of them has, as
-/// `- old` / `+ new`, in order.
+/// What changed in `new` against `old` (manifest texts), key by key: `data.fmnist.train_subset
+/// 4000 → 1`, `+ method.copy`, `- zoo.cnn`. `[[method]]` entries are matched by name, as
+/// `extends` merges them, so reordering methods is no change. Texts that are not TOML (an
+/// entry from elsewhere) are compared line by line instead: `- old` / `+ new`.
 pub fn diff(old: &str, new: &str) -> Vec<String> {
+    let (Ok(a), Ok(b)) = (old.parse::<toml::Table>(), new.parse::<toml::Table>()) else { return line_diff(old, new) };
+    let mut out = Vec::new();
+    changes("", Some(&toml::Value::Table(a)), Some(&toml::Value::Table(b)), &mut out);
+    out
+}
+
+/// The keys under `path` that differ between `old` and `new`: tables' keys in order (then
+/// what only `old` has), `[[method]]` entries in `new`'s order.
+fn changes(path: &str, old: Option<&toml::Value>, new: Option<&toml::Value>, out: &mut Vec<String>) {
+    use toml::Value;
+    let join = |key: &str| {
+        let key = if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') { key.to_string() } else { format!("{key:?}") };
+        if path.is_empty() { key } else { format!("{path}.{key}") }
+    };
+    match (old, new) {
+        (Some(a), Some(b)) if a == b => {}
+        (Some(Value::Table(a)), Some(Value::Table(b))) => {
+            for (key, value) in b {
+                changes(&join(key), a.get(key), Some(value), out);
+            }
+            for (key, value) in a.iter().filter(|(k, _)| !b.contains_key(*k)) {
+                changes(&join(key), Some(value), None, out);
+            }
+        }
+        (Some(Value::Array(a)), Some(Value::Array(b))) if named(a).is_some() && named(b).is_some() => {
+            let (a, b) = (named(a).unwrap_or_default(), named(b).unwrap_or_default());
+            for (name, value) in &b {
+                changes(&join(name), a.iter().find(|(n, _)| n == name).map(|(_, v)| *v), Some(value), out);
+            }
+            for (name, value) in a.iter().filter(|(n, _)| !b.iter().any(|(m, _)| m == n)) {
+                changes(&join(name), Some(value), None, out);
+            }
+        }
+        (Some(a), Some(b)) => out.push(format!("{path} {} → {}", shown(a), shown(b))),
+        (None, Some(Value::Table(_))) => out.push(format!("+ {path}")),
+        (None, Some(b)) => out.push(format!("+ {path} = {}", shown(b))),
+        (Some(_), None) => out.push(format!("- {path}")),
+        (None, None) => {}
+    }
+}
+
+/// An array of tables that all have a `name` (`[[method]]`), as (name, table) pairs.
+fn named(items: &[toml::Value]) -> Option<Vec<(String, &toml::Value)>> {
+    items.iter().map(|v| Some((v.get("name")?.as_str()?.to_string(), v))).collect::<Option<Vec<_>>>().filter(|v| !v.is_empty())
+}
+
+/// A value as one short line of TOML (very large and very small numbers in exponent form).
+fn shown(value: &toml::Value) -> String {
+    let text = match value {
+        toml::Value::Float(f) if *f != 0.0 && f.is_finite() && !(1e-4..1e6).contains(&f.abs()) => format!("{f:e}"),
+        other => other.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
+    };
+    match text.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// The lines only one of `old` and `new` has (comments and blank lines aside), as `- old` /
+/// `+ new`, in order.
+fn line_diff(old: &str, new: &str) -> Vec<String> {
     let significant = |t: &str| -> Vec<String> { t.lines().map(str::trim_end).filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).map(str::to_string).collect() };
     let (a, b) = (significant(old), significant(new));
     let mut out: Vec<String> = a.iter().filter(|l| !b.contains(l)).map(|l| format!("- {}", l.trim())).collect();
@@ -166,7 +229,7 @@ pub fn print_table(folder: &Path) -> bool {
             None => "(first)".to_string(),
             Some(before) => {
                 let d = diff(before, &entry.manifest);
-                if d.is_empty() { "(same manifest)".to_string() } else { d.join("  ") }
+                if d.is_empty() { "(same manifest)".to_string() } else { d.join("; ") }
             }
         };
         let line = format!("{:<32} {:<10} {:>9.1}  {} · {changes}", entry.id, entry.status, entry.seconds, entry.accuracy);
@@ -198,7 +261,73 @@ mod tests {
         assert_eq!(std::fs::read_to_string(first.join("samples.parquet")).unwrap(), "s1");
         assert_eq!(std::fs::read_to_string(second.join("report.html")).unwrap(), "two");
         assert_eq!(entries(out), vec![first, second]);
-        assert_eq!(diff("a = 1\nb = 2\n# c\n", "a = 1\nb = 3\n"), vec!["- b = 2".to_string(), "+ b = 3".to_string()]);
+        assert_eq!(diff("a = 1\nb = 2\n# c\n", "a = 1\nb = 3\n"), vec!["b 2 → 3"]);
+    }
+
+    #[test]
+    fn changes_between_runs_are_named_by_key_and_methods_by_name() {
+        let old = r#"[experiment]
+name = "x"
+seeds = [0, 1]
+
+[data.fmnist]
+source = "fashion-mnist"
+train_subset = 4000
+
+[zoo.mlp]
+data = "fmnist"
+split = { train = 10, heldout = 2 }
+
+[[method]]
+name = "noise"
+plugin = "noise"
+config = { sigma = 0.01 }
+
+[[method]]
+name = "copy"
+plugin = "copy"
+"#;
+        // Methods reordered (no change), one config value, a dataset value, a split, a seed,
+        // a method gone and one new, a new zoo.
+        let new = r#"[experiment]
+name = "x"
+seeds = [0, 1, 2]
+
+[data.fmnist]
+source = "fashion-mnist"
+train_subset = 1000
+
+[zoo.mlp]
+data = "fmnist"
+split = { train = 8, heldout = 2 }
+
+[zoo.cnn]
+data = "fmnist"
+
+[[method]]
+name = "average k=3"
+plugin = "average"
+
+[[method]]
+name = "noise"
+plugin = "noise"
+config = { sigma = 0.05 }
+"#;
+        assert_eq!(
+            diff(old, new),
+            vec![
+                "data.fmnist.train_subset 4000 → 1000",
+                "experiment.seeds [0, 1] → [0, 1, 2]",
+                "+ method.\"average k=3\"",
+                "method.noise.config.sigma 0.01 → 0.05",
+                "- method.copy",
+                "+ zoo.cnn",
+                "zoo.mlp.split.train 10 → 8",
+            ]
+        );
+        assert!(diff(old, old).is_empty());
+        assert_eq!(diff("lr = 3e-3\nsigma = 0.5", "lr = 1e6\nsigma = 1e-30"), vec!["lr 0.003 → 1e6", "sigma 0.5 → 1e-30"]);
+        assert_eq!(diff("not [toml", "not [toml either"), vec!["- not [toml", "+ not [toml either"], "line by line when not TOML");
     }
 
     #[test]
