@@ -228,8 +228,17 @@ pub fn import(arch: &Arch, dir: &Path, train: usize, heldout: Option<usize>) -> 
         });
     }
     files.truncate(wanted);
+    // Every file holds the architecture's parameters (checked as it is read): what the zoo
+    // will hold is known before the first is read (`crate::memory`).
+    let parameters = arch.layout().len();
+    if let Some(why) = crate::memory::refuse((wanted as u64).saturating_mul(parameters as u64).saturating_mul(4)) {
+        return Err(StoreError::Format { path: dir.to_path_buf(), reason: format!("holding its {wanted} state_dicts of {parameters} parameters {why}: import fewer") });
+    }
     let mut checkpoints = Vec::new();
     let mut weights = Vec::new();
+    weights
+        .try_reserve_exact(wanted.saturating_mul(parameters))
+        .map_err(|e| StoreError::Format { path: dir.to_path_buf(), reason: format!("holding its {wanted} state_dicts of {parameters} parameters: {e}") })?;
     for (model, file) in files.iter().enumerate() {
         weights.extend(read_state_dict(arch, file)?);
         let mut checkpoint = Checkpoint::new(model, 0, 0, 0, if model < train { Side::Train } else { Side::Heldout });
