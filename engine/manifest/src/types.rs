@@ -253,8 +253,9 @@ pub struct DataSpec {
     /// manifest.
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// Height and width every image is resized to (`image-folder`).
+    /// Height and width every image is resized to (`image-folder`), each 1 to 4,096.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(inner(range(min = 1, max = 4096)))]
     pub size: Option<[usize; 2]>,
     /// Channels of every image (`image-folder`): 1 (grey) or 3 (RGB).
     #[serde(default = "default_channels")]

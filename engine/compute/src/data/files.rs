@@ -35,6 +35,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
     move |source| DataError::Io { path: path.to_path_buf(), source }
 }
 
+/// Refuses to read `path` into `bytes` of memory this process cannot have, before reading it:
+/// a dataset larger than the machine fails its stage (or `validate`) with both sizes instead of
+/// aborting the engine (`crate::memory`).
+fn room(path: &Path, bytes: u64) -> Result<(), DataError> {
+    match crate::memory::refuse(bytes) {
+        Some(why) => Err(format(path, format!("holding its examples as 32-bit floats {why}: read a smaller dataset"))),
+        None => Ok(()),
+    }
+}
+
 /// Loads the data of a file source (`tensors`, `idx`, `image-folder`, `cifar10`).
 pub fn load(spec: &DataSpec, base_dir: &Path) -> Result<FileData, DataError> {
     let path = base_dir.join(spec.path.as_ref().ok_or_else(|| format(base_dir, "the manifest names no `path` for this dataset"))?);
@@ -120,6 +130,8 @@ fn read_npz(path: &Path) -> Result<std::collections::HashMap<String, Array>, Dat
     if total > MAX_FILE_BYTES {
         return Err(format(path, format!("its arrays hold {total} bytes, more than weightlab reads ({MAX_FILE_BYTES})")));
     }
+    // The arrays as read, then as floats: at least their bytes again.
+    room(path, total.saturating_mul(2))?;
     let tensors = tch::Tensor::read_npz(path).map_err(|e| format(path, format!("cannot read the arrays: {e}")))?;
     let mut out = std::collections::HashMap::new();
     for (name, t) in tensors {
@@ -140,6 +152,8 @@ fn read_safetensors(path: &Path) -> Result<std::collections::HashMap<String, Arr
     use safetensors::{Dtype, SafeTensors};
     let bytes = weightlab_manifest::files::read_regular(path, MAX_FILE_BYTES).map_err(io(path))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| format(path, format!("not a safetensors file: {e}")))?;
+    let values: usize = st.tensors().iter().map(|(_, v)| v.shape().iter().product::<usize>()).sum();
+    room(path, (values as u64).saturating_mul(4))?;
     let mut out = std::collections::HashMap::new();
     for (name, view) in st.tensors() {
         let data = view.data();
@@ -201,6 +215,7 @@ fn idx(dir: &Path) -> Result<FileData, DataError> {
         let images = find(dir, prefixes, "images-idx3-ubyte")?;
         let labels = find(dir, prefixes, "labels-idx1-ubyte")?;
         let (isz, pixels) = read_idx(&images)?;
+        room(&images, (pixels.len() as u64).saturating_mul(4))?;
         let (lsz, y) = read_idx(&labels)?;
         if isz.len() != 3 || lsz.len() != 1 || isz[0] != lsz[0] {
             return Err(format(&labels, format!("{} holds {isz:?} images and this file {lsz:?} labels: expected (N, height, width) images and N labels", images.display())));
@@ -260,8 +275,8 @@ fn image_folder(dir: &Path, [height, width]: [usize; 2], channels: usize) -> Res
     if let Some(extra) = test_classes.iter().find(|c| !classes.contains(c)) {
         return Err(format(&dir.join("test").join(extra), "is a class with no training images (test classes must be training classes)"));
     }
-    let read_split = |split: &str| -> Result<Split, DataError> {
-        let mut out = Split::default();
+    let listed = |split: &str| -> Result<Vec<(usize, Vec<PathBuf>)>, DataError> {
+        let mut out = Vec::new();
         for (label, class) in classes.iter().enumerate() {
             let folder = dir.join(split).join(class);
             if !folder.is_dir() {
@@ -269,6 +284,16 @@ fn image_folder(dir: &Path, [height, width]: [usize; 2], channels: usize) -> Res
             }
             let mut files: Vec<PathBuf> = std::fs::read_dir(&folder).map_err(io(&folder))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
             files.sort();
+            out.push((label, files));
+        }
+        Ok(out)
+    };
+    let (train_files, test_files) = (listed("train")?, listed("test")?);
+    let images = train_files.iter().chain(&test_files).map(|(_, f)| f.len()).sum::<usize>() as u64;
+    room(dir, [channels, height, width, 4].iter().fold(images, |a, &b| a.saturating_mul(b as u64)))?;
+    let read_split = |split: &str, listed: Vec<(usize, Vec<PathBuf>)>| -> Result<Split, DataError> {
+        let mut out = Split::default();
+        for (label, files) in listed {
             for file in files {
                 let bytes = weightlab_manifest::files::read_regular(&file, 256 << 20).map_err(io(&file))?;
                 let img = image::load_from_memory(&bytes).map_err(|e| format(&file, format!("not a readable image: {e}")))?;
@@ -289,6 +314,19 @@ fn image_folder(dir: &Path, [height, width]: [usize; 2], channels: usize) -> Res
         }
         Ok(out)
     };
-    let (train, test) = (read_split("train")?, read_split("test")?);
+    let (train, test) = (read_split("train", train_files)?, read_split("test", test_files)?);
     Ok(FileData { task: Task::Classification { classes: classes.len() }, shape: vec![channels, height, width], train, test, class_names: classes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dataset_larger_than_the_machine_is_refused_with_its_file_and_both_sizes() {
+        let e = room(Path::new("huge/images"), u64::MAX).expect_err("no machine has 16 EiB");
+        let text = e.to_string();
+        assert!(text.contains("huge/images") && text.contains("needs at least") && text.contains("is available") && text.contains("read a smaller dataset"), "{text}");
+        assert!(room(Path::new("small"), 1024).is_ok());
+    }
 }
