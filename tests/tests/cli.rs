@@ -53,6 +53,30 @@ fn invalid_manifest_exits_2_with_location_and_suggestion() {
 }
 
 #[test]
+fn a_folder_that_is_not_a_run_is_named_once_with_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+    for (args, says) in [
+        (&["report", "nope"][..], "nope: not a run folder of weightlab"),
+        (&["report", "empty"][..], "empty: not a run folder of weightlab"),
+        (&["merge", "empty"][..], "empty: not a run folder of weightlab"),
+        (&["runs", "nope"][..], "nope: no such output folder or manifest"),
+    ] {
+        let out = weightlab(dir.path(), args);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        assert!(text.contains(says), "{args:?}: {text}");
+        assert!(text.matches("No such file or directory").count() <= 1, "{args:?} says its cause once: {text}");
+    }
+    // An I/O error of the engine's, through the command line's error chain: its cause once.
+    let (dir, path) = experiment(MANIFEST);
+    let out = weightlab(dir.path(), &["run", path.to_str().unwrap(), "-o", "/proc/weightlab-cannot-be-here"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("/proc/weightlab-cannot-be-here"), "{text}");
+    assert_eq!(text.matches("No such file or directory").count(), 1, "{text}");
+}
+
+#[test]
 fn bad_plugin_config_is_reported_at_its_line() {
     let (dir, path) = experiment(&MANIFEST.replace("config = { sigma = 0.01 }", "config = { sgima = 0.01 }"));
     let out = weightlab(dir.path(), &["run", path.to_str().unwrap(), "-o", "out"]);

@@ -18,9 +18,21 @@ fn main() {
     let code = match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            output::error(&format!("{e:#}"));
+            output::error(&chain(&e));
             1
         }
     };
     weightlab_host::worker::exit_now(code);
+}
+
+/// An error and its causes, joined by `: ` — each cause once: library errors often say their
+/// source already (`reading x: No such file or directory`), and anyhow's `{:#}` would repeat it.
+fn chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1).map(ToString::to_string) {
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
 }

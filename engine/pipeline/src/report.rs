@@ -40,7 +40,8 @@ pub(crate) struct RunTables {
 
 fn read_run(dir: &Path) -> Result<RunTables> {
     let manifest_path = dir.join("manifest.toml");
-    let manifest_text = weightlab_manifest::files::read_manifest(&manifest_path).map_err(io("reading (is this a weightlab run folder?)", &manifest_path))?;
+    let manifest_text = weightlab_manifest::files::read_manifest(&manifest_path)
+        .map_err(|e| Error::Format { path: dir.to_path_buf(), reason: format!("not a run folder of weightlab (reading {}: {e})", manifest_path.display()) })?;
     let (manifest, expansion) = weightlab_manifest::expand_text(&manifest_text).map_err(crate::error::format(&manifest_path))?;
     let unfinished = |table: &str| Error::Unfinished(format!("{} has no {table}.parquet: is it a finished weightlab run?", dir.display()));
     let run = read_table::<RunRow>(dir, "runs")?.ok_or_else(|| unfinished("runs"))?.into_iter().next().ok_or_else(|| Error::Unfinished(format!("{}: empty runs table", dir.display())))?;

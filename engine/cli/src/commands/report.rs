@@ -34,6 +34,7 @@ pub fn runs(target: &std::path::Path) -> anyhow::Result<i32> {
         };
         weightlab_pipeline::Run::new(loaded, None)?.output
     } else {
+        anyhow::ensure!(target.is_dir(), "{}: no such output folder or manifest", target.display());
         target.to_path_buf()
     };
     if !history::print_table(&folder) {
