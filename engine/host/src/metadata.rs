@@ -42,6 +42,10 @@ struct TopLevel<'a> {
 }
 
 fn top_level(bytes: &[u8]) -> Result<TopLevel<'_>, ReadError> {
+    // wasmparser's own message for this is a multi-line dump of the expected bytes.
+    if !bytes.starts_with(b"\0asm") {
+        return Err(ReadError("not WebAssembly at all (a `.wasm` file starts with the bytes `\\0asm`)".into()));
+    }
     let mut out = TopLevel { names: Vec::new(), custom: Vec::new() };
     // Nested modules and components start with their own `Version` and end with `End`.
     let mut depth = 0usize;
@@ -232,6 +236,8 @@ mod tests {
     fn refuses_what_is_not_a_component() {
         let module = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
         assert!(read(&module).unwrap_err().to_string().contains("core module"));
+        let text = read(b"root:x:0:0:root:/root:/bin/bash\n").unwrap_err().to_string();
+        assert!(text.contains("not WebAssembly at all") && !text.contains('\n'), "one line: {text}");
         assert!(read(b"not wasm").is_err());
     }
 }
