@@ -160,6 +160,7 @@ impl ManifestError {
                     let end = span.end.max(span.start + 1).saturating_sub(file.start);
                     let (end_line, end_col) = line_col(&file.text, end);
                     let width = if end_line == line { end_col.saturating_sub(col).max(1) } else { text.chars().count().saturating_sub(col - 1).max(1) };
+                    let (text, col, width) = window(text, col, width);
                     writeln!(f, "{:gutter$} |", "")?;
                     writeln!(f, "{line} | {text}")?;
                     writeln!(f, "{:gutter$} | {}{}", "", " ".repeat(col - 1), "^".repeat(width))?;
@@ -174,6 +175,26 @@ impl ManifestError {
     }
 }
 
+/// Characters of a source line shown around a mistake.
+const SHOWN_CHARS: usize = 120;
+
+/// The part of `text` (a source line) shown for a mistake at column `col` (1-based) spanning
+/// `width` characters, with the column and width in it: a long line is cut to a window that
+/// starts a little before the mistake, marked `…` where cut.
+fn window(text: &str, col: usize, width: usize) -> (String, usize, usize) {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= SHOWN_CHARS {
+        return (text.to_string(), col, width);
+    }
+    let start = (col - 1).saturating_sub(20).min(chars.len());
+    let end = (start + SHOWN_CHARS).min(chars.len());
+    let lead = if start > 0 { "…" } else { "" };
+    let shown = format!("{lead}{}{}", chars[start..end].iter().collect::<String>(), if end < chars.len() { "…" } else { "" });
+    // The mistake starts at index `col - 1` of the line; the window shows up to `end`.
+    let visible = end.saturating_sub(col - 1);
+    (shown, col - start + lead.chars().count(), width.min(visible).max(1))
+}
+
 impl fmt::Display for ManifestError {
     /// The rendering with control characters shown as `�`: a diagnostic quotes the manifest's
     /// lines and values, and a manifest may come from someone else (an escape sequence in it
@@ -183,5 +204,24 @@ impl fmt::Display for ManifestError {
         self.render(&mut out)?;
         let shown: String = out.chars().map(|c| if c.is_control() && c != '\n' && c != '\t' { '\u{fffd}' } else { c }).collect();
         f.write_str(&shown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window;
+
+    #[test]
+    fn a_long_line_is_shown_around_its_mistake() {
+        assert_eq!(window("a = 1", 5, 1), ("a = 1".to_string(), 5, 1));
+        let line = format!("name = \"{}\"", "c".repeat(5000));
+        let (shown, col, width) = window(&line, 8, 5002);
+        assert!(shown.starts_with("name = \"ccc") && shown.ends_with('…') && shown.chars().count() == 121, "{shown}");
+        assert_eq!((col, width), (8, 113), "the caret under the value's start, to the window's end");
+        let far = format!("{}x = 1", " ".repeat(1000));
+        let (shown, col, width) = window(&far, 1001, 1);
+        assert!(shown.starts_with('…'), "{shown}");
+        assert_eq!(shown.chars().nth(col - 1), Some('x'), "{shown} {col}");
+        assert_eq!(width, 1);
     }
 }

@@ -171,7 +171,19 @@ fn collect(e: &jsonschema::ValidationError, schema: &Value, spans: &Spans, out: 
                     .with_help(Some("see `weightlab schema` for every key and its default".into())),
             );
         }
-        _ => out.push(Diagnostic::new(if at.is_empty() { e.to_string() } else { format!("`{at}`: {e}") }, spans.value(&path))),
+        K::MaxLength { limit } => {
+            let chars = e.instance().as_str().map_or(0, |t| t.chars().count());
+            out.push(Diagnostic::new(format!("`{at}` is {chars} characters long (at most {limit})"), spans.value(&path)));
+        }
+        _ => {
+            // The validator's message quotes the value whole: a long one is cut.
+            let instance = e.instance().to_string();
+            let message = match instance.char_indices().nth(60) {
+                Some((cut, _)) => e.to_string().replace(&instance, &format!("{}…", &instance[..cut])),
+                None => e.to_string(),
+            };
+            out.push(Diagnostic::new(if at.is_empty() { message } else { format!("`{at}`: {message}") }, spans.value(&path)))
+        }
     }
 }
 

@@ -807,6 +807,7 @@ fn default_fuel() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct MethodSpec {
     /// How the method appears in tables and the report; unique within the manifest.
+    #[schemars(length(min = 1, max = 256))]
     pub name: String,
     /// A built-in plugin name (see `weightlab plugins`) or a path to a `.wasm` component.
     /// Leave it out with `import`.

@@ -66,6 +66,18 @@ fn unknown_key_with_did_you_mean() {
 }
 
 #[test]
+fn a_long_value_is_measured_or_cut_not_quoted_whole() {
+    let long = "c".repeat(5000);
+    let e = error_of(&GOOD.replace("name = \"copy\"", &format!("name = \"{long}\"")));
+    assert_points(&e, 15, 8, "`method[0].name` is 5000 characters long (at most 256)");
+    let e = error_of(&GOOD.replace("seeds = [0, 1]", &format!("seeds = \"{long}\"")));
+    assert_points(&e, 3, 9, "is not of type");
+    assert!(e.len() < 1000 && e.contains('…'), "{e}");
+    let e = error_of(&GOOD.replace("hidden = [8]", "hidden = [0]"));
+    assert_points(&e, 10, 34, "0 is less than the minimum of 1");
+}
+
+#[test]
 fn wrong_type() {
     let e = error_of(&GOOD.replace("models = 8", "models = \"eight\""));
     assert_points(&e, 11, 10, "`zoo.cnn.models`: \"eight\" is not of type \"integer\"");

@@ -17,6 +17,19 @@ pub struct Exported {
     pub seeds: usize,
 }
 
+/// Longest method name kept whole in a file name (file names have at most 255 bytes).
+const STEM_CHARS: usize = 100;
+
+/// `method` made file-safe (ASCII letters, digits, `-`, `_`); a longer name is cut and told
+/// apart from others cut alike by a hash of the whole.
+fn file_stem(method: &str) -> String {
+    let safe: String = method.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    if safe.len() <= STEM_CHARS {
+        return safe;
+    }
+    format!("{}-{}", &safe[..STEM_CHARS], &weightlab_host::code::sha256_hex(method.as_bytes())[..12])
+}
+
 /// Writes every finished sample of method `method` in the run folder `run_dir` into `to`, one
 /// file per sample: `<method>-seed<S>-<NNNN>.safetensors` (the method's name made file-safe).
 pub fn export(run_dir: &Path, method: &str, to: &Path) -> Result<Exported> {
@@ -40,7 +53,7 @@ pub fn export(run_dir: &Path, method: &str, to: &Path) -> Result<Exported> {
     }
     let layout = weightlab_compute::zoo::store::read_layout(&run.stage_dir(|k| matches!(k, StageKind::Zoo { name } if *name == zoo_name))?)?;
     std::fs::create_dir_all(to).map_err(io("creating", to))?;
-    let stem: String = method.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let stem = file_stem(method);
     let mut files = Vec::new();
     let mut seeds = 0;
     for stage in run.plan.stages.iter().filter(|s| matches!(s.kind, StageKind::Method { index: i, .. } if i == index)) {
@@ -65,4 +78,17 @@ pub fn export(run_dir: &Path, method: &str, to: &Path) -> Result<Exported> {
         return Err(Error::Unfinished(format!("method `{method}` has no finished samples in {}", run_dir.display())));
     }
     Ok(Exported { files, seeds })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_name_becomes_a_short_safe_file_stem() {
+        assert_eq!(file_stem("noise σ=0.01"), "noise___0_01");
+        assert_eq!(file_stem("../../etc/x"), "______etc_x");
+        let (a, b) = (file_stem(&"c".repeat(5000)), file_stem(&"c".repeat(5001)));
+        assert!(a.len() < 120 && a.starts_with("ccc") && a != b, "{a} {b}");
+    }
 }
