@@ -1,6 +1,7 @@
 //! Beyond one process: shards sharing one stage store (started apart, or by `run --jobs`) merge
 //! into exactly what one process computes, and a run killed (SIGKILL, worker processes
-//! included) at random moments resumes without redoing or losing a finished stage.
+//! included) at random moments resumes without redoing or losing a finished stage; killing
+//! `run --jobs` ends its shards too.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -242,4 +243,39 @@ fn a_run_killed_at_random_moments_resumes_without_redoing_or_losing_a_stage() {
     let diffs = stage_differences(&dir.path().join("reference"), &out);
     assert!(diffs.is_empty(), "the resumed run differs from an uninterrupted one:\n{}", diffs.join("\n"));
     eprintln!("survived {kills} kills; {} stages were finished before the last run, which ran only the rest", before.len());
+}
+
+/// The processes whose command line mentions `needle` (this test's folder).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .filter(|c| c.contains(needle) && c.contains("--shard"))
+        .collect()
+}
+
+#[test]
+fn a_killed_jobs_run_takes_its_shards_with_it() {
+    let (dir, path) = experiment(MANIFEST);
+    let p = path.to_str().unwrap();
+    let needle = dir.path().join("jobs").to_string_lossy().into_owned();
+    // Quiet shards (a shard that prints to its killed parent's pipe would die of that alone)
+    // on a zoo that trains for a minute (4,000 epochs).
+    let mut parent =
+        command(dir.path(), &["-q", "run", p, "-o", &needle, "--jobs", "2", "--set", "zoo.mlp.train.epochs=4000"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start the run");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while processes_mentioning(&needle).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(processes_mentioning(&needle).len() >= 2, "both shards run");
+    std::thread::sleep(Duration::from_millis(300));
+    parent.kill().expect("kill the command");
+    let _ = parent.wait();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !processes_mentioning(&needle).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(processes_mentioning(&needle), Vec::<String>::new(), "shards outlived the command that started them");
 }

@@ -121,9 +121,11 @@ fn threads() -> Option<usize> {
     std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
 }
 
-/// Ends this process when `parent` ends, and at once if it already has. (Linux only, as the
-/// server itself: elsewhere `/proc/self/task` is missing and no server starts.)
-fn die_with(parent: libc::pid_t) {
+/// Ends this process when `parent` ends, and at once if it already has (Linux only; elsewhere
+/// nothing). The fork server and its reapers use it, and so do the shards of `run --jobs`,
+/// which must not go on computing, or waiting a day for each other, once their command is
+/// killed.
+pub fn die_with(parent: libc::pid_t) {
     #[cfg(not(target_os = "linux"))]
     let _ = parent;
     #[cfg(target_os = "linux")]

@@ -27,13 +27,21 @@ pub struct Shards<'a> {
     pub wait: u64,
 }
 
-/// Set in the shards' environment: the process that started them merges (no shard needs to
-/// say how its run is finished).
+/// Set in the shards' environment to the pid of the process that started them, which merges
+/// (no shard needs to say how its run is finished) and whose end ends them.
 const STARTED_BY_JOBS: &str = "WEIGHTLAB_STARTED_BY_JOBS";
 
-/// Whether this process is a shard of `run --jobs` (its parent merges).
-pub fn started_by_jobs() -> bool {
-    std::env::var_os(STARTED_BY_JOBS).is_some()
+/// The process that started this one as a shard of `run --jobs`, if one did.
+pub fn started_by_jobs() -> Option<i32> {
+    std::env::var(STARTED_BY_JOBS).ok()?.trim().parse().ok()
+}
+
+/// Called first by a shard of `run --jobs`: it ends when the command that started it ends
+/// (killed, or interrupted), rather than computing on, or waiting for the other shards, alone.
+pub fn end_with_parent() {
+    if let Some(parent) = started_by_jobs() {
+        weightlab_host::spawn::die_with(parent);
+    }
 }
 
 /// Compute threads per shard: `omp` (`OMP_NUM_THREADS`) when it is a count, else `cores`
@@ -65,7 +73,13 @@ pub fn run(shards: &Shards, jobs: usize) -> Result<bool> {
             output::Verbosity::Normal => &mut command,
             output::Verbosity::Verbose => command.arg("--verbose"),
         };
-        command.env("OMP_NUM_THREADS", &threads).env("MKL_NUM_THREADS", &threads).env(STARTED_BY_JOBS, "1").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        command
+            .env("OMP_NUM_THREADS", &threads)
+            .env("MKL_NUM_THREADS", &threads)
+            .env(STARTED_BY_JOBS, std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {

@@ -9,6 +9,7 @@ use crate::cli::{RunArgs, ScheduleArgs};
 /// `weightlab run`: execute what is not cached (this shard's part, with `--shard`); exit 1 if
 /// any stage failed.
 pub fn run(args: &RunArgs, schedule: &ScheduleArgs) -> anyhow::Result<i32> {
+    weightlab_pipeline::side_by_side::end_with_parent();
     let loaded = match super::load_manifest(&args.manifest, &args.overrides.all()) {
         Ok(l) => l,
         Err(code) => return Ok(code),
@@ -44,7 +45,7 @@ pub fn run(args: &RunArgs, schedule: &ScheduleArgs) -> anyhow::Result<i32> {
         weightlab_pipeline::side_by_side::run(&shards, schedule.jobs as usize)?;
         return merge(&[run.output.clone()], None);
     }
-    let schedule = Schedule { shard, level: schedule.level, merge: false, wait: Duration::from_secs(schedule.wait), merge_hint: !weightlab_pipeline::side_by_side::started_by_jobs() };
+    let schedule = Schedule { shard, level: schedule.level, merge: false, wait: Duration::from_secs(schedule.wait), merge_hint: weightlab_pipeline::side_by_side::started_by_jobs().is_none() };
     let summary = run.execute_scheduled(&schedule)?;
     Ok(if summary.failed == 0 { 0 } else { 1 })
 }
