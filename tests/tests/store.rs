@@ -159,3 +159,31 @@ fn a_manifest_writes_to_one_folder_whatever_the_current_directory() {
     let found = output_from(dir.path(), "loose/store.toml");
     assert_eq!(found, dir.path().join("loose/reports/store"));
 }
+
+/// Two runs writing one output folder at once would mix their manifests, tables and history
+/// entries: the second is refused at once, and the folder is free again as soon as the first
+/// ends — however it ends (here: killed).
+#[test]
+fn a_second_run_into_a_folder_being_written_is_refused_until_the_first_ends() {
+    let (dir, path) = experiment(MANIFEST);
+    let p = path.to_str().unwrap();
+    let store = dir.path().join("store");
+    // A zoo that trains for a minute, so the first run is still writing.
+    let mut first = command(dir.path(), &["-q", "run", p, "-o", "out", "--set", "zoo.z.train.epochs=20000"]).env("WEIGHTLAB_STORE", &store).spawn().expect("start the first run");
+    let progress = dir.path().join("out/progress.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !progress.is_file() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(progress.is_file(), "the first run started");
+    let second = command(dir.path(), &["run", p, "-o", "out"]).env("WEIGHTLAB_STORE", &store).output().unwrap();
+    let text = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{text}");
+    assert!(text.contains("out is being written by another weightlab run") && text.contains("another output folder (`-o`)"), "{text}");
+    let elsewhere = command(dir.path(), &["run", p, "-o", "other"]).env("WEIGHTLAB_STORE", &store).output().unwrap();
+    assert!(elsewhere.status.success(), "another folder is free: {}", String::from_utf8_lossy(&elsewhere.stderr));
+    first.kill().expect("kill the first run");
+    let _ = first.wait();
+    let again = command(dir.path(), &["run", p, "-o", "out"]).env("WEIGHTLAB_STORE", &store).output().unwrap();
+    assert!(again.status.success(), "free once the first is gone: {}", String::from_utf8_lossy(&again.stderr));
+}

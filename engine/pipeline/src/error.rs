@@ -68,6 +68,9 @@ pub enum Error {
     /// a bug in weightlab, never a user's mistake, so it says so.
     #[error("internal error (please report it): {0}")]
     Internal(String),
+    /// Another weightlab process is writing this output folder.
+    #[error("{} is being written by another weightlab run: wait for it to end, or give this run another output folder (`-o`)", .0.display())]
+    Busy(PathBuf),
     /// Run folders that do not belong together (`weightlab merge` of two plans).
     #[error("{0}")]
     Mismatch(String),

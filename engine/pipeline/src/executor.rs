@@ -94,6 +94,21 @@ impl Default for Schedule {
     }
 }
 
+/// Holds output folder `output` for this process until the returned file is dropped (or the
+/// process ends, however it ends): two runs writing one folder at once would mix their
+/// manifests, tables and history entries. Shards of one run share it (`shared`); a whole run
+/// or a merge has it alone, and one that cannot is refused at once rather than left waiting.
+fn lock_output(output: &Path, shared: bool) -> Result<std::fs::File> {
+    let path = output.join(".weightlab.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io("opening", &path))?;
+    let taken = if shared { file.try_lock_shared() } else { file.try_lock() };
+    match taken {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy(output.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(io("locking", &path)(e)),
+    }
+}
+
 /// What the provenance file `run.json` holds: where the manifest came from and which plan
 /// ran, so that `weightlab merge` can check shards belong together and rebuild the plan.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -177,6 +192,8 @@ impl Run {
             self.select_device()?;
         }
         std::fs::create_dir_all(&self.output).map_err(io("creating the output folder", &self.output))?;
+        let partial = schedule.shard.is_some() || schedule.level.is_some();
+        let _lock = lock_output(&self.output, partial)?;
         if !schedule.merge {
             // The run this one may replace stays in the history, whatever wrote it — before its
             // manifest and run.json are replaced.
@@ -194,7 +211,6 @@ impl Run {
                 output::detail(&format!("removed {stale} unfinished stage folder(s) of killed runs"));
             }
         }
-        let partial = schedule.shard.is_some() || schedule.level.is_some();
         // Which stages are this process's: every one, or its shard's and/or level's (the
         // report only when nothing narrows the run).
         let levels = self.plan.levels();
