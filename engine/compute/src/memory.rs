@@ -59,9 +59,10 @@ fn meminfo_available(meminfo: &str) -> Option<u64> {
     Some(kib.saturating_mul(1024))
 }
 
-/// The least room (`memory.max` − `memory.current`) of the cgroup named in `self_cgroup` (the
-/// text of `/proc/self/cgroup`, its v2 line `0::/path`) and its ancestors under `root`; `None`
-/// when none of them sets a limit.
+/// The least room of the cgroup named in `self_cgroup` (the text of `/proc/self/cgroup`, its
+/// v2 line `0::/path`) and its ancestors under `root`: `memory.max` less what the cgroup uses
+/// (`memory.current`) other than file cache the kernel would drop first (`inactive_file` of
+/// `memory.stat`, as container runtimes count a working set); `None` when none sets a limit.
 fn cgroup_room(root: &Path, self_cgroup: &str) -> Option<u64> {
     let path = self_cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
     let mut dir: PathBuf = root.join(path.trim().trim_start_matches('/'));
@@ -70,7 +71,8 @@ fn cgroup_room(root: &Path, self_cgroup: &str) -> Option<u64> {
         let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok().and_then(|t| t.trim().parse::<u64>().ok());
         // `max` (no limit) does not parse: that level sets none.
         if let (Some(max), Some(current)) = (read("memory.max"), read("memory.current")) {
-            let room = max.saturating_sub(current);
+            let cache = std::fs::read_to_string(dir.join("memory.stat")).ok().and_then(|t| t.lines().find_map(|l| l.strip_prefix("inactive_file ")?.trim().parse::<u64>().ok()));
+            let room = max.saturating_sub(current.saturating_sub(cache.unwrap_or(0)));
             least = Some(least.map_or(room, |l| l.min(room)));
         }
         if !dir.pop() {
@@ -117,6 +119,9 @@ mod tests {
         std::fs::write(root.path().join("slurm/memory.max"), format!("{}\n", 10u64 << 30)).unwrap();
         std::fs::write(root.path().join("slurm/memory.current"), format!("{}\n", 4u64 << 30)).unwrap();
         assert_eq!(cgroup_room(root.path(), "0::/slurm/job_7\n"), Some(6 << 30));
+        // 1 GiB of the 4 is file cache nobody is using: the kernel drops it before refusing.
+        std::fs::write(root.path().join("slurm/memory.stat"), format!("anon 100\ninactive_file {}\nactive_file 5\n", 1u64 << 30)).unwrap();
+        assert_eq!(cgroup_room(root.path(), "0::/slurm/job_7\n"), Some(7 << 30));
         assert_eq!(cgroup_room(root.path(), "0::/elsewhere\n"), None, "no limit anywhere");
         assert_eq!(cgroup_room(root.path(), "1:memory:/v1-only\n"), None);
     }

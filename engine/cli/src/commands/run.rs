@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
+
 use weightlab_manifest::Shard;
 use weightlab_pipeline::side_by_side::Shards;
 use weightlab_pipeline::{Run, Schedule, output};
