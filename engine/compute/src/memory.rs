@@ -45,7 +45,7 @@ pub fn refuse(needed: u64) -> Option<String> {
 }
 
 /// Bytes this process can still allocate: the machine's available memory, or less where a
-/// cgroup (v2) limits this process or one of its ancestors.
+/// cgroup (v1 or v2) limits this process or one of its ancestors.
 pub fn available() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let machine = meminfo_available(&meminfo)?;
@@ -59,24 +59,47 @@ fn meminfo_available(meminfo: &str) -> Option<u64> {
     Some(kib.saturating_mul(1024))
 }
 
-/// The least room of the cgroup named in `self_cgroup` (the text of `/proc/self/cgroup`, its
-/// v2 line `0::/path`) and its ancestors under `root`: `memory.max` less what the cgroup uses
-/// (`memory.current`) other than file cache the kernel would drop first (`inactive_file` of
-/// `memory.stat`, as container runtimes count a working set); `None` when none sets a limit.
+/// The files a cgroup version keeps its limit, its use and its file cache in.
+struct Files {
+    /// Where the hierarchy is mounted, under the cgroup root.
+    mount: &'static str,
+    limit: &'static str,
+    usage: &'static str,
+    /// The `memory.stat` key of file cache the kernel would drop first.
+    cache: &'static str,
+}
+
+const V2: Files = Files { mount: "", limit: "memory.max", usage: "memory.current", cache: "inactive_file" };
+const V1: Files = Files { mount: "memory", limit: "memory.limit_in_bytes", usage: "memory.usage_in_bytes", cache: "total_inactive_file" };
+
+/// The least room of the cgroups named in `self_cgroup` (the text of `/proc/self/cgroup`: v2's
+/// `0::/path`, v1's `N:memory:/path`) and their ancestors under `root`: the limit less what the
+/// cgroup uses other than file cache the kernel would drop first (as container runtimes count
+/// a working set); `None` when none sets a limit.
 fn cgroup_room(root: &Path, self_cgroup: &str) -> Option<u64> {
-    let path = self_cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let mut dir: PathBuf = root.join(path.trim().trim_start_matches('/'));
     let mut least: Option<u64> = None;
-    while dir.starts_with(root) {
-        let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok().and_then(|t| t.trim().parse::<u64>().ok());
-        // `max` (no limit) does not parse: that level sets none.
-        if let (Some(max), Some(current)) = (read("memory.max"), read("memory.current")) {
-            let cache = std::fs::read_to_string(dir.join("memory.stat")).ok().and_then(|t| t.lines().find_map(|l| l.strip_prefix("inactive_file ")?.trim().parse::<u64>().ok()));
-            let room = max.saturating_sub(current.saturating_sub(cache.unwrap_or(0)));
-            least = Some(least.map_or(room, |l| l.min(room)));
-        }
-        if !dir.pop() {
-            break;
+    for line in self_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let files = match controllers {
+            "" => &V2,
+            c if c.split(',').any(|c| c == "memory") => &V1,
+            _ => continue,
+        };
+        let top = root.join(files.mount);
+        let mut dir: PathBuf = top.join(path.trim().trim_start_matches('/'));
+        while dir.starts_with(&top) {
+            let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok().and_then(|t| t.trim().parse::<u64>().ok());
+            // v2's `max` does not parse (no limit); v1 says so with a number near 2^63.
+            if let (Some(max), Some(used)) = (read(files.limit).filter(|&m| m < 1 << 62), read(files.usage)) {
+                let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
+                let cache = stat.lines().find_map(|l| l.strip_prefix(files.cache)?.strip_prefix(' ')?.trim().parse::<u64>().ok()).unwrap_or(0);
+                let room = max.saturating_sub(used.saturating_sub(cache));
+                least = Some(least.map_or(room, |l| l.min(room)));
+            }
+            if !dir.pop() {
+                break;
+            }
         }
     }
     least
@@ -124,6 +147,18 @@ mod tests {
         assert_eq!(cgroup_room(root.path(), "0::/slurm/job_7\n"), Some(7 << 30));
         assert_eq!(cgroup_room(root.path(), "0::/elsewhere\n"), None, "no limit anywhere");
         assert_eq!(cgroup_room(root.path(), "1:memory:/v1-only\n"), None);
+        // cgroup v1: its own files under `memory/`; "no limit" is a number near 2^63.
+        let v1 = root.path().join("memory/process_api/x");
+        std::fs::create_dir_all(&v1).unwrap();
+        std::fs::write(v1.join("memory.limit_in_bytes"), "9223372036854771712\n").unwrap();
+        std::fs::write(v1.join("memory.usage_in_bytes"), "5000\n").unwrap();
+        assert_eq!(cgroup_room(root.path(), "4:memory:/process_api/x\n0::/\n"), None);
+        std::fs::write(v1.join("memory.limit_in_bytes"), format!("{}\n", 2u64 << 30)).unwrap();
+        std::fs::write(v1.join("memory.usage_in_bytes"), format!("{}\n", 1u64 << 30)).unwrap();
+        std::fs::write(v1.join("memory.stat"), "cache 9\ntotal_inactive_file 1024\n").unwrap();
+        assert_eq!(cgroup_room(root.path(), "5:cpu,memory:/process_api/x\n"), Some((1 << 30) + 1024));
+        // Both: the tighter.
+        assert_eq!(cgroup_room(root.path(), "4:memory:/process_api/x\n0::/slurm/job_7\n"), Some((1 << 30) + 1024));
     }
 
     #[test]
