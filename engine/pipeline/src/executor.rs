@@ -98,14 +98,18 @@ impl Default for Schedule {
 /// process ends, however it ends): two runs writing one folder at once would mix their
 /// manifests, tables and history entries. Shards of one run share it (`shared`); a whole run
 /// or a merge has it alone, and one that cannot is refused at once rather than left waiting.
-fn lock_output(output: &Path, shared: bool) -> Result<std::fs::File> {
+/// A file system without locks (some cluster mounts) runs unguarded rather than not at all.
+fn lock_output(output: &Path, shared: bool) -> Result<Option<std::fs::File>> {
     let path = output.join(".weightlab.lock");
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io("opening", &path))?;
     let taken = if shared { file.try_lock_shared() } else { file.try_lock() };
     match taken {
-        Ok(()) => Ok(file),
+        Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy(output.to_path_buf())),
-        Err(std::fs::TryLockError::Error(e)) => Err(io("locking", &path)(e)),
+        Err(std::fs::TryLockError::Error(e)) => {
+            output::detail(&format!("{} cannot be locked ({e}): nothing stops another run from writing this folder at the same time", path.display()));
+            Ok(None)
+        }
     }
 }
 
