@@ -362,12 +362,10 @@ impl Run {
             p.finish(&self.output);
         }
         output::status("Finished", &summary.line(schedule.merge));
-        if partial {
-            if schedule.merge_hint {
-                output::status("Stages", &format!("{} (`weightlab merge {}` renders the report once every shard is done)", self.store.root().display(), self.output.display()));
-            }
-        } else {
+        if !partial {
             output::result("Report", &self.output.join("report.html").display().to_string());
+        } else if schedule.merge_hint {
+            output::status("Stages", &format!("{} (`weightlab merge {}` renders the report once every shard is done)", self.store.root().display(), self.output.display()));
         }
         Ok(summary)
     }

@@ -107,8 +107,8 @@ pub fn diff(old: &str, new: &str) -> Vec<String> {
     out
 }
 
-/// The keys under `path` that differ between `old` and `new`: tables' keys in order (then
-/// what only `old` has), `[[method]]` entries in `new`'s order.
+/// The keys under `path` that differ between `old` and `new`: their children ([`keyed`]) in
+/// `new`'s order, then what only `old` has.
 fn changes(path: &str, old: Option<&toml::Value>, new: Option<&toml::Value>, out: &mut Vec<String>) {
     use toml::Value;
     let join = |key: &str| {
@@ -117,24 +117,20 @@ fn changes(path: &str, old: Option<&toml::Value>, new: Option<&toml::Value>, out
     };
     match (old, new) {
         (Some(a), Some(b)) if a == b => {}
-        (Some(Value::Table(a)), Some(Value::Table(b))) => {
-            for (key, value) in b {
-                changes(&join(key), a.get(key), Some(value), out);
+        (Some(a), Some(b)) => match (keyed(a), keyed(b)) {
+            (Some(a_children), Some(b_children)) if std::mem::discriminant(a) == std::mem::discriminant(b) => {
+                fn find<'v>(children: &[(String, &'v Value)], key: &str) -> Option<&'v Value> {
+                    children.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+                }
+                for (key, value) in &b_children {
+                    changes(&join(key), find(&a_children, key), Some(value), out);
+                }
+                for (key, value) in a_children.iter().filter(|(k, _)| find(&b_children, k).is_none()) {
+                    changes(&join(key), Some(value), None, out);
+                }
             }
-            for (key, value) in a.iter().filter(|(k, _)| !b.contains_key(*k)) {
-                changes(&join(key), Some(value), None, out);
-            }
-        }
-        (Some(Value::Array(a)), Some(Value::Array(b))) if named(a).is_some() && named(b).is_some() => {
-            let (a, b) = (named(a).unwrap_or_default(), named(b).unwrap_or_default());
-            for (name, value) in &b {
-                changes(&join(name), a.iter().find(|(n, _)| n == name).map(|(_, v)| *v), Some(value), out);
-            }
-            for (name, value) in a.iter().filter(|(n, _)| !b.iter().any(|(m, _)| m == n)) {
-                changes(&join(name), Some(value), None, out);
-            }
-        }
-        (Some(a), Some(b)) => out.push(format!("{path} {} → {}", shown(a), shown(b))),
+            _ => out.push(format!("{path} {} → {}", shown(a), shown(b))),
+        },
         (None, Some(Value::Table(_))) => out.push(format!("+ {path}")),
         (None, Some(b)) => out.push(format!("+ {path} = {}", shown(b))),
         (Some(_), None) => out.push(format!("- {path}")),
@@ -142,9 +138,14 @@ fn changes(path: &str, old: Option<&toml::Value>, new: Option<&toml::Value>, out
     }
 }
 
-/// An array of tables that all have a `name` (`[[method]]`), as (name, table) pairs.
-fn named(items: &[toml::Value]) -> Option<Vec<(String, &toml::Value)>> {
-    items.iter().map(|v| Some((v.get("name")?.as_str()?.to_string(), v))).collect::<Option<Vec<_>>>().filter(|v| !v.is_empty())
+/// The children of a table (by key, in order) or of an array of tables that all have a `name`
+/// (`[[method]]`, by name); `None` for anything else, which is compared whole.
+fn keyed(value: &toml::Value) -> Option<Vec<(String, &toml::Value)>> {
+    match value {
+        toml::Value::Table(t) => Some(t.iter().map(|(k, v)| (k.clone(), v)).collect()),
+        toml::Value::Array(items) => items.iter().map(|v| Some((v.get("name")?.as_str()?.to_string(), v))).collect::<Option<Vec<_>>>().filter(|v| !v.is_empty()),
+        _ => None,
+    }
 }
 
 /// A value as one short line of TOML (very large and very small numbers in exponent form).
