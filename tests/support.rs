@@ -200,12 +200,15 @@ pub fn stage_differences(a: &Path, b: &Path) -> Vec<String> {
 }
 
 /// The finished stage folders of a run with what identifies their one writing: the inode and
-/// modification time of `stage.json` (a stage computed again gets a new folder).
+/// modification time of `stage.json` (a stage computed again gets a new folder). A killed
+/// process's `<stage>.partial-<host>-<pid>` folder is not finished, though it may hold a
+/// `stage.json` already: the next run removes it, as the store counts it (`StageStore::finished`).
 pub fn finished_stages(run: &Path) -> std::collections::BTreeMap<String, (u64, std::time::SystemTime)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::read_dir(run.join("stages"))
         .map(|d| {
             d.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().contains(".partial"))
                 .filter_map(|e| {
                     let meta = std::fs::metadata(e.path().join("stage.json")).ok()?;
                     Some((e.file_name().to_string_lossy().into_owned(), (meta.ino(), meta.modified().ok()?)))
