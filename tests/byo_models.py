@@ -4,9 +4,10 @@
     python byo_models.py check DIR    weightlab's checkpoints and exported samples, loaded back
 
 `make` writes into DIR:
-  data.npz                    Fashion-MNIST subset (Debian's dataset-fashion-mnist): x (N,1,28,28) in [0,1], y int64
+  data.npz                    Fashion-MNIST subset (Debian's dataset-fashion-mnist): x (N,1,28,28) in [0,1]
+                              (the test images in Fortran order), y int64 (train) and int32 (test)
   zoo/lenet/model_*.safetensors, zoo/res/model_*.safetensors     models trained here
-  samples/lenet/*.safetensors, samples/res/*.safetensors         permuted (exact) and noisy copies
+  samples/lenet/*.safetensors, samples/res/*.safetensors         permuted (exact) and noisy copies (bfloat16)
   torch.json                  test accuracy of every file in evaluation mode, and the zoo's mean
 The permutations are written out by hand here, from PyTorch's module structure, so they check
 weightlab's derived symmetry independently.
@@ -108,7 +109,9 @@ def accuracy(model, x, y):
 def make(d):
     xtr, ytr = fashion("train", 3000)
     xte, yte = fashion("test", 1000)
-    np.savez(d / "data.npz", x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    # As researchers' arrays come: the test images in Fortran order (a transpose, a DataFrame's
+    # `.values`) and 32-bit labels; weightlab must read them as numpy does.
+    np.savez(d / "data.npz", x_train=xtr, y_train=ytr, x_test=np.asfortranarray(xte), y_test=yte.astype(np.int32))
     xtr, ytr, xte, yte = map(torch.from_numpy, (xtr, ytr, xte, yte))
     report = {}
     for kind in ("lenet", "res"):
@@ -141,11 +144,13 @@ def make(d):
             with torch.no_grad():
                 gap = float((check(xte[:200]) - model(xte[:200])).abs().max())
             assert gap < 1e-4, f"{kind}: the hand-written permutation changed the outputs by {gap}"
-            for tag, s in (("permuted", permuted), ("noisy", {k: v + 0.01 * torch.randn(v.shape, generator=gen) if "running" not in k and v.is_floating_point() else v for k, v in state.items()})):
+            # The noisy copies in bfloat16, as a generator writing half precision would save them.
+            noisy = {k: (v + 0.01 * torch.randn(v.shape, generator=gen) if "running" not in k else v).bfloat16() if v.is_floating_point() else v for k, v in state.items()}
+            for tag, s in (("permuted", permuted), ("noisy", noisy)):
                 fname = f"{tag}_{seed}.safetensors"
                 save_file(s, str(samples / fname))
                 m = BUILD[kind]()
-                m.load_state_dict(s)
+                m.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in s.items()})
                 accs["samples"][fname] = accuracy(m, xte, yte)
         accs["zoo_mean"] = sum(accs["zoo"].values()) / len(accs["zoo"])
         report[kind] = accs
@@ -175,6 +180,14 @@ def bad(d):
     save_file({k: v for k, v in state.items() if k != "12.bias"}, str(d / "missing" / "model.safetensors"))
     (d / "pickled").mkdir()
     torch.save(state, d / "pickled" / "model.pt")
+    x_nan = x.copy()
+    x_nan[5, 0, 3, 4] = np.nan
+    np.savez(d / "nan_x.npz", x_train=x_nan, y_train=y, x_test=x, y_test=y)
+    ragged = np.empty(2, dtype=object)
+    ragged[0], ragged[1] = x[0], x[1, :, :2]
+    np.savez(d / "object_x.npz", x_train=ragged, y_train=y, x_test=x, y_test=y)
+    (d / "diverged").mkdir()
+    save_file({k: v.clone().fill_(float("nan")) if k == "0.weight" else v for k, v in state.items()}, str(d / "diverged" / "model.safetensors"))
 
 
 if __name__ == "__main__":

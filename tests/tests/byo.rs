@@ -215,6 +215,9 @@ fn bad_inputs_are_refused_with_their_place_before_anything_trains() {
 path = "int_x.npz""#;
     refuse(&zoo("source = \"tensors\"\npath = \"no_y_test.npz\"", LENET, ""), &["exp.toml:6:", "no_y_test.npz", "array `y_test` is missing"]);
     refuse(&zoo(good, LENET, ""), &["int_x.npz", "array `x_train` holds integers"]);
+    // A NaN input would train every model into NaN weights; an object array would need pickle.
+    refuse(&zoo("source = \"tensors\"\npath = \"nan_x.npz\"", LENET, ""), &["nan_x.npz", "array `x_train` holds 1 NaN or infinite value(s) (the first, NaN, at example 5, position (0, 3, 4))"]);
+    refuse(&zoo("source = \"tensors\"\npath = \"object_x.npz\"", LENET, ""), &["object_x.npz", "array `x_train` holds Python objects", "never unpickles"]);
     // A shape that does not fit: a linear layer straight on the images, located at the layer.
     let images = "source = \"idx\"\npath = \"/usr/share/datasets/fashion-mnist\"\ntrain_subset = 100\ntest_subset = 50";
     refuse(
@@ -224,6 +227,7 @@ path = "int_x.npz""#;
     // A state_dict without a tensor of the declaration, and a pickled file.
     refuse(&zoo(images, LENET, "import = \"missing\""), &["exp.toml:", "model.safetensors", "parameter `12.bias` is missing", "layer 12 `linear`"]);
     refuse(&zoo(images, LENET, "import = \"pickled\""), &["model.pt", "is a pickled PyTorch file", "safetensors.torch.save_file(torch.load(f"]);
+    refuse(&zoo(images, LENET, "import = \"diverged\""), &["model.safetensors", "tensor `0.weight` holds 150 NaN or infinite value(s)"]);
     let method = format!("{}\n[[method]]\nname = \"mine\"\nimport = \"pickled\"\nzoo = \"z\"\n", zoo(images, LENET, ""));
     refuse(&method, &["method `mine`", "is a pickled PyTorch file"]);
 }
@@ -250,6 +254,32 @@ fn a_network_too_large_for_the_machine_fails_its_zoo_alone() {
     let failed = strings(&run, "failures", "stage");
     assert!(failed.iter().any(|s| s.starts_with("zoo huge part")), "{failed:?}");
     assert!(!failed.iter().any(|s| s.contains("\"copy\"")), "the other zoo's method ran: {failed:?}");
+    let accuracy = column(&run, "samples", Some("copy"), "accuracy");
+    assert!(!accuracy.is_empty() && accuracy.iter().all(Option::is_some), "the copy of the blob zoo was scored: {accuracy:?}");
+}
+
+/// A zoo whose training diverges (here a learning rate of 1e38) used to be stored with NaN
+/// weights, and every method reading it failed later with the plugin blamed. Now the zoo fails
+/// alone, naming its models and the learning rate; the run's other zoo and methods finish.
+#[test]
+fn a_zoo_whose_training_diverges_fails_alone_with_its_models_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "{}[experiment]\nname = \"wild\"\n\n[zoo.wild]\ndata = \"blobs\"\narch = {{ kind = \"sequential\", layers = [{{ type = \"linear\", out = 8 }}, {{ type = \"tanh\" }}, {{ type = \"linear\", out = 4 }}] }}\nmodels = 2\ntrain = {{ epochs = 1, batch_size = 32, lr = 1e38 }}\n\n\
+         [[method]]\nname = \"copy\"\nplugin = \"copy\"\nzoo = \"mlp\"\nsamples = 2\n\n[[method]]\nname = \"wild copy\"\nplugin = \"copy\"\nzoo = \"wild\"\nsamples = 2\n",
+        weightlab_e2e::with_fixtures(weightlab_e2e::BLOBS_ZOO)
+    );
+    std::fs::write(dir.path().join("exp.toml"), manifest).unwrap();
+    let out = weightlab(dir.path(), &["run", "exp.toml", "-o", "out"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for expected in ["zoo `wild`", "2 of 2 model(s) diverged", "model 0 from epoch 1, model 1 from epoch 1", "lower the learning rate (now 1e38)"] {
+        assert!(text.contains(expected), "expected {expected:?} in:\n{text}");
+    }
+    assert!(!text.contains("non-finite values"), "no plugin is blamed:\n{text}");
+    let run = dir.path().join("out");
+    let failed = strings(&run, "failures", "stage");
+    assert!(failed.iter().any(|s| s.starts_with("zoo wild part")), "{failed:?}");
     let accuracy = column(&run, "samples", Some("copy"), "accuracy");
     assert!(!accuracy.is_empty() && accuracy.iter().all(Option::is_some), "the copy of the blob zoo was scored: {accuracy:?}");
 }

@@ -141,7 +141,7 @@ impl Network {
         let (layers, out) = infer(layers, input, "", &[Seg::from("layers")], "the data", &mut offset)?;
         if out != [outputs] {
             let (i, last) = (layers.len() - 1, &layers[layers.len() - 1]);
-            let what = if outputs == 1 { "1 output (a regression target)".to_string() } else { format!("{outputs} outputs, one per class") };
+            let what = if outputs == 1 { "1 output (its targets are floats: a regression; integer labels make a classification)".to_string() } else { format!("{outputs} outputs, one per class") };
             return Err(ShapeError {
                 at: vec![Seg::from("layers"), Seg::from(i)],
                 message: format!("the network ends with {} per example (layer {i} `{}`), but the data needs {what}", shape_text(&out), last.kind()),

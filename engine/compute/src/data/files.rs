@@ -86,6 +86,7 @@ fn tensors(path: &Path) -> Result<FileData, DataError> {
         if x.shape.len() < 2 || x.shape[1..].contains(&0) {
             return Err(array_err(name, format!("has shape {:?}; expected (examples, …) with at least one value per example", x.shape)));
         }
+        finite(x).map_err(|reason| array_err(name, reason))?;
     }
     if x_train.shape[1..] != x_test.shape[1..] {
         return Err(array_err("x_test", format!("has examples of shape {:?}, but x_train's are {:?}", &x_test.shape[1..], &x_train.shape[1..])));
@@ -110,6 +111,9 @@ fn tensors(path: &Path) -> Result<FileData, DataError> {
         }
         Task::Classification { classes }
     } else {
+        for (name, y) in [("y_train", &y_train), ("y_test", &y_test)] {
+            finite(y).map_err(|reason| array_err(name, reason))?;
+        }
         Task::Regression
     };
     let class_names = match task {
@@ -119,33 +123,111 @@ fn tensors(path: &Path) -> Result<FileData, DataError> {
     Ok(FileData { task, shape: x_train.shape[1..].to_vec(), train: Split { x: x_train.values, y: y_train.values }, test: Split { x: x_test.values, y: y_test.values }, class_names })
 }
 
+/// A NaN or infinite input trains every model of a zoo into NaN weights without a word (and an
+/// infinite target does the same to a regression): refused with where the first one is.
+fn finite(a: &Array) -> Result<(), String> {
+    let bad = a.values.iter().filter(|v| !v.is_finite()).count();
+    let Some(first) = a.values.iter().position(|v| !v.is_finite()) else { return Ok(()) };
+    let inner = a.shape.get(1..).unwrap_or(&[]);
+    let per_example = inner.iter().product::<usize>().max(1);
+    let (example, mut rest) = (first / per_example, first % per_example);
+    // The position within the example, as numpy indexes it: x[5, 0, 3, 4] is (0, 3, 4).
+    let mut position = vec![0; inner.len()];
+    for (p, &n) in position.iter_mut().zip(inner).rev() {
+        (*p, rest) = (rest % n.max(1), rest / n.max(1));
+    }
+    let at = match position.as_slice() {
+        [] | [_] if per_example == 1 => format!("example {example}"),
+        [p] => format!("example {example}, value {p}"),
+        _ => format!("example {example}, position ({})", position.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
+    };
+    let range = if a.values[first].is_infinite() { " — or a float64 beyond float32's range" } else { "" };
+    Err(format!("holds {bad} NaN or infinite value(s) (the first, {}, at {at}{range}): models trained on them end as NaN; drop or impute those examples", a.values[first]))
+}
+
 fn read_npz(path: &Path) -> Result<std::collections::HashMap<String, Array>, DataError> {
     // Declared sizes first: a crafted archive must not inflate without end.
     let file = weightlab_manifest::files::open_regular(path).map_err(io(path))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| format(path, format!("not a numpy .npz archive: {e}")))?;
     let mut total = 0u64;
     for i in 0..zip.len() {
-        total += zip.by_index(i).map_err(|e| format(path, e.to_string()))?.size();
+        total += zip.by_index(i).map_err(|e| format(path, format!("not a numpy .npz archive: {e}")))?.size();
     }
     if total > MAX_FILE_BYTES {
         return Err(format(path, format!("its arrays hold {total} bytes, more than weightlab reads ({MAX_FILE_BYTES})")));
     }
     // The arrays as read, then as floats: at least their bytes again.
     room(path, total.saturating_mul(2))?;
-    let tensors = tch::Tensor::read_npz(path).map_err(|e| format(path, format!("cannot read the arrays: {e}")))?;
     let mut out = std::collections::HashMap::new();
-    for (name, t) in tensors {
-        let kind = t.kind();
-        let integer = matches!(kind, tch::Kind::Int | tch::Kind::Int64 | tch::Kind::Int16 | tch::Kind::Int8 | tch::Kind::Uint8);
-        let floating = matches!(kind, tch::Kind::Float | tch::Kind::Double | tch::Kind::Half);
-        if !integer && !floating && ARRAYS.contains(&name.as_str()) {
-            return Err(DataError::Array { path: path.to_path_buf(), array: name, reason: format!("has dtype {kind:?}; expected float32 inputs and integer or float targets") });
-        }
-        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-        let values = Vec::<f32>::try_from(t.to_kind(tch::Kind::Float).flatten(0, -1)).map_err(|e| format(path, e.to_string()))?;
-        out.insert(name, Array { shape, values, integer });
+    for i in 0..zip.len() {
+        let entry = zip.by_index(i).map_err(|e| format(path, format!("not a numpy .npz archive: {e}")))?;
+        // Only the four arrays are read; anything else the file holds is left alone.
+        let Some(name) = entry.name().strip_suffix(".npy").filter(|n| ARRAYS.contains(n)).map(str::to_string) else { continue };
+        let size = entry.size();
+        let array = read_npy(std::io::BufReader::new(entry.take(size))).map_err(|reason| DataError::Array { path: path.to_path_buf(), array: name.clone(), reason })?;
+        out.insert(name, array);
     }
     Ok(out)
+}
+
+/// One `.npy` array of any numeric dtype (either byte order), in C or Fortran order, as
+/// float32 values in C order. Object arrays are refused: weightlab never unpickles.
+fn read_npy(reader: impl Read) -> Result<Array, String> {
+    let npy = npyz::NpyFile::new(reader).map_err(|e| format!("is not a readable .npy array: {e}"))?;
+    let dtype = npy.dtype().descr();
+    if npy.header().uses_pickled_array() {
+        return Err("holds Python objects (dtype object), and weightlab never unpickles: save numeric arrays (`np.asarray(x, dtype=np.float32)`)".into());
+    }
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let fortran = npy.order() == npyz::Order::Fortran;
+    let wrong = |e: std::io::Error| format!("is cut short or damaged: {e}");
+    // Each dtype numpy writes for numbers, tried in turn (`try_data` hands the file back).
+    macro_rules! as_f32 {
+        ($npy:expr, $integer:expr, $($t:ty => $f:expr),+) => {{
+            let npy = $npy;
+            $(
+                let npy = match npy.try_data::<$t>() {
+                    Ok(data) => {
+                        let values = data.map(|v| v.map($f)).collect::<Result<Vec<f32>, _>>().map_err(wrong)?;
+                        return Ok(Array { values: if fortran { c_order(&values, &shape) } else { values }, shape, integer: $integer });
+                    }
+                    Err(npy) => npy,
+                };
+            )+
+            npy
+        }};
+    }
+    let npy = as_f32!(npy, false, f32 => |v: f32| v, f64 => |v: f64| v as f32, half::f16 => |v: half::f16| v.to_f32());
+    let npy = as_f32!(npy, true, i64 => |v: i64| v as f32, i32 => |v: i32| v as f32, i16 => |v: i16| v as f32, i8 => |v: i8| v as f32, u8 => |v: u8| v as f32, u16 => |v: u16| v as f32, u32 => |v: u32| v as f32, u64 => |v: u64| v as f32);
+    drop(npy);
+    Err(format!("has dtype {dtype}; expected float32 inputs and integer or float targets"))
+}
+
+/// `values` stored in Fortran order (first index fastest) for `shape`, rearranged into C order.
+fn c_order(values: &[f32], shape: &[usize]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(values.len());
+    // Fortran strides: 1, n0, n0·n1, …
+    let strides: Vec<usize> = shape
+        .iter()
+        .scan(1usize, |acc, &n| {
+            let s = *acc;
+            *acc *= n;
+            Some(s)
+        })
+        .collect();
+    let mut index = vec![0usize; shape.len()];
+    for _ in 0..values.len() {
+        out.push(values[index.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>()]);
+        // The next C-order index: the last axis moves fastest.
+        for axis in (0..shape.len()).rev() {
+            index[axis] += 1;
+            if index[axis] < shape[axis] {
+                break;
+            }
+            index[axis] = 0;
+        }
+    }
+    out
 }
 
 fn read_safetensors(path: &Path) -> Result<std::collections::HashMap<String, Array>, DataError> {
@@ -160,11 +242,17 @@ fn read_safetensors(path: &Path) -> Result<std::collections::HashMap<String, Arr
         let (values, integer): (Vec<f32>, bool) = match view.dtype() {
             Dtype::F32 => (data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(), false),
             Dtype::F64 => (data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect(), false),
+            Dtype::F16 => (data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(), false),
+            Dtype::BF16 => (data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(), false),
             Dtype::I64 => (data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect(), true),
             Dtype::I32 => (data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32).collect(), true),
             Dtype::U8 => (data.iter().map(|&b| b as f32).collect(), true),
             other if ARRAYS.contains(&name.as_str()) => {
-                return Err(DataError::Array { path: path.to_path_buf(), array: name, reason: format!("has dtype {other:?}; expected F32 inputs and I64/I32/U8 labels or F32 targets") });
+                return Err(DataError::Array {
+                    path: path.to_path_buf(),
+                    array: name,
+                    reason: format!("has dtype {other:?}; expected F32 (or F64, F16, BF16) inputs and I64/I32/U8 labels or float targets"),
+                });
             }
             _ => continue,
         };
@@ -189,13 +277,13 @@ pub(crate) fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>), DataError> 
     }
     let dims = bytes[3] as usize;
     if bytes.len() < 4 + 4 * dims {
-        return Err(format(path, "the header is cut short"));
+        return Err(format(path, "its IDX header is cut short"));
     }
     let sizes: Vec<usize> = (0..dims).map(|i| u32::from_be_bytes([bytes[4 + 4 * i], bytes[5 + 4 * i], bytes[6 + 4 * i], bytes[7 + 4 * i]]) as usize).collect();
     let header = 4 + 4 * dims;
     let expected = sizes.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
     if expected != Some(bytes.len() - header) {
-        return Err(format(path, format!("the header says {sizes:?} values, the file holds {}", bytes.len() - header)));
+        return Err(format(path, format!("its IDX header says {sizes:?} values, the file holds {}", bytes.len() - header)));
     }
     Ok((sizes, bytes.split_off(header)))
 }
@@ -321,6 +409,60 @@ fn image_folder(dir: &Path, [height, width]: [usize; 2], channels: usize) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An `.npy` file as numpy writes one: magic, version 1.0, the header dict padded to 64 bytes.
+    fn npy(descr: &str, fortran: bool, shape: &[usize], payload: &[u8]) -> Vec<u8> {
+        let dims: String = shape.iter().map(|d| format!("{d}, ")).collect();
+        let mut header = format!("{{'descr': '{descr}', 'fortran_order': {}, 'shape': ({}), }}", if fortran { "True" } else { "False" }, dims.trim_end());
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        bytes.extend(payload);
+        bytes
+    }
+
+    #[test]
+    fn npy_arrays_are_read_in_either_order_and_byte_order_as_numpy_indexes_them() {
+        // [[1, 2, 3], [4, 5, 6]] stored column by column (Fortran order), as float64.
+        let payload: Vec<u8> = [1.0f64, 4.0, 2.0, 5.0, 3.0, 6.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let a = read_npy(&npy("<f8", true, &[2, 3], &payload)[..]).unwrap();
+        assert_eq!((a.shape.as_slice(), a.values.as_slice(), a.integer), (&[2, 3][..], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0][..], false));
+        // Three axes in Fortran order: x[i, j, k] at i + 2j + 4k.
+        let values: Vec<f32> = (0..8).map(|v| v as f32).collect();
+        let a = read_npy(&npy("<f4", true, &[2, 2, 2], &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>())[..]).unwrap();
+        assert_eq!(a.values, [0.0, 4.0, 2.0, 6.0, 1.0, 5.0, 3.0, 7.0]);
+        // Big-endian 32-bit labels.
+        let a = read_npy(&npy(">i4", false, &[3], &[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 1])[..]).unwrap();
+        assert_eq!((a.values.as_slice(), a.integer), (&[2.0, 0.0, 1.0][..], true));
+        // Half precision widens exactly.
+        let a = read_npy(&npy("<f2", false, &[2], &[0x00, 0x3c, 0x00, 0xc0])[..]).unwrap();
+        assert_eq!(a.values, [1.0, -2.0]);
+    }
+
+    #[test]
+    fn npy_arrays_of_objects_or_other_kinds_are_refused_by_name() {
+        let e = read_npy(&npy("|O", false, &[2], &[0x80, 0x04])[..]).err().unwrap();
+        assert!(e.contains("Python objects") && e.contains("never unpickles"), "{e}");
+        let e = read_npy(&npy("|b1", false, &[2], &[0, 1])[..]).err().unwrap();
+        assert!(e.contains("has dtype '|b1'") && e.contains("expected float32 inputs"), "{e}");
+        let e = read_npy(&npy("<f4", false, &[4], &[0, 0, 128, 63])[..]).err().unwrap();
+        assert!(e.contains("cut short"), "{e}");
+    }
+
+    #[test]
+    fn non_finite_inputs_are_refused_at_their_example_and_position() {
+        let mut values = vec![0.0; 2 * 2 * 3];
+        values[9] = f32::INFINITY;
+        let e = finite(&Array { shape: vec![2, 2, 3], values, integer: false }).unwrap_err();
+        assert!(e.starts_with("holds 1 NaN or infinite value(s) (the first, inf, at example 1, position (1, 0)") && e.contains("float64 beyond float32's range"), "{e}");
+        let e = finite(&Array { shape: vec![3], values: vec![0.0, f32::NAN, f32::NAN], integer: false }).unwrap_err();
+        assert!(e.starts_with("holds 2 NaN or infinite value(s) (the first, NaN, at example 1)"), "{e}");
+        assert!(finite(&Array { shape: vec![2, 1], values: vec![1.0, 2.0], integer: false }).is_ok());
+    }
 
     #[test]
     fn a_dataset_larger_than_the_machine_is_refused_with_its_file_and_both_sizes() {

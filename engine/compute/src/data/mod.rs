@@ -131,7 +131,7 @@ impl Dataset {
 pub enum DataError {
     #[error("cannot read `{}`: {source}{}", path.display(), install_hint(path))]
     Io { path: std::path::PathBuf, source: std::io::Error },
-    #[error("`{path}` is not a valid IDX file: {reason}")]
+    #[error("`{path}`: {reason}")]
     Format { path: std::path::PathBuf, reason: String },
     #[error("data source `{source_name}`: {reason}")]
     Shape { source_name: &'static str, reason: String },

@@ -104,10 +104,18 @@ pub fn from_safetensors(layout: &Layout, bytes: &[u8]) -> Result<Vec<f32>, Strin
         let values: Vec<f32> = match view.dtype() {
             Dtype::F32 => view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect(),
             Dtype::F64 => view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
+            // Half precision widens to f32 exactly: generators often write their models so.
+            Dtype::F16 => view.data().chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            Dtype::BF16 => view.data().chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
             other => {
-                return Err(format!("tensor `{name}` has dtype {other:?}; only F32 and F64 are read"));
+                return Err(format!("tensor `{name}` has dtype {other:?}; weights are read from F32, F64, F16 and BF16"));
             }
         };
+        // A NaN weight poisons every distance and metric computed from the model.
+        if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+            let bad = values.iter().filter(|v| !v.is_finite()).count();
+            return Err(format!("tensor `{name}` holds {bad} NaN or infinite value(s) (the first, {}, at index {at}): its model diverged or was damaged", values[at]));
+        }
         decoded.insert(name, (view.shape().to_vec(), values));
     }
     let mut extra: Vec<&String> = decoded.keys().filter(|k| layout.get(k).is_none()).collect();
@@ -268,5 +276,23 @@ mod tests {
         assert_eq!(st.names().len(), 4);
         let (_, metadata) = SafeTensors::read_metadata(&first).unwrap();
         assert_eq!(metadata.metadata().as_ref().and_then(|m| m.get("seed")).map(String::as_str), Some("77"));
+    }
+
+    /// A state_dict as a generator in half precision writes it: the values widen exactly; one
+    /// NaN anywhere refuses the file, naming the tensor.
+    #[test]
+    fn half_precision_weights_widen_exactly_and_nan_weights_are_refused() {
+        use safetensors::tensor::TensorView;
+        let arch = Arch::Mlp { sizes: vec![2, 1], activation: weightlab_manifest::Activation::Relu };
+        let weight = [half::bf16::from_f32(0.5), half::bf16::from_f32(-3.0)].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+        let bias = half::f16::from_f32(0.25).to_le_bytes().to_vec();
+        let file = |weight: &[u8]| {
+            let tensors = [("layers.0.weight", TensorView::new(Dtype::BF16, vec![1, 2], weight).unwrap()), ("layers.0.bias", TensorView::new(Dtype::F16, vec![1], &bias).unwrap())];
+            safetensors::serialize(tensors, None).unwrap()
+        };
+        assert_eq!(from_safetensors(&arch.layout(), &file(&weight)).unwrap(), [0.5, -3.0, 0.25]);
+        let nan = [half::bf16::from_f32(0.5), half::bf16::NAN].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+        let e = from_safetensors(&arch.layout(), &file(&nan)).unwrap_err();
+        assert!(e.contains("tensor `layers.0.weight` holds 1 NaN or infinite value(s) (the first, NaN, at index 1)"), "{e}");
     }
 }

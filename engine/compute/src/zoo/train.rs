@@ -70,8 +70,41 @@ pub fn train_unit(arch: &Arch, data: &Dataset, spec: &ZooSpec, unit: &ZooUnit, r
     };
     let (checkpoints, weights): (Vec<Checkpoint>, Vec<Vec<f32>>) = kept.into_iter().unzip();
     let mut zoo = Zoo { arch: arch.clone(), checkpoints, weights: weights.concat() };
+    if let Some(why) = diverged(&zoo) {
+        let lr = match unit {
+            ZooUnit::Models { .. } => spec.train.lr,
+            ZooUnit::Children { lr, .. } => *lr,
+        };
+        let lr = if (1e-4..1e6).contains(&lr.abs()) { lr.to_string() } else { format!("{lr:e}") };
+        return Err(format!("{why}: lower the learning rate (now {lr}) or check the data — methods and metrics need finite weights"));
+    }
     score_checkpoints(&mut zoo, data);
     Ok(zoo)
+}
+
+/// Which models of `zoo` hold a NaN or infinite weight, and from which checkpoint on: such a
+/// zoo fails its stage here rather than every method that reads it later.
+pub fn diverged(zoo: &Zoo) -> Option<String> {
+    let mut first: std::collections::BTreeMap<usize, &Checkpoint> = std::collections::BTreeMap::new();
+    for (i, c) in zoo.checkpoints.iter().enumerate() {
+        if zoo.weights_of(i).iter().any(|v| !v.is_finite()) {
+            first
+                .entry(c.model)
+                .and_modify(|f| {
+                    if (c.epoch, c.step) < (f.epoch, f.step) {
+                        *f = c
+                    }
+                })
+                .or_insert(c);
+        }
+    }
+    if first.is_empty() {
+        return None;
+    }
+    let models = zoo.checkpoints.iter().map(|c| c.model).collect::<std::collections::BTreeSet<_>>().len();
+    let named: Vec<String> = first.values().take(5).map(|c| if c.step > 0 { format!("model {} from step {}", c.model, c.step) } else { format!("model {} from epoch {}", c.model, c.epoch) }).collect();
+    let more = if first.len() > named.len() { format!(", and {} more", first.len() - named.len()) } else { String::new() };
+    Some(format!("{} of {models} model(s) diverged — their weights hold NaN or infinite values ({}{more})", first.len(), named.join(", ")))
 }
 
 /// Checkpoints of each model zoo `spec` keeps.
