@@ -50,8 +50,24 @@ fn image_folders_are_resized_and_labelled_by_sorted_folder_names() {
     // Test example 1 is a blue dog: red plane 0, blue plane 1.
     let x = &d.test.x[60..120];
     assert_eq!((d.test.y[1], x[0], x[40]), (1.0, 0.0, 1.0));
+    // What file managers leave in folders is not an image, and not read.
+    std::fs::write(dir.path().join("train/cats/.DS_Store"), [0u8, 1, 2]).unwrap();
+    std::fs::write(dir.path().join("train/dogs/Thumbs.db"), [0u8, 1, 2]).unwrap();
     let grey = load("source = \"image-folder\"\npath = \".\"\nsize = [4, 5]\nchannels = 1", dir.path()).unwrap();
-    assert_eq!(grey.input_shape, vec![1, 4, 5]);
+    assert_eq!((grey.input_shape.clone(), grey.train.len() + grey.validation.len()), (vec![1, 4, 5], 6));
+    // A small file that inflates to a 60,000² bitmap is refused, not decoded.
+    let bomb = dir.path().join("train/dogs/bomb.png");
+    image::GrayImage::new(1, 1).save(&bomb).unwrap();
+    let mut bytes = std::fs::read(&bomb).unwrap();
+    // IHDR's width and height (bytes 16..24), and the chunk's CRC over its type and data.
+    bytes[16..24].copy_from_slice(&[0, 0, 0xea, 0x60, 0, 0, 0xea, 0x60]);
+    let mut crc = flate2::Crc::new();
+    crc.update(&bytes[12..29]);
+    bytes[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+    std::fs::write(&bomb, bytes).unwrap();
+    let e = load("source = \"image-folder\"\npath = \".\"\nsize = [4, 5]", dir.path()).unwrap_err().to_string();
+    assert!(e.contains("bomb.png") && e.contains("decodes to a larger image than weightlab reads"), "{e}");
+    std::fs::remove_file(&bomb).unwrap();
     std::fs::write(dir.path().join("test/cats/broken.png"), b"not a png").unwrap();
     let e = load("source = \"image-folder\"\npath = \".\"\nsize = [4, 5]", dir.path()).unwrap_err().to_string();
     assert!(e.contains("broken.png") && e.contains("not a readable image"), "{e}");

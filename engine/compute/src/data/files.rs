@@ -370,7 +370,7 @@ fn image_folder(dir: &Path, [height, width]: [usize; 2], channels: usize) -> Res
             if !folder.is_dir() {
                 continue;
             }
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&folder).map_err(io(&folder))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&folder).map_err(io(&folder))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && !file_manager_litter(p)).collect();
             files.sort();
             out.push((label, files));
         }
@@ -384,7 +384,12 @@ fn image_folder(dir: &Path, [height, width]: [usize; 2], channels: usize) -> Res
         for (label, files) in listed {
             for file in files {
                 let bytes = weightlab_manifest::files::read_regular(&file, 256 << 20).map_err(io(&file))?;
-                let img = image::load_from_memory(&bytes).map_err(|e| format(&file, format!("not a readable image: {e}")))?;
+                let img = image::load_from_memory(&bytes).map_err(|e| match e {
+                    // The decoder's default limit (512 MiB) keeps a small file that inflates to a
+                    // huge bitmap from taking the machine's memory.
+                    image::ImageError::Limits(_) => format(&file, "decodes to a larger image than weightlab reads (512 MiB of pixels): resize it first"),
+                    e => format(&file, format!("not a readable image: {e}")),
+                })?;
                 let img = img.resize_exact(width as u32, height as u32, image::imageops::FilterType::Triangle);
                 // Channel-major (C, H, W), as PyTorch's ToTensor lays images out.
                 let planes: Vec<Vec<f32>> = if channels == 1 {
@@ -404,6 +409,13 @@ fn image_folder(dir: &Path, [height, width]: [usize; 2], channels: usize) -> Res
     };
     let (train, test) = (read_split("train", train_files)?, read_split("test", test_files)?);
     Ok(FileData { task: Task::Classification { classes: classes.len() }, shape: vec![channels, height, width], train, test, class_names: classes })
+}
+
+/// Files that file managers leave in folders (`.DS_Store`, `Thumbs.db`, `desktop.ini`, and any
+/// other hidden file): not images, and not the user's mistake.
+fn file_manager_litter(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    name.starts_with('.') || name.eq_ignore_ascii_case("Thumbs.db") || name.eq_ignore_ascii_case("desktop.ini")
 }
 
 #[cfg(test)]

@@ -53,6 +53,7 @@ pub(crate) enum Source {
 pub(crate) fn assemble(name: &str, spec: &ZooSpec, data: &Dataset, arch: &Arch, source: Source, dir: &Path) -> Result<(ZooRecord, Zoo)> {
     let started = Instant::now();
     let mut training_secs = 0.0;
+    let imported = matches!(source, Source::Import(_));
     let zoo = match source {
         Source::Import(folder) => {
             output::status("Importing", &format!("zoo {name} from {}", folder.display()));
@@ -89,7 +90,13 @@ pub(crate) fn assemble(name: &str, spec: &ZooSpec, data: &Dataset, arch: &Arch, 
     let (min_acc, max_acc) = accs.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     // Training time is the parts' (on whichever machines they ran).
     let secs = started.elapsed().as_secs_f64() + training_secs;
-    output::status("Trained", &format!("zoo {name}: {} checkpoints, {:.1}s of training ({:.2} models/s)", zoo.checkpoints.len(), secs, zoo::train::models_trained(spec) as f64 / secs));
+    if imported {
+        use weightlab_compute::zoo::Side;
+        let (train, heldout) = (zoo.side(Side::Train).len(), zoo.side(Side::Heldout).len());
+        output::status("Imported", &format!("zoo {name}: {} checkpoints ({train} training, {heldout} held out) in {secs:.1}s", zoo.checkpoints.len()));
+    } else {
+        output::status("Trained", &format!("zoo {name}: {} checkpoints, {:.1}s of training ({:.2} models/s)", zoo.checkpoints.len(), secs, zoo::train::models_trained(spec) as f64 / secs));
+    }
     if !accs.is_empty() {
         output::status("", &format!("test accuracy min {min_acc:.3} · mean {mean_acc:.3} · max {max_acc:.3}"));
     } else if let Some(max_loss) = zoo.checkpoints.iter().map(|c| c.test_loss).reduce(f32::max) {
