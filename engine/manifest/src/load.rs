@@ -152,7 +152,10 @@ pub fn load_str(path: &Path, raw: &str, sets: &[String], base_dir: &Path, catalo
     let fail = |sources: &SourceMap, diagnostics: Vec<Diagnostic>| ManifestError { sources: sources.clone(), diagnostics };
     let ctx = Context { base_dir, catalog };
     let references = validate::references(&json, &spans, &ctx);
-    let mut diagnostics = crate::schema::check(&json, &crate::schema::manifest_schema(catalog), &spans);
+    let mut diagnostics = crate::schema::non_finite(&expanded, &spans);
+    // The schema sees those values as `null`: its word on them would only repeat the above.
+    let refused: Vec<_> = diagnostics.iter().map(|d| d.span.clone()).collect();
+    diagnostics.extend(crate::schema::check(&json, &crate::schema::manifest_schema(catalog), &spans).into_iter().filter(|d| !refused.contains(&d.span)));
     if diagnostics.is_empty() {
         let manifest: Manifest = toml::Value::Table(expanded).try_into().map_err(|e: toml::de::Error| fail(&sources, vec![from_toml_error(&e)]))?;
         diagnostics = validate::validate(&manifest, &spans, &ctx);

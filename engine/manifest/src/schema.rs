@@ -69,6 +69,42 @@ pub fn check(document: &Value, schema: &Value, spans: &Spans) -> Vec<Diagnostic>
     out
 }
 
+/// Every NaN or infinite float of a manifest (TOML writes them `nan`, `inf`), each at its
+/// value. JSON — what the schema checks and what plugins get their config as — has neither:
+/// converted, they would read as `null` and be refused as "not a number" without saying why.
+pub fn non_finite(table: &toml::Table, spans: &Spans) -> Vec<Diagnostic> {
+    fn walk(value: &toml::Value, path: &mut Vec<Seg>, spans: &Spans, out: &mut Vec<Diagnostic>) {
+        match value {
+            toml::Value::Float(f) if !f.is_finite() => {
+                out.push(
+                    Diagnostic::new(format!("`{}`: {f} is not a finite number", dotted(path)), spans.value(path))
+                        .with_help(Some("weightlab takes finite values only (JSON, in which plugins get their config, has no NaN or infinity): write a number".into())),
+                );
+            }
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    path.push(Seg::Key(k.clone()));
+                    walk(v, path, spans, out);
+                    path.pop();
+                }
+            }
+            toml::Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    path.push(Seg::Index(i));
+                    walk(v, path, spans, out);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (k, v) in table {
+        walk(v, &mut vec![Seg::Key(k.clone())], spans, &mut out);
+    }
+    out
+}
+
 fn segments(pointer: &str) -> Vec<Seg> {
     pointer
         .split('/')

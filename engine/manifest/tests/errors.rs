@@ -83,6 +83,16 @@ fn wrong_type() {
     assert_points(&e, 11, 10, "`zoo.cnn.models`: \"eight\" is not of type \"integer\"");
 }
 
+/// TOML has `nan` and `inf`; JSON, which the schema checks and plugins read, has neither
+/// (they used to be refused as "null is not of type number").
+#[test]
+fn nan_and_infinity_are_refused_by_name_where_they_are_written() {
+    let e = error_of(&GOOD.replace("models = 8", "models = 8\ntrain = { lr = nan }").replace("plugin = \"copy\"", "plugin = \"copy\"\nconfig = { sigma = -inf }"));
+    assert_points(&e, 12, 16, "`zoo.cnn.train.lr`: NaN is not a finite number");
+    assert_points(&e, 18, 20, "`method[0].config.sigma`: -inf is not a finite number");
+    assert!(!e.contains("null"), "{e}");
+}
+
 #[test]
 fn unknown_enum_value_with_did_you_mean() {
     let e = error_of(&GOOD.replace("source = \"blobs\"", "source = \"fashion-mnst\""));

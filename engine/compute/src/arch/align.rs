@@ -277,7 +277,16 @@ impl Aligner {
     /// `model`'s first hidden layer, gathered once for [`Aligner::estimate`] against many
     /// references (the first layer's features do not depend on any matching).
     pub fn prepare_model(&self, model: &[f32]) -> Columns {
+        if self.moves_nothing() {
+            return Columns { values: Vec::new(), norms: Vec::new(), padded: 0, before: Vec::new(), after: Vec::new() };
+        }
         self.columns(model, 0)
+    }
+
+    /// Whether the network has no hidden units to reorder (a single linear layer, say): every
+    /// model is then aligned to any other as it is, and the aligned distance is the raw one.
+    pub fn moves_nothing(&self) -> bool {
+        self.groups.is_empty()
     }
 
     /// ‖r − m‖² = ‖r‖² + ‖m‖² − 2 r·m for every (reference unit, model unit), computed in f32

@@ -195,6 +195,9 @@ pub fn nearest(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bo
 /// The answer is the same as matching and measuring every pair (unit-tested against that
 /// search).
 pub fn nearest_aligned(models: &[f32], reference: &[f32], p: usize, exclude_same_row: bool, aligner: &Aligner) -> Vec<Nearest> {
+    if aligner.moves_nothing() {
+        return nearest(models, reference, p, exclude_same_row);
+    }
     let (n, m) = (models.len() / p.max(1), reference.len() / p.max(1));
     let prepared: Vec<_> = reference.chunks_exact(p).map(|r| aligner.prepare(r)).collect();
     let sort = |rows: &[f32]| -> Vec<f32> { per_model(rows.len() / p.max(1), |k| aligner.sorted_within_tensors(&rows[k * p..(k + 1) * p])).concat() };
@@ -350,6 +353,21 @@ mod tests {
         for (r, a) in raw.iter().zip(&aligned) {
             assert!(a.l2 <= r.l2, "aligned {} > raw {}", a.l2, r.l2);
         }
+    }
+
+    /// A network without hidden units (one linear layer) has nothing to reorder: its aligned
+    /// distance is the raw one (it used to index a hidden layer that is not there and panic).
+    #[test]
+    fn a_network_without_hidden_units_has_its_raw_distance_as_aligned() {
+        let arch = Arch::Mlp { sizes: vec![5, 3], activation: weightlab_manifest::Activation::Relu };
+        let p = arch.layout().len();
+        let draw = |seeds: std::ops::Range<u64>| seeds.flat_map(|s| arch.init(&mut ChaCha8Rng::seed_from_u64(s))).collect::<Vec<f32>>();
+        let (models, reference) = (draw(0..3), draw(10..15));
+        let aligner = Aligner::new(&arch);
+        assert!(aligner.moves_nothing());
+        let (raw, aligned) = (nearest(&models, &reference, p, false), nearest_aligned(&models, &reference, p, false, &aligner));
+        assert_eq!(raw.iter().map(|n| (n.index, n.l2)).collect::<Vec<_>>(), aligned.iter().map(|n| (n.index, n.l2)).collect::<Vec<_>>());
+        assert_eq!(aligner.align(&models[..p], &reference[..p]), &models[..p]);
     }
 
     #[test]
