@@ -339,7 +339,7 @@ impl Run {
                 }
                 _ => Vec::new(),
             };
-            match self.execute_stage(&stage, any_failed, &companions) {
+            match contain(|| self.execute_stage(&stage, any_failed, &companions)) {
                 Ok(shared) => {
                     for (j, seconds) in shared {
                         drawn.insert(j, (stage.label(), seconds));
@@ -743,4 +743,30 @@ fn stage_method(stage: &Stage) -> String {
 /// not fit is refused before training; `preflight` reports it with its place in the manifest).
 pub(crate) fn arch_of(name: &str, spec: &weightlab_manifest::ZooSpec, data: &weightlab_compute::Dataset) -> Result<weightlab_compute::Arch> {
     weightlab_compute::Arch::new(&spec.arch, data).map_err(|e| Error::Training { zoo: name.to_string(), reason: e.to_string() })
+}
+
+/// Runs one stage so that a bug in weightlab (a panic: an index past the end, a failed
+/// `expect`) fails that stage alone, like any other stage error, instead of ending the run
+/// and losing what it has not written yet. The panic's own message (printed by the default
+/// hook, with its place) stays above the stage's failure.
+fn contain<T>(stage: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(stage)).unwrap_or_else(|payload| {
+        let what = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_else(|| "a panic".into());
+        Err(Error::Internal(format!("the stage stopped on a bug in weightlab ({what}); the rest of the run went on")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_stage_fails_alone_with_its_message() {
+        let e = contain(|| -> Result<()> { panic!("index out of bounds: the len is 0 but the index is 0") }).unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("internal error (please report it): the stage stopped on a bug in weightlab (index out of bounds"), "{text}");
+        let e = contain(|| -> Result<()> { panic!("{} of {}", 3, 4) }).unwrap_err();
+        assert!(e.to_string().contains("(3 of 4)"), "{e}");
+        assert_eq!(contain(|| Ok(7)).unwrap(), 7);
+    }
 }
