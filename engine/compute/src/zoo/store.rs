@@ -95,6 +95,11 @@ fn sort_keys(value: serde_json::Value) -> serde_json::Value {
 /// Decodes a safetensors state_dict into a flat vector of `layout`.
 pub fn from_safetensors(layout: &Layout, bytes: &[u8]) -> Result<Vec<f32>, String> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    if let Some(prefix) = wrapper_prefix(layout, &st.names()) {
+        return Err(format!(
+            "every tensor's name starts with `{prefix}` (a wrapper module's: nn.DataParallel writes `module.`, Lightning `model.`), which the architecture's names do not: strip it once, `{{k.removeprefix('{prefix}'): v for k, v in state_dict.items()}}`"
+        ));
+    }
     let mut decoded: HashMap<String, (Vec<usize>, Vec<f32>)> = HashMap::new();
     for (name, view) in st.tensors() {
         // PyTorch's BatchNorm counter: an integer the flat vector does not hold.
@@ -125,6 +130,16 @@ pub fn from_safetensors(layout: &Layout, bytes: &[u8]) -> Result<Vec<f32>, Strin
         return Err(format!("tensor{} {} {} not part of the architecture", if extra.len() > 1 { "s" } else { "" }, shown.join(", "), if extra.len() > 1 { "are" } else { "is" }));
     }
     layout.flatten(|name| decoded.get(name).map(|(s, v)| (s.as_slice(), v.as_slice())))
+}
+
+/// The prefix every name of a state_dict carries when its model was saved inside a wrapper
+/// (`module.0.weight` for `0.weight`), if stripping it gives the layout's names; `None` when
+/// the names fit as they are or differ otherwise.
+fn wrapper_prefix(layout: &Layout, names: &[&str]) -> Option<String> {
+    let first = &layout.params.first()?.name;
+    let prefix = names.iter().find_map(|n| n.strip_suffix(first.as_str()).filter(|p| p.ends_with('.')))?;
+    let fits = |n: &&str| n.strip_prefix(prefix).is_some_and(|rest| layout.get(rest).is_some() || rest.ends_with(".num_batches_tracked"));
+    (!names.iter().any(|n| layout.get(n).is_some()) && names.iter().all(fits)).then(|| prefix.to_string())
 }
 
 /// Writes the zoo into `dir`: one safetensors file per checkpoint, then `zoo.json` last, so a
@@ -276,6 +291,21 @@ mod tests {
         assert_eq!(st.names().len(), 4);
         let (_, metadata) = SafeTensors::read_metadata(&first).unwrap();
         assert_eq!(metadata.metadata().as_ref().and_then(|m| m.get("seed")).map(String::as_str), Some("77"));
+    }
+
+    /// A state_dict saved from inside nn.DataParallel: the prefix is named, with the fix.
+    #[test]
+    fn a_wrapper_modules_prefix_is_named_with_the_line_that_strips_it() {
+        let arch = Arch::Mlp { sizes: vec![3, 4, 2], activation: weightlab_manifest::Activation::Relu };
+        let layout = arch.layout();
+        let flat: Vec<f32> = (0..layout.len()).map(|i| i as f32).collect();
+        let renamed = Layout { params: layout.params.iter().map(|p| crate::arch::ParamSpec { name: format!("module.{}", p.name), ..p.clone() }).collect() };
+        let e = from_safetensors(&layout, &to_safetensors(&renamed, &flat, None)).unwrap_err();
+        assert!(e.starts_with("every tensor's name starts with `module.`") && e.contains("k.removeprefix('module.')"), "{e}");
+        // Names that differ otherwise are not taken for a wrapper.
+        let other = Layout { params: layout.params.iter().map(|p| crate::arch::ParamSpec { name: format!("net.{}x", p.name), ..p.clone() }).collect() };
+        let e = from_safetensors(&layout, &to_safetensors(&other, &flat, None)).unwrap_err();
+        assert!(e.contains("not part of the architecture"), "{e}");
     }
 
     /// A state_dict as a generator in half precision writes it: the values widen exactly; one
