@@ -24,6 +24,9 @@ use crate::suggest::suggest;
 /// The sections whose entries may hold sweeps (their references: [`references`]).
 const SECTIONS: [&str; 3] = ["data", "zoo", "method"];
 
+/// Most steps a `{ from, to, steps }` range takes.
+const MAX_RANGE_STEPS: usize = 10_000;
+
 /// Default of `[experiment] max_variants`.
 pub const DEFAULT_MAX_VARIANTS: usize = 64;
 
@@ -276,6 +279,9 @@ fn range_values(range: &Table) -> Result<Vec<Value>, (String, &'static str)> {
         return Err(("a range needs numbers `from` and `to`".into(), HELP));
     };
     let steps = match range.get("steps").and_then(|s| s.as_integer()) {
+        // Bounded before anything is drawn: `[experiment] max_variants` is checked only on
+        // the expansion, and a billion steps would not fit in memory to get there.
+        Some(s) if s > MAX_RANGE_STEPS as i64 => return Err((format!("a range takes at most {MAX_RANGE_STEPS} steps, not {s}"), HELP)),
         Some(s) if s >= 2 => s as usize,
         _ => return Err(("a range needs `steps`, an integer of at least 2".into(), HELP)),
     };
@@ -298,14 +304,24 @@ fn range_values(range: &Table) -> Result<Vec<Value>, (String, &'static str)> {
         // The fewest significant digits (at least 3) that keep the values apart: names read
         // `sigma=0.0197`, not `sigma=0.01974350486`, and 0.1 + 2 × 0.1 is 0.3.
         false => (3..=12)
-            .map(|digits| points.iter().map(|x| Value::Float(significant(*x, digits))).collect::<Vec<_>>())
-            .find(|v| (1..v.len()).all(|i| !v[..i].contains(&v[i])))
-            .unwrap_or_else(|| points.iter().map(|x| Value::Float(*x)).collect()),
+            .map(|digits| points.iter().map(|x| significant(*x, digits)).collect::<Vec<_>>())
+            .find(|v| distinct(v.iter().map(|x| x.to_bits() as i64)))
+            .unwrap_or(points)
+            .into_iter()
+            .map(Value::Float)
+            .collect(),
     };
-    if values.iter().enumerate().any(|(i, v)| values[..i].contains(v)) {
+    if !distinct(values.iter().map(|v| v.as_integer().unwrap_or_else(|| v.as_float().map_or(0, |f| f.to_bits() as i64)))) {
         return Err(("this integer range repeats values; take fewer steps or a wider range".into(), HELP));
     }
     Ok(values)
+}
+
+/// Whether no two of `keys` are equal (sorted, not compared pairwise: a range may be long).
+fn distinct(keys: impl Iterator<Item = i64>) -> bool {
+    let mut keys: Vec<i64> = keys.collect();
+    keys.sort_unstable();
+    keys.windows(2).all(|w| w[0] != w[1])
 }
 
 /// `x` rounded to `digits` significant digits.
@@ -575,7 +591,8 @@ pub fn display(v: &Value) -> String {
         Value::Integer(i) => i.to_string(),
         // `1.0`, not `1`: an integer and a float are different values (and stage keys).
         Value::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.1}"),
-        Value::Float(f) => f.to_string(),
+        // 1e300 and 1e-300 as such, not as 300 digits (a variant's name holds it).
+        Value::Float(f) => Some(f.to_string()).filter(|s| s.len() <= 24).unwrap_or_else(|| format!("{f:e}")),
         Value::Boolean(b) => b.to_string(),
         Value::Datetime(d) => d.to_string(),
         Value::Array(a) => format!("[{}]", a.iter().map(display).collect::<Vec<_>>().join(",")),

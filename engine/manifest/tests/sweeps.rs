@@ -80,6 +80,9 @@ fn ranges_linear_log_and_integer() {
     assert_eq!(method_names(&l)[2], "noise[sigma=0.3]");
     let l = ok(&BASE.replace("sigma = 0.01", "sigma = { sweep = { from = 0.001, to = 1.0, steps = 4, scale = \"log\" } }"), &[]);
     assert_eq!((0..4).map(|i| sigma(&l, i)).collect::<Vec<_>>(), [0.001, 0.01, 0.1, 1.0]);
+    // Extreme values name their variants in exponent form, not in 300 digits.
+    let l = ok(&BASE.replace("sigma = 0.01", "sigma = { sweep = { from = 1e-300, to = 1e300, steps = 3, scale = \"log\" } }"), &[]);
+    assert_eq!(method_names(&l)[..3], ["noise[sigma=1e-300]", "noise[sigma=1.0]", "noise[sigma=1e300]"]);
     let l = ok(&BASE.replace("models = 8", "models = { sweep = { from = 10, to = 1000, steps = 3, scale = \"log\" } }"), &[]);
     let zoos: Vec<(&str, usize)> = l.expansion.variants.iter().filter(|v| v.section == "zoo").map(|v| (v.name.as_str(), l.manifest.zoo[&v.name].models)).collect();
     assert_eq!(zoos, [("mlp[models=10]", 10), ("mlp[models=100]", 100), ("mlp[models=1000]", 1000)], "integer ends give integers");
@@ -145,6 +148,8 @@ fn sweep_mistakes_are_located() {
         ("sigma = { sweep = { from = 0.1, to = 1.0 } }", "needs `steps`", "exp.toml:17:20"),
         ("sigma = { sweep = [0.1], values = 2 }", "holds only `sweep`", "exp.toml:17:20"),
         ("sigma = { sweep = \"0.1\" }", "list of values or a range", "exp.toml:17:20"),
+        // Refused before a billion values are drawn (that aborted the engine out of memory).
+        ("sigma = { sweep = { from = 0.1, to = 1.0, steps = 1000000000 } }", "a range takes at most 10000 steps, not 1000000000", "exp.toml:17:20"),
     ];
     for (replacement, needle, at) in cases {
         let e = error_of(&BASE.replace("sigma = 0.01", replacement), &[]);
