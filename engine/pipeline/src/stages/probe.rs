@@ -243,7 +243,9 @@ pub(crate) fn run(loaded: &Loaded, index: usize, seed: u64, data: &Dataset, zoo:
     table_of(&rows).write(dir, "probes")?;
     table_of(&scores).write(dir, "probe_scores")?;
     let summary: Vec<String> = scores.iter().filter(|s| s.value.is_finite()).map(|s| format!("{} {:.3} (chance {:.3})", s.metric, s.value, s.chance)).collect();
-    output::detail(&format!("fit {:.2}s, predict {:.2}s: {}", outcome.fit_seconds, outcome.sample_seconds, summary.join(", ")));
+    // As a method's "Evaluated" line: the figures without opening the report.
+    output::status("Probed", &format!("\"{}\" seed {seed}: {}", method.name, if summary.is_empty() { "no finite score".to_string() } else { summary.join(", ") }));
+    output::detail(&format!("fit {:.2}s, predict {:.2}s", outcome.fit_seconds, outcome.sample_seconds));
     Ok(ProbeRecord {
         plugin: description.name.clone(),
         version: description.version.clone(),
