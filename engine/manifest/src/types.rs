@@ -274,6 +274,7 @@ pub struct DataSpec {
     /// Number of different shapes (sdf-shapes): each shape gets `samples` training points, and
     /// model i of a zoo on this dataset fits shape i mod `shapes` (HyperDiffusion's many-shape zoo).
     #[serde(default = "one")]
+    #[schemars(range(max = 100_000))]
     pub shapes: usize,
     /// Draw every shape from one family (sdf-shapes), as HyperDiffusion trains on one ShapeNet
     /// category. Default: each shape's family is random.
@@ -297,29 +298,36 @@ pub struct DataSpec {
 pub struct TasksSpec {
     /// How tasks differ.
     pub family: TaskFamily,
-    /// Number of tasks in all.
+    /// Number of tasks in all (each task's conditions — its set encoding and instruction
+    /// embedding — are computed for every task, about half a megabyte each).
+    #[schemars(range(max = 10_000))]
     pub count: usize,
     /// Held-out tasks (interleaved with the training ones: new rotations between seen ones,
     /// new class subsets of seen classes).
     #[serde(default)]
+    #[schemars(range(max = 10_000))]
     pub heldout: usize,
     /// Out-of-distribution tasks: rotations in an arc no training task comes near, or class
     /// subsets holding a class no training task has (`novel_classes`).
     #[serde(default)]
+    #[schemars(range(max = 10_000))]
     pub ood: usize,
     /// Classes per task (`classes` family); the task's labels are 0 .. ways − 1 in the order of
     /// its classes.
     #[serde(default = "default_ways")]
+    #[schemars(range(max = 100_000))]
     pub ways: usize,
     /// Classes only out-of-distribution tasks use (`classes` family). Default: the last two.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub novel_classes: Option<Vec<usize>>,
     /// Training examples per class and task (`classes` family; test examples: a quarter).
     #[serde(default = "default_per_class")]
+    #[schemars(range(max = 10_000_000))]
     pub per_class: usize,
     /// Support examples per class: what the set encoding of a task sees, and what few-shot
     /// fine-tuning (`[evaluate] finetune_steps`) trains on.
     #[serde(default = "default_shots")]
+    #[schemars(range(max = 10_000_000))]
     pub shots: usize,
 }
 

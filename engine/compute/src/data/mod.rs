@@ -213,6 +213,9 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
         None => Task::Regression,
     };
     let features: usize = shape.iter().product();
+    if let Some(why) = crate::memory::refuse(procedural_bytes(spec, features)) {
+        return Err(DataError::Shape { source_name: source.name, reason: format!("generating its examples as 32-bit floats {why}: ask for fewer examples, shapes or tasks") });
+    }
     // The source's own examples, drawn with `seed` (procedural) and cut to the subsets.
     let draw = |seed: u64| -> Result<(Split, Split), DataError> {
         let (mut train, mut test) = match spec.source {
@@ -279,6 +282,28 @@ pub fn load(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Data
     Ok(dataset)
 }
 
+/// A lower bound of the bytes a procedural dataset of `features` inputs per example holds
+/// (its training and test examples, inputs and target), known before any is drawn: a
+/// manifest asking for more than the machine has fails its stage with both sizes
+/// (`crate::memory`) instead of aborting the engine.
+fn procedural_bytes(spec: &DataSpec, features: usize) -> u64 {
+    // Test examples are a quarter of the training ones.
+    let examples = |train: u64| train.saturating_add(train / 4);
+    let per_example = (features as u64).saturating_add(1).saturating_mul(4);
+    let base = match spec.source {
+        DataSource::SdfShapes => (spec.shapes.max(1) as u64).saturating_mul(spec.samples as u64),
+        _ => spec.samples as u64,
+    };
+    let train = match &spec.tasks {
+        None => base,
+        Some(t) => match t.family {
+            weightlab_manifest::TaskFamily::Rotate => (t.count as u64).saturating_mul(base),
+            weightlab_manifest::TaskFamily::Classes => (t.count as u64).saturating_mul(t.ways as u64).saturating_mul(t.per_class.min(spec.samples) as u64),
+        },
+    };
+    examples(train).saturating_mul(per_example)
+}
+
 /// A dataset from the user's files ([`files`]): the training examples shuffled with `seed` (so
 /// a subset is a random sample; the test split keeps the file's order), cut to the subsets,
 /// then the validation split taken off.
@@ -304,4 +329,20 @@ fn load_files(spec: &DataSpec, base_dir: &std::path::Path) -> Result<Dataset, Da
         dataset.class_names = class_names;
     }
     Ok(dataset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Procedural data no machine holds (here 100,000 shapes of 10 million points) fails with
+    /// both sizes before a point is drawn; it used to abort the engine out of memory.
+    #[test]
+    fn procedural_data_larger_than_the_machine_is_refused_before_it_is_drawn() {
+        let spec: DataSpec = toml::from_str("source = \"sdf-shapes\"\nshapes = 100000\nsamples = 10000000").expect("data spec");
+        let e = load(&spec, std::path::Path::new(".")).err().expect("no machine holds 20 TB").to_string();
+        assert!(e.starts_with("data source `sdf-shapes`: generating its examples as 32-bit floats needs at least") && e.contains("ask for fewer examples, shapes or tasks"), "{e}");
+        let small: DataSpec = toml::from_str("source = \"blobs\"\nsamples = 64").expect("data spec");
+        assert!(procedural_bytes(&small, 2) < 4096 && load(&small, std::path::Path::new(".")).is_ok());
+    }
 }
