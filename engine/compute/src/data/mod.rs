@@ -340,7 +340,8 @@ mod tests {
     #[test]
     fn procedural_data_larger_than_the_machine_is_refused_before_it_is_drawn() {
         let spec: DataSpec = toml::from_str("source = \"sdf-shapes\"\nshapes = 100000\nsamples = 10000000").expect("data spec");
-        let e = load(&spec, std::path::Path::new(".")).err().expect("no machine holds 20 TB").to_string();
+        let Err(e) = load(&spec, std::path::Path::new(".")) else { panic!("no machine holds 20 TB") };
+        let e = e.to_string();
         assert!(e.starts_with("data source `sdf-shapes`: generating its examples as 32-bit floats needs at least") && e.contains("ask for fewer examples, shapes or tasks"), "{e}");
         let small: DataSpec = toml::from_str("source = \"blobs\"\nsamples = 64").expect("data spec");
         assert!(procedural_bytes(&small, 2) < 4096 && load(&small, std::path::Path::new(".")).is_ok());
