@@ -237,25 +237,10 @@ path = "int_x.npz""#;
 /// the run's other zoo and methods finish.
 #[test]
 fn a_network_too_large_for_the_machine_fails_its_zoo_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = format!(
-        "{}[experiment]\nname = \"huge\"\n\n[zoo.huge]\ndata = \"blobs\"\narch = {{ kind = \"mlp\", hidden = [1000000, 1000000, 1000000] }}\nmodels = 2\ntrain = {{ epochs = 1, batch_size = 32 }}\n\n\
-         [[method]]\nname = \"copy\"\nplugin = \"copy\"\nzoo = \"mlp\"\nsamples = 2\n\n[[method]]\nname = \"huge copy\"\nplugin = \"copy\"\nzoo = \"huge\"\nsamples = 2\n",
-        weightlab_e2e::with_fixtures(weightlab_e2e::BLOBS_ZOO)
-    );
-    std::fs::write(dir.path().join("exp.toml"), manifest).unwrap();
-    let out = weightlab(dir.path(), &["run", "exp.toml", "-o", "out"]);
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "a failed stage, not a killed engine:\n{text}");
+    let text = zoo_fails_alone("huge", "arch = { kind = \"mlp\", hidden = [1000000, 1000000, 1000000] }\ntrain = { epochs = 1, batch_size = 32 }");
     for expected in ["zoo `huge`: training 2 model(s) of", "parameters at once needs at least", "TiB of memory and", "is available", "declare a smaller network"] {
         assert!(text.contains(expected), "expected {expected:?} in:\n{text}");
     }
-    let run = dir.path().join("out");
-    let failed = strings(&run, "failures", "stage");
-    assert!(failed.iter().any(|s| s.starts_with("zoo huge part")), "{failed:?}");
-    assert!(!failed.iter().any(|s| s.contains("\"copy\"")), "the other zoo's method ran: {failed:?}");
-    let accuracy = column(&run, "samples", Some("copy"), "accuracy");
-    assert!(!accuracy.is_empty() && accuracy.iter().all(Option::is_some), "the copy of the blob zoo was scored: {accuracy:?}");
 }
 
 /// A zoo whose training diverges (here a learning rate of 1e38) used to be stored with NaN
@@ -263,25 +248,37 @@ fn a_network_too_large_for_the_machine_fails_its_zoo_alone() {
 /// alone, naming its models and the learning rate; the run's other zoo and methods finish.
 #[test]
 fn a_zoo_whose_training_diverges_fails_alone_with_its_models_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = format!(
-        "{}[experiment]\nname = \"wild\"\n\n[zoo.wild]\ndata = \"blobs\"\narch = {{ kind = \"sequential\", layers = [{{ type = \"linear\", out = 8 }}, {{ type = \"tanh\" }}, {{ type = \"linear\", out = 4 }}] }}\nmodels = 2\ntrain = {{ epochs = 1, batch_size = 32, lr = 1e38 }}\n\n\
-         [[method]]\nname = \"copy\"\nplugin = \"copy\"\nzoo = \"mlp\"\nsamples = 2\n\n[[method]]\nname = \"wild copy\"\nplugin = \"copy\"\nzoo = \"wild\"\nsamples = 2\n",
-        weightlab_e2e::with_fixtures(weightlab_e2e::BLOBS_ZOO)
+    let text = zoo_fails_alone(
+        "wild",
+        "arch = { kind = \"sequential\", layers = [{ type = \"linear\", out = 8 }, { type = \"tanh\" }, { type = \"linear\", out = 4 }] }\ntrain = { epochs = 1, batch_size = 32, lr = 1e38 }",
     );
-    std::fs::write(dir.path().join("exp.toml"), manifest).unwrap();
-    let out = weightlab(dir.path(), &["run", "exp.toml", "-o", "out"]);
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{text}");
     for expected in ["zoo `wild`", "2 of 2 model(s) diverged", "model 0 from epoch 1, model 1 from epoch 1", "lower the learning rate (now 1e38)"] {
         assert!(text.contains(expected), "expected {expected:?} in:\n{text}");
     }
     assert!(!text.contains("non-finite values"), "no plugin is blamed:\n{text}");
+}
+
+/// Runs the blob zoo and a zoo `name` of two models on the same data (`recipe`: its `arch`
+/// and `train` lines), a copy method on each; checks that `name`'s zoo failed alone — exit 1,
+/// its failure recorded, the blob zoo's copy scored — and returns what the run printed.
+fn zoo_fails_alone(name: &str, recipe: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "{}[experiment]\nname = \"{name}\"\n\n[zoo.{name}]\ndata = \"blobs\"\n{recipe}\nmodels = 2\n\n\
+         [[method]]\nname = \"copy\"\nplugin = \"copy\"\nzoo = \"mlp\"\nsamples = 2\n\n[[method]]\nname = \"{name} copy\"\nplugin = \"copy\"\nzoo = \"{name}\"\nsamples = 2\n",
+        weightlab_e2e::with_fixtures(weightlab_e2e::BLOBS_ZOO)
+    );
+    std::fs::write(dir.path().join("exp.toml"), manifest).unwrap();
+    let out = weightlab(dir.path(), &["run", "exp.toml", "-o", "out"]);
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "a failed stage, not a killed engine:\n{text}");
     let run = dir.path().join("out");
     let failed = strings(&run, "failures", "stage");
-    assert!(failed.iter().any(|s| s.starts_with("zoo wild part")), "{failed:?}");
+    assert!(failed.iter().any(|s| s.starts_with(&format!("zoo {name} part"))), "{failed:?}");
+    assert!(!failed.iter().any(|s| s.contains("\"copy\"")), "the other zoo's method failed: {failed:?}");
     let accuracy = column(&run, "samples", Some("copy"), "accuracy");
     assert!(!accuracy.is_empty() && accuracy.iter().all(Option::is_some), "the copy of the blob zoo was scored: {accuracy:?}");
+    text
 }
 
 /// Without a validation subset (`validation = 0`), a checkpoint's validation loss is unknown
