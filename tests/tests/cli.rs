@@ -74,6 +74,10 @@ fn a_folder_that_is_not_a_run_is_named_once_with_its_cause_once() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && text.contains("/proc/weightlab-cannot-be-here"), "{text}");
     assert_eq!(text.matches("No such file or directory").count(), 1, "{text}");
+    // `-o` naming a file (the manifest, say) is refused as such, not as "File exists".
+    let out = weightlab(dir.path(), &["run", path.to_str().unwrap(), "-o", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("is a file, not a folder: give `-o` the folder the run writes into"), "{text}");
 }
 
 #[test]

@@ -71,6 +71,9 @@ pub enum Error {
     /// Another weightlab process is writing this output folder.
     #[error("{} is being written by another weightlab run: wait for it to end, or give this run another output folder (`-o`)", .0.display())]
     Busy(PathBuf),
+    /// The output path names something that is not a folder (`-o exp.toml`).
+    #[error("{} is a file, not a folder: give `-o` the folder the run writes into", .0.display())]
+    NotAFolder(PathBuf),
     /// Run folders that do not belong together (`weightlab merge` of two plans).
     #[error("{0}")]
     Mismatch(String),

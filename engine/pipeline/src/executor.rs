@@ -195,6 +195,9 @@ impl Run {
         if !schedule.merge {
             self.select_device()?;
         }
+        if self.output.exists() && !self.output.is_dir() {
+            return Err(Error::NotAFolder(self.output.clone()));
+        }
         std::fs::create_dir_all(&self.output).map_err(io("creating the output folder", &self.output))?;
         let partial = schedule.shard.is_some() || schedule.level.is_some();
         let _lock = lock_output(&self.output, partial)?;
