@@ -53,8 +53,11 @@ fn image_folders_are_resized_and_labelled_by_sorted_folder_names() {
     // What file managers leave in folders is not an image, and not read.
     std::fs::write(dir.path().join("train/cats/.DS_Store"), [0u8, 1, 2]).unwrap();
     std::fs::write(dir.path().join("train/dogs/Thumbs.db"), [0u8, 1, 2]).unwrap();
+    // Nor is a notebook's checkpoint folder a class.
+    std::fs::create_dir_all(dir.path().join("train/.ipynb_checkpoints")).unwrap();
     let grey = load("source = \"image-folder\"\npath = \".\"\nsize = [4, 5]\nchannels = 1", dir.path()).unwrap();
     assert_eq!((grey.input_shape.clone(), grey.train.len() + grey.validation.len()), (vec![1, 4, 5], 6));
+    assert_eq!(grey.class_names, ["cats", "dogs"]);
     // A small file that inflates to a 60,000² bitmap is refused, not decoded.
     let bomb = dir.path().join("train/dogs/bomb.png");
     image::GrayImage::new(1, 1).save(&bomb).unwrap();

@@ -351,7 +351,12 @@ fn cifar10(dir: &Path) -> Result<FileData, DataError> {
 /// `train/<class>/*` and `test/<class>/*` images, resized to `size` with `channels` channels.
 fn image_folder(dir: &Path, [height, width]: [usize; 2], channels: usize) -> Result<FileData, DataError> {
     let classes_in = |split: &Path| -> Result<Vec<String>, DataError> {
-        let mut names: Vec<String> = std::fs::read_dir(split).map_err(io(split))?.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(split)
+            .map_err(io(split))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir() && !file_manager_litter(&e.path()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         Ok(names)
     };
@@ -411,8 +416,9 @@ fn image_folder(dir: &Path, [height, width]: [usize; 2], channels: usize) -> Res
     Ok(FileData { task: Task::Classification { classes: classes.len() }, shape: vec![channels, height, width], train, test, class_names: classes })
 }
 
-/// Files that file managers leave in folders (`.DS_Store`, `Thumbs.db`, `desktop.ini`, and any
-/// other hidden file): not images, and not the user's mistake.
+/// What file managers and notebooks leave in folders (`.DS_Store`, `Thumbs.db`, `desktop.ini`,
+/// `.ipynb_checkpoints/` and any other hidden entry): neither an image nor a class, and not the
+/// user's mistake.
 fn file_manager_litter(path: &Path) -> bool {
     let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     name.starts_with('.') || name.eq_ignore_ascii_case("Thumbs.db") || name.eq_ignore_ascii_case("desktop.ini")
