@@ -452,6 +452,8 @@ impl Run {
 
     /// Notes a failed stage: printed, kept for the report and stored for other processes.
     fn record_failure(&mut self, stage: &Stage, e: &Error, seconds: f64) -> Result<()> {
+        // A stage cut off by Ctrl-C (its worker got the signal too) is not the stage's fault.
+        crate::interrupt::hold_if_interrupted();
         // A method's worker reports its peak memory with the failure.
         let peak_rss_mib = match e {
             Error::Plugin(p) => p.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),

@@ -219,8 +219,12 @@ fn accuracy_by_method(dir: &Path) -> String {
 /// run before. False when the folder has no history yet (which it says).
 pub fn print_table(folder: &Path) -> bool {
     let entries = entries(folder);
+    let unfinished = unfinished(folder);
     if entries.is_empty() {
         println!("{} has no run history yet (a run of weightlab that keeps one writes {}/history/)", folder.display(), folder.display());
+        if let Some(line) = unfinished {
+            println!("{line}");
+        }
         return false;
     }
     println!("{:<32} {:<10} {:>9}  accuracy (mean of samples) · changes against the run before", "run", "status", "seconds");
@@ -237,7 +241,24 @@ pub fn print_table(folder: &Path) -> bool {
         println!("{}", crate::output::plain(&line).replace('\n', " "));
         previous = Some(entry.manifest);
     }
+    if let Some(line) = unfinished {
+        println!("{line}");
+    }
     true
+}
+
+/// A line on the folder's latest run when it has not finished (and so is in no history entry):
+/// still running, or interrupted, with how far it got.
+fn unfinished(folder: &Path) -> Option<String> {
+    let progress = crate::progress::read(folder).filter(|p| p.state != "finished")?;
+    let (kept, failed, total) = progress.counts();
+    let failed = if failed > 0 { format!(", {failed} failed or skipped") } else { String::new() };
+    let line = if progress.is_live() {
+        format!("A run started {} is in progress (process {}): {kept} of {total} stages done{failed}", progress.started, progress.pid)
+    } else {
+        format!("The run started {} was interrupted: {kept} of {total} stages finished and kept{failed}; running its manifest again goes on from there", progress.started)
+    };
+    Some(crate::output::plain(&line).replace('\n', " "))
 }
 
 #[cfg(test)]

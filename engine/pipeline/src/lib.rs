@@ -10,6 +10,7 @@
 //! - [`plots`]: the plot registry — each report plot declared once.
 //! - [`report`]: the report built from run folders alone (also `weightlab report`).
 //! - [`history`]: every run of an output folder kept (`history/`), `weightlab runs`.
+//! - [`interrupt`]: Ctrl-C and SIGTERM end a run with what is kept said, nothing marked failed.
 //! - [`slurm`]: job scripts for `weightlab submit`, everything in them quoted.
 //! - [`side_by_side`]: a run as shards side by side on one machine (`weightlab run --jobs N`).
 //! - [`text`]: cached offline text embeddings (label names, instructions).
@@ -27,6 +28,7 @@ pub mod error;
 pub mod executor;
 pub mod export;
 pub mod history;
+pub mod interrupt;
 pub mod merge;
 pub mod metrics;
 pub mod output;

@@ -87,6 +87,15 @@ pub fn result(verb: &str, what: &str) {
     eprintln!("{} {}", paint(GREEN, &format!("{verb:>12}")), plain(what));
 }
 
+/// A status line in yellow, printed even with `--quiet`: the run did not end as it was meant
+/// to (interrupted), and what the reader can do about it.
+pub fn notice(verb: &str, what: &str) {
+    if MUTED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    eprintln!("{} {}", paint(YELLOW, &format!("{verb:>12}")), plain(what));
+}
+
 /// Detail printed only with `--verbose`.
 pub fn detail(what: &str) {
     if verbosity() >= Verbosity::Verbose {

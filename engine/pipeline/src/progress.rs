@@ -21,10 +21,11 @@ pub struct Progress {
     /// "YYYY-MM-DD HH:MM:SS UTC".
     pub started: String,
     pub updated: String,
-    /// `running` until the process ends its stages, then `finished`.
+    /// `running` until the process ends its stages, then `finished`; `interrupted` when a
+    /// signal ended it (Ctrl-C, SIGTERM).
     pub state: String,
     /// (stage label, state) in plan order: `pending`, `running`, `done`, `cached`, `failed`,
-    /// `skipped`.
+    /// `skipped`, `interrupted`.
     pub stages: Vec<(String, String)>,
 }
 
@@ -49,7 +50,25 @@ impl Progress {
         self.write(output);
     }
 
+    /// Marks the run, and the stages it was in, as interrupted and writes the file — the one
+    /// write left once [`crate::interrupt::interrupted`] holds every other.
+    pub fn interrupt(&mut self, output: &Path) {
+        self.state = "interrupted".into();
+        for stage in self.stages.iter_mut().filter(|(_, s)| s == "running") {
+            stage.1 = "interrupted".into();
+        }
+        self.save(output);
+    }
+
     fn write(&mut self, output: &Path) {
+        // After a signal the interrupting thread owns the file: a stage cut off must not be
+        // written over it as failed.
+        if !crate::interrupt::interrupted() {
+            self.save(output);
+        }
+    }
+
+    fn save(&mut self, output: &Path) {
         self.updated = crate::stages::utc(std::time::SystemTime::now());
         let path = output.join(FILE);
         let written = serde_json::to_vec(self).map_err(std::io::Error::other).and_then(|bytes| crate::store::write_atomic(&path, &bytes).map_err(std::io::Error::other));

@@ -82,7 +82,8 @@ fn entry(id: String, dir: &Path) -> RunEntry {
             format!("running {done}/{total}{}", if failed > 0 { format!(", {failed} failed") } else { String::new() })
         }
         (_, Some(r)) => r.status.clone(),
-        (Some(p), None) if p.state == "running" => "interrupted".into(),
+        // A signal marked it so, or its process is gone without a word (killed).
+        (Some(p), None) if p.state == "running" || p.state == "interrupted" => "interrupted".into(),
         _ => "unknown".into(),
     };
     RunEntry {

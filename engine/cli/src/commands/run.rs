@@ -39,6 +39,7 @@ pub fn run(args: &RunArgs, schedule: &ScheduleArgs) -> anyhow::Result<i32> {
         output::error(&why);
         return Ok(super::INVALID);
     }
+    weightlab_pipeline::interrupt::end_runs_cleanly(&run.output);
     if schedule.jobs > 1 {
         anyhow::ensure!(shard.is_none() && schedule.level.is_none(), "--jobs runs the shards itself: leave out --shard, --level and the scheduler's shard variables");
         let sets = args.overrides.all();
