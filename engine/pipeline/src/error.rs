@@ -82,6 +82,22 @@ pub enum Error {
     Training { zoo: String, reason: String },
 }
 
+/// What to add to an error whose cause is a full disk or an exhausted quota (ENOSPC, EDQUOT —
+/// a cluster's home folder fills up long before its disk does), found anywhere in its chain:
+/// the reason, and the two ways out. Empty for any other error.
+pub fn disk_full_hint(e: &(dyn std::error::Error + 'static)) -> &'static str {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        {
+            return " — the disk (or your quota) is full: free space, or put the stage store and output elsewhere (`--store DIR` or `WEIGHTLAB_STORE`, `-o DIR`); the stages finished so far are kept";
+        }
+        cause = c.source();
+    }
+    ""
+}
+
 /// The pipeline's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -365,7 +365,10 @@ impl Run {
             p.finish(&self.output);
         }
         output::status("Finished", &summary.line(schedule.merge));
-        if !partial {
+        let report_failed = self.plan.stages.iter().zip(&failed).any(|(s, &f)| s.kind == StageKind::Report && f);
+        if !partial && report_failed {
+            output::notice("Report", "not written: its stage failed (above); the finished stages are kept, and the same `weightlab run` writes it");
+        } else if !partial {
             output::result("Report", &self.output.join("report.html").display().to_string());
         } else if schedule.merge_hint {
             output::status("Stages", &format!("{} (`weightlab merge {}` renders the report once every shard is done)", self.store.root().display(), self.output.display()));
@@ -459,8 +462,10 @@ impl Run {
             Error::Plugin(p) => p.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
             _ => None,
         };
-        let row = FailureRow { stage: stage.label(), method: stage_method(stage), reason: e.to_string(), seconds, peak_rss_mib };
-        output::error(&format!("{} failed after {seconds:.1}s: {e}", stage.label()));
+        let reason = format!("{e}{}", crate::error::disk_full_hint(e));
+        output::error(&format!("{} failed after {seconds:.1}s: {reason}", stage.label()));
+        let row = FailureRow { stage: stage.label(), method: stage_method(stage), reason, seconds, peak_rss_mib };
+        self.store.abandon(stage);
         self.store.fail(stage, &row)?;
         self.failures.push(row);
         Ok(())

@@ -45,7 +45,11 @@ pub(crate) fn read_tensor(path: &Path, name: &str) -> Result<(Vec<usize>, Vec<u8
 /// kill leaves the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", process_tag()));
-    std::fs::write(&tmp, bytes).map_err(io("writing", &tmp))?;
+    if let Err(e) = std::fs::write(&tmp, bytes) {
+        // Half a file on a full disk holds space and reads as litter: gone with the error.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io("writing", path)(e));
+    }
     std::fs::rename(&tmp, path).map_err(io("writing", path))
 }
 
@@ -137,6 +141,18 @@ impl StageStore {
             begun.insert(tmp.clone(), std::time::Instant::now());
         }
         Ok(tmp)
+    }
+
+    /// Removes this process's unfinished folder of `stage`, if there is one: what a stage that
+    /// failed had written so far (a zoo's checkpoints, a method's samples) would otherwise hold
+    /// its disk space until a later run's cleanup — on a full disk, the space the failure
+    /// record and the report need.
+    pub fn abandon(&self, stage: &Stage) {
+        let tmp = self.root_of(stage).join(format!("{}.partial-{}", stage.dir_name(), process_tag()));
+        if let Ok(mut begun) = self.begun.lock() {
+            begun.remove(&tmp);
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
     }
 
     /// Marks the stage complete: writes `stage.json` with its record and renames the folder
@@ -398,5 +414,40 @@ fn size_of(path: &Path) -> u64 {
         Ok(m) if m.is_dir() => std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| size_of(&e.path())).sum(),
         Ok(m) => m.len(),
         Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weightlab_manifest::StageKind;
+
+    /// `/dev/full` refuses every write with ENOSPC: a full disk, without needing one.
+    fn full_disk_at(path: &Path) {
+        std::os::unix::fs::symlink("/dev/full", path).unwrap();
+    }
+
+    #[test]
+    fn a_write_refused_by_a_full_disk_leaves_nothing_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("progress.json");
+        full_disk_at(&path.with_extension(format!("tmp-{}", process_tag())));
+        let e = write_atomic(&path, b"{}").unwrap_err();
+        assert!(crate::error::disk_full_hint(&e).contains("the disk (or your quota) is full"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the temporary file is gone");
+        assert!(crate::error::disk_full_hint(&io("reading", &path)(std::io::Error::from_raw_os_error(libc::ENOENT))).is_empty());
+        assert!(!crate::error::disk_full_hint(&io("writing", &path)(std::io::Error::from_raw_os_error(libc::EDQUOT))).is_empty(), "a quota counts");
+    }
+
+    #[test]
+    fn a_failed_stage_leaves_no_unfinished_folder_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StageStore::at(dir.path());
+        let stage = Stage { kind: StageKind::Data { name: "d".into() }, key: "0123456789abcdef".into(), deps: vec![], fit: None };
+        let tmp = store.begin(&stage).unwrap();
+        std::fs::write(tmp.join("x.safetensors"), vec![0u8; 1 << 20]).unwrap();
+        store.abandon(&stage);
+        assert!(!tmp.exists() && !store.is_done(&stage));
+        store.abandon(&stage); // nothing to remove: no error
     }
 }

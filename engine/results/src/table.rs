@@ -68,16 +68,44 @@ pub fn write_frame(df: &mut DataFrame, dir: &Path, name: &str) -> Result<(), Tab
     for ext in ["parquet", "arrow"] {
         let path = dir.join(format!("{name}.{ext}"));
         let tmp = dir.join(format!(".{name}.{ext}.partial"));
-        let io = |source| TableError::Io { path: tmp.clone(), source };
-        let file = File::create(&tmp).map_err(io)?;
-        let result = match ext {
-            "parquet" => ParquetWriter::new(file).finish(df).map(|_| ()),
-            _ => IpcWriter::new(file).finish(df),
-        };
-        result.map_err(|source| TableError::Polars { path: tmp.clone(), source })?;
+        let written = File::create(&tmp).map_err(|source| TableError::Io { path: path.clone(), source }).and_then(|file| {
+            let mut file = Watched { file, refused: None };
+            let result = match ext {
+                "parquet" => ParquetWriter::new(&mut file).finish(df).map(|_| ()),
+                _ => IpcWriter::new(&mut file).finish(df),
+            };
+            result.map_err(|source| match file.refused {
+                // The system refused a write (a full disk): that is the error, whatever polars
+                // made of it (its parquet writer keeps only the text).
+                Some(code) => TableError::Io { path: path.clone(), source: std::io::Error::from_raw_os_error(code) },
+                None => TableError::Polars { path: path.clone(), source },
+            })
+        });
+        if let Err(e) = written {
+            // Half a table on a full disk holds space and reads as litter: gone with the error.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         std::fs::rename(&tmp, &path).map_err(|source| TableError::Io { path: path.clone(), source })?;
     }
     Ok(())
+}
+
+/// A table's file that remembers the system's refusal of a write (its `errno`), which polars'
+/// writers pass on only as text.
+struct Watched {
+    file: File,
+    refused: Option<i32>,
+}
+
+impl std::io::Write for Watched {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf).inspect_err(|e| self.refused = self.refused.or(e.raw_os_error()))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush().inspect_err(|e| self.refused = self.refused.or(e.raw_os_error()))
+    }
 }
 
 /// Writes `<dir>/<name>.csv` atomically: `header`, then `records` (quoted where needed) — the
@@ -85,15 +113,24 @@ pub fn write_frame(df: &mut DataFrame, dir: &Path, name: &str) -> Result<(), Tab
 pub fn write_csv(dir: &Path, name: &str, header: &[String], records: &[Vec<String>]) -> Result<(), TableError> {
     let path = dir.join(format!("{name}.csv"));
     let tmp = dir.join(format!(".{name}.csv.partial"));
-    let failed = |e: csv::Error| TableError::Io { path: tmp.clone(), source: std::io::Error::other(e) };
     std::fs::create_dir_all(dir).map_err(|source| TableError::Io { path: dir.to_path_buf(), source })?;
-    let mut writer = csv::Writer::from_path(&tmp).map_err(failed)?;
-    writer.write_record(header).map_err(failed)?;
-    for record in records {
-        writer.write_record(record).map_err(failed)?;
+    let write = || -> Result<(), csv::Error> {
+        let mut writer = csv::Writer::from_path(&tmp)?;
+        writer.write_record(header)?;
+        for record in records {
+            writer.write_record(record)?;
+        }
+        writer.flush()?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        let source = match e.into_kind() {
+            csv::ErrorKind::Io(e) => e,
+            other => std::io::Error::other(format!("{other:?}")),
+        };
+        return Err(TableError::Io { path, source });
     }
-    writer.flush().map_err(|source| TableError::Io { path: tmp.clone(), source })?;
-    drop(writer);
     std::fs::rename(&tmp, &path).map_err(|source| TableError::Io { path: path.clone(), source })
 }
 
@@ -102,4 +139,25 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame, TableError> {
     // Tables may come from a run folder made elsewhere: a regular file only (a FIFO would hang).
     let file = weightlab_manifest::files::open_regular(path).map_err(|source| TableError::Io { path: path.to_path_buf(), source })?;
     ParquetReader::new(file).finish().map_err(|source| TableError::Polars { path: path.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_refused_by_a_full_disk_is_an_io_error_and_leaves_no_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // `/dev/full` refuses every write with ENOSPC: a full disk, without needing one.
+        std::os::unix::fs::symlink("/dev/full", dir.path().join(".t.parquet.partial")).unwrap();
+        let mut df = Table::new().f64("x", vec![Some(1.0); 1000]).into_frame().unwrap();
+        match write_frame(&mut df, dir.path(), "t") {
+            Err(TableError::Io { path, source }) => {
+                assert_eq!(source.raw_os_error(), Some(libc::ENOSPC), "{source}");
+                assert_eq!(path, dir.path().join("t.parquet"), "named as the table, not its temporary file");
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left behind");
+    }
 }
