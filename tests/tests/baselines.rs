@@ -200,6 +200,9 @@ fn baselines_behave_as_specified() {
         lines.map(|l| header.iter().cloned().zip(l.split(',').map(str::to_string)).collect()).collect()
     };
     let summary = csv("summary.csv");
+    // A method that failed in every seed still has its role (its plugin's: the manifest gives none).
+    let average = summary.iter().find(|r| r["method"] == "average k=16").expect("the failed method in summary.csv");
+    assert!(average["role"] == "baseline" && average["status"].starts_with("failed"), "{average:?}");
     let copy_row = summary.iter().find(|r| r["method"] == "copy").expect("copy in summary.csv");
     let seeds = column(&out, "samples", Some("copy"), "seed");
     let seed_means: Vec<f64> = (0..2)

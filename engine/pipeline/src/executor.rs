@@ -308,6 +308,7 @@ impl Run {
                             reason: "missing: no run or shard stored it".into(),
                             seconds: f64::NAN,
                             peak_rss_mib: None,
+                            role: self.role_of(&stage).unwrap_or_default(),
                         });
                     }
                 }
@@ -464,7 +465,7 @@ impl Run {
         };
         let reason = format!("{e}{}", crate::error::disk_full_hint(e));
         output::error(&format!("{} failed after {seconds:.1}s: {reason}", stage.label()));
-        let row = FailureRow { stage: stage.label(), method: stage_method(stage), reason, seconds, peak_rss_mib };
+        let row = FailureRow { stage: stage.label(), method: stage_method(stage), reason, seconds, peak_rss_mib, role: self.role_of(stage).unwrap_or_default() };
         self.store.abandon(stage);
         self.store.fail(stage, &row)?;
         self.failures.push(row);
@@ -734,6 +735,20 @@ impl Run {
             self.frames.insert(zoo_name.to_string(), frame);
         }
         self.frames.get(zoo_name).ok_or_else(|| Error::Internal(format!("zoo `{zoo_name}` has no frame")))
+    }
+
+    /// The role of the method a method or probe stage runs: the manifest's, else what its
+    /// plugin's metadata section says (read from the bytes resolved for this run; a name
+    /// outside the three roles is not repeated).
+    fn role_of(&self, stage: &Stage) -> Option<String> {
+        let (StageKind::Method { index, .. } | StageKind::Probe { index, .. }) = &stage.kind else { return None };
+        let method = self.loaded.manifest.method.get(*index)?;
+        if let Some(role) = method.role {
+            return Some(format!("{role:?}").to_lowercase());
+        }
+        let code = self.plugins.code(&method.plugin).ok()?;
+        let role = weightlab_host::metadata::read(&code.bytes).ok()??.role;
+        ["generator", "baseline", "probe"].contains(&role.as_str()).then_some(role)
     }
 
     pub(crate) fn base_dir(&self) -> &Path {

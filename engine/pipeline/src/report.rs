@@ -157,10 +157,15 @@ pub(crate) fn render(runs: &[RunTables], folders: &[String], output: &Path, temp
         for m in r.manifest.method.iter().filter(|m| !m.is_probe()) {
             let name = label(i, &m.name);
             if !rows.iter().any(|row| row.method == name) {
-                let reason = failures.iter().find(|f| f.method == name).map(|f| f.reason.lines().next().unwrap_or("").to_string()).unwrap_or_else(|| "not run (a stage it needs failed)".into());
+                let failure = failures.iter().find(|f| f.method == name);
+                let reason = failure.map(|f| f.reason.lines().next().unwrap_or("").to_string()).unwrap_or_else(|| "not run (a stage it needs failed)".into());
+                // The manifest's role, else the one the run recorded with the failure (its
+                // plugin's), else unknown: a method that failed before any stage of its own.
+                let recorded = r.failures.iter().find(|f| f.method == m.name && !f.role.is_empty()).map(|f| f.role.clone());
+                let role = m.role.map(|r| format!("{r:?}").to_lowercase()).or(recorded);
                 rows.push(Row {
                     method: name,
-                    role: m.role.map(|r| format!("{r:?}").to_lowercase()).unwrap_or_else(|| "?".into()),
+                    role: role.unwrap_or_else(|| "?".into()),
                     zoo: m.zoo.clone(),
                     seeds: 0,
                     samples: 0,

@@ -94,6 +94,11 @@ pub struct FailureRow {
     /// Peak resident memory of the method's worker process, in MiB (method stages).
     #[serde(default)]
     pub peak_rss_mib: Option<f64>,
+    /// The failed method's role (`generator`, `baseline`, `probe`): the manifest's, else its
+    /// plugin's — what the report's summary shows for a method that has no samples to say it.
+    /// Empty for other stages, or when unknown.
+    #[serde(default)]
+    pub role: String,
 }
 
 /// One zoo checkpoint.
@@ -510,8 +515,8 @@ mod tests {
     #[test]
     fn other_tables_round_trip_through_json_columns() {
         let rows = vec![
-            FailureRow { stage: "method \"x\" seed 0".into(), method: "x".into(), reason: "time limit".into(), seconds: 1.5, peak_rss_mib: Some(400.0) },
-            FailureRow { stage: "zoo z".into(), method: String::new(), reason: "bad".into(), seconds: 0.25, peak_rss_mib: None },
+            FailureRow { stage: "method \"x\" seed 0".into(), method: "x".into(), reason: "time limit".into(), seconds: 1.5, peak_rss_mib: Some(400.0), role: "generator".into() },
+            FailureRow { stage: "zoo z".into(), method: String::new(), reason: "bad".into(), seconds: 0.25, peak_rss_mib: None, role: String::new() },
         ];
         let dir = tempfile::tempdir().unwrap();
         table_of(&rows).write(dir.path(), "failures").unwrap();
