@@ -328,3 +328,25 @@ fn validate_plan_and_plugins_speak_json_for_ci_scripts() {
     let noise = plugins.as_array().unwrap().iter().find(|p| p["name"] == "noise").expect("noise listed");
     assert!(noise["sha256"].as_str().is_some_and(|h| h.len() == 64) && noise["role"] == "baseline", "{noise}");
 }
+
+/// Into a log (stderr not a terminal: a file, a Slurm job's output), long work writes its
+/// progress bar's line out whole now and then — position, rate, ETA — instead of nothing
+/// between `Running method …` and its result; short work writes none.
+#[test]
+fn long_work_writes_its_progress_into_a_log_and_short_work_does_not() {
+    let manifest = MANIFEST
+        .replace("epochs = 2,", "epochs = 4000,")
+        .replace("plugin = \"noise\"\nzoo = \"mlp\"\nsamples = 4\nconfig = { sigma = 0.01 }", "plugin = \"pdiff\"\nzoo = \"mlp\"\nsamples = 4\nconfig = { ae_steps = 1000, ddpm_steps = 1000 }");
+    let (dir, path) = experiment(&manifest);
+    let p = path.to_str().unwrap();
+    let quiet = weightlab(dir.path(), &["run", p, "-o", "short", "--set", "zoo.mlp.train.epochs=2", "--set", "method.b.config.ae_steps=2", "--set", "method.b.config.ddpm_steps=2"]);
+    let text = String::from_utf8_lossy(&quiet.stderr);
+    assert!(quiet.status.success() && !text.contains("ETA"), "{text}");
+    let logged = weightlab_e2e::command(dir.path(), &["run", p, "-o", "long"]).env("WEIGHTLAB_PROGRESS_EVERY", "0.3").env("OMP_NUM_THREADS", "1").output().unwrap();
+    let text = String::from_utf8_lossy(&logged.stderr);
+    assert!(logged.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("ETA")).collect();
+    let training = lines.iter().find(|l| l.trim_start().starts_with("Training [") && l.contains("/32000 model-epochs (")).unwrap_or_else(|| panic!("no training progress: {text}"));
+    let fitting = lines.iter().find(|l| l.trim_start().starts_with("Fitting [") && l.contains(" steps (")).unwrap_or_else(|| panic!("no fitting progress: {text}"));
+    assert!(!training.contains('\x1b') && !fitting.contains('\r'), "plain lines for a log: {training:?} {fitting:?}");
+}

@@ -188,19 +188,22 @@ fn a_second_run_into_a_folder_being_written_is_refused_until_the_first_ends() {
     assert!(again.status.success(), "free once the first is gone: {}", String::from_utf8_lossy(&again.stderr));
 }
 
-/// Ctrl-C in the middle of a method: the terminal's signal reaches the whole process group —
-/// the engine and the plugin's worker — and the worker dying of it is no fault of the plugin.
-/// The run says what it keeps and exits 130 as a shell expects; nothing is recorded as failed;
-/// the progress file and `weightlab runs` say interrupted; the same command goes on from there.
-#[test]
-fn ctrl_c_during_a_method_says_what_is_kept_records_no_failure_and_the_rerun_goes_on() {
+/// Starts `weightlab run` of `manifest` into `out` in its own process group, as a shell starts
+/// a job, with SIGINT at `sigint` (whatever this test inherited: a background `make test`
+/// starts with SIGINT ignored), and returns it once its method is fitting.
+fn started_in_method(dir: &std::path::Path, manifest: &str, out: &str, sigint: libc::sighandler_t) -> std::process::Child {
     use std::os::unix::process::CommandExt;
-    let manifest = MANIFEST.replace("config = { sigma = 0.01 }", "").replace("plugin = \"noise\"", "plugin = \"pdiff\"\nconfig = { ae_steps = 100000, ddpm_steps = 0 }");
-    let (dir, path) = experiment(&manifest);
-    let p = path.to_str().unwrap();
-    // Its own process group, as a shell gives a job: the group's signal is the terminal's Ctrl-C.
-    let mut run = command(dir.path(), &["run", p, "-o", "out"]).process_group(0).stderr(std::process::Stdio::piped()).spawn().expect("start the run");
-    let progress = dir.path().join("out/progress.json");
+    let mut run = command(dir, &["run", manifest, "-o", out]);
+    run.process_group(0).stderr(std::process::Stdio::piped());
+    // SAFETY: between fork and exec only `signal`, which is async-signal-safe, is called.
+    unsafe {
+        run.pre_exec(move || {
+            libc::signal(libc::SIGINT, sigint);
+            Ok(())
+        });
+    }
+    let mut run = run.spawn().expect("start the run");
+    let progress = dir.join(out).join("progress.json");
     let in_method = || std::fs::read_to_string(&progress).is_ok_and(|t| t.contains(r#"["method \"noise\" seed 0","running"]"#));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while !in_method() && std::time::Instant::now() < deadline {
@@ -210,6 +213,28 @@ fn ctrl_c_during_a_method_says_what_is_kept_records_no_failure_and_the_rerun_goe
     assert!(in_method(), "the method did not start within 2 minutes");
     // Long enough for the worker to be fitting (its autoencoder takes minutes).
     std::thread::sleep(std::time::Duration::from_millis(1500));
+    // A run that does not end when told to fails its test, rather than hanging it.
+    let group = run.id() as i32;
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(90));
+        // SAFETY: kill sends a signal to the process group this test started; it touches no memory.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+    });
+    run
+}
+
+/// Ctrl-C in the middle of a method: the terminal's signal reaches the whole process group —
+/// the engine and the plugin's worker — and the worker dying of it is no fault of the plugin.
+/// The run says what it keeps and exits 130 as a shell expects; nothing is recorded as failed;
+/// the progress file and `weightlab runs` say interrupted; the same command goes on from there.
+/// A run started with SIGINT ignored (`nohup`, a script's background job) keeps ignoring it,
+/// and SIGTERM (`kill`, a scheduler's time limit) ends it the same way, with 143.
+#[test]
+fn ctrl_c_during_a_method_says_what_is_kept_records_no_failure_and_the_rerun_goes_on() {
+    let manifest = MANIFEST.replace("config = { sigma = 0.01 }", "").replace("plugin = \"noise\"", "plugin = \"pdiff\"\nconfig = { ae_steps = 100000, ddpm_steps = 0 }");
+    let (dir, path) = experiment(&manifest);
+    let p = path.to_str().unwrap();
+    let run = started_in_method(dir.path(), p, "out", libc::SIG_DFL);
     // SAFETY: kill sends a signal to the process group this test started; it touches no memory.
     assert_eq!(unsafe { libc::kill(-(run.id() as i32), libc::SIGINT) }, 0);
     let ended = run.wait_with_output().unwrap();
@@ -219,11 +244,24 @@ fn ctrl_c_during_a_method_says_what_is_kept_records_no_failure_and_the_rerun_goe
     assert!(!text.contains("failed"), "a cut-off stage is not a failure: {text}");
     let failures: Vec<_> = std::fs::read_dir(dir.path().join("out/stages")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".failed.json")).collect();
     assert!(failures.is_empty(), "recorded as failed: {failures:?}");
-    let saved = std::fs::read_to_string(&progress).unwrap();
+    let saved = std::fs::read_to_string(dir.path().join("out/progress.json")).unwrap();
     assert!(saved.contains(r#""state":"interrupted""#) && saved.contains(r#"["method \"noise\" seed 0","interrupted"]"#), "{saved}");
     let runs = weightlab_e2e::weightlab_ok(dir.path(), &["runs", "out"]);
     assert!(runs.contains("was interrupted: 4 of 7 stages finished and kept"), "{runs}");
     // The same command, with a fit that ends, goes on: the zoo is not trained again.
     let again = weightlab_e2e::weightlab_ok(dir.path(), &["run", p, "-o", "out", "--set", "method.noise.config.ae_steps=20"]);
     assert!(again.contains("0 failed") && !again.contains("Training zoo"), "{again}");
+
+    // Started with SIGINT ignored: Ctrl-C changes nothing; SIGTERM to the engine alone ends it.
+    let mut run = started_in_method(dir.path(), p, "background", libc::SIG_IGN);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(-(run.id() as i32), libc::SIGINT) }, 0);
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert!(run.try_wait().unwrap().is_none(), "SIGINT was ignored when the run started, and stays so");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(run.id() as i32, libc::SIGTERM) }, 0);
+    let ended = run.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&ended.stderr);
+    assert_eq!(ended.status.code(), Some(143), "{text}");
+    assert!(text.contains("Interrupted 4 of 7 stages finished and kept") && !text.contains("failed"), "{text}");
 }

@@ -113,14 +113,91 @@ pub fn error(what: &str) {
     eprintln!("{}: {}", paint(RED, "error"), plain(what));
 }
 
-/// A progress bar with rate and ETA; hidden when `--quiet` or when stderr is not a terminal.
+/// A progress bar with rate and ETA; hidden when `--quiet`. When stderr is not a terminal (a
+/// log file, a Slurm job's output) it is a plain line every 30 s instead ([`LogLines`]).
 pub fn bar(len: u64, what: &str, unit: &str) -> ProgressBar {
     if verbosity() == Verbosity::Quiet {
         return ProgressBar::hidden();
     }
-    let pb = ProgressBar::new(len);
-    let template = format!("{{prefix:>12.cyan.bold}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}}) {{msg}}");
-    pb.set_style(ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    let pb = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        ProgressBar::new(len)
+    } else {
+        ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::term_like_with_hz(Box::new(LogLines::default()), 1))
+    };
+    let template = format!("{{prefix:>12.cyan.bold}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{rate}}, ETA {{eta}}) {{msg}}");
+    let style = ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar());
+    // `591.3/s`, not indicatif's `591.2926/s`.
+    let style = style.with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = write!(w, "{:.1}/s", state.per_sec());
+    });
+    pb.set_style(style.progress_chars("=> "));
     pb.set_prefix(what.to_string());
     pb
+}
+
+/// How often a progress bar writes a line into a log (stderr not a terminal): every 30 s, or
+/// every `WEIGHTLAB_PROGRESS_EVERY` seconds.
+fn log_every() -> std::time::Duration {
+    static EVERY: OnceLock<std::time::Duration> = OnceLock::new();
+    *EVERY.get_or_init(|| {
+        let given = std::env::var("WEIGHTLAB_PROGRESS_EVERY").ok().and_then(|v| v.trim().parse::<f64>().ok());
+        given.and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()).unwrap_or(std::time::Duration::from_secs(30))
+    })
+}
+
+/// A progress bar's target in a log: a job's output file has no cursor to redraw a bar with,
+/// and without one an hour-long fit is an hour of silence after `Running method …`. Every
+/// [`log_every`] the bar's current line is written out whole (position, rate, ETA); a stage
+/// that ends sooner writes nothing.
+#[derive(Debug)]
+struct LogLines {
+    last: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Default for LogLines {
+    fn default() -> Self {
+        Self { last: std::sync::Mutex::new(std::time::Instant::now()) }
+    }
+}
+
+impl LogLines {
+    fn line(&self, text: &str) {
+        let Ok(mut last) = self.last.lock() else { return };
+        if last.elapsed() >= log_every() && !text.trim().is_empty() && verbosity() >= Verbosity::Normal {
+            eprintln!("{}", plain(text.trim_end()));
+            *last = std::time::Instant::now();
+        }
+    }
+}
+
+impl indicatif::TermLike for LogLines {
+    fn width(&self) -> u16 {
+        120
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, text: &str) -> std::io::Result<()> {
+        self.line(text);
+        Ok(())
+    }
+    fn write_str(&self, text: &str) -> std::io::Result<()> {
+        self.line(text);
+        Ok(())
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
