@@ -57,7 +57,10 @@ pub fn end_runs_cleanly(output: &Path) {
     let output = output.to_path_buf();
     std::thread::spawn(move || {
         if let Some(signal) = incoming.forever().next() {
-            crate::output::notice("Interrupted", &said(&output));
+            // A shard of `run --jobs` leaves the word to the run that started it.
+            if crate::side_by_side::started_by_jobs().is_none() {
+                crate::output::notice("Interrupted", &said(&output));
+            }
             // `_exit`: no atexit handlers or static destructors racing the compute threads
             // still running; there is nothing to flush (stages are committed by renames,
             // stderr is unbuffered).
