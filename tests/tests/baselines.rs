@@ -203,6 +203,10 @@ fn baselines_behave_as_specified() {
     // A method that failed in every seed still has its role (its plugin's: the manifest gives none).
     let average = summary.iter().find(|r| r["method"] == "average k=16").expect("the failed method in summary.csv");
     assert!(average["role"] == "baseline" && average["status"].starts_with("failed"), "{average:?}");
+    // …and the code it ran is in the report's provenance, by hash, as a bug report needs.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let failed_code = html.split("average (failed; sha256 ").nth(1).unwrap_or_else(|| panic!("no provenance of the failed method's plugin"));
+    assert!(failed_code.len() > 64 && failed_code[..64].bytes().all(|b| b.is_ascii_hexdigit()) && failed_code[64..].starts_with(')'), "{}", &failed_code[..80.min(failed_code.len())]);
     let copy_row = summary.iter().find(|r| r["method"] == "copy").expect("copy in summary.csv");
     let seeds = column(&out, "samples", Some("copy"), "seed");
     let seed_means: Vec<f64> = (0..2)

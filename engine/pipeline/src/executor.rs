@@ -573,6 +573,7 @@ impl Run {
                     store: &self.store,
                     metrics: &self.metrics,
                     failures: &self.failures,
+                    plugins: &self.plugins,
                     timings: &self.timings,
                     started: self.started,
                     template: template.as_deref(),

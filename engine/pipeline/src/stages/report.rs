@@ -35,6 +35,8 @@ pub(crate) struct Inputs<'a> {
     pub store: &'a StageStore,
     pub metrics: &'a [&'static Metric],
     pub failures: &'a [FailureRow],
+    /// The plugins as this run resolved them: the provenance of methods that failed.
+    pub plugins: &'a crate::plugins::Plugins,
     /// (stage label, seconds, cached), in plan order.
     pub timings: &'a [(String, f64, bool)],
     pub started: std::time::SystemTime,
@@ -46,7 +48,7 @@ pub(crate) struct Inputs<'a> {
 /// `stages.json`), renders `report.html` from them in memory and keeps the run in the
 /// output folder's history.
 pub(crate) fn run(inputs: &Inputs, out: &Path) -> Result<()> {
-    let Inputs { loaded, plan, store, metrics, failures, timings, started, template } = *inputs;
+    let Inputs { loaded, plan, store, metrics, failures, plugins: resolved, timings, started, template } = *inputs;
     let mut samples: Vec<SampleRow> = Vec::new();
     let mut similarity: Vec<SimilarityRow> = Vec::new();
     let mut parameters: Vec<ParameterRow> = Vec::new();
@@ -60,6 +62,18 @@ pub(crate) fn run(inputs: &Inputs, out: &Path) -> Result<()> {
     let mut plugins: Vec<String> = Vec::new();
     for stage in &plan.stages {
         if !store.is_done(stage) {
+            // A method that failed has no record to say which code it ran: the bytes this run
+            // resolved for its plugin do (what a bug report about the failure needs).
+            if let StageKind::Method { index, .. } | StageKind::Probe { index, .. } = &stage.kind
+                && failures.iter().any(|f| f.stage == stage.label())
+                && let Some(method) = loaded.manifest.method.get(*index)
+                && method.import.is_none()
+            {
+                let plugin = format!("{} (failed; sha256 {})", method.plugin, resolved.identity(&method.plugin));
+                if !plugins.contains(&plugin) {
+                    plugins.push(plugin);
+                }
+            }
             continue;
         }
         let dir = store.dir(stage);
