@@ -259,7 +259,8 @@ mod tests {
         let plan = Plan::new(&loaded.manifest, &|_| "none".to_string(), &keys);
         let out = tempfile::tempdir().unwrap();
         let store = StageStore::new(out.path());
-        let inputs = Inputs { loaded: &loaded, plan: &plan, store: &store, metrics: &metrics, failures: &[], timings: &[], started: std::time::SystemTime::now(), template: None };
+        let inputs =
+            Inputs { loaded: &loaded, plan: &plan, store: &store, metrics: &metrics, failures: &[], plugins: &Default::default(), timings: &[], started: std::time::SystemTime::now(), template: None };
         run(&inputs, out.path()).unwrap();
         for table in ["samples", "zoo", "runs"] {
             assert!(out.path().join(format!("{table}.parquet")).is_file(), "{table}.parquet");
