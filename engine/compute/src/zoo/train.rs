@@ -313,7 +313,18 @@ fn class_subset(seed: u64, classes: usize, n: usize) -> Vec<usize> {
 /// the classes they were fine-tuned on (their losses cover the whole split).
 pub fn score_checkpoints(zoo: &mut Zoo, data: &Dataset) {
     let tasks: Option<Vec<usize>> = (data.groups > 1).then(|| zoo.checkpoints.iter().map(|c| c.task.unwrap_or(c.model)).collect());
-    let score = |split: &crate::data::Split| (!split.is_empty()).then(|| eval::evaluate_on(&zoo.arch, data, split, &zoo.weights, tasks.as_deref()));
+    // Each model's own task is all a checkpoint's figures need; its predictions only for a
+    // tree child's accuracy on its classes.
+    let own_only = zoo.checkpoints.iter().all(|c| c.classes.is_none());
+    let score = |split: &crate::data::Split| {
+        (!split.is_empty()).then(|| match tasks.as_deref() {
+            Some(tasks) if own_only => eval::evaluate_own_groups(&zoo.arch, data, split, &zoo.weights, tasks)
+                .into_iter()
+                .map(|(loss, accuracy)| eval::ModelScore { loss, accuracy, predictions: Vec::new(), task: None })
+                .collect(),
+            _ => eval::evaluate_on(&zoo.arch, data, split, &zoo.weights, tasks.as_deref()),
+        })
+    };
     let (train, validation, test) = (score(&data.train), score(&data.validation), score(&data.test));
     for (i, c) in zoo.checkpoints.iter_mut().enumerate() {
         // A tree child's accuracy counts the classes it was fine-tuned on.
