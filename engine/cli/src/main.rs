@@ -18,7 +18,7 @@ fn main() {
     let code = match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            output::error(&format!("{}{}", chain(&e), weightlab_pipeline::error::disk_full_hint(e.as_ref())));
+            output::error(&format!("{}{}", chain(&e), weightlab_pipeline::error::storage_hint(e.as_ref())));
             1
         }
     };

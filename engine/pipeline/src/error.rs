@@ -82,18 +82,24 @@ pub enum Error {
     Training { zoo: String, reason: String },
 }
 
-/// What to add to an error whose cause is a full disk or an exhausted quota (ENOSPC, EDQUOT —
-/// a cluster's home folder fills up long before its disk does), found anywhere in its chain:
-/// the reason, and the two ways out. Empty for any other error.
-pub fn disk_full_hint(e: &(dyn std::error::Error + 'static)) -> &'static str {
+/// What to add to an error whose cause is the file system refusing to store anything, found
+/// anywhere in its chain: a full disk or an exhausted quota (ENOSPC, EDQUOT — a cluster's home
+/// folder fills up long before its disk does), a read-only file system (EROFS: a shared store
+/// mounted read-only), no permission (EACCES, EPERM): the reason, and the way out. Empty for
+/// any other error.
+pub fn storage_hint(e: &(dyn std::error::Error + 'static)) -> &'static str {
     let mut cause = Some(e);
     while let Some(c) = cause {
-        if let Some(io) = c.downcast_ref::<std::io::Error>()
-            && matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
-        {
-            return " — the disk (or your quota) is full: free space, or put the stage store and output elsewhere (`--store DIR` or `WEIGHTLAB_STORE`, `-o DIR`); the stages finished so far are kept";
+        match c.downcast_ref::<std::io::Error>().and_then(std::io::Error::raw_os_error) {
+            Some(libc::ENOSPC | libc::EDQUOT) => {
+                return " — the disk (or your quota) is full: free space, or put the stage store and output elsewhere (`--store DIR` or `WEIGHTLAB_STORE`, `-o DIR`); the stages finished so far are kept";
+            }
+            Some(libc::EROFS) => return " — that file system is read-only: put the stage store and output elsewhere (`--store DIR` or `WEIGHTLAB_STORE`, `-o DIR`)",
+            Some(libc::EACCES | libc::EPERM) => {
+                return " — you may not write there: put the stage store and output elsewhere (`--store DIR` or `WEIGHTLAB_STORE`, `-o DIR`), or ask for write access";
+            }
+            _ => cause = c.source(),
         }
-        cause = c.source();
     }
     ""
 }

@@ -463,7 +463,7 @@ impl Run {
             Error::Plugin(p) => p.peak_rss_bytes.map(|b| b as f64 / (1 << 20) as f64),
             _ => None,
         };
-        let reason = format!("{e}{}", crate::error::disk_full_hint(e));
+        let reason = format!("{e}{}", crate::error::storage_hint(e));
         output::error(&format!("{} failed after {seconds:.1}s: {reason}", stage.label()));
         let row = FailureRow { stage: stage.label(), method: stage_method(stage), reason, seconds, peak_rss_mib, role: self.role_of(stage).unwrap_or_default() };
         self.store.abandon(stage);

@@ -433,10 +433,12 @@ mod tests {
         let path = dir.path().join("progress.json");
         full_disk_at(&path.with_extension(format!("tmp-{}", process_tag())));
         let e = write_atomic(&path, b"{}").unwrap_err();
-        assert!(crate::error::disk_full_hint(&e).contains("the disk (or your quota) is full"), "{e}");
+        assert!(crate::error::storage_hint(&e).contains("the disk (or your quota) is full"), "{e}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the temporary file is gone");
-        assert!(crate::error::disk_full_hint(&io("reading", &path)(std::io::Error::from_raw_os_error(libc::ENOENT))).is_empty());
-        assert!(!crate::error::disk_full_hint(&io("writing", &path)(std::io::Error::from_raw_os_error(libc::EDQUOT))).is_empty(), "a quota counts");
+        assert!(crate::error::storage_hint(&io("reading", &path)(std::io::Error::from_raw_os_error(libc::ENOENT))).is_empty());
+        assert!(!crate::error::storage_hint(&io("writing", &path)(std::io::Error::from_raw_os_error(libc::EDQUOT))).is_empty(), "a quota counts");
+        assert!(crate::error::storage_hint(&io("writing", &path)(std::io::Error::from_raw_os_error(libc::EROFS))).contains("read-only"));
+        assert!(crate::error::storage_hint(&io("writing", &path)(std::io::Error::from_raw_os_error(libc::EACCES))).contains("you may not write there"));
     }
 
     #[test]
