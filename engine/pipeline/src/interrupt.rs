@@ -48,7 +48,10 @@ pub fn end_runs_cleanly(output: &Path) {
     let flag = FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)));
     let signals: Vec<i32> = [SIGINT, SIGTERM].into_iter().filter(|&s| !ignored(s)).collect();
     for &signal in &signals {
-        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(flag)) {
+        // A second Ctrl-C ends the process at once, should the first's few writes hang (a
+        // stalled network file system). It must be registered before the flag it reads.
+        let second = signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(flag));
+        if let Err(e) = second.and_then(|_| signal_hook::flag::register(signal, Arc::clone(flag))) {
             crate::output::detail(&format!("cannot watch for signal {signal}: {e}"));
             return;
         }
