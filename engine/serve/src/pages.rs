@@ -143,7 +143,7 @@ fn run_page(run: &RunEntry) -> Page {
             for (label, state) in &p.stages {
                 let class = match state.as_str() {
                     "running" => "running",
-                    "failed" | "skipped" => "fail",
+                    "failed" | "skipped" | "interrupted" => "fail",
                     _ => "",
                 };
                 body.push_str(&format!("<tr><td>{}</td><td class=\"{class}\">{}</td></tr>", escape(label), escape(state)));
