@@ -76,9 +76,8 @@ pub fn end_runs_cleanly(output: &Path) {
 /// Marks the progress file interrupted (when it is this process's) and says what is kept.
 fn said(output: &Path) -> String {
     let again = "the same `weightlab run` goes on from there";
-    match crate::progress::read(output).filter(|p| p.pid == std::process::id()) {
-        Some(mut progress) => {
-            progress.interrupt(output);
+    match crate::progress::mark_interrupted(output) {
+        Some(progress) => {
             let (kept, failed, total) = progress.counts();
             let failed = if failed > 0 { format!(", {failed} failed or skipped") } else { String::new() };
             format!("{kept} of {total} stages finished and kept{failed}; {again}")

@@ -50,17 +50,8 @@ impl Progress {
         self.write(output);
     }
 
-    /// Marks the run, and the stages it was in, as interrupted and writes the file — the one
-    /// write left once [`crate::interrupt::interrupted`] holds every other.
-    pub fn interrupt(&mut self, output: &Path) {
-        self.state = "interrupted".into();
-        for stage in self.stages.iter_mut().filter(|(_, s)| s == "running") {
-            stage.1 = "interrupted".into();
-        }
-        self.save(output);
-    }
-
     fn write(&mut self, output: &Path) {
+        let _one = WRITING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // After a signal the interrupting thread owns the file: a stage cut off must not be
         // written over it as failed.
         if !crate::interrupt::interrupted() {
@@ -94,6 +85,24 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }
 
+/// One writer of a progress file at a time: the run's thread and, after Ctrl-C, the
+/// interrupting one (which must read the run's last write and write after it).
+static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Marks the run this process is writing into `output`, and the stages it was in, as
+/// interrupted — after the run's last write, and as the file's last — and returns it; `None`
+/// when the folder's progress file is not this process's.
+pub fn mark_interrupted(output: &Path) -> Option<Progress> {
+    let _one = WRITING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut progress = read(output).filter(|p| p.pid == std::process::id())?;
+    progress.state = "interrupted".into();
+    for stage in progress.stages.iter_mut().filter(|(_, s)| s == "running") {
+        stage.1 = "interrupted".into();
+    }
+    progress.save(output);
+    Some(progress)
+}
+
 /// The progress file of output folder `output`, if it has a readable one.
 pub fn read(output: &Path) -> Option<Progress> {
     let bytes = weightlab_manifest::files::read_regular(&output.join(FILE), MAX_BYTES).ok()?;
@@ -119,6 +128,12 @@ mod tests {
         let back = read(dir.path()).unwrap();
         assert!(!back.is_live());
         assert_eq!(back.counts(), (1, 1, 3));
+        // Interrupted: the run and the stage it was in say so; stages done stay done.
+        p.set(dir.path(), 1, "running");
+        let marked = mark_interrupted(dir.path()).expect("this process's run");
+        assert_eq!((marked.state.as_str(), marked.stages[1].1.as_str(), marked.stages[0].1.as_str()), ("interrupted", "interrupted", "cached"));
+        assert_eq!(read(dir.path()).unwrap(), marked, "written");
+        p.set(dir.path(), 1, "failed");
         // A process that is gone is not running, whatever the file says.
         let gone = Progress { pid: u32::MAX - 1, state: "running".into(), ..back };
         assert!(!gone.is_live());
