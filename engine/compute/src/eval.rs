@@ -40,18 +40,13 @@ pub fn evaluate(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32]) -> 
 
 /// Like [`evaluate`], but model i of a many-shape dataset is scored on shape `tasks[i]`.
 pub fn evaluate_on(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32], tasks: Option<&[usize]>) -> Vec<ModelScore> {
-    let p = arch.layout().len();
-    assert_eq!(weights.len() % p.max(1), 0, "weights are not a whole number of models");
-    let n = weights.len() / p;
     let device = device::current();
     let dsplit = DeviceSplit::new(split, data.features(), data.task, &device);
     let classification = dsplit.y_class.is_some();
     let groups = data.groups.max(1);
-    let mut scores = Vec::with_capacity(n);
-    for start in (0..n).step_by(MODELS_PER_CHUNK) {
-        let k = MODELS_PER_CHUNK.min(n - start);
-        let examples_per_chunk = (VALUES_PER_CHUNK / (k * arch.widest()).max(1)).clamp(1, EXAMPLES_PER_CHUNK);
-        let params: Tensor<2> = Tensor::from_data(TensorData::new(weights[start * p..(start + k) * p].to_vec(), [k, p]), &device);
+    let mut scores = Vec::new();
+    for (start, chunk) in chunks(arch, weights, &device) {
+        let k = chunk.k;
         // Loss of every model on every group (one group unless the dataset has several shapes).
         let mut loss_sum = vec![vec![0.0f64; groups]; k];
         let mut hits = vec![vec![0i64; groups]; k];
@@ -60,15 +55,14 @@ pub fn evaluate_on(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32], 
         for g in 0..groups {
             let range = data.group_range(dsplit.len, g);
             group_len = range.len();
-            for ex in range.clone().step_by(examples_per_chunk) {
-                let b = examples_per_chunk.min(range.end - ex);
+            for ex in range.clone().step_by(chunk.examples) {
+                let b = chunk.examples.min(range.end - ex);
                 let (x, targets) = dsplit.range(ex, b, k);
-                let out = arch.forward(&params, x);
-                let losses = per_model_loss(out.clone(), &targets).into_data().try_into_vec::<f32>().unwrap_or_default();
+                let (losses, correct) = chunk.batch(arch, x, &targets, b);
                 for (acc, l) in loss_sum.iter_mut().zip(losses) {
-                    acc[g] += l as f64 * b as f64;
+                    acc[g] += l;
                 }
-                if let Some((h, pred)) = correct(out, &targets) {
+                if let Some((h, pred)) = correct {
                     for m in 0..k {
                         hits[m][g] += h[m];
                         preds[m].extend(pred[m * b..(m + 1) * b].iter().map(|&c| c as u8));
@@ -90,46 +84,76 @@ pub fn evaluate_on(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32], 
     scores
 }
 
+/// K models evaluated together, and how many examples they take at a time.
+struct Chunk {
+    params: Tensor<2>,
+    k: usize,
+    examples: usize,
+}
+
+/// The models stored back to back in `weights`, in chunks of [`MODELS_PER_CHUNK`], each with the
+/// index of its first model.
+fn chunks<'a>(arch: &'a Arch, weights: &'a [f32], device: &'a burn::tensor::Device) -> impl Iterator<Item = (usize, Chunk)> + 'a {
+    let p = arch.layout().len();
+    assert_eq!(weights.len() % p.max(1), 0, "weights are not a whole number of models");
+    let n = weights.len() / p.max(1);
+    (0..n).step_by(MODELS_PER_CHUNK).map(move |start| {
+        let k = MODELS_PER_CHUNK.min(n - start);
+        let examples = (VALUES_PER_CHUNK / (k * arch.widest()).max(1)).clamp(1, EXAMPLES_PER_CHUNK);
+        let params = Tensor::from_data(TensorData::new(weights[start * p..(start + k) * p].to_vec(), [k, p]), device);
+        (start, Chunk { params, k, examples })
+    })
+}
+
+/// Each model's hits on a batch and its predictions (K × B), for classes ([`correct`]).
+type Correct = Option<(Vec<i64>, Vec<i64>)>;
+
+impl Chunk {
+    /// The chunk's models on one batch of `b` examples (K × B × F inputs): each model's loss
+    /// summed over the batch, and for classes each one's hits and predictions (K × B).
+    fn batch(&self, arch: &Arch, x: Tensor<3>, targets: &crate::zoo::batch::Targets, b: usize) -> (Vec<f64>, Correct) {
+        let out = arch.forward(&self.params, x);
+        let losses = per_model_loss(out.clone(), targets).into_data().try_into_vec::<f32>().unwrap_or_default();
+        (losses.into_iter().map(|l| l as f64 * b as f64).collect(), correct(out, targets))
+    }
+}
+
 /// Loss and accuracy of each model on its own group of `split` only — model `i` on group
 /// `tasks[i]` of a dataset with several (a task family) — as [`evaluate_on`] gives them for
-/// that group, bit for bit, without its predictions. [`evaluate_on`] runs every model on every
+/// that group, bit for bit, without predictions (empty). [`evaluate_on`] runs every model on every
 /// group (its predictions cover the whole split, which the behavioural metrics compare);
 /// scoring a zoo's checkpoints needs only each model's own task, so this costs one group's
 /// examples per model instead of all of them: 64× less on a family of 64 tasks.
-pub fn evaluate_own_groups(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32], tasks: &[usize]) -> Vec<(f32, Option<f32>)> {
-    let p = arch.layout().len();
-    let n = weights.len() / p.max(1);
+pub fn evaluate_own_groups(arch: &Arch, data: &Dataset, split: &Split, weights: &[f32], tasks: &[usize]) -> Vec<ModelScore> {
     let device = device::current();
     let dsplit = DeviceSplit::new(split, data.features(), data.task, &device);
     let classification = dsplit.y_class.is_some();
     let groups = data.groups.max(1);
     let group_len = data.group_range(dsplit.len, 0).len();
-    let mut scores = Vec::with_capacity(n);
-    for start in (0..n).step_by(MODELS_PER_CHUNK) {
-        let k = MODELS_PER_CHUNK.min(n - start);
-        let examples_per_chunk = (VALUES_PER_CHUNK / (k * arch.widest()).max(1)).clamp(1, EXAMPLES_PER_CHUNK);
-        let params: Tensor<2> = Tensor::from_data(TensorData::new(weights[start * p..(start + k) * p].to_vec(), [k, p]), &device);
-        let first: Vec<usize> = (start..start + k).map(|m| data.group_range(dsplit.len, tasks.get(m).copied().unwrap_or(0) % groups).start).collect();
-        let (mut loss_sum, mut hits) = (vec![0.0f64; k], vec![0i64; k]);
+    let mut scores = Vec::new();
+    for (start, chunk) in chunks(arch, weights, &device) {
+        let own: Vec<usize> = (start..start + chunk.k).map(|m| tasks.get(m).copied().unwrap_or(0) % groups).collect();
+        let first: Vec<usize> = own.iter().map(|&g| data.group_range(dsplit.len, g).start).collect();
+        let (mut loss_sum, mut hits) = (vec![0.0f64; chunk.k], vec![0i64; chunk.k]);
         // The same chunks of each group as `evaluate_on` walks, each model in its own group.
-        for offset in (0..group_len).step_by(examples_per_chunk) {
-            let b = examples_per_chunk.min(group_len - offset);
+        for offset in (0..group_len).step_by(chunk.examples) {
+            let b = chunk.examples.min(group_len - offset);
             let indices: Vec<i64> = first.iter().flat_map(|&at| (at + offset..at + offset + b).map(|i| i as i64)).collect();
-            let (x, targets) = dsplit.gather(&indices, k, &device);
-            let out = arch.forward(&params, x);
-            let losses = per_model_loss(out.clone(), &targets).into_data().try_into_vec::<f32>().unwrap_or_default();
+            let (x, targets) = dsplit.gather(&indices, chunk.k, &device);
+            let (losses, correct) = chunk.batch(arch, x, &targets, b);
             for (acc, l) in loss_sum.iter_mut().zip(losses) {
-                *acc += l as f64 * b as f64;
+                *acc += l;
             }
-            if let Some((h, _)) = correct(out, &targets) {
+            if let Some((h, _)) = correct {
                 for (total, h) in hits.iter_mut().zip(h) {
                     *total += h;
                 }
             }
         }
-        for m in 0..k {
+        for (m, &task) in own.iter().enumerate() {
             let loss = (loss_sum[m] / group_len.max(1) as f64) as f32;
-            scores.push((loss, classification.then(|| hits[m] as f32 / group_len.max(1) as f32)));
+            let accuracy = classification.then(|| hits[m] as f32 / group_len.max(1) as f32);
+            scores.push(ModelScore { loss, accuracy, predictions: Vec::new(), task: (groups > 1).then_some(task) });
         }
     }
     scores
@@ -172,8 +196,8 @@ mod tests {
         for split in [&data.train, &data.test] {
             let all = evaluate_on(&arch, &data, split, &weights, Some(&tasks));
             let own = evaluate_own_groups(&arch, &data, split, &weights, &tasks);
-            let expected: Vec<(f32, Option<f32>)> = all.iter().map(|s| (s.loss, s.accuracy)).collect();
-            assert_eq!(own, expected);
+            let pairs = |scores: &[ModelScore]| scores.iter().map(|s| (s.loss, s.accuracy, s.task)).collect::<Vec<_>>();
+            assert_eq!(pairs(&own), pairs(&all));
         }
     }
 }

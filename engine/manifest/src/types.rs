@@ -767,6 +767,17 @@ pub enum Role {
     Probe,
 }
 
+impl Role {
+    /// The role as a manifest writes it: `generator`, `baseline`, `probe`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Generator => "generator",
+            Role::Baseline => "baseline",
+            Role::Probe => "probe",
+        }
+    }
+}
+
 /// Resource limits of one plugin. The defaults stop runaway plugins while leaving room for real
 /// training inside a generator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -197,10 +197,7 @@ fn probe_checks(m: &Manifest, i: usize, spans: &Spans) -> Vec<Diagnostic> {
         return out;
     };
     if matches!(method.role, Some(Role::Generator | Role::Baseline)) {
-        out.push(Diagnostic::new(
-            format!("method `{name}` has a `target`, which only probes have, but says role = \"{}\"", if method.role == Some(Role::Generator) { "generator" } else { "baseline" }),
-            at("target"),
-        ));
+        out.push(Diagnostic::new(format!("method `{name}` has a `target`, which only probes have, but says role = \"{}\"", method.role.map_or("", Role::name)), at("target")));
     }
     if !PROBE_TARGETS.contains(&target.as_str()) {
         out.push(Diagnostic::new(format!("method `{name}`: unknown probe target `{target}`"), at("target")).with_help(Some(suggest(target, "targets", PROBE_TARGETS))));

@@ -745,7 +745,7 @@ impl Run {
         let (StageKind::Method { index, .. } | StageKind::Probe { index, .. }) = &stage.kind else { return None };
         let method = self.loaded.manifest.method.get(*index)?;
         if let Some(role) = method.role {
-            return Some(format!("{role:?}").to_lowercase());
+            return Some(role.name().to_string());
         }
         let code = self.plugins.code(&method.plugin).ok()?;
         let role = weightlab_host::metadata::read(&code.bytes).ok()??.role;

@@ -251,12 +251,10 @@ pub fn print_table(folder: &Path) -> bool {
 /// still running, or interrupted, with how far it got.
 fn unfinished(folder: &Path) -> Option<String> {
     let progress = crate::progress::read(folder).filter(|p| p.state != "finished")?;
-    let (kept, failed, total) = progress.counts();
-    let failed = if failed > 0 { format!(", {failed} failed or skipped") } else { String::new() };
     let line = if progress.is_live() {
-        format!("A run started {} is in progress (process {}): {kept} of {total} stages done{failed}", progress.started, progress.pid)
+        format!("A run started {} is in progress (process {}): {}", progress.started, progress.pid, progress.kept())
     } else {
-        format!("The run started {} was interrupted: {kept} of {total} stages finished and kept{failed}; running its manifest again goes on from there", progress.started)
+        format!("The run started {} was interrupted: {}; running its manifest again goes on from there", progress.started, progress.kept())
     };
     Some(crate::output::plain(&line).replace('\n', " "))
 }

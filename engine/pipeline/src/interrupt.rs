@@ -77,11 +77,7 @@ pub fn end_runs_cleanly(output: &Path) {
 fn said(output: &Path) -> String {
     let again = "the same `weightlab run` goes on from there";
     match crate::progress::mark_interrupted(output) {
-        Some(progress) => {
-            let (kept, failed, total) = progress.counts();
-            let failed = if failed > 0 { format!(", {failed} failed or skipped") } else { String::new() };
-            format!("{kept} of {total} stages finished and kept{failed}; {again}")
-        }
+        Some(progress) => format!("{}; {again}", progress.kept()),
         None => format!("the stages finished so far are kept; {again}"),
     }
 }

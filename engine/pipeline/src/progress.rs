@@ -74,6 +74,14 @@ impl Progress {
         (count(&["done", "cached"]), count(&["failed", "skipped"]), self.stages.len())
     }
 
+    /// `4 of 7 stages finished and kept` (`, 1 failed or skipped` when some were): how far a
+    /// run got, as an interrupted run says it and `weightlab runs` shows it.
+    pub fn kept(&self) -> String {
+        let (kept, failed, total) = self.counts();
+        let failed = if failed > 0 { format!(", {failed} failed or skipped") } else { String::new() };
+        format!("{kept} of {total} stages finished and kept{failed}")
+    }
+
     /// Whether the run is still going: it says so and its process is alive on this host.
     pub fn is_live(&self) -> bool {
         self.state == "running" && self.host == hostname() && Path::new(&format!("/proc/{}", self.pid)).exists()

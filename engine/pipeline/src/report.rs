@@ -162,7 +162,7 @@ pub(crate) fn render(runs: &[RunTables], folders: &[String], output: &Path, temp
                 // The manifest's role, else the one the run recorded with the failure (its
                 // plugin's), else unknown: a method that failed before any stage of its own.
                 let recorded = r.failures.iter().find(|f| f.method == m.name && !f.role.is_empty()).map(|f| f.role.clone());
-                let role = m.role.map(|r| format!("{r:?}").to_lowercase()).or(recorded);
+                let role = m.role.map(|r| r.name().to_string()).or(recorded);
                 rows.push(Row {
                     method: name,
                     role: role.unwrap_or_else(|| "?".into()),

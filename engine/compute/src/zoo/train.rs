@@ -318,10 +318,7 @@ pub fn score_checkpoints(zoo: &mut Zoo, data: &Dataset) {
     let own_only = zoo.checkpoints.iter().all(|c| c.classes.is_none());
     let score = |split: &crate::data::Split| {
         (!split.is_empty()).then(|| match tasks.as_deref() {
-            Some(tasks) if own_only => eval::evaluate_own_groups(&zoo.arch, data, split, &zoo.weights, tasks)
-                .into_iter()
-                .map(|(loss, accuracy)| eval::ModelScore { loss, accuracy, predictions: Vec::new(), task: None })
-                .collect(),
+            Some(tasks) if own_only => eval::evaluate_own_groups(&zoo.arch, data, split, &zoo.weights, tasks),
             _ => eval::evaluate_on(&zoo.arch, data, split, &zoo.weights, tasks.as_deref()),
         })
     };
